@@ -1,0 +1,513 @@
+/*
+ * conn.c - one accepted connection: from the bytes the host read and wrote
+ * to request events.
+ *
+ * A connection record exists only while an HTTP message is in progress on
+ * it; between messages the fd's table entry is PL_CONN_IDLE and costs no
+ * memory, so thousands of idle keep-alive connections do not exhaust the
+ * pool. Requests parsed but not yet answered wait in a small FIFO
+ * (pipelining); the response parser always answers the oldest one.
+ *
+ * Locking: the table entry decides which connection an fd has. A hook loads
+ * the entry, locks the connection, and checks the entry still points to it
+ * (close may have detached it meanwhile); detaching is an atomic exchange
+ * on the entry. Successive requests of one connection may come from
+ * different threads (gunicorn gthread, Apache event), so nothing here is
+ * thread-local.
+ */
+#include "config.h"
+#include "pl.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#define PL_PIPELINE 4   /* requests awaiting their responses */
+#define PL_PATH_MAX 256 /* path bytes kept per request */
+
+struct pl_pending {
+	uint64_t id;
+	uint64_t start_ns;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint16_t status;
+	uint16_t flags;             /* enum ap_req_flags */
+	uint8_t head;               /* a HEAD request: its response has no body */
+	uint8_t method_len;
+	uint16_t path_len;
+	char method[AP_HTTP_METHOD_MAX];
+	char path[PL_PATH_MAX];
+};
+
+struct pl_conn {
+	struct pl_pool_hdr hdr;     /* must come first (fdtable.c) */
+	uint32_t fork_gen;          /* pl_fork_gen when created */
+	uint8_t in_msg;             /* a request's bytes are being parsed */
+	uint8_t cur_queued;         /* ...and it reached the queue */
+	uint8_t req_dead;           /* no more requests will be parsed */
+	uint8_t resp_started;       /* ap_http_resp_begin done for the front */
+	uint8_t qhead, qcount;
+	uint64_t cur_start_ns;
+	uint64_t cur_in;
+	uint64_t cur_id;
+	struct ap_http_req rq;
+	struct ap_http_resp rs;
+	struct pl_pending q[PL_PIPELINE];
+};
+
+/* Bumped before every fork. A connection created before the last fork is
+ * shared with a child (a fork-per-connection server hands it over), so its
+ * close in this process is not an abort. */
+static uint32_t pl_fork_gen;
+/* Request ids, unique within a process. */
+static uint64_t next_req_id;
+
+size_t pl_conn_size(void)
+{
+	return (sizeof(struct pl_conn) + 63) & ~(size_t)63;
+}
+
+/* Lazily read clock: most hooked calls on a tracked fd need no time. */
+static uint64_t now_of(uint64_t *now)
+{
+	if (*now == 0)
+		*now = pl_now_ns();
+	return *now;
+}
+
+/* ---- attaching connections to fds ---- */
+
+static struct pl_conn *conn_new(void)
+{
+	struct pl_conn *c = pl_conn_alloc();
+	if (!c)
+		return NULL;
+	c->fork_gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
+	c->in_msg = c->cur_queued = c->req_dead = c->resp_started = 0;
+	c->qhead = c->qcount = 0;
+	ap_http_req_init(&c->rq);
+	ap_http_resp_init(&c->rs);
+	return c;
+}
+
+/* Returns fd's connection, locked; when the entry is idle and `create`,
+ * attaches a new one. NULL when fd is not followed (or the pool is spent,
+ * in which case fd stops being followed). */
+static struct pl_conn *conn_acquire(int fd, int create)
+{
+	struct pl_conn **slot = pl_fd_slot(fd, 0);
+	if (!slot)
+		return NULL;
+	for (int tries = 0; tries < 8; tries++) {
+		struct pl_conn *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+		if (!c)
+			return NULL;
+		if (c == PL_CONN_IDLE) {
+			if (!create)
+				return NULL;
+			struct pl_conn *n = conn_new();
+			if (!n) {
+				struct pl_conn *idle = PL_CONN_IDLE;
+				if (__atomic_compare_exchange_n(slot, &idle, NULL, 0,
+				                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+					pl_ship_count_untracked();
+				return NULL;
+			}
+			struct pl_conn *idle = PL_CONN_IDLE;
+			if (__atomic_compare_exchange_n(slot, &idle, n, 0,
+			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return n;
+			pl_conn_release(n);
+			continue;
+		}
+		pl_conn_lock(c);
+		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c)
+			return c;
+		pl_conn_unlock(c);
+	}
+	return NULL;
+}
+
+/* Detaches whatever fd had; returns the connection (locked) if it had one. */
+static struct pl_conn *conn_detach(int fd)
+{
+	struct pl_conn **slot = pl_fd_slot(fd, 0);
+	if (!slot)
+		return NULL;
+	struct pl_conn *c = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQ_REL);
+	if (c == NULL || c == PL_CONN_IDLE)
+		return NULL;
+	pl_conn_lock(c);
+	return c;
+}
+
+/* Ends a hook's work on c (locked): a connection with nothing in progress
+ * goes back to the pool and its fd to idle; one that can no longer be
+ * followed is dropped from the table. */
+static void conn_put(int fd, struct pl_conn *c)
+{
+	if (c->qcount == 0 && !c->in_msg && !c->resp_started) {
+		struct pl_conn **slot = pl_fd_slot(fd, 0);
+		struct pl_conn *expect = c;
+		if (__atomic_compare_exchange_n(slot, &expect,
+		                                c->req_dead ? NULL : PL_CONN_IDLE, 0,
+		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			pl_conn_release(c);
+			return;
+		}
+	}
+	pl_conn_unlock(c);
+}
+
+/* ---- events ---- */
+
+static void emit(struct pl_pending *r, uint64_t end_ns, uint16_t extra_flags)
+{
+	struct ap_rec_request ev = {
+		.req_id = r->id,
+		.start_ns = r->start_ns,
+		.end_ns = end_ns,
+		.bytes_in = r->bytes_in,
+		.bytes_out = r->bytes_out,
+		.tid = pl_tid(),
+		.status = r->status,
+		.flags = (uint16_t)(r->flags | extra_flags),
+		.method = { r->method, r->method_len },
+		.path = { r->path, r->path_len },
+	};
+	pl_ship_request(&ev);
+}
+
+static struct pl_pending *q_front(struct pl_conn *c)
+{
+	return &c->q[c->qhead];
+}
+
+static struct pl_pending *q_back(struct pl_conn *c)
+{
+	return &c->q[(c->qhead + c->qcount - 1) % PL_PIPELINE];
+}
+
+static void q_pop(struct pl_conn *c)
+{
+	c->qhead = (uint8_t)((c->qhead + 1) % PL_PIPELINE);
+	c->qcount--;
+}
+
+/* The request line is complete: queue the request. */
+static void q_push(struct pl_conn *c)
+{
+	if (c->qcount == PL_PIPELINE) {
+		/* Deeper pipelining than we follow: responses could no longer be
+		 * matched to requests, so stop parsing this connection's requests. */
+		c->req_dead = 1;
+		c->cur_queued = 0;
+		return;
+	}
+	c->qcount++;
+	struct pl_pending *r = q_back(c);
+	r->id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
+	r->start_ns = c->cur_start_ns;
+	r->bytes_in = c->cur_in;
+	r->bytes_out = 0;
+	r->status = 0;
+	r->flags = 0;
+	memcpy(r->method, c->rq.method, c->rq.method_len);
+	r->method_len = (uint8_t)c->rq.method_len;
+	r->head = c->rq.method_len == 4 && memcmp(c->rq.method, "HEAD", 4) == 0;
+
+	/* The query string (and any fragment) never leaves the process unless
+	 * APIPROF_CAPTURE_QUERY_STRING=1: it may hold tokens and personal data. */
+	size_t n = c->rq.target_len;
+	const char *t = c->rq.target;
+	const char *cut = memchr(t, pl_cfg.capture_query ? '#' : '?', n);
+	if (!pl_cfg.capture_query) {
+		const char *hash = memchr(t, '#', cut ? (size_t)(cut - t) : n);
+		if (hash)
+			cut = hash;
+	} else {
+		r->flags |= AP_REQF_QUERY_KEPT;
+	}
+	if (cut)
+		n = (size_t)(cut - t);
+	if (c->rq.target_truncated && !cut)
+		r->flags |= AP_REQF_TARGET_TRUNCATED;
+	if (n > PL_PATH_MAX) {
+		n = PL_PATH_MAX;
+		r->flags |= AP_REQF_TARGET_TRUNCATED;
+	}
+	memcpy(r->path, t, n);
+	r->path_len = (uint16_t)n;
+	c->cur_id = r->id;
+	c->cur_queued = 1;
+}
+
+static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
+{
+	while (!c->req_dead) {
+		if (!c->in_msg) {
+			if (n == 0)
+				return;
+			c->in_msg = 1;
+			c->cur_queued = 0;
+			c->cur_in = 0;
+			c->cur_start_ns = now_of(now);
+		}
+		enum ap_http_ev ev;
+		size_t used = ap_http_req_feed(&c->rq, p, n, &ev);
+		p += used;
+		n -= used;
+		c->cur_in += used;
+		/* Body bytes read after the request was queued are its own; once it
+		 * has been answered they are counted nowhere. */
+		if (c->cur_queued && c->qcount && q_back(c)->id == c->cur_id)
+			q_back(c)->bytes_in += used;
+		switch (ev) {
+		case AP_HTTP_START_LINE:
+			q_push(c);
+			break;
+		case AP_HTTP_HEADERS_DONE:
+			if (c->rq.profile && c->cur_queued && c->qcount && q_back(c)->id == c->cur_id)
+				q_back(c)->flags |= AP_REQF_PROFILE;
+			break;
+		case AP_HTTP_MSG_DONE:
+			c->in_msg = 0;
+			break;
+		case AP_HTTP_ERROR:
+			/* Not HTTP/1.x (or framing we cannot follow): requests already
+			 * queued still get their responses; nothing more is parsed. */
+			c->req_dead = 1;
+			c->in_msg = 0;
+			return;
+		case AP_HTTP_NEED_MORE:
+			return;
+		}
+	}
+}
+
+/* Returns 0 normally, -1 when the connection must stop being followed
+ * (101 Switching Protocols, or a response we cannot parse). */
+static int feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
+{
+	while (c->qcount) {
+		struct pl_pending *r = q_front(c);
+		if (!c->resp_started) {
+			if (n == 0)
+				return 0;
+			ap_http_resp_begin(&c->rs, r->head);
+			c->resp_started = 1;
+		}
+		enum ap_http_ev ev;
+		size_t used = ap_http_resp_feed(&c->rs, p, n, &ev);
+		p += used;
+		n -= used;
+		r->bytes_out += used;
+		switch (ev) {
+		case AP_HTTP_START_LINE:
+			r->status = c->rs.status;
+			break;
+		case AP_HTTP_HEADERS_DONE:
+			break;
+		case AP_HTTP_MSG_DONE:
+			c->resp_started = 0;
+			if (c->rs.status >= 100 && c->rs.status < 200 && c->rs.status != 101)
+				break; /* interim (100 Continue): the final one follows */
+			emit(r, now_of(now), 0);
+			q_pop(c);
+			if (c->rs.status == 101)
+				return -1;
+			break;
+		case AP_HTTP_ERROR:
+			return -1;
+		case AP_HTTP_NEED_MORE:
+			return 0;
+		}
+	}
+	/* Bytes with no request to answer (a greeting, or a reply to a request
+	 * line we never saw complete, such as nginx's 414): not a request. */
+	return 0;
+}
+
+/* The connection ends (close or shutdown for writing): a response running
+ * until close is complete, every other unanswered request is aborted. */
+static void conn_finish(struct pl_conn *c)
+{
+	uint64_t now = 0;
+	int shared = c->fork_gen != __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
+	while (c->qcount) {
+		struct pl_pending *r = q_front(c);
+		if (!shared) {
+			int complete = c->resp_started && ap_http_resp_eof(&c->rs);
+			emit(r, now_of(&now), complete ? 0 : AP_REQF_ABORTED);
+		}
+		c->resp_started = 0;
+		q_pop(c);
+	}
+	c->in_msg = 0;
+}
+
+/* ---- entry points from the hooks ---- */
+
+void pl_conn_on_accept(int fd)
+{
+	if (pl_cfg.n_ports) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+			return;
+		unsigned port;
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		else
+			return;
+		unsigned i;
+		for (i = 0; i < pl_cfg.n_ports && pl_cfg.ports[i] != port; i++)
+			;
+		if (i == pl_cfg.n_ports)
+			return;
+	}
+	struct pl_conn **slot = pl_fd_slot(fd, 1);
+	if (!slot)
+		return;
+	struct pl_conn *old = __atomic_exchange_n(slot, PL_CONN_IDLE, __ATOMIC_ACQ_REL);
+	if (old && old != PL_CONN_IDLE) {
+		/* We missed this number's close (a raw syscall): forget quietly. */
+		pl_conn_lock(old);
+		pl_conn_release(old);
+	}
+}
+
+void pl_conn_forget(int fd)
+{
+	struct pl_conn *c = conn_detach(fd);
+	if (c)
+		pl_conn_release(c);
+}
+
+void pl_conn_on_read(int fd, const void *buf, size_t n)
+{
+	if (n == 0)
+		return;
+	struct pl_conn *c = conn_acquire(fd, 1);
+	if (!c)
+		return;
+	uint64_t now = 0;
+	feed_request(c, buf, n, &now);
+	conn_put(fd, c);
+}
+
+void pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
+{
+	if (n == 0)
+		return;
+	struct pl_conn *c = conn_acquire(fd, 1);
+	if (!c)
+		return;
+	uint64_t now = 0;
+	for (int i = 0; i < iovcnt && n; i++) {
+		size_t take = iov[i].iov_len < n ? iov[i].iov_len : n;
+		feed_request(c, iov[i].iov_base, take, &now);
+		n -= take;
+	}
+	conn_put(fd, c);
+}
+
+static void stop_following(int fd, struct pl_conn *c)
+{
+	struct pl_conn **slot = pl_fd_slot(fd, 0);
+	struct pl_conn *expect = c;
+	if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
+	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		c->qcount = 0;
+		pl_conn_release(c);
+	} else {
+		pl_conn_unlock(c);
+	}
+}
+
+void pl_conn_on_write(int fd, const void *buf, size_t n)
+{
+	struct pl_conn *c = conn_acquire(fd, 0);
+	if (!c)
+		return;
+	uint64_t now = 0;
+	if (feed_response(c, buf, n, &now) < 0)
+		stop_following(fd, c);
+	else
+		conn_put(fd, c);
+}
+
+void pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
+{
+	struct pl_conn *c = conn_acquire(fd, 0);
+	if (!c)
+		return;
+	uint64_t now = 0;
+	for (int i = 0; i < iovcnt && n; i++) {
+		size_t take = iov[i].iov_len < n ? iov[i].iov_len : n;
+		if (feed_response(c, iov[i].iov_base, take, &now) < 0) {
+			stop_following(fd, c);
+			return;
+		}
+		n -= take;
+	}
+	conn_put(fd, c);
+}
+
+/* sendfile() bytes are body bytes we never see: the parser only counts
+ * them (in chunked data or Content-Length state it does not look at body
+ * content), so feed it zeros. */
+void pl_conn_on_sendfile(int fd, size_t n)
+{
+	static const char zeros[4096];
+	struct pl_conn *c = conn_acquire(fd, 0);
+	if (!c)
+		return;
+	uint64_t now = 0;
+	while (n) {
+		size_t take = n < sizeof zeros ? n : sizeof zeros;
+		if (feed_response(c, zeros, take, &now) < 0) {
+			stop_following(fd, c);
+			return;
+		}
+		n -= take;
+	}
+	conn_put(fd, c);
+}
+
+void pl_conn_on_close(int fd)
+{
+	struct pl_conn *c = conn_detach(fd);
+	if (!c)
+		return;
+	conn_finish(c);
+	pl_conn_release(c);
+}
+
+void pl_conn_on_shutdown(int fd, int how)
+{
+	if (how != SHUT_WR && how != SHUT_RDWR)
+		return;
+	/* Nothing more can be written: the connection is over for us even
+	 * though its fd stays open until close. */
+	pl_conn_on_close(fd);
+}
+
+void pl_conn_atfork_prepare(void)
+{
+	__atomic_add_fetch(&pl_fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+static void adopt(int fd, struct pl_conn *c)
+{
+	if (c != PL_CONN_IDLE)
+		c->fork_gen = pl_fork_gen;
+}
+
+void pl_conn_atfork_child(void)
+{
+	/* The child owns its copies of the parent's connections. */
+	pl_fd_foreach(adopt);
+}

@@ -1,0 +1,160 @@
+/*
+ * fdtable.c - the fd -> connection table and the connection pool.
+ *
+ * The table is two-level: a static top array of chunk pointers, each chunk
+ * (PL_FD_CHUNK entries) mapped with mmap the first time an accepted fd falls
+ * in its range. The fast path (pl_fd_get in pl.h) is a bounds check and two
+ * loads; nothing here runs for descriptors that never came from accept().
+ *
+ * Connections live in a pool carved from mmap'd blocks and never returned to
+ * the system: a hook that raced with a close may still hold a pointer to a
+ * released connection, and it must find valid memory there (it then sees,
+ * under the connection's lock, that the table no longer points to it).
+ * The pool is bounded by PL_CONN_POOL_BYTES; past it, new connections are
+ * simply not tracked (and counted).
+ */
+#include "config.h"
+#include "pl.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Global by necessity: the hooks index it by fd. */
+struct pl_conn **pl_fdtab[PL_FD_TOP];
+
+/* Serialises chunk creation and the pool's free list; only taken on
+ * accept and on a connection's first/last message, never on the fast path. */
+static int table_lock;
+
+static void spin_lock(int *l)
+{
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
+			sched_yield();
+	}
+}
+
+static void spin_unlock(int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+struct pl_conn **pl_fd_slot(int fd, int create)
+{
+	if ((unsigned)fd >= PL_FD_CAP)
+		return NULL;
+	unsigned top = (unsigned)fd >> PL_FD_CHUNK_BITS;
+	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[top], __ATOMIC_ACQUIRE);
+	if (!chunk && create) {
+		spin_lock(&table_lock);
+		chunk = pl_fdtab[top];
+		if (!chunk) {
+			void *m = mmap(NULL, PL_FD_CHUNK * sizeof(struct pl_conn *),
+			               PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m != MAP_FAILED) {
+				chunk = m;
+				__atomic_store_n(&pl_fdtab[top], chunk, __ATOMIC_RELEASE);
+			}
+		}
+		spin_unlock(&table_lock);
+	}
+	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
+}
+
+void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c))
+{
+	for (unsigned top = 0; top < PL_FD_TOP; top++) {
+		struct pl_conn **chunk = pl_fdtab[top];
+		if (!chunk)
+			continue;
+		for (unsigned i = 0; i < PL_FD_CHUNK; i++)
+			if (chunk[i])
+				fn((int)(top * PL_FD_CHUNK + i), chunk[i]);
+	}
+}
+
+/* ---- the pool ---- */
+
+#define pool_item pl_pool_hdr
+
+#define POOL_BLOCK 32      /* connections mapped at a time */
+
+static struct pool_item *free_list;
+static size_t pool_count;  /* connections ever carved, <= budget */
+/* Every block carved, so the fork child can clear locks held by threads
+ * that do not exist in it. */
+#define MAX_BLOCKS 1024
+static char *blocks[MAX_BLOCKS];
+static size_t n_blocks;
+
+size_t pl_conn_budget(void)
+{
+	return PL_CONN_POOL_BYTES / pl_conn_size();
+}
+
+static void pool_grow(void)
+{
+	size_t sz = pl_conn_size();
+	if (pool_count + POOL_BLOCK > pl_conn_budget() || n_blocks == MAX_BLOCKS)
+		return;
+	char *m = mmap(NULL, sz * POOL_BLOCK, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return;
+	for (size_t i = 0; i < POOL_BLOCK; i++) {
+		struct pool_item *it = (struct pool_item *)(m + i * sz);
+		it->next_free = free_list;
+		free_list = it;
+	}
+	blocks[n_blocks++] = m;
+	pool_count += POOL_BLOCK;
+}
+
+void pl_conn_lock(struct pl_conn *c)
+{
+	spin_lock(&((struct pool_item *)c)->lock);
+}
+
+void pl_conn_unlock(struct pl_conn *c)
+{
+	spin_unlock(&((struct pool_item *)c)->lock);
+}
+
+struct pl_conn *pl_conn_alloc(void)
+{
+	spin_lock(&table_lock);
+	if (!free_list)
+		pool_grow();
+	struct pool_item *it = free_list;
+	if (it)
+		free_list = (struct pool_item *)it->next_free;
+	spin_unlock(&table_lock);
+	if (!it)
+		return NULL;
+	/* A hook that raced with this connection's previous life may hold the
+	 * lock for a moment: take it before touching anything. */
+	spin_lock(&it->lock);
+	return (struct pl_conn *)it;
+}
+
+void pl_conn_release(struct pl_conn *c)
+{
+	struct pool_item *it = (struct pool_item *)c;
+	spin_lock(&table_lock);
+	it->next_free = free_list;
+	free_list = it;
+	spin_unlock(&table_lock);
+	spin_unlock(&it->lock);
+}
+
+void pl_fdtable_atfork_child(void)
+{
+	/* Only the forking thread survives: no lock can be legitimately held. */
+	table_lock = 0;
+	size_t sz = pl_conn_size();
+	for (size_t b = 0; b < n_blocks; b++)
+		for (size_t i = 0; i < POOL_BLOCK; i++)
+			((struct pool_item *)(blocks[b] + i * sz))->lock = 0;
+}

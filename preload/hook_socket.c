@@ -1,0 +1,356 @@
+/*
+ * hook_socket.c - the exported hooks of the accept/read/write/close family.
+ *
+ * Every hook has the same shape: make sure the real function is resolved,
+ * look the fd up (pl_fd_get: a bounds check and two loads), and for an fd
+ * we do not follow tail-call the real function: no lock, no allocation, no
+ * syscall, errno untouched. Only for accepted sockets does the cold path
+ * run: call the real function, save errno, feed the bytes the call really
+ * moved (its return value, never the buffer size) to the connection, restore
+ * errno, return the real result.
+ *
+ * Descriptors stop being followed before the real call that frees their
+ * number (close, dup2/dup3 onto them, close_range, syscall(SYS_close)):
+ * another thread's accept() may return the same number the moment the
+ * kernel releases it.
+ */
+#include "config.h"
+#include "pl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/sendfile.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define ENSURE(fn) \
+	do { \
+		if (PL_UNLIKELY(!pl_real.fn)) \
+			pl_resolve(); \
+	} while (0)
+
+/* ---- accept ---- */
+
+static PL_COLD void accepted(int fd)
+{
+	if (fd < 0 || pl_cfg.disabled)
+		return;
+	int saved = errno;
+	pl_conn_on_accept(fd);
+	errno = saved;
+}
+
+EXPORT int accept(int s, struct sockaddr *addr, socklen_t *len)
+{
+	ENSURE(accept);
+	int fd = pl_real.accept(s, addr, len);
+	if (fd >= 0)
+		accepted(fd);
+	return fd;
+}
+
+EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	ENSURE(accept4);
+	int fd = pl_real.accept4(s, addr, len, flags);
+	if (fd >= 0)
+		accepted(fd);
+	return fd;
+}
+
+/* ---- reading ---- */
+
+static PL_COLD ssize_t got(int fd, const void *buf, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		pl_conn_on_read(fd, buf, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+static PL_COLD ssize_t gotv(int fd, const struct iovec *iov, int cnt, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		pl_conn_on_readv(fd, iov, cnt, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	ENSURE(read);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.read(fd, buf, n);
+	return got(fd, buf, pl_real.read(fd, buf, n));
+}
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	ENSURE(read_chk);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.read_chk(fd, buf, n, buflen);
+	return got(fd, buf, pl_real.read_chk(fd, buf, n, buflen));
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	ENSURE(readv);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.readv(fd, iov, cnt);
+	return gotv(fd, iov, cnt, pl_real.readv(fd, iov, cnt));
+}
+
+/* MSG_PEEK leaves the bytes in the socket: they will be read again. */
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	ENSURE(recv);
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+		return pl_real.recv(fd, buf, n, flags);
+	return got(fd, buf, pl_real.recv(fd, buf, n, flags));
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	ENSURE(recv_chk);
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+		return pl_real.recv_chk(fd, buf, n, buflen, flags);
+	return got(fd, buf, pl_real.recv_chk(fd, buf, n, buflen, flags));
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+                        struct sockaddr *addr, socklen_t *alen)
+{
+	ENSURE(recvfrom);
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+		return pl_real.recvfrom(fd, buf, n, flags, addr, alen);
+	return got(fd, buf, pl_real.recvfrom(fd, buf, n, flags, addr, alen));
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+                              struct sockaddr *addr, socklen_t *alen)
+{
+	ENSURE(recvfrom_chk);
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+		return pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
+	return got(fd, buf, pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen));
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ENSURE(recvmsg);
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+		return pl_real.recvmsg(fd, msg, flags);
+	ssize_t r = pl_real.recvmsg(fd, msg, flags);
+	return gotv(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+}
+
+/* ---- writing ---- */
+
+static PL_COLD ssize_t put(int fd, const void *buf, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		pl_conn_on_write(fd, buf, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+static PL_COLD ssize_t putv(int fd, const struct iovec *iov, int cnt, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		pl_conn_on_writev(fd, iov, cnt, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	ENSURE(write);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.write(fd, buf, n);
+	return put(fd, buf, pl_real.write(fd, buf, n));
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	ENSURE(writev);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.writev(fd, iov, cnt);
+	return putv(fd, iov, cnt, pl_real.writev(fd, iov, cnt));
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	ENSURE(send);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.send(fd, buf, n, flags);
+	return put(fd, buf, pl_real.send(fd, buf, n, flags));
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                      const struct sockaddr *addr, socklen_t alen)
+{
+	ENSURE(sendto);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.sendto(fd, buf, n, flags, addr, alen);
+	return put(fd, buf, pl_real.sendto(fd, buf, n, flags, addr, alen));
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ENSURE(sendmsg);
+	if (PL_LIKELY(!pl_fd_get(fd)))
+		return pl_real.sendmsg(fd, msg, flags);
+	ssize_t r = pl_real.sendmsg(fd, msg, flags);
+	return putv(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+}
+
+static PL_COLD ssize_t sent_file(int fd, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		pl_conn_on_sendfile(fd, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	ENSURE(sendfile);
+	if (PL_LIKELY(!pl_fd_get(out)))
+		return pl_real.sendfile(out, in, off, n);
+	return sent_file(out, pl_real.sendfile(out, in, off, n));
+}
+
+EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+{
+	ENSURE(sendfile64);
+	if (PL_LIKELY(!pl_fd_get(out)))
+		return pl_real.sendfile64(out, in, off, n);
+	return sent_file(out, pl_real.sendfile64(out, in, off, n));
+}
+
+/* ---- the end of a descriptor ---- */
+
+static PL_COLD void closing(int fd)
+{
+	int saved = errno;
+	pl_conn_on_close(fd);
+	errno = saved;
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	ENSURE(shutdown);
+	int r = pl_real.shutdown(fd, how);
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && r == 0) {
+		int saved = errno;
+		pl_conn_on_shutdown(fd, how);
+		errno = saved;
+	}
+	return r;
+}
+
+EXPORT int close(int fd)
+{
+	ENSURE(close);
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+		closing(fd);
+	return pl_real.close(fd);
+}
+
+static PL_COLD void closing_range(unsigned first, unsigned last)
+{
+	int saved = errno;
+	if (last >= PL_FD_CAP)
+		last = PL_FD_CAP - 1;
+	for (unsigned fd = first; fd <= last; fd++) {
+		if ((fd & (PL_FD_CHUNK - 1)) == 0 && !pl_fdtab[fd >> PL_FD_CHUNK_BITS]) {
+			fd += PL_FD_CHUNK - 1; /* a whole unmapped chunk: nothing there */
+			continue;
+		}
+		if (pl_fd_get((int)fd))
+			pl_conn_on_close((int)fd);
+	}
+	errno = saved;
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	ENSURE(close_range);
+	if (!(flags & CLOSE_RANGE_CLOEXEC) && first < PL_FD_CAP)
+		closing_range(first, last);
+	if (!pl_real.close_range) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return pl_real.close_range(first, last, flags);
+}
+
+EXPORT int dup2(int old, int new_fd)
+{
+	ENSURE(dup2);
+	if (PL_UNLIKELY(pl_fd_get(new_fd) != NULL) && old != new_fd)
+		closing(new_fd);
+	return pl_real.dup2(old, new_fd);
+}
+
+EXPORT int dup3(int old, int new_fd, int flags)
+{
+	ENSURE(dup3);
+	if (PL_UNLIKELY(pl_fd_get(new_fd) != NULL) && old != new_fd)
+		closing(new_fd);
+	return pl_real.dup3(old, new_fd, flags);
+}
+
+/* A new socket took a number we may still think is an accepted one (its
+ * close went by a path we do not see): forget the old connection. */
+EXPORT int socket(int domain, int type, int protocol)
+{
+	ENSURE(socket);
+	int fd = pl_real.socket(domain, type, protocol);
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL)) {
+		int saved = errno;
+		pl_conn_forget(fd);
+		errno = saved;
+	}
+	return fd;
+}
+
+/* libuv (Node) closes descriptors with syscall(SYS_close, fd). Every other
+ * number passes straight through with all six argument registers: it sits
+ * on futex paths, and we cannot know how many arguments the caller passed. */
+EXPORT long syscall(long number, ...)
+{
+	va_list ap;
+	va_start(ap, number);
+	long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+	long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+	va_end(ap);
+	ENSURE(syscall);
+	if (PL_UNLIKELY(number == SYS_close)) {
+		if (pl_fd_get((int)a1))
+			closing((int)a1);
+	} else if (PL_UNLIKELY(number == SYS_close_range)) {
+		if (!((unsigned)a3 & CLOSE_RANGE_CLOEXEC) && (unsigned long)a1 < PL_FD_CAP)
+			closing_range((unsigned)a1, (unsigned)a2);
+	}
+	return pl_real.syscall(number, a1, a2, a3, a4, a5, a6);
+}

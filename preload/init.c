@@ -1,0 +1,222 @@
+/*
+ * init.c - configuration, real functions, debug output and fork handling.
+ *
+ * Configuration is read once, in the constructor: nginx rewrites its
+ * environment (and its argv area) after start, and workers run as another
+ * user, so nothing here may be looked up lazily later.
+ */
+#include "config.h"
+#include "pl.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Global by necessity: hooks are free functions called by the host, and the
+ * configuration is immutable after the constructor. */
+struct pl_config pl_cfg;
+struct pl_real pl_real;
+
+/* Initial-exec TLS (the library is built -ftls-model=initial-exec): a
+ * hooked call must not take the global-dynamic path through
+ * __tls_get_addr, which costs 2-3x more and can allocate. */
+static __thread uint32_t tls_tid;
+/* Bumped in the fork child so every thread-local cache of the parent's
+ * thread ids is seen as stale. */
+static uint32_t cached_pid;
+
+#define RESOLVE(field, name) \
+	do { \
+		if (!pl_real.field) \
+			*(void **)&pl_real.field = dlsym(RTLD_NEXT, name); \
+	} while (0)
+
+void pl_resolve(void)
+{
+	RESOLVE(accept, "accept");
+	RESOLVE(accept4, "accept4");
+	RESOLVE(read, "read");
+	RESOLVE(readv, "readv");
+	RESOLVE(recv, "recv");
+	RESOLVE(recvfrom, "recvfrom");
+	RESOLVE(recvmsg, "recvmsg");
+	RESOLVE(write, "write");
+	RESOLVE(writev, "writev");
+	RESOLVE(send, "send");
+	RESOLVE(sendto, "sendto");
+	RESOLVE(sendmsg, "sendmsg");
+	RESOLVE(sendfile, "sendfile");
+	RESOLVE(sendfile64, "sendfile64");
+	RESOLVE(shutdown, "shutdown");
+	RESOLVE(close, "close");
+	RESOLVE(close_range, "close_range");
+	RESOLVE(dup2, "dup2");
+	RESOLVE(dup3, "dup3");
+	RESOLVE(socket, "socket");
+	RESOLVE(syscall, "syscall");
+	RESOLVE(read_chk, "__read_chk");
+	RESOLVE(recv_chk, "__recv_chk");
+	RESOLVE(recvfrom_chk, "__recvfrom_chk");
+}
+
+void pl_debug(const char *fmt, ...)
+{
+	if (!pl_cfg.debug)
+		return;
+	int saved = errno;
+	char line[512];
+	int n = snprintf(line, sizeof line, "apiprof[%u]: ", (unsigned)getpid());
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof line - 2)
+		len = sizeof line - 2;
+	line[len++] = '\n';
+	ssize_t (*w)(int, const void *, size_t) = pl_real.write ? pl_real.write : write;
+	(void)!w(2, line, len);
+	errno = saved;
+}
+
+uint64_t pl_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint32_t pl_tid(void)
+{
+	if (PL_UNLIKELY(tls_tid == 0))
+		tls_tid = (uint32_t)syscall(SYS_gettid);
+	return tls_tid;
+}
+
+uint32_t pl_pid(void)
+{
+	if (PL_UNLIKELY(cached_pid == 0))
+		cached_pid = (uint32_t)getpid();
+	return cached_pid;
+}
+
+/* ---- environment ---- */
+
+static int env_flag(const char *name)
+{
+	const char *v = getenv(name);
+	return v && v[0] == '1' && v[1] == '\0';
+}
+
+static unsigned long env_ulong(const char *name, unsigned long def, unsigned long max)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return def;
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || *end || v[0] == '-' || n > max) {
+		pl_debug("ignoring %s=%s: expected an integer 0..%lu", name, v, max);
+		return def;
+	}
+	return n;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void read_ports(void)
+{
+	const char *v = getenv("APIPROF_PORTS");
+	if (!v || !*v)
+		return;
+	while (*v && pl_cfg.n_ports < PL_MAX_PORTS) {
+		char *end;
+		unsigned long p = strtoul(v, &end, 10);
+		if (end == v || p == 0 || p > 65535) {
+			pl_debug("APIPROF_PORTS: bad entry near '%s', ignored", v);
+			while (*v && *v != ',')
+				v++;
+		} else {
+			pl_cfg.ports[pl_cfg.n_ports++] = (uint16_t)p;
+			v = end;
+		}
+		while (*v == ',' || *v == ' ')
+			v++;
+	}
+}
+
+static void read_config(void)
+{
+	pl_cfg.debug = env_flag("APIPROF_DEBUG");
+	pl_cfg.disabled = env_flag("APIPROF_DISABLE");
+	pl_cfg.capture_query = env_flag("APIPROF_CAPTURE_QUERY_STRING");
+	pl_cfg.capture_sql_values = env_flag("APIPROF_CAPTURE_SQL_VALUES");
+	pl_cfg.profile_every = (unsigned)env_ulong("APIPROF_PROFILE_EVERY", 20, 1000000);
+	pl_cfg.max_sql_bytes = (unsigned)env_ulong("APIPROF_MAX_SQL_BYTES", 4096, 1 << 20);
+	/* 64 KiB floor: one full datagram must fit in half the buffer. */
+	unsigned long kb = env_ulong("APIPROF_BUFFER_KB", 4096, 1 << 20);
+	if (kb < 128)
+		kb = 128;
+	pl_cfg.buffer_bytes = kb * 1024;
+
+	const char *sock = getenv("APIPROF_SOCKET");
+	if (sock && *sock) {
+		pl_cfg.socket_from_env = 1;
+		copy_str(pl_cfg.socket_path, sizeof pl_cfg.socket_path, sock);
+	}
+	const char *svc = getenv("APIPROF_SERVICE");
+	copy_str(pl_cfg.service, sizeof pl_cfg.service,
+	         svc && *svc ? svc : program_invocation_short_name);
+	ssize_t n = readlink("/proc/self/exe", pl_cfg.exe, sizeof pl_cfg.exe - 1);
+	pl_cfg.exe[n > 0 ? n : 0] = '\0';
+	read_ports();
+}
+
+/* ---- fork ---- */
+
+static void atfork_prepare(void)
+{
+	pl_ship_atfork_prepare();
+	pl_conn_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+	pl_ship_atfork_parent();
+}
+
+static void atfork_child(void)
+{
+	cached_pid = 0;
+	tls_tid = 0;
+	pl_fdtable_atfork_child();
+	pl_conn_atfork_child();
+	pl_ship_atfork_child();
+}
+
+__attribute__((constructor)) static void pl_init(void)
+{
+	int saved = errno;
+	pl_resolve();
+	read_config();
+	if (!pl_cfg.disabled)
+		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	pl_debug("loaded into %s (service %s)%s", pl_cfg.exe, pl_cfg.service,
+	         pl_cfg.disabled ? ", disabled by APIPROF_DISABLE" : "");
+	errno = saved;
+}

@@ -1,0 +1,180 @@
+/*
+ * pl.h - internals of libapiprof.so shared by its modules.
+ *
+ * Module map (one concern each):
+ *   init.c        configuration (read once, in the constructor), the table of
+ *                 real functions, debug logging, fork handling
+ *   fdtable.c     fd -> connection table and the bounded connection pool
+ *   conn.c        one accepted connection: feeds the HTTP parsers, keeps the
+ *                 queue of pipelined requests, turns finished ones into events
+ *   ship.c        the per-process event buffer and the shipper thread
+ *   hook_socket.c the exported hooks of the accept/read/write/close family
+ *
+ * Everything here is hidden (-fvisibility=hidden, exports.map): only the
+ * hooked libc symbols leave the library.
+ */
+#ifndef AP_PL_H
+#define AP_PL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "ap_http.h"
+#include "ap_wire.h"
+
+#define PL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PL_COLD __attribute__((cold, noinline))
+
+/* ---- configuration (init.c): written once by the constructor, then
+ * read-only, so hooks read it without synchronisation. ---- */
+#define PL_MAX_PORTS 32
+struct pl_config {
+	int disabled;              /* APIPROF_DISABLE=1 */
+	int debug;                 /* APIPROF_DEBUG=1 */
+	int capture_query;         /* APIPROF_CAPTURE_QUERY_STRING=1 */
+	int capture_sql_values;    /* APIPROF_CAPTURE_SQL_VALUES=1 */
+	unsigned profile_every;    /* APIPROF_PROFILE_EVERY */
+	unsigned max_sql_bytes;    /* APIPROF_MAX_SQL_BYTES */
+	size_t buffer_bytes;       /* APIPROF_BUFFER_KB * 1024 */
+	int socket_from_env;       /* APIPROF_SOCKET was given */
+	char socket_path[108];
+	char service[64];
+	char exe[256];
+	uint16_t ports[PL_MAX_PORTS];
+	unsigned n_ports;          /* 0: every port */
+};
+extern struct pl_config pl_cfg;
+
+/* The real functions, resolved with dlsym(RTLD_NEXT) by pl_resolve(), which
+ * every hook calls first while its pointer is still NULL (hooks can run
+ * before our constructor, from other libraries' constructors). */
+struct pl_real {
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	ssize_t (*sendfile64)(int, int, off_t *, size_t);
+	int (*shutdown)(int, int);
+	int (*close)(int);
+	int (*close_range)(unsigned, unsigned, int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*socket)(int, int, int);
+	long (*syscall)(long, ...);
+	ssize_t (*read_chk)(int, void *, size_t, size_t);
+	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
+	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+};
+extern struct pl_real pl_real;
+
+/* Resolves every pointer in pl_real (idempotent, thread-safe enough: racing
+ * threads store the same values). */
+void pl_resolve(void);
+
+/* APIPROF_DEBUG=1: one "apiprof[pid]: ..." line to stderr via write(2). */
+void pl_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+uint64_t pl_now_ns(void);      /* CLOCK_MONOTONIC */
+uint32_t pl_tid(void);         /* cached per thread, reset after fork */
+uint32_t pl_pid(void);         /* cached per process, reset after fork */
+
+/* ---- fd table and connection pool (fdtable.c) ---- */
+
+/* The table covers fds [0, PL_FD_CAP): PL_FD_TOP chunks of PL_FD_CHUNK
+ * entries, each chunk mapped on first use, so a server that raises
+ * RLIMIT_NOFILE after we loaded is still covered. Higher fds are untracked. */
+#define PL_FD_CHUNK_BITS 10
+#define PL_FD_CHUNK (1u << PL_FD_CHUNK_BITS)
+#define PL_FD_TOP 128u   /* 128 Ki fds, at most 1 MiB of table */
+#define PL_FD_CAP (PL_FD_TOP * PL_FD_CHUNK)
+
+struct pl_conn;
+/* Every connection begins with this header, owned by the pool: the lock
+ * survives reuse (see fdtable.c), next_free links free connections. */
+struct pl_pool_hdr {
+	int lock;
+	int pad;
+	void *next_free;
+};
+/* An entry is NULL (untracked), PL_CONN_IDLE (an accepted socket with no
+ * HTTP message in progress: costs no memory), or a live connection. */
+#define PL_CONN_IDLE ((struct pl_conn *)1)
+
+extern struct pl_conn **pl_fdtab[PL_FD_TOP];
+
+/* The fast path: one bounds check and two loads. NULL when fd is not an
+ * accepted socket we follow. */
+static inline struct pl_conn *pl_fd_get(int fd)
+{
+	if (PL_UNLIKELY((unsigned)fd >= PL_FD_CAP))
+		return NULL;
+	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[(unsigned)fd >> PL_FD_CHUNK_BITS],
+	                                         __ATOMIC_ACQUIRE);
+	if (PL_LIKELY(chunk == NULL))
+		return NULL;
+	return __atomic_load_n(&chunk[(unsigned)fd & (PL_FD_CHUNK - 1)], __ATOMIC_ACQUIRE);
+}
+
+/* Address of fd's entry, mapping its chunk when `create`; NULL when fd is
+ * beyond the cap or the chunk cannot be mapped. */
+struct pl_conn **pl_fd_slot(int fd, int create);
+
+/* Takes a connection from the pool (bounded: NULL when the preload's
+ * connection budget is spent). It is returned locked; everything after the
+ * pool header holds stale data the caller must initialise. */
+struct pl_conn *pl_conn_alloc(void);
+/* Returns a connection (locked by the caller) to the pool and unlocks it. */
+void pl_conn_release(struct pl_conn *c);
+void pl_conn_lock(struct pl_conn *c);
+void pl_conn_unlock(struct pl_conn *c);
+/* Calls fn on every live connection (fork child handler only: no locking). */
+void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c));
+void pl_fdtable_atfork_child(void);
+size_t pl_conn_budget(void);   /* connections the pool may hold */
+#define PL_CONN_POOL_BYTES (3u << 20) /* memory for live connections */
+
+/* ---- connections (conn.c) ---- */
+
+/* Each returns nothing and never changes errno; `c` is what pl_fd_get()
+ * returned for fd (non-NULL). */
+void pl_conn_on_accept(int fd);
+void pl_conn_on_read(int fd, const void *buf, size_t n);
+void pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n);
+void pl_conn_on_write(int fd, const void *buf, size_t n);
+void pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n);
+void pl_conn_on_sendfile(int fd, size_t n);
+/* The fd stops being this connection: close, dup2 onto it, close_range.
+ * `how_shutdown` is SHUT_WR/SHUT_RDWR for shutdown(), -1 for close. */
+void pl_conn_on_close(int fd);
+void pl_conn_on_shutdown(int fd, int how);
+/* A new descriptor that is not an accepted socket took this number. */
+void pl_conn_forget(int fd);
+void pl_conn_atfork_prepare(void);
+void pl_conn_atfork_child(void);
+size_t pl_conn_size(void);
+
+/* ---- shipping (ship.c) ---- */
+
+/* Appends one request event to the process's buffer: never blocks on the
+ * collector, never allocates after the first call; drops and counts when
+ * the buffer is full. Starts the shipper thread on first use. */
+void pl_ship_request(const struct ap_rec_request *r);
+void pl_ship_count_untracked(void);
+void pl_ship_atfork_prepare(void);
+void pl_ship_atfork_parent(void);
+void pl_ship_atfork_child(void);
+
+#endif /* AP_PL_H */

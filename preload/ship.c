@@ -1,0 +1,324 @@
+/*
+ * ship.c - the per-process event buffer and the shipper thread.
+ *
+ * Hooks append encoded records to the active half of a buffer under a
+ * mutex held for one memcpy-sized encode. A shipper thread, started on the
+ * first event of each process (so processes that serve no HTTP start
+ * nothing), wakes every SHIP_TICK, swaps the halves and sends the full one
+ * to the collector in datagrams of at most AP_WIRE_MAX_DATAGRAM bytes, each
+ * beginning with the batch header and this process's HELLO record. Sends are
+ * MSG_DONTWAIT|MSG_NOSIGNAL on an unconnected AF_UNIX datagram socket: a
+ * missing or restarted collector costs one failed sendto(), a slow one an
+ * EAGAIN, and either way the records are dropped and counted, never waited
+ * for. While the collector is absent, records stay in the buffer (until it
+ * is full) and the thread probes with a heartbeat every SHIP_PROBE, so
+ * delivery resumes within a second of the collector's return.
+ *
+ * Memory: the two halves together are pl_cfg.buffer_bytes, mapped on the
+ * first event; nothing else here grows.
+ */
+#include "config.h"
+#include "pl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHIP_TICK_NS (100 * 1000000ull)       /* flush interval */
+#define SHIP_HEARTBEAT_NS (1000 * 1000000ull) /* STATS while connected */
+#define SHIP_PROBE_NS (250 * 1000000ull)      /* retry while absent */
+
+enum ship_state { SHIP_OFF = 0, SHIP_STARTING, SHIP_ON, SHIP_FAILED };
+
+/* Per-process state, global because every hook of every thread feeds the
+ * same buffer; reset in the fork child. */
+static struct {
+	pthread_mutex_t lock;          /* guards active/active_len/counters */
+	int state;                     /* enum ship_state, atomic */
+	uint8_t *half[2];
+	size_t half_cap;
+	int active_idx;
+	size_t active_len;
+	uint64_t events;               /* records accepted into the buffer */
+	uint64_t dropped;              /* records lost: buffer full, send failed */
+	uint64_t untracked;            /* connections beyond the pool */
+	uint64_t start_mono_ns;
+	uint32_t seq;
+} ship = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void pl_ship_count_untracked(void)
+{
+	__atomic_add_fetch(&ship.untracked, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- sending (shipper thread, and the exit flush) ---- */
+
+static const char *collector_path(void)
+{
+	static const char run_sock[] = "/run/apiprof/apiprof.sock";
+	static const char tmp_sock[] = "/tmp/apiprof.sock";
+	if (pl_cfg.socket_from_env)
+		return pl_cfg.socket_path;
+	struct stat st;
+	return stat(run_sock, &st) == 0 ? run_sock : tmp_sock;
+}
+
+static size_t put_prefix(uint8_t *out, size_t cap)
+{
+	struct timespec wall, mono;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	struct ap_batch_hdr h = {
+		.seq = ship.seq++,
+		.pid = pl_pid(),
+		.wall_minus_mono_ns = ((int64_t)wall.tv_sec - mono.tv_sec) * 1000000000 +
+		                      (wall.tv_nsec - mono.tv_nsec),
+	};
+	size_t n = ap_wire_put_batch_hdr(out, cap, &h);
+	struct ap_rec_hello hello = {
+		.pid = pl_pid(),
+		.ppid = (uint32_t)getppid(),
+		.start_mono_ns = ship.start_mono_ns,
+		.service = { pl_cfg.service, (uint16_t)strlen(pl_cfg.service) },
+		.exe = { pl_cfg.exe, (uint16_t)strlen(pl_cfg.exe) },
+	};
+	n += ap_wire_put_hello(out + n, cap - n, &hello);
+	return n;
+}
+
+/* Sends one datagram: prefix + recs[0..len). Returns 0 or -errno. */
+static int send_datagram(int sock, const uint8_t *recs, size_t len)
+{
+	uint8_t prefix[AP_WIRE_BATCH_HDR + AP_WIRE_REC_HDR + 32 + sizeof pl_cfg.service +
+	               sizeof pl_cfg.exe];
+	size_t plen = put_prefix(prefix, sizeof prefix);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = collector_path();
+	memcpy(sa.sun_path, path, strnlen(path, sizeof sa.sun_path - 1));
+	struct iovec iov[2] = { { prefix, plen }, { (void *)recs, len } };
+	struct msghdr mh = {
+		.msg_name = &sa, .msg_namelen = sizeof sa,
+		.msg_iov = iov, .msg_iovlen = len ? 2 : 1,
+	};
+	ssize_t r = pl_real.sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return r < 0 ? -errno : 0;
+}
+
+static size_t count_records(const uint8_t *p, size_t len)
+{
+	size_t n = 0, off = 0;
+	uint16_t type;
+	const uint8_t *payload;
+	uint32_t plen;
+	while (ap_wire_next_rec(p, len, &off, &type, &payload, &plen) == 1)
+		n++;
+	return n;
+}
+
+/* Sends buf[0..len) (whole records) in datagrams. Returns 0 when all went,
+ * else the -errno of the first failure; records not sent are counted as
+ * dropped. */
+static int send_records(int sock, const uint8_t *buf, size_t len)
+{
+	const size_t room = AP_WIRE_MAX_DATAGRAM - 1024; /* prefix headroom */
+	size_t off = 0;
+	while (off < len) {
+		/* Cut at a record boundary so every datagram holds whole records. */
+		size_t end = off, scan = off;
+		uint16_t type;
+		const uint8_t *payload;
+		uint32_t plen;
+		while (ap_wire_next_rec(buf, len, &scan, &type, &payload, &plen) == 1 &&
+		       scan - off <= room)
+			end = scan;
+		if (end == off)
+			end = scan; /* a single oversized record: send it alone */
+		int r = send_datagram(sock, buf + off, end - off);
+		if (r < 0) {
+			__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
+			                   __ATOMIC_RELAXED);
+			return r;
+		}
+		off = end;
+	}
+	return 0;
+}
+
+static void send_heartbeat(int sock, int *up)
+{
+	uint8_t rec[64];
+	struct ap_rec_stats st = {
+		.events = __atomic_load_n(&ship.events, __ATOMIC_RELAXED),
+		.dropped = __atomic_load_n(&ship.dropped, __ATOMIC_RELAXED),
+		.untracked_conns = __atomic_load_n(&ship.untracked, __ATOMIC_RELAXED),
+	};
+	size_t n = ap_wire_put_stats(rec, sizeof rec, &st);
+	int r = send_datagram(sock, rec, n);
+	if ((r == 0) != *up)
+		pl_debug("collector at %s %s", collector_path(),
+		         r == 0 ? "reached" : "unreachable");
+	*up = r == 0;
+}
+
+/* Swaps the halves and returns the filled one's length (0: nothing). */
+static size_t take_batch(const uint8_t **out)
+{
+	pthread_mutex_lock(&ship.lock);
+	size_t len = ship.active_len;
+	*out = ship.half[ship.active_idx];
+	if (len) {
+		ship.active_idx ^= 1;
+		ship.active_len = 0;
+	}
+	pthread_mutex_unlock(&ship.lock);
+	return len;
+}
+
+/* The socket is opened per wake-up rather than kept: a host that closes
+ * every descriptor it does not know (daemons do, after our thread started)
+ * must never make us send events into one of its own files. */
+static void *shipper_main(void *arg)
+{
+	(void)arg;
+	int up = 0;
+	uint64_t next_beat = 0;
+	for (;;) {
+		struct timespec tick = { 0, (long)SHIP_TICK_NS };
+		nanosleep(&tick, NULL);
+		uint64_t now = pl_now_ns();
+		int beat = now >= next_beat;
+		if (!beat && (!up || __atomic_load_n(&ship.active_len, __ATOMIC_RELAXED) == 0))
+			continue;
+		int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (sock < 0)
+			continue;
+		if (beat) {
+			send_heartbeat(sock, &up);
+			next_beat = now + (up ? SHIP_HEARTBEAT_NS : SHIP_PROBE_NS);
+		}
+		const uint8_t *batch;
+		size_t len = up ? take_batch(&batch) : 0;
+		if (len) {
+			int r = send_records(sock, batch, len);
+			/* EAGAIN: the collector is busy (records counted lost); anything
+			 * else means it is gone: buffer until a probe finds it again. */
+			if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
+				up = 0;
+				next_beat = now + SHIP_PROBE_NS;
+			}
+		}
+		pl_real.close(sock);
+	}
+	return NULL;
+}
+
+/* Maps the buffer and starts the thread; returns 1 when events can be
+ * buffered. Runs once per process; racing callers see SHIP_STARTING and
+ * drop their event rather than wait. */
+static PL_COLD int ship_start(void)
+{
+	int expect = SHIP_OFF;
+	if (!__atomic_compare_exchange_n(&ship.state, &expect, SHIP_STARTING, 0,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return expect == SHIP_ON;
+	int saved = errno;
+	if (!ship.half[0]) {
+		void *m = mmap(NULL, pl_cfg.buffer_bytes, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			__atomic_store_n(&ship.state, SHIP_FAILED, __ATOMIC_RELEASE);
+			errno = saved;
+			return 0;
+		}
+		ship.half_cap = pl_cfg.buffer_bytes / 2;
+		ship.half[0] = m;
+		ship.half[1] = (uint8_t *)m + ship.half_cap;
+	}
+	ship.start_mono_ns = pl_now_ns();
+	/* The thread must never run the host's signal handlers (nginx's
+	 * SIGHUP/SIGQUIT): it inherits a mask blocking everything. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 128 * 1024);
+	int rc = pthread_create(&t, &attr, shipper_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	__atomic_store_n(&ship.state, rc == 0 ? SHIP_ON : SHIP_FAILED, __ATOMIC_RELEASE);
+	pl_debug(rc == 0 ? "shipper started, buffer %zu KiB" : "cannot start shipper (%zu KiB)",
+	         pl_cfg.buffer_bytes / 1024);
+	errno = saved;
+	return rc == 0;
+}
+
+void pl_ship_request(const struct ap_rec_request *r)
+{
+	if (PL_UNLIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON) &&
+	    !ship_start()) {
+		__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	size_t need = ap_wire_request_size(r);
+	pthread_mutex_lock(&ship.lock);
+	if (ship.active_len + need <= ship.half_cap) {
+		ship.active_len += ap_wire_put_request(ship.half[ship.active_idx] + ship.active_len,
+		                                       ship.half_cap - ship.active_len, r);
+		ship.events++;
+	} else {
+		ship.dropped++;
+	}
+	pthread_mutex_unlock(&ship.lock);
+}
+
+/* At exit, hand over what is buffered (one non-blocking attempt): gunicorn
+ * and nginx workers that exit gracefully lose nothing. */
+__attribute__((destructor)) static void ship_exit_flush(void)
+{
+	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON)
+		return;
+	if (pthread_mutex_trylock(&ship.lock) != 0)
+		return;
+	size_t len = ship.active_len;
+	ship.active_len = 0;
+	pthread_mutex_unlock(&ship.lock);
+	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return;
+	if (len)
+		send_records(sock, ship.half[ship.active_idx], len);
+	int up = 1;
+	send_heartbeat(sock, &up);
+	pl_real.close(sock);
+}
+
+void pl_ship_atfork_prepare(void)
+{
+	pthread_mutex_lock(&ship.lock);
+}
+
+void pl_ship_atfork_parent(void)
+{
+	pthread_mutex_unlock(&ship.lock);
+}
+
+void pl_ship_atfork_child(void)
+{
+	/* The shipper thread does not exist here; the parent ships the records
+	 * it buffered. Keep the mapping (copy-on-write), start afresh. */
+	pthread_mutex_init(&ship.lock, NULL);
+	ship.state = SHIP_OFF;
+	ship.active_idx = 0;
+	ship.active_len = 0;
+	ship.events = ship.dropped = ship.untracked = 0;
+	ship.seq = 0;
+}

@@ -1,0 +1,139 @@
+/*
+ * ap_http.h - incremental HTTP/1.x message framing, one direction at a time.
+ *
+ * The preload feeds these parsers the bytes a host server actually read from
+ * (requests) and wrote to (responses) an accepted socket, in whatever pieces
+ * the host used: one byte at a time, several pipelined messages in one read,
+ * or a 1 MB header across hundreds of reads. The parsers never allocate,
+ * never look at more than they are given, copy only bounded prefixes (method,
+ * target, the start of a 5xx body) and skip bodies without copying them.
+ *
+ * Pull style: ap_http_*_feed() consumes bytes until it has something to
+ * report, returns how many bytes it consumed and sets *ev. The caller handles
+ * the event and calls again with the remaining bytes. A return of `len` with
+ * AP_HTTP_NEED_MORE means every byte was consumed and nothing happened yet.
+ *
+ * Both parsers are plain structs (no pointers inside), so they can be zeroed,
+ * copied and embedded in preallocated connection records. Not thread-safe:
+ * one parser per connection direction, used under the connection's lock.
+ */
+#ifndef AP_HTTP_H
+#define AP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AP_HTTP_METHOD_MAX 16   /* longest method kept, including the NUL */
+#define AP_HTTP_TARGET_MAX 512  /* longest request target kept, incl. NUL */
+#define AP_HTTP_ERRBODY_MAX 200 /* bytes of a 5xx body kept as its message */
+
+enum ap_http_ev {
+	AP_HTTP_NEED_MORE = 0, /* all bytes consumed, nothing to report */
+	AP_HTTP_START_LINE,    /* request line / status line complete */
+	AP_HTTP_HEADERS_DONE,  /* end of the header block; framing known */
+	AP_HTTP_MSG_DONE,      /* last byte of the message (body included) */
+	AP_HTTP_ERROR          /* not HTTP/1.x, or framing we cannot follow;
+	                          sticky: every later feed returns it again */
+};
+
+/*
+ * Private: the header-block and body state both directions share, so one
+ * state machine in http.c serves both. Callers never touch it; all-zero is
+ * the state of a freshly initialised parser.
+ */
+struct ap_http_core {
+	uint64_t remaining;        /* body or chunk bytes left; in the header
+	                              block, the Content-Length agreed so far */
+	uint64_t num;              /* Content-Length value being read */
+	uint16_t flags;            /* what the header block said */
+	uint16_t nlen;             /* bytes of the current name / token / literal */
+	uint8_t state;
+	uint8_t sub;               /* step within the state */
+	uint8_t hdr;               /* which interesting header we are in */
+	char scratch[24];          /* lower-cased prefix of a header name/token */
+};
+
+/*
+ * Request direction (client -> server).
+ *
+ * AP_HTTP_START_LINE: method, target, version_minor are valid and stay valid
+ *   until the next request's start line.  A request line is
+ *   `TOKEN SP TARGET SP HTTP/1.<digit> CRLF` (bare LF accepted; empty lines
+ *   before it are skipped as RFC 9112 allows). Anything else, HTTP/0.9,
+ *   HTTP/2 prefaces and HTTP/1.x versions other than 1.0 and 1.1 included,
+ *   is AP_HTTP_ERROR.
+ * AP_HTTP_HEADERS_DONE: keep_alive, expect_continue, profile, chunked,
+ *   content_length are valid.
+ * AP_HTTP_MSG_DONE: the body (Content-Length bytes, or chunked up to and
+ *   including its trailers) has been consumed; the parser is ready for the
+ *   next pipelined request. A request without Content-Length or chunked
+ *   encoding has no body, so MSG_DONE follows HEADERS_DONE at once (a feed
+ *   call returning HEADERS_DONE and the next one MSG_DONE with 0 bytes
+ *   consumed).
+ */
+struct ap_http_req {
+	/* results */
+	char method[AP_HTTP_METHOD_MAX];
+	char target[AP_HTTP_TARGET_MAX];
+	uint16_t method_len;
+	uint16_t target_len;       /* bytes kept in target (<= MAX-1) */
+	uint8_t target_truncated;  /* the real target was longer */
+	uint8_t version_minor;     /* 0 or 1 */
+	uint8_t keep_alive;        /* 1.1 without "Connection: close", or 1.0
+	                              with "Connection: keep-alive" */
+	uint8_t expect_continue;   /* "Expect: 100-continue" */
+	uint8_t profile;           /* "X-Apiprof-Profile: 1" */
+	uint8_t chunked;           /* Transfer-Encoding ends in chunked */
+	uint64_t content_length;   /* valid when !chunked */
+
+	/* private state */
+	struct ap_http_core core;
+};
+
+void ap_http_req_init(struct ap_http_req *p);
+size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
+                        enum ap_http_ev *ev);
+
+/*
+ * Response direction (server -> client).
+ *
+ * Call ap_http_resp_begin() before each response, saying whether it answers a
+ * HEAD request (such a response has no body whatever its headers say).
+ * AP_HTTP_START_LINE: status is valid (`HTTP/1.x SP 3DIGIT ...`).
+ * AP_HTTP_HEADERS_DONE: framing known.
+ * AP_HTTP_MSG_DONE: the response is complete. If 100 <= status < 200 and
+ *   status != 101 it was an interim response: the final one follows, call
+ *   ap_http_resp_begin() again with the same head flag. A 101 completes at
+ *   the end of its headers (the connection then stops being HTTP). 1xx, 204,
+ *   304 and responses to HEAD have no body; otherwise Content-Length,
+ *   chunked, or, lacking both, the body runs until the connection closes:
+ *   until_close is set and MSG_DONE never comes; ap_http_resp_eof() then
+ *   says whether the message was complete when the connection ended.
+ * errbody holds the first AP_HTTP_ERRBODY_MAX bytes of the (de-chunked)
+ * body when status >= 500, for error messages.
+ */
+struct ap_http_resp {
+	/* results */
+	uint16_t status;
+	uint8_t version_minor;
+	uint8_t keep_alive;        /* the response does not say it will close */
+	uint8_t chunked;
+	uint8_t until_close;
+	uint64_t content_length;
+	uint16_t errbody_len;
+	char errbody[AP_HTTP_ERRBODY_MAX];
+
+	/* private state */
+	uint8_t head;              /* answering a HEAD request */
+	struct ap_http_core core;
+};
+
+void ap_http_resp_init(struct ap_http_resp *p);
+void ap_http_resp_begin(struct ap_http_resp *p, int answers_head);
+size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
+                         enum ap_http_ev *ev);
+/* 1 when the connection closing now ends the response cleanly: a response
+ * whose body runs until close and whose headers are complete. */
+int ap_http_resp_eof(const struct ap_http_resp *p);
+
+#endif /* AP_HTTP_H */

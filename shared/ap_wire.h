@@ -1,0 +1,128 @@
+/*
+ * ap_wire.h - the binary protocol from the preload to the collector.
+ *
+ * Transport: one AF_UNIX SOCK_DGRAM datagram per batch, sent with
+ * MSG_DONTWAIT|MSG_NOSIGNAL to the collector's socket path. Datagrams keep
+ * batches whole, need no connection state in the host (a restarted collector
+ * is reached by the next send), and with SO_PASSCRED on the collector's side
+ * the kernel attaches the sender's real pid and uid to every datagram.
+ *
+ * A datagram is a batch header followed by records:
+ *
+ *   batch header (AP_WIRE_BATCH_HDR = 24 bytes, little-endian):
+ *     0  u32 magic   "APRF" (0x46525041)
+ *     4  u8  version AP_WIRE_VERSION
+ *     5  u8  reserved (0)
+ *     6  u16 header length (24; a newer sender may send more, skipped)
+ *     8  u32 seq     batch number within the sending process
+ *    12  u32 pid     as the sender believes (the collector trusts the kernel)
+ *    16  i64 wall_minus_mono_ns  CLOCK_REALTIME - CLOCK_MONOTONIC, read when
+ *                    the batch was sent: record times are CLOCK_MONOTONIC
+ *                    nanoseconds, wall time = mono + this offset
+ *   record (AP_WIRE_REC_HDR = 8 bytes, then `len` payload bytes):
+ *     0  u16 type    enum ap_rec_type
+ *     2  u16 reserved (0)
+ *     4  u32 len     payload bytes
+ *
+ * Integers are written and read byte by byte (never by casting a buffer to a
+ * struct). Strings are u16 length + bytes, no NUL. New fields are appended to
+ * a record's payload only: a decoder accepts and ignores trailing bytes it
+ * does not know, and rejects a payload shorter than its version requires.
+ * Unknown record types are skipped by length.
+ */
+#ifndef AP_WIRE_H
+#define AP_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AP_WIRE_MAGIC 0x46525041u /* "APRF" in memory order */
+#define AP_WIRE_VERSION 1
+#define AP_WIRE_BATCH_HDR 24
+#define AP_WIRE_REC_HDR 8
+#define AP_WIRE_MAX_DATAGRAM (64 * 1024) /* a sender never exceeds this */
+
+enum ap_rec_type {
+	AP_REC_HELLO = 1,   /* once per process (and again after fork) */
+	AP_REC_REQUEST = 2, /* one finished (or aborted) HTTP request */
+	AP_REC_STATS = 3,   /* the process's cumulative counters, ~1/s */
+};
+
+enum ap_req_flags {
+	AP_REQF_ABORTED = 1 << 0,        /* closed before a complete response */
+	AP_REQF_TARGET_TRUNCATED = 1 << 1,
+	AP_REQF_PROFILE = 1 << 2,        /* X-Apiprof-Profile: 1 */
+	AP_REQF_QUERY_KEPT = 1 << 3,     /* APIPROF_CAPTURE_QUERY_STRING=1 */
+};
+
+/* Strings in decoded records point into the decoded buffer: not NUL-
+ * terminated, valid while that buffer is. */
+struct ap_str {
+	const char *p;
+	uint16_t len;
+};
+
+struct ap_batch_hdr {
+	uint32_t seq;
+	uint32_t pid;
+	int64_t wall_minus_mono_ns;
+};
+
+struct ap_rec_hello {
+	uint32_t pid;
+	uint32_t ppid;
+	uint64_t start_mono_ns;   /* when the preload initialised (or forked) */
+	struct ap_str service;    /* APIPROF_SERVICE or the program's name */
+	struct ap_str exe;        /* /proc/self/exe, possibly truncated */
+};
+
+struct ap_rec_request {
+	uint64_t req_id;          /* unique within the process */
+	uint64_t start_ns;        /* CLOCK_MONOTONIC: first byte of the request */
+	uint64_t end_ns;          /* last byte of the response (or the abort) */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint32_t tid;
+	uint16_t status;          /* 0 when aborted before a status line */
+	uint16_t flags;           /* enum ap_req_flags */
+	struct ap_str method;
+	struct ap_str path;       /* query string already dropped unless kept */
+};
+
+struct ap_rec_stats {
+	uint64_t events;          /* records produced since start (or fork) */
+	uint64_t dropped;         /* records dropped: buffer full or send failed */
+	uint64_t untracked_conns; /* connections beyond the preload's bound */
+};
+
+/* ---- encoding (preload side; no allocation, async-signal-safe) ---- */
+
+/* Each returns the bytes written at `out`, or 0 when `cap` is too small
+ * (nothing useful is written then). */
+size_t ap_wire_put_batch_hdr(uint8_t *out, size_t cap, const struct ap_batch_hdr *h);
+size_t ap_wire_put_hello(uint8_t *out, size_t cap, const struct ap_rec_hello *r);
+size_t ap_wire_put_request(uint8_t *out, size_t cap, const struct ap_rec_request *r);
+size_t ap_wire_put_stats(uint8_t *out, size_t cap, const struct ap_rec_stats *r);
+/* Bytes ap_wire_put_request() will need for r (header included). */
+size_t ap_wire_request_size(const struct ap_rec_request *r);
+
+/* ---- decoding (collector side) ---- */
+
+/* Reads the batch header of a datagram. Returns the offset of the first
+ * record, or -EPROTO (bad magic), -EPROTONOSUPPORT (unknown version), or
+ * -EBADMSG (truncated). */
+int ap_wire_get_batch_hdr(const uint8_t *buf, size_t len, struct ap_batch_hdr *h);
+
+/* Iterates records: at *off, returns 1 and fills type/payload/plen and
+ * advances *off; returns 0 at the end of the datagram; -EBADMSG when the
+ * record header or its length runs past the end (the rest is lost). */
+int ap_wire_next_rec(const uint8_t *buf, size_t len, size_t *off,
+                     uint16_t *type, const uint8_t **payload, uint32_t *plen);
+
+/* Each returns 0, or -EBADMSG when the payload is too short or a string runs
+ * past its end. */
+int ap_wire_get_hello(const uint8_t *p, uint32_t len, struct ap_rec_hello *r);
+int ap_wire_get_request(const uint8_t *p, uint32_t len, struct ap_rec_request *r);
+int ap_wire_get_stats(const uint8_t *p, uint32_t len, struct ap_rec_stats *r);
+
+#endif /* AP_WIRE_H */

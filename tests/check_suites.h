@@ -1,0 +1,13 @@
+/* One suite-building function per module (STYLE item 15). */
+#ifndef AP_CHECK_SUITES_H
+#define AP_CHECK_SUITES_H
+
+#include <check.h>
+
+Suite *wire_suite(void);
+Suite *http_suite(void);
+Suite *route_suite(void);
+Suite *config_suite(void);
+Suite *sketch_suite(void);
+
+#endif
