@@ -24,6 +24,8 @@ static void put_bytes(struct wout *w, const void *src, size_t n)
 		w->bad = 1;
 		return;
 	}
+	if (n == 0)
+		return; /* an empty ap_str may carry p == NULL: memcpy(.., NULL, 0) is UB */
 	memcpy(w->p + w->off, src, n);
 	w->off += n;
 }
@@ -31,8 +33,14 @@ static void put_bytes(struct wout *w, const void *src, size_t n)
 static void put_uint(struct wout *w, uint64_t v, unsigned nbytes)
 {
 	uint8_t b[8];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* The wire order is the host order here: one store instead of a loop
+	 * (this runs for every field of every event inside the host). */
+	memcpy(b, &v, 8);
+#else
 	for (unsigned i = 0; i < nbytes; i++)
 		b[i] = (uint8_t)(v >> (8 * i));
+#endif
 	put_bytes(w, b, nbytes);
 }
 
