@@ -1,0 +1,1371 @@
+/*
+ * check_http.c - the incremental HTTP/1.x framing parsers (shared/http.c).
+ *
+ * Every case is a list of segments: the bytes, and the events the parser
+ * must report once those bytes are in. Each case is fed whole, byte by byte
+ * and in random splits under several fixed seeds; all must give the same
+ * trace (events with the stream offset they happened at, and the results
+ * valid at each), so the parser cannot depend on where the host's reads end.
+ * Each chunk is copied to the very end of a heap buffer, so that
+ * AddressSanitizer catches any read past the `len` the parser was given.
+ */
+#include "config.h"
+#include "check_suites.h"
+#include "ap_http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Check's ck_assert_* report every passing assertion to the parent process
+ * (a write per call), far too slow for loops that feed megabytes a byte at a
+ * time; the hot loops use this instead, which only costs on failure.
+ */
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) \
+			ck_abort_msg("assertion failed: %s", #cond); \
+	} while (0)
+
+/* --- splitting ----------------------------------------------------------- */
+
+#define SPLIT_WHOLE 0
+#define SPLIT_BYTES 1
+#define SPLIT_RANDOM 2
+
+static const uint32_t seeds[] = { 1, 7, 42, 1234, 99991 };
+#define NSPLITS (2 + (int)(sizeof seeds / sizeof seeds[0]))
+
+struct splitter {
+	int mode;
+	uint32_t rng;
+};
+
+static uint32_t xorshift(uint32_t *s)
+{
+	uint32_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *s = x;
+}
+
+/* The i-th way of splitting: whole, bytes, then each seed. */
+static struct splitter splitter(int i)
+{
+	struct splitter sp = { SPLIT_WHOLE, 0 };
+	if (i == 1)
+		sp.mode = SPLIT_BYTES;
+	else if (i >= 2)
+		sp = (struct splitter){ SPLIT_RANDOM, seeds[i - 2] };
+	return sp;
+}
+
+/* Mostly tiny reads, now and then a big one, as hosts do. */
+static size_t split_next(struct splitter *sp, size_t left)
+{
+	size_t n = left;
+	if (sp->mode == SPLIT_BYTES) {
+		n = 1;
+	} else if (sp->mode == SPLIT_RANDOM) {
+		uint32_t r = xorshift(&sp->rng);
+		n = (r & 3) == 0 ? 1 + (r >> 8) % 4096 : 1 + (r >> 8) % 7;
+	}
+	return n < left ? n : left;
+}
+
+/* Copies a chunk so that it ends where its heap buffer ends: one byte more
+ * is a heap overflow under AddressSanitizer. One buffer per run, not per
+ * chunk, keeps byte-at-a-time megabytes fast. */
+static const char *place(char *arena, size_t cap, const char *src, size_t n)
+{
+	memcpy(arena + cap - n, src, n);
+	return arena + cap - n;
+}
+
+/* --- traces -------------------------------------------------------------- */
+
+struct trace {
+	char s[8192];
+	size_t len;
+};
+
+static void tr_add(struct trace *t, const char *fmt, ...)
+{
+	va_list ap;
+	if (t->len)
+		t->len += (size_t)snprintf(t->s + t->len, sizeof t->s - t->len, "; ");
+	CHECK(t->len < sizeof t->s);
+	va_start(ap, fmt);
+	t->len += (size_t)vsnprintf(t->s + t->len, sizeof t->s - t->len, fmt, ap);
+	va_end(ap);
+	CHECK(t->len < sizeof t->s);
+}
+
+/* The parser's results must stay inside their bounds whatever it was fed. */
+static void req_invariants(const struct ap_http_req *p)
+{
+	CHECK(p->method_len < AP_HTTP_METHOD_MAX);
+	CHECK(p->target_len < AP_HTTP_TARGET_MAX);
+	CHECK(strlen(p->method) == p->method_len);
+	CHECK(strnlen(p->target, AP_HTTP_TARGET_MAX) == p->target_len);
+}
+
+static void req_event(const struct ap_http_req *p, enum ap_http_ev ev,
+                      size_t off, struct trace *t)
+{
+	req_invariants(p);
+	switch (ev) {
+	case AP_HTTP_START_LINE:
+		tr_add(t, "S:%s %s 1.%u%s@%zu", p->method, p->target, p->version_minor,
+		       p->target_truncated ? "~" : "", off);
+		break;
+	case AP_HTTP_HEADERS_DONE:
+		if (p->chunked)
+			tr_add(t, "H:%s%s%s ch@%zu", p->keep_alive ? "ka" : "close",
+			       p->expect_continue ? " ec" : "", p->profile ? " pr" : "", off);
+		else
+			tr_add(t, "H:%s%s%s cl=%llu@%zu", p->keep_alive ? "ka" : "close",
+			       p->expect_continue ? " ec" : "", p->profile ? " pr" : "",
+			       (unsigned long long)p->content_length, off);
+		break;
+	case AP_HTTP_MSG_DONE:
+		tr_add(t, "D@%zu", off);
+		break;
+	default:
+		tr_add(t, "E");
+		break;
+	}
+}
+
+/*
+ * Feeds `in` to a fresh request parser in the pieces `sp` chooses, the way
+ * the preload does: call until NEED_MORE, which must mean every byte of the
+ * piece was taken. After an error, the next call must repeat it, taking
+ * nothing.
+ */
+static void req_run(const char *in, size_t len, struct splitter sp, struct trace *t)
+{
+	struct ap_http_req p;
+	size_t pos = 0;
+	int dead = 0;
+
+	char *arena = malloc(len ? len : 1);
+	CHECK(arena != NULL);
+	ap_http_req_init(&p);
+	t->len = 0;
+	t->s[0] = '\0';
+	while (pos < len && !dead) {
+		size_t n = split_next(&sp, len - pos), o = 0;
+		const char *chunk = place(arena, len, in + pos, n);
+		for (;;) {
+			enum ap_http_ev ev = AP_HTTP_ERROR;
+			size_t k = ap_http_req_feed(&p, chunk + o, n - o, &ev);
+			CHECK(k <= n - o);
+			o += k;
+			if (ev == AP_HTTP_NEED_MORE) {
+				CHECK(o == n);
+				break;
+			}
+			req_event(&p, ev, pos + o, t);
+			if (ev == AP_HTTP_ERROR) {
+				CHECK(ap_http_req_feed(&p, chunk + o, n - o, &ev) == 0);
+				CHECK(ev == AP_HTTP_ERROR);
+				dead = 1;
+				break;
+			}
+		}
+		pos += n;
+	}
+	free(arena);
+}
+
+static void resp_event(const struct ap_http_resp *p, enum ap_http_ev ev,
+                       size_t off, struct trace *t)
+{
+	CHECK(p->errbody_len <= AP_HTTP_ERRBODY_MAX);
+	switch (ev) {
+	case AP_HTTP_START_LINE:
+		tr_add(t, "S:%u 1.%u@%zu", p->status, p->version_minor, off);
+		break;
+	case AP_HTTP_HEADERS_DONE:
+		if (p->chunked)
+			tr_add(t, "H:%s ch@%zu", p->keep_alive ? "ka" : "close", off);
+		else if (p->until_close)
+			tr_add(t, "H:%s uc@%zu", p->keep_alive ? "ka" : "close", off);
+		else
+			tr_add(t, "H:%s cl=%llu@%zu", p->keep_alive ? "ka" : "close",
+			       (unsigned long long)p->content_length, off);
+		break;
+	case AP_HTTP_MSG_DONE:
+		if (p->errbody_len)
+			tr_add(t, "D:B=%.*s@%zu", (int)p->errbody_len, p->errbody, off);
+		else
+			tr_add(t, "D@%zu", off);
+		break;
+	default:
+		tr_add(t, "E");
+		break;
+	}
+}
+
+/*
+ * Feeds `in` to a response parser like req_run(). `heads` says, per final
+ * response, whether it answers a HEAD ('1'); after each MSG_DONE the caller's
+ * ap_http_resp_begin() is called, with the same flag after an interim 1xx.
+ * At the end, "EOF" is traced if the connection closing would end the
+ * response cleanly.
+ */
+static void resp_run(const char *in, size_t len, const char *heads,
+                     struct splitter sp, struct trace *t)
+{
+	struct ap_http_resp p;
+	size_t pos = 0, nresp = 0;
+	int dead = 0;
+
+	ap_http_resp_init(&p);
+	char *arena = malloc(len ? len : 1);
+	CHECK(arena != NULL);
+	ap_http_resp_begin(&p, heads && heads[0] == '1');
+	t->len = 0;
+	t->s[0] = '\0';
+	while (pos < len && !dead) {
+		size_t n = split_next(&sp, len - pos), o = 0;
+		const char *chunk = place(arena, len, in + pos, n);
+		for (;;) {
+			enum ap_http_ev ev = AP_HTTP_ERROR;
+			size_t k = ap_http_resp_feed(&p, chunk + o, n - o, &ev);
+			CHECK(k <= n - o);
+			o += k;
+			if (ev == AP_HTTP_NEED_MORE) {
+				CHECK(o == n);
+				break;
+			}
+			resp_event(&p, ev, pos + o, t);
+			if (ev == AP_HTTP_ERROR) {
+				CHECK(ap_http_resp_feed(&p, chunk + o, n - o, &ev) == 0);
+				CHECK(ev == AP_HTTP_ERROR);
+				dead = 1;
+				break;
+			}
+			if (ev == AP_HTTP_MSG_DONE) {
+				int interim = p.status >= 100 && p.status < 200 && p.status != 101;
+				if (!interim && heads && heads[nresp] && heads[nresp + 1])
+					nresp++;
+				ap_http_resp_begin(&p, heads && heads[nresp] == '1');
+			}
+		}
+		pos += n;
+	}
+	free(arena);
+	if (!dead && ap_http_resp_eof(&p)) {
+		if (p.errbody_len)
+			tr_add(t, "EOF:B=%.*s", (int)p.errbody_len, p.errbody);
+		else
+			tr_add(t, "EOF");
+	}
+}
+
+/* --- table-driven cases -------------------------------------------------- */
+
+/* Bytes, and the events (';'-separated) due once they are all fed. Events
+ * other than E and EOF get "@offset" appended when the trace is built. */
+struct seg {
+	const char *b;
+	size_t len;
+	const char *ev;
+};
+#define SEG(bytes, events) { bytes, sizeof(bytes) - 1, events }
+#define MAXSEG 10
+
+struct hcase {
+	const char *name;
+	const char *heads; /* responses: HEAD flags per final response */
+	struct seg segs[MAXSEG];
+};
+
+/* Joins a case's bytes into one malloc'd buffer and builds its expected
+ * trace, turning each segment's events into "event@offset". */
+static char *case_build(const struct hcase *c, size_t *len, struct trace *want)
+{
+	size_t total = 0, off = 0;
+	for (int i = 0; i < MAXSEG && c->segs[i].b; i++)
+		total += c->segs[i].len;
+	char *buf = malloc(total + 1);
+	ck_assert_ptr_nonnull(buf);
+	want->len = 0;
+	want->s[0] = '\0';
+	for (int i = 0; i < MAXSEG && c->segs[i].b; i++) {
+		memcpy(buf + off, c->segs[i].b, c->segs[i].len);
+		off += c->segs[i].len;
+		char evs[1024];
+		snprintf(evs, sizeof evs, "%s", c->segs[i].ev ? c->segs[i].ev : "");
+		for (char *save = NULL, *e = strtok_r(evs, ";", &save); e;
+		     e = strtok_r(NULL, ";", &save)) {
+			if (strcmp(e, "E") == 0 || strncmp(e, "EOF", 3) == 0)
+				tr_add(want, "%s", e);
+			else
+				tr_add(want, "%s@%zu", e, off);
+		}
+	}
+	*len = total;
+	return buf;
+}
+
+/* Every split of the input gives exactly the expected trace. */
+static void must_parse_req(const struct hcase *c)
+{
+	struct trace want, got;
+	size_t len;
+	char *in = case_build(c, &len, &want);
+	for (int i = 0; i < NSPLITS; i++) {
+		req_run(in, len, splitter(i), &got);
+		ck_assert_msg(strcmp(got.s, want.s) == 0,
+		              "request case '%s', split %d:\n got: %s\nwant: %s",
+		              c->name, i, got.s, want.s);
+	}
+	free(in);
+}
+
+static void must_parse_resp(const struct hcase *c)
+{
+	struct trace want, got;
+	size_t len;
+	char *in = case_build(c, &len, &want);
+	for (int i = 0; i < NSPLITS; i++) {
+		resp_run(in, len, c->heads, splitter(i), &got);
+		ck_assert_msg(strcmp(got.s, want.s) == 0,
+		              "response case '%s', split %d:\n got: %s\nwant: %s",
+		              c->name, i, got.s, want.s);
+	}
+	free(in);
+}
+
+/* The expected trace must end in an error (guards the error tables). */
+static void must_end_in_error(const struct hcase *c)
+{
+	struct trace want;
+	size_t len;
+	free(case_build(c, &len, &want));
+	ck_assert_msg(want.len >= 1 && want.s[want.len - 1] == 'E',
+	              "case '%s' is in an error table but expects no error", c->name);
+}
+
+static void must_not_parse_req(const struct hcase *c)
+{
+	must_end_in_error(c);
+	must_parse_req(c);
+}
+
+static void must_not_parse_resp(const struct hcase *c)
+{
+	must_end_in_error(c);
+	must_parse_resp(c);
+}
+
+#define GET_HDR "GET / HTTP/1.1\r\n"
+#define GET_S "S:GET / 1.1"
+
+static const struct hcase req_ok[] = {
+	{ "simple GET", NULL, {
+		SEG("GET /hello HTTP/1.1\r\n", "S:GET /hello 1.1"),
+		SEG("Host: example.com\r\nUser-Agent: t\r\n\r\n", "H:ka cl=0;D") } },
+	{ "HTTP/1.0 defaults to close", NULL, {
+		SEG("GET /a HTTP/1.0\r\n", "S:GET /a 1.0"),
+		SEG("Host: x\r\n\r\n", "H:close cl=0;D") } },
+	{ "HTTP/1.0 keep-alive, any case", NULL, {
+		SEG("GET /a HTTP/1.0\r\n", "S:GET /a 1.0"),
+		SEG("Connection: Keep-Alive\r\n\r\n", "H:ka cl=0;D") } },
+	{ "HTTP/1.1 Connection: close", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("connection: CLOSE\r\n\r\n", "H:close cl=0;D") } },
+	{ "Connection token list", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Connection: Upgrade,  close , TE\r\n\r\n", "H:close cl=0;D") } },
+	{ "1.0 keep-alive in a list", NULL, {
+		SEG("GET / HTTP/1.0\r\n", "S:GET / 1.0"),
+		SEG("Connection: TE,keep-alive\r\n\r\n", "H:ka cl=0;D") } },
+	{ "close wins over keep-alive", NULL, {
+		SEG("GET / HTTP/1.0\r\n", "S:GET / 1.0"),
+		SEG("Connection: keep-alive\r\nConnection: close\r\n\r\n", "H:close cl=0;D") } },
+	{ "unrelated tokens are not close", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Connection: closed, x-close\r\nX-Connection: close\r\n\r\n", "H:ka cl=0;D") } },
+	{ "bare LF line ends", NULL, {
+		SEG("GET /lf HTTP/1.1\n", "S:GET /lf 1.1"),
+		SEG("Host: x\n\n", "H:ka cl=0;D") } },
+	{ "empty lines before the request", NULL, {
+		SEG("\r\n\r\n\nGET / HTTP/1.1\r\n", GET_S),
+		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "two pipelined requests", NULL, {
+		SEG("GET /1 HTTP/1.1\r\n", "S:GET /1 1.1"),
+		SEG("Host: x\r\n\r\n", "H:ka cl=0;D"),
+		SEG("GET /2 HTTP/1.1\r\n", "S:GET /2 1.1"),
+		SEG("Host: x\r\n\r\n", "H:ka cl=0;D") } },
+	{ "three pipelined requests with bodies", NULL, {
+		SEG("POST /1 HTTP/1.1\r\n", "S:POST /1 1.1"),
+		SEG("Content-Length: 3\r\n\r\n", "H:ka cl=3"),
+		SEG("abc", "D"),
+		SEG("PUT /2 HTTP/1.1\r\n", "S:PUT /2 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("2\r\nhi\r\n0\r\n\r\n", "D"),
+		SEG("DELETE /3 HTTP/1.1\r\n", "S:DELETE /3 1.1"),
+		SEG("Connection: close\r\n\r\n", "H:close cl=0;D") } },
+	{ "Content-Length body", NULL, {
+		SEG("POST /form HTTP/1.1\r\n", "S:POST /form 1.1"),
+		SEG("Host: x\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\n", "H:ka cl=11"),
+		SEG("hello", NULL),
+		SEG(" world", "D") } },
+	{ "Content-Length body that looks like a request", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Content-Length: 18\r\n\r\n", "H:ka cl=18"),
+		SEG("GET /x HTTP/1.1\r\n\r", "D"),
+		SEG("GET /y HTTP/1.1\r\n", "S:GET /y 1.1") } },
+	{ "Content-Length: 0", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Content-Length: 0\r\n\r\n", "H:ka cl=0;D") } },
+	{ "Content-Length any case, OWS", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("CONTENT-length:\t 2 \t\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D") } },
+	{ "repeated identical Content-Length", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Content-Length: 2, 2\r\nContent-Length: 02\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D") } },
+	{ "largest Content-Length", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Content-Length: 18446744073709551615\r\n\r\n", "H:ka cl=18446744073709551615"),
+		SEG("some body", NULL) } },
+	{ "chunked with extensions and trailers", NULL, {
+		SEG("POST /c HTTP/1.1\r\n", "S:POST /c 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("5;name=val\r\nhello\r\n", NULL),
+		SEG("A ; a=\"b;c\" ;d\r\n0123456789\r\n", NULL),
+		SEG("0;last\r\nX-Trailer: 1\r\nY: 2\r\n\r\n", "D"),
+		SEG("GET /next HTTP/1.1\r\n", "S:GET /next 1.1") } },
+	{ "chunked: hex case, leading zeros, bare LF", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("transfer-encoding: CHUNKED\r\n\r\n", "H:ka ch"),
+		SEG("0000b\nhello world\n1F\r\n", NULL),
+		SEG("0123456789abcdef0123456789abcde\r\n", NULL),
+		SEG("000\n\n", "D") } },
+	{ "chunked body containing CRLFs and zero lines", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("7\r\n0\r\n\r\n\r\n\r\n", NULL),
+		SEG("0\r\n\r\n", "D") } },
+	{ "chunked after other codings", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: gzip\r\nTransfer-Encoding: foo, chunked\r\n\r\n", "H:ka ch"),
+		SEG("1\r\nx\r\n0\r\n\r\n", "D") } },
+	{ "chunked wins over Content-Length", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Content-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("3\r\nabc\r\n0\r\n\r\n", "D"),
+		SEG(GET_HDR, GET_S) } },
+	{ "Expect: 100-continue", NULL, {
+		SEG("PUT /up HTTP/1.1\r\n", "S:PUT /up 1.1"),
+		SEG("Expect: 100-Continue\r\nContent-Length: 4\r\n\r\n", "H:ka ec cl=4"),
+		SEG("data", "D") } },
+	{ "other Expect values", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Expect: 200-ok\r\n\r\n", "H:ka cl=0;D") } },
+	{ "X-Apiprof-Profile: 1", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("x-apiprof-PROFILE:  1 \r\n\r\n", "H:ka pr cl=0;D") } },
+	{ "X-Apiprof-Profile other than 1", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("X-Apiprof-Profile: 0\r\nX-Apiprof-Profiles: 1\r\nX-Apiprof-Profile: 10\r\n\r\n",
+		    "H:ka cl=0;D") } },
+	{ "query string kept in target", NULL, {
+		SEG("GET /a/b?x=1&y=%20z HTTP/1.1\r\n", "S:GET /a/b?x=1&y=%20z 1.1"),
+		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "absolute and asterisk targets", NULL, {
+		SEG("GET http://h:8080/p?q HTTP/1.1\r\n", "S:GET http://h:8080/p?q 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("OPTIONS * HTTP/1.1\r\n", "S:OPTIONS * 1.1"),
+		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "UTF-8 bytes in target", NULL, {
+		SEG("GET /caf\xc3\xa9 HTTP/1.1\r\n", "S:GET /caf\xc3\xa9 1.1"),
+		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "15-character method", NULL, {
+		SEG("ABCDEFGHIJKLMNO / HTTP/1.1\r\n", "S:ABCDEFGHIJKLMNO / 1.1"),
+		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "folded unrelated header", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("X-Long: a\r\n  b\r\n\tc\r\nHost: x\r\n\r\n", "H:ka cl=0;D") } },
+	{ "folded Connection continues its list", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Connection: upgrade,\r\n close\r\n\r\n", "H:close cl=0;D") } },
+	{ "header value with odd bytes", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("X-Bin: \x01\xff\x7f:\r\nCookie: a=b; c\r\r\n\r\n", "H:ka cl=0;D") } },
+	{ "empty header value", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("X-Empty:\r\nConnection:\r\n\r\n", "H:ka cl=0;D") } },
+	{ "long header names stream through", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length-And-A-Great-Deal-More: 5\r\nX-Apiprof-Profile-Extra: 1\r\n\r\n",
+		    "H:ka cl=0;D") } },
+	{ NULL, NULL, { SEG("", NULL) } }
+};
+
+static const struct hcase req_bad[] = {
+	{ "TLS ClientHello", NULL, {
+		SEG("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "E") } },
+	{ "binary with NULs", NULL, {
+		SEG("\0\0\0\x01\xff\xfe", "E") } },
+	{ "binary after a method", NULL, {
+		SEG("GET \x01\x02", "E") } },
+	{ "garbage text", NULL, {
+		SEG("hello there, this is not http\r\n\r\n", "E") } },
+	{ "HTTP/0.9", NULL, {
+		SEG("GET /\r\n", "E") } },
+	{ "HTTP/2 preface", NULL, {
+		SEG("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "E") } },
+	{ "HTTP/1.2", NULL, {
+		SEG("GET / HTTP/1.2\r\n\r\n", "E") } },
+	{ "HTTP/3.0", NULL, {
+		SEG("GET / HTTP/3.0\r\n\r\n", "E") } },
+	{ "HTTP/1.10", NULL, {
+		SEG("GET / HTTP/1.10\r\n\r\n", "E") } },
+	{ "lower-case version", NULL, {
+		SEG("GET / http/1.1\r\n\r\n", "E") } },
+	{ "version missing", NULL, {
+		SEG("GET / \r\n\r\n", "E") } },
+	{ "two spaces before target", NULL, {
+		SEG("GET  / HTTP/1.1\r\n\r\n", "E") } },
+	{ "trailing space after version", NULL, {
+		SEG("GET / HTTP/1.1 \r\n\r\n", "E") } },
+	{ "CR without LF in request line", NULL, {
+		SEG("GET / HTTP/1.1\rX\r\n", "E") } },
+	{ "control byte in target", NULL, {
+		SEG("GET /a\tb HTTP/1.1\r\n", "E") } },
+	{ "method too long", NULL, {
+		SEG("ABCDEFGHIJKLMNOP / HTTP/1.1\r\n\r\n", "E") } },
+	{ "method with a separator", NULL, {
+		SEG("GE(T / HTTP/1.1\r\n\r\n", "E") } },
+	{ "line without colon", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host example\r\n\r\n", "E") } },
+	{ "space before colon", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length : 5\r\n\r\n", "E") } },
+	{ "empty header name", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG(": x\r\n\r\n", "E") } },
+	{ "fold before the first header", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG(" Host: x\r\n\r\n", "E") } },
+	{ "folded Content-Length", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 1\r\n 2\r\n\r\n", "E") } },
+	{ "folded Transfer-Encoding", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Transfer-Encoding: gzip,\r\n chunked\r\n\r\n", "E") } },
+	{ "CR without LF ending the headers", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("\rX", "E") } },
+	{ "negative Content-Length", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: -1\r\n\r\n", "E") } },
+	{ "overflowing Content-Length", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 18446744073709551616\r\n\r\n", "E") } },
+	{ "huge Content-Length", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 99999999999999999999999999999999\r\n\r\n", "E") } },
+	{ "hex Content-Length", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 0x10\r\n\r\n", "E") } },
+	{ "Content-Length with junk", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 5abc\r\n\r\n", "E") } },
+	{ "empty Content-Length", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: \r\n\r\n", "E") } },
+	{ "conflicting Content-Length list", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 5, 6\r\n\r\n", "E") } },
+	{ "conflicting Content-Length lines", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 5\r\nContent-Length: 50\r\n\r\n", "E") } },
+	{ "Transfer-Encoding not ending in chunked", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Transfer-Encoding: chunked, gzip\r\n\r\n", "E") } },
+	{ "empty Transfer-Encoding", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Transfer-Encoding:\r\n\r\n", "E") } },
+	{ "bad chunk size", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("zz\r\n", "E") } },
+	{ "missing chunk size", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG(";ext\r\n", "E") } },
+	{ "negative chunk size", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("-5\r\n", "E") } },
+	{ "overflowing chunk size", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("10000000000000000\r\n", "E") } },
+	{ "chunk data not followed by CRLF", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("3\r\nabcd\r\n", "E") } },
+	{ "chunk size with junk", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("5 x\r\n", "E") } },
+	{ "bad request after a good one", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("GET / HTTP/2.0\r\n", "E") } },
+	{ NULL, NULL, { SEG("", NULL) } }
+};
+
+static const struct hcase resp_ok[] = {
+	{ "200 with Content-Length", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 5\r\nContent-Type: text/plain\r\n\r\n", "H:ka cl=5"),
+		SEG("hello", "D") } },
+	{ "two responses back to back", "00", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 2\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D"),
+		SEG("HTTP/1.1 404 Not Found\r\n", "S:404 1.1"),
+		SEG("Content-Length: 9\r\n\r\n", "H:ka cl=9"),
+		SEG("not found", "D") } },
+	{ "chunked with trailers", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("4;x=y\r\nWiki\r\n5\r\npedia\r\n", NULL),
+		SEG("0\r\nExpires: never\r\n\r\n", "D") } },
+	{ "HTTP/1.0 until close", "0", {
+		SEG("HTTP/1.0 200 OK\r\n", "S:200 1.0"),
+		SEG("Content-Type: text/html\r\n\r\n", "H:close uc"),
+		SEG("<html>HTTP/1.1 200 OK\r\n\r\n</html>", "EOF") } },
+	{ "HTTP/1.1 without length runs until close", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("\r\n", "H:close uc"),
+		SEG("data", "EOF") } },
+	{ "unknown coding runs until close", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n", "H:close uc"),
+		SEG("\x1f\x8b\x08", "EOF") } },
+	{ "HTTP/1.0 keep-alive with length", "0", {
+		SEG("HTTP/1.0 200 OK\r\n", "S:200 1.0"),
+		SEG("Connection: keep-alive\r\nContent-Length: 1\r\n\r\n", "H:ka cl=1"),
+		SEG("x", "D") } },
+	{ "Connection: close", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Connection: close\r\nContent-Length: 1\r\n\r\n", "H:close cl=1"),
+		SEG("x", "D") } },
+	{ "Content-Length: 0", "00", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 0\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 201 Created\r\n", "S:201 1.1"),
+		SEG("Content-Length: 0\r\n\r\n", "H:ka cl=0;D") } },
+	{ "HEAD response has no body", "10", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 1000\r\nContent-Type: text/html\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 2\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D") } },
+	{ "HEAD response, chunked header", "1", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka cl=0;D") } },
+	{ "204 has no body", "00", {
+		SEG("HTTP/1.1 204 No Content\r\n", "S:204 1.1"),
+		SEG("Content-Length: 10\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 0\r\n\r\n", "H:ka cl=0;D") } },
+	{ "304 has no body", "00", {
+		SEG("HTTP/1.1 304 Not Modified\r\n", "S:304 1.1"),
+		SEG("ETag: \"x\"\r\nContent-Length: 5000\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 304 Not Modified\r\n", "S:304 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka cl=0;D") } },
+	{ "101 completes at end of headers", "0", {
+		SEG("HTTP/1.1 101 Switching Protocols\r\n", "S:101 1.1"),
+		SEG("Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "H:ka cl=0;D") } },
+	{ "100 Continue then 200", "0", {
+		SEG("HTTP/1.1 100 Continue\r\n", "S:100 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 2\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D") } },
+	{ "1xx ignores framing headers", "0", {
+		SEG("HTTP/1.1 103 Early Hints\r\n", "S:103 1.1"),
+		SEG("Link: </s.css>; rel=preload\r\nContent-Length: 7\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 102 Processing\r\n", "S:102 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 1\r\n\r\n", "H:ka cl=1"),
+		SEG("x", "D") } },
+	{ "interim then HEAD final", "1", {
+		SEG("HTTP/1.1 100 Continue\r\n", "S:100 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 2\r\n\r\n", "H:ka cl=0;D") } },
+	{ "500 with plain body captured", "0", {
+		SEG("HTTP/1.1 500 Internal Server Error\r\n", "S:500 1.1"),
+		SEG("Content-Length: 26\r\n\r\n", "H:ka cl=26"),
+		SEG("database is on fire (#42)\n", "D:B=database is on fire (#42)\n") } },
+	{ "502 with chunked body captured de-chunked", "0", {
+		SEG("HTTP/1.1 502 Bad Gateway\r\n", "S:502 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("5\r\nupstr\r\n3;x\r\neam\r\n5\r\n down\r\n0\r\n\r\n", "D:B=upstream down") } },
+	{ "503 until close captured", "0", {
+		SEG("HTTP/1.0 503 Service Unavailable\r\n", "S:503 1.0"),
+		SEG("\r\n", "H:close uc"),
+		SEG("try later", "EOF:B=try later") } },
+	{ "404 body not captured", "0", {
+		SEG("HTTP/1.1 404 Not Found\r\n", "S:404 1.1"),
+		SEG("Content-Length: 4\r\n\r\n", "H:ka cl=4"),
+		SEG("nope", "D") } },
+	{ "HEAD 500 captures nothing", "1", {
+		SEG("HTTP/1.1 500 Oops\r\n", "S:500 1.1"),
+		SEG("Content-Length: 4\r\n\r\n", "H:ka cl=0;D") } },
+	{ "status line without reason", "00", {
+		SEG("HTTP/1.1 200\r\n", "S:200 1.1"),
+		SEG("Content-Length: 0\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 204 \r\n", "S:204 1.1"),
+		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "nonstandard status code", "0", {
+		SEG("HTTP/1.1 599 Whatever\n", "S:599 1.1"),
+		SEG("Content-Length: 1\n\n", "H:ka cl=1"),
+		SEG("!", "D:B=!") } },
+	{ "empty lines between responses", "00", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 1\r\n\r\n", "H:ka cl=1"),
+		SEG("x", "D"),
+		SEG("\r\nHTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 0\r\n\r\n", "H:ka cl=0;D") } },
+	{ NULL, NULL, { SEG("", NULL) } }
+};
+
+static const struct hcase resp_bad[] = {
+	{ "HTTP/2 status line", "0", { SEG("HTTP/2.0 200 OK\r\n\r\n", "E") } },
+	{ "HTTP/1.2 status line", "0", { SEG("HTTP/1.2 200 OK\r\n\r\n", "E") } },
+	{ "garbage", "0", { SEG("<html>hello</html>", "E") } },
+	{ "binary", "0", { SEG("\x00\x00\x12\x04\x00\x00\x00\x00\x00", "E") } },
+	{ "two-digit status", "0", { SEG("HTTP/1.1 20 OK\r\n\r\n", "E") } },
+	{ "status below 100", "0", { SEG("HTTP/1.1 099 Low\r\n\r\n", "E") } },
+	{ "four-digit status", "0", { SEG("HTTP/1.1 2000 OK\r\n\r\n", "E") } },
+	{ "no space after version", "0", { SEG("HTTP/1.1200 OK\r\n\r\n", "E") } },
+	{ "negative Content-Length", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: -1\r\n\r\n", "E") } },
+	{ "overflowing Content-Length", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 184467440737095516150\r\n\r\n", "E") } },
+	{ "bad chunk size", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("g\r\n", "E") } },
+	{ "chunk data overrun", "0", {
+		SEG("HTTP/1.1 500 Oops\r\n", "S:500 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("2\r\nabc\r\n", "E") } },
+	{ "bad trailer end", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Transfer-Encoding: chunked\r\n\r\n", "H:ka ch"),
+		SEG("0\r\n\rX", "E") } },
+	{ "websocket frames after 101", "0", {
+		SEG("HTTP/1.1 101 Switching Protocols\r\n", "S:101 1.1"),
+		SEG("Upgrade: websocket\r\n\r\n", "H:ka cl=0;D"),
+		SEG("\x81\x05hello", "E") } },
+	{ NULL, NULL, { SEG("", NULL) } }
+};
+
+#define NCASES(t) ((int)(sizeof(t) / sizeof((t)[0])) - 1)
+
+START_TEST(test_req_ok)
+{
+	must_parse_req(&req_ok[_i]);
+}
+END_TEST
+
+START_TEST(test_req_bad)
+{
+	must_not_parse_req(&req_bad[_i]);
+}
+END_TEST
+
+START_TEST(test_resp_ok)
+{
+	must_parse_resp(&resp_ok[_i]);
+}
+END_TEST
+
+START_TEST(test_resp_bad)
+{
+	must_not_parse_resp(&resp_bad[_i]);
+}
+END_TEST
+
+/* --- cases too big for the tables ---------------------------------------- */
+
+/* Builds prefix + n copies of `fill` + suffix in a malloc'd buffer. */
+static char *build(const char *prefix, size_t n, char fill, const char *suffix, size_t *len)
+{
+	size_t a = strlen(prefix), c = strlen(suffix);
+	char *b = malloc(a + n + c + 1);
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, prefix, a);
+	memset(b + a, fill, n);
+	memcpy(b + a + n, suffix, c + 1);
+	*len = a + n + c;
+	return b;
+}
+
+/* Every split of `in` traces `want`. */
+static void req_all_splits(const char *in, size_t len, const char *want)
+{
+	struct trace got;
+	for (int i = 0; i < NSPLITS; i++) {
+		req_run(in, len, splitter(i), &got);
+		ck_assert_msg(strcmp(got.s, want) == 0, "split %d:\n got: %.300s\nwant: %.300s",
+		              i, got.s, want);
+	}
+}
+
+static void resp_all_splits(const char *in, size_t len, const char *heads, const char *want)
+{
+	struct trace got;
+	for (int i = 0; i < NSPLITS; i++) {
+		resp_run(in, len, heads, splitter(i), &got);
+		ck_assert_msg(strcmp(got.s, want) == 0, "split %d:\n got: %.300s\nwant: %.300s",
+		              i, got.s, want);
+	}
+}
+
+#define MB (1024 * 1024)
+
+START_TEST(test_req_1mb_header)
+{
+	/* a 1 MB cookie, then the framing header must still be seen */
+	size_t len;
+	char *in = build("GET /big HTTP/1.1\r\nCookie: ", MB, 'c',
+	                 "\r\nContent-Length: 2\r\n\r\nokGET /n HTTP/1.1\r\n", &len);
+	char want[256];
+	size_t hdr_end = 19 + 8 + MB + 2 + 19 + 2;
+	snprintf(want, sizeof want,
+	         "S:GET /big 1.1@19; H:ka cl=2@%zu; D@%zu; S:GET /n 1.1@%zu",
+	         hdr_end, hdr_end + 2, len);
+	req_all_splits(in, len, want);
+	free(in);
+}
+END_TEST
+
+START_TEST(test_req_1mb_interesting_header)
+{
+	/* a 1 MB Connection value is read token by token, never stored */
+	size_t len;
+	char *in = build("GET / HTTP/1.1\r\nConnection: ", MB, 'k', ", close\r\n\r\n", &len);
+	char want[256];
+	snprintf(want, sizeof want, "S:GET / 1.1@16; H:close cl=0@%zu; D@%zu", len, len);
+	req_all_splits(in, len, want);
+	free(in);
+}
+END_TEST
+
+START_TEST(test_req_1mb_body)
+{
+	size_t len;
+	char *in = build("POST /upload HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n", MB, 'x',
+	                 "GET /after HTTP/1.1\r\n\r\n", &len);
+	char want[256];
+	size_t body_at = 23 + 25 + 2;
+	snprintf(want, sizeof want,
+	         "S:POST /upload 1.1@23; H:ka cl=1048576@%zu; D@%zu; "
+	         "S:GET /after 1.1@%zu; H:ka cl=0@%zu; D@%zu",
+	         body_at, body_at + MB, body_at + MB + 21, len, len);
+	req_all_splits(in, len, want);
+	free(in);
+}
+END_TEST
+
+START_TEST(test_req_1mb_chunk)
+{
+	/* one 1 MB chunk, its size split anywhere */
+	size_t len;
+	char *in = build("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n", MB,
+	                 'z', "\r\n0\r\n\r\n", &len);
+	char want[256];
+	snprintf(want, sizeof want, "S:POST / 1.1@17; H:ka ch@47; D@%zu", len);
+	req_all_splits(in, len, want);
+	free(in);
+}
+END_TEST
+
+START_TEST(test_req_huge_chunk_size)
+{
+	/* the largest chunk size fits; the parser just keeps skipping */
+	const char in[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                  "ffffffffffffffff\r\nsome data";
+	req_all_splits(in, sizeof in - 1, "S:POST / 1.1@17; H:ka ch@47");
+}
+END_TEST
+
+/* A request line whose target has `n` bytes, the trace it must give. */
+static void target_of(size_t n, int truncated)
+{
+	size_t len;
+	char *in = build("GET /", n - 1, 'a', " HTTP/1.1\r\n\r\n", &len);
+	size_t kept = n < AP_HTTP_TARGET_MAX - 1 ? n : AP_HTTP_TARGET_MAX - 1;
+	char want[1024];
+	int w = snprintf(want, sizeof want, "S:GET %.*s 1.1%s@%zu; H:ka cl=0@%zu; D@%zu",
+	                 (int)kept, in + 4, truncated ? "~" : "", len - 2, len, len);
+	ck_assert_int_lt(w, (int)sizeof want);
+	req_all_splits(in, len, want);
+
+	struct ap_http_req p;
+	enum ap_http_ev ev;
+	ap_http_req_init(&p);
+	ap_http_req_feed(&p, in, len, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ck_assert_uint_eq(p.target_len, kept);
+	ck_assert_uint_eq(p.target_truncated, truncated);
+	ck_assert_uint_eq(strlen(p.target), kept);
+	free(in);
+}
+
+START_TEST(test_req_target_truncation)
+{
+	target_of(510, 0);
+	target_of(511, 0);
+	target_of(512, 1);
+	target_of(600, 1);
+	target_of(MB, 1);
+}
+END_TEST
+
+START_TEST(test_req_results_until_next_line)
+{
+	/* method and target stay readable after MSG_DONE, through the next
+	 * request's leading empty lines */
+	const char in[] = "DELETE /items/7?x=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\r\n";
+	struct ap_http_req p;
+	enum ap_http_ev ev;
+	size_t off = 0;
+	ap_http_req_init(&p);
+	off += ap_http_req_feed(&p, in + off, sizeof in - 1 - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ck_assert_str_eq(p.method, "DELETE");
+	ck_assert_uint_eq(p.method_len, 6);
+	ck_assert_str_eq(p.target, "/items/7?x=1");
+	ck_assert_uint_eq(p.target_len, 12);
+	ck_assert_uint_eq(p.version_minor, 0);
+	off += ap_http_req_feed(&p, in + off, sizeof in - 1 - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_HEADERS_DONE);
+	ck_assert_uint_eq(p.keep_alive, 1);
+	ck_assert_uint_eq(ap_http_req_feed(&p, in + off, sizeof in - 1 - off, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+	off += ap_http_req_feed(&p, in + off, sizeof in - 1 - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ck_assert_uint_eq(off, sizeof in - 1);
+	ck_assert_str_eq(p.method, "DELETE");
+	ck_assert_str_eq(p.target, "/items/7?x=1");
+}
+END_TEST
+
+START_TEST(test_zeroed_parsers_work)
+{
+	/* embedded in zeroed connection records, without an init call */
+	struct ap_http_req rq;
+	struct ap_http_resp rs;
+	enum ap_http_ev ev;
+	memset(&rq, 0, sizeof rq);
+	memset(&rs, 0, sizeof rs);
+	ck_assert_uint_eq(ap_http_req_feed(&rq, "GET / HTTP/1.1\r\n", 16, &ev), 16);
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ck_assert_uint_eq(ap_http_resp_feed(&rs, "HTTP/1.1 200 OK\r\n", 17, &ev), 17);
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ck_assert_uint_eq(rs.status, 200);
+}
+END_TEST
+
+START_TEST(test_empty_feeds)
+{
+	struct ap_http_req rq;
+	struct ap_http_resp rs;
+	enum ap_http_ev ev = AP_HTTP_ERROR;
+	ap_http_req_init(&rq);
+	ap_http_resp_init(&rs);
+	ck_assert_uint_eq(ap_http_req_feed(&rq, "", 0, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ev = AP_HTTP_ERROR;
+	ck_assert_uint_eq(ap_http_req_feed(&rq, NULL, 10, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ev = AP_HTTP_ERROR;
+	ck_assert_uint_eq(ap_http_resp_feed(&rs, NULL, 0, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ck_assert_int_eq(ap_http_resp_eof(&rs), 0);
+}
+END_TEST
+
+START_TEST(test_errors_are_sticky)
+{
+	struct ap_http_req rq;
+	struct ap_http_resp rs;
+	enum ap_http_ev ev;
+	ap_http_req_init(&rq);
+	ap_http_req_feed(&rq, "GET / HTTP/9.9\r\n", 16, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_ERROR);
+	ck_assert_uint_eq(ap_http_req_feed(&rq, "GET / HTTP/1.1\r\n", 16, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_ERROR);
+
+	ap_http_resp_init(&rs);
+	ap_http_resp_feed(&rs, "SSH-2.0-OpenSSH\r\n", 17, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_ERROR);
+	/* a new response cannot be found once framing is lost */
+	ap_http_resp_begin(&rs, 0);
+	ck_assert_uint_eq(ap_http_resp_feed(&rs, "HTTP/1.1 200 OK\r\n", 17, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_ERROR);
+	/* init is the explicit reset */
+	ap_http_resp_init(&rs);
+	ck_assert_uint_eq(ap_http_resp_feed(&rs, "HTTP/1.1 200 OK\r\n", 17, &ev), 17);
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+}
+END_TEST
+
+START_TEST(test_resp_errbody_capped)
+{
+	/* 300 bytes of body: exactly the first 200 kept, plain and chunked */
+	char body[301];
+	for (int i = 0; i < 300; i++)
+		body[i] = (char)('a' + i % 26);
+	body[300] = '\0';
+	char in[1024], want[1024];
+	int n = snprintf(in, sizeof in, "HTTP/1.1 500 E\r\nContent-Length: 300\r\n\r\n%s", body);
+	snprintf(want, sizeof want, "S:500 1.1@16; H:ka cl=300@39; D:B=%.200s@%d", body, n);
+	resp_all_splits(in, (size_t)n, "0", want);
+
+	/* chunks of 7 bytes: the chunk framing never reaches errbody */
+	int o = snprintf(in, sizeof in, "HTTP/1.1 504 E\r\nTransfer-Encoding: chunked\r\n\r\n");
+	for (int i = 0; i < 300; i += 7) {
+		int k = 300 - i < 7 ? 300 - i : 7;
+		o += snprintf(in + o, sizeof in - (size_t)o, "%x;e=1\r\n%.*s\r\n", k, k, body + i);
+		ck_assert_int_lt(o, (int)sizeof in - 64);
+	}
+	o += snprintf(in + o, sizeof in - (size_t)o, "0\r\n\r\n");
+	snprintf(want, sizeof want, "S:504 1.1@16; H:ka ch@46; D:B=%.200s@%d", body, o);
+	resp_all_splits(in, (size_t)o, "0", want);
+
+	struct ap_http_resp p;
+	enum ap_http_ev ev;
+	ap_http_resp_init(&p);
+	size_t off = 0;
+	do
+		off += ap_http_resp_feed(&p, in + off, (size_t)o - off, &ev);
+	while (ev != AP_HTTP_MSG_DONE && ev != AP_HTTP_ERROR && off < (size_t)o);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+	ck_assert_uint_eq(p.errbody_len, AP_HTTP_ERRBODY_MAX);
+	ck_assert_int_eq(memcmp(p.errbody, body, AP_HTTP_ERRBODY_MAX), 0);
+}
+END_TEST
+
+START_TEST(test_resp_eof)
+{
+	struct ap_http_resp p;
+	enum ap_http_ev ev;
+	const char *h = "HTTP/1.0 200 OK\r\nServer: x\r\n";
+	ap_http_resp_init(&p);
+	ap_http_resp_begin(&p, 0);
+	ck_assert_int_eq(ap_http_resp_eof(&p), 0);
+	ap_http_resp_feed(&p, h, strlen(h), &ev); /* status line only */
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ck_assert_int_eq(ap_http_resp_eof(&p), 0);
+	ap_http_resp_feed(&p, h + 17, strlen(h) - 17, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ck_assert_int_eq(ap_http_resp_eof(&p), 0); /* headers unfinished */
+	ck_assert_uint_eq(ap_http_resp_feed(&p, "\r\n", 2, &ev), 2);
+	ck_assert_int_eq(ev, AP_HTTP_HEADERS_DONE);
+	ck_assert_uint_eq(p.until_close, 1);
+	ck_assert_uint_eq(p.keep_alive, 0);
+	ck_assert_int_eq(ap_http_resp_eof(&p), 1);
+	ck_assert_uint_eq(ap_http_resp_feed(&p, "body", 4, &ev), 4);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE); /* never MSG_DONE */
+	ck_assert_int_eq(ap_http_resp_eof(&p), 1);
+
+	/* a length-delimited body cut short does not end cleanly */
+	const char *cl = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+	ap_http_resp_begin(&p, 0);
+	size_t off = ap_http_resp_feed(&p, cl, strlen(cl), &ev);
+	off += ap_http_resp_feed(&p, cl + off, strlen(cl) - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_HEADERS_DONE);
+	off += ap_http_resp_feed(&p, cl + off, strlen(cl) - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ck_assert_uint_eq(off, strlen(cl));
+	ck_assert_int_eq(ap_http_resp_eof(&p), 0);
+}
+END_TEST
+
+START_TEST(test_resp_next_without_begin)
+{
+	/* bytes after MSG_DONE with no begin() start the next response and keep
+	 * the HEAD flag, as after an interim 1xx */
+	const char in[] = "HTTP/1.1 100 Continue\r\n\r\n"
+	                  "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+	struct ap_http_resp p;
+	enum ap_http_ev ev;
+	size_t off = 0, len = sizeof in - 1;
+	ap_http_resp_init(&p);
+	ap_http_resp_begin(&p, 1);
+	for (int i = 0; i < 3; i++)
+		off += ap_http_resp_feed(&p, in + off, len - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+	ck_assert_uint_eq(p.status, 100);
+	off += ap_http_resp_feed(&p, in + off, len - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ck_assert_uint_eq(p.status, 200);
+	off += ap_http_resp_feed(&p, in + off, len - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_HEADERS_DONE);
+	ck_assert_uint_eq(off, len);
+	ck_assert_uint_eq(ap_http_resp_feed(&p, in + off, 0, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE); /* HEAD: no body */
+}
+END_TEST
+
+START_TEST(test_expect_continue_exchange)
+{
+	/* the client waits for 100 Continue before sending its body */
+	struct ap_http_req rq;
+	struct ap_http_resp rs;
+	enum ap_http_ev ev;
+	const char *req = "PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+	const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
+	const char *fin = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+
+	ap_http_req_init(&rq);
+	ap_http_resp_init(&rs);
+	size_t off = ap_http_req_feed(&rq, req, strlen(req), &ev);
+	off += ap_http_req_feed(&rq, req + off, strlen(req) - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_HEADERS_DONE);
+	ck_assert_uint_eq(off, strlen(req));
+	ck_assert_uint_eq(rq.expect_continue, 1);
+	ck_assert_uint_eq(rq.content_length, 3);
+	ck_assert_uint_eq(ap_http_req_feed(&rq, "", 0, &ev), 0);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE); /* body still due */
+
+	ap_http_resp_begin(&rs, 0);
+	off = 0;
+	for (int i = 0; i < 3; i++)
+		off += ap_http_resp_feed(&rs, cont + off, strlen(cont) - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+	ck_assert_uint_eq(rs.status, 100);
+
+	ck_assert_uint_eq(ap_http_req_feed(&rq, "abc", 3, &ev), 3);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+
+	ap_http_resp_begin(&rs, 0);
+	off = 0;
+	for (int i = 0; i < 3; i++)
+		off += ap_http_resp_feed(&rs, fin + off, strlen(fin) - off, &ev);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+	ck_assert_uint_eq(rs.status, 201);
+	ck_assert_uint_eq(off, strlen(fin));
+}
+END_TEST
+
+/* --- fuzzing --------------------------------------------------------------- */
+
+static const char *const fuzz_req_seeds[] = {
+	"GET /a?b=c HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n",
+	"POST /p HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+	"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+	"\r\nOPTIONS * HTTP/1.1\nX-Apiprof-Profile: 1\nX: a\n b\n\n",
+};
+static const char *const fuzz_resp_seeds[] = {
+	"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+	"HTTP/1.1 500 E\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+	"HTTP/1.0 503 E\r\n\r\nbody until close",
+};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * One round's input: random bytes, or a few well-formed messages of the
+ * parser's direction with random bytes overwritten by the ones framing
+ * depends on. Parsers must stay inside their input and their fields either
+ * way.
+ */
+static size_t fuzz_input(uint32_t *rng, int is_req, char *buf, size_t cap)
+{
+	const char *const *seed = is_req ? fuzz_req_seeds : fuzz_resp_seeds;
+	size_t nseed = is_req ? NELEM(fuzz_req_seeds) : NELEM(fuzz_resp_seeds);
+	size_t n = 0;
+
+	if (xorshift(rng) % 4 == 0) {
+		n = 1 + xorshift(rng) % cap;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (char)xorshift(rng);
+		return n;
+	}
+	for (;;) {
+		const char *s = seed[xorshift(rng) % nseed];
+		size_t k = strlen(s);
+		if (n + k > cap)
+			break;
+		memcpy(buf + n, s, k);
+		n += k;
+	}
+	for (uint32_t m = xorshift(rng) % 3; m > 0; m--)
+		buf[xorshift(rng) % n] = "\r\n :;,0fF\x00\xff"[xorshift(rng) % 11];
+	return n;
+}
+
+/* Feeds one piece to parser `who` (requests first, then responses) until it
+ * is used up or the parser fails. Returns the events reported. */
+static size_t fuzz_feed(struct ap_http_req *rq, struct ap_http_resp *rs, uint32_t *rng,
+                        const char *chunk, size_t k, int *failed)
+{
+	size_t o = 0, events = 0;
+	for (int calls = 0;; calls++) {
+		enum ap_http_ev ev;
+		size_t got;
+		CHECK(calls < 100000); /* always progresses */
+		if (rq) {
+			got = ap_http_req_feed(rq, chunk + o, k - o, &ev);
+			req_invariants(rq);
+		} else {
+			got = ap_http_resp_feed(rs, chunk + o, k - o, &ev);
+			CHECK(rs->errbody_len <= AP_HTTP_ERRBODY_MAX);
+			if (ev == AP_HTTP_MSG_DONE)
+				ap_http_resp_begin(rs, (int)(xorshift(rng) % 8 == 0));
+		}
+		CHECK(got <= k - o);
+		o += got;
+		if (ev == AP_HTTP_NEED_MORE) {
+			CHECK(o == k);
+			return events;
+		}
+		if (ev == AP_HTTP_ERROR) {
+			*failed = 1;
+			return events;
+		}
+		events++;
+	}
+}
+
+START_TEST(test_fuzz)
+{
+	enum { NPARSERS = 20, ROUNDS = 600, CAP = 4096 };
+	static struct ap_http_req rq[NPARSERS / 2];
+	static struct ap_http_resp rs[NPARSERS / 2];
+	static char buf[CAP], arena[CAP];
+	uint32_t rng = 0x9e3779b9u;
+	size_t events = 0, errors = 0;
+
+	for (int i = 0; i < NPARSERS / 2; i++) {
+		ap_http_req_init(&rq[i]);
+		ap_http_resp_init(&rs[i]);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		int who = (int)(xorshift(&rng) % NPARSERS), is_req = who < NPARSERS / 2;
+		struct ap_http_req *q = is_req ? &rq[who] : NULL;
+		struct ap_http_resp *r = is_req ? NULL : &rs[who - NPARSERS / 2];
+		size_t n = fuzz_input(&rng, is_req, buf, CAP), pos = 0;
+		struct splitter sp = { SPLIT_RANDOM, xorshift(&rng) | 1 };
+		int failed = 0;
+		while (pos < n && !failed) {
+			size_t k = split_next(&sp, n - pos);
+			events += fuzz_feed(q, r, &rng, place(arena, CAP, buf + pos, k), k, &failed);
+			pos += k;
+		}
+		errors += (size_t)failed;
+		/* a failed connection is dropped; its record serves the next one */
+		if (failed || xorshift(&rng) % 4 == 0) {
+			if (q)
+				ap_http_req_init(q);
+			else
+				ap_http_resp_init(r);
+		}
+	}
+	/* both outcomes must be common, or the fuzzing proves little */
+	ck_assert_uint_gt(events, 2000);
+	ck_assert_uint_gt(errors, 100);
+}
+END_TEST
+
+/*
+ * The property the tables check, on inputs nobody wrote by hand: mutated
+ * messages must give the same trace (events, their offsets and results, and
+ * which one fails) whether fed whole, byte by byte or in random pieces.
+ */
+START_TEST(test_fuzz_split_invariance)
+{
+	enum { ROUNDS = 300, CAP = 1024 };
+	static char buf[CAP];
+	static struct trace want, got;
+	uint32_t rng = 0x2545f491u;
+
+	for (int round = 0; round < ROUNDS; round++) {
+		int is_req = round % 2 == 0;
+		size_t n = fuzz_input(&rng, is_req, buf, CAP);
+		for (int i = 0; i < NSPLITS; i++) {
+			struct trace *t = i == 0 ? &want : &got;
+			if (is_req)
+				req_run(buf, n, splitter(i), t);
+			else
+				resp_run(buf, n, "0", splitter(i), t);
+			if (i > 0 && strcmp(got.s, want.s) != 0)
+				ck_abort_msg("round %d split %d:\n got: %.400s\nwant: %.400s",
+				             round, i, got.s, want.s);
+		}
+	}
+}
+END_TEST
+
+Suite *http_suite(void)
+{
+	Suite *s = suite_create("http");
+	TCase *tc = tcase_create("tables");
+	tcase_add_loop_test(tc, test_req_ok, 0, NCASES(req_ok));
+	tcase_add_loop_test(tc, test_req_bad, 0, NCASES(req_bad));
+	tcase_add_loop_test(tc, test_resp_ok, 0, NCASES(resp_ok));
+	tcase_add_loop_test(tc, test_resp_bad, 0, NCASES(resp_bad));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("large");
+	tcase_set_timeout(tc, 60); /* byte-at-a-time megabytes under sanitizers */
+	tcase_add_test(tc, test_req_1mb_header);
+	tcase_add_test(tc, test_req_1mb_interesting_header);
+	tcase_add_test(tc, test_req_1mb_body);
+	tcase_add_test(tc, test_req_1mb_chunk);
+	tcase_add_test(tc, test_req_huge_chunk_size);
+	tcase_add_test(tc, test_req_target_truncation);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("api");
+	tcase_add_test(tc, test_req_results_until_next_line);
+	tcase_add_test(tc, test_zeroed_parsers_work);
+	tcase_add_test(tc, test_empty_feeds);
+	tcase_add_test(tc, test_errors_are_sticky);
+	tcase_add_test(tc, test_resp_errbody_capped);
+	tcase_add_test(tc, test_resp_eof);
+	tcase_add_test(tc, test_resp_next_without_begin);
+	tcase_add_test(tc, test_expect_continue_exchange);
+	tcase_add_test(tc, test_fuzz);
+	tcase_add_test(tc, test_fuzz_split_invariance);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+#ifdef STANDALONE
+/* Runs this suite alone: gcc ... -DSTANDALONE (see the file's header). */
+int main(void)
+{
+	SRunner *sr = srunner_create(http_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+#endif
