@@ -93,11 +93,12 @@ static struct pl_conn *conn_new(void)
 /* Returns fd's connection, locked; when the entry is idle and `create`,
  * attaches a new one. NULL when fd is not followed (or the pool is spent,
  * in which case fd stops being followed). */
-static struct pl_conn *conn_acquire(int fd, int create)
+static struct pl_conn *conn_acquire(int fd, int create, struct pl_conn ***slotp)
 {
-	struct pl_conn **slot = pl_fd_slot(fd, 0);
+	struct pl_conn **slot = pl_fd_entry(fd);
 	if (!slot)
 		return NULL;
+	*slotp = slot;
 	for (int tries = 0; tries < 8; tries++) {
 		struct pl_conn *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 		if (!c)
@@ -131,7 +132,7 @@ static struct pl_conn *conn_acquire(int fd, int create)
 /* Detaches whatever fd had; returns the connection (locked) if it had one. */
 static struct pl_conn *conn_detach(int fd)
 {
-	struct pl_conn **slot = pl_fd_slot(fd, 0);
+	struct pl_conn **slot = pl_fd_entry(fd);
 	if (!slot)
 		return NULL;
 	struct pl_conn *c = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQ_REL);
@@ -141,13 +142,15 @@ static struct pl_conn *conn_detach(int fd)
 	return c;
 }
 
-/* Ends a hook's work on c (locked): a connection with nothing in progress
- * goes back to the pool and its fd to idle; one that can no longer be
- * followed is dropped from the table. */
-static void conn_put(int fd, struct pl_conn *c)
+/* Ends a hook's work on c (locked), found at `slot`. A connection with
+ * nothing in progress keeps its record for the next keep-alive request
+ * (no allocation per request) unless the pool is crowded: then it goes
+ * back and the fd to idle, so idle connections never starve busy ones. One
+ * that can no longer be followed is dropped from the table. */
+static void conn_put(struct pl_conn **slot, struct pl_conn *c)
 {
-	if (c->qcount == 0 && !c->in_msg && !c->resp_started) {
-		struct pl_conn **slot = pl_fd_slot(fd, 0);
+	if (c->qcount == 0 && !c->in_msg && !c->resp_started &&
+	    (c->req_dead || pl_conn_pool_crowded())) {
 		struct pl_conn *expect = c;
 		if (__atomic_compare_exchange_n(slot, &expect,
 		                                c->req_dead ? NULL : PL_CONN_IDLE, 0,
@@ -390,19 +393,21 @@ void pl_conn_on_read(int fd, const void *buf, size_t n)
 {
 	if (n == 0)
 		return;
-	struct pl_conn *c = conn_acquire(fd, 1);
+	struct pl_conn **slot;
+	struct pl_conn *c = conn_acquire(fd, 1, &slot);
 	if (!c)
 		return;
 	uint64_t now = 0;
 	feed_request(c, buf, n, &now);
-	conn_put(fd, c);
+	conn_put(slot, c);
 }
 
 void pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
 	if (n == 0)
 		return;
-	struct pl_conn *c = conn_acquire(fd, 1);
+	struct pl_conn **slot;
+	struct pl_conn *c = conn_acquire(fd, 1, &slot);
 	if (!c)
 		return;
 	uint64_t now = 0;
@@ -411,12 +416,11 @@ void pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 		feed_request(c, iov[i].iov_base, take, &now);
 		n -= take;
 	}
-	conn_put(fd, c);
+	conn_put(slot, c);
 }
 
-static void stop_following(int fd, struct pl_conn *c)
+static void stop_following(struct pl_conn **slot, struct pl_conn *c)
 {
-	struct pl_conn **slot = pl_fd_slot(fd, 0);
 	struct pl_conn *expect = c;
 	if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
 	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
@@ -429,31 +433,33 @@ static void stop_following(int fd, struct pl_conn *c)
 
 void pl_conn_on_write(int fd, const void *buf, size_t n)
 {
-	struct pl_conn *c = conn_acquire(fd, 0);
+	struct pl_conn **slot;
+	struct pl_conn *c = conn_acquire(fd, 0, &slot);
 	if (!c)
 		return;
 	uint64_t now = 0;
 	if (feed_response(c, buf, n, &now) < 0)
-		stop_following(fd, c);
+		stop_following(slot, c);
 	else
-		conn_put(fd, c);
+		conn_put(slot, c);
 }
 
 void pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
-	struct pl_conn *c = conn_acquire(fd, 0);
+	struct pl_conn **slot;
+	struct pl_conn *c = conn_acquire(fd, 0, &slot);
 	if (!c)
 		return;
 	uint64_t now = 0;
 	for (int i = 0; i < iovcnt && n; i++) {
 		size_t take = iov[i].iov_len < n ? iov[i].iov_len : n;
 		if (feed_response(c, iov[i].iov_base, take, &now) < 0) {
-			stop_following(fd, c);
+			stop_following(slot, c);
 			return;
 		}
 		n -= take;
 	}
-	conn_put(fd, c);
+	conn_put(slot, c);
 }
 
 /* sendfile() bytes are body bytes we never see: the parser only counts
@@ -462,19 +468,20 @@ void pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 void pl_conn_on_sendfile(int fd, size_t n)
 {
 	static const char zeros[4096];
-	struct pl_conn *c = conn_acquire(fd, 0);
+	struct pl_conn **slot;
+	struct pl_conn *c = conn_acquire(fd, 0, &slot);
 	if (!c)
 		return;
 	uint64_t now = 0;
 	while (n) {
 		size_t take = n < sizeof zeros ? n : sizeof zeros;
 		if (feed_response(c, zeros, take, &now) < 0) {
-			stop_following(fd, c);
+			stop_following(slot, c);
 			return;
 		}
 		n -= take;
 	}
-	conn_put(fd, c);
+	conn_put(slot, c);
 }
 
 void pl_conn_on_close(int fd)

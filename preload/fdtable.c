@@ -83,6 +83,7 @@ void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c))
 
 static struct pool_item *free_list;
 static size_t pool_count;  /* connections ever carved, <= budget */
+static size_t pool_in_use; /* connections handed out, atomic */
 /* Every block carved, so the fork child can clear locks held by threads
  * that do not exist in it. */
 #define MAX_BLOCKS 1024
@@ -112,6 +113,11 @@ static void pool_grow(void)
 	pool_count += POOL_BLOCK;
 }
 
+int pl_conn_pool_crowded(void)
+{
+	return __atomic_load_n(&pool_in_use, __ATOMIC_RELAXED) * 2 > pl_conn_budget();
+}
+
 void pl_conn_lock(struct pl_conn *c)
 {
 	spin_lock(&((struct pool_item *)c)->lock);
@@ -133,6 +139,7 @@ struct pl_conn *pl_conn_alloc(void)
 	spin_unlock(&table_lock);
 	if (!it)
 		return NULL;
+	__atomic_add_fetch(&pool_in_use, 1, __ATOMIC_RELAXED);
 	/* A hook that raced with this connection's previous life may hold the
 	 * lock for a moment: take it before touching anything. */
 	spin_lock(&it->lock);
@@ -142,6 +149,7 @@ struct pl_conn *pl_conn_alloc(void)
 void pl_conn_release(struct pl_conn *c)
 {
 	struct pool_item *it = (struct pool_item *)c;
+	__atomic_sub_fetch(&pool_in_use, 1, __ATOMIC_RELAXED);
 	spin_lock(&table_lock);
 	it->next_free = free_list;
 	free_list = it;

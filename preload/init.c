@@ -169,7 +169,7 @@ static void read_config(void)
 	pl_cfg.profile_every = (unsigned)env_ulong("APIPROF_PROFILE_EVERY", 20, 1000000);
 	pl_cfg.max_sql_bytes = (unsigned)env_ulong("APIPROF_MAX_SQL_BYTES", 4096, 1 << 20);
 	/* 64 KiB floor: one full datagram must fit in half the buffer. */
-	unsigned long kb = env_ulong("APIPROF_BUFFER_KB", 4096, 1 << 20);
+	unsigned long kb = env_ulong("APIPROF_BUFFER_KB", 4096, 65536);
 	if (kb < 128)
 		kb = 128;
 	pl_cfg.buffer_bytes = kb * 1024;

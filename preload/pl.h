@@ -132,12 +132,25 @@ static inline struct pl_conn *pl_fd_get(int fd)
  * beyond the cap or the chunk cannot be mapped. */
 struct pl_conn **pl_fd_slot(int fd, int create);
 
+/* Address of fd's entry when its chunk exists (no mapping). */
+static inline struct pl_conn **pl_fd_entry(int fd)
+{
+	if ((unsigned)fd >= PL_FD_CAP)
+		return NULL;
+	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[(unsigned)fd >> PL_FD_CHUNK_BITS],
+	                                         __ATOMIC_ACQUIRE);
+	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
+}
+
 /* Takes a connection from the pool (bounded: NULL when the preload's
  * connection budget is spent). It is returned locked; everything after the
  * pool header holds stale data the caller must initialise. */
 struct pl_conn *pl_conn_alloc(void);
 /* Returns a connection (locked by the caller) to the pool and unlocks it. */
 void pl_conn_release(struct pl_conn *c);
+/* 1 when more than half the pool is in use: connections between messages
+ * then give their record back instead of keeping it for the next request. */
+int pl_conn_pool_crowded(void);
 void pl_conn_lock(struct pl_conn *c);
 void pl_conn_unlock(struct pl_conn *c);
 /* Calls fn on every live connection (fork child handler only: no locking). */

@@ -34,6 +34,13 @@
 #define SHIP_HEARTBEAT_NS (1000 * 1000000ull) /* STATS while connected */
 #define SHIP_PROBE_NS (250 * 1000000ull)      /* retry while absent */
 
+/* Record bytes per datagram, leaving room for the batch header and HELLO. */
+#define SHIP_ROOM (AP_WIRE_MAX_DATAGRAM - 1024)
+/* Every datagram but the last of a half holds more than SHIP_ROOM / 2
+ * bytes (records are far smaller), so this bounds a half at 32 MiB:
+ * init.c caps APIPROF_BUFFER_KB at 65536. */
+#define SHIP_MAX_CUTS 1024
+
 enum ship_state { SHIP_OFF = 0, SHIP_STARTING, SHIP_ON, SHIP_FAILED };
 
 /* Per-process state, global because every hook of every thread feeds the
@@ -45,6 +52,11 @@ static struct {
 	size_t half_cap;
 	int active_idx;
 	size_t active_len;
+	/* Where each half's datagrams start: the writer starts a new one when
+	 * a record would push the current one past SHIP_ROOM, so the shipper
+	 * never has to walk the records to split them. */
+	size_t cuts[2][SHIP_MAX_CUTS];
+	unsigned ncuts[2];
 	uint64_t events;               /* records accepted into the buffer */
 	uint64_t dropped;              /* records lost: buffer full, send failed */
 	uint64_t untracked;            /* connections beyond the pool */
@@ -121,31 +133,21 @@ static size_t count_records(const uint8_t *p, size_t len)
 	return n;
 }
 
-/* Sends buf[0..len) (whole records) in datagrams. Returns 0 when all went,
- * else the -errno of the first failure; records not sent are counted as
- * dropped. */
-static int send_records(int sock, const uint8_t *buf, size_t len)
+/* Sends buf[0..len) (whole records) in datagrams starting at cuts[]
+ * (cuts[0] == 0). Returns 0 when all went, else the -errno of the first
+ * failure; records not sent are counted as dropped. */
+static int send_records(int sock, const uint8_t *buf, size_t len,
+                        const size_t *cuts, unsigned ncuts)
 {
-	const size_t room = AP_WIRE_MAX_DATAGRAM - 1024; /* prefix headroom */
-	size_t off = 0;
-	while (off < len) {
-		/* Cut at a record boundary so every datagram holds whole records. */
-		size_t end = off, scan = off;
-		uint16_t type;
-		const uint8_t *payload;
-		uint32_t plen;
-		while (ap_wire_next_rec(buf, len, &scan, &type, &payload, &plen) == 1 &&
-		       scan - off <= room)
-			end = scan;
-		if (end == off)
-			end = scan; /* a single oversized record: send it alone */
+	for (unsigned i = 0; i < ncuts; i++) {
+		size_t off = cuts[i];
+		size_t end = i + 1 < ncuts ? cuts[i + 1] : len;
 		int r = send_datagram(sock, buf + off, end - off);
 		if (r < 0) {
 			__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
 			                   __ATOMIC_RELAXED);
 			return r;
 		}
-		off = end;
 	}
 	return 0;
 }
@@ -166,15 +168,17 @@ static void send_heartbeat(int sock, int *up)
 	*up = r == 0;
 }
 
-/* Swaps the halves and returns the filled one's length (0: nothing). */
-static size_t take_batch(const uint8_t **out)
+/* Swaps the halves and returns the filled one's length (0: nothing) and
+ * index. The half taken is the shipper's until its next take. */
+static size_t take_batch(int *idx)
 {
 	pthread_mutex_lock(&ship.lock);
 	size_t len = ship.active_len;
-	*out = ship.half[ship.active_idx];
+	*idx = ship.active_idx;
 	if (len) {
 		ship.active_idx ^= 1;
 		ship.active_len = 0;
+		ship.ncuts[ship.active_idx] = 0;
 	}
 	pthread_mutex_unlock(&ship.lock);
 	return len;
@@ -202,10 +206,10 @@ static void *shipper_main(void *arg)
 			send_heartbeat(sock, &up);
 			next_beat = now + (up ? SHIP_HEARTBEAT_NS : SHIP_PROBE_NS);
 		}
-		const uint8_t *batch;
-		size_t len = up ? take_batch(&batch) : 0;
+		int idx;
+		size_t len = up ? take_batch(&idx) : 0;
 		if (len) {
-			int r = send_records(sock, batch, len);
+			int r = send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx]);
 			/* EAGAIN: the collector is busy (records counted lost); anything
 			 * else means it is gone: buffer until a probe finds it again. */
 			if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
@@ -270,8 +274,13 @@ void pl_ship_request(const struct ap_rec_request *r)
 	}
 	size_t need = ap_wire_request_size(r);
 	pthread_mutex_lock(&ship.lock);
-	if (ship.active_len + need <= ship.half_cap) {
-		ship.active_len += ap_wire_put_request(ship.half[ship.active_idx] + ship.active_len,
+	int i = ship.active_idx;
+	unsigned nc = ship.ncuts[i];
+	int cut = nc == 0 || ship.active_len + need - ship.cuts[i][nc - 1] > SHIP_ROOM;
+	if (ship.active_len + need <= ship.half_cap && (!cut || nc < SHIP_MAX_CUTS)) {
+		if (cut)
+			ship.cuts[i][ship.ncuts[i]++] = ship.active_len;
+		ship.active_len += ap_wire_put_request(ship.half[i] + ship.active_len,
 		                                       ship.half_cap - ship.active_len, r);
 		ship.events++;
 	} else {
@@ -289,13 +298,14 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	if (pthread_mutex_trylock(&ship.lock) != 0)
 		return;
 	size_t len = ship.active_len;
+	int i = ship.active_idx;
 	ship.active_len = 0;
 	pthread_mutex_unlock(&ship.lock);
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return;
 	if (len)
-		send_records(sock, ship.half[ship.active_idx], len);
+		send_records(sock, ship.half[i], len, ship.cuts[i], ship.ncuts[i]);
 	int up = 1;
 	send_heartbeat(sock, &up);
 	pl_real.close(sock);
@@ -319,6 +329,7 @@ void pl_ship_atfork_child(void)
 	ship.state = SHIP_OFF;
 	ship.active_idx = 0;
 	ship.active_len = 0;
+	ship.ncuts[0] = ship.ncuts[1] = 0;
 	ship.events = ship.dropped = ship.untracked = 0;
 	ship.seq = 0;
 }

@@ -1,0 +1,498 @@
+/*
+ * agg.c - the in-memory aggregate (agg.h).
+ *
+ * One mutex guards everything. Each call does a bounded amount of work
+ * under it: an ingest update is a few hash look-ups and one sketch
+ * increment; a reader copies rows (quantiles are cached per endpoint and
+ * recomputed only for endpoints that changed since the last read).
+ */
+#include "config.h"
+#include "agg.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ap_route.h"
+#include "hmap.h"
+
+/* A service's known routes, for the max_routes cap. Services are never
+ * removed (their number is bounded by what senders name them, and the
+ * all-time statistics keep them anyway). */
+struct svc {
+	struct col_hmap *routes; /* route -> its own malloc'ed copy */
+	size_t nroutes;
+	char name[];
+};
+
+struct proc {
+	uint32_t pid;            /* the key points here */
+	struct col_proc_info info;
+	uint64_t start_mono_ns;  /* from HELLO, to tell pid reuse apart */
+	int64_t last_seen_mono;
+	struct svc *svc;         /* NULL until the first HELLO */
+};
+
+struct col_agg {
+	pthread_mutex_t mu;
+	int max_routes;
+	struct col_epset *all;
+	struct col_minute *pending;        /* newest first */
+	struct col_minute_batch *taken;
+	struct col_hmap *services;         /* name -> struct svc */
+	struct col_hmap *procs;            /* pid -> struct proc */
+	struct svc *unknown;               /* the "unknown" service */
+	struct col_totals totals;
+};
+
+static struct svc *svc_new(const char *name)
+{
+	size_t n = strlen(name);
+	struct svc *s = calloc(1, sizeof *s + n + 1);
+	if (s == NULL)
+		return NULL;
+	s->routes = col_hmap_new();
+	if (s->routes == NULL) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->name, name, n + 1);
+	return s;
+}
+
+static void svc_free(struct svc *s)
+{
+	size_t it = 0;
+	char *r;
+	while ((r = col_hmap_next(s->routes, &it, NULL, NULL)) != NULL)
+		free(r);
+	col_hmap_free(s->routes);
+	free(s);
+}
+
+/* Finds or creates a service (lock held). */
+static struct svc *svc_get(struct col_agg *a, const char *name)
+{
+	size_t n = strlen(name);
+	struct svc *s = col_hmap_get(a->services, name, n);
+	if (s != NULL)
+		return s;
+	s = svc_new(name);
+	if (s == NULL)
+		return NULL;
+	if (col_hmap_put(a->services, s->name, n, s) < 0) {
+		svc_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Registers route for s without the cap (lock held). */
+static int svc_add_route(struct svc *s, const char *route)
+{
+	size_t n = strlen(route);
+	if (col_hmap_get(s->routes, route, n) != NULL)
+		return 0;
+	char *copy = strdup(route);
+	if (copy == NULL)
+		return -ENOMEM;
+	if (col_hmap_put(s->routes, copy, n, copy) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	s->nroutes++;
+	return 0;
+}
+
+struct col_agg *col_agg_new(int max_routes)
+{
+	struct col_agg *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return NULL;
+	pthread_mutex_init(&a->mu, NULL);
+	a->max_routes = max_routes > 0 ? max_routes : 1;
+	a->all = col_epset_new();
+	a->services = col_hmap_new();
+	a->procs = col_hmap_new();
+	if (a->all && a->services && a->procs)
+		a->unknown = svc_get(a, COL_UNKNOWN_SERVICE);
+	if (a->unknown == NULL) {
+		col_agg_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void minutes_free(struct col_minute *m)
+{
+	while (m != NULL) {
+		struct col_minute *next = m->next;
+		col_epset_free(m->eps);
+		free(m);
+		m = next;
+	}
+}
+
+void col_agg_free(struct col_agg *a)
+{
+	if (a == NULL)
+		return;
+	col_epset_free(a->all);
+	minutes_free(a->pending);
+	if (a->taken) {
+		minutes_free(a->taken->minutes);
+		free(a->taken);
+	}
+	if (a->services) {
+		size_t it = 0;
+		struct svc *s;
+		while ((s = col_hmap_next(a->services, &it, NULL, NULL)) != NULL)
+			svc_free(s);
+		col_hmap_free(a->services);
+	}
+	if (a->procs) {
+		size_t it = 0;
+		struct proc *p;
+		while ((p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL)
+			free(p);
+		col_hmap_free(a->procs);
+	}
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+/* ---- ingest side ---- */
+
+int col_agg_datagram(struct col_agg *a, uint32_t pid, uint32_t uid,
+                     int64_t now_mono, int64_t now_real)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	struct proc *p = col_hmap_get(a->procs, &pid, sizeof pid);
+	if (p == NULL) {
+		p = calloc(1, sizeof *p);
+		if (p != NULL)
+			p->pid = pid; /* the key: set before it is hashed */
+		if (p == NULL || col_hmap_put(a->procs, &p->pid, sizeof p->pid, p) < 0) {
+			free(p);
+			a->totals.oom++;
+			rc = -ENOMEM;
+			goto out;
+		}
+		p->info.pid = pid;
+		p->info.first_seen_ns = now_real;
+		strcpy(p->info.service, COL_UNKNOWN_SERVICE);
+	}
+	p->info.uid = uid;
+	p->info.last_seen_ns = now_real;
+	p->info.datagrams++;
+	p->last_seen_mono = now_mono;
+out:
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void col_agg_hello(struct col_agg *a, uint32_t pid, uint32_t ppid,
+                   uint64_t start_mono_ns, const char *service, const char *exe)
+{
+	pthread_mutex_lock(&a->mu);
+	struct proc *p = col_hmap_get(a->procs, &pid, sizeof pid);
+	if (p == NULL)
+		goto out;
+	if (p->info.has_hello && p->start_mono_ns != start_mono_ns) {
+		/* The pid was reused by a new process (or it forked and the
+		 * kernel handed the child our pid's number again). */
+		p->info.events = p->info.dropped = p->info.untracked_conns = 0;
+		p->info.requests = 0;
+	}
+	p->start_mono_ns = start_mono_ns;
+	p->info.ppid = ppid;
+	p->info.has_hello = 1;
+	if (p->svc == NULL || strcmp(p->svc->name, service) != 0) {
+		char name[COL_SERVICE_MAX];
+		copy_str(name, sizeof name, service[0] ? service : COL_UNKNOWN_SERVICE);
+		struct svc *s = svc_get(a, name);
+		if (s == NULL) {
+			a->totals.oom++;
+		} else {
+			p->svc = s;
+			copy_str(p->info.service, sizeof p->info.service, s->name);
+		}
+	}
+	copy_str(p->info.exe, sizeof p->info.exe, exe);
+out:
+	pthread_mutex_unlock(&a->mu);
+}
+
+void col_agg_proc_stats(struct col_agg *a, uint32_t pid, uint64_t events,
+                        uint64_t dropped, uint64_t untracked_conns)
+{
+	pthread_mutex_lock(&a->mu);
+	struct proc *p = col_hmap_get(a->procs, &pid, sizeof pid);
+	if (p != NULL) {
+		p->info.events = events;
+		p->info.dropped = dropped;
+		p->info.untracked_conns = untracked_conns;
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* The pending minute starting at m, created if needed (lock held). Pending
+ * minutes are few (the current one, a previous one until the store takes
+ * it, rarely a late one), so a list searched from the newest is enough. */
+static struct col_minute *minute_get(struct col_agg *a, int64_t m)
+{
+	struct col_minute **pp = &a->pending;
+	for (; *pp != NULL && (*pp)->minute >= m; pp = &(*pp)->next)
+		if ((*pp)->minute == m)
+			return *pp;
+	struct col_minute *n = calloc(1, sizeof *n);
+	if (n == NULL)
+		return NULL;
+	n->eps = col_epset_new();
+	if (n->eps == NULL) {
+		free(n);
+		return NULL;
+	}
+	n->minute = m;
+	n->next = *pp;
+	*pp = n;
+	return n;
+}
+
+static int64_t minute_of(int64_t ts_ns)
+{
+	int64_t s = ts_ns / 1000000000LL;
+	if (ts_ns < 0 && s * 1000000000LL != ts_ns)
+		s--;
+	int64_t m = s / COL_MINUTE_S;
+	if (s < 0 && m * COL_MINUTE_S != s)
+		m--;
+	return m * COL_MINUTE_S;
+}
+
+/* Counts o in set under (svc, method, route) (lock held). */
+static int count_in(struct col_epset *set, const char *svc, const char *method,
+                    const char *route, const struct col_obs *o)
+{
+	struct col_ep *e = col_epset_get(set, svc, method, route, 1);
+	if (e == NULL)
+		return -ENOMEM;
+	e->dirty = 1;
+	return col_stats_add(&e->st, o);
+}
+
+int col_agg_request(struct col_agg *a, uint32_t pid, const char *method,
+                    char *route, int64_t ts_ns, const struct col_obs *o,
+                    char *service, size_t svclen)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	struct proc *p = col_hmap_get(a->procs, &pid, sizeof pid);
+	struct svc *s = p && p->svc ? p->svc : a->unknown;
+	if (p)
+		p->info.requests++;
+	copy_str(service, svclen, s->name);
+
+	size_t rlen = strlen(route);
+	if (col_hmap_get(s->routes, route, rlen) == NULL) {
+		if (s->nroutes >= (size_t)a->max_routes) {
+			strcpy(route, AP_ROUTE_OTHER);
+			a->totals.other_route++;
+		} else if (svc_add_route(s, route) < 0) {
+			rc = -ENOMEM;
+		}
+	}
+
+	if (count_in(a->all, s->name, method, route, o) < 0)
+		rc = -ENOMEM;
+	struct col_minute *m = minute_get(a, minute_of(ts_ns));
+	if (m == NULL || count_in(m->eps, s->name, method, route, o) < 0)
+		rc = -ENOMEM;
+
+	a->totals.requests++;
+	a->totals.request_ms += o->duration_ms;
+	a->totals.sql += o->sql_count;
+	a->totals.sql_ms += o->sql_time_ms;
+	if (rc < 0)
+		a->totals.oom++;
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns)
+{
+	size_t removed = 0;
+	pthread_mutex_lock(&a->mu);
+	/* Deleting reorders the table, so collect first (in bounded rounds). */
+	for (;;) {
+		uint32_t dead[64];
+		size_t nd = 0, it = 0;
+		struct proc *p;
+		while (nd < 64 && (p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL)
+			if (now_mono - p->last_seen_mono > idle_ns)
+				dead[nd++] = p->pid;
+		for (size_t i = 0; i < nd; i++)
+			free(col_hmap_del(a->procs, &dead[i], sizeof dead[i]));
+		removed += nd;
+		if (nd < 64)
+			break;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return removed;
+}
+
+/* ---- startup ---- */
+
+int col_agg_load(struct col_agg *a, const char *service, const char *method,
+                 const char *route, const struct col_stats *st)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	struct svc *s = svc_get(a, service);
+	if (s == NULL || (strcmp(route, AP_ROUTE_OTHER) != 0 && svc_add_route(s, route) < 0))
+		rc = -ENOMEM;
+	struct col_ep *e = col_epset_get(a->all, service, method, route, 1);
+	if (e == NULL || col_stats_merge(&e->st, st) < 0)
+		rc = -ENOMEM;
+	else
+		e->dirty = 1;
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+/* ---- store side ---- */
+
+struct col_minute_batch *col_agg_minutes_take(struct col_agg *a, int64_t cutoff_s,
+                                              int64_t horizon_s, uint64_t id)
+{
+	/* Allocated up front so that nothing can fail once minutes move. */
+	struct col_minute_batch *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return NULL;
+	pthread_mutex_lock(&a->mu);
+	if (a->taken == NULL) {
+		struct col_minute **pp = &a->pending, **tail = &b->minutes;
+		while (*pp != NULL) {
+			struct col_minute *m = *pp;
+			if (m->minute < cutoff_s || m->minute > horizon_s) {
+				*pp = m->next;
+				m->next = NULL;
+				*tail = m;
+				tail = &m->next;
+			} else {
+				pp = &m->next;
+			}
+		}
+	}
+	if (b->minutes != NULL) {
+		b->id = id;
+		a->taken = b;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (b->minutes == NULL) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void col_agg_minutes_done(struct col_agg *a, struct col_minute_batch *b)
+{
+	if (b == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	if (a->taken == b)
+		a->taken = NULL;
+	pthread_mutex_unlock(&a->mu);
+	minutes_free(b->minutes);
+	free(b);
+}
+
+/* ---- readers ---- */
+
+int col_agg_endpoints(struct col_agg *a, const char *service, struct col_ep_rows *out)
+{
+	pthread_mutex_lock(&a->mu);
+	int rc = col_epset_rows(a->all, service, out);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+int col_agg_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
+                         const char *service, struct col_epset *pending,
+                         struct col_epset *taken, uint64_t *taken_id)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	for (struct col_minute *m = a->pending; m && rc == 0; m = m->next)
+		if (m->minute >= from_s && m->minute < to_s)
+			rc = col_epset_merge(pending, m->eps, service);
+	*taken_id = a->taken ? a->taken->id : 0;
+	if (a->taken)
+		for (struct col_minute *m = a->taken->minutes; m && rc == 0; m = m->next)
+			if (m->minute >= from_s && m->minute < to_s)
+				rc = col_epset_merge(taken, m->eps, service);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+void col_agg_totals(struct col_agg *a, struct col_totals *t)
+{
+	pthread_mutex_lock(&a->mu);
+	*t = a->totals;
+	t->endpoints = col_epset_count(a->all);
+	size_t n = 0;
+	for (struct col_minute *m = a->pending; m; m = m->next)
+		n++;
+	if (a->taken)
+		for (struct col_minute *m = a->taken->minutes; m; m = m->next)
+			n++;
+	t->pending_minutes = n;
+	pthread_mutex_unlock(&a->mu);
+}
+
+static int proc_cmp(const void *x, const void *y)
+{
+	const struct col_proc_info *a = x, *b = y;
+	return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+int col_agg_processes(struct col_agg *a, int64_t now_mono,
+                      struct col_proc_info **out, size_t *n)
+{
+	int rc = 0;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&a->mu);
+	size_t cnt = col_hmap_count(a->procs), k = 0, it = 0;
+	if (cnt > 0) {
+		struct col_proc_info *v = malloc(cnt * sizeof *v);
+		if (v == NULL) {
+			rc = -ENOMEM;
+		} else {
+			struct proc *p;
+			while ((p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL) {
+				v[k] = p->info;
+				v[k].connected = now_mono - p->last_seen_mono <= COL_CONNECTED_NS;
+				k++;
+			}
+			*out = v;
+			*n = k;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (*out)
+		qsort(*out, *n, sizeof **out, proc_cmp);
+	return rc;
+}

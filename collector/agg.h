@@ -1,0 +1,153 @@
+/*
+ * agg.h - the in-memory aggregate: per-endpoint statistics for all time and
+ * per minute, the process table, totals and the per-service route cap.
+ *
+ * Writers: the ingest thread (col_agg_datagram/_hello/_proc_stats/_request/
+ * _prune), the store thread (col_agg_minutes_take/_done) and startup
+ * (col_agg_load). Readers: API threads. Every function takes the
+ * aggregate's mutex for a short, bounded time and copies what it returns,
+ * so callers format JSON or do I/O without holding it. All functions are
+ * thread-safe unless noted.
+ *
+ * Minutes: each request also counts in the epoch-aligned minute of its
+ * start time (ts). Minutes stay "pending" in memory until the store takes
+ * them as a batch (col_agg_minutes_take), writes them to SQLite, and
+ * releases them (col_agg_minutes_done). A taken batch is immutable and
+ * still visible to period queries (col_agg_minutes_copy) until released;
+ * requests arriving late for a taken minute open a new pending entry for
+ * it, which the store merges into the stored row later.
+ */
+#ifndef COL_AGG_H
+#define COL_AGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "epset.h"
+
+#define COL_SERVICE_MAX 256   /* longest service name kept, NUL included */
+#define COL_EXE_MAX 512
+#define COL_UNKNOWN_SERVICE "unknown"
+#define COL_MINUTE_S 60
+
+struct col_agg;
+
+/* A new empty aggregate capping routes at max_routes per service (>= 1).
+ * NULL when out of memory. */
+struct col_agg *col_agg_new(int max_routes);
+/* Frees everything, including a batch still taken. NULL is a no-op. Not
+ * thread-safe: no other thread may use the aggregate any more. */
+void col_agg_free(struct col_agg *a);
+
+/* ---- ingest side ---- */
+
+/* A datagram from (pid, uid) arrived at now_mono/now_real (ns): creates the
+ * process's entry (service "unknown" until a HELLO) or refreshes it.
+ * 0 or -ENOMEM. */
+int col_agg_datagram(struct col_agg *a, uint32_t pid, uint32_t uid,
+                     int64_t now_mono, int64_t now_real);
+
+/* A HELLO of pid: sets its service, exe and ppid (NUL-terminated, already
+ * cleaned; cut to COL_SERVICE_MAX / COL_EXE_MAX). A different start time
+ * than the last HELLO means a new process reusing the pid: its counters are
+ * reset. Ignored when pid has no entry (call col_agg_datagram first). */
+void col_agg_hello(struct col_agg *a, uint32_t pid, uint32_t ppid,
+                   uint64_t start_mono_ns, const char *service, const char *exe);
+
+/* A STATS record of pid: its cumulative counters (latest wins). */
+void col_agg_proc_stats(struct col_agg *a, uint32_t pid, uint64_t events,
+                        uint64_t dropped, uint64_t untracked_conns);
+
+/* Counts one request of pid in the all-time and minute statistics of
+ * (pid's service, method, route) and in the totals. route (NUL-terminated,
+ * in a buffer of at least AP_ROUTE_MAX bytes) is replaced in place by
+ * "{other}" when the service already has max_routes other routes. The
+ * service used is copied to service (svclen >= COL_SERVICE_MAX). Returns 0,
+ * or -ENOMEM when part of the update could not be made (counted). */
+int col_agg_request(struct col_agg *a, uint32_t pid, const char *method,
+                    char *route, int64_t ts_ns, const struct col_obs *o,
+                    char *service, size_t svclen);
+
+/* Removes processes not heard from for idle_ns. Returns how many. */
+size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns);
+
+/* ---- startup ---- */
+
+/* Merges stored statistics of an endpoint into the all-time set and makes
+ * the route count toward its service's cap. 0 or -ENOMEM. */
+int col_agg_load(struct col_agg *a, const char *service, const char *method,
+                 const char *route, const struct col_stats *st);
+
+/* ---- store side ---- */
+
+struct col_minute {
+	int64_t minute;              /* Unix seconds of its start, a multiple of 60 */
+	struct col_epset *eps;
+	struct col_minute *next;
+};
+
+struct col_minute_batch {
+	uint64_t id;                 /* given by the store, increasing */
+	struct col_minute *minutes;  /* immutable while taken */
+};
+
+/* Takes every pending minute starting before cutoff_s or after horizon_s
+ * (Unix seconds; the latter catches senders with a broken clock) as one
+ * batch with the given id. Returns NULL when there is nothing to take or a
+ * batch is still taken (at most one at a time). The batch stays owned by
+ * the aggregate; the caller reads it without a lock and must pass it to
+ * col_agg_minutes_done() once it is stored. */
+struct col_minute_batch *col_agg_minutes_take(struct col_agg *a, int64_t cutoff_s,
+                                              int64_t horizon_s, uint64_t id);
+
+/* Releases a batch taken by col_agg_minutes_take() (after it is stored). */
+void col_agg_minutes_done(struct col_agg *a, struct col_minute_batch *b);
+
+/* ---- readers ---- */
+
+/* All-time endpoint rows (only `service`'s unless NULL), sorted by count.
+ * 0 or -ENOMEM. Free with col_ep_rows_free(). */
+int col_agg_endpoints(struct col_agg *a, const char *service, struct col_ep_rows *out);
+
+/* Merges the in-memory minutes in [from_s, to_s) (only `service`'s unless
+ * NULL): pending ones into pending, those of the taken batch into taken,
+ * setting *taken_id to the batch's id (0 when none). The caller decides
+ * whether the taken part is already in the database (see query.c).
+ * 0 or -ENOMEM. */
+int col_agg_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
+                         const char *service, struct col_epset *pending,
+                         struct col_epset *taken, uint64_t *taken_id);
+
+struct col_totals {
+	uint64_t requests;      /* since the collector started */
+	uint64_t sql;
+	double request_ms;
+	double sql_ms;
+	uint64_t other_route;   /* requests counted as {other} by the route cap */
+	uint64_t oom;           /* updates lost to out-of-memory */
+	size_t endpoints;       /* all-time endpoints */
+	size_t pending_minutes; /* minute sets in memory */
+};
+
+void col_agg_totals(struct col_agg *a, struct col_totals *t);
+
+struct col_proc_info {
+	uint32_t pid, uid, ppid;
+	int has_hello;
+	int connected;               /* heard from within COL_CONNECTED_NS */
+	char service[COL_SERVICE_MAX];
+	char exe[COL_EXE_MAX];
+	int64_t first_seen_ns;       /* wall clock */
+	int64_t last_seen_ns;
+	uint64_t datagrams, requests;
+	uint64_t events, dropped, untracked_conns; /* from the last STATS */
+};
+
+#define COL_CONNECTED_NS (5 * 1000000000LL)
+
+/* Copies the process table, sorted by pid, into a malloc'ed array (*out,
+ * caller frees; NULL when empty) of *n entries. 0 or -ENOMEM. */
+int col_agg_processes(struct col_agg *a, int64_t now_mono,
+                      struct col_proc_info **out, size_t *n);
+
+#endif /* COL_AGG_H */

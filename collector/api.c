@@ -1,0 +1,810 @@
+/*
+ * api.c - HTTP API handlers (api.h).
+ */
+#include "config.h"
+#include "api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agg.h"
+#include "ap_config.h"
+#include "col.h"
+#include "ingest.h"
+#include "log.h"
+#include "query.h"
+#include "store.h"
+
+#define MAX_LIMIT 1000
+#define DEFAULT_REQUESTS_LIMIT 100
+#define PREFIX "/api/v1"
+
+struct col_api {
+	struct MHD_Daemon *d;
+	struct col_api_ctx ctx;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- listening ---- */
+
+int col_api_listen(const char *addr_port, char *url, size_t urllen,
+                   char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(addr_port, ':');
+	const char *hs = addr_port, *he = colon;
+	if (colon == NULL || colon[1] == '\0') {
+		set_err(err, errlen, "http %s: expected ADDR:PORT", addr_port);
+		return -EINVAL;
+	}
+	if (*hs == '[') { /* [v6]:port */
+		if (he == hs || he[-1] != ']') {
+			set_err(err, errlen, "http %s: expected [ADDR]:PORT", addr_port);
+			return -EINVAL;
+		}
+		hs++;
+		he--;
+	}
+	if ((size_t)(he - hs) >= sizeof host) {
+		set_err(err, errlen, "http %s: address too long", addr_port);
+		return -EINVAL;
+	}
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || errno || port < 0 || port > 65535 || colon[1] == '-' ||
+	    colon[1] == '+') {
+		set_err(err, errlen, "http %s: bad port '%s'", addr_port, colon + 1);
+		return -EINVAL;
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	                          .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res;
+	int gai = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+	if (gai != 0) {
+		set_err(err, errlen, "http %s: %s", addr_port, gai_strerror(gai));
+		return -EINVAL;
+	}
+	int fd = -1, e = EADDRNOTAVAIL;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		int one = 1;
+		/* Lets a restarted collector bind while old connections sit in
+		 * TIME_WAIT; on Linux it never allows two listeners. */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		if (e == EADDRINUSE)
+			set_err(err, errlen, "http %s: address already in use (another collector,"
+			        " or another program, listens there)", addr_port);
+		else
+			set_err(err, errlen, "http %s: %s", addr_port, strerror(e));
+		return -e;
+	}
+	if (url != NULL) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		char h[INET6_ADDRSTRLEN] = "?";
+		int p = (int)port;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+			if (ss.ss_family == AF_INET) {
+				struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+				inet_ntop(AF_INET, &s4->sin_addr, h, sizeof h);
+				p = ntohs(s4->sin_port);
+			} else if (ss.ss_family == AF_INET6) {
+				struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+				inet_ntop(AF_INET6, &s6->sin6_addr, h, sizeof h);
+				p = ntohs(s6->sin6_port);
+			}
+		}
+		snprintf(url, urllen, ss.ss_family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d",
+		         h, p);
+	}
+	return fd;
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
+                                 const char *type, char *body /* malloc'ed, taken */)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                        "Bearer realm=\"apiprof\"");
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Sends body (a reference taken) as JSON. */
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+	char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	json_decref(body);
+	if (s == NULL) {
+		s = strdup("{\"error\":\"out of memory\"}");
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		if (s == NULL)
+			return MHD_NO;
+	}
+	return send_text(c, status, "application/json", s);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	/* The message may quote user input: json_string rejects invalid
+	 * UTF-8, so fall back to a fixed text rather than fail. */
+	json_t *m = json_string(msg);
+	if (m == NULL)
+		m = json_string("bad request");
+	return send_json(c, status, json_pack("{s:o}", "error", m));
+}
+
+/* Milliseconds and other measurements: rounded to the microsecond (or
+ * 1e-6 for rates), never NaN or infinite (jansson refuses those). */
+static json_t *jnum(double v, double scale)
+{
+	if (!isfinite(v))
+		v = 0;
+	if (fabs(v) < 1e12)
+		v = round(v * scale) / scale;
+	return json_real(v);
+}
+
+#define JMS(v) jnum((v), 1e3)
+#define JRATE(v) jnum((v), 1e6)
+
+static json_t *jint(uint64_t v)
+{
+	return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+static json_t *jtime(int64_t ns)
+{
+	char buf[COL_TIME_BUF];
+	col_time_format(ns, buf, sizeof buf);
+	return json_string(buf);
+}
+
+/* Strings from the database are valid UTF-8 (ingest cleans them), but a
+ * database edited by hand might not be: never let that turn into a NULL. */
+static json_t *jstr(const char *s)
+{
+	json_t *j = json_string(s ? s : "");
+	return j ? j : json_string("?");
+}
+
+/* ---- parameters ---- */
+
+/* A query parameter: NULL when absent, "" when given without a value. */
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+	const char *v = NULL;
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+	                                  &v, NULL) != MHD_YES)
+		return NULL;
+	return v ? v : "";
+}
+
+/* Each parser returns 0 (absent: output untouched), 1 (parsed) or -1 with
+ * err filled with the 400 message. */
+
+static int p_int64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	if (s == NULL || *s == '\0')
+		return -1;
+	int64_t v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		if (v > (INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int p_limit(struct MHD_Connection *c, int *out, char *err, size_t errlen)
+{
+	const char *s = arg(c, "limit");
+	int64_t v;
+	if (s == NULL)
+		return 0;
+	if (p_int64(s, 1, MAX_LIMIT, &v) < 0) {
+		snprintf(err, errlen, "limit: expected an integer 1..%d", MAX_LIMIT);
+		return -1;
+	}
+	*out = (int)v;
+	return 1;
+}
+
+static int p_bool(struct MHD_Connection *c, const char *name, int *out,
+                  char *err, size_t errlen)
+{
+	const char *s = arg(c, name);
+	if (s == NULL)
+		return 0;
+	if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0) {
+		*out = 1;
+		return 1;
+	}
+	if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0) {
+		*out = 0;
+		return 1;
+	}
+	snprintf(err, errlen, "%s: expected true, false, 1 or 0", name);
+	return -1;
+}
+
+static int p_time(struct MHD_Connection *c, const char *name, int64_t *out,
+                  char *err, size_t errlen)
+{
+	const char *s = arg(c, name);
+	if (s == NULL)
+		return 0;
+	if (col_time_parse(s, out) < 0) {
+		snprintf(err, errlen, "%s: expected an RFC 3339 time (2026-11-22T08:15:02Z)"
+		         " or Unix seconds", name);
+		return -1;
+	}
+	return 1;
+}
+
+static int p_str(struct MHD_Connection *c, const char *name, const char **out,
+                 char *err, size_t errlen)
+{
+	const char *s = arg(c, name);
+	if (s == NULL)
+		return 0;
+	if (*s == '\0') {
+		snprintf(err, errlen, "%s: expected a non-empty value", name);
+		return -1;
+	}
+	*out = s;
+	return 1;
+}
+
+/* since/until, checked together. */
+static int p_period(struct MHD_Connection *c, int64_t *since, int64_t *until,
+                    int *given, char *err, size_t errlen)
+{
+	*since = INT64_MIN;
+	*until = INT64_MAX;
+	int a = p_time(c, "since", since, err, errlen);
+	if (a < 0)
+		return -1;
+	int b = p_time(c, "until", until, err, errlen);
+	if (b < 0)
+		return -1;
+	if (*since > *until) {
+		snprintf(err, errlen, "since: must not be after until");
+		return -1;
+	}
+	*given = a > 0 || b > 0;
+	return 0;
+}
+
+/* ---- auth ---- */
+
+/* Compares in time independent of where the strings differ. */
+static int token_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char diff = alen != blen;
+	size_t n = alen > blen ? alen : blen;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = i < alen ? (unsigned char)a[i] : 0;
+		unsigned char y = i < blen ? (unsigned char)b[i] : 0;
+		diff |= x ^ y;
+	}
+	return diff == 0;
+}
+
+static int authorized(const struct col_api *api, struct MHD_Connection *c)
+{
+	const char *token = api->ctx.cfg->auth_token;
+	if (token == NULL || token[0] == '\0')
+		return 1;
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                            MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return 0;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	size_t n = strlen(h);
+	while (n > 0 && h[n - 1] == ' ')
+		n--;
+	return token_equal(h, n, token, strlen(token));
+}
+
+/* ---- /api/v1/status ---- */
+
+static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
+{
+	const struct col_api_ctx *x = &api->ctx;
+	int64_t now_mono = col_clock_mono_ns();
+	struct col_totals t;
+	struct col_proc_info *procs = NULL;
+	size_t np = 0;
+	col_agg_totals(x->agg, &t);
+	if (col_agg_processes(x->agg, now_mono, &procs, &np) < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+
+	json_t *jp = json_array();
+	for (size_t i = 0; i < np; i++) {
+		const struct col_proc_info *p = &procs[i];
+		json_array_append_new(jp, json_pack(
+			"{s:I, s:o, s:b, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+			"pid", (json_int_t)p->pid,
+			"service", jstr(p->service),
+			"connected", p->connected,
+			"events", jint(p->events),
+			"dropped", jint(p->dropped),
+			"uid", (json_int_t)p->uid,
+			"ppid", (json_int_t)p->ppid,
+			"exe", jstr(p->exe),
+			"untracked_connections", jint(p->untracked_conns),
+			"datagrams", jint(p->datagrams),
+			"requests", jint(p->requests),
+			"first_seen", jtime(p->first_seen_ns),
+			"last_seen", jtime(p->last_seen_ns)));
+	}
+	free(procs);
+
+	json_t *ji = json_object();
+	if (x->ingest) {
+		struct col_ingest_counters ic;
+		col_ingest_counters(x->ingest, &ic);
+		json_decref(ji);
+		ji = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			"datagrams", jint(ic.datagrams),
+			"bytes", jint(ic.bytes),
+			"datagrams_bad", jint(ic.datagrams_bad),
+			"bad_magic", jint(ic.bad_magic),
+			"bad_version", jint(ic.bad_version),
+			"truncated", jint(ic.truncated),
+			"no_credentials", jint(ic.no_credentials),
+			"records", jint(ic.records),
+			"records_bad", jint(ic.records_bad),
+			"records_unknown", jint(ic.records_unknown),
+			"requests", jint(ic.requests),
+			"requests_ignored", jint(ic.requests_ignored));
+	}
+	json_t *js = json_object();
+	if (x->store) {
+		struct col_store_counters sc;
+		col_store_counters(x->store, &sc);
+		json_decref(js);
+		js = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			"rows_written", jint(sc.rows_written),
+			"rows_dropped", jint(sc.rows_dropped),
+			"rows_sampled_out", jint(sc.rows_sampled_out),
+			"rows_rejected", jint(sc.rows_rejected),
+			"rows_expired", jint(sc.rows_expired),
+			"minutes_written", jint(sc.minutes_written),
+			"storage_errors", jint(sc.storage_errors),
+			"queue_depth", jint(sc.queue_depth),
+			"queue_capacity", jint(sc.queue_cap));
+	}
+	json_t *body = json_pack(
+		"{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		"version", PACKAGE_VERSION,
+		"uptime_s", JMS((double)(now_mono - x->start_mono_ns) / 1e9),
+		"totals",
+		"requests", jint(t.requests),
+		"sql", jint(t.sql),
+		"request_ms", JMS(t.request_ms),
+		"sql_ms", JMS(t.sql_ms),
+		"processes", jp,
+		"host", jstr(x->cfg->host_name),
+		"started_at", jtime(x->start_real_ns),
+		"socket", jstr(x->socket_path),
+		"db", jstr(x->db_path),
+		"endpoints", jint(t.endpoints),
+		"requests_other_route", jint(t.other_route),
+		"ingest", ji,
+		"store", js,
+		"out_of_memory", jint(t.oom));
+	return send_json(c, MHD_HTTP_OK, body);
+}
+
+/* ---- /api/v1/endpoints ---- */
+
+static json_t *endpoint_json(const struct col_ep_row *r)
+{
+	double n = r->count ? (double)r->count : 1;
+	return json_pack(
+		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+		" s:o, s:o}",
+		"service", jstr(r->service),
+		"method", jstr(r->method),
+		"route", jstr(r->route),
+		"count", jint(r->count),
+		"error_count", jint(r->error_count),
+		"error_rate", JRATE((double)r->error_count / n),
+		"slow_count", jint(r->slow_count),
+		"avg_ms", JMS(r->sum_ms / n),
+		"p50_ms", JMS(r->p50_ms),
+		"p95_ms", JMS(r->p95_ms),
+		"p99_ms", JMS(r->p99_ms),
+		"min_ms", JMS(r->min_ms),
+		"max_ms", JMS(r->max_ms),
+		"sql_count", jint(r->sql_count),
+		"sql_per_request", JMS((double)r->sql_count / n),
+		"sql_time_ms", JMS(r->sql_time_ms),
+		"n_plus_one_count", jint(r->n_plus_one_count));
+}
+
+/* floor / ceil to a minute boundary, in seconds. */
+static int64_t minute_floor(int64_t ns)
+{
+	int64_t s = ns / COL_NS_PER_S - (ns % COL_NS_PER_S < 0);
+	return s / COL_MINUTE_S * COL_MINUTE_S - (s % COL_MINUTE_S < 0 ? COL_MINUTE_S : 0);
+}
+
+static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c)
+{
+	char err[256];
+	const char *service = NULL, *host = NULL;
+	int limit = INT_MAX, period;
+	int64_t since, until;
+	if (p_str(c, "service", &service, err, sizeof err) < 0 ||
+	    p_str(c, "host", &host, err, sizeof err) < 0 ||
+	    p_limit(c, &limit, err, sizeof err) < 0 ||
+	    p_period(c, &since, &until, &period, err, sizeof err) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
+
+	struct col_ep_rows rows = { NULL, 0 };
+	int rc = 0;
+	if (!period) {
+		/* The common call: all time, straight from memory. */
+		if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
+			rc = col_agg_endpoints(api->ctx.agg, service, &rows);
+	} else {
+		/* Minute granularity: every minute overlapping [since, until). */
+		int64_t from_s = since == INT64_MIN ? INT64_MIN : minute_floor(since);
+		int64_t to_s = INT64_MAX;
+		if (until != INT64_MAX) {
+			to_s = minute_floor(until);
+			if ((int64_t)to_s * COL_NS_PER_S < until)
+				to_s += COL_MINUTE_S;
+		}
+		rc = col_query_endpoints(api->ctx.query, api->ctx.agg, from_s, to_s,
+		                         service, host, &rows);
+	}
+	if (rc < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading statistics: %s",
+		                  strerror(-rc));
+	json_t *arr = json_array();
+	for (size_t i = 0; i < rows.n && i < (size_t)limit; i++)
+		json_array_append_new(arr, endpoint_json(&rows.v[i]));
+	col_ep_rows_free(&rows);
+	return send_json(c, MHD_HTTP_OK, json_pack("{s:o}", "endpoints", arr));
+}
+
+/* ---- /api/v1/requests ---- */
+
+static json_t *request_json(const struct col_req_view *r)
+{
+	return json_pack(
+		"{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:b,"
+		" s:b, s:b, s:b, s:I}",
+		"id", (json_int_t)r->id,
+		"ts", jtime(r->ts_ns),
+		"host", jstr(r->host),
+		"service", jstr(r->service),
+		"pid", (json_int_t)r->pid,
+		"method", jstr(r->method),
+		"path", jstr(r->path),
+		"route", jstr(r->route),
+		"status", r->status,
+		"duration_ms", JMS(r->duration_ms),
+		"bytes_in", jint((uint64_t)r->bytes_in),
+		"bytes_out", jint((uint64_t)r->bytes_out),
+		"sql_count", jint((uint64_t)r->sql_count),
+		"sql_time_ms", JMS(r->sql_time_ms),
+		"slow", r->slow,
+		"error", r->error,
+		"n_plus_one", r->n_plus_one,
+		"aborted", r->aborted,
+		"tid", (json_int_t)r->tid);
+}
+
+struct list_ctx {
+	json_t *arr;
+	int64_t last_id;
+};
+
+static int list_cb(void *arg, const struct col_req_view *r)
+{
+	struct list_ctx *l = arg;
+	json_t *j = request_json(r);
+	if (j == NULL || json_array_append_new(l->arr, j) < 0)
+		return -ENOMEM;
+	l->last_id = r->id;
+	return 0;
+}
+
+static int p_status(struct MHD_Connection *c, int *lo, int *hi, char *err, size_t errlen)
+{
+	const char *s = arg(c, "status");
+	int64_t v;
+	if (s == NULL)
+		return 0;
+	/* "503", or a class: "5xx". */
+	if (strlen(s) == 3 && s[0] >= '1' && s[0] <= '9' && (s[1] == 'x' || s[1] == 'X') &&
+	    (s[2] == 'x' || s[2] == 'X')) {
+		*lo = (s[0] - '0') * 100;
+		*hi = *lo + 99;
+		return 1;
+	}
+	if (p_int64(s, 0, 999, &v) < 0) {
+		snprintf(err, errlen, "status: expected a status code (0..999) or a class like 5xx");
+		return -1;
+	}
+	*lo = *hi = (int)v;
+	return 1;
+}
+
+static enum MHD_Result h_requests(struct col_api *api, struct MHD_Connection *c)
+{
+	char err[256];
+	struct col_req_filter f;
+	col_req_filter_init(&f);
+	f.limit = DEFAULT_REQUESTS_LIMIT;
+	const char *method = NULL;
+	int period;
+	int64_t before = 0;
+	const char *bs = arg(c, "before");
+	if (p_str(c, "service", &f.service, err, sizeof err) < 0 ||
+	    p_str(c, "host", &f.host, err, sizeof err) < 0 ||
+	    p_str(c, "route", &f.route, err, sizeof err) < 0 ||
+	    p_str(c, "q", &f.q, err, sizeof err) < 0 ||
+	    p_str(c, "method", &method, err, sizeof err) < 0 ||
+	    p_status(c, &f.status_lo, &f.status_hi, err, sizeof err) < 0 ||
+	    p_bool(c, "slow", &f.slow, err, sizeof err) < 0 ||
+	    p_bool(c, "error", &f.error, err, sizeof err) < 0 ||
+	    p_bool(c, "n_plus_one", &f.n_plus_one, err, sizeof err) < 0 ||
+	    p_limit(c, &f.limit, err, sizeof err) < 0 ||
+	    p_period(c, &f.since_ns, &f.until_ns, &period, err, sizeof err) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
+	if (bs != NULL && p_int64(bs, 1, INT64_MAX, &before) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST,
+		                  "before: expected a cursor (the \"next\" of a previous page)");
+	f.before = before;
+	if (method != NULL) {
+		int m = col_method_lookup(method);
+		if (m < 0)
+			return send_error(c, MHD_HTTP_BAD_REQUEST,
+			                  "method: expected GET, HEAD, POST, PUT, DELETE, CONNECT,"
+			                  " OPTIONS, TRACE, PATCH or OTHER");
+		f.method = col_method_name(m);
+	}
+	struct list_ctx l = { json_array(), 0 };
+	int more = 0;
+	int rc = col_query_requests(api->ctx.query, &f, list_cb, &l, &more);
+	if (rc < 0) {
+		json_decref(l.arr);
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading requests: %s",
+		                  strerror(-rc));
+	}
+	json_t *next = json_null();
+	if (more) {
+		char buf[32];
+		snprintf(buf, sizeof buf, "%lld", (long long)l.last_id);
+		json_decref(next);
+		next = json_string(buf);
+	}
+	return send_json(c, MHD_HTTP_OK, json_pack("{s:o, s:o}", "requests", l.arr, "next", next));
+}
+
+static int one_cb(void *arg, const struct col_req_view *r)
+{
+	json_t **out = arg;
+	json_t *j = request_json(r);
+	if (j == NULL)
+		return -ENOMEM;
+	/* Detail view: the statements and N+1 patterns (SQL feature, empty
+	 * for now) and the error as an object instead of a flag. */
+	json_object_set_new(j, "queries", json_array());
+	json_object_set_new(j, "n_plus_one", json_array());
+	json_t *e = json_null();
+	if (r->aborted) {
+		json_decref(e);
+		e = json_pack("{s:s, s:s}", "type", "aborted", "message", "");
+	} else if (r->status >= 500) {
+		char t[32];
+		snprintf(t, sizeof t, "HTTP %d", r->status);
+		json_decref(e);
+		e = json_pack("{s:s, s:s}", "type", t, "message", "");
+	}
+	json_object_set_new(j, "error", e);
+	*out = j;
+	return 0;
+}
+
+static enum MHD_Result h_request(struct col_api *api, struct MHD_Connection *c,
+                                 const char *id_text)
+{
+	int64_t id;
+	if (p_int64(id_text, 1, INT64_MAX, &id) < 0)
+		return send_error(c, MHD_HTTP_NOT_FOUND, "no request with id '%.64s'", id_text);
+	json_t *j = NULL;
+	int rc = col_query_request(api->ctx.query, id, one_cb, &j);
+	if (rc < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading request: %s",
+		                  strerror(-rc));
+	if (rc == 0)
+		return send_error(c, MHD_HTTP_NOT_FOUND, "no request with id %lld", (long long)id);
+	return send_json(c, MHD_HTTP_OK, j);
+}
+
+/* ---- dispatch ---- */
+
+static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
+                                const char *url, const char *method)
+{
+	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	if (strcmp(url, "/healthz") == 0) {
+		if (!get)
+			return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		char *ok = strdup("ok");
+		return ok ? send_text(c, MHD_HTTP_OK, "text/plain", ok) : MHD_NO;
+	}
+	if (!authorized(api, c))
+		return send_error(c, MHD_HTTP_UNAUTHORIZED,
+		                  "unauthorized: send Authorization: Bearer TOKEN");
+	const char *sub = strncmp(url, PREFIX "/", sizeof PREFIX) == 0
+	                  ? url + sizeof PREFIX : NULL;
+	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST } which = NONE;
+	if (sub == NULL)
+		which = NONE;
+	else if (strcmp(sub, "status") == 0)
+		which = STATUS;
+	else if (strcmp(sub, "endpoints") == 0)
+		which = ENDPOINTS;
+	else if (strcmp(sub, "requests") == 0)
+		which = REQUESTS;
+	else if (strncmp(sub, "requests/", 9) == 0 && sub[9] != '\0' && !strchr(sub + 9, '/'))
+		which = REQUEST;
+	if (which == NONE)
+		return send_error(c, MHD_HTTP_NOT_FOUND, "not found: %.200s", url);
+	if (!get)
+		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.32s not allowed on %.200s",
+		                  method, url);
+	switch (which) {
+	case STATUS:
+		return h_status(api, c);
+	case ENDPOINTS:
+		return h_endpoints(api, c);
+	case REQUESTS:
+		return h_requests(api, c);
+	case REQUEST:
+		return h_request(api, c, sub + 9);
+	default:
+		return MHD_NO;
+	}
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version,
+                               const char *upload_data, size_t *upload_data_size,
+                               void **con_cls)
+{
+	static int seen; /* marks a request's first call; only its address is used */
+	struct col_api *api = cls;
+	if (*con_cls == NULL) {
+		*con_cls = &seen;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) { /* no endpoint takes a body yet: discard */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	int64_t t0 = col_clock_mono_ns();
+	enum MHD_Result r = dispatch(api, c, url, method);
+	if (col_log_enabled(COL_LOG_DEBUG))
+		col_log(COL_LOG_DEBUG, "http: %s %s (%.2f ms)", method, url,
+		        (double)(col_clock_mono_ns() - t0) / 1e6);
+	return r;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	col_logv(COL_LOG_WARN, fmt, ap);
+}
+
+struct col_api *col_api_start(int listen_fd, const struct col_api_ctx *ctx,
+                              char *err, size_t errlen)
+{
+	struct col_api *api = calloc(1, sizeof *api);
+	if (api == NULL) {
+		close(listen_fd);
+		set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	api->ctx = *ctx;
+	/* A thread per connection: handlers may wait on SQLite, and the
+	 * connection limit bounds the threads. */
+	api->d = MHD_start_daemon(
+		MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+		MHD_USE_ERROR_LOG,
+		0, NULL, NULL, handler, api,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, listen_fd,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)COL_API_MAX_CONNECTIONS,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+		MHD_OPTION_END);
+	if (api->d == NULL) {
+		close(listen_fd);
+		free(api);
+		set_err(err, errlen, "http: cannot start the HTTP server");
+		return NULL;
+	}
+	return api;
+}
+
+void col_api_stop(struct col_api *api)
+{
+	if (api == NULL)
+		return;
+	MHD_stop_daemon(api->d);
+	free(api);
+}

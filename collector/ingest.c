@@ -1,0 +1,545 @@
+/*
+ * ingest.c - the datagram socket and its reading thread (ingest.h).
+ *
+ * The thread waits in poll() on the socket and an eventfd that asks it to
+ * stop, and reads with recvmmsg() in batches of up to INGEST_VLEN
+ * datagrams, each with its SCM_CREDENTIALS. Decoding and classification
+ * (path cleaning, ignored paths, route templating, method) happen here,
+ * outside the aggregate's lock; the aggregate is locked once per record.
+ */
+#include "config.h"
+#include "ingest.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agg.h"
+#include "ap_config.h"
+#include "ap_route.h"
+#include "ap_wire.h"
+#include "col.h"
+#include "log.h"
+#include "store.h"
+
+#define INGEST_VLEN 16
+#define PATH_BUF 4096                 /* longest path kept (after %-escaping) */
+#define PRUNE_EVERY_NS (5 * COL_NS_PER_S)
+#define POLL_MS 1000
+
+struct col_ingest {
+	const struct ap_config *cfg;
+	struct col_agg *agg;
+	struct col_store *store;
+
+	int fd;                   /* the socket, -1 before listen */
+	int evfd;                 /* stop request */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;                /* of the socket file we bound, to unlink */
+	ino_t ino;                /*   only our own */
+	int bound;
+
+	pthread_t thread;
+	int running;
+	int draining;             /* read by the ingest thread only */
+
+	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
+	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored;
+};
+
+#define CNT_ADD(in, f, v) __atomic_fetch_add(&(in)->f, (v), __ATOMIC_RELAXED)
+#define CNT_GET(in, f) __atomic_load_n(&(in)->f, __ATOMIC_RELAXED)
+
+void col_ingest_default_path(char *out, size_t outlen)
+{
+	struct stat st;
+	if ((mkdir(COL_SOCKET_DIR, 0755) == 0 || errno == EEXIST) &&
+	    stat(COL_SOCKET_DIR, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    access(COL_SOCKET_DIR, W_OK | X_OK) == 0)
+		snprintf(out, outlen, "%s", COL_SOCKET_RUN);
+	else
+		snprintf(out, outlen, "%s", COL_SOCKET_TMP);
+}
+
+struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *agg)
+{
+	struct col_ingest *in = calloc(1, sizeof *in);
+	if (in == NULL)
+		return NULL;
+	in->cfg = cfg;
+	in->agg = agg;
+	in->fd = -1;
+	in->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (in->evfd < 0) {
+		free(in);
+		return NULL;
+	}
+	return in;
+}
+
+const char *col_ingest_path(const struct col_ingest *in)
+{
+	return in->path;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Whatever is at path must go before we bind: nothing (fine), a stale
+ * socket of a collector that died (removed), or a live one (refused). A
+ * datagram connect() tells them apart without sending anything. */
+static int clear_path(const struct sockaddr_un *sa, char *err, size_t errlen)
+{
+	const char *path = sa->sun_path;
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		int e = errno;
+		set_err(err, errlen, "socket %s: %s", path, strerror(e));
+		return -e;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		set_err(err, errlen, "socket %s: exists and is not a socket; not replacing it", path);
+		return -EEXIST;
+	}
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int e = errno;
+		set_err(err, errlen, "socket: %s", strerror(e));
+		return -e;
+	}
+	int rc = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+	int e = errno;
+	close(fd);
+	if (rc == 0) {
+		set_err(err, errlen, "socket %s is in use by another collector (pid unknown)", path);
+		return -EADDRINUSE;
+	}
+	switch (e) {
+	case ECONNREFUSED: /* nobody bound: a stale file */
+		if (unlink(path) < 0 && errno != ENOENT) {
+			e = errno;
+			set_err(err, errlen, "socket %s: removing the stale socket: %s", path,
+			        strerror(e));
+			return -e;
+		}
+		col_log(COL_LOG_INFO, "removed stale socket %s", path);
+		return 0;
+	case ENOENT:
+		return 0;
+	case EPROTOTYPE: /* alive, but a stream socket: not a collector */
+		set_err(err, errlen, "socket %s is in use by another program", path);
+		return -EADDRINUSE;
+	default:
+		set_err(err, errlen, "socket %s: %s", path, strerror(e));
+		return -e;
+	}
+}
+
+int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_t gid,
+                      char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof sa.sun_path) {
+		set_err(err, errlen, "socket %s: path longer than %zu bytes", path,
+		        sizeof sa.sun_path - 1);
+		return -ENAMETOOLONG;
+	}
+	if (path[0] == '\0') {
+		set_err(err, errlen, "socket: empty path");
+		return -EINVAL;
+	}
+	strcpy(sa.sun_path, path);
+	int rc = clear_path(&sa, err, errlen);
+	if (rc < 0)
+		return rc;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = -errno;
+		set_err(err, errlen, "socket: %s", strerror(-rc));
+		return rc;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		rc = -errno;
+		if (rc == -EADDRINUSE)
+			set_err(err, errlen, "socket %s is in use by another collector (pid unknown)",
+			        path);
+		else
+			set_err(err, errlen, "socket %s: %s", path, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		in->dev = st.st_dev;
+		in->ino = st.st_ino;
+	}
+	in->fd = fd;
+	in->bound = 1;
+	strcpy(in->path, path);
+
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "socket %s: SO_PASSCRED: %s", path, strerror(-rc));
+		goto fail;
+	}
+	/* Bursts from many processes land here while we are busy: a big
+	 * buffer is the cheapest insurance against drops. SO_RCVBUFFORCE
+	 * passes net.core.rmem_max with CAP_NET_ADMIN; without it SO_RCVBUF is
+	 * capped there by the kernel. */
+	int want = COL_RCVBUF_WANTED, got = 0;
+	socklen_t gl = sizeof got;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+	getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
+	col_log(COL_LOG_DEBUG, "socket %s: receive buffer %d bytes", path, got);
+
+	if (chmod(path, mode) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "socket %s: chmod %03o: %s", path, (unsigned)mode,
+		        strerror(-rc));
+		goto fail;
+	}
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "socket %s: chown to group %u: %s", path, (unsigned)gid,
+		        strerror(-rc));
+		goto fail;
+	}
+	return 0;
+fail:
+	unlink(path);
+	close(fd);
+	in->fd = -1;
+	in->bound = 0;
+	in->path[0] = '\0';
+	return rc;
+}
+
+/* ---- decoding ---- */
+
+static void on_hello(struct col_ingest *in, uint32_t pid, const struct ap_rec_hello *h)
+{
+	char service[COL_SERVICE_MAX], exe[COL_EXE_MAX];
+	col_clean_text(h->service.p, h->service.len, service, sizeof service);
+	col_clean_text(h->exe.p, h->exe.len, exe, sizeof exe);
+	col_agg_hello(in->agg, pid, h->ppid, h->start_mono_ns, service, exe);
+}
+
+static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
+                       const struct ap_rec_request *r, int64_t now_real)
+{
+	char path[PATH_BUF];
+	size_t plen = col_clean_path(r->path.p, r->path.len, path, sizeof path);
+	if (ap_config_path_ignored(in->cfg, path, plen)) {
+		CNT_ADD(in, c_ignored, 1);
+		return;
+	}
+	CNT_ADD(in, c_requests, 1);
+	char route[AP_ROUTE_MAX];
+	ap_route_of(in->cfg->route_set, path, plen, route, sizeof route);
+	const char *method = col_method_name(col_method_of(r->method.p, r->method.len));
+
+	struct col_obs o = { 0 };
+	int aborted = (r->flags & AP_REQF_ABORTED) != 0;
+	/* Times are the sender's CLOCK_MONOTONIC; its batch header carries
+	 * the offset to wall time read when the batch was sent. */
+	int64_t ts_ns = (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns);
+	o.duration_ms = r->end_ns > r->start_ns ? (double)(r->end_ns - r->start_ns) / 1e6 : 0;
+	o.error = r->status >= 500 || aborted;
+	o.slow = o.duration_ms >= in->cfg->slow_request_threshold_ms;
+
+	char service[COL_SERVICE_MAX];
+	col_agg_request(in->agg, pid, method, route, ts_ns, &o, service, sizeof service);
+
+	if (in->store == NULL ||
+	    !col_store_admit(in->store, o.slow || o.error || o.n_plus_one, now_real))
+		return;
+	struct col_row *row = col_row_new(service, path, route);
+	if (row == NULL)
+		return;
+	row->ts_ns = ts_ns;
+	row->pid = pid;
+	row->tid = r->tid;
+	row->status = r->status;
+	row->duration_ms = o.duration_ms;
+	row->bytes_in = r->bytes_in;
+	row->bytes_out = r->bytes_out;
+	row->slow = (uint8_t)o.slow;
+	row->error = (uint8_t)o.error;
+	row->aborted = (uint8_t)aborted;
+	row->method = method;
+	col_store_push(in->store, row, in->draining);
+}
+
+void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
+                        uint32_t pid, uint32_t uid, int64_t now_mono, int64_t now_real)
+{
+	struct ap_batch_hdr h;
+	CNT_ADD(in, c_datagrams, 1);
+	CNT_ADD(in, c_bytes, len);
+	int off = ap_wire_get_batch_hdr(buf, len, &h);
+	if (off < 0) {
+		CNT_ADD(in, c_bad, 1);
+		if (off == -EPROTO)
+			CNT_ADD(in, c_magic, 1);
+		else if (off == -EPROTONOSUPPORT)
+			CNT_ADD(in, c_version, 1);
+		else
+			CNT_ADD(in, c_trunc, 1);
+		return;
+	}
+	col_agg_datagram(in->agg, pid, uid, now_mono, now_real);
+	size_t pos = (size_t)off;
+	uint16_t type;
+	const uint8_t *p;
+	uint32_t plen;
+	int rc;
+	while ((rc = ap_wire_next_rec(buf, len, &pos, &type, &p, &plen)) == 1) {
+		CNT_ADD(in, c_records, 1);
+		switch (type) {
+		case AP_REC_HELLO: {
+			struct ap_rec_hello hello;
+			if (ap_wire_get_hello(p, plen, &hello) < 0)
+				CNT_ADD(in, c_rec_bad, 1);
+			else
+				on_hello(in, pid, &hello);
+			break;
+		}
+		case AP_REC_REQUEST: {
+			struct ap_rec_request req;
+			if (ap_wire_get_request(p, plen, &req) < 0)
+				CNT_ADD(in, c_rec_bad, 1);
+			else
+				on_request(in, pid, &h, &req, now_real);
+			break;
+		}
+		case AP_REC_STATS: {
+			struct ap_rec_stats s;
+			if (ap_wire_get_stats(p, plen, &s) < 0)
+				CNT_ADD(in, c_rec_bad, 1);
+			else
+				col_agg_proc_stats(in->agg, pid, s.events, s.dropped, s.untracked_conns);
+			break;
+		}
+		default:
+			CNT_ADD(in, c_rec_unknown, 1);
+			break;
+		}
+	}
+	if (rc < 0) /* the rest of the datagram is unreadable */
+		CNT_ADD(in, c_rec_bad, 1);
+}
+
+/* ---- the thread ---- */
+
+struct rx {
+	struct mmsghdr msgs[INGEST_VLEN];
+	struct iovec iov[INGEST_VLEN];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} ctl[INGEST_VLEN];
+	uint8_t data[INGEST_VLEN][AP_WIRE_MAX_DATAGRAM];
+};
+
+/* Reads datagrams until the socket is empty (or, unless draining, until a
+ * stop is requested). */
+static void read_all(struct col_ingest *in, struct rx *rx)
+{
+	for (;;) {
+		for (int i = 0; i < INGEST_VLEN; i++) {
+			rx->iov[i] = (struct iovec){ rx->data[i], sizeof rx->data[i] };
+			rx->msgs[i].msg_hdr = (struct msghdr){
+				.msg_iov = &rx->iov[i],
+				.msg_iovlen = 1,
+				.msg_control = rx->ctl[i].buf,
+				.msg_controllen = sizeof rx->ctl[i].buf,
+			};
+			rx->msgs[i].msg_len = 0;
+		}
+		int n = recvmmsg(in->fd, rx->msgs, INGEST_VLEN, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				col_log(COL_LOG_WARN, "socket %s: recvmmsg: %s", in->path, strerror(errno));
+			return;
+		}
+		int64_t now_mono = col_clock_mono_ns(), now_real = col_clock_real_ns();
+		for (int i = 0; i < n; i++) {
+			struct msghdr *mh = &rx->msgs[i].msg_hdr;
+			const struct ucred *cred = NULL;
+			struct ucred uc;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+				    c->cmsg_len >= CMSG_LEN(sizeof uc)) {
+					memcpy(&uc, CMSG_DATA(c), sizeof uc);
+					cred = &uc;
+				}
+				/* A sender may pass descriptors; never keep them. */
+				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+					size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+					for (size_t k = 0; k < nfd; k++) {
+						int fd;
+						memcpy(&fd, CMSG_DATA(c) + k * sizeof fd, sizeof fd);
+						close(fd);
+					}
+				}
+			}
+			if (mh->msg_flags & MSG_TRUNC) {
+				CNT_ADD(in, c_datagrams, 1);
+				CNT_ADD(in, c_bad, 1);
+				CNT_ADD(in, c_trunc, 1);
+				continue;
+			}
+			if (cred == NULL) {
+				CNT_ADD(in, c_datagrams, 1);
+				CNT_ADD(in, c_bad, 1);
+				CNT_ADD(in, c_nocred, 1);
+				continue;
+			}
+			col_ingest_process(in, rx->data[i], rx->msgs[i].msg_len, (uint32_t)cred->pid,
+			                   (uint32_t)cred->uid, now_mono, now_real);
+		}
+		if (in->draining)
+			continue; /* until EAGAIN: every queued datagram */
+		if (n < INGEST_VLEN)
+			return; /* the socket is (very likely) empty */
+		/* A stop request is noticed even under a flood. */
+		struct pollfd p = { in->evfd, POLLIN, 0 };
+		if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
+			return;
+	}
+}
+
+static void *ingest_main(void *arg)
+{
+	struct col_ingest *in = arg;
+	struct rx *rx = malloc(sizeof *rx);
+	if (rx == NULL) {
+		col_log(COL_LOG_ERROR, "ingest: out of memory; nothing will be received");
+		return NULL;
+	}
+	int64_t next_prune = col_clock_mono_ns() + PRUNE_EVERY_NS;
+	for (;;) {
+		struct pollfd p[2] = { { in->fd, POLLIN, 0 }, { in->evfd, POLLIN, 0 } };
+		int n = poll(p, 2, POLL_MS);
+		if (n < 0 && errno != EINTR) {
+			col_log(COL_LOG_ERROR, "ingest: poll: %s", strerror(errno));
+			break;
+		}
+		if (n > 0 && (p[1].revents & POLLIN))
+			break;
+		if (n > 0 && (p[0].revents & POLLIN))
+			read_all(in, rx);
+		int64_t now = col_clock_mono_ns();
+		if (now >= next_prune) {
+			size_t gone = col_agg_prune(in->agg, now, COL_PROC_IDLE_NS);
+			if (gone)
+				col_log(COL_LOG_DEBUG, "forgot %zu processes silent for 10 minutes", gone);
+			next_prune = now + PRUNE_EVERY_NS;
+		}
+	}
+	/* Stopping: the path is gone, so read what is already queued, letting
+	 * the store make room rather than dropping. */
+	in->draining = 1;
+	read_all(in, rx);
+	free(rx);
+	return NULL;
+}
+
+int col_ingest_start(struct col_ingest *in, struct col_store *store,
+                     char *err, size_t errlen)
+{
+	if (in->fd < 0) {
+		set_err(err, errlen, "ingest: no socket");
+		return -EBADF;
+	}
+	in->store = store;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&in->thread, NULL, ingest_main, in);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		set_err(err, errlen, "starting the ingest thread: %s", strerror(rc));
+		return -rc;
+	}
+	in->running = 1;
+	return 0;
+}
+
+/* Unlinks the socket path if it is still the file we bound (a new
+ * collector may have replaced it after we were told to stop). */
+static void unlink_ours(struct col_ingest *in)
+{
+	struct stat st;
+	if (!in->bound)
+		return;
+	if (stat(in->path, &st) == 0 && st.st_dev == in->dev && st.st_ino == in->ino)
+		unlink(in->path);
+	in->bound = 0;
+}
+
+void col_ingest_stop(struct col_ingest *in)
+{
+	if (in == NULL)
+		return;
+	unlink_ours(in);
+	if (!in->running)
+		return;
+	uint64_t one = 1;
+	if (write(in->evfd, &one, sizeof one) < 0)
+		col_log(COL_LOG_WARN, "ingest: stop request: %s", strerror(errno));
+	pthread_join(in->thread, NULL);
+	in->running = 0;
+}
+
+void col_ingest_free(struct col_ingest *in)
+{
+	if (in == NULL)
+		return;
+	col_ingest_stop(in);
+	if (in->fd >= 0)
+		close(in->fd);
+	close(in->evfd);
+	free(in);
+}
+
+void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters *c)
+{
+	c->datagrams = CNT_GET(in, c_datagrams);
+	c->bytes = CNT_GET(in, c_bytes);
+	c->datagrams_bad = CNT_GET(in, c_bad);
+	c->bad_magic = CNT_GET(in, c_magic);
+	c->bad_version = CNT_GET(in, c_version);
+	c->truncated = CNT_GET(in, c_trunc);
+	c->no_credentials = CNT_GET(in, c_nocred);
+	c->records = CNT_GET(in, c_records);
+	c->records_bad = CNT_GET(in, c_rec_bad);
+	c->records_unknown = CNT_GET(in, c_rec_unknown);
+	c->requests = CNT_GET(in, c_requests);
+	c->requests_ignored = CNT_GET(in, c_ignored);
+}

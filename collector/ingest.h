@@ -1,0 +1,90 @@
+/*
+ * ingest.h - the collector's Unix datagram socket and the thread that reads
+ * it: every datagram is attributed to the pid and uid the kernel reports
+ * for its sender (SO_PASSCRED), decoded (ap_wire.h), and its records are
+ * counted in the aggregate and, for requests, queued to the store.
+ *
+ * Bad input (garbage, truncated, unknown protocol version, oversized) is
+ * counted and dropped, never fatal; unknown record types are skipped.
+ */
+#ifndef COL_INGEST_H
+#define COL_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct ap_config;
+struct col_agg;
+struct col_store;
+struct col_ingest;
+
+#define COL_SOCKET_DIR "/run/apiprof"
+#define COL_SOCKET_RUN "/run/apiprof/apiprof.sock"
+#define COL_SOCKET_TMP "/tmp/apiprof.sock"
+#define COL_RCVBUF_WANTED (8 << 20)
+#define COL_PROC_IDLE_NS (600 * 1000000000LL) /* forget silent processes */
+
+/* The default socket path: COL_SOCKET_RUN when COL_SOCKET_DIR exists or
+ * can be created (mode 0755) and is writable by us (root), else
+ * COL_SOCKET_TMP. Writes it into out (NUL-terminated). */
+void col_ingest_default_path(char *out, size_t outlen);
+
+/* A new ingest context using cfg (routes, ignored paths, slow threshold)
+ * and agg, which must outlive it. Raw rows are not stored until
+ * col_ingest_start() names a store. NULL when out of memory. */
+struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *agg);
+
+/* Creates and binds the socket at path: refuses (-EADDRINUSE, err "socket
+ * PATH is in use by another collector (pid unknown)") when a live socket
+ * answers there, removes a stale one, refuses to replace a file that is
+ * not a socket. Then SO_PASSCRED, the largest receive buffer allowed (8 MiB
+ * with SO_RCVBUFFORCE, else SO_RCVBUF up to the system's maximum), mode
+ * (e.g. 0666) and group gid (-1 to leave it). Returns 0 or a negative errno
+ * with err filled. */
+int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_t gid,
+                      char *err, size_t errlen);
+
+/* The bound socket's path ("" before col_ingest_listen). */
+const char *col_ingest_path(const struct col_ingest *in);
+
+/* Starts the reading thread, handing raw rows to store (NULL: none are
+ * stored), which must outlive it. 0 or a negative errno with err filled. */
+int col_ingest_start(struct col_ingest *in, struct col_store *store,
+                     char *err, size_t errlen);
+
+/* Stops accepting (unlinks the socket path, so senders by path get an
+ * error from now on), reads every datagram already queued in the socket,
+ * handing rows to the store without dropping, and joins the thread.
+ * Idempotent; harmless when never started. */
+void col_ingest_stop(struct col_ingest *in);
+
+/* Stops if needed, closes the socket (unlinking its path if still ours) and
+ * frees. NULL is a no-op. */
+void col_ingest_free(struct col_ingest *in);
+
+/* Handles one datagram as if received from (pid, uid) at the given clocks.
+ * Used by the reading thread, and by tests and fuzzers directly; call from
+ * one thread at a time. */
+void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
+                        uint32_t pid, uint32_t uid, int64_t now_mono, int64_t now_real);
+
+struct col_ingest_counters {
+	uint64_t datagrams;       /* received, good or bad */
+	uint64_t bytes;
+	uint64_t datagrams_bad;   /* dropped whole: the sum of the next four */
+	uint64_t bad_magic;       /* not our protocol */
+	uint64_t bad_version;     /* unknown protocol version */
+	uint64_t truncated;       /* header cut short, or larger than 64 KiB */
+	uint64_t no_credentials;  /* the kernel gave no sender pid (impossible with SO_PASSCRED) */
+	uint64_t records;         /* records decoded */
+	uint64_t records_bad;     /* records cut short or malformed */
+	uint64_t records_unknown; /* unknown types, skipped */
+	uint64_t requests;        /* request records counted */
+	uint64_t requests_ignored;/* ignored_paths */
+};
+
+/* Reads the counters (each atomically). Thread-safe. */
+void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters *c);
+
+#endif /* COL_INGEST_H */

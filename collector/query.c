@@ -1,0 +1,399 @@
+/*
+ * query.c - read-only database access for the API (query.h).
+ */
+#include "config.h"
+#include "query.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+#include "log.h"
+#include "store.h"
+
+struct conn {
+	sqlite3 *db;
+	int busy;
+};
+
+struct col_query {
+	pthread_mutex_t mu;
+	pthread_cond_t freed;
+	struct conn *c;
+	unsigned n;
+	char *host;
+};
+
+static const char req_columns[] =
+	"id, ts_ns, host, service, pid, tid, method, path, route, status, duration_ms,"
+	" bytes_in, bytes_out, sql_count, sql_time_ms, slow, error, aborted, n_plus_one";
+
+void col_query_free(struct col_query *q)
+{
+	if (q == NULL)
+		return;
+	for (unsigned i = 0; i < q->n; i++)
+		sqlite3_close_v2(q->c[i].db);
+	free(q->c);
+	free(q->host);
+	pthread_cond_destroy(&q->freed);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+struct col_query *col_query_open(const char *path, const char *host, unsigned nconn,
+                                 char *err, size_t errlen)
+{
+	struct col_query *q = calloc(1, sizeof *q);
+	if (q == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->freed, NULL);
+	if (nconn == 0)
+		nconn = 1;
+	q->c = calloc(nconn, sizeof *q->c);
+	q->host = strdup(host);
+	if (q->c == NULL || q->host == NULL) {
+		snprintf(err, errlen, "out of memory");
+		col_query_free(q);
+		return NULL;
+	}
+	for (; q->n < nconn; q->n++) {
+		sqlite3 *db = NULL;
+		int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+		q->c[q->n].db = db;
+		if (rc != SQLITE_OK) {
+			snprintf(err, errlen, "db %s: read connection: %s", path,
+			         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+			q->n++;
+			col_query_free(q);
+			return NULL;
+		}
+		sqlite3_busy_timeout(db, 2000);
+	}
+	return q;
+}
+
+static struct conn *acquire(struct col_query *q)
+{
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		for (unsigned i = 0; i < q->n; i++) {
+			if (!q->c[i].busy) {
+				q->c[i].busy = 1;
+				pthread_mutex_unlock(&q->mu);
+				return &q->c[i];
+			}
+		}
+		pthread_cond_wait(&q->freed, &q->mu);
+	}
+}
+
+static void release(struct col_query *q, struct conn *c)
+{
+	pthread_mutex_lock(&q->mu);
+	c->busy = 0;
+	pthread_cond_signal(&q->freed);
+	pthread_mutex_unlock(&q->mu);
+}
+
+void col_req_filter_init(struct col_req_filter *f)
+{
+	memset(f, 0, sizeof *f);
+	f->status_lo = f->status_hi = -1;
+	f->slow = f->error = f->n_plus_one = -1;
+	f->since_ns = INT64_MIN;
+	f->until_ns = INT64_MAX;
+	f->limit = 100;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+	return s ? s : "";
+}
+
+static void read_view(sqlite3_stmt *st, struct col_req_view *v)
+{
+	v->id = sqlite3_column_int64(st, 0);
+	v->ts_ns = sqlite3_column_int64(st, 1);
+	v->host = col_text(st, 2);
+	v->service = col_text(st, 3);
+	v->pid = sqlite3_column_int64(st, 4);
+	v->tid = sqlite3_column_int64(st, 5);
+	v->method = col_text(st, 6);
+	v->path = col_text(st, 7);
+	v->route = col_text(st, 8);
+	v->status = sqlite3_column_int(st, 9);
+	v->duration_ms = sqlite3_column_double(st, 10);
+	v->bytes_in = sqlite3_column_int64(st, 11);
+	v->bytes_out = sqlite3_column_int64(st, 12);
+	v->sql_count = sqlite3_column_int64(st, 13);
+	v->sql_time_ms = sqlite3_column_double(st, 14);
+	v->slow = sqlite3_column_int(st, 15) != 0;
+	v->error = sqlite3_column_int(st, 16) != 0;
+	v->aborted = sqlite3_column_int(st, 17) != 0;
+	v->n_plus_one = sqlite3_column_int(st, 18) != 0;
+}
+
+static void db_error(struct conn *c, const char *what)
+{
+	col_log(COL_LOG_ERROR, "query: %s: %s", what, sqlite3_errmsg(c->db));
+}
+
+/* SQL text built clause by clause; binds are recorded in order and applied
+ * once the statement is prepared. */
+struct sqlb {
+	char sql[1024];
+	size_t len;
+	int nb;
+	struct { int is_text; const char *s; int64_t i; } b[16];
+};
+
+static void sqlb_add(struct sqlb *q, const char *text)
+{
+	size_t n = strlen(text);
+	if (q->len + n < sizeof q->sql) { /* clauses are fixed; cannot overflow */
+		memcpy(q->sql + q->len, text, n + 1);
+		q->len += n;
+	}
+}
+
+static void sqlb_text(struct sqlb *q, const char *clause, const char *v)
+{
+	sqlb_add(q, clause);
+	q->b[q->nb].is_text = 1;
+	q->b[q->nb++].s = v;
+}
+
+static void sqlb_int(struct sqlb *q, const char *clause, int64_t v)
+{
+	sqlb_add(q, clause);
+	q->b[q->nb].is_text = 0;
+	q->b[q->nb++].i = v;
+}
+
+int col_query_requests(struct col_query *q, const struct col_req_filter *f,
+                       col_req_cb cb, void *arg, int *more)
+{
+	struct sqlb b = { .len = 0, .nb = 0 };
+	*more = 0;
+	sqlb_add(&b, "SELECT ");
+	sqlb_add(&b, req_columns);
+	sqlb_add(&b, " FROM requests WHERE 1");
+	if (f->service)
+		sqlb_text(&b, " AND service = ?", f->service);
+	if (f->host)
+		sqlb_text(&b, " AND host = ?", f->host);
+	if (f->route)
+		sqlb_text(&b, " AND route = ?", f->route);
+	if (f->method)
+		sqlb_text(&b, " AND method = ?", f->method);
+	if (f->q)
+		sqlb_text(&b, " AND instr(path, ?) > 0", f->q);
+	if (f->status_lo >= 0 && f->status_lo == f->status_hi)
+		sqlb_int(&b, " AND status = ?", f->status_lo);
+	else if (f->status_lo >= 0) {
+		sqlb_int(&b, " AND status >= ?", f->status_lo);
+		sqlb_int(&b, " AND status <= ?", f->status_hi);
+	}
+	/* Flags as literals, so the partial indexes (WHERE slow = 1) apply. */
+	if (f->slow >= 0)
+		sqlb_add(&b, f->slow ? " AND slow = 1" : " AND slow = 0");
+	if (f->error >= 0)
+		sqlb_add(&b, f->error ? " AND error = 1" : " AND error = 0");
+	if (f->n_plus_one >= 0)
+		sqlb_add(&b, f->n_plus_one ? " AND n_plus_one = 1" : " AND n_plus_one = 0");
+	if (f->before > 0)
+		sqlb_int(&b, " AND id < ?", f->before);
+	if (f->since_ns != INT64_MIN)
+		sqlb_int(&b, " AND ts_ns >= ?", f->since_ns);
+	if (f->until_ns != INT64_MAX)
+		sqlb_int(&b, " AND ts_ns < ?", f->until_ns);
+	int limit = f->limit > 0 ? f->limit : 1;
+	sqlb_int(&b, " ORDER BY id DESC LIMIT ?", (int64_t)limit + 1);
+
+	struct conn *c = acquire(q);
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(c->db, b.sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		db_error(c, "listing requests");
+		release(q, c);
+		return -EIO;
+	}
+	for (int i = 0; i < b.nb; i++) {
+		if (b.b[i].is_text)
+			sqlite3_bind_text(st, i + 1, b.b[i].s, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(st, i + 1, b.b[i].i);
+	}
+	int n = 0, ret = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			*more = 1;
+			break;
+		}
+		struct col_req_view v;
+		read_view(st, &v);
+		ret = cb(arg, &v);
+		if (ret != 0)
+			break;
+		n++;
+	}
+	if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_error(c, "listing requests");
+		ret = -EIO;
+	}
+	sqlite3_finalize(st);
+	release(q, c);
+	return ret != 0 ? ret : n;
+}
+
+int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql, "SELECT %s FROM requests WHERE id = ?1", req_columns);
+	struct conn *c = acquire(q);
+	sqlite3_stmt *st = NULL;
+	int ret;
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_error(c, "reading a request");
+		release(q, c);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		struct col_req_view v;
+		read_view(st, &v);
+		ret = cb(arg, &v);
+		if (ret == 0)
+			ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		db_error(c, "reading a request");
+		ret = -EIO;
+	}
+	sqlite3_finalize(st);
+	release(q, c);
+	return ret;
+}
+
+/* Merges the stored minutes of [from_s, to_s) into out and reports the last
+ * minute batch committed, both from one read transaction (one snapshot). */
+static int stored_minutes(struct conn *c, const char *our_host, int64_t from_s,
+                          int64_t to_s, const char *service, const char *host,
+                          struct col_epset *out, uint64_t *last_batch)
+{
+	char sql[512];
+	int ret = 0;
+	sqlite3_stmt *st = NULL;
+	*last_batch = 0;
+	if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(c, "endpoint minutes");
+		return -EIO;
+	}
+	if (sqlite3_prepare_v2(c->db, "SELECT last_batch FROM minute_flush WHERE host = ?1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, our_host, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*last_batch = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+
+	snprintf(sql, sizeof sql,
+	         "SELECT service, method, route, count, error_count, slow_count, sum_ms,"
+	         " min_ms, max_ms, sql_count, sql_time_ms, n_plus_one_count, sketch"
+	         " FROM endpoint_minutes WHERE minute >= ?1 AND minute < ?2%s%s",
+	         service ? " AND service = ?3" : "", host ? " AND host = ?4" : "");
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, from_s);
+	sqlite3_bind_int64(st, 2, to_s);
+	if (service)
+		sqlite3_bind_text(st, 3, service, -1, SQLITE_STATIC);
+	if (host)
+		sqlite3_bind_text(st, 4, host, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *svc = (const char *)sqlite3_column_text(st, 0);
+		const char *method = (const char *)sqlite3_column_text(st, 1);
+		const char *route = (const char *)sqlite3_column_text(st, 2);
+		if (svc == NULL || method == NULL || route == NULL)
+			continue;
+		struct col_ep *e = col_epset_get(out, svc, method, route, 1);
+		struct col_stats row = { 0 };
+		int r = col_store_read_stats(st, 3, &row);
+		if (e == NULL || r == -ENOMEM || col_stats_merge(&e->st, &row) < 0) {
+			col_stats_release(&row);
+			ret = -ENOMEM;
+			break;
+		}
+		e->dirty = 1;
+		col_stats_release(&row);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+	return ret;
+fail:
+	db_error(c, "endpoint minutes");
+	sqlite3_finalize(st);
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return -EIO;
+}
+
+int col_query_endpoints(struct col_query *q, struct col_agg *agg, int64_t from_s,
+                        int64_t to_s, const char *service, const char *host,
+                        struct col_ep_rows *out)
+{
+	struct col_epset *pending = col_epset_new(), *taken = col_epset_new(),
+	                 *sum = col_epset_new();
+	uint64_t taken_id = 0, last_batch = 0;
+	int rc = -ENOMEM;
+	out->v = NULL;
+	out->n = 0;
+	if (pending == NULL || taken == NULL || sum == NULL)
+		goto out;
+	/* Memory first, then the database: a batch the store commits in
+	 * between is then in both, and its id (<= last_batch) says to count
+	 * the stored copy only. Read the other way round, a batch could be
+	 * released from memory after being missed in the database. */
+	int ours = host == NULL || strcmp(host, q->host) == 0;
+	if (ours) {
+		rc = col_agg_minutes_copy(agg, from_s, to_s, service, pending, taken, &taken_id);
+		if (rc < 0)
+			goto out;
+	}
+	struct conn *c = acquire(q);
+	rc = stored_minutes(c, q->host, from_s, to_s, service, host, sum, &last_batch);
+	release(q, c);
+	if (rc < 0)
+		goto out;
+	if (ours) {
+		if (taken_id > last_batch)
+			rc = col_epset_merge(sum, taken, NULL);
+		if (rc == 0)
+			rc = col_epset_merge(sum, pending, NULL);
+		if (rc < 0)
+			goto out;
+	}
+	rc = col_epset_rows(sum, NULL, out);
+out:
+	col_epset_free(pending);
+	col_epset_free(taken);
+	col_epset_free(sum);
+	return rc;
+}

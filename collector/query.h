@@ -1,0 +1,81 @@
+/*
+ * query.h - read-only access to the database for the HTTP API: raw request
+ * listing and lookup, and endpoint statistics over a period.
+ *
+ * A small pool of read-only SQLite connections, separate from the writer's
+ * (WAL lets them read while it writes). Every function is thread-safe:
+ * each call borrows a connection for its duration, waiting when all are
+ * busy. Callbacks run while the connection is borrowed, so they should
+ * only format, not block.
+ */
+#ifndef COL_QUERY_H
+#define COL_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "epset.h"
+
+struct col_agg;
+struct col_query;
+
+/* Opens nconn (>= 1) read-only connections to the database at path, which
+ * must exist with its schema (col_store_open first). host is this
+ * collector's host label. NULL with err filled on failure. */
+struct col_query *col_query_open(const char *path, const char *host, unsigned nconn,
+                                 char *err, size_t errlen);
+/* Closes every connection. No call may be in progress. NULL is a no-op. */
+void col_query_free(struct col_query *q);
+
+/* Filters of GET /api/v1/requests; NULL / -1 / 0 mean "not filtered" as
+ * noted. Strings are compared exactly, except q (a literal substring of
+ * the path, case-sensitive). */
+struct col_req_filter {
+	const char *service, *host, *route, *method, *q;   /* NULL: any */
+	int status_lo, status_hi;   /* inclusive range; status_lo < 0: any */
+	int slow, error, n_plus_one; /* -1 any, 0, 1 */
+	int64_t before;             /* only ids below this; 0: any */
+	int64_t since_ns;           /* ts >= since_ns; INT64_MIN: any */
+	int64_t until_ns;           /* ts < until_ns; INT64_MAX: any */
+	int limit;                  /* rows wanted, >= 1 */
+};
+
+/* Sets every filter to "any" and limit to 100. */
+void col_req_filter_init(struct col_req_filter *f);
+
+/* One stored request; strings are valid during the callback only. */
+struct col_req_view {
+	int64_t id, ts_ns;
+	const char *host, *service, *method, *path, *route;
+	int64_t pid, tid;
+	int status;
+	double duration_ms;
+	int64_t bytes_in, bytes_out, sql_count;
+	double sql_time_ms;
+	int slow, error, aborted, n_plus_one;
+};
+
+/* Called per row; a non-zero return stops the listing and is returned. */
+typedef int (*col_req_cb)(void *arg, const struct col_req_view *r);
+
+/* Lists matching requests newest first (by id), at most f->limit, calling
+ * cb for each. *more is set when further rows match (the next page starts
+ * before the last id delivered). Returns the number of rows delivered, a
+ * callback's non-zero return, or -EIO (logged). */
+int col_query_requests(struct col_query *q, const struct col_req_filter *f,
+                       col_req_cb cb, void *arg, int *more);
+
+/* Looks one request up by id: 1 (cb called), 0 (no such request), or a
+ * negative errno / the callback's return. */
+int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg);
+
+/* Endpoint statistics over the minutes [from_s, to_s) (Unix seconds,
+ * multiples of 60): stored minutes merged with those still in agg's
+ * memory, each counted exactly once even while the store is writing them.
+ * service / host narrow the rows (NULL: all). Rows come sorted by count.
+ * Returns 0, -ENOMEM or -EIO. Free out with col_ep_rows_free(). */
+int col_query_endpoints(struct col_query *q, struct col_agg *agg, int64_t from_s,
+                        int64_t to_s, const char *service, const char *host,
+                        struct col_ep_rows *out);
+
+#endif /* COL_QUERY_H */

@@ -1,0 +1,102 @@
+# scripts/lib-deps.sh - the Debian packages apiprof needs and the build steps,
+# in one place. Sourced (bash) by scripts/test.sh and scripts/demo.sh; any
+# script that needs packages or a build sources it too.
+#
+# A package list entry is PACKAGE or PACKAGE:COMMAND. An entry with a command
+# counts as present when that command is installed some other way (nginx from
+# nginx-full or nginx-extras, Node from NodeSource or nvm), so we never fight
+# the machine's own choice of provider.
+
+# Required to build (SPEC section 8). The MySQL hooks need no headers.
+AP_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
+	libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
+	libjansson-dev check"
+# What `make check` runs besides the build: nginx (nginx-light provides
+# /usr/sbin/nginx), Node, curl and jq as clients and JSON readers, python3
+# for raw and pipelined HTTP, wrk for the load of the reliability test.
+AP_PKGS_TEST="nginx-light:nginx nodejs:node curl:curl jq:jq python3:python3 wrk:wrk"
+# What scripts/demo.sh runs. Later: postgresql, once SQL capture exists.
+AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq"
+# What scripts/bench.sh runs.
+AP_PKGS_BENCH="nginx-light:nginx wrk:wrk valgrind:valgrind curl:curl jq:jq"
+
+# Daemons live in sbin, which is not in every user's PATH.
+case ":$PATH:" in
+*:/usr/sbin:*) ;;
+*) PATH=$PATH:/usr/sbin:/sbin ;;
+esac
+
+# ap_deps_missing ENTRY... : prints the packages of the entries not present.
+ap_deps_missing() {
+	local e pkg cmd missing=""
+	for e in "$@"; do
+		pkg=${e%%:*}
+		cmd=""
+		[ "$pkg" != "$e" ] && cmd=${e#*:}
+		if [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1; then
+			continue
+		fi
+		if command -v dpkg-query >/dev/null 2>&1 &&
+			dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii'; then
+			continue
+		fi
+		case " $missing " in
+		*" $pkg "*) ;;
+		*) missing="$missing $pkg" ;;
+		esac
+	done
+	printf '%s\n' "${missing# }"
+}
+
+# ap_deps_ensure ENTRY... : installs the missing packages when root (apt-get
+# update first, only when something is missing); otherwise prints the exact
+# command to run. Returns 0 when everything is present afterwards.
+ap_deps_ensure() {
+	local missing
+	missing=$(ap_deps_missing "$@")
+	[ -z "$missing" ] && return 0
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "apiprof: missing packages: $missing" >&2
+		echo "apiprof: this is not a Debian system: install their equivalents, then run this again" >&2
+		return 1
+	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "apiprof: missing Debian packages: $missing" >&2
+		echo "apiprof: install them with:" >&2
+		echo "    sudo apt-get install -y $missing" >&2
+		echo "apiprof: (or run this script as root: it installs them itself)" >&2
+		return 1
+	fi
+	echo "==> installing $missing"
+	# shellcheck disable=SC2086 # one word per package
+	DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing ||
+		{ echo "apiprof: apt-get failed" >&2; return 1; }
+	missing=$(ap_deps_missing "$@")
+	if [ -n "$missing" ]; then
+		echo "apiprof: still missing after apt-get install: $missing" >&2
+		return 1
+	fi
+}
+
+# ap_build TOP : autogen (when configure is missing or older than
+# configure.ac), configure (when not configured or configure changed), make.
+# In the source tree TOP; $APIPROF_CONFIGURE_FLAGS is passed to configure.
+ap_build() {
+	local top=$1
+	(
+		cd "$top" || exit 1
+		if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+			echo "==> generating configure (autogen.sh)"
+			./autogen.sh || exit 1
+		fi
+		if [ ! -f Makefile ] || [ ! -f config.status ] || [ configure -nt config.status ]; then
+			echo "==> configuring"
+			# shellcheck disable=SC2086 # flags are words
+			./configure -q ${APIPROF_CONFIGURE_FLAGS:-} ||
+				{ echo "apiprof: configure failed (see $top/config.log)" >&2; exit 1; }
+		fi
+		echo "==> building"
+		make -s -j"$(nproc)" || { echo "apiprof: the build failed" >&2; exit 1; }
+	)
+}

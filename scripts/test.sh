@@ -1,0 +1,73 @@
+#!/bin/bash
+# scripts/test.sh - install what is missing, build, run every test.
+#
+# On a fresh Debian 12 machine, as root: installs the missing Debian packages
+# (build and test dependencies, scripts/lib-deps.sh), runs ./autogen.sh when
+# needed, ./configure, make, and `make check` (the Check unit tests and the
+# integration tests against real servers, tests/integration/). As another
+# user it prints the apt-get line to run when something is missing.
+#
+# Idempotent and re-runnable from any directory. Exits non-zero on any
+# failure, after printing tests/test-suite.log and the failing tests' logs.
+#
+# Environment: APIPROF_CONFIGURE_FLAGS (extra ./configure flags).
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$TOP"
+# shellcheck source=scripts/lib-deps.sh
+. "$TOP/scripts/lib-deps.sh"
+
+started=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - started ))s"; }
+
+echo "==> checking Debian packages"
+# shellcheck disable=SC2086 # lists of words
+ap_deps_ensure $AP_PKGS_BUILD $AP_PKGS_TEST || exit 1
+
+ap_build "$TOP" || exit 1
+
+# Test programs are built in parallel first; the tests themselves run one at
+# a time, since the integration tests measure latencies and load the machine.
+echo "==> building the tests"
+make -s -j"$(nproc)" check TESTS= >/dev/null || { echo "apiprof: building the tests failed" >&2; exit 1; }
+
+# print_failures : the summary of tests/test-suite.log, then the whole log of
+# every test that failed (the harness's .trs files say which).
+print_failures() {
+	local trs log
+	if [ -f tests/test-suite.log ]; then
+		echo "==> tests/test-suite.log"
+		sed '/^\.\. contents::/,$d' tests/test-suite.log
+	fi
+	while IFS= read -r trs; do
+		if grep -Eq '^:test-result: (FAIL|ERROR|XPASS)' "$trs"; then
+			log=${trs%.trs}.log
+			echo "==> failed: ${log#"$TOP"/} ====================================="
+			cat "$log" 2>/dev/null || echo "(no log)"
+		fi
+	done < <(find tests -name '*.trs' | sort)
+}
+
+# count NAME : a total from test-suite.log's summary ("# PASS:  5").
+count() {
+	sed -n "s/^# $1: *\\([0-9]*\\).*/\\1/p" tests/test-suite.log 2>/dev/null | head -n 1
+}
+
+echo "==> running tests"
+rc=0
+make check || rc=$?
+pass=$(count PASS); fail=$(count FAIL); err=$(count ERROR); skip=$(count SKIP); xpass=$(count XPASS)
+failed=$(( ${fail:-0} + ${err:-0} + ${xpass:-0} ))
+if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ -z "$pass" ]; then
+	print_failures
+	echo "==> FAILED after $(elapsed)"
+	echo "tests: ${pass:-0} passed, $(( failed > 0 ? failed : 1 )) failed, ${skip:-0} skipped"
+	exit 1
+fi
+if [ "${skip:-0}" -ne 0 ]; then
+	echo "==> skipped tests:"
+	grep -l '^:test-result: SKIP' $(find tests -name '*.trs') | sed 's/\.trs$//'
+fi
+echo "==> all tests passed in $(elapsed)"
+echo "tests: $pass passed, 0 failed, ${skip:-0} skipped"

@@ -1,0 +1,251 @@
+/*
+ * check_ingest.c - decoding datagrams into the aggregate (collector/
+ * ingest.h): attribution to the kernel's pid, request classification
+ * (route, method, ignored paths, errors, slow), and bad input counted and
+ * dropped without harm.
+ */
+#include "config.h"
+#include "check_suites.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+#include "ap_config.h"
+#include "ap_route.h"
+#include "ap_wire.h"
+#include "ingest.h"
+
+#define WALL_OFF (1795335300LL * 1000000000LL) /* mono 0 = 2026-11-22T08:15:00Z */
+#define MS 1000000ULL
+
+static struct ap_config cfg;
+static struct col_agg *agg;
+static struct col_ingest *in;
+
+static void setup(void)
+{
+	ck_assert_int_eq(ap_config_init(&cfg), 0);
+	agg = col_agg_new(cfg.max_routes);
+	in = col_ingest_new(&cfg, agg);
+	ck_assert_ptr_nonnull(agg);
+	ck_assert_ptr_nonnull(in);
+}
+
+static void teardown(void)
+{
+	col_ingest_free(in);
+	col_agg_free(agg);
+	ap_config_free(&cfg);
+}
+
+/* A datagram under construction. */
+struct dg {
+	uint8_t b[AP_WIRE_MAX_DATAGRAM];
+	size_t n;
+};
+
+static void dg_start(struct dg *d, uint32_t claimed_pid, const char *service)
+{
+	struct ap_batch_hdr h = { .seq = 1, .pid = claimed_pid, .wall_minus_mono_ns = WALL_OFF };
+	d->n = ap_wire_put_batch_hdr(d->b, sizeof d->b, &h);
+	ck_assert_uint_eq(d->n, AP_WIRE_BATCH_HDR);
+	if (service) {
+		struct ap_rec_hello hello = {
+			.pid = claimed_pid, .ppid = 1, .start_mono_ns = 77,
+			.service = { service, (uint16_t)strlen(service) },
+			.exe = { "/usr/sbin/x", 11 },
+		};
+		size_t k = ap_wire_put_hello(d->b + d->n, sizeof d->b - d->n, &hello);
+		ck_assert_uint_gt(k, 0);
+		d->n += k;
+	}
+}
+
+static void dg_req(struct dg *d, const char *method, const char *path, uint16_t status,
+                   uint64_t start_ms, uint64_t dur_ms, uint16_t flags)
+{
+	struct ap_rec_request r = {
+		.req_id = 1, .start_ns = start_ms * MS, .end_ns = (start_ms + dur_ms) * MS,
+		.bytes_in = 10, .bytes_out = 20, .tid = 3, .status = status, .flags = flags,
+		.method = { method, (uint16_t)strlen(method) },
+		.path = { path, (uint16_t)strlen(path) },
+	};
+	size_t k = ap_wire_put_request(d->b + d->n, sizeof d->b - d->n, &r);
+	ck_assert_uint_gt(k, 0);
+	d->n += k;
+}
+
+static void feed(const struct dg *d, uint32_t pid)
+{
+	col_ingest_process(in, d->b, d->n, pid, 1000, 1000000000LL, WALL_OFF + 1000000000LL);
+}
+
+/* The row of (service, method, route) among all-time endpoints, or fails. */
+static struct col_ep_row find_row(const char *svc, const char *method, const char *route,
+                                  uint64_t *count)
+{
+	struct col_ep_rows rows;
+	struct col_ep_row found = { 0 };
+	ck_assert_int_eq(col_agg_endpoints(agg, NULL, &rows), 0);
+	*count = 0;
+	for (size_t i = 0; i < rows.n; i++) {
+		if (!strcmp(rows.v[i].service, svc) && !strcmp(rows.v[i].method, method) &&
+		    !strcmp(rows.v[i].route, route)) {
+			found = rows.v[i];
+			found.service = NULL;
+			*count = found.count;
+		}
+	}
+	col_ep_rows_free(&rows);
+	return found;
+}
+
+START_TEST(test_attribution)
+{
+	struct dg d;
+	dg_start(&d, 1 /* the payload lies */, "api");
+	dg_req(&d, "GET", "/users/42", 200, 5, 12, 0);
+	feed(&d, 4242);
+	struct col_proc_info *p;
+	size_t n;
+	ck_assert_int_eq(col_agg_processes(agg, 1000000000LL, &p, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(p[0].pid, 4242);
+	ck_assert_uint_eq(p[0].uid, 1000);
+	ck_assert_str_eq(p[0].service, "api");
+	ck_assert_str_eq(p[0].exe, "/usr/sbin/x");
+	ck_assert_uint_eq(p[0].requests, 1);
+	ck_assert_int_eq(p[0].connected, 1);
+	free(p);
+	uint64_t c;
+	struct col_ep_row r = find_row("api", "GET", "/users/{id}", &c);
+	ck_assert_uint_eq(c, 1);
+	ck_assert(r.min_ms == 12 && r.max_ms == 12);
+
+	/* Without a HELLO ever, the service is "unknown". */
+	dg_start(&d, 7, NULL);
+	dg_req(&d, "GET", "/x", 200, 5, 1, 0);
+	feed(&d, 7);
+	find_row("unknown", "GET", "/x", &c);
+	ck_assert_uint_eq(c, 1);
+}
+END_TEST
+
+START_TEST(test_classification)
+{
+	struct dg d;
+	dg_start(&d, 1, "svc");
+	dg_req(&d, "GET", "/a", 503, 0, 1, 0);                  /* error */
+	dg_req(&d, "GET", "/a", 499, 0, 1, 0);                  /* not an error */
+	dg_req(&d, "GET", "/a", 0, 0, 1, AP_REQF_ABORTED);      /* aborted: error */
+	dg_req(&d, "GET", "/a", 200, 0, 1000, 0);               /* slow: at the threshold */
+	dg_req(&d, "GET", "/a", 200, 0, 999, 0);
+	dg_req(&d, "get", "/a", 200, 0, 1, 0);                  /* OTHER */
+	dg_req(&d, "BREW", "/a", 200, 0, 1, 0);                 /* OTHER */
+	dg_req(&d, "GET", "/favicon.ico", 200, 0, 1, 0);        /* ignored */
+	dg_req(&d, "GET", "/search?q=42", 200, 0, 1, AP_REQF_QUERY_KEPT);
+	dg_req(&d, "GET", "/bad\n\xff/7", 200, 0, 1, 0);        /* cleaned */
+	feed(&d, 100);
+	uint64_t c;
+	struct col_ep_row r = find_row("svc", "GET", "/a", &c);
+	ck_assert_uint_eq(c, 5);
+	ck_assert_uint_eq(r.error_count, 2);
+	ck_assert_uint_eq(r.slow_count, 1);
+	find_row("svc", "OTHER", "/a", &c);
+	ck_assert_uint_eq(c, 2);
+	find_row("svc", "GET", "/favicon.ico", &c);
+	ck_assert_uint_eq(c, 0);
+	find_row("svc", "GET", "/search", &c);
+	ck_assert_uint_eq(c, 1);
+	find_row("svc", "GET", "/bad%0A%FF/{id}", &c);
+	ck_assert_uint_eq(c, 1);
+	struct col_ingest_counters ic;
+	col_ingest_counters(in, &ic);
+	ck_assert_uint_eq(ic.requests, 9);
+	ck_assert_uint_eq(ic.requests_ignored, 1);
+	ck_assert_uint_eq(ic.records, 11);
+	ck_assert_uint_eq(ic.datagrams_bad, 0);
+
+	/* Minutes are those of the request's own wall time: mono + offset. */
+	struct col_epset *pend = col_epset_new(), *taken = col_epset_new();
+	uint64_t id;
+	int64_t m0 = WALL_OFF / 1000000000LL;
+	col_agg_minutes_copy(agg, m0, m0 + 60, "svc", pend, taken, &id);
+	ck_assert_uint_eq(col_epset_get(pend, "svc", "GET", "/a", 0)->st.count, 5);
+	col_epset_free(pend);
+	col_epset_free(taken);
+}
+END_TEST
+
+START_TEST(test_bad_input)
+{
+	struct dg d;
+	struct col_ingest_counters ic;
+	dg_start(&d, 1, "svc");
+	dg_req(&d, "GET", "/a", 200, 0, 1, 0);
+	/* Every truncation: a cut header is a bad datagram, a cut record is a
+	 * bad record; nothing crashes, and nothing is counted twice. */
+	for (size_t n = 0; n < d.n; n++)
+		col_ingest_process(in, d.b, n, 9, 0, 0, WALL_OFF);
+	col_ingest_counters(in, &ic);
+	ck_assert_uint_eq(ic.datagrams, d.n);
+	ck_assert_uint_eq(ic.datagrams_bad, AP_WIRE_BATCH_HDR);
+	ck_assert_uint_eq(ic.requests, 0);
+	ck_assert_uint_gt(ic.records_bad, 0);
+
+	/* Unknown version, bad magic. */
+	struct dg v = d;
+	v.b[4] = 2;
+	col_ingest_process(in, v.b, v.n, 9, 0, 0, WALL_OFF);
+	v.b[4] = 1;
+	v.b[0] ^= 0xff;
+	col_ingest_process(in, v.b, v.n, 9, 0, 0, WALL_OFF);
+	col_ingest_counters(in, &ic);
+	ck_assert_uint_eq(ic.bad_version, 1);
+	ck_assert_uint_eq(ic.bad_magic, 1);
+
+	/* An unknown record type is skipped, the records after it are read. */
+	static const uint8_t unknown[] = { 99, 0, 0, 0, 3, 0, 0, 0, 'x', 'y', 'z' };
+	dg_start(&v, 1, "svc");
+	memcpy(v.b + v.n, unknown, sizeof unknown);
+	v.n += sizeof unknown;
+	dg_req(&v, "GET", "/after", 200, 0, 1, 0);
+	col_ingest_process(in, v.b, v.n, 9, 0, 0, WALL_OFF);
+	col_ingest_counters(in, &ic);
+	ck_assert_uint_eq(ic.records_unknown, 1);
+	ck_assert_uint_eq(ic.requests, 1);
+
+	/* Random garbage, and garbage after a valid header. */
+	uint64_t x = 12345;
+	for (int i = 0; i < 5000; i++) {
+		uint8_t buf[300];
+		size_t n = (size_t)(i % 300);
+		for (size_t k = 0; k < n; k++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[k] = (uint8_t)x;
+		}
+		if (i % 2 && n >= AP_WIRE_BATCH_HDR)
+			memcpy(buf, d.b, AP_WIRE_BATCH_HDR);
+		col_ingest_process(in, buf, n, 9, 0, 0, WALL_OFF);
+	}
+	col_ingest_counters(in, &ic);
+	ck_assert_uint_gt(ic.datagrams_bad, 2500);
+}
+END_TEST
+
+Suite *ingest_suite(void)
+{
+	Suite *s = suite_create("ingest");
+	TCase *tc = tcase_create("decode");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_attribution);
+	tcase_add_test(tc, test_classification);
+	tcase_add_test(tc, test_bad_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
