@@ -25,6 +25,7 @@
 #include "ap_config.h"
 #include "col.h"
 #include "ingest.h"
+#include "jw.h"
 #include "log.h"
 #include "query.h"
 #include "store.h"
@@ -32,6 +33,8 @@
 #define MAX_LIMIT 1000
 #define DEFAULT_REQUESTS_LIMIT 100
 #define PREFIX "/api/v1"
+#define MS_DECIMALS 3    /* milliseconds to the microsecond */
+#define RATE_DECIMALS 6
 
 struct col_api {
 	struct MHD_Daemon *d;
@@ -176,6 +179,19 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 	return send_text(c, status, "application/json", s);
 }
 
+/* Sends what w wrote (released either way). */
+static enum MHD_Result send_jw(struct MHD_Connection *c, unsigned status, struct jw *w)
+{
+	char *s = jw_finish(w, NULL);
+	if (s == NULL) {
+		s = strdup("{\"error\":\"out of memory\"}");
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		if (s == NULL)
+			return MHD_NO;
+	}
+	return send_text(c, status, "application/json", s);
+}
+
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
                                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
@@ -194,19 +210,16 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
 	return send_json(c, status, json_pack("{s:o}", "error", m));
 }
 
-/* Milliseconds and other measurements: rounded to the microsecond (or
- * 1e-6 for rates), never NaN or infinite (jansson refuses those). */
-static json_t *jnum(double v, double scale)
+/* Milliseconds (and seconds) rounded to 1e-3, as jw_real(v, MS_DECIMALS)
+ * writes them; never NaN or infinite (jansson refuses those). */
+static json_t *jms(double v)
 {
 	if (!isfinite(v))
 		v = 0;
 	if (fabs(v) < 1e12)
-		v = round(v * scale) / scale;
+		v = round(v * 1e3) / 1e3;
 	return json_real(v);
 }
-
-#define JMS(v) jnum((v), 1e3)
-#define JRATE(v) jnum((v), 1e6)
 
 static json_t *jint(uint64_t v)
 {
@@ -446,12 +459,12 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 	json_t *body = json_pack(
 		"{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		"version", PACKAGE_VERSION,
-		"uptime_s", JMS((double)(now_mono - x->start_mono_ns) / 1e9),
+		"uptime_s", jms((double)(now_mono - x->start_mono_ns) / 1e9),
 		"totals",
 		"requests", jint(t.requests),
 		"sql", jint(t.sql),
-		"request_ms", JMS(t.request_ms),
-		"sql_ms", JMS(t.sql_ms),
+		"request_ms", jms(t.request_ms),
+		"sql_ms", jms(t.sql_ms),
 		"processes", jp,
 		"host", jstr(x->cfg->host_name),
 		"started_at", jtime(x->start_real_ns),
@@ -467,29 +480,45 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 
 /* ---- /api/v1/endpoints ---- */
 
-static json_t *endpoint_json(const struct col_ep_row *r)
+static void endpoint_jw(struct jw *w, const struct col_ep_row *r)
 {
 	double n = r->count ? (double)r->count : 1;
-	return json_pack(
-		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-		" s:o, s:o}",
-		"service", jstr(r->service),
-		"method", jstr(r->method),
-		"route", jstr(r->route),
-		"count", jint(r->count),
-		"error_count", jint(r->error_count),
-		"error_rate", JRATE((double)r->error_count / n),
-		"slow_count", jint(r->slow_count),
-		"avg_ms", JMS(r->sum_ms / n),
-		"p50_ms", JMS(r->p50_ms),
-		"p95_ms", JMS(r->p95_ms),
-		"p99_ms", JMS(r->p99_ms),
-		"min_ms", JMS(r->min_ms),
-		"max_ms", JMS(r->max_ms),
-		"sql_count", jint(r->sql_count),
-		"sql_per_request", JMS((double)r->sql_count / n),
-		"sql_time_ms", JMS(r->sql_time_ms),
-		"n_plus_one_count", jint(r->n_plus_one_count));
+	jw_obj(w);
+	jw_key(w, "service");
+	jw_str(w, r->service);
+	jw_key(w, "method");
+	jw_str(w, r->method);
+	jw_key(w, "route");
+	jw_str(w, r->route);
+	jw_key(w, "count");
+	jw_uint(w, r->count);
+	jw_key(w, "error_count");
+	jw_uint(w, r->error_count);
+	jw_key(w, "error_rate");
+	jw_real(w, (double)r->error_count / n, RATE_DECIMALS);
+	jw_key(w, "slow_count");
+	jw_uint(w, r->slow_count);
+	jw_key(w, "avg_ms");
+	jw_real(w, r->sum_ms / n, MS_DECIMALS);
+	jw_key(w, "p50_ms");
+	jw_real(w, r->p50_ms, MS_DECIMALS);
+	jw_key(w, "p95_ms");
+	jw_real(w, r->p95_ms, MS_DECIMALS);
+	jw_key(w, "p99_ms");
+	jw_real(w, r->p99_ms, MS_DECIMALS);
+	jw_key(w, "min_ms");
+	jw_real(w, r->min_ms, MS_DECIMALS);
+	jw_key(w, "max_ms");
+	jw_real(w, r->max_ms, MS_DECIMALS);
+	jw_key(w, "sql_count");
+	jw_uint(w, r->sql_count);
+	jw_key(w, "sql_per_request");
+	jw_real(w, (double)r->sql_count / n, MS_DECIMALS);
+	jw_key(w, "sql_time_ms");
+	jw_real(w, r->sql_time_ms, MS_DECIMALS);
+	jw_key(w, "n_plus_one_count");
+	jw_uint(w, r->n_plus_one_count);
+	jw_obj_end(w);
 }
 
 /* floor / ceil to a minute boundary, in seconds. */
@@ -532,54 +561,107 @@ static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c
 	if (rc < 0)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading statistics: %s",
 		                  strerror(-rc));
-	json_t *arr = json_array();
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "endpoints");
+	jw_arr(&w);
 	for (size_t i = 0; i < rows.n && i < (size_t)limit; i++)
-		json_array_append_new(arr, endpoint_json(&rows.v[i]));
+		endpoint_jw(&w, &rows.v[i]);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
 	col_ep_rows_free(&rows);
-	return send_json(c, MHD_HTTP_OK, json_pack("{s:o}", "endpoints", arr));
+	return send_jw(c, MHD_HTTP_OK, &w);
 }
 
 /* ---- /api/v1/requests ---- */
 
-static json_t *request_json(const struct col_req_view *r)
+/* A stored request's fields. The detail view (detail != 0) replaces the
+ * error and n_plus_one flags by what they summarise: the error object (or
+ * null), the statements and the N+1 patterns (SQL feature: empty for now). */
+static void request_jw(struct jw *w, const struct col_req_view *r, int detail)
 {
-	return json_pack(
-		"{s:I, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, s:b,"
-		" s:b, s:b, s:b, s:I}",
-		"id", (json_int_t)r->id,
-		"ts", jtime(r->ts_ns),
-		"host", jstr(r->host),
-		"service", jstr(r->service),
-		"pid", (json_int_t)r->pid,
-		"method", jstr(r->method),
-		"path", jstr(r->path),
-		"route", jstr(r->route),
-		"status", r->status,
-		"duration_ms", JMS(r->duration_ms),
-		"bytes_in", jint((uint64_t)r->bytes_in),
-		"bytes_out", jint((uint64_t)r->bytes_out),
-		"sql_count", jint((uint64_t)r->sql_count),
-		"sql_time_ms", JMS(r->sql_time_ms),
-		"slow", r->slow,
-		"error", r->error,
-		"n_plus_one", r->n_plus_one,
-		"aborted", r->aborted,
-		"tid", (json_int_t)r->tid);
+	jw_obj(w);
+	jw_key(w, "id");
+	jw_int(w, r->id);
+	jw_key(w, "ts");
+	char ts[COL_TIME_BUF];
+	col_time_format(r->ts_ns, ts, sizeof ts);
+	jw_str(w, ts);
+	jw_key(w, "host");
+	jw_str(w, r->host);
+	jw_key(w, "service");
+	jw_str(w, r->service);
+	jw_key(w, "pid");
+	jw_int(w, r->pid);
+	jw_key(w, "method");
+	jw_str(w, r->method);
+	jw_key(w, "path");
+	jw_str(w, r->path);
+	jw_key(w, "route");
+	jw_str(w, r->route);
+	jw_key(w, "status");
+	jw_int(w, r->status);
+	jw_key(w, "duration_ms");
+	jw_real(w, r->duration_ms, MS_DECIMALS);
+	jw_key(w, "bytes_in");
+	jw_int(w, r->bytes_in);
+	jw_key(w, "bytes_out");
+	jw_int(w, r->bytes_out);
+	jw_key(w, "sql_count");
+	jw_int(w, r->sql_count);
+	jw_key(w, "sql_time_ms");
+	jw_real(w, r->sql_time_ms, MS_DECIMALS);
+	jw_key(w, "slow");
+	jw_bool(w, r->slow);
+	jw_key(w, "aborted");
+	jw_bool(w, r->aborted);
+	jw_key(w, "tid");
+	jw_int(w, r->tid);
+	if (!detail) {
+		jw_key(w, "error");
+		jw_bool(w, r->error);
+		jw_key(w, "n_plus_one");
+		jw_bool(w, r->n_plus_one);
+		jw_obj_end(w);
+		return;
+	}
+	jw_key(w, "queries");
+	jw_arr(w);
+	jw_arr_end(w);
+	jw_key(w, "n_plus_one");
+	jw_arr(w);
+	jw_arr_end(w);
+	jw_key(w, "error");
+	if (r->aborted || r->status >= 500) {
+		char type[32];
+		if (r->aborted)
+			snprintf(type, sizeof type, "aborted");
+		else
+			snprintf(type, sizeof type, "HTTP %d", r->status);
+		jw_obj(w);
+		jw_key(w, "type");
+		jw_str(w, type);
+		jw_key(w, "message");
+		jw_str(w, "");
+		jw_obj_end(w);
+	} else {
+		jw_null(w);
+	}
+	jw_obj_end(w);
 }
 
 struct list_ctx {
-	json_t *arr;
+	struct jw *w;
 	int64_t last_id;
 };
 
 static int list_cb(void *arg, const struct col_req_view *r)
 {
 	struct list_ctx *l = arg;
-	json_t *j = request_json(r);
-	if (j == NULL || json_array_append_new(l->arr, j) < 0)
-		return -ENOMEM;
+	request_jw(l->w, r, 0);
 	l->last_id = r->id;
-	return 0;
+	return l->w->failed ? -ENOMEM : 0;
 }
 
 static int p_status(struct MHD_Connection *c, int *lo, int *hi, char *err, size_t errlen)
@@ -637,47 +719,38 @@ static enum MHD_Result h_requests(struct col_api *api, struct MHD_Connection *c)
 			                  " OPTIONS, TRACE, PATCH or OTHER");
 		f.method = col_method_name(m);
 	}
-	struct list_ctx l = { json_array(), 0 };
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "requests");
+	jw_arr(&w);
+	struct list_ctx l = { &w, 0 };
 	int more = 0;
 	int rc = col_query_requests(api->ctx.query, &f, list_cb, &l, &more);
 	if (rc < 0) {
-		json_decref(l.arr);
+		jw_release(&w);
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading requests: %s",
 		                  strerror(-rc));
 	}
-	json_t *next = json_null();
+	jw_arr_end(&w);
+	/* The cursor is opaque to clients: today the last id, as a string. */
+	jw_key(&w, "next");
 	if (more) {
 		char buf[32];
 		snprintf(buf, sizeof buf, "%lld", (long long)l.last_id);
-		json_decref(next);
-		next = json_string(buf);
+		jw_str(&w, buf);
+	} else {
+		jw_null(&w);
 	}
-	return send_json(c, MHD_HTTP_OK, json_pack("{s:o, s:o}", "requests", l.arr, "next", next));
+	jw_obj_end(&w);
+	return send_jw(c, MHD_HTTP_OK, &w);
 }
 
 static int one_cb(void *arg, const struct col_req_view *r)
 {
-	json_t **out = arg;
-	json_t *j = request_json(r);
-	if (j == NULL)
-		return -ENOMEM;
-	/* Detail view: the statements and N+1 patterns (SQL feature, empty
-	 * for now) and the error as an object instead of a flag. */
-	json_object_set_new(j, "queries", json_array());
-	json_object_set_new(j, "n_plus_one", json_array());
-	json_t *e = json_null();
-	if (r->aborted) {
-		json_decref(e);
-		e = json_pack("{s:s, s:s}", "type", "aborted", "message", "");
-	} else if (r->status >= 500) {
-		char t[32];
-		snprintf(t, sizeof t, "HTTP %d", r->status);
-		json_decref(e);
-		e = json_pack("{s:s, s:s}", "type", t, "message", "");
-	}
-	json_object_set_new(j, "error", e);
-	*out = j;
-	return 0;
+	struct jw *w = arg;
+	request_jw(w, r, 1);
+	return w->failed ? -ENOMEM : 0;
 }
 
 static enum MHD_Result h_request(struct col_api *api, struct MHD_Connection *c,
@@ -686,14 +759,17 @@ static enum MHD_Result h_request(struct col_api *api, struct MHD_Connection *c,
 	int64_t id;
 	if (p_int64(id_text, 1, INT64_MAX, &id) < 0)
 		return send_error(c, MHD_HTTP_NOT_FOUND, "no request with id '%.64s'", id_text);
-	json_t *j = NULL;
-	int rc = col_query_request(api->ctx.query, id, one_cb, &j);
+	struct jw w;
+	jw_init(&w);
+	int rc = col_query_request(api->ctx.query, id, one_cb, &w);
+	if (rc <= 0)
+		jw_release(&w);
 	if (rc < 0)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading request: %s",
 		                  strerror(-rc));
 	if (rc == 0)
 		return send_error(c, MHD_HTTP_NOT_FOUND, "no request with id %lld", (long long)id);
-	return send_json(c, MHD_HTTP_OK, j);
+	return send_jw(c, MHD_HTTP_OK, &w);
 }
 
 /* ---- dispatch ---- */

@@ -35,7 +35,8 @@ struct col_api_ctx {
 };
 
 /* Binds and listens on "ADDR:PORT" ("127.0.0.1:9747", "[::1]:9747",
- * "localhost:9747", ":9747" for every address). Returns the listening
+ * "localhost:9747", "0.0.0.0:9747"; an empty ADDR also means every
+ * address, though the config's validation refuses it). Returns the listening
  * socket, or a negative errno with err filled, naming ADDR:PORT (e.g.
  * "http 127.0.0.1:9747: address already in use"). The URL it serves
  * ("http://127.0.0.1:9747") is written to url when not NULL. */

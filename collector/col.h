@@ -77,4 +77,9 @@ size_t col_clean_path(const char *in, size_t len, char *out, size_t outlen);
  * character in two. out is NUL-terminated (outlen >= 1); returns length. */
 size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen);
 
+/* Length of the valid UTF-8 sequence starting at s (at most n bytes, n >=
+ * 1): 1..4, or 0 when it is invalid (overlong forms, surrogates and code
+ * points past U+10FFFF are invalid). */
+size_t col_utf8_len(const char *s, size_t n);
+
 #endif /* COL_H */

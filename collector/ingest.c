@@ -36,6 +36,7 @@
 #define PATH_BUF 4096                 /* longest path kept (after %-escaping) */
 #define PRUNE_EVERY_NS (5 * COL_NS_PER_S)
 #define POLL_MS 1000
+#define COL_MIN_DGRAM_QLEN 128
 
 struct col_ingest {
 	const struct ap_config *cfg;
@@ -156,6 +157,24 @@ static int clear_path(const struct sockaddr_un *sa, char *err, size_t errlen)
 	}
 }
 
+/* The kernel also caps a datagram socket's queue at net.unix.max_dgram_qlen
+ * datagrams, whatever the buffer size: past it, non-blocking senders get
+ * EAGAIN and the preload drops. Some systems ship 10, too few for bursts. */
+static void warn_qlen(void)
+{
+	FILE *f = fopen("/proc/sys/net/unix/max_dgram_qlen", "r");
+	long q = -1;
+	if (f == NULL)
+		return;
+	if (fscanf(f, "%ld", &q) != 1)
+		q = -1;
+	fclose(f);
+	if (q >= 0 && q < COL_MIN_DGRAM_QLEN)
+		col_log(COL_LOG_WARN, "net.unix.max_dgram_qlen is %ld: senders drop events once"
+		        " %ld datagrams wait; raise it for bursty traffic"
+		        " (sysctl -w net.unix.max_dgram_qlen=1024)", q, q);
+}
+
 int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_t gid,
                       char *err, size_t errlen)
 {
@@ -214,6 +233,7 @@ int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
 	getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
 	col_log(COL_LOG_DEBUG, "socket %s: receive buffer %d bytes", path, got);
+	warn_qlen();
 
 	if (chmod(path, mode) < 0) {
 		rc = -errno;

@@ -49,7 +49,7 @@ static void usage(FILE *f)
 "                        (default: " COL_SOCKET_RUN " when " COL_SOCKET_DIR "\n"
 "                        can be created, i.e. as root, else " COL_SOCKET_TMP ")\n"
 "  --http ADDR:PORT      address of the HTTP API (default: 127.0.0.1:9747;\n"
-"                        [::1]:PORT for IPv6, :PORT for every address)\n"
+"                        [::1]:PORT for IPv6, 0.0.0.0:PORT for every address)\n"
 "  --db PATH             SQLite database file, created if missing, WAL mode\n"
 "                        (default: ./apiprof.db)\n"
 "  --socket-mode MODE    permissions of the socket, octal (default: 0666: any\n"

@@ -874,8 +874,8 @@ void col_store_free(struct col_store *s)
 		s->head = (s->head + 1) % s->cap;
 		s->n--;
 	}
-	if (s->batch) /* only if the final flush failed: the aggregate frees it */
-		s->batch = NULL;
+	/* A minute batch still taken (its final write failed) belongs to the
+	 * aggregate, which frees it. */
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	if (s->db)

@@ -237,10 +237,9 @@ size_t col_clean_path(const char *in, size_t len, char *out, size_t outlen)
 	return o;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid.
- * Rejects overlong forms, surrogates and code points past U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t col_utf8_len(const char *str, size_t n)
 {
+	const unsigned char *s = (const unsigned char *)str;
 	unsigned char c = s[0];
 	size_t len;
 	uint32_t cp;
@@ -278,7 +277,7 @@ size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen)
 	if (outlen == 0)
 		return 0;
 	while (i < len) {
-		size_t n = utf8_len(s + i, len - i);
+		size_t n = col_utf8_len(in + i, len - i);
 		if (n == 0 || (n == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
 			if (o + 1 >= outlen)
 				break;

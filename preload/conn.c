@@ -42,6 +42,7 @@ struct pl_pending {
 struct pl_conn {
 	struct pl_pool_hdr hdr;     /* must come first (fdtable.c) */
 	uint32_t fork_gen;          /* pl_fork_gen when created */
+	int fd;
 	uint8_t in_msg;             /* a request's bytes are being parsed */
 	uint8_t cur_queued;         /* ...and it reached the queue */
 	uint8_t req_dead;           /* no more requests will be parsed */
@@ -54,6 +55,47 @@ struct pl_conn {
 	struct ap_http_resp rs;
 	struct pl_pending q[PL_PIPELINE];
 };
+
+/* Requests whose request line this thread read and whose response has not
+ * yet completed here: SQL statements on this thread belong to the one
+ * request, when there is exactly one. Entries are checked against their
+ * connection before use, since a response may complete on another thread
+ * (gunicorn gthread) or the connection may close. Initial-exec TLS. */
+#define PL_THREAD_REQS 4
+static __thread struct {
+	int fd[PL_THREAD_REQS];
+	uint64_t id[PL_THREAD_REQS];
+	unsigned n;
+} th_reqs;
+
+static void thread_adopt(int fd, uint64_t id)
+{
+	if (th_reqs.n == PL_THREAD_REQS) {
+		/* Full of entries that never completed here: forget the oldest. */
+		memmove(&th_reqs.fd[0], &th_reqs.fd[1], sizeof th_reqs.fd[0] * (PL_THREAD_REQS - 1));
+		memmove(&th_reqs.id[0], &th_reqs.id[1], sizeof th_reqs.id[0] * (PL_THREAD_REQS - 1));
+		th_reqs.n--;
+	}
+	th_reqs.fd[th_reqs.n] = fd;
+	th_reqs.id[th_reqs.n] = id;
+	th_reqs.n++;
+}
+
+static void thread_drop_at(unsigned i)
+{
+	th_reqs.n--;
+	th_reqs.fd[i] = th_reqs.fd[th_reqs.n];
+	th_reqs.id[i] = th_reqs.id[th_reqs.n];
+}
+
+static void thread_release(uint64_t id)
+{
+	for (unsigned i = 0; i < th_reqs.n; i++)
+		if (th_reqs.id[i] == id) {
+			thread_drop_at(i);
+			return;
+		}
+}
 
 /* Bumped before every fork. A connection created before the last fork is
  * shared with a child (a fork-per-connection server hands it over), so its
@@ -77,11 +119,12 @@ static uint64_t now_of(uint64_t *now)
 
 /* ---- attaching connections to fds ---- */
 
-static struct pl_conn *conn_new(void)
+static struct pl_conn *conn_new(int fd)
 {
 	struct pl_conn *c = pl_conn_alloc();
 	if (!c)
 		return NULL;
+	c->fd = fd;
 	c->fork_gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
 	c->in_msg = c->cur_queued = c->req_dead = c->resp_started = 0;
 	c->qhead = c->qcount = 0;
@@ -106,7 +149,7 @@ static struct pl_conn *conn_acquire(int fd, int create, struct pl_conn ***slotp)
 		if (c == PL_CONN_IDLE) {
 			if (!create)
 				return NULL;
-			struct pl_conn *n = conn_new();
+			struct pl_conn *n = conn_new(fd);
 			if (!n) {
 				struct pl_conn *idle = PL_CONN_IDLE;
 				if (__atomic_compare_exchange_n(slot, &idle, NULL, 0,
@@ -164,8 +207,16 @@ static void conn_put(struct pl_conn **slot, struct pl_conn *c)
 
 /* ---- events ---- */
 
-static void emit(struct pl_pending *r, uint64_t end_ns, uint16_t extra_flags)
+static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
+                 uint16_t extra_flags)
 {
+	/* Its statements must reach the wire before it does. */
+	pl_mysql_flush_thread();
+	thread_release(r->id);
+	char msg[AP_HTTP_ERRBODY_MAX];
+	size_t mlen = 0;
+	if (r->status >= 500 && !(extra_flags & AP_REQF_ABORTED))
+		mlen = pl_scrub_message(c->rs.errbody, c->rs.errbody_len, msg, sizeof msg);
 	struct ap_rec_request ev = {
 		.req_id = r->id,
 		.start_ns = r->start_ns,
@@ -177,6 +228,7 @@ static void emit(struct pl_pending *r, uint64_t end_ns, uint16_t extra_flags)
 		.flags = (uint16_t)(r->flags | extra_flags),
 		.method = { r->method, r->method_len },
 		.path = { r->path, r->path_len },
+		.message = { msg, (uint16_t)mlen },
 	};
 	pl_ship_request(&ev);
 }
@@ -243,6 +295,7 @@ static void q_push(struct pl_conn *c)
 	r->path_len = (uint16_t)n;
 	c->cur_id = r->id;
 	c->cur_queued = 1;
+	thread_adopt(c->fd, r->id);
 }
 
 static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
@@ -315,7 +368,7 @@ static int feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 			c->resp_started = 0;
 			if (c->rs.status >= 100 && c->rs.status < 200 && c->rs.status != 101)
 				break; /* interim (100 Continue): the final one follows */
-			emit(r, now_of(now), 0);
+			emit(c, r, now_of(now), 0);
 			q_pop(c);
 			if (c->rs.status == 101)
 				return -1;
@@ -341,7 +394,7 @@ static void conn_finish(struct pl_conn *c)
 		struct pl_pending *r = q_front(c);
 		if (!shared) {
 			int complete = c->resp_started && ap_http_resp_eof(&c->rs);
-			emit(r, now_of(&now), complete ? 0 : AP_REQF_ABORTED);
+			emit(c, r, now_of(&now), complete ? 0 : AP_REQF_ABORTED);
 		}
 		c->resp_started = 0;
 		q_pop(c);
@@ -502,6 +555,34 @@ void pl_conn_on_shutdown(int fd, int how)
 	pl_conn_on_close(fd);
 }
 
+/* 1 when the request `id` is still queued on fd's connection. */
+static int still_in_flight(int fd, uint64_t id)
+{
+	struct pl_conn **slot;
+	struct pl_conn *c = conn_acquire(fd, 0, &slot);
+	if (!c)
+		return 0;
+	int found = 0;
+	for (unsigned i = 0; i < c->qcount && !found; i++)
+		found = c->q[(c->qhead + i) % PL_PIPELINE].id == id;
+	pl_conn_unlock(c);
+	return found;
+}
+
+uint64_t pl_conn_current_request(int *ambiguous)
+{
+	*ambiguous = 0;
+	for (unsigned i = 0; i < th_reqs.n;) {
+		if (still_in_flight(th_reqs.fd[i], th_reqs.id[i]))
+			i++;
+		else
+			thread_drop_at(i);
+	}
+	if (th_reqs.n > 1)
+		*ambiguous = 1;
+	return th_reqs.n == 1 ? th_reqs.id[0] : 0;
+}
+
 void pl_conn_atfork_prepare(void)
 {
 	__atomic_add_fetch(&pl_fork_gen, 1, __ATOMIC_RELAXED);
@@ -515,6 +596,7 @@ static void adopt(int fd, struct pl_conn *c)
 
 void pl_conn_atfork_child(void)
 {
+	th_reqs.n = 0;
 	/* The child owns its copies of the parent's connections. */
 	pl_fd_foreach(adopt);
 }

@@ -167,7 +167,10 @@ static void read_config(void)
 	pl_cfg.capture_query = env_flag("APIPROF_CAPTURE_QUERY_STRING");
 	pl_cfg.capture_sql_values = env_flag("APIPROF_CAPTURE_SQL_VALUES");
 	pl_cfg.profile_every = (unsigned)env_ulong("APIPROF_PROFILE_EVERY", 20, 1000000);
-	pl_cfg.max_sql_bytes = (unsigned)env_ulong("APIPROF_MAX_SQL_BYTES", 4096, 1 << 20);
+	/* Statements are normalised on the host thread's stack: 16 KiB at most. */
+	pl_cfg.max_sql_bytes = (unsigned)env_ulong("APIPROF_MAX_SQL_BYTES", 4096, 16384);
+	if (pl_cfg.max_sql_bytes < 16)
+		pl_cfg.max_sql_bytes = 16;
 	/* 64 KiB floor: one full datagram must fit in half the buffer. */
 	unsigned long kb = env_ulong("APIPROF_BUFFER_KB", 4096, 65536);
 	if (kb < 128)

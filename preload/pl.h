@@ -179,12 +179,84 @@ void pl_conn_atfork_prepare(void);
 void pl_conn_atfork_child(void);
 size_t pl_conn_size(void);
 
+/* ---- requests in flight per thread (conn.c), for SQL attribution ---- */
+
+/* The request a statement starting now on this thread belongs to: its id,
+ * or 0 when no request is in flight here; *ambiguous set (and 0 returned)
+ * when several are (event loops), so the statement counts for the service
+ * only. */
+uint64_t pl_conn_current_request(int *ambiguous);
+
+/* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */
+
+/* The real definition of `name`, from whichever loaded object defines it
+ * other than this library: dlsym(RTLD_NEXT) first, then every loaded object
+ * in turn, because Python loads drivers RTLD_LOCAL where RTLD_NEXT cannot
+ * see them. `self` is our own hook, never returned. NULL when no loaded
+ * object defines it (yet). */
+void *pl_sym(const char *name, const void *self);
+
+/* Our own calls into a client library (PQexec calls PQsendQuery and
+ * PQgetResult, libmariadb calls mysql_real_query from mysql_query) must be
+ * one statement, not three: hooks entered while this is non-zero pass
+ * straight through. Initial-exec TLS. */
+extern __thread int pl_db_depth;
+
+/* A statement being timed. */
+struct pl_stmt {
+	uint64_t start_ns;
+	uint64_t req_id;
+	uint8_t ambiguous;
+	uint8_t prepare;  /* a prepare round trip (PQprepare, mysql_stmt_prepare) */
+};
+
+void pl_stmt_begin(struct pl_stmt *st);
+
+/* What ended: rows returned or affected (rows_known 0: unknown), and for a
+ * failure its code (SQLSTATE / errno / SQLite code, as text) and message. */
+struct pl_stmt_result {
+	uint64_t rows;
+	int rows_known;
+	int failed;
+	const char *code;     /* NUL-terminated or NULL */
+	const char *message;  /* NUL-terminated or NULL; first line kept for PG */
+};
+
+/* Normalises sql[0..len) (literals stripped unless
+ * APIPROF_CAPTURE_SQL_VALUES=1), fingerprints and emits the statement.
+ * Preserves errno. */
+void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
+                 const struct pl_stmt_result *res);
+
+/* Normalised text kept for a prepared statement, so each execution can
+ * carry it without normalising again. */
+#define PL_PREPARED_TEXT 1024
+struct pl_prepared {
+	const void *owner;      /* connection or statement handle; NULL: free */
+	uint64_t name_hash;     /* statement name (libpq), 0 otherwise */
+	char text[PL_PREPARED_TEXT];
+};
+void pl_prepared_put(const void *owner, uint64_t name_hash, const char *sql, size_t len);
+/* Copies the text for (owner, name) into out; 0 when unknown. */
+size_t pl_prepared_get(const void *owner, uint64_t name_hash, char *out, size_t cap);
+void pl_prepared_forget(const void *owner);
+uint64_t pl_hash_str(const char *s);
+
+/* Scrubs an error message (quoted literals and numbers) into out; returns
+ * its length. */
+size_t pl_scrub_message(const char *msg, size_t len, char *out, size_t cap);
+
+/* MySQL statements stay open until their result is fetched; a request
+ * ending on this thread closes them first so they precede it on the wire. */
+void pl_mysql_flush_thread(void);
+
 /* ---- shipping (ship.c) ---- */
 
 /* Appends one request event to the process's buffer: never blocks on the
  * collector, never allocates after the first call; drops and counts when
  * the buffer is full. Starts the shipper thread on first use. */
 void pl_ship_request(const struct ap_rec_request *r);
+void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_count_untracked(void);
 void pl_ship_atfork_prepare(void);
 void pl_ship_atfork_parent(void);

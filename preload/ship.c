@@ -6,11 +6,11 @@
  * first event of each process (so processes that serve no HTTP start
  * nothing), wakes every SHIP_TICK, swaps the halves and sends the full one
  * to the collector in datagrams of at most AP_WIRE_MAX_DATAGRAM bytes, each
- * beginning with the batch header and this process's HELLO record. Sends are
- * MSG_DONTWAIT|MSG_NOSIGNAL on an unconnected AF_UNIX datagram socket: a
- * missing or restarted collector costs one failed sendto(), a slow one an
- * EAGAIN, and either way the records are dropped and counted, never waited
- * for. While the collector is absent, records stay in the buffer (until it
+ * beginning with the batch header and this process's HELLO record. Sends go
+ * through an unconnected AF_UNIX datagram socket with MSG_NOSIGNAL: a
+ * missing or restarted collector costs one failed sendto(), a slow one a
+ * short wait of the shipper thread (never of a host thread) and then
+ * EAGAIN; either way the records are dropped and counted. While the collector is absent, records stay in the buffer (until it
  * is full) and the thread probes with a heartbeat every SHIP_PROBE, so
  * delivery resumes within a second of the collector's return.
  *
@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@
 #define SHIP_TICK_NS (100 * 1000000ull)       /* flush interval */
 #define SHIP_HEARTBEAT_NS (1000 * 1000000ull) /* STATS while connected */
 #define SHIP_PROBE_NS (250 * 1000000ull)      /* retry while absent */
+#define SHIP_SEND_WAIT_US 50000               /* shipper thread only */
 
 /* Record bytes per datagram, leaving room for the batch header and HELLO. */
 #define SHIP_ROOM (AP_WIRE_MAX_DATAGRAM - 1024)
@@ -104,8 +106,12 @@ static size_t put_prefix(uint8_t *out, size_t cap)
 	return n;
 }
 
-/* Sends one datagram: prefix + recs[0..len). Returns 0 or -errno. */
-static int send_datagram(int sock, const uint8_t *recs, size_t len)
+/* Sends one datagram: prefix + recs[0..len). Returns 0 or -errno.
+ * `flags` is MSG_DONTWAIT on a host thread; the shipper's own socket waits
+ * up to SHIP_SEND_WAIT for room instead, since Linux queues only
+ * net.unix.max_dgram_qlen datagrams per receiver (10 on some hosts) and a
+ * burst would otherwise be dropped while the collector is merely busy. */
+static int send_datagram(int sock, const uint8_t *recs, size_t len, int flags)
 {
 	uint8_t prefix[AP_WIRE_BATCH_HDR + AP_WIRE_REC_HDR + 32 + sizeof pl_cfg.service +
 	               sizeof pl_cfg.exe];
@@ -118,7 +124,7 @@ static int send_datagram(int sock, const uint8_t *recs, size_t len)
 		.msg_name = &sa, .msg_namelen = sizeof sa,
 		.msg_iov = iov, .msg_iovlen = len ? 2 : 1,
 	};
-	ssize_t r = pl_real.sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ssize_t r = pl_real.sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
 	return r < 0 ? -errno : 0;
 }
 
@@ -137,12 +143,12 @@ static size_t count_records(const uint8_t *p, size_t len)
  * (cuts[0] == 0). Returns 0 when all went, else the -errno of the first
  * failure; records not sent are counted as dropped. */
 static int send_records(int sock, const uint8_t *buf, size_t len,
-                        const size_t *cuts, unsigned ncuts)
+                        const size_t *cuts, unsigned ncuts, int flags)
 {
 	for (unsigned i = 0; i < ncuts; i++) {
 		size_t off = cuts[i];
 		size_t end = i + 1 < ncuts ? cuts[i + 1] : len;
-		int r = send_datagram(sock, buf + off, end - off);
+		int r = send_datagram(sock, buf + off, end - off, flags);
 		if (r < 0) {
 			__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
 			                   __ATOMIC_RELAXED);
@@ -152,7 +158,7 @@ static int send_records(int sock, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-static void send_heartbeat(int sock, int *up)
+static void send_heartbeat(int sock, int *up, int flags)
 {
 	uint8_t rec[64];
 	struct ap_rec_stats st = {
@@ -161,7 +167,7 @@ static void send_heartbeat(int sock, int *up)
 		.untracked_conns = __atomic_load_n(&ship.untracked, __ATOMIC_RELAXED),
 	};
 	size_t n = ap_wire_put_stats(rec, sizeof rec, &st);
-	int r = send_datagram(sock, rec, n);
+	int r = send_datagram(sock, rec, n, flags);
 	if ((r == 0) != *up)
 		pl_debug("collector at %s %s", collector_path(),
 		         r == 0 ? "reached" : "unreachable");
@@ -202,14 +208,16 @@ static void *shipper_main(void *arg)
 		int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (sock < 0)
 			continue;
+		struct timeval wait = { 0, SHIP_SEND_WAIT_US };
+		setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 		if (beat) {
-			send_heartbeat(sock, &up);
+			send_heartbeat(sock, &up, 0);
 			next_beat = now + (up ? SHIP_HEARTBEAT_NS : SHIP_PROBE_NS);
 		}
 		int idx;
 		size_t len = up ? take_batch(&idx) : 0;
 		if (len) {
-			int r = send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx]);
+			int r = send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx], 0);
 			/* EAGAIN: the collector is busy (records counted lost); anything
 			 * else means it is gone: buffer until a probe finds it again. */
 			if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
@@ -265,14 +273,16 @@ static PL_COLD int ship_start(void)
 	return rc == 0;
 }
 
-void pl_ship_request(const struct ap_rec_request *r)
+typedef size_t (*put_fn)(uint8_t *out, size_t cap, const void *rec);
+
+/* Appends one encoded record of `need` bytes. */
+static void ship_append(size_t need, put_fn put, const void *rec)
 {
 	if (PL_UNLIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON) &&
 	    !ship_start()) {
 		__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	size_t need = ap_wire_request_size(r);
 	pthread_mutex_lock(&ship.lock);
 	int i = ship.active_idx;
 	unsigned nc = ship.ncuts[i];
@@ -280,13 +290,33 @@ void pl_ship_request(const struct ap_rec_request *r)
 	if (ship.active_len + need <= ship.half_cap && (!cut || nc < SHIP_MAX_CUTS)) {
 		if (cut)
 			ship.cuts[i][ship.ncuts[i]++] = ship.active_len;
-		ship.active_len += ap_wire_put_request(ship.half[i] + ship.active_len,
-		                                       ship.half_cap - ship.active_len, r);
+		ship.active_len += put(ship.half[i] + ship.active_len,
+		                       ship.half_cap - ship.active_len, rec);
 		ship.events++;
 	} else {
 		ship.dropped++;
 	}
 	pthread_mutex_unlock(&ship.lock);
+}
+
+static size_t put_request(uint8_t *out, size_t cap, const void *rec)
+{
+	return ap_wire_put_request(out, cap, rec);
+}
+
+static size_t put_sql(uint8_t *out, size_t cap, const void *rec)
+{
+	return ap_wire_put_sql(out, cap, rec);
+}
+
+void pl_ship_request(const struct ap_rec_request *r)
+{
+	ship_append(ap_wire_request_size(r), put_request, r);
+}
+
+void pl_ship_sql(const struct ap_rec_sql *r)
+{
+	ship_append(ap_wire_sql_size(r), put_sql, r);
 }
 
 /* At exit, hand over what is buffered (one non-blocking attempt): gunicorn
@@ -305,9 +335,9 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	if (sock < 0)
 		return;
 	if (len)
-		send_records(sock, ship.half[i], len, ship.cuts[i], ship.ncuts[i]);
+		send_records(sock, ship.half[i], len, ship.cuts[i], ship.ncuts[i], MSG_DONTWAIT);
 	int up = 1;
-	send_heartbeat(sock, &up);
+	send_heartbeat(sock, &up, MSG_DONTWAIT);
 	pl_real.close(sock);
 }
 

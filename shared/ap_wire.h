@@ -46,6 +46,23 @@ enum ap_rec_type {
 	AP_REC_HELLO = 1,   /* once per process (and again after fork) */
 	AP_REC_REQUEST = 2, /* one finished (or aborted) HTTP request */
 	AP_REC_STATS = 3,   /* the process's cumulative counters, ~1/s */
+	AP_REC_SQL = 4,     /* one SQL statement (or prepare) that finished */
+};
+
+enum ap_sql_db {
+	AP_DB_POSTGRES = 1,
+	AP_DB_MYSQL = 2,
+	AP_DB_SQLITE = 3,
+};
+
+enum ap_sql_flags {
+	AP_SQLF_ERROR = 1 << 0,      /* the statement failed */
+	AP_SQLF_TRUNCATED = 1 << 1,  /* text cut at APIPROF_MAX_SQL_BYTES */
+	AP_SQLF_PREPARE = 1 << 2,    /* a prepare round trip, not an execution */
+	AP_SQLF_AMBIGUOUS = 1 << 3,  /* several requests were in flight on the
+	                                thread: counted for the service only */
+	AP_SQLF_VALUES_KEPT = 1 << 4,/* APIPROF_CAPTURE_SQL_VALUES=1 */
+	AP_SQLF_ROWS_UNKNOWN = 1 << 5,
 };
 
 enum ap_req_flags {
@@ -87,6 +104,24 @@ struct ap_rec_request {
 	uint16_t flags;           /* enum ap_req_flags */
 	struct ap_str method;
 	struct ap_str path;       /* query string already dropped unless kept */
+	/* appended in protocol version 1.1 (absent: empty) */
+	struct ap_str message;    /* 5xx: first bytes of the body, scrubbed */
+};
+
+/* A statement. Emitted in the process's order, so the statements of a
+ * request always precede the request's own record. */
+struct ap_rec_sql {
+	uint64_t req_id;          /* the request it ran for; 0: none or ambiguous */
+	uint64_t start_ns;        /* CLOCK_MONOTONIC */
+	uint64_t end_ns;
+	uint64_t rows;            /* returned or affected */
+	uint64_t fingerprint;     /* of the normalised text (shared/ap_sql.h) */
+	uint32_t tid;
+	uint8_t db;               /* enum ap_sql_db */
+	uint8_t flags;            /* enum ap_sql_flags */
+	struct ap_str error_code; /* SQLSTATE, MySQL errno, SQLite code; or empty */
+	struct ap_str error_message; /* primary message, scrubbed */
+	struct ap_str sql;        /* normalised text (literals replaced) */
 };
 
 struct ap_rec_stats {
@@ -103,6 +138,8 @@ size_t ap_wire_put_batch_hdr(uint8_t *out, size_t cap, const struct ap_batch_hdr
 size_t ap_wire_put_hello(uint8_t *out, size_t cap, const struct ap_rec_hello *r);
 size_t ap_wire_put_request(uint8_t *out, size_t cap, const struct ap_rec_request *r);
 size_t ap_wire_put_stats(uint8_t *out, size_t cap, const struct ap_rec_stats *r);
+size_t ap_wire_put_sql(uint8_t *out, size_t cap, const struct ap_rec_sql *r);
+size_t ap_wire_sql_size(const struct ap_rec_sql *r);
 /* Bytes ap_wire_put_request() will need for r (header included). */
 size_t ap_wire_request_size(const struct ap_rec_request *r);
 
@@ -124,5 +161,6 @@ int ap_wire_next_rec(const uint8_t *buf, size_t len, size_t *off,
 int ap_wire_get_hello(const uint8_t *p, uint32_t len, struct ap_rec_hello *r);
 int ap_wire_get_request(const uint8_t *p, uint32_t len, struct ap_rec_request *r);
 int ap_wire_get_stats(const uint8_t *p, uint32_t len, struct ap_rec_stats *r);
+int ap_wire_get_sql(const uint8_t *p, uint32_t len, struct ap_rec_sql *r);
 
 #endif /* AP_WIRE_H */

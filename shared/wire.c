@@ -101,7 +101,8 @@ size_t ap_wire_put_hello(uint8_t *out, size_t cap, const struct ap_rec_hello *r)
 
 size_t ap_wire_request_size(const struct ap_rec_request *r)
 {
-	return AP_WIRE_REC_HDR + 5 * 8 + 4 + 2 + 2 + 2 + r->method.len + 2 + r->path.len;
+	return AP_WIRE_REC_HDR + 5 * 8 + 4 + 2 + 2 + 2 + r->method.len + 2 + r->path.len +
+	       2 + r->message.len;
 }
 
 size_t ap_wire_put_request(uint8_t *out, size_t cap, const struct ap_rec_request *r)
@@ -118,6 +119,31 @@ size_t ap_wire_put_request(uint8_t *out, size_t cap, const struct ap_rec_request
 	put_u16(&w, r->flags);
 	put_str(&w, r->method);
 	put_str(&w, r->path);
+	put_str(&w, r->message);
+	return rec_end(&w, at);
+}
+
+size_t ap_wire_sql_size(const struct ap_rec_sql *r)
+{
+	return AP_WIRE_REC_HDR + 5 * 8 + 4 + 1 + 1 + 2 + r->error_code.len + 2 +
+	       r->error_message.len + 2 + r->sql.len;
+}
+
+size_t ap_wire_put_sql(uint8_t *out, size_t cap, const struct ap_rec_sql *r)
+{
+	struct wout w = { out, cap, 0, 0 };
+	size_t at = rec_begin(&w, AP_REC_SQL);
+	put_u64(&w, r->req_id);
+	put_u64(&w, r->start_ns);
+	put_u64(&w, r->end_ns);
+	put_u64(&w, r->rows);
+	put_u64(&w, r->fingerprint);
+	put_u32(&w, r->tid);
+	uint8_t df[2] = { r->db, r->flags };
+	put_bytes(&w, df, 2);
+	put_str(&w, r->error_code);
+	put_str(&w, r->error_message);
+	put_str(&w, r->sql);
 	return rec_end(&w, at);
 }
 
@@ -235,6 +261,27 @@ int ap_wire_get_request(const uint8_t *p, uint32_t len, struct ap_rec_request *q
 	q->flags = get_u16(&r);
 	q->method = get_str(&r);
 	q->path = get_str(&r);
+	/* Optional trailing fields: absent in older senders. */
+	q->message = (struct ap_str){ "", 0 };
+	if (!r.bad && r.off < r.len)
+		q->message = get_str(&r);
+	return r.bad ? -EBADMSG : 0;
+}
+
+int ap_wire_get_sql(const uint8_t *p, uint32_t len, struct ap_rec_sql *q)
+{
+	struct win r = { p, len, 0, 0 };
+	q->req_id = get_u64(&r);
+	q->start_ns = get_u64(&r);
+	q->end_ns = get_u64(&r);
+	q->rows = get_u64(&r);
+	q->fingerprint = get_u64(&r);
+	q->tid = get_u32(&r);
+	q->db = (uint8_t)get_uint(&r, 1);
+	q->flags = (uint8_t)get_uint(&r, 1);
+	q->error_code = get_str(&r);
+	q->error_message = get_str(&r);
+	q->sql = get_str(&r);
 	return r.bad ? -EBADMSG : 0;
 }
 

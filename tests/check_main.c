@@ -11,6 +11,10 @@ int main(void)
 	srunner_add_suite(sr, route_suite());
 	srunner_add_suite(sr, config_suite());
 	srunner_add_suite(sr, sketch_suite());
+	srunner_add_suite(sr, agg_suite());
+	srunner_add_suite(sr, colutil_suite());
+	srunner_add_suite(sr, ingest_suite());
+	srunner_add_suite(sr, store_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -9,5 +9,9 @@ Suite *http_suite(void);
 Suite *route_suite(void);
 Suite *config_suite(void);
 Suite *sketch_suite(void);
+Suite *agg_suite(void);
+Suite *colutil_suite(void);
+Suite *ingest_suite(void);
+Suite *store_suite(void);
 
 #endif

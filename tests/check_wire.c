@@ -56,10 +56,11 @@ static const struct ap_rec_request g_req = {
 	.flags = AP_REQF_ABORTED | AP_REQF_PROFILE,
 	.method = STR("GET"),
 	.path = STR("/a/1"),
+	.message = STR("x"),
 };
 static const uint8_t g_req_bytes[] = {
 	0x02, 0x00, 0x00, 0x00,                         /* type REQUEST, reserved */
-	0x3B, 0x00, 0x00, 0x00,                         /* payload length 59 */
+	0x3E, 0x00, 0x00, 0x00,                         /* payload length 62 */
 	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* req_id */
 	0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* start_ns */
 	0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* end_ns */
@@ -70,6 +71,7 @@ static const uint8_t g_req_bytes[] = {
 	0x05, 0x00,                                     /* flags */
 	0x03, 0x00, 'G', 'E', 'T',                      /* method */
 	0x04, 0x00, '/', 'a', '/', '1',                 /* path */
+	0x01, 0x00, 'x',                                /* message (appended) */
 };
 
 static const struct ap_rec_stats g_stats = {
@@ -120,7 +122,59 @@ static void assert_req_eq(const struct ap_rec_request *a, const struct ap_rec_re
 	ck_assert_uint_eq(a->flags, b->flags);
 	assert_str(a->method, b->method);
 	assert_str(a->path, b->path);
+	assert_str(a->message, b->message);
 }
+
+static const struct ap_rec_sql g_sql = {
+	.req_id = 3,
+	.start_ns = 0x10,
+	.end_ns = 0x20,
+	.rows = 2,
+	.fingerprint = 0x0102030405060708ull,
+	.tid = 0x99,
+	.db = AP_DB_POSTGRES,
+	.flags = AP_SQLF_ERROR,
+	.error_code = STR("42P01"),
+	.error_message = STR("m"),
+	.sql = STR("SELECT ?"),
+};
+static const uint8_t g_sql_bytes[] = {
+	0x04, 0x00, 0x00, 0x00,                         /* type SQL, reserved */
+	0x42, 0x00, 0x00, 0x00,                         /* payload length 66 */
+	0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* req_id */
+	0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* start_ns */
+	0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* end_ns */
+	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* rows */
+	0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* fingerprint */
+	0x99, 0x00, 0x00, 0x00,                         /* tid */
+	0x01, 0x01,                                     /* db, flags */
+	0x05, 0x00, '4', '2', 'P', '0', '1',            /* error_code */
+	0x01, 0x00, 'm',                                /* error_message */
+	0x08, 0x00, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '?', /* sql */
+};
+
+START_TEST(test_golden_sql)
+{
+	uint8_t b[128];
+	size_t n = ap_wire_put_sql(b, sizeof b, &g_sql);
+	assert_bytes(b, n, g_sql_bytes, sizeof g_sql_bytes);
+	ck_assert_uint_eq(ap_wire_sql_size(&g_sql), sizeof g_sql_bytes);
+	struct ap_rec_sql q;
+	ck_assert_int_eq(ap_wire_get_sql(b + AP_WIRE_REC_HDR, (uint32_t)(n - AP_WIRE_REC_HDR), &q), 0);
+	ck_assert_uint_eq(q.req_id, g_sql.req_id);
+	ck_assert_uint_eq(q.fingerprint, g_sql.fingerprint);
+	ck_assert_uint_eq(q.db, g_sql.db);
+	ck_assert_uint_eq(q.flags, g_sql.flags);
+	assert_str(q.error_code, g_sql.error_code);
+	assert_str(q.error_message, g_sql.error_message);
+	assert_str(q.sql, g_sql.sql);
+	/* Every truncation is rejected, and every too-small buffer refused. */
+	for (size_t len = 0; len < n - AP_WIRE_REC_HDR; len++)
+		ck_assert_int_eq(ap_wire_get_sql(b + AP_WIRE_REC_HDR, (uint32_t)len, &q), -EBADMSG);
+	for (size_t cap = 0; cap < n; cap++)
+		ck_assert_uint_eq(ap_wire_put_sql(b, cap, &g_sql), 0);
+}
+END_TEST
 
 static void assert_stats_eq(const struct ap_rec_stats *a, const struct ap_rec_stats *b)
 {
@@ -252,7 +306,7 @@ START_TEST(test_round_trip_datagram)
 	size_t bounds[8], nb;
 	size_t len = build_datagram(buf, sizeof(buf), bounds, &nb);
 	ck_assert_uint_eq(len, AP_WIRE_BATCH_HDR + sizeof(g_hello_bytes) + sizeof(g_req_bytes) +
-	                       13 + 8 + 40 + 4 + 2 + 2 + 2 + 2 + sizeof(g_stats_bytes));
+	                       13 + 8 + 40 + 4 + 2 + 2 + 2 + 2 + 2 + sizeof(g_stats_bytes));
 
 	struct ap_batch_hdr h;
 	int rc = ap_wire_get_batch_hdr(buf, len, &h);
@@ -339,10 +393,14 @@ START_TEST(test_truncated_payloads)
 		free(c);
 	}
 	const uint8_t *qp = g_req_bytes + AP_WIRE_REC_HDR;
+	/* The one valid prefix is the record without its appended message
+	 * (what a sender of the first format writes). */
+	const uint32_t v10_len = sizeof(g_req_bytes) - AP_WIRE_REC_HDR - 3;
 	for (uint32_t n = 0; n < sizeof(g_req_bytes) - AP_WIRE_REC_HDR; n++) {
 		uint8_t *c = exact(qp, n);
 		struct ap_rec_request r;
-		ck_assert_msg(ap_wire_get_request(c, n, &r) == -EBADMSG, "request prefix %u", n);
+		ck_assert_msg(ap_wire_get_request(c, n, &r) == (n == v10_len ? 0 : -EBADMSG),
+		              "request prefix %u", n);
 		free(c);
 	}
 	const uint8_t *sp = g_stats_bytes + AP_WIRE_REC_HDR;
@@ -555,6 +613,11 @@ START_TEST(test_trailing_payload_accepted)
 	ck_assert_int_eq(ap_wire_get_request(b, sizeof(g_req_bytes) - AP_WIRE_REC_HDR + 3, &q), 0);
 	assert_req_eq(&q, &g_req);
 
+	/* An older sender without the appended message: it decodes as empty. */
+	ck_assert_int_eq(ap_wire_get_request(b, sizeof(g_req_bytes) - AP_WIRE_REC_HDR - 3, &q), 0);
+	ck_assert_uint_eq(q.message.len, 0);
+	ck_assert_uint_eq(q.status, g_req.status);
+
 	memcpy(b, g_hello_bytes + AP_WIRE_REC_HDR, sizeof(g_hello_bytes) - AP_WIRE_REC_HDR);
 	memcpy(b + sizeof(g_hello_bytes) - AP_WIRE_REC_HDR, extra, sizeof(extra));
 	struct ap_rec_hello h;
@@ -591,17 +654,17 @@ START_TEST(test_string_past_payload)
 	const uint32_t hn = sizeof(g_hello_bytes) - AP_WIRE_REC_HDR;
 	uint8_t *b;
 
-	/* path claims 5 bytes where 4 remain */
+	/* message claims 2 bytes where 1 remains */
 	b = exact(g_req_bytes + AP_WIRE_REC_HDR, qn);
-	b[qn - 6] = 5;
+	b[qn - 3] = 2;
 	ck_assert_int_eq(ap_wire_get_request(b, qn, &q), -EBADMSG);
-	b[qn - 6] = 0xFF;
-	b[qn - 5] = 0xFF;
+	b[qn - 3] = 0xFF;
+	b[qn - 2] = 0xFF;
 	ck_assert_int_eq(ap_wire_get_request(b, qn, &q), -EBADMSG);
 	/* method claims more than the rest of the payload */
-	b[qn - 6] = 4;
-	b[qn - 5] = 0;
-	b[qn - 11] = 10;
+	b[qn - 3] = 1;
+	b[qn - 2] = 0;
+	b[qn - 14] = 14;
 	ck_assert_int_eq(ap_wire_get_request(b, qn, &q), -EBADMSG);
 	free(b);
 
@@ -687,6 +750,7 @@ Suite *wire_suite(void)
 	tcase_add_test(tc, test_golden_batch_hdr);
 	tcase_add_test(tc, test_golden_hello);
 	tcase_add_test(tc, test_golden_request);
+	tcase_add_test(tc, test_golden_sql);
 	tcase_add_test(tc, test_golden_stats);
 	tcase_add_test(tc, test_decode_golden);
 	suite_add_tcase(s, tc);

@@ -1,0 +1,386 @@
+/*
+ * hook_pq.c - statements through libpq.
+ *
+ * Synchronous calls (PQexec, PQexecParams, PQprepare, PQexecPrepared) are
+ * timed around the real call. Asynchronous ones (PQsendQuery*, used by
+ * psycopg2 with a wait callback, and by event-driven C code) are timed from
+ * the send to the NULL PQgetResult that ends them, per connection. libpq's
+ * PQexec calls PQsendQuery and PQgetResult itself, through its PLT, so
+ * through us: pl_db_depth makes those inner calls pass straight through.
+ *
+ * No libpq header is needed: the few types are opaque pointers and the
+ * enum values below are libpq's stable ABI.
+ */
+#include "config.h"
+#include "pl.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+typedef unsigned int Oid;
+
+enum { PGRES_COMMAND_OK = 1, PGRES_TUPLES_OK = 2, PGRES_BAD_RESPONSE = 5,
+       PGRES_NONFATAL_ERROR = 6, PGRES_FATAL_ERROR = 7, PGRES_SINGLE_TUPLE = 9,
+       PGRES_PIPELINE_ABORTED = 11 };
+#define PG_DIAG_SQLSTATE 'C'
+#define PG_DIAG_MESSAGE_PRIMARY 'M'
+
+/* Resolved on first use (see pl_sym): libpq may be loaded after us, and
+ * RTLD_LOCAL by Python. */
+static struct {
+	PGresult *(*exec)(PGconn *, const char *);
+	PGresult *(*exec_params)(PGconn *, const char *, int, const Oid *, const char *const *,
+	                         const int *, const int *, int);
+	PGresult *(*prepare)(PGconn *, const char *, const char *, int, const Oid *);
+	PGresult *(*exec_prepared)(PGconn *, const char *, int, const char *const *,
+	                           const int *, const int *, int);
+	int (*send_query)(PGconn *, const char *);
+	int (*send_query_params)(PGconn *, const char *, int, const Oid *, const char *const *,
+	                         const int *, const int *, int);
+	int (*send_query_prepared)(PGconn *, const char *, int, const char *const *,
+	                           const int *, const int *, int);
+	PGresult *(*get_result)(PGconn *);
+	int (*result_status)(const PGresult *);
+	int (*ntuples)(const PGresult *);
+	char *(*cmd_tuples)(PGresult *);
+	char *(*error_field)(const PGresult *, int);
+	char *(*error_message)(const PGconn *);
+	void (*finish)(PGconn *);
+} pq;
+
+#define RESOLVE(field, name, self) \
+	(pq.field ? 1 : (*(void **)&pq.field = pl_sym(name, (const void *)(self))) != NULL)
+
+/* The accessors are not hooked; resolving them from the same place as the
+ * hooked functions keeps both from one copy of libpq. */
+static int resolve_accessors(void)
+{
+	return RESOLVE(result_status, "PQresultStatus", NULL) &&
+	       RESOLVE(ntuples, "PQntuples", NULL) &&
+	       RESOLVE(cmd_tuples, "PQcmdTuples", NULL) &&
+	       RESOLVE(error_field, "PQresultErrorField", NULL) &&
+	       RESOLVE(error_message, "PQerrorMessage", NULL);
+}
+
+/* Reads rows or the error out of one result. */
+static void read_result(PGconn *conn, PGresult *r, struct pl_stmt_result *out)
+{
+	if (!resolve_accessors())
+		return;
+	if (!r) {
+		out->failed = 1;
+		out->message = pq.error_message(conn);
+		return;
+	}
+	int st = pq.result_status(r);
+	if (st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE) {
+		out->rows += (uint64_t)pq.ntuples(r);
+		out->rows_known = 1;
+	} else if (st == PGRES_COMMAND_OK) {
+		const char *t = pq.cmd_tuples(r);
+		if (t && *t) {
+			out->rows += strtoull(t, NULL, 10);
+			out->rows_known = 1;
+		}
+	} else if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE ||
+	           st == PGRES_PIPELINE_ABORTED) {
+		out->failed = 1;
+		out->code = pq.error_field(r, PG_DIAG_SQLSTATE);
+		out->message = pq.error_field(r, PG_DIAG_MESSAGE_PRIMARY);
+	}
+}
+
+/* ---- synchronous calls ---- */
+
+static PGresult *finish_sync(PGconn *conn, struct pl_stmt *st, PGresult *r,
+                             const char *sql, size_t len)
+{
+	int saved = errno;
+	struct pl_stmt_result res = { 0 };
+	read_result(conn, r, &res);
+	pl_stmt_end(st, AP_DB_POSTGRES, sql, len, &res);
+	errno = saved;
+	return r;
+}
+
+EXPORT PGresult *PQexec(PGconn *conn, const char *query)
+{
+	if (!RESOLVE(exec, "PQexec", PQexec))
+		return NULL;
+	if (pl_db_depth || pl_cfg.disabled || !query)
+		return pq.exec(conn, query);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	pl_db_depth++;
+	PGresult *r = pq.exec(conn, query);
+	pl_db_depth--;
+	return finish_sync(conn, &st, r, query, strlen(query));
+}
+
+EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int n, const Oid *types,
+                              const char *const *values, const int *lengths,
+                              const int *formats, int result_format)
+{
+	if (!RESOLVE(exec_params, "PQexecParams", PQexecParams))
+		return NULL;
+	if (pl_db_depth || pl_cfg.disabled || !command)
+		return pq.exec_params(conn, command, n, types, values, lengths, formats,
+		                      result_format);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	pl_db_depth++;
+	PGresult *r = pq.exec_params(conn, command, n, types, values, lengths, formats,
+	                             result_format);
+	pl_db_depth--;
+	return finish_sync(conn, &st, r, command, strlen(command));
+}
+
+EXPORT PGresult *PQprepare(PGconn *conn, const char *name, const char *query, int n,
+                           const Oid *types)
+{
+	if (!RESOLVE(prepare, "PQprepare", PQprepare))
+		return NULL;
+	if (pl_db_depth || pl_cfg.disabled || !query)
+		return pq.prepare(conn, name, query, n, types);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	st.prepare = 1;
+	pl_db_depth++;
+	PGresult *r = pq.prepare(conn, name, query, n, types);
+	pl_db_depth--;
+	int saved = errno;
+	pl_prepared_put(conn, pl_hash_str(name ? name : ""), query, strlen(query));
+	errno = saved;
+	return finish_sync(conn, &st, r, query, strlen(query));
+}
+
+/* An execution carries the text its statement was prepared with. */
+static size_t prepared_text(PGconn *conn, const char *name, char *out, size_t cap)
+{
+	size_t n = pl_prepared_get(conn, pl_hash_str(name ? name : ""), out, cap);
+	if (n == 0) {
+		/* Prepared before we saw it (or evicted): name it at least. The
+		 * name is an identifier the application chose, not a value. */
+		n = (size_t)snprintf(out, cap, "EXECUTE %s", name && *name ? name : "\"\"");
+		if (n >= cap)
+			n = cap - 1;
+	}
+	return n;
+}
+
+EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *name, int n,
+                                const char *const *values, const int *lengths,
+                                const int *formats, int result_format)
+{
+	if (!RESOLVE(exec_prepared, "PQexecPrepared", PQexecPrepared))
+		return NULL;
+	if (pl_db_depth || pl_cfg.disabled)
+		return pq.exec_prepared(conn, name, n, values, lengths, formats, result_format);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	pl_db_depth++;
+	PGresult *r = pq.exec_prepared(conn, name, n, values, lengths, formats, result_format);
+	pl_db_depth--;
+	int saved = errno;
+	char text[PL_PREPARED_TEXT];
+	size_t len = prepared_text(conn, name, text, sizeof text);
+	errno = saved;
+	return finish_sync(conn, &st, r, text, len);
+}
+
+/* ---- asynchronous calls ---- */
+
+/* Statements sent and not yet ended by a NULL PQgetResult, one per
+ * connection (libpq allows one query in flight per connection outside
+ * pipeline mode). A small open table under a spin lock: only the async
+ * calls take it. */
+#define ASYNC_SLOTS 64
+static struct async_stmt {
+	PGconn *conn;
+	struct pl_stmt st;
+	struct pl_stmt_result res;
+	char code[8];
+	char message[160];
+	size_t len;
+	char text[PL_PREPARED_TEXT];
+} async_tab[ASYNC_SLOTS];
+static int async_lock;
+
+static void alock(void)
+{
+	while (__atomic_exchange_n(&async_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void aunlock(void)
+{
+	__atomic_store_n(&async_lock, 0, __ATOMIC_RELEASE);
+}
+
+static struct async_stmt *async_find(PGconn *conn)
+{
+	for (unsigned i = 0; i < ASYNC_SLOTS; i++)
+		if (async_tab[i].conn == conn)
+			return &async_tab[i];
+	return NULL;
+}
+
+static void async_start(PGconn *conn, const struct pl_stmt *st, const char *text, size_t len)
+{
+	alock();
+	struct async_stmt *a = async_find(conn);
+	if (!a)
+		a = async_find(NULL);
+	if (a) {
+		a->conn = conn;
+		a->st = *st;
+		memset(&a->res, 0, sizeof a->res);
+		if (len >= sizeof a->text)
+			len = sizeof a->text - 1;
+		memcpy(a->text, text, len);
+		a->text[len] = '\0';
+		a->len = len;
+	}
+	aunlock();
+}
+
+static void copy_cstr(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strnlen(src, cap - 1) : 0;
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
+EXPORT int PQsendQuery(PGconn *conn, const char *query)
+{
+	if (!RESOLVE(send_query, "PQsendQuery", PQsendQuery))
+		return 0;
+	if (pl_db_depth || pl_cfg.disabled || !query)
+		return pq.send_query(conn, query);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	pl_db_depth++;
+	int ok = pq.send_query(conn, query);
+	pl_db_depth--;
+	int saved = errno;
+	if (ok)
+		async_start(conn, &st, query, strlen(query));
+	else
+		finish_sync(conn, &st, NULL, query, strlen(query));
+	errno = saved;
+	return ok;
+}
+
+EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int n, const Oid *types,
+                             const char *const *values, const int *lengths,
+                             const int *formats, int result_format)
+{
+	if (!RESOLVE(send_query_params, "PQsendQueryParams", PQsendQueryParams))
+		return 0;
+	if (pl_db_depth || pl_cfg.disabled || !command)
+		return pq.send_query_params(conn, command, n, types, values, lengths, formats,
+		                            result_format);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	pl_db_depth++;
+	int ok = pq.send_query_params(conn, command, n, types, values, lengths, formats,
+	                              result_format);
+	pl_db_depth--;
+	int saved = errno;
+	if (ok)
+		async_start(conn, &st, command, strlen(command));
+	else
+		finish_sync(conn, &st, NULL, command, strlen(command));
+	errno = saved;
+	return ok;
+}
+
+EXPORT int PQsendQueryPrepared(PGconn *conn, const char *name, int n,
+                               const char *const *values, const int *lengths,
+                               const int *formats, int result_format)
+{
+	if (!RESOLVE(send_query_prepared, "PQsendQueryPrepared", PQsendQueryPrepared))
+		return 0;
+	if (pl_db_depth || pl_cfg.disabled)
+		return pq.send_query_prepared(conn, name, n, values, lengths, formats, result_format);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	pl_db_depth++;
+	int ok = pq.send_query_prepared(conn, name, n, values, lengths, formats, result_format);
+	pl_db_depth--;
+	int saved = errno;
+	char text[PL_PREPARED_TEXT];
+	size_t len = prepared_text(conn, name, text, sizeof text);
+	if (ok)
+		async_start(conn, &st, text, len);
+	else
+		finish_sync(conn, &st, NULL, text, len);
+	errno = saved;
+	return ok;
+}
+
+EXPORT PGresult *PQgetResult(PGconn *conn)
+{
+	if (!RESOLVE(get_result, "PQgetResult", PQgetResult))
+		return NULL;
+	PGresult *r = pq.get_result(conn);
+	if (pl_db_depth || pl_cfg.disabled)
+		return r;
+	int saved = errno;
+	struct async_stmt done;
+	int finished = 0;
+	alock();
+	struct async_stmt *a = async_find(conn);
+	if (a && conn) {
+		if (r) {
+			/* Keep what a later NULL will need: the result itself is the
+			 * caller's to clear before then. */
+			struct pl_stmt_result one = { 0 };
+			read_result(conn, r, &one);
+			a->res.rows += one.rows;
+			a->res.rows_known |= one.rows_known;
+			if (one.failed) {
+				a->res.failed = 1;
+				copy_cstr(a->code, sizeof a->code, one.code);
+				copy_cstr(a->message, sizeof a->message, one.message);
+			}
+		} else {
+			done = *a;
+			a->conn = NULL;
+			finished = 1;
+		}
+	}
+	aunlock();
+	if (finished) {
+		if (done.res.failed) {
+			done.res.code = done.code;
+			done.res.message = done.message;
+		}
+		pl_stmt_end(&done.st, AP_DB_POSTGRES, done.text, done.len, &done.res);
+	}
+	errno = saved;
+	return r;
+}
+
+/* A connection's statements and prepared texts die with it (a new
+ * connection may get the same address). */
+EXPORT void PQfinish(PGconn *conn)
+{
+	if (!RESOLVE(finish, "PQfinish", PQfinish))
+		return;
+	if (conn) {
+		alock();
+		struct async_stmt *a = async_find(conn);
+		if (a)
+			a->conn = NULL;
+		aunlock();
+		pl_prepared_forget(conn);
+	}
+	pq.finish(conn);
+}

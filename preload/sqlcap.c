@@ -1,0 +1,221 @@
+/*
+ * sqlcap.c - what the libpq, MySQL and SQLite hooks share: finding the real
+ * client-library functions, timing and attributing a statement, stripping
+ * its literals and handing it to the shipper, and a small table of
+ * prepared statements' texts.
+ */
+#include "config.h"
+#include "pl.h"
+#include "ap_sql.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <sched.h>
+#include <string.h>
+
+__thread int pl_db_depth;
+
+/* ---- resolving client-library symbols ---- */
+
+#define MAX_OBJECTS 256
+#define OBJ_NAME 256
+
+struct obj_list {
+	char names[MAX_OBJECTS][OBJ_NAME];
+	unsigned n;
+};
+
+static int collect_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct obj_list *l = arg;
+	const char *name = info->dlpi_name;
+	size_t len = name ? strlen(name) : 0;
+	if (len == 0 || len >= OBJ_NAME || l->n == MAX_OBJECTS)
+		return 0;
+	memcpy(l->names[l->n++], name, len + 1);
+	return 0;
+}
+
+void *pl_sym(const char *name, const void *self)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+	if (f && f != self)
+		return f;
+	/* Python extensions load their driver libraries RTLD_LOCAL: only a
+	 * handle on the defining object finds the symbol. The names are copied
+	 * first; dlopen is not called under dl_iterate_phdr's lock. Static:
+	 * 64 KiB is too much for a host thread's stack, and this runs once per
+	 * symbol under the caller's first use. */
+	static struct obj_list objs;
+	static int busy;
+	while (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	objs.n = 0;
+	dl_iterate_phdr(collect_object, &objs);
+	f = NULL;
+	for (unsigned i = 0; i < objs.n && !f; i++) {
+		void *h = dlopen(objs.names[i], RTLD_LAZY | RTLD_NOLOAD);
+		if (!h)
+			continue;
+		void *g = dlsym(h, name);
+		if (g && g != self)
+			f = g;
+		dlclose(h);
+	}
+	__atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
+	if (f)
+		pl_debug("resolved %s from a library loaded locally", name);
+	return f;
+}
+
+/* ---- statements ---- */
+
+void pl_stmt_begin(struct pl_stmt *st)
+{
+	int saved = errno;
+	int ambiguous;
+	st->req_id = pl_conn_current_request(&ambiguous);
+	st->ambiguous = (uint8_t)ambiguous;
+	st->prepare = 0;
+	st->start_ns = pl_now_ns();
+	errno = saved;
+}
+
+static int dialect_of(int db)
+{
+	return db == AP_DB_MYSQL ? AP_SQL_MYSQL : db == AP_DB_SQLITE ? AP_SQL_SQLITE : AP_SQL_PG;
+}
+
+size_t pl_scrub_message(const char *msg, size_t len, char *out, size_t cap)
+{
+	return ap_sql_scrub_message(msg, len, out, cap);
+}
+
+void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
+                 const struct pl_stmt_result *res)
+{
+	int saved = errno;
+	uint64_t end = pl_now_ns();
+	/* On the host thread's stack: statements are bounded by
+	 * APIPROF_MAX_SQL_BYTES (at most 16 KiB, see init.c). */
+	char text[pl_cfg.max_sql_bytes + 1];
+	int truncated = 0;
+	unsigned flags = pl_cfg.capture_sql_values ? AP_SQL_KEEP_VALUES : 0;
+	size_t tlen = sql ? ap_sql_normalize(sql, len, dialect_of(db), flags, text, sizeof text,
+	                                     &truncated)
+	                  : 0;
+
+	char code[16] = "";
+	char msg[256];
+	size_t mlen = 0;
+	if (res->failed) {
+		if (res->code) {
+			size_t n = strnlen(res->code, sizeof code - 1);
+			memcpy(code, res->code, n);
+			code[n] = '\0';
+		}
+		if (res->message) {
+			/* PostgreSQL's DETAIL and HINT lines quote values: primary
+			 * message only. */
+			const char *m = res->message;
+			size_t n = strcspn(m, "\n");
+			mlen = ap_sql_scrub_message(m, n, msg, sizeof msg);
+		}
+	}
+
+	struct ap_rec_sql rec = {
+		.req_id = st->req_id,
+		.start_ns = st->start_ns,
+		.end_ns = end,
+		.rows = res->rows_known ? res->rows : 0,
+		.fingerprint = ap_sql_fingerprint(text, tlen),
+		.tid = pl_tid(),
+		.db = (uint8_t)db,
+		.flags = (uint8_t)((res->failed ? AP_SQLF_ERROR : 0) |
+		                   (truncated ? AP_SQLF_TRUNCATED : 0) |
+		                   (st->prepare ? AP_SQLF_PREPARE : 0) |
+		                   (st->ambiguous ? AP_SQLF_AMBIGUOUS : 0) |
+		                   (pl_cfg.capture_sql_values ? AP_SQLF_VALUES_KEPT : 0) |
+		                   (res->rows_known ? 0 : AP_SQLF_ROWS_UNKNOWN)),
+		.error_code = { code, (uint16_t)strlen(code) },
+		.error_message = { msg, (uint16_t)mlen },
+		.sql = { text, (uint16_t)tlen },
+	};
+	pl_ship_sql(&rec);
+	errno = saved;
+}
+
+/* ---- prepared statements' texts ---- */
+
+/* A fixed table, overwritten round-robin: a statement prepared long ago and
+ * evicted executes as "EXECUTE name" rather than costing memory. Guarded by
+ * a spin lock: only prepares and executions of prepared statements take it. */
+#define PREPARED_SLOTS 256
+static struct pl_prepared prepared[PREPARED_SLOTS];
+static unsigned prepared_next;
+static int prepared_lock;
+
+static void plock(void)
+{
+	while (__atomic_exchange_n(&prepared_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void punlock(void)
+{
+	__atomic_store_n(&prepared_lock, 0, __ATOMIC_RELEASE);
+}
+
+uint64_t pl_hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; s && *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+void pl_prepared_put(const void *owner, uint64_t name_hash, const char *sql, size_t len)
+{
+	plock();
+	struct pl_prepared *slot = NULL;
+	for (unsigned i = 0; i < PREPARED_SLOTS && !slot; i++)
+		if (prepared[i].owner == owner && prepared[i].name_hash == name_hash)
+			slot = &prepared[i];
+	if (!slot)
+		slot = &prepared[prepared_next++ % PREPARED_SLOTS];
+	slot->owner = owner;
+	slot->name_hash = name_hash;
+	if (len >= sizeof slot->text)
+		len = sizeof slot->text - 1;
+	memcpy(slot->text, sql, len);
+	slot->text[len] = '\0';
+	punlock();
+}
+
+size_t pl_prepared_get(const void *owner, uint64_t name_hash, char *out, size_t cap)
+{
+	size_t n = 0;
+	plock();
+	for (unsigned i = 0; i < PREPARED_SLOTS; i++)
+		if (prepared[i].owner == owner && prepared[i].name_hash == name_hash) {
+			n = strnlen(prepared[i].text, sizeof prepared[i].text);
+			if (n >= cap)
+				n = cap - 1;
+			memcpy(out, prepared[i].text, n);
+			out[n] = '\0';
+			break;
+		}
+	punlock();
+	return n;
+}
+
+void pl_prepared_forget(const void *owner)
+{
+	plock();
+	for (unsigned i = 0; i < PREPARED_SLOTS; i++)
+		if (prepared[i].owner == owner)
+			prepared[i].owner = NULL;
+	punlock();
+}
