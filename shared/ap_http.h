@@ -51,8 +51,7 @@ struct ap_http_core {
 	uint8_t sub;               /* step within the state */
 	uint8_t hdr;               /* which interesting header we are in */
 	char scratch[24];          /* prefix of a header name split across
-	                              reads (as sent) or of a value token
-	                              (lower-cased) */
+	                              reads, or of a value token (as sent) */
 };
 
 /*

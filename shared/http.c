@@ -8,6 +8,17 @@
  * headers, reason phrases, chunk extensions, trailers) and plain counting for
  * bodies, so a 1 MB header or body costs one pass and no copies.
  *
+ * The byte machines are the reference, and they are slow for what the
+ * parser is for: it runs inside the host server on every request, where a
+ * few hundred instructions are the whole budget. So the usual message takes
+ * fast paths instead: a request line, status line or header line that lies
+ * whole in the buffer and looks ordinary is read in one go, 16 bytes at a
+ * time with SSE2, and any other (split by the end of a read, unusual or
+ * wrong) is left to the byte machine from its first byte. A fast path
+ * commits nothing for a line it declines, and accepts only what the byte
+ * machine would have accepted, with the same results, which the tests check
+ * by comparing every input fed whole with the same fed byte by byte.
+ *
  * Nothing here allocates or keeps a pointer to the caller's buffer, and no
  * loop reads at or past the `n` it was given: a parser can stop after any
  * byte and resume with the next call. Where the framing of a message would be
@@ -20,6 +31,21 @@
 #include "ap_http.h"
 
 #include <string.h>
+
+/* SSE2 is part of x86-64, so every x86-64 build has it. Elsewhere, or with
+ * -DAP_HTTP_NO_SIMD (worth running the tests that way too), the fast paths
+ * use memchr and the class table instead, with the same results. */
+#if defined(__SSE2__) && !defined(AP_HTTP_NO_SIMD)
+#define HTTP_SSE2 1
+#include <emmintrin.h>
+#else
+#define HTTP_SSE2 0
+#endif
+
+/* Kept out of the functions that call them: the feed functions run several
+ * times per message and mostly just dispatch, and with these inlined every
+ * call would set up their registers and stack frame. */
+#define NOINLINE __attribute__((noinline))
 
 /* core.state; ST_LINE is 0 so that an all-zero parser is a fresh one. */
 enum {
@@ -92,12 +118,6 @@ static const uint8_t cls[256] = {
 
 static const char http1[] = "HTTP/1."; /* both start lines carry it */
 
-/* ASCII lower case; names and the tokens we look for are ASCII only. */
-static inline unsigned char lower(unsigned char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') ? (unsigned char)(ch | 0x20) : ch;
-}
-
 /* Value of a hex digit, or -1. */
 static inline int hexval(unsigned char ch)
 {
@@ -125,80 +145,290 @@ static void headers_begin(struct ap_http_core *c)
 	c->hdr = HDR_FIRST;
 }
 
-/* --- header block, shared by both directions ------------------------- */
-
-/* The scratch token equals the lower-case literal `lit`. */
-#define TOKEN_IS(c, lit) \
-	((c)->nlen == sizeof(lit) - 1 && memcmp((c)->scratch, lit, sizeof(lit) - 1) == 0)
+/* --- comparing with literals, eight bytes at a time ------------------ */
 
 /*
- * name[0..len), token bytes only, equals the literal `lit` (lower-case
- * letters and '-') ignoring ASCII case. OR-ing 0x20 is exact here: among
- * token bytes only the letters map to a letter, and only '-' maps to '-'.
+ * Header names and value tokens are compared with the few we look for a
+ * word at a time, not byte by byte. LITW(lit, k) is bytes k..k+7 of a
+ * string literal as a little-endian word, zero past its end; FOLDW(lit, k)
+ * has 0x20 in the bytes where the literal holds a lower-case letter. Both
+ * fold to constants at compile time.
  */
-static int name_is(const unsigned char *name, const char *lit, size_t len)
+#define LB_(s, i) ((i) < sizeof(s) - 1 ? (uint64_t)(unsigned char)(s)[i] : 0)
+#define FB_(s, i) \
+	((i) < sizeof(s) - 1 && (s)[i] >= 'a' && (s)[i] <= 'z' ? (uint64_t)0x20 : 0)
+#define W8_(B, s, k) \
+	(B(s, k) | B(s, k + 1) << 8 | B(s, k + 2) << 16 | B(s, k + 3) << 24 | \
+	 B(s, k + 4) << 32 | B(s, k + 5) << 40 | B(s, k + 6) << 48 | B(s, k + 7) << 56)
+#define LITW(lit, k) W8_(LB_, lit, k)
+#define FOLDW(lit, k) W8_(FB_, lit, k)
+
+/* Bytes p[0..len), len <= 8, as a little-endian word, zero-extended. */
+static inline uint64_t load_le(const unsigned char *p, size_t len)
 {
-	for (size_t k = 0; k < len; k++)
-		if ((name[k] | 0x20) != (unsigned char)lit[k])
-			return 0;
-	return 1;
+	uint64_t w = 0;
+	memcpy(&w, p, len);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w); /* the bytes p[0..len) were the high ones */
+#endif
+	return w;
 }
 
-/* Which of the headers we care about a name is. Most names are rejected by
- * their length, or at their first letter. */
+/*
+ * p[0..len) equals the lower-case literal whose words and fold masks are
+ * given, ignoring ASCII case: (bytes | fold) == literal matches a letter in
+ * either case and any other byte only itself, so this is exact for any
+ * input bytes. len <= 24 and constant at every call (see IEQ).
+ */
+static inline int ieq_(const unsigned char *p, size_t len, uint64_t w0, uint64_t f0,
+                       uint64_t w1, uint64_t f1, uint64_t w2, uint64_t f2)
+{
+	if ((load_le(p, len < 8 ? len : 8) | f0) != w0)
+		return 0;
+	if (len > 8 && (load_le(p + 8, len < 16 ? len - 8 : 8) | f1) != w1)
+		return 0;
+	return len <= 16 || (load_le(p + 16, len - 16) | f2) == w2;
+}
+
+/* p[0..sizeof(lit) - 1) equals the lower-case string literal lit, ignoring
+ * ASCII case. The caller has checked the length. */
+#define IEQ(p, lit) \
+	ieq_((p), sizeof(lit) - 1, LITW(lit, 0), FOLDW(lit, 0), LITW(lit, 8), \
+	     FOLDW(lit, 8), LITW(lit, 16), FOLDW(lit, 16))
+
+/* --- scanning whole lines ---------------------------------------------- */
+
+/*
+ * The fast paths below look at a line only once it lies whole in the
+ * buffer, and find line ends and name ends 16 bytes at a time: glibc's
+ * memchr costs 20-40 instructions of setup per call, half of what a whole
+ * header line costs here, so it is left to lines too long for a 32-byte
+ * window. Loads never reach past the buffer: near its end they are moved
+ * back to end with it, and the bit masks shifted to match. Without SSE2
+ * the same helpers use memchr and the class table.
+ */
+#if HTTP_SSE2
+/* Trailing zeros of x != 0, as the size_t every caller adds it to. */
+static inline size_t ctz32(uint32_t x)
+{
+	return (unsigned)__builtin_ctz(x);
+}
+
+static inline size_t ctz64(uint64_t x)
+{
+	return (unsigned)__builtin_ctzll(x);
+}
+
+/* Bit k set when byte k of the 16 at p equals ch. */
+static inline uint32_t eq16(const unsigned char *p, char ch)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)p);
+	return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(ch)));
+}
+
+/* Bit k set when byte k of the 16 at p is an ASCII letter or '-': token
+ * bytes (RFC 9110 5.6.2), and all that nearly every header name is made
+ * of. */
+static inline uint32_t namebytes16(const unsigned char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)p);
+	/* letters: (v | 0x20) - 'a' <= 25, as unsigned bytes */
+	__m128i t = _mm_or_si128(v, _mm_set1_epi8(0x20));
+	t = _mm_sub_epi8(t, _mm_set1_epi8('a'));
+	__m128i letter = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(25)), t);
+	__m128i dash = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+	return (uint32_t)_mm_movemask_epi8(_mm_or_si128(letter, dash));
+}
+
+static inline uint32_t lf16(const unsigned char *p)
+{
+	return eq16(p, '\n');
+}
+#endif
+
+/* Index of the first LF in s[i..n), n if none: memchr past a first
+ * 32-byte window, which holds the whole of most lines. */
+static inline size_t find_lf(const unsigned char *s, size_t i, size_t n)
+{
+#if HTTP_SSE2
+	if (n >= 32) {
+		size_t at = n - i >= 32 ? i : n - 32;
+		uint32_t lf = (lf16(s + at) | lf16(s + at + 16) << 16) >> (i - at);
+		if (lf)
+			return i + ctz32(lf);
+		i = at + 32;
+	}
+#endif
+	const unsigned char *p = i < n ? memchr(s + i, '\n', n - i) : NULL;
+	return p ? (size_t)(p - s) : n;
+}
+
+#if HTTP_SSE2
+/*
+ * scan_line() on the 32-byte window s[at..at+32), which holds s[i] and
+ * lies inside the buffer s[0..n): at == i unless i is near the end.
+ */
+static inline size_t scan32(const unsigned char *s, size_t i, size_t at, size_t n,
+                            size_t *name)
+{
+	unsigned shift = (unsigned)(i - at);
+	uint32_t lf = (lf16(s + at) | lf16(s + at + 16) << 16) >> shift;
+	uint64_t nm = namebytes16(s + at) >> shift;
+	if (nm == 0xffffu >> shift) /* rare: the name goes on past 16 bytes */
+		nm = (namebytes16(s + at) | namebytes16(s + at + 16) << 16) >> shift;
+	/* nm is 0 past the window, where the prefix must stop */
+	*name = i + ctz64(~nm);
+	if (lf)
+		return i + ctz32(lf);
+	/* a long line: memchr's setup pays off */
+	i = at + 32;
+	const unsigned char *p = i < n ? memchr(s + i, '\n', n - i) : NULL;
+	return p ? (size_t)(p - s) : n;
+}
+#endif
+
+/*
+ * Scans the line starting at s[i]: returns the index of its LF, n if it
+ * has none in s[0..n), and sets *name past a prefix of its name made of
+ * bytes that are certainly token bytes (maybe an empty one). The LF is no
+ * token byte, so a byte loop continuing from *name stops at it at the
+ * latest.
+ */
+static inline size_t scan_line(const unsigned char *s, size_t i, size_t n, size_t *name)
+{
+#if HTTP_SSE2
+	if (n - i >= 32)
+		return scan32(s, i, i, n, name);
+	if (n >= 32) /* near the end: a window that ends with the buffer */
+		return scan32(s, i, n - 32, n, name);
+#endif
+	*name = i;
+	return find_lf(s, i, n);
+}
+
+/*
+ * Index of the first byte of s[i..n) that cannot be in a request target
+ * (controls, SP, DEL: see cls[]), n if none.
+ */
+static size_t target_end(const unsigned char *s, size_t i, size_t n)
+{
+#if HTTP_SSE2
+	const __m128i sp = _mm_set1_epi8(' '), del = _mm_set1_epi8(0x7f);
+	while (i < n && n >= 16) {
+		/* the 16 bytes from i, or near the end the 16 that end the buffer */
+		size_t at = n - i >= 16 ? i : n - 16;
+		__m128i v = _mm_loadu_si128((const __m128i *)(s + at));
+		/* max(v, SP) == SP: v <= SP as an unsigned byte */
+		__m128i bad = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, sp), sp),
+		                           _mm_cmpeq_epi8(v, del));
+		uint32_t m = (uint32_t)_mm_movemask_epi8(bad) >> (i - at);
+		if (m)
+			return i + ctz32(m);
+		i = at + 16;
+	}
+#endif
+	while (i < n && (cls[s[i]] & C_TARGET))
+		i++;
+	return i;
+}
+
+/* --- header block, shared by both directions ------------------------- */
+
+/*
+ * A cheap first look at a name of `len` bytes starting with `first`: could
+ * it be one header_id() knows? For each length, the set of their first
+ * letters, as bits indexed by the letter's low five bits (which ignore
+ * ASCII case; the few other bytes that alias a letter just get compared).
+ * Nearly every name fails this, and is never compared.
+ */
+#define LETTER_BIT(ch) (1u << ((ch) & 31))
+static const uint32_t hdr_first[18] = {
+	[6] = LETTER_BIT('e'),
+	[10] = LETTER_BIT('c'),
+	[14] = LETTER_BIT('c'),
+	[17] = LETTER_BIT('t') | LETTER_BIT('x'),
+};
+
+static inline int header_maybe(unsigned char first, size_t len)
+{
+	return len < sizeof hdr_first / sizeof hdr_first[0] &&
+	       (hdr_first[len] & LETTER_BIT(first));
+}
+
+/* Which of the headers we care about a name is. */
 static uint8_t header_id(const unsigned char *name, size_t len)
 {
 	switch (len) {
 	case 6:
-		return name_is(name, "expect", 6) ? HDR_EXPECT : HDR_OTHER;
+		return IEQ(name, "expect") ? HDR_EXPECT : HDR_OTHER;
 	case 10:
-		return name_is(name, "connection", 10) ? HDR_CONN : HDR_OTHER;
+		return IEQ(name, "connection") ? HDR_CONN : HDR_OTHER;
 	case 14:
-		return name_is(name, "content-length", 14) ? HDR_CL : HDR_OTHER;
+		return IEQ(name, "content-length") ? HDR_CL : HDR_OTHER;
 	case 17:
-		if (name_is(name, "transfer-encoding", 17))
+		if (IEQ(name, "transfer-encoding"))
 			return HDR_TE;
-		return name_is(name, "x-apiprof-profile", 17) ? HDR_PROFILE : HDR_OTHER;
+		return IEQ(name, "x-apiprof-profile") ? HDR_PROFILE : HDR_OTHER;
 	}
 	return HDR_OTHER;
+}
+
+/* The flag a value token of header `hdr` stands for, 0 for none. For
+ * Transfer-Encoding, HF_TE_CHUNKED: the coding is chunked. */
+static uint16_t token_flag(uint8_t hdr, const unsigned char *t, size_t len)
+{
+	switch (hdr) {
+	case HDR_TE:
+		return len == 7 && IEQ(t, "chunked") ? HF_TE_CHUNKED : 0;
+	case HDR_CONN:
+		if (len == 5 && IEQ(t, "close"))
+			return HF_CLOSE;
+		return len == 10 && IEQ(t, "keep-alive") ? HF_KEEPALIVE : 0;
+	case HDR_EXPECT:
+		return len == 12 && IEQ(t, "100-continue") ? HF_EXPECT : 0;
+	case HDR_PROFILE:
+		return len == 1 && t[0] == '1' ? HF_PROFILE : 0;
+	}
+	return 0;
+}
+
+/* Records a Transfer-Encoding, Connection, Expect or X-Apiprof-Profile
+ * token whose flag token_flag() gave. The last coding decides chunked. */
+static void token_apply(struct ap_http_core *c, uint8_t hdr, uint16_t flag)
+{
+	if (hdr == HDR_TE)
+		c->flags = (uint16_t)((c->flags & ~HF_TE_CHUNKED) | flag);
+	else
+		c->flags |= flag;
+}
+
+/* Records a Content-Length value; 0, changing nothing, when it conflicts
+ * with an earlier one (RFC 9112 6.3 item 5: repeats are fine only with one
+ * value). */
+static int content_length(struct ap_http_core *c, uint64_t v)
+{
+	if ((c->flags & HF_CL) && c->remaining != v)
+		return 0;
+	c->remaining = v;
+	c->flags |= HF_CL | HF_LINE_TOKEN;
+	return 1;
 }
 
 /*
  * One list element of an interesting header's value has ended. Returns 0
  * when it makes the framing invalid. Content-Length may repeat (as a list or
- * as several lines) only with one value (RFC 9112 6.3 item 5); the last
- * Transfer-Encoding coding decides chunked, over all lines (RFC 9112 6.1).
+ * as several lines) only with one value; the last Transfer-Encoding coding
+ * decides chunked, over all lines (RFC 9112 6.1).
  */
 static int token_end(struct ap_http_core *c)
 {
-	switch (c->hdr) {
-	case HDR_CL:
-		if ((c->flags & HF_CL) && c->remaining != c->num)
+	if (c->hdr == HDR_CL) {
+		if (!content_length(c, c->num))
 			return 0;
-		c->remaining = c->num;
 		c->num = 0;
-		c->flags |= HF_CL | HF_LINE_TOKEN;
-		break;
-	case HDR_TE:
-		if (TOKEN_IS(c, "chunked"))
-			c->flags |= HF_TE_CHUNKED;
-		else
-			c->flags &= (uint16_t)~HF_TE_CHUNKED;
-		break;
-	case HDR_CONN:
-		if (TOKEN_IS(c, "close"))
-			c->flags |= HF_CLOSE;
-		else if (TOKEN_IS(c, "keep-alive"))
-			c->flags |= HF_KEEPALIVE;
-		break;
-	case HDR_EXPECT:
-		if (TOKEN_IS(c, "100-continue"))
-			c->flags |= HF_EXPECT;
-		break;
-	case HDR_PROFILE:
-		if (TOKEN_IS(c, "1"))
-			c->flags |= HF_PROFILE;
-		break;
+	} else {
+		const unsigned char *t = (const unsigned char *)c->scratch;
+		token_apply(c, c->hdr, token_flag(c->hdr, t, c->nlen));
 	}
 	c->nlen = 0;
 	return 1;
@@ -290,7 +520,7 @@ static int value_byte(struct ap_http_core *c, unsigned char ch)
 		return 1;
 	}
 	if (c->nlen < sizeof c->scratch)
-		c->scratch[c->nlen] = (char)lower(ch);
+		c->scratch[c->nlen] = (char)ch;
 	if (c->nlen <= sizeof c->scratch)
 		c->nlen++;
 	return 1;
@@ -307,15 +537,120 @@ static int value_end(struct ap_http_core *c)
 	return 1;
 }
 
+/* --- header block: whole lines fast, the rest byte by byte ------------- */
+
 /*
- * Consumes header-block bytes. *ev becomes HEADERS_DONE right after the
- * blank line, ERROR on a malformed line; the caller then decides framing.
+ * The value of an interesting header whose line lies whole in the buffer:
+ * v[0..end) runs from after the colon to the line's LF. Handles the common
+ * shape only, one token between optional whitespace (the slow path treats
+ * CR as whitespace too), and commits nothing unless the value is one it
+ * fully understands and accepts: a Content-Length of at most 19 digits (no
+ * overflow possible) agreeing with any earlier one, or one of the tokens
+ * token_flag() knows. Returns 0, having changed nothing, for anything else
+ * (lists, unknown tokens, errors): the byte machine then reads the line.
  */
-static size_t headers(struct ap_http_core *c, const unsigned char *s, size_t n,
-                      enum ap_http_ev *ev)
+static int value_fast(struct ap_http_core *c, uint8_t hdr, const unsigned char *v,
+                      const unsigned char *end)
+{
+	/* the LF at `end` stops the first loop; `end > v` guards the second */
+	while (*v == ' ' || *v == '\t')
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	size_t len = (size_t)(end - v);
+	if (len == 0)
+		return 0;
+	if (hdr == HDR_CL) {
+		uint64_t num = 0;
+		if (len > 19)
+			return 0;
+		for (; v < end; v++) {
+			unsigned d = (unsigned)(*v - '0');
+			if (d > 9)
+				return 0;
+			num = num * 10 + d;
+		}
+		if (!content_length(c, num))
+			return 0;
+	} else {
+		uint16_t flag = token_flag(hdr, v, len);
+		if (!flag)
+			return 0;
+		if (hdr == HDR_TE)
+			c->flags |= HF_TE;
+		token_apply(c, hdr, flag);
+	}
+	return 1;
+}
+
+/*
+ * Reads the header lines that lie whole in s[0..n) as long as they look
+ * ordinary, and stops at the start of the first that does not: one split
+ * by the end of the buffer, a folded line, a name with bytes other than
+ * token bytes, a value value_fast() declines. The byte machine,
+ * headers_slow(), takes over from there; it is the reference, and all done
+ * here is what it would have done with the same line, whose name it would
+ * have scanned byte by byte, and whose value, for the headers we ignore
+ * (nearly all of them), it would have skipped to the LF as here.
+ *
+ * Of the state a line leaves, only hdr (for a fold) and the framing in
+ * flags and remaining are read after it, so those are all that is kept up.
+ * Returns the bytes consumed; *ev becomes HEADERS_DONE after the blank line.
+ */
+static size_t headers_fast(struct ap_http_core *c, const unsigned char *s, size_t n,
+                           enum ap_http_ev *ev)
 {
 	size_t i = 0;
+	uint8_t hdr = c->hdr;
+	/* CR and LF start the blank line; the other bytes <= CR, a name never */
+	while (i < n && s[i] > '\r') {
+		size_t k, lf = scan_line(s, i, n, &k);
+		if (lf == n)
+			break; /* the rest of the line is still to come */
+		if (s[k] != ':') {
+			while (cls[s[k]] & C_TCHAR) /* rare: odd name bytes */
+				k++;
+			if (s[k] != ':')
+				break; /* a fold, a bad name, no colon */
+		}
+		if (k == i)
+			break; /* an empty name */
+		size_t len = k - i;
+		uint8_t h = header_maybe(s[i], len) ? header_id(s + i, len) : HDR_OTHER;
+		if (h != HDR_OTHER && !value_fast(c, h, s + k + 1, s + lf))
+			break;
+		hdr = h;
+		i = lf + 1;
+	}
+	c->hdr = hdr;
+	/* the blank line ending the block, when whole here */
+	size_t end = i + (i < n && s[i] == '\r');
+	if (end < n && s[end] == '\n') {
+		*ev = AP_HTTP_HEADERS_DONE;
+		return end + 1;
+	}
+	return i;
+}
+
+/*
+ * The byte machine for the header block: consumes header-block bytes, from
+ * wherever a line was split or headers_fast() stopped. *ev becomes
+ * HEADERS_DONE right after the blank line, ERROR on a malformed line.
+ * Whenever it is back at the start of a line it gives headers_fast() a go.
+ */
+NOINLINE static size_t headers_slow(struct ap_http_core *c, const unsigned char *s,
+                                    size_t n, enum ap_http_ev *ev)
+{
+	size_t i = 0, refused = c->sub == H_LINE ? 0 : SIZE_MAX;
 	while (i < n) {
+		if (c->sub == H_LINE && i != refused) {
+			/* whole ordinary lines go fast; the rest byte by byte */
+			i += headers_fast(c, s + i, n - i, ev);
+			if (*ev != AP_HTTP_NEED_MORE)
+				return i;
+			refused = i;
+			continue;
+		}
 		unsigned char ch = s[i];
 		switch (c->sub) {
 		case H_LINE:
@@ -365,6 +700,22 @@ static size_t headers(struct ap_http_core *c, const unsigned char *s, size_t n,
 bad:
 	fail(c, ev);
 	return i;
+}
+
+/*
+ * Consumes header-block bytes. *ev becomes HEADERS_DONE right after the
+ * blank line, ERROR on a malformed line; the caller then decides framing.
+ */
+static inline size_t headers(struct ap_http_core *c, const unsigned char *s, size_t n,
+                             enum ap_http_ev *ev)
+{
+	size_t i = 0;
+	if (c->sub == H_LINE) {
+		i = headers_fast(c, s, n, ev);
+		if (i == n || *ev != AP_HTTP_NEED_MORE)
+			return i;
+	}
+	return i + headers_slow(c, s + i, n - i, ev);
 }
 
 /* --- bodies, shared by both directions -------------------------------- */
@@ -527,8 +878,8 @@ static size_t body_bytes(struct ap_http_core *c, const unsigned char *s, size_t 
  * Consumes body bytes in any body state. *ev becomes MSG_DONE after the last
  * one (the caller moves on to the next message), ERROR on broken chunking.
  */
-static size_t body(struct ap_http_core *c, const unsigned char *s, size_t n,
-                   enum ap_http_ev *ev, struct sink *k)
+NOINLINE static size_t body_machine(struct ap_http_core *c, const unsigned char *s,
+                                    size_t n, enum ap_http_ev *ev, struct sink *k)
 {
 	size_t i = 0;
 	while (i < n && *ev == AP_HTTP_NEED_MORE) {
@@ -559,12 +910,38 @@ static size_t body(struct ap_http_core *c, const unsigned char *s, size_t n,
 	return i;
 }
 
+/* body_machine(), with the usual Content-Length body taken in one go. */
+static size_t body(struct ap_http_core *c, const unsigned char *s, size_t n,
+                   enum ap_http_ev *ev, struct sink *k)
+{
+	if (c->state == ST_BODY_CL) {
+		n = body_bytes(c, s, n, k);
+		if (c->remaining == 0)
+			*ev = AP_HTTP_MSG_DONE;
+		return n;
+	}
+	return body_machine(c, s, n, ev, k);
+}
+
 /* --- requests ---------------------------------------------------------- */
 
-/* Same as zeroing: a zeroed parser is a fresh one. */
+/* Same as zeroing, as far as anyone can tell: the bytes past the NULs of
+ * method and target are no part of the results, and clearing all 500 of
+ * them cost more than the rest of a small request's parse. */
 void ap_http_req_init(struct ap_http_req *p)
 {
-	memset(p, 0, sizeof *p);
+	p->method[0] = '\0';
+	p->target[0] = '\0';
+	p->method_len = 0;
+	p->target_len = 0;
+	p->target_truncated = 0;
+	p->version_minor = 0;
+	p->keep_alive = 0;
+	p->expect_continue = 0;
+	p->profile = 0;
+	p->chunked = 0;
+	p->content_length = 0;
+	memset(&p->core, 0, sizeof p->core);
 }
 
 /* A new request line has begun: the previous request's results go. */
@@ -586,9 +963,7 @@ static void req_line_begin(struct ap_http_req *p)
  */
 static size_t req_target(struct ap_http_req *p, const unsigned char *s, size_t n)
 {
-	size_t i = 0;
-	while (i < n && (cls[s[i]] & C_TARGET))
-		i++;
+	size_t i = target_end(s, 0, n);
 	size_t room = AP_HTTP_TARGET_MAX - 1 - p->target_len;
 	size_t keep = i < room ? i : room;
 	memcpy(p->target + p->target_len, s, keep);
@@ -673,12 +1048,67 @@ static int req_version(struct ap_http_req *p, const unsigned char *s)
 }
 
 /*
+ * Copies src[0..len) to dst, with `avail` bytes readable at src and room
+ * for 32 at dst. Short strings, the usual case, go as one or two 16-byte
+ * moves rather than a call to memcpy.
+ */
+static inline void copy_short(char *dst, const unsigned char *src, size_t len,
+                              size_t avail)
+{
+	if (len <= 16 && avail >= 16)
+		memcpy(dst, src, 16);
+	else if (len <= 32 && avail >= 32)
+		memcpy(dst, src, 32);
+	else
+		memcpy(dst, src, len);
+}
+
+/*
+ * The request line whole at the start of s[0..n), in its usual shape
+ * `METHOD SP TARGET SP HTTP/1.d CRLF`: read in one go, without the byte
+ * machine below. Returns the bytes it took (the line), or 0, having
+ * changed no result, for anything else, which req_line() then reads: empty
+ * lines before the request, a bare LF, a line split by the end of the
+ * buffer, any error.
+ */
+NOINLINE static size_t req_line_fast(struct ap_http_req *p, const unsigned char *s,
+                                     size_t n)
+{
+	size_t m = 0;
+	while (m < n && (cls[s[m]] & C_TCHAR) && m < AP_HTTP_METHOD_MAX - 1)
+		m++;
+	if (m == 0 || m == n || s[m] != ' ')
+		return 0;
+	size_t t = m + 1, e = target_end(s, t, n);
+	if (e == t || n - e < 11 || s[e] != ' ')
+		return 0;
+	/* then `HTTP/1.d CRLF`: 10 bytes, known to be there */
+	const unsigned char *v = s + e + 1;
+	if (memcmp(v, http1, sizeof http1 - 1) != 0 || (v[7] != '0' && v[7] != '1') ||
+	    v[8] != '\r' || v[9] != '\n')
+		return 0;
+
+	size_t tlen = e - t, keep = tlen;
+	if (keep > AP_HTTP_TARGET_MAX - 1)
+		keep = AP_HTTP_TARGET_MAX - 1;
+	copy_short(p->method, s, m, n);
+	p->method[m] = '\0';
+	p->method_len = (uint16_t)m;
+	copy_short(p->target, s + t, keep, n - t);
+	p->target[keep] = '\0';
+	p->target_len = (uint16_t)keep;
+	p->target_truncated = keep < tlen;
+	p->version_minor = (uint8_t)(v[7] - '0');
+	return e + 11;
+}
+
+/*
  * Consumes request-line bytes; *ev becomes START_LINE after its LF. The
  * method, target and usual version go through tight loops; the bytes between
  * them, and anything unusual, through req_line_byte().
  */
-static size_t req_line(struct ap_http_req *p, const unsigned char *s, size_t n,
-                       enum ap_http_ev *ev)
+NOINLINE static size_t req_line(struct ap_http_req *p, const unsigned char *s,
+                                size_t n, enum ap_http_ev *ev)
 {
 	struct ap_http_core *c = &p->core;
 	size_t i = 0;
@@ -757,46 +1187,73 @@ static void req_done(struct ap_http_req *p)
 	memset(&p->core, 0, sizeof p->core);
 }
 
+/* The steps of ap_http_req_feed(), one per kind of state, each from the
+ * start of s[0..n), n > 0, with *ev preset to NEED_MORE. */
+NOINLINE static size_t req_step_line(struct ap_http_req *p, const unsigned char *s,
+                                     size_t n, enum ap_http_ev *ev)
+{
+	size_t k = p->core.sub == RL_LEAD ? req_line_fast(p, s, n) : 0;
+	if (!k)
+		return req_line(p, s, n, ev);
+	headers_begin(&p->core);
+	*ev = AP_HTTP_START_LINE;
+	return k;
+}
+
+NOINLINE static size_t req_step_headers(struct ap_http_req *p, const unsigned char *s,
+                                        size_t n, enum ap_http_ev *ev)
+{
+	size_t k = headers(&p->core, s, n, ev);
+	if (*ev == AP_HTTP_HEADERS_DONE)
+		req_headers_done(p, ev);
+	return k;
+}
+
+NOINLINE static size_t req_step_body(struct ap_http_req *p, const unsigned char *s,
+                                     size_t n, enum ap_http_ev *ev)
+{
+	struct sink none = { NULL, NULL };
+	size_t k = body(&p->core, s, n, ev, &none);
+	if (*ev == AP_HTTP_MSG_DONE)
+		req_done(p);
+	return k;
+}
+
 /*
- * Runs the state machines until one has something to report. A bodyless
- * request's MSG_DONE is held back one call (ST_PENDING) so that HEADERS_DONE
- * and MSG_DONE are separate events, as the header promises. The call that
+ * Runs the state machine of the current state until it has something to
+ * report or has taken every byte: one step per call, as every machine
+ * stops only at an event or the end of its bytes. A bodyless request's
+ * MSG_DONE is held back one call (ST_PENDING) so that HEADERS_DONE and
+ * MSG_DONE are separate events, as the header promises. The call that
  * fails consumes the bytes before the offending one; later calls consume
- * nothing.
+ * nothing. The steps are tail calls: this runs several times per message,
+ * and so sets up no stack frame of its own.
  */
 size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
                         enum ap_http_ev *ev)
 {
-	struct ap_http_core *c = &p->core;
 	const unsigned char *s = (const unsigned char *)buf;
-	enum ap_http_ev e = AP_HTTP_NEED_MORE;
-	size_t off = 0;
 
-	if (!buf)
-		len = 0;
-	while (e == AP_HTTP_NEED_MORE) {
-		if (c->state == ST_ERROR) {
-			e = AP_HTTP_ERROR;
-		} else if (c->state == ST_PENDING) {
-			e = AP_HTTP_MSG_DONE;
-			req_done(p);
-		} else if (off == len) {
-			break;
-		} else if (c->state == ST_LINE) {
-			off += req_line(p, s + off, len - off, &e);
-		} else if (c->state == ST_HEADERS) {
-			off += headers(c, s + off, len - off, &e);
-			if (e == AP_HTTP_HEADERS_DONE)
-				req_headers_done(p, &e);
-		} else {
-			struct sink none = { NULL, NULL };
-			off += body(c, s + off, len - off, &e, &none);
-			if (e == AP_HTTP_MSG_DONE)
-				req_done(p);
-		}
+	*ev = AP_HTTP_NEED_MORE;
+	switch (p->core.state) {
+	case ST_ERROR:
+		*ev = AP_HTTP_ERROR;
+		return 0;
+	case ST_PENDING:
+		req_done(p);
+		*ev = AP_HTTP_MSG_DONE;
+		return 0;
 	}
-	*ev = e;
-	return off;
+	if (!buf || len == 0)
+		return 0;
+	switch (p->core.state) {
+	case ST_LINE:
+		return req_step_line(p, s, len, ev);
+	case ST_HEADERS:
+		return req_step_headers(p, s, len, ev);
+	default:
+		return req_step_body(p, s, len, ev);
+	}
 }
 
 /* --- responses --------------------------------------------------------- */
@@ -813,12 +1270,20 @@ void ap_http_resp_begin(struct ap_http_resp *p, int answers_head)
 {
 	if (p->core.state == ST_ERROR)
 		return;
-	memset(p, 0, sizeof *p);
+	/* errbody past errbody_len is no result: left as it was */
+	p->status = 0;
+	p->version_minor = 0;
+	p->keep_alive = 0;
+	p->chunked = 0;
+	p->until_close = 0;
+	p->content_length = 0;
+	p->errbody_len = 0;
 	p->head = answers_head ? 1 : 0;
+	memset(&p->core, 0, sizeof p->core);
 }
 
 /* One byte of `HTTP/1.d SP 3DIGIT [SP reason] CRLF`. The reason phrase goes
- * through memchr in resp_line(). Returns 0 if the byte cannot be there, 2
+ * through find_lf() in resp_line(). Returns 0 if the byte cannot be there, 2
  * after the line's LF, 1 otherwise. */
 static int status_line_byte(struct ap_http_resp *p, unsigned char ch)
 {
@@ -887,8 +1352,8 @@ static int status_fast(struct ap_http_resp *p, const unsigned char *s)
 }
 
 /* Consumes status-line bytes; *ev becomes START_LINE after its LF. */
-static size_t resp_line(struct ap_http_resp *p, const unsigned char *s, size_t n,
-                        enum ap_http_ev *ev)
+NOINLINE static size_t resp_line(struct ap_http_resp *p, const unsigned char *s,
+                                 size_t n, enum ap_http_ev *ev)
 {
 	struct ap_http_core *c = &p->core;
 	size_t i = 0;
@@ -899,10 +1364,9 @@ static size_t resp_line(struct ap_http_resp *p, const unsigned char *s, size_t n
 			continue;
 		}
 		if (c->sub == SL_REASON) {
-			const unsigned char *lf = memchr(s + i, '\n', n - i);
-			if (!lf)
+			i = find_lf(s, i, n);
+			if (i == n)
 				return n;
-			i = (size_t)(lf - s);
 			r = 2;
 		} else if ((r = status_line_byte(p, s[i])) == 0) {
 			fail(c, ev);
@@ -916,6 +1380,29 @@ static size_t resp_line(struct ap_http_resp *p, const unsigned char *s, size_t n
 		}
 	}
 	return i;
+}
+
+/*
+ * The step of ap_http_resp_feed() for the status line: the usual
+ * `HTTP/1.d NNN reason CRLF` whole in the buffer goes as one check and one
+ * search for the LF; anything else through resp_line().
+ */
+NOINLINE static size_t resp_step_line(struct ap_http_resp *p, const unsigned char *s,
+                                      size_t n, enum ap_http_ev *ev)
+{
+	size_t i = 0;
+	if (p->core.sub == SL_LEAD && n >= 12 && status_fast(p, s)) {
+		i = 12;
+		if (n > 12 && s[12] == ' ') {
+			size_t lf = find_lf(s, 13, n);
+			if (lf < n) {
+				headers_begin(&p->core);
+				*ev = AP_HTTP_START_LINE;
+				return lf + 1;
+			}
+		}
+	}
+	return i + resp_line(p, s + i, n - i, ev);
 }
 
 /*
@@ -948,50 +1435,63 @@ static void resp_headers_done(struct ap_http_resp *p)
 	}
 }
 
+/* The steps of ap_http_resp_feed(), as for requests. */
+NOINLINE static size_t resp_step_headers(struct ap_http_resp *p, const unsigned char *s,
+                                         size_t n, enum ap_http_ev *ev)
+{
+	size_t k = headers(&p->core, s, n, ev);
+	if (*ev == AP_HTTP_HEADERS_DONE)
+		resp_headers_done(p);
+	return k;
+}
+
+NOINLINE static size_t resp_step_body(struct ap_http_resp *p, const unsigned char *s,
+                                      size_t n, enum ap_http_ev *ev)
+{
+	struct sink k = { NULL, NULL };
+	if (p->status >= 500) {
+		k.buf = p->errbody;
+		k.len = &p->errbody_len;
+	}
+	size_t used = body(&p->core, s, n, ev, &k);
+	if (*ev == AP_HTTP_MSG_DONE)
+		p->core.state = ST_IDLE;
+	return used;
+}
+
 /* Like ap_http_req_feed(). Bytes fed after MSG_DONE without a begin()
  * start the next response as if begin() had been called with the same HEAD
  * flag. */
 size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
                          enum ap_http_ev *ev)
 {
-	struct ap_http_core *c = &p->core;
 	const unsigned char *s = (const unsigned char *)buf;
-	enum ap_http_ev e = AP_HTTP_NEED_MORE;
-	size_t off = 0;
 
-	if (!buf)
-		len = 0;
-	while (e == AP_HTTP_NEED_MORE) {
-		if (c->state == ST_ERROR) {
-			e = AP_HTTP_ERROR;
-		} else if (c->state == ST_PENDING) {
-			e = AP_HTTP_MSG_DONE;
-			c->state = ST_IDLE;
-		} else if (off == len) {
-			break;
-		} else if (c->state == ST_IDLE) {
-			/* bytes without a begin(): a next response, same HEAD flag
-			 * (what an interim 1xx needs anyway) */
-			ap_http_resp_begin(p, p->head);
-		} else if (c->state == ST_LINE) {
-			off += resp_line(p, s + off, len - off, &e);
-		} else if (c->state == ST_HEADERS) {
-			off += headers(c, s + off, len - off, &e);
-			if (e == AP_HTTP_HEADERS_DONE)
-				resp_headers_done(p);
-		} else {
-			struct sink k = { NULL, NULL };
-			if (p->status >= 500) {
-				k.buf = p->errbody;
-				k.len = &p->errbody_len;
-			}
-			off += body(c, s + off, len - off, &e, &k);
-			if (e == AP_HTTP_MSG_DONE)
-				c->state = ST_IDLE;
-		}
+	*ev = AP_HTTP_NEED_MORE;
+	switch (p->core.state) {
+	case ST_ERROR:
+		*ev = AP_HTTP_ERROR;
+		return 0;
+	case ST_PENDING:
+		p->core.state = ST_IDLE;
+		*ev = AP_HTTP_MSG_DONE;
+		return 0;
 	}
-	*ev = e;
-	return off;
+	if (!buf || len == 0)
+		return 0;
+	switch (p->core.state) {
+	case ST_IDLE:
+		/* bytes without a begin(): a next response, same HEAD flag (what
+		 * an interim 1xx needs anyway) */
+		ap_http_resp_begin(p, p->head);
+		/* fall through */
+	case ST_LINE:
+		return resp_step_line(p, s, len, ev);
+	case ST_HEADERS:
+		return resp_step_headers(p, s, len, ev);
+	default:
+		return resp_step_body(p, s, len, ev);
+	}
 }
 
 /* Only a body that runs until close is ended cleanly by the close; a cut

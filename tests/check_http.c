@@ -34,6 +34,7 @@
 #define SPLIT_WHOLE 0
 #define SPLIT_BYTES 1
 #define SPLIT_RANDOM 2
+#define SPLIT_AT 3 /* two pieces, the first of rng bytes (see split_at()) */
 
 static const uint32_t seeds[] = { 1, 7, 42, 1234, 99991 };
 #define NSPLITS (2 + (int)(sizeof seeds / sizeof seeds[0]))
@@ -63,6 +64,12 @@ static struct splitter splitter(int i)
 	return sp;
 }
 
+/* Two reads, the first of k bytes (k == 0: one read). */
+static struct splitter split_at(size_t k)
+{
+	return (struct splitter){ SPLIT_AT, (uint32_t)k };
+}
+
 /* Mostly tiny reads, now and then a big one, as hosts do. */
 static size_t split_next(struct splitter *sp, size_t left)
 {
@@ -72,6 +79,9 @@ static size_t split_next(struct splitter *sp, size_t left)
 	} else if (sp->mode == SPLIT_RANDOM) {
 		uint32_t r = xorshift(&sp->rng);
 		n = (r & 3) == 0 ? 1 + (r >> 8) % 4096 : 1 + (r >> 8) % 7;
+	} else if (sp->mode == SPLIT_AT && sp->rng) {
+		n = sp->rng;
+		sp->rng = 0;
 	}
 	return n < left ? n : left;
 }
@@ -809,6 +819,331 @@ START_TEST(test_resp_bad)
 }
 END_TEST
 
+/* --- the fast paths ------------------------------------------------------ */
+
+/*
+ * http.c reads a line that lies whole in the buffer in one go and leaves
+ * every other to its byte machines, so a case fed whole takes the fast
+ * paths and the same case fed byte by byte does not: the splits of
+ * must_parse_*() compare the two. These cases aim at the fast paths' own
+ * decisions: which names might be interesting, which values they read
+ * themselves, where their 16- and 32-byte windows fall, and what they must
+ * leave to the byte machines.
+ */
+static const struct hcase fast_req[] = {
+	{ "curl's GET, as the preload sees it from nginx", NULL, {
+		SEG("GET /ok HTTP/1.1\r\n", "S:GET /ok 1.1"),
+		SEG("Host: localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n", "H:ka cl=0;D") } },
+	{ "a browser's GET", NULL, {
+		SEG("GET /products?page=2 HTTP/1.1\r\n", "S:GET /products?page=2 1.1"),
+		SEG("Host: shop.example.com\r\n"
+		    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
+		    "Gecko/20100101 Firefox/128.0\r\n"
+		    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n"
+		    "Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n"
+		    "Cookie: session=3f2a9c1e7b5d4f608a1c2e3b4d5f6a7b; theme=dark; lang=en; cart=17\r\n"
+		    "Referer: https://shop.example.com/\r\nConnection: keep-alive\r\n"
+		    "Upgrade-Insecure-Requests: 1\r\nSec-Fetch-Dest: document\r\n"
+		    "Sec-Fetch-Mode: navigate\r\nSec-Fetch-Site: same-origin\r\n\r\n",
+		    "H:ka cl=0;D") } },
+	{ "the headers we read, in any case", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("cOnTeNt-LeNgTh: 2\r\nCONNECTION: Close\r\nx-APIPROF-profile: 1\r\n"
+		    "EXPECT: 100-CONTINUE\r\n\r\n", "H:close ec pr cl=2"),
+		SEG("ok", "D"),
+		SEG("PUT / HTTP/1.1\r\n", "S:PUT / 1.1"),
+		SEG("TRANSFER-ENCODING: Chunked\r\n\r\n", "H:ka ch"),
+		SEG("0\r\n\r\n", "D") } },
+	{ "names one byte off are other headers", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Lengt: 5\r\nContent-Lengthh: 5\r\nConnectiom: close\r\n"
+		    "Expecu: 100-continue\r\nX-Apiprof-Profilf: 1\r\nTransfer-Encodinf: chunked\r\n"
+		    "Content_Length: 7\r\nC0ntent-Length: 9\r\nXonnection: close\r\n"
+		    "Expect-: 100-continue\r\n\r\n", "H:ka cl=0;D") } },
+	{ "token bytes other than letters and '-' in names", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("X_Under_Score: 1\r\nX.Dot!Bang#$%&'*+^`|~: 1\r\nX-B3-TraceId: 463a\r\n"
+		    "123: x\r\nConnection: close\r\n\r\n", "H:close cl=0;D") } },
+	{ "names around 16 and 32 bytes, lines over 64", NULL, {
+		SEG("POST /0123456789abcdef HTTP/1.1\r\n", "S:POST /0123456789abcdef 1.1"),
+		SEG("Fifteen-Bytes-N: 1\r\nSixteen-Bytes-Na: 1\r\nSeventeen-Bytes-N: 1\r\n"
+		    "Thirty-One-Bytes-Of-Name-Here-X: 1\r\nThirty-Two-Bytes-Of-Name-Here-XY: 1\r\n"
+		    "Thirty-Three-Bytes-Of-Name-Here-X: 1\r\n"
+		    "X-Long: 0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+		    "Content-Length: 3\r\n\r\n", "H:ka cl=3"),
+		SEG("abc", "D") } },
+	{ "values left to the byte machine", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Connection: Upgrade, close\r\nConnection: keep-alive,\r\n"
+		    "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+		    "Expect: 100-continue, x\r\nX-Apiprof-Profile: 1,1\r\n\r\n", "H:close ec pr ch"),
+		SEG("0\r\n\r\n", "D") } },
+	{ "Content-Length forms", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Content-Length: 007\r\nContent-Length:7\r\nContent-Length: \t7 \t\r\n"
+		    "Content-Length: 7 \r\r\n\r\n", "H:ka cl=7"),
+		SEG("abcdefg", "D") } },
+	{ "19 digits, and CR as whitespace", NULL, {
+		SEG("POST / HTTP/1.1\r\n", "S:POST / 1.1"),
+		SEG("Connection: keep-alive\rclose\r\nX-Foo: a\rb\r\n"
+		    "Content-Length: 1844674407370955161\r\n\r\n", "H:close cl=1844674407370955161"),
+		SEG("x", NULL) } },
+	{ "bare LF, CR CR LF", NULL, {
+		SEG("GET / HTTP/1.1\n", GET_S),
+		SEG("Host: x\nConnection: close\r\r\nContent-Length: 0\n\n", "H:close cl=0;D") } },
+	{ "short messages, and pipelined ones", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("A: b\r\n\r\n", "H:ka cl=0;D"),
+		SEG("GET /2 HTTP/1.0\r\n", "S:GET /2 1.0"),
+		SEG("\r\n", "H:close cl=0;D"),
+		SEG("POST /3 HTTP/1.1\r\n", "S:POST /3 1.1"),
+		SEG("Content-Length: 1\r\n\r\n", "H:ka cl=1"),
+		SEG("x", "D"),
+		SEG("GET /4 HTTP/1.1\r\n", "S:GET /4 1.1"),
+		SEG("Connection: close\r\n\r\n", "H:close cl=0;D") } },
+	{ "long and odd targets", NULL, {
+		SEG("GET /0123456789abcde HTTP/1.1\r\n", "S:GET /0123456789abcde 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("GET /0123456789abcdef0123456789abcdef?q=%20&r=\xc3\xa9 HTTP/1.1\r\n",
+		    "S:GET /0123456789abcdef0123456789abcdef?q=%20&r=\xc3\xa9 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("M-SEARCH * HTTP/1.1\r\n", "S:M-SEARCH * 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("GE_T / HTTP/1.1\r\n", "S:GE_T / 1.1"),
+		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "CR inside a name", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host: x\r\nContent\rLength: 5\r\n\r\n", "E") } },
+	{ "space before the colon of a name we ignore", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host : x\r\n\r\n", "E") } },
+	{ "byte >= 0x80 in a name", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Ho\x80st: x\r\n\r\n", "E") } },
+	{ "DEL ending a name", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host\x7f: x\r\n\r\n", "E") } },
+	{ "empty name after good lines", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host: x\r\nAccept: */*\r\n: y\r\n\r\n", "E") } },
+	{ "no colon after good lines", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host: x\r\nAccept */*\r\n\r\n", "E") } },
+	{ "fold after a Transfer-Encoding read in one go", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host: x\r\nTransfer-Encoding: chunked\r\n\tgzip\r\n\r\n", "E") } },
+	{ "20 digits over the maximum", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Content-Length: 18446744073709551616\r\n\r\n", "E") } },
+	{ "CR ending the header block wrongly", NULL, {
+		SEG(GET_HDR, GET_S),
+		SEG("Host: x\r\n\rHost: y\r\n\r\n", "E") } },
+	{ "DEL in a target", NULL, {
+		SEG("GET /\x7f HTTP/1.1\r\n\r\n", "E") } },
+	{ NULL, NULL, { SEG("", NULL) } }
+};
+
+static const struct hcase fast_resp[] = {
+	{ "nginx's reply: headers and body in two iovecs", "0", {
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Server: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 08:23:47 GMT\r\n"
+		    "Content-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n",
+		    "H:ka cl=3"),
+		SEG("ok\n", "D") } },
+	{ "reasons over 32 and 64 bytes, framing in any case", "00", {
+		SEG("HTTP/1.1 500 Internal Server Error, And Then Some More Words To Pass 64\r\n",
+		    "S:500 1.1"),
+		SEG("CONTENT-LENGTH: 4\r\nconnection: CLOSE\r\n\r\n", "H:close cl=4"),
+		SEG("oops", "D:B=oops"),
+		SEG("HTTP/1.1 200 Fine, Thanks For Asking\r\n", "S:200 1.1"),
+		SEG("Transfer-Encoding: CHUNKED\r\n\r\n", "H:ka ch"),
+		SEG("2\r\nok\r\n0\r\n\r\n", "D") } },
+	{ "short replies back to back", "000", {
+		SEG("HTTP/1.1 204 No Content\r\n", "S:204 1.1"),
+		SEG("\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 200\r\n", "S:200 1.1"),
+		SEG("Content-Length: 0\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.0 200 OK\n", "S:200 1.0"),
+		SEG("Connection: keep-alive\nContent-Length: 1\n\n", "H:ka cl=1"),
+		SEG("x", "D") } },
+	{ NULL, NULL, { SEG("", NULL) } }
+};
+
+START_TEST(test_fast_req)
+{
+	must_parse_req(&fast_req[_i]);
+}
+END_TEST
+
+START_TEST(test_fast_resp)
+{
+	must_parse_resp(&fast_resp[_i]);
+}
+END_TEST
+
+/*
+ * Every case of every table, split in two at every position: wherever a
+ * read ends, inside a line or right before or after one, the fast paths
+ * and the byte machines must hand over without a trace of the seam.
+ */
+static void every_split(const struct hcase *c, int is_req)
+{
+	struct trace want, got;
+	size_t len;
+	char *in = case_build(c, &len, &want);
+	for (size_t k = 1; k < len; k++) {
+		if (is_req)
+			req_run(in, len, split_at(k), &got);
+		else
+			resp_run(in, len, c->heads, split_at(k), &got);
+		if (strcmp(got.s, want.s) != 0)
+			ck_abort_msg("case '%s' split at %zu:\n got: %s\nwant: %s", c->name, k,
+			             got.s, want.s);
+	}
+	free(in);
+}
+
+static const struct hcase *const req_tables[] = { req_ok, req_bad, fast_req };
+static const struct hcase *const resp_tables[] = { resp_ok, resp_bad, fast_resp };
+
+START_TEST(test_every_split)
+{
+	for (size_t t = 0; t < 3; t++) {
+		for (const struct hcase *c = req_tables[t]; c->name; c++)
+			every_split(c, 1);
+		for (const struct hcase *c = resp_tables[t]; c->name; c++)
+			every_split(c, 0);
+	}
+}
+END_TEST
+
+/*
+ * Header blocks nobody wrote by hand, from lines made to sit on the fast
+ * paths' decisions (names that almost are the ones we read, odd bytes
+ * where a name ends, values the fast path reads or leaves alone), must
+ * trace the same fed whole (fast paths), byte by byte (byte machines) and
+ * in two pieces split anywhere.
+ */
+static const char *const gen_names[] = {
+	"Host", "A", "User-Agent", "Accept", "Fifteen-Bytes-N", "Sixteen-Bytes-Na",
+	"Thirty-Three-Bytes-Of-Name-Here-X", "X_Y", "X.Y", "X-B3-Id", "1",
+	"Content-Length", "content-LENGTH", "Content-Lengt", "Content-Lengthh",
+	"Connection", "CONNECTION", "Connectiom", "Transfer-Encoding", "transfer-encodinG",
+	"Transfer-Encodinf", "Expect", "eXPECT", "Expecu", "X-Apiprof-Profile",
+	"x-apiprof-profile", "X-Apiprof-Profilf", "Content_Length",
+	/* from here on, names that make the line invalid */
+	"Content\rLength", "Host ", "Ho\x80st", "Host\x7f", "", "Bad\x01",
+};
+#define GEN_GOOD_NAMES 28
+static const char *const gen_values[] = {
+	"", " ", " x", " 0", " 7", " 007", "\t7 ", " 1844674407370955161", " close",
+	" Close", " keep-alive", " keep-alive, close", " Upgrade", " \t close \t ",
+	" chunked", " CHUNKED", " gzip", " gzip, chunked", " 100-continue",
+	" 100-Continue", " 200-ok", " 1", " 1 ", " 11", " a\rb", " 7\r7", " 7,7",
+	" 7, 8", " 18446744073709551616", " -1", " +7", " \x01\xff",
+	" Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static size_t gen_block(uint32_t *rng, int is_req, char *buf, size_t cap)
+{
+	size_t n = (size_t)snprintf(buf, cap, "%s", is_req ? "POST /p HTTP/1.1\r\n"
+	                                                      : "HTTP/1.1 200 OK\r\n");
+	int lines = (int)(xorshift(rng) % 12);
+	for (int l = 0; l < lines && n + 200 < cap; l++) {
+		uint32_t r = xorshift(rng);
+		/* mostly valid names, so that blocks often get to their end */
+		size_t nn = r % 16 ? GEN_GOOD_NAMES : NELEM(gen_names);
+		const char *name = gen_names[(r >> 4) % nn];
+		const char *value = gen_values[(r >> 12) % NELEM(gen_values)];
+		const char *eol = (r >> 24) % 4 ? "\r\n" : "\n";
+		if ((r >> 28) == 0)
+			n += (size_t)snprintf(buf + n, cap - n, " folded%s", eol);
+		else
+			n += (size_t)snprintf(buf + n, cap - n, "%s:%s%s", name, value, eol);
+	}
+	n += (size_t)snprintf(buf + n, cap - n, "\r\n0\r\n\r\n");
+	return n;
+}
+
+START_TEST(test_fast_matches_bytes)
+{
+	enum { ROUNDS = 400, CAP = 4096 };
+	static char buf[CAP];
+	static struct trace want, got;
+	uint32_t rng = 0x1b873593u;
+	int done = 0;
+
+	for (int round = 0; round < ROUNDS; round++) {
+		int is_req = round % 2 == 0;
+		size_t n = gen_block(&rng, is_req, buf, CAP);
+		if (is_req)
+			req_run(buf, n, splitter(0), &want);
+		else
+			resp_run(buf, n, "0", splitter(0), &want);
+		done += strstr(want.s, "H:") != NULL;
+		for (size_t k = 0; k < n; k++) {
+			/* k == 0: byte by byte; else two pieces */
+			struct splitter sp = k ? split_at(k) : splitter(1);
+			if (is_req)
+				req_run(buf, n, sp, &got);
+			else
+				resp_run(buf, n, "0", sp, &got);
+			if (strcmp(got.s, want.s) != 0)
+				ck_abort_msg("round %d split %zu:\n got: %.400s\nwant: %.400s",
+				             round, k, got.s, want.s);
+		}
+	}
+	/* both outcomes must be common, or the comparison proves little */
+	ck_assert_int_gt(done, ROUNDS / 4);
+	ck_assert_int_lt(done, ROUNDS - ROUNDS / 8);
+}
+END_TEST
+
+START_TEST(test_reused_parsers)
+{
+	/* init and begin leave no trace of the previous message in results */
+	struct ap_http_req rq;
+	struct ap_http_resp rs;
+	enum ap_http_ev ev;
+	const char *big = "PROPPATCH /a/much/longer/target/than/the/next/one HTTP/1.1\r\n";
+	const char *small = "GET / HTTP/1.1\r\n";
+	const char *e1 = "HTTP/1.1 500 E\r\nContent-Length: 6\r\n\r\nabcdef";
+	const char *e2 = "HTTP/1.1 502 E\r\nContent-Length: 2\r\n\r\nxy";
+
+	memset(&rq, 0x5a, sizeof rq);
+	ap_http_req_init(&rq);
+	ck_assert_uint_eq(ap_http_req_feed(&rq, big, strlen(big), &ev), strlen(big));
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ap_http_req_init(&rq);
+	ck_assert_str_eq(rq.method, "");
+	ck_assert_str_eq(rq.target, "");
+	ck_assert_uint_eq(ap_http_req_feed(&rq, small, strlen(small), &ev), strlen(small));
+	ck_assert_int_eq(ev, AP_HTTP_START_LINE);
+	ck_assert_str_eq(rq.method, "GET");
+	ck_assert_str_eq(rq.target, "/");
+	ck_assert_uint_eq(rq.method_len, 3);
+	ck_assert_uint_eq(rq.target_len, 1);
+
+	memset(&rs, 0xa5, sizeof rs);
+	ap_http_resp_init(&rs);
+	for (int r = 0; r < 2; r++) {
+		const char *in = r ? e2 : e1;
+		size_t off = 0, len = strlen(in);
+		ap_http_resp_begin(&rs, 0);
+		ck_assert_uint_eq(rs.errbody_len, 0);
+		ck_assert_uint_eq(rs.status, 0);
+		do
+			off += ap_http_resp_feed(&rs, in + off, len - off, &ev);
+		while (ev != AP_HTTP_MSG_DONE && ev != AP_HTTP_ERROR);
+		ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+		ck_assert_uint_eq(rs.errbody_len, r ? 2 : 6);
+		ck_assert_int_eq(memcmp(rs.errbody, r ? "xy" : "abcdef", rs.errbody_len), 0);
+	}
+}
+END_TEST
+
 /* --- cases too big for the tables ---------------------------------------- */
 
 /* Builds prefix + n copies of `fill` + suffix in a malloc'd buffer. */
@@ -1331,6 +1666,15 @@ Suite *http_suite(void)
 	tcase_add_loop_test(tc, test_req_bad, 0, NCASES(req_bad));
 	tcase_add_loop_test(tc, test_resp_ok, 0, NCASES(resp_ok));
 	tcase_add_loop_test(tc, test_resp_bad, 0, NCASES(resp_bad));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fast");
+	tcase_set_timeout(tc, 60); /* every split of every case, under sanitizers */
+	tcase_add_loop_test(tc, test_fast_req, 0, NCASES(fast_req));
+	tcase_add_loop_test(tc, test_fast_resp, 0, NCASES(fast_resp));
+	tcase_add_test(tc, test_every_split);
+	tcase_add_test(tc, test_fast_matches_bytes);
+	tcase_add_test(tc, test_reused_parsers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("large");
