@@ -15,6 +15,11 @@ int main(void)
 	srunner_add_suite(sr, colutil_suite());
 	srunner_add_suite(sr, ingest_suite());
 	srunner_add_suite(sr, store_suite());
+	srunner_add_suite(sr, sql_suite());
+	srunner_add_suite(sr, sqlreq_suite());
+	srunner_add_suite(sr, sqlagg_suite());
+	srunner_add_suite(sr, sqlstore_suite());
+	srunner_add_suite(sr, sqlingest_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -13,5 +13,10 @@ Suite *agg_suite(void);
 Suite *colutil_suite(void);
 Suite *ingest_suite(void);
 Suite *store_suite(void);
+Suite *sql_suite(void);
+Suite *sqlreq_suite(void);
+Suite *sqlagg_suite(void);
+Suite *sqlstore_suite(void);
+Suite *sqlingest_suite(void);
 
 #endif

@@ -1,0 +1,1390 @@
+/*
+ * sql.c - SQL statement shapes (ap_sql.h).
+ *
+ * ap_sql_normalize() is a hand-written lexer with one token of memory (the
+ * kind of the last significant token and, for words, which of a few
+ * keywords it was). Two rules need more than that, and both are done by
+ * speculating and replaying instead of buffering:
+ *  - list collapse: at the `(` after IN / VALUES (or `[` after ARRAY) the
+ *    lexer state is saved and the following tokens are consumed without
+ *    output while they are values and commas; at the closing bracket `?`
+ *    and the bracket are written. Any other token restores the saved state
+ *    and the list is lexed again, this time token by token.
+ *  - VALUES row dedupe: the first row is written; at each `, (` after it
+ *    the state is saved and the next row is lexed in compare mode, where
+ *    output bytes are matched against the first row instead of written.
+ *    A row that matches to its last byte is dropped; a mismatch restores
+ *    the state and turns dedupe off for the rest of the clause.
+ * Neither writes output it later takes back, so a truncated shape is
+ * always a prefix of the full one and lexing can stop at the first byte
+ * that does not fit. Saved states are plain struct copies.
+ */
+#include "config.h"
+#include "ap_sql.h"
+
+#include <string.h>
+
+/* --- byte classes -------------------------------------------------------- */
+
+#define C_IDS 0x01   /* starts an identifier: letter, _, byte >= 0x80 */
+#define C_ID 0x02    /* continues one: the above, digits, $ */
+#define C_DIG 0x04
+#define C_HEX 0x08
+#define C_SP 0x10    /* whitespace, and NUL (treated as whitespace) */
+#define C_CMT 0x20   /* may start or end a comment: - / # * */
+
+#define CL_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define CL_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define CL(c) \
+	((CL_ALPHA(c) || (c) == '_' || (c) >= 0x80 ? C_IDS | C_ID : 0) | \
+	 (CL_DIGIT(c) ? C_ID | C_DIG | C_HEX : 0) | \
+	 ((c) == '$' ? C_ID : 0) | \
+	 (((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F') ? C_HEX : 0) | \
+	 ((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || (c) == 0 ? C_SP : 0) | \
+	 ((c) == '-' || (c) == '/' || (c) == '#' || (c) == '*' ? C_CMT : 0))
+#define CL4(c) CL(c), CL((c) + 1), CL((c) + 2), CL((c) + 3)
+#define CL16(c) CL4(c), CL4((c) + 4), CL4((c) + 8), CL4((c) + 12)
+#define CL64(c) CL16(c), CL16((c) + 16), CL16((c) + 32), CL16((c) + 48)
+
+static const unsigned char cls[256] = {
+	CL64(0), CL64(64), CL64(128), CL64(192)
+};
+
+#define IS(c, m) (cls[(unsigned char)(c)] & (m))
+
+static inline unsigned char lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* Case-insensitive compare of w[0..n) with the lower-case word kw. */
+static int word_is(const unsigned char *w, size_t n, const char *kw)
+{
+	size_t k;
+	for (k = 0; k < n; k++)
+		if (kw[k] == 0 || lower(w[k]) != (unsigned char)kw[k])
+			return 0;
+	return kw[n] == 0;
+}
+
+/* --- normaliser state ---------------------------------------------------- */
+
+enum kind {        /* the last significant token */
+	K_START,   /* nothing yet, or after `;` */
+	K_OP,      /* an operator character */
+	K_OPEN,    /* ( or [ */
+	K_COMMA,
+	K_DOT,
+	K_WORD,    /* identifier or keyword */
+	K_VALUE,   /* literal, placeholder, quoted identifier, ) or ] */
+};
+
+enum tag {         /* what a word was, when it matters */
+	T_NONE,
+	T_IN,      /* IN: a ( after it may start a collapsible list */
+	T_VALUES,  /* VALUES, MySQL VALUE */
+	T_ARRAY,   /* ARRAY: a [ after it may start a collapsible list */
+	T_LIT,     /* NULL TRUE FALSE DEFAULT: values inside a list */
+	T_OPERAND, /* a keyword after which -5 is a negative number */
+};
+
+enum vstate {      /* VALUES row dedupe */
+	V_NONE,
+	V_ROW0,    /* inside the first row */
+	V_AFTER,   /* after a row; a `,` may start another */
+	V_SEP,     /* consumed that `,`, waiting for `(` */
+	V_ROWK,    /* inside a later row, comparing */
+};
+
+#define P_SPACE 1
+#define P_SEMI 2
+
+/* Everything a replay must restore. */
+struct st {
+	size_t i;          /* next input byte */
+	size_t n;          /* output bytes written */
+	size_t cmp;        /* compare mode: next byte of the first row */
+	size_t row0_start; /* first row in out[]: from its `(` ... */
+	size_t row0_end;   /* ... to just after its `)` */
+	unsigned depth;    /* parenthesis depth */
+	unsigned row_depth;/* depth outside the current VALUES row */
+	size_t wpos;       /* the last word, when kind is K_WORD: its start */
+	unsigned char wlen;/* and length, capped (longer words are no keyword) */
+	unsigned char pend;/* P_SEMI | P_SPACE before the next token */
+	unsigned char kind;
+	unsigned char list;  /* collapsing a list: its closing bracket, or 0 */
+	unsigned char items; /* the list had at least one value */
+	unsigned char vstate;
+	unsigned char comparing;
+	unsigned char exec_cmt; /* inside a MySQL / *! ... * / comment */
+};
+
+struct lx {
+	const unsigned char *s;
+	size_t len;
+	char *out;
+	size_t lim;        /* bytes we may write before the NUL */
+	int dialect;
+	int keep;
+	int full;          /* output did not fit: stop */
+	int mismatch;      /* compare mode saw a difference */
+	struct st st;
+	struct st list_snap, row_snap;
+};
+
+/* Undoes a partial UTF-8 character at the end of out[0..*n) when `next`,
+ * the byte that did not fit, continues it. Looks back at most 3 bytes so
+ * that invalid input (long runs of continuation bytes) cannot eat the
+ * output. */
+static void cut_utf8(const char *out, size_t *n, unsigned char next)
+{
+	size_t m = *n, k;
+	if ((next & 0xC0) != 0x80)
+		return;
+	for (k = 0; k < 3 && m > 0; k++) {
+		unsigned char b = (unsigned char)out[m - 1];
+		m--;
+		if ((b & 0xC0) != 0x80) {
+			if (b >= 0xC0)
+				*n = m; /* the lead byte of a cut character */
+			return;
+		}
+	}
+}
+
+static inline void put(struct lx *x, unsigned char c)
+{
+	if (c == 0)
+		c = ' ';
+	if (x->st.comparing) {
+		if (x->st.cmp < x->st.row0_end &&
+		    (unsigned char)x->out[x->st.cmp] == c)
+			x->st.cmp++;
+		else
+			x->mismatch = 1;
+		return;
+	}
+	if (x->full)
+		return;
+	if (x->st.n < x->lim) {
+		x->out[x->st.n++] = (char)c;
+		return;
+	}
+	x->full = 1;
+	cut_utf8(x->out, &x->st.n, c);
+}
+
+/* Writes the pending `;` and space before a token. */
+static void lead_slow(struct lx *x)
+{
+	if (x->st.pend & P_SEMI)
+		put(x, ';');
+	if ((x->st.pend & P_SPACE) && x->st.n > 0)
+		put(x, ' ');
+	x->st.pend = 0;
+}
+
+static inline void lead(struct lx *x)
+{
+	if (x->st.pend)
+		lead_slow(x);
+}
+
+/*
+ * Copies s[a..b) verbatim. nul_free: the span is known to hold no NUL.
+ * Most tokens are short words: with room on both sides they are copied as
+ * one 16-byte block (bytes past the token are scratch, overwritten later
+ * or left after the NUL), which is most of the normaliser's speed.
+ */
+static void span(struct lx *x, size_t a, size_t b, int nul_free)
+{
+	size_t l = b - a, n;
+	lead(x);
+	n = x->st.n;
+	if (nul_free && !x->st.comparing && !x->full && l <= x->lim - n) {
+		if (l <= 16 && x->len - a >= 16 && x->lim - n >= 16)
+			memcpy(x->out + n, x->s + a, 16);
+		else
+			memcpy(x->out + n, x->s + a, l);
+		x->st.n = n + l;
+		return;
+	}
+	for (; a < b && !x->full && !x->mismatch; a++)
+		put(x, x->s[a]);
+}
+
+/* --- scanners: each returns the end of its token ------------------------- */
+
+/* A quoted run starting at s[i] == q: doubled quotes stay inside, and with
+ * bs a backslash escapes the next byte. Returns the end; an unterminated
+ * run ends at len and sets *open (may be NULL). */
+static size_t scan_quoted(const unsigned char *s, size_t len, size_t i,
+                          unsigned char q, int bs, int *open)
+{
+	size_t j = i + 1;
+	for (;;) {
+		if (bs) {
+			while (j < len && s[j] != q && s[j] != '\\')
+				j++;
+		} else {
+			const unsigned char *p = j < len ? memchr(s + j, q, len - j) : NULL;
+			j = p ? (size_t)(p - s) : len;
+		}
+		if (j >= len)
+			break;
+		if (s[j] == '\\') {
+			j += 2;
+			continue;
+		}
+		if (j + 1 < len && s[j + 1] == q) {
+			j += 2;
+			continue;
+		}
+		return j + 1;
+	}
+	if (open)
+		*open = 1;
+	return len;
+}
+
+/* Numbers: 0x.., 0b.., 0o.., digits with _ separators, a fraction, an
+ * exponent. s[i] is a digit or a `.` followed by one. */
+static size_t scan_number(const unsigned char *s, size_t len, size_t i)
+{
+	size_t j = i;
+	if (s[j] == '0' && j + 2 < len) {
+		unsigned char p = lower(s[j + 1]), d = s[j + 2];
+		if (p == 'x' && IS(d, C_HEX)) {
+			for (j += 2; j < len && (IS(s[j], C_HEX) || s[j] == '_'); j++)
+				;
+			return j;
+		}
+		if ((p == 'b' && (d == '0' || d == '1')) ||
+		    (p == 'o' && d >= '0' && d <= '7')) {
+			for (j += 2; j < len && (IS(s[j], C_DIG) || s[j] == '_'); j++)
+				;
+			return j;
+		}
+	}
+	while (j < len && (IS(s[j], C_DIG) ||
+	                   (s[j] == '_' && j + 1 < len && IS(s[j + 1], C_DIG))))
+		j++;
+	if (j < len && s[j] == '.') {
+		j++;
+		while (j < len && IS(s[j], C_DIG))
+			j++;
+	}
+	if (j < len && lower(s[j]) == 'e') {
+		size_t k = j + 1;
+		if (k < len && (s[k] == '+' || s[k] == '-'))
+			k++;
+		if (k < len && IS(s[k], C_DIG)) {
+			for (j = k; j < len && IS(s[j], C_DIG); j++)
+				;
+		}
+	}
+	return j;
+}
+
+static size_t scan_digits(const unsigned char *s, size_t len, size_t i)
+{
+	while (i < len && IS(s[i], C_DIG))
+		i++;
+	return i;
+}
+
+static size_t scan_word(const unsigned char *s, size_t len, size_t i)
+{
+	while (i < len && IS(s[i], C_ID))
+		i++;
+	return i;
+}
+
+/* PostgreSQL dollar quote at s[i] == '$': the end of the whole literal,
+ * or 0 when this `$` does not open one. */
+static size_t scan_dollar(const unsigned char *s, size_t len, size_t i)
+{
+	size_t j = i + 1, tl;
+	if (j < len && s[j] != '$') {
+		if (!IS(s[j], C_IDS))
+			return 0;
+		while (j < len && IS(s[j], C_IDS | C_DIG))
+			j++;
+		if (j >= len || s[j] != '$')
+			return 0;
+	}
+	if (j >= len)
+		return 0;
+	tl = j - i + 1; /* the tag with both dollars */
+	for (j++; j < len;) {
+		const unsigned char *p = memchr(s + j, '$', len - j);
+		if (!p)
+			break;
+		j = (size_t)(p - s);
+		if (len - j >= tl && memcmp(s + j, s + i, tl) == 0)
+			return j + tl;
+		j++;
+	}
+	return len;
+}
+
+static size_t skip_block_comment(const struct lx *x, size_t i)
+{
+	const unsigned char *s = x->s;
+	size_t len = x->len, j = i + 2;
+	unsigned depth = 1;
+	while (j < len) {
+		if (s[j] == '*' && j + 1 < len && s[j + 1] == '/') {
+			j += 2;
+			if (--depth == 0)
+				return j;
+		} else if (s[j] == '/' && j + 1 < len && s[j + 1] == '*' &&
+		           x->dialect == AP_SQL_PG) {
+			depth++;
+			j += 2;
+		} else {
+			j++;
+		}
+	}
+	return len;
+}
+
+static size_t skip_line(const unsigned char *s, size_t len, size_t i)
+{
+	const unsigned char *p = memchr(s + i, '\n', len - i);
+	return p ? (size_t)(p - s) + 1 : len;
+}
+
+/* A keyword of up to 7 letters packed into an integer, lower case first
+ * letter in the low byte; GCC and Clang fold these to constants. */
+#define KB(s, k) ((uint64_t)(sizeof(s) > (k) + 1 ? (unsigned char)(s)[k] : 0) << (8 * (k)))
+#define KW(s) (KB(s, 0) | KB(s, 1) | KB(s, 2) | KB(s, 3) | KB(s, 4) | KB(s, 5) | KB(s, 6))
+
+/* Called for every word, so one pass to pack it and a few compares. */
+static enum tag word_tag(const unsigned char *w, size_t n, int dialect)
+{
+	uint64_t key = 0;
+	size_t k;
+	if (n < 2 || n > 7)
+		return T_NONE;
+	for (k = 0; k < n; k++) {
+		if (!CL_ALPHA(w[k]))
+			return T_NONE;
+		key |= (uint64_t)(w[k] | 0x20) << (8 * k);
+	}
+	switch (n) {
+	case 2:
+		if (key == KW("in"))
+			return T_IN;
+		if (key == KW("or") || key == KW("on") || key == KW("is") ||
+		    key == KW("by"))
+			return T_OPERAND;
+		break;
+	case 3:
+		if (key == KW("and") || key == KW("not"))
+			return T_OPERAND;
+		break;
+	case 4:
+		if (key == KW("null") || key == KW("true"))
+			return T_LIT;
+		if (key == KW("when") || key == KW("then") || key == KW("else") ||
+		    key == KW("like"))
+			return T_OPERAND;
+		break;
+	case 5:
+		if (key == KW("false"))
+			return T_LIT;
+		if (key == KW("array"))
+			return T_ARRAY;
+		/* only MySQL has INSERT ... VALUE (...); elsewhere `value`
+		 * is a common column name */
+		if (key == KW("value") && dialect == AP_SQL_MYSQL)
+			return T_VALUES;
+		if (key == KW("where") || key == KW("limit") || key == KW("ilike"))
+			return T_OPERAND;
+		break;
+	case 6:
+		if (key == KW("values"))
+			return T_VALUES;
+		if (key == KW("select") || key == KW("offset") || key == KW("return"))
+			return T_OPERAND;
+		break;
+	case 7:
+		if (key == KW("default"))
+			return T_LIT;
+		if (key == KW("between"))
+			return T_OPERAND;
+		break;
+	}
+	return T_NONE;
+}
+
+/* --- tokens -------------------------------------------------------------- */
+
+enum tk {
+	TK_VALUE,   /* literal: `?` unless keeping values */
+	TK_PARAM,   /* placeholder: verbatim, a value inside lists */
+	TK_WORD,
+	TK_QIDENT,  /* quoted identifier, may hold any byte */
+	TK_OPEN,
+	TK_CLOSE,
+	TK_COMMA,
+	TK_SEMI,
+	TK_DOT,
+	TK_OP,
+};
+
+/* Handles `)` / `]` once written: depth and VALUES bookkeeping. */
+static void closed(struct lx *x)
+{
+	struct st *st = &x->st;
+	if (st->depth > 0)
+		st->depth--;
+	st->kind = K_VALUE;
+	if (st->vstate == V_ROW0 && st->depth == st->row_depth) {
+		st->row0_end = st->n;
+		st->vstate = V_AFTER;
+	} else if (st->vstate == V_ROWK && st->depth == st->row_depth) {
+		if (!x->mismatch && st->cmp == st->row0_end) {
+			/* the row repeats the first one: drop it */
+			size_t i = st->i;
+			*st = x->row_snap;
+			st->i = i;
+			st->vstate = V_AFTER;
+		} else {
+			x->mismatch = 1;
+		}
+	}
+}
+
+/* The tag of the last token: T_NONE unless it was a word. Computed only
+ * where a rule asks, which is rarely. */
+static enum tag last_tag(const struct lx *x)
+{
+	if (x->st.kind != K_WORD)
+		return T_NONE;
+	return word_tag(x->s + x->st.wpos, x->st.wlen, x->dialect);
+}
+
+/* Emits (or, inside a collapsing list, swallows) the token s[i..end). */
+static void emit(struct lx *x, enum tk t, size_t end)
+{
+	struct st *st = &x->st;
+	size_t i = st->i;
+	unsigned char c = x->s[i];
+
+	if (st->list) {
+		if (t == TK_VALUE || t == TK_PARAM ||
+		    (t == TK_WORD && word_tag(x->s + i, end - i, x->dialect) == T_LIT)) {
+			st->items = 1;
+			st->kind = K_VALUE;
+			st->i = end;
+			return;
+		}
+		if (t == TK_COMMA) {
+			st->kind = K_COMMA;
+			st->i = end;
+			return;
+		}
+		if (t == TK_CLOSE && c == st->list) {
+			st->pend = 0;
+			if (st->items) {
+				lead(x);
+				put(x, '?');
+			}
+			put(x, c);
+			st->list = 0;
+			st->i = end;
+			if (c == ')')
+				closed(x);
+			else
+				st->kind = K_VALUE;
+			return;
+		}
+		/* not a list of values: lex it again, token by token */
+		*st = x->list_snap;
+		return;
+	}
+
+	switch (t) {
+	case TK_VALUE:
+		if (x->keep) {
+			span(x, i, end, 0);
+		} else {
+			lead(x);
+			put(x, '?');
+		}
+		st->kind = K_VALUE;
+		break;
+	case TK_PARAM:
+		span(x, i, end, 1);
+		st->kind = K_VALUE;
+		break;
+	case TK_QIDENT:
+		span(x, i, end, memchr(x->s + i, 0, end - i) == NULL);
+		st->kind = K_VALUE;
+		break;
+	case TK_WORD:
+		span(x, i, end, 1);
+		st->kind = K_WORD;
+		st->wpos = i;
+		st->wlen = end - i < 255 ? (unsigned char)(end - i) : 255;
+		st->i = end;
+		return;
+	case TK_OPEN: {
+		int listy = 0;
+		lead(x);
+		if (!x->keep) {
+			enum tag tag = last_tag(x);
+			if (c == '(' && tag == T_VALUES && st->vstate == V_NONE) {
+				st->row0_start = st->n;
+				st->row_depth = st->depth;
+				st->vstate = V_ROW0;
+			}
+			listy = (c == '(' && (tag == T_IN || tag == T_VALUES)) ||
+			        (c == '[' && tag == T_ARRAY);
+			if (c == '(' && st->vstate == V_ROWK && st->depth == st->row_depth)
+				listy = 1; /* a later row opens */
+		}
+		put(x, c);
+		st->depth += c == '(';
+		st->kind = K_OPEN;
+		st->i = end;
+		if (listy) {
+			x->list_snap = *st;
+			st->list = c == '(' ? ')' : ']';
+			st->items = 0;
+		}
+		return;
+	}
+	case TK_CLOSE:
+		span(x, i, end, 1);
+		st->i = end;
+		if (c == ')')
+			closed(x);
+		else
+			st->kind = K_VALUE;
+		return;
+	case TK_COMMA:
+		span(x, i, end, 1);
+		st->kind = K_COMMA;
+		break;
+	case TK_SEMI:
+		if (st->vstate == V_ROWK) {
+			x->mismatch = 1; /* a row cannot hold a `;` */
+			return;
+		}
+		st->pend = P_SEMI;
+		st->kind = K_START;
+		st->vstate = V_NONE;
+		st->depth = 0;
+		break;
+	case TK_DOT:
+		span(x, i, end, 1);
+		st->kind = K_DOT;
+		break;
+	case TK_OP:
+		span(x, i, end, 0);
+		st->kind = K_OP;
+		break;
+	}
+	st->i = end;
+}
+
+/* May a sign at the current position fold into the number after it? */
+static int sign_folds(const struct lx *x)
+{
+	switch (x->st.kind) {
+	case K_START:
+	case K_OP:
+	case K_OPEN:
+	case K_COMMA:
+		return 1;
+	case K_WORD:
+		return last_tag(x) == T_OPERAND;
+	}
+	return 0;
+}
+
+/* Lexes the significant token at st.i and emits it. */
+static void token(struct lx *x)
+{
+	const unsigned char *s = x->s;
+	size_t len = x->len, i = x->st.i, j;
+	unsigned char c = s[i], d = i + 1 < len ? s[i + 1] : 0;
+	int dialect = x->dialect;
+
+	if (IS(c, C_IDS)) {
+		j = scan_word(s, len, i);
+		if (j < len && s[j] == '\'') {
+			unsigned char p = lower(c);
+			if (j - i == 1 &&
+			    ((p == 'e' && dialect == AP_SQL_PG) ||
+			     ((p == 'b' || p == 'n') && dialect != AP_SQL_SQLITE) ||
+			     p == 'x')) {
+				int bs = p == 'e' || dialect == AP_SQL_MYSQL;
+				emit(x, TK_VALUE, scan_quoted(s, len, j, '\'', bs, NULL));
+				return;
+			}
+		}
+		if (j - i == 1 && lower(c) == 'u' && dialect == AP_SQL_PG &&
+		    j + 1 < len && s[j] == '&' && s[j + 1] == '\'') {
+			emit(x, TK_VALUE, scan_quoted(s, len, j + 1, '\'', 0, NULL));
+			return;
+		}
+		emit(x, TK_WORD, j);
+		return;
+	}
+	if (IS(c, C_DIG) || (c == '.' && IS(d, C_DIG) &&
+	                     !((x->st.kind == K_WORD || x->st.kind == K_VALUE) &&
+	                       !x->st.pend))) {
+		j = scan_number(s, len, i);
+		if (dialect == AP_SQL_MYSQL && c != '.') {
+			/* MySQL identifiers may start with digits */
+			size_t w = scan_word(s, len, i);
+			if (w > j) {
+				emit(x, TK_WORD, w);
+				return;
+			}
+		}
+		emit(x, TK_VALUE, j);
+		return;
+	}
+	switch (c) {
+	case '\'':
+		emit(x, TK_VALUE, scan_quoted(s, len, i, c, dialect == AP_SQL_MYSQL, NULL));
+		return;
+	case '"':
+		if (dialect == AP_SQL_MYSQL) {
+			emit(x, TK_VALUE, scan_quoted(s, len, i, c, 1, NULL));
+			return;
+		}
+		/* fall through */
+	case '`': {
+		/* an unterminated identifier swallowed the rest, values and
+		 * all: it is not kept */
+		int open = 0;
+		j = scan_quoted(s, len, i, c, 0, &open);
+		emit(x, open ? TK_VALUE : TK_QIDENT, j);
+		return;
+	}
+	case '[':
+		if (dialect == AP_SQL_SQLITE) {
+			const unsigned char *p = memchr(s + i, ']', len - i);
+			emit(x, p ? TK_QIDENT : TK_VALUE, p ? (size_t)(p - s) + 1 : len);
+		} else {
+			emit(x, TK_OPEN, i + 1);
+		}
+		return;
+	case '(':
+		emit(x, TK_OPEN, i + 1);
+		return;
+	case ')':
+	case ']':
+		emit(x, TK_CLOSE, i + 1);
+		return;
+	case ',':
+		emit(x, TK_COMMA, i + 1);
+		return;
+	case ';':
+		emit(x, TK_SEMI, i + 1);
+		return;
+	case '.':
+		emit(x, TK_DOT, i + 1);
+		return;
+	case '-':
+	case '+':
+		if ((IS(d, C_DIG) || (d == '.' && i + 2 < len && IS(s[i + 2], C_DIG))) &&
+		    sign_folds(x)) {
+			emit(x, TK_VALUE, scan_number(s, len, i + 1));
+			return;
+		}
+		break;
+	case '?':
+		emit(x, TK_PARAM, scan_digits(s, len, i + 1));
+		return;
+	case '$':
+		if (dialect == AP_SQL_PG && (j = scan_dollar(s, len, i)) != 0) {
+			emit(x, TK_VALUE, j);
+			return;
+		}
+		if (IS(d, C_DIG)) {
+			emit(x, TK_PARAM, scan_digits(s, len, i + 1));
+			return;
+		}
+		if (IS(d, C_IDS) && dialect != AP_SQL_PG) {
+			/* SQLite $name; a MySQL identifier starting with $ */
+			emit(x, dialect == AP_SQL_SQLITE ? TK_PARAM : TK_WORD,
+			     scan_word(s, len, i + 1));
+			return;
+		}
+		break;
+	case ':':
+		if (dialect == AP_SQL_SQLITE && IS(d, C_ID)) {
+			emit(x, TK_PARAM, scan_word(s, len, i + 1));
+			return;
+		}
+		if (d == ':') { /* a cast: keep `::` together */
+			emit(x, TK_OP, i + 2);
+			return;
+		}
+		break;
+	case '@':
+		if (dialect != AP_SQL_PG) {
+			j = i + 1;
+			if (dialect == AP_SQL_MYSQL && d == '@')
+				j++;
+			if (j < len && IS(s[j], C_ID)) {
+				emit(x, TK_PARAM, scan_word(s, len, j));
+				return;
+			}
+		}
+		break;
+	}
+	emit(x, TK_OP, i + 1);
+}
+
+/* --- ap_sql_normalize ----------------------------------------------------- */
+
+/* A later VALUES row differs from the first: lex it again for output and
+ * keep the rest of the clause row by row. */
+static void row_fail(struct lx *x)
+{
+	x->st = x->row_snap;
+	x->st.vstate = V_NONE;
+	x->mismatch = 0;
+}
+
+size_t ap_sql_normalize(const char *sql, size_t len,
+                        enum ap_sql_dialect dialect, unsigned flags,
+                        char *out, size_t outcap, int *truncated)
+{
+	struct lx x;
+	const unsigned char *s = (const unsigned char *)sql;
+
+	memset(&x.st, 0, sizeof x.st);
+	x.s = s;
+	x.len = sql ? len : 0;
+	len = x.len;
+	x.out = out;
+	x.lim = outcap ? outcap - 1 : 0;
+	x.dialect = dialect == AP_SQL_MYSQL || dialect == AP_SQL_SQLITE ?
+	            (int)dialect : AP_SQL_PG;
+	x.keep = (flags & AP_SQL_KEEP_VALUES) != 0;
+	x.full = 0;
+	x.mismatch = 0;
+
+	for (;;) {
+		size_t i = x.st.i;
+		unsigned char c;
+
+		if (x.full)
+			break;
+		if (x.mismatch) {
+			row_fail(&x);
+			continue;
+		}
+		if (i >= len) {
+			if (x.st.vstate == V_SEP || x.st.vstate == V_ROWK) {
+				row_fail(&x);
+				continue;
+			}
+			if (x.st.list && x.st.items) { /* unterminated list */
+				x.st.pend = 0;
+				lead(&x);
+				put(&x, '?');
+			}
+			break;
+		}
+		c = s[i];
+		if (IS(c, C_SP)) {
+			do
+				i++;
+			while (i < len && IS(s[i], C_SP));
+			x.st.i = i;
+			x.st.pend |= P_SPACE;
+			continue;
+		}
+		if (IS(c, C_IDS) && !x.st.list && x.st.vstate == V_NONE) {
+			/* the common token, inline: a word not followed by a
+			 * quote (which could make it a literal's prefix) */
+			size_t j = scan_word(s, len, i), n = x.st.n;
+			if (j >= len || (s[j] != '\'' && s[j] != '&')) {
+				/* not comparing (that is V_ROWK), not full (we
+				 * would have stopped): room is all we check */
+				if (j - i <= 16 && len - i >= 16 && x.lim - n >= 18) {
+					if (x.st.pend & P_SEMI)
+						out[n++] = ';';
+					if ((x.st.pend & P_SPACE) && n > 0)
+						out[n++] = ' ';
+					x.st.pend = 0;
+					memcpy(out + n, s + i, 16);
+					x.st.n = n + (j - i);
+				} else {
+					span(&x, i, j, 1);
+				}
+				x.st.kind = K_WORD;
+				x.st.wpos = i;
+				x.st.wlen = j - i < 255 ? (unsigned char)(j - i) : 255;
+				x.st.i = j;
+				continue;
+			}
+		}
+		if (IS(c, C_CMT)) {
+			if (c == '-' && i + 1 < len && s[i + 1] == '-' &&
+			    (x.dialect != AP_SQL_MYSQL || i + 2 >= len || s[i + 2] <= ' ')) {
+				x.st.i = skip_line(s, len, i + 2);
+				x.st.pend |= P_SPACE;
+				continue;
+			}
+			if (c == '#' && x.dialect == AP_SQL_MYSQL) {
+				x.st.i = skip_line(s, len, i + 1);
+				x.st.pend |= P_SPACE;
+				continue;
+			}
+			if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+				size_t j = i + 2;
+				if (x.dialect == AP_SQL_MYSQL) {
+					if (j < len && s[j] == 'M')
+						j++;
+					if (j < len && s[j] == '!') {
+						x.st.i = scan_digits(s, len, j + 1);
+						x.st.exec_cmt = 1;
+						x.st.pend |= P_SPACE;
+						continue;
+					}
+				}
+				x.st.i = skip_block_comment(&x, i);
+				x.st.pend |= P_SPACE;
+				continue;
+			}
+			if (c == '*' && x.st.exec_cmt && i + 1 < len && s[i + 1] == '/') {
+				x.st.i = i + 2;
+				x.st.exec_cmt = 0;
+				x.st.pend |= P_SPACE;
+				continue;
+			}
+		}
+
+		if (x.st.vstate == V_AFTER) {
+			if (c == ',') {
+				x.row_snap = x.st;
+				x.st.vstate = V_SEP;
+				x.st.i = i + 1;
+				continue;
+			}
+			x.st.vstate = V_NONE;
+		} else if (x.st.vstate == V_SEP) {
+			if (c != '(') {
+				row_fail(&x);
+				continue;
+			}
+			x.st.pend = 0;
+			x.st.comparing = 1;
+			x.st.cmp = x.st.row0_start;
+			x.st.vstate = V_ROWK;
+			x.st.row_depth = x.st.depth;
+			x.st.kind = K_COMMA;
+		}
+		token(&x);
+	}
+
+	if (outcap)
+		out[x.st.n] = 0;
+	if (truncated)
+		*truncated = x.full;
+	return x.st.n;
+}
+
+/* --- fingerprint ---------------------------------------------------------- */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static int wordish(unsigned char c)
+{
+	return IS(c, C_ID) || c == '?' || c == '"' || c == '`' || c == '\'';
+}
+
+uint64_t ap_sql_fingerprint(const char *norm, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)norm;
+	uint64_t h = FNV_OFFSET;
+	unsigned char q = 0, prev = 0;
+	size_t i = 0;
+
+	if (!norm)
+		len = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		if (q) {
+			if (c == q)
+				q = 0; /* a doubled quote reopens at once */
+		} else if (IS(c, C_SP)) {
+			size_t j = i;
+			while (j < len && IS(s[j], C_SP))
+				j++;
+			if (j < len && wordish(prev) && wordish(s[j])) {
+				h ^= ' ';
+				h *= FNV_PRIME;
+			}
+			i = j;
+			continue;
+		} else if (c == '"' || c == '`' || c == '\'') {
+			q = c;
+		} else {
+			c = lower(c);
+		}
+		h ^= c;
+		h *= FNV_PRIME;
+		prev = c;
+		i++;
+	}
+	return h;
+}
+
+/* --- classification -------------------------------------------------------- */
+
+/* Skips whitespace, comments and, with parens, opening parentheses. */
+static size_t skip_noise(const unsigned char *s, size_t len, size_t i, int parens)
+{
+	while (i < len) {
+		unsigned char c = s[i];
+		if (IS(c, C_SP) || (parens && c == '(')) {
+			i++;
+		} else if (c == '-' && i + 1 < len && s[i + 1] == '-') {
+			i = skip_line(s, len, i + 2);
+		} else if (c == '#') {
+			i = skip_line(s, len, i + 1);
+		} else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
+			size_t j = i + 2;
+			while (j + 1 < len && !(s[j] == '*' && s[j + 1] == '/'))
+				j++;
+			i = j + 1 < len ? j + 2 : len;
+		} else {
+			break;
+		}
+	}
+	return i;
+}
+
+/* The operation a statement verb names, or -1 when it names none. */
+static int verb_op(const unsigned char *w, size_t n)
+{
+	if (word_is(w, n, "select") || word_is(w, n, "values") ||
+	    word_is(w, n, "table"))
+		return AP_SQL_OP_SELECT;
+	if (word_is(w, n, "insert") || word_is(w, n, "replace"))
+		return AP_SQL_OP_INSERT;
+	if (word_is(w, n, "update"))
+		return AP_SQL_OP_UPDATE;
+	if (word_is(w, n, "delete"))
+		return AP_SQL_OP_DELETE;
+	return -1;
+}
+
+/*
+ * Finds the statement's main verb: returns its operation and sets [*vs,
+ * *ve) to the verb word (empty for WITH without one, and for statements
+ * without a word).
+ */
+static enum ap_sql_op main_verb(const unsigned char *s, size_t len,
+                                size_t *vs, size_t *ve)
+{
+	size_t i = skip_noise(s, len, 0, 1), e = scan_word(s, len, i);
+	unsigned depth = 0;
+	int op;
+
+	*vs = *ve = i;
+	if (e == i)
+		return AP_SQL_OP_OTHER;
+	*ve = e;
+	op = verb_op(s + i, e - i);
+	if (op >= 0)
+		return (enum ap_sql_op)op;
+	if (word_is(s + i, e - i, "create") || word_is(s + i, e - i, "alter") ||
+	    word_is(s + i, e - i, "drop") || word_is(s + i, e - i, "truncate") ||
+	    word_is(s + i, e - i, "rename"))
+		return AP_SQL_OP_DDL;
+	if (word_is(s + i, e - i, "comment")) {
+		size_t a = skip_noise(s, len, e, 0), b = scan_word(s, len, a);
+		return word_is(s + a, b - a, "on") ? AP_SQL_OP_DDL : AP_SQL_OP_OTHER;
+	}
+	if (!word_is(s + i, e - i, "with"))
+		return AP_SQL_OP_OTHER;
+
+	/* WITH: the first verb outside the common table expressions */
+	for (i = e; i < len;) {
+		unsigned char c = s[i];
+		if (c == '\'' || c == '"' || c == '`') {
+			i = scan_quoted(s, len, i, c, 0, NULL);
+		} else if (c == '(') {
+			depth++;
+			i++;
+		} else if (c == ')') {
+			depth -= depth > 0;
+			i++;
+		} else if (IS(c, C_IDS)) {
+			e = scan_word(s, len, i);
+			if (depth == 0 && (op = verb_op(s + i, e - i)) >= 0 &&
+			    !word_is(s + i, e - i, "values") &&
+			    !word_is(s + i, e - i, "table")) {
+				*vs = i;
+				*ve = e;
+				return (enum ap_sql_op)op;
+			}
+			i = e;
+		} else if (c == '-' || c == '/' || c == '#') {
+			size_t j = skip_noise(s, len, i, 0);
+			i = j > i ? j : i + 1;
+		} else {
+			i++;
+		}
+	}
+	*vs = *ve = len;
+	return AP_SQL_OP_SELECT;
+}
+
+enum ap_sql_op ap_sql_operation(const char *norm, size_t len)
+{
+	size_t vs, ve;
+	if (!norm)
+		return AP_SQL_OP_OTHER;
+	return main_verb((const unsigned char *)norm, len, &vs, &ve);
+}
+
+const char *ap_sql_op_name(enum ap_sql_op op)
+{
+	switch (op) {
+	case AP_SQL_OP_SELECT: return "select";
+	case AP_SQL_OP_INSERT: return "insert";
+	case AP_SQL_OP_UPDATE: return "update";
+	case AP_SQL_OP_DELETE: return "delete";
+	case AP_SQL_OP_DDL: return "ddl";
+	case AP_SQL_OP_OTHER: break;
+	}
+	return "other";
+}
+
+int ap_sql_is_session(const char *norm, size_t len)
+{
+	static const char *const words[] = {
+		"begin", "commit", "end", "rollback", "abort", "savepoint",
+		"release", "set", "show", "reset", "discard", "use", NULL
+	};
+	const unsigned char *s = (const unsigned char *)norm;
+	size_t i, e, k;
+
+	if (!norm)
+		return 0;
+	i = skip_noise(s, len, 0, 0);
+	e = scan_word(s, len, i);
+	for (k = 0; words[k]; k++)
+		if (word_is(s + i, e - i, words[k]))
+			return 1;
+	if (word_is(s + i, e - i, "start")) {
+		size_t a = skip_noise(s, len, e, 0), b = scan_word(s, len, a);
+		return word_is(s + a, b - a, "transaction");
+	}
+	return 0;
+}
+
+/* --- table of a write ------------------------------------------------------ */
+
+static int in_list(const unsigned char *w, size_t n, const char *const *list)
+{
+	for (; *list; list++)
+		if (word_is(w, n, *list))
+			return 1;
+	return 0;
+}
+
+/* Copies the possibly qualified, possibly quoted name at s[i] to out
+ * without its quotes. 0 when there is none or it does not fit. */
+static size_t read_name(const unsigned char *s, size_t len, size_t i,
+                        char *out, size_t cap)
+{
+	size_t o = 0;
+	for (;;) {
+		unsigned char c = i < len ? s[i] : 0;
+		if (c == '"' || c == '`' || c == '[') {
+			unsigned char q = c == '[' ? ']' : c;
+			size_t j = i + 1;
+			for (;;) {
+				if (j >= len)
+					return 0; /* unterminated */
+				if (s[j] == q) {
+					if (q != ']' && j + 1 < len && s[j + 1] == q)
+						j++; /* doubled: one quote */
+					else
+						break;
+				}
+				if (o + 1 >= cap)
+					return 0;
+				out[o++] = (char)s[j++];
+			}
+			i = j + 1;
+		} else if (IS(c, C_IDS)) {
+			size_t e = scan_word(s, len, i);
+			if (e - i >= cap || o + (e - i) >= cap)
+				return 0;
+			memcpy(out + o, s + i, e - i);
+			o += e - i;
+			i = e;
+		} else {
+			break;
+		}
+		if (i + 1 < len && s[i] == '.' &&
+		    (IS(s[i + 1], C_IDS) || s[i + 1] == '"' || s[i + 1] == '`' ||
+		     s[i + 1] == '[')) {
+			if (o + 1 >= cap)
+				return 0;
+			out[o++] = '.';
+			i++;
+			continue;
+		}
+		break;
+	}
+	if (cap)
+		out[o] = 0;
+	return o;
+}
+
+size_t ap_sql_table(const char *norm, size_t len, char *out, size_t cap)
+{
+	static const char *const ins_mods[] = {
+		"low_priority", "delayed", "high_priority", "ignore", NULL
+	};
+	static const char *const upd_mods[] = {
+		"low_priority", "ignore", "only", NULL
+	};
+	static const char *const del_mods[] = {
+		"low_priority", "quick", "ignore", NULL
+	};
+	const unsigned char *s = (const unsigned char *)norm;
+	const char *const *mods;
+	const char *intro;  /* the word after which the name comes */
+	size_t i, e, n = 0;
+	int k;
+	enum ap_sql_op op;
+
+	if (cap)
+		out[0] = 0;
+	if (!norm || !cap)
+		return 0;
+	op = main_verb(s, len, &i, &e);
+	switch (op) {
+	case AP_SQL_OP_INSERT: mods = ins_mods; intro = "into"; break;
+	case AP_SQL_OP_UPDATE: mods = upd_mods; intro = NULL; break;
+	case AP_SQL_OP_DELETE: mods = del_mods; intro = "from"; break;
+	default: return 0;
+	}
+	i = e;
+	for (k = 0; k < 8; k++) { /* bounded: modifiers are few */
+		size_t a = skip_noise(s, len, i, 0), b = scan_word(s, len, a);
+		i = a;
+		if (b == a)
+			break;
+		if (word_is(s + a, b - a, "or")) { /* SQLite INSERT OR REPLACE */
+			size_t c2 = skip_noise(s, len, b, 0);
+			i = scan_word(s, len, c2);
+			continue;
+		}
+		if (intro && word_is(s + a, b - a, intro)) {
+			i = skip_noise(s, len, b, 0);
+			b = scan_word(s, len, i);
+			if (word_is(s + i, b - i, "only"))
+				i = skip_noise(s, len, b, 0);
+			break;
+		}
+		if (!in_list(s + a, b - a, mods))
+			break;
+		i = b;
+	}
+	if (i < len)
+		n = read_name(s, len, i, out, cap);
+	if (n == 0)
+		out[0] = 0;
+	return n;
+}
+
+/* --- error messages ---------------------------------------------------------- */
+
+struct sink {
+	char *out;
+	size_t lim, n;
+	int full;
+};
+
+static void sput(struct sink *k, unsigned char c)
+{
+	if (c == 0)
+		c = ' ';
+	if (k->full)
+		return;
+	if (k->n < k->lim) {
+		k->out[k->n++] = (char)c;
+		return;
+	}
+	k->full = 1;
+	cut_utf8(k->out, &k->n, c);
+}
+
+/* Words after which servers quote an identifier rather than a value. */
+static const char *const obj_words[] = {
+	"relation", "table", "column", "constraint", "index", "key",
+	"sequence", "view", "schema", "database", "role", "user", "function",
+	"procedure", "routine", "type", "trigger", "extension", "domain",
+	"collation", "tablespace", "operator", "statement", "cursor",
+	"savepoint", "portal", "channel", "publication", "subscription",
+	"server", "policy", "rule", "aggregate", "attribute", "partition",
+	"variable", "event", "engine", NULL
+};
+
+static int is_uuid(const unsigned char *s, size_t len, size_t i)
+{
+	size_t k;
+	if (len - i < 36 || (len - i > 36 && IS(s[i + 36], C_ID)))
+		return 0;
+	for (k = 0; k < 36; k++) {
+		if (k == 8 || k == 13 || k == 18 || k == 23) {
+			if (s[i + k] != '-')
+				return 0;
+		} else if (!IS(s[i + k], C_HEX)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int is_hex_id(const unsigned char *w, size_t n)
+{
+	size_t k;
+	int digit = 0;
+	if (n < 8)
+		return 0;
+	for (k = 0; k < n; k++) {
+		if (!IS(w[k], C_HEX))
+			return 0;
+		digit |= IS(w[k], C_DIG) != 0;
+	}
+	return digit;
+}
+
+static int is_alnum(unsigned char c)
+{
+	return CL_ALPHA(c) || CL_DIGIT(c);
+}
+
+size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap)
+{
+	const unsigned char *s = (const unsigned char *)msg;
+	struct sink k = { out, cap ? cap - 1 : 0, 0, 0 };
+	size_t i = 0, ws = 0, we = 0;
+	int after_word = 0; /* only blanks since the word s[ws..we) */
+
+	if (!msg)
+		len = 0;
+	while (i < len && !k.full) {
+		unsigned char c = s[i];
+		size_t j;
+
+		/* a quote right after a letter is an apostrophe (doesn't) */
+		if ((c == '\'' || c == '"') && !(i > 0 && is_alnum(s[i - 1]))) {
+			int keep = after_word && in_list(s + ws, we - ws, obj_words);
+			for (j = i + 1; j < len; j++)
+				if (s[j] == c && (j + 1 >= len || !is_alnum(s[j + 1])))
+					break;
+			if (j >= len) {
+				sput(&k, '?'); /* unterminated: never kept */
+				break;
+			}
+			if (keep) {
+				for (; i <= j; i++)
+					sput(&k, s[i]);
+			} else {
+				sput(&k, '?');
+			}
+			i = j + 1;
+			after_word = 0;
+			continue;
+		}
+		if (c == '`') {
+			const unsigned char *p = memchr(s + i + 1, '`', len - i - 1);
+			if (!p) {
+				sput(&k, '?');
+				break;
+			}
+			for (j = (size_t)(p - s); i <= j; i++)
+				sput(&k, s[i]);
+			after_word = 0;
+			continue;
+		}
+		if (IS(c, C_HEX) && is_uuid(s, len, i)) {
+			sput(&k, '?');
+			i += 36;
+			after_word = 0;
+			continue;
+		}
+		if (IS(c, C_DIG) ||
+		    ((c == '-' || c == '+') && i + 1 < len && IS(s[i + 1], C_DIG) &&
+		     (i == 0 || !is_alnum(s[i - 1])))) {
+			for (j = i + 1; j < len && (is_alnum(s[j]) || s[j] == '_' ||
+			                            (s[j] == '.' && j + 1 < len &&
+			                             IS(s[j + 1], C_DIG))); j++)
+				;
+			sput(&k, '?');
+			i = j;
+			after_word = 0;
+			continue;
+		}
+		if (IS(c, C_IDS)) {
+			j = scan_word(s, len, i);
+			if (is_hex_id(s + i, j - i)) {
+				sput(&k, '?');
+				after_word = 0;
+			} else {
+				for (ws = i; i < j; i++)
+					sput(&k, s[i]);
+				we = j;
+				after_word = 1;
+			}
+			i = j;
+			continue;
+		}
+		if (c != ' ' && c != '\t')
+			after_word = 0;
+		sput(&k, c);
+		i++;
+	}
+	if (cap)
+		out[k.n] = 0;
+	return k.n;
+}
+
+size_t ap_sql_pg_primary(const char *msg, size_t len, size_t *off)
+{
+	static const char *const tags[] = {
+		"ERROR:", "FATAL:", "PANIC:", "WARNING:", NULL
+	};
+	const unsigned char *s = (const unsigned char *)msg, *p;
+	size_t i = 0, e, k;
+
+	if (!msg)
+		len = 0;
+	for (k = 0; tags[k]; k++) {
+		size_t tl = strlen(tags[k]);
+		if (len >= tl && memcmp(s, tags[k], tl) == 0) {
+			for (i = tl; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
+				;
+			break;
+		}
+	}
+	p = i < len ? memchr(s + i, '\n', len - i) : NULL;
+	e = p ? (size_t)(p - s) : len;
+	while (e > i && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r'))
+		e--;
+	if (off)
+		*off = i;
+	return e - i;
+}
