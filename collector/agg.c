@@ -15,7 +15,10 @@
 #include <string.h>
 
 #include "ap_route.h"
+#include "ap_wire.h"
+#include "findings.h"
 #include "hmap.h"
+#include "stmt.h"
 
 /* A service's known routes, for the max_routes cap. Services are never
  * removed (their number is bounded by what senders name them, and the
@@ -23,6 +26,7 @@
 struct svc {
 	struct col_hmap *routes; /* route -> its own malloc'ed copy */
 	size_t nroutes;
+	size_t nshapes;          /* all-time shapes but {other}, for the shape cap */
 	char name[];
 };
 
@@ -37,7 +41,10 @@ struct proc {
 struct col_agg {
 	pthread_mutex_t mu;
 	int max_routes;
+	size_t max_shapes;
 	struct col_epset *all;
+	struct col_shapeset *all_shapes;
+	struct col_findings *findings;
 	struct col_minute *pending;        /* newest first */
 	struct col_minute_batch *taken;
 	struct col_hmap *services;         /* name -> struct svc */
@@ -112,10 +119,13 @@ struct col_agg *col_agg_new(int max_routes)
 		return NULL;
 	pthread_mutex_init(&a->mu, NULL);
 	a->max_routes = max_routes > 0 ? max_routes : 1;
+	a->max_shapes = COL_MAX_SHAPES;
 	a->all = col_epset_new();
+	a->all_shapes = col_shapeset_new();
+	a->findings = col_findings_new(0, 0);
 	a->services = col_hmap_new();
 	a->procs = col_hmap_new();
-	if (a->all && a->services && a->procs)
+	if (a->all && a->all_shapes && a->findings && a->services && a->procs)
 		a->unknown = svc_get(a, COL_UNKNOWN_SERVICE);
 	if (a->unknown == NULL) {
 		col_agg_free(a);
@@ -129,6 +139,7 @@ static void minutes_free(struct col_minute *m)
 	while (m != NULL) {
 		struct col_minute *next = m->next;
 		col_epset_free(m->eps);
+		col_shapeset_free(m->shapes);
 		free(m);
 		m = next;
 	}
@@ -139,6 +150,8 @@ void col_agg_free(struct col_agg *a)
 	if (a == NULL)
 		return;
 	col_epset_free(a->all);
+	col_shapeset_free(a->all_shapes);
+	col_findings_free(a->findings);
 	minutes_free(a->pending);
 	if (a->taken) {
 		minutes_free(a->taken->minutes);
@@ -160,6 +173,18 @@ void col_agg_free(struct col_agg *a)
 	}
 	pthread_mutex_destroy(&a->mu);
 	free(a);
+}
+
+void col_agg_set_max_shapes(struct col_agg *a, size_t max_shapes)
+{
+	pthread_mutex_lock(&a->mu);
+	a->max_shapes = max_shapes > 0 ? max_shapes : 1;
+	pthread_mutex_unlock(&a->mu);
+}
+
+struct col_findings *col_agg_findings(struct col_agg *a)
+{
+	return a->findings;
 }
 
 /* ---- ingest side ---- */
@@ -260,7 +285,10 @@ static struct col_minute *minute_get(struct col_agg *a, int64_t m)
 	if (n == NULL)
 		return NULL;
 	n->eps = col_epset_new();
-	if (n->eps == NULL) {
+	n->shapes = col_shapeset_new();
+	if (n->eps == NULL || n->shapes == NULL) {
+		col_epset_free(n->eps);
+		col_shapeset_free(n->shapes);
 		free(n);
 		return NULL;
 	}
@@ -320,10 +348,65 @@ int col_agg_request(struct col_agg *a, uint32_t pid, const char *method,
 	if (m == NULL || count_in(m->eps, s->name, method, route, o) < 0)
 		rc = -ENOMEM;
 
+	/* Statements are in the totals already (col_agg_sql). */
 	a->totals.requests++;
 	a->totals.request_ms += o->duration_ms;
-	a->totals.sql += o->sql_count;
-	a->totals.sql_ms += o->sql_time_ms;
+	if (rc < 0)
+		a->totals.oom++;
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+/* Counts o in set under the shape (lock held). */
+static int shape_in(struct col_shapeset *set, const char *svc, uint8_t db, uint64_t fp,
+                    const char *sql, const struct col_shape_obs *o)
+{
+	struct col_shape *sh = col_shapeset_get(set, svc, db, fp, sql, 1);
+	if (sh == NULL)
+		return -ENOMEM;
+	sh->dirty = 1;
+	return col_shape_stats_add(&sh->st, o);
+}
+
+int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
+                char *service, size_t svclen)
+{
+	int rc = 0;
+	struct col_shape_obs o = {
+		.duration_ms = s->duration_ms,
+		.rows = s->rows,
+		.rows_known = s->rows_known,
+		.error = s->failed,
+		.slow = s->slow,
+	};
+	pthread_mutex_lock(&a->mu);
+	struct proc *p = col_hmap_get(a->procs, &pid, sizeof pid);
+	struct svc *sv = p && p->svc ? p->svc : a->unknown;
+	copy_str(service, svclen, sv->name);
+
+	uint64_t fp = s->fingerprint;
+	const char *sql = s->sql;
+	if (col_shapeset_get(a->all_shapes, sv->name, s->db, fp, NULL, 0) == NULL) {
+		if (fp == COL_SHAPE_OTHER_FP || sv->nshapes >= a->max_shapes) {
+			/* A genuine fingerprint 0 would be taken for {other}:
+			 * count it there rather than let it hide a real shape. */
+			fp = COL_SHAPE_OTHER_FP;
+			sql = COL_SHAPE_OTHER_SQL;
+			a->totals.other_shape++;
+		} else {
+			sv->nshapes++;
+		}
+	} else if (fp == COL_SHAPE_OTHER_FP) {
+		sql = COL_SHAPE_OTHER_SQL;
+		a->totals.other_shape++;
+	}
+	if (shape_in(a->all_shapes, sv->name, s->db, fp, sql, &o) < 0)
+		rc = -ENOMEM;
+	struct col_minute *m = minute_get(a, minute_of(s->ts_ns));
+	if (m == NULL || shape_in(m->shapes, sv->name, s->db, fp, sql, &o) < 0)
+		rc = -ENOMEM;
+	a->totals.sql++;
+	a->totals.sql_ms += s->duration_ms > 0 ? s->duration_ms : 0;
 	if (rc < 0)
 		a->totals.oom++;
 	pthread_mutex_unlock(&a->mu);
@@ -367,6 +450,32 @@ int col_agg_load(struct col_agg *a, const char *service, const char *method,
 		rc = -ENOMEM;
 	else
 		e->dirty = 1;
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+int col_agg_load_shape(struct col_agg *a, const char *service, uint8_t db, uint64_t fp,
+                       const char *sql, const struct col_shape_stats *st)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	struct svc *s = svc_get(a, service);
+	if (s == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	int known = col_shapeset_get(a->all_shapes, service, db, fp, NULL, 0) != NULL;
+	struct col_shape *sh = col_shapeset_get(a->all_shapes, service, db, fp,
+	                                        fp == COL_SHAPE_OTHER_FP ? COL_SHAPE_OTHER_SQL
+	                                                                 : sql, 1);
+	if (sh == NULL || col_shape_stats_merge(&sh->st, st) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	sh->dirty = 1;
+	if (!known && fp != COL_SHAPE_OTHER_FP)
+		s->nshapes++;
+out:
 	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
@@ -447,11 +556,38 @@ int col_agg_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
 	return rc;
 }
 
+int col_agg_shapes(struct col_agg *a, const char *service, struct col_shape_rows *out)
+{
+	pthread_mutex_lock(&a->mu);
+	int rc = col_shapeset_rows(a->all_shapes, service, out);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+int col_agg_shape_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
+                               const char *service, struct col_shapeset *pending,
+                               struct col_shapeset *taken, uint64_t *taken_id)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	for (struct col_minute *m = a->pending; m && rc == 0; m = m->next)
+		if (m->minute >= from_s && m->minute < to_s)
+			rc = col_shapeset_merge(pending, m->shapes, service);
+	*taken_id = a->taken ? a->taken->id : 0;
+	if (a->taken)
+		for (struct col_minute *m = a->taken->minutes; m && rc == 0; m = m->next)
+			if (m->minute >= from_s && m->minute < to_s)
+				rc = col_shapeset_merge(taken, m->shapes, service);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
 void col_agg_totals(struct col_agg *a, struct col_totals *t)
 {
 	pthread_mutex_lock(&a->mu);
 	*t = a->totals;
 	t->endpoints = col_epset_count(a->all);
+	t->shapes = col_shapeset_count(a->all_shapes);
 	size_t n = 0;
 	for (struct col_minute *m = a->pending; m; m = m->next)
 		n++;

@@ -1,21 +1,24 @@
 /*
- * agg.h - the in-memory aggregate: per-endpoint statistics for all time and
- * per minute, the process table, totals and the per-service route cap.
+ * agg.h - the in-memory aggregate: per-endpoint and per-statement-shape
+ * statistics for all time and per minute, the process table, totals, the
+ * per-service route and shape caps, and (owned here, locked on their own)
+ * the error groups and N+1 patterns.
  *
  * Writers: the ingest thread (col_agg_datagram/_hello/_proc_stats/_request/
- * _prune), the store thread (col_agg_minutes_take/_done) and startup
- * (col_agg_load). Readers: API threads. Every function takes the
- * aggregate's mutex for a short, bounded time and copies what it returns,
- * so callers format JSON or do I/O without holding it. All functions are
- * thread-safe unless noted.
+ * _sql/_prune), the store thread (col_agg_minutes_take/_done) and startup
+ * (col_agg_load/_load_shape). Readers: API threads. Every function takes
+ * the aggregate's mutex for a short, bounded time and copies what it
+ * returns, so callers format JSON or do I/O without holding it. All
+ * functions are thread-safe unless noted.
  *
- * Minutes: each request also counts in the epoch-aligned minute of its
- * start time (ts). Minutes stay "pending" in memory until the store takes
- * them as a batch (col_agg_minutes_take), writes them to SQLite, and
- * releases them (col_agg_minutes_done). A taken batch is immutable and
- * still visible to period queries (col_agg_minutes_copy) until released;
- * requests arriving late for a taken minute open a new pending entry for
- * it, which the store merges into the stored row later.
+ * Minutes: each request, and each statement, also counts in the
+ * epoch-aligned minute of its start time (ts). Minutes stay "pending" in
+ * memory until the store takes them as a batch (col_agg_minutes_take),
+ * writes them to SQLite, and releases them (col_agg_minutes_done). A taken
+ * batch is immutable and still visible to period queries
+ * (col_agg_minutes_copy, col_agg_shape_minutes_copy) until released;
+ * events arriving late for a taken minute open a new pending entry for it,
+ * which the store merges into the stored row later.
  */
 #ifndef COL_AGG_H
 #define COL_AGG_H
@@ -24,11 +27,16 @@
 #include <stdint.h>
 
 #include "epset.h"
+#include "shapeset.h"
+
+struct col_findings;
+struct col_stmt;
 
 #define COL_SERVICE_MAX 256   /* longest service name kept, NUL included */
 #define COL_EXE_MAX 512
 #define COL_UNKNOWN_SERVICE "unknown"
 #define COL_MINUTE_S 60
+#define COL_MAX_SHAPES 5000   /* statement shapes per service; then {other} */
 
 struct col_agg;
 
@@ -38,6 +46,14 @@ struct col_agg *col_agg_new(int max_routes);
 /* Frees everything, including a batch still taken. NULL is a no-op. Not
  * thread-safe: no other thread may use the aggregate any more. */
 void col_agg_free(struct col_agg *a);
+
+/* Sets the shape cap per service (>= 1; default COL_MAX_SHAPES). For
+ * tests; call before any statement is counted. */
+void col_agg_set_max_shapes(struct col_agg *a, size_t max_shapes);
+
+/* The error groups and N+1 patterns (findings.h), owned by the aggregate
+ * and living as long as it; thread-safe on their own. */
+struct col_findings *col_agg_findings(struct col_agg *a);
 
 /* ---- ingest side ---- */
 
@@ -68,6 +84,16 @@ int col_agg_request(struct col_agg *a, uint32_t pid, const char *method,
                     char *route, int64_t ts_ns, const struct col_obs *o,
                     char *service, size_t svclen);
 
+/* Counts one statement of pid (its service: the process's, "unknown"
+ * before a HELLO) in the totals and in the statistics of its shape, all
+ * time and in the minute of its start: (service, db, fingerprint), or the
+ * service's {other} shape once it has max_shapes others. Copies the
+ * service into service (svclen >= COL_SERVICE_MAX). Statements count here,
+ * when they arrive, whether or not a request claims them later; a
+ * request's own sql_count goes with col_agg_request(). 0 or -ENOMEM. */
+int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
+                char *service, size_t svclen);
+
 /* Removes processes not heard from for idle_ns. Returns how many. */
 size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns);
 
@@ -78,11 +104,17 @@ size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns);
 int col_agg_load(struct col_agg *a, const char *service, const char *method,
                  const char *route, const struct col_stats *st);
 
+/* Merges stored statistics of a statement shape into the all-time set
+ * and makes it count toward its service's shape cap. 0 or -ENOMEM. */
+int col_agg_load_shape(struct col_agg *a, const char *service, uint8_t db, uint64_t fp,
+                       const char *sql, const struct col_shape_stats *st);
+
 /* ---- store side ---- */
 
 struct col_minute {
 	int64_t minute;              /* Unix seconds of its start, a multiple of 60 */
-	struct col_epset *eps;
+	struct col_epset *eps;       /* requests */
+	struct col_shapeset *shapes; /* statements */
 	struct col_minute *next;
 };
 
@@ -118,11 +150,22 @@ int col_agg_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
                          const char *service, struct col_epset *pending,
                          struct col_epset *taken, uint64_t *taken_id);
 
+/* All-time statement shapes (only `service`'s unless NULL), sorted by
+ * total time. 0 or -ENOMEM. Free with col_shape_rows_free(). */
+int col_agg_shapes(struct col_agg *a, const char *service, struct col_shape_rows *out);
+
+/* As col_agg_minutes_copy(), for statement shapes. */
+int col_agg_shape_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
+                               const char *service, struct col_shapeset *pending,
+                               struct col_shapeset *taken, uint64_t *taken_id);
+
 struct col_totals {
 	uint64_t requests;      /* since the collector started */
-	uint64_t sql;
+	uint64_t sql;           /* every statement, with a request or not */
 	double request_ms;
 	double sql_ms;
+	uint64_t other_shape;   /* statements counted as {other} by the shape cap */
+	size_t shapes;          /* all-time statement shapes */
 	uint64_t other_route;   /* requests counted as {other} by the route cap */
 	uint64_t oom;           /* updates lost to out-of-memory */
 	size_t endpoints;       /* all-time endpoints */

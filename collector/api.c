@@ -24,14 +24,17 @@
 #include "agg.h"
 #include "ap_config.h"
 #include "col.h"
+#include "findings.h"
 #include "ingest.h"
 #include "jw.h"
 #include "log.h"
 #include "query.h"
+#include "stmt.h"
 #include "store.h"
 
 #define MAX_LIMIT 1000
 #define DEFAULT_REQUESTS_LIMIT 100
+#define DEFAULT_LIST_LIMIT 100
 #define PREFIX "/api/v1"
 #define MS_DECIMALS 3    /* milliseconds to the microsecond */
 #define RATE_DECIMALS 6
@@ -426,7 +429,8 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		struct col_ingest_counters ic;
 		col_ingest_counters(x->ingest, &ic);
 		json_decref(ji);
-		ji = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		ji = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+		               " s:o, s:o, s:o, s:o, s:o, s:o}",
 			"datagrams", jint(ic.datagrams),
 			"bytes", jint(ic.bytes),
 			"datagrams_bad", jint(ic.datagrams_bad),
@@ -438,15 +442,25 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"records_bad", jint(ic.records_bad),
 			"records_unknown", jint(ic.records_unknown),
 			"requests", jint(ic.requests),
-			"requests_ignored", jint(ic.requests_ignored));
+			"requests_ignored", jint(ic.requests_ignored),
+			"statements", jint(ic.statements),
+			"statements_unattributed", jint(ic.statements_unattributed),
+			"statements_pending", jint(ic.statements_pending),
+			"requests_pending", jint(ic.groups_pending),
+			"statements_expired", jint(ic.statements_expired),
+			"statements_lost", jint(ic.statements_lost));
 	}
 	json_t *js = json_object();
 	if (x->store) {
 		struct col_store_counters sc;
 		col_store_counters(x->store, &sc);
 		json_decref(js);
-		js = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		js = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			"rows_written", jint(sc.rows_written),
+			"queries_written", jint(sc.queries_written),
+			"query_minutes_written", jint(sc.shape_minutes_written),
+			"findings_written", jint(sc.findings_written),
+			"queue_statements", jint(sc.queue_stmts),
 			"rows_dropped", jint(sc.rows_dropped),
 			"rows_sampled_out", jint(sc.rows_sampled_out),
 			"rows_rejected", jint(sc.rows_rejected),
@@ -456,8 +470,11 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"queue_depth", jint(sc.queue_depth),
 			"queue_capacity", jint(sc.queue_cap));
 	}
+	struct col_findings_counters fc;
+	col_findings_counters(col_agg_findings(x->agg), &fc);
 	json_t *body = json_pack(
-		"{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		"{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+		" s:{s:o, s:o, s:o, s:o, s:o, s:o}}",
 		"version", PACKAGE_VERSION,
 		"uptime_s", jms((double)(now_mono - x->start_mono_ns) / 1e9),
 		"totals",
@@ -474,7 +491,14 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		"requests_other_route", jint(t.other_route),
 		"ingest", ji,
 		"store", js,
-		"out_of_memory", jint(t.oom));
+		"out_of_memory", jint(t.oom),
+		"sql",
+		"shapes", jint(t.shapes),
+		"statements_other_shape", jint(t.other_shape),
+		"error_groups", jint(fc.errors),
+		"n_plus_one_patterns", jint(fc.patterns),
+		"error_groups_dropped", jint(fc.errors_dropped),
+		"n_plus_one_patterns_dropped", jint(fc.patterns_dropped));
 	return send_json(c, MHD_HTTP_OK, body);
 }
 
@@ -528,6 +552,18 @@ static int64_t minute_floor(int64_t ns)
 	return s / COL_MINUTE_S * COL_MINUTE_S - (s % COL_MINUTE_S < 0 ? COL_MINUTE_S : 0);
 }
 
+/* Minute bounds of [since, until): every minute overlapping it. */
+static void minute_range(int64_t since, int64_t until, int64_t *from_s, int64_t *to_s)
+{
+	*from_s = since == INT64_MIN ? INT64_MIN : minute_floor(since);
+	*to_s = INT64_MAX;
+	if (until != INT64_MAX) {
+		*to_s = minute_floor(until);
+		if ((int64_t)*to_s * COL_NS_PER_S < until)
+			*to_s += COL_MINUTE_S;
+	}
+}
+
 static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c)
 {
 	char err[256];
@@ -548,13 +584,8 @@ static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c
 			rc = col_agg_endpoints(api->ctx.agg, service, &rows);
 	} else {
 		/* Minute granularity: every minute overlapping [since, until). */
-		int64_t from_s = since == INT64_MIN ? INT64_MIN : minute_floor(since);
-		int64_t to_s = INT64_MAX;
-		if (until != INT64_MAX) {
-			to_s = minute_floor(until);
-			if ((int64_t)to_s * COL_NS_PER_S < until)
-				to_s += COL_MINUTE_S;
-		}
+		int64_t from_s, to_s;
+		minute_range(since, until, &from_s, &to_s);
 		rc = col_query_endpoints(api->ctx.query, api->ctx.agg, from_s, to_s,
 		                         service, host, &rows);
 	}
@@ -576,9 +607,10 @@ static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c
 
 /* ---- /api/v1/requests ---- */
 
-/* A stored request's fields. The detail view (detail != 0) replaces the
- * error and n_plus_one flags by what they summarise: the error object (or
- * null), the statements and the N+1 patterns (SQL feature: empty for now). */
+/* A stored request's fields. The list view writes the whole object; the
+ * detail view (detail != 0) leaves it open after the common fields, for
+ * the statements, N+1 findings and error object that replace the flags
+ * (see h_request). */
 static void request_jw(struct jw *w, const struct col_req_view *r, int detail)
 {
 	jw_obj(w);
@@ -626,29 +658,6 @@ static void request_jw(struct jw *w, const struct col_req_view *r, int detail)
 		jw_obj_end(w);
 		return;
 	}
-	jw_key(w, "queries");
-	jw_arr(w);
-	jw_arr_end(w);
-	jw_key(w, "n_plus_one");
-	jw_arr(w);
-	jw_arr_end(w);
-	jw_key(w, "error");
-	if (r->aborted || r->status >= 500) {
-		char type[32];
-		if (r->aborted)
-			snprintf(type, sizeof type, "aborted");
-		else
-			snprintf(type, sizeof type, "HTTP %d", r->status);
-		jw_obj(w);
-		jw_key(w, "type");
-		jw_str(w, type);
-		jw_key(w, "message");
-		jw_str(w, "");
-		jw_obj_end(w);
-	} else {
-		jw_null(w);
-	}
-	jw_obj_end(w);
 }
 
 struct list_ctx {
@@ -746,11 +755,127 @@ static enum MHD_Result h_requests(struct col_api *api, struct MHD_Connection *c)
 	return send_jw(c, MHD_HTTP_OK, &w);
 }
 
-static int one_cb(void *arg, const struct col_req_view *r)
+/* The detail of one request, written as the query module reads it. */
+struct detail_ctx {
+	struct jw *w;
+	int in_n1;                  /* the n_plus_one array is open (else queries) */
+	int aborted, status;
+	char message[1024];         /* the request's (5xx body) */
+	char sql_type[COL_ERR_TYPE_MAX];  /* its first failed statement's, or "" */
+	char sql_message[1024];
+};
+
+static int detail_request(void *arg, const struct col_req_view *r)
 {
-	struct jw *w = arg;
-	request_jw(w, r, 1);
+	struct detail_ctx *d = arg;
+	request_jw(d->w, r, 1);
+	d->aborted = r->aborted;
+	d->status = r->status;
+	snprintf(d->message, sizeof d->message, "%s", r->message);
+	jw_key(d->w, "queries");
+	jw_arr(d->w);
+	return d->w->failed ? -ENOMEM : 0;
+}
+
+static int detail_stmt(void *arg, const struct col_stmt_view *q)
+{
+	struct detail_ctx *d = arg;
+	struct jw *w = d->w;
+	char ts[COL_TIME_BUF], fp[COL_FP_HEX];
+	col_time_format(q->ts_ns, ts, sizeof ts);
+	jw_obj(w);
+	jw_key(w, "seq");
+	jw_int(w, q->seq);
+	jw_key(w, "ts");
+	jw_str(w, ts);
+	jw_key(w, "duration_ms");
+	jw_real(w, q->duration_ms, MS_DECIMALS);
+	jw_key(w, "db");
+	jw_str(w, q->db);
+	jw_key(w, "sql");
+	jw_str(w, q->sql);
+	jw_key(w, "fingerprint");
+	jw_str(w, col_fp_hex(q->fingerprint, fp));
+	jw_key(w, "rows");
+	if (q->rows < 0)
+		jw_null(w);
+	else
+		jw_int(w, q->rows);
+	jw_key(w, "error");
+	if (q->error_code) {
+		jw_obj(w);
+		jw_key(w, "code");
+		jw_str(w, q->error_code);
+		jw_key(w, "message");
+		jw_str(w, q->error_message);
+		jw_obj_end(w);
+		if (d->sql_type[0] == '\0') {
+			col_sql_error_type(col_sql_db_lookup(q->db), q->error_code, d->sql_type,
+			                   sizeof d->sql_type);
+			snprintf(d->sql_message, sizeof d->sql_message, "%s", q->error_message);
+		}
+	} else {
+		jw_null(w);
+	}
+	jw_key(w, "slow");
+	jw_bool(w, q->slow);
+	jw_key(w, "prepare");
+	jw_bool(w, q->prepare);
+	jw_key(w, "truncated");
+	jw_bool(w, q->truncated);
+	jw_obj_end(w);
 	return w->failed ? -ENOMEM : 0;
+}
+
+static int detail_n1(void *arg, const struct col_n1_view *n)
+{
+	struct detail_ctx *d = arg;
+	struct jw *w = d->w;
+	char fp[COL_FP_HEX];
+	if (!d->in_n1) {
+		jw_arr_end(w);
+		jw_key(w, "n_plus_one");
+		jw_arr(w);
+		d->in_n1 = 1;
+	}
+	jw_obj(w);
+	jw_key(w, "fingerprint");
+	jw_str(w, col_fp_hex(n->fingerprint, fp));
+	jw_key(w, "sql");
+	jw_str(w, n->sql);
+	jw_key(w, "count");
+	jw_int(w, n->count);
+	jw_obj_end(w);
+	return w->failed ? -ENOMEM : 0;
+}
+
+/* The request's error: what its client saw first (an abort, then a 5xx
+ * status), else - for a request answered normally whose only failure is
+ * SQL - its first failed statement. */
+static void detail_error(struct detail_ctx *d)
+{
+	struct jw *w = d->w;
+	char type[COL_ERR_TYPE_MAX];
+	const char *msg;
+	if (d->aborted) {
+		snprintf(type, sizeof type, "%s", COL_ABORTED_TYPE);
+		msg = COL_ABORTED_MESSAGE;
+	} else if (d->status >= 500) {
+		snprintf(type, sizeof type, "HTTP %d", d->status);
+		msg = d->message;
+	} else if (d->sql_type[0]) {
+		snprintf(type, sizeof type, "%s", d->sql_type);
+		msg = d->sql_message;
+	} else {
+		jw_null(w);
+		return;
+	}
+	jw_obj(w);
+	jw_key(w, "type");
+	jw_str(w, type);
+	jw_key(w, "message");
+	jw_str(w, msg);
+	jw_obj_end(w);
 }
 
 static enum MHD_Result h_request(struct col_api *api, struct MHD_Connection *c,
@@ -761,7 +886,24 @@ static enum MHD_Result h_request(struct col_api *api, struct MHD_Connection *c,
 		return send_error(c, MHD_HTTP_NOT_FOUND, "no request with id '%.64s'", id_text);
 	struct jw w;
 	jw_init(&w);
-	int rc = col_query_request(api->ctx.query, id, one_cb, &w);
+	struct detail_ctx *d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	d->w = &w;
+	struct col_detail_cbs cbs = { detail_request, detail_stmt, detail_n1, d };
+	int rc = col_query_request_detail(api->ctx.query, id, &cbs);
+	if (rc == 1) {
+		if (!d->in_n1) {
+			jw_arr_end(&w);
+			jw_key(&w, "n_plus_one");
+			jw_arr(&w);
+		}
+		jw_arr_end(&w);
+		jw_key(&w, "error");
+		detail_error(d);
+		jw_obj_end(&w);
+	}
+	free(d);
 	if (rc <= 0)
 		jw_release(&w);
 	if (rc < 0)
@@ -769,6 +911,223 @@ static enum MHD_Result h_request(struct col_api *api, struct MHD_Connection *c,
 		                  strerror(-rc));
 	if (rc == 0)
 		return send_error(c, MHD_HTTP_NOT_FOUND, "no request with id %lld", (long long)id);
+	return send_jw(c, MHD_HTTP_OK, &w);
+}
+
+/* ---- /api/v1/queries ---- */
+
+static void shape_jw(struct jw *w, const struct col_shape_row *r)
+{
+	char fp[COL_FP_HEX];
+	jw_obj(w);
+	jw_key(w, "service");
+	jw_str(w, r->service);
+	jw_key(w, "db");
+	jw_str(w, col_sql_db_name(r->db));
+	jw_key(w, "fingerprint");
+	jw_str(w, col_fp_hex(r->fp, fp));
+	jw_key(w, "sql");
+	jw_str(w, r->sql);
+	jw_key(w, "calls");
+	jw_uint(w, r->calls);
+	jw_key(w, "total_ms");
+	jw_real(w, r->total_ms, MS_DECIMALS);
+	jw_key(w, "mean_ms");
+	jw_real(w, r->calls ? r->total_ms / (double)r->calls : 0, MS_DECIMALS);
+	jw_key(w, "p95_ms");
+	jw_real(w, r->p95_ms, MS_DECIMALS);
+	jw_key(w, "max_ms");
+	jw_real(w, r->max_ms, MS_DECIMALS);
+	jw_key(w, "rows");
+	jw_uint(w, r->rows);
+	jw_key(w, "errors");
+	jw_uint(w, r->errors);
+	jw_key(w, "slow_count");
+	jw_uint(w, r->slow_count);
+	jw_obj_end(w);
+}
+
+static enum MHD_Result h_queries(struct col_api *api, struct MHD_Connection *c)
+{
+	char err[256];
+	const char *service = NULL, *host = NULL, *db = NULL;
+	int limit = INT_MAX, period;
+	int64_t since, until;
+	if (p_str(c, "service", &service, err, sizeof err) < 0 ||
+	    p_str(c, "host", &host, err, sizeof err) < 0 ||
+	    p_str(c, "db", &db, err, sizeof err) < 0 ||
+	    p_limit(c, &limit, err, sizeof err) < 0 ||
+	    p_period(c, &since, &until, &period, err, sizeof err) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
+	int dbv = -1;
+	if (db != NULL && (dbv = col_sql_db_lookup(db)) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST,
+		                  "db: expected postgresql, mysql or sqlite");
+
+	struct col_shape_rows rows = { NULL, 0 };
+	int rc = 0;
+	if (!period) {
+		if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
+			rc = col_agg_shapes(api->ctx.agg, service, &rows);
+	} else {
+		int64_t from_s, to_s;
+		minute_range(since, until, &from_s, &to_s);
+		rc = col_query_shapes(api->ctx.query, api->ctx.agg, from_s, to_s, service, host,
+		                      &rows);
+	}
+	if (rc < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading statistics: %s",
+		                  strerror(-rc));
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "queries");
+	jw_arr(&w);
+	size_t shown = 0;
+	for (size_t i = 0; i < rows.n && shown < (size_t)limit; i++) {
+		if (dbv >= 0 && rows.v[i].db != dbv)
+			continue;
+		shape_jw(&w, &rows.v[i]);
+		shown++;
+	}
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	col_shape_rows_free(&rows);
+	return send_jw(c, MHD_HTTP_OK, &w);
+}
+
+/* ---- /api/v1/n-plus-one and /api/v1/errors ---- */
+
+/* The common parameters of the findings lists. 0, or -1 with err. *ours
+ * is 0 when host names another collector (whose findings live there). */
+static int p_findings(struct col_api *api, struct MHD_Connection *c,
+                      struct col_find_filter *f, int *limit, int *ours,
+                      char *err, size_t errlen)
+{
+	const char *host = NULL;
+	int period;
+	f->service = NULL;
+	*limit = DEFAULT_LIST_LIMIT;
+	if (p_str(c, "service", &f->service, err, errlen) < 0 ||
+	    p_str(c, "host", &host, err, errlen) < 0 ||
+	    p_limit(c, limit, err, errlen) < 0 ||
+	    p_period(c, &f->since_ns, &f->until_ns, &period, err, errlen) < 0)
+		return -1;
+	*ours = host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0;
+	return 0;
+}
+
+static void jw_time(struct jw *w, int64_t ns)
+{
+	char buf[COL_TIME_BUF];
+	col_time_format(ns, buf, sizeof buf);
+	jw_str(w, buf);
+}
+
+static void jw_str_or_null(struct jw *w, const char *s)
+{
+	if (s)
+		jw_str(w, s);
+	else
+		jw_null(w);
+}
+
+static void jw_id_or_null(struct jw *w, int64_t id)
+{
+	if (id > 0)
+		jw_int(w, id);
+	else
+		jw_null(w);
+}
+
+static enum MHD_Result h_n_plus_one(struct col_api *api, struct MHD_Connection *c)
+{
+	char err[256];
+	struct col_find_filter f;
+	int limit, ours;
+	if (p_findings(api, c, &f, &limit, &ours, err, sizeof err) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
+	struct col_n1_rows rows = { NULL, 0 };
+	if (ours && col_findings_patterns(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "patterns");
+	jw_arr(&w);
+	for (size_t i = 0; i < rows.n && i < (size_t)limit; i++) {
+		const struct col_n1_row *r = &rows.v[i];
+		char fp[COL_FP_HEX];
+		jw_obj(&w);
+		jw_key(&w, "service");
+		jw_str(&w, r->service);
+		jw_key(&w, "method");
+		jw_str(&w, r->method);
+		jw_key(&w, "route");
+		jw_str(&w, r->route);
+		jw_key(&w, "fingerprint");
+		jw_str(&w, col_fp_hex(r->fp, fp));
+		jw_key(&w, "sql");
+		jw_str(&w, r->sql);
+		jw_key(&w, "occurrences");
+		jw_uint(&w, r->occurrences);
+		jw_key(&w, "max_repeats");
+		jw_uint(&w, r->max_repeats);
+		jw_key(&w, "first_seen");
+		jw_time(&w, r->first_ns);
+		jw_key(&w, "last_seen");
+		jw_time(&w, r->last_ns);
+		jw_key(&w, "example_request_id");
+		jw_id_or_null(&w, r->example_id);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	col_n1_rows_free(&rows);
+	return send_jw(c, MHD_HTTP_OK, &w);
+}
+
+static enum MHD_Result h_errors(struct col_api *api, struct MHD_Connection *c)
+{
+	char err[256];
+	struct col_find_filter f;
+	int limit, ours;
+	if (p_findings(api, c, &f, &limit, &ours, err, sizeof err) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
+	struct col_error_rows rows = { NULL, 0 };
+	if (ours && col_findings_errors(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "errors");
+	jw_arr(&w);
+	for (size_t i = 0; i < rows.n && i < (size_t)limit; i++) {
+		const struct col_error_row *r = &rows.v[i];
+		jw_obj(&w);
+		jw_key(&w, "service");
+		jw_str(&w, r->service);
+		jw_key(&w, "method");
+		jw_str_or_null(&w, r->method);
+		jw_key(&w, "route");
+		jw_str_or_null(&w, r->route);
+		jw_key(&w, "type");
+		jw_str(&w, r->type);
+		jw_key(&w, "message");
+		jw_str(&w, r->message);
+		jw_key(&w, "count");
+		jw_uint(&w, r->count);
+		jw_key(&w, "first_seen");
+		jw_time(&w, r->first_ns);
+		jw_key(&w, "last_seen");
+		jw_time(&w, r->last_ns);
+		jw_key(&w, "example_request_id");
+		jw_id_or_null(&w, r->example_id);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	col_error_rows_free(&rows);
 	return send_jw(c, MHD_HTTP_OK, &w);
 }
 
@@ -789,7 +1148,7 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 		                  "unauthorized: send Authorization: Bearer TOKEN");
 	const char *sub = strncmp(url, PREFIX "/", sizeof PREFIX) == 0
 	                  ? url + sizeof PREFIX : NULL;
-	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST } which = NONE;
+	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST, QUERIES, N_PLUS_ONE, ERRORS } which = NONE;
 	if (sub == NULL)
 		which = NONE;
 	else if (strcmp(sub, "status") == 0)
@@ -798,6 +1157,12 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 		which = ENDPOINTS;
 	else if (strcmp(sub, "requests") == 0)
 		which = REQUESTS;
+	else if (strcmp(sub, "queries") == 0)
+		which = QUERIES;
+	else if (strcmp(sub, "n-plus-one") == 0)
+		which = N_PLUS_ONE;
+	else if (strcmp(sub, "errors") == 0)
+		which = ERRORS;
 	else if (strncmp(sub, "requests/", 9) == 0 && sub[9] != '\0' && !strchr(sub + 9, '/'))
 		which = REQUEST;
 	if (which == NONE)
@@ -814,6 +1179,12 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 		return h_requests(api, c);
 	case REQUEST:
 		return h_request(api, c, sub + 9);
+	case QUERIES:
+		return h_queries(api, c);
+	case N_PLUS_ONE:
+		return h_n_plus_one(api, c);
+	case ERRORS:
+		return h_errors(api, c);
 	default:
 		return MHD_NO;
 	}

@@ -6,6 +6,35 @@
  * accessors and the database through the query pool: no handler holds the
  * aggregate's lock while formatting or doing I/O. Every response but
  * /healthz is application/json; a bad parameter is a 400 {"error": ...}.
+ *
+ * SQL endpoints (choices the SPEC leaves open):
+ *  - /api/v1/queries: one row per (service, db, fingerprint). Without
+ *    since/until, all time from memory (reloaded from query_minutes at
+ *    start); with them, every minute overlapping [since, until), stored
+ *    minutes merged with memory, like /endpoints. Prepares count as calls
+ *    (a prepare is a statement, SPEC 3). Statements past a service's
+ *    5,000th shape count under fingerprint 0000000000000000, sql
+ *    "{other}". Sorted by total_ms; all rows unless limit; `db` filters.
+ *  - /api/v1/n-plus-one and /api/v1/errors: counts since the data began
+ *    (persisted, kept for retention_days after the last occurrence);
+ *    since keeps groups whose last occurrence is at or after it, until
+ *    those whose first is before it; limit defaults to 100. Patterns come
+ *    most frequent first, errors most recent first. A failed statement of
+ *    no request (req_id 0, ambiguous, or expired waiting for its request)
+ *    is a service-level error: method, route and example_request_id
+ *    null. example_request_id is the latest stored request showing it.
+ *  - /api/v1/requests/{id}: `queries` in execution order (at most 1,000
+ *    per request plus every failed one; sql_count stays exact), each with
+ *    seq, ts, duration_ms, db, sql, fingerprint (16 hex digits), rows (null:
+ *    unknown), error ({code, message} or null), slow, prepare, truncated;
+ *    `n_plus_one` [{fingerprint, sql, count}] as found when the request
+ *    arrived; `error` is what the client saw first - {"type": "aborted"},
+ *    else "HTTP <status>" for >= 500 with the stored body prefix - else,
+ *    for a request whose only failure is SQL, its first failed statement
+ *    ("SQLSTATE 42P01", "MySQL 1146", "SQLite 1"); null otherwise. The
+ *    list's `error` flag stays the status's (>= 500 or aborted).
+ *  - Other hosts' findings live with their collectors: host=OTHER gives
+ *    empty /errors and /n-plus-one lists (and /queries without a period).
  */
 #ifndef COL_API_H
 #define COL_API_H

@@ -147,6 +147,8 @@ static char *cli_absolute(const char *path)
 	return out;
 }
 
+/* `apiprof run`: sets LD_PRELOAD (ours first), APIPROF_SERVICE and
+ * APIPROF_SOCKET, then execvp()s COMMAND. Returns only on failure. */
 static int cli_run(int argc, char **argv)
 {
 	const char *service = NULL, *sock = NULL;
@@ -400,6 +402,9 @@ static enum cli_colour cli_ms_colour(double ms)
 	return ms >= 1000 ? COL_RED : ms >= 500 ? COL_YELLOW : COL_NONE;
 }
 
+/* Prints the header and one line per row, columns padded to their widest
+ * cell. Colour codes are added around cells only when `colour` is set, and
+ * never count toward the widths. */
 static void cli_print_table(struct cli_row *rows, size_t n, int colour)
 {
 	static const char *const head[CLI_COLS] = {
@@ -527,6 +532,8 @@ out:
 	return rc;
 }
 
+/* `apiprof report`: GET /api/v1/endpoints (since and service passed to the
+ * API, service also filtered here), sort, print. Returns a CLI_* exit code. */
 static int cli_report(int argc, char **argv)
 {
 	const char *base = getenv("APIPROF_URL");

@@ -29,7 +29,10 @@
 #include "ap_route.h"
 #include "ap_wire.h"
 #include "col.h"
+#include "findings.h"
 #include "log.h"
+#include "sqlreq.h"
+#include "stmt.h"
 #include "store.h"
 
 #define INGEST_VLEN 16
@@ -37,6 +40,8 @@
 #define PRUNE_EVERY_NS (5 * COL_NS_PER_S)
 #define POLL_MS 1000
 #define COL_MIN_DGRAM_QLEN 128
+#define ROW_MAX_N1 64                 /* N+1 findings stored per request */
+#define MESSAGE_BUF 1024              /* a 5xx body prefix (the preload sends <= 200) */
 
 struct col_ingest {
 	const struct ap_config *cfg;
@@ -54,12 +59,45 @@ struct col_ingest {
 	int running;
 	int draining;             /* read by the ingest thread only */
 
+	struct col_pending *pend;     /* the ingest thread's */
+
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
-	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored;
+	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
+	         c_sql, c_sql_unattr, c_sql_lost;
+	/* copies of the pending counters, for other threads */
+	uint64_t g_expired, g_pend_stmts, g_pend_groups, g_pend_lost;
 };
 
 #define CNT_ADD(in, f, v) __atomic_fetch_add(&(in)->f, (v), __ATOMIC_RELAXED)
 #define CNT_GET(in, f) __atomic_load_n(&(in)->f, __ATOMIC_RELAXED)
+#define CNT_SET(in, f, v) __atomic_store_n(&(in)->f, (v), __ATOMIC_RELAXED)
+
+/* Counts a failed statement that belongs to no request (or whose request
+ * never came) as a service-level error. */
+static void service_error(struct col_ingest *in, const char *service, const struct col_stmt *s)
+{
+	if (!s->failed)
+		return;
+	char type[COL_ERR_TYPE_MAX];
+	col_sql_error_type(s->db, s->error_code, type, sizeof type);
+	col_findings_error(col_agg_findings(in->agg), service, NULL, NULL, type,
+	                   s->error_message, s->ts_ns, 0);
+}
+
+static void on_expired(void *arg, const char *service, const struct col_stmt *s)
+{
+	service_error(arg, service, s);
+}
+
+static void sync_pending(struct col_ingest *in)
+{
+	struct col_pending_counters pc;
+	col_pending_counters(in->pend, &pc);
+	CNT_SET(in, g_expired, pc.expired);
+	CNT_SET(in, g_pend_stmts, pc.statements);
+	CNT_SET(in, g_pend_groups, pc.groups);
+	CNT_SET(in, g_pend_lost, pc.lost);
+}
 
 void col_ingest_default_path(char *out, size_t outlen)
 {
@@ -80,8 +118,13 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 	in->cfg = cfg;
 	in->agg = agg;
 	in->fd = -1;
+	struct col_pending_opts po = { .expired = on_expired, .arg = in };
+	in->pend = col_pending_new(&po);
 	in->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (in->evfd < 0) {
+	if (in->evfd < 0 || in->pend == NULL) {
+		if (in->evfd >= 0)
+			close(in->evfd);
+		col_pending_free(in->pend);
 		free(in);
 		return NULL;
 	}
@@ -264,16 +307,96 @@ static void on_hello(struct col_ingest *in, uint32_t pid, const struct ap_rec_he
 	char service[COL_SERVICE_MAX], exe[COL_EXE_MAX];
 	col_clean_text(h->service.p, h->service.len, service, sizeof service);
 	col_clean_text(h->exe.p, h->exe.len, exe, sizeof exe);
+	/* First: statements of a previous process under this pid expire
+	 * under the service it had. */
+	col_pending_hello(in->pend, pid, h->start_mono_ns);
+	sync_pending(in);
 	col_agg_hello(in->agg, pid, h->ppid, h->start_mono_ns, service, exe);
+}
+
+static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
+                   const struct ap_rec_sql *r, uint64_t hello_start, int64_t now_mono)
+{
+	CNT_ADD(in, c_sql, 1);
+	struct col_stmt *s = col_stmt_new(r, h->wall_minus_mono_ns,
+	                                  in->cfg->slow_query_threshold_ms);
+	if (s == NULL) {
+		CNT_ADD(in, c_sql_lost, 1);
+		return;
+	}
+	char service[COL_SERVICE_MAX];
+	col_agg_sql(in->agg, pid, s, service, sizeof service);
+	if (r->req_id == 0 || (r->flags & AP_SQLF_AMBIGUOUS)) {
+		CNT_ADD(in, c_sql_unattr, 1);
+		service_error(in, service, s);
+		col_stmt_free(s);
+		return;
+	}
+	col_pending_add(in->pend, pid, hello_start, r->req_id, service, s, now_mono);
+	sync_pending(in);
+}
+
+/* The error groups and N+1 patterns of one request; example is the id its
+ * stored row will have (0: not stored). */
+static void request_findings(struct col_ingest *in, const char *service, const char *method,
+                             const char *route, int64_t ts_ns, const struct ap_rec_request *r,
+                             const char *message, const struct col_reqsql *rs,
+                             const struct col_n1 *n1, size_t nn1, int64_t example)
+{
+	struct col_findings *f = col_agg_findings(in->agg);
+	for (size_t i = 0; i < nn1; i++)
+		col_findings_n1(f, service, method, route, n1[i].fingerprint, n1[i].sql,
+		                n1[i].count, ts_ns, example);
+	if (r->flags & AP_REQF_ABORTED) {
+		col_findings_error(f, service, method, route, COL_ABORTED_TYPE, COL_ABORTED_MESSAGE,
+		                   ts_ns, example);
+	} else if (r->status >= 500) {
+		char type[16];
+		snprintf(type, sizeof type, "HTTP %u", (unsigned)r->status);
+		col_findings_error(f, service, method, route, type, message, ts_ns, example);
+	}
+	for (uint32_t i = 0; rs && i < rs->n; i++) {
+		const struct col_stmt *s = rs->v[i];
+		if (!s->failed)
+			continue;
+		char type[COL_ERR_TYPE_MAX];
+		col_sql_error_type(s->db, s->error_code, type, sizeof type);
+		col_findings_error(f, service, method, route, type, s->error_message, s->ts_ns,
+		                   example);
+	}
+}
+
+/* Gives the row copies of the N+1 findings (their texts may live in rs). */
+static void row_n1(struct col_row *row, const struct col_n1 *n1, size_t nn1)
+{
+	if (nn1 == 0)
+		return;
+	row->n1 = calloc(nn1, sizeof *row->n1);
+	if (row->n1 == NULL)
+		return;
+	for (size_t i = 0; i < nn1; i++) {
+		row->n1[i].fingerprint = n1[i].fingerprint;
+		row->n1[i].count = n1[i].count;
+		row->n1[i].sql = strdup(n1[i].sql);
+		if (row->n1[i].sql == NULL)
+			break;
+		row->nn1 = (uint32_t)i + 1;
+	}
 }
 
 static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
                        const struct ap_rec_request *r, int64_t now_real)
 {
+	/* Its statements, whatever becomes of the request. */
+	struct col_reqsql *rs = col_pending_take(in->pend, pid, r->req_id);
+	if (rs != NULL)
+		sync_pending(in);
 	char path[PATH_BUF];
 	size_t plen = col_clean_path(r->path.p, r->path.len, path, sizeof path);
 	if (ap_config_path_ignored(in->cfg, path, plen)) {
+		/* Its statements counted for the service on arrival. */
 		CNT_ADD(in, c_ignored, 1);
+		col_reqsql_free(rs);
 		return;
 	}
 	CNT_ADD(in, c_requests, 1);
@@ -290,27 +413,66 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	o.error = r->status >= 500 || aborted;
 	o.slow = o.duration_ms >= in->cfg->slow_request_threshold_ms;
 
+	struct col_n1 n1[ROW_MAX_N1];
+	size_t nn1 = 0;
+	int sql_failed = 0;
+	if (rs != NULL) {
+		o.sql_count = rs->count;
+		o.sql_time_ms = rs->time_ms;
+		nn1 = col_reqsql_n1(rs, in->cfg->n_plus_one_threshold, n1, ROW_MAX_N1);
+		if (nn1 > ROW_MAX_N1)
+			nn1 = ROW_MAX_N1;
+		o.n_plus_one = nn1 > 0;
+		for (uint32_t i = 0; i < rs->n && !sql_failed; i++)
+			sql_failed = rs->v[i]->failed;
+	}
+
 	char service[COL_SERVICE_MAX];
 	col_agg_request(in->agg, pid, method, route, ts_ns, &o, service, sizeof service);
 
-	if (in->store == NULL ||
-	    !col_store_admit(in->store, o.slow || o.error || o.n_plus_one, now_real))
-		return;
-	struct col_row *row = col_row_new(service, path, route);
-	if (row == NULL)
-		return;
-	row->ts_ns = ts_ns;
-	row->pid = pid;
-	row->tid = r->tid;
-	row->status = r->status;
-	row->duration_ms = o.duration_ms;
-	row->bytes_in = r->bytes_in;
-	row->bytes_out = r->bytes_out;
-	row->slow = (uint8_t)o.slow;
-	row->error = (uint8_t)o.error;
-	row->aborted = (uint8_t)aborted;
-	row->method = method;
-	col_store_push(in->store, row, in->draining);
+	char message[MESSAGE_BUF] = "";
+	if (r->status >= 500)
+		col_clean_text(r->message.p, r->message.len, message, sizeof message);
+
+	/* Slow, failed, N+1 and SQL-failure requests are always stored: the
+	 * findings point at them as examples. */
+	struct col_row *row = NULL;
+	int64_t example = 0;
+	if (in->store != NULL &&
+	    col_store_admit(in->store, o.slow || o.error || o.n_plus_one || sql_failed, now_real))
+		row = col_row_new(service, path, route);
+	if (row != NULL) {
+		/* Every pushed row gets an id of ours, so that SQLite never picks
+		 * one we hand out later; it is an example only if it will be
+		 * queued (the ingest thread is the only producer). */
+		row->id = col_store_next_id(in->store);
+		if (in->draining || col_store_has_room(in->store, rs ? rs->n : 0))
+			example = row->id;
+	}
+	request_findings(in, service, method, route, ts_ns, r, message, rs, n1, nn1, example);
+	if (row != NULL) {
+		row->ts_ns = ts_ns;
+		row->pid = pid;
+		row->tid = r->tid;
+		row->status = r->status;
+		row->duration_ms = o.duration_ms;
+		row->bytes_in = r->bytes_in;
+		row->bytes_out = r->bytes_out;
+		row->sql_count = o.sql_count;
+		row->sql_time_ms = o.sql_time_ms;
+		row->slow = (uint8_t)o.slow;
+		row->error = (uint8_t)o.error;
+		row->aborted = (uint8_t)aborted;
+		row->n_plus_one = (uint8_t)o.n_plus_one;
+		row->method = method;
+		if (message[0])
+			row->message = strdup(message);
+		row_n1(row, n1, nn1);
+		if (rs != NULL)
+			row->stmts = col_reqsql_steal(rs, &row->nstmts);
+		col_store_push(in->store, row, in->draining);
+	}
+	col_reqsql_free(rs);
 }
 
 void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
@@ -336,15 +498,26 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 	const uint8_t *p;
 	uint32_t plen;
 	int rc;
+	uint64_t hello_start = 0; /* of this datagram's HELLO, for its statements */
 	while ((rc = ap_wire_next_rec(buf, len, &pos, &type, &p, &plen)) == 1) {
 		CNT_ADD(in, c_records, 1);
 		switch (type) {
 		case AP_REC_HELLO: {
 			struct ap_rec_hello hello;
-			if (ap_wire_get_hello(p, plen, &hello) < 0)
+			if (ap_wire_get_hello(p, plen, &hello) < 0) {
+				CNT_ADD(in, c_rec_bad, 1);
+			} else {
+				on_hello(in, pid, &hello);
+				hello_start = hello.start_mono_ns;
+			}
+			break;
+		}
+		case AP_REC_SQL: {
+			struct ap_rec_sql sql;
+			if (ap_wire_get_sql(p, plen, &sql) < 0)
 				CNT_ADD(in, c_rec_bad, 1);
 			else
-				on_hello(in, pid, &hello);
+				on_sql(in, pid, &h, &sql, hello_start, now_mono);
 			break;
 		}
 		case AP_REC_REQUEST: {
@@ -475,6 +648,8 @@ static void *ingest_main(void *arg)
 		if (n > 0 && (p[0].revents & POLLIN))
 			read_all(in, rx);
 		int64_t now = col_clock_mono_ns();
+		if (col_pending_expire(in->pend, now) > 0)
+			sync_pending(in);
 		if (now >= next_prune) {
 			size_t gone = col_agg_prune(in->agg, now, COL_PROC_IDLE_NS);
 			if (gone)
@@ -487,6 +662,10 @@ static void *ingest_main(void *arg)
 	in->draining = 1;
 	read_all(in, rx);
 	free(rx);
+	/* Requests still waiting for their record will not get it from us:
+	 * count their statements' errors now, while the store still runs. */
+	col_pending_expire_all(in->pend);
+	sync_pending(in);
 	return NULL;
 }
 
@@ -545,6 +724,7 @@ void col_ingest_free(struct col_ingest *in)
 	if (in->fd >= 0)
 		close(in->fd);
 	close(in->evfd);
+	col_pending_free(in->pend);
 	free(in);
 }
 
@@ -562,4 +742,10 @@ void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters
 	c->records_unknown = CNT_GET(in, c_rec_unknown);
 	c->requests = CNT_GET(in, c_requests);
 	c->requests_ignored = CNT_GET(in, c_ignored);
+	c->statements = CNT_GET(in, c_sql);
+	c->statements_unattributed = CNT_GET(in, c_sql_unattr);
+	c->statements_expired = CNT_GET(in, g_expired);
+	c->statements_lost = CNT_GET(in, c_sql_lost) + CNT_GET(in, g_pend_lost);
+	c->statements_pending = CNT_GET(in, g_pend_stmts);
+	c->groups_pending = CNT_GET(in, g_pend_groups);
 }

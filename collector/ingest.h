@@ -4,6 +4,15 @@
  * for its sender (SO_PASSCRED), decoded (ap_wire.h), and its records are
  * counted in the aggregate and, for requests, queued to the store.
  *
+ * SQL: a statement counts for its service (totals, its shape) when it
+ * arrives. One that names a request waits (sqlreq.h) for that request's
+ * record, which takes it: the request then gets sql_count, sql_time_ms,
+ * its N+1 findings (n_plus_one_threshold, prepares and session statements
+ * excluded) and, when stored, its statement list. Errors go to the error
+ * groups (findings.h): HTTP >= 500, aborted, and failed statements under
+ * their request's route, or service-level for statements of no request
+ * (req_id 0, ambiguous, or expired while waiting).
+ *
  * Bad input (garbage, truncated, unknown protocol version, oversized) is
  * counted and dropped, never fatal; unknown record types are skipped.
  */
@@ -82,6 +91,12 @@ struct col_ingest_counters {
 	uint64_t records_unknown; /* unknown types, skipped */
 	uint64_t requests;        /* request records counted */
 	uint64_t requests_ignored;/* ignored_paths */
+	uint64_t statements;      /* SQL records counted */
+	uint64_t statements_unattributed; /* req_id 0 or ambiguous: service only */
+	uint64_t statements_expired;      /* waited in vain for their request */
+	uint64_t statements_lost; /* out of memory */
+	uint64_t statements_pending;      /* waiting now (kept ones) */
+	uint64_t groups_pending;  /* requests with statements waiting now */
 };
 
 /* Reads the counters (each atomically). Thread-safe. */

@@ -69,8 +69,9 @@ static void usage(FILE *f)
 "hostname), socket, http, db.\n"
 "\n"
 "HTTP API: GET /healthz, /api/v1/status, /api/v1/endpoints, /api/v1/requests,\n"
-"/api/v1/requests/ID. Exit status: 0 after a clean stop, 2 when it cannot\n"
-"start (bad flag or setting, socket or port in use, database unusable).\n");
+"/api/v1/requests/ID, /api/v1/queries, /api/v1/n-plus-one, /api/v1/errors.\n"
+"Exit status: 0 after a clean stop, 2 when it cannot start (bad flag or\n"
+"setting, socket or port in use, database unusable).\n");
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -14,6 +14,7 @@
 
 #include "agg.h"
 #include "log.h"
+#include "stmt.h"
 #include "store.h"
 
 struct conn {
@@ -31,7 +32,8 @@ struct col_query {
 
 static const char req_columns[] =
 	"id, ts_ns, host, service, pid, tid, method, path, route, status, duration_ms,"
-	" bytes_in, bytes_out, sql_count, sql_time_ms, slow, error, aborted, n_plus_one";
+	" bytes_in, bytes_out, sql_count, sql_time_ms, slow, error, aborted, n_plus_one,"
+	" message";
 
 void col_query_free(struct col_query *q)
 {
@@ -141,6 +143,7 @@ static void read_view(sqlite3_stmt *st, struct col_req_view *v)
 	v->error = sqlite3_column_int(st, 16) != 0;
 	v->aborted = sqlite3_column_int(st, 17) != 0;
 	v->n_plus_one = sqlite3_column_int(st, 18) != 0;
+	v->message = col_text(st, 19);
 }
 
 static void db_error(struct conn *c, const char *what)
@@ -256,33 +259,121 @@ int col_query_requests(struct col_query *q, const struct col_req_filter *f,
 	return ret != 0 ? ret : n;
 }
 
-int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg)
+/* Reads the request `id` with the given callbacks on connection c (inside
+ * a read transaction when detail callbacks are set). */
+static int read_request(struct conn *c, int64_t id, const struct col_detail_cbs *cbs)
 {
 	char sql[512];
-	snprintf(sql, sizeof sql, "SELECT %s FROM requests WHERE id = ?1", req_columns);
-	struct conn *c = acquire(q);
 	sqlite3_stmt *st = NULL;
 	int ret;
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	snprintf(sql, sizeof sql, "SELECT %s FROM requests WHERE id = ?1", req_columns);
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail;
+	struct col_req_view v;
+	read_view(st, &v);
+	ret = cbs->request(cbs->arg, &v);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (ret != 0)
+		return ret;
+
+	if (cbs->stmt) {
+		if (sqlite3_prepare_v2(c->db,
+		                       "SELECT seq, ts_ns, duration_ms, db, fingerprint, sql, rows,"
+		                       " error_code, error_message, slow, prepare, truncated"
+		                       " FROM queries WHERE request_id = ?1 ORDER BY seq",
+		                       -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t fpv = sqlite3_column_int64(st, 4);
+			struct col_stmt_view q = {
+				.seq = sqlite3_column_int(st, 0),
+				.ts_ns = sqlite3_column_int64(st, 1),
+				.duration_ms = sqlite3_column_double(st, 2),
+				.db = col_text(st, 3),
+				.sql = col_text(st, 5),
+				.rows = sqlite3_column_type(st, 6) == SQLITE_NULL
+				        ? -1 : sqlite3_column_int64(st, 6),
+				.error_code = sqlite3_column_type(st, 7) == SQLITE_NULL
+				              ? NULL : col_text(st, 7),
+				.error_message = col_text(st, 8),
+				.slow = sqlite3_column_int(st, 9) != 0,
+				.prepare = sqlite3_column_int(st, 10) != 0,
+				.truncated = sqlite3_column_int(st, 11) != 0,
+			};
+			memcpy(&q.fingerprint, &fpv, sizeof fpv);
+			ret = cbs->stmt(cbs->arg, &q);
+			if (ret != 0) {
+				sqlite3_finalize(st);
+				return ret;
+			}
+		}
+		if (rc != SQLITE_DONE)
+			goto fail;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (cbs->n1) {
+		if (sqlite3_prepare_v2(c->db,
+		                       "SELECT fingerprint, count, sql FROM request_n_plus_one"
+		                       " WHERE request_id = ?1 ORDER BY count DESC, fingerprint",
+		                       -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t fpv = sqlite3_column_int64(st, 0);
+			struct col_n1_view n = {
+				.count = sqlite3_column_int64(st, 1),
+				.sql = col_text(st, 2),
+			};
+			memcpy(&n.fingerprint, &fpv, sizeof fpv);
+			ret = cbs->n1(cbs->arg, &n);
+			if (ret != 0) {
+				sqlite3_finalize(st);
+				return ret;
+			}
+		}
+		if (rc != SQLITE_DONE)
+			goto fail;
+		sqlite3_finalize(st);
+	}
+	return 1;
+fail:
+	db_error(c, "reading a request");
+	sqlite3_finalize(st);
+	return -EIO;
+}
+
+int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg)
+{
+	struct col_detail_cbs cbs = { .request = cb, .arg = arg };
+	struct conn *c = acquire(q);
+	int ret = read_request(c, id, &cbs);
+	release(q, c);
+	return ret;
+}
+
+int col_query_request_detail(struct col_query *q, int64_t id, const struct col_detail_cbs *cbs)
+{
+	struct conn *c = acquire(q);
+	/* One snapshot: retention cannot remove the statements between the
+	 * row and its list. */
+	if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		db_error(c, "reading a request");
 		release(q, c);
 		return -EIO;
 	}
-	sqlite3_bind_int64(st, 1, id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		struct col_req_view v;
-		read_view(st, &v);
-		ret = cb(arg, &v);
-		if (ret == 0)
-			ret = 1;
-	} else if (rc == SQLITE_DONE) {
-		ret = 0;
-	} else {
-		db_error(c, "reading a request");
-		ret = -EIO;
-	}
-	sqlite3_finalize(st);
+	int ret = read_request(c, id, cbs);
+	sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
 	release(q, c);
 	return ret;
 }
@@ -395,5 +486,135 @@ out:
 	col_epset_free(pending);
 	col_epset_free(taken);
 	col_epset_free(sum);
+	return rc;
+}
+
+/* As stored_minutes(), for query_minutes; texts from query_shapes. */
+static int stored_shape_minutes(struct conn *c, const char *our_host, int64_t from_s,
+                                int64_t to_s, const char *service, const char *host,
+                                struct col_shapeset *out, uint64_t *last_batch)
+{
+	char sql[768];
+	int ret = 0;
+	sqlite3_stmt *st = NULL;
+	struct col_shape_texts *texts = NULL;
+	*last_batch = 0;
+	if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(c, "query minutes");
+		return -EIO;
+	}
+	if (sqlite3_prepare_v2(c->db, "SELECT last_batch FROM minute_flush WHERE host = ?1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, our_host, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*last_batch = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+
+	int trc = col_shape_texts_load(c->db, service, &texts);
+	if (trc == -ENOMEM) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	if (trc < 0)
+		goto fail;
+	snprintf(sql, sizeof sql,
+	         "SELECT service, db, fingerprint, calls, total_ms, max_ms, rows, errors,"
+	         " slow_count, sketch FROM query_minutes"
+	         " WHERE minute >= ?1 AND minute < ?2%s%s",
+	         service ? " AND service = ?3" : "", host ? " AND host = ?4" : "");
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, from_s);
+	sqlite3_bind_int64(st, 2, to_s);
+	if (service)
+		sqlite3_bind_text(st, 3, service, -1, SQLITE_STATIC);
+	if (host)
+		sqlite3_bind_text(st, 4, host, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *svc = (const char *)sqlite3_column_text(st, 0);
+		const char *db = (const char *)sqlite3_column_text(st, 1);
+		if (svc == NULL || db == NULL)
+			continue;
+		int dbv = col_sql_db_lookup(db);
+		uint8_t dbb = (uint8_t)(dbv < 0 ? 0 : dbv);
+		int64_t fpv = sqlite3_column_int64(st, 2);
+		uint64_t fp;
+		memcpy(&fp, &fpv, sizeof fp);
+		struct col_shape *e = col_shapeset_get(out, svc, dbb, fp, NULL, 0);
+		if (e == NULL) {
+			const char *text = fp == COL_SHAPE_OTHER_FP
+			                   ? COL_SHAPE_OTHER_SQL : col_shape_texts_get(texts, svc, dbb, fp);
+			e = col_shapeset_get(out, svc, dbb, fp, text ? text : "", 1);
+		}
+		struct col_shape_stats row = { 0 };
+		int r = col_store_read_shape_stats(st, 3, &row);
+		if (e == NULL || r == -ENOMEM || col_shape_stats_merge(&e->st, &row) < 0) {
+			col_shape_stats_release(&row);
+			ret = -ENOMEM;
+			break;
+		}
+		e->dirty = 1;
+		col_shape_stats_release(&row);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	col_shape_texts_free(texts);
+	sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+	return ret;
+fail:
+	if (ret == 0) {
+		db_error(c, "query minutes");
+		ret = -EIO;
+	}
+	sqlite3_finalize(st);
+	col_shape_texts_free(texts);
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+int col_query_shapes(struct col_query *q, struct col_agg *agg, int64_t from_s,
+                     int64_t to_s, const char *service, const char *host,
+                     struct col_shape_rows *out)
+{
+	struct col_shapeset *pending = col_shapeset_new(), *taken = col_shapeset_new(),
+	                    *sum = col_shapeset_new();
+	uint64_t taken_id = 0, last_batch = 0;
+	int rc = -ENOMEM;
+	out->v = NULL;
+	out->n = 0;
+	if (pending == NULL || taken == NULL || sum == NULL)
+		goto out;
+	/* Memory first, then the database: see col_query_endpoints(). */
+	int ours = host == NULL || strcmp(host, q->host) == 0;
+	if (ours) {
+		rc = col_agg_shape_minutes_copy(agg, from_s, to_s, service, pending, taken,
+		                                &taken_id);
+		if (rc < 0)
+			goto out;
+	}
+	struct conn *c = acquire(q);
+	rc = stored_shape_minutes(c, q->host, from_s, to_s, service, host, sum, &last_batch);
+	release(q, c);
+	if (rc < 0)
+		goto out;
+	if (ours) {
+		if (taken_id > last_batch)
+			rc = col_shapeset_merge(sum, taken, NULL);
+		if (rc == 0)
+			rc = col_shapeset_merge(sum, pending, NULL);
+		if (rc < 0)
+			goto out;
+	}
+	rc = col_shapeset_rows(sum, NULL, out);
+out:
+	col_shapeset_free(pending);
+	col_shapeset_free(taken);
+	col_shapeset_free(sum);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * query.h - read-only access to the database for the HTTP API: raw request
- * listing and lookup, and endpoint statistics over a period.
+ * listing and lookup (with statements and N+1 findings), and endpoint and
+ * statement-shape statistics over a period.
  *
  * A small pool of read-only SQLite connections, separate from the writer's
  * (WAL lets them read while it writes). Every function is thread-safe:
@@ -15,6 +16,7 @@
 #include <stdint.h>
 
 #include "epset.h"
+#include "shapeset.h"
 
 struct col_agg;
 struct col_query;
@@ -53,6 +55,7 @@ struct col_req_view {
 	int64_t bytes_in, bytes_out, sql_count;
 	double sql_time_ms;
 	int slow, error, aborted, n_plus_one;
+	const char *message;    /* "" when none */
 };
 
 /* Called per row; a non-zero return stops the listing and is returned. */
@@ -69,6 +72,41 @@ int col_query_requests(struct col_query *q, const struct col_req_filter *f,
  * negative errno / the callback's return. */
 int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg);
 
+/* One stored statement of a request; strings valid during the callback. */
+struct col_stmt_view {
+	int seq;
+	int64_t ts_ns;
+	double duration_ms;
+	const char *db;         /* "postgresql", "mysql", "sqlite", ... */
+	uint64_t fingerprint;
+	const char *sql;
+	int64_t rows;           /* -1: unknown */
+	const char *error_code; /* NULL unless the statement failed */
+	const char *error_message;
+	int slow, prepare, truncated;
+};
+
+/* One stored N+1 finding of a request. */
+struct col_n1_view {
+	uint64_t fingerprint;
+	int64_t count;
+	const char *sql;
+};
+
+/* The detail of one request: its row, then its statements in order, then
+ * its N+1 findings (most repeated first), read in one transaction. Any
+ * callback returning non-zero stops and its value is returned. */
+struct col_detail_cbs {
+	col_req_cb request;
+	int (*stmt)(void *arg, const struct col_stmt_view *s);
+	int (*n1)(void *arg, const struct col_n1_view *n);
+	void *arg;
+};
+
+/* 1 (found: callbacks called), 0 (no such request), or a negative errno /
+ * a callback's return. */
+int col_query_request_detail(struct col_query *q, int64_t id, const struct col_detail_cbs *cbs);
+
 /* Endpoint statistics over the minutes [from_s, to_s) (Unix seconds,
  * multiples of 60): stored minutes merged with those still in agg's
  * memory, each counted exactly once even while the store is writing them.
@@ -77,5 +115,12 @@ int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg)
 int col_query_endpoints(struct col_query *q, struct col_agg *agg, int64_t from_s,
                         int64_t to_s, const char *service, const char *host,
                         struct col_ep_rows *out);
+
+/* Statement-shape statistics over [from_s, to_s), as
+ * col_query_endpoints(); rows sorted by total time. Free out with
+ * col_shape_rows_free(). */
+int col_query_shapes(struct col_query *q, struct col_agg *agg, int64_t from_s,
+                     int64_t to_s, const char *service, const char *host,
+                     struct col_shape_rows *out);
 
 #endif /* COL_QUERY_H */

@@ -20,11 +20,18 @@
 #include <time.h>
 
 #include "agg.h"
+#include "ap_wire.h"
 #include "col.h"
+#include "findings.h"
+#include "hmap.h"
 #include "log.h"
+#include "shapeset.h"
+#include "stmt.h"
 
 #define DEFAULT_QUEUE_CAP 65536
+#define DEFAULT_QUEUE_STMT_CAP 262144
 #define BATCH_MAX 5000               /* rows per transaction */
+#define BATCH_STMTS 50000            /* and their statements, past the first row */
 #define WAKE_ROWS 1000               /* commit early when this many wait */
 #define FLUSH_NS (200 * 1000000LL)   /* commit at least this often */
 #define RETRY_NS (1000 * 1000000LL)  /* after a failed transaction */
@@ -57,7 +64,8 @@ static const char schema_sql[] =
 	" slow INTEGER NOT NULL DEFAULT 0,"
 	" error INTEGER NOT NULL DEFAULT 0,"
 	" aborted INTEGER NOT NULL DEFAULT 0,"
-	" n_plus_one INTEGER NOT NULL DEFAULT 0);"
+	" n_plus_one INTEGER NOT NULL DEFAULT 0,"
+	" message TEXT);"                   /* v2 */
 	/* Newest-first listing walks the primary key; filters get an index
 	 * each, with id so that "WHERE x = ? ORDER BY id DESC" needs no sort.
 	 * The flags are rare, so partial indexes cost little. */
@@ -88,7 +96,79 @@ static const char schema_sql[] =
 	" UNIQUE (minute, host, service, method, route));"
 	"CREATE TABLE IF NOT EXISTS minute_flush ("
 	" host TEXT PRIMARY KEY,"
-	" last_batch INTEGER NOT NULL);";
+	" last_batch INTEGER NOT NULL);"
+	/* v2: statements. A request's statements are read together, in
+	 * order, and deleted together: clustered by (request_id, seq). */
+	"CREATE TABLE IF NOT EXISTS queries ("
+	" request_id INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" ts_ns INTEGER NOT NULL,"
+	" duration_ms REAL NOT NULL,"
+	" db TEXT NOT NULL,"
+	" fingerprint INTEGER NOT NULL,"     /* the u64 as a signed integer */
+	" sql TEXT NOT NULL,"
+	" rows INTEGER,"                     /* NULL: unknown */
+	" error_code TEXT,"                  /* NULL unless failed */
+	" error_message TEXT,"
+	" slow INTEGER NOT NULL DEFAULT 0,"
+	" prepare INTEGER NOT NULL DEFAULT 0,"
+	" truncated INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (request_id, seq)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS request_n_plus_one ("
+	" request_id INTEGER NOT NULL,"
+	" fingerprint INTEGER NOT NULL,"
+	" count INTEGER NOT NULL,"
+	" sql TEXT NOT NULL,"
+	" PRIMARY KEY (request_id, fingerprint)) WITHOUT ROWID;"
+	/* Read by minute ranges, up to shapes x minutes rows: clustered by
+	 * its key, a range is one sequential scan (about 3x faster than
+	 * through a separate index). */
+	"CREATE TABLE IF NOT EXISTS query_minutes ("
+	" minute INTEGER NOT NULL,"
+	" host TEXT NOT NULL,"
+	" service TEXT NOT NULL,"
+	" db TEXT NOT NULL,"
+	" fingerprint INTEGER NOT NULL,"
+	" calls INTEGER NOT NULL,"
+	" total_ms REAL NOT NULL,"
+	" max_ms REAL NOT NULL,"
+	" rows INTEGER NOT NULL,"
+	" errors INTEGER NOT NULL,"
+	" slow_count INTEGER NOT NULL,"
+	" sketch BLOB NOT NULL,"
+	" PRIMARY KEY (minute, host, service, db, fingerprint)) WITHOUT ROWID;"
+	/* A shape's text once, not in every minute row. */
+	"CREATE TABLE IF NOT EXISTS query_shapes ("
+	" service TEXT NOT NULL,"
+	" db TEXT NOT NULL,"
+	" fingerprint INTEGER NOT NULL,"
+	" sql TEXT NOT NULL,"
+	" PRIMARY KEY (service, db, fingerprint)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS error_groups ("
+	" host TEXT NOT NULL,"
+	" service TEXT NOT NULL,"
+	" method TEXT NOT NULL,"             /* '' for service-level errors */
+	" route TEXT NOT NULL,"
+	" type TEXT NOT NULL,"
+	" message TEXT NOT NULL,"
+	" count INTEGER NOT NULL,"
+	" first_seen_ns INTEGER NOT NULL,"
+	" last_seen_ns INTEGER NOT NULL,"
+	" example_request_id INTEGER,"
+	" PRIMARY KEY (host, service, method, route, type)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS n_plus_one_patterns ("
+	" host TEXT NOT NULL,"
+	" service TEXT NOT NULL,"
+	" method TEXT NOT NULL,"
+	" route TEXT NOT NULL,"
+	" fingerprint INTEGER NOT NULL,"
+	" sql TEXT NOT NULL,"
+	" occurrences INTEGER NOT NULL,"
+	" max_repeats INTEGER NOT NULL,"
+	" first_seen_ns INTEGER NOT NULL,"
+	" last_seen_ns INTEGER NOT NULL,"
+	" example_request_id INTEGER,"
+	" PRIMARY KEY (host, service, method, route, fingerprint)) WITHOUT ROWID;";
 
 enum {
 	ST_BEGIN,
@@ -99,8 +179,20 @@ enum {
 	ST_MIN_INSERT,
 	ST_MIN_UPDATE,
 	ST_FLUSH_MARK,
+	ST_EXPIRE_QUERIES,
+	ST_EXPIRE_REQ_N1,
 	ST_EXPIRE_REQ,
 	ST_EXPIRE_MIN,
+	ST_EXPIRE_QMIN,
+	ST_EXPIRE_ERR,
+	ST_EXPIRE_PAT,
+	ST_INSERT_QUERY,
+	ST_INSERT_N1,
+	ST_SHAPE_SELECT,
+	ST_SHAPE_UPSERT,
+	ST_SHAPE_TEXT,
+	ST_ERR_UPSERT,
+	ST_PAT_UPSERT,
 	ST_COUNT
 };
 
@@ -109,11 +201,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_INSERT_REQ] =
-		"INSERT INTO requests (ts_ns, host, service, pid, tid, method, path, route,"
+		"INSERT INTO requests (id, ts_ns, host, service, pid, tid, method, path, route,"
 		" status, duration_ms, bytes_in, bytes_out, sql_count, sql_time_ms, slow,"
-		" error, aborted, n_plus_one)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-		" ?16, ?17, ?18)",
+		" error, aborted, n_plus_one, message)"
+		" VALUES (?19, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+		" ?16, ?17, ?18, ?20)",
 	[ST_MIN_SELECT] =
 		"SELECT id, count, error_count, slow_count, sum_ms, min_ms, max_ms,"
 		" sql_count, sql_time_ms, n_plus_one_count, sketch FROM endpoint_minutes"
@@ -130,12 +222,64 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_FLUSH_MARK] =
 		"INSERT INTO minute_flush (host, last_batch) VALUES (?1, ?2)"
 		" ON CONFLICT (host) DO UPDATE SET last_batch = excluded.last_batch",
+	/* The same 2000 requests for the three, in one transaction: the
+	 * ORDER BY makes the choice deterministic (requests_ts). */
+	[ST_EXPIRE_QUERIES] =
+		"DELETE FROM queries WHERE request_id IN"
+		" (SELECT id FROM requests WHERE ts_ns < ?1 ORDER BY ts_ns, id LIMIT 2000)",
+	[ST_EXPIRE_REQ_N1] =
+		"DELETE FROM request_n_plus_one WHERE request_id IN"
+		" (SELECT id FROM requests WHERE ts_ns < ?1 ORDER BY ts_ns, id LIMIT 2000)",
 	[ST_EXPIRE_REQ] =
 		"DELETE FROM requests WHERE id IN"
-		" (SELECT id FROM requests WHERE ts_ns < ?1 LIMIT 2000)",
+		" (SELECT id FROM requests WHERE ts_ns < ?1 ORDER BY ts_ns, id LIMIT 2000)",
 	[ST_EXPIRE_MIN] =
 		"DELETE FROM endpoint_minutes WHERE id IN"
 		" (SELECT id FROM endpoint_minutes WHERE minute < ?1 LIMIT 2000)",
+	/* One minute at a time (at most its shapes). */
+	[ST_EXPIRE_QMIN] =
+		"DELETE FROM query_minutes WHERE minute ="
+		" (SELECT min(minute) FROM query_minutes WHERE minute < ?1)",
+	[ST_EXPIRE_ERR] =
+		"DELETE FROM error_groups WHERE host = ?2 AND last_seen_ns < ?1",
+	[ST_EXPIRE_PAT] =
+		"DELETE FROM n_plus_one_patterns WHERE host = ?2 AND last_seen_ns < ?1",
+	[ST_INSERT_QUERY] =
+		"INSERT INTO queries (request_id, seq, ts_ns, duration_ms, db, fingerprint, sql,"
+		" rows, error_code, error_message, slow, prepare, truncated)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[ST_INSERT_N1] =
+		"INSERT OR REPLACE INTO request_n_plus_one (request_id, fingerprint, count, sql)"
+		" VALUES (?1, ?2, ?3, ?4)",
+	[ST_SHAPE_SELECT] =
+		"SELECT calls, total_ms, max_ms, rows, errors, slow_count, sketch"
+		" FROM query_minutes WHERE minute = ?1 AND host = ?2 AND service = ?3"
+		" AND db = ?4 AND fingerprint = ?5",
+	[ST_SHAPE_UPSERT] =
+		"INSERT OR REPLACE INTO query_minutes (minute, host, service, db, fingerprint,"
+		" calls, total_ms, max_ms, rows, errors, slow_count, sketch)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[ST_SHAPE_TEXT] =
+		"INSERT OR IGNORE INTO query_shapes (service, db, fingerprint, sql)"
+		" VALUES (?1, ?2, ?3, ?4)",
+	/* Groups hold cumulative values: the latest copy wins. */
+	[ST_ERR_UPSERT] =
+		"INSERT INTO error_groups (host, service, method, route, type, message, count,"
+		" first_seen_ns, last_seen_ns, example_request_id)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+		" ON CONFLICT (host, service, method, route, type) DO UPDATE SET"
+		" message = excluded.message, count = excluded.count,"
+		" first_seen_ns = excluded.first_seen_ns, last_seen_ns = excluded.last_seen_ns,"
+		" example_request_id = excluded.example_request_id",
+	[ST_PAT_UPSERT] =
+		"INSERT INTO n_plus_one_patterns (host, service, method, route, fingerprint, sql,"
+		" occurrences, max_repeats, first_seen_ns, last_seen_ns, example_request_id)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		" ON CONFLICT (host, service, method, route, fingerprint) DO UPDATE SET"
+		" sql = excluded.sql, occurrences = excluded.occurrences,"
+		" max_repeats = excluded.max_repeats, first_seen_ns = excluded.first_seen_ns,"
+		" last_seen_ns = excluded.last_seen_ns,"
+		" example_request_id = excluded.example_request_id",
 };
 
 struct col_store {
@@ -154,22 +298,27 @@ struct col_store {
 	pthread_cond_t room;          /* space for a waiting producer */
 	struct col_row **q;
 	size_t cap, head, n;
+	size_t q_stmts, stmt_cap;     /* statements of queued rows */
 	int stopping;
 	int exited;                   /* the writer no longer takes rows */
 
 	/* ingest thread only */
 	int64_t admit_sec;
 	int admit_n;
+	int64_t next_id;
 
 	/* writer thread only */
 	uint64_t next_batch_id;
 	struct col_minute_batch *batch;
+	struct col_error_rows find_err;   /* findings taken, not yet written */
+	struct col_n1_rows find_pat;
+	int find_held;
 	int64_t last_error_log;
 	uint64_t errors_unlogged;
 
 	/* written by their owner thread, read by anyone (relaxed atomics) */
 	uint64_t c_written, c_dropped, c_sampled, c_rejected, c_expired,
-	         c_minutes, c_errors;
+	         c_minutes, c_errors, c_queries, c_shape_minutes, c_findings;
 };
 
 #define CNT_ADD(s, f, v) __atomic_fetch_add(&(s)->f, (v), __ATOMIC_RELAXED)
@@ -190,6 +339,20 @@ struct col_row *col_row_new(const char *service, const char *path, const char *r
 	r->route = d + ls + lp;
 	r->method = "GET";
 	return r;
+}
+
+void col_row_free(struct col_row *r)
+{
+	if (r == NULL)
+		return;
+	for (uint32_t i = 0; i < r->nstmts; i++)
+		col_stmt_free(r->stmts[i]);
+	free(r->stmts);
+	for (uint32_t i = 0; i < r->nn1; i++)
+		free(r->n1[i].sql);
+	free(r->n1);
+	free(r->message);
+	free(r);
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -263,23 +426,53 @@ static int64_t clamp_i64(uint64_t v)
 	return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
+/* Fingerprints are stored as SQLite's signed 64-bit integers, bit for bit. */
+static int64_t fp_to_db(uint64_t fp)
+{
+	int64_t v;
+	memcpy(&v, &fp, sizeof v);
+	return v;
+}
+
+static uint64_t fp_from_db(int64_t v)
+{
+	uint64_t fp;
+	memcpy(&fp, &v, sizeof fp);
+	return fp;
+}
+
 /* ---- opening ---- */
 
+/* 1 when table has the column (schema checks during migration). */
+static int has_column(sqlite3 *db, const char *table, const char *column)
+{
+	char sql[128];
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+	snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	while (!found && sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		found = name && strcmp(name, column) == 0;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Creates the schema, or migrates an older one, in one transaction: a
+ * collector stopped half-way leaves the database as it was.
+ * Version 1 -> 2: requests gains `message`; the SQL tables are new. */
 static int create_schema(struct col_store *s, char *err, size_t errlen)
 {
 	char *msg = NULL;
-	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK) {
-		set_err(err, errlen, "db %s: creating the schema: %s", s->path,
-		        msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		return -EIO;
-	}
 	sqlite3_stmt *st = NULL;
 	int version = -1;
+	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE;"
+	                      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+	                      NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		goto fail;
 	rc = sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version", -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
 	    sqlite3_column_type(st, 0) != SQLITE_NULL)
@@ -291,19 +484,49 @@ static int create_schema(struct col_store *s, char *err, size_t errlen)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return -EPROTONOSUPPORT;
 	}
-	if (version < 0)
-		rc = sqlite3_exec(s->db, "INSERT INTO schema_version (version) VALUES (1)",
+	rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg);
+	/* CREATE TABLE IF NOT EXISTS left a version 1 requests table alone. */
+	if (rc == SQLITE_OK && !has_column(s->db, "requests", "message"))
+		rc = sqlite3_exec(s->db, "ALTER TABLE requests ADD COLUMN message TEXT",
 		                  NULL, NULL, &msg);
+	if (rc == SQLITE_OK && version < 0)
+		rc = sqlite3_exec(s->db, "INSERT INTO schema_version (version) VALUES (2)",
+		                  NULL, NULL, &msg);
+	else if (rc == SQLITE_OK && version < COL_SCHEMA_VERSION)
+		rc = sqlite3_exec(s->db, "UPDATE schema_version SET version = 2", NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
-	if (rc != SQLITE_OK) {
-		set_err(err, errlen, "db %s: creating the schema: %s", s->path,
-		        msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		return -EIO;
-	}
+	if (rc != SQLITE_OK)
+		goto fail;
+	if (version >= 1 && version < COL_SCHEMA_VERSION)
+		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->path,
+		        version, COL_SCHEMA_VERSION);
 	return 0;
+fail:
+	set_err(err, errlen, "db %s: creating the schema: %s", s->path,
+	        msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -EIO;
+}
+
+/* The largest request id in use, examples of stored findings included, so
+ * that new ids never name an old request even after retention emptied the
+ * requests table. */
+static int64_t read_max_id(struct col_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t max = 0;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT max(coalesce((SELECT max(id) FROM requests), 0),"
+	                       " coalesce((SELECT max(example_request_id) FROM error_groups), 0),"
+	                       " coalesce((SELECT max(example_request_id) FROM n_plus_one_patterns),"
+	                       " 0))", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		max = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return max > 0 ? max : 0;
 }
 
 static uint64_t read_last_batch(struct col_store *s)
@@ -337,6 +560,7 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	s->path = strdup(o->path);
 	s->host = strdup(o->host);
 	s->cap = o->queue_cap ? o->queue_cap : DEFAULT_QUEUE_CAP;
+	s->stmt_cap = o->queue_stmt_cap ? o->queue_stmt_cap : DEFAULT_QUEUE_STMT_CAP;
 	s->q = calloc(s->cap, sizeof *s->q);
 	s->retention_days = o->retention_days > 0 ? o->retention_days : 1;
 	s->max_rows_per_s = o->max_rows_per_s >= 0 ? o->max_rows_per_s : 0;
@@ -382,6 +606,7 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 		}
 	}
 	s->next_batch_id = read_last_batch(s) + 1;
+	s->next_id = read_max_id(s) + 1;
 	return s;
 fail:
 	col_store_free(s);
@@ -408,7 +633,28 @@ int col_store_read_stats(sqlite3_stmt *st, int c, struct col_stats *o)
 	return col_sketch_merge_encoded(&o->sketch, blob, (size_t)len);
 }
 
-int col_store_load(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
+int col_store_read_shape_stats(sqlite3_stmt *st, int c, struct col_shape_stats *o)
+{
+	o->calls = (uint64_t)sqlite3_column_int64(st, c);
+	o->total_ms = sqlite3_column_double(st, c + 1);
+	o->max_ms = sqlite3_column_double(st, c + 2);
+	o->rows = (uint64_t)sqlite3_column_int64(st, c + 3);
+	o->errors = (uint64_t)sqlite3_column_int64(st, c + 4);
+	o->slow_count = (uint64_t)sqlite3_column_int64(st, c + 5);
+	const void *blob = sqlite3_column_blob(st, c + 6);
+	int len = sqlite3_column_bytes(st, c + 6);
+	if (blob == NULL || len <= 0)
+		return o->calls ? -EINVAL : 0;
+	return col_sketch_merge_encoded(&o->sketch, blob, (size_t)len);
+}
+
+static const char *text_or(sqlite3_stmt *st, int i, const char *dflt)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return t ? t : dflt;
+}
+
+static int load_endpoints(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t t0 = col_clock_mono_ns();
@@ -456,6 +702,256 @@ int col_store_load(struct col_store *s, struct col_agg *agg, char *err, size_t e
 	return 0;
 }
 
+/* ---- shape texts ---- */
+
+struct text_entry {
+	size_t klen;
+	const char *sql;
+	char key[];              /* "service\0" db fp, then the text */
+};
+
+struct col_shape_texts {
+	struct col_hmap *map;
+};
+
+static size_t text_key(char *key, size_t cap, const char *service, uint8_t db, uint64_t fp)
+{
+	size_t ls = strlen(service);
+	if (ls + 10 > cap)
+		return 0;
+	memcpy(key, service, ls + 1);
+	key[ls + 1] = (char)db;
+	memcpy(key + ls + 2, &fp, 8);
+	return ls + 10;
+}
+
+void col_shape_texts_free(struct col_shape_texts *t)
+{
+	if (t == NULL)
+		return;
+	size_t it = 0;
+	void *e;
+	while ((e = col_hmap_next(t->map, &it, NULL, NULL)) != NULL)
+		free(e);
+	col_hmap_free(t->map);
+	free(t);
+}
+
+int col_shape_texts_load(sqlite3 *db, const char *service, struct col_shape_texts **out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -ENOMEM;
+	struct col_shape_texts *t = calloc(1, sizeof *t);
+	*out = NULL;
+	if (t == NULL || (t->map = col_hmap_new()) == NULL)
+		goto fail;
+	if (sqlite3_prepare_v2(db, service
+	                       ? "SELECT service, db, fingerprint, sql FROM query_shapes"
+	                         " WHERE service = ?1"
+	                       : "SELECT service, db, fingerprint, sql FROM query_shapes",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto fail;
+	}
+	if (service)
+		sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *svc = text_or(st, 0, ""), *sql = text_or(st, 3, "");
+		int dbv = col_sql_db_lookup(text_or(st, 1, ""));
+		char key[4200];
+		size_t k = text_key(key, sizeof key, svc, (uint8_t)(dbv < 0 ? 0 : dbv),
+		                    fp_from_db(sqlite3_column_int64(st, 2)));
+		if (k == 0)
+			continue;
+		size_t lq = strlen(sql) + 1;
+		struct text_entry *e = malloc(sizeof *e + k + lq);
+		if (e == NULL)
+			goto fail;
+		e->klen = k;
+		memcpy(e->key, key, k);
+		memcpy(e->key + k, sql, lq);
+		e->sql = e->key + k;
+		void *old = col_hmap_get(t->map, e->key, k);
+		if (col_hmap_put(t->map, e->key, k, e) < 0) {
+			free(e);
+			goto fail;
+		}
+		free(old);
+	}
+	if (src != SQLITE_DONE) {
+		rc = -EIO;
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	*out = t;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	col_shape_texts_free(t);
+	return rc;
+}
+
+const char *col_shape_texts_get(const struct col_shape_texts *t, const char *service,
+                                uint8_t db, uint64_t fp)
+{
+	char key[4200];
+	size_t k = text_key(key, sizeof key, service, db, fp);
+	struct text_entry *e = k ? col_hmap_get(t->map, key, k) : NULL;
+	return e ? e->sql : NULL;
+}
+
+static int load_shapes(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t t0 = col_clock_mono_ns();
+	struct col_shape_texts *texts = NULL;
+	int rc = col_shape_texts_load(s->db, NULL, &texts);
+	if (rc < 0) {
+		set_err(err, errlen, "db %s: loading statement texts: %s", s->path,
+		        rc == -ENOMEM ? "out of memory" : sqlite3_errmsg(s->db));
+		return rc;
+	}
+	rc = sqlite3_prepare_v2(s->db,
+		"SELECT service, db, fingerprint, calls, total_ms, max_ms, rows, errors,"
+		" slow_count, sketch FROM query_minutes WHERE host = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		set_err(err, errlen, "db %s: %s", s->path, sqlite3_errmsg(s->db));
+		col_shape_texts_free(texts);
+		return -EIO;
+	}
+	sqlite3_bind_text(st, 1, s->host, -1, SQLITE_STATIC);
+	uint64_t rows = 0, damaged = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *svc = (const char *)sqlite3_column_text(st, 0);
+		const char *db = (const char *)sqlite3_column_text(st, 1);
+		if (svc == NULL || db == NULL)
+			continue;
+		int dbv = col_sql_db_lookup(db);
+		uint8_t dbb = (uint8_t)(dbv < 0 ? 0 : dbv);
+		uint64_t fp = fp_from_db(sqlite3_column_int64(st, 2));
+		const char *sql = col_shape_texts_get(texts, svc, dbb, fp);
+		struct col_shape_stats stats = { 0 };
+		if (col_store_read_shape_stats(st, 3, &stats) < 0)
+			damaged++;
+		int lrc = col_agg_load_shape(agg, svc, dbb, fp, sql ? sql : "", &stats);
+		col_shape_stats_release(&stats);
+		if (lrc < 0) {
+			sqlite3_finalize(st);
+			col_shape_texts_free(texts);
+			set_err(err, errlen, "loading stored statistics: out of memory");
+			return -ENOMEM;
+		}
+		rows++;
+	}
+	col_shape_texts_free(texts);
+	if (rc != SQLITE_DONE) {
+		set_err(err, errlen, "db %s: loading stored statement statistics: %s", s->path,
+		        sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	sqlite3_finalize(st);
+	if (damaged)
+		col_log(COL_LOG_WARN, "db %s: %llu stored statement sketches were damaged;"
+		        " their percentiles are lost, counts kept", s->path,
+		        (unsigned long long)damaged);
+	col_log(COL_LOG_INFO, "loaded %llu stored query-minutes in %.0f ms",
+	        (unsigned long long)rows, (double)(col_clock_mono_ns() - t0) / 1e6);
+	return 0;
+}
+
+static int load_findings(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
+{
+	struct col_findings *f = col_agg_findings(agg);
+	sqlite3_stmt *st = NULL;
+	uint64_t skipped = 0, n = 0;
+	int rc = sqlite3_prepare_v2(s->db,
+		"SELECT service, method, route, type, message, count, first_seen_ns,"
+		" last_seen_ns, example_request_id FROM error_groups WHERE host = ?1",
+		-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, s->host, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *method = text_or(st, 1, "");
+		struct col_error_row r = {
+			.service = (char *)text_or(st, 0, ""),
+			.method = method[0] ? method : NULL,
+			.route = method[0] ? text_or(st, 2, "") : NULL,
+			.type = text_or(st, 3, ""),
+			.message = text_or(st, 4, ""),
+			.count = (uint64_t)sqlite3_column_int64(st, 5),
+			.first_ns = sqlite3_column_int64(st, 6),
+			.last_ns = sqlite3_column_int64(st, 7),
+			.example_id = sqlite3_column_int64(st, 8),
+		};
+		int lrc = col_findings_load_error(f, &r);
+		if (lrc == -ENOMEM)
+			goto oom;
+		skipped += lrc < 0;
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	rc = sqlite3_prepare_v2(s->db,
+		"SELECT service, method, route, fingerprint, sql, occurrences, max_repeats,"
+		" first_seen_ns, last_seen_ns, example_request_id FROM n_plus_one_patterns"
+		" WHERE host = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, s->host, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t rep = sqlite3_column_int64(st, 6);
+		struct col_n1_row r = {
+			.service = (char *)text_or(st, 0, ""),
+			.method = text_or(st, 1, ""),
+			.route = text_or(st, 2, ""),
+			.fp = fp_from_db(sqlite3_column_int64(st, 3)),
+			.sql = text_or(st, 4, ""),
+			.occurrences = (uint64_t)sqlite3_column_int64(st, 5),
+			.max_repeats = rep < 0 ? 0 : rep > UINT32_MAX ? UINT32_MAX : (uint32_t)rep,
+			.first_ns = sqlite3_column_int64(st, 7),
+			.last_ns = sqlite3_column_int64(st, 8),
+			.example_id = sqlite3_column_int64(st, 9),
+		};
+		int lrc = col_findings_load_n1(f, &r);
+		if (lrc == -ENOMEM)
+			goto oom;
+		skipped += lrc < 0;
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	if (skipped)
+		col_log(COL_LOG_WARN, "db %s: %llu stored error groups and N+1 patterns past the"
+		        " in-memory bound were not loaded", s->path, (unsigned long long)skipped);
+	col_log(COL_LOG_INFO, "loaded %llu stored error groups and N+1 patterns",
+	        (unsigned long long)n);
+	return 0;
+fail:
+	set_err(err, errlen, "db %s: loading error groups and N+1 patterns: %s", s->path,
+	        sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return -EIO;
+oom:
+	sqlite3_finalize(st);
+	set_err(err, errlen, "loading stored findings: out of memory");
+	return -ENOMEM;
+}
+
+int col_store_load(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
+{
+	int rc = load_endpoints(s, agg, err, errlen);
+	if (rc == 0)
+		rc = load_shapes(s, agg, err, errlen);
+	if (rc == 0)
+		rc = load_findings(s, agg, err, errlen);
+	return rc;
+}
+
 /* ---- writing rows ---- */
 
 static int bind_row(sqlite3_stmt *st, const struct col_store *s, const struct col_row *r)
@@ -477,7 +973,87 @@ static int bind_row(sqlite3_stmt *st, const struct col_store *s, const struct co
 	sqlite3_bind_int(st, 15, r->slow);
 	sqlite3_bind_int(st, 16, r->error);
 	sqlite3_bind_int(st, 17, r->aborted);
-	return sqlite3_bind_int(st, 18, r->n_plus_one);
+	sqlite3_bind_int(st, 18, r->n_plus_one);
+	if (r->id > 0)
+		sqlite3_bind_int64(st, 19, r->id);
+	else
+		sqlite3_bind_null(st, 19);
+	if (r->message && r->message[0])
+		return sqlite3_bind_text(st, 20, r->message, -1, SQLITE_STATIC);
+	return sqlite3_bind_null(st, 20);
+}
+
+static void bind_query(sqlite3_stmt *st, int64_t request_id, int seq, const struct col_stmt *q)
+{
+	sqlite3_bind_int64(st, 1, request_id);
+	sqlite3_bind_int(st, 2, seq);
+	sqlite3_bind_int64(st, 3, q->ts_ns);
+	sqlite3_bind_double(st, 4, q->duration_ms);
+	sqlite3_bind_text(st, 5, col_sql_db_name(q->db), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, fp_to_db(q->fingerprint));
+	sqlite3_bind_text(st, 7, q->sql, -1, SQLITE_STATIC);
+	if (q->rows_known)
+		sqlite3_bind_int64(st, 8, clamp_i64(q->rows));
+	else
+		sqlite3_bind_null(st, 8);
+	if (q->failed) {
+		sqlite3_bind_text(st, 9, q->error_code, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 10, q->error_message, -1, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_null(st, 9);
+		sqlite3_bind_null(st, 10);
+	}
+	sqlite3_bind_int(st, 11, q->slow);
+	sqlite3_bind_int(st, 12, q->prepare);
+	sqlite3_bind_int(st, 13, (q->flags & AP_SQLF_TRUNCATED) != 0);
+}
+
+/* Steps a bound statement and resets it; an SQLite code. */
+static int step1(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Writes one request, then its statements and N+1 findings under the id
+ * it got. Returns SQLITE_OK, a transient code (the caller rolls back), or
+ * SQLITE_CONSTRAINT when SQLite refused the request itself (skipped).
+ * *queries counts the statement rows written. */
+static int write_row(struct col_store *s, const struct col_row *r, uint64_t *queries)
+{
+	sqlite3_stmt *st = s->st[ST_INSERT_REQ];
+	bind_row(st, s, r);
+	int rc = step1(st);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY && r->id > 0) {
+		/* Our id is taken: another writer on this file. Keep the row
+		 * under the id SQLite picks (the findings' example may then
+		 * name another request: one writer per file is the rule). */
+		sqlite3_bind_null(st, 19);
+		rc = step1(st);
+	}
+	if (rc != SQLITE_OK)
+		return is_transient(rc) ? rc : SQLITE_CONSTRAINT;
+	int64_t id = sqlite3_last_insert_rowid(s->db);
+	st = s->st[ST_INSERT_QUERY];
+	for (uint32_t i = 0; i < r->nstmts; i++) {
+		bind_query(st, id, (int)i + 1, r->stmts[i]);
+		rc = step1(st);
+		if (rc != SQLITE_OK && is_transient(rc))
+			return rc;
+		*queries += rc == SQLITE_OK;
+	}
+	st = s->st[ST_INSERT_N1];
+	for (uint32_t i = 0; i < r->nn1; i++) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, fp_to_db(r->n1[i].fingerprint));
+		sqlite3_bind_int64(st, 3, r->n1[i].count);
+		sqlite3_bind_text(st, 4, r->n1[i].sql ? r->n1[i].sql : "", -1, SQLITE_STATIC);
+		rc = step1(st);
+		if (rc != SQLITE_OK && is_transient(rc))
+			return rc;
+	}
+	return SQLITE_OK;
 }
 
 /* Inserts rows[0..n) in one transaction. 0 (rows a constraint refused are
@@ -489,22 +1065,21 @@ static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
 		storage_error(s, "starting a transaction");
 		return -EIO;
 	}
-	sqlite3_stmt *st = s->st[ST_INSERT_REQ];
-	uint64_t rejected = 0;
+	uint64_t rejected = 0, queries = 0;
 	for (size_t i = 0; i < n; i++) {
-		bind_row(st, s, rows[i]);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc == SQLITE_DONE)
+		rc = write_row(s, rows[i], &queries);
+		if (rc == SQLITE_OK)
 			continue;
-		if (is_transient(rc)) {
+		if (rc != SQLITE_CONSTRAINT) {
 			storage_error(s, "writing requests");
 			rollback(s);
 			return -EIO;
 		}
 		rejected++;
 	}
-	sqlite3_clear_bindings(st);
+	sqlite3_clear_bindings(s->st[ST_INSERT_REQ]);
+	sqlite3_clear_bindings(s->st[ST_INSERT_QUERY]);
+	sqlite3_clear_bindings(s->st[ST_INSERT_N1]);
 	rc = exec1(s, ST_COMMIT);
 	if (rc != SQLITE_OK) {
 		storage_error(s, "committing requests");
@@ -517,6 +1092,7 @@ static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
 		        (unsigned long long)rejected, sqlite3_errmsg(s->db));
 	}
 	CNT_ADD(s, c_written, n - rejected);
+	CNT_ADD(s, c_queries, queries);
 	return 0;
 }
 
@@ -591,10 +1167,74 @@ static int upsert_minute(struct col_store *s, int64_t minute, const struct col_e
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Upserts one shape-minute like upsert_minute(), and the shape's text
+ * when it is not stored yet. Returns an SQLite code. */
+static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct col_shape *e)
+{
+	const char *db = col_sql_db_name(e->db);
+	int64_t fp = fp_to_db(e->fp);
+	sqlite3_stmt *sel = s->st[ST_SHAPE_SELECT];
+	sqlite3_bind_int64(sel, 1, minute);
+	sqlite3_bind_text(sel, 2, s->host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(sel, 3, e->service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(sel, 4, db, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sel, 5, fp);
+	struct col_shape_stats merged = { 0 };
+	int known = 0;
+	int rc = sqlite3_step(sel);
+	if (rc == SQLITE_ROW) {
+		known = 1;
+		if (col_store_read_shape_stats(sel, 0, &merged) < 0)
+			col_log(COL_LOG_WARN, "storage: damaged sketch for statement %016llx of %s"
+			        " at minute %lld replaced", (unsigned long long)e->fp, e->service,
+			        (long long)minute);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(sel);
+	if (rc != SQLITE_OK)
+		return rc;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	if (col_shape_stats_merge(&merged, &e->st) < 0 ||
+	    col_sketch_encode(&merged.sketch, &blob, &len) < 0) {
+		col_shape_stats_release(&merged);
+		return SQLITE_NOMEM;
+	}
+	sqlite3_stmt *w = s->st[ST_SHAPE_UPSERT];
+	sqlite3_bind_int64(w, 1, minute);
+	sqlite3_bind_text(w, 2, s->host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(w, 3, e->service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(w, 4, db, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(w, 5, fp);
+	sqlite3_bind_int64(w, 6, clamp_i64(merged.calls));
+	sqlite3_bind_double(w, 7, merged.total_ms);
+	sqlite3_bind_double(w, 8, merged.max_ms);
+	sqlite3_bind_int64(w, 9, clamp_i64(merged.rows));
+	sqlite3_bind_int64(w, 10, clamp_i64(merged.errors));
+	sqlite3_bind_int64(w, 11, clamp_i64(merged.slow_count));
+	sqlite3_bind_blob(w, 12, blob, (int)len, SQLITE_TRANSIENT);
+	rc = step1(w);
+	sqlite3_clear_bindings(w);
+	free(blob);
+	col_shape_stats_release(&merged);
+	if (rc != SQLITE_OK || known)
+		return rc;
+	sqlite3_stmt *t = s->st[ST_SHAPE_TEXT];
+	sqlite3_bind_text(t, 1, e->service, -1, SQLITE_STATIC);
+	sqlite3_bind_text(t, 2, db, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(t, 3, fp);
+	sqlite3_bind_text(t, 4, e->sql, -1, SQLITE_STATIC);
+	rc = step1(t);
+	sqlite3_clear_bindings(t);
+	return rc;
+}
+
 /* Writes a taken batch and marks it committed, in one transaction. */
 static int write_minutes(struct col_store *s, const struct col_minute_batch *b)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, ns = 0;
 	int rc = exec1(s, ST_BEGIN);
 	if (rc != SQLITE_OK) {
 		storage_error(s, "starting a transaction");
@@ -606,6 +1246,12 @@ static int write_minutes(struct col_store *s, const struct col_minute_batch *b)
 		while (rc == SQLITE_OK && (e = col_epset_next(m->eps, &it)) != NULL) {
 			rc = upsert_minute(s, m->minute, e);
 			n++;
+		}
+		it = 0;
+		const struct col_shape *sh;
+		while (rc == SQLITE_OK && (sh = col_shapeset_next(m->shapes, &it)) != NULL) {
+			rc = upsert_shape_minute(s, m->minute, sh);
+			ns++;
 		}
 	}
 	if (rc == SQLITE_OK) {
@@ -622,6 +1268,90 @@ static int write_minutes(struct col_store *s, const struct col_minute_batch *b)
 		return -EIO;
 	}
 	CNT_ADD(s, c_minutes, n);
+	CNT_ADD(s, c_shape_minutes, ns);
+	return 0;
+}
+
+/* ---- writing findings ---- */
+
+static int write_findings(struct col_store *s, const struct col_error_rows *e,
+                          const struct col_n1_rows *p)
+{
+	int rc = exec1(s, ST_BEGIN);
+	if (rc != SQLITE_OK) {
+		storage_error(s, "starting a transaction");
+		return -EIO;
+	}
+	sqlite3_stmt *st = s->st[ST_ERR_UPSERT];
+	for (size_t i = 0; i < e->n && rc == SQLITE_OK; i++) {
+		const struct col_error_row *r = &e->v[i];
+		sqlite3_bind_text(st, 1, s->host, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, r->service, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r->method ? r->method : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, r->route ? r->route : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, r->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, r->message, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, clamp_i64(r->count));
+		sqlite3_bind_int64(st, 8, r->first_ns);
+		sqlite3_bind_int64(st, 9, r->last_ns);
+		if (r->example_id > 0)
+			sqlite3_bind_int64(st, 10, r->example_id);
+		else
+			sqlite3_bind_null(st, 10);
+		rc = step1(st);
+	}
+	sqlite3_clear_bindings(st);
+	st = s->st[ST_PAT_UPSERT];
+	for (size_t i = 0; i < p->n && rc == SQLITE_OK; i++) {
+		const struct col_n1_row *r = &p->v[i];
+		sqlite3_bind_text(st, 1, s->host, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, r->service, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r->method, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, r->route, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, fp_to_db(r->fp));
+		sqlite3_bind_text(st, 6, r->sql, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, clamp_i64(r->occurrences));
+		sqlite3_bind_int64(st, 8, r->max_repeats);
+		sqlite3_bind_int64(st, 9, r->first_ns);
+		sqlite3_bind_int64(st, 10, r->last_ns);
+		if (r->example_id > 0)
+			sqlite3_bind_int64(st, 11, r->example_id);
+		else
+			sqlite3_bind_null(st, 11);
+		rc = step1(st);
+	}
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_OK)
+		rc = exec1(s, ST_COMMIT);
+	if (rc != SQLITE_OK) {
+		storage_error(s, "writing error groups and N+1 patterns");
+		rollback(s);
+		return -EIO;
+	}
+	CNT_ADD(s, c_findings, e->n + p->n);
+	return 0;
+}
+
+/* Takes the changed findings (unless a failed batch is held for retry) and
+ * writes them. 0, or -EIO with the batch held. */
+static int flush_findings(struct col_store *s)
+{
+	if (!s->find_held) {
+		if (col_findings_take_dirty(col_agg_findings(s->agg), &s->find_err,
+		                            &s->find_pat) < 0)
+			return 0; /* out of memory: still dirty, next time */
+		if (s->find_err.n == 0 && s->find_pat.n == 0) {
+			col_error_rows_free(&s->find_err);
+			col_n1_rows_free(&s->find_pat);
+			return 0;
+		}
+		s->find_held = 1;
+	}
+	if (write_findings(s, &s->find_err, &s->find_pat) < 0)
+		return -EIO;
+	col_error_rows_free(&s->find_err);
+	col_n1_rows_free(&s->find_pat);
+	s->find_held = 0;
 	return 0;
 }
 
@@ -650,29 +1380,75 @@ static int flush_minutes(struct col_store *s, int all)
 
 /* ---- retention ---- */
 
+/* Deletes one batch of expired requests with their statements and N+1
+ * findings, in one transaction. Returns the requests deleted, or -1. */
+static int expire_requests(struct col_store *s, int64_t cutoff_ns)
+{
+	static const int order[3] = { ST_EXPIRE_QUERIES, ST_EXPIRE_REQ_N1, ST_EXPIRE_REQ };
+	int changed = 0;
+	if (exec1(s, ST_BEGIN) != SQLITE_OK)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		sqlite3_bind_int64(s->st[order[i]], 1, cutoff_ns);
+		if (exec1(s, order[i]) != SQLITE_OK) {
+			rollback(s);
+			return -1;
+		}
+		changed = sqlite3_changes(s->db); /* the last one: requests */
+	}
+	if (exec1(s, ST_COMMIT) != SQLITE_OK) {
+		rollback(s);
+		return -1;
+	}
+	return changed;
+}
+
 /* Deletes up to a time budget of expired rows. 1 when more remain. */
 static int expire_step(struct col_store *s)
 {
 	int64_t keep_ns = (int64_t)s->retention_days * 86400 * COL_NS_PER_S;
 	int64_t cutoff_ns = col_clock_real_ns() - keep_ns;
+	int64_t cutoff_min = cutoff_ns / COL_NS_PER_S - COL_MINUTE_S;
 	int64_t t0 = col_clock_mono_ns();
-	for (int which = ST_EXPIRE_REQ; which <= ST_EXPIRE_MIN; which++) {
+	for (;;) {
+		int changed = expire_requests(s, cutoff_ns);
+		if (changed < 0) {
+			storage_error(s, "deleting expired rows");
+			return 0; /* next hour */
+		}
+		CNT_ADD(s, c_expired, (uint64_t)changed);
+		if (changed < RETENTION_BATCH)
+			break;
+		if (col_clock_mono_ns() - t0 > RETENTION_BUDGET_NS)
+			return 1;
+	}
+	/* Endpoint minutes go in batches of RETENTION_BATCH, query minutes a
+	 * minute at a time (until none is left). */
+	static const int minutes[2] = { ST_EXPIRE_MIN, ST_EXPIRE_QMIN };
+	static const int last_batch_below[2] = { RETENTION_BATCH, 1 };
+	for (int i = 0; i < 2; i++) {
 		for (;;) {
-			sqlite3_stmt *st = s->st[which];
-			sqlite3_bind_int64(st, 1, which == ST_EXPIRE_REQ ? cutoff_ns
-			                                                 : cutoff_ns / COL_NS_PER_S - COL_MINUTE_S);
-			int rc = exec1(s, which);
-			if (rc != SQLITE_OK) {
+			sqlite3_bind_int64(s->st[minutes[i]], 1, cutoff_min);
+			if (exec1(s, minutes[i]) != SQLITE_OK) {
 				storage_error(s, "deleting expired rows");
-				return 0; /* next hour */
+				return 0;
 			}
-			int changed = sqlite3_changes(s->db);
-			if (which == ST_EXPIRE_REQ)
-				CNT_ADD(s, c_expired, (uint64_t)changed);
-			if (changed < RETENTION_BATCH)
+			if (sqlite3_changes(s->db) < last_batch_below[i])
 				break;
 			if (col_clock_mono_ns() - t0 > RETENTION_BUDGET_NS)
 				return 1;
+		}
+	}
+	/* Groups nobody saw within the retention: memory first, so that a
+	 * flush in between cannot write them back. */
+	col_findings_expire(col_agg_findings(s->agg), cutoff_ns);
+	static const int groups[2] = { ST_EXPIRE_ERR, ST_EXPIRE_PAT };
+	for (int i = 0; i < 2; i++) {
+		sqlite3_bind_int64(s->st[groups[i]], 1, cutoff_ns);
+		sqlite3_bind_text(s->st[groups[i]], 2, s->host, -1, SQLITE_STATIC);
+		if (exec1(s, groups[i]) != SQLITE_OK) {
+			storage_error(s, "deleting expired rows");
+			return 0;
 		}
 	}
 	return 0;
@@ -683,15 +1459,21 @@ static int expire_step(struct col_store *s)
 static void free_rows(struct col_row **rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		free(rows[i]);
+		col_row_free(rows[i]);
 }
 
-/* Moves up to BATCH_MAX queued rows into batch (lock held). */
+/* Moves up to BATCH_MAX queued rows (and about BATCH_STMTS statements)
+ * into batch (lock held). */
 static size_t take_rows(struct col_store *s, struct col_row **batch)
 {
-	size_t k = 0;
+	size_t k = 0, stmts = 0;
 	while (k < BATCH_MAX && s->n > 0) {
-		batch[k++] = s->q[s->head];
+		struct col_row *r = s->q[s->head];
+		if (k > 0 && stmts + r->nstmts > BATCH_STMTS)
+			break;
+		batch[k++] = r;
+		stmts += r->nstmts;
+		s->q_stmts -= r->nstmts;
 		s->head = (s->head + 1) % s->cap;
 		s->n--;
 	}
@@ -736,6 +1518,11 @@ static void final_flush(struct col_store *s, struct col_row **batch, size_t nb)
 		nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
 	if (tries >= SHUTDOWN_TRIES)
 		col_log(COL_LOG_ERROR, "storage: endpoint minutes lost at shutdown");
+	tries = 0;
+	while (flush_findings(s) < 0 && ++tries < SHUTDOWN_TRIES)
+		nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
+	if (tries >= SHUTDOWN_TRIES)
+		col_log(COL_LOG_ERROR, "storage: error groups and N+1 patterns lost at shutdown");
 }
 
 static void *store_main(void *arg)
@@ -783,6 +1570,7 @@ static void *store_main(void *arg)
 		}
 		if (now >= next_minutes) {
 			flush_minutes(s, 0);
+			flush_findings(s);
 			next_minutes = now + MINUTE_CHECK_NS;
 		}
 		if (now >= next_expire)
@@ -830,13 +1618,33 @@ int col_store_admit(struct col_store *s, int always, int64_t now_real_ns)
 	return 1;
 }
 
+int64_t col_store_next_id(struct col_store *s)
+{
+	return s->next_id++;
+}
+
+/* Lock held. A row bigger than the statement bound still goes into an
+ * empty queue, so no row is refused forever. */
+static int room_for(const struct col_store *s, uint32_t nstmts)
+{
+	return s->n < s->cap && (s->n == 0 || s->q_stmts + nstmts <= s->stmt_cap);
+}
+
+int col_store_has_room(struct col_store *s, uint32_t nstmts)
+{
+	pthread_mutex_lock(&s->mu);
+	int ok = room_for(s, nstmts);
+	pthread_mutex_unlock(&s->mu);
+	return ok;
+}
+
 int col_store_push(struct col_store *s, struct col_row *row, int wait)
 {
 	pthread_mutex_lock(&s->mu);
-	while (s->n == s->cap) {
+	while (!room_for(s, row->nstmts)) {
 		if (!wait || !s->running || s->exited || s->stopping) {
 			pthread_mutex_unlock(&s->mu);
-			free(row);
+			col_row_free(row);
 			CNT_ADD(s, c_dropped, 1);
 			return -ENOSPC;
 		}
@@ -845,6 +1653,7 @@ int col_store_push(struct col_store *s, struct col_row *row, int wait)
 	}
 	s->q[(s->head + s->n) % s->cap] = row;
 	s->n++;
+	s->q_stmts += row->nstmts;
 	if (s->n == WAKE_ROWS)
 		pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->mu);
@@ -870,12 +1679,14 @@ void col_store_free(struct col_store *s)
 	col_store_stop(s);
 	/* Rows queued but never written (a store that never started). */
 	while (s->q && s->n > 0) {
-		free(s->q[s->head]);
+		col_row_free(s->q[s->head]);
 		s->head = (s->head + 1) % s->cap;
 		s->n--;
 	}
 	/* A minute batch still taken (its final write failed) belongs to the
 	 * aggregate, which frees it. */
+	col_error_rows_free(&s->find_err);
+	col_n1_rows_free(&s->find_pat);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	if (s->db)
@@ -897,9 +1708,13 @@ void col_store_counters(struct col_store *s, struct col_store_counters *c)
 	c->rows_rejected = CNT_GET(s, c_rejected);
 	c->rows_expired = CNT_GET(s, c_expired);
 	c->minutes_written = CNT_GET(s, c_minutes);
+	c->queries_written = CNT_GET(s, c_queries);
+	c->shape_minutes_written = CNT_GET(s, c_shape_minutes);
+	c->findings_written = CNT_GET(s, c_findings);
 	c->storage_errors = CNT_GET(s, c_errors);
 	pthread_mutex_lock(&s->mu);
 	c->queue_depth = s->n;
+	c->queue_stmts = s->q_stmts;
 	pthread_mutex_unlock(&s->mu);
 	c->queue_cap = s->cap;
 }

@@ -1,30 +1,56 @@
 /*
- * store.h - the SQLite writer: raw request rows and per-minute endpoint
- * statistics, written by one thread in batched transactions.
+ * store.h - the SQLite writer: raw request rows with their statements,
+ * per-minute endpoint and statement-shape statistics, and the error groups
+ * and N+1 patterns, written by one thread in batched transactions.
  *
  * Flow: the ingest thread asks col_store_admit() whether a request's raw
- * row is to be stored (max_stored_requests_per_second; slow, failed and
- * N+1 requests always are) and hands rows over with col_store_push() into
- * a bounded queue; when the queue is full the row is dropped and counted
- * (statistics stay exact: the aggregate counts every request). The store
- * thread commits queued rows every 200 ms (sooner when 1000 are waiting),
- * writes finished minutes of the aggregate 5 s after they end, and deletes
- * rows older than retention_days at start and hourly, in small batches. A
- * storage error is counted, logged at most once a minute, and the batch is
- * retried; ingestion never waits for the disk.
+ * row is to be stored (max_stored_requests_per_second; slow, failed, N+1
+ * and SQL-error requests always are), numbers it (col_store_next_id) and
+ * hands it over with col_store_push() into a bounded queue; when the queue
+ * is full the row is dropped and counted (statistics stay exact: the
+ * aggregate counts every request). The store thread commits queued rows
+ * every 200 ms (sooner when 1000 are waiting), each request with its
+ * statements and N+1 findings in the same transaction; writes finished
+ * minutes of the aggregate 5 s after they end; writes changed error groups
+ * and N+1 patterns every second; and deletes rows older than retention_days
+ * at start and hourly, in small batches. A storage error is counted,
+ * logged at most once a minute, and the batch is retried; ingestion never
+ * waits for the disk.
  *
- * Schema (version 1), created when missing:
+ * Schema (version 2; a version 1 database is migrated in place), created
+ * when missing:
  *   schema_version(version)
  *   requests(id INTEGER PRIMARY KEY, ts_ns, host, service, pid, tid, method,
  *            path, route, status, duration_ms, bytes_in, bytes_out,
- *            sql_count, sql_time_ms, slow, error, aborted, n_plus_one)
+ *            sql_count, sql_time_ms, slow, error, aborted, n_plus_one,
+ *            message (v2: the scrubbed start of a 5xx body, or NULL))
+ *   queries(request_id, seq (1, 2, ... in execution order), ts_ns,
+ *            duration_ms, db, fingerprint (the 64-bit value as a signed
+ *            integer), sql, rows (NULL: unknown), error_code, error_message
+ *            (NULL unless failed), slow, prepare, truncated)
+ *            PRIMARY KEY (request_id, seq), WITHOUT ROWID       (v2)
+ *   request_n_plus_one(request_id, fingerprint, count, sql)
+ *            PRIMARY KEY (request_id, fingerprint)             (v2)
  *   endpoint_minutes(id, minute (Unix s), host, service, method, route,
  *            count, error_count, slow_count, sum_ms, min_ms, max_ms,
  *            sql_count, sql_time_ms, n_plus_one_count, sketch BLOB)
  *            UNIQUE (minute, host, service, method, route)
+ *   query_minutes(minute, host, service, db, fingerprint, calls,
+ *            total_ms, max_ms, rows, errors, slow_count, sketch BLOB)
+ *            PRIMARY KEY (minute, host, service, db, fingerprint),
+ *            WITHOUT ROWID                                     (v2)
+ *   query_shapes(service, db, fingerprint, sql): the text each shape was
+ *            first stored with                                 (v2)
+ *   error_groups(host, service, method, route, type, message, count,
+ *            first_seen_ns, last_seen_ns, example_request_id): method and
+ *            route '' for service-level groups                 (v2)
+ *   n_plus_one_patterns(host, service, method, route, fingerprint, sql,
+ *            occurrences, max_repeats, first_seen_ns, last_seen_ns,
+ *            example_request_id)                               (v2)
  *   minute_flush(host PRIMARY KEY, last_batch): the id of the last minute
  *            batch committed, so readers can tell whether the batch they
  *            saw in memory is already in the table (see query.c).
+ * Retention deletes a request's statements and findings with it.
  */
 #ifndef COL_STORE_H
 #define COL_STORE_H
@@ -34,13 +60,26 @@
 
 struct col_agg;
 struct col_stats;
+struct col_shape_stats;
+struct col_stmt;
+struct sqlite3;
 struct sqlite3_stmt;
 
 /* The schema version this collector creates and understands. */
-#define COL_SCHEMA_VERSION 1
+#define COL_SCHEMA_VERSION 2
 
-/* One raw request row. Strings point into the same allocation. */
+/* An N+1 finding of a stored request. */
+struct col_row_n1 {
+	uint64_t fingerprint;
+	uint32_t count;
+	char *sql;              /* owned by the row */
+};
+
+/* One raw request row. service, path and route point into the same
+ * allocation; message, stmts and n1 are owned by the row
+ * (col_row_free). */
 struct col_row {
+	int64_t id;             /* col_store_next_id(); 0: let SQLite choose */
 	int64_t ts_ns;          /* wall clock, start of the request */
 	uint32_t pid, tid;
 	int status;
@@ -53,12 +92,20 @@ struct col_row {
 	const char *service;
 	const char *path;
 	const char *route;
+	char *message;              /* NULL: none */
+	struct col_stmt **stmts;    /* its statements in order; NULL when none */
+	uint32_t nstmts;
+	struct col_row_n1 *n1;
+	uint32_t nn1;
 	char data[];
 };
 
 /* A zero-filled row holding copies of the three strings; NULL when out of
- * memory. Free with free(). */
+ * memory. Free with col_row_free(). */
 struct col_row *col_row_new(const char *service, const char *path, const char *route);
+
+/* Frees the row and everything it owns. NULL is a no-op. */
+void col_row_free(struct col_row *r);
 
 struct col_store_opts {
 	const char *path;         /* SQLite file */
@@ -66,6 +113,7 @@ struct col_store_opts {
 	int retention_days;       /* >= 1 */
 	int max_rows_per_s;       /* >= 0 */
 	size_t queue_cap;         /* rows; 0 for the default (65536) */
+	size_t queue_stmt_cap;    /* statements of queued rows; 0: 262144 */
 };
 
 struct col_store;
@@ -90,10 +138,20 @@ int col_store_start(struct col_store *s, struct col_agg *agg, char *err, size_t 
  * it refuses. Call from one thread only (the ingest thread). */
 int col_store_admit(struct col_store *s, int always, int64_t now_real_ns);
 
-/* Queues a row; the store owns it from here. When the queue is full the
- * row is freed and counted as dropped (-ENOSPC), unless `wait` is set and
- * the writer runs: then it waits for room (used while draining at
- * shutdown, so nothing received is lost). Thread-safe. */
+/* The id for the next admitted row: increasing, from the largest id in
+ * the database at open. Ingest thread only. */
+int64_t col_store_next_id(struct col_store *s);
+
+/* 1 when col_store_push() of a row with nstmts statements would not be
+ * refused for lack of room now. The ingest thread is the only producer,
+ * so room seen here stays there until it pushes. */
+int col_store_has_room(struct col_store *s, uint32_t nstmts);
+
+/* Queues a row; the store owns it from here. When the queue (rows, or
+ * statements of queued rows) is full the row is freed and counted as
+ * dropped (-ENOSPC), unless `wait` is set and the writer runs: then it
+ * waits for room (used while draining at shutdown, so nothing received is
+ * lost). Thread-safe. */
 int col_store_push(struct col_store *s, struct col_row *row, int wait);
 
 /* Writes everything queued and every minute still in the aggregate, then
@@ -109,9 +167,13 @@ struct col_store_counters {
 	uint64_t rows_sampled_out;  /* beyond max_stored_requests_per_second */
 	uint64_t rows_rejected;     /* refused by SQLite one by one (bad data) */
 	uint64_t rows_expired;      /* deleted by retention */
+	uint64_t queries_written;   /* statement rows committed */
 	uint64_t minutes_written;   /* endpoint-minute rows upserted */
+	uint64_t shape_minutes_written; /* query-minute rows upserted */
+	uint64_t findings_written;  /* error group and N+1 pattern rows upserted */
 	uint64_t storage_errors;    /* failed transactions */
 	size_t queue_depth, queue_cap;
+	size_t queue_stmts;         /* statements of queued rows */
 };
 
 /* Reads the statistics columns of an endpoint_minutes row starting at
@@ -122,6 +184,25 @@ struct col_store_counters {
  * damaged (counters still filled), -ENOMEM. Shared with query.c so both
  * sides read minutes the same way. */
 int col_store_read_stats(struct sqlite3_stmt *st, int col, struct col_stats *o);
+
+/* Reads query_minutes statistics starting at column `col`: calls,
+ * total_ms, max_ms, rows, errors, slow_count, sketch; as
+ * col_store_read_stats(). */
+int col_store_read_shape_stats(struct sqlite3_stmt *st, int col, struct col_shape_stats *o);
+
+/* The stored texts of statement shapes, for readers that merge
+ * query_minutes rows: one read of query_shapes (only `service`'s unless
+ * NULL) into memory is much cheaper than a join per minute row. */
+struct col_shape_texts;
+
+/* Reads the texts through db (any connection). 0, -EIO or -ENOMEM; *out
+ * is then NULL. */
+int col_shape_texts_load(struct sqlite3 *db, const char *service,
+                         struct col_shape_texts **out);
+/* The text of (service, db, fp), or NULL; valid until _free. */
+const char *col_shape_texts_get(const struct col_shape_texts *t, const char *service,
+                                uint8_t db, uint64_t fp);
+void col_shape_texts_free(struct col_shape_texts *t); /* NULL is a no-op */
 
 /* A consistent-enough snapshot of the counters (each read atomically). */
 void col_store_counters(struct col_store *s, struct col_store_counters *c);

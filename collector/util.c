@@ -277,6 +277,13 @@ size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen)
 	if (outlen == 0)
 		return 0;
 	while (i < len) {
+		/* Printable ASCII, nearly everything here, copies as is. */
+		if (s[i] >= 0x20 && s[i] < 0x7f) {
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = (char)s[i++];
+			continue;
+		}
 		size_t n = col_utf8_len(in + i, len - i);
 		if (n == 0 || (n == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
 			if (o + 1 >= outlen)

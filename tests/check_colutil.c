@@ -6,10 +6,15 @@
 #include "check_suites.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "col.h"
+#include "jw.h"
+
+#include <jansson.h>
+#include <stdlib.h>
 
 static const struct {
 	const char *in;
@@ -128,6 +133,84 @@ START_TEST(test_methods)
 }
 END_TEST
 
+static char *jw_doc(void (*fn)(struct jw *))
+{
+	struct jw w;
+	jw_init(&w);
+	fn(&w);
+	return jw_finish(&w, NULL);
+}
+
+static void doc_numbers(struct jw *w)
+{
+	jw_arr(w);
+	jw_real(w, 25.5, 3);
+	jw_real(w, 1, 3);
+	jw_real(w, 0, 3);
+	jw_real(w, 0.0004, 3);
+	jw_real(w, 0.0005, 3);
+	jw_real(w, 108.0726, 3);
+	jw_real(w, -2.25, 3);
+	jw_real(w, 1e7, 3);
+	jw_real(w, 1.0 / 3, 6);
+	jw_real(w, NAN, 3);
+	jw_real(w, 1e300, 3);
+	jw_int(w, -42);
+	jw_uint(w, UINT64_MAX);
+	jw_bool(w, 1);
+	jw_bool(w, 0);
+	jw_null(w);
+	jw_arr_end(w);
+}
+
+static void doc_nested(struct jw *w)
+{
+	jw_obj(w);
+	jw_key(w, "s");
+	jw_str(w, "q\"b\\c\n\x01\x7f \xc3\xa9 \xff end");
+	jw_key(w, "empty");
+	jw_obj(w);
+	jw_obj_end(w);
+	jw_key(w, "list");
+	jw_arr(w);
+	jw_obj(w);
+	jw_key(w, "a");
+	jw_str(w, NULL);
+	jw_obj_end(w);
+	jw_arr(w);
+	jw_arr_end(w);
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
+static void doc_unbalanced(struct jw *w)
+{
+	jw_obj(w);
+	jw_key(w, "x");
+	jw_arr(w);
+}
+
+START_TEST(test_json_writer)
+{
+	char *s = jw_doc(doc_numbers);
+	ck_assert_str_eq(s, "[25.5,1.0,0.0,0.0,0.001,108.073,-2.25,10000000.0,0.333333,0.0,"
+	                    "1e+300,-42,9223372036854775807,true,false,null]");
+	free(s);
+	s = jw_doc(doc_nested);
+	ck_assert_str_eq(s, "{\"s\":\"q\\\"b\\\\c\\u000a\\u0001\\u007f \xc3\xa9 ? end\","
+	                    "\"empty\":{},\"list\":[{\"a\":\"\"},[]]}");
+	/* What it writes is JSON that a real parser accepts. */
+	json_error_t e;
+	json_t *j = json_loads(s, 0, &e);
+	ck_assert_msg(j != NULL, "%s", e.text);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "s")),
+	                 "q\"b\\c\n\x01\x7f \xc3\xa9 ? end");
+	json_decref(j);
+	free(s);
+	ck_assert_ptr_null(jw_doc(doc_unbalanced));
+}
+END_TEST
+
 Suite *colutil_suite(void)
 {
 	Suite *s = suite_create("colutil");
@@ -137,6 +220,7 @@ Suite *colutil_suite(void)
 	tcase_add_test(tc, test_clean_path);
 	tcase_add_test(tc, test_clean_text);
 	tcase_add_test(tc, test_methods);
+	tcase_add_test(tc, test_json_writer);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -101,7 +101,7 @@ START_TEST(test_rows_written_at_stop)
 	ck_assert_uint_eq(c.rows_dropped, 0);
 	col_store_free(s);
 	ck_assert_int_eq(count_rows("SELECT count(*) FROM requests"), 3000);
-	ck_assert_int_eq(count_rows("SELECT version FROM schema_version"), 1);
+	ck_assert_int_eq(count_rows("SELECT version FROM schema_version"), COL_SCHEMA_VERSION);
 	col_agg_free(a);
 }
 END_TEST

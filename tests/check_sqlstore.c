@@ -1,0 +1,539 @@
+/*
+ * check_sqlstore.c - the SQL side of the store and the read pool
+ * (collector/store.h, collector/query.h) on a temporary database: the
+ * schema migration from version 1, a request's statements and N+1
+ * findings written with it and read back in order, retention taking them
+ * with their request, statement-shape minutes persisted, reloaded and
+ * queried by period, and error groups and N+1 patterns surviving a
+ * restart.
+ */
+#include "config.h"
+#include "check_suites.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agg.h"
+#include "ap_wire.h"
+#include "col.h"
+#include "findings.h"
+#include "query.h"
+#include "shapeset.h"
+#include "stmt.h"
+#include "store.h"
+
+#define T0 (1795335300LL * 1000000000LL) /* 2026-11-22T08:15:00Z */
+#define SEC 1000000000LL
+#define MS 1000000ULL
+
+static char dir[64];
+static char dbpath[128];
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/check_sqlstore.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);
+}
+
+static void teardown(void)
+{
+	char p[160];
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+static struct col_store *open_store(int retention_days)
+{
+	char err[256] = "";
+	struct col_store_opts o = { .path = dbpath, .host = "h1",
+	                            .retention_days = retention_days, .max_rows_per_s = 1000 };
+	struct col_store *s = col_store_open(&o, err, sizeof err);
+	ck_assert_msg(s != NULL, "open: %s", err);
+	return s;
+}
+
+static int64_t scalar(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+	              sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static void exec_sql(const char *sql)
+{
+	sqlite3 *db;
+	char *msg = NULL;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK, "%s", msg);
+	sqlite3_close(db);
+}
+
+static struct col_stmt *mk(const char *sql, uint64_t fp, uint8_t db, uint8_t flags,
+                           int64_t ts, uint64_t dur_ms, uint64_t rows)
+{
+	struct ap_rec_sql r = {
+		.req_id = 1, .start_ns = 1000, .end_ns = 1000 + dur_ms * MS, .rows = rows,
+		.fingerprint = fp, .db = db, .flags = flags,
+		.error_code = { "", 0 }, .error_message = { "", 0 },
+		.sql = { sql, (uint16_t)strlen(sql) },
+	};
+	if (flags & AP_SQLF_ERROR) {
+		r.error_code = (struct ap_str){ "42P01", 5 };
+		r.error_message = (struct ap_str){ "relation \"nope\" does not exist", 30 };
+	}
+	struct col_stmt *s = col_stmt_new(&r, ts - 1000, 100);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+/* A stored-request row with `n` statements; n1 findings when n1 > 0. */
+static struct col_row *mkrow(struct col_store *s, int64_t ts, int n, int n1)
+{
+	struct col_row *r = col_row_new("api", "/books/", "/books/");
+	ck_assert_ptr_nonnull(r);
+	r->id = col_store_next_id(s);
+	r->ts_ns = ts;
+	r->pid = 42;
+	r->status = 500;
+	r->error = 1;
+	r->duration_ms = 12.5;
+	r->method = "GET";
+	r->message = strdup("Traceback: KeyError ?");
+	r->sql_count = (uint32_t)n;
+	r->stmts = calloc((size_t)n + 1, sizeof *r->stmts);
+	for (int i = 0; i < n; i++)
+		r->stmts[i] = mk(i == 0 ? "BEGIN" : "SELECT * FROM author WHERE id = ?",
+		                 i == 0 ? 0x1 : 0xfedcba9876543210ULL, AP_DB_POSTGRES,
+		                 i == 2 ? AP_SQLF_ERROR : i == 3 ? AP_SQLF_ROWS_UNKNOWN : 0,
+		                 ts + i * (int64_t)MS, i == 1 ? 150 : 1, (uint64_t)i);
+	r->nstmts = (uint32_t)n;
+	if (n1 > 0) {
+		r->n1 = calloc(1, sizeof *r->n1);
+		r->n1[0] = (struct col_row_n1){ 0xfedcba9876543210ULL, (uint32_t)n - 1,
+		                                strdup("SELECT * FROM author WHERE id = ?") };
+		r->nn1 = 1;
+	}
+	return r;
+}
+
+/* What the detail read gives back. */
+struct detail {
+	int found_request;
+	char message[128];
+	int nq, nn1;
+	int seq[8];
+	char sql[8][64];
+	uint64_t fp[8];
+	int64_t rows[8];
+	char code[8][16];
+	char emsg[8][64];
+	int slow[8], prepare[8];
+	double dur[8];
+	uint64_t n1fp;
+	int64_t n1count;
+	char n1sql[64];
+};
+
+static int d_req(void *arg, const struct col_req_view *v)
+{
+	struct detail *d = arg;
+	d->found_request = 1;
+	snprintf(d->message, sizeof d->message, "%s", v->message);
+	return 0;
+}
+
+static int d_stmt(void *arg, const struct col_stmt_view *q)
+{
+	struct detail *d = arg;
+	int i = d->nq++;
+	if (i >= 8)
+		return 0;
+	d->seq[i] = q->seq;
+	snprintf(d->sql[i], sizeof d->sql[i], "%s", q->sql);
+	d->fp[i] = q->fingerprint;
+	d->rows[i] = q->rows;
+	snprintf(d->code[i], sizeof d->code[i], "%s", q->error_code ? q->error_code : "-");
+	snprintf(d->emsg[i], sizeof d->emsg[i], "%s", q->error_message);
+	d->slow[i] = q->slow;
+	d->prepare[i] = q->prepare;
+	d->dur[i] = q->duration_ms;
+	return 0;
+}
+
+static int d_n1(void *arg, const struct col_n1_view *n)
+{
+	struct detail *d = arg;
+	d->nn1++;
+	d->n1fp = n->fingerprint;
+	d->n1count = n->count;
+	snprintf(d->n1sql, sizeof d->n1sql, "%s", n->sql);
+	return 0;
+}
+
+static void read_detail(struct col_query *q, int64_t id, struct detail *d, int expect)
+{
+	memset(d, 0, sizeof *d);
+	struct col_detail_cbs cbs = { d_req, d_stmt, d_n1, d };
+	ck_assert_int_eq(col_query_request_detail(q, id, &cbs), expect);
+}
+
+START_TEST(test_statements_with_request)
+{
+	struct col_agg *a = col_agg_new(100);
+	struct col_store *s = open_store(36500);
+	char err[256];
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
+	struct col_row *r1 = mkrow(s, T0, 4, 1);
+	int64_t id1 = r1->id;
+	ck_assert_int_eq(id1, 1);
+	ck_assert_int_eq(col_store_push(s, r1, 1), 0);
+	struct col_row *r2 = mkrow(s, T0 + SEC, 0, 0); /* no statements */
+	int64_t id2 = r2->id;
+	free(r2->message);
+	r2->message = NULL;
+	r2->status = 200;
+	ck_assert_int_eq(col_store_push(s, r2, 1), 0);
+	col_store_stop(s);
+	struct col_store_counters c;
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.rows_written, 2);
+	ck_assert_uint_eq(c.queries_written, 4);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM queries"), 4);
+
+	struct col_query *q = col_query_open(dbpath, "h1", 1, err, sizeof err);
+	ck_assert_ptr_nonnull(q);
+	struct detail d;
+	read_detail(q, id1, &d, 1);
+	ck_assert_str_eq(d.message, "Traceback: KeyError ?");
+	ck_assert_int_eq(d.nq, 4);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(d.seq[i], i + 1); /* in order */
+	ck_assert_str_eq(d.sql[0], "BEGIN");
+	ck_assert_str_eq(d.sql[1], "SELECT * FROM author WHERE id = ?");
+	/* A fingerprint with its top bit set survives SQLite's signed integers. */
+	ck_assert(d.fp[1] == 0xfedcba9876543210ULL);
+	ck_assert(d.dur[1] == 150);
+	ck_assert_int_eq(d.slow[1], 1);
+	ck_assert_int_eq(d.slow[0], 0);
+	ck_assert_int_eq(d.rows[1], 1);
+	ck_assert_int_eq(d.rows[3], -1); /* unknown */
+	ck_assert_str_eq(d.code[1], "-");
+	ck_assert_str_eq(d.code[2], "42P01");
+	ck_assert_str_eq(d.emsg[2], "relation \"nope\" does not exist");
+	ck_assert_int_eq(d.nn1, 1);
+	ck_assert(d.n1fp == 0xfedcba9876543210ULL);
+	ck_assert_int_eq(d.n1count, 3);
+	ck_assert_str_eq(d.n1sql, "SELECT * FROM author WHERE id = ?");
+	read_detail(q, id2, &d, 1);
+	ck_assert_str_eq(d.message, "");
+	ck_assert_int_eq(d.nq, 0);
+	ck_assert_int_eq(d.nn1, 0);
+	read_detail(q, 999, &d, 0);
+	ck_assert_int_eq(d.found_request, 0);
+	col_query_free(q);
+
+	/* A new store continues the ids: none is ever handed out twice. */
+	s = open_store(36500);
+	ck_assert_int_eq(col_store_next_id(s), id2 + 1);
+	col_store_free(s);
+	col_agg_free(a);
+}
+END_TEST
+
+/* The version 1 schema, as the first collector created it. */
+static const char v1_schema[] =
+	"CREATE TABLE schema_version (version INTEGER NOT NULL);"
+	"INSERT INTO schema_version VALUES (1);"
+	"CREATE TABLE requests (id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL,"
+	" host TEXT NOT NULL, service TEXT NOT NULL, pid INTEGER NOT NULL,"
+	" tid INTEGER NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,"
+	" route TEXT NOT NULL, status INTEGER NOT NULL, duration_ms REAL NOT NULL,"
+	" bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,"
+	" sql_count INTEGER NOT NULL DEFAULT 0, sql_time_ms REAL NOT NULL DEFAULT 0,"
+	" slow INTEGER NOT NULL DEFAULT 0, error INTEGER NOT NULL DEFAULT 0,"
+	" aborted INTEGER NOT NULL DEFAULT 0, n_plus_one INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX requests_ts ON requests(ts_ns);"
+	"CREATE TABLE endpoint_minutes (id INTEGER PRIMARY KEY, minute INTEGER NOT NULL,"
+	" host TEXT NOT NULL, service TEXT NOT NULL, method TEXT NOT NULL,"
+	" route TEXT NOT NULL, count INTEGER NOT NULL, error_count INTEGER NOT NULL,"
+	" slow_count INTEGER NOT NULL, sum_ms REAL NOT NULL, min_ms REAL NOT NULL,"
+	" max_ms REAL NOT NULL, sql_count INTEGER NOT NULL DEFAULT 0,"
+	" sql_time_ms REAL NOT NULL DEFAULT 0, n_plus_one_count INTEGER NOT NULL DEFAULT 0,"
+	" sketch BLOB NOT NULL, UNIQUE (minute, host, service, method, route));"
+	"CREATE TABLE minute_flush (host TEXT PRIMARY KEY, last_batch INTEGER NOT NULL);"
+	"INSERT INTO requests (id, ts_ns, host, service, pid, tid, method, path, route,"
+	" status, duration_ms, bytes_in, bytes_out)"
+	" VALUES (7, 1795335300000000000, 'h1', 'old', 1, 1, 'GET', '/x', '/x', 503, 2.5,"
+	" 1, 2);";
+
+static int v_req(void *arg, const struct col_req_view *v)
+{
+	struct col_req_view *out = arg;
+	*out = *v;
+	out->path = out->message[0] ? "message" : "no message";
+	return 0;
+}
+
+START_TEST(test_migration)
+{
+	exec_sql(v1_schema);
+	struct col_store *s = open_store(36500);
+	ck_assert_int_eq(scalar("SELECT max(version) FROM schema_version"), 2);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM schema_version"), 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM pragma_table_info('requests')"
+	                        " WHERE name = 'message'"), 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM queries"), 0);
+	ck_assert_int_eq(col_store_next_id(s), 8); /* after the old rows */
+	col_store_free(s);
+
+	/* The old row reads with the new columns; a second open changes
+	 * nothing. */
+	char err[256];
+	struct col_query *q = col_query_open(dbpath, "h1", 1, err, sizeof err);
+	ck_assert_ptr_nonnull(q);
+	struct col_req_view v;
+	ck_assert_int_eq(col_query_request(q, 7, v_req, &v), 1);
+	ck_assert_str_eq(v.path, "no message");
+	ck_assert_int_eq(v.status, 503);
+	struct detail d;
+	read_detail(q, 7, &d, 1);
+	ck_assert_int_eq(d.nq, 0);
+	col_query_free(q);
+	s = open_store(36500);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT max(version) FROM schema_version"), 2);
+
+	/* A newer schema than ours is refused with a message. */
+	exec_sql("UPDATE schema_version SET version = 3");
+	struct col_store_opts o = { .path = dbpath, .host = "h1", .retention_days = 7 };
+	ck_assert_ptr_null(col_store_open(&o, err, sizeof err));
+	ck_assert_msg(strstr(err, "version 3") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_retention)
+{
+	int64_t now = col_clock_real_ns();
+	/* Old rows first (8 days), recent ones after, with statements and
+	 * findings each. */
+	struct col_store *s = open_store(36500);
+	char err[256];
+	struct col_agg *a = col_agg_new(100);
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
+	for (int i = 0; i < 3; i++)
+		col_store_push(s, mkrow(s, now - 8 * 86400 * SEC + i, 4, 1), 1);
+	for (int i = 0; i < 2; i++)
+		col_store_push(s, mkrow(s, now - i * SEC, 4, 1), 1);
+	col_findings_error(col_agg_findings(a), "api", "GET", "/", "HTTP 500", "old",
+	                   now - 8 * 86400 * SEC, 1);
+	col_findings_error(col_agg_findings(a), "api", "GET", "/", "HTTP 502", "new", now, 4);
+	col_store_stop(s);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM queries"), 20);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM request_n_plus_one"), 5);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM error_groups"), 2);
+
+	/* A 7-day store deletes the old ones at start, with everything that
+	 * hangs on them. */
+	struct col_agg *b = col_agg_new(100);
+	s = open_store(7);
+	ck_assert_int_eq(col_store_load(s, b, err, sizeof err), 0);
+	ck_assert_int_eq(col_store_start(s, b, err, sizeof err), 0);
+	struct col_store_counters c;
+	for (int t = 0; t < 100; t++) {
+		col_store_counters(s, &c);
+		if (c.rows_expired >= 3)
+			break;
+		nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
+	}
+	col_store_stop(s);
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.rows_expired, 3);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM requests"), 2);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM queries"), 8);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM queries WHERE request_id <= 3"), 0);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM request_n_plus_one"), 2);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM error_groups"), 1);
+	struct col_error_rows e;
+	ck_assert_int_eq(col_findings_errors(col_agg_findings(b), NULL, &e), 0);
+	ck_assert_uint_eq(e.n, 1);
+	ck_assert_str_eq(e.v[0].type, "HTTP 502");
+	col_error_rows_free(&e);
+	col_agg_free(a);
+	col_agg_free(b);
+}
+END_TEST
+
+static void stmt(struct col_agg *a, const char *sql, uint64_t fp, int64_t ts, uint64_t ms)
+{
+	char svc[COL_SERVICE_MAX];
+	struct col_stmt *st = mk(sql, fp, AP_DB_POSTGRES, 0, ts, ms, 1);
+	ck_assert_int_eq(col_agg_sql(a, 1, st, svc, sizeof svc), 0);
+	col_stmt_free(st);
+}
+
+static const struct col_shape_row *shape(const struct col_shape_rows *r, uint64_t fp)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].fp == fp)
+			return &r->v[i];
+	ck_abort_msg("no shape %llx", (unsigned long long)fp);
+	return NULL;
+}
+
+START_TEST(test_shapes_persist)
+{
+	struct col_agg *a = col_agg_new(100);
+	for (int i = 0; i < 300; i++) {
+		stmt(a, "SELECT * FROM a WHERE id = ?", 0xa, T0 + i * SEC / 2, 1 + (uint64_t)i % 50);
+		if (i % 3 == 0)
+			stmt(a, "SELECT * FROM b", 0xfb00000000000000ULL, T0 + 60 * SEC + i, 7);
+	}
+	struct col_shape_rows before;
+	ck_assert_int_eq(col_agg_shapes(a, NULL, &before), 0);
+	struct col_store *s = open_store(36500);
+	char err[256];
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
+	col_store_stop(s); /* the final flush writes every minute */
+	struct col_store_counters c;
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.shape_minutes_written, 4); /* a: minutes 0..2, b: minute 1 */
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT sum(calls) FROM query_minutes"), 400);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM query_shapes"), 2);
+
+	/* A new collector starts with the same figures, p95 included. */
+	struct col_agg *b = col_agg_new(100);
+	s = open_store(36500);
+	ck_assert_int_eq(col_store_load(s, b, err, sizeof err), 0);
+	col_store_free(s);
+	struct col_shape_rows after;
+	ck_assert_int_eq(col_agg_shapes(b, NULL, &after), 0);
+	ck_assert_uint_eq(after.n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const struct col_shape_row *x = &before.v[i], *y = shape(&after, x->fp);
+		ck_assert_str_eq(x->sql, y->sql);
+		ck_assert_str_eq(y->service, "unknown");
+		ck_assert(x->calls == y->calls && x->rows == y->rows && x->max_ms == y->max_ms);
+		ck_assert(x->p95_ms == y->p95_ms);
+		ck_assert(x->total_ms - y->total_ms < 1e-6 && y->total_ms - x->total_ms < 1e-6);
+	}
+	col_shape_rows_free(&after);
+
+	/* Periods: stored minutes and memory, each counted once. */
+	struct col_query *q = col_query_open(dbpath, "h1", 1, err, sizeof err);
+	ck_assert_ptr_nonnull(q);
+	int64_t m0 = T0 / SEC;
+	struct col_shape_rows r;
+	ck_assert_int_eq(col_query_shapes(q, b, m0 + 60, m0 + 120, NULL, NULL, &r), 0);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_uint_eq(shape(&r, 0xa)->calls, 120);
+	ck_assert_uint_eq(shape(&r, 0xfb00000000000000ULL)->calls, 100);
+	ck_assert_str_eq(shape(&r, 0xfb00000000000000ULL)->sql, "SELECT * FROM b");
+	col_shape_rows_free(&r);
+	stmt(b, "SELECT * FROM a WHERE id = ?", 0xa, T0 + 61 * SEC, 3); /* memory only */
+	ck_assert_int_eq(col_query_shapes(q, b, m0 + 60, m0 + 120, NULL, NULL, &r), 0);
+	ck_assert_uint_eq(shape(&r, 0xa)->calls, 121);
+	col_shape_rows_free(&r);
+	ck_assert_int_eq(col_query_shapes(q, b, m0, m0 + 60, NULL, NULL, &r), 0);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_uint_eq(r.v[0].calls, 120);
+	col_shape_rows_free(&r);
+	ck_assert_int_eq(col_query_shapes(q, b, m0, m0 + 600, "nope", NULL, &r), 0);
+	ck_assert_uint_eq(r.n, 0);
+	col_shape_rows_free(&r);
+	ck_assert_int_eq(col_query_shapes(q, b, m0, m0 + 600, NULL, "other-host", &r), 0);
+	ck_assert_uint_eq(r.n, 0);
+	col_shape_rows_free(&r);
+	col_query_free(q);
+	col_shape_rows_free(&before);
+	col_agg_free(a);
+	col_agg_free(b);
+}
+END_TEST
+
+START_TEST(test_findings_persist)
+{
+	struct col_agg *a = col_agg_new(100);
+	struct col_findings *f = col_agg_findings(a);
+	col_findings_error(f, "api", "GET", "/a", "HTTP 503", "down", T0, 40);
+	col_findings_error(f, "api", NULL, NULL, "MySQL 1146", "no table", T0 + SEC, 0);
+	col_findings_n1(f, "api", "GET", "/books", 0xfedcba9876543210ULL, "SELECT ?", 7, T0, 41);
+	struct col_store *s = open_store(36500);
+	char err[256];
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
+	col_store_stop(s);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM error_groups"), 2);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM n_plus_one_patterns"), 1);
+
+	struct col_agg *b = col_agg_new(100);
+	s = open_store(36500);
+	ck_assert_int_eq(col_store_load(s, b, err, sizeof err), 0);
+	/* Ids continue past every example, even with no request stored. */
+	ck_assert_int_eq(col_store_next_id(s), 42);
+	ck_assert_int_eq(col_store_start(s, b, err, sizeof err), 0);
+	col_findings_error(col_agg_findings(b), "api", "GET", "/a", "HTTP 503", "down again",
+	                   T0 + 5 * SEC, 0);
+	col_store_stop(s);
+	col_store_free(s);
+	struct col_error_rows e;
+	ck_assert_int_eq(col_findings_errors(col_agg_findings(b), NULL, &e), 0);
+	ck_assert_uint_eq(e.n, 2);
+	ck_assert_str_eq(e.v[0].type, "HTTP 503");
+	ck_assert_uint_eq(e.v[0].count, 2);
+	ck_assert_int_eq(e.v[0].example_id, 40);
+	ck_assert_str_eq(e.v[0].message, "down again");
+	ck_assert_ptr_null(e.v[1].method);
+	ck_assert_str_eq(e.v[1].type, "MySQL 1146");
+	col_error_rows_free(&e);
+	struct col_n1_rows p;
+	ck_assert_int_eq(col_findings_patterns(col_agg_findings(b), NULL, &p), 0);
+	ck_assert_uint_eq(p.n, 1);
+	ck_assert(p.v[0].fp == 0xfedcba9876543210ULL);
+	ck_assert_uint_eq(p.v[0].max_repeats, 7);
+	ck_assert_int_eq(p.v[0].example_id, 41);
+	col_n1_rows_free(&p);
+	/* The second run's change was written over the first's row. */
+	ck_assert_int_eq(scalar("SELECT count FROM error_groups WHERE type = 'HTTP 503'"), 2);
+	col_agg_free(a);
+	col_agg_free(b);
+}
+END_TEST
+
+Suite *sqlstore_suite(void)
+{
+	Suite *s = suite_create("sqlstore");
+	TCase *tc = tcase_create("sqlite");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_statements_with_request);
+	tcase_add_test(tc, test_migration);
+	tcase_add_test(tc, test_retention);
+	tcase_add_test(tc, test_shapes_persist);
+	tcase_add_test(tc, test_findings_persist);
+	suite_add_tcase(s, tc);
+	return s;
+}
