@@ -164,6 +164,12 @@ static void read_config(void)
 {
 	pl_cfg.debug = env_flag("APIPROF_DEBUG");
 	pl_cfg.disabled = env_flag("APIPROF_DISABLE");
+	/* The collector never profiles itself (its API traffic and its own
+	 * database calls would feed back into it), even when started with the
+	 * preload inherited from a shell or a unit's environment. */
+	if (strcmp(program_invocation_short_name, "apiprof-collector") == 0 ||
+	    strcmp(program_invocation_short_name, "lt-apiprof-collector") == 0)
+		pl_cfg.disabled = 1;
 	pl_cfg.capture_query = env_flag("APIPROF_CAPTURE_QUERY_STRING");
 	pl_cfg.capture_sql_values = env_flag("APIPROF_CAPTURE_SQL_VALUES");
 	pl_cfg.profile_every = (unsigned)env_ulong("APIPROF_PROFILE_EVERY", 20, 1000000);

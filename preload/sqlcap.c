@@ -106,6 +106,19 @@ void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
 	size_t tlen = sql ? ap_sql_normalize(sql, len, dialect_of(db), flags, text, sizeof text,
 	                                     &truncated)
 	                  : 0;
+	uint64_t fp;
+	if (flags & AP_SQL_KEEP_VALUES) {
+		/* The fingerprint names the shape, never the values: with values
+		 * kept, every statement would be its own shape and no N+1 would
+		 * ever be found (ap_sql.h). */
+		char shape[pl_cfg.max_sql_bytes + 1];
+		size_t slen = sql ? ap_sql_normalize(sql, len, dialect_of(db), 0, shape,
+		                                     sizeof shape, NULL)
+		                  : 0;
+		fp = ap_sql_fingerprint(shape, slen);
+	} else {
+		fp = ap_sql_fingerprint(text, tlen);
+	}
 
 	char code[16] = "";
 	char msg[256];
@@ -118,10 +131,15 @@ void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
 		}
 		if (res->message) {
 			/* PostgreSQL's DETAIL and HINT lines quote values: primary
-			 * message only. */
+			 * message only, without the "ERROR:  " tag PQerrorMessage
+			 * puts first. The other clients' messages are one line. */
 			const char *m = res->message;
-			size_t n = strcspn(m, "\n");
-			mlen = ap_sql_scrub_message(m, n, msg, sizeof msg);
+			size_t n = strlen(m), off = 0;
+			if (db == AP_DB_POSTGRES)
+				n = ap_sql_pg_primary(m, n, &off);
+			else
+				n = strcspn(m, "\n");
+			mlen = ap_sql_scrub_message(m + off, n, msg, sizeof msg);
 		}
 	}
 
@@ -130,7 +148,7 @@ void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
 		.start_ns = st->start_ns,
 		.end_ns = end,
 		.rows = res->rows_known ? res->rows : 0,
-		.fingerprint = ap_sql_fingerprint(text, tlen),
+		.fingerprint = fp,
 		.tid = pl_tid(),
 		.db = (uint8_t)db,
 		.flags = (uint8_t)((res->failed ? AP_SQLF_ERROR : 0) |
