@@ -20,6 +20,11 @@
 set -u
 set -o pipefail
 umask 022
+# nginx lives in /usr/sbin, which is not in every user's PATH.
+case ":$PATH:" in
+*:/usr/sbin:*) ;;
+*) PATH=$PATH:/usr/sbin:/sbin ;;
+esac
 
 AP_NAME=$(basename "$0" .sh)
 AP_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -89,7 +94,10 @@ ap_require_build() {
 	done
 }
 
-ap_preload() { printf '%s\n' "$AP_BUILDDIR/preload/.libs/libapiprof.so"; }
+# The library to preload. APIPROF_TEST_PRELOAD overrides it: a sanitizer
+# build (scripts/test.sh) runs its own collector with the plain build's
+# library, since an ASan-built library cannot be preloaded into nginx.
+ap_preload() { printf '%s\n' "${APIPROF_TEST_PRELOAD:-$AP_BUILDDIR/preload/.libs/libapiprof.so}"; }
 
 # Stops a process by pid: TERM, then KILL after 5 s.
 ap_stop_pid() {
@@ -112,6 +120,14 @@ ap_cleanup() {
 	for pid in $AP_PIDS; do
 		ap_stop_pid "$pid"
 	done
+	# In a sanitizer build, a report from the collector (or any process we
+	# ran) fails the test, even if everything else passed.
+	if [ "$rc" = 0 ] && grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' \
+		"$AP_TMP"/*.log >/dev/null 2>&1; then
+		printf '%s: FAIL: sanitizer report in %s\n' "$AP_NAME" \
+			"$(grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$AP_TMP"/*.log | tr '\n' ' ')" >&2
+		rc=1
+	fi
 	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
 		ap_dump_logs
 	fi
@@ -134,8 +150,8 @@ trap 'exit 1' USR1
 	sp=$!
 	wait "$sp"
 	printf '%s: FAIL: timed out after %ss\n' "$AP_NAME" "${AP_TIMEOUT:-85}" >&2
-	kill -TERM $$
-) 2>/dev/null &
+	kill -TERM $$ 2>/dev/null
+) &
 AP_PIDS="$!"
 
 # ap_bg NAME COMMAND... : runs COMMAND in the background with stdout and

@@ -48,11 +48,13 @@ curl -s --max-time 30 -H 'Expect:' --data-binary @"$AP_TMP/post-1m.bin" -o "$AP_
 	-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
 	"$B/post" >"$AP_TMP/post1m.out" || ap_fail "1 MiB POST failed"
 ap_assert_eq "1 MiB POST answer" "$(cat "$AP_TMP/post1m.body")" "received 1048576"
-curl -s --max-time 30 -H 'Expect: 100-continue' --data-binary @"$AP_TMP/post-64k.bin" \
-	-o "$AP_TMP/post64k.body" "$B/post" || ap_fail "64 KiB POST failed"
+curl -sv --max-time 30 -H 'Expect: 100-continue' --data-binary @"$AP_TMP/post-64k.bin" \
+	-o "$AP_TMP/post64k.body" "$B/post" 2>"$AP_TMP/post64k.err" || ap_fail "64 KiB POST failed"
 ap_assert_eq "Expect: 100-continue POST answer" "$(cat "$AP_TMP/post64k.body")" "received 65536"
+grep -q '^< HTTP/1.1 100 Continue' "$AP_TMP/post64k.err" || ap_fail "the server sent no 100 Continue"
 
-# 4. sendfile twice on one connection; two more 500s; a 404; Connection: close.
+# 4. sendfile twice on one connection, then once more with two 500s and a
+#    404 on another; a Connection: close request.
 ap_curl_many "$AP_TMP/file.out" "$B/file" "$B/file"
 curl -s --max-time 10 -o "$AP_TMP/file.body" "$B/file" -o /dev/null "$B/error" -o /dev/null "$B/error" \
 	-o /dev/null "$B/nope" -w '%{http_code}\n' >"$AP_TMP/misc.out" || ap_fail "curl failed"

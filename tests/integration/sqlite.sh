@@ -1,0 +1,132 @@
+#!/bin/bash
+# SQL capture in a Python stdlib server (http.server, ThreadingHTTPServer)
+# using the sqlite3 module (tests/servers/sqlite_server.py), which Python
+# loads RTLD_LOCAL. The module prepares each distinct statement once per
+# connection and re-runs the cached statement after sqlite3_reset: one
+# execution per execute() (SPEC section 3), never one per prepare. Its own
+# BEGIN and COMMIT around a write are statements. Asserts exact statement
+# counts per route and per request, the N+1 of /books/, the failed prepare
+# as "SQLite 1" in /api/v1/errors, the timing of a 150 ms statement, and that
+# no literal reaches the collector's output or database.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+
+AP_SQLITE_SERVER=$AP_SRCDIR/tests/servers/sqlite_server.py
+ap_require curl jq python3 sqlite3
+ap_require_pymods sqlite3
+ap_require_build
+
+printf 'n_plus_one_threshold = 3\n' >"$AP_TMP/apiprof.conf"
+ap_start_collector --config "$AP_TMP/apiprof.conf"
+# Schema and data, without the preload.
+/usr/bin/python3 "$AP_SQLITE_SERVER" --db "$AP_TMP/app.db" --seed >"$AP_TMP/seed.log" 2>&1 ||
+	ap_fail "seeding the database failed: $(cat "$AP_TMP/seed.log")"
+AP_PORT=$(ap_free_port)
+ap_bg_preloaded server env PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "$AP_SQLITE_SERVER" \
+	--db "$AP_TMP/app.db" --port "$AP_PORT"
+AP_SERVER_PID=$AP_BG_PID
+ap_wait_log server '^listening on'
+B=http://127.0.0.1:$AP_PORT
+ap_log "collector $AP_URL, sqlite_server on port $AP_PORT (pid $AP_SERVER_PID)"
+
+# Connection A: one server thread, one sqlite3 connection: the statements
+# of /books/ and /books/{id}/ are prepared by the first request and re-run
+# from the module's cache by the next ones.
+ap_curl_many "$AP_TMP/a.out" "$B/books/" "$B/books/" "$B/books/1/" "$B/books/" "$B/books/2/"
+ap_assert_eq "connection A statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/a.out")" "200 200 200 200 200 "
+ap_curl_many "$AP_TMP/b.out" "$B/books/" "$B/books/3/" "$B/books/"
+ap_assert_eq "connection B statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/b.out")" "200 200 200 "
+curl -s --max-time 10 -o "$AP_TMP/books.json" "$B/books/" || ap_fail "GET /books/ failed"
+ap_assert_jq "GET /books/: the five seeded books" \
+	'[.books[].id] == [1, 2, 3, 4, 5] and .books[0].title == "Secret Title 4242" and .books[0].author == "Writer 7777"' \
+	"$(cat "$AP_TMP/books.json")"
+curl -s --max-time 10 -w '%{http_code} ' -o /dev/null --data-urlencode "note=Note Secret 6502" "$B/notes" \
+	--next -s --max-time 10 -w '%{http_code} ' -o /dev/null --data-urlencode "note=Note Secret 6503" "$B/notes" \
+	>"$AP_TMP/notes.out" || ap_fail "POST /notes failed"
+ap_assert_eq "POST /notes statuses" "$(cat "$AP_TMP/notes.out")" "201 201 "
+ap_curl_many "$AP_TMP/c.out" "$B/fail" "$B/slow/" "$B/fail" "$B/nope"
+ap_assert_eq "fail, slow, 404 statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/c.out")" "500 200 500 404 "
+
+ap_expect_counts <<EOF
+GET /books/ 6
+GET /books/{id}/ 3
+POST /notes 2
+GET /fail 2
+GET /slow/ 1
+GET /nope 1
+EOF
+
+# Executions per request:
+#   /books/       SELECT books; 5 x SELECT name FROM authors WHERE id = ?
+#                 (one cached statement, reset and re-run)          6, an N+1
+#   /books/{id}/  SELECT the book (its id inlined); SELECT its author 2
+#   /notes        BEGIN (the module's, before a DML statement); INSERT;
+#                 COMMIT (con.commit())                              3
+#   /fail         SELECT from a missing table: the prepare fails     1 (failed)
+#   /slow/        SELECT sleep_ms(150)                               1
+#   /nope         nothing                                            0
+ap_expect_sql <<EOF
+GET /books/ 6 36 6
+GET /books/{id}/ 3 6 0
+POST /notes 2 6 0
+GET /fail 2 2 0
+GET /slow/ 1 1 0
+GET /nope 1 0 0
+EOF
+ap_assert_eq "sql_count of each GET /books/ request" "$(ap_request_sql GET /books/)" "6 6 6 6 6 6"
+ap_assert_eq "sql_count of each GET /books/{id}/ request" "$(ap_request_sql GET '/books/{id}/')" "2 2 2"
+ap_assert_eq "sql_count of each POST /notes request" "$(ap_request_sql POST /notes)" "3 3"
+
+# N+1
+json=$(ap_api /api/v1/n-plus-one --data-urlencode "service=$AP_SERVICE")
+printf '%s\n' "$json" >"$AP_TMP/n-plus-one.json"
+ap_check_jq "/api/v1/n-plus-one: only GET /books/'s author lookup, max_repeats 5, occurrences 6" "$json" \
+	'[.patterns[] | select(.service == $s)] | length == 1 and
+	 (.[0] | .route == "/books/" and .method == "GET" and .max_repeats == 5 and .occurrences == 6 and
+	  (.sql | test("^SELECT name FROM authors WHERE id = \\?$"; "i")))' --arg s "$AP_SERVICE"
+reqs=$(ap_requests /books/)
+ap_assert_jq "every GET /books/ request flagged N+1" 'length == 6 and all(.[]; .n_plus_one == true)' "$reqs"
+detail=$(ap_request_detail "$(jq -r '.[0].id' <<<"$reqs")")
+printf '%s\n' "$detail" >"$AP_TMP/books-detail.json"
+ap_assert_jq "GET /books/ detail: 6 queries, rows 5 then 1 each; one N+1 finding, count 5" \
+	'(.queries | length) == 6 and [.queries[].rows] == [5, 1, 1, 1, 1, 1] and
+	 (.n_plus_one | length) == 1 and .n_plus_one[0].count == 5' "$detail"
+for r in '/books/{id}/' /fail /slow/; do
+	ap_assert_jq "no $r request flagged N+1" 'length > 0 and all(.[]; .n_plus_one == false)' "$(ap_requests "$r")"
+done
+detail=$(ap_request_detail "$(ap_requests /notes POST | jq -r '.[0].id')")
+ap_assert_jq "POST /notes detail: BEGIN, the INSERT (1 row), COMMIT" \
+	'[.queries[].sql] as $s | ($s | length) == 3 and ($s[0] | test("^BEGIN"; "i")) and
+	 ($s[1] | test("^INSERT INTO notes"; "i")) and ($s[2] | test("^COMMIT"; "i")) and .queries[1].rows == 1' "$detail"
+
+# Errors: the failed prepare and the 500 it caused.
+json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
+printf '%s\n' "$json" >"$AP_TMP/errors.json"
+ap_check_jq "/api/v1/errors: SQLite 1 (count 2, 'no such table') and HTTP 500 (count 2), on GET /fail only" "$json" \
+	'[.errors[] | select(.service == $s)] | length == 2 and
+	 all(.[]; .method == "GET" and .route == "/fail" and .count == 2) and
+	 ([.[] | select(.type == "SQLite 1")] | length == 1 and (.[0].message | test("no such table"))) and
+	 ([.[] | select(.type == "HTTP 500")] | length == 1)' --arg s "$AP_SERVICE"
+
+# The slow statement.
+detail=$(ap_request_detail "$(ap_requests /slow/ | jq -r '.[0].id')")
+printf '%s\n' "$detail" >"$AP_TMP/slow-detail.json"
+ap_assert_jq "GET /slow/ detail: SELECT sleep_ms(?) took >= 150 ms" \
+	'(.queries | length) == 1 and (.queries[0].sql | test("^SELECT sleep_ms\\(\\?\\)$"; "i")) and
+	 .queries[0].duration_ms >= 150 and .queries[0].duration_ms < 5000 and .sql_time_ms >= 150' "$detail"
+
+# Shapes: one per distinct text, calls = executions.
+json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
+printf '%s\n' "$json" >"$AP_TMP/queries.json"
+ap_assert_jq "/api/v1/queries: author lookup 33 calls (6 x 5 + 3), book list 6, book by id 3 (literal replaced)" \
+	'([.queries[] | select(.sql | test("^SELECT name FROM authors"; "i"))] | length == 1 and .[0].calls == 33) and
+	 ([.queries[] | select(.sql | test("^SELECT id, title, author_id FROM books ORDER BY id$"; "i"))] | length == 1 and .[0].calls == 6) and
+	 ([.queries[] | select(.sql | test("^SELECT id, title, author_id FROM books WHERE id = \\?$"; "i"))] | length == 1 and .[0].calls == 3)' "$json"
+ap_assert_jq "/api/v1/queries: no literal in any shape" \
+	'(.queries | length) >= 8 and all(.queries[]; .sql | test("[0-9'"'"']") | not)' "$json"
+
+# (The author ids, 917253001..917253005, are bound parameters here: never in
+# any statement's text, so not in the collector either.)
+ap_assert_no_literals "Secret Title" "Writer 77" "Note Secret" "Tag Secret" 77310911 "sleep_ms(150" \
+	917253001 917253002 917253003 917253004 917253005
+ap_log "PASS"
