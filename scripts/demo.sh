@@ -231,13 +231,17 @@ routes() {
 	done
 }
 
-# drive N CONNECTIONS : N requests spread over CONNECTIONS keep-alive
-# connections (one curl each, run at once); every route at least once.
+# drive N CONNECTIONS [all] : N requests spread over CONNECTIONS keep-alive
+# connections (one curl each, run at once); with "all", every route at
+# least once.
 drive() {
 	local n=$1 conns=$2 c pids=""
 	{
-		printf '%s\n' /api/users/1 /api/items /static/logo.png /api/fail /nowhere /downloads/report.bin
-		routes $(( n - 6 ))
+		if [ "${3:-}" = all ]; then
+			printf '%s\n' /api/users/1 /api/items /static/logo.png /api/fail /nowhere /downloads/report.bin
+			n=$(( n - 6 ))
+		fi
+		routes "$n"
 	} | awk -v c="$conns" -v dir="$T" -v app="$APP" \
 		'{ f = dir "/urls." (NR % c); printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", app, $0 > f }'
 	for c in $(seq 0 $(( conns - 1 ))); do
@@ -263,7 +267,7 @@ fallback_table() {
 		(["SERVICE", "METHOD", "ROUTE", "COUNT", "ERR%", "AVG", "P50", "P95", "P99", "MAX"] | @tsv),
 		(.endpoints[] | [.service, .method, .route, (.count | tostring),
 			((.error_rate // 0) * 1000 | round / 10 | tostring) + "%",
-			(.avg_ms, .p50_ms, .p95_ms, .p99_ms, .max_ms | (. // 0) * 10 | round / 10 | tostring + "ms")] | @tsv)' |
+			(.avg_ms, .p50_ms, .p95_ms, .p99_ms, .max_ms | (. // 0) * 100 | round / 100 | tostring + "ms")] | @tsv)' |
 		awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = NF }
 			END { for (r = 1; r <= n; r++) { line = ""
 				for (i = 1; i <= nf; i++) line = line sprintf(i <= 3 ? "%-*s  " : "%*s  ", w[i], cell[r, i])
@@ -302,7 +306,7 @@ start_servers
 
 N=300
 say "driving $N requests over 4 keep-alive connections"
-drive "$N" 4
+drive "$N" 4 all
 for i in $(seq 50); do
 	[ "$(total)" -ge "$N" ] 2>/dev/null && break
 	sleep 0.2
@@ -317,6 +321,6 @@ fi
 say "running: a trickle of traffic goes on; press Ctrl-C to stop"
 TRICKLE=1
 while :; do
-	drive 5 1
+	drive 3 1
 	sleep 1
 done

@@ -65,6 +65,52 @@ if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ -z "$pass" ]; then
 	echo "tests: ${pass:-0} passed, $(( failed > 0 ? failed : 1 )) failed, ${skip:-0} skipped"
 	exit 1
 fi
+# The sanitizer configuration (STYLE.md item 17): ASan+UBSan builds of the
+# unit tests, and of the collector and client driven by the integration
+# tests (which still preload the plain library: an ASan-built one cannot be
+# loaded into nginx or Node). ./configure in the source tree rules out a
+# second, out-of-tree build of it, so the sources are copied first.
+# APIPROF_TEST_SANITIZERS=0 skips this stage.
+sanitizers() {
+	local san src build
+	san=${TMPDIR:-/tmp}/apiprof-sanitizers-$(id -u)
+	src=$san/src
+	build=$san/build
+	rm -rf "$san"
+	mkdir -p "$src" "$build"
+	if git -C "$TOP" rev-parse --git-dir >/dev/null 2>&1; then
+		git -C "$TOP" ls-files -z -co --exclude-standard | (cd "$TOP" && tar -cf - --null -T -) | tar -xf - -C "$src"
+	else
+		tar -C "$TOP" -cf - --exclude=./.git . | tar -xf - -C "$src"
+		(cd "$src" && { [ ! -f Makefile ] || make -s distclean >/dev/null 2>&1; })
+	fi || return 1
+	(cd "$src" && ./autogen.sh >"$san/autogen.log" 2>&1) || { cat "$san/autogen.log"; return 1; }
+	(cd "$build" && "$src/configure" -q --enable-sanitizers) || return 1
+	make -s -C "$build" -j"$(nproc)" >"$san/build.log" 2>&1 || { cat "$san/build.log"; return 1; }
+	make -s -C "$build" -j"$(nproc)" check TESTS= >/dev/null 2>&1 || return 1
+	# Every test but the demo's (the demo preloads its build's library).
+	local tests
+	tests=$(printf 'ap-print-tests:\n\t@echo $(TESTS)\n' |
+		make -s -C "$build/tests" -f Makefile -f - ap-print-tests | tr ' ' '\n' | grep -v 'demo\.sh$' | tr '\n' ' ')
+	[ -n "$tests" ] || return 1
+	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	APIPROF_TEST_PRELOAD=$TOP/preload/.libs/libapiprof.so \
+		make -C "$build" check TESTS="$tests" ||
+		{ (cd "$build" && print_failures); return 1; }
+	san_pass=$(cd "$build" && count PASS)
+	rm -rf "$san"
+}
+if [ "${APIPROF_TEST_SANITIZERS:-1}" != 0 ]; then
+	echo "==> sanitizer build (ASan+UBSan): unit tests, and the collector under the integration tests"
+	if ! sanitizers; then
+		echo "==> FAILED (sanitizer build) after $(elapsed)"
+		echo "tests: ${pass:-0} passed, 1 failed, ${skip:-0} skipped"
+		exit 1
+	fi
+	pass=$(( pass + ${san_pass:-0} ))
+fi
+
 if [ "${skip:-0}" -ne 0 ]; then
 	echo "==> skipped tests:"
 	grep -l '^:test-result: SKIP' $(find tests -name '*.trs') | sed 's/\.trs$//'

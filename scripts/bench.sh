@@ -1,0 +1,696 @@
+#!/bin/bash
+# scripts/bench.sh - what the preload costs its host, and how fast the
+# collector answers. Results go into BENCHMARKS.md.
+#
+# Five measurements, each explained where it runs below:
+#   1. callgrind: user-space instructions per request nginx executes, plain
+#      vs preloaded with a live collector, (I(N2) - I(N1)) / (N2 - N1) so
+#      start-up cancels; plus where the preload's instructions go.
+#   2. wrk: nginx `return 200`, plain vs preloaded, alternating runs.
+#   3. hookbench: a hooked call on an untracked fd, ns added.
+#   4. the preload's CPU per request: estimated from (1), and measured from
+#      the nginx worker's utime+stime during the runs of (2).
+#   5. /api/v1/endpoints latency with a million stored requests.
+# It uses an existing build (it never builds the project itself) and
+# starts everything it needs on free ports in one temp dir, removed at exit
+# unless --keep. The last thing printed is a Markdown summary block.
+set -uo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: scripts/bench.sh [--build DIR] [--collector PATH] [--only LIST] [--keep] [options]
+
+Measures the apiprof preload's cost in nginx and the collector's answer
+time; prints progress, then a Markdown summary for BENCHMARKS.md.
+
+  --build DIR        an existing build tree (default: the source tree's
+                     in-tree build); needs preload/.libs/libapiprof.so,
+                     and collector/apiprof-collector for parts 1, 2 and 5
+                     (1 and 2 fall back to a stand-in datagram sink)
+  --collector PATH   apiprof-collector to use instead of the build's (e.g.
+                     from another build while this one's does not link)
+  --only LIST        comma-separated parts to run: cg, wrk, hook, api
+                     (default: all; the CPU per request comes with cg + wrk)
+  --cg-requests A,B  request counts of the two callgrind runs (2000,6000)
+  --wrk-pairs N      alternating plain/preloaded wrk pairs (5)
+  --wrk-seconds S    length of each wrk run (5)
+  --wrk-conns C      wrk connections (16; one wrk thread)
+  --api-requests N   request events fed to the collector for part 5 (1000000)
+  --api-routes R     routes they are spread over (200)
+  --api-calls N      timed GET /api/v1/endpoints calls (50)
+  --keep             keep the temp dir (callgrind profiles, logs, summary)
+  -h, --help         this text
+EOF
+}
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib-deps.sh
+. "$TOP/scripts/lib-deps.sh"
+
+BUILD=""
+COLLECTOR=""
+ONLY="cg,wrk,hook,api"
+CG_N1=2000
+CG_N2=6000
+WRK_PAIRS=5
+WRK_SECONDS=5
+WRK_CONNS=16
+API_REQUESTS=1000000
+API_ROUTES=200
+API_CALLS=50
+KEEP=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build | --build-dir) BUILD=${2:?$1 needs a value}; shift ;;
+	--only) ONLY=${2:?--only needs a value}; shift ;;
+	--collector) COLLECTOR=${2:?--collector needs a value}; shift ;;
+	--cg-requests)
+		CG_N1=${2%%,*}; CG_N2=${2##*,}; shift ;;
+	--wrk-pairs) WRK_PAIRS=${2:?}; shift ;;
+	--wrk-seconds) WRK_SECONDS=${2:?}; shift ;;
+	--wrk-conns) WRK_CONNS=${2:?}; shift ;;
+	--api-requests) API_REQUESTS=${2:?}; shift ;;
+	--api-routes) API_ROUTES=${2:?}; shift ;;
+	--api-calls) API_CALLS=${2:?}; shift ;;
+	--keep) KEEP=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+	esac
+	shift
+done
+for v in CG_N1 CG_N2 WRK_PAIRS WRK_SECONDS WRK_CONNS API_REQUESTS API_ROUTES API_CALLS; do
+	case ${!v} in
+	'' | *[!0-9]*) echo "bench.sh: $v must be a positive integer" >&2; exit 2 ;;
+	esac
+done
+[ "$CG_N2" -gt "$CG_N1" ] || { echo "bench.sh: --cg-requests A,B needs A < B" >&2; exit 2; }
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
+
+say() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+die() {
+	printf 'bench.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# ---- processes and the temp dir -------------------------------------------------
+T=""
+PIDS=""
+# stop PID [SIGNAL] : signals one process we started and waits for it.
+stop() {
+	local pid=$1 sig=${2:-TERM} i
+	kill -"$sig" "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	local p rest=""
+	for p in $PIDS; do
+		[ "$p" = "$pid" ] || rest="$rest $p"
+	done
+	PIDS=$rest
+	return 0
+}
+cleanup() {
+	local rc=$? pid
+	trap - EXIT INT TERM HUP
+	for pid in $PIDS; do
+		stop "$pid"
+	done
+	if [ -n "$T" ]; then
+		if [ "$KEEP" = 1 ]; then
+			echo "bench.sh: kept $T" >&2
+		else
+			rm -rf "$T"
+		fi
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+show_log() {
+	[ -s "$1" ] && { echo "----- ${1##*/} -----" >&2; tail -n 20 "$1" >&2; }
+	return 0
+}
+
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---- arithmetic and statistics (awk) ---------------------------------------
+calc() { awk "BEGIN { printf \"%s\", $* }" </dev/null; }
+fmt() { awk -v f="$1" -v x="$2" 'BEGIN { printf f, x }' </dev/null; }
+# stats < numbers : "median p95 max" (nearest rank)
+stats() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan nan nan"; exit }
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		r = int(0.95 * NR + 0.999999); if (r < 1) r = 1
+		print m, v[r], v[NR] }'
+}
+median() { stats | awk '{ print $1 }'; }
+# verdict VALUE OP LIMIT : "met" / "missed"
+verdict() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
+	ok = (op == "<") ? v < l : (op == "<=") ? v <= l : 0
+	print (v == "" || v == "nan") ? "n/a" : ok ? "met" : "**missed**" }' </dev/null; }
+
+# ---- dependencies, build, machine ------------------------------------------
+# shellcheck disable=SC2086 # lists of words
+ap_deps_ensure $AP_PKGS_BENCH python3:python3 gcc:gcc || exit 1
+if [ -n "$BUILD" ]; then
+	BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || die "no build dir $BUILD"
+else
+	BUILD=$TOP
+fi
+LIB=$BUILD/preload/.libs/libapiprof.so
+if [ -n "$COLLECTOR" ]; then
+	[ -x "$COLLECTOR" ] || die "--collector $COLLECTOR is not an executable"
+	COLLECTOR=$(cd "$(dirname "$COLLECTOR")" && pwd)/$(basename "$COLLECTOR")
+else
+	COLLECTOR=$BUILD/collector/apiprof-collector
+fi
+[ -e "$LIB" ] || die "$LIB is missing: build first (./configure && make, or make -C shared && make -C preload), or pass --build DIR"
+[ -e "$BUILD/config.h" ] || die "$BUILD/config.h is missing: not a configured build tree"
+HAVE_COLLECTOR=0
+[ -x "$COLLECTOR" ] && HAVE_COLLECTOR=1
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/apiprof-bench.XXXXXX") || die "mktemp failed"
+# nginx workers run as nobody when we are root: they must reach the socket.
+chmod 755 "$T"
+SUMMARY=$T/summary.md
+: >"$SUMMARY"
+: >"$T/table.md"
+: >"$T/details.md"
+row() { printf '%s\n' "$*" >>"$T/table.md"; }
+detail() { printf '%s\n' "$*" >>"$T/details.md"; }
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+CPU_MHZ=$(awk -F': ' '/^cpu MHz/ { printf "%.0f", $2; exit }' /proc/cpuinfo)
+NPROC=$(nproc)
+KERNEL=$(uname -r)
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+VALGRIND_VERSION=$(valgrind --version 2>/dev/null)
+WRK_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+REV=$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Read-only look (plumbing: never rewrites the index) for local changes.
+if [ "$REV" != unknown ] && ! git -C "$TOP" diff-index --quiet HEAD -- 2>/dev/null; then
+	REV="$REV with uncommitted changes"
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+say "apiprof benchmarks: build $BUILD, temp dir $T"
+[ "$HAVE_COLLECTOR" = 1 ] && note "collector: $COLLECTOR"
+note "machine: $NPROC CPUs, $CPU_MODEL, kernel $KERNEL, $NGINX_VERSION; load average $LOAD_START"
+
+# Helpers compiled here, with gcc directly (they are not part of `make check`).
+BIN=$T/bin
+mkdir -p "$BIN"
+CC=${CC:-gcc}
+build_helpers() {
+	"$CC" -O2 -Wall -U_FORTIFY_SOURCE -shared -fPIC -o "$BIN/libfakeio.so" \
+		"$TOP/tests/bench/fakeio.c" -ldl &&
+		"$CC" -O2 -Wall -U_FORTIFY_SOURCE -o "$BIN/hookbench" \
+			"$TOP/tests/bench/hookbench.c" -ldl &&
+		"$CC" -O2 -Wall -I"$BUILD" -I"$TOP/shared" -o "$BIN/feed" \
+			"$TOP/tests/bench/feed.c" "$TOP/shared/wire.c" -lm &&
+		"$CC" -O2 -Wall -shared -fPIC -o "$BIN/libthreadonly.so" \
+			"$TOP/tests/bench/threadonly.c" -lpthread
+}
+say "compiling the benchmark helpers (tests/bench/*.c)"
+build_helpers >"$T/helpers.log" 2>&1 || { show_log "$T/helpers.log"; die "compiling the helpers failed"; }
+
+# ---- the collector (or the stand-in) -----------------------------------------
+# start_collector DIR [CONFIG] : sets COL_PID, COL_URL, COL_SOCK.
+start_collector() {
+	local d=$1 conf=${2:-} port i
+	mkdir -p "$d"
+	chmod 755 "$d"
+	port=$(free_port) || die "no free port"
+	COL_URL=http://127.0.0.1:$port
+	COL_SOCK=$d/apiprof.sock
+	# shellcheck disable=SC2086 # optional words
+	"$COLLECTOR" ${conf:+--config "$conf"} --socket "$COL_SOCK" --http "127.0.0.1:$port" \
+		--db "$d/apiprof.db" --log-level warn >"$d/collector.log" 2>&1 &
+	COL_PID=$!
+	PIDS="$PIDS $COL_PID"
+	for i in $(seq 100); do
+		curl -sf --max-time 2 "$COL_URL/healthz" >/dev/null 2>&1 && return 0
+		kill -0 "$COL_PID" 2>/dev/null || { show_log "$d/collector.log"; die "the collector exited"; }
+		sleep 0.1
+	done
+	show_log "$d/collector.log"
+	die "the collector did not answer on $COL_URL/healthz"
+}
+
+start_sink() {
+	local d=$1 i
+	mkdir -p "$d"
+	chmod 755 "$d"
+	COL_SOCK=$d/apiprof.sock
+	COL_URL=""
+	python3 "$TOP/tests/bench/sink.py" "$COL_SOCK" "$d/sink.count" >"$d/sink.log" 2>&1 &
+	COL_PID=$!
+	PIDS="$PIDS $COL_PID"
+	for i in $(seq 50); do
+		[ -S "$COL_SOCK" ] && return 0
+		sleep 0.1
+	done
+	show_log "$d/sink.log"
+	die "the stand-in sink did not start"
+}
+
+# events SERVICE : requests the collector counted for SERVICE ("" with the sink).
+events() {
+	[ -n "$COL_URL" ] || return 0
+	curl -sf --max-time 10 "$COL_URL/api/v1/endpoints?service=$1" |
+		jq '[.endpoints[].count] | add // 0' 2>/dev/null
+}
+# proc_cpu PID : utime+stime in clock ticks.
+proc_cpu() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
+
+LIVE=""
+if want cg || want wrk; then
+	if [ "$HAVE_COLLECTOR" = 1 ]; then
+		start_collector "$T/col"
+		LIVE="a live apiprof-collector"
+		say "collector for parts 1-2: $COL_URL, socket $COL_SOCK"
+	else
+		start_sink "$T/col"
+		LIVE="a python3 datagram sink standing in for apiprof-collector (not built in $BUILD)"
+		say "apiprof-collector is not built: using $LIVE"
+	fi
+fi
+PRELOAD_ENV=(LD_PRELOAD="$LIB" APIPROF_SOCKET="$T/col/apiprof.sock")
+
+# nginx_conf DIR PORT SINGLE : writes DIR/nginx.conf for `return 200`.
+nginx_conf() {
+	local d=$1 port=$2 single=$3 head
+	mkdir -p "$d/tmp"
+	if [ "$single" = 1 ]; then
+		head="master_process off;"
+	else
+		head=""
+	fi
+	cat >"$d/nginx.conf" <<CONF
+$head
+daemon off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 600s;
+    server {
+        listen 127.0.0.1:$port;
+        location / { return 200 "ok\n"; }
+    }
+}
+CONF
+}
+
+# ---- 1. callgrind ----------------------------------------------------------------
+CG_PLAIN="" CG_PRE="" CG_ADDED=""
+part_callgrind() {
+	local d=$T/cg port mode n pid total svc=bench-callgrind got
+	say "[1/5] callgrind: nginx (one process) serving $CG_N1 and $CG_N2 keep-alive requests, plain and preloaded"
+	port=$(free_port) || die "no free port"
+	nginx_conf "$d" "$port" 1
+	# threadonly: the control, a preload that only starts one idle thread.
+	for mode in plain preloaded threadonly; do
+		for n in "$CG_N1" "$CG_N2"; do
+			note "$mode, N=$n"
+			local envs=()
+			[ "$mode" = preloaded ] && envs=("${PRELOAD_ENV[@]}" "APIPROF_SERVICE=$svc")
+			[ "$mode" = threadonly ] && envs=(LD_PRELOAD="$BIN/libthreadonly.so")
+			env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.$mode.$n" \
+				nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/valgrind.$mode.$n.log" 2>&1 &
+			pid=$!
+			PIDS="$PIDS $pid"
+			if ! python3 "$TOP/tests/bench/kaclient.py" "$port" "$n" 2>"$d/client.log"; then
+				show_log "$d/client.log"
+				show_log "$d/valgrind.$mode.$n.log"
+				die "the keep-alive client failed against nginx under callgrind"
+			fi
+			# SIGQUIT: graceful shutdown, callgrind writes its profile at exit.
+			stop "$pid" QUIT
+			total=$(awk '/^totals:/ { print $2 }' "$d/callgrind.$mode.$n")
+			[ -n "$total" ] || { show_log "$d/valgrind.$mode.$n.log"; die "no callgrind totals for $mode N=$n"; }
+			eval "CG_${mode}_$n=$total"
+		done
+	done
+	local p1 p2 q1 q2 dn=$((CG_N2 - CG_N1))
+	eval "p1=\$CG_plain_$CG_N1 p2=\$CG_plain_$CG_N2 q1=\$CG_preloaded_$CG_N1 q2=\$CG_preloaded_$CG_N2"
+	CG_PLAIN=$(calc "($p2 - $p1) / $dn")
+	CG_PRE=$(calc "($q2 - $q1) / $dn")
+	CG_ADDED=$(calc "$CG_PRE - $CG_PLAIN")
+	CG_PCT=$(calc "100 * ($CG_PRE - $CG_PLAIN) / $CG_PLAIN")
+	local t1 t2
+	eval "t1=\$CG_threadonly_$CG_N1 t2=\$CG_threadonly_$CG_N2"
+	CG_THREAD=$(calc "($t2 - $t1) / $dn")
+	CG_THREAD_ADDED=$(calc "$CG_THREAD - $CG_PLAIN")
+	note "plain $(fmt %.0f "$CG_PLAIN") instr/request, preloaded $(fmt %.0f "$CG_PRE") ($(fmt %+.1f "$CG_PCT")%)"
+	note "control, one idle thread only: $(fmt %+.0f "$CG_THREAD_ADDED") instr/request ($(fmt %+.1f "$(calc "100 * $CG_THREAD_ADDED / $CG_PLAIN")")%)"
+
+	# Did the preload deliver under callgrind? (The sink cannot tell.)
+	sleep 1.5
+	got=$(events "$svc")
+	CG_DELIVERED=${got:-"(not counted: stand-in sink)"}
+
+	say "per-function costs (callgrind_annotate)"
+	python3 "$TOP/tests/bench/cgdiff.py" "$CG_N1" "$CG_N2" \
+		"$d/callgrind.plain.$CG_N1" "$d/callgrind.plain.$CG_N2" \
+		"$d/callgrind.preloaded.$CG_N1" "$d/callgrind.preloaded.$CG_N2" 12 >"$d/cgdiff.md" 2>"$d/cgdiff.log" ||
+		{ show_log "$d/cgdiff.log"; echo "(cgdiff.py failed)" >"$d/cgdiff.md"; }
+	sed -n '/^The preload.s own functions/,/^| all /p' "$d/cgdiff.md" | sed -n '1,10p' | sed 's/^/    /'
+
+	row "| nginx instructions per request (callgrind, ($CG_N2 - $CG_N1 requests) / $((CG_N2 - CG_N1))) | $(fmt %.0f "$CG_PLAIN") | $(fmt %.0f "$CG_PRE") | $(fmt %+.0f "$CG_ADDED") ($(fmt %+.1f "$CG_PCT")%) | <= +5% (goal +2%) | $(verdict "$CG_PCT" "<=" 5) |"
+	row "| of which: glibc's multi-threaded paths (control: a preload that only starts one idle thread) | $(fmt %.0f "$CG_PLAIN") | $(fmt %.0f "$CG_THREAD") | $(fmt %+.0f "$CG_THREAD_ADDED") ($(fmt %+.1f "$(calc "100 * $CG_THREAD_ADDED / $CG_PLAIN")")%) | | |"
+	detail "### 1. Instructions per request (callgrind)"
+	detail ""
+	detail "nginx \`master_process off; worker_processes 1; keepalive_requests 1000000; access_log off\`, \`location / { return 200 \"ok\\n\"; }\`, one keep-alive connection (tests/bench/kaclient.py), stopped with SIGQUIT. Preloaded: with $LIVE; events it counted for the two preloaded runs: $CG_DELIVERED of $((CG_N1 + CG_N2)). Control: \`LD_PRELOAD=libthreadonly.so\`, which only starts one idle thread, as the preload's shipper does. Counts repeat exactly for the same environment, but the plain figure moves by up to ~2% (malloc's work) when paths or environment change the heap layout: compare plain and preloaded from the same run."
+	detail ""
+	detail "| run | N=$CG_N1 | N=$CG_N2 | per request |"
+	detail "| --- | ---: | ---: | ---: |"
+	detail "| plain | $p1 | $p2 | $(fmt %.1f "$CG_PLAIN") |"
+	detail "| preloaded | $q1 | $q2 | $(fmt %.1f "$CG_PRE") |"
+	detail "| control: one idle thread (tests/bench/threadonly.c) | $t1 | $t2 | $(fmt %.1f "$CG_THREAD") |"
+	detail ""
+	cat "$d/cgdiff.md" >>"$T/details.md"
+	detail ""
+}
+
+# ---- 2 + 4. wrk, and CPU per request ------------------------------------------
+WRK_RATIO="" CPU_PLAIN="" CPU_PRE="" CPU_ADDED=""
+# start_nginx NAME PORT [ENV...] : master/worker nginx; sets NG_PID, NG_WORKER.
+start_nginx() {
+	local name=$1 port=$2 d=$T/$1 i
+	shift 2
+	nginx_conf "$d" "$port" 0
+	env "$@" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/nginx.log" 2>&1 &
+	NG_PID=$!
+	PIDS="$PIDS $NG_PID"
+	NG_WORKER=""
+	for i in $(seq 100); do
+		if port_open "$port"; then
+			NG_WORKER=$(pgrep -P "$NG_PID" | head -n 1)
+			[ -n "$NG_WORKER" ] && return 0
+		fi
+		kill -0 "$NG_PID" 2>/dev/null || { show_log "$d/nginx.log"; show_log "$d/error.log"; die "nginx ($name) exited"; }
+		sleep 0.1
+	done
+	die "nginx ($name) did not start"
+}
+
+# wrk_run PORT WORKER SECONDS : prints "REQ_PER_S REQUESTS CPU_TICKS ERRORS".
+wrk_run() {
+	local port=$1 worker=$2 secs=$3 c0 c1 out rps reqs errs
+	c0=$(proc_cpu "$worker")
+	out=$(wrk -t1 -c"$WRK_CONNS" -d"${secs}s" "http://127.0.0.1:$port/ok" 2>&1)
+	c1=$(proc_cpu "$worker")
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+	reqs=$(awk '/ requests in / { print $1 }' <<<"$out")
+	errs=$(awk '/Non-2xx|Socket errors/ { e = e $0 "; " } END { print e == "" ? "none" : e }' <<<"$out")
+	if [ -z "$rps" ] || [ -z "$reqs" ]; then
+		echo "$out" >&2
+		return 1
+	fi
+	echo "$rps $reqs $((c1 - c0)) ${errs// /_}"
+}
+
+part_wrk() {
+	local pport qport plain_pid pre_pid plain_w pre_w i order who r rps reqs ticks errs
+	local svc=bench-wrk ev0 ev1 col0 col1 pre_reqs=0
+	say "[2/5] wrk: nginx (master + 1 worker) plain vs preloaded, $WRK_PAIRS alternating pairs of ${WRK_SECONDS}s, wrk -t1 -c$WRK_CONNS"
+	pport=$(free_port) || die "no free port"
+	qport=$(free_port) || die "no free port"
+	start_nginx plain "$pport"
+	plain_pid=$NG_PID plain_w=$NG_WORKER
+	start_nginx preloaded "$qport" "${PRELOAD_ENV[@]}" APIPROF_SERVICE=$svc
+	pre_pid=$NG_PID pre_w=$NG_WORKER
+	note "plain nginx on :$pport (worker $plain_w), preloaded on :$qport (worker $pre_w); 1 s warm-up each"
+	wrk_run "$pport" "$plain_w" 1 >/dev/null || die "wrk failed (plain)"
+	wrk_run "$qport" "$pre_w" 1 >/dev/null || die "wrk failed (preloaded)"
+	sleep 0.5
+	ev0=$(events "$svc")
+	col0=$(proc_cpu "$COL_PID")
+	: >"$T/wrk.runs"
+	for i in $(seq "$WRK_PAIRS"); do
+		if [ $((i % 2)) = 1 ]; then order="plain preloaded"; else order="preloaded plain"; fi
+		for who in $order; do
+			if [ "$who" = plain ]; then
+				r=$(wrk_run "$pport" "$plain_w" "$WRK_SECONDS") || die "wrk failed"
+			else
+				r=$(wrk_run "$qport" "$pre_w" "$WRK_SECONDS") || die "wrk failed"
+			fi
+			read -r rps reqs ticks errs <<<"$r"
+			[ "$who" = preloaded ] && pre_reqs=$((pre_reqs + reqs))
+			echo "$i $who $rps $reqs $ticks $errs" >>"$T/wrk.runs"
+			note "pair $i $(printf '%-9s' "$who") $(fmt %8.0f "$rps") req/s, worker CPU $(calc "$ticks * 1e6 / $CLK_TCK / $reqs" | xargs printf '%.2f') us/request${errs:+ (errors: ${errs//_/ })}"
+		done
+	done
+	# Stop nginx first: the worker hands over what it buffered as it exits.
+	stop "$plain_pid" QUIT
+	stop "$pre_pid" QUIT
+	sleep 1.5
+	ev1=$(events "$svc")
+	col1=$(proc_cpu "$COL_PID")
+	# The preload's own account (its STATS records): events made, dropped.
+	local pl_stats=""
+	if [ -n "$COL_URL" ]; then
+		pl_stats=$(curl -sf --max-time 10 "$COL_URL/api/v1/status" | jq -r --arg s "$svc" \
+			'[.processes[] | select(.service == $s)] | "\(map(.events // 0) | add // 0) \(map(.dropped // 0) | add // 0)"' 2>/dev/null)
+	fi
+
+	# Per pair: ratio of req/s, and CPU per request (us) of each side.
+	awk -v tck="$CLK_TCK" '
+		{ rps[$1, $2] = $3; cpu[$1, $2] = $5 * 1e6 / tck / $4; n = $1 }
+		END { for (i = 1; i <= n; i++)
+			print i, rps[i, "plain"], rps[i, "preloaded"], rps[i, "preloaded"] / rps[i, "plain"],
+			      cpu[i, "plain"], cpu[i, "preloaded"], cpu[i, "preloaded"] - cpu[i, "plain"] }' \
+		"$T/wrk.runs" >"$T/wrk.pairs"
+	WRK_RATIO=$(awk '{ print $4 }' "$T/wrk.pairs" | median)
+	WRK_PLAIN=$(awk '{ print $2 }' "$T/wrk.pairs" | median)
+	WRK_PRE=$(awk '{ print $3 }' "$T/wrk.pairs" | median)
+	CPU_PLAIN=$(awk '{ print $5 }' "$T/wrk.pairs" | median)
+	CPU_PRE=$(awk '{ print $6 }' "$T/wrk.pairs" | median)
+	CPU_ADDED=$(awk '{ print $7 }' "$T/wrk.pairs" | median)
+	local spread_p spread_q
+	spread_p=$(awk '{ print $2 }' "$T/wrk.pairs" | sort -g | awk '{ v[NR] = $1 } END { printf "%.0f%%", 100 * (v[NR] - v[1]) / v[1] }')
+	spread_q=$(awk '{ print $3 }' "$T/wrk.pairs" | sort -g | awk '{ v[NR] = $1 } END { printf "%.0f%%", 100 * (v[NR] - v[1]) / v[1] }')
+	note "median req/s: plain $(fmt %.0f "$WRK_PLAIN"), preloaded $(fmt %.0f "$WRK_PRE"); median ratio $(fmt %.3f "$WRK_RATIO")"
+	note "worker CPU per request (median): plain $(fmt %.2f "$CPU_PLAIN") us, preloaded $(fmt %.2f "$CPU_PRE") us, added $(fmt %+.2f "$CPU_ADDED") us"
+
+	local col_line="" evs=""
+	if [ -n "$COL_URL" ] && [ -n "$ev0" ] && [ -n "$ev1" ]; then
+		evs=$((ev1 - ev0))
+		col_line="The collector counted $evs events for the $pre_reqs requests wrk completed against the preloaded nginx (wrk does not count the few in flight when it stops) and used $(calc "($col1 - $col0) * 1e6 / $CLK_TCK / ($evs > 0 ? $evs : 1)" | xargs printf '%.2f') us of CPU per event (utime+stime, on the same 2 CPUs as nginx and wrk)."
+		note "collector: $evs events for $pre_reqs completed requests; $(calc "($col1 - $col0) * 1e6 / $CLK_TCK / ($evs > 0 ? $evs : 1)" | xargs printf '%.2f') us CPU per event"
+		local pe pd
+		read -r pe pd <<<"${pl_stats:-0 0}"
+		if [ "${pe:-0}" -gt 0 ]; then
+			WRK_DROP_PCT=$(calc "100 * $pd / $pe")
+			note "the preload's own count (warm-up included): $pe events, $pd dropped ($(fmt %.1f "$WRK_DROP_PCT")%)"
+			col_line="$col_line The preload itself reported $pe events made and $pd dropped ($(fmt %.1f "$WRK_DROP_PCT")%, warm-up runs included)."
+		fi
+	fi
+	[ -n "${WRK_DROP_PCT:-}" ] &&
+		row "| events lost by the preload under the wrk load (its own STATS: dropped / made) | | | $(fmt %.1f "$WRK_DROP_PCT")% | 0% | $(verdict "$WRK_DROP_PCT" "<" 0.001) |"
+	row "| wrk \`return 200\`, req/s (median of $WRK_PAIRS alternating ${WRK_SECONDS}s pairs) | $(fmt %.0f "$WRK_PLAIN") | $(fmt %.0f "$WRK_PRE") | ratio $(fmt %.3f "$WRK_RATIO") (median of pairs) | (none: noisy) | - |"
+	row "| nginx worker CPU per request, measured (utime+stime / requests, wrk runs) | $(fmt %.2f "$CPU_PLAIN") us | $(fmt %.2f "$CPU_PRE") us | $(fmt %+.2f "$CPU_ADDED") us (median of pairs) | < 1 us | $(verdict "$CPU_ADDED" "<" 1) |"
+	detail "### 2. wrk, and 4. CPU per request measured"
+	detail ""
+	detail "nginx \`worker_processes 1\` (master + worker), same \`return 200\` server, \`wrk -t1 -c$WRK_CONNS -d${WRK_SECONDS}s\`, plain and preloaded running side by side on their own ports, runs alternating (odd pairs plain first). CPU = the worker's utime+stime from /proc/PID/stat (${CLK_TCK} Hz ticks) over the requests wrk completed. Spread between runs: plain $spread_p, preloaded $spread_q. $col_line"
+	detail ""
+	detail "| pair | plain req/s | preloaded req/s | ratio | plain us CPU/req | preloaded us CPU/req | added us |"
+	detail "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	awk '{ printf "| %d | %.0f | %.0f | %.3f | %.2f | %.2f | %+.2f |\n", $1, $2, $3, $4, $5, $6, $7 }' "$T/wrk.pairs" >>"$T/details.md"
+	detail ""
+}
+
+# ---- 3. hookbench ----------------------------------------------------------------
+HOOK_ADDED="" CLOCK_NS=""
+part_hook() {
+	local f=$T/hookbench.out
+	say "[3/5] hookbench: a hooked call on an untracked fd"
+	: >"$f"
+	note "clock_gettime(CLOCK_MONOTONIC) cost"
+	"$BIN/hookbench" --clock >>"$f" || die "hookbench --clock failed"
+	note "read/write/recv answered in user space (libfakeio.so), without and with the preload"
+	env LD_PRELOAD="$BIN/libfakeio.so" "$BIN/hookbench" --fake "$BIN/libfakeio.so" >>"$f" ||
+		die "hookbench failed (fake, plain)"
+	env LD_PRELOAD="$LIB:$BIN/libfakeio.so" APIPROF_SOCKET="$T/nowhere.sock" \
+		"$BIN/hookbench" --fake "$BIN/libfakeio.so" >>"$f" || die "hookbench failed (fake, preloaded)"
+	note "the same through the real system calls on /dev/null"
+	"$BIN/hookbench" >>"$f" || die "hookbench failed (plain)"
+	env LD_PRELOAD="$LIB" APIPROF_SOCKET="$T/nowhere.sock" "$BIN/hookbench" >>"$f" ||
+		die "hookbench failed (preloaded)"
+	CLOCK_NS=$(awk '/op=clock_gettime/ { sub(/ns=/, "", $3); print $3 }' "$f")
+	# Rows: mode (the header line before them says which preload), op, target, table.
+	awk '
+		/^hookbench preload=/ { pre = ($2 == "preload=none") ? "plain" : "preloaded"; next }
+		/op=(read|write|recv) / {
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+			print pre, v["op"], v["target"], v["table"], v["base_ns"], v["hooked_ns"], v["added_ns"] }' \
+		"$f" >"$T/hook.rows"
+	HOOK_ADDED=$(awk '$1 == "preloaded" && $3 == "fake" && $4 == "mapped" { print $7 }' "$T/hook.rows" | sort -g | tail -n 1)
+	local floor
+	floor=$(awk '$1 == "plain" && $3 == "fake" { x = $7 < 0 ? -$7 : $7; if (x > m) m = x } END { printf "%.2f", m }' "$T/hook.rows")
+	sed 's/^/    /' "$T/hook.rows" | awk '$1 == "preloaded"'
+	row "| hooked read/write/recv on an untracked fd, ns added (worst of the three, fd table chunk mapped, no syscall) | - | - | $(fmt %+.2f "$HOOK_ADDED") ns | < 5 ns | $(verdict "$HOOK_ADDED" "<" 5) |"
+	row "| \`clock_gettime(CLOCK_MONOTONIC)\` (2 per request in the preload) | | | $(fmt %.1f "$CLOCK_NS") ns each | | |"
+	detail "### 3. A hooked call on an untracked fd (tests/bench/hookbench.c)"
+	detail ""
+	detail "Median ns per call over 15 alternating rounds, in one process: *base* calls the next definition directly (libc, or libfakeio.so which answers fd $(awk '/define FAKEIO_FD/ { print $3 }' "$TOP/tests/bench/fakeio.h") without a system call), *hooked* calls the symbol the program sees (the preload's hook when preloaded). *added* is the median of per-round differences. Without the preload both paths are the same function: the largest |added| there, $floor ns, is the noise floor. *empty*: no accepted socket yet (the look-up stops at the table's top pointer); *mapped*: after one accept, so the chunk holding the fd exists, as in a server. The /dev/null rows include a real system call and vary by several ns from run to run."
+	detail ""
+	detail "| preload | call | target | fd table | base ns | hooked ns | added ns |"
+	detail "| --- | --- | --- | --- | ---: | ---: | ---: |"
+	awk '{ printf "| %s | %s | %s | %s | %s | %s | %+.2f |\n", $1, $2, $3, $4, $5, $6, $7 }' "$T/hook.rows" >>"$T/details.md"
+	detail ""
+	detail "\`clock_gettime(CLOCK_MONOTONIC)\`: $(fmt %.1f "$CLOCK_NS") ns per call."
+	detail ""
+}
+
+# ---- 4. estimate from instructions ---------------------------------------------
+part_estimate() {
+	[ -n "$CG_ADDED" ] || return 0
+	local ghz est clocks=2
+	ghz=$(calc "${CPU_MHZ:-3000} / 1000")
+	# Under valgrind clock_gettime is a plain system call (no vDSO): its
+	# instructions do not show the ~24 ns each costs natively.
+	est=$(calc "$CG_ADDED / $ghz + $clocks * ${CLOCK_NS:-24}")
+	say "[4/5] preload CPU per request, estimated: $(fmt %.0f "$CG_ADDED") instructions at 1 per cycle at $(fmt %.2f "$ghz") GHz + $clocks clock reads = $(fmt %.0f "$est") ns"
+	row "| preload CPU per request, estimated from (1): added instructions at IPC 1 and $(fmt %.2f "$ghz") GHz, + 2 clock reads | | | $(fmt %.2f "$(calc "$est / 1000")") us | < 1 us | $(verdict "$(calc "$est / 1000")" "<" 1) |"
+	detail "### 4. CPU per request, estimated"
+	detail ""
+	detail "$(fmt %.0f "$CG_ADDED") added instructions per request at one instruction per cycle at the $(fmt %.2f "$ghz") GHz /proc/cpuinfo reports = $(fmt %.0f "$(calc "$CG_ADDED / $ghz")") ns, plus 2 \`clock_gettime\` calls at $(fmt %.1f "${CLOCK_NS:-24}") ns that callgrind cannot see (valgrind hides the vDSO, so they count as a few instructions of a system call) = **$(fmt %.0f "$est") ns**. IPC 1 is an assumption: there are no hardware counters here; short branchy parsing code on a warm cache often runs faster, so this is more likely an upper bound. The measured figure is in section 2."
+	detail ""
+}
+
+# ---- 5. /api/v1/endpoints with a million stored requests -----------------------
+# time_calls DIR LABEL URL : API_CALLS sequential timed GETs; prints
+# "median p95 max" in ms (and logs them).
+time_calls() {
+	local d=$1 label=$2 url=$3 _ med p95 max
+	for _ in $(seq "$API_CALLS"); do
+		curl -s -o /dev/null -w '%{time_total}\n' --max-time 10 "$url"
+	done | awk '{ print $1 * 1000 }' | stats >"$d/lat.$label"
+	read -r med p95 max <"$d/lat.$label"
+	note "$label: median $(fmt %.1f "$med") ms, p95 $(fmt %.1f "$p95") ms, max $(fmt %.1f "$max") ms" >&2
+	echo "$med $p95 $max"
+}
+# ms_cells "MED P95 MAX" : three Markdown table cells.
+ms_cells() {
+	local med p95 max
+	read -r med p95 max <<<"$1"
+	echo "$(fmt %.1f "$med") | $(fmt %.1f "$p95") | $(fmt %.1f "$max")"
+}
+
+part_api() {
+	local d=$T/api i got rows q since n_ok
+	say "[5/5] /api/v1/endpoints with $API_REQUESTS stored requests over $API_ROUTES routes"
+	if [ "$HAVE_COLLECTOR" != 1 ]; then
+		say "SKIPPED: $COLLECTOR is not built (build the collector, then rerun with --only api)"
+		row "| \`GET /api/v1/endpoints\` with $API_REQUESTS stored requests | | | skipped: collector not built | < 50 ms | n/a |"
+		return 0
+	fi
+	mkdir -p "$d"
+	# Store every raw row (the default samples 1000 per second), so the
+	# database really holds them all.
+	printf 'max_stored_requests_per_second = 100000000\n' >"$d/collector.conf"
+	start_collector "$d" "$d/collector.conf"
+	local api_pid=$COL_PID
+	note "feeding $API_REQUESTS events dated over the last hour (tests/bench/feed.c, the wire format of shared/wire.c)"
+	"$BIN/feed" --socket "$COL_SOCK" --requests "$API_REQUESTS" --routes "$API_ROUTES" \
+		--http "${COL_URL#http://}" --spread-s 3600 --service bench-feed >"$d/feed.log" 2>&1 ||
+		{ show_log "$d/feed.log"; die "feeding the collector failed"; }
+	note "$(cat "$d/feed.log")"
+	for i in $(seq 240); do
+		q=$(curl -sf --max-time 10 "$COL_URL/api/v1/status" |
+			jq -r '"\(.totals.requests) \(.store.rows_written // 0) \(.store.rows_dropped // 0) \(.store.queue_depth // 0)"' 2>/dev/null)
+		read -r got rows dropped depth <<<"${q:-0 0 0 0}"
+		[ "$got" = "$API_REQUESTS" ] && [ "$depth" = 0 ] && [ "$((rows + dropped))" -ge "$API_REQUESTS" ] && break
+		sleep 0.5
+	done
+	note "collector: totals.requests = $got, rows written = $rows, rows dropped = $dropped"
+	sleep 1 # let the writer finish the minute summaries it was on
+	API_VERIFIED="totals.requests $got of $API_REQUESTS, $rows raw rows stored"
+	[ "$got" = "$API_REQUESTS" ] || API_VERIFIED="$API_VERIFIED (**not all arrived**)"
+	n_ok=$(curl -sf --max-time 10 "$COL_URL/api/v1/endpoints" | jq '.endpoints | length')
+	since=$(($(date +%s) - 7200))
+	curl -s -o "$d/endpoints.json" "$COL_URL/api/v1/endpoints"
+	local bytes
+	bytes=$(wc -c <"$d/endpoints.json")
+	local all period restarted
+	all=$(time_calls "$d" all "$COL_URL/api/v1/endpoints")
+	period=$(time_calls "$d" period "$COL_URL/api/v1/endpoints?since=$since")
+	note "restarting the collector on the same database"
+	stop "$api_pid" TERM
+	local t0 t1
+	t0=$(date +%s.%N)
+	start_collector "$d" "$d/collector.conf"
+	t1=$(date +%s.%N)
+	restarted=$(time_calls "$d" restarted "$COL_URL/api/v1/endpoints")
+	local rcount
+	rcount=$(curl -sf --max-time 10 "$COL_URL/api/v1/endpoints" | jq '[.endpoints[].count] | add // 0')
+	stop "$COL_PID" TERM
+	local dbsize
+	dbsize=$(du -sm "$d" | awk '{ print $1 }')
+	local med p95 max
+	read -r med p95 max <<<"$all"
+	row "| \`GET /api/v1/endpoints\`, $API_REQUESTS stored requests, $n_ok rows, $API_CALLS calls: median / p95 / max | | | $(fmt %.1f "$med") / $(fmt %.1f "$p95") / $(fmt %.1f "$max") ms | < 50 ms (p95) | $(verdict "$p95" "<" 50) |"
+	detail "### 5. \`GET /api/v1/endpoints\` with a million stored requests"
+	detail ""
+	detail "A fresh collector (\`max_stored_requests_per_second = 100000000\` so every raw row is stored) fed $API_REQUESTS request events by tests/bench/feed.c over $API_ROUTES routes (Zipf-like mix, ids templated to \`{id}\`), dated evenly over the last hour so that minute summaries are closed and stored; the feeder waits whenever the store's queue passes 20000 rows. Verified: $API_VERIFIED; database dir ${dbsize} MiB. $API_CALLS sequential \`curl\` calls each (\`%{time_total}\`, connection set-up included); the answer is $bytes bytes."
+	detail ""
+	detail "| call | median ms | p95 ms | max ms |"
+	detail "| --- | ---: | ---: | ---: |"
+	detail "| \`/api/v1/endpoints\` (all time, from memory) | $(ms_cells "$all") |"
+	detail "| \`/api/v1/endpoints?since=<2 h ago>\` (stored minute sketches merged) | $(ms_cells "$period") |"
+	detail "| \`/api/v1/endpoints\` after a restart ($(fmt %.1f "$(calc "$t1 - $t0")") s to answer /healthz; counts $rcount) | $(ms_cells "$restarted") |"
+	detail ""
+}
+
+want cg && part_callgrind
+want wrk && part_wrk
+# The collector of parts 1-2 is idle from here on: stop it anyway.
+[ -n "$LIVE" ] && stop "$COL_PID" TERM
+want hook && part_hook
+want cg && part_estimate
+want api && part_api
+
+# ---- the summary -------------------------------------------------------------
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+{
+	echo "<!-- scripts/bench.sh summary: begin -->"
+	echo "Run $DATE on $NPROC CPUs ($CPU_MODEL, ${CPU_MHZ} MHz), kernel $KERNEL, $NGINX_VERSION, $VALGRIND_VERSION, $WRK_VERSION; source $REV, build \`$BUILD\`, collector \`$([ "$HAVE_COLLECTOR" = 1 ] && echo "$COLLECTOR" || echo "not built")\`. Load average at start $LOAD_START, at end $LOAD_END."
+	echo
+	echo "| measure | plain | preloaded | added / result | target | verdict |"
+	echo "| --- | ---: | ---: | ---: | --- | --- |"
+	cat "$T/table.md"
+	echo
+	cat "$T/details.md"
+	echo "<!-- scripts/bench.sh summary: end -->"
+} >"$SUMMARY"
+echo
+say "summary (Markdown, for BENCHMARKS.md)"
+echo
+cat "$SUMMARY"
