@@ -2,20 +2,30 @@
 # scripts/demo.sh - see apiprof work in one command.
 #
 # Installs what is missing (as root), builds if needed, starts
-# apiprof-collector and an example server under the preload (nginx with two
-# workers for now; PostgreSQL and an API server with SQL come with SQL
-# capture), drives a few hundred requests over keep-alive, prints the
-# endpoint table and the URLs to explore, then keeps a trickle of traffic
-# going until Ctrl-C. Everything lives in one temp dir, removed at exit.
+# apiprof-collector and two example servers under the preload: nginx with two
+# workers (service demo-nginx), and the Django API of tests/servers/djangoapp
+# under gunicorn with two sync workers (service demo-django) on a throwaway
+# PostgreSQL 15, whose GET /books/ has an N+1 (one author query per book).
+# Drives a few hundred requests, prints the endpoint table, the N+1 patterns,
+# the top statement shapes and the URLs to explore, then keeps a trickle of
+# traffic going until Ctrl-C. Everything lives in one temp dir (PostgreSQL's
+# data included), removed at exit once every process has stopped.
+#
+# PostgreSQL and the Django app start with the SQL integration tests' own
+# helpers (tests/integration/dblib.sh), over stand-ins for the few helpers of
+# tests/integration/lib.sh they use. As root, PostgreSQL runs as `postgres`.
 set -uo pipefail
 
 usage() {
 	cat <<'EOF'
 usage: scripts/demo.sh [--once] [--port N] [--build-dir DIR] [--help]
 
-Starts apiprof-collector and nginx under the apiprof preload, drives traffic,
-prints the endpoint table and the URLs to explore, then keeps running (with a
-trickle of traffic) until Ctrl-C.
+Starts apiprof-collector and, under the apiprof preload, nginx (service
+demo-nginx) and a Django API under gunicorn (service demo-django) on a
+throwaway PostgreSQL 15; drives traffic, including an endpoint with an N+1
+(GET /books/), prints the endpoint table, the N+1 patterns, the top SQL
+statement shapes and the URLs to explore, then keeps running (with a trickle
+of traffic) until Ctrl-C. Everything stays in one temp dir, removed at exit.
 
   --once           exit after printing the report
   --port N         the collector's HTTP port (default 9747, or a free one
@@ -45,6 +55,7 @@ while [ $# -gt 0 ]; do
 done
 
 SERVICE=demo-nginx
+DJANGO_SERVICE=demo-django
 T=""
 PIDS=""
 TRICKLE=0
@@ -100,6 +111,53 @@ print(s.getsockname()[1])' 2>/dev/null && return 0
 	return 1
 }
 
+# ---- PostgreSQL and the Django app: the SQL tests' helpers -----------------
+# tests/integration/dblib.sh needs these of tests/integration/lib.sh, which
+# the demo cannot source (it makes a test's temp dir, exit trap and watchdog);
+# here they log with say, fail with die, and run processes in the demo's temp
+# dir (AP_TMP, set once it exists), stopped at exit like the others.
+AP_SRCDIR=$TOP
+AP_SERVICE=$DJANGO_SERVICE
+ap_log() { say "$@"; }
+ap_fail() {
+	local f
+	for f in "$T"/pg*.log "$T"/django*.log; do
+		show_log "$f"
+	done
+	die "$@"
+}
+ap_skip() { die "$@"; }
+ap_require() {
+	local p
+	for p in "$@"; do
+		command -v "$p" >/dev/null 2>&1 || die "$p is missing (scripts/demo.sh installs it when run as root)"
+	done
+}
+ap_free_port() { free_port; }
+ap_bg() {
+	local name=$1
+	shift
+	"$@" >"$T/$name.log" 2>&1 &
+	AP_BG_PID=$!
+	PIDS="$AP_BG_PID $PIDS"
+}
+ap_bg_preloaded() {
+	local name=$1
+	shift
+	ap_bg "$name" env LD_PRELOAD="$LIB" APIPROF_SOCKET="$SOCK" APIPROF_SERVICE="$AP_SERVICE" "$@"
+}
+ap_wait_port() {
+	local i
+	for i in $(seq $(( ${2:-10} * 10 ))); do
+		port_busy "$1" && return 0
+		sleep 0.1
+	done
+	ap_fail "nothing listens on 127.0.0.1:$1 after ${2:-10}s"
+}
+ap_children() { awk -v pp="$1" '$4 == pp {print $1}' /proc/[0-9]*/stat 2>/dev/null; }
+# shellcheck source=tests/integration/dblib.sh
+. "$TOP/tests/integration/dblib.sh"
+
 # ---- dependencies and build -----------------------------------------------
 say "checking Debian packages"
 # shellcheck disable=SC2086 # lists of words
@@ -119,6 +177,7 @@ for f in "$LIB" "$COLLECTOR"; do
 done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/apiprof-demo.XXXXXX") || die "mktemp failed"
+AP_TMP=$T
 # nginx workers run as www-data when we are root: they must reach the
 # collector's socket and the files they serve.
 chmod 755 "$T"
@@ -209,69 +268,194 @@ CONF
 	die "nginx did not listen on $APP"
 }
 
-# The seam for later issues: PostgreSQL and an example API server with SQL
-# (an N+1 endpoint included) start here, under the preload like nginx.
+# PostgreSQL 15 and the Django app (tests/servers/djangoapp), as the SQL tests
+# start them (dblib.sh): migrated and seeded (five authors, five books)
+# without the preload, then gunicorn with two sync workers under it.
+start_django() {
+	say "starting a throwaway PostgreSQL 15 in $T/pg"
+	ap_require_pg
+	ap_start_pg pg books
+	say "migrating and seeding the Django app, then starting gunicorn (2 workers) under the preload (service $DJANGO_SERVICE)"
+	ap_start_django django postgresql "$AP_PG_PORT" books postgres ""
+	DJANGO=http://127.0.0.1:$AP_PORT
+}
+
 start_servers() {
 	start_nginx
+	start_django
 }
 
 # ---- traffic ---------------------------------------------------------------
-# routes N : N random request paths of the demo's mix.
-routes() {
-	local n=$1 i r
+# pick N WEIGHT ENTRY... : N lines, each an ENTRY drawn at random with the
+# odds of its WEIGHT (percentages adding up to 100). In an ENTRY, {K} stands
+# for a random number from 1 to K.
+pick() {
+	local n=$1 i r k e
+	shift
+	local -a mix=("$@")
 	for i in $(seq "$n"); do
 		r=$(( RANDOM % 100 ))
-		if [ $r -lt 45 ]; then echo "/api/users/$(( RANDOM % 50 + 1 ))"
-		elif [ $r -lt 72 ]; then echo "/api/items"
-		elif [ $r -lt 84 ]; then echo "/static/logo.png"
-		elif [ $r -lt 91 ]; then echo "/api/fail"
-		elif [ $r -lt 98 ]; then echo "/nowhere"
-		else echo "/downloads/report.bin"
-		fi
+		for (( k = 0; k < ${#mix[@]}; k += 2 )); do
+			r=$(( r - mix[k] ))
+			[ "$r" -lt 0 ] || continue
+			e=${mix[k + 1]}
+			while [[ $e =~ \{([0-9]+)\} ]]; do
+				e=${e/"${BASH_REMATCH[0]}"/$(( RANDOM % BASH_REMATCH[1] + 1 ))}
+			done
+			echo "$e"
+			break
+		done
 	done
 }
 
-# drive N CONNECTIONS [all] : N requests spread over CONNECTIONS keep-alive
-# connections (one curl each, run at once); with "all", every route at
-# least once.
+# routes N : N random request paths of the nginx mix.
+routes() {
+	pick "$1" 45 '/api/users/{50}' 27 /api/items 12 /static/logo.png 7 /api/fail 7 /nowhere \
+		2 /downloads/report.bin
+}
+
+# A new book by one of the five seeded authors (ids 917253001 to 917253005),
+# as a request line of fetch: a POST of the form.
+BOOK_POST='/books/new title=Demo+book+{9999}&author=91725300{5}&pages={500}'
+
+# django_routes N : N random requests of the Django mix: the list with the
+# N+1, book details, inserts, the view that fails (500) and the one that
+# sleeps 200 ms in PostgreSQL.
+django_routes() {
+	pick "$1" 40 /books/ 35 '/books/{5}/' 12 "$BOOK_POST" 8 /boom/ 5 /slow/
+}
+
+# fetch NAME BASE CONNECTIONS : the requests read on stdin ("PATH", or
+# "PATH FORM" for a POST of FORM) spread over CONNECTIONS curls run at once,
+# each going through its share in order (over keep-alive where the server
+# keeps it). NAME names its curl configs, so that two fetches can run at once.
+fetch() {
+	local cf=$T/urls.$1 base=$2 conns=$3 c pids=""
+	rm -f "$cf".*
+	# A POST stands in an operation of its own (`next`): curl's data option
+	# would otherwise apply to every URL of the operation.
+	awk -v c="$conns" -v cf="$cf" -v app="$base" '
+		{ f = cf "." (NR % c)
+		  if ((NF > 1 || post[f]) && n[f]++) print "next" > f
+		  else n[f]++
+		  printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", app, $1 > f
+		  if (NF > 1) printf "data = \"%s\"\n", $2 > f
+		  post[f] = NF > 1 }'
+	for c in $(seq 0 $(( conns - 1 ))); do
+		[ -e "$cf.$c" ] || continue
+		curl -s --max-time 60 -K "$cf.$c" &
+		pids="$pids $!"
+	done
+	for c in $pids; do
+		wait "$c"
+	done
+	rm -f "$cf".*
+}
+
+# drive N CONNECTIONS [all] : N nginx requests over CONNECTIONS keep-alive
+# connections; with "all", every route at least once.
 drive() {
-	local n=$1 conns=$2 c pids=""
+	local n=$1
 	{
 		if [ "${3:-}" = all ]; then
 			printf '%s\n' /api/users/1 /api/items /static/logo.png /api/fail /nowhere /downloads/report.bin
 			n=$(( n - 6 ))
 		fi
 		routes "$n"
-	} | awk -v c="$conns" -v dir="$T" -v app="$APP" \
-		'{ f = dir "/urls." (NR % c); printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", app, $0 > f }'
-	for c in $(seq 0 $(( conns - 1 ))); do
-		curl -s --max-time 60 -K "$T/urls.$c" &
-		pids="$pids $!"
-	done
-	for c in $pids; do
-		wait "$c"
-	done
-	rm -f "$T"/urls.*
+	} | fetch nginx "$APP" "$2"
 }
 
-# total : requests of the demo's service the collector has counted.
+# drive_django N [all] : N Django requests over two curls at once (one per
+# gunicorn worker; a sync worker closes the connection after each response);
+# with "all", every route at least once.
+drive_django() {
+	local n=$1
+	{
+		if [ "${2:-}" = all ]; then
+			printf '%s\n' /books/ /books/1/ "$(pick 1 100 "$BOOK_POST")" /boom/ /slow/
+			n=$(( n - 5 ))
+		fi
+		django_routes "$n"
+	} | fetch django "$DJANGO" 2
+}
+
+# total SERVICE : requests of SERVICE the collector has counted.
 total() {
 	curl -sf --max-time 5 "$URL/api/v1/endpoints" |
-		jq --arg s "$SERVICE" '[.endpoints[] | select(.service == $s) | .count] | add // 0' 2>/dev/null
+		jq --arg s "$1" '[.endpoints[] | select(.service == $s) | .count] | add // 0' 2>/dev/null
+}
+
+# wait_counted SERVICE N : until the collector has counted N requests of
+# SERVICE (10 s at most); says so when it has not.
+wait_counted() {
+	local i got
+	for i in $(seq 50); do
+		[ "$(total "$1")" -ge "$2" ] 2>/dev/null && return 0
+		sleep 0.2
+	done
+	got=$(total "$1")
+	say "the collector has counted ${got:-0} of $2 requests of $1 so far"
 }
 
 # ---- the report ---------------------------------------------------------------
+# align LEFT [INDENT] : tab-separated lines as columns two blanks apart, the
+# first LEFT left-aligned and the others right-aligned, but the last column
+# left as it is (it may be long); INDENT before each line.
+align() {
+	awk -F'\t' -v left="$1" -v indent="${2:-}" '
+		{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
+		  n = NR; if (NF > nf) nf = NF }
+		END { for (r = 1; r <= n; r++) { line = indent
+			for (i = 1; i < nf; i++) line = line sprintf(i <= left ? "%-*s  " : "%*s  ", w[i], cell[r, i])
+			line = line cell[r, nf]; sub(/ +$/, "", line); print line } }'
+}
+
 # The table from the API with jq, for when `apiprof report` is not available.
 fallback_table() {
 	curl -sf --max-time 10 "$URL/api/v1/endpoints" | jq -r '
-		(["SERVICE", "METHOD", "ROUTE", "COUNT", "ERR%", "AVG", "P50", "P95", "P99", "MAX"] | @tsv),
+		(["SERVICE", "METHOD", "ROUTE", "COUNT", "ERR%", "AVG", "P50", "P95", "P99", "MAX", "SQL/REQ", "N+1"] | @tsv),
 		(.endpoints[] | [.service, .method, .route, (.count | tostring),
 			((.error_rate // 0) * 1000 | round / 10 | tostring) + "%",
-			(.avg_ms, .p50_ms, .p95_ms, .p99_ms, .max_ms | (. // 0) * 100 | round / 100 | tostring + "ms")] | @tsv)' |
-		awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = NF }
-			END { for (r = 1; r <= n; r++) { line = ""
-				for (i = 1; i <= nf; i++) line = line sprintf(i <= 3 ? "%-*s  " : "%*s  ", w[i], cell[r, i])
-				sub(/ +$/, "", line); print line } }'
+			(.avg_ms, .p50_ms, .p95_ms, .p99_ms, .max_ms | (. // 0) * 100 | round / 100 | tostring + "ms"),
+			(.sql_per_request // 0 | . * 10 | round / 10 | tostring),
+			(.n_plus_one_count // 0 | tostring)] | @tsv)' | align 3 | sed 's/ *$//'
+}
+
+# The N+1 patterns of every service: where, how often, the repeated statement
+# and a request to look at.
+n_plus_one_report() {
+	local json
+	json=$(curl -sf --max-time 10 "$URL/api/v1/n-plus-one") || { echo "(cannot read $URL/api/v1/n-plus-one)"; return 0; }
+	echo "N+1 queries: the same statement run once per row, in one request"
+	if [ "$(jq '.patterns | length' <<<"$json")" = 0 ]; then
+		echo "  (none seen)"
+		return 0
+	fi
+	jq -r --arg u "$URL" '.patterns[] |
+		"  \(.service)  \(.method) \(.route): up to \(.max_repeats) times in one request, in \(.occurrences) requests",
+		"    \(.sql)",
+		"    example: \($u)/api/v1/requests/\(.example_request_id)"' <<<"$json"
+}
+
+# The eight statement shapes of the Django service that took the most time in
+# all. Long select lists are elided (the API has every statement whole).
+queries_report() {
+	local json
+	json=$(curl -sf --max-time 10 -G "$URL/api/v1/queries" --data-urlencode "service=$DJANGO_SERVICE") ||
+		{ echo "(cannot read $URL/api/v1/queries)"; return 0; }
+	echo "Top SQL statement shapes of $DJANGO_SERVICE by total time (literals replaced by ?):"
+	{
+		printf 'CALLS\tTOTAL\tMEAN\tP95\tROWS\tSQL\n'
+		jq -r '.queries | sort_by(-.total_ms) | .[:8][] |
+			[.calls, .total_ms, .mean_ms, .p95_ms, .rows,
+			 (.sql | if length > 90 then sub("^(?<v>SELECT) .{30,}? FROM "; "\(.v) ... FROM ") else . end |
+				if length > 110 then .[:107] + "..." else . end)] | @tsv' <<<"$json" |
+			awk -F'\t' -v OFS='\t' '
+				# milliseconds as `apiprof report` prints them: 0.42ms, 42.5ms, 310ms, 2.45s
+				function ms(v) { return v == "" ? "-" : v < 9.995 ? sprintf("%.2fms", v) :
+					v < 99.95 ? sprintf("%.1fms", v) : v < 999.5 ? sprintf("%.0fms", v) : sprintf("%.2fs", v / 1000) }
+				{ $2 = ms($2); $3 = ms($3); $4 = ms($4); print }'
+	} | align 0 "  "
 }
 
 report() {
@@ -282,8 +466,15 @@ report() {
 		fallback_table || die "cannot read $URL/api/v1/endpoints"
 	fi
 	echo
+	n_plus_one_report
+	echo
+	queries_report
+	echo
 	echo "Explore:"
 	echo "  endpoints      $URL/api/v1/endpoints"
+	echo "  N+1 patterns   $URL/api/v1/n-plus-one"
+	echo "  query shapes   $URL/api/v1/queries"
+	echo "  errors         $URL/api/v1/errors"
 	echo "  requests       $URL/api/v1/requests"
 	echo "  one request    $URL/api/v1/requests/{id}"
 	echo "  status         $URL/api/v1/status"
@@ -295,7 +486,8 @@ report() {
 	if curl -sf --max-time 2 "$URL/" 2>/dev/null | grep -qi '<html'; then
 		echo "  dashboard      $URL/"
 	fi
-	echo "  the server     $APP/api/users/1"
+	echo "  nginx          $APP/api/users/1"
+	echo "  Django (N+1)   $DJANGO/books/"
 	echo "  the report     $CLI report --url $URL"
 	echo
 }
@@ -305,14 +497,16 @@ start_collector
 start_servers
 
 N=300
-say "driving $N requests over 4 keep-alive connections"
-drive "$N" 4 all
-for i in $(seq 50); do
-	[ "$(total)" -ge "$N" ] 2>/dev/null && break
-	sleep 0.2
-done
-got=$(total)
-[ "${got:-0}" -ge "$N" ] 2>/dev/null || say "the collector has counted ${got:-0} of $N requests so far"
+ND=60
+say "driving $N requests to nginx over 4 keep-alive connections, and $ND to Django over 2 connections at a time"
+drive "$N" 4 all &
+nginx_driver=$!
+drive_django "$ND" all
+wait "$nginx_driver"
+wait_counted "$SERVICE" "$N"
+wait_counted "$DJANGO_SERVICE" "$ND"
+# The N+1 patterns and statement shapes show within 1 s of the events.
+sleep 1
 report
 
 if [ "$ONCE" = 1 ]; then
@@ -322,5 +516,6 @@ say "running: a trickle of traffic goes on; press Ctrl-C to stop"
 TRICKLE=1
 while :; do
 	drive 3 1
+	drive_django 1
 	sleep 1
 done

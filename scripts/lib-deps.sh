@@ -22,10 +22,11 @@ AP_PKGS_TEST="nginx-light:nginx nodejs:node curl:curl jq:jq python3:python3 wrk:
 # python3 that may come first in PATH, so no command stands in for them).
 AP_PKGS_TEST="$AP_PKGS_TEST postgresql-15 mariadb-server mariadb-client-core:mariadb sqlite3:sqlite3
 	python3-django python3-psycopg2 python3-mysqldb gunicorn"
-# What scripts/demo.sh runs. Later: postgresql, once SQL capture exists.
-AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq"
+# What scripts/demo.sh runs: nginx, and the Django app on a throwaway
+# PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
+AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"
 # What scripts/bench.sh runs.
-AP_PKGS_BENCH="nginx-light:nginx wrk:wrk valgrind:valgrind curl:curl jq:jq"
+AP_PKGS_BENCH="nginx-light:nginx wrk:wrk valgrind:valgrind curl:curl jq:jq postgresql-15"
 
 # Daemons live in sbin, which is not in every user's PATH.
 case ":$PATH:" in
