@@ -65,6 +65,26 @@ if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ -z "$pass" ]; then
 	echo "tests: ${pass:-0} passed, $(( failed > 0 ? failed : 1 )) failed, ${skip:-0} skipped"
 	exit 1
 fi
+# `make install DESTDIR=...` (SPEC section 2): the three installed files are
+# where the SPEC puts them, the programs run from there, and the libtool
+# archive of the preload is not left behind.
+echo "==> make install DESTDIR=..."
+dest=$(mktemp -d "${TMPDIR:-/tmp}/apiprof-install.XXXXXX")
+prefix=$(sed -n 's/^prefix = //p' Makefile)
+libdir=$(make -s -f Makefile -f - ap-print-libdir <<<$'ap-print-libdir:\n\t@echo $(libdir)' 2>/dev/null || true)
+libdir=${libdir:-$prefix/lib}
+if ! make -s install DESTDIR="$dest" >"$dest.log" 2>&1; then
+	cat "$dest.log"; echo "==> FAILED (make install) after $(elapsed)"; exit 1
+fi
+for f in "$prefix/bin/apiprof-collector" "$prefix/bin/apiprof" "$libdir/apiprof/libapiprof.so"; do
+	[ -e "$dest$f" ] || { echo "apiprof: make install did not install $f" >&2; exit 1; }
+done
+[ ! -e "$dest$libdir/apiprof/libapiprof.la" ] || { echo "apiprof: make install left libapiprof.la" >&2; exit 1; }
+"$dest$prefix/bin/apiprof-collector" --version >/dev/null &&
+	"$dest$prefix/bin/apiprof" --version >/dev/null ||
+	{ echo "apiprof: the installed programs do not run" >&2; exit 1; }
+rm -rf "$dest" "$dest.log"
+
 # The sanitizer configuration (STYLE.md item 17): ASan+UBSan builds of the
 # unit tests, and of the collector and client driven by the integration
 # tests (which still preload the plain library: an ASan-built one cannot be
