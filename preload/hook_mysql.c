@@ -122,6 +122,7 @@ static void query_returned(MYSQL *h, const struct pl_stmt *st, const char *q,
 	open_q.handle = h;
 	open_q.st = *st;
 	open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
+	open_q.st.truncated = len >= sizeof open_q.text; /* marked, not silently cut */
 	memcpy(open_q.text, q, open_q.len);
 	if (rc != 0) {
 		struct pl_stmt_result res = { 0 };
@@ -130,7 +131,7 @@ static void query_returned(MYSQL *h, const struct pl_stmt *st, const char *q,
 		if (resolve_accessors())
 			fill_error(h, &res, code, sizeof code);
 		res.failed = 1;
-		pl_stmt_end(st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
+		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
 	}
 }
 
@@ -293,7 +294,9 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 	pl_db_depth--;
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
-	size_t len = pl_prepared_get(s, 0, text, sizeof text);
+	int cut;
+	size_t len = pl_prepared_get(s, 0, text, sizeof text, &cut);
+	st.truncated = (uint8_t)cut;
 	if (len == 0)
 		len = (size_t)snprintf(text, sizeof text, "EXECUTE ?");
 	struct pl_stmt_result res = { 0 };

@@ -162,9 +162,12 @@ EXPORT PGresult *PQprepare(PGconn *conn, const char *name, const char *query, in
 }
 
 /* An execution carries the text its statement was prepared with. */
-static size_t prepared_text(PGconn *conn, const char *name, char *out, size_t cap)
+static size_t prepared_text(PGconn *conn, const char *name, char *out, size_t cap,
+                            struct pl_stmt *st)
 {
-	size_t n = pl_prepared_get(conn, pl_hash_str(name ? name : ""), out, cap);
+	int cut;
+	size_t n = pl_prepared_get(conn, pl_hash_str(name ? name : ""), out, cap, &cut);
+	st->truncated |= (uint8_t)cut;
 	if (n == 0) {
 		/* Prepared before we saw it (or evicted): name it at least. The
 		 * name is an identifier the application chose, not a value. */
@@ -190,7 +193,7 @@ EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *name, int n,
 	pl_db_depth--;
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
-	size_t len = prepared_text(conn, name, text, sizeof text);
+	size_t len = prepared_text(conn, name, text, sizeof text, &st);
 	errno = saved;
 	return finish_sync(conn, &st, r, text, len);
 }
@@ -242,8 +245,10 @@ static void async_start(PGconn *conn, const struct pl_stmt *st, const char *text
 		a->conn = conn;
 		a->st = *st;
 		memset(&a->res, 0, sizeof a->res);
-		if (len >= sizeof a->text)
+		if (len >= sizeof a->text) {
 			len = sizeof a->text - 1;
+			a->st.truncated = 1; /* marked, not silently cut */
+		}
 		memcpy(a->text, text, len);
 		a->text[len] = '\0';
 		a->len = len;
@@ -317,7 +322,7 @@ EXPORT int PQsendQueryPrepared(PGconn *conn, const char *name, int n,
 	pl_db_depth--;
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
-	size_t len = prepared_text(conn, name, text, sizeof text);
+	size_t len = prepared_text(conn, name, text, sizeof text, &st);
 	if (ok)
 		async_start(conn, &st, text, len);
 	else

@@ -208,6 +208,7 @@ struct pl_stmt {
 	uint64_t req_id;
 	uint8_t ambiguous;
 	uint8_t prepare;  /* a prepare round trip (PQprepare, mysql_stmt_prepare) */
+	uint8_t truncated; /* the text kept while it ran (PL_PREPARED_TEXT) was cut */
 };
 
 void pl_stmt_begin(struct pl_stmt *st);
@@ -235,10 +236,12 @@ struct pl_prepared {
 	const void *owner;      /* connection or statement handle; NULL: free */
 	uint64_t name_hash;     /* statement name (libpq), 0 otherwise */
 	char text[PL_PREPARED_TEXT];
+	uint8_t cut;            /* text holds only the first bytes */
 };
 void pl_prepared_put(const void *owner, uint64_t name_hash, const char *sql, size_t len);
-/* Copies the text for (owner, name) into out; 0 when unknown. */
-size_t pl_prepared_get(const void *owner, uint64_t name_hash, char *out, size_t cap);
+/* Copies the text for (owner, name) into out; 0 when unknown. *cut becomes 1
+ * when the text is only a prefix of the statement (kept or copied cut). */
+size_t pl_prepared_get(const void *owner, uint64_t name_hash, char *out, size_t cap, int *cut);
 void pl_prepared_forget(const void *owner);
 uint64_t pl_hash_str(const char *s);
 

@@ -79,6 +79,7 @@ void pl_stmt_begin(struct pl_stmt *st)
 	st->req_id = pl_conn_current_request(&ambiguous);
 	st->ambiguous = (uint8_t)ambiguous;
 	st->prepare = 0;
+	st->truncated = 0;
 	st->start_ns = pl_now_ns();
 	errno = saved;
 }
@@ -152,7 +153,7 @@ void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
 		.tid = pl_tid(),
 		.db = (uint8_t)db,
 		.flags = (uint8_t)((res->failed ? AP_SQLF_ERROR : 0) |
-		                   (truncated ? AP_SQLF_TRUNCATED : 0) |
+		                   (truncated || st->truncated ? AP_SQLF_TRUNCATED : 0) |
 		                   (st->prepare ? AP_SQLF_PREPARE : 0) |
 		                   (st->ambiguous ? AP_SQLF_AMBIGUOUS : 0) |
 		                   (pl_cfg.capture_sql_values ? AP_SQLF_VALUES_KEPT : 0) |
@@ -205,22 +206,27 @@ void pl_prepared_put(const void *owner, uint64_t name_hash, const char *sql, siz
 		slot = &prepared[prepared_next++ % PREPARED_SLOTS];
 	slot->owner = owner;
 	slot->name_hash = name_hash;
-	if (len >= sizeof slot->text)
+	slot->cut = len >= sizeof slot->text;
+	if (slot->cut)
 		len = sizeof slot->text - 1;
 	memcpy(slot->text, sql, len);
 	slot->text[len] = '\0';
 	punlock();
 }
 
-size_t pl_prepared_get(const void *owner, uint64_t name_hash, char *out, size_t cap)
+size_t pl_prepared_get(const void *owner, uint64_t name_hash, char *out, size_t cap, int *cut)
 {
 	size_t n = 0;
+	*cut = 0;
 	plock();
 	for (unsigned i = 0; i < PREPARED_SLOTS; i++)
 		if (prepared[i].owner == owner && prepared[i].name_hash == name_hash) {
 			n = strnlen(prepared[i].text, sizeof prepared[i].text);
-			if (n >= cap)
+			*cut = prepared[i].cut;
+			if (n >= cap) {
 				n = cap - 1;
+				*cut = 1;
+			}
 			memcpy(out, prepared[i].text, n);
 			out[n] = '\0';
 			break;

@@ -39,8 +39,8 @@ ap_assert_eq "connection A statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/a.out"
 # Connection B: a new session, prepared again.
 ap_curl_many "$AP_TMP/b.out" "$B/prepared" "$B/prepared"
 ap_assert_eq "connection B statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/b.out")" "200 200 "
-ap_curl_many "$AP_TMP/c.out" "$B/async" "$B/async-params" "$B/async" "$B/async-params"
-ap_assert_eq "async statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/c.out")" "200 200 200 200 "
+ap_curl_many "$AP_TMP/c.out" "$B/async" "$B/async-params" "$B/async" "$B/async-params" "$B/long"
+ap_assert_eq "async statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/c.out")" "200 200 200 200 200 "
 ap_curl_many "$AP_TMP/d.out" "$B/fail" "$B/fail" "$B/txn" "$B/nope"
 ap_assert_eq "fail, txn, 404 statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/d.out")" "500 500 200 404 "
 grep -q 'pq_server: ' "$AP_TMP/server.log" && ap_fail "pq_server reported an unexpected result: $(grep 'pq_server: ' "$AP_TMP/server.log")"
@@ -51,6 +51,7 @@ GET /prepared 5
 GET /exec 1
 GET /async 2
 GET /async-params 2
+GET /long 1
 GET /fail 2
 GET /txn 1
 GET /nope 1
@@ -65,6 +66,7 @@ EOF
 #   /async         PQsendQuery ... NULL PQgetResult (one statement,
 #                  however many PQgetResult calls)                  1
 #   /async-params  PQsendQueryParams ... NULL PQgetResult           1
+#   /long          PQsendQuery of 1,800 bytes, held cut at 1 KiB    1
 #   /fail          PQexec, failing (a failed statement counts)      1
 #   /txn           3 x (BEGIN, INSERT, COMMIT)                      9, an N+1 (INSERT x 3)
 #   /nope          nothing                                          0
@@ -74,6 +76,7 @@ GET /prepared 5 7 0
 GET /exec 1 1 0
 GET /async 2 2 0
 GET /async-params 2 2 0
+GET /long 1 1 0
 GET /fail 2 2 0
 GET /txn 1 9 1
 GET /nope 1 0 0
@@ -112,6 +115,13 @@ detail=$(ap_request_detail "$(ap_requests /async-params | jq -r '.[0].id')")
 ap_assert_jq "GET /async-params: one statement, 1 row, its text with placeholders" \
 	'(.queries | length) == 1 and .queries[0].rows == 1 and (.queries[0].sql | test("WHERE id = (\\$1|\\?) OR name = (\\$2|\\?)$"))' \
 	"$detail"
+
+# A statement longer than the 1 KiB the preload holds while it is in flight
+# is cut there and marked truncated, never silently shortened.
+detail=$(ap_request_detail "$(ap_requests /long | jq -r '.[0].id')")
+ap_assert_jq "GET /long: one statement, cut and marked truncated" \
+	'(.queries | length) == 1 and .queries[0].truncated == true and
+	 (.queries[0].sql | startswith("SELECT ? AS caa, ? AS cab")) and (.queries[0].sql | length) < 1100' "$detail"
 
 # The N+1 of /txn is the INSERT; BEGIN and COMMIT, three times each too, are
 # transaction control, never N+1.

@@ -18,6 +18,8 @@
  *                      PQconsumeInput/PQisBusy/poll and PQgetResult until NULL
  *   GET /async-params  1: PQsendQueryParams, two parameters, then PQgetResult
  *                      until NULL (no waiting loop: PQgetResult blocks)
+ *   GET /long          1: PQsendQuery of a 1,800-byte SELECT (longer than the
+ *                      1 KiB the preload holds while a statement is in flight)
  *   GET /fail          1: PQexec on a missing table (SQLSTATE 42P01); 500
  *   GET /exec          1: PQexec, literals in the statement text
  *   GET /txn           9: three times PQexec("BEGIN"), PQexecParams(INSERT),
@@ -152,7 +154,7 @@ static int route(struct conn *c, const char *path, const char **body)
 	*body = "not found\n";
 	if (strcmp(path, "/params") != 0 && strcmp(path, "/prepared") != 0 &&
 	    strcmp(path, "/async") != 0 && strcmp(path, "/async-params") != 0 &&
-	    strcmp(path, "/fail") != 0 && strcmp(path, "/exec") != 0 && strcmp(path, "/txn") != 0)
+	    strcmp(path, "/fail") != 0 && strcmp(path, "/long") != 0 && strcmp(path, "/exec") != 0 && strcmp(path, "/txn") != 0)
 		return 404;
 	*body = "database unavailable\n";
 	if (!(d = db(c)))
@@ -188,6 +190,16 @@ static int route(struct conn *c, const char *path, const char **body)
 		good = PQsendQueryParams(d, "SELECT id FROM items WHERE id = $1 OR name = $2", 2, NULL,
 		                         v, NULL, NULL, 0) &&
 		       drain(d, 0, "async-params");
+	} else if (strcmp(path, "/long") == 0) {
+		static char sql[2048];
+		if (!sql[0]) {
+			/* aliases of letters only: the test finds no digit in shapes */
+			size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT 0 AS caa");
+			for (int i = 1; i < 150; i++)
+				n += (size_t)snprintf(sql + n, sizeof sql - n, ", %d AS c%c%c", i,
+				                      'a' + i / 26, 'a' + i % 26);
+		}
+		good = PQsendQuery(d, sql) && drain(d, 1, "long");
 	} else if (strcmp(path, "/fail") == 0) {
 		r = PQexec(d, "SELECT name FROM no_such_table WHERE id = 66049172");
 		good = PQresultStatus(r) == PGRES_FATAL_ERROR &&
