@@ -2,7 +2,7 @@
 # scripts/bench.sh - what the preload costs its host, and how fast the
 # collector answers. Results go into BENCHMARKS.md.
 #
-# Five measurements, each explained where it runs below:
+# Six measurements, each explained where it runs below:
 #   1. callgrind: user-space instructions per request nginx executes, plain
 #      vs preloaded with a live collector, (I(N2) - I(N1)) / (N2 - N1) so
 #      start-up cancels; plus where the preload's instructions go.
@@ -11,6 +11,10 @@
 #   4. the preload's CPU per request: estimated from (1), and measured from
 #      the nginx worker's utime+stime during the runs of (2).
 #   5. /api/v1/endpoints latency with a million stored requests.
+#   6. the preload's cost per SQL statement (libpq PQexec against a
+#      throwaway PostgreSQL 15): client instructions plain vs preloaded
+#      (callgrind), the hook timed in-process against a stub libpq, client
+#      CPU in alternating runs, and the normaliser alone.
 # It uses an existing build (it never builds the project itself) and
 # starts everything it needs on free ports in one temp dir, removed at exit
 # unless --keep. The last thing printed is a Markdown summary block.
@@ -20,16 +24,18 @@ usage() {
 	cat <<'EOF'
 usage: scripts/bench.sh [--build DIR] [--collector PATH] [--only LIST] [--keep] [options]
 
-Measures the apiprof preload's cost in nginx and the collector's answer
-time; prints progress, then a Markdown summary for BENCHMARKS.md.
+Measures the apiprof preload's cost in nginx and per libpq statement, and
+the collector's answer time; prints progress, then a Markdown summary for
+BENCHMARKS.md.
 
   --build DIR        an existing build tree (default: the source tree's
                      in-tree build); needs preload/.libs/libapiprof.so,
-                     and collector/apiprof-collector for parts 1, 2 and 5
-                     (1 and 2 fall back to a stand-in datagram sink)
+                     and collector/apiprof-collector for parts 1, 2, 5 and 6
+                     (1 and 2 fall back to a stand-in datagram sink; 5 and
+                     6 are skipped without it)
   --collector PATH   apiprof-collector to use instead of the build's (e.g.
                      from another build while this one's does not link)
-  --only LIST        comma-separated parts to run: cg, wrk, hook, api
+  --only LIST        comma-separated parts to run: cg, wrk, hook, api, sql
                      (default: all; the CPU per request comes with cg + wrk)
   --cg-requests A,B  request counts of the two callgrind runs (2000,6000)
   --wrk-pairs N      alternating plain/preloaded wrk pairs (5)
@@ -38,6 +44,9 @@ time; prints progress, then a Markdown summary for BENCHMARKS.md.
   --api-requests N   request events fed to the collector for part 5 (1000000)
   --api-routes R     routes they are spread over (200)
   --api-calls N      timed GET /api/v1/endpoints calls (50)
+  --sql-statements A,B  statements per callgrind run of part 6 (1000,3000)
+  --sql-pairs N      alternating plain/preloaded client CPU pairs, part 6 (9)
+  --sql-n N          statements per client CPU run, part 6 (10000)
   --keep             keep the temp dir (callgrind profiles, logs, summary)
   -h, --help         this text
 EOF
@@ -49,7 +58,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 BUILD=""
 COLLECTOR=""
-ONLY="cg,wrk,hook,api"
+ONLY="cg,wrk,hook,api,sql"
 CG_N1=2000
 CG_N2=6000
 WRK_PAIRS=5
@@ -58,6 +67,10 @@ WRK_CONNS=16
 API_REQUESTS=1000000
 API_ROUTES=200
 API_CALLS=50
+SQL_N1=1000
+SQL_N2=3000
+SQL_PAIRS=9
+SQL_RUN=10000
 KEEP=0
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -72,18 +85,34 @@ while [ $# -gt 0 ]; do
 	--api-requests) API_REQUESTS=${2:?}; shift ;;
 	--api-routes) API_ROUTES=${2:?}; shift ;;
 	--api-calls) API_CALLS=${2:?}; shift ;;
+	--sql-statements)
+		SQL_N1=${2%%,*}; SQL_N2=${2##*,}; shift ;;
+	--sql-pairs) SQL_PAIRS=${2:?}; shift ;;
+	--sql-n) SQL_RUN=${2:?}; shift ;;
 	--keep) KEEP=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
 	esac
 	shift
 done
-for v in CG_N1 CG_N2 WRK_PAIRS WRK_SECONDS WRK_CONNS API_REQUESTS API_ROUTES API_CALLS; do
+for v in CG_N1 CG_N2 WRK_PAIRS WRK_SECONDS WRK_CONNS API_REQUESTS API_ROUTES API_CALLS \
+	SQL_N1 SQL_N2 SQL_PAIRS SQL_RUN; do
 	case ${!v} in
 	'' | *[!0-9]*) echo "bench.sh: $v must be a positive integer" >&2; exit 2 ;;
 	esac
 done
 [ "$CG_N2" -gt "$CG_N1" ] || { echo "bench.sh: --cg-requests A,B needs A < B" >&2; exit 2; }
+[ "$SQL_N2" -gt "$SQL_N1" ] || { echo "bench.sh: --sql-statements A,B needs A < B" >&2; exit 2; }
+if [ "$SQL_PAIRS" -lt 1 ] || [ "$SQL_RUN" -lt 1 ]; then
+	echo "bench.sh: --sql-pairs and --sql-n must be at least 1" >&2
+	exit 2
+fi
+for p in ${ONLY//,/ }; do
+	case $p in
+	cg | wrk | hook | api | sql) ;;
+	*) echo "bench.sh: --only: unknown part '$p' (cg, wrk, hook, api, sql)" >&2; exit 2 ;;
+	esac
+done
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 
 say() { printf '==> %s\n' "$*"; }
@@ -331,7 +360,7 @@ CONF
 CG_PLAIN="" CG_PRE="" CG_ADDED=""
 part_callgrind() {
 	local d=$T/cg port mode n pid total svc=bench-callgrind got
-	say "[1/5] callgrind: nginx (one process) serving $CG_N1 and $CG_N2 keep-alive requests, plain and preloaded"
+	say "[1/6] callgrind: nginx (one process) serving $CG_N1 and $CG_N2 keep-alive requests, plain and preloaded"
 	port=$(free_port) || die "no free port"
 	nginx_conf "$d" "$port" 1
 	# threadonly: the control, a preload that only starts one idle thread.
@@ -439,7 +468,7 @@ wrk_run() {
 part_wrk() {
 	local pport qport plain_pid pre_pid plain_w pre_w i order who r rps reqs ticks errs
 	local svc=bench-wrk ev0 ev1 col0 col1 pre_reqs=0
-	say "[2/5] wrk: nginx (master + 1 worker) plain vs preloaded, $WRK_PAIRS alternating pairs of ${WRK_SECONDS}s, wrk -t1 -c$WRK_CONNS"
+	say "[2/6] wrk: nginx (master + 1 worker) plain vs preloaded, $WRK_PAIRS alternating pairs of ${WRK_SECONDS}s, wrk -t1 -c$WRK_CONNS"
 	pport=$(free_port) || die "no free port"
 	qport=$(free_port) || die "no free port"
 	start_nginx plain "$pport"
@@ -530,7 +559,7 @@ part_wrk() {
 HOOK_ADDED="" CLOCK_NS=""
 part_hook() {
 	local f=$T/hookbench.out
-	say "[3/5] hookbench: a hooked call on an untracked fd"
+	say "[3/6] hookbench: a hooked call on an untracked fd"
 	: >"$f"
 	note "clock_gettime(CLOCK_MONOTONIC) cost"
 	"$BIN/hookbench" --clock >>"$f" || die "hookbench --clock failed"
@@ -577,7 +606,7 @@ part_estimate() {
 	# Under valgrind clock_gettime is a plain system call (no vDSO): its
 	# instructions do not show the ~24 ns each costs natively.
 	est=$(calc "$CG_ADDED / $ghz + $clocks * ${CLOCK_NS:-24}")
-	say "[4/5] preload CPU per request, estimated: $(fmt %.0f "$CG_ADDED") instructions at 1 per cycle at $(fmt %.2f "$ghz") GHz + $clocks clock reads = $(fmt %.0f "$est") ns"
+	say "[4/6] preload CPU per request, estimated: $(fmt %.0f "$CG_ADDED") instructions at 1 per cycle at $(fmt %.2f "$ghz") GHz + $clocks clock reads = $(fmt %.0f "$est") ns"
 	row "| preload CPU per request, estimated from (1): added instructions at IPC 1 and $(fmt %.2f "$ghz") GHz, + 2 clock reads | | | $(fmt %.2f "$(calc "$est / 1000")") us | < 1 us | $(verdict "$(calc "$est / 1000")" "<" 1) |"
 	detail "### 4. CPU per request, estimated"
 	detail ""
@@ -606,7 +635,7 @@ ms_cells() {
 
 part_api() {
 	local d=$T/api i got rows q since n_ok
-	say "[5/5] /api/v1/endpoints with $API_REQUESTS stored requests over $API_ROUTES routes"
+	say "[5/6] /api/v1/endpoints with $API_REQUESTS stored requests over $API_ROUTES routes"
 	if [ "$HAVE_COLLECTOR" != 1 ]; then
 		say "SKIPPED: $COLLECTOR is not built (build the collector, then rerun with --only api)"
 		row "| \`GET /api/v1/endpoints\` with $API_REQUESTS stored requests | | | skipped: collector not built | < 50 ms | n/a |"
@@ -669,6 +698,288 @@ part_api() {
 	detail ""
 }
 
+# ---- 6. SQL: the preload's cost per libpq statement ------------------------------
+PG_BINDIR=${AP_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+SQL_NAMES="select1 where orm"
+declare -A SQLV=()
+
+# start_pg DIR : a throwaway PostgreSQL 15 in DIR (as `postgres` when we are
+# root, as tests/integration/dblib.sh runs it), trust authentication, fsync
+# off, on 127.0.0.1 at a free port; sets PG_PID and PG_PORT.
+start_pg() {
+	local d=$1 i as=()
+	mkdir -p "$d"
+	if [ "$(id -u)" -eq 0 ]; then
+		id postgres >/dev/null 2>&1 || die "there is no 'postgres' user (package postgresql-15 creates it)"
+		chown postgres: "$d"
+		as=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --)
+	fi
+	"${as[@]}" env LC_ALL=C "$PG_BINDIR/initdb" -D "$d/data" -U postgres -A trust -E UTF8 \
+		--locale=C --no-sync --no-instructions >"$d/initdb.log" 2>&1 ||
+		{ show_log "$d/initdb.log"; die "initdb failed"; }
+	PG_PORT=$(free_port) || die "no free port"
+	"${as[@]}" "$PG_BINDIR/postgres" -D "$d/data" -c listen_addresses=127.0.0.1 \
+		-c port="$PG_PORT" -c unix_socket_directories="$d" -c fsync=off \
+		-c synchronous_commit=off -c full_page_writes=off -c max_connections=20 \
+		-c shared_buffers=16MB -c logging_collector=off >"$d/postgres.log" 2>&1 &
+	PG_PID=$!
+	PIDS="$PIDS $PG_PID"
+	for i in $(seq 150); do
+		"$PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres && return 0
+		kill -0 "$PG_PID" 2>/dev/null || { show_log "$d/postgres.log"; die "PostgreSQL exited at start"; }
+		sleep 0.1
+	done
+	show_log "$d/postgres.log"
+	die "PostgreSQL did not accept connections within 15 s"
+}
+
+# shellcheck disable=SC2086 # compiler flags are words
+build_pqbench() {
+	local pq
+	pq=$(pkg-config --cflags --libs libpq 2>/dev/null) || pq="-I$(pg_config --includedir) -lpq"
+	"$CC" -O2 -Wall -shared -fPIC -o "$BIN/libfakepq.so" "$TOP/tests/bench/fakepq.c" -ldl &&
+		"$CC" -O2 -Wall -I"$BUILD" -I"$TOP/shared" -o "$BIN/pqbench" \
+			"$TOP/tests/bench/pqbench.c" "$TOP/shared/sql.c" $pq -ldl
+}
+
+# cg_incl PROFILE FUNCTION : the function's inclusive instructions.
+cg_incl() {
+	callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$1" 2>/dev/null |
+		awk -v f="$2" '$1 ~ /^[0-9,]+$/ {
+			for (i = 2; i <= NF; i++) {
+				spec = $i; sub(/\047[0-9]+$/, "", spec); n = split(spec, p, ":")
+				if (n > 1 && p[n] == f) { v = $1; gsub(",", "", v); if (v + 0 > m) m = v + 0 }
+			} }
+			END { print m + 0 }'
+}
+
+# kv LINE KEY : the value of KEY=VALUE in a pqbench output line.
+kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n 1; }
+
+# queries_calls SERVICE : "CALLS SHAPE" the collector holds for SERVICE.
+queries_calls() {
+	curl -sf --max-time 10 --get --data-urlencode "service=$1" "$COL_URL/api/v1/queries" |
+		jq -r '"\([.queries[].calls] | add // 0) \(.queries[0].sql // "")"' 2>/dev/null
+}
+
+# sql_all KEY [FORMAT] : "a / b / c", KEY's value for each statement.
+sql_all() {
+	local k=$1 f=${2:-%.0f} out="" x
+	for x in $SQL_NAMES; do
+		out="$out${out:+ / }$(fmt "$f" "${SQLV[$x.$k]}")"
+	done
+	echo "$out"
+}
+# sql_cpu_verdicts LIMIT : sql_verdicts of the client CPU added, but
+# "noisy" for a statement whose pairs spread by more than LIMIT: the median
+# of such pairs cannot tell the target from its miss.
+sql_cpu_verdicts() {
+	local out="" x v
+	for x in $SQL_NAMES; do
+		v=$(verdict "${SQLV[$x.ca]}" "<" "$1")
+		awk -v w="${SQLV[$x.cspread]}" -v l="$1" 'BEGIN { exit !(w > l) }' </dev/null && v=noisy
+		out="$out${out:+ / }$v"
+	done
+	echo "$out"
+}
+# sql_verdicts KEY LIMIT : "met / met / **missed**", KEY's value < LIMIT
+# for each statement.
+sql_verdicts() {
+	local out="" x
+	for x in $SQL_NAMES; do
+		out="$out${out:+ / }$(verdict "${SQLV[$x.$1]}" "<" "$2")"
+	done
+	echo "$out"
+}
+
+part_sql() {
+	local d=$T/sql s mode n total conninfo who i order r
+	say "[6/6] SQL: the preload's cost per libpq PQexec statement, against a throwaway PostgreSQL 15"
+	if [ "$HAVE_COLLECTOR" != 1 ]; then
+		say "SKIPPED: $COLLECTOR is not built (build the collector, then rerun with --only sql)"
+		row "| libpq \`PQexec\`: the preload's cost per statement | | | skipped: collector not built | < 2 us | n/a |"
+		return 0
+	fi
+	local prog
+	for prog in initdb postgres pg_isready; do
+		[ -x "$PG_BINDIR/$prog" ] || die "$PG_BINDIR/$prog is missing (package postgresql-15)"
+	done
+	mkdir -p "$d"
+	chmod 755 "$d"
+	build_pqbench >"$d/build.log" 2>&1 ||
+		{ show_log "$d/build.log"; die "compiling tests/bench/pqbench.c failed (libpq-dev installed?)"; }
+	start_collector "$d/col"
+	local col_pid=$COL_PID
+	start_pg "$d/pg"
+	local pg_version
+	pg_version=$("$PG_BINDIR/postgres" --version | awk '{ print $3 }')
+	note "collector $COL_URL, PostgreSQL $pg_version (pid $PG_PID) on 127.0.0.1:$PG_PORT"
+	conninfo="host=127.0.0.1 port=$PG_PORT dbname=postgres user=postgres sslmode=disable gssencmode=disable connect_timeout=10"
+	"$BIN/pqbench" --conninfo "$conninfo" --setup >"$d/setup.log" 2>&1 ||
+		{ show_log "$d/setup.log"; die "pqbench --setup failed"; }
+	"$BIN/pqbench" --list >"$d/statements.txt"
+	local pre=(LD_PRELOAD="$LIB" APIPROF_SOCKET="$COL_SOCK")
+	local dn=$((SQL_N2 - SQL_N1))
+
+	# (a) Instructions. The server is another process: only the client's
+	# instructions are counted, so database time is excluded by
+	# construction; two statement counts so start-up cancels.
+	note "callgrind: pqbench running $SQL_N1 and $SQL_N2 statements, plain and preloaded"
+	for s in $SQL_NAMES; do
+		for mode in plain preloaded; do
+			for n in "$SQL_N1" "$SQL_N2"; do
+				local envs=()
+				[ "$mode" = preloaded ] && envs=("${pre[@]}" "APIPROF_SERVICE=bench-sql-cg-$s")
+				env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.$s.$mode.$n" \
+					"$BIN/pqbench" --conninfo "$conninfo" --sql "$s" --n "$n" --warm 100 \
+					>"$d/valgrind.$s.$mode.$n.log" 2>&1 ||
+					{ show_log "$d/valgrind.$s.$mode.$n.log"; die "pqbench failed under callgrind ($s, $mode, N=$n)"; }
+				total=$(awk '/^totals:/ { print $2 }' "$d/callgrind.$s.$mode.$n")
+				[ -n "$total" ] || { show_log "$d/valgrind.$s.$mode.$n.log"; die "no callgrind totals for $s $mode N=$n"; }
+				SQLV[$s.cg.$mode.$n]=$total
+			done
+		done
+		SQLV[$s.ip]=$(calc "(${SQLV[$s.cg.plain.$SQL_N2]} - ${SQLV[$s.cg.plain.$SQL_N1]}) / $dn")
+		SQLV[$s.iq]=$(calc "(${SQLV[$s.cg.preloaded.$SQL_N2]} - ${SQLV[$s.cg.preloaded.$SQL_N1]}) / $dn")
+		SQLV[$s.ia]=$(calc "${SQLV[$s.iq]} - ${SQLV[$s.ip]}")
+		local f
+		for f in ap_sql_normalize ap_sql_fingerprint; do
+			SQLV[$s.$f]=$(calc "($(cg_incl "$d/callgrind.$s.preloaded.$SQL_N2" "$f") - $(cg_incl "$d/callgrind.$s.preloaded.$SQL_N1" "$f")) / $dn")
+		done
+		note "$(printf '%-8s' "$s") plain $(fmt %.0f "${SQLV[$s.ip]}") instr/statement, preloaded $(fmt %.0f "${SQLV[$s.iq]}"), added $(fmt %+.0f "${SQLV[$s.ia]}") (normalise $(fmt %.0f "${SQLV[$s.ap_sql_normalize]}"), fingerprint $(fmt %.0f "${SQLV[$s.ap_sql_fingerprint]}"))"
+	done
+	python3 "$TOP/tests/bench/cgdiff.py" "$SQL_N1" "$SQL_N2" \
+		"$d/callgrind.where.plain.$SQL_N1" "$d/callgrind.where.plain.$SQL_N2" \
+		"$d/callgrind.where.preloaded.$SQL_N1" "$d/callgrind.where.preloaded.$SQL_N2" 12 \
+		2>"$d/cgdiff.log" | sed 's/per request/per statement/g; s/instr\/request/instr\/statement/g; s/calls\/request/calls\/statement/g; s/(+\([0-9]*\)\/request)/(+\1\/statement)/' >"$d/cgdiff.md" ||
+		{ show_log "$d/cgdiff.log"; echo "(cgdiff.py failed)" >"$d/cgdiff.md"; }
+
+	# (b) The hook's own time, in one process, against a stub libpq.
+	note "in-process against a stub libpq (tests/bench/fakepq.c): PQexec through the hook minus direct"
+	r=$(env LD_PRELOAD="$BIN/libfakepq.so" "$BIN/pqbench" --fake "$BIN/libfakepq.so" --sql where \
+		--rounds 5 --pause-ms 0) || die "pqbench --fake failed (no preload)"
+	SQLV[fake.floor]=$(kv "$r" added_ns)
+	for s in $SQL_NAMES; do
+		r=$(env APIPROF_SOCKET="$COL_SOCK" APIPROF_SERVICE="bench-sql-fake-$s" \
+			LD_PRELOAD="$LIB:$BIN/libfakepq.so" "$BIN/pqbench" --fake "$BIN/libfakepq.so" --sql "$s") ||
+			die "pqbench --fake failed ($s, preloaded)"
+		SQLV[$s.fake]=$(kv "$r" added_ns)
+		SQLV[$s.fakeus]=$(calc "${SQLV[$s.fake]} / 1000")
+		SQLV[$s.norm]=$(kv "$r" normalize_ns)
+		SQLV[$s.fake.calls]=$(kv "$r" calls)
+		SQLV[$s.bytes]=$(kv "$r" bytes)
+		note "$(printf '%-8s' "$s") $(fmt %.0f "${SQLV[$s.fake]}") ns added per statement (direct $(kv "$r" base_ns) ns, hooked $(kv "$r" hooked_ns) ns); normalise + fingerprint alone $(fmt %.0f "${SQLV[$s.norm]}") ns"
+		r=$("$BIN/pqbench" --normalize "$s" --n 1 --rounds 1) || die "pqbench --normalize $s failed"
+		SQLV[$s.shape]=$(sed -n 's/.* shape="\(.*\)"$/\1/p' <<<"$r")
+	done
+
+	# (c) Client CPU against the server, plain and preloaded alternating.
+	note "client CPU (utime+stime, every thread): $SQL_PAIRS alternating pairs of $SQL_RUN statements each"
+	: >"$d/cpu.runs"
+	for s in $SQL_NAMES; do
+		for i in $(seq "$SQL_PAIRS"); do
+			if [ $((i % 2)) = 1 ]; then order="plain preloaded"; else order="preloaded plain"; fi
+			for who in $order; do
+				if [ "$who" = plain ]; then
+					r=$("$BIN/pqbench" --conninfo "$conninfo" --sql "$s" --n "$SQL_RUN" --warm 500)
+				else
+					r=$(env "${pre[@]}" "APIPROF_SERVICE=bench-sql-cpu-$s" "$BIN/pqbench" \
+						--conninfo "$conninfo" --sql "$s" --n "$SQL_RUN" --warm 500)
+				fi || die "pqbench failed ($s, $who)"
+				echo "$s $i $who $(kv "$r" cpu_ns) $(kv "$r" wall_ns)" >>"$d/cpu.runs"
+			done
+		done
+		awk -v s="$s" -v n="$SQL_RUN" '$1 == s { c[$2, $3] = $4 / n / 1000; k = $2 }
+			END { for (i = 1; i <= k; i++) print i, c[i, "plain"], c[i, "preloaded"], c[i, "preloaded"] - c[i, "plain"] }' \
+			"$d/cpu.runs" >"$d/cpu.$s.pairs"
+		SQLV[$s.cp]=$(awk '{ print $2 }' "$d/cpu.$s.pairs" | median)
+		SQLV[$s.cq]=$(awk '{ print $3 }' "$d/cpu.$s.pairs" | median)
+		SQLV[$s.ca]=$(awk '{ print $4 }' "$d/cpu.$s.pairs" | median)
+		SQLV[$s.crange]=$(awk '{ print $4 }' "$d/cpu.$s.pairs" | sort -g | awk '{ v[NR] = $1 } END { printf "%+.2f to %+.2f", v[1], v[NR] }')
+		SQLV[$s.cspread]=$(awk '{ print $4 }' "$d/cpu.$s.pairs" | sort -g | awk '{ v[NR] = $1 } END { print v[NR] - v[1] }')
+		note "$(printf '%-8s' "$s") plain $(fmt %.2f "${SQLV[$s.cp]}") us, preloaded $(fmt %.2f "${SQLV[$s.cq]}") us, added $(fmt %+.2f "${SQLV[$s.ca]}") us (median of pairs; pairs ${SQLV[$s.crange]} us)"
+	done
+
+	# Were the statements captured? Every process has exited (each hands
+	# over what it buffered as it exits); give the collector a moment.
+	sleep 1.5
+	local kind want_calls got shape verified="" bad=0
+	for s in $SQL_NAMES; do
+		for kind in cg fake cpu; do
+			case $kind in
+			cg) want_calls=$((SQL_N1 + SQL_N2 + 200)) ;;
+			fake) want_calls=${SQLV[$s.fake.calls]} ;;
+			cpu) want_calls=$((SQL_PAIRS * (SQL_RUN + 500))) ;;
+			esac
+			read -r got shape <<<"$(queries_calls "bench-sql-$kind-$s")"
+			SQLV[$s.$kind.got]=${got:-0}
+			[ "${got:-0}" = "$want_calls" ] || bad=1
+			[ "$kind" = cg ] && SQLV[$s.colshape]=$shape
+			verified="$verified $s/$kind ${got:-0}/$want_calls;"
+		done
+	done
+	local pl_stats pe pd
+	pl_stats=$(curl -sf --max-time 10 "$COL_URL/api/v1/status" | jq -r \
+		'[.processes[] | select(.service | startswith("bench-sql-"))] | "\(map(.events // 0) | add // 0) \(map(.dropped // 0) | add // 0)"' 2>/dev/null)
+	read -r pe pd <<<"${pl_stats:-0 0}"
+	note "statements the collector counted (got/sent):$verified"
+	note "the preloaded processes' own count: $pe events, $pd dropped"
+	local captured
+	if [ "$bad" = 0 ]; then
+		captured="every statement sent reached the collector: /api/v1/queries counted, for each statement's service, $((SQL_N1 + SQL_N2 + 200)) calls over the two preloaded callgrind runs, ${SQLV[where.fake.calls]} in the in-process run and $((SQL_PAIRS * (SQL_RUN + 500))) over the client CPU runs (warm-up included)"
+	else
+		captured="**not every statement reached the collector**: /api/v1/queries counted (got / sent, warm-up included):$verified"
+	fi
+	stop "$PG_PID" INT
+	stop "$col_pid" TERM
+
+	# Clock reads: 2 per statement, invisible to callgrind (no vDSO).
+	if [ -z "$CLOCK_NS" ]; then
+		CLOCK_NS=$("$BIN/hookbench" --clock | awk '/op=clock_gettime/ { sub(/ns=/, "", $3); print $3 }')
+	fi
+	local ghz
+	ghz=$(calc "${CPU_MHZ:-3000} / 1000")
+	for s in $SQL_NAMES; do
+		SQLV[$s.est]=$(calc "(${SQLV[$s.ia]} / $ghz + 2 * ${CLOCK_NS:-24}) / 1000")
+	done
+
+	local label="\`SELECT 1\` / \`where\` (${SQLV[where.bytes]} B) / \`orm\` (${SQLV[orm.bytes]} B)"
+	row "| libpq \`PQexec\`, client instructions per statement (callgrind, ($SQL_N2 - $SQL_N1 statements) / $dn; the server is another process): $label | $(sql_all ip) | $(sql_all iq) | $(sql_all ia %+.0f) | | |"
+	row "| preload CPU per \`PQexec\` statement, measured in-process against a stub libpq (warm, median of 21 rounds): $label | | | $(sql_all fakeus '%.2f') us | < 2 us | $(sql_verdicts fakeus 2) |"
+	row "| preload CPU per \`PQexec\` statement, estimated from the instructions at IPC 1 and $(fmt %.2f "$ghz") GHz + 2 clock reads (an upper bound): $label | | | $(sql_all est '%.2f') us | < 2 us | $(sql_verdicts est 2) |"
+	row "| preload CPU per \`PQexec\` statement, measured: client utime+stime against PostgreSQL (median of $SQL_PAIRS alternating pairs of $SQL_RUN): $label | $(sql_all cp %.2f) us | $(sql_all cq %.2f) us | $(sql_all ca %+.2f) us | < 2 us | $(sql_cpu_verdicts 2) |"
+	row "| of which the normaliser + fingerprint alone (\`ap_sql_normalize\` + \`ap_sql_fingerprint\`, in-process, warm): $label | | | $(sql_all norm) ns | | |"
+
+	detail "### 6. Cost per SQL statement (libpq \`PQexec\`)"
+	detail ""
+	detail "tests/bench/pqbench.c runs \`PQexec\` + \`PQclear\` of one statement over and over on one connection to a throwaway PostgreSQL $pg_version (127.0.0.1, TCP, \`sslmode=disable\`, fsync off), each result checked (one row). Preloaded: with a live apiprof-collector and default settings (literals stripped). The statements:"
+	detail ""
+	for s in $SQL_NAMES; do
+		detail "- \`$s\` (${SQLV[$s.bytes]} bytes): \`$(awk -F'\t' -v s="$s" '$1 == s { print $2 }' "$d/statements.txt")\` -> shape \`${SQLV[$s.shape]}\`"
+	done
+	detail ""
+	detail "Three measurements: **instructions**: \`valgrind --tool=callgrind\` of the client with $SQL_N1 and $SQL_N2 statements (+100 warm-up), plain and preloaded, per statement = (I($SQL_N2) - I($SQL_N1)) / $dn; the server is another process, so its time is excluded by construction, and everything the preload does in the client (its shipper thread included) is in. *normalise* and *fingerprint* are those functions' inclusive instructions per statement in the preloaded runs. **Estimated** time: the added instructions at one per cycle at the $(fmt %.2f "$ghz") GHz /proc/cpuinfo reports, plus the 2 \`clock_gettime\` calls per statement at $(fmt %.1f "${CLOCK_NS:-24}") ns that callgrind cannot see. **In-process**: \`pqbench --fake\` with \`LD_PRELOAD=libapiprof.so:libfakepq.so\` (tests/bench/fakepq.c answers \`PQexec\` on a magic connection with a one-row result, no server): \`PQexec\` through the hook minus \`PQexec\` called directly, median of the per-round differences over 21 alternating rounds of 5000, a 150 ms pause after each round so the shipper drains the buffer (no statement dropped for want of room); without the preload the same reads $(fmt %+.2f "${SQLV[fake.floor]}") ns. The stub's \`PQexec\` does not call \`PQsendQuery\`/\`PQgetResult\` as libpq's does, so the hooks' pass-through of those inner calls (about 110 instructions) and glibc's multi-threaded paths in libpq's system calls (about 100, see below) are not in this figure; the same statement repeated trains the branch predictor, so this is the warm, best case. **Client CPU**: \`CLOCK_PROCESS_CPUTIME_ID\` (utime+stime of every thread, the shipper included) over $SQL_RUN statements after 500 warm-up, plain and preloaded runs alternating, $SQL_PAIRS pairs per statement; the round trip's system calls make most of it. *Normaliser alone*: in the same rounds of \`pqbench --fake\`, \`ap_sql_normalize\` + \`ap_sql_fingerprint\` called on the statement as \`pl_stmt_end\` calls them (shared/sql.c compiled into pqbench with -O2), median ns per statement: a tight loop over one statement, which runs the same instructions faster than the hook does between its other work, so a floor rather than a share. A verdict reads *noisy* where the client CPU pairs spread by more than the 2 us target."
+	detail ""
+	detail "| statement | bytes | instr plain | instr preloaded | added | of which normalise | fingerprint | estimate (IPC 1) |"
+	detail "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for s in $SQL_NAMES; do
+		detail "| \`$s\` | ${SQLV[$s.bytes]} | $(fmt %.1f "${SQLV[$s.ip]}") | $(fmt %.1f "${SQLV[$s.iq]}") | $(fmt %+.1f "${SQLV[$s.ia]}") | $(fmt %.1f "${SQLV[$s.ap_sql_normalize]}") | $(fmt %.1f "${SQLV[$s.ap_sql_fingerprint]}") | $(fmt %.2f "${SQLV[$s.est]}") us |"
+	done
+	detail ""
+	detail "| statement | in-process, hook added | normaliser + fingerprint alone | client CPU plain | client CPU preloaded | added (median of pairs) | pairs range |"
+	detail "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for s in $SQL_NAMES; do
+		detail "| \`$s\` | $(fmt %.0f "${SQLV[$s.fake]}") ns | $(fmt %.0f "${SQLV[$s.norm]}") ns | $(fmt %.2f "${SQLV[$s.cp]}") us | $(fmt %.2f "${SQLV[$s.cq]}") us | $(fmt %+.2f "${SQLV[$s.ca]}") us | ${SQLV[$s.crange]} us |"
+	done
+	detail ""
+	detail "Captured: $captured; the preloaded processes reported $pe events made and $pd dropped. The shape the collector shows for \`where\`: \`${SQLV[where.colshape]}\`."
+	detail ""
+	detail "Where the added instructions of \`where\` go (callgrind, preloaded - plain):"
+	detail ""
+	cat "$d/cgdiff.md" >>"$T/details.md"
+	detail ""
+}
+
 want cg && part_callgrind
 want wrk && part_wrk
 # The collector of parts 1-2 is idle from here on: stop it anyway.
@@ -676,6 +987,7 @@ want wrk && part_wrk
 want hook && part_hook
 want cg && part_estimate
 want api && part_api
+want sql && part_sql
 
 # ---- the summary -------------------------------------------------------------
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
