@@ -35,6 +35,7 @@
 #define SHIP_HEARTBEAT_NS (1000 * 1000000ull) /* STATS while connected */
 #define SHIP_PROBE_NS (250 * 1000000ull)      /* retry while absent */
 #define SHIP_SEND_WAIT_US 50000               /* shipper thread only */
+#define SHIP_EXIT_BUDGET_NS (100 * 1000000ull) /* the exit flush, at most */
 
 /* Record bytes per datagram, leaving room for the batch header and HELLO. */
 #define SHIP_ROOM (AP_WIRE_MAX_DATAGRAM - 1024)
@@ -64,6 +65,7 @@ static struct {
 	uint64_t untracked;            /* connections beyond the pool */
 	uint64_t start_mono_ns;
 	uint32_t seq;
+	int sending;                   /* the shipper is sending a taken half (atomic) */
 } ship = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 void pl_ship_count_untracked(void)
@@ -140,15 +142,19 @@ static size_t count_records(const uint8_t *p, size_t len)
 }
 
 /* Sends buf[0..len) (whole records) in datagrams starting at cuts[]
- * (cuts[0] == 0). Returns 0 when all went, else the -errno of the first
- * failure; records not sent are counted as dropped. */
+ * (cuts[0] == 0), giving up once the monotonic clock passes deadline_ns
+ * (0: no deadline). Returns 0 when all went, else the -errno of the first
+ * failure (-ETIMEDOUT past the deadline); records not sent are counted as
+ * dropped. */
 static int send_records(int sock, const uint8_t *buf, size_t len,
-                        const size_t *cuts, unsigned ncuts, int flags)
+                        const size_t *cuts, unsigned ncuts, int flags, uint64_t deadline_ns)
 {
 	for (unsigned i = 0; i < ncuts; i++) {
 		size_t off = cuts[i];
 		size_t end = i + 1 < ncuts ? cuts[i + 1] : len;
-		int r = send_datagram(sock, buf + off, end - off, flags);
+		int r = deadline_ns && pl_now_ns() > deadline_ns
+		        ? -ETIMEDOUT
+		        : send_datagram(sock, buf + off, end - off, flags);
 		if (r < 0) {
 			__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
 			                   __ATOMIC_RELAXED);
@@ -217,7 +223,10 @@ static void *shipper_main(void *arg)
 		int idx;
 		size_t len = up ? take_batch(&idx) : 0;
 		if (len) {
-			int r = send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx], 0);
+			__atomic_store_n(&ship.sending, 1, __ATOMIC_RELEASE);
+			int r = send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx],
+			                     0, 0);
+			__atomic_store_n(&ship.sending, 0, __ATOMIC_RELEASE);
 			/* EAGAIN: the collector is busy (records counted lost); anything
 			 * else means it is gone: buffer until a probe finds it again. */
 			if (r < 0 && r != -EAGAIN && r != -ENOBUFS) {
@@ -319,26 +328,48 @@ void pl_ship_sql(const struct ap_rec_sql *r)
 	ship_append(ap_wire_sql_size(r), put_sql, r);
 }
 
-/* At exit, hand over what is buffered (one non-blocking attempt): gunicorn
- * and nginx workers that exit gracefully lose nothing. */
+/*
+ * At exit, hand over what is buffered, then a last STATS record, so that
+ * gunicorn and nginx workers that exit gracefully, and short-lived
+ * programs that run a burst of statements, lose nothing or at least count
+ * what they lost. A burst can be many datagrams while the collector's
+ * queue holds only net.unix.max_dgram_qlen of them, so the sends wait for
+ * room as the shipper's do, within SHIP_EXIT_BUDGET in all: the first
+ * waits for the shipper to finish a half it is sending. A collector that
+ * is absent fails each send at once; only one that is alive but not
+ * reading can delay the exit, and by at most the budget.
+ */
 __attribute__((destructor)) static void ship_exit_flush(void)
 {
 	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON)
 		return;
-	if (pthread_mutex_trylock(&ship.lock) != 0)
+	int saved = errno;
+	uint64_t deadline = pl_now_ns() + SHIP_EXIT_BUDGET_NS;
+	while (__atomic_load_n(&ship.sending, __ATOMIC_ACQUIRE) && pl_now_ns() < deadline) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	if (pthread_mutex_trylock(&ship.lock) != 0) {
+		errno = saved;
 		return;
+	}
 	size_t len = ship.active_len;
 	int i = ship.active_idx;
 	ship.active_len = 0;
 	pthread_mutex_unlock(&ship.lock);
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (sock < 0)
+	if (sock < 0) {
+		errno = saved;
 		return;
+	}
+	struct timeval wait = { 0, SHIP_SEND_WAIT_US / 2 };
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	if (len)
-		send_records(sock, ship.half[i], len, ship.cuts[i], ship.ncuts[i], MSG_DONTWAIT);
+		send_records(sock, ship.half[i], len, ship.cuts[i], ship.ncuts[i], 0, deadline);
 	int up = 1;
-	send_heartbeat(sock, &up, MSG_DONTWAIT);
+	send_heartbeat(sock, &up, pl_now_ns() < deadline ? 0 : MSG_DONTWAIT);
 	pl_real.close(sock);
+	errno = saved;
 }
 
 void pl_ship_atfork_prepare(void)
