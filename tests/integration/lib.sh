@@ -34,6 +34,10 @@ AP_COLLECTOR=$AP_BUILDDIR/collector/apiprof-collector
 AP_CLI=$AP_BUILDDIR/collector/apiprof
 AP_THREADED=$AP_BUILDDIR/tests/servers/threaded_server
 AP_NODE_SERVER=$AP_SRCDIR/tests/servers/node_server.js
+# Debian's python3 for our helper scripts: a pyenv shim first in PATH costs
+# seconds per start on a loaded machine.
+AP_PY=python3
+[ -x /usr/bin/python3 ] && AP_PY=/usr/bin/python3
 AP_START=$(date +%s)
 
 AP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/apiprof-$AP_NAME.XXXXXX") || exit 99
@@ -182,7 +186,7 @@ ap_children() {
 }
 
 ap_free_port() {
-	python3 -c 'import socket
+	"$AP_PY" -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
@@ -375,7 +379,7 @@ ap_curl_many() {
 # 1xx responses included); --dump writes the raw responses with the Date
 # header's value masked.
 ap_raw() {
-	python3 "$AP_TMP/rawhttp.py" "$@" || ap_fail "raw HTTP exchange failed: $*"
+	"$AP_PY" "$AP_TMP/rawhttp.py" "$@" || ap_fail "raw HTTP exchange failed: $*"
 }
 
 cat >"$AP_TMP/rawhttp.py" <<'PY'
