@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "api.h"
+#include "api_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1149,6 +1150,8 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 	const char *sub = strncmp(url, PREFIX "/", sizeof PREFIX) == 0
 	                  ? url + sizeof PREFIX : NULL;
 	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST, QUERIES, N_PLUS_ONE, ERRORS } which = NONE;
+	if (sub != NULL && col_api_time_owns(sub))
+		return col_api_time(&api->ctx, c, sub, method);
 	if (sub == NULL)
 		which = NONE;
 	else if (strcmp(sub, "status") == 0)
