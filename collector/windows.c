@@ -1055,8 +1055,8 @@ void col_windows_stop(struct col_windows *w)
 		pthread_join(w->thread, NULL);
 		w->running = 0;
 	}
-	/* What is due now is closed now; the rest waits for the next start. */
-	col_windows_close(w, col_clock_real_ns() - w->grace_ns, NULL, NULL);
+	/* Every open window waits for the next start, even one already due:
+	 * closing it there gives the same summary, and a stop stays quick. */
 	pthread_mutex_lock(&w->close_mu);
 	store_partials(w);
 	pthread_mutex_unlock(&w->close_mu);
