@@ -500,6 +500,8 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		"n_plus_one_patterns", jint(fc.patterns),
 		"error_groups_dropped", jint(fc.errors_dropped),
 		"n_plus_one_patterns_dropped", jint(fc.patterns_dropped));
+	if (body != NULL)
+		json_object_set_new(body, "windows", col_api_time_status(x));
 	return send_json(c, MHD_HTTP_OK, body);
 }
 

@@ -377,3 +377,33 @@ enum MHD_Result col_api_time(const struct col_api_ctx *x, struct MHD_Connection 
 		return h_summaries(x, c);
 	return h_regressions(x, c);
 }
+
+json_t *col_api_time_status(const struct col_api_ctx *x)
+{
+	struct col_windows_counters c;
+	memset(&c, 0, sizeof c);
+	if (x->windows)
+		col_windows_counters(x->windows, &c);
+	char cu[COL_TIME_BUF];
+	col_time_format(c.closed_until_ns, cu, sizeof cu);
+	return json_pack("{s:f, s:f, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+	                 " s:{s:I, s:I, s:I, s:I, s:I}}",
+		"window_s", (double)c.window_ns / 1e9,
+		"grace_s", (double)c.grace_ns / 1e9,
+		"closed_until", c.closed_until_ns > 0 ? cu : NULL,
+		"open_windows", (json_int_t)c.open_windows,
+		"windows_closed", (json_int_t)c.windows_closed,
+		"summaries_written", (json_int_t)c.summaries_written,
+		"regressions", (json_int_t)c.regressions,
+		"late_events", (json_int_t)c.late_events,
+		"dropped_events", (json_int_t)c.dropped_events,
+		"storage_errors", (json_int_t)c.storage_errors,
+		"timeseries_out_of_range",
+		(json_int_t)(x->timeseries ? col_tseries_out_of_range(x->timeseries) : 0),
+		"webhook",
+		"delivered", (json_int_t)c.webhook.delivered,
+		"failed", (json_int_t)c.webhook.failed,
+		"attempts_failed", (json_int_t)c.webhook.attempts_failed,
+		"dropped", (json_int_t)c.webhook.dropped,
+		"queued", (json_int_t)c.webhook.queued);
+}

@@ -16,6 +16,7 @@
 #ifndef COL_API_TIME_H
 #define COL_API_TIME_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 
 struct col_api_ctx;
@@ -26,5 +27,12 @@ int col_api_time_owns(const char *sub);
 /* Answers the request for sub (col_api_time_owns() must be true). */
 enum MHD_Result col_api_time(const struct col_api_ctx *ctx, struct MHD_Connection *c,
                              const char *sub, const char *method);
+
+/* The "windows" object of /api/v1/status: window_s, grace_s, closed_until,
+ * open_windows, windows_closed, summaries_written, regressions,
+ * late_events, dropped_events, storage_errors, timeseries_out_of_range and
+ * webhook {delivered, failed, attempts_failed, dropped, queued}. A new
+ * reference, or NULL when out of memory. */
+json_t *col_api_time_status(const struct col_api_ctx *ctx);
 
 #endif /* COL_API_TIME_H */

@@ -286,10 +286,6 @@ int main(int argc, char **argv)
 		},
 		.webhook_url = cfg.webhook_url,
 	};
-	/* APIPROF_WEBHOOK_DELAY_PCT shortens the retry schedule, for tests. */
-	const char *pct = getenv("APIPROF_WEBHOOK_DELAY_PCT");
-	if (pct != NULL && atoi(pct) > 0)
-		wo.webhook_delay_scale_pct = atoi(pct);
 	windows = col_windows_open(&wo, err, sizeof err);
 	if (windows == NULL)
 		goto fail;

@@ -161,6 +161,12 @@ for i in $(seq 25); do
 	sleep 0.2
 done
 ap_assert_eq "webhook status of the regression" "$st" delivered
+json=$(ap_api /api/v1/status)
+ap_assert_jq "window counters in /status" \
+	'.windows.window_s == 3 and .windows.grace_s == 2 and .windows.regressions == 1
+	 and .windows.late_events == 0 and .windows.storage_errors == 0
+	 and .windows.webhook.delivered == 1 and .windows.webhook.attempts_failed == 1
+	 and .windows.webhook.queued == 0' "$json"
 
 # ---- 5. apiprof aggregate ---------------------------------------------
 C=$(sleep_into $W 0.2)
