@@ -696,9 +696,11 @@ static int close_window(struct col_windows *w, struct win *x, int64_t now_real,
 					if (s->e->n1[j] == hits[k].fingerprint)
 						r->v.sql = s->e->n1sql[j];
 			}
-			r->v.fingerprint = r->fp;
 		}
 	}
+	/* Only now: regs may have moved while it grew. */
+	for (size_t i = 0; i < nr; i++)
+		regs[i].v.fingerprint = regs[i].fp;
 	int rc = write_window(w, x->start, sums, ns, regs, nr, nsum);
 	if (rc == 0) {
 		for (size_t i = 0; i < ns; i++) {
@@ -797,8 +799,12 @@ int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summarie
 		struct win *x = due;
 		struct reg *regs = NULL;
 		size_t nr = 0, ns = 0;
-		sqlite3_exec(w->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-		rc = close_window(w, x, now_real, &ns, &regs, &nr);
+		/* Without the transaction, a failure would leave half a window
+		 * written: refuse to start without it. */
+		if (sqlite3_exec(w->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			rc = -EIO;
+		else
+			rc = close_window(w, x, now_real, &ns, &regs, &nr);
 		if (rc == 0) {
 			write_state(w, boundary);
 			rc = sqlite3_exec(w->wdb, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
@@ -855,6 +861,13 @@ int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summarie
 			}
 		}
 		free(regs);
+		if (col_log_enabled(COL_LOG_INFO)) {
+			char when[COL_TIME_BUF];
+			col_time_format(x->start, when, sizeof when);
+			col_log(COL_LOG_INFO, "windows: window %s closed %.3f s after its end:"
+			        " %zu summaries, %zu regressions", when,
+			        (double)(col_clock_real_ns() - x->start - w->window_ns) / 1e9, ns, nr);
+		}
 		pthread_mutex_lock(&w->mu);
 		w->closed++;
 		w->summaries += ns;

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +343,55 @@ START_TEST(test_n_plus_one_regression)
 }
 END_TEST
 
+/* Many regressions in one window (the list grows while it is built): each
+ * keeps its own fingerprint. */
+START_TEST(test_many_regressions)
+{
+	struct col_windows *w = open_w(1);
+	struct col_obs o = { .duration_ms = 10 };
+	char route[32];
+	for (int i = 0; i < 12; i++) {
+		snprintf(route, sizeof route, "/r%02d", i);
+		col_windows_request(w, "svc", "GET", route, T0, &o, NULL, NULL, 0);
+	}
+	ck_assert_int_eq(col_windows_close(w, T0 + W3, NULL, NULL), 0);
+	o.duration_ms = 100;
+	o.n_plus_one = 1;
+	for (int i = 0; i < 12; i++) {
+		snprintf(route, sizeof route, "/r%02d", i);
+		uint64_t fp = 0x1000 + (uint64_t)i;
+		const char *sql = "SELECT 1";
+		col_windows_request(w, "svc", "GET", route, T0 + W3, &o, &fp, &sql, 1);
+	}
+	size_t nr;
+	ck_assert_int_eq(col_windows_close(w, T0 + 2 * W3, NULL, &nr), 0);
+	ck_assert_uint_eq(nr, 24);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT route, fingerprint FROM regressions"
+	                                    " WHERE type = 'n_plus_one' ORDER BY route", -1, &st,
+	                                    NULL), SQLITE_OK);
+	int n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char want[32];
+		snprintf(want, sizeof want, "%016x", 0x1000 + n);
+		ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), want);
+		n++;
+	}
+	ck_assert_int_eq(n, 12);
+	sqlite3_finalize(st);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM regressions WHERE type ="
+	                                    " 'response_time' AND fingerprint = ''", -1, &st,
+	                                    NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 12);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	col_windows_free(w);
+}
+END_TEST
+
 START_TEST(test_alert_body)
 {
 	struct col_regression_view v = {
@@ -466,6 +516,7 @@ Suite *windows_suite(void)
 	tcase_add_test(tc, test_restart_mid_window);
 	tcase_add_test(tc, test_regressions);
 	tcase_add_test(tc, test_n_plus_one_regression);
+	tcase_add_test(tc, test_many_regressions);
 	tcase_add_test(tc, test_alert_body);
 	suite_add_tcase(s, tc);
 	TCase *ts = tcase_create("timeseries");
