@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "ap_config.h"
 #include "col.h"
 #include "jw.h"
 #include "timeseries.h"
@@ -154,8 +155,14 @@ static enum MHD_Result h_timeseries(const struct col_api_ctx *x, struct MHD_Conn
 		return send_error(c, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
 	struct col_ts_point *p = NULL;
 	size_t n = 0;
-	if (x->timeseries && col_tseries_points(x->timeseries, col_clock_real_ns(), f.since_ns,
-	                                        f.until_ns, &p, &n) < 0)
+	/* Another host's rates live with its collector; a service without a
+	 * series of its own (unknown, or past the cap) has no points. */
+	int ours = f.host == NULL || strcmp(f.host, x->cfg->host_name) == 0;
+	int rc = ours && x->timeseries
+	         ? col_tseries_points(x->timeseries, f.service, col_clock_real_ns(), f.since_ns,
+	                              f.until_ns, &p, &n)
+	         : 0;
+	if (rc == -ENOMEM)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
 	struct jw w;
 	jw_init(&w);

@@ -2,7 +2,7 @@
  * api_time.h - the time-based endpoints of the HTTP API (SPEC section 5):
  *
  *   GET  /api/v1/timeseries   complete 10-second buckets (timeseries.h);
- *                             since/until narrow them
+ *                             service, host, since, until narrow them
  *   GET  /api/v1/summaries    closed windows, newest first (windows.h);
  *                             service, host, method, route, since, until
  *                             (on window_start), limit (100, at most 1000)

@@ -338,7 +338,7 @@ static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hd
 	char service[COL_SERVICE_MAX];
 	col_agg_sql(in->agg, pid, s, service, sizeof service);
 	if (in->tseries)
-		col_tseries_sql(in->tseries, s->ts_ns, s->duration_ms);
+		col_tseries_sql(in->tseries, service, s->ts_ns, s->duration_ms);
 	if (r->req_id == 0 || (r->flags & AP_SQLF_AMBIGUOUS)) {
 		CNT_ADD(in, c_sql_unattr, 1);
 		service_error(in, service, s);
@@ -452,7 +452,7 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 		col_windows_request(in->windows, service, method, route, ts_ns, &o, fps, sqls, nn1);
 	}
 	if (in->tseries)
-		col_tseries_request(in->tseries, ts_ns, o.duration_ms);
+		col_tseries_request(in->tseries, service, ts_ns, o.duration_ms);
 
 	char message[MESSAGE_BUF] = "";
 	if (r->status >= 500)

@@ -33,9 +33,16 @@ struct col_tseries;
 struct col_tseries *col_tseries_new(int64_t start_real_ns);
 void col_tseries_free(struct col_tseries *t); /* NULL is a no-op */
 
-/* One request (or statement) that started at ts_ns and took duration_ms. */
-void col_tseries_request(struct col_tseries *t, int64_t ts_ns, double duration_ms);
-void col_tseries_sql(struct col_tseries *t, int64_t ts_ns, double duration_ms);
+#define COL_TS_MAX_SERVICES 64      /* services with rates of their own */
+
+/* One request (or statement) of service (NULL: counted in the totals only)
+ * that started at ts_ns and took duration_ms. Every event counts in the
+ * series of all services; the first COL_TS_MAX_SERVICES services also get
+ * a series of their own. */
+void col_tseries_request(struct col_tseries *t, const char *service, int64_t ts_ns,
+                         double duration_ms);
+void col_tseries_sql(struct col_tseries *t, const char *service, int64_t ts_ns,
+                     double duration_ms);
 
 struct col_ts_point {
 	int64_t t_ns;            /* the bucket's start */
@@ -46,10 +53,12 @@ struct col_ts_point {
 
 /* The complete buckets at now_real_ns whose start is in [since_ns,
  * until_ns), oldest first, empty ones included (rates 0), at most the
- * ring's span. *out is malloc'ed (NULL when *n is 0); the caller frees.
- * 0 or -ENOMEM. */
-int col_tseries_points(struct col_tseries *t, int64_t now_real_ns, int64_t since_ns,
-                       int64_t until_ns, struct col_ts_point **out, size_t *n);
+ * ring's span, of service (NULL: all services; a service without a series
+ * of its own: -ENOENT). *out is malloc'ed (NULL when *n is 0); the caller
+ * frees. 0, -ENOENT or -ENOMEM. */
+int col_tseries_points(struct col_tseries *t, const char *service, int64_t now_real_ns,
+                       int64_t since_ns, int64_t until_ns, struct col_ts_point **out,
+                       size_t *n);
 
 /* Events dropped for being outside the ring. */
 uint64_t col_tseries_out_of_range(struct col_tseries *t);

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "check_suites.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <sqlite3.h>
@@ -437,20 +438,20 @@ START_TEST(test_ts_complete_only)
 {
 	struct col_tseries *t = col_tseries_new(T0 - 30 * SEC);
 	for (int i = 0; i < 25; i++)
-		col_tseries_request(t, T0 + i * 100000000LL, 4);   /* 25 in [T0, T0+10s) */
-	col_tseries_sql(t, T0 + SEC, 1);
-	col_tseries_sql(t, T0 + 9 * SEC, 3);
-	col_tseries_request(t, T0 + 10 * SEC, 100);            /* the next bucket */
+		col_tseries_request(t, i % 2 ? "a" : "b", T0 + i * 100000000LL, 4);   /* 25 in [T0, T0+10s) */
+	col_tseries_sql(t, "a", T0 + SEC, 1);
+	col_tseries_sql(t, NULL, T0 + 9 * SEC, 3);
+	col_tseries_request(t, "b", T0 + 10 * SEC, 100);            /* the next bucket */
 	struct col_ts_point *p;
 	size_t n;
 	/* bucket T0 ends at T0+10s; complete once 1 s more has passed */
-	ck_assert_int_eq(col_tseries_points(t, T0 + 10 * SEC + COL_TS_SETTLE_NS - 1, INT64_MIN,
+	ck_assert_int_eq(col_tseries_points(t, NULL, T0 + 10 * SEC + COL_TS_SETTLE_NS - 1, INT64_MIN,
 	                                    INT64_MAX, &p, &n), 0);
 	ck_assert_uint_eq(n, 3);                               /* the three empty ones before */
 	ck_assert_int_eq(p[n - 1].t_ns, T0 - 10 * SEC);
 	ck_assert_uint_eq(p[n - 1].requests, 0);
 	free(p);
-	ck_assert_int_eq(col_tseries_points(t, T0 + 10 * SEC + COL_TS_SETTLE_NS, INT64_MIN,
+	ck_assert_int_eq(col_tseries_points(t, NULL, T0 + 10 * SEC + COL_TS_SETTLE_NS, INT64_MIN,
 	                                    INT64_MAX, &p, &n), 0);
 	ck_assert_uint_eq(n, 4);
 	ck_assert_int_eq(p[3].t_ns, T0);
@@ -461,12 +462,43 @@ START_TEST(test_ts_complete_only)
 	ck_assert(p[3].avg_sql_ms == 2);
 	free(p);
 	/* since/until */
-	ck_assert_int_eq(col_tseries_points(t, T0 + 60 * SEC, T0, T0 + 20 * SEC, &p, &n), 0);
+	ck_assert_int_eq(col_tseries_points(t, NULL, T0 + 60 * SEC, T0, T0 + 20 * SEC, &p, &n), 0);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_int_eq(p[0].t_ns, T0);
 	ck_assert_uint_eq(p[1].requests, 1);
 	ck_assert(p[1].avg_request_ms == 100);
 	free(p);
+	/* per service: "a" had the odd requests and one statement */
+	ck_assert_int_eq(col_tseries_points(t, "a", T0 + 60 * SEC, T0, T0 + 20 * SEC, &p, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(p[0].requests, 12);
+	ck_assert_uint_eq(p[0].sql, 1);
+	ck_assert_uint_eq(p[1].requests, 0);
+	free(p);
+	ck_assert_int_eq(col_tseries_points(t, "b", T0 + 60 * SEC, T0, T0 + 20 * SEC, &p, &n), 0);
+	ck_assert_uint_eq(p[0].requests, 13);
+	ck_assert_uint_eq(p[0].sql, 0);
+	ck_assert_uint_eq(p[1].requests, 1);
+	free(p);
+	ck_assert_int_eq(col_tseries_points(t, "c", T0 + 60 * SEC, T0, T0 + 20 * SEC, &p, &n),
+	                 -ENOENT);
+	/* past the cap, services count in the totals only */
+	char name[16];
+	for (int i = 0; i < COL_TS_MAX_SERVICES + 5; i++) {
+		snprintf(name, sizeof name, "s%d", i);
+		col_tseries_request(t, name, T0 + 20 * SEC, 1);
+	}
+	ck_assert_int_eq(col_tseries_points(t, NULL, T0 + 60 * SEC, T0 + 20 * SEC, T0 + 30 * SEC,
+	                                    &p, &n), 0);
+	ck_assert_uint_eq(p[0].requests, COL_TS_MAX_SERVICES + 5);
+	free(p);
+	ck_assert_int_eq(col_tseries_points(t, "s3", T0 + 60 * SEC, T0 + 20 * SEC, T0 + 30 * SEC,
+	                                    &p, &n), 0);
+	ck_assert_uint_eq(p[0].requests, 1);
+	free(p);
+	snprintf(name, sizeof name, "s%d", COL_TS_MAX_SERVICES + 1);
+	ck_assert_int_eq(col_tseries_points(t, name, T0 + 60 * SEC, T0 + 20 * SEC, T0 + 30 * SEC,
+	                                    &p, &n), -ENOENT);
 	col_tseries_free(t);
 }
 END_TEST
@@ -477,16 +509,16 @@ START_TEST(test_ts_start_and_ring)
 	struct col_tseries *t = col_tseries_new(T0 + 5 * SEC);
 	struct col_ts_point *p;
 	size_t n;
-	ck_assert_int_eq(col_tseries_points(t, T0 + 12 * SEC, INT64_MIN, INT64_MAX, &p, &n), 0);
+	ck_assert_int_eq(col_tseries_points(t, NULL, T0 + 12 * SEC, INT64_MIN, INT64_MAX, &p, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_ptr_null(p);
-	ck_assert_int_eq(col_tseries_points(t, T0 + 21 * SEC, INT64_MIN, INT64_MAX, &p, &n), 0);
+	ck_assert_int_eq(col_tseries_points(t, NULL, T0 + 21 * SEC, INT64_MIN, INT64_MAX, &p, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(p[0].t_ns, T0 + 10 * SEC);
 	free(p);
 	/* at least an hour is kept */
 	int64_t now = T0 + 5 * 3600 * SEC;
-	ck_assert_int_eq(col_tseries_points(t, now, INT64_MIN, INT64_MAX, &p, &n), 0);
+	ck_assert_int_eq(col_tseries_points(t, NULL, now, INT64_MIN, INT64_MAX, &p, &n), 0);
 	ck_assert_uint_ge(n, 360);
 	ck_assert_uint_lt(n, COL_TS_BUCKETS);
 	free(p);
@@ -495,10 +527,10 @@ START_TEST(test_ts_start_and_ring)
 	/* an event one ring older than a newer one is out of range */
 	int64_t base = col_clock_real_ns() - 2 * 3600 * SEC;
 	t = col_tseries_new(base);
-	col_tseries_request(t, base + (int64_t)COL_TS_BUCKETS * COL_TS_BUCKET_NS + SEC, 1);
-	col_tseries_request(t, base + SEC, 1);
+	col_tseries_request(t, "a", base + (int64_t)COL_TS_BUCKETS * COL_TS_BUCKET_NS + SEC, 1);
+	col_tseries_request(t, "a", base + SEC, 1);
 	ck_assert_uint_eq(col_tseries_out_of_range(t), 1);
-	col_tseries_request(t, col_clock_real_ns() + 3600 * SEC, 1);   /* a broken clock */
+	col_tseries_request(t, "a", col_clock_real_ns() + 3600 * SEC, 1);   /* a broken clock */
 	ck_assert_uint_eq(col_tseries_out_of_range(t), 2);
 	col_tseries_free(t);
 }

@@ -203,6 +203,12 @@ json=$(ap_api /api/v1/timeseries)
 ap_assert_jq "the completed bucket" \
 	"[.points[] | select(.t == \"$(rfc3339 "$T")\")] | length == 1 and .[0].requests_per_s == 2.5
 	 and .[0].sql_per_s == 0 and .[0].avg_request_ms > 0" "$json"
+json=$(ap_api /api/v1/timeseries --data-urlencode "service=$AP_SERVICE")
+ap_assert_jq "the completed bucket of this service" \
+	"[.points[] | select(.t == \"$(rfc3339 "$T")\")] | length == 1 and .[0].requests == 25" "$json"
+ap_assert_jq "no rates for an unknown service" '.points == []' \
+	"$(ap_api /api/v1/timeseries --data-urlencode service=nope)"
+json=$(ap_api /api/v1/timeseries)
 ap_assert_jq "buckets are 10 s apart and complete" \
 	'[.points[].t | sub("\\.000Z$"; "Z") | fromdate] | (length >= 2) and
 	 ([range(1; length) as $i | .[$i] - .[$i - 1]] | all(. == 10)) and (last + 10 <= now)' "$json"
