@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "col.h"
 #include "epset.h"
@@ -393,6 +396,57 @@ START_TEST(test_many_regressions)
 }
 END_TEST
 
+/* An alert still pending at a stop is queued again by the next start. */
+START_TEST(test_alert_resent_after_restart)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);                       /* nobody listens: every attempt fails */
+	char url[64], err[256];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", ntohs(sa.sin_port));
+	struct col_windows_opts o = {
+		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
+		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
+		.webhook_url = url,
+		.webhook_delay_scale_pct = 100000,   /* the first retry in 1000 s */
+	};
+	struct col_windows *w = col_windows_open(&o, err, sizeof err);
+	ck_assert_msg(w != NULL, "%s", err);
+	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
+	/* windows in the future, so the closing thread leaves them alone */
+	int64_t base = col_windows_start_of(col_clock_real_ns(), W3) + 10 * W3;
+	req(w, "/a", base, 10, 0);
+	req(w, "/a", base + W3, 100, 0);
+	size_t nr;
+	ck_assert_int_eq(col_windows_close(w, base + 2 * W3, NULL, &nr), 0);
+	ck_assert_uint_eq(nr, 1);
+	struct col_windows_counters c;
+	for (int i = 0; i < 250; i++) {
+		col_windows_counters(w, &c);
+		if (c.webhook.attempts_failed > 0)
+			break;
+		usleep(20000);
+	}
+	ck_assert_uint_eq(c.webhook.attempts_failed, 1);
+	ck_assert_uint_eq(c.webhook.queued, 1);
+	struct rows r;
+	regressions(w, &r);
+	ck_assert_ptr_nonnull(strstr(r.text, "response_time /a"));
+	ck_assert_ptr_nonnull(strstr(r.text, " pending\n"));
+	col_windows_free(w);
+
+	w = col_windows_open(&o, err, sizeof err);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
+	col_windows_counters(w, &c);
+	ck_assert_uint_eq(c.webhook.queued, 1);
+	col_windows_free(w);
+}
+END_TEST
+
 START_TEST(test_alert_body)
 {
 	struct col_regression_view v = {
@@ -549,6 +603,7 @@ Suite *windows_suite(void)
 	tcase_add_test(tc, test_regressions);
 	tcase_add_test(tc, test_n_plus_one_regression);
 	tcase_add_test(tc, test_many_regressions);
+	tcase_add_test(tc, test_alert_resent_after_restart);
 	tcase_add_test(tc, test_alert_body);
 	suite_add_tcase(s, tc);
 	TCase *ts = tcase_create("timeseries");
