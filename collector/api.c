@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "api.h"
+#include "api_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -499,6 +500,8 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		"n_plus_one_patterns", jint(fc.patterns),
 		"error_groups_dropped", jint(fc.errors_dropped),
 		"n_plus_one_patterns_dropped", jint(fc.patterns_dropped));
+	if (body != NULL)
+		json_object_set_new(body, "windows", col_api_time_status(x));
 	return send_json(c, MHD_HTTP_OK, body);
 }
 
@@ -1149,6 +1152,8 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 	const char *sub = strncmp(url, PREFIX "/", sizeof PREFIX) == 0
 	                  ? url + sizeof PREFIX : NULL;
 	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST, QUERIES, N_PLUS_ONE, ERRORS } which = NONE;
+	if (sub != NULL && col_api_time_owns(sub))
+		return col_api_time(&api->ctx, c, sub, method);
 	if (sub == NULL)
 		which = NONE;
 	else if (strcmp(sub, "status") == 0)

@@ -47,6 +47,8 @@ struct col_agg;
 struct col_ingest;
 struct col_query;
 struct col_store;
+struct col_tseries;
+struct col_windows;
 struct col_api;
 
 #define COL_API_MAX_CONNECTIONS 128
@@ -61,6 +63,8 @@ struct col_api_ctx {
 	const char *socket_path;       /* shown in /status */
 	const char *db_path;
 	int64_t start_mono_ns, start_real_ns;
+	struct col_tseries *timeseries;  /* /timeseries; may be NULL */
+	struct col_windows *windows;     /* /summaries, /aggregate, /regressions; may be NULL */
 };
 
 /* Binds and listens on "ADDR:PORT" ("127.0.0.1:9747", "[::1]:9747",

@@ -4,6 +4,7 @@
  *   apiprof run [--service NAME] [--socket PATH] -- COMMAND [ARGS...]
  *   apiprof report [--url URL] [--sort p95|count|errors] [--since WHEN]
  *                  [--service NAME]
+ *   apiprof aggregate [--url URL]            (cli_aggregate.c)
  *
  * `run` execs COMMAND with libapiprof.so preloaded; `report` prints the
  * collector's endpoint table. Exit codes: 0 ok, 1 a local error (e.g. the
@@ -27,6 +28,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "cli.h"
+
 #ifndef AP_PKGLIBDIR
 #define AP_PKGLIBDIR "/usr/local/lib/apiprof"
 #endif
@@ -46,6 +49,8 @@ static void cli_usage(FILE *out)
 	        "        run COMMAND with the apiprof preload (libapiprof.so)\n"
 	        "  report [--url URL] [--sort p95|count|errors] [--since WHEN] [--service NAME]\n"
 	        "        print the collector's per-endpoint table\n"
+	        "  aggregate [--url URL]\n"
+	        "        close the summary windows that have ended and detect regressions\n"
 	        "\n"
 	        "Options:\n"
 	        "  -h, --help       this text; `apiprof <command> --help` for a command\n"
@@ -712,6 +717,8 @@ int main(int argc, char **argv)
 		return cli_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0)
 		return cli_report(argc - 1, argv + 1);
+	if (strcmp(cmd, "aggregate") == 0)
+		return cli_aggregate(argc - 1, argv + 1);
 	fprintf(stderr, "apiprof: unknown command '%s'\n", cmd);
 	cli_usage(stderr);
 	return CLI_USAGE;

@@ -34,6 +34,8 @@
 #include "sqlreq.h"
 #include "stmt.h"
 #include "store.h"
+#include "timeseries.h"
+#include "windows.h"
 
 #define INGEST_VLEN 16
 #define PATH_BUF 4096                 /* longest path kept (after %-escaping) */
@@ -47,6 +49,8 @@ struct col_ingest {
 	const struct ap_config *cfg;
 	struct col_agg *agg;
 	struct col_store *store;
+	struct col_windows *windows;   /* may be NULL */
+	struct col_tseries *tseries;   /* may be NULL */
 
 	int fd;                   /* the socket, -1 before listen */
 	int evfd;                 /* stop request */
@@ -129,6 +133,13 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 		return NULL;
 	}
 	return in;
+}
+
+void col_ingest_attach(struct col_ingest *in, struct col_windows *windows,
+                       struct col_tseries *ts)
+{
+	in->windows = windows;
+	in->tseries = ts;
 }
 
 const char *col_ingest_path(const struct col_ingest *in)
@@ -326,6 +337,8 @@ static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hd
 	}
 	char service[COL_SERVICE_MAX];
 	col_agg_sql(in->agg, pid, s, service, sizeof service);
+	if (in->tseries)
+		col_tseries_sql(in->tseries, service, s->ts_ns, s->duration_ms);
 	if (r->req_id == 0 || (r->flags & AP_SQLF_AMBIGUOUS)) {
 		CNT_ADD(in, c_sql_unattr, 1);
 		service_error(in, service, s);
@@ -429,6 +442,17 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 
 	char service[COL_SERVICE_MAX];
 	col_agg_request(in->agg, pid, method, route, ts_ns, &o, service, sizeof service);
+	if (in->windows) {
+		uint64_t fps[ROW_MAX_N1];
+		const char *sqls[ROW_MAX_N1];
+		for (size_t i = 0; i < nn1; i++) {
+			fps[i] = n1[i].fingerprint;
+			sqls[i] = n1[i].sql;
+		}
+		col_windows_request(in->windows, service, method, route, ts_ns, &o, fps, sqls, nn1);
+	}
+	if (in->tseries)
+		col_tseries_request(in->tseries, service, ts_ns, o.duration_ms);
 
 	char message[MESSAGE_BUF] = "";
 	if (r->status >= 500)

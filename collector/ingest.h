@@ -27,6 +27,8 @@ struct ap_config;
 struct col_agg;
 struct col_store;
 struct col_ingest;
+struct col_tseries;
+struct col_windows;
 
 #define COL_SOCKET_DIR "/run/apiprof"
 #define COL_SOCKET_RUN "/run/apiprof/apiprof.sock"
@@ -56,6 +58,12 @@ int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_
 
 /* The bound socket's path ("" before col_ingest_listen). */
 const char *col_ingest_path(const struct col_ingest *in);
+
+/* Also counts every request in windows' summary windows and both
+ * requests and statements in ts's 10-second buckets (either may be NULL).
+ * Call before col_ingest_start(); both must outlive the ingest thread. */
+void col_ingest_attach(struct col_ingest *in, struct col_windows *windows,
+                       struct col_tseries *ts);
 
 /* Starts the reading thread, handing raw rows to store (NULL: none are
  * stored), which must outlive it. 0 or a negative errno with err filled. */

@@ -29,6 +29,8 @@
 #include "log.h"
 #include "query.h"
 #include "store.h"
+#include "timeseries.h"
+#include "windows.h"
 
 #define EXIT_USAGE 2
 #define READ_CONNECTIONS 4
@@ -69,7 +71,9 @@ static void usage(FILE *f)
 "hostname), socket, http, db.\n"
 "\n"
 "HTTP API: GET /healthz, /api/v1/status, /api/v1/endpoints, /api/v1/requests,\n"
-"/api/v1/requests/ID, /api/v1/queries, /api/v1/n-plus-one, /api/v1/errors.\n"
+"/api/v1/requests/ID, /api/v1/queries, /api/v1/n-plus-one, /api/v1/errors,\n"
+"/api/v1/timeseries, /api/v1/summaries, /api/v1/regressions; POST\n"
+"/api/v1/aggregate.\n"
 "Exit status: 0 after a clean stop, 2 when it cannot start (bad flag or\n"
 "setting, socket or port in use, database unusable).\n");
 }
@@ -240,6 +244,8 @@ int main(int argc, char **argv)
 	struct col_query *query = NULL;
 	struct col_ingest *ingest = NULL;
 	struct col_api *api = NULL;
+	struct col_windows *windows = NULL;
+	struct col_tseries *tseries = NULL;
 	int status = EXIT_USAGE;
 	if (agg == NULL) {
 		snprintf(err, sizeof err, "out of memory");
@@ -268,10 +274,32 @@ int main(int argc, char **argv)
 	query = col_query_open(cfg.db, cfg.host_name, READ_CONNECTIONS, err, sizeof err);
 	if (query == NULL)
 		goto fail;
+	struct col_windows_opts wo = {
+		.db_path = cfg.db,
+		.host = cfg.host_name,
+		.window_ns = col_windows_size_ns(cfg.aggregation_window_minutes),
+		.grace_ns = -1,
+		.rules = {
+			.factor = cfg.regression_response_time_factor,
+			.delta = cfg.regression_error_rate_delta,
+			.min_requests = (uint64_t)cfg.regression_min_requests,
+		},
+		.webhook_url = cfg.webhook_url,
+	};
+	windows = col_windows_open(&wo, err, sizeof err);
+	if (windows == NULL)
+		goto fail;
 
 	/* 4. Threads, downstream first. */
 	int64_t start_mono = col_clock_mono_ns(), start_real = col_clock_real_ns();
-	if (col_store_start(store, agg, err, sizeof err) < 0 ||
+	tseries = col_tseries_new(start_real);
+	if (tseries == NULL) {
+		snprintf(err, sizeof err, "out of memory");
+		goto fail;
+	}
+	col_ingest_attach(ingest, windows, tseries);
+	if (col_windows_start(windows, err, sizeof err) < 0 ||
+	    col_store_start(store, agg, err, sizeof err) < 0 ||
 	    col_ingest_start(ingest, store, err, sizeof err) < 0)
 		goto fail;
 	struct col_api_ctx ctx = {
@@ -284,6 +312,8 @@ int main(int argc, char **argv)
 		.db_path = cfg.db,
 		.start_mono_ns = start_mono,
 		.start_real_ns = start_real,
+		.timeseries = tseries,
+		.windows = windows,
 	};
 	api = col_api_start(http_fd, &ctx, err, sizeof err);
 	http_fd = -1;
@@ -314,6 +344,7 @@ fail:
 stop:
 	col_api_stop(api);
 	col_ingest_stop(ingest);
+	col_windows_stop(windows);
 	col_store_stop(store);
 	if (status == 0 && store != NULL) {
 		struct col_store_counters sc;
@@ -327,6 +358,8 @@ stop:
 		        (unsigned long long)sc.rows_dropped);
 	}
 	col_ingest_free(ingest);
+	col_windows_free(windows);
+	col_tseries_free(tseries);
 	col_query_free(query);
 	col_store_free(store);
 	col_agg_free(agg);

@@ -18,5 +18,7 @@ Suite *sqlreq_suite(void);
 Suite *sqlagg_suite(void);
 Suite *sqlstore_suite(void);
 Suite *sqlingest_suite(void);
+Suite *regress_suite(void);
+Suite *windows_suite(void);
 
 #endif
