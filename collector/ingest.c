@@ -31,6 +31,7 @@
 #include "col.h"
 #include "findings.h"
 #include "log.h"
+#include "metrics.h"
 #include "sqlreq.h"
 #include "stmt.h"
 #include "store.h"
@@ -47,6 +48,7 @@ struct col_ingest {
 	const struct ap_config *cfg;
 	struct col_agg *agg;
 	struct col_store *store;
+	struct col_metrics *metrics; /* NULL: none */
 
 	int fd;                   /* the socket, -1 before listen */
 	int evfd;                 /* stop request */
@@ -129,6 +131,11 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 		return NULL;
 	}
 	return in;
+}
+
+void col_ingest_set_metrics(struct col_ingest *in, struct col_metrics *m)
+{
+	in->metrics = m;
 }
 
 const char *col_ingest_path(const struct col_ingest *in)
@@ -326,6 +333,7 @@ static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hd
 	}
 	char service[COL_SERVICE_MAX];
 	col_agg_sql(in->agg, pid, s, service, sizeof service);
+	col_metrics_sql(in->metrics, service, s);
 	if (r->req_id == 0 || (r->flags & AP_SQLF_AMBIGUOUS)) {
 		CNT_ADD(in, c_sql_unattr, 1);
 		service_error(in, service, s);
@@ -429,6 +437,8 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 
 	char service[COL_SERVICE_MAX];
 	col_agg_request(in->agg, pid, method, route, ts_ns, &o, service, sizeof service);
+	col_metrics_request(in->metrics, service, method, route, r->status, aborted,
+	                    o.duration_ms / 1000.0, r->bytes_in, r->bytes_out, o.n_plus_one);
 
 	char message[MESSAGE_BUF] = "";
 	if (r->status >= 500)
