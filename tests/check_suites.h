@@ -19,5 +19,6 @@ Suite *sqlagg_suite(void);
 Suite *sqlstore_suite(void);
 Suite *sqlingest_suite(void);
 Suite *metrics_suite(void);
+Suite *crash_suite(void);
 
 #endif
