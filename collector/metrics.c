@@ -342,8 +342,13 @@ static const char *bounded(struct col_metrics *m, const char *scope, const char 
 	struct scope *sc = col_hmap_get(m->scopes, k.b, slen);
 	if (sc == NULL) {
 		sc = calloc(1, sizeof *sc + slen);
-		if (sc == NULL || (memcpy(sc->key, k.b, slen), sc->klen = slen,
-		                   col_hmap_put(m->scopes, sc->key, slen, sc) < 0)) {
+		if (sc == NULL) {
+			m->oom++;
+			return other;
+		}
+		memcpy(sc->key, k.b, slen);
+		sc->klen = slen;
+		if (col_hmap_put(m->scopes, sc->key, slen, sc) < 0) {
 			free(sc);
 			m->oom++;
 			return other;
@@ -511,6 +516,31 @@ void col_metrics_webhook(struct col_metrics *m, const char *result)
 
 /* ---- processes ---- */
 
+/* Adds a gone process's dropped count to its service's retired sum.
+ * 0 or -ENOMEM (counted). Called locked. */
+static int retire(struct col_metrics *m, const char *service, uint64_t dropped)
+{
+	if (dropped == 0)
+		return 0;
+	size_t sl = strlen(service);
+	struct retired *r = col_hmap_get(m->retired, service, sl);
+	if (r == NULL) {
+		r = calloc(1, sizeof *r);
+		if (r == NULL) {
+			m->oom++;
+			return -ENOMEM;
+		}
+		snprintf(r->service, sizeof r->service, "%s", service);
+		if (col_hmap_put(m->retired, r->service, strlen(r->service), r) < 0) {
+			free(r);
+			m->oom++;
+			return -ENOMEM;
+		}
+	}
+	r->dropped += dropped;
+	return 0;
+}
+
 /* Folds the process table into the dropped-events bookkeeping: a live
  * process's latest count replaces its previous one; a process gone from
  * the table (pruned) moves its last count into its service's retired sum,
@@ -538,8 +568,11 @@ static void fold_procs(struct col_metrics *m, const struct col_proc_info *pi, si
 			}
 		}
 		e->p.pid = pi[i].pid;
-		if (pi[i].dropped >= e->p.dropped)
-			e->p.dropped = pi[i].dropped;
+		/* Fewer than before: a new process reusing the pid (the
+		 * aggregate reset its counters). Keep the old one's count. */
+		if (pi[i].dropped < e->p.dropped && retire(m, e->p.service, e->p.dropped) < 0)
+			continue;
+		e->p.dropped = pi[i].dropped;
 		snprintf(e->p.service, sizeof e->p.service, "%s", pi[i].service);
 		e->p.gen = gen;
 	}
@@ -556,24 +589,8 @@ static void fold_procs(struct col_metrics *m, const struct col_proc_info *pi, si
 			gone[ngone++] = e;
 	for (size_t i = 0; i < ngone; i++) {
 		e = gone[i];
-		size_t sl = strlen(e->p.service);
-		struct retired *r = col_hmap_get(m->retired, e->p.service, sl);
-		if (r == NULL && e->p.dropped > 0) {
-			r = calloc(1, sizeof *r);
-			if (r != NULL) {
-				snprintf(r->service, sizeof r->service, "%s", e->p.service);
-				if (col_hmap_put(m->retired, r->service, sl, r) < 0) {
-					free(r);
-					r = NULL;
-				}
-			}
-			if (r == NULL) {
-				m->oom++;
-				continue; /* keep the entry; retry at the next scrape */
-			}
-		}
-		if (r != NULL)
-			r->dropped += e->p.dropped;
+		if (retire(m, e->p.service, e->p.dropped) < 0)
+			continue; /* keep the entry; retry at the next scrape */
 		col_hmap_del(m->procs, e->key, sizeof e->key);
 		free(e);
 	}

@@ -403,6 +403,14 @@ START_TEST(processes_and_dropped_events)
 	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
 	has_line(t, "apiprof_events_dropped_total{service=\"web\"} 12");
 	free(t);
+	/* pid 10 is reused by a new process: its predecessor's 9 stay. */
+	col_agg_datagram(agg, 10, 0, now + 701 * 1000000000LL, now);
+	col_agg_hello(agg, 10, 1, 99, "web", "/bin/web");
+	col_agg_proc_stats(agg, 10, 5, 2, 0);
+	src.now_mono_ns = now + 701 * 1000000000LL;
+	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
+	has_line(t, "apiprof_events_dropped_total{service=\"web\"} 14");
+	free(t);
 	col_metrics_free(m);
 	col_agg_free(agg);
 }
