@@ -1,9 +1,9 @@
 #!/bin/bash
 # Error tracking of what kills a server (tests/servers/crash_server.c, a C
 # server built without frame pointers, one thread per connection):
-#  - SIGSEGV, SIGABRT (abort) and SIGFPE on a route become /api/v1/errors
-#    rows of that method and route, typed by the signal, whose message is
-#    the stack unwound and symbolised by the collector (through libc, which
+#  - SIGSEGV, SIGABRT (abort), SIGFPE, SIGILL and SIGBUS on a route become
+#    /api/v1/errors rows of that method and route, typed by the signal,
+#    whose message is the stack unwound and symbolised by the collector (through libc, which
 #    has no frame pointers), and apiprof_http_errors_total series;
 #  - the server still dies exactly as it would without the preload (the
 #    shell sees the same signal);
@@ -57,7 +57,9 @@ wait_error() { # SERVICE TYPE: until a row of that type shows
 # 1. The crashes, one server each.
 for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler <- serve" \
 	"abort SIGABRT 134 abort <- crash_abort_route" \
-	"fpe SIGFPE 136 crash_divide <- serve"; do
+	"fpe SIGFPE 136 crash_divide <- serve" \
+	"ill SIGILL 132 crash_trap <- serve" \
+	"bus SIGBUS 135 crash_bus_read <- serve"; do
 	set -- $case
 	route=$1 sig=$2 code=$3
 	shift 3
@@ -146,4 +148,4 @@ for s in own chain; do
 	n=$(errors_of "$BASE_SERVICE-$s" | jq -s 'map(select(.type | startswith("SIG"))) | length')
 	ap_assert_eq "signal rows of the $s server" "$n" 0
 done
-ap_log "SIGSEGV, SIGABRT and SIGFPE reported and symbolised; own and chained handlers respected"
+ap_log "SIGSEGV, SIGABRT, SIGFPE, SIGILL and SIGBUS reported and symbolised; own and chained handlers respected"

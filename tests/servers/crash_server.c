@@ -9,6 +9,9 @@
  *                   (crash_handler -> crash_deeper -> crash_store_null)
  *   GET /abort      SIGABRT through abort() (crash_abort_route)
  *   GET /fpe        SIGFPE: an integer division by zero (crash_divide)
+ *   GET /ill        SIGILL: an undefined instruction (crash_trap)
+ *   GET /bus        SIGBUS: a read past the end of a truncated mapped file
+ *                   (crash_bus_read)
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /sigstate   "SIGSEGV=X SIGABRT=X SIGFPE=X" where X is default,
  *                   ignored or handler: the dispositions as the server sees
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,6 +84,24 @@ __attribute__((noinline)) void crash_abort_route(void)
 __attribute__((noinline)) int crash_divide(volatile int d)
 {
 	return 1000 / d;
+}
+
+__attribute__((noinline)) void crash_trap(void)
+{
+	__builtin_trap();
+}
+
+__attribute__((noinline)) int crash_bus_read(void)
+{
+	char path[] = "/tmp/crash_server.XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0 || ftruncate(fd, 4096) != 0)
+		return -1;
+	unlink(path);
+	volatile char *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED || ftruncate(fd, 0) != 0)
+		return -1;
+	return p[100];
 }
 
 static const char *disposition(int sig)
@@ -134,6 +156,12 @@ static void *serve(void *arg)
 	} else if (strcmp(path, "/fpe") == 0) {
 		char b[32];
 		snprintf(b, sizeof b, "%d\n", crash_divide(0));
+		reply(fd, 200, b);
+	} else if (strcmp(path, "/ill") == 0) {
+		crash_trap();
+	} else if (strcmp(path, "/bus") == 0) {
+		char b[32];
+		snprintf(b, sizeof b, "%d\n", crash_bus_read());
 		reply(fd, 200, b);
 	} else if (strcmp(path, "/drop") == 0) {
 		/* no answer */
