@@ -4,7 +4,9 @@
 # shows the exact counts; then a real Prometheus server (Debian's), started
 # on 127.0.0.1 in the temp dir and scraping with the collector's bearer
 # token, answers a PromQL query through its HTTP API with the request count
-# this test sent, and a histogram_quantile over our buckets.
+# this test sent, and a histogram_quantile over our buckets. nginx with two
+# worker processes under the preload shows that a service's series are
+# exact sums over its processes.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 promtool prometheus
@@ -62,6 +64,24 @@ promtool check metrics <"$AP_TMP/metrics.txt" >"$AP_TMP/promtool.log" 2>&1 ||
 	ap_fail "promtool check metrics: $(cat "$AP_TMP/promtool.log")"
 ap_log "promtool check metrics: ok ($(wc -l <"$AP_TMP/metrics.txt") lines)"
 
+# nginx, two workers: 60 requests on 60 connections, 8 at a time, so both
+# workers take some; the series is their exact sum.
+NGINX_SERVICE=$AP_SERVICE-nginx
+AP_SERVICE=$NGINX_SERVICE ap_start_nginx nginx 1
+N_NGINX=60
+seq $N_NGINX | xargs -P 8 -I{} curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$AP_PORT/api/users/{}" ||
+	ap_fail "nginx traffic failed"
+want="acme_apiprof_http_requests_total{service=\"$NGINX_SERVICE\",method=\"GET\",route=\"/api/users/{id}\",status=\"200\"} $N_NGINX"
+for i in $(seq 50); do
+	M >"$AP_TMP/metrics2.txt" || ap_fail "GET /metrics failed"
+	grep -qxF "$want" "$AP_TMP/metrics2.txt" && break
+	sleep 0.2
+done
+grep -qxF "$want" "$AP_TMP/metrics2.txt" || ap_fail "no line: $want ($(grep "$NGINX_SERVICE" "$AP_TMP/metrics2.txt" | grep requests_total))"
+served=$(curl -sf --max-time 10 -H "Authorization: Bearer $TOKEN" "$AP_URL/api/v1/status" |
+	jq --arg s "$NGINX_SERVICE" '[.processes[] | select(.service == $s and .requests > 0)] | length')
+ap_log "nginx: $N_NGINX requests counted once each, served by $served worker processes"
+
 # A real Prometheus scrapes us every second.
 PROM_PORT=$(ap_free_port)
 mkdir -p "$AP_TMP/prom"
@@ -101,6 +121,9 @@ ap_assert_eq "Prometheus target health" "$health" "up"
 got=$(promql "sum(acme_apiprof_http_errors_total{service=\"$AP_SERVICE\"})" |
 	jq -r '.data.result[0].value[1] // empty')
 ap_assert_eq "PromQL error count" "$got" "$N_ERROR"
+got=$(promql "sum(acme_apiprof_http_requests_total{service=\"$NGINX_SERVICE\"})" |
+	jq -r '.data.result[0].value[1] // empty')
+ap_assert_eq "PromQL nginx request count (both workers)" "$got" "$N_NGINX"
 # Histograms work in PromQL: the median of /hello lies within our buckets.
 q50=$(promql "histogram_quantile(0.5, sum by (le) (acme_apiprof_http_request_duration_seconds_bucket{service=\"$AP_SERVICE\",route=\"/hello\"}))" |
 	jq -r '.data.result[0].value[1] // empty')
