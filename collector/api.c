@@ -29,6 +29,7 @@
 #include "ingest.h"
 #include "jw.h"
 #include "log.h"
+#include "metrics.h"
 #include "query.h"
 #include "stmt.h"
 #include "store.h"
@@ -1134,6 +1135,21 @@ static enum MHD_Result h_errors(struct col_api *api, struct MHD_Connection *c)
 	return send_jw(c, MHD_HTTP_OK, &w);
 }
 
+/* ---- /metrics ---- */
+
+static enum MHD_Result h_metrics(struct col_api *api, struct MHD_Connection *c)
+{
+	struct col_metrics_sources src = {
+		.agg = api->ctx.agg,
+		.ingest = api->ctx.ingest,
+		.store = api->ctx.store,
+	};
+	char *text = NULL;
+	if (col_metrics_render(api->ctx.metrics, &src, &text) < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	return send_text(c, MHD_HTTP_OK, COL_METRICS_CONTENT_TYPE, text);
+}
+
 /* ---- dispatch ---- */
 
 static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
@@ -1149,6 +1165,11 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 	if (!authorized(api, c))
 		return send_error(c, MHD_HTTP_UNAUTHORIZED,
 		                  "unauthorized: send Authorization: Bearer TOKEN");
+	if (strcmp(url, "/metrics") == 0 && api->ctx.metrics != NULL) {
+		if (!get)
+			return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		return h_metrics(api, c);
+	}
 	const char *sub = strncmp(url, PREFIX "/", sizeof PREFIX) == 0
 	                  ? url + sizeof PREFIX : NULL;
 	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST, QUERIES, N_PLUS_ONE, ERRORS } which = NONE;

@@ -45,6 +45,7 @@
 struct ap_config;
 struct col_agg;
 struct col_ingest;
+struct col_metrics;
 struct col_query;
 struct col_store;
 struct col_tseries;
@@ -60,6 +61,7 @@ struct col_api_ctx {
 	struct col_query *query;
 	struct col_ingest *ingest;     /* for counters; may be NULL */
 	struct col_store *store;       /* for counters; may be NULL */
+	struct col_metrics *metrics;   /* /metrics; NULL: 404 */
 	const char *socket_path;       /* shown in /status */
 	const char *db_path;
 	int64_t start_mono_ns, start_real_ns;

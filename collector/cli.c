@@ -5,6 +5,7 @@
  *   apiprof report [--url URL] [--sort p95|count|errors] [--since WHEN]
  *                  [--service NAME]
  *   apiprof aggregate [--url URL]            (cli_aggregate.c)
+ *   apiprof check [--url URL] [--since ...] [--max-p95 ...] ...   (cli_check.c)
  *
  * `run` execs COMMAND with libapiprof.so preloaded; `report` prints the
  * collector's endpoint table. Exit codes: 0 ok, 1 a local error (e.g. the
@@ -34,10 +35,8 @@
 #define AP_PKGLIBDIR "/usr/local/lib/apiprof"
 #endif
 
-#define CLI_DEFAULT_URL "http://127.0.0.1:9747"
 #define CLI_MAX_ANSWER (64u << 20)     /* bytes of JSON we accept */
 
-enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2, CLI_UNREACHABLE = 3 };
 
 static void cli_usage(FILE *out)
 {
@@ -50,7 +49,11 @@ static void cli_usage(FILE *out)
 	        "  report [--url URL] [--sort p95|count|errors] [--since WHEN] [--service NAME]\n"
 	        "        print the collector's per-endpoint table\n"
 	        "  aggregate [--url URL]\n"
-	        "        close the summary windows that have ended and detect regressions\n"
+	        "        close every finished window now (summaries, regression detection)\n"
+	        "  check [--url URL] [--since DURATION] [--max-p95 ROUTE=[WARN:]CRIT ...]\n"
+	        "        [--max-error-rate [WARN:]CRIT] [--no-n-plus-one] [--service NAME]\n"
+	        "        a CI gate and Nagios/Icinga plugin: exit 0 ok, 1 warning,\n"
+	        "        2 critical, 3 unknown (the collector could not be asked)\n"
 	        "\n"
 	        "Options:\n"
 	        "  -h, --help       this text; `apiprof <command> --help` for a command\n"
@@ -99,7 +102,7 @@ static void cli_usage_report(FILE *out)
 /* Matches "--name VALUE" and "--name=VALUE" at argv[*i]. Returns 1 and sets
  * *val (advancing *i past a separate value), 0 when argv[*i] is another
  * option, -1 when the value is missing (message printed). */
-static int cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
 {
 	const char *a = argv[*i];
 	size_t n = strlen(name);
@@ -232,12 +235,6 @@ static int cli_run(int argc, char **argv)
 
 /* ---- report ----------------------------------------------------------------- */
 
-struct cli_buf {
-	char *data;
-	size_t len;
-	int too_big;
-};
-
 static size_t cli_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct cli_buf *b = userdata;
@@ -259,7 +256,7 @@ static size_t cli_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 /* Turns --since into the API's `since`: a duration ("90s", "15m", "2h",
  * "1.5d", "1w", "500ms") becomes the RFC 3339 UTC time that long ago; an
  * RFC 3339 time passes through. Returns 0, or -1 with err filled. */
-static int cli_since(const char *in, char *out, size_t outlen, char *err, size_t errlen)
+int cli_since(const char *in, char *out, size_t outlen, char *err, size_t errlen)
 {
 	char *end;
 	errno = 0;
@@ -489,8 +486,14 @@ static void cli_print_table(struct cli_row *rows, size_t n, int colour)
 	free(tint);
 }
 
-/* GETs url into *b. Returns CLI_OK, or an exit code with the message printed. */
-static int cli_fetch(const char *base, const char *url, struct cli_buf *b, long *status)
+const char *cli_base_url(const char *opt)
+{
+	const char *base = opt ? opt : getenv("APIPROF_URL");
+	return base && *base ? base : CLI_DEFAULT_URL;
+}
+
+int cli_http(const char *method, const char *base, const char *url, struct cli_buf *b,
+             long *status)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
@@ -512,6 +515,8 @@ static int cli_fetch(const char *base, const char *url, struct cli_buf *b, long 
 	}
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
 	curl_easy_setopt(h, CURLOPT_URL, url);
+	if (strcmp(method, "POST") == 0)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cli_write_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
@@ -611,7 +616,7 @@ static int cli_report(int argc, char **argv)
 		snprintf(url + off, len - (size_t)off, "%cservice=%s", sep, q_service);
 
 	long status = 0;
-	rc = cli_fetch(base, url, &b, &status);
+	rc = cli_http("GET", base, url, &b, &status);
 	if (rc != CLI_OK)
 		goto out;
 	rc = CLI_UNREACHABLE;
@@ -717,6 +722,8 @@ int main(int argc, char **argv)
 		return cli_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0)
 		return cli_report(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") == 0)
+		return cli_check(argc - 1, argv + 1);
 	if (strcmp(cmd, "aggregate") == 0)
 		return cli_aggregate(argc - 1, argv + 1);
 	fprintf(stderr, "apiprof: unknown command '%s'\n", cmd);

@@ -25,12 +25,15 @@
 #include <unistd.h>
 
 #include "agg.h"
+#include "ap_crash.h"
 #include "ap_config.h"
 #include "ap_route.h"
 #include "ap_wire.h"
 #include "col.h"
+#include "crash.h"
 #include "findings.h"
 #include "log.h"
+#include "metrics.h"
 #include "sqlreq.h"
 #include "stmt.h"
 #include "store.h"
@@ -51,6 +54,7 @@ struct col_ingest {
 	struct col_store *store;
 	struct col_windows *windows;   /* may be NULL */
 	struct col_tseries *tseries;   /* may be NULL */
+	struct col_metrics *metrics; /* NULL: none */
 
 	int fd;                   /* the socket, -1 before listen */
 	int evfd;                 /* stop request */
@@ -140,6 +144,11 @@ void col_ingest_attach(struct col_ingest *in, struct col_windows *windows,
 {
 	in->windows = windows;
 	in->tseries = ts;
+}
+
+void col_ingest_set_metrics(struct col_ingest *in, struct col_metrics *m)
+{
+	in->metrics = m;
 }
 
 const char *col_ingest_path(const struct col_ingest *in)
@@ -339,6 +348,7 @@ static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hd
 	col_agg_sql(in->agg, pid, s, service, sizeof service);
 	if (in->tseries)
 		col_tseries_sql(in->tseries, service, s->ts_ns, s->duration_ms);
+	col_metrics_sql(in->metrics, service, s);
 	if (r->req_id == 0 || (r->flags & AP_SQLF_AMBIGUOUS)) {
 		CNT_ADD(in, c_sql_unattr, 1);
 		service_error(in, service, s);
@@ -453,6 +463,8 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	}
 	if (in->tseries)
 		col_tseries_request(in->tseries, service, ts_ns, o.duration_ms);
+	col_metrics_request(in->metrics, service, method, route, r->status, aborted,
+	                    o.duration_ms / 1000.0, r->bytes_in, r->bytes_out, o.n_plus_one);
 
 	char message[MESSAGE_BUF] = "";
 	if (r->status >= 500)
@@ -497,6 +509,39 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 		col_store_push(in->store, row, in->draining);
 	}
 	col_reqsql_free(rs);
+}
+
+/* A fatal signal: an error group of the request it interrupted (or of the
+ * service), named after the signal, with the symbolised stack as its
+ * message; the full backtrace goes to the log. Symbolising reads ELF files
+ * (milliseconds), acceptable for an event this rare. */
+static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
+                     const struct ap_rec_crash *c)
+{
+	char service[COL_SERVICE_MAX];
+	col_clean_text(c->service.p, c->service.len, service, sizeof service);
+	if (service[0] == '\0')
+		snprintf(service, sizeof service, "%s", COL_UNKNOWN_SERVICE);
+	const char *method = NULL, *rp = NULL;
+	char route[AP_ROUTE_MAX];
+	if (c->path.len > 0) {
+		char path[PATH_BUF];
+		size_t plen = col_clean_path(c->path.p, c->path.len, path, sizeof path);
+		ap_route_of(in->cfg->route_set, path, plen, route, sizeof route);
+		method = col_method_name(col_method_of(c->method.p, c->method.len));
+		rp = route;
+	}
+	char msg[COL_CRASH_MESSAGE_MAX];
+	char *detail = malloc(COL_CRASH_DETAIL_MAX);
+	col_crash_describe(c, pid, msg, sizeof msg, detail, detail ? COL_CRASH_DETAIL_MAX : 0);
+	const char *type = ap_crash_signame(c->signo);
+	int64_t ts = (int64_t)(c->time_ns + (uint64_t)h->wall_minus_mono_ns);
+	col_findings_error(col_agg_findings(in->agg), service, method, rp, type, msg, ts, 0);
+	col_metrics_error(in->metrics, service, rp, type);
+	col_log(COL_LOG_WARN, "crash of pid %u (service %s)%s%s%s%s: %s", (unsigned)pid, service,
+	        rp ? " during " : "", rp ? method : "", rp ? " " : "", rp ? rp : "",
+	        detail ? detail : msg);
+	free(detail);
 }
 
 void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
@@ -558,6 +603,14 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 				CNT_ADD(in, c_rec_bad, 1);
 			else
 				col_agg_proc_stats(in->agg, pid, s.events, s.dropped, s.untracked_conns);
+			break;
+		}
+		case AP_REC_CRASH: {
+			struct ap_rec_crash cr;
+			if (ap_wire_get_crash(p, plen, &cr) < 0)
+				CNT_ADD(in, c_rec_bad, 1);
+			else
+				on_crash(in, pid, &h, &cr);
 			break;
 		}
 		default:

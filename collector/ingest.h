@@ -56,6 +56,11 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_t gid,
                       char *err, size_t errlen);
 
+/* Counts every request and statement in m (metrics.h) too, from now on;
+ * call before col_ingest_start(). m must outlive the ingest thread. */
+struct col_metrics;
+void col_ingest_set_metrics(struct col_ingest *in, struct col_metrics *m);
+
 /* The bound socket's path ("" before col_ingest_listen). */
 const char *col_ingest_path(const struct col_ingest *in);
 

@@ -26,6 +26,7 @@
 #include "ap_config.h"
 #include "col.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "log.h"
 #include "query.h"
 #include "store.h"
@@ -246,8 +247,9 @@ int main(int argc, char **argv)
 	struct col_api *api = NULL;
 	struct col_windows *windows = NULL;
 	struct col_tseries *tseries = NULL;
+	struct col_metrics *metrics = col_metrics_new(&cfg);
 	int status = EXIT_USAGE;
-	if (agg == NULL) {
+	if (agg == NULL || metrics == NULL) {
 		snprintf(err, sizeof err, "out of memory");
 		goto fail;
 	}
@@ -266,6 +268,7 @@ int main(int argc, char **argv)
 	}
 	if (col_ingest_listen(ingest, socket_path, mode, gid, err, sizeof err) < 0)
 		goto fail;
+	col_ingest_set_metrics(ingest, metrics);
 
 	/* 3. The database, and the statistics stored so far. */
 	store = col_store_open(&so, err, sizeof err);
@@ -285,6 +288,7 @@ int main(int argc, char **argv)
 			.min_requests = (uint64_t)cfg.regression_min_requests,
 		},
 		.webhook_url = cfg.webhook_url,
+		.metrics = metrics,
 	};
 	windows = col_windows_open(&wo, err, sizeof err);
 	if (windows == NULL)
@@ -308,6 +312,7 @@ int main(int argc, char **argv)
 		.query = query,
 		.ingest = ingest,
 		.store = store,
+		.metrics = metrics,
 		.socket_path = socket_path,
 		.db_path = cfg.db,
 		.start_mono_ns = start_mono,
@@ -363,6 +368,7 @@ stop:
 	col_query_free(query);
 	col_store_free(store);
 	col_agg_free(agg);
+	col_metrics_free(metrics);
 	if (http_fd >= 0)
 		close(http_fd);
 	ap_config_free(&cfg);

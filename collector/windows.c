@@ -26,6 +26,7 @@
 #include "col.h"
 #include "epset.h"
 #include "hmap.h"
+#include "metrics.h"
 #include "log.h"
 #include "sketch.h"
 #include "stmt.h"
@@ -58,6 +59,7 @@ struct last {
 };
 
 struct col_windows {
+	struct col_metrics *metrics;   /* may be NULL; thread-safe itself */
 	pthread_mutex_t mu, close_mu, read_mu;
 	pthread_cond_t wake;
 	pthread_t thread;
@@ -411,6 +413,7 @@ struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err
 	w->rules = o->rules;
 	w->webhook_url = o->webhook_url && o->webhook_url[0] ? strdup(o->webhook_url) : NULL;
 	w->webhook_scale = o->webhook_delay_scale_pct;
+	w->metrics = o->metrics;
 	w->last = col_hmap_new();
 	if (w->host == NULL || w->last == NULL || (o->webhook_url && o->webhook_url[0] && !w->webhook_url)) {
 		snprintf(err, errlen, "out of memory");
@@ -840,6 +843,7 @@ int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summarie
 				continue; /* already stored */
 			nreg++;
 			log_regression(v);
+			col_metrics_regression(w->metrics, v->service, col_reg_type_name(v->type));
 			pthread_mutex_lock(&w->mu);
 			count_reg(w, v->service, v->type);
 			w->regressions++;
@@ -923,6 +927,8 @@ static void *closer_main(void *arg)
 static void on_webhook(void *arg, int64_t id, int status, int attempts)
 {
 	struct col_windows *w = arg;
+	if (status == COL_WEBHOOK_DELIVERED || status == COL_WEBHOOK_FAILED)
+		col_metrics_webhook(w->metrics, status == COL_WEBHOOK_DELIVERED ? "delivered" : "failed");
 	pthread_mutex_lock(&w->close_mu);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(w->wdb, "UPDATE regressions SET webhook = ?, webhook_attempts = ?"

@@ -79,6 +79,8 @@ struct col_windows_opts {
 	struct col_reg_rules rules;
 	const char *webhook_url;   /* NULL or "": no alerts */
 	int64_t webhook_delay_scale_pct; /* 0: the SPEC schedule (tests shorten it) */
+	struct col_metrics *metrics; /* NULL: none; regressions and alerts are
+	                                counted there (apiprof_regressions_total...) */
 };
 
 /* Opens two connections to the database (a writer, a reader), creates the

@@ -600,3 +600,35 @@ void pl_conn_atfork_child(void)
 	/* The child owns its copies of the parent's connections. */
 	pl_fd_foreach(adopt);
 }
+
+/* For the crash handler (crash.c): the request in flight on this thread
+ * when there is exactly one, read without locking (the crashing thread may
+ * hold its connection's lock), so a best effort; copies its method and
+ * path, NUL-terminated. Async-signal-safe. */
+uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap)
+{
+	method[0] = path[0] = '\0';
+	if (th_reqs.n != 1)
+		return 0;
+	uint64_t id = th_reqs.id[0];
+	struct pl_conn *c = pl_fd_get(th_reqs.fd[0]);
+	if (c == NULL || c == PL_CONN_IDLE)
+		return id;
+	for (unsigned i = 0; i < c->qcount && i < PL_PIPELINE; i++) {
+		const struct pl_pending *p = &c->q[(c->qhead + i) % PL_PIPELINE];
+		if (p->id != id)
+			continue;
+		size_t ml = p->method_len < mcap ? p->method_len : mcap - 1;
+		size_t pl = p->path_len < pcap ? p->path_len : pcap - 1;
+		if (ml > sizeof p->method)
+			ml = sizeof p->method;
+		if (pl > sizeof p->path)
+			pl = sizeof p->path;
+		memcpy(method, p->method, ml);
+		method[ml] = '\0';
+		memcpy(path, p->path, pl);
+		path[pl] = '\0';
+		break;
+	}
+	return id;
+}

@@ -223,8 +223,10 @@ __attribute__((constructor)) static void pl_init(void)
 	int saved = errno;
 	pl_resolve();
 	read_config();
-	if (!pl_cfg.disabled)
+	if (!pl_cfg.disabled) {
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		pl_crash_install();
+	}
 	pl_debug("loaded into %s (service %s)%s", pl_cfg.exe, pl_cfg.service,
 	         pl_cfg.disabled ? ", disabled by APIPROF_DISABLE" : "");
 	errno = saved;

@@ -187,6 +187,17 @@ size_t pl_conn_size(void);
  * only. */
 uint64_t pl_conn_current_request(int *ambiguous);
 
+/* The crash handler's view of the same (lock-free, best effort,
+ * async-signal-safe): the id of the one request in flight on this thread
+ * (0: none or several) and its method and path. */
+uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap);
+
+/* ---- fatal signals (crash.c) ---- */
+
+/* Installs the crash handler for SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
+ * SIGILL where their disposition is the default one (constructor only). */
+void pl_crash_install(void);
+
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */
 
 /* The real definition of `name`, from whichever loaded object defines it

@@ -47,6 +47,7 @@ enum ap_rec_type {
 	AP_REC_REQUEST = 2, /* one finished (or aborted) HTTP request */
 	AP_REC_STATS = 3,   /* the process's cumulative counters, ~1/s */
 	AP_REC_SQL = 4,     /* one SQL statement (or prepare) that finished */
+	AP_REC_CRASH = 5,   /* a fatal signal of the process (ap_crash.h) */
 };
 
 enum ap_sql_db {

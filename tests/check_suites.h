@@ -20,5 +20,7 @@ Suite *sqlstore_suite(void);
 Suite *sqlingest_suite(void);
 Suite *regress_suite(void);
 Suite *windows_suite(void);
+Suite *metrics_suite(void);
+Suite *crash_suite(void);
 
 #endif

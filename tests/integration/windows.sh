@@ -173,6 +173,14 @@ ap_assert_jq "window counters in /status" \
 	 and .windows.late_events == 0 and .windows.storage_errors == 0
 	 and .windows.webhook.delivered == 1 and .windows.webhook.attempts_failed == 1
 	 and .windows.webhook.queued == 0' "$json"
+# ... and counted in /metrics (SPEC 6): the regression by service and type,
+# the delivery by result.
+metrics=$(curl -sf --max-time 10 "$AP_URL/metrics") || ap_fail "GET /metrics failed"
+grep -Eq "^apiprof_regressions_total\{service=\"$AP_SERVICE\",type=\"response_time\"\} 1\$" <<<"$metrics" ||
+	ap_fail "/metrics: no apiprof_regressions_total for the regression: $(grep regressions <<<"$metrics")"
+grep -Eq '^apiprof_collector_webhook_deliveries_total\{result="delivered"\} 1$' <<<"$metrics" ||
+	ap_fail "/metrics: no delivered webhook: $(grep webhook <<<"$metrics")"
+ap_log "ok: /metrics counts the regression and its delivery"
 
 # ---- 5. apiprof aggregate ---------------------------------------------
 C=$(sleep_into $W 0.2)

@@ -1,0 +1,340 @@
+/*
+ * crash.c - fatal signals of the host: SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
+ * SIGILL become a CRASH record (ap_crash.h) for the collector, and then
+ * the host dies exactly as it would have without us.
+ *
+ * Installed only where the disposition is the default one: runtimes such
+ * as V8 and the JVM use SIGSEGV for normal operation and install their own
+ * handlers (replacing ours, which we never fight: sigaction is not hooked).
+ * A host that saved ours as its "previous handler" and calls it gets what
+ * the default disposition would have done, and no report: we stand down
+ * whenever we are no longer the installed handler.
+ *
+ * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
+ * close, socket, sendto, tgkill, nanosleep and memory copies into static
+ * buffers. It reads /proc/self/maps for the module table (each ELF file
+ * with an executable mapping and where it is mapped) and the bounds of the
+ * stack, copies up to CRASH_STACK bytes of the stack from the stack
+ * pointer, walks frame pointers as far as they go, and sends one datagram.
+ * The collector unwinds the copy with DWARF CFI and symbolises. Only the
+ * first crash of a process is reported (a second thread crashing at once
+ * just dies). Then the previous (default) disposition is restored: a
+ * hardware fault re-executes and dumps core as before; a signal that was
+ * sent (kill, raise, abort) is sent again.
+ *
+ * Reported only by processes that accepted a connection: processes that
+ * serve no HTTP are left alone (SPEC 3).
+ */
+#include "config.h"
+#include "pl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "ap_crash.h"
+
+#define CRASH_STACK (16 * 1024)       /* bytes of stack copied */
+#define CRASH_MAPS_BUF 8192
+#define CRASH_PATH_MAX 256
+#define CRASH_MODULES 160
+
+static const int crash_sigs[] = { SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL };
+#define NSIGS (sizeof crash_sigs / sizeof crash_sigs[0])
+static struct sigaction crash_prev[NSIGS];
+static int crash_busy;
+
+/* Static, because the handler may run on a small alternate stack. */
+static struct {
+	struct ap_crash_module mods[CRASH_MODULES];
+	char paths[CRASH_MODULES][CRASH_PATH_MAX];
+	int exec[CRASH_MODULES];
+	unsigned nmods;
+	uint64_t stack_lo, stack_hi;      /* the mapping holding the stack pointer */
+	char buf[CRASH_MAPS_BUF];
+	char line[512];
+	uint8_t stack[CRASH_STACK];
+	uint8_t dgram[AP_WIRE_MAX_DATAGRAM];
+	struct ap_crash_module out[CRASH_MODULES];
+	char method[AP_HTTP_METHOD_MAX + 1];
+	char path[CRASH_PATH_MAX];
+} cs;
+
+static int sig_index(int sig)
+{
+	for (unsigned i = 0; i < NSIGS; i++)
+		if (crash_sigs[i] == sig)
+			return (int)i;
+	return -1;
+}
+
+static uint64_t hex(const char **p)
+{
+	uint64_t v = 0;
+	for (;; (*p)++) {
+		char c = **p;
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (uint64_t)(c - 'a' + 10);
+		else
+			return v;
+	}
+}
+
+/* One /proc/self/maps line: "start-end perms offset dev inode   path". */
+static void maps_line(const char *l, uint64_t sp)
+{
+	const char *p = l;
+	uint64_t start = hex(&p);
+	if (*p++ != '-')
+		return;
+	uint64_t end = hex(&p);
+	if (*p++ != ' ')
+		return;
+	int x = p[2] == 'x';
+	p += 5;
+	uint64_t off = hex(&p);
+	if (sp >= start && sp < end) {
+		cs.stack_lo = start;
+		cs.stack_hi = end;
+	}
+	/* dev, inode, then the path after spaces */
+	for (int f = 0; f < 2 && *p; f++) {
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ')
+			p++;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p != '/')
+		return;
+	size_t plen = strlen(p);
+	if (plen >= CRASH_PATH_MAX)
+		return;
+	if (off == 0 && cs.nmods < CRASH_MODULES) {
+		unsigned i = cs.nmods++;
+		memcpy(cs.paths[i], p, plen + 1);
+		cs.mods[i].base = start;
+		cs.mods[i].text_start = cs.mods[i].text_end = 0;
+		cs.mods[i].path.p = cs.paths[i];
+		cs.mods[i].path.len = (uint16_t)plen;
+		cs.exec[i] = 0;
+	}
+	if (x) {
+		/* Its file's offset-0 mapping came before it (maps is sorted by
+		 * address and the loader maps the ELF header first). */
+		for (unsigned i = cs.nmods; i-- > 0;) {
+			if (cs.mods[i].path.len == plen && memcmp(cs.paths[i], p, plen) == 0) {
+				if (!cs.exec[i] || start < cs.mods[i].text_start)
+					cs.mods[i].text_start = start;
+				if (end > cs.mods[i].text_end)
+					cs.mods[i].text_end = end;
+				cs.exec[i] = 1;
+				break;
+			}
+		}
+	}
+}
+
+static void read_maps(uint64_t sp)
+{
+	cs.nmods = 0;
+	cs.stack_lo = cs.stack_hi = 0;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	size_t ll = 0;
+	for (;;) {
+		ssize_t n = pl_real.read(fd, cs.buf, sizeof cs.buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = cs.buf[i];
+			if (c == '\n') {
+				cs.line[ll] = '\0';
+				maps_line(cs.line, sp);
+				ll = 0;
+			} else if (ll < sizeof cs.line - 1) {
+				cs.line[ll++] = c;
+			}
+		}
+	}
+	pl_real.close(fd);
+}
+
+static size_t str_len(const char *s, size_t max)
+{
+	size_t n = 0;
+	while (n < max && s[n])
+		n++;
+	return n;
+}
+
+static void report(int sig, const siginfo_t *si, const ucontext_t *uc)
+{
+	static struct ap_rec_crash r;
+	memset(&r, 0, sizeof r);
+	struct timespec wall, mono;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	r.signo = (uint32_t)sig;
+	r.code = si->si_code;
+	r.tid = (uint32_t)syscall(SYS_gettid);
+	r.time_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+	r.fault_addr = (uint64_t)(uintptr_t)si->si_addr;
+	r.req_id = pl_conn_crash_request(cs.method, sizeof cs.method, cs.path, sizeof cs.path);
+	r.service.p = pl_cfg.service;
+	r.service.len = (uint16_t)str_len(pl_cfg.service, sizeof pl_cfg.service);
+	r.method.p = cs.method;
+	r.method.len = (uint16_t)str_len(cs.method, sizeof cs.method);
+	r.path.p = cs.path;
+	r.path.len = (uint16_t)str_len(cs.path, sizeof cs.path);
+
+	uint64_t sp = 0, pc = 0, fp = 0;
+#if defined(__x86_64__)
+	if (uc != NULL) {
+		static const int dwarf_to_greg[AP_CRASH_MAX_REGS] = {
+			REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
+			REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
+			REG_RIP,
+		};
+		for (unsigned i = 0; i < AP_CRASH_MAX_REGS; i++)
+			r.regs[i] = (uint64_t)uc->uc_mcontext.gregs[dwarf_to_greg[i]];
+		r.nregs = AP_CRASH_MAX_REGS;
+		sp = r.regs[AP_CRASH_DWARF_SP];
+		pc = r.regs[AP_CRASH_DWARF_PC];
+		fp = r.regs[6];
+	}
+#endif
+	read_maps(sp);
+	/* The stack from the stack pointer up, within its mapping. */
+	if (sp != 0 && cs.stack_hi > sp) {
+		uint64_t n = cs.stack_hi - sp;
+		if (n > CRASH_STACK)
+			n = CRASH_STACK;
+		memcpy(cs.stack, (const void *)(uintptr_t)sp, n);
+		r.stack_addr = sp;
+		r.stack = cs.stack;
+		r.stack_len = (uint32_t)n;
+	}
+	/* Raw frames: the pc, then frame pointers while they stay inside the
+	 * copy and go up. Code without frame pointers ends this early; the
+	 * collector's CFI unwinding does not depend on it. */
+	if (pc != 0)
+		r.frames[r.nframes++] = pc;
+	while (r.stack_len >= 16 && r.nframes < AP_CRASH_MAX_FRAMES &&
+	       fp >= r.stack_addr && fp + 16 <= r.stack_addr + r.stack_len && (fp & 7) == 0) {
+		uint64_t next, ret;
+		memcpy(&next, cs.stack + (fp - r.stack_addr), 8);
+		memcpy(&ret, cs.stack + (fp - r.stack_addr) + 8, 8);
+		if (ret == 0)
+			break;
+		r.frames[r.nframes++] = ret;
+		if (next <= fp)
+			break;
+		fp = next;
+	}
+	unsigned n = 0;
+	for (unsigned i = 0; i < cs.nmods; i++)
+		if (cs.exec[i])
+			cs.out[n++] = cs.mods[i];
+	r.mods = cs.out;
+	r.nmods = (uint16_t)n;
+
+	/* The datagram: a batch header and the record; less stack if needed. */
+	int64_t off = ((int64_t)wall.tv_sec - mono.tv_sec) * 1000000000 +
+	              (wall.tv_nsec - mono.tv_nsec);
+	struct ap_batch_hdr h = { .seq = 0, .pid = pl_pid(), .wall_minus_mono_ns = off };
+	size_t len = ap_wire_put_batch_hdr(cs.dgram, sizeof cs.dgram, &h), rl = 0;
+	while ((rl = ap_wire_put_crash(cs.dgram + len, sizeof cs.dgram - len, &r)) == 0) {
+		if (r.stack_len > 0)
+			r.stack_len = r.stack_len > 4096 ? r.stack_len - 4096 : 0;
+		else if (r.nmods > 0)
+			r.nmods /= 2;
+		else
+			return;
+	}
+	len += rl;
+
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = pl_cfg.socket_path;
+	struct stat st;
+	if (!pl_cfg.socket_from_env)
+		path = stat("/run/apiprof/apiprof.sock", &st) == 0 ? "/run/apiprof/apiprof.sock"
+		                                                   : "/tmp/apiprof.sock";
+	memcpy(sa.sun_path, path, str_len(path, sizeof sa.sun_path - 1));
+	int s = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	/* A busy collector: wait a little; the process is dying anyway. */
+	for (int tries = 0; tries < 40; tries++) {
+		ssize_t k = pl_real.sendto(s, cs.dgram, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+		                           (const struct sockaddr *)&sa, sizeof sa);
+		if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS))
+			break;
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	pl_real.close(s);
+}
+
+/* 1 once the process accepted a connection (its fd table has a chunk). */
+static int served_http(void)
+{
+	for (unsigned i = 0; i < PL_FD_TOP; i++)
+		if (__atomic_load_n(&pl_fdtab[i], __ATOMIC_RELAXED) != NULL)
+			return 1;
+	return 0;
+}
+
+static void on_crash(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+	int i = sig_index(sig);
+	struct sigaction cur;
+	int ours = sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+	           cur.sa_sigaction == on_crash;
+	/* What was there before us (the default) runs once we return. */
+	if (i >= 0)
+		sigaction(sig, &crash_prev[i], NULL);
+	else
+		signal(sig, SIG_DFL);
+	if (ours && served_http() && !__atomic_exchange_n(&crash_busy, 1, __ATOMIC_ACQ_REL))
+		report(sig, si, uc);
+	/* A fault re-executes its instruction; a sent signal must be sent
+	 * again (it is blocked until we return). */
+	if (si == NULL || si->si_code <= 0)
+		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)syscall(SYS_gettid), sig);
+	errno = saved;
+}
+
+void pl_crash_install(void)
+{
+	for (unsigned i = 0; i < NSIGS; i++) {
+		struct sigaction old;
+		if (sigaction(crash_sigs[i], NULL, &old) != 0)
+			continue;
+		if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+			continue; /* the host's (or ignored): leave it */
+		crash_prev[i] = old;
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = on_crash;
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(crash_sigs[i], &sa, NULL);
+	}
+	pl_debug("crash handler installed where the disposition was the default");
+}

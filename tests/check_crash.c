@@ -1,0 +1,151 @@
+/*
+ * check_crash.c - the CRASH record (shared/ap_crash.h): golden bytes of
+ * the fixed part, a round trip with modules and stack, truncation and
+ * over-long counts rejected; and collector/crash.h's description of a
+ * record whose frames can be named by module only.
+ */
+#include "config.h"
+#include "check_suites.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "ap_crash.h"
+#include "crash.h"
+
+static const struct ap_crash_module MODS[] = {
+	{ 0x555500000000, 0x555500001000, 0x555500005000, { "/usr/bin/app", 12 } },
+	{ 0x7f0000000000, 0x7f0000028000, 0x7f00001a0000, { "/lib/libc.so.6", 14 } },
+};
+static const uint8_t STACK[24] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+
+static void fill(struct ap_rec_crash *r)
+{
+	memset(r, 0, sizeof *r);
+	r->signo = SIGSEGV;
+	r->code = SEGV_MAPERR;
+	r->tid = 77;
+	r->time_ns = 123456789;
+	r->fault_addr = 0;
+	r->req_id = 5;
+	r->service = (struct ap_str){ "api", 3 };
+	r->method = (struct ap_str){ "GET", 3 };
+	r->path = (struct ap_str){ "/crash/9", 8 };
+	r->nregs = AP_CRASH_MAX_REGS;
+	for (unsigned i = 0; i < r->nregs; i++)
+		r->regs[i] = 0x1000 + i;
+	r->nframes = 3;
+	r->frames[0] = 0x555500001234;   /* in app's text */
+	r->frames[1] = 0x7f0000030000;   /* in libc's text */
+	r->frames[2] = 0x1;              /* nowhere */
+	r->mods = MODS;
+	r->nmods = 2;
+	r->stack_addr = 0x7ffd0000;
+	r->stack = STACK;
+	r->stack_len = sizeof STACK;
+}
+
+START_TEST(round_trip)
+{
+	struct ap_rec_crash r, d;
+	fill(&r);
+	uint8_t buf[4096];
+	size_t n = ap_wire_put_crash(buf, sizeof buf, &r);
+	ck_assert_uint_gt(n, 0);
+	/* Record header: type 5, reserved, then the payload length. */
+	static const uint8_t golden[] = { 5, 0, 0, 0 };
+	ck_assert_mem_eq(buf, golden, sizeof golden);
+	uint32_t plen = buf[4] | buf[5] << 8 | buf[6] << 16 | (uint32_t)buf[7] << 24;
+	ck_assert_uint_eq(plen, n - AP_WIRE_REC_HDR);
+	/* signo 11, si_code 1, tid 77 little-endian */
+	static const uint8_t head[] = { 11, 0, 0, 0, 1, 0, 0, 0, 77, 0, 0, 0 };
+	ck_assert_mem_eq(buf + 8, head, sizeof head);
+
+	ck_assert_int_eq(ap_wire_get_crash(buf + 8, plen, &d), 0);
+	ck_assert_uint_eq(d.signo, SIGSEGV);
+	ck_assert_int_eq(d.code, SEGV_MAPERR);
+	ck_assert_uint_eq(d.tid, 77);
+	ck_assert_uint_eq(d.time_ns, 123456789);
+	ck_assert_uint_eq(d.req_id, 5);
+	ck_assert_int_eq(d.path.len, 8);
+	ck_assert_mem_eq(d.path.p, "/crash/9", 8);
+	ck_assert_uint_eq(d.nregs, AP_CRASH_MAX_REGS);
+	ck_assert_uint_eq(d.regs[16], 0x1010);
+	ck_assert_uint_eq(d.nframes, 3);
+	ck_assert_uint_eq(d.frames[1], 0x7f0000030000);
+	ck_assert_uint_eq(d.nmods, 2);
+	uint32_t off = 0;
+	struct ap_crash_module m;
+	ck_assert_int_eq(ap_crash_next_module(&d, &off, &m), 1);
+	ck_assert_uint_eq(m.base, 0x555500000000);
+	ck_assert_int_eq(m.path.len, 12);
+	ck_assert_int_eq(ap_crash_next_module(&d, &off, &m), 1);
+	ck_assert_mem_eq(m.path.p, "/lib/libc.so.6", 14);
+	ck_assert_uint_eq(m.text_end, 0x7f00001a0000);
+	ck_assert_int_eq(ap_crash_next_module(&d, &off, &m), 0);
+	ck_assert_uint_eq(d.stack_addr, 0x7ffd0000);
+	ck_assert_uint_eq(d.stack_len, sizeof STACK);
+	ck_assert_mem_eq(d.stack, STACK, sizeof STACK);
+
+	/* Every truncation is refused, never read past. */
+	for (uint32_t cut = 0; cut < plen; cut++)
+		ck_assert_int_eq(ap_wire_get_crash(buf + 8, cut, &d), -EBADMSG);
+	/* Too small a buffer: nothing. */
+	ck_assert_uint_eq(ap_wire_put_crash(buf, n - 1, &r), 0);
+	/* Counts beyond their maximum. */
+	r.nframes = AP_CRASH_MAX_FRAMES + 1;
+	ck_assert_uint_eq(ap_wire_put_crash(buf, sizeof buf, &r), 0);
+}
+END_TEST
+
+START_TEST(names)
+{
+	ck_assert_str_eq(ap_crash_signame(SIGSEGV), "SIGSEGV");
+	ck_assert_str_eq(ap_crash_signame(SIGABRT), "SIGABRT");
+	ck_assert_str_eq(ap_crash_signame(SIGBUS), "SIGBUS");
+	ck_assert_str_eq(ap_crash_signame(SIGFPE), "SIGFPE");
+	ck_assert_str_eq(ap_crash_signame(SIGILL), "SIGILL");
+	ck_assert_str_eq(ap_crash_signame(SIGTERM), "signal");
+	ck_assert_str_eq(col_crash_code_name(SIGSEGV, SEGV_ACCERR), "SEGV_ACCERR");
+	ck_assert_str_eq(col_crash_code_name(SIGABRT, SI_TKILL), "SI_TKILL");
+	ck_assert_str_eq(col_crash_code_name(SIGFPE, FPE_INTDIV), "FPE_INTDIV");
+	ck_assert_ptr_null(col_crash_code_name(SIGSEGV, 99));
+}
+END_TEST
+
+/* Files that do not exist: frames are named by the module table alone. */
+START_TEST(describe_without_files)
+{
+	struct ap_rec_crash r, d;
+	fill(&r);
+	r.stack_len = 0; /* nothing to unwind: the preload's frames are used */
+	uint8_t buf[4096];
+	size_t n = ap_wire_put_crash(buf, sizeof buf, &r);
+	ck_assert_int_eq(ap_wire_get_crash(buf + 8, (uint32_t)(n - 8), &d), 0);
+	char msg[COL_CRASH_MESSAGE_MAX], detail[COL_CRASH_DETAIL_MAX];
+	col_crash_describe(&d, 4242, msg, sizeof msg, detail, sizeof detail);
+	ck_assert_str_eq(msg, "SIGSEGV (SEGV_MAPERR) in ? (app) <- ? (libc.so.6) <- ?");
+	ck_assert_msg(strstr(detail, "at address 0x0, thread 77, 3 frames") != NULL, "%s", detail);
+	ck_assert_msg(strstr(detail, "#0 0x0000555500001234 ? (+0x1234) [app]") != NULL, "%s", detail);
+	/* A small buffer is cut, still terminated. */
+	char small[12];
+	col_crash_describe(&d, 4242, small, sizeof small, NULL, 0);
+	ck_assert_str_eq(small, "SIGSEGV (SE");
+	/* No frames at all. */
+	d.nframes = 0;
+	col_crash_describe(&d, 4242, msg, sizeof msg, NULL, 0);
+	ck_assert_str_eq(msg, "SIGSEGV (SEGV_MAPERR) (no stack)");
+}
+END_TEST
+
+Suite *crash_suite(void)
+{
+	Suite *s = suite_create("crash");
+	TCase *tc = tcase_create("record");
+	tcase_add_test(tc, round_trip);
+	tcase_add_test(tc, names);
+	tcase_add_test(tc, describe_without_files);
+	suite_add_tcase(s, tc);
+	return s;
+}

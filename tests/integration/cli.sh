@@ -1,0 +1,162 @@
+#!/bin/bash
+# The apiprof client against a live collector (with auth_token) and a
+# preloaded Python sqlite3 server (tests/servers/sqlite_server.py): `check`
+# as SPEC 7 defines it (p95 and error-rate thresholds with WARN:CRIT, the
+# N+1 gate, the exit codes 0-3, Nagios perfdata, APIPROF_URL/--url and
+# APIPROF_TOKEN), `aggregate`, `report` in colour on a terminal and plain
+# through a pipe, `run`, and --help on each. Also the SQL side of /metrics
+# from a real driver: operations, the per-table insert count, the error code
+# and the N+1 counter.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+
+AP_SQLITE_SERVER=$AP_SRCDIR/tests/servers/sqlite_server.py
+ap_require curl jq python3 script
+ap_require_pymods sqlite3
+ap_require_build "$AP_CLI"
+
+TOKEN=it-cli-token
+printf 'n_plus_one_threshold = 3\nauth_token = %s\n' "$TOKEN" >"$AP_TMP/apiprof.conf"
+ap_start_collector --config "$AP_TMP/apiprof.conf"
+/usr/bin/python3 "$AP_SQLITE_SERVER" --db "$AP_TMP/app.db" --seed >"$AP_TMP/seed.log" 2>&1 ||
+	ap_fail "seeding the database failed: $(cat "$AP_TMP/seed.log")"
+AP_PORT=$(ap_free_port)
+# Through `apiprof run`, with the library from the build tree.
+ap_bg server env APIPROF_LIB="$(ap_preload)" PYTHONDONTWRITEBYTECODE=1 \
+	"$AP_CLI" run --service "$AP_SERVICE" --socket "$AP_SOCK" -- \
+	/usr/bin/python3 "$AP_SQLITE_SERVER" --db "$AP_TMP/app.db" --port "$AP_PORT"
+ap_wait_log server '^listening on'
+B=http://127.0.0.1:$AP_PORT
+
+# 8 fast, 2 N+1, 1 failing (500), 3 slow (150 ms), 2 writes: 16 requests.
+for i in $(seq 8); do printf -- '-o /dev/null %s/books/1/\n' "$B"; done >"$AP_TMP/fast.cfg"
+curl -s --max-time 30 $(cat "$AP_TMP/fast.cfg") -o /dev/null "$B/books/" -o /dev/null "$B/books/" \
+	-o /dev/null "$B/fail" -o /dev/null "$B/slow/" -o /dev/null "$B/slow/" -o /dev/null "$B/slow/" ||
+	ap_fail "traffic failed"
+for i in 1 2; do
+	curl -s --max-time 10 -o /dev/null --data-urlencode "note=n$i" "$B/notes" || ap_fail "POST failed"
+done
+ap_api_auth() { curl -sf --max-time 10 -H "Authorization: Bearer $TOKEN" "$AP_URL$1"; }
+for i in $(seq 75); do
+	n=$(ap_api_auth /api/v1/endpoints | jq '[.endpoints[].count] | add // 0')
+	[ "$n" = 16 ] && break
+	sleep 0.2
+done
+ap_assert_eq "requests seen" "$n" 16
+sleep 1
+
+export APIPROF_URL=$AP_URL APIPROF_TOKEN=$TOKEN
+# check RUNS... : runs apiprof check, sets OUT (its one line) and RC.
+check() {
+	OUT=$("$AP_CLI" check "$@" 2>"$AP_TMP/check.err")
+	RC=$?
+	ap_log "check $* -> $RC: $OUT"
+	[ "$(printf '%s\n' "$OUT" | wc -l)" = 1 ] || ap_fail "check printed more than one line: $OUT"
+}
+expect() { # expect RC PATTERN (grep -E on the line)
+	[ "$RC" = "$1" ] || ap_fail "exit $RC, expected $1: $OUT"
+	printf '%s\n' "$OUT" | grep -Eq -- "$2" || ap_fail "'$OUT' does not match /$2/"
+}
+
+check
+expect 0 '^APIPROF OK - 16 requests since 5m, error rate 6\.25% \| requests=16;;;0 errors=1;;;0 error_rate=6\.25%;;;0;100 n_plus_one=2;;;0$'
+check --max-p95 '/slow/=100:1000'
+expect 1 '^APIPROF WARNING - p95 of GET /slow/ \(it-cli\) 1[5-9][0-9]ms > 100ms \| .* '"'"'p95 /slow/'"'"'=1[5-9][0-9](\.[0-9]+)?ms;100;1000;0 '
+check --max-p95 'GET /slow/=50:0.12s'
+expect 2 '^APIPROF CRITICAL - p95 of GET /slow/ \(it-cli\) 1[5-9][0-9]ms > 120ms'
+check --max-p95 'POST /slow/=50:100'
+expect 0 "^APIPROF OK - .*'p95 POST /slow/'=U;50;100;0"
+check --max-p95 '/books/{id}/=1000' --max-p95 '/no/such/route=1'
+expect 0 "^APIPROF OK - 16 requests.*, p95 of GET /books/\{id\}/ \(it-cli\) [0-9.]+ms \|.*'p95 /no/such/route'=U;;1;0"
+check --max-p95 '*=100:1000' --service "$AP_SERVICE"
+expect 1 '^APIPROF WARNING - p95 of GET /slow/ 1[5-9][0-9]ms > 100ms'
+check --max-error-rate 5%:10%
+expect 1 '^APIPROF WARNING - error rate 6\.25% > 5\.00% \|.* error_rate=6\.25%;5;10;0;100 '
+check --max-error-rate 0.01:0.05
+expect 2 '^APIPROF CRITICAL - error rate 6\.25% > 5\.00%'
+check --max-error-rate 0.5
+expect 0 '^APIPROF OK - '
+check --no-n-plus-one
+expect 2 '^APIPROF CRITICAL - 2 requests with an N\+1 query pattern \(most: GET /books/\) \|.* n_plus_one=2;;0;0$'
+check --no-n-plus-one --max-error-rate 1%:2% --max-p95 '/slow/=100:120'
+expect 2 '^APIPROF CRITICAL - p95 of GET /slow/ \(it-cli\) .* > 120ms; error rate 6\.25% > 2\.00%; 2 requests with an N\+1'
+check --since 10m --service no-such-service --no-n-plus-one --max-error-rate 0
+expect 0 '^APIPROF OK - 0 requests since 10m, error rate 0\.00%, no N\+1 \| requests=0;;;0'
+# UNKNOWN: bad options, no token, wrong token, nothing listening.
+check --max-p95 '/x'
+expect 3 '^APIPROF UNKNOWN - --max-p95'
+check --max-error-rate 10%:5%
+expect 3 '^APIPROF UNKNOWN - --max-error-rate'
+check --since yesterday
+expect 3 '^APIPROF UNKNOWN - --since'
+check --frobnicate
+expect 3 '^APIPROF UNKNOWN - unexpected argument'
+OUT=$(APIPROF_TOKEN= "$AP_CLI" check 2>/dev/null); RC=$?
+expect 3 '^APIPROF UNKNOWN - the collector at .* refused the request \(HTTP 401\): set APIPROF_TOKEN'
+OUT=$(APIPROF_TOKEN=wrong "$AP_CLI" check 2>/dev/null); RC=$?
+expect 3 'is APIPROF_TOKEN its auth_token'
+OUT=$(APIPROF_URL=http://127.0.0.1:1 "$AP_CLI" check 2>/dev/null); RC=$?
+expect 3 '^APIPROF UNKNOWN - cannot ask the collector at http://127.0.0.1:1$'
+OUT=$(APIPROF_URL=http://127.0.0.1:1 "$AP_CLI" check --url "$AP_URL" 2>/dev/null); RC=$?
+expect 0 '^APIPROF OK'
+
+# aggregate: the collector's answer, or a clear message from one without
+# the endpoint; never a crash, and always the token.
+"$AP_CLI" aggregate >"$AP_TMP/agg.out" 2>"$AP_TMP/agg.err"
+rc=$?
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+	"$AP_URL/api/v1/aggregate")
+if [ "$code" = 200 ]; then
+	ap_assert_eq "aggregate exit" "$rc" 0
+	grep -Eq '^aggregated: [0-9]+ summaries, [0-9]+ regressions$' "$AP_TMP/agg.out" ||
+		ap_fail "aggregate printed: $(cat "$AP_TMP/agg.out")"
+else
+	ap_assert_eq "aggregate exit without /api/v1/aggregate" "$rc" 3
+	grep -q 'has no /api/v1/aggregate' "$AP_TMP/agg.err" || ap_fail "aggregate: $(cat "$AP_TMP/agg.err")"
+fi
+APIPROF_TOKEN= "$AP_CLI" aggregate >/dev/null 2>"$AP_TMP/agg401.err"
+ap_assert_eq "aggregate without the token" "$?" 3
+grep -q 'HTTP 401' "$AP_TMP/agg401.err" || ap_fail "aggregate 401: $(cat "$AP_TMP/agg401.err")"
+"$AP_CLI" aggregate --bogus >/dev/null 2>&1
+ap_assert_eq "aggregate --bogus" "$?" 2
+
+# report: colours on a terminal (script(1) gives it one), plain in a pipe.
+script -qec "env TERM=xterm APIPROF_URL=$AP_URL APIPROF_TOKEN=$TOKEN $AP_CLI report --sort p95" \
+	/dev/null >"$AP_TMP/report.tty" </dev/null || ap_fail "report on a tty failed"
+grep -q $'\033\\[1mSERVICE' "$AP_TMP/report.tty" || ap_fail "no bold header on a terminal"
+grep -q $'\033\\[31m100.0%' "$AP_TMP/report.tty" || ap_fail "no red error rate on a terminal"
+script -qec "env NO_COLOR=1 APIPROF_URL=$AP_URL APIPROF_TOKEN=$TOKEN $AP_CLI report" \
+	/dev/null >"$AP_TMP/report.nocolor" </dev/null || ap_fail "report with NO_COLOR failed"
+grep -q $'\033' "$AP_TMP/report.nocolor" && ap_fail "NO_COLOR did not turn colours off"
+"$AP_CLI" report --sort p95 >"$AP_TMP/report.txt" || ap_fail "report failed"
+grep -q $'\033' "$AP_TMP/report.txt" && ap_fail "colours in a pipe"
+ap_assert_eq "first row by p95" "$(awk 'NR == 2 {print $2, $3}' "$AP_TMP/report.txt")" "GET /slow/"
+ap_assert_eq "first row by errors" \
+	"$("$AP_CLI" report --sort errors | awk 'NR == 2 {print $3, $5}')" "/fail 100.0%"
+ap_assert_eq "first row by count" "$("$AP_CLI" report --sort count | awk 'NR == 2 {print $3, $4}')" \
+	"/books/{id}/ 8"
+
+# --help on every subcommand.
+for c in run report aggregate check; do
+	"$AP_CLI" "$c" --help | grep -q "^usage: apiprof $c" || ap_fail "apiprof $c --help"
+done
+"$AP_CLI" --help | grep -q '^  check ' || ap_fail "apiprof --help does not list check"
+
+# The SQL metrics of the same traffic.
+ap_api_auth /metrics >"$AP_TMP/metrics.txt" || ap_fail "GET /metrics failed"
+S="service=\"$AP_SERVICE\""
+grep -qxF "apiprof_db_table_operations_total{$S,db=\"sqlite\",table=\"notes\",operation=\"insert\"} 2" \
+	"$AP_TMP/metrics.txt" || ap_fail "no table operation count for notes: $(grep table_op "$AP_TMP/metrics.txt")"
+grep -qxF "apiprof_db_errors_total{$S,db=\"sqlite\",code=\"1\"} 1" "$AP_TMP/metrics.txt" ||
+	ap_fail "no SQLite error: $(grep db_errors "$AP_TMP/metrics.txt")"
+grep -qxF "apiprof_n_plus_one_total{$S,method=\"GET\",route=\"/books/\"} 2" "$AP_TMP/metrics.txt" ||
+	ap_fail "no N+1 counter"
+grep -qE "^apiprof_db_queries_total\{$S,db=\"sqlite\",operation=\"select\"\} [1-9]" "$AP_TMP/metrics.txt" ||
+	ap_fail "no select count"
+grep -qxF "apiprof_http_errors_total{$S,route=\"/fail\",type=\"HTTP 500\"} 1" "$AP_TMP/metrics.txt" ||
+	ap_fail "no HTTP 500 counter"
+if command -v promtool >/dev/null 2>&1; then
+	promtool check metrics <"$AP_TMP/metrics.txt" >"$AP_TMP/promtool.log" 2>&1 ||
+		ap_fail "promtool: $(cat "$AP_TMP/promtool.log")"
+fi
+ap_log "check, aggregate, report, run and the SQL metrics: ok"

@@ -1,0 +1,151 @@
+#!/bin/bash
+# Error tracking of what kills a server (tests/servers/crash_server.c, a C
+# server built without frame pointers, one thread per connection):
+#  - SIGSEGV, SIGABRT (abort), SIGFPE, SIGILL and SIGBUS on a route become
+#    /api/v1/errors rows of that method and route, typed by the signal,
+#    whose message is the stack unwound and symbolised by the collector (through libc, which
+#    has no frame pointers), and apiprof_http_errors_total series;
+#  - the server still dies exactly as it would without the preload (the
+#    shell sees the same signal);
+#  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
+#    one that chains to the previous handler gets the default behaviour and
+#    no report, and an ignored SIGABRT stays ignored (the handler goes only
+#    where the disposition is the default);
+#  - a connection the server closes without answering is an `aborted` row.
+. "$(dirname "$0")/lib.sh"
+
+AP_CRASH_SERVER=$AP_BUILDDIR/tests/servers/crash_server
+ap_require curl jq python3
+ap_require_build "$AP_CRASH_SERVER"
+
+ap_start_collector
+BASE_SERVICE=$AP_SERVICE
+
+# start_crash NAME SERVICE [ARGS...]: the crash server under the preload.
+start_crash() {
+	local name=$1 svc=$2
+	shift 2
+	AP_PORT=$(ap_free_port)
+	AP_SERVICE=$svc ap_bg_preloaded "$name" "$AP_CRASH_SERVER" --port "$AP_PORT" "$@"
+	AP_SERVER_PID=$AP_BG_PID
+	ap_wait_log "$name" '^listening on'
+}
+get() { curl -s --max-time 10 "http://127.0.0.1:$AP_PORT$1"; }
+# Sets EXIT to the exit status of the server, once it is gone (not in a
+# subshell: only this shell can wait for its children).
+server_exit() {
+	local i
+	for i in $(seq 100); do
+		kill -0 "$AP_SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$AP_SERVER_PID" 2>/dev/null
+	EXIT=$?
+}
+errors_of() { # SERVICE: its /api/v1/errors rows, one JSON per line
+	ap_api /api/v1/errors -G --data-urlencode "service=$1" | jq -c '.errors[]'
+}
+wait_error() { # SERVICE TYPE: until a row of that type shows
+	local i
+	for i in $(seq 50); do
+		errors_of "$1" | jq -e --arg t "$2" 'select(.type == $t)' >/dev/null && return 0
+		sleep 0.2
+	done
+	ap_fail "no $2 row for $1: $(errors_of "$1")"
+}
+
+# 1. The crashes, one server each.
+for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler <- serve" \
+	"abort SIGABRT 134 abort <- crash_abort_route" \
+	"fpe SIGFPE 136 crash_divide <- serve" \
+	"ill SIGILL 132 crash_trap <- serve" \
+	"bus SIGBUS 135 crash_bus_read <- serve"; do
+	set -- $case
+	route=$1 sig=$2 code=$3
+	shift 3
+	frames="$*"
+	svc=$BASE_SERVICE-$route
+	start_crash "server-$route" "$svc"
+	ap_assert_eq "GET /ok before the $sig" "$(get /ok)" "ok"
+	ap_assert_eq "$sig handler installed" "$(get /sigstate)" "SIGSEGV=handler SIGABRT=handler SIGFPE=handler"
+	get "/$route" >/dev/null && ap_fail "/$route answered"
+	server_exit
+	ap_assert_eq "exit status after /$route (the same signal as without us)" "$EXIT" "$code"
+	wait_error "$svc" "$sig"
+	row=$(errors_of "$svc" | jq -c --arg t "$sig" 'select(.type == $t)')
+	ap_log "$sig: $row"
+	ap_assert_eq "$sig row method and route" "$(jq -r '"\(.method) \(.route) \(.count)"' <<<"$row")" \
+		"GET /$route 1"
+	msg=$(jq -r .message <<<"$row")
+	# Without libdw (optional) frames are named by module only.
+	grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" || frames="(crash_server)"
+	case "$msg" in
+	"$sig ("*") in "*"$frames"*) ;;
+	*) ap_fail "$sig message '$msg' lacks the frames '$frames'" ;;
+	esac
+	grep -q "crash of pid .* (service $svc) during GET /$route: $sig" "$AP_TMP/collector.log" ||
+		ap_fail "no backtrace of the $sig in the collector's log"
+done
+# libc's frames are named too: unwound with CFI, not frame pointers.
+if grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h"; then
+	errors_of "$BASE_SERVICE-abort" | jq -r .message | grep -q 'raise <- abort <- crash_abort_route' ||
+		ap_fail "abort's libc frames were not unwound"
+fi
+curl -sf --max-time 10 "$AP_URL/metrics" >"$AP_TMP/metrics.txt" || ap_fail "GET /metrics failed"
+grep -qxF "apiprof_http_errors_total{service=\"$BASE_SERVICE-crash\",route=\"/crash\",type=\"SIGSEGV\"} 1" \
+	"$AP_TMP/metrics.txt" || ap_fail "no SIGSEGV in apiprof_http_errors_total"
+
+# 2. The host's own handler wins: installed after ours, it replaces it.
+start_crash server-own "$BASE_SERVICE-own" --own-handler
+ap_assert_eq "own handler in place" "$(get /sigstate)" "SIGSEGV=handler SIGABRT=handler SIGFPE=handler"
+get /crash >/dev/null
+server_exit
+ap_assert_eq "exit status with the server's own handler" "$EXIT" 42
+grep -q '^own handler: SIGSEGV' "$AP_TMP/server-own.log" || ap_fail "the server's handler did not run"
+
+# 3. A host that chains to the handler it replaced (ours): the default
+#    action, and no report.
+start_crash server-chain "$BASE_SERVICE-chain" --chain
+get /ok >/dev/null
+get /crash >/dev/null
+server_exit
+ap_assert_eq "exit status with a chaining handler" "$EXIT" 139
+grep -q '^chained handler' "$AP_TMP/server-chain.log" || ap_fail "the chaining handler did not run"
+
+# 4. An ignored signal stays ignored; without the preload nothing changes.
+AP_PORT=$(ap_free_port)
+ap_bg server-ign env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" \
+	APIPROF_SERVICE="$BASE_SERVICE-ign" python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGABRT, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])' "$AP_CRASH_SERVER" --port "$AP_PORT"
+AP_SERVER_PID=$AP_BG_PID
+ap_wait_log server-ign '^listening on'
+ap_assert_eq "dispositions with SIGABRT ignored" "$(get /sigstate)" \
+	"SIGSEGV=handler SIGABRT=ignored SIGFPE=handler"
+ap_stop_pid "$AP_SERVER_PID"
+AP_PORT=$(ap_free_port)
+ap_bg server-plain "$AP_CRASH_SERVER" --port "$AP_PORT"
+AP_SERVER_PID=$AP_BG_PID
+ap_wait_log server-plain '^listening on'
+ap_assert_eq "dispositions without the preload" "$(get /sigstate)" \
+	"SIGSEGV=default SIGABRT=default SIGFPE=default"
+ap_stop_pid "$AP_SERVER_PID"
+
+# 5. Closed without an answer: aborted.
+start_crash server-drop "$BASE_SERVICE-drop"
+get /drop >/dev/null
+get /ok >/dev/null
+wait_error "$BASE_SERVICE-drop" aborted
+ap_assert_eq "aborted row" \
+	"$(errors_of "$BASE_SERVICE-drop" | jq -r 'select(.type == "aborted") | "\(.method) \(.route) \(.count)"')" \
+	"GET /drop 1"
+ap_stop_pid "$AP_SERVER_PID"
+
+# Nothing reported for the servers that handled or chained their SIGSEGV.
+sleep 1
+for s in own chain; do
+	n=$(errors_of "$BASE_SERVICE-$s" | jq -s 'map(select(.type | startswith("SIG"))) | length')
+	ap_assert_eq "signal rows of the $s server" "$n" 0
+done
+ap_log "SIGSEGV, SIGABRT, SIGFPE, SIGILL and SIGBUS reported and symbolised; own and chained handlers respected"

@@ -1,0 +1,223 @@
+/*
+ * crash_server - an HTTP/1.1 server that dies on purpose, for the crash
+ * tracking test (tests/integration/crash.sh). One thread per connection,
+ * one request per connection (Connection: close).
+ *
+ * Routes:
+ *   GET /ok         200 "ok"
+ *   GET /crash      SIGSEGV: a NULL store three calls deep
+ *                   (crash_handler -> crash_deeper -> crash_store_null)
+ *   GET /abort      SIGABRT through abort() (crash_abort_route)
+ *   GET /fpe        SIGFPE: an integer division by zero (crash_divide)
+ *   GET /ill        SIGILL: an undefined instruction (crash_trap)
+ *   GET /bus        SIGBUS: a read past the end of a truncated mapped file
+ *                   (crash_bus_read)
+ *   GET /drop       closes the connection without answering (aborted)
+ *   GET /sigstate   "SIGSEGV=X SIGABRT=X SIGFPE=X" where X is default,
+ *                   ignored or handler: the dispositions as the server sees
+ *                   them
+ *
+ * Usage: crash_server --port N [--own-handler | --chain]
+ *   --own-handler  installs its own SIGSEGV handler in main(), which writes
+ *                  "own handler: SIGSEGV" on stderr and exits 42
+ *   --chain        installs a SIGSEGV handler that writes "chained
+ *                  handler" and then calls the handler that was there
+ *                  before it (the way V8 and the JVM chain), or, when that
+ *                  was the default, restores it and returns
+ * Prints "listening on PORT" once it accepts.
+ */
+#include "config.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct sigaction chained_prev;
+
+static void own_handler(int sig)
+{
+	static const char m[] = "own handler: SIGSEGV\n";
+	(void)!write(2, m, sizeof m - 1);
+	_exit(42);
+}
+
+static void chain_handler(int sig, siginfo_t *si, void *uc)
+{
+	static const char m[] = "chained handler\n";
+	(void)!write(2, m, sizeof m - 1);
+	if (chained_prev.sa_flags & SA_SIGINFO)
+		chained_prev.sa_sigaction(sig, si, uc);
+	else if (chained_prev.sa_handler != SIG_DFL && chained_prev.sa_handler != SIG_IGN)
+		chained_prev.sa_handler(sig);
+	else
+		sigaction(sig, &chained_prev, NULL); /* the fault repeats, by default */
+}
+
+__attribute__((noinline)) void crash_store_null(volatile int *p)
+{
+	*p = 42;
+}
+
+__attribute__((noinline)) void crash_deeper(int depth)
+{
+	crash_store_null(depth > 100 ? (volatile int *)&depth : NULL);
+	__asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
+__attribute__((noinline)) void crash_handler(void)
+{
+	crash_deeper(1);
+	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void crash_abort_route(void)
+{
+	abort();
+}
+
+__attribute__((noinline)) int crash_divide(volatile int d)
+{
+	return 1000 / d;
+}
+
+__attribute__((noinline)) void crash_trap(void)
+{
+	__builtin_trap();
+}
+
+__attribute__((noinline)) int crash_bus_read(void)
+{
+	char path[] = "/tmp/crash_server.XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0 || ftruncate(fd, 4096) != 0)
+		return -1;
+	unlink(path);
+	volatile char *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED || ftruncate(fd, 0) != 0)
+		return -1;
+	return p[100];
+}
+
+static const char *disposition(int sig)
+{
+	struct sigaction sa;
+	if (sigaction(sig, NULL, &sa) != 0)
+		return "?";
+	if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL)
+		return "default";
+	if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN)
+		return "ignored";
+	return "handler";
+}
+
+static void reply(int fd, int status, const char *body)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof buf,
+	                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	                 "Connection: close\r\n\r\n%s",
+	                 status, status == 200 ? "OK" : "Not Found", strlen(body), body);
+	(void)!write(fd, buf, (size_t)n);
+}
+
+static void *serve(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char req[4096];
+	size_t len = 0;
+	while (len < sizeof req - 1) {
+		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		req[len] = '\0';
+		if (strstr(req, "\r\n\r\n"))
+			break;
+	}
+	req[len] = '\0';
+	char method[16] = "", path[1024] = "";
+	if (sscanf(req, "%15s %1023s", method, path) != 2) {
+		close(fd);
+		return NULL;
+	}
+	if (strcmp(path, "/ok") == 0) {
+		reply(fd, 200, "ok\n");
+	} else if (strcmp(path, "/crash") == 0) {
+		crash_handler();
+		reply(fd, 200, "survived\n");
+	} else if (strcmp(path, "/abort") == 0) {
+		crash_abort_route();
+	} else if (strcmp(path, "/fpe") == 0) {
+		char b[32];
+		snprintf(b, sizeof b, "%d\n", crash_divide(0));
+		reply(fd, 200, b);
+	} else if (strcmp(path, "/ill") == 0) {
+		crash_trap();
+	} else if (strcmp(path, "/bus") == 0) {
+		char b[32];
+		snprintf(b, sizeof b, "%d\n", crash_bus_read());
+		reply(fd, 200, b);
+	} else if (strcmp(path, "/drop") == 0) {
+		/* no answer */
+	} else if (strcmp(path, "/sigstate") == 0) {
+		char b[128];
+		snprintf(b, sizeof b, "SIGSEGV=%s SIGABRT=%s SIGFPE=%s\n", disposition(SIGSEGV),
+		         disposition(SIGABRT), disposition(SIGFPE));
+		reply(fd, 200, b);
+	} else {
+		reply(fd, 404, "not found\n");
+	}
+	close(fd);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int port = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+			port = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--own-handler") == 0) {
+			signal(SIGSEGV, own_handler);
+		} else if (strcmp(argv[i], "--chain") == 0) {
+			struct sigaction sa;
+			memset(&sa, 0, sizeof sa);
+			sa.sa_sigaction = chain_handler;
+			sa.sa_flags = SA_SIGINFO;
+			sigaction(SIGSEGV, &sa, &chained_prev);
+		} else {
+			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain]\n");
+			return 2;
+		}
+	}
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 64) != 0) {
+		perror("crash_server: bind/listen");
+		return 1;
+	}
+	socklen_t sl = sizeof sa;
+	getsockname(ls, (struct sockaddr *)&sa, &sl);
+	printf("listening on %d\n", ntohs(sa.sin_port));
+	fflush(stdout);
+	for (;;) {
+		int fd = accept(ls, NULL, NULL);
+		if (fd < 0)
+			continue;
+		pthread_t t;
+		if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) != 0) {
+			close(fd);
+			continue;
+		}
+		pthread_detach(t);
+	}
+}
