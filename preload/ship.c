@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -240,14 +241,26 @@ static void *shipper_main(void *arg)
 }
 
 /* Maps the buffer and starts the thread; returns 1 when events can be
- * buffered. Runs once per process; racing callers see SHIP_STARTING and
- * drop their event rather than wait. */
+ * buffered. Runs once per process. Threads racing the first one (a server's
+ * first requests often end together) yield until it is done, for at most
+ * SHIP_START_WAIT: an mmap and a pthread_create take well under that, and
+ * dropping their events would lose a process's first requests. */
+#define SHIP_START_WAIT_NS (5 * 1000000ull)
 static PL_COLD int ship_start(void)
 {
 	int expect = SHIP_OFF;
 	if (!__atomic_compare_exchange_n(&ship.state, &expect, SHIP_STARTING, 0,
-	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (expect == SHIP_STARTING) {
+			int saved = errno;
+			uint64_t until = pl_now_ns() + SHIP_START_WAIT_NS;
+			while ((expect = __atomic_load_n(&ship.state, __ATOMIC_ACQUIRE)) == SHIP_STARTING &&
+			       pl_now_ns() < until)
+				sched_yield();
+			errno = saved;
+		}
 		return expect == SHIP_ON;
+	}
 	int saved = errno;
 	if (!ship.half[0]) {
 		void *m = mmap(NULL, pl_cfg.buffer_bytes, PROT_READ | PROT_WRITE,

@@ -188,4 +188,23 @@ AP_SERVICE=it-cli ap_expect_counts <<EOF
 GET /users/{id} 2
 GET /hello 1
 EOF
+
+# A fresh process's first requests, ending together on several threads:
+# the threads that race the one starting the shipper wait for it instead of
+# dropping their events. Eight new servers, eight concurrent first requests
+# each, every one counted.
+for k in 1 2 3 4 5 6 7 8; do
+	port=$(ap_free_port)
+	AP_SERVICE=it-first ap_bg_preloaded "first$k" "$AP_THREADED" --port "$port" --threads 8
+	ap_wait_log "first$k" '^listening on'
+	urls=()
+	for j in 1 2 3 4 5 6 7 8; do urls+=("http://127.0.0.1:$port/hello"); done
+	printf '%s\n' "${urls[@]}" | xargs -P 8 -n 1 curl -s -o /dev/null --max-time 10 ||
+		ap_fail "first requests to server $k failed"
+done
+AP_SERVICE=it-first ap_expect_counts <<EOF
+GET /hello 64
+EOF
+dropped=$(ap_api /api/v1/status | jq '[.processes[] | select(.service == "it-first") | .dropped] | add')
+ap_assert_eq "events dropped by the eight fresh servers" "$dropped" 0
 ap_log "PASS"
