@@ -10,7 +10,7 @@
 # Required to build (SPEC section 8). The MySQL hooks need no headers.
 AP_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 	libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
-	libjansson-dev check"
+	libjansson-dev check libdw-dev"
 # What `make check` runs besides the build: nginx (nginx-light provides
 # /usr/sbin/nginx), Node, curl and jq as clients and JSON readers, python3
 # for raw and pipelined HTTP, wrk for the load of the reliability test.
