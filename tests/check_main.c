@@ -20,6 +20,7 @@ int main(void)
 	srunner_add_suite(sr, sqlagg_suite());
 	srunner_add_suite(sr, sqlstore_suite());
 	srunner_add_suite(sr, sqlingest_suite());
+	srunner_add_suite(sr, profile_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

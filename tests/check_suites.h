@@ -18,5 +18,6 @@ Suite *sqlreq_suite(void);
 Suite *sqlagg_suite(void);
 Suite *sqlstore_suite(void);
 Suite *sqlingest_suite(void);
+Suite *profile_suite(void);
 
 #endif
