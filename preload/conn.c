@@ -32,8 +32,9 @@ struct pl_pending {
 	uint64_t bytes_out;
 	uint16_t status;
 	uint16_t flags;             /* enum ap_req_flags */
-	uint8_t head;               /* a HEAD request: its response has no body */
-	uint8_t prof;               /* CPU profile session (profile.c), 0: none */
+	uint8_t head : 1;           /* a HEAD request: its response has no body */
+	uint8_t prof : 7;           /* CPU profile session (profile.c), 0: none;
+	                               a bit-field so the record does not grow */
 	uint8_t method_len;
 	uint16_t path_len;
 	char method[AP_HTTP_METHOD_MAX];
