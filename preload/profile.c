@@ -69,7 +69,8 @@
 
 #if PROF_ENABLED
 
-#define PROF_SLOTS 2                 /* sessions live at once, per process */
+#define PROF_SLOTS 2                 /* sessions live at once, per process
+                                        (< 128: conn.c keeps one in 7 bits) */
 #define PROF_RING 64                 /* samples buffered per session */
 #define PROF_STACK 8192              /* stack bytes copied per sample */
 #define PROF_REGS 17                 /* x86-64 DWARF registers 0-16 (16: rip) */
@@ -277,7 +278,12 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 		if (!setup())
 			goto out;
 	}
-	if (!handler_still_ours()) {
+	/* At most once a second: a sigaction() per profiled request would be
+	 * a quarter of a profile's fixed cost. */
+	static uint64_t checked_ns;
+	uint64_t now = pl_now_ns();
+	if (now - __atomic_load_n(&checked_ns, __ATOMIC_RELAXED) > 1000000000ull &&
+	    (__atomic_store_n(&checked_ns, now, __ATOMIC_RELAXED), !handler_still_ours())) {
 		pl_debug("profiler: signal %d taken over by the host, profiling off", prof_signo);
 		__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
 		goto out;
@@ -299,7 +305,7 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	s->tid = pl_tid();
 	s->gen++;
 	s->req_id = req_id;
-	s->begin_ns = pl_now_ns();
+	s->begin_ns = now;
 	s->stack_lo = th_stack_lo;
 	s->stack_hi = th_stack_hi;
 	s->flags = header ? AP_PROFF_HEADER : 0;
@@ -722,6 +728,8 @@ void pl_prof_work(void)
 
 void pl_prof_atfork_child(void)
 {
+	/* Another thread of the parent may have held it. */
+	pthread_mutex_init(&setup_lock, NULL);
 	/* POSIX timers are not inherited; the parent's sessions are its own. */
 	th_slot = NULL;
 	th_count = 0;
