@@ -406,8 +406,23 @@ void pl_prof_end(int slot_no, uint64_t req_id)
 	int expect = SLOT_ACTIVE;
 	if (s->req_id == req_id &&
 	    __atomic_compare_exchange_n(&s->state, &expect, SLOT_ARMING, 0,
-	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		slot_stop(s);
+	                                __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
+		/* Most requests chosen are shorter than one sampling period and
+		 * took no sample: their slot is free again at once, rather than
+		 * after the shipper's next pass, so a busy server keeps profiling
+		 * every Nth request. A handler past its state check (busy) or a
+		 * sample taken sends the slot to the shipper. */
+		if (__atomic_load_n(&s->busy, __ATOMIC_SEQ_CST) == 0 &&
+		    __atomic_load_n(&s->head, __ATOMIC_SEQ_CST) == 0) {
+			static const struct itimerspec off;
+			if (s->have_timer)
+				timer_settime(s->timer, 0, &off, NULL);
+			s->have_timer = 0;
+			__atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_SEQ_CST);
+		} else {
+			slot_stop(s);
+		}
+	}
 	if (th_slot == s)
 		th_slot = NULL;
 	errno = saved;
