@@ -17,8 +17,8 @@
 #include "ap_route.h"
 #include "ap_wire.h"
 #include "findings.h"
-#include "profile.h"
 #include "hmap.h"
+#include "profile.h"
 #include "stmt.h"
 
 /* A service's known routes, for the max_routes cap. Services are never

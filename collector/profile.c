@@ -547,7 +547,8 @@ int col_prof_top(const struct col_prof_rows *r, int total_first,
 			v[i].name = f.names[i]; /* ownership moves to v */
 			f.names[i] = NULL;
 		}
-		qsort(v, f.n, sizeof *v, total_first ? by_total : by_self);
+		if (f.n) /* v is NULL when there were no frames */
+			qsort(v, f.n, sizeof *v, total_first ? by_total : by_self);
 		*out = v;
 		*n = f.n;
 	} else {

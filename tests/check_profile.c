@@ -117,6 +117,24 @@ START_TEST(collapsed_per_endpoint)
 	t = collapsed("api", "DELETE", NULL);
 	ck_assert_str_eq(t, "");
 	free(t);
+	/* Nothing selected: no functions, and a speedscope file with no profile. */
+	struct col_prof_rows rows;
+	ck_assert_int_eq(col_prof_select(prof, "nobody", NULL, NULL, &rows), 0);
+	ck_assert_uint_eq(rows.n, 0);
+	struct col_prof_fn *f;
+	size_t n = 99;
+	ck_assert_int_eq(col_prof_top(&rows, 0, &f, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	col_prof_fns_free(f, n);
+	size_t len;
+	t = col_prof_speedscope(&rows, &len);
+	ck_assert_ptr_nonnull(t);
+	json_t *doc = json_loads(t, 0, NULL);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_uint_eq(json_array_size(json_object_get(doc, "profiles")), 0);
+	json_decref(doc);
+	free(t);
+	col_prof_rows_free(&rows);
 }
 END_TEST
 
