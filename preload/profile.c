@@ -132,7 +132,7 @@ static __thread uint32_t th_count;  /* requests seen, for every-Nth */
  * ended on another thread disarms it from there (timer ids are
  * process-wide). */
 static __thread timer_t th_timer;
-static __thread int th_timer_ok;
+static __thread int th_timer_ok;    /* 1: th_timer exists; -1: never here */
 static pthread_key_t timer_key;
 static pthread_once_t timer_key_once = PTHREAD_ONCE_INIT;
 
@@ -264,7 +264,7 @@ static void thread_stack(void)
 
 static void timer_at_exit(void *unused)
 {
-	if (th_timer_ok) {
+	if (th_timer_ok > 0) {
 		th_timer_ok = 0;
 		timer_delete(th_timer);
 	}
@@ -278,6 +278,16 @@ static void timer_key_make(void)
 
 static PL_COLD int thread_timer(void)
 {
+	if (th_timer_ok < 0)
+		return 0;
+	/* A thread that blocks the signal may be reading it with sigwait() or
+	 * a signalfd: our samples would reach the host. Never profile there
+	 * (asked once per thread). */
+	sigset_t cur;
+	if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || sigismember(&cur, prof_signo)) {
+		th_timer_ok = -1;
+		return 0;
+	}
 	pthread_once(&timer_key_once, timer_key_make);
 	if (timer_key == (pthread_key_t)-1)
 		return 0;
@@ -364,7 +374,7 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	s->have_timer = 0;
 	th_gen = s->gen;
 	th_slot = s;
-	if (!th_timer_ok && !thread_timer()) {
+	if (th_timer_ok <= 0 && !thread_timer()) {
 		__atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
 		goto out;
 	}
@@ -812,41 +822,6 @@ void pl_prof_atfork_child(void)
 }
 
 #else /* !PROF_ENABLED: configure found no libdw headers */
-
-static void timer_at_exit(void *unused)
-{
-	if (th_timer_ok) {
-		th_timer_ok = 0;
-		timer_delete(th_timer);
-	}
-}
-
-static void timer_key_make(void)
-{
-	if (pthread_key_create(&timer_key, timer_at_exit) != 0)
-		timer_key = (pthread_key_t)-1;
-}
-
-static PL_COLD int thread_timer(void)
-{
-	pthread_once(&timer_key_once, timer_key_make);
-	if (timer_key == (pthread_key_t)-1)
-		return 0;
-	struct sigevent sev;
-	memset(&sev, 0, sizeof sev);
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = prof_signo;
-	sev._sigev_un._tid = (pid_t)pl_tid();
-	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &th_timer) != 0)
-		return 0;
-	/* Any non-NULL value: the destructor runs at this thread's exit. */
-	if (pthread_setspecific(timer_key, &th_timer) != 0) {
-		timer_delete(th_timer);
-		return 0;
-	}
-	th_timer_ok = 1;
-	return 1;
-}
 
 int pl_prof_want(int header)
 {
