@@ -18,6 +18,7 @@
 #include "ap_wire.h"
 #include "findings.h"
 #include "hmap.h"
+#include "profile.h"
 #include "stmt.h"
 
 /* A service's known routes, for the max_routes cap. Services are never
@@ -45,6 +46,7 @@ struct col_agg {
 	struct col_epset *all;
 	struct col_shapeset *all_shapes;
 	struct col_findings *findings;
+	struct col_prof *profiles;         /* CPU profiles (profile.h) */
 	struct col_minute *pending;        /* newest first */
 	struct col_minute_batch *taken;
 	struct col_hmap *services;         /* name -> struct svc */
@@ -123,9 +125,10 @@ struct col_agg *col_agg_new(int max_routes)
 	a->all = col_epset_new();
 	a->all_shapes = col_shapeset_new();
 	a->findings = col_findings_new(0, 0);
+	a->profiles = col_prof_new();
 	a->services = col_hmap_new();
 	a->procs = col_hmap_new();
-	if (a->all && a->all_shapes && a->findings && a->services && a->procs)
+	if (a->all && a->all_shapes && a->findings && a->profiles && a->services && a->procs)
 		a->unknown = svc_get(a, COL_UNKNOWN_SERVICE);
 	if (a->unknown == NULL) {
 		col_agg_free(a);
@@ -152,6 +155,7 @@ void col_agg_free(struct col_agg *a)
 	col_epset_free(a->all);
 	col_shapeset_free(a->all_shapes);
 	col_findings_free(a->findings);
+	col_prof_free(a->profiles);
 	minutes_free(a->pending);
 	if (a->taken) {
 		minutes_free(a->taken->minutes);
@@ -185,6 +189,26 @@ void col_agg_set_max_shapes(struct col_agg *a, size_t max_shapes)
 struct col_findings *col_agg_findings(struct col_agg *a)
 {
 	return a->findings;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src);
+
+struct col_prof *col_agg_profiles(struct col_agg *a)
+{
+	return a->profiles;
+}
+
+void col_agg_profile_key(struct col_agg *a, uint32_t pid, char *route,
+                         char *service, size_t svclen)
+{
+	pthread_mutex_lock(&a->mu);
+	struct proc *p = col_hmap_get(a->procs, &pid, sizeof pid);
+	struct svc *s = p && p->svc ? p->svc : a->unknown;
+	copy_str(service, svclen, s->name);
+	if (col_hmap_get(s->routes, route, strlen(route)) == NULL &&
+	    s->nroutes >= (size_t)a->max_routes)
+		strcpy(route, AP_ROUTE_OTHER);
+	pthread_mutex_unlock(&a->mu);
 }
 
 /* ---- ingest side ---- */

@@ -39,6 +39,7 @@ struct col_stmt;
 #define COL_MAX_SHAPES 5000   /* statement shapes per service; then {other} */
 
 struct col_agg;
+struct col_prof;
 
 /* A new empty aggregate capping routes at max_routes per service (>= 1).
  * NULL when out of memory. */
@@ -54,6 +55,16 @@ void col_agg_set_max_shapes(struct col_agg *a, size_t max_shapes);
 /* The error groups and N+1 patterns (findings.h), owned by the aggregate
  * and living as long as it; thread-safe on their own. */
 struct col_findings *col_agg_findings(struct col_agg *a);
+
+/* The CPU profiles (profile.h), owned by the aggregate like the findings;
+ * thread-safe on their own. */
+struct col_prof *col_agg_profiles(struct col_agg *a);
+
+/* For a profile of pid: copies its service (svclen >= COL_SERVICE_MAX) and
+ * replaces route (a buffer of AP_ROUTE_MAX bytes) by "{other}" when the
+ * service does not know it and is at max_routes, as requests are. */
+void col_agg_profile_key(struct col_agg *a, uint32_t pid, char *route,
+                         char *service, size_t svclen);
 
 /* ---- ingest side ---- */
 

@@ -30,6 +30,7 @@
 #include "jw.h"
 #include "log.h"
 #include "metrics.h"
+#include "profile.h"
 #include "query.h"
 #include "stmt.h"
 #include "store.h"
@@ -1150,6 +1151,118 @@ static enum MHD_Result h_metrics(struct col_api *api, struct MHD_Connection *c)
 	return send_text(c, MHD_HTTP_OK, COL_METRICS_CONTENT_TYPE, text);
 }
 
+/* ---- /api/v1/profile ---- */
+
+/* CPU profiles (profile.h): format=collapsed (folded text), speedscope
+ * (JSON file), or by default a JSON summary with the top functions by self
+ * samples (sort=total: by total). Filters service, method, route; host
+ * other than ours gives an empty profile (profiles live in memory). */
+static enum MHD_Result h_profile(struct col_api *api, struct MHD_Connection *c)
+{
+	char err[256];
+	const char *service = NULL, *method = NULL, *route = NULL, *host = NULL;
+	const char *format = NULL, *sort = NULL;
+	int limit = DEFAULT_LIST_LIMIT;
+	if (p_str(c, "service", &service, err, sizeof err) < 0 ||
+	    p_str(c, "method", &method, err, sizeof err) < 0 ||
+	    p_str(c, "route", &route, err, sizeof err) < 0 ||
+	    p_str(c, "host", &host, err, sizeof err) < 0 ||
+	    p_str(c, "format", &format, err, sizeof err) < 0 ||
+	    p_str(c, "sort", &sort, err, sizeof err) < 0 ||
+	    p_limit(c, &limit, err, sizeof err) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
+	enum { TOP, COLLAPSED, SPEEDSCOPE } fmt = TOP;
+	if (format == NULL || strcmp(format, "json") == 0)
+		fmt = TOP;
+	else if (strcmp(format, "collapsed") == 0)
+		fmt = COLLAPSED;
+	else if (strcmp(format, "speedscope") == 0)
+		fmt = SPEEDSCOPE;
+	else
+		return send_error(c, MHD_HTTP_BAD_REQUEST,
+		                  "format: expected collapsed, speedscope or json");
+	int by_total = 0;
+	if (sort != NULL && strcmp(sort, "total") == 0)
+		by_total = 1;
+	else if (sort != NULL && strcmp(sort, "self") != 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "sort: expected self or total");
+
+	struct col_prof_rows rows = { NULL, 0 };
+	int rc = 0;
+	if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
+		rc = col_prof_select(col_agg_profiles(api->ctx.agg), service, method, route, &rows);
+	if (rc < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading profiles: %s",
+		                  strerror(-rc));
+	if (fmt == COLLAPSED || fmt == SPEEDSCOPE) {
+		size_t len = 0;
+		char *body = fmt == COLLAPSED ? col_prof_collapsed(&rows, &len)
+		                              : col_prof_speedscope(&rows, &len);
+		col_prof_rows_free(&rows);
+		if (body == NULL)
+			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return send_text(c, MHD_HTTP_OK,
+		                 fmt == COLLAPSED ? "text/plain; charset=utf-8" : "application/json",
+		                 body);
+	}
+	struct col_prof_fn *fns = NULL;
+	size_t nfns = 0;
+	if (col_prof_top(&rows, by_total, &fns, &nfns) < 0) {
+		col_prof_rows_free(&rows);
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
+	uint64_t samples = 0, requests = 0;
+	struct jw w;
+	jw_init(&w);
+	jw_obj(&w);
+	jw_key(&w, "endpoints");
+	jw_arr(&w);
+	for (size_t i = 0; i < rows.n; i++) {
+		samples += rows.v[i].samples;
+		requests += rows.v[i].requests;
+		jw_obj(&w);
+		jw_key(&w, "service");
+		jw_str(&w, rows.v[i].service);
+		jw_key(&w, "method");
+		jw_str(&w, rows.v[i].method);
+		jw_key(&w, "route");
+		jw_str(&w, rows.v[i].route);
+		jw_key(&w, "samples");
+		jw_uint(&w, rows.v[i].samples);
+		jw_key(&w, "requests");
+		jw_uint(&w, rows.v[i].requests);
+		jw_key(&w, "stacks");
+		jw_uint(&w, rows.v[i].n);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_key(&w, "samples");
+	jw_uint(&w, samples);
+	jw_key(&w, "requests");
+	jw_uint(&w, requests);
+	jw_key(&w, "functions");
+	jw_arr(&w);
+	for (size_t i = 0; i < nfns && i < (size_t)limit; i++) {
+		jw_obj(&w);
+		jw_key(&w, "function");
+		jw_str(&w, fns[i].name);
+		jw_key(&w, "self");
+		jw_uint(&w, fns[i].self);
+		jw_key(&w, "total");
+		jw_uint(&w, fns[i].total);
+		jw_key(&w, "self_fraction");
+		jw_real(&w, samples ? (double)fns[i].self / (double)samples : 0, RATE_DECIMALS);
+		jw_key(&w, "total_fraction");
+		jw_real(&w, samples ? (double)fns[i].total / (double)samples : 0, RATE_DECIMALS);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	col_prof_fns_free(fns, nfns);
+	col_prof_rows_free(&rows);
+	return send_jw(c, MHD_HTTP_OK, &w);
+}
+
 /* ---- dispatch ---- */
 
 static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
@@ -1172,7 +1285,7 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 	}
 	const char *sub = strncmp(url, PREFIX "/", sizeof PREFIX) == 0
 	                  ? url + sizeof PREFIX : NULL;
-	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST, QUERIES, N_PLUS_ONE, ERRORS } which = NONE;
+	enum { NONE, STATUS, ENDPOINTS, REQUESTS, REQUEST, QUERIES, N_PLUS_ONE, ERRORS, PROFILE } which = NONE;
 	if (sub != NULL && col_api_time_owns(sub))
 		return col_api_time(&api->ctx, c, sub, method);
 	if (sub == NULL)
@@ -1189,6 +1302,8 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 		which = N_PLUS_ONE;
 	else if (strcmp(sub, "errors") == 0)
 		which = ERRORS;
+	else if (strcmp(sub, "profile") == 0)
+		which = PROFILE;
 	else if (strncmp(sub, "requests/", 9) == 0 && sub[9] != '\0' && !strchr(sub + 9, '/'))
 		which = REQUEST;
 	if (which == NONE)
@@ -1211,6 +1326,8 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 		return h_n_plus_one(api, c);
 	case ERRORS:
 		return h_errors(api, c);
+	case PROFILE:
+		return h_profile(api, c);
 	default:
 		return MHD_NO;
 	}

@@ -34,6 +34,7 @@
 #include "findings.h"
 #include "log.h"
 #include "metrics.h"
+#include "profile.h"
 #include "sqlreq.h"
 #include "stmt.h"
 #include "store.h"
@@ -544,6 +545,32 @@ static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_
 	free(detail);
 }
 
+/* One folded stack of a profiled request: attributed like its request
+ * (path cleaned, ignored paths skipped, route templated). */
+static void on_profile(struct col_ingest *in, uint32_t pid, const struct ap_rec_profile *r)
+{
+	char path[PATH_BUF];
+	size_t plen = col_clean_path(r->path.p, r->path.len, path, sizeof path);
+	if (ap_config_path_ignored(in->cfg, path, plen))
+		return;
+	char route[AP_ROUTE_MAX];
+	ap_route_of(in->cfg->route_set, path, plen, route, sizeof route);
+	const char *method = col_method_name(col_method_of(r->method.p, r->method.len));
+	char service[COL_SERVICE_MAX];
+	col_agg_profile_key(in->agg, pid, route, service, sizeof service);
+	char stack[65536];
+	size_t n = r->stack.len < sizeof stack - 1 ? r->stack.len : sizeof stack - 1;
+	memcpy(stack, r->stack.p, n);
+	stack[n] = '\0';
+	/* The text goes into folded output: no newlines, and no NUL inside. */
+	for (size_t i = 0; i < n; i++)
+		if (stack[i] == '\n' || stack[i] == '\r' || stack[i] == '\0')
+			stack[i] = '_';
+	col_prof_add(col_agg_profiles(in->agg), service, method, route,
+	             ((uint64_t)pid << 40) ^ r->req_id, stack, n, r->count);
+
+}
+
 void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
                         uint32_t pid, uint32_t uid, int64_t now_mono, int64_t now_real)
 {
@@ -595,6 +622,14 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 				CNT_ADD(in, c_rec_bad, 1);
 			else
 				on_request(in, pid, &h, &req, now_real);
+			break;
+		}
+		case AP_REC_PROFILE: {
+			struct ap_rec_profile prof;
+			if (ap_wire_get_profile(p, plen, &prof) < 0)
+				CNT_ADD(in, c_rec_bad, 1);
+			else
+				on_profile(in, pid, &prof);
 			break;
 		}
 		case AP_REC_STATS: {

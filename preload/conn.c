@@ -32,7 +32,9 @@ struct pl_pending {
 	uint64_t bytes_out;
 	uint16_t status;
 	uint16_t flags;             /* enum ap_req_flags */
-	uint8_t head;               /* a HEAD request: its response has no body */
+	uint8_t head : 1;           /* a HEAD request: its response has no body */
+	uint8_t prof : 7;           /* CPU profile session (profile.c), 0: none;
+	                               a bit-field so the record does not grow */
 	uint8_t method_len;
 	uint16_t path_len;
 	char method[AP_HTTP_METHOD_MAX];
@@ -213,6 +215,10 @@ static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
 	/* Its statements must reach the wire before it does. */
 	pl_mysql_flush_thread();
 	thread_release(r->id);
+	if (PL_UNLIKELY(r->prof)) {
+		pl_prof_end(r->prof, r->id);
+		r->prof = 0;
+	}
 	char msg[AP_HTTP_ERRBODY_MAX];
 	size_t mlen = 0;
 	if (r->status >= 500 && !(extra_flags & AP_REQF_ABORTED))
@@ -267,6 +273,7 @@ static void q_push(struct pl_conn *c)
 	r->bytes_out = 0;
 	r->status = 0;
 	r->flags = 0;
+	r->prof = 0;
 	memcpy(r->method, c->rq.method, c->rq.method_len);
 	r->method_len = (uint8_t)c->rq.method_len;
 	r->head = c->rq.method_len == 4 && memcmp(c->rq.method, "HEAD", 4) == 0;
@@ -323,8 +330,16 @@ static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 			q_push(c);
 			break;
 		case AP_HTTP_HEADERS_DONE:
-			if (c->rq.profile && c->cur_queued && c->qcount && q_back(c)->id == c->cur_id)
-				q_back(c)->flags |= AP_REQF_PROFILE;
+			if (c->cur_queued && c->qcount && q_back(c)->id == c->cur_id) {
+				struct pl_pending *r = q_back(c);
+				if (c->rq.profile)
+					r->flags |= AP_REQF_PROFILE;
+				/* The serving thread's CPU is sampled from here to the
+				 * end of the response. */
+				if (pl_prof_want(c->rq.profile))
+					r->prof = (uint8_t)pl_prof_begin(r->id, c->rq.profile, r->method,
+					                                 r->method_len, r->path, r->path_len);
+			}
 			break;
 		case AP_HTTP_MSG_DONE:
 			c->in_msg = 0;
@@ -477,6 +492,11 @@ static void stop_following(struct pl_conn **slot, struct pl_conn *c)
 	struct pl_conn *expect = c;
 	if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
 	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		for (unsigned i = 0; i < c->qcount; i++) {
+			struct pl_pending *r = &c->q[(c->qhead + i) % PL_PIPELINE];
+			if (r->prof)
+				pl_prof_end(r->prof, r->id);
+		}
 		c->qcount = 0;
 		pl_conn_release(c);
 	} else {

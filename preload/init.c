@@ -216,6 +216,7 @@ static void atfork_child(void)
 	pl_fdtable_atfork_child();
 	pl_conn_atfork_child();
 	pl_ship_atfork_child();
+	pl_prof_atfork_child();
 }
 
 __attribute__((constructor)) static void pl_init(void)

@@ -9,6 +9,7 @@
  *                 queue of pipelined requests, turns finished ones into events
  *   ship.c        the per-process event buffer and the shipper thread
  *   hook_socket.c the exported hooks of the accept/read/write/close family
+ *   profile.c     per-request CPU sampling: timer, signal handler, unwinding
  *
  * Everything here is hidden (-fvisibility=hidden, exports.map): only the
  * hooked libc symbols leave the library.
@@ -271,9 +272,30 @@ void pl_mysql_flush_thread(void);
  * the buffer is full. Starts the shipper thread on first use. */
 void pl_ship_request(const struct ap_rec_request *r);
 void pl_ship_sql(const struct ap_rec_sql *r);
+void pl_ship_profile(const struct ap_rec_profile *r);
 void pl_ship_count_untracked(void);
 void pl_ship_atfork_prepare(void);
 void pl_ship_atfork_parent(void);
 void pl_ship_atfork_child(void);
+
+/* ---- CPU profiles (profile.c) ---- */
+
+/* Whether the request whose headers just completed on this thread is to be
+ * profiled: header set (X-Apiprof-Profile: 1), or the thread's every-Nth
+ * counter (APIPROF_PROFILE_EVERY) came round. A TLS counter, no syscall. */
+int pl_prof_want(int header);
+/* Starts sampling this thread for request req_id; returns a session
+ * number (> 0) to hand to pl_prof_end(), or 0 when none started (every
+ * session busy, one already live on this thread, no free real-time signal,
+ * no libdw at build time). Preserves errno. Not async-signal-safe. */
+int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
+                  const char *path, size_t plen);
+/* The request ended (on any thread): stop sampling. Preserves errno. */
+void pl_prof_end(int session, uint64_t req_id);
+/* Shipper thread: unwinds and folds buffered samples, ships the stacks of
+ * ended sessions. pl_prof_live() is 1 while a session needs draining. */
+void pl_prof_work(void);
+int pl_prof_live(void);
+void pl_prof_atfork_child(void);
 
 #endif /* AP_PL_H */

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #define SHIP_TICK_NS (100 * 1000000ull)       /* flush interval */
+#define SHIP_PROF_TICK_NS (20 * 1000000ull)   /* while a CPU profile is live */
 #define SHIP_HEARTBEAT_NS (1000 * 1000000ull) /* STATS while connected */
 #define SHIP_PROBE_NS (250 * 1000000ull)      /* retry while absent */
 #define SHIP_SEND_WAIT_US 50000               /* shipper thread only */
@@ -206,8 +207,11 @@ static void *shipper_main(void *arg)
 	int up = 0;
 	uint64_t next_beat = 0;
 	for (;;) {
-		struct timespec tick = { 0, (long)SHIP_TICK_NS };
+		/* A live CPU profile's sample ring fills in PROF_RING ms of the
+		 * sampled thread's CPU time: drain it more often. */
+		struct timespec tick = { 0, (long)(pl_prof_live() ? SHIP_PROF_TICK_NS : SHIP_TICK_NS) };
 		nanosleep(&tick, NULL);
+		pl_prof_work();
 		uint64_t now = pl_now_ns();
 		int beat = now >= next_beat;
 		if (!beat && (!up || __atomic_load_n(&ship.active_len, __ATOMIC_RELAXED) == 0))
@@ -284,7 +288,7 @@ static PL_COLD int ship_start(void)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 128 * 1024);
+	pthread_attr_setstacksize(&attr, 256 * 1024); /* libdw unwinds here */
 	int rc = pthread_create(&t, &attr, shipper_main, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -339,6 +343,16 @@ void pl_ship_request(const struct ap_rec_request *r)
 void pl_ship_sql(const struct ap_rec_sql *r)
 {
 	ship_append(ap_wire_sql_size(r), put_sql, r);
+}
+
+static size_t put_profile(uint8_t *out, size_t cap, const void *rec)
+{
+	return ap_wire_put_profile(out, cap, rec);
+}
+
+void pl_ship_profile(const struct ap_rec_profile *r)
+{
+	ship_append(ap_wire_profile_size(r), put_profile, r);
 }
 
 /*

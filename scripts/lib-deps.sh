@@ -8,9 +8,11 @@
 # the machine's own choice of provider.
 
 # Required to build (SPEC section 8). The MySQL hooks need no headers.
+# libdw-dev is optional for configure (CPU profiles are compiled out without
+# it) but installed here, so that the profile test runs.
 AP_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 	libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
-	libjansson-dev check"
+	libjansson-dev check libdw-dev"
 # What `make check` runs besides the build: nginx (nginx-light provides
 # /usr/sbin/nginx), Node, curl and jq as clients and JSON readers, python3
 # for raw and pipelined HTTP, wrk for the load of the reliability test,

@@ -48,6 +48,7 @@ enum ap_rec_type {
 	AP_REC_STATS = 3,   /* the process's cumulative counters, ~1/s */
 	AP_REC_SQL = 4,     /* one SQL statement (or prepare) that finished */
 	AP_REC_CRASH = 5,   /* a fatal signal of the process (ap_crash.h) */
+	AP_REC_PROFILE = 7, /* one folded call stack of a profiled request */
 };
 
 enum ap_sql_db {
@@ -131,6 +132,25 @@ struct ap_rec_stats {
 	uint64_t untracked_conns; /* connections beyond the preload's bound */
 };
 
+/* One distinct call stack sampled while a profiled request was in flight,
+ * and how many samples had it. A request's stacks follow its REQUEST
+ * record (they are unwound after it ended). */
+struct ap_rec_profile {
+	uint64_t req_id;          /* the request sampled */
+	uint32_t tid;             /* the thread sampled */
+	uint32_t count;           /* samples with this stack */
+	uint16_t flags;           /* enum ap_prof_flags */
+	struct ap_str method;
+	struct ap_str path;       /* as in the request record */
+	struct ap_str stack;      /* folded: "outermost;...;innermost" function
+	                             names, as flamegraph.pl reads them */
+};
+
+enum ap_prof_flags {
+	AP_PROFF_HEADER = 1 << 0,    /* chosen by X-Apiprof-Profile: 1 */
+	AP_PROFF_TRUNCATED = 1 << 1, /* the stack was cut (depth or stack copy) */
+};
+
 /* ---- encoding (preload side; no allocation, async-signal-safe) ---- */
 
 /* Each returns the bytes written at `out`, or 0 when `cap` is too small
@@ -141,6 +161,8 @@ size_t ap_wire_put_request(uint8_t *out, size_t cap, const struct ap_rec_request
 size_t ap_wire_put_stats(uint8_t *out, size_t cap, const struct ap_rec_stats *r);
 size_t ap_wire_put_sql(uint8_t *out, size_t cap, const struct ap_rec_sql *r);
 size_t ap_wire_sql_size(const struct ap_rec_sql *r);
+size_t ap_wire_put_profile(uint8_t *out, size_t cap, const struct ap_rec_profile *r);
+size_t ap_wire_profile_size(const struct ap_rec_profile *r);
 /* Bytes ap_wire_put_request() will need for r (header included). */
 size_t ap_wire_request_size(const struct ap_rec_request *r);
 
@@ -163,5 +185,6 @@ int ap_wire_get_hello(const uint8_t *p, uint32_t len, struct ap_rec_hello *r);
 int ap_wire_get_request(const uint8_t *p, uint32_t len, struct ap_rec_request *r);
 int ap_wire_get_stats(const uint8_t *p, uint32_t len, struct ap_rec_stats *r);
 int ap_wire_get_sql(const uint8_t *p, uint32_t len, struct ap_rec_sql *r);
+int ap_wire_get_profile(const uint8_t *p, uint32_t len, struct ap_rec_profile *r);
 
 #endif /* AP_WIRE_H */

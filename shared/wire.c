@@ -147,6 +147,26 @@ size_t ap_wire_put_sql(uint8_t *out, size_t cap, const struct ap_rec_sql *r)
 	return rec_end(&w, at);
 }
 
+size_t ap_wire_profile_size(const struct ap_rec_profile *r)
+{
+	return AP_WIRE_REC_HDR + 8 + 4 + 4 + 2 + 2 + r->method.len + 2 + r->path.len +
+	       2 + r->stack.len;
+}
+
+size_t ap_wire_put_profile(uint8_t *out, size_t cap, const struct ap_rec_profile *r)
+{
+	struct wout w = { out, cap, 0, 0 };
+	size_t at = rec_begin(&w, AP_REC_PROFILE);
+	put_u64(&w, r->req_id);
+	put_u32(&w, r->tid);
+	put_u32(&w, r->count);
+	put_u16(&w, r->flags);
+	put_str(&w, r->method);
+	put_str(&w, r->path);
+	put_str(&w, r->stack);
+	return rec_end(&w, at);
+}
+
 size_t ap_wire_put_stats(uint8_t *out, size_t cap, const struct ap_rec_stats *r)
 {
 	struct wout w = { out, cap, 0, 0 };
@@ -291,5 +311,18 @@ int ap_wire_get_stats(const uint8_t *p, uint32_t len, struct ap_rec_stats *s)
 	s->events = get_u64(&r);
 	s->dropped = get_u64(&r);
 	s->untracked_conns = get_u64(&r);
+	return r.bad ? -EBADMSG : 0;
+}
+
+int ap_wire_get_profile(const uint8_t *p, uint32_t len, struct ap_rec_profile *q)
+{
+	struct win r = { p, len, 0, 0 };
+	q->req_id = get_u64(&r);
+	q->tid = get_u32(&r);
+	q->count = get_u32(&r);
+	q->flags = get_u16(&r);
+	q->method = get_str(&r);
+	q->path = get_str(&r);
+	q->stack = get_str(&r);
 	return r.bad ? -EBADMSG : 0;
 }

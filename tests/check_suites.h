@@ -22,5 +22,6 @@ Suite *regress_suite(void);
 Suite *windows_suite(void);
 Suite *metrics_suite(void);
 Suite *crash_suite(void);
+Suite *profile_suite(void);
 
 #endif

@@ -1,0 +1,148 @@
+#!/bin/bash
+# CPU profiles per endpoint (SPEC section 3, "CPU samples"; GET /api/v1/profile).
+#
+# tests/servers/prof_server.c, built -O2 -fomit-frame-pointer, has /sin, which
+# burns CPU in burn_sin() (a static function of the PIE, visible only in its
+# .symtab) calling libm's sin(), and /spin, which burns CPU in spin_plain()
+# calling nothing. Asserts:
+#  1. APIPROF_PROFILE_EVERY=1: every request is profiled; /sin's samples sit
+#     under burn_sin, and most of them under burn_sin AND inside libm, which
+#     only DWARF CFI unwinding gives (a frame-pointer walk from inside libm
+#     skips the caller); /spin's profile never contains burn_sin; the
+#     collapsed, speedscope and top-functions formats agree.
+#  2. APIPROF_PROFILE_EVERY=3: one request in three is profiled.
+#  3. APIPROF_PROFILE_EVERY=0: nothing is profiled, except a request carrying
+#     X-Apiprof-Profile: 1.
+. "$(dirname "$0")/lib.sh"
+
+AP_PROF_SERVER=$AP_BUILDDIR/tests/servers/prof_server
+ap_require curl jq
+ap_require_build "$AP_PROF_SERVER"
+if ! grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h"; then
+	[ "$(id -u)" -eq 0 ] && ap_fail "built without libdw: CPU profiles are compiled out (scripts/test.sh installs libdw-dev)"
+	ap_skip "built without libdw (apt-get install libdw-dev, then configure again)"
+fi
+
+ap_start_collector
+
+# start_prof NAME EVERY : a prof_server under the preload as service
+# it-profile-NAME; sets PORT.
+start_prof() {
+	AP_SERVICE=it-profile-$1
+	PORT=$(ap_free_port)
+	ap_bg_preloaded "$1" env APIPROF_PROFILE_EVERY="$2" "$AP_PROF_SERVER" --port "$PORT"
+	ap_wait_log "$1" '^listening on'
+}
+
+# profile SERVICE ROUTE [ARGS...] : GET /api/v1/profile for one endpoint.
+profile() {
+	local svc=$1 route=$2
+	shift 2
+	ap_api /api/v1/profile --data-urlencode "service=$svc" --data-urlencode "method=GET" \
+		--data-urlencode "route=$route" "$@"
+}
+
+# wait_requests SERVICE ROUTE N : until N profiled requests of the endpoint
+# arrived (stacks are shipped after unwinding, shortly after the response).
+wait_requests() {
+	local i got=0
+	for i in $(seq 100); do
+		got=$(profile "$1" "$2" | jq '.requests')
+		[ "$got" -ge "$3" ] && break
+		sleep 0.2
+	done
+	sleep 1
+	profile "$1" "$2" | jq '.requests'
+}
+
+# 1. Every request profiled.
+start_prof every1 1
+for i in 1 2 3; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/sin?ms=150" || ap_fail "GET /sin failed"
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/spin?ms=150" || ap_fail "GET /spin failed"
+done
+printf 'GET /sin 3\nGET /spin 3\n' | ap_expect_counts
+ap_assert_eq "/sin requests profiled" "$(wait_requests it-profile-every1 /sin 3)" 3
+ap_assert_eq "/spin requests profiled" "$(wait_requests it-profile-every1 /spin 3)" 3
+
+SIN_TOP=$(profile it-profile-every1 /sin)
+SIN_FOLDED=$(profile it-profile-every1 /sin --data-urlencode format=collapsed)
+SPIN_FOLDED=$(profile it-profile-every1 /spin --data-urlencode format=collapsed)
+printf '%s\n' "$SIN_FOLDED" >"$AP_TMP/sin.folded"
+printf '%s\n' "$SPIN_FOLDED" >"$AP_TMP/spin.folded"
+ap_log "/sin stacks: $(head -c 1500 "$AP_TMP/sin.folded")"
+
+# About 1 kHz of CPU time: 3 x 150 ms is about 450 samples (weighted by the
+# timer's overruns); allow for a loaded machine's accounting.
+ap_assert_jq "/sin has about 450 samples" '.samples >= 250 and .samples <= 700' "$SIN_TOP"
+# flamegraph.pl's format: "frame;frame;... COUNT" per line.
+grep -Evq '^[^ ]+ [0-9]+$' "$AP_TMP/sin.folded" &&
+	ap_fail "collapsed output has a line that is not 'stack count'"
+folded_sum() { awk '{ n += $NF } END { print n + 0 }' "$1"; }
+folded_with() { awk -v re="$2" '{ s = $0; sub(/ [0-9]+$/, "", s); if (s ~ re) n += $NF } END { print n + 0 }' "$1"; }
+SIN_ALL=$(folded_sum "$AP_TMP/sin.folded")
+ap_assert_eq "collapsed total = samples" "$SIN_ALL" "$(jq .samples <<<"$SIN_TOP")"
+SIN_IN_BURN=$(folded_with "$AP_TMP/sin.folded" '(^|;)burn_sin(;|$)')
+SIN_IN_LIBM=$(folded_with "$AP_TMP/sin.folded" '(^|;)burn_sin;.*(libm|sin)')
+ap_log "/sin: $SIN_ALL samples, $SIN_IN_BURN under burn_sin, $SIN_IN_LIBM under burn_sin inside libm"
+[ $(( SIN_IN_BURN * 100 )) -ge $(( SIN_ALL * 90 )) ] ||
+	ap_fail "/sin: only $SIN_IN_BURN of $SIN_ALL samples under burn_sin (want >= 90%)"
+[ $(( SIN_IN_LIBM * 100 )) -ge $(( SIN_ALL * 50 )) ] ||
+	ap_fail "/sin: only $SIN_IN_LIBM of $SIN_ALL samples show burn_sin calling into libm (DWARF unwinding through libm)"
+grep -q '^_start;.*main;serve;burn_sin' "$AP_TMP/sin.folded" ||
+	ap_fail "/sin: no stack unwound all the way from _start through main to burn_sin"
+ap_assert_jq "/sin top functions: burn_sin in every stack" \
+	'[.functions[] | select(.function == "burn_sin")][0].total_fraction >= 0.9' "$SIN_TOP"
+ap_assert_jq "/sin top by self: led by libm or burn_sin" \
+	'.functions[0].function | test("libm|sin")' "$SIN_TOP"
+
+SPIN_ALL=$(folded_sum "$AP_TMP/spin.folded")
+[ "$SPIN_ALL" -ge 250 ] || ap_fail "/spin: only $SPIN_ALL samples"
+grep -q 'burn_sin' "$AP_TMP/spin.folded" && ap_fail "/spin's profile contains burn_sin"
+SPIN_IN=$(folded_with "$AP_TMP/spin.folded" '(^|;)spin_plain(;|$)')
+[ $(( SPIN_IN * 100 )) -ge $(( SPIN_ALL * 90 )) ] ||
+	ap_fail "/spin: only $SPIN_IN of $SPIN_ALL samples under spin_plain"
+ap_log "ok: /spin: $SPIN_IN of $SPIN_ALL samples under spin_plain, none under burn_sin"
+
+# speedscope: frame indices in range, weights summing to the samples, one
+# profile per endpoint (the whole service: two).
+SS=$(profile it-profile-every1 /sin --data-urlencode format=speedscope)
+ap_assert_jq "speedscope file is consistent" \
+	'(.shared.frames | length) as $n | .profiles | length == 1 and
+	 (.[0].type == "sampled") and ([.[0].samples[][]] | all(. >= 0 and . < $n)) and
+	 ((.[0].weights | add) == .[0].endValue) and (.[0].samples | length) == (.[0].weights | length)' "$SS"
+ap_assert_jq "speedscope names burn_sin" '[.shared.frames[].name] | index("burn_sin") != null' "$SS"
+SS_ALL=$(ap_api /api/v1/profile --data-urlencode service=it-profile-every1 --data-urlencode format=speedscope)
+ap_assert_jq "speedscope: one profile per endpoint" '[.profiles[].name] | sort == ["GET /sin (it-profile-every1)", "GET /spin (it-profile-every1)"]' "$SS_ALL"
+ap_assert_jq "sort=total puts the outermost frames first" \
+	'.functions[0].total_fraction == 1' "$(profile it-profile-every1 /sin --data-urlencode sort=total)"
+curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/profile?format=svg" | grep -qx 400 ||
+	ap_fail "format=svg is not a 400"
+
+# 2. One request in three.
+start_prof every3 3
+for i in 1 2 3 4 5 6; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/spin?ms=60" || ap_fail "GET /spin failed"
+done
+printf 'GET /spin 6\n' | ap_expect_counts
+ap_assert_eq "APIPROF_PROFILE_EVERY=3: requests profiled" "$(wait_requests it-profile-every3 /spin 2)" 2
+
+# 3. Sampling off; the header still profiles one request.
+start_prof off 0
+for i in 1 2; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/sin?ms=80" || ap_fail "GET /sin failed"
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/spin?ms=80" || ap_fail "GET /spin failed"
+done
+curl -sf --max-time 20 -o /dev/null -H 'X-Apiprof-Profile: 1' "http://127.0.0.1:$PORT/sin?ms=150" ||
+	ap_fail "GET /sin with the header failed"
+printf 'GET /sin 3\nGET /spin 2\n' | ap_expect_counts
+ap_assert_eq "header: /sin requests profiled" "$(wait_requests it-profile-off /sin 1)" 1
+ap_assert_eq "sampling off: /spin requests profiled" "$(profile it-profile-off /spin | jq .requests)" 0
+OFF_FOLDED=$(profile it-profile-off /sin --data-urlencode format=collapsed)
+printf '%s\n' "$OFF_FOLDED" >"$AP_TMP/off.folded"
+OFF_ALL=$(folded_sum "$AP_TMP/off.folded")
+OFF_IN=$(folded_with "$AP_TMP/off.folded" '(^|;)burn_sin(;|$)')
+[ "$OFF_ALL" -ge 80 ] && [ $(( OFF_IN * 100 )) -ge $(( OFF_ALL * 90 )) ] ||
+	ap_fail "header-profiled /sin: $OFF_IN of $OFF_ALL samples under burn_sin"
+ap_log "ok: the header profiled one request: $OFF_IN of $OFF_ALL samples under burn_sin"
+ap_log "PASS"
