@@ -19,7 +19,12 @@
 #  (f) afterwards the preloaded workers' anonymous memory exceeds the plain
 #      workers' by no more than the preload's stated bound (README, Memory
 #      bound), and good requests are counted exactly: none of the hostile
-#      exchanges on /api/items (HTTP/0.9, HTTP/1.7, HTTP/2.0) is counted.
+#      exchanges on /api/items (HTTP/0.9, HTTP/1.7, HTTP/2.0) is counted;
+#  (g) made-up methods and 11,500 distinct paths: methods stay OTHER,
+#      routes stay within max_routes plus {other}, every request is
+#      counted once, and the collector's memory stays flat.
+# About 45 s here; more on a loaded machine.
+export AP_TIMEOUT=${AP_TIMEOUT:-180}
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 nginx
@@ -205,8 +210,42 @@ def drops(port, n):
             done += 1
     print(done)
 
+def letters(i):
+    out = ""
+    while True:
+        out = chr(ord("a") + i % 26) + out
+        i //= 26
+        if i == 0:
+            return out
+
+def bounds(port, first, n, methods):
+    """n requests for distinct letter-only paths (the templater keeps them
+    as routes), from path number first on, every k-th with a made-up
+    method among `methods` of them. Prints how many got an answer."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    answered = 0
+    for i in range(first, first + n):
+        m = "GET" if i % 5 else ("X" + letters(i % methods).upper() if i % 10 else "get")
+        for attempt in range(2):
+            try:
+                c.request(m, "/w/" + letters(i))
+                r = c.getresponse()
+                r.read()
+                answered += 1
+                if r.getheader("Connection", "").lower() == "close":
+                    c.close()
+                break
+            except (http.client.HTTPException, OSError):
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    c.close()
+    print(answered)
+
 cmd = sys.argv[1]
-if cmd == "frames":
+if cmd == "bounds":
+    bounds(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+elif cmd == "frames":
     frames(sys.argv[2])
 elif cmd == "responses":
     responses(int(sys.argv[2]), sys.argv[3])
@@ -356,6 +395,41 @@ ap_assert_eq "GET /slow/{id} errors (aborted)" "$(ap_field GET '/slow/{id}' erro
 # Drops: 1,000 connections closed after a request line: aborted.
 ap_assert_eq "GET /drop/{id} counted (aborted)" "$(ap_count GET '/drop/{id}')" 1000
 ap_assert_eq "GET /drop/{id} errors" "$(ap_field GET '/drop/{id}' error_count)" 1000
+
+# ---- (g) made-up methods and endless distinct paths stay bounded ----------
+# max_routes is 1000 (the default): 1,500 distinct paths, a fifth with
+# made-up methods (200 of them) or a lowercase one, fill the route table
+# and overflow into {other}; 10,000 more must not grow the collector's
+# memory beyond a few MiB (the stored raw rows go to SQLite).
+col_mem() { awk '/^RssAnon:/ {print $2 * 1024}' "/proc/$COLLECTOR_PID/status"; }
+before=$(ap_api /api/v1/endpoints | jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s) | .count] | add // 0')
+read -r n1 < <(hostile bounds "$PRE_PORT" 0 1500 200)
+ap_assert_eq "distinct paths answered" "$n1" 1500
+ap_wait_count '{other}' 1 GET 10 >/dev/null
+mem1=$(col_mem)
+read -r n2 < <(hostile bounds "$PRE_PORT" 1500 10000 200)
+ap_assert_eq "more distinct paths answered" "$n2" 10000
+c=0
+for i in $(seq 75); do
+	c=$(ap_api /api/v1/endpoints | jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s) | .count] | add // 0')
+	[ "$c" -ge $(( before + 11500 )) ] && break
+	sleep 0.2
+done
+sleep 1.5
+mem2=$(col_mem)
+eps=$(ap_api /api/v1/endpoints)
+ap_assert_jq "every request counted, none twice" \
+	"[.endpoints[] | select(.service == \"$AP_SERVICE\") | .count] | add == $(( before + 11500 ))" "$eps"
+ap_assert_jq "methods are the standard ones or OTHER" \
+	"[.endpoints[] | select(.service == \"$AP_SERVICE\") | .method] | unique - [\"GET\", \"POST\", \"HEAD\"] == [\"OTHER\"]" "$eps"
+ap_assert_jq "at most 1,000 routes and {other}" \
+	"[.endpoints[] | select(.service == \"$AP_SERVICE\") | .route] | unique | length <= 1001 and index(\"{other}\") != null" "$eps"
+ap_assert_jq "made-up methods on new paths count as OTHER {other}" \
+	"[.endpoints[] | select(.service == \"$AP_SERVICE\" and .method == \"OTHER\" and .route == \"{other}\") | .count] | add > 1500" "$eps"
+ap_assert_jq "requests_other_route in /status" '.requests_other_route > 10000' "$(ap_api /api/v1/status)"
+ap_log "collector anonymous memory: $mem1 bytes after 1,500 distinct paths, $mem2 after 10,000 more"
+[ $(( mem2 - mem1 )) -le $(( 16 * 1024 * 1024 )) ] ||
+	ap_fail "the collector grew by $(( mem2 - mem1 )) bytes for 10,000 paths past max_routes"
 
 kill -0 "$COLLECTOR_PID" 2>/dev/null || ap_fail "the collector died"
 if grep -E 'exited on signal|worker process [0-9]+ exited' "$AP_TMP"/nginx*/error.log >&2; then
