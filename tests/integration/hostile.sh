@@ -22,7 +22,9 @@
 #      exchanges on /api/items (HTTP/0.9, HTTP/1.7, HTTP/2.0) is counted;
 #  (g) made-up methods and 11,500 distinct paths: methods stay OTHER,
 #      routes stay within max_routes plus {other}, every request is
-#      counted once, and the collector's memory stays flat.
+#      counted once, and the collector's memory stays flat;
+#  (h) a sender naming 1,500 services gets at most 1,000, the rest under
+#      {other}.
 # About 45 s here; more on a loaded machine.
 export AP_TIMEOUT=${AP_TIMEOUT:-180}
 . "$(dirname "$0")/lib.sh"
@@ -210,6 +212,16 @@ def drops(port, n):
             done += 1
     print(done)
 
+def services(sock_path, n):
+    """One process naming a new service in each of n HELLOs, each followed
+    by a request."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(sock_path)
+    for i in range(n):
+        s.send(batch(os.getpid(), [hello(os.getpid(), b"flood-%d" % i), request(i + 1, b"GET", b"/flood")]))
+    s.close()
+    print(n)
+
 def letters(i):
     out = ""
     while True:
@@ -243,7 +255,9 @@ def bounds(port, first, n, methods):
     print(answered)
 
 cmd = sys.argv[1]
-if cmd == "bounds":
+if cmd == "services":
+    services(sys.argv[2], int(sys.argv[3]))
+elif cmd == "bounds":
     bounds(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 elif cmd == "frames":
     frames(sys.argv[2])
@@ -430,6 +444,22 @@ ap_assert_jq "requests_other_route in /status" '.requests_other_route > 10000' "
 ap_log "collector anonymous memory: $mem1 bytes after 1,500 distinct paths, $mem2 after 10,000 more"
 [ $(( mem2 - mem1 )) -le $(( 16 * 1024 * 1024 )) ] ||
 	ap_fail "the collector grew by $(( mem2 - mem1 )) bytes for 10,000 paths past max_routes"
+
+# ---- (h) a sender naming a new service in every HELLO ---------------------
+# Services stay bounded (COL_MAX_SERVICES, 1,000), later names count under
+# {other}. Last, since every service named afterwards would be {other} too.
+read -r n < <(hostile services "$AP_SOCK" 1500)
+for i in $(seq 50); do
+	c=$(ap_api /api/v1/endpoints | jq '[.endpoints[] | select(.route == "/flood") | .count] | add // 0')
+	[ "$c" -ge "$n" ] && break
+	sleep 0.2
+done
+eps=$(ap_api /api/v1/endpoints)
+ap_assert_jq "1,500 services named: every request counted" \
+	"[.endpoints[] | select(.route == \"/flood\") | .count] | add == $n" "$eps"
+ap_assert_jq "at most 1,000 services, {other} among them" \
+	'[.endpoints[].service] | unique | length <= 1000 and index("{other}") != null' "$eps"
+ap_assert_jq "processes_other_service in /status" '.processes_other_service >= 500' "$(ap_api /api/v1/status)"
 
 kill -0 "$COLLECTOR_PID" 2>/dev/null || ap_fail "the collector died"
 if grep -E 'exited on signal|worker process [0-9]+ exited' "$AP_TMP"/nginx*/error.log >&2; then
