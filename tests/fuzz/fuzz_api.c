@@ -3,7 +3,8 @@
  * (collector/api.c and the query layer behind it, collector/query.c).
  *
  * The API is run as the daemon runs it: libmicrohttpd on a loopback port
- * over a real database, with the ingest and store threads. Each input is
+ * over a real database, with the ingest and store threads, and 200
+ * requests (with statements, N+1s, errors) sent to its socket first. Each input is
  * one GET: its first byte picks the endpoint, the rest is the query string
  * (or, for /api/v1/requests/{id}, the id), with the bytes a request line
  * cannot carry percent-encoded and everything else, '%', '&', '=' and
@@ -22,9 +23,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ap_config.h"
+#include "ap_wire.h"
 #include "agg.h"
 #include "api.h"
 #include "col.h"
@@ -47,6 +50,8 @@ static void fail(const char *what, const char *detail)
 	fprintf(stderr, "fuzz_api: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
 	abort();
 }
+
+static void populate(void);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -87,7 +92,69 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	api = col_api_start(fd, &ctx, err, sizeof err);
 	if (api == NULL)
 		fail("api", err);
+	populate();
 	return 0;
+}
+
+#define STR(x) { x, sizeof(x) - 1 }
+
+/* Sends the ingest socket a few processes' worth of traffic - requests
+ * with statements, an N+1, a 500, a SQL error, an abort - so that the
+ * listing, detail and statistics handlers have rows to filter and format,
+ * and waits until the store has them. */
+static void populate(void)
+{
+	static uint8_t b[AP_WIRE_MAX_DATAGRAM];
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un su = { .sun_family = AF_UNIX };
+	snprintf(su.sun_path, sizeof su.sun_path, "%s", sockpath);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&su, sizeof su) != 0)
+		fail("connect to the ingest socket", strerror(errno));
+	int64_t mono = col_clock_mono_ns();
+	struct ap_batch_hdr h = { 1, (uint32_t)getpid(), col_clock_real_ns() - mono };
+	struct ap_rec_hello he = { (uint32_t)getpid(), 1, (uint64_t)mono, STR("fz"), STR("/bin/fz") };
+	static const char *const paths[] = { "/users/1", "/users/2", "/orders", "/a/b/c", "/search" };
+	static const char *const methods[] = { "GET", "POST", "DELETE", "BREW" };
+	static const uint16_t statuses[] = { 200, 201, 404, 500, 0 };
+	uint64_t id = 1;
+	for (int batch = 0; batch < 20; batch++) {
+		size_t n = ap_wire_put_batch_hdr(b, sizeof b, &h);
+		n += ap_wire_put_hello(b + n, sizeof b - n, &he);
+		for (int i = 0; i < 10; i++, id++) {
+			uint64_t t0 = (uint64_t)mono - 1000000000ull + id * 1000000ull;
+			int k = (int)(id % 5);
+			for (int q = 0; q < (k == 2 ? 4 : 1); q++) {
+				struct ap_rec_sql sq = { id, t0 + 1000, t0 + 200000, 1, 0x1234 + (uint64_t)k,
+				                         1, (uint8_t)(1 + k % 3), k == 3 ? AP_SQLF_ERROR : 0,
+				                         STR("23505"), STR("duplicate key value"),
+				                         STR("SELECT * FROM t WHERE id = ?") };
+				if (k != 3)
+					sq.error_code.len = sq.error_message.len = 0;
+				n += ap_wire_put_sql(b + n, sizeof b - n, &sq);
+			}
+			struct ap_rec_request rq = { id, t0, t0 + 3000000ull * (uint64_t)(k + 1), 100, 200, 1,
+			                             statuses[k], k == 4 ? AP_REQF_ABORTED : 0,
+			                             { methods[id % 4], (uint16_t)strlen(methods[id % 4]) },
+			                             { paths[k], (uint16_t)strlen(paths[k]) },
+			                             STR("boom") };
+			if (statuses[k] < 500)
+				rq.message.len = 0;
+			n += ap_wire_put_request(b + n, sizeof b - n, &rq);
+		}
+		if (send(fd, b, n, 0) != (ssize_t)n)
+			fail("send to the ingest socket", strerror(errno));
+	}
+	close(fd);
+	for (int i = 0; i < 100; i++) {
+		struct col_ingest_counters ic;
+		struct col_store_counters sc;
+		col_ingest_counters(in, &ic);
+		col_store_counters(store, &sc);
+		if (ic.requests >= 200 && sc.rows_written >= 200)
+			return;
+		usleep(50000);
+	}
+	fail("the populated requests were not stored", NULL);
 }
 
 static int connect_api(void)
