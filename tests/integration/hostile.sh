@@ -5,7 +5,8 @@
 #      keeps running, counts them as bad, and attributes a frame claiming
 #      another pid to the pid the kernel reports;
 #  (b) its API gets malformed parameters: 400 (404 for a bad request id),
-#      never a 5xx;
+#      never a 5xx; and clients that connect and never read do not stop it
+#      answering others;
 #  (c) a preloaded nginx and a plain one get the same hostile exchanges
 #      (random bytes, a 1 MB request line, a 1 MB header, invalid chunked
 #      bodies, HTTP/0.9, unknown versions, an HTTP/2 preface, NUL bytes,
@@ -222,6 +223,24 @@ def services(sock_path, n):
     s.close()
     print(n)
 
+def stuck(port, n, hold):
+    """n API clients that never read: half pipeline 50 requests for large
+    answers, half send nothing; held open for `hold` seconds."""
+    conns = []
+    req = b"GET /api/v1/requests?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n" * 50
+    for i in range(n):
+        c = socket.create_connection(("127.0.0.1", port), timeout=15)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if i % 2 == 0:
+            c.setblocking(False)
+            try:
+                c.send(req)
+            except BlockingIOError:
+                pass
+        conns.append(c)
+    print("ready", flush=True)
+    time.sleep(hold)
+
 def letters(i):
     out = ""
     while True:
@@ -255,7 +274,9 @@ def bounds(port, first, n, methods):
     print(answered)
 
 cmd = sys.argv[1]
-if cmd == "services":
+if cmd == "stuck":
+    stuck(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
+elif cmd == "services":
     services(sys.argv[2], int(sys.argv[3]))
 elif cmd == "bounds":
     bounds(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
@@ -332,6 +353,7 @@ for u in '/api/v1/requests?limit=5&limit=abc' '/api/v1/requests?unknown=1&&&=&x'
 	esac
 done
 ap_log "ok: odd parameters answered without a 5xx"
+
 kill -0 "$COLLECTOR_PID" 2>/dev/null || ap_fail "the collector died on malformed parameters"
 
 # ---- (c) the same hostile exchanges, with and without the preload --------
@@ -409,6 +431,22 @@ ap_assert_eq "GET /slow/{id} errors (aborted)" "$(ap_field GET '/slow/{id}' erro
 # Drops: 1,000 connections closed after a request line: aborted.
 ap_assert_eq "GET /drop/{id} counted (aborted)" "$(ap_count GET '/drop/{id}')" 1000
 ap_assert_eq "GET /drop/{id} errors" "$(ap_field GET '/drop/{id}' error_count)" 1000
+
+# (b) Clients that connect and never read (nor, some, send): the API goes
+# on answering everyone else. Here, with thousands of stored requests, a
+# page of 1,000 is hundreds of KiB, so the stuck ones fill their sockets.
+ap_bg stuck python3 "$AP_TMP/hostile.py" stuck "$AP_HTTP_PORT" 20 60
+STUCK_PID=$AP_BG_PID
+ap_wait_log stuck '^ready' 20
+for i in $(seq 10); do
+	c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$AP_URL/api/v1/status")
+	[ "$c" = 200 ] || ap_fail "/api/v1/status with 20 stuck clients: status $c"
+	c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$AP_URL/api/v1/requests?limit=1000")
+	[ "$c" = 200 ] || ap_fail "/api/v1/requests with 20 stuck clients: status $c"
+done
+ap_log "ok: the API answers while 20 clients never read"
+kill "$STUCK_PID" 2>/dev/null
+wait "$STUCK_PID" 2>/dev/null
 
 # ---- (g) made-up methods and endless distinct paths stay bounded ----------
 # max_routes is 1000 (the default): 1,500 distinct paths, a fifth with
