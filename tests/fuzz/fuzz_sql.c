@@ -45,9 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t small = data[0] % 48;
 	const char *sql = (const char *)data + 1;
 	size_t len = size - 1;
-	/* Room for every shape: normalising never more than doubles a byte
-	 * ('1' -> '?' is 1:1; a lone '-' run stays 1:1), but leave margin. */
-	size_t bigcap = 2 * len + 16;
+	/* Room for every shape: literals shrink to '?' and whitespace to one
+	 * space, so a shape is about as long as its statement; four times is
+	 * a margin, and a shape truncated even then is reported. */
+	size_t bigcap = 4 * len + 64;
 	char *full = malloc(bigcap), *cut = malloc(small ? small : 1);
 	char *copy = malloc(len ? len : 1);
 	if (full == NULL || cut == NULL || copy == NULL)
