@@ -26,7 +26,7 @@ COLLECTOR_SRC = util.c log.c sketch.c hmap.c epset.c shapeset.c stmt.c sqlreq.c 
 SHARED_OBJ = $(addprefix $(OUT)/obj/shared_,$(SHARED_SRC:.c=.o))
 COLLECTOR_OBJ = $(addprefix $(OUT)/obj/collector_,$(COLLECTOR_SRC:.c=.o))
 
-FUZZERS = fuzz_http fuzz_wire fuzz_sql fuzz_config fuzz_api
+FUZZERS = fuzz_http fuzz_wire fuzz_sql fuzz_config fuzz_api fuzz_json
 all: $(addprefix $(OUT)/,$(FUZZERS))
 
 $(OUT)/obj/shared_%.o: $(SRCDIR)/shared/%.c $(wildcard $(SRCDIR)/shared/*.h)
@@ -38,7 +38,7 @@ $(OUT)/obj/collector_%.o: $(SRCDIR)/collector/%.c $(wildcard $(SRCDIR)/collector
 
 $(OUT)/fuzz_http $(OUT)/fuzz_sql $(OUT)/fuzz_config: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(SHARED_OBJ) -o $@ $(FUZZ_LIBS)
-$(OUT)/fuzz_wire $(OUT)/fuzz_api: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ) $(COLLECTOR_OBJ)
+$(OUT)/fuzz_wire $(OUT)/fuzz_api $(OUT)/fuzz_json: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ) $(COLLECTOR_OBJ)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(COLLECTOR_OBJ) $(SHARED_OBJ) -o $@ $(FUZZ_LIBS)
 
 .PHONY: all
