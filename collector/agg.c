@@ -270,6 +270,11 @@ void col_agg_hello(struct col_agg *a, uint32_t pid, uint32_t ppid,
 	if (p->svc == NULL || strcmp(p->svc->name, service) != 0) {
 		char name[COL_SERVICE_MAX];
 		copy_str(name, sizeof name, service[0] ? service : COL_UNKNOWN_SERVICE);
+		if (col_hmap_get(a->services, name, strlen(name)) == NULL &&
+		    col_hmap_count(a->services) >= COL_MAX_SERVICES) {
+			copy_str(name, sizeof name, COL_OTHER_SERVICE);
+			a->totals.other_service++;
+		}
 		struct svc *s = svc_get(a, name);
 		if (s == NULL) {
 			a->totals.oom++;

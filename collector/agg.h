@@ -35,6 +35,13 @@ struct col_stmt;
 #define COL_SERVICE_MAX 256   /* longest service name kept, NUL included */
 #define COL_EXE_MAX 512
 #define COL_UNKNOWN_SERVICE "unknown"
+/* Services senders may name: any local process may send a HELLO with any
+ * name, and each service holds up to max_routes routes, so a process
+ * naming a new service in every HELLO would grow the collector without
+ * end. Processes naming a new service past this many are counted under
+ * COL_OTHER_SERVICE. */
+#define COL_MAX_SERVICES 1000
+#define COL_OTHER_SERVICE "{other}"
 #define COL_MINUTE_S 60
 #define COL_MAX_SHAPES 5000   /* statement shapes per service; then {other} */
 
@@ -178,6 +185,7 @@ struct col_totals {
 	uint64_t other_shape;   /* statements counted as {other} by the shape cap */
 	size_t shapes;          /* all-time statement shapes */
 	uint64_t other_route;   /* requests counted as {other} by the route cap */
+	uint64_t other_service; /* HELLOs put under {other} by the service cap */
 	uint64_t oom;           /* updates lost to out-of-memory */
 	size_t endpoints;       /* all-time endpoints */
 	size_t pending_minutes; /* minute sets in memory */

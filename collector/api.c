@@ -477,7 +477,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 	col_findings_counters(col_agg_findings(x->agg), &fc);
 	json_t *body = json_pack(
 		"{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-		" s:{s:o, s:o, s:o, s:o, s:o, s:o}}",
+		" s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o}}",
 		"version", PACKAGE_VERSION,
 		"uptime_s", jms((double)(now_mono - x->start_mono_ns) / 1e9),
 		"totals",
@@ -492,6 +492,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		"db", jstr(x->db_path),
 		"endpoints", jint(t.endpoints),
 		"requests_other_route", jint(t.other_route),
+		"processes_other_service", jint(t.other_service),
 		"ingest", ji,
 		"store", js,
 		"out_of_memory", jint(t.oom),

@@ -190,6 +190,11 @@ void jw_real(struct jw *w, double v, int decimals)
 	double sc = v * scale[decimals];
 	if (fabs(sc) >= 9e15) { /* beyond exact integers: like jansson, %.15g */
 		int n = snprintf(b, sizeof b, "%.15g", v);
+		/* Within 1e-15 of DBL_MAX, 15 digits round up past it, to a
+		 * number JSON parsers reject (jansson: "real number overflow")
+		 * or read as infinity; 17 digits are exact. */
+		if (isinf(strtod(b, NULL)))
+			n = snprintf(b, sizeof b, "%.17g", v);
 		put(w, b, (size_t)n);
 		if (!strpbrk(b, ".eE"))
 			put(w, ".0", 2);

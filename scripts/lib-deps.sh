@@ -27,6 +27,9 @@ AP_PKGS_TEST="nginx-light:nginx nodejs:node curl:curl jq:jq python3:python3 wrk:
 # python3 that may come first in PATH, so no command stands in for them).
 AP_PKGS_TEST="$AP_PKGS_TEST postgresql-15 mariadb-server mariadb-client-core:mariadb sqlite3:sqlite3
 	python3-django python3-psycopg2 python3-mysqldb gunicorn"
+# The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
+# brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
+AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"

@@ -178,6 +178,52 @@ START_TEST(test_agg_services_and_cap)
 }
 END_TEST
 
+/* Any local process may name any service in its HELLO: past
+ * COL_MAX_SERVICES, new names go to {other}, known ones keep working. */
+START_TEST(test_agg_service_cap)
+{
+	struct col_agg *a = col_agg_new(10);
+	/* As ingest does: a datagram makes the process known, then its HELLO. */
+#define HELLO(pid, name) do { \
+		ck_assert_int_eq(col_agg_datagram(a, (pid), 1000, 0, T0), 0); \
+		col_agg_hello(a, (pid), 0, 1, (name), "/bin/x"); \
+	} while (0)
+	char route[AP_ROUTE_MAX], svc[COL_SERVICE_MAX], name[32];
+	HELLO(1, "first");
+	/* "unknown" and "first" exist: fill up to the cap. */
+	for (uint32_t i = 2; i < COL_MAX_SERVICES; i++) {
+		snprintf(name, sizeof name, "svc-%u", i);
+		HELLO(100 + i, name);
+	}
+	struct col_totals t;
+	col_agg_totals(a, &t);
+	ck_assert_uint_eq(t.other_service, 0);
+	req(a, 100 + COL_MAX_SERVICES - 1, "/a", T0, 1, route, svc);
+	ck_assert_str_eq(svc, "svc-999");
+	for (uint32_t i = 0; i < 5000; i++) {
+		snprintf(name, sizeof name, "flood-%u", i);
+		HELLO(5000 + i, name);
+	}
+	req(a, 5000, "/a", T0, 1, route, svc);
+	ck_assert_str_eq(svc, COL_OTHER_SERVICE);
+	req(a, 9999, "/b", T0, 1, route, svc);
+	ck_assert_str_eq(svc, COL_OTHER_SERVICE);
+	req(a, 1, "/a", T0, 1, route, svc);       /* a known service stays */
+	ck_assert_str_eq(svc, "first");
+	HELLO(2, "first"); /* and can be named again */
+	req(a, 2, "/a", T0, 1, route, svc);
+	ck_assert_str_eq(svc, "first");
+	col_agg_totals(a, &t);
+	ck_assert_uint_eq(t.other_service, 5000);
+	struct col_ep_rows rows;
+	ck_assert_int_eq(col_agg_endpoints(a, NULL, &rows), 0);
+	ck_assert_uint_eq(rows.n, 4); /* svc-999 /a, {other} /a and /b, first /a */
+	col_ep_rows_free(&rows);
+	col_agg_free(a);
+#undef HELLO
+}
+END_TEST
+
 START_TEST(test_agg_processes)
 {
 	struct col_agg *a = col_agg_new(100);
@@ -315,6 +361,7 @@ Suite *agg_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("aggregate");
 	tcase_add_test(tc, test_agg_services_and_cap);
+	tcase_add_test(tc, test_agg_service_cap);
 	tcase_add_test(tc, test_agg_processes);
 	tcase_add_test(tc, test_agg_minutes);
 	tcase_add_test(tc, test_agg_load);

@@ -6,6 +6,7 @@
 #include "check_suites.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -163,6 +164,18 @@ static void doc_numbers(struct jw *w)
 	jw_arr_end(w);
 }
 
+/* Found by tests/fuzz/fuzz_json: %.15g rounds DBL_MAX up to
+ * 1.79769313486232e+308, which overflows a double: jansson refused the
+ * document. */
+static void doc_huge(struct jw *w)
+{
+	jw_arr(w);
+	jw_real(w, DBL_MAX, 3);
+	jw_real(w, -DBL_MAX, 6);
+	jw_real(w, 1.7976931348623e308, 3);
+	jw_arr_end(w);
+}
+
 static void doc_nested(struct jw *w)
 {
 	jw_obj(w);
@@ -195,6 +208,9 @@ START_TEST(test_json_writer)
 	char *s = jw_doc(doc_numbers);
 	ck_assert_str_eq(s, "[25.5,1.0,0.0,0.0,0.001,108.073,-2.25,10000000.0,0.333333,0.0,"
 	                    "1e+300,-42,9223372036854775807,true,false,null]");
+	free(s);
+	s = jw_doc(doc_huge);
+	ck_assert_str_eq(s, "[1.7976931348623157e+308,-1.7976931348623157e+308,1.7976931348623e+308]");
 	free(s);
 	s = jw_doc(doc_nested);
 	ck_assert_str_eq(s, "{\"s\":\"q\\\"b\\\\c\\u000a\\u0001\\u007f \xc3\xa9 ? end\","

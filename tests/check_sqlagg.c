@@ -276,6 +276,24 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* Regression (found by tests/fuzz/fuzz_api): an empty list has v NULL, and
+ * sorting it passed NULL to qsort, undefined behaviour that the sanitizer
+ * build (UBSan, halt_on_error) stops on. */
+START_TEST(test_findings_empty)
+{
+	struct col_findings *f = col_findings_new(0, 0);
+	struct col_error_rows e = { NULL, 7 };
+	struct col_n1_rows p = { NULL, 7 };
+	ck_assert_int_eq(col_findings_errors(f, NULL, &e), 0);
+	ck_assert_uint_eq(e.n, 0);
+	ck_assert_int_eq(col_findings_patterns(f, NULL, &p), 0);
+	ck_assert_uint_eq(p.n, 0);
+	col_error_rows_free(&e);
+	col_n1_rows_free(&p);
+	col_findings_free(f);
+}
+END_TEST
+
 START_TEST(test_patterns)
 {
 	struct col_findings *f = col_findings_new(0, 0);
@@ -387,6 +405,7 @@ Suite *sqlagg_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("findings");
 	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_findings_empty);
 	tcase_add_test(tc, test_patterns);
 	tcase_add_test(tc, test_findings_bounds_and_persistence);
 	suite_add_tcase(s, tc);

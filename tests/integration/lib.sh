@@ -181,8 +181,12 @@ ap_bg_preloaded() {
 }
 
 # ap_children PID : the pids of PID's children (from /proc: no procps needed).
+# Read through cat, which goes on past a process that exited since the glob:
+# awk stops with a fatal error at the first file it cannot open, so this
+# printed nothing at all whenever an unrelated short-lived process (a curl,
+# a python client) ended meanwhile.
 ap_children() {
-	awk -v pp="$1" '$4 == pp {print $1}' /proc/[0-9]*/stat 2>/dev/null
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp {print $1}'
 }
 
 ap_free_port() {

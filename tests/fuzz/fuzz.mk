@@ -1,0 +1,44 @@
+# tests/fuzz/fuzz.mk - builds the libFuzzer harnesses with clang (GNU make).
+#
+# Not an Automake file: the product is built with the configured compiler,
+# while libFuzzer needs clang and its own instrumentation, so the harnesses
+# and the sources they test are compiled again here, with
+# -fsanitize=fuzzer,address,undefined, into OUT. Invoked by
+# tests/fuzz/run.sh (`make check` and `make fuzz`):
+#
+#   make -f tests/fuzz/fuzz.mk SRCDIR=... BUILDDIR=... OUT=...
+#
+# BUILDDIR is a configured build tree (for config.h).
+CLANG ?= clang
+SRCDIR ?= .
+BUILDDIR ?= $(SRCDIR)
+OUT ?= $(BUILDDIR)/tests/fuzz/bin
+
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
+	-I$(BUILDDIR) -I$(SRCDIR)/shared -I$(SRCDIR)/collector \
+	$(shell pkg-config --cflags libmicrohttpd sqlite3 jansson libcurl)
+FUZZ_LIBS = $(shell pkg-config --libs libmicrohttpd sqlite3 jansson libcurl) -lpthread -lm
+
+SHARED_SRC = wire.c http.c route.c sql.c config.c
+COLLECTOR_SRC = util.c log.c sketch.c hmap.c epset.c shapeset.c stmt.c sqlreq.c \
+	findings.c agg.c store.c query.c jw.c ingest.c api.c
+SHARED_OBJ = $(addprefix $(OUT)/obj/shared_,$(SHARED_SRC:.c=.o))
+COLLECTOR_OBJ = $(addprefix $(OUT)/obj/collector_,$(COLLECTOR_SRC:.c=.o))
+
+FUZZERS = fuzz_http fuzz_wire fuzz_sql fuzz_config fuzz_api fuzz_json
+all: $(addprefix $(OUT)/,$(FUZZERS))
+
+$(OUT)/obj/shared_%.o: $(SRCDIR)/shared/%.c $(wildcard $(SRCDIR)/shared/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(OUT)/obj/collector_%.o: $(SRCDIR)/collector/%.c $(wildcard $(SRCDIR)/collector/*.h $(SRCDIR)/shared/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(OUT)/fuzz_http $(OUT)/fuzz_sql $(OUT)/fuzz_config: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(SHARED_OBJ) -o $@ $(FUZZ_LIBS)
+$(OUT)/fuzz_wire $(OUT)/fuzz_api $(OUT)/fuzz_json: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ) $(COLLECTOR_OBJ)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(COLLECTOR_OBJ) $(SHARED_OBJ) -o $@ $(FUZZ_LIBS)
+
+.PHONY: all

@@ -1,0 +1,257 @@
+/*
+ * fuzz_api.c - libFuzzer harness for the HTTP API's parameters
+ * (collector/api.c and the query layer behind it, collector/query.c).
+ *
+ * The API is run as the daemon runs it: libmicrohttpd on a loopback port
+ * over a real database, with the ingest and store threads, and 200
+ * requests (with statements, N+1s, errors) sent to its socket first. Each input is
+ * one GET: its first byte picks the endpoint, the rest is the query string
+ * (or, for /api/v1/requests/{id}, the id), with the bytes a request line
+ * cannot carry percent-encoded and everything else, '%', '&', '=' and
+ * broken escapes included, sent as is. The property: no parameter, however
+ * malformed, gets a 5xx (SPEC 5: a bad parameter is a 400); anything but
+ * 200, 400 or 404 is a failure too.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ap_config.h"
+#include "ap_wire.h"
+#include "agg.h"
+#include "api.h"
+#include "col.h"
+#include "ingest.h"
+#include "query.h"
+#include "store.h"
+
+static struct ap_config cfg;
+static struct col_agg *agg;
+static struct col_ingest *in;
+static struct col_store *store;
+static struct col_query *query;
+static struct col_api *api;
+static char dir[64], dbpath[128], sockpath[128];
+static struct sockaddr_in addr;
+static int conn = -1;
+
+static void fail(const char *what, const char *detail)
+{
+	fprintf(stderr, "fuzz_api: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+	abort();
+}
+
+static void populate(void);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	char err[512], url[300];
+	snprintf(dir, sizeof dir, "/tmp/fuzz_api.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		fail("mkdtemp", strerror(errno));
+	snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);
+	snprintf(sockpath, sizeof sockpath, "%s/s.sock", dir);
+	if (ap_config_init(&cfg) != 0 ||
+	    ap_config_set(&cfg, "host_name", "h1", err, sizeof err) != 0)
+		fail("config", NULL);
+	agg = col_agg_new(cfg.max_routes);
+	in = col_ingest_new(&cfg, agg);
+	if (in == NULL || col_ingest_listen(in, sockpath, 0600, (gid_t)-1, err, sizeof err) != 0)
+		fail("ingest", err);
+	struct col_store_opts so = { .path = dbpath, .host = "h1", .retention_days = 7,
+	                             .max_rows_per_s = 1000 };
+	store = col_store_open(&so, err, sizeof err);
+	if (store == NULL || col_store_load(store, agg, err, sizeof err) != 0)
+		fail("store", err);
+	query = col_query_open(dbpath, "h1", 2, err, sizeof err);
+	if (query == NULL)
+		fail("query", err);
+	if (col_store_start(store, agg, err, sizeof err) != 0 ||
+	    col_ingest_start(in, store, err, sizeof err) != 0)
+		fail("start", err);
+	int fd = col_api_listen("127.0.0.1:0", url, sizeof url, err, sizeof err);
+	if (fd < 0)
+		fail("listen", err);
+	socklen_t al = sizeof addr;
+	if (getsockname(fd, (struct sockaddr *)&addr, &al) != 0)
+		fail("getsockname", strerror(errno));
+	struct col_api_ctx ctx = { .cfg = &cfg, .agg = agg, .query = query, .ingest = in,
+	                           .store = store, .socket_path = sockpath, .db_path = dbpath,
+	                           .start_mono_ns = col_clock_mono_ns(),
+	                           .start_real_ns = col_clock_real_ns() };
+	api = col_api_start(fd, &ctx, err, sizeof err);
+	if (api == NULL)
+		fail("api", err);
+	populate();
+	return 0;
+}
+
+#define STR(x) { x, sizeof(x) - 1 }
+
+/* Sends the ingest socket a few processes' worth of traffic - requests
+ * with statements, an N+1, a 500, a SQL error, an abort - so that the
+ * listing, detail and statistics handlers have rows to filter and format,
+ * and waits until the store has them. */
+static void populate(void)
+{
+	static uint8_t b[AP_WIRE_MAX_DATAGRAM];
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un su = { .sun_family = AF_UNIX };
+	snprintf(su.sun_path, sizeof su.sun_path, "%s", sockpath);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&su, sizeof su) != 0)
+		fail("connect to the ingest socket", strerror(errno));
+	int64_t mono = col_clock_mono_ns();
+	struct ap_batch_hdr h = { 1, (uint32_t)getpid(), col_clock_real_ns() - mono };
+	struct ap_rec_hello he = { (uint32_t)getpid(), 1, (uint64_t)mono, STR("fz"), STR("/bin/fz") };
+	static const char *const paths[] = { "/users/1", "/users/2", "/orders", "/a/b/c", "/search" };
+	static const char *const methods[] = { "GET", "POST", "DELETE", "BREW" };
+	static const uint16_t statuses[] = { 200, 201, 404, 500, 0 };
+	uint64_t id = 1;
+	for (int batch = 0; batch < 20; batch++) {
+		size_t n = ap_wire_put_batch_hdr(b, sizeof b, &h);
+		n += ap_wire_put_hello(b + n, sizeof b - n, &he);
+		for (int i = 0; i < 10; i++, id++) {
+			uint64_t t0 = (uint64_t)mono - 1000000000ull + id * 1000000ull;
+			int k = (int)(id % 5);
+			for (int q = 0; q < (k == 2 ? 4 : 1); q++) {
+				struct ap_rec_sql sq = { id, t0 + 1000, t0 + 200000, 1, 0x1234 + (uint64_t)k,
+				                         1, (uint8_t)(1 + k % 3), k == 3 ? AP_SQLF_ERROR : 0,
+				                         STR("23505"), STR("duplicate key value"),
+				                         STR("SELECT * FROM t WHERE id = ?") };
+				if (k != 3)
+					sq.error_code.len = sq.error_message.len = 0;
+				n += ap_wire_put_sql(b + n, sizeof b - n, &sq);
+			}
+			struct ap_rec_request rq = { id, t0, t0 + 3000000ull * (uint64_t)(k + 1), 100, 200, 1,
+			                             statuses[k], k == 4 ? AP_REQF_ABORTED : 0,
+			                             { methods[id % 4], (uint16_t)strlen(methods[id % 4]) },
+			                             { paths[k], (uint16_t)strlen(paths[k]) },
+			                             STR("boom") };
+			if (statuses[k] < 500)
+				rq.message.len = 0;
+			n += ap_wire_put_request(b + n, sizeof b - n, &rq);
+		}
+		if (send(fd, b, n, 0) != (ssize_t)n)
+			fail("send to the ingest socket", strerror(errno));
+	}
+	close(fd);
+	for (int i = 0; i < 100; i++) {
+		struct col_ingest_counters ic;
+		struct col_store_counters sc;
+		col_ingest_counters(in, &ic);
+		col_store_counters(store, &sc);
+		if (ic.requests >= 200 && sc.rows_written >= 200)
+			return;
+		usleep(50000);
+	}
+	fail("the populated requests were not stored", NULL);
+}
+
+static int connect_api(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail("socket", strerror(errno));
+	struct timeval tv = { 10, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+		fail("connect", strerror(errno));
+	return fd;
+}
+
+/* Sends req on the kept-alive connection and returns the response's status
+ * (0 when the server closed the connection without an answer). */
+static int roundtrip(const char *req, size_t len)
+{
+	static char resp[1 << 20];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (conn < 0)
+			conn = connect_api();
+		if (send(conn, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+			close(conn);
+			conn = -1;
+			continue;
+		}
+		size_t got = 0;
+		char *hend = NULL;
+		long clen = -1;
+		for (;;) {
+			if (got == sizeof resp - 1)
+				fail("response too large", NULL);
+			ssize_t n = recv(conn, resp + got, sizeof resp - 1 - got, 0);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			resp[got] = '\0';
+			if (hend == NULL && (hend = strstr(resp, "\r\n\r\n")) != NULL) {
+				char *cl = strcasestr(resp, "\r\nContent-Length:");
+				clen = cl && cl < hend ? strtol(cl + 17, NULL, 10) : -1;
+			}
+			if (hend && clen >= 0 && got >= (size_t)(hend + 4 - resp) + (size_t)clen)
+				break;
+		}
+		if (hend == NULL) { /* closed before answering: retry once */
+			close(conn);
+			conn = -1;
+			if (got == 0)
+				continue;
+			fail("malformed response", resp);
+		}
+		int status = 0;
+		if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+			fail("no status line", resp);
+		if (clen < 0 || strcasestr(resp, "\r\nConnection: close") != NULL) {
+			close(conn);
+			conn = -1;
+		}
+		return status;
+	}
+	return 0;
+}
+
+static const char *const endpoints[] = {
+	"/api/v1/requests?", "/api/v1/endpoints?", "/api/v1/queries?",
+	"/api/v1/n-plus-one?", "/api/v1/errors?", "/api/v1/status?",
+	"/api/v1/requests/", "/healthz?",
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char req[16384];
+	if (size < 1 || size > 2000)
+		return 0;
+	size_t ne = sizeof endpoints / sizeof endpoints[0];
+	const char *ep = endpoints[data[0] % ne];
+	size_t o = (size_t)snprintf(req, sizeof req, "GET %s", ep);
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 1; i < size; i++) {
+		unsigned char c = data[i];
+		if (c <= 0x20 || c >= 0x7f || c == '#') {
+			req[o++] = '%';
+			req[o++] = hex[c >> 4];
+			req[o++] = hex[c & 15];
+		} else {
+			req[o++] = (char)c;
+		}
+	}
+	o += (size_t)snprintf(req + o, sizeof req - o,
+	                      " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+	int status = roundtrip(req, o);
+	if (getenv("FUZZ_API_TRACE"))
+		fprintf(stderr, "fuzz_api: %d %.*s\n", status, (int)(strchr(req, '\r') - req), req);
+	if (status == 0)
+		fail("no response", req);
+	if (status != 200 && status != 400 && status != 404)
+		fail("unexpected status (a malformed parameter must be a 400)", req);
+	return 0;
+}

@@ -1,0 +1,163 @@
+/*
+ * fuzz_http.c - libFuzzer harness for the incremental HTTP/1.x parsers
+ * (shared/http.c).
+ *
+ * The preload feeds the parsers whatever pieces the host read or wrote, so
+ * the property checked besides memory safety is split invariance: the
+ * events and results of a message stream must not depend on where the
+ * reads cut it. The input's first byte chooses the direction and a seed
+ * for the cut points; the rest is the byte stream, parsed once whole and
+ * once in pieces of 1..16 bytes, and the two event logs must match.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ap_http.h"
+
+#define MAX_EVENTS 4096
+
+struct evlog {
+	size_t n;
+	uint64_t v[MAX_EVENTS];
+};
+
+static void fail(const char *what)
+{
+	fprintf(stderr, "fuzz_http: %s\n", what);
+	abort();
+}
+
+static void log_ev(struct evlog *l, uint64_t v)
+{
+	if (l->n < MAX_EVENTS)
+		l->v[l->n++] = v;
+}
+
+/* A digest of what the caller may read after each event. */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+static void check_req(const struct ap_http_req *r, enum ap_http_ev ev, struct evlog *l)
+{
+	uint64_t h = 14695981039346656037ull ^ (uint64_t)ev;
+	if (ev == AP_HTTP_START_LINE) {
+		if (r->method_len >= AP_HTTP_METHOD_MAX || r->target_len >= AP_HTTP_TARGET_MAX)
+			fail("request: method or target longer than its buffer");
+		if (r->method[r->method_len] != '\0' || r->target[r->target_len] != '\0')
+			fail("request: method or target not NUL-terminated");
+		if (r->version_minor > 1)
+			fail("request: version other than 1.0/1.1 accepted");
+		h = hash_bytes(h, r->method, r->method_len);
+		h = hash_bytes(h, r->target, r->target_len);
+		h = hash_bytes(h, &r->target_truncated, 1);
+		h = hash_bytes(h, &r->version_minor, 1);
+	} else if (ev == AP_HTTP_HEADERS_DONE) {
+		uint8_t f[5] = { r->keep_alive, r->expect_continue, r->profile, r->chunked, 0 };
+		h = hash_bytes(h, f, sizeof f);
+		if (!r->chunked)
+			h = hash_bytes(h, &r->content_length, sizeof r->content_length);
+	}
+	log_ev(l, h);
+}
+
+static void check_resp(const struct ap_http_resp *r, enum ap_http_ev ev, struct evlog *l)
+{
+	uint64_t h = 14695981039346656037ull ^ (uint64_t)ev;
+	if (r->errbody_len > AP_HTTP_ERRBODY_MAX)
+		fail("response: errbody_len past its buffer");
+	if (ev == AP_HTTP_START_LINE) {
+		if (r->status > 999)
+			fail("response: status out of 0..999");
+		h = hash_bytes(h, &r->status, sizeof r->status);
+	} else if (ev == AP_HTTP_HEADERS_DONE) {
+		uint8_t f[3] = { r->keep_alive, r->chunked, r->until_close };
+		h = hash_bytes(h, f, sizeof f);
+		if (!r->chunked && !r->until_close)
+			h = hash_bytes(h, &r->content_length, sizeof r->content_length);
+	} else if (ev == AP_HTTP_MSG_DONE) {
+		h = hash_bytes(h, &r->errbody_len, sizeof r->errbody_len);
+		h = hash_bytes(h, r->errbody, r->errbody_len);
+	}
+	log_ev(l, h);
+}
+
+/* Parses data[0..n) in pieces; piece sizes come from the seed (0: whole). */
+static void run(int response, int head, uint32_t seed, const char *data, size_t n,
+                struct evlog *l)
+{
+	struct ap_http_req rq;
+	struct ap_http_resp rs;
+	ap_http_req_init(&rq);
+	ap_http_resp_init(&rs);
+	if (response)
+		ap_http_resp_begin(&rs, head);
+	size_t pos = 0;
+	unsigned stalls = 0;
+	l->n = 0;
+	while (pos < n) {
+		size_t piece = n - pos;
+		if (seed) {
+			seed = seed * 1103515245u + 12345u;
+			size_t k = 1 + (seed >> 16) % 16;
+			if (k < piece)
+				piece = k;
+		}
+		size_t off = 0;
+		while (off < piece) {
+			enum ap_http_ev ev = AP_HTTP_NEED_MORE;
+			size_t used = response
+				? ap_http_resp_feed(&rs, data + pos + off, piece - off, &ev)
+				: ap_http_req_feed(&rq, data + pos + off, piece - off, &ev);
+			if (used > piece - off)
+				fail("feed consumed more than it was given");
+			if (ev == AP_HTTP_NEED_MORE && used != piece - off)
+				fail("NEED_MORE without consuming everything");
+			off += used;
+			if (ev == AP_HTTP_NEED_MORE)
+				continue;
+			if (used == 0 && ++stalls > 8)
+				fail("no progress: events without consuming bytes");
+			if (used != 0)
+				stalls = 0;
+			if (response)
+				check_resp(&rs, ev, l);
+			else
+				check_req(&rq, ev, l);
+			if (ev == AP_HTTP_ERROR)
+				return; /* sticky; the preload stops tracking here */
+			if (response && ev == AP_HTTP_MSG_DONE) {
+				if (rs.status == 101)
+					return; /* no longer HTTP */
+				ap_http_resp_begin(&rs, head);
+			}
+		}
+		pos += piece;
+	}
+	if (response)
+		log_ev(l, (uint64_t)ap_http_resp_eof(&rs) | 0x1000);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct evlog whole, cut;
+	if (size < 1)
+		return 0;
+	int response = data[0] & 1, head = (data[0] >> 1) & 1;
+	uint32_t seed = (uint32_t)data[0] * 2654435761u | 1;
+	const char *s = (const char *)data + 1;
+	size--;
+	run(response, head, 0, s, size, &whole);
+	run(response, head, seed, s, size, &cut);
+	if (whole.n != cut.n || memcmp(whole.v, cut.v, whole.n * sizeof whole.v[0]) != 0)
+		fail("events differ when the same bytes arrive in other pieces");
+	return 0;
+}
