@@ -17,12 +17,15 @@ OUT ?= $(BUILDDIR)/tests/fuzz/bin
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
 	-I$(BUILDDIR) -I$(SRCDIR)/shared -I$(SRCDIR)/collector \
-	$(shell pkg-config --cflags libmicrohttpd sqlite3 jansson libcurl)
-FUZZ_LIBS = $(shell pkg-config --libs libmicrohttpd sqlite3 jansson libcurl) -lpthread -lm
+	$(shell pkg-config --cflags libmicrohttpd sqlite3 jansson libcurl $(FUZZ_DW))
+FUZZ_LIBS = $(shell pkg-config --libs libmicrohttpd sqlite3 jansson libcurl $(FUZZ_DW)) -lpthread -lm
+# libdw when the build found it (the collector's crash symbolisation uses it)
+FUZZ_DW = $(if $(shell grep -s 'define HAVE_LIBDW 1' $(BUILDDIR)/config.h),libdw)
 
-SHARED_SRC = wire.c http.c route.c sql.c config.c
-COLLECTOR_SRC = util.c log.c sketch.c hmap.c epset.c shapeset.c stmt.c sqlreq.c \
-	findings.c agg.c store.c query.c jw.c ingest.c api.c
+# Every source of the shared library and of the collector's library (all of
+# collector/ but the programs' own files), so new modules need no edit here.
+SHARED_SRC = $(notdir $(wildcard $(SRCDIR)/shared/*.c))
+COLLECTOR_SRC = $(filter-out main.c cli.c cli_%.c,$(notdir $(wildcard $(SRCDIR)/collector/*.c)))
 SHARED_OBJ = $(addprefix $(OUT)/obj/shared_,$(SHARED_SRC:.c=.o))
 COLLECTOR_OBJ = $(addprefix $(OUT)/obj/collector_,$(COLLECTOR_SRC:.c=.o))
 
