@@ -469,7 +469,7 @@ int col_findings_errors(struct col_findings *f, const struct col_find_filter *fl
 	pthread_mutex_lock(&f->mu);
 	int rc = copy_errors(f, flt, 0, out);
 	pthread_mutex_unlock(&f->mu);
-	if (rc == 0)
+	if (rc == 0 && out->n > 1) /* qsort(NULL, 0, ...) is undefined */
 		qsort(out->v, out->n, sizeof *out->v, err_cmp);
 	return rc;
 }
@@ -480,7 +480,7 @@ int col_findings_patterns(struct col_findings *f, const struct col_find_filter *
 	pthread_mutex_lock(&f->mu);
 	int rc = copy_patterns(f, flt, 0, out);
 	pthread_mutex_unlock(&f->mu);
-	if (rc == 0)
+	if (rc == 0 && out->n > 1)
 		qsort(out->v, out->n, sizeof *out->v, n1_cmp);
 	return rc;
 }
