@@ -1032,7 +1032,7 @@ int col_metrics_render(struct col_metrics *m, const struct col_metrics_sources *
 		/* The size histograms live in the duration entries. */
 		const struct vec *v = (f == F_HTTP_REQ_SIZE || f == F_HTTP_RESP_SIZE)
 		                      ? &fam[F_HTTP_DURATION] : &fam[f];
-		if (v == &fam[f])
+		if (v == &fam[f] && fam[f].n > 1)
 			qsort(fam[f].v, fam[f].n, sizeof fam[f].v[0], cmp_series);
 		buf_fmt(&b, "# HELP %s%s %s\n", m->ns, FAM[f].name, FAM[f].help);
 		buf_fmt(&b, "# TYPE %s%s %s\n", m->ns, FAM[f].name,

@@ -145,7 +145,8 @@ int ap_wire_get_crash(const uint8_t *p, uint32_t len, struct ap_rec_crash *c)
 		return -EBADMSG;
 	size_t mods_at = r.off;
 	for (unsigned i = 0; i < c->nmods && !r.bad; i++) {
-		cr_uint(&r, 24);
+		for (int k = 0; k < 3; k++) /* base, text_start, text_end */
+			cr_uint(&r, 8);
 		cr_str(&r);
 	}
 	if (r.bad)
