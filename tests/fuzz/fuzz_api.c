@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -169,11 +170,13 @@ static int connect_api(void)
 	return fd;
 }
 
+static char resp[1 << 22];
+
 /* Sends req on the kept-alive connection and returns the response's status
- * (0 when the server closed the connection without an answer). */
-static int roundtrip(const char *req, size_t len)
+ * (0 when the server closed the connection without an answer); the
+ * response is in resp, its body at *body (*blen bytes). */
+static int roundtrip(const char *req, size_t len, const char **body, size_t *blen)
 {
-	static char resp[1 << 20];
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (conn < 0)
 			conn = connect_api();
@@ -210,6 +213,8 @@ static int roundtrip(const char *req, size_t len)
 		int status = 0;
 		if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
 			fail("no status line", resp);
+		*body = hend + 4;
+		*blen = got - (size_t)(hend + 4 - resp);
 		if (clen < 0 || strcasestr(resp, "\r\nConnection: close") != NULL) {
 			close(conn);
 			conn = -1;
@@ -246,12 +251,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	o += (size_t)snprintf(req + o, sizeof req - o,
 	                      " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-	int status = roundtrip(req, o);
+	const char *body = NULL;
+	size_t blen = 0;
+	int status = roundtrip(req, o, &body, &blen);
 	if (getenv("FUZZ_API_TRACE"))
 		fprintf(stderr, "fuzz_api: %d %.*s\n", status, (int)(strchr(req, '\r') - req), req);
 	if (status == 0)
 		fail("no response", req);
 	if (status != 200 && status != 400 && status != 404)
 		fail("unexpected status (a malformed parameter must be a 400)", req);
+	/* Every answer says what it is; every API answer is JSON. */
+	char *hend = strstr(resp, "\r\n\r\n");
+	char *ct = strcasestr(resp, "\r\nContent-Type:");
+	if (ct == NULL || ct > hend)
+		fail("a response without Content-Type", req);
+	if (strncmp(ep, "/healthz", 8) != 0) {
+		if (strncasecmp(ct + 15, " application/json", 17) != 0)
+			fail("an API response that is not application/json", req);
+		json_error_t jerr;
+		json_t *j = json_loadb(body, blen, 0, &jerr);
+		if (j == NULL)
+			fail("an API response that is not valid JSON", jerr.text);
+		if (status != 200 && !json_is_string(json_object_get(j, "error")))
+			fail("an error response without an error message", req);
+		json_decref(j);
+	}
 	return 0;
 }
