@@ -108,10 +108,11 @@ sanitizers() {
 	(cd "$build" && "$src/configure" -q --enable-sanitizers) || return 1
 	make -s -C "$build" -j"$(nproc)" >"$san/build.log" 2>&1 || { cat "$san/build.log"; return 1; }
 	make -s -C "$build" -j"$(nproc)" check TESTS= >/dev/null 2>&1 || return 1
-	# Every test but the demo's (the demo preloads its build's library).
+	# Every test but the demo's (the demo preloads its build's library) and
+	# the fuzzers' (built with ASan and UBSan already).
 	local tests
 	tests=$(printf 'ap-print-tests:\n\t@echo $(TESTS)\n' |
-		make -s -C "$build/tests" -f Makefile -f - ap-print-tests | tr ' ' '\n' | grep -v 'demo\.sh$' | tr '\n' ' ')
+		make -s -C "$build/tests" -f Makefile -f - ap-print-tests | tr ' ' '\n' | grep -Ev '(demo|fuzz)\.sh$' | tr '\n' ' ')
 	[ -n "$tests" ] || return 1
 	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
