@@ -299,7 +299,7 @@
     for (let i = 0; i <= 4; i++) {
       const v = ymax * i / 4, yy = y(v);
       g.appendChild(svg('line', { class: 'grid', x1: L, x2: W - R, y1: yy, y2: yy }));
-      g.appendChild(svg('text', { class: 'axis', x: L - 4, y: yy + 3, 'text-anchor': 'end' }, fmtNum(v)));
+      g.appendChild(svg('text', { class: 'axis', x: L - 4, y: yy + 3, 'text-anchor': 'end' }, Number.isInteger(v) ? nf0.format(v) : fmtNum(v)));
     }
     const nlab = Math.min(6, pts.length);
     for (let i = 0; i < nlab; i++) {
@@ -484,8 +484,8 @@
       const maxd = Math.max(...queries.map((q) => q.duration_ms || 0), 0.001);
       const cols = [
         { key: 'seq', label: '#', num: true, render: (q) => q.seq !== undefined ? q.seq : '' },
-        { key: 'at', label: 'At', num: true, title: 'start, after the request began',
-          render: (q) => { const d = Date.parse(q.ts) - t0; return isFinite(d) ? '+' + fmtMs(Math.max(0, d)) : ''; } },
+        { key: 'at', label: 'At', num: true, title: 'when it started, after the request began (to the millisecond)',
+          render: (q) => { const d = Date.parse(q.ts) - t0; return isFinite(d) ? '+' + nf0.format(Math.max(0, d)) + ' ms' : ''; } },
         { key: 'bar', label: 'Duration', cls: () => 'barcell', render: (q) => {
           const b = el('div', { class: 'bar' });
           b.style.width = Math.max(0.5, 100 * (q.duration_ms || 0) / maxd).toFixed(1) + '%';

@@ -94,6 +94,58 @@ async function requestsWhere(what, pred) {
   return t;
 }
 
+/* The chart, regressions and summaries against answers shaped as SPEC
+ * section 5 documents them, served by the browser itself (page.route):
+ * those endpoints come from another part of the collector, and this test
+ * must not depend on them. Values carry markup, which must stay text. */
+async function mocked(context) {
+  const bad = '<img src=x onerror=alert(2)>';
+  const now = Math.floor(Date.now() / 10000) * 10000;
+  const points = [];
+  for (let i = 30; i >= 1; i--) {
+    points.push({ t: new Date(now - i * 10000).toISOString(), requests_per_s: 5 + (i % 7), sql_per_s: 20 + (i % 5) * 3,
+      avg_request_ms: 12.5, avg_sql_ms: 0.8 });
+  }
+  const reg = (type, webhook) => ({ type, service: X.service, method: 'GET', route: '/r/' + bad,
+    window_start: new Date(now - 3600000).toISOString(), previous_avg_ms: 100, current_avg_ms: 350,
+    previous_p95_ms: 150, current_p95_ms: 900, previous_error_rate: 0, current_error_rate: 0.25,
+    fingerprint: type === 'n_plus_one' ? '0123456789abcdef' : null, detected_at: new Date(now).toISOString(), webhook });
+  const answers = {
+    timeseries: { bucket_seconds: 10, points },
+    regressions: { regressions: [reg('response_time', 'delivered'), reg('error_rate', 'failed'),
+      reg('p95', 'pending'), reg('n_plus_one', 'none')] },
+    summaries: { summaries: [{ window_start: new Date(now - 3600000).toISOString(), window_end: new Date(now).toISOString(),
+      service: X.service, method: 'GET', route: '/s/' + bad, count: 40, avg_ms: 20, p95_ms: 150, min_ms: 1, max_ms: 300,
+      error_count: 2, error_rate: 0.05, slow_count: 3, n_plus_one_count: 1 }] },
+  };
+  await context.route(/\/api\/v1\/(timeseries|regressions|summaries)(\?|$)/, (route) => {
+    const name = /\/api\/v1\/([a-z]+)/.exec(route.request().url())[1];
+    const auth = route.request().headers().authorization || '';
+    if (X.token && auth !== 'Bearer ' + X.token) return route.fulfill({ status: 401, json: { error: 'unauthorized' } });
+    return route.fulfill({ status: 200, json: answers[name] });
+  });
+  await page.goto(X.url + '/#regressions');
+  await until('regressions (as SPEC shapes them): four rows with their webhook status', () => {
+    const rows = [...document.querySelectorAll('#rg-table tbody tr')];
+    const hooks = rows.map((r) => r.lastChild.textContent).sort().join(',');
+    return rows.length === 4 && hooks === 'delivered,failed,none,pending';
+  });
+  await check('a route with markup stays text there', await page.evaluate((b) =>
+    [...document.querySelectorAll('#rg-table td')].some((td) => td.textContent === 'GET /r/' + b) &&
+    document.querySelectorAll('main img').length === 0, bad));
+  await page.goto(X.url + '/#summaries');
+  await until('summaries (as SPEC shapes them): the window row', (b) => {
+    const tds = [...document.querySelectorAll('#sm-table tbody td')].map((td) => td.textContent);
+    return tds.includes('/s/' + b) && tds.includes('40') && tds.includes('5.0%');
+  }, bad);
+  await until('the live chart draws both series from /api/v1/timeseries', () => {
+    const paths = document.querySelectorAll('#chart svg path.line');
+    return paths.length === 2 && [...paths].every((p) => (p.getAttribute('d').match(/L/g) || []).length === 29);
+  });
+  await page.screenshot({ path: path.join(OUT, 'panes.png'), fullPage: true });
+  await context.unroute(/\/api\/v1\/(timeseries|regressions|summaries)(\?|$)/);
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.AP_CHROMIUM || '/usr/bin/chromium',
@@ -308,6 +360,8 @@ async function main() {
     }, box);
   }
   await until('the chart renders (a chart or a note)', () => document.getElementById('chart').children.length > 0);
+
+  await mocked(context);
 
   await check('no script error, CSP violation or dialog: ' + problems.join('; '), problems.length === 0);
   await browser.close();
