@@ -15,9 +15,6 @@ AP_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 # /usr/sbin/nginx), Node, curl and jq as clients and JSON readers, python3
 # for raw and pipelined HTTP, wrk for the load of the reliability test.
 AP_PKGS_TEST="nginx-light:nginx nodejs:node curl:curl jq:jq python3:python3 wrk:wrk"
-# The dashboard test: headless Chromium, driven by playwright-core from npm
-# (tests/integration/dashboard.sh installs it with npm ci).
-AP_PKGS_TEST="$AP_PKGS_TEST chromium:chromium npm:npm"
 # The SQL tests (tests/integration/dblib.sh and its users): throwaway
 # PostgreSQL 15 and MariaDB servers, the sqlite3 shell to read the
 # collector's database, and Debian's Python stack for the Django app
@@ -25,6 +22,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST chromium:chromium npm:npm"
 # python3 that may come first in PATH, so no command stands in for them).
 AP_PKGS_TEST="$AP_PKGS_TEST postgresql-15 mariadb-server mariadb-client-core:mariadb sqlite3:sqlite3
 	python3-django python3-psycopg2 python3-mysqldb gunicorn"
+# The dashboard test: headless Chromium, driven by playwright-core from npm
+# (tests/integration/dashboard.sh installs it with npm ci).
+AP_PKGS_TEST="$AP_PKGS_TEST chromium:chromium npm:npm"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"
