@@ -254,9 +254,7 @@ async function main() {
 
   /* ---- requests ---- */
   await page.click('nav#tabs a[data-tab="requests"]');
-  t = await requestsWhere('the request list shows a first page of 50, newest first', (x) => x.rows.length === 50);
-  const times = col(t, 'Time');
-  await check('newest first', times.every((v, i) => i === 0 || times[i - 1] >= v));
+  t = await requestsWhere('the request list shows a first page of 50', (x) => x.rows.length === 50);
   await check('a next page is offered', !(await page.isDisabled('#rq-older')));
   const firstPage = new Set(t.rows.map((row) => row.join('|')));
   await page.click('#rq-older');
