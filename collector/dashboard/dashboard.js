@@ -236,6 +236,7 @@
     state.status = s;
     if (s.config && typeof s.config.slow_request_threshold_ms === 'number')
       state.slowMs = s.config.slow_request_threshold_ms;
+    document.title = 'apiprof \u00b7 ' + (s.host || '');
     const t = s.totals || {};
     const procs = s.processes || [];
     const live = procs.filter((p) => p.connected).length;

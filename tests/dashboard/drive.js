@@ -184,6 +184,8 @@ async function main() {
     await until('the page loads', () => document.body.dataset.ready === '1');
   }
 
+  await check('the title names the collector\'s host', /^apiprof \u00b7 ./.test(await page.title()));
+
   /* ---- endpoints ---- */
   await until('endpoint rows of both services appear', (x) => {
     const t = document.querySelector('#ep-table table');
