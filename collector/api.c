@@ -25,6 +25,7 @@
 #include "agg.h"
 #include "ap_config.h"
 #include "col.h"
+#include "dashboard.h"
 #include "findings.h"
 #include "ingest.h"
 #include "jw.h"
@@ -476,9 +477,14 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 	struct col_findings_counters fc;
 	col_findings_counters(col_agg_findings(x->agg), &fc);
 	json_t *body = json_pack(
-		"{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+		"{s:s, s:{s:o, s:o, s:I, s:o}, s:o, s:{s:o, s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
 		" s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o}}",
 		"version", PACKAGE_VERSION,
+		"config",
+		"slow_request_threshold_ms", jms(x->cfg->slow_request_threshold_ms),
+		"slow_query_threshold_ms", jms(x->cfg->slow_query_threshold_ms),
+		"n_plus_one_threshold", (json_int_t)x->cfg->n_plus_one_threshold,
+		"aggregation_window_minutes", json_real(x->cfg->aggregation_window_minutes),
 		"uptime_s", jms((double)(now_mono - x->start_mono_ns) / 1e9),
 		"totals",
 		"requests", jint(t.requests),
@@ -1276,6 +1282,11 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 		char *ok = strdup("ok");
 		return ok ? send_text(c, MHD_HTTP_OK, "text/plain", ok) : MHD_NO;
 	}
+	/* The dashboard's files hold no data and a browser cannot send the
+	 * token when it navigates: served without it (dashboard.h). */
+	const struct col_dash_asset *asset = col_dashboard_find(url);
+	if (asset != NULL)
+		return col_dashboard_serve(c, asset, method);
 	if (!authorized(api, c))
 		return send_error(c, MHD_HTTP_UNAUTHORIZED,
 		                  "unauthorized: send Authorization: Bearer TOKEN");

@@ -33,6 +33,11 @@
  *    for a request whose only failure is SQL, its first failed statement
  *    ("SQLSTATE 42P01", "MySQL 1146", "SQLite 1"); null otherwise. The
  *    list's `error` flag stays the status's (>= 500 or aborted).
+ *  - /api/v1/status has `config`: slow_request_threshold_ms,
+ *    slow_query_threshold_ms, n_plus_one_threshold and
+ *    aggregation_window_minutes, for clients such as the dashboard.
+ *  - GET / and the dashboard's files are answered by dashboard.c before
+ *    the token is checked (they hold no data; dashboard.h says why).
  *  - Other hosts' findings live with their collectors: host=OTHER gives
  *    empty /errors and /n-plus-one lists (and /queries without a period).
  */

@@ -30,6 +30,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST postgresql-15 mariadb-server mariadb-client-core:mar
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"
+# The dashboard test: headless Chromium, driven by playwright-core from npm
+# (tests/integration/dashboard.sh installs it with npm ci).
+AP_PKGS_TEST="$AP_PKGS_TEST chromium:chromium npm:npm"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"
