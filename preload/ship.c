@@ -364,7 +364,8 @@ void pl_ship_profile(const struct ap_rec_profile *r)
  * room as the shipper's do, within SHIP_EXIT_BUDGET in all: the first
  * waits for the shipper to finish a half it is sending. A collector that
  * is absent fails each send at once; only one that is alive but not
- * reading can delay the exit, and by at most the budget.
+ * reading can delay the exit, and by at most the budget plus the last
+ * STATS record's own wait (SHIP_SEND_WAIT / 2).
  */
 __attribute__((destructor)) static void ship_exit_flush(void)
 {
@@ -393,8 +394,12 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	if (len)
 		send_records(sock, ship.half[i], len, ship.cuts[i], ship.ncuts[i], 0, deadline);
+	/* The last STATS carries the counts of what was lost, so that nothing
+	 * is lost unseen: it gets a short wait of its own after the budget. */
+	wait.tv_usec = SHIP_SEND_WAIT_US / 2;
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	int up = 1;
-	send_heartbeat(sock, &up, pl_now_ns() < deadline ? 0 : MSG_DONTWAIT);
+	send_heartbeat(sock, &up, 0);
 	pl_real.close(sock);
 	errno = saved;
 }
