@@ -359,11 +359,9 @@
     const [all, recent, prof] = await Promise.all([
       api('/api/v1/endpoints'),
       api('/api/v1/endpoints', { since }),
-      /* which endpoints have CPU samples (a collector without profiles: none) */
-      api('/api/v1/profile', { limit: 1 }, { optional: true }).catch((e) => {
-        if (e instanceof NotAvailable) return null;
-        throw e;
-      }),
+      /* which endpoints have CPU samples; without the answer (a collector
+       * without profiles, a failure) the table still shows, with no links */
+      api('/api/v1/profile', { limit: 1 }, { optional: true }).catch(() => null),
     ]);
     state.ep.prof = new Map(((prof && prof.endpoints) || []).filter((e) => e.samples > 0)
       .map((e) => [epKey(e), e.samples]));
