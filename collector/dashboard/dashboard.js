@@ -105,10 +105,14 @@
     status: null,
     services: new Set(),
     tab: 'endpoints',
-    ep: { rows: [], rates: new Map(), sort: { key: 'count', dir: -1 } },
+    ep: { rows: [], rates: new Map(), prof: new Map(), sort: { key: 'count', dir: -1 } },
     rq: { route: '', cursors: [], next: null },
     qs: { rows: [], sort: { key: 'total_ms', dir: -1 } },
     sm: { rows: [] },
+    /* the Profiles pane: the folded text drawn, its tree, the zoomed-in
+     * frame (names from the root), the function highlighted */
+    pf: { key: null, text: null, root: null, focus: [], highlight: null, top: null, sort: { key: 'self', dir: -1 },
+      endpoints: '' },
     busy: false,
   };
 
@@ -143,7 +147,8 @@
 
   /* GET path with params (empty values left out). A 401 asks for the token
    * and tries again; a 404 throws NotFound, or NotAvailable when the whole
-   * endpoint is missing (an older collector: opts.optional). */
+   * endpoint is missing (an older collector: opts.optional). opts.text:
+   * the body as a string rather than parsed JSON. */
   async function api(path, params, opts) {
     const url = new URL(path, location.origin);
     for (const [k, v] of Object.entries(params || {})) {
@@ -152,7 +157,7 @@
     }
     for (;;) {
       const tok = sessionStorage.getItem(TOKEN_KEY);
-      const headers = { Accept: 'application/json' };
+      const headers = { Accept: opts && opts.text ? 'text/plain, application/json' : 'application/json' };
       if (tok) headers.Authorization = 'Bearer ' + tok;
       const r = await fetch(url, { headers, cache: 'no-store', credentials: 'omit' });
       if (r.status === 401) {
@@ -160,6 +165,7 @@
         await askToken(tok ? 'That token was refused. Enter the collector\'s auth_token.' : '');
         continue;
       }
+      if (opts && opts.text && r.ok) return await r.text();
       let body = null;
       try { body = await r.json(); } catch (e) { body = null; }
       if (r.status === 404) {
@@ -340,15 +346,25 @@
     { key: 'sql_per_request', label: 'SQL/req', num: true, render: (r) => fmtNum(r.sql_per_request) },
     { key: 'n_plus_one_count', label: 'N+1', num: true, title: 'requests with an N+1',
       render: (r) => r.n_plus_one_count ? el('span', { class: 'badge n1' }, fmtInt(r.n_plus_one_count)) : '0' },
+    { key: 'cpu', label: 'CPU', num: true, title: 'CPU samples of its profiled requests: opens its flame graph',
+      value: (r) => state.ep.prof.get(epKey(r)) || 0, render: (r) => {
+        const n = state.ep.prof.get(epKey(r)) || 0;
+        return n ? el('a', { href: profileHash(r), class: 'flame-link', title: fmtInt(n) + ' samples' }, 'flame') : '';
+      } },
   ];
   const epKey = (r) => r.service + '\u0000' + r.method + '\u0000' + r.route;
 
   async function refreshEndpoints() {
     const since = Math.floor((Date.now() / 1000 - RATE_WINDOW_S) / 60) * 60;
-    const [all, recent] = await Promise.all([
+    const [all, recent, prof] = await Promise.all([
       api('/api/v1/endpoints'),
       api('/api/v1/endpoints', { since }),
+      /* which endpoints have CPU samples; without the answer (a collector
+       * without profiles, a failure) the table still shows, with no links */
+      api('/api/v1/profile', { limit: 1 }, { optional: true }).catch(() => null),
     ]);
+    state.ep.prof = new Map(((prof && prof.endpoints) || []).filter((e) => e.samples > 0)
+      .map((e) => [epKey(e), e.samples]));
     /* A collector younger than the window has seen traffic only since it
      * started (after a restart, minutes stored before it count too, and
      * the rate reads a little high until the window has passed). */
@@ -573,6 +589,225 @@
     ], b.errors || [], { empty: 'No error seen.' });
   }
 
+  /* ---- CPU profiles: a flame graph (hand-written SVG) and top functions ---- */
+
+  /* The pane's address: #profiles, or #profiles?service=S&method=M&route=R
+   * for one endpoint (shareable, like #request/ID). */
+  function profileSel() {
+    const h = location.hash.replace(/^#/, '');
+    const i = h.indexOf('?');
+    const q = new URLSearchParams(i >= 0 ? h.slice(i + 1) : '');
+    return { service: q.get('service') || '', method: q.get('method') || '', route: q.get('route') || '' };
+  }
+  function profileHash(e) {
+    const q = new URLSearchParams();
+    for (const k of ['service', 'method', 'route']) if (e[k]) q.set(k, e[k]);
+    const s = q.toString();
+    return '#profiles' + (s ? '?' + s : '');
+  }
+
+  /* Folded text ("outer;...;inner COUNT" per line) -> a tree of
+   * {name, value (samples in it and below), self, children (a Map), parent,
+   * depth}; the root, "all", holds every sample. */
+  function parseFolded(text) {
+    const root = { name: 'all', value: 0, self: 0, children: new Map(), parent: null, depth: 0, maxDepth: 0 };
+    for (const line of String(text || '').split('\n')) {
+      const sp = line.lastIndexOf(' ');
+      if (sp <= 0) continue;
+      const n = Number(line.slice(sp + 1));
+      if (!Number.isSafeInteger(n) || n <= 0) continue;
+      const frames = line.slice(0, sp).split(';');
+      let node = root;
+      root.value += n;
+      for (const f of frames) {
+        let c = node.children.get(f);
+        if (!c) {
+          c = { name: f, value: 0, self: 0, children: new Map(), parent: node, depth: node.depth + 1 };
+          node.children.set(f, c);
+        }
+        c.value += n;
+        node = c;
+      }
+      node.self += n;
+      root.maxDepth = Math.max(root.maxDepth, frames.length);
+    }
+    return root;
+  }
+
+  function framePath(node) {
+    const p = [];
+    for (let n = node; n && n.parent; n = n.parent) p.unshift(n.name);
+    return p;
+  }
+  function pct(n, of) { return of > 0 ? nf1.format(100 * n / of) + '%' : ''; }
+  function frameText(node, total) {
+    return node.name + ': ' + fmtInt(node.value) + ' samples, ' + pct(node.value, total) + ' of all' +
+      (node.self ? ' (self ' + fmtInt(node.self) + ', ' + pct(node.self, total) + ')' : '');
+  }
+
+  /* The detail line under the graph: the frame under the pointer, else the
+   * zoomed-in one, else the whole profile. */
+  function showFrame(node) {
+    const root = state.pf.root;
+    const d = $('pf-detail');
+    if (!root || !root.value) { d.replaceChildren(); return; }
+    if (!node) node = focusNode();
+    d.replaceChildren(el('b', { id: 'pf-detail-name', class: 'mono' }, node.name), ' ',
+      el('span', { id: 'pf-detail-samples' }, fmtInt(node.value) + ' samples'), ', ',
+      el('span', { id: 'pf-detail-pct' }, pct(node.value, root.value)), ' of all',
+      node.self ? ', self ' + fmtInt(node.self) + ' (' + pct(node.self, root.value) + ')' : '',
+      node.parent && node !== focusNode() ? ' \u00b7 click to zoom in' : '');
+  }
+
+  function focusNode() {
+    let n = state.pf.root;
+    for (const name of state.pf.focus) {
+      const c = n.children.get(name);
+      if (!c) break;
+      n = c;
+    }
+    return n;
+  }
+
+  /* Frame colours: a warm hue picked from the name (stable across redraws);
+   * "[lib.so]" and "[other]" frames grey. */
+  function frameClass(name) {
+    if (name.charAt(0) === '[') return 'fx';
+    let h = 0;
+    for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+    return 'f' + (h % 6);
+  }
+
+  const FLAME_ROW = 18, FLAME_CHAR = 7;
+
+  /* Root at the bottom, callees above their callers, each frame as wide as
+   * its samples; children in name order. The zoomed-in frame fills the
+   * width, its callers shown full width below it. */
+  function drawFlame() {
+    const box = $('pf-flame');
+    const pf = state.pf, root = pf.root;
+    if (!root) return;
+    $('pf-reset').disabled = !pf.focus.length;
+    if (!root.value) {
+      box.replaceChildren(note('No samples yet for ' + ($('pf-endpoint').selectedOptions[0] || { textContent: 'this selection' }).textContent +
+        '. Every APIPROF_PROFILE_EVERY-th request (default 20) is profiled, and any request with the header X-Apiprof-Profile: 1.'));
+      showFrame(null);
+      return;
+    }
+    const focus = focusNode();
+    const W = Math.max(300, box.clientWidth || 800), H = (root.maxDepth + 1) * FLAME_ROW;
+    const g = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': 'flame graph' });
+    const scale = W / focus.value;
+    const frame = (node, x, w, dim) => {
+      const y = H - (node.depth + 1) * FLAME_ROW;
+      const cls = ['frame', frameClass(node.name), dim ? 'dim' : '', node.name === pf.highlight ? 'hl' : '',
+        node === focus && pf.focus.length ? 'focus' : ''].join(' ').replace(/ +/g, ' ').trim();
+      const f = svg('g', { class: cls });
+      f.appendChild(svg('rect', { x: x.toFixed(2), y, width: Math.max(0.5, w - 0.5).toFixed(2), height: FLAME_ROW - 1, rx: 2 }));
+      const chars = Math.floor((w - 6) / FLAME_CHAR);
+      if (chars >= 3) {
+        f.appendChild(svg('text', { x: (x + 3).toFixed(2), y: y + FLAME_ROW - 5 },
+          node.name.length <= chars ? node.name : node.name.slice(0, chars - 1) + '\u2026'));
+      }
+      f.appendChild(svg('title', null, frameText(node, root.value)));
+      f.addEventListener('mouseenter', () => showFrame(node));
+      f.addEventListener('click', () => {
+        pf.focus = framePath(node);
+        drawFlame();
+        showFrame(node);
+      });
+      g.appendChild(f);
+    };
+    for (let n = focus.parent; n; n = n.parent) frame(n, 0, W, true);
+    frame(focus, 0, W, false);
+    const walk = (node, x) => {
+      const kids = [...node.children.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const c of kids) {
+        const w = c.value * scale;
+        if (w >= 0.5) {
+          frame(c, x, w, false);
+          walk(c, x);
+        }
+        x += w;
+      }
+    };
+    walk(focus, 0);
+    g.addEventListener('mouseleave', () => showFrame(null));
+    box.replaceChildren(g);
+    showFrame(null);
+  }
+
+  const PF_COLS = [
+    { key: 'function', label: 'Function', cls: () => 'path' },
+    { key: 'self', label: 'Self', num: true, title: 'samples in the function itself', render: (r) => fmtInt(r.self) },
+    { key: 'self_fraction', label: 'Self %', num: true, render: (r) => fmtRate(r.self_fraction) },
+    { key: 'total', label: 'Total', num: true, title: 'samples in the function and what it called', render: (r) => fmtInt(r.total) },
+    { key: 'total_fraction', label: 'Total %', num: true, render: (r) => fmtRate(r.total_fraction) },
+  ];
+
+  function drawTop() {
+    const pf = state.pf;
+    const fns = (pf.top && pf.top.functions) || [];
+    renderTable($('pf-top'), PF_COLS, fns, {
+      sort: pf.sort, onSort: drawTop, empty: 'No samples yet.',
+      rowClass: (r) => r.function === pf.highlight ? 'hl' : null,
+      rowClick: (r) => {
+        pf.highlight = pf.highlight === r.function ? null : r.function;
+        drawFlame();
+        drawTop();
+      },
+    });
+  }
+
+  async function refreshProfiles() {
+    const pf = state.pf, sel = profileSel();
+    const params = { service: sel.service || service(), method: sel.method, route: sel.route };
+    let list, top, text;
+    try {
+      [list, top, text] = await Promise.all([
+        api('/api/v1/profile', { service: service(), limit: 1 }, { optional: true }),
+        api('/api/v1/profile', Object.assign({ limit: 50 }, params), { optional: true }),
+        api('/api/v1/profile', Object.assign({ format: 'collapsed' }, params), { optional: true, text: true }),
+      ]);
+    } catch (e) {
+      if (e instanceof NotAvailable) {
+        pf.root = null;
+        $('pf-flame').replaceChildren(note('Not available: this collector has no /api/v1/profile.'));
+        $('pf-top').replaceChildren();
+        $('pf-detail').replaceChildren();
+        return;
+      }
+      throw e;
+    }
+    /* The endpoint menu: every endpoint with samples, and the one asked for. */
+    const eps = ((list && list.endpoints) || []).filter((e) => e.samples > 0);
+    const cur = profileHash(sel);
+    if (sel.route && !eps.some((e) => profileHash(e) === cur)) eps.push(Object.assign({ samples: 0 }, sel));
+    const menu = $('pf-endpoint');
+    const sig = JSON.stringify([service(), eps.map((e) => profileHash(e))]);
+    if (sig !== pf.endpoints) {
+      pf.endpoints = sig;
+      menu.replaceChildren(el('option', { value: '#profiles' }, service() ? 'every endpoint of ' + service() : 'every endpoint'),
+        ...eps.map((e) => el('option', { value: profileHash(e) },
+          (service() ? '' : e.service + ' \u00b7 ') + e.method + ' ' + e.route)));
+    }
+    menu.value = sel.route || sel.method ? cur : '#profiles';
+    if (menu.value !== cur && menu.value !== '#profiles') menu.value = '#profiles';
+
+    const key = JSON.stringify(params);
+    if (key !== pf.key) { pf.focus = []; pf.highlight = null; }
+    pf.top = top;
+    $('pf-info').textContent = top && top.samples ? fmtInt(top.samples) + ' samples from ' + fmtInt(top.requests) +
+      ' profiled requests' : '';
+    if (key !== pf.key || text !== pf.text) {
+      pf.key = key;
+      pf.text = text;
+      pf.root = parseFolded(text);
+      drawFlame();
+    }
+    drawTop();
+  }
+
   /* ---- regressions and summaries (collectors with windows) ---- */
 
   async function optionalPane(box, path, params, fn) {
@@ -638,13 +873,14 @@
 
   const PANES = {
     endpoints: refreshEndpoints, requests: refreshRequests, 'n-plus-one': refreshN1, queries: refreshQueries,
-    errors: refreshErrors, regressions: refreshRegressions, summaries: refreshSummaries,
+    errors: refreshErrors, profiles: refreshProfiles, regressions: refreshRegressions, summaries: refreshSummaries,
   };
 
   function route() {
     const h = location.hash.replace(/^#/, '');
     const m = /^request\/(\d+)$/.exec(h);
     if (m) return { pane: 'request', tab: 'requests', id: m[1] };
+    if (/^profiles(\?|$)/.test(h)) return { pane: 'profiles', tab: 'profiles' };
     if (PANES[h]) return { pane: h, tab: h };
     return { pane: 'endpoints', tab: 'endpoints' };
   }
@@ -702,11 +938,12 @@
 
   function wire() {
     window.addEventListener('hashchange', show);
-    window.addEventListener('resize', debounce(drawChart, 150));
+    window.addEventListener('resize', debounce(() => { drawChart(); if (route().pane === 'profiles') drawFlame(); }, 150));
     $('service').addEventListener('change', () => {
       resetRequests();
       guarded(refreshChart);
       const r = route();
+      if (r.pane === 'profiles' && location.hash !== '#profiles') { location.hash = '#profiles'; return; }
       if (r.pane === 'endpoints') drawEndpoints();
       else if (r.pane !== 'request') guarded(PANES[r.pane]);
     });
@@ -724,6 +961,8 @@
     $('rq-newest').addEventListener('click', rqChanged);
     $('qs-search').addEventListener('input', debounce(drawQueries, 150));
     $('sm-search').addEventListener('input', debounce(drawSummaries, 150));
+    $('pf-endpoint').addEventListener('change', () => { location.hash = $('pf-endpoint').value; });
+    $('pf-reset').addEventListener('click', () => { state.pf.focus = []; drawFlame(); });
     $('live').addEventListener('change', tick);
   }
 

@@ -8,10 +8,11 @@
  *
  * EXPECT.json (written by dashboard.sh from what it sent and what the API
  * answered): url, token, service, service2, endpoints [{method, route,
- * count}], xss_path, total_requests, books_id, fail_id. Prints "ok: ..."
- * per check; exits 1 on the first failure, with a screenshot of the moment
- * in OUTDIR/failure.png. Writes OUTDIR/dashboard.png and
- * OUTDIR/request.png.
+ * count}], xss_path, total_requests, books_id, fail_id, profile (null, or
+ * {service, method, route, function}: an endpoint whose CPU profile has
+ * that function). Prints "ok: ..." per check; exits 1 on the first
+ * failure, with a screenshot of the moment in OUTDIR/failure.png. Writes
+ * OUTDIR/dashboard.png, OUTDIR/request.png and OUTDIR/profile.png.
  */
 'use strict';
 
@@ -144,6 +145,90 @@ async function mocked(context) {
   });
   await page.screenshot({ path: path.join(OUT, 'panes.png'), fullPage: true });
   await context.unroute(/\/api\/v1\/(timeseries|regressions|summaries)(\?|$)/);
+}
+
+/* The Profiles pane: the flame graph and top functions of a real profile
+ * (X.profile), an endpoint without samples, and a function name with
+ * markup (served by the browser itself), which must stay text. */
+async function profiles(context) {
+  if (X.profile) {
+    const P = X.profile;
+    await page.goto(X.url + '/#endpoints');
+    await setSelect('service', '');
+    await until('the profiled endpoint has a "flame" link in the endpoints table', (p) =>
+      [...document.querySelectorAll('#ep-table tbody tr')].some((tr) =>
+        tr.children[0].textContent === p.service && tr.children[2].textContent === p.route &&
+        tr.querySelector('a.flame-link') !== null), P);
+    await page.evaluate((p) => {
+      const tr = [...document.querySelectorAll('#ep-table tbody tr')].find((r) =>
+        r.children[0].textContent === p.service && r.children[2].textContent === p.route);
+      tr.querySelector('a.flame-link').click();
+    }, P);
+    await until('it opens the Profiles pane with a flame graph showing a ' + P.function + ' frame (as text)', (p) =>
+      /^#profiles\?/.test(location.hash) && !document.getElementById('pane-profiles').hidden &&
+      [...document.querySelectorAll('#pf-flame svg g.frame text')].some((t) => t.textContent === p.function), P);
+    await check('the endpoint menu names the endpoint', (await page.evaluate(() => {
+      const o = document.getElementById('pf-endpoint').selectedOptions[0];
+      return o ? o.textContent : '';
+    })).endsWith(P.method + ' ' + P.route));
+    await until('the top-functions table lists ' + P.function, (p) =>
+      [...document.querySelectorAll('#pf-top tbody tr')].some((tr) => tr.children[0].textContent === p.function), P);
+    const t = await rowsOf('#pf-top');
+    const fi = col(t, 'Function').indexOf(P.function);
+    const total = num(col(t, 'Total')[fi]), totalPct = num(col(t, 'Total %')[fi]);
+    await check(P.function + ' is in most samples (total ' + total + ', ' + totalPct + '%)', total > 0 && totalPct >= 50);
+    const at = await page.evaluate((p) => {
+      const txt = [...document.querySelectorAll('#pf-flame svg g.frame text')].find((e) => e.textContent === p.function);
+      const r = txt.parentNode.querySelector('rect');
+      r.scrollIntoView({ block: 'center' });
+      const b = r.getBoundingClientRect();
+      return { x: b.x + b.width / 2, y: b.y + b.height / 2, w: b.width,
+        full: document.querySelector('#pf-flame svg').getBoundingClientRect().width };
+    }, P);
+    await page.mouse.move(at.x, at.y);
+    await until('hovering the frame shows its name, samples and percentage', (p) => {
+      const n = document.getElementById('pf-detail-name'), s = document.getElementById('pf-detail-samples'),
+        c = document.getElementById('pf-detail-pct');
+      return n && n.textContent === p.fn && s.textContent === p.total + ' samples' && /^[0-9.]+%$/.test(c.textContent) &&
+        Math.abs(parseFloat(c.textContent) - p.pct) <= 0.1;
+    }, { fn: P.function, total: new Intl.NumberFormat('en-US').format(total), pct: totalPct });
+    await page.mouse.click(at.x, at.y);
+    await until('clicking it zooms in: the frame fills the width', (p) => {
+      const txt = [...document.querySelectorAll('#pf-flame svg g.frame text')].find((e) => e.textContent === p.function);
+      const r = txt && txt.parentNode.querySelector('rect');
+      return r && r.getBoundingClientRect().width >= document.querySelector('#pf-flame svg').getBoundingClientRect().width - 2 &&
+        !document.getElementById('pf-reset').disabled;
+    }, P);
+    await page.screenshot({ path: path.join(OUT, 'profile.png'), fullPage: true });
+    ok('screenshot ' + path.join(OUT, 'profile.png'));
+    await page.click('#pf-reset');
+    await until('Reset zoom shows the whole profile again', () => document.getElementById('pf-reset').disabled);
+  }
+  await page.goto(X.url + '/#profiles?service=' + encodeURIComponent(X.service) + '&method=GET&route=' +
+    encodeURIComponent('/books/'));
+  await until('an endpoint without samples says "no samples yet", in the graph and the table', () => {
+    const f = document.getElementById('pf-flame'), t = document.getElementById('pf-top');
+    return /^No samples yet/.test(f.textContent) && t.textContent === 'No samples yet.' && !f.querySelector('svg');
+  });
+
+  /* A function name with markup, from a mocked profile. */
+  const bad = '<img src=x onerror=alert(3)>';
+  const re = /\/api\/v1\/profile\?(.*&)?service=it-mock-prof(&|$)/;
+  await context.route(re, (route) => {
+    const u = new URL(route.request().url());
+    if (u.searchParams.get('format') === 'collapsed')
+      return route.fulfill({ status: 200, contentType: 'text/plain', body: 'main;' + bad + ' 30\nmain;work 10\n' });
+    return route.fulfill({ status: 200, json: { endpoints: [{ service: 'it-mock-prof', method: 'GET', route: '/m', samples: 40,
+      requests: 1, stacks: 2 }], samples: 40, requests: 1, functions: [
+      { function: bad, self: 30, total: 30, self_fraction: 0.75, total_fraction: 0.75 },
+      { function: 'main', self: 0, total: 40, self_fraction: 0, total_fraction: 1 }] } });
+  });
+  await page.goto(X.url + '/#profiles?service=it-mock-prof&method=GET&route=%2Fm');
+  await until('a function name with markup is a frame and a row, as text, creating no element', (b) =>
+    [...document.querySelectorAll('#pf-flame svg g.frame text')].some((t) => t.textContent === b && t.children.length === 0) &&
+    [...document.querySelectorAll('#pf-top tbody td')].some((td) => td.textContent === b && td.children.length === 0) &&
+    document.querySelectorAll('img').length === 0, bad);
+  await context.unroute(re);
 }
 
 async function main() {
@@ -361,6 +446,7 @@ async function main() {
   }
   await until('the chart renders (a chart or a note)', () => document.getElementById('chart').children.length > 0);
 
+  await profiles(context);
   await mocked(context);
 
   await check('no script error, CSP violation or dialog: ' + problems.join('; '), problems.length === 0);

@@ -13,8 +13,13 @@
 # text filters, the colours, the markup shown as text and run nowhere, the
 # request list's filters, search and cursor pages, a request's statements
 # with its N+1 group, a failed request's error, the N+1, queries and errors
-# panes. Screenshots go to tests/integration/dashboard.out/ in the build
-# tree (dashboard.png, request.png; failure.png when it fails).
+# panes. With libdw, a third preloaded server (tests/servers/prof_server,
+# APIPROF_PROFILE_EVERY=1; service it-dashboard-prof) burns CPU in burn_sin
+# on GET /sin: the endpoint's "flame" link opens the Profiles pane, whose
+# flame graph shows a burn_sin frame (as text, with its samples on hover)
+# and whose top-functions table lists it; an endpoint without samples says
+# so. Screenshots go to tests/integration/dashboard.out/ in the build tree
+# (dashboard.png, request.png, profile.png; failure.png when it fails).
 AP_TIMEOUT=${AP_TIMEOUT:-170}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
@@ -23,6 +28,13 @@ AP_SQLITE_SERVER=$AP_SRCDIR/tests/servers/sqlite_server.py
 ap_require curl jq node npm /usr/bin/chromium
 ap_require_pymods sqlite3
 ap_require_build "$AP_THREADED"
+AP_PROF_SERVER=$AP_BUILDDIR/tests/servers/prof_server
+PROF=0
+if grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && [ -x "$AP_PROF_SERVER" ]; then
+	PROF=1
+else
+	ap_log "built without libdw (or no prof_server): the flame graph is not checked"
+fi
 
 AP_OUT=$AP_BUILDDIR/tests/integration/dashboard.out
 rm -rf "$AP_OUT"
@@ -96,6 +108,12 @@ SVC=$AP_SERVICE
 AP_SERVICE=$SVC-c ap_start_threaded cserver
 CPORT=$AP_PORT
 ap_log "collector $AP_URL, sqlite_server $B, threaded_server port $CPORT"
+if [ "$PROF" = 1 ]; then
+	AP_PORT=$(ap_free_port)
+	AP_SERVICE=$SVC-prof ap_bg_preloaded prof env APIPROF_PROFILE_EVERY=1 "$AP_PROF_SERVER" --port "$AP_PORT"
+	ap_wait_log prof '^listening on'
+	PPORT=$AP_PORT
+fi
 
 XSS='/<img/src=x/onerror=alert(1)>'
 NOPE=50
@@ -123,6 +141,21 @@ AP_SERVICE=$SVC-c ap_expect_counts <<EOF
 GET /hello 2
 GET /users/{id} 1
 EOF
+if [ "$PROF" = 1 ]; then
+	for i in 1 2; do
+		curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PPORT/sin?ms=150" || ap_fail "GET /sin failed"
+	done
+	# Stacks are shipped after unwinding, shortly after the response.
+	for i in $(seq 50); do
+		n=$(ap_api /api/v1/profile --data-urlencode "service=$SVC-prof" --data-urlencode method=GET \
+			--data-urlencode route=/sin | jq .requests)
+		[ "$n" -ge 2 ] && break
+		sleep 0.2
+	done
+	ap_assert_eq "profiled GET /sin requests" "$n" 2
+	ap_assert_jq "GET /sin's profile names burn_sin" '[.functions[].function] | index("burn_sin") != null' \
+		"$(ap_api /api/v1/profile --data-urlencode "service=$SVC-prof" --data-urlencode route=/sin)"
+fi
 total=$(( 6 + 3 + 2 + 2 + 1 + NOPE + 1 ))
 # Every request is stored (and its statements) before the browser looks.
 for i in $(seq 50); do
@@ -139,8 +172,9 @@ ap_assert_jq "the markup path is stored as sent" "$xss_id > 0" "$xss_id"
 
 jq -n --arg url "$AP_URL" --arg token "$TOKEN" --arg s "$SVC" --arg s2 "$SVC-c" --arg xss "$XSS" \
 	--argjson total "$total" --argjson books "$books_id" --argjson fail "$fail_id" --argjson xid "$xss_id" \
-	--argjson nope "$NOPE" \
+	--argjson nope "$NOPE" --argjson prof "$PROF" --arg s3 "$SVC-prof" \
 	'{url: $url, token: $token, service: $s, service2: $s2, xss_path: $xss, total_requests: $total,
+	  profile: (if $prof == 1 then {service: $s3, method: "GET", route: "/sin", function: "burn_sin"} else null end),
 	  books_id: $books, fail_id: $fail, xss_id: $xid,
 	  endpoints: [{method: "GET", route: "/books/", count: 6}, {method: "GET", route: "/books/{id}/", count: 3},
 	    {method: "POST", route: "/notes", count: 2}, {method: "GET", route: "/fail", count: 2},
