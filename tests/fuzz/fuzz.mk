@@ -31,6 +31,9 @@ COLLECTOR_OBJ = $(addprefix $(OUT)/obj/collector_,$(COLLECTOR_SRC:.c=.o))
 
 FUZZERS = fuzz_http fuzz_wire fuzz_sql fuzz_config fuzz_api fuzz_json
 all: $(addprefix $(OUT)/,$(FUZZERS))
+print-sources:
+	@echo shared: $(SHARED_SRC)
+	@echo collector: $(COLLECTOR_SRC)
 
 $(OUT)/obj/shared_%.o: $(SRCDIR)/shared/%.c $(wildcard $(SRCDIR)/shared/*.h)
 	@mkdir -p $(@D)
@@ -44,4 +47,4 @@ $(OUT)/fuzz_http $(OUT)/fuzz_sql $(OUT)/fuzz_config: $(OUT)/%: $(SRCDIR)/tests/f
 $(OUT)/fuzz_wire $(OUT)/fuzz_api $(OUT)/fuzz_json: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ) $(COLLECTOR_OBJ)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(COLLECTOR_OBJ) $(SHARED_OBJ) -o $@ $(FUZZ_LIBS)
 
-.PHONY: all
+.PHONY: all print-sources
