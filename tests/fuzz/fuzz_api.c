@@ -54,6 +54,20 @@ static void fail(const char *what, const char *detail)
 
 static void populate(void);
 
+/* The temp dir goes at exit (libFuzzer exits through exit() when its time
+ * is up); the daemon's threads may still run, which unlinking allows. */
+static void cleanup(void)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	char p[160];
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
+		unlink(p);
+	}
+	unlink(sockpath);
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char err[512], url[300];
@@ -62,6 +76,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fail("mkdtemp", strerror(errno));
 	snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);
 	snprintf(sockpath, sizeof sockpath, "%s/s.sock", dir);
+	atexit(cleanup);
 	if (ap_config_init(&cfg) != 0 ||
 	    ap_config_set(&cfg, "host_name", "h1", err, sizeof err) != 0)
 		fail("config", NULL);

@@ -24,9 +24,15 @@ static void fail(const char *what)
 	abort();
 }
 
+static void cleanup(void)
+{
+	unlink(path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	snprintf(path, sizeof path, "/tmp/fuzz_config.%ld.conf", (long)getpid());
+	atexit(cleanup);
 	return 0;
 }
 
