@@ -269,6 +269,113 @@ static void free_ignored(struct ap_ignored *e, size_t n)
 	free(e);
 }
 
+/* Past this estimated size a regex is refused. Real ignored_paths
+ * patterns cost tens to hundreds. */
+#define RE_MAX_COST 20000
+
+/*
+ * An upper estimate of the nodes glibc's regcomp() builds for an ERE.
+ * It copies a repeated atom once per repetition (`x+` is `xx*`, `x{2,5}`
+ * five copies), so stacked and nested repetitions multiply: a 150-byte
+ * `^/a++++...+` asked for 2^140 nodes, and regcomp() ate every byte of
+ * memory before failing (found by tests/fuzz/fuzz_config). Returns 1 when
+ * the estimate passes RE_MAX_COST or groups nest too deep; malformed
+ * syntax is left for regcomp() to report.
+ */
+static int re_too_big(const char *re)
+{
+	enum { MAXD = 32 };
+	double sum[MAXD], last[MAXD]; /* per open group: its cost so far, and
+	                                 the cost of its last atom */
+	int d = 0;
+	sum[0] = last[0] = 0;
+	for (const char *p = re; *p; p++) {
+		double k = 0; /* a repetition factor, or 0 for an atom */
+		double atom = 1;
+		switch (*p) {
+		case '\\':
+			if (p[1])
+				p++;
+			break;
+		case '[': { /* a bracket expression is one node */
+			const char *q = p + 1;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']') {
+				if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+					char c = q[1];
+					for (q += 2; *q && !(*q == c && q[1] == ']'); q++)
+						;
+					if (*q)
+						q++;
+				}
+				if (*q)
+					q++;
+			}
+			if (*q == '\0')
+				return 0; /* unbalanced: regcomp() says so */
+			p = q;
+			break;
+		}
+		case '(':
+			if (d + 1 >= MAXD)
+				return 1;
+			d++;
+			sum[d] = last[d] = 0;
+			continue;
+		case ')':
+			if (d == 0)
+				break;
+			atom = sum[d] + 1;
+			d--;
+			break;
+		case '|':
+			last[d] = 0;
+			continue;
+		case '*':
+		case '?':
+			k = 1;
+			break;
+		case '+':
+			k = 2;
+			break;
+		case '{': {
+			char *end;
+			double lo = strtod(p + 1, &end), hi = lo;
+			if (end == p + 1)
+				break; /* not a bound: a literal '{' */
+			if (*end == ',') {
+				const char *h = end + 1;
+				hi = strtod(h, &end);
+				if (end == h)
+					hi = lo + 1; /* {n,}: n copies and a star */
+			}
+			if (*end != '}')
+				break;
+			k = hi > lo ? hi : lo;
+			if (k < 1)
+				k = 1;
+			p = end;
+			break;
+		}
+		default:
+			break;
+		}
+		if (k > 0) { /* the last atom is repeated k times */
+			sum[d] += last[d] * (k - 1) + 1;
+			last[d] = last[d] * k + 1;
+		} else {
+			sum[d] += atom;
+			last[d] = atom;
+		}
+		if (sum[d] > RE_MAX_COST || last[d] > RE_MAX_COST)
+			return 1;
+	}
+	return 0;
+}
+
 static int add_ignored(void *ctx, const char *e, size_t n, char *err, size_t errlen)
 {
 	struct ignored_list *l = ctx;
@@ -290,6 +397,12 @@ static int add_ignored(void *ctx, const char *e, size_t n, char *err, size_t err
 		char *re = strndup(e + 1, n - 1);
 		if (re == NULL)
 			goto oom;
+		if (re_too_big(re)) {
+			snprintf(err, errlen, "ignored_paths: regex '%.80s' is too large once its"
+			         " repetitions are expanded", re);
+			free(re);
+			return -EINVAL;
+		}
 		int rc = regcomp(&it->re, re, REG_EXTENDED | REG_NOSUB);
 		if (rc != 0) {
 			char why[128];
