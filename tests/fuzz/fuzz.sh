@@ -42,7 +42,9 @@ for t in $FUZZ_TARGETS; do
 	leaks=1
 	case $t in wire|api) leaks=0 ;; esac
 	start=$(date +%s)
-	ASAN_OPTIONS=detect_leaks=$leaks:allocator_may_return_null=1 \
+	# TMPDIR: the harnesses' temp files go in the test's own temp dir,
+	# removed at exit even when a harness is stopped.
+	TMPDIR=$AP_TMP ASAN_OPTIONS=detect_leaks=$leaks:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		"$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$ART/$t-" "$work" "$seeds" \

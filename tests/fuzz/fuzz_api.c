@@ -42,7 +42,7 @@ static struct col_ingest *in;
 static struct col_store *store;
 static struct col_query *query;
 static struct col_api *api;
-static char dir[64], dbpath[128], sockpath[128];
+static char dir[80], dbpath[128], sockpath[128];
 static struct sockaddr_in addr;
 static int conn = -1;
 
@@ -71,7 +71,11 @@ static void cleanup(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char err[512], url[300];
-	snprintf(dir, sizeof dir, "/tmp/fuzz_api.XXXXXX");
+	const char *tmp = getenv("TMPDIR");
+	/* The socket's path must fit sun_path (108 bytes): else /tmp. */
+	if ((size_t)snprintf(dir, sizeof dir, "%s/fuzz_api.XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
+	    sizeof dir)
+		snprintf(dir, sizeof dir, "/tmp/fuzz_api.XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		fail("mkdtemp", strerror(errno));
 	snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);

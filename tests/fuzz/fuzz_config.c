@@ -16,7 +16,7 @@
 
 #include "ap_config.h"
 
-static char path[64];
+static char path[4096];
 
 static void fail(const char *what)
 {
@@ -31,7 +31,9 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	snprintf(path, sizeof path, "/tmp/fuzz_config.%ld.conf", (long)getpid());
+	const char *tmp = getenv("TMPDIR");
+	snprintf(path, sizeof path, "%s/fuzz_config.%ld.conf", tmp && *tmp ? tmp : "/tmp",
+	         (long)getpid());
 	atexit(cleanup);
 	return 0;
 }
