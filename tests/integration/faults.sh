@@ -12,6 +12,8 @@
 #     collector keeps counting in memory, reports storage_errors in
 #     /api/v1/status and a "storage:" line in its log, and once the file is
 #     removed writes every held row (the failed batch is kept for retry).
+#     A file size limit (RLIMIT_FSIZE) makes writes fail too: the collector
+#     must neither die of SIGXFSZ nor lose its clean SIGTERM exit.
 #  3. A preloaded shell forking 1,000 children and an exec chain behave as
 #     without the preload (output, exit status, time within a factor), and a
 #     server started by a script that execs it is tracked exactly.
@@ -22,7 +24,7 @@
 # each other's events.
 . "$(dirname "$0")/lib.sh"
 
-ap_require curl jq python3 sqlite3
+ap_require curl jq python3 sqlite3 prlimit
 ap_require_build "$AP_THREADED"
 
 # A config file: raw-row sampling must not hide a lost row.
@@ -191,6 +193,27 @@ if mount -t tmpfs -o size=4m tmpfs "$DISK" 2>"$AP_TMP/mount.err"; then
 else
 	ap_log "SKIP (full disk only): cannot mount a tmpfs: $(cat "$AP_TMP/mount.err")"
 fi
+
+# ---- 2b. a file size limit ---------------------------------------------------
+
+# RLIMIT_FSIZE (ulimit -f, systemd LimitFSIZE=) set on the running collector:
+# writes past it fail with EFBIG and raise SIGXFSZ, which the collector must
+# ignore. Then a SIGTERM still stops it cleanly (exit 0), logging the rows it
+# could not write, rather than dying of SIGXFSZ in the final flush.
+AP_SOCK=$AP_TMP/fsize.sock
+AP_SERVICE=faults-fsize
+start_collector collector-fsize "$AP_TMP/fsize.db"
+prlimit --pid "$AP_COLLECTOR_PID" --fsize=65536 || ap_fail "prlimit failed"
+ap_start_threaded server-fsize
+ap_assert_eq "requests answered under a file size limit" "$(load "$AP_PORT" 1500 -)" 1500
+errors() { [ "$(store_field storage_errors)" -gt 0 ]; }
+wait_until 10 "a storage error under the file size limit" errors
+kill -TERM "$AP_COLLECTOR_PID"
+wait "$AP_COLLECTOR_PID"
+ap_assert_eq "collector exit status under a file size limit" "$?" 0
+grep -q 'lost at shutdown' "$AP_TMP/collector-fsize.log" ||
+	ap_fail "the collector did not log the rows it could not write"
+ap_stop_pid "$AP_SERVER_PID"
 
 # ---- 3. fork and exec storms -------------------------------------------------
 
