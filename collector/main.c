@@ -226,6 +226,10 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit (ulimit -f, LimitFSIZE=) must fail our writes with
+	 * EFBIG, counted as storage errors, not kill us: the final flush runs on
+	 * this thread, which does not block SIGXFSZ. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	/* 1. The HTTP port: the cheapest way to find another collector. */
 	char url[300];
