@@ -99,7 +99,9 @@ uint32_t pl_pid(void);         /* cached per process, reset after fork */
  * RLIMIT_NOFILE after we loaded is still covered. Higher fds are untracked. */
 #define PL_FD_CHUNK_BITS 10
 #define PL_FD_CHUNK (1u << PL_FD_CHUNK_BITS)
-#define PL_FD_TOP 128u   /* 128 Ki fds, at most 1 MiB of table */
+#define PL_FD_TOP 64u    /* 64 Ki fds, at most 512 KiB of table: with the
+                            pool and the default buffer, the preload stays
+                            within SPEC's 8 MiB (README, Memory bound) */
 #define PL_FD_CAP (PL_FD_TOP * PL_FD_CHUNK)
 
 struct pl_conn;
@@ -158,7 +160,7 @@ void pl_conn_unlock(struct pl_conn *c);
 void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c));
 void pl_fdtable_atfork_child(void);
 size_t pl_conn_budget(void);   /* connections the pool may hold */
-#define PL_CONN_POOL_BYTES (3u << 20) /* memory for live connections */
+#define PL_CONN_POOL_BYTES (1u << 20) /* memory for live connections: 480 */
 
 /* ---- connections (conn.c) ---- */
 

@@ -39,7 +39,7 @@
  * stack, once the request has ended and its ring is drained.
  *
  * Memory: PROF_SLOTS sessions of PROF_RING samples, one mapping made at the
- * first profiled request (about 1 MiB); libdw's module tables (malloc, on
+ * first profiled request (783 KiB); libdw's module tables (malloc, on
  * the shipper thread) grow with the number of modules mapped.
  *
  * Fork: timers are not inherited; the child frees every slot and builds its
@@ -72,7 +72,8 @@
 
 #define PROF_SLOTS 2                 /* sessions live at once, per process
                                         (< 128: conn.c keeps one in 7 bits) */
-#define PROF_RING 64                 /* samples buffered per session */
+#define PROF_RING 48                 /* samples buffered per session: 48 ms of
+                                        CPU, the shipper drains every 20 ms */
 #define PROF_STACK 8192              /* stack bytes copied per sample */
 #define PROF_REGS 17                 /* x86-64 DWARF registers 0-16 (16: rip) */
 #define PROF_PERIOD_NS 1000000L      /* 1 kHz of the thread's CPU time */
