@@ -28,19 +28,6 @@ struct pl_conn **pl_fdtab[PL_FD_TOP];
  * accept and on a connection's first/last message, never on the fast path. */
 static int table_lock;
 
-static void spin_lock(int *l)
-{
-	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(l, __ATOMIC_RELAXED))
-			sched_yield();
-	}
-}
-
-static void spin_unlock(int *l)
-{
-	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
-}
-
 struct pl_conn **pl_fd_slot(int fd, int create)
 {
 	if ((unsigned)fd >= PL_FD_CAP)
@@ -48,7 +35,7 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 	unsigned top = (unsigned)fd >> PL_FD_CHUNK_BITS;
 	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[top], __ATOMIC_ACQUIRE);
 	if (!chunk && create) {
-		spin_lock(&table_lock);
+		pl_spin_lock(&table_lock);
 		chunk = pl_fdtab[top];
 		if (!chunk) {
 			void *m = mmap(NULL, PL_FD_CHUNK * sizeof(struct pl_conn *),
@@ -58,7 +45,7 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 				__atomic_store_n(&pl_fdtab[top], chunk, __ATOMIC_RELEASE);
 			}
 		}
-		spin_unlock(&table_lock);
+		pl_spin_unlock(&table_lock);
 	}
 	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
 }
@@ -120,29 +107,29 @@ int pl_conn_pool_crowded(void)
 
 void pl_conn_lock(struct pl_conn *c)
 {
-	spin_lock(&((struct pool_item *)c)->lock);
+	pl_spin_lock(&((struct pool_item *)c)->lock);
 }
 
 void pl_conn_unlock(struct pl_conn *c)
 {
-	spin_unlock(&((struct pool_item *)c)->lock);
+	pl_spin_unlock(&((struct pool_item *)c)->lock);
 }
 
 struct pl_conn *pl_conn_alloc(void)
 {
-	spin_lock(&table_lock);
+	pl_spin_lock(&table_lock);
 	if (!free_list)
 		pool_grow();
 	struct pool_item *it = free_list;
 	if (it)
 		free_list = (struct pool_item *)it->next_free;
-	spin_unlock(&table_lock);
+	pl_spin_unlock(&table_lock);
 	if (!it)
 		return NULL;
 	__atomic_add_fetch(&pool_in_use, 1, __ATOMIC_RELAXED);
 	/* A hook that raced with this connection's previous life may hold the
 	 * lock for a moment: take it before touching anything. */
-	spin_lock(&it->lock);
+	pl_spin_lock(&it->lock);
 	return (struct pl_conn *)it;
 }
 
@@ -150,11 +137,11 @@ void pl_conn_release(struct pl_conn *c)
 {
 	struct pool_item *it = (struct pool_item *)c;
 	__atomic_sub_fetch(&pool_in_use, 1, __ATOMIC_RELAXED);
-	spin_lock(&table_lock);
+	pl_spin_lock(&table_lock);
 	it->next_free = free_list;
 	free_list = it;
-	spin_unlock(&table_lock);
-	spin_unlock(&it->lock);
+	pl_spin_unlock(&table_lock);
+	pl_spin_unlock(&it->lock);
 }
 
 void pl_fdtable_atfork_child(void)

@@ -2,7 +2,7 @@
  * ship.c - the per-process event buffer and the shipper thread.
  *
  * Hooks append encoded records to the active half of a buffer under a
- * mutex held for one memcpy-sized encode. A shipper thread, started on the
+ * spinlock held for one memcpy-sized encode. A shipper thread, started on the
  * first event of each process (so processes that serve no HTTP start
  * nothing), wakes every SHIP_TICK, swaps the halves and sends the full one
  * to the collector in datagrams of at most AP_WIRE_MAX_DATAGRAM bytes, each
@@ -51,7 +51,7 @@ enum ship_state { SHIP_OFF = 0, SHIP_STARTING, SHIP_ON, SHIP_FAILED };
 /* Per-process state, global because every hook of every thread feeds the
  * same buffer; reset in the fork child. */
 static struct {
-	pthread_mutex_t lock;          /* guards active/active_len/counters */
+	int lock;                      /* pl_spin_*: guards active/active_len/counters */
 	int state;                     /* enum ship_state, atomic */
 	uint8_t *half[2];
 	size_t half_cap;
@@ -68,7 +68,7 @@ static struct {
 	uint64_t start_mono_ns;
 	uint32_t seq;
 	int sending;                   /* the shipper is sending a taken half (atomic) */
-} ship = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} ship;
 
 void pl_ship_count_untracked(void)
 {
@@ -186,7 +186,7 @@ static void send_heartbeat(int sock, int *up, int flags)
  * index. The half taken is the shipper's until its next take. */
 static size_t take_batch(int *idx)
 {
-	pthread_mutex_lock(&ship.lock);
+	pl_spin_lock(&ship.lock);
 	size_t len = ship.active_len;
 	*idx = ship.active_idx;
 	if (len) {
@@ -194,7 +194,7 @@ static size_t take_batch(int *idx)
 		ship.active_len = 0;
 		ship.ncuts[ship.active_idx] = 0;
 	}
-	pthread_mutex_unlock(&ship.lock);
+	pl_spin_unlock(&ship.lock);
 	return len;
 }
 
@@ -301,15 +301,16 @@ static PL_COLD int ship_start(void)
 
 typedef size_t (*put_fn)(uint8_t *out, size_t cap, const void *rec);
 
-/* Appends one encoded record of `need` bytes. */
-static void ship_append(size_t need, put_fn put, const void *rec)
+/* Appends one encoded record of `need` bytes. Inlined into each
+ * pl_ship_* so that `put` is a direct call. */
+static inline __attribute__((always_inline)) void ship_append(size_t need, put_fn put, const void *rec)
 {
 	if (PL_UNLIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON) &&
 	    !ship_start()) {
 		__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	pthread_mutex_lock(&ship.lock);
+	pl_spin_lock(&ship.lock);
 	int i = ship.active_idx;
 	unsigned nc = ship.ncuts[i];
 	int cut = nc == 0 || ship.active_len + need - ship.cuts[i][nc - 1] > SHIP_ROOM;
@@ -322,7 +323,7 @@ static void ship_append(size_t need, put_fn put, const void *rec)
 	} else {
 		ship.dropped++;
 	}
-	pthread_mutex_unlock(&ship.lock);
+	pl_spin_unlock(&ship.lock);
 }
 
 static size_t put_request(uint8_t *out, size_t cap, const void *rec)
@@ -377,14 +378,14 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 		struct timespec ms = { 0, 1000000 };
 		nanosleep(&ms, NULL);
 	}
-	if (pthread_mutex_trylock(&ship.lock) != 0) {
+	if (!pl_spin_trylock(&ship.lock)) {
 		errno = saved;
 		return;
 	}
 	size_t len = ship.active_len;
 	int i = ship.active_idx;
 	ship.active_len = 0;
-	pthread_mutex_unlock(&ship.lock);
+	pl_spin_unlock(&ship.lock);
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0) {
 		errno = saved;
@@ -406,19 +407,19 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 
 void pl_ship_atfork_prepare(void)
 {
-	pthread_mutex_lock(&ship.lock);
+	pl_spin_lock(&ship.lock);
 }
 
 void pl_ship_atfork_parent(void)
 {
-	pthread_mutex_unlock(&ship.lock);
+	pl_spin_unlock(&ship.lock);
 }
 
 void pl_ship_atfork_child(void)
 {
 	/* The shipper thread does not exist here; the parent ships the records
 	 * it buffered. Keep the mapping (copy-on-write), start afresh. */
-	pthread_mutex_init(&ship.lock, NULL);
+	ship.lock = 0;
 	ship.state = SHIP_OFF;
 	ship.active_idx = 0;
 	ship.active_len = 0;
