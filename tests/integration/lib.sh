@@ -234,6 +234,22 @@ ap_start_threaded() {
 # ap_start_collector [ARGS...] : a collector on $AP_SOCK with its database in
 # the temp dir and the HTTP API on a free port; sets AP_URL, AP_HTTP_PORT and
 # AP_COLLECTOR_PID, and waits until /healthz answers.
+# Starts Debian's Prometheus with the configuration file $1 (data under
+# $AP_TMP/prom/data) on a free port, and waits until it is ready; sets
+# AP_PROM_URL.
+ap_start_prometheus() {
+	local port i
+	port=$(ap_free_port)
+	ap_bg prometheus prometheus --config.file="$1" --storage.tsdb.path="$AP_TMP/prom/data" \
+		--web.listen-address="127.0.0.1:$port" --log.level=warn
+	AP_PROM_URL=http://127.0.0.1:$port
+	for i in $(seq 150); do
+		curl -sf --max-time 2 "$AP_PROM_URL/-/ready" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	ap_fail "Prometheus not ready after 30s"
+}
+
 ap_start_collector() {
 	AP_HTTP_PORT=$(ap_free_port)
 	AP_URL=http://127.0.0.1:$AP_HTTP_PORT

@@ -83,7 +83,6 @@ served=$(curl -sf --max-time 10 -H "Authorization: Bearer $TOKEN" "$AP_URL/api/v
 ap_log "nginx: $N_NGINX requests counted once each, served by $served worker processes"
 
 # A real Prometheus scrapes us every second.
-PROM_PORT=$(ap_free_port)
 mkdir -p "$AP_TMP/prom"
 printf '%s' "$TOKEN" >"$AP_TMP/prom/token"
 cat >"$AP_TMP/prom/prometheus.yml" <<EOF
@@ -97,15 +96,8 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$AP_HTTP_PORT']
 EOF
-ap_bg prometheus prometheus --config.file="$AP_TMP/prom/prometheus.yml" \
-	--storage.tsdb.path="$AP_TMP/prom/data" --web.listen-address="127.0.0.1:$PROM_PORT" \
-	--log.level=warn
-P=http://127.0.0.1:$PROM_PORT
-for i in $(seq 150); do
-	curl -sf --max-time 2 "$P/-/ready" >/dev/null 2>&1 && break
-	sleep 0.2
-done
-curl -sf --max-time 2 "$P/-/ready" >/dev/null || ap_fail "Prometheus not ready after 30s"
+ap_start_prometheus "$AP_TMP/prom/prometheus.yml"
+P=$AP_PROM_URL
 
 promql() { curl -sf --max-time 10 "$P/api/v1/query" --data-urlencode "query=$1"; }
 Q="sum(acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",route=\"/hello\"})"

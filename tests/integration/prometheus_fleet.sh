@@ -67,16 +67,8 @@ sed -e "s|/etc/prometheus/apiprof.token|$AP_TMP/prom/token|" \
 	-e '/web3.example.com:9747/d' \
 	"$CONTRIB/prometheus.yml" >"$AP_TMP/prom/prometheus.yml"
 grep -q "127.0.0.1:${HTTP[2]}" "$AP_TMP/prom/prometheus.yml" || ap_fail "could not rewrite the shipped targets"
-PROM_PORT=$(ap_free_port)
-ap_bg prometheus prometheus --config.file="$AP_TMP/prom/prometheus.yml" \
-	--storage.tsdb.path="$AP_TMP/prom/data" --web.listen-address="127.0.0.1:$PROM_PORT" \
-	--log.level=warn
-P=http://127.0.0.1:$PROM_PORT
-for i in $(seq 150); do
-	curl -sf --max-time 2 "$P/-/ready" >/dev/null 2>&1 && break
-	sleep 0.2
-done
-curl -sf --max-time 2 "$P/-/ready" >/dev/null || ap_fail "Prometheus not ready after 30s"
+ap_start_prometheus "$AP_TMP/prom/prometheus.yml"
+P=$AP_PROM_URL
 
 promql() { curl -sf --max-time 10 "$P/api/v1/query" --data-urlencode "query=$1"; }
 # Waits until the PromQL query's first value is $2.
