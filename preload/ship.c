@@ -247,9 +247,12 @@ static void *shipper_main(void *arg)
 /* Maps the buffer and starts the thread; returns 1 when events can be
  * buffered. Runs once per process. Threads racing the first one (a server's
  * first requests often end together) yield until it is done, for at most
- * SHIP_START_WAIT: an mmap and a pthread_create take well under that, and
- * dropping their events would lose a process's first requests. */
-#define SHIP_START_WAIT_NS (5 * 1000000ull)
+ * SHIP_START_WAIT: an mmap and a pthread_create take about 0.1 ms, but on
+ * a loaded machine the starting thread can lose its CPU for milliseconds
+ * (5 ms lost events in tests under load), and dropping their events would
+ * lose a process's first requests. Once per process, and only for threads
+ * that race the first event. */
+#define SHIP_START_WAIT_NS (50 * 1000000ull)
 static PL_COLD int ship_start(void)
 {
 	int expect = SHIP_OFF;

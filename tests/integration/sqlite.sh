@@ -151,7 +151,14 @@ done
 ap_log "burst: $calls statements received, $dropped reported dropped, of $made made"
 ap_assert_eq "statements the five burst processes made" "$made" 100000
 ap_assert_eq "burst statements received + reported dropped" "$(( calls + dropped ))" 100000
-[ "$dropped" -le 1000 ] || ap_fail "burst: $dropped of 100000 statements dropped (more than 1%)"
+# The loss bound is a property of the delivery's speed: an ASan collector
+# (scripts/test.sh's sanitizer stage) drains its socket 2-3 times slower,
+# so there only the exact accounting above is checked.
+if ldd "$AP_COLLECTOR" 2>/dev/null | grep -q libasan; then
+	ap_log "the collector is an ASan build: the 1% loss bound is not checked ($dropped dropped)"
+elif [ "$dropped" -gt 1000 ]; then
+	ap_fail "burst: $dropped of 100000 statements dropped (more than 1%)"
+fi
 
 # (The author ids, 917253001..917253005, are bound parameters here: never in
 # any statement's text, so not in the collector either.)
