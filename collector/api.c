@@ -473,6 +473,15 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"storage_errors", jint(sc.storage_errors),
 			"queue_depth", jint(sc.queue_depth),
 			"queue_capacity", jint(sc.queue_cap));
+		/* The outage state (PostgreSQL; SQLite is always "up"). */
+		json_object_set_new(js, "backend", json_string(sc.backend));
+		json_object_set_new(js, "database", json_string(sc.database_down ? "down" : "up"));
+		json_object_set_new(js, "database_down_since", sc.database_down
+		                    ? jtime(sc.down_since_ns) : json_null());
+		json_object_set_new(js, "database_error", sc.database_down
+		                    ? json_string(sc.down_reason) : json_null());
+		json_object_set_new(js, "rows_held", jint(sc.rows_held));
+		json_object_set_new(js, "rows_dropped_oldest", jint(sc.rows_dropped_oldest));
 	}
 	struct col_findings_counters fc;
 	col_findings_counters(col_agg_findings(x->agg), &fc);
@@ -576,6 +585,10 @@ static void minute_range(int64_t since, int64_t until, int64_t *from_s, int64_t 
 	}
 }
 
+/* The end of "all time" for a fleet's stored minutes: a minute boundary
+ * far beyond any clock. */
+#define FLEET_ALL_TIME_END_S (INT64_C(1) << 40)
+
 static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c)
 {
 	char err[256];
@@ -590,14 +603,16 @@ static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c
 
 	struct col_ep_rows rows = { NULL, 0 };
 	int rc = 0;
-	if (!period) {
+	if (!period && !col_query_fleet(api->ctx.query)) {
 		/* The common call: all time, straight from memory. */
 		if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
 			rc = col_agg_endpoints(api->ctx.agg, service, &rows);
 	} else {
-		/* Minute granularity: every minute overlapping [since, until). */
-		int64_t from_s, to_s;
-		minute_range(since, until, &from_s, &to_s);
+		/* Minute granularity: every minute overlapping [since, until);
+		 * a fleet's all time merges every host's stored minutes. */
+		int64_t from_s = 0, to_s = FLEET_ALL_TIME_END_S;
+		if (period)
+			minute_range(since, until, &from_s, &to_s);
 		rc = col_query_endpoints(api->ctx.query, api->ctx.agg, from_s, to_s,
 		                         service, host, &rows);
 	}
@@ -978,12 +993,13 @@ static enum MHD_Result h_queries(struct col_api *api, struct MHD_Connection *c)
 
 	struct col_shape_rows rows = { NULL, 0 };
 	int rc = 0;
-	if (!period) {
+	if (!period && !col_query_fleet(api->ctx.query)) {
 		if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
 			rc = col_agg_shapes(api->ctx.agg, service, &rows);
 	} else {
-		int64_t from_s, to_s;
-		minute_range(since, until, &from_s, &to_s);
+		int64_t from_s = 0, to_s = FLEET_ALL_TIME_END_S;
+		if (period)
+			minute_range(since, until, &from_s, &to_s);
 		rc = col_query_shapes(api->ctx.query, api->ctx.agg, from_s, to_s, service, host,
 		                      &rows);
 	}
@@ -1014,7 +1030,7 @@ static enum MHD_Result h_queries(struct col_api *api, struct MHD_Connection *c)
  * is 0 when host names another collector (whose findings live there). */
 static int p_findings(struct col_api *api, struct MHD_Connection *c,
                       struct col_find_filter *f, int *limit, int *ours,
-                      char *err, size_t errlen)
+                      const char **hostp, char *err, size_t errlen)
 {
 	const char *host = NULL;
 	int period;
@@ -1026,6 +1042,7 @@ static int p_findings(struct col_api *api, struct MHD_Connection *c,
 	    p_period(c, &f->since_ns, &f->until_ns, &period, err, errlen) < 0)
 		return -1;
 	*ours = host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0;
+	*hostp = host;
 	return 0;
 }
 
@@ -1057,10 +1074,16 @@ static enum MHD_Result h_n_plus_one(struct col_api *api, struct MHD_Connection *
 	char err[256];
 	struct col_find_filter f;
 	int limit, ours;
-	if (p_findings(api, c, &f, &limit, &ours, err, sizeof err) < 0)
+	const char *host = NULL;
+	if (p_findings(api, c, &f, &limit, &ours, &host, err, sizeof err) < 0)
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
 	struct col_n1_rows rows = { NULL, 0 };
-	if (ours && col_findings_patterns(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
+	if (col_query_fleet(api->ctx.query)) {
+		int rc = col_query_patterns(api->ctx.query, &f, host, &rows);
+		if (rc < 0)
+			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading N+1 patterns: %s",
+			                  strerror(-rc));
+	} else if (ours && col_findings_patterns(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	struct jw w;
 	jw_init(&w);
@@ -1104,10 +1127,16 @@ static enum MHD_Result h_errors(struct col_api *api, struct MHD_Connection *c)
 	char err[256];
 	struct col_find_filter f;
 	int limit, ours;
-	if (p_findings(api, c, &f, &limit, &ours, err, sizeof err) < 0)
+	const char *host = NULL;
+	if (p_findings(api, c, &f, &limit, &ours, &host, err, sizeof err) < 0)
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
 	struct col_error_rows rows = { NULL, 0 };
-	if (ours && col_findings_errors(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
+	if (col_query_fleet(api->ctx.query)) {
+		int rc = col_query_errors(api->ctx.query, &f, host, &rows);
+		if (rc < 0)
+			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading errors: %s",
+			                  strerror(-rc));
+	} else if (ours && col_findings_errors(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	struct jw w;
 	jw_init(&w);

@@ -30,11 +30,40 @@
 #include "log.h"
 #include "query.h"
 #include "store.h"
+#include "store_int.h"
 #include "timeseries.h"
 #include "windows.h"
 
 #define EXIT_USAGE 2
 #define READ_CONNECTIONS 4
+#define PG_LOCAL_DB "./apiprof.db"
+
+/* Exported (-Wl,--export-dynamic-symbol): the preload looks it up with
+ * dlsym(RTLD_DEFAULT) in its constructor and stands down, so a collector
+ * started under LD_PRELOAD=libapiprof.so, whatever its file is named,
+ * never captures its own HTTP API, libpq or SQLite calls. */
+__attribute__((visibility("default"), used))
+const char apiprof_collector_self[] = "apiprof-collector";
+
+/* Copies a database name for display: a URI's password (scheme://user:PASS@)
+ * becomes "***". */
+static void redact_uri(const char *db, char *out, size_t len)
+{
+	snprintf(out, len, "%s", db);
+	char *scheme = strstr(out, "://");
+	if (scheme == NULL)
+		return;
+	char *auth = scheme + 3;
+	char *at = strchr(auth, '@'), *slash = strchr(auth, '/');
+	if (at == NULL || (slash != NULL && slash < at))
+		return;
+	char *colon = memchr(auth, ':', (size_t)(at - auth));
+	if (colon == NULL)
+		return;
+	char rest[1024];
+	snprintf(rest, sizeof rest, "%s", at);
+	snprintf(colon + 1, len - (size_t)(colon + 1 - out), "***%s", rest);
+}
 
 static void usage(FILE *f)
 {
@@ -53,8 +82,10 @@ static void usage(FILE *f)
 "                        can be created, i.e. as root, else " COL_SOCKET_TMP ")\n"
 "  --http ADDR:PORT      address of the HTTP API (default: 127.0.0.1:9747;\n"
 "                        [::1]:PORT for IPv6, 0.0.0.0:PORT for every address)\n"
-"  --db PATH             SQLite database file, created if missing, WAL mode\n"
-"                        (default: ./apiprof.db)\n"
+"  --db PATH|URI         SQLite database file, created if missing, WAL mode\n"
+"                        (default: ./apiprof.db), or a PostgreSQL URI\n"
+"                        (postgresql://user@host:port/dbname) shared by a\n"
+"                        fleet of collectors, one per host (host_name)\n"
 "  --socket-mode MODE    permissions of the socket, octal (default: 0666: any\n"
 "                        local process may send, like a local statsd port)\n"
 "  --socket-group GROUP  group owning the socket (name or number; default:\n"
@@ -213,9 +244,12 @@ int main(int argc, char **argv)
 	set_key(&cfg, "socket", fl.socket);
 	set_key(&cfg, "http", fl.http);
 	set_key(&cfg, "db", fl.db);
-	if (strncmp(cfg.db, "postgresql://", 13) == 0 || strncmp(cfg.db, "postgres://", 11) == 0)
-		die("db %s: PostgreSQL storage is not available in this version; use a SQLite file",
-		    cfg.db);
+	/* The URI as shown in the log and /api/v1/status: without a password. */
+	char db_shown[1024];
+	redact_uri(cfg.db, db_shown, sizeof db_shown);
+	/* With PostgreSQL, window summaries and regressions stay per collector
+	 * in the local SQLite file (README: "Past one machine"). */
+	const char *windows_db = col_store_is_pg(cfg.db) ? PG_LOCAL_DB : cfg.db;
 
 	/* Signals are taken synchronously by this thread (sigwait): block them
 	 * before any thread starts so every thread inherits the mask. */
@@ -282,7 +316,7 @@ int main(int argc, char **argv)
 	if (query == NULL)
 		goto fail;
 	struct col_windows_opts wo = {
-		.db_path = cfg.db,
+		.db_path = windows_db,
 		.host = cfg.host_name,
 		.window_ns = col_windows_size_ns(cfg.aggregation_window_minutes),
 		.grace_ns = -1,
@@ -318,7 +352,7 @@ int main(int argc, char **argv)
 		.store = store,
 		.metrics = metrics,
 		.socket_path = socket_path,
-		.db_path = cfg.db,
+		.db_path = db_shown,
 		.start_mono_ns = start_mono,
 		.start_real_ns = start_real,
 		.timeseries = tseries,
@@ -330,7 +364,7 @@ int main(int argc, char **argv)
 		goto fail;
 
 	col_log(COL_LOG_INFO, "%s %s listening: socket %s (mode %03o), http %s/, db %s, host %s",
-	        COL_PROG, PACKAGE_VERSION, socket_path, (unsigned)mode, url, cfg.db,
+	        COL_PROG, PACKAGE_VERSION, socket_path, (unsigned)mode, url, db_shown,
 	        cfg.host_name);
 
 	for (;;) {

@@ -14,8 +14,10 @@
 
 #include "agg.h"
 #include "log.h"
+#include "query_pg.h"
 #include "stmt.h"
 #include "store.h"
+#include "store_int.h"
 
 struct conn {
 	sqlite3 *db;
@@ -28,6 +30,7 @@ struct col_query {
 	struct conn *c;
 	unsigned n;
 	char *host;
+	struct col_qpg *pg;       /* PostgreSQL: every call goes there */
 };
 
 static const char req_columns[] =
@@ -43,6 +46,7 @@ void col_query_free(struct col_query *q)
 		sqlite3_close_v2(q->c[i].db);
 	free(q->c);
 	free(q->host);
+	col_qpg_free(q->pg);
 	pthread_cond_destroy(&q->freed);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
@@ -66,6 +70,14 @@ struct col_query *col_query_open(const char *path, const char *host, unsigned nc
 		snprintf(err, errlen, "out of memory");
 		col_query_free(q);
 		return NULL;
+	}
+	if (col_store_is_pg(path)) {
+		q->pg = col_qpg_open(path, nconn, err, errlen);
+		if (q->pg == NULL) {
+			col_query_free(q);
+			return NULL;
+		}
+		return q;
 	}
 	for (; q->n < nconn; q->n++) {
 		sqlite3 *db = NULL;
@@ -186,6 +198,8 @@ static void sqlb_int(struct sqlb *q, const char *clause, int64_t v)
 int col_query_requests(struct col_query *q, const struct col_req_filter *f,
                        col_req_cb cb, void *arg, int *more)
 {
+	if (q->pg)
+		return col_qpg_requests(q->pg, f, cb, arg, more);
 	struct sqlb b = { .len = 0, .nb = 0 };
 	*more = 0;
 	sqlb_add(&b, "SELECT ");
@@ -356,6 +370,8 @@ fail:
 int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg)
 {
 	struct col_detail_cbs cbs = { .request = cb, .arg = arg };
+	if (q->pg)
+		return col_qpg_request_detail(q->pg, id, &cbs);
 	struct conn *c = acquire(q);
 	int ret = read_request(c, id, &cbs);
 	release(q, c);
@@ -364,6 +380,8 @@ int col_query_request(struct col_query *q, int64_t id, col_req_cb cb, void *arg)
 
 int col_query_request_detail(struct col_query *q, int64_t id, const struct col_detail_cbs *cbs)
 {
+	if (q->pg)
+		return col_qpg_request_detail(q->pg, id, cbs);
 	struct conn *c = acquire(q);
 	/* One snapshot: retention cannot remove the statements between the
 	 * row and its list. */
@@ -468,9 +486,13 @@ int col_query_endpoints(struct col_query *q, struct col_agg *agg, int64_t from_s
 		if (rc < 0)
 			goto out;
 	}
-	struct conn *c = acquire(q);
-	rc = stored_minutes(c, q->host, from_s, to_s, service, host, sum, &last_batch);
-	release(q, c);
+	if (q->pg) {
+		rc = col_qpg_minutes(q->pg, q->host, from_s, to_s, service, host, sum, &last_batch);
+	} else {
+		struct conn *c = acquire(q);
+		rc = stored_minutes(c, q->host, from_s, to_s, service, host, sum, &last_batch);
+		release(q, c);
+	}
 	if (rc < 0)
 		goto out;
 	if (ours) {
@@ -598,9 +620,15 @@ int col_query_shapes(struct col_query *q, struct col_agg *agg, int64_t from_s,
 		if (rc < 0)
 			goto out;
 	}
-	struct conn *c = acquire(q);
-	rc = stored_shape_minutes(c, q->host, from_s, to_s, service, host, sum, &last_batch);
-	release(q, c);
+	if (q->pg) {
+		rc = col_qpg_shape_minutes(q->pg, q->host, from_s, to_s, service, host, sum,
+		                           &last_batch);
+	} else {
+		struct conn *c = acquire(q);
+		rc = stored_shape_minutes(c, q->host, from_s, to_s, service, host, sum,
+		                          &last_batch);
+		release(q, c);
+	}
 	if (rc < 0)
 		goto out;
 	if (ours) {
@@ -617,4 +645,25 @@ out:
 	col_shapeset_free(taken);
 	col_shapeset_free(sum);
 	return rc;
+}
+
+int col_query_fleet(const struct col_query *q)
+{
+	return q != NULL && q->pg != NULL;
+}
+
+int col_query_errors(struct col_query *q, const struct col_find_filter *f, const char *host,
+                     struct col_error_rows *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	return q->pg ? col_qpg_errors(q->pg, f, host, out) : -ENOTSUP;
+}
+
+int col_query_patterns(struct col_query *q, const struct col_find_filter *f, const char *host,
+                       struct col_n1_rows *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	return q->pg ? col_qpg_patterns(q->pg, f, host, out) : -ENOTSUP;
 }

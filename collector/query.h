@@ -3,6 +3,9 @@
  * listing and lookup (with statements and N+1 findings), and endpoint and
  * statement-shape statistics over a period.
  *
+ * With a postgresql:// db every call goes to query_pg.c and answers for
+ * every host of the fleet (host filters narrow it).
+ *
  * A small pool of read-only SQLite connections, separate from the writer's
  * (WAL lets them read while it writes). Every function is thread-safe:
  * each call borrows a connection for its duration, waiting when all are
@@ -21,7 +24,8 @@
 struct col_agg;
 struct col_query;
 
-/* Opens nconn (>= 1) read-only connections to the database at path, which
+/* Opens nconn (>= 1) read-only connections to the database at path (a
+ * SQLite file, or a postgresql:// URI), which
  * must exist with its schema (col_store_open first). host is this
  * collector's host label. NULL with err filled on failure. */
 struct col_query *col_query_open(const char *path, const char *host, unsigned nconn,
@@ -122,5 +126,22 @@ int col_query_endpoints(struct col_query *q, struct col_agg *agg, int64_t from_s
 int col_query_shapes(struct col_query *q, struct col_agg *agg, int64_t from_s,
                      int64_t to_s, const char *service, const char *host,
                      struct col_shape_rows *out);
+
+/* 1 when the database is a fleet's PostgreSQL: its error groups and N+1
+ * patterns of every host are then read from the database
+ * (col_query_errors / _patterns) rather than from this collector's memory. */
+int col_query_fleet(const struct col_query *q);
+
+struct col_find_filter;
+struct col_error_rows;
+struct col_n1_rows;
+
+/* Error groups / N+1 patterns of every host of a fleet (host narrows),
+ * merged per group as query_pg.h says. -ENOTSUP on SQLite (one host: the
+ * findings in memory are the answer), else 0, -ENOMEM or -EIO. */
+int col_query_errors(struct col_query *q, const struct col_find_filter *f, const char *host,
+                     struct col_error_rows *out);
+int col_query_patterns(struct col_query *q, const struct col_find_filter *f, const char *host,
+                       struct col_n1_rows *out);
 
 #endif /* COL_QUERY_H */

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -76,6 +77,8 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS requests_slow ON requests(id) WHERE slow = 1;"
 	"CREATE INDEX IF NOT EXISTS requests_error ON requests(id) WHERE error = 1;"
 	"CREATE INDEX IF NOT EXISTS requests_n_plus_one ON requests(id) WHERE n_plus_one = 1;"
+	/* v3: ?host= listings of a fleet's database, newest first. */
+	"CREATE INDEX IF NOT EXISTS requests_host ON requests(host, id);"
 	"CREATE TABLE IF NOT EXISTS endpoint_minutes ("
 	" id INTEGER PRIMARY KEY,"
 	" minute INTEGER NOT NULL,"         /* Unix s of its start, multiple of 60 */
@@ -282,47 +285,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" example_request_id = excluded.example_request_id",
 };
 
-struct col_store {
-	sqlite3 *db;
-	sqlite3_stmt *st[ST_COUNT];
-	char *path, *host;
-	int retention_days;
-	int max_rows_per_s;
-	struct col_agg *agg;
-
-	pthread_t thread;
-	int running;                  /* thread started and not joined */
-
-	pthread_mutex_t mu;           /* guards the queue and flags below */
-	pthread_cond_t wake;          /* rows or stop for the writer */
-	pthread_cond_t room;          /* space for a waiting producer */
-	struct col_row **q;
-	size_t cap, head, n;
-	size_t q_stmts, stmt_cap;     /* statements of queued rows */
-	int stopping;
-	int exited;                   /* the writer no longer takes rows */
-
-	/* ingest thread only */
-	int64_t admit_sec;
-	int admit_n;
-	int64_t next_id;
-
-	/* writer thread only */
-	uint64_t next_batch_id;
-	struct col_minute_batch *batch;
-	struct col_error_rows find_err;   /* findings taken, not yet written */
-	struct col_n1_rows find_pat;
-	int find_held;
-	int64_t last_error_log;
-	uint64_t errors_unlogged;
-
-	/* written by their owner thread, read by anyone (relaxed atomics) */
-	uint64_t c_written, c_dropped, c_sampled, c_rejected, c_expired,
-	         c_minutes, c_errors, c_queries, c_shape_minutes, c_findings;
-};
-
-#define CNT_ADD(s, f, v) __atomic_fetch_add(&(s)->f, (v), __ATOMIC_RELAXED)
-#define CNT_GET(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
+_Static_assert(ST_COUNT <= COL_STORE_SQLITE_STMTS, "COL_STORE_SQLITE_STMTS too small");
 
 struct col_row *col_row_new(const char *service, const char *path, const char *route)
 {
@@ -389,7 +352,7 @@ static int is_transient(int rc)
 }
 
 /* Counts a failed transaction and logs it, at most once a minute. */
-static void storage_error(struct col_store *s, const char *what)
+void col_store_error(struct col_store *s, const char *what)
 {
 	CNT_ADD(s, c_errors, 1);
 	int64_t now = col_clock_mono_ns();
@@ -399,12 +362,38 @@ static void storage_error(struct col_store *s, const char *what)
 	}
 	if (s->errors_unlogged > 0)
 		col_log(COL_LOG_ERROR, "storage: %s: %s (%llu more errors in the last minute)",
-		        what, sqlite3_errmsg(s->db), (unsigned long long)s->errors_unlogged);
+		        what, s->be->errmsg(s), (unsigned long long)s->errors_unlogged);
 	else
 		col_log(COL_LOG_ERROR, "storage: %s: %s (will retry; further errors are"
-		        " reported once a minute)", what, sqlite3_errmsg(s->db));
+		        " reported once a minute)", what, s->be->errmsg(s));
 	s->last_error_log = now;
 	s->errors_unlogged = 0;
+}
+
+void col_store_set_down(struct col_store *s, int down, const char *reason)
+{
+	pthread_mutex_lock(&s->mu);
+	int was = s->db_down;
+	int64_t since = s->down_since_ns;
+	size_t held = s->n + s->held;
+	s->db_down = down;
+	if (down && !was) {
+		s->down_since_ns = col_clock_real_ns();
+		snprintf(s->down_reason, sizeof s->down_reason, "%s", reason ? reason : "?");
+	} else if (!down) {
+		s->down_since_ns = 0;
+		s->down_reason[0] = '\0';
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (down && !was)
+		col_log(COL_LOG_ERROR, "storage: %s database unreachable: %s; holding up to %zu"
+		        " request rows (%zu statements) in memory, then dropping the oldest;"
+		        " minute statistics are kept until it is back", s->be->name,
+		        reason ? reason : "?", s->cap, s->stmt_cap);
+	else if (!down && was)
+		col_log(COL_LOG_INFO, "storage: %s database reachable again after %.1f s;"
+		        " writing %zu held request rows", s->be->name,
+		        (double)(col_clock_real_ns() - since) / 1e9, held);
 }
 
 static int exec1(struct col_store *s, int which)
@@ -421,20 +410,20 @@ static void rollback(struct col_store *s)
 		exec1(s, ST_ROLLBACK);
 }
 
-static int64_t clamp_i64(uint64_t v)
+int64_t col_store_clamp_i64(uint64_t v)
 {
 	return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
 /* Fingerprints are stored as SQLite's signed 64-bit integers, bit for bit. */
-static int64_t fp_to_db(uint64_t fp)
+int64_t col_store_fp_to_db(uint64_t fp)
 {
 	int64_t v;
 	memcpy(&v, &fp, sizeof v);
 	return v;
 }
 
-static uint64_t fp_from_db(int64_t v)
+uint64_t col_store_fp_from_db(int64_t v)
 {
 	uint64_t fp;
 	memcpy(&fp, &v, sizeof fp);
@@ -462,7 +451,10 @@ static int has_column(sqlite3 *db, const char *table, const char *column)
 
 /* Creates the schema, or migrates an older one, in one transaction: a
  * collector stopped half-way leaves the database as it was.
- * Version 1 -> 2: requests gains `message`; the SQL tables are new. */
+ * Version 1 -> 2: requests gains `message`; the SQL tables are new.
+ * Version 2 -> 3: the requests_host index. Each step is idempotent (IF NOT
+ * EXISTS, a column check), so any older version goes straight to the
+ * current one. */
 static int create_schema(struct col_store *s, char *err, size_t errlen)
 {
 	char *msg = NULL;
@@ -489,11 +481,11 @@ static int create_schema(struct col_store *s, char *err, size_t errlen)
 	if (rc == SQLITE_OK && !has_column(s->db, "requests", "message"))
 		rc = sqlite3_exec(s->db, "ALTER TABLE requests ADD COLUMN message TEXT",
 		                  NULL, NULL, &msg);
-	if (rc == SQLITE_OK && version < 0)
-		rc = sqlite3_exec(s->db, "INSERT INTO schema_version (version) VALUES (2)",
-		                  NULL, NULL, &msg);
-	else if (rc == SQLITE_OK && version < COL_SCHEMA_VERSION)
-		rc = sqlite3_exec(s->db, "UPDATE schema_version SET version = 2", NULL, NULL, &msg);
+	char set[96];
+	snprintf(set, sizeof set, version < 0 ? "INSERT INTO schema_version (version) VALUES (%d)"
+	         : "UPDATE schema_version SET version = %d", COL_SCHEMA_VERSION);
+	if (rc == SQLITE_OK && version < COL_SCHEMA_VERSION)
+		rc = sqlite3_exec(s->db, set, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
 	if (rc != SQLITE_OK)
@@ -565,10 +557,30 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	s->retention_days = o->retention_days > 0 ? o->retention_days : 1;
 	s->max_rows_per_s = o->max_rows_per_s >= 0 ? o->max_rows_per_s : 0;
 	s->admit_sec = -1;
+	s->id_slot = -1;
+	s->be = col_store_is_pg(o->path) ? &col_store_pg_be : &col_store_sqlite_be;
 	if (s->path == NULL || s->host == NULL || s->q == NULL) {
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (s->be->open(s, err, errlen) < 0)
+		goto fail;
+	return s;
+fail:
+	col_store_free(s);
+	return NULL;
+}
+
+int col_store_is_pg(const char *db)
+{
+	return db != NULL && (strncmp(db, "postgresql://", 13) == 0 ||
+	                      strncmp(db, "postgres://", 11) == 0);
+}
+
+/* The SQLite backend's open: the file in WAL mode, its schema, the
+ * statements, and where ids and minute batches continue. */
+static int sq_open(struct col_store *s, char *err, size_t errlen)
+{
 	int rc = sqlite3_open_v2(s->path, &s->db,
 	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                         NULL);
@@ -607,10 +619,9 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	}
 	s->next_batch_id = read_last_batch(s) + 1;
 	s->next_id = read_max_id(s) + 1;
-	return s;
+	return 0;
 fail:
-	col_store_free(s);
-	return NULL;
+	return -EIO;
 }
 
 /* ---- loading stored minutes ---- */
@@ -761,7 +772,7 @@ int col_shape_texts_load(sqlite3 *db, const char *service, struct col_shape_text
 		int dbv = col_sql_db_lookup(text_or(st, 1, ""));
 		char key[4200];
 		size_t k = text_key(key, sizeof key, svc, (uint8_t)(dbv < 0 ? 0 : dbv),
-		                    fp_from_db(sqlite3_column_int64(st, 2)));
+		                    col_store_fp_from_db(sqlite3_column_int64(st, 2)));
 		if (k == 0)
 			continue;
 		size_t lq = strlen(sql) + 1;
@@ -829,7 +840,7 @@ static int load_shapes(struct col_store *s, struct col_agg *agg, char *err, size
 			continue;
 		int dbv = col_sql_db_lookup(db);
 		uint8_t dbb = (uint8_t)(dbv < 0 ? 0 : dbv);
-		uint64_t fp = fp_from_db(sqlite3_column_int64(st, 2));
+		uint64_t fp = col_store_fp_from_db(sqlite3_column_int64(st, 2));
 		const char *sql = col_shape_texts_get(texts, svc, dbb, fp);
 		struct col_shape_stats stats = { 0 };
 		if (col_store_read_shape_stats(st, 3, &stats) < 0)
@@ -908,7 +919,7 @@ static int load_findings(struct col_store *s, struct col_agg *agg, char *err, si
 			.service = (char *)text_or(st, 0, ""),
 			.method = text_or(st, 1, ""),
 			.route = text_or(st, 2, ""),
-			.fp = fp_from_db(sqlite3_column_int64(st, 3)),
+			.fp = col_store_fp_from_db(sqlite3_column_int64(st, 3)),
 			.sql = text_or(st, 4, ""),
 			.occurrences = (uint64_t)sqlite3_column_int64(st, 5),
 			.max_repeats = rep < 0 ? 0 : rep > UINT32_MAX ? UINT32_MAX : (uint32_t)rep,
@@ -944,6 +955,11 @@ oom:
 
 int col_store_load(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
 {
+	return s->be->load(s, agg, err, errlen);
+}
+
+static int sq_load(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
+{
 	int rc = load_endpoints(s, agg, err, errlen);
 	if (rc == 0)
 		rc = load_shapes(s, agg, err, errlen);
@@ -966,8 +982,8 @@ static int bind_row(sqlite3_stmt *st, const struct col_store *s, const struct co
 	sqlite3_bind_text(st, 8, r->route, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 9, r->status);
 	sqlite3_bind_double(st, 10, r->duration_ms);
-	sqlite3_bind_int64(st, 11, clamp_i64(r->bytes_in));
-	sqlite3_bind_int64(st, 12, clamp_i64(r->bytes_out));
+	sqlite3_bind_int64(st, 11, col_store_clamp_i64(r->bytes_in));
+	sqlite3_bind_int64(st, 12, col_store_clamp_i64(r->bytes_out));
 	sqlite3_bind_int64(st, 13, r->sql_count);
 	sqlite3_bind_double(st, 14, r->sql_time_ms);
 	sqlite3_bind_int(st, 15, r->slow);
@@ -990,10 +1006,10 @@ static void bind_query(sqlite3_stmt *st, int64_t request_id, int seq, const stru
 	sqlite3_bind_int64(st, 3, q->ts_ns);
 	sqlite3_bind_double(st, 4, q->duration_ms);
 	sqlite3_bind_text(st, 5, col_sql_db_name(q->db), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, fp_to_db(q->fingerprint));
+	sqlite3_bind_int64(st, 6, col_store_fp_to_db(q->fingerprint));
 	sqlite3_bind_text(st, 7, q->sql, -1, SQLITE_STATIC);
 	if (q->rows_known)
-		sqlite3_bind_int64(st, 8, clamp_i64(q->rows));
+		sqlite3_bind_int64(st, 8, col_store_clamp_i64(q->rows));
 	else
 		sqlite3_bind_null(st, 8);
 	if (q->failed) {
@@ -1046,7 +1062,7 @@ static int write_row(struct col_store *s, const struct col_row *r, uint64_t *que
 	st = s->st[ST_INSERT_N1];
 	for (uint32_t i = 0; i < r->nn1; i++) {
 		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, fp_to_db(r->n1[i].fingerprint));
+		sqlite3_bind_int64(st, 2, col_store_fp_to_db(r->n1[i].fingerprint));
 		sqlite3_bind_int64(st, 3, r->n1[i].count);
 		sqlite3_bind_text(st, 4, r->n1[i].sql ? r->n1[i].sql : "", -1, SQLITE_STATIC);
 		rc = step1(st);
@@ -1058,11 +1074,11 @@ static int write_row(struct col_store *s, const struct col_row *r, uint64_t *que
 
 /* Inserts rows[0..n) in one transaction. 0 (rows a constraint refused are
  * counted and skipped), or -EIO after a transient failure (rolled back). */
-static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
+static int sq_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 {
 	int rc = exec1(s, ST_BEGIN);
 	if (rc != SQLITE_OK) {
-		storage_error(s, "starting a transaction");
+		col_store_error(s, "starting a transaction");
 		return -EIO;
 	}
 	uint64_t rejected = 0, queries = 0;
@@ -1071,7 +1087,7 @@ static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
 		if (rc == SQLITE_OK)
 			continue;
 		if (rc != SQLITE_CONSTRAINT) {
-			storage_error(s, "writing requests");
+			col_store_error(s, "writing requests");
 			rollback(s);
 			return -EIO;
 		}
@@ -1082,7 +1098,7 @@ static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
 	sqlite3_clear_bindings(s->st[ST_INSERT_N1]);
 	rc = exec1(s, ST_COMMIT);
 	if (rc != SQLITE_OK) {
-		storage_error(s, "committing requests");
+		col_store_error(s, "committing requests");
 		rollback(s);
 		return -EIO;
 	}
@@ -1101,15 +1117,15 @@ static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
 static void bind_stats(sqlite3_stmt *st, const struct col_stats *o,
                        const uint8_t *blob, size_t len)
 {
-	sqlite3_bind_int64(st, 6, clamp_i64(o->count));
-	sqlite3_bind_int64(st, 7, clamp_i64(o->error_count));
-	sqlite3_bind_int64(st, 8, clamp_i64(o->slow_count));
+	sqlite3_bind_int64(st, 6, col_store_clamp_i64(o->count));
+	sqlite3_bind_int64(st, 7, col_store_clamp_i64(o->error_count));
+	sqlite3_bind_int64(st, 8, col_store_clamp_i64(o->slow_count));
 	sqlite3_bind_double(st, 9, o->sum_ms);
 	sqlite3_bind_double(st, 10, o->min_ms);
 	sqlite3_bind_double(st, 11, o->max_ms);
-	sqlite3_bind_int64(st, 12, clamp_i64(o->sql_count));
+	sqlite3_bind_int64(st, 12, col_store_clamp_i64(o->sql_count));
 	sqlite3_bind_double(st, 13, o->sql_time_ms);
-	sqlite3_bind_int64(st, 14, clamp_i64(o->n_plus_one_count));
+	sqlite3_bind_int64(st, 14, col_store_clamp_i64(o->n_plus_one_count));
 	sqlite3_bind_blob(st, 15, blob, (int)len, SQLITE_TRANSIENT);
 }
 
@@ -1172,7 +1188,7 @@ static int upsert_minute(struct col_store *s, int64_t minute, const struct col_e
 static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct col_shape *e)
 {
 	const char *db = col_sql_db_name(e->db);
-	int64_t fp = fp_to_db(e->fp);
+	int64_t fp = col_store_fp_to_db(e->fp);
 	sqlite3_stmt *sel = s->st[ST_SHAPE_SELECT];
 	sqlite3_bind_int64(sel, 1, minute);
 	sqlite3_bind_text(sel, 2, s->host, -1, SQLITE_STATIC);
@@ -1208,12 +1224,12 @@ static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct
 	sqlite3_bind_text(w, 3, e->service, -1, SQLITE_STATIC);
 	sqlite3_bind_text(w, 4, db, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(w, 5, fp);
-	sqlite3_bind_int64(w, 6, clamp_i64(merged.calls));
+	sqlite3_bind_int64(w, 6, col_store_clamp_i64(merged.calls));
 	sqlite3_bind_double(w, 7, merged.total_ms);
 	sqlite3_bind_double(w, 8, merged.max_ms);
-	sqlite3_bind_int64(w, 9, clamp_i64(merged.rows));
-	sqlite3_bind_int64(w, 10, clamp_i64(merged.errors));
-	sqlite3_bind_int64(w, 11, clamp_i64(merged.slow_count));
+	sqlite3_bind_int64(w, 9, col_store_clamp_i64(merged.rows));
+	sqlite3_bind_int64(w, 10, col_store_clamp_i64(merged.errors));
+	sqlite3_bind_int64(w, 11, col_store_clamp_i64(merged.slow_count));
 	sqlite3_bind_blob(w, 12, blob, (int)len, SQLITE_TRANSIENT);
 	rc = step1(w);
 	sqlite3_clear_bindings(w);
@@ -1232,12 +1248,12 @@ static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct
 }
 
 /* Writes a taken batch and marks it committed, in one transaction. */
-static int write_minutes(struct col_store *s, const struct col_minute_batch *b)
+static int sq_write_minutes(struct col_store *s, const struct col_minute_batch *b)
 {
 	uint64_t n = 0, ns = 0;
 	int rc = exec1(s, ST_BEGIN);
 	if (rc != SQLITE_OK) {
-		storage_error(s, "starting a transaction");
+		col_store_error(s, "starting a transaction");
 		return -EIO;
 	}
 	for (const struct col_minute *m = b->minutes; m && rc == SQLITE_OK; m = m->next) {
@@ -1263,7 +1279,7 @@ static int write_minutes(struct col_store *s, const struct col_minute_batch *b)
 	if (rc == SQLITE_OK)
 		rc = exec1(s, ST_COMMIT);
 	if (rc != SQLITE_OK) {
-		storage_error(s, "writing endpoint minutes");
+		col_store_error(s, "writing endpoint minutes");
 		rollback(s);
 		return -EIO;
 	}
@@ -1274,12 +1290,12 @@ static int write_minutes(struct col_store *s, const struct col_minute_batch *b)
 
 /* ---- writing findings ---- */
 
-static int write_findings(struct col_store *s, const struct col_error_rows *e,
+static int sq_write_findings(struct col_store *s, const struct col_error_rows *e,
                           const struct col_n1_rows *p)
 {
 	int rc = exec1(s, ST_BEGIN);
 	if (rc != SQLITE_OK) {
-		storage_error(s, "starting a transaction");
+		col_store_error(s, "starting a transaction");
 		return -EIO;
 	}
 	sqlite3_stmt *st = s->st[ST_ERR_UPSERT];
@@ -1291,7 +1307,7 @@ static int write_findings(struct col_store *s, const struct col_error_rows *e,
 		sqlite3_bind_text(st, 4, r->route ? r->route : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, r->type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 6, r->message, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 7, clamp_i64(r->count));
+		sqlite3_bind_int64(st, 7, col_store_clamp_i64(r->count));
 		sqlite3_bind_int64(st, 8, r->first_ns);
 		sqlite3_bind_int64(st, 9, r->last_ns);
 		if (r->example_id > 0)
@@ -1308,9 +1324,9 @@ static int write_findings(struct col_store *s, const struct col_error_rows *e,
 		sqlite3_bind_text(st, 2, r->service, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, r->method, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, r->route, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, fp_to_db(r->fp));
+		sqlite3_bind_int64(st, 5, col_store_fp_to_db(r->fp));
 		sqlite3_bind_text(st, 6, r->sql, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 7, clamp_i64(r->occurrences));
+		sqlite3_bind_int64(st, 7, col_store_clamp_i64(r->occurrences));
 		sqlite3_bind_int64(st, 8, r->max_repeats);
 		sqlite3_bind_int64(st, 9, r->first_ns);
 		sqlite3_bind_int64(st, 10, r->last_ns);
@@ -1324,7 +1340,7 @@ static int write_findings(struct col_store *s, const struct col_error_rows *e,
 	if (rc == SQLITE_OK)
 		rc = exec1(s, ST_COMMIT);
 	if (rc != SQLITE_OK) {
-		storage_error(s, "writing error groups and N+1 patterns");
+		col_store_error(s, "writing error groups and N+1 patterns");
 		rollback(s);
 		return -EIO;
 	}
@@ -1347,7 +1363,7 @@ static int flush_findings(struct col_store *s)
 		}
 		s->find_held = 1;
 	}
-	if (write_findings(s, &s->find_err, &s->find_pat) < 0)
+	if (s->be->write_findings(s, &s->find_err, &s->find_pat) < 0)
 		return -EIO;
 	col_error_rows_free(&s->find_err);
 	col_n1_rows_free(&s->find_pat);
@@ -1362,14 +1378,14 @@ static int flush_minutes(struct col_store *s, int all)
 	for (;;) {
 		if (s->batch == NULL) {
 			int64_t now_s = col_clock_real_ns() / COL_NS_PER_S;
-			int64_t cutoff = all ? INT64_MAX : now_s - MINUTE_GRACE_S - COL_MINUTE_S + 1;
+			int64_t cutoff = all ? INT64_MAX : now_s - s->be->minute_grace_s - COL_MINUTE_S + 1;
 			int64_t horizon = all ? INT64_MIN : now_s + 3600;
 			s->batch = col_agg_minutes_take(s->agg, cutoff, horizon, s->next_batch_id);
 			if (s->batch == NULL)
 				return 0;
 			s->next_batch_id++;
 		}
-		if (write_minutes(s, s->batch) < 0)
+		if (s->be->write_minutes(s, s->batch) < 0)
 			return -EIO;
 		col_agg_minutes_done(s->agg, s->batch);
 		s->batch = NULL;
@@ -1404,7 +1420,7 @@ static int expire_requests(struct col_store *s, int64_t cutoff_ns)
 }
 
 /* Deletes up to a time budget of expired rows. 1 when more remain. */
-static int expire_step(struct col_store *s)
+static int sq_expire_step(struct col_store *s)
 {
 	int64_t keep_ns = (int64_t)s->retention_days * 86400 * COL_NS_PER_S;
 	int64_t cutoff_ns = col_clock_real_ns() - keep_ns;
@@ -1413,7 +1429,7 @@ static int expire_step(struct col_store *s)
 	for (;;) {
 		int changed = expire_requests(s, cutoff_ns);
 		if (changed < 0) {
-			storage_error(s, "deleting expired rows");
+			col_store_error(s, "deleting expired rows");
 			return 0; /* next hour */
 		}
 		CNT_ADD(s, c_expired, (uint64_t)changed);
@@ -1430,7 +1446,7 @@ static int expire_step(struct col_store *s)
 		for (;;) {
 			sqlite3_bind_int64(s->st[minutes[i]], 1, cutoff_min);
 			if (exec1(s, minutes[i]) != SQLITE_OK) {
-				storage_error(s, "deleting expired rows");
+				col_store_error(s, "deleting expired rows");
 				return 0;
 			}
 			if (sqlite3_changes(s->db) < last_batch_below[i])
@@ -1447,7 +1463,7 @@ static int expire_step(struct col_store *s)
 		sqlite3_bind_int64(s->st[groups[i]], 1, cutoff_ns);
 		sqlite3_bind_text(s->st[groups[i]], 2, s->host, -1, SQLITE_STATIC);
 		if (exec1(s, groups[i]) != SQLITE_OK) {
-			storage_error(s, "deleting expired rows");
+			col_store_error(s, "deleting expired rows");
 			return 0;
 		}
 	}
@@ -1479,6 +1495,7 @@ static size_t take_rows(struct col_store *s, struct col_row **batch)
 	}
 	if (k)
 		pthread_cond_broadcast(&s->room);
+	s->held = k;
 	return k;
 }
 
@@ -1504,13 +1521,14 @@ static void final_flush(struct col_store *s, struct col_row **batch, size_t nb)
 				break;
 		}
 		int tries = 0;
-		while (write_rows(s, batch, nb) < 0 && ++tries < SHUTDOWN_TRIES)
+		while (s->be->write_rows(s, batch, nb) < 0 && ++tries < SHUTDOWN_TRIES)
 			nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
 		if (tries >= SHUTDOWN_TRIES) {
 			CNT_ADD(s, c_dropped, nb);
 			col_log(COL_LOG_ERROR, "storage: %zu request rows lost at shutdown", nb);
 		}
 		free_rows(batch, nb);
+		__atomic_store_n(&s->held, 0, __ATOMIC_RELAXED);
 		nb = 0;
 	}
 	int tries = 0;
@@ -1561,8 +1579,9 @@ static void *store_main(void *arg)
 		}
 		now = col_clock_mono_ns();
 		if (nb > 0 && now >= next_retry) {
-			if (write_rows(s, batch, nb) == 0) {
+			if (s->be->write_rows(s, batch, nb) == 0) {
 				free_rows(batch, nb);
+				__atomic_store_n(&s->held, 0, __ATOMIC_RELAXED);
 				nb = 0;
 			} else {
 				next_retry = now + RETRY_NS;
@@ -1574,7 +1593,7 @@ static void *store_main(void *arg)
 			next_minutes = now + MINUTE_CHECK_NS;
 		}
 		if (now >= next_expire)
-			next_expire = expire_step(s) ? now : now + RETENTION_EVERY_NS;
+			next_expire = s->be->expire_step(s) ? now : now + RETENTION_EVERY_NS;
 		now = col_clock_mono_ns();
 	}
 	free(batch);
@@ -1620,6 +1639,8 @@ int col_store_admit(struct col_store *s, int always, int64_t now_real_ns)
 
 int64_t col_store_next_id(struct col_store *s)
 {
+	if (s->id_slot >= 0)
+		return col_store_pg_id(s);
 	return s->next_id++;
 }
 
@@ -1633,7 +1654,7 @@ static int room_for(const struct col_store *s, uint32_t nstmts)
 int col_store_has_room(struct col_store *s, uint32_t nstmts)
 {
 	pthread_mutex_lock(&s->mu);
-	int ok = room_for(s, nstmts);
+	int ok = room_for(s, nstmts) || s->db_down;
 	pthread_mutex_unlock(&s->mu);
 	return ok;
 }
@@ -1641,6 +1662,16 @@ int col_store_has_room(struct col_store *s, uint32_t nstmts)
 int col_store_push(struct col_store *s, struct col_row *row, int wait)
 {
 	pthread_mutex_lock(&s->mu);
+	/* Database down: the newest rows matter most to whoever looks at the
+	 * outage; the oldest go, counted. */
+	while (s->db_down && !room_for(s, row->nstmts) && s->n > 0) {
+		struct col_row *old = s->q[s->head];
+		s->q_stmts -= old->nstmts;
+		s->head = (s->head + 1) % s->cap;
+		s->n--;
+		col_row_free(old);
+		CNT_ADD(s, c_dropped_oldest, 1);
+	}
 	while (!room_for(s, row->nstmts)) {
 		if (!wait || !s->running || s->exited || s->stopping) {
 			pthread_mutex_unlock(&s->mu);
@@ -1687,10 +1718,8 @@ void col_store_free(struct col_store *s)
 	 * aggregate, which frees it. */
 	col_error_rows_free(&s->find_err);
 	col_n1_rows_free(&s->find_pat);
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(s->st[i]);
-	if (s->db)
-		sqlite3_close(s->db);
+	if (s->be)
+		s->be->close(s);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->room);
 	pthread_mutex_destroy(&s->mu);
@@ -1699,6 +1728,33 @@ void col_store_free(struct col_store *s)
 	free(s->host);
 	free(s);
 }
+
+static void sq_close(struct col_store *s)
+{
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	if (s->db)
+		sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+static const char *sq_errmsg(struct col_store *s)
+{
+	return s->db ? sqlite3_errmsg(s->db) : "not open";
+}
+
+const struct col_store_be col_store_sqlite_be = {
+	.name = "sqlite",
+	.open = sq_open,
+	.load = sq_load,
+	.write_rows = sq_write_rows,
+	.write_minutes = sq_write_minutes,
+	.write_findings = sq_write_findings,
+	.expire_step = sq_expire_step,
+	.errmsg = sq_errmsg,
+	.close = sq_close,
+	.minute_grace_s = MINUTE_GRACE_S,
+};
 
 void col_store_counters(struct col_store *s, struct col_store_counters *c)
 {
@@ -1712,9 +1768,15 @@ void col_store_counters(struct col_store *s, struct col_store_counters *c)
 	c->shape_minutes_written = CNT_GET(s, c_shape_minutes);
 	c->findings_written = CNT_GET(s, c_findings);
 	c->storage_errors = CNT_GET(s, c_errors);
+	c->rows_dropped_oldest = CNT_GET(s, c_dropped_oldest);
+	c->backend = s->be->name;
 	pthread_mutex_lock(&s->mu);
 	c->queue_depth = s->n;
 	c->queue_stmts = s->q_stmts;
+	c->rows_held = s->n + s->held;
+	c->database_down = s->db_down;
+	c->down_since_ns = s->down_since_ns;
+	snprintf(c->down_reason, sizeof c->down_reason, "%s", s->down_reason);
 	pthread_mutex_unlock(&s->mu);
 	c->queue_cap = s->cap;
 }

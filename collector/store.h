@@ -17,8 +17,13 @@
  * logged at most once a minute, and the batch is retried; ingestion never
  * waits for the disk.
  *
- * Schema (version 2; a version 1 database is migrated in place), created
- * when missing:
+ * Two backends (store_int.h): SQLite, the embedded default, and PostgreSQL
+ * when the db is a postgresql:// or postgres:// URI (store_pg.c: a fleet of
+ * collectors on one database, each row tagged with its host; partitioned
+ * by day; rows held in memory while the database is down).
+ *
+ * SQLite schema (version 3; versions 1 and 2 are migrated in place; v3
+ * adds the index requests_host (host, id)), created when missing:
  *   schema_version(version)
  *   requests(id INTEGER PRIMARY KEY, ts_ns, host, service, pid, tid, method,
  *            path, route, status, duration_ms, bytes_in, bytes_out,
@@ -66,7 +71,7 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 /* The schema version this collector creates and understands. */
-#define COL_SCHEMA_VERSION 2
+#define COL_SCHEMA_VERSION 3
 
 /* An N+1 finding of a stored request. */
 struct col_row_n1 {
@@ -108,7 +113,7 @@ struct col_row *col_row_new(const char *service, const char *path, const char *r
 void col_row_free(struct col_row *r);
 
 struct col_store_opts {
-	const char *path;         /* SQLite file */
+	const char *path;         /* SQLite file, or a postgresql:// URI */
 	const char *host;         /* host label of everything written */
 	int retention_days;       /* >= 1 */
 	int max_rows_per_s;       /* >= 0 */
@@ -174,6 +179,12 @@ struct col_store_counters {
 	uint64_t storage_errors;    /* failed transactions */
 	size_t queue_depth, queue_cap;
 	size_t queue_stmts;         /* statements of queued rows */
+	const char *backend;        /* "sqlite" or "postgresql" (static) */
+	int database_down;          /* unreachable since down_since_ns (wall) */
+	int64_t down_since_ns;
+	char down_reason[256];
+	size_t rows_held;           /* queued plus taken, not yet written */
+	uint64_t rows_dropped_oldest; /* dropped for newer rows while down */
 };
 
 /* Reads the statistics columns of an endpoint_minutes row starting at

@@ -168,7 +168,8 @@ static void read_config(void)
 	 * database calls would feed back into it), even when started with the
 	 * preload inherited from a shell or a unit's environment. */
 	if (strcmp(program_invocation_short_name, "apiprof-collector") == 0 ||
-	    strcmp(program_invocation_short_name, "lt-apiprof-collector") == 0)
+	    strcmp(program_invocation_short_name, "lt-apiprof-collector") == 0 ||
+	    dlsym(RTLD_DEFAULT, "apiprof_collector_self") != NULL) /* renamed copies too */
 		pl_cfg.disabled = 1;
 	pl_cfg.capture_query = env_flag("APIPROF_CAPTURE_QUERY_STRING");
 	pl_cfg.capture_sql_values = env_flag("APIPROF_CAPTURE_SQL_VALUES");

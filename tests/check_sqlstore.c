@@ -299,8 +299,11 @@ START_TEST(test_migration)
 {
 	exec_sql(v1_schema);
 	struct col_store *s = open_store(36500);
-	ck_assert_int_eq(scalar("SELECT max(version) FROM schema_version"), 2);
+	ck_assert_int_eq(scalar("SELECT max(version) FROM schema_version"), COL_SCHEMA_VERSION);
 	ck_assert_int_eq(scalar("SELECT count(*) FROM schema_version"), 1);
+	/* v3: the index of ?host= listings. */
+	ck_assert_int_eq(scalar("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                        " AND name = 'requests_host'"), 1);
 	ck_assert_int_eq(scalar("SELECT count(*) FROM pragma_table_info('requests')"
 	                        " WHERE name = 'message'"), 1);
 	ck_assert_int_eq(scalar("SELECT count(*) FROM queries"), 0);
@@ -322,13 +325,21 @@ START_TEST(test_migration)
 	col_query_free(q);
 	s = open_store(36500);
 	col_store_free(s);
-	ck_assert_int_eq(scalar("SELECT max(version) FROM schema_version"), 2);
+	ck_assert_int_eq(scalar("SELECT max(version) FROM schema_version"), COL_SCHEMA_VERSION);
+
+	/* Version 2 (v3 without its index) is upgraded in place. */
+	exec_sql("DROP INDEX requests_host; UPDATE schema_version SET version = 2");
+	s = open_store(36500);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT max(version) FROM schema_version"), 3);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                        " AND name = 'requests_host'"), 1);
 
 	/* A newer schema than ours is refused with a message. */
-	exec_sql("UPDATE schema_version SET version = 3");
+	exec_sql("UPDATE schema_version SET version = 4");
 	struct col_store_opts o = { .path = dbpath, .host = "h1", .retention_days = 7 };
 	ck_assert_ptr_null(col_store_open(&o, err, sizeof err));
-	ck_assert_msg(strstr(err, "version 3") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "version 4") != NULL, "%s", err);
 }
 END_TEST
 

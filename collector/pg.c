@@ -1,0 +1,158 @@
+/*
+ * pg.c - PostgreSQL helpers (pg.h).
+ */
+#include "config.h"
+#include "pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "epset.h"
+#include "shapeset.h"
+#include "sketch.h"
+
+const char *col_pg_error(PGconn *conn, char *buf, size_t len)
+{
+	const char *m = conn ? PQerrorMessage(conn) : "out of memory";
+	snprintf(buf, len, "%s", m && m[0] ? m : "unknown error");
+	/* libpq's messages span lines; the log wants one. */
+	for (char *p = buf; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = p[1] ? ' ' : '\0';
+	return buf;
+}
+
+PGconn *col_pg_connect(const char *uri, char *err, size_t errlen)
+{
+	static const char *const keys[] = {
+		"dbname", "connect_timeout", "client_encoding", "application_name", NULL
+	};
+	const char *vals[] = { uri, "3", "UTF8", "apiprof-collector", NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		col_pg_error(c, err, errlen);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+int col_pg_exec(PGconn *conn, const char *sql)
+{
+	PGresult *r = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(r);
+	PQclear(r);
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -EIO;
+}
+
+void col_pg_p_text(struct col_pg_params *p, const char *s)
+{
+	p->v[p->n] = s;
+	p->len[p->n] = 0;
+	p->fmt[p->n++] = 0;
+}
+
+void col_pg_p_i64(struct col_pg_params *p, int64_t v)
+{
+	snprintf(p->buf[p->n], sizeof p->buf[0], "%" PRId64, v);
+	col_pg_p_text(p, p->buf[p->n]);
+}
+
+const char *col_pg_fmt_f64(double v, char *buf, size_t len)
+{
+	if (isnan(v))
+		snprintf(buf, len, "NaN");
+	else if (isinf(v))
+		snprintf(buf, len, v > 0 ? "Infinity" : "-Infinity");
+	else
+		snprintf(buf, len, "%.17g", v);
+	return buf;
+}
+
+void col_pg_p_f64(struct col_pg_params *p, double v)
+{
+	col_pg_fmt_f64(v, p->buf[p->n], sizeof p->buf[0]);
+	col_pg_p_text(p, p->buf[p->n]);
+}
+
+void col_pg_p_bin(struct col_pg_params *p, const void *data, size_t len)
+{
+	p->v[p->n] = data;
+	p->len[p->n] = (int)len;
+	p->fmt[p->n++] = 1;
+}
+
+PGresult *col_pg_run(PGconn *conn, const char *sql, const struct col_pg_params *p)
+{
+	PGresult *r = PQexecParams(conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
+	                           p ? p->len : NULL, p ? p->fmt : NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+int64_t col_pg_i64(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return 0;
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+double col_pg_f64(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return 0;
+	return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+const char *col_pg_str(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col);
+}
+
+/* Merges a text-format bytea sketch into dst. */
+static int merge_sketch(const PGresult *r, int row, int col, struct col_sketch *dst,
+                        uint64_t n)
+{
+	if (PQgetisnull(r, row, col))
+		return n ? -EINVAL : 0;
+	size_t len = 0;
+	unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &len);
+	if (b == NULL)
+		return -ENOMEM;
+	int rc = len ? col_sketch_merge_encoded(dst, b, len) : (n ? -EINVAL : 0);
+	PQfreemem(b);
+	return rc;
+}
+
+int col_pg_read_stats(const PGresult *r, int row, int c, struct col_stats *o)
+{
+	o->count = (uint64_t)col_pg_i64(r, row, c);
+	o->error_count = (uint64_t)col_pg_i64(r, row, c + 1);
+	o->slow_count = (uint64_t)col_pg_i64(r, row, c + 2);
+	o->sum_ms = col_pg_f64(r, row, c + 3);
+	o->min_ms = col_pg_f64(r, row, c + 4);
+	o->max_ms = col_pg_f64(r, row, c + 5);
+	o->sql_count = (uint64_t)col_pg_i64(r, row, c + 6);
+	o->sql_time_ms = col_pg_f64(r, row, c + 7);
+	o->n_plus_one_count = (uint64_t)col_pg_i64(r, row, c + 8);
+	return merge_sketch(r, row, c + 9, &o->sketch, o->count);
+}
+
+int col_pg_read_shape_stats(const PGresult *r, int row, int c, struct col_shape_stats *o)
+{
+	o->calls = (uint64_t)col_pg_i64(r, row, c);
+	o->total_ms = col_pg_f64(r, row, c + 1);
+	o->max_ms = col_pg_f64(r, row, c + 2);
+	o->rows = (uint64_t)col_pg_i64(r, row, c + 3);
+	o->errors = (uint64_t)col_pg_i64(r, row, c + 4);
+	o->slow_count = (uint64_t)col_pg_i64(r, row, c + 5);
+	return merge_sketch(r, row, c + 6, &o->sketch, o->calls);
+}

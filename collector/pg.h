@@ -1,0 +1,62 @@
+/*
+ * pg.h - small helpers shared by the PostgreSQL store (store_pg.c) and its
+ * readers (query_pg.c): connecting, parameters, and reading stored
+ * statistics out of text-format results.
+ */
+#ifndef COL_PG_H
+#define COL_PG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct col_stats;
+struct col_shape_stats;
+
+/* Connects to uri (a postgresql:// URI) with a 3 s connect timeout, UTF-8
+ * and application_name apiprof-collector. Returns the connection, or NULL
+ * with err filled with libpq's reason (one line). */
+PGconn *col_pg_connect(const char *uri, char *err, size_t errlen);
+
+/* Copies conn's last error message as one line into buf; returns buf. */
+const char *col_pg_error(PGconn *conn, char *buf, size_t len);
+
+/* Runs a command without parameters; 0, or -EIO (the result is cleared).
+ * With err non-NULL, the reason is copied there. */
+int col_pg_exec(PGconn *conn, const char *sql);
+
+/* Parameters of PQexecParams: text values (binary for bytea), built in
+ * order ($1, $2, ...). Strings are not copied: they must outlive the call. */
+#define COL_PG_MAXP 24
+struct col_pg_params {
+	int n;
+	const char *v[COL_PG_MAXP];
+	int len[COL_PG_MAXP];
+	int fmt[COL_PG_MAXP];
+	char buf[COL_PG_MAXP][32];
+};
+void col_pg_p_text(struct col_pg_params *p, const char *s);   /* NULL: SQL NULL */
+void col_pg_p_i64(struct col_pg_params *p, int64_t v);
+void col_pg_p_f64(struct col_pg_params *p, double v);
+void col_pg_p_bin(struct col_pg_params *p, const void *data, size_t len);
+
+/* PQexecParams with p; text results. Returns the result (caller clears)
+ * or NULL when it did not end with PGRES_COMMAND_OK / PGRES_TUPLES_OK (the
+ * failed result is cleared). */
+PGresult *col_pg_run(PGconn *conn, const char *sql, const struct col_pg_params *p);
+
+/* Field accessors for text results: "" / 0 for NULL. */
+int64_t col_pg_i64(const PGresult *r, int row, int col);
+double col_pg_f64(const PGresult *r, int row, int col);
+const char *col_pg_str(const PGresult *r, int row, int col);
+
+/* Reads stored statistics starting at column col, the same columns and
+ * contract as col_store_read_stats() / col_store_read_shape_stats() (the
+ * sketch a bytea). */
+int col_pg_read_stats(const PGresult *r, int row, int col, struct col_stats *o);
+int col_pg_read_shape_stats(const PGresult *r, int row, int col, struct col_shape_stats *o);
+
+/* Formats a double as PostgreSQL reads it (NaN, Infinity included). */
+const char *col_pg_fmt_f64(double v, char *buf, size_t len);
+
+#endif /* COL_PG_H */

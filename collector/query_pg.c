@@ -1,0 +1,610 @@
+/*
+ * query_pg.c - the API's readers on PostgreSQL (query_pg.h).
+ */
+#include "config.h"
+#include "query_pg.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "epset.h"
+#include "log.h"
+#include "pg.h"
+#include "shapeset.h"
+#include "stmt.h"
+#include "store_int.h"
+
+struct qconn {
+	PGconn *c;
+	int busy;
+};
+
+struct col_qpg {
+	pthread_mutex_t mu;
+	pthread_cond_t freed;
+	struct qconn *c;
+	unsigned n;
+	char *uri;
+};
+
+static const char req_columns[] =
+	"id, ts_ns, host, service, pid, tid, method, path, route, status, duration_ms,"
+	" bytes_in, bytes_out, sql_count, sql_time_ms, slow, error, aborted, n_plus_one,"
+	" coalesce(message, '')";
+
+void col_qpg_free(struct col_qpg *q)
+{
+	if (q == NULL)
+		return;
+	for (unsigned i = 0; i < q->n; i++)
+		PQfinish(q->c[i].c);
+	free(q->c);
+	free(q->uri);
+	pthread_cond_destroy(&q->freed);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+struct col_qpg *col_qpg_open(const char *uri, unsigned nconn, char *err, size_t errlen)
+{
+	struct col_qpg *q = calloc(1, sizeof *q);
+	if (q == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->freed, NULL);
+	q->n = nconn ? nconn : 1;
+	q->c = calloc(q->n, sizeof *q->c);
+	q->uri = strdup(uri);
+	if (q->c == NULL || q->uri == NULL) {
+		snprintf(err, errlen, "out of memory");
+		col_qpg_free(q);
+		return NULL;
+	}
+	/* The first now (a bad URI fails at start); the others when needed. */
+	char why[512];
+	q->c[0].c = col_pg_connect(uri, why, sizeof why);
+	if (q->c[0].c == NULL) {
+		snprintf(err, errlen, "db %s: read connection: %s", uri, why);
+		col_qpg_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+/* Borrows a connection, (re)connecting it when needed; NULL when the
+ * database cannot be reached. */
+static struct qconn *acquire(struct col_qpg *q)
+{
+	struct qconn *c = NULL;
+	pthread_mutex_lock(&q->mu);
+	while (c == NULL) {
+		for (unsigned i = 0; i < q->n && c == NULL; i++)
+			if (!q->c[i].busy)
+				c = &q->c[i];
+		if (c == NULL)
+			pthread_cond_wait(&q->freed, &q->mu);
+	}
+	c->busy = 1;
+	pthread_mutex_unlock(&q->mu);
+	if (c->c != NULL && PQstatus(c->c) != CONNECTION_OK) {
+		PQfinish(c->c);
+		c->c = NULL;
+	}
+	if (c->c == NULL) {
+		char why[512];
+		c->c = col_pg_connect(q->uri, why, sizeof why);
+		if (c->c == NULL) {
+			col_log(COL_LOG_WARN, "query: database unreachable: %s", why);
+			pthread_mutex_lock(&q->mu);
+			c->busy = 0;
+			pthread_cond_signal(&q->freed);
+			pthread_mutex_unlock(&q->mu);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+static void release(struct col_qpg *q, struct qconn *c)
+{
+	pthread_mutex_lock(&q->mu);
+	c->busy = 0;
+	pthread_cond_signal(&q->freed);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void db_error(struct qconn *c, const char *what)
+{
+	char buf[512];
+	col_log(COL_LOG_ERROR, "query: %s: %s", what, col_pg_error(c->c, buf, sizeof buf));
+}
+
+static void read_view(const PGresult *r, int i, struct col_req_view *v)
+{
+	v->id = col_pg_i64(r, i, 0);
+	v->ts_ns = col_pg_i64(r, i, 1);
+	v->host = col_pg_str(r, i, 2);
+	v->service = col_pg_str(r, i, 3);
+	v->pid = col_pg_i64(r, i, 4);
+	v->tid = col_pg_i64(r, i, 5);
+	v->method = col_pg_str(r, i, 6);
+	v->path = col_pg_str(r, i, 7);
+	v->route = col_pg_str(r, i, 8);
+	v->status = (int)col_pg_i64(r, i, 9);
+	v->duration_ms = col_pg_f64(r, i, 10);
+	v->bytes_in = col_pg_i64(r, i, 11);
+	v->bytes_out = col_pg_i64(r, i, 12);
+	v->sql_count = col_pg_i64(r, i, 13);
+	v->sql_time_ms = col_pg_f64(r, i, 14);
+	v->slow = col_pg_i64(r, i, 15) != 0;
+	v->error = col_pg_i64(r, i, 16) != 0;
+	v->aborted = col_pg_i64(r, i, 17) != 0;
+	v->n_plus_one = col_pg_i64(r, i, 18) != 0;
+	v->message = col_pg_str(r, i, 19);
+}
+
+/* SQL built clause by clause with $n placeholders. */
+struct qb {
+	char sql[2048];
+	size_t len;
+	struct col_pg_params p;
+};
+
+static void qb_add(struct qb *b, const char *text)
+{
+	size_t n = strlen(text);
+	if (b->len + n < sizeof b->sql) {
+		memcpy(b->sql + b->len, text, n + 1);
+		b->len += n;
+	}
+}
+
+/* Appends clause with "$?" replaced by the next parameter's number. */
+static void qb_param(struct qb *b, const char *clause)
+{
+	char buf[256], num[16];
+	snprintf(num, sizeof num, "$%d", b->p.n + 1);
+	const char *q = strstr(clause, "$?");
+	if (q == NULL) {
+		qb_add(b, clause);
+		return;
+	}
+	snprintf(buf, sizeof buf, "%.*s%s%s", (int)(q - clause), clause, num, q + 2);
+	qb_add(b, buf);
+}
+
+static void qb_text(struct qb *b, const char *clause, const char *v)
+{
+	qb_param(b, clause);
+	col_pg_p_text(&b->p, v);
+}
+
+static void qb_int(struct qb *b, const char *clause, int64_t v)
+{
+	qb_param(b, clause);
+	col_pg_p_i64(&b->p, v);
+}
+
+int col_qpg_requests(struct col_qpg *q, const struct col_req_filter *f, col_req_cb cb,
+                     void *arg, int *more)
+{
+	struct qb b = { .len = 0 };
+	*more = 0;
+	qb_add(&b, "SELECT ");
+	qb_add(&b, req_columns);
+	qb_add(&b, " FROM requests WHERE true");
+	if (f->service)
+		qb_text(&b, " AND service = $?", f->service);
+	if (f->host)
+		qb_text(&b, " AND host = $?", f->host);
+	if (f->route)
+		qb_text(&b, " AND route = $?", f->route);
+	if (f->method)
+		qb_text(&b, " AND method = $?", f->method);
+	if (f->q)
+		qb_text(&b, " AND strpos(path, $?) > 0", f->q);
+	if (f->status_lo >= 0 && f->status_lo == f->status_hi)
+		qb_int(&b, " AND status = $?", f->status_lo);
+	else if (f->status_lo >= 0) {
+		qb_int(&b, " AND status >= $?", f->status_lo);
+		qb_int(&b, " AND status <= $?", f->status_hi);
+	}
+	if (f->slow >= 0)
+		qb_add(&b, f->slow ? " AND slow = 1" : " AND slow = 0");
+	if (f->error >= 0)
+		qb_add(&b, f->error ? " AND error = 1" : " AND error = 0");
+	if (f->n_plus_one >= 0)
+		qb_add(&b, f->n_plus_one ? " AND n_plus_one = 1" : " AND n_plus_one = 0");
+	if (f->before > 0)
+		qb_int(&b, " AND id < $?", f->before);
+	if (f->since_ns != INT64_MIN)
+		qb_int(&b, " AND ts_ns >= $?", f->since_ns);
+	if (f->until_ns != INT64_MAX)
+		qb_int(&b, " AND ts_ns < $?", f->until_ns);
+	int limit = f->limit > 0 ? f->limit : 1;
+	qb_int(&b, " ORDER BY id DESC LIMIT $?", (int64_t)limit + 1);
+
+	struct qconn *c = acquire(q);
+	if (c == NULL)
+		return -EIO;
+	PGresult *r = col_pg_run(c->c, b.sql, &b.p);
+	if (r == NULL) {
+		db_error(c, "listing requests");
+		release(q, c);
+		return -EIO;
+	}
+	int n = 0, ret = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (n == limit) {
+			*more = 1;
+			break;
+		}
+		struct col_req_view v;
+		read_view(r, i, &v);
+		ret = cb(arg, &v);
+		if (ret != 0)
+			break;
+		n++;
+	}
+	PQclear(r);
+	release(q, c);
+	return ret != 0 ? ret : n;
+}
+
+static int read_request(struct qconn *c, int64_t id, const struct col_detail_cbs *cbs)
+{
+	char sql[512];
+	struct col_pg_params p = { 0 };
+	col_pg_p_i64(&p, id);
+	snprintf(sql, sizeof sql, "SELECT %s FROM requests WHERE id = $1", req_columns);
+	PGresult *r = col_pg_run(c->c, sql, &p);
+	if (r == NULL)
+		goto fail;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	struct col_req_view v;
+	read_view(r, 0, &v);
+	int ret = cbs->request(cbs->arg, &v);
+	PQclear(r);
+	if (ret != 0)
+		return ret;
+	if (cbs->stmt) {
+		r = col_pg_run(c->c, "SELECT seq, ts_ns, duration_ms, db, fingerprint, sql, rows,"
+		               " error_code, error_message, slow, prepare, truncated"
+		               " FROM queries WHERE request_id = $1 ORDER BY seq", &p);
+		if (r == NULL)
+			goto fail;
+		for (int i = 0; i < PQntuples(r); i++) {
+			struct col_stmt_view s = {
+				.seq = (int)col_pg_i64(r, i, 0),
+				.ts_ns = col_pg_i64(r, i, 1),
+				.duration_ms = col_pg_f64(r, i, 2),
+				.db = col_pg_str(r, i, 3),
+				.fingerprint = col_store_fp_from_db(col_pg_i64(r, i, 4)),
+				.sql = col_pg_str(r, i, 5),
+				.rows = PQgetisnull(r, i, 6) ? -1 : col_pg_i64(r, i, 6),
+				.error_code = PQgetisnull(r, i, 7) ? NULL : col_pg_str(r, i, 7),
+				.error_message = col_pg_str(r, i, 8),
+				.slow = col_pg_i64(r, i, 9) != 0,
+				.prepare = col_pg_i64(r, i, 10) != 0,
+				.truncated = col_pg_i64(r, i, 11) != 0,
+			};
+			ret = cbs->stmt(cbs->arg, &s);
+			if (ret != 0) {
+				PQclear(r);
+				return ret;
+			}
+		}
+		PQclear(r);
+	}
+	if (cbs->n1) {
+		r = col_pg_run(c->c, "SELECT fingerprint, count, sql FROM request_n_plus_one"
+		               " WHERE request_id = $1 ORDER BY count DESC, fingerprint", &p);
+		if (r == NULL)
+			goto fail;
+		for (int i = 0; i < PQntuples(r); i++) {
+			struct col_n1_view n = {
+				.fingerprint = col_store_fp_from_db(col_pg_i64(r, i, 0)),
+				.count = col_pg_i64(r, i, 1),
+				.sql = col_pg_str(r, i, 2),
+			};
+			ret = cbs->n1(cbs->arg, &n);
+			if (ret != 0) {
+				PQclear(r);
+				return ret;
+			}
+		}
+		PQclear(r);
+	}
+	return 1;
+fail:
+	db_error(c, "reading a request");
+	return -EIO;
+}
+
+int col_qpg_request_detail(struct col_qpg *q, int64_t id, const struct col_detail_cbs *cbs)
+{
+	struct qconn *c = acquire(q);
+	if (c == NULL)
+		return -EIO;
+	/* One snapshot: retention cannot drop the statements in between. */
+	if (col_pg_exec(c->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) {
+		db_error(c, "reading a request");
+		release(q, c);
+		return -EIO;
+	}
+	int ret = read_request(c, id, cbs);
+	col_pg_exec(c->c, "COMMIT");
+	release(q, c);
+	return ret;
+}
+
+/* Reads minute_flush's last batch of our_host and runs the minute query,
+ * in one snapshot. Returns the result of the second, or NULL. */
+static PGresult *minutes_snapshot(struct qconn *c, const char *our_host, const char *columns,
+                                  const char *table, const char *alias, int64_t from_s,
+                                  int64_t to_s,
+                                  const char *service, const char *host,
+                                  uint64_t *last_batch)
+{
+	*last_batch = 0;
+	if (col_pg_exec(c->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
+		return NULL;
+	struct col_pg_params hp = { 0 };
+	col_pg_p_text(&hp, our_host);
+	PGresult *r = col_pg_run(c->c, "SELECT last_batch FROM minute_flush WHERE host = $1", &hp);
+	if (r == NULL) {
+		col_pg_exec(c->c, "ROLLBACK");
+		return NULL;
+	}
+	if (PQntuples(r) == 1)
+		*last_batch = (uint64_t)col_pg_i64(r, 0, 0);
+	PQclear(r);
+	struct qb b = { .len = 0 };
+	qb_add(&b, "SELECT ");
+	qb_add(&b, columns);
+	qb_add(&b, " FROM ");
+	qb_add(&b, table);
+	char cl[64];
+	snprintf(cl, sizeof cl, " WHERE %sminute >= $?", alias);
+	qb_int(&b, cl, from_s);
+	snprintf(cl, sizeof cl, " AND %sminute < $?", alias);
+	qb_int(&b, cl, to_s);
+	if (service) {
+		snprintf(cl, sizeof cl, " AND %sservice = $?", alias);
+		qb_text(&b, cl, service);
+	}
+	if (host) {
+		snprintf(cl, sizeof cl, " AND %shost = $?", alias);
+		qb_text(&b, cl, host);
+	}
+	r = col_pg_run(c->c, b.sql, &b.p);
+	col_pg_exec(c->c, r ? "COMMIT" : "ROLLBACK");
+	return r;
+}
+
+int col_qpg_minutes(struct col_qpg *q, const char *our_host, int64_t from_s, int64_t to_s,
+                    const char *service, const char *host, struct col_epset *out,
+                    uint64_t *last_batch)
+{
+	struct qconn *c = acquire(q);
+	if (c == NULL)
+		return -EIO;
+	PGresult *r = minutes_snapshot(c, our_host,
+		"service, method, route, count, error_count, slow_count, sum_ms, min_ms, max_ms,"
+		" sql_count, sql_time_ms, n_plus_one_count, sketch", "endpoint_minutes", "",
+		from_s, to_s, service, host, last_batch);
+	if (r == NULL) {
+		db_error(c, "endpoint minutes");
+		release(q, c);
+		return -EIO;
+	}
+	release(q, c);
+	int ret = 0;
+	/* Sketches merge exactly: a fleet's p95 is as accurate as a host's. */
+	for (int i = 0; i < PQntuples(r) && ret == 0; i++) {
+		struct col_ep *e = col_epset_get(out, col_pg_str(r, i, 0), col_pg_str(r, i, 1),
+		                                 col_pg_str(r, i, 2), 1);
+		struct col_stats row = { 0 };
+		int rr = col_pg_read_stats(r, i, 3, &row);
+		if (e == NULL || rr == -ENOMEM || col_stats_merge(&e->st, &row) < 0)
+			ret = -ENOMEM;
+		else
+			e->dirty = 1;
+		col_stats_release(&row);
+	}
+	PQclear(r);
+	return ret;
+}
+
+int col_qpg_shape_minutes(struct col_qpg *q, const char *our_host, int64_t from_s,
+                          int64_t to_s, const char *service, const char *host,
+                          struct col_shapeset *out, uint64_t *last_batch)
+{
+	struct qconn *c = acquire(q);
+	if (c == NULL)
+		return -EIO;
+	PGresult *r = minutes_snapshot(c, our_host,
+		"m.service, m.db, m.fingerprint, m.calls, m.total_ms, m.max_ms, m.rows, m.errors,"
+		" m.slow_count, m.sketch, coalesce(t.sql, '')",
+		"query_minutes m LEFT JOIN query_shapes t ON t.service = m.service AND t.db = m.db"
+		" AND t.fingerprint = m.fingerprint", "m.", from_s, to_s, service, host, last_batch);
+	if (r == NULL) {
+		db_error(c, "query minutes");
+		release(q, c);
+		return -EIO;
+	}
+	release(q, c);
+	int ret = 0;
+	for (int i = 0; i < PQntuples(r) && ret == 0; i++) {
+		const char *svc = col_pg_str(r, i, 0);
+		int dbv = col_sql_db_lookup(col_pg_str(r, i, 1));
+		uint8_t dbb = (uint8_t)(dbv < 0 ? 0 : dbv);
+		uint64_t fp = col_store_fp_from_db(col_pg_i64(r, i, 2));
+		const char *text = fp == COL_SHAPE_OTHER_FP ? COL_SHAPE_OTHER_SQL : col_pg_str(r, i, 10);
+		struct col_shape *e = col_shapeset_get(out, svc, dbb, fp, NULL, 0);
+		if (e == NULL)
+			e = col_shapeset_get(out, svc, dbb, fp, text, 1);
+		struct col_shape_stats row = { 0 };
+		int rr = col_pg_read_shape_stats(r, i, 3, &row);
+		if (e == NULL || rr == -ENOMEM || col_shape_stats_merge(&e->st, &row) < 0)
+			ret = -ENOMEM;
+		else
+			e->dirty = 1;
+		col_shape_stats_release(&row);
+	}
+	PQclear(r);
+	return ret;
+}
+
+/* One allocation holding n strings; returns it with ptrs[i] set. */
+static char *pack(const char *const *s, const char **ptrs, int n)
+{
+	size_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += strlen(s[i]) + 1;
+	char *p = malloc(len), *d = p;
+	if (p == NULL)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		size_t l = strlen(s[i]) + 1;
+		memcpy(d, s[i], l);
+		ptrs[i] = d;
+		d += l;
+	}
+	return p;
+}
+
+/* The findings filter and host as WHERE clauses. */
+static void find_where(struct qb *b, const struct col_find_filter *f, const char *host)
+{
+	qb_add(b, " WHERE true");
+	if (f->service)
+		qb_text(b, " AND service = $?", f->service);
+	if (host)
+		qb_text(b, " AND host = $?", host);
+	if (f->since_ns != INT64_MIN)
+		qb_int(b, " AND last_seen_ns >= $?", f->since_ns);
+	if (f->until_ns != INT64_MAX)
+		qb_int(b, " AND first_seen_ns < $?", f->until_ns);
+}
+
+int col_qpg_errors(struct col_qpg *q, const struct col_find_filter *f, const char *host,
+                   struct col_error_rows *out)
+{
+	struct qb b = { .len = 0 };
+	out->v = NULL;
+	out->n = 0;
+	qb_add(&b, "SELECT service, method, route, type,"
+	       " (array_agg(message ORDER BY last_seen_ns DESC))[1], sum(count),"
+	       " min(first_seen_ns), max(last_seen_ns),"
+	       " coalesce((array_agg(example_request_id ORDER BY last_seen_ns DESC))[1], 0)"
+	       " FROM error_groups");
+	find_where(&b, f, host);
+	qb_add(&b, " GROUP BY service, method, route, type"
+	       " ORDER BY 8 DESC, 6 DESC, service, method, route, type");
+	struct qconn *c = acquire(q);
+	if (c == NULL)
+		return -EIO;
+	PGresult *r = col_pg_run(c->c, b.sql, &b.p);
+	if (r == NULL) {
+		db_error(c, "error groups");
+		release(q, c);
+		return -EIO;
+	}
+	release(q, c);
+	int n = PQntuples(r);
+	out->v = n ? calloc((size_t)n, sizeof *out->v) : NULL;
+	if (n && out->v == NULL) {
+		PQclear(r);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *s[5] = { col_pg_str(r, i, 0), col_pg_str(r, i, 1), col_pg_str(r, i, 2),
+		                     col_pg_str(r, i, 3), col_pg_str(r, i, 4) };
+		const char *p[5];
+		struct col_error_row *e = &out->v[i];
+		e->service = pack(s, p, 5);
+		if (e->service == NULL) {
+			PQclear(r);
+			col_error_rows_free(out);
+			return -ENOMEM;
+		}
+		out->n++;
+		e->method = p[1][0] ? p[1] : NULL;
+		e->route = p[1][0] ? p[2] : NULL;
+		e->type = p[3];
+		e->message = p[4];
+		e->count = (uint64_t)col_pg_i64(r, i, 5);
+		e->first_ns = col_pg_i64(r, i, 6);
+		e->last_ns = col_pg_i64(r, i, 7);
+		e->example_id = col_pg_i64(r, i, 8);
+	}
+	PQclear(r);
+	return 0;
+}
+
+int col_qpg_patterns(struct col_qpg *q, const struct col_find_filter *f, const char *host,
+                     struct col_n1_rows *out)
+{
+	struct qb b = { .len = 0 };
+	out->v = NULL;
+	out->n = 0;
+	qb_add(&b, "SELECT service, method, route, fingerprint,"
+	       " (array_agg(sql ORDER BY last_seen_ns DESC))[1], sum(occurrences),"
+	       " max(max_repeats), min(first_seen_ns), max(last_seen_ns),"
+	       " coalesce((array_agg(example_request_id ORDER BY last_seen_ns DESC))[1], 0)"
+	       " FROM n_plus_one_patterns");
+	find_where(&b, f, host);
+	qb_add(&b, " GROUP BY service, method, route, fingerprint"
+	       " ORDER BY 6 DESC, 9 DESC, service, method, route, fingerprint");
+	struct qconn *c = acquire(q);
+	if (c == NULL)
+		return -EIO;
+	PGresult *r = col_pg_run(c->c, b.sql, &b.p);
+	if (r == NULL) {
+		db_error(c, "N+1 patterns");
+		release(q, c);
+		return -EIO;
+	}
+	release(q, c);
+	int n = PQntuples(r);
+	out->v = n ? calloc((size_t)n, sizeof *out->v) : NULL;
+	if (n && out->v == NULL) {
+		PQclear(r);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *s[4] = { col_pg_str(r, i, 0), col_pg_str(r, i, 1), col_pg_str(r, i, 2),
+		                     col_pg_str(r, i, 4) };
+		const char *p[4];
+		struct col_n1_row *e = &out->v[i];
+		e->service = pack(s, p, 4);
+		if (e->service == NULL) {
+			PQclear(r);
+			col_n1_rows_free(out);
+			return -ENOMEM;
+		}
+		out->n++;
+		e->method = p[1];
+		e->route = p[2];
+		e->sql = p[3];
+		e->fp = col_store_fp_from_db(col_pg_i64(r, i, 3));
+		e->occurrences = (uint64_t)col_pg_i64(r, i, 5);
+		int64_t rep = col_pg_i64(r, i, 6);
+		e->max_repeats = rep < 0 ? 0 : rep > UINT32_MAX ? UINT32_MAX : (uint32_t)rep;
+		e->first_ns = col_pg_i64(r, i, 7);
+		e->last_ns = col_pg_i64(r, i, 8);
+		e->example_id = col_pg_i64(r, i, 9);
+	}
+	PQclear(r);
+	return 0;
+}

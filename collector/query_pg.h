@@ -1,0 +1,48 @@
+/*
+ * query_pg.h - the API's readers on a PostgreSQL database (query_pg.c), the
+ * counterpart of query.c's SQLite functions: same contracts, but the rows
+ * of every host of the fleet. query.c dispatches here when the db is a
+ * postgresql:// URI; nothing else calls these.
+ *
+ * A small pool of connections (one per concurrent API call), each borrowed
+ * for one call; a call on a broken connection resets it and fails with
+ * -EIO (the API answers 500 until the database is back).
+ */
+#ifndef COL_QUERY_PG_H
+#define COL_QUERY_PG_H
+
+#include <stdint.h>
+
+#include "findings.h"
+#include "query.h"
+
+struct col_qpg;
+
+/* NULL with err filled when the first connection fails. */
+struct col_qpg *col_qpg_open(const char *uri, unsigned nconn, char *err, size_t errlen);
+void col_qpg_free(struct col_qpg *q);   /* NULL is a no-op */
+
+int col_qpg_requests(struct col_qpg *q, const struct col_req_filter *f, col_req_cb cb,
+                     void *arg, int *more);
+int col_qpg_request_detail(struct col_qpg *q, int64_t id, const struct col_detail_cbs *cbs);
+
+/* As query.c's stored_minutes(): merges the endpoint_minutes rows of
+ * [from_s, to_s) (every host unless host) into out and reports our_host's
+ * last committed minute batch, from one snapshot. 0, -ENOMEM or -EIO. */
+int col_qpg_minutes(struct col_qpg *q, const char *our_host, int64_t from_s, int64_t to_s,
+                    const char *service, const char *host, struct col_epset *out,
+                    uint64_t *last_batch);
+int col_qpg_shape_minutes(struct col_qpg *q, const char *our_host, int64_t from_s,
+                          int64_t to_s, const char *service, const char *host,
+                          struct col_shapeset *out, uint64_t *last_batch);
+
+/* Error groups / N+1 patterns of every host (or host), one row per
+ * service, method, route and type (fingerprint): counts summed, first and
+ * last seen the extremes, the example the newest host's; sorted as
+ * col_findings_errors() / col_findings_patterns(). 0, -ENOMEM or -EIO. */
+int col_qpg_errors(struct col_qpg *q, const struct col_find_filter *f, const char *host,
+                   struct col_error_rows *out);
+int col_qpg_patterns(struct col_qpg *q, const struct col_find_filter *f, const char *host,
+                     struct col_n1_rows *out);
+
+#endif /* COL_QUERY_PG_H */

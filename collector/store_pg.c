@@ -1,0 +1,1034 @@
+/*
+ * store_pg.c - the PostgreSQL storage backend (store_int.h), for a fleet
+ * of collectors sharing one database.
+ *
+ * One connection, the store thread's. Raw rows go in with COPY, one
+ * transaction per batch; requests, queries and request_n_plus_one are
+ * partitioned by day of the request's start (declarative range partitions
+ * named TABLE_pYYYYMMDD, created before the first row of a day is written,
+ * under an advisory lock since every collector of the fleet creates them),
+ * so retention drops whole partitions. Every row carries this collector's
+ * host. Minute statistics are upserted every second, the current minute
+ * included, merging sketches with the stored row, so any collector reading
+ * the database sees every host within about 2 s.
+ *
+ * Faults: any failure whose connection is gone marks the database down
+ * (logged once with libpq's reason, col_store_set_down) and is retried with
+ * a backoff doubling from 250 ms to 5 s; the generic store holds the rows
+ * meanwhile (bounded, oldest dropped first) and the minutes stay in the
+ * aggregate. Reconnecting logs once.
+ *
+ * Schema versions (schema_version, migrated under pg_advisory_lock so that
+ * collectors starting together do not race): 2 is the first PostgreSQL
+ * layout (the SQLite version 2 tables, partitioned, plus `hosts`); 3 adds
+ * the requests (host, id) index.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agg.h"
+#include "ap_wire.h"
+#include "col.h"
+#include "findings.h"
+#include "log.h"
+#include "pg.h"
+#include "shapeset.h"
+#include "sketch.h"
+#include "stmt.h"
+#include "store_int.h"
+
+#define LOCK_MIGRATE 0x61706970726f6601LL   /* "apiprof" + 1 */
+#define LOCK_PARTITIONS 0x61706970726f6602LL
+#define BACKOFF_MIN_NS (250 * 1000000LL)
+#define BACKOFF_MAX_NS (5000 * 1000000LL)
+#define DAY_NS (86400 * COL_NS_PER_S)
+#define KNOWN_DAYS 64
+#define ID_SLOTS 4096
+/* Ids are (milliseconds since 2020-01-01) * ID_SLOTS + the host's slot. */
+#define ID_EPOCH_MS 1577836800000LL
+#define DATA_ERROR_TRIES 3
+
+struct pg {
+	PGconn *conn;
+	char err[512];
+	int64_t next_attempt;     /* monotonic ns */
+	int64_t backoff;
+	int64_t known_days[KNOWN_DAYS];
+	int nknown;
+	int data_errors;          /* consecutive failures on a live connection */
+};
+
+static struct pg *PG(struct col_store *s)
+{
+	return s->pg;
+}
+
+/* ---- migrations ---- */
+
+/* Each entry migrates from the version before it; [0] unused. */
+static const char *const migrations[] = {
+	[0] = NULL,
+	[1] = NULL,
+	[2] =
+	"CREATE TABLE IF NOT EXISTS hosts (host text PRIMARY KEY, slot serial NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS requests ("
+	" id bigint NOT NULL, ts_ns bigint NOT NULL, host text NOT NULL, service text NOT NULL,"
+	" pid bigint NOT NULL, tid bigint NOT NULL, method text NOT NULL, path text NOT NULL,"
+	" route text NOT NULL, status integer NOT NULL, duration_ms double precision NOT NULL,"
+	" bytes_in bigint NOT NULL, bytes_out bigint NOT NULL,"
+	" sql_count bigint NOT NULL DEFAULT 0, sql_time_ms double precision NOT NULL DEFAULT 0,"
+	" slow smallint NOT NULL DEFAULT 0, error smallint NOT NULL DEFAULT 0,"
+	" aborted smallint NOT NULL DEFAULT 0, n_plus_one smallint NOT NULL DEFAULT 0,"
+	" message text, PRIMARY KEY (id, ts_ns)) PARTITION BY RANGE (ts_ns);"
+	"CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts_ns);"
+	"CREATE INDEX IF NOT EXISTS requests_route ON requests (route, id);"
+	"CREATE INDEX IF NOT EXISTS requests_service ON requests (service, id);"
+	"CREATE INDEX IF NOT EXISTS requests_status ON requests (status, id);"
+	"CREATE INDEX IF NOT EXISTS requests_slow ON requests (id) WHERE slow = 1;"
+	"CREATE INDEX IF NOT EXISTS requests_error ON requests (id) WHERE error = 1;"
+	"CREATE INDEX IF NOT EXISTS requests_n_plus_one ON requests (id) WHERE n_plus_one = 1;"
+	/* req_ts_ns: the request's start, so its statements share its day. */
+	"CREATE TABLE IF NOT EXISTS queries ("
+	" request_id bigint NOT NULL, seq integer NOT NULL, req_ts_ns bigint NOT NULL,"
+	" ts_ns bigint NOT NULL, duration_ms double precision NOT NULL, db text NOT NULL,"
+	" fingerprint bigint NOT NULL, sql text NOT NULL, rows bigint, error_code text,"
+	" error_message text, slow smallint NOT NULL DEFAULT 0,"
+	" prepare smallint NOT NULL DEFAULT 0, truncated smallint NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (request_id, seq, req_ts_ns)) PARTITION BY RANGE (req_ts_ns);"
+	"CREATE TABLE IF NOT EXISTS request_n_plus_one ("
+	" request_id bigint NOT NULL, fingerprint bigint NOT NULL, req_ts_ns bigint NOT NULL,"
+	" count bigint NOT NULL, sql text NOT NULL,"
+	" PRIMARY KEY (request_id, fingerprint, req_ts_ns)) PARTITION BY RANGE (req_ts_ns);"
+	"CREATE TABLE IF NOT EXISTS endpoint_minutes ("
+	" minute bigint NOT NULL, host text NOT NULL, service text NOT NULL,"
+	" method text NOT NULL, route text NOT NULL, count bigint NOT NULL,"
+	" error_count bigint NOT NULL, slow_count bigint NOT NULL,"
+	" sum_ms double precision NOT NULL, min_ms double precision NOT NULL,"
+	" max_ms double precision NOT NULL, sql_count bigint NOT NULL DEFAULT 0,"
+	" sql_time_ms double precision NOT NULL DEFAULT 0,"
+	" n_plus_one_count bigint NOT NULL DEFAULT 0, sketch bytea NOT NULL,"
+	" PRIMARY KEY (minute, host, service, method, route));"
+	"CREATE TABLE IF NOT EXISTS minute_flush (host text PRIMARY KEY, last_batch bigint NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS query_minutes ("
+	" minute bigint NOT NULL, host text NOT NULL, service text NOT NULL, db text NOT NULL,"
+	" fingerprint bigint NOT NULL, calls bigint NOT NULL, total_ms double precision NOT NULL,"
+	" max_ms double precision NOT NULL, rows bigint NOT NULL, errors bigint NOT NULL,"
+	" slow_count bigint NOT NULL, sketch bytea NOT NULL,"
+	" PRIMARY KEY (minute, host, service, db, fingerprint));"
+	"CREATE TABLE IF NOT EXISTS query_shapes ("
+	" service text NOT NULL, db text NOT NULL, fingerprint bigint NOT NULL, sql text NOT NULL,"
+	" PRIMARY KEY (service, db, fingerprint));"
+	"CREATE TABLE IF NOT EXISTS error_groups ("
+	" host text NOT NULL, service text NOT NULL, method text NOT NULL, route text NOT NULL,"
+	" type text NOT NULL, message text NOT NULL, count bigint NOT NULL,"
+	" first_seen_ns bigint NOT NULL, last_seen_ns bigint NOT NULL, example_request_id bigint,"
+	" PRIMARY KEY (host, service, method, route, type));"
+	"CREATE TABLE IF NOT EXISTS n_plus_one_patterns ("
+	" host text NOT NULL, service text NOT NULL, method text NOT NULL, route text NOT NULL,"
+	" fingerprint bigint NOT NULL, sql text NOT NULL, occurrences bigint NOT NULL,"
+	" max_repeats bigint NOT NULL, first_seen_ns bigint NOT NULL,"
+	" last_seen_ns bigint NOT NULL, example_request_id bigint,"
+	" PRIMARY KEY (host, service, method, route, fingerprint));",
+	[3] =
+	/* ?host= listings of a fleet, newest first. */
+	"CREATE INDEX IF NOT EXISTS requests_host ON requests (host, id);",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == COL_SCHEMA_VERSION + 1,
+               "a migration per schema version");
+
+static int migrate(struct col_store *s, char *err, size_t errlen)
+{
+	PGconn *c = PG(s)->conn;
+	char buf[512];
+	PGresult *r = NULL;
+	int version = 0, rc = -EIO;
+	char lock[96], unlock[96];
+	snprintf(lock, sizeof lock, "SELECT pg_advisory_lock(%lld)", LOCK_MIGRATE);
+	snprintf(unlock, sizeof unlock, "SELECT pg_advisory_unlock(%lld)", LOCK_MIGRATE);
+	if (col_pg_exec(c, lock) < 0)
+		goto fail;
+	if (col_pg_exec(c, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)") < 0)
+		goto unlock;
+	r = col_pg_run(c, "SELECT max(version) FROM schema_version", NULL);
+	if (r == NULL)
+		goto unlock;
+	version = PQgetisnull(r, 0, 0) ? 0 : (int)col_pg_i64(r, 0, 0);
+	PQclear(r);
+	if (version > COL_SCHEMA_VERSION) {
+		snprintf(err, errlen, "db %s: schema version %d is newer than this collector"
+		         " supports (%d)", s->path, version, COL_SCHEMA_VERSION);
+		col_pg_exec(c, unlock);
+		return -EPROTONOSUPPORT;
+	}
+	int from = version;
+	for (int v = version < 1 ? 2 : version + 1; v <= COL_SCHEMA_VERSION; v++) {
+		char set[96];
+		snprintf(set, sizeof set, from == 0 && v == 2
+		         ? "INSERT INTO schema_version (version) VALUES (%d)"
+		         : "UPDATE schema_version SET version = %d", v);
+		if (col_pg_exec(c, "BEGIN") < 0 || col_pg_exec(c, migrations[v]) < 0) {
+			col_pg_error(c, buf, sizeof buf);
+			col_pg_exec(c, "ROLLBACK");
+			snprintf(err, errlen, "db %s: migrating the schema to version %d: %s",
+			         s->path, v, buf);
+			col_pg_exec(c, unlock);
+			return -EIO;
+		}
+		if (col_pg_exec(c, set) < 0 || col_pg_exec(c, "COMMIT") < 0)
+			goto unlock;
+		from = v;
+	}
+	if (version >= 1 && version < COL_SCHEMA_VERSION)
+		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->path,
+		        version, COL_SCHEMA_VERSION);
+	rc = 0;
+unlock:
+	if (rc < 0) {
+		col_pg_error(c, buf, sizeof buf);
+		col_pg_exec(c, "ROLLBACK");
+		snprintf(err, errlen, "db %s: creating the schema: %s", s->path, buf);
+	}
+	col_pg_exec(c, unlock);
+	return rc;
+fail:
+	snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(c, buf, sizeof buf));
+	return -EIO;
+}
+
+/* ---- partitions ---- */
+
+static const char *const partitioned[] = { "requests", "queries", "request_n_plus_one" };
+
+/* Creates the day's partitions of the three tables unless known. */
+static int ensure_day(struct col_store *s, int64_t day)
+{
+	struct pg *p = PG(s);
+	for (int i = 0; i < p->nknown; i++)
+		if (p->known_days[i] == day)
+			return 0;
+	time_t t = (time_t)(day * 86400);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char sql[1024];
+	size_t n = (size_t)snprintf(sql, sizeof sql,
+	                            "BEGIN; SELECT pg_advisory_xact_lock(%lld);", LOCK_PARTITIONS);
+	for (size_t i = 0; i < 3; i++)
+		n += (size_t)snprintf(sql + n, sizeof sql - n,
+		                      "CREATE TABLE IF NOT EXISTS %s_p%04d%02d%02d PARTITION OF %s"
+		                      " FOR VALUES FROM (%" PRId64 ") TO (%" PRId64 ");",
+		                      partitioned[i], tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		                      partitioned[i], (int64_t)(day * DAY_NS), (int64_t)((day + 1) * DAY_NS));
+	snprintf(sql + n, sizeof sql - n, "COMMIT");
+	if (col_pg_exec(p->conn, sql) < 0) {
+		col_pg_exec(p->conn, "ROLLBACK");
+		return -EIO;
+	}
+	if (p->nknown == KNOWN_DAYS)
+		p->nknown = 0;
+	p->known_days[p->nknown++] = day;
+	return 0;
+}
+
+static int64_t day_of(int64_t ts_ns)
+{
+	return ts_ns >= 0 ? ts_ns / DAY_NS : (ts_ns - DAY_NS + 1) / DAY_NS;
+}
+
+/* ---- connection ---- */
+
+/* A failure on the connection: when it is gone, the database is down
+ * (logged once) and the next attempt waits for the backoff. */
+static void after_failure(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	col_pg_error(p->conn, p->err, sizeof p->err);
+	if (p->conn != NULL && PQstatus(p->conn) == CONNECTION_OK) {
+		p->data_errors++;
+		return;
+	}
+	PQfinish(p->conn);
+	p->conn = NULL;
+	p->nknown = 0;
+	col_store_set_down(s, 1, p->err);
+	p->backoff = p->backoff ? p->backoff * 2 : BACKOFF_MIN_NS;
+	if (p->backoff > BACKOFF_MAX_NS)
+		p->backoff = BACKOFF_MAX_NS;
+	p->next_attempt = col_clock_mono_ns() + p->backoff;
+}
+
+/* 0 with a live connection, else -EIO (down, or waiting for the backoff). */
+static int ensure_conn(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	if (p->conn != NULL && PQstatus(p->conn) == CONNECTION_OK)
+		return 0;
+	if (p->conn != NULL) {
+		after_failure(s);
+		return -EIO;
+	}
+	if (col_clock_mono_ns() < p->next_attempt)
+		return -EIO;
+	char why[512];
+	p->conn = col_pg_connect(s->path, why, sizeof why);
+	if (p->conn == NULL) {
+		snprintf(p->err, sizeof p->err, "%s", why);
+		col_store_set_down(s, 1, why);
+		p->backoff = p->backoff ? p->backoff * 2 : BACKOFF_MIN_NS;
+		if (p->backoff > BACKOFF_MAX_NS)
+			p->backoff = BACKOFF_MAX_NS;
+		p->next_attempt = col_clock_mono_ns() + p->backoff;
+		return -EIO;
+	}
+	p->backoff = 0;
+	col_pg_exec(p->conn, "SET statement_timeout = '30s'");
+	col_store_set_down(s, 0, NULL);
+	return 0;
+}
+
+static int pg_open(struct col_store *s, char *err, size_t errlen)
+{
+	struct pg *p = calloc(1, sizeof *p);
+	if (p == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->pg = p;
+	char why[512];
+	p->conn = col_pg_connect(s->path, why, sizeof why);
+	if (p->conn == NULL) {
+		snprintf(err, errlen, "db %s: %s", s->path, why);
+		return -EIO;
+	}
+	col_pg_exec(p->conn, "SET statement_timeout = '30s'");
+	int rc = migrate(s, err, errlen);
+	if (rc < 0)
+		return rc;
+	/* This host's id slot, and where its ids and minute batches go on. */
+	struct col_pg_params pp = { 0 };
+	col_pg_p_text(&pp, s->host);
+	PGresult *r = col_pg_run(p->conn, "INSERT INTO hosts (host) VALUES ($1)"
+	                         " ON CONFLICT (host) DO NOTHING", &pp);
+	PQclear(r);
+	r = col_pg_run(p->conn,
+	               "SELECT (SELECT slot FROM hosts WHERE host = $1),"
+	               " (SELECT coalesce(max(id), 0) FROM requests WHERE host = $1),"
+	               " (SELECT coalesce(max(last_batch), 0) FROM minute_flush WHERE host = $1)",
+	               &pp);
+	if (r == NULL || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+		snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(p->conn, why, sizeof why));
+		PQclear(r);
+		return -EIO;
+	}
+	int64_t slot = col_pg_i64(r, 0, 0);
+	s->id_slot = (slot - 1) % ID_SLOTS;
+	if (slot > ID_SLOTS)
+		col_log(COL_LOG_WARN, "db %s: more than %d hosts: request ids of host %s may"
+		        " collide with another's", s->path, ID_SLOTS, s->host);
+	s->next_id = col_pg_i64(r, 0, 1) / ID_SLOTS + 1;
+	s->next_batch_id = (uint64_t)col_pg_i64(r, 0, 2) + 1;
+	PQclear(r);
+	int64_t today = day_of(col_clock_real_ns());
+	if (ensure_day(s, today) < 0 || ensure_day(s, today + 1) < 0) {
+		snprintf(err, errlen, "db %s: creating partitions: %s", s->path,
+		         col_pg_error(p->conn, why, sizeof why));
+		return -EIO;
+	}
+	return 0;
+}
+
+int64_t col_store_pg_id(struct col_store *s)
+{
+	int64_t ms = col_clock_real_ns() / 1000000 - ID_EPOCH_MS;
+	int64_t v = s->next_id > ms ? s->next_id : ms;
+	s->next_id = v + 1;
+	return v * ID_SLOTS + s->id_slot;
+}
+
+static void pg_close(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	if (p == NULL)
+		return;
+	PQfinish(p->conn);
+	free(p);
+	s->pg = NULL;
+}
+
+static const char *pg_errmsg(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	return p && p->err[0] ? p->err : "unknown error";
+}
+
+/* ---- COPY ---- */
+
+struct cbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void cb_put(struct cbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 65536;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (np == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* The length of a valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+	         : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (n == 0 || (n == 2 && s[0] < 0xc2))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* A text field of COPY's text format: escaped, and invalid UTF-8 bytes
+ * replaced by '?' so that one bad byte cannot fail a whole batch. */
+static void cb_text(struct cbuf *b, const char *s)
+{
+	if (s == NULL) {
+		cb_put(b, "\\N", 2);
+		return;
+	}
+	const unsigned char *u = (const unsigned char *)s;
+	while (*u) {
+		const char *esc = NULL;
+		switch (*u) {
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		default: break;
+		}
+		if (esc) {
+			cb_put(b, esc, 2);
+			u++;
+			continue;
+		}
+		size_t n = utf8_len(u);
+		if (n == 0) {
+			cb_put(b, "?", 1);
+			u++;
+		} else {
+			cb_put(b, (const char *)u, n);
+			u += n;
+		}
+	}
+}
+
+static void cb_i64(struct cbuf *b, int64_t v)
+{
+	char buf[32];
+	cb_put(b, buf, (size_t)snprintf(buf, sizeof buf, "%" PRId64, v));
+}
+
+static void cb_f64(struct cbuf *b, double v)
+{
+	char buf[40];
+	col_pg_fmt_f64(v, buf, sizeof buf);
+	cb_put(b, buf, strlen(buf));
+}
+
+static void cb_sep(struct cbuf *b, char c)
+{
+	cb_put(b, &c, 1);
+}
+
+static int copy_in(PGconn *c, const char *sql, const struct cbuf *b)
+{
+	if (b->len == 0)
+		return 0;
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		PQclear(r);
+		return -EIO;
+	}
+	PQclear(r);
+	int ok = PQputCopyData(c, b->p, (int)b->len) == 1;
+	if (PQputCopyEnd(c, ok ? NULL : "aborted") != 1)
+		ok = 0;
+	while ((r = PQgetResult(c)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			ok = 0;
+		PQclear(r);
+	}
+	return ok ? 0 : -EIO;
+}
+
+static int pg_write_rows(struct col_store *s, struct col_row **rows, size_t n)
+{
+	struct pg *p = PG(s);
+	if (ensure_conn(s) < 0)
+		return -EIO;
+	for (size_t i = 0; i < n; i++)
+		if (ensure_day(s, day_of(rows[i]->ts_ns)) < 0)
+			goto fail;
+	struct cbuf rq = { 0 }, qs = { 0 }, n1 = { 0 };
+	uint64_t queries = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct col_row *r = rows[i];
+		int64_t id = r->id > 0 ? r->id : col_store_pg_id(s);
+		cb_i64(&rq, id); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->ts_ns); cb_sep(&rq, '\t');
+		cb_text(&rq, s->host); cb_sep(&rq, '\t');
+		cb_text(&rq, r->service); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->pid); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->tid); cb_sep(&rq, '\t');
+		cb_text(&rq, r->method); cb_sep(&rq, '\t');
+		cb_text(&rq, r->path); cb_sep(&rq, '\t');
+		cb_text(&rq, r->route); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->status); cb_sep(&rq, '\t');
+		cb_f64(&rq, r->duration_ms); cb_sep(&rq, '\t');
+		cb_i64(&rq, col_store_clamp_i64(r->bytes_in)); cb_sep(&rq, '\t');
+		cb_i64(&rq, col_store_clamp_i64(r->bytes_out)); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->sql_count); cb_sep(&rq, '\t');
+		cb_f64(&rq, r->sql_time_ms); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->slow); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->error); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->aborted); cb_sep(&rq, '\t');
+		cb_i64(&rq, r->n_plus_one); cb_sep(&rq, '\t');
+		cb_text(&rq, r->message && r->message[0] ? r->message : NULL);
+		cb_sep(&rq, '\n');
+		for (uint32_t k = 0; k < r->nstmts; k++) {
+			const struct col_stmt *q = r->stmts[k];
+			cb_i64(&qs, id); cb_sep(&qs, '\t');
+			cb_i64(&qs, (int64_t)k + 1); cb_sep(&qs, '\t');
+			cb_i64(&qs, r->ts_ns); cb_sep(&qs, '\t');
+			cb_i64(&qs, q->ts_ns); cb_sep(&qs, '\t');
+			cb_f64(&qs, q->duration_ms); cb_sep(&qs, '\t');
+			cb_text(&qs, col_sql_db_name(q->db)); cb_sep(&qs, '\t');
+			cb_i64(&qs, col_store_fp_to_db(q->fingerprint)); cb_sep(&qs, '\t');
+			cb_text(&qs, q->sql); cb_sep(&qs, '\t');
+			if (q->rows_known)
+				cb_i64(&qs, col_store_clamp_i64(q->rows));
+			else
+				cb_text(&qs, NULL);
+			cb_sep(&qs, '\t');
+			cb_text(&qs, q->failed ? q->error_code : NULL); cb_sep(&qs, '\t');
+			cb_text(&qs, q->failed ? q->error_message : NULL); cb_sep(&qs, '\t');
+			cb_i64(&qs, q->slow); cb_sep(&qs, '\t');
+			cb_i64(&qs, q->prepare); cb_sep(&qs, '\t');
+			cb_i64(&qs, (q->flags & AP_SQLF_TRUNCATED) != 0);
+			cb_sep(&qs, '\n');
+			queries++;
+		}
+		for (uint32_t k = 0; k < r->nn1; k++) {
+			cb_i64(&n1, id); cb_sep(&n1, '\t');
+			cb_i64(&n1, col_store_fp_to_db(r->n1[k].fingerprint)); cb_sep(&n1, '\t');
+			cb_i64(&n1, r->ts_ns); cb_sep(&n1, '\t');
+			cb_i64(&n1, r->n1[k].count); cb_sep(&n1, '\t');
+			cb_text(&n1, r->n1[k].sql ? r->n1[k].sql : "");
+			cb_sep(&n1, '\n');
+		}
+	}
+	int rc = -EIO;
+	if (rq.oom || qs.oom || n1.oom) {
+		snprintf(p->err, sizeof p->err, "out of memory");
+		CNT_ADD(s, c_errors, 1);
+		goto out;
+	}
+	if (col_pg_exec(p->conn, "BEGIN") < 0 ||
+	    copy_in(p->conn, "COPY requests (id, ts_ns, host, service, pid, tid, method, path,"
+	            " route, status, duration_ms, bytes_in, bytes_out, sql_count, sql_time_ms,"
+	            " slow, error, aborted, n_plus_one, message) FROM STDIN", &rq) < 0 ||
+	    copy_in(p->conn, "COPY queries (request_id, seq, req_ts_ns, ts_ns, duration_ms, db,"
+	            " fingerprint, sql, rows, error_code, error_message, slow, prepare, truncated)"
+	            " FROM STDIN", &qs) < 0 ||
+	    copy_in(p->conn, "COPY request_n_plus_one (request_id, fingerprint, req_ts_ns, count,"
+	            " sql) FROM STDIN", &n1) < 0 ||
+	    col_pg_exec(p->conn, "COMMIT") < 0) {
+		col_pg_exec(p->conn, "ROLLBACK");
+		after_failure(s);
+		col_store_error(s, "writing requests");
+		/* A batch a live database refuses again and again (a duplicate
+		 * id after a clock jump, say) would block every later row. */
+		if (p->conn != NULL && p->data_errors >= DATA_ERROR_TRIES) {
+			col_log(COL_LOG_ERROR, "storage: %zu request rows refused: %s", n, p->err);
+			CNT_ADD(s, c_rejected, n);
+			p->data_errors = 0;
+			rc = 0;
+		}
+		goto out;
+	}
+	p->data_errors = 0;
+	CNT_ADD(s, c_written, n);
+	CNT_ADD(s, c_queries, queries);
+	rc = 0;
+out:
+	free(rq.p);
+	free(qs.p);
+	free(n1.p);
+	return rc;
+fail:
+	after_failure(s);
+	col_store_error(s, "creating partitions");
+	return -EIO;
+}
+
+/* ---- minutes ---- */
+
+static int upsert_minute(struct col_store *s, int64_t minute, const struct col_ep *e)
+{
+	PGconn *c = PG(s)->conn;
+	struct col_pg_params pp = { 0 };
+	col_pg_p_i64(&pp, minute);
+	col_pg_p_text(&pp, s->host);
+	col_pg_p_text(&pp, e->service);
+	col_pg_p_text(&pp, e->method);
+	col_pg_p_text(&pp, e->route);
+	PGresult *r = col_pg_run(c,
+		"SELECT count, error_count, slow_count, sum_ms, min_ms, max_ms, sql_count,"
+		" sql_time_ms, n_plus_one_count, sketch FROM endpoint_minutes"
+		" WHERE minute = $1 AND host = $2 AND service = $3 AND method = $4 AND route = $5"
+		" FOR UPDATE", &pp);
+	if (r == NULL)
+		return -EIO;
+	struct col_stats m = { 0 };
+	if (PQntuples(r) == 1 && col_pg_read_stats(r, 0, 0, &m) < 0)
+		col_log(COL_LOG_WARN, "storage: damaged sketch for %s %s %s at minute %lld"
+		        " replaced", e->service, e->method, e->route, (long long)minute);
+	PQclear(r);
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	if (col_stats_merge(&m, &e->st) < 0 || col_sketch_encode(&m.sketch, &blob, &len) < 0) {
+		col_stats_release(&m);
+		return -ENOMEM;
+	}
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.count));
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.error_count));
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.slow_count));
+	col_pg_p_f64(&pp, m.sum_ms);
+	col_pg_p_f64(&pp, m.min_ms);
+	col_pg_p_f64(&pp, m.max_ms);
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.sql_count));
+	col_pg_p_f64(&pp, m.sql_time_ms);
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.n_plus_one_count));
+	col_pg_p_bin(&pp, blob, len);
+	r = col_pg_run(c,
+		"INSERT INTO endpoint_minutes (minute, host, service, method, route, count,"
+		" error_count, slow_count, sum_ms, min_ms, max_ms, sql_count, sql_time_ms,"
+		" n_plus_one_count, sketch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+		" $12, $13, $14, $15) ON CONFLICT (minute, host, service, method, route) DO UPDATE"
+		" SET count = $6, error_count = $7, slow_count = $8, sum_ms = $9, min_ms = $10,"
+		" max_ms = $11, sql_count = $12, sql_time_ms = $13, n_plus_one_count = $14,"
+		" sketch = $15", &pp);
+	free(blob);
+	col_stats_release(&m);
+	if (r == NULL)
+		return -EIO;
+	PQclear(r);
+	return 0;
+}
+
+static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct col_shape *e)
+{
+	PGconn *c = PG(s)->conn;
+	struct col_pg_params pp = { 0 };
+	col_pg_p_i64(&pp, minute);
+	col_pg_p_text(&pp, s->host);
+	col_pg_p_text(&pp, e->service);
+	col_pg_p_text(&pp, col_sql_db_name(e->db));
+	col_pg_p_i64(&pp, col_store_fp_to_db(e->fp));
+	PGresult *r = col_pg_run(c,
+		"SELECT calls, total_ms, max_ms, rows, errors, slow_count, sketch FROM query_minutes"
+		" WHERE minute = $1 AND host = $2 AND service = $3 AND db = $4 AND fingerprint = $5"
+		" FOR UPDATE", &pp);
+	if (r == NULL)
+		return -EIO;
+	struct col_shape_stats m = { 0 };
+	int known = PQntuples(r) == 1;
+	if (known && col_pg_read_shape_stats(r, 0, 0, &m) < 0)
+		col_log(COL_LOG_WARN, "storage: damaged sketch for statement %016llx of %s at"
+		        " minute %lld replaced", (unsigned long long)e->fp, e->service,
+		        (long long)minute);
+	PQclear(r);
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	if (col_shape_stats_merge(&m, &e->st) < 0 ||
+	    col_sketch_encode(&m.sketch, &blob, &len) < 0) {
+		col_shape_stats_release(&m);
+		return -ENOMEM;
+	}
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.calls));
+	col_pg_p_f64(&pp, m.total_ms);
+	col_pg_p_f64(&pp, m.max_ms);
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.rows));
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.errors));
+	col_pg_p_i64(&pp, col_store_clamp_i64(m.slow_count));
+	col_pg_p_bin(&pp, blob, len);
+	r = col_pg_run(c,
+		"INSERT INTO query_minutes (minute, host, service, db, fingerprint, calls,"
+		" total_ms, max_ms, rows, errors, slow_count, sketch) VALUES ($1, $2, $3, $4, $5,"
+		" $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (minute, host, service, db,"
+		" fingerprint) DO UPDATE SET calls = $6, total_ms = $7, max_ms = $8, rows = $9,"
+		" errors = $10, slow_count = $11, sketch = $12", &pp);
+	free(blob);
+	col_shape_stats_release(&m);
+	if (r == NULL)
+		return -EIO;
+	PQclear(r);
+	if (known)
+		return 0;
+	struct col_pg_params tp = { 0 };
+	col_pg_p_text(&tp, e->service);
+	col_pg_p_text(&tp, col_sql_db_name(e->db));
+	col_pg_p_i64(&tp, col_store_fp_to_db(e->fp));
+	col_pg_p_text(&tp, e->sql);
+	r = col_pg_run(c, "INSERT INTO query_shapes (service, db, fingerprint, sql)"
+	               " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &tp);
+	if (r == NULL)
+		return -EIO;
+	PQclear(r);
+	return 0;
+}
+
+static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *b)
+{
+	struct pg *p = PG(s);
+	uint64_t n = 0, ns = 0;
+	if (ensure_conn(s) < 0)
+		return -EIO;
+	int rc = col_pg_exec(p->conn, "BEGIN");
+	for (const struct col_minute *m = b->minutes; m && rc == 0; m = m->next) {
+		size_t it = 0;
+		const struct col_ep *e;
+		while (rc == 0 && (e = col_epset_next(m->eps, &it)) != NULL) {
+			rc = upsert_minute(s, m->minute, e);
+			n++;
+		}
+		it = 0;
+		const struct col_shape *sh;
+		while (rc == 0 && (sh = col_shapeset_next(m->shapes, &it)) != NULL) {
+			rc = upsert_shape_minute(s, m->minute, sh);
+			ns++;
+		}
+	}
+	if (rc == 0) {
+		struct col_pg_params pp = { 0 };
+		col_pg_p_text(&pp, s->host);
+		col_pg_p_i64(&pp, (int64_t)b->id);
+		PGresult *r = col_pg_run(p->conn, "INSERT INTO minute_flush (host, last_batch)"
+		                         " VALUES ($1, $2) ON CONFLICT (host) DO UPDATE"
+		                         " SET last_batch = excluded.last_batch", &pp);
+		rc = r ? 0 : -EIO;
+		PQclear(r);
+	}
+	if (rc == 0)
+		rc = col_pg_exec(p->conn, "COMMIT");
+	if (rc < 0) {
+		col_pg_exec(p->conn, "ROLLBACK");
+		after_failure(s);
+		col_store_error(s, "writing endpoint minutes");
+		return -EIO;
+	}
+	CNT_ADD(s, c_minutes, n);
+	CNT_ADD(s, c_shape_minutes, ns);
+	return 0;
+}
+
+/* ---- findings ---- */
+
+static int pg_write_findings(struct col_store *s, const struct col_error_rows *e,
+                             const struct col_n1_rows *pt)
+{
+	struct pg *p = PG(s);
+	if (ensure_conn(s) < 0)
+		return -EIO;
+	int rc = col_pg_exec(p->conn, "BEGIN");
+	for (size_t i = 0; i < e->n && rc == 0; i++) {
+		const struct col_error_row *r = &e->v[i];
+		struct col_pg_params pp = { 0 };
+		col_pg_p_text(&pp, s->host);
+		col_pg_p_text(&pp, r->service);
+		col_pg_p_text(&pp, r->method ? r->method : "");
+		col_pg_p_text(&pp, r->route ? r->route : "");
+		col_pg_p_text(&pp, r->type);
+		col_pg_p_text(&pp, r->message);
+		col_pg_p_i64(&pp, col_store_clamp_i64(r->count));
+		col_pg_p_i64(&pp, r->first_ns);
+		col_pg_p_i64(&pp, r->last_ns);
+		if (r->example_id > 0)
+			col_pg_p_i64(&pp, r->example_id);
+		else
+			col_pg_p_text(&pp, NULL);
+		PGresult *res = col_pg_run(p->conn,
+			"INSERT INTO error_groups (host, service, method, route, type, message, count,"
+			" first_seen_ns, last_seen_ns, example_request_id)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+			" ON CONFLICT (host, service, method, route, type) DO UPDATE SET"
+			" message = $6, count = $7, first_seen_ns = $8, last_seen_ns = $9,"
+			" example_request_id = $10", &pp);
+		rc = res ? 0 : -EIO;
+		PQclear(res);
+	}
+	for (size_t i = 0; i < pt->n && rc == 0; i++) {
+		const struct col_n1_row *r = &pt->v[i];
+		struct col_pg_params pp = { 0 };
+		col_pg_p_text(&pp, s->host);
+		col_pg_p_text(&pp, r->service);
+		col_pg_p_text(&pp, r->method);
+		col_pg_p_text(&pp, r->route);
+		col_pg_p_i64(&pp, col_store_fp_to_db(r->fp));
+		col_pg_p_text(&pp, r->sql);
+		col_pg_p_i64(&pp, col_store_clamp_i64(r->occurrences));
+		col_pg_p_i64(&pp, r->max_repeats);
+		col_pg_p_i64(&pp, r->first_ns);
+		col_pg_p_i64(&pp, r->last_ns);
+		if (r->example_id > 0)
+			col_pg_p_i64(&pp, r->example_id);
+		else
+			col_pg_p_text(&pp, NULL);
+		PGresult *res = col_pg_run(p->conn,
+			"INSERT INTO n_plus_one_patterns (host, service, method, route, fingerprint,"
+			" sql, occurrences, max_repeats, first_seen_ns, last_seen_ns, example_request_id)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+			" ON CONFLICT (host, service, method, route, fingerprint) DO UPDATE SET"
+			" sql = $6, occurrences = $7, max_repeats = $8, first_seen_ns = $9,"
+			" last_seen_ns = $10, example_request_id = $11", &pp);
+		rc = res ? 0 : -EIO;
+		PQclear(res);
+	}
+	if (rc == 0)
+		rc = col_pg_exec(p->conn, "COMMIT");
+	if (rc < 0) {
+		col_pg_exec(p->conn, "ROLLBACK");
+		after_failure(s);
+		col_store_error(s, "writing error groups and N+1 patterns");
+		return -EIO;
+	}
+	CNT_ADD(s, c_findings, e->n + pt->n);
+	return 0;
+}
+
+/* ---- retention ---- */
+
+/* Drops the partitions whose whole day ended before the cutoff (so rows
+ * live between retention_days and retention_days + 1), deletes expired
+ * minutes of every host and this host's stale findings. Never more. */
+static int pg_expire_step(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	if (ensure_conn(s) < 0)
+		return 0;
+	int64_t now = col_clock_real_ns();
+	int64_t keep_ns = (int64_t)s->retention_days * DAY_NS;
+	int64_t cutoff_ns = now - keep_ns;
+	int64_t cutoff_min = cutoff_ns / COL_NS_PER_S - COL_MINUTE_S;
+	int64_t today = day_of(now);
+	/* Ahead: tomorrow's partitions exist before its first row. */
+	ensure_day(s, today + 1);
+	PGresult *r = col_pg_run(p->conn,
+		"SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+		" JOIN pg_class pa ON pa.oid = i.inhparent"
+		" WHERE pa.relname IN ('requests', 'queries', 'request_n_plus_one')"
+		" ORDER BY c.relname", NULL);
+	if (r == NULL)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		const char *suf = strrchr(name, '_');
+		int y, mo, d;
+		if (suf == NULL || sscanf(suf, "_p%4d%2d%2d", &y, &mo, &d) != 3)
+			continue;
+		struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d };
+		int64_t day = (int64_t)timegm(&tm) / 86400;
+		if ((day + 1) * DAY_NS > cutoff_ns)
+			continue;
+		char sql[256];
+		if (strncmp(name, "requests_", 9) == 0) {
+			snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\"", name);
+			PGresult *cr = col_pg_run(p->conn, sql, NULL);
+			if (cr != NULL)
+				CNT_ADD(s, c_expired, (uint64_t)col_pg_i64(cr, 0, 0));
+			PQclear(cr);
+		}
+		snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS \"%s\"", name);
+		if (col_pg_exec(p->conn, sql) < 0) {
+			PQclear(r);
+			goto fail;
+		}
+		col_log(COL_LOG_INFO, "storage: retention dropped partition %s", name);
+	}
+	PQclear(r);
+	struct col_pg_params pp = { 0 };
+	col_pg_p_i64(&pp, cutoff_min);
+	r = col_pg_run(p->conn, "DELETE FROM endpoint_minutes WHERE minute < $1", &pp);
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	r = col_pg_run(p->conn, "DELETE FROM query_minutes WHERE minute < $1", &pp);
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	col_findings_expire(col_agg_findings(s->agg), cutoff_ns);
+	struct col_pg_params hp = { 0 };
+	col_pg_p_i64(&hp, cutoff_ns);
+	col_pg_p_text(&hp, s->host);
+	r = col_pg_run(p->conn, "DELETE FROM error_groups WHERE host = $2 AND last_seen_ns < $1",
+	               &hp);
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	r = col_pg_run(p->conn, "DELETE FROM n_plus_one_patterns WHERE host = $2"
+	               " AND last_seen_ns < $1", &hp);
+	if (r == NULL)
+		goto fail;
+	PQclear(r);
+	return 0;
+fail:
+	after_failure(s);
+	col_store_error(s, "deleting expired rows");
+	return 0;
+}
+
+/* ---- loading this host's statistics (startup) ---- */
+
+static int pg_load(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
+{
+	PGconn *c = PG(s)->conn;
+	char why[512];
+	struct col_pg_params pp = { 0 };
+	col_pg_p_text(&pp, s->host);
+	PGresult *r = col_pg_run(c,
+		"SELECT service, method, route, count, error_count, slow_count, sum_ms, min_ms,"
+		" max_ms, sql_count, sql_time_ms, n_plus_one_count, sketch FROM endpoint_minutes"
+		" WHERE host = $1", &pp);
+	if (r == NULL)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct col_stats st = { 0 };
+		col_pg_read_stats(r, i, 3, &st);
+		int lrc = col_agg_load(agg, col_pg_str(r, i, 0), col_pg_str(r, i, 1),
+		                       col_pg_str(r, i, 2), &st);
+		col_stats_release(&st);
+		if (lrc < 0) {
+			PQclear(r);
+			snprintf(err, errlen, "loading stored statistics: out of memory");
+			return -ENOMEM;
+		}
+	}
+	PQclear(r);
+	r = col_pg_run(c,
+		"SELECT m.service, m.db, m.fingerprint, m.calls, m.total_ms, m.max_ms, m.rows,"
+		" m.errors, m.slow_count, m.sketch, coalesce(t.sql, '') FROM query_minutes m"
+		" LEFT JOIN query_shapes t ON t.service = m.service AND t.db = m.db"
+		" AND t.fingerprint = m.fingerprint WHERE m.host = $1", &pp);
+	if (r == NULL)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct col_shape_stats st = { 0 };
+		col_pg_read_shape_stats(r, i, 3, &st);
+		int dbv = col_sql_db_lookup(col_pg_str(r, i, 1));
+		int lrc = col_agg_load_shape(agg, col_pg_str(r, i, 0), (uint8_t)(dbv < 0 ? 0 : dbv),
+		                             col_store_fp_from_db(col_pg_i64(r, i, 2)),
+		                             col_pg_str(r, i, 10), &st);
+		col_shape_stats_release(&st);
+		if (lrc < 0) {
+			PQclear(r);
+			snprintf(err, errlen, "loading stored statistics: out of memory");
+			return -ENOMEM;
+		}
+	}
+	PQclear(r);
+	struct col_findings *f = col_agg_findings(agg);
+	r = col_pg_run(c,
+		"SELECT service, method, route, type, message, count, first_seen_ns,"
+		" last_seen_ns, coalesce(example_request_id, 0) FROM error_groups WHERE host = $1",
+		&pp);
+	if (r == NULL)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *method = col_pg_str(r, i, 1);
+		struct col_error_row er = {
+			.service = (char *)col_pg_str(r, i, 0),
+			.method = method[0] ? method : NULL,
+			.route = method[0] ? col_pg_str(r, i, 2) : NULL,
+			.type = col_pg_str(r, i, 3),
+			.message = col_pg_str(r, i, 4),
+			.count = (uint64_t)col_pg_i64(r, i, 5),
+			.first_ns = col_pg_i64(r, i, 6),
+			.last_ns = col_pg_i64(r, i, 7),
+			.example_id = col_pg_i64(r, i, 8),
+		};
+		if (col_findings_load_error(f, &er) == -ENOMEM) {
+			PQclear(r);
+			snprintf(err, errlen, "loading stored findings: out of memory");
+			return -ENOMEM;
+		}
+	}
+	PQclear(r);
+	r = col_pg_run(c,
+		"SELECT service, method, route, fingerprint, sql, occurrences, max_repeats,"
+		" first_seen_ns, last_seen_ns, coalesce(example_request_id, 0)"
+		" FROM n_plus_one_patterns WHERE host = $1", &pp);
+	if (r == NULL)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t rep = col_pg_i64(r, i, 6);
+		struct col_n1_row nr = {
+			.service = (char *)col_pg_str(r, i, 0),
+			.method = col_pg_str(r, i, 1),
+			.route = col_pg_str(r, i, 2),
+			.fp = col_store_fp_from_db(col_pg_i64(r, i, 3)),
+			.sql = col_pg_str(r, i, 4),
+			.occurrences = (uint64_t)col_pg_i64(r, i, 5),
+			.max_repeats = rep < 0 ? 0 : rep > UINT32_MAX ? UINT32_MAX : (uint32_t)rep,
+			.first_ns = col_pg_i64(r, i, 7),
+			.last_ns = col_pg_i64(r, i, 8),
+			.example_id = col_pg_i64(r, i, 9),
+		};
+		if (col_findings_load_n1(f, &nr) == -ENOMEM) {
+			PQclear(r);
+			snprintf(err, errlen, "loading stored findings: out of memory");
+			return -ENOMEM;
+		}
+	}
+	PQclear(r);
+	return 0;
+fail:
+	snprintf(err, errlen, "db %s: loading stored statistics: %s", s->path,
+	         col_pg_error(c, why, sizeof why));
+	return -EIO;
+}
+
+const struct col_store_be col_store_pg_be = {
+	.name = "postgresql",
+	.open = pg_open,
+	.load = pg_load,
+	.write_rows = pg_write_rows,
+	.write_minutes = pg_write_minutes,
+	.write_findings = pg_write_findings,
+	.expire_step = pg_expire_step,
+	.errmsg = pg_errmsg,
+	.close = pg_close,
+	.minute_grace_s = -COL_MINUTE_S,
+};
