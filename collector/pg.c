@@ -26,6 +26,13 @@ const char *col_pg_error(PGconn *conn, char *buf, size_t len)
 	return buf;
 }
 
+/* NOTICEs ("relation already exists, skipping") are not for our log. */
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 PGconn *col_pg_connect(const char *uri, char *err, size_t errlen)
 {
 	static const char *const keys[] = {
@@ -38,6 +45,7 @@ PGconn *col_pg_connect(const char *uri, char *err, size_t errlen)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, quiet, NULL);
 	return c;
 }
 

@@ -14,15 +14,16 @@ struct col_stats;
 struct col_shape_stats;
 
 /* Connects to uri (a postgresql:// URI) with a 3 s connect timeout, UTF-8
- * and application_name apiprof-collector. Returns the connection, or NULL
+ * and application_name apiprof-collector, NOTICEs silenced. Returns the
+ * connection, or NULL
  * with err filled with libpq's reason (one line). */
 PGconn *col_pg_connect(const char *uri, char *err, size_t errlen);
 
 /* Copies conn's last error message as one line into buf; returns buf. */
 const char *col_pg_error(PGconn *conn, char *buf, size_t len);
 
-/* Runs a command without parameters; 0, or -EIO (the result is cleared).
- * With err non-NULL, the reason is copied there. */
+/* Runs commands without parameters; 0, or -EIO (the result is cleared;
+ * PQerrorMessage says why). */
 int col_pg_exec(PGconn *conn, const char *sql);
 
 /* Parameters of PQexecParams: text values (binary for bytea), built in

@@ -111,6 +111,36 @@ static struct qconn *acquire(struct col_qpg *q)
 	return c;
 }
 
+/* A connection the server closed (a restart, an idle timeout) is only seen
+ * as such by the first statement that fails on it: then reconnect and run
+ * that first statement once more. */
+static int revive(struct col_qpg *q, struct qconn *c)
+{
+	if (PQstatus(c->c) == CONNECTION_OK)
+		return 0;
+	char why[512];
+	PQfinish(c->c);
+	c->c = col_pg_connect(q->uri, why, sizeof why);
+	return c->c != NULL ? 1 : 0;
+}
+
+static PGresult *qrun(struct col_qpg *q, struct qconn *c, const char *sql,
+                      const struct col_pg_params *p)
+{
+	PGresult *r = col_pg_run(c->c, sql, p);
+	if (r == NULL && revive(q, c))
+		r = col_pg_run(c->c, sql, p);
+	return r;
+}
+
+static int qbegin(struct col_qpg *q, struct qconn *c)
+{
+	static const char begin[] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+	if (col_pg_exec(c->c, begin) == 0)
+		return 0;
+	return revive(q, c) ? col_pg_exec(c->c, begin) : -EIO;
+}
+
 static void release(struct col_qpg *q, struct qconn *c)
 {
 	pthread_mutex_lock(&q->mu);
@@ -233,7 +263,7 @@ int col_qpg_requests(struct col_qpg *q, const struct col_req_filter *f, col_req_
 	struct qconn *c = acquire(q);
 	if (c == NULL)
 		return -EIO;
-	PGresult *r = col_pg_run(c->c, b.sql, &b.p);
+	PGresult *r = qrun(q, c, b.sql, &b.p);
 	if (r == NULL) {
 		db_error(c, "listing requests");
 		release(q, c);
@@ -336,7 +366,7 @@ int col_qpg_request_detail(struct col_qpg *q, int64_t id, const struct col_detai
 	if (c == NULL)
 		return -EIO;
 	/* One snapshot: retention cannot drop the statements in between. */
-	if (col_pg_exec(c->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) {
+	if (qbegin(q, c) < 0) {
 		db_error(c, "reading a request");
 		release(q, c);
 		return -EIO;
@@ -349,14 +379,14 @@ int col_qpg_request_detail(struct col_qpg *q, int64_t id, const struct col_detai
 
 /* Reads minute_flush's last batch of our_host and runs the minute query,
  * in one snapshot. Returns the result of the second, or NULL. */
-static PGresult *minutes_snapshot(struct qconn *c, const char *our_host, const char *columns,
+static PGresult *minutes_snapshot(struct col_qpg *q, struct qconn *c, const char *our_host, const char *columns,
                                   const char *table, const char *alias, int64_t from_s,
                                   int64_t to_s,
                                   const char *service, const char *host,
                                   uint64_t *last_batch)
 {
 	*last_batch = 0;
-	if (col_pg_exec(c->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
+	if (qbegin(q, c) < 0)
 		return NULL;
 	struct col_pg_params hp = { 0 };
 	col_pg_p_text(&hp, our_host);
@@ -398,7 +428,7 @@ int col_qpg_minutes(struct col_qpg *q, const char *our_host, int64_t from_s, int
 	struct qconn *c = acquire(q);
 	if (c == NULL)
 		return -EIO;
-	PGresult *r = minutes_snapshot(c, our_host,
+	PGresult *r = minutes_snapshot(q, c, our_host,
 		"service, method, route, count, error_count, slow_count, sum_ms, min_ms, max_ms,"
 		" sql_count, sql_time_ms, n_plus_one_count, sketch", "endpoint_minutes", "",
 		from_s, to_s, service, host, last_batch);
@@ -432,7 +462,7 @@ int col_qpg_shape_minutes(struct col_qpg *q, const char *our_host, int64_t from_
 	struct qconn *c = acquire(q);
 	if (c == NULL)
 		return -EIO;
-	PGresult *r = minutes_snapshot(c, our_host,
+	PGresult *r = minutes_snapshot(q, c, our_host,
 		"m.service, m.db, m.fingerprint, m.calls, m.total_ms, m.max_ms, m.rows, m.errors,"
 		" m.slow_count, m.sketch, coalesce(t.sql, '')",
 		"query_minutes m LEFT JOIN query_shapes t ON t.service = m.service AND t.db = m.db"
@@ -514,7 +544,7 @@ int col_qpg_errors(struct col_qpg *q, const struct col_find_filter *f, const cha
 	struct qconn *c = acquire(q);
 	if (c == NULL)
 		return -EIO;
-	PGresult *r = col_pg_run(c->c, b.sql, &b.p);
+	PGresult *r = qrun(q, c, b.sql, &b.p);
 	if (r == NULL) {
 		db_error(c, "error groups");
 		release(q, c);
@@ -569,7 +599,7 @@ int col_qpg_patterns(struct col_qpg *q, const struct col_find_filter *f, const c
 	struct qconn *c = acquire(q);
 	if (c == NULL)
 		return -EIO;
-	PGresult *r = col_pg_run(c->c, b.sql, &b.p);
+	PGresult *r = qrun(q, c, b.sql, &b.p);
 	if (r == NULL) {
 		db_error(c, "N+1 patterns");
 		release(q, c);

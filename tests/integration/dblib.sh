@@ -60,12 +60,27 @@ ap_start_pg() {
 	AP_PG_HOST=127.0.0.1
 	AP_PG_USER=postgres
 	AP_PG_SOCKDIR=$d
-	ap_bg "$name" "${AP_AS[@]}" "$AP_PG_BINDIR/postgres" -D "$d/data" \
+	AP_PG_NAME=$name
+	AP_PG_ARGS=("$@")
+	ap_run_pg
+	ap_psql postgres -c "CREATE DATABASE \"$db\"" >/dev/null
+	ap_log "PostgreSQL 15 (pid $AP_PG_PID) on 127.0.0.1:$AP_PG_PORT, database $db"
+}
+
+# ap_run_pg : starts the server of the last ap_start_pg on its data directory
+# and port (again, after ap_stop_pg) and waits until it accepts connections;
+# its log goes on in $AP_TMP/NAME.log.
+ap_run_pg() {
+	local d=$AP_TMP/$AP_PG_NAME i
+	ap_as postgres
+	"${AP_AS[@]}" "$AP_PG_BINDIR/postgres" -D "$d/data" \
 		-c listen_addresses=127.0.0.1 -c port="$AP_PG_PORT" -c unix_socket_directories="$d" \
 		-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
 		-c timezone=UTC -c log_timezone=UTC -c max_connections=50 \
-		-c shared_buffers=16MB -c logging_collector=off "$@"
-	AP_PG_PID=$AP_BG_PID
+		-c shared_buffers=16MB -c logging_collector=off "${AP_PG_ARGS[@]}" \
+		>>"$AP_TMP/$AP_PG_NAME.log" 2>&1 &
+	AP_PG_PID=$!
+	AP_PIDS="$AP_PG_PID $AP_PIDS"
 	for i in $(seq 150); do
 		"$AP_PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d postgres && break
 		kill -0 "$AP_PG_PID" 2>/dev/null || ap_fail "PostgreSQL exited at start"
@@ -73,8 +88,19 @@ ap_start_pg() {
 	done
 	"$AP_PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d postgres ||
 		ap_fail "PostgreSQL did not accept connections within 15s"
-	ap_psql postgres -c "CREATE DATABASE \"$db\"" >/dev/null
-	ap_log "PostgreSQL 15 (pid $AP_PG_PID) on 127.0.0.1:$AP_PG_PORT, database $db"
+}
+
+# ap_stop_pg : a fast shutdown (SIGINT: clients are disconnected) of the
+# server ap_run_pg started; returns once it has exited.
+ap_stop_pg() {
+	local i
+	kill -INT "$AP_PG_PID" 2>/dev/null || true
+	for i in $(seq 100); do
+		kill -0 "$AP_PG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$AP_PG_PID" 2>/dev/null && ap_fail "PostgreSQL did not stop within 10s"
+	wait "$AP_PG_PID" 2>/dev/null || true
 }
 
 # ap_psql DBNAME PSQL-ARGS... : psql as postgres over TCP, stopping at the

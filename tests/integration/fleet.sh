@@ -1,0 +1,256 @@
+#!/bin/bash
+# Past one machine: two collectors (hosts alpha and beta: their own sockets,
+# ports and working directories) on one real PostgreSQL 15, each with a
+# preloaded threaded server and a preloaded Python sqlite3 server behind it,
+# fed known traffic. Asserts that the API of either collector answers for
+# the fleet: exact counts per route summed over hosts, `?host=` the part of
+# each, a p95 merged from both hosts' sketches (not an average of two
+# p95s), raw requests with their host (and one host's request read through
+# the other's API), error groups and N+1 patterns summed over hosts.
+# Then PostgreSQL is stopped for 3 s under traffic and restarted: the
+# status says down with the rows held, the log says so once and once on
+# recovery, and every row sent meanwhile is stored (exact row counts).
+# Then migrations: a database set back to schema version 2 is upgraded in
+# place on start, for PostgreSQL and SQLite. Last, a copy of the collector
+# under another file name, started with LD_PRELOAD=libapiprof.so, captures
+# none of its own HTTP or libpq calls.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+
+AP_SQLITE_SERVER=$AP_SRCDIR/tests/servers/sqlite_server.py
+ap_require curl jq python3 sqlite3
+ap_require_pg
+ap_require_build "$AP_THREADED"
+
+ap_start_pg pg fleet
+URI="postgresql://postgres@127.0.0.1:$AP_PG_PORT/fleet"
+/usr/bin/python3 "$AP_SQLITE_SERVER" --db "$AP_TMP/app.db" --seed >"$AP_TMP/seed.log" 2>&1 ||
+	ap_fail "seeding the database failed: $(cat "$AP_TMP/seed.log")"
+
+# start_col NAME HOST DB : a collector in $AP_TMP/NAME (its working
+# directory: the local SQLite file of its window summaries), socket
+# $AP_TMP/NAME.sock; sets URL_<NAME>, PID_<NAME>.
+start_col() {
+	local name=$1 host=$2 db=$3 port i
+	port=$(ap_free_port)
+	mkdir -p "$AP_TMP/$name"
+	printf 'host_name = %s\nn_plus_one_threshold = 3\n' "$host" >"$AP_TMP/$name/apiprof.conf"
+	ap_bg "$name" env -C "$AP_TMP/$name" "$AP_COLLECTOR" --config "$AP_TMP/$name/apiprof.conf" \
+		--socket "$AP_TMP/$name.sock" --http "127.0.0.1:$port" --db "$db"
+	printf -v "PID_$name" '%s' "$AP_BG_PID"
+	printf -v "URL_$name" '%s' "http://127.0.0.1:$port"
+	for i in $(seq 100); do
+		curl -sf --max-time 2 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+		kill -0 "$AP_BG_PID" 2>/dev/null || ap_fail "collector $name exited at start"
+		sleep 0.1
+	done
+	ap_fail "collector $name did not answer within 10s"
+}
+
+# api NAME PATH [CURL ARGS] : GET from collector NAME's API.
+api() {
+	local u="URL_$1"
+	curl -sf --max-time 10 -G "${!u}$2" "${@:3}" || ap_fail "GET $2 from $1 failed"
+}
+
+# count NAME ROUTE [HOST] : the GET ROUTE count of service web in NAME's
+# /api/v1/endpoints (narrowed to HOST when given).
+count() {
+	local h=()
+	[ -n "${3:-}" ] && h=(--data-urlencode "host=$3")
+	api "$1" /api/v1/endpoints "${h[@]}" | jq --arg r "$2" \
+		'[.endpoints[] | select(.service == "web" and .method == "GET" and .route == $r) | .count] | add // 0'
+}
+
+# wait_count NAME ROUTE N : until NAME's fleet count of ROUTE is N (10 s).
+wait_count() {
+	local i
+	for i in $(seq 50); do
+		[ "$(count "$1" "$2")" -ge "$3" ] && return 0
+		sleep 0.2
+	done
+}
+
+start_col alpha alpha "$URI"
+start_col beta beta "$URI"
+ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
+
+# A threaded server (service web) and a sqlite3 server (service books)
+# behind each.
+for h in alpha beta; do
+	AP_SOCK=$AP_TMP/$h.sock AP_SERVICE=web ap_start_threaded "web_$h"
+	printf -v "WEB_$h" '%s' "http://127.0.0.1:$AP_PORT"
+	port=$(ap_free_port)
+	AP_SOCK=$AP_TMP/$h.sock AP_SERVICE=books ap_bg_preloaded "books_$h" \
+		env PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "$AP_SQLITE_SERVER" \
+		--db "$AP_TMP/app.db" --port "$port"
+	printf -v "BOOKS_$h" '%s' "http://127.0.0.1:$port"
+done
+ap_wait_log books_alpha '^listening on'
+ap_wait_log books_beta '^listening on'
+
+# alpha: 6 /hello, 4 /users/{id}, 2 /error, 10 /slow of 20 ms, 1 /books/;
+# beta: 3 /hello, 1 /error, 10 /slow of 200 ms, 2 /books/.
+A=$WEB_alpha
+Bw=$WEB_beta
+urls=()
+for i in 1 2 3 4 5 6; do urls+=("$A/hello"); done
+for i in 1 2 3 4; do urls+=("$A/users/$i"); done
+urls+=("$A/error" "$A/error")
+for i in $(seq 10); do urls+=("$A/slow?ms=20"); done
+ap_curl_many "$AP_TMP/a.out" "${urls[@]}"
+urls=("$Bw/hello" "$Bw/hello" "$Bw/hello" "$Bw/error")
+for i in $(seq 10); do urls+=("$Bw/slow?ms=200"); done
+ap_curl_many "$AP_TMP/b.out" "${urls[@]}"
+ap_curl_many "$AP_TMP/books_a.out" "$BOOKS_alpha/books/"
+ap_curl_many "$AP_TMP/books_b.out" "$BOOKS_beta/books/" "$BOOKS_beta/books/"
+
+# Either collector answers for both hosts within 2 s of its neighbour.
+wait_count alpha /slow 20
+wait_count alpha /hello 9
+sleep 1.5
+for c in alpha beta; do
+	ap_assert_eq "$c: fleet /hello" "$(count $c /hello)" 9
+	ap_assert_eq "$c: fleet /users/{id}" "$(count $c '/users/{id}')" 4
+	ap_assert_eq "$c: fleet /error" "$(count $c /error)" 3
+	ap_assert_eq "$c: fleet /slow" "$(count $c /slow)" 20
+done
+ap_assert_eq "beta's API, ?host=alpha /hello" "$(count beta /hello alpha)" 6
+ap_assert_eq "alpha's API, ?host=beta /hello" "$(count alpha /hello beta)" 3
+ap_assert_eq "alpha's API, ?host=beta /users/{id}" "$(count alpha '/users/{id}' beta)" 0
+ap_assert_eq "alpha's API, ?host=alpha /slow" "$(count alpha /slow alpha)" 10
+
+# p95 of /slow over the fleet: half the requests at 20 ms, half at 200 ms,
+# so p95 is about 200 ms; an average of the hosts' p95s would be ~110 ms.
+ep=$(api beta /api/v1/endpoints | jq -c '.endpoints[] | select(.service == "web" and .route == "/slow")')
+ap_assert_jq "fleet p95 of /slow merged from both hosts' sketches" \
+	'.p95_ms >= 195 and .p95_ms < 300 and .p50_ms >= 19 and .p50_ms < 60 and .max_ms >= 200' "$ep"
+epa=$(api beta /api/v1/endpoints --data-urlencode host=alpha |
+	jq -c '.endpoints[] | select(.service == "web" and .route == "/slow")')
+ap_assert_jq "alpha's own p95 of /slow" '.p95_ms >= 19 and .p95_ms < 100' "$epa"
+# One host's answer is the same JSON from its own memory and from the
+# database (same sketches, same fields), apart from in-flight rounding.
+own=$(api alpha /api/v1/endpoints --data-urlencode host=alpha |
+	jq -c '[.endpoints[] | select(.service == "web")] | sort_by(.route)')
+other=$(api beta /api/v1/endpoints --data-urlencode host=alpha |
+	jq -c '[.endpoints[] | select(.service == "web")] | sort_by(.route)')
+ap_assert_eq "alpha's endpoints, read by alpha and by beta" "$own" "$other"
+
+# Raw requests of the fleet, newest first, each with its host.
+reqs=$(api alpha /api/v1/requests --data-urlencode route=/hello --data-urlencode limit=1000)
+ap_assert_jq "9 /hello requests: 6 of alpha, 3 of beta" \
+	'[.requests[].host] | (length == 9) and (map(select(. == "alpha")) | length == 6)' "$reqs"
+ap_assert_jq "newest first" '[.requests[].ts] | . == (sort | reverse)' "$reqs"
+reqs=$(api alpha /api/v1/requests --data-urlencode route=/hello --data-urlencode host=beta)
+ap_assert_jq "?host=beta: beta's 3" '[.requests[].host] == ["beta", "beta", "beta"]' "$reqs"
+id=$(jq '.requests[0].id' <<<"$reqs")
+one=$(api alpha "/api/v1/requests/$id")
+ap_assert_jq "beta's request $id read through alpha" \
+	'.host == "beta" and .route == "/hello" and .status == 200' "$one"
+ids=$(api beta /api/v1/requests --data-urlencode limit=1000 | jq '[.requests[].id] | length == (unique | length)')
+ap_assert_eq "request ids unique across hosts" "$ids" true
+
+# Statements, N+1 patterns and errors summed over hosts.
+q=$(api beta /api/v1/queries --data-urlencode service=books)
+ap_assert_jq "statement calls summed (3 x /books/: 1 + 5 each)" \
+	'([.queries[].calls] | add) == 18' "$q"
+b=$(api alpha "/api/v1/requests" --data-urlencode route=/books/ --data-urlencode host=beta)
+bid=$(jq '.requests[0].id' <<<"$b")
+det=$(api alpha "/api/v1/requests/$bid")
+ap_assert_jq "beta's /books/ statements read through alpha" \
+	'(.queries | length) == 6 and (.n_plus_one | length) == 1 and .n_plus_one[0].count == 5' "$det"
+n1=$(api alpha /api/v1/n-plus-one)
+ap_assert_jq "N+1 pattern of /books/ over both hosts" \
+	'[.patterns[] | select(.service == "books" and .route == "/books/")] | length == 1 and .[0].occurrences == 3' "$n1"
+n1=$(api alpha /api/v1/n-plus-one --data-urlencode host=beta)
+ap_assert_jq "?host=beta: its 2 occurrences" \
+	'[.patterns[] | select(.route == "/books/")][0].occurrences == 2' "$n1"
+errs=$(api beta /api/v1/errors)
+ap_assert_jq "HTTP 500 of /error over both hosts" \
+	'[.errors[] | select(.service == "web" and .route == "/error" and .type == "HTTP 500")] | length == 1 and .[0].count == 3' "$errs"
+errs=$(api beta /api/v1/errors --data-urlencode host=alpha)
+ap_assert_jq "?host=alpha: its 2" \
+	'[.errors[] | select(.route == "/error")][0].count == 2' "$errs"
+
+# ---- PostgreSQL down for 3 s under traffic ----
+stored() { ap_psql fleet -Atc "SELECT count(*) FROM requests WHERE host = '$1'"; }
+ap_assert_eq "alpha's rows stored before the outage" "$(stored alpha)" 23
+ap_stop_pg
+ap_log "PostgreSQL stopped"
+urls=()
+for i in $(seq 30); do urls+=("$A/hello"); done
+ap_curl_many "$AP_TMP/down.out" "${urls[@]}"
+for i in $(seq 30); do
+	st=$(api alpha /api/v1/status)
+	[ "$(jq -r .store.database <<<"$st")" = down ] && [ "$(jq .store.rows_held <<<"$st")" -ge 30 ] && break
+	sleep 0.1
+done
+ap_assert_jq "status while down: database down since, 30 rows held, none dropped" \
+	'.store.database == "down" and (.store.database_down_since | type == "string") and .store.rows_held == 30 and .store.rows_dropped_oldest == 0 and .store.backend == "postgresql"' "$st"
+sleep 2
+ap_run_pg
+ap_log "PostgreSQL restarted"
+for i in $(seq 100); do
+	st=$(api alpha /api/v1/status)
+	[ "$(jq -r .store.database <<<"$st")" = up ] && [ "$(jq .store.rows_held <<<"$st")" = 0 ] && break
+	sleep 0.1
+done
+ap_assert_jq "status after recovery: up, nothing held" \
+	'.store.database == "up" and .store.rows_held == 0 and .store.database_down_since == null' "$st"
+ap_assert_eq "alpha's rows stored after the outage (23 + 30)" "$(stored alpha)" 53
+ap_assert_eq "beta's rows stored" "$(stored beta)" 16
+wait_count beta /hello 39
+ap_assert_eq "beta's API: fleet /hello after the outage" "$(count beta /hello)" 39
+ap_assert_eq "alpha logged the outage once" \
+	"$(grep -c 'postgresql database unreachable' "$AP_TMP/alpha.log")" 1
+ap_assert_eq "alpha logged the recovery once" \
+	"$(grep -c 'postgresql database reachable again' "$AP_TMP/alpha.log")" 1
+
+# ---- migrations ----
+ap_stop_pid "$PID_beta"
+ap_psql fleet -c "DROP INDEX requests_host; UPDATE schema_version SET version = 2"
+start_col beta beta "$URI"
+ap_assert_eq "PostgreSQL schema upgraded from 2" \
+	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 3
+ap_assert_eq "requests_host index recreated" \
+	"$(ap_psql fleet -Atc "SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host'")" 1
+grep -q 'schema migrated from version 2 to 3' "$AP_TMP/beta.log" || ap_fail "beta did not log the migration"
+ap_assert_eq "beta's rows kept" "$(stored beta)" 16
+
+start_col lite lite "$AP_TMP/lite.db"
+ap_stop_pid "$PID_lite"
+sqlite3 "$AP_TMP/lite.db" "DROP INDEX requests_host; UPDATE schema_version SET version = 2"
+start_col lite lite "$AP_TMP/lite.db"
+ap_assert_eq "SQLite schema upgraded from 2" \
+	"$(sqlite3 "$AP_TMP/lite.db" "SELECT max(version) FROM schema_version")" 3
+ap_assert_eq "SQLite requests_host index recreated" \
+	"$(sqlite3 "$AP_TMP/lite.db" "SELECT count(*) FROM sqlite_master WHERE name = 'requests_host'")" 1
+ap_stop_pid "$PID_lite"
+
+# ---- the collector never profiles itself ----
+# Under another file name (the preload's name check does not apply), with
+# the preload sending to alpha: its API calls (each reading PostgreSQL
+# through libpq) would show up in alpha as service "selfcheck".
+cp "$AP_COLLECTOR" "$AP_TMP/mycollector"
+port=$(ap_free_port)
+mkdir -p "$AP_TMP/gamma"
+printf 'host_name = gamma\n' >"$AP_TMP/gamma/apiprof.conf"
+ap_bg gamma env -C "$AP_TMP/gamma" LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_TMP/alpha.sock" \
+	APIPROF_SERVICE=selfcheck "$AP_TMP/mycollector" --config "$AP_TMP/gamma/apiprof.conf" \
+	--socket "$AP_TMP/gamma.sock" --http "127.0.0.1:$port" --db "$URI"
+URL_gamma=http://127.0.0.1:$port
+for i in $(seq 100); do
+	curl -sf --max-time 2 "$URL_gamma/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+for i in 1 2 3 4 5; do
+	api gamma /api/v1/endpoints >/dev/null
+	api gamma /api/v1/requests >/dev/null
+done
+ap_assert_eq "gamma answers for the fleet" "$(count gamma /hello)" 39
+sleep 1.5
+st=$(api alpha /api/v1/status)
+ap_assert_jq "no process of service selfcheck reached alpha" \
+	'[.processes[] | select(.service == "selfcheck")] | length == 0' "$st"
+ap_assert_jq "no requests of service selfcheck" \
+	'[.endpoints[] | select(.service == "selfcheck")] | length == 0' "$(api alpha /api/v1/endpoints)"
