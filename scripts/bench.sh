@@ -35,8 +35,9 @@ BENCHMARKS.md.
                      6 are skipped without it)
   --collector PATH   apiprof-collector to use instead of the build's (e.g.
                      from another build while this one's does not link)
-  --only LIST        comma-separated parts to run: cg, wrk, hook, api, sql
-                     (default: all; the CPU per request comes with cg + wrk)
+  --only LIST        comma-separated parts to run: cg, wrk, hook, api, sql,
+                     store (default: all; the CPU per request comes with
+                     cg + wrk)
   --cg-requests A,B  request counts of the two callgrind runs (2000,6000)
   --wrk-pairs N      alternating plain/preloaded wrk pairs (5)
   --wrk-seconds S    length of each wrk run (5)
@@ -47,6 +48,7 @@ BENCHMARKS.md.
   --sql-statements A,B  statements per callgrind run of part 6 (1000,3000)
   --sql-pairs N      alternating plain/preloaded client CPU pairs, part 6 (9)
   --sql-n N          statements per client CPU run, part 6 (10000)
+  --store-requests N request rows stored per backend, part 7 (200000)
   --keep             keep the temp dir (callgrind profiles, logs, summary)
   -h, --help         this text
 EOF
@@ -58,7 +60,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 BUILD=""
 COLLECTOR=""
-ONLY="cg,wrk,hook,api,sql"
+ONLY="cg,wrk,hook,api,sql,store"
 CG_N1=2000
 CG_N2=6000
 WRK_PAIRS=5
@@ -71,6 +73,7 @@ SQL_N1=1000
 SQL_N2=3000
 SQL_PAIRS=9
 SQL_RUN=10000
+STORE_N=200000
 KEEP=0
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -89,6 +92,7 @@ while [ $# -gt 0 ]; do
 		SQL_N1=${2%%,*}; SQL_N2=${2##*,}; shift ;;
 	--sql-pairs) SQL_PAIRS=${2:?}; shift ;;
 	--sql-n) SQL_RUN=${2:?}; shift ;;
+	--store-requests) STORE_N=${2:?}; shift ;;
 	--keep) KEEP=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -96,7 +100,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 for v in CG_N1 CG_N2 WRK_PAIRS WRK_SECONDS WRK_CONNS API_REQUESTS API_ROUTES API_CALLS \
-	SQL_N1 SQL_N2 SQL_PAIRS SQL_RUN; do
+	SQL_N1 SQL_N2 SQL_PAIRS SQL_RUN STORE_N; do
 	case ${!v} in
 	'' | *[!0-9]*) echo "bench.sh: $v must be a positive integer" >&2; exit 2 ;;
 	esac
@@ -109,8 +113,8 @@ if [ "$SQL_PAIRS" -lt 1 ] || [ "$SQL_RUN" -lt 1 ]; then
 fi
 for p in ${ONLY//,/ }; do
 	case $p in
-	cg | wrk | hook | api | sql) ;;
-	*) echo "bench.sh: --only: unknown part '$p' (cg, wrk, hook, api, sql)" >&2; exit 2 ;;
+	cg | wrk | hook | api | sql | store) ;;
+	*) echo "bench.sh: --only: unknown part '$p' (cg, wrk, hook, api, sql, store)" >&2; exit 2 ;;
 	esac
 done
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
@@ -262,8 +266,9 @@ build_helpers >"$T/helpers.log" 2>&1 || { show_log "$T/helpers.log"; die "compil
 
 # ---- the collector (or the stand-in) -----------------------------------------
 # start_collector DIR [CONFIG] : sets COL_PID, COL_URL, COL_SOCK.
+# start_collector DIR [CONF] [DB] : DB defaults to DIR/apiprof.db (SQLite).
 start_collector() {
-	local d=$1 conf=${2:-} port i
+	local d=$1 conf=${2:-} db=${3:-$1/apiprof.db} port i
 	mkdir -p "$d"
 	chmod 755 "$d"
 	port=$(free_port) || die "no free port"
@@ -271,7 +276,7 @@ start_collector() {
 	COL_SOCK=$d/apiprof.sock
 	# shellcheck disable=SC2086 # optional words
 	"$COLLECTOR" ${conf:+--config "$conf"} --socket "$COL_SOCK" --http "127.0.0.1:$port" \
-		--db "$d/apiprof.db" --log-level warn >"$d/collector.log" 2>&1 &
+		--db "$db" --log-level warn >"$d/collector.log" 2>&1 &
 	COL_PID=$!
 	PIDS="$PIDS $COL_PID"
 	for i in $(seq 100); do
@@ -984,6 +989,67 @@ part_sql() {
 	detail ""
 }
 
+# store_rate DIR DB : feeds STORE_N request events to a fresh collector
+# storing into DB and prints "rows seconds dropped": rows written, seconds
+# from the first event sent to the last row committed, rows dropped.
+store_rate() {
+	local d=$1 db=$2 t0 t1 i q rows dropped depth
+	printf 'max_stored_requests_per_second = 100000000\n' >"$d.conf"
+	start_collector "$d" "$d.conf" "$db"
+	t0=$(date +%s.%N)
+	"$BIN/feed" --socket "$COL_SOCK" --requests "$STORE_N" --routes 200 \
+		--http "${COL_URL#http://}" --service bench-store >"$d/feed.log" 2>&1 ||
+		{ show_log "$d/feed.log"; die "feeding the collector failed"; }
+	for i in $(seq 1200); do
+		q=$(curl -sf --max-time 10 "$COL_URL/api/v1/status" |
+			jq -r '"\(.store.rows_written // 0) \(.store.rows_dropped // 0) \(.store.queue_depth // 0)"' 2>/dev/null)
+		read -r rows dropped depth <<<"${q:-0 0 0}"
+		[ "$depth" = 0 ] && [ "$((rows + dropped))" -ge "$STORE_N" ] && break
+		sleep 0.1
+	done
+	t1=$(date +%s.%N)
+	stop "$COL_PID" TERM
+	printf '%s %s %s\n' "$rows" "$(calc "$t1 - $t0")" "$dropped"
+}
+
+part_store() {
+	local d=$T/store lite pg pg_version
+	say "[7/7] store: request rows stored per second, SQLite and PostgreSQL"
+	if [ "$HAVE_COLLECTOR" != 1 ]; then
+		say "SKIPPED: $COLLECTOR is not built (build the collector, then rerun with --only store)"
+		row "| request rows stored per second: SQLite / PostgreSQL | | | skipped: collector not built | | n/a |"
+		return 0
+	fi
+	local prog
+	for prog in initdb postgres pg_isready; do
+		[ -x "$PG_BINDIR/$prog" ] || die "$PG_BINDIR/$prog is missing (package postgresql-15)"
+	done
+	mkdir -p "$d"
+	chmod 755 "$d"
+	lite=$(store_rate "$d/sqlite" "$d/sqlite/apiprof.db")
+	note "SQLite: rows seconds dropped = $lite"
+	start_pg "$d/pg"
+	pg_version=$("$PG_BINDIR/postgres" --version | awk '{ print $3 }')
+	PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+		-c "CREATE DATABASE bench" >/dev/null || die "creating the PostgreSQL database failed"
+	pg=$(store_rate "$d/postgresql" "postgresql://postgres@127.0.0.1:$PG_PORT/bench")
+	note "PostgreSQL $pg_version: rows seconds dropped = $pg"
+	stop "$PG_PID" INT
+	local lr ls ld pr ps pd
+	read -r lr ls ld <<<"$lite"
+	read -r pr ps pd <<<"$pg"
+	row "| request rows stored per second (no statements), end to end: SQLite / PostgreSQL | | | $(fmt %.0f "$(calc "$lr / $ls")") / $(fmt %.0f "$(calc "$pr / $ps")") rows/s | | |"
+	detail "### 7. Request rows stored per second"
+	detail ""
+	detail "A fresh collector per backend (\`max_stored_requests_per_second = 100000000\`: every raw row stored) fed $STORE_N request events (no statements) by tests/bench/feed.c over 200 routes, the feeder waiting whenever the store's queue passes 20000 rows; timed from the first event sent until every row is committed (\`/api/v1/status\` polled every 0.1 s). SQLite: a WAL file in the temp dir; PostgreSQL $pg_version on 127.0.0.1 (TCP, fsync off, as in part 6), batches written with COPY in one transaction each, partitions by day. Dropped rows would be counted here, not stored."
+	detail ""
+	detail "| backend | rows stored | seconds | rows/s | dropped |"
+	detail "| --- | ---: | ---: | ---: | ---: |"
+	detail "| SQLite | $lr | $(fmt %.1f "$ls") | $(fmt %.0f "$(calc "$lr / $ls")") | $ld |"
+	detail "| PostgreSQL $pg_version | $pr | $(fmt %.1f "$ps") | $(fmt %.0f "$(calc "$pr / $ps")") | $pd |"
+	detail ""
+}
+
 want cg && part_callgrind
 want wrk && part_wrk
 # The collector of parts 1-2 is idle from here on: stop it anyway.
@@ -992,6 +1058,7 @@ want hook && part_hook
 want cg && part_estimate
 want api && part_api
 want sql && part_sql
+want store && part_store
 
 # ---- the summary -------------------------------------------------------------
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)

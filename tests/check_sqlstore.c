@@ -28,6 +28,7 @@
 #include "shapeset.h"
 #include "stmt.h"
 #include "store.h"
+#include "store_int.h"
 
 #define T0 (1795335300LL * 1000000000LL) /* 2026-11-22T08:15:00Z */
 #define SEC 1000000000LL
@@ -343,6 +344,50 @@ START_TEST(test_migration)
 }
 END_TEST
 
+/* While the database is down, a full queue keeps the newest rows: the
+ * oldest are dropped and counted; once it is up, a full queue refuses new
+ * rows as before. */
+START_TEST(test_store_down)
+{
+	char err[256] = "";
+	struct col_store_opts o = { .path = dbpath, .host = "h1", .retention_days = 7,
+	                            .max_rows_per_s = 1000, .queue_cap = 4 };
+	struct col_store *s = col_store_open(&o, err, sizeof err);
+	ck_assert_msg(s != NULL, "open: %s", err);
+	int64_t now = col_clock_real_ns();
+	col_store_set_down(s, 1, "test outage");
+	int64_t first = 0;
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(col_store_has_room(s, 1), 1);
+		struct col_row *r = mkrow(s, now + i, 1, 0);
+		if (i == 0)
+			first = r->id;
+		ck_assert_int_eq(col_store_push(s, r, 0), 0);
+	}
+	struct col_store_counters c;
+	col_store_counters(s, &c);
+	ck_assert_int_eq(c.database_down, 1);
+	ck_assert(c.down_since_ns >= now - 60 * SEC);
+	ck_assert_str_eq(c.down_reason, "test outage");
+	ck_assert_uint_eq(c.rows_dropped_oldest, 2);
+	ck_assert_uint_eq(c.rows_dropped, 0);
+	ck_assert_uint_eq(c.rows_held, 4);
+	for (size_t i = 0; i < 4; i++) /* the newest four, in order */
+		ck_assert_int_eq(s->q[(s->head + i) % s->cap]->id, first + 2 + (int64_t)i);
+	col_store_set_down(s, 0, NULL);
+	col_store_counters(s, &c);
+	ck_assert_int_eq(c.database_down, 0);
+	ck_assert_int_eq(c.down_since_ns, 0);
+	ck_assert_int_eq(col_store_has_room(s, 1), 0);
+	ck_assert_int_eq(col_store_push(s, mkrow(s, now, 1, 0), 0), -ENOSPC);
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.rows_dropped, 1);
+	ck_assert_uint_eq(c.rows_dropped_oldest, 2);
+	ck_assert_str_eq(c.backend, "sqlite");
+	col_store_free(s);
+}
+END_TEST
+
 START_TEST(test_retention)
 {
 	int64_t now = col_clock_real_ns();
@@ -542,6 +587,7 @@ Suite *sqlstore_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_statements_with_request);
 	tcase_add_test(tc, test_migration);
+	tcase_add_test(tc, test_store_down);
 	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_shapes_persist);
 	tcase_add_test(tc, test_findings_persist);
