@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "epset.h"
+#include "findings.h"
 #include "shapeset.h"
 #include "sketch.h"
 
@@ -163,4 +164,37 @@ int col_pg_read_shape_stats(const PGresult *r, int row, int c, struct col_shape_
 	o->errors = (uint64_t)col_pg_i64(r, row, c + 4);
 	o->slow_count = (uint64_t)col_pg_i64(r, row, c + 5);
 	return merge_sketch(r, row, c + 6, &o->sketch, o->calls);
+}
+
+void col_pg_error_row(const PGresult *r, int i, struct col_error_row *e)
+{
+	const char *method = col_pg_str(r, i, 1);
+	*e = (struct col_error_row){
+		.service = (char *)col_pg_str(r, i, 0),
+		.method = method[0] ? method : NULL,
+		.route = method[0] ? col_pg_str(r, i, 2) : NULL,
+		.type = col_pg_str(r, i, 3),
+		.message = col_pg_str(r, i, 4),
+		.count = (uint64_t)col_pg_i64(r, i, 5),
+		.first_ns = col_pg_i64(r, i, 6),
+		.last_ns = col_pg_i64(r, i, 7),
+		.example_id = col_pg_i64(r, i, 8),
+	};
+}
+
+void col_pg_n1_row(const PGresult *r, int i, struct col_n1_row *n)
+{
+	int64_t rep = col_pg_i64(r, i, 6);
+	*n = (struct col_n1_row){
+		.service = (char *)col_pg_str(r, i, 0),
+		.method = col_pg_str(r, i, 1),
+		.route = col_pg_str(r, i, 2),
+		.fp = (uint64_t)col_pg_i64(r, i, 3),
+		.sql = col_pg_str(r, i, 4),
+		.occurrences = (uint64_t)col_pg_i64(r, i, 5),
+		.max_repeats = rep < 0 ? 0 : rep > UINT32_MAX ? UINT32_MAX : (uint32_t)rep,
+		.first_ns = col_pg_i64(r, i, 7),
+		.last_ns = col_pg_i64(r, i, 8),
+		.example_id = col_pg_i64(r, i, 9),
+	};
 }

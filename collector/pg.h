@@ -57,6 +57,25 @@ const char *col_pg_str(const PGresult *r, int row, int col);
 int col_pg_read_stats(const PGresult *r, int row, int col, struct col_stats *o);
 int col_pg_read_shape_stats(const PGresult *r, int row, int col, struct col_shape_stats *o);
 
+/* The columns of error_groups and n_plus_one_patterns, in the order
+ * col_pg_error_row() and col_pg_n1_row() read them. */
+#define COL_PG_ERROR_COLUMNS \
+	"service, method, route, type, message, count, first_seen_ns, last_seen_ns," \
+	" coalesce(example_request_id, 0)"
+#define COL_PG_N1_COLUMNS \
+	"service, method, route, fingerprint, sql, occurrences, max_repeats, first_seen_ns," \
+	" last_seen_ns, coalesce(example_request_id, 0)"
+
+struct col_error_row;
+struct col_n1_row;
+
+/* Fills e / n from row i of a result with those columns (or aggregates in
+ * that order); the strings point into the result (e->service included:
+ * not owned, unlike a col_findings row). An empty method is a
+ * service-level error group (method and route NULL). */
+void col_pg_error_row(const PGresult *r, int i, struct col_error_row *e);
+void col_pg_n1_row(const PGresult *r, int i, struct col_n1_row *n);
+
 /* Formats a double as PostgreSQL reads it (NaN, Infinity included). */
 const char *col_pg_fmt_f64(double v, char *buf, size_t len);
 

@@ -221,6 +221,20 @@ static void qb_int(struct qb *b, const char *clause, int64_t v)
 	col_pg_p_i64(&b->p, v);
 }
 
+/* Runs a built query on a borrowed connection: the result, or NULL
+ * (logged as `what`). */
+static PGresult *fetch(struct col_qpg *q, const struct qb *b, const char *what)
+{
+	struct qconn *c = acquire(q);
+	if (c == NULL)
+		return NULL;
+	PGresult *r = qrun(q, c, b->sql, &b->p);
+	if (r == NULL)
+		db_error(c, what);
+	release(q, c);
+	return r;
+}
+
 int col_qpg_requests(struct col_qpg *q, const struct col_req_filter *f, col_req_cb cb,
                      void *arg, int *more)
 {
@@ -260,15 +274,9 @@ int col_qpg_requests(struct col_qpg *q, const struct col_req_filter *f, col_req_
 	int limit = f->limit > 0 ? f->limit : 1;
 	qb_int(&b, " ORDER BY id DESC LIMIT $?", (int64_t)limit + 1);
 
-	struct qconn *c = acquire(q);
-	if (c == NULL)
+	PGresult *r = fetch(q, &b, "listing requests");
+	if (r == NULL)
 		return -EIO;
-	PGresult *r = qrun(q, c, b.sql, &b.p);
-	if (r == NULL) {
-		db_error(c, "listing requests");
-		release(q, c);
-		return -EIO;
-	}
 	int n = 0, ret = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (n == limit) {
@@ -283,7 +291,6 @@ int col_qpg_requests(struct col_qpg *q, const struct col_req_filter *f, col_req_
 		n++;
 	}
 	PQclear(r);
-	release(q, c);
 	return ret != 0 ? ret : n;
 }
 
@@ -495,16 +502,22 @@ int col_qpg_shape_minutes(struct col_qpg *q, const char *our_host, int64_t from_
 	return ret;
 }
 
-/* One allocation holding n strings; returns it with ptrs[i] set. */
+/* A copy of n strings in one allocation (a findings row owns its strings
+ * through its service pointer); ptrs[i] point into it. NULL: no memory. */
 static char *pack(const char *const *s, const char **ptrs, int n)
 {
 	size_t len = 0;
 	for (int i = 0; i < n; i++)
-		len += strlen(s[i]) + 1;
+		len += strlen(s[i] ? s[i] : "") + 1;
 	char *p = malloc(len), *d = p;
 	if (p == NULL)
 		return NULL;
 	for (int i = 0; i < n; i++) {
+		if (s[i] == NULL) {
+			ptrs[i] = NULL;
+			*d++ = '\0';
+			continue;
+		}
 		size_t l = strlen(s[i]) + 1;
 		memcpy(d, s[i], l);
 		ptrs[i] = d;
@@ -527,58 +540,46 @@ static void find_where(struct qb *b, const struct col_find_filter *f, const char
 		qb_int(b, " AND first_seen_ns < $?", f->until_ns);
 }
 
+/* The column lists of COL_PG_ERROR_COLUMNS / COL_PG_N1_COLUMNS, merged
+ * over hosts: sums, extremes, and the newest host's texts and example. */
+#define NEWEST(col) "(array_agg(" col " ORDER BY last_seen_ns DESC))[1]"
+
 int col_qpg_errors(struct col_qpg *q, const struct col_find_filter *f, const char *host,
                    struct col_error_rows *out)
 {
 	struct qb b = { .len = 0 };
 	out->v = NULL;
 	out->n = 0;
-	qb_add(&b, "SELECT service, method, route, type,"
-	       " (array_agg(message ORDER BY last_seen_ns DESC))[1], sum(count),"
+	qb_add(&b, "SELECT service, method, route, type, " NEWEST("message") ", sum(count),"
 	       " min(first_seen_ns), max(last_seen_ns),"
-	       " coalesce((array_agg(example_request_id ORDER BY last_seen_ns DESC))[1], 0)"
-	       " FROM error_groups");
+	       " coalesce(" NEWEST("example_request_id") ", 0) FROM error_groups");
 	find_where(&b, f, host);
 	qb_add(&b, " GROUP BY service, method, route, type"
 	       " ORDER BY 8 DESC, 6 DESC, service, method, route, type");
-	struct qconn *c = acquire(q);
-	if (c == NULL)
+	PGresult *r = fetch(q, &b, "error groups");
+	if (r == NULL)
 		return -EIO;
-	PGresult *r = qrun(q, c, b.sql, &b.p);
-	if (r == NULL) {
-		db_error(c, "error groups");
-		release(q, c);
-		return -EIO;
-	}
-	release(q, c);
 	int n = PQntuples(r);
 	out->v = n ? calloc((size_t)n, sizeof *out->v) : NULL;
-	if (n && out->v == NULL) {
-		PQclear(r);
-		return -ENOMEM;
-	}
-	for (int i = 0; i < n; i++) {
-		const char *s[5] = { col_pg_str(r, i, 0), col_pg_str(r, i, 1), col_pg_str(r, i, 2),
-		                     col_pg_str(r, i, 3), col_pg_str(r, i, 4) };
+	for (int i = 0; i < n && out->v; i++) {
+		struct col_error_row e;
+		col_pg_error_row(r, i, &e);
+		const char *str[5] = { e.service, e.method, e.route, e.type, e.message };
 		const char *p[5];
-		struct col_error_row *e = &out->v[i];
-		e->service = pack(s, p, 5);
-		if (e->service == NULL) {
-			PQclear(r);
-			col_error_rows_free(out);
-			return -ENOMEM;
-		}
-		out->n++;
-		e->method = p[1][0] ? p[1] : NULL;
-		e->route = p[1][0] ? p[2] : NULL;
-		e->type = p[3];
-		e->message = p[4];
-		e->count = (uint64_t)col_pg_i64(r, i, 5);
-		e->first_ns = col_pg_i64(r, i, 6);
-		e->last_ns = col_pg_i64(r, i, 7);
-		e->example_id = col_pg_i64(r, i, 8);
+		e.service = pack(str, p, 5);
+		if (e.service == NULL)
+			break;
+		e.method = p[1];
+		e.route = p[2];
+		e.type = p[3];
+		e.message = p[4];
+		out->v[out->n++] = e;
 	}
 	PQclear(r);
+	if ((size_t)n != out->n) {
+		col_error_rows_free(out);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -588,53 +589,34 @@ int col_qpg_patterns(struct col_qpg *q, const struct col_find_filter *f, const c
 	struct qb b = { .len = 0 };
 	out->v = NULL;
 	out->n = 0;
-	qb_add(&b, "SELECT service, method, route, fingerprint,"
-	       " (array_agg(sql ORDER BY last_seen_ns DESC))[1], sum(occurrences),"
-	       " max(max_repeats), min(first_seen_ns), max(last_seen_ns),"
-	       " coalesce((array_agg(example_request_id ORDER BY last_seen_ns DESC))[1], 0)"
-	       " FROM n_plus_one_patterns");
+	qb_add(&b, "SELECT service, method, route, fingerprint, " NEWEST("sql") ","
+	       " sum(occurrences), max(max_repeats), min(first_seen_ns), max(last_seen_ns),"
+	       " coalesce(" NEWEST("example_request_id") ", 0) FROM n_plus_one_patterns");
 	find_where(&b, f, host);
 	qb_add(&b, " GROUP BY service, method, route, fingerprint"
 	       " ORDER BY 6 DESC, 9 DESC, service, method, route, fingerprint");
-	struct qconn *c = acquire(q);
-	if (c == NULL)
+	PGresult *r = fetch(q, &b, "N+1 patterns");
+	if (r == NULL)
 		return -EIO;
-	PGresult *r = qrun(q, c, b.sql, &b.p);
-	if (r == NULL) {
-		db_error(c, "N+1 patterns");
-		release(q, c);
-		return -EIO;
-	}
-	release(q, c);
 	int n = PQntuples(r);
 	out->v = n ? calloc((size_t)n, sizeof *out->v) : NULL;
-	if (n && out->v == NULL) {
-		PQclear(r);
-		return -ENOMEM;
-	}
-	for (int i = 0; i < n; i++) {
-		const char *s[4] = { col_pg_str(r, i, 0), col_pg_str(r, i, 1), col_pg_str(r, i, 2),
-		                     col_pg_str(r, i, 4) };
+	for (int i = 0; i < n && out->v; i++) {
+		struct col_n1_row e;
+		col_pg_n1_row(r, i, &e);
+		const char *str[4] = { e.service, e.method, e.route, e.sql };
 		const char *p[4];
-		struct col_n1_row *e = &out->v[i];
-		e->service = pack(s, p, 4);
-		if (e->service == NULL) {
-			PQclear(r);
-			col_n1_rows_free(out);
-			return -ENOMEM;
-		}
-		out->n++;
-		e->method = p[1];
-		e->route = p[2];
-		e->sql = p[3];
-		e->fp = col_store_fp_from_db(col_pg_i64(r, i, 3));
-		e->occurrences = (uint64_t)col_pg_i64(r, i, 5);
-		int64_t rep = col_pg_i64(r, i, 6);
-		e->max_repeats = rep < 0 ? 0 : rep > UINT32_MAX ? UINT32_MAX : (uint32_t)rep;
-		e->first_ns = col_pg_i64(r, i, 7);
-		e->last_ns = col_pg_i64(r, i, 8);
-		e->example_id = col_pg_i64(r, i, 9);
+		e.service = pack(str, p, 4);
+		if (e.service == NULL)
+			break;
+		e.method = p[1];
+		e.route = p[2];
+		e.sql = p[3];
+		out->v[out->n++] = e;
 	}
 	PQclear(r);
+	if ((size_t)n != out->n) {
+		col_n1_rows_free(out);
+		return -ENOMEM;
+	}
 	return 0;
 }

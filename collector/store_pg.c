@@ -70,6 +70,14 @@ static struct pg *PG(struct col_store *s)
 	return s->pg;
 }
 
+/* Runs a statement whose result is not needed: 0 or -EIO. */
+static int run_ok(PGconn *c, const char *sql, const struct col_pg_params *pp)
+{
+	PGresult *r = col_pg_run(c, sql, pp);
+	PQclear(r);
+	return r ? 0 : -EIO;
+}
+
 /* ---- migrations ---- */
 
 /* Each entry migrates from the version before it; [0] unused. */
@@ -757,6 +765,14 @@ static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *
 
 /* ---- findings ---- */
 
+static void p_id_or_null(struct col_pg_params *pp, int64_t id)
+{
+	if (id > 0)
+		col_pg_p_i64(pp, id);
+	else
+		col_pg_p_text(pp, NULL);
+}
+
 static int pg_write_findings(struct col_store *s, const struct col_error_rows *e,
                              const struct col_n1_rows *pt)
 {
@@ -776,19 +792,14 @@ static int pg_write_findings(struct col_store *s, const struct col_error_rows *e
 		col_pg_p_i64(&pp, col_store_clamp_i64(r->count));
 		col_pg_p_i64(&pp, r->first_ns);
 		col_pg_p_i64(&pp, r->last_ns);
-		if (r->example_id > 0)
-			col_pg_p_i64(&pp, r->example_id);
-		else
-			col_pg_p_text(&pp, NULL);
-		PGresult *res = col_pg_run(p->conn,
+		p_id_or_null(&pp, r->example_id);
+		rc = run_ok(p->conn,
 			"INSERT INTO error_groups (host, service, method, route, type, message, count,"
 			" first_seen_ns, last_seen_ns, example_request_id)"
 			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 			" ON CONFLICT (host, service, method, route, type) DO UPDATE SET"
 			" message = $6, count = $7, first_seen_ns = $8, last_seen_ns = $9,"
 			" example_request_id = $10", &pp);
-		rc = res ? 0 : -EIO;
-		PQclear(res);
 	}
 	for (size_t i = 0; i < pt->n && rc == 0; i++) {
 		const struct col_n1_row *r = &pt->v[i];
@@ -803,19 +814,14 @@ static int pg_write_findings(struct col_store *s, const struct col_error_rows *e
 		col_pg_p_i64(&pp, r->max_repeats);
 		col_pg_p_i64(&pp, r->first_ns);
 		col_pg_p_i64(&pp, r->last_ns);
-		if (r->example_id > 0)
-			col_pg_p_i64(&pp, r->example_id);
-		else
-			col_pg_p_text(&pp, NULL);
-		PGresult *res = col_pg_run(p->conn,
+		p_id_or_null(&pp, r->example_id);
+		rc = run_ok(p->conn,
 			"INSERT INTO n_plus_one_patterns (host, service, method, route, fingerprint,"
 			" sql, occurrences, max_repeats, first_seen_ns, last_seen_ns, example_request_id)"
 			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 			" ON CONFLICT (host, service, method, route, fingerprint) DO UPDATE SET"
 			" sql = $6, occurrences = $7, max_repeats = $8, first_seen_ns = $9,"
 			" last_seen_ns = $10, example_request_id = $11", &pp);
-		rc = res ? 0 : -EIO;
-		PQclear(res);
 	}
 	if (rc == 0)
 		rc = col_pg_exec(p->conn, "COMMIT");
@@ -881,14 +887,10 @@ static int pg_expire_step(struct col_store *s)
 	PQclear(r);
 	struct col_pg_params pp = { 0 };
 	col_pg_p_i64(&pp, cutoff_min);
-	r = col_pg_run(p->conn, "DELETE FROM endpoint_minutes WHERE minute < $1", &pp);
-	if (r == NULL)
+	if (run_ok(p->conn, "DELETE FROM endpoint_minutes WHERE minute < $1", &pp) < 0)
 		goto fail;
-	PQclear(r);
-	r = col_pg_run(p->conn, "DELETE FROM query_minutes WHERE minute < $1", &pp);
-	if (r == NULL)
+	if (run_ok(p->conn, "DELETE FROM query_minutes WHERE minute < $1", &pp) < 0)
 		goto fail;
-	PQclear(r);
 	col_findings_expire(col_agg_findings(s->agg), cutoff_ns);
 	struct col_pg_params hp = { 0 };
 	col_pg_p_i64(&hp, cutoff_ns);
@@ -898,11 +900,9 @@ static int pg_expire_step(struct col_store *s)
 	if (r == NULL)
 		goto fail;
 	PQclear(r);
-	r = col_pg_run(p->conn, "DELETE FROM n_plus_one_patterns WHERE host = $2"
-	               " AND last_seen_ns < $1", &hp);
-	if (r == NULL)
+	if (run_ok(p->conn, "DELETE FROM n_plus_one_patterns WHERE host = $2"
+	               " AND last_seen_ns < $1", &hp) < 0)
 		goto fail;
-	PQclear(r);
 	return 0;
 fail:
 	after_failure(s);
@@ -912,112 +912,82 @@ fail:
 
 /* ---- loading this host's statistics (startup) ---- */
 
+/* Row loaders: one stored row into the aggregate; < 0 when out of memory. */
+static int load_ep(struct col_agg *agg, const PGresult *r, int i)
+{
+	struct col_stats st = { 0 };
+	col_pg_read_stats(r, i, 3, &st);
+	int rc = col_agg_load(agg, col_pg_str(r, i, 0), col_pg_str(r, i, 1),
+	                      col_pg_str(r, i, 2), &st);
+	col_stats_release(&st);
+	return rc;
+}
+
+static int load_shape(struct col_agg *agg, const PGresult *r, int i)
+{
+	struct col_shape_stats st = { 0 };
+	col_pg_read_shape_stats(r, i, 3, &st);
+	int dbv = col_sql_db_lookup(col_pg_str(r, i, 1));
+	int rc = col_agg_load_shape(agg, col_pg_str(r, i, 0), (uint8_t)(dbv < 0 ? 0 : dbv),
+	                            col_store_fp_from_db(col_pg_i64(r, i, 2)),
+	                            col_pg_str(r, i, 10), &st);
+	col_shape_stats_release(&st);
+	return rc;
+}
+
+static int load_error(struct col_agg *agg, const PGresult *r, int i)
+{
+	struct col_error_row e;
+	col_pg_error_row(r, i, &e);
+	return col_findings_load_error(col_agg_findings(agg), &e) == -ENOMEM ? -ENOMEM : 0;
+}
+
+static int load_n1(struct col_agg *agg, const PGresult *r, int i)
+{
+	struct col_n1_row n;
+	col_pg_n1_row(r, i, &n);
+	return col_findings_load_n1(col_agg_findings(agg), &n) == -ENOMEM ? -ENOMEM : 0;
+}
+
+/* This host's stored minutes and findings, as the SQLite backend loads
+ * them (col_store_load). */
 static int pg_load(struct col_store *s, struct col_agg *agg, char *err, size_t errlen)
 {
+	static const struct {
+		const char *sql;
+		int (*load)(struct col_agg *agg, const PGresult *r, int i);
+	} parts[] = {
+		{ "SELECT service, method, route, count, error_count, slow_count, sum_ms, min_ms,"
+		  " max_ms, sql_count, sql_time_ms, n_plus_one_count, sketch FROM endpoint_minutes"
+		  " WHERE host = $1", load_ep },
+		{ "SELECT m.service, m.db, m.fingerprint, m.calls, m.total_ms, m.max_ms, m.rows,"
+		  " m.errors, m.slow_count, m.sketch, coalesce(t.sql, '') FROM query_minutes m"
+		  " LEFT JOIN query_shapes t ON t.service = m.service AND t.db = m.db"
+		  " AND t.fingerprint = m.fingerprint WHERE m.host = $1", load_shape },
+		{ "SELECT " COL_PG_ERROR_COLUMNS " FROM error_groups WHERE host = $1", load_error },
+		{ "SELECT " COL_PG_N1_COLUMNS " FROM n_plus_one_patterns WHERE host = $1", load_n1 },
+	};
 	PGconn *c = PG(s)->conn;
 	char why[512];
 	struct col_pg_params pp = { 0 };
 	col_pg_p_text(&pp, s->host);
-	PGresult *r = col_pg_run(c,
-		"SELECT service, method, route, count, error_count, slow_count, sum_ms, min_ms,"
-		" max_ms, sql_count, sql_time_ms, n_plus_one_count, sketch FROM endpoint_minutes"
-		" WHERE host = $1", &pp);
-	if (r == NULL)
-		goto fail;
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct col_stats st = { 0 };
-		col_pg_read_stats(r, i, 3, &st);
-		int lrc = col_agg_load(agg, col_pg_str(r, i, 0), col_pg_str(r, i, 1),
-		                       col_pg_str(r, i, 2), &st);
-		col_stats_release(&st);
-		if (lrc < 0) {
-			PQclear(r);
-			snprintf(err, errlen, "loading stored statistics: out of memory");
-			return -ENOMEM;
+	for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+		PGresult *r = col_pg_run(c, parts[k].sql, &pp);
+		if (r == NULL) {
+			snprintf(err, errlen, "db %s: loading stored statistics: %s", s->path,
+			         col_pg_error(c, why, sizeof why));
+			return -EIO;
 		}
-	}
-	PQclear(r);
-	r = col_pg_run(c,
-		"SELECT m.service, m.db, m.fingerprint, m.calls, m.total_ms, m.max_ms, m.rows,"
-		" m.errors, m.slow_count, m.sketch, coalesce(t.sql, '') FROM query_minutes m"
-		" LEFT JOIN query_shapes t ON t.service = m.service AND t.db = m.db"
-		" AND t.fingerprint = m.fingerprint WHERE m.host = $1", &pp);
-	if (r == NULL)
-		goto fail;
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct col_shape_stats st = { 0 };
-		col_pg_read_shape_stats(r, i, 3, &st);
-		int dbv = col_sql_db_lookup(col_pg_str(r, i, 1));
-		int lrc = col_agg_load_shape(agg, col_pg_str(r, i, 0), (uint8_t)(dbv < 0 ? 0 : dbv),
-		                             col_store_fp_from_db(col_pg_i64(r, i, 2)),
-		                             col_pg_str(r, i, 10), &st);
-		col_shape_stats_release(&st);
-		if (lrc < 0) {
-			PQclear(r);
-			snprintf(err, errlen, "loading stored statistics: out of memory");
-			return -ENOMEM;
+		for (int i = 0; i < PQntuples(r); i++) {
+			if (parts[k].load(agg, r, i) < 0) {
+				PQclear(r);
+				snprintf(err, errlen, "loading stored statistics: out of memory");
+				return -ENOMEM;
+			}
 		}
+		PQclear(r);
 	}
-	PQclear(r);
-	struct col_findings *f = col_agg_findings(agg);
-	r = col_pg_run(c,
-		"SELECT service, method, route, type, message, count, first_seen_ns,"
-		" last_seen_ns, coalesce(example_request_id, 0) FROM error_groups WHERE host = $1",
-		&pp);
-	if (r == NULL)
-		goto fail;
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *method = col_pg_str(r, i, 1);
-		struct col_error_row er = {
-			.service = (char *)col_pg_str(r, i, 0),
-			.method = method[0] ? method : NULL,
-			.route = method[0] ? col_pg_str(r, i, 2) : NULL,
-			.type = col_pg_str(r, i, 3),
-			.message = col_pg_str(r, i, 4),
-			.count = (uint64_t)col_pg_i64(r, i, 5),
-			.first_ns = col_pg_i64(r, i, 6),
-			.last_ns = col_pg_i64(r, i, 7),
-			.example_id = col_pg_i64(r, i, 8),
-		};
-		if (col_findings_load_error(f, &er) == -ENOMEM) {
-			PQclear(r);
-			snprintf(err, errlen, "loading stored findings: out of memory");
-			return -ENOMEM;
-		}
-	}
-	PQclear(r);
-	r = col_pg_run(c,
-		"SELECT service, method, route, fingerprint, sql, occurrences, max_repeats,"
-		" first_seen_ns, last_seen_ns, coalesce(example_request_id, 0)"
-		" FROM n_plus_one_patterns WHERE host = $1", &pp);
-	if (r == NULL)
-		goto fail;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int64_t rep = col_pg_i64(r, i, 6);
-		struct col_n1_row nr = {
-			.service = (char *)col_pg_str(r, i, 0),
-			.method = col_pg_str(r, i, 1),
-			.route = col_pg_str(r, i, 2),
-			.fp = col_store_fp_from_db(col_pg_i64(r, i, 3)),
-			.sql = col_pg_str(r, i, 4),
-			.occurrences = (uint64_t)col_pg_i64(r, i, 5),
-			.max_repeats = rep < 0 ? 0 : rep > UINT32_MAX ? UINT32_MAX : (uint32_t)rep,
-			.first_ns = col_pg_i64(r, i, 7),
-			.last_ns = col_pg_i64(r, i, 8),
-			.example_id = col_pg_i64(r, i, 9),
-		};
-		if (col_findings_load_n1(f, &nr) == -ENOMEM) {
-			PQclear(r);
-			snprintf(err, errlen, "loading stored findings: out of memory");
-			return -ENOMEM;
-		}
-	}
-	PQclear(r);
 	return 0;
-fail:
-	snprintf(err, errlen, "db %s: loading stored statistics: %s", s->path,
-	         col_pg_error(c, why, sizeof why));
-	return -EIO;
 }
 
 const struct col_store_be col_store_pg_be = {

@@ -801,18 +801,26 @@ sql_verdicts() {
 	echo "$out"
 }
 
-part_sql() {
-	local d=$T/sql s mode n total conninfo who i order r
-	say "[6/6] SQL: the preload's cost per libpq PQexec statement, against a throwaway PostgreSQL 15"
-	if [ "$HAVE_COLLECTOR" != 1 ]; then
-		say "SKIPPED: $COLLECTOR is not built (build the collector, then rerun with --only sql)"
-		row "| libpq \`PQexec\`: the preload's cost per statement | | | skipped: collector not built | < 2 us | n/a |"
-		return 0
-	fi
+# need_collector_and_pg PART ROW : 1 (the part skipped, ROW in the table)
+# without a built collector; dies without PostgreSQL 15's server programs.
+need_collector_and_pg() {
 	local prog
+	if [ "$HAVE_COLLECTOR" != 1 ]; then
+		say "SKIPPED: $COLLECTOR is not built (build the collector, then rerun with --only $1)"
+		row "$2"
+		return 1
+	fi
 	for prog in initdb postgres pg_isready; do
 		[ -x "$PG_BINDIR/$prog" ] || die "$PG_BINDIR/$prog is missing (package postgresql-15)"
 	done
+}
+
+part_sql() {
+	local d=$T/sql s mode n total conninfo who i order r
+	say "[6/6] SQL: the preload's cost per libpq PQexec statement, against a throwaway PostgreSQL 15"
+	need_collector_and_pg sql \
+		"| libpq \`PQexec\`: the preload's cost per statement | | | skipped: collector not built | < 2 us | n/a |" ||
+		return 0
 	mkdir -p "$d"
 	chmod 755 "$d"
 	build_pqbench >"$d/build.log" 2>&1 ||
@@ -1015,15 +1023,9 @@ store_rate() {
 part_store() {
 	local d=$T/store lite pg pg_version
 	say "[7/7] store: request rows stored per second, SQLite and PostgreSQL"
-	if [ "$HAVE_COLLECTOR" != 1 ]; then
-		say "SKIPPED: $COLLECTOR is not built (build the collector, then rerun with --only store)"
-		row "| request rows stored per second: SQLite / PostgreSQL | | | skipped: collector not built | | n/a |"
+	need_collector_and_pg store \
+		"| request rows stored per second: SQLite / PostgreSQL | | | skipped: collector not built | | n/a |" ||
 		return 0
-	fi
-	local prog
-	for prog in initdb postgres pg_isready; do
-		[ -x "$PG_BINDIR/$prog" ] || die "$PG_BINDIR/$prog is missing (package postgresql-15)"
-	done
 	mkdir -p "$d"
 	chmod 755 "$d"
 	lite=$(store_rate "$d/sqlite" "$d/sqlite/apiprof.db")
