@@ -27,6 +27,7 @@
 #include "col.h"
 #include "ingest.h"
 #include "metrics.h"
+#include "pg.h"
 #include "log.h"
 #include "query.h"
 #include "store.h"
@@ -45,25 +46,6 @@
 __attribute__((visibility("default"), used))
 const char apiprof_collector_self[] = "apiprof-collector";
 
-/* Copies a database name for display: a URI's password (scheme://user:PASS@)
- * becomes "***". */
-static void redact_uri(const char *db, char *out, size_t len)
-{
-	snprintf(out, len, "%s", db);
-	char *scheme = strstr(out, "://");
-	if (scheme == NULL)
-		return;
-	char *auth = scheme + 3;
-	char *at = strchr(auth, '@'), *slash = strchr(auth, '/');
-	if (at == NULL || (slash != NULL && slash < at))
-		return;
-	char *colon = memchr(auth, ':', (size_t)(at - auth));
-	if (colon == NULL)
-		return;
-	char rest[1024];
-	snprintf(rest, sizeof rest, "%s", at);
-	snprintf(colon + 1, len - (size_t)(colon + 1 - out), "***%s", rest);
-}
 
 static void usage(FILE *f)
 {
@@ -246,7 +228,7 @@ int main(int argc, char **argv)
 	set_key(&cfg, "db", fl.db);
 	/* The URI as shown in the log and /api/v1/status: without a password. */
 	char db_shown[1024];
-	redact_uri(cfg.db, db_shown, sizeof db_shown);
+	col_pg_redact(cfg.db, db_shown, sizeof db_shown);
 	/* With PostgreSQL, window summaries and regressions stay per collector
 	 * in the local SQLite file (README: "Past one machine"). */
 	const char *windows_db = col_store_is_pg(cfg.db) ? PG_LOCAL_DB : cfg.db;

@@ -198,3 +198,115 @@ void col_pg_n1_row(const PGresult *r, int i, struct col_n1_row *n)
 		.example_id = col_pg_i64(r, i, 9),
 	};
 }
+
+/* ---- COPY ... FROM STDIN, text format ---- */
+
+static void buf_put(struct col_pg_buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 65536;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (np == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* The length of a valid UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+	         : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (n == 0 || (n == 2 && s[0] < 0xc2) || s[0] > 0xf4)
+		return 0;
+	/* Overlong forms, UTF-16 surrogates and past U+10FFFF: PostgreSQL
+	 * refuses them too. */
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* A text field of COPY's text format: escaped, and invalid UTF-8 bytes
+ * replaced by '?' so that one bad byte cannot fail a whole batch. */
+void col_pg_copy_text(struct col_pg_buf *b, const char *s)
+{
+	if (s == NULL) {
+		buf_put(b, "\\N", 2);
+		return;
+	}
+	const unsigned char *u = (const unsigned char *)s;
+	while (*u) {
+		const char *esc = NULL;
+		switch (*u) {
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		default: break;
+		}
+		if (esc) {
+			buf_put(b, esc, 2);
+			u++;
+			continue;
+		}
+		size_t n = utf8_len(u);
+		if (n == 0) {
+			buf_put(b, "?", 1);
+			u++;
+		} else {
+			buf_put(b, (const char *)u, n);
+			u += n;
+		}
+	}
+}
+
+void col_pg_copy_i64(struct col_pg_buf *b, int64_t v)
+{
+	char buf[32];
+	buf_put(b, buf, (size_t)snprintf(buf, sizeof buf, "%" PRId64, v));
+}
+
+void col_pg_copy_f64(struct col_pg_buf *b, double v)
+{
+	char buf[40];
+	col_pg_fmt_f64(v, buf, sizeof buf);
+	buf_put(b, buf, strlen(buf));
+}
+
+void col_pg_copy_sep(struct col_pg_buf *b, char c)
+{
+	buf_put(b, &c, 1);
+}
+
+void col_pg_redact(const char *db, char *out, size_t len)
+{
+	snprintf(out, len, "%s", db);
+	char *scheme = strstr(out, "://");
+	if (scheme == NULL)
+		return;
+	char *auth = scheme + 3;
+	char *at = strchr(auth, '@'), *slash = strchr(auth, '/');
+	if (at == NULL || (slash != NULL && slash < at))
+		return;
+	char *colon = memchr(auth, ':', (size_t)(at - auth));
+	if (colon == NULL)
+		return;
+	char rest[1024];
+	snprintf(rest, sizeof rest, "%s", at);
+	snprintf(colon + 1, len - (size_t)(colon + 1 - out), "***%s", rest);
+}

@@ -79,4 +79,27 @@ void col_pg_n1_row(const PGresult *r, int i, struct col_n1_row *n);
 /* Formats a double as PostgreSQL reads it (NaN, Infinity included). */
 const char *col_pg_fmt_f64(double v, char *buf, size_t len);
 
+/* A growing buffer of COPY ... FROM STDIN data in text format: fields
+ * separated by col_pg_copy_sep('\t'), rows ended by col_pg_copy_sep('\n').
+ * Zero-initialise; free(b.p) when done. On allocation failure oom is set
+ * and later appends are ignored. */
+struct col_pg_buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+/* A text field: backslash, newline, CR and tab escaped; NULL is \N; bytes
+ * that are not valid UTF-8 become '?', so that one bad byte cannot make
+ * the server refuse a whole batch. */
+void col_pg_copy_text(struct col_pg_buf *b, const char *s);
+void col_pg_copy_i64(struct col_pg_buf *b, int64_t v);
+void col_pg_copy_f64(struct col_pg_buf *b, double v);   /* NaN, Infinity too */
+void col_pg_copy_sep(struct col_pg_buf *b, char c);
+
+/* Copies a --db value for display into out: the password of a URI
+ * (scheme://user:PASSWORD@host...) becomes "***"; anything else is copied
+ * as is (truncated to len). */
+void col_pg_redact(const char *db, char *out, size_t len);
+
 #endif /* COL_PG_H */

@@ -1654,7 +1654,7 @@ static int room_for(const struct col_store *s, uint32_t nstmts)
 int col_store_has_room(struct col_store *s, uint32_t nstmts)
 {
 	pthread_mutex_lock(&s->mu);
-	int ok = room_for(s, nstmts) || s->db_down;
+	int ok = room_for(s, nstmts) || s->db_down || s->drop_oldest;
 	pthread_mutex_unlock(&s->mu);
 	return ok;
 }
@@ -1662,9 +1662,10 @@ int col_store_has_room(struct col_store *s, uint32_t nstmts)
 int col_store_push(struct col_store *s, struct col_row *row, int wait)
 {
 	pthread_mutex_lock(&s->mu);
-	/* Database down: the newest rows matter most to whoever looks at the
-	 * outage; the oldest go, counted. */
-	while (s->db_down && !room_for(s, row->nstmts) && s->n > 0) {
+	/* Database down (or, with PostgreSQL, too slow): the newest rows
+	 * matter most to whoever looks at the outage; the oldest go, counted. */
+	while ((s->db_down || (s->drop_oldest && !wait)) && !room_for(s, row->nstmts) &&
+	       s->n > 0) {
 		struct col_row *old = s->q[s->head];
 		s->q_stmts -= old->nstmts;
 		s->head = (s->head + 1) % s->cap;

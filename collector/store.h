@@ -148,7 +148,7 @@ int col_store_admit(struct col_store *s, int always, int64_t now_real_ns);
 int64_t col_store_next_id(struct col_store *s);
 
 /* 1 when col_store_push() of a row with nstmts statements would not be
- * refused for lack of room now. The ingest thread is the only producer,
+ * refused for lack of room now (always, when it would drop older rows). The ingest thread is the only producer,
  * so room seen here stays there until it pushes. */
 int col_store_has_room(struct col_store *s, uint32_t nstmts);
 
@@ -156,7 +156,9 @@ int col_store_has_room(struct col_store *s, uint32_t nstmts);
  * statements of queued rows) is full the row is freed and counted as
  * dropped (-ENOSPC), unless `wait` is set and the writer runs: then it
  * waits for room (used while draining at shutdown, so nothing received is
- * lost). Thread-safe. */
+ * lost). While the database is down, and with PostgreSQL whenever `wait`
+ * is not set, a full queue drops its oldest rows instead (counted in
+ * rows_dropped_oldest) and the row is queued. Thread-safe. */
 int col_store_push(struct col_store *s, struct col_row *row, int wait);
 
 /* Writes everything queued and every minute still in the aggregate, then
@@ -184,7 +186,7 @@ struct col_store_counters {
 	int64_t down_since_ns;
 	char down_reason[256];
 	size_t rows_held;           /* queued plus taken, not yet written */
-	uint64_t rows_dropped_oldest; /* dropped for newer rows while down */
+	uint64_t rows_dropped_oldest; /* dropped for newer rows (database down or slow) */
 };
 
 /* Reads the statistics columns of an endpoint_minutes row starting at

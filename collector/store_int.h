@@ -87,6 +87,7 @@ struct col_store {
 	 * queue then drops its oldest rows for the newest instead of refusing
 	 * new ones, and /api/v1/status says so. */
 	int db_down;
+	int drop_oldest;              /* always so (PostgreSQL: down or slow) */
 	int64_t down_since_ns;        /* wall clock; 0 while up */
 	char down_reason[256];
 

@@ -309,6 +309,9 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	s->pg = p;
+	/* A fleet's database may be slow as well as down: either way a full
+	 * queue keeps the newest rows. */
+	s->drop_oldest = 1;
 	char why[512];
 	p->conn = col_pg_connect(s->path, why, sizeof why);
 	if (p->conn == NULL) {
@@ -378,100 +381,7 @@ static const char *pg_errmsg(struct col_store *s)
 
 /* ---- COPY ---- */
 
-struct cbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void cb_put(struct cbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 65536;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (np == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-/* The length of a valid UTF-8 sequence at s (1..4), or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-	         : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-	if (n == 0 || (n == 2 && s[0] < 0xc2))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
-/* A text field of COPY's text format: escaped, and invalid UTF-8 bytes
- * replaced by '?' so that one bad byte cannot fail a whole batch. */
-static void cb_text(struct cbuf *b, const char *s)
-{
-	if (s == NULL) {
-		cb_put(b, "\\N", 2);
-		return;
-	}
-	const unsigned char *u = (const unsigned char *)s;
-	while (*u) {
-		const char *esc = NULL;
-		switch (*u) {
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		default: break;
-		}
-		if (esc) {
-			cb_put(b, esc, 2);
-			u++;
-			continue;
-		}
-		size_t n = utf8_len(u);
-		if (n == 0) {
-			cb_put(b, "?", 1);
-			u++;
-		} else {
-			cb_put(b, (const char *)u, n);
-			u += n;
-		}
-	}
-}
-
-static void cb_i64(struct cbuf *b, int64_t v)
-{
-	char buf[32];
-	cb_put(b, buf, (size_t)snprintf(buf, sizeof buf, "%" PRId64, v));
-}
-
-static void cb_f64(struct cbuf *b, double v)
-{
-	char buf[40];
-	col_pg_fmt_f64(v, buf, sizeof buf);
-	cb_put(b, buf, strlen(buf));
-}
-
-static void cb_sep(struct cbuf *b, char c)
-{
-	cb_put(b, &c, 1);
-}
-
-static int copy_in(PGconn *c, const char *sql, const struct cbuf *b)
+static int copy_in(PGconn *c, const char *sql, const struct col_pg_buf *b)
 {
 	if (b->len == 0)
 		return 0;
@@ -500,62 +410,62 @@ static int pg_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (ensure_day(s, day_of(rows[i]->ts_ns)) < 0)
 			goto fail;
-	struct cbuf rq = { 0 }, qs = { 0 }, n1 = { 0 };
+	struct col_pg_buf rq = { 0 }, qs = { 0 }, n1 = { 0 };
 	uint64_t queries = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct col_row *r = rows[i];
 		int64_t id = r->id > 0 ? r->id : col_store_pg_id(s);
-		cb_i64(&rq, id); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->ts_ns); cb_sep(&rq, '\t');
-		cb_text(&rq, s->host); cb_sep(&rq, '\t');
-		cb_text(&rq, r->service); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->pid); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->tid); cb_sep(&rq, '\t');
-		cb_text(&rq, r->method); cb_sep(&rq, '\t');
-		cb_text(&rq, r->path); cb_sep(&rq, '\t');
-		cb_text(&rq, r->route); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->status); cb_sep(&rq, '\t');
-		cb_f64(&rq, r->duration_ms); cb_sep(&rq, '\t');
-		cb_i64(&rq, col_store_clamp_i64(r->bytes_in)); cb_sep(&rq, '\t');
-		cb_i64(&rq, col_store_clamp_i64(r->bytes_out)); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->sql_count); cb_sep(&rq, '\t');
-		cb_f64(&rq, r->sql_time_ms); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->slow); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->error); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->aborted); cb_sep(&rq, '\t');
-		cb_i64(&rq, r->n_plus_one); cb_sep(&rq, '\t');
-		cb_text(&rq, r->message && r->message[0] ? r->message : NULL);
-		cb_sep(&rq, '\n');
+		col_pg_copy_i64(&rq, id); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->ts_ns); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_text(&rq, s->host); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_text(&rq, r->service); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->pid); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->tid); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_text(&rq, r->method); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_text(&rq, r->path); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_text(&rq, r->route); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->status); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_f64(&rq, r->duration_ms); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, col_store_clamp_i64(r->bytes_in)); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, col_store_clamp_i64(r->bytes_out)); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->sql_count); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_f64(&rq, r->sql_time_ms); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->slow); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->error); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->aborted); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_i64(&rq, r->n_plus_one); col_pg_copy_sep(&rq, '\t');
+		col_pg_copy_text(&rq, r->message && r->message[0] ? r->message : NULL);
+		col_pg_copy_sep(&rq, '\n');
 		for (uint32_t k = 0; k < r->nstmts; k++) {
 			const struct col_stmt *q = r->stmts[k];
-			cb_i64(&qs, id); cb_sep(&qs, '\t');
-			cb_i64(&qs, (int64_t)k + 1); cb_sep(&qs, '\t');
-			cb_i64(&qs, r->ts_ns); cb_sep(&qs, '\t');
-			cb_i64(&qs, q->ts_ns); cb_sep(&qs, '\t');
-			cb_f64(&qs, q->duration_ms); cb_sep(&qs, '\t');
-			cb_text(&qs, col_sql_db_name(q->db)); cb_sep(&qs, '\t');
-			cb_i64(&qs, col_store_fp_to_db(q->fingerprint)); cb_sep(&qs, '\t');
-			cb_text(&qs, q->sql); cb_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, id); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, (int64_t)k + 1); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, r->ts_ns); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, q->ts_ns); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_f64(&qs, q->duration_ms); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_text(&qs, col_sql_db_name(q->db)); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, col_store_fp_to_db(q->fingerprint)); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_text(&qs, q->sql); col_pg_copy_sep(&qs, '\t');
 			if (q->rows_known)
-				cb_i64(&qs, col_store_clamp_i64(q->rows));
+				col_pg_copy_i64(&qs, col_store_clamp_i64(q->rows));
 			else
-				cb_text(&qs, NULL);
-			cb_sep(&qs, '\t');
-			cb_text(&qs, q->failed ? q->error_code : NULL); cb_sep(&qs, '\t');
-			cb_text(&qs, q->failed ? q->error_message : NULL); cb_sep(&qs, '\t');
-			cb_i64(&qs, q->slow); cb_sep(&qs, '\t');
-			cb_i64(&qs, q->prepare); cb_sep(&qs, '\t');
-			cb_i64(&qs, (q->flags & AP_SQLF_TRUNCATED) != 0);
-			cb_sep(&qs, '\n');
+				col_pg_copy_text(&qs, NULL);
+			col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_text(&qs, q->failed ? q->error_code : NULL); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_text(&qs, q->failed ? q->error_message : NULL); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, q->slow); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, q->prepare); col_pg_copy_sep(&qs, '\t');
+			col_pg_copy_i64(&qs, (q->flags & AP_SQLF_TRUNCATED) != 0);
+			col_pg_copy_sep(&qs, '\n');
 			queries++;
 		}
 		for (uint32_t k = 0; k < r->nn1; k++) {
-			cb_i64(&n1, id); cb_sep(&n1, '\t');
-			cb_i64(&n1, col_store_fp_to_db(r->n1[k].fingerprint)); cb_sep(&n1, '\t');
-			cb_i64(&n1, r->ts_ns); cb_sep(&n1, '\t');
-			cb_i64(&n1, r->n1[k].count); cb_sep(&n1, '\t');
-			cb_text(&n1, r->n1[k].sql ? r->n1[k].sql : "");
-			cb_sep(&n1, '\n');
+			col_pg_copy_i64(&n1, id); col_pg_copy_sep(&n1, '\t');
+			col_pg_copy_i64(&n1, col_store_fp_to_db(r->n1[k].fingerprint)); col_pg_copy_sep(&n1, '\t');
+			col_pg_copy_i64(&n1, r->ts_ns); col_pg_copy_sep(&n1, '\t');
+			col_pg_copy_i64(&n1, r->n1[k].count); col_pg_copy_sep(&n1, '\t');
+			col_pg_copy_text(&n1, r->n1[k].sql ? r->n1[k].sql : "");
+			col_pg_copy_sep(&n1, '\n');
 		}
 	}
 	int rc = -EIO;

@@ -24,6 +24,7 @@
 #include "ap_wire.h"
 #include "col.h"
 #include "findings.h"
+#include "pg.h"
 #include "query.h"
 #include "shapeset.h"
 #include "stmt.h"
@@ -388,6 +389,54 @@ START_TEST(test_store_down)
 }
 END_TEST
 
+/* COPY's text format, as the PostgreSQL store writes its batches. */
+START_TEST(test_pg_copy)
+{
+	struct col_pg_buf b = { 0 };
+	col_pg_copy_text(&b, "a\tb\\c\nd\re");
+	col_pg_copy_sep(&b, '\t');
+	col_pg_copy_text(&b, NULL);
+	col_pg_copy_sep(&b, '\t');
+	/* Invalid UTF-8 (a lone continuation byte, a cut sequence, an
+	 * overlong slash, a surrogate) becomes '?'; valid multibyte stays. */
+	col_pg_copy_text(&b, "\x80x\xc3\xc0\xafy\xed\xa0\x80z\xc3\xa9\xf0\x9f\x98\x80");
+	col_pg_copy_sep(&b, '\t');
+	col_pg_copy_i64(&b, INT64_MIN);
+	col_pg_copy_sep(&b, '\t');
+	col_pg_copy_f64(&b, 0.25);
+	col_pg_copy_sep(&b, '\t');
+	col_pg_copy_f64(&b, 1.0 / 0.0);
+	col_pg_copy_sep(&b, '\n');
+	ck_assert_int_eq(b.oom, 0);
+	char *z = realloc(b.p, b.len + 1);
+	ck_assert_ptr_nonnull(z);
+	b.p = z;
+	b.p[b.len] = '\0';
+	ck_assert_str_eq(b.p, "a\\tb\\\\c\\nd\\re\t\\N\t?x???y???z\xc3\xa9\xf0\x9f\x98\x80\t"
+	                      "-9223372036854775808\t0.25\tInfinity\n");
+	free(b.p);
+}
+END_TEST
+
+START_TEST(test_pg_redact)
+{
+	char out[256];
+	col_pg_redact("postgresql://apiprof:s3cret@db:5432/apiprof?sslmode=require", out, sizeof out);
+	ck_assert_str_eq(out, "postgresql://apiprof:***@db:5432/apiprof?sslmode=require");
+	col_pg_redact("postgres://apiprof@db/apiprof", out, sizeof out);
+	ck_assert_str_eq(out, "postgres://apiprof@db/apiprof");
+	/* An @ past the host is not a password's end. */
+	col_pg_redact("postgresql://db:5432/x?user=a@b", out, sizeof out);
+	ck_assert_str_eq(out, "postgresql://db:5432/x?user=a@b");
+	col_pg_redact("/var/lib/apiprof/apiprof.db", out, sizeof out);
+	ck_assert_str_eq(out, "/var/lib/apiprof/apiprof.db");
+	ck_assert_int_eq(col_store_is_pg("postgresql://db/x"), 1);
+	ck_assert_int_eq(col_store_is_pg("postgres://db/x"), 1);
+	ck_assert_int_eq(col_store_is_pg("./postgresql://x.db"), 0);
+	ck_assert_int_eq(col_store_is_pg("apiprof.db"), 0);
+}
+END_TEST
+
 START_TEST(test_retention)
 {
 	int64_t now = col_clock_real_ns();
@@ -588,6 +637,8 @@ Suite *sqlstore_suite(void)
 	tcase_add_test(tc, test_statements_with_request);
 	tcase_add_test(tc, test_migration);
 	tcase_add_test(tc, test_store_down);
+	tcase_add_test(tc, test_pg_copy);
+	tcase_add_test(tc, test_pg_redact);
 	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_shapes_persist);
 	tcase_add_test(tc, test_findings_persist);

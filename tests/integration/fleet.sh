@@ -11,7 +11,9 @@
 # status says down with the rows held, the log says so once and once on
 # recovery, and every row sent meanwhile is stored (exact row counts).
 # Then migrations: a database set back to schema version 2 is upgraded in
-# place on start, for PostgreSQL and SQLite. Last, a copy of the collector
+# place on start, for PostgreSQL and SQLite; the SQLite collector's answers
+# have the same fields as PostgreSQL's. A password in the URI is never
+# shown. Last, a copy of the collector
 # under another file name, started with LD_PRELOAD=libapiprof.so, captures
 # none of its own HTTP or libpq calls.
 . "$(dirname "$0")/lib.sh"
@@ -72,8 +74,13 @@ wait_count() {
 }
 
 start_col alpha alpha "$URI"
-start_col beta beta "$URI"
+# beta's URI carries a password (trust authentication ignores it): never
+# shown in the log or the status.
+start_col beta beta "postgresql://postgres:s3cret@127.0.0.1:$AP_PG_PORT/fleet"
 ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
+ap_assert_eq "beta's db in /api/v1/status" "$(api beta /api/v1/status | jq -r .db)" \
+	"postgresql://postgres:***@127.0.0.1:$AP_PG_PORT/fleet"
+grep -q s3cret "$AP_TMP/beta.log" && ap_fail "beta logged its database password"
 
 # A threaded server (service web) and a sqlite3 server (service books)
 # behind each.
@@ -225,6 +232,24 @@ ap_assert_eq "SQLite schema upgraded from 2" \
 	"$(sqlite3 "$AP_TMP/lite.db" "SELECT max(version) FROM schema_version")" 3
 ap_assert_eq "SQLite requests_host index recreated" \
 	"$(sqlite3 "$AP_TMP/lite.db" "SELECT count(*) FROM sqlite_master WHERE name = 'requests_host'")" 1
+# The same fields from both backends: the SQLite collector with traffic of
+# its own, against alpha's answers from PostgreSQL.
+AP_SOCK=$AP_TMP/lite.sock AP_SERVICE=web ap_start_threaded web_lite
+ap_curl_many "$AP_TMP/lite.out" "http://127.0.0.1:$AP_PORT/hello" "http://127.0.0.1:$AP_PORT/error"
+for i in $(seq 50); do
+	[ "$(count lite /error)" = 1 ] && break
+	sleep 0.2
+done
+sleep 1
+shape() { jq -c '[(.endpoints // .requests // .errors)[0] | keys]'; }
+for path in /api/v1/endpoints /api/v1/requests /api/v1/errors; do
+	ap_assert_eq "$path fields, SQLite and PostgreSQL" "$(api lite $path | shape)" \
+		"$(api alpha $path | shape)"
+done
+lid=$(api lite /api/v1/requests --data-urlencode route=/error | jq '.requests[0].id')
+aid=$(api alpha /api/v1/requests --data-urlencode route=/error | jq '.requests[0].id')
+ap_assert_eq "request detail fields, SQLite and PostgreSQL" \
+	"$(api lite "/api/v1/requests/$lid" | jq -c 'keys')" "$(api alpha "/api/v1/requests/$aid" | jq -c 'keys')"
 ap_stop_pid "$PID_lite"
 
 # ---- the collector never profiles itself ----
