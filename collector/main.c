@@ -37,7 +37,7 @@
 
 #define EXIT_USAGE 2
 #define READ_CONNECTIONS 4
-#define PG_LOCAL_DB "./apiprof.db"
+#define PG_LOCAL_DB_NAME "apiprof.db"
 
 /* Exported (-Wl,--export-dynamic-symbol): the preload looks it up with
  * dlsym(RTLD_DEFAULT) in its constructor and stands down, so a collector
@@ -230,8 +230,19 @@ int main(int argc, char **argv)
 	char db_shown[1024];
 	col_pg_redact(cfg.db, db_shown, sizeof db_shown);
 	/* With PostgreSQL, window summaries and regressions stay per collector
-	 * in the local SQLite file (README: "Past one machine"). */
-	const char *windows_db = col_store_is_pg(cfg.db) ? PG_LOCAL_DB : cfg.db;
+	 * in a local SQLite file (README: "Past one machine"): apiprof.db in
+	 * systemd's StateDirectory= (the shipped unit's /var/lib/apiprof; the
+	 * working directory there is read-only), else the working directory. */
+	char windows_db[1024];
+	snprintf(windows_db, sizeof windows_db, "%s", cfg.db);
+	if (col_store_is_pg(cfg.db)) {
+		const char *state = getenv("STATE_DIRECTORY");
+		size_t n = state ? strcspn(state, ":") : 0;
+		if (n > 0)
+			snprintf(windows_db, sizeof windows_db, "%.*s/%s", (int)n, state, PG_LOCAL_DB_NAME);
+		else
+			snprintf(windows_db, sizeof windows_db, "./%s", PG_LOCAL_DB_NAME);
+	}
 
 	/* Signals are taken synchronously by this thread (sigwait): block them
 	 * before any thread starts so every thread inherits the mask. */

@@ -260,7 +260,9 @@ cp "$AP_COLLECTOR" "$AP_TMP/mycollector"
 port=$(ap_free_port)
 mkdir -p "$AP_TMP/gamma"
 printf 'host_name = gamma\n' >"$AP_TMP/gamma/apiprof.conf"
-ap_bg gamma env -C "$AP_TMP/gamma" LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_TMP/alpha.sock" \
+mkdir -p "$AP_TMP/gstate"
+ap_bg gamma env -C "$AP_TMP/gamma" STATE_DIRECTORY="$AP_TMP/gstate" \
+	LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_TMP/alpha.sock" \
 	APIPROF_SERVICE=selfcheck "$AP_TMP/mycollector" --config "$AP_TMP/gamma/apiprof.conf" \
 	--socket "$AP_TMP/gamma.sock" --http "127.0.0.1:$port" --db "$URI"
 URL_gamma=http://127.0.0.1:$port
@@ -273,6 +275,9 @@ for i in 1 2 3 4 5; do
 	api gamma /api/v1/requests >/dev/null
 done
 ap_assert_eq "gamma answers for the fleet" "$(count gamma /hello)" 39
+[ -f "$AP_TMP/gstate/apiprof.db" ] && [ ! -e "$AP_TMP/gamma/apiprof.db" ] ||
+	ap_fail "gamma's local window file is not in \$STATE_DIRECTORY"
+[ -f "$AP_TMP/alpha/apiprof.db" ] || ap_fail "alpha's local window file is not in its working directory"
 sleep 1.5
 st=$(api alpha /api/v1/status)
 ap_assert_jq "no process of service selfcheck reached alpha" \
