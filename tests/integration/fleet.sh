@@ -10,7 +10,8 @@
 # Then PostgreSQL is stopped for 3 s under traffic and restarted: the
 # status says down with the rows held, the log says so once and once on
 # recovery, and every row sent meanwhile is stored (exact row counts).
-# Then migrations: a database set back to schema version 2 is upgraded in
+# Then retention: a 10-day-old partition is dropped whole, today's and
+# tomorrow's exist. Then migrations: a database set back to schema version 2 is upgraded in
 # place on start, for PostgreSQL and SQLite; the SQLite collector's answers
 # have the same fields as PostgreSQL's. A password in the URI is never
 # shown. Last, a copy of the collector
@@ -213,10 +214,37 @@ ap_assert_eq "alpha logged the outage once" \
 ap_assert_eq "alpha logged the recovery once" \
 	"$(grep -c 'postgresql database reachable again' "$AP_TMP/alpha.log")" 1
 
-# ---- migrations ----
+# ---- partitions, and migrations ----
+# Today's and tomorrow's partitions exist; an 10-day-old one (made here,
+# with a row) is dropped whole by retention (retention_days 7) when beta
+# restarts.
+today=$(( $(date +%s) / 86400 ))
+pname() { date -u -d "@$(( $1 * 86400 ))" +%Y%m%d; }
+ap_assert_eq "partitions of today and tomorrow" "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_class
+	WHERE relname IN ('requests_p$(pname $today)', 'queries_p$(pname $today)',
+	'request_n_plus_one_p$(pname $today)', 'requests_p$(pname $((today + 1)))',
+	'queries_p$(pname $((today + 1)))', 'request_n_plus_one_p$(pname $((today + 1)))')")" 6
+old=$((today - 10))
+lo=$((old * 86400 * 1000000000))
+hi=$(((old + 1) * 86400 * 1000000000))
+for t in requests queries request_n_plus_one; do
+	ap_psql fleet -c "CREATE TABLE ${t}_p$(pname $old) PARTITION OF $t FOR VALUES FROM ($lo) TO ($hi)"
+done
+ap_psql fleet -c "INSERT INTO requests (id, ts_ns, host, service, pid, tid, method, path, route,
+	status, duration_ms, bytes_in, bytes_out) VALUES (1, $((lo + 1)), 'old', 'web', 1, 1, 'GET',
+	'/old', '/old', 200, 1, 0, 0)"
 ap_stop_pid "$PID_beta"
 ap_psql fleet -c "DROP INDEX requests_host; UPDATE schema_version SET version = 2"
 start_col beta beta "$URI"
+for i in $(seq 50); do
+	[ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_class WHERE relname LIKE '%_p$(pname $old)'")" = 0 ] && break
+	sleep 0.2
+done
+ap_assert_eq "the 10-day-old partitions dropped" \
+	"$(ap_psql fleet -Atc "SELECT count(*) FROM pg_class WHERE relname LIKE '%_p$(pname $old)'")" 0
+ap_assert_eq "beta counted the expired row" "$(api beta /api/v1/status | jq .store.rows_expired)" 1
+grep -q "retention dropped partition requests_p$(pname $old)" "$AP_TMP/beta.log" ||
+	ap_fail "beta did not log the dropped partition"
 ap_assert_eq "PostgreSQL schema upgraded from 2" \
 	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 3
 ap_assert_eq "requests_host index recreated" \
