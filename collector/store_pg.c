@@ -152,63 +152,58 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == COL_SCHEMA_VERSION + 1,
                "a migration per schema version");
 
+/* The stored schema version (0: none yet), or -1. */
+static int stored_version(PGconn *c)
+{
+	if (col_pg_exec(c, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)") < 0)
+		return -1;
+	PGresult *r = col_pg_run(c, "SELECT coalesce(max(version), 0) FROM schema_version", NULL);
+	int v = r ? (int)col_pg_i64(r, 0, 0) : -1;
+	PQclear(r);
+	return v;
+}
+
+/* Creates or migrates the schema, each version step in its own
+ * transaction, all under an advisory lock: a second collector starting at
+ * the same moment waits, then finds the schema current. */
 static int migrate(struct col_store *s, char *err, size_t errlen)
 {
 	PGconn *c = PG(s)->conn;
-	char buf[512];
-	PGresult *r = NULL;
-	int version = 0, rc = -EIO;
-	char lock[96], unlock[96];
-	snprintf(lock, sizeof lock, "SELECT pg_advisory_lock(%lld)", LOCK_MIGRATE);
-	snprintf(unlock, sizeof unlock, "SELECT pg_advisory_unlock(%lld)", LOCK_MIGRATE);
-	if (col_pg_exec(c, lock) < 0)
-		goto fail;
-	if (col_pg_exec(c, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)") < 0)
-		goto unlock;
-	r = col_pg_run(c, "SELECT max(version) FROM schema_version", NULL);
-	if (r == NULL)
-		goto unlock;
-	version = PQgetisnull(r, 0, 0) ? 0 : (int)col_pg_i64(r, 0, 0);
-	PQclear(r);
-	if (version > COL_SCHEMA_VERSION) {
+	char buf[512], sql[96];
+	snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", LOCK_MIGRATE);
+	if (col_pg_exec(c, sql) < 0) {
+		snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(c, buf, sizeof buf));
+		return -EIO;
+	}
+	int rc = 0, version = stored_version(c), v = version;
+	if (version < 0) {
+		rc = -EIO;
+		snprintf(err, errlen, "db %s: reading the schema version: %s", s->path,
+		         col_pg_error(c, buf, sizeof buf));
+	} else if (version > COL_SCHEMA_VERSION) {
+		rc = -EPROTONOSUPPORT;
 		snprintf(err, errlen, "db %s: schema version %d is newer than this collector"
 		         " supports (%d)", s->path, version, COL_SCHEMA_VERSION);
-		col_pg_exec(c, unlock);
-		return -EPROTONOSUPPORT;
 	}
-	int from = version;
-	for (int v = version < 1 ? 2 : version + 1; v <= COL_SCHEMA_VERSION; v++) {
-		char set[96];
-		snprintf(set, sizeof set, from == 0 && v == 2
-		         ? "INSERT INTO schema_version (version) VALUES (%d)"
+	/* PostgreSQL starts at version 2 (the layout of SQLite's version 2). */
+	for (v = version < 2 ? 2 : version + 1; rc == 0 && v <= COL_SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof sql, v == 2 ? "INSERT INTO schema_version (version) VALUES (%d)"
 		         : "UPDATE schema_version SET version = %d", v);
-		if (col_pg_exec(c, "BEGIN") < 0 || col_pg_exec(c, migrations[v]) < 0) {
+		if (col_pg_exec(c, "BEGIN") < 0 || col_pg_exec(c, migrations[v]) < 0 ||
+		    col_pg_exec(c, sql) < 0 || col_pg_exec(c, "COMMIT") < 0) {
 			col_pg_error(c, buf, sizeof buf);
 			col_pg_exec(c, "ROLLBACK");
 			snprintf(err, errlen, "db %s: migrating the schema to version %d: %s",
 			         s->path, v, buf);
-			col_pg_exec(c, unlock);
-			return -EIO;
+			rc = -EIO;
 		}
-		if (col_pg_exec(c, set) < 0 || col_pg_exec(c, "COMMIT") < 0)
-			goto unlock;
-		from = v;
 	}
-	if (version >= 1 && version < COL_SCHEMA_VERSION)
+	if (rc == 0 && version >= 2 && version < COL_SCHEMA_VERSION)
 		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->path,
 		        version, COL_SCHEMA_VERSION);
-	rc = 0;
-unlock:
-	if (rc < 0) {
-		col_pg_error(c, buf, sizeof buf);
-		col_pg_exec(c, "ROLLBACK");
-		snprintf(err, errlen, "db %s: creating the schema: %s", s->path, buf);
-	}
-	col_pg_exec(c, unlock);
+	snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", LOCK_MIGRATE);
+	col_pg_exec(c, sql);
 	return rc;
-fail:
-	snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(c, buf, sizeof buf));
-	return -EIO;
 }
 
 /* ---- partitions ---- */

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Past one machine: two collectors (hosts alpha and beta: their own sockets,
-# ports and working directories) on one real PostgreSQL 15, each with a
+# ports and working directories), started together on one empty database
+# of a real PostgreSQL 15, each with a
 # preloaded threaded server and a preloaded Python sqlite3 server behind it,
 # fed known traffic. Asserts that the API of either collector answers for
 # the fleet: exact counts per route summed over hosts, `?host=` the part of
@@ -30,11 +31,12 @@ URI="postgresql://postgres@127.0.0.1:$AP_PG_PORT/fleet"
 /usr/bin/python3 "$AP_SQLITE_SERVER" --db "$AP_TMP/app.db" --seed >"$AP_TMP/seed.log" 2>&1 ||
 	ap_fail "seeding the database failed: $(cat "$AP_TMP/seed.log")"
 
-# start_col NAME HOST DB : a collector in $AP_TMP/NAME (its working
+# launch_col NAME HOST DB : a collector in $AP_TMP/NAME (its working
 # directory: the local SQLite file of its window summaries), socket
-# $AP_TMP/NAME.sock; sets URL_<NAME>, PID_<NAME>.
-start_col() {
-	local name=$1 host=$2 db=$3 port i
+# $AP_TMP/NAME.sock; sets URL_<NAME>, PID_<NAME>. wait_col NAME waits until
+# it answers; start_col does both.
+launch_col() {
+	local name=$1 host=$2 db=$3 port
 	port=$(ap_free_port)
 	mkdir -p "$AP_TMP/$name"
 	printf 'host_name = %s\nn_plus_one_threshold = 3\n' "$host" >"$AP_TMP/$name/apiprof.conf"
@@ -42,12 +44,19 @@ start_col() {
 		--socket "$AP_TMP/$name.sock" --http "127.0.0.1:$port" --db "$db"
 	printf -v "PID_$name" '%s' "$AP_BG_PID"
 	printf -v "URL_$name" '%s' "http://127.0.0.1:$port"
+}
+wait_col() {
+	local u="URL_$1" p="PID_$1" i
 	for i in $(seq 100); do
-		curl -sf --max-time 2 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
-		kill -0 "$AP_BG_PID" 2>/dev/null || ap_fail "collector $name exited at start"
+		curl -sf --max-time 2 "${!u}/healthz" >/dev/null 2>&1 && return 0
+		kill -0 "${!p}" 2>/dev/null || ap_fail "collector $1 exited at start"
 		sleep 0.1
 	done
-	ap_fail "collector $name did not answer within 10s"
+	ap_fail "collector $1 did not answer within 10s"
+}
+start_col() {
+	launch_col "$@"
+	wait_col "$1"
 }
 
 # api NAME PATH [CURL ARGS] : GET from collector NAME's API.
@@ -74,10 +83,27 @@ wait_count() {
 	done
 }
 
-start_col alpha alpha "$URI"
-# beta's URI carries a password (trust authentication ignores it): never
-# shown in the log or the status.
-start_col beta beta "postgresql://postgres:s3cret@127.0.0.1:$AP_PG_PORT/fleet"
+# Both at once on the empty database: the advisory lock around the
+# migrations keeps them from racing on the schema. beta's URI carries a
+# password (trust authentication ignores it): never shown in the log or
+# the status.
+# Proof that they take the lock: while a session holds it, neither
+# creates anything.
+PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d fleet \
+	-c "SELECT pg_advisory_lock($((0x61706970726f6601)))" -c "SELECT pg_sleep(2)" \
+	>"$AP_TMP/locker.log" 2>&1 &
+locker=$!
+AP_PIDS="$locker $AP_PIDS"
+sleep 0.5
+launch_col alpha alpha "$URI"
+launch_col beta beta "postgresql://postgres:s3cret@127.0.0.1:$AP_PG_PORT/fleet"
+sleep 1
+ap_assert_eq "no table created while another session holds the migration lock" \
+	"$(ap_psql fleet -Atc "SELECT to_regclass('requests') IS NULL")" t
+wait "$locker" || ap_fail "the session holding the lock failed: $(cat "$AP_TMP/locker.log")"
+wait_col alpha
+wait_col beta
+ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 3"
 ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
 ap_assert_eq "beta's db in /api/v1/status" "$(api beta /api/v1/status | jq -r .db)" \
 	"postgresql://postgres:***@127.0.0.1:$AP_PG_PORT/fleet"
