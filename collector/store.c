@@ -1,9 +1,12 @@
 /*
- * store.c - the SQLite writer thread (store.h).
+ * store.c - the writer thread (store.h): the generic part (queue,
+ * admission, ids, the thread's batching, retries and shutdown) and the
+ * SQLite backend (store_int.h's vtable; PostgreSQL's is store_pg.c).
  *
- * One connection, used only by the writer thread (and by col_store_open/
- * _load before it starts), with every statement prepared once. Readers
- * (query.c) have their own connections: WAL lets them read while we write.
+ * SQLite: one connection, used only by the writer thread (and by
+ * col_store_open/_load before it starts), with every statement prepared
+ * once. Readers (query.c) have their own connections: WAL lets them read
+ * while we write.
  */
 #include "config.h"
 #include "store.h"

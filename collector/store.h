@@ -1,5 +1,5 @@
 /*
- * store.h - the SQLite writer: raw request rows with their statements,
+ * store.h - the database writer: raw request rows with their statements,
  * per-minute endpoint and statement-shape statistics, and the error groups
  * and N+1 patterns, written by one thread in batched transactions.
  *

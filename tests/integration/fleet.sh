@@ -188,6 +188,8 @@ ap_assert_eq "request ids unique across hosts" "$ids" true
 q=$(api beta /api/v1/queries --data-urlencode service=books)
 ap_assert_jq "statement calls summed (3 x /books/: 1 + 5 each)" \
 	'([.queries[].calls] | add) == 18' "$q"
+q=$(api alpha /api/v1/queries --data-urlencode service=books --data-urlencode host=beta)
+ap_assert_jq "?host=beta: its statement calls (2 x 6)" '([.queries[].calls] | add) == 12' "$q"
 b=$(api alpha "/api/v1/requests" --data-urlencode route=/books/ --data-urlencode host=beta)
 bid=$(jq '.requests[0].id' <<<"$b")
 det=$(api alpha "/api/v1/requests/$bid")
