@@ -17,8 +17,8 @@ OUT ?= $(BUILDDIR)/tests/fuzz/bin
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
 	-I$(BUILDDIR) -I$(SRCDIR)/shared -I$(SRCDIR)/collector \
-	$(shell pkg-config --cflags libmicrohttpd sqlite3 jansson libcurl $(FUZZ_DW))
-FUZZ_LIBS = $(shell pkg-config --libs libmicrohttpd sqlite3 jansson libcurl $(FUZZ_DW)) -lpthread -lm
+	$(shell pkg-config --cflags libmicrohttpd sqlite3 libpq jansson libcurl $(FUZZ_DW))
+FUZZ_LIBS = $(shell pkg-config --libs libmicrohttpd sqlite3 libpq jansson libcurl $(FUZZ_DW)) -lpthread -lm
 # libdw when the build found it (the collector's crash symbolisation uses it)
 FUZZ_DW = $(if $(shell grep -s 'define HAVE_LIBDW 1' $(BUILDDIR)/config.h),libdw)
 
