@@ -396,6 +396,10 @@ static int authorized(const struct col_api *api, struct MHD_Connection *c)
 
 /* ---- /api/v1/status ---- */
 
+/* The status calls a database "slow" past this (ms): the store thread
+ * commits every 200 ms and writes minutes every second when all is well. */
+#define SLOW_DB_MS 5000
+
 static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 {
 	const struct col_api_ctx *x = &api->ctx;
@@ -475,7 +479,11 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"queue_capacity", jint(sc.queue_cap));
 		/* The outage state (PostgreSQL; SQLite is always "up"). */
 		json_object_set_new(js, "backend", json_string(sc.backend));
-		json_object_set_new(js, "database", json_string(sc.database_down ? "down" : "up"));
+		/* "slow": reachable as far as we know, but the writer has been
+		 * inside one round of database calls for SLOW_DB_MS or more. */
+		json_object_set_new(js, "database", json_string(sc.database_down ? "down"
+		                    : sc.write_busy_ms >= SLOW_DB_MS ? "slow" : "up"));
+		json_object_set_new(js, "write_busy_ms", jms(sc.write_busy_ms));
 		json_object_set_new(js, "database_down_since", sc.database_down
 		                    ? jtime(sc.down_since_ns) : json_null());
 		json_object_set_new(js, "database_error", sc.database_down

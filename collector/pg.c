@@ -36,10 +36,17 @@ static void quiet(void *arg, const char *msg)
 
 PGconn *col_pg_connect(const char *uri, char *err, size_t errlen)
 {
+	/* Defaults before the URI, which may override them; the encoding
+	 * after it (COPY data and results are UTF-8). Keepalives and a TCP
+	 * user timeout notice a database gone silent (a network partition) in
+	 * about 10 s rather than the kernel's minutes. */
 	static const char *const keys[] = {
-		"dbname", "connect_timeout", "client_encoding", "application_name", NULL
+		"connect_timeout", "application_name", "keepalives", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
+		"dbname", "client_encoding", NULL
 	};
-	const char *vals[] = { uri, "3", "UTF8", "apiprof-collector", NULL };
+	const char *vals[] = { "3", "apiprof-collector", "1", "5", "2", "3", "10000",
+	                       uri, "UTF8", NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		col_pg_error(c, err, errlen);

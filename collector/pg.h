@@ -13,9 +13,10 @@
 struct col_stats;
 struct col_shape_stats;
 
-/* Connects to uri (a postgresql:// URI) with a 3 s connect timeout, UTF-8
- * and application_name apiprof-collector, NOTICEs silenced. Returns the
- * connection, or NULL
+/* Connects to uri (a postgresql:// URI) in UTF-8, NOTICEs silenced; unless
+ * the URI says otherwise, with a 3 s connect timeout, application_name
+ * apiprof-collector, TCP keepalives (5 s idle, 3 probes 2 s apart) and a
+ * 10 s TCP user timeout. Returns the connection, or NULL
  * with err filled with libpq's reason (one line). */
 PGconn *col_pg_connect(const char *uri, char *err, size_t errlen);
 

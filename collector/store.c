@@ -1581,6 +1581,9 @@ static void *store_main(void *arg)
 			break;
 		}
 		now = col_clock_mono_ns();
+		/* A database that hangs (not down: stopped, or locked) holds this
+		 * thread in a call; the status tells from how long it has been in. */
+		__atomic_store_n(&s->busy_since, now, __ATOMIC_RELAXED);
 		if (nb > 0 && now >= next_retry) {
 			if (s->be->write_rows(s, batch, nb) == 0) {
 				free_rows(batch, nb);
@@ -1597,6 +1600,7 @@ static void *store_main(void *arg)
 		}
 		if (now >= next_expire)
 			next_expire = s->be->expire_step(s) ? now : now + RETENTION_EVERY_NS;
+		__atomic_store_n(&s->busy_since, 0, __ATOMIC_RELAXED);
 		now = col_clock_mono_ns();
 	}
 	free(batch);
@@ -1773,6 +1777,8 @@ void col_store_counters(struct col_store *s, struct col_store_counters *c)
 	c->findings_written = CNT_GET(s, c_findings);
 	c->storage_errors = CNT_GET(s, c_errors);
 	c->rows_dropped_oldest = CNT_GET(s, c_dropped_oldest);
+	int64_t busy = __atomic_load_n(&s->busy_since, __ATOMIC_RELAXED);
+	c->write_busy_ms = busy ? (double)(col_clock_mono_ns() - busy) / 1e6 : 0;
 	c->backend = s->be->name;
 	pthread_mutex_lock(&s->mu);
 	c->queue_depth = s->n;

@@ -187,6 +187,8 @@ struct col_store_counters {
 	char down_reason[256];
 	size_t rows_held;           /* queued plus taken, not yet written */
 	uint64_t rows_dropped_oldest; /* dropped for newer rows (database down or slow) */
+	double write_busy_ms;       /* how long the writer has been in its current
+	                               round of database calls; 0: idle */
 };
 
 /* Reads the statistics columns of an endpoint_minutes row starting at

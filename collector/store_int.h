@@ -107,6 +107,7 @@ struct col_store {
 	uint64_t errors_unlogged;
 
 	/* written by their owner thread, read by anyone (relaxed atomics) */
+	int64_t busy_since;           /* monotonic start of the writer's work, 0: idle */
 	uint64_t c_written, c_dropped, c_sampled, c_rejected, c_expired,
 	         c_minutes, c_errors, c_queries, c_shape_minutes, c_findings,
 	         c_dropped_oldest;

@@ -11,7 +11,9 @@
 # Then PostgreSQL is stopped for 3 s under traffic and restarted: the
 # status says down with the rows held, the log says so once and once on
 # recovery, and every row sent meanwhile is stored (exact row counts).
-# Then retention: a 10-day-old partition is dropped whole, today's and
+# Then a slow database (its requests table locked for 7 s): the status says
+# "slow" while the rows wait, and they are all written after. Then
+# retention: a 10-day-old partition is dropped whole, today's and
 # tomorrow's exist. Then migrations: a database set back to schema version 2 is upgraded in
 # place on start, for PostgreSQL and SQLite; the SQLite collector's answers
 # have the same fields as PostgreSQL's. A password in the URI is never
@@ -242,6 +244,32 @@ ap_assert_eq "alpha logged the outage once" \
 ap_assert_eq "alpha logged the recovery once" \
 	"$(grep -c 'postgresql database reachable again' "$AP_TMP/alpha.log")" 1
 
+# ---- PostgreSQL slow: requests locked for 7 s ----
+PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d fleet \
+	-c "BEGIN; LOCK TABLE requests IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(7); COMMIT" \
+	>"$AP_TMP/slow.log" 2>&1 &
+locker=$!
+AP_PIDS="$locker $AP_PIDS"
+sleep 0.5
+urls=()
+for i in $(seq 10); do urls+=("$A/hello"); done
+ap_curl_many "$AP_TMP/slow.out" "${urls[@]}"
+for i in $(seq 80); do
+	st=$(api alpha /api/v1/status)
+	[ "$(jq -r .store.database <<<"$st")" = slow ] && break
+	sleep 0.1
+done
+ap_assert_jq "status while the table is locked: slow, 10 rows held" \
+	'.store.database == "slow" and .store.write_busy_ms >= 5000 and .store.rows_held == 10' "$st"
+wait "$locker" || ap_fail "the locking session failed: $(cat "$AP_TMP/slow.log")"
+for i in $(seq 50); do
+	st=$(api alpha /api/v1/status)
+	[ "$(jq -r .store.database <<<"$st")" = up ] && [ "$(jq .store.rows_held <<<"$st")" = 0 ] && break
+	sleep 0.1
+done
+ap_assert_jq "status once unlocked: up, nothing held" '.store.database == "up" and .store.rows_held == 0' "$st"
+ap_assert_eq "alpha's rows stored after the lock (53 + 10)" "$(stored alpha)" 63
+
 # ---- partitions, and migrations ----
 # Today's and tomorrow's partitions exist; an 10-day-old one (made here,
 # with a row) is dropped whole by retention (retention_days 7) when beta
@@ -330,7 +358,7 @@ for i in 1 2 3 4 5; do
 	api gamma /api/v1/endpoints >/dev/null
 	api gamma /api/v1/requests >/dev/null
 done
-ap_assert_eq "gamma answers for the fleet" "$(count gamma /hello)" 39
+ap_assert_eq "gamma answers for the fleet" "$(count gamma /hello)" 49
 [ -f "$AP_TMP/gstate/apiprof.db" ] && [ ! -e "$AP_TMP/gamma/apiprof.db" ] ||
 	ap_fail "gamma's local window file is not in \$STATE_DIRECTORY"
 [ -f "$AP_TMP/alpha/apiprof.db" ] || ap_fail "alpha's local window file is not in its working directory"
