@@ -579,7 +579,7 @@ static uint64_t read_last_batch(struct col_store *s)
 /* A damaged file (pages overwritten, a torn copy) is refused rather than
  * written into: SQLite would fail on the damaged pages only, at any later
  * time, and writing around them can spread the damage. quick_check reads
- * every page once (about a second per GB), without the index
+ * every page once (a few seconds per GB), without the index
  * cross-checks of integrity_check. 0, or -1 with err filled. */
 static int check_intact(struct col_store *s, char *err, size_t errlen)
 {
