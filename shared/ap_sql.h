@@ -228,6 +228,9 @@ size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap);
  *    ] } ` (`api_key=?&page=?`); after `:` to the end of the line or a `<`,
  *    as a header's value runs (`Authorization: ?`, `Cookie: ?`). A quoted
  *    value is a string, which the message rules make `?` anyway.
+ *  - A URL's user information: what lies between `://` and the last `@`
+ *    before the next / # blank or quote (`postgresql://app:pw@db/x`
+ *    gives `postgresql://?@db/x`).
  *  - Query strings: a `?` right after a path character (letter, digit,
  *    / . - _ ~ %) and followed by anything but a blank, a quote, < > ` #
  *    or `?`, together with what follows up to one of those, becomes one

@@ -1413,6 +1413,23 @@ static size_t scrub(const char *msg, size_t len, char *out, size_t cap, int http
 		unsigned char c = s[i];
 		size_t j;
 
+		/* a URL's user:password@ (postgresql://app:pw@db/app) */
+		if (http && c == ':' && i + 2 < len && s[i + 1] == '/' && s[i + 2] == '/') {
+			size_t at = 0;
+			/* not stopping at `?`: scrubbed user information is one */
+			for (j = i + 3; j < len && !ends_query(s[j]) && s[j] != '/'; j++)
+				if (s[j] == '@')
+					at = j;
+			if (at > i + 3) {
+				sput(&k, ':');
+				sput(&k, '/');
+				sput(&k, '/');
+				sput(&k, '?');
+				i = at;
+				after_word = 0;
+				continue;
+			}
+		}
 		/* a query string: `?` right after a path, followed by its text */
 		if (http && c == '?' && i > 0 && url_char(s[i - 1]) && i + 1 < len &&
 		    !ends_query(s[i + 1]) && s[i + 1] != '?') {

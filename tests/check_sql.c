@@ -1165,6 +1165,12 @@ static const struct {
 	{ "token=", "token=" },
 	{ "password: ", "password: " },
 	{ "user=bob name: alice", "user=bob name: alice" },
+	/* a URL's user information */
+	{ "could not connect to postgresql://app:s3cr3t@db.internal:5432/app",
+	  "could not connect to postgresql://?@db.internal:?/app" },
+	{ "redis://:pw@cache/0 and http://host/a@b", "redis://?@cache/? and http://host/a@b" },
+	{ "ftp://@x", "ftp://@x" },
+	{ "see http://example.com/", "see http://example.com/" },
 	/* query strings */
 	{ "GET /orders?id=1&token=abc failed", "GET /orders? failed" },
 	{ "see https://example.com/cb?code=xyz#frag.", "see https://example.com/cb?#frag." },
