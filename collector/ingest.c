@@ -471,7 +471,8 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	char message[MESSAGE_BUF] = "";
 	if (r->status >= 500 && r->message.len) {
 		/* The preload scrubbed it already; scrub again in case the sender
-		 * is an older or foreign one: scrubbed text passes unchanged. */
+		 * is an older or foreign one (scrubbed text passes unchanged in
+		 * practice, and never grows). */
 		char scrubbed[MESSAGE_BUF];
 		size_t sn = ap_sql_scrub_http_body(r->message.p, r->message.len, scrubbed,
 		                                   sizeof scrubbed);
