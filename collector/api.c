@@ -477,6 +477,12 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"storage_errors", jint(sc.storage_errors),
 			"queue_depth", jint(sc.queue_depth),
 			"queue_capacity", jint(sc.queue_cap));
+		/* The storage fault, if one stands (and the latest one). */
+		json_object_set_new(js, "writing", json_boolean(sc.writing));
+		json_object_set_new(js, "last_error",
+		                    sc.last_error_at_ns ? jstr(sc.last_error) : json_null());
+		json_object_set_new(js, "last_error_at",
+		                    sc.last_error_at_ns ? jtime(sc.last_error_at_ns) : json_null());
 		/* The outage state (PostgreSQL; SQLite is always "up"). */
 		json_object_set_new(js, "backend", json_string(sc.backend));
 		/* "slow": reachable as far as we know, but the writer has been
@@ -487,7 +493,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		json_object_set_new(js, "database_down_since", sc.database_down
 		                    ? jtime(sc.down_since_ns) : json_null());
 		json_object_set_new(js, "database_error", sc.database_down
-		                    ? json_string(sc.down_reason) : json_null());
+		                    ? jstr(sc.down_reason) : json_null());
 		json_object_set_new(js, "rows_held", jint(sc.rows_held));
 		json_object_set_new(js, "rows_dropped_oldest", jint(sc.rows_dropped_oldest));
 	}

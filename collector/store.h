@@ -70,6 +70,9 @@ struct col_stmt;
 struct sqlite3;
 struct sqlite3_stmt;
 
+/* The size of a storage error message, with its NUL. */
+#define COL_STORE_ERROR_MAX 256
+
 /* The schema version this collector creates and understands. */
 #define COL_SCHEMA_VERSION 3
 
@@ -189,6 +192,11 @@ struct col_store_counters {
 	uint64_t rows_dropped_oldest; /* dropped for newer rows (database down or slow) */
 	double write_busy_ms;       /* how long the writer has been in its current
 	                               round of database calls; 0: idle */
+	int writing;                /* 0 while a storage fault stands: the last
+	                               transaction failed, none committed since */
+	char last_error[COL_STORE_ERROR_MAX]; /* "what: the database's message" of the
+	                               latest failure (kept after recovery); "" */
+	int64_t last_error_at_ns;   /* its wall-clock time; 0: never failed */
 };
 
 /* Reads the statistics columns of an endpoint_minutes row starting at

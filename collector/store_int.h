@@ -105,6 +105,13 @@ struct col_store {
 	int find_held;
 	int64_t last_error_log;
 	uint64_t errors_unlogged;
+	uint64_t fault_errors;        /* failed transactions since the last commit */
+
+	/* the standing fault, for /api/v1/status: written by the writer
+	 * thread under mu */
+	int faulty;                   /* the last transaction failed */
+	char last_error[COL_STORE_ERROR_MAX];
+	int64_t last_error_at_ns;     /* wall clock; 0: never */
 
 	/* written by their owner thread, read by anyone (relaxed atomics) */
 	int64_t busy_since;           /* monotonic start of the writer's work, 0: idle */
@@ -116,9 +123,13 @@ struct col_store {
 #define CNT_ADD(s, f, v) __atomic_fetch_add(&(s)->f, (v), __ATOMIC_RELAXED)
 #define CNT_GET(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
 
-/* Counts a failed transaction and logs it (with be->errmsg), at most once
- * a minute. Store thread. */
+/* Counts a failed transaction, records it for the status (with
+ * be->errmsg) and logs it, at most once a minute. Store thread. */
 void col_store_error(struct col_store *s, const char *what);
+
+/* A transaction committed: ends a standing fault (logged once). Store
+ * thread; backends call it after each successful commit. */
+void col_store_ok(struct col_store *s);
 
 /* Marks the database unreachable (reason: why) or reachable again; logs
  * each change once. Store thread. */

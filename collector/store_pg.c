@@ -493,6 +493,7 @@ static int pg_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 		goto out;
 	}
 	p->data_errors = 0;
+	col_store_ok(s);
 	CNT_ADD(s, c_written, n);
 	CNT_ADD(s, c_queries, queries);
 	rc = 0;
@@ -663,6 +664,7 @@ static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *
 		col_store_error(s, "writing endpoint minutes");
 		return -EIO;
 	}
+	col_store_ok(s);
 	CNT_ADD(s, c_minutes, n);
 	CNT_ADD(s, c_shape_minutes, ns);
 	return 0;
@@ -736,6 +738,7 @@ static int pg_write_findings(struct col_store *s, const struct col_error_rows *e
 		col_store_error(s, "writing error groups and N+1 patterns");
 		return -EIO;
 	}
+	col_store_ok(s);
 	CNT_ADD(s, c_findings, e->n + pt->n);
 	return 0;
 }
