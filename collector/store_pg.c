@@ -320,7 +320,10 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	/* This host's id slot, and where its ids and minute batches go on. */
 	struct col_pg_params pp = { 0 };
 	col_pg_p_text(&pp, s->host);
-	PGresult *r = col_pg_run(p->conn, "INSERT INTO hosts (host) VALUES ($1)"
+	/* Not a plain ON CONFLICT: that takes a slot number from the sequence
+	 * at every start, and slots would run past ID_SLOTS with restarts. */
+	PGresult *r = col_pg_run(p->conn, "INSERT INTO hosts (host) SELECT $1 WHERE NOT EXISTS"
+	                         " (SELECT 1 FROM hosts WHERE host = $1)"
 	                         " ON CONFLICT (host) DO NOTHING", &pp);
 	PQclear(r);
 	r = col_pg_run(p->conn,

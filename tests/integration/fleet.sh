@@ -307,6 +307,8 @@ ap_assert_eq "requests_host index recreated" \
 	"$(ap_psql fleet -Atc "SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host'")" 1
 grep -q 'schema migrated from version 2 to 3' "$AP_TMP/beta.log" || ap_fail "beta did not log the migration"
 ap_assert_eq "beta's rows kept" "$(stored beta)" 16
+ap_assert_eq "host slots: two hosts, none taken by beta's restart" \
+	"$(ap_psql fleet -Atc "SELECT count(*) || ' ' || (SELECT last_value FROM hosts_slot_seq) FROM hosts")" "2 2"
 
 start_col lite lite "$AP_TMP/lite.db"
 ap_stop_pid "$PID_lite"
