@@ -593,6 +593,19 @@ int col_agg_shapes(struct col_agg *a, const char *service, struct col_shape_rows
 	return rc;
 }
 
+int col_agg_alltime_copy(struct col_agg *a, const char *service, struct col_epset *eps,
+                         struct col_shapeset *shapes)
+{
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	if (eps != NULL)
+		rc = col_epset_merge(eps, a->all, service);
+	if (rc == 0 && shapes != NULL)
+		rc = col_shapeset_merge(shapes, a->all_shapes, service);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
 int col_agg_shape_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
                                const char *service, struct col_shapeset *pending,
                                struct col_shapeset *taken, uint64_t *taken_id)

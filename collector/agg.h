@@ -172,6 +172,12 @@ int col_agg_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
  * total time. 0 or -ENOMEM. Free with col_shape_rows_free(). */
 int col_agg_shapes(struct col_agg *a, const char *service, struct col_shape_rows *out);
 
+/* Merges the all-time statistics, sketches included (only `service`'s
+ * unless NULL), into eps and shapes (either may be NULL): for a fleet's
+ * store, which publishes them, and its readers. 0 or -ENOMEM. */
+int col_agg_alltime_copy(struct col_agg *a, const char *service, struct col_epset *eps,
+                         struct col_shapeset *shapes);
+
 /* As col_agg_minutes_copy(), for statement shapes. */
 int col_agg_shape_minutes_copy(struct col_agg *a, int64_t from_s, int64_t to_s,
                                const char *service, struct col_shapeset *pending,

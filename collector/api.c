@@ -599,10 +599,6 @@ static void minute_range(int64_t since, int64_t until, int64_t *from_s, int64_t 
 	}
 }
 
-/* The end of "all time" for a fleet's stored minutes: a minute boundary
- * far beyond any clock. */
-#define FLEET_ALL_TIME_END_S (INT64_C(1) << 40)
-
 static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c)
 {
 	char err[256];
@@ -617,16 +613,17 @@ static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c
 
 	struct col_ep_rows rows = { NULL, 0 };
 	int rc = 0;
-	if (!period && !col_query_fleet(api->ctx.query)) {
+	if (!period && col_query_fleet(api->ctx.query)) {
+		/* A fleet's all time: ours from memory, the others' totals. */
+		rc = col_query_endpoints_all(api->ctx.query, api->ctx.agg, service, host, &rows);
+	} else if (!period) {
 		/* The common call: all time, straight from memory. */
 		if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
 			rc = col_agg_endpoints(api->ctx.agg, service, &rows);
 	} else {
-		/* Minute granularity: every minute overlapping [since, until);
-		 * a fleet's all time merges every host's stored minutes. */
-		int64_t from_s = 0, to_s = FLEET_ALL_TIME_END_S;
-		if (period)
-			minute_range(since, until, &from_s, &to_s);
+		/* Minute granularity: every minute overlapping [since, until). */
+		int64_t from_s, to_s;
+		minute_range(since, until, &from_s, &to_s);
 		rc = col_query_endpoints(api->ctx.query, api->ctx.agg, from_s, to_s,
 		                         service, host, &rows);
 	}
@@ -1007,13 +1004,14 @@ static enum MHD_Result h_queries(struct col_api *api, struct MHD_Connection *c)
 
 	struct col_shape_rows rows = { NULL, 0 };
 	int rc = 0;
-	if (!period && !col_query_fleet(api->ctx.query)) {
+	if (!period && col_query_fleet(api->ctx.query)) {
+		rc = col_query_shapes_all(api->ctx.query, api->ctx.agg, service, host, &rows);
+	} else if (!period) {
 		if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
 			rc = col_agg_shapes(api->ctx.agg, service, &rows);
 	} else {
-		int64_t from_s = 0, to_s = FLEET_ALL_TIME_END_S;
-		if (period)
-			minute_range(since, until, &from_s, &to_s);
+		int64_t from_s, to_s;
+		minute_range(since, until, &from_s, &to_s);
 		rc = col_query_shapes(api->ctx.query, api->ctx.agg, from_s, to_s, service, host,
 		                      &rows);
 	}

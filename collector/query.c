@@ -667,3 +667,44 @@ int col_query_patterns(struct col_query *q, const struct col_find_filter *f, con
 	out->n = 0;
 	return q->pg ? col_qpg_patterns(q->pg, f, host, out) : -ENOTSUP;
 }
+
+int col_query_endpoints_all(struct col_query *q, struct col_agg *agg, const char *service,
+                            const char *host, struct col_ep_rows *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	if (q->pg == NULL)
+		return -ENOTSUP;
+	struct col_epset *sum = col_epset_new();
+	int ours = host == NULL || strcmp(host, q->host) == 0;
+	int rc = sum ? 0 : -ENOMEM;
+	/* Ours from memory (fresh at once), the others' published totals. */
+	if (rc == 0 && ours)
+		rc = col_agg_alltime_copy(agg, service, sum, NULL);
+	if (rc == 0 && (host == NULL || !ours))
+		rc = col_qpg_totals(q->pg, q->host, service, host, sum);
+	if (rc == 0)
+		rc = col_epset_rows(sum, NULL, out);
+	col_epset_free(sum);
+	return rc;
+}
+
+int col_query_shapes_all(struct col_query *q, struct col_agg *agg, const char *service,
+                         const char *host, struct col_shape_rows *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	if (q->pg == NULL)
+		return -ENOTSUP;
+	struct col_shapeset *sum = col_shapeset_new();
+	int ours = host == NULL || strcmp(host, q->host) == 0;
+	int rc = sum ? 0 : -ENOMEM;
+	if (rc == 0 && ours)
+		rc = col_agg_alltime_copy(agg, service, NULL, sum);
+	if (rc == 0 && (host == NULL || !ours))
+		rc = col_qpg_shape_totals(q->pg, q->host, service, host, sum);
+	if (rc == 0)
+		rc = col_shapeset_rows(sum, NULL, out);
+	col_shapeset_free(sum);
+	return rc;
+}

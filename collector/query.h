@@ -127,6 +127,15 @@ int col_query_shapes(struct col_query *q, struct col_agg *agg, int64_t from_s,
                      int64_t to_s, const char *service, const char *host,
                      struct col_shape_rows *out);
 
+/* All-time endpoint / statement-shape statistics of a fleet (only
+ * service's, host's unless NULL): this host's from agg's memory, the
+ * others' from the totals their collectors publish. PostgreSQL only
+ * (-ENOTSUP otherwise: one host's all-time is agg's). 0, -ENOMEM, -EIO. */
+int col_query_endpoints_all(struct col_query *q, struct col_agg *agg, const char *service,
+                            const char *host, struct col_ep_rows *out);
+int col_query_shapes_all(struct col_query *q, struct col_agg *agg, const char *service,
+                         const char *host, struct col_shape_rows *out);
+
 /* 1 when the database is a fleet's PostgreSQL: its error groups and N+1
  * patterns of every host are then read from the database
  * (col_query_errors / _patterns) rather than from this collector's memory. */

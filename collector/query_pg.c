@@ -428,6 +428,26 @@ static PGresult *minutes_snapshot(struct col_qpg *q, struct qconn *c, const char
 	return r;
 }
 
+/* Merges rows of (service, method, route, then col_pg_read_stats()'s
+ * columns) into out; sketches merge exactly, so a fleet's p95 is as
+ * accurate as a host's. 0 or -ENOMEM. */
+static int merge_ep_rows(const PGresult *r, struct col_epset *out)
+{
+	int ret = 0;
+	for (int i = 0; i < PQntuples(r) && ret == 0; i++) {
+		struct col_ep *e = col_epset_get(out, col_pg_str(r, i, 0), col_pg_str(r, i, 1),
+		                                 col_pg_str(r, i, 2), 1);
+		struct col_stats row = { 0 };
+		int rr = col_pg_read_stats(r, i, 3, &row);
+		if (e == NULL || rr == -ENOMEM || col_stats_merge(&e->st, &row) < 0)
+			ret = -ENOMEM;
+		else
+			e->dirty = 1;
+		col_stats_release(&row);
+	}
+	return ret;
+}
+
 int col_qpg_minutes(struct col_qpg *q, const char *our_host, int64_t from_s, int64_t to_s,
                     const char *service, const char *host, struct col_epset *out,
                     uint64_t *last_batch)
@@ -445,20 +465,33 @@ int col_qpg_minutes(struct col_qpg *q, const char *our_host, int64_t from_s, int
 		return -EIO;
 	}
 	release(q, c);
+	int ret = merge_ep_rows(r, out);
+	PQclear(r);
+	return ret;
+}
+
+/* Merges rows of (service, db, fingerprint, calls, total_ms, max_ms, rows,
+ * errors, slow_count, sketch, sql) into out. 0 or -ENOMEM. */
+static int merge_shape_rows(const PGresult *r, struct col_shapeset *out)
+{
 	int ret = 0;
-	/* Sketches merge exactly: a fleet's p95 is as accurate as a host's. */
 	for (int i = 0; i < PQntuples(r) && ret == 0; i++) {
-		struct col_ep *e = col_epset_get(out, col_pg_str(r, i, 0), col_pg_str(r, i, 1),
-		                                 col_pg_str(r, i, 2), 1);
-		struct col_stats row = { 0 };
-		int rr = col_pg_read_stats(r, i, 3, &row);
-		if (e == NULL || rr == -ENOMEM || col_stats_merge(&e->st, &row) < 0)
+		const char *svc = col_pg_str(r, i, 0);
+		int dbv = col_sql_db_lookup(col_pg_str(r, i, 1));
+		uint8_t dbb = (uint8_t)(dbv < 0 ? 0 : dbv);
+		uint64_t fp = col_store_fp_from_db(col_pg_i64(r, i, 2));
+		const char *text = fp == COL_SHAPE_OTHER_FP ? COL_SHAPE_OTHER_SQL : col_pg_str(r, i, 10);
+		struct col_shape *e = col_shapeset_get(out, svc, dbb, fp, NULL, 0);
+		if (e == NULL)
+			e = col_shapeset_get(out, svc, dbb, fp, text, 1);
+		struct col_shape_stats row = { 0 };
+		int rr = col_pg_read_shape_stats(r, i, 3, &row);
+		if (e == NULL || rr == -ENOMEM || col_shape_stats_merge(&e->st, &row) < 0)
 			ret = -ENOMEM;
 		else
 			e->dirty = 1;
-		col_stats_release(&row);
+		col_shape_stats_release(&row);
 	}
-	PQclear(r);
 	return ret;
 }
 
@@ -480,24 +513,53 @@ int col_qpg_shape_minutes(struct col_qpg *q, const char *our_host, int64_t from_
 		return -EIO;
 	}
 	release(q, c);
-	int ret = 0;
-	for (int i = 0; i < PQntuples(r) && ret == 0; i++) {
-		const char *svc = col_pg_str(r, i, 0);
-		int dbv = col_sql_db_lookup(col_pg_str(r, i, 1));
-		uint8_t dbb = (uint8_t)(dbv < 0 ? 0 : dbv);
-		uint64_t fp = col_store_fp_from_db(col_pg_i64(r, i, 2));
-		const char *text = fp == COL_SHAPE_OTHER_FP ? COL_SHAPE_OTHER_SQL : col_pg_str(r, i, 10);
-		struct col_shape *e = col_shapeset_get(out, svc, dbb, fp, NULL, 0);
-		if (e == NULL)
-			e = col_shapeset_get(out, svc, dbb, fp, text, 1);
-		struct col_shape_stats row = { 0 };
-		int rr = col_pg_read_shape_stats(r, i, 3, &row);
-		if (e == NULL || rr == -ENOMEM || col_shape_stats_merge(&e->st, &row) < 0)
-			ret = -ENOMEM;
-		else
-			e->dirty = 1;
-		col_shape_stats_release(&row);
+	int ret = merge_shape_rows(r, out);
+	PQclear(r);
+	return ret;
+}
+
+/* The WHERE clause of the totals: other hosts than ours, or one. */
+static void totals_where(struct qb *b, const char *alias, const char *our_host,
+                         const char *service, const char *host)
+{
+	char cl[64];
+	snprintf(cl, sizeof cl, host ? " WHERE %shost = $?" : " WHERE %shost <> $?", alias);
+	qb_text(b, cl, host ? host : our_host);
+	if (service) {
+		snprintf(cl, sizeof cl, " AND %sservice = $?", alias);
+		qb_text(b, cl, service);
 	}
+}
+
+int col_qpg_totals(struct col_qpg *q, const char *our_host, const char *service,
+                   const char *host, struct col_epset *out)
+{
+	struct qb b = { .len = 0 };
+	qb_add(&b, "SELECT service, method, route, count, error_count, slow_count, sum_ms,"
+	       " min_ms, max_ms, sql_count, sql_time_ms, n_plus_one_count, sketch"
+	       " FROM endpoint_totals");
+	totals_where(&b, "", our_host, service, host);
+	PGresult *r = fetch(q, &b, "endpoint totals");
+	if (r == NULL)
+		return -EIO;
+	int ret = merge_ep_rows(r, out);
+	PQclear(r);
+	return ret;
+}
+
+int col_qpg_shape_totals(struct col_qpg *q, const char *our_host, const char *service,
+                         const char *host, struct col_shapeset *out)
+{
+	struct qb b = { .len = 0 };
+	qb_add(&b, "SELECT m.service, m.db, m.fingerprint, m.calls, m.total_ms, m.max_ms, m.rows,"
+	       " m.errors, m.slow_count, m.sketch, coalesce(t.sql, '') FROM query_totals m"
+	       " LEFT JOIN query_shapes t ON t.service = m.service AND t.db = m.db"
+	       " AND t.fingerprint = m.fingerprint");
+	totals_where(&b, "m.", our_host, service, host);
+	PGresult *r = fetch(q, &b, "query totals");
+	if (r == NULL)
+		return -EIO;
+	int ret = merge_shape_rows(r, out);
 	PQclear(r);
 	return ret;
 }

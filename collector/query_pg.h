@@ -36,6 +36,15 @@ int col_qpg_shape_minutes(struct col_qpg *q, const char *our_host, int64_t from_
                           int64_t to_s, const char *service, const char *host,
                           struct col_shapeset *out, uint64_t *last_batch);
 
+/* The all-time totals of every host but our_host (or of host alone, which
+ * is then not our_host), merged into out: the sketches of each host's
+ * memory as its collector last published them (within about 1 s). 0,
+ * -ENOMEM or -EIO. */
+int col_qpg_totals(struct col_qpg *q, const char *our_host, const char *service,
+                   const char *host, struct col_epset *out);
+int col_qpg_shape_totals(struct col_qpg *q, const char *our_host, const char *service,
+                         const char *host, struct col_shapeset *out);
+
 /* Error groups / N+1 patterns of every host (or host), one row per
  * service, method, route and type (fingerprint): counts summed, first and
  * last seen the extremes, the example the newest host's; sorted as

@@ -1656,6 +1656,8 @@ static void *store_main(void *arg)
 		if (now >= next_minutes) {
 			flush_minutes(s, 0);
 			flush_findings(s);
+			if (s->be->tick)
+				s->be->tick(s);
 			next_minutes = now + MINUTE_CHECK_NS;
 		}
 		if (now >= next_expire)

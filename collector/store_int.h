@@ -43,6 +43,10 @@ struct col_store_be {
 	                      const struct col_n1_rows *p);
 	/* Retention within a time budget: 1 when more remains to delete. */
 	int (*expire_step)(struct col_store *s);
+	/* Called about once a second by the writer after the minutes and
+	 * findings, or NULL: PostgreSQL publishes this host's all-time totals
+	 * (only those that changed; all of them once a minute). */
+	void (*tick)(struct col_store *s);
 	/* The last error's text, for the log. */
 	const char *(*errmsg)(struct col_store *s);
 	/* Releases the connection and everything the backend holds. */
@@ -53,6 +57,10 @@ struct col_store_be {
 	 * fleet see this host's statistics within about 2 s. */
 	int minute_grace_s;
 };
+
+/* PostgreSQL's schema version: SQLite's layout (version 2 and 3) plus,
+ * from 4, each host's all-time totals (endpoint_totals, query_totals). */
+#define COL_PG_SCHEMA_VERSION 4
 
 extern const struct col_store_be col_store_sqlite_be;
 extern const struct col_store_be col_store_pg_be;

@@ -21,7 +21,8 @@
  * Schema versions (schema_version, migrated under pg_advisory_lock so that
  * collectors starting together do not race): 2 is the first PostgreSQL
  * layout (the SQLite version 2 tables, partitioned, plus `hosts`); 3 adds
- * the requests (host, id) index.
+ * the requests (host, id) index; 4 each host's all-time totals, upserted
+ * every second where they changed.
  */
 #include "config.h"
 
@@ -37,6 +38,7 @@
 #include "ap_wire.h"
 #include "col.h"
 #include "findings.h"
+#include "hmap.h"
 #include "log.h"
 #include "pg.h"
 #include "shapeset.h"
@@ -54,6 +56,7 @@
 /* Ids are (milliseconds since 2020-01-01) * ID_SLOTS + the host's slot. */
 #define ID_EPOCH_MS 1577836800000LL
 #define DATA_ERROR_TRIES 3
+#define TOTALS_REWRITE_NS (60 * COL_NS_PER_S)
 
 struct pg {
 	PGconn *conn;
@@ -63,6 +66,17 @@ struct pg {
 	int64_t known_days[KNOWN_DAYS];
 	int nknown;
 	int data_errors;          /* consecutive failures on a live connection */
+	struct col_hmap *totals;  /* key -> struct written: what the totals tables hold */
+	int64_t totals_reset;     /* monotonic: forget the map then (rewrite all) */
+};
+
+static void forget_totals(struct pg *p);
+
+/* The count last written to endpoint_totals / query_totals for a key. */
+struct written {
+	uint64_t count;
+	size_t klen;
+	char key[];
 };
 
 static struct pg *PG(struct col_store *s)
@@ -147,9 +161,27 @@ static const char *const migrations[] = {
 	[3] =
 	/* ?host= listings of a fleet, newest first. */
 	"CREATE INDEX IF NOT EXISTS requests_host ON requests (host, id);",
+	[4] =
+	/* Each host's all-time statistics, as its memory holds them, so that
+	 * a fleet's all-time answer reads hosts x endpoints rows rather than
+	 * every stored minute. */
+	"CREATE TABLE IF NOT EXISTS endpoint_totals ("
+	" host text NOT NULL, service text NOT NULL, method text NOT NULL, route text NOT NULL,"
+	" count bigint NOT NULL, error_count bigint NOT NULL, slow_count bigint NOT NULL,"
+	" sum_ms double precision NOT NULL, min_ms double precision NOT NULL,"
+	" max_ms double precision NOT NULL, sql_count bigint NOT NULL,"
+	" sql_time_ms double precision NOT NULL, n_plus_one_count bigint NOT NULL,"
+	" sketch bytea NOT NULL, updated_ns bigint NOT NULL,"
+	" PRIMARY KEY (host, service, method, route));"
+	"CREATE TABLE IF NOT EXISTS query_totals ("
+	" host text NOT NULL, service text NOT NULL, db text NOT NULL, fingerprint bigint NOT NULL,"
+	" calls bigint NOT NULL, total_ms double precision NOT NULL,"
+	" max_ms double precision NOT NULL, rows bigint NOT NULL, errors bigint NOT NULL,"
+	" slow_count bigint NOT NULL, sketch bytea NOT NULL, updated_ns bigint NOT NULL,"
+	" PRIMARY KEY (host, service, db, fingerprint));",
 };
 
-_Static_assert(sizeof migrations / sizeof migrations[0] == COL_SCHEMA_VERSION + 1,
+_Static_assert(sizeof migrations / sizeof migrations[0] == COL_PG_SCHEMA_VERSION + 1,
                "a migration per schema version");
 
 /* The stored schema version (0: none yet), or -1. */
@@ -180,13 +212,13 @@ static int migrate(struct col_store *s, char *err, size_t errlen)
 		rc = -EIO;
 		snprintf(err, errlen, "db %s: reading the schema version: %s", s->path,
 		         col_pg_error(c, buf, sizeof buf));
-	} else if (version > COL_SCHEMA_VERSION) {
+	} else if (version > COL_PG_SCHEMA_VERSION) {
 		rc = -EPROTONOSUPPORT;
 		snprintf(err, errlen, "db %s: schema version %d is newer than this collector"
-		         " supports (%d)", s->path, version, COL_SCHEMA_VERSION);
+		         " supports (%d)", s->path, version, COL_PG_SCHEMA_VERSION);
 	}
 	/* PostgreSQL starts at version 2 (the layout of SQLite's version 2). */
-	for (v = version < 2 ? 2 : version + 1; rc == 0 && v <= COL_SCHEMA_VERSION; v++) {
+	for (v = version < 2 ? 2 : version + 1; rc == 0 && v <= COL_PG_SCHEMA_VERSION; v++) {
 		snprintf(sql, sizeof sql, v == 2 ? "INSERT INTO schema_version (version) VALUES (%d)"
 		         : "UPDATE schema_version SET version = %d", v);
 		if (col_pg_exec(c, "BEGIN") < 0 || col_pg_exec(c, migrations[v]) < 0 ||
@@ -198,9 +230,9 @@ static int migrate(struct col_store *s, char *err, size_t errlen)
 			rc = -EIO;
 		}
 	}
-	if (rc == 0 && version >= 2 && version < COL_SCHEMA_VERSION)
+	if (rc == 0 && version >= 2 && version < COL_PG_SCHEMA_VERSION)
 		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->path,
-		        version, COL_SCHEMA_VERSION);
+		        version, COL_PG_SCHEMA_VERSION);
 	snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", LOCK_MIGRATE);
 	col_pg_exec(c, sql);
 	return rc;
@@ -367,6 +399,8 @@ static void pg_close(struct col_store *s)
 	if (p == NULL)
 		return;
 	PQfinish(p->conn);
+	forget_totals(p);
+	col_hmap_free(p->totals);
 	free(p);
 	s->pg = NULL;
 }
@@ -628,6 +662,179 @@ static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct
 	return 0;
 }
 
+/* ---- all-time totals ---- */
+
+/* Forgets what was written (after a failed transaction: all is rewritten). */
+static void forget_totals(struct pg *p)
+{
+	size_t it = 0;
+	void *w;
+	while (p->totals && (w = col_hmap_next(p->totals, &it, NULL, NULL)) != NULL)
+		free(w);
+	col_hmap_free(p->totals);
+	p->totals = NULL;
+}
+
+/* 1 when key's total is to be written (count differs from the last
+ * written, which becomes count); -ENOMEM. */
+static int changed(struct pg *p, const char *key, size_t klen, uint64_t count)
+{
+	if (p->totals == NULL && (p->totals = col_hmap_new()) == NULL)
+		return -ENOMEM;
+	struct written *w = col_hmap_get(p->totals, key, klen);
+	if (w != NULL) {
+		if (w->count == count)
+			return 0;
+		w->count = count;
+		return 1;
+	}
+	w = malloc(sizeof *w + klen);
+	if (w == NULL)
+		return -ENOMEM;
+	w->count = count;
+	w->klen = klen;
+	memcpy(w->key, key, klen);
+	if (col_hmap_put(p->totals, w->key, klen, w) < 0) {
+		free(w);
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+/* Up to three strings and a number as one map key ("e\0svc\0...\0"). */
+static size_t total_key(char *buf, size_t cap, char kind, const char *a, const char *b,
+                        const char *c)
+{
+	int n = snprintf(buf, cap, "%c%s%c%s%c%s", kind, a, 0, b, 0, c);
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+static int upsert_ep_total(struct col_store *s, const struct col_ep *e, int64_t now)
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	if (col_sketch_encode(&e->st.sketch, &blob, &len) < 0)
+		return -ENOMEM;
+	struct col_pg_params pp = { 0 };
+	col_pg_p_text(&pp, s->host);
+	col_pg_p_text(&pp, e->service);
+	col_pg_p_text(&pp, e->method);
+	col_pg_p_text(&pp, e->route);
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.count));
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.error_count));
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.slow_count));
+	col_pg_p_f64(&pp, e->st.sum_ms);
+	col_pg_p_f64(&pp, e->st.min_ms);
+	col_pg_p_f64(&pp, e->st.max_ms);
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.sql_count));
+	col_pg_p_f64(&pp, e->st.sql_time_ms);
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.n_plus_one_count));
+	col_pg_p_bin(&pp, blob, len);
+	col_pg_p_i64(&pp, now);
+	int rc = run_ok(PG(s)->conn,
+		"INSERT INTO endpoint_totals (host, service, method, route, count, error_count,"
+		" slow_count, sum_ms, min_ms, max_ms, sql_count, sql_time_ms, n_plus_one_count,"
+		" sketch, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+		" $13, $14, $15) ON CONFLICT (host, service, method, route) DO UPDATE SET"
+		" count = $5, error_count = $6, slow_count = $7, sum_ms = $8, min_ms = $9,"
+		" max_ms = $10, sql_count = $11, sql_time_ms = $12, n_plus_one_count = $13,"
+		" sketch = $14, updated_ns = $15", &pp);
+	free(blob);
+	return rc;
+}
+
+static int upsert_shape_total(struct col_store *s, const struct col_shape *e, int64_t now)
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	if (col_sketch_encode(&e->st.sketch, &blob, &len) < 0)
+		return -ENOMEM;
+	struct col_pg_params pp = { 0 };
+	col_pg_p_text(&pp, s->host);
+	col_pg_p_text(&pp, e->service);
+	col_pg_p_text(&pp, col_sql_db_name(e->db));
+	col_pg_p_i64(&pp, col_store_fp_to_db(e->fp));
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.calls));
+	col_pg_p_f64(&pp, e->st.total_ms);
+	col_pg_p_f64(&pp, e->st.max_ms);
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.rows));
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.errors));
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.slow_count));
+	col_pg_p_bin(&pp, blob, len);
+	col_pg_p_i64(&pp, now);
+	int rc = run_ok(PG(s)->conn,
+		"INSERT INTO query_totals (host, service, db, fingerprint, calls, total_ms, max_ms,"
+		" rows, errors, slow_count, sketch, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+		" $8, $9, $10, $11, $12) ON CONFLICT (host, service, db, fingerprint) DO UPDATE SET"
+		" calls = $5, total_ms = $6, max_ms = $7, rows = $8, errors = $9, slow_count = $10,"
+		" sketch = $11, updated_ns = $12", &pp);
+	free(blob);
+	return rc;
+}
+
+/* Publishes this host's all-time statistics that changed since the last
+ * call, in one transaction (the minutes' texts of new shapes are already
+ * in query_shapes). 0, -ENOMEM or -EIO (all rewritten next time). */
+static int write_totals(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	struct col_epset *eps = col_epset_new();
+	struct col_shapeset *shapes = col_shapeset_new();
+	int rc = -ENOMEM;
+	if (eps == NULL || shapes == NULL || col_agg_alltime_copy(s->agg, NULL, eps, shapes) < 0)
+		goto out;
+	int64_t now = col_clock_real_ns(), mono = col_clock_mono_ns();
+	/* Once a minute everything is written again: rows deleted meanwhile
+	 * (retention of a long-silent host, a hand-made cleanup) come back. */
+	if (mono >= p->totals_reset) {
+		forget_totals(p);
+		p->totals_reset = mono + TOTALS_REWRITE_NS;
+	}
+	char key[COL_SERVICE_MAX * 2 + 4096];
+	int begun = 0;
+	rc = 0;
+	size_t it = 0;
+	const struct col_ep *e;
+	while (rc == 0 && (e = col_epset_next(eps, &it)) != NULL) {
+		size_t k = total_key(key, sizeof key, 'e', e->service, e->method, e->route);
+		int ch = k ? changed(p, key, k, e->st.count) : 1;
+		if (ch > 0 && !begun++)
+			rc = col_pg_exec(p->conn, "BEGIN");
+		rc = rc < 0 ? rc : ch < 0 ? ch : ch ? upsert_ep_total(s, e, now) : 0;
+	}
+	it = 0;
+	const struct col_shape *sh;
+	while (rc == 0 && (sh = col_shapeset_next(shapes, &it)) != NULL) {
+		char fp[24];
+		snprintf(fp, sizeof fp, "%u:%016llx", (unsigned)sh->db, (unsigned long long)sh->fp);
+		size_t k = total_key(key, sizeof key, 's', sh->service, fp, "");
+		int ch = k ? changed(p, key, k, sh->st.calls) : 1;
+		if (ch > 0 && !begun++)
+			rc = col_pg_exec(p->conn, "BEGIN");
+		rc = rc < 0 ? rc : ch < 0 ? ch : ch ? upsert_shape_total(s, sh, now) : 0;
+	}
+	if (rc == 0 && begun)
+		rc = col_pg_exec(p->conn, "COMMIT");
+	if (rc < 0) {
+		col_pg_exec(p->conn, "ROLLBACK");
+		forget_totals(p);
+		if (rc == -EIO) {
+			after_failure(s);
+			col_store_error(s, "writing all-time totals");
+		}
+	}
+out:
+	col_epset_free(eps);
+	col_shapeset_free(shapes);
+	return rc;
+}
+
+static void pg_tick(struct col_store *s)
+{
+	if (ensure_conn(s) == 0)
+		write_totals(s);
+}
+
 static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *b)
 {
 	struct pg *p = PG(s);
@@ -802,6 +1009,12 @@ static int pg_expire_step(struct col_store *s)
 		goto fail;
 	if (run_ok(p->conn, "DELETE FROM query_minutes WHERE minute < $1", &pp) < 0)
 		goto fail;
+	/* Totals of hosts silent for the whole retention (gone from the fleet). */
+	struct col_pg_params tp = { 0 };
+	col_pg_p_i64(&tp, cutoff_ns);
+	if (run_ok(p->conn, "DELETE FROM endpoint_totals WHERE updated_ns < $1", &tp) < 0 ||
+	    run_ok(p->conn, "DELETE FROM query_totals WHERE updated_ns < $1", &tp) < 0)
+		goto fail;
 	col_findings_expire(col_agg_findings(s->agg), cutoff_ns);
 	struct col_pg_params hp = { 0 };
 	col_pg_p_i64(&hp, cutoff_ns);
@@ -909,6 +1122,7 @@ const struct col_store_be col_store_pg_be = {
 	.write_minutes = pg_write_minutes,
 	.write_findings = pg_write_findings,
 	.expire_step = pg_expire_step,
+	.tick = pg_tick,
 	.errmsg = pg_errmsg,
 	.close = pg_close,
 	.minute_grace_s = -COL_MINUTE_S,

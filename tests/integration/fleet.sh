@@ -105,7 +105,7 @@ ap_assert_eq "no table created while another session holds the migration lock" \
 wait "$locker" || ap_fail "the session holding the lock failed: $(cat "$AP_TMP/locker.log")"
 wait_col alpha
 wait_col beta
-ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 3"
+ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 4"
 ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
 ap_assert_eq "beta's db in /api/v1/status" "$(api beta /api/v1/status | jq -r .db)" \
 	"postgresql://postgres:***@127.0.0.1:$AP_PG_PORT/fleet"
@@ -289,9 +289,16 @@ done
 ap_psql fleet -c "INSERT INTO requests (id, ts_ns, host, service, pid, tid, method, path, route,
 	status, duration_ms, bytes_in, bytes_out) VALUES (1, $((lo + 1)), 'old', 'web', 1, 1, 'GET',
 	'/old', '/old', 200, 1, 0, 0)"
+# An upgrade: every collector stopped, the database at version 2, then
+# started again (alpha on its old socket: its server keeps sending there).
 ap_stop_pid "$PID_beta"
-ap_psql fleet -c "DROP INDEX requests_host; UPDATE schema_version SET version = 2"
-start_col beta beta "$URI"
+ap_stop_pid "$PID_alpha"
+ap_psql fleet -c "DROP INDEX requests_host; DROP TABLE endpoint_totals, query_totals;
+	UPDATE schema_version SET version = 2"
+launch_col beta beta "$URI"
+launch_col alpha alpha "$URI"
+wait_col beta
+wait_col alpha
 for i in $(seq 50); do
 	[ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_class WHERE relname LIKE '%_p$(pname $old)'")" = 0 ] && break
 	sleep 0.2
@@ -302,10 +309,12 @@ ap_assert_eq "beta counted the expired row" "$(api beta /api/v1/status | jq .sto
 grep -q "retention dropped partition requests_p$(pname $old)" "$AP_TMP/beta.log" ||
 	ap_fail "beta did not log the dropped partition"
 ap_assert_eq "PostgreSQL schema upgraded from 2" \
-	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 3
-ap_assert_eq "requests_host index recreated" \
-	"$(ap_psql fleet -Atc "SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host'")" 1
-grep -q 'schema migrated from version 2 to 3' "$AP_TMP/beta.log" || ap_fail "beta did not log the migration"
+	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 4
+ap_assert_eq "requests_host index and the totals tables recreated" \
+	"$(ap_psql fleet -Atc "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host')
+	+ (SELECT count(*) FROM pg_tables WHERE tablename IN ('endpoint_totals', 'query_totals'))")" 3
+ap_assert_eq "one of the two migrated, once" \
+	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 4')" 1
 ap_assert_eq "beta's rows kept" "$(stored beta)" 16
 ap_assert_eq "host slots: two hosts, none taken by beta's restart" \
 	"$(ap_psql fleet -Atc "SELECT count(*) || ' ' || (SELECT last_value FROM hosts_slot_seq) FROM hosts")" "2 2"
