@@ -547,6 +547,36 @@ fail:
 
 /* ---- minutes ---- */
 
+/* The statistics columns as parameters, in col_pg_read_stats()'s order
+ * (the sketch, encoded, last). */
+static void p_stats(struct col_pg_params *pp, const struct col_stats *st,
+                    const uint8_t *blob, size_t len)
+{
+	col_pg_p_i64(pp, col_store_clamp_i64(st->count));
+	col_pg_p_i64(pp, col_store_clamp_i64(st->error_count));
+	col_pg_p_i64(pp, col_store_clamp_i64(st->slow_count));
+	col_pg_p_f64(pp, st->sum_ms);
+	col_pg_p_f64(pp, st->min_ms);
+	col_pg_p_f64(pp, st->max_ms);
+	col_pg_p_i64(pp, col_store_clamp_i64(st->sql_count));
+	col_pg_p_f64(pp, st->sql_time_ms);
+	col_pg_p_i64(pp, col_store_clamp_i64(st->n_plus_one_count));
+	col_pg_p_bin(pp, blob, len);
+}
+
+/* Likewise in col_pg_read_shape_stats()'s order. */
+static void p_shape_stats(struct col_pg_params *pp, const struct col_shape_stats *st,
+                          const uint8_t *blob, size_t len)
+{
+	col_pg_p_i64(pp, col_store_clamp_i64(st->calls));
+	col_pg_p_f64(pp, st->total_ms);
+	col_pg_p_f64(pp, st->max_ms);
+	col_pg_p_i64(pp, col_store_clamp_i64(st->rows));
+	col_pg_p_i64(pp, col_store_clamp_i64(st->errors));
+	col_pg_p_i64(pp, col_store_clamp_i64(st->slow_count));
+	col_pg_p_bin(pp, blob, len);
+}
+
 static int upsert_minute(struct col_store *s, int64_t minute, const struct col_ep *e)
 {
 	PGconn *c = PG(s)->conn;
@@ -574,16 +604,7 @@ static int upsert_minute(struct col_store *s, int64_t minute, const struct col_e
 		col_stats_release(&m);
 		return -ENOMEM;
 	}
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.count));
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.error_count));
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.slow_count));
-	col_pg_p_f64(&pp, m.sum_ms);
-	col_pg_p_f64(&pp, m.min_ms);
-	col_pg_p_f64(&pp, m.max_ms);
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.sql_count));
-	col_pg_p_f64(&pp, m.sql_time_ms);
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.n_plus_one_count));
-	col_pg_p_bin(&pp, blob, len);
+	p_stats(&pp, &m, blob, len);
 	r = col_pg_run(c,
 		"INSERT INTO endpoint_minutes (minute, host, service, method, route, count,"
 		" error_count, slow_count, sum_ms, min_ms, max_ms, sql_count, sql_time_ms,"
@@ -629,13 +650,7 @@ static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct
 		col_shape_stats_release(&m);
 		return -ENOMEM;
 	}
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.calls));
-	col_pg_p_f64(&pp, m.total_ms);
-	col_pg_p_f64(&pp, m.max_ms);
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.rows));
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.errors));
-	col_pg_p_i64(&pp, col_store_clamp_i64(m.slow_count));
-	col_pg_p_bin(&pp, blob, len);
+	p_shape_stats(&pp, &m, blob, len);
 	r = col_pg_run(c,
 		"INSERT INTO query_minutes (minute, host, service, db, fingerprint, calls,"
 		" total_ms, max_ms, rows, errors, slow_count, sketch) VALUES ($1, $2, $3, $4, $5,"
@@ -720,16 +735,7 @@ static int upsert_ep_total(struct col_store *s, const struct col_ep *e, int64_t 
 	col_pg_p_text(&pp, e->service);
 	col_pg_p_text(&pp, e->method);
 	col_pg_p_text(&pp, e->route);
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.count));
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.error_count));
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.slow_count));
-	col_pg_p_f64(&pp, e->st.sum_ms);
-	col_pg_p_f64(&pp, e->st.min_ms);
-	col_pg_p_f64(&pp, e->st.max_ms);
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.sql_count));
-	col_pg_p_f64(&pp, e->st.sql_time_ms);
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.n_plus_one_count));
-	col_pg_p_bin(&pp, blob, len);
+	p_stats(&pp, &e->st, blob, len);
 	col_pg_p_i64(&pp, now);
 	int rc = run_ok(PG(s)->conn,
 		"INSERT INTO endpoint_totals (host, service, method, route, count, error_count,"
@@ -754,13 +760,7 @@ static int upsert_shape_total(struct col_store *s, const struct col_shape *e, in
 	col_pg_p_text(&pp, e->service);
 	col_pg_p_text(&pp, col_sql_db_name(e->db));
 	col_pg_p_i64(&pp, col_store_fp_to_db(e->fp));
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.calls));
-	col_pg_p_f64(&pp, e->st.total_ms);
-	col_pg_p_f64(&pp, e->st.max_ms);
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.rows));
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.errors));
-	col_pg_p_i64(&pp, col_store_clamp_i64(e->st.slow_count));
-	col_pg_p_bin(&pp, blob, len);
+	p_shape_stats(&pp, &e->st, blob, len);
 	col_pg_p_i64(&pp, now);
 	int rc = run_ok(PG(s)->conn,
 		"INSERT INTO query_totals (host, service, db, fingerprint, calls, total_ms, max_ms,"

@@ -92,11 +92,14 @@ wait_count() {
 # Proof that they take the lock: while a session holds it, neither
 # creates anything.
 PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d fleet \
-	-c "SELECT pg_advisory_lock($((0x61706970726f6601)))" -c "SELECT pg_sleep(2)" \
+	-c "SELECT pg_advisory_lock($((0x61706970726f6601)))" -c "SELECT pg_sleep(4)" \
 	>"$AP_TMP/locker.log" 2>&1 &
 locker=$!
 AP_PIDS="$locker $AP_PIDS"
-sleep 0.5
+for i in $(seq 50); do
+	[ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")" = 1 ] && break
+	sleep 0.1
+done
 launch_col alpha alpha "$URI"
 launch_col beta beta "postgresql://postgres:s3cret@127.0.0.1:$AP_PG_PORT/fleet"
 sleep 1
