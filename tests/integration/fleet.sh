@@ -253,7 +253,11 @@ PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d fle
 	>"$AP_TMP/slow.log" 2>&1 &
 locker=$!
 AP_PIDS="$locker $AP_PIDS"
-sleep 0.5
+for i in $(seq 50); do
+	[ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE c.relname = 'requests' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && break
+	sleep 0.1
+done
 urls=()
 for i in $(seq 10); do urls+=("$A/hello"); done
 ap_curl_many "$AP_TMP/slow.out" "${urls[@]}"
