@@ -173,7 +173,8 @@ tsan() {
 	san_build "$san" --enable-tsan || return 1
 	# The TSan runtime our library links (libtsan.so.N), to preload first
 	# into the uninstrumented test servers (tests/integration/lib.sh).
-	rt=$(ldd "$build/preload/.libs/libapiprof.so" | awk '/libtsan\.so/ {print $1; exit}')
+	# (awk reads all of ldd's output: an early exit could fail the pipeline.)
+	rt=$(ldd "$build/preload/.libs/libapiprof.so" | awk '/libtsan\.so/ && !rt {rt = $1} END {print rt}')
 	[ -n "$rt" ] || { echo "apiprof: the TSan library does not link libtsan" >&2; return 1; }
 	# TSan's runtime maps its shadow at fixed addresses, which newer
 	# kernels' larger mmap randomisation (vm.mmap_rnd_bits > 28) can
