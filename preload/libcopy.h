@@ -1,0 +1,105 @@
+/*
+ * libcopy.h - which copy of a hooked client library a caller reaches.
+ *
+ * A process may hold two copies of one client library: two differently
+ * named copies of libsqlite3, say, each loaded RTLD_LOCAL by its own module.
+ * Without us, each module's calls bind to its own copy; with us, they all
+ * bind to our one hook, so the hook must call the copy its caller would have
+ * reached, never another one (a statement of one copy stepped by the other's
+ * code crashes or corrupts it).
+ *
+ * The hook passes its return address. The copy is resolved the way the
+ * dynamic linker binds a caller's reference: the global scope first
+ * (dlsym(RTLD_NEXT): the main program's dependencies and RTLD_GLOBAL
+ * libraries), then the caller object's own dependencies (dlsym on a handle
+ * of the object containing the return address). When neither finds one
+ * (a caller that reached us through a tail call, JIT code), the one copy
+ * loaded is used when there is exactly one; with several, none is (the hook
+ * returns its library's misuse code rather than call a wrong copy).
+ * Every function of one answer comes from the same object as the first
+ * name, so accessors and hooked calls never mix copies.
+ *
+ * Answers are cached per caller object (its mapped address range) in a small
+ * fixed table, read lock-free (a sequence count per entry); filling it takes
+ * a spin lock with trylock, and a thread that finds it busy resolves without
+ * caching. While every caller so far found the library in the global scope,
+ * the first entry covers every address, so the fast path is one range test.
+ * dlclose (hooked, libcopy.c) ages every entry (pl_copy_gen): an unloaded
+ * copy's functions are never called, and an object mapped later at the
+ * same addresses is resolved afresh. No lock is held across the real
+ * dlclose, so a destructor or constructor calling back into a hook or into
+ * dlclose never deadlocks.
+ */
+#ifndef AP_LIBCOPY_H
+#define AP_LIBCOPY_H
+
+#include <stdint.h>
+
+#include "pl.h"
+
+#define PL_COPY_MAXFN 16  /* functions of one library resolved together */
+#define PL_COPY_SITES 32  /* caller objects remembered per library */
+#define PL_COPY_COPIES 8  /* distinct copies remembered per library */
+
+/* One caller object's answer: callers in [lo, lo + len) use fns, while
+ * pl_copy_gen is still gen. */
+struct pl_copy_site {
+	unsigned seq; /* odd while being written */
+	unsigned gen;
+	uintptr_t lo, len;
+	void *const *fns;
+};
+
+/* Bumped by every dlclose, before and after the real one: a site of an
+ * older generation is dead, and so is one filled while a dlclose ran. */
+extern unsigned pl_copy_gen;
+
+/* A hooked library: its names (static, set by the hook module), then the
+ * tables libcopy.c fills (zero-initialised). */
+struct pl_copy_lib {
+	const char *what;            /* "libsqlite3", for APIPROF_DEBUG */
+	const char *const *names;    /* n names; names[0] identifies a copy */
+	const void *const *self;     /* n of our hooks (or NULL): never an answer */
+	unsigned n;                  /* <= PL_COPY_MAXFN */
+	struct pl_copy_site site[PL_COPY_SITES];
+	unsigned nsites;
+	void *copies[PL_COPY_COPIES][PL_COPY_MAXFN];
+	unsigned ncopies;
+	int lock;                    /* fills only, taken with trylock */
+	int percaller;               /* a caller found its own copy: never
+	                                again one site for every address */
+};
+
+/* The slow path of pl_copy_fns: the other sites, then a resolution (cached
+ * when the lock is free and the tables have room, else written into tmp,
+ * PL_COPY_MAXFN pointers). NULL when no copy can be determined. Preserves
+ * errno. */
+void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra, void **tmp);
+
+/* Site s's answer for a caller at ra, read under its sequence count; NULL
+ * when it does not cover ra or is dead. */
+static inline void *const *pl_copy_site_get(const struct pl_copy_site *s, uintptr_t ra)
+{
+	unsigned q = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+	uintptr_t lo = __atomic_load_n(&s->lo, __ATOMIC_RELAXED);
+	uintptr_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+	void *const *f = __atomic_load_n(&s->fns, __ATOMIC_RELAXED);
+	unsigned g = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (PL_LIKELY(ra - lo < len && g == __atomic_load_n(&pl_copy_gen, __ATOMIC_RELAXED) &&
+	              !(q & 1) && __atomic_load_n(&s->seq, __ATOMIC_RELAXED) == q))
+		return f;
+	return NULL;
+}
+
+/* The functions (indexed as l->names) of the copy a caller at return
+ * address ra reaches; NULL when it cannot be determined, in which case the
+ * hook must not call any copy. A function the copy lacks is NULL. The
+ * result stays valid until a dlclose of the library. Preserves errno. */
+static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra, void **tmp)
+{
+	void *const *f = pl_copy_site_get(&l->site[0], (uintptr_t)ra);
+	return PL_LIKELY(f != NULL) ? f : pl_copy_slow(l, (uintptr_t)ra, tmp);
+}
+
+#endif /* AP_LIBCOPY_H */

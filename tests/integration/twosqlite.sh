@@ -1,0 +1,109 @@
+#!/bin/bash
+# Two copies of libsqlite3 in one process (tests/servers/twosqlite.c): the
+# system library copied twice under other sonames (libsqliteA.so.0,
+# libsqliteB.so.0), two modules each linked against its own copy and
+# dlopen()ed RTLD_LOCAL. Each module's calls must reach its own copy under
+# the preload as without it: the program's output (each copy's log callback
+# names the copy that prepared a statement) is byte for byte the same, it
+# exits 0, and the statements of both copies are captured, attributed to
+# their HTTP requests. Module B runs first, before copy A is initialised: a
+# preload that sent B's calls to copy A (the first one loaded) crashed here.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+
+AP_TWO=$AP_BUILDDIR/tests/servers/twosqlite
+ap_require cc readelf curl jq python3
+ap_require_build "$AP_TWO"
+
+# ---- the two copies and their modules ----------------------------------------
+D=$AP_TMP/two
+mkdir -p "$D"
+sys=$(cc -print-file-name=libsqlite3.so.0)
+[ -f "$sys" ] || ap_fail "no libsqlite3.so.0 found by cc -print-file-name ($sys)"
+sys=$(readlink -f "$sys")
+for c in A B; do
+	# The soname is a NUL-terminated string in .dynstr: a name of the same
+	# length replaces it in place (patchelf is not needed).
+	"$AP_PY" - "$sys" "$D/libsqlite$c.so.0" "$c" <<'EOF' || ap_fail "copying $sys as copy $c failed"
+import sys
+data = open(sys.argv[1], "rb").read()
+old, new = b"libsqlite3.so.0\0", b"libsqlite" + sys.argv[3].encode() + b".so.0\0"
+if data.count(old) != 1:
+    sys.exit("soname found %d times" % data.count(old))
+open(sys.argv[2], "wb").write(data.replace(old, new))
+EOF
+	t=t$(tr AB ab <<<"$c")
+	cc -shared -fPIC -O2 -o "$D/libmod$c.so" "$AP_SRCDIR/tests/servers/twosqlite_mod.c" \
+		-DCOPY="\"$c\"" -DTABLE="\"$t\"" "$D/libsqlite$c.so.0" -Wl,-rpath,"$D" \
+		2>"$AP_TMP/cc$c.log" || ap_fail "building module $c failed: $(cat "$AP_TMP/cc$c.log")"
+	readelf -d "$D/libmod$c.so" 2>/dev/null | grep -q "NEEDED.*\[libsqlite$c.so.0\]" ||
+		ap_fail "module $c does not need its own copy libsqlite$c.so.0"
+done
+
+# ---- the same output with and without the preload ---------------------------
+ap_start_collector
+"$AP_TWO" "$D" >"$AP_TMP/plain.out" 2>"$AP_TMP/plain.err" ||
+	ap_fail "twosqlite failed without the preload: $(cat "$AP_TMP/plain.err")"
+grep -c '\[log A 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 &&
+	grep -c '\[log B 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 ||
+	ap_fail "without the preload, each copy did not log its own two errors: $(cat "$AP_TMP/plain.out")"
+rm -f "$D"/*.db
+env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=twosqlite-once \
+	"$AP_TWO" "$D" >"$AP_TMP/preloaded.out" 2>"$AP_TMP/preloaded.err"
+rc=$?
+ap_assert_eq "twosqlite's exit status under the preload" "$rc" 0
+ap_assert_eq "twosqlite's output under the preload (each copy logs its own module's errors)" \
+	"$(cat "$AP_TMP/preloaded.out")" "$(cat "$AP_TMP/plain.out")"
+rm -f "$D"/*.db
+
+# ---- the same as a server: statements attached to requests -----------------
+AP_PORT=$(ap_free_port)
+ap_bg_preloaded server "$AP_TWO" "$D" --port "$AP_PORT"
+ap_wait_log server '^listening on'
+B=http://127.0.0.1:$AP_PORT
+st=""
+for p in b a ab b; do
+	st="$st$(curl -s --max-time 10 -o "$AP_TMP/$p.body" -w '%{http_code}' "$B/$p") "
+done
+ap_assert_eq "statuses of /b /a /ab /b" "$st" "200 200 200 200 "
+
+ap_expect_counts <<EOF
+GET /a 1
+GET /b 2
+GET /ab 1
+EOF
+# Six statements per run: CREATE (sqlite3_exec), 3 x INSERT, SELECT, and
+# the prepare that fails. The three INSERTs are an N+1 at the default
+# threshold (3): every request is flagged.
+ap_expect_sql <<EOF
+GET /a 1 6 1
+GET /b 2 12 2
+GET /ab 1 12 1
+EOF
+ap_assert_eq "sql_count of each GET /b request" "$(ap_request_sql GET /b)" "6 6"
+detail=$(ap_request_detail "$(ap_requests /ab | jq -r '.[0].id')")
+printf '%s\n' "$detail" >"$AP_TMP/ab-detail.json"
+ap_assert_jq "GET /ab detail: copy B's six statements (table tb), then copy A's (table ta)" \
+	'[.queries[].sql | capture(" (?<t>t[ab])( |$)").t] == ["tb","tb","tb","tb","tb","tb","ta","ta","ta","ta","ta","ta"] and
+	 ([.queries[] | select(.sql | test("^SELEC oops"; "i"))] | length == 2) and
+	 ([.queries[] | select(.sql | test("^INSERT INTO tb"; "i"))] | length == 3 and all(.[]; .rows == 1)) and
+	 ([.queries[] | select(.sql | test("^SELECT count"; "i"))] | length == 2 and all(.[]; .rows == 1))' \
+	"$detail"
+
+# Shapes, of both services: every run's statements of both copies arrived.
+for s in "$AP_SERVICE 2 3" "twosqlite-once 2 2"; do
+	read -r svc na nb <<<"$s"
+	json=$(ap_api /api/v1/queries --data-urlencode "service=$svc")
+	printf '%s\n' "$json" >"$AP_TMP/queries-$svc.json"
+	ap_check_jq "$svc: copy A's INSERT $(( na * 3 )) calls, copy B's $(( nb * 3 )), CREATE and SELECT of each" "$json" \
+		'def calls(re): [.queries[] | select(.service == $s and (.sql | test(re; "i"))) | .calls] | add // 0;
+		 calls("^INSERT INTO ta ") == ($a * 3) and calls("^INSERT INTO tb ") == ($b * 3) and
+		 calls("^CREATE TABLE IF NOT EXISTS ta ") == $a and calls("^CREATE TABLE IF NOT EXISTS tb ") == $b and
+		 calls("^SELECT count.* FROM ta$") == $a and calls("^SELECT count.* FROM tb$") == $b' \
+		--arg s "$svc" --argjson a "$na" --argjson b "$nb"
+	json=$(ap_api /api/v1/errors --data-urlencode "service=$svc")
+	ap_check_jq "$svc: the failed prepares of both copies as SQLite 1" "$json" \
+		'[.errors[] | select(.service == $s and .type == "SQLite 1") | .count] | add == ($a + $b)' \
+		--arg s "$svc" --argjson a "$na" --argjson b "$nb"
+done
+ap_log "PASS"
