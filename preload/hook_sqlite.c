@@ -33,8 +33,9 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 
 /* The functions used, indexed into what pl_copy_fns returns: the copy of
  * libsqlite3 the caller reaches (libcopy.h; a process may hold two). */
-enum { SQ_prepare_v2, SQ_prepare, SQ_prepare_v3, SQ_step, SQ_reset, SQ_finalize, SQ_exec,
-       SQ_sql, SQ_db_handle, SQ_errmsg, SQ_changes, SQ_stmt_readonly, SQ_N };
+enum { SQ_prepare_v2, SQ_step, SQ_reset, SQ_finalize, SQ_exec, SQ_sql, SQ_db_handle,
+       SQ_errmsg, SQ_changes, SQ_REQUIRED, /* in every libsqlite3 since 3.3.9 (2007) */
+       SQ_stmt_readonly = SQ_REQUIRED, SQ_prepare, SQ_prepare_v3, SQ_N };
 typedef int (*sq_prepare_v2_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 typedef int (*sq_prepare_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 typedef int (*sq_prepare_v3_fn)(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **,
@@ -54,9 +55,9 @@ typedef int (*sq_stmt_readonly_fn)(sqlite3_stmt *);
 #define SQF(f, name) ((sq_##name##_fn)(f)[SQ_##name])
 
 static const char *const sq_names[SQ_N] = {
-	"sqlite3_prepare_v2", "sqlite3_prepare", "sqlite3_prepare_v3", "sqlite3_step",
-	"sqlite3_reset", "sqlite3_finalize", "sqlite3_exec", "sqlite3_sql",
-	"sqlite3_db_handle", "sqlite3_errmsg", "sqlite3_changes", "sqlite3_stmt_readonly",
+	"sqlite3_prepare_v2", "sqlite3_step", "sqlite3_reset", "sqlite3_finalize",
+	"sqlite3_exec", "sqlite3_sql", "sqlite3_db_handle", "sqlite3_errmsg",
+	"sqlite3_changes", "sqlite3_stmt_readonly", "sqlite3_prepare", "sqlite3_prepare_v3",
 };
 EXPORT int sqlite3_prepare_v2(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 EXPORT int sqlite3_prepare(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
@@ -68,22 +69,22 @@ EXPORT int sqlite3_finalize(sqlite3_stmt *);
 EXPORT int sqlite3_exec(sqlite3 *, const char *, int (*)(void *, int, char **, char **),
                         void *, char **);
 static const void *const sq_self[SQ_N] = {
-	(const void *)sqlite3_prepare_v2, (const void *)sqlite3_prepare,
-	(const void *)sqlite3_prepare_v3, (const void *)sqlite3_step,
-	(const void *)sqlite3_reset, (const void *)sqlite3_finalize, (const void *)sqlite3_exec,
+	[SQ_prepare_v2] = (const void *)sqlite3_prepare_v2, [SQ_step] = (const void *)sqlite3_step,
+	[SQ_reset] = (const void *)sqlite3_reset, [SQ_finalize] = (const void *)sqlite3_finalize,
+	[SQ_exec] = (const void *)sqlite3_exec, [SQ_prepare] = (const void *)sqlite3_prepare,
+	[SQ_prepare_v3] = (const void *)sqlite3_prepare_v3,
 };
-static struct pl_copy_lib sq_lib = { .what = "libsqlite3", .names = sq_names,
-                                     .self = sq_self, .n = SQ_N };
+static struct pl_copy_lib sq_lib = { .what = "libsqlite3", .names = sq_names, .self = sq_self,
+                                     .n = SQ_N, .nreq = SQ_REQUIRED };
 
 /* The caller's copy: in each exported hook itself, so the return address is
  * its caller's. NULL: none can be determined, call nothing. */
-#define SQ_FNS(tmp) pl_copy_fns(&sq_lib, __builtin_return_address(0), (tmp))
+#define SQ_FNS() pl_copy_fns(&sq_lib, __builtin_return_address(0))
 
-/* The accessors emit() needs, all in f's copy. */
+/* The accessors emit() needs, all in f's copy (all but one required). */
 static int have_accessors(void *const *f)
 {
-	return f[SQ_sql] && f[SQ_db_handle] && f[SQ_errmsg] && f[SQ_changes] &&
-	       f[SQ_stmt_readonly];
+	return f[SQ_stmt_readonly] != NULL;
 }
 
 /* ---- executions in progress ---- */
@@ -174,9 +175,8 @@ static void emit(void *const *f, sqlite3_stmt *s, const struct exec_slot *e, int
 
 EXPORT int sqlite3_step(sqlite3_stmt *s)
 {
-	void *tmp[PL_COPY_MAXFN];
-	void *const *f = SQ_FNS(tmp);
-	if (!f || !f[SQ_step])
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
 	if (pl_db_depth || pl_cfg.disabled || !s)
 		return SQF(f, step)(s);
@@ -213,8 +213,9 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 }
 
 /* A reset or finalize in the middle of an execution ends it (a query whose
- * caller stopped fetching early). */
-static void end_early(void *const *f, sqlite3_stmt *s)
+ * caller stopped fetching early). Not inlined: it would give the hooks a
+ * frame they need only here. */
+static __attribute__((noinline)) void end_early(void *const *f, sqlite3_stmt *s)
 {
 	struct exec_slot done;
 	int saved = errno;
@@ -225,9 +226,8 @@ static void end_early(void *const *f, sqlite3_stmt *s)
 
 EXPORT int sqlite3_reset(sqlite3_stmt *s)
 {
-	void *tmp[PL_COPY_MAXFN];
-	void *const *f = SQ_FNS(tmp);
-	if (!f || !f[SQ_reset])
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
 	if (!pl_db_depth)
 		end_early(f, s);
@@ -236,9 +236,8 @@ EXPORT int sqlite3_reset(sqlite3_stmt *s)
 
 EXPORT int sqlite3_finalize(sqlite3_stmt *s)
 {
-	void *tmp[PL_COPY_MAXFN];
-	void *const *f = SQ_FNS(tmp);
-	if (!f || !f[SQ_finalize])
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
 	if (!pl_db_depth)
 		end_early(f, s);
@@ -261,11 +260,10 @@ static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nby
 	pl_stmt_end(st, AP_DB_SQLITE, sql, len, &res);
 }
 
-#define PREPARE_BODY(which, call) \
+/* f is the caller's copy (from the hook itself, for its return address). */
+#define PREPARE_BODY(f, which, call) \
 	do { \
-		void *tmp[PL_COPY_MAXFN]; \
-		void *const *f = SQ_FNS(tmp); \
-		if (!f || !f[SQ_##which]) \
+		if (PL_UNLIKELY(!(f) || !(f)[SQ_##which])) \
 			return SQLITE_MISUSE; \
 		if (pl_db_depth || pl_cfg.disabled) \
 			return call; \
@@ -285,27 +283,29 @@ static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nby
 EXPORT int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int nbyte, sqlite3_stmt **out,
                               const char **tail)
 {
-	PREPARE_BODY(prepare_v2, SQF(f, prepare_v2)(db, sql, nbyte, out, tail));
+	void *const *f = SQ_FNS();
+	PREPARE_BODY(f, prepare_v2, SQF(f, prepare_v2)(db, sql, nbyte, out, tail));
 }
 
 EXPORT int sqlite3_prepare(sqlite3 *db, const char *sql, int nbyte, sqlite3_stmt **out,
                            const char **tail)
 {
-	PREPARE_BODY(prepare, SQF(f, prepare)(db, sql, nbyte, out, tail));
+	void *const *f = SQ_FNS();
+	PREPARE_BODY(f, prepare, SQF(f, prepare)(db, sql, nbyte, out, tail));
 }
 
 EXPORT int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned flags,
                               sqlite3_stmt **out, const char **tail)
 {
-	PREPARE_BODY(prepare_v3, SQF(f, prepare_v3)(db, sql, nbyte, flags, out, tail));
+	void *const *f = SQ_FNS();
+	PREPARE_BODY(f, prepare_v3, SQF(f, prepare_v3)(db, sql, nbyte, flags, out, tail));
 }
 
 EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
                         int (*cb)(void *, int, char **, char **), void *arg, char **err)
 {
-	void *tmp[PL_COPY_MAXFN];
-	void *const *f = SQ_FNS(tmp);
-	if (!f || !f[SQ_exec])
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
 	if (pl_db_depth || pl_cfg.disabled || !sql)
 		return SQF(f, exec)(db, sql, cb, arg, err);

@@ -100,30 +100,6 @@ void *pl_sym(const char *name, const void *self)
 
 /* ---- the copy a caller reaches ---- */
 
-/* Fills out[0..n) from the object that defines first (the copy), each
- * checked to be defined in that very object. 0 when the object cannot be
- * opened again. */
-static int from_copy(struct pl_copy_lib *l, void *first, void **out)
-{
-	Dl_info di;
-	if (!dladdr(first, &di) || !di.dli_fname)
-		return 0;
-	void *h = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-	if (!h)
-		return 0;
-	int ok = dlsym(h, l->names[0]) == first; /* the same object, not a namesake */
-	out[0] = first;
-	for (unsigned i = 1; ok && i < l->n; i++) {
-		Dl_info fi;
-		void *f = dlsym(h, l->names[i]);
-		if (f && (!dladdr(f, &fi) || fi.dli_fbase != di.dli_fbase))
-			f = NULL; /* from a dependency: not this copy's */
-		out[i] = f;
-	}
-	close_handle(h);
-	return ok;
-}
-
 /* The object mapping an address: its name and mapped range. */
 struct caller {
 	uintptr_t ra;
@@ -163,6 +139,32 @@ static int find_caller(struct dl_phdr_info *info, size_t size, void *arg)
 	c->bias = info->dlpi_addr;
 	c->found = 1;
 	return 1;
+}
+
+/* Fills out[0..n) from the object that defines first (the copy), each
+ * checked to lie in that very object (not a dependency's). 0 when the
+ * object cannot be opened again, or lacks a required function. A copy in
+ * the main program is never an answer: its callers bind to it before us. */
+static int from_copy(struct pl_copy_lib *l, void *first, void **out)
+{
+	struct caller cp = { .ra = (uintptr_t)first };
+	dl_iterate_phdr(find_caller, &cp);
+	if (!cp.found || !cp.name[0])
+		return 0;
+	void *h = dlopen(cp.name, RTLD_LAZY | RTLD_NOLOAD);
+	if (!h)
+		return 0;
+	int ok = dlsym(h, l->names[0]) == first; /* the same object, not a namesake */
+	out[0] = first;
+	for (unsigned i = 1; ok && i < l->n; i++) {
+		void *f = dlsym(h, l->names[i]);
+		if ((uintptr_t)f - cp.lo >= cp.hi - cp.lo)
+			f = NULL;
+		out[i] = f;
+		ok = f || i >= l->nreq;
+	}
+	close_handle(h);
+	return ok;
 }
 
 /* The caller object's own dependencies: dlsym on a handle of it searches
@@ -232,11 +234,18 @@ static void *const *copy_store(struct pl_copy_lib *l, void *const *fns)
 	return l->copies[l->ncopies++];
 }
 
-PL_COLD void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra, void **tmp)
+/* An answer not cached: a lock held by another thread's resolution, or a
+ * process that went through more copies than the tables hold. */
+static __thread void *uncached[PL_COPY_MAXFN];
+
+PL_COLD void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra)
 {
+	void *tmp[PL_COPY_MAXFN];
 	int saved = errno;
 	unsigned gen = __atomic_load_n(&pl_copy_gen, __ATOMIC_ACQUIRE);
 	void *const *f = NULL;
+	if (l->first.gen == gen && ra - l->first.lo < __atomic_load_n(&l->first.len, __ATOMIC_ACQUIRE))
+		f = l->first.fns; /* raced with its writing */
 	unsigned nsites = __atomic_load_n(&l->nsites, __ATOMIC_ACQUIRE);
 	for (unsigned i = 0; i < nsites && !f; i++)
 		f = pl_copy_site_get(&l->site[i], ra);
@@ -254,25 +263,27 @@ PL_COLD void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra, void **tm
 		         c.found ? (c.name[0] ? c.name : "the main program") : "no object");
 	} else if (locked) {
 		/* Cache it, with the generation read before resolving: a
-		 * dlclose meanwhile leaves it dead. Dead sites are reused. */
+		 * dlclose meanwhile leaves it dead. Dead sites are reused. A
+		 * global-scope answer, while no caller found a copy of its own,
+		 * holds for every caller: it covers every address. */
 		void *const *fns = copy_store(l, tmp);
 		if (how != 1)
 			l->percaller = 1;
+		int everyone = how == 1 && !l->percaller;
+		uintptr_t lo = everyone ? 0 : c.lo, len = everyone ? UINTPTR_MAX : c.hi - c.lo;
 		unsigned n = l->nsites, slot = n;
 		for (unsigned i = 0; i < n && slot == n; i++)
 			if (l->site[i].gen != gen)
 				slot = i;
-		int live = 0;
-		for (unsigned i = 0; i < n; i++)
-			live |= l->site[i].gen == gen && l->site[i].len != 0;
-		if (fns && how == 1 && !l->percaller && !live) {
-			/* Every caller binds to the global scope's copy: one
-			 * site for every address. */
-			site_write(&l->site[0], 0, UINTPTR_MAX, fns, gen);
-			if (n == 0)
-				__atomic_store_n(&l->nsites, 1, __ATOMIC_RELEASE);
-		} else if (fns && c.found && slot < PL_COPY_SITES) {
-			site_write(&l->site[slot], c.lo, c.hi - c.lo, fns, gen);
+		if (!fns || (!everyone && !c.found)) {
+			/* not cached: the copies are full, or no object to key on */
+		} else if (l->first.len == 0) {
+			l->first.lo = lo;
+			l->first.fns = fns;
+			l->first.gen = gen;
+			__atomic_store_n(&l->first.len, len, __ATOMIC_RELEASE);
+		} else if (slot < PL_COPY_SITES) {
+			site_write(&l->site[slot], lo, len, fns, gen);
 			if (slot == n)
 				__atomic_store_n(&l->nsites, n + 1, __ATOMIC_RELEASE);
 		}
@@ -285,8 +296,12 @@ PL_COLD void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra, void **tm
 	}
 	if (locked)
 		pl_spin_unlock(&l->lock);
+	if (!f && how) {
+		memcpy(uncached, tmp, l->n * sizeof *tmp);
+		f = uncached;
+	}
 	errno = saved;
-	return f ? f : how ? (void *const *)tmp : NULL;
+	return f;
 }
 
 /* dlclose may unmap a copy: every answer is aged, before the real call (no

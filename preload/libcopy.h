@@ -22,8 +22,9 @@
  * Answers are cached per caller object (its mapped address range) in a small
  * fixed table, read lock-free (a sequence count per entry); filling it takes
  * a spin lock with trylock, and a thread that finds it busy resolves without
- * caching. While every caller so far found the library in the global scope,
- * the first entry covers every address, so the fast path is one range test.
+ * caching. The first answer is checked inline (a range test and a
+ * generation test); when the library was found in the global scope it
+ * covers every address, as it does for every caller then.
  * dlclose (hooked, libcopy.c) ages every entry (pl_copy_gen): an unloaded
  * copy's functions are never called, and an object mapped later at the
  * same addresses is resolved afresh. No lock is held across the real
@@ -54,6 +55,16 @@ struct pl_copy_site {
  * older generation is dead, and so is one filled while a dlclose ran. */
 extern unsigned pl_copy_gen;
 
+/* The first answer cached, checked inline by every call: written once (len
+ * last, with release), never rewritten, so it needs no sequence count. A
+ * dlclose leaves it dead for good; later answers live in the sites. */
+struct pl_copy_first {
+	uintptr_t len; /* 0: not written yet */
+	uintptr_t lo;
+	void *const *fns;
+	unsigned gen;
+};
+
 /* A hooked library: its names (static, set by the hook module), then the
  * tables libcopy.c fills (zero-initialised). */
 struct pl_copy_lib {
@@ -61,6 +72,10 @@ struct pl_copy_lib {
 	const char *const *names;    /* n names; names[0] identifies a copy */
 	const void *const *self;     /* n of our hooks (or NULL): never an answer */
 	unsigned n;                  /* <= PL_COPY_MAXFN */
+	unsigned nreq;               /* names[0..nreq) are in every copy: a
+	                                copy without one is not an answer, so
+	                                hooks need not test them */
+	struct pl_copy_first first;
 	struct pl_copy_site site[PL_COPY_SITES];
 	unsigned nsites;
 	void *copies[PL_COPY_COPIES][PL_COPY_MAXFN];
@@ -70,11 +85,11 @@ struct pl_copy_lib {
 	                                again one site for every address */
 };
 
-/* The slow path of pl_copy_fns: the other sites, then a resolution (cached
- * when the lock is free and the tables have room, else written into tmp,
- * PL_COPY_MAXFN pointers). NULL when no copy can be determined. Preserves
- * errno. */
-void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra, void **tmp);
+/* The slow path of pl_copy_fns: the other sites, then a resolution, cached
+ * when the lock is free and the tables have room, else returned in a
+ * thread-local buffer that the thread's next uncached resolution
+ * overwrites. NULL when no copy can be determined. Preserves errno. */
+void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra);
 
 /* Site s's answer for a caller at ra, read under its sequence count; NULL
  * when it does not cover ra or is dead. */
@@ -94,12 +109,16 @@ static inline void *const *pl_copy_site_get(const struct pl_copy_site *s, uintpt
 
 /* The functions (indexed as l->names) of the copy a caller at return
  * address ra reaches; NULL when it cannot be determined, in which case the
- * hook must not call any copy. A function the copy lacks is NULL. The
- * result stays valid until a dlclose of the library. Preserves errno. */
-static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra, void **tmp)
+ * hook must not call any copy. A function the copy lacks (past nreq) is
+ * NULL. The result stays valid until a dlclose of the library. Preserves
+ * errno. */
+static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra)
 {
-	void *const *f = pl_copy_site_get(&l->site[0], (uintptr_t)ra);
-	return PL_LIKELY(f != NULL) ? f : pl_copy_slow(l, (uintptr_t)ra, tmp);
+	uintptr_t len = __atomic_load_n(&l->first.len, __ATOMIC_ACQUIRE);
+	if (PL_LIKELY((uintptr_t)ra - l->first.lo < len &&
+	              l->first.gen == __atomic_load_n(&pl_copy_gen, __ATOMIC_RELAXED)))
+		return l->first.fns;
+	return pl_copy_slow(l, (uintptr_t)ra);
 }
 
 #endif /* AP_LIBCOPY_H */
