@@ -8,6 +8,9 @@
 # exits 0, and the statements of both copies are captured, attributed to
 # their HTTP requests. Module B runs first, before copy A is initialised: a
 # preload that sent B's calls to copy A (the first one loaded) crashed here.
+# Then module B and copy B are dlclosed, and a fourth copy (D, unused) and
+# module C with copy C are loaded into the freed addresses: C's calls must
+# reach copy C, not what the preload had cached for those addresses.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -21,7 +24,7 @@ mkdir -p "$D"
 sys=$(cc -print-file-name=libsqlite3.so.0)
 [ -f "$sys" ] || ap_fail "no libsqlite3.so.0 found by cc -print-file-name ($sys)"
 sys=$(readlink -f "$sys")
-for c in A B; do
+for c in A B C D; do
 	# The soname is a NUL-terminated string in .dynstr: a name of the same
 	# length replaces it in place (patchelf is not needed).
 	"$AP_PY" - "$sys" "$D/libsqlite$c.so.0" "$c" <<'EOF' || ap_fail "copying $sys as copy $c failed"
@@ -32,7 +35,8 @@ if data.count(old) != 1:
     sys.exit("soname found %d times" % data.count(old))
 open(sys.argv[2], "wb").write(data.replace(old, new))
 EOF
-	t=t$(tr AB ab <<<"$c")
+	[ "$c" = D ] && continue # copy D is loaded without a module
+	t=t$(tr ABC abc <<<"$c")
 	cc -shared -fPIC -O2 -o "$D/libmod$c.so" "$AP_SRCDIR/tests/servers/twosqlite_mod.c" \
 		-DCOPY="\"$c\"" -DTABLE="\"$t\"" "$D/libsqlite$c.so.0" -Wl,-rpath,"$D" \
 		2>"$AP_TMP/cc$c.log" || ap_fail "building module $c failed: $(cat "$AP_TMP/cc$c.log")"
@@ -45,7 +49,8 @@ ap_start_collector
 "$AP_TWO" "$D" >"$AP_TMP/plain.out" 2>"$AP_TMP/plain.err" ||
 	ap_fail "twosqlite failed without the preload: $(cat "$AP_TMP/plain.err")"
 grep -c '\[log A 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 &&
-	grep -c '\[log B 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 ||
+	grep -c '\[log B 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 &&
+	grep -c '^C: .*\[log C 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 1 ||
 	ap_fail "without the preload, each copy did not log its own two errors: $(cat "$AP_TMP/plain.out")"
 rm -f "$D"/*.db
 env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=twosqlite-once \
@@ -90,20 +95,22 @@ ap_assert_jq "GET /ab detail: copy B's six statements (table tb), then copy A's 
 	 ([.queries[] | select(.sql | test("^SELECT count"; "i"))] | length == 2 and all(.[]; .rows == 1))' \
 	"$detail"
 
-# Shapes, of both services: every run's statements of both copies arrived.
-for s in "$AP_SERVICE 2 3" "twosqlite-once 2 2"; do
-	read -r svc na nb <<<"$s"
+# Shapes, of both services: every run's statements of every copy arrived
+# (copy C only in the run without HTTP, after the reload).
+for s in "$AP_SERVICE 2 3 0" "twosqlite-once 2 2 1"; do
+	read -r svc na nb nc <<<"$s"
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$svc")
 	printf '%s\n' "$json" >"$AP_TMP/queries-$svc.json"
-	ap_check_jq "$svc: copy A's INSERT $(( na * 3 )) calls, copy B's $(( nb * 3 )), CREATE and SELECT of each" "$json" \
-		'def calls(re): [.queries[] | select(.service == $s and (.sql | test(re; "i"))) | .calls] | add // 0;
-		 calls("^INSERT INTO ta ") == ($a * 3) and calls("^INSERT INTO tb ") == ($b * 3) and
-		 calls("^CREATE TABLE IF NOT EXISTS ta ") == $a and calls("^CREATE TABLE IF NOT EXISTS tb ") == $b and
-		 calls("^SELECT count.* FROM ta$") == $a and calls("^SELECT count.* FROM tb$") == $b' \
-		--arg s "$svc" --argjson a "$na" --argjson b "$nb"
+	ap_check_jq "$svc: INSERT calls of copy A $(( na * 3 )), B $(( nb * 3 )), C $(( nc * 3 )); CREATE and SELECT of each" "$json" \
+		'.queries as $q | def calls(re): [$q[] | select(.service == $s and (.sql | test(re; "i"))) | .calls] | add // 0;
+		 [["ta", $a], ["tb", $b], ["tc", $c]] | all(.[];
+		   .[0] as $t | .[1] as $n |
+		   calls("^INSERT INTO \($t) ") == $n * 3 and calls("^CREATE TABLE IF NOT EXISTS \($t) ") == $n and
+		   calls("^SELECT count.* FROM \($t)$") == $n)' \
+		--arg s "$svc" --argjson a "$na" --argjson b "$nb" --argjson c "$nc"
 	json=$(ap_api /api/v1/errors --data-urlencode "service=$svc")
-	ap_check_jq "$svc: the failed prepares of both copies as SQLite 1" "$json" \
-		'[.errors[] | select(.service == $s and .type == "SQLite 1") | .count] | add == ($a + $b)' \
-		--arg s "$svc" --argjson a "$na" --argjson b "$nb"
+	ap_check_jq "$svc: the failed prepares of every copy as SQLite 1" "$json" \
+		'[.errors[] | select(.service == $s and .type == "SQLite 1") | .count] | add == $n' \
+		--arg s "$svc" --argjson n "$(( na + nb + nc ))"
 done
 ap_log "PASS"

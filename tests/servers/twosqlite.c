@@ -10,8 +10,12 @@
  * Usage:
  *   twosqlite DIR            runs module B, then A, then B and A again (B
  *                            first: its statements run before copy A is even
- *                            initialised), each on its own database in DIR,
- *                            prints each run's line; exit 0 when all ran
+ *                            initialised), each on its own database in DIR;
+ *                            then dlcloses module B (and with it copy B),
+ *                            dlopens a fourth copy (libsqliteD.so.0, unused:
+ *                            it takes the freed addresses) and module C
+ *                            (copy C), and runs C. Prints each run's line;
+ *                            exit 0 when all ran
  *   twosqlite DIR --port N   an HTTP/1.1 server on 127.0.0.1:N (0: any free
  *                            port), one connection at a time, printing
  *                            "listening on PORT": GET /a runs module A,
@@ -34,7 +38,7 @@ typedef int (*run_fn)(const char *dbpath, char *out, size_t cap);
 static run_fn run_a, run_b;
 static char db_a[4096], db_b[4096];
 
-static run_fn load(const char *dir, const char *name)
+static void *open_local(const char *dir, const char *name)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -43,9 +47,17 @@ static run_fn load(const char *dir, const char *name)
 		fprintf(stderr, "twosqlite: %s\n", dlerror());
 		exit(2);
 	}
+	return h;
+}
+
+static run_fn load(const char *dir, const char *name, void **handle)
+{
+	void *h = open_local(dir, name);
+	if (handle)
+		*handle = h;
 	run_fn f = (run_fn)dlsym(h, "twosqlite_run");
 	if (!f) {
-		fprintf(stderr, "twosqlite: %s: no twosqlite_run\n", path);
+		fprintf(stderr, "twosqlite: %s: no twosqlite_run\n", name);
 		exit(2);
 	}
 	return f;
@@ -107,8 +119,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: twosqlite DIR [--port N]\n");
 		return 2;
 	}
-	run_a = load(argv[1], "libmodA.so");
-	run_b = load(argv[1], "libmodB.so");
+	void *hb;
+	run_a = load(argv[1], "libmodA.so", NULL);
+	run_b = load(argv[1], "libmodB.so", &hb);
 	snprintf(db_a, sizeof db_a, "%s/a.db", argv[1]);
 	snprintf(db_b, sizeof db_b, "%s/b.db", argv[1]);
 
@@ -118,6 +131,16 @@ int main(int argc, char **argv)
 		bad |= run(run_a, db_a, out, sizeof out);
 		bad |= run(run_b, db_b, out, sizeof out);
 		bad |= run(run_a, db_a, out, sizeof out);
+		/* Module B and copy B go; another copy and module C come, in
+		 * the addresses they left: each must be resolved afresh. */
+		if (dlclose(hb) != 0) {
+			fprintf(stderr, "twosqlite: dlclose: %s\n", dlerror());
+			return 2;
+		}
+		open_local(argv[1], "libsqliteD.so.0");
+		char db_c[4096];
+		snprintf(db_c, sizeof db_c, "%s/c.db", argv[1]);
+		bad |= run(load(argv[1], "libmodC.so", NULL), db_c, out, sizeof out);
 		fputs(out, stdout);
 		return bad ? 1 : 0;
 	}
