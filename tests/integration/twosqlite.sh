@@ -1,5 +1,5 @@
 #!/bin/bash
-# Two copies of libsqlite3 in one process (tests/servers/twosqlite.c): the
+# Two copies of libsqlite3 in one process (tests/servers/twocopies.c): the
 # system library copied twice under other sonames (libsqliteA.so.0,
 # libsqliteB.so.0), two modules each linked against its own copy and
 # dlopen()ed RTLD_LOCAL. Each module's calls must reach its own copy under
@@ -13,40 +13,19 @@
 # reach copy C, not what the preload had cached for those addresses.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
+. "$(dirname "$0")/twolib.sh"
 
-AP_TWO=$AP_BUILDDIR/tests/servers/twosqlite
+AP_TWO=$AP_BUILDDIR/tests/servers/twocopies
 ap_require cc readelf curl jq python3
 ap_require_build "$AP_TWO"
 
-# ---- the two copies and their modules ----------------------------------------
-D=$AP_TMP/two
-mkdir -p "$D"
-sys=$(cc -print-file-name=libsqlite3.so.0)
-[ -f "$sys" ] || ap_fail "no libsqlite3.so.0 found by cc -print-file-name ($sys)"
-sys=$(readlink -f "$sys")
-for c in A B C D; do
-	# The soname is a NUL-terminated string in .dynstr: a name of the same
-	# length replaces it in place (patchelf is not needed).
-	"$AP_PY" - "$sys" "$D/libsqlite$c.so.0" "$c" <<'EOF' || ap_fail "copying $sys as copy $c failed"
-import sys
-data = open(sys.argv[1], "rb").read()
-old, new = b"libsqlite3.so.0\0", b"libsqlite" + sys.argv[3].encode() + b".so.0\0"
-if data.count(old) != 1:
-    sys.exit("soname found %d times" % data.count(old))
-open(sys.argv[2], "wb").write(data.replace(old, new))
-EOF
-	[ "$c" = D ] && continue # copy D is loaded without a module
-	t=t$(tr ABC abc <<<"$c")
-	cc -shared -fPIC -O2 -o "$D/libmod$c.so" "$AP_SRCDIR/tests/servers/twosqlite_mod.c" \
-		-DCOPY="\"$c\"" -DTABLE="\"$t\"" "$D/libsqlite$c.so.0" -Wl,-rpath,"$D" \
-		2>"$AP_TMP/cc$c.log" || ap_fail "building module $c failed: $(cat "$AP_TMP/cc$c.log")"
-	readelf -d "$D/libmod$c.so" 2>/dev/null | grep -q "NEEDED.*\[libsqlite$c.so.0\]" ||
-		ap_fail "module $c does not need its own copy libsqlite$c.so.0"
-done
+# ---- the copies and their modules ------------------------------------------
+ap_two_copies libsqlite3.so.0 "$AP_SRCDIR/tests/servers/twosqlite_mod.c" t
+D=$AP_TWO_DIR
 
 # ---- the same output with and without the preload ---------------------------
 ap_start_collector
-"$AP_TWO" "$D" >"$AP_TMP/plain.out" 2>"$AP_TMP/plain.err" ||
+"$AP_TWO" "$D" "$D" >"$AP_TMP/plain.out" 2>"$AP_TMP/plain.err" ||
 	ap_fail "twosqlite failed without the preload: $(cat "$AP_TMP/plain.err")"
 grep -c '\[log A 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 &&
 	grep -c '\[log B 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 &&
@@ -54,7 +33,7 @@ grep -c '\[log A 1 near "SELEC"' "$AP_TMP/plain.out" | grep -qx 2 &&
 	ap_fail "without the preload, each copy did not log its own two errors: $(cat "$AP_TMP/plain.out")"
 rm -f "$D"/*.db
 env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=twosqlite-once \
-	"$AP_TWO" "$D" >"$AP_TMP/preloaded.out" 2>"$AP_TMP/preloaded.err"
+	"$AP_TWO" "$D" "$D" >"$AP_TMP/preloaded.out" 2>"$AP_TMP/preloaded.err"
 rc=$?
 ap_assert_eq "twosqlite's exit status under the preload" "$rc" 0
 ap_assert_eq "twosqlite's output under the preload (each copy logs its own module's errors)" \
@@ -63,7 +42,7 @@ rm -f "$D"/*.db
 
 # ---- the same as a server: statements attached to requests -----------------
 AP_PORT=$(ap_free_port)
-ap_bg_preloaded server "$AP_TWO" "$D" --port "$AP_PORT"
+ap_bg_preloaded server "$AP_TWO" "$D" "$D" --port "$AP_PORT"
 ap_wait_log server '^listening on'
 B=http://127.0.0.1:$AP_PORT
 st=""

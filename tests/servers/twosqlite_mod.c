@@ -1,8 +1,8 @@
 /*
- * twosqlite_mod.c - one of the two modules of tests/servers/twosqlite.c,
- * built by tests/integration/twosqlite.sh at test time, once per copy of
- * libsqlite3: -DCOPY='"A"' -DTABLE='"ta"', linked against its own copy
- * (libsqliteA.so.0, a renamed copy of the system library).
+ * twosqlite_mod.c - a module of tests/servers/twocopies.c, built by
+ * tests/integration/twosqlite.sh at test time, once per copy of libsqlite3:
+ * -DCOPY='"A"' -DTABLE='"ta"', linked against its own copy (libcopyA.so.0,
+ * a renamed copy of the system library).
  *
  * Its constructor installs a log callback in its copy (SQLITE_CONFIG_LOG is
  * per copy, and only allowed before the copy is initialised): the syntax
@@ -10,11 +10,11 @@
  * output shows "log A" in module A's lines only when module A's statements
  * ran in copy A.
  *
- * twosqlite_run(dbpath, out, cap) runs, through the hooked functions, six
- * statements: CREATE TABLE IF NOT EXISTS (sqlite3_exec), three INSERTs of
- * one prepared statement (sqlite3_step, sqlite3_reset), a SELECT reading
- * them back, and a prepare that fails; it writes one line describing the
- * results into out. Returns 0, or -1 when something other than the
+ * twocopies_run(dir, out, cap) runs, on the database dir/COPY.db, through
+ * the hooked functions, six statements: CREATE TABLE IF NOT EXISTS
+ * (sqlite3_exec), three INSERTs of one prepared statement (sqlite3_step,
+ * sqlite3_reset), a SELECT reading them back, and a prepare that fails; it
+ * writes one line describing the results into out. Returns 0, or -1 when something other than the
  * expected failure failed (the line says what).
  */
 #include <stdio.h>
@@ -40,9 +40,11 @@ __attribute__((constructor)) static void twosqlite_init(void)
 	sqlite3_config(SQLITE_CONFIG_LOG, log_cb, NULL);
 }
 
-__attribute__((visibility("default"))) int twosqlite_run(const char *dbpath, char *out,
+__attribute__((visibility("default"))) int twocopies_run(const char *dir, char *out,
                                                          size_t cap)
 {
+	char dbpath[4096];
+	snprintf(dbpath, sizeof dbpath, "%s/%s.db", dir, COPY);
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	int rc;

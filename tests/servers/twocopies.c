@@ -1,22 +1,25 @@
 /*
- * twosqlite - two copies of libsqlite3 in one process, for
- * tests/integration/twosqlite.sh.
+ * twocopies - two copies of one client library in one process, for
+ * tests/integration/twosqlite.sh and twopq.sh (helpers in twolib.sh).
  *
- * DIR holds libmodA.so and libmodB.so (tests/servers/twosqlite_mod.c), each
- * linked against its own renamed copy of libsqlite3 (libsqliteA.so.0,
- * libsqliteB.so.0). Both are dlopen()ed RTLD_LOCAL, A first, so copy A is
- * the first one in the link map and neither is in the global scope.
+ * DIR holds libmodA.so and libmodB.so (tests/servers/twosqlite_mod.c or
+ * twopq_mod.c), each linked against its own renamed copy of the library
+ * (libcopyA.so.0, libcopyB.so.0). Both are dlopen()ed RTLD_LOCAL, A first,
+ * so copy A is the first one in the link map and neither is in the global
+ * scope. Each module exports twocopies_run(ARG, out, cap), which runs its
+ * statements (ARG: a directory for its database, or a conninfo) and writes
+ * one line.
  *
  * Usage:
- *   twosqlite DIR            runs module B, then A, then B and A again (B
- *                            first: its statements run before copy A is even
- *                            initialised), each on its own database in DIR;
- *                            then dlcloses module B (and with it copy B),
- *                            dlopens a fourth copy (libsqliteD.so.0, unused:
- *                            it takes the freed addresses) and module C
- *                            (copy C), and runs C. Prints each run's line;
- *                            exit 0 when all ran
- *   twosqlite DIR --port N   an HTTP/1.1 server on 127.0.0.1:N (0: any free
+ *   twocopies DIR ARG            runs module B, then A, then B and A again
+ *                                (B first: its statements run before copy A
+ *                                has done anything); then dlcloses module B
+ *                                (and with it copy B), dlopens a fourth copy
+ *                                (libcopyD.so.0, unused: it takes the freed
+ *                                addresses) and module C (copy C), and runs
+ *                                C. Prints each run's line; exit 0 when all
+ *                                ran
+ *   twocopies DIR ARG --port N   an HTTP/1.1 server on 127.0.0.1:N (0: any free
  *                            port), one connection at a time, printing
  *                            "listening on PORT": GET /a runs module A,
  *                            GET /b module B, GET /ab B then A (200 with the
@@ -33,10 +36,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-typedef int (*run_fn)(const char *dbpath, char *out, size_t cap);
+typedef int (*run_fn)(const char *arg, char *out, size_t cap);
 
 static run_fn run_a, run_b;
-static char db_a[4096], db_b[4096];
+static const char *arg;
 
 static void *open_local(const char *dir, const char *name)
 {
@@ -44,7 +47,7 @@ static void *open_local(const char *dir, const char *name)
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		fprintf(stderr, "twosqlite: %s\n", dlerror());
+		fprintf(stderr, "twocopies: %s\n", dlerror());
 		exit(2);
 	}
 	return h;
@@ -55,19 +58,19 @@ static run_fn load(const char *dir, const char *name, void **handle)
 	void *h = open_local(dir, name);
 	if (handle)
 		*handle = h;
-	run_fn f = (run_fn)dlsym(h, "twosqlite_run");
+	run_fn f = (run_fn)dlsym(h, "twocopies_run");
 	if (!f) {
-		fprintf(stderr, "twosqlite: %s: no twosqlite_run\n", name);
+		fprintf(stderr, "twocopies: %s: no twocopies_run\n", name);
 		exit(2);
 	}
 	return f;
 }
 
 /* Appends one run's line to out; 0 when it ran as expected. */
-static int run(run_fn f, const char *db, char *out, size_t cap)
+static int run(run_fn f, char *out, size_t cap)
 {
 	char line[1024];
-	int rc = f(db, line, sizeof line);
+	int rc = f(arg, line, sizeof line);
 	size_t n = strlen(out);
 	snprintf(out + n, cap - n, "%s\n", line);
 	return rc;
@@ -82,7 +85,7 @@ static void respond(int fd, int status, const char *body)
 	                 status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Error",
 	                 strlen(body));
 	if (write(fd, head, (size_t)n) < 0 || write(fd, body, strlen(body)) < 0)
-		perror("twosqlite: write");
+		perror("twocopies: write");
 }
 
 static void serve(int fd)
@@ -100,12 +103,12 @@ static void serve(int fd)
 	char body[4096] = "";
 	int bad = 0;
 	if (strncmp(req, "GET /a ", 7) == 0) {
-		bad = run(run_a, db_a, body, sizeof body);
+		bad = run(run_a, body, sizeof body);
 	} else if (strncmp(req, "GET /b ", 7) == 0) {
-		bad = run(run_b, db_b, body, sizeof body);
+		bad = run(run_b, body, sizeof body);
 	} else if (strncmp(req, "GET /ab ", 8) == 0) {
-		bad = run(run_b, db_b, body, sizeof body);
-		bad |= run(run_a, db_a, body, sizeof body);
+		bad = run(run_b, body, sizeof body);
+		bad |= run(run_a, body, sizeof body);
 	} else {
 		respond(fd, 404, "not found\n");
 		return;
@@ -115,32 +118,29 @@ static void serve(int fd)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 && !(argc == 4 && strcmp(argv[2], "--port") == 0)) {
-		fprintf(stderr, "usage: twosqlite DIR [--port N]\n");
+	if (argc != 3 && !(argc == 5 && strcmp(argv[3], "--port") == 0)) {
+		fprintf(stderr, "usage: twocopies DIR ARG [--port N]\n");
 		return 2;
 	}
+	arg = argv[2];
 	void *hb;
 	run_a = load(argv[1], "libmodA.so", NULL);
 	run_b = load(argv[1], "libmodB.so", &hb);
-	snprintf(db_a, sizeof db_a, "%s/a.db", argv[1]);
-	snprintf(db_b, sizeof db_b, "%s/b.db", argv[1]);
 
-	if (argc == 2) {
+	if (argc == 3) {
 		char out[8192] = "";
-		int bad = run(run_b, db_b, out, sizeof out);
-		bad |= run(run_a, db_a, out, sizeof out);
-		bad |= run(run_b, db_b, out, sizeof out);
-		bad |= run(run_a, db_a, out, sizeof out);
+		int bad = run(run_b, out, sizeof out);
+		bad |= run(run_a, out, sizeof out);
+		bad |= run(run_b, out, sizeof out);
+		bad |= run(run_a, out, sizeof out);
 		/* Module B and copy B go; another copy and module C come, in
 		 * the addresses they left: each must be resolved afresh. */
 		if (dlclose(hb) != 0) {
-			fprintf(stderr, "twosqlite: dlclose: %s\n", dlerror());
+			fprintf(stderr, "twocopies: dlclose: %s\n", dlerror());
 			return 2;
 		}
-		open_local(argv[1], "libsqliteD.so.0");
-		char db_c[4096];
-		snprintf(db_c, sizeof db_c, "%s/c.db", argv[1]);
-		bad |= run(load(argv[1], "libmodC.so", NULL), db_c, out, sizeof out);
+		open_local(argv[1], "libcopyD.so.0");
+		bad |= run(load(argv[1], "libmodC.so", NULL), out, sizeof out);
 		fputs(out, stdout);
 		return bad ? 1 : 0;
 	}
@@ -148,12 +148,12 @@ int main(int argc, char **argv)
 	int ls = socket(AF_INET, SOCK_STREAM, 0);
 	int one = 1;
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3])) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[4])) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t sl = sizeof sa;
 	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 16) < 0 ||
 	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0) {
-		perror("twosqlite: listen");
+		perror("twocopies: listen");
 		return 1;
 	}
 	printf("listening on %d\n", ntohs(sa.sin_port));
