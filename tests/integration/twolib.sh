@@ -10,8 +10,8 @@
 # once) becomes NEW, of the same length, with every "@" the copy's letter:
 # a mark of the copy in a message it writes. libcopyD.so.0 links to copy D.
 # Then modules libmodA.so, libmodB.so and libmodC.so built from MODSRC with
-# -DCOPY='"A"' -DTABLE='"<TABLE>a"', each linked against its own copy (its
-# NEEDED entry checked).
+# -DCOPY='"A"' -DTABLE='"<TABLE>a"' and $AP_TWO_CFLAGS, each linked against
+# its own copy (its NEEDED entry checked).
 ap_two_copies() {
 	local soname=$1 src=$2 table=$3 sys c name lc
 	shift 3
@@ -40,7 +40,8 @@ EOF
 			continue # loaded without a module
 		fi
 		lc=$(tr ABC abc <<<"$c")
-		cc -shared -fPIC -O2 -o "$AP_TWO_DIR/libmod$c.so" "$src" -DCOPY="\"$c\"" \
+		# shellcheck disable=SC2086 # flags are words
+		cc -shared -fPIC -O2 ${AP_TWO_CFLAGS:-} -o "$AP_TWO_DIR/libmod$c.so" "$src" -DCOPY="\"$c\"" \
 			-DTABLE="\"$table$lc\"" "$AP_TWO_DIR/$name" -Wl,-rpath,"$AP_TWO_DIR" \
 			2>"$AP_TMP/cc$c.log" || ap_fail "building module $c failed: $(cat "$AP_TMP/cc$c.log")"
 		readelf -d "$AP_TWO_DIR/libmod$c.so" 2>/dev/null | grep -q "(NEEDED).*\[$name\]" ||

@@ -1,0 +1,97 @@
+#!/bin/bash
+# Two copies of libpq in one process (tests/servers/twocopies.c with
+# twopq_mod.c): the system libpq.so.5 copied under other sonames (libpA.so.5,
+# libpB.so.5, ...), each with its message "number of parameters must be
+# between" marked with its letter ("mustAbe"), two modules each linked
+# against its own copy and dlopen()ed RTLD_LOCAL. Each module's calls must
+# reach its own copy under the preload as without it: the program's output
+# (each module's line quotes the message its copy wrote) is byte for byte
+# the same, it exits 0, and the statements of both copies are captured,
+# attributed to their HTTP requests. A preload that sent module B's calls to
+# copy A (the first one loaded) made B's line say "mustAbe". Then module B
+# and copy B are dlclosed and module C with copy C loaded: C's calls must
+# reach copy C.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+. "$(dirname "$0")/twolib.sh"
+
+AP_TWO=$AP_BUILDDIR/tests/servers/twocopies
+ap_require cc readelf pkg-config curl jq python3
+ap_require_pg
+ap_require_build "$AP_TWO"
+
+# ---- the copies and their modules ------------------------------------------
+AP_TWO_CFLAGS=$(pkg-config --cflags libpq) || ap_fail "pkg-config knows no libpq (libpq-dev)"
+ap_two_copies libpq.so.5 "$AP_SRCDIR/tests/servers/twopq_mod.c" p \
+	"parameters must be between" "parameters must@be between"
+D=$AP_TWO_DIR
+
+ap_start_collector
+ap_start_pg pg twopq
+CI="host=127.0.0.1 port=$AP_PG_PORT dbname=twopq user=postgres connect_timeout=10"
+
+# ---- the same output with and without the preload ---------------------------
+"$AP_TWO" "$D" "$CI" >"$AP_TMP/plain.out" 2>"$AP_TMP/plain.err" ||
+	ap_fail "twocopies failed without the preload: $(cat "$AP_TMP/plain.out" "$AP_TMP/plain.err")"
+for c in A B C; do
+	n=$(grep -c "^$c: .*must${c}be between" "$AP_TMP/plain.out")
+	[ "$n" = "$([ $c = C ] && echo 1 || echo 2)" ] ||
+		ap_fail "without the preload, module $c's lines do not quote copy $c: $(cat "$AP_TMP/plain.out")"
+done
+ap_psql twopq -c "DROP TABLE pa, pb, pc"
+env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=twopq-once \
+	"$AP_TWO" "$D" "$CI" >"$AP_TMP/preloaded.out" 2>"$AP_TMP/preloaded.err"
+rc=$?
+ap_assert_eq "twocopies' exit status under the preload" "$rc" 0
+ap_assert_eq "twocopies' output under the preload (each module quotes its own copy)" \
+	"$(cat "$AP_TMP/preloaded.out")" "$(cat "$AP_TMP/plain.out")"
+ap_psql twopq -c "DROP TABLE pa, pb, pc"
+
+# ---- the same as a server: statements attached to requests -----------------
+AP_PORT=$(ap_free_port)
+ap_bg_preloaded server "$AP_TWO" "$D" "$CI" --port "$AP_PORT"
+ap_wait_log server '^listening on'
+B=http://127.0.0.1:$AP_PORT
+st=""
+for p in b a ab b; do
+	st="$st$(curl -s --max-time 10 -o "$AP_TMP/$p.body" -w '%{http_code}' "$B/$p") "
+done
+ap_assert_eq "statuses of /b /a /ab /b" "$st" "200 200 200 200 "
+
+ap_expect_counts <<EOF
+GET /a 1
+GET /b 2
+GET /ab 1
+EOF
+# Eight statements per run: CREATE, 3 x INSERT, the prepare, the prepared
+# SELECT, the asynchronous SELECT, and the call libpq refused. The three
+# INSERTs are an N+1 at the default threshold (3).
+ap_expect_sql <<EOF
+GET /a 1 8 1
+GET /b 2 16 2
+GET /ab 1 16 1
+EOF
+detail=$(ap_request_detail "$(ap_requests /ab | jq -r '.[0].id')")
+printf '%s\n' "$detail" >"$AP_TMP/ab-detail.json"
+ap_assert_jq "GET /ab detail: copy B's statements (table pb) before copy A's (pa)" \
+	'[.queries[].sql | capture("(?<t>p[ab])") | .t] as $t |
+	 ($t | length) == 12 and $t[0:6] == ["pb","pb","pb","pb","pb","pb"] and
+	 $t[6:12] == ["pa","pa","pa","pa","pa","pa"] and
+	 ([.queries[] | select(.sql | test("^INSERT INTO pb"; "i"))] | length == 3 and all(.[]; .rows == 1))' \
+	"$detail"
+
+# Shapes, of both services: every run's statements of every copy arrived
+# (copy C only in the run without HTTP, after the reload).
+for s in "$AP_SERVICE 2 3 0" "twopq-once 2 2 1"; do
+	read -r svc na nb nc <<<"$s"
+	json=$(ap_api /api/v1/queries --data-urlencode "service=$svc")
+	printf '%s\n' "$json" >"$AP_TMP/queries-$svc.json"
+	ap_check_jq "$svc: INSERT calls of copy A $(( na * 3 )), B $(( nb * 3 )), C $(( nc * 3 )); CREATE and SELECT of each" "$json" \
+		'.queries as $q | def calls(re): [$q[] | select(.service == $s and (.sql | test(re; "i"))) | .calls] | add // 0;
+		 [["pa", $a], ["pb", $b], ["pc", $c]] | all(.[];
+		   .[0] as $t | .[1] as $n |
+		   calls("^INSERT INTO \($t) ") == $n * 3 and calls("^CREATE TABLE IF NOT EXISTS \($t) ") == $n and
+		   calls("^SELECT count\\(\\*\\) FROM \($t)$") == $n * 2)' \
+		--arg s "$svc" --argjson a "$na" --argjson b "$nb" --argjson c "$nc"
+done
+ap_log "PASS"
