@@ -48,3 +48,45 @@ EOF
 			ap_fail "module $c does not need its own copy $name"
 	done
 }
+
+# ap_two_serve ARG : twocopies with ARG as a preloaded HTTP server; sends
+# GET /b, /a, /ab, /b (module B, A, both, B: A runs twice, B three times),
+# each answered 200, and waits until the collector counted exactly those.
+ap_two_serve() {
+	local p st=""
+	AP_PORT=$(ap_free_port)
+	ap_bg_preloaded server "$AP_TWO" "$AP_TWO_DIR" "$1" --port "$AP_PORT"
+	ap_wait_log server '^listening on'
+	for p in b a ab b; do
+		st="$st$(curl -s --max-time 10 -o "$AP_TMP/$p.body" -w '%{http_code}' \
+			"http://127.0.0.1:$AP_PORT/$p") "
+	done
+	ap_assert_eq "statuses of /b /a /ab /b" "$st" "200 200 200 200 "
+	ap_expect_counts <<EOF
+GET /a 1
+GET /b 2
+GET /ab 1
+EOF
+}
+
+# ap_two_shapes TABLE SELECTS ONCE-SERVICE : the shapes of every copy's
+# statements arrived, with exactly the calls run: per run of a module, its
+# INSERT 3 times, its CREATE once and its SELECT count(*) SELECTS times; for
+# the server (A twice, B three times) and for the run without HTTP, service
+# ONCE-SERVICE (A and B twice, C once, after the reload).
+ap_two_shapes() {
+	local table=$1 sel=$2 s svc na nb nc json
+	for s in "$AP_SERVICE 2 3 0" "$3 2 2 1"; do
+		read -r svc na nb nc <<<"$s"
+		json=$(ap_api /api/v1/queries --data-urlencode "service=$svc")
+		printf '%s\n' "$json" >"$AP_TMP/queries-$svc.json"
+		ap_check_jq "$svc: INSERT calls of copy A $(( na * 3 )), B $(( nb * 3 )), C $(( nc * 3 )); CREATE and SELECT of each" "$json" \
+			'.queries as $q | def calls(re): [$q[] | select(.service == $s and (.sql | test(re; "i"))) | .calls] | add // 0;
+			 [[$t + "a", $a], [$t + "b", $b], [$t + "c", $c]] | all(.[];
+			   .[0] as $u | .[1] as $n |
+			   calls("^INSERT INTO \($u) ") == $n * 3 and calls("^CREATE TABLE IF NOT EXISTS \($u) ") == $n and
+			   calls("^SELECT count\\(\\*\\).* FROM \($u)$") == $n * $sel)' \
+			--arg s "$svc" --arg t "$table" --argjson sel "$sel" \
+			--argjson a "$na" --argjson b "$nb" --argjson c "$nc"
+	done
+}

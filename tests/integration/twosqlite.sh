@@ -41,21 +41,7 @@ ap_assert_eq "twosqlite's output under the preload (each copy logs its own modul
 rm -f "$D"/*.db
 
 # ---- the same as a server: statements attached to requests -----------------
-AP_PORT=$(ap_free_port)
-ap_bg_preloaded server "$AP_TWO" "$D" "$D" --port "$AP_PORT"
-ap_wait_log server '^listening on'
-B=http://127.0.0.1:$AP_PORT
-st=""
-for p in b a ab b; do
-	st="$st$(curl -s --max-time 10 -o "$AP_TMP/$p.body" -w '%{http_code}' "$B/$p") "
-done
-ap_assert_eq "statuses of /b /a /ab /b" "$st" "200 200 200 200 "
-
-ap_expect_counts <<EOF
-GET /a 1
-GET /b 2
-GET /ab 1
-EOF
+ap_two_serve "$D"
 # Six statements per run: CREATE (sqlite3_exec), 3 x INSERT, SELECT, and
 # the prepare that fails. The three INSERTs are an N+1 at the default
 # threshold (3): every request is flagged.
@@ -74,22 +60,5 @@ ap_assert_jq "GET /ab detail: copy B's six statements (table tb), then copy A's 
 	 ([.queries[] | select(.sql | test("^SELECT count"; "i"))] | length == 2 and all(.[]; .rows == 1))' \
 	"$detail"
 
-# Shapes, of both services: every run's statements of every copy arrived
-# (copy C only in the run without HTTP, after the reload).
-for s in "$AP_SERVICE 2 3 0" "twosqlite-once 2 2 1"; do
-	read -r svc na nb nc <<<"$s"
-	json=$(ap_api /api/v1/queries --data-urlencode "service=$svc")
-	printf '%s\n' "$json" >"$AP_TMP/queries-$svc.json"
-	ap_check_jq "$svc: INSERT calls of copy A $(( na * 3 )), B $(( nb * 3 )), C $(( nc * 3 )); CREATE and SELECT of each" "$json" \
-		'.queries as $q | def calls(re): [$q[] | select(.service == $s and (.sql | test(re; "i"))) | .calls] | add // 0;
-		 [["ta", $a], ["tb", $b], ["tc", $c]] | all(.[];
-		   .[0] as $t | .[1] as $n |
-		   calls("^INSERT INTO \($t) ") == $n * 3 and calls("^CREATE TABLE IF NOT EXISTS \($t) ") == $n and
-		   calls("^SELECT count.* FROM \($t)$") == $n)' \
-		--arg s "$svc" --argjson a "$na" --argjson b "$nb" --argjson c "$nc"
-	json=$(ap_api /api/v1/errors --data-urlencode "service=$svc")
-	ap_check_jq "$svc: the failed prepares of every copy as SQLite 1" "$json" \
-		'[.errors[] | select(.service == $s and .type == "SQLite 1") | .count] | add == $n' \
-		--arg s "$svc" --argjson n "$(( na + nb + nc ))"
-done
+ap_two_shapes t 1 twosqlite-once
 ap_log "PASS"
