@@ -77,6 +77,7 @@ EXPORT int mysql_stmt_prepare(MYSQL_STMT *, const char *, unsigned long);
 EXPORT int mysql_stmt_execute(MYSQL_STMT *);
 EXPORT unsigned char mysql_stmt_close(MYSQL_STMT *);
 EXPORT void mysql_close(MYSQL *);
+_Static_assert(MY_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const my_self[MY_N] = {
 	[MY_query] = (const void *)mysql_query, [MY_real_query] = (const void *)mysql_real_query,
 	[MY_send_query] = (const void *)mysql_send_query,
@@ -190,9 +191,9 @@ EXPORT int mysql_real_query(MYSQL *h, const char *q, unsigned long len)
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	int rc = MYF(f, real_query)(h, q, len);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	query_returned(f, h, &st, q, len, rc);
 	errno = saved;
@@ -209,9 +210,9 @@ EXPORT int mysql_query(MYSQL *h, const char *q)
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	int rc = MYF(f, query)(h, q);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	query_returned(f, h, &st, q, strlen(q), rc);
 	errno = saved;
@@ -230,9 +231,9 @@ EXPORT int mysql_send_query(MYSQL *h, const char *q, unsigned long len)
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	int rc = MYF(f, send_query)(h, q, len);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	query_returned(f, h, &st, q, len, rc);
 	errno = saved;
@@ -244,9 +245,9 @@ EXPORT unsigned char mysql_read_query_result(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	unsigned char rc = MYF(f, read_query_result)(h);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	if (rc && open_q.handle == h && !pl_db_depth) {
 		int saved = errno;
 		struct pl_stmt_result res = { .failed = 1 };
@@ -264,9 +265,9 @@ EXPORT MYSQL_RES *mysql_store_result(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return NULL;
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	MYSQL_RES *r = MYF(f, store_result)(h);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	if (open_q.handle == h && !pl_db_depth) {
 		int saved = errno;
 		end_open(r, 1);
@@ -280,9 +281,9 @@ EXPORT MYSQL_RES *mysql_use_result(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return NULL;
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	MYSQL_RES *r = MYF(f, use_result)(h);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	if (open_q.handle == h && !pl_db_depth) {
 		int saved = errno;
 		/* Rows stream later, row by row: the count is not known here. */
@@ -313,9 +314,9 @@ EXPORT int mysql_stmt_prepare(MYSQL_STMT *s, const char *q, unsigned long len)
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
 	st.prepare = 1;
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	int rc = MYF(f, stmt_prepare)(s, q, len);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	pl_prepared_put(s, 0, q, len);
 	struct pl_stmt_result res = { 0 };
@@ -341,9 +342,9 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&my_lib, f);
 	int rc = MYF(f, stmt_execute)(s);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	int cut;

@@ -79,6 +79,7 @@ EXPORT int PQsendQueryPrepared(PGconn *, const char *, int, const char *const *,
                                const int *, int);
 EXPORT PGresult *PQgetResult(PGconn *);
 EXPORT void PQfinish(PGconn *);
+_Static_assert(PQ_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const pq_self[PQ_N] = {
 	[PQ_exec] = (const void *)PQexec, [PQ_exec_params] = (const void *)PQexecParams,
 	[PQ_prepare] = (const void *)PQprepare, [PQ_exec_prepared] = (const void *)PQexecPrepared,
@@ -142,9 +143,9 @@ EXPORT PGresult *PQexec(PGconn *conn, const char *query)
 		return PQF(f, exec)(conn, query);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&pq_lib, f);
 	PGresult *r = PQF(f, exec)(conn, query);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	return finish_sync(f, conn, &st, r, query, strlen(query));
 }
 
@@ -160,10 +161,10 @@ EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int n, const Oi
 		                           result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&pq_lib, f);
 	PGresult *r = PQF(f, exec_params)(conn, command, n, types, values, lengths, formats,
 	                                  result_format);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	return finish_sync(f, conn, &st, r, command, strlen(command));
 }
 
@@ -178,9 +179,9 @@ EXPORT PGresult *PQprepare(PGconn *conn, const char *name, const char *query, in
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
 	st.prepare = 1;
-	pl_db_depth++;
+	PL_COPY_ENTER(&pq_lib, f);
 	PGresult *r = PQF(f, prepare)(conn, name, query, n, types);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	pl_prepared_put(conn, pl_hash_str(name ? name : ""), query, strlen(query));
 	errno = saved;
@@ -215,9 +216,9 @@ EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *name, int n,
 		return PQF(f, exec_prepared)(conn, name, n, values, lengths, formats, result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&pq_lib, f);
 	PGresult *r = PQF(f, exec_prepared)(conn, name, n, values, lengths, formats, result_format);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	size_t len = prepared_text(conn, name, text, sizeof text, &st);
@@ -299,9 +300,9 @@ EXPORT int PQsendQuery(PGconn *conn, const char *query)
 		return PQF(f, send_query)(conn, query);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&pq_lib, f);
 	int ok = PQF(f, send_query)(conn, query);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	if (ok)
 		async_start(conn, &st, query, strlen(query));
@@ -323,10 +324,10 @@ EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int n, const Oid
 		                                 formats, result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&pq_lib, f);
 	int ok = PQF(f, send_query_params)(conn, command, n, types, values, lengths, formats,
 	                                   result_format);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	if (ok)
 		async_start(conn, &st, command, strlen(command));
@@ -347,9 +348,9 @@ EXPORT int PQsendQueryPrepared(PGconn *conn, const char *name, int n,
 		return PQF(f, send_query_prepared)(conn, name, n, values, lengths, formats, result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
+	PL_COPY_ENTER(&pq_lib, f);
 	int ok = PQF(f, send_query_prepared)(conn, name, n, values, lengths, formats, result_format);
-	pl_db_depth--;
+	PL_COPY_LEAVE();
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	size_t len = prepared_text(conn, name, text, sizeof text, &st);

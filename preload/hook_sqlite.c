@@ -68,6 +68,7 @@ EXPORT int sqlite3_reset(sqlite3_stmt *);
 EXPORT int sqlite3_finalize(sqlite3_stmt *);
 EXPORT int sqlite3_exec(sqlite3 *, const char *, int (*)(void *, int, char **, char **),
                         void *, char **);
+_Static_assert(SQ_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const sq_self[SQ_N] = {
 	[SQ_prepare_v2] = (const void *)sqlite3_prepare_v2, [SQ_step] = (const void *)sqlite3_step,
 	[SQ_reset] = (const void *)sqlite3_reset, [SQ_finalize] = (const void *)sqlite3_finalize,

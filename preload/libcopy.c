@@ -16,6 +16,7 @@
 #define EXPORT __attribute__((visibility("default")))
 
 unsigned pl_copy_gen;
+__thread struct pl_copy_outer pl_copy_outer;
 
 static int (*real_dlclose)(void *);
 
@@ -256,6 +257,12 @@ PL_COLD void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra)
 
 	struct caller c = { .ra = ra };
 	dl_iterate_phdr(find_caller, &c);
+	if (c.found && (uintptr_t)pl_copy_slow - c.lo < c.hi - c.lo) {
+		/* Called from our own hook, through a tail call in the library:
+		 * the outer hook's copy, never cached (no site for us). */
+		errno = saved;
+		return pl_copy_outer.lib == l ? pl_copy_outer.fns : NULL;
+	}
 	int locked = pl_spin_trylock(&l->lock);
 	int how = resolve(l, &c, tmp);
 	if (!how) {

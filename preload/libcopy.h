@@ -38,7 +38,7 @@
 
 #include "pl.h"
 
-#define PL_COPY_MAXFN 16  /* functions of one library resolved together */
+#define PL_COPY_MAXFN 18  /* functions of one library resolved together */
 #define PL_COPY_SITES 32  /* caller objects remembered per library */
 #define PL_COPY_COPIES 8  /* distinct copies remembered per library */
 
@@ -120,5 +120,26 @@ static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra)
 		return l->first.fns;
 	return pl_copy_slow(l, (uintptr_t)ra);
 }
+
+/* The copy that the hook now in a real call handed to it. A library that
+ * calls its own exported functions through a tail call (libmariadb's
+ * mysql_query jumps to mysql_real_query) reaches a hook whose return
+ * address is in the outer hook, in this library, where no copy can be
+ * told from the address: that hook takes this one. Thread-local, set by
+ * PL_COPY_ENTER around the real call, with pl_db_depth. */
+struct pl_copy_outer {
+	const struct pl_copy_lib *lib;
+	void *const *fns;
+};
+extern __thread struct pl_copy_outer pl_copy_outer;
+
+/* Around a hook's real call: once per scope (a declaration). */
+#define PL_COPY_ENTER(l, f) \
+	struct pl_copy_outer pl_outer_saved_ = pl_copy_outer; \
+	pl_copy_outer = (struct pl_copy_outer){ (l), (f) }; \
+	pl_db_depth++
+#define PL_COPY_LEAVE() \
+	pl_db_depth--; \
+	pl_copy_outer = pl_outer_saved_
 
 #endif /* AP_LIBCOPY_H */

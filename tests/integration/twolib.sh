@@ -90,3 +90,51 @@ ap_two_shapes() {
 			--argjson a "$na" --argjson b "$nb" --argjson c "$nc"
 	done
 }
+
+# ap_two_compare ARG ONCE-SERVICE MARK RESET... : runs twocopies ARG without
+# the preload, where each module's lines must show its own copy's MARK (a
+# grep pattern, "@" the copy's letter: A and B twice, C once); runs the
+# command RESET (the databases back to empty); runs it again under the
+# preload, as service ONCE-SERVICE: exit 0 and byte for byte the same
+# output; runs RESET again.
+ap_two_compare() {
+	local arg=$1 svc=$2 mark=$3 c n rc
+	shift 3
+	"$AP_TWO" "$AP_TWO_DIR" "$arg" >"$AP_TMP/plain.out" 2>"$AP_TMP/plain.err" ||
+		ap_fail "twocopies failed without the preload: $(cat "$AP_TMP/plain.out" "$AP_TMP/plain.err")"
+	for c in A B C; do
+		n=$(grep -c "^$c: .*${mark//@/$c}" "$AP_TMP/plain.out")
+		[ "$n" = "$([ $c = C ] && echo 1 || echo 2)" ] ||
+			ap_fail "without the preload, module $c's lines do not show copy $c: $(cat "$AP_TMP/plain.out")"
+	done
+	"$@"
+	env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$svc" \
+		APIPROF_DEBUG="${AP_DEBUG:-0}" "$AP_TWO" "$AP_TWO_DIR" "$arg" >"$AP_TMP/preloaded.out" 2>"$AP_TMP/preloaded.err"
+	rc=$?
+	ap_assert_eq "twocopies' exit status under the preload" "$rc" 0
+	ap_assert_eq "twocopies' output under the preload (each module's lines show its own copy)" \
+		"$(cat "$AP_TMP/preloaded.out")" "$(cat "$AP_TMP/plain.out")"
+	"$@"
+}
+
+# ap_two_requests TABLE PER-RUN STATEMENTS : after ap_two_serve, each
+# request's statements are attached to it: STATEMENTS per run of a module
+# (the three INSERTs an N+1 at the default threshold, 3, so every request
+# is flagged); GET /ab holds copy B's PER-RUN statements naming table
+# <TABLE>b, then copy A's naming <TABLE>a, and B's three INSERTs changed
+# one row each.
+ap_two_requests() {
+	local t=$1 per=$2 n=$3 detail
+	ap_expect_sql <<EOF
+GET /a 1 $n 1
+GET /b 2 $(( 2 * n )) 2
+GET /ab 1 $(( 2 * n )) 1
+EOF
+	detail=$(ap_request_detail "$(ap_requests /ab | jq -r '.[0].id')")
+	printf '%s\n' "$detail" >"$AP_TMP/ab-detail.json"
+	ap_check_jq "GET /ab detail: copy B's $per statements on ${t}b, then copy A's on ${t}a" "$detail" \
+		'[.queries[].sql | capture(" (?<t>" + $t + "[ab])( |$)") | .t] ==
+		 ([range($n)] | map($t + "b")) + ([range($n)] | map($t + "a")) and
+		 ([.queries[] | select(.sql | test("^INSERT INTO " + $t + "b "; "i"))] |
+		  length == 3 and all(.[]; .rows == 1))' --arg t "$t" --argjson n "$per"
+}
