@@ -1,8 +1,7 @@
 /*
  * libcopy.c - finding the real functions of the hooked client libraries:
- * pl_sym (one definition, for libpq and MySQL) and the copy of a library
- * each caller reaches (libcopy.h, for SQLite), with the dlclose hook that
- * ages those answers.
+ * the copy of a library each caller reaches (libcopy.h), with the dlclose
+ * hook that ages those answers.
  */
 #include "config.h"
 #include "libcopy.h"
@@ -86,17 +85,6 @@ static unsigned all_definitions(const char *name, const void *self, void **out, 
 	}
 	pl_spin_unlock(&busy);
 	return found;
-}
-
-void *pl_sym(const char *name, const void *self)
-{
-	void *f = dlsym(RTLD_NEXT, name);
-	if (f && f != self)
-		return f;
-	if (all_definitions(name, self, &f, 1) == 0)
-		return NULL;
-	pl_debug("resolved %s from a library loaded locally", name);
-	return f;
 }
 
 /* ---- the copy a caller reaches ---- */

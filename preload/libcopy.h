@@ -12,10 +12,12 @@
  * dynamic linker binds a caller's reference: the global scope first
  * (dlsym(RTLD_NEXT): the main program's dependencies and RTLD_GLOBAL
  * libraries), then the caller object's own dependencies (dlsym on a handle
- * of the object containing the return address). When neither finds one
- * (a caller that reached us through a tail call, JIT code), the one copy
- * loaded is used when there is exactly one; with several, none is (the hook
- * returns its library's misuse code rather than call a wrong copy).
+ * of the object containing the return address). A hook reached from the
+ * library itself through a tail call has its return address in our outer
+ * hook: it takes that hook's copy (pl_copy_outer). When no copy is found
+ * (a caller that reached us through a tail call of its own, JIT code), the
+ * one copy loaded is used when there is exactly one; with several, none is
+ * (the hook returns its library's failure rather than call a wrong copy).
  * Every function of one answer comes from the same object as the first
  * name, so accessors and hooked calls never mix copies.
  *
