@@ -8,7 +8,7 @@
  * so copy A is the first one in the link map and neither is in the global
  * scope. Each module exports twocopies_run(ARG, out, cap), which runs its
  * statements (ARG: a directory for its database, or a conninfo) and writes
- * one line.
+ * one line, and may export twocopies_end(), called before it is unloaded.
  *
  * Usage:
  *   twocopies DIR ARG            runs module B, then A, then B and A again
@@ -135,6 +135,9 @@ int main(int argc, char **argv)
 		bad |= run(run_a, out, sizeof out);
 		/* Module B and copy B go; another copy and module C come, in
 		 * the addresses they left: each must be resolved afresh. */
+		void (*end)(void) = (void (*)(void))dlsym(hb, "twocopies_end");
+		if (end)
+			end(); /* the library's own state, freed before it goes */
 		if (dlclose(hb) != 0) {
 			fprintf(stderr, "twocopies: dlclose: %s\n", dlerror());
 			return 2;
