@@ -473,6 +473,12 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"storage_errors", jint(sc.storage_errors),
 			"queue_depth", jint(sc.queue_depth),
 			"queue_capacity", jint(sc.queue_cap));
+		/* The storage fault, if one stands (and the latest one). */
+		json_object_set_new(js, "writing", json_boolean(sc.writing));
+		json_object_set_new(js, "last_error",
+		                    sc.last_error_at_ns ? jstr(sc.last_error) : json_null());
+		json_object_set_new(js, "last_error_at",
+		                    sc.last_error_at_ns ? jtime(sc.last_error_at_ns) : json_null());
 	}
 	struct col_findings_counters fc;
 	col_findings_counters(col_agg_findings(x->agg), &fc);

@@ -28,6 +28,7 @@
 #include "ap_crash.h"
 #include "ap_config.h"
 #include "ap_route.h"
+#include "ap_sql.h"
 #include "ap_wire.h"
 #include "col.h"
 #include "crash.h"
@@ -468,8 +469,15 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	                    o.duration_ms / 1000.0, r->bytes_in, r->bytes_out, o.n_plus_one);
 
 	char message[MESSAGE_BUF] = "";
-	if (r->status >= 500)
-		col_clean_text(r->message.p, r->message.len, message, sizeof message);
+	if (r->status >= 500 && r->message.len) {
+		/* The preload scrubbed it already; scrub again in case the sender
+		 * is an older or foreign one (scrubbed text passes unchanged in
+		 * practice, and never grows). */
+		char scrubbed[MESSAGE_BUF];
+		size_t sn = ap_sql_scrub_http_body(r->message.p, r->message.len, scrubbed,
+		                                   sizeof scrubbed);
+		col_clean_text(scrubbed, sn, message, sizeof message);
+	}
 
 	/* Slow, failed, N+1 and SQL-failure requests are always stored: the
 	 * findings point at them as examples. */

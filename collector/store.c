@@ -315,6 +315,13 @@ struct col_store {
 	int find_held;
 	int64_t last_error_log;
 	uint64_t errors_unlogged;
+	uint64_t fault_errors;        /* failed transactions since the last commit */
+
+	/* the standing fault, for /api/v1/status: written by the writer
+	 * thread under mu */
+	int faulty;                   /* the last transaction failed */
+	char last_error[COL_STORE_ERROR_MAX];
+	int64_t last_error_at_ns;     /* wall clock; 0: never */
 
 	/* written by their owner thread, read by anyone (relaxed atomics) */
 	uint64_t c_written, c_dropped, c_sampled, c_rejected, c_expired,
@@ -388,10 +395,17 @@ static int is_transient(int rc)
 	}
 }
 
-/* Counts a failed transaction and logs it, at most once a minute. */
+/* Counts a failed transaction, records it for the status and logs it, at
+ * most once a minute. */
 static void storage_error(struct col_store *s, const char *what)
 {
 	CNT_ADD(s, c_errors, 1);
+	s->fault_errors++;
+	pthread_mutex_lock(&s->mu);
+	s->faulty = 1;
+	snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, sqlite3_errmsg(s->db));
+	s->last_error_at_ns = col_clock_real_ns();
+	pthread_mutex_unlock(&s->mu);
 	int64_t now = col_clock_mono_ns();
 	if (s->last_error_log != 0 && now - s->last_error_log < ERROR_LOG_EVERY_NS) {
 		s->errors_unlogged++;
@@ -407,12 +421,31 @@ static void storage_error(struct col_store *s, const char *what)
 	s->errors_unlogged = 0;
 }
 
+/* A transaction committed: a standing fault is over, which the log says
+ * once (the errors were logged at most once a minute). */
+static void storage_ok(struct col_store *s)
+{
+	if (s->fault_errors == 0)
+		return;
+	col_log(COL_LOG_INFO, "storage: writing again after %llu failed transactions",
+	        (unsigned long long)s->fault_errors);
+	s->fault_errors = 0;
+	s->last_error_log = 0; /* a new fault is logged at once */
+	s->errors_unlogged = 0;
+	pthread_mutex_lock(&s->mu);
+	s->faulty = 0;
+	pthread_mutex_unlock(&s->mu);
+}
+
 static int exec1(struct col_store *s, int which)
 {
 	sqlite3_stmt *st = s->st[which];
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+	rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+	if (which == ST_COMMIT && rc == SQLITE_OK)
+		storage_ok(s);
+	return rc;
 }
 
 static void rollback(struct col_store *s)
@@ -543,6 +576,38 @@ static uint64_t read_last_batch(struct col_store *s)
 	return last;
 }
 
+/* A damaged file (pages overwritten, a torn copy) is refused rather than
+ * written into: SQLite would fail on the damaged pages only, at any later
+ * time, and writing around them can spread the damage. quick_check reads
+ * every page once (a few seconds per GB), without the index
+ * cross-checks of integrity_check. 0, or -1 with err filled. */
+static int check_intact(struct col_store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	if (res != NULL && strcmp(res, "ok") == 0) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	/* quick_check's first finding, on one line without its heading */
+	char why[160];
+	const char *w = res ? res : sqlite3_errmsg(s->db);
+	if (strncmp(w, "*** in database main ***\n", 25) == 0)
+		w += 25;
+	snprintf(why, sizeof why, "%s", w);
+	for (char *p = why; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	set_err(err, errlen, "db %s: the database file is damaged (%s); move it aside"
+	        " (a new one is then created) and salvage what it holds with the sqlite3"
+	        " shell (.recover, .dump), or remove it", s->path, why);
+	sqlite3_finalize(st);
+	return -1;
+}
+
 struct col_store *col_store_open(const struct col_store_opts *o, char *err, size_t errlen)
 {
 	struct col_store *s = calloc(1, sizeof *s);
@@ -595,6 +660,8 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 		        " readers may wait for the writer", s->path, mode ? mode : "?");
 	sqlite3_finalize(st);
 	sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	if (check_intact(s, err, errlen) < 0)
+		goto fail;
 	if (create_schema(s, err, errlen) < 0)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
@@ -1715,6 +1782,9 @@ void col_store_counters(struct col_store *s, struct col_store_counters *c)
 	pthread_mutex_lock(&s->mu);
 	c->queue_depth = s->n;
 	c->queue_stmts = s->q_stmts;
+	c->writing = !s->faulty;
+	memcpy(c->last_error, s->last_error, sizeof c->last_error);
+	c->last_error_at_ns = s->last_error_at_ns;
 	pthread_mutex_unlock(&s->mu);
 	c->queue_cap = s->cap;
 }

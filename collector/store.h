@@ -65,6 +65,9 @@ struct col_stmt;
 struct sqlite3;
 struct sqlite3_stmt;
 
+/* The size of a storage error message, with its NUL. */
+#define COL_STORE_ERROR_MAX 256
+
 /* The schema version this collector creates and understands. */
 #define COL_SCHEMA_VERSION 2
 
@@ -174,6 +177,11 @@ struct col_store_counters {
 	uint64_t storage_errors;    /* failed transactions */
 	size_t queue_depth, queue_cap;
 	size_t queue_stmts;         /* statements of queued rows */
+	int writing;                /* 0 while a storage fault stands: the last
+	                               transaction failed, none committed since */
+	char last_error[COL_STORE_ERROR_MAX]; /* "what: SQLite's message" of the
+	                               latest failure (kept after recovery); "" */
+	int64_t last_error_at_ns;   /* its wall-clock time; 0: never failed */
 };
 
 /* Reads the statistics columns of an endpoint_minutes row starting at

@@ -372,9 +372,9 @@ static int load_state(struct col_windows *w, char *err, size_t errlen)
 		loaded++;
 	}
 	sqlite3_finalize(st);
+	st = NULL; /* fail: finalizes st: not twice (a damaged file got there) */
 	if (rc != SQLITE_DONE)
 		goto fail;
-	st = NULL;
 	sqlite3_stmt *del = NULL;
 	if (sqlite3_prepare_v2(w->wdb, "DELETE FROM window_partials WHERE host = ?", -1, &del,
 	                       NULL) == SQLITE_OK) {

@@ -225,7 +225,7 @@ static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
 	char msg[AP_HTTP_ERRBODY_MAX];
 	size_t mlen = 0;
 	if (r->status >= 500 && !(extra_flags & AP_REQF_ABORTED))
-		mlen = pl_scrub_message(c->rs.errbody, c->rs.errbody_len, msg, sizeof msg);
+		mlen = pl_scrub_http_body(c->rs.errbody, c->rs.errbody_len, msg, sizeof msg);
 	struct ap_rec_request ev = {
 		.req_id = r->id,
 		.start_ns = r->start_ns,

@@ -280,9 +280,10 @@ size_t pl_prepared_get(const void *owner, uint64_t name_hash, char *out, size_t 
 void pl_prepared_forget(const void *owner);
 uint64_t pl_hash_str(const char *s);
 
-/* Scrubs an error message (quoted literals and numbers) into out; returns
- * its length. */
-size_t pl_scrub_message(const char *msg, size_t len, char *out, size_t cap);
+/* Scrubs the start of a 5xx body (quoted literals, numbers, credentials,
+ * query strings: ap_sql_scrub_http_body()) into out before it leaves the
+ * process; returns its length. */
+size_t pl_scrub_http_body(const char *msg, size_t len, char *out, size_t cap);
 
 /* MySQL statements stay open until their result is fetched; a request
  * ending on this thread closes them first so they precede it on the wire. */

@@ -33,9 +33,9 @@ static int dialect_of(int db)
 	return db == AP_DB_MYSQL ? AP_SQL_MYSQL : db == AP_DB_SQLITE ? AP_SQL_SQLITE : AP_SQL_PG;
 }
 
-size_t pl_scrub_message(const char *msg, size_t len, char *out, size_t cap)
+size_t pl_scrub_http_body(const char *msg, size_t len, char *out, size_t cap)
 {
-	return ap_sql_scrub_message(msg, len, out, cap);
+	return ap_sql_scrub_http_body(msg, len, out, cap);
 }
 
 void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,

@@ -215,6 +215,37 @@ size_t ap_sql_table(const char *norm, size_t len, char *out, size_t cap);
 size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap);
 
 /*
+ * ap_sql_scrub_message() for the start of an HTTP 5xx body, which may echo
+ * the request: its credentials and query strings are removed as well.
+ * Same output contract (NUL-terminated, cut on a UTF-8 boundary, cap 0
+ * writes nothing). Every removed value becomes one `?`, like a literal:
+ *  - Authorization schemes: the word after `Bearer`, `Basic`, `Digest`,
+ *    `Negotiate` or `Token` (any case) and blanks (`Bearer ?`).
+ *  - Credential keys: a word containing token, pass, pwd, secret, key,
+ *    sess, cookie, auth, credential or signature (any case: access_token,
+ *    x-api-key, PHPSESSID, Authorization), followed by `=` or `:`, loses
+ *    its unquoted value: after `=` up to a blank or one of & ; , ' " < > )
+ *    ] } ` (`api_key=?&page=?`); after `:` to the end of the line or a `<`,
+ *    as a header's value runs (`Authorization: ?`, `Cookie: ?`). A quoted
+ *    value is a string, which the message rules make `?` anyway.
+ *  - A URL's user information: what lies between `://` and the last `@`
+ *    before the next / # blank or quote (`postgresql://app:pw@db/x`
+ *    gives `postgresql://?@db/x`).
+ *  - Query strings: a `?` right after a path character (letter, digit,
+ *    / . - _ ~ %) and followed by anything but a blank, a quote, < > ` #
+ *    or `?`, together with what follows up to one of those, becomes one
+ *    `?` (`/orders?id=1&token=x` gives `/orders?`). A SQL placeholder
+ *    (`id = ?`, `id=?`) is not a query string.
+ * The bias is the normaliser's: a false match removes harmless words
+ * (`Basic authentication` gives `Basic ?`), never the other way round.
+ * No opt-in keeps them: APIPROF_CAPTURE_QUERY_STRING governs paths only.
+ * The output is never longer than the input, and the collector applies it
+ * again to what it receives (in case the sender did not): on scrubbed text
+ * that changes nothing in practice, and at worst removes a little more.
+ */
+size_t ap_sql_scrub_http_body(const char *msg, size_t len, char *out, size_t cap);
+
+/*
  * PostgreSQL's primary message within msg[0..len): skips a leading
  * severity tag (`ERROR:`, `FATAL:`, `PANIC:`, `WARNING:` and the spaces
  * after it, as PQerrorMessage() writes it) and ends before the first

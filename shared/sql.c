@@ -1295,7 +1295,112 @@ static int is_alnum(unsigned char c)
 	return CL_ALPHA(c) || CL_DIGIT(c);
 }
 
-size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap)
+/* --- HTTP bodies: credentials and query strings ----------------------------- */
+
+/* Stems that make a key a credential's name (matched anywhere in the key,
+ * case-insensitively: access_token, x-api-key, PHPSESSID, passwd). */
+static const char *const cred_stems[] = {
+	"token", "pass", "pwd", "secret", "key", "sess", "cookie", "auth",
+	"credential", "signature", NULL
+};
+
+/* Authorization schemes whose next word is the credential. */
+static const char *const auth_schemes[] = {
+	"bearer", "basic", "digest", "negotiate", "token", NULL
+};
+
+static int has_stem(const unsigned char *w, size_t n, const char *const *stems)
+{
+	size_t a, k, m;
+	for (k = 0; stems[k]; k++) {
+		m = strlen(stems[k]);
+		for (a = 0; a + m <= n; a++) {
+			size_t b = 0;
+			while (b < m && lower(w[a + b]) == (unsigned char)stems[k][b])
+				b++;
+			if (b == m)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int is_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Ends the value of `key=value`, of a scheme's credential (token68 and
+ * the like) and of a query string. */
+static int ends_eq_value(unsigned char c)
+{
+	return IS(c, C_SP) || c == '&' || c == ';' || c == ',' || c == '"' ||
+	       c == '\'' || c == '<' || c == '>' || c == ')' || c == '}' ||
+	       c == ']' || c == '`';
+}
+
+static int ends_query(unsigned char c)
+{
+	return IS(c, C_SP) || c == '"' || c == '\'' || c == '<' || c == '>' ||
+	       c == '`' || c == '#';
+}
+
+static int url_char(unsigned char c)
+{
+	return is_alnum(c) || c == '/' || c == '.' || c == '-' || c == '_' ||
+	       c == '~' || c == '%';
+}
+
+/*
+ * The credential that follows the word s[ws..we), if any: for a scheme
+ * (`Bearer xyz`) the next word, for a credential key (`token=xyz`,
+ * `password: xyz`) its unquoted value (quoted values are strings, which
+ * the message rules scrub anyway). Sets *vs to where the value starts and
+ * returns where it ends, or returns 0 when no rule applies. An `=` value
+ * ends at a blank or a delimiter (& ; , quotes, brackets); a `:` value
+ * runs to the end of the line (a header's value: `Cookie: a=1; b=2`).
+ */
+static size_t secret_after(const unsigned char *s, size_t len, size_t ws,
+                           size_t we, size_t *vs)
+{
+	size_t k = we, e;
+	if (in_list(s + ws, we - ws, auth_schemes) && k < len && is_blank(s[k])) {
+		while (k < len && is_blank(s[k]))
+			k++;
+		for (e = k; e < len && !ends_eq_value(s[e]); e++)
+			;
+		if (e > k && s[k] != '?') {
+			*vs = k;
+			return e;
+		}
+	}
+	if (!has_stem(s + ws, we - ws, cred_stems))
+		return 0;
+	for (k = we; k < len && is_blank(s[k]); k++)
+		;
+	if (k >= len || (s[k] != '=' && s[k] != ':'))
+		return 0;
+	int colon = s[k] == ':';
+	k++;
+	if (colon && k < len && s[k] == '=') /* := */
+		k++;
+	while (k < len && is_blank(s[k]))
+		k++;
+	if (k >= len || s[k] == '"' || s[k] == '\'')
+		return 0;
+	if (colon)
+		for (e = k; e < len && s[e] != '\n' && s[e] != '\r' && s[e] != '<'; e++)
+			;
+	else
+		for (e = k; e < len && !ends_eq_value(s[e]); e++)
+			;
+	if (e == k)
+		return 0;
+	*vs = k;
+	return e;
+}
+
+static size_t scrub(const char *msg, size_t len, char *out, size_t cap, int http)
 {
 	const unsigned char *s = (const unsigned char *)msg;
 	struct sink k = { out, cap ? cap - 1 : 0, 0, 0 };
@@ -1308,6 +1413,33 @@ size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap)
 		unsigned char c = s[i];
 		size_t j;
 
+		/* a URL's user:password@ (postgresql://app:pw@db/app) */
+		if (http && c == ':' && i + 2 < len && s[i + 1] == '/' && s[i + 2] == '/') {
+			size_t at = 0;
+			/* not stopping at `?`: scrubbed user information is one */
+			for (j = i + 3; j < len && !ends_query(s[j]) && s[j] != '/'; j++)
+				if (s[j] == '@')
+					at = j;
+			if (at > i + 3) {
+				sput(&k, ':');
+				sput(&k, '/');
+				sput(&k, '/');
+				sput(&k, '?');
+				i = at;
+				after_word = 0;
+				continue;
+			}
+		}
+		/* a query string: `?` right after a path, followed by its text */
+		if (http && c == '?' && i > 0 && url_char(s[i - 1]) && i + 1 < len &&
+		    !ends_query(s[i + 1]) && s[i + 1] != '?') {
+			for (j = i + 1; j < len && !ends_query(s[j]); j++)
+				;
+			sput(&k, '?');
+			i = j;
+			after_word = 0;
+			continue;
+		}
 		/* a quote right after a letter is an apostrophe (doesn't) */
 		if ((c == '\'' || c == '"') && !(i > 0 && is_alnum(s[i - 1]))) {
 			int keep = after_word && in_list(s + ws, we - ws, obj_words);
@@ -1358,7 +1490,16 @@ size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap)
 			continue;
 		}
 		if (IS(c, C_IDS)) {
+			size_t vs, ve;
 			j = scan_word(s, len, i);
+			if (http && (ve = secret_after(s, len, i, j, &vs)) != 0) {
+				for (; i < vs; i++)
+					sput(&k, s[i]);
+				sput(&k, '?');
+				i = ve;
+				after_word = 0;
+				continue;
+			}
 			if (is_hex_id(s + i, j - i)) {
 				sput(&k, '?');
 				after_word = 0;
@@ -1379,6 +1520,16 @@ size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap)
 	if (cap)
 		out[k.n] = 0;
 	return k.n;
+}
+
+size_t ap_sql_scrub_message(const char *msg, size_t len, char *out, size_t cap)
+{
+	return scrub(msg, len, out, cap, 0);
+}
+
+size_t ap_sql_scrub_http_body(const char *msg, size_t len, char *out, size_t cap)
+{
+	return scrub(msg, len, out, cap, 1);
 }
 
 size_t ap_sql_pg_primary(const char *msg, size_t len, size_t *off)

@@ -1,6 +1,6 @@
 /*
  * check_sql.c - statement shapes, fingerprints, classification and error
- * message scrubbing (shared/sql.c).
+ * message and HTTP body scrubbing (shared/sql.c).
  *
  * Every normalisation in this file reads its input from the very end of a
  * heap buffer of exactly the input's length and writes into a heap buffer
@@ -1103,25 +1103,122 @@ START_TEST(test_scrub)
 }
 END_TEST
 
-START_TEST(test_scrub_bounds)
+typedef size_t (*scrub_fn)(const char *, size_t, char *, size_t);
+
+/* Every capacity from 1 to past the full output: a prefix of it, cut on a
+ * UTF-8 boundary at most 3 bytes short, nothing written past cap. */
+static void check_scrub_caps(scrub_fn scrub, const char *in, const char *want)
 {
-	const char *in = "Duplicate entry 'ü€𝄞' for key 'tàble.ключ' at row 42 日本語";
 	char full[256], out[256 + GUARD];
-	size_t fn = ap_sql_scrub_message(in, strlen(in), full, sizeof full);
-	ck_assert_str_eq(full, "Duplicate entry ? for key 'tàble.ключ' at row ? 日本語");
+	size_t fn = scrub(in, strlen(in), full, sizeof full);
+	ck_assert_str_eq(full, want);
 	for (size_t cap = 1; cap <= fn + 2; cap++) {
 		memset(out, 0xA5, sizeof out);
-		size_t n = ap_sql_scrub_message(in, strlen(in), out, cap);
+		size_t n = scrub(in, strlen(in), out, cap);
 		CHECK(n < cap && out[n] == 0 && memcmp(out, full, n) == 0);
 		CHECK(utf8_valid((const unsigned char *)out, n));
 		CHECK(fn <= cap - 1 ? n == fn : n + 3 >= cap - 1);
 		for (size_t k = cap; k < sizeof out; k++)
 			CHECK((unsigned char)out[k] == 0xA5);
 	}
-	ck_assert_uint_eq(ap_sql_scrub_message(in, strlen(in), NULL, 0), 0);
+	ck_assert_uint_eq(scrub(in, strlen(in), NULL, 0), 0);
+}
+
+START_TEST(test_scrub_bounds)
+{
+	char out[64];
+	check_scrub_caps(ap_sql_scrub_message,
+	                 "Duplicate entry 'ü€𝄞' for key 'tàble.ключ' at row 42 日本語",
+	                 "Duplicate entry ? for key 'tàble.ключ' at row ? 日本語");
 	static const char nul[] = "a\0b 'x\0y' 1";
 	ck_assert_uint_eq(ap_sql_scrub_message(nul, sizeof nul - 1, out, 64), 7);
 	ck_assert_str_eq(out, "a b ? ?");
+}
+END_TEST
+
+/* 5xx bodies that echo the request: credentials and query strings go too. */
+static const struct {
+	const char *in, *want;
+} http_cases[] = {
+	/* authorization schemes */
+	{ "Authorization failed: Bearer eyJhbGciOi.eyJzdWIi.SflKxw", "Authorization failed: Bearer ?" },
+	{ "bad credentials basic dXNlcjpodW50ZXIy== for bob", "bad credentials basic ? for bob" },
+	{ "got BEARER\tS3cr3tTok, retry", "got BEARER\t?, retry" },
+	{ "Token abcDEF, Digest username", "Token ?, Digest ?" },
+	{ "Bearer", "Bearer" },
+	{ "Bearer ", "Bearer " },
+	/* key=value */
+	{ "login failed password=hunter2 user=bob", "login failed password=? user=bob" },
+	{ "session_id=abc;theme=dark", "session_id=?;theme=dark" },
+	{ "access_token=xyzzy&page=next", "access_token=?&page=next" },
+	{ "API_KEY = plugh, x", "API_KEY = ?, x" },
+	{ "passwd:=swordfish", "passwd:=?" },
+	{ "secret='in quotes' secret=\"dq\"", "secret=? secret=?" },
+	{ "x-api-key: k3y-value extra words\nnext line", "x-api-key: ?\nnext line" },
+	{ "Cookie: sid=abc; csrftoken=def\r\nHost: example", "Cookie: ?\r\nHost: example" },
+	{ "Authorization: Bearer tok1 <br>after", "Authorization: ?<br>after" },
+	{ "PHPSESSID=deadbeef", "PHPSESSID=?" },
+	{ "monkey=banana", "monkey=?" }, /* a false match costs a word */
+	{ "<input name=\"csrf_token\" value=\"abc\">", "<input name=? value=?>" },
+	{ "{\"password\": \"hunter2\", \"user\": \"bob\"}", "{?: ?, ?: ?}" },
+	{ "{token: abc, x: 1}", "{token: ?" },
+	{ "token=", "token=" },
+	{ "password: ", "password: " },
+	{ "user=bob name: alice", "user=bob name: alice" },
+	/* a URL's user information */
+	{ "could not connect to postgresql://app:s3cr3t@db.internal:5432/app",
+	  "could not connect to postgresql://?@db.internal:?/app" },
+	{ "redis://:pw@cache/0 and http://host/a@b", "redis://?@cache/? and http://host/a@b" },
+	{ "ftp://@x", "ftp://@x" },
+	{ "see http://example.com/", "see http://example.com/" },
+	/* query strings */
+	{ "GET /orders?id=1&token=abc failed", "GET /orders? failed" },
+	{ "see https://example.com/cb?code=xyz#frag.", "see https://example.com/cb?#frag." },
+	{ "url \"/a?b=c\"", "url ?" },
+	{ "/search?q=tea<br>", "/search?<br>" },
+	{ "WHERE id=? AND name = ?", "WHERE id=? AND name = ?" },
+	{ "why? because", "why? because" },
+	{ "what?? ok", "what?? ok" },
+	{ "end?", "end?" },
+	/* and the message rules still apply */
+	{ "user 12345 not found", "user ? not found" },
+	{ "", "" },
+};
+
+START_TEST(test_scrub_http)
+{
+	char out[512], again[512];
+	const char *in = http_cases[_i].in;
+	size_t n = ap_sql_scrub_http_body(in, strlen(in), out, sizeof out);
+	ck_assert_msg(strcmp(out, http_cases[_i].want) == 0, "[%s]\n  got: [%s]\n want: [%s]", in,
+	              out, http_cases[_i].want);
+	ck_assert_uint_eq(n, strlen(out));
+	/* the collector scrubs what the preload scrubbed: no change */
+	ap_sql_scrub_http_body(out, n, again, sizeof again);
+	ck_assert_str_eq(again, out);
+}
+END_TEST
+
+/* A database message holds no credential syntax: the HTTP rules leave the
+ * message rules' output alone. */
+START_TEST(test_scrub_http_superset)
+{
+	char a[512], b[512];
+	const char *in = scrub_cases[_i].in;
+	ap_sql_scrub_message(in, strlen(in), a, sizeof a);
+	ap_sql_scrub_http_body(in, strlen(in), b, sizeof b);
+	ck_assert_str_eq(a, b);
+}
+END_TEST
+
+START_TEST(test_scrub_http_bounds)
+{
+	char out[8];
+	check_scrub_caps(ap_sql_scrub_http_body,
+	                 "Bearer ü€𝄞 for /päth?ключ=1 password=日本語 rest 42",
+	                 "Bearer ? for /päth? password=? rest ?");
+	ck_assert_uint_eq(ap_sql_scrub_http_body(NULL, 5, out, 8), 0);
+	ck_assert_str_eq(out, "");
 }
 END_TEST
 
@@ -1199,6 +1296,9 @@ Suite *sql_suite(void)
 	tc = tcase_create("messages");
 	tcase_add_loop_test(tc, test_scrub, 0, NCASES(scrub_cases));
 	tcase_add_test(tc, test_scrub_bounds);
+	tcase_add_loop_test(tc, test_scrub_http, 0, NCASES(http_cases));
+	tcase_add_loop_test(tc, test_scrub_http_superset, 0, NCASES(scrub_cases));
+	tcase_add_test(tc, test_scrub_http_bounds);
 	tcase_add_test(tc, test_pg_primary);
 	suite_add_tcase(s, tc);
 	return s;

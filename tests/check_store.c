@@ -335,6 +335,44 @@ START_TEST(test_bad_database)
 }
 END_TEST
 
+/* Pages in the middle overwritten: refused at open, naming the file, and
+ * the file left as it was; a fresh store reports no fault. */
+START_TEST(test_damaged_database)
+{
+	char err[512] = "";
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA page_size=4096; CREATE TABLE t(x);"
+	                              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+	                              " FROM n WHERE i < 4000) INSERT INTO t SELECT"
+	                              " printf('%0100d', i) FROM n;", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	FILE *f = fopen(dbpath, "r+b");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	long pages = ftell(f) / 4096;
+	ck_assert_int_ge(pages, 40);
+	ck_assert_int_eq(fseek(f, 4096 * (pages / 2), SEEK_SET), 0);
+	for (int i = 0; i < 3 * 4096; i++)
+		fputc((i * 7919) & 0xff, f);
+	fclose(f);
+	struct col_store_opts o = { .path = dbpath, .host = "h1", .retention_days = 7 };
+	ck_assert_ptr_null(col_store_open(&o, err, sizeof err));
+	ck_assert_msg(strstr(err, dbpath) && strstr(err, "damaged") && strstr(err, "move it aside"),
+	              "%s", err);
+
+	unlink(dbpath);
+	struct col_store *st = open_store(0);
+	struct col_store_counters c;
+	col_store_counters(st, &c);
+	ck_assert_int_eq(c.writing, 1);
+	ck_assert_str_eq(c.last_error, "");
+	ck_assert_int_eq(c.last_error_at_ns, 0);
+	col_store_free(st);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -346,6 +384,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_minutes_persist_and_reload);
 	tcase_add_test(tc, test_request_queries);
 	tcase_add_test(tc, test_bad_database);
+	tcase_add_test(tc, test_damaged_database);
 	suite_add_tcase(s, tc);
 	return s;
 }

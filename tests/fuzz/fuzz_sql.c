@@ -2,7 +2,7 @@
  * fuzz_sql.c - libFuzzer harness for the SQL normaliser and its companions
  * (shared/sql.c): every dialect with and without AP_SQL_KEEP_VALUES, the
  * fingerprint, operation, session and table classifiers, the PostgreSQL
- * primary-message cut and scrub_message.
+ * primary-message cut, scrub_message and scrub_http_body.
  *
  * The first input byte picks a small output capacity, so truncation paths
  * run as often as full ones; checked beyond memory safety: the contracts in
@@ -103,6 +103,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	checked(full, sn, bigcap, "scrub_message: bad output", 0, 0);
 	sn = ap_sql_scrub_message(copy, len, small ? cut : NULL, small);
 	checked(cut, sn, small, "scrub_message (small): bad output", 0, 0);
+
+	/* The 5xx body scrubber: a cut output is a prefix of the full one, and
+	 * scrubbing again (the collector does) never makes it longer. */
+	sn = ap_sql_scrub_http_body(copy, len, full, bigcap);
+	checked(full, sn, bigcap, "scrub_http_body: bad output", 0, 0);
+	size_t hn = ap_sql_scrub_http_body(copy, len, small ? cut : NULL, small);
+	checked(cut, hn, small, "scrub_http_body (small): bad output", 0, 0);
+	if (small && (hn > sn || memcmp(cut, full, hn) != 0))
+		fail("scrub_http_body: a cut output is not a prefix of the full one", 0, 0);
+	char *again = malloc(sn + 1);
+	if (again != NULL) {
+		size_t an = ap_sql_scrub_http_body(full, sn, again, sn + 1);
+		checked(again, an, sn + 1, "scrub_http_body (again): bad output", 0, 0);
+		free(again);
+	}
 out:
 	free(full);
 	free(cut);

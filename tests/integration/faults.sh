@@ -14,11 +14,19 @@
 #     removed writes every held row (the failed batch is kept for retry).
 #     A file size limit (RLIMIT_FSIZE) makes writes fail too: the collector
 #     must neither die of SIGXFSZ nor lose its clean SIGTERM exit.
+#     (c) Another process holds the database locked under traffic: counts
+#     stay exact, /api/v1/status shows store.writing false with
+#     store.last_error and store.last_error_at, the log says so once, and
+#     every held row is written after the lock is released. (d) The file is
+#     damaged while the collector is stopped: it refuses to start, naming
+#     the file and the way out, and leaves the file as it was.
 #  3. A preloaded shell forking 1,000 children and an exec chain behave as
 #     without the preload (output, exit status, time within a factor), and a
 #     server started by a script that execs it is tracked exactly.
 #  4. Authorization and Cookie values and query strings sent to a preloaded
-#     server appear neither in the database files nor in any API response.
+#     server appear neither in the database files nor in any API response,
+#     not even when a 500 body echoes them (/echo-error): that message is
+#     stored scrubbed, its other words intact.
 #
 # Every phase uses its own socket, service and database, so they cannot see
 # each other's events.
@@ -215,6 +223,97 @@ grep -q 'lost at shutdown' "$AP_TMP/collector-fsize.log" ||
 	ap_fail "the collector did not log the rows it could not write"
 ap_stop_pid "$AP_SERVER_PID"
 
+# ---- 2c. a database locked by another process ---------------------------------
+
+# Another process holds the write lock (BEGIN EXCLUSIVE) while requests
+# arrive. The collector's transactions fail with "database is locked" after
+# its 5 s busy timeout; it keeps counting in memory, /api/v1/status shows
+# the fault (store.writing false, store.last_error, store.last_error_at),
+# the log says so once, and once the lock is released every held row is
+# written and the log says that too.
+AP_SOCK=$AP_TMP/lock.sock
+AP_SERVICE=faults-lock
+DB=$AP_TMP/lock.db
+start_collector collector-lock "$DB"
+ap_start_threaded server-lock
+ap_assert_eq "requests answered before the lock" "$(load "$AP_PORT" 100 -)" 100
+wait_until 10 "100 rows written" rows_at_least 100
+ap_assert_jq "no fault before the lock" \
+	'.store.writing == true and .store.last_error == null and .store.last_error_at == null' "$(status)"
+cat >"$AP_TMP/locker.py" <<'PY'
+import os, sqlite3, sys, time
+db, stop = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(db, isolation_level=None, timeout=30)
+c.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+t = time.time()
+while not os.path.exists(stop) and time.time() - t < 60:
+    time.sleep(0.05)
+c.execute("COMMIT")
+PY
+"$AP_PY" "$AP_TMP/locker.py" "$DB" "$AP_TMP/lock.stop" >"$AP_TMP/locker.out" 2>"$AP_TMP/locker.log" &
+LOCK_PID=$!
+AP_PIDS="$LOCK_PID $AP_PIDS"
+locked() { grep -q locked "$AP_TMP/locker.out"; }
+wait_until 10 "the other process to take the lock" locked
+ap_assert_eq "requests answered while the database is locked" "$(load "$AP_PORT" 300 -)" 300
+ap_assert_eq "requests counted in memory while locked" "$(ap_wait_count /hello 400)" 400
+# Two failed transactions (5 s busy timeout each): the log must still say it once.
+two_errors() { [ "$(store_field storage_errors)" -ge 2 ]; }
+wait_until 30 "two failed transactions under the lock" two_errors
+ap_assert_jq "status reports the lock" \
+	'.store.writing == false and (.store.last_error | test("locked")) and
+	 (.store.last_error_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$")) and
+	 .store.rows_written == 100' "$(status)"
+ap_assert_eq "log lines about the lock" "$(grep -c 'storage: .*locked' "$AP_TMP/collector-lock.log")" 1
+ap_log "ok: the log says: $(grep -m1 'storage: .*locked' "$AP_TMP/collector-lock.log")"
+touch "$AP_TMP/lock.stop"
+wait "$LOCK_PID" || ap_fail "the locking process failed: $(cat "$AP_TMP/locker.log")"
+rows_400() { [ "$(store_field rows_written)" -ge 400 ]; }
+wait_until 20 "every held row written after the lock" rows_400
+ap_assert_jq "writing again, the last error kept" \
+	'.store.writing == true and (.store.last_error | test("locked")) and .store.rows_written == 400 and
+	 .store.rows_dropped == 0' "$(status)"
+grep -q 'storage: writing again' "$AP_TMP/collector-lock.log" || ap_fail "the log does not say the fault is over"
+kill -TERM "$AP_COLLECTOR_PID"
+wait "$AP_COLLECTOR_PID"
+ap_assert_eq "collector exit status after the lock" "$?" 0
+ap_assert_eq "request rows after the lock" "$(db_rows "$DB" "$AP_SERVICE")" 400
+ap_stop_pid "$AP_SERVER_PID"
+
+# ---- 2d. a damaged database file -----------------------------------------------
+
+# Pages in the middle of the database of 2c overwritten with garbage while
+# no collector runs: the collector refuses to start (exit 2, not a crash)
+# with a message naming the file and the way out, and leaves the file as it
+# was; moved aside, a new database is created.
+AP_SOCK=$AP_TMP/damaged.sock
+"$AP_PY" - "$DB" <<'PY' || ap_fail "could not damage the database"
+import os, sys
+f = open(sys.argv[1], "r+b")
+pages = os.path.getsize(sys.argv[1]) // 4096
+assert pages >= 8, pages
+f.seek(4096 * (pages // 2))
+f.write(os.urandom(4096 * 3))
+PY
+[ "$(sqlite3 "$DB" 'PRAGMA quick_check;' 2>&1)" != ok ] || ap_fail "the damaged database still passes quick_check"
+cp "$DB" "$AP_TMP/damaged-copy.db"
+timeout 20 "$AP_COLLECTOR" --config "$AP_TMP/faults.conf" --socket "$AP_SOCK" \
+	--http "127.0.0.1:$(ap_free_port)" --db "$DB" >"$AP_TMP/collector-damaged.log" 2>&1
+ap_assert_eq "collector exit status on a damaged database" "$?" 2
+grep -F "db $DB: the database file is damaged" "$AP_TMP/collector-damaged.log" | grep -q 'move it aside' ||
+	ap_fail "no clear message naming the damaged file: $(cat "$AP_TMP/collector-damaged.log")"
+ap_log "ok: refused: $(grep -F "db $DB" "$AP_TMP/collector-damaged.log")"
+cmp -s "$DB" "$AP_TMP/damaged-copy.db" || ap_fail "the collector changed the damaged file"
+[ -e "$AP_SOCK" ] && ap_fail "the refused collector left its socket behind"
+# The way out it names: with the file moved aside, it starts on a new one.
+mv "$DB" "$DB.damaged"
+rm -f "$DB-wal" "$DB-shm"
+start_collector collector-new "$DB"
+ap_assert_jq "a new database once the damaged one is moved aside" \
+	'.store.writing == true and .store.rows_written == 0' "$(status)"
+ap_stop_pid "$AP_COLLECTOR_PID"
+
 # ---- 3. fork and exec storms -------------------------------------------------
 
 AP_SOCK=$AP_TMP/fork.sock
@@ -290,14 +389,24 @@ curl -sf --max-time 10 -o /dev/null -H 'Cookie: session=SECRET456' "$B/users/1" 
 curl -sf --max-time 10 -o /dev/null "$B/hello?token=SECRET789" || ap_fail "request failed"
 curl -s --max-time 10 -o /dev/null -H 'Authorization: Bearer SECRET123' "$B/error?token=SECRET789" ||
 	ap_fail "request failed"
-ap_log "skip (sub-item): no route of the threaded server echoes a secret in a 500 body"
+# 500 bodies that echo the query string and the Authorization header: the
+# message arrives, scrubbed (ap_sql_scrub_http_body).
+curl -s --max-time 10 -o "$AP_TMP/echo1.txt" -H 'Authorization: Bearer SECRET321' \
+	"$B/echo-error?api_key=SECRET654&page=2" || ap_fail "request failed"
+grep -q SECRET654 "$AP_TMP/echo1.txt" || ap_fail "/echo-error does not echo the query: $(cat "$AP_TMP/echo1.txt")"
+curl -s --max-time 10 -o /dev/null -H 'Authorization: Basic SECRET987' \
+	"$B/echo-error?session=SECRET111" || ap_fail "request failed"
 ap_expect_counts <<EOF
 GET /hello 2
 GET /users/{id} 1
 GET /error 1
+GET /echo-error 2
 EOF
-rows4() { [ "$(store_field rows_written)" -ge 4 ]; }
-wait_until 10 "4 rows written" rows4
+rows6() { [ "$(store_field rows_written)" -ge 6 ]; }
+wait_until 10 "6 rows written" rows6
+ap_assert_eq "the scrubbed 500 body of /echo-error" \
+	"$(ap_api /api/v1/errors | jq -r '[.errors[] | select(.route == "/echo-error") | .message] | unique | join("|")')" \
+	"internal error: GET /echo-error? failed with Authorization: ?"
 {
 	for p in /api/v1/status /api/v1/endpoints /api/v1/errors /api/v1/n-plus-one /api/v1/queries /metrics; do
 		echo "== $p"
@@ -310,7 +419,7 @@ wait_until 10 "4 rows written" rows4
 		ap_api "/api/v1/requests/$id"; echo
 	done
 } >"$AP_TMP/api-dump.txt"
-ap_assert_eq "request details fetched" "$(grep -c '^== /api/v1/requests/' "$AP_TMP/api-dump.txt")" 4
+ap_assert_eq "request details fetched" "$(grep -c '^== /api/v1/requests/' "$AP_TMP/api-dump.txt")" 6
 grep -q '/hello' "$AP_TMP/api-dump.txt" || ap_fail "the API dump holds no request paths"
 grep -o 'SECRET[0-9]*' "$AP_TMP/api-dump.txt" && ap_fail "a secret appears in an API response"
 ap_log "ok: no secret in the API responses ($(wc -c <"$AP_TMP/api-dump.txt") bytes)"
@@ -320,7 +429,7 @@ for f in "$DB" "$DB-wal"; do
 done
 kill -TERM "$AP_COLLECTOR_PID"
 wait "$AP_COLLECTOR_PID"
-ap_assert_eq "request rows stored" "$(db_rows "$DB" "$AP_SERVICE")" 4
+ap_assert_eq "request rows stored" "$(db_rows "$DB" "$AP_SERVICE")" 6
 grep -ao 'SECRET[0-9]*' "$DB" "$DB-wal" 2>/dev/null && ap_fail "a secret appears in the database after shutdown"
 ap_log "ok: no secret in the database files"
 grep -o 'SECRET[0-9]*' "$AP_TMP/collector-secret.log" && ap_fail "a secret appears in the collector's log"

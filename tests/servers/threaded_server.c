@@ -19,6 +19,9 @@
  *   GET  /users/<n>       a small JSON document (two send()s: headers, body)
  *   GET  /slow?ms=N       sleeps N ms (at most 10 s), then answers
  *   GET  /error           500 with a short body
+ *   GET  /echo-error      500 whose body echoes the request's query string
+ *                         and Authorization header, as careless error pages
+ *                         do (the preload must scrub them)
  *   POST /post            reads the Content-Length body (Expect: 100-continue
  *                         honoured) and answers with its size
  *   GET  /file            the --file PATH with sendfile(); 404 without --file
@@ -242,6 +245,7 @@ struct ts_req {
 	int conn_close;
 	int conn_keep_alive;
 	int expect_continue;
+	char authorization[256];    /* the header's value, "" when absent */
 	size_t head_len;            /* bytes of request line + headers */
 };
 
@@ -297,6 +301,9 @@ static int ts_parse(struct ts_conn *c, size_t end, struct ts_req *r)
 				r->conn_keep_alive = 1;
 		} else if (ts_header_is(p, hl, "Expect", &v))
 			r->expect_continue = strncasecmp(v, "100-continue", 12) == 0;
+		else if (ts_header_is(p, hl, "Authorization", &v))
+			snprintf(r->authorization, sizeof r->authorization, "%.*s",
+			         (int)(eol - v), v);
 		p = eol + 2;
 	}
 	return 0;
@@ -486,6 +493,13 @@ static int ts_serve(struct ts_conn *c, size_t head_len, int *keep, unsigned me)
 		rc = ts_respond_simple(c->fd, 500, "text/plain",
 		                       "internal error: the test server failed on purpose\n",
 		                       head_only, *keep);
+	} else if (strcmp(path, "/echo-error") == 0) {
+		status = 500;
+		char body[1400]; /* no final newline: the stored message is exact */
+		snprintf(body, sizeof body,
+		         "internal error: GET /echo-error?%s failed with Authorization: %s",
+		         query, r.authorization);
+		rc = ts_respond_simple(c->fd, 500, "text/plain", body, head_only, *keep);
 	} else if (strcmp(path, "/file") == 0) {
 		rc = ts_route_file(c->fd, head_only, *keep);
 		status = ts_file ? 200 : 404;
