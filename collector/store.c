@@ -385,7 +385,7 @@ void col_store_set_down(struct col_store *s, int down, const char *reason)
 	pthread_mutex_lock(&s->mu);
 	int was = s->db_down;
 	int64_t since = s->down_since_ns;
-	size_t held = s->n + s->held;
+	size_t held = s->n + __atomic_load_n(&s->held, __ATOMIC_RELAXED);
 	s->db_down = down;
 	if (down && !was) {
 		s->down_since_ns = col_clock_real_ns();
@@ -1558,7 +1558,7 @@ static size_t take_rows(struct col_store *s, struct col_row **batch)
 	}
 	if (k)
 		pthread_cond_broadcast(&s->room);
-	s->held = k;
+	__atomic_store_n(&s->held, k, __ATOMIC_RELAXED);
 	return k;
 }
 
@@ -1845,7 +1845,7 @@ void col_store_counters(struct col_store *s, struct col_store_counters *c)
 	pthread_mutex_lock(&s->mu);
 	c->queue_depth = s->n;
 	c->queue_stmts = s->q_stmts;
-	c->rows_held = s->n + s->held;
+	c->rows_held = s->n + __atomic_load_n(&s->held, __ATOMIC_RELAXED);
 	c->database_down = s->db_down;
 	c->down_since_ns = s->down_since_ns;
 	snprintf(c->down_reason, sizeof c->down_reason, "%s", s->down_reason);

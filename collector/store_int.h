@@ -88,7 +88,8 @@ struct col_store {
 	struct col_row **q;
 	size_t cap, head, n;
 	size_t q_stmts, stmt_cap;     /* statements of queued rows */
-	size_t held;                  /* rows taken by the writer, not yet written */
+	size_t held;                  /* rows taken by the writer, not yet written
+	                                 (relaxed atomics: read by the status) */
 	int stopping;
 	int exited;                   /* the writer no longer takes rows */
 	/* The database is unreachable (set by the backend, under mu): a full

@@ -13,11 +13,11 @@
  *
  * The library's symbols are versioned (libmysqlclient_21, libmariadb_3);
  * our unversioned definitions bind to callers' versioned references, and
- * pl_sym finds the real ones. No MySQL header is needed: the handles are
+ * pl_copy_fns finds the real ones. No MySQL header is needed: the handles are
  * opaque pointers, and my_bool/bool returns are one byte.
  */
 #include "config.h"
-#include "pl.h"
+#include "libcopy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,55 +30,101 @@ typedef struct st_mysql_res MYSQL_RES;
 typedef struct st_mysql_stmt MYSQL_STMT;
 typedef unsigned long long my_ulonglong;
 
-static struct {
-	int (*query)(MYSQL *, const char *);
-	int (*real_query)(MYSQL *, const char *, unsigned long);
-	int (*send_query)(MYSQL *, const char *, unsigned long);
-	unsigned char (*read_query_result)(MYSQL *);
-	MYSQL_RES *(*store_result)(MYSQL *);
-	MYSQL_RES *(*use_result)(MYSQL *);
-	int (*stmt_prepare)(MYSQL_STMT *, const char *, unsigned long);
-	int (*stmt_execute)(MYSQL_STMT *);
-	unsigned char (*stmt_close)(MYSQL_STMT *);
-	void (*close)(MYSQL *);
-	unsigned int (*err_no)(MYSQL *);
-	const char *(*error)(MYSQL *);
-	my_ulonglong (*affected_rows)(MYSQL *);
-	my_ulonglong (*num_rows)(MYSQL_RES *);
-	unsigned int (*field_count)(MYSQL *);
-	unsigned int (*stmt_errno)(MYSQL_STMT *);
-	const char *(*stmt_error)(MYSQL_STMT *);
-	my_ulonglong (*stmt_affected_rows)(MYSQL_STMT *);
-} my;
+/* The functions used, indexed into what pl_copy_fns returns: the copy of
+ * the client library the caller reaches (libcopy.h; a process may hold
+ * two), found on first use from each calling object. The statement API's
+ * functions are in every libmysqlclient since 4.1 and every libmariadb. */
+enum { MY_query, MY_real_query, MY_send_query, MY_read_query_result, MY_store_result,
+       MY_use_result, MY_stmt_prepare, MY_stmt_execute, MY_stmt_close, MY_close, MY_err_no,
+       MY_error, MY_affected_rows, MY_num_rows, MY_field_count, MY_stmt_errno,
+       MY_stmt_error, MY_stmt_affected_rows, MY_N };
+typedef int (*my_query_fn)(MYSQL *, const char *);
+typedef int (*my_real_query_fn)(MYSQL *, const char *, unsigned long);
+typedef int (*my_send_query_fn)(MYSQL *, const char *, unsigned long);
+typedef unsigned char (*my_read_query_result_fn)(MYSQL *);
+typedef MYSQL_RES *(*my_store_result_fn)(MYSQL *);
+typedef MYSQL_RES *(*my_use_result_fn)(MYSQL *);
+typedef int (*my_stmt_prepare_fn)(MYSQL_STMT *, const char *, unsigned long);
+typedef int (*my_stmt_execute_fn)(MYSQL_STMT *);
+typedef unsigned char (*my_stmt_close_fn)(MYSQL_STMT *);
+typedef void (*my_close_fn)(MYSQL *);
+typedef unsigned int (*my_err_no_fn)(MYSQL *);
+typedef const char *(*my_error_fn)(MYSQL *);
+typedef my_ulonglong (*my_affected_rows_fn)(MYSQL *);
+typedef my_ulonglong (*my_num_rows_fn)(MYSQL_RES *);
+typedef unsigned int (*my_field_count_fn)(MYSQL *);
+typedef unsigned int (*my_stmt_errno_fn)(MYSQL_STMT *);
+typedef const char *(*my_stmt_error_fn)(MYSQL_STMT *);
+typedef my_ulonglong (*my_stmt_affected_rows_fn)(MYSQL_STMT *);
 
-#define RESOLVE(field, name, self) \
-	(my.field ? 1 : (*(void **)&my.field = pl_sym(name, (const void *)(self))) != NULL)
+/* f's function `name`. */
+#define MYF(f, name) ((my_##name##_fn)(f)[MY_##name])
 
-static int resolve_accessors(void)
-{
-	return RESOLVE(err_no, "mysql_errno", NULL) && RESOLVE(error, "mysql_error", NULL) &&
-	       RESOLVE(affected_rows, "mysql_affected_rows", NULL) &&
-	       RESOLVE(num_rows, "mysql_num_rows", NULL) &&
-	       RESOLVE(field_count, "mysql_field_count", NULL);
-}
+static const char *const my_names[MY_N] = {
+	"mysql_query", "mysql_real_query", "mysql_send_query", "mysql_read_query_result",
+	"mysql_store_result", "mysql_use_result", "mysql_stmt_prepare", "mysql_stmt_execute",
+	"mysql_stmt_close", "mysql_close", "mysql_errno", "mysql_error", "mysql_affected_rows",
+	"mysql_num_rows", "mysql_field_count", "mysql_stmt_errno", "mysql_stmt_error",
+	"mysql_stmt_affected_rows",
+};
+EXPORT int mysql_query(MYSQL *, const char *);
+EXPORT int mysql_real_query(MYSQL *, const char *, unsigned long);
+EXPORT int mysql_send_query(MYSQL *, const char *, unsigned long);
+EXPORT unsigned char mysql_read_query_result(MYSQL *);
+EXPORT MYSQL_RES *mysql_store_result(MYSQL *);
+EXPORT MYSQL_RES *mysql_use_result(MYSQL *);
+EXPORT int mysql_stmt_prepare(MYSQL_STMT *, const char *, unsigned long);
+EXPORT int mysql_stmt_execute(MYSQL_STMT *);
+EXPORT unsigned char mysql_stmt_close(MYSQL_STMT *);
+EXPORT void mysql_close(MYSQL *);
+_Static_assert(MY_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
+static const void *const my_self[MY_N] = {
+	[MY_query] = (const void *)mysql_query, [MY_real_query] = (const void *)mysql_real_query,
+	[MY_send_query] = (const void *)mysql_send_query,
+	[MY_read_query_result] = (const void *)mysql_read_query_result,
+	[MY_store_result] = (const void *)mysql_store_result,
+	[MY_use_result] = (const void *)mysql_use_result,
+	[MY_stmt_prepare] = (const void *)mysql_stmt_prepare,
+	[MY_stmt_execute] = (const void *)mysql_stmt_execute,
+	[MY_stmt_close] = (const void *)mysql_stmt_close, [MY_close] = (const void *)mysql_close,
+};
+/* mysql_query is the first name: the one a copy is recognised by (the
+ * versioned libraries define it at their default version). */
+static struct pl_copy_lib my_lib = { .what = "libmysqlclient", .names = my_names,
+                                     .self = my_self, .n = MY_N, .nreq = MY_N };
+
+/* The caller's copy: in each exported hook itself, so the return address is
+ * its caller's. NULL: none can be determined, call nothing. */
+#define MY_FNS() pl_copy_fns(&my_lib, __builtin_return_address(0))
+
+/* What ending the open statement needs of the copy that ran it. */
+struct my_acc {
+	my_err_no_fn err_no;
+	my_error_fn error;
+	my_affected_rows_fn affected_rows;
+	my_num_rows_fn num_rows;
+	my_field_count_fn field_count;
+};
 
 /* The statement open on this thread (initial-exec TLS). Its text is
  * normalised when it ends, so keep a bounded raw copy meanwhile. */
 static __thread struct {
 	MYSQL *handle;
+	struct my_acc acc; /* copied: the copy's answer may be thread-local */
 	struct pl_stmt st;
 	unsigned long len;
 	char text[PL_PREPARED_TEXT];
 } open_q;
 
-static void fill_error(MYSQL *h, struct pl_stmt_result *res, char *code, size_t cap)
+static void fill_error(const struct my_acc *acc, MYSQL *h, struct pl_stmt_result *res,
+                       char *code, size_t cap)
 {
-	unsigned e = my.err_no(h);
+	unsigned e = acc->err_no(h);
 	if (e) {
 		res->failed = 1;
 		snprintf(code, cap, "%u", e);
 		res->code = code;
-		res->message = my.error(h);
+		res->message = acc->error(h);
 	}
 }
 
@@ -91,17 +137,16 @@ static void end_open(MYSQL_RES *result, int fetched)
 	open_q.handle = NULL;
 	struct pl_stmt_result res = { 0 };
 	char code[16];
-	if (resolve_accessors()) {
-		if (result) {
-			res.rows = my.num_rows(result); /* 0 so far for use_result */
-			res.rows_known = 1;
-		} else if (!fetched || my.field_count(h) == 0) {
-			res.rows = my.affected_rows(h);
-			res.rows_known = res.rows != (my_ulonglong)-1;
-		}
-		if (fetched && !result)
-			fill_error(h, &res, code, sizeof code);
+	const struct my_acc *acc = &open_q.acc;
+	if (result) {
+		res.rows = acc->num_rows(result); /* 0 so far for use_result */
+		res.rows_known = 1;
+	} else if (!fetched || acc->field_count(h) == 0) {
+		res.rows = acc->affected_rows(h);
+		res.rows_known = res.rows != (my_ulonglong)-1;
 	}
+	if (fetched && !result)
+		fill_error(acc, h, &res, code, sizeof code);
 	pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
 }
 
@@ -116,10 +161,12 @@ void pl_mysql_flush_thread(void)
 
 /* After a query call returned `rc` (0 = sent and answered): a failure is a
  * finished statement; success waits for its result. */
-static void query_returned(MYSQL *h, const struct pl_stmt *st, const char *q,
-                           unsigned long len, int rc)
+static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
+                           const char *q, unsigned long len, int rc)
 {
 	open_q.handle = h;
+	open_q.acc = (struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
+	                              MYF(f, num_rows), MYF(f, field_count) };
 	open_q.st = *st;
 	open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
 	open_q.st.truncated = len >= sizeof open_q.text; /* marked, not silently cut */
@@ -128,8 +175,7 @@ static void query_returned(MYSQL *h, const struct pl_stmt *st, const char *q,
 		struct pl_stmt_result res = { 0 };
 		char code[16];
 		open_q.handle = NULL;
-		if (resolve_accessors())
-			fill_error(h, &res, code, sizeof code);
+		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		res.failed = 1;
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
 	}
@@ -137,36 +183,38 @@ static void query_returned(MYSQL *h, const struct pl_stmt *st, const char *q,
 
 EXPORT int mysql_real_query(MYSQL *h, const char *q, unsigned long len)
 {
-	if (!RESOLVE(real_query, "mysql_real_query", mysql_real_query))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return 1;
 	if (pl_db_depth || pl_cfg.disabled || !q)
-		return my.real_query(h, q, len);
+		return MYF(f, real_query)(h, q, len);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	int rc = my.real_query(h, q, len);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	int rc = MYF(f, real_query)(h, q, len);
+	PL_COPY_LEAVE();
 	int saved = errno;
-	query_returned(h, &st, q, len, rc);
+	query_returned(f, h, &st, q, len, rc);
 	errno = saved;
 	return rc;
 }
 
 EXPORT int mysql_query(MYSQL *h, const char *q)
 {
-	if (!RESOLVE(query, "mysql_query", mysql_query))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return 1;
 	if (pl_db_depth || pl_cfg.disabled || !q)
-		return my.query(h, q);
+		return MYF(f, query)(h, q);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	int rc = my.query(h, q);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	int rc = MYF(f, query)(h, q);
+	PL_COPY_LEAVE();
 	int saved = errno;
-	query_returned(h, &st, q, strlen(q), rc);
+	query_returned(f, h, &st, q, strlen(q), rc);
 	errno = saved;
 	return rc;
 }
@@ -175,36 +223,37 @@ EXPORT int mysql_query(MYSQL *h, const char *q)
  * send and is answered at the read. */
 EXPORT int mysql_send_query(MYSQL *h, const char *q, unsigned long len)
 {
-	if (!RESOLVE(send_query, "mysql_send_query", mysql_send_query))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return 1;
 	if (pl_db_depth || pl_cfg.disabled || !q)
-		return my.send_query(h, q, len);
+		return MYF(f, send_query)(h, q, len);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	int rc = my.send_query(h, q, len);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	int rc = MYF(f, send_query)(h, q, len);
+	PL_COPY_LEAVE();
 	int saved = errno;
-	query_returned(h, &st, q, len, rc);
+	query_returned(f, h, &st, q, len, rc);
 	errno = saved;
 	return rc;
 }
 
 EXPORT unsigned char mysql_read_query_result(MYSQL *h)
 {
-	if (!RESOLVE(read_query_result, "mysql_read_query_result", mysql_read_query_result))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return 1;
-	pl_db_depth++;
-	unsigned char rc = my.read_query_result(h);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	unsigned char rc = MYF(f, read_query_result)(h);
+	PL_COPY_LEAVE();
 	if (rc && open_q.handle == h && !pl_db_depth) {
 		int saved = errno;
 		struct pl_stmt_result res = { .failed = 1 };
 		char code[16];
 		open_q.handle = NULL;
-		if (resolve_accessors())
-			fill_error(h, &res, code, sizeof code);
+		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
 		errno = saved;
 	}
@@ -213,11 +262,12 @@ EXPORT unsigned char mysql_read_query_result(MYSQL *h)
 
 EXPORT MYSQL_RES *mysql_store_result(MYSQL *h)
 {
-	if (!RESOLVE(store_result, "mysql_store_result", mysql_store_result))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return NULL;
-	pl_db_depth++;
-	MYSQL_RES *r = my.store_result(h);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	MYSQL_RES *r = MYF(f, store_result)(h);
+	PL_COPY_LEAVE();
 	if (open_q.handle == h && !pl_db_depth) {
 		int saved = errno;
 		end_open(r, 1);
@@ -228,11 +278,12 @@ EXPORT MYSQL_RES *mysql_store_result(MYSQL *h)
 
 EXPORT MYSQL_RES *mysql_use_result(MYSQL *h)
 {
-	if (!RESOLVE(use_result, "mysql_use_result", mysql_use_result))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return NULL;
-	pl_db_depth++;
-	MYSQL_RES *r = my.use_result(h);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	MYSQL_RES *r = MYF(f, use_result)(h);
+	PL_COPY_LEAVE();
 	if (open_q.handle == h && !pl_db_depth) {
 		int saved = errno;
 		/* Rows stream later, row by row: the count is not known here. */
@@ -244,36 +295,37 @@ EXPORT MYSQL_RES *mysql_use_result(MYSQL *h)
 
 EXPORT void mysql_close(MYSQL *h)
 {
-	if (!RESOLVE(close, "mysql_close", mysql_close))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return;
 	if (open_q.handle == h)
 		pl_mysql_flush_thread();
-	my.close(h);
+	MYF(f, close)(h);
 }
 
 EXPORT int mysql_stmt_prepare(MYSQL_STMT *s, const char *q, unsigned long len)
 {
-	if (!RESOLVE(stmt_prepare, "mysql_stmt_prepare", mysql_stmt_prepare))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return 1;
 	if (pl_db_depth || pl_cfg.disabled || !q)
-		return my.stmt_prepare(s, q, len);
+		return MYF(f, stmt_prepare)(s, q, len);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
 	st.prepare = 1;
-	pl_db_depth++;
-	int rc = my.stmt_prepare(s, q, len);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	int rc = MYF(f, stmt_prepare)(s, q, len);
+	PL_COPY_LEAVE();
 	int saved = errno;
 	pl_prepared_put(s, 0, q, len);
 	struct pl_stmt_result res = { 0 };
 	char code[16];
-	if (rc != 0 && RESOLVE(stmt_errno, "mysql_stmt_errno", NULL) &&
-	    RESOLVE(stmt_error, "mysql_stmt_error", NULL)) {
+	if (rc != 0) {
 		res.failed = 1;
-		snprintf(code, sizeof code, "%u", my.stmt_errno(s));
+		snprintf(code, sizeof code, "%u", MYF(f, stmt_errno)(s));
 		res.code = code;
-		res.message = my.stmt_error(s);
+		res.message = MYF(f, stmt_error)(s);
 	}
 	pl_stmt_end(&st, AP_DB_MYSQL, q, len, &res);
 	errno = saved;
@@ -282,16 +334,17 @@ EXPORT int mysql_stmt_prepare(MYSQL_STMT *s, const char *q, unsigned long len)
 
 EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 {
-	if (!RESOLVE(stmt_execute, "mysql_stmt_execute", mysql_stmt_execute))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return 1;
 	if (pl_db_depth || pl_cfg.disabled)
-		return my.stmt_execute(s);
+		return MYF(f, stmt_execute)(s);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	int rc = my.stmt_execute(s);
-	pl_db_depth--;
+	PL_COPY_ENTER(&my_lib, f);
+	int rc = MYF(f, stmt_execute)(s);
+	PL_COPY_LEAVE();
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	int cut;
@@ -301,18 +354,14 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 		len = (size_t)snprintf(text, sizeof text, "EXECUTE ?");
 	struct pl_stmt_result res = { 0 };
 	char code[16];
-	if (RESOLVE(stmt_errno, "mysql_stmt_errno", NULL) &&
-	    RESOLVE(stmt_error, "mysql_stmt_error", NULL) &&
-	    RESOLVE(stmt_affected_rows, "mysql_stmt_affected_rows", NULL)) {
-		if (rc != 0) {
-			res.failed = 1;
-			snprintf(code, sizeof code, "%u", my.stmt_errno(s));
-			res.code = code;
-			res.message = my.stmt_error(s);
-		} else {
-			res.rows = my.stmt_affected_rows(s);
-			res.rows_known = res.rows != (my_ulonglong)-1;
-		}
+	if (rc != 0) {
+		res.failed = 1;
+		snprintf(code, sizeof code, "%u", MYF(f, stmt_errno)(s));
+		res.code = code;
+		res.message = MYF(f, stmt_error)(s);
+	} else {
+		res.rows = MYF(f, stmt_affected_rows)(s);
+		res.rows_known = res.rows != (my_ulonglong)-1;
 	}
 	pl_stmt_end(&st, AP_DB_MYSQL, text, len, &res);
 	errno = saved;
@@ -321,8 +370,9 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 
 EXPORT unsigned char mysql_stmt_close(MYSQL_STMT *s)
 {
-	if (!RESOLVE(stmt_close, "mysql_stmt_close", mysql_stmt_close))
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
 		return 1;
 	pl_prepared_forget(s);
-	return my.stmt_close(s);
+	return MYF(f, stmt_close)(s);
 }

@@ -12,7 +12,7 @@
  * enum values below are libpq's stable ABI.
  */
 #include "config.h"
-#include "pl.h"
+#include "libcopy.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -32,59 +32,83 @@ enum { PGRES_COMMAND_OK = 1, PGRES_TUPLES_OK = 2, PGRES_BAD_RESPONSE = 5,
 #define PG_DIAG_SQLSTATE 'C'
 #define PG_DIAG_MESSAGE_PRIMARY 'M'
 
-/* Resolved on first use (see pl_sym): libpq may be loaded after us, and
- * RTLD_LOCAL by Python. */
-static struct {
-	PGresult *(*exec)(PGconn *, const char *);
-	PGresult *(*exec_params)(PGconn *, const char *, int, const Oid *, const char *const *,
-	                         const int *, const int *, int);
-	PGresult *(*prepare)(PGconn *, const char *, const char *, int, const Oid *);
-	PGresult *(*exec_prepared)(PGconn *, const char *, int, const char *const *,
-	                           const int *, const int *, int);
-	int (*send_query)(PGconn *, const char *);
-	int (*send_query_params)(PGconn *, const char *, int, const Oid *, const char *const *,
-	                         const int *, const int *, int);
-	int (*send_query_prepared)(PGconn *, const char *, int, const char *const *,
-	                           const int *, const int *, int);
-	PGresult *(*get_result)(PGconn *);
-	int (*result_status)(const PGresult *);
-	int (*ntuples)(const PGresult *);
-	char *(*cmd_tuples)(PGresult *);
-	char *(*error_field)(const PGresult *, int);
-	char *(*error_message)(const PGconn *);
-	void (*finish)(PGconn *);
-} pq;
+/* The functions used, indexed into what pl_copy_fns returns: the copy of
+ * libpq the caller reaches (libcopy.h; a process may hold two), found on
+ * first use from each calling object, since libpq may be loaded after us,
+ * and RTLD_LOCAL by Python. All are in every libpq since 8.0. */
+enum { PQ_exec, PQ_exec_params, PQ_prepare, PQ_exec_prepared, PQ_send_query,
+       PQ_send_query_params, PQ_send_query_prepared, PQ_get_result, PQ_finish,
+       PQ_result_status, PQ_ntuples, PQ_cmd_tuples, PQ_error_field, PQ_error_message, PQ_N };
+typedef PGresult *(*pq_exec_fn)(PGconn *, const char *);
+typedef PGresult *(*pq_exec_params_fn)(PGconn *, const char *, int, const Oid *,
+                                       const char *const *, const int *, const int *, int);
+typedef PGresult *(*pq_prepare_fn)(PGconn *, const char *, const char *, int, const Oid *);
+typedef PGresult *(*pq_exec_prepared_fn)(PGconn *, const char *, int, const char *const *,
+                                         const int *, const int *, int);
+typedef int (*pq_send_query_fn)(PGconn *, const char *);
+typedef int (*pq_send_query_params_fn)(PGconn *, const char *, int, const Oid *,
+                                       const char *const *, const int *, const int *, int);
+typedef int (*pq_send_query_prepared_fn)(PGconn *, const char *, int, const char *const *,
+                                         const int *, const int *, int);
+typedef PGresult *(*pq_get_result_fn)(PGconn *);
+typedef void (*pq_finish_fn)(PGconn *);
+typedef int (*pq_result_status_fn)(const PGresult *);
+typedef int (*pq_ntuples_fn)(const PGresult *);
+typedef char *(*pq_cmd_tuples_fn)(PGresult *);
+typedef char *(*pq_error_field_fn)(const PGresult *, int);
+typedef char *(*pq_error_message_fn)(const PGconn *);
 
-#define RESOLVE(field, name, self) \
-	(pq.field ? 1 : (*(void **)&pq.field = pl_sym(name, (const void *)(self))) != NULL)
+/* f's function `name`. */
+#define PQF(f, name) ((pq_##name##_fn)(f)[PQ_##name])
 
-/* The accessors are not hooked; resolving them from the same place as the
- * hooked functions keeps both from one copy of libpq. */
-static int resolve_accessors(void)
-{
-	return RESOLVE(result_status, "PQresultStatus", NULL) &&
-	       RESOLVE(ntuples, "PQntuples", NULL) &&
-	       RESOLVE(cmd_tuples, "PQcmdTuples", NULL) &&
-	       RESOLVE(error_field, "PQresultErrorField", NULL) &&
-	       RESOLVE(error_message, "PQerrorMessage", NULL);
-}
+static const char *const pq_names[PQ_N] = {
+	"PQexec", "PQexecParams", "PQprepare", "PQexecPrepared", "PQsendQuery",
+	"PQsendQueryParams", "PQsendQueryPrepared", "PQgetResult", "PQfinish",
+	"PQresultStatus", "PQntuples", "PQcmdTuples", "PQresultErrorField", "PQerrorMessage",
+};
+EXPORT PGresult *PQexec(PGconn *, const char *);
+EXPORT PGresult *PQexecParams(PGconn *, const char *, int, const Oid *, const char *const *,
+                              const int *, const int *, int);
+EXPORT PGresult *PQprepare(PGconn *, const char *, const char *, int, const Oid *);
+EXPORT PGresult *PQexecPrepared(PGconn *, const char *, int, const char *const *, const int *,
+                                const int *, int);
+EXPORT int PQsendQuery(PGconn *, const char *);
+EXPORT int PQsendQueryParams(PGconn *, const char *, int, const Oid *, const char *const *,
+                             const int *, const int *, int);
+EXPORT int PQsendQueryPrepared(PGconn *, const char *, int, const char *const *, const int *,
+                               const int *, int);
+EXPORT PGresult *PQgetResult(PGconn *);
+EXPORT void PQfinish(PGconn *);
+_Static_assert(PQ_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
+static const void *const pq_self[PQ_N] = {
+	[PQ_exec] = (const void *)PQexec, [PQ_exec_params] = (const void *)PQexecParams,
+	[PQ_prepare] = (const void *)PQprepare, [PQ_exec_prepared] = (const void *)PQexecPrepared,
+	[PQ_send_query] = (const void *)PQsendQuery,
+	[PQ_send_query_params] = (const void *)PQsendQueryParams,
+	[PQ_send_query_prepared] = (const void *)PQsendQueryPrepared,
+	[PQ_get_result] = (const void *)PQgetResult, [PQ_finish] = (const void *)PQfinish,
+};
+static struct pl_copy_lib pq_lib = { .what = "libpq", .names = pq_names, .self = pq_self,
+                                     .n = PQ_N, .nreq = PQ_N };
+
+/* The caller's copy: in each exported hook itself, so the return address is
+ * its caller's. NULL: none can be determined, call nothing. */
+#define PQ_FNS() pl_copy_fns(&pq_lib, __builtin_return_address(0))
 
 /* Reads rows or the error out of one result. */
-static void read_result(PGconn *conn, PGresult *r, struct pl_stmt_result *out)
+static void read_result(void *const *f, PGconn *conn, PGresult *r, struct pl_stmt_result *out)
 {
-	if (!resolve_accessors())
-		return;
 	if (!r) {
 		out->failed = 1;
-		out->message = pq.error_message(conn);
+		out->message = PQF(f, error_message)(conn);
 		return;
 	}
-	int st = pq.result_status(r);
+	int st = PQF(f, result_status)(r);
 	if (st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE) {
-		out->rows += (uint64_t)pq.ntuples(r);
+		out->rows += (uint64_t)PQF(f, ntuples)(r);
 		out->rows_known = 1;
 	} else if (st == PGRES_COMMAND_OK) {
-		const char *t = pq.cmd_tuples(r);
+		const char *t = PQF(f, cmd_tuples)(r);
 		if (t && *t) {
 			out->rows += strtoull(t, NULL, 10);
 			out->rows_known = 1;
@@ -92,19 +116,19 @@ static void read_result(PGconn *conn, PGresult *r, struct pl_stmt_result *out)
 	} else if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE ||
 	           st == PGRES_PIPELINE_ABORTED) {
 		out->failed = 1;
-		out->code = pq.error_field(r, PG_DIAG_SQLSTATE);
-		out->message = pq.error_field(r, PG_DIAG_MESSAGE_PRIMARY);
+		out->code = PQF(f, error_field)(r, PG_DIAG_SQLSTATE);
+		out->message = PQF(f, error_field)(r, PG_DIAG_MESSAGE_PRIMARY);
 	}
 }
 
 /* ---- synchronous calls ---- */
 
-static PGresult *finish_sync(PGconn *conn, struct pl_stmt *st, PGresult *r,
+static PGresult *finish_sync(void *const *f, PGconn *conn, struct pl_stmt *st, PGresult *r,
                              const char *sql, size_t len)
 {
 	int saved = errno;
 	struct pl_stmt_result res = { 0 };
-	read_result(conn, r, &res);
+	read_result(f, conn, r, &res);
 	pl_stmt_end(st, AP_DB_POSTGRES, sql, len, &res);
 	errno = saved;
 	return r;
@@ -112,53 +136,56 @@ static PGresult *finish_sync(PGconn *conn, struct pl_stmt *st, PGresult *r,
 
 EXPORT PGresult *PQexec(PGconn *conn, const char *query)
 {
-	if (!RESOLVE(exec, "PQexec", PQexec))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return NULL;
 	if (pl_db_depth || pl_cfg.disabled || !query)
-		return pq.exec(conn, query);
+		return PQF(f, exec)(conn, query);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	PGresult *r = pq.exec(conn, query);
-	pl_db_depth--;
-	return finish_sync(conn, &st, r, query, strlen(query));
+	PL_COPY_ENTER(&pq_lib, f);
+	PGresult *r = PQF(f, exec)(conn, query);
+	PL_COPY_LEAVE();
+	return finish_sync(f, conn, &st, r, query, strlen(query));
 }
 
 EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int n, const Oid *types,
                               const char *const *values, const int *lengths,
                               const int *formats, int result_format)
 {
-	if (!RESOLVE(exec_params, "PQexecParams", PQexecParams))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return NULL;
 	if (pl_db_depth || pl_cfg.disabled || !command)
-		return pq.exec_params(conn, command, n, types, values, lengths, formats,
-		                      result_format);
+		return PQF(f, exec_params)(conn, command, n, types, values, lengths, formats,
+		                           result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	PGresult *r = pq.exec_params(conn, command, n, types, values, lengths, formats,
-	                             result_format);
-	pl_db_depth--;
-	return finish_sync(conn, &st, r, command, strlen(command));
+	PL_COPY_ENTER(&pq_lib, f);
+	PGresult *r = PQF(f, exec_params)(conn, command, n, types, values, lengths, formats,
+	                                  result_format);
+	PL_COPY_LEAVE();
+	return finish_sync(f, conn, &st, r, command, strlen(command));
 }
 
 EXPORT PGresult *PQprepare(PGconn *conn, const char *name, const char *query, int n,
                            const Oid *types)
 {
-	if (!RESOLVE(prepare, "PQprepare", PQprepare))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return NULL;
 	if (pl_db_depth || pl_cfg.disabled || !query)
-		return pq.prepare(conn, name, query, n, types);
+		return PQF(f, prepare)(conn, name, query, n, types);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
 	st.prepare = 1;
-	pl_db_depth++;
-	PGresult *r = pq.prepare(conn, name, query, n, types);
-	pl_db_depth--;
+	PL_COPY_ENTER(&pq_lib, f);
+	PGresult *r = PQF(f, prepare)(conn, name, query, n, types);
+	PL_COPY_LEAVE();
 	int saved = errno;
 	pl_prepared_put(conn, pl_hash_str(name ? name : ""), query, strlen(query));
 	errno = saved;
-	return finish_sync(conn, &st, r, query, strlen(query));
+	return finish_sync(f, conn, &st, r, query, strlen(query));
 }
 
 /* An execution carries the text its statement was prepared with. */
@@ -182,20 +209,21 @@ EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *name, int n,
                                 const char *const *values, const int *lengths,
                                 const int *formats, int result_format)
 {
-	if (!RESOLVE(exec_prepared, "PQexecPrepared", PQexecPrepared))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return NULL;
 	if (pl_db_depth || pl_cfg.disabled)
-		return pq.exec_prepared(conn, name, n, values, lengths, formats, result_format);
+		return PQF(f, exec_prepared)(conn, name, n, values, lengths, formats, result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	PGresult *r = pq.exec_prepared(conn, name, n, values, lengths, formats, result_format);
-	pl_db_depth--;
+	PL_COPY_ENTER(&pq_lib, f);
+	PGresult *r = PQF(f, exec_prepared)(conn, name, n, values, lengths, formats, result_format);
+	PL_COPY_LEAVE();
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	size_t len = prepared_text(conn, name, text, sizeof text, &st);
 	errno = saved;
-	return finish_sync(conn, &st, r, text, len);
+	return finish_sync(f, conn, &st, r, text, len);
 }
 
 /* ---- asynchronous calls ---- */
@@ -265,20 +293,21 @@ static void copy_cstr(char *dst, size_t cap, const char *src)
 
 EXPORT int PQsendQuery(PGconn *conn, const char *query)
 {
-	if (!RESOLVE(send_query, "PQsendQuery", PQsendQuery))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return 0;
 	if (pl_db_depth || pl_cfg.disabled || !query)
-		return pq.send_query(conn, query);
+		return PQF(f, send_query)(conn, query);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	int ok = pq.send_query(conn, query);
-	pl_db_depth--;
+	PL_COPY_ENTER(&pq_lib, f);
+	int ok = PQF(f, send_query)(conn, query);
+	PL_COPY_LEAVE();
 	int saved = errno;
 	if (ok)
 		async_start(conn, &st, query, strlen(query));
 	else
-		finish_sync(conn, &st, NULL, query, strlen(query));
+		finish_sync(f, conn, &st, NULL, query, strlen(query));
 	errno = saved;
 	return ok;
 }
@@ -287,22 +316,23 @@ EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int n, const Oid
                              const char *const *values, const int *lengths,
                              const int *formats, int result_format)
 {
-	if (!RESOLVE(send_query_params, "PQsendQueryParams", PQsendQueryParams))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return 0;
 	if (pl_db_depth || pl_cfg.disabled || !command)
-		return pq.send_query_params(conn, command, n, types, values, lengths, formats,
-		                            result_format);
+		return PQF(f, send_query_params)(conn, command, n, types, values, lengths,
+		                                 formats, result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	int ok = pq.send_query_params(conn, command, n, types, values, lengths, formats,
-	                              result_format);
-	pl_db_depth--;
+	PL_COPY_ENTER(&pq_lib, f);
+	int ok = PQF(f, send_query_params)(conn, command, n, types, values, lengths, formats,
+	                                   result_format);
+	PL_COPY_LEAVE();
 	int saved = errno;
 	if (ok)
 		async_start(conn, &st, command, strlen(command));
 	else
-		finish_sync(conn, &st, NULL, command, strlen(command));
+		finish_sync(f, conn, &st, NULL, command, strlen(command));
 	errno = saved;
 	return ok;
 }
@@ -311,31 +341,33 @@ EXPORT int PQsendQueryPrepared(PGconn *conn, const char *name, int n,
                                const char *const *values, const int *lengths,
                                const int *formats, int result_format)
 {
-	if (!RESOLVE(send_query_prepared, "PQsendQueryPrepared", PQsendQueryPrepared))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return 0;
 	if (pl_db_depth || pl_cfg.disabled)
-		return pq.send_query_prepared(conn, name, n, values, lengths, formats, result_format);
+		return PQF(f, send_query_prepared)(conn, name, n, values, lengths, formats, result_format);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	pl_db_depth++;
-	int ok = pq.send_query_prepared(conn, name, n, values, lengths, formats, result_format);
-	pl_db_depth--;
+	PL_COPY_ENTER(&pq_lib, f);
+	int ok = PQF(f, send_query_prepared)(conn, name, n, values, lengths, formats, result_format);
+	PL_COPY_LEAVE();
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	size_t len = prepared_text(conn, name, text, sizeof text, &st);
 	if (ok)
 		async_start(conn, &st, text, len);
 	else
-		finish_sync(conn, &st, NULL, text, len);
+		finish_sync(f, conn, &st, NULL, text, len);
 	errno = saved;
 	return ok;
 }
 
 EXPORT PGresult *PQgetResult(PGconn *conn)
 {
-	if (!RESOLVE(get_result, "PQgetResult", PQgetResult))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return NULL;
-	PGresult *r = pq.get_result(conn);
+	PGresult *r = PQF(f, get_result)(conn);
 	if (pl_db_depth || pl_cfg.disabled)
 		return r;
 	int saved = errno;
@@ -348,7 +380,7 @@ EXPORT PGresult *PQgetResult(PGconn *conn)
 			/* Keep what a later NULL will need: the result itself is the
 			 * caller's to clear before then. */
 			struct pl_stmt_result one = { 0 };
-			read_result(conn, r, &one);
+			read_result(f, conn, r, &one);
 			a->res.rows += one.rows;
 			a->res.rows_known |= one.rows_known;
 			if (one.failed) {
@@ -378,7 +410,8 @@ EXPORT PGresult *PQgetResult(PGconn *conn)
  * connection may get the same address). */
 EXPORT void PQfinish(PGconn *conn)
 {
-	if (!RESOLVE(finish, "PQfinish", PQfinish))
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
 		return;
 	if (conn) {
 		alock();
@@ -388,5 +421,5 @@ EXPORT void PQfinish(PGconn *conn)
 		aunlock();
 		pl_prepared_forget(conn);
 	}
-	pq.finish(conn);
+	PQF(f, finish)(conn);
 }

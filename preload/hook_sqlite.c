@@ -13,7 +13,7 @@
  * that does not fit is simply not timed.
  */
 #include "config.h"
-#include "pl.h"
+#include "libcopy.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -29,31 +29,63 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 #define SQLITE_OK 0
 #define SQLITE_ROW 100
 #define SQLITE_DONE 101
+#define SQLITE_MISUSE 21
 
-static struct {
-	int (*prepare)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
-	int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
-	int (*prepare_v3)(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **, const char **);
-	int (*step)(sqlite3_stmt *);
-	int (*reset)(sqlite3_stmt *);
-	int (*finalize)(sqlite3_stmt *);
-	int (*exec)(sqlite3 *, const char *, int (*)(void *, int, char **, char **), void *,
-	            char **);
-	const char *(*sql)(sqlite3_stmt *);
-	sqlite3 *(*db_handle)(sqlite3_stmt *);
-	const char *(*errmsg)(sqlite3 *);
-	int (*changes)(sqlite3 *);
-	int (*stmt_readonly)(sqlite3_stmt *);
-} sq;
+/* The functions used, indexed into what pl_copy_fns returns: the copy of
+ * libsqlite3 the caller reaches (libcopy.h; a process may hold two). */
+enum { SQ_prepare_v2, SQ_step, SQ_reset, SQ_finalize, SQ_exec, SQ_sql, SQ_db_handle,
+       SQ_errmsg, SQ_changes, SQ_REQUIRED, /* in every libsqlite3 since 3.3.9 (2007) */
+       SQ_stmt_readonly = SQ_REQUIRED, SQ_prepare, SQ_prepare_v3, SQ_N };
+typedef int (*sq_prepare_v2_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+typedef int (*sq_prepare_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+typedef int (*sq_prepare_v3_fn)(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **,
+                                const char **);
+typedef int (*sq_step_fn)(sqlite3_stmt *);
+typedef int (*sq_reset_fn)(sqlite3_stmt *);
+typedef int (*sq_finalize_fn)(sqlite3_stmt *);
+typedef int (*sq_exec_fn)(sqlite3 *, const char *, int (*)(void *, int, char **, char **),
+                          void *, char **);
+typedef const char *(*sq_sql_fn)(sqlite3_stmt *);
+typedef sqlite3 *(*sq_db_handle_fn)(sqlite3_stmt *);
+typedef const char *(*sq_errmsg_fn)(sqlite3 *);
+typedef int (*sq_changes_fn)(sqlite3 *);
+typedef int (*sq_stmt_readonly_fn)(sqlite3_stmt *);
 
-#define RESOLVE(field, name, self) \
-	(sq.field ? 1 : (*(void **)&sq.field = pl_sym(name, (const void *)(self))) != NULL)
+/* f's function `name` (NULL when that copy lacks it). */
+#define SQF(f, name) ((sq_##name##_fn)(f)[SQ_##name])
 
-static int resolve_accessors(void)
+static const char *const sq_names[SQ_N] = {
+	"sqlite3_prepare_v2", "sqlite3_step", "sqlite3_reset", "sqlite3_finalize",
+	"sqlite3_exec", "sqlite3_sql", "sqlite3_db_handle", "sqlite3_errmsg",
+	"sqlite3_changes", "sqlite3_stmt_readonly", "sqlite3_prepare", "sqlite3_prepare_v3",
+};
+EXPORT int sqlite3_prepare_v2(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+EXPORT int sqlite3_prepare(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+EXPORT int sqlite3_prepare_v3(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **,
+                              const char **);
+EXPORT int sqlite3_step(sqlite3_stmt *);
+EXPORT int sqlite3_reset(sqlite3_stmt *);
+EXPORT int sqlite3_finalize(sqlite3_stmt *);
+EXPORT int sqlite3_exec(sqlite3 *, const char *, int (*)(void *, int, char **, char **),
+                        void *, char **);
+_Static_assert(SQ_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
+static const void *const sq_self[SQ_N] = {
+	[SQ_prepare_v2] = (const void *)sqlite3_prepare_v2, [SQ_step] = (const void *)sqlite3_step,
+	[SQ_reset] = (const void *)sqlite3_reset, [SQ_finalize] = (const void *)sqlite3_finalize,
+	[SQ_exec] = (const void *)sqlite3_exec, [SQ_prepare] = (const void *)sqlite3_prepare,
+	[SQ_prepare_v3] = (const void *)sqlite3_prepare_v3,
+};
+static struct pl_copy_lib sq_lib = { .what = "libsqlite3", .names = sq_names, .self = sq_self,
+                                     .n = SQ_N, .nreq = SQ_REQUIRED };
+
+/* The caller's copy: in each exported hook itself, so the return address is
+ * its caller's. NULL: none can be determined, call nothing. */
+#define SQ_FNS() pl_copy_fns(&sq_lib, __builtin_return_address(0))
+
+/* The accessors emit() needs, all in f's copy (all but one required). */
+static int have_accessors(void *const *f)
 {
-	return RESOLVE(sql, "sqlite3_sql", NULL) && RESOLVE(db_handle, "sqlite3_db_handle", NULL) &&
-	       RESOLVE(errmsg, "sqlite3_errmsg", NULL) && RESOLVE(changes, "sqlite3_changes", NULL) &&
-	       RESOLVE(stmt_readonly, "sqlite3_stmt_readonly", NULL);
+	return f[SQ_stmt_readonly] != NULL;
 }
 
 /* ---- executions in progress ---- */
@@ -121,33 +153,34 @@ static int exec_take(sqlite3_stmt *s, struct exec_slot *out)
 	return e != NULL;
 }
 
-static void emit(sqlite3_stmt *s, const struct exec_slot *e, int rc)
+static void emit(void *const *f, sqlite3_stmt *s, const struct exec_slot *e, int rc)
 {
-	if (!resolve_accessors())
+	if (!have_accessors(f))
 		return;
 	struct pl_stmt_result res = { 0 };
 	char code[16];
-	sqlite3 *db = sq.db_handle(s);
+	sqlite3 *db = SQF(f, db_handle)(s);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW || rc == SQLITE_OK) {
 		/* Rows a query returned, or rows a write changed. */
-		res.rows = sq.stmt_readonly(s) ? e->rows : (uint64_t)sq.changes(db);
+		res.rows = SQF(f, stmt_readonly)(s) ? e->rows : (uint64_t)SQF(f, changes)(db);
 		res.rows_known = 1;
 	} else {
 		res.failed = 1;
 		snprintf(code, sizeof code, "%d", rc & 0xff);
 		res.code = code;
-		res.message = sq.errmsg(db);
+		res.message = SQF(f, errmsg)(db);
 	}
-	const char *text = sq.sql(s);
+	const char *text = SQF(f, sql)(s);
 	pl_stmt_end(&e->st, AP_DB_SQLITE, text, text ? strlen(text) : 0, &res);
 }
 
 EXPORT int sqlite3_step(sqlite3_stmt *s)
 {
-	if (!RESOLVE(step, "sqlite3_step", sqlite3_step))
-		return 21; /* SQLITE_MISUSE */
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
+		return SQLITE_MISUSE;
 	if (pl_db_depth || pl_cfg.disabled || !s)
-		return sq.step(s);
+		return SQF(f, step)(s);
 	int saved = errno;
 	xlock();
 	struct exec_slot *e = exec_find(s);
@@ -161,7 +194,7 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	errno = saved;
 
 	pl_db_depth++;
-	int rc = sq.step(s);
+	int rc = SQF(f, step)(s);
 	pl_db_depth--;
 
 	saved = errno;
@@ -174,59 +207,65 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	} else {
 		struct exec_slot done;
 		if (exec_take(s, &done))
-			emit(s, &done, rc);
+			emit(f, s, &done, rc);
 	}
 	errno = saved;
 	return rc;
 }
 
 /* A reset or finalize in the middle of an execution ends it (a query whose
- * caller stopped fetching early). */
-static void end_early(sqlite3_stmt *s)
+ * caller stopped fetching early). Not inlined: it would give the hooks a
+ * frame they need only here. */
+static __attribute__((noinline)) void end_early(void *const *f, sqlite3_stmt *s)
 {
 	struct exec_slot done;
 	int saved = errno;
 	if (s && exec_take(s, &done))
-		emit(s, &done, SQLITE_OK);
+		emit(f, s, &done, SQLITE_OK);
 	errno = saved;
 }
 
 EXPORT int sqlite3_reset(sqlite3_stmt *s)
 {
-	if (!RESOLVE(reset, "sqlite3_reset", sqlite3_reset))
-		return 21;
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
+		return SQLITE_MISUSE;
 	if (!pl_db_depth)
-		end_early(s);
-	return sq.reset(s);
+		end_early(f, s);
+	return SQF(f, reset)(s);
 }
 
 EXPORT int sqlite3_finalize(sqlite3_stmt *s)
 {
-	if (!RESOLVE(finalize, "sqlite3_finalize", sqlite3_finalize))
-		return 21;
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
+		return SQLITE_MISUSE;
 	if (!pl_db_depth)
-		end_early(s);
-	return sq.finalize(s);
+		end_early(f, s);
+	return SQF(f, finalize)(s);
 }
 
 /* A failed prepare is a failed statement (the text never reached a
  * statement object, so report what the caller passed). */
-static void prepare_failed(sqlite3 *db, const char *sql, int nbyte, int rc,
+static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nbyte, int rc,
                            const struct pl_stmt *st)
 {
-	if (!resolve_accessors())
+	if (!have_accessors(f))
 		return;
 	struct pl_stmt_result res = { .failed = 1 };
 	char code[16];
 	snprintf(code, sizeof code, "%d", rc & 0xff);
 	res.code = code;
-	res.message = sq.errmsg(db);
+	res.message = SQF(f, errmsg)(db);
 	size_t len = sql ? (nbyte >= 0 ? strnlen(sql, (size_t)nbyte) : strlen(sql)) : 0;
 	pl_stmt_end(st, AP_DB_SQLITE, sql, len, &res);
 }
 
-#define PREPARE_BODY(call) \
+/* f is the caller's copy (from the hook itself, for its return address). */
+#define PREPARE_BODY(f, which, call) \
 	do { \
+		if (PL_UNLIKELY(!(f) || !(f)[SQ_##which])) \
+			return SQLITE_MISUSE; \
 		if (pl_db_depth || pl_cfg.disabled) \
 			return call; \
 		struct pl_stmt st; \
@@ -236,7 +275,7 @@ static void prepare_failed(sqlite3 *db, const char *sql, int nbyte, int rc,
 		pl_db_depth--; \
 		if (rc != SQLITE_OK) { \
 			int saved = errno; \
-			prepare_failed(db, sql, nbyte, rc, &st); \
+			prepare_failed(f, db, sql, nbyte, rc, &st); \
 			errno = saved; \
 		} \
 		return rc; \
@@ -245,50 +284,48 @@ static void prepare_failed(sqlite3 *db, const char *sql, int nbyte, int rc,
 EXPORT int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int nbyte, sqlite3_stmt **out,
                               const char **tail)
 {
-	if (!RESOLVE(prepare_v2, "sqlite3_prepare_v2", sqlite3_prepare_v2))
-		return 21;
-	PREPARE_BODY(sq.prepare_v2(db, sql, nbyte, out, tail));
+	void *const *f = SQ_FNS();
+	PREPARE_BODY(f, prepare_v2, SQF(f, prepare_v2)(db, sql, nbyte, out, tail));
 }
 
 EXPORT int sqlite3_prepare(sqlite3 *db, const char *sql, int nbyte, sqlite3_stmt **out,
                            const char **tail)
 {
-	if (!RESOLVE(prepare, "sqlite3_prepare", sqlite3_prepare))
-		return 21;
-	PREPARE_BODY(sq.prepare(db, sql, nbyte, out, tail));
+	void *const *f = SQ_FNS();
+	PREPARE_BODY(f, prepare, SQF(f, prepare)(db, sql, nbyte, out, tail));
 }
 
 EXPORT int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned flags,
                               sqlite3_stmt **out, const char **tail)
 {
-	if (!RESOLVE(prepare_v3, "sqlite3_prepare_v3", sqlite3_prepare_v3))
-		return 21;
-	PREPARE_BODY(sq.prepare_v3(db, sql, nbyte, flags, out, tail));
+	void *const *f = SQ_FNS();
+	PREPARE_BODY(f, prepare_v3, SQF(f, prepare_v3)(db, sql, nbyte, flags, out, tail));
 }
 
 EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
                         int (*cb)(void *, int, char **, char **), void *arg, char **err)
 {
-	if (!RESOLVE(exec, "sqlite3_exec", sqlite3_exec))
-		return 21;
+	void *const *f = SQ_FNS();
+	if (PL_UNLIKELY(!f))
+		return SQLITE_MISUSE;
 	if (pl_db_depth || pl_cfg.disabled || !sql)
-		return sq.exec(db, sql, cb, arg, err);
+		return SQF(f, exec)(db, sql, cb, arg, err);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
 	pl_db_depth++;
-	int rc = sq.exec(db, sql, cb, arg, err);
+	int rc = SQF(f, exec)(db, sql, cb, arg, err);
 	pl_db_depth--;
 	int saved = errno;
-	if (resolve_accessors()) {
+	if (have_accessors(f)) {
 		struct pl_stmt_result res = { 0 };
 		char code[16];
 		if (rc != SQLITE_OK) {
 			res.failed = 1;
 			snprintf(code, sizeof code, "%d", rc & 0xff);
 			res.code = code;
-			res.message = sq.errmsg(db);
+			res.message = SQF(f, errmsg)(db);
 		} else {
-			res.rows = (uint64_t)sq.changes(db);
+			res.rows = (uint64_t)SQF(f, changes)(db);
 			res.rows_known = 1;
 		}
 		pl_stmt_end(&st, AP_DB_SQLITE, sql, strlen(sql), &res);

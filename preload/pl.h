@@ -228,12 +228,8 @@ void pl_crash_install(void);
 
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */
 
-/* The real definition of `name`, from whichever loaded object defines it
- * other than this library: dlsym(RTLD_NEXT) first, then every loaded object
- * in turn, because Python loads drivers RTLD_LOCAL where RTLD_NEXT cannot
- * see them. `self` is our own hook, never returned. NULL when no loaded
- * object defines it (yet). */
-void *pl_sym(const char *name, const void *self);
+/* The hooks find the real functions of the copy their caller reaches in
+ * libcopy.h. */
 
 /* Our own calls into a client library (PQexec calls PQsendQuery and
  * PQgetResult, libmariadb calls mysql_real_query from mysql_query) must be

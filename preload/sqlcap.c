@@ -1,74 +1,18 @@
 /*
- * sqlcap.c - what the libpq, MySQL and SQLite hooks share: finding the real
- * client-library functions, timing and attributing a statement, stripping
- * its literals and handing it to the shipper, and a small table of
- * prepared statements' texts.
+ * sqlcap.c - what the libpq, MySQL and SQLite hooks share (their real
+ * functions are found by libcopy.c): timing and attributing a statement,
+ * stripping its literals and handing it to the shipper, and a small table
+ * of prepared statements' texts.
  */
 #include "config.h"
 #include "pl.h"
 #include "ap_sql.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <sched.h>
 #include <string.h>
 
 __thread int pl_db_depth;
-
-/* ---- resolving client-library symbols ---- */
-
-#define MAX_OBJECTS 256
-#define OBJ_NAME 256
-
-struct obj_list {
-	char names[MAX_OBJECTS][OBJ_NAME];
-	unsigned n;
-};
-
-static int collect_object(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	(void)size;
-	struct obj_list *l = arg;
-	const char *name = info->dlpi_name;
-	size_t len = name ? strlen(name) : 0;
-	if (len == 0 || len >= OBJ_NAME || l->n == MAX_OBJECTS)
-		return 0;
-	memcpy(l->names[l->n++], name, len + 1);
-	return 0;
-}
-
-void *pl_sym(const char *name, const void *self)
-{
-	void *f = dlsym(RTLD_NEXT, name);
-	if (f && f != self)
-		return f;
-	/* Python extensions load their driver libraries RTLD_LOCAL: only a
-	 * handle on the defining object finds the symbol. The names are copied
-	 * first; dlopen is not called under dl_iterate_phdr's lock. Static:
-	 * 64 KiB is too much for a host thread's stack, and this runs once per
-	 * symbol under the caller's first use. */
-	static struct obj_list objs;
-	static int busy;
-	while (__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE))
-		sched_yield();
-	objs.n = 0;
-	dl_iterate_phdr(collect_object, &objs);
-	f = NULL;
-	for (unsigned i = 0; i < objs.n && !f; i++) {
-		void *h = dlopen(objs.names[i], RTLD_LAZY | RTLD_NOLOAD);
-		if (!h)
-			continue;
-		void *g = dlsym(h, name);
-		if (g && g != self)
-			f = g;
-		dlclose(h);
-	}
-	__atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
-	if (f)
-		pl_debug("resolved %s from a library loaded locally", name);
-	return f;
-}
 
 /* ---- statements ---- */
 

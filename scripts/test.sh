@@ -10,7 +10,9 @@
 # Idempotent and re-runnable from any directory. Exits non-zero on any
 # failure, after printing tests/test-suite.log and the failing tests' logs.
 #
-# Environment: APIPROF_CONFIGURE_FLAGS (extra ./configure flags).
+# Environment: APIPROF_CONFIGURE_FLAGS (extra ./configure flags);
+# APIPROF_TEST_SANITIZERS=0 and APIPROF_TEST_TSAN=0 skip the ASan+UBSan and
+# the ThreadSanitizer stages.
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,17 +87,13 @@ done
 	{ echo "apiprof: the installed programs do not run" >&2; exit 1; }
 rm -rf "$dest" "$dest.log"
 
-# The sanitizer configuration (STYLE.md item 17): ASan+UBSan builds of the
-# unit tests, and of the collector and client driven by the integration
-# tests (which still preload the plain library: an ASan-built one cannot be
-# loaded into nginx or Node). ./configure in the source tree rules out a
-# second, out-of-tree build of it, so the sources are copied first.
-# APIPROF_TEST_SANITIZERS=0 skips this stage.
-sanitizers() {
-	local san src build
-	san=${TMPDIR:-/tmp}/apiprof-sanitizers-$(id -u)
-	src=$san/src
-	build=$san/build
+# san_build DIR CONFIGURE-ARG... : a second build of the project, with the
+# test programs, in DIR/build from a copy of the sources in DIR/src.
+# ./configure in the source tree rules out a second, out-of-tree build of
+# it, so the sources are copied first.
+san_build() {
+	local san=$1 src=$1/src build=$1/build
+	shift
 	rm -rf "$san"
 	mkdir -p "$src" "$build"
 	if git -C "$TOP" rev-parse --git-dir >/dev/null 2>&1; then
@@ -105,21 +103,35 @@ sanitizers() {
 		(cd "$src" && { [ ! -f Makefile ] || make -s distclean >/dev/null 2>&1; })
 	fi || return 1
 	(cd "$src" && ./autogen.sh >"$san/autogen.log" 2>&1) || { cat "$san/autogen.log"; return 1; }
-	(cd "$build" && "$src/configure" -q --enable-sanitizers) || return 1
+	(cd "$build" && "$src/configure" -q "$@") || return 1
 	make -s -C "$build" -j"$(nproc)" >"$san/build.log" 2>&1 || { cat "$san/build.log"; return 1; }
-	make -s -C "$build" -j"$(nproc)" check TESTS= >/dev/null 2>&1 || return 1
+	make -s -C "$build" -j"$(nproc)" check TESTS= >"$san/build-tests.log" 2>&1 ||
+		{ cat "$san/build-tests.log"; return 1; }
+}
+
+# The sanitizer configuration (STYLE.md item 17): ASan+UBSan builds of the
+# unit tests, and of the collector and client driven by the integration
+# tests (which still preload the plain library: an ASan-built one cannot be
+# loaded into nginx or Node). APIPROF_TEST_SANITIZERS=0 skips this stage.
+sanitizers() {
+	local san build
+	san=${TMPDIR:-/tmp}/apiprof-sanitizers-$(id -u)
+	build=$san/build
+	san_build "$san" --enable-sanitizers || return 1
 	# The unit tests and the integration tests that drive the collector's
 	# own code paths (ingest, SQL analysis, windows, metrics, crashes,
 	# profiles, hostile frames and parameters). Left out, to keep the whole
 	# run under 20 minutes: those that mostly exercise the (unsanitized)
 	# preload in real servers and add no collector path the others lack
-	# (node, reliability, the two Django ones), the demo (it preloads its
+	# (node, reliability, the two Django ones, the two-copies tests, the
+	# socket permission test, and the Prometheus fleet test, whose
+	# collectors do what prometheus.sh's does), the demo (it preloads its
 	# build's library), the browser test, and the fuzzers (their harnesses
 	# always build with ASan+UBSan).
 	local tests
 	tests=$(printf 'ap-print-tests:\n\t@echo $(TESTS)\n' |
 		make -s -C "$build/tests" -f Makefile -f - ap-print-tests | tr ' ' '\n' |
-		grep -Ev '/(demo|node|reliability|django_pg|django_mysql|dashboard|fuzz)\.sh$' |
+		grep -Ev '/(demo|node|reliability|django_pg|django_mysql|dashboard|fuzz|twosqlite|twopq|twomysql|socketperm|prometheus_fleet)\.sh$' |
 		tr '\n' ' ')
 	[ -n "$tests" ] || return 1
 	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1 \
@@ -127,18 +139,72 @@ sanitizers() {
 	APIPROF_TEST_PRELOAD=$TOP/preload/.libs/libapiprof.so \
 		make -C "$build" check TESTS="$tests" ||
 		{ (cd "$build" && print_failures); return 1; }
-	san_pass=$(cd "$build" && count PASS)
+	stage_pass=$(cd "$build" && count PASS)
 	rm -rf "$san"
 }
-if [ "${APIPROF_TEST_SANITIZERS:-1}" != 0 ]; then
-	echo "==> sanitizer build (ASan+UBSan): unit tests, and the collector under the integration tests"
-	if ! sanitizers; then
-		echo "==> FAILED (sanitizer build) after $(elapsed)"
+# run_stage NAME FUNCTION HEADER : one extra build's stage. A failure ends
+# the run with the total so far; FUNCTION's passes (stage_pass) join it.
+run_stage() {
+	echo "==> $3"
+	stage_pass=0
+	if ! "$2"; then
+		echo "==> FAILED ($1) after $(elapsed)"
 		echo "tests: ${pass:-0} passed, 1 failed, ${skip:-0} skipped"
 		exit 1
 	fi
-	pass=$(( pass + ${san_pass:-0} ))
-fi
+	pass=$(( pass + ${stage_pass:-0} ))
+}
+[ "${APIPROF_TEST_SANITIZERS:-1}" = 0 ] || run_stage "sanitizer build" sanitizers \
+	"sanitizer build (ASan+UBSan): unit tests, and the collector under the integration tests"
+
+# The ThreadSanitizer build: the threaded parts of the preload and the
+# collector. The unit suites that start the collector's threads (ingest,
+# store, window closer, webhook worker, and libmicrohttpd's for the API),
+# and the integration tests whose preloaded servers run many threads
+# through the preload (threaded.sh), and whose collector ingests, stores
+# and answers the API at once under bursts (sqlite.sh), all with the
+# TSan-built library, collector and client. (The window closer and webhook
+# threads run in the windows and regress unit suites; windows.sh would add
+# 45 s to a run that must stay under 20 minutes.) Any
+# report fails: halt_on_error, and lib.sh fails a test whose logs hold one.
+# tests/tsan.supp names the only suppressions (third-party code).
+# APIPROF_TEST_TSAN=0 skips this stage.
+tsan() {
+	local san build rt setarch=()
+	san=${TMPDIR:-/tmp}/apiprof-tsan-$(id -u)
+	build=$san/build
+	san_build "$san" --enable-tsan || return 1
+	# The TSan runtime our library links (libtsan.so.N), to preload first
+	# into the uninstrumented test servers (tests/integration/lib.sh).
+	# (awk reads all of ldd's output: an early exit could fail the pipeline.)
+	rt=$(ldd "$build/preload/.libs/libapiprof.so" | awk '/libtsan\.so/ && !rt {rt = $1} END {print rt}')
+	[ -n "$rt" ] || { echo "apiprof: the TSan library does not link libtsan" >&2; return 1; }
+	# TSan's runtime maps its shadow at fixed addresses, which newer
+	# kernels' larger mmap randomisation (vm.mmap_rnd_bits > 28) can
+	# collide with ("FATAL: ThreadSanitizer: unexpected memory mapping"):
+	# then everything runs without address randomisation, inherited by
+	# every process the tests start.
+	if ! "$build/collector/apiprof" --version >"$san/probe.log" 2>&1; then
+		if grep -q 'unexpected memory mapping' "$san/probe.log" &&
+			setarch "$(uname -m)" -R "$build/collector/apiprof" --version >/dev/null 2>&1; then
+			setarch=(setarch "$(uname -m)" -R)
+			echo "apiprof: TSan needs ASLR off on this kernel: running under setarch -R"
+		else
+			cat "$san/probe.log"; return 1
+		fi
+	fi
+	TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$TOP/tests/tsan.supp" \
+	AP_CHECK_SUITES=store,sqlstore,sqlingest,regress,windows \
+	APIPROF_TEST_PRELOAD=$build/preload/.libs/libapiprof.so \
+	APIPROF_TEST_PRELOAD_FIRST=$rt \
+		"${setarch[@]}" make -C "$build" check \
+		TESTS="check_unit integration/threaded.sh integration/sqlite.sh" ||
+		{ (cd "$build" && print_failures); return 1; }
+	stage_pass=$(cd "$build" && count PASS)
+	rm -rf "$san"
+}
+[ "${APIPROF_TEST_TSAN:-1}" = 0 ] || run_stage "ThreadSanitizer build" tsan \
+	"ThreadSanitizer build: the threaded unit suites, threaded.sh and sqlite.sh"
 
 if [ "${skip:-0}" -ne 0 ]; then
 	echo "==> skipped tests:"

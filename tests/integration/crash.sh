@@ -114,7 +114,7 @@ grep -q '^chained handler' "$AP_TMP/server-chain.log" || ap_fail "the chaining h
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)
-ap_bg server-ign env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" \
+ap_bg server-ign env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
 	APIPROF_SERVICE="$BASE_SERVICE-ign" python3 -c '
 import os, signal, sys
 signal.signal(signal.SIGABRT, signal.SIG_IGN)

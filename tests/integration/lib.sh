@@ -103,6 +103,14 @@ ap_require_build() {
 # library, since an ASan-built library cannot be preloaded into nginx.
 ap_preload() { printf '%s\n' "${APIPROF_TEST_PRELOAD:-$AP_BUILDDIR/preload/.libs/libapiprof.so}"; }
 
+# What LD_PRELOAD holds for a preloaded process: the library, after
+# APIPROF_TEST_PRELOAD_FIRST when set. The ThreadSanitizer stage of
+# scripts/test.sh sets it to libtsan.so.N: a TSan-built library in an
+# uninstrumented program needs the TSan runtime loaded before libc, or its
+# interceptors are never reached and the first thread crashes.
+AP_PRELOAD_FIRST=${APIPROF_TEST_PRELOAD_FIRST:-}
+ap_preload_env() { printf '%s\n' "${AP_PRELOAD_FIRST:+$AP_PRELOAD_FIRST:}$(ap_preload)"; }
+
 # Stops a process by pid: TERM, then KILL after 5 s.
 ap_stop_pid() {
 	local pid=$1 i
@@ -125,11 +133,12 @@ ap_cleanup() {
 		ap_stop_pid "$pid"
 	done
 	# In a sanitizer build, a report from the collector (or any process we
-	# ran) fails the test, even if everything else passed.
-	if [ "$rc" = 0 ] && grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' \
-		"$AP_TMP"/*.log >/dev/null 2>&1; then
+	# ran) fails the test, even if everything else passed. ThreadSanitizer
+	# reports races as WARNINGs.
+	local san_re='ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:'
+	if [ "$rc" = 0 ] && grep -lE "$san_re" "$AP_TMP"/*.log >/dev/null 2>&1; then
 		printf '%s: FAIL: sanitizer report in %s\n' "$AP_NAME" \
-			"$(grep -lE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$AP_TMP"/*.log | tr '\n' ' ')" >&2
+			"$(grep -lE "$san_re" "$AP_TMP"/*.log | tr '\n' ' ')" >&2
 		rc=1
 	fi
 	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
@@ -176,7 +185,7 @@ ap_bg_preloaded() {
 	shift
 	local dbg=()
 	[ "${AP_DEBUG:-0}" = 1 ] && dbg=(APIPROF_DEBUG=1)
-	ap_bg "$name" env LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" \
+	ap_bg "$name" env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
 		APIPROF_SERVICE="$AP_SERVICE" "${dbg[@]}" "$@"
 }
 

@@ -34,10 +34,14 @@ ap_curl_many "$AP_TMP/error.out" $(for i in $(seq $N_ERROR); do printf '%s ' "$B
 ap_curl_many "$AP_TMP/users.out" "$B/users/1" "$B/users/2"
 
 # Freshness: /metrics reflects an event at once, so poll only for delivery.
+# The three routes' events may arrive in any order: wait for all of them.
 want="acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",method=\"GET\",route=\"/hello\",status=\"200\"} $N_HELLO"
+want_users="acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",method=\"GET\",route=\"/users/{id}\",status=\"200\"} 2"
+want_error="acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",method=\"GET\",route=\"/error\",status=\"500\"} $N_ERROR"
 for i in $(seq 50); do
 	M >"$AP_TMP/metrics.txt" || ap_fail "GET /metrics failed"
-	grep -qxF "$want" "$AP_TMP/metrics.txt" && break
+	grep -qxF "$want" "$AP_TMP/metrics.txt" && grep -qxF "$want_users" "$AP_TMP/metrics.txt" &&
+		grep -qxF "$want_error" "$AP_TMP/metrics.txt" && break
 	sleep 0.2
 done
 grep -qxF "$want" "$AP_TMP/metrics.txt" || ap_fail "no line: $want"

@@ -103,7 +103,7 @@ ap_assert_eq "node: preloaded comparison requests seen" "$c" 2
 
 # ---- (c) APIPROF_DISABLE=1 -----------------------------------------------
 D_PORT=$(ap_free_port)
-ap_bg disabled env APIPROF_DISABLE=1 LD_PRELOAD="$(ap_preload)" APIPROF_SOCKET="$AP_SOCK" \
+ap_bg disabled env APIPROF_DISABLE=1 LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
 	APIPROF_SERVICE=rel-disabled "$AP_THREADED" --port "$D_PORT"
 D_PID=$AP_BG_PID
 ap_wait_log disabled '^listening on'

@@ -171,15 +171,17 @@ ap_assert_eq "exit code of report when the collector is unreachable" "$?" 3
 grep -qi 'collector' "$AP_TMP/unreach.txt" || ap_fail "no clear message when unreachable: $(cat "$AP_TMP/unreach.txt")"
 
 # apiprof run: the environment it gives COMMAND, then a real server under it.
-env_line=$(LD_PRELOAD=libc.so.6 APIPROF_LIB="$(ap_preload)" "$AP_CLI" run --service cli-svc \
+# (Under ThreadSanitizer, libtsan stays preloaded behind ours: ap_preload_env.)
+user_preload=${AP_PRELOAD_FIRST:+$AP_PRELOAD_FIRST:}libc.so.6
+env_line=$(LD_PRELOAD=$user_preload APIPROF_LIB="$(ap_preload)" "$AP_CLI" run --service cli-svc \
 	--socket "$AP_SOCK" -- /bin/sh -c 'printf "%s|%s|%s" "$LD_PRELOAD" "$APIPROF_SERVICE" "$APIPROF_SOCKET"')
-ap_assert_eq "apiprof run environment" "$env_line" "$(ap_preload):libc.so.6|cli-svc|$AP_SOCK"
+ap_assert_eq "apiprof run environment" "$env_line" "$(ap_preload):$user_preload|cli-svc|$AP_SOCK"
 APIPROF_LIB=/nonexistent/libapiprof.so "$AP_CLI" run -- /bin/true 2>"$AP_TMP/nolib.txt"
 [ $? -ne 0 ] && grep -q /nonexistent/libapiprof.so "$AP_TMP/nolib.txt" ||
 	ap_fail "apiprof run with a missing library: no clear error"
 
 CLI_PORT=$(ap_free_port)
-ap_bg cli-server env APIPROF_LIB="$(ap_preload)" "$AP_CLI" run --service it-cli --socket "$AP_SOCK" -- \
+ap_bg cli-server env ${AP_PRELOAD_FIRST:+LD_PRELOAD=$AP_PRELOAD_FIRST} APIPROF_LIB="$(ap_preload)" "$AP_CLI" run --service it-cli --socket "$AP_SOCK" -- \
 	"$AP_THREADED" --port "$CLI_PORT"
 ap_wait_log cli-server '^listening on'
 ap_curl_many "$AP_TMP/cli.out" "http://127.0.0.1:$CLI_PORT/users/1" "http://127.0.0.1:$CLI_PORT/users/2" \
