@@ -217,6 +217,17 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
 	return send_json(c, status, json_pack("{s:o}", "error", m));
 }
 
+/* A reader's failure (what: "reading statistics"). -EIO is the database not
+ * answering (PostgreSQL unreachable or too slow, SQLite locked or damaged):
+ * 503, as asking again later may work; anything else is 500. */
+static enum MHD_Result send_read_error(struct MHD_Connection *c, const char *what, int rc)
+{
+	if (rc == -EIO)
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                  "%s: the database is unavailable; try again later", what);
+	return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s: %s", what, strerror(-rc));
+}
+
 /* Milliseconds (and seconds) rounded to 1e-3, as jw_real(v, MS_DECIMALS)
  * writes them; never NaN or infinite (jansson refuses those). */
 static json_t *jms(double v)
@@ -628,8 +639,7 @@ static enum MHD_Result h_endpoints(struct col_api *api, struct MHD_Connection *c
 		                         service, host, &rows);
 	}
 	if (rc < 0)
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading statistics: %s",
-		                  strerror(-rc));
+		return send_read_error(c, "reading statistics", rc);
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
@@ -776,8 +786,7 @@ static enum MHD_Result h_requests(struct col_api *api, struct MHD_Connection *c)
 	int rc = col_query_requests(api->ctx.query, &f, list_cb, &l, &more);
 	if (rc < 0) {
 		jw_release(&w);
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading requests: %s",
-		                  strerror(-rc));
+		return send_read_error(c, "reading requests", rc);
 	}
 	jw_arr_end(&w);
 	/* The cursor is opaque to clients: today the last id, as a string. */
@@ -945,8 +954,7 @@ static enum MHD_Result h_request(struct col_api *api, struct MHD_Connection *c,
 	if (rc <= 0)
 		jw_release(&w);
 	if (rc < 0)
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading request: %s",
-		                  strerror(-rc));
+		return send_read_error(c, "reading request", rc);
 	if (rc == 0)
 		return send_error(c, MHD_HTTP_NOT_FOUND, "no request with id %lld", (long long)id);
 	return send_jw(c, MHD_HTTP_OK, &w);
@@ -1016,8 +1024,7 @@ static enum MHD_Result h_queries(struct col_api *api, struct MHD_Connection *c)
 		                      &rows);
 	}
 	if (rc < 0)
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading statistics: %s",
-		                  strerror(-rc));
+		return send_read_error(c, "reading statistics", rc);
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
@@ -1093,8 +1100,7 @@ static enum MHD_Result h_n_plus_one(struct col_api *api, struct MHD_Connection *
 	if (col_query_fleet(api->ctx.query)) {
 		int rc = col_query_patterns(api->ctx.query, &f, host, &rows);
 		if (rc < 0)
-			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading N+1 patterns: %s",
-			                  strerror(-rc));
+			return send_read_error(c, "reading N+1 patterns", rc);
 	} else if (ours && col_findings_patterns(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	struct jw w;
@@ -1146,8 +1152,7 @@ static enum MHD_Result h_errors(struct col_api *api, struct MHD_Connection *c)
 	if (col_query_fleet(api->ctx.query)) {
 		int rc = col_query_errors(api->ctx.query, &f, host, &rows);
 		if (rc < 0)
-			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading errors: %s",
-			                  strerror(-rc));
+			return send_read_error(c, "reading errors", rc);
 	} else if (ours && col_findings_errors(col_agg_findings(api->ctx.agg), &f, &rows) < 0)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	struct jw w;
@@ -1240,8 +1245,7 @@ static enum MHD_Result h_profile(struct col_api *api, struct MHD_Connection *c)
 	if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
 		rc = col_prof_select(col_agg_profiles(api->ctx.agg), service, method, route, &rows);
 	if (rc < 0)
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "reading profiles: %s",
-		                  strerror(-rc));
+		return send_read_error(c, "reading profiles", rc);
 	if (fmt == COLLAPSED || fmt == SPEEDSCOPE) {
 		size_t len = 0;
 		char *body = fmt == COLLAPSED ? col_prof_collapsed(&rows, &len)

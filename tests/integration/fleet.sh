@@ -228,6 +228,11 @@ for i in $(seq 30); do
 done
 ap_assert_jq "status while down: database down since, 30 rows held, none dropped" \
 	'.store.database == "down" and (.store.database_down_since | type == "string") and .store.rows_held == 30 and .store.rows_dropped_oldest == 0 and .store.backend == "postgresql"' "$st"
+# The fleet views need the database: 503 with a JSON error, not 500.
+code=$(curl -s --max-time 15 -o "$AP_TMP/down.json" -w '%{http_code}' "$URL_alpha/api/v1/requests")
+ap_assert_eq "fleet /api/v1/requests while down" "$code" 503
+ap_assert_jq "its error says the database is unavailable" \
+	'.error | test("database is unavailable")' "$(cat "$AP_TMP/down.json")"
 sleep 2
 ap_run_pg
 ap_log "PostgreSQL restarted"
