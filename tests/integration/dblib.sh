@@ -61,6 +61,7 @@ ap_start_pg() {
 	AP_PG_USER=postgres
 	AP_PG_SOCKDIR=$d
 	AP_PG_NAME=$name
+	AP_PG_RUNS=0
 	AP_PG_ARGS=("$@")
 	ap_run_pg
 	ap_psql postgres -c "CREATE DATABASE \"$db\"" >/dev/null
@@ -68,19 +69,20 @@ ap_start_pg() {
 }
 
 # ap_run_pg : starts the server of the last ap_start_pg on its data directory
-# and port (again, after ap_stop_pg) and waits until it accepts connections;
-# its log goes on in $AP_TMP/NAME.log.
+# and port (again, after ap_stop_pg) and waits until it accepts connections.
+# Started with ap_bg (the test's, or the demo's stand-in), so it is stopped
+# at exit; its log is $AP_TMP/NAME.log, then NAME-2.log after a restart.
 ap_run_pg() {
-	local d=$AP_TMP/$AP_PG_NAME i
+	local d=$AP_TMP/$AP_PG_NAME log=$AP_PG_NAME i
+	AP_PG_RUNS=$(( ${AP_PG_RUNS:-0} + 1 ))
+	[ "$AP_PG_RUNS" -gt 1 ] && log=$AP_PG_NAME-$AP_PG_RUNS
 	ap_as postgres
-	"${AP_AS[@]}" "$AP_PG_BINDIR/postgres" -D "$d/data" \
+	ap_bg "$log" "${AP_AS[@]}" "$AP_PG_BINDIR/postgres" -D "$d/data" \
 		-c listen_addresses=127.0.0.1 -c port="$AP_PG_PORT" -c unix_socket_directories="$d" \
 		-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
 		-c timezone=UTC -c log_timezone=UTC -c max_connections=50 \
-		-c shared_buffers=16MB -c logging_collector=off "${AP_PG_ARGS[@]}" \
-		>>"$AP_TMP/$AP_PG_NAME.log" 2>&1 &
-	AP_PG_PID=$!
-	AP_PIDS="$AP_PG_PID $AP_PIDS"
+		-c shared_buffers=16MB -c logging_collector=off "${AP_PG_ARGS[@]}"
+	AP_PG_PID=$AP_BG_PID
 	for i in $(seq 150); do
 		"$AP_PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d postgres && break
 		kill -0 "$AP_PG_PID" 2>/dev/null || ap_fail "PostgreSQL exited at start"
