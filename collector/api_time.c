@@ -216,8 +216,12 @@ static int summary_cb(void *arg, const struct col_summary_view *v)
 	jw_time(w, v->start_ns);
 	jw_key(w, "window_end");
 	jw_time(w, v->end_ns);
+	/* null: a fleet's row merged over several hosts */
 	jw_key(w, "host");
-	jw_str(w, v->host);
+	if (v->host)
+		jw_str(w, v->host);
+	else
+		jw_null(w);
 	jw_key(w, "service");
 	jw_str(w, v->service);
 	jw_key(w, "method");

@@ -790,7 +790,7 @@ int col_qpg_win_summaries(struct col_qpg *q, const struct col_win_filter *f,
 			.sql_count = (uint64_t)col_pg_i64(r, i, 13),
 			.sql_time_ms = col_pg_f64(r, i, 14),
 		};
-		col_sketch_free(&sk);
+		col_sketch_release(&sk);
 		if (rc == 0)
 			rc = cb(arg, &v);
 	}
