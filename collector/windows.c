@@ -71,7 +71,7 @@ struct col_windows {
 	char *webhook_url;
 	int64_t webhook_scale;
 	struct col_webhook *wh;
-	struct col_winpub *pub;    /* PostgreSQL: the fleet's copy; close_mu */
+	struct col_winpub *pub;    /* PostgreSQL: the fleet's copy; read_mu */
 
 	sqlite3 *wdb, *rdb;
 	struct win *open;          /* guarded by mu */
@@ -886,10 +886,16 @@ int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summarie
 	}
 	if (rc == 0 && raised && nsum == 0)
 		write_state(w, boundary);
-	/* The fleet's copy, from what is committed: also what an earlier
-	 * call could not publish. Its failure leaves the windows closed. */
-	col_winpub_run(w->pub, w->wdb);
 	pthread_mutex_unlock(&w->close_mu);
+	/* The fleet's copy, from what is committed (also what an earlier call
+	 * could not publish), read on the reader connection: a database slow
+	 * to answer then holds up neither closing, the webhook worker nor the
+	 * status. With PostgreSQL the API does not read that connection. */
+	if (w->pub) {
+		pthread_mutex_lock(&w->read_mu);
+		col_winpub_run(w->pub, w->rdb);
+		pthread_mutex_unlock(&w->read_mu);
+	}
 	if (summaries)
 		*summaries = nsum;
 	if (regressions)

@@ -26,7 +26,7 @@ struct col_winpub {
 	int known;                /* the watermarks below were read */
 	int64_t sum_until;        /* newest window start of ours in the database */
 	int64_t reg_until;        /* newest regression id of ours there */
-	int webhook_dirty;
+	int webhook_dirty;        /* atomic: set by any thread */
 	int failing;              /* the last run failed (logged once) */
 	int64_t retry_mono;
 };
@@ -60,7 +60,7 @@ void col_winpub_free(struct col_winpub *p)
 void col_winpub_webhook_changed(struct col_winpub *p)
 {
 	if (p)
-		p->webhook_dirty = 1;
+		__atomic_store_n(&p->webhook_dirty, 1, __ATOMIC_RELAXED);
 }
 
 /* One value of a one-row, one-column query with $1 = host. */
@@ -247,7 +247,7 @@ int col_winpub_run(struct col_winpub *p, sqlite3 *db)
 	if (p->retry_mono != 0 && now < p->retry_mono)
 		return -EAGAIN;
 	char err[512] = "";
-	int rc = 0;
+	int rc = 0, any = 0, dirty = 0;
 	if (p->c == NULL) {
 		p->c = col_pg_connect(p->uri, err, sizeof err);
 		if (p->c == NULL)
@@ -262,7 +262,7 @@ int col_winpub_run(struct col_winpub *p, sqlite3 *db)
 		p->known = 1;
 	}
 	/* Nothing new: no transaction (this runs every second). */
-	int any = 0, dirty = p->webhook_dirty;
+	dirty = __atomic_exchange_n(&p->webhook_dirty, 0, __ATOMIC_RELAXED);
 	if (!dirty && !pending(p, db))
 		return 0;
 	int64_t sum_top = p->sum_until, reg_top = p->reg_until;
@@ -277,14 +277,14 @@ int col_winpub_run(struct col_winpub *p, sqlite3 *db)
 		goto fail_pg;
 	p->sum_until = sum_top;
 	p->reg_until = reg_top;
-	if (dirty)
-		p->webhook_dirty = 0;
 	if (p->failing)
 		col_log(COL_LOG_INFO, "windows: publishing summaries to PostgreSQL again");
 	p->failing = 0;
 	p->retry_mono = 0;
 	return 0;
 fail_pg:
+	if (dirty)
+		col_winpub_webhook_changed(p);
 	col_pg_error(p->c, err, sizeof err);
 	if (PQstatus(p->c) == CONNECTION_OK)
 		col_pg_exec(p->c, "ROLLBACK");

@@ -14,8 +14,9 @@
  * twice is harmless. Webhook outcomes that change after publication are
  * copied on the next run.
  *
- * Not thread-safe: windows.c calls every function under its close_mu (the
- * lock that also guards the SQLite writer connection passed in).
+ * Not thread-safe but for col_winpub_webhook_changed(): windows.c calls the
+ * others under its read_mu (the lock of the SQLite reader connection it
+ * passes in; the publisher only reads SQLite).
  */
 #ifndef COL_WINDOWS_PG_H
 #define COL_WINDOWS_PG_H
@@ -37,7 +38,8 @@ struct col_winpub *col_winpub_new(const char *uri, const char *host);
  * dropped and the next run after the backoff tries again). */
 int col_winpub_run(struct col_winpub *p, struct sqlite3 *db);
 
-/* A regression's webhook status changed in db: the next run copies it. */
+/* A regression's webhook status changed in db: the next run copies it.
+ * Any thread. */
 void col_winpub_webhook_changed(struct col_winpub *p);
 
 /* Closes the connection and frees p. NULL is a no-op. */
