@@ -33,6 +33,21 @@ URI="postgresql://postgres@127.0.0.1:$AP_PG_PORT/fleet"
 /usr/bin/python3 "$AP_SQLITE_SERVER" --db "$AP_TMP/app.db" --seed >"$AP_TMP/seed.log" 2>&1 ||
 	ap_fail "seeding the database failed: $(cat "$AP_TMP/seed.log")"
 
+# A webhook receiver for the collectors' alerts: 200 to every POST.
+HOOK_PORT=$(ap_free_port)
+ap_bg hook /usr/bin/python3 -c '
+import http.server, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()' "$HOOK_PORT"
+ap_wait_port "$HOOK_PORT"
+
 # launch_col NAME HOST DB : a collector in $AP_TMP/NAME (its working
 # directory: the local SQLite file of its window summaries), socket
 # $AP_TMP/NAME.sock; sets URL_<NAME>, PID_<NAME>. wait_col NAME waits until
@@ -42,8 +57,8 @@ launch_col() {
 	port=$(ap_free_port)
 	mkdir -p "$AP_TMP/$name"
 	# 3-second summary windows; a regression needs 4 requests per window.
-	printf 'host_name = %s\nn_plus_one_threshold = 3\naggregation_window_minutes = 0.05\nregression_min_requests = 4\n' \
-		"$host" >"$AP_TMP/$name/apiprof.conf"
+	printf 'host_name = %s\nn_plus_one_threshold = 3\naggregation_window_minutes = 0.05\nregression_min_requests = 4\nwebhook_url = http://127.0.0.1:%s/hook\n' \
+		"$host" "$HOOK_PORT" >"$AP_TMP/$name/apiprof.conf"
 	ap_bg "$name" env -C "$AP_TMP/$name" "$AP_COLLECTOR" --config "$AP_TMP/$name/apiprof.conf" \
 		--socket "$AP_TMP/$name.sock" --http "127.0.0.1:$port" --db "$db"
 	printf -v "PID_$name" '%s' "$AP_BG_PID"
@@ -277,6 +292,14 @@ ap_assert_jq "regression fields as with SQLite" \
 	 "detected_at","fingerprint","host","id","method","previous_avg_ms","previous_count",
 	 "previous_error_rate","previous_p95_ms","previous_window_start","route","service","sql",
 	 "type","webhook","webhook_attempts","window_end","window_start"]' "$regs"
+# Its alert's outcome, once beta delivered it, reaches the database too.
+for i in $(seq 30); do
+	wh=$(api alpha /api/v1/regressions --data-urlencode host=beta --data-urlencode route=/slow |
+		jq -r --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t and .type == "response_time")][0].webhook')
+	[ "$wh" = delivered ] && break
+	sleep 0.2
+done
+ap_assert_eq "beta's alert delivered, as alpha's /regressions shows" "$wh" delivered
 ap_assert_eq "alpha's /regressions?host=alpha: none of /slow in W2" "$(api alpha /api/v1/regressions \
 	--data-urlencode host=alpha --data-urlencode route=/slow |
 	jq --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)] | length')" 0
