@@ -7,7 +7,10 @@
 # the fleet: exact counts per route summed over hosts, `?host=` the part of
 # each, a p95 merged from both hosts' sketches (not an average of two
 # p95s), raw requests with their host (and one host's request read through
-# the other's API), error groups and N+1 patterns summed over hosts.
+# the other's API), error groups and N+1 patterns summed over hosts, and
+# 3-second summary windows merged over hosts (count summed, p95 from both
+# hosts' sketches) with one host's regression (and its alert's outcome)
+# read through the other's API.
 # Then PostgreSQL is stopped for 3 s under traffic and restarted: the
 # status says down with the rows held, the log says so once and once on
 # recovery, and every row sent meanwhile is stored (exact row counts).
