@@ -16,6 +16,7 @@
 #include "ap_config.h"
 #include "col.h"
 #include "jw.h"
+#include "query.h"
 #include "timeseries.h"
 #include "windows.h"
 
@@ -197,6 +198,16 @@ static enum MHD_Result h_timeseries(const struct col_api_ctx *x, struct MHD_Conn
 
 /* ---- /summaries ---- */
 
+/* A reader's failure: -EIO (the database not answering) is 503, as asking
+ * again later may work; anything else 500. */
+static enum MHD_Result win_read_error(struct MHD_Connection *c, int rc)
+{
+	if (rc == -EIO)
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+		                  "the database is unavailable; try again later");
+	return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "database error");
+}
+
 static int summary_cb(void *arg, const struct col_summary_view *v)
 {
 	struct jw *w = arg;
@@ -205,8 +216,12 @@ static int summary_cb(void *arg, const struct col_summary_view *v)
 	jw_time(w, v->start_ns);
 	jw_key(w, "window_end");
 	jw_time(w, v->end_ns);
+	/* null: a fleet's row merged over several hosts */
 	jw_key(w, "host");
-	jw_str(w, v->host);
+	if (v->host)
+		jw_str(w, v->host);
+	else
+		jw_null(w);
 	jw_key(w, "service");
 	jw_str(w, v->service);
 	jw_key(w, "method");
@@ -250,9 +265,12 @@ static enum MHD_Result h_summaries(const struct col_api_ctx *x, struct MHD_Conne
 	jw_obj(&w);
 	jw_key(&w, "summaries");
 	jw_arr(&w);
-	if (x->windows && col_windows_summaries(x->windows, &f, summary_cb, &w) < 0) {
+	/* A fleet's PostgreSQL holds every host's closed windows. */
+	int rc = col_query_fleet(x->query) ? col_query_win_summaries(x->query, &f, summary_cb, &w)
+	         : x->windows ? col_windows_summaries(x->windows, &f, summary_cb, &w) : 0;
+	if (rc < 0) {
 		jw_release(&w);
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "database error");
+		return win_read_error(c, rc);
 	}
 	jw_arr_end(&w);
 	jw_obj_end(&w);
@@ -331,9 +349,12 @@ static enum MHD_Result h_regressions(const struct col_api_ctx *x, struct MHD_Con
 	jw_obj(&w);
 	jw_key(&w, "regressions");
 	jw_arr(&w);
-	if (x->windows && col_windows_regressions(x->windows, &f, regression_cb, &w) < 0) {
+	int rc = col_query_fleet(x->query)
+	         ? col_query_win_regressions(x->query, &f, regression_cb, &w)
+	         : x->windows ? col_windows_regressions(x->windows, &f, regression_cb, &w) : 0;
+	if (rc < 0) {
 		jw_release(&w);
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "database error");
+		return win_read_error(c, rc);
 	}
 	jw_arr_end(&w);
 	jw_obj_end(&w);

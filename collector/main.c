@@ -230,8 +230,9 @@ int main(int argc, char **argv)
 	/* The URI as shown in the log and /api/v1/status: without a password. */
 	char db_shown[1024];
 	col_pg_redact(cfg.db, db_shown, sizeof db_shown);
-	/* With PostgreSQL, window summaries and regressions stay per collector
-	 * in a local SQLite file (README: "Past one machine"): apiprof.db in
+	/* With PostgreSQL, window summaries and regressions are kept in a local
+	 * SQLite file, which drives detection and alerts, and copied to the
+	 * database for the fleet (README: "Past one machine"): apiprof.db in
 	 * systemd's StateDirectory= (the shipped unit's /var/lib/apiprof; the
 	 * working directory there is read-only), else the working directory. */
 	char windows_db[1024];
@@ -312,6 +313,7 @@ int main(int argc, char **argv)
 	struct col_windows_opts wo = {
 		.db_path = windows_db,
 		.host = cfg.host_name,
+		.pg_uri = col_store_is_pg(cfg.db) ? cfg.db : NULL,
 		.window_ns = col_windows_size_ns(cfg.aggregation_window_minutes),
 		.grace_ns = -1,
 		.rules = {

@@ -708,3 +708,15 @@ int col_query_shapes_all(struct col_query *q, struct col_agg *agg, const char *s
 	col_shapeset_free(sum);
 	return rc;
 }
+
+int col_query_win_summaries(struct col_query *q, const struct col_win_filter *f,
+                            int (*cb)(void *, const struct col_summary_view *), void *arg)
+{
+	return q->pg ? col_qpg_win_summaries(q->pg, f, cb, arg) : -ENOTSUP;
+}
+
+int col_query_win_regressions(struct col_query *q, const struct col_win_filter *f,
+                              int (*cb)(void *, const struct col_regression_view *), void *arg)
+{
+	return q->pg ? col_qpg_win_regressions(q->pg, f, cb, arg) : -ENOTSUP;
+}

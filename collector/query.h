@@ -153,4 +153,15 @@ int col_query_errors(struct col_query *q, const struct col_find_filter *f, const
 int col_query_patterns(struct col_query *q, const struct col_find_filter *f, const char *host,
                        struct col_n1_rows *out);
 
+/* Summary windows / regressions of every host of a fleet (f->host
+ * narrows), as query_pg.h says; -ENOTSUP on SQLite (windows.c's own file
+ * is the answer), else the number of rows, -EIO, or cb's non-zero. */
+struct col_win_filter;
+struct col_summary_view;
+struct col_regression_view;
+int col_query_win_summaries(struct col_query *q, const struct col_win_filter *f,
+                            int (*cb)(void *, const struct col_summary_view *), void *arg);
+int col_query_win_regressions(struct col_query *q, const struct col_win_filter *f,
+                              int (*cb)(void *, const struct col_regression_view *), void *arg);
+
 #endif /* COL_QUERY_H */

@@ -15,8 +15,10 @@
 #include "log.h"
 #include "pg.h"
 #include "shapeset.h"
+#include "sketch.h"
 #include "stmt.h"
 #include "store_int.h"
+#include "windows.h"
 
 struct qconn {
 	PGconn *c;
@@ -681,4 +683,165 @@ int col_qpg_patterns(struct col_qpg *q, const struct col_find_filter *f, const c
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* ---- summary windows and regressions (windows_pg.h publishes them) ---- */
+
+static void win_where(struct qb *b, const struct col_win_filter *f, int with_type)
+{
+	qb_add(b, " WHERE true");
+	if (f->host)
+		qb_text(b, " AND host = $?", f->host);
+	if (f->service)
+		qb_text(b, " AND service = $?", f->service);
+	if (f->method)
+		qb_text(b, " AND method = $?", f->method);
+	if (f->route)
+		qb_text(b, " AND route = $?", f->route);
+	if (with_type && f->type >= 0)
+		qb_text(b, " AND type = $?", col_reg_type_name(f->type));
+	qb_int(b, " AND window_start_ns >= $?", f->since_ns);
+	qb_int(b, " AND window_start_ns < $?", f->until_ns);
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Merges the sketches of s, hex strings separated by commas (bytea's
+ * encode(..., 'hex') joined by string_agg), into sk. 0 or -ENOMEM / -EINVAL. */
+static int merge_hex_sketches(struct col_sketch *sk, const char *s)
+{
+	size_t cap = 0;
+	uint8_t *buf = NULL;
+	int rc = 0;
+	while (rc == 0 && *s) {
+		size_t n = strcspn(s, ",");
+		if (n / 2 > cap) {
+			uint8_t *nb = realloc(buf, n / 2);
+			if (nb == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = n / 2;
+		}
+		size_t k = 0;
+		for (; k < n / 2; k++) {
+			int hi = hexval(s[2 * k]), lo = hexval(s[2 * k + 1]);
+			if (hi < 0 || lo < 0)
+				break;
+			buf[k] = (uint8_t)(hi << 4 | lo);
+		}
+		if (k == n / 2 && k > 0 && col_sketch_merge_encoded(sk, buf, k) < 0)
+			rc = -EINVAL;
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	free(buf);
+	return rc;
+}
+
+int col_qpg_win_summaries(struct col_qpg *q, const struct col_win_filter *f,
+                          int (*cb)(void *, const struct col_summary_view *), void *arg)
+{
+	struct qb b = { .len = 0 };
+	/* One row per window and endpoint over the hosts: the host's name
+	 * when one host had it, else NULL. */
+	qb_add(&b, "SELECT window_start_ns, window_end_ns,"
+	       " CASE WHEN count(DISTINCT host) = 1 THEN min(host) END, service, method, route,"
+	       " sum(count), sum(sum_ms), min(min_ms), max(max_ms), sum(error_count),"
+	       " sum(slow_count), sum(n_plus_one_count), sum(sql_count), sum(sql_time_ms),"
+	       " string_agg(encode(sketch, 'hex'), ',') FROM window_summaries");
+	win_where(&b, f, 0);
+	qb_add(&b, " GROUP BY window_start_ns, window_end_ns, service, method, route"
+	       " ORDER BY window_start_ns DESC, 7 DESC, service, route, method");
+	qb_int(&b, " LIMIT $?", f->limit);
+	PGresult *r = fetch(q, &b, "summaries");
+	if (r == NULL)
+		return -EIO;
+	int n = PQntuples(r), rc = 0;
+	for (int i = 0; i < n && rc == 0; i++) {
+		struct col_sketch sk;
+		col_sketch_init(&sk);
+		uint64_t count = (uint64_t)col_pg_i64(r, i, 6);
+		uint64_t errors = (uint64_t)col_pg_i64(r, i, 10);
+		double sum_ms = col_pg_f64(r, i, 7);
+		if (merge_hex_sketches(&sk, col_pg_str(r, i, 15)) == -ENOMEM)
+			rc = -ENOMEM;
+		struct col_summary_view v = {
+			.start_ns = col_pg_i64(r, i, 0),
+			.end_ns = col_pg_i64(r, i, 1),
+			.host = PQgetisnull(r, i, 2) ? NULL : col_pg_str(r, i, 2),
+			.service = col_pg_str(r, i, 3),
+			.method = col_pg_str(r, i, 4),
+			.route = col_pg_str(r, i, 5),
+			.count = count,
+			.avg_ms = count ? sum_ms / (double)count : 0,
+			.p95_ms = col_sketch_quantile(&sk, 0.95),
+			.min_ms = col_pg_f64(r, i, 8),
+			.max_ms = col_pg_f64(r, i, 9),
+			.error_count = errors,
+			.error_rate = count ? (double)errors / (double)count : 0,
+			.slow_count = (uint64_t)col_pg_i64(r, i, 11),
+			.n_plus_one_count = (uint64_t)col_pg_i64(r, i, 12),
+			.sql_count = (uint64_t)col_pg_i64(r, i, 13),
+			.sql_time_ms = col_pg_f64(r, i, 14),
+		};
+		col_sketch_release(&sk);
+		if (rc == 0)
+			rc = cb(arg, &v);
+	}
+	PQclear(r);
+	return rc != 0 ? rc : n;
+}
+
+int col_qpg_win_regressions(struct col_qpg *q, const struct col_win_filter *f,
+                            int (*cb)(void *, const struct col_regression_view *), void *arg)
+{
+	struct qb b = { .len = 0 };
+	qb_add(&b, "SELECT id, type, host, service, method, route, window_start_ns, window_end_ns,"
+	       " previous_window_start_ns, previous_avg_ms, current_avg_ms, previous_p95_ms,"
+	       " current_p95_ms, previous_error_rate, current_error_rate, previous_count,"
+	       " current_count, fingerprint, sql, detected_at_ns, webhook, webhook_attempts"
+	       " FROM regressions");
+	win_where(&b, f, 1);
+	qb_add(&b, " ORDER BY detected_at_ns DESC, id DESC, host");
+	qb_int(&b, " LIMIT $?", f->limit);
+	PGresult *r = fetch(q, &b, "regressions");
+	if (r == NULL)
+		return -EIO;
+	int n = PQntuples(r), rc = 0;
+	for (int i = 0; i < n && rc == 0; i++) {
+		int whs = col_webhook_status_lookup(col_pg_str(r, i, 20));
+		struct col_regression_view v = {
+			.id = col_pg_i64(r, i, 0),
+			.type = col_reg_type_lookup(col_pg_str(r, i, 1)),
+			.host = col_pg_str(r, i, 2),
+			.service = col_pg_str(r, i, 3),
+			.method = col_pg_str(r, i, 4),
+			.route = col_pg_str(r, i, 5),
+			.window_start_ns = col_pg_i64(r, i, 6),
+			.window_end_ns = col_pg_i64(r, i, 7),
+			.previous_window_start_ns = col_pg_i64(r, i, 8),
+			.previous_avg_ms = col_pg_f64(r, i, 9),
+			.current_avg_ms = col_pg_f64(r, i, 10),
+			.previous_p95_ms = col_pg_f64(r, i, 11),
+			.current_p95_ms = col_pg_f64(r, i, 12),
+			.previous_error_rate = col_pg_f64(r, i, 13),
+			.current_error_rate = col_pg_f64(r, i, 14),
+			.previous_count = (uint64_t)col_pg_i64(r, i, 15),
+			.current_count = (uint64_t)col_pg_i64(r, i, 16),
+			.fingerprint = col_pg_str(r, i, 17),
+			.sql = PQgetisnull(r, i, 18) ? NULL : col_pg_str(r, i, 18),
+			.detected_ns = col_pg_i64(r, i, 19),
+			.webhook = whs < 0 ? COL_WEBHOOK_NONE : whs,
+			.webhook_attempts = (int)col_pg_i64(r, i, 21),
+		};
+		rc = cb(arg, &v);
+	}
+	PQclear(r);
+	return rc != 0 ? rc : n;
 }

@@ -54,4 +54,19 @@ int col_qpg_errors(struct col_qpg *q, const struct col_find_filter *f, const cha
 int col_qpg_patterns(struct col_qpg *q, const struct col_find_filter *f, const char *host,
                      struct col_n1_rows *out);
 
+/* Summary windows and regressions of every host (f->host narrows), as
+ * windows.c publishes them (windows_pg.h); the contracts of
+ * col_windows_summaries() / col_windows_regressions(). A summary is one
+ * row per window and endpoint over the hosts: counts and times summed,
+ * min/max the extremes, averages and rates from the sums, p95 from the
+ * hosts' sketches merged; its host the one host that had it, else NULL.
+ * Each regression has its host; ids are per host. */
+struct col_win_filter;
+struct col_summary_view;
+struct col_regression_view;
+int col_qpg_win_summaries(struct col_qpg *q, const struct col_win_filter *f,
+                          int (*cb)(void *, const struct col_summary_view *), void *arg);
+int col_qpg_win_regressions(struct col_qpg *q, const struct col_win_filter *f,
+                            int (*cb)(void *, const struct col_regression_view *), void *arg);
+
 #endif /* COL_QUERY_PG_H */

@@ -59,8 +59,9 @@ struct col_store_be {
 };
 
 /* PostgreSQL's schema version: SQLite's layout (version 2 and 3) plus,
- * from 4, each host's all-time totals (endpoint_totals, query_totals). */
-#define COL_PG_SCHEMA_VERSION 4
+ * from 4, each host's all-time totals (endpoint_totals, query_totals),
+ * from 5 each host's summary windows and regressions. */
+#define COL_PG_SCHEMA_VERSION 5
 
 extern const struct col_store_be col_store_sqlite_be;
 extern const struct col_store_be col_store_pg_be;

@@ -22,7 +22,8 @@
  * collectors starting together do not race): 2 is the first PostgreSQL
  * layout (the SQLite version 2 tables, partitioned, plus `hosts`); 3 adds
  * the requests (host, id) index; 4 each host's all-time totals, upserted
- * every second where they changed.
+ * every second where they changed; 5 each host's closed summary windows
+ * and regressions (window_summaries, regressions: written by windows.c).
  */
 #include "config.h"
 
@@ -179,6 +180,32 @@ static const char *const migrations[] = {
 	" max_ms double precision NOT NULL, rows bigint NOT NULL, errors bigint NOT NULL,"
 	" slow_count bigint NOT NULL, sketch bytea NOT NULL, updated_ns bigint NOT NULL,"
 	" PRIMARY KEY (host, service, db, fingerprint));",
+	[5] =
+	/* Each host's closed summary windows and regressions, published by
+	 * windows.c from its local SQLite file so that /api/v1/summaries and
+	 * /api/v1/regressions answer for the fleet (the sketch merges p95
+	 * over hosts). id is the host's own regression id. */
+	"CREATE TABLE IF NOT EXISTS window_summaries ("
+	" window_start_ns bigint NOT NULL, window_end_ns bigint NOT NULL, host text NOT NULL,"
+	" service text NOT NULL, method text NOT NULL, route text NOT NULL,"
+	" count bigint NOT NULL, sum_ms double precision NOT NULL,"
+	" min_ms double precision NOT NULL, max_ms double precision NOT NULL,"
+	" error_count bigint NOT NULL, slow_count bigint NOT NULL,"
+	" n_plus_one_count bigint NOT NULL, sql_count bigint NOT NULL,"
+	" sql_time_ms double precision NOT NULL, sketch bytea,"
+	" PRIMARY KEY (window_start_ns, host, service, method, route));"
+	"CREATE TABLE IF NOT EXISTS regressions ("
+	" host text NOT NULL, id bigint NOT NULL, type text NOT NULL, service text NOT NULL,"
+	" method text NOT NULL, route text NOT NULL, window_start_ns bigint NOT NULL,"
+	" window_end_ns bigint NOT NULL, previous_window_start_ns bigint NOT NULL,"
+	" previous_avg_ms double precision NOT NULL, current_avg_ms double precision NOT NULL,"
+	" previous_p95_ms double precision NOT NULL, current_p95_ms double precision NOT NULL,"
+	" previous_error_rate double precision NOT NULL,"
+	" current_error_rate double precision NOT NULL, previous_count bigint NOT NULL,"
+	" current_count bigint NOT NULL, fingerprint text NOT NULL, sql text,"
+	" detected_at_ns bigint NOT NULL, webhook text NOT NULL, webhook_attempts integer NOT NULL,"
+	" PRIMARY KEY (host, id));"
+	"CREATE INDEX IF NOT EXISTS regressions_detected ON regressions (detected_at_ns);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == COL_PG_SCHEMA_VERSION + 1,

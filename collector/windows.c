@@ -30,6 +30,7 @@
 #include "log.h"
 #include "sketch.h"
 #include "stmt.h"
+#include "windows_pg.h"
 
 #define ALERT_RESEND_NS (24 * 3600 * COL_NS_PER_S)
 #define TICK_NS COL_NS_PER_S
@@ -70,6 +71,7 @@ struct col_windows {
 	char *webhook_url;
 	int64_t webhook_scale;
 	struct col_webhook *wh;
+	struct col_winpub *pub;    /* PostgreSQL: the fleet's copy; read_mu */
 
 	sqlite3 *wdb, *rdb;
 	struct win *open;          /* guarded by mu */
@@ -432,6 +434,10 @@ struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err
 		goto fail;
 	if (load_state(w, err, errlen) < 0)
 		goto fail;
+	if (o->pg_uri != NULL && (w->pub = col_winpub_new(o->pg_uri, w->host)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return w;
 fail:
 	col_windows_free(w);
@@ -881,6 +887,15 @@ int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summarie
 	if (rc == 0 && raised && nsum == 0)
 		write_state(w, boundary);
 	pthread_mutex_unlock(&w->close_mu);
+	/* The fleet's copy, from what is committed (also what an earlier call
+	 * could not publish), read on the reader connection: a database slow
+	 * to answer then holds up neither closing, the webhook worker nor the
+	 * status. With PostgreSQL the API does not read that connection. */
+	if (w->pub) {
+		pthread_mutex_lock(&w->read_mu);
+		col_winpub_run(w->pub, w->rdb);
+		pthread_mutex_unlock(&w->read_mu);
+	}
 	if (summaries)
 		*summaries = nsum;
 	if (regressions)
@@ -939,6 +954,7 @@ static void on_webhook(void *arg, int64_t id, int status, int attempts)
 		if (sqlite3_step(st) != SQLITE_DONE)
 			col_log(COL_LOG_WARN, "windows: alert %lld status: %s", (long long)id,
 			        sqlite3_errmsg(w->wdb));
+		col_winpub_webhook_changed(w->pub);
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&w->close_mu);
@@ -1104,6 +1120,7 @@ void col_windows_free(struct col_windows *w)
 		col_hmap_free(w->last);
 	}
 	col_reg_counts_free(w->counts, w->ncounts);
+	col_winpub_free(w->pub);
 	sqlite3_close(w->wdb);
 	sqlite3_close(w->rdb);
 	free(w->host);

@@ -22,6 +22,13 @@
  * late, counted and left out of the summaries (it still counts everywhere
  * else), so closing is idempotent: running it twice writes nothing twice.
  *
+ * A fleet. With pg_uri, every call of col_windows_close() (each second on
+ * the thread, and POST /api/v1/aggregate) then copies the summaries and
+ * regressions committed to SQLite and not yet in PostgreSQL there
+ * (windows_pg.h), where query_pg.c reads every host's. SQLite stays the
+ * source of detection and alerts; PostgreSQL being away delays the copy
+ * only.
+ *
  * Restarts. col_windows_stop() stores the windows still open
  * (window_partials) and the next col_windows_open() takes them back, so a
  * restart in the middle of a window loses nothing received; the previous
@@ -74,6 +81,9 @@ int64_t col_windows_start_of(int64_t ts_ns, int64_t window_ns);
 struct col_windows_opts {
 	const char *db_path;       /* the collector's SQLite database */
 	const char *host;          /* host label of every row */
+	const char *pg_uri;        /* a fleet's postgresql:// db, or NULL: closed
+	                              windows and regressions are copied there
+	                              (windows_pg.h) */
 	int64_t window_ns;         /* > 0 */
 	int64_t grace_ns;          /* < 0: col_windows_grace_ns(window_ns) */
 	struct col_reg_rules rules;

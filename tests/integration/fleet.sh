@@ -7,7 +7,10 @@
 # the fleet: exact counts per route summed over hosts, `?host=` the part of
 # each, a p95 merged from both hosts' sketches (not an average of two
 # p95s), raw requests with their host (and one host's request read through
-# the other's API), error groups and N+1 patterns summed over hosts.
+# the other's API), error groups and N+1 patterns summed over hosts, and
+# 3-second summary windows merged over hosts (count summed, p95 from both
+# hosts' sketches) with one host's regression (and its alert's outcome)
+# read through the other's API.
 # Then PostgreSQL is stopped for 3 s under traffic and restarted: the
 # status says down with the rows held, the log says so once and once on
 # recovery, and every row sent meanwhile is stored (exact row counts).
@@ -33,6 +36,21 @@ URI="postgresql://postgres@127.0.0.1:$AP_PG_PORT/fleet"
 /usr/bin/python3 "$AP_SQLITE_SERVER" --db "$AP_TMP/app.db" --seed >"$AP_TMP/seed.log" 2>&1 ||
 	ap_fail "seeding the database failed: $(cat "$AP_TMP/seed.log")"
 
+# A webhook receiver for the collectors' alerts: 200 to every POST.
+HOOK_PORT=$(ap_free_port)
+ap_bg hook /usr/bin/python3 -c '
+import http.server, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()' "$HOOK_PORT"
+ap_wait_port "$HOOK_PORT"
+
 # launch_col NAME HOST DB : a collector in $AP_TMP/NAME (its working
 # directory: the local SQLite file of its window summaries), socket
 # $AP_TMP/NAME.sock; sets URL_<NAME>, PID_<NAME>. wait_col NAME waits until
@@ -41,7 +59,9 @@ launch_col() {
 	local name=$1 host=$2 db=$3 port
 	port=$(ap_free_port)
 	mkdir -p "$AP_TMP/$name"
-	printf 'host_name = %s\nn_plus_one_threshold = 3\n' "$host" >"$AP_TMP/$name/apiprof.conf"
+	# 3-second summary windows; a regression needs 4 requests per window.
+	printf 'host_name = %s\nn_plus_one_threshold = 3\naggregation_window_minutes = 0.05\nregression_min_requests = 4\nwebhook_url = http://127.0.0.1:%s/hook\n' \
+		"$host" "$HOOK_PORT" >"$AP_TMP/$name/apiprof.conf"
 	ap_bg "$name" env -C "$AP_TMP/$name" "$AP_COLLECTOR" --config "$AP_TMP/$name/apiprof.conf" \
 		--socket "$AP_TMP/$name.sock" --http "127.0.0.1:$port" --db "$db"
 	printf -v "PID_$name" '%s' "$AP_BG_PID"
@@ -108,7 +128,7 @@ ap_assert_eq "no table created while another session holds the migration lock" \
 wait "$locker" || ap_fail "the session holding the lock failed: $(cat "$AP_TMP/locker.log")"
 wait_col alpha
 wait_col beta
-ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 4"
+ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 5"
 ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
 ap_assert_eq "beta's db in /api/v1/status" "$(api beta /api/v1/status | jq -r .db)" \
 	"postgresql://postgres:***@127.0.0.1:$AP_PG_PORT/fleet"
@@ -117,7 +137,7 @@ grep -q s3cret "$AP_TMP/beta.log" && ap_fail "beta logged its database password"
 # A threaded server (service web) and a sqlite3 server (service books)
 # behind each.
 for h in alpha beta; do
-	AP_SOCK=$AP_TMP/$h.sock AP_SERVICE=web ap_start_threaded "web_$h"
+	AP_SOCK=$AP_TMP/$h.sock AP_SERVICE=web ap_start_threaded "web_$h" --threads 8
 	printf -v "WEB_$h" '%s' "http://127.0.0.1:$AP_PORT"
 	port=$(ap_free_port)
 	AP_SOCK=$AP_TMP/$h.sock AP_SERVICE=books ap_bg_preloaded "books_$h" \
@@ -213,9 +233,83 @@ errs=$(api beta /api/v1/errors --data-urlencode host=alpha)
 ap_assert_jq "?host=alpha: its 2" \
 	'[.errors[] | select(.route == "/error")][0].count == 2' "$errs"
 
+# ---- summary windows and regressions of the fleet ----
+# Window W1: /slow 5 x 10 ms on alpha, 5 x 100 ms on beta; window W2 (the
+# next): 5 x 400 ms on beta, a response_time regression there (4x its W1).
+# POST /api/v1/aggregate on both closes them at once.
+W=3
+sleep_into() {   # sleep_into MARGIN : MARGIN s into the next 3-s window; prints its start
+	local now
+	now=$(date +%s.%N)
+	awk -v n="$now" -v w="$W" -v m="$1" 'BEGIN {
+		s = int(n / w) * w; if (n - s > m) s += w; printf "%d %.3f\n", s, s + m - n }' |
+		{ read -r start d; sleep "$d"; echo "$start"; }
+}
+rfc3339() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.000Z; }
+slow_batch() {   # slow_batch BASE_URL MS : 5 requests to /slow?ms=MS at once
+	local i pids=""
+	for i in 1 2 3 4 5; do
+		curl -sf --max-time 10 -o /dev/null "$1/slow?ms=$2" &
+		pids="$pids $!"
+	done
+	for i in $pids; do wait "$i" || ap_fail "a /slow request failed"; done
+}
+W1=$(sleep_into 0.2)
+slow_batch "$A" 10 &
+slow_batch "$Bw" 100
+wait $! || ap_fail "alpha's /slow batch failed"
+W2=$(sleep_into 0.2)
+slow_batch "$Bw" 400
+sleep_into 0.5 >/dev/null
+for c in alpha beta; do
+	curl -sf --max-time 10 -X POST -o /dev/null "$(eval echo "\$URL_$c")/api/v1/aggregate" ||
+		ap_fail "POST /api/v1/aggregate on $c failed"
+done
+# win NAME START [HOST] : NAME's summary of web GET /slow in the window at START.
+win() {
+	local h=()
+	[ -n "${3:-}" ] && h=(--data-urlencode "host=$3")
+	api "$1" /api/v1/summaries --data-urlencode service=web --data-urlencode route=/slow "${h[@]}" |
+		jq -c --arg t "$(rfc3339 "$2")" '[.summaries[] | select(.window_start == $t and .method == "GET")]'
+}
+ap_assert_jq "alpha's /summaries: W1 of /slow over both hosts, p95 from the merged sketches" \
+	'length == 1 and .[0].count == 10 and .[0].host == null and .[0].p95_ms >= 99
+	 and .[0].p95_ms < 200 and .[0].min_ms >= 9 and .[0].min_ms < 50 and .[0].max_ms >= 100
+	 and .[0].avg_ms >= 54 and .[0].avg_ms < 120 and .[0].error_count == 0' "$(win alpha "$W1")"
+ap_assert_jq "alpha's /summaries?host=beta: beta's part of W1" \
+	'length == 1 and .[0].count == 5 and .[0].host == "beta" and .[0].min_ms >= 99' \
+	"$(win alpha "$W1" beta)"
+ap_assert_jq "beta's /summaries?host=alpha: alpha's part of W1" \
+	'length == 1 and .[0].count == 5 and .[0].host == "alpha" and .[0].p95_ms < 50' \
+	"$(win beta "$W1" alpha)"
+ap_assert_jq "alpha's /summaries: W2, beta's only" \
+	'length == 1 and .[0].count == 5 and .[0].host == "beta"' "$(win alpha "$W2")"
+regs=$(api alpha /api/v1/regressions --data-urlencode service=web --data-urlencode route=/slow |
+	jq -c --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)]')
+ap_assert_jq "alpha's /regressions: beta's response_time regression of /slow in W2" \
+	'map(select(.type == "response_time")) | length == 1 and .[0].host == "beta"
+	 and .[0].previous_count == 5 and .[0].current_count == 5 and .[0].current_avg_ms >= 399
+	 and .[0].previous_window_start == "'"$(rfc3339 "$W1")"'"' "$regs"
+ap_assert_jq "regression fields as with SQLite" \
+	'.[0] | keys == ["current_avg_ms","current_count","current_error_rate","current_p95_ms",
+	 "detected_at","fingerprint","host","id","method","previous_avg_ms","previous_count",
+	 "previous_error_rate","previous_p95_ms","previous_window_start","route","service","sql",
+	 "type","webhook","webhook_attempts","window_end","window_start"]' "$regs"
+# Its alert's outcome, once beta delivered it, reaches the database too.
+for i in $(seq 30); do
+	wh=$(api alpha /api/v1/regressions --data-urlencode host=beta --data-urlencode route=/slow |
+		jq -r --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t and .type == "response_time")][0].webhook')
+	[ "$wh" = delivered ] && break
+	sleep 0.2
+done
+ap_assert_eq "beta's alert delivered, as alpha's /regressions shows" "$wh" delivered
+ap_assert_eq "alpha's /regressions?host=alpha: none of /slow in W2" "$(api alpha /api/v1/regressions \
+	--data-urlencode host=alpha --data-urlencode route=/slow |
+	jq --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)] | length')" 0
+
 # ---- PostgreSQL down for 3 s under traffic ----
 stored() { ap_psql fleet -Atc "SELECT count(*) FROM requests WHERE host = '$1'"; }
-ap_assert_eq "alpha's rows stored before the outage" "$(stored alpha)" 23
+ap_assert_eq "alpha's rows stored before the outage (23 + 5 of the windows)" "$(stored alpha)" 28
 ap_stop_pg
 ap_log "PostgreSQL stopped"
 urls=()
@@ -243,8 +337,8 @@ for i in $(seq 100); do
 done
 ap_assert_jq "status after recovery: up, nothing held" \
 	'.store.database == "up" and .store.rows_held == 0 and .store.database_down_since == null' "$st"
-ap_assert_eq "alpha's rows stored after the outage (23 + 30)" "$(stored alpha)" 53
-ap_assert_eq "beta's rows stored" "$(stored beta)" 16
+ap_assert_eq "alpha's rows stored after the outage (28 + 30)" "$(stored alpha)" 58
+ap_assert_eq "beta's rows stored (16 + 10 of the windows)" "$(stored beta)" 26
 wait_count beta /hello 39
 ap_assert_eq "beta's API: fleet /hello after the outage" "$(count beta /hello)" 39
 ap_assert_eq "alpha logged the outage once" \
@@ -280,7 +374,7 @@ for i in $(seq 50); do
 	sleep 0.1
 done
 ap_assert_jq "status once unlocked: up, nothing held" '.store.database == "up" and .store.rows_held == 0' "$st"
-ap_assert_eq "alpha's rows stored after the lock (53 + 10)" "$(stored alpha)" 63
+ap_assert_eq "alpha's rows stored after the lock (58 + 10)" "$(stored alpha)" 68
 
 # ---- partitions, and migrations ----
 # Today's and tomorrow's partitions exist; an 10-day-old one (made here,
@@ -306,7 +400,7 @@ ap_psql fleet -c "INSERT INTO requests (id, ts_ns, host, service, pid, tid, meth
 ap_stop_pid "$PID_beta"
 ap_stop_pid "$PID_alpha"
 ap_psql fleet -c "DROP INDEX requests_host; DROP TABLE endpoint_totals, query_totals;
-	UPDATE schema_version SET version = 2"
+	DROP TABLE window_summaries, regressions; UPDATE schema_version SET version = 2"
 launch_col beta beta "$URI"
 launch_col alpha alpha "$URI"
 wait_col beta
@@ -321,13 +415,21 @@ ap_assert_eq "beta counted the expired row" "$(api beta /api/v1/status | jq .sto
 grep -q "retention dropped partition requests_p$(pname $old)" "$AP_TMP/beta.log" ||
 	ap_fail "beta did not log the dropped partition"
 ap_assert_eq "PostgreSQL schema upgraded from 2" \
-	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 4
+	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 5
 ap_assert_eq "requests_host index and the totals tables recreated" \
 	"$(ap_psql fleet -Atc "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host')
 	+ (SELECT count(*) FROM pg_tables WHERE tablename IN ('endpoint_totals', 'query_totals'))")" 3
 ap_assert_eq "one of the two migrated, once" \
-	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 4')" 1
-ap_assert_eq "beta's rows kept" "$(stored beta)" 16
+	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 5')" 1
+ap_assert_eq "beta's rows kept" "$(stored beta)" 26
+# The window tables, recreated empty, get each host's windows again from
+# its local file.
+for i in $(seq 30); do
+	[ "$(win beta "$W1" | jq '.[0].count')" = 10 ] && break
+	sleep 0.2
+done
+ap_assert_jq "W1 of /slow over both hosts, published again after the tables were dropped" \
+	'length == 1 and .[0].count == 10' "$(win beta "$W1")"
 ap_assert_eq "host slots: two hosts, none taken by beta's restart" \
 	"$(ap_psql fleet -Atc "SELECT count(*) || ' ' || (SELECT last_value FROM hosts_slot_seq) FROM hosts")" "2 2"
 
