@@ -238,14 +238,6 @@ ap_assert_jq "?host=alpha: its 2" \
 # next): 5 x 400 ms on beta, a response_time regression there (4x its W1).
 # POST /api/v1/aggregate on both closes them at once.
 W=3
-sleep_into() {   # sleep_into MARGIN : MARGIN s into the next 3-s window; prints its start
-	local now
-	now=$(date +%s.%N)
-	awk -v n="$now" -v w="$W" -v m="$1" 'BEGIN {
-		s = int(n / w) * w; if (n - s > m) s += w; printf "%d %.3f\n", s, s + m - n }' |
-		{ read -r start d; sleep "$d"; echo "$start"; }
-}
-rfc3339() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.000Z; }
 slow_batch() {   # slow_batch BASE_URL MS : 5 requests to /slow?ms=MS at once
 	local i pids=""
 	for i in 1 2 3 4 5; do
@@ -254,13 +246,13 @@ slow_batch() {   # slow_batch BASE_URL MS : 5 requests to /slow?ms=MS at once
 	done
 	for i in $pids; do wait "$i" || ap_fail "a /slow request failed"; done
 }
-W1=$(sleep_into 0.2)
+W1=$(ap_sleep_into $W 0.2)
 slow_batch "$A" 10 &
 slow_batch "$Bw" 100
 wait $! || ap_fail "alpha's /slow batch failed"
-W2=$(sleep_into 0.2)
+W2=$(ap_sleep_into $W 0.2)
 slow_batch "$Bw" 400
-sleep_into 0.5 >/dev/null
+ap_sleep_into $W 0.5 >/dev/null
 for c in alpha beta; do
 	curl -sf --max-time 10 -X POST -o /dev/null "$(eval echo "\$URL_$c")/api/v1/aggregate" ||
 		ap_fail "POST /api/v1/aggregate on $c failed"
@@ -270,7 +262,7 @@ win() {
 	local h=()
 	[ -n "${3:-}" ] && h=(--data-urlencode "host=$3")
 	api "$1" /api/v1/summaries --data-urlencode service=web --data-urlencode route=/slow "${h[@]}" |
-		jq -c --arg t "$(rfc3339 "$2")" '[.summaries[] | select(.window_start == $t and .method == "GET")]'
+		jq -c --arg t "$(ap_rfc3339 "$2")" '[.summaries[] | select(.window_start == $t and .method == "GET")]'
 }
 ap_assert_jq "alpha's /summaries: W1 of /slow over both hosts, p95 from the merged sketches" \
 	'length == 1 and .[0].count == 10 and .[0].host == null and .[0].p95_ms >= 99
@@ -285,11 +277,11 @@ ap_assert_jq "beta's /summaries?host=alpha: alpha's part of W1" \
 ap_assert_jq "alpha's /summaries: W2, beta's only" \
 	'length == 1 and .[0].count == 5 and .[0].host == "beta"' "$(win alpha "$W2")"
 regs=$(api alpha /api/v1/regressions --data-urlencode service=web --data-urlencode route=/slow |
-	jq -c --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)]')
+	jq -c --arg t "$(ap_rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)]')
 ap_assert_jq "alpha's /regressions: beta's response_time regression of /slow in W2" \
 	'map(select(.type == "response_time")) | length == 1 and .[0].host == "beta"
 	 and .[0].previous_count == 5 and .[0].current_count == 5 and .[0].current_avg_ms >= 399
-	 and .[0].previous_window_start == "'"$(rfc3339 "$W1")"'"' "$regs"
+	 and .[0].previous_window_start == "'"$(ap_rfc3339 "$W1")"'"' "$regs"
 ap_assert_jq "regression fields as with SQLite" \
 	'.[0] | keys == ["current_avg_ms","current_count","current_error_rate","current_p95_ms",
 	 "detected_at","fingerprint","host","id","method","previous_avg_ms","previous_count",
@@ -298,14 +290,14 @@ ap_assert_jq "regression fields as with SQLite" \
 # Its alert's outcome, once beta delivered it, reaches the database too.
 for i in $(seq 30); do
 	wh=$(api alpha /api/v1/regressions --data-urlencode host=beta --data-urlencode route=/slow |
-		jq -r --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t and .type == "response_time")][0].webhook')
+		jq -r --arg t "$(ap_rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t and .type == "response_time")][0].webhook')
 	[ "$wh" = delivered ] && break
 	sleep 0.2
 done
 ap_assert_eq "beta's alert delivered, as alpha's /regressions shows" "$wh" delivered
 ap_assert_eq "alpha's /regressions?host=alpha: none of /slow in W2" "$(api alpha /api/v1/regressions \
 	--data-urlencode host=alpha --data-urlencode route=/slow |
-	jq --arg t "$(rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)] | length')" 0
+	jq --arg t "$(ap_rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)] | length')" 0
 
 # ---- PostgreSQL down for 3 s under traffic ----
 stored() { ap_psql fleet -Atc "SELECT count(*) FROM requests WHERE host = '$1'"; }

@@ -276,6 +276,20 @@ ap_start_collector() {
 	ap_fail "the collector's /healthz did not answer within 10s"
 }
 
+# ap_sleep_into W MARGIN : sleeps until MARGIN seconds into the next
+# W-second epoch-aligned interval (a summary window of W seconds); prints
+# that interval's start (Unix seconds).
+ap_sleep_into() {
+	local now
+	now=$(date +%s.%N)
+	awk -v n="$now" -v w="$1" -v m="$2" 'BEGIN {
+		s = int(n / w) * w; if (n - s > m) s += w; printf "%d %.3f\n", s, s + m - n }' |
+		{ read -r start d; sleep "$d"; echo "$start"; }
+}
+
+# ap_rfc3339 SECONDS : Unix seconds as the API writes window times.
+ap_rfc3339() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.000Z; }
+
 # ap_api PATH [CURL ARGS...] : GET from the collector's API (-G: extra
 # --data-urlencode arguments become the query string). Fails the test when
 # the API does not answer 2xx.

@@ -21,16 +21,6 @@ ap_require_build "$AP_THREADED" "$AP_CLI"
 
 W=3   # window seconds
 
-# sleep_into W MARGIN : sleeps until MARGIN seconds into the next W-second
-# epoch-aligned interval; prints that interval's start (Unix seconds).
-sleep_into() {
-	local now
-	now=$(date +%s.%N)
-	awk -v n="$now" -v w="$1" -v m="$2" 'BEGIN {
-		s = int(n / w) * w; if (n - s > m) s += w; printf "%d %.3f\n", s, s + m - n }' |
-		{ read -r start d; sleep "$d"; echo "$start"; }
-}
-rfc3339() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.000Z; }
 
 # slow_batch MS : 8 requests to /slow?ms=MS at once (8 server threads).
 slow_batch() {
@@ -46,7 +36,7 @@ slow_batch() {
 # at START (Unix seconds), or nothing.
 slow_summary() {
 	ap_api /api/v1/summaries --data-urlencode "service=$AP_SERVICE" --data-urlencode "route=/slow" |
-		jq -c --arg t "$(rfc3339 "$1")" '.summaries[] | select(.window_start == $t and .method == "GET")'
+		jq -c --arg t "$(ap_rfc3339 "$1")" '.summaries[] | select(.window_start == $t and .method == "GET")'
 }
 
 # ---- the webhook receiver: 500 the first time, 200 afterwards ----------
@@ -93,7 +83,7 @@ curl -sf --max-time 10 -o /dev/null "http://127.0.0.1:$AP_PORT/hello" || ap_fail
 ap_assert_eq "warm-up request counted" "$(ap_wait_count /hello 1 GET 5)" 1
 
 # ---- 1. window A: 30 ms -------------------------------------------------
-A=$(sleep_into $W 0.2)
+A=$(ap_sleep_into $W 0.2)
 slow_batch 30
 [ -z "$(slow_summary "$A")" ] || ap_fail "window A was summarised before it ended"
 ap_log "ok: no summary of window A while it is open"
@@ -103,12 +93,12 @@ for i in $(seq 50); do
 	[ -n "$row" ] && break
 	sleep 0.2
 done
-[ -n "$row" ] || ap_fail "no summary of window A ($(rfc3339 "$A")) 10 s after it ended"
+[ -n "$row" ] || ap_fail "no summary of window A ($(ap_rfc3339 "$A")) 10 s after it ended"
 ap_assert_jq "summary of window A" \
 	'.count == 8 and .avg_ms >= 29 and .avg_ms < 80 and .p95_ms >= 29 and .min_ms >= 29
 	 and .max_ms >= .p95_ms and .error_count == 0 and .error_rate == 0 and .slow_count == 0
 	 and .n_plus_one_count == 0' "$row"
-ap_log "$(grep -o "window $(rfc3339 "$A") closed [0-9.]* s after its end" "$AP_TMP/collector.log") (grace 2 s)"
+ap_log "$(grep -o "window $(ap_rfc3339 "$A") closed [0-9.]* s after its end" "$AP_TMP/collector.log") (grace 2 s)"
 
 # ---- 2. restart between windows ----------------------------------------
 ap_stop_pid "$AP_COLLECTOR_PID"
@@ -121,7 +111,7 @@ ap_assert_jq "summary of window A after the restart" '.count == 8' "$row"
 sleep 1.2   # the preload reconnects within 1 s
 
 # ---- 3. window B: 300 ms ------------------------------------------------
-B=$(sleep_into $W 0.2)
+B=$(ap_sleep_into $W 0.2)
 slow_batch 300
 reg=""
 for i in $(seq 50); do
@@ -134,7 +124,7 @@ done
 ap_assert_eq "regressions of /slow" "$(jq -s length <<<"$reg")" 1
 ap_assert_jq "the response_time regression" \
 	"(.type == \"response_time\" and .method == \"GET\" and .service == \"$AP_SERVICE\"
-	  and .window_start == \"$(rfc3339 "$B")\" and .previous_window_start == \"$(rfc3339 "$A")\"
+	  and .window_start == \"$(ap_rfc3339 "$B")\" and .previous_window_start == \"$(ap_rfc3339 "$A")\"
 	  and .previous_avg_ms < 80 and .current_avg_ms >= 299 and .current_count == 8
 	  and .previous_count == 8 and .fingerprint == null
 	  and (.webhook == \"pending\" or .webhook == \"delivered\"))" "$reg"
@@ -183,16 +173,16 @@ grep -Eq '^apiprof_collector_webhook_deliveries_total\{result="delivered"\} 1$' 
 ap_log "ok: /metrics counts the regression and its delivery"
 
 # ---- 5. apiprof aggregate ---------------------------------------------
-C=$(sleep_into $W 0.2)
+C=$(ap_sleep_into $W 0.2)
 ap_curl_many "$AP_TMP/c.out" $(for i in 1 2 3 4 5 6; do echo "http://127.0.0.1:$AP_PORT/hello"; done)
-sleep_into $W 0.05 >/dev/null   # window C has ended; its grace has not
+ap_sleep_into $W 0.05 >/dev/null   # window C has ended; its grace has not
 out=$("$AP_CLI" aggregate --url "$AP_URL") || ap_fail "apiprof aggregate failed"
 ap_assert_eq "first apiprof aggregate" "$out" "aggregated: 1 summary, 0 regressions"
 out=$("$AP_CLI" aggregate --url "$AP_URL") || ap_fail "apiprof aggregate failed"
 ap_assert_eq "second apiprof aggregate" "$out" "aggregated: 0 summaries, 0 regressions"
 json=$(ap_api /api/v1/summaries --data-urlencode "route=/hello")
 ap_assert_jq "the aggregated window" \
-	"[.summaries[] | select(.window_start == \"$(rfc3339 "$C")\")] | length == 1 and .[0].count == 6" "$json"
+	"[.summaries[] | select(.window_start == \"$(ap_rfc3339 "$C")\")] | length == 1 and .[0].count == 6" "$json"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/aggregate")
 ap_assert_eq "GET /api/v1/aggregate" "$code" 405
 code=$(curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/summaries?limit=0")
@@ -201,19 +191,19 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/regressions?type=s
 ap_assert_eq "bad regression type" "$code" 400
 
 # ---- 6. 10-second rates -------------------------------------------------
-T=$(sleep_into 10 0.2)
+T=$(ap_sleep_into 10 0.2)
 ap_curl_many "$AP_TMP/ts.out" $(for i in $(seq 25); do echo "http://127.0.0.1:$AP_PORT/users/$i"; done)
 json=$(ap_api /api/v1/timeseries)
 ap_assert_jq "the current bucket is not listed" \
-	"(.bucket_seconds == 10) and ([.points[] | select(.t == \"$(rfc3339 "$T")\")] | length == 0)" "$json"
+	"(.bucket_seconds == 10) and ([.points[] | select(.t == \"$(ap_rfc3339 "$T")\")] | length == 0)" "$json"
 sleep "$(awk -v t="$T" -v n="$(date +%s.%N)" 'BEGIN {d = t + 11.3 - n; printf "%.3f", (d > 0 ? d : 0)}')"
 json=$(ap_api /api/v1/timeseries)
 ap_assert_jq "the completed bucket" \
-	"[.points[] | select(.t == \"$(rfc3339 "$T")\")] | length == 1 and .[0].requests_per_s == 2.5
+	"[.points[] | select(.t == \"$(ap_rfc3339 "$T")\")] | length == 1 and .[0].requests_per_s == 2.5
 	 and .[0].sql_per_s == 0 and .[0].avg_request_ms > 0" "$json"
 json=$(ap_api /api/v1/timeseries --data-urlencode "service=$AP_SERVICE")
 ap_assert_jq "the completed bucket of this service" \
-	"[.points[] | select(.t == \"$(rfc3339 "$T")\")] | length == 1 and .[0].requests == 25" "$json"
+	"[.points[] | select(.t == \"$(ap_rfc3339 "$T")\")] | length == 1 and .[0].requests == 25" "$json"
 ap_assert_jq "no rates for an unknown service" '.points == []' \
 	"$(ap_api /api/v1/timeseries --data-urlencode service=nope)"
 json=$(ap_api /api/v1/timeseries)
