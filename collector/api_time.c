@@ -148,6 +148,68 @@ static void jw_time(struct jw *w, int64_t ns)
 
 /* ---- /timeseries ---- */
 
+/* A reader's failure: -EIO (the database not answering) is 503, as asking
+ * again later may work; anything else 500. */
+static enum MHD_Result win_read_error(struct MHD_Connection *c, int rc)
+{
+	if (rc == -EIO)
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+		                  "the database is unavailable; try again later");
+	return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "database error");
+}
+
+/* The complete buckets of every host of a fleet (f->host: of that one),
+ * summed per bucket, empty ones included from the first any host had
+ * (or this collector's start, when it is one of those asked). *out is
+ * malloc'ed; 0, -ENOMEM or -EIO. */
+static int fleet_points(const struct col_api_ctx *x, const struct col_win_filter *f,
+                        struct col_ts_point **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int64_t first, last;
+	col_tseries_span(col_clock_real_ns(), f->since_ns, f->until_ns, &first, &last);
+	if (last < first)
+		return 0;
+	struct col_ts_bucket *b;
+	size_t nb;
+	int rc = col_query_timeseries(x->query, f->service, f->host, first * COL_TS_BUCKET_NS,
+	                              last * COL_TS_BUCKET_NS, &b, &nb);
+	if (rc < 0)
+		return rc;
+	int64_t from = nb ? b[0].t_ns / COL_TS_BUCKET_NS : INT64_MAX;
+	int ours = f->host == NULL || strcmp(f->host, x->cfg->host_name) == 0;
+	if (ours && f->service == NULL && x->timeseries &&
+	    col_tseries_first(x->timeseries) < from)
+		from = col_tseries_first(x->timeseries);
+	if (from > first)
+		first = from;
+	if (last < first) {
+		free(b);
+		return 0;
+	}
+	size_t cnt = (size_t)(last - first + 1), k = 0;
+	struct col_ts_point *v = calloc(cnt, sizeof *v);
+	if (v == NULL) {
+		free(b);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		int64_t idx = first + (int64_t)i;
+		while (k < nb && b[k].t_ns < idx * COL_TS_BUCKET_NS)
+			k++;
+		if (k < nb && b[k].t_ns == idx * COL_TS_BUCKET_NS)
+			col_ts_point_fill(&v[i], idx, b[k].requests, b[k].sql, b[k].request_ms,
+			                  b[k].sql_ms);
+		else
+			col_ts_point_fill(&v[i], idx, 0, 0, 0, 0);
+	}
+	free(b);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
 static enum MHD_Result h_timeseries(const struct col_api_ctx *x, struct MHD_Connection *c)
 {
 	char err[256];
@@ -156,13 +218,18 @@ static enum MHD_Result h_timeseries(const struct col_api_ctx *x, struct MHD_Conn
 		return send_error(c, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
 	struct col_ts_point *p = NULL;
 	size_t n = 0;
-	/* Another host's rates live with its collector; a service without a
-	 * series of its own (unknown, or past the cap) has no points. */
+	/* Another host's rates live with its collector, or in a fleet's
+	 * PostgreSQL; a service without a series of its own (unknown, or past
+	 * the cap) has no points. */
 	int ours = f.host == NULL || strcmp(f.host, x->cfg->host_name) == 0;
-	int rc = ours && x->timeseries
+	int rc = col_query_fleet(x->query)
+	         ? fleet_points(x, &f, &p, &n)
+	         : ours && x->timeseries
 	         ? col_tseries_points(x->timeseries, f.service, col_clock_real_ns(), f.since_ns,
 	                              f.until_ns, &p, &n)
 	         : 0;
+	if (rc == -EIO)
+		return win_read_error(c, rc);
 	if (rc == -ENOMEM)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
 	struct jw w;
@@ -197,16 +264,6 @@ static enum MHD_Result h_timeseries(const struct col_api_ctx *x, struct MHD_Conn
 }
 
 /* ---- /summaries ---- */
-
-/* A reader's failure: -EIO (the database not answering) is 503, as asking
- * again later may work; anything else 500. */
-static enum MHD_Result win_read_error(struct MHD_Connection *c, int rc)
-{
-	if (rc == -EIO)
-		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
-		                  "the database is unavailable; try again later");
-	return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "database error");
-}
 
 static int summary_cb(void *arg, const struct col_summary_view *v)
 {

@@ -336,6 +336,7 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	col_ingest_attach(ingest, windows, tseries);
+	col_store_set_tseries(store, tseries);  /* a fleet's /timeseries */
 	if (col_windows_start(windows, err, sizeof err) < 0 ||
 	    col_store_start(store, agg, err, sizeof err) < 0 ||
 	    col_ingest_start(ingest, store, err, sizeof err) < 0)

@@ -720,3 +720,13 @@ int col_query_win_regressions(struct col_query *q, const struct col_win_filter *
 {
 	return q->pg ? col_qpg_win_regressions(q->pg, f, cb, arg) : -ENOTSUP;
 }
+
+int col_query_timeseries(struct col_query *q, const char *service, const char *host,
+                         int64_t first_ns, int64_t last_ns, struct col_ts_bucket **out,
+                         size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return q->pg ? col_qpg_timeseries(q->pg, service, host, first_ns, last_ns, out, n)
+	             : -ENOTSUP;
+}

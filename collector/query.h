@@ -164,4 +164,11 @@ int col_query_win_summaries(struct col_query *q, const struct col_win_filter *f,
 int col_query_win_regressions(struct col_query *q, const struct col_win_filter *f,
                               int (*cb)(void *, const struct col_regression_view *), void *arg);
 
+/* A fleet's 10-second buckets, as col_qpg_timeseries() says. -ENOTSUP on
+ * SQLite (one host: its memory is the answer). */
+struct col_ts_bucket;
+int col_query_timeseries(struct col_query *q, const char *service, const char *host,
+                         int64_t first_ns, int64_t last_ns, struct col_ts_bucket **out,
+                         size_t *n);
+
 #endif /* COL_QUERY_H */

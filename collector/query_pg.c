@@ -18,6 +18,7 @@
 #include "sketch.h"
 #include "stmt.h"
 #include "store_int.h"
+#include "timeseries.h"
 #include "windows.h"
 
 struct qconn {
@@ -844,4 +845,43 @@ int col_qpg_win_regressions(struct col_qpg *q, const struct col_win_filter *f,
 	}
 	PQclear(r);
 	return rc != 0 ? rc : n;
+}
+
+int col_qpg_timeseries(struct col_qpg *q, const char *service, const char *host,
+                       int64_t first_ns, int64_t last_ns, struct col_ts_bucket **out,
+                       size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	struct qb b = { .len = 0 };
+	qb_add(&b, "SELECT bucket_ns, sum(requests), sum(sql), sum(request_ms), sum(sql_ms)"
+	       " FROM ts_buckets");
+	qb_text(&b, " WHERE service = $?", service ? service : "");
+	if (host)
+		qb_text(&b, " AND host = $?", host);
+	qb_int(&b, " AND bucket_ns >= $?", first_ns);
+	qb_int(&b, " AND bucket_ns <= $?", last_ns);
+	qb_add(&b, " GROUP BY bucket_ns ORDER BY bucket_ns");
+	PGresult *r = fetch(q, &b, "timeseries");
+	if (r == NULL)
+		return -EIO;
+	int rows = PQntuples(r);
+	struct col_ts_bucket *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && v == NULL) {
+		PQclear(r);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < rows; i++)
+		v[i] = (struct col_ts_bucket){
+			.service = "",
+			.t_ns = col_pg_i64(r, i, 0),
+			.requests = (uint64_t)col_pg_i64(r, i, 1),
+			.sql = (uint64_t)col_pg_i64(r, i, 2),
+			.request_ms = col_pg_f64(r, i, 3),
+			.sql_ms = col_pg_f64(r, i, 4),
+		};
+	PQclear(r);
+	*out = v;
+	*n = (size_t)rows;
+	return 0;
 }

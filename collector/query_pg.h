@@ -69,4 +69,14 @@ int col_qpg_win_summaries(struct col_qpg *q, const struct col_win_filter *f,
 int col_qpg_win_regressions(struct col_qpg *q, const struct col_win_filter *f,
                             int (*cb)(void *, const struct col_regression_view *), void *arg);
 
+/* The 10-second buckets of every host (host: of that one) starting in
+ * [first_ns, last_ns], of service (NULL: all services), summed per bucket
+ * over the hosts, oldest first; buckets no host had are missing. *out
+ * is malloc'ed (NULL when *n is 0; its service fields are ""); the caller
+ * frees. 0, -ENOMEM or -EIO. */
+struct col_ts_bucket;
+int col_qpg_timeseries(struct col_qpg *q, const char *service, const char *host,
+                       int64_t first_ns, int64_t last_ns, struct col_ts_bucket **out,
+                       size_t *n);
+
 #endif /* COL_QUERY_PG_H */

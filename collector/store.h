@@ -136,6 +136,13 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
  * with err filled. Not thread-safe with col_store_start(). */
 int col_store_load(struct col_store *s, struct col_agg *agg, char *err, size_t errlen);
 
+struct col_tseries;
+
+/* The live 10-second buckets that a PostgreSQL store publishes, complete
+ * ones about once a second, for a fleet's /api/v1/timeseries (SQLite:
+ * ignored). t must outlive the store. Call before col_store_start(). */
+void col_store_set_tseries(struct col_store *s, struct col_tseries *t);
+
 /* Starts the writer thread, which takes finished minutes from agg. 0 or a
  * negative errno (err filled). */
 int col_store_start(struct col_store *s, struct col_agg *agg, char *err, size_t errlen);

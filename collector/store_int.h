@@ -60,8 +60,9 @@ struct col_store_be {
 
 /* PostgreSQL's schema version: SQLite's layout (version 2 and 3) plus,
  * from 4, each host's all-time totals (endpoint_totals, query_totals),
- * from 5 each host's summary windows and regressions. */
-#define COL_PG_SCHEMA_VERSION 5
+ * from 5 each host's summary windows and regressions, from 6 each host's
+ * complete 10-second buckets (ts_buckets, for /api/v1/timeseries). */
+#define COL_PG_SCHEMA_VERSION 6
 
 extern const struct col_store_be col_store_sqlite_be;
 extern const struct col_store_be col_store_pg_be;
@@ -79,6 +80,11 @@ struct col_store {
 	int retention_days;
 	int max_rows_per_s;
 	struct col_agg *agg;
+	/* PostgreSQL publishes its complete buckets (col_store_set_tseries);
+	 * NULL: none. ts_published: the last published bucket's start
+	 * (INT64_MIN: none yet). Writer thread. */
+	struct col_tseries *tseries;
+	int64_t ts_published;
 
 	pthread_t thread;
 	int running;                  /* thread started and not joined */

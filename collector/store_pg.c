@@ -46,6 +46,7 @@
 #include "sketch.h"
 #include "stmt.h"
 #include "store_int.h"
+#include "timeseries.h"
 
 #define LOCK_MIGRATE 0x61706970726f6601LL   /* "apiprof" + 1 */
 #define LOCK_PARTITIONS 0x61706970726f6602LL
@@ -58,6 +59,7 @@
 #define ID_EPOCH_MS 1577836800000LL
 #define DATA_ERROR_TRIES 3
 #define TOTALS_REWRITE_NS (60 * COL_NS_PER_S)
+#define TS_KEEP_NS (2 * 3600 * COL_NS_PER_S)  /* twice the ring's hour */
 
 struct pg {
 	PGconn *conn;
@@ -206,6 +208,16 @@ static const char *const migrations[] = {
 	" detected_at_ns bigint NOT NULL, webhook text NOT NULL, webhook_attempts integer NOT NULL,"
 	" PRIMARY KEY (host, id));"
 	"CREATE INDEX IF NOT EXISTS regressions_detected ON regressions (detected_at_ns);",
+	[6] =
+	/* Each host's complete 10-second buckets (timeseries.h), so that
+	 * /api/v1/timeseries answers for the fleet; service '' is the series
+	 * of all the host's services. Kept TS_KEEP_NS (the endpoint serves
+	 * about the last hour). */
+	"CREATE TABLE IF NOT EXISTS ts_buckets ("
+	" bucket_ns bigint NOT NULL, host text NOT NULL, service text NOT NULL,"
+	" requests bigint NOT NULL, sql bigint NOT NULL,"
+	" request_ms double precision NOT NULL, sql_ms double precision NOT NULL,"
+	" PRIMARY KEY (bucket_ns, service, host));",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == COL_PG_SCHEMA_VERSION + 1,
@@ -856,10 +868,62 @@ out:
 	return rc;
 }
 
+void col_store_set_tseries(struct col_store *s, struct col_tseries *t)
+{
+	s->tseries = t;
+	s->ts_published = INT64_MIN;
+}
+
+/* Publishes this host's buckets completed since the last call, in one
+ * transaction; on failure they are published again next time. Each bucket
+ * is written once: a request that ran past the settling time still counts
+ * in this host's memory only. 0, -ENOMEM or -EIO. */
+static int write_buckets(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	struct col_ts_bucket *v;
+	size_t n;
+	int64_t last;
+	int rc = col_tseries_complete(s->tseries, col_clock_real_ns(), s->ts_published, &v, &n,
+	                              &last);
+	if (rc < 0)
+		return rc;
+	if (n > 0)
+		rc = col_pg_exec(p->conn, "BEGIN");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct col_pg_params pp = { 0 };
+		col_pg_p_i64(&pp, v[i].t_ns);
+		col_pg_p_text(&pp, s->host);
+		col_pg_p_text(&pp, v[i].service);
+		col_pg_p_i64(&pp, col_store_clamp_i64(v[i].requests));
+		col_pg_p_i64(&pp, col_store_clamp_i64(v[i].sql));
+		col_pg_p_f64(&pp, v[i].request_ms);
+		col_pg_p_f64(&pp, v[i].sql_ms);
+		rc = run_ok(p->conn, "INSERT INTO ts_buckets (bucket_ns, host, service, requests,"
+		            " sql, request_ms, sql_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		            " ON CONFLICT (bucket_ns, service, host) DO UPDATE SET"
+		            " requests = EXCLUDED.requests, sql = EXCLUDED.sql,"
+		            " request_ms = EXCLUDED.request_ms, sql_ms = EXCLUDED.sql_ms", &pp);
+	}
+	if (rc == 0 && n > 0)
+		rc = col_pg_exec(p->conn, "COMMIT");
+	free(v);
+	if (rc < 0) {
+		col_pg_exec(p->conn, "ROLLBACK");
+		after_failure(s);
+		col_store_error(s, "writing timeseries buckets");
+		return rc;
+	}
+	s->ts_published = last;
+	return 0;
+}
+
 static void pg_tick(struct col_store *s)
 {
 	if (ensure_conn(s) == 0)
 		write_totals(s);
+	if (s->tseries != NULL && ensure_conn(s) == 0)
+		write_buckets(s);
 }
 
 static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *b)
@@ -1041,6 +1105,11 @@ static int pg_expire_step(struct col_store *s)
 	col_pg_p_i64(&tp, cutoff_ns);
 	if (run_ok(p->conn, "DELETE FROM endpoint_totals WHERE updated_ns < $1", &tp) < 0 ||
 	    run_ok(p->conn, "DELETE FROM query_totals WHERE updated_ns < $1", &tp) < 0)
+		goto fail;
+	/* The buckets of every host past what the endpoint serves. */
+	struct col_pg_params bp = { 0 };
+	col_pg_p_i64(&bp, now - TS_KEEP_NS);
+	if (run_ok(p->conn, "DELETE FROM ts_buckets WHERE bucket_ns < $1", &bp) < 0)
 		goto fail;
 	col_findings_expire(col_agg_findings(s->agg), cutoff_ns);
 	struct col_pg_params hp = { 0 };

@@ -155,21 +155,14 @@ void col_tseries_sql(struct col_tseries *t, const char *service, int64_t ts_ns,
 	count(t, service, ts_ns, duration_ms, 1);
 }
 
-int col_tseries_points(struct col_tseries *t, const char *service, int64_t now_real_ns,
-                       int64_t since_ns, int64_t until_ns, struct col_ts_point **out,
-                       size_t *n)
+void col_tseries_span(int64_t now_real_ns, int64_t since_ns, int64_t until_ns,
+                      int64_t *first_out, int64_t *last_out)
 {
-	*out = NULL;
-	*n = 0;
 	/* The last complete bucket ends at least SETTLE before now. */
 	int64_t last = idx_of(now_real_ns - COL_TS_SETTLE_NS) - 1;
 	int64_t first = last - (COL_TS_BUCKETS - 2) + 1; /* one slot spare for writers */
 	if (first < 0)
 		first = 0;
-	pthread_mutex_lock(&t->mu);
-	if (first < t->first_idx)
-		first = t->first_idx;
-	pthread_mutex_unlock(&t->mu);
 	if (since_ns > INT64_MIN) {
 		int64_t s = idx_of(since_ns);
 		if (s * COL_TS_BUCKET_NS < since_ns)
@@ -184,6 +177,41 @@ int col_tseries_points(struct col_tseries *t, const char *service, int64_t now_r
 		if (u < last)
 			last = u;
 	}
+	*first_out = first;
+	*last_out = last;
+}
+
+int64_t col_tseries_first(struct col_tseries *t)
+{
+	pthread_mutex_lock(&t->mu);
+	int64_t v = t->first_idx;
+	pthread_mutex_unlock(&t->mu);
+	return v;
+}
+
+void col_ts_point_fill(struct col_ts_point *p, int64_t idx, uint64_t requests, uint64_t sql,
+                       double request_ms, double sql_ms)
+{
+	p->t_ns = idx * COL_TS_BUCKET_NS;
+	p->requests = requests;
+	p->sql = sql;
+	p->requests_per_s = (double)requests / COL_TS_BUCKET_S;
+	p->sql_per_s = (double)sql / COL_TS_BUCKET_S;
+	p->avg_request_ms = requests ? request_ms / (double)requests : 0;
+	p->avg_sql_ms = sql ? sql_ms / (double)sql : 0;
+}
+
+int col_tseries_points(struct col_tseries *t, const char *service, int64_t now_real_ns,
+                       int64_t since_ns, int64_t until_ns, struct col_ts_point **out,
+                       size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int64_t first, last;
+	col_tseries_span(now_real_ns, since_ns, until_ns, &first, &last);
+	int64_t own = col_tseries_first(t);
+	if (first < own)
+		first = own;
 	if (last < first)
 		return 0;
 	size_t cnt = (size_t)(last - first + 1);
@@ -200,20 +228,65 @@ int col_tseries_points(struct col_tseries *t, const char *service, int64_t now_r
 	for (size_t k = 0; k < cnt; k++) {
 		int64_t i = first + (int64_t)k;
 		const struct bucket *b = &r->b[(uint64_t)i % COL_TS_BUCKETS];
-		struct col_ts_point *p = &v[k];
-		p->t_ns = i * COL_TS_BUCKET_NS;
 		if (b->idx != i)
-			continue;
-		p->requests = b->requests;
-		p->sql = b->sql;
-		p->requests_per_s = (double)b->requests / COL_TS_BUCKET_S;
-		p->sql_per_s = (double)b->sql / COL_TS_BUCKET_S;
-		p->avg_request_ms = b->requests ? b->request_ms / (double)b->requests : 0;
-		p->avg_sql_ms = b->sql ? b->sql_ms / (double)b->sql : 0;
+			col_ts_point_fill(&v[k], i, 0, 0, 0, 0);
+		else
+			col_ts_point_fill(&v[k], i, b->requests, b->sql, b->request_ms, b->sql_ms);
 	}
 	pthread_mutex_unlock(&t->mu);
 	*out = v;
 	*n = cnt;
+	return 0;
+}
+
+/* Appends ring r's non-empty buckets in [first, last] to v (lock held). */
+static void take(const struct ring *r, const char *service, int64_t first, int64_t last,
+                 struct col_ts_bucket *v, size_t *n)
+{
+	for (int64_t i = first; i <= last; i++) {
+		const struct bucket *b = &r->b[(uint64_t)i % COL_TS_BUCKETS];
+		if (b->idx != i || (b->requests == 0 && b->sql == 0))
+			continue;
+		v[(*n)++] = (struct col_ts_bucket){
+			.service = service, .t_ns = i * COL_TS_BUCKET_NS,
+			.requests = b->requests, .sql = b->sql,
+			.request_ms = b->request_ms, .sql_ms = b->sql_ms,
+		};
+	}
+}
+
+int col_tseries_complete(struct col_tseries *t, int64_t now_real_ns, int64_t after_ns,
+                         struct col_ts_bucket **out, size_t *n, int64_t *last_ns)
+{
+	*out = NULL;
+	*n = 0;
+	int64_t first, last;
+	col_tseries_span(now_real_ns, INT64_MIN, INT64_MAX, &first, &last);
+	*last_ns = last * COL_TS_BUCKET_NS;
+	if (after_ns > INT64_MIN && idx_of(after_ns) + 1 > first)
+		first = idx_of(after_ns) + 1;
+	pthread_mutex_lock(&t->mu);
+	if (first < t->first_idx)
+		first = t->first_idx;
+	if (last < first) {
+		pthread_mutex_unlock(&t->mu);
+		return 0;
+	}
+	size_t cap = (size_t)(last - first + 1) * (t->nsvc + 1);
+	struct col_ts_bucket *v = malloc(cap * sizeof *v);
+	if (v == NULL) {
+		pthread_mutex_unlock(&t->mu);
+		return -ENOMEM;
+	}
+	take(&t->all, "", first, last, v, n);
+	for (size_t i = 0; i < t->nsvc; i++)
+		take(&t->svc[i]->r, t->svc[i]->name, first, last, v, n);
+	pthread_mutex_unlock(&t->mu);
+	if (*n == 0) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
 	return 0;
 }
 

@@ -60,6 +60,38 @@ int col_tseries_points(struct col_tseries *t, const char *service, int64_t now_r
                        int64_t since_ns, int64_t until_ns, struct col_ts_point **out,
                        size_t *n);
 
+/* ---- a fleet's copy (PostgreSQL) ---- */
+
+/* One complete bucket of one series, as published to a fleet's database:
+ * service "" is the series of all services. */
+struct col_ts_bucket {
+	const char *service;     /* owned by the series: valid until col_tseries_free */
+	int64_t t_ns;            /* the bucket's start */
+	uint64_t requests, sql;
+	double request_ms, sql_ms;
+};
+
+/* The non-empty complete buckets at now_real_ns that start after
+ * after_ns (INT64_MIN: all the ring holds), of every series, copied out so
+ * that the caller's database work holds no lock. *out is malloc'ed (NULL
+ * when *n is 0); the caller frees. *last_ns is the last complete bucket's
+ * start (what to pass as after_ns next time). 0 or -ENOMEM. */
+int col_tseries_complete(struct col_tseries *t, int64_t now_real_ns, int64_t after_ns,
+                         struct col_ts_bucket **out, size_t *n, int64_t *last_ns);
+
+/* The bucket numbers (start / COL_TS_BUCKET_NS) listed at now_real_ns for
+ * [since_ns, until_ns): complete, within the ring's span; *first > *last
+ * when none. Not bounded by a series' start (col_tseries_first). */
+void col_tseries_span(int64_t now_real_ns, int64_t since_ns, int64_t until_ns,
+                      int64_t *first, int64_t *last);
+
+/* The first complete bucket's number of this collector's series. */
+int64_t col_tseries_first(struct col_tseries *t);
+
+/* A point from summed counts and milliseconds (of one or several hosts). */
+void col_ts_point_fill(struct col_ts_point *p, int64_t idx, uint64_t requests, uint64_t sql,
+                       double request_ms, double sql_ms);
+
 /* Events dropped for being outside the ring. */
 uint64_t col_tseries_out_of_range(struct col_tseries *t);
 

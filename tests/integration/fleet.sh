@@ -128,7 +128,7 @@ ap_assert_eq "no table created while another session holds the migration lock" \
 wait "$locker" || ap_fail "the session holding the lock failed: $(cat "$AP_TMP/locker.log")"
 wait_col alpha
 wait_col beta
-ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 5"
+ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 6"
 ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
 ap_assert_eq "beta's db in /api/v1/status" "$(api beta /api/v1/status | jq -r .db)" \
 	"postgresql://postgres:***@127.0.0.1:$AP_PG_PORT/fleet"
@@ -233,6 +233,14 @@ errs=$(api beta /api/v1/errors --data-urlencode host=alpha)
 ap_assert_jq "?host=alpha: its 2" \
 	'[.errors[] | select(.route == "/error")][0].count == 2' "$errs"
 
+# ---- 10-second buckets of the fleet (/api/v1/timeseries) ----
+# At the start of a fresh bucket TS: 2 /books/ on alpha, 1 on beta (each
+# with 6 statements); only the summary windows' web traffic follows in it.
+# Checked once TS is complete (below).
+TS=$(ap_sleep_into 10 0.2)
+ap_curl_many "$AP_TMP/ts_a.out" "$BOOKS_alpha/books/" "$BOOKS_alpha/books/"
+ap_curl_many "$AP_TMP/ts_b.out" "$BOOKS_beta/books/"
+
 # ---- summary windows and regressions of the fleet ----
 # Window W1: /slow 5 x 10 ms on alpha, 5 x 100 ms on beta; window W2 (the
 # next): 5 x 400 ms on beta, a response_time regression there (4x its W1).
@@ -299,9 +307,36 @@ ap_assert_eq "alpha's /regressions?host=alpha: none of /slow in W2" "$(api alpha
 	--data-urlencode host=alpha --data-urlencode route=/slow |
 	jq --arg t "$(ap_rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t)] | length')" 0
 
+# TS complete (10 s after its start and 1 s settling), and published by
+# both within 2 s: alpha's buckets of service books are the sum of both
+# hosts', ?host= each one's part.
+# tsb NAME [ARGS] : NAME's point of bucket TS of service books.
+tsb() {
+	api "$1" /api/v1/timeseries --data-urlencode service=books "${@:2}" |
+		jq -c --arg t "$(ap_rfc3339 "$TS")" '[.points[] | select(.t == $t)]'
+}
+d=$(awk -v t="$TS" -v n="$(date +%s.%N)" 'BEGIN { d = t + 11.2 - n; printf "%.3f", d > 0 ? d : 0 }')
+sleep "$d"
+for i in $(seq 15); do
+	[ "$(tsb alpha | jq '.[0].requests')" = 3 ] && break
+	sleep 0.2
+done
+ap_assert_jq "alpha's /timeseries: bucket TS of books summed over both hosts" \
+	'length == 1 and .[0].requests == 3 and .[0].requests_per_s == 0.3 and .[0].sql == 18
+	 and .[0].sql_per_s == 1.8 and .[0].avg_request_ms > 0 and .[0].avg_sql_ms > 0' "$(tsb alpha)"
+ap_assert_jq "alpha's /timeseries?host=beta: beta's part of TS" \
+	'length == 1 and .[0].requests == 1 and .[0].requests_per_s == 0.1 and .[0].sql == 6' \
+	"$(tsb alpha --data-urlencode host=beta)"
+ap_assert_jq "beta's /timeseries?host=alpha: alpha's part of TS" \
+	'length == 1 and .[0].requests == 2 and .[0].sql == 12' "$(tsb beta --data-urlencode host=alpha)"
+ap_assert_jq "fleet /timeseries: the fields of one host's" \
+	'(.bucket_seconds == 10) and (.points[-1] | keys == ["avg_request_ms","avg_sql_ms",
+	 "requests","requests_per_s","sql","sql_per_s","t"])' "$(api alpha /api/v1/timeseries)"
+
 # ---- PostgreSQL down for 3 s under traffic ----
 stored() { ap_psql fleet -Atc "SELECT count(*) FROM requests WHERE host = '$1'"; }
-ap_assert_eq "alpha's rows stored before the outage (23 + 5 of the windows)" "$(stored alpha)" 28
+ap_assert_eq "alpha's rows stored before the outage (23 + 5 of the windows + 2 of TS)" \
+	"$(stored alpha)" 30
 ap_stop_pg
 ap_log "PostgreSQL stopped"
 urls=()
@@ -329,8 +364,8 @@ for i in $(seq 100); do
 done
 ap_assert_jq "status after recovery: up, nothing held" \
 	'.store.database == "up" and .store.rows_held == 0 and .store.database_down_since == null' "$st"
-ap_assert_eq "alpha's rows stored after the outage (28 + 30)" "$(stored alpha)" 58
-ap_assert_eq "beta's rows stored (16 + 10 of the windows)" "$(stored beta)" 26
+ap_assert_eq "alpha's rows stored after the outage (30 + 30)" "$(stored alpha)" 60
+ap_assert_eq "beta's rows stored (16 + 10 of the windows + 1 of TS)" "$(stored beta)" 27
 wait_count beta /hello 39
 ap_assert_eq "beta's API: fleet /hello after the outage" "$(count beta /hello)" 39
 ap_assert_eq "alpha logged the outage once" \
@@ -366,7 +401,7 @@ for i in $(seq 50); do
 	sleep 0.1
 done
 ap_assert_jq "status once unlocked: up, nothing held" '.store.database == "up" and .store.rows_held == 0' "$st"
-ap_assert_eq "alpha's rows stored after the lock (58 + 10)" "$(stored alpha)" 68
+ap_assert_eq "alpha's rows stored after the lock (60 + 10)" "$(stored alpha)" 70
 
 # ---- partitions, and migrations ----
 # Today's and tomorrow's partitions exist; an 10-day-old one (made here,
@@ -392,7 +427,7 @@ ap_psql fleet -c "INSERT INTO requests (id, ts_ns, host, service, pid, tid, meth
 ap_stop_pid "$PID_beta"
 ap_stop_pid "$PID_alpha"
 ap_psql fleet -c "DROP INDEX requests_host; DROP TABLE endpoint_totals, query_totals;
-	DROP TABLE window_summaries, regressions; UPDATE schema_version SET version = 2"
+	DROP TABLE window_summaries, regressions, ts_buckets; UPDATE schema_version SET version = 2"
 launch_col beta beta "$URI"
 launch_col alpha alpha "$URI"
 wait_col beta
@@ -407,13 +442,13 @@ ap_assert_eq "beta counted the expired row" "$(api beta /api/v1/status | jq .sto
 grep -q "retention dropped partition requests_p$(pname $old)" "$AP_TMP/beta.log" ||
 	ap_fail "beta did not log the dropped partition"
 ap_assert_eq "PostgreSQL schema upgraded from 2" \
-	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 5
+	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 6
 ap_assert_eq "requests_host index and the totals tables recreated" \
 	"$(ap_psql fleet -Atc "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host')
 	+ (SELECT count(*) FROM pg_tables WHERE tablename IN ('endpoint_totals', 'query_totals'))")" 3
 ap_assert_eq "one of the two migrated, once" \
-	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 5')" 1
-ap_assert_eq "beta's rows kept" "$(stored beta)" 26
+	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 6')" 1
+ap_assert_eq "beta's rows kept" "$(stored beta)" 27
 # The window tables, recreated empty, get each host's windows again from
 # its local file.
 for i in $(seq 30); do
