@@ -10,7 +10,8 @@
 # the other's API), error groups and N+1 patterns summed over hosts, and
 # 3-second summary windows merged over hosts (count summed, p95 from both
 # hosts' sketches) with one host's regression (and its alert's outcome)
-# read through the other's API.
+# read through the other's API, and 10-second /timeseries buckets summed
+# over hosts (`?host=` each one's part).
 # Then PostgreSQL is stopped for 3 s under traffic and restarted: the
 # status says down with the rows held, the log says so once and once on
 # recovery, and every row sent meanwhile is stored (exact row counts).
