@@ -1242,7 +1242,10 @@ static enum MHD_Result h_profile(struct col_api *api, struct MHD_Connection *c)
 
 	struct col_prof_rows rows = { NULL, 0 };
 	int rc = 0;
-	if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
+	/* A fleet's PostgreSQL holds every host's profiles. */
+	if (col_query_fleet(api->ctx.query))
+		rc = col_query_profile(api->ctx.query, service, method, route, host, &rows);
+	else if (host == NULL || strcmp(host, api->ctx.cfg->host_name) == 0)
 		rc = col_prof_select(col_agg_profiles(api->ctx.agg), service, method, route, &rows);
 	if (rc < 0)
 		return send_read_error(c, "reading profiles", rc);

@@ -730,3 +730,9 @@ int col_query_timeseries(struct col_query *q, const char *service, const char *h
 	return q->pg ? col_qpg_timeseries(q->pg, service, host, first_ns, last_ns, out, n)
 	             : -ENOTSUP;
 }
+
+int col_query_profile(struct col_query *q, const char *service, const char *method,
+                      const char *route, const char *host, struct col_prof_rows *out)
+{
+	return q->pg ? col_qpg_profile(q->pg, service, method, route, host, out) : -ENOTSUP;
+}

@@ -171,4 +171,10 @@ int col_query_timeseries(struct col_query *q, const char *service, const char *h
                          int64_t first_ns, int64_t last_ns, struct col_ts_bucket **out,
                          size_t *n);
 
+/* A fleet's CPU profiles, as col_qpg_profile() says. -ENOTSUP on SQLite
+ * (one host: its memory is the answer). */
+struct col_prof_rows;
+int col_query_profile(struct col_query *q, const char *service, const char *method,
+                      const char *route, const char *host, struct col_prof_rows *out);
+
 #endif /* COL_QUERY_H */

@@ -14,6 +14,7 @@
 #include "epset.h"
 #include "log.h"
 #include "pg.h"
+#include "profile.h"
 #include "shapeset.h"
 #include "sketch.h"
 #include "stmt.h"
@@ -884,4 +885,112 @@ int col_qpg_timeseries(struct col_qpg *q, const char *service, const char *host,
 	*out = v;
 	*n = (size_t)rows;
 	return 0;
+}
+
+/* WHERE clauses of the profile tables' filters. */
+static void prof_where(struct qb *b, const char *service, const char *method,
+                       const char *route, const char *host)
+{
+	qb_add(b, " WHERE true");
+	if (service)
+		qb_text(b, " AND service = $?", service);
+	if (method)
+		qb_text(b, " AND method = $?", method);
+	if (route)
+		qb_text(b, " AND route = $?", route);
+	if (host)
+		qb_text(b, " AND host = $?", host);
+}
+
+static int cmp_prof_ep(const void *a, const void *b)
+{
+	const struct col_prof_ep *x = a, *y = b;
+	if (x->samples != y->samples)
+		return x->samples > y->samples ? -1 : 1;
+	int c = strcmp(x->service, y->service);
+	if (c == 0)
+		c = strcmp(x->route, y->route);
+	return c ? c : strcmp(x->method, y->method);
+}
+
+/* Compares row i's first three columns with e's service, method, route. */
+static int cmp_row_ep(const PGresult *r, int i, const struct col_prof_ep *e)
+{
+	int c = strcmp(col_pg_str(r, i, 0), e->service);
+	if (c == 0)
+		c = strcmp(col_pg_str(r, i, 1), e->method);
+	return c ? c : strcmp(col_pg_str(r, i, 2), e->route);
+}
+
+int col_qpg_profile(struct col_qpg *q, const char *service, const char *method,
+                    const char *route, const char *host, struct col_prof_rows *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	struct qb eb = { .len = 0 }, sb = { .len = 0 };
+	/* Both in C order of the endpoint's names, to be walked together. */
+	qb_add(&eb, "SELECT service, method, route, sum(samples), sum(requests)"
+	       " FROM profile_endpoints");
+	prof_where(&eb, service, method, route, host);
+	qb_add(&eb, " GROUP BY 1, 2, 3 ORDER BY service COLLATE \"C\", method COLLATE \"C\","
+	       " route COLLATE \"C\"");
+	qb_add(&sb, "SELECT service, method, route, stack, sum(count) FROM profile_stacks");
+	prof_where(&sb, service, method, route, host);
+	qb_add(&sb, " GROUP BY 1, 2, 3, 4 ORDER BY service COLLATE \"C\", method COLLATE \"C\","
+	       " route COLLATE \"C\", stack COLLATE \"C\"");
+	PGresult *er = fetch(q, &eb, "profiles");
+	PGresult *sr = er ? fetch(q, &sb, "profile stacks") : NULL;
+	if (sr == NULL) {
+		PQclear(er);
+		return -EIO;
+	}
+	int ne = PQntuples(er), ns = PQntuples(sr), rc = 0;
+	out->v = calloc(ne ? (size_t)ne : 1, sizeof *out->v);
+	if (out->v == NULL)
+		rc = -ENOMEM;
+	int k = 0;
+	for (int i = 0; rc == 0 && i < ne; i++) {
+		struct col_prof_ep *e = &out->v[out->n++];
+		const char *sv = col_pg_str(er, i, 0), *m = col_pg_str(er, i, 1),
+		           *rt = col_pg_str(er, i, 2);
+		size_t ls = strlen(sv), lm = strlen(m), lr = strlen(rt);
+		/* One allocation for the three names, as col_prof_select's. */
+		e->service = malloc(ls + lm + lr + 3);
+		if (e->service == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(e->service, sv, ls + 1);
+		e->method = e->service + ls + 1;
+		memcpy(e->method, m, lm + 1);
+		e->route = e->method + lm + 1;
+		memcpy(e->route, rt, lr + 1);
+		e->samples = (uint64_t)col_pg_i64(er, i, 3);
+		e->requests = (uint64_t)col_pg_i64(er, i, 4);
+		while (k < ns && cmp_row_ep(sr, k, e) < 0)
+			k++;
+		int first = k;
+		while (k < ns && cmp_row_ep(sr, k, e) == 0)
+			k++;
+		e->v = calloc(k > first ? (size_t)(k - first) : 1, sizeof *e->v);
+		if (e->v == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		for (int j = first; j < k; j++) {
+			e->v[e->n].stack = strdup(col_pg_str(sr, j, 3));
+			if (e->v[e->n].stack == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			e->v[e->n++].count = (uint64_t)col_pg_i64(sr, j, 4);
+		}
+	}
+	PQclear(er);
+	PQclear(sr);
+	if (rc < 0)
+		col_prof_rows_free(out);
+	else
+		qsort(out->v, out->n, sizeof *out->v, cmp_prof_ep);
+	return rc;
 }

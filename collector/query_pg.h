@@ -79,4 +79,13 @@ int col_qpg_timeseries(struct col_qpg *q, const char *service, const char *host,
                        int64_t first_ns, int64_t last_ns, struct col_ts_bucket **out,
                        size_t *n);
 
+/* The CPU profiles of every host (host: of that one) of the endpoints
+ * matching the filters (NULL: any), merged per endpoint: samples, profiled
+ * requests and each stack's count summed over hosts; as col_prof_select()
+ * lays them out (endpoints by samples, most first; stacks by text). 0,
+ * -ENOMEM or -EIO (out then empty). */
+struct col_prof_rows;
+int col_qpg_profile(struct col_qpg *q, const char *service, const char *method,
+                    const char *route, const char *host, struct col_prof_rows *out);
+
 #endif /* COL_QUERY_PG_H */

@@ -45,6 +45,7 @@
 #include "shapeset.h"
 #include "sketch.h"
 #include "stmt.h"
+#include "profile.h"
 #include "store_int.h"
 #include "timeseries.h"
 
@@ -71,6 +72,7 @@ struct pg {
 	int data_errors;          /* consecutive failures on a live connection */
 	struct col_hmap *totals;  /* key -> struct written: what the totals tables hold */
 	int64_t totals_reset;     /* monotonic: forget the map then (rewrite all) */
+	int prof_cleared;         /* this host's earlier profiles deleted */
 };
 
 static void forget_totals(struct pg *p);
@@ -218,6 +220,18 @@ static const char *const migrations[] = {
 	" requests bigint NOT NULL, sql bigint NOT NULL,"
 	" request_ms double precision NOT NULL, sql_ms double precision NOT NULL,"
 	" PRIMARY KEY (bucket_ns, service, host));",
+	[7] =
+	/* Each host's CPU profiles since its collector started (profile.h),
+	 * so that /api/v1/profile answers for the fleet: per endpoint its
+	 * sample and profiled-request counts, and its folded stacks. */
+	"CREATE TABLE IF NOT EXISTS profile_endpoints ("
+	" host text NOT NULL, service text NOT NULL, method text NOT NULL, route text NOT NULL,"
+	" samples bigint NOT NULL, requests bigint NOT NULL, updated_ns bigint NOT NULL,"
+	" PRIMARY KEY (host, service, method, route));"
+	"CREATE TABLE IF NOT EXISTS profile_stacks ("
+	" host text NOT NULL, service text NOT NULL, method text NOT NULL, route text NOT NULL,"
+	" stack text NOT NULL, count bigint NOT NULL, updated_ns bigint NOT NULL,"
+	" PRIMARY KEY (host, service, method, route, stack));",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == COL_PG_SCHEMA_VERSION + 1,
@@ -918,10 +932,98 @@ static int write_buckets(struct col_store *s)
 	return 0;
 }
 
+/* Upserts one endpoint's profile row and all its stacks (counts only
+ * grow while the collector runs). 0 or -EIO. */
+static int upsert_profile(struct col_store *s, const struct col_prof_ep *e, int64_t now)
+{
+	PGconn *c = PG(s)->conn;
+	struct col_pg_params pp = { 0 };
+	col_pg_p_text(&pp, s->host);
+	col_pg_p_text(&pp, e->service);
+	col_pg_p_text(&pp, e->method);
+	col_pg_p_text(&pp, e->route);
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->samples));
+	col_pg_p_i64(&pp, col_store_clamp_i64(e->requests));
+	col_pg_p_i64(&pp, now);
+	if (run_ok(c, "INSERT INTO profile_endpoints (host, service, method, route, samples,"
+	           " requests, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	           " ON CONFLICT (host, service, method, route) DO UPDATE SET"
+	           " samples = EXCLUDED.samples, requests = EXCLUDED.requests,"
+	           " updated_ns = EXCLUDED.updated_ns", &pp) < 0)
+		return -EIO;
+	for (size_t k = 0; k < e->n; k++) {
+		struct col_pg_params sp = { 0 };
+		col_pg_p_text(&sp, s->host);
+		col_pg_p_text(&sp, e->service);
+		col_pg_p_text(&sp, e->method);
+		col_pg_p_text(&sp, e->route);
+		col_pg_p_text(&sp, e->v[k].stack);
+		col_pg_p_i64(&sp, col_store_clamp_i64(e->v[k].count));
+		col_pg_p_i64(&sp, now);
+		if (run_ok(c, "INSERT INTO profile_stacks (host, service, method, route, stack,"
+		           " count, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		           " ON CONFLICT (host, service, method, route, stack) DO UPDATE SET"
+		           " count = EXCLUDED.count, updated_ns = EXCLUDED.updated_ns", &sp) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+/* Publishes the CPU profiles of this host's endpoints that changed since
+ * the last call (all of them once a minute, with the totals), in one
+ * transaction. The first call of a run deletes what this host published
+ * before (its collector's profiles start empty). 0, -ENOMEM or -EIO. */
+static int write_profiles(struct col_store *s)
+{
+	struct pg *p = PG(s);
+	struct col_prof_rows rows;
+	if (col_prof_select(col_agg_profiles(s->agg), NULL, NULL, NULL, &rows) < 0)
+		return -ENOMEM;
+	int64_t now = col_clock_real_ns();
+	char key[COL_SERVICE_MAX * 2 + 4096];
+	int rc = 0, begun = 0;
+	if (!p->prof_cleared) {
+		struct col_pg_params hp = { 0 };
+		col_pg_p_text(&hp, s->host);
+		begun = 1;
+		rc = col_pg_exec(p->conn, "BEGIN");
+		if (rc == 0)
+			rc = run_ok(p->conn, "DELETE FROM profile_stacks WHERE host = $1", &hp);
+		if (rc == 0)
+			rc = run_ok(p->conn, "DELETE FROM profile_endpoints WHERE host = $1", &hp);
+	}
+	for (size_t i = 0; rc == 0 && i < rows.n; i++) {
+		const struct col_prof_ep *e = &rows.v[i];
+		size_t k = total_key(key, sizeof key, 'p', e->service, e->method, e->route);
+		/* Samples and profiled requests in one number: either changing
+		 * rewrites the endpoint. */
+		int ch = k ? changed(p, key, k, e->samples ^ (e->requests << 40)) : 1;
+		if (ch > 0 && !begun++)
+			rc = col_pg_exec(p->conn, "BEGIN");
+		rc = rc < 0 ? rc : ch < 0 ? ch : ch ? upsert_profile(s, e, now) : 0;
+	}
+	if (rc == 0 && begun)
+		rc = col_pg_exec(p->conn, "COMMIT");
+	col_prof_rows_free(&rows);
+	if (rc < 0) {
+		col_pg_exec(p->conn, "ROLLBACK");
+		forget_totals(p);
+		if (rc == -EIO) {
+			after_failure(s);
+			col_store_error(s, "writing profiles");
+		}
+		return rc;
+	}
+	p->prof_cleared = 1;
+	return 0;
+}
+
 static void pg_tick(struct col_store *s)
 {
 	if (ensure_conn(s) == 0)
 		write_totals(s);
+	if (ensure_conn(s) == 0)
+		write_profiles(s);
 	if (s->tseries != NULL && ensure_conn(s) == 0)
 		write_buckets(s);
 }
@@ -1110,6 +1212,10 @@ static int pg_expire_step(struct col_store *s)
 	struct col_pg_params bp = { 0 };
 	col_pg_p_i64(&bp, now - TS_KEEP_NS);
 	if (run_ok(p->conn, "DELETE FROM ts_buckets WHERE bucket_ns < $1", &bp) < 0)
+		goto fail;
+	/* Profiles of hosts silent for the whole retention. */
+	if (run_ok(p->conn, "DELETE FROM profile_stacks WHERE updated_ns < $1", &tp) < 0 ||
+	    run_ok(p->conn, "DELETE FROM profile_endpoints WHERE updated_ns < $1", &tp) < 0)
 		goto fail;
 	col_findings_expire(col_agg_findings(s->agg), cutoff_ns);
 	struct col_pg_params hp = { 0 };

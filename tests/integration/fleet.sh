@@ -129,7 +129,7 @@ ap_assert_eq "no table created while another session holds the migration lock" \
 wait "$locker" || ap_fail "the session holding the lock failed: $(cat "$AP_TMP/locker.log")"
 wait_col alpha
 wait_col beta
-ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 6"
+ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 7"
 ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
 ap_assert_eq "beta's db in /api/v1/status" "$(api beta /api/v1/status | jq -r .db)" \
 	"postgresql://postgres:***@127.0.0.1:$AP_PG_PORT/fleet"
@@ -428,7 +428,8 @@ ap_psql fleet -c "INSERT INTO requests (id, ts_ns, host, service, pid, tid, meth
 ap_stop_pid "$PID_beta"
 ap_stop_pid "$PID_alpha"
 ap_psql fleet -c "DROP INDEX requests_host; DROP TABLE endpoint_totals, query_totals;
-	DROP TABLE window_summaries, regressions, ts_buckets; UPDATE schema_version SET version = 2"
+	DROP TABLE window_summaries, regressions, ts_buckets, profile_endpoints,
+	profile_stacks; UPDATE schema_version SET version = 2"
 launch_col beta beta "$URI"
 launch_col alpha alpha "$URI"
 wait_col beta
@@ -443,12 +444,12 @@ ap_assert_eq "beta counted the expired row" "$(api beta /api/v1/status | jq .sto
 grep -q "retention dropped partition requests_p$(pname $old)" "$AP_TMP/beta.log" ||
 	ap_fail "beta did not log the dropped partition"
 ap_assert_eq "PostgreSQL schema upgraded from 2" \
-	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 6
+	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 7
 ap_assert_eq "requests_host index and the totals tables recreated" \
 	"$(ap_psql fleet -Atc "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host')
 	+ (SELECT count(*) FROM pg_tables WHERE tablename IN ('endpoint_totals', 'query_totals'))")" 3
 ap_assert_eq "one of the two migrated, once" \
-	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 6')" 1
+	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 7')" 1
 ap_assert_eq "beta's rows kept" "$(stored beta)" 27
 # The window tables, recreated empty, get each host's windows again from
 # its local file.
@@ -521,3 +522,48 @@ ap_assert_jq "no process of service selfcheck reached alpha" \
 	'[.processes[] | select(.service == "selfcheck")] | length == 0' "$st"
 ap_assert_jq "no requests of service selfcheck" \
 	'[.endpoints[] | select(.service == "selfcheck")] | length == 0' "$(api alpha /api/v1/endpoints)"
+
+# ---- CPU profiles of the fleet (/api/v1/profile) ----
+# A preloaded prof_server behind each, profiling every request: 2 /spin
+# of 100 ms CPU on alpha, 1 on beta. alpha's profile of /spin sums both
+# hosts' (3 requests, samples and stacks summed), ?host= each one's part.
+AP_PROF_SERVER=$AP_BUILDDIR/tests/servers/prof_server
+if grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h"; then
+	ap_require_build "$AP_PROF_SERVER"
+	for h in alpha beta; do
+		port=$(ap_free_port)
+		AP_SOCK=$AP_TMP/$h.sock AP_SERVICE=prof ap_bg_preloaded "prof_$h" \
+			env APIPROF_PROFILE_EVERY=1 "$AP_PROF_SERVER" --port "$port"
+		printf -v "PROF_$h" '%s' "http://127.0.0.1:$port"
+		ap_wait_log "prof_$h" '^listening on'
+	done
+	for u in "$PROF_alpha" "$PROF_alpha" "$PROF_beta"; do   # one request per connection
+		curl -sf --max-time 20 -o /dev/null "$u/spin?ms=100" || ap_fail "GET $u/spin failed"
+	done
+	# prof NAME [ARGS] : NAME's profile of prof GET /spin.
+	prof() {
+		api "$1" /api/v1/profile --data-urlencode service=prof --data-urlencode method=GET \
+			--data-urlencode route=/spin "${@:2}"
+	}
+	for i in $(seq 50); do
+		[ "$(prof alpha | jq .requests)" = 3 ] && break
+		sleep 0.2
+	done
+	sleep 1.5   # the last samples published
+	all=$(prof alpha)
+	pa=$(prof beta --data-urlencode host=alpha)
+	pb=$(prof alpha --data-urlencode host=beta)
+	ap_assert_eq "alpha's /profile of /spin: profiled requests of both hosts" "$(jq .requests <<<"$all")" 3
+	ap_assert_eq "?host=beta through alpha: beta's 1" "$(jq .requests <<<"$pb")" 1
+	ap_assert_eq "?host=alpha through beta: alpha's 2" "$(jq .requests <<<"$pa")" 2
+	ap_assert_eq "fleet samples = alpha's + beta's" "$(jq .samples <<<"$all")" \
+		"$(( $(jq .samples <<<"$pa") + $(jq .samples <<<"$pb") ))"
+	ap_assert_jq "beta's samples: about 100 ms of CPU" '.samples >= 50' "$pb"
+	folded=$(prof alpha --data-urlencode format=collapsed)
+	ap_assert_eq "collapsed stacks of the fleet sum to its samples" \
+		"$(awk '{ n += $NF } END { print n + 0 }' <<<"$folded")" "$(jq .samples <<<"$all")"
+	grep -q 'spin_plain' <<<"$folded" || ap_fail "no /spin frame in the fleet's stacks"
+else
+	[ "$(id -u)" -eq 0 ] && ap_fail "built without libdw: CPU profiles are compiled out"
+	ap_log "built without libdw: fleet profiles not checked"
+fi
