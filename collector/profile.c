@@ -247,8 +247,13 @@ out:
 	if (rc < 0)
 		col_prof_rows_free(out);
 	else
-		qsort(out->v, out->n, sizeof *out->v, cmp_ep);
+		col_prof_rows_sort(out);
 	return rc;
+}
+
+void col_prof_rows_sort(struct col_prof_rows *r)
+{
+	qsort(r->v, r->n, sizeof *r->v, cmp_ep);
 }
 
 /* ---- formats ---- */

@@ -65,6 +65,9 @@ struct col_prof_rows {
 int col_prof_select(struct col_prof *p, const char *service, const char *method,
                     const char *route, struct col_prof_rows *out);
 void col_prof_rows_free(struct col_prof_rows *r);
+/* Sorts r's endpoints as col_prof_select() does (by samples, most first,
+ * then by service, route and method): for rows built elsewhere. */
+void col_prof_rows_sort(struct col_prof_rows *r);
 
 /* flamegraph.pl's folded input: "stack count\n" per distinct stack, the
  * stacks of every endpoint in rows merged (sorted by stack). Returns a

@@ -902,17 +902,6 @@ static void prof_where(struct qb *b, const char *service, const char *method,
 		qb_text(b, " AND host = $?", host);
 }
 
-static int cmp_prof_ep(const void *a, const void *b)
-{
-	const struct col_prof_ep *x = a, *y = b;
-	if (x->samples != y->samples)
-		return x->samples > y->samples ? -1 : 1;
-	int c = strcmp(x->service, y->service);
-	if (c == 0)
-		c = strcmp(x->route, y->route);
-	return c ? c : strcmp(x->method, y->method);
-}
-
 /* Compares row i's first three columns with e's service, method, route. */
 static int cmp_row_ep(const PGresult *r, int i, const struct col_prof_ep *e)
 {
@@ -991,6 +980,6 @@ int col_qpg_profile(struct col_qpg *q, const char *service, const char *method,
 	if (rc < 0)
 		col_prof_rows_free(out);
 	else
-		qsort(out->v, out->n, sizeof *out->v, cmp_prof_ep);
+		col_prof_rows_sort(out);
 	return rc;
 }
