@@ -21,9 +21,10 @@
 # tomorrow's exist. Then migrations: a database set back to schema version 2 is upgraded in
 # place on start, for PostgreSQL and SQLite; the SQLite collector's answers
 # have the same fields as PostgreSQL's. A password in the URI is never
-# shown. Last, a copy of the collector
+# shown. Then a copy of the collector
 # under another file name, started with LD_PRELOAD=libapiprof.so, captures
-# none of its own HTTP or libpq calls.
+# none of its own HTTP or libpq calls. Last, CPU profiles (with libdw): a
+# preloaded prof_server behind each, alpha's /api/v1/profile sums both.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
