@@ -156,6 +156,24 @@ static int from_copy(struct pl_copy_lib *l, void *first, void **out)
 	return ok;
 }
 
+/* The global scope, where the dynamic linker binds each name on its own:
+ * every function as dlsym(RTLD_NEXT) finds it, so a library interposed on
+ * some of them (another preload wrapping PQexec, a test stub) is reached
+ * as it would be without us. 0 when a required one is missing. */
+static int from_global(struct pl_copy_lib *l, void *first, void **out)
+{
+	out[0] = first;
+	for (unsigned i = 1; i < l->n; i++) {
+		void *f = dlsym(RTLD_NEXT, l->names[i]);
+		if (l->self && f == l->self[i])
+			f = NULL;
+		out[i] = f;
+		if (!f && i < l->nreq)
+			return 0;
+	}
+	return 1;
+}
+
 /* The caller object's own dependencies: dlsym on a handle of it searches
  * the object and its dependencies, as its unresolved references do after
  * the global scope. The main program (no name) has only the global scope. */
@@ -184,7 +202,7 @@ static int from_caller(struct pl_copy_lib *l, const struct caller *c, void **out
 static int resolve(struct pl_copy_lib *l, const struct caller *c, void **out)
 {
 	void *first = dlsym(RTLD_NEXT, l->names[0]);
-	if (first && (!l->self || first != l->self[0]) && from_copy(l, first, out))
+	if (first && (!l->self || first != l->self[0]) && from_global(l, first, out))
 		return 1;
 	if (from_caller(l, c, out))
 		return 2;

@@ -18,8 +18,11 @@
  * (a caller that reached us through a tail call of its own, JIT code), the
  * one copy loaded is used when there is exactly one; with several, none is
  * (the hook returns its library's failure rather than call a wrong copy).
- * Every function of one answer comes from the same object as the first
- * name, so accessors and hooked calls never mix copies.
+ * In the global scope each name is found on its own, as the linker binds
+ * it (so a library interposed on some names is still reached); from a
+ * caller's own dependencies, every function of one answer comes from the
+ * same object as the first name, so accessors and hooked calls never mix
+ * copies.
  *
  * Answers are cached per caller object (its mapped address range) in a small
  * fixed table, read lock-free (a sequence count per entry); filling it takes
