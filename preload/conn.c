@@ -49,13 +49,13 @@ struct pl_conn {
 	uint32_t fork_gen;          /* pl_fork_gen when created */
 	int fd;
 	uint8_t in_msg;             /* a request's bytes are being parsed */
-	uint8_t cur_queued;         /* ...and it reached the queue */
 	uint8_t req_dead;           /* no more requests will be parsed */
 	uint8_t resp_started;       /* ap_http_resp_begin done for the front */
 	uint8_t qhead, qcount;
 	uint64_t cur_start_ns;
 	uint64_t cur_in;
-	uint64_t cur_id;
+	struct pl_pending *cur;     /* the queue entry of the request being
+	                               parsed, until it is answered; else NULL */
 	struct ap_http_req rq;
 	struct ap_http_resp rs;
 	struct pl_pending q[PL_PIPELINE];
@@ -131,7 +131,8 @@ static struct pl_conn *conn_new(int fd)
 		return NULL;
 	c->fd = fd;
 	c->fork_gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
-	c->in_msg = c->cur_queued = c->req_dead = c->resp_started = 0;
+	c->in_msg = c->req_dead = c->resp_started = 0;
+	c->cur = NULL;
 	c->qhead = c->qcount = 0;
 	ap_http_req_init(&c->rq);
 	ap_http_resp_init(&c->rs);
@@ -249,11 +250,13 @@ static struct pl_pending *q_front(struct pl_conn *c)
 
 static struct pl_pending *q_back(struct pl_conn *c)
 {
-	return &c->q[(c->qhead + c->qcount - 1) % PL_PIPELINE];
+	return &c->q[(unsigned)(c->qhead + c->qcount - 1) % PL_PIPELINE];
 }
 
 static void q_pop(struct pl_conn *c)
 {
+	if (c->cur == q_front(c))
+		c->cur = NULL; /* answered: later body bytes are counted nowhere */
 	c->qhead = (uint8_t)((c->qhead + 1) % PL_PIPELINE);
 	c->qcount--;
 }
@@ -296,7 +299,7 @@ static void q_push(struct pl_conn *c)
 		/* Deeper pipelining than we follow: responses could no longer be
 		 * matched to requests, so stop parsing this connection's requests. */
 		c->req_dead = 1;
-		c->cur_queued = 0;
+		c->cur = NULL;
 		return;
 	}
 	c->qcount++;
@@ -332,8 +335,7 @@ static void q_push(struct pl_conn *c)
 	else
 		memcpy(r->path, t, n);
 	r->path_len = (uint16_t)n;
-	c->cur_id = r->id;
-	c->cur_queued = 1;
+	c->cur = r;
 	thread_adopt(c->fd, r->id);
 }
 
@@ -344,7 +346,7 @@ static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 			if (n == 0)
 				return;
 			c->in_msg = 1;
-			c->cur_queued = 0;
+			c->cur = NULL;
 			c->cur_in = 0;
 			c->cur_start_ns = now_of(now);
 		}
@@ -355,15 +357,15 @@ static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 		c->cur_in += used;
 		/* Body bytes read after the request was queued are its own; once it
 		 * has been answered they are counted nowhere. */
-		if (c->cur_queued && c->qcount && q_back(c)->id == c->cur_id)
-			q_back(c)->bytes_in += used;
+		if (c->cur)
+			c->cur->bytes_in += used;
 		switch (ev) {
 		case AP_HTTP_START_LINE:
 			q_push(c);
 			break;
 		case AP_HTTP_HEADERS_DONE:
-			if (c->cur_queued && c->qcount && q_back(c)->id == c->cur_id) {
-				struct pl_pending *r = q_back(c);
+			if (c->cur) {
+				struct pl_pending *r = c->cur;
 				if (c->rq.profile)
 					r->flags |= AP_REQF_PROFILE;
 				/* The serving thread's CPU is sampled from here to the
@@ -530,6 +532,7 @@ static void stop_following(struct pl_conn **slot, struct pl_conn *c)
 				pl_prof_end(r->prof, r->id);
 		}
 		c->qcount = 0;
+		c->cur = NULL;
 		pl_conn_release(c);
 	} else {
 		pl_conn_unlock(c);

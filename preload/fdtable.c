@@ -105,16 +105,6 @@ int pl_conn_pool_crowded(void)
 	return __atomic_load_n(&pool_in_use, __ATOMIC_RELAXED) * 2 > pl_conn_budget();
 }
 
-void pl_conn_lock(struct pl_conn *c)
-{
-	pl_spin_lock(&((struct pool_item *)c)->lock);
-}
-
-void pl_conn_unlock(struct pl_conn *c)
-{
-	pl_spin_unlock(&((struct pool_item *)c)->lock);
-}
-
 struct pl_conn *pl_conn_alloc(void)
 {
 	pl_spin_lock(&table_lock);

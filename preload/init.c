@@ -27,7 +27,7 @@ struct pl_real pl_real;
 /* Initial-exec TLS (the library is built -ftls-model=initial-exec): a
  * hooked call must not take the global-dynamic path through
  * __tls_get_addr, which costs 2-3x more and can allocate. */
-static __thread uint32_t tls_tid;
+__thread uint32_t pl_tls_tid;
 /* Bumped in the fork child so every thread-local cache of the parent's
  * thread ids is seen as stale. */
 static uint32_t cached_pid;
@@ -93,11 +93,10 @@ uint64_t pl_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint32_t pl_tid(void)
+PL_COLD uint32_t pl_tid_slow(void)
 {
-	if (PL_UNLIKELY(tls_tid == 0))
-		tls_tid = (uint32_t)syscall(SYS_gettid);
-	return tls_tid;
+	pl_tls_tid = (uint32_t)syscall(SYS_gettid);
+	return pl_tls_tid;
 }
 
 uint32_t pl_pid(void)
@@ -213,7 +212,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	cached_pid = 0;
-	tls_tid = 0;
+	pl_tls_tid = 0;
 	pl_fdtable_atfork_child();
 	pl_conn_atfork_child();
 	pl_ship_atfork_child();

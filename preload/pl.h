@@ -114,7 +114,16 @@ void pl_resolve(void);
 void pl_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 uint64_t pl_now_ns(void);      /* CLOCK_MONOTONIC */
-uint32_t pl_tid(void);         /* cached per thread, reset after fork */
+/* The calling thread's id, cached per thread (initial-exec TLS: the
+ * library is built -ftls-model=initial-exec, so no __tls_get_addr call);
+ * reset after fork. Inline: every request's event carries one. */
+extern __thread uint32_t pl_tls_tid;
+uint32_t pl_tid_slow(void);
+static inline uint32_t pl_tid(void)
+{
+	uint32_t t = pl_tls_tid;
+	return PL_LIKELY(t != 0) ? t : pl_tid_slow();
+}
 uint32_t pl_pid(void);         /* cached per process, reset after fork */
 
 /* ---- fd table and connection pool (fdtable.c) ---- */
@@ -179,8 +188,16 @@ void pl_conn_release(struct pl_conn *c);
 /* 1 when more than half the pool is in use: connections between messages
  * then give their record back instead of keeping it for the next request. */
 int pl_conn_pool_crowded(void);
-void pl_conn_lock(struct pl_conn *c);
-void pl_conn_unlock(struct pl_conn *c);
+/* Every hooked call on a tracked fd takes one: inline, no call. */
+static inline void pl_conn_lock(struct pl_conn *c)
+{
+	pl_spin_lock(&((struct pl_pool_hdr *)c)->lock);
+}
+
+static inline void pl_conn_unlock(struct pl_conn *c)
+{
+	pl_spin_unlock(&((struct pl_pool_hdr *)c)->lock);
+}
 /* Calls fn on every live connection (fork child handler only: no locking). */
 void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c));
 void pl_fdtable_atfork_child(void);
@@ -304,10 +321,24 @@ void pl_ship_atfork_child(void);
 
 /* ---- CPU profiles (profile.c) ---- */
 
+/* Requests this thread has seen since its last every-Nth profile
+ * (initial-exec TLS; profile.c resets it in the fork child). */
+extern __thread uint32_t pl_prof_count;
 /* Whether the request whose headers just completed on this thread is to be
  * profiled: header set (X-Apiprof-Profile: 1), or the thread's every-Nth
- * counter (APIPROF_PROFILE_EVERY) came round. A TLS counter, no syscall. */
-int pl_prof_want(int header);
+ * counter (APIPROF_PROFILE_EVERY) came round. A TLS counter, no syscall;
+ * inline since every request asks. In a build without the profiler,
+ * pl_prof_begin() then declines. */
+static inline int pl_prof_want(int header)
+{
+	if (header)
+		return 1;
+	unsigned every = pl_cfg.profile_every;
+	if (every == 0 || ++pl_prof_count < every)
+		return 0;
+	pl_prof_count = 0;
+	return 1;
+}
 /* Starts sampling this thread for request req_id; returns a session
  * number (> 0) to hand to pl_prof_end(), or 0 when none started (every
  * session busy, one already live on this thread, no free real-time signal,

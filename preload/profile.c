@@ -68,6 +68,8 @@
 #define PROF_ENABLED 0
 #endif
 
+__thread uint32_t pl_prof_count;
+
 #if PROF_ENABLED
 
 #define PROF_SLOTS 2                 /* sessions live at once, per process
@@ -124,7 +126,6 @@ static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread struct prof_slot *th_slot;
 static __thread uint32_t th_gen;
 static __thread uint64_t th_stack_lo, th_stack_hi;
-static __thread uint32_t th_count;  /* requests seen, for every-Nth */
 /* The thread's CPU-time timer, created at its first profile and kept,
  * disarmed between profiles: arming and disarming are two system calls per
  * profiled request where create/arm/delete were three, and timer_create
@@ -305,19 +306,6 @@ static PL_COLD int thread_timer(void)
 		return 0;
 	}
 	th_timer_ok = 1;
-	return 1;
-}
-
-int pl_prof_want(int header)
-{
-	if (header)
-		return 1;
-	unsigned every = pl_cfg.profile_every;
-	if (every == 0)
-		return 0;
-	if (++th_count < every)
-		return 0;
-	th_count = 0;
 	return 1;
 }
 
@@ -802,7 +790,7 @@ void pl_prof_atfork_child(void)
 	/* POSIX timers are not inherited; the parent's sessions are its own. */
 	th_slot = NULL;
 	th_timer_ok = 0;
-	th_count = 0;
+	pl_prof_count = 0;
 	if (slots)
 		for (int i = 0; i < PROF_SLOTS; i++) {
 			slots[i].state = SLOT_FREE;
@@ -823,11 +811,6 @@ void pl_prof_atfork_child(void)
 }
 
 #else /* !PROF_ENABLED: configure found no libdw headers */
-
-int pl_prof_want(int header)
-{
-	return 0;
-}
 
 int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
                   const char *path, size_t plen)
@@ -850,6 +833,7 @@ void pl_prof_work(void)
 
 void pl_prof_atfork_child(void)
 {
+	pl_prof_count = 0;
 }
 
 #endif

@@ -163,8 +163,13 @@ size_t ap_wire_put_sql(uint8_t *out, size_t cap, const struct ap_rec_sql *r);
 size_t ap_wire_sql_size(const struct ap_rec_sql *r);
 size_t ap_wire_put_profile(uint8_t *out, size_t cap, const struct ap_rec_profile *r);
 size_t ap_wire_profile_size(const struct ap_rec_profile *r);
-/* Bytes ap_wire_put_request() will need for r (header included). */
-size_t ap_wire_request_size(const struct ap_rec_request *r);
+/* Bytes ap_wire_put_request() will need for r (header included). Inline:
+ * the preload asks once per request before it takes its buffer's lock. */
+static inline size_t ap_wire_request_size(const struct ap_rec_request *r)
+{
+	return AP_WIRE_REC_HDR + 5 * 8 + 4 + 2 + 2 + 2 + r->method.len + 2 + r->path.len +
+	       2 + r->message.len;
+}
 
 /* ---- decoding (collector side) ---- */
 
