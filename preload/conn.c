@@ -374,6 +374,8 @@ static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 					r->prof = (uint8_t)pl_prof_begin(r->id, c->rq.profile, r->method,
 					                                 r->method_len, r->path, r->path_len);
 			}
+			if (ap_http_req_end_bodyless(&c->rq))
+				c->in_msg = 0; /* its MSG_DONE, without another call */
 			break;
 		case AP_HTTP_MSG_DONE:
 			c->in_msg = 0;
@@ -403,17 +405,13 @@ static int feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 			c->resp_started = 1;
 		}
 		enum ap_http_ev ev;
-		size_t used = ap_http_resp_feed(&c->rs, p, n, &ev);
+		size_t used = ap_http_resp_feed_to_end(&c->rs, p, n, &ev);
 		p += used;
 		n -= used;
 		r->bytes_out += used;
 		switch (ev) {
-		case AP_HTTP_START_LINE:
-			r->status = c->rs.status;
-			break;
-		case AP_HTTP_HEADERS_DONE:
-			break;
 		case AP_HTTP_MSG_DONE:
+			r->status = c->rs.status;
 			c->resp_started = 0;
 			if (c->rs.status >= 100 && c->rs.status < 200 && c->rs.status != 101)
 				break; /* interim (100 Continue): the final one follows */
@@ -424,7 +422,7 @@ static int feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 			break;
 		case AP_HTTP_ERROR:
 			return -1;
-		case AP_HTTP_NEED_MORE:
+		default: /* NEED_MORE: ap_http_resp_feed_to_end() reports nothing else */
 			return 0;
 		}
 	}
@@ -441,6 +439,8 @@ static void conn_finish(struct pl_conn *c)
 	int shared = c->fork_gen != __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
 	while (c->qcount) {
 		struct pl_pending *r = q_front(c);
+		if (c->resp_started && ap_http_resp_status_seen(&c->rs))
+			r->status = c->rs.status;
 		if (!shared) {
 			int complete = c->resp_started && ap_http_resp_eof(&c->rs);
 			emit(c, r, now_of(&now), complete ? 0 : AP_REQF_ABORTED);

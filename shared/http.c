@@ -1256,6 +1256,14 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
 	}
 }
 
+int ap_http_req_end_bodyless(struct ap_http_req *p)
+{
+	if (p->core.state != ST_PENDING)
+		return 0;
+	req_done(p);
+	return 1;
+}
+
 /* --- responses --------------------------------------------------------- */
 
 /* Same as zeroing: ready for a response to a non-HEAD request. */
@@ -1462,8 +1470,8 @@ NOINLINE static size_t resp_step_body(struct ap_http_resp *p, const unsigned cha
 /* Like ap_http_req_feed(). Bytes fed after MSG_DONE without a begin()
  * start the next response as if begin() had been called with the same HEAD
  * flag. */
-size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
-                         enum ap_http_ev *ev)
+static inline __attribute__((always_inline)) size_t
+resp_feed(struct ap_http_resp *p, const char *buf, size_t len, enum ap_http_ev *ev)
 {
 	const unsigned char *s = (const unsigned char *)buf;
 
@@ -1494,9 +1502,33 @@ size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
 	}
 }
 
+size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
+                         enum ap_http_ev *ev)
+{
+	return resp_feed(p, buf, len, ev);
+}
+
 /* Only a body that runs until close is ended cleanly by the close; a cut
  * Content-Length or chunked body, or unfinished headers, is not. */
 int ap_http_resp_eof(const struct ap_http_resp *p)
 {
 	return p->until_close && p->core.state == ST_BODY_EOF;
+}
+
+int ap_http_resp_status_seen(const struct ap_http_resp *p)
+{
+	return p->core.state != ST_LINE && p->core.state != ST_IDLE;
+}
+
+size_t ap_http_resp_feed_to_end(struct ap_http_resp *p, const char *buf, size_t len,
+                                enum ap_http_ev *ev)
+{
+	size_t used = 0;
+	if (!buf)
+		return resp_feed(p, buf, len, ev);
+	for (;;) {
+		used += resp_feed(p, buf + used, len - used, ev);
+		if (*ev != AP_HTTP_START_LINE && *ev != AP_HTTP_HEADERS_DONE)
+			return used;
+	}
 }

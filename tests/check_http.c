@@ -114,6 +114,12 @@ static void tr_add(struct trace *t, const char *fmt, ...)
 	CHECK(t->len < sizeof t->s);
 }
 
+/* 1: req_run() and resp_run() drive the parsers through the shortcuts the
+ * preload takes (ap_http_req_end_bodyless() after HEADERS_DONE,
+ * ap_http_resp_feed_to_end()), which must give the same events save the
+ * ones a shortcut exists to skip. */
+static int shortcuts;
+
 /* The parser's results must stay inside their bounds whatever it was fed. */
 static void req_invariants(const struct ap_http_req *p)
 {
@@ -180,6 +186,8 @@ static void req_run(const char *in, size_t len, struct splitter sp, struct trace
 				break;
 			}
 			req_event(&p, ev, pos + o, t);
+			if (shortcuts && ev == AP_HTTP_HEADERS_DONE && ap_http_req_end_bodyless(&p))
+				req_event(&p, AP_HTTP_MSG_DONE, pos + o, t);
 			if (ev == AP_HTTP_ERROR) {
 				CHECK(ap_http_req_feed(&p, chunk + o, n - o, &ev) == 0);
 				CHECK(ev == AP_HTTP_ERROR);
@@ -246,8 +254,10 @@ static void resp_run(const char *in, size_t len, const char *heads,
 		const char *chunk = place(arena, len, in + pos, n);
 		for (;;) {
 			enum ap_http_ev ev = AP_HTTP_ERROR;
-			size_t k = ap_http_resp_feed(&p, chunk + o, n - o, &ev);
+			size_t k = shortcuts ? ap_http_resp_feed_to_end(&p, chunk + o, n - o, &ev)
+			                     : ap_http_resp_feed(&p, chunk + o, n - o, &ev);
 			CHECK(k <= n - o);
+			CHECK(!shortcuts || (ev != AP_HTTP_START_LINE && ev != AP_HTTP_HEADERS_DONE));
 			o += k;
 			if (ev == AP_HTTP_NEED_MORE) {
 				CHECK(o == n);
@@ -1658,6 +1668,88 @@ START_TEST(test_fuzz_split_invariance)
 }
 END_TEST
 
+/* The trace without its START_LINE and HEADERS_DONE events, which
+ * ap_http_resp_feed_to_end() does not report. */
+static void drop_start_and_headers(struct trace *t)
+{
+	struct trace kept = { .len = 0 };
+	kept.s[0] = '\0';
+	char *save = NULL;
+	for (char *e = strtok_r(t->s, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
+		while (*e == ' ')
+			e++;
+		if (strncmp(e, "S:", 2) != 0 && strncmp(e, "H:", 2) != 0)
+			tr_add(&kept, "%s", e);
+	}
+	*t = kept;
+}
+
+/* Every table's requests, in every split, through the preload's
+ * shortcut: the same trace, MSG_DONE included, with one call fewer. */
+START_TEST(test_req_end_bodyless)
+{
+	const struct hcase *tables[] = { req_ok, fast_req };
+	const size_t sizes[] = { NCASES(req_ok), NCASES(fast_req) };
+	shortcuts = 1;
+	for (size_t t = 0; t < 2; t++)
+		for (size_t i = 0; i < sizes[t]; i++)
+			must_parse_req(&tables[t][i]);
+	shortcuts = 0;
+}
+END_TEST
+
+/* Only a whole status line makes the status valid: "HTTP/1.1 2" leaves a
+ * partial number in status, which the preload must not report if the
+ * connection closes there. */
+START_TEST(test_resp_status_seen)
+{
+	struct ap_http_resp p;
+	enum ap_http_ev ev;
+	ap_http_resp_init(&p);
+	ap_http_resp_begin(&p, 0);
+	ck_assert_int_eq(ap_http_resp_status_seen(&p), 0);
+	ck_assert_uint_eq(ap_http_resp_feed_to_end(&p, "HTTP/1.1 2", 10, &ev), 10);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ck_assert_int_eq(ap_http_resp_status_seen(&p), 0);
+	ck_assert_uint_eq(ap_http_resp_feed_to_end(&p, "04 No Content\r\n", 15, &ev), 15);
+	ck_assert_int_eq(ev, AP_HTTP_NEED_MORE);
+	ck_assert_int_eq(ap_http_resp_status_seen(&p), 1);
+	ck_assert_uint_eq(p.status, 204);
+	ck_assert_uint_eq(ap_http_resp_feed_to_end(&p, "\r\n", 2, &ev), 2);
+	ck_assert_int_eq(ev, AP_HTTP_MSG_DONE);
+	ck_assert_int_eq(ap_http_resp_status_seen(&p), 0);
+	ap_http_resp_begin(&p, 0);
+	ck_assert_int_eq(ap_http_resp_status_seen(&p), 0);
+}
+END_TEST
+
+/* Every table's responses, in every split, through
+ * ap_http_resp_feed_to_end(): the same MSG_DONEs and errors at the same
+ * offsets, the same end-of-connection verdict, no other events. */
+START_TEST(test_resp_feed_to_end)
+{
+	const struct hcase *tables[] = { resp_ok, fast_resp, resp_bad };
+	const size_t sizes[] = { NCASES(resp_ok), NCASES(fast_resp), NCASES(resp_bad) };
+	for (size_t t = 0; t < 3; t++)
+		for (size_t i = 0; i < sizes[t]; i++) {
+			const struct hcase *c = &tables[t][i];
+			struct trace want, got;
+			size_t len;
+			char *in = case_build(c, &len, &want);
+			drop_start_and_headers(&want);
+			for (int k = 0; k < NSPLITS; k++) {
+				shortcuts = 1;
+				resp_run(in, len, c->heads, splitter(k), &got);
+				shortcuts = 0;
+				ck_assert_msg(strcmp(got.s, want.s) == 0,
+				              "response case '%s', split %d, to the end:\n got: %s\nwant: %s",
+				              c->name, k, got.s, want.s);
+			}
+			free(in);
+		}
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1698,6 +1790,9 @@ Suite *http_suite(void)
 	tcase_add_test(tc, test_expect_continue_exchange);
 	tcase_add_test(tc, test_fuzz);
 	tcase_add_test(tc, test_fuzz_split_invariance);
+	tcase_add_test(tc, test_req_end_bodyless);
+	tcase_add_test(tc, test_resp_feed_to_end);
+	tcase_add_test(tc, test_resp_status_seen);
 	suite_add_tcase(s, tc);
 	return s;
 }
