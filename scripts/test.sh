@@ -132,7 +132,7 @@ sanitizers() {
 	local tests
 	tests=$(printf 'ap-print-tests:\n\t@echo $(TESTS)\n' |
 		make -s -C "$build/tests" -f Makefile -f - ap-print-tests | tr ' ' '\n' |
-		grep -Ev '/(demo|node|reliability|django_pg|django_mysql|dashboard|fuzz|twosqlite|twopq|twomysql|socketperm|prometheus_fleet)\.sh$' |
+		grep -Ev '/(demo|node|reliability|django_pg|django_mysql|dashboard|fuzz|twosqlite|twopq|twomysql|interpose|socketperm|prometheus_fleet)\.sh$' |
 		tr '\n' ' ')
 	[ -n "$tests" ] || return 1
 	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1 \
