@@ -124,7 +124,7 @@ sanitizers() {
 	# profiles, hostile frames and parameters). Left out, to keep the whole
 	# run under 20 minutes: those that mostly exercise the (unsanitized)
 	# preload in real servers and add no collector path the others lack
-	# (node, reliability, the two Django ones, the two-copies tests, the
+	# (node, reliability, the two Django ones, the two-copies and interposer tests, the
 	# socket permission test, and the Prometheus fleet test, whose
 	# collectors do what prometheus.sh's does), the demo (it preloads its
 	# build's library), the browser test, and the fuzzers (their harnesses
