@@ -124,7 +124,7 @@ sanitizers() {
 	# profiles, hostile frames and parameters). Left out, to keep the whole
 	# run under 20 minutes: those that mostly exercise the (unsanitized)
 	# preload in real servers and add no collector path the others lack
-	# (node, reliability, the two Django ones, the two-copies tests, the
+	# (node, reliability, the two Django ones, the two-copies and interposer tests, the
 	# socket permission test, and the Prometheus fleet test, whose
 	# collectors do what prometheus.sh's does), the demo (it preloads its
 	# build's library), the browser test, and the fuzzers (their harnesses
@@ -132,7 +132,7 @@ sanitizers() {
 	local tests
 	tests=$(printf 'ap-print-tests:\n\t@echo $(TESTS)\n' |
 		make -s -C "$build/tests" -f Makefile -f - ap-print-tests | tr ' ' '\n' |
-		grep -Ev '/(demo|node|reliability|django_pg|django_mysql|dashboard|fuzz|twosqlite|twopq|twomysql|socketperm|prometheus_fleet)\.sh$' |
+		grep -Ev '/(demo|node|reliability|django_pg|django_mysql|dashboard|fuzz|twosqlite|twopq|twomysql|interpose|socketperm|prometheus_fleet)\.sh$' |
 		tr '\n' ' ')
 	[ -n "$tests" ] || return 1
 	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1 \

@@ -5,7 +5,7 @@
  * (libmariadA.so.3, a renamed copy of the system library in which the
  * message "Commands out of sync; you" reads "syncA you": twolib.sh marks
  * each copy). No MySQL header is needed (none may be installed): the few
- * functions are declared below, their handles opaque.
+ * functions are declared in mysql_decls.h, their handles opaque.
  *
  * twocopies_run("HOST:PORT:USER:PASSWORD:DB", out, cap) connects, then runs
  * through the hooked functions ten statements: a mysql_stmt_execute of a
@@ -28,28 +28,7 @@
 #error "build with -DCOPY='\"A\"' -DTABLE='\"ma\"'"
 #endif
 
-typedef struct st_mysql MYSQL;
-typedef struct st_mysql_res MYSQL_RES;
-typedef struct st_mysql_stmt MYSQL_STMT;
-typedef char **MYSQL_ROW;
-
-MYSQL *mysql_init(MYSQL *);
-MYSQL *mysql_real_connect(MYSQL *, const char *, const char *, const char *, const char *,
-                          unsigned int, const char *, unsigned long);
-int mysql_query(MYSQL *, const char *);
-int mysql_real_query(MYSQL *, const char *, unsigned long);
-MYSQL_RES *mysql_store_result(MYSQL *);
-MYSQL_ROW mysql_fetch_row(MYSQL_RES *);
-void mysql_free_result(MYSQL_RES *);
-const char *mysql_error(MYSQL *);
-unsigned int mysql_errno(MYSQL *);
-void mysql_close(MYSQL *);
-MYSQL_STMT *mysql_stmt_init(MYSQL *);
-int mysql_stmt_prepare(MYSQL_STMT *, const char *, unsigned long);
-int mysql_stmt_execute(MYSQL_STMT *);
-char mysql_stmt_close(MYSQL_STMT *);
-const char *mysql_stmt_error(MYSQL_STMT *);
-void mysql_server_end(void);
+#include "mysql_decls.h"
 
 /* Before the module is unloaded: the library's own state (its client
  * plugins) freed, so that a leak checker sees nothing left behind. */
