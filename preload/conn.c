@@ -139,15 +139,10 @@ static struct pl_conn *conn_new(int fd)
 	return c;
 }
 
-/* Returns fd's connection, locked; when the entry is idle and `create`,
- * attaches a new one. NULL when fd is not followed (or the pool is spent,
- * in which case fd stops being followed). */
-static struct pl_conn *conn_acquire(int fd, int create, struct pl_conn ***slotp)
+/* conn_acquire() past its first look: the entry is idle (attach a new
+ * connection when `create`), or changed under us. */
+static __attribute__((noinline)) struct pl_conn *conn_acquire_slow(int fd, int create, struct pl_conn **slot)
 {
-	struct pl_conn **slot = pl_fd_entry(fd);
-	if (!slot)
-		return NULL;
-	*slotp = slot;
 	for (int tries = 0; tries < 8; tries++) {
 		struct pl_conn *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 		if (!c)
@@ -176,6 +171,27 @@ static struct pl_conn *conn_acquire(int fd, int create, struct pl_conn ***slotp)
 		pl_conn_unlock(c);
 	}
 	return NULL;
+}
+
+/* Returns fd's connection, locked; when the entry is idle and `create`,
+ * attaches a new one. NULL when fd is not followed (or the pool is spent,
+ * in which case fd stops being followed). Inline for the usual case, a
+ * keep-alive connection that already has its record. */
+static inline __attribute__((always_inline)) struct pl_conn *
+conn_acquire(int fd, int create, struct pl_conn ***slotp)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	if (!slot)
+		return NULL;
+	*slotp = slot;
+	struct pl_conn *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (PL_LIKELY(c != NULL && c != PL_CONN_IDLE)) {
+		pl_conn_lock(c);
+		if (PL_LIKELY(__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c))
+			return c;
+		pl_conn_unlock(c);
+	}
+	return conn_acquire_slow(fd, create, slot);
 }
 
 /* Detaches whatever fd had; returns the connection (locked) if it had one. */
@@ -339,7 +355,10 @@ static void q_push(struct pl_conn *c)
 	thread_adopt(c->fd, r->id);
 }
 
-static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
+/* Inline in its two callers: a call's register saves cost as much as a
+ * keep-alive request's bookkeeping here. */
+static inline __attribute__((always_inline)) void
+feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 {
 	while (!c->req_dead) {
 		if (!c->in_msg) {
@@ -394,7 +413,8 @@ static void feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *n
 
 /* Returns 0 normally, -1 when the connection must stop being followed
  * (101 Switching Protocols, or a response we cannot parse). */
-static int feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
+static inline __attribute__((always_inline)) int
+feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 {
 	while (c->qcount) {
 		struct pl_pending *r = q_front(c);
