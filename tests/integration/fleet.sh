@@ -317,7 +317,7 @@ tsb() {
 	api "$1" /api/v1/timeseries --data-urlencode service=books "${@:2}" |
 		jq -c --arg t "$(ap_rfc3339 "$TS")" '[.points[] | select(.t == $t)]'
 }
-d=$(awk -v t="$TS" -v n="$(date +%s.%N)" 'BEGIN { d = t + 11.2 - n; printf "%.3f", d > 0 ? d : 0 }')
+d=$(awk -v t="$TS" -v n="$(date +%s.%N)" 'BEGIN { d = t + 11.2 - n; printf "%.3f", (d > 0 ? d : 0) }')
 sleep "$d"
 for i in $(seq 15); do
 	[ "$(tsb alpha | jq '.[0].requests')" = 3 ] && break
