@@ -600,10 +600,9 @@ fail:
 
 /* ---- minutes ---- */
 
-/* The statistics columns as parameters, in col_pg_read_stats()'s order
- * (the sketch, encoded, last). */
-static void p_stats(struct col_pg_params *pp, const struct col_stats *st,
-                    const uint8_t *blob, size_t len)
+/* The statistics columns as parameters, in col_pg_read_stats()'s order,
+ * but for the sketch: run_with_sketch() appends it. */
+static void p_stats(struct col_pg_params *pp, const struct col_stats *st)
 {
 	col_pg_p_i64(pp, col_store_clamp_i64(st->count));
 	col_pg_p_i64(pp, col_store_clamp_i64(st->error_count));
@@ -614,12 +613,10 @@ static void p_stats(struct col_pg_params *pp, const struct col_stats *st,
 	col_pg_p_i64(pp, col_store_clamp_i64(st->sql_count));
 	col_pg_p_f64(pp, st->sql_time_ms);
 	col_pg_p_i64(pp, col_store_clamp_i64(st->n_plus_one_count));
-	col_pg_p_bin(pp, blob, len);
 }
 
 /* Likewise in col_pg_read_shape_stats()'s order. */
-static void p_shape_stats(struct col_pg_params *pp, const struct col_shape_stats *st,
-                          const uint8_t *blob, size_t len)
+static void p_shape_stats(struct col_pg_params *pp, const struct col_shape_stats *st)
 {
 	col_pg_p_i64(pp, col_store_clamp_i64(st->calls));
 	col_pg_p_f64(pp, st->total_ms);
@@ -627,7 +624,22 @@ static void p_shape_stats(struct col_pg_params *pp, const struct col_shape_stats
 	col_pg_p_i64(pp, col_store_clamp_i64(st->rows));
 	col_pg_p_i64(pp, col_store_clamp_i64(st->errors));
 	col_pg_p_i64(pp, col_store_clamp_i64(st->slow_count));
+}
+
+/* Runs sql (an upsert of statistics) with pp and then sk, encoded, as its
+ * last parameter (a bytea). pp is the caller's. 0, -ENOMEM (nothing run)
+ * or -EIO. */
+static int run_with_sketch(PGconn *c, const char *sql, struct col_pg_params *pp,
+                           const struct col_sketch *sk)
+{
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	if (col_sketch_encode(sk, &blob, &len) < 0)
+		return -ENOMEM;
 	col_pg_p_bin(pp, blob, len);
+	int rc = run_ok(c, sql, pp);
+	free(blob);
+	return rc;
 }
 
 static int upsert_minute(struct col_store *s, int64_t minute, const struct col_ep *e)
@@ -651,27 +663,21 @@ static int upsert_minute(struct col_store *s, int64_t minute, const struct col_e
 		col_log(COL_LOG_WARN, "storage: damaged sketch for %s %s %s at minute %lld"
 		        " replaced", e->service, e->method, e->route, (long long)minute);
 	PQclear(r);
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	if (col_stats_merge(&m, &e->st) < 0 || col_sketch_encode(&m.sketch, &blob, &len) < 0) {
+	if (col_stats_merge(&m, &e->st) < 0) {
 		col_stats_release(&m);
 		return -ENOMEM;
 	}
-	p_stats(&pp, &m, blob, len);
-	r = col_pg_run(c,
+	p_stats(&pp, &m);
+	int rc = run_with_sketch(c,
 		"INSERT INTO endpoint_minutes (minute, host, service, method, route, count,"
 		" error_count, slow_count, sum_ms, min_ms, max_ms, sql_count, sql_time_ms,"
 		" n_plus_one_count, sketch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
 		" $12, $13, $14, $15) ON CONFLICT (minute, host, service, method, route) DO UPDATE"
 		" SET count = $6, error_count = $7, slow_count = $8, sum_ms = $9, min_ms = $10,"
 		" max_ms = $11, sql_count = $12, sql_time_ms = $13, n_plus_one_count = $14,"
-		" sketch = $15", &pp);
-	free(blob);
+		" sketch = $15", &pp, &m.sketch);
 	col_stats_release(&m);
-	if (r == NULL)
-		return -EIO;
-	PQclear(r);
-	return 0;
+	return rc;
 }
 
 static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct col_shape *e)
@@ -696,27 +702,20 @@ static int upsert_shape_minute(struct col_store *s, int64_t minute, const struct
 		        " minute %lld replaced", (unsigned long long)e->fp, e->service,
 		        (long long)minute);
 	PQclear(r);
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	if (col_shape_stats_merge(&m, &e->st) < 0 ||
-	    col_sketch_encode(&m.sketch, &blob, &len) < 0) {
+	if (col_shape_stats_merge(&m, &e->st) < 0) {
 		col_shape_stats_release(&m);
 		return -ENOMEM;
 	}
-	p_shape_stats(&pp, &m, blob, len);
-	r = col_pg_run(c,
+	p_shape_stats(&pp, &m);
+	int rc = run_with_sketch(c,
 		"INSERT INTO query_minutes (minute, host, service, db, fingerprint, calls,"
 		" total_ms, max_ms, rows, errors, slow_count, sketch) VALUES ($1, $2, $3, $4, $5,"
 		" $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (minute, host, service, db,"
 		" fingerprint) DO UPDATE SET calls = $6, total_ms = $7, max_ms = $8, rows = $9,"
-		" errors = $10, slow_count = $11, sketch = $12", &pp);
-	free(blob);
+		" errors = $10, slow_count = $11, sketch = $12", &pp, &m.sketch);
 	col_shape_stats_release(&m);
-	if (r == NULL)
-		return -EIO;
-	PQclear(r);
-	if (known)
-		return 0;
+	if (rc < 0 || known)
+		return rc;
 	struct col_pg_params tp = { 0 };
 	col_pg_p_text(&tp, e->service);
 	col_pg_p_text(&tp, col_sql_db_name(e->db));
@@ -777,52 +776,42 @@ static size_t total_key(char *buf, size_t cap, char kind, const char *a, const c
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
+/* The totals' upserts: updated_ns comes before the statistics so that
+ * the sketch is the last parameter (run_with_sketch()). */
 static int upsert_ep_total(struct col_store *s, const struct col_ep *e, int64_t now)
 {
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	if (col_sketch_encode(&e->st.sketch, &blob, &len) < 0)
-		return -ENOMEM;
 	struct col_pg_params pp = { 0 };
 	col_pg_p_text(&pp, s->host);
 	col_pg_p_text(&pp, e->service);
 	col_pg_p_text(&pp, e->method);
 	col_pg_p_text(&pp, e->route);
-	p_stats(&pp, &e->st, blob, len);
 	col_pg_p_i64(&pp, now);
-	int rc = run_ok(PG(s)->conn,
-		"INSERT INTO endpoint_totals (host, service, method, route, count, error_count,"
-		" slow_count, sum_ms, min_ms, max_ms, sql_count, sql_time_ms, n_plus_one_count,"
-		" sketch, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-		" $13, $14, $15) ON CONFLICT (host, service, method, route) DO UPDATE SET"
-		" count = $5, error_count = $6, slow_count = $7, sum_ms = $8, min_ms = $9,"
-		" max_ms = $10, sql_count = $11, sql_time_ms = $12, n_plus_one_count = $13,"
-		" sketch = $14, updated_ns = $15", &pp);
-	free(blob);
-	return rc;
+	p_stats(&pp, &e->st);
+	return run_with_sketch(PG(s)->conn,
+		"INSERT INTO endpoint_totals (host, service, method, route, updated_ns, count,"
+		" error_count, slow_count, sum_ms, min_ms, max_ms, sql_count, sql_time_ms,"
+		" n_plus_one_count, sketch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+		" $12, $13, $14, $15) ON CONFLICT (host, service, method, route) DO UPDATE SET"
+		" updated_ns = $5, count = $6, error_count = $7, slow_count = $8, sum_ms = $9,"
+		" min_ms = $10, max_ms = $11, sql_count = $12, sql_time_ms = $13,"
+		" n_plus_one_count = $14, sketch = $15", &pp, &e->st.sketch);
 }
 
 static int upsert_shape_total(struct col_store *s, const struct col_shape *e, int64_t now)
 {
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	if (col_sketch_encode(&e->st.sketch, &blob, &len) < 0)
-		return -ENOMEM;
 	struct col_pg_params pp = { 0 };
 	col_pg_p_text(&pp, s->host);
 	col_pg_p_text(&pp, e->service);
 	col_pg_p_text(&pp, col_sql_db_name(e->db));
 	col_pg_p_i64(&pp, col_store_fp_to_db(e->fp));
-	p_shape_stats(&pp, &e->st, blob, len);
 	col_pg_p_i64(&pp, now);
-	int rc = run_ok(PG(s)->conn,
-		"INSERT INTO query_totals (host, service, db, fingerprint, calls, total_ms, max_ms,"
-		" rows, errors, slow_count, sketch, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-		" $8, $9, $10, $11, $12) ON CONFLICT (host, service, db, fingerprint) DO UPDATE SET"
-		" calls = $5, total_ms = $6, max_ms = $7, rows = $8, errors = $9, slow_count = $10,"
-		" sketch = $11, updated_ns = $12", &pp);
-	free(blob);
-	return rc;
+	p_shape_stats(&pp, &e->st);
+	return run_with_sketch(PG(s)->conn,
+		"INSERT INTO query_totals (host, service, db, fingerprint, updated_ns, calls,"
+		" total_ms, max_ms, rows, errors, slow_count, sketch) VALUES ($1, $2, $3, $4, $5,"
+		" $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (host, service, db, fingerprint)"
+		" DO UPDATE SET updated_ns = $5, calls = $6, total_ms = $7, max_ms = $8, rows = $9,"
+		" errors = $10, slow_count = $11, sketch = $12", &pp, &e->st.sketch);
 }
 
 /* Publishes this host's all-time statistics that changed since the last
