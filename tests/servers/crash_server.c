@@ -28,15 +28,14 @@
  */
 #include "config.h"
 
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "serve.h"
 
 static struct sigaction chained_prev;
 
@@ -116,65 +115,43 @@ static const char *disposition(int sig)
 	return "handler";
 }
 
-static void reply(int fd, int status, const char *body)
+/* One request on a thread of its own (SERVE_THREADS); named in the crash
+ * tests' expected frames. */
+static void serve(int fd, void *unused)
 {
-	char buf[512];
-	int n = snprintf(buf, sizeof buf,
-	                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-	                 "Connection: close\r\n\r\n%s",
-	                 status, status == 200 ? "OK" : "Not Found", strlen(body), body);
-	(void)!write(fd, buf, (size_t)n);
-}
-
-static void *serve(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
+	(void)unused;
 	char req[4096];
-	size_t len = 0;
-	while (len < sizeof req - 1) {
-		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		req[len] = '\0';
-		if (strstr(req, "\r\n\r\n"))
-			break;
-	}
-	req[len] = '\0';
 	char method[16] = "", path[1024] = "";
-	if (sscanf(req, "%15s %1023s", method, path) != 2) {
-		close(fd);
-		return NULL;
-	}
+	if (serve_read_head(fd, req, sizeof req) < 0 ||
+	    sscanf(req, "%15s %1023s", method, path) != 2)
+		return;
 	if (strcmp(path, "/ok") == 0) {
-		reply(fd, 200, "ok\n");
+		serve_reply(fd, 200, "ok\n");
 	} else if (strcmp(path, "/crash") == 0) {
 		crash_handler();
-		reply(fd, 200, "survived\n");
+		serve_reply(fd, 200, "survived\n");
 	} else if (strcmp(path, "/abort") == 0) {
 		crash_abort_route();
 	} else if (strcmp(path, "/fpe") == 0) {
 		char b[32];
 		snprintf(b, sizeof b, "%d\n", crash_divide(0));
-		reply(fd, 200, b);
+		serve_reply(fd, 200, b);
 	} else if (strcmp(path, "/ill") == 0) {
 		crash_trap();
 	} else if (strcmp(path, "/bus") == 0) {
 		char b[32];
 		snprintf(b, sizeof b, "%d\n", crash_bus_read());
-		reply(fd, 200, b);
+		serve_reply(fd, 200, b);
 	} else if (strcmp(path, "/drop") == 0) {
 		/* no answer */
 	} else if (strcmp(path, "/sigstate") == 0) {
 		char b[128];
 		snprintf(b, sizeof b, "SIGSEGV=%s SIGABRT=%s SIGFPE=%s\n", disposition(SIGSEGV),
 		         disposition(SIGABRT), disposition(SIGFPE));
-		reply(fd, 200, b);
+		serve_reply(fd, 200, b);
 	} else {
-		reply(fd, 404, "not found\n");
+		serve_reply(fd, 404, "not found\n");
 	}
-	close(fd);
-	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -196,28 +173,6 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 64) != 0) {
-		perror("crash_server: bind/listen");
-		return 1;
-	}
-	socklen_t sl = sizeof sa;
-	getsockname(ls, (struct sockaddr *)&sa, &sl);
-	printf("listening on %d\n", ntohs(sa.sin_port));
-	fflush(stdout);
-	for (;;) {
-		int fd = accept(ls, NULL, NULL);
-		if (fd < 0)
-			continue;
-		pthread_t t;
-		if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) != 0) {
-			close(fd);
-			continue;
-		}
-		pthread_detach(t);
-	}
+	serve_run("crash_server", port, 64, SERVE_THREADS, serve, NULL);
+	return 1;
 }

@@ -38,11 +38,8 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +49,8 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+
+#include "serve.h"
 
 #define HEAD_MAX 16384
 
@@ -236,9 +235,14 @@ static int route(struct conn *c, const char *path, const char **body)
 	return 200;
 }
 
-static void *serve(void *arg)
+/* One connection, on a thread of its own (SERVE_THREADS). */
+static void serve(int fd, void *unused)
 {
-	struct conn *c = arg;
+	(void)unused;
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	c->fd = fd;
 	for (;;) {
 		char *end;
 		while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4))) {
@@ -308,9 +312,7 @@ static void *serve(void *arg)
 done:
 	if (c->db)
 		PQfinish(c->db);
-	close(c->fd);
 	free(c);
-	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -327,40 +329,6 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 128) < 0) {
-		perror("pq_server: bind/listen");
-		return 1;
-	}
-	socklen_t al = sizeof a;
-	getsockname(ls, (struct sockaddr *)&a, &al);
-	printf("listening on %d\n", ntohs(a.sin_port));
-	fflush(stdout);
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (;;) {
-		int fd = accept(ls, NULL, NULL);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			perror("pq_server: accept");
-			return 1;
-		}
-		struct conn *c = calloc(1, sizeof *c);
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		pthread_t t;
-		if (pthread_create(&t, &attr, serve, c) != 0) {
-			close(fd);
-			free(c);
-		}
-	}
+	serve_run("pq_server", port, 128, SERVE_THREADS, serve, NULL);
+	return 1;
 }

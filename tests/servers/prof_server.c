@@ -16,13 +16,13 @@
 #include "config.h"
 
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "serve.h"
 
 static volatile double sink;
 
@@ -57,31 +57,13 @@ static __attribute__((noinline)) double spin_plain(double ms)
 	return (double)x;
 }
 
-static void answer(int fd, int status, const char *body)
+static void serve(int fd, void *unused)
 {
-	char buf[512];
-	int n = snprintf(buf, sizeof buf,
-	                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-	                 "Connection: close\r\n\r\n%s",
-	                 status, status == 200 ? "OK" : "Not Found", strlen(body), body);
-	(void)!write(fd, buf, (size_t)n);
-}
-
-static void serve(int fd)
-{
+	(void)unused;
 	char req[2048];
-	size_t len = 0;
-	while (len < sizeof req - 1) {
-		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
-		if (n <= 0)
-			return;
-		len += (size_t)n;
-		req[len] = '\0';
-		if (strstr(req, "\r\n\r\n"))
-			break;
-	}
 	char method[16], target[256];
-	if (sscanf(req, "%15s %255s", method, target) != 2)
+	if (serve_read_head(fd, req, sizeof req) < 0 ||
+	    sscanf(req, "%15s %255s", method, target) != 2)
 		return;
 	double ms = 150;
 	const char *q = strstr(target, "ms=");
@@ -89,12 +71,12 @@ static void serve(int fd)
 		ms = atof(q + 3);
 	if (strncmp(target, "/sin", 4) == 0 && (target[4] == '\0' || target[4] == '?')) {
 		sink = burn_sin(ms);
-		answer(fd, 200, "sin\n");
+		serve_reply(fd, 200, "sin\n");
 	} else if (strncmp(target, "/spin", 5) == 0 && (target[5] == '\0' || target[5] == '?')) {
 		sink = spin_plain(ms);
-		answer(fd, 200, "spin\n");
+		serve_reply(fd, 200, "spin\n");
 	} else {
-		answer(fd, 404, "not found\n");
+		serve_reply(fd, 404, "not found\n");
 	}
 }
 
@@ -104,24 +86,6 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
 			port = atoi(argv[++i]);
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 64) != 0) {
-		perror("prof_server: bind/listen");
-		return 1;
-	}
-	socklen_t sl = sizeof sa;
-	getsockname(ls, (struct sockaddr *)&sa, &sl);
-	printf("listening on %d\n", ntohs(sa.sin_port));
-	fflush(stdout);
-	for (;;) {
-		int fd = accept(ls, NULL, NULL);
-		if (fd < 0)
-			continue;
-		serve(fd);
-		close(fd);
-	}
+	serve_run("prof_server", port, 64, SERVE_ONE_AT_A_TIME, serve, NULL);
+	return 1;
 }

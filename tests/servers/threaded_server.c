@@ -40,9 +40,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -57,6 +55,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "serve.h"
 
 #define TS_MAX_WORKERS 64
 #define TS_MAX_CONNS 1024
@@ -647,18 +647,11 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 128) != 0) {
-		fprintf(stderr, "threaded_server: cannot listen on 127.0.0.1:%d: %s\n", port,
-		        strerror(errno));
+	/* Its own acceptor (ts_acceptor), not serve.h's loop: idle
+	 * keep-alive connections go back to it. */
+	int lfd = serve_listen("threaded_server", port, 128, &port);
+	if (lfd < 0)
 		return 1;
-	}
-	socklen_t sl = sizeof sa;
-	getsockname(lfd, (struct sockaddr *)&sa, &sl);
 	if (pipe2(ts_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
 		perror("threaded_server: pipe2");
 		return 1;
@@ -673,8 +666,7 @@ int main(int argc, char **argv)
 		}
 		pthread_detach(t);
 	}
-	printf("listening on %d\n", ntohs(sa.sin_port));
-	fflush(stdout);
+	serve_announce(port);
 	ts_acceptor(lfd);
 	return 0;
 }

@@ -27,14 +27,13 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <dlfcn.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "serve.h"
 
 typedef int (*run_fn)(const char *arg, char *out, size_t cap);
 
@@ -78,28 +77,16 @@ static int run(run_fn f, char *out, size_t cap)
 
 static void respond(int fd, int status, const char *body)
 {
-	char head[256];
-	int n = snprintf(head, sizeof head,
-	                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-	                 "Connection: close\r\n\r\n",
-	                 status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Error",
-	                 strlen(body));
-	if (write(fd, head, (size_t)n) < 0 || write(fd, body, strlen(body)) < 0)
+	if (serve_reply(fd, status, body) < 0)
 		perror("twocopies: write");
 }
 
-static void serve(int fd)
+static void serve(int fd, void *unused)
 {
+	(void)unused;
 	char req[8192];
-	size_t len = 0;
-	req[0] = '\0';
-	while (len < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
-		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
-		if (n <= 0)
-			return;
-		len += (size_t)n;
-		req[len] = '\0';
-	}
+	if (serve_read_head(fd, req, sizeof req) < 0)
+		return;
 	char body[4096] = "";
 	int bad = 0;
 	if (strncmp(req, "GET /a ", 7) == 0) {
@@ -148,24 +135,6 @@ int main(int argc, char **argv)
 		return bad ? 1 : 0;
 	}
 
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[4])) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sa;
-	if (bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 16) < 0 ||
-	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0) {
-		perror("twocopies: listen");
-		return 1;
-	}
-	printf("listening on %d\n", ntohs(sa.sin_port));
-	fflush(stdout);
-	for (;;) {
-		int fd = accept(ls, NULL, NULL);
-		if (fd < 0)
-			continue;
-		serve(fd);
-		close(fd);
-	}
+	serve_run("twocopies", atoi(argv[4]), 16, SERVE_ONE_AT_A_TIME, serve, NULL);
+	return 1;
 }
