@@ -323,7 +323,6 @@ int main(int argc, char **argv)
 		},
 		.webhook_url = cfg.webhook_url,
 		.metrics = metrics,
-		.retention_days = cfg.retention_days,
 	};
 	windows = col_windows_open(&wo, err, sizeof err);
 	if (windows == NULL)

@@ -1139,8 +1139,7 @@ static int pg_write_findings(struct col_store *s, const struct col_error_rows *e
 
 /* Drops the partitions whose whole day ended before the cutoff (so rows
  * live between retention_days and retention_days + 1), deletes expired
- * minutes and summary windows of every host and this host's stale
- * findings. Never more. */
+ * minutes of every host and this host's stale findings. Never more. */
 static int pg_expire_step(struct col_store *s)
 {
 	struct pg *p = PG(s);
@@ -1197,12 +1196,6 @@ static int pg_expire_step(struct col_store *s)
 	col_pg_p_i64(&tp, cutoff_ns);
 	if (run_ok(p->conn, "DELETE FROM endpoint_totals WHERE updated_ns < $1", &tp) < 0 ||
 	    run_ok(p->conn, "DELETE FROM query_totals WHERE updated_ns < $1", &tp) < 0)
-		goto fail;
-	/* Summary windows of every host that ended before the cutoff, found
-	 * by the primary key's first column (windows.h: the local files go by
-	 * the same rule); regressions are kept. */
-	if (run_ok(p->conn, "DELETE FROM window_summaries WHERE window_start_ns < $1"
-	               " AND window_end_ns <= $1", &tp) < 0)
 		goto fail;
 	/* The buckets of every host past what the endpoint serves. */
 	struct col_pg_params bp = { 0 };

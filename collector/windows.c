@@ -34,8 +34,6 @@
 
 #define ALERT_RESEND_NS (24 * 3600 * COL_NS_PER_S)
 #define TICK_NS COL_NS_PER_S
-#define EXPIRE_EVERY_NS (3600 * COL_NS_PER_S)
-#define EXPIRE_BUDGET_NS (50 * 1000000LL)
 
 /* One endpoint in one window. key is "service\0method\0route". */
 struct wep {
@@ -74,7 +72,6 @@ struct col_windows {
 	int64_t webhook_scale;
 	struct col_webhook *wh;
 	struct col_winpub *pub;    /* PostgreSQL: the fleet's copy; read_mu */
-	int64_t keep_ns;           /* retention; 0: summaries are kept */
 
 	sqlite3 *wdb, *rdb;
 	struct win *open;          /* guarded by mu */
@@ -397,51 +394,6 @@ fail:
 	return -EIO;
 }
 
-/* Deletes the summaries of windows that ended before now - keep_ns, one
- * window start at a time (the primary key's first column: a short write
- * lock, the store may share the file) until none is left or the monotonic
- * deadline passed. 1 when more may remain, 0 when done or on failure
- * (logged, counted; retried at the next pass). Takes close_mu. */
-static int expire_summaries(struct col_windows *w, int64_t deadline_mono)
-{
-	if (w->keep_ns <= 0)
-		return 0;
-	int64_t cutoff = col_clock_real_ns() - w->keep_ns;
-	sqlite3_stmt *st = NULL;
-	int more = 0;
-	pthread_mutex_lock(&w->close_mu);
-	if (sqlite3_prepare_v2(w->wdb,
-		"DELETE FROM window_summaries WHERE window_start_ns ="
-		" (SELECT min(window_start_ns) FROM window_summaries"
-		"  WHERE window_start_ns < ?1 AND window_end_ns <= ?1)"
-		" AND window_end_ns <= ?1", -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int64(st, 1, cutoff);
-	for (;;) {
-		int rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			goto fail;
-		if (sqlite3_changes(w->wdb) == 0)
-			break;
-		if (col_clock_mono_ns() > deadline_mono) {
-			more = 1;
-			break;
-		}
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&w->close_mu);
-	return more;
-fail:
-	col_log(COL_LOG_WARN, "windows: deleting expired summaries: %s", sqlite3_errmsg(w->wdb));
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&w->close_mu);
-	pthread_mutex_lock(&w->mu);
-	w->storage_errors++;
-	pthread_mutex_unlock(&w->mu);
-	return 0;
-}
-
 struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err, size_t errlen)
 {
 	struct col_windows *w = calloc(1, sizeof *w);
@@ -464,7 +416,6 @@ struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err
 	w->webhook_url = o->webhook_url && o->webhook_url[0] ? strdup(o->webhook_url) : NULL;
 	w->webhook_scale = o->webhook_delay_scale_pct;
 	w->metrics = o->metrics;
-	w->keep_ns = o->retention_days > 0 ? (int64_t)o->retention_days * 86400 * COL_NS_PER_S : 0;
 	w->last = col_hmap_new();
 	if (w->host == NULL || w->last == NULL || (o->webhook_url && o->webhook_url[0] && !w->webhook_url)) {
 		snprintf(err, errlen, "out of memory");
@@ -483,9 +434,6 @@ struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err
 		goto fail;
 	if (load_state(w, err, errlen) < 0)
 		goto fail;
-	/* All of them, however many: a first start after an upgrade. */
-	while (expire_summaries(w, col_clock_mono_ns() + EXPIRE_BUDGET_NS) > 0)
-		;
 	if (o->pg_uri != NULL && (w->pub = col_winpub_new(o->pg_uri, w->host)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -965,16 +913,11 @@ int col_windows_aggregate(struct col_windows *w, size_t *summaries, size_t *regr
 static void *closer_main(void *arg)
 {
 	struct col_windows *w = arg;
-	int64_t next_expire = col_clock_mono_ns() + EXPIRE_EVERY_NS; /* open did one */
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
 		pthread_mutex_unlock(&w->mu);
 		int64_t now = col_clock_real_ns();
 		col_windows_close(w, now - w->grace_ns, NULL, NULL);
-		int64_t mono = col_clock_mono_ns();
-		if (mono >= next_expire)
-			next_expire = expire_summaries(w, mono + EXPIRE_BUDGET_NS) ? mono
-			              : mono + EXPIRE_EVERY_NS;
 		/* The next deadline: the end of the window now open plus the
 		 * grace, on the wall clock; waited for in steps of at most a
 		 * second on CLOCK_MONOTONIC, so a clock step is noticed. */

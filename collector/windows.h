@@ -29,13 +29,6 @@
  * source of detection and alerts; PostgreSQL being away delays the copy
  * only.
  *
- * Retention. Summaries of windows that ended more than retention_days ago
- * are deleted from SQLite (the window thread, hourly, a window at a time
- * within a time budget); store_pg.c's retention pass deletes them from
- * PostgreSQL by the same rule. Regressions are not expired (each carries the figures of both
- * windows, so none dangles); the previous summaries already loaded still
- * serve the regression rules.
- *
  * Restarts. col_windows_stop() stores the windows still open
  * (window_partials) and the next col_windows_open() takes them back, so a
  * restart in the middle of a window loses nothing received; the previous
@@ -98,14 +91,11 @@ struct col_windows_opts {
 	int64_t webhook_delay_scale_pct; /* 0: the SPEC schedule (tests shorten it) */
 	struct col_metrics *metrics; /* NULL: none; regressions and alerts are
 	                                counted there (apiprof_regressions_total...) */
-	int retention_days;        /* summaries of windows that ended longer ago
-	                              are deleted at open and hourly; 0: kept */
 };
 
 /* Opens two connections to the database (a writer, a reader), creates the
  * tables, loads the watermark, the previous summaries and the open windows
- * stored at the last stop, then deletes the expired summaries (before any
- * copy to PostgreSQL could publish them again). NULL with err filled on failure. Nothing runs
+ * stored at the last stop. NULL with err filled on failure. Nothing runs
  * until col_windows_start(). */
 struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err, size_t errlen);
 

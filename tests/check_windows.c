@@ -2,9 +2,8 @@
  * check_windows.c - summary windows (collector/windows.h) on a temporary
  * database: alignment and boundaries, late events, closing (idempotent),
  * summaries, regressions through the windows with their guard, open
- * windows surviving a stop and start, summaries expired by retention_days,
- * alert bodies; 10-second buckets (collector/timeseries.h): complete
- * buckets only, rates, ranges.
+ * windows surviving a stop and start, alert bodies; 10-second buckets
+ * (collector/timeseries.h): complete buckets only, rates, ranges.
  */
 #include "config.h"
 #include "check_suites.h"
@@ -267,49 +266,6 @@ START_TEST(test_restart_mid_window)
 	w = open_w(20);
 	col_windows_counters(w, &c);
 	ck_assert_uint_eq(c.open_windows, 0);
-	col_windows_free(w);
-}
-END_TEST
-
-/* retention_days: a start deletes the summaries of windows that ended
- * before now - retention_days, and only those (one-day windows, two days
- * kept): A ended 2.5 days ago or earlier, B started before the cutoff
- * but ends after it, C is recent. */
-START_TEST(test_retention)
-{
-	const int64_t day = 86400 * SEC;
-	char err[256] = "";
-	struct col_windows_opts o = {
-		.db_path = dbpath, .host = "h1", .window_ns = day, .grace_ns = -1,
-		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 20 },
-		.retention_days = 2,
-	};
-	int64_t now = col_clock_real_ns();
-	int64_t a = col_windows_start_of(now - 7 * day / 2, day);
-	int64_t b = col_windows_start_of(now - 2 * day, day);
-	int64_t c = col_windows_start_of(now - day / 2, day);
-	ck_assert(b < now - 2 * day && b + day > now - 2 * day);
-	struct col_windows *w = col_windows_open(&o, err, sizeof err);
-	ck_assert_msg(w != NULL, "open: %s", err);
-	req(w, "/a", a, 10, 0);
-	req(w, "/b", b, 20, 0);
-	req(w, "/c", c, 30, 0);
-	size_t ns;
-	ck_assert_int_eq(col_windows_close(w, c + day, &ns, NULL), 0);
-	ck_assert_uint_eq(ns, 3);
-	struct rows r;
-	summaries(w, &r);
-	ck_assert_int_eq(r.n, 3);
-	col_windows_free(w);
-
-	w = col_windows_open(&o, err, sizeof err);
-	ck_assert_msg(w != NULL, "open: %s", err);
-	summaries(w, &r);
-	char want[256];
-	snprintf(want, sizeof want, "%lld GET /c 1 30.0 30.0 30.0 0 0.00\n"
-	         "%lld GET /b 1 20.0 20.0 20.0 0 0.00\n",
-	         (long long)((c - T0) / SEC), (long long)((b - T0) / SEC));
-	ck_assert_str_eq(r.text, want);
 	col_windows_free(w);
 }
 END_TEST
@@ -644,7 +600,6 @@ Suite *windows_suite(void)
 	tcase_add_test(tc, test_late_events);
 	tcase_add_test(tc, test_idempotent);
 	tcase_add_test(tc, test_restart_mid_window);
-	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_regressions);
 	tcase_add_test(tc, test_n_plus_one_regression);
 	tcase_add_test(tc, test_many_regressions);

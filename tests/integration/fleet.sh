@@ -18,8 +18,7 @@
 # Then a slow database (its requests table locked for 7 s): the status says
 # "slow" while the rows wait, and they are all written after. Then
 # retention: a 10-day-old partition is dropped whole, today's and
-# tomorrow's exist, 10-day-old summary windows are deleted from
-# PostgreSQL and from a local file, recent ones stay. Then migrations: a database set back to schema version 2 is upgraded in
+# tomorrow's exist. Then migrations: a database set back to schema version 2 is upgraded in
 # place on start, for PostgreSQL and SQLite; the SQLite collector's answers
 # have the same fields as PostgreSQL's. A password in the URI is never
 # shown. Then a copy of the collector
@@ -429,10 +428,6 @@ ap_psql fleet -c "INSERT INTO requests (id, ts_ns, host, service, pid, tid, meth
 # started again (alpha on its old socket: its server keeps sending there).
 ap_stop_pid "$PID_beta"
 ap_stop_pid "$PID_alpha"
-# A summary window of beta that ended 10 days ago, in its local file:
-# expired at start, before the copy to the emptied tables could publish it.
-sqlite3 "$AP_TMP/beta/apiprof.db" "INSERT INTO window_summaries VALUES ($lo, $((lo + 3000000000)),
-	'beta', 'web', 'GET', '/old', 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, NULL, NULL)"
 ap_psql fleet -c "DROP INDEX requests_host; DROP TABLE endpoint_totals, query_totals;
 	DROP TABLE window_summaries, regressions, ts_buckets, profile_endpoints,
 	profile_stacks; UPDATE schema_version SET version = 2"
@@ -465,9 +460,6 @@ for i in $(seq 30); do
 done
 ap_assert_jq "W1 of /slow over both hosts, published again after the tables were dropped" \
 	'length == 1 and .[0].count == 10' "$(win beta "$W1")"
-ap_assert_eq "beta's 10-day-old window expired from its local file, not published" \
-	"$(sqlite3 "$AP_TMP/beta/apiprof.db" "SELECT count(*) FROM window_summaries WHERE route = '/old'") $(
-	ap_psql fleet -Atc "SELECT count(*) FROM window_summaries WHERE route = '/old'")" "0 0"
 ap_assert_eq "host slots: two hosts, none taken by beta's restart" \
 	"$(ap_psql fleet -Atc "SELECT count(*) || ' ' || (SELECT last_value FROM hosts_slot_seq) FROM hosts")" "2 2"
 
@@ -503,10 +495,6 @@ ap_stop_pid "$PID_lite"
 # Under another file name (the preload's name check does not apply), with
 # the preload sending to alpha: its API calls (each reading PostgreSQL
 # through libpq) would show up in alpha as service "selfcheck".
-# A 10-day-old summary window of a host gone from the fleet, in
-# PostgreSQL: gamma's retention at start deletes it, W1 stays.
-ap_psql fleet -c "INSERT INTO window_summaries VALUES ($lo, $((lo + 3000000000)), 'gone',
-	'web', 'GET', '/slow', 1, 1, 1, 1, 0, 0, 0, 0, 0, NULL)"
 cp "$AP_COLLECTOR" "$AP_TMP/mycollector"
 port=$(ap_free_port)
 mkdir -p "$AP_TMP/gamma"
@@ -526,13 +514,6 @@ for i in 1 2 3 4 5; do
 	api gamma /api/v1/requests >/dev/null
 done
 ap_assert_eq "gamma answers for the fleet" "$(count gamma /hello)" 49
-for i in $(seq 50); do
-	[ "$(ap_psql fleet -Atc "SELECT count(*) FROM window_summaries WHERE host = 'gone'")" = 0 ] && break
-	sleep 0.2
-done
-ap_assert_eq "retention deleted the 10-day-old summary window from PostgreSQL" \
-	"$(ap_psql fleet -Atc "SELECT count(*) FROM window_summaries WHERE host = 'gone'")" 0
-ap_assert_jq "W1 of /slow kept" 'length == 1 and .[0].count == 10' "$(win gamma "$W1")"
 [ -f "$AP_TMP/gstate/apiprof.db" ] && [ ! -e "$AP_TMP/gamma/apiprof.db" ] ||
 	ap_fail "gamma's local window file is not in \$STATE_DIRECTORY"
 [ -f "$AP_TMP/alpha/apiprof.db" ] || ap_fail "alpha's local window file is not in its working directory"
