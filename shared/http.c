@@ -1523,12 +1523,18 @@ int ap_http_resp_status_seen(const struct ap_http_resp *p)
 size_t ap_http_resp_feed_to_end(struct ap_http_resp *p, const char *buf, size_t len,
                                 enum ap_http_ev *ev)
 {
-	size_t used = 0;
-	if (!buf)
-		return resp_feed(p, buf, len, ev);
-	for (;;) {
-		used += resp_feed(p, buf + used, len - used, ev);
-		if (*ev != AP_HTTP_START_LINE && *ev != AP_HTTP_HEADERS_DONE)
+	size_t used = resp_feed(p, buf, len, ev);
+	/* A status line leaves the parser in the header block: straight to
+	 * its step, without the dispatch. */
+	if (*ev == AP_HTTP_START_LINE) {
+		*ev = AP_HTTP_NEED_MORE;
+		if (used == len)
 			return used;
+		used += resp_step_headers(p, (const unsigned char *)buf + used, len - used, ev);
 	}
+	/* The body, or a bodyless response's MSG_DONE; nothing after it can
+	 * be START_LINE or HEADERS_DONE again. */
+	if (*ev == AP_HTTP_HEADERS_DONE)
+		used += resp_feed(p, buf + used, len - used, ev);
+	return used;
 }
