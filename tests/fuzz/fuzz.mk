@@ -26,19 +26,28 @@ FUZZ_DW = $(if $(shell grep -s 'define HAVE_LIBDW 1' $(BUILDDIR)/config.h),libdw
 # collector/ but the programs' own files), so new modules need no edit here.
 SHARED_SRC = $(notdir $(wildcard $(SRCDIR)/shared/*.c))
 COLLECTOR_SRC = $(filter-out main.c cli.c cli_%.c,$(notdir $(wildcard $(SRCDIR)/collector/*.c)))
+# Sources the build generates (dashboard_assets.c) are in the build tree,
+# which for an out-of-tree build is not the source tree.
+COLLECTOR_GEN = $(filter-out $(notdir $(wildcard $(SRCDIR)/collector/*.c)),\
+	$(notdir $(wildcard $(BUILDDIR)/collector/*.c)))
 SHARED_OBJ = $(addprefix $(OUT)/obj/shared_,$(SHARED_SRC:.c=.o))
-COLLECTOR_OBJ = $(addprefix $(OUT)/obj/collector_,$(COLLECTOR_SRC:.c=.o))
+COLLECTOR_OBJ = $(addprefix $(OUT)/obj/collector_,$(COLLECTOR_SRC:.c=.o)) \
+	$(addprefix $(OUT)/obj/collector_gen_,$(COLLECTOR_GEN:.c=.o))
 
 FUZZERS = fuzz_http fuzz_wire fuzz_sql fuzz_config fuzz_api fuzz_json
 all: $(addprefix $(OUT)/,$(FUZZERS))
 print-sources:
 	@echo shared: $(SHARED_SRC)
 	@echo collector: $(COLLECTOR_SRC)
+	@echo generated: $(COLLECTOR_GEN)
 
 $(OUT)/obj/shared_%.o: $(SRCDIR)/shared/%.c $(wildcard $(SRCDIR)/shared/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 $(OUT)/obj/collector_%.o: $(SRCDIR)/collector/%.c $(wildcard $(SRCDIR)/collector/*.h $(SRCDIR)/shared/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(OUT)/obj/collector_gen_%.o: $(BUILDDIR)/collector/%.c
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 

@@ -7,7 +7,10 @@
  * events and results of a message stream must not depend on where the
  * reads cut it. The input's first byte chooses the direction and a seed
  * for the cut points; the rest is the byte stream, parsed once whole and
- * once in pieces of 1..16 bytes, and the two event logs must match.
+ * once in pieces of 1..16 bytes, and the two event logs must match. A third
+ * run, in the same pieces, takes the preload's shortcuts
+ * (ap_http_req_end_bodyless(), ap_http_resp_feed_to_end()): requests must
+ * give the same log, responses the same MSG_DONEs and errors.
  */
 #include "config.h"
 
@@ -90,9 +93,15 @@ static void check_resp(const struct ap_http_resp *r, enum ap_http_ev ev, struct 
 	log_ev(l, h);
 }
 
+enum run_mode {
+	RUN_ALL,      /* every event logged */
+	RUN_ENDS,     /* responses: only MSG_DONE and ERROR logged */
+	RUN_SHORTCUT  /* the preload's shortcuts, every event they report logged */
+};
+
 /* Parses data[0..n) in pieces; piece sizes come from the seed (0: whole). */
 static void run(int response, int head, uint32_t seed, const char *data, size_t n,
-                struct evlog *l)
+                enum run_mode mode, struct evlog *l)
 {
 	struct ap_http_req rq;
 	struct ap_http_resp rs;
@@ -114,9 +123,10 @@ static void run(int response, int head, uint32_t seed, const char *data, size_t 
 		size_t off = 0;
 		while (off < piece) {
 			enum ap_http_ev ev = AP_HTTP_NEED_MORE;
-			size_t used = response
-				? ap_http_resp_feed(&rs, data + pos + off, piece - off, &ev)
-				: ap_http_req_feed(&rq, data + pos + off, piece - off, &ev);
+			size_t used = !response ? ap_http_req_feed(&rq, data + pos + off, piece - off, &ev)
+			              : mode == RUN_SHORTCUT
+			              ? ap_http_resp_feed_to_end(&rs, data + pos + off, piece - off, &ev)
+			              : ap_http_resp_feed(&rs, data + pos + off, piece - off, &ev);
 			if (used > piece - off)
 				fail("feed consumed more than it was given");
 			if (ev == AP_HTTP_NEED_MORE && used != piece - off)
@@ -128,10 +138,16 @@ static void run(int response, int head, uint32_t seed, const char *data, size_t 
 				fail("no progress: events without consuming bytes");
 			if (used != 0)
 				stalls = 0;
-			if (response)
+			if (response && mode == RUN_SHORTCUT &&
+			    (ev == AP_HTTP_START_LINE || ev == AP_HTTP_HEADERS_DONE))
+				fail("ap_http_resp_feed_to_end() reported a start line or headers");
+			if (response && (mode == RUN_ALL || ev == AP_HTTP_MSG_DONE || ev == AP_HTTP_ERROR))
 				check_resp(&rs, ev, l);
-			else
+			else if (!response)
 				check_req(&rq, ev, l);
+			if (!response && mode == RUN_SHORTCUT && ev == AP_HTTP_HEADERS_DONE &&
+			    ap_http_req_end_bodyless(&rq))
+				check_req(&rq, AP_HTTP_MSG_DONE, l);
 			if (ev == AP_HTTP_ERROR)
 				return; /* sticky; the preload stops tracking here */
 			if (response && ev == AP_HTTP_MSG_DONE) {
@@ -142,22 +158,47 @@ static void run(int response, int head, uint32_t seed, const char *data, size_t 
 		}
 		pos += piece;
 	}
+	/* A bodyless message's MSG_DONE is held back to the next feed call:
+	 * ask for it at the end of the stream too, so that runs which end
+	 * it earlier (the shortcuts) can be compared. */
+	enum ap_http_ev ev = AP_HTTP_NEED_MORE;
+	if (response)
+		ap_http_resp_feed(&rs, NULL, 0, &ev);
+	else
+		ap_http_req_feed(&rq, NULL, 0, &ev);
+	if (ev == AP_HTTP_MSG_DONE) {
+		if (response)
+			check_resp(&rs, ev, l);
+		else
+			check_req(&rq, ev, l);
+		if (response && rs.status == 101)
+			return; /* as in the loop */
+	}
 	if (response)
 		log_ev(l, (uint64_t)ap_http_resp_eof(&rs) | 0x1000);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct evlog whole, cut;
+	static struct evlog whole, cut, ends, shortcut;
 	if (size < 1)
 		return 0;
 	int response = data[0] & 1, head = (data[0] >> 1) & 1;
 	uint32_t seed = (uint32_t)data[0] * 2654435761u | 1;
 	const char *s = (const char *)data + 1;
 	size--;
-	run(response, head, 0, s, size, &whole);
-	run(response, head, seed, s, size, &cut);
+	run(response, head, 0, s, size, RUN_ALL, &whole);
+	run(response, head, seed, s, size, RUN_ALL, &cut);
 	if (whole.n != cut.n || memcmp(whole.v, cut.v, whole.n * sizeof whole.v[0]) != 0)
 		fail("events differ when the same bytes arrive in other pieces");
+	struct evlog *want = &whole;
+	if (response) {
+		run(response, head, 0, s, size, RUN_ENDS, &ends);
+		want = &ends;
+	}
+	run(response, head, seed, s, size, RUN_SHORTCUT, &shortcut);
+	if (want->n != shortcut.n ||
+	    memcmp(want->v, shortcut.v, want->n * sizeof want->v[0]) != 0)
+		fail("the preload's shortcuts give other events than the plain feeds");
 	return 0;
 }
