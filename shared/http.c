@@ -46,6 +46,9 @@
  * times per message and mostly just dispatch, and with these inlined every
  * call would set up their registers and stack frame. */
 #define NOINLINE __attribute__((noinline))
+/* And the steps of the header fast path are forced inline, where the
+ * compiler would call them with their results in memory. */
+#define ALWAYS_INLINE __attribute__((always_inline))
 
 /* core.state; ST_LINE is 0 so that an all-zero parser is a fresh one. */
 enum {
@@ -178,23 +181,31 @@ static inline uint64_t load_le(const unsigned char *p, size_t len)
  * p[0..len) equals the lower-case literal whose words and fold masks are
  * given, ignoring ASCII case: (bytes | fold) == literal matches a letter in
  * either case and any other byte only itself, so this is exact for any
- * input bytes. len <= 24 and constant at every call (see IEQ).
+ * input bytes. len <= 24 and constant at every call (see IEQ). Past 8
+ * bytes the words overlap rather than end in a short one: w1 is the word
+ * at len - 8 (or at 8 when len > 16), w2 the one at len - 8, so every load
+ * is a whole 8-byte one.
  */
 static inline int ieq_(const unsigned char *p, size_t len, uint64_t w0, uint64_t f0,
                        uint64_t w1, uint64_t f1, uint64_t w2, uint64_t f2)
 {
-	if ((load_le(p, len < 8 ? len : 8) | f0) != w0)
+	if (len < 8)
+		return (load_le(p, len) | f0) == w0;
+	if ((load_le(p, 8) | f0) != w0)
 		return 0;
-	if (len > 8 && (load_le(p + 8, len < 16 ? len - 8 : 8) | f1) != w1)
+	if (len > 8 && (load_le(p + (len <= 16 ? len - 8 : 8), 8) | f1) != w1)
 		return 0;
-	return len <= 16 || (load_le(p + 16, len - 16) | f2) == w2;
+	return len <= 16 || (load_le(p + len - 8, 8) | f2) == w2;
 }
 
 /* p[0..sizeof(lit) - 1) equals the lower-case string literal lit, ignoring
  * ASCII case. The caller has checked the length. */
+#define IEQ_LEN(lit) (sizeof(lit) - 1)
+#define IEQ_W1(lit) (IEQ_LEN(lit) <= 8 ? 0 : IEQ_LEN(lit) <= 16 ? IEQ_LEN(lit) - 8 : 8)
+#define IEQ_W2(lit) (IEQ_LEN(lit) <= 8 ? 0 : IEQ_LEN(lit) - 8)
 #define IEQ(p, lit) \
-	ieq_((p), sizeof(lit) - 1, LITW(lit, 0), FOLDW(lit, 0), LITW(lit, 8), \
-	     FOLDW(lit, 8), LITW(lit, 16), FOLDW(lit, 16))
+	ieq_((p), IEQ_LEN(lit), LITW(lit, 0), FOLDW(lit, 0), LITW(lit, IEQ_W1(lit)), \
+	     FOLDW(lit, IEQ_W1(lit)), LITW(lit, IEQ_W2(lit)), FOLDW(lit, IEQ_W2(lit)))
 
 /* --- scanning whole lines ---------------------------------------------- */
 
@@ -351,8 +362,9 @@ static const uint32_t hdr_first[18] = {
 
 static inline int header_maybe(unsigned char first, size_t len)
 {
-	return len < sizeof hdr_first / sizeof hdr_first[0] &&
-	       (hdr_first[len] & LETTER_BIT(first));
+	/* the lengths first: one bit test that nearly every name fails */
+	const uint32_t lens = 1u << 6 | 1u << 10 | 1u << 14 | 1u << 17;
+	return len < 32 && (lens >> len & 1) && (hdr_first[len] & LETTER_BIT(first));
 }
 
 /* Which of the headers we care about a name is. */
@@ -549,7 +561,7 @@ static int value_end(struct ap_http_core *c)
  * token_flag() knows. Returns 0, having changed nothing, for anything else
  * (lists, unknown tokens, errors): the byte machine then reads the line.
  */
-static int value_fast(struct ap_http_core *c, uint8_t hdr, const unsigned char *v,
+ALWAYS_INLINE static inline int value_fast(struct ap_http_core *c, uint8_t hdr, const unsigned char *v,
                       const unsigned char *end)
 {
 	/* the LF at `end` stops the first loop; `end > v` guards the second */
@@ -584,6 +596,94 @@ static int value_fast(struct ap_http_core *c, uint8_t hdr, const unsigned char *
 }
 
 /*
+ * The rare cases of line_fast(), kept out of its loop. line_known(): a
+ * name header_maybe() lets through, ending at k in a colon; line_odd(): a
+ * name ending at k in another byte than a colon (a token byte other than a
+ * letter or '-', or none), or an empty one. Same contract as line_fast().
+ */
+NOINLINE static int line_known(struct ap_http_core *c, const unsigned char *s, size_t i,
+                               size_t k, size_t lf)
+{
+	uint8_t h = header_id(s + i, k - i);
+	if (h != HDR_OTHER && !value_fast(c, h, s + k + 1, s + lf))
+		return -1;
+	return h;
+}
+
+NOINLINE static int line_odd(struct ap_http_core *c, const unsigned char *s, size_t i,
+                             size_t k, size_t lf)
+{
+	while (cls[s[k]] & C_TCHAR)
+		k++;
+	if (s[k] != ':' || k == i)
+		return -1; /* a fold, a bad name, no colon, an empty name */
+	if (!header_maybe(s[i], k - i))
+		return HDR_OTHER;
+	return line_known(c, s, i, k, lf);
+}
+
+/*
+ * One header line s[i..lf], whole in the buffer with its LF at lf, whose
+ * name ends at k if all of it is letters and '-' (k <= lf: the LF is no
+ * name byte). Reads it as headers_fast() does, below, and returns the
+ * header it was (HDR_*), or -1 without a change for a line the byte
+ * machine must read.
+ */
+ALWAYS_INLINE static inline int line_fast(struct ap_http_core *c, const unsigned char *s,
+                                          size_t i, size_t k, size_t lf)
+{
+	if (__builtin_expect(s[k] != ':' || k == i, 0))
+		return line_odd(c, s, i, k, lf);
+	if (__builtin_expect(header_maybe(s[i], k - i), 0))
+		return line_known(c, s, i, k, lf);
+	return HDR_OTHER; /* nearly every line */
+}
+
+#if HTTP_SSE2
+/*
+ * The LFs of the 64-byte window s[b..b+64) of the buffer s[0..n), b < n,
+ * n >= 16: bit j set when s[b+j] is LF, clear past n. Near the end of the
+ * buffer, loads that would reach past n are moved back to end at n (they
+ * may then start before b, never before s) and their bits shifted into
+ * place.
+ */
+ALWAYS_INLINE static inline uint64_t lf_window(const unsigned char *s, size_t b, size_t n)
+{
+	if (n - b >= 64)
+		return lf16(s + b) | (uint64_t)lf16(s + b + 16) << 16 |
+		       (uint64_t)lf16(s + b + 32) << 32 | (uint64_t)lf16(s + b + 48) << 48;
+	if (n >= 64) { /* the 64 bytes ending the buffer, moved into place */
+		const unsigned char *e = s + n - 64;
+		uint64_t l = lf16(e) | (uint64_t)lf16(e + 16) << 16 |
+		             (uint64_t)lf16(e + 32) << 32 | (uint64_t)lf16(e + 48) << 48;
+		return l >> (b - (n - 64));
+	}
+	/* a buffer of 16 to 63 bytes: whole chunks, then the 16 bytes ending
+	 * it shifted into place */
+	uint64_t l = 0;
+	unsigned off = 0;
+	for (; n - b - off >= 16; off += 16)
+		l |= (uint64_t)lf16(s + b + off) << off;
+	if (b + off < n)
+		l |= (uint64_t)(lf16(s + n - 16) >> (b + off - (n - 16))) << off;
+	return l;
+}
+
+/*
+ * Where the name of the line starting at s[i] ends, i < n, n >= 16: at the
+ * first byte of its first 16 that is no letter or '-', or i + 16 if there
+ * is none (a long name, or an odd byte: line_rare() then goes on). Near the
+ * end of the buffer the 16 bytes ending it are looked at instead.
+ */
+ALWAYS_INLINE static inline size_t name_end16(const unsigned char *s, size_t i, size_t n)
+{
+	size_t at = n - i >= 16 ? i : n - 16;
+	uint32_t nm = namebytes16(s + at) >> (i - at);
+	return i + ctz32(~nm); /* ~nm has bit 16 set at the latest */
+}
+#endif
+
+/*
  * Reads the header lines that lie whole in s[0..n) as long as they look
  * ordinary, and stops at the start of the first that does not: one split
  * by the end of the buffer, a folded line, a name with bytes other than
@@ -592,6 +692,14 @@ static int value_fast(struct ap_http_core *c, uint8_t hdr, const unsigned char *
  * here is what it would have done with the same line, whose name it would
  * have scanned byte by byte, and whose value, for the headers we ignore
  * (nearly all of them), it would have skipped to the LF as here.
+ *
+ * With SSE2 the lines are walked in 64-byte windows: one pass over the
+ * window marks its LFs and its name bytes (letters, '-'), and each line
+ * then costs two bit scans (its LF, the end of its name) instead of its own
+ * loads and masks. A window starts at a line's start; a line that runs past
+ * it starts the next window. A line longer than a window, one starting in
+ * the last 15 bytes of the buffer, and every line of a build without SSE2
+ * are scanned on their own (scan_line()).
  *
  * Of the state a line leaves, only hdr (for a fold) and the framing in
  * flags and remaining are read after it, so those are all that is kept up.
@@ -602,26 +710,48 @@ static size_t headers_fast(struct ap_http_core *c, const unsigned char *s, size_
 {
 	size_t i = 0;
 	uint8_t hdr = c->hdr;
+#if HTTP_SSE2
+	if (n >= 16) {
+		/* the window is s[b..we), we = min(b + 64, n), and lfs holds the
+		 * LFs in it not yet passed: windows follow each other, so each
+		 * byte is looked at once for LFs */
+		size_t b = 0, we = n < 64 ? n : 64;
+		uint64_t lfs = lf_window(s, 0, n);
+		/* CR and LF start the blank line; the other bytes <= CR, a name
+		 * never */
+		while (i < n && s[i] > '\r') {
+			while (!lfs) { /* the line goes on past the window */
+				if (we == n)
+					goto out; /* the rest of the line is still to come */
+				b = we;
+				we = n - b < 64 ? n : b + 64;
+				lfs = lf_window(s, b, n);
+			}
+			size_t lf = b + ctz64(lfs);
+			lfs &= lfs - 1;
+			int h = line_fast(c, s, i, name_end16(s, i, n), lf);
+			if (h < 0)
+				goto out;
+			hdr = (uint8_t)h;
+			i = lf + 1;
+		}
+		goto out;
+	}
+#endif
 	/* CR and LF start the blank line; the other bytes <= CR, a name never */
 	while (i < n && s[i] > '\r') {
 		size_t k, lf = scan_line(s, i, n, &k);
 		if (lf == n)
 			break; /* the rest of the line is still to come */
-		if (s[k] != ':') {
-			while (cls[s[k]] & C_TCHAR) /* rare: odd name bytes */
-				k++;
-			if (s[k] != ':')
-				break; /* a fold, a bad name, no colon */
-		}
-		if (k == i)
-			break; /* an empty name */
-		size_t len = k - i;
-		uint8_t h = header_maybe(s[i], len) ? header_id(s + i, len) : HDR_OTHER;
-		if (h != HDR_OTHER && !value_fast(c, h, s + k + 1, s + lf))
+		int h = line_fast(c, s, i, k, lf);
+		if (h < 0)
 			break;
-		hdr = h;
+		hdr = (uint8_t)h;
 		i = lf + 1;
 	}
+#if HTTP_SSE2
+out:
+#endif
 	c->hdr = hdr;
 	/* the blank line ending the block, when whole here */
 	size_t end = i + (i < n && s[i] == '\r');
