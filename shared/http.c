@@ -705,7 +705,7 @@ ALWAYS_INLINE static inline size_t name_end16(const unsigned char *s, size_t i, 
  * flags and remaining are read after it, so those are all that is kept up.
  * Returns the bytes consumed; *ev becomes HEADERS_DONE after the blank line.
  */
-static size_t headers_fast(struct ap_http_core *c, const unsigned char *s, size_t n,
+ALWAYS_INLINE static inline size_t headers_fast(struct ap_http_core *c, const unsigned char *s, size_t n,
                            enum ap_http_ev *ev)
 {
 	size_t i = 0;
@@ -836,7 +836,7 @@ bad:
  * Consumes header-block bytes. *ev becomes HEADERS_DONE right after the
  * blank line, ERROR on a malformed line; the caller then decides framing.
  */
-static inline size_t headers(struct ap_http_core *c, const unsigned char *s, size_t n,
+ALWAYS_INLINE static inline size_t headers(struct ap_http_core *c, const unsigned char *s, size_t n,
                              enum ap_http_ev *ev)
 {
 	size_t i = 0;
