@@ -139,10 +139,15 @@ static void fail(struct ap_http_core *c, enum ap_http_ev *ev)
 	*ev = AP_HTTP_ERROR;
 }
 
-/* Starts a header block; called once the start line's LF is consumed. */
+/* Starts a header block; called once the start line's LF is consumed.
+ * scratch is left as it is: only its first nlen bytes are ever read, and
+ * nlen is 0 (a memset of the whole struct became `rep stos` here). */
 static void headers_begin(struct ap_http_core *c)
 {
-	memset(c, 0, sizeof *c);
+	c->remaining = 0;
+	c->num = 0;
+	c->flags = 0;
+	c->nlen = 0;
 	c->state = ST_HEADERS;
 	c->sub = H_LINE;
 	c->hdr = HDR_FIRST;
@@ -368,7 +373,7 @@ static inline int header_maybe(unsigned char first, size_t len)
 }
 
 /* Which of the headers we care about a name is. */
-static uint8_t header_id(const unsigned char *name, size_t len)
+static inline uint8_t header_id(const unsigned char *name, size_t len)
 {
 	switch (len) {
 	case 6:
@@ -387,7 +392,7 @@ static uint8_t header_id(const unsigned char *name, size_t len)
 
 /* The flag a value token of header `hdr` stands for, 0 for none. For
  * Transfer-Encoding, HF_TE_CHUNKED: the coding is chunked. */
-static uint16_t token_flag(uint8_t hdr, const unsigned char *t, size_t len)
+static inline uint16_t token_flag(uint8_t hdr, const unsigned char *t, size_t len)
 {
 	switch (hdr) {
 	case HDR_TE:
@@ -1204,12 +1209,42 @@ static inline void copy_short(char *dst, const unsigned char *src, size_t len,
 NOINLINE static size_t req_line_fast(struct ap_http_req *p, const unsigned char *s,
                                      size_t n)
 {
-	size_t m = 0;
+	size_t m = 0, t, e;
+#if HTTP_SSE2
+	if (n >= 16) {
+		/* the first 16 bytes hold the usual method and the start of the
+		 * target: one load finds the SP after the method, checks it is
+		 * upper-case letters (token bytes; others go the slow way below),
+		 * and finds the target's end if it is in there */
+		const __m128i sp = _mm_set1_epi8(' ');
+		__m128i v = _mm_loadu_si128((const __m128i *)s);
+		__m128i up = _mm_cmpgt_epi8(_mm_set1_epi8((char)(-128 + 26)),
+		                            _mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - 'A'))));
+		/* max(v, SP) == SP: v <= SP as an unsigned byte; and DEL */
+		__m128i bad = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, sp), sp),
+		                           _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+		uint32_t ups = (uint32_t)_mm_movemask_epi8(up);
+		uint32_t ends = (uint32_t)_mm_movemask_epi8(bad);
+		m = ctz32(ends | 0x10000);
+		/* a method of 1..15 upper-case letters ending at an SP */
+		if (m != 0 && m < 16 && s[m] == ' ' && (ups & ((1u << m) - 1)) == (1u << m) - 1) {
+			t = m + 1;
+			uint32_t rest = ends >> t; /* t <= 16 */
+			e = rest ? t + ctz32(rest) : target_end(s, 16, n);
+			goto target;
+		}
+		m = 0;
+	}
+#endif
 	while (m < n && (cls[s[m]] & C_TCHAR) && m < AP_HTTP_METHOD_MAX - 1)
 		m++;
 	if (m == 0 || m == n || s[m] != ' ')
 		return 0;
-	size_t t = m + 1, e = target_end(s, t, n);
+	t = m + 1;
+	e = target_end(s, t, n);
+#if HTTP_SSE2
+target:
+#endif
 	if (e == t || n - e < 11 || s[e] != ' ')
 		return 0;
 	/* then `HTTP/1.d CRLF`: 10 bytes, known to be there */
@@ -1469,13 +1504,16 @@ static int status_line_byte(struct ap_http_resp *p, unsigned char ch)
 
 /* The common `HTTP/1.d SP 3DIGIT` whole in one buffer of at least 12 bytes:
  * one comparison instead of twelve steps. 0 leaves it to the slow path. */
-static int status_fast(struct ap_http_resp *p, const unsigned char *s)
+ALWAYS_INLINE static inline int status_fast(struct ap_http_resp *p, const unsigned char *s)
 {
-	if (memcmp(s, http1, sizeof http1 - 1) != 0 || (s[7] != '0' && s[7] != '1') ||
-	    s[8] != ' ' || (unsigned)(s[9] - '1') > 8 || (unsigned)(s[10] - '0') > 9 ||
+	/* `HTTP/1.` and the minor digit as one word */
+	uint64_t w = load_le(s, 8);
+	unsigned minor = (unsigned)(w >> 56) - '0';
+	if ((w & 0x00ffffffffffffffu) != LITW("HTTP/1.", 0) || minor > 1 || s[8] != ' ' ||
+	    (unsigned)(s[9] - '1') > 8 || (unsigned)(s[10] - '0') > 9 ||
 	    (unsigned)(s[11] - '0') > 9)
 		return 0;
-	p->version_minor = (uint8_t)(s[7] - '0');
+	p->version_minor = (uint8_t)minor;
 	p->status = (uint16_t)((s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0'));
 	p->core.sub = SL_AFTER;
 	return 1;
