@@ -225,6 +225,21 @@ static inline int ieq_(const unsigned char *p, size_t len, uint64_t w0, uint64_t
  */
 #if HTTP_SSE2
 /* Trailing zeros of x != 0, as the size_t every caller adds it to. */
+#if defined(__x86_64__)
+/* bsf straight into the size_t: __builtin_ctz's int costs a zeroing xor
+ * and a sign extension around every use, in loops run once per line. */
+static inline size_t ctz64(uint64_t x)
+{
+	uint64_t r;
+	__asm__("bsfq %1, %0" : "=r"(r) : "rm"(x) : "cc");
+	return (size_t)r;
+}
+
+static inline size_t ctz32(uint32_t x)
+{
+	return ctz64(x);
+}
+#else
 static inline size_t ctz32(uint32_t x)
 {
 	return (unsigned)__builtin_ctz(x);
@@ -234,6 +249,7 @@ static inline size_t ctz64(uint64_t x)
 {
 	return (unsigned)__builtin_ctzll(x);
 }
+#endif
 
 /* Bit k set when byte k of the 16 at p equals ch. */
 static inline uint32_t eq16(const unsigned char *p, char ch)
@@ -248,10 +264,11 @@ static inline uint32_t eq16(const unsigned char *p, char ch)
 static inline uint32_t namebytes16(const unsigned char *p)
 {
 	__m128i v = _mm_loadu_si128((const __m128i *)p);
-	/* letters: (v | 0x20) - 'a' <= 25, as unsigned bytes */
-	__m128i t = _mm_or_si128(v, _mm_set1_epi8(0x20));
-	t = _mm_sub_epi8(t, _mm_set1_epi8('a'));
-	__m128i letter = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(25)), t);
+	/* letters: (v | 0x20) in 'a'..'z', moved to -128..-103 to be one
+	 * signed comparison */
+	__m128i t = _mm_add_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)),
+	                         _mm_set1_epi8((char)(0x80 - 'a')));
+	__m128i letter = _mm_cmpgt_epi8(_mm_set1_epi8((char)(-128 + 26)), t);
 	__m128i dash = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
 	return (uint32_t)_mm_movemask_epi8(_mm_or_si128(letter, dash));
 }
@@ -682,8 +699,11 @@ ALWAYS_INLINE static inline uint64_t lf_window(const unsigned char *s, size_t b,
  */
 ALWAYS_INLINE static inline size_t name_end16(const unsigned char *s, size_t i, size_t n)
 {
-	size_t at = n - i >= 16 ? i : n - 16;
-	uint32_t nm = namebytes16(s + at) >> (i - at);
+	uint32_t nm;
+	if (__builtin_expect(n - i >= 16, 1))
+		nm = namebytes16(s + i);
+	else
+		nm = namebytes16(s + n - 16) >> (i - (n - 16));
 	return i + ctz32(~nm); /* ~nm has bit 16 set at the latest */
 }
 #endif
@@ -725,7 +745,7 @@ ALWAYS_INLINE static inline size_t headers_fast(struct ap_http_core *c, const un
 		/* CR and LF start the blank line; the other bytes <= CR, a name
 		 * never */
 		while (i < n && s[i] > '\r') {
-			while (!lfs) { /* the line goes on past the window */
+			while (__builtin_expect(!lfs, 0)) { /* the line goes on past the window */
 				if (we == n)
 					goto out; /* the rest of the line is still to come */
 				b = we;
