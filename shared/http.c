@@ -661,6 +661,20 @@ ALWAYS_INLINE static inline int line_fast(struct ap_http_core *c, const unsigned
 	return HDR_OTHER; /* nearly every line */
 }
 
+/* line_fast() for a name end k <= i + 16 (name_end16()'s): the length
+ * needs no bounds check before its bit test. */
+ALWAYS_INLINE static inline int line_fast16(struct ap_http_core *c, const unsigned char *s,
+                                            size_t i, size_t k, size_t lf)
+{
+	const uint32_t lens = 1u << 6 | 1u << 10 | 1u << 14 | 1u << 17;
+	size_t len = k - i;
+	if (__builtin_expect(s[k] != ':' || k == i, 0))
+		return line_odd(c, s, i, k, lf);
+	if (__builtin_expect((lens >> len & 1) && (hdr_first[len] & LETTER_BIT(s[i])), 0))
+		return line_known(c, s, i, k, lf);
+	return HDR_OTHER;
+}
+
 #if HTTP_SSE2
 /*
  * The LFs of the 64-byte window s[b..b+64) of the buffer s[0..n), b < n,
@@ -700,7 +714,7 @@ ALWAYS_INLINE static inline uint64_t lf_window(const unsigned char *s, size_t b,
 ALWAYS_INLINE static inline size_t name_end16(const unsigned char *s, size_t i, size_t n)
 {
 	uint32_t nm;
-	if (__builtin_expect(n - i >= 16, 1))
+	if (__builtin_expect(i <= n - 16, 1))
 		nm = namebytes16(s + i);
 	else
 		nm = namebytes16(s + n - 16) >> (i - (n - 16));
@@ -754,7 +768,7 @@ ALWAYS_INLINE static inline size_t headers_fast(struct ap_http_core *c, const un
 			}
 			size_t lf = b + ctz64(lfs);
 			lfs &= lfs - 1;
-			int h = line_fast(c, s, i, name_end16(s, i, n), lf);
+			int h = line_fast16(c, s, i, name_end16(s, i, n), lf);
 			if (h < 0)
 				goto out;
 			hdr = (uint8_t)h;
