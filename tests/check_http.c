@@ -1304,8 +1304,9 @@ static void sweep_req(const char *in, size_t len, const char *want)
 	req_all_splits(in, len, want);
 	for (size_t k = 1; k < len; k++) {
 		req_run(in, len, split_at(k), &got);
-		ck_assert_msg(strcmp(got.s, want) == 0, "split at %zu of\n%s\n got: %.300s\nwant: %.300s",
-		              k, in, got.s, want);
+		ck_assert_msg(strcmp(got.s, want) == 0,
+		              "split at %zu of\n%s\n got: %.300s\nwant: %.300s", k, in, got.s,
+		              want);
 	}
 }
 
@@ -1315,8 +1316,9 @@ static void sweep_resp(const char *in, size_t len, const char *want)
 	resp_all_splits(in, len, "0", want);
 	for (size_t k = 1; k < len; k++) {
 		resp_run(in, len, "0", split_at(k), &got);
-		ck_assert_msg(strcmp(got.s, want) == 0, "split at %zu of\n%s\n got: %.300s\nwant: %.300s",
-		              k, in, got.s, want);
+		ck_assert_msg(strcmp(got.s, want) == 0,
+		              "split at %zu of\n%s\n got: %.300s\nwant: %.300s", k, in, got.s,
+		              want);
 	}
 }
 
