@@ -709,6 +709,14 @@ ALWAYS_INLINE static inline uint64_t lf_window(const unsigned char *s, size_t b,
 	return l;
 }
 
+/* Index of the first LF in s[from..n), from < n, or n: out of the header
+ * loop, which only comes here for lines over 128 bytes. */
+NOINLINE static size_t lf_after(const unsigned char *s, size_t from, size_t n)
+{
+	const unsigned char *p = memchr(s + from, '\n', n - from);
+	return p ? (size_t)(p - s) : n;
+}
+
 /*
  * Where the name of the line starting at s[i] ends, i < n, n >= 16: at the
  * first byte of its first 16 that is no letter or '-', or i + 16 if there
@@ -779,6 +787,16 @@ ALWAYS_INLINE static inline size_t headers_fast(struct ap_http_core *c,
 			while (__builtin_expect(!lfs, 0)) {
 				if (we == n)
 					goto out; /* the rest is still to come */
+				if (__builtin_expect(we - i >= 128, 0)) {
+					/* a long line (a cookie, a token): memchr's setup
+					 * pays off; a window of its LF alone */
+					b = lf_after(s, we, n);
+					if (b == n)
+						goto out;
+					we = b + 1;
+					lfs = 1;
+					break;
+				}
 				b = we;
 				we = n - b < 64 ? n : b + 64;
 				lfs = lf_window(s, b, n);
