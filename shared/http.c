@@ -588,11 +588,18 @@ ALWAYS_INLINE static inline int value_fast(struct ap_http_core *c,
                                           uint8_t hdr, const unsigned char *v,
                                           const unsigned char *end)
 {
-	/* the LF at `end` stops the first loop; `end > v` guards the second */
-	while (*v == ' ' || *v == '\t')
+	if (v[0] == ' ' && end - v >= 3 && end[-1] == '\r' && v[1] > ' ' && end[-2] > ' ') {
+		/* the usual `: token CRLF`: what the loops below would trim */
 		v++;
-	while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
 		end--;
+	} else {
+		/* the LF at `end` stops the first loop; `end > v` guards the
+		 * second */
+		while (*v == ' ' || *v == '\t')
+			v++;
+		while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+	}
 	size_t len = (size_t)(end - v);
 	if (len == 0)
 		return 0;
