@@ -386,6 +386,11 @@ static void must_not_parse_resp(const struct hcase *c)
 }
 
 #define GET_HDR "GET / HTTP/1.1\r\n"
+/* Fillers for the sweeps: 160 letters, and a name of letters and '-'. */
+#define LONG_A \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define LONG_NAME "X-Abcdefghij-Klmnopqrst-Uvwxyz-Abcdefghijklmnop"
 #define GET_S "S:GET / 1.1"
 
 static const struct hcase req_ok[] = {
@@ -1291,6 +1296,146 @@ START_TEST(test_req_target_truncation)
 }
 END_TEST
 
+/*
+ * The fast paths' own edges, swept rather than picked: http.c finds LFs
+ * 64 bytes at a time (windows that follow each other from the start of
+ * the header block, the last one moved back to end with the buffer), a
+ * name's end with one 16-byte load at the line's start (moved back near the
+ * end of the buffer), and the request line's method, SP and target end
+ * with one 16-byte load at its start. A pad of every length from 0 to 150
+ * puts each LF, name end, blank line and target end on every position
+ * around those edges; each message is fed whole, byte by byte, in random
+ * pieces and split in two at every offset, and must trace as written here
+ * (worked out without the parser).
+ */
+static void sweep_req(const char *in, size_t len, const char *want)
+{
+	struct trace got;
+	req_all_splits(in, len, want);
+	for (size_t k = 1; k < len; k++) {
+		req_run(in, len, split_at(k), &got);
+		ck_assert_msg(strcmp(got.s, want) == 0,
+		              "split at %zu of\n%s\n got: %.300s\nwant: %.300s", k, in, got.s,
+		              want);
+	}
+}
+
+static void sweep_resp(const char *in, size_t len, const char *want)
+{
+	struct trace got;
+	resp_all_splits(in, len, "0", want);
+	for (size_t k = 1; k < len; k++) {
+		resp_run(in, len, "0", split_at(k), &got);
+		ck_assert_msg(strcmp(got.s, want) == 0,
+		              "split at %zu of\n%s\n got: %.300s\nwant: %.300s", k, in, got.s,
+		              want);
+	}
+}
+
+START_TEST(test_fast_edges_values)
+{
+	/* a value of every length before the lines we read: their LFs and the
+	 * blank line fall on and around 16, 32, 64 and 128 */
+	static const char *const eol[] = { "\r\n", "\n" };
+	for (int e = 0; e < 2; e++) {
+		for (size_t pad = 0; pad <= 150; pad++) {
+			char in[512], want[256];
+			int n = snprintf(in, sizeof in,
+			                 "GET / HTTP/1.1\r\nX-Pad: %.*s%sConnection: close%s"
+			                 "Content-Length: 1%s%sx",
+			                 (int)pad, LONG_A, eol[e], eol[e], eol[e], eol[e]);
+			size_t hdr_end = (size_t)n - 1;
+			snprintf(want, sizeof want, "S:GET / 1.1@16; H:close cl=1@%zu; D@%zu",
+			         hdr_end, (size_t)n);
+			sweep_req(in, (size_t)n, want);
+
+			n = snprintf(in, sizeof in,
+			             "HTTP/1.1 200 OK\r\nServer: %.*s%sContent-Length: 2%s"
+			             "Connection: keep-alive%s%sok",
+			             (int)pad, LONG_A, eol[e], eol[e], eol[e], eol[e]);
+			snprintf(want, sizeof want, "S:200 1.1@17; H:ka cl=2@%zu; D@%zu",
+			         (size_t)n - 2, (size_t)n);
+			sweep_resp(in, (size_t)n, want);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_fast_edges_names)
+{
+	/* names of every length from 1 to 40 (letters, '-', then a digit or
+	 * '_' in them), before and after a framing header, and a bad byte at
+	 * every position of a name */
+	for (size_t len = 1; len <= 40; len++) {
+		char name[64], in[512], want[256];
+		memcpy(name, LONG_NAME, len);
+		name[len] = '\0';
+		int n = snprintf(in, sizeof in,
+		                 "POST /p HTTP/1.1\r\n%s: v\r\nContent-Length: 3\r\n%s: w\r\n\r\nabc",
+		                 name, name);
+		snprintf(want, sizeof want, "S:POST /p 1.1@18; H:ka cl=3@%zu; D@%zu",
+		         (size_t)n - 3, (size_t)n);
+		sweep_req(in, (size_t)n, want);
+
+		for (size_t at = 0; at < len; at++) {
+			static const char odd[] = { '7', '_', ' ', '@', '\x80' };
+			for (size_t o = 0; o < sizeof odd; o++) {
+				char bad[64];
+				memcpy(bad, name, len + 1);
+				bad[at] = odd[o];
+				n = snprintf(in, sizeof in,
+				             "HTTP/1.1 200 OK\r\nA: b\r\n%s: x\r\nContent-Length: 0\r\n\r\n",
+				             bad);
+				/* '7' and '_' are token bytes; SP, '@' and 0x80 are not,
+				 * but an SP first folds the line into the one before */
+				if (o < 2 || (at == 0 && odd[o] == ' '))
+					snprintf(want, sizeof want, "S:200 1.1@17; H:ka cl=0@%d; D@%d", n, n);
+				else
+					snprintf(want, sizeof want, "S:200 1.1@17; E");
+				sweep_resp(in, (size_t)n, want);
+			}
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_fast_edges_request_line)
+{
+	/* methods of 1 to 16 bytes, upper-case or not, and targets of every
+	 * length to 40: the SP and the target's end on and around byte 16 */
+	static const char *const methods[] = {
+		"G", "GET", "M-SEARCH", "get", "ABCDEFGHIJKLMN", "ABCDEFGHIJKLMNO",
+		"ABCDEFGHIJKLMNOP", "ABCDEFGHIJKLMNo",
+	};
+	for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+		for (size_t t = 1; t <= 40; t++) {
+			char in[256], want[256];
+			int n = snprintf(in, sizeof in, "%s /%.*s HTTP/1.1\r\nHost: x\r\n\r\n",
+			                 methods[m], (int)t - 1, LONG_A);
+			if (strlen(methods[m]) > AP_HTTP_METHOD_MAX - 1)
+				snprintf(want, sizeof want, "E"); /* methods are short */
+			else
+				snprintf(want, sizeof want, "S:%s /%.*s 1.1@%d; H:ka cl=0@%d; D@%d",
+				         methods[m], (int)t - 1, LONG_A, n - 11, n, n);
+			sweep_req(in, (size_t)n, want);
+
+			/* no method: an SP first, before the method or instead */
+			char sp[256];
+			int k = snprintf(sp, sizeof sp, " %s", in);
+			sweep_req(sp, (size_t)k, "E");
+			k = snprintf(sp, sizeof sp, " /%.*s HTTP/1.1\r\n\r\n", (int)t - 1, LONG_A);
+			sweep_req(sp, (size_t)k, "E");
+
+			/* a DEL or a control byte ending the target too early */
+			if (t >= 2) {
+				in[strlen(methods[m]) + t] = t % 2 ? '\x7f' : '\x01';
+				sweep_req(in, (size_t)n, "E");
+			}
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_req_results_until_next_line)
 {
 	/* method and target stay readable after MSG_DONE, through the next
@@ -1777,6 +1922,9 @@ Suite *http_suite(void)
 	tcase_add_test(tc, test_req_1mb_chunk);
 	tcase_add_test(tc, test_req_huge_chunk_size);
 	tcase_add_test(tc, test_req_target_truncation);
+	tcase_add_test(tc, test_fast_edges_values);
+	tcase_add_test(tc, test_fast_edges_names);
+	tcase_add_test(tc, test_fast_edges_request_line);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("api");
