@@ -17,6 +17,7 @@
  */
 #include "config.h"
 #include "pl.h"
+#include "ap_copy.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -346,10 +347,8 @@ static void q_push(struct pl_conn *c)
 		n = PL_PATH_MAX;
 		r->flags |= AP_REQF_TARGET_TRUNCATED;
 	}
-	if (n <= 32)
-		memcpy(r->path, t, 32); /* t has AP_HTTP_TARGET_MAX bytes */
-	else
-		memcpy(r->path, t, n);
+	/* t has AP_HTTP_TARGET_MAX readable bytes, r->path PL_PATH_MAX >= 32 */
+	ap_copy_padded(r->path, t, n, AP_HTTP_TARGET_MAX);
 	r->path_len = (uint16_t)n;
 	c->cur = r;
 	thread_adopt(c->fd, r->id);

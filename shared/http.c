@@ -30,6 +30,7 @@
  */
 #include "config.h"
 #include "ap_http.h"
+#include "ap_copy.h"
 
 #include <string.h>
 
@@ -1259,22 +1260,6 @@ static int req_version(struct ap_http_req *p, const unsigned char *s)
 }
 
 /*
- * Copies src[0..len) to dst, with `avail` bytes readable at src and room
- * for 32 at dst. Short strings, the usual case, go as one or two 16-byte
- * moves rather than a call to memcpy.
- */
-static inline void copy_short(char *dst, const unsigned char *src, size_t len,
-                              size_t avail)
-{
-	if (len <= 16 && avail >= 16)
-		memcpy(dst, src, 16);
-	else if (len <= 32 && avail >= 32)
-		memcpy(dst, src, 32);
-	else
-		memcpy(dst, src, len);
-}
-
-/*
  * The request line whole at the start of s[0..n), in its usual shape
  * `METHOD SP TARGET SP HTTP/1.d CRLF`: read in one go, without the byte
  * machine below. Returns the bytes it took (the line), or 0, having
@@ -1333,10 +1318,10 @@ target:
 	size_t tlen = e - t, keep = tlen;
 	if (keep > AP_HTTP_TARGET_MAX - 1)
 		keep = AP_HTTP_TARGET_MAX - 1;
-	copy_short(p->method, s, m, n);
+	ap_copy_padded(p->method, s, m, n);
 	p->method[m] = '\0';
 	p->method_len = (uint16_t)m;
-	copy_short(p->target, s + t, keep, n - t);
+	ap_copy_padded(p->target, s + t, keep, n - t);
 	p->target[keep] = '\0';
 	p->target_len = (uint16_t)keep;
 	p->target_truncated = keep < tlen;

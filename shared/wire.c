@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "ap_wire.h"
+#include "ap_copy.h"
 
 #include <errno.h>
 #include <string.h>
@@ -115,45 +116,10 @@ static inline uint8_t *st_uint(uint8_t *q, uint64_t v, unsigned nbytes)
 	return q + nbytes;
 }
 
-/*
- * Copies n bytes without a call for the short strings a request carries
- * (a method, most paths): two overlapping fixed-size moves cover any
- * length between their size and twice it, and touch no byte outside
- * src[0..n) or dst[0..n). glibc's memcpy costs about 17 instructions a
- * call, as much as the rest of a field.
- */
-#define COPY_OVERLAPPING(T) \
-	do { \
-		T a_, b_; \
-		memcpy(&a_, src, sizeof a_); \
-		memcpy(&b_, src + n - sizeof b_, sizeof b_); \
-		memcpy(dst, &a_, sizeof a_); \
-		memcpy(dst + n - sizeof b_, &b_, sizeof b_); \
-	} while (0)
-
-static inline void copy_small(uint8_t *dst, const char *src, size_t n)
-{
-	struct w128 { uint64_t w[2]; };
-	if (n < 8) { /* methods */
-		if (n >= 4)
-			COPY_OVERLAPPING(uint32_t);
-		else if (n >= 2)
-			COPY_OVERLAPPING(uint16_t);
-		else if (n)
-			dst[0] = (uint8_t)src[0];
-	} else if (n <= 16) {
-		COPY_OVERLAPPING(uint64_t);
-	} else if (n <= 32) {
-		COPY_OVERLAPPING(struct w128);
-	} else {
-		memcpy(dst, src, n);
-	}
-}
-
 static inline uint8_t *st_str(uint8_t *q, struct ap_str s)
 {
 	q = st_uint(q, s.len, 2);
-	copy_small(q, s.p, s.len); /* an empty ap_str may carry p == NULL */
+	ap_copy_exact(q, s.p, s.len); /* an empty ap_str may carry p == NULL */
 	return q + s.len;
 }
 
