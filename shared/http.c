@@ -636,10 +636,54 @@ ALWAYS_INLINE static inline int value_fast(struct ap_http_core *c,
 NOINLINE static int line_known(struct ap_http_core *c, const unsigned char *s, size_t i,
                                size_t k, size_t lf)
 {
-	uint8_t h = header_id(s + i, k - i);
-	if (h != HDR_OTHER && !value_fast(c, h, s + k + 1, s + lf))
-		return -1;
-	return h;
+	const unsigned char *v = s + k; /* the colon */
+	size_t len = k - i;
+	uint8_t h;
+	/*
+	 * The two framing headers every response carries, in the shape
+	 * servers send them, without header_id() and value_fast(): the name
+	 * as two words, `: DIGITS CRLF` with 1..19 digits, and `: keep-alive
+	 * CRLF` or `: close CRLF` as two words and one from the colon (case
+	 * folded in the letters only). What these read is what value_fast()
+	 * would; any other shape goes to it.
+	 */
+	if (len == 14) {
+		if (!IEQ(s + i, "content-length"))
+			return HDR_OTHER;
+		size_t digits = lf - k - 3; /* between `: ` and CRLF */
+		if (v[1] == ' ' && s[lf - 1] == '\r' && digits - 1 < 19) {
+			uint64_t num = 0;
+			const unsigned char *d = v + 2, *e = d + digits;
+			for (; d < e; d++) {
+				unsigned dv = (unsigned)(*d - '0');
+				if (dv > 9)
+					break;
+				num = num * 10 + dv;
+			}
+			if (d == e)
+				return content_length(c, num) ? HDR_CL : -1;
+		}
+		h = HDR_CL;
+	} else if (len == 10) {
+		if (!IEQ(s + i, "connection"))
+			return HDR_OTHER;
+		if (lf - k == 13 &&
+		    (load_le(v, 8) | FOLDW(": keep-a", 0)) == LITW(": keep-a", 0) &&
+		    (load_le(v + 6, 8) | FOLDW("-alive\r\n", 0)) == LITW("-alive\r\n", 0)) {
+			c->flags |= HF_KEEPALIVE;
+			return HDR_CONN;
+		}
+		if (lf - k == 8 && (load_le(v, 8) | FOLDW(": close\r", 0)) == LITW(": close\r", 0)) {
+			c->flags |= HF_CLOSE;
+			return HDR_CONN;
+		}
+		h = HDR_CONN;
+	} else {
+		h = header_id(s + i, len);
+		if (h == HDR_OTHER)
+			return h;
+	}
+	return value_fast(c, h, v + 1, s + lf) ? h : -1;
 }
 
 NOINLINE static int line_odd(struct ap_http_core *c, const unsigned char *s, size_t i,
