@@ -786,6 +786,67 @@ ALWAYS_INLINE static inline size_t name_end16(const unsigned char *s, size_t i, 
 }
 #endif
 
+#if HTTP_SSE2
+/*
+ * The loop of headers_fast() with SSE2, from the line starting at s[i] of
+ * s[0..n), n >= 16, where the LF window is s[b..we) and lfs holds its LFs
+ * from i on. Windows need not start at the header block: the whole-head
+ * paths (resp_head()) begin them at the start line. Returns where it
+ * stopped: at the blank line, at the end of the buffer, or at the start of
+ * a line it leaves to the byte machine.
+ */
+ALWAYS_INLINE static inline size_t lines_sse(struct ap_http_core *c, const unsigned char *s,
+                                             size_t i, size_t n, size_t b, size_t we,
+                                             uint64_t lfs)
+{
+	uint8_t hdr = c->hdr;
+	/* CR and LF start the blank line; the other bytes <= CR, a name never */
+	while (i < n && s[i] > '\r') {
+		/* a line going on past the window */
+		while (__builtin_expect(!lfs, 0)) {
+			if (we == n)
+				goto out; /* the rest is still to come */
+			if (__builtin_expect(we - i >= 128, 0)) {
+				/* a long line (a cookie, a token): memchr's setup
+				 * pays off; a window of its LF alone */
+				b = lf_after(s, we, n);
+				if (b == n)
+					goto out;
+				we = b + 1;
+				lfs = 1;
+				break;
+			}
+			b = we;
+			we = n - b < 64 ? n : b + 64;
+			lfs = lf_window(s, b, n);
+		}
+		size_t lf = b + ctz64(lfs);
+		lfs &= lfs - 1;
+		int h = line_fast16(c, s, i, name_end16(s, i, n), lf);
+		if (h < 0)
+			break;
+		hdr = (uint8_t)h;
+		i = lf + 1;
+	}
+out:
+	c->hdr = hdr;
+	return i;
+}
+#endif
+
+/* The blank line ending the block, if it starts at s[i] and is whole in
+ * s[0..n): returns the index past it, with *ev HEADERS_DONE; else i. */
+ALWAYS_INLINE static inline size_t block_end(const unsigned char *s, size_t i, size_t n,
+                                             enum ap_http_ev *ev)
+{
+	size_t end = i + (i < n && s[i] == '\r');
+	if (end < n && s[end] == '\n') {
+		*ev = AP_HTTP_HEADERS_DONE;
+		return end + 1;
+	}
+	return i;
+}
+
 /*
  * Reads the header lines that lie whole in s[0..n) as long as they look
  * ordinary, and stops at the start of the first that does not: one split
@@ -797,8 +858,8 @@ ALWAYS_INLINE static inline size_t name_end16(const unsigned char *s, size_t i, 
  * (nearly all of them), it would have skipped to the LF as here.
  *
  * With SSE2 the LFs are found 64 bytes at a time (lf_window()), in
- * windows that follow each other from the start of the block, so each byte
- * is compared once and a line's LF is a bit scan; a line's name is checked
+ * windows that follow each other from the start of the block, so each
+ * byte is compared once and a line's LF is a bit scan; a line's name is checked
  * with one 16-byte load at its start (name_end16()). Names of letters and
  * '-' only, not one of the few we read, are all this loop looks at; the
  * rest go to line_odd() and line_known(). Buffers under 16 bytes, and
@@ -824,46 +885,12 @@ ALWAYS_INLINE static inline size_t headers_fast(struct ap_http_core *c,
                                                 enum ap_http_ev *ev)
 {
 	size_t i = 0;
-	uint8_t hdr = c->hdr;
 #if HTTP_SSE2
-	if (n >= 16) {
-		/* the window is s[b..we), we = min(b + 64, n), and lfs holds the
-		 * LFs in it not yet passed: windows follow each other, so each
-		 * byte is looked at once for LFs */
-		size_t b = 0, we = n < 64 ? n : 64;
-		uint64_t lfs = lf_window(s, 0, n);
-		/* CR and LF start the blank line; the other bytes <= CR, a name
-		 * never */
-		while (i < n && s[i] > '\r') {
-			/* a line going on past the window */
-			while (__builtin_expect(!lfs, 0)) {
-				if (we == n)
-					goto out; /* the rest is still to come */
-				if (__builtin_expect(we - i >= 128, 0)) {
-					/* a long line (a cookie, a token): memchr's setup
-					 * pays off; a window of its LF alone */
-					b = lf_after(s, we, n);
-					if (b == n)
-						goto out;
-					we = b + 1;
-					lfs = 1;
-					break;
-				}
-				b = we;
-				we = n - b < 64 ? n : b + 64;
-				lfs = lf_window(s, b, n);
-			}
-			size_t lf = b + ctz64(lfs);
-			lfs &= lfs - 1;
-			int h = line_fast16(c, s, i, name_end16(s, i, n), lf);
-			if (h < 0)
-				goto out;
-			hdr = (uint8_t)h;
-			i = lf + 1;
-		}
-		goto out;
-	}
+	if (n >= 16)
+		return block_end(s, lines_sse(c, s, 0, n, 0, n < 64 ? n : 64, lf_window(s, 0, n)),
+		                 n, ev);
 #endif
+	uint8_t hdr = c->hdr;
 	/* CR and LF start the blank line; the other bytes <= CR, a name never */
 	while (i < n && s[i] > '\r') {
 		size_t k, lf = scan_line(s, i, n, &k);
@@ -875,17 +902,8 @@ ALWAYS_INLINE static inline size_t headers_fast(struct ap_http_core *c,
 		hdr = (uint8_t)h;
 		i = lf + 1;
 	}
-#if HTTP_SSE2
-out:
-#endif
 	c->hdr = hdr;
-	/* the blank line ending the block, when whole here */
-	size_t end = i + (i < n && s[i] == '\r');
-	if (end < n && s[end] == '\n') {
-		*ev = AP_HTTP_HEADERS_DONE;
-		return end + 1;
-	}
-	return i;
+	return block_end(s, i, n, ev);
 }
 
 /*
@@ -1795,8 +1813,53 @@ int ap_http_resp_status_seen(const struct ap_http_resp *p)
 	return p->core.state != ST_LINE && p->core.state != ST_IDLE;
 }
 
-size_t ap_http_resp_feed_to_end(struct ap_http_resp *p, const char *buf, size_t len,
-                                enum ap_http_ev *ev)
+#if HTTP_SSE2
+/*
+ * ap_http_resp_feed_to_end() at the start of a response (status line not
+ * begun) when s[0..n), n >= 16, starts with `HTTP/1.d SP 3DIGIT SP` and
+ * the status line's LF is in its first 64 bytes: the status line and the
+ * header block are read with one run of LF windows from byte 0, and the
+ * framing decided, with no return to the dispatch in between; what nginx's
+ * writev of a whole response head costs. The header lines go as in
+ * headers(): fast while they are ordinary, then headers_slow(); bytes after
+ * the head go to the body step. Returns 0, having changed nothing, if the
+ * status line is not so (feed_to_end_slow() then reads it); else the bytes
+ * consumed, with *ev as ap_http_resp_feed_to_end() reports it.
+ */
+NOINLINE static size_t resp_head(struct ap_http_resp *p, const unsigned char *s, size_t n,
+                                 enum ap_http_ev *ev)
+{
+	struct ap_http_core *c = &p->core;
+	uint64_t lfs = lf_window(s, 0, n);
+	/* status_fast() checks bytes 0..11, none of them an LF; it commits
+	 * only when it accepts, so it goes last */
+	if (!lfs || s[12] != ' ' || !status_fast(p, s))
+		return 0;
+	size_t i = ctz64(lfs) + 1; /* past the status line: its LF is the first */
+	*ev = AP_HTTP_NEED_MORE;
+	headers_begin(c);
+	i = block_end(s, lines_sse(c, s, i, n, 0, n < 64 ? n : 64, lfs & (lfs - 1)), n, ev);
+	if (*ev == AP_HTTP_NEED_MORE && i < n)
+		i += headers_slow(c, s + i, n - i, ev);
+	if (*ev != AP_HTTP_HEADERS_DONE)
+		return i;
+	/* as resp_feed() would go on after HEADERS_DONE */
+	resp_headers_done(p);
+	*ev = AP_HTTP_NEED_MORE;
+	if (c->state == ST_PENDING) {
+		c->state = ST_IDLE;
+		*ev = AP_HTTP_MSG_DONE;
+		return i;
+	}
+	if (i < n)
+		i += resp_step_body(p, s + i, n - i, ev);
+	return i;
+}
+#endif
+
+/* ap_http_resp_feed_to_end() from any state, by the steps of resp_feed(). */
+NOINLINE static size_t feed_to_end_slow(struct ap_http_resp *p, const char *buf, size_t len,
+                                        enum ap_http_ev *ev)
 {
 	size_t used = resp_feed(p, buf, len, ev);
 	/* A status line leaves the parser in the header block: straight to
@@ -1812,4 +1875,35 @@ size_t ap_http_resp_feed_to_end(struct ap_http_resp *p, const char *buf, size_t 
 	if (*ev == AP_HTTP_HEADERS_DONE)
 		used += resp_feed(p, buf + used, len - used, ev);
 	return used;
+}
+
+/*
+ * The two calls nginx makes per response go straight to their paths: the
+ * head, whole in one buffer (resp_head()), and a Content-Length body (not
+ * a 5xx one, whose start is kept) with no stack frame set up; anything
+ * else through feed_to_end_slow().
+ */
+size_t ap_http_resp_feed_to_end(struct ap_http_resp *p, const char *buf, size_t len,
+                                enum ap_http_ev *ev)
+{
+	struct ap_http_core *c = &p->core;
+	if (c->state == ST_BODY_CL && buf && len && p->status < 500) {
+		/* body() and resp_step_body() for this state */
+		size_t used = len < c->remaining ? len : (size_t)c->remaining;
+		c->remaining -= used;
+		*ev = AP_HTTP_NEED_MORE;
+		if (c->remaining == 0) {
+			c->state = ST_IDLE;
+			*ev = AP_HTTP_MSG_DONE;
+		}
+		return used;
+	}
+#if HTTP_SSE2
+	if (c->state == ST_LINE && c->sub == SL_LEAD && len >= 16 && buf) {
+		size_t used = resp_head(p, (const unsigned char *)buf, len, ev);
+		if (used)
+			return used;
+	}
+#endif
+	return feed_to_end_slow(p, buf, len, ev);
 }
