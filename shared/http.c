@@ -750,15 +750,13 @@ ALWAYS_INLINE static inline uint64_t lf_window(const unsigned char *s, size_t b,
 		             (uint64_t)lf16(e + 32) << 32 | (uint64_t)lf16(e + 48) << 48;
 		return l >> (b - (n - 64));
 	}
-	/* a buffer of 16 to 63 bytes: whole chunks, then the 16 bytes ending
-	 * it shifted into place */
-	uint64_t l = 0;
-	unsigned off = 0;
-	for (; n - b - off >= 16; off += 16)
-		l |= (uint64_t)lf16(s + b + off) << off;
-	if (b + off < n)
-		l |= (uint64_t)(lf16(s + n - 16) >> (b + off - (n - 16))) << off;
-	return l;
+	/* a buffer of 16 to 63 bytes: the LFs of all of it from four loads,
+	 * at 0, 16 and 32 or, where those would reach past n, at n - 16 (the
+	 * overlaps agree), then moved to start at b */
+	size_t o1 = n < 32 ? n - 16 : 16, o2 = n < 48 ? n - 16 : 32;
+	uint64_t l = lf16(s) | (uint64_t)lf16(s + o1) << o1 | (uint64_t)lf16(s + o2) << o2 |
+	             (uint64_t)lf16(s + n - 16) << (n - 16);
+	return l >> b;
 }
 
 /* Index of the first LF in s[from..n), from < n, or n: out of the header
