@@ -1327,8 +1327,8 @@ static int req_version(struct ap_http_req *p, const unsigned char *s)
  * lines before the request, a bare LF, a line split by the end of the
  * buffer, any error.
  */
-NOINLINE static size_t req_line_fast(struct ap_http_req *p, const unsigned char *s,
-                                     size_t n)
+ALWAYS_INLINE static inline size_t req_line_fast(struct ap_http_req *p,
+                                                 const unsigned char *s, size_t n)
 {
 	size_t m = 0, t, e;
 #if HTTP_SSE2
