@@ -378,6 +378,7 @@ static size_t target_end(const unsigned char *s, size_t i, size_t n)
  */
 #define LETTER_BIT(ch) (1u << ((ch) & 31))
 static const uint32_t hdr_first[18] = {
+	[0] = 0xffffffffu, /* no name: for line_fast16(), see there */
 	[6] = LETTER_BIT('e'),
 	[10] = LETTER_BIT('c'),
 	[14] = LETTER_BIT('c'),
@@ -716,17 +717,19 @@ ALWAYS_INLINE static inline int line_fast(struct ap_http_core *c, const unsigned
 }
 
 /* line_fast() for a name end k <= i + 16 (name_end16()'s): the length
- * needs no bounds check before its bit test. */
+ * needs no bounds check before its bit test. An empty name (k == i, a
+ * line starting with ':') passes that test too (hdr_first[0] has every
+ * bit), which spares every line a comparison, and goes to line_odd(). */
 ALWAYS_INLINE static inline int line_fast16(struct ap_http_core *c,
                                             const unsigned char *s, size_t i, size_t k,
                                             size_t lf)
 {
-	const uint32_t lens = 1u << 6 | 1u << 10 | 1u << 14 | 1u << 17;
+	const uint32_t lens = 1u | 1u << 6 | 1u << 10 | 1u << 14 | 1u << 17;
 	size_t len = k - i;
-	if (__builtin_expect(s[k] != ':' || k == i, 0))
+	if (__builtin_expect(s[k] != ':', 0))
 		return line_odd(c, s, i, k, lf);
 	if (__builtin_expect((lens >> len & 1) && (hdr_first[len] & LETTER_BIT(s[i])), 0))
-		return line_known(c, s, i, k, lf);
+		return len ? line_known(c, s, i, k, lf) : line_odd(c, s, i, k, lf);
 	return HDR_OTHER;
 }
 
@@ -798,31 +801,39 @@ ALWAYS_INLINE static inline size_t lines_sse(struct ap_http_core *c, const unsig
                                              uint64_t lfs)
 {
 	uint8_t hdr = c->hdr;
-	/* CR and LF start the blank line; the other bytes <= CR, a name never */
-	while (i < n && s[i] > '\r') {
-		/* a line going on past the window */
-		while (__builtin_expect(!lfs, 0)) {
-			if (we == n)
-				goto out; /* the rest is still to come */
-			if (__builtin_expect(we - i >= 128, 0)) {
-				/* a long line (a cookie, a token): memchr's setup
-				 * pays off; a window of its LF alone */
-				b = lf_after(s, we, n);
-				if (b == n)
-					goto out;
-				we = b + 1;
-				lfs = 1;
-				break;
-			}
-			b = we;
-			we = n - b < 64 ? n : b + 64;
-			lfs = lf_window(s, b, n);
+	for (;;) {
+		/* CR and LF start the blank line; the other bytes <= CR, a name
+		 * never. While an LF not yet passed is in the window, i is
+		 * before it, so s[i] needs no check against n. */
+		if (__builtin_expect(!lfs, 0)) {
+			if (i == n || s[i] <= '\r')
+				goto out;
+			/* a line going on past the window */
+			do {
+				if (we == n)
+					goto out; /* the rest is still to come */
+				if (__builtin_expect(we - i >= 128, 0)) {
+					/* a long line (a cookie, a token): memchr's
+					 * setup pays off; a window of its LF alone */
+					b = lf_after(s, we, n);
+					if (b == n)
+						goto out;
+					we = b + 1;
+					lfs = 1;
+					break;
+				}
+				b = we;
+				we = n - b < 64 ? n : b + 64;
+				lfs = lf_window(s, b, n);
+			} while (!lfs);
+		} else if (s[i] <= '\r') {
+			goto out;
 		}
 		size_t lf = b + ctz64(lfs);
 		lfs &= lfs - 1;
 		int h = line_fast16(c, s, i, name_end16(s, i, n), lf);
 		if (h < 0)
-			break;
+			goto out;
 		hdr = (uint8_t)h;
 		i = lf + 1;
 	}
