@@ -1720,7 +1720,7 @@ NOINLINE static size_t resp_step_line(struct ap_http_resp *p, const unsigned cha
  * (RFC 9112 6.3). A body that only the connection's close can end makes the
  * connection non-persistent, whatever the headers said.
  */
-static void resp_headers_done(struct ap_http_resp *p)
+ALWAYS_INLINE static inline void resp_headers_done(struct ap_http_resp *p)
 {
 	struct ap_http_core *c = &p->core;
 	uint16_t f = c->flags;
