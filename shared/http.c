@@ -1469,6 +1469,17 @@ static void req_headers_done(struct ap_http_req *p, enum ap_http_ev *ev)
 	struct ap_http_core *c = &p->core;
 	uint16_t f = c->flags;
 
+	if (__builtin_expect(f == 0, 1)) {
+		/* the usual request: no header we read, so no body (no
+		 * Content-Length without HF_CL) and the version decides */
+		p->keep_alive = p->version_minor;
+		p->expect_continue = 0;
+		p->profile = 0;
+		p->chunked = 0;
+		p->content_length = 0;
+		c->state = ST_PENDING;
+		return;
+	}
 	p->keep_alive = (f & HF_CLOSE) ? 0 : p->version_minor ? 1 : !!(f & HF_KEEPALIVE);
 	p->expect_continue = !!(f & HF_EXPECT);
 	p->profile = !!(f & HF_PROFILE);
@@ -1658,15 +1669,19 @@ static int status_line_byte(struct ap_http_resp *p, unsigned char ch)
 ALWAYS_INLINE static inline int status_fast(struct ap_http_resp *p,
                                            const unsigned char *s)
 {
-	/* `HTTP/1.` and the minor digit as one word */
+	/* `HTTP/1.0` or `HTTP/1.1` as one word: they differ only in the low
+	 * bit of the last byte ('0' | 1 and '1' are the only bytes giving '1') */
 	uint64_t w = load_le(s, 8);
-	unsigned minor = (unsigned)(w >> 56) - '0';
-	if ((w & 0x00ffffffffffffffu) != LITW("HTTP/1.", 0) || minor > 1 || s[8] != ' ' ||
-	    (unsigned)(s[9] - '1') > 8 || (unsigned)(s[10] - '0') > 9 ||
-	    (unsigned)(s[11] - '0') > 9)
+	if ((w | (uint64_t)1 << 56) != LITW("HTTP/1.1", 0))
 		return 0;
-	p->version_minor = (uint8_t)minor;
-	p->status = (uint16_t)((s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0'));
+	/* `SP 3DIGIT` as one word xor " 000": byte 0 zero, bytes 1..3 at
+	 * most 15 (high nibble clear) and then at most 9 (+6 keeps it clear;
+	 * no carry crosses a byte), and the first digit not 0 */
+	uint32_t y = (uint32_t)load_le(s + 8, 4) ^ 0x30303020u;
+	if ((y & 0xf0f0f0ffu) || ((y + 0x06060600u) & 0xf0f0f000u) || !(y & 0x0f00u))
+		return 0;
+	p->version_minor = (uint8_t)(w >> 56 & 1);
+	p->status = (uint16_t)((y >> 8 & 0xf) * 100 + (y >> 16 & 0xf) * 10 + (y >> 24));
 	p->core.sub = SL_AFTER;
 	return 1;
 }
