@@ -1552,9 +1552,14 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
                         enum ap_http_ev *ev)
 {
 	const unsigned char *s = (const unsigned char *)buf;
+	uint8_t st = p->core.state;
 
 	*ev = AP_HTTP_NEED_MORE;
-	switch (p->core.state) {
+	/* the two states every request passes, tested first */
+	if (__builtin_expect(st <= ST_HEADERS && buf && len, 1))
+		return st == ST_LINE ? req_step_line(p, s, len, ev)
+		                     : req_step_headers(p, s, len, ev);
+	switch (st) {
 	case ST_ERROR:
 		*ev = AP_HTTP_ERROR;
 		return 0;
@@ -1565,14 +1570,7 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
 	}
 	if (!buf || len == 0)
 		return 0;
-	switch (p->core.state) {
-	case ST_LINE:
-		return req_step_line(p, s, len, ev);
-	case ST_HEADERS:
-		return req_step_headers(p, s, len, ev);
-	default:
-		return req_step_body(p, s, len, ev);
-	}
+	return req_step_body(p, s, len, ev);
 }
 
 int ap_http_req_end_bodyless(struct ap_http_req *p)
@@ -1751,6 +1749,16 @@ ALWAYS_INLINE static inline void resp_headers_done(struct ap_http_resp *p)
 	uint16_t f = c->flags;
 	unsigned st = p->status;
 
+	if ((f & (HF_CL | HF_TE)) == HF_CL && c->remaining && !p->head && st - 200u < 100u &&
+	    st != 204) {
+		/* the usual response: a 2xx with a Content-Length body */
+		p->keep_alive = !(f & HF_CLOSE) && (p->version_minor || (f & HF_KEEPALIVE));
+		p->chunked = 0;
+		p->until_close = 0;
+		p->content_length = c->remaining;
+		c->state = ST_BODY_CL;
+		return;
+	}
 	p->keep_alive = (f & HF_CLOSE) ? 0 : p->version_minor ? 1 : !!(f & HF_KEEPALIVE);
 	p->chunked = 0;
 	p->until_close = 0;
@@ -1847,6 +1855,26 @@ int ap_http_resp_status_seen(const struct ap_http_resp *p)
 	return p->core.state != ST_LINE && p->core.state != ST_IDLE;
 }
 
+/* ap_http_resp_feed_to_end() from any state, by the steps of resp_feed(). */
+NOINLINE static size_t feed_to_end_slow(struct ap_http_resp *p, const char *buf, size_t len,
+                                        enum ap_http_ev *ev)
+{
+	size_t used = resp_feed(p, buf, len, ev);
+	/* A status line leaves the parser in the header block: straight to
+	 * its step, without the dispatch. */
+	if (*ev == AP_HTTP_START_LINE) {
+		*ev = AP_HTTP_NEED_MORE;
+		if (used == len)
+			return used;
+		used += resp_step_headers(p, (const unsigned char *)buf + used, len - used, ev);
+	}
+	/* The body, or a bodyless response's MSG_DONE; nothing after it can
+	 * be START_LINE or HEADERS_DONE again. */
+	if (*ev == AP_HTTP_HEADERS_DONE)
+		used += resp_feed(p, buf + used, len - used, ev);
+	return used;
+}
+
 #if HTTP_SSE2
 /*
  * ap_http_resp_feed_to_end() at the start of a response (status line not
@@ -1856,9 +1884,9 @@ int ap_http_resp_status_seen(const struct ap_http_resp *p)
  * framing decided, with no return to the dispatch in between; what nginx's
  * writev of a whole response head costs. The header lines go as in
  * headers(): fast while they are ordinary, then headers_slow(); bytes after
- * the head go to the body step. Returns 0, having changed nothing, if the
- * status line is not so (feed_to_end_slow() then reads it); else the bytes
- * consumed, with *ev as ap_http_resp_feed_to_end() reports it.
+ * the head go to the body step. A status line not so, resp_head() leaves
+ * to feed_to_end_slow() (a tail call: its caller then keeps nothing
+ * across the call). Same contract as ap_http_resp_feed_to_end().
  */
 NOINLINE static size_t resp_head(struct ap_http_resp *p, const unsigned char *s, size_t n,
                                  enum ap_http_ev *ev)
@@ -1868,7 +1896,7 @@ NOINLINE static size_t resp_head(struct ap_http_resp *p, const unsigned char *s,
 	/* status_fast() checks bytes 0..11, none of them an LF; it commits
 	 * only when it accepts, so it goes last */
 	if (!lfs || s[12] != ' ' || !status_fast(p, s))
-		return 0;
+		return feed_to_end_slow(p, (const char *)s, n, ev);
 	size_t i = ctz64(lfs) + 1; /* past the status line: its LF is the first */
 	*ev = AP_HTTP_NEED_MORE;
 	headers_begin(c);
@@ -1890,26 +1918,6 @@ NOINLINE static size_t resp_head(struct ap_http_resp *p, const unsigned char *s,
 	return i;
 }
 #endif
-
-/* ap_http_resp_feed_to_end() from any state, by the steps of resp_feed(). */
-NOINLINE static size_t feed_to_end_slow(struct ap_http_resp *p, const char *buf, size_t len,
-                                        enum ap_http_ev *ev)
-{
-	size_t used = resp_feed(p, buf, len, ev);
-	/* A status line leaves the parser in the header block: straight to
-	 * its step, without the dispatch. */
-	if (*ev == AP_HTTP_START_LINE) {
-		*ev = AP_HTTP_NEED_MORE;
-		if (used == len)
-			return used;
-		used += resp_step_headers(p, (const unsigned char *)buf + used, len - used, ev);
-	}
-	/* The body, or a bodyless response's MSG_DONE; nothing after it can
-	 * be START_LINE or HEADERS_DONE again. */
-	if (*ev == AP_HTTP_HEADERS_DONE)
-		used += resp_feed(p, buf + used, len - used, ev);
-	return used;
-}
 
 /*
  * The two calls nginx makes per response go straight to their paths: the
@@ -1933,11 +1941,8 @@ size_t ap_http_resp_feed_to_end(struct ap_http_resp *p, const char *buf, size_t 
 		return used;
 	}
 #if HTTP_SSE2
-	if (c->state == ST_LINE && c->sub == SL_LEAD && len >= 16 && buf) {
-		size_t used = resp_head(p, (const unsigned char *)buf, len, ev);
-		if (used)
-			return used;
-	}
+	if (c->state == ST_LINE && c->sub == SL_LEAD && len >= 16 && buf)
+		return resp_head(p, (const unsigned char *)buf, len, ev);
 #endif
 	return feed_to_end_slow(p, buf, len, ev);
 }
