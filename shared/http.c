@@ -723,18 +723,19 @@ ALWAYS_INLINE static inline int line_fast(struct ap_http_core *c, const unsigned
 }
 
 /* line_fast() for a name end k <= i + 16 (name_end16()'s): the length
- * needs no bounds check before its bit test. An empty name (k == i, a
- * line starting with ':') passes that test too (hdr_first[0] has every
- * bit), which spares every line a comparison, and goes to line_odd(). */
+ * needs no bounds check, and no test of its own, before hdr_first[]
+ * (cheaper than header_maybe()'s test of the length first). An empty name
+ * (k == i, a line starting with ':') passes that test too (hdr_first[0]
+ * has every bit), which spares every line a comparison, and goes to
+ * line_odd(). */
 ALWAYS_INLINE static inline int line_fast16(struct ap_http_core *c,
                                             const unsigned char *s, size_t i, size_t k,
                                             size_t lf)
 {
-	const uint32_t lens = 1u | 1u << 6 | 1u << 10 | 1u << 14 | 1u << 17;
 	size_t len = k - i;
 	if (__builtin_expect(s[k] != ':', 0))
 		return line_odd(c, s, i, k, lf);
-	if (__builtin_expect((lens >> len & 1) && (hdr_first[len] & LETTER_BIT(s[i])), 0)) {
+	if (__builtin_expect(hdr_first[len] & LETTER_BIT(s[i]), 0)) {
 		if (!len)
 			return line_odd(c, s, i, k, lf);
 		int h = known_fast(c, s, i, k, lf);
@@ -1390,10 +1391,11 @@ target:
 #endif
 	if (e == t || n - e < 11 || s[e] != ' ')
 		return 0;
-	/* then `HTTP/1.d CRLF`: 10 bytes, known to be there */
+	/* then `HTTP/1.d CRLF`: 10 bytes, known to be there; 1.0 and 1.1
+	 * differ only in the low bit of byte 7 (see status_fast()) */
 	const unsigned char *v = s + e + 1;
-	if (memcmp(v, http1, sizeof http1 - 1) != 0 || (v[7] != '0' && v[7] != '1') ||
-	    v[8] != '\r' || v[9] != '\n')
+	uint64_t w = load_le(v, 8);
+	if ((w | (uint64_t)1 << 56) != LITW("HTTP/1.1", 0) || v[8] != '\r' || v[9] != '\n')
 		return 0;
 
 	size_t tlen = e - t, keep = tlen;
@@ -1406,7 +1408,7 @@ target:
 	p->target[keep] = '\0';
 	p->target_len = (uint16_t)keep;
 	p->target_truncated = keep < tlen;
-	p->version_minor = (uint8_t)(v[7] - '0');
+	p->version_minor = (uint8_t)(w >> 56 & 1);
 	return e + 11;
 }
 
