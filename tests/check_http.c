@@ -1895,6 +1895,235 @@ START_TEST(test_resp_feed_to_end)
 }
 END_TEST
 
+/* --- whole heads through ap_http_resp_feed_to_end() ---------------------- */
+
+/*
+ * ap_http_resp_feed_to_end() reads a response head that lies whole in one
+ * buffer in one go (resp_head(): status line, header lines and framing),
+ * and a Content-Length body without the dispatch. Its reference is the
+ * byte machine: ap_http_resp_feed() given one byte at a time. fte_trace()
+ * runs either and records, at each MSG_DONE, everything the response says
+ * (status, version, keep-alive, framing, length, error body), errors, and
+ * at the end what the preload asks when the connection closes.
+ */
+static void fte_done(const struct ap_http_resp *p, size_t off, struct trace *t)
+{
+	tr_add(t, "D:%u 1.%u %s%s%s cl=%llu B=%.*s@%zu", p->status, p->version_minor,
+	       p->keep_alive ? "ka" : "close", p->chunked ? " ch" : "",
+	       p->until_close ? " uc" : "", (unsigned long long)p->content_length,
+	       (int)p->errbody_len, p->errbody, off);
+}
+
+/* by_bytes: the reference (ap_http_resp_feed(), one byte per call); else
+ * ap_http_resp_feed_to_end() in two pieces, the first of k bytes (k == 0:
+ * whole), each at the very end of a heap buffer. */
+static void fte_trace(const char *in, size_t len, int by_bytes, size_t k, struct trace *t)
+{
+	struct ap_http_resp p;
+	struct splitter sp = by_bytes ? splitter(1) : split_at(k);
+	size_t pos = 0;
+	int dead = 0;
+	char *arena = malloc(len ? len : 1);
+	CHECK(arena != NULL);
+	t->len = 0;
+	t->s[0] = '\0';
+	ap_http_resp_init(&p);
+	ap_http_resp_begin(&p, 0);
+	while (pos < len && !dead) {
+		size_t n = split_next(&sp, len - pos), o = 0;
+		const char *chunk = place(arena, len, in + pos, n);
+		while (!dead) {
+			enum ap_http_ev ev = AP_HTTP_ERROR;
+			size_t used = by_bytes ? ap_http_resp_feed(&p, chunk + o, n - o, &ev)
+			                       : ap_http_resp_feed_to_end(&p, chunk + o, n - o, &ev);
+			CHECK(used <= n - o);
+			o += used;
+			if (ev == AP_HTTP_NEED_MORE) {
+				CHECK(o == n);
+				break;
+			}
+			if (ev == AP_HTTP_MSG_DONE) {
+				fte_done(&p, pos + o, t);
+				ap_http_resp_begin(&p, 0);
+			} else if (ev == AP_HTTP_ERROR) {
+				/* where, the other tests do not pin down either: a
+				 * whole line declined fails at its start */
+				tr_add(t, "E");
+				dead = 1;
+			} else {
+				CHECK(by_bytes); /* feed_to_end reports nothing else */
+			}
+		}
+		pos += n;
+	}
+	free(arena);
+	if (!dead)
+		tr_add(t, "end:seen=%d st=%u eof=%d", ap_http_resp_status_seen(&p),
+		       ap_http_resp_status_seen(&p) ? p.status : 0, ap_http_resp_eof(&p));
+}
+
+/* `in` through ap_http_resp_feed_to_end() whole and split in two at every
+ * offset must trace as the byte machine does. Returns 1 if that trace
+ * reached a MSG_DONE. */
+static int fte_sweep(const char *in, size_t len)
+{
+	static struct trace want, got;
+	fte_trace(in, len, 1, 0, &want);
+	for (size_t k = 0; k < len; k++) {
+		fte_trace(in, len, 0, k, &got);
+		if (strcmp(got.s, want.s) != 0)
+			ck_abort_msg("split at %zu of\n%.300s\n got: %.400s\nwant: %.400s", k, in,
+			             got.s, want.s);
+	}
+	return strstr(want.s, "D:") != NULL;
+}
+
+START_TEST(test_fast_status_lines)
+{
+	/* status lines of every shape resp_head() and status_fast() judge:
+	 * versions, codes (three digits, 1..9 first), what follows the code,
+	 * bare LF, empty lines first, a status line whose LF is past the first
+	 * 64 bytes; each before a Content-Length head and a second response
+	 * in the same buffer */
+	static const char *const versions[] = { "HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/1/",
+	                                        "HTTP/2.0", "http/1.1", "HTTP/1.",  "HTTPS/1.1",
+	                                        "HTTP/1.\x31" "1", "HTTP/1.\xb1" };
+	static const char *const codes[] = { "200", "204", "304", "100", "101", "199", "302",
+	                                     "500", "099", "000", "999", "20",  "2000", "2a0",
+	                                     "2:0", "/00", ":00", "20/", "20:" };
+	static const char *const afters[] = { " OK", "", " ", "\t", "x", " \x01\xff weird",
+	                                      " " LONG_A, "  OK" };
+	static const char *const eols[] = { "\r\n", "\n", "\r" };
+	static const char *const leads[] = { "", "\r\n", "\n" };
+	int done = 0, total = 0;
+	for (size_t v = 0; v < NELEM(versions); v++)
+		for (size_t c = 0; c < NELEM(codes); c++)
+			for (size_t a = 0; a < NELEM(afters); a++)
+				for (size_t e = 0; e < NELEM(eols); e++) {
+					char in[1024];
+					const char *lead = leads[(v + c + a) % NELEM(leads)];
+					int n = snprintf(in, sizeof in,
+					                 "%s%s %s%s%sServer: t\r\nContent-Length: 2\r\n"
+					                 "Connection: keep-alive\r\n\r\nok"
+					                 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+					                 lead, versions[v], codes[c], afters[a], eols[e]);
+					/* no SP before the code: "HTTP/1.1200" */
+					if ((a + e) % 5 == 0)
+						memmove(in + strlen(lead) + strlen(versions[v]),
+						        in + strlen(lead) + strlen(versions[v]) + 1,
+						        (size_t)n - strlen(lead) - strlen(versions[v]));
+					done += fte_sweep(in, strlen(in));
+					total++;
+				}
+	/* both outcomes common (most of these shapes are errors), or the
+	 * comparison proves little */
+	ck_assert_int_gt(done, total / 20);
+	ck_assert_int_lt(done, total - total / 10);
+}
+END_TEST
+
+/*
+ * The framing headers every response carries are read inside the header
+ * loop in their usual shape (known_fast(): `Content-Length: DIGITS CRLF`,
+ * `Connection: keep-alive CRLF` or `close CRLF`), and everything else by
+ * header_id() and value_fast(), or the byte machine. Names in every case,
+ * values in that shape and just off it (whitespace, digits, near tokens,
+ * lists, overflow), in requests and responses, whole and split anywhere,
+ * must trace as the byte machine does.
+ */
+START_TEST(test_fast_known_headers)
+{
+	static const char *const names[] = {
+		"Content-Length", "content-length", "CONTENT-LENGTH", "cONTENT-lENGTH",
+		"Content-Lengtx", "Content-Lengt", "Content_Length", "Connection",
+		"connection", "CONNECTION", "cOnNeCtIoN", "Connectioo", "Connectio",
+		"Transfer-Encoding", "Expect",
+	};
+	static const char *const values[] = {
+		" 3", " 0", " 03", "3", "  3", "\t3", " 3 ", " 3\t", " 1234567890123456789",
+		" 12345678901234567890", " 99999999999999999999", " 18446744073709551615",
+		" ", "", " 3,3", " 3, 4", " 4", " x", " -3", " 3\r", " keep-alive",
+		" Keep-Alive", " KEEP-ALIVE", " close", " Close", " CLOSE", " keep-alive ",
+		"keep-alive", " keep-alivex", " closex", " clos", " keep-aliv", " keep_alive",
+		" close, keep-alive", " upgrade", " keep-alive\r", "\tclose", " close\t",
+		" chunked", " 100-continue", " kEEP-aLIVE", " cl\x6fse", " c\x4fSE",
+	};
+	static const char *const eols[] = { "\r\n", "\n" };
+	static struct trace want, got;
+	int done = 0, total = 0;
+	for (size_t nm = 0; nm < NELEM(names); nm++)
+		for (size_t v = 0; v < NELEM(values); v++)
+			for (size_t e = 0; e < NELEM(eols); e++) {
+				char in[512];
+				/* a response: the line between two others, a body of 3 */
+				int n = snprintf(in, sizeof in,
+				                 "HTTP/1.%d 200 OK\r\nServer: t\r\n%s:%s%s"
+				                 "Content-Length: 3\r\n\r\nabc"
+				                 "HTTP/1.1 204 No Content\r\n\r\n",
+				                 (int)(v % 2), names[nm], values[v], eols[e]);
+				done += fte_sweep(in, (size_t)n);
+				total++;
+				resp_run(in, (size_t)n, "0", splitter(1), &want);
+				for (size_t k = 0; k < (size_t)n; k++) {
+					resp_run(in, (size_t)n, "0", split_at(k), &got);
+					if (strcmp(got.s, want.s) != 0)
+						ck_abort_msg("split at %zu of\n%s\n got: %s\nwant: %s", k, in,
+						             got.s, want.s);
+				}
+
+				/* a request: the line last, then the body its
+				 * Content-Length says if it says one */
+				n = snprintf(in, sizeof in,
+				             "GET /k HTTP/1.%d\r\nHost: x\r\n%s:%s%s\r\nabcGET / "
+				             "HTTP/1.1\r\n\r\n",
+				             (int)(nm % 2), names[nm], values[v], eols[e]);
+				req_run(in, (size_t)n, splitter(1), &want);
+				for (size_t k = 0; k < (size_t)n; k++) {
+					req_run(in, (size_t)n, split_at(k), &got);
+					if (strcmp(got.s, want.s) != 0)
+						ck_abort_msg("split at %zu of\n%s\n got: %s\nwant: %s", k, in,
+						             got.s, want.s);
+				}
+			}
+	ck_assert_int_gt(done, total / 4);
+	ck_assert_int_lt(done, total - total / 10);
+}
+END_TEST
+
+/*
+ * Heads of every length through ap_http_resp_feed_to_end(): header lines
+ * of generated names and values (gen_block()'s, so known and unknown,
+ * valid and not), behind a status line, with a body, split at every
+ * offset; resp_head()'s LF windows run from the status line, so their
+ * edges fall elsewhere than in test_fast_matches_bytes.
+ */
+START_TEST(test_fast_heads_to_end)
+{
+	enum { ROUNDS = 300, CAP = 4096 };
+	static char buf[CAP];
+	uint32_t rng = 0x85ebca6bu;
+	int done = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		size_t n = (size_t)snprintf(buf, CAP, "HTTP/1.%d %s\r\n", round % 2,
+		                            round % 3 ? "200 OK" : "500 Oops");
+		int lines = (int)(xorshift(&rng) % 10);
+		for (int l = 0; l < lines && n + 300 < CAP; l++) {
+			uint32_t r = xorshift(&rng);
+			size_t nn = r % 16 ? GEN_GOOD_NAMES : NELEM(gen_names);
+			const char *eol = (r >> 24) % 4 ? "\r\n" : "\n";
+			n += (size_t)snprintf(buf + n, CAP - n, "%s:%s%s", gen_names[(r >> 4) % nn],
+			                      gen_values[(r >> 12) % NELEM(gen_values)], eol);
+		}
+		/* a length of its own most of the time, then a body and more */
+		n += (size_t)snprintf(buf + n, CAP - n, "%s\r\n0123456789HTTP/1.1 200 OK\r\n\r\n",
+		                      round % 4 ? "Content-Length: 10\r\n" : "");
+		done += fte_sweep(buf, n);
+	}
+	ck_assert_int_gt(done, ROUNDS / 4);
+	ck_assert_int_lt(done, ROUNDS - ROUNDS / 10);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1941,6 +2170,9 @@ Suite *http_suite(void)
 	tcase_add_test(tc, test_req_end_bodyless);
 	tcase_add_test(tc, test_resp_feed_to_end);
 	tcase_add_test(tc, test_resp_status_seen);
+	tcase_add_test(tc, test_fast_status_lines);
+	tcase_add_test(tc, test_fast_known_headers);
+	tcase_add_test(tc, test_fast_heads_to_end);
 	suite_add_tcase(s, tc);
 	return s;
 }
