@@ -752,18 +752,26 @@ ALWAYS_INLINE static inline int line_fast16(struct ap_http_core *c,
  * may then start before b, never before s) and their bits shifted into
  * place.
  */
-ALWAYS_INLINE static inline uint64_t lf_window(const unsigned char *s, size_t b, size_t n)
+/* lf_window() of a buffer of 64 bytes or more: what the header loop's
+ * later windows need (a shorter buffer is one window), without the
+ * short buffer's offsets, which the compiler computes ahead of the branch. */
+ALWAYS_INLINE static inline uint64_t lf_window64(const unsigned char *s, size_t b, size_t n)
 {
 	if (n - b >= 64)
 		return lf16(s + b) | (uint64_t)lf16(s + b + 16) << 16 |
 		       (uint64_t)lf16(s + b + 32) << 32 |
 		       (uint64_t)lf16(s + b + 48) << 48;
-	if (n >= 64) { /* the 64 bytes ending the buffer, moved into place */
-		const unsigned char *e = s + n - 64;
-		uint64_t l = lf16(e) | (uint64_t)lf16(e + 16) << 16 |
-		             (uint64_t)lf16(e + 32) << 32 | (uint64_t)lf16(e + 48) << 48;
-		return l >> (b - (n - 64));
-	}
+	/* the 64 bytes ending the buffer, moved into place */
+	const unsigned char *e = s + n - 64;
+	uint64_t l = lf16(e) | (uint64_t)lf16(e + 16) << 16 |
+	             (uint64_t)lf16(e + 32) << 32 | (uint64_t)lf16(e + 48) << 48;
+	return l >> (b - (n - 64));
+}
+
+ALWAYS_INLINE static inline uint64_t lf_window(const unsigned char *s, size_t b, size_t n)
+{
+	if (n >= 64)
+		return lf_window64(s, b, n);
 	/* a buffer of 16 to 63 bytes: the LFs of all of it from four loads,
 	 * at 0, 16 and 32 or, where those would reach past n, at n - 16 (the
 	 * overlaps agree), then moved to start at b */
@@ -833,9 +841,11 @@ ALWAYS_INLINE static inline size_t lines_sse(struct ap_http_core *c, const unsig
 					lfs = 1;
 					break;
 				}
+				/* we < n: the first window was 64 bytes, and so
+				 * is the buffer */
 				b = we;
 				we = n - b < 64 ? n : b + 64;
-				lfs = lf_window(s, b, n);
+				lfs = lf_window64(s, b, n);
 			} while (!lfs);
 		} else if (s[i] <= '\r') {
 			goto out;
