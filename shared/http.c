@@ -650,9 +650,11 @@ ALWAYS_INLINE static inline int known_fast(struct ap_http_core *c, const unsigne
 		if (!IEQ(s + i, "content-length") || v[1] != ' ' || s[lf - 1] != '\r' ||
 		    digits - 1 >= 19)
 			return -2;
-		uint64_t num = 0;
-		const unsigned char *d = v + 2, *e = d + digits;
-		for (; d < e; d++) {
+		uint64_t num = (unsigned)(v[2] - '0');
+		if (num > 9)
+			return -2;
+		const unsigned char *d = v + 3, *e = v + 2 + digits;
+		for (; d < e; d++) { /* the rest of them, often none */
 			unsigned dv = (unsigned)(*d - '0');
 			if (dv > 9)
 				return -2;
