@@ -308,10 +308,18 @@ void pl_mysql_flush_thread(void);
 
 /* ---- shipping (ship.c) ---- */
 
-/* Appends one request event to the process's buffer: never blocks on the
- * collector, never allocates after the first call; drops and counts when
- * the buffer is full. Starts the shipper thread on first use. */
-void pl_ship_request(const struct ap_rec_request *r);
+/* Events go to the process's buffer: never blocking on the collector,
+ * never allocating after the first one, dropped and counted when the
+ * buffer is full. The first starts the shipper thread. */
+
+/* A request event, written in place so that it is encoded once, straight
+ * from the connection's queue: pl_ship_reserve() returns where to write a
+ * record of `need` bytes, with AP_WIRE_PAD bytes of slack after it for
+ * ap_wire_put_request_padded(), and holds the buffer's lock until
+ * pl_ship_commit(need) publishes it; it returns NULL (lock not held) when
+ * the record is dropped. Nothing between the two may block or take a lock. */
+uint8_t *pl_ship_reserve(size_t need);
+void pl_ship_commit(size_t need);
 void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_profile(const struct ap_rec_profile *r);
 void pl_ship_count_untracked(void);

@@ -62,6 +62,12 @@ static struct {
 	 * never has to walk the records to split them. */
 	size_t cuts[2][SHIP_MAX_CUTS];
 	unsigned ncuts[2];
+	/* A record whose end (active_len + its size) is within this needs no
+	 * new datagram and fits with AP_WIRE_PAD to spare: the appender's one
+	 * test. 0 sends every append to ship_reserve_slow(), which sets it;
+	 * whoever moves active_len other than by an append, or clears the
+	 * cuts, zeroes it. */
+	size_t fast_end;
 	/* The counters and active_len are read without the lock by the
 	 * shipper (STATS, its "anything to send?" test): every access is
 	 * __atomic. Writers under the lock use a relaxed store of the value
@@ -199,6 +205,7 @@ static size_t take_batch(int *idx)
 		ship.active_idx ^= 1;
 		__atomic_store_n(&ship.active_len, 0, __ATOMIC_RELAXED);
 		ship.ncuts[ship.active_idx] = 0;
+		ship.fast_end = 0;
 	}
 	pl_spin_unlock(&ship.lock);
 	return len;
@@ -314,46 +321,77 @@ static PL_COLD int ship_start(void)
 	return rc == 0;
 }
 
+/* ship_reserve() past its one test, lock held: the record starts a new
+ * datagram, or the half is full (drop it), or fast_end is stale. */
+static __attribute__((noinline)) uint8_t *ship_reserve_slow(size_t need, size_t slack)
+{
+	int i = ship.active_idx;
+	unsigned nc = ship.ncuts[i];
+	int cut = nc == 0 || ship.active_len + need - ship.cuts[i][nc - 1] > SHIP_ROOM;
+	if (ship.active_len + need + slack <= ship.half_cap && (!cut || nc < SHIP_MAX_CUTS)) {
+		if (cut)
+			ship.cuts[i][ship.ncuts[i]++] = ship.active_len;
+		size_t room_end = ship.cuts[i][ship.ncuts[i] - 1] + SHIP_ROOM;
+		size_t cap_end = ship.half_cap - AP_WIRE_PAD;
+		ship.fast_end = room_end < cap_end ? room_end : cap_end;
+		return ship.half[i] + ship.active_len;
+	}
+	__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
+	pl_spin_unlock(&ship.lock);
+	return NULL;
+}
+
+/* Starts appending one record of `need` bytes, with `slack` (at most
+ * AP_WIRE_PAD) writable bytes after it for an encoder that writes past its
+ * end: returns where to write it, with the buffer's lock held until
+ * ship_commit(); NULL when the record is dropped (counted; the lock is not
+ * held). Inline into each caller. */
+static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, size_t slack)
+{
+	if (PL_UNLIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON) &&
+	    !ship_start()) {
+		__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	pl_spin_lock(&ship.lock);
+	if (PL_LIKELY(ship.active_len + need <= ship.fast_end))
+		return ship.half[ship.active_idx] + ship.active_len;
+	return ship_reserve_slow(need, slack);
+}
+
+/* Publishes the `n` bytes written at what ship_reserve() returned and
+ * releases the lock. */
+static inline __attribute__((always_inline)) void ship_commit(size_t n)
+{
+	__atomic_store_n(&ship.active_len, ship.active_len + n, __ATOMIC_RELAXED);
+	__atomic_store_n(&ship.events, ship.events + 1, __ATOMIC_RELAXED);
+	pl_spin_unlock(&ship.lock);
+}
+
+uint8_t *pl_ship_reserve(size_t need)
+{
+	return ship_reserve(need, AP_WIRE_PAD);
+}
+
+void pl_ship_commit(size_t n)
+{
+	ship_commit(n);
+}
+
 typedef size_t (*put_fn)(uint8_t *out, size_t cap, const void *rec);
 
 /* Appends one encoded record of `need` bytes. Inlined into each
  * pl_ship_* so that `put` is a direct call. */
 static inline __attribute__((always_inline)) void ship_append(size_t need, put_fn put, const void *rec)
 {
-	if (PL_UNLIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON) &&
-	    !ship_start()) {
-		__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	pl_spin_lock(&ship.lock);
-	int i = ship.active_idx;
-	unsigned nc = ship.ncuts[i];
-	int cut = nc == 0 || ship.active_len + need - ship.cuts[i][nc - 1] > SHIP_ROOM;
-	if (ship.active_len + need <= ship.half_cap && (!cut || nc < SHIP_MAX_CUTS)) {
-		if (cut)
-			ship.cuts[i][ship.ncuts[i]++] = ship.active_len;
-		size_t n = put(ship.half[i] + ship.active_len, ship.half_cap - ship.active_len, rec);
-		__atomic_store_n(&ship.active_len, ship.active_len + n, __ATOMIC_RELAXED);
-		__atomic_store_n(&ship.events, ship.events + 1, __ATOMIC_RELAXED);
-	} else {
-		__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
-	}
-	pl_spin_unlock(&ship.lock);
-}
-
-static size_t put_request(uint8_t *out, size_t cap, const void *rec)
-{
-	return ap_wire_put_request(out, cap, rec);
+	uint8_t *out = ship_reserve(need, 0);
+	if (out)
+		ship_commit(put(out, need, rec));
 }
 
 static size_t put_sql(uint8_t *out, size_t cap, const void *rec)
 {
 	return ap_wire_put_sql(out, cap, rec);
-}
-
-void pl_ship_request(const struct ap_rec_request *r)
-{
-	ship_append(ap_wire_request_size(r), put_request, r);
 }
 
 void pl_ship_sql(const struct ap_rec_sql *r)
@@ -400,6 +438,7 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	size_t len = ship.active_len;
 	int i = ship.active_idx;
 	__atomic_store_n(&ship.active_len, 0, __ATOMIC_RELAXED);
+	ship.fast_end = 0;
 	pl_spin_unlock(&ship.lock);
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0) {
@@ -439,6 +478,7 @@ void pl_ship_atfork_child(void)
 	ship.active_idx = 0;
 	ship.active_len = 0;
 	ship.ncuts[0] = ship.ncuts[1] = 0;
+	ship.fast_end = 0;
 	ship.events = ship.dropped = ship.untracked = 0;
 	ship.seq = 0;
 }

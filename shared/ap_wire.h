@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ap_copy.h"
+
 #define AP_WIRE_MAGIC 0x46525041u /* "APRF" in memory order */
 #define AP_WIRE_VERSION 1
 #define AP_WIRE_BATCH_HDR 24
@@ -163,12 +165,81 @@ size_t ap_wire_put_sql(uint8_t *out, size_t cap, const struct ap_rec_sql *r);
 size_t ap_wire_sql_size(const struct ap_rec_sql *r);
 size_t ap_wire_put_profile(uint8_t *out, size_t cap, const struct ap_rec_profile *r);
 size_t ap_wire_profile_size(const struct ap_rec_profile *r);
-/* Bytes ap_wire_put_request() will need for r (header included). Inline:
- * the preload asks once per request before it takes its buffer's lock. */
+/* Bytes ap_wire_put_request() will need for r (header included), or for
+ * a request with strings of these lengths. Inline: the preload asks once
+ * per request before it takes its buffer's lock. */
+static inline size_t ap_wire_request_size_of(size_t method_len, size_t path_len,
+                                             size_t message_len)
+{
+	return AP_WIRE_REC_HDR + 5 * 8 + 4 + 2 + 2 + 2 + method_len + 2 + path_len +
+	       2 + message_len;
+}
+
 static inline size_t ap_wire_request_size(const struct ap_rec_request *r)
 {
-	return AP_WIRE_REC_HDR + 5 * 8 + 4 + 2 + 2 + 2 + r->method.len + 2 + r->path.len +
-	       2 + r->message.len;
+	return ap_wire_request_size_of(r->method.len, r->path.len, r->message.len);
+}
+
+/*
+ * Straight stores for the request record, which the preload writes inside
+ * the host for every request: its size is known before it starts, so one
+ * check (or none, below) replaces a cursor's check per field. Each returns
+ * the byte after what it wrote. The one description of the record's layout:
+ * ap_wire_put_request() and ap_wire_put_request_padded() both use it.
+ */
+static inline uint8_t *ap_wire_st_(uint8_t *q, uint64_t v, unsigned nbytes)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(q, &v, nbytes);
+#else
+	for (unsigned i = 0; i < nbytes; i++)
+		q[i] = (uint8_t)(v >> (8 * i));
+#endif
+	return q + nbytes;
+}
+
+/* The record header and every field before the strings; `size` is
+ * ap_wire_request_size(r). */
+static inline uint8_t *ap_wire_request_fixed_(uint8_t *q, size_t size,
+                                              const struct ap_rec_request *r)
+{
+	q = ap_wire_st_(q, AP_REC_REQUEST, 2);
+	q = ap_wire_st_(q, 0, 2);
+	q = ap_wire_st_(q, size - AP_WIRE_REC_HDR, 4);
+	q = ap_wire_st_(q, r->req_id, 8);
+	q = ap_wire_st_(q, r->start_ns, 8);
+	q = ap_wire_st_(q, r->end_ns, 8);
+	q = ap_wire_st_(q, r->bytes_in, 8);
+	q = ap_wire_st_(q, r->bytes_out, 8);
+	q = ap_wire_st_(q, r->tid, 4);
+	q = ap_wire_st_(q, r->status, 2);
+	return ap_wire_st_(q, r->flags, 2);
+}
+
+/* Bytes past a record that ap_wire_put_request_padded() may overwrite. */
+#define AP_WIRE_PAD 32
+
+/*
+ * ap_wire_put_request() for the preload's hot path: the same bytes, with
+ * no capacity check and each short string copied in one or two fixed-size
+ * moves instead of a length-dependent sequence. The caller guarantees the
+ * slack: `out` has room for ap_wire_request_size(r) + AP_WIRE_PAD bytes
+ * (the AP_WIRE_PAD after the record hold garbage afterwards), r->method.p
+ * is readable for 16 bytes and r->path.p for 32 (fixed arrays at least
+ * that long), whatever their lengths; r->message is copied exactly.
+ * Returns ap_wire_request_size(r).
+ */
+static inline size_t ap_wire_put_request_padded(uint8_t *out, const struct ap_rec_request *r)
+{
+	size_t size = ap_wire_request_size(r);
+	uint8_t *q = ap_wire_request_fixed_(out, size, r);
+	q = ap_wire_st_(q, r->method.len, 2);
+	ap_copy_padded(q, r->method.p, r->method.len, 16);
+	q = ap_wire_st_(q + r->method.len, r->path.len, 2);
+	ap_copy_padded(q, r->path.p, r->path.len, 32);
+	q = ap_wire_st_(q + r->path.len, r->message.len, 2);
+	ap_copy_exact(q, r->message.p, r->message.len); /* empty: p may be NULL */
+	return size;
 }
 
 /* ---- decoding (collector side) ---- */

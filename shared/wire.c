@@ -100,25 +100,11 @@ size_t ap_wire_put_hello(uint8_t *out, size_t cap, const struct ap_rec_hello *r)
 	return rec_end(&w, at);
 }
 
-/*
- * Straight stores for ap_wire_put_request(), which runs inside the host
- * for every request: its size is known before it starts, so one check
- * replaces the cursor's check per field. Each returns the byte after.
- */
-static inline uint8_t *st_uint(uint8_t *q, uint64_t v, unsigned nbytes)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(q, &v, nbytes);
-#else
-	for (unsigned i = 0; i < nbytes; i++)
-		q[i] = (uint8_t)(v >> (8 * i));
-#endif
-	return q + nbytes;
-}
-
+/* Strings of a request record: exactly their bytes (the destination may be
+ * the end of the caller's buffer). */
 static inline uint8_t *st_str(uint8_t *q, struct ap_str s)
 {
-	q = st_uint(q, s.len, 2);
+	q = ap_wire_st_(q, s.len, 2);
 	ap_copy_exact(q, s.p, s.len); /* an empty ap_str may carry p == NULL */
 	return q + s.len;
 }
@@ -128,18 +114,7 @@ size_t ap_wire_put_request(uint8_t *out, size_t cap, const struct ap_rec_request
 	size_t size = ap_wire_request_size(r);
 	if (size > cap)
 		return 0;
-	uint8_t *q = out;
-	q = st_uint(q, AP_REC_REQUEST, 2);
-	q = st_uint(q, 0, 2);
-	q = st_uint(q, size - AP_WIRE_REC_HDR, 4);
-	q = st_uint(q, r->req_id, 8);
-	q = st_uint(q, r->start_ns, 8);
-	q = st_uint(q, r->end_ns, 8);
-	q = st_uint(q, r->bytes_in, 8);
-	q = st_uint(q, r->bytes_out, 8);
-	q = st_uint(q, r->tid, 4);
-	q = st_uint(q, r->status, 2);
-	q = st_uint(q, r->flags, 2);
+	uint8_t *q = ap_wire_request_fixed_(out, size, r);
 	q = st_str(q, r->method);
 	q = st_str(q, r->path);
 	q = st_str(q, r->message);

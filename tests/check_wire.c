@@ -744,6 +744,45 @@ START_TEST(test_request_size)
 }
 END_TEST
 
+/* The preload's encoder writes the same bytes as ap_wire_put_request(),
+ * the golden ones included, for every length of each string (the
+ * fixed-size moves change at 16 and 32 bytes), and stays within the
+ * record plus AP_WIRE_PAD. Sources are fixed arrays, as its contract asks. */
+START_TEST(test_request_padded)
+{
+	static char method[16], path[256], msg[200];
+	for (size_t i = 0; i < sizeof path; i++)
+		path[i] = (char)('a' + i % 26);
+	memcpy(method, "PROPFIND-XXXXXXX", 16);
+	memset(msg, 'm', sizeof msg);
+	struct ap_rec_request r = g_req;
+	uint8_t want[600], got[600 + AP_WIRE_PAD + 1];
+
+	r.method = (struct ap_str){ memcpy(method, "GET", 3), 3 };
+	r.path = (struct ap_str){ memcpy(path, "/a/1", 4), 4 };
+	r.message = (struct ap_str){ memcpy(msg, "x", 1), 1 };
+	memset(got, 0xEE, sizeof got);
+	size_t n = ap_wire_put_request_padded(got, &r);
+	assert_bytes(got, n, g_req_bytes, sizeof(g_req_bytes));
+	for (size_t i = 0; i < sizeof path; i++)
+		path[i] = (char)('a' + i % 26);
+
+	for (uint16_t m = 0; m < 16; m += 3)
+		for (uint16_t pl = 0; pl <= 256; pl += (pl < 40 ? 1 : 31))
+			for (uint16_t ml = 0; ml <= 200; ml += (ml < 40 ? 13 : 80)) {
+				r.method = (struct ap_str){ method, m };
+				r.path = (struct ap_str){ path, pl };
+				r.message = (struct ap_str){ ml ? msg : NULL, ml };
+				size_t size = ap_wire_request_size(&r);
+				ck_assert_uint_eq(ap_wire_put_request(want, sizeof want, &r), size);
+				memset(got, 0xEE, sizeof got);
+				ck_assert_uint_eq(ap_wire_put_request_padded(got, &r), size);
+				assert_bytes(got, size, want, size);
+				ck_assert_uint_eq(got[size + AP_WIRE_PAD], 0xEE);
+			}
+}
+END_TEST
+
 Suite *wire_suite(void)
 {
 	Suite *s = suite_create("wire");
@@ -760,6 +799,7 @@ Suite *wire_suite(void)
 	tcase_add_test(tc, test_round_trip_datagram);
 	tcase_add_test(tc, test_round_trip_extremes);
 	tcase_add_test(tc, test_request_size);
+	tcase_add_test(tc, test_request_padded);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
