@@ -70,12 +70,12 @@ void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c))
 
 static struct pool_item *free_list;
 static size_t pool_count;  /* connections ever carved, <= budget */
-static size_t pool_in_use; /* connections handed out, atomic */
+size_t pl_pool_in_use; /* connections handed out, atomic */
 /* pl_conn_budget() / 2, stored with every block carved (before any
  * connection of it is handed out; atomic, as readers take no lock):
  * pl_conn_pool_crowded() runs at the end of every request, and this spares
  * it two calls and a division. */
-static size_t half_budget;
+size_t pl_pool_half_budget;
 /* Every block carved, so the fork child can clear locks held by threads
  * that do not exist in it. */
 #define MAX_BLOCKS 1024
@@ -90,7 +90,7 @@ size_t pl_conn_budget(void)
 static void pool_grow(void)
 {
 	size_t sz = pl_conn_size();
-	__atomic_store_n(&half_budget, pl_conn_budget() / 2, __ATOMIC_RELAXED);
+	__atomic_store_n(&pl_pool_half_budget, pl_conn_budget() / 2, __ATOMIC_RELAXED);
 	if (pool_count + POOL_BLOCK > pl_conn_budget() || n_blocks == MAX_BLOCKS)
 		return;
 	char *m = mmap(NULL, sz * POOL_BLOCK, PROT_READ | PROT_WRITE,
@@ -106,12 +106,6 @@ static void pool_grow(void)
 	pool_count += POOL_BLOCK;
 }
 
-int pl_conn_pool_crowded(void)
-{
-	return __atomic_load_n(&pool_in_use, __ATOMIC_RELAXED) >
-	       __atomic_load_n(&half_budget, __ATOMIC_RELAXED);
-}
-
 struct pl_conn *pl_conn_alloc(void)
 {
 	pl_spin_lock(&table_lock);
@@ -123,7 +117,7 @@ struct pl_conn *pl_conn_alloc(void)
 	pl_spin_unlock(&table_lock);
 	if (!it)
 		return NULL;
-	__atomic_add_fetch(&pool_in_use, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&pl_pool_in_use, 1, __ATOMIC_RELAXED);
 	/* A hook that raced with this connection's previous life may hold the
 	 * lock for a moment: take it before touching anything. */
 	pl_spin_lock(&it->lock);
@@ -133,7 +127,7 @@ struct pl_conn *pl_conn_alloc(void)
 void pl_conn_release(struct pl_conn *c)
 {
 	struct pool_item *it = (struct pool_item *)c;
-	__atomic_sub_fetch(&pool_in_use, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&pl_pool_in_use, 1, __ATOMIC_RELAXED);
 	pl_spin_lock(&table_lock);
 	it->next_free = free_list;
 	free_list = it;

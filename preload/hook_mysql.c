@@ -106,10 +106,11 @@ struct my_acc {
 	my_field_count_fn field_count;
 };
 
-/* The statement open on this thread (initial-exec TLS). Its text is
- * normalised when it ends, so keep a bounded raw copy meanwhile. */
+/* The statement open on this thread (initial-exec TLS): its handle is
+ * pl_mysql_open (pl.h, non-NULL while one is open), the rest is here. Its
+ * text is normalised when it ends, so keep a bounded raw copy meanwhile. */
+__thread void *pl_mysql_open;
 static __thread struct {
-	MYSQL *handle;
 	struct my_acc acc; /* copied: the copy's answer may be thread-local */
 	struct pl_stmt st;
 	unsigned long len;
@@ -131,10 +132,10 @@ static void fill_error(const struct my_acc *acc, MYSQL *h, struct pl_stmt_result
 /* Ends the open statement; rows from `result` when one was fetched. */
 static void end_open(MYSQL_RES *result, int fetched)
 {
-	if (!open_q.handle)
+	if (!pl_mysql_open)
 		return;
-	MYSQL *h = open_q.handle;
-	open_q.handle = NULL;
+	MYSQL *h = pl_mysql_open;
+	pl_mysql_open = NULL;
 	struct pl_stmt_result res = { 0 };
 	char code[16];
 	const struct my_acc *acc = &open_q.acc;
@@ -150,13 +151,11 @@ static void end_open(MYSQL_RES *result, int fetched)
 	pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
 }
 
-void pl_mysql_flush_thread(void)
+void pl_mysql_flush_open(void)
 {
-	if (PL_UNLIKELY(open_q.handle != NULL)) {
-		int saved = errno;
-		end_open(NULL, 0);
-		errno = saved;
-	}
+	int saved = errno;
+	end_open(NULL, 0);
+	errno = saved;
 }
 
 /* After a query call returned `rc` (0 = sent and answered): a failure is a
@@ -164,7 +163,7 @@ void pl_mysql_flush_thread(void)
 static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
                            const char *q, unsigned long len, int rc)
 {
-	open_q.handle = h;
+	pl_mysql_open = h;
 	open_q.acc = (struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
 	                              MYF(f, num_rows), MYF(f, field_count) };
 	open_q.st = *st;
@@ -174,7 +173,7 @@ static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
 	if (rc != 0) {
 		struct pl_stmt_result res = { 0 };
 		char code[16];
-		open_q.handle = NULL;
+		pl_mysql_open = NULL;
 		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		res.failed = 1;
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
@@ -248,11 +247,11 @@ EXPORT unsigned char mysql_read_query_result(MYSQL *h)
 	PL_COPY_ENTER(&my_lib, f);
 	unsigned char rc = MYF(f, read_query_result)(h);
 	PL_COPY_LEAVE();
-	if (rc && open_q.handle == h && !pl_db_depth) {
+	if (rc && pl_mysql_open == h && !pl_db_depth) {
 		int saved = errno;
 		struct pl_stmt_result res = { .failed = 1 };
 		char code[16];
-		open_q.handle = NULL;
+		pl_mysql_open = NULL;
 		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
 		errno = saved;
@@ -268,7 +267,7 @@ EXPORT MYSQL_RES *mysql_store_result(MYSQL *h)
 	PL_COPY_ENTER(&my_lib, f);
 	MYSQL_RES *r = MYF(f, store_result)(h);
 	PL_COPY_LEAVE();
-	if (open_q.handle == h && !pl_db_depth) {
+	if (pl_mysql_open == h && !pl_db_depth) {
 		int saved = errno;
 		end_open(r, 1);
 		errno = saved;
@@ -284,7 +283,7 @@ EXPORT MYSQL_RES *mysql_use_result(MYSQL *h)
 	PL_COPY_ENTER(&my_lib, f);
 	MYSQL_RES *r = MYF(f, use_result)(h);
 	PL_COPY_LEAVE();
-	if (open_q.handle == h && !pl_db_depth) {
+	if (pl_mysql_open == h && !pl_db_depth) {
 		int saved = errno;
 		/* Rows stream later, row by row: the count is not known here. */
 		end_open(NULL, 1);
@@ -298,7 +297,7 @@ EXPORT void mysql_close(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return;
-	if (open_q.handle == h)
+	if (pl_mysql_open == h)
 		pl_mysql_flush_thread();
 	MYF(f, close)(h);
 }

@@ -86,11 +86,14 @@ void pl_debug(const char *fmt, ...)
 	errno = saved;
 }
 
-uint64_t pl_now_ns(void)
+/* pl_spin_lock() found the lock taken: wait for it. A waiter yields the
+ * CPU, so a holder that was preempted gets it back. */
+PL_COLD void pl_spin_lock_wait(int *l)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	do {
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
+			sched_yield();
+	} while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE));
 }
 
 PL_COLD uint32_t pl_tid_slow(void)

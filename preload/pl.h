@@ -23,6 +23,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "ap_http.h"
 #include "ap_wire.h"
@@ -37,12 +38,13 @@
  * unlock pair even uncontended, on every request. A waiter yields the CPU,
  * so a holder that was preempted gets it back.
  */
+void pl_spin_lock_wait(int *l);
 static inline void pl_spin_lock(int *l)
 {
-	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(l, __ATOMIC_RELAXED))
-			sched_yield();
-	}
+	/* The wait is out of line: the uncontended lock, on every request,
+	 * is one exchange and a test, and needs no registers saved. */
+	if (PL_UNLIKELY(__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)))
+		pl_spin_lock_wait(l);
 }
 
 static inline int pl_spin_trylock(int *l)
@@ -113,7 +115,13 @@ void pl_resolve(void);
 /* APIPROF_DEBUG=1: one "apiprof[pid]: ..." line to stderr via write(2). */
 void pl_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-uint64_t pl_now_ns(void);      /* CLOCK_MONOTONIC */
+/* CLOCK_MONOTONIC. Inline: twice per request. */
+static inline uint64_t pl_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 /* The calling thread's id, cached per thread (initial-exec TLS: the
  * library is built -ftls-model=initial-exec, so no __tls_get_addr call);
  * reset after fork. Inline: every request's event carries one. */
@@ -187,7 +195,12 @@ struct pl_conn *pl_conn_alloc(void);
 void pl_conn_release(struct pl_conn *c);
 /* 1 when more than half the pool is in use: connections between messages
  * then give their record back instead of keeping it for the next request. */
-int pl_conn_pool_crowded(void);
+extern size_t pl_pool_in_use, pl_pool_half_budget; /* fdtable.c, atomic */
+static inline int pl_conn_pool_crowded(void)
+{
+	return __atomic_load_n(&pl_pool_in_use, __ATOMIC_RELAXED) >
+	       __atomic_load_n(&pl_pool_half_budget, __ATOMIC_RELAXED);
+}
 /* Every hooked call on a tracked fd takes one: inline, no call. */
 static inline void pl_conn_lock(struct pl_conn *c)
 {
@@ -304,7 +317,15 @@ size_t pl_scrub_http_body(const char *msg, size_t len, char *out, size_t cap);
 
 /* MySQL statements stay open until their result is fetched; a request
  * ending on this thread closes them first so they precede it on the wire. */
-void pl_mysql_flush_thread(void);
+extern __thread void *pl_mysql_open; /* the open statement's handle or NULL */
+void pl_mysql_flush_open(void);
+/* Inline: every request's end asks, and a process without MySQL answers
+ * with one TLS load. Preserves errno. */
+static inline void pl_mysql_flush_thread(void)
+{
+	if (PL_UNLIKELY(pl_mysql_open != NULL))
+		pl_mysql_flush_open();
+}
 
 /* ---- shipping (ship.c) ---- */
 
