@@ -520,10 +520,8 @@ void pl_conn_forget(int fd)
 		pl_conn_release(c);
 }
 
-void pl_conn_on_read(int fd, const void *buf, size_t n)
+static inline __attribute__((always_inline)) void on_read(int fd, const void *buf, size_t n)
 {
-	if (n == 0)
-		return;
 	struct pl_conn **slot;
 	struct pl_conn *c = conn_acquire(fd, 1, &slot);
 	if (!c)
@@ -533,10 +531,9 @@ void pl_conn_on_read(int fd, const void *buf, size_t n)
 	conn_put(slot, c);
 }
 
-void pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
+static inline __attribute__((always_inline)) void
+on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
-	if (n == 0)
-		return;
 	struct pl_conn **slot;
 	struct pl_conn *c = conn_acquire(fd, 1, &slot);
 	if (!c)
@@ -568,7 +565,7 @@ static void stop_following(struct pl_conn **slot, struct pl_conn *c)
 	}
 }
 
-void pl_conn_on_write(int fd, const void *buf, size_t n)
+static inline __attribute__((always_inline)) void on_write(int fd, const void *buf, size_t n)
 {
 	struct pl_conn **slot;
 	struct pl_conn *c = conn_acquire(fd, 0, &slot);
@@ -581,7 +578,8 @@ void pl_conn_on_write(int fd, const void *buf, size_t n)
 		conn_put(slot, c);
 }
 
-void pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
+static inline __attribute__((always_inline)) void
+on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
 	struct pl_conn **slot;
 	struct pl_conn *c = conn_acquire(fd, 0, &slot);
@@ -597,6 +595,49 @@ void pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 		n -= take;
 	}
 	conn_put(slot, c);
+}
+
+/* The hooks' entry points: the bytes a call moved (r > 0) feed the
+ * connection, with errno saved here rather than in the hook, so that the
+ * work shares this one frame. */
+ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		on_read(fd, buf, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		on_readv(fd, iov, iovcnt, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		on_write(fd, buf, (size_t)r);
+		errno = saved;
+	}
+	return r;
+}
+
+ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
+{
+	if (r > 0) {
+		int saved = errno;
+		on_writev(fd, iov, iovcnt, (size_t)r);
+		errno = saved;
+	}
+	return r;
 }
 
 /* sendfile() bytes are body bytes we never see: the parser only counts

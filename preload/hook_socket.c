@@ -69,32 +69,12 @@ EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 
 /* ---- reading ---- */
 
-static PL_COLD ssize_t got(int fd, const void *buf, ssize_t r)
-{
-	if (r > 0) {
-		int saved = errno;
-		pl_conn_on_read(fd, buf, (size_t)r);
-		errno = saved;
-	}
-	return r;
-}
-
-static PL_COLD ssize_t gotv(int fd, const struct iovec *iov, int cnt, ssize_t r)
-{
-	if (r > 0) {
-		int saved = errno;
-		pl_conn_on_readv(fd, iov, cnt, (size_t)r);
-		errno = saved;
-	}
-	return r;
-}
-
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	ENSURE(read);
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.read(fd, buf, n);
-	return got(fd, buf, pl_real.read(fd, buf, n));
+	return pl_conn_on_read(fd, buf, pl_real.read(fd, buf, n));
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -102,7 +82,7 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 	ENSURE(read_chk);
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.read_chk(fd, buf, n, buflen);
-	return got(fd, buf, pl_real.read_chk(fd, buf, n, buflen));
+	return pl_conn_on_read(fd, buf, pl_real.read_chk(fd, buf, n, buflen));
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
@@ -110,7 +90,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	ENSURE(readv);
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.readv(fd, iov, cnt);
-	return gotv(fd, iov, cnt, pl_real.readv(fd, iov, cnt));
+	return pl_conn_on_readv(fd, iov, cnt, pl_real.readv(fd, iov, cnt));
 }
 
 /* MSG_PEEK leaves the bytes in the socket: they will be read again. */
@@ -119,7 +99,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 	ENSURE(recv);
 	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
 		return pl_real.recv(fd, buf, n, flags);
-	return got(fd, buf, pl_real.recv(fd, buf, n, flags));
+	return pl_conn_on_read(fd, buf, pl_real.recv(fd, buf, n, flags));
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -127,7 +107,7 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 	ENSURE(recv_chk);
 	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
 		return pl_real.recv_chk(fd, buf, n, buflen, flags);
-	return got(fd, buf, pl_real.recv_chk(fd, buf, n, buflen, flags));
+	return pl_conn_on_read(fd, buf, pl_real.recv_chk(fd, buf, n, buflen, flags));
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
@@ -136,7 +116,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 	ENSURE(recvfrom);
 	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
 		return pl_real.recvfrom(fd, buf, n, flags, addr, alen);
-	return got(fd, buf, pl_real.recvfrom(fd, buf, n, flags, addr, alen));
+	return pl_conn_on_read(fd, buf, pl_real.recvfrom(fd, buf, n, flags, addr, alen));
 }
 
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
@@ -145,7 +125,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 	ENSURE(recvfrom_chk);
 	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
 		return pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
-	return got(fd, buf, pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen));
+	return pl_conn_on_read(fd, buf, pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen));
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -154,37 +134,17 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
 		return pl_real.recvmsg(fd, msg, flags);
 	ssize_t r = pl_real.recvmsg(fd, msg, flags);
-	return gotv(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+	return pl_conn_on_readv(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
 }
 
 /* ---- writing ---- */
-
-static PL_COLD ssize_t put(int fd, const void *buf, ssize_t r)
-{
-	if (r > 0) {
-		int saved = errno;
-		pl_conn_on_write(fd, buf, (size_t)r);
-		errno = saved;
-	}
-	return r;
-}
-
-static PL_COLD ssize_t putv(int fd, const struct iovec *iov, int cnt, ssize_t r)
-{
-	if (r > 0) {
-		int saved = errno;
-		pl_conn_on_writev(fd, iov, cnt, (size_t)r);
-		errno = saved;
-	}
-	return r;
-}
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	ENSURE(write);
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.write(fd, buf, n);
-	return put(fd, buf, pl_real.write(fd, buf, n));
+	return pl_conn_on_write(fd, buf, pl_real.write(fd, buf, n));
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -192,7 +152,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	ENSURE(writev);
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.writev(fd, iov, cnt);
-	return putv(fd, iov, cnt, pl_real.writev(fd, iov, cnt));
+	return pl_conn_on_writev(fd, iov, cnt, pl_real.writev(fd, iov, cnt));
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -200,7 +160,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 	ENSURE(send);
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.send(fd, buf, n, flags);
-	return put(fd, buf, pl_real.send(fd, buf, n, flags));
+	return pl_conn_on_write(fd, buf, pl_real.send(fd, buf, n, flags));
 }
 
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
@@ -209,7 +169,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	ENSURE(sendto);
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.sendto(fd, buf, n, flags, addr, alen);
-	return put(fd, buf, pl_real.sendto(fd, buf, n, flags, addr, alen));
+	return pl_conn_on_write(fd, buf, pl_real.sendto(fd, buf, n, flags, addr, alen));
 }
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -218,7 +178,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.sendmsg(fd, msg, flags);
 	ssize_t r = pl_real.sendmsg(fd, msg, flags);
-	return putv(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
+	return pl_conn_on_writev(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
 }
 
 static PL_COLD ssize_t sent_file(int fd, ssize_t r)

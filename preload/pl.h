@@ -219,13 +219,16 @@ size_t pl_conn_budget(void);   /* connections the pool may hold */
 
 /* ---- connections (conn.c) ---- */
 
-/* Each returns nothing and never changes errno; `c` is what pl_fd_get()
- * returned for fd (non-NULL). */
+/* None changes errno; each is called for an fd pl_fd_get() found. */
 void pl_conn_on_accept(int fd);
-void pl_conn_on_read(int fd, const void *buf, size_t n);
-void pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n);
-void pl_conn_on_write(int fd, const void *buf, size_t n);
-void pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n);
+/* `r` is what the real read or write call returned: when positive, that
+ * many bytes of buf (or of the iovecs, in order) moved and are fed to the
+ * connection; otherwise nothing happens. Each returns r, so that a hook
+ * ends in a tail call. */
+ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r);
+ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r);
+ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r);
+ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r);
 void pl_conn_on_sendfile(int fd, size_t n);
 /* The fd stops being this connection: close, dup2 onto it, close_range.
  * `how_shutdown` is SHUT_WR/SHUT_RDWR for shutdown(), -1 for close. */
