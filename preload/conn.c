@@ -36,9 +36,7 @@ struct pl_pending {
 	uint64_t bytes_out;
 	uint16_t status;
 	uint16_t flags;             /* enum ap_req_flags */
-	uint8_t head : 1;           /* a HEAD request: its response has no body */
-	uint8_t prof : 7;           /* CPU profile session (profile.c), 0: none;
-	                               a bit-field so the record does not grow */
+	uint8_t prof;               /* CPU profile session (profile.c), 0: none */
 	uint8_t method_len;
 	uint16_t path_len;
 	char method[AP_HTTP_METHOD_MAX];
@@ -208,24 +206,31 @@ static struct pl_conn *conn_detach(int fd)
 	return c;
 }
 
+/* conn_put() for a connection with nothing in progress that must give
+ * its record back. */
+static __attribute__((noinline)) void conn_put_back(struct pl_conn **slot, struct pl_conn *c)
+{
+	struct pl_conn *expect = c;
+	if (__atomic_compare_exchange_n(slot, &expect, c->req_dead ? NULL : PL_CONN_IDLE, 0,
+	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		pl_conn_release(c);
+	else
+		pl_conn_unlock(c);
+}
+
 /* Ends a hook's work on c (locked), found at `slot`. A connection with
  * nothing in progress keeps its record for the next keep-alive request
  * (no allocation per request) unless the pool is crowded: then it goes
  * back and the fd to idle, so idle connections never starve busy ones. One
- * that can no longer be followed is dropped from the table. */
-static void conn_put(struct pl_conn **slot, struct pl_conn *c)
+ * that can no longer be followed is dropped from the table. Inline: it
+ * ends every hooked call. */
+static inline __attribute__((always_inline)) void conn_put(struct pl_conn **slot, struct pl_conn *c)
 {
 	if (c->qcount == 0 && !c->in_msg && !c->resp_started &&
-	    (c->req_dead || pl_conn_pool_crowded())) {
-		struct pl_conn *expect = c;
-		if (__atomic_compare_exchange_n(slot, &expect,
-		                                c->req_dead ? NULL : PL_CONN_IDLE, 0,
-		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			pl_conn_release(c);
-			return;
-		}
-	}
-	pl_conn_unlock(c);
+	    PL_UNLIKELY(c->req_dead || pl_conn_pool_crowded()))
+		conn_put_back(slot, c);
+	else
+		pl_conn_unlock(c);
 }
 
 /* ---- events ---- */
@@ -275,11 +280,6 @@ static struct pl_pending *q_front(struct pl_conn *c)
 	return &c->q[c->qhead];
 }
 
-static struct pl_pending *q_back(struct pl_conn *c)
-{
-	return &c->q[(unsigned)(c->qhead + c->qcount - 1) % PL_PIPELINE];
-}
-
 static void q_pop(struct pl_conn *c)
 {
 	if (c->cur == q_front(c))
@@ -319,49 +319,56 @@ static size_t path_end(const char *t, size_t n, int keep_query)
 #endif
 }
 
+/* A HEAD request: its response has no body. */
+static int is_head(const struct pl_pending *r)
+{
+	uint32_t m;
+	memcpy(&m, r->method, 4);
+	return r->method_len == 4 && memcmp(&m, "HEAD", 4) == 0;
+}
+
 /* The request line is complete: queue the request. */
 static void q_push(struct pl_conn *c)
 {
-	if (c->qcount == PL_PIPELINE) {
+	if (PL_UNLIKELY(c->qcount == PL_PIPELINE)) {
 		/* Deeper pipelining than we follow: responses could no longer be
 		 * matched to requests, so stop parsing this connection's requests. */
 		c->req_dead = 1;
 		c->cur = NULL;
 		return;
 	}
+	struct pl_pending *r = &c->q[(unsigned)(c->qhead + c->qcount) % PL_PIPELINE];
 	c->qcount++;
-	struct pl_pending *r = q_back(c);
-	r->id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
+	uint64_t id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
+	r->id = id;
 	r->start_ns = c->cur_start_ns;
 	r->bytes_in = c->cur_in;
 	r->bytes_out = 0;
-	r->status = 0;
-	r->flags = 0;
-	r->prof = 0;
 	/* whole fixed-size arrays: one or two moves instead of a memcpy call */
 	memcpy(r->method, c->rq.method, sizeof r->method);
-	r->method_len = (uint8_t)c->rq.method_len;
-	r->head = c->rq.method_len == 4 && memcmp(c->rq.method, "HEAD", 4) == 0;
 
 	/* The query string (and any fragment) never leaves the process unless
 	 * APIPROF_CAPTURE_QUERY_STRING=1: it may hold tokens and personal data. */
+	int keep = pl_cfg.capture_query;
 	size_t n = c->rq.target_len;
 	const char *t = c->rq.target;
-	size_t cut = path_end(t, n, pl_cfg.capture_query);
-	if (pl_cfg.capture_query)
-		r->flags |= AP_REQF_QUERY_KEPT;
+	size_t cut = path_end(t, n, keep);
+	uint16_t flags = keep ? AP_REQF_QUERY_KEPT : 0;
 	if (c->rq.target_truncated && cut == n)
-		r->flags |= AP_REQF_TARGET_TRUNCATED;
-	n = cut;
-	if (n > PL_PATH_MAX) {
-		n = PL_PATH_MAX;
-		r->flags |= AP_REQF_TARGET_TRUNCATED;
+		flags |= AP_REQF_TARGET_TRUNCATED;
+	if (cut > PL_PATH_MAX) {
+		cut = PL_PATH_MAX;
+		flags |= AP_REQF_TARGET_TRUNCATED;
 	}
 	/* t has AP_HTTP_TARGET_MAX readable bytes, r->path PL_PATH_MAX >= 32 */
-	ap_copy_padded(r->path, t, n, AP_HTTP_TARGET_MAX);
-	r->path_len = (uint16_t)n;
+	ap_copy_padded(r->path, t, cut, AP_HTTP_TARGET_MAX);
+	r->status = 0;
+	r->flags = flags;
+	r->prof = 0;
+	r->method_len = (uint8_t)c->rq.method_len;
+	r->path_len = (uint16_t)cut;
 	c->cur = r;
-	thread_adopt(c->fd, r->id);
+	thread_adopt(c->fd, id);
 }
 
 /* Inline in its two callers: a call's register saves cost as much as a
@@ -430,7 +437,7 @@ feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 		if (!c->resp_started) {
 			if (n == 0)
 				return 0;
-			ap_http_resp_begin(&c->rs, r->head);
+			ap_http_resp_begin(&c->rs, is_head(r));
 			c->resp_started = 1;
 		}
 		enum ap_http_ev ev;
@@ -600,44 +607,34 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 /* The hooks' entry points: the bytes a call moved (r > 0) feed the
  * connection, with errno saved here rather than in the hook, so that the
  * work shares this one frame. */
+#define FEED_MOVED(r, work) \
+	do { \
+		if ((r) > 0) { \
+			int saved_ = errno; \
+			work; \
+			errno = saved_; \
+		} \
+		return (r); \
+	} while (0)
+
 ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r)
 {
-	if (r > 0) {
-		int saved = errno;
-		on_read(fd, buf, (size_t)r);
-		errno = saved;
-	}
-	return r;
+	FEED_MOVED(r, on_read(fd, buf, (size_t)r));
 }
 
 ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 {
-	if (r > 0) {
-		int saved = errno;
-		on_readv(fd, iov, iovcnt, (size_t)r);
-		errno = saved;
-	}
-	return r;
+	FEED_MOVED(r, on_readv(fd, iov, iovcnt, (size_t)r));
 }
 
 ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r)
 {
-	if (r > 0) {
-		int saved = errno;
-		on_write(fd, buf, (size_t)r);
-		errno = saved;
-	}
-	return r;
+	FEED_MOVED(r, on_write(fd, buf, (size_t)r));
 }
 
 ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 {
-	if (r > 0) {
-		int saved = errno;
-		on_writev(fd, iov, iovcnt, (size_t)r);
-		errno = saved;
-	}
-	return r;
+	FEED_MOVED(r, on_writev(fd, iov, iovcnt, (size_t)r));
 }
 
 /* sendfile() bytes are body bytes we never see: the parser only counts
