@@ -92,13 +92,23 @@ static void thread_drop_at(unsigned i)
 	th_reqs.id[i] = th_reqs.id[th_reqs.n];
 }
 
-static void thread_release(uint64_t id)
+static __attribute__((noinline)) void thread_release_scan(uint64_t id)
 {
 	for (unsigned i = 0; i < th_reqs.n; i++)
 		if (th_reqs.id[i] == id) {
 			thread_drop_at(i);
 			return;
 		}
+}
+
+/* The request ended: it stops being in flight on this thread. Usually it
+ * is the thread's only one. */
+static inline void thread_release(uint64_t id)
+{
+	if (PL_LIKELY(th_reqs.n == 1 && th_reqs.id[0] == id))
+		th_reqs.n = 0;
+	else
+		thread_release_scan(id);
 }
 
 /* Bumped before every fork. A connection created before the last fork is
@@ -394,11 +404,11 @@ feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 		 * has been answered they are counted nowhere. */
 		if (c->cur)
 			c->cur->bytes_in += used;
-		switch (ev) {
-		case AP_HTTP_START_LINE:
+		/* Tests in the order of a bodyless request's events, cheaper than
+		 * the switch's jump table. */
+		if (ev == AP_HTTP_START_LINE) {
 			q_push(c);
-			break;
-		case AP_HTTP_HEADERS_DONE:
+		} else if (ev == AP_HTTP_HEADERS_DONE) {
 			if (c->cur) {
 				struct pl_pending *r = c->cur;
 				if (c->rq.profile)
@@ -409,19 +419,21 @@ feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 					r->prof = (uint8_t)pl_prof_begin(r->id, c->rq.profile, r->method,
 					                                 r->method_len, r->path, r->path_len);
 			}
-			if (ap_http_req_end_bodyless(&c->rq))
+			if (ap_http_req_end_bodyless(&c->rq)) {
 				c->in_msg = 0; /* its MSG_DONE, without another call */
-			break;
-		case AP_HTTP_MSG_DONE:
+				if (n == 0)
+					return;
+			}
+		} else if (ev == AP_HTTP_NEED_MORE) {
+			return;
+		} else if (ev == AP_HTTP_MSG_DONE) {
 			c->in_msg = 0;
-			break;
-		case AP_HTTP_ERROR:
-			/* Not HTTP/1.x (or framing we cannot follow): requests already
-			 * queued still get their responses; nothing more is parsed. */
+		} else {
+			/* AP_HTTP_ERROR. Not HTTP/1.x (or framing we cannot follow):
+			 * requests already queued still get their responses; nothing
+			 * more is parsed. */
 			c->req_dead = 1;
 			c->in_msg = 0;
-			return;
-		case AP_HTTP_NEED_MORE:
 			return;
 		}
 	}

@@ -238,7 +238,8 @@ static inline size_t ap_wire_put_request_padded(uint8_t *out, const struct ap_re
 	q = ap_wire_st_(q + r->method.len, r->path.len, 2);
 	ap_copy_padded(q, r->path.p, r->path.len, 32);
 	q = ap_wire_st_(q + r->path.len, r->message.len, 2);
-	ap_copy_exact(q, r->message.p, r->message.len); /* empty: p may be NULL */
+	if (r->message.len) /* usually empty, and then p may be NULL */
+		ap_copy_exact(q, r->message.p, r->message.len);
 	return size;
 }
 
