@@ -341,22 +341,36 @@ static __attribute__((noinline)) uint8_t *ship_reserve_slow(size_t need, size_t 
 	return NULL;
 }
 
-/* Starts appending one record of `need` bytes, with `slack` (at most
- * AP_WIRE_PAD) writable bytes after it for an encoder that writes past its
- * end: returns where to write it, with the buffer's lock held until
- * ship_commit(); NULL when the record is dropped (counted; the lock is not
- * held). Inline into each caller. */
-static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, size_t slack)
+/* ship_reserve() when the shipper is not running yet or the lock is
+ * taken: start it (or drop the record), wait for the lock. */
+static __attribute__((noinline)) uint8_t *ship_reserve_wait(size_t need, size_t slack)
 {
-	if (PL_UNLIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON) &&
-	    !ship_start()) {
+	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON && !ship_start()) {
 		__atomic_add_fetch(&ship.dropped, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
 	pl_spin_lock(&ship.lock);
-	if (PL_LIKELY(ship.active_len + need <= ship.fast_end))
+	if (ship.active_len + need <= ship.fast_end)
 		return ship.half[ship.active_idx] + ship.active_len;
 	return ship_reserve_slow(need, slack);
+}
+
+/* Starts appending one record of `need` bytes, with `slack` (at most
+ * AP_WIRE_PAD) writable bytes after it for an encoder that writes past its
+ * end: returns where to write it, with the buffer's lock held until
+ * ship_commit(); NULL when the record is dropped (counted; the lock is not
+ * held). Inline into each caller; what is not the usual case (shipper
+ * running, lock free, room in the datagram) is in tail calls, so the usual
+ * case saves no registers. */
+static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, size_t slack)
+{
+	if (PL_LIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) == SHIP_ON &&
+	              pl_spin_trylock(&ship.lock))) {
+		if (PL_LIKELY(ship.active_len + need <= ship.fast_end))
+			return ship.half[ship.active_idx] + ship.active_len;
+		return ship_reserve_slow(need, slack);
+	}
+	return ship_reserve_wait(need, slack);
 }
 
 /* Publishes the `n` bytes written at what ship_reserve() returned and
