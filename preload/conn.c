@@ -610,13 +610,17 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 	if (!c)
 		return;
 	uint64_t now = 0;
-	for (int i = 0; i < iovcnt && n; i++) {
-		size_t take = iov[i].iov_len < n ? iov[i].iov_len : n;
-		if (feed_response(c, iov[i].iov_base, take, &now) < 0) {
+	/* n > 0 bytes moved, so iovcnt > 0; the loop ends by n unless the host
+	 * changed the iovecs meanwhile */
+	for (const struct iovec *v = iov; iovcnt-- > 0; v++) {
+		size_t take = v->iov_len < n ? v->iov_len : n;
+		if (feed_response(c, v->iov_base, take, &now) < 0) {
 			stop_following(slot, c);
 			return;
 		}
 		n -= take;
+		if (n == 0)
+			break;
 	}
 	conn_put(slot, c);
 }
