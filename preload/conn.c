@@ -245,26 +245,16 @@ static inline __attribute__((always_inline)) void conn_put(struct pl_conn **slot
 
 /* ---- events ---- */
 
-static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
-                 uint16_t extra_flags)
+/* Appends r's record to the buffer, encoded once, straight into it.
+ * `msg`: the scrubbed start of a 5xx body, or NULL and 0. The record is
+ * described only after the reservation, so that the inlined encoder reads
+ * each field where it is instead of from a copy kept across the call. */
+static inline __attribute__((always_inline)) void
+ship_request(const struct pl_pending *r, uint64_t end_ns, uint16_t flags, const char *msg,
+             size_t mlen)
 {
-	/* Its statements must reach the wire before it does. */
-	pl_mysql_flush_thread();
-	thread_release(r->id);
-	if (PL_UNLIKELY(r->prof)) {
-		pl_prof_end(r->prof, r->id);
-		r->prof = 0;
-	}
-	char msg[AP_HTTP_ERRBODY_MAX];
-	size_t mlen = 0;
-	if (r->status >= 500 && !(extra_flags & AP_REQF_ABORTED))
-		mlen = pl_scrub_http_body(c->rs.errbody, c->rs.errbody_len, msg, sizeof msg);
 	uint32_t tid = pl_tid();
-	/* Encoded once, straight into the buffer. The record is described
-	 * only after the reservation, so that the inlined encoder reads each
-	 * field where it is instead of from a copy kept across the call. */
-	size_t need = ap_wire_request_size_of(r->method_len, r->path_len, mlen);
-	uint8_t *out = pl_ship_reserve(need);
+	uint8_t *out = pl_ship_reserve(ap_wire_request_size_of(r->method_len, r->path_len, mlen));
 	if (!out)
 		return;
 	struct ap_rec_request ev = {
@@ -275,7 +265,7 @@ static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
 		.bytes_out = r->bytes_out,
 		.tid = tid,
 		.status = r->status,
-		.flags = (uint16_t)(r->flags | extra_flags),
+		.flags = flags,
 		.method = { r->method, r->method_len },
 		.path = { r->path, r->path_len },
 		.message = { msg, (uint16_t)mlen },
@@ -283,6 +273,34 @@ static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
 	_Static_assert(sizeof r->method >= 16 && sizeof r->path >= 32,
 	               "ap_wire_put_request_padded() reads 16 and 32 bytes");
 	pl_ship_commit(ap_wire_put_request_padded(out, &ev));
+}
+
+/* ship_request() for a 5xx response: its body's start goes along,
+ * scrubbed. Out of line: its buffer stays off emit()'s frame. */
+static __attribute__((noinline)) void ship_request_5xx(const struct pl_conn *c,
+                                                       const struct pl_pending *r,
+                                                       uint64_t end_ns, uint16_t flags)
+{
+	char msg[AP_HTTP_ERRBODY_MAX];
+	size_t mlen = pl_scrub_http_body(c->rs.errbody, c->rs.errbody_len, msg, sizeof msg);
+	ship_request(r, end_ns, flags, msg, mlen);
+}
+
+static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
+                 uint16_t extra_flags)
+{
+	/* Its statements must reach the wire before it does. */
+	pl_mysql_flush_thread();
+	thread_release(r->id);
+	if (PL_UNLIKELY(r->prof)) {
+		pl_prof_end(r->prof, r->id);
+		r->prof = 0;
+	}
+	uint16_t flags = (uint16_t)(r->flags | extra_flags);
+	if (PL_UNLIKELY(r->status >= 500) && !(extra_flags & AP_REQF_ABORTED))
+		ship_request_5xx(c, r, end_ns, flags);
+	else
+		ship_request(r, end_ns, flags, NULL, 0);
 }
 
 static struct pl_pending *q_front(struct pl_conn *c)
@@ -352,8 +370,10 @@ static void q_push(struct pl_conn *c)
 		c->cur = NULL;
 		return;
 	}
-	struct pl_pending *r = &c->q[(unsigned)(c->qhead + c->qcount) % PL_PIPELINE];
+	_Static_assert((PL_PIPELINE & (PL_PIPELINE - 1)) == 0, "a power of two");
+	unsigned back = ((unsigned)c->qhead + c->qcount) & (PL_PIPELINE - 1);
 	c->qcount++;
+	struct pl_pending *r = c->q + back;
 	uint64_t id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
 	r->id = id;
 	r->start_ns = c->cur_start_ns;

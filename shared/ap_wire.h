@@ -229,7 +229,8 @@ static inline uint8_t *ap_wire_request_fixed_(uint8_t *q, size_t size,
  * that long), whatever their lengths; r->message is copied exactly.
  * Returns ap_wire_request_size(r).
  */
-static inline size_t ap_wire_put_request_padded(uint8_t *out, const struct ap_rec_request *r)
+static inline __attribute__((always_inline)) size_t
+ap_wire_put_request_padded(uint8_t *out, const struct ap_rec_request *r)
 {
 	size_t size = ap_wire_request_size(r);
 	uint8_t *q = ap_wire_request_fixed_(out, size, r);
