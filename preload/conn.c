@@ -647,7 +647,8 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 
 /* The hooks' entry points: the bytes a call moved (r > 0) feed the
  * connection, with errno saved here rather than in the hook, so that the
- * work shares this one frame. */
+ * work shares this one frame. Each fed_*() is inlined into the entry
+ * points of its direction. */
 #define FEED_MOVED(r, work) \
 	do { \
 		if ((r) > 0) { \
@@ -658,9 +659,26 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 		return (r); \
 	} while (0)
 
-ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r)
+static inline __attribute__((always_inline)) ssize_t fed_read(int fd, const void *buf, ssize_t r)
 {
 	FEED_MOVED(r, on_read(fd, buf, (size_t)r));
+}
+
+static inline __attribute__((always_inline)) ssize_t
+fed_write(int fd, const void *buf, ssize_t r)
+{
+	FEED_MOVED(r, on_write(fd, buf, (size_t)r));
+}
+
+static inline __attribute__((always_inline)) ssize_t
+fed_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
+{
+	FEED_MOVED(r, on_writev(fd, iov, iovcnt, (size_t)r));
+}
+
+ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r)
+{
+	return fed_read(fd, buf, r);
 }
 
 ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
@@ -670,12 +688,42 @@ ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 
 ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r)
 {
-	FEED_MOVED(r, on_write(fd, buf, (size_t)r));
+	return fed_write(fd, buf, r);
 }
 
 ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 {
-	FEED_MOVED(r, on_writev(fd, iov, iovcnt, (size_t)r));
+	return fed_writev(fd, iov, iovcnt, r);
+}
+
+/* The calls servers make most, made here rather than in the hook: the
+ * hook is then a tail call, and the arguments wait out the real call in
+ * this frame's registers instead of the hook's stack. pl_real is resolved:
+ * fd was accepted through our accept hook, which resolved every pointer
+ * first. */
+ssize_t pl_conn_read(int fd, void *buf, size_t n)
+{
+	return fed_read(fd, buf, pl_real.read(fd, buf, n));
+}
+
+ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags)
+{
+	return fed_read(fd, buf, pl_real.recv(fd, buf, n, flags));
+}
+
+ssize_t pl_conn_write(int fd, const void *buf, size_t n)
+{
+	return fed_write(fd, buf, pl_real.write(fd, buf, n));
+}
+
+ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags)
+{
+	return fed_write(fd, buf, pl_real.send(fd, buf, n, flags));
+}
+
+ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	return fed_writev(fd, iov, iovcnt, pl_real.writev(fd, iov, iovcnt));
 }
 
 /* sendfile() bytes are body bytes we never see: the parser only counts

@@ -7,7 +7,10 @@
  * syscall, errno untouched. Only for accepted sockets does the cold path
  * run: call the real function, save errno, feed the bytes the call really
  * moved (its return value, never the buffer size) to the connection, restore
- * errno, return the real result.
+ * errno, return the real result. The commonest calls (read, recv, write,
+ * send, writev) look the fd up first and, for an accepted socket, hand the
+ * whole call to conn.c (pl_conn_recv ...) in a tail call; the real pointer
+ * is resolved then, since the fd came through our accept hook.
  *
  * Descriptors stop being followed before the real call that frees their
  * number (close, dup2/dup3 onto them, close_range, syscall(SYS_close)):
@@ -71,10 +74,10 @@ EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+		return pl_conn_read(fd, buf, n);
 	ENSURE(read);
-	if (PL_LIKELY(!pl_fd_get(fd)))
-		return pl_real.read(fd, buf, n);
-	return pl_conn_on_read(fd, buf, pl_real.read(fd, buf, n));
+	return pl_real.read(fd, buf, n);
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -96,10 +99,10 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 /* MSG_PEEK leaves the bytes in the socket: they will be read again. */
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && !(flags & MSG_PEEK))
+		return pl_conn_recv(fd, buf, n, flags);
 	ENSURE(recv);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
-		return pl_real.recv(fd, buf, n, flags);
-	return pl_conn_on_read(fd, buf, pl_real.recv(fd, buf, n, flags));
+	return pl_real.recv(fd, buf, n, flags);
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -141,26 +144,26 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+		return pl_conn_write(fd, buf, n);
 	ENSURE(write);
-	if (PL_LIKELY(!pl_fd_get(fd)))
-		return pl_real.write(fd, buf, n);
-	return pl_conn_on_write(fd, buf, pl_real.write(fd, buf, n));
+	return pl_real.write(fd, buf, n);
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+		return pl_conn_writev(fd, iov, cnt);
 	ENSURE(writev);
-	if (PL_LIKELY(!pl_fd_get(fd)))
-		return pl_real.writev(fd, iov, cnt);
-	return pl_conn_on_writev(fd, iov, cnt, pl_real.writev(fd, iov, cnt));
+	return pl_real.writev(fd, iov, cnt);
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+		return pl_conn_send(fd, buf, n, flags);
 	ENSURE(send);
-	if (PL_LIKELY(!pl_fd_get(fd)))
-		return pl_real.send(fd, buf, n, flags);
-	return pl_conn_on_write(fd, buf, pl_real.send(fd, buf, n, flags));
+	return pl_real.send(fd, buf, n, flags);
 }
 
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,

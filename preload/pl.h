@@ -229,6 +229,15 @@ ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r);
 ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r);
+/* The same for the commonest calls, making the real call too, so that
+ * their hooks end in a tail call: for an fd pl_fd_get() found, each calls
+ * the real function with the same arguments, feeds what it moved, and
+ * returns its result with its errno. */
+ssize_t pl_conn_read(int fd, void *buf, size_t n);
+ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags);
+ssize_t pl_conn_write(int fd, const void *buf, size_t n);
+ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags);
+ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt);
 void pl_conn_on_sendfile(int fd, size_t n);
 /* The fd stops being this connection: close, dup2 onto it, close_range.
  * `how_shutdown` is SHUT_WR/SHUT_RDWR for shutdown(), -1 for close. */
