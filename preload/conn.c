@@ -123,7 +123,8 @@ size_t pl_conn_size(void)
 	return (sizeof(struct pl_conn) + 63) & ~(size_t)63;
 }
 
-/* Lazily read clock: most hooked calls on a tracked fd need no time. */
+/* Lazily read clock, for conn_finish(): one read for every request a
+ * close ends. */
 static uint64_t now_of(uint64_t *now)
 {
 	if (*now == 0)
@@ -409,7 +410,7 @@ static void q_push(struct pl_conn *c)
 /* Inline in its two callers: a call's register saves cost as much as a
  * keep-alive request's bookkeeping here. */
 static inline __attribute__((always_inline)) void
-feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
+feed_request(struct pl_conn *c, const char *p, size_t n)
 {
 	while (!c->req_dead) {
 		if (!c->in_msg) {
@@ -418,7 +419,9 @@ feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 			c->in_msg = 1;
 			c->cur = NULL;
 			c->cur_in = 0;
-			c->cur_start_ns = now_of(now);
+			/* read here, once per request: a cache for pipelined
+			 * requests would keep a register busy in the usual case */
+			c->cur_start_ns = pl_now_ns();
 		}
 		enum ap_http_ev ev;
 		size_t used = ap_http_req_feed(&c->rq, p, n, &ev);
@@ -467,7 +470,7 @@ feed_request(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 /* Returns 0 normally, -1 when the connection must stop being followed
  * (101 Switching Protocols, or a response we cannot parse). */
 static inline __attribute__((always_inline)) int
-feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
+feed_response(struct pl_conn *c, const char *p, size_t n)
 {
 	while (c->qcount) {
 		struct pl_pending *r = q_front(c);
@@ -488,7 +491,7 @@ feed_response(struct pl_conn *c, const char *p, size_t n, uint64_t *now)
 			c->resp_started = 0;
 			if (c->rs.status >= 100 && c->rs.status < 200 && c->rs.status != 101)
 				break; /* interim (100 Continue): the final one follows */
-			emit(c, r, now_of(now), 0);
+			emit(c, r, pl_now_ns(), 0);
 			q_pop(c);
 			if (c->rs.status == 101)
 				return -1;
@@ -570,8 +573,7 @@ static inline __attribute__((always_inline)) void on_read(int fd, const void *bu
 	struct pl_conn *c = conn_acquire(fd, 1, &slot);
 	if (!c)
 		return;
-	uint64_t now = 0;
-	feed_request(c, buf, n, &now);
+	feed_request(c, buf, n);
 	conn_put(slot, c);
 }
 
@@ -582,10 +584,9 @@ on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 	struct pl_conn *c = conn_acquire(fd, 1, &slot);
 	if (!c)
 		return;
-	uint64_t now = 0;
 	for (int i = 0; i < iovcnt && n; i++) {
 		size_t take = iov[i].iov_len < n ? iov[i].iov_len : n;
-		feed_request(c, iov[i].iov_base, take, &now);
+		feed_request(c, iov[i].iov_base, take);
 		n -= take;
 	}
 	conn_put(slot, c);
@@ -615,8 +616,7 @@ static inline __attribute__((always_inline)) void on_write(int fd, const void *b
 	struct pl_conn *c = conn_acquire(fd, 0, &slot);
 	if (!c)
 		return;
-	uint64_t now = 0;
-	if (feed_response(c, buf, n, &now) < 0)
+	if (feed_response(c, buf, n) < 0)
 		stop_following(slot, c);
 	else
 		conn_put(slot, c);
@@ -629,12 +629,11 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 	struct pl_conn *c = conn_acquire(fd, 0, &slot);
 	if (!c)
 		return;
-	uint64_t now = 0;
 	/* n > 0 bytes moved, so iovcnt > 0; the loop ends by n unless the host
 	 * changed the iovecs meanwhile */
 	for (const struct iovec *v = iov; iovcnt-- > 0; v++) {
 		size_t take = v->iov_len < n ? v->iov_len : n;
-		if (feed_response(c, v->iov_base, take, &now) < 0) {
+		if (feed_response(c, v->iov_base, take) < 0) {
 			stop_following(slot, c);
 			return;
 		}
@@ -736,10 +735,9 @@ void pl_conn_on_sendfile(int fd, size_t n)
 	struct pl_conn *c = conn_acquire(fd, 0, &slot);
 	if (!c)
 		return;
-	uint64_t now = 0;
 	while (n) {
 		size_t take = n < sizeof zeros ? n : sizeof zeros;
-		if (feed_response(c, zeros, take, &now) < 0) {
+		if (feed_response(c, zeros, take) < 0) {
 			stop_following(slot, c);
 			return;
 		}
