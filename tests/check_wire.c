@@ -767,9 +767,14 @@ START_TEST(test_request_padded)
 	for (size_t i = 0; i < sizeof path; i++)
 		path[i] = (char)('a' + i % 26);
 
-	for (uint16_t m = 0; m < 16; m += 3)
-		for (uint16_t pl = 0; pl <= 256; pl += (pl < 40 ? 1 : 31))
-			for (uint16_t ml = 0; ml <= 200; ml += (ml < 40 ? 13 : 80)) {
+	/* lengths around each move's size (16, 32) and the arrays' ends */
+	static const uint16_t msgs[] = { 0, 1, 7, 8, 16, 17, 32, 33, 132, 200 };
+	static const uint16_t longer[] = { 47, 48, 63, 64, 65, 127, 128, 200, 255, 256 };
+	for (uint16_t m = 0; m < 16; m++)
+		for (size_t pi = 0; pi < 41 + sizeof longer / sizeof longer[0]; pi++)
+			for (size_t mi = 0; mi < sizeof msgs / sizeof msgs[0]; mi++) {
+				uint16_t pl = pi < 41 ? (uint16_t)pi : longer[pi - 41];
+				uint16_t ml = msgs[mi];
 				r.method = (struct ap_str){ method, m };
 				r.path = (struct ap_str){ path, pl };
 				r.message = (struct ap_str){ ml ? msg : NULL, ml };
