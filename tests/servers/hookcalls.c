@@ -1,0 +1,191 @@
+/*
+ * hookcalls.c - the socket hooks' contract with their caller, run under
+ * the preload by integration/hooks.sh: on an accepted (followed)
+ * connection every hooked read or write returns what the real call
+ * returned, with its errno, and touches no byte the call did not move.
+ *
+ *  1. errno is unchanged by a successful read, recv, write, send and
+ *     writev that end a request and its response (the event is built and
+ *     shipped, the shipper started, inside the hook), and by a 5xx.
+ *  2. A read and a recv that fail (EAGAIN) return -1 with that errno; a
+ *     MSG_PEEK recv returns the bytes and leaves them to be read.
+ *  3. recv with MSG_TRUNC on a TCP socket discards the bytes (Linux) and
+ *     may pass no buffer at all: the hook must not read one.
+ *  4. recv with MSG_TRUNC on a SOCK_SEQPACKET socket returns the whole
+ *     record's length, more than the buffer: the buffer sits at the end of
+ *     a page before a PROT_NONE page, so reading past it is a SIGSEGV.
+ *
+ * Prints one "ok ..." line per check and exits 0, or prints "FAIL ..."
+ * and exits 1. Without the preload every check passes too.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAGIC_ERRNO 4242
+
+static int failures;
+
+static void check(int ok, const char *what)
+{
+	printf("%s %s\n", ok ? "ok" : "FAIL", what);
+	if (!ok)
+		failures++;
+}
+
+/* A connected pair over a listener of `domain`/`type`: *srv is the
+ * accepted end (the one the preload follows), *cli the client's. */
+static void pair(int domain, int type, int *srv, int *cli)
+{
+	int l = socket(domain, type, 0);
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof ss);
+	if (domain == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof *a;
+	} else {
+		struct sockaddr_un *a = (struct sockaddr_un *)&ss;
+		a->sun_family = AF_UNIX;
+		/* abstract, unique per process */
+		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+		                  (size_t)snprintf(a->sun_path + 1, sizeof a->sun_path - 1,
+		                                   "hookcalls-%d", (int)getpid()));
+	}
+	if (l < 0 || bind(l, (struct sockaddr *)&ss, len) != 0 || listen(l, 4) != 0) {
+		perror("listen");
+		exit(2);
+	}
+	len = sizeof ss;
+	getsockname(l, (struct sockaddr *)&ss, &len);
+	*cli = socket(domain, type, 0);
+	if (connect(*cli, (struct sockaddr *)&ss, len) != 0) {
+		perror("connect");
+		exit(2);
+	}
+	*srv = accept(l, NULL, NULL);
+	if (*srv < 0) {
+		perror("accept");
+		exit(2);
+	}
+	close(l);
+}
+
+static const char req[] = "GET /hookcalls HTTP/1.1\r\nHost: x\r\n\r\n";
+/* the other checks' requests, never answered */
+static const char req2[] = "GET /unanswered HTTP/1.1\r\nHost: x\r\n\r\n";
+static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+static const char resp5[] = "HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy";
+
+/* 1: errno through whole exchanges, one per pair of calls. */
+static void errno_kept(void)
+{
+	int s, c;
+	char buf[256];
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	for (int round = 0; round < 3; round++) {
+		write(c, req, sizeof req - 1);
+		errno = MAGIC_ERRNO;
+		ssize_t r = round == 1 ? recv(s, buf, sizeof buf, 0) : read(s, buf, sizeof buf);
+		check(r == (ssize_t)sizeof req - 1 && errno == MAGIC_ERRNO,
+		      round == 1 ? "recv of a request keeps errno" : "read of a request keeps errno");
+		const char *out = round == 2 ? resp5 : resp;
+		size_t n = strlen(out);
+		errno = MAGIC_ERRNO;
+		if (round == 0) {
+			r = write(s, out, n);
+		} else if (round == 1) {
+			r = send(s, out, n, 0);
+		} else {
+			struct iovec v[2] = { { (void *)out, 10 }, { (void *)(out + 10), n - 10 } };
+			r = writev(s, v, 2);
+		}
+		check(r == (ssize_t)n && errno == MAGIC_ERRNO,
+		      round == 0 ? "write of a response keeps errno"
+		      : round == 1 ? "send of a response keeps errno"
+		                   : "writev of a 5xx response keeps errno");
+		read(c, buf, sizeof buf);
+	}
+	close(s);
+	close(c);
+}
+
+/* 2: failures and MSG_PEEK pass through. */
+static void failures_and_peek(void)
+{
+	int s, c;
+	char buf[256];
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	fcntl(s, F_SETFL, O_NONBLOCK);
+	errno = 0;
+	ssize_t r = read(s, buf, sizeof buf);
+	check(r == -1 && errno == EAGAIN, "read with nothing to read: -1 EAGAIN");
+	errno = 0;
+	r = recv(s, buf, sizeof buf, 0);
+	check(r == -1 && errno == EAGAIN, "recv with nothing to read: -1 EAGAIN");
+	write(c, req2, sizeof req2 - 1);
+	usleep(20000);
+	r = recv(s, buf, sizeof buf, MSG_PEEK);
+	check(r == (ssize_t)sizeof req2 - 1, "recv MSG_PEEK returns the bytes");
+	r = recv(s, buf, sizeof buf, MSG_WAITALL | MSG_DONTWAIT);
+	check(r == (ssize_t)sizeof req2 - 1 && memcmp(buf, req2, (size_t)r) == 0,
+	      "the peeked bytes are read again");
+	close(s);
+	close(c);
+}
+
+/* 3 and 4: MSG_TRUNC. */
+static void trunc_calls(void)
+{
+	int s, c;
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	write(c, req2, sizeof req2 - 1);
+	usleep(20000);
+	ssize_t r = recv(s, NULL, sizeof req2 - 1, MSG_TRUNC);
+	check(r == (ssize_t)sizeof req2 - 1, "TCP recv MSG_TRUNC with no buffer discards the bytes");
+	close(s);
+	close(c);
+
+	long page = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || mprotect(m + page, (size_t)page, PROT_NONE) != 0) {
+		perror("mmap");
+		exit(2);
+	}
+	/* a record far longer than the buffer, all of it one request */
+	char big[2 * 4096 + 64];
+	memset(big, 'a', sizeof big);
+	memcpy(big, "GET /", 5);
+	memcpy(big + sizeof big - 13, " HTTP/1.1\r\n\r\n", 13);
+	pair(AF_UNIX, SOCK_SEQPACKET, &s, &c);
+	write(c, big, sizeof big);
+	char *buf = m + page - 8;
+	r = recv(s, buf, 8, MSG_TRUNC);
+	check(r == (ssize_t)sizeof big && memcmp(buf, big, 8) == 0,
+	      "SEQPACKET recv MSG_TRUNC returns the record's length, reads 8 bytes");
+	close(s);
+	close(c);
+	munmap(m, (size_t)page * 2);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	errno_kept();
+	failures_and_peek();
+	trunc_calls();
+	return failures ? 1 : 0;
+}
