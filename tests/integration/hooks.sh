@@ -11,7 +11,12 @@
 #  - the collector counted exactly the three answered requests (one of
 #    them the 503) and the one request read whole (after the MSG_PEEK) and
 #    left unanswered at close; none of the bytes the MSG_TRUNC calls
-#    consumed.
+#    consumed;
+#  - the exchanges of hookcalls.c's part 5 (pipelining with HEAD, a
+#    chunked response a byte per send, 100-continue then a 503 body in
+#    pieces, a close mid-body, a 101 then nothing followed, sendfile) have
+#    the records they must: status, bytes in and out, aborted, and the
+#    503's body as its error message.
 . "$(dirname "$0")/lib.sh"
 
 HC=$AP_TMP/hookcalls
@@ -33,6 +38,37 @@ ap_assert_eq "checks passed under the preload" "$(grep -c '^ok' "$AP_TMP/preload
 	"$(grep -c '^ok' "$AP_TMP/plain.log")"
 
 ap_expect_counts <<<"GET /hookcalls 3
-GET /unanswered 1"
+GET /unanswered 1
+GET /p1 1
+HEAD /p2 1
+GET /p3 1
+POST /p4 1
+GET /p5 1
+GET /ws 1
+GET /file 1
+GET /after 1"
+ap_api /api/v1/requests --data-urlencode limit=100 >"$AP_TMP/requests.json"
+ap_api /api/v1/errors >"$AP_TMP/errors.json"
+# Each exchange's record: status, bytes in and out (the lengths of the
+# program's byte strings: /p1's 38-byte head and 2-byte body; /p2's head
+# alone, as HEAD; /p3's 60 bytes sent one by one; /p4's 71-byte head and
+# 3-byte body in, 25-byte interim and 70-byte 503 out; /p5 cut after 50
+# of its 140 bytes; /file's 41-byte head and 4,096 sendfile bytes), aborted.
+got=$(jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s and
+	(.route | test("^/(p[0-9]|ws|file|after)$")))] | sort_by(.id)[] |
+	"\(.method) \(.route) \(.status) \(.bytes_in) \(.bytes_out) \(.aborted)"' "$AP_TMP/requests.json")
+want="GET /p1 200 29 40 false
+HEAD /p2 200 30 38 false
+GET /p3 200 29 60 false
+POST /p4 503 74 95 false
+GET /p5 200 29 50 true
+GET /ws 101 70 77 false
+GET /file 200 31 4137 false
+GET /after 200 32 38 false"
+[ "$got" = "$want" ] || { printf 'got:\n%s\nwant:\n%s\n' "$got" "$want" >&2; ap_fail "the exchanges' records differ"; }
+ap_log "ok: the exchanges' records"
+ap_assert_eq "the 503's message" "$(jq -r --arg s "$AP_SERVICE" \
+	'[.errors[] | select(.service == $s and .route == "/p4")][0].message' "$AP_TMP/errors.json")" \
+	"database down!"
 ap_assert_eq "errors of /hookcalls (the 503)" "$(ap_field GET /hookcalls error_count)" 1
 ap_log "PASS"

@@ -15,6 +15,13 @@
  *     record's length, more than the buffer: the buffer sits at the end of
  *     a page before a PROT_NONE page, so reading past it is a SIGSEGV.
  *
+ *  5. Exchanges whose events integration/hooks.sh checks at the collector:
+ *     three pipelined requests (GET, HEAD, GET) read in two pieces, their
+ *     responses in one writev and a chunked one sent a byte at a time; a
+ *     100-continue then a 503 whose body is written in three pieces; a
+ *     response cut by close; a 101 after which nothing is followed; a
+ *     sendfile body followed by another request.
+ *
  * Prints one "ok ..." line per check and exits 0, or prints "FAIL ..."
  * and exits 1. Without the preload every check passes too.
  */
@@ -27,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -181,11 +189,105 @@ static void trunc_calls(void)
 	munmap(m, (size_t)page * 2);
 }
 
+/* Writes all of s. */
+static void put(int fd, const char *s)
+{
+	size_t n = strlen(s);
+	if (write(fd, s, n) != (ssize_t)n) {
+		perror("write");
+		exit(2);
+	}
+}
+
+/* Reads exactly n bytes from the server end. */
+static void take(int fd, size_t n)
+{
+	char buf[512];
+	while (n) {
+		ssize_t r = read(fd, buf, n < sizeof buf ? n : sizeof buf);
+		if (r <= 0) {
+			perror("read");
+			exit(2);
+		}
+		n -= (size_t)r;
+	}
+}
+
+/* The client sends `req`, the server reads all of it and answers `resp`
+ * (NULL: not yet). */
+static void ask(int s, int c, const char *req, const char *resp)
+{
+	put(c, req);
+	take(s, strlen(req));
+	if (resp)
+		put(s, resp);
+}
+
+/* 5: exchanges for the collector. */
+static void exchanges(void)
+{
+	int s, c;
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	static const char pipelined[] = "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	                                "HEAD /p2 HTTP/1.1\r\nHost: x\r\n\r\n"
+	                                "GET /p3 HTTP/1.1\r\nHost: x\r\n\r\n";
+	put(c, pipelined);
+	take(s, 5);
+	take(s, sizeof pipelined - 1 - 5);
+	static const char r1[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	static const char r2[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+	struct iovec v[2] = { { (void *)r1, sizeof r1 - 1 }, { (void *)r2, sizeof r2 - 1 } };
+	ssize_t w = writev(s, v, 2);
+	check(w == (ssize_t)(sizeof r1 + sizeof r2 - 2), "pipelined responses in one writev");
+	static const char r3[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                         "3\r\nabc\r\n0\r\n\r\n";
+	for (size_t i = 0; i < sizeof r3 - 1; i++)
+		send(s, r3 + i, 1, 0);
+
+	ask(s, c, "POST /p4 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+	    "HTTP/1.1 100 Continue\r\n\r\n");
+	ask(s, c, "xyz", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 14\r\n\r\ndata");
+	put(s, "base ");
+	put(s, "down!");
+
+	ask(s, c, "GET /p5 HTTP/1.1\r\nHost: x\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	ask(s, c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+	ask(s, c, "GET /not-http-any-more HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	char path[] = "/tmp/hookcalls-XXXXXX";
+	int f = mkstemp(path);
+	char block[4096];
+	memset(block, 'f', sizeof block);
+	if (f < 0 || write(f, block, sizeof block) != (ssize_t)sizeof block) {
+		perror("mkstemp");
+		exit(2);
+	}
+	unlink(path);
+	ask(s, c, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n");
+	off_t off = 0;
+	check(sendfile(s, f, &off, sizeof block) == (ssize_t)sizeof block, "sendfile of a body");
+	close(f);
+	ask(s, c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	errno_kept();
 	failures_and_peek();
 	trunc_calls();
+	exchanges();
 	return failures ? 1 : 0;
 }
