@@ -100,8 +100,10 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
  * MSG_TRUNC makes the result say nothing about the buffer: on TCP the
  * bytes are discarded, never copied (the buffer may be NULL), and on a
  * datagram or SOCK_SEQPACKET socket the result is the whole record's
- * length, larger than the buffer. Neither is fed. */
-#define NOT_FED (MSG_PEEK | MSG_TRUNC)
+ * length, larger than the buffer. MSG_ERRQUEUE reads the socket's error
+ * queue, not its stream: with SO_TIMESTAMPING, a copy of a packet the
+ * server sent, headers and response included. None of them is fed. */
+#define NOT_FED (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE)
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && !(flags & NOT_FED))

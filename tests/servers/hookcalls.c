@@ -20,7 +20,10 @@
  *     responses in one writev and a chunked one sent a byte at a time; a
  *     100-continue then a 503 whose body is written in three pieces; a
  *     response cut by close; a 101 after which nothing is followed; a
- *     sendfile body followed by another request.
+ *     sendfile body followed by another request; on a socket with
+ *     SO_TIMESTAMPING, a recvmsg of the error queue (which returns a copy
+ *     of the sent packet, headers and response included: not request
+ *     bytes) between two requests.
  *
  * Prints one "ok ..." line per check and exits 0, or prints "FAIL ..."
  * and exits 1. Without the preload every check passes too.
@@ -35,6 +38,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <linux/net_tstamp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -278,6 +282,23 @@ static void exchanges(void)
 	check(sendfile(s, f, &off, sizeof block) == (ssize_t)sizeof block, "sendfile of a body");
 	close(f);
 	ask(s, c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	int ts = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+	if (setsockopt(s, SOL_SOCKET, SO_TIMESTAMPING, &ts, sizeof ts) != 0) {
+		perror("SO_TIMESTAMPING");
+		exit(2);
+	}
+	ask(s, c, "GET /ts1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	usleep(20000);
+	char eq[512], ctl[512];
+	struct iovec iov = { eq, sizeof eq };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+	                     .msg_controllen = sizeof ctl };
+	check(recvmsg(s, &mh, MSG_ERRQUEUE) > 0, "recvmsg MSG_ERRQUEUE returns the sent packet");
+	ask(s, c, "GET /ts2 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	close(s);
 	close(c);
 }
