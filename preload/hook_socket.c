@@ -102,8 +102,9 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
  * datagram or SOCK_SEQPACKET socket the result is the whole record's
  * length, larger than the buffer. MSG_ERRQUEUE reads the socket's error
  * queue, not its stream: with SO_TIMESTAMPING, a copy of a packet the
- * server sent, headers and response included. None of them is fed. */
-#define NOT_FED (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE)
+ * server sent, headers and response included. MSG_OOB reads TCP's
+ * urgent byte, which is not in the stream. None of them is fed. */
+#define NOT_FED (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE | MSG_OOB)
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && !(flags & NOT_FED))

@@ -48,7 +48,8 @@ GET /ws 1
 GET /file 1
 GET /after 1
 GET /ts1 1
-GET /ts2 1"
+GET /ts2 1
+GET /oob 1"
 ap_api /api/v1/requests --data-urlencode limit=100 >"$AP_TMP/requests.json"
 ap_api /api/v1/errors >"$AP_TMP/errors.json"
 # Each exchange's record: status, bytes in and out (the lengths of the

@@ -23,7 +23,8 @@
  *     sendfile body followed by another request; on a socket with
  *     SO_TIMESTAMPING, a recvmsg of the error queue (which returns a copy
  *     of the sent packet, headers and response included: not request
- *     bytes) between two requests.
+ *     bytes) between two requests; a TCP urgent byte read with MSG_OOB
+ *     (out of the stream) before a request.
  *
  * Prints one "ok ..." line per check and exits 0, or prints "FAIL ..."
  * and exits 1. Without the preload every check passes too.
@@ -299,6 +300,15 @@ static void exchanges(void)
 	                     .msg_controllen = sizeof ctl };
 	check(recvmsg(s, &mh, MSG_ERRQUEUE) > 0, "recvmsg MSG_ERRQUEUE returns the sent packet");
 	ask(s, c, "GET /ts2 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	send(c, "!", 1, MSG_OOB);
+	usleep(20000);
+	char oob = 0;
+	check(recv(s, &oob, 1, MSG_OOB) == 1 && oob == '!', "recv MSG_OOB reads the urgent byte");
+	ask(s, c, "GET /oob HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	close(s);
 	close(c);
 }
