@@ -26,6 +26,11 @@
  *     bytes) between two requests; a TCP urgent byte read with MSG_OOB
  *     (out of the stream) before a request.
  *
+ *  6. `hookcalls --exit-while-serving`: a thread serves requests without
+ *     pause while the main thread calls exit(), so the preload's exit
+ *     flush runs beside a thread still appending events (the
+ *     ThreadSanitizer stage of scripts/test.sh reports any race).
+ *
  * Prints one "ok ..." line per check and exits 0, or prints "FAIL ..."
  * and exits 1. Without the preload every check passes too.
  */
@@ -33,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,9 +319,32 @@ static void exchanges(void)
 	close(c);
 }
 
-int main(void)
+/* 6: serves one request after another on the pair in `arg` until exit. */
+static void *serve_forever(void *arg)
+{
+	const int *fds = arg;
+	for (;;)
+		ask(fds[0], fds[1], "GET /loop HTTP/1.1\r\nHost: x\r\n\r\n",
+		    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	return NULL;
+}
+
+static int exit_while_serving(void)
+{
+	static int fds[2];
+	pair(AF_INET, SOCK_STREAM, &fds[0], &fds[1]);
+	pthread_t t;
+	if (pthread_create(&t, NULL, serve_forever, fds) != 0)
+		return 2;
+	usleep(250000); /* past the shipper's first batches */
+	exit(0);
+}
+
+int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc > 1 && strcmp(argv[1], "--exit-while-serving") == 0)
+		return exit_while_serving();
 	errno_kept();
 	failures_and_peek();
 	trunc_calls();
