@@ -96,10 +96,18 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	return pl_conn_on_readv(fd, iov, cnt, pl_real.readv(fd, iov, cnt));
 }
 
-/* MSG_PEEK leaves the bytes in the socket: they will be read again. */
+/* MSG_PEEK leaves the bytes in the socket: they will be read again.
+ * MSG_TRUNC makes the result say nothing about the buffer: on TCP the
+ * bytes are discarded, never copied (the buffer may be NULL), and on a
+ * datagram or SOCK_SEQPACKET socket the result is the whole record's
+ * length, larger than the buffer. MSG_ERRQUEUE reads the socket's error
+ * queue, not its stream: with SO_TIMESTAMPING, a copy of a packet the
+ * server sent, headers and response included. MSG_OOB reads TCP's
+ * urgent byte, which is not in the stream. None of them is fed. */
+#define NOT_FED (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE | MSG_OOB)
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && !(flags & MSG_PEEK))
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && !(flags & NOT_FED))
 		return pl_conn_recv(fd, buf, n, flags);
 	ENSURE(recv);
 	return pl_real.recv(fd, buf, n, flags);
@@ -108,7 +116,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
 	ENSURE(recv_chk);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
 		return pl_real.recv_chk(fd, buf, n, buflen, flags);
 	return pl_conn_on_read(fd, buf, pl_real.recv_chk(fd, buf, n, buflen, flags));
 }
@@ -117,7 +125,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                         struct sockaddr *addr, socklen_t *alen)
 {
 	ENSURE(recvfrom);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
 		return pl_real.recvfrom(fd, buf, n, flags, addr, alen);
 	return pl_conn_on_read(fd, buf, pl_real.recvfrom(fd, buf, n, flags, addr, alen));
 }
@@ -126,7 +134,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
                               struct sockaddr *addr, socklen_t *alen)
 {
 	ENSURE(recvfrom_chk);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
 		return pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
 	return pl_conn_on_read(fd, buf, pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen));
 }
@@ -134,7 +142,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ENSURE(recvmsg);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & MSG_PEEK))
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
 		return pl_real.recvmsg(fd, msg, flags);
 	ssize_t r = pl_real.recvmsg(fd, msg, flags);
 	return pl_conn_on_readv(fd, msg->msg_iov, (int)msg->msg_iovlen, r);

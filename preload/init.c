@@ -102,11 +102,16 @@ PL_COLD uint32_t pl_tid_slow(void)
 	return pl_tls_tid;
 }
 
+/* Atomic (relaxed): the shipper thread and the exit flush, on the main
+ * thread, can both be the first to ask. */
 uint32_t pl_pid(void)
 {
-	if (PL_UNLIKELY(cached_pid == 0))
-		cached_pid = (uint32_t)getpid();
-	return cached_pid;
+	uint32_t pid = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+	if (PL_UNLIKELY(pid == 0)) {
+		pid = (uint32_t)getpid();
+		__atomic_store_n(&cached_pid, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
 }
 
 /* ---- environment ---- */

@@ -68,6 +68,10 @@ static struct {
 	 * whoever moves active_len other than by an append, or clears the
 	 * cuts, zeroes it. */
 	size_t fast_end;
+	/* Set by the exit flush, under the lock: from then on appends drop
+	 * (counted) and the shipper takes no batch, so the half, cuts and
+	 * ncuts the flush sends after unlocking are its own. */
+	int closed;
 	/* The counters and active_len are read without the lock by the
 	 * shipper (STATS, its "anything to send?" test): every access is
 	 * __atomic. Writers under the lock use a relaxed store of the value
@@ -199,7 +203,7 @@ static void send_heartbeat(int sock, int *up, int flags)
 static size_t take_batch(int *idx)
 {
 	pl_spin_lock(&ship.lock);
-	size_t len = ship.active_len;
+	size_t len = ship.closed ? 0 : ship.active_len;
 	*idx = ship.active_idx;
 	if (len) {
 		ship.active_idx ^= 1;
@@ -328,7 +332,8 @@ static __attribute__((noinline)) uint8_t *ship_reserve_slow(size_t need, size_t 
 	int i = ship.active_idx;
 	unsigned nc = ship.ncuts[i];
 	int cut = nc == 0 || ship.active_len + need - ship.cuts[i][nc - 1] > SHIP_ROOM;
-	if (ship.active_len + need + slack <= ship.half_cap && (!cut || nc < SHIP_MAX_CUTS)) {
+	if (ship.active_len + need + slack <= ship.half_cap && (!cut || nc < SHIP_MAX_CUTS) &&
+	    !ship.closed) {
 		if (cut)
 			ship.cuts[i][ship.ncuts[i]++] = ship.active_len;
 		size_t room_end = ship.cuts[i][ship.ncuts[i] - 1] + SHIP_ROOM;
@@ -451,8 +456,13 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	}
 	size_t len = ship.active_len;
 	int i = ship.active_idx;
+	unsigned nc = ship.ncuts[i];
 	__atomic_store_n(&ship.active_len, 0, __ATOMIC_RELAXED);
 	ship.fast_end = 0;
+	/* Threads still serving (exit() does not stop them) would append to
+	 * this half, over what is being sent, with cuts that no longer match
+	 * it: they drop their records instead. */
+	ship.closed = 1;
 	pl_spin_unlock(&ship.lock);
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0) {
@@ -462,7 +472,7 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	struct timeval wait = { 0, SHIP_SEND_WAIT_US / 2 };
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	if (len)
-		send_records(sock, ship.half[i], len, ship.cuts[i], ship.ncuts[i], 0, deadline);
+		send_records(sock, ship.half[i], len, ship.cuts[i], nc, 0, deadline);
 	/* The last STATS carries the counts of what was lost, so that nothing
 	 * is lost unseen: it gets a short wait of its own after the budget. */
 	wait.tv_usec = SHIP_SEND_WAIT_US / 2;
@@ -493,6 +503,7 @@ void pl_ship_atfork_child(void)
 	ship.active_len = 0;
 	ship.ncuts[0] = ship.ncuts[1] = 0;
 	ship.fast_end = 0;
+	ship.closed = 0;
 	ship.events = ship.dropped = ship.untracked = 0;
 	ship.seq = 0;
 }

@@ -183,7 +183,9 @@ run_stage() {
 # store, window closer, webhook worker, and libmicrohttpd's for the API),
 # and the integration tests whose preloaded servers run many threads
 # through the preload (threaded.sh), and whose collector ingests, stores
-# and answers the API at once under bursts (sqlite.sh), all with the
+# and answers the API at once under bursts (sqlite.sh), and hooks.sh
+# (2 s: its program exits while the shipper thread sends, so the exit
+# flush runs beside it), all with the
 # TSan-built library, collector and client. (The window closer and webhook
 # threads run in the windows and regress unit suites; windows.sh would add
 # 45 s to a run that must stay under 20 minutes.) Any
@@ -225,13 +227,13 @@ tsan() {
 	APIPROF_TEST_PRELOAD=$build/preload/.libs/libapiprof.so \
 	APIPROF_TEST_PRELOAD_FIRST=$rt \
 		"${setarch[@]}" make -C "$build" check \
-		TESTS="check_unit integration/threaded.sh integration/sqlite.sh" ||
+		TESTS="check_unit integration/threaded.sh integration/sqlite.sh integration/hooks.sh" ||
 		{ (cd "$build" && print_failures); return 1; }
 	stage_pass=$(cd "$build" && count PASS)
 	rm -rf "$san"
 }
 [ "${APIPROF_TEST_TSAN:-1}" = 0 ] || run_stage "ThreadSanitizer build" tsan \
-	"ThreadSanitizer build: the threaded unit suites, threaded.sh and sqlite.sh"
+	"ThreadSanitizer build: the threaded unit suites, threaded.sh, sqlite.sh and hooks.sh"
 
 if [ "${skip:-0}" -ne 0 ]; then
 	echo "==> skipped tests:"

@@ -1,0 +1,353 @@
+/*
+ * hookcalls.c - the socket hooks' contract with their caller, run under
+ * the preload by integration/hooks.sh: on an accepted (followed)
+ * connection every hooked read or write returns what the real call
+ * returned, with its errno, and touches no byte the call did not move.
+ *
+ *  1. errno is unchanged by a successful read, recv, write, send and
+ *     writev that end a request and its response (the event is built and
+ *     shipped, the shipper started, inside the hook), and by a 5xx.
+ *  2. A read and a recv that fail (EAGAIN) return -1 with that errno; a
+ *     MSG_PEEK recv returns the bytes and leaves them to be read.
+ *  3. recv with MSG_TRUNC on a TCP socket discards the bytes (Linux) and
+ *     may pass no buffer at all: the hook must not read one.
+ *  4. recv with MSG_TRUNC on a SOCK_SEQPACKET socket returns the whole
+ *     record's length, more than the buffer: the buffer sits at the end of
+ *     a page before a PROT_NONE page, so reading past it is a SIGSEGV.
+ *
+ *  5. Exchanges whose events integration/hooks.sh checks at the collector:
+ *     three pipelined requests (GET, HEAD, GET) read in two pieces, their
+ *     responses in one writev and a chunked one sent a byte at a time; a
+ *     100-continue then a 503 whose body is written in three pieces; a
+ *     response cut by close; a 101 after which nothing is followed; a
+ *     sendfile body followed by another request; on a socket with
+ *     SO_TIMESTAMPING, a recvmsg of the error queue (which returns a copy
+ *     of the sent packet, headers and response included: not request
+ *     bytes) between two requests; a TCP urgent byte read with MSG_OOB
+ *     (out of the stream) before a request.
+ *
+ *  6. `hookcalls --exit-while-serving`: a thread serves requests without
+ *     pause while the main thread calls exit(), so the preload's exit
+ *     flush runs beside a thread still appending events (the
+ *     ThreadSanitizer stage of scripts/test.sh reports any race).
+ *
+ * Prints one "ok ..." line per check and exits 0, or prints "FAIL ..."
+ * and exits 1. Without the preload every check passes too.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <linux/net_tstamp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAGIC_ERRNO 4242
+
+static int failures;
+
+static void check(int ok, const char *what)
+{
+	printf("%s %s\n", ok ? "ok" : "FAIL", what);
+	if (!ok)
+		failures++;
+}
+
+/* A connected pair over a listener of `domain`/`type`: *srv is the
+ * accepted end (the one the preload follows), *cli the client's. */
+static void pair(int domain, int type, int *srv, int *cli)
+{
+	int l = socket(domain, type, 0);
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof ss);
+	if (domain == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof *a;
+	} else {
+		struct sockaddr_un *a = (struct sockaddr_un *)&ss;
+		a->sun_family = AF_UNIX;
+		/* abstract, unique per process */
+		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+		                  (size_t)snprintf(a->sun_path + 1, sizeof a->sun_path - 1,
+		                                   "hookcalls-%d", (int)getpid()));
+	}
+	if (l < 0 || bind(l, (struct sockaddr *)&ss, len) != 0 || listen(l, 4) != 0) {
+		perror("listen");
+		exit(2);
+	}
+	len = sizeof ss;
+	getsockname(l, (struct sockaddr *)&ss, &len);
+	*cli = socket(domain, type, 0);
+	if (connect(*cli, (struct sockaddr *)&ss, len) != 0) {
+		perror("connect");
+		exit(2);
+	}
+	*srv = accept(l, NULL, NULL);
+	if (*srv < 0) {
+		perror("accept");
+		exit(2);
+	}
+	close(l);
+}
+
+static const char req[] = "GET /hookcalls HTTP/1.1\r\nHost: x\r\n\r\n";
+/* the other checks' requests, never answered */
+static const char req2[] = "GET /unanswered HTTP/1.1\r\nHost: x\r\n\r\n";
+static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+static const char resp5[] = "HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy";
+
+/* 1: errno through whole exchanges, one per pair of calls. */
+static void errno_kept(void)
+{
+	int s, c;
+	char buf[256];
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	for (int round = 0; round < 3; round++) {
+		write(c, req, sizeof req - 1);
+		errno = MAGIC_ERRNO;
+		ssize_t r = round == 1 ? recv(s, buf, sizeof buf, 0) : read(s, buf, sizeof buf);
+		check(r == (ssize_t)sizeof req - 1 && errno == MAGIC_ERRNO,
+		      round == 1 ? "recv of a request keeps errno" : "read of a request keeps errno");
+		const char *out = round == 2 ? resp5 : resp;
+		size_t n = strlen(out);
+		errno = MAGIC_ERRNO;
+		if (round == 0) {
+			r = write(s, out, n);
+		} else if (round == 1) {
+			r = send(s, out, n, 0);
+		} else {
+			struct iovec v[2] = { { (void *)out, 10 }, { (void *)(out + 10), n - 10 } };
+			r = writev(s, v, 2);
+		}
+		check(r == (ssize_t)n && errno == MAGIC_ERRNO,
+		      round == 0 ? "write of a response keeps errno"
+		      : round == 1 ? "send of a response keeps errno"
+		                   : "writev of a 5xx response keeps errno");
+		read(c, buf, sizeof buf);
+	}
+	close(s);
+	close(c);
+}
+
+/* 2: failures and MSG_PEEK pass through. */
+static void failures_and_peek(void)
+{
+	int s, c;
+	char buf[256];
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	fcntl(s, F_SETFL, O_NONBLOCK);
+	errno = 0;
+	ssize_t r = read(s, buf, sizeof buf);
+	check(r == -1 && errno == EAGAIN, "read with nothing to read: -1 EAGAIN");
+	errno = 0;
+	r = recv(s, buf, sizeof buf, 0);
+	check(r == -1 && errno == EAGAIN, "recv with nothing to read: -1 EAGAIN");
+	write(c, req2, sizeof req2 - 1);
+	usleep(20000);
+	r = recv(s, buf, sizeof buf, MSG_PEEK);
+	check(r == (ssize_t)sizeof req2 - 1, "recv MSG_PEEK returns the bytes");
+	r = recv(s, buf, sizeof buf, MSG_WAITALL | MSG_DONTWAIT);
+	check(r == (ssize_t)sizeof req2 - 1 && memcmp(buf, req2, (size_t)r) == 0,
+	      "the peeked bytes are read again");
+	close(s);
+	close(c);
+}
+
+/* 3 and 4: MSG_TRUNC. */
+static void trunc_calls(void)
+{
+	int s, c;
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	write(c, req2, sizeof req2 - 1);
+	usleep(20000);
+	ssize_t r = recv(s, NULL, sizeof req2 - 1, MSG_TRUNC);
+	check(r == (ssize_t)sizeof req2 - 1, "TCP recv MSG_TRUNC with no buffer discards the bytes");
+	close(s);
+	close(c);
+
+	long page = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || mprotect(m + page, (size_t)page, PROT_NONE) != 0) {
+		perror("mmap");
+		exit(2);
+	}
+	/* a record far longer than the buffer, all of it one request */
+	char big[2 * 4096 + 64];
+	memset(big, 'a', sizeof big);
+	memcpy(big, "GET /", 5);
+	memcpy(big + sizeof big - 13, " HTTP/1.1\r\n\r\n", 13);
+	pair(AF_UNIX, SOCK_SEQPACKET, &s, &c);
+	write(c, big, sizeof big);
+	char *buf = m + page - 8;
+	r = recv(s, buf, 8, MSG_TRUNC);
+	check(r == (ssize_t)sizeof big && memcmp(buf, big, 8) == 0,
+	      "SEQPACKET recv MSG_TRUNC returns the record's length, reads 8 bytes");
+	close(s);
+	close(c);
+	munmap(m, (size_t)page * 2);
+}
+
+/* Writes all of s. */
+static void put(int fd, const char *s)
+{
+	size_t n = strlen(s);
+	if (write(fd, s, n) != (ssize_t)n) {
+		perror("write");
+		exit(2);
+	}
+}
+
+/* Reads exactly n bytes from the server end. */
+static void take(int fd, size_t n)
+{
+	char buf[512];
+	while (n) {
+		ssize_t r = read(fd, buf, n < sizeof buf ? n : sizeof buf);
+		if (r <= 0) {
+			perror("read");
+			exit(2);
+		}
+		n -= (size_t)r;
+	}
+}
+
+/* The client sends `req`, the server reads all of it and answers `resp`
+ * (NULL: not yet). */
+static void ask(int s, int c, const char *req, const char *resp)
+{
+	put(c, req);
+	take(s, strlen(req));
+	if (resp)
+		put(s, resp);
+}
+
+/* 5: exchanges for the collector. */
+static void exchanges(void)
+{
+	int s, c;
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	static const char pipelined[] = "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	                                "HEAD /p2 HTTP/1.1\r\nHost: x\r\n\r\n"
+	                                "GET /p3 HTTP/1.1\r\nHost: x\r\n\r\n";
+	put(c, pipelined);
+	take(s, 5);
+	take(s, sizeof pipelined - 1 - 5);
+	static const char r1[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	static const char r2[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+	struct iovec v[2] = { { (void *)r1, sizeof r1 - 1 }, { (void *)r2, sizeof r2 - 1 } };
+	ssize_t w = writev(s, v, 2);
+	check(w == (ssize_t)(sizeof r1 + sizeof r2 - 2), "pipelined responses in one writev");
+	static const char r3[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                         "3\r\nabc\r\n0\r\n\r\n";
+	for (size_t i = 0; i < sizeof r3 - 1; i++)
+		send(s, r3 + i, 1, 0);
+
+	ask(s, c, "POST /p4 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+	    "HTTP/1.1 100 Continue\r\n\r\n");
+	ask(s, c, "xyz", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 14\r\n\r\ndata");
+	put(s, "base ");
+	put(s, "down!");
+
+	ask(s, c, "GET /p5 HTTP/1.1\r\nHost: x\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	ask(s, c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+	ask(s, c, "GET /not-http-any-more HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	char path[] = "/tmp/hookcalls-XXXXXX";
+	int f = mkstemp(path);
+	char block[4096];
+	memset(block, 'f', sizeof block);
+	if (f < 0 || write(f, block, sizeof block) != (ssize_t)sizeof block) {
+		perror("mkstemp");
+		exit(2);
+	}
+	unlink(path);
+	ask(s, c, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n");
+	off_t off = 0;
+	check(sendfile(s, f, &off, sizeof block) == (ssize_t)sizeof block, "sendfile of a body");
+	close(f);
+	ask(s, c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	int ts = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+	if (setsockopt(s, SOL_SOCKET, SO_TIMESTAMPING, &ts, sizeof ts) != 0) {
+		perror("SO_TIMESTAMPING");
+		exit(2);
+	}
+	ask(s, c, "GET /ts1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	usleep(20000);
+	char eq[512], ctl[512];
+	struct iovec iov = { eq, sizeof eq };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+	                     .msg_controllen = sizeof ctl };
+	check(recvmsg(s, &mh, MSG_ERRQUEUE) > 0, "recvmsg MSG_ERRQUEUE returns the sent packet");
+	ask(s, c, "GET /ts2 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	send(c, "!", 1, MSG_OOB);
+	usleep(20000);
+	char oob = 0;
+	check(recv(s, &oob, 1, MSG_OOB) == 1 && oob == '!', "recv MSG_OOB reads the urgent byte");
+	ask(s, c, "GET /oob HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+}
+
+/* 6: serves one request after another on the pair in `arg` until exit. */
+static void *serve_forever(void *arg)
+{
+	const int *fds = arg;
+	for (;;)
+		ask(fds[0], fds[1], "GET /loop HTTP/1.1\r\nHost: x\r\n\r\n",
+		    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	return NULL;
+}
+
+static int exit_while_serving(void)
+{
+	static int fds[2];
+	pair(AF_INET, SOCK_STREAM, &fds[0], &fds[1]);
+	pthread_t t;
+	if (pthread_create(&t, NULL, serve_forever, fds) != 0)
+		return 2;
+	usleep(250000); /* past the shipper's first batches */
+	exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc > 1 && strcmp(argv[1], "--exit-while-serving") == 0)
+		return exit_while_serving();
+	errno_kept();
+	failures_and_peek();
+	trunc_calls();
+	exchanges();
+	return failures ? 1 : 0;
+}
