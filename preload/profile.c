@@ -351,7 +351,9 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	s->tid = pl_tid();
 	s->gen++;
 	s->req_id = req_id;
-	s->begin_ns = now;
+	/* atomic: the shipper's age check (pl_prof_work) may still be reading
+	 * the previous session's value */
+	__atomic_store_n(&s->begin_ns, now, __ATOMIC_RELAXED);
 	s->stack_lo = th_stack_lo;
 	s->stack_hi = th_stack_hi;
 	s->flags = header ? AP_PROFF_HEADER : 0;
@@ -754,7 +756,8 @@ void pl_prof_work(void)
 		int st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		if (st != SLOT_ACTIVE && st != SLOT_DONE)
 			continue;
-		if (st == SLOT_ACTIVE && pl_now_ns() - s->begin_ns > PROF_MAX_AGE_NS) {
+		if (st == SLOT_ACTIVE &&
+		    pl_now_ns() - __atomic_load_n(&s->begin_ns, __ATOMIC_RELAXED) > PROF_MAX_AGE_NS) {
 			/* Its end was never seen (the connection stopped being
 			 * followed): stop sampling. */
 			int expect = SLOT_ACTIVE;
