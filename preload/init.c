@@ -38,10 +38,15 @@ static uint32_t cached_pid;
 			*(void **)&pl_real.field = dlsym(RTLD_NEXT, name); \
 	} while (0)
 
+/*
+ * accept and accept4 last, after a release fence: a descriptor is followed
+ * only once our accept hook has seen it, and the read/write hooks then call
+ * the real functions without checking them (conn.c's pl_conn_read ...). A
+ * thread that finds pl_real.accept set, while another is still resolving,
+ * must find every other pointer set too.
+ */
 void pl_resolve(void)
 {
-	RESOLVE(accept, "accept");
-	RESOLVE(accept4, "accept4");
 	RESOLVE(read, "read");
 	RESOLVE(readv, "readv");
 	RESOLVE(recv, "recv");
@@ -64,6 +69,9 @@ void pl_resolve(void)
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	RESOLVE(accept, "accept");
+	RESOLVE(accept4, "accept4");
 }
 
 void pl_debug(const char *fmt, ...)
