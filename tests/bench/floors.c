@@ -62,6 +62,38 @@ static inline uint64_t load8(const unsigned char *p)
 #define LOWER8 0x2020202020202020ull
 
 /*
+ * The lines after the LFs at s[b + k] for each bit k of m: a blank one ends
+ * the head (returns 1, *end past its LF, 0 when that LF is past n); a
+ * Content-Length or Transfer-Encoding one is read. Returns 0 to go on.
+ */
+__attribute__((always_inline)) static inline int read_lines(const unsigned char *s, size_t n,
+                                                            size_t b, unsigned m, size_t *end,
+                                                            long *cl, int *te)
+{
+	while (m) {
+		size_t j = b + (size_t)__builtin_ctz(m) + 1;
+		m &= m - 1;
+		if (s[j] == '\r') {
+			*end = j + 2 <= n ? j + 2 : 0;
+			return 1;
+		}
+		if ((load8(s + j) | LOWER8) == load8((const unsigned char *)"content-") &&
+		    (load8(s + j + 7) | (LOWER8 >> 8)) == load8((const unsigned char *)"-length:")) {
+			const unsigned char *p = s + j + 15;
+			long v10 = 0;
+			while (*p == ' ')
+				p++;
+			while ((unsigned)(*p - '0') < 10)
+				v10 = v10 * 10 + (*p++ - '0');
+			*cl = v10;
+		} else if ((load8(s + j) | LOWER8) == load8((const unsigned char *)"transfer")) {
+			*te = 1;
+		}
+	}
+	return 0;
+}
+
+/*
  * The head in s[0..n) (readable up to n + 16): returns the length of the
  * head through its blank line, 0 if it has none; *cl is its Content-Length
  * (-1 for none), *te 1 when it has a Transfer-Encoding.
@@ -81,24 +113,9 @@ __attribute__((noinline)) static size_t frame(const unsigned char *s, size_t n, 
 		__m128i want = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(nl, c), _mm_cmpeq_epi8(nl, t)),
 		                            _mm_cmpeq_epi8(next, cr));
 		unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(v, lf), want));
-		while (m) {
-			size_t j = b + (size_t)__builtin_ctz(m) + 1;
-			m &= m - 1;
-			if (s[j] == '\r')
-				return j + 2 <= n ? j + 2 : 0;
-			if ((load8(s + j) | LOWER8) == load8((const unsigned char *)"content-") &&
-			    (load8(s + j + 7) | (LOWER8 >> 8)) == load8((const unsigned char *)"-length:")) {
-				const unsigned char *p = s + j + 15;
-				long v10 = 0;
-				while (*p == ' ')
-					p++;
-				while ((unsigned)(*p - '0') < 10)
-					v10 = v10 * 10 + (*p++ - '0');
-				*cl = v10;
-			} else if ((load8(s + j) | LOWER8) == load8((const unsigned char *)"transfer")) {
-				*te = 1;
-			}
-		}
+		size_t end;
+		if (read_lines(s, n, b, m, &end, cl, te))
+			return end;
 	}
 	return 0;
 }
@@ -123,24 +140,9 @@ __attribute__((noinline, target("avx2"))) static size_t frame32(const unsigned c
 			_mm256_cmpeq_epi8(next, cr));
 		unsigned m = (unsigned)_mm256_movemask_epi8(
 			_mm256_and_si256(_mm256_cmpeq_epi8(v, lf), want));
-		while (m) {
-			size_t j = b + (size_t)__builtin_ctz(m) + 1;
-			m &= m - 1;
-			if (s[j] == '\r')
-				return j + 2 <= n ? j + 2 : 0;
-			if ((load8(s + j) | LOWER8) == load8((const unsigned char *)"content-") &&
-			    (load8(s + j + 7) | (LOWER8 >> 8)) == load8((const unsigned char *)"-length:")) {
-				const unsigned char *p = s + j + 15;
-				long v10 = 0;
-				while (*p == ' ')
-					p++;
-				while ((unsigned)(*p - '0') < 10)
-					v10 = v10 * 10 + (*p++ - '0');
-				*cl = v10;
-			} else if ((load8(s + j) | LOWER8) == load8((const unsigned char *)"transfer")) {
-				*te = 1;
-			}
-		}
+		size_t end;
+		if (read_lines(s, n, b, m, &end, cl, te))
+			return end;
 	}
 	return 0;
 }
