@@ -259,7 +259,8 @@ build_helpers() {
 		"$CC" -O2 -Wall -I"$BUILD" -I"$TOP/shared" -o "$BIN/feed" \
 			"$TOP/tests/bench/feed.c" "$TOP/shared/wire.c" -lm &&
 		"$CC" -O2 -Wall -shared -fPIC -o "$BIN/libthreadonly.so" \
-			"$TOP/tests/bench/threadonly.c" -lpthread
+			"$TOP/tests/bench/threadonly.c" -lpthread &&
+		"$CC" -O2 -Wall -o "$BIN/floors" "$TOP/tests/bench/floors.c"
 }
 say "compiling the benchmark helpers (tests/bench/*.c)"
 build_helpers >"$T/helpers.log" 2>&1 || { show_log "$T/helpers.log"; die "compiling the helpers failed"; }
@@ -433,6 +434,26 @@ part_callgrind() {
 	row "| nginx instructions per request (callgrind, ($CG_N2 - $CG_N1 requests) / $((CG_N2 - CG_N1))) | $(fmt %.0f "$CG_PLAIN") | $(fmt %.0f "$CG_PRE") | $(fmt %+.0f "$CG_ADDED") ($(fmt %+.1f "$CG_PCT")%) | <= +5% (goal +2%) | $(verdict "$CG_PCT" "<=" 5) |"
 	row "| preloaded with APIPROF_PROFILE_EVERY=0 (no CPU profiler: the figure that repeats exactly) | $(fmt %.0f "$CG_PLAIN") | $(fmt %.0f "$CG_NOPROF") | $(fmt %+.0f "$CG_NOPROF_ADDED") ($(fmt %+.1f "$(calc "100 * $CG_NOPROF_ADDED / $CG_PLAIN")")%) | | |"
 	row "| of which: glibc's multi-threaded paths (control: a preload that only starts one idle thread) | $(fmt %.0f "$CG_PLAIN") | $(fmt %.0f "$CG_THREAD") | $(fmt %+.0f "$CG_THREAD_ADDED") ($(fmt %+.1f "$(calc "100 * $CG_THREAD_ADDED / $CG_PLAIN")")%) | | |"
+	# What two leaner designs would cost at the least on the same exchange
+	# (tests/bench/floors.c): one exchange per iteration, 1000 and 2000.
+	local m f1 f2 floors=""
+	for m in frame frame32 record; do
+		if [ "$m" = frame32 ] && ! grep -qw avx2 /proc/cpuinfo; then
+			floors="$floors / -"
+			continue
+		fi
+		for n in 1000 2000; do
+			valgrind --tool=callgrind --callgrind-out-file="$d/floors.$m.$n" \
+				"$BIN/floors" "$m" "$n" >"$d/floors.$m.$n.log" 2>&1 ||
+				{ show_log "$d/floors.$m.$n.log"; die "floors $m failed under callgrind"; }
+		done
+		f1=$(awk '/^totals:/ { print $2 }' "$d/floors.$m.1000")
+		f2=$(awk '/^totals:/ { print $2 }' "$d/floors.$m.2000")
+		floors="$floors / $(fmt %.0f "$(calc "($f2 - $f1) / 1000")")"
+	done
+	floors=${floors# / }
+	note "floors (tests/bench/floors.c), instructions per exchange: framing without validation SSE2 / AVX2, recording calls: $floors"
+	row "| the least two leaner designs would cost on this exchange (tests/bench/floors.c): framing with no validation, SSE2 / AVX2; recording each call with a 256-byte copy, no parsing | | | $floors | | |"
 	detail "### 1. Instructions per request (callgrind)"
 	detail ""
 	detail "nginx \`master_process off; worker_processes 1; keepalive_requests 1000000; access_log off\`, \`location / { return 200 \"ok\\n\"; }\`, one keep-alive connection (tests/bench/kaclient.py), stopped with SIGQUIT. Preloaded: with $LIVE; events it counted for the two preloaded runs: $CG_DELIVERED of $((CG_N1 + CG_N2)). Control: \`LD_PRELOAD=libthreadonly.so\`, which only starts one idle thread, as the preload's shipper does. With APIPROF_PROFILE_EVERY=0 (no CPU profiler) counts repeat exactly for the same environment; with the default every-20th-request profiler they move by a few hundred instructions per request from run to run, because its samples come from a timer on the thread's CPU time, which valgrind's slowness and the machine's load stretch. The plain figure moves by up to ~2% (malloc's work) when paths or environment change the heap layout: compare plain and preloaded from the same run."

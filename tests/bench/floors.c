@@ -22,7 +22,8 @@
  *           Authorization headers out of the process, which SPEC and the
  *           README promise never happens: a floor, not a design.
  *
- * Not part of `make check`. Build and measure:
+ * Not part of `make check`; scripts/bench.sh part 1 runs all three and
+ * prints a row. By hand:
  *
  *   gcc -O2 tests/bench/floors.c -o floors
  *   for n in 1000 2000; do
