@@ -361,7 +361,14 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	memcpy(s->method, method, s->method_len);
 	s->path_len = (uint16_t)(plen < sizeof s->path ? plen : sizeof s->path);
 	memcpy(s->path, path, s->path_len);
-	s->head = s->tail = s->lost = 0;
+	/* Atomic, as begin_ns: pl_prof_end() frees a slot that took no sample
+	 * at once, so the shipper may still be looking at it (pl_prof_work) from
+	 * the previous session, whose head and tail were 0 too. It then reads
+	 * either those zeros or this session's samples, which go to this slot's
+	 * fold all the same. */
+	__atomic_store_n(&s->head, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->tail, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->lost, 0, __ATOMIC_RELAXED);
 	s->have_timer = 0;
 	th_gen = s->gen;
 	th_slot = s;
@@ -756,14 +763,20 @@ void pl_prof_work(void)
 		int st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		if (st != SLOT_ACTIVE && st != SLOT_DONE)
 			continue;
-		if (st == SLOT_ACTIVE &&
-		    pl_now_ns() - __atomic_load_n(&s->begin_ns, __ATOMIC_RELAXED) > PROF_MAX_AGE_NS) {
+		/* The session may end, and a new one take the slot, at any time
+		 * (pl_prof_end() frees a slot that took no sample at once): begin_ns
+		 * is read before the clock, so that a newer session's start cannot
+		 * make the age wrap around, and the slot counts as ours to stop only
+		 * if the state changes from the ACTIVE seen here. */
+		uint64_t begun = __atomic_load_n(&s->begin_ns, __ATOMIC_RELAXED);
+		if (st == SLOT_ACTIVE && pl_now_ns() - begun > PROF_MAX_AGE_NS) {
 			/* Its end was never seen (the connection stopped being
 			 * followed): stop sampling. */
 			int expect = SLOT_ACTIVE;
-			if (__atomic_compare_exchange_n(&s->state, &expect, SLOT_ARMING, 0,
-			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				slot_stop(s);
+			if (!__atomic_compare_exchange_n(&s->state, &expect, SLOT_ARMING, 0,
+			                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				continue; /* ended meanwhile: seen again next pass */
+			slot_stop(s);
 			st = SLOT_DONE;
 		}
 		if (folds[i] == NULL) {
@@ -773,13 +786,14 @@ void pl_prof_work(void)
 		}
 		int ready = dw_ready();
 		uint32_t head = __atomic_load_n(&s->head, __ATOMIC_ACQUIRE);
-		for (uint32_t t = s->tail; t != head; t++) {
+		for (uint32_t t = __atomic_load_n(&s->tail, __ATOMIC_RELAXED); t != head; t++) {
 			if (ready)
 				fold_sample(folds[i], &s->ring[t % PROF_RING]);
 			__atomic_store_n(&s->tail, t + 1, __ATOMIC_RELEASE);
 		}
 		if (st == SLOT_DONE && __atomic_load_n(&s->busy, __ATOMIC_SEQ_CST) == 0 &&
-		    __atomic_load_n(&s->head, __ATOMIC_ACQUIRE) == s->tail) {
+		    __atomic_load_n(&s->head, __ATOMIC_ACQUIRE) ==
+		            __atomic_load_n(&s->tail, __ATOMIC_RELAXED)) {
 			ship_folds(s, folds[i]);
 			__atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
 		}
