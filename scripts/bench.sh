@@ -2,7 +2,7 @@
 # scripts/bench.sh - what the preload costs its host, and how fast the
 # collector answers. Results go into BENCHMARKS.md.
 #
-# Six measurements, each explained where it runs below:
+# Eight measurements, each explained where it runs below:
 #   1. callgrind: user-space instructions per request nginx executes, plain
 #      vs preloaded with a live collector, (I(N2) - I(N1)) / (N2 - N1) so
 #      start-up cancels; plus where the preload's instructions go.
@@ -15,6 +15,9 @@
 #      throwaway PostgreSQL 15): client instructions plain vs preloaded
 #      (callgrind), the hook timed in-process against a stub libpq, client
 #      CPU in alternating runs, and the normaliser alone.
+#   7. request rows stored per second, SQLite and PostgreSQL.
+#   8. callgrind on Node's http module: the same added instructions against
+#      a server that does more per request than nginx's `return 200`.
 # It uses an existing build (it never builds the project itself) and
 # starts everything it needs on free ports in one temp dir, removed at exit
 # unless --keep. The last thing printed is a Markdown summary block.
@@ -36,8 +39,8 @@ BENCHMARKS.md.
   --collector PATH   apiprof-collector to use instead of the build's (e.g.
                      from another build while this one's does not link)
   --only LIST        comma-separated parts to run: cg, wrk, hook, api, sql,
-                     store (default: all; the CPU per request comes with
-                     cg + wrk)
+                     store, node (default: all; the CPU per request comes
+                     with cg + wrk)
   --cg-requests A,B  request counts of the two callgrind runs (2000,6000)
   --wrk-pairs N      alternating plain/preloaded wrk pairs (5)
   --wrk-seconds S    length of each wrk run (5)
@@ -49,6 +52,8 @@ BENCHMARKS.md.
   --sql-pairs N      alternating plain/preloaded client CPU pairs, part 6 (9)
   --sql-n N          statements per client CPU run, part 6 (10000)
   --store-requests N request rows stored per backend, part 7 (200000)
+  --node-requests A,B  request counts of part 8's callgrind runs (1000,3000)
+  --node-rounds N    alternating plain/preloaded rounds of part 8 (3)
   --keep             keep the temp dir (callgrind profiles, logs, summary)
   -h, --help         this text
 EOF
@@ -60,7 +65,10 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 BUILD=""
 COLLECTOR=""
-ONLY="cg,wrk,hook,api,sql,store"
+ONLY="cg,wrk,hook,api,sql,store,node"
+NODE_N1=1000
+NODE_N2=3000
+NODE_ROUNDS=3
 CG_N1=2000
 CG_N2=6000
 WRK_PAIRS=5
@@ -93,6 +101,9 @@ while [ $# -gt 0 ]; do
 	--sql-pairs) SQL_PAIRS=${2:?}; shift ;;
 	--sql-n) SQL_RUN=${2:?}; shift ;;
 	--store-requests) STORE_N=${2:?}; shift ;;
+	--node-requests)
+		NODE_N1=${2%%,*}; NODE_N2=${2##*,}; shift ;;
+	--node-rounds) NODE_ROUNDS=${2:?}; shift ;;
 	--keep) KEEP=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -100,21 +111,23 @@ while [ $# -gt 0 ]; do
 	shift
 done
 for v in CG_N1 CG_N2 WRK_PAIRS WRK_SECONDS WRK_CONNS API_REQUESTS API_ROUTES API_CALLS \
-	SQL_N1 SQL_N2 SQL_PAIRS SQL_RUN STORE_N; do
+	SQL_N1 SQL_N2 SQL_PAIRS SQL_RUN STORE_N NODE_N1 NODE_N2 NODE_ROUNDS; do
 	case ${!v} in
 	'' | *[!0-9]*) echo "bench.sh: $v must be a positive integer" >&2; exit 2 ;;
 	esac
 done
 [ "$CG_N2" -gt "$CG_N1" ] || { echo "bench.sh: --cg-requests A,B needs A < B" >&2; exit 2; }
 [ "$SQL_N2" -gt "$SQL_N1" ] || { echo "bench.sh: --sql-statements A,B needs A < B" >&2; exit 2; }
+[ "$NODE_N2" -gt "$NODE_N1" ] || { echo "bench.sh: --node-requests A,B needs A < B" >&2; exit 2; }
+[ "$NODE_ROUNDS" -ge 1 ] || { echo "bench.sh: --node-rounds must be at least 1" >&2; exit 2; }
 if [ "$SQL_PAIRS" -lt 1 ] || [ "$SQL_RUN" -lt 1 ]; then
 	echo "bench.sh: --sql-pairs and --sql-n must be at least 1" >&2
 	exit 2
 fi
 for p in ${ONLY//,/ }; do
 	case $p in
-	cg | wrk | hook | api | sql | store) ;;
-	*) echo "bench.sh: --only: unknown part '$p' (cg, wrk, hook, api, sql, store)" >&2; exit 2 ;;
+	cg | wrk | hook | api | sql | store | node) ;;
+	*) echo "bench.sh: --only: unknown part '$p' (cg, wrk, hook, api, sql, store, node)" >&2; exit 2 ;;
 	esac
 done
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
@@ -316,7 +329,7 @@ events() {
 proc_cpu() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
 
 LIVE=""
-if want cg || want wrk; then
+if want cg || want wrk || want node; then
 	if [ "$HAVE_COLLECTOR" = 1 ]; then
 		start_collector "$T/col"
 		LIVE="a live apiprof-collector"
@@ -466,6 +479,89 @@ part_callgrind() {
 	detail "| control: one idle thread (tests/bench/threadonly.c) | $t1 | $t2 | $(fmt %.1f "$CG_THREAD") |"
 	detail ""
 	cat "$d/cgdiff.md" >>"$T/details.md"
+	detail ""
+}
+
+# ---- 8. callgrind on Node ----------------------------------------------------
+# Node's http module serving /fast (tests/servers/node_server.js) under
+# callgrind, plain and preloaded, NODE_N1 and NODE_N2 keep-alive requests,
+# as part 1 does with nginx. V8's JIT and garbage collector make each count
+# move by thousands of instructions from run to run, so NODE_ROUNDS rounds
+# alternate plain and preloaded and the medians are reported, beside the
+# preload's own instructions (its functions' self cost, which the JIT does
+# not move). Node already runs threads of its own: the +189 of part 1's
+# control does not apply.
+part_node() {
+	local d=$T/node mode n r pid port total i dn=$((NODE_N2 - NODE_N1))
+	local plain_v="" pre_v="" self_v="" diff_v="" rounds="" p1 p2 q1 q2 s1 s2
+	say "[8] callgrind: Node's http module serving $NODE_N1 and $NODE_N2 keep-alive requests, plain and preloaded, $NODE_ROUNDS rounds"
+	mkdir -p "$d"
+	command -v node >/dev/null || { note "node is not installed: part 8 skipped"; return 0; }
+	# own PROFILE: self instructions of the preload's functions in it
+	own() {
+		callgrind_annotate --threshold=100 --auto=no "$1" 2>/dev/null |
+			awk '/libapiprof/ { gsub(",", "", $1); s += $1 } END { print s + 0 }'
+	}
+	for r in $(seq "$NODE_ROUNDS"); do
+		for mode in plain preloaded; do
+			for n in "$NODE_N1" "$NODE_N2"; do
+				local envs=()
+				[ "$mode" = preloaded ] && envs=("${PRELOAD_ENV[@]}" "APIPROF_SERVICE=bench-node"
+					APIPROF_PROFILE_EVERY=0)
+				port=$(free_port) || die "no free port"
+				env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.$mode.$n.$r" \
+					node "$TOP/tests/servers/node_server.js" --port "$port" >"$d/node.$mode.$n.$r.log" 2>&1 &
+				pid=$!
+				PIDS="$PIDS $pid"
+				for i in $(seq 600); do
+					grep -q listening "$d/node.$mode.$n.$r.log" && break
+					kill -0 "$pid" 2>/dev/null || break
+					sleep 0.2
+				done
+				if ! python3 "$TOP/tests/bench/kaclient.py" "$port" "$n" /fast 2>"$d/client.log"; then
+					show_log "$d/client.log"
+					show_log "$d/node.$mode.$n.$r.log"
+					die "the keep-alive client failed against Node under callgrind"
+				fi
+				stop "$pid" TERM
+				total=$(awk '/^totals:/ { print $2 }' "$d/callgrind.$mode.$n.$r")
+				[ -n "$total" ] || { show_log "$d/node.$mode.$n.$r.log"; die "no callgrind totals for Node $mode N=$n"; }
+			done
+		done
+		p1=$(awk '/^totals:/ { print $2 }' "$d/callgrind.plain.$NODE_N1.$r")
+		p2=$(awk '/^totals:/ { print $2 }' "$d/callgrind.plain.$NODE_N2.$r")
+		q1=$(awk '/^totals:/ { print $2 }' "$d/callgrind.preloaded.$NODE_N1.$r")
+		q2=$(awk '/^totals:/ { print $2 }' "$d/callgrind.preloaded.$NODE_N2.$r")
+		s1=$(own "$d/callgrind.preloaded.$NODE_N1.$r")
+		s2=$(own "$d/callgrind.preloaded.$NODE_N2.$r")
+		local pv qv sv
+		pv=$(calc "($p2 - $p1) / $dn")
+		qv=$(calc "($q2 - $q1) / $dn")
+		sv=$(calc "($s2 - $s1) / $dn")
+		note "round $r: plain $(fmt %.0f "$pv"), preloaded $(fmt %.0f "$qv") ($(fmt %+.0f "$(calc "$qv - $pv")")), the preload's own $(fmt %.0f "$sv")"
+		plain_v="$plain_v $pv" pre_v="$pre_v $qv" self_v="$self_v $sv" diff_v="$diff_v $(calc "$qv - $pv")"
+		rounds="$rounds| $r | $(fmt %.0f "$pv") | $(fmt %.0f "$qv") | $(fmt %+.0f "$(calc "$qv - $pv")") | $(fmt %.0f "$sv") |
+"
+	done
+	# Did the preload deliver? (The stand-in sink cannot tell.)
+	sleep 1.5
+	local got
+	got=$(events bench-node)
+	got=${got:-"(not counted: stand-in sink)"}
+	local mp mq md ms
+	mp=$(printf '%s\n' $plain_v | median)
+	mq=$(printf '%s\n' $pre_v | median)
+	md=$(printf '%s\n' $diff_v | median)
+	ms=$(printf '%s\n' $self_v | median)
+	row "| Node http module \`/fast\`, instructions per request (callgrind, median of $NODE_ROUNDS rounds; APIPROF_PROFILE_EVERY=0) | $(fmt %.0f "$mp") | $(fmt %.0f "$mq") | $(fmt %+.0f "$md") ($(fmt %+.1f "$(calc "100 * $md / $mp")")%) | | |"
+	row "| ... of which the preload's own functions (self, median) | | | $(fmt %.0f "$ms") ($(fmt %.2f "$(calc "100 * $ms / $mp")")%) | | |"
+	detail "### 8. Instructions per request in Node (callgrind)"
+	detail ""
+	detail "\`node tests/servers/node_server.js\` (Node $(node --version)), \`GET /fast\` on one keep-alive connection (tests/bench/kaclient.py), $NODE_N1 and $NODE_N2 requests, (I($NODE_N2) - I($NODE_N1)) / $dn, stopped with SIGTERM; preloaded with $LIVE (events it counted: $got of $((NODE_ROUNDS * (NODE_N1 + NODE_N2)))) and APIPROF_PROFILE_EVERY=0. V8's JIT and garbage collector move each count by thousands of instructions from run to run: compare the medians, and the preload's own functions, which the JIT does not move. Node runs threads of its own, so part 1's +189 for a second thread does not apply."
+	detail ""
+	detail "| round | plain | preloaded | added | the preload's own |"
+	detail "| ---: | ---: | ---: | ---: | ---: |"
+	printf '%s' "$rounds" >>"$T/details.md"
 	detail ""
 }
 
@@ -1087,7 +1183,8 @@ part_store() {
 
 want cg && part_callgrind
 want wrk && part_wrk
-# The collector of parts 1-2 is idle from here on: stop it anyway.
+want node && part_node
+# The collector of parts 1-2 and 8 is idle from here on: stop it anyway.
 [ -n "$LIVE" ] && stop "$COL_PID" TERM
 want hook && part_hook
 want cg && part_estimate
