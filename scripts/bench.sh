@@ -379,10 +379,28 @@ http {
 CONF
 }
 
+# cg_drive WHAT PID PORT N PATH LOG PROFILE SIGNAL : N keep-alive requests
+# for PATH (tests/bench/kaclient.py) to a server running under callgrind as
+# PID (its output in LOG), then stops it with SIGNAL, which makes callgrind
+# write PROFILE; sets CG_TOTAL to the profile's total instructions. Dies,
+# showing the logs, when the client or the profile fails.
+CG_TOTAL=""
+cg_drive() {
+	local what=$1 pid=$2 port=$3 n=$4 path=$5 log=$6 profile=$7 sig=$8
+	if ! python3 "$TOP/tests/bench/kaclient.py" "$port" "$n" "$path" 2>"$T/client.log"; then
+		show_log "$T/client.log"
+		show_log "$log"
+		die "the keep-alive client failed against $what under callgrind"
+	fi
+	stop "$pid" "$sig"
+	CG_TOTAL=$(awk '/^totals:/ { print $2 }' "$profile")
+	[ -n "$CG_TOTAL" ] || { show_log "$log"; die "no callgrind totals for $what, N=$n"; }
+}
+
 # ---- 1. callgrind ----------------------------------------------------------------
 CG_PLAIN="" CG_PRE="" CG_ADDED=""
 part_callgrind() {
-	local d=$T/cg port mode n pid total svc=bench-callgrind got
+	local d=$T/cg port mode n pid svc=bench-callgrind got
 	say "[1/6] callgrind: nginx (one process) serving $CG_N1 and $CG_N2 keep-alive requests, plain and preloaded"
 	port=$(free_port) || die "no free port"
 	nginx_conf "$d" "$port" 1
@@ -403,16 +421,10 @@ part_callgrind() {
 				nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/valgrind.$mode.$n.log" 2>&1 &
 			pid=$!
 			PIDS="$PIDS $pid"
-			if ! python3 "$TOP/tests/bench/kaclient.py" "$port" "$n" 2>"$d/client.log"; then
-				show_log "$d/client.log"
-				show_log "$d/valgrind.$mode.$n.log"
-				die "the keep-alive client failed against nginx under callgrind"
-			fi
 			# SIGQUIT: graceful shutdown, callgrind writes its profile at exit.
-			stop "$pid" QUIT
-			total=$(awk '/^totals:/ { print $2 }' "$d/callgrind.$mode.$n")
-			[ -n "$total" ] || { show_log "$d/valgrind.$mode.$n.log"; die "no callgrind totals for $mode N=$n"; }
-			eval "CG_${mode}_$n=$total"
+			cg_drive "nginx ($mode)" "$pid" "$port" "$n" /ok "$d/valgrind.$mode.$n.log" \
+				"$d/callgrind.$mode.$n" QUIT
+			eval "CG_${mode}_$n=$CG_TOTAL"
 		done
 	done
 	local p1 p2 q1 q2 dn=$((CG_N2 - CG_N1))
@@ -492,7 +504,7 @@ part_callgrind() {
 # not move). Node already runs threads of its own: the +189 of part 1's
 # control does not apply.
 part_node() {
-	local d=$T/node mode n r pid port total i dn=$((NODE_N2 - NODE_N1))
+	local d=$T/node mode n r pid port i dn=$((NODE_N2 - NODE_N1))
 	local plain_v="" pre_v="" self_v="" diff_v="" rounds="" p1 p2 q1 q2 s1 s2
 	say "[8] callgrind: Node's http module serving $NODE_N1 and $NODE_N2 keep-alive requests, plain and preloaded, $NODE_ROUNDS rounds"
 	mkdir -p "$d"
@@ -518,20 +530,13 @@ part_node() {
 					kill -0 "$pid" 2>/dev/null || break
 					sleep 0.2
 				done
-				if ! python3 "$TOP/tests/bench/kaclient.py" "$port" "$n" /fast 2>"$d/client.log"; then
-					show_log "$d/client.log"
-					show_log "$d/node.$mode.$n.$r.log"
-					die "the keep-alive client failed against Node under callgrind"
-				fi
-				stop "$pid" TERM
-				total=$(awk '/^totals:/ { print $2 }' "$d/callgrind.$mode.$n.$r")
-				[ -n "$total" ] || { show_log "$d/node.$mode.$n.$r.log"; die "no callgrind totals for Node $mode N=$n"; }
+				cg_drive "Node ($mode)" "$pid" "$port" "$n" /fast "$d/node.$mode.$n.$r.log" \
+					"$d/callgrind.$mode.$n.$r" TERM
+				eval "total_${mode}_$n=$CG_TOTAL"
 			done
 		done
-		p1=$(awk '/^totals:/ { print $2 }' "$d/callgrind.plain.$NODE_N1.$r")
-		p2=$(awk '/^totals:/ { print $2 }' "$d/callgrind.plain.$NODE_N2.$r")
-		q1=$(awk '/^totals:/ { print $2 }' "$d/callgrind.preloaded.$NODE_N1.$r")
-		q2=$(awk '/^totals:/ { print $2 }' "$d/callgrind.preloaded.$NODE_N2.$r")
+		eval "p1=\$total_plain_$NODE_N1 p2=\$total_plain_$NODE_N2"
+		eval "q1=\$total_preloaded_$NODE_N1 q2=\$total_preloaded_$NODE_N2"
 		s1=$(own "$d/callgrind.preloaded.$NODE_N1.$r")
 		s2=$(own "$d/callgrind.preloaded.$NODE_N2.$r")
 		local pv qv sv
