@@ -145,6 +145,10 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
 		return pl_real.recvmsg(fd, msg, flags);
 	ssize_t r = pl_real.recvmsg(fd, msg, flags);
+	/* msg is read only once the call moved bytes: a NULL or bad one
+	 * (EFAULT) must fail as it would without us, not fault here. */
+	if (r <= 0)
+		return r;
 	return pl_conn_on_readv(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
 }
 
@@ -189,6 +193,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	if (PL_LIKELY(!pl_fd_get(fd)))
 		return pl_real.sendmsg(fd, msg, flags);
 	ssize_t r = pl_real.sendmsg(fd, msg, flags);
+	if (r <= 0)
+		return r; /* as recvmsg: msg may be NULL (EFAULT) */
 	return pl_conn_on_writev(fd, msg->msg_iov, (int)msg->msg_iovlen, r);
 }
 

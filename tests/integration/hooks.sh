@@ -3,9 +3,10 @@
 # (tests/servers/hookcalls.c, built here, run preloaded): the real call's
 # return value and errno come back unchanged, through a whole request and
 # response (event built and shipped inside the hook, a 5xx too), EAGAIN,
-# MSG_PEEK, and recv with MSG_TRUNC, which on TCP may pass no buffer and
-# on SOCK_SEQPACKET returns more than the buffer holds: the hook must read
-# no byte the call did not put in the buffer.
+# MSG_PEEK, recvmsg and sendmsg given a NULL msghdr (EFAULT, not a
+# SIGSEGV in the hook), and recv with MSG_TRUNC, which on TCP may pass no
+# buffer and on SOCK_SEQPACKET returns more than the buffer holds: the
+# hook must read no byte the call did not put in the buffer.
 #  - the program passes every check without the preload (the checks are
 #    right), then with it, exiting 0 (no SIGSEGV);
 #  - the collector counted exactly the three answered requests (one of

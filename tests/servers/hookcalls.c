@@ -8,7 +8,8 @@
  *     writev that end a request and its response (the event is built and
  *     shipped, the shipper started, inside the hook), and by a 5xx.
  *  2. A read and a recv that fail (EAGAIN) return -1 with that errno; a
- *     MSG_PEEK recv returns the bytes and leaves them to be read.
+ *     MSG_PEEK recv returns the bytes and leaves them to be read; recvmsg
+ *     and sendmsg given a NULL msghdr fail with EFAULT (not SIGSEGV).
  *  3. recv with MSG_TRUNC on a TCP socket discards the bytes (Linux) and
  *     may pass no buffer at all: the hook must not read one.
  *  4. recv with MSG_TRUNC on a SOCK_SEQPACKET socket returns the whole
@@ -161,6 +162,16 @@ static void failures_and_peek(void)
 	r = recv(s, buf, sizeof buf, MSG_WAITALL | MSG_DONTWAIT);
 	check(r == (ssize_t)sizeof req2 - 1 && memcmp(buf, req2, (size_t)r) == 0,
 	      "the peeked bytes are read again");
+	/* A NULL message header is the caller's error, reported as EFAULT:
+	 * with bytes waiting (recvmsg) and without (sendmsg). */
+	write(c, "x", 1);
+	usleep(20000);
+	errno = 0;
+	r = recvmsg(s, NULL, 0);
+	check(r == -1 && errno == EFAULT, "recvmsg with a NULL msghdr: -1 EFAULT");
+	errno = 0;
+	r = sendmsg(s, NULL, 0);
+	check(r == -1 && errno == EFAULT, "sendmsg with a NULL msghdr: -1 EFAULT");
 	close(s);
 	close(c);
 }
