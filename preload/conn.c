@@ -647,12 +647,19 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 /* The hooks' entry points: the bytes a call moved (r > 0) feed the
  * connection, with errno saved here rather than in the hook, so that the
  * work shares this one frame. Each fed_*() is inlined into the entry
- * points of its direction. */
-#define FEED_MOVED(r, work) \
+ * points of its direction. A call made by a signal handler that
+ * interrupted the preload's work on this thread feeds nothing: fd is
+ * noted, and stops being followed once that work ends (pl_enter()). */
+#define FEED_MOVED(r, fd, work) \
 	do { \
 		if ((r) > 0) { \
 			int saved_ = errno; \
-			work; \
+			if (PL_LIKELY(pl_enter())) { \
+				work; \
+				pl_leave(); \
+			} else { \
+				pl_missed(fd); \
+			} \
 			errno = saved_; \
 		} \
 		return (r); \
@@ -660,19 +667,19 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 
 static inline __attribute__((always_inline)) ssize_t fed_read(int fd, const void *buf, ssize_t r)
 {
-	FEED_MOVED(r, on_read(fd, buf, (size_t)r));
+	FEED_MOVED(r, fd, on_read(fd, buf, (size_t)r));
 }
 
 static inline __attribute__((always_inline)) ssize_t
 fed_write(int fd, const void *buf, ssize_t r)
 {
-	FEED_MOVED(r, on_write(fd, buf, (size_t)r));
+	FEED_MOVED(r, fd, on_write(fd, buf, (size_t)r));
 }
 
 static inline __attribute__((always_inline)) ssize_t
 fed_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 {
-	FEED_MOVED(r, on_writev(fd, iov, iovcnt, (size_t)r));
+	FEED_MOVED(r, fd, on_writev(fd, iov, iovcnt, (size_t)r));
 }
 
 ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r)
@@ -682,7 +689,7 @@ ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r)
 
 ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 {
-	FEED_MOVED(r, on_readv(fd, iov, iovcnt, (size_t)r));
+	FEED_MOVED(r, fd, on_readv(fd, iov, iovcnt, (size_t)r));
 }
 
 ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r)

@@ -16,6 +16,10 @@
  * number (close, dup2/dup3 onto them, close_range, syscall(SYS_close)):
  * another thread's accept() may return the same number the moment the
  * kernel releases it.
+ *
+ * A hook called by a signal handler that interrupted the preload's own
+ * work on the same thread only makes the real call (pl_enter() in pl.h):
+ * the work it interrupted may hold the very lock it would take.
  */
 #include "config.h"
 #include "pl.h"
@@ -41,6 +45,39 @@
 			pl_resolve(); \
 	} while (0)
 
+/* ---- hooks called inside the preload's work (signal handlers) ---- */
+
+__thread unsigned pl_busy;
+__thread unsigned pl_missed_n;
+static __thread int missed_fd[PL_MISSED_MAX];
+
+void pl_missed(int fd)
+{
+	unsigned n = pl_missed_n;
+	if (n < PL_MISSED_MAX) {
+		missed_fd[n] = fd;
+		pl_missed_n = n + 1;
+	}
+}
+
+PL_COLD void pl_settle_missed(void)
+{
+	/* Busy again meanwhile: a signal arriving now notes its fd here too.
+	 * One arriving between the loop's end and the reset is lost (the
+	 * connection may then be misread; the host is unaffected). */
+	pl_hold();
+	for (unsigned i = 0; i < pl_missed_n; i++) {
+		int fd = missed_fd[i];
+		if (pl_fd_get(fd)) {
+			pl_conn_forget(fd);
+			pl_ship_count_untracked();
+		}
+	}
+	pl_missed_n = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pl_busy--;
+}
+
 /* ---- accept ---- */
 
 static PL_COLD void accepted(int fd)
@@ -48,7 +85,11 @@ static PL_COLD void accepted(int fd)
 	if (fd < 0 || pl_cfg.disabled)
 		return;
 	int saved = errno;
-	pl_conn_on_accept(fd);
+	/* nested in the preload's work: the connection is not followed */
+	if (pl_enter()) {
+		pl_conn_on_accept(fd);
+		pl_leave();
+	}
 	errno = saved;
 }
 
@@ -202,7 +243,12 @@ static PL_COLD ssize_t sent_file(int fd, ssize_t r)
 {
 	if (r > 0) {
 		int saved = errno;
-		pl_conn_on_sendfile(fd, (size_t)r);
+		if (pl_enter()) {
+			pl_conn_on_sendfile(fd, (size_t)r);
+			pl_leave();
+		} else {
+			pl_missed(fd);
+		}
 		errno = saved;
 	}
 	return r;
@@ -229,7 +275,12 @@ EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 static PL_COLD void closing(int fd)
 {
 	int saved = errno;
-	pl_conn_on_close(fd);
+	if (pl_enter()) {
+		pl_conn_on_close(fd);
+		pl_leave();
+	} else {
+		pl_missed(fd);
+	}
 	errno = saved;
 }
 
@@ -239,7 +290,12 @@ EXPORT int shutdown(int fd, int how)
 	int r = pl_real.shutdown(fd, how);
 	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && r == 0) {
 		int saved = errno;
-		pl_conn_on_shutdown(fd, how);
+		if (pl_enter()) {
+			pl_conn_on_shutdown(fd, how);
+			pl_leave();
+		} else {
+			pl_missed(fd);
+		}
 		errno = saved;
 	}
 	return r;
@@ -256,6 +312,7 @@ EXPORT int close(int fd)
 static PL_COLD void closing_range(unsigned first, unsigned last)
 {
 	int saved = errno;
+	int entered = pl_enter();
 	if (last >= PL_FD_CAP)
 		last = PL_FD_CAP - 1;
 	for (unsigned fd = first; fd <= last; fd++) {
@@ -263,9 +320,15 @@ static PL_COLD void closing_range(unsigned first, unsigned last)
 			fd += PL_FD_CHUNK - 1; /* a whole unmapped chunk: nothing there */
 			continue;
 		}
-		if (pl_fd_get((int)fd))
+		if (!pl_fd_get((int)fd))
+			continue;
+		if (entered)
 			pl_conn_on_close((int)fd);
+		else
+			pl_missed((int)fd);
 	}
+	if (entered)
+		pl_leave();
 	errno = saved;
 }
 
@@ -305,7 +368,12 @@ EXPORT int socket(int domain, int type, int protocol)
 	int fd = pl_real.socket(domain, type, protocol);
 	if (PL_UNLIKELY(pl_fd_get(fd) != NULL)) {
 		int saved = errno;
-		pl_conn_forget(fd);
+		if (pl_enter()) {
+			pl_conn_forget(fd);
+			pl_leave();
+		} else {
+			pl_missed(fd);
+		}
 		errno = saved;
 	}
 	return fd;

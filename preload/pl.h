@@ -134,6 +134,61 @@ static inline uint32_t pl_tid(void)
 }
 uint32_t pl_pid(void);         /* cached per process, reset after fork */
 
+/* ---- hooked calls made by a signal handler (hook_socket.c) ----
+ *
+ * write, send and close are async-signal-safe, so a host's signal handler
+ * may call them on an accepted socket while the thread it interrupted is
+ * inside the preload's own work, holding that connection's lock or the
+ * event buffer's: taking it again would spin forever, and the host would
+ * hang. pl_busy (initial-exec TLS) counts the preload's work in progress
+ * on this thread. A socket hook on a followed fd enters with pl_enter(),
+ * which refuses when the thread is already busy: that call is then only
+ * made, not observed, and its fd is noted with pl_missed(). When the
+ * outermost work ends (pl_leave()), every noted fd stops being followed
+ * (its bytes went unseen; counted as an untracked connection). Best
+ * effort: at most PL_MISSED_MAX fds are noted per interruption. The
+ * fences keep the compiler from moving the connection's work outside
+ * the busy window; they cost no instruction.
+ */
+#define PL_MISSED_MAX 4
+extern __thread unsigned pl_busy;
+extern __thread unsigned pl_missed_n;
+/* Notes fd (async-signal-safe). */
+void pl_missed(int fd);
+/* Stops following the noted fds (pl_leave() only). */
+void pl_settle_missed(void);
+
+/* 1: this thread was not busy and now is, pair with pl_leave(); 0: the
+ * call interrupted the preload's work (a signal handler's): do nothing but
+ * pl_missed(). Inline: every observed call on a followed fd asks. */
+static inline int pl_enter(void)
+{
+	if (PL_UNLIKELY(pl_busy != 0))
+		return 0;
+	pl_busy = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return 1;
+}
+
+/* Work that may be reached both from a hook and from inside the preload's
+ * own work (SQL capture: pl_stmt_end runs from a request's end too) marks
+ * the thread busy without asking. Pair with pl_leave(). */
+static inline void pl_hold(void)
+{
+	pl_busy++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+/* Ends what pl_enter() or pl_hold() began. May change errno (callers
+ * restore it afterwards). */
+static inline void pl_leave(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pl_busy--;
+	if (PL_UNLIKELY(pl_missed_n != 0) && pl_busy == 0)
+		pl_settle_missed();
+}
+
 /* ---- fd table and connection pool (fdtable.c) ---- */
 
 /* The table covers fds [0, PL_FD_CAP): PL_FD_TOP chunks of PL_FD_CHUNK

@@ -20,7 +20,10 @@ void pl_stmt_begin(struct pl_stmt *st)
 {
 	int saved = errno;
 	int ambiguous;
+	/* busy while it may hold a connection's lock (pl_hold() in pl.h) */
+	pl_hold();
 	st->req_id = pl_conn_current_request(&ambiguous);
+	pl_leave();
 	st->ambiguous = (uint8_t)ambiguous;
 	st->prepare = 0;
 	st->truncated = 0;
@@ -106,7 +109,10 @@ void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
 		.error_message = { msg, (uint16_t)mlen },
 		.sql = { text, (uint16_t)tlen },
 	};
+	/* busy while it holds the buffer's lock (pl_hold() in pl.h) */
+	pl_hold();
 	pl_ship_sql(&rec);
+	pl_leave();
 	errno = saved;
 }
 

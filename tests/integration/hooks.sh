@@ -20,7 +20,11 @@
 #    503's body as its error message;
 #  - a process that exits while a thread serves requests exits cleanly
 #    (under ThreadSanitizer: with no race between the exit flush and the
-#    thread appending events).
+#    thread appending events);
+#  - a SIGALRM handler writing responses every 50 us, landing inside the
+#    preload's own work on the same thread (a connection's lock or the
+#    buffer's held), neither hangs the program nor corrupts anything: the
+#    connection it wrote on is no longer followed, and counted untracked.
 . "$(dirname "$0")/lib.sh"
 
 HC=$AP_TMP/hookcalls
@@ -89,4 +93,23 @@ env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$A
 	APIPROF_PROFILE_EVERY=1 "$HC" --exit-while-serving >"$AP_TMP/exit.log" 2>&1 || rc=$?
 [ "$rc" = 0 ] || { cat "$AP_TMP/exit.log"; ap_fail "hookcalls --exit-while-serving exited with $rc"; }
 ap_log "ok: exit while a thread serves"
+
+# A signal handler writing on followed connections while the thread it
+# interrupts is inside the preload's work (hookcalls.c part 7): it must
+# finish (it spun forever on the connection's lock, or the buffer's), and
+# the connection whose bytes went unseen is counted as untracked.
+rc=0
+timeout 20 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
+	APIPROF_SERVICE="$AP_SERVICE-sig" "$HC" --signal-writes >"$AP_TMP/sig.log" 2>&1 || rc=$?
+cat "$AP_TMP/sig.log"
+[ "$rc" = 0 ] || ap_fail "hookcalls --signal-writes exited with $rc (124: it hung)"
+for _ in $(seq 50); do
+	untracked=$(ap_api /api/v1/status |
+		jq --arg s "$AP_SERVICE-sig" '[.processes[] | select(.service == $s) | .untracked_connections] | add // 0')
+	[ "$untracked" -ge 1 ] && break
+	sleep 0.1
+done
+ap_assert_eq "connections left unseen by a signal handler's write, counted" \
+	"$([ "$untracked" -ge 1 ] && echo yes || echo "no ($untracked)")" yes
+ap_log "ok: signal handler writes inside the preload's work"
 ap_log "PASS"

@@ -32,6 +32,14 @@
  *     flush runs beside a thread still appending events (the
  *     ThreadSanitizer stage of scripts/test.sh reports any race).
  *
+ *  7. `hookcalls --signal-writes`: a SIGALRM handler, every 50 us for
+ *     1.5 s, writes a response (write is async-signal-safe) on a followed
+ *     connection whose requests the main thread is reading, while the
+ *     main thread also answers requests on a second one: the handler
+ *     interrupts the preload's work on the same connection (its lock
+ *     held) or on the buffer (its lock held). The program must finish,
+ *     not spin forever on a lock its own thread holds.
+ *
  * Prints one "ok ..." line per check and exits 0, or prints "FAIL ..."
  * and exits 1. Without the preload every check passes too.
  */
@@ -40,14 +48,17 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <linux/net_tstamp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -351,11 +362,69 @@ static int exit_while_serving(void)
 	exit(0);
 }
 
+/* 7: a signal handler's writes land inside the preload's work. */
+static int sig_fd;
+static volatile sig_atomic_t sig_writes;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	if (write(sig_fd, resp, sizeof resp - 1) > 0)
+		sig_writes++;
+	errno = saved;
+}
+
+static int signal_writes(void)
+{
+	int s, c, s2, c2;
+	char buf[4096];
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	pair(AF_INET, SOCK_STREAM, &s2, &c2);
+	fcntl(c, F_SETFL, O_NONBLOCK);
+	fcntl(c2, F_SETFL, O_NONBLOCK);
+	sig_fd = s;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { { 0, 50 }, { 0, 50 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long rounds = 0;
+	do {
+		/* the handler answers this one, at any moment */
+		send(c, req, sizeof req - 1, 0);
+		read(s, buf, sizeof buf);
+		recv(c, buf, sizeof buf, 0);
+		/* this one is answered here: events appended by this thread */
+		send(c2, req, sizeof req - 1, 0);
+		read(s2, buf, sizeof buf);
+		write(s2, resp, sizeof resp - 1);
+		recv(c2, buf, sizeof buf, 0);
+		rounds++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1500);
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+	check(rounds > 0 && sig_writes > 0, "signal handler writes inside hooks: finished");
+	printf("%ld rounds, %ld writes from the handler\n", rounds, (long)sig_writes);
+	close(s);
+	close(c);
+	close(s2);
+	close(c2);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc > 1 && strcmp(argv[1], "--exit-while-serving") == 0)
 		return exit_while_serving();
+	if (argc > 1 && strcmp(argv[1], "--signal-writes") == 0)
+		return signal_writes();
 	errno_kept();
 	failures_and_peek();
 	trunc_calls();
