@@ -255,6 +255,13 @@ static void aunlock(void)
 	__atomic_store_n(&async_lock, 0, __ATOMIC_RELEASE);
 }
 
+/* The statements in flight are the parent's connections' (the child's
+ * copies of them are not its own to end): only the lock is cleared. */
+void pl_pq_atfork_child(void)
+{
+	async_lock = 0;
+}
+
 static struct async_stmt *async_find(PGconn *conn)
 {
 	for (unsigned i = 0; i < ASYNC_SLOTS; i++)

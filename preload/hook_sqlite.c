@@ -109,6 +109,11 @@ static void xunlock(void)
 	__atomic_store_n(&execs_lock, 0, __ATOMIC_RELEASE);
 }
 
+void pl_sqlite_atfork_child(void)
+{
+	execs_lock = 0;
+}
+
 static unsigned slot_of(const sqlite3_stmt *s)
 {
 	uintptr_t p = (uintptr_t)s;

@@ -233,6 +233,10 @@ static void atfork_child(void)
 	pl_conn_atfork_child();
 	pl_ship_atfork_child();
 	pl_prof_atfork_child();
+	pl_sqlcap_atfork_child();
+	pl_pq_atfork_child();
+	pl_sqlite_atfork_child();
+	pl_libcopy_atfork_child();
 }
 
 __attribute__((constructor)) static void pl_init(void)

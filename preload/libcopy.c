@@ -58,11 +58,17 @@ static int collect_object(struct dl_phdr_info *info, size_t size, void *arg)
  * dlopen is not called under dl_iterate_phdr's lock. Static scratch: 64 KiB
  * is too much for a host thread's stack, and this runs only while a symbol
  * is being resolved. */
+static int all_definitions_busy;
+
+void pl_libcopy_atfork_child(void)
+{
+	all_definitions_busy = 0;
+}
+
 static unsigned all_definitions(const char *name, const void *self, void **out, unsigned cap)
 {
 	static struct obj_list objs;
-	static int busy;
-	pl_spin_lock(&busy);
+	pl_spin_lock(&all_definitions_busy);
 	objs.n = 0;
 	dl_iterate_phdr(collect_object, &objs);
 	unsigned found = 0;
@@ -83,7 +89,7 @@ static unsigned all_definitions(const char *name, const void *self, void **out, 
 			out[found] = g;
 		found++;
 	}
-	pl_spin_unlock(&busy);
+	pl_spin_unlock(&all_definitions_busy);
 	return found;
 }
 

@@ -449,4 +449,14 @@ void pl_prof_work(void);
 int pl_prof_live(void);
 void pl_prof_atfork_child(void);
 
+/* ---- fork children of threaded hosts ----
+ * Only the forking thread survives a fork: a spin lock another thread held
+ * at that moment would stay taken in the child, and the child's first
+ * statement would spin on it forever. These clear the SQL capture's locks
+ * (init.c's atfork child handler; nothing else runs in the child yet). */
+void pl_sqlcap_atfork_child(void);  /* sqlcap.c: prepared statements' texts */
+void pl_pq_atfork_child(void);      /* hook_pq.c: async statements */
+void pl_sqlite_atfork_child(void);  /* hook_sqlite.c: executions */
+void pl_libcopy_atfork_child(void); /* libcopy.c: the definitions scan */
+
 #endif /* AP_PL_H */

@@ -137,6 +137,11 @@ static void punlock(void)
 	__atomic_store_n(&prepared_lock, 0, __ATOMIC_RELEASE);
 }
 
+void pl_sqlcap_atfork_child(void)
+{
+	prepared_lock = 0;
+}
+
 uint64_t pl_hash_str(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;

@@ -1,0 +1,23 @@
+#!/bin/bash
+# A threaded host that forks while its other threads are inside SQL hooks
+# (tests/servers/forklocks.c): only the forking thread survives a fork, so
+# a spin lock of the preload's that another thread held at that moment
+# stayed taken in the child, whose first statement then spun forever on it
+# (the texts of prepared statements, libpq's async statements, SQLite's
+# executions, the definitions scan: init.c's atfork child handler clears
+# them). 200 forks, each child making one libpq call under a 1 s alarm:
+#  - without the preload every child exits at once (the check is right);
+#  - with it too, and the whole run takes seconds.
+. "$(dirname "$0")/lib.sh"
+
+FL=$AP_BUILDDIR/tests/servers/forklocks
+ap_require_build "$FL"
+
+out=$(timeout 60 "$FL") || ap_fail "forklocks fails without the preload: $out"
+ap_log "without the preload: $out"
+rc=0
+out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_TMP/absent.sock" \
+	APIPROF_SERVICE="$AP_SERVICE" "$FL") || rc=$?
+[ "$rc" = 0 ] || ap_fail "forklocks under the preload exited with $rc: $out"
+ap_log "ok: under the preload: $out"
+ap_log "PASS"
