@@ -85,6 +85,7 @@ static PL_COLD void accepted(int fd)
 	if (fd < 0 || pl_cfg.disabled)
 		return;
 	int saved = errno;
+	(void)pl_pid(); /* cached before anything is followed: pl_borrowed_memory() */
 	/* nested in the preload's work: the connection is not followed */
 	if (pl_enter()) {
 		pl_conn_on_accept(fd);
@@ -272,9 +273,15 @@ EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 
 /* ---- the end of a descriptor ---- */
 
+/* The end of a descriptor in a vfork() child is its own: the parent's
+ * copy stays open, and the connection's state is the parent's memory. */
 static PL_COLD void closing(int fd)
 {
 	int saved = errno;
+	if (pl_borrowed_memory()) {
+		errno = saved;
+		return;
+	}
 	if (pl_enter()) {
 		pl_conn_on_close(fd);
 		pl_leave();
@@ -290,7 +297,10 @@ EXPORT int shutdown(int fd, int how)
 	int r = pl_real.shutdown(fd, how);
 	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && r == 0) {
 		int saved = errno;
-		if (pl_enter()) {
+		if (pl_borrowed_memory()) {
+			/* a vfork() child's shutdown does end the connection, but
+			 * its record is the parent's to finish: left as it is */
+		} else if (pl_enter()) {
 			pl_conn_on_shutdown(fd, how);
 			pl_leave();
 		} else {
@@ -312,6 +322,10 @@ EXPORT int close(int fd)
 static PL_COLD void closing_range(unsigned first, unsigned last)
 {
 	int saved = errno;
+	if (pl_borrowed_memory()) { /* as closing() */
+		errno = saved;
+		return;
+	}
 	int entered = pl_enter();
 	if (last >= PL_FD_CAP)
 		last = PL_FD_CAP - 1;

@@ -122,6 +122,12 @@ uint32_t pl_pid(void)
 	return pid;
 }
 
+int pl_borrowed_memory(void)
+{
+	uint32_t pid = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+	return pid != 0 && (uint32_t)getpid() != pid;
+}
+
 /* ---- environment ---- */
 
 static int env_flag(const char *name)
@@ -227,7 +233,10 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-	cached_pid = 0;
+	/* Known at once, not lazily: the child holds the parent's followed
+	 * connections, and pl_borrowed_memory() needs it to tell a vfork()
+	 * child of this one from this one. */
+	cached_pid = (uint32_t)getpid();
 	pl_tls_tid = 0;
 	pl_fdtable_atfork_child();
 	pl_conn_atfork_child();

@@ -133,6 +133,15 @@ static inline uint32_t pl_tid(void)
 	return PL_LIKELY(t != 0) ? t : pl_tid_slow();
 }
 uint32_t pl_pid(void);         /* cached per process, reset after fork */
+/* 1 in the child of a vfork() (or of a clone() sharing our memory, which
+ * runs no fork handler) before its exec or _exit: it runs on its parent's
+ * memory, so what the preload did there it would do to the parent.
+ * Python's subprocess closes every descriptor (close_range) in such a
+ * child, and the parent's requests in flight were recorded as aborted.
+ * One getpid() system call: asked only where a followed connection would
+ * end. The pid is cached from the first accept (pl_conn_on_accept) and in
+ * every fork child, so while any fd is followed the answer is exact. */
+int pl_borrowed_memory(void);
 
 /* ---- hooked calls made by a signal handler (hook_socket.c) ----
  *

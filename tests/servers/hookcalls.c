@@ -21,7 +21,9 @@
  *     responses in one writev and a chunked one sent a byte at a time; a
  *     100-continue then a 503 whose body is written in three pieces; a
  *     response cut by close; a 101 after which nothing is followed; a
- *     sendfile body followed by another request; on a socket with
+ *     sendfile body followed by another request; a request answered
+ *     after a vfork() child closed its connection (and every fd, with
+ *     close_range) before _exit, as Python's subprocess does; on a socket with
  *     SO_TIMESTAMPING, a recvmsg of the error queue (which returns a copy
  *     of the sent packet, headers and response included: not request
  *     bytes) between two requests; a TCP urgent byte read with MSG_OOB
@@ -60,6 +62,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -311,6 +314,24 @@ static void exchanges(void)
 	check(sendfile(s, f, &off, sizeof block) == (ssize_t)sizeof block, "sendfile of a body");
 	close(f);
 	ask(s, c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	/* A vfork() child closing every descriptor before its exec, as
+	 * Python's subprocess does while a request is being served: it runs
+	 * on the parent's memory, and the parent's connection stays open. */
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	ask(s, c, "GET /vfork HTTP/1.1\r\nHost: x\r\n\r\n", NULL);
+	pid_t child = vfork();
+	if (child == 0) {
+		close(s);
+		close_range(3, ~0U, 0);
+		_exit(0);
+	}
+	int status = -1;
+	check(child > 0 && waitpid(child, &status, 0) == child && status == 0,
+	      "a vfork child closing the connection exits 0");
+	put(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	close(s);
 	close(c);
 
