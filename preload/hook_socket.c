@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -269,6 +270,33 @@ EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 	if (PL_LIKELY(!pl_fd_get(out)))
 		return pl_real.sendfile64(out, in, off, n);
 	return sent_file(out, pl_real.sendfile64(out, in, off, n));
+}
+
+/* Bytes spliced out of a followed socket: a request body the server moves
+ * into a pipe without reading it. The parser only counts body bytes, so
+ * it is fed zeros, in pieces; zeros where a request line or headers are
+ * due (a server splicing the whole stream) end the following of the
+ * connection's requests, as any bytes that are not HTTP do. */
+static PL_COLD ssize_t spliced_in(int fd, ssize_t r)
+{
+	static const char zeros[4096];
+	for (ssize_t left = r; left > 0; left -= (ssize_t)sizeof zeros)
+		pl_conn_on_read(fd, zeros, left < (ssize_t)sizeof zeros ? left : (ssize_t)sizeof zeros);
+	return r;
+}
+
+/* splice() relays a body through a pipe (servers and proxies do): to the
+ * socket, its bytes are counted as sendfile's are, so that the response's
+ * framing stays in step; from it, as spliced_in() says. */
+EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t n, unsigned flags)
+{
+	ENSURE(splice);
+	if (PL_LIKELY(!pl_fd_get(out) && !pl_fd_get(in)))
+		return pl_real.splice(in, off_in, out, off_out, n, flags);
+	ssize_t r = pl_real.splice(in, off_in, out, off_out, n, flags);
+	if (pl_fd_get(in))
+		spliced_in(in, r);
+	return sent_file(out, r);
 }
 
 /* ---- the end of a descriptor ---- */

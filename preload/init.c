@@ -59,6 +59,7 @@ void pl_resolve(void)
 	RESOLVE(sendmsg, "sendmsg");
 	RESOLVE(sendfile, "sendfile");
 	RESOLVE(sendfile64, "sendfile64");
+	RESOLVE(splice, "splice");
 	RESOLVE(shutdown, "shutdown");
 	RESOLVE(close, "close");
 	RESOLVE(close_range, "close_range");

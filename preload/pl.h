@@ -95,6 +95,7 @@ struct pl_real {
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	ssize_t (*sendfile)(int, int, off_t *, size_t);
 	ssize_t (*sendfile64)(int, int, off_t *, size_t);
+	ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned);
 	int (*shutdown)(int, int);
 	int (*close)(int);
 	int (*close_range)(unsigned, unsigned, int);

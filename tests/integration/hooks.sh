@@ -56,6 +56,8 @@ GET /ws 1
 GET /file 1
 GET /after 1
 GET /vfork 1
+POST /splice 1
+GET /after-splice 1
 GET /ts1 1
 GET /ts2 1
 GET /oob 1"
@@ -66,10 +68,12 @@ ap_api /api/v1/errors >"$AP_TMP/errors.json"
 # alone, as HEAD; /p3's 60 bytes sent one by one; /p4's 71-byte head and
 # 3-byte body in, 25-byte interim and 70-byte 503 out; /p5 cut after 50
 # of its 140 bytes; /file's 41-byte head and 4,096 sendfile bytes), aborted.
+# /splice's 54-byte head and 10-byte body (spliced to a pipe) in, 39-byte
+# head and 10-byte body (spliced from a pipe) out; /after-splice after it.
 # /vfork was answered after a vfork() child closed its connection (and
 # every fd): not aborted.
 got=$(jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s and
-	(.route | test("^/(p[0-9]|ws|file|after|vfork)$")))] | sort_by(.id)[] |
+	(.route | test("^/(p[0-9]|ws|file|after|vfork|splice|after-splice)$")))] | sort_by(.id)[] |
 	"\(.method) \(.route) \(.status) \(.bytes_in) \(.bytes_out) \(.aborted)"' "$AP_TMP/requests.json")
 want="GET /p1 200 29 40 false
 HEAD /p2 200 30 38 false
@@ -79,6 +83,8 @@ GET /p5 200 29 50 true
 GET /ws 101 70 77 false
 GET /file 200 31 4137 false
 GET /after 200 32 38 false
+POST /splice 200 64 49 false
+GET /after-splice 200 39 38 false
 GET /vfork 200 32 38 false"
 [ "$got" = "$want" ] || { printf 'got:\n%s\nwant:\n%s\n' "$got" "$want" >&2; ap_fail "the exchanges' records differ"; }
 ap_log "ok: the exchanges' records"

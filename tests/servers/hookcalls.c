@@ -21,7 +21,9 @@
  *     responses in one writev and a chunked one sent a byte at a time; a
  *     100-continue then a 503 whose body is written in three pieces; a
  *     response cut by close; a 101 after which nothing is followed; a
- *     sendfile body followed by another request; a request answered
+ *     sendfile body followed by another request; a request body spliced
+ *     to a pipe and a response body spliced from one, then a request
+ *     answered in step; a request answered
  *     after a vfork() child closed its connection (and every fd, with
  *     close_range) before _exit, as Python's subprocess does; on a socket with
  *     SO_TIMESTAMPING, a recvmsg of the error queue (which returns a copy
@@ -314,6 +316,34 @@ static void exchanges(void)
 	check(sendfile(s, f, &off, sizeof block) == (ssize_t)sizeof block, "sendfile of a body");
 	close(f);
 	ask(s, c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	/* A request body spliced out of the socket into a pipe, and a
+	 * response body spliced from a pipe into the socket: the next
+	 * request on the connection is read and answered in step. */
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	static const char shead[] = "POST /splice HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
+	put(c, shead);
+	put(c, "0123456789");
+	take(s, sizeof shead - 1);
+	int pp[2];
+	char pbuf[16];
+	if (pipe(pp) != 0) {
+		perror("pipe");
+		exit(2);
+	}
+	check(splice(s, NULL, pp[1], NULL, 10, 0) == 10 && read(pp[0], pbuf, 10) == 10 &&
+	      memcmp(pbuf, "0123456789", 10) == 0, "splice of a request body to a pipe");
+	put(s, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+	put(pp[1], "abcdefghij");
+	check(splice(pp[0], NULL, s, NULL, 10, 0) == 10, "splice of a response body from a pipe");
+	take(c, 49);
+	ask(s, c, "GET /after-splice HTTP/1.1\r\nHost: x\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	take(c, 38);
+	close(pp[0]);
+	close(pp[1]);
 	close(s);
 	close(c);
 
