@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 #include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
@@ -182,12 +183,60 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 	return pl_conn_on_read(fd, buf, pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen));
 }
 
+/* Descriptors passed with SCM_RIGHTS. Node's cluster module (and
+ * pm2's cluster mode) accepts connections in the primary process and
+ * hands each to a worker over a Unix socket: the worker never calls
+ * accept. A passed stream socket that is not listening (TCP or Unix) is
+ * a candidate like an accepted one; it is followed only if its first
+ * bytes read are an HTTP/1.x request line, as for any accepted socket.
+ * getsockopt is called only for descriptors that actually arrived. */
+static PL_COLD void fds_passed(const struct msghdr *msg)
+{
+	if (pl_cfg.disabled)
+		return;
+	int saved = errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(int)))
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		const unsigned char *p = CMSG_DATA(cm);
+		for (size_t i = 0; i < n; i++) {
+			int pfd;
+			memcpy(&pfd, p + i * sizeof(int), sizeof pfd);
+			int type = 0, listening = 1, domain = 0;
+			socklen_t len = sizeof type;
+			if (getsockopt(pfd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+				continue;
+			len = sizeof listening;
+			if (getsockopt(pfd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening)
+				continue;
+			len = sizeof domain;
+			if (getsockopt(pfd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+			    (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
+				continue;
+			if (pl_enter()) {
+				pl_conn_on_accept(pfd);
+				pl_leave();
+			}
+		}
+	}
+	errno = saved;
+}
+
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ENSURE(recvmsg);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
-		return pl_real.recvmsg(fd, msg, flags);
+	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED)) {
+		ssize_t r = pl_real.recvmsg(fd, msg, flags);
+		/* msg is valid when the call succeeded */
+		if (PL_UNLIKELY(r >= 0 && msg->msg_controllen >= CMSG_LEN(sizeof(int))))
+			fds_passed(msg);
+		return r;
+	}
 	ssize_t r = pl_real.recvmsg(fd, msg, flags);
+	if (r >= 0 && msg->msg_controllen >= CMSG_LEN(sizeof(int)))
+		fds_passed(msg);
 	/* msg is read only once the call moved bytes: a NULL or bad one
 	 * (EFAULT) must fail as it would without us, not fault here. */
 	if (r <= 0)

@@ -56,6 +56,7 @@ GET /ws 1
 GET /file 1
 GET /after 1
 GET /vfork 1
+GET /passed 2
 POST /splice 1
 GET /after-splice 1
 GET /ts1 1
@@ -92,6 +93,8 @@ ap_assert_eq "the 503's message" "$(jq -r --arg s "$AP_SERVICE" \
 	'[.errors[] | select(.service == $s and .route == "/p4")][0].message' "$AP_TMP/errors.json")" \
 	"database down!"
 ap_assert_eq "errors of /hookcalls (the 503)" "$(ap_field GET /hookcalls error_count)" 1
+# /passed: served by a worker on a socket passed to it (SCM_RIGHTS)
+ap_assert_eq "errors of /passed, answered by the worker" "$(ap_field GET /passed error_count)" 0
 
 # The exit flush beside a thread still serving (and appending events),
 # with every request profiled (APIPROF_PROFILE_EVERY=1): under TSan this

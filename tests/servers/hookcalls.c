@@ -25,7 +25,10 @@
  *     to a pipe and a response body spliced from one, then a request
  *     answered in step; a request answered
  *     after a vfork() child closed its connection (and every fd, with
- *     close_range) before _exit, as Python's subprocess does; on a socket with
+ *     close_range) before _exit, as Python's subprocess does; two
+ *     requests served by a worker process on a socket passed to it over
+ *     a Unix socket (SCM_RIGHTS), as Node's cluster module does; on a
+ *     socket with
  *     SO_TIMESTAMPING, a recvmsg of the error queue (which returns a copy
  *     of the sent packet, headers and response included: not request
  *     bytes) between two requests; a TCP urgent byte read with MSG_OOB
@@ -261,6 +264,61 @@ static void ask(int s, int c, const char *req, const char *resp)
 		put(s, resp);
 }
 
+/* 5, /passed: as Node's cluster module does, the process that accepted
+ * a connection hands it over a Unix socket (SCM_RIGHTS) to a worker, a
+ * child process here, which serves two requests on it; the acceptor
+ * closes its copy without reading. */
+static void passed_socket(void)
+{
+	int s, c, ipc[2];
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ipc) != 0) {
+		perror("socketpair");
+		exit(2);
+	}
+	pid_t worker = fork();
+	if (worker == 0) {
+		close(ipc[0]);
+		char byte, ctl[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { &byte, 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+		                     .msg_controllen = sizeof ctl };
+		if (recvmsg(ipc[1], &mh, 0) != 1 || !CMSG_FIRSTHDR(&mh))
+			_exit(3);
+		int fd;
+		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof fd);
+		for (int i = 0; i < 2; i++) {
+			static const char rq[] = "GET /passed HTTP/1.1\r\nHost: x\r\n\r\n";
+			take(fd, sizeof rq - 1);
+			put(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+		}
+		close(fd);
+		exit(0); /* not _exit: the preload's exit flush sends its events */
+	}
+	close(ipc[1]);
+	char byte = 'f', ctl[CMSG_SPACE(sizeof(int))];
+	memset(ctl, 0, sizeof ctl);
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+	                     .msg_controllen = sizeof ctl };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &s, sizeof s);
+	check(sendmsg(ipc[0], &mh, 0) == 1, "an accepted socket passed to a worker");
+	close(s);
+	close(ipc[0]);
+	for (int i = 0; i < 2; i++) {
+		put(c, "GET /passed HTTP/1.1\r\nHost: x\r\n\r\n");
+		take(c, 38);
+	}
+	int status = -1;
+	check(waitpid(worker, &status, 0) == worker && status == 0,
+	      "the worker served two requests on the passed socket");
+	close(c);
+}
+
 /* 5: exchanges for the collector. */
 static void exchanges(void)
 {
@@ -364,6 +422,8 @@ static void exchanges(void)
 	put(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	close(s);
 	close(c);
+
+	passed_socket();
 
 	pair(AF_INET, SOCK_STREAM, &s, &c);
 	int ts = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
