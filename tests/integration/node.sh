@@ -4,7 +4,9 @@
 # syscall(SYS_close). Keep-alive, pipelining, ten concurrent slow requests, a
 # large POST, a 500, and a client that gives up on a slow request (the
 # request is aborted: only the SYS_close hook can tell). Exact counts; slow
-# requests last at least their sleep.
+# requests last at least their sleep. Then a 2-worker cluster (the cluster
+# module passes each accepted connection to a worker with SCM_RIGHTS):
+# every request counts.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 node
@@ -90,4 +92,36 @@ pipe_err=$(awk 'NR == 3 {print $2}' "$AP_TMP/pipe.out")
 reqs=$(ap_requests /error)
 ap_assert_jq "500s: status, error flag, bytes_out $pipe_err" \
 	"length == 2 and all(.[]; .status == 500 and .error == true and .bytes_out == $pipe_err)" "$reqs"
+
+# 6. Node's cluster module (round-robin, the default on Linux): the primary
+#    accepts every connection and passes it to a worker over a Unix socket
+#    (SCM_RIGHTS); the workers never call accept. Every request counts,
+#    none an error.
+cat >"$AP_TMP/cluster.js" <<'EOF'
+const cluster = require('cluster'), http = require('http');
+if (cluster.isPrimary) {
+	let up = 0;
+	for (let i = 0; i < 2; i++)
+		cluster.fork().on('listening', () => { if (++up === 2) console.log('listening'); });
+} else {
+	http.createServer((q, r) => r.end('ok ' + process.pid)).listen(+process.argv[2], '127.0.0.1');
+}
+EOF
+CPORT=$(ap_free_port)
+AP_SERVICE=$AP_SERVICE-cluster ap_bg_preloaded cluster node "$AP_TMP/cluster.js" "$CPORT"
+ap_wait_log cluster '^listening'
+for i in $(seq 6); do
+	curl -s --max-time 10 -o /dev/null "http://127.0.0.1:$CPORT/c$i" || ap_fail "cluster request $i failed"
+done
+ap_curl_many "$AP_TMP/cluster-ka.out" "http://127.0.0.1:$CPORT/ka" "http://127.0.0.1:$CPORT/ka"
+for _ in $(seq 50); do
+	n=$(ap_api /api/v1/endpoints | jq --arg s "$AP_SERVICE-cluster" \
+		'[.endpoints[] | select(.service == $s) | .count] | add // 0')
+	[ "$n" -ge 8 ] && break
+	sleep 0.2
+done
+sleep 1
+eps=$(ap_api /api/v1/endpoints)
+ap_assert_jq "cluster: 8 requests counted, none an error" \
+	"[.endpoints[] | select(.service == \"$AP_SERVICE-cluster\")] | (map(.count) | add) == 8 and (map(.error_count) | add) == 0" "$eps"
 ap_log "PASS"
