@@ -67,7 +67,12 @@ int ap_config_set(struct ap_config *c, const char *key, const char *value,
 
 /* Loads a file on top of the current values. Returns 0, or a negative errno
  * with err filled as "PATH:LINE: key: message" (or "PATH: strerror" when it
- * cannot be read). Stops at the first error. */
+ * cannot be read). Stops at the first error. A line longer than
+ * AP_CONFIG_MAX_LINE bytes, or a file longer than AP_CONFIG_MAX_FILE, is an
+ * error (-EFBIG) read no further: `--config /dev/zero` must not take the
+ * machine's memory. */
+#define AP_CONFIG_MAX_LINE (1024 * 1024)
+#define AP_CONFIG_MAX_FILE (16 * 1024 * 1024)
 int ap_config_load(struct ap_config *c, const char *path, char *err, size_t errlen);
 
 /* 1 when the path (up to `?`) matches an ignored_paths entry. */

@@ -629,6 +629,41 @@ static char *trim(char *s)
 	return s;
 }
 
+/* Reads one line, its '\n' included, into *buf (grown as needed, up to
+ * AP_CONFIG_MAX_LINE + 1 bytes). Returns its length; 0 at the end of the
+ * file; -1 on a read error (errno set); -2 when the line is longer than
+ * AP_CONFIG_MAX_LINE (getline() would grow without bound on a file such as
+ * /dev/zero). */
+static ssize_t read_line(FILE *f, char **buf, size_t *cap)
+{
+	size_t n = 0;
+	int ch = EOF;
+	while ((ch = getc(f)) != EOF) {
+		if (n + 2 > *cap) {
+			if (*cap > AP_CONFIG_MAX_LINE)
+				return -2;
+			size_t ncap = *cap ? *cap * 2 : 256;
+			if (ncap > AP_CONFIG_MAX_LINE + 2)
+				ncap = AP_CONFIG_MAX_LINE + 2;
+			char *nb = realloc(*buf, ncap);
+			if (nb == NULL)
+				return -1;
+			*buf = nb;
+			*cap = ncap;
+		}
+		(*buf)[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+		if (n > AP_CONFIG_MAX_LINE)
+			return -2;
+	}
+	if (ch == EOF && ferror(f))
+		return -1;
+	if (*buf)
+		(*buf)[n] = '\0';
+	return (ssize_t)n;
+}
+
 int ap_config_load(struct ap_config *c, const char *path, char *err, size_t errlen)
 {
 	char dummy[1];
@@ -647,17 +682,31 @@ int ap_config_load(struct ap_config *c, const char *path, char *err, size_t errl
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
+	size_t total = 0;
 	for (;;) {
 		errno = 0;
-		ssize_t n = getline(&line, &cap, f);
-		if (n < 0) {
-			if (ferror(f)) {
-				rc = errno ? -errno : -EIO;
-				snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-			}
+		ssize_t n = read_line(f, &line, &cap);
+		if (n == -2) {
+			snprintf(err, errlen, "%s:%lu: line longer than %d bytes: not a configuration file",
+			         path, lineno + 1, AP_CONFIG_MAX_LINE);
+			rc = -EFBIG;
 			break;
 		}
+		if (n < 0) {
+			rc = errno ? -errno : -EIO;
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+			break;
+		}
+		if (n == 0)
+			break;
 		lineno++;
+		total += (size_t)n;
+		if (total > AP_CONFIG_MAX_FILE) {
+			snprintf(err, errlen, "%s:%lu: longer than %d bytes: not a configuration file",
+			         path, lineno, AP_CONFIG_MAX_FILE);
+			rc = -EFBIG;
+			break;
+		}
 		if (memchr(line, '\0', (size_t)n) != NULL) {
 			snprintf(err, errlen, "%s:%lu: NUL byte in the line", path, lineno);
 			rc = -EINVAL;

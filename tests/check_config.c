@@ -401,6 +401,44 @@ START_TEST(test_load_errors)
 }
 END_TEST
 
+/* Files that are no configuration: a line past AP_CONFIG_MAX_LINE, a file
+ * past AP_CONFIG_MAX_FILE, /dev/zero (one endless line). Each is refused
+ * (-EFBIG, saying why) after reading at most the limit: getline() grew its
+ * line without bound, and `--config /dev/zero` took GiBs within seconds.
+ * The regular files come first, so that without the limits the test fails
+ * on them before it reaches /dev/zero. */
+START_TEST(test_load_limits)
+{
+	size_t big = AP_CONFIG_MAX_LINE + 10;
+	char *text = malloc(big + 1);
+	ck_assert_ptr_nonnull(text);
+	memset(text, 'x', big);
+	text[big] = '\0';
+	ck_assert_int_eq(load(text), -EFBIG);
+	assert_err_at(1, "line longer than 1048576 bytes");
+	free(text);
+
+	/* comment lines of 1 KiB, past 16 MiB in all */
+	size_t line = 1024, lines = AP_CONFIG_MAX_FILE / line + 2;
+	write_file("");
+	FILE *f = fopen(tmp_path, "w");
+	ck_assert_ptr_nonnull(f);
+	char one[1024];
+	memset(one, ' ', sizeof one);
+	one[0] = '#';
+	one[sizeof one - 1] = '\n';
+	for (size_t i = 0; i < lines; i++)
+		ck_assert_uint_eq(fwrite(one, 1, sizeof one, f), sizeof one);
+	fclose(f);
+	ck_assert_int_eq(ap_config_load(&cfg, tmp_path, err, sizeof(err)), -EFBIG);
+	assert_err_at((unsigned)(AP_CONFIG_MAX_FILE / line + 1), "longer than 16777216 bytes");
+
+	ck_assert_int_eq(ap_config_load(&cfg, "/dev/zero", err, sizeof(err)), -EFBIG);
+	ck_assert_str_eq(err, "/dev/zero:1: line longer than 1048576 bytes: not a configuration file");
+	ck_assert_int_eq(cfg.max_routes, 1000);
+}
+END_TEST
+
 START_TEST(test_missing_file)
 {
 	const char *p = "/nonexistent/apiprof.conf";
@@ -519,6 +557,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_load_file);
 	tcase_add_test(tc, test_load_errors);
 	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_load_limits);
 	tcase_add_test(tc, test_flags_override_file);
 	suite_add_tcase(s, tc);
 
