@@ -90,9 +90,14 @@ static const uint8_t g_stats_bytes[] = {
 static void assert_bytes(const uint8_t *got, size_t n, const uint8_t *want, size_t wn)
 {
 	ck_assert_uint_eq(n, wn);
-	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(got[i] == want[i], "byte %zu: 0x%02x, expected 0x%02x", i,
-		              got[i], want[i]);
+	/* one assertion, at the first difference: in Check's fork mode every
+	 * assertion is a write to a pipe, and test_request_padded compares
+	 * 8,160 records (a per-byte assertion took 4 s of system time) */
+	size_t i = 0;
+	while (i < n && got[i] == want[i])
+		i++;
+	ck_assert_msg(i == n, "byte %zu: 0x%02x, expected 0x%02x", i, i < n ? got[i] : 0,
+	              i < n ? want[i] : 0);
 }
 
 static void assert_str(struct ap_str got, struct ap_str want)
