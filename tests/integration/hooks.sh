@@ -62,6 +62,8 @@ GET /file 1
 GET /after 1
 GET /vfork 1
 GET /passed 2
+GET /forkclose 1
+GET /forkserve 1
 POST /splice 1
 GET /after-splice 1
 GET /ts1 1
@@ -98,6 +100,14 @@ ap_assert_eq "the 503's message" "$(jq -r --arg s "$AP_SERVICE" \
 	'[.errors[] | select(.service == $s and .route == "/p4")][0].message' "$AP_TMP/errors.json")" \
 	"database down!"
 ap_assert_eq "errors of /hookcalls (the 503)" "$(ap_field GET /hookcalls error_count)" 1
+# After a fork, whoever reads or writes a connection owns it: the helper
+# child's close of /forkclose is no abort, and /forkserve is the answering
+# child's, not aborted by its parent's close (exactly one record each).
+forked=$(jq -c --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s and
+	(.route == "/forkclose" or .route == "/forkserve")) | [.route, .status, .aborted]] | sort' \
+	"$AP_TMP/requests.json")
+ap_assert_eq "the records of /forkclose and /forkserve" "$forked" \
+	'[["/forkclose",200,false],["/forkserve",200,false]]'
 # /passed: served by a worker on a socket passed to it (SCM_RIGHTS)
 ap_assert_eq "errors of /passed, answered by the worker" "$(ap_field GET /passed error_count)" 0
 
