@@ -45,7 +45,8 @@ struct pl_pending {
 
 struct pl_conn {
 	struct pl_pool_hdr hdr;     /* must come first (fdtable.c) */
-	uint32_t fork_gen;          /* pl_fork_gen when created */
+	uint32_t fork_gen;          /* pl_fork_gen when this process last
+	                               read or wrote it (conn_own()) */
 	int fd;
 	uint8_t in_msg;             /* a request's bytes are being parsed */
 	uint8_t req_dead;           /* no more requests will be parsed */
@@ -111,9 +112,13 @@ static inline void thread_release(uint64_t id)
 		thread_release_scan(id);
 }
 
-/* Bumped before every fork. A connection created before the last fork is
- * shared with a child (a fork-per-connection server hands it over), so its
- * close in this process is not an abort. */
+/* Bumped before every fork. After a fork, parent and child both hold the
+ * connections that existed; the one that reads or writes a connection
+ * from then on owns it (conn_own()). A close by a process that has not
+ * touched it since the fork is not an abort: the parent of a
+ * fork-per-connection server closing its copy, or a helper child (a
+ * daemon, a subprocess before its exec) closing what it inherited while
+ * the parent goes on serving. */
 static uint32_t pl_fork_gen;
 /* Request ids, unique within a process. */
 static uint64_t next_req_id;
@@ -133,6 +138,15 @@ static uint64_t now_of(uint64_t *now)
 }
 
 /* ---- attaching connections to fds ---- */
+
+/* This process reads or writes c (locked): it owns it from now on. One
+ * load and a compare on every hooked call of a followed connection. */
+static inline void conn_own(struct pl_conn *c)
+{
+	uint32_t gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
+	if (PL_UNLIKELY(c->fork_gen != gen))
+		c->fork_gen = gen;
+}
 
 static struct pl_conn *conn_new(int fd)
 {
@@ -176,8 +190,10 @@ static __attribute__((noinline)) struct pl_conn *conn_acquire_slow(int fd, int c
 			continue;
 		}
 		pl_conn_lock(c);
-		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c)
+		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c) {
+			conn_own(c);
 			return c;
+		}
 		pl_conn_unlock(c);
 	}
 	return NULL;
@@ -197,8 +213,10 @@ conn_acquire(int fd, int create, struct pl_conn ***slotp)
 	struct pl_conn *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	if (PL_LIKELY(c != NULL && c != PL_CONN_IDLE)) {
 		pl_conn_lock(c);
-		if (PL_LIKELY(__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c))
+		if (PL_LIKELY(__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c)) {
+			conn_own(c);
 			return c;
+		}
 		pl_conn_unlock(c);
 	}
 	return conn_acquire_slow(fd, create, slot);
@@ -804,17 +822,11 @@ void pl_conn_atfork_prepare(void)
 	__atomic_add_fetch(&pl_fork_gen, 1, __ATOMIC_RELAXED);
 }
 
-static void adopt(int fd, struct pl_conn *c)
-{
-	if (c != PL_CONN_IDLE)
-		c->fork_gen = pl_fork_gen;
-}
-
 void pl_conn_atfork_child(void)
 {
+	/* The parent's connections are the child's only once it reads or
+	 * writes them (conn_own()). */
 	th_reqs.n = 0;
-	/* The child owns its copies of the parent's connections. */
-	pl_fd_foreach(adopt);
 }
 
 /* For the crash handler (crash.c): the request in flight on this thread

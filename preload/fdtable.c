@@ -50,18 +50,6 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
 }
 
-void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c))
-{
-	for (unsigned top = 0; top < PL_FD_TOP; top++) {
-		struct pl_conn **chunk = pl_fdtab[top];
-		if (!chunk)
-			continue;
-		for (unsigned i = 0; i < PL_FD_CHUNK; i++)
-			if (chunk[i])
-				fn((int)(top * PL_FD_CHUNK + i), chunk[i]);
-	}
-}
-
 /* ---- the pool ---- */
 
 #define pool_item pl_pool_hdr

@@ -276,8 +276,6 @@ static inline void pl_conn_unlock(struct pl_conn *c)
 {
 	pl_spin_unlock(&((struct pl_pool_hdr *)c)->lock);
 }
-/* Calls fn on every live connection (fork child handler only: no locking). */
-void pl_fd_foreach(void (*fn)(int fd, struct pl_conn *c));
 void pl_fdtable_atfork_child(void);
 size_t pl_conn_budget(void);   /* connections the pool may hold */
 #define PL_CONN_POOL_BYTES (1u << 20) /* memory for live connections: 480 */

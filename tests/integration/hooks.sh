@@ -37,8 +37,13 @@ cc -O2 -Wall -pthread -o "$HC" "$AP_SRCDIR/tests/servers/hookcalls.c" 2>"$AP_TMP
 ap_log "without the preload: $(grep -c '^ok' "$AP_TMP/plain.log") checks pass"
 
 ap_start_collector
+# Under ThreadSanitizer (a runtime preloaded first), vfork() is a fork and
+# part 5's children start the shipper thread, which TSan refuses in the
+# child of a multi-threaded process unless told otherwise.
+tsan_env=()
+[ -n "$AP_PRELOAD_FIRST" ] && tsan_env=(TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}die_after_fork=0")
 rc=0
-env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$AP_SERVICE" \
+env "${tsan_env[@]}" LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$AP_SERVICE" \
 	"$HC" >"$AP_TMP/preloaded.log" 2>&1 || rc=$?
 cat "$AP_TMP/preloaded.log"
 [ "$rc" = 0 ] || ap_fail "hookcalls under the preload exited with $rc (a signal is 128+N)"
@@ -57,6 +62,8 @@ GET /file 1
 GET /after 1
 GET /vfork 1
 GET /passed 2
+GET /forkclose 1
+GET /forkserve 1
 POST /splice 1
 GET /after-splice 1
 GET /ts1 1
@@ -93,6 +100,14 @@ ap_assert_eq "the 503's message" "$(jq -r --arg s "$AP_SERVICE" \
 	'[.errors[] | select(.service == $s and .route == "/p4")][0].message' "$AP_TMP/errors.json")" \
 	"database down!"
 ap_assert_eq "errors of /hookcalls (the 503)" "$(ap_field GET /hookcalls error_count)" 1
+# After a fork, whoever reads or writes a connection owns it: the helper
+# child's close of /forkclose is no abort, and /forkserve is the answering
+# child's, not aborted by its parent's close (exactly one record each).
+forked=$(jq -c --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s and
+	(.route == "/forkclose" or .route == "/forkserve")) | [.route, .status, .aborted]] | sort' \
+	"$AP_TMP/requests.json")
+ap_assert_eq "the records of /forkclose and /forkserve" "$forked" \
+	'[["/forkclose",200,false],["/forkserve",200,false]]'
 # /passed: served by a worker on a socket passed to it (SCM_RIGHTS)
 ap_assert_eq "errors of /passed, answered by the worker" "$(ap_field GET /passed error_count)" 0
 

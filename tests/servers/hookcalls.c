@@ -27,7 +27,9 @@
  *     after a vfork() child closed its connection (and every fd, with
  *     close_range) before _exit, as Python's subprocess does; two
  *     requests served by a worker process on a socket passed to it over
- *     a Unix socket (SCM_RIGHTS), as Node's cluster module does; on a
+ *     a Unix socket (SCM_RIGHTS), as Node's cluster module does; a
+ *     helper child closing an inherited connection while the parent
+ *     answers, and a child answering the request its parent read; on a
  *     socket with
  *     SO_TIMESTAMPING, a recvmsg of the error queue (which returns a copy
  *     of the sent packet, headers and response included: not request
@@ -319,6 +321,46 @@ static void passed_socket(void)
 	close(c);
 }
 
+/* 5, /forkclose and /forkserve: after a fork, the process that reads or
+ * writes a connection owns it. A helper child that closes what it
+ * inherited (and lives past the shipper's first batch) while the parent
+ * answers: one request, answered, not also an abort from the child. A
+ * fork-per-connection server whose parent read the request and closes its
+ * copy at once, the child answering: one request, answered. */
+static void forked_children(void)
+{
+	static const char ok0[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	int s, c, status = -1;
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	ask(s, c, "GET /forkclose HTTP/1.1\r\nHost: x\r\n\r\n", NULL);
+	pid_t child = fork();
+	if (child == 0) {
+		close(s);
+		usleep(300000);
+		exit(0);
+	}
+	check(child > 0 && waitpid(child, &status, 0) == child && status == 0,
+	      "a helper child closed the inherited connection");
+	put(s, ok0);
+	take(c, sizeof ok0 - 1);
+	close(s);
+	close(c);
+
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	ask(s, c, "GET /forkserve HTTP/1.1\r\nHost: x\r\n\r\n", NULL);
+	child = fork();
+	if (child == 0) {
+		put(s, ok0);
+		close(s);
+		exit(0);
+	}
+	close(s);
+	take(c, sizeof ok0 - 1);
+	check(child > 0 && waitpid(child, &status, 0) == child && status == 0,
+	      "a forked child answered the request its parent read");
+	close(c);
+}
+
 /* 5: exchanges for the collector. */
 static void exchanges(void)
 {
@@ -424,6 +466,7 @@ static void exchanges(void)
 	close(c);
 
 	passed_socket();
+	forked_children();
 
 	pair(AF_INET, SOCK_STREAM, &s, &c);
 	int ts = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
