@@ -1619,6 +1619,61 @@ int ap_http_req_end_bodyless(struct ap_http_req *p)
 	return 1;
 }
 
+/*
+ * ap_http_req_feed_head() at the start of a request (nothing of its line
+ * read yet), s[0..n), n > 0: the request line (req_line_fast()) and then
+ * the header lines, with LF windows that start right after the line, and
+ * the framing, in one call; what a curl or wrk request, whole in one
+ * read, costs. A line req_line_fast() declines goes to req_line(), as in
+ * req_step_line(). A head that does not end in this buffer, or whose
+ * header block fails, is reported as the line alone: START_LINE, the bytes
+ * of the line consumed, the header block state fresh (what the line's
+ * step leaves), so that the next feed reads the block as
+ * ap_http_req_feed() would, from its first byte, and reports what it
+ * would at the offsets it would. The header work done here is then lost,
+ * which only split heads and broken ones pay.
+ */
+NOINLINE static size_t req_head(struct ap_http_req *p, const unsigned char *s, size_t n,
+                                enum ap_http_ev *ev)
+{
+	struct ap_http_core *c = &p->core;
+	size_t k = req_line_fast(p, s, n), i;
+	if (!k)
+		return req_line(p, s, n, ev);
+	headers_begin(c);
+	if (k == n)
+		goto line_only;
+#if HTTP_SSE2
+	if (n >= 16)
+		i = block_end(s, lines_sse(c, s, k, n, k, n - k < 64 ? n : k + 64, lf_window(s, k, n)),
+		              n, ev);
+	else
+#endif
+		i = k + headers_fast(c, s + k, n - k, ev);
+	if (*ev == AP_HTTP_NEED_MORE && i < n)
+		i += headers_slow(c, s + i, n - i, ev);
+	/* req_headers_done() fails on a Transfer-Encoding not ending in
+	 * chunked: the next feed fails there instead */
+	if (*ev != AP_HTTP_HEADERS_DONE || (c->flags & (HF_TE | HF_TE_CHUNKED)) == HF_TE)
+		goto line_only;
+	req_headers_done(p, ev);
+	*ev = AP_HTTP_HEAD_DONE;
+	return i;
+line_only:
+	headers_begin(c);
+	*ev = AP_HTTP_START_LINE;
+	return k;
+}
+
+size_t ap_http_req_feed_head(struct ap_http_req *p, const char *buf, size_t len,
+                             enum ap_http_ev *ev)
+{
+	*ev = AP_HTTP_NEED_MORE;
+	if (__builtin_expect(p->core.state == ST_LINE && p->core.sub == RL_LEAD && buf && len, 1))
+		return req_head(p, (const unsigned char *)buf, len, ev);
+	return ap_http_req_feed(p, buf, len, ev);
+}
+
 /* --- responses --------------------------------------------------------- */
 
 /* Same as zeroing: ready for a response to a non-HEAD request. */
