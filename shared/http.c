@@ -1678,7 +1678,9 @@ size_t ap_http_req_feed_head(struct ap_http_req *p, const char *buf, size_t n,
 {
 	struct ap_http_core *c = &p->core;
 	const unsigned char *s = (const unsigned char *)buf;
-	if (__builtin_expect(c->state != ST_LINE || c->sub != RL_LEAD || !buf || !n, 0))
+	if (__builtin_expect(c->state != ST_LINE || c->sub != RL_LEAD, 0))
+		return ap_http_req_feed(p, buf, n, ev);
+	if (__builtin_expect(!n, 0) || __builtin_expect(!buf, 0))
 		return ap_http_req_feed(p, buf, n, ev);
 	size_t k = req_line_fast(p, s, n), i;
 	if (!k) {
@@ -1704,8 +1706,10 @@ size_t ap_http_req_feed_head(struct ap_http_req *p, const char *buf, size_t n,
 		e = slow;
 	}
 	/* req_headers_done() fails on a Transfer-Encoding not ending in
-	 * chunked: the next feed fails there instead */
-	if (e != AP_HTTP_HEADERS_DONE || (c->flags & (HF_TE | HF_TE_CHUNKED)) == HF_TE)
+	 * chunked: the next feed fails there instead (flags of 0, the usual
+	 * request's, tested first) */
+	if (e != AP_HTTP_HEADERS_DONE ||
+	    (__builtin_expect(c->flags != 0, 0) && (c->flags & (HF_TE | HF_TE_CHUNKED)) == HF_TE))
 		goto line_only;
 	req_headers_done(p, &e);
 	*ev = AP_HTTP_HEAD_DONE;
