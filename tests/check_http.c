@@ -2148,7 +2148,7 @@ END_TEST
 
 /*
  * ap_http_req_feed_head() reads a request's head whole in one buffer in
- * one call (req_head(): request line, header lines, framing). Its
+ * one call (request line, header lines, framing). Its
  * reference is the byte machine: ap_http_req_feed() given one byte at a
  * time. `in` through ap_http_req_feed_head() (and ap_http_req_end_bodyless(),
  * as the preload calls them) whole and split in two at every offset must
@@ -2176,16 +2176,17 @@ static int rh_sweep(const char *in, size_t len, unsigned long *whole)
 	return strstr(want.s, "H:") != NULL;
 }
 
-/* Request lines of every shape req_line_fast() and req_head() judge:
- * methods (upper-case, other token bytes, 15 and 16 bytes, none, a bad
- * byte), targets (query strings, past 16, 64 and 511 bytes, bytes >= 0x80,
- * DEL, a tab), versions, line ends, empty lines first; each before a head
- * that says a body, that body and a second request. */
+/* Request lines of every shape req_line_fast() and
+ * ap_http_req_feed_head() judge: methods (upper-case, other token bytes,
+ * 15 and 16 bytes, none, a bad byte first, inside or last), targets (query
+ * strings, past 16, 64 and 511 bytes, bytes >= 0x80, DEL, a tab),
+ * versions, line ends, empty lines first; each before a head that says a
+ * body, that body and a second request. */
 START_TEST(test_fast_request_lines)
 {
 	static const char *const methods[] = { "GET", "POST", "OPTIONS", "M-SEARCH", "get",
 	                                       "ABCDEFGHIJKLMNO", "ABCDEFGHIJKLMNOP", "G@T",
-	                                       "", "PROPPATCH" };
+	                                       "", "PROPPATCH", "GE@", "@ET", "GE\x80" };
 	static const char *const targets[] = {
 		"/", "/ok", "/a/b?c=d&e=f#g", "*", "/" LONG_A, "/" LONG_A LONG_A LONG_A LONG_A,
 		"/\x80\xff\xc3\xa9", "/a\x7f", "/a\tb", "http://h:8/x?y", "",
@@ -2212,9 +2213,10 @@ START_TEST(test_fast_request_lines)
 					done += rh_sweep(in, (size_t)n, &whole);
 					total++;
 				}
-	/* both outcomes common, or the comparison proves little; and the
-	 * fast path took most of the heads that parse */
-	ck_assert_int_gt(done, total / 10);
+	/* both outcomes common (most of these shapes are errors), or the
+	 * comparison proves little; and the fast path took most of the heads
+	 * that parse */
+	ck_assert_int_gt(done, total / 20);
 	ck_assert_int_lt(done, total - total / 10);
 	ck_assert_uint_gt(whole, (unsigned long)done / 2);
 }
@@ -2278,8 +2280,8 @@ END_TEST
 
 /*
  * The SSE2 and word loads (lf_window(), name_end16(), status_fast(),
- * known_fast(), resp_head(), req_line_fast(), req_head()) must never read past the
- * `len` they were given, even by a byte that is never used: a host's
+ * known_fast(), resp_head(), req_line_fast(), ap_http_req_feed_head())
+ * must never read past the `len` they were given, even by a byte that is never used: a host's
  * buffer can end at the end of a mapping. Each piece is copied to the very
  * end of a page followed by a PROT_NONE page, so a stray read is a SIGSEGV
  * in every build, not only under AddressSanitizer. Every input, in two
