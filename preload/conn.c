@@ -442,7 +442,8 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 			c->cur_start_ns = pl_now_ns();
 		}
 		enum ap_http_ev ev;
-		size_t used = ap_http_req_feed(&c->rq, p, n, &ev);
+		/* a whole head in one call (HEAD_DONE), when it is in p */
+		size_t used = ap_http_req_feed_head(&c->rq, p, n, &ev);
 		p += used;
 		n -= used;
 		c->cur_in += used;
@@ -451,10 +452,11 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 		if (c->cur)
 			c->cur->bytes_in += used;
 		/* Tests in the order of a bodyless request's events, cheaper than
-		 * the switch's jump table. */
-		if (ev == AP_HTTP_START_LINE) {
-			q_push(c);
-		} else if (ev == AP_HTTP_HEADERS_DONE) {
+		 * the switch's jump table. HEAD_DONE is START_LINE and then
+		 * HEADERS_DONE, from one call. */
+		if (ev == AP_HTTP_HEAD_DONE || ev == AP_HTTP_HEADERS_DONE) {
+			if (ev == AP_HTTP_HEAD_DONE)
+				q_push(c);
 			if (c->cur) {
 				struct pl_pending *r = c->cur;
 				if (c->rq.profile)
@@ -470,6 +472,8 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 				if (n == 0)
 					return;
 			}
+		} else if (ev == AP_HTTP_START_LINE) {
+			q_push(c);
 		} else if (ev == AP_HTTP_NEED_MORE) {
 			return;
 		} else if (ev == AP_HTTP_MSG_DONE) {

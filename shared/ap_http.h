@@ -32,8 +32,10 @@ enum ap_http_ev {
 	AP_HTTP_START_LINE,    /* request line / status line complete */
 	AP_HTTP_HEADERS_DONE,  /* end of the header block; framing known */
 	AP_HTTP_MSG_DONE,      /* last byte of the message (body included) */
-	AP_HTTP_ERROR          /* not HTTP/1.x, or framing we cannot follow;
+	AP_HTTP_ERROR,         /* not HTTP/1.x, or framing we cannot follow;
 	                          sticky: every later feed returns it again */
+	AP_HTTP_HEAD_DONE      /* ap_http_req_feed_head() only: START_LINE and
+	                          HEADERS_DONE of one request, in one call */
 };
 
 /*
@@ -99,6 +101,22 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
  * the next request, and that MSG_DONE does not come); else 0, changing
  * nothing. Saves a feed call for each bodyless request. */
 int ap_http_req_end_bodyless(struct ap_http_req *p);
+/*
+ * ap_http_req_feed() for a caller that handles START_LINE and then
+ * HEADERS_DONE anyway: when a request's whole head (request line and header
+ * block) is in buf, in its usual shape, one call reads it and reports
+ * AP_HTTP_HEAD_DONE, which stands for START_LINE followed by HEADERS_DONE at
+ * the end of the head: every result of both is valid, and
+ * ap_http_req_end_bodyless() applies as after HEADERS_DONE. Otherwise it
+ * does exactly what ap_http_req_feed() does with the same bytes: a head
+ * split across reads, or one the fast path does not take (empty lines
+ * before it, an error in its header block), gives START_LINE and
+ * HEADERS_DONE (or ERROR) from separate calls, at the same offsets. The two
+ * functions can be mixed on one parser. ap_http_req_feed() never reports
+ * HEAD_DONE.
+ */
+size_t ap_http_req_feed_head(struct ap_http_req *p, const char *buf, size_t len,
+                             enum ap_http_ev *ev);
 
 /*
  * Response direction (server -> client).

@@ -117,10 +117,14 @@ static void tr_add(struct trace *t, const char *fmt, ...)
 }
 
 /* 1: req_run() and resp_run() drive the parsers through the shortcuts the
- * preload takes (ap_http_req_end_bodyless() after HEADERS_DONE,
- * ap_http_resp_feed_to_end()), which must give the same events save the
- * ones a shortcut exists to skip. */
+ * preload takes (ap_http_req_feed_head(), ap_http_req_end_bodyless() after
+ * HEADERS_DONE or HEAD_DONE, ap_http_resp_feed_to_end()), which must give
+ * the same events save the ones a shortcut exists to skip. */
 static int shortcuts;
+
+/* HEAD_DONEs req_run() has seen: the tests of ap_http_req_feed_head()
+ * check that its fast path took part. */
+static unsigned long heads_whole;
 
 /* The parser's results must stay inside their bounds whatever it was fed. */
 static void req_invariants(const struct ap_http_req *p)
@@ -162,7 +166,11 @@ static void req_event(const struct ap_http_req *p, enum ap_http_ev ev,
  * Feeds `in` to a fresh request parser in the pieces `sp` chooses, the way
  * the preload does: call until NEED_MORE, which must mean every byte of the
  * piece was taken. After an error, the next call must repeat it, taking
- * nothing.
+ * nothing. With shortcuts, ap_http_req_feed_head()'s HEAD_DONE is traced
+ * as the START_LINE and HEADERS_DONE it stands for: the start line's
+ * offset is past the first LF after where the call began (a whole head
+ * comes only from a request line with nothing before it), so the trace
+ * is comparable with ap_http_req_feed()'s, offsets included.
  */
 static void req_run(const char *in, size_t len, struct splitter sp, struct trace *t)
 {
@@ -180,15 +188,24 @@ static void req_run(const char *in, size_t len, struct splitter sp, struct trace
 		const char *chunk = place(arena, len, in + pos, n);
 		for (;;) {
 			enum ap_http_ev ev = AP_HTTP_ERROR;
-			size_t k = ap_http_req_feed(&p, chunk + o, n - o, &ev);
+			size_t k = shortcuts ? ap_http_req_feed_head(&p, chunk + o, n - o, &ev)
+			                     : ap_http_req_feed(&p, chunk + o, n - o, &ev);
 			CHECK(k <= n - o);
+			CHECK(shortcuts || ev != AP_HTTP_HEAD_DONE);
+			if (ev == AP_HTTP_HEAD_DONE) {
+				heads_whole++;
+				const char *lf = memchr(chunk + o, '\n', k);
+				CHECK(lf != NULL);
+				req_event(&p, AP_HTTP_START_LINE, pos + (size_t)(lf + 1 - chunk), t);
+			}
 			o += k;
 			if (ev == AP_HTTP_NEED_MORE) {
 				CHECK(o == n);
 				break;
 			}
-			req_event(&p, ev, pos + o, t);
-			if (shortcuts && ev == AP_HTTP_HEADERS_DONE && ap_http_req_end_bodyless(&p))
+			req_event(&p, ev == AP_HTTP_HEAD_DONE ? AP_HTTP_HEADERS_DONE : ev, pos + o, t);
+			if (shortcuts && (ev == AP_HTTP_HEADERS_DONE || ev == AP_HTTP_HEAD_DONE) &&
+			    ap_http_req_end_bodyless(&p))
 				req_event(&p, AP_HTTP_MSG_DONE, pos + o, t);
 			if (ev == AP_HTTP_ERROR) {
 				CHECK(ap_http_req_feed(&p, chunk + o, n - o, &ev) == 0);
@@ -1832,13 +1849,14 @@ static void drop_start_and_headers(struct trace *t)
 }
 
 /* Every table's requests, in every split, through the preload's
- * shortcut: the same trace, MSG_DONE included, with one call fewer. */
+ * shortcuts (ap_http_req_feed_head(), ap_http_req_end_bodyless()): the
+ * same trace, MSG_DONE and errors included, with calls fewer. */
 START_TEST(test_req_end_bodyless)
 {
-	const struct hcase *tables[] = { req_ok, fast_req };
-	const size_t sizes[] = { NCASES(req_ok), NCASES(fast_req) };
+	const struct hcase *tables[] = { req_ok, fast_req, req_bad };
+	const size_t sizes[] = { NCASES(req_ok), NCASES(fast_req), NCASES(req_bad) };
 	shortcuts = 1;
-	for (size_t t = 0; t < 2; t++)
+	for (size_t t = 0; t < 3; t++)
 		for (size_t i = 0; i < sizes[t]; i++)
 			must_parse_req(&tables[t][i]);
 	shortcuts = 0;
@@ -2126,10 +2144,144 @@ START_TEST(test_fast_heads_to_end)
 }
 END_TEST
 
+/* --- whole request heads through ap_http_req_feed_head() ---------------- */
+
+/*
+ * ap_http_req_feed_head() reads a request's head whole in one buffer in
+ * one call (request line, header lines, framing). Its
+ * reference is the byte machine: ap_http_req_feed() given one byte at a
+ * time. `in` through ap_http_req_feed_head() (and ap_http_req_end_bodyless(),
+ * as the preload calls them) whole and split in two at every offset must
+ * trace as the reference does: every event, its offset and the results
+ * valid at it (req_run()). Returns 1 if that trace reached a HEADERS_DONE,
+ * and adds to *whole the requests the whole input's run read as HEAD_DONE.
+ */
+static int rh_sweep(const char *in, size_t len, unsigned long *whole)
+{
+	static struct trace want, got;
+	req_run(in, len, splitter(1), &want);
+	shortcuts = 1;
+	for (size_t k = 0; k < len; k++) {
+		unsigned long before = heads_whole;
+		req_run(in, len, split_at(k), &got);
+		if (k == 0)
+			*whole += heads_whole - before;
+		if (strcmp(got.s, want.s) != 0) {
+			shortcuts = 0;
+			ck_abort_msg("split at %zu of\n%.300s\n got: %.400s\nwant: %.400s", k, in,
+			             got.s, want.s);
+		}
+	}
+	shortcuts = 0;
+	return strstr(want.s, "H:") != NULL;
+}
+
+/* Request lines of every shape req_line_fast() and
+ * ap_http_req_feed_head() judge: methods (upper-case, other token bytes,
+ * 15 and 16 bytes, none, a bad byte first, inside or last), targets (query
+ * strings, past 16, 64 and 511 bytes, bytes >= 0x80, DEL, a tab),
+ * versions, line ends, empty lines first; each before a head that says a
+ * body, that body and a second request. */
+START_TEST(test_fast_request_lines)
+{
+	static const char *const methods[] = { "GET", "POST", "OPTIONS", "M-SEARCH", "get",
+	                                       "ABCDEFGHIJKLMNO", "ABCDEFGHIJKLMNOP", "G@T",
+	                                       "", "PROPPATCH", "GE@", "@ET", "GE\x80" };
+	static const char *const targets[] = {
+		"/", "/ok", "/a/b?c=d&e=f#g", "*", "/" LONG_A, "/" LONG_A LONG_A LONG_A LONG_A,
+		"/\x80\xff\xc3\xa9", "/a\x7f", "/a\tb", "http://h:8/x?y", "",
+		"/sixteen-bytes/x", "/fifteen-bytes/",
+	};
+	static const char *const versions[] = { "HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2.0",
+	                                        "http/1.1", "HTTP/1.1 ", "HTTP/1.\xb1" };
+	static const char *const eols[] = { "\r\n", "\n", "\r" };
+	static const char *const leads[] = { "", "", "\r\n", "\n" };
+	int done = 0, total = 0;
+	unsigned long whole = 0;
+	for (size_t m = 0; m < NELEM(methods); m++)
+		for (size_t t = 0; t < NELEM(targets); t++)
+			for (size_t v = 0; v < NELEM(versions); v++)
+				for (size_t e = 0; e < NELEM(eols); e++) {
+					static char in[4096];
+					const char *lead = leads[(m + t + v + e) % NELEM(leads)];
+					int n = snprintf(in, sizeof in,
+					                 "%s%s %s %s%sHost: x\r\nContent-Length: 3\r\n"
+					                 "Connection: close\r\n\r\nabc"
+					                 "GET /2 HTTP/1.1\r\nHost: y\r\n\r\n",
+					                 lead, methods[m], targets[t], versions[v], eols[e]);
+					ck_assert_int_lt(n, (int)sizeof in);
+					done += rh_sweep(in, (size_t)n, &whole);
+					total++;
+				}
+	/* both outcomes common (most of these shapes are errors), or the
+	 * comparison proves little; and the fast path took most of the heads
+	 * that parse */
+	ck_assert_int_gt(done, total / 20);
+	ck_assert_int_lt(done, total - total / 10);
+	ck_assert_uint_gt(whole, (unsigned long)done / 2);
+}
+END_TEST
+
+/*
+ * Heads of generated header lines (gen_names and gen_values, so known and
+ * unknown names, valid and not, Content-Length, Transfer-Encoding,
+ * Connection, Expect and X-Apiprof-Profile in and out of their usual
+ * shape, folds, lines without a colon, bare LFs) behind request lines of
+ * several lengths, so that the LF windows, which start at the line's end,
+ * have their edges everywhere; then a body as their Content-Length or
+ * chunking says, or not, and a second request.
+ */
+START_TEST(test_fast_request_heads)
+{
+	enum { ROUNDS = 400, CAP = 4096 };
+	static const char *const lines[] = {
+		"GET / HTTP/1.1", "GET /ok HTTP/1.1", "POST /api/v1/items?id=42 HTTP/1.0",
+		"PUT /" LONG_A " HTTP/1.1", "DELETE /x HTTP/1.1",
+	};
+	static const char *const odd[] = {
+		" folded", "\tfolded", "NoColon", ": empty name", "Host : x", "X-Apiprof-Profile: 1",
+		"Expect: 100-continue", "Transfer-Encoding: chunked", "Transfer-Encoding: gzip",
+		"Connection: keep-alive", "Content-Length: 5", "content-length:5",
+	};
+	static char buf[CAP];
+	uint32_t rng = 0x27d4eb2du;
+	int done = 0;
+	unsigned long whole = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		uint32_t r0 = xorshift(&rng);
+		size_t n = (size_t)snprintf(buf, CAP, "%s%s", lines[r0 % NELEM(lines)],
+		                            (r0 >> 8) % 8 ? "\r\n" : "\n");
+		int nl = (int)((r0 >> 12) % 10);
+		for (int l = 0; l < nl && n + 300 < CAP; l++) {
+			uint32_t r = xorshift(&rng);
+			const char *eol = (r >> 24) % 4 ? "\r\n" : "\n";
+			if ((r >> 28) < 2) {
+				n += (size_t)snprintf(buf + n, CAP - n, "%s%s", odd[(r >> 4) % NELEM(odd)],
+				                      eol);
+				continue;
+			}
+			size_t nn = r % 16 ? GEN_GOOD_NAMES : NELEM(gen_names);
+			n += (size_t)snprintf(buf + n, CAP - n, "%s:%s%s", gen_names[(r >> 4) % nn],
+			                      gen_values[(r >> 12) % NELEM(gen_values)], eol);
+		}
+		/* a length of its own often, then the blank line, a body that
+		 * fits either framing's start, and more */
+		n += (size_t)snprintf(buf + n, CAP - n, "%s%s5\r\nhello\r\n0\r\n\r\n"
+		                      "GET /next HTTP/1.1\r\nHost: y\r\n\r\n",
+		                      (r0 >> 16) % 3 ? "Content-Length: 15\r\n" : "",
+		                      (r0 >> 20) % 4 ? "\r\n" : "\n");
+		done += rh_sweep(buf, n, &whole);
+	}
+	ck_assert_int_gt(done, ROUNDS / 4);
+	ck_assert_int_lt(done, ROUNDS - ROUNDS / 10);
+	ck_assert_uint_gt(whole, (unsigned long)done / 2);
+}
+END_TEST
+
 /*
  * The SSE2 and word loads (lf_window(), name_end16(), status_fast(),
- * known_fast(), resp_head(), req_line_fast()) must never read past the
- * `len` they were given, even by a byte that is never used: a host's
+ * known_fast(), resp_head(), req_line_fast(), ap_http_req_feed_head())
+ * must never read past the `len` they were given, even by a byte that is never used: a host's
  * buffer can end at the end of a mapping. Each piece is copied to the very
  * end of a page followed by a PROT_NONE page, so a stray read is a SIGSEGV
  * in every build, not only under AddressSanitizer. Every input, in two
@@ -2143,6 +2295,11 @@ static const char *const guard_inputs[] = {
 	"Connection: keep-alive\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n",
 	"PUT /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
 	"5\r\nhello\r\n0\r\n\r\n",
+	"GET /ok HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n",
+	"GET /a/rather/long/path/that/goes/past/the/first/sixty/four/bytes?q=1 HTTP/1.0\r\n"
+	"Connection: keep-alive\r\nX-Apiprof-Profile: 1\r\nExpect: 100-continue\r\n\r\n",
+	"\r\nGET / HTTP/1.1\r\nA:b\n\nGET /x HTTP/1.1\nContent-Length: 2\n\nab",
+	"OPTIONS * HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nX: y\r\n\r\n0\r\n\r\n",
 	"HTTP/1.1 200 OK\r\n\r\n",
 	"HTTP/1.1 204 No Content\r\n\r\n",
 	"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc",
@@ -2171,7 +2328,8 @@ static const char *guard_place(char *pg, size_t page, const char *s, size_t n)
 
 /* Feeds s[0..n) placed at the page's end to every parser entry point. */
 static void guard_feed(char *pg, size_t page, const char *s, size_t n,
-                       struct ap_http_req *rq, struct ap_http_resp *rs, struct ap_http_resp *rt)
+                       struct ap_http_req *rq, struct ap_http_req *rh, struct ap_http_resp *rs,
+                       struct ap_http_resp *rt)
 {
 	enum ap_http_ev ev;
 	const char *b = guard_place(pg, page, s, n);
@@ -2182,6 +2340,14 @@ static void guard_feed(char *pg, size_t page, const char *s, size_t n,
 			break;
 		if (ev == AP_HTTP_HEADERS_DONE)
 			(void)ap_http_req_end_bodyless(rq);
+	}
+	b = guard_place(pg, page, s, n);
+	for (size_t off = 0, i = 0; off < n && i < 64; i++) {
+		off += ap_http_req_feed_head(rh, b + off, n - off, &ev);
+		if (ev == AP_HTTP_ERROR)
+			break;
+		if (ev == AP_HTTP_HEADERS_DONE || ev == AP_HTTP_HEAD_DONE)
+			(void)ap_http_req_end_bodyless(rh);
 	}
 	b = guard_place(pg, page, s, n);
 	for (size_t off = 0, i = 0; off < n && i < 64; i++) {
@@ -2203,17 +2369,18 @@ static void guard_feed(char *pg, size_t page, const char *s, size_t n,
  * page's end (an empty piece is not fed). */
 static void guard_split(char *pg, size_t page, const char *s, size_t n, size_t cut)
 {
-	struct ap_http_req rq;
+	struct ap_http_req rq, rh;
 	struct ap_http_resp rs, rt;
 	ap_http_req_init(&rq);
+	ap_http_req_init(&rh);
 	ap_http_resp_init(&rs);
 	ap_http_resp_init(&rt);
 	ap_http_resp_begin(&rs, 0);
 	ap_http_resp_begin(&rt, 0);
 	if (cut)
-		guard_feed(pg, page, s, cut, &rq, &rs, &rt);
+		guard_feed(pg, page, s, cut, &rq, &rh, &rs, &rt);
 	if (cut < n)
-		guard_feed(pg, page, s + cut, n - cut, &rq, &rs, &rt);
+		guard_feed(pg, page, s + cut, n - cut, &rq, &rh, &rs, &rt);
 }
 
 START_TEST(test_guard_page_reads)
@@ -2294,6 +2461,12 @@ Suite *http_suite(void)
 	tcase_add_test(tc, test_fast_status_lines);
 	tcase_add_test(tc, test_fast_known_headers);
 	tcase_add_test(tc, test_fast_heads_to_end);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("request heads");
+	tcase_set_timeout(tc, 120); /* every split of thousands of requests */
+	tcase_add_test(tc, test_fast_request_lines);
+	tcase_add_test(tc, test_fast_request_heads);
 	suite_add_tcase(s, tc);
 	return s;
 }

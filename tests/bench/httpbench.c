@@ -17,6 +17,10 @@
  * valgrind it prints nanoseconds per iteration, noisy but handy while
  * editing.
  *
+ * Requests go through ap_http_req_feed_head() and
+ * ap_http_req_end_bodyless(), as the preload feeds them; a third argument
+ * `feed` sends them through ap_http_req_feed() alone, one event per call.
+ *
  * Cases:
  *   small    a curl-like GET and nginx's reply (headers and body in two
  *            iovecs of one writev), request and response
@@ -65,7 +69,12 @@ static const struct buf browser_req =
 	    "Sec-Fetch-Mode: navigate\r\n"
 	    "\r\n");
 
-/* Feeds one buffer the way preload/conn.c does; returns 1 after MSG_DONE,
+/* 1: requests through ap_http_req_feed() alone, one event per call, as
+ * before ap_http_req_feed_head() (the third argument "feed"). */
+static int plain_feed;
+
+/* Feeds one buffer the way preload/conn.c does (ap_http_req_feed_head(),
+ * ap_http_req_end_bodyless() after the head); returns 1 after MSG_DONE,
  * exits on any event the fixed inputs cannot produce. */
 static int req_buf(struct ap_http_req *p, const struct buf *b)
 {
@@ -73,10 +82,14 @@ static int req_buf(struct ap_http_req *p, const struct buf *b)
 	size_t n = b->n;
 	for (;;) {
 		enum ap_http_ev ev;
-		size_t used = ap_http_req_feed(p, s, n, &ev);
+		size_t used = plain_feed ? ap_http_req_feed(p, s, n, &ev)
+		                         : ap_http_req_feed_head(p, s, n, &ev);
 		s += used;
 		n -= used;
 		if (ev == AP_HTTP_MSG_DONE)
+			return 1;
+		if ((ev == AP_HTTP_HEAD_DONE || ev == AP_HTTP_HEADERS_DONE) && !plain_feed &&
+		    ap_http_req_end_bodyless(p))
 			return 1;
 		if (ev == AP_HTTP_NEED_MORE)
 			return 0;
@@ -148,13 +161,15 @@ int main(int argc, char **argv)
 {
 	const char *which = argc > 1 ? argv[1] : "small";
 	long iters = argc > 2 ? atol(argv[2]) : 100000;
+	plain_feed = argc > 3 && strcmp(argv[3], "feed") == 0;
 	static struct ap_http_req rq;
 	static struct ap_http_resp rs;
 	struct timespec t0, t1;
 
 	if (strcmp(which, "small") && strcmp(which, "smallreq") &&
 	    strcmp(which, "smallresp") && strcmp(which, "browser")) {
-		fprintf(stderr, "usage: httpbench [small|smallreq|smallresp|browser] [iterations]\n");
+		fprintf(stderr, "usage: httpbench [small|smallreq|smallresp|browser] [iterations] "
+		                "[feed]\n");
 		return 2;
 	}
 	if (strcmp(which, "browser") == 0)

@@ -8,9 +8,11 @@
  * reads cut it. The input's first byte chooses the direction and a seed
  * for the cut points; the rest is the byte stream, parsed once whole and
  * once in pieces of 1..16 bytes, and the two event logs must match. A third
- * run, in the same pieces, takes the preload's shortcuts
- * (ap_http_req_end_bodyless(), ap_http_resp_feed_to_end()): requests must
- * give the same log, responses the same MSG_DONEs and errors.
+ * run, in the same pieces and then whole, takes the preload's shortcuts
+ * (ap_http_req_feed_head(), whose HEAD_DONE is logged as the START_LINE
+ * and HEADERS_DONE it stands for, ap_http_req_end_bodyless(),
+ * ap_http_resp_feed_to_end()): requests must give the same log, responses
+ * the same MSG_DONEs and errors.
  */
 #include "config.h"
 
@@ -123,7 +125,10 @@ static void run(int response, int head, uint32_t seed, const char *data, size_t 
 		size_t off = 0;
 		while (off < piece) {
 			enum ap_http_ev ev = AP_HTTP_NEED_MORE;
-			size_t used = !response ? ap_http_req_feed(&rq, data + pos + off, piece - off, &ev)
+			size_t used = !response
+			              ? (mode == RUN_SHORTCUT
+			                 ? ap_http_req_feed_head(&rq, data + pos + off, piece - off, &ev)
+			                 : ap_http_req_feed(&rq, data + pos + off, piece - off, &ev))
 			              : mode == RUN_SHORTCUT
 			              ? ap_http_resp_feed_to_end(&rs, data + pos + off, piece - off, &ev)
 			              : ap_http_resp_feed(&rs, data + pos + off, piece - off, &ev);
@@ -141,11 +146,19 @@ static void run(int response, int head, uint32_t seed, const char *data, size_t 
 			if (response && mode == RUN_SHORTCUT &&
 			    (ev == AP_HTTP_START_LINE || ev == AP_HTTP_HEADERS_DONE))
 				fail("ap_http_resp_feed_to_end() reported a start line or headers");
-			if (response && (mode == RUN_ALL || ev == AP_HTTP_MSG_DONE || ev == AP_HTTP_ERROR))
+			if (!response && mode != RUN_SHORTCUT && ev == AP_HTTP_HEAD_DONE)
+				fail("ap_http_req_feed() reported a whole head");
+			if (response && (mode == RUN_ALL || ev == AP_HTTP_MSG_DONE || ev == AP_HTTP_ERROR)) {
 				check_resp(&rs, ev, l);
-			else if (!response)
+			} else if (!response && ev == AP_HTTP_HEAD_DONE) {
+				/* the two events it stands for */
+				check_req(&rq, AP_HTTP_START_LINE, l);
+				check_req(&rq, AP_HTTP_HEADERS_DONE, l);
+			} else if (!response) {
 				check_req(&rq, ev, l);
-			if (!response && mode == RUN_SHORTCUT && ev == AP_HTTP_HEADERS_DONE &&
+			}
+			if (!response && mode == RUN_SHORTCUT &&
+			    (ev == AP_HTTP_HEADERS_DONE || ev == AP_HTTP_HEAD_DONE) &&
 			    ap_http_req_end_bodyless(&rq))
 				check_req(&rq, AP_HTTP_MSG_DONE, l);
 			if (ev == AP_HTTP_ERROR)
@@ -196,9 +209,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run(response, head, 0, s, size, RUN_ENDS, &ends);
 		want = &ends;
 	}
-	run(response, head, seed, s, size, RUN_SHORTCUT, &shortcut);
-	if (want->n != shortcut.n ||
-	    memcmp(want->v, shortcut.v, want->n * sizeof want->v[0]) != 0)
-		fail("the preload's shortcuts give other events than the plain feeds");
+	/* in pieces, and whole (where a request's head comes whole to
+	 * ap_http_req_feed_head(), and a response's to resp_head()) */
+	for (int pass = 0; pass < 2; pass++) {
+		run(response, head, pass ? 0 : seed, s, size, RUN_SHORTCUT, &shortcut);
+		if (want->n != shortcut.n ||
+		    memcmp(want->v, shortcut.v, want->n * sizeof want->v[0]) != 0)
+			fail("the preload's shortcuts give other events than the plain feeds");
+	}
 	return 0;
 }
