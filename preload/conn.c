@@ -371,12 +371,18 @@ static size_t path_end(const char *t, size_t n, int keep_query)
 #endif
 }
 
-/* A HEAD request: its response has no body. */
-static int is_head(const struct pl_pending *r)
+/* What r's response answers (enum ap_http_answers): a response to HEAD has
+ * no body, nor has a 2xx to CONNECT, after which the connection is a
+ * tunnel. */
+static int answers_of(const struct pl_pending *r)
 {
 	uint32_t m;
 	memcpy(&m, r->method, 4);
-	return r->method_len == 4 && memcmp(&m, "HEAD", 4) == 0;
+	if (r->method_len == 4 && memcmp(&m, "HEAD", 4) == 0)
+		return AP_HTTP_ANSWERS_HEAD;
+	if (PL_UNLIKELY(r->method_len == 7) && memcmp(r->method, "CONNECT", 7) == 0)
+		return AP_HTTP_ANSWERS_CONNECT;
+	return AP_HTTP_ANSWERS_OTHER;
 }
 
 /* The request line is complete: queue the request. */
@@ -490,7 +496,7 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 }
 
 /* Returns 0 normally, -1 when the connection must stop being followed
- * (101 Switching Protocols, or a response we cannot parse). */
+ * (101 Switching Protocols, a 2xx to CONNECT, or a response we cannot parse). */
 static inline __attribute__((always_inline)) int
 feed_response(struct pl_conn *c, const char *p, size_t n)
 {
@@ -499,7 +505,7 @@ feed_response(struct pl_conn *c, const char *p, size_t n)
 		if (!c->resp_started) {
 			if (n == 0)
 				return 0;
-			ap_http_resp_begin(&c->rs, is_head(r));
+			ap_http_resp_begin(&c->rs, answers_of(r));
 			c->resp_started = 1;
 		}
 		enum ap_http_ev ev;
@@ -515,8 +521,8 @@ feed_response(struct pl_conn *c, const char *p, size_t n)
 				break; /* interim (100 Continue): the final one follows */
 			emit(c, r, pl_now_ns(), 0);
 			q_pop(c);
-			if (c->rs.status == 101)
-				return -1;
+			if (PL_UNLIKELY(ap_http_resp_tunnels(&c->rs)))
+				return -1; /* no longer HTTP: a 101, or a CONNECT's 2xx */
 			break;
 		case AP_HTTP_ERROR:
 			return -1;

@@ -121,13 +121,16 @@ size_t ap_http_req_feed_head(struct ap_http_req *p, const char *buf, size_t len,
 /*
  * Response direction (server -> client).
  *
- * Call ap_http_resp_begin() before each response, saying whether it answers a
- * HEAD request (such a response has no body whatever its headers say).
+ * Call ap_http_resp_begin() before each response, saying what it answers:
+ * AP_HTTP_ANSWERS_OTHER, AP_HTTP_ANSWERS_HEAD (a response to HEAD has no body
+ * whatever its headers say) or AP_HTTP_ANSWERS_CONNECT (a 2xx response to
+ * CONNECT has none either: the connection becomes a tunnel right after its
+ * blank line, RFC 9112 6.3; other statuses are framed as usual).
  * AP_HTTP_START_LINE: status is valid (`HTTP/1.x SP 3DIGIT ...`).
  * AP_HTTP_HEADERS_DONE: framing known.
  * AP_HTTP_MSG_DONE: the response is complete. If 100 <= status < 200 and
  *   status != 101 it was an interim response: the final one follows, call
- *   ap_http_resp_begin() again with the same head flag. A 101 completes at
+ *   ap_http_resp_begin() again with the same argument. A 101 completes at
  *   the end of its headers (the connection then stops being HTTP). 1xx, 204,
  *   304 and responses to HEAD have no body; otherwise Content-Length,
  *   chunked, or, lacking both, the body runs until the connection closes:
@@ -148,14 +151,28 @@ struct ap_http_resp {
 	char errbody[AP_HTTP_ERRBODY_MAX];
 
 	/* private state */
-	uint8_t head;              /* answering a HEAD request */
+	uint8_t head;              /* enum ap_http_answers: what this answers */
 	struct ap_http_core core;
 };
 
 void ap_http_resp_init(struct ap_http_resp *p);
-void ap_http_resp_begin(struct ap_http_resp *p, int answers_head);
+enum ap_http_answers {
+	AP_HTTP_ANSWERS_OTHER = 0,
+	AP_HTTP_ANSWERS_HEAD = 1,
+	AP_HTTP_ANSWERS_CONNECT = 2,
+};
+void ap_http_resp_begin(struct ap_http_resp *p, int answers);
 size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
                          enum ap_http_ev *ev);
+/* After AP_HTTP_MSG_DONE: 1 when the connection stops carrying HTTP after
+ * this response, a 101 (Switching Protocols) or a 2xx answering CONNECT
+ * (a tunnel); nothing after it is a request or a response. */
+static inline int ap_http_resp_tunnels(const struct ap_http_resp *p)
+{
+	return p->status == 101 ||
+	       (p->head == AP_HTTP_ANSWERS_CONNECT && p->status >= 200 && p->status < 300);
+}
+
 /* 1 when the connection closing now ends the response cleanly: a response
  * whose body runs until close and whose headers are complete. */
 int ap_http_resp_eof(const struct ap_http_resp *p);

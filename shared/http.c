@@ -1753,7 +1753,7 @@ void ap_http_resp_init(struct ap_http_resp *p)
 
 /* Clears the previous response's results, but not an error: after one we
  * cannot know where the next response starts, so only init resets it. */
-void ap_http_resp_begin(struct ap_http_resp *p, int answers_head)
+void ap_http_resp_begin(struct ap_http_resp *p, int answers)
 {
 	if (p->core.state == ST_ERROR)
 		return;
@@ -1765,7 +1765,8 @@ void ap_http_resp_begin(struct ap_http_resp *p, int answers_head)
 	p->until_close = 0;
 	p->content_length = 0;
 	p->errbody_len = 0;
-	p->head = answers_head ? 1 : 0;
+	p->head = answers == AP_HTTP_ANSWERS_HEAD || answers == AP_HTTP_ANSWERS_CONNECT
+	          ? (uint8_t)answers : AP_HTTP_ANSWERS_OTHER;
 	memset(&p->core, 0, sizeof p->core);
 }
 
@@ -1925,8 +1926,11 @@ ALWAYS_INLINE static inline void resp_headers_done(struct ap_http_resp *p)
 	p->chunked = 0;
 	p->until_close = 0;
 	p->content_length = 0;
-	if (p->head || st < 200 || st == 204 || st == 304) {
-		c->state = ST_PENDING; /* no body, whatever the headers say */
+	if (p->head == AP_HTTP_ANSWERS_HEAD || st < 200 || st == 204 || st == 304 ||
+	    (p->head == AP_HTTP_ANSWERS_CONNECT && st < 300)) {
+		/* no body, whatever the headers say (after a CONNECT's 2xx the
+		 * bytes are the tunnel's) */
+		c->state = ST_PENDING;
 	} else if ((f & HF_TE) && (f & HF_TE_CHUNKED)) {
 		p->chunked = 1;
 		chunked_begin(c);

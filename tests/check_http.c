@@ -250,11 +250,20 @@ static void resp_event(const struct ap_http_resp *p, enum ap_http_ev ev,
 
 /*
  * Feeds `in` to a response parser like req_run(). `heads` says, per final
- * response, whether it answers a HEAD ('1'); after each MSG_DONE the caller's
- * ap_http_resp_begin() is called, with the same flag after an interim 1xx.
+ * response, what it answers: a HEAD ('1'), a CONNECT ('C') or anything else;
+ * after each MSG_DONE the caller's ap_http_resp_begin() is called, with the
+ * same flag after an interim 1xx.
  * At the end, "EOF" is traced if the connection closing would end the
  * response cleanly.
  */
+static int answers(const char *heads, size_t i)
+{
+	if (!heads)
+		return AP_HTTP_ANSWERS_OTHER;
+	return heads[i] == '1' ? AP_HTTP_ANSWERS_HEAD
+	       : heads[i] == 'C' ? AP_HTTP_ANSWERS_CONNECT : AP_HTTP_ANSWERS_OTHER;
+}
+
 static void resp_run(const char *in, size_t len, const char *heads,
                      struct splitter sp, struct trace *t)
 {
@@ -265,7 +274,7 @@ static void resp_run(const char *in, size_t len, const char *heads,
 	ap_http_resp_init(&p);
 	char *arena = malloc(len ? len : 1);
 	CHECK(arena != NULL);
-	ap_http_resp_begin(&p, heads && heads[0] == '1');
+	ap_http_resp_begin(&p, answers(heads, 0));
 	t->len = 0;
 	t->s[0] = '\0';
 	while (pos < len && !dead) {
@@ -293,7 +302,7 @@ static void resp_run(const char *in, size_t len, const char *heads,
 				int interim = p.status >= 100 && p.status < 200 && p.status != 101;
 				if (!interim && heads && heads[nresp] && heads[nresp + 1])
 					nresp++;
-				ap_http_resp_begin(&p, heads && heads[nresp] == '1');
+				ap_http_resp_begin(&p, answers(heads, nresp));
 			}
 		}
 		pos += n;
@@ -718,6 +727,16 @@ static const struct hcase resp_ok[] = {
 	{ "HEAD response has no body", "10", {
 		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
 		SEG("Content-Length: 1000\r\nContent-Type: text/html\r\n\r\n", "H:ka cl=0;D"),
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 2\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D") } },
+	{ "CONNECT's 200 has no body, whatever its headers say", "C", {
+		SEG("HTTP/1.1 200 Connection established\r\n", "S:200 1.1"),
+		SEG("Content-Length: 5\r\n\r\n", "H:ka cl=0;D") } },
+	{ "CONNECT's 407 has its body", "C0", {
+		SEG("HTTP/1.1 407 Proxy Authentication Required\r\n", "S:407 1.1"),
+		SEG("Content-Length: 6\r\n\r\n", "H:ka cl=6"),
+		SEG("denied", "D"),
 		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
 		SEG("Content-Length: 2\r\n\r\n", "H:ka cl=2"),
 		SEG("ok", "D") } },
@@ -1888,6 +1907,35 @@ START_TEST(test_resp_status_seen)
 }
 END_TEST
 
+/* Which completed responses end HTTP on their connection: a 101, and a 2xx
+ * answering CONNECT (then a tunnel), not a CONNECT's 407 or a GET's 200. */
+START_TEST(test_resp_tunnels)
+{
+	static const struct {
+		int answers;
+		const char *head;
+		int tunnels;
+	} cases[] = {
+		{ AP_HTTP_ANSWERS_CONNECT, "HTTP/1.1 200 Connection established\r\n\r\n", 1 },
+		{ AP_HTTP_ANSWERS_CONNECT, "HTTP/1.0 204 OK\r\nContent-Length: 3\r\n\r\n", 1 },
+		{ AP_HTTP_ANSWERS_CONNECT, "HTTP/1.1 407 No\r\nContent-Length: 0\r\n\r\n", 0 },
+		{ AP_HTTP_ANSWERS_OTHER, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0 },
+		{ AP_HTTP_ANSWERS_HEAD, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", 0 },
+		{ AP_HTTP_ANSWERS_OTHER, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", 1 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct ap_http_resp p;
+		enum ap_http_ev ev;
+		size_t n = strlen(cases[i].head);
+		ap_http_resp_init(&p);
+		ap_http_resp_begin(&p, cases[i].answers);
+		ck_assert_uint_eq(ap_http_resp_feed_to_end(&p, cases[i].head, n, &ev), n);
+		ck_assert_msg(ev == AP_HTTP_MSG_DONE, "case %zu: not done", i);
+		ck_assert_msg(ap_http_resp_tunnels(&p) == cases[i].tunnels, "case %zu", i);
+	}
+}
+END_TEST
+
 /* Every table's responses, in every split, through
  * ap_http_resp_feed_to_end(): the same MSG_DONEs and errors at the same
  * offsets, the same end-of-connection verdict, no other events. */
@@ -2458,6 +2506,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, test_req_end_bodyless);
 	tcase_add_test(tc, test_resp_feed_to_end);
 	tcase_add_test(tc, test_resp_status_seen);
+	tcase_add_test(tc, test_resp_tunnels);
 	tcase_add_test(tc, test_fast_status_lines);
 	tcase_add_test(tc, test_fast_known_headers);
 	tcase_add_test(tc, test_fast_heads_to_end);

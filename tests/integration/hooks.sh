@@ -58,6 +58,7 @@ GET /p3 1
 POST /p4 1
 GET /p5 1
 GET /ws 1
+CONNECT origin.test:80 2
 GET /file 1
 GET /after 1
 GET /vfork 1
@@ -100,6 +101,13 @@ ap_assert_eq "the 503's message" "$(jq -r --arg s "$AP_SERVICE" \
 	'[.errors[] | select(.service == $s and .route == "/p4")][0].message' "$AP_TMP/errors.json")" \
 	"database down!"
 ap_assert_eq "errors of /hookcalls (the 503)" "$(ap_field GET /hookcalls error_count)" 1
+# A forward proxy's CONNECTs: the refused one's 407 carried a 6-byte body
+# and the connection went on; the accepted one's 200 ended at its blank
+# line, and the request sent through the tunnel was no request of this
+# server's (GET /tunneled is in no count above).
+ap_assert_eq "the CONNECTs' records" "$(jq -c --arg s "$AP_SERVICE" '[.requests[] |
+	select(.service == $s and .method == "CONNECT")] | sort_by(.id) |
+	map([.status, .bytes_out, .aborted])' "$AP_TMP/requests.json")" '[[407,71,false],[200,39,false]]'
 # After a fork, whoever reads or writes a connection owns it: the helper
 # child's close of /forkclose is no abort, and /forkserve is the answering
 # child's, not aborted by its parent's close (exactly one record each).

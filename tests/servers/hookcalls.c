@@ -21,6 +21,8 @@
  *     responses in one writev and a chunked one sent a byte at a time; a
  *     100-continue then a 503 whose body is written in three pieces; a
  *     response cut by close; a 101 after which nothing is followed; a
+ *     CONNECT refused (407, with a body) then accepted (200: a tunnel,
+ *     nothing in it followed); a
  *     sendfile body followed by another request; a request body spliced
  *     to a pipe and a response body spliced from one, then a request
  *     answered in step; a request answered
@@ -397,6 +399,21 @@ static void exchanges(void)
 	ask(s, c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
 	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
 	ask(s, c, "GET /not-http-any-more HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	close(s);
+	close(c);
+
+	/* A forward proxy: a refused CONNECT's 407 has a body and the
+	 * connection goes on; an accepted one's 200 opens a tunnel, whose
+	 * bytes (a request, as a client sends through a proxy) are not this
+	 * server's HTTP. */
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	ask(s, c, "CONNECT origin.test:80 HTTP/1.1\r\nHost: origin.test:80\r\n\r\n",
+	    "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 6\r\n\r\ndenied");
+	ask(s, c, "CONNECT origin.test:80 HTTP/1.1\r\nHost: origin.test:80\r\n"
+	          "Proxy-Authorization: Basic eDp5\r\n\r\n",
+	    "HTTP/1.1 200 Connection established\r\n\r\n");
+	ask(s, c, "GET /tunneled HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	close(s);
 	close(c);
 
