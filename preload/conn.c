@@ -374,7 +374,7 @@ static size_t path_end(const char *t, size_t n, int keep_query)
 /* What r's response answers (enum ap_http_answers): a response to HEAD has
  * no body, nor has a 2xx to CONNECT, after which the connection is a
  * tunnel. */
-static int answers_of(const struct pl_pending *r)
+static inline __attribute__((always_inline)) int answers_of(const struct pl_pending *r)
 {
 	uint32_t m;
 	memcpy(&m, r->method, 4);

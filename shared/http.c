@@ -1765,8 +1765,8 @@ void ap_http_resp_begin(struct ap_http_resp *p, int answers)
 	p->until_close = 0;
 	p->content_length = 0;
 	p->errbody_len = 0;
-	p->head = answers == AP_HTTP_ANSWERS_HEAD || answers == AP_HTTP_ANSWERS_CONNECT
-	          ? (uint8_t)answers : AP_HTTP_ANSWERS_OTHER;
+	/* as given: every value but HEAD and CONNECT acts as OTHER */
+	p->head = (uint8_t)answers;
 	memset(&p->core, 0, sizeof p->core);
 }
 
