@@ -158,10 +158,24 @@ void pl_mysql_flush_open(void)
 	errno = saved;
 }
 
-/* After a query call returned `rc` (0 = sent and answered): a failure is a
- * finished statement; success waits for its result. */
+/* A statement answered without a result set (INSERT, UPDATE, SET...) is
+ * finished: nothing more of it will be read. Many callers never call
+ * mysql_store_result for it (C code, Perl's DBD::MariaDB, which asks
+ * mysql_field_count first), so waiting for one timed the statement until
+ * the thread's next statement or the end of its request: an UPDATE then
+ * 300 ms of other work took 300 ms. A result set waits for its fetch. */
+static void answered_ok(MYSQL *h)
+{
+	if (open_q.acc.field_count(h) == 0)
+		end_open(NULL, 0);
+}
+
+/* After a query call returned `rc` (0 = sent, and answered when
+ * `answered`; mysql_send_query's answer is read later): a failure is a
+ * finished statement; success without a result set too (answered_ok);
+ * a result set waits for its fetch. */
 static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
-                           const char *q, unsigned long len, int rc)
+                           const char *q, unsigned long len, int rc, int answered)
 {
 	pl_mysql_open = h;
 	open_q.acc = (struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
@@ -177,6 +191,8 @@ static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
 		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		res.failed = 1;
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
+	} else if (answered) {
+		answered_ok(h);
 	}
 }
 
@@ -194,7 +210,7 @@ EXPORT int mysql_real_query(MYSQL *h, const char *q, unsigned long len)
 	int rc = MYF(f, real_query)(h, q, len);
 	PL_COPY_LEAVE();
 	int saved = errno;
-	query_returned(f, h, &st, q, len, rc);
+	query_returned(f, h, &st, q, len, rc, 1);
 	errno = saved;
 	return rc;
 }
@@ -213,7 +229,7 @@ EXPORT int mysql_query(MYSQL *h, const char *q)
 	int rc = MYF(f, query)(h, q);
 	PL_COPY_LEAVE();
 	int saved = errno;
-	query_returned(f, h, &st, q, strlen(q), rc);
+	query_returned(f, h, &st, q, strlen(q), rc, 1);
 	errno = saved;
 	return rc;
 }
@@ -234,7 +250,7 @@ EXPORT int mysql_send_query(MYSQL *h, const char *q, unsigned long len)
 	int rc = MYF(f, send_query)(h, q, len);
 	PL_COPY_LEAVE();
 	int saved = errno;
-	query_returned(f, h, &st, q, len, rc);
+	query_returned(f, h, &st, q, len, rc, 0);
 	errno = saved;
 	return rc;
 }
@@ -254,6 +270,10 @@ EXPORT unsigned char mysql_read_query_result(MYSQL *h)
 		pl_mysql_open = NULL;
 		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
+		errno = saved;
+	} else if (!rc && pl_mysql_open == h && !pl_db_depth) {
+		int saved = errno;
+		answered_ok(h);
 		errno = saved;
 	}
 	return rc;
