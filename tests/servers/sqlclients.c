@@ -1,0 +1,182 @@
+/*
+ * sqlclients.c - client-library usage that the SQL hooks must follow
+ * exactly, run under the preload by tests/integration/sqlclients.sh (no
+ * HTTP: every statement counts for the service alone, in
+ * /api/v1/queries). Built at test time (no MySQL header is needed:
+ * mysql_decls.h).
+ *
+ *   sqlclients pq CONNINFO
+ *     1. Pipeline mode (libpq 14; psycopg 3's executemany): three INSERTs
+ *        (PQsendQueryParams), a SELECT count(*), PQsendPrepare of an
+ *        UPDATE, PQsendDescribePrepared of it (a command, not a
+ *        statement), its PQsendQueryPrepared, one PQpipelineSync; every
+ *        result read, NULLs and the sync result included.
+ *     2. A pipeline whose first statement fails (division by zero): the
+ *        second is aborted (PGRES_PIPELINE_ABORTED).
+ *     3. A statement whose final NULL is never read before the next
+ *        command: PQsendQuery, its one result, then PQexec (which drains
+ *        the NULL itself); and PQsendQuery, its result, then another
+ *        PQsendQuery.
+ *   sqlclients my HOST PORT USER PASSWORD DB
+ *     An INSERT through mysql_query and an UPDATE through
+ *     mysql_send_query + mysql_read_query_result, neither followed by
+ *     mysql_store_result (C callers, Perl's DBD::MariaDB), each followed
+ *     by 300 ms of other work, then a SELECT read by mysql_store_result.
+ *
+ * Exits 0 when every call returned what it should (the same with and
+ * without the preload), else prints what differed and exits 1.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "mysql_decls.h"
+
+int mysql_send_query(MYSQL *, const char *, unsigned long);
+char mysql_read_query_result(MYSQL *);
+
+static int bad;
+
+static void expect(int ok, const char *what)
+{
+	if (!ok) {
+		printf("sqlclients: %s\n", what);
+		bad = 1;
+	}
+}
+
+/* Reads one command's results up to its NULL: the statuses in order, as
+ * one string of letters (T tuples, C command, E error, A aborted). */
+static void results(PGconn *c, const char *want, const char *what)
+{
+	char got[16] = "";
+	size_t n = 0;
+	PGresult *r;
+	while ((r = PQgetResult(c)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+		char k = st == PGRES_TUPLES_OK ? 'T' : st == PGRES_COMMAND_OK ? 'C'
+		       : st == PGRES_FATAL_ERROR ? 'E' : st == PGRES_PIPELINE_ABORTED ? 'A' : '?';
+		if (n + 1 < sizeof got)
+			got[n++] = k;
+		got[n] = '\0';
+		PQclear(r);
+	}
+	if (strcmp(got, want) != 0) {
+		printf("sqlclients: %s: results %s, expected %s (%s)\n", what, got, want,
+		       PQerrorMessage(c));
+		bad = 1;
+	}
+}
+
+static void sync_result(PGconn *c, const char *what)
+{
+	PGresult *r = PQgetResult(c);
+	expect(r && PQresultStatus(r) == PGRES_PIPELINE_SYNC, what);
+	PQclear(r);
+}
+
+static int run_pq(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		printf("sqlclients: connect: %s", PQerrorMessage(c));
+		return 1;
+	}
+
+	/* 1. A pipeline of six statements and a describe. */
+	expect(PQenterPipelineMode(c), "PQenterPipelineMode");
+	for (int i = 1; i <= 3; i++) {
+		char v[8];
+		snprintf(v, sizeof v, "%d", i);
+		const char *vals[1] = { v };
+		expect(PQsendQueryParams(c, "INSERT INTO pl (id, v) VALUES ($1, 0)", 1, NULL, vals,
+		                         NULL, NULL, 0), "send INSERT");
+	}
+	expect(PQsendQueryParams(c, "SELECT count(*) FROM pl", 0, NULL, NULL, NULL, NULL, 0),
+	       "send SELECT");
+	expect(PQsendPrepare(c, "bump", "UPDATE pl SET v = v + 7 WHERE id = $1", 1, NULL),
+	       "PQsendPrepare");
+	expect(PQsendDescribePrepared(c, "bump"), "PQsendDescribePrepared");
+	const char *two[1] = { "2" };
+	expect(PQsendQueryPrepared(c, "bump", 1, two, NULL, NULL, 0), "PQsendQueryPrepared");
+	expect(PQpipelineSync(c), "PQpipelineSync");
+	for (int i = 0; i < 3; i++)
+		results(c, "C", "pipelined INSERT");
+	results(c, "T", "pipelined SELECT");
+	results(c, "C", "pipelined prepare");
+	results(c, "C", "pipelined describe");
+	results(c, "C", "pipelined execution");
+	sync_result(c, "pipeline 1 sync");
+
+	/* 2. An aborted pipeline. */
+	expect(PQsendQueryParams(c, "SELECT 1/0 AS boom", 0, NULL, NULL, NULL, NULL, 0),
+	       "send boom");
+	expect(PQsendQueryParams(c, "SELECT 2 AS skipped", 0, NULL, NULL, NULL, NULL, 0),
+	       "send skipped");
+	expect(PQpipelineSync(c), "PQpipelineSync 2");
+	results(c, "E", "boom");
+	results(c, "A", "skipped");
+	sync_result(c, "pipeline 2 sync");
+	expect(PQexitPipelineMode(c), "PQexitPipelineMode");
+
+	/* 3. Final NULLs never read by the caller. */
+	expect(PQsendQuery(c, "SELECT 'unread-a' AS left_a"), "send left_a");
+	PGresult *r = PQgetResult(c);
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "left_a result");
+	PQclear(r);
+	r = PQexec(c, "SELECT 'exec' AS drained_by_exec");
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "PQexec after left_a");
+	PQclear(r);
+	expect(PQsendQuery(c, "SELECT 'unread-b' AS left_b"), "send left_b");
+	r = PQgetResult(c);
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "left_b result");
+	PQclear(r);
+	/* The connection is idle once the last result is read: the next send
+	 * is allowed, and libpq drops the unread NULL. */
+	while (PQisBusy(c))
+		PQconsumeInput(c);
+	expect(PQsendQuery(c, "SELECT 'after' AS after_b"), "send after_b");
+	results(c, "T", "after_b");
+
+	PQfinish(c);
+	return bad;
+}
+
+static int run_my(char **a)
+{
+	MYSQL *m = mysql_init(NULL);
+	if (!mysql_real_connect(m, a[0], a[2], a[3], a[4], (unsigned)atoi(a[1]), NULL, 0)) {
+		printf("sqlclients: mysql connect: %s\n", mysql_error(m));
+		return 1;
+	}
+	expect(mysql_query(m, "INSERT INTO ml (id, v) VALUES (1, 0)") == 0, "INSERT");
+	expect(mysql_field_count(m) == 0 && mysql_affected_rows(m) == 1, "INSERT's result");
+	usleep(300000);
+	const char *u = "UPDATE ml SET v = v + 1 WHERE id = 1";
+	expect(mysql_send_query(m, u, strlen(u)) == 0, "mysql_send_query");
+	expect(mysql_read_query_result(m) == 0, "mysql_read_query_result");
+	expect(mysql_affected_rows(m) == 1, "UPDATE's result");
+	usleep(300000);
+	expect(mysql_query(m, "SELECT v FROM ml WHERE id = 1") == 0, "SELECT");
+	MYSQL_RES *res = mysql_store_result(m);
+	MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+	expect(row && row[0] && strcmp(row[0], "1") == 0, "SELECT's row");
+	if (res)
+		mysql_free_result(res);
+	mysql_close(m);
+	return bad;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && strcmp(argv[1], "pq") == 0)
+		return run_pq(argv[2]);
+	if (argc == 7 && strcmp(argv[1], "my") == 0)
+		return run_my(argv + 2);
+	fprintf(stderr, "usage: sqlclients pq CONNINFO | my HOST PORT USER PASSWORD DB\n");
+	return 2;
+}
