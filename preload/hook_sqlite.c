@@ -34,7 +34,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 /* The functions used, indexed into what pl_copy_fns returns: the copy of
  * libsqlite3 the caller reaches (libcopy.h; a process may hold two). */
 enum { SQ_prepare_v2, SQ_step, SQ_reset, SQ_finalize, SQ_exec, SQ_sql, SQ_db_handle,
-       SQ_errmsg, SQ_changes, SQ_REQUIRED, /* in every libsqlite3 since 3.3.9 (2007) */
+       SQ_errmsg, SQ_changes, SQ_total_changes, SQ_REQUIRED, /* in every libsqlite3 since 3.3.9 (2007) */
        SQ_stmt_readonly = SQ_REQUIRED, SQ_prepare, SQ_prepare_v3, SQ_N };
 typedef int (*sq_prepare_v2_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 typedef int (*sq_prepare_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
@@ -49,6 +49,7 @@ typedef const char *(*sq_sql_fn)(sqlite3_stmt *);
 typedef sqlite3 *(*sq_db_handle_fn)(sqlite3_stmt *);
 typedef const char *(*sq_errmsg_fn)(sqlite3 *);
 typedef int (*sq_changes_fn)(sqlite3 *);
+typedef int (*sq_total_changes_fn)(sqlite3 *);
 typedef int (*sq_stmt_readonly_fn)(sqlite3_stmt *);
 
 /* f's function `name` (NULL when that copy lacks it). */
@@ -57,7 +58,7 @@ typedef int (*sq_stmt_readonly_fn)(sqlite3_stmt *);
 static const char *const sq_names[SQ_N] = {
 	"sqlite3_prepare_v2", "sqlite3_step", "sqlite3_reset", "sqlite3_finalize",
 	"sqlite3_exec", "sqlite3_sql", "sqlite3_db_handle", "sqlite3_errmsg",
-	"sqlite3_changes", "sqlite3_stmt_readonly", "sqlite3_prepare", "sqlite3_prepare_v3",
+	"sqlite3_changes", "sqlite3_total_changes", "sqlite3_stmt_readonly", "sqlite3_prepare", "sqlite3_prepare_v3",
 };
 EXPORT int sqlite3_prepare_v2(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 EXPORT int sqlite3_prepare(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
@@ -307,6 +308,32 @@ EXPORT int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned 
 	PREPARE_BODY(f, prepare_v3, SQF(f, prepare_v3)(db, sql, nbyte, flags, out, tail));
 }
 
+/* The caller's callback of one sqlite3_exec, called through exec_cb: the
+ * statements it runs are the application's own, each a statement (they
+ * passed straight through, pl_db_depth being up, and were lost), and the
+ * rows it is handed are the rows the exec returned. */
+struct exec_call {
+	int (*cb)(void *, int, char **, char **);
+	void *arg;
+	void *const *f;
+	sqlite3 *db;
+	uint64_t rows;       /* callback calls: rows returned */
+	int64_t cb_changes;  /* rows the callback's own statements changed */
+};
+
+static int exec_cb(void *p, int n, char **values, char **names)
+{
+	struct exec_call *x = p;
+	int depth = pl_db_depth;
+	int before = SQF(x->f, total_changes)(x->db);
+	x->rows++;
+	pl_db_depth = 0;
+	int rc = x->cb(x->arg, n, values, names);
+	pl_db_depth = depth;
+	x->cb_changes += SQF(x->f, total_changes)(x->db) - before;
+	return rc;
+}
+
 EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
                         int (*cb)(void *, int, char **, char **), void *arg, char **err)
 {
@@ -317,8 +344,12 @@ EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
 		return SQF(f, exec)(db, sql, cb, arg, err);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
+	struct exec_call x = { cb, arg, f, db, 0, 0 };
+	/* Rows changed: sqlite3_changes() alone is the last write's, perhaps
+	 * one made long before a SELECT. */
+	int before = db ? SQF(f, total_changes)(db) : 0;
 	pl_db_depth++;
-	int rc = SQF(f, exec)(db, sql, cb, arg, err);
+	int rc = SQF(f, exec)(db, sql, cb ? exec_cb : NULL, cb ? (void *)&x : arg, err);
 	pl_db_depth--;
 	int saved = errno;
 	if (have_accessors(f)) {
@@ -330,7 +361,8 @@ EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
 			res.code = code;
 			res.message = SQF(f, errmsg)(db);
 		} else {
-			res.rows = (uint64_t)SQF(f, changes)(db);
+			int64_t changed = (int64_t)SQF(f, total_changes)(db) - before - x.cb_changes;
+			res.rows = x.rows + (changed > 0 ? (uint64_t)changed : 0);
 			res.rows_known = 1;
 		}
 		pl_stmt_end(&st, AP_DB_SQLITE, sql, strlen(sql), &res);

@@ -20,6 +20,12 @@
 #    UPDATE by mysql_send_query + mysql_read_query_result) never followed
 #    by mysql_store_result, then 300 ms of other work: each is timed to
 #    its answer, not to the thread's next statement (it took 300 ms).
+# 4. SQLite: the statements that an sqlite3_exec callback runs (an UPDATE
+#    for each of 3 rows) are the application's: 3 statements (they were
+#    lost, run while the exec's own inner calls pass through). An exec's
+#    rows are those it returned to the callback plus those it changed (a
+#    SELECT of no row after a DELETE of 3 said 3: sqlite3_changes, the
+#    last write's).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -33,7 +39,7 @@ my=$(cc -print-file-name=libmariadb.so.3)
 [ -f "$my" ] || ap_fail "no libmariadb.so.3 found by cc -print-file-name ($my)"
 # shellcheck disable=SC2046
 cc -O2 -Wall -o "$SC" "$AP_SRCDIR/tests/servers/sqlclients.c" -I"$AP_SRCDIR/tests/servers" \
-	$(pkg-config --cflags libpq) $(pkg-config --libs libpq) "$my" 2>"$AP_TMP/cc.log" ||
+	$(pkg-config --cflags libpq sqlite3) $(pkg-config --libs libpq sqlite3) "$my" 2>"$AP_TMP/cc.log" ||
 	ap_fail "cannot build sqlclients.c (see $AP_TMP/cc.log)"
 
 ap_start_collector
@@ -47,13 +53,15 @@ my_tables() { ap_mariadb sct -e "DROP TABLE IF EXISTS ml; CREATE TABLE ml (id in
 # Without the preload first: the program's own checks are right.
 pg_tables
 my_tables
-"$SC" pq "$PGINFO" >"$AP_TMP/plain.log" 2>&1 && "$SC" my "${MYARGS[@]}" >>"$AP_TMP/plain.log" 2>&1 ||
+"$SC" pq "$PGINFO" >"$AP_TMP/plain.log" 2>&1 && "$SC" my "${MYARGS[@]}" >>"$AP_TMP/plain.log" 2>&1 &&
+	"$SC" sq >>"$AP_TMP/plain.log" 2>&1 ||
 	{ cat "$AP_TMP/plain.log"; ap_fail "sqlclients fails without the preload"; }
 pg_tables
 my_tables
-for mode in pq my; do
+for mode in pq my sq; do
 	args=("$PGINFO")
 	[ "$mode" = my ] && args=("${MYARGS[@]}")
+	[ "$mode" = sq ] && args=()
 	rc=0
 	env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$AP_SERVICE" \
 		"$SC" "$mode" "${args[@]}" >"$AP_TMP/$mode.log" 2>&1 || rc=$?
@@ -61,7 +69,7 @@ for mode in pq my; do
 	ap_log "ok: sqlclients $mode returns the same under the preload"
 done
 
-# shape calls rows errors, for every shape of the service (15 statements).
+# shape calls rows errors, for every shape of the service (22 statements).
 want='INSERT INTO pl (id, v) VALUES (?) 3 3 0
 SELECT count(*) FROM pl 1 1 0
 UPDATE pl SET v = v + ? WHERE id = $1 2 1 0
@@ -73,11 +81,16 @@ SELECT ? AS left_b 1 1 0
 SELECT ? AS after_b 1 1 0
 INSERT INTO ml (id, v) VALUES (?) 1 1 0
 UPDATE ml SET v = v + ? WHERE id = ? 1 1 0
-SELECT v FROM ml WHERE id = ? 1 1 0'
+SELECT v FROM ml WHERE id = ? 1 1 0
+CREATE TABLE st (x int); INSERT INTO st VALUES (?) 1 3 0
+SELECT x FROM st 1 3 0
+UPDATE st SET x = x + ? WHERE x = ? 3 3 0
+DELETE FROM st WHERE x > ? 1 3 0
+SELECT x FROM st WHERE x < ? 1 0 0'
 filter='[.queries[] | "\(.sql) \(.calls) \(.rows) \(.errors)"] | sort | join("\n")'
 for i in $(seq 50); do
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 15 ] && break
+	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 22 ] && break
 	sleep 0.2
 done
 sleep 1.5

@@ -22,6 +22,12 @@
  *     mysql_send_query + mysql_read_query_result, neither followed by
  *     mysql_store_result (C callers, Perl's DBD::MariaDB), each followed
  *     by 300 ms of other work, then a SELECT read by mysql_store_result.
+ *   sqlclients sq
+ *     SQLite in memory: sqlite3_exec of a SELECT whose callback runs an
+ *     UPDATE (prepare, step, finalize) for each of the 3 rows it is
+ *     handed: the UPDATEs are the application's statements; then a
+ *     DELETE of those 3 rows and an exec of a SELECT returning none (its
+ *     rows are the rows it returned, not the DELETE's 3 changes).
  *
  * Exits 0 when every call returned what it should (the same with and
  * without the preload), else prints what differed and exits 1.
@@ -32,6 +38,7 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "mysql_decls.h"
 
@@ -170,6 +177,43 @@ static int run_my(char **a)
 	return bad;
 }
 
+static sqlite3 *sq;
+
+/* For each row of the exec's SELECT, one UPDATE of the application's. */
+static int bump_row(void *count, int n, char **values, char **names)
+{
+	(void)names;
+	sqlite3_stmt *s = NULL;
+	int ok = n == 1 && values[0] &&
+	         sqlite3_prepare_v2(sq, "UPDATE st SET x = x + 10 WHERE x = ?", -1, &s, NULL) ==
+	                 SQLITE_OK &&
+	         sqlite3_bind_int(s, 1, atoi(values[0])) == SQLITE_OK &&
+	         sqlite3_step(s) == SQLITE_DONE;
+	sqlite3_finalize(s);
+	++*(int *)count;
+	return ok ? 0 : 1;
+}
+
+static int run_sq(void)
+{
+	if (sqlite3_open(":memory:", &sq) != SQLITE_OK) {
+		printf("sqlclients: sqlite3_open failed\n");
+		return 1;
+	}
+	expect(sqlite3_exec(sq, "CREATE TABLE st (x int); INSERT INTO st VALUES (1), (2), (3)",
+	                    NULL, NULL, NULL) == SQLITE_OK, "exec CREATE, INSERT");
+	int rows = 0;
+	expect(sqlite3_exec(sq, "SELECT x FROM st", bump_row, &rows, NULL) == SQLITE_OK &&
+	       rows == 3, "exec SELECT with UPDATEs in its callback");
+	expect(sqlite3_exec(sq, "DELETE FROM st WHERE x > 10", NULL, NULL, NULL) == SQLITE_OK &&
+	       sqlite3_changes(sq) == 3, "exec DELETE");
+	rows = 0;
+	expect(sqlite3_exec(sq, "SELECT x FROM st WHERE x < 0", bump_row, &rows, NULL) ==
+	       SQLITE_OK && rows == 0, "exec SELECT of no row");
+	sqlite3_close(sq);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -177,6 +221,8 @@ int main(int argc, char **argv)
 		return run_pq(argv[2]);
 	if (argc == 7 && strcmp(argv[1], "my") == 0)
 		return run_my(argv + 2);
-	fprintf(stderr, "usage: sqlclients pq CONNINFO | my HOST PORT USER PASSWORD DB\n");
+	if (argc == 2 && strcmp(argv[1], "sq") == 0)
+		return run_sq();
+	fprintf(stderr, "usage: sqlclients pq CONNINFO | my HOST PORT USER PASSWORD DB | sq\n");
 	return 2;
 }
