@@ -20,6 +20,11 @@
 #    UPDATE by mysql_send_query + mysql_read_query_result) never followed
 #    by mysql_store_result, then 300 ms of other work: each is timed to
 #    its answer, not to the thread's next statement (it took 300 ms).
+#    libmariadb's non-blocking API on two connections, interleaved, with an
+#    SQLite statement meanwhile: three statements. The preload's MySQL
+#    hook, suspended inside mysql_real_query_start's coroutine, held the
+#    thread's depth raised, and the second connection's query and the
+#    SQLite statement were lost.
 # 4. SQLite: the statements that an sqlite3_exec callback runs (an UPDATE
 #    for each of 3 rows) are the application's: 3 statements (they were
 #    lost, run while the exec's own inner calls pass through). An exec's
@@ -69,7 +74,7 @@ for mode in pq my sq; do
 	ap_log "ok: sqlclients $mode returns the same under the preload"
 done
 
-# shape calls rows errors, for every shape of the service (22 statements).
+# shape calls rows errors, for every shape of the service (25 statements).
 want='INSERT INTO pl (id, v) VALUES (?) 3 3 0
 SELECT count(*) FROM pl 1 1 0
 UPDATE pl SET v = v + ? WHERE id = $1 2 1 0
@@ -82,15 +87,21 @@ SELECT ? AS after_b 1 1 0
 INSERT INTO ml (id, v) VALUES (?) 1 1 0
 UPDATE ml SET v = v + ? WHERE id = ? 1 1 0
 SELECT v FROM ml WHERE id = ? 1 1 0
+SELECT SLEEP(?) AS nb_one 1 - 0
+SELECT SLEEP(?) AS nb_two 1 - 0
+SELECT ? AS nb_between 1 0 0
 CREATE TABLE st (x int); INSERT INTO st VALUES (?) 1 3 0
 SELECT x FROM st 1 3 0
 UPDATE st SET x = x + ? WHERE x = ? 3 3 0
 DELETE FROM st WHERE x > ? 1 3 0
 SELECT x FROM st WHERE x < ? 1 0 0'
-filter='[.queries[] | "\(.sql) \(.calls) \(.rows) \(.errors)"] | sort | join("\n")'
+# The rows of the two interleaved non-blocking SELECTs are not compared:
+# the first to complete stays open on the thread until its result is read,
+# and the second's completion ends it first (rows unknown).
+filter='[.queries[] | "\(.sql) \(.calls) \(if (.sql | test("nb_(one|two)")) then "-" else .rows end) \(.errors)"] | sort | join("\n")'
 for i in $(seq 50); do
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 22 ] && break
+	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 25 ] && break
 	sleep 0.2
 done
 sleep 1.5

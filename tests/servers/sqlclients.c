@@ -22,6 +22,11 @@
  *     mysql_send_query + mysql_read_query_result, neither followed by
  *     mysql_store_result (C callers, Perl's DBD::MariaDB), each followed
  *     by 300 ms of other work, then a SELECT read by mysql_store_result.
+ *     Then libmariadb's non-blocking API on two more connections,
+ *     interleaved: mysql_real_query_start of a 200 ms SELECT on one, of a
+ *     100 ms SELECT on the other, an SQLite statement meanwhile, then
+ *     both driven by poll and _cont, and their results read by
+ *     mysql_store_result_start/_cont.
  *   sqlclients sq
  *     SQLite in memory: sqlite3_exec of a SELECT whose callback runs an
  *     UPDATE (prepare, step, finalize) for each of the 3 rows it is
@@ -32,6 +37,7 @@
  * Exits 0 when every call returned what it should (the same with and
  * without the preload), else prints what differed and exits 1.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +50,17 @@
 
 int mysql_send_query(MYSQL *, const char *, unsigned long);
 char mysql_read_query_result(MYSQL *);
+/* libmariadb's non-blocking API */
+#define MYSQL_OPT_NONBLOCK 6000
+#define MYSQL_WAIT_READ 1
+#define MYSQL_WAIT_WRITE 2
+#define MYSQL_WAIT_TIMEOUT 8
+int mysql_options(MYSQL *, int, const void *);
+int mysql_real_query_start(int *, MYSQL *, const char *, unsigned long);
+int mysql_real_query_cont(int *, MYSQL *, int);
+int mysql_store_result_start(MYSQL_RES **, MYSQL *);
+int mysql_store_result_cont(MYSQL_RES **, MYSQL *, int);
+int mysql_get_socket(MYSQL *);
 
 static int bad;
 
@@ -152,6 +169,62 @@ static int run_pq(const char *conninfo)
 	return bad;
 }
 
+/* Waits for what a suspended non-blocking call needs (status), returns
+ * what happened, for its _cont. */
+static int my_wait(MYSQL *m, int status)
+{
+	struct pollfd p = { .fd = mysql_get_socket(m),
+	                    .events = (short)((status & MYSQL_WAIT_READ ? POLLIN : 0) |
+	                                      (status & MYSQL_WAIT_WRITE ? POLLOUT : 0)) };
+	int r = 0;
+	if (poll(&p, 1, 5000) > 0) {
+		r |= p.revents & (POLLIN | POLLHUP | POLLERR) ? MYSQL_WAIT_READ : 0;
+		r |= p.revents & POLLOUT ? MYSQL_WAIT_WRITE : 0;
+	}
+	return r ? r : MYSQL_WAIT_TIMEOUT;
+}
+
+static void my_nonblocking(char **a)
+{
+	MYSQL *m[2];
+	const char *q[2] = { "SELECT SLEEP(0.2) AS nb_one", "SELECT SLEEP(0.1) AS nb_two" };
+	int st[2], rc[2];
+	sqlite3 *lite = NULL;
+	for (int i = 0; i < 2; i++) {
+		m[i] = mysql_init(NULL);
+		if (!m[i] || !mysql_real_connect(m[i], a[0], a[2], a[3], a[4], (unsigned)atoi(a[1]),
+		                                 NULL, 0) ||
+		    mysql_options(m[i], MYSQL_OPT_NONBLOCK, NULL) != 0) {
+			printf("sqlclients: non-blocking connection %d: %s\n", i,
+			       m[i] ? mysql_error(m[i]) : "no handle");
+			bad = 1;
+			return;
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		st[i] = mysql_real_query_start(&rc[i], m[i], q[i], strlen(q[i]));
+	expect(st[0] && st[1], "both non-blocking queries wait for the server");
+	expect(sqlite3_open(":memory:", &lite) == SQLITE_OK &&
+	       sqlite3_exec(lite, "SELECT 'meanwhile' AS nb_between", NULL, NULL, NULL) ==
+	               SQLITE_OK, "SQLite meanwhile");
+	sqlite3_close(lite);
+	while (st[0] || st[1])
+		for (int i = 0; i < 2; i++)
+			if (st[i])
+				st[i] = mysql_real_query_cont(&rc[i], m[i], my_wait(m[i], st[i]));
+	for (int i = 0; i < 2; i++) {
+		expect(rc[i] == 0, "non-blocking query");
+		MYSQL_RES *res = NULL;
+		int s2 = mysql_store_result_start(&res, m[i]);
+		while (s2)
+			s2 = mysql_store_result_cont(&res, m[i], my_wait(m[i], s2));
+		expect(res != NULL, "non-blocking result");
+		if (res)
+			mysql_free_result(res);
+		mysql_close(m[i]);
+	}
+}
+
 static int run_my(char **a)
 {
 	MYSQL *m = mysql_init(NULL);
@@ -174,6 +247,7 @@ static int run_my(char **a)
 	if (res)
 		mysql_free_result(res);
 	mysql_close(m);
+	my_nonblocking(a);
 	return bad;
 }
 
