@@ -2,7 +2,8 @@
  * hook_sqlite.c - statements through libsqlite3.
  *
  * One execution runs from the first sqlite3_step after a prepare or reset
- * until SQLITE_DONE, an error, a reset or a finalize (SPEC section 3): Python's
+ * until SQLITE_DONE, an error other than SQLITE_BUSY (which the caller may
+ * retry), a reset or a finalize (SPEC section 3): Python's
  * sqlite3 module caches prepared statements and re-runs them after
  * sqlite3_reset, so a prepare is not an execution. A failed prepare is a
  * failed statement. sqlite3_exec is one statement, its inner prepare/step/
@@ -27,6 +28,7 @@ typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
 
 #define SQLITE_OK 0
+#define SQLITE_BUSY 5
 #define SQLITE_ROW 100
 #define SQLITE_DONE 101
 #define SQLITE_MISUSE 21
@@ -96,6 +98,7 @@ static struct exec_slot {
 	sqlite3_stmt *stmt;
 	struct pl_stmt st;
 	uint64_t rows;
+	int busy_rc; /* the last step said SQLITE_BUSY (this code): may be retried */
 } execs[EXEC_SLOTS];
 static int execs_lock;
 
@@ -192,6 +195,7 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	struct exec_slot *e = exec_find(s);
 	if (!e && (e = exec_claim(s)) != NULL) {
 		e->rows = 0;
+		e->busy_rc = 0;
 		xunlock();
 		pl_stmt_begin(&e->st); /* outside the lock: it may take others */
 	} else {
@@ -204,11 +208,17 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	pl_db_depth--;
 
 	saved = errno;
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW || (rc & 0xff) == SQLITE_BUSY) {
+		/* SQLITE_BUSY: the caller may step again, and that retry goes on
+		 * with this execution (sqlite3_step's contract); ending it here
+		 * made a loop retrying 3 times 4 statements, 3 of them failed.
+		 * One given up after it ends as failed at its reset or finalize. */
 		xlock();
 		struct exec_slot *r = exec_find(s);
-		if (r)
-			r->rows++;
+		if (r) {
+			r->rows += rc == SQLITE_ROW;
+			r->busy_rc = rc == SQLITE_ROW ? 0 : rc;
+		}
 		xunlock();
 	} else {
 		struct exec_slot done;
@@ -227,7 +237,7 @@ static __attribute__((noinline)) void end_early(void *const *f, sqlite3_stmt *s)
 	struct exec_slot done;
 	int saved = errno;
 	if (s && exec_take(s, &done))
-		emit(f, s, &done, SQLITE_OK);
+		emit(f, s, &done, done.busy_rc ? done.busy_rc : SQLITE_OK);
 	errno = saved;
 }
 

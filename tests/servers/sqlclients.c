@@ -27,12 +27,17 @@
  *     100 ms SELECT on the other, an SQLite statement meanwhile, then
  *     both driven by poll and _cont, and their results read by
  *     mysql_store_result_start/_cont.
- *   sqlclients sq
+ *   sqlclients sq PATH
  *     SQLite in memory: sqlite3_exec of a SELECT whose callback runs an
  *     UPDATE (prepare, step, finalize) for each of the 3 rows it is
  *     handed: the UPDATEs are the application's statements; then a
  *     DELETE of those 3 rows and an exec of a SELECT returning none (its
  *     rows are the rows it returned, not the DELETE's 3 changes).
+ *     Then, in a database file at PATH with two connections, an INSERT
+ *     that meets SQLITE_BUSY (the other holds an exclusive transaction)
+ *     and is stepped again, as sqlite3_step allows, until it is done
+ *     (the third retry, once the other committed), and another INSERT
+ *     given up after two SQLITE_BUSY (reset, finalized).
  *
  * Exits 0 when every call returned what it should (the same with and
  * without the preload), else prints what differed and exits 1.
@@ -268,7 +273,43 @@ static int bump_row(void *count, int n, char **values, char **names)
 	return ok ? 0 : 1;
 }
 
-static int run_sq(void)
+/* Two executions meeting SQLITE_BUSY: one retried until done, one given up. */
+static void sq_busy(const char *path)
+{
+	sqlite3 *a = NULL, *b = NULL;
+	sqlite3_stmt *s1 = NULL, *s2 = NULL;
+	unlink(path);
+	if (sqlite3_open(path, &a) != SQLITE_OK || sqlite3_open(path, &b) != SQLITE_OK ||
+	    sqlite3_exec(a, "CREATE TABLE bt (x int)", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b, "INSERT INTO bt VALUES (1) -- retried", -1, &s1, NULL) !=
+	            SQLITE_OK ||
+	    sqlite3_prepare_v2(b, "INSERT INTO bt VALUES (2) -- given up", -1, &s2, NULL) !=
+	            SQLITE_OK) {
+		printf("sqlclients: busy setup: %s\n", a ? sqlite3_errmsg(a) : "no database");
+		bad = 1;
+		goto out;
+	}
+	expect(sqlite3_exec(a, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK, "BEGIN EXCLUSIVE");
+	int rc, tries = 0;
+	while ((rc = sqlite3_step(s1)) == SQLITE_BUSY && tries < 10) {
+		if (++tries == 3)
+			expect(sqlite3_exec(a, "COMMIT", NULL, NULL, NULL) == SQLITE_OK, "COMMIT");
+	}
+	expect(rc == SQLITE_DONE && tries == 3, "the retried INSERT is done at the third retry");
+	expect(sqlite3_exec(a, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK,
+	       "BEGIN EXCLUSIVE again");
+	expect(sqlite3_step(s2) == SQLITE_BUSY && sqlite3_step(s2) == SQLITE_BUSY,
+	       "the other INSERT is busy twice");
+	sqlite3_reset(s2);
+	expect(sqlite3_exec(a, "COMMIT", NULL, NULL, NULL) == SQLITE_OK, "COMMIT again");
+out:
+	sqlite3_finalize(s1);
+	sqlite3_finalize(s2);
+	sqlite3_close(a);
+	sqlite3_close(b);
+}
+
+static int run_sq(const char *path)
 {
 	if (sqlite3_open(":memory:", &sq) != SQLITE_OK) {
 		printf("sqlclients: sqlite3_open failed\n");
@@ -285,6 +326,7 @@ static int run_sq(void)
 	expect(sqlite3_exec(sq, "SELECT x FROM st WHERE x < 0", bump_row, &rows, NULL) ==
 	       SQLITE_OK && rows == 0, "exec SELECT of no row");
 	sqlite3_close(sq);
+	sq_busy(path);
 	return bad;
 }
 
@@ -295,8 +337,8 @@ int main(int argc, char **argv)
 		return run_pq(argv[2]);
 	if (argc == 7 && strcmp(argv[1], "my") == 0)
 		return run_my(argv + 2);
-	if (argc == 2 && strcmp(argv[1], "sq") == 0)
-		return run_sq();
-	fprintf(stderr, "usage: sqlclients pq CONNINFO | my HOST PORT USER PASSWORD DB | sq\n");
+	if (argc == 3 && strcmp(argv[1], "sq") == 0)
+		return run_sq(argv[2]);
+	fprintf(stderr, "usage: sqlclients pq CONNINFO | my HOST PORT USER PASSWORD DB | sq PATH\n");
 	return 2;
 }
