@@ -97,6 +97,29 @@ static struct pl_copy_lib my_lib = { .what = "libmysqlclient", .names = my_names
  * its caller's. NULL: none can be determined, call nothing. */
 #define MY_FNS() pl_copy_fns(&my_lib, __builtin_return_address(0))
 
+/* The handle (MYSQL or MYSQL_STMT) whose hooked call is in progress on
+ * this thread: the library's own calls on it (mysql_query jumping to
+ * mysql_real_query, mariadb_stmt_execute_direct calling
+ * mysql_stmt_prepare) pass straight through. Per handle, and not
+ * pl_db_depth, because libmariadb's non-blocking API (mysql_real_query_start
+ * and _cont) runs the call in a coroutine that suspends inside our hook
+ * and returns to the application: a thread-wide depth stayed raised
+ * meanwhile, and the thread's other statements (another connection's,
+ * SQLite's, libpq's) passed through unrecorded. Interleaved suspended
+ * calls may leave another handle here: that costs at most a nested call
+ * recorded on its own, never a statement lost. */
+static __thread const void *my_in;
+
+/* Around a hook's real call: once per scope (a declaration). */
+#define MY_ENTER(f, h) \
+	struct pl_copy_outer my_outer_saved_ = pl_copy_outer; \
+	pl_copy_outer = (struct pl_copy_outer){ &my_lib, (f) }; \
+	my_in = (h)
+#define MY_LEAVE(h) \
+	if (my_in == (h)) \
+		my_in = NULL; \
+	pl_copy_outer = my_outer_saved_
+
 /* What ending the open statement needs of the copy that ran it. */
 struct my_acc {
 	my_err_no_fn err_no;
@@ -158,11 +181,28 @@ void pl_mysql_flush_open(void)
 	errno = saved;
 }
 
-/* After a query call returned `rc` (0 = sent and answered): a failure is a
- * finished statement; success waits for its result. */
-static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
-                           const char *q, unsigned long len, int rc)
+/* A statement answered without a result set (INSERT, UPDATE, SET...) is
+ * finished: nothing more of it will be read. Many callers never call
+ * mysql_store_result for it (C code, Perl's DBD::MariaDB, which asks
+ * mysql_field_count first), so waiting for one timed the statement until
+ * the thread's next statement or the end of its request: an UPDATE then
+ * 300 ms of other work took 300 ms. A result set waits for its fetch. */
+static void answered_ok(MYSQL *h)
 {
+	if (open_q.acc.field_count(h) == 0)
+		end_open(NULL, 0);
+}
+
+/* After a query call returned `rc` (0 = sent, and answered when
+ * `answered`; mysql_send_query's answer is read later): a failure is a
+ * finished statement; success without a result set too (answered_ok);
+ * a result set waits for its fetch. */
+static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
+                           const char *q, unsigned long len, int rc, int answered)
+{
+	/* Another call completed in between (non-blocking calls on two
+	 * handles, interleaved): its statement ends first, never overwritten. */
+	pl_mysql_flush_thread();
 	pl_mysql_open = h;
 	open_q.acc = (struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
 	                              MYF(f, num_rows), MYF(f, field_count) };
@@ -177,6 +217,8 @@ static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
 		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		res.failed = 1;
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
+	} else if (answered) {
+		answered_ok(h);
 	}
 }
 
@@ -185,16 +227,16 @@ EXPORT int mysql_real_query(MYSQL *h, const char *q, unsigned long len)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
-	if (pl_db_depth || pl_cfg.disabled || !q)
+	if (my_in == h || pl_cfg.disabled || !q)
 		return MYF(f, real_query)(h, q, len);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	PL_COPY_ENTER(&my_lib, f);
+	MY_ENTER(f, h);
 	int rc = MYF(f, real_query)(h, q, len);
-	PL_COPY_LEAVE();
+	MY_LEAVE(h);
 	int saved = errno;
-	query_returned(f, h, &st, q, len, rc);
+	query_returned(f, h, &st, q, len, rc, 1);
 	errno = saved;
 	return rc;
 }
@@ -204,16 +246,16 @@ EXPORT int mysql_query(MYSQL *h, const char *q)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
-	if (pl_db_depth || pl_cfg.disabled || !q)
+	if (my_in == h || pl_cfg.disabled || !q)
 		return MYF(f, query)(h, q);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	PL_COPY_ENTER(&my_lib, f);
+	MY_ENTER(f, h);
 	int rc = MYF(f, query)(h, q);
-	PL_COPY_LEAVE();
+	MY_LEAVE(h);
 	int saved = errno;
-	query_returned(f, h, &st, q, strlen(q), rc);
+	query_returned(f, h, &st, q, strlen(q), rc, 1);
 	errno = saved;
 	return rc;
 }
@@ -225,16 +267,16 @@ EXPORT int mysql_send_query(MYSQL *h, const char *q, unsigned long len)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
-	if (pl_db_depth || pl_cfg.disabled || !q)
+	if (my_in == h || pl_cfg.disabled || !q)
 		return MYF(f, send_query)(h, q, len);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	PL_COPY_ENTER(&my_lib, f);
+	MY_ENTER(f, h);
 	int rc = MYF(f, send_query)(h, q, len);
-	PL_COPY_LEAVE();
+	MY_LEAVE(h);
 	int saved = errno;
-	query_returned(f, h, &st, q, len, rc);
+	query_returned(f, h, &st, q, len, rc, 0);
 	errno = saved;
 	return rc;
 }
@@ -244,16 +286,22 @@ EXPORT unsigned char mysql_read_query_result(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
-	PL_COPY_ENTER(&my_lib, f);
+	if (my_in == h)
+		return MYF(f, read_query_result)(h);
+	MY_ENTER(f, h);
 	unsigned char rc = MYF(f, read_query_result)(h);
-	PL_COPY_LEAVE();
-	if (rc && pl_mysql_open == h && !pl_db_depth) {
+	MY_LEAVE(h);
+	if (rc && pl_mysql_open == h) {
 		int saved = errno;
 		struct pl_stmt_result res = { .failed = 1 };
 		char code[16];
 		pl_mysql_open = NULL;
 		fill_error(&open_q.acc, h, &res, code, sizeof code);
 		pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
+		errno = saved;
+	} else if (!rc && pl_mysql_open == h) {
+		int saved = errno;
+		answered_ok(h);
 		errno = saved;
 	}
 	return rc;
@@ -264,10 +312,12 @@ EXPORT MYSQL_RES *mysql_store_result(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return NULL;
-	PL_COPY_ENTER(&my_lib, f);
+	if (my_in == h)
+		return MYF(f, store_result)(h);
+	MY_ENTER(f, h);
 	MYSQL_RES *r = MYF(f, store_result)(h);
-	PL_COPY_LEAVE();
-	if (pl_mysql_open == h && !pl_db_depth) {
+	MY_LEAVE(h);
+	if (pl_mysql_open == h) {
 		int saved = errno;
 		end_open(r, 1);
 		errno = saved;
@@ -280,10 +330,12 @@ EXPORT MYSQL_RES *mysql_use_result(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return NULL;
-	PL_COPY_ENTER(&my_lib, f);
+	if (my_in == h)
+		return MYF(f, use_result)(h);
+	MY_ENTER(f, h);
 	MYSQL_RES *r = MYF(f, use_result)(h);
-	PL_COPY_LEAVE();
-	if (pl_mysql_open == h && !pl_db_depth) {
+	MY_LEAVE(h);
+	if (pl_mysql_open == h) {
 		int saved = errno;
 		/* Rows stream later, row by row: the count is not known here. */
 		end_open(NULL, 1);
@@ -307,15 +359,15 @@ EXPORT int mysql_stmt_prepare(MYSQL_STMT *s, const char *q, unsigned long len)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
-	if (pl_db_depth || pl_cfg.disabled || !q)
+	if (my_in == s || pl_cfg.disabled || !q)
 		return MYF(f, stmt_prepare)(s, q, len);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
 	st.prepare = 1;
-	PL_COPY_ENTER(&my_lib, f);
+	MY_ENTER(f, s);
 	int rc = MYF(f, stmt_prepare)(s, q, len);
-	PL_COPY_LEAVE();
+	MY_LEAVE(s);
 	int saved = errno;
 	pl_prepared_put(s, 0, q, len);
 	struct pl_stmt_result res = { 0 };
@@ -336,14 +388,14 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
-	if (pl_db_depth || pl_cfg.disabled)
+	if (my_in == s || pl_cfg.disabled)
 		return MYF(f, stmt_execute)(s);
 	pl_mysql_flush_thread();
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
-	PL_COPY_ENTER(&my_lib, f);
+	MY_ENTER(f, s);
 	int rc = MYF(f, stmt_execute)(s);
-	PL_COPY_LEAVE();
+	MY_LEAVE(s);
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	int cut;

@@ -28,7 +28,8 @@ typedef unsigned int Oid;
 
 enum { PGRES_COMMAND_OK = 1, PGRES_TUPLES_OK = 2, PGRES_BAD_RESPONSE = 5,
        PGRES_NONFATAL_ERROR = 6, PGRES_FATAL_ERROR = 7, PGRES_SINGLE_TUPLE = 9,
-       PGRES_PIPELINE_ABORTED = 11 };
+       PGRES_PIPELINE_SYNC = 10, PGRES_PIPELINE_ABORTED = 11 };
+enum { PQ_PIPELINE_OFF = 0 };
 #define PG_DIAG_SQLSTATE 'C'
 #define PG_DIAG_MESSAGE_PRIMARY 'M'
 
@@ -38,7 +39,11 @@ enum { PGRES_COMMAND_OK = 1, PGRES_TUPLES_OK = 2, PGRES_BAD_RESPONSE = 5,
  * and RTLD_LOCAL by Python. All are in every libpq since 8.0. */
 enum { PQ_exec, PQ_exec_params, PQ_prepare, PQ_exec_prepared, PQ_send_query,
        PQ_send_query_params, PQ_send_query_prepared, PQ_get_result, PQ_finish,
-       PQ_result_status, PQ_ntuples, PQ_cmd_tuples, PQ_error_field, PQ_error_message, PQ_N };
+       PQ_result_status, PQ_ntuples, PQ_cmd_tuples, PQ_error_field, PQ_error_message,
+       PQ_send_prepare, PQ_send_describe_prepared, PQ_send_describe_portal,
+       PQ_REQUIRED, /* in every libpq since 8.2 */
+       PQ_pipeline_status = PQ_REQUIRED, PQ_enter_pipeline_mode, /* libpq 14 */
+       PQ_N };
 typedef PGresult *(*pq_exec_fn)(PGconn *, const char *);
 typedef PGresult *(*pq_exec_params_fn)(PGconn *, const char *, int, const Oid *,
                                        const char *const *, const int *, const int *, int);
@@ -57,6 +62,11 @@ typedef int (*pq_ntuples_fn)(const PGresult *);
 typedef char *(*pq_cmd_tuples_fn)(PGresult *);
 typedef char *(*pq_error_field_fn)(const PGresult *, int);
 typedef char *(*pq_error_message_fn)(const PGconn *);
+typedef int (*pq_send_prepare_fn)(PGconn *, const char *, const char *, int, const Oid *);
+typedef int (*pq_send_describe_prepared_fn)(PGconn *, const char *);
+typedef int (*pq_send_describe_portal_fn)(PGconn *, const char *);
+typedef int (*pq_pipeline_status_fn)(const PGconn *);
+typedef int (*pq_enter_pipeline_mode_fn)(PGconn *);
 
 /* f's function `name`. */
 #define PQF(f, name) ((pq_##name##_fn)(f)[PQ_##name])
@@ -65,6 +75,8 @@ static const char *const pq_names[PQ_N] = {
 	"PQexec", "PQexecParams", "PQprepare", "PQexecPrepared", "PQsendQuery",
 	"PQsendQueryParams", "PQsendQueryPrepared", "PQgetResult", "PQfinish",
 	"PQresultStatus", "PQntuples", "PQcmdTuples", "PQresultErrorField", "PQerrorMessage",
+	"PQsendPrepare", "PQsendDescribePrepared", "PQsendDescribePortal", "PQpipelineStatus",
+	"PQenterPipelineMode",
 };
 EXPORT PGresult *PQexec(PGconn *, const char *);
 EXPORT PGresult *PQexecParams(PGconn *, const char *, int, const Oid *, const char *const *,
@@ -79,6 +91,10 @@ EXPORT int PQsendQueryPrepared(PGconn *, const char *, int, const char *const *,
                                const int *, int);
 EXPORT PGresult *PQgetResult(PGconn *);
 EXPORT void PQfinish(PGconn *);
+EXPORT int PQsendPrepare(PGconn *, const char *, const char *, int, const Oid *);
+EXPORT int PQsendDescribePrepared(PGconn *, const char *);
+EXPORT int PQsendDescribePortal(PGconn *, const char *);
+EXPORT int PQenterPipelineMode(PGconn *);
 _Static_assert(PQ_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const pq_self[PQ_N] = {
 	[PQ_exec] = (const void *)PQexec, [PQ_exec_params] = (const void *)PQexecParams,
@@ -87,9 +103,13 @@ static const void *const pq_self[PQ_N] = {
 	[PQ_send_query_params] = (const void *)PQsendQueryParams,
 	[PQ_send_query_prepared] = (const void *)PQsendQueryPrepared,
 	[PQ_get_result] = (const void *)PQgetResult, [PQ_finish] = (const void *)PQfinish,
+	[PQ_send_prepare] = (const void *)PQsendPrepare,
+	[PQ_send_describe_prepared] = (const void *)PQsendDescribePrepared,
+	[PQ_send_describe_portal] = (const void *)PQsendDescribePortal,
+	[PQ_enter_pipeline_mode] = (const void *)PQenterPipelineMode,
 };
 static struct pl_copy_lib pq_lib = { .what = "libpq", .names = pq_names, .self = pq_self,
-                                     .n = PQ_N, .nreq = PQ_N };
+                                     .n = PQ_N, .nreq = PQ_REQUIRED };
 
 /* The caller's copy: in each exported hook itself, so the return address is
  * its caller's. NULL: none can be determined, call nothing. */
@@ -228,20 +248,41 @@ EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *name, int n,
 
 /* ---- asynchronous calls ---- */
 
-/* Statements sent and not yet ended by a NULL PQgetResult, one per
- * connection (libpq allows one query in flight per connection outside
- * pipeline mode). A small open table under a spin lock: only the async
- * calls take it. */
-#define ASYNC_SLOTS 64
+/* Commands sent and not yet ended by their NULL PQgetResult. Outside
+ * pipeline mode a connection has at most one. In pipeline mode (libpq 14;
+ * psycopg 3's executemany) it has several: their results come back in the
+ * order sent, each command's ended by one NULL, and each PQpipelineSync
+ * answered by a PGRES_PIPELINE_SYNC result that no NULL follows. So each
+ * connection numbers its commands as they are sent (`sent`) and as their
+ * NULLs come back (`done`): the results read belong to command `done`.
+ * Every command that yields results is numbered, statements or not
+ * (PQsendDescribePrepared), so that no statement is ever paired with
+ * another command's results. One statement per connection only (the
+ * newest, its results given the oldest's) gave a pipeline of four
+ * statements one statement, with the wrong text, rows and error.
+ *
+ * The statements wait in a pool shared by all connections: one sent when
+ * it is full is not recorded, and the numbering stays right. A connection
+ * leaves its table when nothing of it is outstanding. Small tables under a
+ * spin lock: only the async calls take it (PQgetResult only while a
+ * connection is in the table). */
+#define ASYNC_CONNS 64
+#define ASYNC_STMTS 128
+static struct async_conn {
+	PGconn *conn; /* NULL: free */
+	uint32_t sent, done;
+} async_conns[ASYNC_CONNS];
 static struct async_stmt {
-	PGconn *conn;
+	PGconn *conn; /* NULL: free */
+	uint32_t seq; /* the connection's command number */
 	struct pl_stmt st;
 	struct pl_stmt_result res;
 	char code[8];
 	char message[160];
 	size_t len;
 	char text[PL_PREPARED_TEXT];
-} async_tab[ASYNC_SLOTS];
+} async_tab[ASYNC_STMTS];
+static unsigned async_nconns; /* connections in async_conns */
 static int async_lock;
 
 static void alock(void)
@@ -262,22 +303,86 @@ void pl_pq_atfork_child(void)
 	async_lock = 0;
 }
 
-static struct async_stmt *async_find(PGconn *conn)
+/* Under the lock: conn's entry (NULL: a free one), or NULL. */
+static struct async_conn *conn_find(const PGconn *conn)
 {
-	for (unsigned i = 0; i < ASYNC_SLOTS; i++)
-		if (async_tab[i].conn == conn)
+	for (unsigned i = 0; i < ASYNC_CONNS; i++)
+		if (async_conns[i].conn == conn)
+			return &async_conns[i];
+	return NULL;
+}
+
+static void conn_free(struct async_conn *c)
+{
+	c->conn = NULL;
+	__atomic_store_n(&async_nconns, async_nconns - 1, __ATOMIC_RELAXED);
+}
+
+/* Under the lock: command seq of conn, any statement of conn (any = 1), or
+ * a free entry (conn NULL); NULL when there is none. */
+static struct async_stmt *stmt_find(const PGconn *conn, uint32_t seq, int any)
+{
+	for (unsigned i = 0; i < ASYNC_STMTS; i++)
+		if (async_tab[i].conn == conn && (any || !conn || async_tab[i].seq == seq))
 			return &async_tab[i];
 	return NULL;
 }
 
-static void async_start(PGconn *conn, const struct pl_stmt *st, const char *text, size_t len)
+/* Emits a statement taken out of the pool (outside the lock). */
+static void async_emit(struct async_stmt *done)
 {
+	if (done->res.failed) {
+		done->res.code = done->code;
+		done->res.message = done->message;
+	}
+	pl_stmt_end(&done->st, AP_DB_POSTGRES, done->text, done->len, &done->res);
+}
+
+/* A command sent outside pipeline mode proves that the ones before it are
+ * over, though their NULL was never read (a caller that stopped after the
+ * last result): their statements end now, and the numbering restarts. */
+static void end_stale(PGconn *conn)
+{
+	for (;;) {
+		struct async_stmt done;
+		int found = 0;
+		alock();
+		struct async_conn *c = conn_find(conn);
+		if (c) {
+			struct async_stmt *a = stmt_find(conn, 0, 1);
+			if (a) {
+				done = *a;
+				a->conn = NULL;
+				found = 1;
+			} else {
+				conn_free(c);
+			}
+		}
+		aunlock();
+		if (!found)
+			return;
+		async_emit(&done);
+	}
+}
+
+/* After a command was sent on conn: numbers it, and holds st (NULL: not a
+ * statement) with its text until its NULL PQgetResult. */
+static void async_sent(void *const *f, PGconn *conn, const struct pl_stmt *st,
+                       const char *text, size_t len)
+{
+	if (!f[PQ_pipeline_status] || PQF(f, pipeline_status)(conn) == PQ_PIPELINE_OFF)
+		end_stale(conn);
 	alock();
-	struct async_stmt *a = async_find(conn);
-	if (!a)
-		a = async_find(NULL);
+	struct async_conn *c = conn_find(conn);
+	if (!c && (c = conn_find(NULL)) != NULL) {
+		c->conn = conn;
+		c->sent = c->done = 0;
+		__atomic_store_n(&async_nconns, async_nconns + 1, __ATOMIC_RELAXED);
+	}
+	struct async_stmt *a = c && st ? stmt_find(NULL, 0, 0) : NULL;
 	if (a) {
 		a->conn = conn;
+		a->seq = c->sent;
 		a->st = *st;
 		memset(&a->res, 0, sizeof a->res);
 		if (len >= sizeof a->text) {
@@ -288,6 +393,8 @@ static void async_start(PGconn *conn, const struct pl_stmt *st, const char *text
 		a->text[len] = '\0';
 		a->len = len;
 	}
+	if (c)
+		c->sent++;
 	aunlock();
 }
 
@@ -296,6 +403,19 @@ static void copy_cstr(char *dst, size_t cap, const char *src)
 	size_t n = src ? strnlen(src, cap - 1) : 0;
 	memcpy(dst, src ? src : "", n);
 	dst[n] = '\0';
+}
+
+/* After a send returned ok: the statement waits for its results, or, when
+ * the send failed, it is a failed statement now. Preserves errno. */
+static void send_returned(void *const *f, PGconn *conn, struct pl_stmt *st, int ok,
+                          const char *text, size_t len)
+{
+	int saved = errno;
+	if (ok)
+		async_sent(f, conn, st, text, len);
+	else
+		finish_sync(f, conn, st, NULL, text, len);
+	errno = saved;
 }
 
 EXPORT int PQsendQuery(PGconn *conn, const char *query)
@@ -310,12 +430,7 @@ EXPORT int PQsendQuery(PGconn *conn, const char *query)
 	PL_COPY_ENTER(&pq_lib, f);
 	int ok = PQF(f, send_query)(conn, query);
 	PL_COPY_LEAVE();
-	int saved = errno;
-	if (ok)
-		async_start(conn, &st, query, strlen(query));
-	else
-		finish_sync(f, conn, &st, NULL, query, strlen(query));
-	errno = saved;
+	send_returned(f, conn, &st, ok, query, strlen(query));
 	return ok;
 }
 
@@ -335,12 +450,7 @@ EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int n, const Oid
 	int ok = PQF(f, send_query_params)(conn, command, n, types, values, lengths, formats,
 	                                   result_format);
 	PL_COPY_LEAVE();
-	int saved = errno;
-	if (ok)
-		async_start(conn, &st, command, strlen(command));
-	else
-		finish_sync(f, conn, &st, NULL, command, strlen(command));
-	errno = saved;
+	send_returned(f, conn, &st, ok, command, strlen(command));
 	return ok;
 }
 
@@ -361,54 +471,119 @@ EXPORT int PQsendQueryPrepared(PGconn *conn, const char *name, int n,
 	int saved = errno;
 	char text[PL_PREPARED_TEXT];
 	size_t len = prepared_text(conn, name, text, sizeof text, &st);
-	if (ok)
-		async_start(conn, &st, text, len);
-	else
-		finish_sync(f, conn, &st, NULL, text, len);
 	errno = saved;
+	send_returned(f, conn, &st, ok, text, len);
 	return ok;
 }
 
+/* The asynchronous PQprepare (psycopg 3 prepares this way): a prepare
+ * statement like PQprepare's, whose text later executions carry. */
+EXPORT int PQsendPrepare(PGconn *conn, const char *name, const char *query, int n,
+                         const Oid *types)
+{
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
+		return 0;
+	if (pl_db_depth || pl_cfg.disabled || !query)
+		return PQF(f, send_prepare)(conn, name, query, n, types);
+	struct pl_stmt st;
+	pl_stmt_begin(&st);
+	st.prepare = 1;
+	PL_COPY_ENTER(&pq_lib, f);
+	int ok = PQF(f, send_prepare)(conn, name, query, n, types);
+	PL_COPY_LEAVE();
+	int saved = errno;
+	pl_prepared_put(conn, pl_hash_str(name ? name : ""), query, strlen(query));
+	errno = saved;
+	send_returned(f, conn, &st, ok, query, strlen(query));
+	return ok;
+}
+
+/* Not statements, but their results and NULL take a place in the
+ * connection's order (pipeline mode). */
+EXPORT int PQsendDescribePrepared(PGconn *conn, const char *name)
+{
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
+		return 0;
+	int ok = PQF(f, send_describe_prepared)(conn, name);
+	if (ok && !pl_db_depth && !pl_cfg.disabled)
+		send_returned(f, conn, NULL, ok, NULL, 0);
+	return ok;
+}
+
+EXPORT int PQsendDescribePortal(PGconn *conn, const char *name)
+{
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f))
+		return 0;
+	int ok = PQF(f, send_describe_portal)(conn, name);
+	if (ok && !pl_db_depth && !pl_cfg.disabled)
+		send_returned(f, conn, NULL, ok, NULL, 0);
+	return ok;
+}
+
+/* Entering pipeline mode (allowed once the connection is idle, its last
+ * NULL perhaps unread) ends what came before, as a send does outside it:
+ * else the pipeline's first NULL would end the earlier statement. */
+EXPORT int PQenterPipelineMode(PGconn *conn)
+{
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f || !f[PQ_enter_pipeline_mode]))
+		return 0;
+	int ok = PQF(f, enter_pipeline_mode)(conn);
+	if (ok && conn && !pl_cfg.disabled) {
+		int saved = errno;
+		end_stale(conn);
+		errno = saved;
+	}
+	return ok;
+}
+
+/* Every PQgetResult, ours inside PQexec included: PQexec drains what an
+ * earlier command left unread, and that NULL ends its statement. */
 EXPORT PGresult *PQgetResult(PGconn *conn)
 {
 	void *const *f = PQ_FNS();
 	if (PL_UNLIKELY(!f))
 		return NULL;
 	PGresult *r = PQF(f, get_result)(conn);
-	if (pl_db_depth || pl_cfg.disabled)
+	if (pl_cfg.disabled || !conn || !__atomic_load_n(&async_nconns, __ATOMIC_RELAXED))
 		return r;
 	int saved = errno;
 	struct async_stmt done;
 	int finished = 0;
 	alock();
-	struct async_stmt *a = async_find(conn);
-	if (a && conn) {
-		if (r) {
-			/* Keep what a later NULL will need: the result itself is the
-			 * caller's to clear before then. */
+	struct async_conn *c = conn_find(conn);
+	if (c && r) {
+		/* Keep what the NULL will need: the result itself is the
+		 * caller's to clear before then. A sync point belongs to no
+		 * command. */
+		struct async_stmt *a = stmt_find(conn, c->done, 0);
+		if (a && PQF(f, result_status)(r) != PGRES_PIPELINE_SYNC) {
 			struct pl_stmt_result one = { 0 };
 			read_result(f, conn, r, &one);
 			a->res.rows += one.rows;
 			a->res.rows_known |= one.rows_known;
-			if (one.failed) {
+			if (one.failed && !a->res.failed) {
 				a->res.failed = 1;
 				copy_cstr(a->code, sizeof a->code, one.code);
 				copy_cstr(a->message, sizeof a->message, one.message);
 			}
-		} else {
+		}
+	} else if (c) {
+		struct async_stmt *a = stmt_find(conn, c->done, 0);
+		if (a) {
 			done = *a;
 			a->conn = NULL;
 			finished = 1;
 		}
+		if (++c->done == c->sent)
+			conn_free(c);
 	}
 	aunlock();
-	if (finished) {
-		if (done.res.failed) {
-			done.res.code = done.code;
-			done.res.message = done.message;
-		}
-		pl_stmt_end(&done.st, AP_DB_POSTGRES, done.text, done.len, &done.res);
-	}
+	if (finished)
+		async_emit(&done);
 	errno = saved;
 	return r;
 }
@@ -422,9 +597,13 @@ EXPORT void PQfinish(PGconn *conn)
 		return;
 	if (conn) {
 		alock();
-		struct async_stmt *a = async_find(conn);
-		if (a)
-			a->conn = NULL;
+		struct async_conn *c = conn_find(conn);
+		if (c) {
+			struct async_stmt *a;
+			while ((a = stmt_find(conn, 0, 1)) != NULL)
+				a->conn = NULL;
+			conn_free(c);
+		}
 		aunlock();
 		pl_prepared_forget(conn);
 	}

@@ -2,7 +2,8 @@
  * hook_sqlite.c - statements through libsqlite3.
  *
  * One execution runs from the first sqlite3_step after a prepare or reset
- * until SQLITE_DONE, an error, a reset or a finalize (SPEC section 3): Python's
+ * until SQLITE_DONE, an error other than SQLITE_BUSY (which the caller may
+ * retry), a reset or a finalize (SPEC section 3): Python's
  * sqlite3 module caches prepared statements and re-runs them after
  * sqlite3_reset, so a prepare is not an execution. A failed prepare is a
  * failed statement. sqlite3_exec is one statement, its inner prepare/step/
@@ -27,6 +28,7 @@ typedef struct sqlite3 sqlite3;
 typedef struct sqlite3_stmt sqlite3_stmt;
 
 #define SQLITE_OK 0
+#define SQLITE_BUSY 5
 #define SQLITE_ROW 100
 #define SQLITE_DONE 101
 #define SQLITE_MISUSE 21
@@ -34,7 +36,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 /* The functions used, indexed into what pl_copy_fns returns: the copy of
  * libsqlite3 the caller reaches (libcopy.h; a process may hold two). */
 enum { SQ_prepare_v2, SQ_step, SQ_reset, SQ_finalize, SQ_exec, SQ_sql, SQ_db_handle,
-       SQ_errmsg, SQ_changes, SQ_REQUIRED, /* in every libsqlite3 since 3.3.9 (2007) */
+       SQ_errmsg, SQ_changes, SQ_total_changes, SQ_REQUIRED, /* in every libsqlite3 since 3.3.9 (2007) */
        SQ_stmt_readonly = SQ_REQUIRED, SQ_prepare, SQ_prepare_v3, SQ_N };
 typedef int (*sq_prepare_v2_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 typedef int (*sq_prepare_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
@@ -49,6 +51,7 @@ typedef const char *(*sq_sql_fn)(sqlite3_stmt *);
 typedef sqlite3 *(*sq_db_handle_fn)(sqlite3_stmt *);
 typedef const char *(*sq_errmsg_fn)(sqlite3 *);
 typedef int (*sq_changes_fn)(sqlite3 *);
+typedef int (*sq_total_changes_fn)(sqlite3 *);
 typedef int (*sq_stmt_readonly_fn)(sqlite3_stmt *);
 
 /* f's function `name` (NULL when that copy lacks it). */
@@ -57,7 +60,7 @@ typedef int (*sq_stmt_readonly_fn)(sqlite3_stmt *);
 static const char *const sq_names[SQ_N] = {
 	"sqlite3_prepare_v2", "sqlite3_step", "sqlite3_reset", "sqlite3_finalize",
 	"sqlite3_exec", "sqlite3_sql", "sqlite3_db_handle", "sqlite3_errmsg",
-	"sqlite3_changes", "sqlite3_stmt_readonly", "sqlite3_prepare", "sqlite3_prepare_v3",
+	"sqlite3_changes", "sqlite3_total_changes", "sqlite3_stmt_readonly", "sqlite3_prepare", "sqlite3_prepare_v3",
 };
 EXPORT int sqlite3_prepare_v2(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 EXPORT int sqlite3_prepare(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
@@ -95,6 +98,7 @@ static struct exec_slot {
 	sqlite3_stmt *stmt;
 	struct pl_stmt st;
 	uint64_t rows;
+	int busy_rc; /* the last step said SQLITE_BUSY (this code): may be retried */
 } execs[EXEC_SLOTS];
 static int execs_lock;
 
@@ -191,6 +195,7 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	struct exec_slot *e = exec_find(s);
 	if (!e && (e = exec_claim(s)) != NULL) {
 		e->rows = 0;
+		e->busy_rc = 0;
 		xunlock();
 		pl_stmt_begin(&e->st); /* outside the lock: it may take others */
 	} else {
@@ -203,11 +208,17 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	pl_db_depth--;
 
 	saved = errno;
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW || (rc & 0xff) == SQLITE_BUSY) {
+		/* SQLITE_BUSY: the caller may step again, and that retry goes on
+		 * with this execution (sqlite3_step's contract); ending it here
+		 * made a loop retrying 3 times 4 statements, 3 of them failed.
+		 * One given up after it ends as failed at its reset or finalize. */
 		xlock();
 		struct exec_slot *r = exec_find(s);
-		if (r)
-			r->rows++;
+		if (r) {
+			r->rows += rc == SQLITE_ROW;
+			r->busy_rc = rc == SQLITE_ROW ? 0 : rc;
+		}
 		xunlock();
 	} else {
 		struct exec_slot done;
@@ -226,7 +237,7 @@ static __attribute__((noinline)) void end_early(void *const *f, sqlite3_stmt *s)
 	struct exec_slot done;
 	int saved = errno;
 	if (s && exec_take(s, &done))
-		emit(f, s, &done, SQLITE_OK);
+		emit(f, s, &done, done.busy_rc ? done.busy_rc : SQLITE_OK);
 	errno = saved;
 }
 
@@ -307,6 +318,32 @@ EXPORT int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned 
 	PREPARE_BODY(f, prepare_v3, SQF(f, prepare_v3)(db, sql, nbyte, flags, out, tail));
 }
 
+/* The caller's callback of one sqlite3_exec, called through exec_cb: the
+ * statements it runs are the application's own, each a statement (they
+ * passed straight through, pl_db_depth being up, and were lost), and the
+ * rows it is handed are the rows the exec returned. */
+struct exec_call {
+	int (*cb)(void *, int, char **, char **);
+	void *arg;
+	void *const *f;
+	sqlite3 *db;
+	uint64_t rows;       /* callback calls: rows returned */
+	int64_t cb_changes;  /* rows the callback's own statements changed */
+};
+
+static int exec_cb(void *p, int n, char **values, char **names)
+{
+	struct exec_call *x = p;
+	int depth = pl_db_depth;
+	int before = SQF(x->f, total_changes)(x->db);
+	x->rows++;
+	pl_db_depth = 0;
+	int rc = x->cb(x->arg, n, values, names);
+	pl_db_depth = depth;
+	x->cb_changes += SQF(x->f, total_changes)(x->db) - before;
+	return rc;
+}
+
 EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
                         int (*cb)(void *, int, char **, char **), void *arg, char **err)
 {
@@ -317,8 +354,12 @@ EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
 		return SQF(f, exec)(db, sql, cb, arg, err);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
+	struct exec_call x = { cb, arg, f, db, 0, 0 };
+	/* Rows changed: sqlite3_changes() alone is the last write's, perhaps
+	 * one made long before a SELECT. */
+	int before = db ? SQF(f, total_changes)(db) : 0;
 	pl_db_depth++;
-	int rc = SQF(f, exec)(db, sql, cb, arg, err);
+	int rc = SQF(f, exec)(db, sql, cb ? exec_cb : NULL, cb ? (void *)&x : arg, err);
 	pl_db_depth--;
 	int saved = errno;
 	if (have_accessors(f)) {
@@ -330,7 +371,8 @@ EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
 			res.code = code;
 			res.message = SQF(f, errmsg)(db);
 		} else {
-			res.rows = (uint64_t)SQF(f, changes)(db);
+			int64_t changed = (int64_t)SQF(f, total_changes)(db) - before - x.cb_changes;
+			res.rows = x.rows + (changed > 0 ? (uint64_t)changed : 0);
 			res.rows_known = 1;
 		}
 		pl_stmt_end(&st, AP_DB_SQLITE, sql, strlen(sql), &res);

@@ -337,9 +337,11 @@ void pl_crash_install(void);
  * libcopy.h. */
 
 /* Our own calls into a client library (PQexec calls PQsendQuery and
- * PQgetResult, libmariadb calls mysql_real_query from mysql_query) must be
- * one statement, not three: hooks entered while this is non-zero pass
- * straight through. Initial-exec TLS. */
+ * PQgetResult, sqlite3_exec calls sqlite3_prepare_v2 and sqlite3_step)
+ * must be one statement, not three: hooks entered while this is non-zero
+ * pass straight through. The MySQL hooks track their own nesting per
+ * handle instead (hook_mysql.c: libmariadb's non-blocking calls suspend
+ * inside them). Initial-exec TLS. */
 extern __thread int pl_db_depth;
 
 /* A statement being timed. */

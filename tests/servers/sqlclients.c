@@ -1,0 +1,344 @@
+/*
+ * sqlclients.c - client-library usage that the SQL hooks must follow
+ * exactly, run under the preload by tests/integration/sqlclients.sh (no
+ * HTTP: every statement counts for the service alone, in
+ * /api/v1/queries). Built at test time (no MySQL header is needed:
+ * mysql_decls.h).
+ *
+ *   sqlclients pq CONNINFO
+ *     1. Pipeline mode (libpq 14; psycopg 3's executemany): three INSERTs
+ *        (PQsendQueryParams), a SELECT count(*), PQsendPrepare of an
+ *        UPDATE, PQsendDescribePrepared of it (a command, not a
+ *        statement), its PQsendQueryPrepared, one PQpipelineSync; every
+ *        result read, NULLs and the sync result included.
+ *     2. A pipeline whose first statement fails (division by zero): the
+ *        second is aborted (PGRES_PIPELINE_ABORTED).
+ *     3. A statement whose final NULL is never read before the next
+ *        command: PQsendQuery, its one result, then PQexec (which drains
+ *        the NULL itself); and PQsendQuery, its result, then another
+ *        PQsendQuery.
+ *   sqlclients my HOST PORT USER PASSWORD DB
+ *     An INSERT through mysql_query and an UPDATE through
+ *     mysql_send_query + mysql_read_query_result, neither followed by
+ *     mysql_store_result (C callers, Perl's DBD::MariaDB), each followed
+ *     by 300 ms of other work, then a SELECT read by mysql_store_result.
+ *     Then libmariadb's non-blocking API on two more connections,
+ *     interleaved: mysql_real_query_start of a 200 ms SELECT on one, of a
+ *     100 ms SELECT on the other, an SQLite statement meanwhile, then
+ *     both driven by poll and _cont, and their results read by
+ *     mysql_store_result_start/_cont.
+ *   sqlclients sq PATH
+ *     SQLite in memory: sqlite3_exec of a SELECT whose callback runs an
+ *     UPDATE (prepare, step, finalize) for each of the 3 rows it is
+ *     handed: the UPDATEs are the application's statements; then a
+ *     DELETE of those 3 rows and an exec of a SELECT returning none (its
+ *     rows are the rows it returned, not the DELETE's 3 changes).
+ *     Then, in a database file at PATH with two connections, an INSERT
+ *     that meets SQLITE_BUSY (the other holds an exclusive transaction)
+ *     and is stepped again, as sqlite3_step allows, until it is done
+ *     (the third retry, once the other committed), and another INSERT
+ *     given up after two SQLITE_BUSY (reset, finalized).
+ *
+ * Exits 0 when every call returned what it should (the same with and
+ * without the preload), else prints what differed and exits 1.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "mysql_decls.h"
+
+int mysql_send_query(MYSQL *, const char *, unsigned long);
+char mysql_read_query_result(MYSQL *);
+/* libmariadb's non-blocking API */
+#define MYSQL_OPT_NONBLOCK 6000
+#define MYSQL_WAIT_READ 1
+#define MYSQL_WAIT_WRITE 2
+#define MYSQL_WAIT_TIMEOUT 8
+int mysql_options(MYSQL *, int, const void *);
+int mysql_real_query_start(int *, MYSQL *, const char *, unsigned long);
+int mysql_real_query_cont(int *, MYSQL *, int);
+int mysql_store_result_start(MYSQL_RES **, MYSQL *);
+int mysql_store_result_cont(MYSQL_RES **, MYSQL *, int);
+int mysql_get_socket(MYSQL *);
+
+static int bad;
+
+static void expect(int ok, const char *what)
+{
+	if (!ok) {
+		printf("sqlclients: %s\n", what);
+		bad = 1;
+	}
+}
+
+/* Reads one command's results up to its NULL: the statuses in order, as
+ * one string of letters (T tuples, C command, E error, A aborted). */
+static void results(PGconn *c, const char *want, const char *what)
+{
+	char got[16] = "";
+	size_t n = 0;
+	PGresult *r;
+	while ((r = PQgetResult(c)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+		char k = st == PGRES_TUPLES_OK ? 'T' : st == PGRES_COMMAND_OK ? 'C'
+		       : st == PGRES_FATAL_ERROR ? 'E' : st == PGRES_PIPELINE_ABORTED ? 'A' : '?';
+		if (n + 1 < sizeof got)
+			got[n++] = k;
+		got[n] = '\0';
+		PQclear(r);
+	}
+	if (strcmp(got, want) != 0) {
+		printf("sqlclients: %s: results %s, expected %s (%s)\n", what, got, want,
+		       PQerrorMessage(c));
+		bad = 1;
+	}
+}
+
+static void sync_result(PGconn *c, const char *what)
+{
+	PGresult *r = PQgetResult(c);
+	expect(r && PQresultStatus(r) == PGRES_PIPELINE_SYNC, what);
+	PQclear(r);
+}
+
+static int run_pq(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		printf("sqlclients: connect: %s", PQerrorMessage(c));
+		return 1;
+	}
+
+	/* 1. A pipeline of six statements and a describe. */
+	expect(PQenterPipelineMode(c), "PQenterPipelineMode");
+	for (int i = 1; i <= 3; i++) {
+		char v[8];
+		snprintf(v, sizeof v, "%d", i);
+		const char *vals[1] = { v };
+		expect(PQsendQueryParams(c, "INSERT INTO pl (id, v) VALUES ($1, 0)", 1, NULL, vals,
+		                         NULL, NULL, 0), "send INSERT");
+	}
+	expect(PQsendQueryParams(c, "SELECT count(*) FROM pl", 0, NULL, NULL, NULL, NULL, 0),
+	       "send SELECT");
+	expect(PQsendPrepare(c, "bump", "UPDATE pl SET v = v + 7 WHERE id = $1", 1, NULL),
+	       "PQsendPrepare");
+	expect(PQsendDescribePrepared(c, "bump"), "PQsendDescribePrepared");
+	const char *two[1] = { "2" };
+	expect(PQsendQueryPrepared(c, "bump", 1, two, NULL, NULL, 0), "PQsendQueryPrepared");
+	expect(PQpipelineSync(c), "PQpipelineSync");
+	for (int i = 0; i < 3; i++)
+		results(c, "C", "pipelined INSERT");
+	results(c, "T", "pipelined SELECT");
+	results(c, "C", "pipelined prepare");
+	results(c, "C", "pipelined describe");
+	results(c, "C", "pipelined execution");
+	sync_result(c, "pipeline 1 sync");
+
+	/* 2. An aborted pipeline. */
+	expect(PQsendQueryParams(c, "SELECT 1/0 AS boom", 0, NULL, NULL, NULL, NULL, 0),
+	       "send boom");
+	expect(PQsendQueryParams(c, "SELECT 2 AS skipped", 0, NULL, NULL, NULL, NULL, 0),
+	       "send skipped");
+	expect(PQpipelineSync(c), "PQpipelineSync 2");
+	results(c, "E", "boom");
+	results(c, "A", "skipped");
+	sync_result(c, "pipeline 2 sync");
+	expect(PQexitPipelineMode(c), "PQexitPipelineMode");
+
+	/* 3. Final NULLs never read by the caller. */
+	expect(PQsendQuery(c, "SELECT 'unread-a' AS left_a"), "send left_a");
+	PGresult *r = PQgetResult(c);
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "left_a result");
+	PQclear(r);
+	r = PQexec(c, "SELECT 'exec' AS drained_by_exec");
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "PQexec after left_a");
+	PQclear(r);
+	expect(PQsendQuery(c, "SELECT 'unread-b' AS left_b"), "send left_b");
+	r = PQgetResult(c);
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "left_b result");
+	PQclear(r);
+	/* The connection is idle once the last result is read: the next send
+	 * is allowed, and libpq drops the unread NULL. */
+	while (PQisBusy(c))
+		PQconsumeInput(c);
+	expect(PQsendQuery(c, "SELECT 'after' AS after_b"), "send after_b");
+	results(c, "T", "after_b");
+
+	PQfinish(c);
+	return bad;
+}
+
+/* Waits for what a suspended non-blocking call needs (status), returns
+ * what happened, for its _cont. */
+static int my_wait(MYSQL *m, int status)
+{
+	struct pollfd p = { .fd = mysql_get_socket(m),
+	                    .events = (short)((status & MYSQL_WAIT_READ ? POLLIN : 0) |
+	                                      (status & MYSQL_WAIT_WRITE ? POLLOUT : 0)) };
+	int r = 0;
+	if (poll(&p, 1, 5000) > 0) {
+		r |= p.revents & (POLLIN | POLLHUP | POLLERR) ? MYSQL_WAIT_READ : 0;
+		r |= p.revents & POLLOUT ? MYSQL_WAIT_WRITE : 0;
+	}
+	return r ? r : MYSQL_WAIT_TIMEOUT;
+}
+
+static void my_nonblocking(char **a)
+{
+	MYSQL *m[2];
+	const char *q[2] = { "SELECT SLEEP(0.2) AS nb_one", "SELECT SLEEP(0.1) AS nb_two" };
+	int st[2], rc[2];
+	sqlite3 *lite = NULL;
+	for (int i = 0; i < 2; i++) {
+		m[i] = mysql_init(NULL);
+		if (!m[i] || !mysql_real_connect(m[i], a[0], a[2], a[3], a[4], (unsigned)atoi(a[1]),
+		                                 NULL, 0) ||
+		    mysql_options(m[i], MYSQL_OPT_NONBLOCK, NULL) != 0) {
+			printf("sqlclients: non-blocking connection %d: %s\n", i,
+			       m[i] ? mysql_error(m[i]) : "no handle");
+			bad = 1;
+			return;
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		st[i] = mysql_real_query_start(&rc[i], m[i], q[i], strlen(q[i]));
+	expect(st[0] && st[1], "both non-blocking queries wait for the server");
+	expect(sqlite3_open(":memory:", &lite) == SQLITE_OK &&
+	       sqlite3_exec(lite, "SELECT 'meanwhile' AS nb_between", NULL, NULL, NULL) ==
+	               SQLITE_OK, "SQLite meanwhile");
+	sqlite3_close(lite);
+	while (st[0] || st[1])
+		for (int i = 0; i < 2; i++)
+			if (st[i])
+				st[i] = mysql_real_query_cont(&rc[i], m[i], my_wait(m[i], st[i]));
+	for (int i = 0; i < 2; i++) {
+		expect(rc[i] == 0, "non-blocking query");
+		MYSQL_RES *res = NULL;
+		int s2 = mysql_store_result_start(&res, m[i]);
+		while (s2)
+			s2 = mysql_store_result_cont(&res, m[i], my_wait(m[i], s2));
+		expect(res != NULL, "non-blocking result");
+		if (res)
+			mysql_free_result(res);
+		mysql_close(m[i]);
+	}
+}
+
+static int run_my(char **a)
+{
+	MYSQL *m = mysql_init(NULL);
+	if (!mysql_real_connect(m, a[0], a[2], a[3], a[4], (unsigned)atoi(a[1]), NULL, 0)) {
+		printf("sqlclients: mysql connect: %s\n", mysql_error(m));
+		return 1;
+	}
+	expect(mysql_query(m, "INSERT INTO ml (id, v) VALUES (1, 0)") == 0, "INSERT");
+	expect(mysql_field_count(m) == 0 && mysql_affected_rows(m) == 1, "INSERT's result");
+	usleep(300000);
+	const char *u = "UPDATE ml SET v = v + 1 WHERE id = 1";
+	expect(mysql_send_query(m, u, strlen(u)) == 0, "mysql_send_query");
+	expect(mysql_read_query_result(m) == 0, "mysql_read_query_result");
+	expect(mysql_affected_rows(m) == 1, "UPDATE's result");
+	usleep(300000);
+	expect(mysql_query(m, "SELECT v FROM ml WHERE id = 1") == 0, "SELECT");
+	MYSQL_RES *res = mysql_store_result(m);
+	MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+	expect(row && row[0] && strcmp(row[0], "1") == 0, "SELECT's row");
+	if (res)
+		mysql_free_result(res);
+	mysql_close(m);
+	my_nonblocking(a);
+	return bad;
+}
+
+static sqlite3 *sq;
+
+/* For each row of the exec's SELECT, one UPDATE of the application's. */
+static int bump_row(void *count, int n, char **values, char **names)
+{
+	(void)names;
+	sqlite3_stmt *s = NULL;
+	int ok = n == 1 && values[0] &&
+	         sqlite3_prepare_v2(sq, "UPDATE st SET x = x + 10 WHERE x = ?", -1, &s, NULL) ==
+	                 SQLITE_OK &&
+	         sqlite3_bind_int(s, 1, atoi(values[0])) == SQLITE_OK &&
+	         sqlite3_step(s) == SQLITE_DONE;
+	sqlite3_finalize(s);
+	++*(int *)count;
+	return ok ? 0 : 1;
+}
+
+/* Two executions meeting SQLITE_BUSY: one retried until done, one given up. */
+static void sq_busy(const char *path)
+{
+	sqlite3 *a = NULL, *b = NULL;
+	sqlite3_stmt *s1 = NULL, *s2 = NULL;
+	unlink(path);
+	if (sqlite3_open(path, &a) != SQLITE_OK || sqlite3_open(path, &b) != SQLITE_OK ||
+	    sqlite3_exec(a, "CREATE TABLE bt (x int)", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b, "INSERT INTO bt VALUES (1) -- retried", -1, &s1, NULL) !=
+	            SQLITE_OK ||
+	    sqlite3_prepare_v2(b, "INSERT INTO bt VALUES (2) -- given up", -1, &s2, NULL) !=
+	            SQLITE_OK) {
+		printf("sqlclients: busy setup: %s\n", a ? sqlite3_errmsg(a) : "no database");
+		bad = 1;
+		goto out;
+	}
+	expect(sqlite3_exec(a, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK, "BEGIN EXCLUSIVE");
+	int rc, tries = 0;
+	while ((rc = sqlite3_step(s1)) == SQLITE_BUSY && tries < 10) {
+		if (++tries == 3)
+			expect(sqlite3_exec(a, "COMMIT", NULL, NULL, NULL) == SQLITE_OK, "COMMIT");
+	}
+	expect(rc == SQLITE_DONE && tries == 3, "the retried INSERT is done at the third retry");
+	expect(sqlite3_exec(a, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK,
+	       "BEGIN EXCLUSIVE again");
+	expect(sqlite3_step(s2) == SQLITE_BUSY && sqlite3_step(s2) == SQLITE_BUSY,
+	       "the other INSERT is busy twice");
+	sqlite3_reset(s2);
+	expect(sqlite3_exec(a, "COMMIT", NULL, NULL, NULL) == SQLITE_OK, "COMMIT again");
+out:
+	sqlite3_finalize(s1);
+	sqlite3_finalize(s2);
+	sqlite3_close(a);
+	sqlite3_close(b);
+}
+
+static int run_sq(const char *path)
+{
+	if (sqlite3_open(":memory:", &sq) != SQLITE_OK) {
+		printf("sqlclients: sqlite3_open failed\n");
+		return 1;
+	}
+	expect(sqlite3_exec(sq, "CREATE TABLE st (x int); INSERT INTO st VALUES (1), (2), (3)",
+	                    NULL, NULL, NULL) == SQLITE_OK, "exec CREATE, INSERT");
+	int rows = 0;
+	expect(sqlite3_exec(sq, "SELECT x FROM st", bump_row, &rows, NULL) == SQLITE_OK &&
+	       rows == 3, "exec SELECT with UPDATEs in its callback");
+	expect(sqlite3_exec(sq, "DELETE FROM st WHERE x > 10", NULL, NULL, NULL) == SQLITE_OK &&
+	       sqlite3_changes(sq) == 3, "exec DELETE");
+	rows = 0;
+	expect(sqlite3_exec(sq, "SELECT x FROM st WHERE x < 0", bump_row, &rows, NULL) ==
+	       SQLITE_OK && rows == 0, "exec SELECT of no row");
+	sqlite3_close(sq);
+	sq_busy(path);
+	return bad;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && strcmp(argv[1], "pq") == 0)
+		return run_pq(argv[2]);
+	if (argc == 7 && strcmp(argv[1], "my") == 0)
+		return run_my(argv + 2);
+	if (argc == 3 && strcmp(argv[1], "sq") == 0)
+		return run_sq(argv[2]);
+	fprintf(stderr, "usage: sqlclients pq CONNINFO | my HOST PORT USER PASSWORD DB | sq PATH\n");
+	return 2;
+}
