@@ -159,4 +159,45 @@ if command -v promtool >/dev/null 2>&1; then
 	promtool check metrics <"$AP_TMP/metrics.txt" >"$AP_TMP/promtool.log" 2>&1 ||
 		ap_fail "promtool: $(cat "$AP_TMP/promtool.log")"
 fi
+# Hostile text in the endpoint list (a route, a service, or whatever answers
+# at --url): report and check replace control characters (ESC, BEL, C1 CSI
+# U+009B) by '?', never cut a character in two, and check keeps '|' out of
+# its status text so that no perfdata can be injected.
+cat >"$AP_TMP/evil.py" <<'PY'
+import http.server, json, sys
+LONG = "/" + "\u00e9" * 40  # 81 bytes: cut inside a character at 64
+EP = [{"service": "s\u001b]0;pwn\u0007\u009b31m", "method": "GET\u001b[2J", "route": r,
+       "count": 5, "error_count": 0, "error_rate": 0, "avg_ms": 9, "p50_ms": 9, "p95_ms": 9,
+       "p99_ms": 9, "max_ms": 9} for r in ("/a|x=1;;;0 /\u001b[31mred\u009b", LONG)]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = json.dumps({"endpoints": EP}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening", flush=True)
+s.serve_forever()
+PY
+EVIL_PORT=$(ap_free_port)
+ap_bg evil python3 "$AP_TMP/evil.py" "$EVIL_PORT"
+ap_wait_log evil '^listening'
+"$AP_CLI" report --url "http://127.0.0.1:$EVIL_PORT" >"$AP_TMP/evil.report" 2>&1 ||
+	ap_fail "report from the hostile list failed: $(cat "$AP_TMP/evil.report")"
+"$AP_CLI" check --url "http://127.0.0.1:$EVIL_PORT" --max-p95 '*=1' >"$AP_TMP/evil.check" 2>&1
+python3 - "$AP_TMP/evil.report" "$AP_TMP/evil.check" <<'PY' || ap_fail "hostile text reached the terminal"
+import re, sys
+for f in sys.argv[1:]:
+    text = open(f, "rb").read().decode("utf-8")  # raises on a character cut in two
+    bad = re.findall(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
+    if bad:
+        sys.exit("%s: control characters %r in %r" % (f, bad, text))
+    if f.endswith(".check") and text.count("|") != 1:
+        sys.exit("%s: '|' in the status text: %r" % (f, text))
+    if f.endswith(".report") and "?]0;pwn??31m" not in text:
+        sys.exit("%s: the service is not shown cleaned: %r" % (f, text))
+PY
 ap_log "check, aggregate, report, run and the SQL metrics: ok"
