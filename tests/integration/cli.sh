@@ -252,6 +252,13 @@ fi
 curl -sf --max-time 10 "${A[@]}" "$AP_URL/api/v1/profile?format=collapsed" >"$AP_TMP/evil.folded" ||
 	ap_fail "collapsed profile failed"
 grep -q '^main;<img' "$AP_TMP/evil.folded" || ap_fail "no hostile stack: $(cat -v "$AP_TMP/evil.folded")"
+# A browser opening an answer directly never sniffs or runs it as HTML.
+for p in "api/v1/profile?format=collapsed" api/v1/errors metrics api/v1/summaries; do
+	curl -s -D "$AP_TMP/evil.h" -o /dev/null --max-time 10 "${A[@]}" "$AP_URL/$p"
+	grep -qi '^x-content-type-options: nosniff' "$AP_TMP/evil.h" &&
+		grep -qi "^content-security-policy: default-src 'none'" "$AP_TMP/evil.h" ||
+		ap_fail "/$p: no nosniff or CSP: $(cat "$AP_TMP/evil.h")"
+done
 "$AP_CLI" report >"$AP_TMP/evil.report2" 2>&1 || ap_fail "report failed"
 grep -q 'evil<img' "$AP_TMP/evil.report2" || ap_fail "the hostile service is not in the report"
 python3 - "$AP_TMP/evil.folded" "$AP_TMP/evil.report2" "$AP_TMP/evil.metrics" <<'PY' ||
