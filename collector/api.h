@@ -59,6 +59,12 @@ struct col_api;
 
 #define COL_API_MAX_CONNECTIONS 128
 
+/* Headers of every API answer (X-Content-Type-Options: nosniff and this
+ * Content-Security-Policy): its text is chosen by the profiled server's
+ * clients (paths, SQL, messages, stacks), so a browser opening an answer
+ * directly must neither sniff it as HTML nor run anything in it. */
+#define COL_API_CSP "default-src 'none'; frame-ancestors 'none'; sandbox"
+
 /* What the handlers read. Everything must outlive the API (col_api_stop). */
 struct col_api_ctx {
 	const struct ap_config *cfg;   /* auth_token, host_name */

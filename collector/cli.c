@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "col.h"
 
 #ifndef AP_PKGLIBDIR
 #define AP_PKGLIBDIR "/usr/local/lib/apiprof"
@@ -428,10 +429,14 @@ static void cli_print_table(struct cli_row *rows, size_t n, int colour)
 	for (size_t r = 0; r < n; r++) {
 		struct cli_row *w = &rows[r];
 		char (*s)[CLI_CELL] = cell[r];
-		/* Routes longer than a cell are cut; the API has them whole. */
-		snprintf(s[0], CLI_CELL, "%s", w->service);
-		snprintf(s[1], CLI_CELL, "%s", w->method);
-		snprintf(s[2], CLI_CELL, "%s", w->route);
+		/* Routes longer than a cell are cut; the API has them whole.
+		 * The text comes from whoever the profiled server talked to (or
+		 * from whatever answers at --url): control characters, ESC and
+		 * C1 ones included, become '?', so nothing reaches the terminal
+		 * that it would act on, and a character is never cut in two. */
+		col_clean_text(w->service, strlen(w->service), s[0], CLI_CELL);
+		col_clean_text(w->method, strlen(w->method), s[1], CLI_CELL);
+		col_clean_text(w->route, strlen(w->route), s[2], CLI_CELL);
 		snprintf(s[3], CLI_CELL, "%.0f", w->count);
 		snprintf(s[4], CLI_CELL, "%.1f%%", w->error_rate * 100);
 		cli_fmt_ms(s[5], CLI_CELL, w->avg);

@@ -36,6 +36,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "col.h"
 
 #define CHECK_MAX_RULES 64
 #define MSG_MAX 4096
@@ -471,7 +472,15 @@ int cli_check(int argc, char **argv)
 		out_add(&perf, ";0");
 	}
 	out_add(&perf, " n_plus_one=%.0f;;%s;0", n1, no_n1 ? "0" : "");
-	printf("APIPROF %s - %s | %s\n", ST_NAME[st], msg.s, perf.s);
+	/* The status text names routes and services, text chosen by the
+	 * profiled server's clients: control characters (ESC, C1 CSI) become
+	 * '?', and so does '|', which would start the perfdata early. The
+	 * perfdata's labels come from the command line. */
+	char text[MSG_MAX];
+	col_clean_text(msg.s, msg.n, text, sizeof text);
+	for (char *p = strchr(text, '|'); p != NULL; p = strchr(p + 1, '|'))
+		*p = '?';
+	printf("APIPROF %s - %s | %s\n", ST_NAME[st], text, perf.s);
 	if (fflush(stdout) != 0)
 		st = ST_UNKNOWN;
 out:

@@ -73,7 +73,8 @@ size_t col_time_format(int64_t ns, char *out, size_t outlen);
 size_t col_clean_path(const char *in, size_t len, char *out, size_t outlen);
 
 /* Copies a label (service name, executable path) keeping valid UTF-8 and
- * replacing control characters and invalid bytes by '?'. Never cuts a
+ * replacing control characters (C0, DEL and C1: nothing that a terminal
+ * would act on) and invalid bytes by '?'. Never cuts a
  * character in two. out is NUL-terminated (outlen >= 1); returns length. */
 size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen);
 

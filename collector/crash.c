@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ap_crash.h"
+#include "col.h"
 
 #ifdef HAVE_LIBDW
 #include <elfutils/libdwfl.h>
@@ -69,11 +70,9 @@ static const char *base_name(const char *p, size_t len, char *out, size_t outlen
 	size_t s = len;
 	while (s > 0 && p[s - 1] != '/')
 		s--;
-	size_t n = len - s;
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, p + s, n);
-	out[n] = '\0';
+	/* The path is the sender's: cleaned, as it ends up in the log (a
+	 * terminal, the journal) and in error messages. */
+	col_clean_text(p + s, len - s, out, outlen);
 	return out;
 }
 
@@ -200,13 +199,14 @@ static void dw_name(Dwfl *d, struct frame *f)
 	if (m == NULL)
 		return;
 	const char *mname = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	if (mname != NULL)
+	if (mname != NULL) /* ours (base_name), cleaned already */
 		snprintf(f->module, sizeof f->module, "%s", mname);
 	GElf_Off off = 0;
 	GElf_Sym sym;
 	const char *fn = dwfl_module_addrinfo(m, pc, &off, &sym, NULL, NULL, NULL);
 	if (fn != NULL) {
-		snprintf(f->func, sizeof f->func, "%s", fn);
+		/* Symbols of a file the sender named: cleaned like its text. */
+		col_clean_text(fn, strlen(fn), f->func, sizeof f->func);
 		f->off = off + (f->activation ? 0 : 1);
 		f->has_func = 1;
 	} else {

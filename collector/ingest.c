@@ -566,14 +566,11 @@ static void on_profile(struct col_ingest *in, uint32_t pid, const struct ap_rec_
 	const char *method = col_method_name(col_method_of(r->method.p, r->method.len));
 	char service[COL_SERVICE_MAX];
 	col_agg_profile_key(in->agg, pid, route, service, sizeof service);
+	/* The text goes into folded output (text/plain, read on terminals and
+	 * by flamegraph.pl): cleaned like every other string from the wire,
+	 * so no newline, NUL, escape sequence or invalid UTF-8 gets there. */
 	char stack[65536];
-	size_t n = r->stack.len < sizeof stack - 1 ? r->stack.len : sizeof stack - 1;
-	memcpy(stack, r->stack.p, n);
-	stack[n] = '\0';
-	/* The text goes into folded output: no newlines, and no NUL inside. */
-	for (size_t i = 0; i < n; i++)
-		if (stack[i] == '\n' || stack[i] == '\r' || stack[i] == '\0')
-			stack[i] = '_';
+	size_t n = col_clean_text(r->stack.p, r->stack.len, stack, sizeof stack);
 	col_prof_add(col_agg_profiles(in->agg), service, method, route,
 	             ((uint64_t)pid << 40) ^ r->req_id, stack, n, r->count);
 

@@ -292,6 +292,16 @@ size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen)
 			i++;
 			continue;
 		}
+		/* C1 controls (U+0080..U+009F, "\xc2\x80".."\xc2\x9f") are
+		 * valid UTF-8, but a terminal reading UTF-8 takes U+009B as CSI,
+		 * the start of an escape sequence: one '?' for the character. */
+		if (n == 2 && s[i] == 0xc2 && s[i + 1] <= 0x9f) {
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = '?';
+			i += 2;
+			continue;
+		}
 		if (o + n >= outlen)
 			break;
 		memcpy(out + o, s + i, n);

@@ -1373,7 +1373,8 @@ static void hhmmss(int64_t ns, char *out, size_t len)
 
 char *col_windows_alert_body(const struct col_regression_view *r)
 {
-	char text[1024], from[16], to[16], ws[COL_TIME_BUF], we[COL_TIME_BUF], det[COL_TIME_BUF];
+	char raw[1024], text[1024], from[16], to[16];
+	char ws[COL_TIME_BUF], we[COL_TIME_BUF], det[COL_TIME_BUF];
 	hhmmss(r->window_start_ns, from, sizeof from);
 	hhmmss(r->window_end_ns, to, sizeof to);
 	col_time_format(r->window_start_ns, ws, sizeof ws);
@@ -1382,30 +1383,34 @@ char *col_windows_alert_body(const struct col_regression_view *r)
 	const char *host = r->host ? r->host : "";
 	switch (r->type) {
 	case COL_REG_RESPONSE_TIME:
-		snprintf(text, sizeof text, ":warning: apiprof: %s %s on %s got slower: average %.1f ms,"
+		snprintf(raw, sizeof raw, ":warning: apiprof: %s %s on %s got slower: average %.1f ms,"
 		         " up from %.1f ms (%.1fx) in %s-%s UTC on %s", r->method, r->route, r->service,
 		         r->current_avg_ms, r->previous_avg_ms,
 		         r->previous_avg_ms > 0 ? r->current_avg_ms / r->previous_avg_ms : 0.0,
 		         from, to, host);
 		break;
 	case COL_REG_P95:
-		snprintf(text, sizeof text, ":warning: apiprof: %s %s on %s got slower at the tail: p95"
+		snprintf(raw, sizeof raw, ":warning: apiprof: %s %s on %s got slower at the tail: p95"
 		         " %.1f ms, up from %.1f ms (average %.1f ms, was %.1f ms) in %s-%s UTC on %s",
 		         r->method, r->route, r->service, r->current_p95_ms, r->previous_p95_ms,
 		         r->current_avg_ms, r->previous_avg_ms, from, to, host);
 		break;
 	case COL_REG_ERROR_RATE:
-		snprintf(text, sizeof text, ":rotating_light: apiprof: %s %s on %s fails more: error"
+		snprintf(raw, sizeof raw, ":rotating_light: apiprof: %s %s on %s fails more: error"
 		         " rate %.1f%%, up from %.1f%% in %s-%s UTC on %s", r->method, r->route,
 		         r->service, r->current_error_rate * 100, r->previous_error_rate * 100,
 		         from, to, host);
 		break;
 	default:
-		snprintf(text, sizeof text, ":warning: apiprof: %s %s on %s has a new N+1 query"
+		snprintf(raw, sizeof raw, ":warning: apiprof: %s %s on %s has a new N+1 query"
 		         " pattern: %.300s (fingerprint %s) in %s-%s UTC on %s", r->method, r->route,
 		         r->service, r->sql ? r->sql : "?", r->fingerprint ? r->fingerprint : "",
 		         from, to, host);
 	}
+	/* The SQL's %.300s and the buffer's end may cut a character of the
+	 * route, service or SQL in two; jansson refuses invalid UTF-8 (no
+	 * alert at all), so a cut character becomes '?'. */
+	col_clean_text(raw, strlen(raw), text, sizeof text);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I,"
 	                      " s:s, s:s, s:s, s:s}",
 		"text", text,

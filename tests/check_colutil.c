@@ -110,6 +110,9 @@ START_TEST(test_clean_text)
 	ck_assert_str_eq(out, "a?b?c?d?");
 	col_clean_text("\xc0\xaf\xed\xa0\x80", 5, out, sizeof out); /* overlong, surrogate */
 	ck_assert_str_eq(out, "?????");
+	/* C1 controls (U+009B is CSI to a UTF-8 terminal) go; U+00A0 stays. */
+	col_clean_text("\xc2\x9b" "31m\xc2\x80\xc2\x9f\xc2\xa0", 11, out, sizeof out);
+	ck_assert_str_eq(out, "?31m??\xc2\xa0");
 	/* A multi-byte character is never cut in two. */
 	ck_assert_uint_eq(col_clean_text("ab\xc3\xa9", 4, out, 4), 2);
 	ck_assert_str_eq(out, "ab");

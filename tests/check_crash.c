@@ -139,6 +139,30 @@ START_TEST(describe_without_files)
 }
 END_TEST
 
+/* A module path is the sender's text: its name reaches the log (a
+ * terminal) and the message cleaned of ESC, BEL and C1 CSI. */
+START_TEST(describe_hostile_module)
+{
+	static const struct ap_crash_module mods[] = {
+		{ 0x555500000000, 0x555500001000, 0x555500005000,
+		  { "/x/\x1b]0;pwn\x07" "a\xc2\x9b" "2J", 16 } },
+	};
+	struct ap_rec_crash r, d;
+	fill(&r);
+	r.stack_len = 0;
+	r.mods = mods;
+	r.nmods = 1;
+	uint8_t buf[4096];
+	size_t n = ap_wire_put_crash(buf, sizeof buf, &r);
+	ck_assert_int_eq(ap_wire_get_crash(buf + 8, (uint32_t)(n - 8), &d), 0);
+	char msg[COL_CRASH_MESSAGE_MAX], detail[COL_CRASH_DETAIL_MAX];
+	col_crash_describe(&d, 4242, msg, sizeof msg, detail, sizeof detail);
+	ck_assert_msg(strstr(msg, "in ? (?]0;pwn?a?2J)") != NULL, "%s", msg);
+	ck_assert_msg(strstr(detail, "[?]0;pwn?a?2J]") != NULL, "%s", detail);
+	ck_assert_ptr_null(strchr(detail, '\x1b'));
+}
+END_TEST
+
 Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -146,6 +170,7 @@ Suite *crash_suite(void)
 	tcase_add_test(tc, round_trip);
 	tcase_add_test(tc, names);
 	tcase_add_test(tc, describe_without_files);
+	tcase_add_test(tc, describe_hostile_module);
 	suite_add_tcase(s, tc);
 	return s;
 }

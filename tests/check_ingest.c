@@ -17,6 +17,7 @@
 #include "ap_route.h"
 #include "ap_wire.h"
 #include "ingest.h"
+#include "profile.h"
 
 #define WALL_OFF (1795335300LL * 1000000000LL) /* mono 0 = 2026-11-22T08:15:00Z */
 #define MS 1000000ULL
@@ -238,6 +239,33 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+/* A profiled stack is text the sender chose: it reaches the folded
+ * (text/plain) output cleaned, without ESC, C1 CSI, newlines or bad UTF-8. */
+START_TEST(test_profile_stack_cleaned)
+{
+	struct dg d;
+	dg_start(&d, 42, "svc");
+	static const char st[] = "main;\x1b[31mevil\nx;f\xff\xc2\x9b" "2J;g\xc3\xa9";
+	struct ap_rec_profile pr = {
+		.req_id = 1, .tid = 3, .count = 5,
+		.method = { "GET", 3 }, .path = { "/p", 2 },
+		.stack = { st, (uint16_t)(sizeof st - 1) },
+	};
+	size_t k = ap_wire_put_profile(d.b + d.n, sizeof d.b - d.n, &pr);
+	ck_assert_uint_gt(k, 0);
+	d.n += k;
+	feed(&d, 42);
+	struct col_prof_rows rows;
+	ck_assert_int_eq(col_prof_select(col_agg_profiles(agg), NULL, NULL, NULL, &rows), 0);
+	size_t len;
+	char *txt = col_prof_collapsed(&rows, &len);
+	ck_assert_ptr_nonnull(txt);
+	ck_assert_str_eq(txt, "main;?[31mevil?x;f??2J;g\xc3\xa9 5\n");
+	free(txt);
+	col_prof_rows_free(&rows);
+}
+END_TEST
+
 Suite *ingest_suite(void)
 {
 	Suite *s = suite_create("ingest");
@@ -246,6 +274,7 @@ Suite *ingest_suite(void)
 	tcase_add_test(tc, test_attribution);
 	tcase_add_test(tc, test_classification);
 	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_profile_stack_cleaned);
 	suite_add_tcase(s, tc);
 	return s;
 }

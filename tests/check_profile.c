@@ -307,7 +307,7 @@ START_TEST(ingest_attributes)
 	ck_assert_str_eq(rows.v[0].route, "/users/{id}");
 	ck_assert_uint_eq(rows.v[0].samples, 20);
 	ck_assert_uint_eq(rows.v[0].requests, 2);
-	ck_assert_str_eq(rows.v[0].v[0].stack, "main;handler_x"); /* no newline in folded text */
+	ck_assert_str_eq(rows.v[0].v[0].stack, "main;handler?x"); /* cleaned: no newline */
 	col_prof_rows_free(&rows);
 	col_ingest_free(in);
 	col_agg_free(agg);

@@ -483,6 +483,37 @@ START_TEST(test_alert_body)
 	                             "new N+1 query pattern: SELECT * FROM t WHERE id = ?"));
 	json_decref(o);
 	free(s);
+	/* Text the profiled server's clients chose: the SQL's 300-byte cut and
+	 * the text's 1024-byte one fall inside 2-byte characters. The alert
+	 * is still sent, its text valid UTF-8 cut between characters. */
+	char sql[400], svc[256], route[512];
+	memset(sql, 'a', 299);
+	for (int i = 299; i < 397; i += 2)
+		memcpy(sql + i, "\xc3\xa9", 2);
+	sql[397] = '\0';
+	for (int i = 0; i < 254; i += 2)
+		memcpy(svc + i, "\xc3\xa9", 2);
+	svc[254] = '\0';
+	memset(route, 'r', 510);
+	route[0] = '/';
+	route[510] = '\0';
+	v.sql = sql;
+	for (int shift = 0; shift < 2; shift++) {
+		v.route = route + shift; /* moves the 1024-byte cut by one */
+		s = col_windows_alert_body(&v);
+		ck_assert_ptr_nonnull(s);
+		o = json_loads(s, 0, NULL);
+		ck_assert_ptr_nonnull(o);
+		ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(o, "text")),
+		                             "pattern: aaaa"));
+		json_decref(o);
+		free(s);
+		v.service = svc;
+		s = col_windows_alert_body(&v);
+		ck_assert_ptr_nonnull(s);
+		free(s);
+		v.service = "api";
+	}
 }
 END_TEST
 

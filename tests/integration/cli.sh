@@ -6,7 +6,12 @@
 # APIPROF_TOKEN), `aggregate`, `report` in colour on a terminal and plain
 # through a pipe, `run`, and --help on each. Also the SQL side of /metrics
 # from a real driver: operations, the per-table insert count, the error code
-# and the N+1 counter.
+# and the N+1 counter. Hostile text (ESC, BEL, C1 CSI, '|', markup, bad
+# UTF-8): from a fake collector, report and check print no control
+# character and check no injected perfdata; fed through the socket into
+# the real one, every API answer stays strict UTF-8 JSON, /metrics passes
+# promtool, and the folded profile, /metrics and report hold no control
+# character.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -159,4 +164,110 @@ if command -v promtool >/dev/null 2>&1; then
 	promtool check metrics <"$AP_TMP/metrics.txt" >"$AP_TMP/promtool.log" 2>&1 ||
 		ap_fail "promtool: $(cat "$AP_TMP/promtool.log")"
 fi
+# Hostile text in the endpoint list (a route, a service, or whatever answers
+# at --url): report and check replace control characters (ESC, BEL, C1 CSI
+# U+009B) by '?', never cut a character in two, and check keeps '|' out of
+# its status text so that no perfdata can be injected.
+cat >"$AP_TMP/evil.py" <<'PY'
+import http.server, json, sys
+LONG = "/" + "\u00e9" * 40  # 81 bytes: cut inside a character at 64
+EP = [{"service": "s\u001b]0;pwn\u0007\u009b31m", "method": "GET\u001b[2J", "route": r,
+       "count": 5, "error_count": 0, "error_rate": 0, "avg_ms": 9, "p50_ms": 9, "p95_ms": 9,
+       "p99_ms": 9, "max_ms": 9} for r in ("/a|x=1;;;0 /\u001b[31mred\u009b", LONG)]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = json.dumps({"endpoints": EP}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening", flush=True)
+s.serve_forever()
+PY
+EVIL_PORT=$(ap_free_port)
+ap_bg evil python3 "$AP_TMP/evil.py" "$EVIL_PORT"
+ap_wait_log evil '^listening'
+"$AP_CLI" report --url "http://127.0.0.1:$EVIL_PORT" >"$AP_TMP/evil.report" 2>&1 ||
+	ap_fail "report from the hostile list failed: $(cat "$AP_TMP/evil.report")"
+"$AP_CLI" check --url "http://127.0.0.1:$EVIL_PORT" --max-p95 '*=1' >"$AP_TMP/evil.check" 2>&1
+python3 - "$AP_TMP/evil.report" "$AP_TMP/evil.check" <<'PY' || ap_fail "hostile text reached the terminal"
+import re, sys
+for f in sys.argv[1:]:
+    text = open(f, "rb").read().decode("utf-8")  # raises on a character cut in two
+    bad = re.findall(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
+    if bad:
+        sys.exit("%s: control characters %r in %r" % (f, bad, text))
+    if f.endswith(".check") and text.count("|") != 1:
+        sys.exit("%s: '|' in the status text: %r" % (f, text))
+    if f.endswith(".report") and "?]0;pwn??31m" not in text:
+        sys.exit("%s: the service is not shown cleaned: %r" % (f, text))
+PY
+# The same kind of text end to end, through the socket into this collector:
+# markup, quotes, backslashes, newlines, ESC, BEL, C1 CSI, NUL and invalid
+# UTF-8 in the service, method, path, SQL, SQL error, 5xx body and a
+# profiled stack. Every API answer stays strict UTF-8 JSON, /metrics passes
+# promtool, and the folded profile and `report` carry no control character.
+python3 - "$AP_SOCK" <<'PY' || ap_fail "feeding hostile text failed"
+import os, socket, struct, sys, time
+def s16(b): return struct.pack("<H", len(b)) + b
+def rec(t, p): return struct.pack("<HHI", t, 0, len(p)) + p
+def batch(recs):
+    off = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    return struct.pack("<IBBHIIq", 0x46525041, 1, 0, 24, 1, os.getpid(), off) + b"".join(recs)
+EVIL = b'<img src=x onerror=alert(1)>"\\\n\x1b]0;pwn\x07\xc2\x9b31m\xff\x00z'
+now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+recs = [rec(1, struct.pack("<IIQ", os.getpid(), 1, 0) + s16(b"evil" + EVIL) + s16(b"/bin/" + EVIL)),
+        rec(4, struct.pack("<QQQQQIBB", 7, now - 10**6, now, 1, 99, 1, 3, 1) + s16(b"4\x1b2") +
+            s16(b"no " + EVIL) + s16(b'INSERT INTO "t' + EVIL + b'" VALUES (?)')),
+        rec(2, struct.pack("<QQQQQIHH", 7, now - 10**6, now, 1, 2, 1, 500, 0) + s16(b"G" + EVIL) +
+            s16(b"/e/" + EVIL + b"/" + b"x" * 3000) + s16(b"boom " + EVIL)),
+        rec(7, struct.pack("<QIIH", 7, 1, 3, 0) + s16(b"GET") + s16(b"/e/p") + s16(b"main;" + EVIL))]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[1])
+s.send(batch(recs))
+PY
+A=(-H "Authorization: Bearer $TOKEN")
+for i in $(seq 50); do
+	curl -sf --max-time 10 "${A[@]}" "$AP_URL/api/v1/errors" | grep -q 'evil<img' && break
+	sleep 0.1
+done
+curl -sf --max-time 10 "${A[@]}" "$AP_URL/api/v1/requests" >"$AP_TMP/evil.requests" ||
+	ap_fail "GET /api/v1/requests failed"
+for p in endpoints requests queries errors n-plus-one status profile "profile?format=speedscope" \
+	$(jq -r '.requests[] | "requests/\(.id)"' "$AP_TMP/evil.requests"); do
+	curl -sf --max-time 10 "${A[@]}" "$AP_URL/api/v1/$p" >"$AP_TMP/evil.json" || ap_fail "GET $p failed"
+	python3 -c 'import json, sys; json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))' \
+		"$AP_TMP/evil.json" || ap_fail "GET /api/v1/$p: not strict UTF-8 JSON"
+done
+curl -sf --max-time 10 "${A[@]}" "$AP_URL/metrics" >"$AP_TMP/evil.metrics" || ap_fail "/metrics failed"
+grep -q '^apiprof_http_requests_total{service="evil<img' "$AP_TMP/evil.metrics" ||
+	ap_fail "the hostile service is not in /metrics"
+if command -v promtool >/dev/null 2>&1; then
+	promtool check metrics <"$AP_TMP/evil.metrics" >"$AP_TMP/promtool.log" 2>&1 ||
+		ap_fail "promtool on hostile labels: $(cat "$AP_TMP/promtool.log")"
+fi
+curl -sf --max-time 10 "${A[@]}" "$AP_URL/api/v1/profile?format=collapsed" >"$AP_TMP/evil.folded" ||
+	ap_fail "collapsed profile failed"
+grep -q '^main;<img' "$AP_TMP/evil.folded" || ap_fail "no hostile stack: $(cat -v "$AP_TMP/evil.folded")"
+# A browser opening an answer directly never sniffs or runs it as HTML.
+for p in "api/v1/profile?format=collapsed" api/v1/errors metrics api/v1/summaries; do
+	curl -s -D "$AP_TMP/evil.h" -o /dev/null --max-time 10 "${A[@]}" "$AP_URL/$p"
+	grep -qi '^x-content-type-options: nosniff' "$AP_TMP/evil.h" &&
+		grep -qi "^content-security-policy: default-src 'none'" "$AP_TMP/evil.h" ||
+		ap_fail "/$p: no nosniff or CSP: $(cat "$AP_TMP/evil.h")"
+done
+"$AP_CLI" report >"$AP_TMP/evil.report2" 2>&1 || ap_fail "report failed"
+grep -q 'evil<img' "$AP_TMP/evil.report2" || ap_fail "the hostile service is not in the report"
+python3 - "$AP_TMP/evil.folded" "$AP_TMP/evil.report2" "$AP_TMP/evil.metrics" <<'PY' ||
+import re, sys
+for f in sys.argv[1:]:
+    text = open(f, "rb").read().decode("utf-8")
+    bad = re.findall(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
+    if bad:
+        sys.exit("%s: control characters %r" % (f, sorted(set(bad))))
+PY
+	ap_fail "hostile text reached the folded profile, the report or /metrics"
 ap_log "check, aggregate, report, run and the SQL metrics: ok"
