@@ -18,7 +18,7 @@ AP_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 # for raw and pipelined HTTP, wrk for the load of the reliability test,
 # Prometheus (its server and promtool) for the /metrics test, and libdw-dev
 # (optional to build) so that the crash test sees symbolised stacks.
-AP_PKGS_TEST="nginx-light:nginx nodejs:node curl:curl jq:jq python3:python3 wrk:wrk
+AP_PKGS_TEST="nginx-light:nginx apache2:apache2 nodejs:node curl:curl jq:jq python3:python3 wrk:wrk
 	prometheus:promtool libdw-dev"
 # The SQL tests (tests/integration/dblib.sh and its users): throwaway
 # PostgreSQL 15 and MariaDB servers, the sqlite3 shell to read the

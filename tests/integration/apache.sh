@@ -1,0 +1,99 @@
+#!/bin/bash
+# The preload in Apache httpd (Debian's apache2), run in the foreground with
+# our own minimal config, once per MPM: event (threads, an event loop that
+# hands keep-alive connections between threads) and prefork (forked
+# processes). Children run as www-data when we are root. Static files with
+# sendfile, 404s, a 500 (mod_rewrite's [R=500]), keep-alive and
+# Connection: close / HTTP/1.0 requests. Asserts exact counts per route, and
+# the error counts.
+. "$(dirname "$0")/lib.sh"
+
+ap_require curl jq python3 setsid apache2
+ap_require_build
+
+ap_start_collector
+W=$AP_TMP/www
+mkdir -p "$W/static"
+echo hello >"$W/static/a.txt"
+head -c 200000 /dev/urandom >"$W/static/big.bin"
+chmod -R a+rX "$W"
+M=/usr/lib/apache2/modules
+
+# start_apache MPM : apache2 -DFOREGROUND with MPM, under the preload, with
+# service it-apache-MPM; sets AP_PORT and AP_SERVICE.
+start_apache() {
+	local mpm=$1 d=$AP_TMP/$1 user=""
+	mkdir -p "$d"
+	[ "$(id -u)" -eq 0 ] && user="User www-data
+Group www-data"
+	AP_PORT=$(ap_free_port)
+	AP_SERVICE=it-apache-$mpm
+	cat >"$d/httpd.conf" <<CONF
+ServerRoot /etc/apache2
+LoadModule mpm_${mpm}_module $M/mod_mpm_${mpm}.so
+LoadModule authz_core_module $M/mod_authz_core.so
+LoadModule rewrite_module $M/mod_rewrite.so
+Listen 127.0.0.1:$AP_PORT
+ServerName localhost
+PidFile $d/httpd.pid
+ErrorLog $d/error.log
+DefaultRuntimeDir $d
+Mutex file:$d default
+$user
+StartServers 2
+KeepAlive On
+MaxKeepAliveRequests 1000
+EnableSendfile On
+DocumentRoot $W
+RewriteEngine On
+RewriteRule ^/error$ - [R=500]
+<Directory $W>
+    Require all granted
+</Directory>
+CONF
+	# Its own session: at shutdown the parent signals its whole process
+	# group (killpg(getpgrp(), SIGTERM)), which would be this test's.
+	ap_bg_preloaded "apache-$mpm" setsid /usr/sbin/apache2 -DFOREGROUND -f "$d/httpd.conf"
+	ap_wait_port "$AP_PORT" 15
+}
+
+for mpm in event prefork; do
+	start_apache "$mpm"
+	B=http://127.0.0.1:$AP_PORT
+	ap_log "apache2 mpm_$mpm under the preload, pid $AP_BG_PID, port $AP_PORT"
+
+	# 1. Keep-alive: twenty requests on one connection (Apache closes
+	#    after a 500, so /error comes last).
+	urls=()
+	for i in $(seq 9); do
+		urls+=("$B/static/a.txt" "$B/missing")
+	done
+	urls+=("$B/static/big.bin" "$B/error")
+	ap_curl_many "$AP_TMP/ka-$mpm.out" "${urls[@]}"
+	ap_assert_eq "mpm_$mpm keep-alive statuses" \
+		"$(awk '{print $1}' "$AP_TMP/ka-$mpm.out" | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" \
+		"200:10 404:9 500:1 "
+
+	# 2. Ten requests on connections of their own.
+	for i in $(seq 5); do
+		curl -s --max-time 10 -H 'Connection: close' -o /dev/null -w '%{http_code}\n' "$B/static/a.txt"
+		curl -s --max-time 10 -0 -o /dev/null -w '%{http_code}\n' "$B/missing"
+	done >"$AP_TMP/close-$mpm.out" || ap_fail "mpm_$mpm: a one-request connection failed"
+	ap_assert_eq "mpm_$mpm one-request statuses" \
+		"$(sort "$AP_TMP/close-$mpm.out" | uniq -c | awk '{printf "%s:%s ", $2, $1}')" "200:5 404:5 "
+
+	ap_expect_counts <<E
+GET /static/a.txt 14
+GET /missing 14
+GET /static/big.bin 1
+GET /error 1
+E
+	ap_assert_eq "mpm_$mpm error_count of GET /error" "$(ap_field GET /error error_count)" 1
+	ap_assert_eq "mpm_$mpm error_count of GET /missing (a 404 is not an error)" \
+		"$(ap_field GET /missing error_count)" 0
+	reqs=$(ap_requests /static/big.bin)
+	ap_assert_jq "mpm_$mpm sendfile response: status 200, bytes_out above the file's size" \
+		'length == 1 and .[0].status == 200 and .[0].bytes_out > 200000' "$reqs"
+	ap_stop_pid "$AP_BG_PID"
+done
+ap_log "PASS"
