@@ -4,7 +4,8 @@
 # hands keep-alive connections between threads) and prefork (forked
 # processes). Children run as www-data when we are root. Static files with
 # sendfile, 404s, a 500 (mod_rewrite's [R=500]), keep-alive and
-# Connection: close / HTTP/1.0 requests. Asserts exact counts per route, and
+# Connection: close / HTTP/1.0 requests, pipelining (a POST's body
+# pipelined with a GET included). Asserts exact counts per route, and
 # the error counts.
 . "$(dirname "$0")/lib.sh"
 
@@ -82,9 +83,22 @@ for mpm in event prefork; do
 	ap_assert_eq "mpm_$mpm one-request statuses" \
 		"$(sort "$AP_TMP/close-$mpm.out" | uniq -c | awk '{printf "%s:%s ", $2, $1}')" "200:5 404:5 "
 
+	# 3. Pipelining: three requests in one write, then a POST with its
+	#    body pipelined with a GET.
+	ap_raw "$AP_PORT" --pipeline "GET /static/a.txt" "GET /missing" "GET /static/a.txt" \
+		>"$AP_TMP/pipe-$mpm.out"
+	ap_assert_eq "mpm_$mpm pipelined statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/pipe-$mpm.out")" \
+		"200 404 200 "
+	ap_raw "$AP_PORT" --pipeline \
+		'POST /static/a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' \
+		"GET /missing" >"$AP_TMP/pipe2-$mpm.out"
+	ap_assert_eq "mpm_$mpm pipelined POST statuses" \
+		"$(awk '{printf "%s ", $1}' "$AP_TMP/pipe2-$mpm.out")" "200 404 "
+
 	ap_expect_counts <<E
-GET /static/a.txt 14
-GET /missing 14
+GET /static/a.txt 16
+GET /missing 16
+POST /static/a.txt 1
 GET /static/big.bin 1
 GET /error 1
 E
@@ -94,6 +108,12 @@ E
 	reqs=$(ap_requests /static/big.bin)
 	ap_assert_jq "mpm_$mpm sendfile response: status 200, bytes_out above the file's size" \
 		'length == 1 and .[0].status == 200 and .[0].bytes_out > 200000' "$reqs"
+	# The pipelined POST is delimited exactly, although Apache read it with
+	# the GET after it.
+	post_len=$(printf 'POST /static/a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)
+	reqs=$(ap_requests /static/a.txt POST)
+	ap_assert_jq "mpm_$mpm pipelined POST: status 200, bytes_in $post_len" \
+		"length == 1 and .[0].status == 200 and .[0].bytes_in == $post_len" "$reqs"
 	ap_stop_pid "$AP_BG_PID"
 done
 ap_log "PASS"
