@@ -500,16 +500,22 @@ EXPORT int PQsendPrepare(PGconn *conn, const char *name, const char *query, int 
 }
 
 /* Not statements, but their results and NULL take a place in the
- * connection's order (pipeline mode). */
+ * connection's order (pipeline mode): a describe the real call `ok`ed
+ * (PQsendDescribePrepared/Portal) is noted as a place with no statement.
+ * Returns ok. */
+static int describe_sent(void *const *f, PGconn *conn, int ok)
+{
+	if (ok && !pl_db_depth && !pl_cfg.disabled)
+		send_returned(f, conn, NULL, ok, NULL, 0);
+	return ok;
+}
+
 EXPORT int PQsendDescribePrepared(PGconn *conn, const char *name)
 {
 	void *const *f = PQ_FNS();
 	if (PL_UNLIKELY(!f))
 		return 0;
-	int ok = PQF(f, send_describe_prepared)(conn, name);
-	if (ok && !pl_db_depth && !pl_cfg.disabled)
-		send_returned(f, conn, NULL, ok, NULL, 0);
-	return ok;
+	return describe_sent(f, conn, PQF(f, send_describe_prepared)(conn, name));
 }
 
 EXPORT int PQsendDescribePortal(PGconn *conn, const char *name)
@@ -517,10 +523,7 @@ EXPORT int PQsendDescribePortal(PGconn *conn, const char *name)
 	void *const *f = PQ_FNS();
 	if (PL_UNLIKELY(!f))
 		return 0;
-	int ok = PQF(f, send_describe_portal)(conn, name);
-	if (ok && !pl_db_depth && !pl_cfg.disabled)
-		send_returned(f, conn, NULL, ok, NULL, 0);
-	return ok;
+	return describe_sent(f, conn, PQF(f, send_describe_portal)(conn, name));
 }
 
 /* Entering pipeline mode (allowed once the connection is idle, its last
