@@ -406,8 +406,10 @@ static enum cli_colour cli_ms_colour(double ms)
 }
 
 /* Prints the header and one line per row, columns padded to their widest
- * cell. Colour codes are added around cells only when `colour` is set, and
- * never count toward the widths. */
+ * cell in terminal columns (a route of CJK characters is twice as wide as
+ * its character count, one with combining accents narrower). Colour codes
+ * are added around cells only when `colour` is set, and never count toward
+ * the widths. */
 static void cli_print_table(struct cli_row *rows, size_t n, int colour)
 {
 	static const char *const head[CLI_COLS] = {
@@ -458,7 +460,7 @@ static void cli_print_table(struct cli_row *rows, size_t n, int colour)
 		tint[r][8] = cli_ms_colour(w->p99);
 		tint[r][11] = w->n_plus_one > 0 ? COL_YELLOW : COL_NONE;
 		for (int c = 0; c < CLI_COLS; c++) {
-			size_t l = strlen(s[c]);
+			size_t l = col_text_width(s[c]);
 			if (l > width[c])
 				width[c] = l;
 		}
@@ -469,7 +471,7 @@ static void cli_print_table(struct cli_row *rows, size_t n, int colour)
 		for (int c = 0; c < CLI_COLS; c++) {
 			const char *text = r == 0 ? head[c] : cell[r - 1][c];
 			enum cli_colour t = r == 0 ? COL_NONE : tint[r - 1][c];
-			int pad = (int)(width[c] - strlen(text));
+			int pad = (int)(width[c] - col_text_width(text));
 			const char *on = "";
 			if (colour && r == 0)
 				on = "\033[1m";

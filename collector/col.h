@@ -83,4 +83,12 @@ size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen);
  * points past U+10FFFF are invalid). */
 size_t col_utf8_len(const char *s, size_t n);
 
+/* Terminal columns that the NUL-terminated text s (col_clean_text()'s
+ * output) takes: what wcwidth() says of each character under C.UTF-8,
+ * whatever the caller's locale (East Asian wide characters take two,
+ * combining marks none), 1 for a character it does not know or an
+ * invalid byte. Not thread-safe on its first call (it makes the locale
+ * object once); the CLI calls it from its one thread. */
+size_t col_text_width(const char *s);
+
 #endif /* COL_H */

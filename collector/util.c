@@ -6,9 +6,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <locale.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <wchar.h>
 
 static const char *const method_names[COL_METHOD_COUNT] = {
 	"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
@@ -268,6 +270,39 @@ size_t col_utf8_len(const char *str, size_t n)
 	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 		return 0;
 	return len;
+}
+
+size_t col_text_width(const char *s)
+{
+	/* Made once and kept: the CLI asks for every cell of a table. NULL
+	 * when C.UTF-8 is missing (glibc >= 2.35 always has it): then every
+	 * character counts one. */
+	static locale_t utf8;
+	static int tried;
+	if (!tried) {
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+		tried = 1;
+	}
+	locale_t old = utf8 ? uselocale(utf8) : (locale_t)0;
+	size_t width = 0, len = strlen(s);
+	for (size_t i = 0; i < len;) {
+		const unsigned char *u = (const unsigned char *)s + i;
+		size_t n = col_utf8_len(s + i, len - i);
+		if (n <= 1) {
+			width++;
+			i++;
+			continue;
+		}
+		uint32_t cp = u[0] & (0x7f >> n);
+		for (size_t k = 1; k < n; k++)
+			cp = cp << 6 | (u[k] & 0x3f);
+		int w = utf8 ? wcwidth((wchar_t)cp) : 1;
+		width += w < 0 ? 1 : (size_t)w;
+		i += n;
+	}
+	if (utf8)
+		uselocale(old);
+	return width;
 }
 
 size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen)

@@ -119,6 +119,23 @@ START_TEST(test_clean_text)
 }
 END_TEST
 
+START_TEST(test_text_width)
+{
+	ck_assert_uint_eq(col_text_width(""), 0);
+	ck_assert_uint_eq(col_text_width("/api/v1"), 7);
+	/* two bytes, one column */
+	ck_assert_uint_eq(col_text_width("/caf\xc3\xa9"), 5);
+	/* e + combining acute accent: one column */
+	ck_assert_uint_eq(col_text_width("/cafe\xcc\x81"), 5);
+	/* two CJK ideographs, three bytes and two columns each */
+	ck_assert_uint_eq(col_text_width("/\xe6\x97\xa5\xe6\x9c\xac"), 5);
+	/* an emoji (U+1F600) is wide too */
+	ck_assert_uint_eq(col_text_width("\xf0\x9f\x98\x80"), 2);
+	/* an invalid byte counts one, as the '?' it would be cleaned to */
+	ck_assert_uint_eq(col_text_width("a\xff" "b"), 3);
+}
+END_TEST
+
 START_TEST(test_methods)
 {
 	ck_assert_int_eq(col_method_of("GET", 3), COL_METHOD_GET);
@@ -238,6 +255,7 @@ Suite *colutil_suite(void)
 	tcase_add_test(tc, test_time_format);
 	tcase_add_test(tc, test_clean_path);
 	tcase_add_test(tc, test_clean_text);
+	tcase_add_test(tc, test_text_width);
 	tcase_add_test(tc, test_methods);
 	tcase_add_test(tc, test_json_writer);
 	suite_add_tcase(s, tc);

@@ -174,6 +174,8 @@ LONG = "/" + "\u00e9" * 40  # 81 bytes: cut inside a character at 64
 EP = [{"service": "s\u001b]0;pwn\u0007\u009b31m", "method": "GET\u001b[2J", "route": r,
        "count": 5, "error_count": 0, "error_rate": 0, "avg_ms": 9, "p50_ms": 9, "p95_ms": 9,
        "p99_ms": 9, "max_ms": 9} for r in ("/a|x=1;;;0 /\u001b[31mred\u009b", LONG)]
+# Wide and combining characters: the columns stay aligned on a terminal.
+EP += [dict(EP[0], service=s, route="/w") for s in ("\u65e5\u672c\u8a9e-api", "cafe\u0301")]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         b = json.dumps({"endpoints": EP}).encode()
@@ -204,6 +206,16 @@ for f in sys.argv[1:]:
         sys.exit("%s: '|' in the status text: %r" % (f, text))
     if f.endswith(".report") and "?]0;pwn??31m" not in text:
         sys.exit("%s: the service is not shown cleaned: %r" % (f, text))
+    if f.endswith(".report"):
+        # The last column is right-aligned: aligned columns give every line
+        # the same width in terminal columns (CJK two, combining marks none).
+        import unicodedata
+        def cols(line):
+            return sum(0 if unicodedata.combining(c) else
+                       2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+        widths = {cols(l) for l in text.splitlines()}
+        if len(widths) != 1 or "\u65e5\u672c\u8a9e-api" not in text:
+            sys.exit("%s: columns not aligned (line widths %r): %r" % (f, widths, text))
 PY
 # The same kind of text end to end, through the socket into this collector:
 # markup, quotes, backslashes, newlines, ESC, BEL, C1 CSI, NUL and invalid
