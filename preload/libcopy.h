@@ -126,6 +126,11 @@ static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra)
 	return pl_copy_slow(l, (uintptr_t)ra);
 }
 
+/* The mapped range [*lo, *hi) of the loaded object holding addr: 1, or 0
+ * when none holds it. Slow (the loader's lock): cache what it answers, and
+ * age that with pl_copy_gen. Preserves errno. */
+int pl_object_range(const void *addr, uintptr_t *lo, uintptr_t *hi);
+
 /* The copy that the hook now in a real call handed to it. A library that
  * calls its own exported functions through a tail call (libmariadb's
  * mysql_query jumps to mysql_real_query) reaches a hook whose return

@@ -35,6 +35,12 @@
 #    one statement, and one given up after two SQLITE_BUSY is one failed
 #    statement (SQLite 5): each SQLITE_BUSY ended an execution, and the
 #    two were 6 statements, 5 of them failed.
+#    SQL the application runs inside SQLite's own calls: a user function
+#    (sqlite3_create_function) called for 3 rows, each call running a
+#    SELECT on its own connection and an sqlite3_exec on another, and a
+#    progress handler running a SELECT on the other connection once: 7
+#    statements of their own (they passed through with the outer step's
+#    inner calls and were lost).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -78,7 +84,7 @@ for mode in pq my sq; do
 	ap_log "ok: sqlclients $mode returns the same under the preload"
 done
 
-# shape calls rows errors, for every shape of the service (31 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
+# shape calls rows errors, for every shape of the service (41 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
 want='INSERT INTO pl (id, v) VALUES (?) 3 3 0
 SELECT count(*) FROM pl 1 1 0
 UPDATE pl SET v = v + ? WHERE id = $1 2 1 0
@@ -99,6 +105,12 @@ SELECT x FROM st 1 3 0
 UPDATE st SET x = x + ? WHERE x = ? 3 3 0
 DELETE FROM st WHERE x > ? 1 3 0
 SELECT x FROM st WHERE x < ? 1 0 0
+CREATE TABLE ut (x int); INSERT INTO ut VALUES (?) 1 3 0
+SELECT lookup(x) AS looked FROM ut ORDER BY x 1 3 0
+SELECT count(*) FROM ut WHERE x <= ? 3 3 0
+SELECT ? AS in_udf_exec 3 0 0
+SELECT count(*) AS counted FROM ut 1 0 0
+SELECT ? AS in_progress 1 1 0
 CREATE TABLE bt (x int) 1 0 0
 BEGIN EXCLUSIVE 2 0 0
 COMMIT 2 0 0
@@ -109,7 +121,7 @@ INSERT INTO bt VALUES (?) 2 1 1'
 filter='[.queries[] | "\(.sql) \(.calls) \(if (.sql | test("nb_(one|two)")) then "-" else .rows end) \(.errors)"] | sort | join("\n")'
 for i in $(seq 50); do
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 31 ] && break
+	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 41 ] && break
 	sleep 0.2
 done
 sleep 1.5

@@ -38,6 +38,11 @@
  *     and is stepped again, as sqlite3_step allows, until it is done
  *     (the third retry, once the other committed), and another INSERT
  *     given up after two SQLITE_BUSY (reset, finalized).
+ *     Between them, SQL the application runs inside SQLite's own calls: a
+ *     user function lookup(x) (sqlite3_create_function) that runs a
+ *     SELECT on its own connection and an sqlite3_exec on another, called
+ *     for each of 3 rows; and a progress handler that runs a SELECT on the
+ *     other connection the first time it is called, during an exec.
  *
  * Exits 0 when every call returned what it should (the same with and
  * without the preload), else prints what differed and exits 1.
@@ -309,6 +314,76 @@ out:
 	sqlite3_close(b);
 }
 
+/* The user function lookup(x), whose body runs SQL: a SELECT on the
+ * connection that called it (prepare, step, finalize) and an sqlite3_exec
+ * on the other one (its user data). */
+static void lookup_fn(sqlite3_context *ctx, int n, sqlite3_value **v)
+{
+	sqlite3 *other = sqlite3_user_data(ctx);
+	sqlite3_stmt *s = NULL;
+	int count = -1;
+	if (n == 1 &&
+	    sqlite3_prepare_v2(sq, "SELECT count(*) FROM ut WHERE x <= ?", -1, &s, NULL) ==
+	            SQLITE_OK &&
+	    sqlite3_bind_int(s, 1, sqlite3_value_int(v[0])) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		count = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (count < 0 ||
+	    sqlite3_exec(other, "SELECT 'udf' AS in_udf_exec", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_result_error(ctx, "lookup failed", -1);
+		return;
+	}
+	sqlite3_result_int(ctx, count);
+}
+
+/* A progress handler that, the first time it is called, runs a SELECT on
+ * the other connection (prepare, step, finalize). */
+static int progress_runs;
+
+static int progress_fn(void *p)
+{
+	sqlite3 *other = p;
+	sqlite3_stmt *s = NULL;
+	if (progress_runs++ == 0 &&
+	    (sqlite3_prepare_v2(other, "SELECT 'tick' AS in_progress", -1, &s, NULL) != SQLITE_OK ||
+	     sqlite3_step(s) != SQLITE_ROW))
+		bad = 1;
+	sqlite3_finalize(s);
+	return 0;
+}
+
+/* SQL run by the application from inside SQLite's own calls. */
+static void sq_nested(void)
+{
+	sqlite3 *other = NULL;
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_open(":memory:", &sq) != SQLITE_OK || sqlite3_open(":memory:", &other) != SQLITE_OK ||
+	    sqlite3_exec(sq, "CREATE TABLE ut (x int); INSERT INTO ut VALUES (1), (2), (3)", NULL,
+	                 NULL, NULL) != SQLITE_OK ||
+	    sqlite3_create_function(sq, "lookup", 1, SQLITE_UTF8, other, lookup_fn, NULL, NULL) !=
+	            SQLITE_OK ||
+	    sqlite3_prepare_v2(sq, "SELECT lookup(x) AS looked FROM ut ORDER BY x", -1, &s, NULL) !=
+	            SQLITE_OK) {
+		printf("sqlclients: nested setup: %s\n", sq ? sqlite3_errmsg(sq) : "no database");
+		bad = 1;
+		goto out;
+	}
+	int rc, got = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		expect(sqlite3_column_int(s, 0) == ++got, "lookup(x) counts the rows up to x");
+	expect(rc == SQLITE_DONE && got == 3, "SELECT lookup(x) returns 3 rows");
+	sqlite3_progress_handler(sq, 1, progress_fn, other);
+	expect(sqlite3_exec(sq, "SELECT count(*) AS counted FROM ut", NULL, NULL, NULL) == SQLITE_OK,
+	       "exec under a progress handler");
+	sqlite3_progress_handler(sq, 0, NULL, NULL);
+	expect(progress_runs > 0, "the progress handler ran");
+out:
+	sqlite3_finalize(s);
+	sqlite3_close(sq);
+	sqlite3_close(other);
+}
+
 static int run_sq(const char *path)
 {
 	if (sqlite3_open(":memory:", &sq) != SQLITE_OK) {
@@ -326,6 +401,7 @@ static int run_sq(const char *path)
 	expect(sqlite3_exec(sq, "SELECT x FROM st WHERE x < 0", bump_row, &rows, NULL) ==
 	       SQLITE_OK && rows == 0, "exec SELECT of no row");
 	sqlite3_close(sq);
+	sq_nested();
 	sq_busy(path);
 	return bad;
 }
