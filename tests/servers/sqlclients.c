@@ -22,6 +22,10 @@
  *     mysql_send_query + mysql_read_query_result, neither followed by
  *     mysql_store_result (C callers, Perl's DBD::MariaDB), each followed
  *     by 300 ms of other work, then a SELECT read by mysql_store_result.
+ *     Multi-statement queries (CLIENT_MULTI_STATEMENTS), each result read
+ *     by mysql_store_result and mysql_next_result: an INSERT, a SELECT
+ *     and an INSERT of a duplicate key (the third fails), then an UPDATE
+ *     and a SELECT (both succeed).
  *     Then libmariadb's non-blocking API on two more connections,
  *     interleaved: mysql_real_query_start of a 200 ms SELECT on one, of a
  *     100 ms SELECT on the other, an SQLite statement meanwhile, then
@@ -71,6 +75,9 @@ int mysql_real_query_cont(int *, MYSQL *, int);
 int mysql_store_result_start(MYSQL_RES **, MYSQL *);
 int mysql_store_result_cont(MYSQL_RES **, MYSQL *, int);
 int mysql_get_socket(MYSQL *);
+/* multi-statement queries */
+#define CLIENT_MULTI_STATEMENTS (1UL << 16)
+int mysql_next_result(MYSQL *);
 
 static int bad;
 
@@ -235,6 +242,49 @@ static void my_nonblocking(char **a)
 	}
 }
 
+/* One multi-statement query: its results read in turn (mysql_store_result
+ * of each, mysql_next_result between them); `want` is what each
+ * mysql_next_result returns in turn, 0 or 1 (an error) or -1. */
+static void my_batch(MYSQL *m, const char *q, const int *want, int n, const char *what)
+{
+	expect(mysql_query(m, q) == 0, what);
+	for (int i = 0;; i++) {
+		MYSQL_RES *res = mysql_store_result(m);
+		if (res)
+			mysql_free_result(res);
+		if (i == n)
+			break;
+		int rc = mysql_next_result(m);
+		if ((rc > 0 ? 1 : rc) != want[i]) {
+			printf("sqlclients: %s: mysql_next_result %d said %d, expected %d (%s)\n", what,
+			       i + 1, rc, want[i], mysql_error(m));
+			bad = 1;
+		}
+		if (rc != 0)
+			break;
+	}
+}
+
+/* Multi-statement queries (CLIENT_MULTI_STATEMENTS): one whose third
+ * statement fails (a duplicate key), one that succeeds. */
+static void my_multi(char **a)
+{
+	MYSQL *m = mysql_init(NULL);
+	if (!m || !mysql_real_connect(m, a[0], a[2], a[3], a[4], (unsigned)atoi(a[1]), NULL,
+	                              CLIENT_MULTI_STATEMENTS)) {
+		printf("sqlclients: multi-statement connection: %s\n", m ? mysql_error(m) : "no handle");
+		bad = 1;
+		return;
+	}
+	static const int fails[] = { 0, 1 }, succeeds[] = { 0, -1 };
+	my_batch(m, "INSERT INTO ml (id, v) VALUES (2, 0); SELECT v FROM ml WHERE id <= 2; "
+	            "INSERT INTO ml (id, v) VALUES (2, 0)", fails, 2, "batch failing third");
+	expect(mysql_errno(m) == 1062, "the batch's error is the duplicate key");
+	my_batch(m, "UPDATE ml SET v = 5 WHERE id = 2; SELECT v FROM ml WHERE id >= 1 -- ok",
+	         succeeds, 2, "batch succeeding");
+	mysql_close(m);
+}
+
 static int run_my(char **a)
 {
 	MYSQL *m = mysql_init(NULL);
@@ -257,6 +307,7 @@ static int run_my(char **a)
 	if (res)
 		mysql_free_result(res);
 	mysql_close(m);
+	my_multi(a);
 	my_nonblocking(a);
 	return bad;
 }
