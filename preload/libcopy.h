@@ -43,7 +43,7 @@
 
 #include "pl.h"
 
-#define PL_COPY_MAXFN 20  /* functions of one library resolved together */
+#define PL_COPY_MAXFN 24  /* functions of one library resolved together */
 #define PL_COPY_SITES 32  /* caller objects remembered per library */
 #define PL_COPY_COPIES 8  /* distinct copies remembered per library */
 

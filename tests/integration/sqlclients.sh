@@ -16,6 +16,14 @@
 # 2. libpq final NULLs never read: a statement whose caller read its
 #    result but not the NULL ends when PQexec drains it, or at the next
 #    send (it was lost: 3 statements recorded for 4).
+#    libpq 17's closes (psycopg 3 deallocates with them) are commands, not
+#    statements: a pipeline of a SELECT, PQsendClosePortal,
+#    PQsendClosePrepared and a failing SELECT is two statements, the
+#    failure the second's (unhooked, the closes' results were read as the
+#    next commands': the failing SELECT was a success). With a libpq older
+#    than 17, tests/servers/pq17shim.c stands in for them (it sends
+#    describes, which answer as closes do). A synchronous PQclosePrepared
+#    after a result whose NULL was not read ends that statement.
 # 3. MySQL statements without a result set (an INSERT by mysql_query, an
 #    UPDATE by mysql_send_query + mysql_read_query_result) never followed
 #    by mysql_store_result, then 300 ms of other work: each is timed to
@@ -61,6 +69,9 @@ my=$(cc -print-file-name=libmariadb.so.3)
 cc -O2 -Wall -o "$SC" "$AP_SRCDIR/tests/servers/sqlclients.c" -I"$AP_SRCDIR/tests/servers" \
 	$(pkg-config --cflags libpq sqlite3) $(pkg-config --libs libpq sqlite3) "$my" 2>"$AP_TMP/cc.log" ||
 	ap_fail "cannot build sqlclients.c (see $AP_TMP/cc.log)"
+SHIM=$AP_TMP/pq17shim.so
+cc -O2 -Wall -shared -fPIC -o "$SHIM" "$AP_SRCDIR/tests/servers/pq17shim.c" -ldl 2>"$AP_TMP/cc.log" ||
+	ap_fail "cannot build pq17shim.c (see $AP_TMP/cc.log)"
 
 ap_start_collector
 ap_start_pg pg sct
@@ -73,13 +84,13 @@ my_tables() { ap_mariadb sct -e "DROP TABLE IF EXISTS ml; CREATE TABLE ml (id in
 # Without the preload first: the program's own checks are right.
 pg_tables
 my_tables
-"$SC" pq "$PGINFO" >"$AP_TMP/plain.log" 2>&1 && "$SC" my "${MYARGS[@]}" >>"$AP_TMP/plain.log" 2>&1 &&
+"$SC" pq "$PGINFO" "$SHIM" >"$AP_TMP/plain.log" 2>&1 && "$SC" my "${MYARGS[@]}" >>"$AP_TMP/plain.log" 2>&1 &&
 	"$SC" sq "$AP_TMP/busy.db" >>"$AP_TMP/plain.log" 2>&1 ||
 	{ cat "$AP_TMP/plain.log"; ap_fail "sqlclients fails without the preload"; }
 pg_tables
 my_tables
 for mode in pq my sq; do
-	args=("$PGINFO")
+	args=("$PGINFO" "$SHIM")
 	[ "$mode" = my ] && args=("${MYARGS[@]}")
 	[ "$mode" = sq ] && args=("$AP_TMP/busy.db")
 	rc=0
@@ -89,7 +100,7 @@ for mode in pq my sq; do
 	ap_log "ok: sqlclients $mode returns the same under the preload"
 done
 
-# shape calls rows errors, for every shape of the service (43 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
+# shape calls rows errors, for every shape of the service (46 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
 want='INSERT INTO pl (id, v) VALUES (?) 3 3 0
 SELECT count(*) FROM pl 1 1 0
 UPDATE pl SET v = v + ? WHERE id = $1 2 1 0
@@ -99,6 +110,9 @@ SELECT ? AS left_a 1 1 0
 SELECT ? AS drained_by_exec 1 1 0
 SELECT ? AS left_b 1 1 0
 SELECT ? AS after_b 1 1 0
+SELECT ? AS before_close 1 1 0
+SELECT ?/? AS after_close 1 0 1
+SELECT ? AS left_c 1 1 0
 INSERT INTO ml (id, v) VALUES (?) 1 1 0
 UPDATE ml SET v = v + ? WHERE id = ? 1 1 0
 SELECT v FROM ml WHERE id = ? 1 1 0
@@ -128,7 +142,7 @@ INSERT INTO bt VALUES (?) 2 1 1'
 filter='[.queries[] | "\(.sql) \(.calls) \(if (.sql | test("nb_(one|two)")) then "-" else .rows end) \(.errors)"] | sort | join("\n")'
 for i in $(seq 50); do
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 43 ] && break
+	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 46 ] && break
 	sleep 0.2
 done
 sleep 1.5

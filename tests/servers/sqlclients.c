@@ -5,7 +5,7 @@
  * /api/v1/queries). Built at test time (no MySQL header is needed:
  * mysql_decls.h).
  *
- *   sqlclients pq CONNINFO
+ *   sqlclients pq CONNINFO SHIM
  *     1. Pipeline mode (libpq 14; psycopg 3's executemany): three INSERTs
  *        (PQsendQueryParams), a SELECT count(*), PQsendPrepare of an
  *        UPDATE, PQsendDescribePrepared of it (a command, not a
@@ -17,6 +17,10 @@
  *        command: PQsendQuery, its one result, then PQexec (which drains
  *        the NULL itself); and PQsendQuery, its result, then another
  *        PQsendQuery.
+ *     4. libpq 17's closes (SHIM, pq17shim.so, stands in for them with a
+ *        libpq older than 17): a pipeline of a SELECT, PQsendClosePortal,
+ *        PQsendClosePrepared and a failing SELECT; then a statement whose
+ *        NULL is not read before a synchronous PQclosePrepared.
  *   sqlclients my HOST PORT USER PASSWORD DB
  *     An INSERT through mysql_query and an UPDATE through
  *     mysql_send_query + mysql_read_query_result, neither followed by
@@ -51,6 +55,7 @@
  * Exits 0 when every call returned what it should (the same with and
  * without the preload), else prints what differed and exits 1.
  */
+#include <dlfcn.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,8 +124,71 @@ static void sync_result(PGconn *c, const char *what)
 	PQclear(r);
 }
 
-static int run_pq(const char *conninfo)
+/* The sync result ending a pipeline, then out of pipeline mode. */
+static void leave_pipeline(PGconn *c, const char *what)
 {
+	sync_result(c, what);
+	expect(PQexitPipelineMode(c), what);
+}
+
+/* Sends a query and reads its one result, not the NULL after it. */
+static void send_unread(PGconn *c, const char *sql, const char *what)
+{
+	expect(PQsendQuery(c, sql), what);
+	PGresult *r = PQgetResult(c);
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, what);
+	PQclear(r);
+}
+
+
+/* libpq 17's close functions, called as a program built against libpq 17
+ * calls them: the preload's hooks when preloaded. An older libpq lacks
+ * them: then the test's stand-in (pq17shim.c, at `shim`) defines them, in
+ * the global scope, before the first libpq call. */
+static int (*send_close_prepared)(PGconn *, const char *);
+static int (*send_close_portal)(PGconn *, const char *);
+static PGresult *(*close_prepared)(PGconn *, const char *);
+
+static int find_closes(const char *shim)
+{
+	void *pq = dlopen("libpq.so.5", RTLD_NOLOAD | RTLD_LAZY);
+	if (!(pq && dlsym(pq, "PQsendClosePrepared")) && !dlopen(shim, RTLD_NOW | RTLD_GLOBAL)) {
+		printf("sqlclients: libpq has no PQsendClosePrepared, and %s: %s\n", shim, dlerror());
+		return 0;
+	}
+	*(void **)&send_close_prepared = dlsym(RTLD_DEFAULT, "PQsendClosePrepared");
+	*(void **)&send_close_portal = dlsym(RTLD_DEFAULT, "PQsendClosePortal");
+	*(void **)&close_prepared = dlsym(RTLD_DEFAULT, "PQclosePrepared");
+	return send_close_prepared && send_close_portal && close_prepared;
+}
+
+/* 4. libpq 17's closes: in a pipeline between two statements (the second
+ * fails), and a synchronous one after a result whose NULL was not read. */
+static void pq_closes(PGconn *c)
+{
+	expect(PQenterPipelineMode(c), "PQenterPipelineMode 4");
+	expect(PQsendQueryParams(c, "SELECT 4 AS before_close", 0, NULL, NULL, NULL, NULL, 0),
+	       "send before_close");
+	expect(send_close_portal(c, ""), "PQsendClosePortal");
+	expect(send_close_prepared(c, "bump"), "PQsendClosePrepared");
+	expect(PQsendQueryParams(c, "SELECT 1/0 AS after_close", 0, NULL, NULL, NULL, NULL, 0),
+	       "send after_close");
+	expect(PQpipelineSync(c), "PQpipelineSync 4");
+	results(c, "T", "before_close");
+	results(c, "C", "close portal");
+	results(c, "C", "close prepared");
+	results(c, "E", "after_close");
+	leave_pipeline(c, "pipeline 4");
+	send_unread(c, "SELECT 'unread-c' AS left_c", "left_c");
+	PGresult *r = close_prepared(c, "bump");
+	expect(r && PQresultStatus(r) == PGRES_COMMAND_OK, "PQclosePrepared");
+	PQclear(r);
+}
+
+static int run_pq(const char *conninfo, const char *shim)
+{
+	if (!find_closes(shim))
+		return 1;
 	PGconn *c = PQconnectdb(conninfo);
 	if (PQstatus(c) != CONNECTION_OK) {
 		printf("sqlclients: connect: %s", PQerrorMessage(c));
@@ -160,27 +228,22 @@ static int run_pq(const char *conninfo)
 	expect(PQpipelineSync(c), "PQpipelineSync 2");
 	results(c, "E", "boom");
 	results(c, "A", "skipped");
-	sync_result(c, "pipeline 2 sync");
-	expect(PQexitPipelineMode(c), "PQexitPipelineMode");
+	leave_pipeline(c, "pipeline 2");
 
 	/* 3. Final NULLs never read by the caller. */
-	expect(PQsendQuery(c, "SELECT 'unread-a' AS left_a"), "send left_a");
-	PGresult *r = PQgetResult(c);
-	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "left_a result");
-	PQclear(r);
-	r = PQexec(c, "SELECT 'exec' AS drained_by_exec");
+	send_unread(c, "SELECT 'unread-a' AS left_a", "left_a");
+	PGresult *r = PQexec(c, "SELECT 'exec' AS drained_by_exec");
 	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "PQexec after left_a");
 	PQclear(r);
-	expect(PQsendQuery(c, "SELECT 'unread-b' AS left_b"), "send left_b");
-	r = PQgetResult(c);
-	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "left_b result");
-	PQclear(r);
+	send_unread(c, "SELECT 'unread-b' AS left_b", "left_b");
 	/* The connection is idle once the last result is read: the next send
 	 * is allowed, and libpq drops the unread NULL. */
 	while (PQisBusy(c))
 		PQconsumeInput(c);
 	expect(PQsendQuery(c, "SELECT 'after' AS after_b"), "send after_b");
 	results(c, "T", "after_b");
+
+	pq_closes(c);
 
 	PQfinish(c);
 	return bad;
@@ -460,12 +523,12 @@ static int run_sq(const char *path)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 3 && strcmp(argv[1], "pq") == 0)
-		return run_pq(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "pq") == 0)
+		return run_pq(argv[2], argv[3]);
 	if (argc == 7 && strcmp(argv[1], "my") == 0)
 		return run_my(argv + 2);
 	if (argc == 3 && strcmp(argv[1], "sq") == 0)
 		return run_sq(argv[2]);
-	fprintf(stderr, "usage: sqlclients pq CONNINFO | my HOST PORT USER PASSWORD DB | sq PATH\n");
+	fprintf(stderr, "usage: sqlclients pq CONNINFO SHIM | my HOST PORT USER PASSWORD DB | sq PATH\n");
 	return 2;
 }
