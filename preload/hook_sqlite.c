@@ -7,7 +7,7 @@
  * sqlite3 module caches prepared statements and re-runs them after
  * sqlite3_reset, so a prepare is not an execution. A failed prepare is a
  * failed statement. sqlite3_exec is one statement, its inner prepare/step/
- * finalize calls passing straight through (pl_db_depth). The application's
+ * finalize calls passing straight through (sq_depth). The application's
  * own calls made from inside a real call (a user function, a progress
  * handler) are its statements, each recorded (from_library below).
  *
@@ -95,7 +95,12 @@ static int have_accessors(void *const *f)
 
 /* ---- the library's own calls, and the application's from its callbacks ---- */
 
-/* A hook entered while pl_db_depth is up runs inside one of our real
+/* SQLite's own nesting, not pl_db_depth: the libpq statements a user
+ * function or progress handler runs are recorded too (libpq's hooks pass
+ * through while pl_db_depth is up). Initial-exec TLS. */
+static __thread int sq_depth;
+
+/* A hook entered while sq_depth is up runs inside one of our real
  * calls. Either the library called itself through its PLT (sqlite3_exec's
  * prepare, step and finalize; a step's automatic reset; ANALYZE loading its
  * tables): that passes straight through, else one exec was three
@@ -137,7 +142,7 @@ static __attribute__((noinline)) int from_library(void *const *f, const void *ra
 
 /* In a hook's own body: called by the library inside one of our real calls
  * (pass straight through), not by the application. */
-#define SQ_NESTED(f) (pl_db_depth && from_library((f), __builtin_return_address(0)))
+#define SQ_NESTED(f) (sq_depth && from_library((f), __builtin_return_address(0)))
 
 /* ---- executions in progress ---- */
 
@@ -251,9 +256,9 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	}
 	errno = saved;
 
-	pl_db_depth++;
+	sq_depth++;
 	int rc = SQF(f, step)(s);
-	pl_db_depth--;
+	sq_depth--;
 
 	saved = errno;
 	if (rc == SQLITE_ROW || (rc & 0xff) == SQLITE_BUSY) {
@@ -334,9 +339,9 @@ static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nby
 			return call; \
 		struct pl_stmt st; \
 		pl_stmt_begin(&st); \
-		pl_db_depth++; \
+		sq_depth++; \
 		int rc = call; \
-		pl_db_depth--; \
+		sq_depth--; \
 		if (rc != SQLITE_OK) { \
 			int saved = errno; \
 			prepare_failed(f, db, sql, nbyte, rc, &st); \
@@ -368,7 +373,7 @@ EXPORT int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned 
 
 /* The caller's callback of one sqlite3_exec, called through exec_cb: the
  * statements it runs are the application's own, each a statement (they
- * passed straight through, pl_db_depth being up, and were lost), and the
+ * passed straight through, sq_depth being up, and were lost), and the
  * rows it is handed are the rows the exec returned. */
 struct exec_call {
 	int (*cb)(void *, int, char **, char **);
@@ -382,12 +387,12 @@ struct exec_call {
 static int exec_cb(void *p, int n, char **values, char **names)
 {
 	struct exec_call *x = p;
-	int depth = pl_db_depth;
+	int depth = sq_depth;
 	int before = SQF(x->f, total_changes)(x->db);
 	x->rows++;
-	pl_db_depth = 0;
+	sq_depth = 0;
 	int rc = x->cb(x->arg, n, values, names);
-	pl_db_depth = depth;
+	sq_depth = depth;
 	x->cb_changes += SQF(x->f, total_changes)(x->db) - before;
 	return rc;
 }
@@ -406,9 +411,9 @@ EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
 	/* Rows changed: sqlite3_changes() alone is the last write's, perhaps
 	 * one made long before a SELECT. */
 	int before = db ? SQF(f, total_changes)(db) : 0;
-	pl_db_depth++;
+	sq_depth++;
 	int rc = SQF(f, exec)(db, sql, cb ? exec_cb : NULL, cb ? (void *)&x : arg, err);
-	pl_db_depth--;
+	sq_depth--;
 	int saved = errno;
 	if (have_accessors(f)) {
 		struct pl_stmt_result res = { 0 };

@@ -51,9 +51,9 @@
 #    SQL the application runs inside SQLite's own calls: a user function
 #    (sqlite3_create_function) called for 3 rows, each call running a
 #    SELECT on its own connection and an sqlite3_exec on another, and a
-#    progress handler running a SELECT on the other connection once: 7
-#    statements of their own (they passed through with the outer step's
-#    inner calls and were lost).
+#    progress handler running a SELECT on the other connection and a
+#    PQexec on PostgreSQL once: 8 statements of their own (they passed
+#    through with the outer step's inner calls and were lost).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -85,14 +85,14 @@ my_tables() { ap_mariadb sct -e "DROP TABLE IF EXISTS ml; CREATE TABLE ml (id in
 pg_tables
 my_tables
 "$SC" pq "$PGINFO" "$SHIM" >"$AP_TMP/plain.log" 2>&1 && "$SC" my "${MYARGS[@]}" >>"$AP_TMP/plain.log" 2>&1 &&
-	"$SC" sq "$AP_TMP/busy.db" >>"$AP_TMP/plain.log" 2>&1 ||
+	"$SC" sq "$AP_TMP/busy.db" "$PGINFO" >>"$AP_TMP/plain.log" 2>&1 ||
 	{ cat "$AP_TMP/plain.log"; ap_fail "sqlclients fails without the preload"; }
 pg_tables
 my_tables
 for mode in pq my sq; do
 	args=("$PGINFO" "$SHIM")
 	[ "$mode" = my ] && args=("${MYARGS[@]}")
-	[ "$mode" = sq ] && args=("$AP_TMP/busy.db")
+	[ "$mode" = sq ] && args=("$AP_TMP/busy.db" "$PGINFO")
 	rc=0
 	env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$AP_SERVICE" \
 		"$SC" "$mode" "${args[@]}" >"$AP_TMP/$mode.log" 2>&1 || rc=$?
@@ -100,7 +100,7 @@ for mode in pq my sq; do
 	ap_log "ok: sqlclients $mode returns the same under the preload"
 done
 
-# shape calls rows errors, for every shape of the service (46 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
+# shape calls rows errors, for every shape of the service (47 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
 want='INSERT INTO pl (id, v) VALUES (?) 3 3 0
 SELECT count(*) FROM pl 1 1 0
 UPDATE pl SET v = v + ? WHERE id = $1 2 1 0
@@ -132,6 +132,7 @@ SELECT count(*) FROM ut WHERE x <= ? 3 3 0
 SELECT ? AS in_udf_exec 3 0 0
 SELECT count(*) AS counted FROM ut 1 0 0
 SELECT ? AS in_progress 1 1 0
+SELECT ? AS in_progress_pg 1 1 0
 CREATE TABLE bt (x int) 1 0 0
 BEGIN EXCLUSIVE 2 0 0
 COMMIT 2 0 0
@@ -142,7 +143,7 @@ INSERT INTO bt VALUES (?) 2 1 1'
 filter='[.queries[] | "\(.sql) \(.calls) \(if (.sql | test("nb_(one|two)")) then "-" else .rows end) \(.errors)"] | sort | join("\n")'
 for i in $(seq 50); do
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 46 ] && break
+	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 47 ] && break
 	sleep 0.2
 done
 sleep 1.5

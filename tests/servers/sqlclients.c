@@ -35,7 +35,7 @@
  *     100 ms SELECT on the other, an SQLite statement meanwhile, then
  *     both driven by poll and _cont, and their results read by
  *     mysql_store_result_start/_cont.
- *   sqlclients sq PATH
+ *   sqlclients sq PATH CONNINFO
  *     SQLite in memory: sqlite3_exec of a SELECT whose callback runs an
  *     UPDATE (prepare, step, finalize) for each of the 3 rows it is
  *     handed: the UPDATEs are the application's statements; then a
@@ -50,7 +50,8 @@
  *     user function lookup(x) (sqlite3_create_function) that runs a
  *     SELECT on its own connection and an sqlite3_exec on another, called
  *     for each of 3 rows; and a progress handler that runs a SELECT on the
- *     other connection the first time it is called, during an exec.
+ *     other connection and one on PostgreSQL (CONNINFO) the first time it
+ *     is called, during an exec.
  *
  * Exits 0 when every call returned what it should (the same with and
  * without the preload), else prints what differed and exits 1.
@@ -452,27 +453,34 @@ static void lookup_fn(sqlite3_context *ctx, int n, sqlite3_value **v)
 }
 
 /* A progress handler that, the first time it is called, runs a SELECT on
- * the other connection (prepare, step, finalize). */
+ * the other connection (prepare, step, finalize) and one on PostgreSQL
+ * (PQexec). */
 static int progress_runs;
+static PGconn *progress_pg;
 
 static int progress_fn(void *p)
 {
 	sqlite3 *other = p;
 	sqlite3_stmt *s = NULL;
-	if (progress_runs++ == 0 &&
-	    (sqlite3_prepare_v2(other, "SELECT 'tick' AS in_progress", -1, &s, NULL) != SQLITE_OK ||
-	     sqlite3_step(s) != SQLITE_ROW))
+	if (progress_runs++ != 0)
+		return 0;
+	if (sqlite3_prepare_v2(other, "SELECT 'tick' AS in_progress", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW)
 		bad = 1;
 	sqlite3_finalize(s);
+	PGresult *r = PQexec(progress_pg, "SELECT 'tick' AS in_progress_pg");
+	expect(r && PQresultStatus(r) == PGRES_TUPLES_OK, "PQexec in a progress handler");
+	PQclear(r);
 	return 0;
 }
 
 /* SQL run by the application from inside SQLite's own calls. */
-static void sq_nested(void)
+static void sq_nested(const char *conninfo)
 {
 	sqlite3 *other = NULL;
 	sqlite3_stmt *s = NULL;
-	if (sqlite3_open(":memory:", &sq) != SQLITE_OK || sqlite3_open(":memory:", &other) != SQLITE_OK ||
+	progress_pg = PQconnectdb(conninfo);
+	if (PQstatus(progress_pg) != CONNECTION_OK || sqlite3_open(":memory:", &sq) != SQLITE_OK || sqlite3_open(":memory:", &other) != SQLITE_OK ||
 	    sqlite3_exec(sq, "CREATE TABLE ut (x int); INSERT INTO ut VALUES (1), (2), (3)", NULL,
 	                 NULL, NULL) != SQLITE_OK ||
 	    sqlite3_create_function(sq, "lookup", 1, SQLITE_UTF8, other, lookup_fn, NULL, NULL) !=
@@ -496,9 +504,10 @@ out:
 	sqlite3_finalize(s);
 	sqlite3_close(sq);
 	sqlite3_close(other);
+	PQfinish(progress_pg);
 }
 
-static int run_sq(const char *path)
+static int run_sq(const char *path, const char *conninfo)
 {
 	if (sqlite3_open(":memory:", &sq) != SQLITE_OK) {
 		printf("sqlclients: sqlite3_open failed\n");
@@ -515,7 +524,7 @@ static int run_sq(const char *path)
 	expect(sqlite3_exec(sq, "SELECT x FROM st WHERE x < 0", bump_row, &rows, NULL) ==
 	       SQLITE_OK && rows == 0, "exec SELECT of no row");
 	sqlite3_close(sq);
-	sq_nested();
+	sq_nested(conninfo);
 	sq_busy(path);
 	return bad;
 }
@@ -527,8 +536,8 @@ int main(int argc, char **argv)
 		return run_pq(argv[2], argv[3]);
 	if (argc == 7 && strcmp(argv[1], "my") == 0)
 		return run_my(argv + 2);
-	if (argc == 3 && strcmp(argv[1], "sq") == 0)
-		return run_sq(argv[2]);
-	fprintf(stderr, "usage: sqlclients pq CONNINFO SHIM | my HOST PORT USER PASSWORD DB | sq PATH\n");
+	if (argc == 4 && strcmp(argv[1], "sq") == 0)
+		return run_sq(argv[2], argv[3]);
+	fprintf(stderr, "usage: sqlclients pq CONNINFO SHIM | my HOST PORT USER PASSWORD DB | sq PATH CONNINFO\n");
 	return 2;
 }
