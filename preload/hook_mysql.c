@@ -8,6 +8,13 @@
  * statement starts on that thread, the handle closes, or an HTTP request
  * ends on the thread (pl_mysql_flush_thread): whichever comes first ends it.
  *
+ * A multi-statement query (CLIENT_MULTI_STATEMENTS: "INSERT ...; SELECT
+ * ...") is one statement, as one sqlite3_exec of several is: it stays open
+ * across its results (mysql_next_result) until the last is read or one
+ * fails. Its rows are all its results' together, and a later statement's
+ * error is its error (it was recorded as a success, with the first
+ * result's rows only).
+ *
  * Prepared statements: mysql_stmt_prepare is a round trip and a statement of
  * its own; each mysql_stmt_execute is another, carrying the prepared text.
  *
@@ -37,7 +44,7 @@ typedef unsigned long long my_ulonglong;
 enum { MY_query, MY_real_query, MY_send_query, MY_read_query_result, MY_store_result,
        MY_use_result, MY_stmt_prepare, MY_stmt_execute, MY_stmt_close, MY_close, MY_err_no,
        MY_error, MY_affected_rows, MY_num_rows, MY_field_count, MY_stmt_errno,
-       MY_stmt_error, MY_stmt_affected_rows, MY_N };
+       MY_stmt_error, MY_stmt_affected_rows, MY_more_results, MY_next_result, MY_N };
 typedef int (*my_query_fn)(MYSQL *, const char *);
 typedef int (*my_real_query_fn)(MYSQL *, const char *, unsigned long);
 typedef int (*my_send_query_fn)(MYSQL *, const char *, unsigned long);
@@ -56,6 +63,8 @@ typedef unsigned int (*my_field_count_fn)(MYSQL *);
 typedef unsigned int (*my_stmt_errno_fn)(MYSQL_STMT *);
 typedef const char *(*my_stmt_error_fn)(MYSQL_STMT *);
 typedef my_ulonglong (*my_stmt_affected_rows_fn)(MYSQL_STMT *);
+typedef unsigned char (*my_more_results_fn)(MYSQL *);
+typedef int (*my_next_result_fn)(MYSQL *);
 
 /* f's function `name`. */
 #define MYF(f, name) ((my_##name##_fn)(f)[MY_##name])
@@ -65,7 +74,7 @@ static const char *const my_names[MY_N] = {
 	"mysql_store_result", "mysql_use_result", "mysql_stmt_prepare", "mysql_stmt_execute",
 	"mysql_stmt_close", "mysql_close", "mysql_errno", "mysql_error", "mysql_affected_rows",
 	"mysql_num_rows", "mysql_field_count", "mysql_stmt_errno", "mysql_stmt_error",
-	"mysql_stmt_affected_rows",
+	"mysql_stmt_affected_rows", "mysql_more_results", "mysql_next_result",
 };
 EXPORT int mysql_query(MYSQL *, const char *);
 EXPORT int mysql_real_query(MYSQL *, const char *, unsigned long);
@@ -77,6 +86,7 @@ EXPORT int mysql_stmt_prepare(MYSQL_STMT *, const char *, unsigned long);
 EXPORT int mysql_stmt_execute(MYSQL_STMT *);
 EXPORT unsigned char mysql_stmt_close(MYSQL_STMT *);
 EXPORT void mysql_close(MYSQL *);
+EXPORT int mysql_next_result(MYSQL *);
 _Static_assert(MY_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const my_self[MY_N] = {
 	[MY_query] = (const void *)mysql_query, [MY_real_query] = (const void *)mysql_real_query,
@@ -87,6 +97,7 @@ static const void *const my_self[MY_N] = {
 	[MY_stmt_prepare] = (const void *)mysql_stmt_prepare,
 	[MY_stmt_execute] = (const void *)mysql_stmt_execute,
 	[MY_stmt_close] = (const void *)mysql_stmt_close, [MY_close] = (const void *)mysql_close,
+	[MY_next_result] = (const void *)mysql_next_result,
 };
 /* mysql_query is the first name: the one a copy is recognised by (the
  * versioned libraries define it at their default version). */
@@ -127,6 +138,7 @@ struct my_acc {
 	my_affected_rows_fn affected_rows;
 	my_num_rows_fn num_rows;
 	my_field_count_fn field_count;
+	my_more_results_fn more_results;
 };
 
 /* The statement open on this thread (initial-exec TLS): its handle is
@@ -137,6 +149,11 @@ static __thread struct {
 	struct my_acc acc; /* copied: the copy's answer may be thread-local */
 	struct pl_stmt st;
 	unsigned long len;
+	/* A multi-statement query's results read so far: */
+	unsigned nres;      /* how many */
+	uint64_t rows;      /* their rows */
+	uint8_t rows_known; /* every one's rows counted */
+	uint8_t between;    /* the last was read: waiting for mysql_next_result */
 	char text[PL_PREPARED_TEXT];
 } open_q;
 
@@ -152,8 +169,22 @@ static void fill_error(const struct my_acc *acc, MYSQL *h, struct pl_stmt_result
 	}
 }
 
-/* Ends the open statement; rows from `result` when one was fetched. */
-static void end_open(MYSQL_RES *result, int fetched)
+/* Emits the open statement (already closed: pl_mysql_open NULL) with res,
+ * its last result's (`own`: res has that result's rows), plus the rows of
+ * a multi-statement query's earlier results. */
+static void emit_open(struct pl_stmt_result *res, int own)
+{
+	if (open_q.nres) {
+		res->rows = (own && res->rows_known ? res->rows : 0) + open_q.rows;
+		res->rows_known = open_q.rows_known && (!own || res->rows_known);
+	}
+	pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, res);
+}
+
+/* Ends the open statement; rows from `result` when one was fetched. A
+ * multi-statement query with more results to come stays open, this
+ * result counted, unless `flush` (it ends now, with what was read). */
+static void end_open(MYSQL_RES *result, int fetched, int flush)
 {
 	if (!pl_mysql_open)
 		return;
@@ -162,6 +193,16 @@ static void end_open(MYSQL_RES *result, int fetched)
 	struct pl_stmt_result res = { 0 };
 	char code[16];
 	const struct my_acc *acc = &open_q.acc;
+	if (open_q.between) {
+		/* Between two results, the last one counted: a fetch of it
+		 * (mysqlclient calls mysql_store_result after every result,
+		 * with a set or not) changes nothing; a flush ends it. */
+		if (flush)
+			emit_open(&res, 0);
+		else
+			pl_mysql_open = h;
+		return;
+	}
 	if (result) {
 		res.rows = acc->num_rows(result); /* 0 so far for use_result */
 		res.rows_known = 1;
@@ -171,13 +212,21 @@ static void end_open(MYSQL_RES *result, int fetched)
 	}
 	if (fetched && !result)
 		fill_error(acc, h, &res, code, sizeof code);
-	pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
+	if (!res.failed && !flush && acc->more_results(h)) {
+		open_q.nres++;
+		open_q.rows += res.rows_known ? res.rows : 0;
+		open_q.rows_known &= res.rows_known;
+		open_q.between = 1;
+		pl_mysql_open = h;
+		return;
+	}
+	emit_open(&res, !res.failed);
 }
 
 void pl_mysql_flush_open(void)
 {
 	int saved = errno;
-	end_open(NULL, 0);
+	end_open(NULL, 0, 1);
 	errno = saved;
 }
 
@@ -190,7 +239,7 @@ void pl_mysql_flush_open(void)
 static void answered_ok(MYSQL *h)
 {
 	if (open_q.acc.field_count(h) == 0)
-		end_open(NULL, 0);
+		end_open(NULL, 0, 0);
 }
 
 /* After a query call returned `rc` (0 = sent, and answered when
@@ -205,7 +254,12 @@ static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
 	pl_mysql_flush_thread();
 	pl_mysql_open = h;
 	open_q.acc = (struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
-	                              MYF(f, num_rows), MYF(f, field_count) };
+	                              MYF(f, num_rows), MYF(f, field_count),
+	                              MYF(f, more_results) };
+	open_q.nres = 0;
+	open_q.rows = 0;
+	open_q.rows_known = 1;
+	open_q.between = 0;
 	open_q.st = *st;
 	open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
 	open_q.st.truncated = len >= sizeof open_q.text; /* marked, not silently cut */
@@ -319,7 +373,7 @@ EXPORT MYSQL_RES *mysql_store_result(MYSQL *h)
 	MY_LEAVE(h);
 	if (pl_mysql_open == h) {
 		int saved = errno;
-		end_open(r, 1);
+		end_open(r, 1, 0);
 		errno = saved;
 	}
 	return r;
@@ -338,10 +392,43 @@ EXPORT MYSQL_RES *mysql_use_result(MYSQL *h)
 	if (pl_mysql_open == h) {
 		int saved = errno;
 		/* Rows stream later, row by row: the count is not known here. */
-		end_open(NULL, 1);
+		end_open(NULL, 1, 0);
 		errno = saved;
 	}
 	return r;
+}
+
+/* The next result of a multi-statement query: 0 (read: its rows count
+ * once fetched, or now when it has no result set), -1 (no more: the query
+ * ends) or an error, the query's error. */
+EXPORT int mysql_next_result(MYSQL *h)
+{
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
+		return 1;
+	if (my_in == h)
+		return MYF(f, next_result)(h);
+	MY_ENTER(f, h);
+	int rc = MYF(f, next_result)(h);
+	MY_LEAVE(h);
+	if (pl_mysql_open == h) {
+		int saved = errno;
+		open_q.between = 0;
+		if (rc == 0) {
+			answered_ok(h);
+		} else {
+			struct pl_stmt_result res = { 0 };
+			char code[16];
+			pl_mysql_open = NULL;
+			if (rc > 0) {
+				fill_error(&open_q.acc, h, &res, code, sizeof code);
+				res.failed = 1;
+			}
+			emit_open(&res, 0);
+		}
+		errno = saved;
+	}
+	return rc;
 }
 
 EXPORT void mysql_close(MYSQL *h)

@@ -43,6 +43,7 @@ enum { PQ_exec, PQ_exec_params, PQ_prepare, PQ_exec_prepared, PQ_send_query,
        PQ_send_prepare, PQ_send_describe_prepared, PQ_send_describe_portal,
        PQ_REQUIRED, /* in every libpq since 8.2 */
        PQ_pipeline_status = PQ_REQUIRED, PQ_enter_pipeline_mode, /* libpq 14 */
+       PQ_send_close_prepared, PQ_send_close_portal, /* libpq 17 */
        PQ_N };
 typedef PGresult *(*pq_exec_fn)(PGconn *, const char *);
 typedef PGresult *(*pq_exec_params_fn)(PGconn *, const char *, int, const Oid *,
@@ -67,6 +68,8 @@ typedef int (*pq_send_describe_prepared_fn)(PGconn *, const char *);
 typedef int (*pq_send_describe_portal_fn)(PGconn *, const char *);
 typedef int (*pq_pipeline_status_fn)(const PGconn *);
 typedef int (*pq_enter_pipeline_mode_fn)(PGconn *);
+typedef int (*pq_send_close_prepared_fn)(PGconn *, const char *);
+typedef int (*pq_send_close_portal_fn)(PGconn *, const char *);
 
 /* f's function `name`. */
 #define PQF(f, name) ((pq_##name##_fn)(f)[PQ_##name])
@@ -76,7 +79,7 @@ static const char *const pq_names[PQ_N] = {
 	"PQsendQueryParams", "PQsendQueryPrepared", "PQgetResult", "PQfinish",
 	"PQresultStatus", "PQntuples", "PQcmdTuples", "PQresultErrorField", "PQerrorMessage",
 	"PQsendPrepare", "PQsendDescribePrepared", "PQsendDescribePortal", "PQpipelineStatus",
-	"PQenterPipelineMode",
+	"PQenterPipelineMode", "PQsendClosePrepared", "PQsendClosePortal",
 };
 EXPORT PGresult *PQexec(PGconn *, const char *);
 EXPORT PGresult *PQexecParams(PGconn *, const char *, int, const Oid *, const char *const *,
@@ -95,6 +98,8 @@ EXPORT int PQsendPrepare(PGconn *, const char *, const char *, int, const Oid *)
 EXPORT int PQsendDescribePrepared(PGconn *, const char *);
 EXPORT int PQsendDescribePortal(PGconn *, const char *);
 EXPORT int PQenterPipelineMode(PGconn *);
+EXPORT int PQsendClosePrepared(PGconn *, const char *);
+EXPORT int PQsendClosePortal(PGconn *, const char *);
 _Static_assert(PQ_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const pq_self[PQ_N] = {
 	[PQ_exec] = (const void *)PQexec, [PQ_exec_params] = (const void *)PQexecParams,
@@ -107,6 +112,8 @@ static const void *const pq_self[PQ_N] = {
 	[PQ_send_describe_prepared] = (const void *)PQsendDescribePrepared,
 	[PQ_send_describe_portal] = (const void *)PQsendDescribePortal,
 	[PQ_enter_pipeline_mode] = (const void *)PQenterPipelineMode,
+	[PQ_send_close_prepared] = (const void *)PQsendClosePrepared,
+	[PQ_send_close_portal] = (const void *)PQsendClosePortal,
 };
 static struct pl_copy_lib pq_lib = { .what = "libpq", .names = pq_names, .self = pq_self,
                                      .n = PQ_N, .nreq = PQ_REQUIRED };
@@ -500,9 +507,9 @@ EXPORT int PQsendPrepare(PGconn *conn, const char *name, const char *query, int 
 }
 
 /* Not statements, but their results and NULL take a place in the
- * connection's order (pipeline mode): a describe the real call `ok`ed
- * (PQsendDescribePrepared/Portal) is noted as a place with no statement.
- * Returns ok. */
+ * connection's order (pipeline mode): a describe or close the real call
+ * `ok`ed (PQsendDescribePrepared/Portal, PQsendClosePrepared/Portal) is
+ * noted as a place with no statement. Returns ok. */
 static int describe_sent(void *const *f, PGconn *conn, int ok)
 {
 	if (ok && !pl_db_depth && !pl_cfg.disabled)
@@ -524,6 +531,29 @@ EXPORT int PQsendDescribePortal(PGconn *conn, const char *name)
 	if (PL_UNLIKELY(!f))
 		return 0;
 	return describe_sent(f, conn, PQF(f, send_describe_portal)(conn, name));
+}
+
+/* libpq 17's closes (psycopg 3 deallocates with them), not statements as
+ * describes are not: protocol messages, not SQL. Unhooked, a close in a
+ * pipeline had its result and NULL read as the next command's, and every
+ * later statement of the pipeline took its predecessor's rows and error.
+ * A libpq without them (older than 17): fail as a missing function would,
+ * without calling anything. The synchronous PQclosePrepared/Portal need
+ * no hook: their inner PQgetResult calls reach ours and keep the order. */
+EXPORT int PQsendClosePrepared(PGconn *conn, const char *name)
+{
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f || !f[PQ_send_close_prepared]))
+		return 0;
+	return describe_sent(f, conn, PQF(f, send_close_prepared)(conn, name));
+}
+
+EXPORT int PQsendClosePortal(PGconn *conn, const char *name)
+{
+	void *const *f = PQ_FNS();
+	if (PL_UNLIKELY(!f || !f[PQ_send_close_portal]))
+		return 0;
+	return describe_sent(f, conn, PQF(f, send_close_portal)(conn, name));
 }
 
 /* Entering pipeline mode (allowed once the connection is idle, its last

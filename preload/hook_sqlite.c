@@ -7,7 +7,9 @@
  * sqlite3 module caches prepared statements and re-runs them after
  * sqlite3_reset, so a prepare is not an execution. A failed prepare is a
  * failed statement. sqlite3_exec is one statement, its inner prepare/step/
- * finalize calls passing straight through (pl_db_depth).
+ * finalize calls passing straight through (sq_depth). The application's
+ * own calls made from inside a real call (a user function, a progress
+ * handler) are its statements, each recorded (from_library below).
  *
  * Executions in progress are kept in a small open-addressed table keyed by
  * the statement pointer, under a spin lock taken once per step; a statement
@@ -90,6 +92,57 @@ static int have_accessors(void *const *f)
 {
 	return f[SQ_stmt_readonly] != NULL;
 }
+
+/* ---- the library's own calls, and the application's from its callbacks ---- */
+
+/* SQLite's own nesting, not pl_db_depth: the libpq statements a user
+ * function or progress handler runs are recorded too (libpq's hooks pass
+ * through while pl_db_depth is up). Initial-exec TLS. */
+static __thread int sq_depth;
+
+/* A hook entered while sq_depth is up runs inside one of our real
+ * calls. Either the library called itself through its PLT (sqlite3_exec's
+ * prepare, step and finalize; a step's automatic reset; ANALYZE loading its
+ * tables): that passes straight through, else one exec was three
+ * statements. Or the application did, from a callback the library made
+ * meanwhile (a function of sqlite3_create_function, a progress handler, an
+ * authorizer, a collation): those statements are its own, each recorded
+ * (they passed through and were lost). Told apart by the caller's return
+ * address: inside the copy, or inside us (a tail call), it is the library.
+ * Only nested calls ask; the objects' ranges are cached per thread (no
+ * lock), aged by dlclose (pl_copy_gen), found again with the loader's lock
+ * on a miss. */
+#define RANGES 4
+static __thread struct sq_range {
+	const void *key; /* an address in the object */
+	uintptr_t lo, len;
+	unsigned gen;
+} ranges[RANGES];
+static __thread unsigned ranges_next;
+
+/* Whether ra lies in the object holding key (0 when none holds it). */
+static int in_object(const void *key, uintptr_t ra)
+{
+	unsigned gen = __atomic_load_n(&pl_copy_gen, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < RANGES; i++)
+		if (ranges[i].key == key && ranges[i].gen == gen)
+			return ra - ranges[i].lo < ranges[i].len;
+	uintptr_t lo, hi;
+	if (!pl_object_range(key, &lo, &hi))
+		return 0;
+	ranges[ranges_next++ % RANGES] = (struct sq_range){ key, lo, hi - lo, gen };
+	return ra - lo < hi - lo;
+}
+
+/* A hook called from f's copy itself, or from us. Preserves errno. */
+static __attribute__((noinline)) int from_library(void *const *f, const void *ra)
+{
+	return in_object(f[SQ_step], (uintptr_t)ra) || in_object((const void *)in_object, (uintptr_t)ra);
+}
+
+/* In a hook's own body: called by the library inside one of our real calls
+ * (pass straight through), not by the application. */
+#define SQ_NESTED(f) (sq_depth && from_library((f), __builtin_return_address(0)))
 
 /* ---- executions in progress ---- */
 
@@ -188,7 +241,7 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	void *const *f = SQ_FNS();
 	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
-	if (pl_db_depth || pl_cfg.disabled || !s)
+	if (pl_cfg.disabled || !s || SQ_NESTED(f))
 		return SQF(f, step)(s);
 	int saved = errno;
 	xlock();
@@ -203,9 +256,9 @@ EXPORT int sqlite3_step(sqlite3_stmt *s)
 	}
 	errno = saved;
 
-	pl_db_depth++;
+	sq_depth++;
 	int rc = SQF(f, step)(s);
-	pl_db_depth--;
+	sq_depth--;
 
 	saved = errno;
 	if (rc == SQLITE_ROW || (rc & 0xff) == SQLITE_BUSY) {
@@ -246,7 +299,7 @@ EXPORT int sqlite3_reset(sqlite3_stmt *s)
 	void *const *f = SQ_FNS();
 	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
-	if (!pl_db_depth)
+	if (!SQ_NESTED(f))
 		end_early(f, s);
 	return SQF(f, reset)(s);
 }
@@ -256,7 +309,7 @@ EXPORT int sqlite3_finalize(sqlite3_stmt *s)
 	void *const *f = SQ_FNS();
 	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
-	if (!pl_db_depth)
+	if (!SQ_NESTED(f))
 		end_early(f, s);
 	return SQF(f, finalize)(s);
 }
@@ -282,13 +335,13 @@ static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nby
 	do { \
 		if (PL_UNLIKELY(!(f) || !(f)[SQ_##which])) \
 			return SQLITE_MISUSE; \
-		if (pl_db_depth || pl_cfg.disabled) \
+		if (pl_cfg.disabled || SQ_NESTED(f)) \
 			return call; \
 		struct pl_stmt st; \
 		pl_stmt_begin(&st); \
-		pl_db_depth++; \
+		sq_depth++; \
 		int rc = call; \
-		pl_db_depth--; \
+		sq_depth--; \
 		if (rc != SQLITE_OK) { \
 			int saved = errno; \
 			prepare_failed(f, db, sql, nbyte, rc, &st); \
@@ -320,7 +373,7 @@ EXPORT int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned 
 
 /* The caller's callback of one sqlite3_exec, called through exec_cb: the
  * statements it runs are the application's own, each a statement (they
- * passed straight through, pl_db_depth being up, and were lost), and the
+ * passed straight through, sq_depth being up, and were lost), and the
  * rows it is handed are the rows the exec returned. */
 struct exec_call {
 	int (*cb)(void *, int, char **, char **);
@@ -334,12 +387,12 @@ struct exec_call {
 static int exec_cb(void *p, int n, char **values, char **names)
 {
 	struct exec_call *x = p;
-	int depth = pl_db_depth;
+	int depth = sq_depth;
 	int before = SQF(x->f, total_changes)(x->db);
 	x->rows++;
-	pl_db_depth = 0;
+	sq_depth = 0;
 	int rc = x->cb(x->arg, n, values, names);
-	pl_db_depth = depth;
+	sq_depth = depth;
 	x->cb_changes += SQF(x->f, total_changes)(x->db) - before;
 	return rc;
 }
@@ -350,7 +403,7 @@ EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
 	void *const *f = SQ_FNS();
 	if (PL_UNLIKELY(!f))
 		return SQLITE_MISUSE;
-	if (pl_db_depth || pl_cfg.disabled || !sql)
+	if (pl_cfg.disabled || !sql || SQ_NESTED(f))
 		return SQF(f, exec)(db, sql, cb, arg, err);
 	struct pl_stmt st;
 	pl_stmt_begin(&st);
@@ -358,9 +411,9 @@ EXPORT int sqlite3_exec(sqlite3 *db, const char *sql,
 	/* Rows changed: sqlite3_changes() alone is the last write's, perhaps
 	 * one made long before a SELECT. */
 	int before = db ? SQF(f, total_changes)(db) : 0;
-	pl_db_depth++;
+	sq_depth++;
 	int rc = SQF(f, exec)(db, sql, cb ? exec_cb : NULL, cb ? (void *)&x : arg, err);
-	pl_db_depth--;
+	sq_depth--;
 	int saved = errno;
 	if (have_accessors(f)) {
 		struct pl_stmt_result res = { 0 };

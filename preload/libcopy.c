@@ -136,6 +136,22 @@ static int find_caller(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
+/* The mapped range [*lo, *hi) of the object holding addr: 1, or 0 when no
+ * loaded object holds it. Takes the loader's lock (dl_iterate_phdr): for
+ * callers that cache the answer. Preserves errno. */
+PL_COLD int pl_object_range(const void *addr, uintptr_t *lo, uintptr_t *hi)
+{
+	int saved = errno;
+	struct caller c = { .ra = (uintptr_t)addr };
+	dl_iterate_phdr(find_caller, &c);
+	if (c.found) {
+		*lo = c.lo;
+		*hi = c.hi;
+	}
+	errno = saved;
+	return c.found;
+}
+
 /* Fills out[0..n) from the object that defines first (the copy), each
  * checked to lie in that very object (not a dependency's). 0 when the
  * object cannot be opened again, or lacks a required function. A copy in

@@ -43,7 +43,7 @@
 
 #include "pl.h"
 
-#define PL_COPY_MAXFN 20  /* functions of one library resolved together */
+#define PL_COPY_MAXFN 24  /* functions of one library resolved together */
 #define PL_COPY_SITES 32  /* caller objects remembered per library */
 #define PL_COPY_COPIES 8  /* distinct copies remembered per library */
 
@@ -125,6 +125,11 @@ static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra)
 		return l->first.fns;
 	return pl_copy_slow(l, (uintptr_t)ra);
 }
+
+/* The mapped range [*lo, *hi) of the loaded object holding addr: 1, or 0
+ * when none holds it. Slow (the loader's lock): cache what it answers, and
+ * age that with pl_copy_gen. Preserves errno. */
+int pl_object_range(const void *addr, uintptr_t *lo, uintptr_t *hi);
 
 /* The copy that the hook now in a real call handed to it. A library that
  * calls its own exported functions through a tail call (libmariadb's

@@ -336,12 +336,12 @@ void pl_crash_install(void);
 /* The hooks find the real functions of the copy their caller reaches in
  * libcopy.h. */
 
-/* Our own calls into a client library (PQexec calls PQsendQuery and
- * PQgetResult, sqlite3_exec calls sqlite3_prepare_v2 and sqlite3_step)
+/* Our own calls into libpq (PQexec calls PQsendQuery and PQgetResult)
  * must be one statement, not three: hooks entered while this is non-zero
  * pass straight through. The MySQL hooks track their own nesting per
  * handle instead (hook_mysql.c: libmariadb's non-blocking calls suspend
- * inside them). Initial-exec TLS. */
+ * inside them), and the SQLite hooks their own (hook_sqlite.c: the
+ * application's SQL in SQLite's callbacks is recorded). Initial-exec TLS. */
 extern __thread int pl_db_depth;
 
 /* A statement being timed. */
