@@ -163,34 +163,80 @@ static struct pl_conn *conn_new(int fd)
 	return c;
 }
 
-/* conn_acquire() past its first look: the entry is idle (attach a new
- * connection when `create`), or changed under us. */
-static __attribute__((noinline)) struct pl_conn *conn_acquire_slow(int fd, int create, struct pl_conn **slot)
+/* Which calls follow a connection: the socket's (0) or, for HTTP inside
+ * TLS, the TLS library's (PL_CONN_TLS). An entry names its connection as
+ * tagged(c, via); the functions below take `via` as a constant, so that
+ * the socket's path compiles as if there were no tag. */
+typedef uintptr_t conn_via;
+#define VIA_SOCKET ((conn_via)0)
+#define VIA_TLS ((conn_via)PL_CONN_TLS)
+
+static inline struct pl_conn *tagged(struct pl_conn *c, conn_via via)
 {
+	return (struct pl_conn *)((uintptr_t)c | via);
+}
+
+/* The record an entry e names (!pl_conn_no_record(e)). */
+static inline struct pl_conn *record_of(struct pl_conn *e)
+{
+	return (struct pl_conn *)((uintptr_t)e & ~PL_CONN_TLS);
+}
+
+/* The way entry e (one with a record) is followed. */
+static inline conn_via via_of(const struct pl_conn *e)
+{
+	return (uintptr_t)e & PL_CONN_TLS;
+}
+
+/* The first byte of a TLS connection: a handshake record (ClientHello). No
+ * HTTP/1.x request begins with it. */
+#define TLS_HANDSHAKE 0x16
+
+/* conn_acquire() past its first look: the entry is idle (attach a new
+ * connection when `create`), a TLS handshake (for VIA_TLS, the same), the
+ * other kind's, or changed under us. `first`: the first byte read, for a
+ * socket read, else NULL: a TLS handshake on an idle entry turns it into
+ * PL_CONN_TLS_HELLO, for the TLS library's calls to pick up. */
+static __attribute__((noinline)) struct pl_conn *
+conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
+                  const unsigned char *first)
+{
+	struct pl_conn *const idle = tagged(PL_CONN_IDLE, via);
 	for (int tries = 0; tries < 8; tries++) {
-		struct pl_conn *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-		if (!c)
+		struct pl_conn *e = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+		if (!e)
 			return NULL;
-		if (c == PL_CONN_IDLE) {
+		/* TLS takes over an accepted socket it reads: one whose handshake
+		 * the socket's hooks saw, or did not (read some other way). */
+		if (e == idle || (via == VIA_TLS && (e == PL_CONN_TLS_HELLO || e == PL_CONN_IDLE))) {
 			if (!create)
 				return NULL;
+			if (via == VIA_SOCKET && first && *first == TLS_HANDSHAKE) {
+				struct pl_conn *expect = e;
+				__atomic_compare_exchange_n(slot, &expect, PL_CONN_TLS_HELLO, 0,
+				                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+				return NULL;
+			}
 			struct pl_conn *n = conn_new(fd);
 			if (!n) {
-				struct pl_conn *idle = PL_CONN_IDLE;
-				if (__atomic_compare_exchange_n(slot, &idle, NULL, 0,
+				struct pl_conn *expect = e;
+				if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
 				                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 					pl_ship_count_untracked();
 				return NULL;
 			}
-			struct pl_conn *idle = PL_CONN_IDLE;
-			if (__atomic_compare_exchange_n(slot, &idle, n, 0,
+			struct pl_conn *expect = e;
+			if (__atomic_compare_exchange_n(slot, &expect, tagged(n, via), 0,
 			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				return n;
 			pl_conn_release(n);
 			continue;
 		}
+		if (pl_conn_no_record(e) || via_of(e) != via)
+			return NULL; /* the other kind's */
+		struct pl_conn *c = record_of(e);
 		pl_conn_lock(c);
-		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c) {
+		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == e) {
 			conn_own(c);
 			return c;
 		}
@@ -199,49 +245,58 @@ static __attribute__((noinline)) struct pl_conn *conn_acquire_slow(int fd, int c
 	return NULL;
 }
 
-/* Returns fd's connection, locked; when the entry is idle and `create`,
- * attaches a new one. NULL when fd is not followed (or the pool is spent,
- * in which case fd stops being followed). Inline for the usual case, a
- * keep-alive connection that already has its record. */
+/* Returns fd's connection followed `via`, locked; when the entry is idle
+ * and `create`, attaches a new one. NULL when fd is not followed this way
+ * (or the pool is spent, in which case fd stops being followed). `first`:
+ * see conn_acquire_slow(). Inline for the usual case, a keep-alive
+ * connection that already has its record: for VIA_SOCKET, one compare
+ * as if there were no tags. */
 static inline __attribute__((always_inline)) struct pl_conn *
-conn_acquire(int fd, int create, struct pl_conn ***slotp)
+conn_acquire(int fd, int create, struct pl_conn ***slotp, conn_via via,
+             const unsigned char *first)
 {
 	struct pl_conn **slot = pl_fd_entry(fd);
 	if (!slot)
 		return NULL;
 	*slotp = slot;
-	struct pl_conn *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-	if (PL_LIKELY(c != NULL && c != PL_CONN_IDLE)) {
+	struct pl_conn *e = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	int followed = via == VIA_SOCKET ? (intptr_t)e > 1 : (uintptr_t)e > (uintptr_t)PL_CONN_TLS_IDLE;
+	if (PL_LIKELY(followed)) {
+		/* untagged: for VIA_SOCKET, nothing to do */
+		struct pl_conn *c = (struct pl_conn *)((uintptr_t)e ^ via);
 		pl_conn_lock(c);
-		if (PL_LIKELY(__atomic_load_n(slot, __ATOMIC_ACQUIRE) == c)) {
+		if (PL_LIKELY(__atomic_load_n(slot, __ATOMIC_ACQUIRE) == e)) {
 			conn_own(c);
 			return c;
 		}
 		pl_conn_unlock(c);
 	}
-	return conn_acquire_slow(fd, create, slot);
+	return conn_acquire_slow(fd, create, slot, via, first);
 }
 
-/* Detaches whatever fd had; returns the connection (locked) if it had one. */
+/* Detaches whatever fd had; returns the connection (locked) if it had one,
+ * followed either way. */
 static struct pl_conn *conn_detach(int fd)
 {
 	struct pl_conn **slot = pl_fd_entry(fd);
 	if (!slot)
 		return NULL;
-	struct pl_conn *c = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQ_REL);
-	if (c == NULL || c == PL_CONN_IDLE)
+	struct pl_conn *e = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQ_REL);
+	if (pl_conn_no_record(e))
 		return NULL;
+	struct pl_conn *c = record_of(e);
 	pl_conn_lock(c);
 	return c;
 }
 
 /* conn_put() for a connection with nothing in progress that must give
  * its record back. */
-static __attribute__((noinline)) void conn_put_back(struct pl_conn **slot, struct pl_conn *c)
+static __attribute__((noinline)) void conn_put_back(struct pl_conn **slot, struct pl_conn *c,
+                                                    conn_via via)
 {
-	struct pl_conn *expect = c;
-	if (__atomic_compare_exchange_n(slot, &expect, c->req_dead ? NULL : PL_CONN_IDLE, 0,
-	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	struct pl_conn *expect = tagged(c, via);
+	if (__atomic_compare_exchange_n(slot, &expect, c->req_dead ? NULL : tagged(PL_CONN_IDLE, via),
+	                                0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		pl_conn_release(c);
 	else
 		pl_conn_unlock(c);
@@ -253,11 +308,12 @@ static __attribute__((noinline)) void conn_put_back(struct pl_conn **slot, struc
  * back and the fd to idle, so idle connections never starve busy ones. One
  * that can no longer be followed is dropped from the table. Inline: it
  * ends every hooked call. */
-static inline __attribute__((always_inline)) void conn_put(struct pl_conn **slot, struct pl_conn *c)
+static inline __attribute__((always_inline)) void conn_put(struct pl_conn **slot, struct pl_conn *c,
+                                                          conn_via via)
 {
 	if (c->qcount == 0 && !c->in_msg && !c->resp_started &&
 	    PL_UNLIKELY(c->req_dead || pl_conn_pool_crowded()))
-		conn_put_back(slot, c);
+		conn_put_back(slot, c, via);
 	else
 		pl_conn_unlock(c);
 }
@@ -581,10 +637,10 @@ void pl_conn_on_accept(int fd)
 	if (!slot)
 		return;
 	struct pl_conn *old = __atomic_exchange_n(slot, PL_CONN_IDLE, __ATOMIC_ACQ_REL);
-	if (old && old != PL_CONN_IDLE) {
+	if (!pl_conn_no_record(old)) {
 		/* We missed this number's close (a raw syscall): forget quietly. */
-		pl_conn_lock(old);
-		pl_conn_release(old);
+		pl_conn_lock(record_of(old));
+		pl_conn_release(record_of(old));
 	}
 }
 
@@ -595,21 +651,22 @@ void pl_conn_forget(int fd)
 		pl_conn_release(c);
 }
 
-static inline __attribute__((always_inline)) void on_read(int fd, const void *buf, size_t n)
+static inline __attribute__((always_inline)) void
+on_read(int fd, const void *buf, size_t n, conn_via via)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 1, &slot);
+	struct pl_conn *c = conn_acquire(fd, 1, &slot, via, buf);
 	if (!c)
 		return;
 	feed_request(c, buf, n);
-	conn_put(slot, c);
+	conn_put(slot, c, via);
 }
 
 static inline __attribute__((always_inline)) void
 on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 1, &slot);
+	struct pl_conn *c = conn_acquire(fd, 1, &slot, VIA_SOCKET, NULL);
 	if (!c)
 		return;
 	for (int i = 0; i < iovcnt && n; i++) {
@@ -617,12 +674,12 @@ on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 		feed_request(c, iov[i].iov_base, take);
 		n -= take;
 	}
-	conn_put(slot, c);
+	conn_put(slot, c, VIA_SOCKET);
 }
 
-static void stop_following(struct pl_conn **slot, struct pl_conn *c)
+static void stop_following(struct pl_conn **slot, struct pl_conn *c, conn_via via)
 {
-	struct pl_conn *expect = c;
+	struct pl_conn *expect = tagged(c, via);
 	if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
 	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		for (unsigned i = 0; i < c->qcount; i++) {
@@ -638,23 +695,24 @@ static void stop_following(struct pl_conn **slot, struct pl_conn *c)
 	}
 }
 
-static inline __attribute__((always_inline)) void on_write(int fd, const void *buf, size_t n)
+static inline __attribute__((always_inline)) void
+on_write(int fd, const void *buf, size_t n, conn_via via)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot);
+	struct pl_conn *c = conn_acquire(fd, 0, &slot, via, NULL);
 	if (!c)
 		return;
 	if (feed_response(c, buf, n) < 0)
-		stop_following(slot, c);
+		stop_following(slot, c, via);
 	else
-		conn_put(slot, c);
+		conn_put(slot, c, via);
 }
 
 static inline __attribute__((always_inline)) void
 on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot);
+	struct pl_conn *c = conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL);
 	if (!c)
 		return;
 	/* n > 0 bytes moved, so iovcnt > 0; the loop ends by n unless the host
@@ -662,14 +720,14 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 	for (const struct iovec *v = iov; iovcnt-- > 0; v++) {
 		size_t take = v->iov_len < n ? v->iov_len : n;
 		if (feed_response(c, v->iov_base, take) < 0) {
-			stop_following(slot, c);
+			stop_following(slot, c, VIA_SOCKET);
 			return;
 		}
 		n -= take;
 		if (n == 0)
 			break;
 	}
-	conn_put(slot, c);
+	conn_put(slot, c, VIA_SOCKET);
 }
 
 /* The hooks' entry points: the bytes a call moved (r > 0) feed the
@@ -695,13 +753,13 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 
 static inline __attribute__((always_inline)) ssize_t fed_read(int fd, const void *buf, ssize_t r)
 {
-	FEED_MOVED(r, fd, on_read(fd, buf, (size_t)r));
+	FEED_MOVED(r, fd, on_read(fd, buf, (size_t)r, VIA_SOCKET));
 }
 
 static inline __attribute__((always_inline)) ssize_t
 fed_write(int fd, const void *buf, ssize_t r)
 {
-	FEED_MOVED(r, fd, on_write(fd, buf, (size_t)r));
+	FEED_MOVED(r, fd, on_write(fd, buf, (size_t)r, VIA_SOCKET));
 }
 
 static inline __attribute__((always_inline)) ssize_t
@@ -763,22 +821,51 @@ ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt)
 /* sendfile() bytes are body bytes we never see: the parser only counts
  * them (in chunked data or Content-Length state it does not look at body
  * content), so feed it zeros. */
-void pl_conn_on_sendfile(int fd, size_t n)
+static void on_sendfile(int fd, size_t n, conn_via via)
 {
 	static const char zeros[4096];
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot);
+	struct pl_conn *c = conn_acquire(fd, 0, &slot, via, NULL);
 	if (!c)
 		return;
 	while (n) {
 		size_t take = n < sizeof zeros ? n : sizeof zeros;
 		if (feed_response(c, zeros, take) < 0) {
-			stop_following(slot, c);
+			stop_following(slot, c, via);
 			return;
 		}
 		n -= take;
 	}
-	conn_put(slot, c);
+	conn_put(slot, c, via);
+}
+
+void pl_conn_on_sendfile(int fd, size_t n)
+{
+	on_sendfile(fd, n, VIA_SOCKET);
+}
+
+/* The TLS library's calls (hook_ssl.c): plaintext, on fd's connection when
+ * its socket began with a TLS handshake. Out of the socket's way: its
+ * hooks see only the ciphertext and take the entry for untracked. */
+ssize_t pl_conn_on_tls_read(int fd, const void *buf, ssize_t r)
+{
+	if (pl_fd_get(fd) == NULL)
+		return r; /* not accepted: a TLS client's connection (libpq's, say) */
+	FEED_MOVED(r, fd, on_read(fd, buf, (size_t)r, VIA_TLS));
+}
+
+ssize_t pl_conn_on_tls_write(int fd, const void *buf, ssize_t r)
+{
+	if (pl_fd_get(fd) == NULL)
+		return r;
+	FEED_MOVED(r, fd, on_write(fd, buf, (size_t)r, VIA_TLS));
+}
+
+ssize_t pl_conn_on_tls_sendfile(int fd, ssize_t r)
+{
+	if (pl_fd_get(fd) == NULL)
+		return r;
+	FEED_MOVED(r, fd, on_sendfile(fd, (size_t)r, VIA_TLS));
 }
 
 void pl_conn_on_close(int fd)
@@ -803,7 +890,10 @@ void pl_conn_on_shutdown(int fd, int how)
 static int still_in_flight(int fd, uint64_t id)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot);
+	struct pl_conn *e = pl_fd_get(fd);
+	struct pl_conn *c = !pl_conn_no_record(e) && via_of(e) == VIA_TLS
+		? conn_acquire(fd, 0, &slot, VIA_TLS, NULL)
+		: conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL);
 	if (!c)
 		return 0;
 	int found = 0;
@@ -849,9 +939,10 @@ uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pca
 	if (th_reqs.n != 1)
 		return 0;
 	uint64_t id = th_reqs.id[0];
-	struct pl_conn *c = pl_fd_get(th_reqs.fd[0]);
-	if (c == NULL || c == PL_CONN_IDLE)
+	struct pl_conn *e = pl_fd_get(th_reqs.fd[0]);
+	if (pl_conn_no_record(e))
 		return id;
+	const struct pl_conn *c = record_of(e);
 	for (unsigned i = 0; i < c->qcount && i < PL_PIPELINE; i++) {
 		const struct pl_pending *p = &c->q[(c->qhead + i) % PL_PIPELINE];
 		if (p->id != id)

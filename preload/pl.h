@@ -220,8 +220,24 @@ struct pl_pool_hdr {
 	void *next_free;
 };
 /* An entry is NULL (untracked), PL_CONN_IDLE (an accepted socket with no
- * HTTP message in progress: costs no memory), or a live connection. */
+ * HTTP message in progress: costs no memory), or a live connection. A
+ * connection whose HTTP runs inside TLS is followed through the TLS
+ * library's calls (hook_ssl.c), not the socket's: its entries carry
+ * PL_CONN_TLS, the top bit, which no user-space address has:
+ * PL_CONN_TLS_IDLE, or a live connection's address | PL_CONN_TLS.
+ * PL_CONN_TLS_HELLO is an accepted socket whose first bytes were a TLS
+ * handshake: nothing follows it until the TLS library reads it. Read as
+ * signed, every entry the socket's hooks follow is > 1 and every other
+ * one is not: one compare. */
 #define PL_CONN_IDLE ((struct pl_conn *)1)
+#define PL_CONN_TLS ((uintptr_t)1 << 63)
+#define PL_CONN_TLS_HELLO ((struct pl_conn *)PL_CONN_TLS)
+#define PL_CONN_TLS_IDLE ((struct pl_conn *)(PL_CONN_TLS | 1))
+/* 1 when entry e holds no connection record (either kind). */
+static inline int pl_conn_no_record(const struct pl_conn *e)
+{
+	return ((uintptr_t)e & ~PL_CONN_TLS) <= 1;
+}
 
 extern struct pl_conn **pl_fdtab[PL_FD_TOP];
 
@@ -302,6 +318,14 @@ ssize_t pl_conn_write(int fd, const void *buf, size_t n);
 ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags);
 ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt);
 void pl_conn_on_sendfile(int fd, size_t n);
+/* The TLS library's calls on fd (any fd: one that is not an accepted
+ * socket is left alone at the cost of one table look). `r` is what the
+ * real call returned: when positive, that many plaintext bytes of buf
+ * moved (for sendfile, that many file bytes were sent) and feed the
+ * connection. Each returns r and preserves errno. */
+ssize_t pl_conn_on_tls_read(int fd, const void *buf, ssize_t r);
+ssize_t pl_conn_on_tls_write(int fd, const void *buf, ssize_t r);
+ssize_t pl_conn_on_tls_sendfile(int fd, ssize_t r);
 /* The fd stops being this connection: close, dup2 onto it, close_range.
  * `how_shutdown` is SHUT_WR/SHUT_RDWR for shutdown(), -1 for close. */
 void pl_conn_on_close(int fd);

@@ -14,11 +14,12 @@ AP_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 	libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
 	libjansson-dev check libdw-dev"
 # What `make check` runs besides the build: nginx (nginx-light provides
-# /usr/sbin/nginx), Node, curl and jq as clients and JSON readers, python3
+# /usr/sbin/nginx), Node, curl and jq as clients and JSON readers, openssl
+# for the TLS test's certificate, python3
 # for raw and pipelined HTTP, wrk for the load of the reliability test,
 # Prometheus (its server and promtool) for the /metrics test, and libdw-dev
 # (optional to build) so that the crash test sees symbolised stacks.
-AP_PKGS_TEST="nginx-light:nginx apache2:apache2 nodejs:node curl:curl jq:jq python3:python3 wrk:wrk
+AP_PKGS_TEST="nginx-light:nginx apache2:apache2 nodejs:node curl:curl jq:jq python3:python3 wrk:wrk openssl:openssl
 	prometheus:promtool libdw-dev"
 # The SQL tests (tests/integration/dblib.sh and its users): throwaway
 # PostgreSQL 15 and MariaDB servers, the sqlite3 shell to read the

@@ -539,6 +539,13 @@ ap_start_nginx() {
 		chown www-data "$d/tmp"
 	fi
 	AP_PORT=$(ap_free_port)
+	# With AP_NGINX_CERT=PREFIX (PREFIX.crt and PREFIX.key), the same
+	# server also listens for HTTPS on AP_TLS_PORT.
+	local tls=""
+	if [ -n "${AP_NGINX_CERT:-}" ]; then
+		AP_TLS_PORT=$(ap_free_port)
+		tls="listen 127.0.0.1:$AP_TLS_PORT ssl; ssl_certificate $AP_NGINX_CERT.crt; ssl_certificate_key $AP_NGINX_CERT.key;"
+	fi
 	cat >"$d/nginx.conf" <<CONF
 worker_processes 2;
 $user
@@ -558,6 +565,7 @@ http {
     keepalive_requests 10000;
     server {
         listen 127.0.0.1:$AP_PORT;
+        $tls
         root $d/www;
         location = /api/items { default_type application/json; return 200 '{"items": [1, 2, 3]}\n'; }
         location ~ ^/api/users/([0-9]+)\$ { default_type application/json; return 200 '{"id": \$1}\n'; }

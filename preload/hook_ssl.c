@@ -1,0 +1,146 @@
+/*
+ * hook_ssl.c - HTTP inside TLS, through OpenSSL's libssl.
+ *
+ * A server that terminates TLS itself reads and writes ciphertext on its
+ * accepted socket; the HTTP is what it passes to SSL_read and SSL_write.
+ * The socket hooks notice a connection whose first byte is a TLS
+ * handshake and leave it to the calls here (conn.c: PL_CONN_TLS), which
+ * feed the plaintext to the same parsers, keyed by the socket the SSL
+ * object reads (SSL_get_rfd) and writes (SSL_get_wfd). A TLS object over
+ * anything else (a memory BIO, as asyncio's, returns -1) or over a socket
+ * that was not accepted (a client's: libpq with sslmode, an HTTPS call the
+ * server makes) is left alone.
+ *
+ * Only libssl's public calls are hooked: SSL_read, SSL_read_ex, SSL_write,
+ * SSL_write_ex and SSL_sendfile (kTLS). A program that carries its own
+ * copy of OpenSSL linked in statically (Node.js) never calls them. Which
+ * copy of libssl a caller reaches is resolved as for the client libraries
+ * (libcopy.h): a process may hold two.
+ */
+#include "config.h"
+#include "libcopy.h"
+
+#include <sys/types.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef struct ssl_st SSL;
+
+enum { TL_read, TL_write, TL_get_rfd, TL_get_wfd, TL_REQUIRED, /* in every libssl */
+       TL_read_ex = TL_REQUIRED, TL_write_ex, /* OpenSSL >= 1.1.1 */
+       TL_sendfile,                           /* OpenSSL >= 3.0 */
+       TL_N };
+typedef int (*tl_read_fn)(SSL *, void *, int);
+typedef int (*tl_write_fn)(SSL *, const void *, int);
+typedef int (*tl_get_rfd_fn)(const SSL *);
+typedef int (*tl_get_wfd_fn)(const SSL *);
+typedef int (*tl_read_ex_fn)(SSL *, void *, size_t, size_t *);
+typedef int (*tl_write_ex_fn)(SSL *, const void *, size_t, size_t *);
+typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
+
+/* f's function `name` (NULL when that copy lacks it). */
+#define TLF(f, name) ((tl_##name##_fn)(f)[TL_##name])
+
+static const char *const tl_names[TL_N] = {
+	"SSL_read", "SSL_write", "SSL_get_rfd", "SSL_get_wfd",
+	"SSL_read_ex", "SSL_write_ex", "SSL_sendfile",
+};
+EXPORT int SSL_read(SSL *, void *, int);
+EXPORT int SSL_write(SSL *, const void *, int);
+EXPORT int SSL_read_ex(SSL *, void *, size_t, size_t *);
+EXPORT int SSL_write_ex(SSL *, const void *, size_t, size_t *);
+EXPORT ssize_t SSL_sendfile(SSL *, int, off_t, size_t, int);
+_Static_assert(TL_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
+static const void *const tl_self[TL_N] = {
+	[TL_read] = (const void *)SSL_read, [TL_write] = (const void *)SSL_write,
+	[TL_read_ex] = (const void *)SSL_read_ex, [TL_write_ex] = (const void *)SSL_write_ex,
+	[TL_sendfile] = (const void *)SSL_sendfile,
+};
+static struct pl_copy_lib tl_lib = { .what = "libssl", .names = tl_names, .self = tl_self,
+                                     .n = TL_N, .nreq = TL_REQUIRED };
+
+/* The caller's copy: in each exported hook itself, so the return address is
+ * its caller's. NULL: none can be determined, call nothing. */
+#define TL_FNS() pl_copy_fns(&tl_lib, __builtin_return_address(0))
+
+/* Whether a call's plaintext is followed: not when the preload is off, nor
+ * inside a client library's call (libpq reading its own TLS connection)
+ * or inside another of these hooks (a libssl that calls its own exported
+ * functions through the PLT would feed the same bytes twice). */
+static inline int followed(void)
+{
+	return !pl_db_depth && !pl_cfg.disabled;
+}
+
+EXPORT int SSL_read(SSL *s, void *buf, int num)
+{
+	void *const *f = TL_FNS();
+	if (PL_UNLIKELY(!f))
+		return -1;
+	if (!followed())
+		return TLF(f, read)(s, buf, num);
+	PL_COPY_ENTER(&tl_lib, f);
+	int r = TLF(f, read)(s, buf, num);
+	PL_COPY_LEAVE();
+	if (r > 0)
+		pl_conn_on_tls_read(TLF(f, get_rfd)(s), buf, r);
+	return r;
+}
+
+EXPORT int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *got)
+{
+	void *const *f = TL_FNS();
+	if (PL_UNLIKELY(!f || !TLF(f, read_ex)))
+		return 0;
+	if (!followed())
+		return TLF(f, read_ex)(s, buf, num, got);
+	PL_COPY_ENTER(&tl_lib, f);
+	int ok = TLF(f, read_ex)(s, buf, num, got);
+	PL_COPY_LEAVE();
+	if (ok == 1 && got)
+		pl_conn_on_tls_read(TLF(f, get_rfd)(s), buf, (ssize_t)*got);
+	return ok;
+}
+
+EXPORT int SSL_write(SSL *s, const void *buf, int num)
+{
+	void *const *f = TL_FNS();
+	if (PL_UNLIKELY(!f))
+		return -1;
+	if (!followed())
+		return TLF(f, write)(s, buf, num);
+	PL_COPY_ENTER(&tl_lib, f);
+	int r = TLF(f, write)(s, buf, num);
+	PL_COPY_LEAVE();
+	if (r > 0)
+		pl_conn_on_tls_write(TLF(f, get_wfd)(s), buf, r);
+	return r;
+}
+
+EXPORT int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *put)
+{
+	void *const *f = TL_FNS();
+	if (PL_UNLIKELY(!f || !TLF(f, write_ex)))
+		return 0;
+	if (!followed())
+		return TLF(f, write_ex)(s, buf, num, put);
+	PL_COPY_ENTER(&tl_lib, f);
+	int ok = TLF(f, write_ex)(s, buf, num, put);
+	PL_COPY_LEAVE();
+	if (ok == 1 && put)
+		pl_conn_on_tls_write(TLF(f, get_wfd)(s), buf, (ssize_t)*put);
+	return ok;
+}
+
+EXPORT ssize_t SSL_sendfile(SSL *s, int fd, off_t offset, size_t size, int flags)
+{
+	void *const *f = TL_FNS();
+	if (PL_UNLIKELY(!f || !TLF(f, sendfile)))
+		return -1;
+	if (!followed())
+		return TLF(f, sendfile)(s, fd, offset, size, flags);
+	PL_COPY_ENTER(&tl_lib, f);
+	ssize_t r = TLF(f, sendfile)(s, fd, offset, size, flags);
+	PL_COPY_LEAVE();
+	return pl_conn_on_tls_sendfile(TLF(f, get_wfd)(s), r);
+}

@@ -1,0 +1,153 @@
+#!/bin/bash
+# HTTP inside TLS, followed through libssl's calls (preload/hook_ssl.c):
+# nginx terminating TLS itself (2 workers, www-data when root: SSL_read and
+# SSL_write, keep-alive, a POST with its body, a 404, a 500, a file that
+# plain HTTP would send with sendfile) beside a plain-HTTP port of the same
+# server; then Python's http.server wrapped in ssl (SSL_read_ex and
+# SSL_write_ex, threads). Counts per route are exact, statuses right,
+# bytes_in is the plaintext request's size, and the responses are
+# byte-identical with and without the preload. The Python server also
+# makes an HTTPS call of its own (a TLS connection it did not accept): only
+# the nginx that answers it counts that request.
+. "$(dirname "$0")/lib.sh"
+
+ap_require curl jq python3 nginx openssl
+ap_require_build
+
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$AP_TMP/tls.key" -out "$AP_TMP/tls.crt" \
+	-days 2 -subj /CN=127.0.0.1 >"$AP_TMP/openssl.log" 2>&1 ||
+	ap_fail "making a certificate failed: $(cat "$AP_TMP/openssl.log")"
+head -c 100000 /dev/urandom >"$AP_TMP/body.bin"
+
+ap_start_collector
+
+# ---- 1. nginx: TLS on one port, plain HTTP on another ----
+# (ap_start_nginx with AP_NGINX_CERT: HTTPS on AP_TLS_PORT, plain on AP_PORT)
+AP_NGINX_CERT=$AP_TMP/tls
+# traffic OUT : the same requests against whichever nginx runs; raw
+# responses (Date masked) go to OUT.dump for the byte comparison.
+traffic() {
+	local T=https://127.0.0.1:$AP_TLS_PORT
+	# Keep-alive: one TLS connection, seven requests (the 500 last: nginx
+	# closes after it).
+	curl -sk --max-time 30 -w '%{http_code} %{num_connects}\n' \
+		-o /dev/null "$T/api/items" -o /dev/null "$T/api/users/1" -o /dev/null "$T/api/users/2" \
+		-o /dev/null "$T/static/big.bin" -o /dev/null "$T/missing" -o /dev/null "$T/api/items" \
+		-o /dev/null "$T/error" >"$1" || ap_fail "curl over TLS failed"
+	# A POST with a 100,000-byte body, then a GET, on one connection.
+	curl -sk --max-time 30 -H 'Expect:' --data-binary @"$AP_TMP/body.bin" -o /dev/null \
+		-w '%{http_code} %{num_connects} %{size_request} %{size_upload}\n' "$T/upload" \
+		--next -sk --max-time 30 -o /dev/null -w '%{http_code} %{num_connects}\n' "$T/api/items" \
+		>>"$1" || ap_fail "POST over TLS failed"
+	# Plain HTTP on the other port of the same workers.
+	curl -s --max-time 30 -w '%{http_code} %{num_connects}\n' \
+		-o /dev/null "http://127.0.0.1:$AP_PORT/api/items" \
+		-o /dev/null "http://127.0.0.1:$AP_PORT/api/users/9" >>"$1" || ap_fail "plain curl failed"
+	# Responses, byte for byte (the Date header masked).
+	for u in /api/items /api/users/7 /missing /static/big.bin; do
+		curl -sk --max-time 30 -D - "$T$u" | sed 's/^Date: .*/Date: -/'
+	done >"$1.dump" || ap_fail "fetching the responses failed"
+}
+
+ap_start_nginx nginx-plain 0
+traffic "$AP_TMP/plain.out"
+ap_stop_pid "$AP_NGINX_PID"
+
+AP_SERVICE=tls-nginx
+ap_start_nginx nginx 1
+traffic "$AP_TMP/pre.out"
+ap_assert_eq "statuses and connections" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/pre.out")" \
+	"200/1 200/0 200/0 200/0 404/0 200/0 500/0 200/1 200/0 200/1 200/0 "
+cmp -s "$AP_TMP/plain.out.dump" "$AP_TMP/pre.out.dump" ||
+	ap_fail "responses over TLS differ with the preload: $(diff <(od -c "$AP_TMP/plain.out.dump" | head -50) <(od -c "$AP_TMP/pre.out.dump" | head -50) | head -20)"
+ap_log "ok: responses over TLS byte-identical with and without the preload"
+
+# nginx_counts N : nginx's counts, with N requests of /api/items.
+nginx_counts() {
+	ap_expect_counts <<EOF
+GET /api/items $1
+GET /api/users/{id} 4
+GET /static/big.bin 2
+GET /missing 2
+GET /error 1
+POST /upload 1
+EOF
+}
+nginx_counts 5
+# (nginx answers this POST before reading its body: bytes_in is what it
+# had read by then; Python's below reads it all first.)
+ap_assert_jq "the POST: status 200, not aborted" '.[0].status == 200 and .[0].aborted == false' \
+	"$(ap_requests /upload POST)"
+ap_assert_jq "the file: bytes_out is the 262,144-byte body and its head" \
+	'.[0].bytes_out > 262144 and .[0].bytes_out < 262600' "$(ap_requests /static/big.bin)"
+ap_assert_jq "the 500 is an error, nothing aborted" \
+	'[.endpoints[] | select(.service == "tls-nginx")] | (map(select(.route == "/error"))[0].error_count == 1) and (map(.error_count) | add == 1)' \
+	"$(ap_api /api/v1/endpoints)"
+
+# ---- 2. Python's http.server in ssl: SSL_read_ex / SSL_write_ex ----
+cat >"$AP_TMP/tlspy.py" <<'PY'
+import http.server, json, ssl, sys, urllib.request
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def reply(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path.startswith("/orders/"):
+            self.reply(200, json.dumps({"order": self.path.split("/")[2]}).encode())
+        elif self.path == "/outbound":
+            # An HTTPS call of our own: a TLS connection the server did not
+            # accept, through the same SSL_read/SSL_write.
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with urllib.request.urlopen("https://127.0.0.1:%s/api/items" % sys.argv[2], context=ctx) as r:
+                self.reply(200, r.read())
+        else:
+            self.reply(404, b'{"error": "not found"}')
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        data = self.rfile.read(n)
+        self.reply(201, json.dumps({"got": len(data)}).encode())
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("listening", flush=True)
+srv.serve_forever()
+PY
+AP_SERVICE=tls-python
+PY_PORT=$(ap_free_port)
+ap_bg_preloaded tlspy python3 "$AP_TMP/tlspy.py" "$PY_PORT" "$AP_TLS_PORT" "$AP_TMP/tls.crt" "$AP_TMP/tls.key"
+ap_wait_log tlspy '^listening'
+P=https://127.0.0.1:$PY_PORT
+curl -sk --max-time 30 -w '%{http_code} %{num_connects}\n' \
+	-o /dev/null "$P/orders/1" -o /dev/null "$P/orders/2" -o /dev/null "$P/orders/3" \
+	-o /dev/null "$P/nope" -o /dev/null "$P/outbound" >"$AP_TMP/py.out" || ap_fail "curl to Python failed"
+curl -sk --max-time 30 --data-binary @"$AP_TMP/body.bin" -H 'Expect:' -o "$AP_TMP/py.post" \
+	-w '%{http_code} %{num_connects} %{size_request} %{size_upload}\n' "$P/orders/new" \
+	>>"$AP_TMP/py.out" || ap_fail "POST to Python failed"
+ap_assert_eq "Python statuses and connections" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/py.out")" \
+	"200/1 200/0 200/0 404/0 200/0 201/1 "
+ap_assert_eq "Python read the whole POST body" "$(cat "$AP_TMP/py.post")" '{"got": 100000}'
+ap_expect_counts <<EOF
+GET /orders/{id} 3
+GET /nope 1
+GET /outbound 1
+POST /orders/new 1
+EOF
+want_in=$(awk 'NR == 6 {print $3 + $4}' "$AP_TMP/py.out")
+ap_assert_jq "the POST: bytes_in is the plaintext request ($want_in bytes), not aborted" \
+	".[0].status == 201 and .[0].bytes_in == $want_in and .[0].aborted == false" \
+	"$(ap_requests /orders/new POST)"
+ap_assert_jq "nothing aborted, one 404" \
+	'[.endpoints[] | select(.service == "tls-python")] | (map(.error_count) | add == 0) and (map(select(.route == "/nope"))[0].count == 1)' \
+	"$(ap_api /api/v1/endpoints)"
+# The server's own HTTPS call reached nginx, and only nginx counted it.
+AP_SERVICE=tls-nginx
+nginx_counts 6
+ap_log "TLS: nginx (SSL_read/SSL_write) and Python (SSL_read_ex/SSL_write_ex): ok"
