@@ -564,18 +564,23 @@ EXPORT long syscall(long number, ...)
  * server's child (BusyBox httpd, inetd-style services) answers its one
  * request and calls _exit(): its events would be lost in its buffer. The
  * flush costs nothing in a process that never buffered an event. */
+static __attribute__((noreturn)) void exit_now(void (*real)(int), int status)
+{
+	pl_ship_exit_now();
+	if (real)
+		real(status);
+	for (;;) /* no real _exit resolved (never with glibc): end it ourselves */
+		syscall(SYS_exit_group, status);
+}
+
 EXPORT void _exit(int status)
 {
 	ENSURE(exit_);
-	pl_ship_exit_now();
-	pl_real.exit_(status);
-	__builtin_unreachable();
+	exit_now(pl_real.exit_, status);
 }
 
 EXPORT void _Exit(int status)
 {
 	ENSURE(Exit);
-	pl_ship_exit_now();
-	pl_real.Exit(status);
-	__builtin_unreachable();
+	exit_now(pl_real.Exit, status);
 }
