@@ -14,6 +14,18 @@
  * on the entry. Successive requests of one connection may come from
  * different threads (gunicorn gthread, Apache event), so nothing here is
  * thread-local.
+ *
+ * Aliases: dup, dup2, dup3 and fcntl(F_DUPFD) of a followed fd make the new
+ * number another name of the same connection (BusyBox httpd reads fd 0 and
+ * writes fd 1, both dup2'd from the accepted socket). Only a record can be
+ * shared, so an idle candidate gets its record at the dup. Every table
+ * entry pointing to a record is a reference to it, listed in its fds[]
+ * (changed under its lock): whoever takes an entry away from the record
+ * (an exchange or a successful compare-exchange) drops that reference, and
+ * the one dropping the last gives the record back. The connection ends
+ * (conn_finish()) when its last alias is closed, or on a shutdown of any.
+ * An aliased record stays attached while idle: a record given back would
+ * leave its aliases with no shared identity.
  */
 #include "config.h"
 #include "pl.h"
@@ -28,6 +40,10 @@
 
 #define PL_PIPELINE 4   /* requests awaiting their responses */
 #define PL_PATH_MAX 256 /* path bytes kept per request */
+#define PL_ALIASES 3    /* numbers one connection may have at once
+                           (BusyBox needs 2: the accepted one, then 0
+                           and 1); a dup beyond them is not followed.
+                           More would make the record 64 bytes larger. */
 
 struct pl_pending {
 	uint64_t id;
@@ -47,11 +63,15 @@ struct pl_conn {
 	struct pl_pool_hdr hdr;     /* must come first (fdtable.c) */
 	uint32_t fork_gen;          /* pl_fork_gen when this process last
 	                               read or wrote it (conn_own()) */
-	int fd;
+	uint8_t nfds;               /* entries of fds[] in use, >= 1 */
 	uint8_t in_msg;             /* a request's bytes are being parsed */
 	uint8_t req_dead;           /* no more requests will be parsed */
 	uint8_t resp_started;       /* ap_http_resp_begin done for the front */
 	uint8_t qhead, qcount;
+	/* Every number whose table entry points here (tracked fds are below
+	 * PL_FD_CAP, so 16 bits hold them: the list fits in what was
+	 * padding). fds[0] is the one requests are noted under (th_reqs). */
+	uint16_t fds[PL_ALIASES];
 	uint64_t cur_start_ns;
 	uint64_t cur_in;
 	struct pl_pending *cur;     /* the queue entry of the request being
@@ -60,6 +80,7 @@ struct pl_conn {
 	struct ap_http_resp rs;
 	struct pl_pending q[PL_PIPELINE];
 };
+_Static_assert(PL_FD_CAP <= 65536, "pl_conn.fds holds tracked fds in 16 bits");
 
 /* Requests whose request line this thread read and whose response has not
  * yet completed here: SQL statements on this thread belong to the one
@@ -153,7 +174,8 @@ static struct pl_conn *conn_new(int fd)
 	struct pl_conn *c = pl_conn_alloc();
 	if (!c)
 		return NULL;
-	c->fd = fd;
+	c->nfds = 1;
+	c->fds[0] = (uint16_t)fd;
 	c->fork_gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
 	c->in_msg = c->req_dead = c->resp_started = 0;
 	c->cur = NULL;
@@ -274,6 +296,37 @@ conn_acquire(int fd, int create, struct pl_conn ***slotp, conn_via via,
 	return conn_acquire_slow(fd, create, slot, via, first);
 }
 
+/* fd's connection, locked, as conn_acquire() finds it whichever way it
+ * is followed, but not owned by this process (conn_own()): a dup or a
+ * shutdown is not reading or writing, and a shutdown by a process that
+ * has not touched the connection since a fork must not make its requests
+ * its own. *ep: fd's entry (the record, tagged as it is followed). An
+ * idle candidate gets a new record when `create`; an entry left to TLS
+ * with no record yet (PL_CONN_TLS_HELLO, PL_CONN_TLS_IDLE) gives NULL. */
+static struct pl_conn *conn_lock_fd(int fd, int create, struct pl_conn **ep)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	if (!slot)
+		return NULL;
+	for (int tries = 0; tries < 8; tries++) {
+		struct pl_conn *e = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+		if (e == PL_CONN_IDLE && create) {
+			*ep = conn_acquire_slow(fd, 1, slot, VIA_SOCKET, NULL); /* a new record */
+			return *ep;
+		}
+		if (pl_conn_no_record(e))
+			return NULL;
+		struct pl_conn *c = record_of(e);
+		pl_conn_lock(c);
+		if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == e) {
+			*ep = e;
+			return c;
+		}
+		pl_conn_unlock(c);
+	}
+	return NULL;
+}
+
 /* Detaches whatever fd had; returns the connection (locked) if it had one,
  * followed either way. */
 static struct pl_conn *conn_detach(int fd)
@@ -289,11 +342,53 @@ static struct pl_conn *conn_detach(int fd)
 	return c;
 }
 
+/* fd's entry no longer points to c (locked): its reference is dropped.
+ * Returns how many aliases remain; at 0 the caller owns c alone. */
+static unsigned conn_unalias(struct pl_conn *c, int fd)
+{
+	for (unsigned i = 0; i < c->nfds; i++)
+		if (c->fds[i] == fd) {
+			/* the last takes its place: fds[0] stays an open number */
+			c->fds[i] = c->fds[--c->nfds];
+			break;
+		}
+	return c->nfds;
+}
+
+/* Takes c (locked) away from every entry still pointing to it; gives it
+ * back to the pool if no reference is left (an entry detached meanwhile
+ * by a close is its closer's to drop), else unlocks it. */
+static void conn_unalias_all(struct pl_conn *c)
+{
+	for (unsigned i = 0; i < c->nfds;) {
+		struct pl_conn **slot = pl_fd_entry(c->fds[i]);
+		/* every alias is followed the same way: c, tagged or not */
+		struct pl_conn *e = slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
+		if (!pl_conn_no_record(e) && record_of(e) == c &&
+		    __atomic_compare_exchange_n(slot, &e, NULL, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			conn_unalias(c, c->fds[i]); /* fds[i] now holds another */
+		else
+			i++;
+	}
+	if (c->nfds == 0)
+		pl_conn_release(c);
+	else
+		pl_conn_unlock(c);
+}
+
 /* conn_put() for a connection with nothing in progress that must give
- * its record back. */
+ * its record back. An aliased one keeps it unless it is no longer
+ * followed: its aliases share the connection only through the record. */
 static __attribute__((noinline)) void conn_put_back(struct pl_conn **slot, struct pl_conn *c,
                                                     conn_via via)
 {
+	if (PL_UNLIKELY(c->nfds > 1)) {
+		if (c->req_dead)
+			conn_unalias_all(c);
+		else
+			pl_conn_unlock(c);
+		return;
+	}
 	struct pl_conn *expect = tagged(c, via);
 	if (__atomic_compare_exchange_n(slot, &expect, c->req_dead ? NULL : tagged(PL_CONN_IDLE, via),
 	                                0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -484,7 +579,7 @@ static void q_push(struct pl_conn *c)
 	r->method_len = (uint8_t)c->rq.method_len;
 	r->path_len = (uint16_t)cut;
 	c->cur = r;
-	thread_adopt(c->fd, id);
+	thread_adopt(c->fds[0], id);
 }
 
 /* Inline in its two callers: a call's register saves cost as much as a
@@ -639,16 +734,24 @@ void pl_conn_on_accept(int fd)
 	struct pl_conn *old = __atomic_exchange_n(slot, PL_CONN_IDLE, __ATOMIC_ACQ_REL);
 	if (!pl_conn_no_record(old)) {
 		/* We missed this number's close (a raw syscall): forget quietly. */
-		pl_conn_lock(record_of(old));
-		pl_conn_release(record_of(old));
+		struct pl_conn *c = record_of(old);
+		pl_conn_lock(c);
+		if (conn_unalias(c, fd) == 0)
+			pl_conn_release(c);
+		else
+			pl_conn_unlock(c);
 	}
 }
 
 void pl_conn_forget(int fd)
 {
 	struct pl_conn *c = conn_detach(fd);
-	if (c)
+	if (!c)
+		return;
+	if (conn_unalias(c, fd) == 0)
 		pl_conn_release(c);
+	else
+		pl_conn_unlock(c);
 }
 
 static inline __attribute__((always_inline)) void
@@ -677,22 +780,29 @@ on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 	conn_put(slot, c, VIA_SOCKET);
 }
 
+/* c (locked), found at `slot` followed `via`, can no longer be followed:
+ * every alias stops, silently. */
 static void stop_following(struct pl_conn **slot, struct pl_conn *c, conn_via via)
 {
+	for (unsigned i = 0; i < c->qcount; i++) {
+		struct pl_pending *r = &c->q[(c->qhead + i) % PL_PIPELINE];
+		if (r->prof)
+			pl_prof_end(r->prof, r->id);
+	}
+	c->qcount = 0;
+	c->cur = NULL;
+	if (PL_UNLIKELY(c->nfds > 1)) {
+		c->in_msg = c->resp_started = 0;
+		c->req_dead = 1;
+		conn_unalias_all(c);
+		return;
+	}
 	struct pl_conn *expect = tagged(c, via);
 	if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
-	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		for (unsigned i = 0; i < c->qcount; i++) {
-			struct pl_pending *r = &c->q[(c->qhead + i) % PL_PIPELINE];
-			if (r->prof)
-				pl_prof_end(r->prof, r->id);
-		}
-		c->qcount = 0;
-		c->cur = NULL;
+	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		pl_conn_release(c);
-	} else {
+	else
 		pl_conn_unlock(c);
-	}
 }
 
 static inline __attribute__((always_inline)) void
@@ -873,6 +983,11 @@ void pl_conn_on_close(int fd)
 	struct pl_conn *c = conn_detach(fd);
 	if (!c)
 		return;
+	if (PL_UNLIKELY(conn_unalias(c, fd) != 0)) {
+		/* another number still serves the connection */
+		pl_conn_unlock(c);
+		return;
+	}
 	conn_finish(c);
 	pl_conn_release(c);
 }
@@ -881,9 +996,61 @@ void pl_conn_on_shutdown(int fd, int how)
 {
 	if (how != SHUT_WR && how != SHUT_RDWR)
 		return;
-	/* Nothing more can be written: the connection is over for us even
-	 * though its fd stays open until close. */
-	pl_conn_on_close(fd);
+	/* Nothing more can be written: the connection is over for us, under
+	 * every number, even though its fds stay open until close. */
+	struct pl_conn *e;
+	struct pl_conn *c = conn_lock_fd(fd, 0, &e);
+	if (!c) {
+		pl_conn_forget(fd); /* idle, or changed under us */
+		return;
+	}
+	conn_finish(c);
+	c->req_dead = 1;
+	conn_unalias_all(c);
+}
+
+void pl_conn_stop(int fd)
+{
+	struct pl_conn *e;
+	struct pl_conn *c = conn_lock_fd(fd, 0, &e);
+	if (c)
+		stop_following(pl_fd_entry(fd), c, via_of(e));
+	else
+		pl_conn_forget(fd);
+}
+
+void pl_conn_on_dup(int old, int new_fd)
+{
+	struct pl_conn **nslot = pl_fd_slot(new_fd, 1);
+	if (!nslot)
+		return;
+	/* Whatever the new number had is stale: the kernel just gave it to
+	 * the duplicate (dup2 and dup3 ended what they replaced already). */
+	pl_conn_forget(new_fd);
+	struct pl_conn *e;
+	struct pl_conn *c = conn_lock_fd(old, 1, &e);
+	if (!c)
+		return;
+	if (c->nfds == PL_ALIASES) {
+		pl_debug("fd %d: more than %d numbers for one connection; %d not followed",
+		         old, PL_ALIASES, new_fd);
+		pl_conn_unlock(c);
+		return;
+	}
+	c->fds[c->nfds++] = (uint16_t)new_fd;
+	/* the same entry: followed the same way (through TLS or not) */
+	struct pl_conn *prev = __atomic_exchange_n(nslot, e, __ATOMIC_ACQ_REL);
+	pl_conn_unlock(c);
+	if (!pl_conn_no_record(prev) && record_of(prev) != c) {
+		/* an accept of this number raced with us (it cannot, unless
+		 * the host closed the duplicate meanwhile): drop its reference */
+		struct pl_conn *p = record_of(prev);
+		pl_conn_lock(p);
+		if (conn_unalias(p, new_fd) == 0)
+			pl_conn_release(p);
+		else
+			pl_conn_unlock(p);
+	}
 }
 
 /* 1 when the request `id` is still queued on fd's connection. */

@@ -15,7 +15,9 @@
  * Descriptors stop being followed before the real call that frees their
  * number (close, dup2/dup3 onto them, close_range, syscall(SYS_close)):
  * another thread's accept() may return the same number the moment the
- * kernel releases it.
+ * kernel releases it. A duplicate of a followed descriptor (dup, dup2,
+ * dup3, fcntl F_DUPFD and F_DUPFD_CLOEXEC) becomes another number of its
+ * connection once the real call has made it (pl_conn_on_dup).
  *
  * A hook called by a signal handler that interrupted the preload's own
  * work on the same thread only makes the real call (pl_enter() in pl.h):
@@ -71,7 +73,7 @@ PL_COLD void pl_settle_missed(void)
 	for (unsigned i = 0; i < pl_missed_n; i++) {
 		int fd = missed_fd[i];
 		if (pl_fd_get(fd)) {
-			pl_conn_forget(fd);
+			pl_conn_stop(fd);
 			pl_ship_count_untracked();
 		}
 	}
@@ -350,41 +352,43 @@ EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t n
 
 /* ---- the end of a descriptor ---- */
 
-/* The end of a descriptor in a vfork() child is its own: the parent's
- * copy stays open, and the connection's state is the parent's memory. */
-static PL_COLD void closing(int fd)
+/* fn(fd, arg) on a followed fd's connection, errno preserved: the end of
+ * a descriptor, a shutdown, a duplicate. Not in a vfork() child: its
+ * descriptors are its own (the parent's copies stay open, a shutdown's
+ * record is the parent's to finish) while the connection's state is the
+ * parent's memory. A call made inside the preload's work notes fd
+ * instead (pl_missed): its connection stops being followed. */
+static PL_COLD void on_followed(void (*fn)(int, int), int fd, int arg)
 {
 	int saved = errno;
-	if (pl_borrowed_memory()) {
-		errno = saved;
-		return;
-	}
-	if (pl_enter()) {
-		pl_conn_on_close(fd);
-		pl_leave();
-	} else {
-		pl_missed(fd);
+	if (!pl_borrowed_memory()) {
+		if (pl_enter()) {
+			fn(fd, arg);
+			pl_leave();
+		} else {
+			pl_missed(fd);
+		}
 	}
 	errno = saved;
+}
+
+static void close_one(int fd, int unused)
+{
+	(void)unused;
+	pl_conn_on_close(fd);
+}
+
+static PL_COLD void closing(int fd)
+{
+	on_followed(close_one, fd, 0);
 }
 
 EXPORT int shutdown(int fd, int how)
 {
 	ENSURE(shutdown);
 	int r = pl_real.shutdown(fd, how);
-	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && r == 0) {
-		int saved = errno;
-		if (pl_borrowed_memory()) {
-			/* a vfork() child's shutdown does end the connection, but
-			 * its record is the parent's to finish: left as it is */
-		} else if (pl_enter()) {
-			pl_conn_on_shutdown(fd, how);
-			pl_leave();
-		} else {
-			pl_missed(fd);
-		}
-		errno = saved;
-	}
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && r == 0)
+		on_followed(pl_conn_on_shutdown, fd, how);
 	return r;
 }
 
@@ -435,12 +439,35 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 	return pl_real.close_range(first, last, flags);
 }
 
+/* new_fd is now a duplicate of old, a followed fd: another number of its
+ * connection. Made inside the preload's work, the connection stops being
+ * followed (on_followed()): bytes under the new number would go unseen. */
+static PL_COLD int duplicated(int old, int new_fd)
+{
+	on_followed(pl_conn_on_dup, old, new_fd);
+	return new_fd;
+}
+
+EXPORT int dup(int old)
+{
+	ENSURE(dup);
+	int r = pl_real.dup(old);
+	if (PL_UNLIKELY(pl_fd_get(old) != NULL) && r >= 0)
+		return duplicated(old, r);
+	return r;
+}
+
+/* dup2 and dup3 end what the target number had first (closing()), as
+ * close does; it then becomes the duplicate. */
 EXPORT int dup2(int old, int new_fd)
 {
 	ENSURE(dup2);
 	if (PL_UNLIKELY(pl_fd_get(new_fd) != NULL) && old != new_fd)
 		closing(new_fd);
-	return pl_real.dup2(old, new_fd);
+	int r = pl_real.dup2(old, new_fd);
+	if (PL_UNLIKELY(pl_fd_get(old) != NULL) && r >= 0 && old != new_fd)
+		return duplicated(old, r);
+	return r;
 }
 
 EXPORT int dup3(int old, int new_fd, int flags)
@@ -448,7 +475,46 @@ EXPORT int dup3(int old, int new_fd, int flags)
 	ENSURE(dup3);
 	if (PL_UNLIKELY(pl_fd_get(new_fd) != NULL) && old != new_fd)
 		closing(new_fd);
-	return pl_real.dup3(old, new_fd, flags);
+	int r = pl_real.dup3(old, new_fd, flags);
+	if (PL_UNLIKELY(pl_fd_get(old) != NULL) && r >= 0)
+		return duplicated(old, r);
+	return r;
+}
+
+/* fcntl's third argument is an int, a pointer or absent, depending on
+ * cmd: it is read and passed on as a pointer, as glibc's own fcntl reads
+ * it (the same register either way). Only F_DUPFD and F_DUPFD_CLOEXEC of
+ * a followed fd do anything more. Programs built with
+ * _FILE_OFFSET_BITS=64 (BusyBox) call fcntl64, the same function on
+ * 64-bit systems. */
+static inline int fcntl_done(int fd, int cmd, int r)
+{
+	if (PL_UNLIKELY(cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0 &&
+	    pl_fd_get(fd) != NULL)
+		return duplicated(fd, r);
+	return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	ENSURE(fcntl);
+	return fcntl_done(fd, cmd, pl_real.fcntl(fd, cmd, arg));
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	ENSURE(fcntl);
+	/* a C library older than 2.28 has no fcntl64: its fcntl is the same */
+	int (*real)(int, int, ...) = pl_real.fcntl64 ? pl_real.fcntl64 : pl_real.fcntl;
+	return fcntl_done(fd, cmd, real(fd, cmd, arg));
 }
 
 /* A new socket took a number we may still think is an accepted one (its
@@ -489,4 +555,32 @@ EXPORT long syscall(long number, ...)
 			closing_range((unsigned)a1, (unsigned)a2);
 	}
 	return pl_real.syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
+/* ---- the end of the process ----
+ *
+ * exit() runs our destructor, which hands the buffered events over;
+ * _exit() and _Exit() end the process at once. A fork-per-connection
+ * server's child (BusyBox httpd, inetd-style services) answers its one
+ * request and calls _exit(): its events would be lost in its buffer. The
+ * flush costs nothing in a process that never buffered an event. */
+static __attribute__((noreturn)) void exit_now(void (*real)(int), int status)
+{
+	pl_ship_exit_now();
+	if (real)
+		real(status);
+	for (;;) /* no real _exit resolved (never with glibc): end it ourselves */
+		syscall(SYS_exit_group, status);
+}
+
+EXPORT void _exit(int status)
+{
+	ENSURE(exit_);
+	exit_now(pl_real.exit_, status);
+}
+
+EXPORT void _Exit(int status)
+{
+	ENSURE(Exit);
+	exit_now(pl_real.Exit, status);
 }

@@ -63,10 +63,15 @@ void pl_resolve(void)
 	RESOLVE(shutdown, "shutdown");
 	RESOLVE(close, "close");
 	RESOLVE(close_range, "close_range");
+	RESOLVE(dup, "dup");
 	RESOLVE(dup2, "dup2");
 	RESOLVE(dup3, "dup3");
+	RESOLVE(fcntl, "fcntl");
+	RESOLVE(fcntl64, "fcntl64");
 	RESOLVE(socket, "socket");
 	RESOLVE(syscall, "syscall");
+	RESOLVE(exit_, "_exit");
+	RESOLVE(Exit, "_Exit");
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");

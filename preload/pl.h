@@ -99,10 +99,15 @@ struct pl_real {
 	int (*shutdown)(int, int);
 	int (*close)(int);
 	int (*close_range)(unsigned, unsigned, int);
+	int (*dup)(int);
 	int (*dup2)(int, int);
 	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
 	int (*socket)(int, int, int);
 	long (*syscall)(long, ...);
+	void (*exit_)(int);         /* _exit */
+	void (*Exit)(int);          /* _Exit */
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
@@ -327,11 +332,26 @@ ssize_t pl_conn_on_tls_read(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_tls_write(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_tls_sendfile(int fd, ssize_t r);
 /* The fd stops being this connection: close, dup2 onto it, close_range.
- * `how_shutdown` is SHUT_WR/SHUT_RDWR for shutdown(), -1 for close. */
+ * The connection ends (its unanswered requests aborted) when this was its
+ * last number (see pl_conn_on_dup). */
 void pl_conn_on_close(int fd);
+/* shutdown(fd, how): SHUT_WR and SHUT_RDWR end the connection under every
+ * number it has; they all stop being followed. */
 void pl_conn_on_shutdown(int fd, int how);
-/* A new descriptor that is not an accepted socket took this number. */
+/* A new descriptor that is not an accepted socket took this number; the
+ * connection goes on under its other numbers, if any, but does not end. */
 void pl_conn_forget(int fd);
+/* fd's connection can no longer be followed (bytes went unseen): every
+ * number it has stops being followed, nothing is recorded. */
+void pl_conn_stop(int fd);
+/* new_fd, which the host just got from dup, dup2, dup3 or
+ * fcntl(F_DUPFD*) of old (found by pl_fd_get()), becomes another number
+ * of old's connection: the bytes read and written under any of them are
+ * one stream. An idle candidate gets its record now (none: old stops
+ * being followed, as when the pool is spent at a read). At most
+ * PL_ALIASES numbers per connection; past them new_fd is not followed.
+ * Whatever new_fd had is forgotten first. */
+void pl_conn_on_dup(int old, int new_fd);
 void pl_conn_atfork_prepare(void);
 void pl_conn_atfork_child(void);
 size_t pl_conn_size(void);
@@ -445,6 +465,11 @@ void pl_ship_commit(size_t need);
 void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_profile(const struct ap_rec_profile *r);
 void pl_ship_count_untracked(void);
+/* The process ends without exit()'s destructors (_exit, _Exit): hands
+ * over what is buffered, as the exit flush does, within its budget.
+ * Nothing in a process that never shipped, nor in a vfork() child.
+ * Preserves errno. */
+void pl_ship_exit_now(void);
 void pl_ship_atfork_prepare(void);
 void pl_ship_atfork_parent(void);
 void pl_ship_atfork_child(void);

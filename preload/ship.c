@@ -483,6 +483,19 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	errno = saved;
 }
 
+void pl_ship_exit_now(void)
+{
+	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON)
+		return;
+	/* A vfork() child's _exit (after a failed exec) would close the
+	 * parent's buffer: the memory is the parent's. */
+	int saved = errno;
+	int borrowed = pl_borrowed_memory();
+	errno = saved;
+	if (!borrowed)
+		ship_exit_flush();
+}
+
 void pl_ship_atfork_prepare(void)
 {
 	pl_spin_lock(&ship.lock);

@@ -21,6 +21,10 @@ AP_PKGS_BUILD="build-essential autoconf automake libtool pkg-config
 # (optional to build) so that the crash test sees symbolised stacks.
 AP_PKGS_TEST="nginx-light:nginx apache2:apache2 nodejs:node curl:curl jq:jq python3:python3 wrk:wrk openssl:openssl
 	prometheus:promtool libdw-dev"
+# BusyBox httpd (tests/integration/busybox.sh): the package itself, never
+# just a `busybox` command, which busybox-static also provides, linked
+# statically, where no hook can see it.
+AP_PKGS_TEST="$AP_PKGS_TEST busybox"
 # The SQL tests (tests/integration/dblib.sh and its users): throwaway
 # PostgreSQL 15 and MariaDB servers, the sqlite3 shell to read the
 # collector's database, and Debian's Python stack for the Django app

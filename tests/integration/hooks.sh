@@ -51,6 +51,7 @@ ap_assert_eq "checks passed under the preload" "$(grep -c '^ok' "$AP_TMP/preload
 	"$(grep -c '^ok' "$AP_TMP/plain.log")"
 
 ap_expect_counts <<<"GET /hookcalls 3
+GET /dup 1
 GET /unanswered 1
 GET /p1 1
 HEAD /p2 1
@@ -80,11 +81,14 @@ ap_api /api/v1/errors >"$AP_TMP/errors.json"
 # /splice's 54-byte head and 10-byte body (spliced to a pipe) in, 39-byte
 # head and 10-byte body (spliced from a pipe) out; /after-splice after it.
 # /vfork was answered after a vfork() child closed its connection (and
-# every fd): not aborted.
+# every fd): not aborted. /dup (30 bytes in, 40 out) was read on a
+# duplicate and answered on another after the other numbers closed: not
+# aborted.
 got=$(jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s and
-	(.route | test("^/(p[0-9]|ws|file|after|vfork|splice|after-splice)$")))] | sort_by(.id)[] |
+	(.route | test("^/(dup|p[0-9]|ws|file|after|vfork|splice|after-splice)$")))] | sort_by(.id)[] |
 	"\(.method) \(.route) \(.status) \(.bytes_in) \(.bytes_out) \(.aborted)"' "$AP_TMP/requests.json")
-want="GET /p1 200 29 40 false
+want="GET /dup 200 30 40 false
+GET /p1 200 29 40 false
 HEAD /p2 200 30 38 false
 GET /p3 200 29 60 false
 POST /p4 503 74 95 false

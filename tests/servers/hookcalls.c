@@ -7,6 +7,14 @@
  *  1. errno is unchanged by a successful read, recv, write, send and
  *     writev that end a request and its response (the event is built and
  *     shipped, the shipper started, inside the hook), and by a 5xx.
+ *     Duplicates of a followed socket (dup, dup2, dup3, fcntl and fcntl64
+ *     F_DUPFD, F_DUPFD_CLOEXEC) return the real number with errno kept;
+ *     failing ones return -1 EBADF; fcntl passes a pointer argument
+ *     through (F_SETOWN_EX, then F_GETOWN_EX fills the caller's struct). A request read on
+ *     one duplicate is answered on another after the accepted fd and two
+ *     more duplicates were closed (more than the preload's three numbers
+ *     per connection): integration/hooks.sh checks its record (GET /dup,
+ *     answered, not aborted).
  *  2. A read and a recv that fail (EAGAIN) return -1 with that errno; a
  *     MSG_PEEK recv returns the bytes and leaves them to be read; recvmsg
  *     and sendmsg given a NULL msghdr fail with EFAULT (not SIGSEGV).
@@ -162,6 +170,60 @@ static void errno_kept(void)
 		read(c, buf, sizeof buf);
 	}
 	close(s);
+	close(c);
+}
+
+/* 1b: duplicates of a followed socket, and one request across them. */
+static void dups_kept(void)
+{
+	static const char reqd[] = "GET /dup HTTP/1.1\r\nHost: x\r\n\r\n";
+	int s, c;
+	char buf[256];
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	errno = MAGIC_ERRNO;
+	int d = dup(s);
+	check(d >= 0 && errno == MAGIC_ERRNO, "dup of a followed socket keeps errno");
+	errno = MAGIC_ERRNO;
+	int d2 = fcntl(s, F_DUPFD_CLOEXEC, 50);
+	check(d2 >= 50 && errno == MAGIC_ERRNO && (fcntl(d2, F_GETFD) & FD_CLOEXEC),
+	      "fcntl F_DUPFD_CLOEXEC: a close-on-exec number from 50, errno kept");
+	errno = MAGIC_ERRNO;
+	int d3 = fcntl64(s, F_DUPFD, 60);
+	check(d3 >= 60 && errno == MAGIC_ERRNO, "fcntl64 F_DUPFD: a number from 60, errno kept");
+	errno = MAGIC_ERRNO;
+	int d4 = dup3(s, 98, O_CLOEXEC);
+	check(d4 == 98 && errno == MAGIC_ERRNO, "dup3 onto 98 keeps errno");
+	errno = MAGIC_ERRNO;
+	int d5 = dup2(s, 99);
+	check(d5 == 99 && errno == MAGIC_ERRNO, "dup2 onto 99 keeps errno");
+	struct f_owner_ex own = { .type = F_OWNER_PID, .pid = getpid() };
+	errno = MAGIC_ERRNO;
+	int r = fcntl(s, F_SETOWN_EX, &own);
+	memset(&own, 0xff, sizeof own);
+	int r2 = fcntl(s, F_GETOWN_EX, &own);
+	check(r == 0 && r2 == 0 && own.type == F_OWNER_PID && own.pid == getpid() &&
+	      errno == MAGIC_ERRNO,
+	      "fcntl F_SETOWN_EX then F_GETOWN_EX: the struct passed both ways, errno kept");
+	errno = 0;
+	r = dup2(-1, 97);
+	check(r == -1 && errno == EBADF, "dup2 of a bad fd: -1 EBADF");
+	errno = 0;
+	r = fcntl(-1, F_DUPFD, 0);
+	check(r == -1 && errno == EBADF, "fcntl F_DUPFD of a bad fd: -1 EBADF");
+	write(c, reqd, sizeof reqd - 1);
+	ssize_t n = read(d, buf, sizeof buf);
+	check(n == (ssize_t)sizeof reqd - 1, "the request read on a duplicate");
+	close(s);
+	close(d5);
+	close(d4);
+	close(d3);
+	errno = MAGIC_ERRNO;
+	n = write(d2, resp, strlen(resp));
+	check(n == (ssize_t)strlen(resp) && errno == MAGIC_ERRNO,
+	      "its response written on another duplicate keeps errno");
+	read(c, buf, sizeof buf);
+	close(d);
+	close(d2);
 	close(c);
 }
 
@@ -597,6 +659,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--signal-writes") == 0)
 		return signal_writes();
 	errno_kept();
+	dups_kept();
 	failures_and_peek();
 	trunc_calls();
 	exchanges();

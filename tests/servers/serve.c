@@ -139,10 +139,10 @@ long serve_read_head(int fd, char *buf, size_t cap)
 	return (long)len;
 }
 
-/* All of p with write(), on purpose not send() as pq_server and
- * threaded_server answer: these servers' answers are what exercises the
- * preload's write() hook on a socket. 0 or -1. */
-static int write_all(int fd, const char *p, size_t n)
+/* On purpose write(), not send() as pq_server and threaded_server
+ * answer: these servers' answers are what exercises the preload's write()
+ * hook on a socket. */
+int serve_write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -168,9 +168,9 @@ int serve_reply(int fd, int status, const char *body)
 	if (n < 0)
 		return -1;
 	if ((size_t)n < sizeof buf)
-		return write_all(fd, buf, (size_t)n);
+		return serve_write_all(fd, buf, (size_t)n);
 	/* Too long for one buffer: the head (complete: it is short), then the body. */
-	if (write_all(fd, buf, (size_t)n - blen) < 0)
+	if (serve_write_all(fd, buf, (size_t)n - blen) < 0)
 		return -1;
-	return write_all(fd, body, blen);
+	return serve_write_all(fd, body, blen);
 }

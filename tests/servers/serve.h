@@ -56,4 +56,8 @@ long serve_read_head(int fd, char *buf, size_t cap);
  * write() unless the body is long. 0, or -1 when a write failed. */
 int serve_reply(int fd, int status, const char *body);
 
+/* Writes all n bytes of p to fd with write(), retrying on EINTR. 0, or -1
+ * when a write failed. */
+int serve_write_all(int fd, const char *p, size_t n);
+
 #endif /* AP_TEST_SERVE_H */
