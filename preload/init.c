@@ -262,6 +262,7 @@ __attribute__((constructor)) static void pl_init(void)
 	if (!pl_cfg.disabled) {
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		pl_crash_install();
+		pl_inherit_connections();
 	}
 	pl_debug("loaded into %s (service %s)%s", pl_cfg.exe, pl_cfg.service,
 	         pl_cfg.disabled ? ", disabled by APIPROF_DISABLE" : "");

@@ -354,6 +354,9 @@ void pl_conn_stop(int fd);
 void pl_conn_on_dup(int old, int new_fd);
 void pl_conn_atfork_prepare(void);
 void pl_conn_atfork_child(void);
+/* Connections handed over across exec (inetd on 0-2, systemd's
+ * LISTEN_FDS): candidates as if accepted (inherit.c, constructor only). */
+void pl_inherit_connections(void);
 size_t pl_conn_size(void);
 
 /* ---- requests in flight per thread (conn.c), for SQL attribution ---- */
