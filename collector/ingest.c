@@ -46,6 +46,7 @@
 #define PATH_BUF 4096                 /* longest path kept (after %-escaping) */
 #define PRUNE_EVERY_NS (5 * COL_NS_PER_S)
 #define POLL_MS 1000
+#define PATH_CHECK_NS (1 * COL_NS_PER_S)  /* is the socket file still there? */
 #define COL_MIN_DGRAM_QLEN 128
 #define ROW_MAX_N1 64                 /* N+1 findings stored per request */
 #define MESSAGE_BUF 1024              /* a 5xx body prefix (the preload sends <= 200) */
@@ -64,6 +65,11 @@ struct col_ingest {
 	dev_t dev;                /* of the socket file we bound, to unlink */
 	ino_t ino;                /*   only our own */
 	int bound;
+	mode_t mode;              /* to bind it again when it is removed */
+	gid_t gid;
+	pthread_mutex_t path_mu;  /* bound, stopping, dev, ino, fd swaps */
+	int stopping;             /* no new binding once stop unlinked the path */
+	int path_lost;            /* logged that the path is not ours */
 
 	pthread_t thread;
 	int running;
@@ -73,7 +79,7 @@ struct col_ingest {
 
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
-	         c_sql, c_sql_unattr, c_sql_lost;
+	         c_sql, c_sql_unattr, c_sql_lost, c_rebound;
 	/* copies of the pending counters, for other threads */
 	uint64_t g_expired, g_pend_stmts, g_pend_groups, g_pend_lost;
 };
@@ -128,6 +134,7 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 	in->cfg = cfg;
 	in->agg = agg;
 	in->fd = -1;
+	pthread_mutex_init(&in->path_mu, NULL);
 	struct col_pending_opts po = { .expired = on_expired, .arg = in };
 	in->pend = col_pending_new(&po);
 	in->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -240,30 +247,23 @@ static void warn_qlen(void)
 		        " (sysctl -w net.unix.max_dgram_qlen=1024)", q, q);
 }
 
-int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_t gid,
-                      char *err, size_t errlen)
+/* Creates a datagram socket bound at sa's path with SO_PASSCRED, the
+ * largest receive buffer allowed, mode and group gid (-1: leave it), and
+ * fills *dev and *ino with the socket file's identity. Returns the
+ * descriptor, or a negative errno with err filled and nothing left behind
+ * (the file it bound is removed again). The path must be free. */
+static int bind_socket(const struct sockaddr_un *sa, mode_t mode, gid_t gid, dev_t *dev,
+                       ino_t *ino, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof sa.sun_path) {
-		set_err(err, errlen, "socket %s: path longer than %zu bytes", path,
-		        sizeof sa.sun_path - 1);
-		return -ENAMETOOLONG;
-	}
-	if (path[0] == '\0') {
-		set_err(err, errlen, "socket: empty path");
-		return -EINVAL;
-	}
-	strcpy(sa.sun_path, path);
-	int rc = clear_path(&sa, err, errlen);
-	if (rc < 0)
-		return rc;
+	const char *path = sa->sun_path;
+	int rc;
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rc = -errno;
 		set_err(err, errlen, "socket: %s", strerror(-rc));
 		return rc;
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
 		rc = -errno;
 		if (rc == -EADDRINUSE)
 			set_err(err, errlen, "socket %s is in use by another collector (pid unknown)",
@@ -275,12 +275,9 @@ int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_
 	}
 	struct stat st;
 	if (stat(path, &st) == 0) {
-		in->dev = st.st_dev;
-		in->ino = st.st_ino;
+		*dev = st.st_dev;
+		*ino = st.st_ino;
 	}
-	in->fd = fd;
-	in->bound = 1;
-	strcpy(in->path, path);
 
 	int one = 1;
 	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
@@ -298,7 +295,6 @@ int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
 	getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
 	col_log(COL_LOG_DEBUG, "socket %s: receive buffer %d bytes", path, got);
-	warn_qlen();
 
 	if (chmod(path, mode) < 0) {
 		rc = -errno;
@@ -312,14 +308,94 @@ int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_
 		        strerror(-rc));
 		goto fail;
 	}
-	return 0;
+	return fd;
 fail:
 	unlink(path);
 	close(fd);
-	in->fd = -1;
-	in->bound = 0;
-	in->path[0] = '\0';
 	return rc;
+}
+
+int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_t gid,
+                      char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof sa.sun_path) {
+		set_err(err, errlen, "socket %s: path longer than %zu bytes", path,
+		        sizeof sa.sun_path - 1);
+		return -ENAMETOOLONG;
+	}
+	if (path[0] == '\0') {
+		set_err(err, errlen, "socket: empty path");
+		return -EINVAL;
+	}
+	strcpy(sa.sun_path, path);
+	int rc = clear_path(&sa, err, errlen);
+	if (rc < 0)
+		return rc;
+	int fd = bind_socket(&sa, mode, gid, &in->dev, &in->ino, err, errlen);
+	if (fd < 0)
+		return fd;
+	warn_qlen();
+	in->fd = fd;
+	in->bound = 1;
+	in->mode = mode;
+	in->gid = gid;
+	strcpy(in->path, path);
+	return 0;
+}
+
+/* The ingest thread, about once a second: when the socket file is gone
+ * (removed by a /tmp cleaner or by hand), senders, which send by path,
+ * lose every event, so bind a new socket there (same mode and group) and
+ * read the old one empty before closing it; nobody can reach it any more.
+ * A path now held by another file is left alone, logged once. Under
+ * path_mu, so col_ingest_stop() never sees a socket appear after its
+ * unlink. */
+struct rx;
+static void read_all(struct col_ingest *in, struct rx *rx, int sock, int until_empty);
+static void keep_path(struct col_ingest *in, struct rx *rx)
+{
+	pthread_mutex_lock(&in->path_mu);
+	if (!in->bound || in->stopping)
+		goto out;
+	struct stat st;
+	if (lstat(in->path, &st) == 0) {
+		if (st.st_dev == in->dev && st.st_ino == in->ino) {
+			in->path_lost = 0;
+		} else if (!in->path_lost) {
+			col_log(COL_LOG_WARN, "socket %s: replaced by another file; new events"
+			        " sent there do not reach this collector", in->path);
+			in->path_lost = 1;
+		}
+		goto out;
+	}
+	if (errno != ENOENT)
+		goto out;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	strcpy(sa.sun_path, in->path);
+	char err[256];
+	dev_t dev = 0;
+	ino_t ino = 0;
+	int fd = bind_socket(&sa, in->mode, in->gid, &dev, &ino, err, sizeof err);
+	if (fd < 0) {
+		if (!in->path_lost)
+			col_log(COL_LOG_ERROR, "socket %s was removed; re-creating it failed: %s",
+			        in->path, err);
+		in->path_lost = 1;
+		goto out;
+	}
+	int old = in->fd;
+	in->fd = fd;
+	in->dev = dev;
+	in->ino = ino;
+	in->path_lost = 0;
+	CNT_ADD(in, c_rebound, 1);
+	col_log(COL_LOG_WARN, "socket %s was removed while in use; created it again",
+	        in->path);
+	read_all(in, rx, old, 1);
+	close(old);
+out:
+	pthread_mutex_unlock(&in->path_mu);
 }
 
 /* ---- decoding ---- */
@@ -674,9 +750,9 @@ struct rx {
 	uint8_t data[INGEST_VLEN][AP_WIRE_MAX_DATAGRAM];
 };
 
-/* Reads datagrams until the socket is empty (or, unless draining, until a
- * stop is requested). */
-static void read_all(struct col_ingest *in, struct rx *rx)
+/* Reads datagrams from sock until it is empty (or, unless until_empty,
+ * until a stop is requested). */
+static void read_all(struct col_ingest *in, struct rx *rx, int sock, int until_empty)
 {
 	for (;;) {
 		for (int i = 0; i < INGEST_VLEN; i++) {
@@ -689,7 +765,7 @@ static void read_all(struct col_ingest *in, struct rx *rx)
 			};
 			rx->msgs[i].msg_len = 0;
 		}
-		int n = recvmmsg(in->fd, rx->msgs, INGEST_VLEN, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+		int n = recvmmsg(sock, rx->msgs, INGEST_VLEN, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -733,7 +809,7 @@ static void read_all(struct col_ingest *in, struct rx *rx)
 			col_ingest_process(in, rx->data[i], rx->msgs[i].msg_len, (uint32_t)cred->pid,
 			                   (uint32_t)cred->uid, now_mono, now_real);
 		}
-		if (in->draining)
+		if (until_empty)
 			continue; /* until EAGAIN: every queued datagram */
 		if (n < INGEST_VLEN)
 			return; /* the socket is (very likely) empty */
@@ -753,6 +829,7 @@ static void *ingest_main(void *arg)
 		return NULL;
 	}
 	int64_t next_prune = col_clock_mono_ns() + PRUNE_EVERY_NS;
+	int64_t next_path_check = col_clock_mono_ns() + PATH_CHECK_NS;
 	for (;;) {
 		struct pollfd p[2] = { { in->fd, POLLIN, 0 }, { in->evfd, POLLIN, 0 } };
 		int n = poll(p, 2, POLL_MS);
@@ -763,8 +840,12 @@ static void *ingest_main(void *arg)
 		if (n > 0 && (p[1].revents & POLLIN))
 			break;
 		if (n > 0 && (p[0].revents & POLLIN))
-			read_all(in, rx);
+			read_all(in, rx, in->fd, 0);
 		int64_t now = col_clock_mono_ns();
+		if (now >= next_path_check) {
+			keep_path(in, rx);
+			next_path_check = now + PATH_CHECK_NS;
+		}
 		if (col_pending_expire(in->pend, now) > 0)
 			sync_pending(in);
 		if (now >= next_prune) {
@@ -777,7 +858,7 @@ static void *ingest_main(void *arg)
 	/* Stopping: the path is gone, so read what is already queued, letting
 	 * the store make room rather than dropping. */
 	in->draining = 1;
-	read_all(in, rx);
+	read_all(in, rx, in->fd, 1);
 	free(rx);
 	/* Requests still waiting for their record will not get it from us:
 	 * count their statements' errors now, while the store still runs. */
@@ -812,11 +893,13 @@ int col_ingest_start(struct col_ingest *in, struct col_store *store,
 static void unlink_ours(struct col_ingest *in)
 {
 	struct stat st;
-	if (!in->bound)
-		return;
-	if (stat(in->path, &st) == 0 && st.st_dev == in->dev && st.st_ino == in->ino)
+	pthread_mutex_lock(&in->path_mu);
+	in->stopping = 1;
+	if (in->bound && stat(in->path, &st) == 0 && st.st_dev == in->dev &&
+	    st.st_ino == in->ino)
 		unlink(in->path);
 	in->bound = 0;
+	pthread_mutex_unlock(&in->path_mu);
 }
 
 void col_ingest_stop(struct col_ingest *in)
@@ -842,6 +925,7 @@ void col_ingest_free(struct col_ingest *in)
 		close(in->fd);
 	close(in->evfd);
 	col_pending_free(in->pend);
+	pthread_mutex_destroy(&in->path_mu);
 	free(in);
 }
 
@@ -865,4 +949,5 @@ void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters
 	c->statements_lost = CNT_GET(in, c_sql_lost) + CNT_GET(in, g_pend_lost);
 	c->statements_pending = CNT_GET(in, g_pend_stmts);
 	c->groups_pending = CNT_GET(in, g_pend_groups);
+	c->socket_recreated = CNT_GET(in, c_rebound);
 }

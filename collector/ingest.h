@@ -15,6 +15,12 @@
  *
  * Bad input (garbage, truncated, unknown protocol version, oversized) is
  * counted and dropped, never fatal; unknown record types are skipped.
+ *
+ * The socket file: senders send by path, so when it is removed while the
+ * collector runs (a /tmp cleaner, a careless rm), the reading thread binds
+ * a new socket there within about a second (same mode and group), logs a
+ * warning and counts it (socket_recreated); a path taken over by another
+ * file is left alone and logged once.
  */
 #ifndef COL_INGEST_H
 #define COL_INGEST_H
@@ -110,6 +116,7 @@ struct col_ingest_counters {
 	uint64_t statements_lost; /* out of memory */
 	uint64_t statements_pending;      /* waiting now (kept ones) */
 	uint64_t groups_pending;  /* requests with statements waiting now */
+	uint64_t socket_recreated;/* times the socket file was removed and bound again */
 };
 
 /* Reads the counters (each atomically). Thread-safe. */

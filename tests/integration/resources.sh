@@ -1,0 +1,73 @@
+#!/bin/bash
+# Resources and abuse by local clients: the collector keeps receiving,
+# answering and storing when its files are taken away or its API is
+# crowded.
+#  (a) The socket file is removed while the collector runs (a /tmp
+#      cleaner, a careless rm): within about a second it is bound again,
+#      with its mode, the log says so, /api/v1/status counts it
+#      (ingest.socket_recreated), and events sent by path before and after
+#      are all counted.
+# Each part uses its own service. About 15 s.
+. "$(dirname "$0")/lib.sh"
+
+ap_require curl jq python3
+ap_require_build
+
+cat >"$AP_TMP/res.py" <<'PY'
+import os, socket, struct, sys, time
+
+MAGIC = 0x46525041
+
+def s16(b): return struct.pack("<H", len(b)) + b
+
+def batch(pid, recs):
+    off = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    return struct.pack("<IBBHIIq", MAGIC, 1, 0, 24, 1, pid, off) + b"".join(recs)
+
+def rec(rtype, payload):
+    return struct.pack("<HHI", rtype, 0, len(payload)) + payload
+
+def hello(pid, service):
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    return rec(1, struct.pack("<IIQ", pid, 1, now) + s16(service) + s16(b"/bin/res"))
+
+def request(rid, path):
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    return rec(2, struct.pack("<QQQQQIHH", rid, now - 1000000, now, 10, 20, 1, 200, 0)
+               + s16(b"GET") + s16(path) + s16(b""))
+
+def send(sock_path, service, path, n):
+    """n requests to path, 20 per datagram, sent by path like the preload
+    (unconnected sendto); exits 1 when the socket cannot be reached."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    me = os.getpid()
+    recs = [request(i + 1, path.encode()) for i in range(n)]
+    for k in range(0, n, 20):
+        s.sendto(batch(me, [hello(me, service.encode())] + recs[k:k + 20]), sock_path)
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "send":
+        send(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+PY
+
+ap_start_collector
+status() { ap_api /api/v1/status; }
+
+# ---- (a) the socket file removed -------------------------------------------
+AP_SERVICE=res-sock
+$AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-sock /gone 10 || ap_fail "first send failed"
+rm -f "$AP_SOCK"
+for i in $(seq 50); do
+	[ -S "$AP_SOCK" ] && break
+	sleep 0.1
+done
+[ -S "$AP_SOCK" ] || ap_fail "the socket was not created again within 5 s of its removal"
+ap_assert_eq "socket mode after re-creation" "$(stat -c %a "$AP_SOCK")" 666
+$AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-sock /gone 10 || ap_fail "send after re-creation failed"
+ap_assert_eq "requests counted across the removal" "$(ap_wait_count /gone 20)" 20
+ap_assert_eq "status ingest.socket_recreated" "$(status | jq .ingest.socket_recreated)" 1
+ap_wait_log collector "socket .*apiprof.sock was removed while in use; created it again"
+ap_log "ok: socket re-created: $(grep -m1 'was removed while in use' "$AP_TMP/collector.log")"
+
+ap_log "PASS"
