@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1424,6 +1425,30 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	col_logv(COL_LOG_WARN, fmt, ap);
 }
 
+/* COL_API_MAX_CONNECTIONS, or fewer when the descriptor limit cannot hold
+ * them and the collector's own files (the soft RLIMIT_NOFILE is raised
+ * toward the hard one first, as a program that never uses select() may). */
+static unsigned connection_limit(void)
+{
+	const rlim_t reserve = 128; /* database, socket, webhook, logs */
+	rlim_t want = COL_API_MAX_CONNECTIONS + reserve;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 64;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		struct rlimit up = rl;
+		up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+		return COL_API_MAX_CONNECTIONS;
+	unsigned n = rl.rlim_cur > reserve + 64 ? (unsigned)(rl.rlim_cur - reserve) : 64;
+	col_log(COL_LOG_WARN, "http: at most %u connections at once (descriptor limit %llu;"
+	        " raise it, e.g. LimitNOFILE=, for more)", n, (unsigned long long)rl.rlim_cur);
+	return n;
+}
+
 struct col_api *col_api_start(int listen_fd, const struct col_api_ctx *ctx,
                               char *err, size_t errlen)
 {
@@ -1434,16 +1459,21 @@ struct col_api *col_api_start(int listen_fd, const struct col_api_ctx *ctx,
 		return NULL;
 	}
 	api->ctx = *ctx;
-	/* A thread per connection: handlers may wait on SQLite, and the
-	 * connection limit bounds the threads. */
+	/* A pool of threads polling their connections (epoll), not a thread
+	 * per connection: an idle or trickling client then costs a descriptor
+	 * and its buffer, not one of a few slots, so slow clients (slowloris,
+	 * pooled keep-alives) cannot make /healthz and the rest unanswerable.
+	 * A handler waiting on the database holds up only its own thread's
+	 * other connections. */
+	unsigned limit = connection_limit();
 	api->d = MHD_start_daemon(
-		MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-		MHD_USE_ERROR_LOG,
+		MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, handler, api,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, listen_fd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)COL_API_MAX_CONNECTIONS,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)COL_API_THREADS,
+		MHD_OPTION_CONNECTION_LIMIT, limit,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)COL_API_IDLE_TIMEOUT_S,
 		MHD_OPTION_END);
 	if (api->d == NULL) {
 		close(listen_fd);

@@ -1,10 +1,14 @@
 /*
  * api.h - the HTTP API (SPEC section 5) on libmicrohttpd, JSON by jansson.
  *
- * Handlers run on libmicrohttpd's threads (one per connection, at most
- * COL_API_MAX_CONNECTIONS). They read the aggregate through its copying
- * accessors and the database through the query pool: no handler holds the
- * aggregate's lock while formatting or doing I/O. Every response but
+ * Handlers run on libmicrohttpd's pool of COL_API_THREADS threads, each
+ * polling its share of up to COL_API_MAX_CONNECTIONS connections (fewer
+ * when RLIMIT_NOFILE cannot hold them; closed after
+ * COL_API_IDLE_TIMEOUT_S idle), so slow or idle clients cost a descriptor
+ * each, not a thread, and cannot starve the others. They read the
+ * aggregate through its copying accessors and the database through the
+ * query pool: no handler holds the aggregate's lock while formatting or
+ * doing I/O. Every response but
  * /healthz is application/json; a bad parameter is a 400 {"error": ...}.
  *
  * SQL endpoints (choices the SPEC leaves open):
@@ -57,7 +61,9 @@ struct col_tseries;
 struct col_windows;
 struct col_api;
 
-#define COL_API_MAX_CONNECTIONS 128
+#define COL_API_MAX_CONNECTIONS 4096
+#define COL_API_THREADS 8
+#define COL_API_IDLE_TIMEOUT_S 30
 
 /* Headers of every API answer (X-Content-Type-Options: nosniff and this
  * Content-Security-Policy): its text is chosen by the profiled server's

@@ -7,6 +7,10 @@
 #      with its mode, the log says so, /api/v1/status counts it
 #      (ingest.socket_recreated), and events sent by path before and after
 #      are all counted.
+#  (b) 600 slow HTTP clients (slowloris: a request head sent a line every
+#      second and never finished) while /healthz and /api/v1/endpoints are
+#      asked three times: each answers 200 within 2 s; then the slow
+#      clients are dropped.
 # Each part uses its own service. About 15 s.
 . "$(dirname "$0")/lib.sh"
 
@@ -45,10 +49,42 @@ def send(sock_path, service, path, n):
     for k in range(0, n, 20):
         s.sendto(batch(me, [hello(me, service.encode())] + recs[k:k + 20]), sock_path)
 
+def slowloris(port, n, url):
+    """n connections each sending a request head a line a second, never
+    ending it; meanwhile three rounds of url, printing each status and
+    time, then how many the server kept open."""
+    import subprocess
+    cs = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        cs.append(c)
+        try:
+            c.sendall(b"GET /api/v1/endpoints HTTP/1.1\r\nHost: x\r\n")
+        except OSError:  # refused past the server's connection limit
+            pass
+    for r in range(3):
+        for c in list(cs):
+            try:
+                c.sendall(b"X-Slow: %d\r\n" % r)
+            except OSError:
+                cs.remove(c)
+        for path in ("/healthz", "/api/v1/endpoints"):
+            t = time.monotonic()
+            out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                  "--max-time", "5", url + path],
+                                 capture_output=True, text=True).stdout
+            print(path, out, "%.2f" % (time.monotonic() - t))
+        time.sleep(1)
+    print("open", len(cs))
+    for c in cs:
+        c.close()
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "send":
         send(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif cmd == "slowloris":
+        slowloris(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
 PY
 
 ap_start_collector
@@ -69,5 +105,18 @@ ap_assert_eq "requests counted across the removal" "$(ap_wait_count /gone 20)" 2
 ap_assert_eq "status ingest.socket_recreated" "$(status | jq .ingest.socket_recreated)" 1
 ap_wait_log collector "socket .*apiprof.sock was removed while in use; created it again"
 ap_log "ok: socket re-created: $(grep -m1 'was removed while in use' "$AP_TMP/collector.log")"
+
+# ---- (b) slow HTTP clients -----------------------------------------------------
+# 600 is well past the 128 connections the collector used to take (one
+# thread each), and far below its limit now.
+[ "$(ulimit -n)" -ge 1024 ] || ulimit -n 1024 2>/dev/null ||
+	ap_fail "cannot raise the descriptor limit to 1024 for 600 clients"
+$AP_PY "$AP_TMP/res.py" slowloris "$AP_HTTP_PORT" 600 "$AP_URL" >"$AP_TMP/slow.out" ||
+	ap_fail "the slow clients failed: $(cat "$AP_TMP/slow.out")"
+cat "$AP_TMP/slow.out"
+ap_assert_eq "answers under 600 slow clients that were not 200 within 2 s" \
+	"$(awk '$1 ~ /^\// && ($2 != 200 || $3 > 2.0)' "$AP_TMP/slow.out" | wc -l)" 0
+ap_assert_eq "answers under 600 slow clients" "$(grep -c ' 200 ' "$AP_TMP/slow.out")" 6
+ap_assert_eq "slow clients held open" "$(grep -c '^open 600$' "$AP_TMP/slow.out")" 1
 
 ap_log "PASS"
