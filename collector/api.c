@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1420,9 +1421,36 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	return r;
 }
 
+/* libmicrohttpd's messages, at most COL_API_LOG_PER_MIN a minute: it
+ * reports every client that drops a connection mid-request or finds the
+ * server full, so any local client could otherwise write a line per
+ * connection into the log (and fill the disk under it). The first message
+ * held back says so; the next one logged counts what was held back. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	col_logv(COL_LOG_WARN, fmt, ap);
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t window_start;
+	static unsigned logged;
+	static unsigned long long held;
+	(void)cls;
+	int64_t now = col_clock_mono_ns();
+	pthread_mutex_lock(&mu);
+	if (window_start == 0 || now - window_start >= 60 * COL_NS_PER_S) {
+		if (held > 0)
+			col_log(COL_LOG_WARN, "http: %llu more libmicrohttpd messages were not logged",
+			        held);
+		window_start = now;
+		logged = 0;
+		held = 0;
+	}
+	if (logged < COL_API_LOG_PER_MIN) {
+		logged++;
+		col_logv(COL_LOG_WARN, fmt, ap);
+	} else if (held++ == 0) {
+		col_log(COL_LOG_WARN, "http: further libmicrohttpd messages are not logged"
+		        " this minute (at most %d a minute)", COL_API_LOG_PER_MIN);
+	}
+	pthread_mutex_unlock(&mu);
 }
 
 /* COL_API_MAX_CONNECTIONS, or fewer when the descriptor limit cannot hold

@@ -5,7 +5,9 @@
  * polling its share of up to COL_API_MAX_CONNECTIONS connections (fewer
  * when RLIMIT_NOFILE cannot hold them; closed after
  * COL_API_IDLE_TIMEOUT_S idle), so slow or idle clients cost a descriptor
- * each, not a thread, and cannot starve the others. They read the
+ * each, not a thread, and cannot starve the others; libmicrohttpd's
+ * messages about them (a line per dropped client) are logged at most
+ * COL_API_LOG_PER_MIN a minute. They read the
  * aggregate through its copying accessors and the database through the
  * query pool: no handler holds the aggregate's lock while formatting or
  * doing I/O. Every response but
@@ -64,6 +66,7 @@ struct col_api;
 #define COL_API_MAX_CONNECTIONS 4096
 #define COL_API_THREADS 8
 #define COL_API_IDLE_TIMEOUT_S 30
+#define COL_API_LOG_PER_MIN 10    /* libmicrohttpd's own messages logged a minute */
 
 /* Headers of every API answer (X-Content-Type-Options: nosniff and this
  * Content-Security-Policy): its text is chosen by the profiled server's
