@@ -1808,6 +1808,33 @@ static void sq_close(struct col_store *s)
 	s->db = NULL;
 }
 
+/* Each second: was the database file removed or replaced (rm, a rename
+ * over it) while we hold it open? SQLite in WAL mode goes on writing to the
+ * unlinked file without an error, so everything stored from then on would
+ * vanish at exit, and a restart would begin on an empty file. Nothing can
+ * link the file back, so this reports it (the status's writing false and
+ * last_error, one storage error, one log line) and keeps writing: the
+ * API's raw rows and statistics stay whole until the restart it asks for. */
+static void sq_tick(struct col_store *s)
+{
+	int moved = 0;
+	if (s->db == NULL || s->file_moved ||
+	    sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK ||
+	    !moved)
+		return;
+	CNT_ADD(s, c_errors, 1);
+	pthread_mutex_lock(&s->mu);
+	s->file_moved = 1;
+	snprintf(s->last_error, sizeof s->last_error, "db %s: the file was removed or"
+	         " replaced while in use", s->path);
+	s->last_error_at_ns = col_clock_real_ns();
+	pthread_mutex_unlock(&s->mu);
+	col_log(COL_LOG_ERROR, "storage: the database file %s was removed or replaced while"
+	        " in use: what is stored from now on is lost when the collector stops"
+	        " (the statistics in memory stay exact until then); restart the collector"
+	        " to store into a new file", s->path);
+}
+
 static const char *sq_errmsg(struct col_store *s)
 {
 	return s->db ? sqlite3_errmsg(s->db) : "not open";
@@ -1823,6 +1850,7 @@ const struct col_store_be col_store_sqlite_be = {
 	.expire_step = sq_expire_step,
 	.errmsg = sq_errmsg,
 	.close = sq_close,
+	.tick = sq_tick,
 	.minute_grace_s = MINUTE_GRACE_S,
 };
 
@@ -1849,7 +1877,7 @@ void col_store_counters(struct col_store *s, struct col_store_counters *c)
 	c->database_down = s->db_down;
 	c->down_since_ns = s->down_since_ns;
 	snprintf(c->down_reason, sizeof c->down_reason, "%s", s->down_reason);
-	c->writing = !s->faulty;
+	c->writing = !s->faulty && !s->file_moved;
 	memcpy(c->last_error, s->last_error, sizeof c->last_error);
 	c->last_error_at_ns = s->last_error_at_ns;
 	pthread_mutex_unlock(&s->mu);

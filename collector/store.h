@@ -15,7 +15,9 @@
  * and N+1 patterns every second; and deletes rows older than retention_days
  * at start and hourly, in small batches. A storage error is counted,
  * logged at most once a minute, and the batch is retried; ingestion never
- * waits for the disk.
+ * waits for the disk. A SQLite file removed or replaced while open is
+ * reported once (status writing false, last_error, one storage error and
+ * a log line asking for a restart); writing goes on into the open file.
  *
  * Two backends (store_int.h): SQLite, the embedded default, and PostgreSQL
  * when the db is a postgresql:// or postgres:// URI (store_pg.c: a fleet of

@@ -45,7 +45,8 @@ struct col_store_be {
 	int (*expire_step)(struct col_store *s);
 	/* Called about once a second by the writer after the minutes and
 	 * findings, or NULL: PostgreSQL publishes this host's all-time totals
-	 * (only those that changed; all of them once a minute). */
+	 * (only those that changed; all of them once a minute); SQLite checks
+	 * that its file was not removed or replaced (file_moved). */
 	void (*tick)(struct col_store *s);
 	/* The last error's text, for the log. */
 	const char *(*errmsg)(struct col_store *s);
@@ -127,6 +128,7 @@ struct col_store {
 	/* the standing fault, for /api/v1/status: written by the writer
 	 * thread under mu */
 	int faulty;                   /* the last transaction failed */
+	int file_moved;               /* SQLite: the file was removed or replaced */
 	char last_error[COL_STORE_ERROR_MAX];
 	int64_t last_error_at_ns;     /* wall clock; 0: never */
 

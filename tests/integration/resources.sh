@@ -11,7 +11,12 @@
 #      second and never finished) while /healthz and /api/v1/endpoints are
 #      asked three times: each answers 200 within 2 s; then the slow
 #      clients are dropped, which the log reports in a few lines, not 600.
-# Each part uses its own service. About 15 s.
+#  (c) The database file is removed while the collector runs: SQLite would
+#      go on writing to the unlinked file without a word, all of it lost at
+#      exit. Within 3 s the log has one error saying so and what to do,
+#      /api/v1/status shows store.writing false with a last_error naming
+#      the file, and every request before and after is still counted.
+# Each part uses its own service. About 20 s.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3
@@ -124,5 +129,22 @@ ap_wait_log collector "further libmicrohttpd messages are not logged"
 n=$(grep -c 'apiprof-collector.*warn: ' "$AP_TMP/collector.log")
 [ "$n" -le 15 ] || ap_fail "the log took $n warnings for 600 dropped clients"
 ap_log "ok: 600 dropped clients took $n warnings in the log"
+
+# ---- (c) the database file removed -------------------------------------------
+# Last: the collector's database is gone after it.
+AP_SERVICE=res-db
+$AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-db /kept 40 || ap_fail "send failed"
+ap_assert_eq "requests before the removal" "$(ap_wait_count /kept 40)" 40
+rm -f "$AP_TMP/apiprof.db"
+$AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-db /kept 40 || ap_fail "send failed"
+ap_wait_log collector "error: storage: the database file .*apiprof.db was removed or replaced while in use" 3
+ap_assert_eq "requests across the removal" "$(ap_wait_count /kept 80)" 80
+ap_assert_eq "status store.writing" "$(status | jq .store.writing)" false
+ap_assert_jq "status store.last_error names the removed file" \
+	'.store.last_error | test("apiprof.db: the file was removed or replaced")' "$(status)"
+sleep 1.5
+ap_assert_eq "log lines about the removed file" \
+	"$(grep -c 'was removed or replaced while in use' "$AP_TMP/collector.log")" 1
+ap_log "ok: $(grep -m1 'was removed or replaced' "$AP_TMP/collector.log" | sed 's/.*error: //')"
 
 ap_log "PASS"
