@@ -42,7 +42,10 @@ struct proc {
 struct col_agg {
 	pthread_mutex_t mu;
 	int max_routes;
+	size_t max_routes_all;             /* routes of all services together */
+	size_t nroutes_all;
 	size_t max_shapes;
+	size_t nshapes_all;                /* shapes of all services together */
 	struct col_epset *all;
 	struct col_shapeset *all_shapes;
 	struct col_findings *findings;
@@ -97,8 +100,9 @@ static struct svc *svc_get(struct col_agg *a, const char *name)
 	return s;
 }
 
-/* Registers route for s without the cap (lock held). */
-static int svc_add_route(struct svc *s, const char *route)
+/* Registers route for s without the caps, counting it in the
+ * collector-wide total (lock held). */
+static int svc_add_route(struct col_agg *a, struct svc *s, const char *route)
 {
 	size_t n = strlen(route);
 	if (col_hmap_get(s->routes, route, n) != NULL)
@@ -111,7 +115,16 @@ static int svc_add_route(struct svc *s, const char *route)
 		return -ENOMEM;
 	}
 	s->nroutes++;
+	a->nroutes_all++;
 	return 0;
+}
+
+/* 1 when route, not yet known for s, must count as {other}: s holds
+ * max_routes, or all services together hold the collector-wide cap
+ * (lock held). */
+static int route_capped(const struct col_agg *a, const struct svc *s)
+{
+	return s->nroutes >= (size_t)a->max_routes || a->nroutes_all >= a->max_routes_all;
 }
 
 struct col_agg *col_agg_new(int max_routes)
@@ -121,6 +134,8 @@ struct col_agg *col_agg_new(int max_routes)
 		return NULL;
 	pthread_mutex_init(&a->mu, NULL);
 	a->max_routes = max_routes > 0 ? max_routes : 1;
+	a->max_routes_all = (size_t)a->max_routes > COL_MAX_ROUTES_ALL ? (size_t)a->max_routes
+	                                                               : COL_MAX_ROUTES_ALL;
 	a->max_shapes = COL_MAX_SHAPES;
 	a->all = col_epset_new();
 	a->all_shapes = col_shapeset_new();
@@ -205,8 +220,7 @@ void col_agg_profile_key(struct col_agg *a, uint32_t pid, char *route,
 	struct proc *p = col_hmap_get(a->procs, &pid, sizeof pid);
 	struct svc *s = p && p->svc ? p->svc : a->unknown;
 	copy_str(service, svclen, s->name);
-	if (col_hmap_get(s->routes, route, strlen(route)) == NULL &&
-	    s->nroutes >= (size_t)a->max_routes)
+	if (col_hmap_get(s->routes, route, strlen(route)) == NULL && route_capped(a, s))
 		strcpy(route, AP_ROUTE_OTHER);
 	pthread_mutex_unlock(&a->mu);
 }
@@ -363,10 +377,10 @@ int col_agg_request(struct col_agg *a, uint32_t pid, const char *method,
 
 	size_t rlen = strlen(route);
 	if (col_hmap_get(s->routes, route, rlen) == NULL) {
-		if (s->nroutes >= (size_t)a->max_routes) {
+		if (route_capped(a, s)) {
 			strcpy(route, AP_ROUTE_OTHER);
 			a->totals.other_route++;
-		} else if (svc_add_route(s, route) < 0) {
+		} else if (svc_add_route(a, s, route) < 0) {
 			rc = -ENOMEM;
 		}
 	}
@@ -416,7 +430,8 @@ int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
 	uint64_t fp = s->fingerprint;
 	const char *sql = s->sql;
 	if (col_shapeset_get(a->all_shapes, sv->name, s->db, fp, NULL, 0) == NULL) {
-		if (fp == COL_SHAPE_OTHER_FP || sv->nshapes >= a->max_shapes) {
+		if (fp == COL_SHAPE_OTHER_FP || sv->nshapes >= a->max_shapes ||
+		    a->nshapes_all >= COL_MAX_SHAPES_ALL) {
 			/* A genuine fingerprint 0 would be taken for {other}:
 			 * count it there rather than let it hide a real shape. */
 			fp = COL_SHAPE_OTHER_FP;
@@ -424,6 +439,7 @@ int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
 			a->totals.other_shape++;
 		} else {
 			sv->nshapes++;
+			a->nshapes_all++;
 		}
 	} else if (fp == COL_SHAPE_OTHER_FP) {
 		sql = COL_SHAPE_OTHER_SQL;
@@ -472,7 +488,7 @@ int col_agg_load(struct col_agg *a, const char *service, const char *method,
 	int rc = 0;
 	pthread_mutex_lock(&a->mu);
 	struct svc *s = svc_get(a, service);
-	if (s == NULL || (strcmp(route, AP_ROUTE_OTHER) != 0 && svc_add_route(s, route) < 0))
+	if (s == NULL || (strcmp(route, AP_ROUTE_OTHER) != 0 && svc_add_route(a, s, route) < 0))
 		rc = -ENOMEM;
 	struct col_ep *e = col_epset_get(a->all, service, method, route, 1);
 	if (e == NULL || col_stats_merge(&e->st, st) < 0)
@@ -502,8 +518,10 @@ int col_agg_load_shape(struct col_agg *a, const char *service, uint8_t db, uint6
 		goto out;
 	}
 	sh->dirty = 1;
-	if (!known && fp != COL_SHAPE_OTHER_FP)
+	if (!known && fp != COL_SHAPE_OTHER_FP) {
 		s->nshapes++;
+		a->nshapes_all++;
+	}
 out:
 	pthread_mutex_unlock(&a->mu);
 	return rc;

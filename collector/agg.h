@@ -42,13 +42,23 @@ struct col_stmt;
  * COL_OTHER_SERVICE. */
 #define COL_MAX_SERVICES 1000
 #define COL_OTHER_SERVICE "{other}"
+/* Routes of all services together (or max_routes, when larger): 1,000
+ * services of max_routes each would be a million endpoints, each with its
+ * statistics, minutes, windows and metric series (about 2.5 KiB apiece),
+ * which one sender can name in a minute. Past it, a service's new routes
+ * count as its {other}, as past max_routes. */
+#define COL_MAX_ROUTES_ALL 20000
 #define COL_MINUTE_S 60
 #define COL_MAX_SHAPES 5000   /* statement shapes per service; then {other} */
+/* Shapes of all services together, for the same reason as
+ * COL_MAX_ROUTES_ALL (each keeps its text and a sketch); then {other}. */
+#define COL_MAX_SHAPES_ALL 50000
 
 struct col_agg;
 struct col_prof;
 
-/* A new empty aggregate capping routes at max_routes per service (>= 1).
+/* A new empty aggregate capping routes at max_routes per service (>= 1)
+ * and at COL_MAX_ROUTES_ALL (or max_routes) for all services together.
  * NULL when out of memory. */
 struct col_agg *col_agg_new(int max_routes);
 /* Frees everything, including a batch still taken. NULL is a no-op. Not
@@ -95,7 +105,9 @@ void col_agg_proc_stats(struct col_agg *a, uint32_t pid, uint64_t events,
 /* Counts one request of pid in the all-time and minute statistics of
  * (pid's service, method, route) and in the totals. route (NUL-terminated,
  * in a buffer of at least AP_ROUTE_MAX bytes) is replaced in place by
- * "{other}" when the service already has max_routes other routes. The
+ * "{other}" when the service already has max_routes other routes, or all
+ * services together COL_MAX_ROUTES_ALL (routes loaded at startup count
+ * too, though they are never refused). The
  * service used is copied to service (svclen >= COL_SERVICE_MAX). Returns 0,
  * or -ENOMEM when part of the update could not be made (counted). */
 int col_agg_request(struct col_agg *a, uint32_t pid, const char *method,

@@ -224,6 +224,52 @@ START_TEST(test_agg_service_cap)
 }
 END_TEST
 
+/* Routes of all services together stop at COL_MAX_ROUTES_ALL: 25
+ * services of 1,000 routes each would be 25,000 endpoints. Past the cap a
+ * service's new routes count as its {other}; known routes keep theirs;
+ * every request is counted. max_routes larger than the cap wins. */
+START_TEST(test_agg_route_cap_all)
+{
+	struct col_agg *a = col_agg_new(1000);
+	char route[AP_ROUTE_MAX], svc[COL_SERVICE_MAX], name[32];
+	const uint32_t nsvc = COL_MAX_ROUTES_ALL / 1000 + 5;
+	for (uint32_t v = 0; v < nsvc; v++) {
+		snprintf(name, sizeof name, "svc-%u", v);
+		ck_assert_int_eq(col_agg_datagram(a, 100 + v, 1000, 0, T0), 0);
+		col_agg_hello(a, 100 + v, 0, 1, name, "/bin/x");
+		for (uint32_t r = 0; r < 1000; r++) {
+			char path[32];
+			snprintf(path, sizeof path, "/r%u", r);
+			req(a, 100 + v, path, T0, 1, route, svc);
+		}
+	}
+	req(a, 100, "/r7", T0, 1, route, svc);      /* known: stays */
+	ck_assert_str_eq(route, "/r7");
+	req(a, 100 + nsvc - 1, "/r7", T0, 1, route, svc);
+	ck_assert_str_eq(route, AP_ROUTE_OTHER);
+	struct col_totals t;
+	col_agg_totals(a, &t);
+	ck_assert_uint_eq(t.requests, nsvc * 1000 + 2);
+	ck_assert_uint_eq(t.other_route, 5 * 1000 + 1);
+	ck_assert_uint_eq(t.endpoints, COL_MAX_ROUTES_ALL + 5);
+	col_agg_free(a);
+
+	/* A max_routes above the collector-wide cap is honoured. */
+	a = col_agg_new(COL_MAX_ROUTES_ALL + 10);
+	ck_assert_int_eq(col_agg_datagram(a, 7, 1000, 0, T0), 0);
+	col_agg_hello(a, 7, 0, 1, "big", "/bin/x");
+	for (uint32_t r = 0; r < COL_MAX_ROUTES_ALL + 20; r++) {
+		char path[32];
+		snprintf(path, sizeof path, "/r%u", r);
+		req(a, 7, path, T0, 1, route, svc);
+	}
+	col_agg_totals(a, &t);
+	ck_assert_uint_eq(t.other_route, 10);
+	ck_assert_uint_eq(t.endpoints, COL_MAX_ROUTES_ALL + 11);
+	col_agg_free(a);
+}
+END_TEST
+
 START_TEST(test_agg_processes)
 {
 	struct col_agg *a = col_agg_new(100);
@@ -362,6 +408,7 @@ Suite *agg_suite(void)
 	tc = tcase_create("aggregate");
 	tcase_add_test(tc, test_agg_services_and_cap);
 	tcase_add_test(tc, test_agg_service_cap);
+	tcase_add_test(tc, test_agg_route_cap_all);
 	tcase_add_test(tc, test_agg_processes);
 	tcase_add_test(tc, test_agg_minutes);
 	tcase_add_test(tc, test_agg_load);

@@ -172,6 +172,31 @@ START_TEST(test_shape_cap)
 }
 END_TEST
 
+/* Shapes of all services together stop at COL_MAX_SHAPES_ALL, each
+ * service staying under its own cap too: past it, new shapes of any
+ * service count as its {other}; every statement is counted. */
+START_TEST(test_shape_cap_all)
+{
+	struct col_agg *a = col_agg_new(100);
+	const uint64_t per = 10000, nsvc = COL_MAX_SHAPES_ALL / 10000 + 1;
+	col_agg_set_max_shapes(a, per);
+	for (uint32_t v = 0; v < nsvc; v++) {
+		char name[32];
+		snprintf(name, sizeof name, "svc-%u", v);
+		col_agg_datagram(a, 10 + v, 0, 0, T0);
+		col_agg_hello(a, 10 + v, 1, 1, name, "");
+		for (uint64_t fp = 1; fp <= per; fp++)
+			sql(a, 10 + v, "SELECT ?", fp, AP_DB_POSTGRES, 0, T0, 1, 0);
+	}
+	struct col_totals t;
+	col_agg_totals(a, &t);
+	ck_assert_uint_eq(t.sql, nsvc * per);
+	ck_assert_uint_eq(t.other_shape, nsvc * per - COL_MAX_SHAPES_ALL);
+	ck_assert_uint_eq(t.shapes, COL_MAX_SHAPES_ALL + 1);
+	col_agg_free(a);
+}
+END_TEST
+
 START_TEST(test_shapeset_merge)
 {
 	struct col_shapeset *x = col_shapeset_new(), *y = col_shapeset_new();
@@ -401,6 +426,7 @@ Suite *sqlagg_suite(void)
 	TCase *tc = tcase_create("shapes");
 	tcase_add_test(tc, test_shape_stats);
 	tcase_add_test(tc, test_shape_cap);
+	tcase_add_test(tc, test_shape_cap_all);
 	tcase_add_test(tc, test_shapeset_merge);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("findings");
