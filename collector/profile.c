@@ -30,7 +30,11 @@ struct col_prof {
 	pthread_mutex_t mu;
 	struct col_hmap *eps;  /* key -> struct ep */
 	uint64_t dropped;
+	size_t bytes;          /* stacks' memory, for COL_PROF_MAX_BYTES */
 };
+
+/* What one stack of len bytes costs, roughly: its entry and its map slot. */
+#define STK_COST(len) (sizeof(struct stk) + (len) + 1 + 32)
 
 struct col_prof *col_prof_new(void)
 {
@@ -101,13 +105,18 @@ static struct ep *ep_get(struct col_prof *p, const char *service, const char *me
 	return e;
 }
 
-static struct stk *stk_get(struct ep *e, const char *text, size_t len)
+/* The endpoint's entry for text, made when new: past the endpoint's
+ * COL_PROF_MAX_STACKS, or when the new stack would take all endpoints'
+ * stacks past COL_PROF_MAX_BYTES, the endpoint's "[other]" instead. */
+static struct stk *stk_get(struct col_prof *p, struct ep *e, const char *text, size_t len)
 {
 	struct stk *s = col_hmap_get(e->stacks, text, len);
 	if (s != NULL)
 		return s;
-	if (col_hmap_count(e->stacks) >= COL_PROF_MAX_STACKS && strcmp(text, COL_PROF_OTHER) != 0)
-		return stk_get(e, COL_PROF_OTHER, strlen(COL_PROF_OTHER));
+	int other = len == strlen(COL_PROF_OTHER) && memcmp(text, COL_PROF_OTHER, len) == 0;
+	if (!other && (col_hmap_count(e->stacks) >= COL_PROF_MAX_STACKS ||
+	               p->bytes + STK_COST(len) > COL_PROF_MAX_BYTES))
+		return stk_get(p, e, COL_PROF_OTHER, strlen(COL_PROF_OTHER));
 	s = calloc(1, sizeof *s + len + 1);
 	if (s == NULL)
 		return NULL;
@@ -117,6 +126,7 @@ static struct stk *stk_get(struct ep *e, const char *text, size_t len)
 		free(s);
 		return NULL;
 	}
+	p->bytes += STK_COST(len);
 	return s;
 }
 
@@ -131,7 +141,15 @@ int col_prof_add(struct col_prof *p, const char *service, const char *method,
 	int rc = 0;
 	pthread_mutex_lock(&p->mu);
 	struct ep *e = ep_get(p, service, method, route);
-	struct stk *s = e ? stk_get(e, stack, len) : NULL;
+	/* Cut at a frame boundary: the outermost frames come first. */
+	if (len > COL_PROF_STACK_MAX) {
+		len = COL_PROF_STACK_MAX;
+		while (len > 0 && stack[len] != ';')
+			len--;
+		if (len == 0)
+			len = COL_PROF_STACK_MAX;
+	}
+	struct stk *s = e ? stk_get(p, e, stack, len) : NULL;
 	if (s == NULL) {
 		p->dropped += count;
 		rc = -ENOMEM;

@@ -6,10 +6,11 @@
  * A stack is folded text, outermost frame first: "main;handle;burn;sin".
  * Counts are samples, each about a millisecond of the serving thread's CPU
  * time. Everything is kept in memory since the collector started (not
- * stored in the database), bounded: COL_PROF_MAX_ENDPOINTS endpoints and
- * COL_PROF_MAX_STACKS distinct stacks per endpoint; samples beyond go to
- * the endpoint's "[other]" stack (or, past the endpoint cap, are counted
- * as dropped).
+ * stored in the database), bounded: COL_PROF_MAX_ENDPOINTS endpoints,
+ * COL_PROF_MAX_STACKS distinct stacks per endpoint and COL_PROF_MAX_BYTES
+ * of stacks in all, each cut to COL_PROF_STACK_MAX bytes; samples beyond
+ * go to the endpoint's "[other]" stack (or, past the endpoint cap, are
+ * counted as dropped).
  *
  * Thread-safety: struct col_prof is locked inside; ingest adds while API
  * handlers take copies (col_prof_select) and format those without the lock.
@@ -23,6 +24,14 @@
 
 #define COL_PROF_MAX_ENDPOINTS 10000
 #define COL_PROF_MAX_STACKS 2000
+/* Stacks of all endpoints together: 10,000 endpoints of 2,000 stacks of
+ * up to 64 KiB (what a datagram holds) would be terabytes, and any local
+ * process may send them. Past this, new stacks count as their endpoint's
+ * "[other]". */
+#define COL_PROF_MAX_BYTES (128u << 20)
+/* Longer stacks are cut at their last frame boundary before this (the
+ * preload sends at most 4 KiB). */
+#define COL_PROF_STACK_MAX 16384
 #define COL_PROF_OTHER "[other]"
 
 struct col_prof;

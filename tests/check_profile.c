@@ -185,6 +185,63 @@ START_TEST(empty_stack_and_bounds)
 }
 END_TEST
 
+/* Any local process may send stacks of up to 64 KiB: each is cut to
+ * COL_PROF_STACK_MAX at a frame boundary, and all endpoints' stacks
+ * together stay within COL_PROF_MAX_BYTES, the rest counting as each
+ * endpoint's "[other]"; no sample is lost. */
+START_TEST(stack_bytes_bounded)
+{
+	size_t big = 60000;
+	char *buf = malloc(big + 1);
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < big; i++)
+		buf[i] = i % 100 == 99 ? ';' : 'f';
+	buf[big] = '\0';
+	ck_assert_int_eq(col_prof_add(prof, "api", "GET", "/cut", 1, buf, big, 1), 0);
+	struct col_prof_rows rows;
+	ck_assert_int_eq(col_prof_select(prof, "api", "GET", "/cut", &rows), 0);
+	ck_assert_uint_eq(rows.n, 1);
+	size_t cut = strlen(rows.v[0].v[0].stack);
+	ck_assert_uint_le(cut, COL_PROF_STACK_MAX);
+	ck_assert_uint_ge(cut, COL_PROF_STACK_MAX - 100);
+	ck_assert_int_eq(buf[cut], ';');
+	col_prof_rows_free(&rows);
+
+	/* 8 endpoints of 1,500 distinct stacks of ~16 KiB: 190 MiB offered. */
+	const int neps = 8, nst = 1500;
+	uint64_t sent = 0;
+	char route[32];
+	for (int e = 0; e < neps; e++) {
+		snprintf(route, sizeof route, "/big%d", e);
+		for (int i = 0; i < nst; i++) {
+			int n = snprintf(buf, 32, "%d;%d;", e, i);
+			buf[n] = 'f'; /* the rest of buf: as above */
+			ck_assert_int_eq(col_prof_add(prof, "api", "GET", route, 2, buf,
+			                              COL_PROF_STACK_MAX, 1), 0);
+			sent++;
+		}
+	}
+	ck_assert_int_eq(col_prof_select(prof, "api", NULL, NULL, &rows), 0);
+	uint64_t samples = 0, bytes = 0, other = 0;
+	for (size_t e = 0; e < rows.n; e++) {
+		if (strncmp(rows.v[e].route, "/big", 4) != 0)
+			continue;
+		samples += rows.v[e].samples;
+		for (size_t i = 0; i < rows.v[e].n; i++) {
+			bytes += strlen(rows.v[e].v[i].stack);
+			if (strcmp(rows.v[e].v[i].stack, COL_PROF_OTHER) == 0)
+				other += rows.v[e].v[i].count;
+		}
+	}
+	col_prof_rows_free(&rows);
+	ck_assert_uint_eq(samples, sent);
+	ck_assert_uint_le(bytes, COL_PROF_MAX_BYTES);
+	ck_assert_uint_gt(other, 0);
+	ck_assert_uint_eq(col_prof_dropped(prof), 0);
+	free(buf);
+}
+END_TEST
+
 START_TEST(top_functions)
 {
 	fill();
@@ -326,6 +383,7 @@ Suite *profile_suite(void)
 	tcase_add_test(tc, collapsed_per_endpoint);
 	tcase_add_test(tc, select_rows);
 	tcase_add_test(tc, empty_stack_and_bounds);
+	tcase_add_test(tc, stack_bytes_bounded);
 	tcase_add_test(tc, top_functions);
 	tcase_add_test(tc, speedscope_format);
 	suite_add_tcase(s, tc);
