@@ -46,6 +46,7 @@ struct col_agg {
 	size_t nroutes_all;
 	size_t max_shapes;
 	size_t nshapes_all;                /* shapes of all services together */
+	size_t shape_text_all;             /* bytes of their texts */
 	struct col_epset *all;
 	struct col_shapeset *all_shapes;
 	struct col_findings *findings;
@@ -431,7 +432,8 @@ int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
 	const char *sql = s->sql;
 	if (col_shapeset_get(a->all_shapes, sv->name, s->db, fp, NULL, 0) == NULL) {
 		if (fp == COL_SHAPE_OTHER_FP || sv->nshapes >= a->max_shapes ||
-		    a->nshapes_all >= COL_MAX_SHAPES_ALL) {
+		    a->nshapes_all >= COL_MAX_SHAPES_ALL ||
+		    a->shape_text_all + strlen(sql) > COL_SHAPE_TEXT_ALL) {
 			/* A genuine fingerprint 0 would be taken for {other}:
 			 * count it there rather than let it hide a real shape. */
 			fp = COL_SHAPE_OTHER_FP;
@@ -440,6 +442,7 @@ int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
 		} else {
 			sv->nshapes++;
 			a->nshapes_all++;
+			a->shape_text_all += strlen(sql);
 		}
 	} else if (fp == COL_SHAPE_OTHER_FP) {
 		sql = COL_SHAPE_OTHER_SQL;
@@ -521,6 +524,7 @@ int col_agg_load_shape(struct col_agg *a, const char *service, uint8_t db, uint6
 	if (!known && fp != COL_SHAPE_OTHER_FP) {
 		s->nshapes++;
 		a->nshapes_all++;
+		a->shape_text_all += sql ? strlen(sql) : 0;
 	}
 out:
 	pthread_mutex_unlock(&a->mu);

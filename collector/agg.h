@@ -53,6 +53,9 @@ struct col_stmt;
 /* Shapes of all services together, for the same reason as
  * COL_MAX_ROUTES_ALL (each keeps its text and a sketch); then {other}. */
 #define COL_MAX_SHAPES_ALL 50000
+/* And the bytes of their texts (each up to COL_SQL_TEXT_MAX): 50,000
+ * shapes of 16 KiB would be 800 MB, twice over with the minutes. */
+#define COL_SHAPE_TEXT_ALL (64u << 20)
 
 struct col_agg;
 struct col_prof;

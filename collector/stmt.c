@@ -32,19 +32,21 @@ struct col_stmt *col_stmt_new(const struct ap_rec_sql *r, int64_t wall_minus_mon
                               double slow_ms)
 {
 	/* Cleaning never makes text longer, so each string needs its wire
-	 * length plus a NUL. */
-	size_t need = (size_t)r->sql.len + 1 + COL_ERR_CODE_MAX + (size_t)r->error_message.len + 1;
+	 * length, cut to its bound, plus a NUL. */
+	size_t sql_cap = (r->sql.len < COL_SQL_TEXT_MAX ? (size_t)r->sql.len : COL_SQL_TEXT_MAX) + 1;
+	size_t msg_cap = (r->error_message.len < COL_SQL_MESSAGE_MAX ? (size_t)r->error_message.len
+	                                                             : COL_SQL_MESSAGE_MAX) + 1;
+	size_t need = sql_cap + COL_ERR_CODE_MAX + msg_cap;
 	struct col_stmt *s = malloc(sizeof *s + need);
 	if (s == NULL)
 		return NULL;
 	char *d = s->data;
 	s->sql = d;
-	d += col_clean_text(r->sql.p, r->sql.len, d, (size_t)r->sql.len + 1) + 1;
+	d += col_clean_text(r->sql.p, r->sql.len, d, sql_cap) + 1;
 	s->error_code = d;
 	d += clean_code(r->error_code.p, r->error_code.len, d) + 1;
 	s->error_message = d;
-	col_clean_text(r->error_message.p, r->error_message.len, d,
-	               (size_t)r->error_message.len + 1);
+	col_clean_text(r->error_message.p, r->error_message.len, d, msg_cap);
 
 	s->ts_ns = (int64_t)(r->start_ns + (uint64_t)wall_minus_mono_ns);
 	s->duration_ms = r->end_ns > r->start_ns ? (double)(r->end_ns - r->start_ns) / 1e6 : 0;
@@ -52,6 +54,8 @@ struct col_stmt *col_stmt_new(const struct ap_rec_sql *r, int64_t wall_minus_mon
 	s->fingerprint = r->fingerprint;
 	s->db = r->db;
 	s->flags = r->flags;
+	if (r->sql.len > COL_SQL_TEXT_MAX)
+		s->flags |= AP_SQLF_TRUNCATED;
 	s->slow = s->duration_ms >= slow_ms;
 	s->failed = (r->flags & AP_SQLF_ERROR) != 0;
 	s->prepare = (r->flags & AP_SQLF_PREPARE) != 0;

@@ -21,6 +21,13 @@ struct ap_rec_sql;
 #define COL_FP_HEX 17        /* 16 hex digits and the NUL */
 #define COL_ERR_TYPE_MAX 48  /* "SQLSTATE 42P01", "MySQL 1146", ... incl. NUL */
 #define COL_ERR_CODE_MAX 16  /* longest error code kept (SQLSTATE is 5) */
+/* Longest statement text and error message kept, in bytes: the preload
+ * sends at most 16 KiB of text (APIPROF_MAX_SQL_BYTES), but any local
+ * process may send 64 KiB, and every shape, pending statement and queued
+ * row keeps its text. Longer text is cut (never inside a character) and
+ * marked truncated. */
+#define COL_SQL_TEXT_MAX 16384
+#define COL_SQL_MESSAGE_MAX 2048
 
 struct col_stmt {
 	int64_t ts_ns;             /* wall clock (Unix ns) of its start */
@@ -45,7 +52,9 @@ struct col_stmt {
 
 /* A new statement from a decoded record: times are the sender's monotonic
  * clock, wall_minus_mono_ns converts them (the batch header's offset);
- * slow_ms is slow_query_threshold_ms. NULL when out of memory. */
+ * slow_ms is slow_query_threshold_ms. Text past COL_SQL_TEXT_MAX and a
+ * message past COL_SQL_MESSAGE_MAX are cut (the text then flagged
+ * AP_SQLF_TRUNCATED). NULL when out of memory. */
 struct col_stmt *col_stmt_new(const struct ap_rec_sql *r, int64_t wall_minus_mono_ns,
                               double slow_ms);
 

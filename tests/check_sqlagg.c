@@ -197,6 +197,68 @@ START_TEST(test_shape_cap_all)
 }
 END_TEST
 
+/* Statement text past COL_SQL_TEXT_MAX is cut, never inside a
+ * character, and flagged truncated; a long message is cut too. */
+START_TEST(test_stmt_text_bounded)
+{
+	size_t big = 60000;
+	char *text = malloc(big + 1), *msg = malloc(big + 1);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(msg);
+	memset(text, 'a', big);
+	memcpy(text + COL_SQL_TEXT_MAX - 1, "\xc3\xa9", 2); /* é across the bound */
+	text[big] = '\0';
+	memset(msg, 'm', big);
+	msg[big] = '\0';
+	struct ap_rec_sql r = {
+		.start_ns = 1000, .end_ns = 2000, .fingerprint = 5, .db = AP_DB_POSTGRES,
+		.flags = AP_SQLF_ERROR, .error_code = { "42P01", 5 },
+		.error_message = { msg, (uint16_t)big }, .sql = { text, (uint16_t)big },
+	};
+	struct col_stmt *st = col_stmt_new(&r, 0, 100);
+	ck_assert_ptr_nonnull(st);
+	ck_assert_uint_eq(strlen(st->sql), COL_SQL_TEXT_MAX - 1);
+	ck_assert_int_eq(st->sql[COL_SQL_TEXT_MAX - 2], 'a');
+	ck_assert_uint_eq(strlen(st->error_message), COL_SQL_MESSAGE_MAX);
+	ck_assert(st->flags & AP_SQLF_TRUNCATED);
+	ck_assert(st->flags & AP_SQLF_ERROR);
+	col_stmt_free(st);
+	r.sql.len = 100; /* short: whole, not flagged */
+	r.error_message.len = 10;
+	st = col_stmt_new(&r, 0, 100);
+	ck_assert_uint_eq(strlen(st->sql), 100);
+	ck_assert(!(st->flags & AP_SQLF_TRUNCATED));
+	col_stmt_free(st);
+
+	/* All shapes' texts together stay within COL_SHAPE_TEXT_ALL: 16 KiB
+	 * shapes past it count as {other}, every statement counted. */
+	struct col_agg *a = col_agg_new(100);
+	col_agg_datagram(a, 7, 0, 0, T0);
+	col_agg_hello(a, 7, 1, 1, "api", "");
+	const uint64_t n = COL_SHAPE_TEXT_ALL / COL_SQL_TEXT_MAX + 100;
+	r.sql.len = COL_SQL_TEXT_MAX;
+	r.error_message.len = 0;
+	r.flags = 0;
+	for (uint64_t fp = 1; fp <= n; fp++) {
+		char svc[COL_SERVICE_MAX];
+		int k = snprintf(text, 32, "SELECT %llu ", (unsigned long long)fp);
+		text[k] = 'a';
+		r.fingerprint = fp;
+		st = col_stmt_new(&r, 0, 100);
+		ck_assert_int_eq(col_agg_sql(a, 7, st, svc, sizeof svc), 0);
+		col_stmt_free(st);
+	}
+	struct col_totals t;
+	col_agg_totals(a, &t);
+	ck_assert_uint_eq(t.sql, n);
+	ck_assert_uint_ge(t.other_shape, 100);
+	ck_assert_uint_le((t.shapes - 1) * (COL_SQL_TEXT_MAX - 1), COL_SHAPE_TEXT_ALL);
+	col_agg_free(a);
+	free(text);
+	free(msg);
+}
+END_TEST
+
 START_TEST(test_shapeset_merge)
 {
 	struct col_shapeset *x = col_shapeset_new(), *y = col_shapeset_new();
@@ -427,6 +489,7 @@ Suite *sqlagg_suite(void)
 	tcase_add_test(tc, test_shape_stats);
 	tcase_add_test(tc, test_shape_cap);
 	tcase_add_test(tc, test_shape_cap_all);
+	tcase_add_test(tc, test_stmt_text_bounded);
 	tcase_add_test(tc, test_shapeset_merge);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("findings");
