@@ -413,11 +413,17 @@ void col_metrics_request(struct col_metrics *m, const char *service, const char 
 	}
 	struct key k;
 	pthread_mutex_lock(&m->mu);
+	/* Any status 100-999 is a label value; a service's first
+	 * COL_METRICS_MAX_STATUSES keep theirs, so routes times statuses
+	 * cannot multiply into millions of series. */
+	char scope[COL_SERVICE_MAX + 2];
+	snprintf(scope, sizeof scope, "s%s", service);
+	const char *stl = bounded(m, scope, st, COL_METRICS_MAX_STATUSES, "other");
 	key_start(&k, F_HTTP_REQUESTS);
 	key_add(&k, service);
 	key_add(&k, method);
 	key_add(&k, route);
-	key_add(&k, st);
+	key_add(&k, stl);
 	count(m, &k, 1);
 
 	key_start(&k, F_HTTP_DURATION);
@@ -435,7 +441,7 @@ void col_metrics_request(struct col_metrics *m, const char *service, const char 
 		if (aborted)
 			snprintf(type, sizeof type, "aborted");
 		else
-			snprintf(type, sizeof type, "HTTP %u", status);
+			snprintf(type, sizeof type, "HTTP %s", stl);
 		key_start(&k, F_HTTP_ERRORS);
 		key_add(&k, service);
 		key_add(&k, route);

@@ -13,7 +13,9 @@
  *
  * Label values are bounded: method is one of col_method_name()'s, route is
  * bounded by max_routes (the aggregate's {other}), status is a three-digit
- * code, "aborted" (no status was sent), or "other"; table by
+ * code (the first COL_METRICS_MAX_STATUSES distinct ones of each service;
+ * later ones, also in an error's "HTTP <status>" type, are "other"),
+ * "aborted" (no status was sent), or "other"; table by
  * COL_METRICS_MAX_TABLES per service, then "{other}"; db error codes by
  * COL_METRICS_MAX_CODES per service and database, then "other".
  *
@@ -36,6 +38,7 @@ struct col_metrics;
 
 #define COL_METRICS_MAX_TABLES 500
 #define COL_METRICS_MAX_CODES 100
+#define COL_METRICS_MAX_STATUSES 50
 #define COL_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* A new, empty set using cfg's metric_namespace and latency_buckets (read

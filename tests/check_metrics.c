@@ -373,6 +373,37 @@ START_TEST(tables_and_codes_are_bounded)
 }
 END_TEST
 
+/* Any status 100-999 may come from a local sender: a service keeps its
+ * first COL_METRICS_MAX_STATUSES, later ones count as "other" (also in
+ * the error type), so 100 routes of 900 statuses make 5,100 series per
+ * family, not 90,000. */
+START_TEST(statuses_are_bounded)
+{
+	struct col_metrics *m = col_metrics_new(&cfg);
+	char route[32];
+	for (int r = 0; r < 100; r++) {
+		snprintf(route, sizeof route, "/r%d", r);
+		for (unsigned st = 100; st < 1000; st++)
+			col_metrics_request(m, "api", "GET", route, st, 0, 0.001, 1, 1, 0);
+	}
+	col_metrics_request(m, "api", "GET", "/r0", 100, 0, 0.001, 1, 1, 0); /* kept */
+	col_metrics_request(m, "other-svc", "GET", "/x", 999, 0, 0.001, 1, 1, 0);
+	char *t = render(m, NULL);
+	ck_assert_int_eq(count_prefix(t, "apiprof_http_requests_total{service=\"api\""),
+	                 100 * (COL_METRICS_MAX_STATUSES + 1));
+	has_line(t, "apiprof_http_requests_total{service=\"api\",method=\"GET\",route=\"/r0\","
+	            "status=\"100\"} 2");
+	has_line(t, "apiprof_http_requests_total{service=\"api\",method=\"GET\",route=\"/r7\","
+	            "status=\"other\"} 850");
+	has_line(t, "apiprof_http_errors_total{service=\"api\",route=\"/r7\",type=\"HTTP other\"} 500");
+	has_line(t, "apiprof_http_requests_total{service=\"other-svc\",method=\"GET\",route=\"/x\","
+	            "status=\"999\"} 1");
+	ck_assert_int_eq(count_prefix(t, "apiprof_http_errors_total{service=\"api\""), 100);
+	free(t);
+	col_metrics_free(m);
+}
+END_TEST
+
 START_TEST(processes_and_dropped_events)
 {
 	struct col_agg *agg = col_agg_new(100);
@@ -468,6 +499,7 @@ Suite *metrics_suite(void)
 	tcase_add_test(tc, label_values_are_escaped);
 	tcase_add_test(tc, sql_operations_tables_and_errors);
 	tcase_add_test(tc, tables_and_codes_are_bounded);
+	tcase_add_test(tc, statuses_are_bounded);
 	tcase_add_test(tc, processes_and_dropped_events);
 	tcase_add_test(tc, ingest_feeds_metrics);
 	suite_add_tcase(s, tc);
