@@ -28,6 +28,8 @@ struct svc {
 	struct col_hmap *routes; /* route -> its own malloc'ed copy */
 	size_t nroutes;
 	size_t nshapes;          /* all-time shapes but {other}, for the shape cap */
+	uint64_t dropped_gone;   /* events dropped by its processes no longer in
+	                            the table (or whose pid was reused) */
 	char name[];
 };
 
@@ -266,6 +268,15 @@ static void copy_str(char *dst, size_t cap, const char *src)
 	dst[n] = '\0';
 }
 
+/* Moves p's dropped count into its service's sum of processes gone (lock
+ * held), before p is forgotten or its counters restart. */
+static void retire_dropped(struct col_agg *a, struct proc *p)
+{
+	struct svc *s = p->svc ? p->svc : a->unknown;
+	s->dropped_gone += p->info.dropped;
+	p->info.dropped = 0;
+}
+
 void col_agg_hello(struct col_agg *a, uint32_t pid, uint32_t ppid,
                    uint64_t start_mono_ns, const char *service, const char *exe)
 {
@@ -276,7 +287,8 @@ void col_agg_hello(struct col_agg *a, uint32_t pid, uint32_t ppid,
 	if (p->info.has_hello && p->start_mono_ns != start_mono_ns) {
 		/* The pid was reused by a new process (or it forked and the
 		 * kernel handed the child our pid's number again). */
-		p->info.events = p->info.dropped = p->info.untracked_conns = 0;
+		retire_dropped(a, p);
+		p->info.events = p->info.untracked_conns = 0;
 		p->info.requests = 0;
 	}
 	p->start_mono_ns = start_mono_ns;
@@ -461,26 +473,93 @@ int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
 	return rc;
 }
 
-size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns)
+size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns, int64_t gone_ns,
+                     int (*alive)(uint32_t pid))
 {
-	size_t removed = 0;
+	/* Candidates under the lock, the liveness checks (syscalls) without
+	 * it, then the removals under it, each re-checked: a process heard
+	 * from meanwhile stays. */
 	pthread_mutex_lock(&a->mu);
-	/* Deleting reorders the table, so collect first (in bounded rounds). */
-	for (;;) {
-		uint32_t dead[64];
-		size_t nd = 0, it = 0;
-		struct proc *p;
-		while (nd < 64 && (p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL)
-			if (now_mono - p->last_seen_mono > idle_ns)
-				dead[nd++] = p->pid;
-		for (size_t i = 0; i < nd; i++)
-			free(col_hmap_del(a->procs, &dead[i], sizeof dead[i]));
-		removed += nd;
-		if (nd < 64)
-			break;
+	size_t cnt = col_hmap_count(a->procs), nc = 0, it = 0;
+	uint32_t *cand = cnt ? malloc(cnt * sizeof *cand) : NULL;
+	struct proc *p;
+	while (cand != NULL && (p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL) {
+		int64_t silent = now_mono - p->last_seen_mono;
+		if (silent > idle_ns || (alive != NULL && silent > gone_ns))
+			cand[nc++] = p->pid;
 	}
 	pthread_mutex_unlock(&a->mu);
+	if (cand == NULL)
+		return 0;
+	size_t keep = 0;
+	for (size_t i = 0; i < nc; i++) {
+		/* The idle ones go anyway; only the others need asking. */
+		int idle = 0;
+		pthread_mutex_lock(&a->mu);
+		p = col_hmap_get(a->procs, &cand[i], sizeof cand[i]);
+		idle = p != NULL && now_mono - p->last_seen_mono > idle_ns;
+		pthread_mutex_unlock(&a->mu);
+		if (idle || alive == NULL || !alive(cand[i]))
+			cand[keep++] = cand[i];
+	}
+	size_t removed = 0;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < keep; i++) {
+		p = col_hmap_get(a->procs, &cand[i], sizeof cand[i]);
+		if (p == NULL || now_mono - p->last_seen_mono <= (alive ? gone_ns : idle_ns))
+			continue;
+		retire_dropped(a, p);
+		free(col_hmap_del(a->procs, &cand[i], sizeof cand[i]));
+		removed++;
+	}
+	pthread_mutex_unlock(&a->mu);
+	free(cand);
 	return removed;
+}
+
+int col_agg_dropped(struct col_agg *a, struct col_svc_dropped **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	size_t cnt = col_hmap_count(a->services), k = 0, it = 0;
+	struct col_svc_dropped *v = cnt ? calloc(cnt, sizeof *v) : NULL;
+	struct svc **svcs = cnt ? calloc(cnt, sizeof *svcs) : NULL;
+	if (cnt && (v == NULL || svcs == NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	struct svc *s;
+	while ((s = col_hmap_next(a->services, &it, NULL, NULL)) != NULL && k < cnt) {
+		copy_str(v[k].service, sizeof v[k].service, s->name);
+		v[k].dropped = s->dropped_gone;
+		svcs[k++] = s;
+	}
+	struct proc *p;
+	it = 0;
+	while ((p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL) {
+		struct svc *ps = p->svc ? p->svc : a->unknown;
+		for (size_t i = 0; i < k; i++)
+			if (svcs[i] == ps) {
+				v[i].dropped += p->info.dropped;
+				break;
+			}
+	}
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++)
+		if (v[i].dropped > 0)
+			v[m++] = v[i];
+	*out = m ? v : NULL;
+	*n = m;
+	if (m == 0)
+		free(v);
+	v = NULL;
+out:
+	pthread_mutex_unlock(&a->mu);
+	free(v);
+	free(svcs);
+	return rc;
 }
 
 /* ---- startup ---- */

@@ -127,8 +127,24 @@ int col_agg_request(struct col_agg *a, uint32_t pid, const char *method,
 int col_agg_sql(struct col_agg *a, uint32_t pid, const struct col_stmt *s,
                 char *service, size_t svclen);
 
-/* Removes processes not heard from for idle_ns. Returns how many. */
-size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns);
+/* Removes processes not heard from for idle_ns, and, with alive given,
+ * those not heard from for gone_ns for which alive(pid) returns 0 (the
+ * process has exited: short-lived senders, CGI-style, would otherwise fill
+ * the table and /api/v1/status for idle_ns). alive runs without the lock.
+ * A removed process's dropped count stays in its service's sum
+ * (col_agg_dropped). Returns how many were removed. */
+size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns, int64_t gone_ns,
+                     int (*alive)(uint32_t pid));
+
+/* Events dropped per service since start: its processes' latest STATS
+ * counts plus those of processes removed or replaced (pid reuse), so the
+ * sum never goes down. A malloc'ed array of the services with any (*out,
+ * caller frees; NULL when none) of *n entries. 0 or -ENOMEM. */
+struct col_svc_dropped {
+	char service[COL_SERVICE_MAX];
+	uint64_t dropped;
+};
+int col_agg_dropped(struct col_agg *a, struct col_svc_dropped **out, size_t *n);
 
 /* ---- startup ---- */
 

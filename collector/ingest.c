@@ -820,6 +820,17 @@ static void read_all(struct col_ingest *in, struct rx *rx, int sock, int until_e
 	}
 }
 
+/* 0 when no process has this pid any more (kill() says ESRCH; the
+ * kernel gave us the pid as seen in our own pid namespace). EPERM means it
+ * exists under another user. */
+static int pid_alive(uint32_t pid)
+{
+	int e = errno;
+	int gone = pid == 0 || pid > INT32_MAX || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+	errno = e;
+	return !gone;
+}
+
 static void *ingest_main(void *arg)
 {
 	struct col_ingest *in = arg;
@@ -849,9 +860,11 @@ static void *ingest_main(void *arg)
 		if (col_pending_expire(in->pend, now) > 0)
 			sync_pending(in);
 		if (now >= next_prune) {
-			size_t gone = col_agg_prune(in->agg, now, COL_PROC_IDLE_NS);
+			size_t gone = col_agg_prune(in->agg, now, COL_PROC_IDLE_NS, COL_PROC_GONE_NS,
+			                            pid_alive);
 			if (gone)
-				col_log(COL_LOG_DEBUG, "forgot %zu processes silent for 10 minutes", gone);
+				col_log(COL_LOG_DEBUG, "forgot %zu processes (exited, or silent for"
+				        " 10 minutes)", gone);
 			next_prune = now + PRUNE_EVERY_NS;
 		}
 	}

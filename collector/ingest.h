@@ -41,6 +41,11 @@ struct col_windows;
 #define COL_SOCKET_TMP "/tmp/apiprof.sock"
 #define COL_RCVBUF_WANTED (8 << 20)
 #define COL_PROC_IDLE_NS (600 * 1000000000LL) /* forget silent processes */
+/* Forget a process silent this long that has exited: thousands of
+ * short-lived senders a minute (CGI-style) would otherwise each stay in
+ * the table and /api/v1/status for COL_PROC_IDLE_NS. Its dropped events
+ * stay counted for its service (col_agg_dropped). */
+#define COL_PROC_GONE_NS (10 * 1000000000LL)
 
 /* The default socket path: COL_SOCKET_RUN when COL_SOCKET_DIR exists or
  * can be created (mode 0755) and is writable by us (root), else

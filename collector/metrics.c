@@ -148,32 +148,11 @@ struct scope {
 	char key[];
 };
 
-/* A process's last reported dropped count, by (pid, first seen). */
-struct proc {
-	uint32_t pid;
-	int64_t first_ns;
-	uint64_t dropped;
-	unsigned gen;
-	char service[COL_SERVICE_MAX];
-};
-#define PROC_KEY_LEN (sizeof(uint32_t) + sizeof(int64_t))
-struct proc_entry {
-	char key[PROC_KEY_LEN];
-	struct proc p;
-};
-struct retired {
-	uint64_t dropped;
-	char service[COL_SERVICE_MAX];
-};
-
 struct col_metrics {
 	pthread_mutex_t mu;
 	struct col_hmap *series;
 	struct col_hmap *members;   /* bounded label values seen */
 	struct col_hmap *scopes;    /* their counts per scope */
-	struct col_hmap *procs;
-	struct col_hmap *retired;
-	unsigned gen;
 	uint64_t oom;
 	char ns[NS_MAX];            /* "myco_" or "" */
 	double lat[AP_CONFIG_MAX_BUCKETS];
@@ -189,9 +168,7 @@ struct col_metrics *col_metrics_new(const struct ap_config *cfg)
 	m->series = col_hmap_new();
 	m->members = col_hmap_new();
 	m->scopes = col_hmap_new();
-	m->procs = col_hmap_new();
-	m->retired = col_hmap_new();
-	if (!m->series || !m->members || !m->scopes || !m->procs || !m->retired) {
+	if (!m->series || !m->members || !m->scopes) {
 		col_metrics_free(m);
 		return NULL;
 	}
@@ -228,10 +205,6 @@ void col_metrics_free(struct col_metrics *m)
 		free_values(m->members);
 	if (m->scopes)
 		free_values(m->scopes);
-	if (m->procs)
-		free_values(m->procs);
-	if (m->retired)
-		free_values(m->retired);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }
@@ -539,89 +512,6 @@ void col_metrics_webhook(struct col_metrics *m, const char *result)
 	pthread_mutex_lock(&m->mu);
 	count(m, &k, 1);
 	pthread_mutex_unlock(&m->mu);
-}
-
-/* ---- processes ---- */
-
-/* Adds a gone process's dropped count to its service's retired sum.
- * 0 or -ENOMEM (counted). Called locked. */
-static int retire(struct col_metrics *m, const char *service, uint64_t dropped)
-{
-	if (dropped == 0)
-		return 0;
-	size_t sl = strlen(service);
-	struct retired *r = col_hmap_get(m->retired, service, sl);
-	if (r == NULL) {
-		r = calloc(1, sizeof *r);
-		if (r == NULL) {
-			m->oom++;
-			return -ENOMEM;
-		}
-		snprintf(r->service, sizeof r->service, "%s", service);
-		if (col_hmap_put(m->retired, r->service, strlen(r->service), r) < 0) {
-			free(r);
-			m->oom++;
-			return -ENOMEM;
-		}
-	}
-	r->dropped += dropped;
-	return 0;
-}
-
-/* Folds the process table into the dropped-events bookkeeping: a live
- * process's latest count replaces its previous one; a process gone from
- * the table (pruned) moves its last count into its service's retired sum,
- * so the per-service counter never goes down. Then sets the dropped and
- * processes series. Called locked. */
-static void fold_procs(struct col_metrics *m, const struct col_proc_info *pi, size_t n)
-{
-	unsigned gen = ++m->gen;
-	for (size_t i = 0; i < n; i++) {
-		char key[PROC_KEY_LEN];
-		memcpy(key, &pi[i].pid, sizeof pi[i].pid);
-		memcpy(key + sizeof pi[i].pid, &pi[i].first_seen_ns, sizeof(int64_t));
-		struct proc_entry *e = col_hmap_get(m->procs, key, sizeof key);
-		if (e == NULL) {
-			e = calloc(1, sizeof *e);
-			if (e == NULL) {
-				m->oom++;
-				continue;
-			}
-			memcpy(e->key, key, sizeof key);
-			if (col_hmap_put(m->procs, e->key, sizeof e->key, e) < 0) {
-				free(e);
-				m->oom++;
-				continue;
-			}
-		}
-		e->p.pid = pi[i].pid;
-		/* Fewer than before: a new process reusing the pid (the
-		 * aggregate reset its counters). Keep the old one's count. */
-		if (pi[i].dropped < e->p.dropped && retire(m, e->p.service, e->p.dropped) < 0)
-			continue;
-		e->p.dropped = pi[i].dropped;
-		snprintf(e->p.service, sizeof e->p.service, "%s", pi[i].service);
-		e->p.gen = gen;
-	}
-	/* Retire what is gone (deleting while iterating is not allowed:
-	 * collect first). */
-	size_t it = 0, ngone = 0;
-	struct proc_entry *e;
-	struct proc_entry **gone = NULL;
-	size_t total = col_hmap_count(m->procs);
-	if (total > 0)
-		gone = malloc(total * sizeof *gone);
-	while (gone != NULL && (e = col_hmap_next(m->procs, &it, NULL, NULL)) != NULL)
-		if (e->p.gen != gen)
-			gone[ngone++] = e;
-	for (size_t i = 0; i < ngone; i++) {
-		e = gone[i];
-		if (retire(m, e->p.service, e->p.dropped) < 0)
-			continue; /* keep the entry; retry at the next scrape */
-		col_hmap_del(m->procs, e->key, sizeof e->key);
-		free(e);
-	}
-	free(gone);
 }
 
 /* ---- rendering ---- */
@@ -975,30 +865,26 @@ int col_metrics_render(struct col_metrics *m, const struct col_metrics_sources *
 
 	struct col_proc_info *pi = NULL;
 	size_t npi = 0;
+	struct col_svc_dropped *dr = NULL;
+	size_t ndr = 0;
 	int64_t now = src && src->now_mono_ns ? src->now_mono_ns : col_clock_mono_ns();
 	if (src != NULL && src->agg != NULL &&
-	    col_agg_processes(src->agg, now, &pi, &npi) < 0)
+	    (col_agg_processes(src->agg, now, &pi, &npi) < 0 ||
+	     col_agg_dropped(src->agg, &dr, &ndr) < 0))
 		rc = -ENOMEM;
 
 	pthread_mutex_lock(&m->mu);
-	if (src != NULL && src->agg != NULL && rc == 0)
-		fold_procs(m, pi, npi);
 	size_t it = 0;
 	struct series *s;
 	while (rc == 0 && (s = col_hmap_next(m->series, &it, NULL, NULL)) != NULL)
 		rc = vec_push(&fam[(unsigned char)s->key[0]], series_copy(s));
-	/* Dropped events: live processes plus the retired sums. */
-	it = 0;
-	struct proc_entry *pe;
-	while (rc == 0 && (pe = col_hmap_next(m->procs, &it, NULL, NULL)) != NULL)
-		rc = vec_add_label(&fam[F_EVENTS_DROPPED], F_EVENTS_DROPPED, pe->p.service,
-		                   pe->p.dropped, 0);
-	it = 0;
-	struct retired *re;
-	while (rc == 0 && (re = col_hmap_next(m->retired, &it, NULL, NULL)) != NULL)
-		rc = vec_add_label(&fam[F_EVENTS_DROPPED], F_EVENTS_DROPPED, re->service,
-		                   re->dropped, 0);
 	pthread_mutex_unlock(&m->mu);
+	/* Dropped events: the aggregate keeps each service's sum, gone
+	 * processes included, so the counter never goes down. */
+	for (size_t i = 0; rc == 0 && i < ndr; i++)
+		rc = vec_add_label(&fam[F_EVENTS_DROPPED], F_EVENTS_DROPPED, dr[i].service,
+		                   dr[i].dropped, 0);
+	free(dr);
 
 	for (size_t i = 0; rc == 0 && i < npi; i++)
 		rc = vec_add_label(&fam[F_PROCESSES], F_PROCESSES, pi[i].service, 0,

@@ -302,7 +302,7 @@ START_TEST(test_agg_processes)
 	ck_assert_uint_eq(p[0].events, 0);
 	free(p);
 
-	ck_assert_uint_eq(col_agg_prune(a, 12 * s + 600 * s, 600 * s), 1);
+	ck_assert_uint_eq(col_agg_prune(a, 12 * s + 600 * s, 600 * s, 0, NULL), 1);
 	ck_assert_int_eq(col_agg_processes(a, 0, &p, &n), 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_uint_eq(p[0].pid, 21);

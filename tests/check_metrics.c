@@ -404,6 +404,12 @@ START_TEST(statuses_are_bounded)
 }
 END_TEST
 
+/* As kill(pid, 0): only pid 12 has exited. */
+static int pid_gone_if_12(uint32_t pid)
+{
+	return pid != 12;
+}
+
 START_TEST(processes_and_dropped_events)
 {
 	struct col_agg *agg = col_agg_new(100);
@@ -424,7 +430,8 @@ START_TEST(processes_and_dropped_events)
 	/* pid 11 goes silent and is pruned: its drops stay counted. */
 	col_agg_datagram(agg, 10, 0, now + 700 * 1000000000LL, now);
 	col_agg_proc_stats(agg, 10, 200, 9, 0);
-	ck_assert_uint_eq(col_agg_prune(agg, now + 700 * 1000000000LL, 600 * 1000000000LL), 1);
+	ck_assert_uint_eq(col_agg_prune(agg, now + 700 * 1000000000LL, 600 * 1000000000LL, 0,
+	                                NULL), 1);
 	src.now_mono_ns = now + 700 * 1000000000LL;
 	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
 	has_line(t, "apiprof_events_dropped_total{service=\"web\"} 12");
@@ -441,6 +448,19 @@ START_TEST(processes_and_dropped_events)
 	src.now_mono_ns = now + 701 * 1000000000LL;
 	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
 	has_line(t, "apiprof_events_dropped_total{service=\"web\"} 14");
+	free(t);
+	/* Exited processes are forgotten after gone_ns, not idle_ns; one
+	 * pruned between two scrapes after reporting more drops keeps them
+	 * all (no scrape saw its last count). */
+	col_agg_datagram(agg, 12, 0, now + 702 * 1000000000LL, now);
+	col_agg_hello(agg, 12, 1, 7, "web", "/bin/web");
+	col_agg_proc_stats(agg, 12, 10, 4, 0);
+	ck_assert_uint_eq(col_agg_prune(agg, now + 710 * 1000000000LL, 600 * 1000000000LL,
+	                                5 * 1000000000LL, pid_gone_if_12), 1);
+	src.now_mono_ns = now + 710 * 1000000000LL;
+	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
+	has_line(t, "apiprof_events_dropped_total{service=\"web\"} 18");
+	ck_assert_ptr_null(strstr(t, "apiprof_processes{service=\"web\"} 2"));
 	free(t);
 	col_metrics_free(m);
 	col_agg_free(agg);

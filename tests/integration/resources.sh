@@ -11,16 +11,22 @@
 #      second and never finished) while /healthz and /api/v1/endpoints are
 #      asked three times: each answers 200 within 2 s; then the slow
 #      clients are dropped, which the log reports in a few lines, not 600.
-#  (c) The database file is removed while the collector runs: SQLite would
+#  (c) 800 short-lived senders (CGI-style: fork, one datagram, exit):
+#      all 800 requests are counted, and within 20 s the exited processes
+#      are gone from /api/v1/status (they stayed 10 minutes, so a flood of
+#      them grew the table and the status without bound meanwhile).
+#  (d) The database file is removed while the collector runs: SQLite would
 #      go on writing to the unlinked file without a word, all of it lost at
 #      exit. Within 3 s the log has one error saying so and what to do,
 #      /api/v1/status shows store.writing false with a last_error naming
 #      the file, and every request before and after is still counted.
-# Each part uses its own service. About 20 s.
+# Each part uses its own service. About 30 s.
 . "$(dirname "$0")/lib.sh"
 
-ap_require curl jq python3
+ap_require cc curl jq python3
 ap_require_build
+cc -O2 -Wall -o "$AP_TMP/shortlived" "$AP_SRCDIR/tests/servers/shortlived.c" 2>"$AP_TMP/cc.log" ||
+	ap_fail "cannot build shortlived.c (see $AP_TMP/cc.log)"
 
 cat >"$AP_TMP/res.py" <<'PY'
 import os, socket, struct, sys, time
@@ -130,7 +136,21 @@ n=$(grep -c 'apiprof-collector.*warn: ' "$AP_TMP/collector.log")
 [ "$n" -le 15 ] || ap_fail "the log took $n warnings for 600 dropped clients"
 ap_log "ok: 600 dropped clients took $n warnings in the log"
 
-# ---- (c) the database file removed -------------------------------------------
+# ---- (c) short-lived senders ---------------------------------------------------
+AP_SERVICE=res-cgi
+"$AP_TMP/shortlived" "$AP_SOCK" 800 res-cgi >"$AP_TMP/cgi.out" ||
+	ap_fail "short-lived senders failed: $(cat "$AP_TMP/cgi.out")"
+ap_assert_eq "requests of 800 short-lived processes" "$(ap_wait_count /short 800)" 800
+listed() { status | jq '[.processes[] | select(.service == "res-cgi")] | length'; }
+ap_log "listed right after: $(listed)"
+for i in $(seq 40); do
+	[ "$(listed)" -eq 0 ] && break
+	sleep 0.5
+done
+ap_assert_eq "exited short-lived processes still listed after 20 s" "$(listed)" 0
+ap_assert_eq "requests after they were forgotten" "$(ap_count GET /short)" 800
+
+# ---- (d) the database file removed -------------------------------------------
 # Last: the collector's database is gone after it.
 AP_SERVICE=res-db
 $AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-db /kept 40 || ap_fail "send failed"
