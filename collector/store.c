@@ -34,6 +34,7 @@
 
 #define DEFAULT_QUEUE_CAP 65536
 #define DEFAULT_QUEUE_STMT_CAP 262144
+#define DEFAULT_QUEUE_BYTE_CAP ((size_t)256 << 20)
 #define BATCH_MAX 5000               /* rows per transaction */
 #define BATCH_STMTS 50000            /* and their statements, past the first row */
 #define WAKE_ROWS 1000               /* commit early when this many wait */
@@ -305,6 +306,20 @@ struct col_row *col_row_new(const char *service, const char *path, const char *r
 	r->route = d + ls + lp;
 	r->method = "GET";
 	return r;
+}
+
+size_t col_row_bytes(const struct col_row *r)
+{
+	size_t b = sizeof *r + strlen(r->service) + strlen(r->path) + strlen(r->route) + 3;
+	if (r->message != NULL)
+		b += strlen(r->message) + 1;
+	b += r->nstmts * sizeof *r->stmts;
+	for (uint32_t i = 0; i < r->nstmts; i++)
+		b += sizeof *r->stmts[i] + strlen(r->stmts[i]->sql) + COL_ERR_CODE_MAX +
+		     strlen(r->stmts[i]->error_message) + 2;
+	for (uint32_t i = 0; i < r->nn1; i++)
+		b += sizeof *r->n1 + (r->n1[i].sql ? strlen(r->n1[i].sql) + 1 : 0);
+	return b;
 }
 
 void col_row_free(struct col_row *r)
@@ -614,6 +629,7 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	s->host = strdup(o->host);
 	s->cap = o->queue_cap ? o->queue_cap : DEFAULT_QUEUE_CAP;
 	s->stmt_cap = o->queue_stmt_cap ? o->queue_stmt_cap : DEFAULT_QUEUE_STMT_CAP;
+	s->byte_cap = o->queue_byte_cap ? o->queue_byte_cap : DEFAULT_QUEUE_BYTE_CAP;
 	s->q = calloc(s->cap, sizeof *s->q);
 	s->retention_days = o->retention_days > 0 ? o->retention_days : 1;
 	s->max_rows_per_s = o->max_rows_per_s >= 0 ? o->max_rows_per_s : 0;
@@ -1553,6 +1569,7 @@ static size_t take_rows(struct col_store *s, struct col_row **batch)
 		batch[k++] = r;
 		stmts += r->nstmts;
 		s->q_stmts -= r->nstmts;
+		s->q_bytes -= r->bytes;
 		s->head = (s->head + 1) % s->cap;
 		s->n--;
 	}
@@ -1715,34 +1732,37 @@ int64_t col_store_next_id(struct col_store *s)
 
 /* Lock held. A row bigger than the statement bound still goes into an
  * empty queue, so no row is refused forever. */
-static int room_for(const struct col_store *s, uint32_t nstmts)
+static int room_for(const struct col_store *s, uint32_t nstmts, size_t bytes)
 {
-	return s->n < s->cap && (s->n == 0 || s->q_stmts + nstmts <= s->stmt_cap);
+	return s->n < s->cap && (s->n == 0 || (s->q_stmts + nstmts <= s->stmt_cap &&
+	                                       s->q_bytes + bytes <= s->byte_cap));
 }
 
 int col_store_has_room(struct col_store *s, uint32_t nstmts)
 {
 	pthread_mutex_lock(&s->mu);
-	int ok = room_for(s, nstmts) || s->db_down || s->drop_oldest;
+	int ok = room_for(s, nstmts, 0) || s->db_down || s->drop_oldest;
 	pthread_mutex_unlock(&s->mu);
 	return ok;
 }
 
 int col_store_push(struct col_store *s, struct col_row *row, int wait)
 {
+	row->bytes = col_row_bytes(row);
 	pthread_mutex_lock(&s->mu);
 	/* Database down (or, with PostgreSQL, too slow): the newest rows
 	 * matter most to whoever looks at the outage; the oldest go, counted. */
-	while ((s->db_down || (s->drop_oldest && !wait)) && !room_for(s, row->nstmts) &&
-	       s->n > 0) {
+	while ((s->db_down || (s->drop_oldest && !wait)) &&
+	       !room_for(s, row->nstmts, row->bytes) && s->n > 0) {
 		struct col_row *old = s->q[s->head];
 		s->q_stmts -= old->nstmts;
+		s->q_bytes -= old->bytes;
 		s->head = (s->head + 1) % s->cap;
 		s->n--;
 		col_row_free(old);
 		CNT_ADD(s, c_dropped_oldest, 1);
 	}
-	while (!room_for(s, row->nstmts)) {
+	while (!room_for(s, row->nstmts, row->bytes)) {
 		if (!wait || !s->running || s->exited || s->stopping) {
 			pthread_mutex_unlock(&s->mu);
 			col_row_free(row);
@@ -1755,6 +1775,7 @@ int col_store_push(struct col_store *s, struct col_row *row, int wait)
 	s->q[(s->head + s->n) % s->cap] = row;
 	s->n++;
 	s->q_stmts += row->nstmts;
+	s->q_bytes += row->bytes;
 	if (s->n == WAKE_ROWS)
 		pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->mu);

@@ -6,7 +6,8 @@
  * Flow: the ingest thread asks col_store_admit() whether a request's raw
  * row is to be stored (max_stored_requests_per_second; slow, failed, N+1
  * and SQL-error requests always are), numbers it (col_store_next_id) and
- * hands it over with col_store_push() into a bounded queue; when the queue
+ * hands it over with col_store_push() into a queue bounded in rows,
+ * statements and bytes (col_row_bytes); when the queue
  * is full the row is dropped and counted (statistics stay exact: the
  * aggregate counts every request). The store thread commits queued rows
  * every 200 ms (sooner when 1000 are waiting), each request with its
@@ -105,6 +106,7 @@ struct col_row {
 	char *message;              /* NULL: none */
 	struct col_stmt **stmts;    /* its statements in order; NULL when none */
 	uint32_t nstmts;
+	size_t bytes;               /* col_row_bytes(), set by col_store_push() */
 	struct col_row_n1 *n1;
 	uint32_t nn1;
 	char data[];
@@ -117,6 +119,12 @@ struct col_row *col_row_new(const char *service, const char *path, const char *r
 /* Frees the row and everything it owns. NULL is a no-op. */
 void col_row_free(struct col_row *r);
 
+/* The memory r holds, roughly (its strings and statements): what the
+ * queue's byte bound counts. A statement may carry 16 KiB of text and a
+ * failed one is always kept, so 262,144 queued statements could otherwise
+ * hold 4 GiB. */
+size_t col_row_bytes(const struct col_row *r);
+
 struct col_store_opts {
 	const char *path;         /* SQLite file, or a postgresql:// URI */
 	const char *host;         /* host label of everything written */
@@ -124,6 +132,7 @@ struct col_store_opts {
 	int max_rows_per_s;       /* >= 0 */
 	size_t queue_cap;         /* rows; 0 for the default (65536) */
 	size_t queue_stmt_cap;    /* statements of queued rows; 0: 262144 */
+	size_t queue_byte_cap;    /* memory of queued rows (col_row_bytes); 0: 256 MiB */
 };
 
 struct col_store;

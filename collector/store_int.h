@@ -97,6 +97,7 @@ struct col_store {
 	struct col_row **q;
 	size_t cap, head, n;
 	size_t q_stmts, stmt_cap;     /* statements of queued rows */
+	size_t q_bytes, byte_cap;     /* their memory (col_row_bytes) */
 	size_t held;                  /* rows taken by the writer, not yet written
 	                                 (relaxed atomics: read by the status) */
 	int stopping;

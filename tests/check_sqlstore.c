@@ -345,6 +345,38 @@ START_TEST(test_migration)
 }
 END_TEST
 
+/* The queue is bounded in memory too: rows whose statements would take
+ * it past queue_byte_cap are dropped and counted, whatever the row and
+ * statement counts allow; the first row always fits. */
+START_TEST(test_store_queue_bytes)
+{
+	char err[256] = "";
+	struct col_row *probe = NULL;
+	struct col_store_opts o = { .path = dbpath, .host = "h1", .retention_days = 7,
+	                            .max_rows_per_s = 1000 };
+	struct col_store *s = col_store_open(&o, err, sizeof err);
+	ck_assert_msg(s != NULL, "open: %s", err);
+	int64_t now = col_clock_real_ns();
+	probe = mkrow(s, now, 50, 0);
+	size_t b = col_row_bytes(probe);
+	ck_assert_uint_gt(b, 50 * 30);
+	col_row_free(probe);
+	col_store_free(s);
+
+	o.queue_byte_cap = 3 * b + b / 2;
+	s = col_store_open(&o, err, sizeof err);
+	ck_assert_msg(s != NULL, "open: %s", err);
+	for (int i = 0; i < 5; i++)
+		col_store_push(s, mkrow(s, now + i, 50, 0), 0);
+	struct col_store_counters c;
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.queue_depth, 3);
+	ck_assert_uint_eq(c.rows_dropped, 2);
+	ck_assert_uint_eq(c.queue_stmts, 150);
+	col_store_free(s);
+}
+END_TEST
+
 /* While the database is down, a full queue keeps the newest rows: the
  * oldest are dropped and counted; once it is up, a full queue refuses new
  * rows as before. */
@@ -637,6 +669,7 @@ Suite *sqlstore_suite(void)
 	tcase_add_test(tc, test_statements_with_request);
 	tcase_add_test(tc, test_migration);
 	tcase_add_test(tc, test_store_down);
+	tcase_add_test(tc, test_store_queue_bytes);
 	tcase_add_test(tc, test_pg_copy);
 	tcase_add_test(tc, test_pg_redact);
 	tcase_add_test(tc, test_retention);
