@@ -30,6 +30,7 @@ struct svc {
 	size_t nshapes;          /* all-time shapes but {other}, for the shape cap */
 	uint64_t dropped_gone;   /* events dropped by its processes no longer in
 	                            the table (or whose pid was reused) */
+	size_t ix;               /* scratch: its row in col_agg_dropped() (lock held) */
 	char name[];
 };
 
@@ -525,8 +526,7 @@ int col_agg_dropped(struct col_agg *a, struct col_svc_dropped **out, size_t *n)
 	pthread_mutex_lock(&a->mu);
 	size_t cnt = col_hmap_count(a->services), k = 0, it = 0;
 	struct col_svc_dropped *v = cnt ? calloc(cnt, sizeof *v) : NULL;
-	struct svc **svcs = cnt ? calloc(cnt, sizeof *svcs) : NULL;
-	if (cnt && (v == NULL || svcs == NULL)) {
+	if (cnt && v == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -534,17 +534,14 @@ int col_agg_dropped(struct col_agg *a, struct col_svc_dropped **out, size_t *n)
 	while ((s = col_hmap_next(a->services, &it, NULL, NULL)) != NULL && k < cnt) {
 		copy_str(v[k].service, sizeof v[k].service, s->name);
 		v[k].dropped = s->dropped_gone;
-		svcs[k++] = s;
+		s->ix = k++;
 	}
 	struct proc *p;
 	it = 0;
 	while ((p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL) {
 		struct svc *ps = p->svc ? p->svc : a->unknown;
-		for (size_t i = 0; i < k; i++)
-			if (svcs[i] == ps) {
-				v[i].dropped += p->info.dropped;
-				break;
-			}
+		if (ps->ix < k)
+			v[ps->ix].dropped += p->info.dropped;
 	}
 	size_t m = 0;
 	for (size_t i = 0; i < k; i++)
@@ -558,7 +555,6 @@ int col_agg_dropped(struct col_agg *a, struct col_svc_dropped **out, size_t *n)
 out:
 	pthread_mutex_unlock(&a->mu);
 	free(v);
-	free(svcs);
 	return rc;
 }
 
