@@ -214,14 +214,46 @@ static inline conn_via via_of(const struct pl_conn *e)
  * HTTP/1.x request begins with it. */
 #define TLS_HANDSHAKE 0x16
 
+/*
+ * Length of a PROXY protocol header (HAProxy's; version 1, text, or 2,
+ * binary) whole at the start of p[0..n), else 0. A load balancer that
+ * passes TCP through (HAProxy in TCP mode, AWS NLB, Envoy) sends one before
+ * the client's first byte, so that a server with `proxy_protocol` on its
+ * listener (nginx, Apache's RemoteIPProxyProtocol) learns the client's
+ * address: its HTTP or TLS handshake follows. Servers read the header
+ * whole (nginx peeks, then reads exactly its length), so one split across
+ * reads is not recognised.
+ */
+static size_t proxy_header_len(const unsigned char *p, size_t n)
+{
+	static const unsigned char v2sig[12] = { '\r', '\n', '\r', '\n', 0, '\r', '\n',
+	                                         'Q', 'U', 'I', 'T', '\n' };
+	if (n >= 16 && memcmp(p, v2sig, sizeof v2sig) == 0 && (p[12] >> 4) == 2) {
+		size_t len = 16 + ((size_t)p[14] << 8 | p[15]);
+		return len <= n ? len : 0;
+	}
+	/* "PROXY TCP4 src dst sport dport\r\n", at most 107 bytes */
+	if (n >= 8 && memcmp(p, "PROXY ", 6) == 0) {
+		size_t max = n < 107 ? n : 107;
+		for (size_t i = 6; i + 1 < max; i++)
+			if (p[i] == '\r' && p[i + 1] == '\n')
+				return i + 2;
+	}
+	return 0;
+}
+
+static void on_read_after_proxy(int fd, const unsigned char *p, size_t n);
+
 /* conn_acquire() past its first look: the entry is idle (attach a new
  * connection when `create`), a TLS handshake (for VIA_TLS, the same), the
- * other kind's, or changed under us. `first`: the first byte read, for a
- * socket read, else NULL: a TLS handshake on an idle entry turns it into
- * PL_CONN_TLS_HELLO, for the TLS library's calls to pick up. */
+ * other kind's, or changed under us. `first`: the bytes read (firstn of
+ * them, firstn > 0), for a socket read, else NULL: a TLS handshake on an idle entry
+ * turns it into PL_CONN_TLS_HELLO, for the TLS library's calls to pick up;
+ * a PROXY protocol header is skipped, and what follows it in the same read
+ * is read again without it (NULL returned: the caller feeds nothing). */
 static __attribute__((noinline)) struct pl_conn *
 conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
-                  const unsigned char *first)
+                  const unsigned char *first, size_t firstn)
 {
 	struct pl_conn *const idle = tagged(PL_CONN_IDLE, via);
 	for (int tries = 0; tries < 8; tries++) {
@@ -238,6 +270,14 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 				__atomic_compare_exchange_n(slot, &expect, PL_CONN_TLS_HELLO, 0,
 				                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 				return NULL;
+			}
+			if (via == VIA_SOCKET && first && (*first == 'P' || *first == '\r')) {
+				size_t h = proxy_header_len(first, firstn);
+				if (h) {
+					if (h < firstn)
+						on_read_after_proxy(fd, first + h, firstn - h);
+					return NULL;
+				}
 			}
 			struct pl_conn *n = conn_new(fd);
 			if (!n) {
@@ -269,13 +309,13 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 
 /* Returns fd's connection followed `via`, locked; when the entry is idle
  * and `create`, attaches a new one. NULL when fd is not followed this way
- * (or the pool is spent, in which case fd stops being followed). `first`:
- * see conn_acquire_slow(). Inline for the usual case, a keep-alive
+ * (or the pool is spent, in which case fd stops being followed). `first`
+ * and firstn: see conn_acquire_slow(). Inline for the usual case, a keep-alive
  * connection that already has its record: for VIA_SOCKET, one compare
  * as if there were no tags. */
 static inline __attribute__((always_inline)) struct pl_conn *
 conn_acquire(int fd, int create, struct pl_conn ***slotp, conn_via via,
-             const unsigned char *first)
+             const unsigned char *first, size_t firstn)
 {
 	struct pl_conn **slot = pl_fd_entry(fd);
 	if (!slot)
@@ -293,7 +333,7 @@ conn_acquire(int fd, int create, struct pl_conn ***slotp, conn_via via,
 		}
 		pl_conn_unlock(c);
 	}
-	return conn_acquire_slow(fd, create, slot, via, first);
+	return conn_acquire_slow(fd, create, slot, via, first, firstn);
 }
 
 /* fd's connection, locked, as conn_acquire() finds it whichever way it
@@ -311,7 +351,7 @@ static struct pl_conn *conn_lock_fd(int fd, int create, struct pl_conn **ep)
 	for (int tries = 0; tries < 8; tries++) {
 		struct pl_conn *e = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 		if (e == PL_CONN_IDLE && create) {
-			*ep = conn_acquire_slow(fd, 1, slot, VIA_SOCKET, NULL); /* a new record */
+			*ep = conn_acquire_slow(fd, 1, slot, VIA_SOCKET, NULL, 0); /* a new record */
 			return *ep;
 		}
 		if (pl_conn_no_record(e))
@@ -758,18 +798,25 @@ static inline __attribute__((always_inline)) void
 on_read(int fd, const void *buf, size_t n, conn_via via)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 1, &slot, via, buf);
+	struct pl_conn *c = conn_acquire(fd, 1, &slot, via, buf, n);
 	if (!c)
 		return;
 	feed_request(c, buf, n);
 	conn_put(slot, c, via);
 }
 
+/* The rest of a socket read after its PROXY protocol header
+ * (conn_acquire_slow()), read as if it came alone. */
+static __attribute__((noinline)) void on_read_after_proxy(int fd, const unsigned char *p, size_t n)
+{
+	on_read(fd, p, n, VIA_SOCKET);
+}
+
 static inline __attribute__((always_inline)) void
 on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 1, &slot, VIA_SOCKET, NULL);
+	struct pl_conn *c = conn_acquire(fd, 1, &slot, VIA_SOCKET, NULL, 0);
 	if (!c)
 		return;
 	for (int i = 0; i < iovcnt && n; i++) {
@@ -809,7 +856,7 @@ static inline __attribute__((always_inline)) void
 on_write(int fd, const void *buf, size_t n, conn_via via)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot, via, NULL);
+	struct pl_conn *c = conn_acquire(fd, 0, &slot, via, NULL, 0);
 	if (!c)
 		return;
 	if (feed_response(c, buf, n) < 0)
@@ -822,7 +869,7 @@ static inline __attribute__((always_inline)) void
 on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 {
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL);
+	struct pl_conn *c = conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL, 0);
 	if (!c)
 		return;
 	/* n > 0 bytes moved, so iovcnt > 0; the loop ends by n unless the host
@@ -935,7 +982,7 @@ static void on_sendfile(int fd, size_t n, conn_via via)
 {
 	static const char zeros[4096];
 	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot, via, NULL);
+	struct pl_conn *c = conn_acquire(fd, 0, &slot, via, NULL, 0);
 	if (!c)
 		return;
 	while (n) {
@@ -1059,8 +1106,8 @@ static int still_in_flight(int fd, uint64_t id)
 	struct pl_conn **slot;
 	struct pl_conn *e = pl_fd_get(fd);
 	struct pl_conn *c = !pl_conn_no_record(e) && via_of(e) == VIA_TLS
-		? conn_acquire(fd, 0, &slot, VIA_TLS, NULL)
-		: conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL);
+		? conn_acquire(fd, 0, &slot, VIA_TLS, NULL, 0)
+		: conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL, 0);
 	if (!c)
 		return 0;
 	int found = 0;

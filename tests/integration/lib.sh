@@ -540,11 +540,12 @@ ap_start_nginx() {
 	fi
 	AP_PORT=$(ap_free_port)
 	# With AP_NGINX_CERT=PREFIX (PREFIX.crt and PREFIX.key), the same
-	# server also listens for HTTPS on AP_TLS_PORT.
+	# server also listens for HTTPS on AP_TLS_PORT, with the directives in
+	# AP_NGINX_TLS_CONF, if any, in its server block.
 	local tls=""
 	if [ -n "${AP_NGINX_CERT:-}" ]; then
 		AP_TLS_PORT=$(ap_free_port)
-		tls="listen 127.0.0.1:$AP_TLS_PORT ssl; ssl_certificate $AP_NGINX_CERT.crt; ssl_certificate_key $AP_NGINX_CERT.key;"
+		tls="listen 127.0.0.1:$AP_TLS_PORT ssl; ssl_certificate $AP_NGINX_CERT.crt; ssl_certificate_key $AP_NGINX_CERT.key; ${AP_NGINX_TLS_CONF:-}"
 	fi
 	cat >"$d/nginx.conf" <<CONF
 worker_processes 2;

@@ -151,3 +151,70 @@ ap_assert_jq "nothing aborted, one 404" \
 AP_SERVICE=tls-nginx
 nginx_counts 6
 ap_log "TLS: nginx (SSL_read/SSL_write) and Python (SSL_read_ex/SSL_write_ex): ok"
+
+# ---- 3. behind a load balancer: PROXY protocol, and HTTP/2 ----
+# nginx with `proxy_protocol` on an HTTPS and a plain listener, as behind
+# HAProxy in TCP mode or an AWS NLB: each connection begins with a PROXY
+# header (version 1, text, from curl --haproxy-protocol; version 2, binary,
+# from the client below), then the TLS handshake or the request. Found
+# (red team): the header was taken for the connection's first request
+# line, which failed, so no request on such a connection was ever
+# counted, over TLS or not. Beside them, a listener with `http2`: curl
+# --http2 settles on HTTP/2 by ALPN, which is not followed and must count
+# nothing (no garbage request); --http1.1 on the same port counts.
+cat >"$AP_TMP/ppclient.py" <<'PY'
+import socket, ssl, struct, sys
+port, tls, version = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+if version == "2":
+    addr = socket.inet_aton("10.1.2.3") + socket.inet_aton("127.0.0.1") + struct.pack("!HH", 40000, 443)
+    s.sendall(b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(addr)) + addr)
+else:
+    s.sendall(b"PROXY TCP4 10.1.2.3 127.0.0.1 40000 443\r\n")
+if tls:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(s)
+buf = b""
+for path in sys.argv[4:]:
+    req = ("GET %s HTTP/1.1\r\nHost: lb\r\n\r\n" % path).encode()
+    s.sendall(req)
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(buf) < n:
+        buf += s.recv(65536)
+    buf = buf[n:]
+    print(head.split(b" ")[1].decode(), len(req))
+PY
+AP_SERVICE=tls-lb
+PP_TLS=$(ap_free_port) PP_PLAIN=$(ap_free_port) H2_PORT=$(ap_free_port)
+AP_NGINX_TLS_CONF="listen 127.0.0.1:$PP_TLS ssl proxy_protocol; listen 127.0.0.1:$PP_PLAIN proxy_protocol; listen 127.0.0.1:$H2_PORT ssl http2;"
+ap_start_nginx nginx-lb 1
+{
+	curl -sk --haproxy-protocol --http1.1 --max-time 30 -w '%{http_code}\n' \
+		-o /dev/null "https://127.0.0.1:$PP_TLS/api/users/1" -o /dev/null "https://127.0.0.1:$PP_TLS/api/items"
+	curl -s --haproxy-protocol --max-time 30 -o /dev/null -w '%{http_code}\n' \
+		"http://127.0.0.1:$PP_PLAIN/api/users/2"
+	$AP_PY "$AP_TMP/ppclient.py" "$PP_TLS" 1 2 /api/users/3 /api/items
+	$AP_PY "$AP_TMP/ppclient.py" "$PP_PLAIN" 0 2 /api/users/4 /missing
+	curl -sk --http2 --max-time 30 -w '%{http_code} %{http_version}\n' \
+		-o /dev/null "https://127.0.0.1:$H2_PORT/api/items" -o /dev/null "https://127.0.0.1:$H2_PORT/error"
+	curl -sk --http1.1 --max-time 30 -o /dev/null -w '%{http_code} %{http_version}\n' \
+		"https://127.0.0.1:$H2_PORT/api/users/5"
+} >"$AP_TMP/lb.out" || ap_fail "the load balancer's clients failed: $(cat "$AP_TMP/lb.out")"
+ap_assert_eq "PROXY protocol and HTTP/2 statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/lb.out")" \
+	"200/ 200/ 200/ 200/39 200/37 200/39 404/35 200/2 500/2 200/1.1 "
+ap_expect_counts <<EOF
+GET /api/users/{id} 5
+GET /api/items 2
+GET /missing 1
+EOF
+ap_assert_jq "after a PROXY v2 header, bytes_in is the request alone (39 bytes)" \
+	'map(select(.bytes_in == 39)) | length == 2' "$(ap_requests /api/users/{id})"
+ap_assert_jq "nothing aborted, no error (the HTTP/2 500 is not seen)" \
+	'[.endpoints[] | select(.service == "tls-lb")] | map(.error_count) | add == 0' \
+	"$(ap_api /api/v1/endpoints)"
+ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 ignored: ok"
