@@ -113,7 +113,11 @@ class H(http.server.BaseHTTPRequestHandler):
         data = self.rfile.read(n)
         self.reply(201, json.dumps({"got": len(data)}).encode())
     def log_message(self, *a): pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+import socketserver
+class Forking(socketserver.ForkingMixIn, http.server.HTTPServer):
+    pass
+kind = http.server.ThreadingHTTPServer if len(sys.argv) < 6 else Forking
+srv = kind(("127.0.0.1", int(sys.argv[1])), H)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[3], sys.argv[4])
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
@@ -218,3 +222,69 @@ ap_assert_jq "nothing aborted, no error (the HTTP/2 500 is not seen)" \
 	'[.endpoints[] | select(.service == "tls-lb")] | map(.error_count) | add == 0' \
 	"$(ap_api /api/v1/endpoints)"
 ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 ignored: ok"
+
+# ---- 4. the ways a server may drive libssl (tests/servers/tlsedge.c) ----
+# One process serves its forked client's connections one after another:
+# non-blocking with SSL_read wanting more and partial writes
+# (SSL_MODE_ENABLE_PARTIAL_WRITE), a whole write retried with the same
+# buffer after SSL_ERROR_WANT_WRITE (each byte counted once), SSL_peek
+# before SSL_read, one SSL object reused (SSL_clear, SSL_set_fd), a client
+# sending close_notify instead of waiting (aborted), a plain connection
+# after the TLS ones, a fork after the request was read (the child
+# answers; the parent's close of its copy is no abort), the response
+# written by another thread, a TLS 1.3 key update and a TLS 1.2
+# renegotiation between requests, SSL_read_ex/SSL_write_ex.
+if [ -e /usr/include/openssl/ssl.h ]; then
+	TE=$AP_TMP/tlsedge
+	cc -O2 -Wall -pthread -o "$TE" "$AP_SRCDIR/tests/servers/tlsedge.c" -lssl -lcrypto \
+		2>"$AP_TMP/cc.log" || ap_fail "cannot build tlsedge.c (see $AP_TMP/cc.log)"
+	AP_SERVICE=tls-edge
+	ap_bg_preloaded tlsedge timeout 30 "$TE" "$AP_TMP/tls.crt" "$AP_TMP/tls.key"
+	wait "$AP_BG_PID" || ap_fail "tlsedge failed under the preload: $(cat "$AP_TMP/tlsedge.log")"
+	grep -q '^nb: want_write [1-9][0-9]* partial [1-9]' "$AP_TMP/tlsedge.log" &&
+		grep -q '^retry: want_write [1-9][0-9]* partial 0' "$AP_TMP/tlsedge.log" ||
+		ap_fail "tlsedge did not meet WANT_WRITE and partial writes: $(cat "$AP_TMP/tlsedge.log")"
+	ap_expect_counts <<EOF
+GET /nb 1
+GET /nb2 1
+GET /retry 1
+GET /peek 1
+GET /reuse 2
+GET /abort 1
+GET /plain 1
+GET /fork 1
+GET /thread 1
+GET /keyupdate 2
+GET /reneg 2
+GET /ex 1
+EOF
+	edge=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
+		jq -c '[.requests[] | select(.service == "tls-edge")]')
+	ap_assert_jq "big bodies counted once: bytes_out 300,043 (partial writes, retries)" \
+		'map(select(.route == "/nb" or .route == "/retry") | .bytes_out) == [300043, 300043]' "$edge"
+	ap_assert_jq "SSL_peek then SSL_read: bytes_in is the 37-byte request" \
+		'map(select(.route == "/peek"))[0].bytes_in == 37' "$edge"
+	ap_assert_jq "only /abort aborted; every other one 200" \
+		'(map(select(.aborted)) | map(.route)) == ["/abort"] and
+		 (map(select(.aborted | not) | .status) | unique) == [200]' "$edge"
+	ap_log "TLS: libssl driven non-blocking, peeked, reused, forked, threaded, rekeyed: ok"
+	# Python's socketserver.ForkingMixIn over TLS: each connection served
+	# by a child that ends with os._exit(), which runs no destructor: the
+	# preload's _exit hook must send the child's events (without it, every
+	# request of such a server was lost, TLS or not; /fork above too).
+	AP_SERVICE=tls-pyfork
+	PY_PORT=$(ap_free_port)
+	ap_bg_preloaded tlspyfork python3 "$AP_TMP/tlspy.py" "$PY_PORT" "$AP_TLS_PORT" "$AP_TMP/tls.crt" \
+		"$AP_TMP/tls.key" fork
+	ap_wait_log tlspyfork '^listening'
+	for u in /orders/1 /orders/2 /nope; do
+		curl -sk --max-time 30 -o /dev/null -w '%{http_code} ' "https://127.0.0.1:$PY_PORT$u"
+	done >"$AP_TMP/pyfork.out" || ap_fail "curl to the forking Python server failed"
+	ap_assert_eq "forking Python statuses" "$(cat "$AP_TMP/pyfork.out")" "200 200 404 "
+	ap_expect_counts <<EOF
+GET /orders/{id} 2
+GET /nope 1
+EOF
+else
+	ap_log "part 4 not run: no OpenSSL headers (libssl-dev)"
+fi
