@@ -233,7 +233,9 @@ ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 ignored: ok"
 # after the TLS ones, a fork after the request was read (the child
 # answers; the parent's close of its copy is no abort), the response
 # written by another thread, a TLS 1.3 key update and a TLS 1.2
-# renegotiation between requests, SSL_read_ex/SSL_write_ex.
+# renegotiation between requests, SSL_read_ex/SSL_write_ex, then a vfork()
+# child ending in _exit() before /after (it must not take the parent's
+# event buffer: /after would be lost).
 if [ -e /usr/include/openssl/ssl.h ]; then
 	TE=$AP_TMP/tlsedge
 	cc -O2 -Wall -pthread -o "$TE" "$AP_SRCDIR/tests/servers/tlsedge.c" -lssl -lcrypto \
@@ -257,6 +259,7 @@ GET /thread 1
 GET /keyupdate 2
 GET /reneg 2
 GET /ex 1
+GET /after 1
 EOF
 	edge=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 		jq -c '[.requests[] | select(.service == "tls-edge")]')

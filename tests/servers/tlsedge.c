@@ -8,7 +8,7 @@
  * fork after the request was read, the response written by another
  * thread, a TLS 1.3 key update and a TLS 1.2 renegotiation between
  * requests, a plain connection on the same descriptor number after TLS
- * ones, and SSL_read_ex/SSL_write_ex.
+ * ones, SSL_read_ex/SSL_write_ex, and a vfork() child ending in _exit().
  *
  * usage: tlsedge CERT KEY
  * Forks its client, serves its connections one after another, and exits 0
@@ -354,6 +354,18 @@ static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12)
 	if (SSL_write_ex(s, ex, sizeof ex - 1, &put) != 1 || put != sizeof ex - 1)
 		die("ex: SSL_write_ex");
 	finish(s, fd, buf, sizeof buf);
+
+	/* 12. a vfork() child that ends in _exit() (as an exec that failed
+	 * does), then /after: the child runs on our memory, and must not take
+	 * the event buffer with it */
+	pid = vfork();
+	if (pid == 0)
+		_exit(3);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		die("vfork");
+	s = next_request(ls, ctx, &fd, buf, sizeof buf, "after: no request");
+	respond(s, 10, NULL, NULL);
+	finish(s, fd, buf, sizeof buf);
 }
 
 /* ---- the client (a child process) ---- */
@@ -462,6 +474,7 @@ static void client(int port)
 	SSL_CTX_set_max_proto_version(ctx12, TLS1_2_VERSION);
 	visit(ctx12, port, "/reneg", 2, 10, 0);
 	visit(ctx, port, "/ex", 1, 3, 0);
+	visit(ctx, port, "/after", 1, 10, 0);
 }
 
 int main(int argc, char **argv)
