@@ -2,8 +2,10 @@
  * hook_socket.c - the exported hooks of the accept/read/write/close family.
  *
  * Every hook has the same shape: make sure the real function is resolved,
- * look the fd up (pl_fd_get: a bounds check and two loads), and for an fd
- * we do not follow tail-call the real function: no lock, no allocation, no
+ * look the fd up (pl_fd_plain, or pl_fd_get for the end of a descriptor: a
+ * bounds check and two loads), and for an fd we do not follow (nor one
+ * followed through libssl, whose socket carries ciphertext) tail-call the
+ * real function: no lock, no allocation, no
  * syscall, errno untouched. Only for accepted sockets does the cold path
  * run: call the real function, save errno, feed the bytes the call really
  * moved (its return value, never the buffer size) to the connection, restore
@@ -120,7 +122,7 @@ EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+	if (PL_UNLIKELY(pl_fd_plain(fd)))
 		return pl_conn_read(fd, buf, n);
 	ENSURE(read);
 	return pl_real.read(fd, buf, n);
@@ -129,7 +131,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	ENSURE(read_chk);
-	if (PL_LIKELY(!pl_fd_get(fd)))
+	if (PL_LIKELY(!pl_fd_plain(fd)))
 		return pl_real.read_chk(fd, buf, n, buflen);
 	return pl_conn_on_read(fd, buf, pl_real.read_chk(fd, buf, n, buflen));
 }
@@ -137,7 +139,7 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	ENSURE(readv);
-	if (PL_LIKELY(!pl_fd_get(fd)))
+	if (PL_LIKELY(!pl_fd_plain(fd)))
 		return pl_real.readv(fd, iov, cnt);
 	return pl_conn_on_readv(fd, iov, cnt, pl_real.readv(fd, iov, cnt));
 }
@@ -153,7 +155,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 #define NOT_FED (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE | MSG_OOB)
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && !(flags & NOT_FED))
+	if (PL_UNLIKELY(pl_fd_plain(fd)) && !(flags & NOT_FED))
 		return pl_conn_recv(fd, buf, n, flags);
 	ENSURE(recv);
 	return pl_real.recv(fd, buf, n, flags);
@@ -162,7 +164,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
 	ENSURE(recv_chk);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
+	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED))
 		return pl_real.recv_chk(fd, buf, n, buflen, flags);
 	return pl_conn_on_read(fd, buf, pl_real.recv_chk(fd, buf, n, buflen, flags));
 }
@@ -171,7 +173,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                         struct sockaddr *addr, socklen_t *alen)
 {
 	ENSURE(recvfrom);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
+	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED))
 		return pl_real.recvfrom(fd, buf, n, flags, addr, alen);
 	return pl_conn_on_read(fd, buf, pl_real.recvfrom(fd, buf, n, flags, addr, alen));
 }
@@ -180,7 +182,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
                               struct sockaddr *addr, socklen_t *alen)
 {
 	ENSURE(recvfrom_chk);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED))
+	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED))
 		return pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
 	return pl_conn_on_read(fd, buf, pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen));
 }
@@ -229,7 +231,7 @@ static PL_COLD void fds_passed(const struct msghdr *msg)
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ENSURE(recvmsg);
-	if (PL_LIKELY(!pl_fd_get(fd)) || (flags & NOT_FED)) {
+	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED)) {
 		ssize_t r = pl_real.recvmsg(fd, msg, flags);
 		/* msg is valid when the call succeeded */
 		if (PL_UNLIKELY(r >= 0 && msg->msg_controllen >= CMSG_LEN(sizeof(int))))
@@ -250,7 +252,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+	if (PL_UNLIKELY(pl_fd_plain(fd)))
 		return pl_conn_write(fd, buf, n);
 	ENSURE(write);
 	return pl_real.write(fd, buf, n);
@@ -258,7 +260,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+	if (PL_UNLIKELY(pl_fd_plain(fd)))
 		return pl_conn_writev(fd, iov, cnt);
 	ENSURE(writev);
 	return pl_real.writev(fd, iov, cnt);
@@ -266,7 +268,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	if (PL_UNLIKELY(pl_fd_get(fd) != NULL))
+	if (PL_UNLIKELY(pl_fd_plain(fd)))
 		return pl_conn_send(fd, buf, n, flags);
 	ENSURE(send);
 	return pl_real.send(fd, buf, n, flags);
@@ -276,7 +278,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                       const struct sockaddr *addr, socklen_t alen)
 {
 	ENSURE(sendto);
-	if (PL_LIKELY(!pl_fd_get(fd)))
+	if (PL_LIKELY(!pl_fd_plain(fd)))
 		return pl_real.sendto(fd, buf, n, flags, addr, alen);
 	return pl_conn_on_write(fd, buf, pl_real.sendto(fd, buf, n, flags, addr, alen));
 }
@@ -284,7 +286,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ENSURE(sendmsg);
-	if (PL_LIKELY(!pl_fd_get(fd)))
+	if (PL_LIKELY(!pl_fd_plain(fd)))
 		return pl_real.sendmsg(fd, msg, flags);
 	ssize_t r = pl_real.sendmsg(fd, msg, flags);
 	if (r <= 0)
@@ -310,7 +312,7 @@ static PL_COLD ssize_t sent_file(int fd, ssize_t r)
 EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
 	ENSURE(sendfile);
-	if (PL_LIKELY(!pl_fd_get(out)))
+	if (PL_LIKELY(!pl_fd_plain(out)))
 		return pl_real.sendfile(out, in, off, n);
 	return sent_file(out, pl_real.sendfile(out, in, off, n));
 }
@@ -318,7 +320,7 @@ EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 {
 	ENSURE(sendfile64);
-	if (PL_LIKELY(!pl_fd_get(out)))
+	if (PL_LIKELY(!pl_fd_plain(out)))
 		return pl_real.sendfile64(out, in, off, n);
 	return sent_file(out, pl_real.sendfile64(out, in, off, n));
 }
@@ -342,10 +344,10 @@ static PL_COLD ssize_t spliced_in(int fd, ssize_t r)
 EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t n, unsigned flags)
 {
 	ENSURE(splice);
-	if (PL_LIKELY(!pl_fd_get(out) && !pl_fd_get(in)))
+	if (PL_LIKELY(!pl_fd_plain(out) && !pl_fd_plain(in)))
 		return pl_real.splice(in, off_in, out, off_out, n, flags);
 	ssize_t r = pl_real.splice(in, off_in, out, off_out, n, flags);
-	if (pl_fd_get(in))
+	if (pl_fd_plain(in))
 		spliced_in(in, r);
 	return sent_file(out, r);
 }

@@ -259,6 +259,19 @@ static inline struct pl_conn *pl_fd_get(int fd)
 	return __atomic_load_n(&chunk[(unsigned)fd & (PL_FD_CHUNK - 1)], __ATOMIC_ACQUIRE);
 }
 
+/* The read and write hooks' look-up: non-zero when fd's socket carries
+ * bytes they follow (an accepted socket, idle or with a plain HTTP
+ * connection). The socket of a connection followed through libssl
+ * (PL_CONN_TLS, the top bit: negative) carries only ciphertext, which
+ * they pass straight through as for an untracked fd instead of finding
+ * out the same inside the connection code, twice per request (nginx over
+ * HTTPS: about 240 instructions a request). The end of a descriptor
+ * (close, shutdown, dup2) asks pl_fd_get(): it ends TLS ones too. */
+static inline int pl_fd_plain(int fd)
+{
+	return (intptr_t)pl_fd_get(fd) > 0;
+}
+
 /* Address of fd's entry, mapping its chunk when `create`; NULL when fd is
  * beyond the cap or the chunk cannot be mapped. */
 struct pl_conn **pl_fd_slot(int fd, int create);
