@@ -142,5 +142,11 @@ EXPORT ssize_t SSL_sendfile(SSL *s, int fd, off_t offset, size_t size, int flags
 	PL_COPY_ENTER(&tl_lib, f);
 	ssize_t r = TLF(f, sendfile)(s, fd, offset, size, flags);
 	PL_COPY_LEAVE();
-	return pl_conn_on_tls_sendfile(TLF(f, get_wfd)(s), r);
+	/* Only once bytes moved, as the others: SSL_get_wfd() of an SSL with
+	 * no BIO (an SSL_sendfile that failed for it) pushes "passed a null
+	 * parameter" onto the thread's OpenSSL error queue, which the host
+	 * then reads as its own. */
+	if (r > 0)
+		pl_conn_on_tls_sendfile(TLF(f, get_wfd)(s), r);
+	return r;
 }

@@ -235,7 +235,8 @@ ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 ignored: ok"
 # written by another thread, a TLS 1.3 key update and a TLS 1.2
 # renegotiation between requests, SSL_read_ex/SSL_write_ex, then a vfork()
 # child ending in _exit() before /after (it must not take the parent's
-# event buffer: /after would be lost).
+# event buffer: /after would be lost). First, a failed SSL_sendfile must
+# leave only libssl's errors in OpenSSL's error queue.
 if [ -e /usr/include/openssl/ssl.h ]; then
 	TE=$AP_TMP/tlsedge
 	cc -O2 -Wall -pthread -o "$TE" "$AP_SRCDIR/tests/servers/tlsedge.c" -lssl -lcrypto \

@@ -8,7 +8,8 @@
  * fork after the request was read, the response written by another
  * thread, a TLS 1.3 key update and a TLS 1.2 renegotiation between
  * requests, a plain connection on the same descriptor number after TLS
- * ones, SSL_read_ex/SSL_write_ex, and a vfork() child ending in _exit().
+ * ones, SSL_read_ex/SSL_write_ex, a vfork() child ending in _exit(), and
+ * the error queue a failed SSL_sendfile leaves.
  *
  * usage: tlsedge CERT KEY
  * Forks its client, serves its connections one after another, and exits 0
@@ -493,6 +494,19 @@ int main(int argc, char **argv)
 		die("listen");
 	SSL_CTX *ctx = server_ctx(argv[1], argv[2]);
 	SSL_CTX *ctx12 = server_ctx(argv[1], argv[2]);
+	/* SSL_sendfile without kernel TLS (here, without any BIO) fails; the
+	 * thread's OpenSSL error queue must then hold libssl's errors only. */
+	SSL *none = SSL_new(ctx);
+	ERR_clear_error();
+	if (SSL_sendfile(none, 0, 0, 10, 0) != -1)
+		die("SSL_sendfile without a socket succeeded");
+	unsigned long e;
+	while ((e = ERR_get_error()) != 0)
+		if (ERR_GET_LIB(e) != ERR_LIB_SSL) {
+			fprintf(stderr, "tlsedge: SSL_sendfile left %s\n", ERR_error_string(e, NULL));
+			die("an error queue libssl did not fill");
+		}
+	SSL_free(none);
 	SSL_CTX_set_max_proto_version(ctx12, TLS1_2_VERSION);
 	SSL_CTX_clear_options(ctx12, SSL_OP_NO_RENEGOTIATION);
 	pid_t pid = fork();
