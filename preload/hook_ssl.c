@@ -12,7 +12,14 @@
  * server makes) is left alone.
  *
  * Only libssl's public calls are hooked: SSL_read, SSL_read_ex, SSL_write,
- * SSL_write_ex and SSL_sendfile (kTLS). A program that carries its own
+ * SSL_write_ex, SSL_sendfile (kTLS), and for TLS 1.3 0-RTT the
+ * SSL_read_early_data that reads a request sent with the handshake and
+ * the SSL_write_early_data that answers it before the handshake ends
+ * (nginx's `ssl_early_data on`). Those two call SSL_read_ex/SSL_write_ex
+ * inside; through the PLT (Debian) that inner call reaches our hook,
+ * which passes it through (pl_db_depth), while a libssl linked
+ * -Bsymbolic-functions (Ubuntu's default) binds it inside libssl, where
+ * only these outer hooks see the bytes. A program that carries its own
  * copy of OpenSSL linked in statically (Node.js) never calls them. Which
  * copy of libssl a caller reaches is resolved as for the client libraries
  * (libcopy.h): a process may hold two.
@@ -28,6 +35,7 @@ typedef struct ssl_st SSL;
 
 enum { TL_read, TL_write, TL_get_rfd, TL_get_wfd, TL_REQUIRED, /* in every libssl */
        TL_read_ex = TL_REQUIRED, TL_write_ex, /* OpenSSL >= 1.1.1 */
+       TL_read_early_data, TL_write_early_data,
        TL_sendfile,                           /* OpenSSL >= 3.0 */
        TL_N };
 typedef int (*tl_read_fn)(SSL *, void *, int);
@@ -36,6 +44,8 @@ typedef int (*tl_get_rfd_fn)(const SSL *);
 typedef int (*tl_get_wfd_fn)(const SSL *);
 typedef int (*tl_read_ex_fn)(SSL *, void *, size_t, size_t *);
 typedef int (*tl_write_ex_fn)(SSL *, const void *, size_t, size_t *);
+typedef int (*tl_read_early_data_fn)(SSL *, void *, size_t, size_t *);
+typedef int (*tl_write_early_data_fn)(SSL *, const void *, size_t, size_t *);
 typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
 
 /* f's function `name` (NULL when that copy lacks it). */
@@ -43,17 +53,22 @@ typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
 
 static const char *const tl_names[TL_N] = {
 	"SSL_read", "SSL_write", "SSL_get_rfd", "SSL_get_wfd",
-	"SSL_read_ex", "SSL_write_ex", "SSL_sendfile",
+	"SSL_read_ex", "SSL_write_ex", "SSL_read_early_data", "SSL_write_early_data",
+	"SSL_sendfile",
 };
 EXPORT int SSL_read(SSL *, void *, int);
 EXPORT int SSL_write(SSL *, const void *, int);
 EXPORT int SSL_read_ex(SSL *, void *, size_t, size_t *);
 EXPORT int SSL_write_ex(SSL *, const void *, size_t, size_t *);
+EXPORT int SSL_read_early_data(SSL *, void *, size_t, size_t *);
+EXPORT int SSL_write_early_data(SSL *, const void *, size_t, size_t *);
 EXPORT ssize_t SSL_sendfile(SSL *, int, off_t, size_t, int);
 _Static_assert(TL_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const tl_self[TL_N] = {
 	[TL_read] = (const void *)SSL_read, [TL_write] = (const void *)SSL_write,
 	[TL_read_ex] = (const void *)SSL_read_ex, [TL_write_ex] = (const void *)SSL_write_ex,
+	[TL_read_early_data] = (const void *)SSL_read_early_data,
+	[TL_write_early_data] = (const void *)SSL_write_early_data,
 	[TL_sendfile] = (const void *)SSL_sendfile,
 };
 static struct pl_copy_lib tl_lib = { .what = "libssl", .names = tl_names, .self = tl_self,
@@ -87,21 +102,6 @@ EXPORT int SSL_read(SSL *s, void *buf, int num)
 	return r;
 }
 
-EXPORT int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *got)
-{
-	void *const *f = TL_FNS();
-	if (PL_UNLIKELY(!f || !TLF(f, read_ex)))
-		return 0;
-	if (!followed())
-		return TLF(f, read_ex)(s, buf, num, got);
-	PL_COPY_ENTER(&tl_lib, f);
-	int ok = TLF(f, read_ex)(s, buf, num, got);
-	PL_COPY_LEAVE();
-	if (ok == 1 && got)
-		pl_conn_on_tls_read(TLF(f, get_rfd)(s), buf, (ssize_t)*got);
-	return ok;
-}
-
 EXPORT int SSL_write(SSL *s, const void *buf, int num)
 {
 	void *const *f = TL_FNS();
@@ -117,20 +117,35 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 	return r;
 }
 
-EXPORT int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *put)
-{
-	void *const *f = TL_FNS();
-	if (PL_UNLIKELY(!f || !TLF(f, write_ex)))
-		return 0;
-	if (!followed())
-		return TLF(f, write_ex)(s, buf, num, put);
-	PL_COPY_ENTER(&tl_lib, f);
-	int ok = TLF(f, write_ex)(s, buf, num, put);
-	PL_COPY_LEAVE();
-	if (ok == 1 && put)
-		pl_conn_on_tls_write(TLF(f, get_wfd)(s), buf, (ssize_t)*put);
-	return ok;
-}
+/*
+ * The calls that report what moved through a size_t pointer, all one
+ * shape: `int SSL_<name>(SSL *, buf, size_t num, size_t *moved)`, whose
+ * result 1 means *moved bytes of buf moved (fed to `feed`, on the socket
+ * `getfd` names); 0 when the copy lacks the function. SSL_read_ex and
+ * SSL_write_ex; SSL_read_early_data (1 is SSL_READ_EARLY_DATA_SUCCESS; 2,
+ * FINISH, moved nothing: the rest comes by SSL_read) and
+ * SSL_write_early_data.
+ */
+#define TL_EX_HOOK(name, buf_t, feed, getfd) \
+	EXPORT int SSL_##name(SSL *s, buf_t buf, size_t num, size_t *moved) \
+	{ \
+		void *const *f = TL_FNS(); \
+		if (PL_UNLIKELY(!f || !TLF(f, name))) \
+			return 0; \
+		if (!followed()) \
+			return TLF(f, name)(s, buf, num, moved); \
+		PL_COPY_ENTER(&tl_lib, f); \
+		int r = TLF(f, name)(s, buf, num, moved); \
+		PL_COPY_LEAVE(); \
+		if (r == 1 && moved) \
+			feed(TLF(f, getfd)(s), buf, (ssize_t)*moved); \
+		return r; \
+	}
+
+TL_EX_HOOK(read_ex, void *, pl_conn_on_tls_read, get_rfd)
+TL_EX_HOOK(write_ex, const void *, pl_conn_on_tls_write, get_wfd)
+TL_EX_HOOK(read_early_data, void *, pl_conn_on_tls_read, get_rfd)
+TL_EX_HOOK(write_early_data, const void *, pl_conn_on_tls_write, get_wfd)
 
 EXPORT ssize_t SSL_sendfile(SSL *s, int fd, off_t offset, size_t size, int flags)
 {

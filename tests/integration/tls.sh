@@ -165,7 +165,8 @@ ap_log "TLS: nginx (SSL_read/SSL_write) and Python (SSL_read_ex/SSL_write_ex): o
 # line, which failed, so no request on such a connection was ever
 # counted, over TLS or not. Beside them, a listener with `http2`: curl
 # --http2 settles on HTTP/2 by ALPN, which is not followed and must count
-# nothing (no garbage request); --http1.1 on the same port counts.
+# nothing (no garbage request); --http1.1 on the same port counts. Then a
+# request sent as TLS 1.3 early data.
 cat >"$AP_TMP/ppclient.py" <<'PY'
 import socket, ssl, struct, sys
 port, tls, version = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
@@ -195,7 +196,7 @@ for path in sys.argv[4:]:
 PY
 AP_SERVICE=tls-lb
 PP_TLS=$(ap_free_port) PP_PLAIN=$(ap_free_port) H2_PORT=$(ap_free_port)
-AP_NGINX_TLS_CONF="listen 127.0.0.1:$PP_TLS ssl proxy_protocol; listen 127.0.0.1:$PP_PLAIN proxy_protocol; listen 127.0.0.1:$H2_PORT ssl http2;"
+AP_NGINX_TLS_CONF="listen 127.0.0.1:$PP_TLS ssl proxy_protocol; listen 127.0.0.1:$PP_PLAIN proxy_protocol; listen 127.0.0.1:$H2_PORT ssl http2; ssl_protocols TLSv1.2 TLSv1.3; ssl_early_data on; ssl_session_cache shared:ed:1m;"
 ap_start_nginx nginx-lb 1
 {
 	curl -sk --haproxy-protocol --http1.1 --max-time 30 -w '%{http_code}\n' \
@@ -209,13 +210,30 @@ ap_start_nginx nginx-lb 1
 	curl -sk --http1.1 --max-time 30 -o /dev/null -w '%{http_code} %{http_version}\n' \
 		"https://127.0.0.1:$H2_PORT/api/users/5"
 } >"$AP_TMP/lb.out" || ap_fail "the load balancer's clients failed: $(cat "$AP_TMP/lb.out")"
+# TLS 1.3 0-RTT (nginx's ssl_early_data): a session resumed with a request
+# sent as early data, which nginx reads with SSL_read_early_data and
+# answers with SSL_write_early_data. Counted once: those call
+# SSL_read_ex/SSL_write_ex inside (through the PLT here; bound inside
+# libssl where it is linked -Bsymbolic-functions, as on Ubuntu).
+printf 'GET /api/users/%s HTTP/1.1\r\nHost: ed\r\nConnection: close\r\n\r\n' 7 >"$AP_TMP/ed1.req"
+printf 'GET /api/users/%s HTTP/1.1\r\nHost: ed\r\nConnection: close\r\n\r\n' 8 >"$AP_TMP/ed2.req"
+timeout 10 openssl s_client -connect "127.0.0.1:$AP_TLS_PORT" -tls1_3 -sess_out "$AP_TMP/ed.sess" \
+	-ign_eof <"$AP_TMP/ed1.req" >"$AP_TMP/ed1.out" 2>&1
+timeout 10 openssl s_client -connect "127.0.0.1:$AP_TLS_PORT" -tls1_3 -sess_in "$AP_TMP/ed.sess" \
+	-early_data "$AP_TMP/ed2.req" -ign_eof </dev/null >"$AP_TMP/ed2.out" 2>&1
+grep -aq '^HTTP/1.1 200' "$AP_TMP/ed1.out" && grep -aq '^HTTP/1.1 200' "$AP_TMP/ed2.out" &&
+	grep -aq '^Early data was accepted' "$AP_TMP/ed2.out" ||
+	ap_fail "no early data answered: $(grep -a -E '^(HTTP|Early|Reused|New)' "$AP_TMP/ed1.out" "$AP_TMP/ed2.out")"
 ap_assert_eq "PROXY protocol and HTTP/2 statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/lb.out")" \
 	"200/ 200/ 200/ 200/39 200/37 200/39 404/35 200/2 500/2 200/1.1 "
 ap_expect_counts <<EOF
-GET /api/users/{id} 5
+GET /api/users/{id} 7
 GET /api/items 2
 GET /missing 1
 EOF
+ap_assert_jq "the request sent as early data: 200, its 58 bytes once, not aborted" \
+	'map(select(.path == "/api/users/8")) | length == 1 and .[0].status == 200 and .[0].bytes_in == 58 and .[0].aborted == false' \
+	"$(ap_requests /api/users/{id})"
 ap_assert_jq "after a PROXY v2 header, bytes_in is the request alone (39 bytes)" \
 	'map(select(.bytes_in == 39)) | length == 2' "$(ap_requests /api/users/{id})"
 ap_assert_jq "nothing aborted, no error (the HTTP/2 500 is not seen)" \
