@@ -78,13 +78,35 @@ static struct pl_copy_lib tl_lib = { .what = "libssl", .names = tl_names, .self 
  * its caller's. NULL: none can be determined, call nothing. */
 #define TL_FNS() pl_copy_fns(&tl_lib, __builtin_return_address(0))
 
+/*
+ * This thread's real libssl calls in progress under these hooks
+ * (initial-exec TLS). Not pl_db_depth, which would tell the client
+ * libraries' hooks to pass through: inside SSL_read, libssl calls back
+ * into the host (a servername, ALPN or certificate callback, while a read
+ * completes the handshake, as for gunicorn's default
+ * do_handshake_on_connect=False), and SQL the host runs there (a
+ * tenant's certificate looked up in PostgreSQL) must be recorded.
+ */
+static __thread int tl_depth;
+
+/* Around a hook's real call: as PL_COPY_ENTER()/PL_COPY_LEAVE() (the copy
+ * a libssl tail call into another hook takes), with tl_depth. */
+#define TL_ENTER(f) \
+	struct pl_copy_outer tl_outer_saved_ = pl_copy_outer; \
+	pl_copy_outer = (struct pl_copy_outer){ &tl_lib, (f) }; \
+	tl_depth++
+#define TL_LEAVE() \
+	tl_depth--; \
+	pl_copy_outer = tl_outer_saved_
+
 /* Whether a call's plaintext is followed: not when the preload is off, nor
  * inside a client library's call (libpq reading its own TLS connection)
  * or inside another of these hooks (a libssl that calls its own exported
- * functions through the PLT would feed the same bytes twice). */
+ * functions through the PLT, as SSL_read_early_data calls SSL_read_ex,
+ * would feed the same bytes twice). */
 static inline int followed(void)
 {
-	return !pl_db_depth && !pl_cfg.disabled;
+	return !pl_db_depth && !tl_depth && !pl_cfg.disabled;
 }
 
 EXPORT int SSL_read(SSL *s, void *buf, int num)
@@ -94,9 +116,9 @@ EXPORT int SSL_read(SSL *s, void *buf, int num)
 		return -1;
 	if (!followed())
 		return TLF(f, read)(s, buf, num);
-	PL_COPY_ENTER(&tl_lib, f);
+	TL_ENTER(f);
 	int r = TLF(f, read)(s, buf, num);
-	PL_COPY_LEAVE();
+	TL_LEAVE();
 	if (r > 0)
 		pl_conn_on_tls_read(TLF(f, get_rfd)(s), buf, r);
 	return r;
@@ -109,9 +131,9 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 		return -1;
 	if (!followed())
 		return TLF(f, write)(s, buf, num);
-	PL_COPY_ENTER(&tl_lib, f);
+	TL_ENTER(f);
 	int r = TLF(f, write)(s, buf, num);
-	PL_COPY_LEAVE();
+	TL_LEAVE();
 	if (r > 0)
 		pl_conn_on_tls_write(TLF(f, get_wfd)(s), buf, r);
 	return r;
@@ -134,9 +156,9 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 			return 0; \
 		if (!followed()) \
 			return TLF(f, name)(s, buf, num, moved); \
-		PL_COPY_ENTER(&tl_lib, f); \
+		TL_ENTER(f); \
 		int r = TLF(f, name)(s, buf, num, moved); \
-		PL_COPY_LEAVE(); \
+		TL_LEAVE(); \
 		if (r == 1 && moved) \
 			feed(TLF(f, getfd)(s), buf, (ssize_t)*moved); \
 		return r; \
@@ -154,9 +176,9 @@ EXPORT ssize_t SSL_sendfile(SSL *s, int fd, off_t offset, size_t size, int flags
 		return -1;
 	if (!followed())
 		return TLF(f, sendfile)(s, fd, offset, size, flags);
-	PL_COPY_ENTER(&tl_lib, f);
+	TL_ENTER(f);
 	ssize_t r = TLF(f, sendfile)(s, fd, offset, size, flags);
-	PL_COPY_LEAVE();
+	TL_LEAVE();
 	/* Only once bytes moved, as the others: SSL_get_wfd() of an SSL with
 	 * no BIO (an SSL_sendfile that failed for it) pushes "passed a null
 	 * parameter" onto the thread's OpenSSL error queue, which the host

@@ -253,11 +253,14 @@ ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 ignored: ok"
 # written by another thread, a TLS 1.3 key update and a TLS 1.2
 # renegotiation between requests, SSL_read_ex/SSL_write_ex, then a vfork()
 # child ending in _exit() before /after (it must not take the parent's
-# event buffer: /after would be lost). First, a failed SSL_sendfile must
-# leave only libssl's errors in OpenSSL's error queue.
-if [ -e /usr/include/openssl/ssl.h ]; then
+# event buffer: /after would be lost); last, /sni, whose handshake the
+# first SSL_read completes, running the servername callback's SQL (libpq),
+# which must be recorded. First, a failed SSL_sendfile must leave only
+# libssl's errors in OpenSSL's error queue.
+if [ -e /usr/include/openssl/ssl.h ] && [ -e /usr/include/postgresql/libpq-fe.h ]; then
 	TE=$AP_TMP/tlsedge
-	cc -O2 -Wall -pthread -o "$TE" "$AP_SRCDIR/tests/servers/tlsedge.c" -lssl -lcrypto \
+	cc -O2 -Wall -pthread -I/usr/include/postgresql -o "$TE" "$AP_SRCDIR/tests/servers/tlsedge.c" \
+		-lssl -lcrypto -lpq \
 		2>"$AP_TMP/cc.log" || ap_fail "cannot build tlsedge.c (see $AP_TMP/cc.log)"
 	AP_SERVICE=tls-edge
 	ap_bg_preloaded tlsedge timeout 30 "$TE" "$AP_TMP/tls.crt" "$AP_TMP/tls.key"
@@ -279,6 +282,7 @@ GET /keyupdate 2
 GET /reneg 2
 GET /ex 1
 GET /after 1
+GET /sni 1
 EOF
 	edge=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 		jq -c '[.requests[] | select(.service == "tls-edge")]')
@@ -289,6 +293,9 @@ EOF
 	ap_assert_jq "only /abort aborted; every other one 200" \
 		'(map(select(.aborted)) | map(.route)) == ["/abort"] and
 		 (map(select(.aborted | not) | .status) | unique) == [200]' "$edge"
+	ap_assert_jq "the servername callback's statement, run inside SSL_read, recorded once" \
+		'[.queries[] | select(.sql | test("from tenants"; "i"))] | length == 1 and .[0].calls == 1' \
+		"$(ap_api /api/v1/queries --data-urlencode service=tls-edge)"
 	ap_log "TLS: libssl driven non-blocking, peeked, reused, forked, threaded, rekeyed: ok"
 	# Python's socketserver.ForkingMixIn over TLS: each connection served
 	# by a child that ends with os._exit(), which runs no destructor: the
@@ -308,5 +315,5 @@ GET /orders/{id} 2
 GET /nope 1
 EOF
 else
-	ap_log "part 4 not run: no OpenSSL headers (libssl-dev)"
+	ap_log "part 4 not run: no OpenSSL or libpq headers (libssl-dev, libpq-dev)"
 fi

@@ -8,15 +8,16 @@
  * fork after the request was read, the response written by another
  * thread, a TLS 1.3 key update and a TLS 1.2 renegotiation between
  * requests, a plain connection on the same descriptor number after TLS
- * ones, SSL_read_ex/SSL_write_ex, a vfork() child ending in _exit(), and
- * the error queue a failed SSL_sendfile leaves.
+ * ones, SSL_read_ex/SSL_write_ex, a vfork() child ending in _exit(), the
+ * error queue a failed SSL_sendfile leaves, and SQL run by a servername
+ * callback inside the SSL_read that completes the handshake.
  *
  * usage: tlsedge CERT KEY
  * Forks its client, serves its connections one after another, and exits 0
  * when every exchange went as the client expected. Prints what the
  * server's writes met (WANT_WRITE retries, partial writes), so the test can
  * check that the cases it means were really exercised. Built by tls.sh
- * (cc ... -lssl -lcrypto).
+ * (cc ... -lssl -lcrypto -lpq).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -169,8 +171,22 @@ static SSL *tls_on(SSL_CTX *ctx, int fd, int server)
 	SSL *s = SSL_new(ctx);
 	if (!s || SSL_set_fd(s, fd) != 1)
 		die("SSL_new");
+	if (!server)
+		SSL_set_tlsext_host_name(s, "tlsedge");
 	handshake(s, server);
 	return s;
+}
+
+/* A servername callback that looks the host's certificate up in a
+ * database (libpq; a NULL connection answers at once, and the preload
+ * records the statement all the same). */
+static int on_servername(SSL *s, int *alert, void *arg)
+{
+	(void)s;
+	(void)alert;
+	(void)arg;
+	PQclear(PQexec(NULL, "SELECT cert FROM tenants WHERE host = 'tlsedge'"));
+	return SSL_TLSEXT_ERR_OK;
 }
 
 static void tls_close(SSL *s, int fd)
@@ -208,7 +224,7 @@ static void *reply_thread(void *arg)
 	return NULL;
 }
 
-static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12)
+static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12, SSL_CTX *ctxsni)
 {
 	char buf[4096];
 	int wants = 0, partials = 0;
@@ -367,6 +383,18 @@ static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12)
 	s = next_request(ls, ctx, &fd, buf, sizeof buf, "after: no request");
 	respond(s, 10, NULL, NULL);
 	finish(s, fd, buf, sizeof buf);
+
+	/* 13. no SSL_accept: the first SSL_read completes the handshake (as
+	 * gunicorn's default do_handshake_on_connect=False), and with it runs
+	 * the servername callback's SQL: /sni */
+	fd = accept_one(ls);
+	s = SSL_new(ctxsni);
+	SSL_set_fd(s, fd);
+	SSL_set_accept_state(s);
+	if (!read_head(s, buf, sizeof buf, 0))
+		die("sni: no request");
+	respond(s, 10, NULL, NULL);
+	finish(s, fd, buf, sizeof buf);
 }
 
 /* ---- the client (a child process) ---- */
@@ -476,6 +504,7 @@ static void client(int port)
 	visit(ctx12, port, "/reneg", 2, 10, 0);
 	visit(ctx, port, "/ex", 1, 3, 0);
 	visit(ctx, port, "/after", 1, 10, 0);
+	visit(ctx, port, "/sni", 1, 10, 0);
 }
 
 int main(int argc, char **argv)
@@ -509,13 +538,15 @@ int main(int argc, char **argv)
 	SSL_free(none);
 	SSL_CTX_set_max_proto_version(ctx12, TLS1_2_VERSION);
 	SSL_CTX_clear_options(ctx12, SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX *ctxsni = server_ctx(argv[1], argv[2]);
+	SSL_CTX_set_tlsext_servername_callback(ctxsni, on_servername);
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(ls);
 		client(ntohs(a.sin_port));
 		_exit(0);
 	}
-	serve(ls, ctx, ctx12);
+	serve(ls, ctx, ctx12, ctxsni);
 	int st;
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		die("the client failed");
