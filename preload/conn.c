@@ -395,6 +395,16 @@ static unsigned conn_unalias(struct pl_conn *c, int fd)
 	return c->nfds;
 }
 
+/* conn_unalias(), then c goes back to the pool if that was its last
+ * reference, else is unlocked: an entry forgotten with no more to say. */
+static void conn_drop_ref(struct pl_conn *c, int fd)
+{
+	if (conn_unalias(c, fd) == 0)
+		pl_conn_release(c);
+	else
+		pl_conn_unlock(c);
+}
+
 /* Takes c (locked) away from every entry still pointing to it; gives it
  * back to the pool if no reference is left (an entry detached meanwhile
  * by a close is its closer's to drop), else unlocks it. */
@@ -776,22 +786,15 @@ void pl_conn_on_accept(int fd)
 		/* We missed this number's close (a raw syscall): forget quietly. */
 		struct pl_conn *c = record_of(old);
 		pl_conn_lock(c);
-		if (conn_unalias(c, fd) == 0)
-			pl_conn_release(c);
-		else
-			pl_conn_unlock(c);
+		conn_drop_ref(c, fd);
 	}
 }
 
 void pl_conn_forget(int fd)
 {
 	struct pl_conn *c = conn_detach(fd);
-	if (!c)
-		return;
-	if (conn_unalias(c, fd) == 0)
-		pl_conn_release(c);
-	else
-		pl_conn_unlock(c);
+	if (c)
+		conn_drop_ref(c, fd);
 }
 
 static inline __attribute__((always_inline)) void
@@ -1093,10 +1096,7 @@ void pl_conn_on_dup(int old, int new_fd)
 		 * the host closed the duplicate meanwhile): drop its reference */
 		struct pl_conn *p = record_of(prev);
 		pl_conn_lock(p);
-		if (conn_unalias(p, new_fd) == 0)
-			pl_conn_release(p);
-		else
-			pl_conn_unlock(p);
+		conn_drop_ref(p, new_fd);
 	}
 }
 
