@@ -10,10 +10,7 @@
 
 ap_require curl jq busybox
 ap_require_build
-# busybox-static's is linked statically: it never calls the hooked
-# functions (README, What it cannot see). Debian's busybox package is not.
-ldd "$(command -v busybox)" >/dev/null 2>&1 ||
-	ap_fail "$(command -v busybox) is statically linked: install Debian's busybox package (scripts/test.sh does)"
+ap_require_dynamic_busybox
 
 ap_start_collector
 W=$AP_TMP/www

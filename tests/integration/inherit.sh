@@ -15,8 +15,7 @@
 
 ap_require curl jq busybox python3
 ap_require_build
-ldd "$(command -v busybox)" >/dev/null 2>&1 ||
-	ap_fail "$(command -v busybox) is statically linked: install Debian's busybox package (scripts/test.sh does)"
+ap_require_dynamic_busybox
 
 ap_start_collector
 W=$AP_TMP/www

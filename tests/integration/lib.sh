@@ -98,6 +98,14 @@ ap_require_build() {
 	done
 }
 
+# ap_require_dynamic_busybox : fails unless `busybox` is Debian's busybox
+# package. busybox-static's is linked statically: it never calls the hooked
+# functions (README, What it cannot see).
+ap_require_dynamic_busybox() {
+	ldd "$(command -v busybox)" >/dev/null 2>&1 ||
+		ap_fail "$(command -v busybox) is statically linked: install Debian's busybox package (scripts/test.sh does)"
+}
+
 # The library to preload. APIPROF_TEST_PRELOAD overrides it: a sanitizer
 # build (scripts/test.sh) runs its own collector with the plain build's
 # library, since an ASan-built library cannot be preloaded into nginx.
