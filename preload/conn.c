@@ -30,6 +30,7 @@
 #include "config.h"
 #include "pl.h"
 #include "ap_copy.h"
+#include "ap_h2.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -39,25 +40,10 @@
 #endif
 
 #define PL_PIPELINE 4   /* requests awaiting their responses */
-#define PL_PATH_MAX 256 /* path bytes kept per request */
 #define PL_ALIASES 3    /* numbers one connection may have at once
                            (BusyBox needs 2: the accepted one, then 0
                            and 1); a dup beyond them is not followed.
                            More would make the record 64 bytes larger. */
-
-struct pl_pending {
-	uint64_t id;
-	uint64_t start_ns;
-	uint64_t bytes_in;
-	uint64_t bytes_out;
-	uint16_t status;
-	uint16_t flags;             /* enum ap_req_flags */
-	uint8_t prof;               /* CPU profile session (profile.c), 0: none */
-	uint8_t method_len;
-	uint16_t path_len;
-	char method[AP_HTTP_METHOD_MAX];
-	char path[PL_PATH_MAX];
-};
 
 struct pl_conn {
 	struct pl_pool_hdr hdr;     /* must come first (fdtable.c) */
@@ -76,11 +62,21 @@ struct pl_conn {
 	uint64_t cur_in;
 	struct pl_pending *cur;     /* the queue entry of the request being
 	                               parsed, until it is answered; else NULL */
-	struct ap_http_req rq;
-	struct ap_http_resp rs;
-	struct pl_pending q[PL_PIPELINE];
+	union {
+		struct { /* HTTP/1 */
+			struct ap_http_req rq;
+			struct ap_http_resp rs;
+			struct pl_pending q[PL_PIPELINE];
+		};
+		struct pl_h2 *h2;   /* req_dead == REQ_H2: HTTP/2 (h2conn.c) */
+	};
 };
 _Static_assert(PL_FD_CAP <= 65536, "pl_conn.fds holds tracked fds in 16 bits");
+
+/* req_dead's value for an HTTP/2 connection: no HTTP/1 request is parsed,
+ * the union holds the h2 state, and in_msg stays 1 so that the record is
+ * kept between streams (its HPACK tables live as long as the connection). */
+#define REQ_H2 2
 
 /* Requests whose request line this thread read and whose response has not
  * yet completed here: SQL statements on this thread belong to the one
@@ -185,6 +181,37 @@ static struct pl_conn *conn_new(int fd)
 	return c;
 }
 
+/* c (locked) stops being HTTP/2: its state goes back, what was in flight
+ * is dropped without events, and no request is parsed any more. */
+static __attribute__((noinline)) void h2_drop(struct pl_conn *c)
+{
+	pl_h2_free(c->h2);
+	c->req_dead = 1;
+	c->in_msg = 0;
+}
+
+/* Every record goes back through here: an HTTP/2 one gives its state back
+ * first. */
+static void conn_release(struct pl_conn *c)
+{
+	if (PL_UNLIKELY(c->req_dead == REQ_H2))
+		h2_drop(c);
+	pl_conn_release(c);
+}
+
+/* The new record n (locked) serves a connection that began with the
+ * HTTP/2 preface. 0, or -1 when no HTTP/2 state is left (n is unchanged). */
+static __attribute__((noinline)) int conn_become_h2(struct pl_conn *n)
+{
+	struct pl_h2 *h = pl_h2_new();
+	if (!h)
+		return -1;
+	n->h2 = h;
+	n->req_dead = REQ_H2;
+	n->in_msg = 1;
+	return 0;
+}
+
 /* Which calls follow a connection: the socket's (0) or, for HTTP inside
  * TLS, the TLS library's (PL_CONN_TLS). An entry names its connection as
  * tagged(c, via); the functions below take `via` as a constant, so that
@@ -280,6 +307,14 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 				}
 			}
 			struct pl_conn *n = conn_new(fd);
+			/* HTTP/2 with prior knowledge (h2c), or inside TLS after
+			 * ALPN chose h2: the connection begins with the preface. */
+			if (n && first && *first == 'P' && ap_h2_is_preface(first, firstn) &&
+			    conn_become_h2(n) != 0) {
+				pl_debug("fd %d: HTTP/2, but no HTTP/2 state is left: not followed", fd);
+				pl_conn_release(n);
+				n = NULL;
+			}
 			if (!n) {
 				struct pl_conn *expect = e;
 				if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
@@ -291,7 +326,7 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 			if (__atomic_compare_exchange_n(slot, &expect, tagged(n, via), 0,
 			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				return n;
-			pl_conn_release(n);
+			conn_release(n);
 			continue;
 		}
 		if (pl_conn_no_record(e) || via_of(e) != via)
@@ -400,7 +435,7 @@ static unsigned conn_unalias(struct pl_conn *c, int fd)
 static void conn_drop_ref(struct pl_conn *c, int fd)
 {
 	if (conn_unalias(c, fd) == 0)
-		pl_conn_release(c);
+		conn_release(c);
 	else
 		pl_conn_unlock(c);
 }
@@ -421,7 +456,7 @@ static void conn_unalias_all(struct pl_conn *c)
 			i++;
 	}
 	if (c->nfds == 0)
-		pl_conn_release(c);
+		conn_release(c);
 	else
 		pl_conn_unlock(c);
 }
@@ -442,7 +477,7 @@ static __attribute__((noinline)) void conn_put_back(struct pl_conn **slot, struc
 	struct pl_conn *expect = tagged(c, via);
 	if (__atomic_compare_exchange_n(slot, &expect, c->req_dead ? NULL : tagged(PL_CONN_IDLE, via),
 	                                0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		pl_conn_release(c);
+		conn_release(c);
 	else
 		pl_conn_unlock(c);
 }
@@ -506,16 +541,28 @@ static __attribute__((noinline)) void ship_request_5xx(const struct pl_conn *c,
 	ship_request(r, end_ns, flags, msg, mlen);
 }
 
-static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
-                 uint16_t extra_flags)
+/* What every request's end does before its event: its statements must
+ * reach the wire before it does, and it is no longer in flight here. */
+static inline __attribute__((always_inline)) void request_ending(struct pl_pending *r)
 {
-	/* Its statements must reach the wire before it does. */
 	pl_mysql_flush_thread();
 	thread_release(r->id);
 	if (PL_UNLIKELY(r->prof)) {
 		pl_prof_end(r->prof, r->id);
 		r->prof = 0;
 	}
+}
+
+void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra)
+{
+	request_ending(r);
+	ship_request(r, end_ns, (uint16_t)(r->flags | extra), NULL, 0);
+}
+
+static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
+                 uint16_t extra_flags)
+{
+	request_ending(r);
 	uint16_t flags = (uint16_t)(r->flags | extra_flags);
 	if (PL_UNLIKELY(r->status >= 500) && !(extra_flags & AP_REQF_ABORTED))
 		ship_request_5xx(c, r, end_ns, flags);
@@ -586,6 +633,43 @@ static inline __attribute__((always_inline)) int answers_of(const struct pl_pend
 	return AP_HTTP_ANSWERS_OTHER;
 }
 
+/* pl_request_open(), inline in q_push(). */
+static inline __attribute__((always_inline)) void
+request_fill(struct pl_pending *r, int fd, const char *method, size_t mlen, const char *t,
+             size_t n, int truncated)
+{
+	uint64_t id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
+	r->id = id;
+	/* whole fixed-size arrays: one or two moves instead of a memcpy call */
+	memcpy(r->method, method, sizeof r->method);
+
+	/* The query string (and any fragment) never leaves the process unless
+	 * APIPROF_CAPTURE_QUERY_STRING=1: it may hold tokens and personal data. */
+	int keep = pl_cfg.capture_query;
+	size_t cut = path_end(t, n, keep);
+	uint16_t flags = keep ? AP_REQF_QUERY_KEPT : 0;
+	if (truncated && cut == n)
+		flags |= AP_REQF_TARGET_TRUNCATED;
+	if (cut > PL_PATH_MAX) {
+		cut = PL_PATH_MAX;
+		flags |= AP_REQF_TARGET_TRUNCATED;
+	}
+	/* t has AP_HTTP_TARGET_MAX readable bytes, r->path PL_PATH_MAX >= 32 */
+	ap_copy_padded(r->path, t, cut, AP_HTTP_TARGET_MAX);
+	r->status = 0;
+	r->flags = flags;
+	r->prof = 0;
+	r->method_len = (uint8_t)mlen;
+	r->path_len = (uint16_t)cut;
+	thread_adopt(fd, id);
+}
+
+void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t mlen,
+                     const char *target, size_t tlen, int truncated)
+{
+	request_fill(r, fd, method, mlen, target, tlen, truncated);
+}
+
 /* The request line is complete: queue the request. */
 static void q_push(struct pl_conn *c)
 {
@@ -600,36 +684,12 @@ static void q_push(struct pl_conn *c)
 	unsigned back = ((unsigned)c->qhead + c->qcount) & (PL_PIPELINE - 1);
 	c->qcount++;
 	struct pl_pending *r = c->q + back;
-	uint64_t id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
-	r->id = id;
 	r->start_ns = c->cur_start_ns;
 	r->bytes_in = c->cur_in;
 	r->bytes_out = 0;
-	/* whole fixed-size arrays: one or two moves instead of a memcpy call */
-	memcpy(r->method, c->rq.method, sizeof r->method);
-
-	/* The query string (and any fragment) never leaves the process unless
-	 * APIPROF_CAPTURE_QUERY_STRING=1: it may hold tokens and personal data. */
-	int keep = pl_cfg.capture_query;
-	size_t n = c->rq.target_len;
-	const char *t = c->rq.target;
-	size_t cut = path_end(t, n, keep);
-	uint16_t flags = keep ? AP_REQF_QUERY_KEPT : 0;
-	if (c->rq.target_truncated && cut == n)
-		flags |= AP_REQF_TARGET_TRUNCATED;
-	if (cut > PL_PATH_MAX) {
-		cut = PL_PATH_MAX;
-		flags |= AP_REQF_TARGET_TRUNCATED;
-	}
-	/* t has AP_HTTP_TARGET_MAX readable bytes, r->path PL_PATH_MAX >= 32 */
-	ap_copy_padded(r->path, t, cut, AP_HTTP_TARGET_MAX);
-	r->status = 0;
-	r->flags = flags;
-	r->prof = 0;
-	r->method_len = (uint8_t)c->rq.method_len;
-	r->path_len = (uint16_t)cut;
+	request_fill(r, c->fds[0], c->rq.method, c->rq.method_len, c->rq.target,
+	             c->rq.target_len, c->rq.target_truncated);
 	c->cur = r;
-	thread_adopt(c->fds[0], id);
 }
 
 /* Inline in its two callers: a call's register saves cost as much as a
@@ -694,6 +754,8 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 			return;
 		}
 	}
+	if (PL_UNLIKELY(c->req_dead == REQ_H2) && pl_h2_read(c->h2, c->fds[0], (const uint8_t *)p, n) < 0)
+		h2_drop(c); /* req_dead: conn_put() stops following it */
 }
 
 /* Returns 0 normally, -1 when the connection must stop being followed
@@ -731,6 +793,10 @@ feed_response(struct pl_conn *c, const char *p, size_t n)
 			return 0;
 		}
 	}
+	if (PL_UNLIKELY(c->req_dead == REQ_H2) && pl_h2_write(c->h2, (const uint8_t *)p, n) < 0) {
+		h2_drop(c);
+		return -1;
+	}
 	/* Bytes with no request to answer (a greeting, or a reply to a request
 	 * line we never saw complete, such as nginx's 414): not a request. */
 	return 0;
@@ -752,6 +818,10 @@ static void conn_finish(struct pl_conn *c)
 		}
 		c->resp_started = 0;
 		q_pop(c);
+	}
+	if (PL_UNLIKELY(c->req_dead == REQ_H2)) {
+		pl_h2_finish(c->h2, shared);
+		h2_drop(c);
 	}
 	c->in_msg = 0;
 }
@@ -834,6 +904,8 @@ on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
  * every alias stops, silently. */
 static void stop_following(struct pl_conn **slot, struct pl_conn *c, conn_via via)
 {
+	if (PL_UNLIKELY(c->req_dead == REQ_H2))
+		h2_drop(c);
 	for (unsigned i = 0; i < c->qcount; i++) {
 		struct pl_pending *r = &c->q[(c->qhead + i) % PL_PIPELINE];
 		if (r->prof)
@@ -850,7 +922,7 @@ static void stop_following(struct pl_conn **slot, struct pl_conn *c, conn_via vi
 	struct pl_conn *expect = tagged(c, via);
 	if (__atomic_compare_exchange_n(slot, &expect, NULL, 0,
 	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		pl_conn_release(c);
+		conn_release(c);
 	else
 		pl_conn_unlock(c);
 }
@@ -1039,7 +1111,7 @@ void pl_conn_on_close(int fd)
 		return;
 	}
 	conn_finish(c);
-	pl_conn_release(c);
+	conn_release(c);
 }
 
 void pl_conn_on_shutdown(int fd, int how)
@@ -1111,6 +1183,8 @@ static int still_in_flight(int fd, uint64_t id)
 	if (!c)
 		return 0;
 	int found = 0;
+	if (PL_UNLIKELY(c->req_dead == REQ_H2))
+		found = pl_h2_in_flight(c->h2, id);
 	for (unsigned i = 0; i < c->qcount && !found; i++)
 		found = c->q[(c->qhead + i) % PL_PIPELINE].id == id;
 	pl_conn_unlock(c);

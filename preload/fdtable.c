@@ -58,6 +58,9 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 
 static struct pool_item *free_list;
 static size_t pool_count;  /* connections ever carved, <= budget */
+/* Budget taken by pl_pool_reserve() (HTTP/2 states), in records: with
+ * pool_count, never above the budget; by itself, never above half. */
+static size_t pool_reserved;
 size_t pl_pool_in_use; /* connections handed out, atomic */
 /* pl_conn_budget() / 2, stored with every block carved (before any
  * connection of it is handed out; atomic, as readers take no lock):
@@ -79,7 +82,7 @@ static void pool_grow(void)
 {
 	size_t sz = pl_conn_size();
 	__atomic_store_n(&pl_pool_half_budget, pl_conn_budget() / 2, __ATOMIC_RELAXED);
-	if (pool_count + POOL_BLOCK > pl_conn_budget() || n_blocks == MAX_BLOCKS)
+	if (pool_count + pool_reserved + POOL_BLOCK > pl_conn_budget() || n_blocks == MAX_BLOCKS)
 		return;
 	char *m = mmap(NULL, sz * POOL_BLOCK, PROT_READ | PROT_WRITE,
 	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -92,6 +95,18 @@ static void pool_grow(void)
 	}
 	blocks[n_blocks++] = m;
 	pool_count += POOL_BLOCK;
+}
+
+int pl_pool_reserve(size_t records)
+{
+	size_t budget = pl_conn_budget();
+	pl_spin_lock(&table_lock);
+	int ok = pool_reserved + records <= budget / 2 &&
+	         pool_count + pool_reserved + records <= budget;
+	if (ok)
+		pool_reserved += records;
+	pl_spin_unlock(&table_lock);
+	return ok;
 }
 
 struct pl_conn *pl_conn_alloc(void)

@@ -245,6 +245,7 @@ static void atfork_child(void)
 	cached_pid = (uint32_t)getpid();
 	pl_tls_tid = 0;
 	pl_fdtable_atfork_child();
+	pl_h2_atfork_child();
 	pl_conn_atfork_child();
 	pl_ship_atfork_child();
 	pl_prof_atfork_child();

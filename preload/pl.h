@@ -372,6 +372,78 @@ void pl_conn_atfork_child(void);
 void pl_inherit_connections(void);
 size_t pl_conn_size(void);
 
+/* ---- one request, from its head to its event (conn.c) ---- */
+
+#define PL_PATH_MAX 256 /* path bytes kept per request */
+
+/* A request whose head was read and whose response has not ended: an
+ * HTTP/1 connection's queue entry, or an HTTP/2 stream's. */
+struct pl_pending {
+	uint64_t id;
+	uint64_t start_ns;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint16_t status;
+	uint16_t flags;             /* enum ap_req_flags */
+	uint8_t prof;               /* CPU profile session (profile.c), 0: none */
+	uint8_t method_len;
+	uint16_t path_len;
+	char method[AP_HTTP_METHOD_MAX];
+	char path[PL_PATH_MAX];
+};
+
+/* Starts r, a request whose head was just read on fd (its first
+ * number): a new id, method[0..mlen) (an array of AP_HTTP_METHOD_MAX
+ * bytes), the path of target[0..tlen) (an array of AP_HTTP_TARGET_MAX
+ * bytes: whole blocks are read) with its query string dropped unless
+ * APIPROF_CAPTURE_QUERY_STRING=1, status 0; it is in flight on this
+ * thread for SQL attribution. start_ns, bytes_in and bytes_out are the
+ * caller's. */
+void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t mlen,
+                     const char *target, size_t tlen, int truncated);
+/* r ended at end_ns: its event goes to the buffer (flags: r->flags and
+ * `extra`, AP_REQF_ABORTED for an abort), its CPU profile stops, and it
+ * is no longer in flight on this thread. No error body: for an HTTP/1
+ * 5xx, conn.c sends the body's start itself. Preserves nothing: callers
+ * inside a hook restore errno. */
+void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra);
+
+/* ---- HTTP/2 connections (h2conn.c) ----
+ *
+ * A connection whose first bytes are the HTTP/2 client preface is
+ * followed stream by stream: each client stream with a request head is a
+ * request, which ends when the server's END_STREAM frame is written (or
+ * aborts at a RST_STREAM or the connection's end). Its state (both
+ * directions' frame parsers and HPACK tables, the open streams) lives
+ * beside the connection record, from a pool that shares the connection
+ * pool's budget. All under the connection's lock. */
+struct pl_h2;
+/* A fresh state, or NULL when the budget is spent. */
+struct pl_h2 *pl_h2_new(void);
+/* Ends what is in flight without events (profiles stopped) and gives h
+ * back. */
+void pl_h2_free(struct pl_h2 *h);
+/* Bytes the server read (pl_h2_read) or wrote (pl_h2_write) on the
+ * connection, whose first number is fd. 0, or -1 when it can no longer
+ * be followed (not HTTP/2 after all, or a header block we cannot
+ * decode): the caller then frees h and stops following. */
+int pl_h2_read(struct pl_h2 *h, int fd, const uint8_t *p, size_t n);
+int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n);
+/* The connection ended: streams with a request head are aborted, unless
+ * `shared` (another process owns them since a fork: nothing recorded).
+ * h stays h2-valid but empty. */
+void pl_h2_finish(struct pl_h2 *h, int shared);
+/* 1 when request `id` is one of h's open streams. */
+int pl_h2_in_flight(const struct pl_h2 *h, uint64_t id);
+/* Pool bookkeeping across fork (atfork child: the lock). */
+void pl_h2_atfork_child(void);
+size_t pl_h2_size(void);
+
+/* The connection pool's budget (fdtable.c) is shared: takes `records`
+ * record-sized units of it for something else (an HTTP/2 state), at most
+ * half of it in all. 1 when taken. */
+int pl_pool_reserve(size_t records);
+
 /* ---- requests in flight per thread (conn.c), for SQL attribution ---- */
 
 /* The request a statement starting now on this thread belongs to: its id,

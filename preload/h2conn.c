@@ -1,0 +1,289 @@
+/*
+ * h2conn.c - one HTTP/2 connection: from its frames to request events.
+ *
+ * conn.c hands a connection over here when its first bytes are the HTTP/2
+ * client preface (prior knowledge on a plain socket, or inside TLS once
+ * ALPN chose h2). Both directions go through shared/h2.c's frame parser;
+ * every client stream that carries a request head becomes a struct
+ * pl_pending, as an HTTP/1 request does, and conn.c's pl_request_end()
+ * sends its event:
+ *
+ *   start      the read that held the first byte of its HEADERS frame
+ *   method     :method;  path: :path, query string dropped as for HTTP/1
+ *   status     the first final (>= 200) :status the server sent on it
+ *   bytes_in   every frame the client sent on the stream, 9-byte headers
+ *              included; bytes_out: the same for the server's frames
+ *   end        the write that finished the server's END_STREAM frame;
+ *              aborted at a RST_STREAM from either side before that, or
+ *              when the connection ends
+ *
+ * Server-pushed streams (even ids) are not requests. A stream whose head
+ * lacks :method or :path, or whose value the HPACK mirror lost, is not
+ * recorded (APIPROF_DEBUG says so).
+ *
+ * Memory: a state per connection (both parsers with their HPACK mirrors,
+ * PL_H2_STREAMS open streams), mapped once and reused, never returned to
+ * the system, and taken from the connection pool's budget
+ * (pl_pool_reserve()): at most half of it goes to HTTP/2.
+ */
+#include "config.h"
+#include "pl.h"
+#include "ap_h2.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#define PL_H2_STREAMS 16 /* open streams followed per connection; later
+                            ones wait for a free slot or are not
+                            recorded (nginx allows 128, browsers open
+                            about 6 to 20 at once) */
+
+struct pl_h2_stream {
+	uint32_t sid;      /* 0: free */
+	uint8_t head;      /* its request head was read: r is valid */
+	struct pl_pending r;
+};
+
+struct pl_h2 {
+	struct pl_h2 *next_free;
+	uint32_t last_sid;          /* highest client stream opened */
+	struct ap_h2 in, out;       /* client -> server, server -> client */
+	struct pl_h2_stream s[PL_H2_STREAMS];
+};
+
+/* The pool of states. Global: shared by every connection of the process.
+ * The lock guards free_list only, taken when a connection begins and ends
+ * HTTP/2, never per frame. */
+static int pool_lock;
+static struct pl_h2 *free_list;
+
+size_t pl_h2_size(void)
+{
+	return (sizeof(struct pl_h2) + 4095) & ~(size_t)4095;
+}
+
+struct pl_h2 *pl_h2_new(void)
+{
+	pl_spin_lock(&pool_lock);
+	struct pl_h2 *h = free_list;
+	if (h)
+		free_list = h->next_free;
+	pl_spin_unlock(&pool_lock);
+	if (!h) {
+		size_t sz = pl_h2_size();
+		size_t records = (sz + pl_conn_size() - 1) / pl_conn_size();
+		if (!pl_pool_reserve(records))
+			return NULL;
+		void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return NULL; /* its share of the budget stays taken: rare */
+		h = m;
+	}
+	h->last_sid = 0;
+	ap_h2_init(&h->in, AP_H2_FROM_CLIENT);
+	ap_h2_init(&h->out, AP_H2_FROM_SERVER);
+	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
+		h->s[i].sid = 0;
+	return h;
+}
+
+/* Frees slot st; a request in flight stops its profile, without event. */
+static void stream_free(struct pl_h2_stream *st)
+{
+	if (st->head && st->r.prof)
+		pl_prof_end(st->r.prof, st->r.id);
+	st->sid = 0;
+	st->head = 0;
+}
+
+void pl_h2_free(struct pl_h2 *h)
+{
+	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
+		if (h->s[i].sid)
+			stream_free(&h->s[i]);
+	pl_spin_lock(&pool_lock);
+	h->next_free = free_list;
+	free_list = h;
+	pl_spin_unlock(&pool_lock);
+}
+
+void pl_h2_atfork_child(void)
+{
+	pool_lock = 0;
+}
+
+static struct pl_h2_stream *stream_find(struct pl_h2 *h, uint32_t sid)
+{
+	if (sid == 0)
+		return NULL;
+	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
+		if (h->s[i].sid == sid)
+			return &h->s[i];
+	return NULL;
+}
+
+/* A client HEADERS frame on a stream we do not follow yet: a new request,
+ * if it is a new client stream and a slot is free. */
+static void stream_open(struct pl_h2 *h, uint32_t sid, uint32_t frame_bytes, uint64_t now)
+{
+	if ((sid & 1) == 0 || sid <= h->last_sid)
+		return; /* trailers of a stream we dropped, or not a client's */
+	h->last_sid = sid;
+	for (unsigned i = 0; i < PL_H2_STREAMS; i++) {
+		struct pl_h2_stream *st = &h->s[i];
+		if (st->sid == 0) {
+			st->sid = sid;
+			st->head = 0;
+			st->r.start_ns = now;
+			st->r.bytes_in = frame_bytes;
+			st->r.bytes_out = 0;
+			st->r.prof = 0;
+			return;
+		}
+	}
+	pl_debug("HTTP/2 stream %u: more than %d open streams; not recorded", sid, PL_H2_STREAMS);
+}
+
+/* The request head of st is complete in hp: the request starts. */
+static void stream_head(struct pl_h2_stream *st, int fd, const struct ap_hpack *hp)
+{
+	if (hp->method_len == 0 || hp->method_lost || !hp->path_seen || hp->path_lost) {
+		pl_debug("HTTP/2 stream %u: no :method or :path known; not recorded", st->sid);
+		st->sid = 0;
+		return;
+	}
+	uint64_t start = st->r.start_ns, in = st->r.bytes_in;
+	pl_request_open(&st->r, fd, hp->method, hp->method_len, hp->path, hp->path_len,
+	                hp->path_truncated);
+	st->r.start_ns = start;
+	st->r.bytes_in = in;
+	st->r.bytes_out = 0;
+	st->head = 1;
+	if (pl_prof_want(0))
+		st->r.prof = (uint8_t)pl_prof_begin(st->r.id, 0, st->r.method, st->r.method_len,
+		                                    st->r.path, st->r.path_len);
+}
+
+/* st's response ended (extra 0) or the stream was reset (AP_REQF_ABORTED). */
+static void stream_end(struct pl_h2_stream *st, uint16_t extra)
+{
+	if (st->head)
+		pl_request_end(&st->r, pl_now_ns(), extra);
+	st->sid = 0;
+	st->head = 0;
+}
+
+int pl_h2_read(struct pl_h2 *h, int fd, const uint8_t *p, size_t n)
+{
+	uint64_t now = 0;
+	for (;;) {
+		enum ap_h2_ev ev;
+		size_t used = ap_h2_feed(&h->in, p, n, &ev);
+		p += used;
+		n -= used;
+		struct pl_h2_stream *st;
+		switch (ev) {
+		case AP_H2_NEED_MORE:
+			return 0;
+		case AP_H2_FRAME:
+			st = stream_find(h, h->in.stream);
+			if (st)
+				st->r.bytes_in += h->in.frame_bytes;
+			else if (h->in.type == AP_H2_F_HEADERS) {
+				if (now == 0)
+					now = pl_now_ns();
+				stream_open(h, h->in.stream, h->in.frame_bytes, now);
+			}
+			break;
+		case AP_H2_HEADERS:
+			st = stream_find(h, h->in.stream);
+			if (st && !st->head)
+				stream_head(st, fd, &h->in.hpack);
+			break;
+		case AP_H2_RESET:
+			st = stream_find(h, h->in.stream);
+			if (st)
+				stream_end(st, AP_REQF_ABORTED);
+			break;
+		case AP_H2_TABLE_SIZE:
+			/* the client's decoder: what the server's encoder may use */
+			ap_hpack_set_limit(&h->out.hpack, h->in.value);
+			break;
+		case AP_H2_ERROR:
+			pl_debug("fd %d: HTTP/2 from the client that cannot be followed", fd);
+			return -1;
+		default: /* END_STREAM (the request's), GOAWAY */
+			break;
+		}
+	}
+}
+
+int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
+{
+	for (;;) {
+		enum ap_h2_ev ev;
+		size_t used = ap_h2_feed(&h->out, p, n, &ev);
+		p += used;
+		n -= used;
+		struct pl_h2_stream *st;
+		switch (ev) {
+		case AP_H2_NEED_MORE:
+			return 0;
+		case AP_H2_FRAME:
+			st = stream_find(h, h->out.stream);
+			if (st)
+				st->r.bytes_out += h->out.frame_bytes;
+			break;
+		case AP_H2_HEADERS:
+			st = stream_find(h, h->out.stream);
+			if (st && st->r.status == 0 && h->out.hpack.status >= 200)
+				st->r.status = h->out.hpack.status; /* 1xx are interim */
+			break;
+		case AP_H2_END_STREAM:
+			st = stream_find(h, h->out.stream);
+			if (st)
+				stream_end(st, 0);
+			break;
+		case AP_H2_RESET:
+			st = stream_find(h, h->out.stream);
+			if (st)
+				stream_end(st, AP_REQF_ABORTED);
+			break;
+		case AP_H2_TABLE_SIZE:
+			ap_hpack_set_limit(&h->in.hpack, h->out.value);
+			break;
+		case AP_H2_ERROR:
+			pl_debug("HTTP/2 from the server that cannot be followed");
+			return -1;
+		default: /* GOAWAY: the streams it gives up end with the connection */
+			break;
+		}
+	}
+}
+
+void pl_h2_finish(struct pl_h2 *h, int shared)
+{
+	uint64_t now = 0;
+	for (unsigned i = 0; i < PL_H2_STREAMS; i++) {
+		struct pl_h2_stream *st = &h->s[i];
+		if (!st->sid)
+			continue;
+		if (st->head && !shared) {
+			if (now == 0)
+				now = pl_now_ns();
+			pl_request_end(&st->r, now, AP_REQF_ABORTED);
+		} else {
+			stream_free(st);
+		}
+		st->sid = 0;
+		st->head = 0;
+	}
+}
+
+int pl_h2_in_flight(const struct pl_h2 *h, uint64_t id)
+{
+	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
+		if (h->s[i].sid && h->s[i].head && h->s[i].r.id == id)
+			return 1;
+	return 0;
+}
