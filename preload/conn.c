@@ -553,10 +553,18 @@ static inline __attribute__((always_inline)) void request_ending(struct pl_pendi
 	}
 }
 
-void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra)
+void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const char *body,
+                    size_t blen)
 {
 	request_ending(r);
-	ship_request(r, end_ns, (uint16_t)(r->flags | extra), NULL, 0);
+	uint16_t flags = (uint16_t)(r->flags | extra);
+	if (r->status >= 500 && !(extra & AP_REQF_ABORTED) && blen) {
+		char msg[AP_HTTP_ERRBODY_MAX];
+		size_t mlen = pl_scrub_http_body(body, blen, msg, sizeof msg);
+		ship_request(r, end_ns, flags, msg, mlen);
+	} else {
+		ship_request(r, end_ns, flags, NULL, 0);
+	}
 }
 
 static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,

@@ -47,6 +47,11 @@ struct pl_h2_stream {
 struct pl_h2 {
 	struct pl_h2 *next_free;
 	uint32_t last_sid;          /* highest client stream opened */
+	/* The start of one 5xx response's body at a time (its error
+	 * message): the stream it belongs to (0: none) and the bytes. */
+	uint32_t err_sid;
+	uint16_t err_len;
+	char err[AP_HTTP_ERRBODY_MAX];
 	struct ap_h2 in, out;       /* client -> server, server -> client */
 	struct pl_h2_stream s[PL_H2_STREAMS];
 };
@@ -80,6 +85,7 @@ struct pl_h2 *pl_h2_new(void)
 		h = m;
 	}
 	h->last_sid = 0;
+	h->err_sid = 0;
 	ap_h2_init(&h->in, AP_H2_FROM_CLIENT);
 	ap_h2_init(&h->out, AP_H2_FROM_SERVER);
 	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
@@ -165,10 +171,13 @@ static void stream_head(struct pl_h2_stream *st, int fd, const struct ap_hpack *
 }
 
 /* st's response ended (extra 0) or the stream was reset (AP_REQF_ABORTED). */
-static void stream_end(struct pl_h2_stream *st, uint16_t extra)
+static void stream_end(struct pl_h2 *h, struct pl_h2_stream *st, uint16_t extra)
 {
+	int mine = h->err_sid == st->sid;
 	if (st->head)
-		pl_request_end(&st->r, pl_now_ns(), extra);
+		pl_request_end(&st->r, pl_now_ns(), extra, mine ? h->err : NULL, mine ? h->err_len : 0);
+	if (mine)
+		h->err_sid = 0;
 	st->sid = 0;
 	st->head = 0;
 }
@@ -203,7 +212,7 @@ int pl_h2_read(struct pl_h2 *h, int fd, const uint8_t *p, size_t n)
 		case AP_H2_RESET:
 			st = stream_find(h, h->in.stream);
 			if (st)
-				stream_end(st, AP_REQF_ABORTED);
+				stream_end(h, st, AP_REQF_ABORTED);
 			break;
 		case AP_H2_TABLE_SIZE:
 			/* the client's decoder: what the server's encoder may use */
@@ -236,18 +245,33 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 			break;
 		case AP_H2_HEADERS:
 			st = stream_find(h, h->out.stream);
-			if (st && st->r.status == 0 && h->out.hpack.status >= 200)
+			if (st && st->r.status == 0 && h->out.hpack.status >= 200) {
 				st->r.status = h->out.hpack.status; /* 1xx are interim */
+				if (st->r.status >= 500 && h->err_sid == 0) {
+					h->err_sid = st->sid;
+					h->err_len = 0;
+				}
+			}
+			break;
+		case AP_H2_DATA:
+			/* the data just consumed: p[-value, 0) */
+			if (h->out.stream == h->err_sid && h->err_len < sizeof h->err) {
+				size_t take = sizeof h->err - h->err_len;
+				if (take > h->out.value)
+					take = h->out.value;
+				memcpy(h->err + h->err_len, p - h->out.value, take);
+				h->err_len = (uint16_t)(h->err_len + take);
+			}
 			break;
 		case AP_H2_END_STREAM:
 			st = stream_find(h, h->out.stream);
 			if (st)
-				stream_end(st, 0);
+				stream_end(h, st, 0);
 			break;
 		case AP_H2_RESET:
 			st = stream_find(h, h->out.stream);
 			if (st)
-				stream_end(st, AP_REQF_ABORTED);
+				stream_end(h, st, AP_REQF_ABORTED);
 			break;
 		case AP_H2_TABLE_SIZE:
 			ap_hpack_set_limit(&h->in.hpack, h->out.value);
@@ -264,6 +288,7 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 void pl_h2_finish(struct pl_h2 *h, int shared)
 {
 	uint64_t now = 0;
+	h->err_sid = 0;
 	for (unsigned i = 0; i < PL_H2_STREAMS; i++) {
 		struct pl_h2_stream *st = &h->s[i];
 		if (!st->sid)
@@ -271,7 +296,7 @@ void pl_h2_finish(struct pl_h2 *h, int shared)
 		if (st->head && !shared) {
 			if (now == 0)
 				now = pl_now_ns();
-			pl_request_end(&st->r, now, AP_REQF_ABORTED);
+			pl_request_end(&st->r, now, AP_REQF_ABORTED, NULL, 0);
 		} else {
 			stream_free(st);
 		}

@@ -403,10 +403,12 @@ void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t ml
                      const char *target, size_t tlen, int truncated);
 /* r ended at end_ns: its event goes to the buffer (flags: r->flags and
  * `extra`, AP_REQF_ABORTED for an abort), its CPU profile stops, and it
- * is no longer in flight on this thread. No error body: for an HTTP/1
- * 5xx, conn.c sends the body's start itself. Preserves nothing: callers
- * inside a hook restore errno. */
-void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra);
+ * is no longer in flight on this thread. body[0..blen): the start of a
+ * 5xx response's body (at most AP_HTTP_ERRBODY_MAX bytes), scrubbed here
+ * before it goes; NULL and 0 otherwise. Preserves nothing: callers inside
+ * a hook restore errno. */
+void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const char *body,
+                    size_t blen);
 
 /* ---- HTTP/2 connections (h2conn.c) ----
  *

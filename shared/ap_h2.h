@@ -66,6 +66,10 @@ enum ap_h2_ev {
 	                        `value` is its error code */
 	AP_H2_GOAWAY,        /* a GOAWAY was consumed: `stream` is its last
 	                        stream id, `value` its error code */
+	AP_H2_DATA,          /* AP_H2_FROM_SERVER only: the last `value`
+	                        bytes consumed (just before the returned
+	                        offset) are data of a DATA frame on `stream`
+	                        (its padding excluded) */
 	AP_H2_TABLE_SIZE,    /* a SETTINGS frame (not an ACK) set
 	                        SETTINGS_HEADER_TABLE_SIZE to `value`: the
 	                        other direction's encoder may use that much

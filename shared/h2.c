@@ -20,6 +20,7 @@ enum {
 	ST_FRONT,     /* HEADERS/PUSH_PROMISE: priority or promised id */
 	ST_BLOCK,     /* a header block fragment, to HPACK */
 	ST_SKIP,      /* bytes nobody looks at (DATA, padding, PING...) */
+	ST_DATA,      /* a server's DATA, reported (AP_H2_DATA) */
 	ST_SMALL,     /* RST_STREAM's or GOAWAY's fixed part */
 	ST_SETTINGS,  /* SETTINGS entries, 6 bytes each */
 	ST_ERROR,
@@ -97,7 +98,11 @@ static enum ap_h2_ev frame_begin(struct ap_h2 *p)
 		p->state = ST_BLOCK;
 		break;
 	case AP_H2_F_DATA:
-		p->state = ST_SKIP; /* pad length and padding are skipped too */
+		/* the client's are skipped, pad length and padding too */
+		if (p->side == AP_H2_FROM_CLIENT)
+			p->state = ST_SKIP;
+		else
+			p->state = (p->flags & FL_PADDED) ? ST_PADLEN : ST_DATA;
 		break;
 	case AP_H2_F_RST_STREAM:
 		if (len != 4)
@@ -232,8 +237,22 @@ size_t ap_h2_feed(struct ap_h2 *p, const uint8_t *buf, size_t len, enum ap_h2_ev
 				*ev = fail(p);
 				return i;
 			}
-			p->state = ST_FRONT;
+			p->state = p->type == AP_H2_F_DATA ? ST_DATA : ST_FRONT;
 			break;
+		case ST_DATA: {
+			uint32_t data = p->left - p->pad;
+			size_t take = data < avail ? data : avail;
+			i += take;
+			p->left -= (uint32_t)take;
+			if (p->left == p->pad)
+				p->state = ST_SKIP; /* the padding */
+			if (take) {
+				p->value = (uint32_t)take;
+				*ev = AP_H2_DATA;
+				return i;
+			}
+			break;
+		}
 		case ST_FRONT: {
 			size_t take = p->skip_front < avail ? p->skip_front : avail;
 			i += take;

@@ -60,6 +60,18 @@ static void trace_event(char *t, size_t cap, const struct ap_h2 *p, enum ap_h2_e
 	case AP_H2_TABLE_SIZE:
 		snprintf(t + n, cap - n, "T%u ", p->value);
 		break;
+	case AP_H2_DATA: {
+		/* "D1:4": 4 data bytes on stream 1, however they were split */
+		unsigned sid, got;
+		const char *last = n >= 2 ? t + n - 2 : t;
+		while (last > t && last[-1] != ' ')
+			last--;
+		if (sscanf(last, "D%u:%u ", &sid, &got) == 2 && sid == p->stream)
+			snprintf((char *)last, cap - (size_t)(last - t), "D%u:%u ", sid, got + p->value);
+		else
+			snprintf(t + n, cap - n, "D%u:%u ", p->stream, p->value);
+		break;
+	}
 	case AP_H2_ERROR:
 		snprintf(t + n, cap - n, "X ");
 		break;
@@ -184,15 +196,15 @@ START_TEST(test_server_side)
 	n += frame(b + n, 1, END_HEADERS, 1, st100, sizeof st100);
 	n += frame(b + n, 1, END_HEADERS, 1, "\x88", 1);       /* :status 200 */
 	n += frame(b + n, 0, 0, 1, "body", 4);
-	n += frame(b + n, 0, END_STREAM, 1, "", 0);
+	n += frame(b + n, 0, END_STREAM | PADDED, 1, "\x02ok\0\0", 5);
 	/* a push promise (not reported), then a 404 ending in its HEADERS */
 	const uint8_t pp[] = { 0, 0, 0, 2, 0x82, 0x84 };
 	n += frame(b + n, 5, END_HEADERS, 1, pp, sizeof pp);
 	n += frame(b + n, 1, END_HEADERS | END_STREAM, 3, "\x8d", 1); /* :status 404 */
 	n += frame(b + n, 3, 0, 5, "\0\0\0\x02", 4);
 	check_all_splits(AP_H2_FROM_SERVER, b, n,
-	                 "F4/0/15 T4096 F4/0/9 F1/1/14 H1 S100 F1/1/10 H1 S200 F0/1/13 "
-	                 "F0/1/9 E1 F5/1/15 F1/3/10 H3 S404 E3 F3/5/13 R5:2 ");
+	                 "F4/0/15 T4096 F4/0/9 F1/1/14 H1 S100 F1/1/10 H1 S200 F0/1/13 D1:4 "
+	                 "F0/1/14 D1:2 E1 F5/1/15 F1/3/10 H3 S404 E3 F3/5/13 R5:2 ");
 }
 END_TEST
 
