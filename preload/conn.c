@@ -90,7 +90,7 @@ static __thread struct {
 	unsigned n;
 } th_reqs;
 
-static void thread_adopt(int fd, uint64_t id)
+static inline __attribute__((always_inline)) void thread_adopt(int fd, uint64_t id)
 {
 	if (th_reqs.n == PL_THREAD_REQS) {
 		/* Full of entries that never completed here: forget the oldest. */
@@ -771,7 +771,20 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 static inline __attribute__((always_inline)) int
 feed_response(struct pl_conn *c, const char *p, size_t n)
 {
-	while (c->qcount) {
+	if (PL_UNLIKELY(c->qcount == 0)) {
+		/* HTTP/2 here, where an HTTP/1 response costs nothing more: it
+		 * always has a request to answer */
+		if (PL_UNLIKELY(c->req_dead == REQ_H2) &&
+		    pl_h2_write(c->h2, (const uint8_t *)p, n) < 0) {
+			h2_drop(c);
+			return -1;
+		}
+		/* Bytes with no request to answer (a greeting, or a reply to a
+		 * request line we never saw complete, such as nginx's 414): not
+		 * a request. */
+		return 0;
+	}
+	do {
 		struct pl_pending *r = q_front(c);
 		if (!c->resp_started) {
 			if (n == 0)
@@ -800,13 +813,7 @@ feed_response(struct pl_conn *c, const char *p, size_t n)
 		default: /* NEED_MORE: ap_http_resp_feed_to_end() reports nothing else */
 			return 0;
 		}
-	}
-	if (PL_UNLIKELY(c->req_dead == REQ_H2) && pl_h2_write(c->h2, (const uint8_t *)p, n) < 0) {
-		h2_drop(c);
-		return -1;
-	}
-	/* Bytes with no request to answer (a greeting, or a reply to a request
-	 * line we never saw complete, such as nginx's 414): not a request. */
+	} while (c->qcount);
 	return 0;
 }
 
