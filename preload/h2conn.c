@@ -22,7 +22,7 @@
  * recorded (APIPROF_DEBUG says so).
  *
  * Memory: a state per connection (both parsers with their HPACK mirrors,
- * PL_H2_STREAMS open streams), mapped once and reused, never returned to
+ * PL_H2_INLINE open streams), mapped once and reused, never returned to
  * the system, and taken from the connection pool's budget
  * (pl_pool_reserve()): at most half of it goes to HTTP/2.
  */
@@ -33,15 +33,27 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define PL_H2_STREAMS 16 /* open streams followed per connection; later
-                            ones wait for a free slot or are not
-                            recorded (nginx allows 128, browsers open
-                            about 6 to 20 at once) */
+/* Open streams: PL_H2_INLINE in the state, then blocks of
+ * PL_H2_PER_BLOCK, each a connection record taken from the pool while the
+ * connection needs it. 7 + 21 * 6 = 133: nginx allows 128 at once
+ * (http2_max_concurrent_streams), browsers open 6 to 100. A stream
+ * beyond them is not recorded. */
+#define PL_H2_INLINE 7
+#define PL_H2_PER_BLOCK 6
+#define PL_H2_BLOCKS 21
 
 struct pl_h2_stream {
 	uint32_t sid;      /* 0: free */
 	uint8_t head;      /* its request head was read: r is valid */
 	struct pl_pending r;
+};
+
+/* A pool record holding streams. Its header stays the pool's: a hook
+ * that raced with the record's previous life as a connection may still
+ * lock and unlock it (fdtable.c), so the block is used unlocked. */
+struct pl_h2_block {
+	struct pl_pool_hdr hdr;
+	struct pl_h2_stream s[PL_H2_PER_BLOCK];
 };
 
 struct pl_h2 {
@@ -53,8 +65,40 @@ struct pl_h2 {
 	uint16_t err_len;
 	char err[AP_HTTP_ERRBODY_MAX];
 	struct ap_h2 in, out;       /* client -> server, server -> client */
-	struct pl_h2_stream s[PL_H2_STREAMS];
+	unsigned n_blocks;
+	struct pl_h2_block *blk[PL_H2_BLOCKS];
+	struct pl_h2_stream s[PL_H2_INLINE];
 };
+
+/* Slot i of h, 0 <= i < slots(h). */
+static unsigned slots(const struct pl_h2 *h)
+{
+	return PL_H2_INLINE + PL_H2_PER_BLOCK * h->n_blocks;
+}
+
+static struct pl_h2_stream *slot_at(struct pl_h2 *h, unsigned i)
+{
+	if (i < PL_H2_INLINE)
+		return &h->s[i];
+	i -= PL_H2_INLINE;
+	return &h->blk[i / PL_H2_PER_BLOCK]->s[i % PL_H2_PER_BLOCK];
+}
+
+/* One more block of free slots; NULL when the pool or PL_H2_BLOCKS is
+ * spent. */
+static struct pl_h2_stream *more_slots(struct pl_h2 *h)
+{
+	if (h->n_blocks == PL_H2_BLOCKS || sizeof(struct pl_h2_block) > pl_conn_size())
+		return NULL;
+	struct pl_h2_block *b = (struct pl_h2_block *)pl_conn_alloc();
+	if (!b)
+		return NULL;
+	pl_conn_unlock((struct pl_conn *)b);
+	for (unsigned i = 0; i < PL_H2_PER_BLOCK; i++)
+		b->s[i].sid = b->s[i].head = 0;
+	h->blk[h->n_blocks++] = b;
+	return &b->s[0];
+}
 
 /* The pool of states. Global: shared by every connection of the process.
  * The lock guards free_list only, taken when a connection begins and ends
@@ -86,10 +130,11 @@ struct pl_h2 *pl_h2_new(void)
 	}
 	h->last_sid = 0;
 	h->err_sid = 0;
+	h->n_blocks = 0;
 	ap_h2_init(&h->in, AP_H2_FROM_CLIENT);
 	ap_h2_init(&h->out, AP_H2_FROM_SERVER);
-	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
-		h->s[i].sid = 0;
+	for (unsigned i = 0; i < PL_H2_INLINE; i++)
+		h->s[i].sid = h->s[i].head = 0;
 	return h;
 }
 
@@ -104,9 +149,14 @@ static void stream_free(struct pl_h2_stream *st)
 
 void pl_h2_free(struct pl_h2 *h)
 {
-	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
-		if (h->s[i].sid)
-			stream_free(&h->s[i]);
+	for (unsigned i = 0; i < slots(h); i++)
+		if (slot_at(h, i)->sid)
+			stream_free(slot_at(h, i));
+	for (unsigned b = 0; b < h->n_blocks; b++) {
+		pl_conn_lock((struct pl_conn *)h->blk[b]);
+		pl_conn_release((struct pl_conn *)h->blk[b]);
+	}
+	h->n_blocks = 0;
 	pl_spin_lock(&pool_lock);
 	h->next_free = free_list;
 	free_list = h;
@@ -122,9 +172,11 @@ static struct pl_h2_stream *stream_find(struct pl_h2 *h, uint32_t sid)
 {
 	if (sid == 0)
 		return NULL;
-	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
-		if (h->s[i].sid == sid)
-			return &h->s[i];
+	for (unsigned i = 0, n = slots(h); i < n; i++) {
+		struct pl_h2_stream *st = slot_at(h, i);
+		if (st->sid == sid)
+			return st;
+	}
 	return NULL;
 }
 
@@ -135,19 +187,23 @@ static void stream_open(struct pl_h2 *h, uint32_t sid, uint32_t frame_bytes, uin
 	if ((sid & 1) == 0 || sid <= h->last_sid)
 		return; /* trailers of a stream we dropped, or not a client's */
 	h->last_sid = sid;
-	for (unsigned i = 0; i < PL_H2_STREAMS; i++) {
-		struct pl_h2_stream *st = &h->s[i];
-		if (st->sid == 0) {
-			st->sid = sid;
-			st->head = 0;
-			st->r.start_ns = now;
-			st->r.bytes_in = frame_bytes;
-			st->r.bytes_out = 0;
-			st->r.prof = 0;
-			return;
-		}
+	struct pl_h2_stream *st = NULL;
+	for (unsigned i = 0, n = slots(h); i < n && !st; i++)
+		if (slot_at(h, i)->sid == 0)
+			st = slot_at(h, i);
+	if (!st)
+		st = more_slots(h);
+	if (!st) {
+		pl_debug("HTTP/2 stream %u: %u streams open, no room for more; not recorded", sid,
+		         slots(h));
+		return;
 	}
-	pl_debug("HTTP/2 stream %u: more than %d open streams; not recorded", sid, PL_H2_STREAMS);
+	st->sid = sid;
+	st->head = 0;
+	st->r.start_ns = now;
+	st->r.bytes_in = frame_bytes;
+	st->r.bytes_out = 0;
+	st->r.prof = 0;
 }
 
 /* The request head of st is complete in hp: the request starts. */
@@ -289,8 +345,8 @@ void pl_h2_finish(struct pl_h2 *h, int shared)
 {
 	uint64_t now = 0;
 	h->err_sid = 0;
-	for (unsigned i = 0; i < PL_H2_STREAMS; i++) {
-		struct pl_h2_stream *st = &h->s[i];
+	for (unsigned i = 0; i < slots(h); i++) {
+		struct pl_h2_stream *st = slot_at(h, i);
 		if (!st->sid)
 			continue;
 		if (st->head && !shared) {
@@ -305,10 +361,12 @@ void pl_h2_finish(struct pl_h2 *h, int shared)
 	}
 }
 
-int pl_h2_in_flight(const struct pl_h2 *h, uint64_t id)
+int pl_h2_in_flight(struct pl_h2 *h, uint64_t id)
 {
-	for (unsigned i = 0; i < PL_H2_STREAMS; i++)
-		if (h->s[i].sid && h->s[i].head && h->s[i].r.id == id)
+	for (unsigned i = 0; i < slots(h); i++) {
+		const struct pl_h2_stream *st = slot_at(h, i);
+		if (st->sid && st->head && st->r.id == id)
 			return 1;
+	}
 	return 0;
 }

@@ -436,7 +436,7 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n);
  * h stays h2-valid but empty. */
 void pl_h2_finish(struct pl_h2 *h, int shared);
 /* 1 when request `id` is one of h's open streams. */
-int pl_h2_in_flight(const struct pl_h2 *h, uint64_t id);
+int pl_h2_in_flight(struct pl_h2 *h, uint64_t id);
 /* Pool bookkeeping across fork (atfork child: the lock). */
 void pl_h2_atfork_child(void);
 size_t pl_h2_size(void);
