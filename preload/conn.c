@@ -308,8 +308,9 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 			}
 			struct pl_conn *n = conn_new(fd);
 			/* HTTP/2 with prior knowledge (h2c), or inside TLS after
-			 * ALPN chose h2: the connection begins with the preface. */
-			if (n && first && *first == 'P' && ap_h2_is_preface(first, firstn) &&
+			 * ALPN chose h2: the connection begins with the preface.
+			 * "PRI " at least: a read of "P" alone may be a POST's. */
+			if (n && first && *first == 'P' && firstn >= 4 && ap_h2_is_preface(first, firstn) &&
 			    conn_become_h2(n) != 0) {
 				pl_debug("fd %d: HTTP/2, but no HTTP/2 state is left: not followed", fd);
 				pl_conn_release(n);
