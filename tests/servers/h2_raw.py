@@ -8,13 +8,14 @@ it, 9-byte headers included) and bytes_out (the server's frames on it),
 and may re-frame what h2 produced (HEADERS with PADDED and PRIORITY) or
 send it in odd pieces.
 
-Usage: h2_raw.py PORT SCENARIO
+Usage: h2_raw.py PORT SCENARIO [ROUNDS]
   edges    (nginx, h2c) one connection: a GET whose 40,000-character header
            makes a header block of HEADERS + CONTINUATION frames, its
            HEADERS re-framed with PADDED and PRIORITY, the query string
            "?token=secret" on its :path; a POST whose HEADERS carries
            PRIORITY and whose body is three DATA frames, the last PADDED;
-           a plain GET (HPACK's dynamic table now in use); a GET sent with
+           a plain GET (HPACK's dynamic table now in use) and, after its
+           end, a RST_STREAM for it (too late: completed); a GET sent with
            its RST_STREAM(CANCEL) in the same write (the server reads the
            reset before it can answer: aborted); a last GET.
   split    (nginx, h2c) the preface one byte per write, then a GET whose
@@ -26,7 +27,7 @@ Usage: h2_raw.py PORT SCENARIO
            something that is no request: random bytes, an undecodable
            header block, an HTTP/1.1 request, a CONTINUATION without
            HEADERS, a frame announcing 16 MiB, nothing at all, HEADERS on
-           stream 0.
+           stream 0; ROUNDS times over (default 1).
 Prints one JSON object per stream (edges, split, close) or per connection
 (garbage) on stdout; exits non-zero on a protocol failure of its own.
 """
@@ -45,6 +46,8 @@ import h2.events
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
 CONTINUATION = 0x9
+NAMES = {0x0: "DATA", 0x1: "HEADERS", 0x2: "PRIORITY", 0x3: "RST_STREAM", 0x5: "PUSH_PROMISE",
+         0x8: "WINDOW_UPDATE", 0x9: "CONTINUATION"}
 END_STREAM, END_HEADERS, PADDED, PRIO_FLAG = 0x1, 0x4, 0x8, 0x20
 MAX_FRAME = 16384
 
@@ -78,6 +81,7 @@ class Client:
         self.ended = set()   # streams the server ended (END_STREAM)
         self.server_rst = {}  # stream id -> the server's RST_STREAM code
         self.status = {}
+        self.seen = {}       # stream id -> the server's frames on it, in order
         self.inbuf = b""
         self.settings = False
         self.closed = False
@@ -129,6 +133,12 @@ class Client:
         for ftype, flags, sid, raw in fr:
             if sid:
                 self.received[sid] = self.received.get(sid, 0) + len(raw)
+                name = NAMES.get(ftype, "type%d" % ftype)
+                if ftype in (DATA, HEADERS) and flags & END_STREAM:
+                    name += "+END_STREAM"
+                if ftype == RST_STREAM:
+                    name += "(%d)" % int.from_bytes(raw[9:13], "big")
+                self.seen.setdefault(sid, []).append(name)
                 if ftype in (DATA, HEADERS) and flags & END_STREAM:
                     self.ended.add(sid)
                 if ftype == RST_STREAM:
@@ -162,7 +172,8 @@ class Client:
     def report(self, sid, path, **extra):
         d = {"stream": sid, "path": path, "status": self.status.get(sid),
              "bytes_in": self.sent.get(sid, 0), "bytes_out": self.received.get(sid, 0),
-             "ended": sid in self.ended, "server_rst": self.server_rst.get(sid)}
+             "ended": sid in self.ended, "server_rst": self.server_rst.get(sid),
+             "server_frames": " ".join(self.seen.get(sid, []))}
         d.update(extra)
         print(json.dumps(d), flush=True)
 
@@ -223,11 +234,13 @@ def edges(port):
     c.flush()
     c.wait(lambda: 3 in c.ended or 3 in c.server_rst)
     c.report(3, "/upload")
-    # 5: a plain GET.
-    c.conn.send_headers(5, req_headers("GET", "/api/items"), end_stream=True)
+    # 5: a plain GET, then, once it has ended, a RST_STREAM for it (behind
+    # h2's back, which would refuse): too late to abort anything.
+    c.conn.send_headers(5, req_headers("GET", "/api/users/4246"), end_stream=True)
     c.flush()
     c.wait(lambda: 5 in c.ended)
-    c.report(5, "/api/items")
+    c.report(5, "/api/users/4246")
+    c.sock.sendall(frame(RST_STREAM, 0, 5, struct.pack(">I", 8)))
     # 7: the request and its RST_STREAM(CANCEL) in one write.
     c.conn.send_headers(7, req_headers("GET", "/api/users/4243"), end_stream=True)
     c.conn.reset_stream(7, error_code=8)
@@ -269,7 +282,7 @@ def close(port):
     c.report(3, "/slow", closed_by_client=True)
 
 
-def garbage(port):
+def garbage(port, rounds=1):
     rnd = random.Random(11)
     settings = frame(SETTINGS, 0, 0, b"")
     valid = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
@@ -285,7 +298,7 @@ def garbage(port):
         ("nothing", b""),
         ("stream0", settings + frame(HEADERS, END_HEADERS | END_STREAM, 0, block)),
     ]
-    for name, tail in cases:
+    for name, tail in cases * rounds:
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(PREFACE + tail)
         s.shutdown(socket.SHUT_WR)  # no more: the server answers or closes now
@@ -307,7 +320,10 @@ def garbage(port):
 
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
-    {"edges": edges, "split": split, "close": close, "garbage": garbage}[scenario](port)
+    if scenario == "garbage":
+        garbage(port, int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+        return
+    {"edges": edges, "split": split, "close": close}[scenario](port)
 
 
 if __name__ == "__main__":
