@@ -19,7 +19,7 @@
 #     waits.
 #  3. python3-h2 made to send the edges (tests/servers/h2_raw.py): a header
 #     block of HEADERS + CONTINUATION, PADDED and PRIORITY flags, padded
-#     DATA, a request reset in the same write, a preface in 24 writes, a
+#     DATA, a request reset in the same write, a preface in 21 writes, a
 #     connection closed under a waiting stream; exact bytes_in and
 #     bytes_out from the frames the client sent and received. Garbage after
 #     the preface on seven connections, while h2load runs beside them:
@@ -189,7 +189,7 @@ ap_assert_jq "HEADERS (PADDED, PRIORITY) + CONTINUATION: 200, the query string d
 # but the reset was read before that answer was written: aborted.
 ap_assert_jq "HEADERS + RST_STREAM in one write: aborted, an error" \
 	'map(select(.path == "/api/users/4243")) | length == 1 and .[0].aborted == true and .[0].error == true' "$reqs"
-ap_assert_jq "a RST_STREAM after the server ended the stream, the next stream, a preface in 24 writes: 200" \
+ap_assert_jq "a RST_STREAM after the server ended the stream, the next stream, a preface in 21 writes: 200" \
 	'map(select(.path == "/api/users/4244" or .path == "/api/users/4245" or .path == "/api/users/4246")) |
 	 length == 3 and all(.[]; .status == 200 and .aborted == false)' "$reqs"
 ap_assert_jq "the only aborted request of nginx is the reset one" \

@@ -18,8 +18,9 @@ Usage: h2_raw.py PORT SCENARIO [ROUNDS]
            end, a RST_STREAM for it (too late: completed); a GET sent with
            its RST_STREAM(CANCEL) in the same write (the server reads the
            reset before it can answer: aborted); a last GET.
-  split    (nginx, h2c) the preface one byte per write, then a GET whose
-           HEADERS frame is cut inside its 9-byte header.
+  split    (nginx, h2c) the preface in 21 writes ("PRI ", then a byte per
+           write), then a GET whose HEADERS frame is cut inside its 9-byte
+           header.
   close    (Node) a POST to /echo (HEADERS, three DATA frames, one padded)
            answered; then a GET /slow?ms=1500 on the same connection,
            which is closed 300 ms later, unanswered.
@@ -161,9 +162,12 @@ class Client:
         self.conn.initiate_connection()
         pre, fr = self.pending()
         if preface_pieces:
-            for i in range(len(pre)):
-                self.sock.sendall(pre[i:i + 1])
+            # "PRI " first (a first read of "P" alone may begin a POST: the
+            # preload decides on the first read), then a byte per write.
+            self.sock.sendall(pre[:4])
+            for i in range(4, len(pre)):
                 time.sleep(0.002)
+                self.sock.sendall(pre[i:i + 1])
             self.send_frames(b"", fr)
         else:
             self.send_frames(pre, fr)
