@@ -21,10 +21,11 @@
 //
 //   node h2_node.js client PORT
 //     One session (one connection), every request below in flight at once:
-//     /items/1../items/5, /fast x4, /slow?ms=400 x3, /error, POST /echo
+//     /items/1../items/5, /fast x4, /slow?ms=800 x3, /error, POST /echo
 //     (100,000 bytes), /withpush, /reset?ms=200, /nothing-here, and
 //     /slow?ms=3000 cancelled by the client (RST_STREAM(CANCEL)) after
-//     250 ms. Prints "PATH STATUS" per request ("PATH cancelled" and
+//     250 ms. The session closes only after the slow ones, 1 s in: a
+//     reset the preload missed would end with the connection, late. Prints "PATH STATUS" per request ("PATH cancelled" and
 //     "PATH reset" for the two without a response) sorted, then "pushed
 //     PATH" for each pushed stream, and exits 0 once all have settled.
 'use strict';
@@ -115,7 +116,7 @@ function client(port) {
   const all = [];
   for (let i = 1; i <= 5; i++) all.push(one(`/items/${i}`));
   for (let i = 0; i < 4; i++) all.push(one('/fast'));
-  for (let i = 0; i < 3; i++) all.push(one('/slow?ms=400'));
+  for (let i = 0; i < 3; i++) all.push(one('/slow?ms=800'));
   all.push(one('/error'));
   all.push(one('/echo', { method: 'POST', body: Buffer.alloc(100000, 'x') }));
   all.push(one('/withpush'));
