@@ -234,7 +234,7 @@ ap_assert_jq "slow streams: path /slow, 200 after >= 800 ms (less libuv's 1 ms c
 # The resets end their requests when they are read or written, at 250 and
 # 200 ms: not when the session closes, after the slow streams (1 s in).
 ap_assert_jq "the stream the client cancelled (RST_STREAM) at 250 ms while the server waited: aborted then, an error" \
-	'map(select(.aborted)) | length == 1 and .[0].error == true and .[0].duration_ms >= 150 and .[0].duration_ms < 700' "$reqs"
+	'map(select(.aborted)) | length == 1 and .[0].error == true and .[0].duration_ms >= 100 and .[0].duration_ms < 700' "$reqs"
 ap_assert_jq "the stream the server reset at 200 ms: aborted then, an error" \
 	'length == 1 and .[0].aborted == true and .[0].error == true and .[0].duration_ms >= 190 and .[0].duration_ms < 700' \
 	"$(ap_requests /reset)"
