@@ -25,6 +25,8 @@
 #     the preface on seven connections, while h2load runs beside them:
 #     nothing of theirs counts, everything else counts exactly, and nginx
 #     goes on answering.
+#  4. h2c by `Upgrade:` (tests/servers/h2_upgrade.py): only the upgrading
+#     HTTP/1.1 request is recorded, with its 101.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 nginx openssl node h2load
@@ -259,4 +261,30 @@ ap_assert_jq "POST /echo, HEADERS and three DATA frames (one padded): 200, bytes
 ap_assert_jq "the stream under the closed connection: aborted" \
 	'map(select(.aborted)) | length == 2 and all(.[]; .path == "/slow" and .error == true)' "$(ap_requests /slow)"
 ap_log "Node http2: ok"
+
+# ---- 4. h2c by Upgrade: not followed ----
+# tests/servers/h2_upgrade.py (Python, threads) answers `Upgrade: h2c`
+# with 101, then speaks HTTP/2 on the connection: curl --http2 sends /up/1
+# as the upgrading HTTP/1.1 request (recorded, 101), then /up/2 and /up/3
+# as HTTP/2 streams on the upgraded connection, which is no longer
+# followed (its preface is not its first bytes): not recorded, nor
+# mistaken for HTTP/1. Two plain HTTP/1.1 requests beside it count.
+AP_SERVICE=h2-upgrade
+UP_PORT=$(ap_free_port)
+ap_bg_preloaded h2upgrade "$AP_PY" "$AP_SRCDIR/tests/servers/h2_upgrade.py" "$UP_PORT"
+ap_wait_log h2upgrade '^listening'
+U=http://127.0.0.1:$UP_PORT
+curl -s --http2 --max-time 30 -w '%{http_code} %{http_version} %{num_connects}\n' \
+	-o /dev/null "$U/up/1" -o /dev/null "$U/up/2" -o /dev/null "$U/up/3" >"$AP_TMP/upgrade.out" ||
+	ap_fail "curl --http2 with Upgrade: h2c failed"
+ap_curl_many "$AP_TMP/plain1.out" "$U/plain" "$U/plain"
+ap_assert_eq "the client's view: one connection, upgraded to HTTP/2" \
+	"$(awk '{printf "%s/%s/%s ", $1, $2, $3}' "$AP_TMP/upgrade.out")" "200/2/1 200/2/0 200/2/0 "
+ap_expect_counts <<EOF
+GET /up/{id} 1
+GET /plain 2
+EOF
+ap_assert_jq "the upgrading request: 101" \
+	'length == 1 and .[0].path == "/up/1" and .[0].status == 101 and .[0].aborted == false' "$(ap_requests '/up/{id}')"
+ap_log "h2c by Upgrade: the upgrading request only: ok"
 ap_log "PASS"
