@@ -16,7 +16,7 @@
 #  2. Node's http2 module (tests/servers/h2_node.js, h2c): 18 streams at
 #     once on one session, slow ones, a 500, a push, a stream the server
 #     resets, a stream the client cancels (RST_STREAM) while the server
-#     waits.
+#     waits. Then APIPROF_CAPTURE_QUERY_STRING=1 keeps the query string.
 #  3. python3-h2 made to send the edges (tests/servers/h2_raw.py): a header
 #     block of HEADERS + CONTINUATION, PADDED and PRIORITY flags, padded
 #     DATA, a request reset in the same write, a preface in 21 writes, a
@@ -248,6 +248,23 @@ ap_assert_jq "POST /echo of 100,000 bytes: 200, bytes_in its DATA frames and HEA
 	"$(ap_requests /echo POST)"
 ap_assert_jq "three errors: the 500, the cancelled and the reset stream" \
 	'[.endpoints[] | select(.service == "h2-node")] | map(.error_count) | add == 3' "$(ap_api /api/v1/endpoints)"
+
+# With APIPROF_CAPTURE_QUERY_STRING=1 a second Node keeps :path whole;
+# the route is still the path's.
+AP_SERVICE=h2-node-qs
+QS_PORT=$(ap_free_port)
+ap_bg_preloaded h2nodeqs APIPROF_CAPTURE_QUERY_STRING=1 node "$H2NODE" server "$QS_PORT"
+ap_wait_log h2nodeqs '^listening on'
+nghttp -n -s "http://127.0.0.1:$QS_PORT/items/7?fields=name&x=1" "http://127.0.0.1:$QS_PORT/fast?a=b" \
+	>"$AP_TMP/qs.out" || ap_fail "nghttp to Node failed: $(cat "$AP_TMP/qs.out")"
+ap_expect_counts <<EOF
+GET /items/{id} 1
+GET /fast 1
+EOF
+ap_assert_jq "APIPROF_CAPTURE_QUERY_STRING=1: the query strings kept" \
+	'map(.path) | sort == ["/fast?a=b", "/items/7?fields=name&x=1"]' \
+	"$(ap_api /api/v1/requests --data-urlencode limit=100 | jq '[.requests[] | select(.service == "h2-node-qs")]')"
+AP_SERVICE=h2-node
 
 # ---- 3b. against Node: exact bytes_in with padded DATA, a connection closed under a stream ----
 "$AP_PY" "$H2RAW" "$NODE_PORT" close >"$AP_TMP/close.out" 2>"$AP_TMP/close.log" ||
