@@ -9,8 +9,9 @@
 #  1. nginx (2 workers, www-data when root) with HTTPS + ALPN h2 (libssl
 #     hooks) and prior-knowledge h2c (socket hooks): curl with many requests
 #     on one connection (HPACK's dynamic table), a 262,144-byte file (many
-#     DATA frames; sendfile on h2c), a 404, a 500, POSTs with bodies; h2load
-#     with 10 streams at once on each of 3 connections. Exact counts per
+#     DATA frames; sendfile on h2c), a 404, a 500; nghttp with 5 streams at
+#     once, POSTs with bodies; h2load with 10 streams at once on each of 3
+#     connections. Exact counts per
 #     route, nothing bogus, and byte-identical responses with and without
 #     the preload.
 #  2. Node's http2 module (tests/servers/h2_node.js, h2c): 18 streams at
@@ -22,14 +23,14 @@
 #     DATA, a request reset in the same write, a preface in 21 writes, a
 #     connection closed under a waiting stream; exact bytes_in and
 #     bytes_out from the frames the client sent and received. Garbage after
-#     the preface on seven connections, while h2load runs beside them:
+#     the preface, seven kinds on 21 connections, while h2load runs beside:
 #     nothing of theirs counts, everything else counts exactly, and nginx
 #     goes on answering.
 #  4. h2c by `Upgrade:` (tests/servers/h2_upgrade.py): only the upgrading
 #     HTTP/1.1 request is recorded, with its 101.
 . "$(dirname "$0")/lib.sh"
 
-ap_require curl jq python3 nginx openssl node h2load
+ap_require curl jq python3 nginx openssl node h2load nghttp
 ap_require_build
 if ! "$AP_PY" -c 'import h2' 2>/dev/null; then
 	[ "$(id -u)" -eq 0 ] && ap_fail "python3-h2 is missing (scripts/test.sh installs it)"
