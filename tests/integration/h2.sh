@@ -11,9 +11,8 @@
 #     on one connection (HPACK's dynamic table), a 262,144-byte file (many
 #     DATA frames; sendfile on h2c), a 404, a 500; nghttp with 5 streams at
 #     once, POSTs with bodies; h2load with 10 streams at once on each of 3
-#     connections. Exact counts per
-#     route, nothing bogus, and byte-identical responses with and without
-#     the preload.
+#     connections. Exact counts per route, nothing bogus, and
+#     byte-identical responses with and without the preload.
 #  2. Node's http2 module (tests/servers/h2_node.js, h2c): 18 streams at
 #     once on one session, slow ones, a 500, a push, a stream the server
 #     resets, a stream the client cancels (RST_STREAM) while the server
