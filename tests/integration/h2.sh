@@ -117,13 +117,13 @@ grep -q '^requests: 300 total, 300 started, 300 done, 300 succeeded' "$AP_TMP/h2
 	grep -q '^status codes: 300 2xx' "$AP_TMP/h2load1.log" &&
 	grep -q '^requests: 120 total, 120 started, 120 done, 120 succeeded' "$AP_TMP/h2load2.log" ||
 	ap_fail "h2load did not complete every request: $(grep -h -E '^(requests|status codes)' "$AP_TMP"/h2load*.log)"
-for u in /api/users/11 /api/items; do
-	n=$(grep -c "\"GET $u HTTP/2.0\"" "$AP_TMP/nginx/access.log")
-	ap_log "nginx's access log: $n requests of $u over HTTP/2"
-done
+ap_assert_eq "nginx's access log: h2load's requests of /api/users/11, /api/items, /api/users/12" \
+	"$(for u in /api/users/11 /api/items /api/users/12; do
+		grep -c "\"GET $u HTTP/2.0\" 200 .*h2load" "$AP_TMP/nginx/access.log"
+	done | tr '\n' ' ')" "150 150 120 "
 
-# Counts: the 11 + 1 + 5 + 1 + 1 requests above, the 10 responses dumped,
-# h2load's 300 + 120.
+# Counts: traffic's 11 (curl, TLS) + 5 (nghttp, h2c) + 2 POSTs + 1
+# (HTTP/1.1) requests and its 10 responses dumped, h2load's 300 + 120.
 nginx_counts() {
 	ap_expect_counts <<EOF
 GET /api/users/{id} $((6 + 1 + 1 + 1 + 1 + 150 + 120 + $1))
