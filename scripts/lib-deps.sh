@@ -32,6 +32,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST busybox"
 # python3 that may come first in PATH, so no command stands in for them).
 AP_PKGS_TEST="$AP_PKGS_TEST postgresql-15 mariadb-server mariadb-client-core:mariadb sqlite3:sqlite3
 	python3-django python3-psycopg2 python3-mysqldb gunicorn"
+# The HTTP/2 test (tests/integration/h2.sh): h2load and nghttp as HTTP/2
+# clients, and python3-h2 to send the protocol's edges frame by frame.
+AP_PKGS_TEST="$AP_PKGS_TEST nghttp2-client:h2load python3-h2"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"

@@ -524,6 +524,15 @@ def main():
 main()
 PY
 
+# ap_make_cert PREFIX : a self-signed certificate for 127.0.0.1 (2 days,
+# RSA 2048) in PREFIX.crt with its key in PREFIX.key, as the TLS and
+# HTTP/2 tests give nginx (AP_NGINX_CERT) and their own servers.
+ap_make_cert() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.crt" \
+		-days 2 -subj /CN=127.0.0.1 >"$AP_TMP/openssl.log" 2>&1 ||
+		ap_fail "making a certificate failed: $(cat "$AP_TMP/openssl.log")"
+}
+
 # ---- nginx ------------------------------------------------------------------
 
 # ap_start_nginx NAME PRELOAD(1|0) : nginx with 2 workers in $AP_TMP/NAME/,

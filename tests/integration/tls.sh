@@ -14,9 +14,7 @@
 ap_require curl jq python3 nginx openssl
 ap_require_build
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$AP_TMP/tls.key" -out "$AP_TMP/tls.crt" \
-	-days 2 -subj /CN=127.0.0.1 >"$AP_TMP/openssl.log" 2>&1 ||
-	ap_fail "making a certificate failed: $(cat "$AP_TMP/openssl.log")"
+ap_make_cert "$AP_TMP/tls"
 head -c 100000 /dev/urandom >"$AP_TMP/body.bin"
 
 ap_start_collector
