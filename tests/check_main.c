@@ -25,7 +25,7 @@ static const struct {
 	{ "sqlstore", sqlstore_suite },   { "sqlingest", sqlingest_suite },
 	{ "regress", regress_suite },     { "windows", windows_suite },
 	{ "metrics", metrics_suite },     { "crash", crash_suite },
-	{ "profile", profile_suite },
+	{ "profile", profile_suite },     { "hpack", hpack_suite },
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

@@ -23,5 +23,6 @@ Suite *windows_suite(void);
 Suite *metrics_suite(void);
 Suite *crash_suite(void);
 Suite *profile_suite(void);
+Suite *hpack_suite(void);
 
 #endif
