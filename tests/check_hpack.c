@@ -956,6 +956,11 @@ START_TEST(test_lost_slots)
 	put_size_update(e, 6000);
 	put_indexed(e, DYN(0));
 	put_indexed(seq_block(&s, WANT(NULL, "/p072", 0, -1)), DYN(AP_HPACK_SLOTS - 1));
+	/* the encoder evicted 58 entries (to 5964 bytes): /p069 is still in
+	 * its table, so this is no error, only a value the mirror lost */
+	struct want lost_blind = lost;
+	lost_blind.size = -1;
+	put_indexed(seq_block(&s, lost_blind), DYN(130));
 	e = seq_block(&s, WANT(NULL, "/new", 0, 41));
 	put_size_update(e, 0);
 	put_size_update(e, 6000);
