@@ -379,8 +379,8 @@ struct vec {
 
 static void run_vecs(const char *what, uint32_t limit, const struct vec *v, size_t n)
 {
-	struct bytes b[16];
-	struct want w[16];
+	struct bytes b[16] = { { 0 } };
+	struct want w[16] = { { 0 } };
 	CHECK(n <= 16);
 	for (size_t i = 0; i < n; i++) {
 		b[i].p = unhex(v[i].hex, &b[i].n);
@@ -410,7 +410,7 @@ static struct enc *seq_block(struct seq *s, struct want w)
 
 static void seq_run(const char *what, uint32_t limit, struct seq *s)
 {
-	struct bytes b[16];
+	struct bytes b[16] = { { 0 } };
 	for (size_t i = 0; i < s->n; i++) {
 		b[i].p = s->e[i]->b;
 		b[i].n = s->e[i]->n;
