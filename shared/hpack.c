@@ -29,11 +29,12 @@
  * the table is certainly empty (a size update below 32, an entry larger
  * than the table), which makes the mirror exact again.
  *
- * Huffman strings are decoded bit by bit with the canonical-code tables
- * below (the RFC 7541 code is canonical: codes of one length are
- * consecutive, in symbol order), which are 1 KiB instead of a tree or a
- * state machine; a header block is a few hundred bytes, and this runs once
- * per HTTP/2 request, not on the HTTP/1 path.
+ * Huffman strings are decoded with the canonical-code tables below (the
+ * RFC 7541 code is canonical: codes of one length are consecutive, in
+ * symbol order), 1 KiB instead of a tree or a 16 KiB state machine: a
+ * symbol at a time from a 64-bit window where 8 bytes are at hand, bit by
+ * bit elsewhere (string_bytes()). A header block is a few hundred bytes,
+ * and this runs once per HTTP/2 request, not on the HTTP/1 path.
  *
  * No allocation, no recursion, no syscalls; nothing keeps a pointer to the
  * caller's bytes, and no loop reads past the n it was given.
@@ -94,6 +95,19 @@ static const uint8_t hp_count[31] = {
 static const uint16_t hp_base[31] = {
 	0, 0, 0, 0, 0, 0, 10, 36, 68, 0, 74, 79, 82, 84, 90, 92,
 	0, 0, 0, 95, 98, 106, 119, 145, 174, 186, 190, 205, 224, 0, 253,
+};
+/* hp_limit[L]: the first 30-bit value (a code left-aligned in 30 bits)
+ * past every code of length <= L; a code's length is the first L whose
+ * limit is above the next 30 bits (canonical codes sort by length). */
+static const uint32_t hp_limit[31] = {
+	0x00000000, 0x00000000, 0x00000000, 0x00000000,
+	0x00000000, 0x14000000, 0x2e000000, 0x3e000000,
+	0x3f800000, 0x3f800000, 0x3fd00000, 0x3fe80000,
+	0x3ff00000, 0x3ffc0000, 0x3ffe0000, 0x3fff8000,
+	0x3fff8000, 0x3fff8000, 0x3fff8000, 0x3fff9800,
+	0x3fffb800, 0x3fffd200, 0x3fffec00, 0x3ffffa80,
+	0x3ffffd80, 0x3ffffe00, 0x3ffffef0, 0x3fffff88,
+	0x3ffffffc, 0x3ffffffc, 0x40000000,
 };
 #define HP_EOS_POS 256
 static const uint8_t hp_sym[256] = {
@@ -568,8 +582,26 @@ static int field_begin(struct ap_hpack *h, uint8_t b)
 	return int_begin(h, b, 4, T_INDEX);
 }
 
+/* Keeps and counts one decoded byte. */
+#define HP_OUT(sym) \
+	do { \
+		if (out < cap) \
+			keep[out] = (char)(sym); \
+		if (out < UINT32_MAX) \
+			out++; \
+	} while (0)
+
 /* n bytes of the current string: decoded (Huffman or not), the first cap
- * bytes kept in keep, all counted in h->str_len (saturating). */
+ * bytes kept in keep, all counted in h->str_len (saturating).
+ *
+ * Huffman: at a symbol boundary with 8 bytes of the string at hand, the
+ * symbols that start in their first 35 bits are decoded 30 bits at a time
+ * (hp_limit[] gives the length); the rest, a code cut by the end of a
+ * feed and the padding, bit by bit, which is where a symbol split across
+ * feeds resumes. Both read the same prefix code, so the results do not
+ * depend on the split. The window never reaches the padding: it is in the
+ * last byte, and a symbol decoded from the window starts at least 29 bits
+ * before the window's end. */
 static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *keep, uint32_t cap)
 {
 	uint32_t out = h->str_len;
@@ -581,31 +613,53 @@ static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *ke
 	}
 	uint32_t code = h->huff_code;
 	unsigned len = h->huff_len;
-	for (size_t i = 0; i < n; i++) {
-		for (int bit = 7; bit >= 0; bit--) {
+	unsigned skip = 0; /* leading bits of p[i] already decoded */
+	size_t i = 0;
+	while (i < n) {
+		if (len == 0 && skip == 0 && n - i >= 8) {
+			uint64_t w = 0;
+			for (int k = 0; k < 8; k++)
+				w = w << 8 | p[i + k];
+			unsigned used = 0;
+			while (used <= 64 - 30) {
+				uint32_t top = (uint32_t)((w << used) >> 34);
+				unsigned l = 5;
+				while (top >= hp_limit[l])
+					l++;
+				uint32_t pos = hp_base[l] + (top >> (30 - l)) - hp_first[l];
+				if (pos == HP_EOS_POS) /* 5.2: EOS in a string */
+					return -1;
+				HP_OUT(hp_sym[pos]);
+				used += l;
+			}
+			i += used / 8;
+			skip = used % 8;
+			continue;
+		}
+		for (int bit = 7 - (int)skip; bit >= 0; bit--) {
 			code = code << 1 | ((p[i] >> bit) & 1);
 			len++;
 			uint32_t d = code - hp_first[len];
 			if (d < hp_count[len]) {
 				uint32_t pos = hp_base[len] + d;
-				if (pos == HP_EOS_POS) /* 5.2: EOS in a string */
+				if (pos == HP_EOS_POS)
 					return -1;
-				if (out < cap)
-					keep[out] = (char)hp_sym[pos];
-				if (out < UINT32_MAX)
-					out++;
+				HP_OUT(hp_sym[pos]);
 				code = 0;
 				len = 0;
 			} else if (len == 30) { /* impossible: the code is complete */
 				return -1;
 			}
 		}
+		skip = 0;
+		i++;
 	}
 	h->huff_code = code;
 	h->huff_len = (uint8_t)len;
 	h->str_len = out;
 	return 0;
 }
+#undef HP_OUT
 
 /* --- the interface ------------------------------------------------------------ */
 

@@ -621,6 +621,40 @@ START_TEST(test_huffman_every_byte)
 }
 END_TEST
 
+START_TEST(test_huffman_alignments)
+{
+	/* long codes (13 to 30 bits) starting at every bit offset from 0 to
+	 * 70 of a string, so at every place of the decoder's 64-bit window
+	 * (fed whole) and across its edge; '0' and '/' are 5 and 6 bits, and
+	 * their sums reach every offset from 20 up */
+	static const uint8_t longs[] = { 10, 13, 22, 0, 1, 2, 127, 255 };
+	for (unsigned off = 0; off <= 70; off++) {
+		unsigned sixes = 0;
+		while (sixes * 6 <= off && (off - sixes * 6) % 5 != 0)
+			sixes++;
+		if (sixes * 6 > off)
+			continue; /* 1-4, 7-9, 13, 14, 19: no sum of 5s and 6s */
+		for (size_t k = 0; k < sizeof longs; k++) {
+			uint8_t path[40];
+			size_t n = 0;
+			for (unsigned i = 0; i < sixes; i++)
+				path[n++] = '/';
+			for (unsigned i = 0; i < (off - sixes * 6) / 5; i++)
+				path[n++] = '0';
+			path[n++] = longs[k];
+			path[n++] = longs[(k + 1) % sizeof longs];
+			memcpy(path + n, "abcdefgh", 8);
+			n += 8;
+			struct seq s = { .n = 0 };
+			struct want w = WANT(NULL, (const char *)path, 0, 0);
+			w.path_len = n;
+			put_lit(seq_block(&s, w), NOIDX, ST_PATH, path, n, 1);
+			seq_run("alignments", 0, &s);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_huffman_errors)
 {
 	struct seq s = { .n = 0 };
@@ -655,6 +689,25 @@ START_TEST(test_huffman_errors)
 	for (int i = 0; i < 4; i++)
 		put_byte(e, 0xff);
 	seq_run("EOS", 0, &s);
+
+	/* EOS where 8 bytes of the string are at hand (decoded 30 bits at a
+	 * time when fed whole) after "/00" (6 + 5 + 5 bits: no padding), and
+	 * after "/0000000000" (56 bits), where it is cut by the window */
+	static const char *const before[] = { "/00", "/0000000000" };
+	for (int k = 0; k < 2; k++) {
+		uint8_t eos[32];
+		size_t len = strlen(before[k]);
+		m = huff_encode((const uint8_t *)before[k], len, eos, sizeof eos);
+		ck_assert_uint_eq(m * 8, 6 + 5 * (len - 1));
+		for (int i = 0; i < 8; i++)
+			eos[m++] = 0xff;
+		e = seq_block(&s, bad);
+		put_int(e, NOIDX, 4, ST_PATH);
+		put_int(e, 0x80, 7, m);
+		for (size_t i = 0; i < m; i++)
+			put_byte(e, eos[i]);
+		seq_run("EOS in a long string", 0, &s);
+	}
 
 	/* and in a header of no interest, which is only counted */
 	e = seq_block(&s, bad);
@@ -1200,6 +1253,7 @@ Suite *hpack_suite(void)
 	tcase_add_test(tc, test_py_responses);
 	tcase_add_test(tc, test_py_responses_small_table);
 	tcase_add_test(tc, test_huffman_every_byte);
+	tcase_add_test(tc, test_huffman_alignments);
 	tcase_add_test(tc, test_huffman_errors);
 	tcase_add_test(tc, test_integers);
 	tcase_add_test(tc, test_index_errors);
