@@ -180,6 +180,7 @@ static const struct hp_static hp_static[62] = {
 #define HP_STATIC_N 61
 
 _Static_assert(sizeof(struct ap_hpack_entry) == 12, "slot[] is 128 of these");
+_Static_assert(sizeof(struct ap_hpack) <= 5 * 1024, "embedded twice per HTTP/2 connection");
 _Static_assert(AP_HPACK_ARENA <= 65535 && AP_HPACK_PATH_MAX <= 65535,
                "arena offsets and kept lengths are 16 bits");
 _Static_assert(AP_HPACK_NAME_SCRATCH >= 8, "room for \":method\"");
