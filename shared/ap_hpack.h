@@ -60,7 +60,7 @@ struct ap_hpack_entry {
 	uint16_t name_len;    /* for a later literal naming it; 0xffff: longer
 	                         (the size of a new entry naming it is unknown) */
 	uint16_t arena_off;   /* where the kept copy of the value starts */
-	uint16_t kept_len;    /* bytes of it kept (<= value_len) */
+	uint16_t kept_len;    /* bytes of it kept (<= the value's length) */
 	uint8_t kind;         /* enum ap_hpack_kind */
 	uint8_t flags;        /* HP_KEPT, HP_TRUNC (hpack.c) */
 };
