@@ -53,15 +53,16 @@ enum ap_hpack_kind {
 	AP_HPACK_STATUS = 3,  /* ":status" */
 };
 
-/* One mirrored dynamic-table entry. Private. */
+/* One mirrored dynamic-table entry. Private. 12 bytes: the decoder embeds
+ * AP_HPACK_SLOTS of them. */
 struct ap_hpack_entry {
-	uint32_t name_len;    /* decoded lengths, for the size accounting */
-	uint32_t value_len;
+	uint32_t size;        /* name_len + value_len + 32, decoded lengths */
+	uint16_t name_len;    /* for a later literal naming it; 0xffff: longer
+	                         (the size of a new entry naming it is unknown) */
 	uint16_t arena_off;   /* where the kept copy of the value starts */
-	uint16_t kept_len;    /* bytes of it kept (<= value_len) */
+	uint16_t kept_len;    /* bytes of it kept (<= the value's length) */
 	uint8_t kind;         /* enum ap_hpack_kind */
-	uint8_t kept;         /* 1: arena holds the copy; 0: lost or none */
-	uint8_t pad[2];
+	uint8_t flags;        /* HP_KEPT, HP_TRUNC (hpack.c) */
 };
 
 struct ap_hpack {
@@ -80,25 +81,31 @@ struct ap_hpack {
 	                                     not three digits */
 
 	/* ---- private ---- */
+	uint64_t inserted;       /* insertions since init (never wraps): the
+	                            newest entry is insertion inserted - 1 */
 	uint32_t limit;          /* SETTINGS_HEADER_TABLE_SIZE in force */
 	uint32_t max_size;       /* the table's current maximum size */
-	uint32_t size;           /* sum of mirrored entries' sizes */
-	uint64_t inserted;       /* insertions since init (never wraps) */
-	uint32_t oldest;         /* entries in the table = inserted - oldest,
-	                            as an age: see hpack.c */
-	uint16_t arena_head, arena_used;
+	uint32_t size;           /* sum of the table's entries' sizes */
+	uint32_t count;          /* entries in the table (see hpack.c) */
+	uint32_t unmirrored;     /* sum of the sizes of the count - SLOTS
+	                            oldest entries, no longer in slot[] */
+	uint16_t arena_head, arena_used; /* kept copies: a byte ring */
 	uint8_t error;           /* sticky */
+	uint8_t mode;            /* HP_EXACT, HP_BLIND, HP_LOST (hpack.c) */
+	uint8_t fields;          /* a field was decoded in this block */
+	uint8_t unknown;         /* a reference of unknown kind in this block */
+	uint8_t status_seen;     /* a :status field was in this block */
 	/* the field being read, across feeds */
-	uint8_t state, sub, kind, huff, huff_bits_n, name_kind, rep;
-	uint32_t huff_bits;
-	uint64_t num;            /* integer being read */
+	uint8_t state, rep, target, sub, huff, name_kind, int_shift, huff_len;
+	uint32_t huff_code;      /* bits of the Huffman code being read */
+	uint32_t num;            /* integer being read */
 	uint32_t str_left;       /* encoded bytes of the string left */
-	uint32_t str_len;        /* decoded bytes of it so far */
-	uint32_t name_len;       /* decoded length of the field's name */
-	uint32_t index;          /* the field's index, 0: literal name */
-	char name[AP_HPACK_NAME_SCRATCH];
-	char value[AP_HPACK_PATH_MAX]; /* the value being kept */
-	struct ap_hpack_entry slot[AP_HPACK_SLOTS];
+	uint32_t str_len;        /* decoded bytes of it so far (saturates) */
+	uint32_t name_len;       /* decoded length of the field's name,
+	                            HP_NAME_UNKNOWN: not known */
+	char name[AP_HPACK_NAME_SCRATCH]; /* first bytes of a literal name */
+	char value[AP_HPACK_PATH_MAX];   /* first bytes of a value of interest */
+	struct ap_hpack_entry slot[AP_HPACK_SLOTS]; /* by insertion % SLOTS */
 	char arena[AP_HPACK_ARENA];
 };
 
@@ -107,12 +114,18 @@ void ap_hpack_init(struct ap_hpack *h);
 
 /* The decoding end's SETTINGS_HEADER_TABLE_SIZE changed to `limit` (the
  * server's own SETTINGS for the request decoder, the client's for the
- * response decoder). The table's maximum becomes `limit` until the
- * encoder sends a dynamic table size update; entries beyond it are
- * evicted. */
+ * response decoder). Size updates beyond `limit` are errors from then on.
+ * A smaller limit than the table's maximum becomes the maximum at once
+ * (entries beyond it are evicted; the encoder must follow with an update
+ * no larger); a larger one changes nothing until the encoder sends an
+ * update, since the encoder's table keeps its size until then (RFC 7541
+ * 4.2, 6.3). */
 void ap_hpack_set_limit(struct ap_hpack *h, uint32_t limit);
 
-/* A header block begins: clears the results above. */
+/* A header block begins: clears the results above. When the previous
+ * block was cut inside a field (ap_hpack_block_end() not called, or its
+ * -1 ignored), the decoder enters its sticky error: that field may have
+ * been an insertion the table no longer reflects. */
 void ap_hpack_block_begin(struct ap_hpack *h);
 
 /* Decodes the next n bytes of the current header block (any split).
@@ -123,7 +136,21 @@ void ap_hpack_block_begin(struct ap_hpack *h);
 int ap_hpack_feed(struct ap_hpack *h, const uint8_t *p, size_t n);
 
 /* The header block ended (END_HEADERS). 0 when it ended between fields;
- * -1 (sticky error) when a field was cut short. */
+ * -1 (sticky error) when a field was cut short.
+ *
+ * The results are final once it returns 0: a field the mirror could not
+ * tell the name of (an entry older than the AP_HPACK_SLOTS last
+ * insertions, only possible with a limit above 4096) may have been
+ * :method or :path, so when the block carried none otherwise, method_lost
+ * and path_seen + path_lost are set. A :method longer than
+ * AP_HTTP_METHOD_MAX - 1 bytes is reported lost as well (the HTTP/1
+ * parser keeps no such method either); a :status that is not three
+ * digits leaves status 0. */
 int ap_hpack_block_end(struct ap_hpack *h);
+
+/* The dynamic table's size (RFC 7541 4.1) as the encoder's own, for tests
+ * and debugging; SIZE_MAX when the mirror no longer knows it exactly (see
+ * hpack.c: only past AP_HPACK_SLOTS entries). */
+size_t ap_hpack_table_size(const struct ap_hpack *h);
 
 #endif /* AP_HPACK_H */

@@ -24,5 +24,6 @@ Suite *metrics_suite(void);
 Suite *crash_suite(void);
 Suite *profile_suite(void);
 Suite *h2_suite(void);
+Suite *hpack_suite(void);
 
 #endif
