@@ -135,6 +135,45 @@ static const uint8_t hp_sym[256] = {
 	0xf9, 0x0a, 0x0d, 0x16,
 };
 
+/* hp_short[b]: the symbol a code of 8 bits or fewer that begins the byte b
+ * stands for, and its length (sym | len << 8); 0 when the code is longer.
+ * The 74 commonest symbols (letters, digits, "/-.=_:") have such codes.
+ * Generated from the tables above. */
+static const uint16_t hp_short[256] = {
+	0x0530, 0x0530, 0x0530, 0x0530, 0x0530, 0x0530, 0x0530, 0x0530,
+	0x0531, 0x0531, 0x0531, 0x0531, 0x0531, 0x0531, 0x0531, 0x0531,
+	0x0532, 0x0532, 0x0532, 0x0532, 0x0532, 0x0532, 0x0532, 0x0532,
+	0x0561, 0x0561, 0x0561, 0x0561, 0x0561, 0x0561, 0x0561, 0x0561,
+	0x0563, 0x0563, 0x0563, 0x0563, 0x0563, 0x0563, 0x0563, 0x0563,
+	0x0565, 0x0565, 0x0565, 0x0565, 0x0565, 0x0565, 0x0565, 0x0565,
+	0x0569, 0x0569, 0x0569, 0x0569, 0x0569, 0x0569, 0x0569, 0x0569,
+	0x056f, 0x056f, 0x056f, 0x056f, 0x056f, 0x056f, 0x056f, 0x056f,
+	0x0573, 0x0573, 0x0573, 0x0573, 0x0573, 0x0573, 0x0573, 0x0573,
+	0x0574, 0x0574, 0x0574, 0x0574, 0x0574, 0x0574, 0x0574, 0x0574,
+	0x0620, 0x0620, 0x0620, 0x0620, 0x0625, 0x0625, 0x0625, 0x0625,
+	0x062d, 0x062d, 0x062d, 0x062d, 0x062e, 0x062e, 0x062e, 0x062e,
+	0x062f, 0x062f, 0x062f, 0x062f, 0x0633, 0x0633, 0x0633, 0x0633,
+	0x0634, 0x0634, 0x0634, 0x0634, 0x0635, 0x0635, 0x0635, 0x0635,
+	0x0636, 0x0636, 0x0636, 0x0636, 0x0637, 0x0637, 0x0637, 0x0637,
+	0x0638, 0x0638, 0x0638, 0x0638, 0x0639, 0x0639, 0x0639, 0x0639,
+	0x063d, 0x063d, 0x063d, 0x063d, 0x0641, 0x0641, 0x0641, 0x0641,
+	0x065f, 0x065f, 0x065f, 0x065f, 0x0662, 0x0662, 0x0662, 0x0662,
+	0x0664, 0x0664, 0x0664, 0x0664, 0x0666, 0x0666, 0x0666, 0x0666,
+	0x0667, 0x0667, 0x0667, 0x0667, 0x0668, 0x0668, 0x0668, 0x0668,
+	0x066c, 0x066c, 0x066c, 0x066c, 0x066d, 0x066d, 0x066d, 0x066d,
+	0x066e, 0x066e, 0x066e, 0x066e, 0x0670, 0x0670, 0x0670, 0x0670,
+	0x0672, 0x0672, 0x0672, 0x0672, 0x0675, 0x0675, 0x0675, 0x0675,
+	0x073a, 0x073a, 0x0742, 0x0742, 0x0743, 0x0743, 0x0744, 0x0744,
+	0x0745, 0x0745, 0x0746, 0x0746, 0x0747, 0x0747, 0x0748, 0x0748,
+	0x0749, 0x0749, 0x074a, 0x074a, 0x074b, 0x074b, 0x074c, 0x074c,
+	0x074d, 0x074d, 0x074e, 0x074e, 0x074f, 0x074f, 0x0750, 0x0750,
+	0x0751, 0x0751, 0x0752, 0x0752, 0x0753, 0x0753, 0x0754, 0x0754,
+	0x0755, 0x0755, 0x0756, 0x0756, 0x0757, 0x0757, 0x0759, 0x0759,
+	0x076a, 0x076a, 0x076b, 0x076b, 0x0771, 0x0771, 0x0776, 0x0776,
+	0x0777, 0x0777, 0x0778, 0x0778, 0x0779, 0x0779, 0x077a, 0x077a,
+	0x0826, 0x082a, 0x082c, 0x083b, 0x0858, 0x085a, 0x0000, 0x0000,
+};
+
 /* --- static table (RFC 7541 Appendix A) -------------------------------------
  * Each name's length (a literal naming it makes an entry of that size) and
  * kind; values only where the kind is of interest. */
@@ -470,8 +509,28 @@ static int indexed_name(struct ap_hpack *h, uint32_t index)
 	}
 }
 
+/* h->huff: how the string's bytes are taken */
+enum { HUFF_NO = 0, HUFF_YES = 1, HUFF_SKIP = 2 };
+
+/* A Huffman-coded value whose text and decoded length nobody needs:
+ * not :method, :path or :status, and not going into the table (a literal
+ * without indexing, or one too large for it: nginx sets its table's size
+ * to 0 and still sends "with incremental indexing"). Its bytes are
+ * skipped undecoded, and its padding unchecked: decoding it costs about
+ * 100 instructions a byte, most of an HTTP/2 response's cost here. */
+static int value_unneeded(const struct ap_hpack *h)
+{
+	if (h->sub != SUB_VALUE || h->name_kind != AP_HPACK_OTHER)
+		return 0;
+	return h->rep != R_INCREMENTAL ||
+	       (h->name_len != HP_NAME_UNKNOWN &&
+	        (uint64_t)h->name_len + HP_ENTRY_OVERHEAD > h->max_size);
+}
+
 static void string_begin(struct ap_hpack *h, uint32_t len)
 {
+	if (h->huff == HUFF_YES && value_unneeded(h))
+		h->huff = HUFF_SKIP;
 	h->str_left = len;
 	h->str_len = 0;
 	h->huff_code = 0;
@@ -483,7 +542,7 @@ static void string_begin(struct ap_hpack *h, uint32_t len)
  * bits, all ones), then go on with the value or finish the field. */
 static int string_end(struct ap_hpack *h)
 {
-	if (h->huff && (h->huff_len > 7 || h->huff_code != (1u << h->huff_len) - 1))
+	if (h->huff == HUFF_YES && (h->huff_len > 7 || h->huff_code != (1u << h->huff_len) - 1))
 		return -1;
 	if (h->sub == SUB_NAME) {
 		h->name_len = h->str_len;
@@ -595,14 +654,14 @@ static int field_begin(struct ap_hpack *h, uint8_t b)
 /* n bytes of the current string: decoded (Huffman or not), the first cap
  * bytes kept in keep, all counted in h->str_len (saturating).
  *
- * Huffman: at a symbol boundary with 8 bytes of the string at hand, the
- * symbols that start in their first 35 bits are decoded 30 bits at a time
- * (hp_limit[] gives the length); the rest, a code cut by the end of a
- * feed and the padding, bit by bit, which is where a symbol split across
- * feeds resumes. Both read the same prefix code, so the results do not
- * depend on the split. The window never reaches the padding: it is in the
- * last byte, and a symbol decoded from the window starts at least 29 bits
- * before the window's end. */
+ * Huffman: at a symbol boundary, the next (up to) 8 bytes of the string go
+ * into a 64-bit window, zero-filled after them, and every symbol whose
+ * code ends within those bytes is decoded 30 bits at a time (hp_limit[]
+ * gives the length): the code is prefix-free, so the fill cannot change a
+ * code that ends before it. What is left, a code cut by the end of a feed
+ * and the padding (at most 7 ones: no code is all ones that short), goes
+ * bit by bit, which is where a symbol split across feeds resumes. Both
+ * read the same prefix code, so the results do not depend on the split. */
 static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *keep, uint32_t cap)
 {
 	uint32_t out = h->str_len;
@@ -617,25 +676,43 @@ static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *ke
 	unsigned skip = 0; /* leading bits of p[i] already decoded */
 	size_t i = 0;
 	while (i < n) {
-		if (len == 0 && skip == 0 && n - i >= 8) {
+		if (len == 0) {
+			/* Up to 8 bytes in a window, zeros after them: a code
+			 * found there that ends within the bytes is the real one
+			 * (the code is prefix-free); one that would end past them
+			 * is left to the next window, or to the bit-by-bit loop
+			 * (a code split across feeds, the padding). */
+			unsigned have = n - i < 8 ? (unsigned)(n - i) : 8;
 			uint64_t w = 0;
-			for (int k = 0; k < 8; k++)
+			for (unsigned k = 0; k < have; k++)
 				w = w << 8 | p[i + k];
-			unsigned used = 0;
-			while (used <= 64 - 30) {
+			w <<= 8 * (8 - have);
+			unsigned bits = 8 * have, used = skip;
+			while (used + 5 <= bits) {
 				uint32_t top = (uint32_t)((w << used) >> 34);
-				unsigned l = 5;
-				while (top >= hp_limit[l])
-					l++;
-				uint32_t pos = hp_base[l] + (top >> (30 - l)) - hp_first[l];
-				if (pos == HP_EOS_POS) /* 5.2: EOS in a string */
-					return -1;
-				HP_OUT(hp_sym[pos]);
+				unsigned e = hp_short[top >> 22], l = e >> 8;
+				if (l == 0) {
+					l = 9;
+					while (top >= hp_limit[l])
+						l++;
+				}
+				if (used + l > bits)
+					break;
+				if (e == 0) {
+					uint32_t pos = hp_base[l] + (top >> (30 - l)) - hp_first[l];
+					if (pos == HP_EOS_POS) /* 5.2: EOS in a string */
+						return -1;
+					e = hp_sym[pos];
+				}
+				HP_OUT(e & 0xff);
 				used += l;
 			}
-			i += used / 8;
-			skip = used % 8;
-			continue;
+			if (used > skip) {
+				i += used / 8;
+				skip = used % 8;
+				continue;
+			}
+			/* nothing complete in the window: this byte bit by bit */
 		}
 		for (int bit = 7 - (int)skip; bit >= 0; bit--) {
 			code = code << 1 | ((p[i] >> bit) & 1);
@@ -717,12 +794,14 @@ int ap_hpack_feed(struct ap_hpack *h, const uint8_t *p, size_t n)
 			rc = int_next(h, p[i++]);
 			break;
 		case S_STRHDR:
-			h->huff = (p[i] & 0x80) != 0;
+			h->huff = (p[i] & 0x80) ? HUFF_YES : HUFF_NO;
 			rc = int_begin(h, p[i++], 7, T_STRLEN);
 			break;
 		default: { /* S_STR */
 			size_t take = n - i < h->str_left ? n - i : h->str_left;
-			if (h->sub == SUB_NAME)
+			if (h->huff == HUFF_SKIP)
+				;
+			else if (h->sub == SUB_NAME)
 				rc = string_bytes(h, p + i, take, h->name, AP_HPACK_NAME_SCRATCH);
 			else
 				rc = string_bytes(h, p + i, take, h->value, keep_cap(h->name_kind));

@@ -709,14 +709,44 @@ START_TEST(test_huffman_errors)
 		seq_run("EOS in a long string", 0, &s);
 	}
 
-	/* and in a header of no interest, which is only counted */
+	/* and in a header of no interest going into the table, which is
+	 * decoded only to count its length */
 	e = seq_block(&s, bad);
-	put_int(e, NOIDX, 4, ST_CACHE_CONTROL);
+	put_int(e, INC, 6, ST_CACHE_CONTROL);
 	put_int(e, 0x80, 7, 5);
 	put_byte(e, 0x00); /* "00" */
 	for (int i = 0; i < 4; i++)
 		put_byte(e, 0xff);
 	seq_run("EOS in another header", 0, &s);
+
+	/* One that does not go into the table (without indexing, or larger
+	 * than the table) is skipped undecoded: nobody needs its text or its
+	 * length, and decoding is most of an HTTP/2 response's cost. So its
+	 * EOS passes, and the field after it is read as usual. */
+	struct want skipped = WANT(NULL, "/a", 0, 0);
+	e = seq_block(&s, skipped);
+	put_int(e, NOIDX, 4, ST_CACHE_CONTROL);
+	put_int(e, 0x80, 7, 5);
+	put_byte(e, 0x00);
+	for (int i = 0; i < 4; i++)
+		put_byte(e, 0xff);
+	put_int(e, NOIDX, 4, ST_PATH);
+	put_int(e, 0x80, 7, 2);
+	put_byte(e, code[0]);
+	put_byte(e, code[1]);
+	seq_run("a skipped value (never decoded)", 0, &s);
+	e = seq_block(&s, skipped);
+	put_size_update(e, 0);
+	put_int(e, INC, 6, ST_CACHE_CONTROL); /* larger than a table of 0 */
+	put_int(e, 0x80, 7, 5);
+	put_byte(e, 0x00);
+	for (int i = 0; i < 4; i++)
+		put_byte(e, 0xff);
+	put_int(e, NOIDX, 4, ST_PATH);
+	put_int(e, 0x80, 7, 2);
+	put_byte(e, code[0]);
+	put_byte(e, code[1]);
+	seq_run("a skipped value (larger than the table)", 0, &s);
 
 	/* the padding in a literal name is checked as well */
 	e = seq_block(&s, bad);
