@@ -92,6 +92,10 @@ static enum ap_h2_ev frame_begin(struct ap_h2 *p)
 			p->skip_front = 4;
 		else if (p->flags & FL_PRIORITY)
 			p->skip_front = 5;
+		/* ST_FRONT reads skip_front bytes whatever is left: a frame too
+		 * short for them would have it read into the next frame */
+		if (p->skip_front > len)
+			return fail(p);
 		p->state = (p->flags & FL_PADDED) ? ST_PADLEN : ST_FRONT;
 		break;
 	case AP_H2_F_CONTINUATION:

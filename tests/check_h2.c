@@ -252,6 +252,18 @@ START_TEST(test_errors)
 	run(AP_H2_FROM_SERVER, b, n, 0, 0, t, sizeof t);
 	ck_assert_str_eq(t, "F1/1/11 X ");
 
+	/* a frame shorter than its fixed front part (HEADERS with PRIORITY
+	 * needs 5 bytes, PUSH_PROMISE 4): an error, not a read past the
+	 * frame's end into the next one's header as if it were the front */
+	n = frame(b, 1, PRIO | END_HEADERS, 1, "\x88\x88\x88", 3);
+	n += frame(b + n, 1, END_HEADERS | END_STREAM, 3, "\x88", 1);
+	run(AP_H2_FROM_SERVER, b, n, 0, 0, t, sizeof t);
+	ck_assert_str_eq(t, "X ");
+	n = frame(b, 5, END_HEADERS, 1, "\0\0", 2);
+	n += frame(b + n, 1, END_HEADERS | END_STREAM, 3, "\x88", 1);
+	run(AP_H2_FROM_SERVER, b, n, 0, 0, t, sizeof t);
+	ck_assert_str_eq(t, "X ");
+
 	/* HPACK errors surface: index 0, and a block cut mid-field */
 	n = frame(b, 1, END_HEADERS, 1, "\x80", 1);
 	run(AP_H2_FROM_SERVER, b, n, 0, 0, t, sizeof t);
