@@ -59,8 +59,12 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 static struct pool_item *free_list;
 static size_t pool_count;  /* connections ever carved, <= budget */
 /* Budget taken by pl_pool_reserve() (HTTP/2 states), in records: with
- * pool_count, never above the budget; by itself, never above half. */
+ * pool_count, never above the budget; with pool_borrowed, never above
+ * half. */
 static size_t pool_reserved;
+/* Records of the pool lent to HTTP/2 (pl_pool_borrow()): part of
+ * pool_count, and of HTTP/2's half. */
+static size_t pool_borrowed;
 size_t pl_pool_in_use; /* connections handed out, atomic */
 /* pl_conn_budget() / 2, stored with every block carved (before any
  * connection of it is handed out; atomic, as readers take no lock):
@@ -101,7 +105,7 @@ int pl_pool_reserve(size_t records)
 {
 	size_t budget = pl_conn_budget();
 	pl_spin_lock(&table_lock);
-	int ok = pool_reserved + records <= budget / 2 &&
+	int ok = pool_reserved + pool_borrowed + records <= budget / 2 &&
 	         pool_count + pool_reserved + records <= budget;
 	if (ok)
 		pool_reserved += records;
@@ -125,6 +129,33 @@ struct pl_conn *pl_conn_alloc(void)
 	 * lock for a moment: take it before touching anything. */
 	pl_spin_lock(&it->lock);
 	return (struct pl_conn *)it;
+}
+
+struct pl_conn *pl_pool_borrow(void)
+{
+	size_t half = pl_conn_budget() / 2;
+	pl_spin_lock(&table_lock);
+	int ok = pool_reserved + pool_borrowed < half;
+	if (ok)
+		pool_borrowed++;
+	pl_spin_unlock(&table_lock);
+	if (!ok)
+		return NULL;
+	struct pl_conn *c = pl_conn_alloc();
+	if (!c) {
+		pl_spin_lock(&table_lock);
+		pool_borrowed--;
+		pl_spin_unlock(&table_lock);
+	}
+	return c;
+}
+
+void pl_pool_give_back(struct pl_conn *c)
+{
+	pl_spin_lock(&table_lock);
+	pool_borrowed--;
+	pl_spin_unlock(&table_lock);
+	pl_conn_release(c);
 }
 
 void pl_conn_release(struct pl_conn *c)

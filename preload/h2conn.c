@@ -84,13 +84,13 @@ static struct pl_h2_stream *slot_at(struct pl_h2 *h, unsigned i)
 	return &h->blk[i / PL_H2_PER_BLOCK]->s[i % PL_H2_PER_BLOCK];
 }
 
-/* One more block of free slots; NULL when the pool or PL_H2_BLOCKS is
- * spent. */
+/* One more block of free slots; NULL when PL_H2_BLOCKS, or HTTP/2's half
+ * of the pool, is spent. */
 static struct pl_h2_stream *more_slots(struct pl_h2 *h)
 {
 	if (h->n_blocks == PL_H2_BLOCKS || sizeof(struct pl_h2_block) > pl_conn_size())
 		return NULL;
-	struct pl_h2_block *b = (struct pl_h2_block *)pl_conn_alloc();
+	struct pl_h2_block *b = (struct pl_h2_block *)pl_pool_borrow();
 	if (!b)
 		return NULL;
 	pl_conn_unlock((struct pl_conn *)b);
@@ -154,7 +154,7 @@ void pl_h2_free(struct pl_h2 *h)
 			stream_free(slot_at(h, i));
 	for (unsigned b = 0; b < h->n_blocks; b++) {
 		pl_conn_lock((struct pl_conn *)h->blk[b]);
-		pl_conn_release((struct pl_conn *)h->blk[b]);
+		pl_pool_give_back((struct pl_conn *)h->blk[b]);
 	}
 	h->n_blocks = 0;
 	pl_spin_lock(&pool_lock);

@@ -443,8 +443,17 @@ size_t pl_h2_size(void);
 
 /* The connection pool's budget (fdtable.c) is shared: takes `records`
  * record-sized units of it for something else (an HTTP/2 state), at most
- * half of it in all. 1 when taken. */
+ * half of it in all, records lent by pl_pool_borrow() included. 1 when
+ * taken. */
 int pl_pool_reserve(size_t records);
+/* A record of the pool lent to HTTP/2 (a block of stream slots), locked
+ * as pl_conn_alloc() returns it, and counted in the same half as
+ * pl_pool_reserve()'s: stream slots never take the records HTTP/1
+ * connections need. NULL when that half or the pool is spent. */
+struct pl_conn *pl_pool_borrow(void);
+/* Gives back a record of pl_pool_borrow() (locked by the caller), and
+ * unlocks it. */
+void pl_pool_give_back(struct pl_conn *c);
 
 /* ---- requests in flight per thread (conn.c), for SQL attribution ---- */
 

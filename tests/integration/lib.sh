@@ -558,14 +558,16 @@ ap_start_nginx() {
 	AP_PORT=$(ap_free_port)
 	# With AP_NGINX_CERT=PREFIX (PREFIX.crt and PREFIX.key), the same
 	# server also listens for HTTPS on AP_TLS_PORT, with the directives in
-	# AP_NGINX_TLS_CONF, if any, in its server block.
+	# AP_NGINX_TLS_CONF, if any, in its server block. AP_NGINX_SERVER_CONF:
+	# more directives for the server block; AP_NGINX_WORKERS: how many
+	# workers (2).
 	local tls=""
 	if [ -n "${AP_NGINX_CERT:-}" ]; then
 		AP_TLS_PORT=$(ap_free_port)
 		tls="listen 127.0.0.1:$AP_TLS_PORT ssl; ssl_certificate $AP_NGINX_CERT.crt; ssl_certificate_key $AP_NGINX_CERT.key; ${AP_NGINX_TLS_CONF:-}"
 	fi
 	cat >"$d/nginx.conf" <<CONF
-worker_processes 2;
+worker_processes ${AP_NGINX_WORKERS:-2};
 $user
 pid $d/nginx.pid;
 error_log $d/error.log info;
@@ -584,6 +586,7 @@ http {
     server {
         listen 127.0.0.1:$AP_PORT;
         $tls
+        ${AP_NGINX_SERVER_CONF:-}
         root $d/www;
         location = /api/items { default_type application/json; return 200 '{"items": [1, 2, 3]}\n'; }
         location ~ ^/api/users/([0-9]+)\$ { default_type application/json; return 200 '{"id": \$1}\n'; }
@@ -607,9 +610,9 @@ CONF
 		sleep 0.1
 	done
 	AP_NGINX_PID=$(cat "$d/nginx.pid")
-	# both workers up
+	# every worker up
 	for i in $(seq 50); do
-		[ "$(ap_children "$AP_NGINX_PID" | wc -l)" -ge 2 ] && break
+		[ "$(ap_children "$AP_NGINX_PID" | wc -l)" -ge "${AP_NGINX_WORKERS:-2}" ] && break
 		sleep 0.1
 	done
 }

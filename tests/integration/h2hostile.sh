@@ -1,0 +1,69 @@
+#!/bin/bash
+# HTTP/2 clients that hold what they can, against nginx (one worker, h2c)
+# under the preload (tests/servers/h2_hostile.py):
+#  1. Streams held open: 20 connections with 128 streams each, every one
+#     answered with HEADERS but held by a flow-control window of 0. Their
+#     stream slots beyond 7 borrow connection records from the pool, within
+#     HTTP/2's half of it: HTTP/1 connections to the same worker meanwhile
+#     are every one tracked and counted. When the holders close, what
+#     they borrowed goes back: HTTP/1 again, and a fresh HTTP/2 connection
+#     with 100 streams at once, all counted exactly.
+. "$(dirname "$0")/lib.sh"
+
+ap_require curl jq nginx h2load
+ap_require_build
+HOSTILE=$AP_SRCDIR/tests/servers/h2_hostile.py
+
+ap_start_collector
+AP_SERVICE=h2-hostile
+
+# One worker: every connection meets the same process, and so the same pool.
+H2C=$(ap_free_port)
+AP_NGINX_WORKERS=1
+AP_NGINX_SERVER_CONF="listen 127.0.0.1:$H2C http2; location /hold/ { return 200 held; }"
+ap_start_nginx nginx 1
+ap_wait_port "$H2C"
+H1=$AP_PORT
+
+# h1 N : N HTTP/1.1 requests, one connection each, all answered 200.
+h1() {
+	local i codes
+	codes=$(for i in $(seq "$1"); do
+		curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$H1/api/users/$i"
+	done | sort | uniq -c | awk '{print $2 "x" $1}')
+	ap_assert_eq "HTTP/1.1 answers" "$codes" "200x$1"
+}
+
+# ---- 1. streams held open ----
+# its stdin a FIFO held open here (read-write: opening it blocks not)
+mkfifo "$AP_TMP/hold.in"
+exec 3<>"$AP_TMP/hold.in"
+# (not ap_bg: a background command's stdin would be /dev/null)
+"$AP_PY" "$HOSTILE" "$H2C" hold 20 128 <"$AP_TMP/hold.in" >"$AP_TMP/hold.log" 2>&1 &
+AP_PIDS="$! $AP_PIDS"
+ap_wait_log hold '^ready' 30
+ap_assert_eq "streams answered with HEADERS" "$(awk '/^ready/ {print $2}' "$AP_TMP/hold.log")" 2560
+h1 30
+ap_expect_counts <<EOF2
+GET /api/users/{id} 30
+EOF2
+ap_log "ok: 30 HTTP/1 requests counted while 2,560 HTTP/2 streams are held open"
+
+echo go >&3
+exec 3>&-
+ap_wait_log hold '^closed' 10
+h1 30
+h2load -n 100 -c 1 -m 100 "http://127.0.0.1:$H2C/api/items" >"$AP_TMP/h2load.log" 2>&1 &&
+	grep -q '^requests: 100 total, 100 started, 100 done, 100 succeeded' "$AP_TMP/h2load.log" ||
+	ap_fail "h2load failed: $(cat "$AP_TMP/h2load.log")"
+# The held streams are aborted with their connections: not counted here
+# (how many had a slot depends on the sizes of the records).
+ap_wait_count /hold/{id} 1 >/dev/null
+held=$(ap_count GET /hold/{id})
+ap_log "held streams recorded (aborted): $held of 2560"
+ap_expect_counts <<EOF2
+GET /api/users/{id} 60
+GET /api/items 100
+GET /hold/{id} $held
+EOF2
+ap_log "ok: after the holders closed, 30 more HTTP/1 requests and 100 HTTP/2 streams counted"

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""h2_hostile.py - HTTP/2 clients that hold a server's resources, for
+tests/integration/h2hostile.sh. Raw frames, no library: HPACK from the
+static table and literals without indexing only.
+
+Usage: h2_hostile.py PORT hold CONNS STREAMS
+  CONNS connections on PORT (h2c), each opening one stream, then each
+  STREAMS - 1 more at once (GET /hold/N, END_STREAM), all with an
+  initial window of 0: the server
+  answers each with a HEADERS frame but can send no DATA, so every
+  stream stays open. Once every stream has its HEADERS it prints
+  "ready <streams answered>" and waits for a line on stdin, then closes
+  everything and prints "closed".
+"""
+import socket
+import struct
+import sys
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HEADERS, SETTINGS = 0x1, 0x4
+END_STREAM, END_HEADERS = 0x1, 0x4
+SETTINGS_INITIAL_WINDOW_SIZE = 0x4
+
+
+def frame(ftype, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+def literal(index, value):
+    """A literal field without indexing, its name from the static table."""
+    v = value.encode()
+    assert index < 15 and len(v) < 127
+    return bytes([index, len(v)]) + v
+
+
+def get(sid, path):
+    # :method GET, :scheme http, :authority, :path
+    block = b"\x82\x86" + literal(1, "localhost") + literal(4, path)
+    return frame(HEADERS, END_STREAM | END_HEADERS, sid, block)
+
+
+def answered(buf):
+    """HEADERS frames the server sent in buf (whole frames), and the rest."""
+    n = 0
+    while len(buf) >= 9:
+        length = int.from_bytes(buf[0:3], "big")
+        if len(buf) < 9 + length:
+            break
+        if buf[3] == HEADERS:
+            n += 1
+        buf = buf[9 + length:]
+    return n, buf
+
+
+def hold(port, conns, streams):
+    socks = []
+    # Every connection first, with one stream each; then the other
+    # streams: the server holds all its connections before their streams
+    # grow.
+    for _ in range(conns):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(20)
+        s.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, 0)) +
+                  get(1, "/hold/0"))
+        socks.append([s, b"", 0])
+    total = 0
+    for phase in (range(0, 1), range(1, streams)):
+        for c in socks:
+            if phase.start:
+                c[0].sendall(b"".join(get(2 * i + 1, "/hold/%d" % i) for i in phase))
+            while c[2] < phase.stop:
+                data = c[0].recv(65536)
+                if not data:
+                    sys.exit("the server closed a connection")
+                n, c[1] = answered(c[1] + data)
+                c[2] += n
+    print("ready", sum(c[2] for c in socks), flush=True)
+    sys.stdin.readline()
+    for c in socks:
+        c[0].close()
+    print("closed", flush=True)
+
+
+def main():
+    port, scenario = int(sys.argv[1]), sys.argv[2]
+    if scenario == "hold":
+        hold(port, int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        sys.exit("unknown scenario " + scenario)
+
+
+if __name__ == "__main__":
+    main()
