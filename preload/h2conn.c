@@ -59,6 +59,7 @@ struct pl_h2_block {
 struct pl_h2 {
 	struct pl_h2 *next_free;
 	uint32_t last_sid;          /* highest client stream opened */
+	uint8_t out_started;        /* a frame of the server's was seen */
 	/* The start of one 5xx response's body at a time (its error
 	 * message): the stream it belongs to (0: none) and the bytes. */
 	uint32_t err_sid;
@@ -129,6 +130,7 @@ struct pl_h2 *pl_h2_new(void)
 		h = m;
 	}
 	h->last_sid = 0;
+	h->out_started = 0;
 	h->err_sid = 0;
 	h->n_blocks = 0;
 	ap_h2_init(&h->in, AP_H2_FROM_CLIENT);
@@ -283,6 +285,22 @@ int pl_h2_read(struct pl_h2 *h, int fd, const uint8_t *p, size_t n)
 	}
 }
 
+/* The first frame the server's parser reads. The server's preface is a
+ * SETTINGS frame, its first (RFC 9113 3.4); a server that writes it as it
+ * accepts, before the connection's first read, writes it before we know
+ * the connection (conn.c), so the first frame seen is another (its ACK of
+ * the client's SETTINGS, a response). The table size that SETTINGS
+ * allowed the client's encoder is then unknown: any size update the
+ * client sends is taken (the mirror stays bounded whatever the size),
+ * rather than failing at one above the default, which would stop the
+ * following of a valid connection. */
+static void server_preface(struct pl_h2 *h)
+{
+	h->out_started = 1;
+	if (h->out.type != AP_H2_F_SETTINGS || (h->out.flags & 0x1 /* ACK */))
+		ap_hpack_set_limit(&h->in.hpack, UINT32_MAX);
+}
+
 int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 {
 	for (;;) {
@@ -295,6 +313,8 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 		case AP_H2_NEED_MORE:
 			return 0;
 		case AP_H2_FRAME:
+			if (PL_UNLIKELY(!h->out_started))
+				server_preface(h);
 			st = stream_find(h, h->out.stream);
 			if (st)
 				st->r.bytes_out += h->out.frame_bytes;

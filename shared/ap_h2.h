@@ -52,9 +52,9 @@ enum ap_h2_side {
 
 enum ap_h2_ev {
 	AP_H2_NEED_MORE = 0, /* every byte consumed, nothing to report */
-	AP_H2_FRAME,         /* a frame's header was read: stream, type and
-	                        frame_bytes (9 + its length) are valid; the
-	                        frame's payload follows */
+	AP_H2_FRAME,         /* a frame's header was read: stream, type,
+	                        flags and frame_bytes (9 + its length) are
+	                        valid; the frame's payload follows */
 	AP_H2_HEADERS,       /* a header block on `stream` is complete (its
 	                        END_HEADERS frame consumed): hpack's results
 	                        are valid until the next event. Not reported
@@ -84,11 +84,11 @@ struct ap_h2 {
 	uint32_t frame_bytes;
 	uint32_t value;
 	uint8_t type;
+	uint8_t flags;          /* the current frame's (as type) */
 
 	/* private */
 	uint8_t side;
 	uint8_t state;
-	uint8_t flags;          /* the current frame's */
 	uint8_t hlen;           /* bytes of hdr[] read */
 	uint8_t hdr[AP_H2_FRAME_HEADER];
 	uint8_t pad;            /* padding bytes at the payload's end */

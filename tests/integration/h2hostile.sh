@@ -8,6 +8,9 @@
 #     are every one tracked and counted. When the holders close, what
 #     they borrowed goes back: HTTP/1 again, and a fresh HTTP/2 connection
 #     with 100 streams at once, all counted exactly.
+#  2. A server's SETTINGS written before the connection's first read
+#     (Node, SETTINGS_HEADER_TABLE_SIZE 65536), so never seen: a client's
+#     table size update to 8192, which they allow, is followed.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq nginx h2load
@@ -67,3 +70,20 @@ GET /api/items 100
 GET /hold/{id} $held
 EOF2
 ap_log "ok: after the holders closed, 30 more HTTP/1 requests and 100 HTTP/2 streams counted"
+
+# ---- 2. a server's SETTINGS written before the first read ----
+# Node (h2_node.js) with SETTINGS_HEADER_TABLE_SIZE 65536 writes its
+# SETTINGS as it accepts, before reading the client's preface, so before
+# the preload knows the connection. h2_hostile.py burst: 10 connections,
+# each with 3 GETs, the last one's block beginning with a table size
+# update to 8192 (allowed by those SETTINGS, as python3-h2's encoder
+# does). All 30 answered and counted.
+AP_SERVICE=h2-node-table
+NODE_PORT=$(ap_free_port)
+ap_bg_preloaded node node "$AP_SRCDIR/tests/servers/h2_node.js" server "$NODE_PORT" 65536
+ap_wait_log node '^listening on'
+ap_assert_eq "streams answered" "$("$AP_PY" "$HOSTILE" "$NODE_PORT" burst 10 8192)" "answered 30"
+ap_expect_counts <<EOF2
+GET /fast 30
+EOF2
+ap_log "ok: a table size update the unseen SETTINGS allowed does not stop the following"

@@ -11,6 +11,18 @@ Usage: h2_hostile.py PORT hold CONNS STREAMS
   stream stays open. Once every stream has its HEADERS it prints
   "ready <streams answered>" and waits for a line on stdin, then closes
   everything and prints "closed".
+
+Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
+  ROUNDS connections, one after the other, each sending the preface and
+  its SETTINGS, waiting for the server's first bytes (its SETTINGS), then
+  sending in one write a GET /fast whose :path enters the HPACK table
+  (incremental indexing), a GET naming that entry (index 62), and only
+  then the ACK of the server's SETTINGS, as a client that acts on them
+  late may (RFC 9113 6.5.3: until then its encoder keeps the default
+  4,096-byte table); then a third GET naming it again, its block
+  beginning with a table size update to UPDATE when given (as an
+  encoder does that takes up a larger table the server allowed). Reads
+  until the three streams end; prints "answered N" (N streams ended).
 """
 import socket
 import struct
@@ -81,10 +93,63 @@ def hold(port, conns, streams):
     print("closed", flush=True)
 
 
+def ended(buf):
+    """Frames with END_STREAM (HEADERS or DATA) in buf's whole frames, and
+    the rest."""
+    n = 0
+    while len(buf) >= 9:
+        length = int.from_bytes(buf[0:3], "big")
+        if len(buf) < 9 + length:
+            break
+        if buf[3] in (0x0, HEADERS) and buf[4] & END_STREAM:
+            n += 1
+        buf = buf[9 + length:]
+    return n, buf
+
+
+def burst(port, rounds, update=None):
+    total = 0
+    for _ in range(rounds):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(10)
+        s.sendall(PREFACE + frame(SETTINGS, 0, 0, b""))
+        first = s.recv(65536)
+        if not first:
+            sys.exit("the server closed the connection")
+        # :method GET, :scheme http, :authority, then :path /fast with
+        # incremental indexing (name index 4), or as dynamic index 62
+        head = b"\x82\x86" + literal(1, "localhost")
+        out = frame(HEADERS, END_STREAM | END_HEADERS, 1, head + b"\x44\x05/fast")
+        out += frame(HEADERS, END_STREAM | END_HEADERS, 3, head + b"\xbe")
+        out += frame(SETTINGS, 0x1, 0, b"")
+        s.sendall(out)
+        resize = b""
+        if update is not None:
+            # a dynamic table size update (RFC 7541 6.3), 5-bit prefix
+            resize, v = b"\x3f", update - 31
+            while v >= 128:
+                resize += bytes([v % 128 + 128])
+                v //= 128
+            resize += bytes([v])
+        s.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 5, resize + head + b"\xbe"))
+        got, buf = ended(first)
+        while got < 3:
+            data = s.recv(65536)
+            if not data:
+                break
+            n, buf = ended(buf + data)
+            got += n
+        total += got
+        s.close()
+    print("answered", total, flush=True)
+
+
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
     if scenario == "hold":
         hold(port, int(sys.argv[3]), int(sys.argv[4]))
+    elif scenario == "burst":
+        burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
         sys.exit("unknown scenario " + scenario)
 

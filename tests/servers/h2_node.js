@@ -4,8 +4,10 @@
 // read() and writes with writev(): prior-knowledge h2c, no TLS (Node's
 // OpenSSL is linked statically, where the libssl hooks cannot see it).
 //
-//   node h2_node.js server PORT
-//     Prints "listening on PORT" once it accepts connections. Routes
+//   node h2_node.js server PORT [HEADER_TABLE_SIZE]
+//     Prints "listening on PORT" once it accepts connections. With
+//     HEADER_TABLE_SIZE, its SETTINGS limit the clients' HPACK tables to
+//     that many bytes. Routes
 //     (core API: one 'stream' event per request):
 //       GET  /fast           200 "fast\n"
 //       GET  /items/<id>     200 JSON
@@ -33,8 +35,9 @@
 const http2 = require('http2');
 const { constants } = http2;
 
-function server(port) {
-  const srv = http2.createServer();
+function server(port, tableSize) {
+  // a SETTINGS_HEADER_TABLE_SIZE of its own for the clients' encoders
+  const srv = http2.createServer(tableSize === undefined ? {} : { settings: { headerTableSize: tableSize } });
   srv.on('stream', (stream, headers) => {
     // A reset stream (ours or the client's) emits 'error': not fatal here.
     stream.on('error', () => {});
@@ -134,10 +137,10 @@ function client(port) {
   });
 }
 
-const [mode, port] = process.argv.slice(2);
-if (mode === 'server') server(Number(port));
+const [mode, port, tableSize] = process.argv.slice(2);
+if (mode === 'server') server(Number(port), tableSize === undefined ? undefined : Number(tableSize));
 else if (mode === 'client') client(Number(port));
 else {
-  process.stderr.write('usage: node h2_node.js server|client PORT\n');
+  process.stderr.write('usage: node h2_node.js server PORT [HEADER_TABLE_SIZE] | client PORT\n');
   process.exit(2);
 }
