@@ -82,21 +82,28 @@ _Static_assert(PL_FD_CAP <= 65536, "pl_conn.fds holds tracked fds in 16 bits");
  * yet completed here: SQL statements on this thread belong to the one
  * request, when there is exactly one. Entries are checked against their
  * connection before use, since a response may complete on another thread
- * (gunicorn gthread) or the connection may close. Initial-exec TLS. */
+ * (gunicorn gthread) or the connection may close. Initial-exec TLS.
+ * `lost`: requests read here but forgotten, the list being full (an
+ * event loop that reads many HTTP/2 streams at once), and not seen ending
+ * since: they may still be in flight, so while any is, no statement is
+ * given to a request (it might be one of them). */
 #define PL_THREAD_REQS 4
 static __thread struct {
 	int fd[PL_THREAD_REQS];
 	uint64_t id[PL_THREAD_REQS];
 	unsigned n;
+	unsigned lost;
 } th_reqs;
 
 static inline __attribute__((always_inline)) void thread_adopt(int fd, uint64_t id)
 {
 	if (th_reqs.n == PL_THREAD_REQS) {
-		/* Full of entries that never completed here: forget the oldest. */
+		/* Full of entries that never completed here: forget the oldest,
+		 * but not that it may still be in flight. */
 		memmove(&th_reqs.fd[0], &th_reqs.fd[1], sizeof th_reqs.fd[0] * (PL_THREAD_REQS - 1));
 		memmove(&th_reqs.id[0], &th_reqs.id[1], sizeof th_reqs.id[0] * (PL_THREAD_REQS - 1));
 		th_reqs.n--;
+		th_reqs.lost++;
 	}
 	th_reqs.fd[th_reqs.n] = fd;
 	th_reqs.id[th_reqs.n] = id;
@@ -117,6 +124,10 @@ static __attribute__((noinline)) void thread_release_scan(uint64_t id)
 			thread_drop_at(i);
 			return;
 		}
+	/* not noted here: one forgotten, if any was (or one read by another
+	 * thread: then a forgotten one is taken for ended a little early) */
+	if (th_reqs.lost)
+		th_reqs.lost--;
 }
 
 /* The request ended: it stops being in flight on this thread. Usually it
@@ -1216,9 +1227,9 @@ uint64_t pl_conn_current_request(int *ambiguous)
 		else
 			thread_drop_at(i);
 	}
-	if (th_reqs.n > 1)
+	if (th_reqs.n + th_reqs.lost > 1)
 		*ambiguous = 1;
-	return th_reqs.n == 1 ? th_reqs.id[0] : 0;
+	return th_reqs.n == 1 && th_reqs.lost == 0 ? th_reqs.id[0] : 0;
 }
 
 void pl_conn_atfork_prepare(void)
@@ -1231,6 +1242,7 @@ void pl_conn_atfork_child(void)
 	/* The parent's connections are the child's only once it reads or
 	 * writes them (conn_own()). */
 	th_reqs.n = 0;
+	th_reqs.lost = 0;
 }
 
 /* For the crash handler (crash.c): the request in flight on this thread
@@ -1240,7 +1252,7 @@ void pl_conn_atfork_child(void)
 uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap)
 {
 	method[0] = path[0] = '\0';
-	if (th_reqs.n != 1)
+	if (th_reqs.n != 1 || th_reqs.lost)
 		return 0;
 	uint64_t id = th_reqs.id[0];
 	struct pl_conn *e = pl_fd_get(th_reqs.fd[0]);

@@ -15,6 +15,8 @@
 #  3. A server's SETTINGS written before the connection's first read
 #     (Node, SETTINGS_HEADER_TABLE_SIZE 65536), so never seen: a client's
 #     table size update to 8192, which they allow, is followed.
+#  4. SQL (a one-thread python3-h2 server with SQLite) while more streams
+#     are in flight than a thread notes: never given to a wrong stream.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq nginx h2load
@@ -123,3 +125,28 @@ ap_expect_counts <<EOF2
 GET /fast 30
 EOF2
 ap_log "ok: a table size update the unseen SETTINGS allowed does not stop the following"
+
+# ---- 4. SQL while more streams are in flight than a thread notes ----
+# h2_hostile.py sqlserve (one thread, python3-h2, SQLite): six streams
+# read at once, the 3rd to 5th answered, then one statement each for the
+# 1st and 2nd, each run while three streams are in flight (the 1st, 2nd
+# and 6th): they count for the service, not for a request (the thread
+# notes 4 requests at most: the 6th alone was left noted). Then a lone
+# stream's statement is its own again.
+AP_SERVICE=h2-sql
+SQL_PORT=$(ap_free_port)
+ap_bg_preloaded sqlserve "$AP_PY" "$HOSTILE" "$SQL_PORT" sqlserve "$AP_TMP/h2.db"
+ap_wait_log sqlserve '^listening on'
+ap_assert_eq "streams answered" "$("$AP_PY" "$HOSTILE" "$SQL_PORT" six)" "answered 6"
+ap_assert_eq "a lone stream answered" "$("$AP_PY" "$HOSTILE" "$SQL_PORT" six 1)" "answered 1"
+ap_expect_counts <<EOF2
+GET /q/{id} 6
+GET /one 1
+EOF2
+ap_assert_eq "statements attributed to a request" \
+	"$(ap_api /api/v1/requests --data-urlencode limit=100 |
+		jq -c '[.requests[] | select(.service == "h2-sql") | [.path, .sql_count]] | sort')" \
+	'[["/one",1],["/q/1",0],["/q/2",0],["/q/3",0],["/q/4",0],["/q/5",0],["/q/6",0]]'
+ap_assert_jq "the service's statements: 3" \
+	'[.queries[] | .calls] | add == 3' "$(ap_api /api/v1/queries --data-urlencode service=h2-sql)"
+ap_log "ok: statements run with three streams in flight count for none of them"

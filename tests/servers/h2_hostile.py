@@ -24,6 +24,17 @@ Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
   encoder does that takes up a larger table the server allowed). Reads
   until the three streams end; prints "answered N" (N streams ended).
 
+Usage: h2_hostile.py PORT six [N]
+  Six (or N) GETs (/q/1 to /q/6) in one write on one connection, or with
+  N = 1 a GET /one; prints "answered N" (the streams that ended).
+
+Usage: h2_hostile.py PORT sqlserve DB
+  A one-thread python3-h2 server with SQLite (DB): on each connection,
+  once six requests are in, it answers the 3rd to 5th, then runs a
+  statement for the 1st and for the 2nd before answering each, then
+  answers the 6th; a connection whose request is GET /one gets a
+  statement and an answer. Prints "listening on PORT".
+
 Usage: h2_hostile.py PORT flood STREAMS
   One connection per attack, one after the other: STREAMS GETs of
   /rst/N each reset (RST_STREAM(CANCEL)) right after its HEADERS, all in
@@ -229,12 +240,70 @@ def flood(port, streams):
     s.close()
 
 
+def six(port, n=6):
+    """n GETs of /q/1../q/n (n = 1: a GET /one) in one write on one
+    connection; prints "answered N"."""
+    s = socket.create_connection(("127.0.0.1", port))
+    head = b"\x82\x86" + literal(1, "localhost")
+    paths = ["/q/%d" % (i + 1) for i in range(n)] if n > 1 else ["/one"]
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0, b"") +
+              b"".join(frame(HEADERS, END_STREAM | END_HEADERS, 2 * i + 1, head + literal(4, p))
+                       for i, p in enumerate(paths)))
+    print("answered", drain(s, n)[0], flush=True)
+    s.close()
+
+
+def sqlserve(port, db):
+    """One connection at a time, one thread: once six requests are in, it
+    answers the 3rd, 4th and 5th, then runs one SQLite statement for each
+    of the 1st and 2nd before answering it, then answers the 6th. Each
+    statement runs while three streams are in flight."""
+    import sqlite3
+    import h2.config
+    import h2.connection
+    import h2.events
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(4)
+    dbc = sqlite3.connect(db)
+    print("listening on", port, flush=True)
+    while True:
+        sock, _ = lsock.accept()
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        streams, want = [], 6
+        while len(streams) < want:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    streams.append(ev.stream_id)
+                    if dict(ev.headers).get(b":path") == b"/one":
+                        want = 1
+        order = (2, 3, 4, 0, 1, 5) if want == 6 else (0,)
+        for k in order[:len(streams)]:
+            if k < 2:
+                dbc.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            conn.send_headers(streams[k], [(":status", "200"), ("content-length", "3")])
+            conn.send_data(streams[k], b"ok\n", end_stream=True)
+            sock.sendall(conn.data_to_send())
+        drain(sock, None)
+        sock.close()
+
+
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
     if scenario == "hold":
         hold(port, int(sys.argv[3]), int(sys.argv[4]))
     elif scenario == "flood":
         flood(port, int(sys.argv[3]))
+    elif scenario == "six":
+        six(port, int(sys.argv[3]) if len(sys.argv) > 3 else 6)
+    elif scenario == "sqlserve":
+        sqlserve(port, sys.argv[3])
     elif scenario == "burst":
         burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
