@@ -131,6 +131,13 @@ struct pl_conn *pl_conn_alloc(void)
 	return (struct pl_conn *)it;
 }
 
+void pl_pool_unreserve(size_t records)
+{
+	pl_spin_lock(&table_lock);
+	pool_reserved -= records;
+	pl_spin_unlock(&table_lock);
+}
+
 struct pl_conn *pl_pool_borrow(void)
 {
 	size_t half = pl_conn_budget() / 2;

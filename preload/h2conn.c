@@ -22,9 +22,12 @@
  * recorded (APIPROF_DEBUG says so).
  *
  * Memory: a state per connection (both parsers with their HPACK mirrors,
- * PL_H2_INLINE open streams), mapped once and reused, never returned to
- * the system, and taken from the connection pool's budget
- * (pl_pool_reserve()): at most half of it goes to HTTP/2.
+ * PL_H2_INLINE open streams), mapped when needed and reused, PL_H2_KEEP
+ * of them kept when idle and the others returned to the system, taken
+ * from the connection pool's budget (pl_pool_reserve()) with the stream
+ * blocks: at most half of it goes to HTTP/2. Returning idle states gives
+ * their share back to the blocks: after many connections at once, a
+ * later one may still follow more than PL_H2_INLINE streams.
  */
 #include "config.h"
 #include "pl.h"
@@ -106,6 +109,14 @@ static struct pl_h2_stream *more_slots(struct pl_h2 *h)
  * HTTP/2, never per frame. */
 static int pool_lock;
 static struct pl_h2 *free_list;
+static unsigned n_free;     /* states on free_list */
+#define PL_H2_KEEP 8        /* idle states kept, not unmapped */
+
+/* Records of the pool's budget one state takes. */
+static size_t state_records(void)
+{
+	return (pl_h2_size() + pl_conn_size() - 1) / pl_conn_size();
+}
 
 size_t pl_h2_size(void)
 {
@@ -116,17 +127,20 @@ struct pl_h2 *pl_h2_new(void)
 {
 	pl_spin_lock(&pool_lock);
 	struct pl_h2 *h = free_list;
-	if (h)
+	if (h) {
 		free_list = h->next_free;
+		n_free--;
+	}
 	pl_spin_unlock(&pool_lock);
 	if (!h) {
-		size_t sz = pl_h2_size();
-		size_t records = (sz + pl_conn_size() - 1) / pl_conn_size();
-		if (!pl_pool_reserve(records))
+		if (!pl_pool_reserve(state_records()))
 			return NULL;
-		void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (m == MAP_FAILED)
-			return NULL; /* its share of the budget stays taken: rare */
+		void *m = mmap(NULL, pl_h2_size(), PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			pl_pool_unreserve(state_records());
+			return NULL;
+		}
 		h = m;
 	}
 	h->last_sid = 0;
@@ -160,9 +174,19 @@ void pl_h2_free(struct pl_h2 *h)
 	}
 	h->n_blocks = 0;
 	pl_spin_lock(&pool_lock);
-	h->next_free = free_list;
-	free_list = h;
+	int keep = n_free < PL_H2_KEEP;
+	if (keep) {
+		h->next_free = free_list;
+		free_list = h;
+		n_free++;
+	}
 	pl_spin_unlock(&pool_lock);
+	if (!keep) {
+		/* nothing else points into h: the record's union no longer
+		 * names it (h2_drop()) */
+		munmap(h, pl_h2_size());
+		pl_pool_unreserve(state_records());
+	}
 }
 
 void pl_h2_atfork_child(void)

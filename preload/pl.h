@@ -446,6 +446,8 @@ size_t pl_h2_size(void);
  * half of it in all, records lent by pl_pool_borrow() included. 1 when
  * taken. */
 int pl_pool_reserve(size_t records);
+/* Gives back `records` taken by pl_pool_reserve(). */
+void pl_pool_unreserve(size_t records);
 /* A record of the pool lent to HTTP/2 (a block of stream slots), locked
  * as pl_conn_alloc() returns it, and counted in the same half as
  * pl_pool_reserve()'s: stream slots never take the records HTTP/1

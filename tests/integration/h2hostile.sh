@@ -77,6 +77,29 @@ GET /hold/{id} $held
 EOF2
 ap_log "ok: after the holders closed, 30 more HTTP/1 requests and 100 HTTP/2 streams counted"
 
+# More HTTP/2 connections than states: 50, one held stream each. 40
+# states fit in HTTP/2's half of the pool (20 of them made above and kept
+# for reuse): 10 connections are untracked and counted so, HTTP/1 is
+# still counted, and the 40 held streams are recorded at the close.
+exec 3<>"$AP_TMP/hold.in"
+"$AP_PY" "$HOSTILE" "$H2C" hold 50 1 <"$AP_TMP/hold.in" >"$AP_TMP/hold50.log" 2>&1 &
+AP_PIDS="$! $AP_PIDS"
+ap_wait_log hold50 '^ready' 30
+ap_assert_eq "streams answered with HEADERS" "$(awk '/^ready/ {print $2}' "$AP_TMP/hold50.log")" 50
+h1 30
+ap_assert_eq "untracked connections" \
+	"$(ap_api /api/v1/status | jq '[.processes[] | select(.service == "h2-hostile") | .untracked_connections] | add')" 10
+echo go >&3
+exec 3>&-
+ap_wait_log hold50 '^closed' 10
+held=$((held + 40))
+ap_expect_counts <<EOF2
+GET /api/users/{id} 90
+GET /api/items 100
+GET /hold/{id} $held
+EOF2
+ap_log "ok: 50 HTTP/2 connections: 40 followed, 10 untracked, HTTP/1 still counted"
+
 # ---- 2. floods ----
 # h2_hostile.py flood on the same nginx: 200 rapid resets, a PING flood,
 # table size updates before every block, 2,000 fields in a block (nginx:
@@ -95,7 +118,7 @@ h2load -n 100 -c 1 -m 100 "http://127.0.0.1:$H2C/api/items" >"$AP_TMP/h2load2.lo
 	grep -q '^requests: 100 total, 100 started, 100 done, 100 succeeded' "$AP_TMP/h2load2.log" ||
 	ap_fail "h2load after the floods failed: $(cat "$AP_TMP/h2load2.log")"
 ap_expect_counts <<EOF2
-GET /api/users/{id} 60
+GET /api/users/{id} 90
 GET /api/items 200
 GET /hold/{id} $held
 GET /rst/{id} 200
