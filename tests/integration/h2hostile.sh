@@ -43,24 +43,33 @@ h1() {
 	ap_assert_eq "HTTP/1.1 answers" "$codes" "200x$1"
 }
 
-# ---- 1. streams held open ----
-# its stdin a FIFO held open here (read-write: opening it blocks not)
+# hold_start NAME CONNS STREAMS : h2_hostile.py hold in the background,
+# log NAME, until every stream is answered; its stdin a FIFO held open
+# here as fd 3 (read-write: opening it does not block; not ap_bg, which
+# would leave it /dev/null). hold_stop NAME : closes its connections.
 mkfifo "$AP_TMP/hold.in"
-exec 3<>"$AP_TMP/hold.in"
-# (not ap_bg: a background command's stdin would be /dev/null)
-"$AP_PY" "$HOSTILE" "$H2C" hold 20 128 <"$AP_TMP/hold.in" >"$AP_TMP/hold.log" 2>&1 &
-AP_PIDS="$! $AP_PIDS"
-ap_wait_log hold '^ready' 30
-ap_assert_eq "streams answered with HEADERS" "$(awk '/^ready/ {print $2}' "$AP_TMP/hold.log")" 2560
+hold_start() {
+	exec 3<>"$AP_TMP/hold.in"
+	"$AP_PY" "$HOSTILE" "$H2C" hold "$2" "$3" <"$AP_TMP/hold.in" >"$AP_TMP/$1.log" 2>&1 &
+	AP_PIDS="$! $AP_PIDS"
+	ap_wait_log "$1" '^ready' 30
+	ap_assert_eq "streams answered with HEADERS" "$(awk '/^ready/ {print $2}' "$AP_TMP/$1.log")" $(($2 * $3))
+}
+hold_stop() {
+	echo go >&3
+	exec 3>&-
+	ap_wait_log "$1" '^closed' 10
+}
+
+# ---- 1. streams held open ----
+hold_start hold 20 128
 h1 30
 ap_expect_counts <<EOF2
 GET /api/users/{id} 30
 EOF2
 ap_log "ok: 30 HTTP/1 requests counted while 2,560 HTTP/2 streams are held open"
 
-echo go >&3
-exec 3>&-
-ap_wait_log hold '^closed' 10
+hold_stop hold
 h1 30
 h2load -n 100 -c 1 -m 100 "http://127.0.0.1:$H2C/api/items" >"$AP_TMP/h2load.log" 2>&1 &&
 	grep -q '^requests: 100 total, 100 started, 100 done, 100 succeeded' "$AP_TMP/h2load.log" ||
@@ -78,20 +87,14 @@ EOF2
 ap_log "ok: after the holders closed, 30 more HTTP/1 requests and 100 HTTP/2 streams counted"
 
 # More HTTP/2 connections than states: 50, one held stream each. 40
-# states fit in HTTP/2's half of the pool (20 of them made above and kept
-# for reuse): 10 connections are untracked and counted so, HTTP/1 is
-# still counted, and the 40 held streams are recorded at the close.
-exec 3<>"$AP_TMP/hold.in"
-"$AP_PY" "$HOSTILE" "$H2C" hold 50 1 <"$AP_TMP/hold.in" >"$AP_TMP/hold50.log" 2>&1 &
-AP_PIDS="$! $AP_PIDS"
-ap_wait_log hold50 '^ready' 30
-ap_assert_eq "streams answered with HEADERS" "$(awk '/^ready/ {print $2}' "$AP_TMP/hold50.log")" 50
+# states fit in HTTP/2's half of the pool: 10 connections are untracked
+# and counted so, HTTP/1 is still counted, and the 40 held streams are
+# recorded at the close.
+hold_start hold50 50 1
 h1 30
 ap_assert_eq "untracked connections" \
 	"$(ap_api /api/v1/status | jq '[.processes[] | select(.service == "h2-hostile") | .untracked_connections] | add')" 10
-echo go >&3
-exec 3>&-
-ap_wait_log hold50 '^closed' 10
+hold_stop hold50
 held=$((held + 40))
 ap_expect_counts <<EOF2
 GET /api/users/{id} 90
