@@ -86,22 +86,22 @@ GET /hold/{id} $held
 EOF2
 ap_log "ok: after the holders closed, 30 more HTTP/1 requests and 100 HTTP/2 streams counted"
 
-# More HTTP/2 connections than states: 50, one held stream each. 40
-# states fit in HTTP/2's half of the pool: 10 connections are untracked
-# and counted so, HTTP/1 is still counted, and the 40 held streams are
-# recorded at the close.
+# More HTTP/2 connections than states: 50, one held stream each. About
+# 40 states fit in HTTP/2's half of the pool (12 KiB each): the others
+# are untracked and counted so, HTTP/1 is still counted, and the
+# followed ones' held streams are recorded at the close: together, 50.
 hold_start hold50 50 1
 h1 30
-ap_assert_eq "untracked connections" \
-	"$(ap_api /api/v1/status | jq '[.processes[] | select(.service == "h2-hostile") | .untracked_connections] | add')" 10
+untracked=$(ap_api /api/v1/status | jq '[.processes[] | select(.service == "h2-hostile") | .untracked_connections] | add')
 hold_stop hold50
-held=$((held + 40))
 ap_expect_counts <<EOF2
 GET /api/users/{id} 90
 GET /api/items 100
-GET /hold/{id} $held
+GET /hold/{id} $((held + 50 - untracked))
 EOF2
-ap_log "ok: 50 HTTP/2 connections: 40 followed, 10 untracked, HTTP/1 still counted"
+ap_log "ok: 50 HTTP/2 connections: $((50 - untracked)) followed, $untracked untracked, HTTP/1 still counted"
+[ "$untracked" -ge 1 ] && [ "$untracked" -le 20 ] || ap_fail "$untracked of 50 connections untracked, expected 1 to 20"
+held=$((held + 50 - untracked))
 
 # ---- 2. floods ----
 # h2_hostile.py flood on the same nginx: 200 rapid resets, a PING flood,
