@@ -86,7 +86,8 @@ _Static_assert(PL_FD_CAP <= 65536, "pl_conn.fds holds tracked fds in 16 bits");
  * `lost`: requests read here but forgotten, the list being full (an
  * event loop that reads many HTTP/2 streams at once), and not seen ending
  * since: they may still be in flight, so while any is, no statement is
- * given to a request (it might be one of them). */
+ * given to a request (it might be one of them). Each request that ends
+ * here unnoted, or noted but found ended elsewhere, takes one off. */
 #define PL_THREAD_REQS 4
 static __thread struct {
 	int fd[PL_THREAD_REQS];
@@ -1222,10 +1223,15 @@ uint64_t pl_conn_current_request(int *ambiguous)
 {
 	*ambiguous = 0;
 	for (unsigned i = 0; i < th_reqs.n;) {
-		if (still_in_flight(th_reqs.fd[i], th_reqs.id[i]))
+		if (still_in_flight(th_reqs.fd[i], th_reqs.id[i])) {
 			i++;
-		else
-			thread_drop_at(i);
+			continue;
+		}
+		/* It ended on another thread: so, likely, did the forgotten
+		 * ones, whose ends this thread will not see either. */
+		thread_drop_at(i);
+		if (th_reqs.lost)
+			th_reqs.lost--;
 	}
 	if (th_reqs.n + th_reqs.lost > 1)
 		*ambiguous = 1;
