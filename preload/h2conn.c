@@ -233,7 +233,7 @@ static void stream_end(struct pl_h2 *h, struct pl_h2_stream *st, uint16_t extra)
 	if (st->head)
 		pl_request_end(&st->r, pl_now_ns(), extra, mine ? h->err : NULL, mine ? h->err_len : 0);
 	if (mine)
-		h->err_sid = 0;
+		h->err_sid = h->out.data_stream = 0;
 	st->sid = 0;
 	st->head = 0;
 }
@@ -306,6 +306,7 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 				if (st->r.status >= 500 && h->err_sid == 0) {
 					h->err_sid = st->sid;
 					h->err_len = 0;
+					h->out.data_stream = st->sid; /* its DATA, please */
 				}
 			}
 			break;
@@ -344,7 +345,7 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 void pl_h2_finish(struct pl_h2 *h, int shared)
 {
 	uint64_t now = 0;
-	h->err_sid = 0;
+	h->err_sid = h->out.data_stream = 0;
 	for (unsigned i = 0; i < slots(h); i++) {
 		struct pl_h2_stream *st = slot_at(h, i);
 		if (!st->sid)
