@@ -221,9 +221,11 @@ static void stream_head(struct pl_h2_stream *st, int fd, const struct ap_hpack *
 	st->r.bytes_in = in;
 	st->r.bytes_out = 0;
 	st->head = 1;
-	if (pl_prof_want(0))
-		st->r.prof = (uint8_t)pl_prof_begin(st->r.id, 0, st->r.method, st->r.method_len,
-		                                    st->r.path, st->r.path_len);
+	if (hp->profile)
+		st->r.flags |= AP_REQF_PROFILE;
+	if (pl_prof_want(hp->profile))
+		st->r.prof = (uint8_t)pl_prof_begin(st->r.id, hp->profile, st->r.method,
+		                                    st->r.method_len, st->r.path, st->r.path_len);
 }
 
 /* st's response ended (extra 0) or the stream was reset (AP_REQF_ABORTED). */
