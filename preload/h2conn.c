@@ -364,12 +364,20 @@ void pl_h2_finish(struct pl_h2 *h, int shared)
 	}
 }
 
-int pl_h2_in_flight(struct pl_h2 *h, uint64_t id)
+const struct pl_pending *pl_h2_pending(struct pl_h2 *h, uint64_t id)
 {
-	for (unsigned i = 0; i < slots(h); i++) {
+	unsigned n = slots(h);
+	if (n > PL_H2_INLINE + PL_H2_PER_BLOCK * PL_H2_BLOCKS)
+		return NULL; /* read mid-change, unlocked */
+	for (unsigned i = 0; i < n; i++) {
 		const struct pl_h2_stream *st = slot_at(h, i);
 		if (st->sid && st->head && st->r.id == id)
-			return 1;
+			return &st->r;
 	}
-	return 0;
+	return NULL;
+}
+
+int pl_h2_in_flight(struct pl_h2 *h, uint64_t id)
+{
+	return pl_h2_pending(h, id) != NULL;
 }

@@ -29,6 +29,8 @@
 #     HTTP/1.1 request is recorded, with its 101.
 #  5. `x-apiprof-profile: 1` (tests/servers/h2_burn.py) profiles its
 #     request with sampling off; the same request without it is not.
+#  6. A SIGSEGV while a stream is served is reported with that stream's
+#     method and route.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 nginx openssl node h2load nghttp
@@ -337,4 +339,29 @@ sleep 1
 ap_assert_eq "x-apiprof-profile: 1 over HTTP/2: /burn requests profiled" "$(h2_profiled /burn)" 1
 ap_assert_eq "no header, no sampling: /plain requests profiled" "$(h2_profiled /plain)" 0
 ap_log "HTTP/2 profile header: ok"
+
+# ---- 6. a crash during a stream ----
+# The crash handler names the request in flight on the crashing thread:
+# over HTTP/2 that is a stream, found among the connection's open ones.
+# h2_burn.py's /crash sends itself SIGSEGV while serving its stream.
+AP_SERVICE=h2-crash
+CRASH_PORT=$(ap_free_port)
+ap_bg_preloaded h2crash "$AP_PY" "$AP_SRCDIR/tests/servers/h2_burn.py" "$CRASH_PORT"
+CRASH_PID=$AP_BG_PID
+ap_wait_log h2crash '^listening'
+nghttp -n "http://127.0.0.1:$CRASH_PORT/plain" || ap_fail "nghttp /plain failed"
+nghttp -n "http://127.0.0.1:$CRASH_PORT/crash" >/dev/null 2>&1
+for i in $(seq 50); do
+	kill -0 "$CRASH_PID" 2>/dev/null || break
+	sleep 0.1
+done
+kill -0 "$CRASH_PID" 2>/dev/null && ap_fail "the server survived /crash"
+for i in $(seq 50); do
+	row=$(ap_api /api/v1/errors --data-urlencode service=h2-crash | jq -c '.errors[] | select(.type == "SIGSEGV")')
+	[ -n "$row" ] && break
+	sleep 0.2
+done
+ap_assert_eq "the SIGSEGV row names the stream's request" \
+	"$(jq -r '"\(.method) \(.route) \(.count)"' <<<"$row")" "GET /crash 1"
+ap_log "HTTP/2 crash attribution: ok"
 ap_log "PASS"

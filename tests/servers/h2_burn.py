@@ -3,11 +3,13 @@
 requests burn CPU, for tests/integration/h2.sh's CPU-profile part.
 
 GET /burn?ms=N spins the serving thread for N ms (at most 2000), then
-answers 200; anything else answers 200 at once. One thread per connection;
+answers 200; GET /crash kills the process with SIGSEGV while its request is
+in flight; anything else answers 200 at once. One thread per connection;
 streams are served in turn.
 
 Usage: h2_burn.py PORT   (prints "listening" once it accepts)
 """
+import signal
 import socket
 import sys
 import threading
@@ -41,6 +43,9 @@ def handle(sock):
             for ev in conn.receive_data(data):
                 if isinstance(ev, h2.events.RequestReceived):
                     url = urllib.parse.urlsplit(dict(ev.headers)[":path"])
+                    if url.path == "/crash":
+                        # at this thread, the one serving the stream
+                        signal.pthread_kill(threading.get_ident(), signal.SIGSEGV)
                     if url.path == "/burn":
                         ms = int(urllib.parse.parse_qs(url.query).get("ms", ["100"])[0])
                         spin(ms)
