@@ -10,7 +10,6 @@ streams are served in turn.
 Usage: h2_burn.py PORT   (prints "listening" once it accepts)
 """
 import signal
-import socket
 import sys
 import threading
 import time
@@ -64,16 +63,7 @@ def handle(sock):
         sock.close()
 
 
-def main():
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", int(sys.argv[1])))
-    srv.listen(64)
-    print("listening", flush=True)
-    while True:
-        c, _ = srv.accept()
-        threading.Thread(target=handle, args=(c,), daemon=True).start()
-
-
 if __name__ == "__main__":
-    main()
+    # h2_upgrade.py's accept loop: a thread per connection
+    from h2_upgrade import serve_forever
+    serve_forever(int(sys.argv[1]), handle)
