@@ -1169,19 +1169,35 @@ static int pg_expire_step(struct col_store *s)
 		int64_t day = (int64_t)timegm(&tm) / 86400;
 		if ((day + 1) * DAY_NS > cutoff_ns)
 			continue;
+		/* Counted and dropped under one lock: the fleet's other
+		 * collectors expire the same partitions, and the one whose lock
+		 * waited finds it gone (its LOCK fails), so each expired row is
+		 * counted once in the fleet. */
 		char sql[256];
+		if (col_pg_exec(p->conn, "BEGIN") < 0) {
+			PQclear(r);
+			goto fail;
+		}
+		snprintf(sql, sizeof sql, "LOCK TABLE \"%s\" IN ACCESS EXCLUSIVE MODE", name);
+		if (col_pg_exec(p->conn, sql) < 0) {
+			col_pg_exec(p->conn, "ROLLBACK"); /* dropped by another collector */
+			continue;
+		}
+		uint64_t rows = 0;
 		if (strncmp(name, "requests_", 9) == 0) {
 			snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\"", name);
 			PGresult *cr = col_pg_run(p->conn, sql, NULL);
 			if (cr != NULL)
-				CNT_ADD(s, c_expired, (uint64_t)col_pg_i64(cr, 0, 0));
+				rows = (uint64_t)col_pg_i64(cr, 0, 0);
 			PQclear(cr);
 		}
-		snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS \"%s\"", name);
-		if (col_pg_exec(p->conn, sql) < 0) {
+		snprintf(sql, sizeof sql, "DROP TABLE \"%s\"", name);
+		if (col_pg_exec(p->conn, sql) < 0 || col_pg_exec(p->conn, "COMMIT") < 0) {
+			col_pg_exec(p->conn, "ROLLBACK");
 			PQclear(r);
 			goto fail;
 		}
+		CNT_ADD(s, c_expired, rows);
 		col_log(COL_LOG_INFO, "storage: retention dropped partition %s", name);
 	}
 	PQclear(r);

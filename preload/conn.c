@@ -1251,6 +1251,23 @@ void pl_conn_atfork_child(void)
 	th_reqs.lost = 0;
 }
 
+/* Copies r's method and path, NUL-terminated and cut to the capacities
+ * (async-signal-safe: no lock, r read as it is). */
+static void crash_copy(const struct pl_pending *r, char *method, size_t mcap, char *path,
+                       size_t pcap)
+{
+	size_t ml = r->method_len < mcap ? r->method_len : mcap - 1;
+	size_t pl = r->path_len < pcap ? r->path_len : pcap - 1;
+	if (ml > sizeof r->method)
+		ml = sizeof r->method;
+	if (pl > sizeof r->path)
+		pl = sizeof r->path;
+	memcpy(method, r->method, ml);
+	method[ml] = '\0';
+	memcpy(path, r->path, pl);
+	path[pl] = '\0';
+}
+
 /* For the crash handler (crash.c): the request in flight on this thread
  * when there is exactly one, read without locking (the crashing thread may
  * hold its connection's lock), so a best effort; copies its method and
@@ -1264,21 +1281,18 @@ uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pca
 	struct pl_conn *e = pl_fd_get(th_reqs.fd[0]);
 	if (pl_conn_no_record(e))
 		return id;
-	const struct pl_conn *c = record_of(e);
+	struct pl_conn *c = record_of(e);
+	if (c->req_dead == REQ_H2) {
+		const struct pl_pending *p = pl_h2_pending(c->h2, id);
+		if (p)
+			crash_copy(p, method, mcap, path, pcap);
+		return id;
+	}
 	for (unsigned i = 0; i < c->qcount && i < PL_PIPELINE; i++) {
 		const struct pl_pending *p = &c->q[(c->qhead + i) % PL_PIPELINE];
 		if (p->id != id)
 			continue;
-		size_t ml = p->method_len < mcap ? p->method_len : mcap - 1;
-		size_t pl = p->path_len < pcap ? p->path_len : pcap - 1;
-		if (ml > sizeof p->method)
-			ml = sizeof p->method;
-		if (pl > sizeof p->path)
-			pl = sizeof p->path;
-		memcpy(method, p->method, ml);
-		method[ml] = '\0';
-		memcpy(path, p->path, pl);
-		path[pl] = '\0';
+		crash_copy(p, method, mcap, path, pcap);
 		break;
 	}
 	return id;

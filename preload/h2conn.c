@@ -247,9 +247,11 @@ static void stream_head(struct pl_h2_stream *st, int fd, const struct ap_hpack *
 	st->r.bytes_in = in;
 	st->r.bytes_out = 0;
 	st->head = 1;
-	if (pl_prof_want(0))
-		st->r.prof = (uint8_t)pl_prof_begin(st->r.id, 0, st->r.method, st->r.method_len,
-		                                    st->r.path, st->r.path_len);
+	if (hp->profile)
+		st->r.flags |= AP_REQF_PROFILE;
+	if (pl_prof_want(hp->profile))
+		st->r.prof = (uint8_t)pl_prof_begin(st->r.id, hp->profile, st->r.method,
+		                                    st->r.method_len, st->r.path, st->r.path_len);
 }
 
 /* st's response ended (extra 0) or the stream was reset (AP_REQF_ABORTED). */
@@ -259,7 +261,7 @@ static void stream_end(struct pl_h2 *h, struct pl_h2_stream *st, uint16_t extra)
 	if (st->head)
 		pl_request_end(&st->r, pl_now_ns(), extra, mine ? h->err : NULL, mine ? h->err_len : 0);
 	if (mine)
-		h->err_sid = 0;
+		h->err_sid = h->out.data_stream = 0;
 	st->sid = 0;
 	st->head = 0;
 }
@@ -350,6 +352,7 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 				if (st->r.status >= 500 && h->err_sid == 0) {
 					h->err_sid = st->sid;
 					h->err_len = 0;
+					h->out.data_stream = st->sid; /* its DATA, please */
 				}
 			}
 			break;
@@ -388,7 +391,7 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)
 void pl_h2_finish(struct pl_h2 *h, int shared)
 {
 	uint64_t now = 0;
-	h->err_sid = 0;
+	h->err_sid = h->out.data_stream = 0;
 	for (unsigned i = 0; i < slots(h); i++) {
 		struct pl_h2_stream *st = slot_at(h, i);
 		if (!st->sid)
@@ -405,12 +408,20 @@ void pl_h2_finish(struct pl_h2 *h, int shared)
 	}
 }
 
-int pl_h2_in_flight(struct pl_h2 *h, uint64_t id)
+const struct pl_pending *pl_h2_pending(struct pl_h2 *h, uint64_t id)
 {
-	for (unsigned i = 0; i < slots(h); i++) {
+	unsigned n = slots(h);
+	if (n > PL_H2_INLINE + PL_H2_PER_BLOCK * PL_H2_BLOCKS)
+		return NULL; /* read mid-change, unlocked */
+	for (unsigned i = 0; i < n; i++) {
 		const struct pl_h2_stream *st = slot_at(h, i);
 		if (st->sid && st->head && st->r.id == id)
-			return 1;
+			return &st->r;
 	}
-	return 0;
+	return NULL;
+}
+
+int pl_h2_in_flight(struct pl_h2 *h, uint64_t id)
+{
+	return pl_h2_pending(h, id) != NULL;
 }

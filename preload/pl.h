@@ -437,6 +437,9 @@ int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n);
 void pl_h2_finish(struct pl_h2 *h, int shared);
 /* 1 when request `id` is one of h's open streams. */
 int pl_h2_in_flight(struct pl_h2 *h, uint64_t id);
+/* The open stream whose request is `id`, or NULL; for the crash handler:
+ * no lock taken (the crashing thread may hold it), async-signal-safe. */
+const struct pl_pending *pl_h2_pending(struct pl_h2 *h, uint64_t id);
 /* Pool bookkeeping across fork (atfork child: the lock). */
 void pl_h2_atfork_child(void);
 size_t pl_h2_size(void);

@@ -2,7 +2,7 @@
 # scripts/bench.sh - what the preload costs its host, and how fast the
 # collector answers. Results go into BENCHMARKS.md.
 #
-# Eight measurements, each explained where it runs below:
+# Nine measurements, each explained where it runs below:
 #   1. callgrind: user-space instructions per request nginx executes, plain
 #      vs preloaded with a live collector, (I(N2) - I(N1)) / (N2 - N1) so
 #      start-up cancels; plus where the preload's instructions go.
@@ -18,6 +18,8 @@
 #   7. request rows stored per second, SQLite and PostgreSQL.
 #   8. callgrind on Node's http module: the same added instructions against
 #      a server that does more per request than nginx's `return 200`.
+#   9. callgrind on nginx over HTTP/2 (h2c): the same as (1), one stream at
+#      a time.
 # It uses an existing build (it never builds the project itself) and
 # starts everything it needs on free ports in one temp dir, removed at exit
 # unless --keep. The last thing printed is a Markdown summary block.
@@ -39,8 +41,8 @@ BENCHMARKS.md.
   --collector PATH   apiprof-collector to use instead of the build's (e.g.
                      from another build while this one's does not link)
   --only LIST        comma-separated parts to run: cg, wrk, hook, api, sql,
-                     store, node (default: all; the CPU per request comes
-                     with cg + wrk)
+                     store, node, h2 (default: all; the CPU per request
+                     comes with cg + wrk)
   --cg-requests A,B  request counts of the two callgrind runs (2000,6000)
   --wrk-pairs N      alternating plain/preloaded wrk pairs (5)
   --wrk-seconds S    length of each wrk run (5)
@@ -65,7 +67,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 BUILD=""
 COLLECTOR=""
-ONLY="cg,wrk,hook,api,sql,store,node"
+ONLY="cg,wrk,hook,api,sql,store,node,h2"
 NODE_N1=1000
 NODE_N2=3000
 NODE_ROUNDS=3
@@ -126,8 +128,8 @@ if [ "$SQL_PAIRS" -lt 1 ] || [ "$SQL_RUN" -lt 1 ]; then
 fi
 for p in ${ONLY//,/ }; do
 	case $p in
-	cg | wrk | hook | api | sql | store | node) ;;
-	*) echo "bench.sh: --only: unknown part '$p' (cg, wrk, hook, api, sql, store, node)" >&2; exit 2 ;;
+	cg | wrk | hook | api | sql | store | node | h2) ;;
+	*) echo "bench.sh: --only: unknown part '$p' (cg, wrk, hook, api, sql, store, node, h2)" >&2; exit 2 ;;
 	esac
 done
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
@@ -329,7 +331,7 @@ events() {
 proc_cpu() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
 
 LIVE=""
-if want cg || want wrk || want node; then
+if want cg || want wrk || want node || want h2; then
 	if [ "$HAVE_COLLECTOR" = 1 ]; then
 		start_collector "$T/col"
 		LIVE="a live apiprof-collector"
@@ -346,9 +348,10 @@ fi
 PROFILE_EVERY=${APIPROF_PROFILE_EVERY:-20}
 PRELOAD_ENV=(LD_PRELOAD="$LIB" APIPROF_SOCKET="$T/col/apiprof.sock" APIPROF_PROFILE_EVERY="$PROFILE_EVERY")
 
-# nginx_conf DIR PORT SINGLE : writes DIR/nginx.conf for `return 200`.
+# nginx_conf DIR PORT SINGLE [LISTEN] : writes DIR/nginx.conf for `return
+# 200`; LISTEN adds to the listen directive (part 9: "http2").
 nginx_conf() {
-	local d=$1 port=$2 single=$3 head
+	local d=$1 port=$2 single=$3 listen=${4:-} head
 	mkdir -p "$d/tmp"
 	if [ "$single" = 1 ]; then
 		head="master_process off;"
@@ -372,7 +375,7 @@ http {
     keepalive_requests 1000000;
     keepalive_timeout 600s;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port $listen;
         location / { return 200 "ok\n"; }
     }
 }
@@ -489,6 +492,70 @@ part_callgrind() {
 	detail "| preloaded | $q1 | $q2 | $(fmt %.1f "$CG_PRE") |"
 	detail "| preloaded, APIPROF_PROFILE_EVERY=0 | $r1 | $r2 | $(fmt %.1f "$CG_NOPROF") |"
 	detail "| control: one idle thread (tests/bench/threadonly.c) | $t1 | $t2 | $(fmt %.1f "$CG_THREAD") |"
+	detail ""
+	cat "$d/cgdiff.md" >>"$T/details.md"
+	detail ""
+}
+
+# ---- 9. callgrind on nginx over HTTP/2 -----------------------------------------
+# Part 1's nginx with `listen ... http2` (prior knowledge, h2c), driven by
+# h2load over one connection, one stream at a time (-c 1 -m 1), so that
+# each request is one HEADERS frame in and HEADERS + DATA out. No CPU
+# profiler, so the counts repeat.
+part_h2() {
+	local d=$T/h2 port mode n pid p1 p2 q1 q2 dn=$((CG_N2 - CG_N1)) svc=bench-h2 got
+	say "[9] callgrind: nginx over HTTP/2 (h2c) serving $CG_N1 and $CG_N2 requests on one connection, plain and preloaded"
+	command -v h2load >/dev/null || { say "SKIPPED: no h2load (Debian's nghttp2-client)"; return 0; }
+	port=$(free_port) || die "no free port"
+	nginx_conf "$d" "$port" 1 http2
+	for mode in plain noprof; do
+		for n in "$CG_N1" "$CG_N2"; do
+			note "$mode, N=$n"
+			local envs=()
+			[ "$mode" = noprof ] && envs=("${PRELOAD_ENV[@]}" "APIPROF_SERVICE=$svc" APIPROF_PROFILE_EVERY=0)
+			env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.$mode.$n" \
+				nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/valgrind.$mode.$n.log" 2>&1 &
+			pid=$!
+			PIDS="$PIDS $pid"
+			local i
+			for i in $(seq 150); do
+				curl -sf --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$port/" && break
+				sleep 0.2
+			done
+			if ! h2load -n "$n" -c 1 -m 1 "http://127.0.0.1:$port/ok" >"$d/h2load.$mode.$n.log" 2>&1 ||
+				! grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$d/h2load.$mode.$n.log"; then
+				show_log "$d/h2load.$mode.$n.log"
+				show_log "$d/valgrind.$mode.$n.log"
+				die "h2load failed against nginx ($mode) under callgrind"
+			fi
+			stop "$pid" QUIT
+			CG_TOTAL=$(awk '/^totals:/ { print $2 }' "$d/callgrind.$mode.$n")
+			[ -n "$CG_TOTAL" ] || { show_log "$d/valgrind.$mode.$n.log"; die "no callgrind totals for nginx h2 ($mode), N=$n"; }
+			eval "H2_${mode}_$n=$CG_TOTAL"
+		done
+	done
+	eval "p1=\$H2_plain_$CG_N1 p2=\$H2_plain_$CG_N2 q1=\$H2_noprof_$CG_N1 q2=\$H2_noprof_$CG_N2"
+	local plain pre added pct
+	plain=$(calc "($p2 - $p1) / $dn")
+	pre=$(calc "($q2 - $q1) / $dn")
+	added=$(calc "$pre - $plain")
+	pct=$(calc "100 * $added / $plain")
+	note "plain $(fmt %.0f "$plain") instr/request, preloaded $(fmt %.0f "$pre") ($(fmt %+.1f "$pct")%)"
+	sleep 1.5
+	got=$(events "$svc")
+	python3 "$TOP/tests/bench/cgdiff.py" "$CG_N1" "$CG_N2" \
+		"$d/callgrind.plain.$CG_N1" "$d/callgrind.plain.$CG_N2" \
+		"$d/callgrind.noprof.$CG_N1" "$d/callgrind.noprof.$CG_N2" 12 >"$d/cgdiff.md" 2>"$d/cgdiff.log" ||
+		{ show_log "$d/cgdiff.log"; echo "(cgdiff.py failed)" >"$d/cgdiff.md"; }
+	row "| nginx over HTTP/2 (h2c, h2load, one stream at a time), instructions per request, APIPROF_PROFILE_EVERY=0 | $(fmt %.0f "$plain") | $(fmt %.0f "$pre") | $(fmt %+.0f "$added") ($(fmt %+.1f "$pct")%) | | |"
+	detail "### 9. Instructions per HTTP/2 request (callgrind)"
+	detail ""
+	detail "Part 1's nginx with \`listen ... http2\` (prior knowledge), \`h2load -n N -c 1 -m 1\`: one connection, one stream at a time; preloaded with APIPROF_PROFILE_EVERY=0 and $LIVE (events counted: ${got:-"(not counted: stand-in sink)"} of $((CG_N1 + CG_N2)))."
+	detail ""
+	detail "| run | N=$CG_N1 | N=$CG_N2 | per request |"
+	detail "| --- | ---: | ---: | ---: |"
+	detail "| plain | $p1 | $p2 | $(fmt %.1f "$plain") |"
+	detail "| preloaded, APIPROF_PROFILE_EVERY=0 | $q1 | $q2 | $(fmt %.1f "$pre") |"
 	detail ""
 	cat "$d/cgdiff.md" >>"$T/details.md"
 	detail ""
@@ -1189,6 +1256,7 @@ part_store() {
 want cg && part_callgrind
 want wrk && part_wrk
 want node && part_node
+want h2 && part_h2
 # The collector of parts 1-2 and 8 is idle from here on: stop it anyway.
 [ -n "$LIVE" ] && stop "$COL_PID" TERM
 want hook && part_hook

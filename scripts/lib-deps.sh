@@ -45,7 +45,7 @@ AP_PKGS_TEST="$AP_PKGS_TEST chromium:chromium npm:npm"
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"
 # What scripts/bench.sh runs.
-AP_PKGS_BENCH="nginx-light:nginx wrk:wrk valgrind:valgrind curl:curl jq:jq postgresql-15 nodejs:node"
+AP_PKGS_BENCH="nginx-light:nginx wrk:wrk valgrind:valgrind curl:curl jq:jq postgresql-15 nodejs:node nghttp2-client:h2load"
 
 # Daemons live in sbin, which is not in every user's PATH.
 case ":$PATH:" in

@@ -66,10 +66,10 @@ enum ap_h2_ev {
 	                        `value` is its error code */
 	AP_H2_GOAWAY,        /* a GOAWAY was consumed: `stream` is its last
 	                        stream id, `value` its error code */
-	AP_H2_DATA,          /* AP_H2_FROM_SERVER only: the last `value`
-	                        bytes consumed (just before the returned
-	                        offset) are data of a DATA frame on `stream`
-	                        (its padding excluded) */
+	AP_H2_DATA,          /* the last `value` bytes consumed (just before
+	                        the returned offset) are data of a DATA frame
+	                        on `stream` (its padding excluded); only for
+	                        the stream named in data_stream */
 	AP_H2_TABLE_SIZE,    /* a SETTINGS frame (not an ACK) set
 	                        SETTINGS_HEADER_TABLE_SIZE to `value`: the
 	                        other direction's encoder may use that much
@@ -85,6 +85,10 @@ struct ap_h2 {
 	uint32_t value;
 	uint8_t type;
 	uint8_t flags;          /* the current frame's (as type) */
+
+	/* set by the caller: the stream whose DATA is reported (AP_H2_DATA),
+	 * 0 for none; read at each DATA frame's header */
+	uint32_t data_stream;
 
 	/* private */
 	uint8_t side;

@@ -43,7 +43,7 @@
                                      table holds at most 4096/32 = 128) */
 #define AP_HPACK_ARENA 2048       /* bytes of kept values (:method, :path,
                                      :status entries) in the mirror */
-#define AP_HPACK_NAME_SCRATCH 16  /* longest literal name compared */
+#define AP_HPACK_NAME_SCRATCH 24  /* longest literal name compared */
 
 /* What a field's name is, as far as this decoder cares. */
 enum ap_hpack_kind {
@@ -51,6 +51,8 @@ enum ap_hpack_kind {
 	AP_HPACK_METHOD = 1,  /* ":method" */
 	AP_HPACK_PATH = 2,    /* ":path" */
 	AP_HPACK_STATUS = 3,  /* ":status" */
+	AP_HPACK_PROFILE = 4, /* "x-apiprof-profile" (SPEC: a request carrying
+	                         X-Apiprof-Profile: 1 is profiled) */
 };
 
 /* One mirrored dynamic-table entry. Private. 12 bytes: the decoder embeds
@@ -79,6 +81,7 @@ struct ap_hpack {
 	uint8_t path_lost;                /* present, but its value was lost */
 	uint16_t status;                  /* :status as a number, 0: none, or
 	                                     not three digits */
+	uint8_t profile;                  /* x-apiprof-profile: 1 */
 
 	/* ---- private ---- */
 	uint64_t inserted;       /* insertions since init (never wraps): the

@@ -61,11 +61,10 @@ static enum ap_h2_ev fail(struct ap_h2 *p)
 	return AP_H2_ERROR;
 }
 
-/* The frame header in p->hdr is complete: check it against an open header
- * block and choose how its payload is read. */
-static enum ap_h2_ev frame_begin(struct ap_h2 *p)
+/* The frame header h (9 bytes) is complete: check it against an open
+ * header block and choose how its payload is read. */
+static enum ap_h2_ev frame_begin(struct ap_h2 *p, const uint8_t *h)
 {
-	const uint8_t *h = p->hdr;
 	uint32_t len = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
 	p->type = h[3];
 	p->flags = h[4];
@@ -102,8 +101,8 @@ static enum ap_h2_ev frame_begin(struct ap_h2 *p)
 		p->state = ST_BLOCK;
 		break;
 	case AP_H2_F_DATA:
-		/* the client's are skipped, pad length and padding too */
-		if (p->side == AP_H2_FROM_CLIENT)
+		/* skipped, pad length and padding too, unless wanted */
+		if (p->stream != p->data_stream || p->stream == 0)
 			p->state = ST_SKIP;
 		else
 			p->state = (p->flags & FL_PADDED) ? ST_PADLEN : ST_DATA;
@@ -204,6 +203,12 @@ size_t ap_h2_feed(struct ap_h2 *p, const uint8_t *buf, size_t len, enum ap_h2_ev
 		case ST_HEADER: {
 			if (avail == 0)
 				return i;
+			if (p->hlen == 0 && avail >= AP_H2_FRAME_HEADER) {
+				/* whole here, as usual: no copy */
+				i += AP_H2_FRAME_HEADER;
+				*ev = frame_begin(p, buf + i - AP_H2_FRAME_HEADER);
+				return i;
+			}
 			size_t take = AP_H2_FRAME_HEADER - p->hlen;
 			if (take > avail)
 				take = avail;
@@ -212,7 +217,7 @@ size_t ap_h2_feed(struct ap_h2 *p, const uint8_t *buf, size_t len, enum ap_h2_ev
 			p->hlen = (uint8_t)(p->hlen + take);
 			if (p->hlen < AP_H2_FRAME_HEADER)
 				return i;
-			*ev = frame_begin(p);
+			*ev = frame_begin(p, p->hdr);
 			return i;
 		}
 		case ST_ERROR:

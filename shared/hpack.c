@@ -51,7 +51,7 @@ enum { HP_EXACT = 0, HP_BLIND = 1, HP_LOST = 2 };
 #define HP_TRUNC 2 /* the value was longer than the copy */
 
 #define HP_NAME_UNKNOWN UINT32_MAX /* h->name_len: not known */
-#define HP_KIND_UNKNOWN 4          /* h->name_kind: not known */
+#define HP_KIND_UNKNOWN 5          /* h->name_kind: not known */
 #define HP_ENTRY_OVERHEAD 32       /* RFC 7541 4.1 */
 
 /* h->state: what the next byte is */
@@ -222,7 +222,7 @@ _Static_assert(sizeof(struct ap_hpack_entry) == 12, "slot[] is 128 of these");
 _Static_assert(sizeof(struct ap_hpack) <= 5 * 1024, "embedded twice per HTTP/2 connection");
 _Static_assert(AP_HPACK_ARENA <= 65535 && AP_HPACK_PATH_MAX <= 65535,
                "arena offsets and kept lengths are 16 bits");
-_Static_assert(AP_HPACK_NAME_SCRATCH >= 8, "room for \":method\"");
+_Static_assert(AP_HPACK_NAME_SCRATCH >= 17, "room for \"x-apiprof-profile\"");
 
 /* How many bytes of a value of this kind are kept: a :method longer than
  * the HTTP/1 parser keeps is reported lost, a longer :path truncated, a
@@ -233,6 +233,7 @@ static uint32_t keep_cap(unsigned kind)
 	case AP_HPACK_METHOD: return AP_HTTP_METHOD_MAX - 1;
 	case AP_HPACK_PATH: return AP_HPACK_PATH_MAX - 1;
 	case AP_HPACK_STATUS: return 3;
+	case AP_HPACK_PROFILE: return 2; /* "1", and one more: "10" is not */
 	default: return 0;
 	}
 }
@@ -282,6 +283,10 @@ static void report(struct ap_hpack *h, unsigned kind, const char *v, uint32_t le
 		if (v[0] < '0' || v[0] > '9' || v[1] < '0' || v[1] > '9' || v[2] < '0' || v[2] > '9')
 			return;
 		h->status = (uint16_t)((v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0'));
+		return;
+	case AP_HPACK_PROFILE:
+		if (!lost && !trunc && len == 1 && v[0] == '1')
+			h->profile = 1;
 		return;
 	case HP_KIND_UNKNOWN:
 		h->unknown = 1;
@@ -553,6 +558,8 @@ static int string_end(struct ap_hpack *h)
 			h->name_kind = AP_HPACK_PATH;
 		else if (h->str_len == 7 && memcmp(h->name, ":status", 7) == 0)
 			h->name_kind = AP_HPACK_STATUS;
+		else if (h->str_len == 17 && memcmp(h->name, "x-apiprof-profile", 17) == 0)
+			h->name_kind = AP_HPACK_PROFILE;
 		h->sub = SUB_VALUE;
 		h->state = S_STRHDR;
 		return 0;
@@ -771,6 +778,7 @@ void ap_hpack_block_begin(struct ap_hpack *h)
 	h->path_lost = 0;
 	h->status = 0;
 	h->status_seen = 0;
+	h->profile = 0;
 	h->fields = 0;
 	h->unknown = 0;
 	/* the previous block was cut inside a field: that field may have been

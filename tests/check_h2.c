@@ -86,6 +86,8 @@ static void run(enum ap_h2_side side, const uint8_t *buf, size_t len, int mode, 
 {
 	static struct ap_h2 p; /* large: the HPACK mirror */
 	ap_h2_init(&p, side);
+	if (side == AP_H2_FROM_SERVER)
+		p.data_stream = 1; /* stream 1's DATA is reported (D1:n) */
 	t[0] = '\0';
 	srand(seed);
 	size_t off = 0;
@@ -197,6 +199,7 @@ START_TEST(test_server_side)
 	n += frame(b + n, 1, END_HEADERS, 1, "\x88", 1);       /* :status 200 */
 	n += frame(b + n, 0, 0, 1, "body", 4);
 	n += frame(b + n, 0, END_STREAM | PADDED, 1, "\x02ok\0\0", 5);
+	n += frame(b + n, 0, 0, 3, "unwanted", 8); /* stream 3: not reported */
 	/* a push promise (not reported), then a 404 ending in its HEADERS */
 	const uint8_t pp[] = { 0, 0, 0, 2, 0x82, 0x84 };
 	n += frame(b + n, 5, END_HEADERS, 1, pp, sizeof pp);
@@ -204,7 +207,7 @@ START_TEST(test_server_side)
 	n += frame(b + n, 3, 0, 5, "\0\0\0\x02", 4);
 	check_all_splits(AP_H2_FROM_SERVER, b, n,
 	                 "F4/0/15 T4096 F4/0/9 F1/1/14 H1 S100 F1/1/10 H1 S200 F0/1/13 D1:4 "
-	                 "F0/1/14 D1:2 E1 F5/1/15 F1/3/10 H3 S404 E3 F3/5/13 R5:2 ");
+	                 "F0/1/14 D1:2 E1 F0/3/17 F5/1/15 F1/3/10 H3 S404 E3 F3/5/13 R5:2 ");
 }
 END_TEST
 

@@ -1268,6 +1268,48 @@ START_TEST(test_garbage_split_invariance)
 }
 END_TEST
 
+/* "x-apiprof-profile: 1" sets profile (SPEC: such a request is profiled),
+ * literal or Huffman-coded, and read back from the dynamic table by a later
+ * block; "0", "10" and other names do not; each block starts clear. */
+static int profile_of(struct ap_hpack *h, const struct enc *e)
+{
+	ap_hpack_block_begin(h);
+	CHECK(ap_hpack_feed(h, e->b, e->n) == 0);
+	CHECK(ap_hpack_block_end(h) == 0);
+	return h->profile;
+}
+
+START_TEST(test_profile_header)
+{
+	struct ap_hpack *h = malloc(sizeof *h);
+	ck_assert_ptr_nonnull(h);
+	for (int huff = 0; huff <= 1; huff++) {
+		ap_hpack_init(h);
+		struct enc e = { .n = 0 };
+		put_indexed(&e, 2); /* :method GET */
+		put_lit_name(&e, INC, "x-apiprof-profile", "1", 1, huff);
+		ck_assert_int_eq(profile_of(h, &e), 1);
+		e.n = 0;
+		put_indexed(&e, 2);
+		ck_assert_int_eq(profile_of(h, &e), 0); /* a new block: clear */
+		e.n = 0;
+		put_indexed(&e, 62); /* the entry inserted above */
+		ck_assert_int_eq(profile_of(h, &e), 1);
+		e.n = 0;
+		put_lit_name(&e, NOIDX, "x-apiprof-profile", "0", 1, huff);
+		put_lit_name(&e, NOIDX, "x-apiprof-profilf", "1", 1, huff);
+		ck_assert_int_eq(profile_of(h, &e), 0);
+		e.n = 0;
+		put_lit(&e, NOIDX, 62, "10", 2, huff); /* its name, by index */
+		ck_assert_int_eq(profile_of(h, &e), 0);
+		e.n = 0;
+		put_lit(&e, NOIDX, 62, "1", 1, huff);
+		ck_assert_int_eq(profile_of(h, &e), 1);
+	}
+	free(h);
+}
+END_TEST
+
 Suite *hpack_suite(void)
 {
 	Suite *s = suite_create("hpack");
@@ -1295,6 +1337,7 @@ Suite *hpack_suite(void)
 	tcase_add_test(tc, test_truncated_path);
 	tcase_add_test(tc, test_odd_values);
 	tcase_add_test(tc, test_garbage_split_invariance);
+	tcase_add_test(tc, test_profile_header);
 	suite_add_tcase(s, tc);
 	return s;
 }

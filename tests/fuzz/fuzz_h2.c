@@ -13,7 +13,8 @@
  *     fed whole or in pieces of 1..16 bytes;
  *   - once AP_H2_ERROR, always AP_H2_ERROR, consuming nothing.
  * The input's first byte chooses the side (the client's bytes are
- * prefixed with the preface) and the seed of the cut points.
+ * prefixed with the preface), the stream whose DATA is reported
+ * (data_stream, 0 to 7) and the seed of the cut points.
  */
 #include "config.h"
 
@@ -108,8 +109,8 @@ static int feed(struct ap_h2 *p, const uint8_t *buf, size_t len, struct log *l)
 			record(l, p, ev);
 			return 1;
 		}
-		if (ev == AP_H2_DATA && p->value == 0)
-			fail("DATA of no bytes");
+		if (ev == AP_H2_DATA && (p->value == 0 || p->stream != p->data_stream))
+			fail("DATA of no bytes, or of a stream not asked for");
 		idle = used ? 0 : idle + 1;
 		if (idle > 2)
 			fail("three events in a row without progress");
@@ -148,6 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	ap_h2_init(&whole, side);
 	ap_h2_init(&split, side);
+	whole.data_stream = split.data_stream = (data[0] >> 1) & 7;
 	whole_log.n = split_log.n = 0;
 	feed(&whole, stream, n, &whole_log);
 	for (size_t i = 0; i < n;) {

@@ -27,6 +27,10 @@
 #     goes on answering.
 #  4. h2c by `Upgrade:` (tests/servers/h2_upgrade.py): only the upgrading
 #     HTTP/1.1 request is recorded, with its 101.
+#  5. `x-apiprof-profile: 1` (tests/servers/h2_burn.py) profiles its
+#     request with sampling off; the same request without it is not.
+#  6. A SIGSEGV while a stream is served is reported with that stream's
+#     method and route.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 nginx openssl node h2load nghttp
@@ -304,4 +308,60 @@ EOF
 ap_assert_jq "the upgrading request: 101" \
 	'length == 1 and .[0].path == "/up/1" and .[0].status == 101 and .[0].aborted == false' "$(ap_requests '/up/{id}')"
 ap_log "h2c by Upgrade: the upgrading request only: ok"
+
+# ---- 5. CPU profiles: X-Apiprof-Profile over HTTP/2 ----
+# SPEC: a request carrying `X-Apiprof-Profile: 1` is profiled. Over HTTP/2
+# the header is a lower-case HPACK field, `x-apiprof-profile`, found by
+# the HPACK decoder. A Python h2 server (tests/servers/h2_burn.py) burns
+# CPU per request, with APIPROF_PROFILE_EVERY=0 (no sampling): the request
+# with the header is profiled, the same one without it is not.
+AP_SERVICE=h2-profile
+BURN_PORT=$(ap_free_port)
+ap_bg_preloaded h2burn env APIPROF_PROFILE_EVERY=0 "$AP_PY" "$AP_SRCDIR/tests/servers/h2_burn.py" "$BURN_PORT"
+ap_wait_log h2burn '^listening'
+nghttp -n "http://127.0.0.1:$BURN_PORT/burn?ms=150" "http://127.0.0.1:$BURN_PORT/plain?ms=150" ||
+	ap_fail "nghttp without the header failed"
+nghttp -n -H 'x-apiprof-profile: 1' "http://127.0.0.1:$BURN_PORT/burn?ms=150" ||
+	ap_fail "nghttp with the header failed"
+ap_expect_counts <<EOF
+GET /burn 2
+GET /plain 1
+EOF
+h2_profiled() {
+	ap_api /api/v1/profile --data-urlencode service=h2-profile --data-urlencode method=GET \
+		--data-urlencode "route=$1" | jq '.requests'
+}
+for i in $(seq 50); do
+	[ "$(h2_profiled /burn)" -ge 1 ] && break
+	sleep 0.2
+done
+sleep 1
+ap_assert_eq "x-apiprof-profile: 1 over HTTP/2: /burn requests profiled" "$(h2_profiled /burn)" 1
+ap_assert_eq "no header, no sampling: /plain requests profiled" "$(h2_profiled /plain)" 0
+ap_log "HTTP/2 profile header: ok"
+
+# ---- 6. a crash during a stream ----
+# The crash handler names the request in flight on the crashing thread:
+# over HTTP/2 that is a stream, found among the connection's open ones.
+# h2_burn.py's /crash sends itself SIGSEGV while serving its stream.
+AP_SERVICE=h2-crash
+CRASH_PORT=$(ap_free_port)
+ap_bg_preloaded h2crash "$AP_PY" "$AP_SRCDIR/tests/servers/h2_burn.py" "$CRASH_PORT"
+CRASH_PID=$AP_BG_PID
+ap_wait_log h2crash '^listening'
+nghttp -n "http://127.0.0.1:$CRASH_PORT/plain" || ap_fail "nghttp /plain failed"
+nghttp -n "http://127.0.0.1:$CRASH_PORT/crash" >/dev/null 2>&1
+for i in $(seq 50); do
+	kill -0 "$CRASH_PID" 2>/dev/null || break
+	sleep 0.1
+done
+kill -0 "$CRASH_PID" 2>/dev/null && ap_fail "the server survived /crash"
+for i in $(seq 50); do
+	row=$(ap_api /api/v1/errors --data-urlencode service=h2-crash | jq -c '.errors[] | select(.type == "SIGSEGV")')
+	[ -n "$row" ] && break
+	sleep 0.2
+done
+ap_assert_eq "the SIGSEGV row names the stream's request" \
+	"$(jq -r '"\(.method) \(.route) \(.count)"' <<<"$row")" "GET /crash 1"
+ap_log "HTTP/2 crash attribution: ok"
 ap_log "PASS"

@@ -78,16 +78,19 @@ def handle(sock):
         sock.close()
 
 
-def main():
+def serve_forever(port, handler):
+    """Accepts on 127.0.0.1:port, prints "listening", and serves each
+    connection with handler(sock) on a thread of its own (h2_burn.py
+    uses it too)."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", int(sys.argv[1])))
+    srv.bind(("127.0.0.1", port))
     srv.listen(64)
     print("listening", flush=True)
     while True:
         c, _ = srv.accept()
-        threading.Thread(target=handle, args=(c,), daemon=True).start()
+        threading.Thread(target=handler, args=(c,), daemon=True).start()
 
 
 if __name__ == "__main__":
-    main()
+    serve_forever(int(sys.argv[1]), handle)
