@@ -19,8 +19,13 @@
 #     are in flight than a thread notes: never given to a wrong stream.
 . "$(dirname "$0")/lib.sh"
 
-ap_require curl jq nginx h2load
+ap_require curl jq nginx h2load node
 ap_require_build
+# part 4's server is built on python3-h2
+if ! "$AP_PY" -c 'import h2' 2>/dev/null; then
+	[ "$(id -u)" -eq 0 ] && ap_fail "python3-h2 is missing (scripts/test.sh installs it)"
+	ap_skip "python3-h2 is missing (run scripts/test.sh as root to install it)"
+fi
 HOSTILE=$AP_SRCDIR/tests/servers/h2_hostile.py
 
 ap_start_collector
