@@ -197,9 +197,12 @@ static struct pl_conn *conn_new(int fd)
  * is dropped without events, and no request is parsed any more. */
 static __attribute__((noinline)) void h2_drop(struct pl_conn *c)
 {
-	pl_h2_free(c->h2);
-	c->req_dead = 1;
+	struct pl_h2 *h = c->h2;
+	/* Marked first: the crash handler reads a record unlocked, and
+	 * pl_h2_free() may unmap the state. */
+	__atomic_store_n(&c->req_dead, 1, __ATOMIC_RELEASE);
 	c->in_msg = 0;
+	pl_h2_free(h);
 }
 
 /* Every record goes back through here: an HTTP/2 one gives its state back
@@ -1282,7 +1285,7 @@ uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pca
 	if (pl_conn_no_record(e))
 		return id;
 	struct pl_conn *c = record_of(e);
-	if (c->req_dead == REQ_H2) {
+	if (__atomic_load_n(&c->req_dead, __ATOMIC_ACQUIRE) == REQ_H2) {
 		const struct pl_pending *p = pl_h2_pending(c->h2, id);
 		if (p)
 			crash_copy(p, method, mcap, path, pcap);
