@@ -99,8 +99,8 @@ struct ap_hpack {
 	uint8_t unknown;         /* a reference of unknown kind in this block */
 	uint8_t status_seen;     /* a :status field was in this block */
 	/* the field being read, across feeds */
-	uint8_t state, rep, target, sub, huff, name_kind, int_shift, huff_len;
-	uint32_t huff_code;      /* bits of the Huffman code being read */
+	uint8_t state, rep, target, sub, huff, name_kind, int_shift, pad0;
+	uint32_t huff_code;      /* the Huffman decoder's state (hpack.c) */
 	uint32_t num;            /* integer being read */
 	uint32_t str_left;       /* encoded bytes of the string left */
 	uint32_t str_len;        /* decoded bytes of it so far (saturates) */

@@ -29,12 +29,12 @@
  * the table is certainly empty (a size update below 32, an entry larger
  * than the table), which makes the mirror exact again.
  *
- * Huffman strings are decoded with the canonical-code tables below (the
- * RFC 7541 code is canonical: codes of one length are consecutive, in
- * symbol order), 1 KiB instead of a tree or a 16 KiB state machine: a
- * symbol at a time from a 64-bit window where 8 bytes are at hand, bit by
- * bit elsewhere (string_bytes()). A header block is a few hundred bytes,
- * and this runs once per HTTP/2 request, not on the HTTP/1 path.
+ * Huffman strings are decoded four bits at a time by a 16 KiB state
+ * machine (hpack_huff.h, generated), read-only and shared: about 8
+ * instructions a byte where decoding a symbol at a time from a window cost
+ * 50 (nginx's responses carry about 40 Huffman bytes that must be decoded
+ * to count their length, most of what HTTP/2 cost per request). Values
+ * nobody needs are skipped undecoded (value_unneeded()).
  *
  * No allocation, no recursion, no syscalls; nothing keeps a pointer to the
  * caller's bytes, and no loop reads past the n it was given.
@@ -71,108 +71,12 @@ enum { T_INDEX, T_SIZE, T_STRLEN };
 /* h->sub: which string is being read */
 enum { SUB_NAME, SUB_VALUE };
 
-/* --- Huffman code (RFC 7541 Appendix B), canonical form ---------------------
- * For each code length L (5..30): hp_first[L] is the first code of that
- * length, hp_count[L] how many there are, hp_base[L] the position of the
- * first one in the symbols sorted by (length, symbol); hp_sym[] is that
- * order. EOS (256) is last (position 256), so it is not in hp_sym[].
- * Generated from the RFC's table (checked in tests/check_hpack.c, which
- * encodes with the table as the RFC prints it). */
-static const uint32_t hp_first[31] = {
-	0x00000000, 0x00000000, 0x00000000, 0x00000000,
-	0x00000000, 0x00000000, 0x00000014, 0x0000005c,
-	0x000000f8, 0x00000000, 0x000003f8, 0x000007fa,
-	0x00000ffa, 0x00001ff8, 0x00003ffc, 0x00007ffc,
-	0x00000000, 0x00000000, 0x00000000, 0x0007fff0,
-	0x000fffe6, 0x001fffdc, 0x003fffd2, 0x007fffd8,
-	0x00ffffea, 0x01ffffec, 0x03ffffe0, 0x07ffffde,
-	0x0fffffe2, 0x00000000, 0x3ffffffc,
-};
-static const uint8_t hp_count[31] = {
-	0, 0, 0, 0, 0, 10, 26, 32, 6, 0, 5, 3, 2, 6, 2, 3,
-	0, 0, 0, 3, 8, 13, 26, 29, 12, 4, 15, 19, 29, 0, 4,
-};
-static const uint16_t hp_base[31] = {
-	0, 0, 0, 0, 0, 0, 10, 36, 68, 0, 74, 79, 82, 84, 90, 92,
-	0, 0, 0, 95, 98, 106, 119, 145, 174, 186, 190, 205, 224, 0, 253,
-};
-/* hp_limit[L]: the first 30-bit value (a code left-aligned in 30 bits)
- * past every code of length <= L; a code's length is the first L whose
- * limit is above the next 30 bits (canonical codes sort by length). */
-static const uint32_t hp_limit[31] = {
-	0x00000000, 0x00000000, 0x00000000, 0x00000000,
-	0x00000000, 0x14000000, 0x2e000000, 0x3e000000,
-	0x3f800000, 0x3f800000, 0x3fd00000, 0x3fe80000,
-	0x3ff00000, 0x3ffc0000, 0x3ffe0000, 0x3fff8000,
-	0x3fff8000, 0x3fff8000, 0x3fff8000, 0x3fff9800,
-	0x3fffb800, 0x3fffd200, 0x3fffec00, 0x3ffffa80,
-	0x3ffffd80, 0x3ffffe00, 0x3ffffef0, 0x3fffff88,
-	0x3ffffffc, 0x3ffffffc, 0x40000000,
-};
-#define HP_EOS_POS 256
-static const uint8_t hp_sym[256] = {
-	0x30, 0x31, 0x32, 0x61, 0x63, 0x65, 0x69, 0x6f, 0x73, 0x74, 0x20, 0x25,
-	0x2d, 0x2e, 0x2f, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3d, 0x41,
-	0x5f, 0x62, 0x64, 0x66, 0x67, 0x68, 0x6c, 0x6d, 0x6e, 0x70, 0x72, 0x75,
-	0x3a, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b, 0x4c,
-	0x4d, 0x4e, 0x4f, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x59,
-	0x6a, 0x6b, 0x71, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x26, 0x2a, 0x2c, 0x3b,
-	0x58, 0x5a, 0x21, 0x22, 0x28, 0x29, 0x3f, 0x27, 0x2b, 0x7c, 0x23, 0x3e,
-	0x00, 0x24, 0x40, 0x5b, 0x5d, 0x7e, 0x5e, 0x7d, 0x3c, 0x60, 0x7b, 0x5c,
-	0xc3, 0xd0, 0x80, 0x82, 0x83, 0xa2, 0xb8, 0xc2, 0xe0, 0xe2, 0x99, 0xa1,
-	0xa7, 0xac, 0xb0, 0xb1, 0xb3, 0xd1, 0xd8, 0xd9, 0xe3, 0xe5, 0xe6, 0x81,
-	0x84, 0x85, 0x86, 0x88, 0x92, 0x9a, 0x9c, 0xa0, 0xa3, 0xa4, 0xa9, 0xaa,
-	0xad, 0xb2, 0xb5, 0xb9, 0xba, 0xbb, 0xbd, 0xbe, 0xc4, 0xc6, 0xe4, 0xe8,
-	0xe9, 0x01, 0x87, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8f, 0x93, 0x95, 0x96,
-	0x97, 0x98, 0x9b, 0x9d, 0x9e, 0xa5, 0xa6, 0xa8, 0xae, 0xaf, 0xb4, 0xb6,
-	0xb7, 0xbc, 0xbf, 0xc5, 0xe7, 0xef, 0x09, 0x8e, 0x90, 0x91, 0x94, 0x9f,
-	0xab, 0xce, 0xd7, 0xe1, 0xec, 0xed, 0xc7, 0xcf, 0xea, 0xeb, 0xc0, 0xc1,
-	0xc8, 0xc9, 0xca, 0xcd, 0xd2, 0xd5, 0xda, 0xdb, 0xee, 0xf0, 0xf2, 0xf3,
-	0xff, 0xcb, 0xcc, 0xd3, 0xd4, 0xd6, 0xdd, 0xde, 0xdf, 0xf1, 0xf4, 0xf5,
-	0xf6, 0xf7, 0xf8, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0x02, 0x03, 0x04, 0x05,
-	0x06, 0x07, 0x08, 0x0b, 0x0c, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14,
-	0x15, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x7f, 0xdc,
-	0xf9, 0x0a, 0x0d, 0x16,
-};
-
-/* hp_short[b]: the symbol a code of 8 bits or fewer that begins the byte b
- * stands for, and its length (sym | len << 8); 0 when the code is longer.
- * The 74 commonest symbols (letters, digits, "/-.=_:") have such codes.
- * Generated from the tables above. */
-static const uint16_t hp_short[256] = {
-	0x0530, 0x0530, 0x0530, 0x0530, 0x0530, 0x0530, 0x0530, 0x0530,
-	0x0531, 0x0531, 0x0531, 0x0531, 0x0531, 0x0531, 0x0531, 0x0531,
-	0x0532, 0x0532, 0x0532, 0x0532, 0x0532, 0x0532, 0x0532, 0x0532,
-	0x0561, 0x0561, 0x0561, 0x0561, 0x0561, 0x0561, 0x0561, 0x0561,
-	0x0563, 0x0563, 0x0563, 0x0563, 0x0563, 0x0563, 0x0563, 0x0563,
-	0x0565, 0x0565, 0x0565, 0x0565, 0x0565, 0x0565, 0x0565, 0x0565,
-	0x0569, 0x0569, 0x0569, 0x0569, 0x0569, 0x0569, 0x0569, 0x0569,
-	0x056f, 0x056f, 0x056f, 0x056f, 0x056f, 0x056f, 0x056f, 0x056f,
-	0x0573, 0x0573, 0x0573, 0x0573, 0x0573, 0x0573, 0x0573, 0x0573,
-	0x0574, 0x0574, 0x0574, 0x0574, 0x0574, 0x0574, 0x0574, 0x0574,
-	0x0620, 0x0620, 0x0620, 0x0620, 0x0625, 0x0625, 0x0625, 0x0625,
-	0x062d, 0x062d, 0x062d, 0x062d, 0x062e, 0x062e, 0x062e, 0x062e,
-	0x062f, 0x062f, 0x062f, 0x062f, 0x0633, 0x0633, 0x0633, 0x0633,
-	0x0634, 0x0634, 0x0634, 0x0634, 0x0635, 0x0635, 0x0635, 0x0635,
-	0x0636, 0x0636, 0x0636, 0x0636, 0x0637, 0x0637, 0x0637, 0x0637,
-	0x0638, 0x0638, 0x0638, 0x0638, 0x0639, 0x0639, 0x0639, 0x0639,
-	0x063d, 0x063d, 0x063d, 0x063d, 0x0641, 0x0641, 0x0641, 0x0641,
-	0x065f, 0x065f, 0x065f, 0x065f, 0x0662, 0x0662, 0x0662, 0x0662,
-	0x0664, 0x0664, 0x0664, 0x0664, 0x0666, 0x0666, 0x0666, 0x0666,
-	0x0667, 0x0667, 0x0667, 0x0667, 0x0668, 0x0668, 0x0668, 0x0668,
-	0x066c, 0x066c, 0x066c, 0x066c, 0x066d, 0x066d, 0x066d, 0x066d,
-	0x066e, 0x066e, 0x066e, 0x066e, 0x0670, 0x0670, 0x0670, 0x0670,
-	0x0672, 0x0672, 0x0672, 0x0672, 0x0675, 0x0675, 0x0675, 0x0675,
-	0x073a, 0x073a, 0x0742, 0x0742, 0x0743, 0x0743, 0x0744, 0x0744,
-	0x0745, 0x0745, 0x0746, 0x0746, 0x0747, 0x0747, 0x0748, 0x0748,
-	0x0749, 0x0749, 0x074a, 0x074a, 0x074b, 0x074b, 0x074c, 0x074c,
-	0x074d, 0x074d, 0x074e, 0x074e, 0x074f, 0x074f, 0x0750, 0x0750,
-	0x0751, 0x0751, 0x0752, 0x0752, 0x0753, 0x0753, 0x0754, 0x0754,
-	0x0755, 0x0755, 0x0756, 0x0756, 0x0757, 0x0757, 0x0759, 0x0759,
-	0x076a, 0x076a, 0x076b, 0x076b, 0x0771, 0x0771, 0x0776, 0x0776,
-	0x0777, 0x0777, 0x0778, 0x0778, 0x0779, 0x0779, 0x077a, 0x077a,
-	0x0826, 0x082a, 0x082c, 0x083b, 0x0858, 0x085a, 0x0000, 0x0000,
-};
+/* --- Huffman code (RFC 7541 Appendix B) ------------------------------------
+ * Decoded four bits at a time by a state machine (hp_fsm, 16 KiB, and
+ * hp_fsm_accept), generated by scripts/gen_hpack_huff.py from the code in
+ * canonical form; tests/check_hpack.c encodes with the RFC's table as it
+ * prints it. */
+#include "hpack_huff.h"
 
 /* --- static table (RFC 7541 Appendix A) -------------------------------------
  * Each name's length (a literal naming it makes an entry of that size) and
@@ -538,8 +442,7 @@ static void string_begin(struct ap_hpack *h, uint32_t len)
 		h->huff = HUFF_SKIP;
 	h->str_left = len;
 	h->str_len = 0;
-	h->huff_code = 0;
-	h->huff_len = 0;
+	h->huff_code = 0; /* hp_fsm's root */
 	h->state = S_STR;
 }
 
@@ -547,7 +450,8 @@ static void string_begin(struct ap_hpack *h, uint32_t len)
  * bits, all ones), then go on with the value or finish the field. */
 static int string_end(struct ap_hpack *h)
 {
-	if (h->huff == HUFF_YES && (h->huff_len > 7 || h->huff_code != (1u << h->huff_len) - 1))
+	/* 5.2: at most 7 bits of padding, all ones */
+	if (h->huff == HUFF_YES && !hp_fsm_accept[h->huff_code])
 		return -1;
 	if (h->sub == SUB_NAME) {
 		h->name_len = h->str_len;
@@ -661,14 +565,9 @@ static int field_begin(struct ap_hpack *h, uint8_t b)
 /* n bytes of the current string: decoded (Huffman or not), the first cap
  * bytes kept in keep, all counted in h->str_len (saturating).
  *
- * Huffman: at a symbol boundary, the next (up to) 8 bytes of the string go
- * into a 64-bit window, zero-filled after them, and every symbol whose
- * code ends within those bytes is decoded 30 bits at a time (hp_limit[]
- * gives the length): the code is prefix-free, so the fill cannot change a
- * code that ends before it. What is left, a code cut by the end of a feed
- * and the padding (at most 7 ones: no code is all ones that short), goes
- * bit by bit, which is where a symbol split across feeds resumes. Both
- * read the same prefix code, so the results do not depend on the split. */
+ * Huffman: hp_fsm, a nibble at a time, whatever the split: the state after
+ * a byte (the inner node of the code tree reached) is all a symbol split
+ * across feeds needs to resume. HP_OUT(e >> 8) keeps the low byte. */
 static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *keep, uint32_t cap)
 {
 	uint32_t out = h->str_len;
@@ -678,69 +577,45 @@ static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *ke
 		h->str_len = n > UINT32_MAX - out ? UINT32_MAX : out + (uint32_t)n;
 		return 0;
 	}
-	uint32_t code = h->huff_code;
-	unsigned len = h->huff_len;
-	unsigned skip = 0; /* leading bits of p[i] already decoded */
+	/* two steps of hp_fsm per byte; a symbol split across feeds resumes
+	 * from the state kept in huff_code */
+	uint32_t st = h->huff_code;
 	size_t i = 0;
-	while (i < n) {
-		if (len == 0) {
-			/* Up to 8 bytes in a window, zeros after them: a code
-			 * found there that ends within the bytes is the real one
-			 * (the code is prefix-free); one that would end past them
-			 * is left to the next window, or to the bit-by-bit loop
-			 * (a code split across feeds, the padding). */
-			unsigned have = n - i < 8 ? (unsigned)(n - i) : 8;
-			uint64_t w = 0;
-			for (unsigned k = 0; k < have; k++)
-				w = w << 8 | p[i + k];
-			w <<= 8 * (8 - have);
-			unsigned bits = 8 * have, used = skip;
-			while (used + 5 <= bits) {
-				uint32_t top = (uint32_t)((w << used) >> 34);
-				unsigned e = hp_short[top >> 22], l = e >> 8;
-				if (l == 0) {
-					l = 9;
-					while (top >= hp_limit[l])
-						l++;
-				}
-				if (used + l > bits)
-					break;
-				if (e == 0) {
-					uint32_t pos = hp_base[l] + (top >> (30 - l)) - hp_first[l];
-					if (pos == HP_EOS_POS) /* 5.2: EOS in a string */
-						return -1;
-					e = hp_sym[pos];
-				}
-				HP_OUT(e & 0xff);
-				used += l;
-			}
-			if (used > skip) {
-				i += used / 8;
-				skip = used % 8;
-				continue;
-			}
-			/* nothing complete in the window: this byte bit by bit */
-		}
-		for (int bit = 7 - (int)skip; bit >= 0; bit--) {
-			code = code << 1 | ((p[i] >> bit) & 1);
-			len++;
-			uint32_t d = code - hp_first[len];
-			if (d < hp_count[len]) {
-				uint32_t pos = hp_base[len] + d;
-				if (pos == HP_EOS_POS)
-					return -1;
-				HP_OUT(hp_sym[pos]);
-				code = 0;
-				len = 0;
-			} else if (len == 30) { /* impossible: the code is complete */
+	for (; i < n && out < cap; i++) {
+		uint32_t e = hp_fsm[st][p[i] >> 4];
+		if (e & (HP_FSM_FAIL | HP_FSM_EMIT)) {
+			if (e & HP_FSM_FAIL) /* 5.2: EOS in a string */
 				return -1;
-			}
+			HP_OUT(e >> 8);
 		}
-		skip = 0;
-		i++;
+		e = hp_fsm[e & 0xff][p[i] & 0x0f];
+		if (e & (HP_FSM_FAIL | HP_FSM_EMIT)) {
+			if (e & HP_FSM_FAIL)
+				return -1;
+			HP_OUT(e >> 8);
+		}
+		st = e & 0xff;
 	}
-	h->huff_code = code;
-	h->huff_len = (uint8_t)len;
+	if (i < n) {
+		/* nothing more to keep: symbols only counted, without a branch
+		 * per symbol (a failed step's next state is the root, so going
+		 * on past it is harmless; it fails the string at the end) */
+		uint64_t count = out;
+		uint32_t seen = 0;
+		for (; i < n; i++) {
+			uint32_t e = hp_fsm[st][p[i] >> 4];
+			seen |= e;
+			count += (e >> 17) & 1;
+			e = hp_fsm[e & 0xff][p[i] & 0x0f];
+			seen |= e;
+			count += (e >> 17) & 1;
+			st = e & 0xff;
+		}
+		if (seen & HP_FSM_FAIL)
+			return -1;
+		out = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
+	}
+	h->huff_code = st;
 	h->str_len = out;
 	return 0;
 }
