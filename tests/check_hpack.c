@@ -624,9 +624,10 @@ END_TEST
 START_TEST(test_huffman_alignments)
 {
 	/* long codes (13 to 30 bits) starting at every bit offset from 0 to
-	 * 70 of a string, so at every place of the decoder's 64-bit window
-	 * (fed whole) and across its edge; '0' and '/' are 5 and 6 bits, and
-	 * their sums reach every offset from 20 up */
+	 * 70 of a string, so at every place within the decoder's four-bit
+	 * steps and across byte and feed edges (written for an earlier
+	 * decoder's 64-bit window, whose edges these covered too); '0' and '/'
+	 * are 5 and 6 bits, and their sums reach every offset from 20 up */
 	static const uint8_t longs[] = { 10, 13, 22, 0, 1, 2, 127, 255 };
 	for (unsigned off = 0; off <= 70; off++) {
 		unsigned sixes = 0;
@@ -690,9 +691,10 @@ START_TEST(test_huffman_errors)
 		put_byte(e, 0xff);
 	seq_run("EOS", 0, &s);
 
-	/* EOS where 8 bytes of the string are at hand (decoded 30 bits at a
-	 * time when fed whole) after "/00" (6 + 5 + 5 bits: no padding), and
-	 * after "/0000000000" (56 bits), where it is cut by the window */
+	/* EOS in a longer string, after "/00" (6 + 5 + 5 bits: no padding)
+	 * and after "/0000000000" (56 bits: EOS starting mid-byte and
+	 * spanning four bytes; an earlier decoder read 8 bytes at a time and
+	 * cut it there) */
 	static const char *const before[] = { "/00", "/0000000000" };
 	for (int k = 0; k < 2; k++) {
 		uint8_t eos[32];
