@@ -48,7 +48,8 @@ errors_of() { # SERVICE: its /api/v1/errors rows, one JSON per line
 wait_error() { # SERVICE TYPE: until a row of that type shows
 	local i
 	for i in $(seq 50); do
-		errors_of "$1" | jq -e --arg t "$2" 'select(.type == $t)' >/dev/null && return 0
+		# -s and any(): jq -e alone exits 0 on an empty answer (no rows yet)
+		errors_of "$1" | jq -s -e --arg t "$2" 'any(.[]; .type == $t)' >/dev/null && return 0
 		sleep 0.2
 	done
 	ap_fail "no $2 row for $1: $(errors_of "$1")"

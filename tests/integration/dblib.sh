@@ -245,7 +245,7 @@ ap_expect_sql() {
 ap_check_jq() {
 	local what=$1 json=$2 filter=$3 r
 	shift 3
-	r=$(jq -e "$@" "$filter" <<<"$json" 2>&1) || {
+	r=$(jq -e "$@" "$filter" <<<"$json" 2>&1) && [ -n "$r" ] || { # empty: see ap_assert_jq
 		printf '%s: %s: jq %s gave %s on:\n%s\n' "$AP_NAME" "$what" "$filter" "$r" \
 			"$(jq -c . <<<"$json" | head -c 4000)" >&2
 		ap_fail "$what"
@@ -278,7 +278,7 @@ ap_assert_no_literals() {
 		curl -s --max-time 10 "$AP_URL/api/v1/$p" >"$out/$(tr -c 'a-z0-9\n' _ <<<"$p")" 2>/dev/null
 	done
 	for p in endpoints "requests?limit=1000" queries n-plus-one errors; do
-		jq -e . "$out/$(tr -c 'a-z0-9\n' _ <<<"$p")" >/dev/null 2>&1 ||
+		jq -e -s 'length == 1' "$out/$(tr -c 'a-z0-9\n' _ <<<"$p")" >/dev/null 2>&1 ||
 			ap_fail "GET /api/v1/$p did not return JSON"
 	done
 	curl -s --max-time 10 "$AP_URL/metrics" >"$out/metrics" 2>/dev/null

@@ -331,7 +331,7 @@ bad400=(
 for u in "${bad400[@]}"; do
 	c=$(code "$u")
 	[ "$c" = 400 ] || ap_fail "GET $u: status $c, expected 400 ($(head -c 300 "$AP_TMP/api-body.out"))"
-	jq -e '.error | type == "string"' "$AP_TMP/api-body.out" >/dev/null ||
+	jq -e -s 'length == 1 and (.[0].error | type == "string")' "$AP_TMP/api-body.out" >/dev/null ||
 		ap_fail "GET $u: the 400 has no JSON error: $(head -c 300 "$AP_TMP/api-body.out")"
 done
 ap_log "ok: ${#bad400[@]} malformed parameters answered 400 with a JSON error"

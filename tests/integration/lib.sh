@@ -395,10 +395,12 @@ ap_assert_eq() {
 	ap_log "ok: $1 = $3"
 }
 
-# ap_assert_jq WHAT JQ-FILTER JSON : the filter must print true.
+# ap_assert_jq WHAT JQ-FILTER JSON : the filter must print true. Empty
+# input fails too: jq -e (1.6) exits 0 when it reads no value at all, so an
+# empty answer would otherwise pass any filter.
 ap_assert_jq() {
 	local r
-	r=$(jq -e "$2" <<<"$3" 2>&1) || {
+	r=$(jq -e "$2" <<<"$3" 2>&1) && [ -n "$r" ] || {
 		printf '%s: %s: jq %s gave %s on:\n%s\n' "$AP_NAME" "$1" "$2" "$r" "$(jq -c . <<<"$3" | head -c 4000)" >&2
 		ap_fail "$1"
 	}
