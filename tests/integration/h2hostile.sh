@@ -97,7 +97,19 @@ ap_log "ok: after the holders closed, 30 more HTTP/1 requests and 100 HTTP/2 str
 # followed ones' held streams are recorded at the close: together, 50.
 hold_start hold50 50 1
 h1 30
-untracked=$(ap_api /api/v1/status | jq '[.processes[] | select(.service == "h2-hostile") | .untracked_connections] | add')
+# The preload reports its untracked count in its STATS heartbeat, once a
+# second: the count is final once all 50 are open (before "ready"), and
+# the collector has it a heartbeat later. Read it as soon as it shows, and
+# again after one more heartbeat.
+untracked_now() {
+	ap_api /api/v1/status | jq '[.processes[] | select(.service == "h2-hostile") | .untracked_connections] | add // 0'
+}
+for i in $(seq 30); do
+	[ "$(untracked_now)" -ge 1 ] && break
+	sleep 0.1
+done
+sleep 1.2
+untracked=$(untracked_now)
 hold_stop hold50
 ap_expect_counts <<EOF2
 GET /api/users/{id} 90
