@@ -11,8 +11,11 @@
  * whenever we are no longer the installed handler.
  *
  * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
- * close, socket, sendto, tgkill, nanosleep and memory copies into static
- * buffers. It reads /proc/self/maps for the module table (each ELF file
+ * close, socket, setsockopt, sendto, sendmsg, tgkill, nanosleep and memory
+ * copies into static buffers. It first sends what the event buffer holds
+ * (pl_ship_exit_now(): the requests finished before the crash; skipped when
+ * the crashing thread holds the buffer's lock, and within the exit flush's
+ * 100 ms budget). It reads /proc/self/maps for the module table (each ELF file
  * with an executable mapping and where it is mapped) and the bounds of the
  * stack, copies up to CRASH_STACK bytes of the stack from the stack
  * pointer, walks frame pointers as far as they go, and sends one datagram.
@@ -311,8 +314,15 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 		sigaction(sig, &crash_prev[i], NULL);
 	else
 		signal(sig, SIG_DFL);
-	if (ours && served_http() && !__atomic_exchange_n(&crash_busy, 1, __ATOMIC_ACQ_REL))
-		report(sig, si, uc);
+	if (served_http()) {
+		/* The requests this process finished before the crash are still
+		 * in the event buffer (the shipper sends every SHIP_TICK): hand
+		 * them over as exit() would, then the crash itself. Also when a
+		 * host's handler chained to us: the process dies all the same. */
+		pl_ship_exit_now();
+		if (ours && !__atomic_exchange_n(&crash_busy, 1, __ATOMIC_ACQ_REL))
+			report(sig, si, uc);
+	}
 	/* A fault re-executes its instruction; a sent signal must be sent
 	 * again (it is blocked until we return). */
 	if (si == NULL || si->si_code <= 0)

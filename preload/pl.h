@@ -569,10 +569,11 @@ void pl_ship_commit(size_t need);
 void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_profile(const struct ap_rec_profile *r);
 void pl_ship_count_untracked(void);
-/* The process ends without exit()'s destructors (_exit, _Exit): hands
- * over what is buffered, as the exit flush does, within its budget.
- * Nothing in a process that never shipped, nor in a vfork() child.
- * Preserves errno. */
+/* The process ends without exit()'s destructors (_exit, _Exit, or a fatal
+ * signal: crash.c): hands over what is buffered, as the exit flush does,
+ * within its budget. Nothing in a process that never shipped, nor in a
+ * vfork() child, nor when the buffer's lock is held (a crash inside an
+ * append). Async-signal-safe; preserves errno. */
 void pl_ship_exit_now(void);
 void pl_ship_atfork_prepare(void);
 void pl_ship_atfork_parent(void);

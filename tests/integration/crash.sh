@@ -45,6 +45,10 @@ server_exit() {
 errors_of() { # SERVICE: its /api/v1/errors rows, one JSON per line
 	ap_api /api/v1/errors -G --data-urlencode "service=$1" | jq -c '.errors[]'
 }
+routes_of() { # SERVICE: "METHOD ROUTE COUNT" of its endpoints, sorted, comma-separated
+	ap_api /api/v1/endpoints -G --data-urlencode "service=$1" |
+		jq -r '[.endpoints[] | "\(.method) \(.route) \(.count)"] | sort | join(",")'
+}
 wait_error() { # SERVICE TYPE: until a row of that type shows
 	local i
 	for i in $(seq 50); do
@@ -86,6 +90,9 @@ for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler
 	esac
 	grep -q "crash of pid .* (service $svc) during GET /$route: $sig" "$AP_TMP/collector.log" ||
 		ap_fail "no backtrace of the $sig in the collector's log"
+	# The requests it finished before, still in its event buffer at the
+	# crash (the shipper sends every 100 ms), were handed over first.
+	ap_assert_eq "requests finished before the $sig" "$(routes_of "$svc")" "GET /ok 1,GET /sigstate 1"
 done
 # libc's frames are named too: unwound with CFI, not frame pointers.
 if grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h"; then
@@ -112,6 +119,12 @@ get /crash >/dev/null
 server_exit
 ap_assert_eq "exit status with a chaining handler" "$EXIT" 139
 grep -q '^chained handler' "$AP_TMP/server-chain.log" || ap_fail "the chaining handler did not run"
+# No report, but the process dies: what it finished is handed over.
+for i in $(seq 50); do
+	[ -n "$(routes_of "$BASE_SERVICE-chain")" ] && break
+	sleep 0.1
+done
+ap_assert_eq "requests finished before the chained SIGSEGV" "$(routes_of "$BASE_SERVICE-chain")" "GET /ok 1"
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)
