@@ -1,7 +1,7 @@
 /*
  * cli.c - apiprof, the command-line client (SPEC section 7).
  *
- *   apiprof run [--service NAME] [--socket PATH] -- COMMAND [ARGS...]
+ *   apiprof run [--service NAME] [--socket PATH] [--url URL] -- COMMAND [ARGS...]
  *   apiprof report [--url URL] [--sort p95|count|errors] [--since WHEN]
  *                  [--service NAME]
  *   apiprof aggregate [--url URL]            (cli_aggregate.c)
@@ -45,7 +45,7 @@ static void cli_usage(FILE *out)
 	        "usage: apiprof <command> [options]\n"
 	        "\n"
 	        "Commands:\n"
-	        "  run [--service NAME] [--socket PATH] -- COMMAND [ARGS...]\n"
+	        "  run [--service NAME] [--socket PATH] [--url URL] -- COMMAND [ARGS...]\n"
 	        "        run COMMAND with the apiprof preload (libapiprof.so)\n"
 	        "  report [--url URL] [--sort p95|count|errors] [--since WHEN] [--service NAME]\n"
 	        "        print the collector's per-endpoint table\n"
@@ -67,7 +67,8 @@ static void cli_usage(FILE *out)
 static void cli_usage_run(FILE *out)
 {
 	fprintf(out,
-	        "usage: apiprof run [--service NAME] [--socket PATH] -- COMMAND [ARGS...]\n"
+	        "usage: apiprof run [--service NAME] [--socket PATH] [--url URL]\n"
+	        "                   -- COMMAND [ARGS...]\n"
 	        "\n"
 	        "Executes COMMAND with libapiprof.so added in front of LD_PRELOAD, so\n"
 	        "every HTTP request it serves is reported to the collector.\n"
@@ -75,6 +76,10 @@ static void cli_usage_run(FILE *out)
 	        "  --service NAME   the service label (APIPROF_SERVICE; default: the\n"
 	        "                   program's name)\n"
 	        "  --socket PATH    the collector's Unix socket (APIPROF_SOCKET)\n"
+	        "  --url URL        the collector's HTTP API, exported to COMMAND as\n"
+	        "                   APIPROF_URL, so an `apiprof report` or `apiprof check`\n"
+	        "                   that COMMAND runs asks that collector (run itself\n"
+	        "                   never asks it)\n"
 	        "\n"
 	        "The library is $APIPROF_LIB when set, else %s/libapiprof.so.\n",
 	        AP_PKGLIBDIR);
@@ -156,11 +161,13 @@ static char *cli_absolute(const char *path)
 	return out;
 }
 
-/* `apiprof run`: sets LD_PRELOAD (ours first), APIPROF_SERVICE and
- * APIPROF_SOCKET, then execvp()s COMMAND. Returns only on failure. */
+/* `apiprof run`: sets LD_PRELOAD (ours first), APIPROF_SERVICE,
+ * APIPROF_SOCKET and APIPROF_URL, then execvp()s COMMAND. Returns only on
+ * failure. --url is taken because SPEC 7 gives every subcommand one; run
+ * sends nothing over HTTP, so it passes the URL on to what COMMAND runs. */
 static int cli_run(int argc, char **argv)
 {
-	const char *service = NULL, *sock = NULL;
+	const char *service = NULL, *sock = NULL, *url = NULL;
 	int i, r;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -173,7 +180,8 @@ static int cli_run(int argc, char **argv)
 			return CLI_OK;
 		}
 		if ((r = cli_opt(argc, argv, &i, "--service", &service)) != 0 ||
-		    (r = cli_opt(argc, argv, &i, "--socket", &sock)) != 0) {
+		    (r = cli_opt(argc, argv, &i, "--socket", &sock)) != 0 ||
+		    (r = cli_opt(argc, argv, &i, "--url", &url)) != 0) {
 			if (r < 0)
 				return CLI_USAGE;
 			continue;
@@ -224,7 +232,8 @@ static int cli_run(int argc, char **argv)
 	}
 	if (!preload || setenv("LD_PRELOAD", preload, 1) != 0 ||
 	    (service && setenv("APIPROF_SERVICE", service, 1) != 0) ||
-	    (abs_sock && setenv("APIPROF_SOCKET", abs_sock, 1) != 0)) {
+	    (abs_sock && setenv("APIPROF_SOCKET", abs_sock, 1) != 0) ||
+	    (url && setenv("APIPROF_URL", url, 1) != 0)) {
 		fprintf(stderr, "apiprof run: cannot set the environment: %s\n", strerror(errno));
 		return CLI_ERROR;
 	}

@@ -485,6 +485,29 @@ static void row_n1(struct col_row *row, const struct col_n1 *n1, size_t nn1)
 	}
 }
 
+/* Folds each run of ASCII white space (a body's line breaks, CRLF, tabs) in
+ * s[0..n) to one space and drops it at both ends, in place; returns the new
+ * length. A 5xx body is mostly HTML or JSON ending in a newline, and
+ * col_clean_text() would make every line break a '?', which reads like a
+ * scrubbed value. */
+static size_t fold_space(char *s, size_t n)
+{
+	size_t o = 0;
+	int pending = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+			pending = o > 0;
+			continue;
+		}
+		if (pending)
+			s[o++] = ' ';
+		pending = 0;
+		s[o++] = c;
+	}
+	return o;
+}
+
 static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
                        const struct ap_rec_request *r, int64_t now_real)
 {
@@ -552,6 +575,7 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 		char scrubbed[MESSAGE_BUF];
 		size_t sn = ap_sql_scrub_http_body(r->message.p, r->message.len, scrubbed,
 		                                   sizeof scrubbed);
+		sn = fold_space(scrubbed, sn);
 		col_clean_text(scrubbed, sn, message, sizeof message);
 	}
 

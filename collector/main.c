@@ -87,7 +87,8 @@ static void usage(FILE *f)
 "\n"
 "HTTP API: GET /healthz, /api/v1/status, /api/v1/endpoints, /api/v1/requests,\n"
 "/api/v1/requests/ID, /api/v1/queries, /api/v1/n-plus-one, /api/v1/errors,\n"
-"/api/v1/timeseries, /api/v1/summaries, /api/v1/regressions; POST\n"
+"/api/v1/timeseries, /api/v1/summaries, /api/v1/regressions,\n"
+"/api/v1/profile, /metrics (Prometheus), / (the dashboard); POST\n"
 "/api/v1/aggregate.\n"
 "Exit status: 0 after a clean stop, 2 when it cannot start (bad flag or\n"
 "setting, socket or port in use, database unusable).\n");

@@ -193,8 +193,14 @@ static void *worker(void *arg)
 			int64_t d = delay * w->scale_pct / 100;
 			w->q[i].attempts = a.attempts;
 			w->q[i].due_mono = col_clock_mono_ns() + d * 1000000LL;
+			pthread_mutex_unlock(&w->mu);
 			col_log(COL_LOG_WARN, "webhook: alert %lld attempt %d failed (%s); retrying in %.1f s",
 			        (long long)a.id, a.attempts, why, (double)d / 1000);
+			/* Still pending, but the attempts made so far show at once
+			 * (the regression's webhook_attempts), not only at the end. */
+			if (w->cb)
+				w->cb(w->arg, a.id, COL_WEBHOOK_PENDING, a.attempts);
+			pthread_mutex_lock(&w->mu);
 		}
 	}
 	pthread_mutex_unlock(&w->mu);

@@ -10,8 +10,9 @@
  * then after doubling delays capped at 60 s (1, 2, 4, 8, 16, 32, 60 s:
  * COL_WEBHOOK_ATTEMPTS attempts in all); any other answer (a 404: a wrong
  * URL) fails at once. While one alert waits for its retry, others are
- * delivered. The outcome of each alert is reported through the status
- * callback, from the worker thread.
+ * delivered. Each retried attempt (status PENDING, the attempts so far) and
+ * the outcome of each alert are reported through the status callback, from
+ * the worker thread.
  *
  * Stopping interrupts a transfer in progress; alerts not yet delivered
  * keep the status they had (pending), so the owner can resend them after a
@@ -54,7 +55,9 @@ struct col_webhook_opts {
 	size_t queue_cap;        /* 0: COL_WEBHOOK_QUEUE */
 	long timeout_ms;         /* 0: COL_WEBHOOK_TIMEOUT_MS */
 	int64_t delay_scale_pct; /* retry delays in percent of the schedule; 0: 100 (tests) */
-	col_webhook_cb cb;       /* called with DELIVERED or FAILED; may be NULL */
+	col_webhook_cb cb;       /* called with PENDING after each failed attempt
+	                            that is retried, then once with DELIVERED or
+	                            FAILED; may be NULL */
 	void *arg;
 };
 

@@ -4,7 +4,8 @@
 # as SPEC 7 defines it (p95 and error-rate thresholds with WARN:CRIT, the
 # N+1 gate, the exit codes 0-3, Nagios perfdata, APIPROF_URL/--url and
 # APIPROF_TOKEN), `aggregate`, `report` in colour on a terminal and plain
-# through a pipe, `run`, and --help on each. Also the SQL side of /metrics
+# through a pipe, `run` (and its --url, exported as APIPROF_URL), --help on
+# each and the collector's --help naming every SPEC 5 endpoint. Also the SQL side of /metrics
 # from a real driver: operations, the per-table insert count, the error code
 # and the N+1 counter. Hostile text (ESC, BEL, C1 CSI, '|', markup, bad
 # UTF-8): from a fake collector, report and check print no control
@@ -146,6 +147,17 @@ for c in run report aggregate check; do
 	"$AP_CLI" "$c" --help | grep -q "^usage: apiprof $c" || ap_fail "apiprof $c --help"
 done
 "$AP_CLI" --help | grep -q '^  check ' || ap_fail "apiprof --help does not list check"
+# run takes --url like every subcommand (SPEC 7) and hands it to COMMAND.
+ap_assert_eq "run --url exports APIPROF_URL to COMMAND" \
+	"$(APIPROF_LIB="$(ap_preload)" APIPROF_URL=http://127.0.0.1:2 "$AP_CLI" run --url http://127.0.0.1:1 \
+		-- /bin/sh -c 'printf %s "$APIPROF_URL"')" "http://127.0.0.1:1"
+# The collector's --help names every endpoint of SPEC 5.
+"$AP_COLLECTOR" --help >"$AP_TMP/collector-help.txt" || ap_fail "apiprof-collector --help failed"
+for e in /healthz /api/v1/status /api/v1/endpoints /api/v1/requests /api/v1/requests/ID \
+	/api/v1/queries /api/v1/n-plus-one /api/v1/summaries /api/v1/aggregate /api/v1/regressions \
+	/api/v1/errors /api/v1/timeseries /api/v1/profile /metrics; do
+	grep -qF -- "$e" "$AP_TMP/collector-help.txt" || ap_fail "apiprof-collector --help does not list $e"
+done
 
 # The SQL metrics of the same traffic.
 ap_api_auth /metrics >"$AP_TMP/metrics.txt" || ap_fail "GET /metrics failed"
