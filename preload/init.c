@@ -201,6 +201,7 @@ static void read_config(void)
 	pl_cfg.capture_query = env_flag("APIPROF_CAPTURE_QUERY_STRING");
 	pl_cfg.capture_sql_values = env_flag("APIPROF_CAPTURE_SQL_VALUES");
 	pl_cfg.profile_every = (unsigned)env_ulong("APIPROF_PROFILE_EVERY", 20, 1000000);
+	pl_prof_arm();
 	/* Statements are normalised on the host thread's stack: 16 KiB at most. */
 	pl_cfg.max_sql_bytes = (unsigned)env_ulong("APIPROF_MAX_SQL_BYTES", 4096, 16384);
 	if (pl_cfg.max_sql_bytes < 16)

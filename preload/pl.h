@@ -581,24 +581,33 @@ void pl_ship_atfork_child(void);
 
 /* ---- CPU profiles (profile.c) ---- */
 
-/* Requests this thread has seen since its last every-Nth profile
- * (initial-exec TLS; profile.c resets it in the fork child). */
-extern __thread uint32_t pl_prof_count;
+/* Requests left before the next every-Nth profile (APIPROF_PROFILE_EVERY)
+ * of the process. Process-wide, not per thread: a server that starts a
+ * thread per connection (Python's ThreadingHTTPServer) would otherwise
+ * never reach the Nth request on any thread. Armed with the setting in the
+ * constructor and in the fork child (profile.c). */
+extern int32_t pl_prof_left;
 /* Whether the request whose headers just completed on this thread is to be
- * profiled: header set (X-Apiprof-Profile: 1), or the thread's every-Nth
- * counter (APIPROF_PROFILE_EVERY) came round. A TLS counter, no syscall;
- * inline since every request asks. In a build without the profiler,
+ * profiled: header set (X-Apiprof-Profile: 1), or the process's every-Nth
+ * countdown reached 0. One atomic decrement, no syscall; inline since every
+ * request asks. The thread that takes it to 0 re-arms it: threads that
+ * race past 0 meanwhile are not profiled (a few counts lost under
+ * concurrency, never an extra profile). In a build without the profiler,
  * pl_prof_begin() then declines. */
 static inline int pl_prof_want(int header)
 {
 	if (header)
 		return 1;
 	unsigned every = pl_cfg.profile_every;
-	if (every == 0 || ++pl_prof_count < every)
+	if (every == 0)
 		return 0;
-	pl_prof_count = 0;
+	if (__atomic_sub_fetch(&pl_prof_left, 1, __ATOMIC_RELAXED) != 0)
+		return 0;
+	__atomic_store_n(&pl_prof_left, (int32_t)every, __ATOMIC_RELAXED);
 	return 1;
 }
+/* Arms the countdown (constructor, fork child). */
+void pl_prof_arm(void);
 /* Starts sampling this thread for request req_id; returns a session
  * number (> 0) to hand to pl_prof_end(), or 0 when none started (every
  * session busy, one already live on this thread, no free real-time signal,

@@ -68,7 +68,12 @@
 #define PROF_ENABLED 0
 #endif
 
-__thread uint32_t pl_prof_count;
+int32_t pl_prof_left;
+
+void pl_prof_arm(void)
+{
+	__atomic_store_n(&pl_prof_left, (int32_t)pl_cfg.profile_every, __ATOMIC_RELAXED);
+}
 
 #if PROF_ENABLED
 
@@ -807,7 +812,7 @@ void pl_prof_atfork_child(void)
 	/* POSIX timers are not inherited; the parent's sessions are its own. */
 	th_slot = NULL;
 	th_timer_ok = 0;
-	pl_prof_count = 0;
+	pl_prof_arm();
 	if (slots)
 		for (int i = 0; i < PROF_SLOTS; i++) {
 			slots[i].state = SLOT_FREE;
@@ -850,7 +855,7 @@ void pl_prof_work(void)
 
 void pl_prof_atfork_child(void)
 {
-	pl_prof_count = 0;
+	pl_prof_arm();
 }
 
 #endif

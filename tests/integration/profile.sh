@@ -10,7 +10,8 @@
 #     only DWARF CFI unwinding gives (a frame-pointer walk from inside libm
 #     skips the caller); /spin's profile never contains burn_sin; the
 #     collapsed, speedscope and top-functions formats agree.
-#  2. APIPROF_PROFILE_EVERY=3: one request in three is profiled.
+#  2. APIPROF_PROFILE_EVERY=3: one request in three is profiled, also in a
+#     server that starts a thread per connection (counted per process).
 #  3. APIPROF_PROFILE_EVERY=0: nothing is profiled, except a request carrying
 #     X-Apiprof-Profile: 1.
 . "$(dirname "$0")/lib.sh"
@@ -128,6 +129,36 @@ for i in 1 2 3 4 5 6; do
 done
 printf 'GET /spin 6\n' | ap_expect_counts
 ap_assert_eq "APIPROF_PROFILE_EVERY=3: requests profiled" "$(wait_requests it-profile-every3 /spin 2)" 2
+
+# 2b. The count is the process's, not a thread's: Python's
+#     ThreadingHTTPServer starts a thread per connection (HTTP/1.0, one
+#     request each), so no thread ever reads a 3rd request.
+AP_SERVICE=it-profile-threads
+PORT=$(ap_free_port)
+ap_bg_preloaded threads env APIPROF_PROFILE_EVERY=3 "$AP_PY" -c '
+import sys, time
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        end = time.process_time() + 0.06
+        while time.process_time() < end:
+            pass
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+    def log_message(self, *a):
+        pass
+s = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening on", sys.argv[1], flush=True)
+s.serve_forever()' "$PORT"
+ap_wait_log threads '^listening on'
+for i in 1 2 3 4 5 6; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/burn" || ap_fail "GET /burn failed"
+done
+printf 'GET /burn 6\n' | ap_expect_counts
+ap_assert_eq "APIPROF_PROFILE_EVERY=3, a thread per connection: requests profiled" \
+	"$(wait_requests it-profile-threads /burn 2)" 2
 
 # 3. Sampling off; the header still profiles one request.
 start_prof off 0
