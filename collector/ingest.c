@@ -76,6 +76,11 @@ struct col_ingest {
 	int draining;             /* read by the ingest thread only */
 
 	struct col_pending *pend;     /* the ingest thread's */
+	/* The last request flagged AP_REQF_CRASHED (ingest thread only): its
+	 * pid, id and stored row, for the CRASH record that follows it. */
+	uint32_t crashed_pid;
+	uint64_t crashed_req;
+	int64_t crashed_example;
 
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
@@ -448,7 +453,9 @@ static void request_findings(struct col_ingest *in, const char *service, const c
 	for (size_t i = 0; i < nn1; i++)
 		col_findings_n1(f, service, method, route, n1[i].fingerprint, n1[i].sql,
 		                n1[i].count, ts_ns, example);
-	if (r->flags & AP_REQF_ABORTED) {
+	if (r->flags & AP_REQF_CRASHED) {
+		/* its error group is the signal's (on_crash) */
+	} else if (r->flags & AP_REQF_ABORTED) {
 		col_findings_error(f, service, method, route, COL_ABORTED_TYPE, COL_ABORTED_MESSAGE,
 		                   ts_ns, example);
 	} else if (r->status >= 500) {
@@ -530,6 +537,7 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 
 	struct col_obs o = { 0 };
 	int aborted = (r->flags & AP_REQF_ABORTED) != 0;
+	int crashed = aborted && (r->flags & AP_REQF_CRASHED);
 	/* Times are the sender's CLOCK_MONOTONIC; its batch header carries
 	 * the offset to wall time read when the batch was sent. */
 	int64_t ts_ns = (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns);
@@ -564,7 +572,8 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	}
 	if (in->tseries)
 		col_tseries_request(in->tseries, service, ts_ns, o.duration_ms);
-	col_metrics_request(in->metrics, service, method, route, r->status, aborted,
+	col_metrics_request(in->metrics, service, method, route, r->status,
+	                    !aborted ? 0 : crashed ? COL_METRICS_CRASHED : COL_METRICS_ABORTED,
 	                    o.duration_ms / 1000.0, r->bytes_in, r->bytes_out, o.n_plus_one);
 
 	char message[MESSAGE_BUF] = "";
@@ -595,6 +604,13 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 			example = row->id;
 	}
 	request_findings(in, service, method, route, ts_ns, r, message, rs, n1, nn1, example);
+	if (crashed) {
+		/* Its CRASH record comes next from that process: the example
+		 * of the signal's error group. */
+		in->crashed_pid = pid;
+		in->crashed_req = r->req_id;
+		in->crashed_example = example;
+	}
 	if (row != NULL) {
 		row->ts_ns = ts_ns;
 		row->pid = pid;
@@ -645,7 +661,11 @@ static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_
 	col_crash_describe(c, pid, msg, sizeof msg, detail, detail ? COL_CRASH_DETAIL_MAX : 0);
 	const char *type = ap_crash_signame(c->signo);
 	int64_t ts = (int64_t)(c->time_ns + (uint64_t)h->wall_minus_mono_ns);
-	col_findings_error(col_agg_findings(in->agg), service, method, rp, type, msg, ts, 0);
+	int64_t example = 0;
+	if (c->req_id != 0 && in->crashed_pid == pid && in->crashed_req == c->req_id)
+		example = in->crashed_example; /* the aborted request it ended */
+	in->crashed_pid = 0;
+	col_findings_error(col_agg_findings(in->agg), service, method, rp, type, msg, ts, example);
 	col_metrics_error(in->metrics, service, rp, type);
 	col_log(COL_LOG_WARN, "crash of pid %u (service %s)%s%s%s%s: %s", (unsigned)pid, service,
 	        rp ? " during " : "", rp ? method : "", rp ? " " : "", rp ? rp : "",

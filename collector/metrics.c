@@ -409,7 +409,7 @@ void col_metrics_request(struct col_metrics *m, const char *service, const char 
 		count(m, &k, 1);
 	}
 
-	if (aborted || status >= 500) {
+	if ((aborted || status >= 500) && aborted != COL_METRICS_CRASHED) {
 		char type[24];
 		if (aborted)
 			snprintf(type, sizeof type, "aborted");

@@ -50,7 +50,12 @@ void col_metrics_free(struct col_metrics *m); /* NULL is a no-op */
  * and size histograms, apiprof_http_errors_total (type "HTTP <status>" for
  * >= 500, "aborted" when flagged so) and apiprof_n_plus_one_total when
  * n_plus_one. service, method and route are NUL-terminated, route already
- * bounded. status 0 with aborted: nothing was answered. m NULL: no-op. */
+ * bounded. status 0 with aborted: nothing was answered. aborted is
+ * COL_METRICS_ABORTED, or COL_METRICS_CRASHED for a request its process
+ * died serving: counted in the status label "aborted" like the first, but
+ * not as an error type here, since its CRASH record counts the signal
+ * (col_metrics_error). m NULL: no-op. */
+enum { COL_METRICS_ABORTED = 1, COL_METRICS_CRASHED = 2 };
 void col_metrics_request(struct col_metrics *m, const char *service, const char *method,
                          const char *route, unsigned status, int aborted,
                          double duration_s, uint64_t bytes_in, uint64_t bytes_out,

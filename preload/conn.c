@@ -1254,30 +1254,16 @@ void pl_conn_atfork_child(void)
 	th_reqs.lost = 0;
 }
 
-/* Copies r's method and path, NUL-terminated and cut to the capacities
- * (async-signal-safe: no lock, r read as it is). */
-static void crash_copy(const struct pl_pending *r, char *method, size_t mcap, char *path,
-                       size_t pcap)
+/* The request in flight on this thread when there is exactly one, copied
+ * into *out without locking (the crashing thread may hold its connection's
+ * lock), lengths clamped, so a best effort: its id, and out->id 0 when
+ * its record is not found (method and path then empty). Returns 0 when
+ * none or several are in flight. Async-signal-safe. */
+static uint64_t crash_pending(struct pl_pending *out)
 {
-	size_t ml = r->method_len < mcap ? r->method_len : mcap - 1;
-	size_t pl = r->path_len < pcap ? r->path_len : pcap - 1;
-	if (ml > sizeof r->method)
-		ml = sizeof r->method;
-	if (pl > sizeof r->path)
-		pl = sizeof r->path;
-	memcpy(method, r->method, ml);
-	method[ml] = '\0';
-	memcpy(path, r->path, pl);
-	path[pl] = '\0';
-}
-
-/* For the crash handler (crash.c): the request in flight on this thread
- * when there is exactly one, read without locking (the crashing thread may
- * hold its connection's lock), so a best effort; copies its method and
- * path, NUL-terminated. Async-signal-safe. */
-uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap)
-{
-	method[0] = path[0] = '\0';
+	out->id = 0;
+	out->method_len = 0;
+	out->path_len = 0;
 	if (th_reqs.n != 1 || th_reqs.lost)
 		return 0;
 	uint64_t id = th_reqs.id[0];
@@ -1285,18 +1271,68 @@ uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pca
 	if (pl_conn_no_record(e))
 		return id;
 	struct pl_conn *c = record_of(e);
+	const struct pl_pending *p = NULL;
 	if (__atomic_load_n(&c->req_dead, __ATOMIC_ACQUIRE) == REQ_H2) {
-		const struct pl_pending *p = pl_h2_pending(c->h2, id);
-		if (p)
-			crash_copy(p, method, mcap, path, pcap);
-		return id;
+		p = pl_h2_pending(c->h2, id);
+	} else {
+		for (unsigned i = 0; i < c->qcount && i < PL_PIPELINE; i++) {
+			const struct pl_pending *q = &c->q[(c->qhead + i) % PL_PIPELINE];
+			if (q->id == id) {
+				p = q;
+				break;
+			}
+		}
 	}
-	for (unsigned i = 0; i < c->qcount && i < PL_PIPELINE; i++) {
-		const struct pl_pending *p = &c->q[(c->qhead + i) % PL_PIPELINE];
-		if (p->id != id)
-			continue;
-		crash_copy(p, method, mcap, path, pcap);
-		break;
+	if (p) {
+		memcpy(out, p, sizeof *out);
+		if (out->id != id) { /* reused meanwhile */
+			out->id = 0;
+			out->method_len = 0;
+			out->path_len = 0;
+		}
+		if (out->method_len > sizeof out->method)
+			out->method_len = sizeof out->method;
+		if (out->path_len > sizeof out->path)
+			out->path_len = sizeof out->path;
 	}
 	return id;
+}
+
+uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap)
+{
+	struct pl_pending p;
+	uint64_t id = crash_pending(&p);
+	size_t ml = p.method_len < mcap ? p.method_len : mcap - 1;
+	size_t pl = p.path_len < pcap ? p.path_len : pcap - 1;
+	memcpy(method, p.method, ml);
+	method[ml] = '\0';
+	memcpy(path, p.path, pl);
+	path[pl] = '\0';
+	return id;
+}
+
+int pl_conn_crash_abort(uint64_t end_ns, int crashed)
+{
+	struct pl_pending p;
+	if (crash_pending(&p) == 0 || p.id == 0 || p.method_len == 0 || p.start_ns == 0)
+		return 0;
+	uint16_t flags = (uint16_t)(p.flags | AP_REQF_ABORTED | (crashed ? AP_REQF_CRASHED : 0));
+	struct ap_rec_request ev = {
+		.req_id = p.id,
+		.start_ns = p.start_ns,
+		.end_ns = end_ns > p.start_ns ? end_ns : p.start_ns,
+		.bytes_in = p.bytes_in,
+		.bytes_out = p.bytes_out,
+		.tid = pl_tid(),
+		.status = p.status,
+		.flags = flags,
+		.method = { p.method, p.method_len },
+		.path = { p.path, p.path_len },
+	};
+	size_t need = ap_wire_request_size_of(p.method_len, p.path_len, 0);
+	uint8_t *out = pl_ship_try_reserve(need);
+	if (!out)
+		return 0;
+	pl_ship_commit(ap_wire_put_request(out, need, &ev));
+	return 1;
 }

@@ -12,10 +12,12 @@
  *
  * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
  * close, socket, setsockopt, sendto, sendmsg, tgkill, nanosleep and memory
- * copies into static buffers. It first sends what the event buffer holds
- * (pl_ship_exit_now(): the requests finished before the crash; skipped when
- * the crashing thread holds the buffer's lock, and within the exit flush's
- * 100 ms budget). It reads /proc/self/maps for the module table (each ELF file
+ * copies into static buffers. It first adds the request the crashing
+ * thread was serving to the event buffer, as aborted (pl_conn_crash_abort),
+ * and sends what the buffer holds (pl_ship_exit_now(): also the requests
+ * finished before the crash); both are skipped when the crashing thread
+ * holds the buffer's lock, and the sends are within the exit flush's
+ * 100 ms budget. It reads /proc/self/maps for the module table (each ELF file
  * with an executable mapping and where it is mapped) and the bounds of the
  * stack, copies up to CRASH_STACK bytes of the stack from the stack
  * pointer, walks frame pointers as far as they go, and sends one datagram.
@@ -315,12 +317,17 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	else
 		signal(sig, SIG_DFL);
 	if (served_http()) {
-		/* The requests this process finished before the crash are still
-		 * in the event buffer (the shipper sends every SHIP_TICK): hand
-		 * them over as exit() would, then the crash itself. Also when a
-		 * host's handler chained to us: the process dies all the same. */
+		int reporting = ours && !__atomic_exchange_n(&crash_busy, 1, __ATOMIC_ACQ_REL);
+		/* The request this thread was serving dies with the process: an
+		 * aborted request of its endpoint (flagged crashed when reported:
+		 * the crash is its error group). Then what the process finished
+		 * before, still in the event buffer (the shipper sends every
+		 * SHIP_TICK), goes as exit() would send it, then the crash itself.
+		 * Also when a host's handler chained to us: the process dies all
+		 * the same. */
+		pl_conn_crash_abort(pl_now_ns(), reporting);
 		pl_ship_exit_now();
-		if (ours && !__atomic_exchange_n(&crash_busy, 1, __ATOMIC_ACQ_REL))
+		if (reporting)
 			report(sig, si, uc);
 	}
 	/* A fault re-executes its instruction; a sent signal must be sent

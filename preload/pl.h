@@ -472,6 +472,13 @@ uint64_t pl_conn_current_request(int *ambiguous);
  * async-signal-safe): the id of the one request in flight on this thread
  * (0: none or several) and its method and path. */
 uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap);
+/* The same request, for the crash handler, as an aborted request event
+ * ending at end_ns (flagged AP_REQF_CRASHED when `crashed`: a CRASH record
+ * will name it) appended to the event buffer, which the handler then
+ * flushes: the crash counts as that endpoint's error. 1 when appended; 0
+ * when there is no such request, or the buffer is busy (this thread
+ * crashed inside an append) or full. Async-signal-safe. */
+int pl_conn_crash_abort(uint64_t end_ns, int crashed);
 
 /* ---- fatal signals (crash.c) ---- */
 
@@ -565,6 +572,10 @@ static inline void pl_mysql_flush_thread(void)
  * pl_ship_commit(need) publishes it; it returns NULL (lock not held) when
  * the record is dropped. Nothing between the two may block or take a lock. */
 uint8_t *pl_ship_reserve(size_t need);
+/* pl_ship_reserve() that never waits (for a signal handler: the lock may
+ * be held by the very thread it interrupted): NULL, lock not held, when
+ * the lock is taken, the shipper is not running, or there is no room. */
+uint8_t *pl_ship_try_reserve(size_t need);
 void pl_ship_commit(size_t need);
 void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_profile(const struct ap_rec_profile *r);

@@ -392,6 +392,16 @@ uint8_t *pl_ship_reserve(size_t need)
 	return ship_reserve(need, AP_WIRE_PAD);
 }
 
+uint8_t *pl_ship_try_reserve(size_t need)
+{
+	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON ||
+	    !pl_spin_trylock(&ship.lock))
+		return NULL;
+	if (ship.active_len + need <= ship.fast_end)
+		return ship.half[ship.active_idx] + ship.active_len;
+	return ship_reserve_slow(need, 0);
+}
+
 void pl_ship_commit(size_t n)
 {
 	ship_commit(n);

@@ -74,6 +74,10 @@ enum ap_req_flags {
 	AP_REQF_TARGET_TRUNCATED = 1 << 1,
 	AP_REQF_PROFILE = 1 << 2,        /* X-Apiprof-Profile: 1 */
 	AP_REQF_QUERY_KEPT = 1 << 3,     /* APIPROF_CAPTURE_QUERY_STRING=1 */
+	AP_REQF_CRASHED = 1 << 4,        /* with ABORTED: the process died of a
+	                                    fatal signal while serving it; its
+	                                    CRASH record (same pid, req_id)
+	                                    follows and is its error group */
 };
 
 /* Strings in decoded records point into the decoded buffer: not NUL-

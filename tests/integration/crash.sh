@@ -91,8 +91,20 @@ for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler
 	grep -q "crash of pid .* (service $svc) during GET /$route: $sig" "$AP_TMP/collector.log" ||
 		ap_fail "no backtrace of the $sig in the collector's log"
 	# The requests it finished before, still in its event buffer at the
-	# crash (the shipper sends every 100 ms), were handed over first.
-	ap_assert_eq "requests finished before the $sig" "$(routes_of "$svc")" "GET /ok 1,GET /sigstate 1"
+	# crash (the shipper sends every 100 ms), were handed over first, and
+	# the one it died serving is an aborted request of its endpoint: an
+	# error there, whose error group is the signal's (no "aborted" row),
+	# and the signal row's example.
+	ap_assert_eq "requests of the $sig server" "$(routes_of "$svc")" \
+		"$(printf 'GET /%s 1\nGET /ok 1\nGET /sigstate 1\n' "$route" | sort | paste -sd,)"
+	ap_assert_eq "/$route's error_count" "$(ap_api /api/v1/endpoints -G --data-urlencode "service=$svc" |
+		jq -r --arg r "/$route" '.endpoints[] | select(.route == $r) | .error_count')" 1
+	ap_assert_eq "error rows of the $sig server" "$(errors_of "$svc" | jq -r .type | sort | paste -sd,)" "$sig"
+	ex=$(jq -r .example_request_id <<<"$row")
+	[ "$ex" != null ] || ap_fail "the $sig row has no example request"
+	ap_assert_jq "the $sig row's example: the aborted GET /$route" \
+		".route == \"/$route\" and .method == \"GET\" and .error.type == \"aborted\"" \
+		"$(ap_api "/api/v1/requests/$ex")"
 done
 # libc's frames are named too: unwound with CFI, not frame pointers.
 if grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h"; then
@@ -102,6 +114,12 @@ fi
 curl -sf --max-time 10 "$AP_URL/metrics" >"$AP_TMP/metrics.txt" || ap_fail "GET /metrics failed"
 grep -qxF "apiprof_http_errors_total{service=\"$BASE_SERVICE-crash\",route=\"/crash\",type=\"SIGSEGV\"} 1" \
 	"$AP_TMP/metrics.txt" || ap_fail "no SIGSEGV in apiprof_http_errors_total"
+# The request it ended is aborted in apiprof_http_requests_total, not a
+# second error: the signal is its error type.
+grep -qxF "apiprof_http_requests_total{service=\"$BASE_SERVICE-crash\",method=\"GET\",route=\"/crash\",status=\"aborted\"} 1" \
+	"$AP_TMP/metrics.txt" || ap_fail "the crashed request is not in apiprof_http_requests_total"
+! grep -q "^apiprof_http_errors_total{service=\"$BASE_SERVICE-crash\",route=\"/crash\",type=\"aborted\"}" \
+	"$AP_TMP/metrics.txt" || ap_fail "the crash is counted twice in apiprof_http_errors_total"
 
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler
@@ -124,7 +142,10 @@ for i in $(seq 50); do
 	[ -n "$(routes_of "$BASE_SERVICE-chain")" ] && break
 	sleep 0.1
 done
-ap_assert_eq "requests finished before the chained SIGSEGV" "$(routes_of "$BASE_SERVICE-chain")" "GET /ok 1"
+# Its /crash is an ordinary aborted request: no crash row will name it.
+ap_assert_eq "requests of the chaining server" "$(routes_of "$BASE_SERVICE-chain")" "GET /crash 1,GET /ok 1"
+ap_assert_eq "error rows of the chaining server" \
+	"$(errors_of "$BASE_SERVICE-chain" | jq -r '"\(.type) \(.route)"' | paste -sd,)" "aborted /crash"
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)
