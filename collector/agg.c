@@ -534,18 +534,24 @@ int col_agg_dropped(struct col_agg *a, struct col_svc_dropped **out, size_t *n)
 	while ((s = col_hmap_next(a->services, &it, NULL, NULL)) != NULL && k < cnt) {
 		copy_str(v[k].service, sizeof v[k].service, s->name);
 		v[k].dropped = s->dropped_gone;
+		v[k].live = 0;
 		s->ix = k++;
 	}
 	struct proc *p;
 	it = 0;
 	while ((p = col_hmap_next(a->procs, &it, NULL, NULL)) != NULL) {
 		struct svc *ps = p->svc ? p->svc : a->unknown;
-		if (ps->ix < k)
+		if (ps->ix < k) {
 			v[ps->ix].dropped += p->info.dropped;
+			v[ps->ix].live = 1;
+		}
 	}
+	/* A service with processes has a series from the start, 0 until
+	 * something is dropped (so that increase() sees the first drops);
+	 * one whose processes are gone keeps it only if they dropped some. */
 	size_t m = 0;
 	for (size_t i = 0; i < k; i++)
-		if (v[i].dropped > 0)
+		if (v[i].dropped > 0 || v[i].live)
 			v[m++] = v[i];
 	*out = m ? v : NULL;
 	*n = m;

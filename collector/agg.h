@@ -138,11 +138,13 @@ size_t col_agg_prune(struct col_agg *a, int64_t now_mono, int64_t idle_ns, int64
 
 /* Events dropped per service since start: its processes' latest STATS
  * counts plus those of processes removed or replaced (pid reuse), so the
- * sum never goes down. A malloc'ed array of the services with any (*out,
- * caller frees; NULL when none) of *n entries. 0 or -ENOMEM. */
+ * sum never goes down. A malloc'ed array of the services with processes
+ * now (0 included) or with drops (*out, caller frees; NULL when none) of
+ * *n entries. 0 or -ENOMEM. */
 struct col_svc_dropped {
 	char service[COL_SERVICE_MAX];
 	uint64_t dropped;
+	int live;                /* it has processes now */
 };
 int col_agg_dropped(struct col_agg *a, struct col_svc_dropped **out, size_t *n);
 

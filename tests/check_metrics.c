@@ -419,10 +419,14 @@ START_TEST(processes_and_dropped_events)
 	col_agg_hello(agg, 10, 1, 5, "web", "/bin/web");
 	col_agg_datagram(agg, 11, 0, now, now);
 	col_agg_hello(agg, 11, 1, 6, "web", "/bin/web");
-	col_agg_proc_stats(agg, 10, 100, 7, 0);
-	col_agg_proc_stats(agg, 11, 100, 3, 0);
 	struct col_metrics_sources src = { .agg = agg, .now_mono_ns = now };
 	char *t = NULL;
+	/* A series from the first process on, before anything is dropped. */
+	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
+	has_line(t, "apiprof_events_dropped_total{service=\"web\"} 0");
+	free(t);
+	col_agg_proc_stats(agg, 10, 100, 7, 0);
+	col_agg_proc_stats(agg, 11, 100, 3, 0);
 	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
 	has_line(t, "apiprof_events_dropped_total{service=\"web\"} 10");
 	has_line(t, "apiprof_processes{service=\"web\"} 2");
