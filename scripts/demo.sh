@@ -479,13 +479,16 @@ report() {
 	echo "  one request    $URL/api/v1/requests/{id}"
 	echo "  status         $URL/api/v1/status"
 	echo "  health         $URL/healthz"
-	# Shown once the collector serves them.
+	# Shown once the collector serves them. (The page is read whole first:
+	# `curl | grep -q` fails under pipefail when grep stops reading early.)
 	if curl -sf --max-time 2 -o /dev/null "$URL/metrics"; then
 		echo "  metrics        $URL/metrics"
 	fi
-	if curl -sf --max-time 2 "$URL/" 2>/dev/null | grep -qi '<html'; then
-		echo "  dashboard      $URL/"
-	fi
+	local page
+	page=$(curl -sf --max-time 2 "$URL/" 2>/dev/null)
+	case $page in
+	*'<html'* | *'<HTML'*) echo "  dashboard      $URL/   (open it in a browser)" ;;
+	esac
 	echo "  nginx          $APP/api/users/1"
 	echo "  Django (N+1)   $DJANGO/books/"
 	echo "  the report     $CLI report --url $URL"

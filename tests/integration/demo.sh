@@ -88,6 +88,10 @@ fi
 for p in endpoints n-plus-one queries errors; do
 	grep -q "http://127.0.0.1:[0-9]*/api/v1/$p\$" "$AP_TMP/demo.log" || ap_fail "the demo did not print the URL of /api/v1/$p"
 done
+grep -Eq '^  metrics +http://127\.0\.0\.1:[0-9]+/metrics$' "$AP_TMP/demo.log" ||
+	ap_fail "the demo did not print the URL of /metrics"
+grep -Eq '^  dashboard +http://127\.0\.0\.1:[0-9]+/ ' "$AP_TMP/demo.log" ||
+	ap_fail "the demo did not print the URL of the dashboard"
 
 # Nothing left behind: no temp dir, and no process started from it.
 left=$(find "$AP_TMP" -mindepth 1 -maxdepth 1 -name 'apiprof-demo.*' | head -n 1)
