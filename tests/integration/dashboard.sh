@@ -84,7 +84,11 @@ grep -qi '^content-type: text/javascript' <(command curl -sI "$AP_URL/dashboard.
 command curl -s "$AP_URL/" >"$AP_TMP/index.html"
 grep -Eiq '<script>|<script[^>]*>[^<]|<style|[[:space:]]on[a-z]+=|style=' "$AP_TMP/index.html" &&
 	ap_fail "GET /: inline script, style or handler: $(grep -Ein '<script>|<style|[[:space:]]on[a-z]+=|style=' "$AP_TMP/index.html")"
-command curl -s "$AP_URL/dashboard.js" | grep -Eq 'innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(' &&
+# (Read whole, then searched: with pipefail, `curl | grep -q` is false
+# when grep stops at an early match and curl then fails to write.)
+command curl -sf --max-time 10 "$AP_URL/dashboard.js" >"$AP_TMP/dashboard.js" ||
+	ap_fail "GET /dashboard.js failed"
+grep -Eq 'innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(' "$AP_TMP/dashboard.js" &&
 	ap_fail "dashboard.js uses an HTML-parsing sink"
 ap_log "ok: no inline script or style, no innerHTML"
 etag=$(command curl -sI "$AP_URL/dashboard.js" | tr -d '\r' | awk 'tolower($1) == "etag:" {print $2}')
