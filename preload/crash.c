@@ -114,10 +114,14 @@ static void maps_line(const char *l, uint64_t sp)
 	uint64_t end = hex(&p);
 	if (*p++ != ' ')
 		return;
-	int x = p[2] == 'x';
+	int r = p[0] == 'r', x = p[2] == 'x';
 	p += 5;
 	uint64_t off = hex(&p);
-	if (sp >= start && sp < end) {
+	/* Only a readable one: a thread that overflowed its stack has its
+	 * stack pointer in the guard page below it (the handler then runs on
+	 * an alternate stack), and copying from there faulted in the handler,
+	 * which killed the process before the report was sent. */
+	if (r && sp >= start && sp < end) {
 		cs.stack_lo = start;
 		cs.stack_hi = end;
 	}

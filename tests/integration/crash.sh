@@ -1,7 +1,8 @@
 #!/bin/bash
 # Error tracking of what kills a server (tests/servers/crash_server.c, a C
 # server built without frame pointers, one thread per connection):
-#  - SIGSEGV, SIGABRT (abort), SIGFPE, SIGILL and SIGBUS on a route become
+#  - SIGSEGV, SIGABRT (abort), SIGFPE, SIGILL and SIGBUS on a route (and a
+#    stack overflow, the handler on an alternate stack) become
 #    /api/v1/errors rows of that method and route, typed by the signal,
 #    whose message is the stack unwound and symbolised by the collector (through libc, which
 #    has no frame pointers), and apiprof_http_errors_total series;
@@ -66,7 +67,8 @@ for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler
 	"abort SIGABRT 134 abort <- crash_abort_route" \
 	"fpe SIGFPE 136 crash_divide <- serve" \
 	"ill SIGILL 132 crash_trap <- serve" \
-	"bus SIGBUS 135 crash_bus_read <- serve"; do
+	"bus SIGBUS 135 crash_bus_read <- serve" \
+	"overflow SIGSEGV 139 crash_recurse"; do
 	set -- $case
 	route=$1 sig=$2 code=$3
 	shift 3

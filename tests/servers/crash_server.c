@@ -12,6 +12,9 @@
  *   GET /ill        SIGILL: an undefined instruction (crash_trap)
  *   GET /bus        SIGBUS: a read past the end of a truncated mapped file
  *                   (crash_bus_read)
+ *   GET /overflow   SIGSEGV: this thread's stack overflows (crash_recurse),
+ *                   with an alternate signal stack (sigaltstack) for the
+ *                   handler
  *   GET /double     SIGSEGV in this thread (crash_handler), and 20 ms later
  *                   in a second one (crash_second): a second crash while
  *                   the first is reported, when that takes longer (the
@@ -80,6 +83,13 @@ __attribute__((noinline)) void crash_handler(void)
 {
 	crash_deeper(1);
 	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) int crash_recurse(int depth)
+{
+	volatile char frame[512];
+	frame[0] = (char)depth;
+	return crash_recurse(depth + 1) + frame[0];
 }
 
 static volatile int first_crashing;
@@ -151,6 +161,13 @@ static void serve(int fd, void *unused)
 	} else if (strcmp(path, "/crash") == 0) {
 		crash_handler();
 		serve_reply(fd, 200, "survived\n");
+	} else if (strcmp(path, "/overflow") == 0) {
+		static char alt[64 * 1024];
+		stack_t ss = { .ss_sp = alt, .ss_size = sizeof alt };
+		char b[32];
+		if (sigaltstack(&ss, NULL) == 0)
+			snprintf(b, sizeof b, "%d\n", crash_recurse(0));
+		serve_reply(fd, 500, "no alternate stack\n");
 	} else if (strcmp(path, "/double") == 0) {
 		pthread_t t;
 		if (pthread_create(&t, NULL, crash_second, NULL) == 0) {
