@@ -22,10 +22,12 @@
  * stack, copies up to CRASH_STACK bytes of the stack from the stack
  * pointer, walks frame pointers as far as they go, and sends one datagram.
  * The collector unwinds the copy with DWARF CFI and symbolises. Only the
- * first crash of a process is reported (a second thread crashing at once
- * just dies). Then the previous (default) disposition is restored: a
- * hardware fault re-executes and dumps core as before; a signal that was
- * sent (kill, raise, abort) is sent again.
+ * first crash of a process is reported: a second thread crashing during
+ * the report waits for it (at most CRASH_WAIT), since our handler stays in
+ * place until the report is sent, and then dies. Then the previous
+ * (default) disposition is restored: a hardware fault re-executes and
+ * dumps core as before; a signal that was sent (kill, raise, abort) is
+ * sent again.
  *
  * Reported only by processes that accepted a connection: processes that
  * serve no HTTP are left alone (SPEC 3).
@@ -55,7 +57,14 @@
 static const int crash_sigs[] = { SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL };
 #define NSIGS (sizeof crash_sigs / sizeof crash_sigs[0])
 static struct sigaction crash_prev[NSIGS];
-static int crash_busy;
+/* The thread reporting the process's crash (0: none yet), and 1 once it
+ * is done (atomic). */
+static uint32_t crash_tid;
+static int crash_done;
+/* How long a second thread crashing during the report waits for it: more
+ * than the report takes at most (the exit flush's budget and the report's
+ * own 200 ms, with a full collector queue). */
+#define CRASH_WAIT_NS (600 * 1000000ull)
 
 /* Static, because the handler may run on a small alternate stack. */
 static struct {
@@ -105,10 +114,14 @@ static void maps_line(const char *l, uint64_t sp)
 	uint64_t end = hex(&p);
 	if (*p++ != ' ')
 		return;
-	int x = p[2] == 'x';
+	int r = p[0] == 'r', x = p[2] == 'x';
 	p += 5;
 	uint64_t off = hex(&p);
-	if (sp >= start && sp < end) {
+	/* Only a readable one: a thread that overflowed its stack has its
+	 * stack pointer in the guard page below it (the handler then runs on
+	 * an alternate stack), and copying from there faulted in the handler,
+	 * which killed the process before the report was sent. */
+	if (r && sp >= start && sp < end) {
 		cs.stack_lo = start;
 		cs.stack_hi = end;
 	}
@@ -304,20 +317,45 @@ static int served_http(void)
 	return 0;
 }
 
-static void on_crash(int sig, siginfo_t *si, void *uc)
+/* Puts back what was there before us (the default): it runs once we
+ * return. */
+static void restore(int sig)
 {
-	int saved = errno;
 	int i = sig_index(sig);
-	struct sigaction cur;
-	int ours = sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-	           cur.sa_sigaction == on_crash;
-	/* What was there before us (the default) runs once we return. */
 	if (i >= 0)
 		sigaction(sig, &crash_prev[i], NULL);
 	else
 		signal(sig, SIG_DFL);
-	if (served_http()) {
-		int reporting = ours && !__atomic_exchange_n(&crash_busy, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Until the reporting thread is done, or CRASH_WAIT. */
+static void wait_report(void)
+{
+	uint64_t until = pl_now_ns() + CRASH_WAIT_NS;
+	while (!__atomic_load_n(&crash_done, __ATOMIC_ACQUIRE) && pl_now_ns() < until) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+}
+
+static void on_crash(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+	struct sigaction cur;
+	int ours = sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+	           cur.sa_sigaction == on_crash;
+	int http = served_http();
+	uint32_t tid = (uint32_t)syscall(SYS_gettid), first = 0;
+	/* The first thread to crash reports; it leaves our handler in place
+	 * until it is done, so that another thread crashing meanwhile (a
+	 * fault restored to the default would kill the process at once, the
+	 * report and the flush unsent) comes here and waits for it. */
+	int reporting = ours && http &&
+	                __atomic_compare_exchange_n(&crash_tid, &first, tid, 0, __ATOMIC_ACQ_REL,
+	                                            __ATOMIC_ACQUIRE);
+	if (!reporting && !(ours && first != 0))
+		restore(sig);
+	if (http) {
 		/* The request this thread was serving dies with the process: an
 		 * aborted request of its endpoint (flagged crashed when reported:
 		 * the crash is its error group). Then what the process finished
@@ -326,10 +364,16 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 		 * Also when a host's handler chained to us: the process dies all
 		 * the same. */
 		pl_conn_crash_abort(pl_now_ns(), reporting);
+		if (!reporting && ours && first != 0 && first != tid)
+			wait_report(); /* another thread's; not this one's, interrupted */
 		pl_ship_exit_now();
-		if (reporting)
+		if (reporting) {
 			report(sig, si, uc);
+			__atomic_store_n(&crash_done, 1, __ATOMIC_RELEASE);
+		}
 	}
+	if (reporting || (ours && first != 0))
+		restore(sig);
 	/* A fault re-executes its instruction; a sent signal must be sent
 	 * again (it is blocked until we return). */
 	if (si == NULL || si->si_code <= 0)

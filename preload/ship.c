@@ -527,6 +527,10 @@ void pl_ship_atfork_child(void)
 	ship.ncuts[0] = ship.ncuts[1] = 0;
 	ship.fast_end = 0;
 	ship.closed = 0;
+	/* The parent's shipper may have been sending (it does so without the
+	 * lock): the exit flush would wait out its budget for a thread that is
+	 * not here, then send nothing. */
+	ship.sending = 0;
 	ship.events = ship.dropped = ship.untracked = 0;
 	ship.seq = 0;
 }

@@ -1,12 +1,15 @@
 #!/bin/bash
 # Error tracking of what kills a server (tests/servers/crash_server.c, a C
 # server built without frame pointers, one thread per connection):
-#  - SIGSEGV, SIGABRT (abort), SIGFPE, SIGILL and SIGBUS on a route become
+#  - SIGSEGV, SIGABRT (abort), SIGFPE, SIGILL and SIGBUS on a route (and a
+#    stack overflow, the handler on an alternate stack) become
 #    /api/v1/errors rows of that method and route, typed by the signal,
 #    whose message is the stack unwound and symbolised by the collector (through libc, which
 #    has no frame pointers), and apiprof_http_errors_total series;
 #  - the server still dies exactly as it would without the preload (the
 #    shell sees the same signal);
+#  - a second thread crashing while the first crash is reported waits for
+#    that report instead of killing the process under it;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
 #    one that chains to the previous handler gets the default behaviour and
 #    no report, and an ignored SIGABRT stays ignored (the handler goes only
@@ -64,7 +67,8 @@ for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler
 	"abort SIGABRT 134 abort <- crash_abort_route" \
 	"fpe SIGFPE 136 crash_divide <- serve" \
 	"ill SIGILL 132 crash_trap <- serve" \
-	"bus SIGBUS 135 crash_bus_read <- serve"; do
+	"bus SIGBUS 135 crash_bus_read <- serve" \
+	"overflow SIGSEGV 139 crash_recurse"; do
 	set -- $case
 	route=$1 sig=$2 code=$3
 	shift 3
@@ -120,6 +124,35 @@ grep -qxF "apiprof_http_requests_total{service=\"$BASE_SERVICE-crash\",method=\"
 	"$AP_TMP/metrics.txt" || ap_fail "the crashed request is not in apiprof_http_requests_total"
 ! grep -q "^apiprof_http_errors_total{service=\"$BASE_SERVICE-crash\",route=\"/crash\",type=\"aborted\"}" \
 	"$AP_TMP/metrics.txt" || ap_fail "the crash is counted twice in apiprof_http_errors_total"
+
+# 1b. A second thread crashing while the first one's crash is reported
+#     (here 20 ms after it, with the collector stopped and its queue full,
+#     so that the handler is still waiting to send) waits for that report:
+#     the crash is reported once, by the first thread, and the process dies
+#     of it. (A fault restored to the default disposition at once killed the
+#     process under the report: no row.)
+svc=$BASE_SERVICE-double
+start_crash server-double "$svc"
+ap_assert_eq "GET /ok before the double crash" "$(get /ok)" "ok"
+sleep 0.3 # shipped
+kill -STOP "$AP_COLLECTOR_PID"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setblocking(False)
+try:
+    for i in range(100000):
+        s.sendto(b"fill", sys.argv[1])
+except BlockingIOError:
+    pass' "$AP_SOCK" || { kill -CONT "$AP_COLLECTOR_PID"; ap_fail "cannot fill the collector's queue"; }
+get /double >/dev/null &
+sleep 0.15
+kill -CONT "$AP_COLLECTOR_PID"
+server_exit
+ap_assert_eq "exit status after /double" "$EXIT" 139
+wait_error "$svc" SIGSEGV
+ap_assert_eq "the double crash's rows" \
+	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGSEGV GET /double 1"
 
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler

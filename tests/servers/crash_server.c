@@ -12,6 +12,13 @@
  *   GET /ill        SIGILL: an undefined instruction (crash_trap)
  *   GET /bus        SIGBUS: a read past the end of a truncated mapped file
  *                   (crash_bus_read)
+ *   GET /overflow   SIGSEGV: this thread's stack overflows (crash_recurse),
+ *                   with an alternate signal stack (sigaltstack) for the
+ *                   handler
+ *   GET /double     SIGSEGV in this thread (crash_handler), and 20 ms later
+ *                   in a second one (crash_second): a second crash while
+ *                   the first is reported, when that takes longer (the
+ *                   test stops the collector)
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /sigstate   "SIGSEGV=X SIGABRT=X SIGFPE=X" where X is default,
  *                   ignored or handler: the dispositions as the server sees
@@ -28,11 +35,14 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "serve.h"
@@ -73,6 +83,27 @@ __attribute__((noinline)) void crash_handler(void)
 {
 	crash_deeper(1);
 	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) int crash_recurse(int depth)
+{
+	volatile char frame[512];
+	frame[0] = (char)depth;
+	return crash_recurse(depth + 1) + frame[0];
+}
+
+static volatile int first_crashing;
+
+/* /double's second thread: crashes 20 ms after the first one started to. */
+__attribute__((noinline)) void *crash_second(void *unused)
+{
+	(void)unused;
+	while (!first_crashing)
+		sched_yield();
+	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ms20, NULL);
+	crash_deeper(1);
+	return NULL;
 }
 
 __attribute__((noinline)) void crash_abort_route(void)
@@ -130,6 +161,20 @@ static void serve(int fd, void *unused)
 	} else if (strcmp(path, "/crash") == 0) {
 		crash_handler();
 		serve_reply(fd, 200, "survived\n");
+	} else if (strcmp(path, "/overflow") == 0) {
+		static char alt[64 * 1024];
+		stack_t ss = { .ss_sp = alt, .ss_size = sizeof alt };
+		char b[32];
+		if (sigaltstack(&ss, NULL) == 0)
+			snprintf(b, sizeof b, "%d\n", crash_recurse(0));
+		serve_reply(fd, 500, "no alternate stack\n");
+	} else if (strcmp(path, "/double") == 0) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, crash_second, NULL) == 0) {
+			first_crashing = 1;
+			crash_handler();
+		}
+		serve_reply(fd, 500, "no thread\n");
 	} else if (strcmp(path, "/abort") == 0) {
 		crash_abort_route();
 	} else if (strcmp(path, "/fpe") == 0) {
