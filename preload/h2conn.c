@@ -149,6 +149,9 @@ struct pl_h2 *pl_h2_new(void)
 	h->n_blocks = 0;
 	ap_h2_init(&h->in, AP_H2_FROM_CLIENT);
 	ap_h2_init(&h->out, AP_H2_FROM_SERVER);
+	/* Until the server's first frame is seen, what its SETTINGS allowed
+	 * the client's encoder is unknown (server_preface()). */
+	ap_hpack_set_limit(&h->in.hpack, UINT32_MAX);
 	for (unsigned i = 0; i < PL_H2_INLINE; i++)
 		h->s[i].sid = h->s[i].head = 0;
 	return h;
@@ -315,16 +318,22 @@ int pl_h2_read(struct pl_h2 *h, int fd, const uint8_t *p, size_t n)
  * SETTINGS frame, its first (RFC 9113 3.4); a server that writes it as it
  * accepts, before the connection's first read, writes it before we know
  * the connection (conn.c), so the first frame seen is another (its ACK of
- * the client's SETTINGS, a response). The table size that SETTINGS
- * allowed the client's encoder is then unknown: any size update the
- * client sends is taken (the mirror stays bounded whatever the size),
- * rather than failing at one above the default, which would stop the
- * following of a valid connection. */
+ * the client's SETTINGS, a response), and the client's requests may all
+ * be read before it (Node reads the preface and three HEADERS in one
+ * read, then answers). The table size that SETTINGS allowed the client's
+ * encoder is then unknown: so the client's decoder mirror starts with no
+ * limit (pl_h2_new()), and any size update the client sends is taken (the
+ * mirror stays bounded whatever the size), rather than failing at one
+ * above the default, which would stop the following of a valid
+ * connection. Seeing the preface itself sets the RFC's default, its
+ * HEADER_TABLE_SIZE then what it says; unless the client already used
+ * more, which only an unseen SETTINGS could have allowed. */
 static void server_preface(struct pl_h2 *h)
 {
 	h->out_started = 1;
-	if (h->out.type != AP_H2_F_SETTINGS || (h->out.flags & 0x1 /* ACK */))
-		ap_hpack_set_limit(&h->in.hpack, UINT32_MAX);
+	if (h->out.type == AP_H2_F_SETTINGS && !(h->out.flags & 0x1 /* ACK */) &&
+	    h->in.hpack.max_size <= AP_HPACK_DEFAULT_TABLE)
+		ap_hpack_set_limit(&h->in.hpack, AP_HPACK_DEFAULT_TABLE);
 }
 
 int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)

@@ -24,6 +24,13 @@ Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
   encoder does that takes up a larger table the server allowed). Reads
   until the three streams end; prints "answered N" (N streams ended).
 
+Usage: h2_hostile.py PORT lateread
+  A server (raw frames) that writes its SETTINGS with HEADER_TABLE_SIZE
+  65536 as it accepts, then waits 300 ms before reading, so that a burst
+  client's requests and table size update are read before the server's
+  next frame; answers streams 1, 3 and 5 with a 200. Prints "listening on
+  PORT".
+
 Usage: h2_hostile.py PORT six [N]
   Six (or N) GETs (/q/1 to /q/6) in one write on one connection, or with
   N = 1 a GET /one; prints "answered N" (the streams that ended).
@@ -47,6 +54,7 @@ Usage: h2_hostile.py PORT flood STREAMS
   whether the server closed the connection.
 """
 import socket
+import time
 import struct
 import sys
 
@@ -294,6 +302,36 @@ def sqlserve(port, db):
         sock.close()
 
 
+def lateread(port):
+    """A server that writes its SETTINGS (HEADER_TABLE_SIZE 65536) as it
+    accepts, as Node does, and then, unlike Node most of the time, reads
+    nothing for 300 ms: a burst client's preface, its three GETs and its
+    table size update are all read before the server's next frame (its
+    ACK). Raw frames: one read of everything, then the ACK and a 200 with
+    END_STREAM on each stream (1, 3, 5)."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(16)
+    print("listening on", port, flush=True)
+    table_size = (0x1).to_bytes(2, "big") + (65536).to_bytes(4, "big")
+    while True:
+        conn, _ = srv.accept()
+        conn.sendall(frame(SETTINGS, 0, 0, table_size))
+        time.sleep(0.3)
+        conn.settimeout(5)
+        try:
+            conn.recv(65536)
+            out = frame(SETTINGS, 0x1, 0, b"")
+            for sid in (1, 3, 5):
+                out += frame(HEADERS, END_STREAM | END_HEADERS, sid, b"\x88")  # :status 200
+            conn.sendall(out)
+            conn.recv(65536)  # until the client closes
+        except OSError:
+            pass
+        conn.close()
+
+
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
     if scenario == "hold":
@@ -304,6 +342,8 @@ def main():
         six(port, int(sys.argv[3]) if len(sys.argv) > 3 else 6)
     elif scenario == "sqlserve":
         sqlserve(port, sys.argv[3])
+    elif scenario == "lateread":
+        lateread(port)
     elif scenario == "burst":
         burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
