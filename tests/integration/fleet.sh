@@ -107,27 +107,53 @@ wait_count() {
 	done
 }
 
+# pg_hold NAME SQL : a psql session on fleet (log NAME.log) that runs SQL,
+# then keeps what it took (a lock) until pg_release NAME SQL runs SQL in it
+# and ends it. Its commands come from a FIFO held open here as fd 4, so the
+# lock lasts until the test has seen what it waits for, however slow the
+# machine: a lock held for a fixed time (pg_sleep) could run out first.
+pg_hold() {
+	mkfifo "$AP_TMP/$1.in"
+	exec 4<>"$AP_TMP/$1.in"
+	PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres \
+		-d fleet <"$AP_TMP/$1.in" >"$AP_TMP/$1.log" 2>&1 &
+	locker=$!
+	AP_PIDS="$locker $AP_PIDS"
+	printf '%s\n' "$2" >&4
+}
+pg_release() {
+	# \q, not the end of input: the processes started meanwhile (the
+	# collectors) hold the FIFO open too.
+	printf '%s\n\\q\n' "$2" >&4
+	exec 4>&-
+	wait "$locker" || ap_fail "the session holding the lock failed: $(cat "$AP_TMP/$1.log")"
+}
+# waiting_advisory : sessions waiting for an advisory lock.
+waiting_advisory() {
+	ap_psql fleet -Atc "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+}
+
 # Both at once on the empty database: the advisory lock around the
 # migrations keeps them from racing on the schema. beta's URI carries a
 # password (trust authentication ignores it): never shown in the log or
 # the status.
-# Proof that they take the lock: while a session holds it, neither
-# creates anything.
-PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d fleet \
-	-c "SELECT pg_advisory_lock($((0x61706970726f6601)))" -c "SELECT pg_sleep(4)" \
-	>"$AP_TMP/locker.log" 2>&1 &
-locker=$!
-AP_PIDS="$locker $AP_PIDS"
-for i in $(seq 50); do
+# Proof that they take the lock: while a session holds it, both wait for
+# it and neither creates anything.
+pg_hold migrlock "SELECT pg_advisory_lock($((0x61706970726f6601)));"
+for i in $(seq 100); do
 	[ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")" = 1 ] && break
 	sleep 0.1
 done
 launch_col alpha alpha "$URI"
 launch_col beta beta "postgresql://postgres:s3cret@127.0.0.1:$AP_PG_PORT/fleet"
-sleep 1
+for i in $(seq 100); do
+	[ "$(waiting_advisory)" = 2 ] && break
+	sleep 0.1
+done
+ap_assert_eq "collectors waiting for the migration lock" "$(waiting_advisory)" 2
 ap_assert_eq "no table created while another session holds the migration lock" \
 	"$(ap_psql fleet -Atc "SELECT to_regclass('requests') IS NULL")" t
-wait "$locker" || ap_fail "the session holding the lock failed: $(cat "$AP_TMP/locker.log")"
+pg_release migrlock "SELECT pg_advisory_unlock($((0x61706970726f6601)));"
 wait_col alpha
 wait_col beta
 ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 7"
