@@ -192,9 +192,19 @@ ap_curl_many "$AP_TMP/b.out" "${urls[@]}"
 ap_curl_many "$AP_TMP/books_a.out" "$BOOKS_alpha/books/"
 ap_curl_many "$AP_TMP/books_b.out" "$BOOKS_beta/books/" "$BOOKS_beta/books/"
 
-# Either collector answers for both hosts within 2 s of its neighbour.
-wait_count alpha /slow 20
-wait_count alpha /hello 9
+# Either collector answers for both hosts (each publishes its part every
+# second): wait until both show every count and the books' statements and
+# N+1 patterns (sent last), then settle 1.5 s for the exact comparisons.
+fleet_seen() {
+	[ "$(count "$1" /slow)" -ge 20 ] && [ "$(count "$1" /hello)" -ge 9 ] &&
+		[ "$(count "$1" '/users/{id}')" -ge 4 ] && [ "$(count "$1" /error)" -ge 3 ] &&
+		[ "$(api "$1" /api/v1/queries --data-urlencode service=books | jq '[.queries[].calls] | add // 0')" -ge 18 ] &&
+		[ "$(api "$1" /api/v1/n-plus-one | jq '[.patterns[] | select(.route == "/books/") | .occurrences] | add // 0')" -ge 3 ]
+}
+for i in $(seq 50); do
+	fleet_seen alpha && fleet_seen beta && break
+	sleep 0.2
+done
 sleep 1.5
 for c in alpha beta; do
 	ap_assert_eq "$c: fleet /hello" "$(count $c /hello)" 9
@@ -370,7 +380,7 @@ ap_log "PostgreSQL stopped"
 urls=()
 for i in $(seq 30); do urls+=("$A/hello"); done
 ap_curl_many "$AP_TMP/down.out" "${urls[@]}"
-for i in $(seq 30); do
+for i in $(seq 100); do
 	st=$(api alpha /api/v1/status)
 	[ "$(jq -r .store.database <<<"$st")" = down ] && [ "$(jq .store.rows_held <<<"$st")" -ge 30 ] && break
 	sleep 0.1
