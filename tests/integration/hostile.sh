@@ -294,7 +294,13 @@ hostile() { python3 "$AP_TMP/hostile.py" "$@" || ap_fail "hostile.py $1 failed";
 # ---- (a) the collector's socket ------------------------------------------
 read -r sent frames_pid < <(hostile frames "$AP_SOCK")
 ap_log "sent $sent hostile datagrams from pid $frames_pid"
-sleep 1.5
+# The frame claiming pid 1 was sent last: once its request is stored, the
+# one ingest thread has read every datagram before it (in order).
+for i in $(seq 50); do
+	kill -0 "$COLLECTOR_PID" 2>/dev/null || ap_fail "the collector died on hostile datagrams"
+	[ "$(ap_api /api/v1/requests --data-urlencode service=hostile-liar | jq '.requests | length')" -ge 1 ] && break
+	sleep 0.2
+done
 kill -0 "$COLLECTOR_PID" 2>/dev/null || ap_fail "the collector died on hostile datagrams"
 status=$(ap_api /api/v1/status)
 ap_assert_jq "bad datagrams counted by kind" \
