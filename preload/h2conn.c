@@ -149,6 +149,9 @@ struct pl_h2 *pl_h2_new(void)
 	h->n_blocks = 0;
 	ap_h2_init(&h->in, AP_H2_FROM_CLIENT);
 	ap_h2_init(&h->out, AP_H2_FROM_SERVER);
+	/* Until a frame of the server's is seen, what its SETTINGS allowed
+	 * the client's encoder is unknown (server_preface()). */
+	ap_hpack_set_limit(&h->in.hpack, UINT32_MAX);
 	for (unsigned i = 0; i < PL_H2_INLINE; i++)
 		h->s[i].sid = h->s[i].head = 0;
 	return h;
@@ -319,12 +322,17 @@ int pl_h2_read(struct pl_h2 *h, int fd, const uint8_t *p, size_t n)
  * allowed the client's encoder is then unknown: any size update the
  * client sends is taken (the mirror stays bounded whatever the size),
  * rather than failing at one above the default, which would stop the
- * following of a valid connection. */
+ * following of a valid connection. The same holds until the server's
+ * first frame is seen (pl_h2_new() starts so): a busy server may read
+ * the client's first requests, and an update that its unseen SETTINGS
+ * allowed, before it writes anything (Node under load did). Only a
+ * SETTINGS seen first is the preface itself: the default is in force
+ * until its own values (which follow) change it. */
 static void server_preface(struct pl_h2 *h)
 {
 	h->out_started = 1;
-	if (h->out.type != AP_H2_F_SETTINGS || (h->out.flags & 0x1 /* ACK */))
-		ap_hpack_set_limit(&h->in.hpack, UINT32_MAX);
+	if (h->out.type == AP_H2_F_SETTINGS && !(h->out.flags & 0x1 /* ACK */))
+		ap_hpack_set_limit(&h->in.hpack, AP_HPACK_DEFAULT_TABLE);
 }
 
 int pl_h2_write(struct pl_h2 *h, const uint8_t *p, size_t n)

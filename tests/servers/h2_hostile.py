@@ -12,7 +12,7 @@ Usage: h2_hostile.py PORT hold CONNS STREAMS
   "ready <streams answered>" and waits for a line on stdin, then closes
   everything and prints "closed".
 
-Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
+Usage: h2_hostile.py PORT burst ROUNDS [UPDATE [eager]]
   ROUNDS connections, one after the other, each sending the preface and
   its SETTINGS, waiting for the server's first bytes (its SETTINGS), then
   sending in one write a GET /fast whose :path enters the HPACK table
@@ -23,6 +23,10 @@ Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
   beginning with a table size update to UPDATE when given (as an
   encoder does that takes up a larger table the server allowed). Reads
   until the three streams end; prints "answered N" (N streams ended).
+  With "eager" after UPDATE: all of it in one write, without waiting for
+  the server's first bytes, so the server reads the size update before
+  it writes anything after its first read (as a loaded server may when
+  the client's writes arrive together).
 
 Usage: h2_hostile.py PORT six [N]
   Six (or N) GETs (/q/1 to /q/6) in one write on one connection, or with
@@ -129,22 +133,29 @@ def ended(buf):
     return n, buf
 
 
-def burst(port, rounds, update=None):
+def burst(port, rounds, update=None, eager=False):
     total = 0
     for _ in range(rounds):
         s = socket.create_connection(("127.0.0.1", port))
         s.settimeout(10)
-        s.sendall(PREFACE + frame(SETTINGS, 0, 0, b""))
-        first = s.recv(65536)
-        if not first:
-            sys.exit("the server closed the connection")
+        pending = PREFACE + frame(SETTINGS, 0, 0, b"")
+        first = b""
+        if not eager:
+            s.sendall(pending)
+            pending = b""
+            first = s.recv(65536)
+            if not first:
+                sys.exit("the server closed the connection")
         # :method GET, :scheme http, :authority, then :path /fast with
         # incremental indexing (name index 4), or as dynamic index 62
         head = b"\x82\x86" + literal(1, "localhost")
         out = frame(HEADERS, END_STREAM | END_HEADERS, 1, head + b"\x44\x05/fast")
         out += frame(HEADERS, END_STREAM | END_HEADERS, 3, head + b"\xbe")
         out += frame(SETTINGS, 0x1, 0, b"")
-        s.sendall(out)
+        pending += out
+        if not eager:
+            s.sendall(pending)
+            pending = b""
         resize = b""
         if update is not None:
             # a dynamic table size update (RFC 7541 6.3), 5-bit prefix
@@ -153,7 +164,7 @@ def burst(port, rounds, update=None):
                 resize += bytes([v % 128 + 128])
                 v //= 128
             resize += bytes([v])
-        s.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 5, resize + head + b"\xbe"))
+        s.sendall(pending + frame(HEADERS, END_STREAM | END_HEADERS, 5, resize + head + b"\xbe"))
         got, buf = ended(first)
         while got < 3:
             data = s.recv(65536)
@@ -305,7 +316,8 @@ def main():
     elif scenario == "sqlserve":
         sqlserve(port, sys.argv[3])
     elif scenario == "burst":
-        burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
+        burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None,
+              len(sys.argv) > 5 and sys.argv[5] == "eager")
     else:
         sys.exit("unknown scenario " + scenario)
 
