@@ -329,6 +329,28 @@ ap_wait_count() {
 	ap_count "$method" "$route"
 }
 
+# ap_wait_counts [SECONDS] : reads lines "METHOD ROUTE N" on stdin and polls
+# /api/v1/endpoints until every one of this service's routes has reached
+# its N (or SECONDS, default 15, pass), then settles 1.5 s, so the caller
+# can read and compare them exactly (ap_count, ap_field) while none of
+# them is still in flight.
+ap_wait_counts() {
+	local want method route n i ok json tries=$(( ${1:-15} * 5 ))
+	want=$(grep -v '^[[:space:]]*$')
+	for i in $(seq "$tries"); do
+		json=$(ap_api /api/v1/endpoints)
+		ok=1
+		while read -r method route n; do
+			[ "$(jq --arg s "$AP_SERVICE" --arg m "$method" --arg r "$route" \
+				'[.endpoints[] | select(.service == $s and .method == $m and .route == $r) | .count] | add // 0' \
+				<<<"$json")" -ge "$n" ] || { ok=0; break; }
+		done <<<"$want"
+		[ "$ok" = 1 ] && break
+		sleep 0.2
+	done
+	sleep 1.5
+}
+
 # ap_expect_counts : reads lines "METHOD ROUTE N" on stdin and asserts that
 # this service's endpoints are exactly those, with exactly those counts:
 # waits (up to 15 s) until every count is reached, settles 1.5 s, then

@@ -12,7 +12,7 @@ Usage: h2_hostile.py PORT hold CONNS STREAMS
   "ready <streams answered>" and waits for a line on stdin, then closes
   everything and prints "closed".
 
-Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
+Usage: h2_hostile.py PORT burst ROUNDS [UPDATE [eager]]
   ROUNDS connections, one after the other, each sending the preface and
   its SETTINGS, waiting for the server's first bytes (its SETTINGS), then
   sending in one write a GET /fast whose :path enters the HPACK table
@@ -23,13 +23,10 @@ Usage: h2_hostile.py PORT burst ROUNDS [UPDATE]
   beginning with a table size update to UPDATE when given (as an
   encoder does that takes up a larger table the server allowed). Reads
   until the three streams end; prints "answered N" (N streams ended).
-
-Usage: h2_hostile.py PORT lateread
-  A server (raw frames) that writes its SETTINGS with HEADER_TABLE_SIZE
-  65536 as it accepts, then waits 300 ms before reading, so that a burst
-  client's requests and table size update are read before the server's
-  next frame; answers streams 1, 3 and 5 with a 200. Prints "listening on
-  PORT".
+  With "eager" after UPDATE: all of it in one write, without waiting for
+  the server's first bytes, so the server reads the size update before
+  it writes anything after its first read (as a loaded server may when
+  the client's writes arrive together).
 
 Usage: h2_hostile.py PORT six [N]
   Six (or N) GETs (/q/1 to /q/6) in one write on one connection, or with
@@ -54,7 +51,6 @@ Usage: h2_hostile.py PORT flood STREAMS
   whether the server closed the connection.
 """
 import socket
-import time
 import struct
 import sys
 
@@ -137,22 +133,29 @@ def ended(buf):
     return n, buf
 
 
-def burst(port, rounds, update=None):
+def burst(port, rounds, update=None, eager=False):
     total = 0
     for _ in range(rounds):
         s = socket.create_connection(("127.0.0.1", port))
         s.settimeout(10)
-        s.sendall(PREFACE + frame(SETTINGS, 0, 0, b""))
-        first = s.recv(65536)
-        if not first:
-            sys.exit("the server closed the connection")
+        pending = PREFACE + frame(SETTINGS, 0, 0, b"")
+        first = b""
+        if not eager:
+            s.sendall(pending)
+            pending = b""
+            first = s.recv(65536)
+            if not first:
+                sys.exit("the server closed the connection")
         # :method GET, :scheme http, :authority, then :path /fast with
         # incremental indexing (name index 4), or as dynamic index 62
         head = b"\x82\x86" + literal(1, "localhost")
         out = frame(HEADERS, END_STREAM | END_HEADERS, 1, head + b"\x44\x05/fast")
         out += frame(HEADERS, END_STREAM | END_HEADERS, 3, head + b"\xbe")
         out += frame(SETTINGS, 0x1, 0, b"")
-        s.sendall(out)
+        pending += out
+        if not eager:
+            s.sendall(pending)
+            pending = b""
         resize = b""
         if update is not None:
             # a dynamic table size update (RFC 7541 6.3), 5-bit prefix
@@ -161,7 +164,7 @@ def burst(port, rounds, update=None):
                 resize += bytes([v % 128 + 128])
                 v //= 128
             resize += bytes([v])
-        s.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 5, resize + head + b"\xbe"))
+        s.sendall(pending + frame(HEADERS, END_STREAM | END_HEADERS, 5, resize + head + b"\xbe"))
         got, buf = ended(first)
         while got < 3:
             data = s.recv(65536)
@@ -302,36 +305,6 @@ def sqlserve(port, db):
         sock.close()
 
 
-def lateread(port):
-    """A server that writes its SETTINGS (HEADER_TABLE_SIZE 65536) as it
-    accepts, as Node does, and then, unlike Node most of the time, reads
-    nothing for 300 ms: a burst client's preface, its three GETs and its
-    table size update are all read before the server's next frame (its
-    ACK). Raw frames: one read of everything, then the ACK and a 200 with
-    END_STREAM on each stream (1, 3, 5)."""
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(16)
-    print("listening on", port, flush=True)
-    table_size = (0x1).to_bytes(2, "big") + (65536).to_bytes(4, "big")
-    while True:
-        conn, _ = srv.accept()
-        conn.sendall(frame(SETTINGS, 0, 0, table_size))
-        time.sleep(0.3)
-        conn.settimeout(5)
-        try:
-            conn.recv(65536)
-            out = frame(SETTINGS, 0x1, 0, b"")
-            for sid in (1, 3, 5):
-                out += frame(HEADERS, END_STREAM | END_HEADERS, sid, b"\x88")  # :status 200
-            conn.sendall(out)
-            conn.recv(65536)  # until the client closes
-        except OSError:
-            pass
-        conn.close()
-
-
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
     if scenario == "hold":
@@ -342,10 +315,9 @@ def main():
         six(port, int(sys.argv[3]) if len(sys.argv) > 3 else 6)
     elif scenario == "sqlserve":
         sqlserve(port, sys.argv[3])
-    elif scenario == "lateread":
-        lateread(port)
     elif scenario == "burst":
-        burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
+        burst(port, int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None,
+              len(sys.argv) > 5 and sys.argv[5] == "eager")
     else:
         sys.exit("unknown scenario " + scenario)
 
