@@ -82,7 +82,13 @@ static struct {
 	uint64_t untracked;            /* connections beyond the pool */
 	uint64_t start_mono_ns;
 	uint32_t seq;
-	int sending;                   /* the shipper is sending a taken half (atomic) */
+	int sending;                   /* the shipper holds a taken half: set under the
+	                                  lock as it takes one, cleared once it is
+	                                  sent or counted dropped (atomic) */
+	/* The exit flush's deadline (0: none): past it, the shipper sends no
+	 * more of its half and counts the rest dropped, so that the flush's
+	 * last STATS, sent after it, counts everything lost (atomic). */
+	uint64_t stop_ns;
 } ship;
 
 void pl_ship_count_untracked(void)
@@ -170,9 +176,9 @@ static int send_records(int sock, const uint8_t *buf, size_t len,
 	for (unsigned i = 0; i < ncuts; i++) {
 		size_t off = cuts[i];
 		size_t end = i + 1 < ncuts ? cuts[i + 1] : len;
-		int r = deadline_ns && pl_now_ns() > deadline_ns
-		        ? -ETIMEDOUT
-		        : send_datagram(sock, buf + off, end - off, flags);
+		uint64_t dl = deadline_ns ? deadline_ns : __atomic_load_n(&ship.stop_ns, __ATOMIC_ACQUIRE);
+		int r = dl && pl_now_ns() > dl ? -ETIMEDOUT
+		                               : send_datagram(sock, buf + off, end - off, flags);
 		if (r < 0) {
 			__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
 			                   __ATOMIC_RELAXED);
@@ -199,13 +205,16 @@ static void send_heartbeat(int sock, int *up, int flags)
 }
 
 /* Swaps the halves and returns the filled one's length (0: nothing) and
- * index. The half taken is the shipper's until its next take. */
+ * index. The half taken is the shipper's until its next take; `sending`
+ * says so from the moment it is taken (under the lock, so the exit flush
+ * never sees a half taken and not yet marked). */
 static size_t take_batch(int *idx)
 {
 	pl_spin_lock(&ship.lock);
 	size_t len = ship.closed ? 0 : ship.active_len;
 	*idx = ship.active_idx;
 	if (len) {
+		__atomic_store_n(&ship.sending, 1, __ATOMIC_RELEASE);
 		ship.active_idx ^= 1;
 		__atomic_store_n(&ship.active_len, 0, __ATOMIC_RELAXED);
 		ship.ncuts[ship.active_idx] = 0;
@@ -245,7 +254,6 @@ static void *shipper_main(void *arg)
 		int idx;
 		size_t len = up ? take_batch(&idx) : 0;
 		if (len) {
-			__atomic_store_n(&ship.sending, 1, __ATOMIC_RELEASE);
 			int r = send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx],
 			                     0, 0);
 			__atomic_store_n(&ship.sending, 0, __ATOMIC_RELEASE);
@@ -438,17 +446,33 @@ void pl_ship_profile(const struct ap_rec_profile *r)
 	ship_append(ap_wire_profile_size(r), put_profile, r);
 }
 
+/* Until the shipper holds no half, or the monotonic clock passes `until`. */
+static void wait_while_sending(uint64_t until)
+{
+	while (__atomic_load_n(&ship.sending, __ATOMIC_ACQUIRE) && pl_now_ns() < until) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+}
+
 /*
  * At exit, hand over what is buffered, then a last STATS record, so that
  * gunicorn and nginx workers that exit gracefully, and short-lived
  * programs that run a burst of statements, lose nothing or at least count
  * what they lost. A burst can be many datagrams while the collector's
  * queue holds only net.unix.max_dgram_qlen of them, so the sends wait for
- * room as the shipper's do, within SHIP_EXIT_BUDGET in all: the first
- * waits for the shipper to finish a half it is sending. A collector that
- * is absent fails each send at once; only one that is alive but not
- * reading can delay the exit, and by at most the budget plus the last
- * STATS record's own wait (SHIP_SEND_WAIT / 2).
+ * room as the shipper's do, within SHIP_EXIT_BUDGET in all. A half the
+ * shipper is sending meanwhile is sent up to the same deadline (stop_ns),
+ * and what it has not sent by then is counted dropped before the last
+ * STATS goes: the flush waits for it (it can be blocked in one send for
+ * SHIP_SEND_WAIT), and for the buffer's lock as long, since a shipper
+ * taking a half holds it for a moment. Otherwise the exit could kill the
+ * shipper in the middle of its half, whose unsent records then were
+ * neither delivered nor counted (a burst program under a slow collector:
+ * 92 of 100,000 statements). A collector that is absent fails each send
+ * at once; only one that is alive but not reading can delay the exit: by
+ * at most the budget, the shipper's last send (SHIP_SEND_WAIT) and the
+ * last STATS record's own wait (2 x SHIP_SEND_WAIT): 260 ms.
  */
 __attribute__((destructor)) static void ship_exit_flush(void)
 {
@@ -456,11 +480,17 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 		return;
 	int saved = errno;
 	uint64_t deadline = pl_now_ns() + SHIP_EXIT_BUDGET_NS;
-	while (__atomic_load_n(&ship.sending, __ATOMIC_ACQUIRE) && pl_now_ns() < deadline) {
-		struct timespec ms = { 0, 1000000 };
-		nanosleep(&ms, NULL);
+	uint64_t settle = deadline + SHIP_SEND_WAIT_US * 1000ull + 10 * 1000000ull;
+	__atomic_store_n(&ship.stop_ns, deadline, __ATOMIC_RELEASE);
+	wait_while_sending(settle);
+	/* Bounded: the holder may be this very thread, interrupted inside an
+	 * append by a signal handler that exits. */
+	int locked;
+	while (!(locked = pl_spin_trylock(&ship.lock)) && pl_now_ns() < settle) {
+		struct timespec us = { 0, 100000 };
+		nanosleep(&us, NULL);
 	}
-	if (!pl_spin_trylock(&ship.lock)) {
+	if (!locked) {
 		errno = saved;
 		return;
 	}
@@ -483,9 +513,14 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	if (len)
 		send_records(sock, ship.half[i], len, ship.cuts[i], nc, 0, deadline);
+	/* A half the shipper took between the wait above and the lock. */
+	wait_while_sending(settle);
 	/* The last STATS carries the counts of what was lost, so that nothing
-	 * is lost unseen: it gets a short wait of its own after the budget. */
-	wait.tv_usec = SHIP_SEND_WAIT_US / 2;
+	 * is lost unseen: it gets a wait of its own after the budget, long
+	 * enough for a collector that is slow (a sanitizer build, a loaded
+	 * machine) to make room: with 25 ms, about one exit in six under a
+	 * stalling collector lost it, and with it the count of its drops. */
+	wait.tv_usec = SHIP_SEND_WAIT_US * 2;
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	int up = 1;
 	send_heartbeat(sock, &up, 0);
@@ -531,6 +566,7 @@ void pl_ship_atfork_child(void)
 	 * lock): the exit flush would wait out its budget for a thread that is
 	 * not here, then send nothing. */
 	ship.sending = 0;
+	ship.stop_ns = 0;
 	ship.events = ship.dropped = ship.untracked = 0;
 	ship.seq = 0;
 }
