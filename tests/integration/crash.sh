@@ -8,6 +8,10 @@
 #    has no frame pointers), and apiprof_http_errors_total series;
 #  - the server still dies exactly as it would without the preload (the
 #    shell sees the same signal);
+#  - what it finished before is still delivered (the handler flushes the
+#    event buffer first), and the request it died serving is an aborted
+#    request of its endpoint (an error there), the signal row's example,
+#    with no second "aborted" row or errors_total series;
 #  - a second thread crashing while the first crash is reported waits for
 #    that report instead of killing the process under it;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
