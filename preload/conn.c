@@ -520,15 +520,13 @@ static inline __attribute__((always_inline)) void conn_put(struct pl_conn **slot
  * `msg`: the scrubbed start of a 5xx body, or NULL and 0. The record is
  * described only after the reservation, so that the inlined encoder reads
  * each field where it is instead of from a copy kept across the call. */
-static inline __attribute__((always_inline)) void
-ship_request(const struct pl_pending *r, uint64_t end_ns, uint16_t flags, const char *msg,
-             size_t mlen)
+/* The wire record of r, ended at end_ns by thread tid with `flags`;
+ * `msg`: the scrubbed start of a 5xx body, or NULL and 0. */
+static inline __attribute__((always_inline)) struct ap_rec_request
+request_record(const struct pl_pending *r, uint64_t end_ns, uint32_t tid, uint16_t flags,
+               const char *msg, size_t mlen)
 {
-	uint32_t tid = pl_tid();
-	uint8_t *out = pl_ship_reserve(ap_wire_request_size_of(r->method_len, r->path_len, mlen));
-	if (!out)
-		return;
-	struct ap_rec_request ev = {
+	return (struct ap_rec_request){
 		.req_id = r->id,
 		.start_ns = r->start_ns,
 		.end_ns = end_ns,
@@ -541,6 +539,17 @@ ship_request(const struct pl_pending *r, uint64_t end_ns, uint16_t flags, const 
 		.path = { r->path, r->path_len },
 		.message = { msg, (uint16_t)mlen },
 	};
+}
+
+static inline __attribute__((always_inline)) void
+ship_request(const struct pl_pending *r, uint64_t end_ns, uint16_t flags, const char *msg,
+             size_t mlen)
+{
+	uint32_t tid = pl_tid();
+	uint8_t *out = pl_ship_reserve(ap_wire_request_size_of(r->method_len, r->path_len, mlen));
+	if (!out)
+		return;
+	struct ap_rec_request ev = request_record(r, end_ns, tid, flags, msg, mlen);
 	_Static_assert(sizeof r->method >= 16 && sizeof r->path >= 32,
 	               "ap_wire_put_request_padded() reads 16 and 32 bytes");
 	pl_ship_commit(ap_wire_put_request_padded(out, &ev));
@@ -1254,12 +1263,8 @@ void pl_conn_atfork_child(void)
 	th_reqs.lost = 0;
 }
 
-/* The request in flight on this thread when there is exactly one, copied
- * into *out without locking (the crashing thread may hold its connection's
- * lock), lengths clamped, so a best effort: its id, and out->id 0 when
- * its record is not found (method and path then empty). Returns 0 when
- * none or several are in flight. Async-signal-safe. */
-static uint64_t crash_pending(struct pl_pending *out)
+/* For the crash handler: no lock taken, only copies (pl.h). */
+uint64_t pl_conn_crash_pending(struct pl_pending *out)
 {
 	out->id = 0;
 	out->method_len = 0;
@@ -1298,38 +1303,14 @@ static uint64_t crash_pending(struct pl_pending *out)
 	return id;
 }
 
-uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap)
+int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed)
 {
-	struct pl_pending p;
-	uint64_t id = crash_pending(&p);
-	size_t ml = p.method_len < mcap ? p.method_len : mcap - 1;
-	size_t pl = p.path_len < pcap ? p.path_len : pcap - 1;
-	memcpy(method, p.method, ml);
-	method[ml] = '\0';
-	memcpy(path, p.path, pl);
-	path[pl] = '\0';
-	return id;
-}
-
-int pl_conn_crash_abort(uint64_t end_ns, int crashed)
-{
-	struct pl_pending p;
-	if (crash_pending(&p) == 0 || p.id == 0 || p.method_len == 0 || p.start_ns == 0)
+	if (p->id == 0 || p->method_len == 0 || p->start_ns == 0)
 		return 0;
-	uint16_t flags = (uint16_t)(p.flags | AP_REQF_ABORTED | (crashed ? AP_REQF_CRASHED : 0));
-	struct ap_rec_request ev = {
-		.req_id = p.id,
-		.start_ns = p.start_ns,
-		.end_ns = end_ns > p.start_ns ? end_ns : p.start_ns,
-		.bytes_in = p.bytes_in,
-		.bytes_out = p.bytes_out,
-		.tid = pl_tid(),
-		.status = p.status,
-		.flags = flags,
-		.method = { p.method, p.method_len },
-		.path = { p.path, p.path_len },
-	};
-	size_t need = ap_wire_request_size_of(p.method_len, p.path_len, 0);
+	uint16_t flags = (uint16_t)(p->flags | AP_REQF_ABORTED | (crashed ? AP_REQF_CRASHED : 0));
+	struct ap_rec_request ev = request_record(p, end_ns > p->start_ns ? end_ns : p->start_ns,
+	                                          pl_tid(), flags, NULL, 0);
+	size_t need = ap_wire_request_size_of(p->method_len, p->path_len, 0);
 	uint8_t *out = pl_ship_try_reserve(need);
 	if (!out)
 		return 0;

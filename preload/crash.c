@@ -78,8 +78,6 @@ static struct {
 	uint8_t stack[CRASH_STACK];
 	uint8_t dgram[AP_WIRE_MAX_DATAGRAM];
 	struct ap_crash_module out[CRASH_MODULES];
-	char method[AP_HTTP_METHOD_MAX + 1];
-	char path[CRASH_PATH_MAX];
 } cs;
 
 static int sig_index(int sig)
@@ -200,7 +198,10 @@ static size_t str_len(const char *s, size_t max)
 	return n;
 }
 
-static void report(int sig, const siginfo_t *si, const ucontext_t *uc)
+/* The report of signal sig on this thread, serving req (id req_id: see
+ * pl_conn_crash_pending()). */
+static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t req_id,
+                   const struct pl_pending *req)
 {
 	static struct ap_rec_crash r;
 	memset(&r, 0, sizeof r);
@@ -212,13 +213,13 @@ static void report(int sig, const siginfo_t *si, const ucontext_t *uc)
 	r.tid = (uint32_t)syscall(SYS_gettid);
 	r.time_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
 	r.fault_addr = (uint64_t)(uintptr_t)si->si_addr;
-	r.req_id = pl_conn_crash_request(cs.method, sizeof cs.method, cs.path, sizeof cs.path);
+	r.req_id = req_id;
 	r.service.p = pl_cfg.service;
 	r.service.len = (uint16_t)str_len(pl_cfg.service, sizeof pl_cfg.service);
-	r.method.p = cs.method;
-	r.method.len = (uint16_t)str_len(cs.method, sizeof cs.method);
-	r.path.p = cs.path;
-	r.path.len = (uint16_t)str_len(cs.path, sizeof cs.path);
+	r.method.p = req->method;
+	r.method.len = req->method_len;
+	r.path.p = req->path;
+	r.path.len = req->path_len;
 
 	uint64_t sp = 0, pc = 0, fp = 0;
 #if defined(__x86_64__)
@@ -363,12 +364,14 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 		 * SHIP_TICK), goes as exit() would send it, then the crash itself.
 		 * Also when a host's handler chained to us: the process dies all
 		 * the same. */
-		pl_conn_crash_abort(pl_now_ns(), reporting);
+		struct pl_pending req;
+		uint64_t req_id = pl_conn_crash_pending(&req);
+		pl_conn_crash_abort(&req, pl_now_ns(), reporting);
 		if (!reporting && ours && first != 0 && first != tid)
 			wait_report(); /* another thread's; not this one's, interrupted */
 		pl_ship_exit_now();
 		if (reporting) {
-			report(sig, si, uc);
+			report(sig, si, uc, req_id, &req);
 			__atomic_store_n(&crash_done, 1, __ATOMIC_RELEASE);
 		}
 	}

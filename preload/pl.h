@@ -468,17 +468,20 @@ void pl_pool_give_back(struct pl_conn *c);
  * only. */
 uint64_t pl_conn_current_request(int *ambiguous);
 
-/* The crash handler's view of the same (lock-free, best effort,
- * async-signal-safe): the id of the one request in flight on this thread
- * (0: none or several) and its method and path. */
-uint64_t pl_conn_crash_request(char *method, size_t mcap, char *path, size_t pcap);
-/* The same request, for the crash handler, as an aborted request event
- * ending at end_ns (flagged AP_REQF_CRASHED when `crashed`: a CRASH record
- * will name it) appended to the event buffer, which the handler then
- * flushes: the crash counts as that endpoint's error. 1 when appended; 0
- * when there is no such request, or the buffer is busy (this thread
- * crashed inside an append) or full. Async-signal-safe. */
-int pl_conn_crash_abort(uint64_t end_ns, int crashed);
+/* The crash handler's view of the same: the request in flight on this
+ * thread when there is exactly one, copied into *out without locking (the
+ * crashing thread may hold its connection's lock), lengths clamped, so a
+ * best effort. Returns its id (0: none or several in flight); out->id is
+ * 0 when its record was not found (method and path then empty).
+ * Async-signal-safe. */
+uint64_t pl_conn_crash_pending(struct pl_pending *out);
+/* *p, from pl_conn_crash_pending(), as an aborted request event ending at
+ * end_ns (flagged AP_REQF_CRASHED when `crashed`: a CRASH record will name
+ * it) appended to the event buffer, which the handler then flushes: the
+ * crash counts as that endpoint's error. 1 when appended; 0 when p is no
+ * request, or the buffer is busy (this thread crashed inside an append)
+ * or full. Async-signal-safe. */
+int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed);
 
 /* ---- fatal signals (crash.c) ---- */
 
