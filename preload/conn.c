@@ -1303,17 +1303,83 @@ uint64_t pl_conn_crash_pending(struct pl_pending *out)
 	return id;
 }
 
+/* p's aborted event, ending at end_ns, with `flags` (AP_REQF_ABORTED
+ * among them), appended to the buffer without waiting for its lock more
+ * than `tries` more attempts: 1 when appended. */
+static int crash_record(const struct pl_pending *p, uint64_t end_ns, uint16_t flags,
+                        unsigned tries)
+{
+	struct ap_rec_request ev = request_record(p, end_ns > p->start_ns ? end_ns : p->start_ns,
+	                                          pl_tid(), flags, NULL, 0);
+	size_t need = ap_wire_request_size_of(p->method_len, p->path_len, 0);
+	uint8_t *out;
+	while (!(out = pl_ship_try_reserve(need))) {
+		if (tries-- == 0)
+			return 0;
+		sched_yield();
+	}
+	pl_ship_commit(ap_wire_put_request(out, need, &ev));
+	return 1;
+}
+
 int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed)
 {
 	if (p->id == 0 || p->method_len == 0 || p->start_ns == 0)
 		return 0;
 	uint16_t flags = (uint16_t)(p->flags | AP_REQF_ABORTED | (crashed ? AP_REQF_CRASHED : 0));
-	struct ap_rec_request ev = request_record(p, end_ns > p->start_ns ? end_ns : p->start_ns,
-	                                          pl_tid(), flags, NULL, 0);
-	size_t need = ap_wire_request_size_of(p->method_len, p->path_len, 0);
-	uint8_t *out = pl_ship_try_reserve(need);
-	if (!out)
-		return 0;
-	pl_ship_commit(ap_wire_put_request(out, need, &ev));
-	return 1;
+	/* no second try: this thread may have crashed inside an append */
+	return crash_record(p, end_ns, flags, 0);
+}
+
+/* How often the walk below retries an append whose buffer lock is held:
+ * by another thread, for the few instructions of its own append, or by
+ * this one (crashed inside an append: pl_conn_crash_abort() found it
+ * busy), for good. A yield each: at most a few ms in all. */
+#define CRASH_WALK_TRIES 64
+
+unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns)
+{
+	unsigned n = 0, tries = CRASH_WALK_TRIES;
+	uint32_t gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
+	for (unsigned t = 0; t < PL_FD_TOP; t++) {
+		struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[t], __ATOMIC_ACQUIRE);
+		if (!chunk)
+			continue;
+		for (unsigned i = 0; i < PL_FD_CHUNK; i++) {
+			struct pl_conn *e = __atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE);
+			if (pl_conn_no_record(e))
+				continue;
+			struct pl_conn *c = record_of(e);
+			/* A connection some thread is working on is left alone: its
+			 * state is that thread's until it lets go, which it may never
+			 * do (this thread, crashed inside a hook). */
+			if (!pl_spin_trylock(&((struct pl_pool_hdr *)c)->lock))
+				continue;
+			/* Still this fd's record, visited under its first number only
+			 * (aliases name it too), owned by this process since the last
+			 * fork (conn_finish()'s rule), and HTTP/1. */
+			if (__atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE) == e &&
+			    c->fds[0] == t * PL_FD_CHUNK + i && c->fork_gen == gen &&
+			    c->req_dead != REQ_H2) {
+				for (unsigned k = 0; k < c->qcount && k < PL_PIPELINE; k++) {
+					const struct pl_pending *r = &c->q[(c->qhead + k) % PL_PIPELINE];
+					if (r->id == skip_id || r->id == 0)
+						continue;
+					uint16_t flags = (uint16_t)(r->flags | AP_REQF_ABORTED);
+					if (!crash_record(r, end_ns, flags, tries)) {
+						tries = 0; /* busy for good: no more waits */
+						continue;
+					}
+					n++;
+				}
+				/* Answered now by nobody: a thread still writing its
+				 * response before the process dies makes no second event. */
+				c->qcount = 0;
+				c->cur = NULL;
+				c->resp_started = 0;
+			}
+			pl_conn_unlock(c);
+		}
+	}
+	return n;
 }

@@ -482,6 +482,14 @@ uint64_t pl_conn_crash_pending(struct pl_pending *out);
  * request, or the buffer is busy (this thread crashed inside an append)
  * or full. Async-signal-safe. */
 int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed);
+/* For the crash handler, after pl_conn_crash_abort(): every other request
+ * in flight in the process (but the one with id skip_id), answered by no
+ * one now, as aborted request events ending at end_ns: the process dies
+ * with their connections. Best effort: connections another thread is
+ * working on this instant, HTTP/2 ones, and ones not touched since a fork
+ * are left out. Their queues are emptied, so that no event follows.
+ * Returns how many were appended. Async-signal-safe. */
+unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 
 /* ---- fatal signals (crash.c) ---- */
 
@@ -579,6 +587,12 @@ uint8_t *pl_ship_reserve(size_t need);
  * be held by the very thread it interrupted): NULL, lock not held, when
  * the lock is taken, the shipper is not running, or there is no room. */
 uint8_t *pl_ship_try_reserve(size_t need);
+/* For the crash handler of a process whose shipper never started (its first
+ * events are its crash's): maps the buffer, when not yet, so that records
+ * can be appended and pl_ship_exit_now() sends them from the caller's
+ * thread; no thread is started. 1 when records can be buffered.
+ * Async-signal-safe (mmap is one system call). */
+int pl_ship_crash_ready(void);
 void pl_ship_commit(size_t need);
 void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_profile(const struct ap_rec_profile *r);

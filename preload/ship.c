@@ -269,6 +269,25 @@ static void *shipper_main(void *arg)
 	return NULL;
 }
 
+/* ship_start()'s first half, state SHIP_STARTING (ours): maps the buffer
+ * unless a fork kept it. 0, with state SHIP_FAILED, when it cannot. */
+static PL_COLD int map_buffer(void)
+{
+	if (!ship.half[0]) {
+		void *m = mmap(NULL, pl_cfg.buffer_bytes, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			__atomic_store_n(&ship.state, SHIP_FAILED, __ATOMIC_RELEASE);
+			return 0;
+		}
+		ship.half_cap = pl_cfg.buffer_bytes / 2;
+		ship.half[0] = m;
+		ship.half[1] = (uint8_t *)m + ship.half_cap;
+	}
+	ship.start_mono_ns = pl_now_ns();
+	return 1;
+}
+
 /* Maps the buffer and starts the thread; returns 1 when events can be
  * buffered. Runs once per process. Threads racing the first one (a server's
  * first requests often end together) yield until it is done, for at most
@@ -300,19 +319,10 @@ static PL_COLD int ship_start(void)
 		return expect == SHIP_ON;
 	}
 	int saved = errno;
-	if (!ship.half[0]) {
-		void *m = mmap(NULL, pl_cfg.buffer_bytes, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (m == MAP_FAILED) {
-			__atomic_store_n(&ship.state, SHIP_FAILED, __ATOMIC_RELEASE);
-			errno = saved;
-			return 0;
-		}
-		ship.half_cap = pl_cfg.buffer_bytes / 2;
-		ship.half[0] = m;
-		ship.half[1] = (uint8_t *)m + ship.half_cap;
+	if (!map_buffer()) {
+		errno = saved;
+		return 0;
 	}
-	ship.start_mono_ns = pl_now_ns();
 	/* The thread must never run the host's signal handlers (nginx's
 	 * SIGHUP/SIGQUIT): it inherits a mask blocking everything. */
 	sigset_t all, old;
@@ -372,10 +382,13 @@ static __attribute__((noinline)) uint8_t *ship_reserve_wait(size_t need, size_t 
  * AP_WIRE_PAD) writable bytes after it for an encoder that writes past its
  * end: returns where to write it, with the buffer's lock held until
  * ship_commit(); NULL when the record is dropped (counted; the lock is not
- * held). Inline into each caller; what is not the usual case (shipper
- * running, lock free, room in the datagram) is in tail calls, so the usual
- * case saves no registers. */
-static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, size_t slack)
+ * held). Unless `may_wait` (a constant: 0 for a signal handler, which must
+ * not wait for a lock its own thread may hold), a shipper not running or
+ * a lock taken return NULL at once, counting nothing. Inline into each
+ * caller; what is not the usual case (shipper running, lock free, room in
+ * the datagram) is in tail calls, so the usual case saves no registers. */
+static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, size_t slack,
+                                                                   int may_wait)
 {
 	if (PL_LIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) == SHIP_ON &&
 	              pl_spin_trylock(&ship.lock))) {
@@ -383,7 +396,7 @@ static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, 
 			return ship.half[ship.active_idx] + ship.active_len;
 		return ship_reserve_slow(need, slack);
 	}
-	return ship_reserve_wait(need, slack);
+	return may_wait ? ship_reserve_wait(need, slack) : NULL;
 }
 
 /* Publishes the `n` bytes written at what ship_reserve() returned and
@@ -397,17 +410,12 @@ static inline __attribute__((always_inline)) void ship_commit(size_t n)
 
 uint8_t *pl_ship_reserve(size_t need)
 {
-	return ship_reserve(need, AP_WIRE_PAD);
+	return ship_reserve(need, AP_WIRE_PAD, 1);
 }
 
 uint8_t *pl_ship_try_reserve(size_t need)
 {
-	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON ||
-	    !pl_spin_trylock(&ship.lock))
-		return NULL;
-	if (ship.active_len + need <= ship.fast_end)
-		return ship.half[ship.active_idx] + ship.active_len;
-	return ship_reserve_slow(need, 0);
+	return ship_reserve(need, 0, 0);
 }
 
 void pl_ship_commit(size_t n)
@@ -421,7 +429,7 @@ typedef size_t (*put_fn)(uint8_t *out, size_t cap, const void *rec);
  * pl_ship_* so that `put` is a direct call. */
 static inline __attribute__((always_inline)) void ship_append(size_t need, put_fn put, const void *rec)
 {
-	uint8_t *out = ship_reserve(need, 0);
+	uint8_t *out = ship_reserve(need, 0, 1);
 	if (out)
 		ship_commit(put(out, need, rec));
 }
@@ -526,6 +534,20 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	send_heartbeat(sock, &up, 0);
 	pl_real.close(sock);
 	errno = saved;
+}
+
+int pl_ship_crash_ready(void)
+{
+	int expect = SHIP_OFF;
+	if (!__atomic_compare_exchange_n(&ship.state, &expect, SHIP_STARTING, 0,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return expect == SHIP_ON;
+	int saved = errno;
+	int ok = map_buffer();
+	errno = saved;
+	if (ok) /* no thread: pl_ship_exit_now() sends from the caller's */
+		__atomic_store_n(&ship.state, SHIP_ON, __ATOMIC_RELEASE);
+	return ok;
 }
 
 void pl_ship_exit_now(void)

@@ -11,7 +11,9 @@
 #  - what it finished before is still delivered (the handler flushes the
 #    event buffer first), and the request it died serving is an aborted
 #    request of its endpoint (an error there), the signal row's example,
-#    with no second "aborted" row or errors_total series;
+#    with no second "aborted" row or errors_total series; the requests
+#    other threads were serving are aborted requests of their endpoints,
+#    also in a process that crashes before it ever buffered an event;
 #  - a second thread crashing while the first crash is reported waits for
 #    that report instead of killing the process under it;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
@@ -134,6 +136,36 @@ grep -qxF "apiprof_http_requests_total{service=\"$BASE_SERVICE-crash\",method=\"
 	"$AP_TMP/metrics.txt" || ap_fail "the crashed request is not in apiprof_http_requests_total"
 ! grep -q "^apiprof_http_errors_total{service=\"$BASE_SERVICE-crash\",route=\"/crash\",type=\"aborted\"}" \
 	"$AP_TMP/metrics.txt" || ap_fail "the crash is counted twice in apiprof_http_errors_total"
+
+# 1a. The requests other threads were serving die with the process: each
+#     an aborted request of its endpoint (their connections close), an
+#     "aborted" row; the crash is the crashing thread's. (They were lost
+#     before: the process died with them in flight.)
+svc=$BASE_SERVICE-others
+start_crash server-others "$svc"
+hangs=""
+for i in 1 2; do
+	get /hang >/dev/null &
+	hangs="$hangs $!"
+done
+for i in $(seq 100); do
+	[ "$(grep -c '^hanging' "$AP_TMP/server-others.log")" -ge 2 ] && break
+	sleep 0.05
+done
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status after /crash with two requests in flight" "$EXIT" 139
+wait_error "$svc" SIGSEGV
+for i in $(seq 50); do
+	[ "$(routes_of "$svc")" = "GET /crash 1,GET /hang 2" ] && break
+	sleep 0.1
+done
+ap_assert_eq "requests of the server that crashed with two in flight" "$(routes_of "$svc")" \
+	"GET /crash 1,GET /hang 2"
+ap_assert_eq "its error rows" \
+	"$(errors_of "$svc" | jq -r '"\(.type) \(.route) \(.count)"' | sort | paste -sd,)" \
+	"SIGSEGV /crash 1,aborted /hang 2"
+wait $hangs
 
 # 1b. A second thread crashing while the first one's crash is reported
 #     (here 20 ms after it, with the collector stopped and its queue full,

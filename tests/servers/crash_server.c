@@ -20,6 +20,8 @@
  *                   the first is reported, when that takes longer (the
  *                   test stops the collector)
  *   GET /drop       closes the connection without answering (aborted)
+ *   GET /hang       writes "hanging" on stderr and never answers (its
+ *                   thread sleeps): a request other threads' crash ends
  *   GET /sigstate   "SIGSEGV=X SIGABRT=X SIGFPE=X" where X is default,
  *                   ignored or handler: the dispositions as the server sees
  *                   them
@@ -189,6 +191,11 @@ static void serve(int fd, void *unused)
 		serve_reply(fd, 200, b);
 	} else if (strcmp(path, "/drop") == 0) {
 		/* no answer */
+	} else if (strcmp(path, "/hang") == 0) {
+		static const char m[] = "hanging\n";
+		(void)!write(2, m, sizeof m - 1);
+		for (;;)
+			pause();
 	} else if (strcmp(path, "/sigstate") == 0) {
 		char b[128];
 		snprintf(b, sizeof b, "SIGSEGV=%s SIGABRT=%s SIGFPE=%s\n", disposition(SIGSEGV),
