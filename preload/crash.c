@@ -364,14 +364,20 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 		 * SHIP_TICK), goes as exit() would send it, then the crash itself.
 		 * Also when a host's handler chained to us: the process dies all
 		 * the same. */
-		struct pl_pending req;
-		uint64_t req_id = pl_conn_crash_pending(&req);
-		pl_ship_crash_ready(); /* a process dying before its first event */
-		uint64_t now = pl_now_ns();
-		pl_conn_crash_abort(&req, now, reporting);
-		/* and so do the requests other threads were serving, or this
-		 * one's event loop was: their connections close with it */
-		pl_conn_crash_abort_others(req_id, now);
+		struct pl_pending req = { .id = 0 };
+		uint64_t req_id = 0;
+		/* Not in a vfork() child before its exec: the memory is its
+		 * parent's, whose requests are still being served. */
+		if (!pl_borrowed_memory()) {
+			req_id = pl_conn_crash_pending(&req);
+			pl_ship_crash_ready(); /* a process dying before its first event */
+			uint64_t now = pl_now_ns();
+			pl_conn_crash_abort(&req, now, reporting);
+			/* and so do the requests other threads were serving, or
+			 * this one's event loop was: their connections close with
+			 * it */
+			pl_conn_crash_abort_others(req_id, now);
+		}
 		if (!reporting && ours && first != 0 && first != tid)
 			wait_report(); /* another thread's; not this one's, interrupted */
 		pl_ship_exit_now();
