@@ -78,9 +78,13 @@ _Static_assert(PL_FD_CAP <= 65536, "pl_conn.fds holds tracked fds in 16 bits");
  * kept between streams (its HPACK tables live as long as the connection). */
 #define REQ_H2 2
 
-/* Requests whose request line this thread read and whose response has not
- * yet completed here: SQL statements on this thread belong to the one
- * request, when there is exactly one. Entries are checked against their
+/* Requests whose head (request line and headers) this thread read and
+ * whose response has not yet completed here: SQL statements on this
+ * thread belong to the one request, when there is exactly one. A request
+ * whose head is still incomplete (a slow client, one that stalls after
+ * its request line) is not noted: no handler runs for it yet, and on an
+ * event loop it would leave every other request's statements to the
+ * service alone. Entries are checked against their
  * connection before use, since a response may complete on another thread
  * (gunicorn gthread) or the connection may close. Initial-exec TLS.
  * `lost`: requests read here but forgotten, the list being full (an
@@ -558,11 +562,16 @@ static __attribute__((noinline)) void ship_request_5xx(const struct pl_conn *c,
 }
 
 /* What every request's end does before its event: its statements must
- * reach the wire before it does, and it is no longer in flight here. */
-static inline __attribute__((always_inline)) void request_ending(struct pl_pending *r)
+ * reach the wire before it does, and it is no longer in flight here.
+ * `noted`: 0 for an HTTP/1 request ended before its head was complete,
+ * which no thread noted (thread_release() would take it for a forgotten
+ * one). */
+static inline __attribute__((always_inline)) void request_ending(struct pl_pending *r,
+                                                                 int noted)
 {
 	pl_mysql_flush_thread();
-	thread_release(r->id);
+	if (PL_LIKELY(noted))
+		thread_release(r->id);
 	if (PL_UNLIKELY(r->prof)) {
 		pl_prof_end(r->prof, r->id);
 		r->prof = 0;
@@ -572,7 +581,7 @@ static inline __attribute__((always_inline)) void request_ending(struct pl_pendi
 void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const char *body,
                     size_t blen)
 {
-	request_ending(r);
+	request_ending(r, 1);
 	uint16_t flags = (uint16_t)(r->flags | extra);
 	if (r->status >= 500 && !(extra & AP_REQF_ABORTED) && blen) {
 		char msg[AP_HTTP_ERRBODY_MAX];
@@ -586,7 +595,9 @@ void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const
 static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
                  uint16_t extra_flags)
 {
-	request_ending(r);
+	/* Only the request being parsed can have its head unfinished (an
+	 * answer before it, such as a 431, or a close). */
+	request_ending(r, r != c->cur || !c->in_msg || !ap_http_req_in_head(&c->rq));
 	uint16_t flags = (uint16_t)(r->flags | extra_flags);
 	if (PL_UNLIKELY(r->status >= 500) && !(extra_flags & AP_REQF_ABORTED))
 		ship_request_5xx(c, r, end_ns, flags);
@@ -657,10 +668,11 @@ static inline __attribute__((always_inline)) int answers_of(const struct pl_pend
 	return AP_HTTP_ANSWERS_OTHER;
 }
 
-/* pl_request_open(), inline in q_push(). */
+/* pl_request_open() but the noting, inline in q_push(): an HTTP/1 request
+ * is noted in flight on its thread once its head is complete. */
 static inline __attribute__((always_inline)) void
-request_fill(struct pl_pending *r, int fd, const char *method, size_t mlen, const char *t,
-             size_t n, int truncated)
+request_fill(struct pl_pending *r, const char *method, size_t mlen, const char *t, size_t n,
+             int truncated)
 {
 	uint64_t id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
 	r->id = id;
@@ -685,13 +697,13 @@ request_fill(struct pl_pending *r, int fd, const char *method, size_t mlen, cons
 	r->prof = 0;
 	r->method_len = (uint8_t)mlen;
 	r->path_len = (uint16_t)cut;
-	thread_adopt(fd, id);
 }
 
 void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t mlen,
                      const char *target, size_t tlen, int truncated)
 {
-	request_fill(r, fd, method, mlen, target, tlen, truncated);
+	request_fill(r, method, mlen, target, tlen, truncated);
+	thread_adopt(fd, r->id);
 }
 
 /* The request line is complete: queue the request. */
@@ -711,8 +723,8 @@ static void q_push(struct pl_conn *c)
 	r->start_ns = c->cur_start_ns;
 	r->bytes_in = c->cur_in;
 	r->bytes_out = 0;
-	request_fill(r, c->fds[0], c->rq.method, c->rq.method_len, c->rq.target,
-	             c->rq.target_len, c->rq.target_truncated);
+	request_fill(r, c->rq.method, c->rq.method_len, c->rq.target, c->rq.target_len,
+	             c->rq.target_truncated);
 	c->cur = r;
 }
 
@@ -750,6 +762,8 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 				q_push(c);
 			if (c->cur) {
 				struct pl_pending *r = c->cur;
+				/* its head is complete: in flight on this thread */
+				thread_adopt(c->fds[0], r->id);
 				if (c->rq.profile)
 					r->flags |= AP_REQF_PROFILE;
 				/* The serving thread's CPU is sampled from here to the
