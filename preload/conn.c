@@ -1255,6 +1255,17 @@ uint64_t pl_conn_current_request(int *ambiguous)
 	return th_reqs.n == 1 && th_reqs.lost == 0 ? th_reqs.id[0] : 0;
 }
 
+int pl_conn_request_open_here(uint64_t id)
+{
+	/* forgotten ones (lost) may include it, still in flight */
+	if (th_reqs.lost)
+		return 1;
+	for (unsigned i = 0; i < th_reqs.n; i++)
+		if (th_reqs.id[i] == id)
+			return 1;
+	return 0;
+}
+
 void pl_conn_atfork_prepare(void)
 {
 	__atomic_add_fetch(&pl_fork_gen, 1, __ATOMIC_RELAXED);
