@@ -100,16 +100,58 @@ static __thread struct {
 	unsigned lost;
 } th_reqs;
 
-static inline __attribute__((always_inline)) void thread_adopt(int fd, uint64_t id)
+static void thread_drop_at(unsigned i);
+static int conn_queues(const struct pl_conn *c, uint64_t id);
+static inline struct pl_conn *record_of(struct pl_conn *e);
+
+/* 1 when the request `id`, noted under fd, is over for certain: fd has no
+ * record, or its record does not queue it. Asked from a hook that holds
+ * the lock of `held` (NULL: of none that matters); another record is only
+ * tried, and one locked elsewhere counts as still in flight. */
+static int noted_over(int fd, uint64_t id, struct pl_conn *held)
 {
-	if (th_reqs.n == PL_THREAD_REQS) {
-		/* Full of entries that never completed here: forget the oldest,
-		 * but not that it may still be in flight. */
-		memmove(&th_reqs.fd[0], &th_reqs.fd[1], sizeof th_reqs.fd[0] * (PL_THREAD_REQS - 1));
-		memmove(&th_reqs.id[0], &th_reqs.id[1], sizeof th_reqs.id[0] * (PL_THREAD_REQS - 1));
-		th_reqs.n--;
-		th_reqs.lost++;
+	struct pl_conn **slot = pl_fd_entry(fd);
+	struct pl_conn *e = slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
+	if (pl_conn_no_record(e))
+		return 1;
+	struct pl_conn *c = record_of(e);
+	if (c == held)
+		return !conn_queues(c, id);
+	struct pl_pool_hdr *h = (struct pl_pool_hdr *)c;
+	if (!pl_spin_trylock(&h->lock))
+		return 0;
+	int over = __atomic_load_n(slot, __ATOMIC_ACQUIRE) == e && !conn_queues(c, id);
+	pl_spin_unlock(&h->lock);
+	return over;
+}
+
+/* The list is full: first drop the requests that are over (ended on
+ * other threads: a thread that reads requests that others answer would
+ * otherwise fill its list with them, take every later one for a
+ * forgotten one, and attribute nothing ever after); if none is, forget
+ * the oldest, but not that it may still be in flight. */
+static __attribute__((noinline)) void thread_make_room(struct pl_conn *held)
+{
+	for (unsigned i = 0; i < th_reqs.n;) {
+		if (noted_over(th_reqs.fd[i], th_reqs.id[i], held))
+			thread_drop_at(i);
+		else
+			i++;
 	}
+	if (th_reqs.n < PL_THREAD_REQS)
+		return;
+	memmove(&th_reqs.fd[0], &th_reqs.fd[1], sizeof th_reqs.fd[0] * (PL_THREAD_REQS - 1));
+	memmove(&th_reqs.id[0], &th_reqs.id[1], sizeof th_reqs.id[0] * (PL_THREAD_REQS - 1));
+	th_reqs.n--;
+	th_reqs.lost++;
+}
+
+/* `held`: the connection whose lock the caller holds, or NULL. */
+static inline __attribute__((always_inline)) void thread_adopt(int fd, uint64_t id,
+                                                               struct pl_conn *held)
+{
+	if (PL_UNLIKELY(th_reqs.n == PL_THREAD_REQS))
+		thread_make_room(held);
 	th_reqs.fd[th_reqs.n] = fd;
 	th_reqs.id[th_reqs.n] = id;
 	th_reqs.n++;
@@ -703,7 +745,7 @@ void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t ml
                      const char *target, size_t tlen, int truncated)
 {
 	request_fill(r, method, mlen, target, tlen, truncated);
-	thread_adopt(fd, r->id);
+	thread_adopt(fd, r->id, NULL);
 }
 
 /* The request line is complete: queue the request. */
@@ -763,7 +805,7 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 			if (c->cur) {
 				struct pl_pending *r = c->cur;
 				/* its head is complete: in flight on this thread */
-				thread_adopt(c->fds[0], r->id);
+				thread_adopt(c->fds[0], r->id, c);
 				if (c->rq.profile)
 					r->flags |= AP_REQF_PROFILE;
 				/* The serving thread's CPU is sampled from here to the
@@ -1217,6 +1259,17 @@ void pl_conn_on_dup(int old, int new_fd)
 	}
 }
 
+/* 1 when c (locked) has the request `id` waiting for its response. */
+static int conn_queues(const struct pl_conn *c, uint64_t id)
+{
+	int found = 0;
+	if (PL_UNLIKELY(c->req_dead == REQ_H2))
+		found = pl_h2_in_flight(c->h2, id);
+	for (unsigned i = 0; i < c->qcount && !found; i++)
+		found = c->q[(c->qhead + i) % PL_PIPELINE].id == id;
+	return found;
+}
+
 /* 1 when the request `id` is still queued on fd's connection. */
 static int still_in_flight(int fd, uint64_t id)
 {
@@ -1227,11 +1280,7 @@ static int still_in_flight(int fd, uint64_t id)
 		: conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL, 0);
 	if (!c)
 		return 0;
-	int found = 0;
-	if (PL_UNLIKELY(c->req_dead == REQ_H2))
-		found = pl_h2_in_flight(c->h2, id);
-	for (unsigned i = 0; i < c->qcount && !found; i++)
-		found = c->q[(c->qhead + i) % PL_PIPELINE].id == id;
+	int found = conn_queues(c, id);
 	pl_conn_unlock(c);
 	return found;
 }

@@ -80,6 +80,14 @@ for round in 1 2; do
 	ap_assert_eq "GET /pair x2 at once (round $round) statuses" \
 		"$(cat "$AP_TMP/pair-$round-a" "$AP_TMP/pair-$round-b")" "200 200 "
 done
+# Eight requests that the loop's thread reads and a thread of its executor
+# answers: they end elsewhere, and the loop's list of requests in flight,
+# 4 long, must let them go rather than take the next ones for forgotten
+# ones still running (before the fix, every statement of the loop was
+# the service's from then on: /one and /authors below, 0 of 13).
+ap_assert_eq "GET /handoff x8 (answered by another thread) statuses" \
+	"$(get "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff")" \
+	"200 200 200 200 200 200 200 200 "
 # A slow client: its request line and a header sent, the blank line that
 # ends its head not yet. No handler runs for it, so it is not in flight:
 # the requests meanwhile keep their statements (before the fix, all 13
@@ -108,6 +116,7 @@ ap_expect_counts <<EOF
 GET /one 3
 GET /pair 4
 GET /authors 2
+GET /handoff 8
 EOF
 
 # A snapshot of the API, in one curl: the lists of every service, then the
@@ -121,7 +130,7 @@ curl -sf --max-time 20 -o "$S/endpoints" "$AP_URL/api/v1/endpoints" \
 	-o "$S/errors" "$AP_URL/api/v1/errors" \
 	-o "$S/status" "$AP_URL/api/v1/status" || ap_fail "reading the API failed (curl exit $?)"
 ids=$(jq -r '.requests[].id' "$S/requests")
-ap_assert_eq "stored requests" "$(wc -w <<<"$ids")" 13
+ap_assert_eq "stored requests" "$(wc -w <<<"$ids")" 21
 args=()
 for id in $ids; do
 	args+=(-o "$S/request-$id" "$AP_URL/api/v1/requests/$id")
@@ -147,15 +156,18 @@ check() {
 #             slow client's half-sent head does not count)              1
 #   /pair     SELECT max(id): two requests in flight, not attributed   0
 #   /authors  the ids, then 5 x the author by id: an N+1 of 5           6
-check "/api/v1/endpoints: count, sql_count, n_plus_one_count exactly: $SVC GET /one 3 3 0, GET /pair 4 0 0, GET /authors 2 12 2; $SVC_VALUES GET /authors 4 24 4, nothing else" \
+check "/api/v1/endpoints: count, sql_count, n_plus_one_count exactly: $SVC GET /one 3 3 0, GET /pair 4 0 0, GET /authors 2 12 2, GET /handoff 8 0 0; $SVC_VALUES GET /authors 4 24 4, nothing else" \
 	'[.endpoints[] | select(.service == $s or .service == $v) | [.service, .method, .route, .count, .sql_count, .n_plus_one_count]] | sort ==
 	 ([[$s, "GET", "/one", 3, 3, 0], [$s, "GET", "/pair", 4, 0, 0], [$s, "GET", "/authors", 2, 12, 2],
+	   [$s, "GET", "/handoff", 8, 0, 0],
 	   [$v, "GET", "/authors", 4, 24, 4]] | sort)'
-check "/api/v1/requests: sql_count of each request: /one 1 1 1, /pair 0 0 0 0, /authors 6 6 (and 6 x 4 with values kept)" \
+check "/api/v1/requests: sql_count of each request: /one 1 1 1, /pair 0 0 0 0, /authors 6 6, /handoff 0 x 8 (and 6 x 4 with values kept)" \
 	'[.requests[] | select(.service == $s or .service == $v) | [.service, .route, .sql_count, .n_plus_one]] | sort ==
 	 ([[$s, "/one", 1, false], [$s, "/one", 1, false], [$s, "/one", 1, false],
 	   [$s, "/pair", 0, false], [$s, "/pair", 0, false], [$s, "/pair", 0, false], [$s, "/pair", 0, false],
 	   [$s, "/authors", 6, true], [$s, "/authors", 6, true],
+	   [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false],
+	   [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false],
 	   [$v, "/authors", 6, true], [$v, "/authors", 6, true], [$v, "/authors", 6, true], [$v, "/authors", 6, true]] | sort)'
 check "GET /one details: its one statement, SELECT count(*) FROM authors, 1 row" \
 	'[.details[] | select(.service == $s and .route == "/one")] | length == 3 and
@@ -180,7 +192,7 @@ check "/api/v1/queries ($SVC): count(*) 3 calls, max(id) 4 calls (the unattribut
 # /pair unattributed (seeding ran without the preload; opening a sqlite3
 # connection runs no statement), none waiting for its request.
 check "/api/v1/status: totals.sql 43 (3 + 4 + 12 + 24), ingest.statements 43, statements_unattributed 4; none pending, expired or lost" \
-	'.status | .totals.sql == 43 and .totals.requests == 13 and .ingest.statements == 43 and
+	'.status | .totals.sql == 43 and .totals.requests == 21 and .ingest.statements == 43 and
 	 .ingest.statements_unattributed == 4 and .ingest.statements_pending == 0 and
 	 .ingest.requests_pending == 0 and .ingest.statements_expired == 0 and .ingest.statements_lost == 0'
 check "/api/v1/errors: none for either service" '[.errors[] | select(.service == $s or .service == $v)] | length == 0'
