@@ -164,13 +164,18 @@ static void thread_drop_at(unsigned i)
 	th_reqs.id[i] = th_reqs.id[th_reqs.n];
 }
 
-static __attribute__((noinline)) void thread_release_scan(uint64_t id)
+static __attribute__((noinline)) void thread_release_scan(uint64_t id, const struct pl_conn *c)
 {
 	for (unsigned i = 0; i < th_reqs.n; i++)
 		if (th_reqs.id[i] == id) {
 			thread_drop_at(i);
 			return;
 		}
+	/* An HTTP/1 request answered or closed before its head was complete
+	 * (a 431, a client gone): no thread noted it. Only the request being
+	 * parsed can be one. */
+	if (c && c->cur && c->cur->id == id && c->in_msg && ap_http_req_in_head(&c->rq))
+		return;
 	/* not noted here: one forgotten, if any was (or one read by another
 	 * thread: then a forgotten one is taken for ended a little early) */
 	if (th_reqs.lost)
@@ -178,13 +183,13 @@ static __attribute__((noinline)) void thread_release_scan(uint64_t id)
 }
 
 /* The request ended: it stops being in flight on this thread. Usually it
- * is the thread's only one. */
-static inline void thread_release(uint64_t id)
+ * is the thread's only one. `c`: its HTTP/1 connection (locked), or NULL. */
+static inline void thread_release(uint64_t id, const struct pl_conn *c)
 {
 	if (PL_LIKELY(th_reqs.n == 1 && th_reqs.id[0] == id))
 		th_reqs.n = 0;
 	else
-		thread_release_scan(id);
+		thread_release_scan(id, c);
 }
 
 /* Bumped before every fork. After a fork, parent and child both hold the
@@ -605,15 +610,12 @@ static __attribute__((noinline)) void ship_request_5xx(const struct pl_conn *c,
 
 /* What every request's end does before its event: its statements must
  * reach the wire before it does, and it is no longer in flight here.
- * `noted`: 0 for an HTTP/1 request ended before its head was complete,
- * which no thread noted (thread_release() would take it for a forgotten
- * one). */
+ * `c`: its HTTP/1 connection (locked, r still queued), or NULL. */
 static inline __attribute__((always_inline)) void request_ending(struct pl_pending *r,
-                                                                 int noted)
+                                                                 const struct pl_conn *c)
 {
 	pl_mysql_flush_thread();
-	if (PL_LIKELY(noted))
-		thread_release(r->id);
+	thread_release(r->id, c);
 	if (PL_UNLIKELY(r->prof)) {
 		pl_prof_end(r->prof, r->id);
 		r->prof = 0;
@@ -623,7 +625,7 @@ static inline __attribute__((always_inline)) void request_ending(struct pl_pendi
 void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const char *body,
                     size_t blen)
 {
-	request_ending(r, 1);
+	request_ending(r, NULL);
 	uint16_t flags = (uint16_t)(r->flags | extra);
 	if (r->status >= 500 && !(extra & AP_REQF_ABORTED) && blen) {
 		char msg[AP_HTTP_ERRBODY_MAX];
@@ -637,9 +639,7 @@ void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const
 static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
                  uint16_t extra_flags)
 {
-	/* Only the request being parsed can have its head unfinished (an
-	 * answer before it, such as a 431, or a close). */
-	request_ending(r, r != c->cur || !c->in_msg || !ap_http_req_in_head(&c->rq));
+	request_ending(r, c);
 	uint16_t flags = (uint16_t)(r->flags | extra_flags);
 	if (PL_UNLIKELY(r->status >= 500) && !(extra_flags & AP_REQF_ABORTED))
 		ship_request_5xx(c, r, end_ns, flags);
