@@ -78,9 +78,13 @@ _Static_assert(PL_FD_CAP <= 65536, "pl_conn.fds holds tracked fds in 16 bits");
  * kept between streams (its HPACK tables live as long as the connection). */
 #define REQ_H2 2
 
-/* Requests whose request line this thread read and whose response has not
- * yet completed here: SQL statements on this thread belong to the one
- * request, when there is exactly one. Entries are checked against their
+/* Requests whose head (request line and headers) this thread read and
+ * whose response has not yet completed here: SQL statements on this
+ * thread belong to the one request, when there is exactly one. A request
+ * whose head is still incomplete (a slow client, one that stalls after
+ * its request line) is not noted: no handler runs for it yet, and on an
+ * event loop it would leave every other request's statements to the
+ * service alone. Entries are checked against their
  * connection before use, since a response may complete on another thread
  * (gunicorn gthread) or the connection may close. Initial-exec TLS.
  * `lost`: requests read here but forgotten, the list being full (an
@@ -96,16 +100,58 @@ static __thread struct {
 	unsigned lost;
 } th_reqs;
 
-static inline __attribute__((always_inline)) void thread_adopt(int fd, uint64_t id)
+static void thread_drop_at(unsigned i);
+static int conn_queues(const struct pl_conn *c, uint64_t id);
+static inline struct pl_conn *record_of(struct pl_conn *e);
+
+/* 1 when the request `id`, noted under fd, is over for certain: fd has no
+ * record, or its record does not queue it. Asked from a hook that holds
+ * the lock of `held` (NULL: of none that matters); another record is only
+ * tried, and one locked elsewhere counts as still in flight. */
+static int noted_over(int fd, uint64_t id, struct pl_conn *held)
 {
-	if (th_reqs.n == PL_THREAD_REQS) {
-		/* Full of entries that never completed here: forget the oldest,
-		 * but not that it may still be in flight. */
-		memmove(&th_reqs.fd[0], &th_reqs.fd[1], sizeof th_reqs.fd[0] * (PL_THREAD_REQS - 1));
-		memmove(&th_reqs.id[0], &th_reqs.id[1], sizeof th_reqs.id[0] * (PL_THREAD_REQS - 1));
-		th_reqs.n--;
-		th_reqs.lost++;
+	struct pl_conn **slot = pl_fd_entry(fd);
+	struct pl_conn *e = slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
+	if (pl_conn_no_record(e))
+		return 1;
+	struct pl_conn *c = record_of(e);
+	if (c == held)
+		return !conn_queues(c, id);
+	struct pl_pool_hdr *h = (struct pl_pool_hdr *)c;
+	if (!pl_spin_trylock(&h->lock))
+		return 0;
+	int over = __atomic_load_n(slot, __ATOMIC_ACQUIRE) == e && !conn_queues(c, id);
+	pl_spin_unlock(&h->lock);
+	return over;
+}
+
+/* The list is full: first drop the requests that are over (ended on
+ * other threads: a thread that reads requests that others answer would
+ * otherwise fill its list with them, take every later one for a
+ * forgotten one, and attribute nothing ever after); if none is, forget
+ * the oldest, but not that it may still be in flight. */
+static __attribute__((noinline)) void thread_make_room(struct pl_conn *held)
+{
+	for (unsigned i = 0; i < th_reqs.n;) {
+		if (noted_over(th_reqs.fd[i], th_reqs.id[i], held))
+			thread_drop_at(i);
+		else
+			i++;
 	}
+	if (th_reqs.n < PL_THREAD_REQS)
+		return;
+	memmove(&th_reqs.fd[0], &th_reqs.fd[1], sizeof th_reqs.fd[0] * (PL_THREAD_REQS - 1));
+	memmove(&th_reqs.id[0], &th_reqs.id[1], sizeof th_reqs.id[0] * (PL_THREAD_REQS - 1));
+	th_reqs.n--;
+	th_reqs.lost++;
+}
+
+/* `held`: the connection whose lock the caller holds, or NULL. */
+static inline __attribute__((always_inline)) void thread_adopt(int fd, uint64_t id,
+                                                               struct pl_conn *held)
+{
+	if (PL_UNLIKELY(th_reqs.n == PL_THREAD_REQS))
+		thread_make_room(held);
 	th_reqs.fd[th_reqs.n] = fd;
 	th_reqs.id[th_reqs.n] = id;
 	th_reqs.n++;
@@ -118,13 +164,18 @@ static void thread_drop_at(unsigned i)
 	th_reqs.id[i] = th_reqs.id[th_reqs.n];
 }
 
-static __attribute__((noinline)) void thread_release_scan(uint64_t id)
+static __attribute__((noinline)) void thread_release_scan(uint64_t id, const struct pl_conn *c)
 {
 	for (unsigned i = 0; i < th_reqs.n; i++)
 		if (th_reqs.id[i] == id) {
 			thread_drop_at(i);
 			return;
 		}
+	/* An HTTP/1 request answered or closed before its head was complete
+	 * (a 431, a client gone): no thread noted it. Only the request being
+	 * parsed can be one. */
+	if (c && c->cur && c->cur->id == id && c->in_msg && ap_http_req_in_head(&c->rq))
+		return;
 	/* not noted here: one forgotten, if any was (or one read by another
 	 * thread: then a forgotten one is taken for ended a little early) */
 	if (th_reqs.lost)
@@ -132,13 +183,13 @@ static __attribute__((noinline)) void thread_release_scan(uint64_t id)
 }
 
 /* The request ended: it stops being in flight on this thread. Usually it
- * is the thread's only one. */
-static inline void thread_release(uint64_t id)
+ * is the thread's only one. `c`: its HTTP/1 connection (locked), or NULL. */
+static inline void thread_release(uint64_t id, const struct pl_conn *c)
 {
 	if (PL_LIKELY(th_reqs.n == 1 && th_reqs.id[0] == id))
 		th_reqs.n = 0;
 	else
-		thread_release_scan(id);
+		thread_release_scan(id, c);
 }
 
 /* Bumped before every fork. After a fork, parent and child both hold the
@@ -567,11 +618,13 @@ static __attribute__((noinline)) void ship_request_5xx(const struct pl_conn *c,
 }
 
 /* What every request's end does before its event: its statements must
- * reach the wire before it does, and it is no longer in flight here. */
-static inline __attribute__((always_inline)) void request_ending(struct pl_pending *r)
+ * reach the wire before it does, and it is no longer in flight here.
+ * `c`: its HTTP/1 connection (locked, r still queued), or NULL. */
+static inline __attribute__((always_inline)) void request_ending(struct pl_pending *r,
+                                                                 const struct pl_conn *c)
 {
 	pl_mysql_flush_thread();
-	thread_release(r->id);
+	thread_release(r->id, c);
 	if (PL_UNLIKELY(r->prof)) {
 		pl_prof_end(r->prof, r->id);
 		r->prof = 0;
@@ -581,7 +634,7 @@ static inline __attribute__((always_inline)) void request_ending(struct pl_pendi
 void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const char *body,
                     size_t blen)
 {
-	request_ending(r);
+	request_ending(r, NULL);
 	uint16_t flags = (uint16_t)(r->flags | extra);
 	if (r->status >= 500 && !(extra & AP_REQF_ABORTED) && blen) {
 		char msg[AP_HTTP_ERRBODY_MAX];
@@ -595,7 +648,7 @@ void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const
 static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
                  uint16_t extra_flags)
 {
-	request_ending(r);
+	request_ending(r, c);
 	uint16_t flags = (uint16_t)(r->flags | extra_flags);
 	if (PL_UNLIKELY(r->status >= 500) && !(extra_flags & AP_REQF_ABORTED))
 		ship_request_5xx(c, r, end_ns, flags);
@@ -666,10 +719,11 @@ static inline __attribute__((always_inline)) int answers_of(const struct pl_pend
 	return AP_HTTP_ANSWERS_OTHER;
 }
 
-/* pl_request_open(), inline in q_push(). */
+/* pl_request_open() but the noting, inline in q_push(): an HTTP/1 request
+ * is noted in flight on its thread once its head is complete. */
 static inline __attribute__((always_inline)) void
-request_fill(struct pl_pending *r, int fd, const char *method, size_t mlen, const char *t,
-             size_t n, int truncated)
+request_fill(struct pl_pending *r, const char *method, size_t mlen, const char *t, size_t n,
+             int truncated)
 {
 	uint64_t id = __atomic_add_fetch(&next_req_id, 1, __ATOMIC_RELAXED);
 	r->id = id;
@@ -694,13 +748,13 @@ request_fill(struct pl_pending *r, int fd, const char *method, size_t mlen, cons
 	r->prof = 0;
 	r->method_len = (uint8_t)mlen;
 	r->path_len = (uint16_t)cut;
-	thread_adopt(fd, id);
 }
 
 void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t mlen,
                      const char *target, size_t tlen, int truncated)
 {
-	request_fill(r, fd, method, mlen, target, tlen, truncated);
+	request_fill(r, method, mlen, target, tlen, truncated);
+	thread_adopt(fd, r->id, NULL);
 }
 
 /* The request line is complete: queue the request. */
@@ -720,8 +774,8 @@ static void q_push(struct pl_conn *c)
 	r->start_ns = c->cur_start_ns;
 	r->bytes_in = c->cur_in;
 	r->bytes_out = 0;
-	request_fill(r, c->fds[0], c->rq.method, c->rq.method_len, c->rq.target,
-	             c->rq.target_len, c->rq.target_truncated);
+	request_fill(r, c->rq.method, c->rq.method_len, c->rq.target, c->rq.target_len,
+	             c->rq.target_truncated);
 	c->cur = r;
 }
 
@@ -759,6 +813,8 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 				q_push(c);
 			if (c->cur) {
 				struct pl_pending *r = c->cur;
+				/* its head is complete: in flight on this thread */
+				thread_adopt(c->fds[0], r->id, c);
 				if (c->rq.profile)
 					r->flags |= AP_REQF_PROFILE;
 				/* The serving thread's CPU is sampled from here to the
@@ -1212,6 +1268,17 @@ void pl_conn_on_dup(int old, int new_fd)
 	}
 }
 
+/* 1 when c (locked) has the request `id` waiting for its response. */
+static int conn_queues(const struct pl_conn *c, uint64_t id)
+{
+	int found = 0;
+	if (PL_UNLIKELY(c->req_dead == REQ_H2))
+		found = pl_h2_in_flight(c->h2, id);
+	for (unsigned i = 0; i < c->qcount && !found; i++)
+		found = c->q[(c->qhead + i) % PL_PIPELINE].id == id;
+	return found;
+}
+
 /* 1 when the request `id` is still queued on fd's connection. */
 static int still_in_flight(int fd, uint64_t id)
 {
@@ -1222,11 +1289,7 @@ static int still_in_flight(int fd, uint64_t id)
 		: conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL, 0);
 	if (!c)
 		return 0;
-	int found = 0;
-	if (PL_UNLIKELY(c->req_dead == REQ_H2))
-		found = pl_h2_in_flight(c->h2, id);
-	for (unsigned i = 0; i < c->qcount && !found; i++)
-		found = c->q[(c->qhead + i) % PL_PIPELINE].id == id;
+	int found = conn_queues(c, id);
 	pl_conn_unlock(c);
 	return found;
 }
@@ -1248,6 +1311,17 @@ uint64_t pl_conn_current_request(int *ambiguous)
 	if (th_reqs.n + th_reqs.lost > 1)
 		*ambiguous = 1;
 	return th_reqs.n == 1 && th_reqs.lost == 0 ? th_reqs.id[0] : 0;
+}
+
+int pl_conn_request_open_here(uint64_t id)
+{
+	/* forgotten ones (lost) may include it, still in flight */
+	if (th_reqs.lost)
+		return 1;
+	for (unsigned i = 0; i < th_reqs.n; i++)
+		if (th_reqs.id[i] == id)
+			return 1;
+	return 0;
 }
 
 void pl_conn_atfork_prepare(void)

@@ -467,6 +467,11 @@ void pl_pool_give_back(struct pl_conn *c);
  * when several are (event loops), so the statement counts for the service
  * only. */
 uint64_t pl_conn_current_request(int *ambiguous);
+/* 1 unless the request `id`, noted in flight on this thread when it was,
+ * has ended here since (or was found ended elsewhere): a statement that
+ * began in it and ends after it would reach the collector after the
+ * request's event, which has taken its statements already. */
+int pl_conn_request_open_here(uint64_t id);
 
 /* The crash handler's view of the same: the request in flight on this
  * thread when there is exactly one, copied into *out without locking (the
@@ -517,6 +522,7 @@ struct pl_stmt {
 	uint8_t ambiguous;
 	uint8_t prepare;  /* a prepare round trip (PQprepare, mysql_stmt_prepare) */
 	uint8_t truncated; /* the text kept while it ran (PL_PREPARED_TEXT) was cut */
+	uint32_t tid;     /* the thread it began on */
 };
 
 void pl_stmt_begin(struct pl_stmt *st);

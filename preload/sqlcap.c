@@ -24,6 +24,7 @@ void pl_stmt_begin(struct pl_stmt *st)
 	pl_hold();
 	st->req_id = pl_conn_current_request(&ambiguous);
 	pl_leave();
+	st->tid = pl_tid();
 	st->ambiguous = (uint8_t)ambiguous;
 	st->prepare = 0;
 	st->truncated = 0;
@@ -91,8 +92,17 @@ void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
 		}
 	}
 
+	/* A statement that outlived its request (an asynchronous one sent
+	 * in it whose last result is read after the response ended: a task
+	 * the handler did not wait for) would arrive after the request took
+	 * its statements, and wait there until it expires: it counts for the
+	 * service only, as one that belongs to no request. Known only on the
+	 * thread that noted the request. */
+	uint64_t req_id = st->req_id;
+	if (req_id && st->tid == pl_tid() && !pl_conn_request_open_here(req_id))
+		req_id = 0;
 	struct ap_rec_sql rec = {
-		.req_id = st->req_id,
+		.req_id = req_id,
 		.start_ns = st->start_ns,
 		.end_ns = end,
 		.rows = res->rows_known ? res->rows : 0,

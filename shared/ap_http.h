@@ -101,6 +101,9 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
  * the next request, and that MSG_DONE does not come); else 0, changing
  * nothing. Saves a feed call for each bodyless request. */
 int ap_http_req_end_bodyless(struct ap_http_req *p);
+/* 1 between a request's START_LINE and its HEADERS_DONE (or ERROR): its
+ * head is not complete yet. */
+int ap_http_req_in_head(const struct ap_http_req *p);
 /*
  * ap_http_req_feed() for a caller that handles START_LINE and then
  * HEADERS_DONE anyway: when a request's whole head (request line and header

@@ -1677,6 +1677,11 @@ int ap_http_req_end_bodyless(struct ap_http_req *p)
 	return 1;
 }
 
+int ap_http_req_in_head(const struct ap_http_req *p)
+{
+	return p->core.state == ST_HEADERS;
+}
+
 /*
  * ap_http_req_feed_head(): at the start of a request (nothing of its line
  * read yet), with bytes, the request line (req_line_fast()) and then

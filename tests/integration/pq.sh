@@ -43,6 +43,9 @@ ap_curl_many "$AP_TMP/c.out" "$B/async" "$B/async-params" "$B/async" "$B/async-p
 ap_assert_eq "async statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/c.out")" "200 200 200 200 200 "
 ap_curl_many "$AP_TMP/d.out" "$B/fail" "$B/fail" "$B/txn" "$B/nope"
 ap_assert_eq "fail, txn, 404 statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/d.out")" "500 500 200 404 "
+# /late: its statement is sent in the request and read after the response.
+ap_curl_many "$AP_TMP/e.out" "$B/late"
+ap_assert_eq "late status" "$(awk '{printf "%s ", $1}' "$AP_TMP/e.out")" "200 "
 grep -q 'pq_server: ' "$AP_TMP/server.log" && ap_fail "pq_server reported an unexpected result: $(grep 'pq_server: ' "$AP_TMP/server.log")"
 
 ap_expect_counts <<EOF
@@ -55,6 +58,7 @@ GET /long 1
 GET /fail 2
 GET /txn 1
 GET /nope 1
+GET /late 1
 EOF
 
 # Statements (PQconnectdb and PQfinish run none):
@@ -70,6 +74,10 @@ EOF
 #   /fail          PQexec, failing (a failed statement counts)      1
 #   /txn           3 x (BEGIN, INSERT, COMMIT)                      9, an N+1 (INSERT x 3)
 #   /nope          nothing                                          0
+#   /late          PQsendQuery ... NULL PQgetResult after the response:
+#                  it outlives its request, so it counts for the
+#                  service only (arriving after the request's event, it
+#                  would wait for it until it expired)                 0
 ap_expect_sql <<EOF
 GET /params 2 2 0
 GET /prepared 5 7 0
@@ -80,10 +88,15 @@ GET /long 1 1 0
 GET /fail 2 2 0
 GET /txn 1 9 1
 GET /nope 1 0 0
+GET /late 1 0 0
 EOF
 ap_assert_eq "sql_count of each GET /prepared request" "$(ap_request_sql GET /prepared)" "1 1 1 2 2"
 ap_assert_eq "sql_count of each GET /async request" "$(ap_request_sql GET /async)" "1 1"
 ap_assert_eq "sql_count of each GET /async-params request" "$(ap_request_sql GET /async-params)" "1 1"
+
+json=$(ap_api /api/v1/status)
+ap_assert_jq "/api/v1/status: /late's statement the one unattributed, none waiting for a request" \
+	'.ingest.statements_unattributed == 1 and .ingest.statements_pending == 0 and .ingest.requests_pending == 0' "$json"
 
 # A prepare and the executions of what it prepared carry one text: one shape.
 json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")

@@ -12,7 +12,9 @@
 #    in flight empties again); two /pair requests run their statements while
 #    both are in flight on the loop (the server makes them meet first and
 #    answers neither before both statements ran), so neither statement is
-#    attributed, in two rounds.
+#    attributed, in two rounds. A slow client whose head is half sent (a
+#    request line and a header) is not in flight: the requests served
+#    meanwhile keep their statements, and so does its own once it ends.
 # 2. APIPROF_CAPTURE_SQL_VALUES=1, in the second process (service
 #    $AP_SERVICE-values): /authors runs an N+1 whose texts differ only by
 #    their literals (ids formatted into the text, and a quoted string). Its
@@ -78,8 +80,28 @@ for round in 1 2; do
 	ap_assert_eq "GET /pair x2 at once (round $round) statuses" \
 		"$(cat "$AP_TMP/pair-$round-a" "$AP_TMP/pair-$round-b")" "200 200 "
 done
-ap_assert_eq "GET /one (alone, after the pairs) then GET /authors x2 statuses" \
+# Eight requests that the loop's thread reads and a thread of its executor
+# answers: they end elsewhere, and the loop's list of requests in flight,
+# 4 long, must let them go rather than take the next ones for forgotten
+# ones still running (before the fix, every statement of the loop was
+# the service's from then on: /one and /authors below, 0 of 13).
+ap_assert_eq "GET /handoff x8 (answered by another thread) statuses" \
+	"$(get "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff" "$B/handoff")" \
+	"200 200 200 200 200 200 200 200 "
+# A slow client: its request line and a header sent, the blank line that
+# ends its head not yet. No handler runs for it, so it is not in flight:
+# the requests meanwhile keep their statements (before the fix, all 13
+# went to the service alone). Then its head ends: it is a /one of its own,
+# attributed.
+exec 5<>"/dev/tcp/127.0.0.1/$AP_PORT" || ap_fail "connecting the slow client failed"
+printf 'GET /one HTTP/1.1\r\nHost: slow\r\n' >&5
+sleep 0.3
+ap_assert_eq "GET /one (alone, after the pairs) then GET /authors x2 statuses, a slow client's head half sent meanwhile" \
 	"$(get "$B/one" "$B/authors" "$B/authors")" "200 200 200 "
+printf '\r\n' >&5
+IFS= read -r -t 10 line <&5 || ap_fail "the slow client got no answer"
+exec 5<&-
+ap_assert_eq "the slow client's GET /one status line" "${line%$'\r'}" "HTTP/1.1 200 OK"
 ap_assert_eq "GET /authors x4 (values kept) statuses" \
 	"$(curl -s --max-time 20 -w '%{http_code} ' -o /dev/null "$V/authors" -o /dev/null "$V/authors" \
 		-o /dev/null "$V/authors" -o "$AP_TMP/authors.json" "$V/authors")" "200 200 200 200 "
@@ -91,9 +113,10 @@ ap_assert_jq "GET /authors: the five seeded authors" \
 # the default service's endpoints exactly. The values process's requests
 # all ended before this began, so they are in too (checked exactly below).
 ap_expect_counts <<EOF
-GET /one 2
+GET /one 3
 GET /pair 4
 GET /authors 2
+GET /handoff 8
 EOF
 
 # A snapshot of the API, in one curl: the lists of every service, then the
@@ -107,7 +130,7 @@ curl -sf --max-time 20 -o "$S/endpoints" "$AP_URL/api/v1/endpoints" \
 	-o "$S/errors" "$AP_URL/api/v1/errors" \
 	-o "$S/status" "$AP_URL/api/v1/status" || ap_fail "reading the API failed (curl exit $?)"
 ids=$(jq -r '.requests[].id' "$S/requests")
-ap_assert_eq "stored requests" "$(wc -w <<<"$ids")" 12
+ap_assert_eq "stored requests" "$(wc -w <<<"$ids")" 21
 args=()
 for id in $ids; do
 	args+=(-o "$S/request-$id" "$AP_URL/api/v1/requests/$id")
@@ -129,21 +152,25 @@ check() {
 
 # ---- 1. event-loop attribution ------------------------------------------------
 # Statements per request:
-#   /one      SELECT count(*): attributed (one request in flight)       1
+#   /one      SELECT count(*): attributed (one request in flight; the
+#             slow client's half-sent head does not count)              1
 #   /pair     SELECT max(id): two requests in flight, not attributed   0
 #   /authors  the ids, then 5 x the author by id: an N+1 of 5           6
-check "/api/v1/endpoints: count, sql_count, n_plus_one_count exactly: $SVC GET /one 2 2 0, GET /pair 4 0 0, GET /authors 2 12 2; $SVC_VALUES GET /authors 4 24 4, nothing else" \
+check "/api/v1/endpoints: count, sql_count, n_plus_one_count exactly: $SVC GET /one 3 3 0, GET /pair 4 0 0, GET /authors 2 12 2, GET /handoff 8 0 0; $SVC_VALUES GET /authors 4 24 4, nothing else" \
 	'[.endpoints[] | select(.service == $s or .service == $v) | [.service, .method, .route, .count, .sql_count, .n_plus_one_count]] | sort ==
-	 ([[$s, "GET", "/one", 2, 2, 0], [$s, "GET", "/pair", 4, 0, 0], [$s, "GET", "/authors", 2, 12, 2],
+	 ([[$s, "GET", "/one", 3, 3, 0], [$s, "GET", "/pair", 4, 0, 0], [$s, "GET", "/authors", 2, 12, 2],
+	   [$s, "GET", "/handoff", 8, 0, 0],
 	   [$v, "GET", "/authors", 4, 24, 4]] | sort)'
-check "/api/v1/requests: sql_count of each request: /one 1 1, /pair 0 0 0 0, /authors 6 6 (and 6 x 4 with values kept)" \
+check "/api/v1/requests: sql_count of each request: /one 1 1 1, /pair 0 0 0 0, /authors 6 6, /handoff 0 x 8 (and 6 x 4 with values kept)" \
 	'[.requests[] | select(.service == $s or .service == $v) | [.service, .route, .sql_count, .n_plus_one]] | sort ==
-	 ([[$s, "/one", 1, false], [$s, "/one", 1, false],
+	 ([[$s, "/one", 1, false], [$s, "/one", 1, false], [$s, "/one", 1, false],
 	   [$s, "/pair", 0, false], [$s, "/pair", 0, false], [$s, "/pair", 0, false], [$s, "/pair", 0, false],
 	   [$s, "/authors", 6, true], [$s, "/authors", 6, true],
+	   [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false],
+	   [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false], [$s, "/handoff", 0, false],
 	   [$v, "/authors", 6, true], [$v, "/authors", 6, true], [$v, "/authors", 6, true], [$v, "/authors", 6, true]] | sort)'
 check "GET /one details: its one statement, SELECT count(*) FROM authors, 1 row" \
-	'[.details[] | select(.service == $s and .route == "/one")] | length == 2 and
+	'[.details[] | select(.service == $s and .route == "/one")] | length == 3 and
 	 all(.[]; .sql_count == 1 and (.queries | length) == 1 and
 	     (.queries[0] | .sql == "SELECT count(*) FROM authors" and .rows == 1 and .db == "sqlite" and .error == null) and
 	     (.n_plus_one | length) == 0)'
@@ -153,10 +180,10 @@ check "GET /pair details: status 200, no statement, sql_time_ms 0" \
 	     (.queries | length) == 0 and (.n_plus_one | length) == 0)'
 # The service still counts them: /api/v1/queries has every statement,
 # attributed or not.
-check "/api/v1/queries ($SVC): count(*) 2 calls, max(id) 4 calls (the unattributed ones), the ids 2, the author by id 10; nothing else" \
+check "/api/v1/queries ($SVC): count(*) 3 calls, max(id) 4 calls (the unattributed ones), the ids 2, the author by id 10; nothing else" \
 	'[.queries[] | select(.service == $s)] |
 	 length == 4 and all(.[]; .db == "sqlite" and .errors == 0) and
-	 ([.[] | select(.sql == "SELECT count(*) FROM authors")] | length == 1 and .[0].calls == 2 and .[0].rows == 2) and
+	 ([.[] | select(.sql == "SELECT count(*) FROM authors")] | length == 1 and .[0].calls == 3 and .[0].rows == 3) and
 	 ([.[] | select(.sql == "SELECT max(id) FROM authors")] | length == 1 and .[0].calls == 4 and .[0].rows == 4) and
 	 ([.[] | select(.sql == "SELECT id FROM authors ORDER BY id")] | length == 1 and .[0].calls == 2 and .[0].rows == 10) and
 	 ([.[] | select(.sql == "SELECT name FROM authors WHERE id = ? AND name <> ?")] | length == 1 and
@@ -164,8 +191,8 @@ check "/api/v1/queries ($SVC): count(*) 2 calls, max(id) 4 calls (the unattribut
 # ... as does the status: every statement in totals.sql, only the four of
 # /pair unattributed (seeding ran without the preload; opening a sqlite3
 # connection runs no statement), none waiting for its request.
-check "/api/v1/status: totals.sql 42 (2 + 4 + 12 + 24), ingest.statements 42, statements_unattributed 4; none pending, expired or lost" \
-	'.status | .totals.sql == 42 and .totals.requests == 12 and .ingest.statements == 42 and
+check "/api/v1/status: totals.sql 43 (3 + 4 + 12 + 24), ingest.statements 43, statements_unattributed 4; none pending, expired or lost" \
+	'.status | .totals.sql == 43 and .totals.requests == 21 and .ingest.statements == 43 and
 	 .ingest.statements_unattributed == 4 and .ingest.statements_pending == 0 and
 	 .ingest.requests_pending == 0 and .ingest.statements_expired == 0 and .ingest.statements_lost == 0'
 check "/api/v1/errors: none for either service" '[.errors[] | select(.service == $s or .service == $v)] | length == 0'
@@ -185,7 +212,7 @@ ap_log "fingerprints (default process): the ids $FP_IDS, the author lookup $FP_L
 check "$SVC: no digit or quote in any statement text it shows (details, N+1 findings, shapes, patterns)" \
 	'[(.details[] | select(.service == $s) | .queries[].sql, .n_plus_one[].sql),
 	  (.queries[] | select(.service == $s) | .sql), (.patterns[] | select(.service == $s) | .sql)] |
-	 length == 21 and all(.[]; test("[0-9'"'"'\"]") | not)'
+	 length == 22 and all(.[]; test("[0-9'"'"'\"]") | not)'
 
 # The values process: the literals in the texts, the same fingerprints.
 LOOKUP="SELECT name FROM authors WHERE id = %d AND name <> 'Nobody 8086'"

@@ -27,11 +27,15 @@ Routes (GET only) and the statements each runs:
             authors SELECT name FROM authors WHERE id = <id> AND name <>
             'Nobody 8086', the id formatted INTO the text (no parameters):
             an N+1 of 5 whose texts differ only by their literals.
+  /handoff  0: read on the loop's thread, answered by a thread of the
+            loop's executor (os.write on the socket), as servers that read
+            on one thread and answer on another do.
   otherwise 404, no statement.
 """
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 
@@ -107,6 +111,8 @@ async def route(method, path):
         return await pair()
     if path == "/authors":
         return authors()
+    if path == "/handoff":
+        return 200, {"answered_by": "another thread"}
     return 404, {"error": "not found"}
 
 
@@ -129,9 +135,18 @@ async def handle(reader, writer):
         status, obj = 500, {"error": "server error"}
     body = (json.dumps(obj) + "\n").encode()
     sys.stderr.write("%s %s %d\n" % (method, target, status))
-    writer.write(("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                  "Content-Length: %d\r\nConnection: close\r\n\r\n"
-                  % (status, REASONS.get(status, "Status"), len(body))).encode() + body)
+    response = ("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % (status, REASONS.get(status, "Status"), len(body))).encode() + body
+    if method == "GET" and target == "/handoff":
+        fd = writer.get_extra_info("socket").fileno()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, os.write, fd, response)
+        except OSError:
+            pass
+        writer.close()
+        return
+    writer.write(response)
     try:
         await writer.drain()
     except ConnectionError:

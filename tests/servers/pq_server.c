@@ -25,6 +25,10 @@
  *   GET /txn           9: three times PQexec("BEGIN"), PQexecParams(INSERT),
  *                      PQexec("COMMIT"): the INSERT's shape repeats 3 times
  *                      (an N+1 at threshold 3), BEGIN and COMMIT too (never N+1)
+ *   GET /late          1: PQsendQuery of a 50 ms sleep, answered at once; its
+ *                      results are read (PQisBusy/poll, PQgetResult until
+ *                      NULL) after the response is sent: a statement that
+ *                      outlives its request
  *   anything else      404, no statement
  * A route whose statement fails unexpectedly answers 500 and says why on
  * stderr.
@@ -60,6 +64,7 @@ struct conn {
 	int fd;
 	PGconn *db;
 	int prepared; /* "get_item" is prepared on db */
+	int late;     /* /late's statement is to be read after the response */
 	size_t len;
 	char buf[HEAD_MAX];
 };
@@ -153,7 +158,8 @@ static int route(struct conn *c, const char *path, const char **body)
 	*body = "not found\n";
 	if (strcmp(path, "/params") != 0 && strcmp(path, "/prepared") != 0 &&
 	    strcmp(path, "/async") != 0 && strcmp(path, "/async-params") != 0 &&
-	    strcmp(path, "/fail") != 0 && strcmp(path, "/long") != 0 && strcmp(path, "/exec") != 0 && strcmp(path, "/txn") != 0)
+	    strcmp(path, "/fail") != 0 && strcmp(path, "/long") != 0 && strcmp(path, "/exec") != 0 && strcmp(path, "/txn") != 0 &&
+	    strcmp(path, "/late") != 0)
 		return 404;
 	*body = "database unavailable\n";
 	if (!(d = db(c)))
@@ -199,6 +205,8 @@ static int route(struct conn *c, const char *path, const char **body)
 				                      'a' + i / 26, 'a' + i % 26);
 		}
 		good = PQsendQuery(d, sql) && drain(d, 1, "long");
+	} else if (strcmp(path, "/late") == 0) {
+		good = c->late = PQsendQuery(d, "SELECT pg_sleep(0.05) AS late");
 	} else if (strcmp(path, "/fail") == 0) {
 		r = PQexec(d, "SELECT name FROM no_such_table WHERE id = 66049172");
 		good = PQresultStatus(r) == PGRES_FATAL_ERROR &&
@@ -306,7 +314,13 @@ static void serve(int fd, void *unused)
 		const char *body;
 		int status = strcmp(method, "GET") == 0 ? route(c, target, &body)
 		                                         : (body = "GET only\n", 400);
-		if (respond(c, status, body, keep) < 0 || !keep)
+		int sent = respond(c, status, body, keep);
+		if (c->late) {
+			c->late = 0;
+			if (!drain(c->db, 1, "late"))
+				goto done;
+		}
+		if (sent < 0 || !keep)
 			goto done;
 	}
 done:
