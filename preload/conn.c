@@ -847,6 +847,14 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 		h2_drop(c); /* req_dead: conn_put() stops following it */
 }
 
+/* A 1xx but 101: an interim response (100 Continue, 103 Early Hints), never
+ * the request's status, also when the connection ends before the final one
+ * (as over HTTP/2, where a stream's status is its first final one). */
+static inline int interim_status(int status)
+{
+	return status >= 100 && status < 200 && status != 101;
+}
+
 /* Returns 0 normally, -1 when the connection must stop being followed
  * (101 Switching Protocols, a 2xx to CONNECT, or a response we cannot parse). */
 static inline __attribute__((always_inline)) int
@@ -880,10 +888,10 @@ feed_response(struct pl_conn *c, const char *p, size_t n)
 		r->bytes_out += used;
 		switch (ev) {
 		case AP_HTTP_MSG_DONE:
-			r->status = c->rs.status;
 			c->resp_started = 0;
-			if (c->rs.status >= 100 && c->rs.status < 200 && c->rs.status != 101)
+			if (interim_status(c->rs.status))
 				break; /* interim (100 Continue): the final one follows */
+			r->status = c->rs.status;
 			emit(c, r, pl_now_ns(), 0);
 			q_pop(c);
 			if (PL_UNLIKELY(ap_http_resp_tunnels(&c->rs)))
@@ -906,7 +914,8 @@ static void conn_finish(struct pl_conn *c)
 	int shared = c->fork_gen != __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
 	while (c->qcount) {
 		struct pl_pending *r = q_front(c);
-		if (c->resp_started && ap_http_resp_status_seen(&c->rs))
+		if (c->resp_started && ap_http_resp_status_seen(&c->rs) &&
+		    !interim_status(c->rs.status))
 			r->status = c->rs.status;
 		if (!shared) {
 			int complete = c->resp_started && ap_http_resp_eof(&c->rs);

@@ -1322,9 +1322,9 @@ static size_t req_target(struct ap_http_req *p, const unsigned char *s, size_t n
 	return i;
 }
 
-/* One byte of `method SP target SP HTTP/1.d CRLF` that the tight loops of
- * req_line() left. Returns 0 if it cannot belong there, 2 after the line's
- * LF, 1 otherwise. */
+/* One byte of `method SP target SP HTTP/1.d CRLF` (each SP maybe a run of
+ * them, and SPs before the CRLF) that the tight loops of req_line() left.
+ * Returns 0 if it cannot belong there, 2 after the line's LF, 1 otherwise. */
 static int req_line_byte(struct ap_http_req *p, unsigned char ch)
 {
 	struct ap_http_core *c = &p->core;
@@ -1344,12 +1344,22 @@ static int req_line_byte(struct ap_http_req *p, unsigned char ch)
 		/* not a token byte, or a 16th: methods are short tokens */
 		return 0;
 	case RL_TARGET: /* the target's own bytes went through req_target() */
-		if (ch != ' ' || p->target_len == 0)
+		if (ch != ' ')
 			return 0; /* CR/LF here is HTTP/0.9 */
+		/* RFC 9112 3: a server may split the line on runs of SP rather
+		 * than single ones, and nginx, Tomcat, HAProxy, Twisted, aiohttp
+		 * and uvicorn serve `GET  /a  HTTP/1.1`; nginx and Twisted also
+		 * take SPs before the CRLF (RL_CR). Taking them too keeps such a
+		 * connection followed (and records the 400 of a server that
+		 * refuses them). HTAB is no separator here: most refuse it. */
+		if (p->target_len == 0)
+			return 1; /* more SPs before the target */
 		c->sub = RL_VERSION;
 		c->nlen = 0;
 		return 1;
 	case RL_VERSION:
+		if (ch == ' ' && c->nlen == 0)
+			return 1; /* more SPs before the version */
 		if (ch != (unsigned char)http1[c->nlen])
 			return 0;
 		if (++c->nlen == sizeof http1 - 1)
@@ -1362,6 +1372,8 @@ static int req_line_byte(struct ap_http_req *p, unsigned char ch)
 		c->sub = RL_CR;
 		return 1;
 	case RL_CR:
+		if (ch == ' ')
+			return 1; /* SPs after the version (see RL_TARGET) */
 		if (ch == '\r') {
 			c->sub = RL_LF;
 			return 1;

@@ -449,6 +449,15 @@ static const struct hcase req_ok[] = {
 	{ "bare LF line ends", NULL, {
 		SEG("GET /lf HTTP/1.1\n", "S:GET /lf 1.1"),
 		SEG("Host: x\n\n", "H:ka cl=0;D") } },
+	{ "runs of SP in the request line (nginx and Tomcat serve it)", NULL, {
+		SEG("GET  /a   HTTP/1.1\r\n", "S:GET /a 1.1"),
+		SEG("Host: x\r\n\r\n", "H:ka cl=0;D"),
+		SEG("POST   /b HTTP/1.0  \r\n", "S:POST /b 1.0"),
+		SEG("Content-Length: 2\r\n\r\n", "H:close cl=2"),
+		SEG("hi", "D") } },
+	{ "SPs after the version, bare LF", NULL, {
+		SEG("GET /c HTTP/1.1 \n", "S:GET /c 1.1"),
+		SEG("\n", "H:ka cl=0;D") } },
 	{ "empty lines before the request", NULL, {
 		SEG("\r\n\r\n\nGET / HTTP/1.1\r\n", GET_S),
 		SEG("\r\n", "H:ka cl=0;D") } },
@@ -588,10 +597,18 @@ static const struct hcase req_bad[] = {
 		SEG("GET / http/1.1\r\n\r\n", "E") } },
 	{ "version missing", NULL, {
 		SEG("GET / \r\n\r\n", "E") } },
-	{ "two spaces before target", NULL, {
-		SEG("GET  / HTTP/1.1\r\n\r\n", "E") } },
-	{ "trailing space after version", NULL, {
-		SEG("GET / HTTP/1.1 \r\n\r\n", "E") } },
+	{ "a tab between method and target", NULL, {
+		SEG("GET\t/ HTTP/1.1\r\n\r\n", "E") } },
+	{ "a tab before the version", NULL, {
+		SEG("GET /\tHTTP/1.1\r\n\r\n", "E") } },
+	{ "spaces but no version", NULL, {
+		SEG("GET /   \r\n\r\n", "E") } },
+	{ "spaces but no target", NULL, {
+		SEG("GET    HTTP/1.1\r\n\r\n", "E") } },
+	{ "a space inside the version", NULL, {
+		SEG("GET / HTTP/ 1.1\r\n\r\n", "E") } },
+	{ "spaces before the method", NULL, {
+		SEG("  GET / HTTP/1.1\r\n\r\n", "E") } },
 	{ "CR without LF in request line", NULL, {
 		SEG("GET / HTTP/1.1\rX\r\n", "E") } },
 	{ "control byte in target", NULL, {

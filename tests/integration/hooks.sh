@@ -15,9 +15,9 @@
 #    consumed;
 #  - the exchanges of hookcalls.c's part 5 (pipelining with HEAD, a
 #    chunked response a byte per send, 100-continue then a 503 body in
-#    pieces, a close mid-body, a 101 then nothing followed, sendfile) have
-#    the records they must: status, bytes in and out, aborted, and the
-#    503's body as its error message;
+#    pieces, a close mid-body, a close after a 100 Continue, a 101 then
+#    nothing followed, sendfile) have the records they must: status,
+#    bytes in and out, aborted, and the 503's body as its error message;
 #  - a process that exits while a thread serves requests exits cleanly
 #    (under ThreadSanitizer: with no race between the exit flush and the
 #    thread appending events);
@@ -67,6 +67,7 @@ HEAD /p2 1
 GET /p3 1
 POST /p4 1
 GET /p5 1
+POST /p6 1
 GET /ws 1
 CONNECT origin.test:80 2
 GET /file 1
@@ -86,7 +87,8 @@ ap_api /api/v1/errors >"$AP_TMP/errors.json"
 # program's byte strings: /p1's 38-byte head and 2-byte body; /p2's head
 # alone, as HEAD; /p3's 60 bytes sent one by one; /p4's 71-byte head and
 # 3-byte body in, 25-byte interim and 70-byte 503 out; /p5 cut after 50
-# of its 140 bytes; /file's 41-byte head and 4,096 sendfile bytes), aborted.
+# of its 140 bytes; /p6's 71-byte head in and 25-byte interim out, then
+# the close: aborted with no status, the interim one not being its own; /file's 41-byte head and 4,096 sendfile bytes), aborted.
 # /splice's 54-byte head and 10-byte body (spliced to a pipe) in, 39-byte
 # head and 10-byte body (spliced from a pipe) out; /after-splice after it.
 # /vfork was answered after a vfork() child closed its connection (and
@@ -102,6 +104,7 @@ HEAD /p2 200 30 38 false
 GET /p3 200 29 60 false
 POST /p4 503 74 95 false
 GET /p5 200 29 50 true
+POST /p6 0 71 25 true
 GET /ws 101 70 77 false
 GET /file 200 31 4137 false
 GET /after 200 32 38 false

@@ -457,6 +457,15 @@ static void exchanges(void)
 	close(s);
 	close(c);
 
+	/* A client that gives up after the interim 100 Continue: aborted,
+	 * with no status (the interim one is not the response's). */
+	pair(AF_INET, SOCK_STREAM, &s, &c);
+	ask(s, c, "POST /p6 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+	    "HTTP/1.1 100 Continue\r\n\r\n");
+	take(c, 25);
+	close(c);
+	close(s);
+
 	pair(AF_INET, SOCK_STREAM, &s, &c);
 	ask(s, c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
 	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
