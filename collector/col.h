@@ -68,8 +68,10 @@ size_t col_time_format(int64_t ns, char *out, size_t outlen);
 
 /* Copies a request path so that it is printable ASCII: bytes outside
  * 0x21..0x7e are percent-encoded ("%0A"), as they would be in a URL, so the
- * result is valid UTF-8 and JSON-safe. Stops before an escape that would
- * not fit. out is always NUL-terminated (outlen >= 1); returns its length. */
+ * result is valid UTF-8 and JSON-safe. An absolute-form target
+ * ("http://host/a") becomes its path ("/a"; "/" when it has none), as the
+ * server that answers it sees it. Stops before an escape that would not
+ * fit. out is always NUL-terminated (outlen >= 1); returns its length. */
 size_t col_clean_path(const char *in, size_t len, char *out, size_t outlen);
 
 /* Copies a label (service name, executable path) keeping valid UTF-8 and

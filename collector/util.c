@@ -215,12 +215,39 @@ size_t col_time_format(int64_t ns, char *out, size_t outlen)
 
 /* ---- text ---- */
 
+/* Where the path of an absolute-form target ("http://host:8080/a?b", RFC
+ * 9112 3.2.2: what clients send proxies, and origin servers must accept)
+ * starts in in[0..len): past the scheme and authority, at its '/' (or at
+ * the '?' or '#' that follows the authority directly, *root then set: the
+ * path is "/"). 0 for any other target. */
+static size_t absolute_form_path(const char *in, size_t len, int *root)
+{
+	size_t s;
+	*root = 0;
+	if (len >= 7 && strncasecmp(in, "http://", 7) == 0)
+		s = 7;
+	else if (len >= 8 && strncasecmp(in, "https://", 8) == 0)
+		s = 8;
+	else
+		return 0;
+	while (s < len && in[s] != '/' && in[s] != '?' && in[s] != '#')
+		s++;
+	*root = s == len || in[s] != '/';
+	return s;
+}
+
 size_t col_clean_path(const char *in, size_t len, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
 	if (outlen == 0)
 		return 0;
+	int root;
+	size_t from = absolute_form_path(in, len, &root);
+	in += from;
+	len -= from;
+	if (root && outlen > 1)
+		out[o++] = '/';
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)in[i];
 		if (c >= 0x21 && c <= 0x7e) {

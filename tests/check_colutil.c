@@ -98,6 +98,21 @@ START_TEST(test_clean_path)
 	ck_assert_str_eq(out, "/a");
 	ck_assert_uint_eq(col_clean_path("/abc", 4, out, 1), 0);
 	ck_assert_str_eq(out, "");
+	/* Absolute-form targets: the path the server serves. */
+	ck_assert_uint_eq(col_clean_path("http://127.0.0.1:8080/hello", 27, out, sizeof out), 6);
+	ck_assert_str_eq(out, "/hello");
+	col_clean_path("HTTPS://example.com/a/b?x=1", 27, out, sizeof out);
+	ck_assert_str_eq(out, "/a/b?x=1");
+	ck_assert_uint_eq(col_clean_path("http://example.com", 18, out, sizeof out), 1);
+	ck_assert_str_eq(out, "/");
+	col_clean_path("http://h?x=1", 12, out, sizeof out);
+	ck_assert_str_eq(out, "/?x=1");
+	col_clean_path("http:/a", 7, out, sizeof out); /* not absolute-form */
+	ck_assert_str_eq(out, "http:/a");
+	col_clean_path("ftp://h/a", 9, out, sizeof out);
+	ck_assert_str_eq(out, "ftp://h/a");
+	ck_assert_uint_eq(col_clean_path("http://h", 8, out, 1), 0);
+	ck_assert_str_eq(out, "");
 }
 END_TEST
 
