@@ -51,6 +51,9 @@
 #define ROW_MAX_N1 64                 /* N+1 findings stored per request */
 #define MESSAGE_BUF 1024              /* a 5xx body prefix (the preload sends <= 200) */
 
+/* Crashes awaiting their CRASH record at once (struct col_ingest). */
+#define COL_CRASHED_SLOTS 16
+
 struct col_ingest {
 	const struct ap_config *cfg;
 	struct col_agg *agg;
@@ -76,11 +79,13 @@ struct col_ingest {
 	int draining;             /* read by the ingest thread only */
 
 	struct col_pending *pend;     /* the ingest thread's */
-	/* The last request flagged AP_REQF_CRASHED (ingest thread only): its
-	 * pid, id and stored row, for the CRASH record that follows it. */
-	uint32_t crashed_pid;
-	uint64_t crashed_req;
-	int64_t crashed_example;
+	/* Requests flagged AP_REQF_CRASHED whose CRASH record has not come
+	 * yet (ingest thread only): pid, id and stored row, one per process,
+	 * for the CRASH record that follows each. Several processes may crash
+	 * at once (prefork workers fed the same poison request), their
+	 * datagrams interleaved; the oldest slot goes when all are taken. */
+	struct crashed { uint32_t pid; uint64_t req; int64_t example; } crashed[COL_CRASHED_SLOTS];
+	unsigned crashed_next;
 
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
@@ -492,6 +497,37 @@ static void row_n1(struct col_row *row, const struct col_n1 *n1, size_t nn1)
 	}
 }
 
+/* pid's request req_id, stored as `example`, was the one its crash ended:
+ * kept for its CRASH record (one slot per process). */
+static void crashed_note(struct col_ingest *in, uint32_t pid, uint64_t req_id, int64_t example)
+{
+	struct crashed *slot = NULL;
+	for (unsigned i = 0; i < COL_CRASHED_SLOTS && !slot; i++)
+		if (in->crashed[i].pid == pid)
+			slot = &in->crashed[i];
+	for (unsigned i = 0; i < COL_CRASHED_SLOTS && !slot; i++)
+		if (in->crashed[i].pid == 0)
+			slot = &in->crashed[i];
+	if (!slot)
+		slot = &in->crashed[in->crashed_next++ % COL_CRASHED_SLOTS];
+	*slot = (struct crashed){ pid, req_id, example };
+}
+
+/* The example noted for pid's crash of request req_id (0: none), and its
+ * slot freed: a process's crash is reported once. */
+static int64_t crashed_take(struct col_ingest *in, uint32_t pid, uint64_t req_id)
+{
+	for (unsigned i = 0; i < COL_CRASHED_SLOTS; i++) {
+		struct crashed *c = &in->crashed[i];
+		if (c->pid != pid)
+			continue;
+		int64_t example = req_id != 0 && c->req == req_id ? c->example : 0;
+		*c = (struct crashed){ 0, 0, 0 };
+		return example;
+	}
+	return 0;
+}
+
 /* Folds each run of ASCII white space (a body's line breaks, CRLF, tabs) in
  * s[0..n) to one space and drops it at both ends, in place; returns the new
  * length. A 5xx body is mostly HTML or JSON ending in a newline, and
@@ -607,9 +643,7 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	if (crashed) {
 		/* Its CRASH record comes next from that process: the example
 		 * of the signal's error group. */
-		in->crashed_pid = pid;
-		in->crashed_req = r->req_id;
-		in->crashed_example = example;
+		crashed_note(in, pid, r->req_id, example);
 	}
 	if (row != NULL) {
 		row->ts_ns = ts_ns;
@@ -662,9 +696,7 @@ static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_
 	const char *type = ap_crash_signame(c->signo);
 	int64_t ts = (int64_t)(c->time_ns + (uint64_t)h->wall_minus_mono_ns);
 	int64_t example = 0;
-	if (c->req_id != 0 && in->crashed_pid == pid && in->crashed_req == c->req_id)
-		example = in->crashed_example; /* the aborted request it ended */
-	in->crashed_pid = 0;
+	example = crashed_take(in, pid, c->req_id); /* the aborted request it ended */
 	col_findings_error(col_agg_findings(in->agg), service, method, rp, type, msg, ts, example);
 	col_metrics_error(in->metrics, service, rp, type);
 	col_log(COL_LOG_WARN, "crash of pid %u (service %s)%s%s%s%s: %s", (unsigned)pid, service,

@@ -19,18 +19,21 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agg.h"
 #include "api.h"
 #include "ap_config.h"
+#include "ap_crash.h"
 #include "ap_wire.h"
 #include "col.h"
 #include "findings.h"
@@ -676,6 +679,129 @@ START_TEST(test_api_end_to_end)
 }
 END_TEST
 
+/* A process that sends what it is told to (after fork(): async-signal-safe
+ * calls only): on 'r' its crashed request, on 'c' its CRASH record,
+ * answering each with a byte; exits on 'q' (not on EOF: a crasher forked
+ * later holds the write end of an earlier one's pipe). */
+struct crasher {
+	pid_t pid;
+	int cmd, ack;
+};
+
+static void crasher_start(struct crasher *c, const struct dg *req, const struct dg *crash)
+{
+	int to[2], from[2];
+	ck_assert_int_eq(pipe(to), 0);
+	ck_assert_int_eq(pipe(from), 0);
+	c->pid = fork();
+	ck_assert_int_ge(c->pid, 0);
+	if (c->pid == 0) {
+		close(to[1]);
+		close(from[0]);
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		strcpy(sa.sun_path, sockpath);
+		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+		char cmd;
+		while (read(to[0], &cmd, 1) == 1 && cmd != 'q') {
+			const struct dg *d = cmd == 'r' ? req : crash;
+			if (sendto(fd, d->b, d->n, 0, (struct sockaddr *)&sa, sizeof sa) != (ssize_t)d->n)
+				_exit(1);
+			if (write(from[1], "k", 1) != 1)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(to[0]);
+	close(from[1]);
+	c->cmd = to[1];
+	c->ack = from[0];
+}
+
+static void crasher_do(struct crasher *c, char cmd)
+{
+	char k;
+	ck_assert_int_eq(write(c->cmd, &cmd, 1), 1);
+	ck_assert_int_eq(read(c->ack, &k, 1), 1);
+}
+
+static void crasher_end(struct crasher *c)
+{
+	int st;
+	ck_assert_int_eq(write(c->cmd, "q", 1), 1);
+	close(c->cmd);
+	close(c->ack);
+	ck_assert_int_eq(waitpid(c->pid, &st, 0), c->pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+START_TEST(test_api_crashes_interleaved)
+{
+	/* Two processes (prefork workers fed the same poison request) crash
+	 * at once: each one's crashed request arrives before either CRASH
+	 * record. Each signal row's example is its own process's request
+	 * (the collector once kept one crashed request, the last). */
+	uint64_t t = (uint64_t)mono0;
+	static struct dg req[2], crash[2];
+	static const char *const path[2] = { "/crash/a", "/crash/b" };
+	for (int i = 0; i < 2; i++) {
+		dg_start(&req[i], "pool", 11, wall_off);
+		dg_req(&req[i], 7, "GET", path[i], 0, t, MS, AP_REQF_ABORTED | AP_REQF_CRASHED, NULL);
+		dg_start(&crash[i], "pool", 11, wall_off);
+		struct ap_rec_crash r = {
+			.signo = SIGSEGV, .code = 1, .tid = 3, .time_ns = t + MS, .req_id = 7,
+			.service = { "pool", 4 }, .method = { "GET", 3 },
+			.path = { path[i], (uint16_t)strlen(path[i]) },
+		};
+		size_t k = ap_wire_put_crash(crash[i].b + crash[i].n, sizeof crash[i].b - crash[i].n, &r);
+		ck_assert_uint_gt(k, 0);
+		crash[i].n += k;
+	}
+	struct crasher a, b;
+	crasher_start(&a, &req[0], &crash[0]);
+	crasher_start(&b, &req[1], &crash[1]);
+	crasher_do(&a, 'r');
+	crasher_do(&b, 'r');
+	crasher_do(&a, 'c');
+	crasher_do(&b, 'c');
+	crasher_end(&a);
+	crasher_end(&b);
+
+	json_t *j = NULL, *rows = NULL;
+	for (int i = 0; i < 100; i++) {
+		j = get_ok("/api/v1/errors?service=pool");
+		rows = json_object_get(j, "errors");
+		if (json_array_size(rows) == 2)
+			break;
+		json_decref(j);
+		j = NULL;
+		nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+	}
+	ck_assert_ptr_nonnull(j);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *e = json_array_get(rows, i);
+		ck_assert_str_eq(JSTR(e, "type"), "SIGSEGV");
+		json_t *ex = json_object_get(e, "example_request_id");
+		ck_assert_msg(json_is_integer(ex), "%s's SIGSEGV row has no example", JSTR(e, "route"));
+		char q[128];
+		snprintf(q, sizeof q, "/api/v1/requests/%lld", (long long)json_integer_value(ex));
+		json_t *det = NULL;
+		for (int k = 0; k < 100; k++) { /* stored within the store's 200 ms */
+			long status;
+			det = get(q, &status);
+			if (status == 200)
+				break;
+			json_decref(det);
+			det = NULL;
+			nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+		}
+		ck_assert_ptr_nonnull(det);
+		ck_assert_str_eq(JSTR(det, "path"), JSTR(e, "route"));
+		json_decref(det);
+	}
+	json_decref(j);
+}
+END_TEST
+
 Suite *sqlingest_suite(void)
 {
 	Suite *s = suite_create("sqlingest");
@@ -690,6 +816,7 @@ Suite *sqlingest_suite(void)
 	tcase_add_checked_fixture(tc, api_setup, api_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_api_end_to_end);
+	tcase_add_test(tc, test_api_crashes_interleaved);
 	suite_add_tcase(s, tc);
 	return s;
 }
