@@ -172,9 +172,10 @@ static __attribute__((noinline)) void thread_release_scan(uint64_t id, const str
 			return;
 		}
 	/* An HTTP/1 request answered or closed before its head was complete
-	 * (a 431, a client gone): no thread noted it. Only the request being
-	 * parsed can be one. */
-	if (c && c->cur && c->cur->id == id && c->in_msg && ap_http_req_in_head(&c->rq))
+	 * (a 431, a client gone), or whose head the parser refused (the
+	 * server's 400 answers it; in_msg is 0 then): no thread noted it.
+	 * Only the request being parsed can be one. */
+	if (c && c->cur && c->cur->id == id && ap_http_req_in_head(&c->rq))
 		return;
 	/* not noted here: one forgotten, if any was (or one read by another
 	 * thread: then a forgotten one is taken for ended a little early) */

@@ -101,8 +101,9 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
  * the next request, and that MSG_DONE does not come); else 0, changing
  * nothing. Saves a feed call for each bodyless request. */
 int ap_http_req_end_bodyless(struct ap_http_req *p);
-/* 1 between a request's START_LINE and its HEADERS_DONE (or ERROR): its
- * head is not complete yet. */
+/* 1 between a request's START_LINE and its HEADERS_DONE: its head is not
+ * complete yet; also after an ERROR in it (a header refused, a framing
+ * header that cannot be followed), the head then never completing. */
 int ap_http_req_in_head(const struct ap_http_req *p);
 /*
  * ap_http_req_feed() for a caller that handles START_LINE and then

@@ -139,9 +139,12 @@ static inline int hexval(unsigned char ch)
 	return -1;
 }
 
-/* The error is sticky: every later feed sees ST_ERROR and reports it. */
+/* The error is sticky: every later feed sees ST_ERROR and reports it.
+ * sub, which no state reads after an error, keeps the state it came in
+ * (ap_http_req_in_head()). */
 static void fail(struct ap_http_core *c, enum ap_http_ev *ev)
 {
+	c->sub = c->state;
 	c->state = ST_ERROR;
 	*ev = AP_HTTP_ERROR;
 }
@@ -1691,7 +1694,8 @@ int ap_http_req_end_bodyless(struct ap_http_req *p)
 
 int ap_http_req_in_head(const struct ap_http_req *p)
 {
-	return p->core.state == ST_HEADERS;
+	return p->core.state == ST_HEADERS ||
+	       (p->core.state == ST_ERROR && p->core.sub == ST_HEADERS);
 }
 
 /*

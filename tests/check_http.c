@@ -2476,6 +2476,55 @@ START_TEST(test_guard_page_reads)
 }
 END_TEST
 
+/* ap_http_req_in_head(): from a request's START_LINE until its head is
+ * complete, and for good once an error came in its head (the preload
+ * never notes such a request in flight: a 400 answering it must not be
+ * taken for the end of another); not after an error elsewhere. Each case
+ * fed whole (HEAD_DONE's path) and a byte at a time. */
+static int in_head_after(const char *req, int bytewise, enum ap_http_ev *last)
+{
+	struct ap_http_req p;
+	ap_http_req_init(&p);
+	size_t n = strlen(req), i = 0;
+	*last = AP_HTTP_NEED_MORE;
+	while (i < n && *last != AP_HTTP_ERROR) {
+		size_t len = bytewise ? 1 : n - i;
+		size_t used = ap_http_req_feed_head(&p, req + i, len, last);
+		if (*last == AP_HTTP_NEED_MORE && used == 0)
+			break;
+		i += used;
+	}
+	return ap_http_req_in_head(&p);
+}
+
+START_TEST(test_req_in_head)
+{
+	static const struct {
+		const char *req;
+		enum ap_http_ev last;
+		int in_head;
+	} t[] = {
+		{ "GET /a HTTP/1.1\r\nHost: x\r\n", AP_HTTP_NEED_MORE, 1 },
+		{ "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", AP_HTTP_MSG_DONE, 0 },
+		{ "GET /a HTTP/1.1\r\nNoColon\r\n\r\n", AP_HTTP_ERROR, 1 },
+		{ "GET /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", AP_HTTP_ERROR, 1 },
+		{ "GET /a HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", AP_HTTP_ERROR, 1 },
+		{ "GET /a\r\n", AP_HTTP_ERROR, 0 },
+		{ "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", AP_HTTP_ERROR, 0 },
+	};
+	for (unsigned k = 0; k < sizeof t / sizeof t[0]; k++)
+		for (int bytewise = 0; bytewise < 2; bytewise++) {
+			enum ap_http_ev last;
+			int got = in_head_after(t[k].req, bytewise, &last);
+			if (t[k].last != AP_HTTP_MSG_DONE) /* a bodyless request's ends early */
+				ck_assert_msg(last == t[k].last, "case %u (bytewise %d): event %d, not %d",
+				              k, bytewise, (int)last, (int)t[k].last);
+			ck_assert_msg(got == t[k].in_head, "case %u (bytewise %d): in_head %d, not %d",
+			              k, bytewise, got, t[k].in_head);
+		}
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -2484,6 +2533,7 @@ Suite *http_suite(void)
 	tcase_add_loop_test(tc, test_req_bad, 0, NCASES(req_bad));
 	tcase_add_loop_test(tc, test_resp_ok, 0, NCASES(resp_ok));
 	tcase_add_loop_test(tc, test_resp_bad, 0, NCASES(resp_bad));
+	tcase_add_test(tc, test_req_in_head);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fast");
