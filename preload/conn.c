@@ -1339,12 +1339,15 @@ void pl_conn_atfork_prepare(void)
 	__atomic_add_fetch(&pl_fork_gen, 1, __ATOMIC_RELAXED);
 }
 
+static void crash_claims_reset(void);
+
 void pl_conn_atfork_child(void)
 {
 	/* The parent's connections are the child's only once it reads or
 	 * writes them (conn_own()). */
 	th_reqs.n = 0;
 	th_reqs.lost = 0;
+	crash_claims_reset();
 }
 
 /* For the crash handler: no lock taken, only copies (pl.h). */
@@ -1387,19 +1390,61 @@ uint64_t pl_conn_crash_pending(struct pl_pending *out)
 	return id;
 }
 
-/* p's aborted event, ending at end_ns, with `flags` (AP_REQF_ABORTED
- * among them), appended to the buffer without waiting for its lock more
- * than `tries` more attempts: 1 when appended. */
-static int crash_record(const struct pl_pending *p, uint64_t end_ns, uint16_t flags,
-                        unsigned tries)
+/*
+ * The ids of the requests crash handlers recorded, so that none is recorded
+ * twice when two threads crash at once: one thread's own request may also
+ * be found by the other's walk of the table, between the first's copy of it
+ * and its removal. Full, it records regardless. The lock is taken only here,
+ * by handlers, for a scan of at most CRASH_CLAIMS ids.
+ */
+#define CRASH_CLAIMS 256
+static struct {
+	int lock;
+	unsigned n;
+	uint64_t id[CRASH_CLAIMS];
+} crash_claims;
+
+/* A fork child's: its parent's handlers may have held the lock. */
+static void crash_claims_reset(void)
 {
+	crash_claims.lock = 0;
+	crash_claims.n = 0;
+}
+
+/* 1 when request id may be recorded now (no handler did yet): it is then
+ * claimed. */
+static int crash_claim(uint64_t id)
+{
+	for (unsigned spins = 0; !pl_spin_trylock(&crash_claims.lock); spins++)
+		if (spins == 1000)
+			return 1; /* a handler stuck in here: better twice than never */
+	int fresh = 1;
+	for (unsigned i = 0; i < crash_claims.n && fresh; i++)
+		fresh = crash_claims.id[i] != id;
+	if (fresh && crash_claims.n < CRASH_CLAIMS)
+		crash_claims.id[crash_claims.n++] = id;
+	pl_spin_unlock(&crash_claims.lock);
+	return fresh;
+}
+
+/* p's aborted event, ending at end_ns, with `flags` (AP_REQF_ABORTED
+ * among them), appended to the buffer; while its lock is held elsewhere,
+ * tried again at most *tries more times (a yield each), the count going
+ * down. 1 when appended (or already recorded by another handler). */
+static int crash_record(const struct pl_pending *p, uint64_t end_ns, uint16_t flags,
+                        unsigned *tries)
+{
+	if (!crash_claim(p->id))
+		return 1;
 	struct ap_rec_request ev = request_record(p, end_ns > p->start_ns ? end_ns : p->start_ns,
 	                                          pl_tid(), flags, NULL, 0);
 	size_t need = ap_wire_request_size_of(p->method_len, p->path_len, 0);
 	uint8_t *out;
-	while (!(out = pl_ship_try_reserve(need))) {
-		if (tries-- == 0)
+	int busy;
+	while (!(out = pl_ship_try_reserve(need, &busy))) {
+		if (!busy || *tries == 0)
 			return 0;
+		--*tries;
 		sched_yield();
 	}
 	pl_ship_commit(ap_wire_put_request(out, need, &ev));
@@ -1412,13 +1457,14 @@ int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed
 		return 0;
 	uint16_t flags = (uint16_t)(p->flags | AP_REQF_ABORTED | (crashed ? AP_REQF_CRASHED : 0));
 	/* no second try: this thread may have crashed inside an append */
-	return crash_record(p, end_ns, flags, 0);
+	unsigned tries = 0;
+	return crash_record(p, end_ns, flags, &tries);
 }
 
-/* How often the walk below retries an append whose buffer lock is held:
- * by another thread, for the few instructions of its own append, or by
- * this one (crashed inside an append: pl_conn_crash_abort() found it
- * busy), for good. A yield each: at most a few ms in all. */
+/* How often in all the walk below tries an append again while the
+ * buffer's lock is held: by another thread, for the few instructions of
+ * its own append, or by this one (crashed inside an append), for good. A
+ * yield each: a few ms at most. */
 #define CRASH_WALK_TRIES 64
 
 unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns)
@@ -1450,11 +1496,7 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns)
 					if (r->id == skip_id || r->id == 0)
 						continue;
 					uint16_t flags = (uint16_t)(r->flags | AP_REQF_ABORTED);
-					if (!crash_record(r, end_ns, flags, tries)) {
-						tries = 0; /* busy for good: no more waits */
-						continue;
-					}
-					n++;
+					n += (unsigned)crash_record(r, end_ns, flags, &tries);
 				}
 				/* Answered now by nobody: a thread still writing its
 				 * response before the process dies makes no second event. */

@@ -78,6 +78,13 @@ static struct {
 	uint8_t stack[CRASH_STACK];
 	uint8_t dgram[AP_WIRE_MAX_DATAGRAM];
 	struct ap_crash_module out[CRASH_MODULES];
+	/* the reporting thread's request's method and path (crash_requests()) */
+	struct {
+		char method[AP_HTTP_METHOD_MAX];
+		char path[PL_PATH_MAX];
+		uint8_t method_len;
+		uint16_t path_len;
+	} req;
 } cs;
 
 static int sig_index(int sig)
@@ -198,10 +205,10 @@ static size_t str_len(const char *s, size_t max)
 	return n;
 }
 
-/* The report of signal sig on this thread, serving req (id req_id: see
- * pl_conn_crash_pending()). */
-static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t req_id,
-                   const struct pl_pending *req)
+/* The report of signal sig on this thread, serving request req_id (see
+ * pl_conn_crash_pending()), whose method and path crash_requests() left
+ * in cs.req. */
+static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t req_id)
 {
 	static struct ap_rec_crash r;
 	memset(&r, 0, sizeof r);
@@ -216,10 +223,10 @@ static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t 
 	r.req_id = req_id;
 	r.service.p = pl_cfg.service;
 	r.service.len = (uint16_t)str_len(pl_cfg.service, sizeof pl_cfg.service);
-	r.method.p = req->method;
-	r.method.len = req->method_len;
-	r.path.p = req->path;
-	r.path.len = req->path_len;
+	r.method.p = cs.req.method;
+	r.method.len = cs.req.method_len;
+	r.path.p = cs.req.path;
+	r.path.len = cs.req.path_len;
 
 	uint64_t sp = 0, pc = 0, fp = 0;
 #if defined(__x86_64__)
@@ -339,13 +346,45 @@ static void wait_report(void)
 	}
 }
 
+/*
+ * The requests that die with the process. The one this thread was serving
+ * is an aborted request of its endpoint (flagged crashed when `reporting`:
+ * the crash is its error group), and so are those other threads were
+ * serving, or this one's event loop was: their connections close with it.
+ * Returns this thread's request's id (0: none, or several), and leaves its
+ * method and path in cs.req for the report when `reporting`. Out of line:
+ * its copy of the request (over 300 bytes) is off on_crash()'s frame,
+ * which a host's small alternate signal stack must hold through the
+ * report (a 3.5 KiB one lost the report with it there).
+ */
+static __attribute__((noinline)) uint64_t crash_requests(int reporting)
+{
+	struct pl_pending req;
+	uint64_t req_id = pl_conn_crash_pending(&req);
+	pl_ship_crash_ready(); /* a process dying before its first event */
+	uint64_t now = pl_now_ns();
+	pl_conn_crash_abort(&req, now, reporting);
+	pl_conn_crash_abort_others(req_id, now);
+	if (reporting) {
+		memcpy(cs.req.method, req.method, req.method_len);
+		cs.req.method_len = req.method_len;
+		memcpy(cs.req.path, req.path, req.path_len);
+		cs.req.path_len = req.path_len;
+	}
+	return req_id;
+}
+
 static void on_crash(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
 	struct sigaction cur;
 	int ours = sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
 	           cur.sa_sigaction == on_crash;
-	int http = served_http();
+	/* A vfork() child before its exec runs in its parent's memory: all
+	 * the handler would record or mark there (requests, the event buffer,
+	 * which thread reports) is its parent's, still serving. It dies
+	 * unreported. */
+	int http = served_http() && !pl_borrowed_memory();
 	uint32_t tid = (uint32_t)syscall(SYS_gettid), first = 0;
 	/* The first thread to crash reports; it leaves our handler in place
 	 * until it is done, so that another thread crashing meanwhile (a
@@ -357,32 +396,17 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	if (!reporting && !(ours && first != 0))
 		restore(sig);
 	if (http) {
-		/* The request this thread was serving dies with the process: an
-		 * aborted request of its endpoint (flagged crashed when reported:
-		 * the crash is its error group). Then what the process finished
-		 * before, still in the event buffer (the shipper sends every
-		 * SHIP_TICK), goes as exit() would send it, then the crash itself.
-		 * Also when a host's handler chained to us: the process dies all
-		 * the same. */
-		struct pl_pending req = { .id = 0 };
-		uint64_t req_id = 0;
-		/* Not in a vfork() child before its exec: the memory is its
-		 * parent's, whose requests are still being served. */
-		if (!pl_borrowed_memory()) {
-			req_id = pl_conn_crash_pending(&req);
-			pl_ship_crash_ready(); /* a process dying before its first event */
-			uint64_t now = pl_now_ns();
-			pl_conn_crash_abort(&req, now, reporting);
-			/* and so do the requests other threads were serving, or
-			 * this one's event loop was: their connections close with
-			 * it */
-			pl_conn_crash_abort_others(req_id, now);
-		}
+		/* The requests in flight die with the process; then what it
+		 * finished before, still in the event buffer (the shipper sends
+		 * every SHIP_TICK), goes as exit() would send it, then the crash
+		 * itself. Also when a host's handler chained to us: the process
+		 * dies all the same. */
+		uint64_t req_id = crash_requests(reporting);
 		if (!reporting && ours && first != 0 && first != tid)
 			wait_report(); /* another thread's; not this one's, interrupted */
 		pl_ship_exit_now();
 		if (reporting) {
-			report(sig, si, uc, req_id, &req);
+			report(sig, si, uc, req_id);
 			__atomic_store_n(&crash_done, 1, __ATOMIC_RELEASE);
 		}
 	}

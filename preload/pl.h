@@ -591,8 +591,9 @@ static inline void pl_mysql_flush_thread(void)
 uint8_t *pl_ship_reserve(size_t need);
 /* pl_ship_reserve() that never waits (for a signal handler: the lock may
  * be held by the very thread it interrupted): NULL, lock not held, when
- * the lock is taken, the shipper is not running, or there is no room. */
-uint8_t *pl_ship_try_reserve(size_t need);
+ * the lock is taken (*busy then 1: trying again may succeed), the shipper
+ * is not running, or there is no room (the record dropped, counted). */
+uint8_t *pl_ship_try_reserve(size_t need, int *busy);
 /* For the crash handler of a process whose shipper never started (its first
  * events are its crash's): maps the buffer, when not yet, so that records
  * can be appended and pl_ship_exit_now() sends them from the caller's

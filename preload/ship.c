@@ -382,13 +382,14 @@ static __attribute__((noinline)) uint8_t *ship_reserve_wait(size_t need, size_t 
  * AP_WIRE_PAD) writable bytes after it for an encoder that writes past its
  * end: returns where to write it, with the buffer's lock held until
  * ship_commit(); NULL when the record is dropped (counted; the lock is not
- * held). Unless `may_wait` (a constant: 0 for a signal handler, which must
- * not wait for a lock its own thread may hold), a shipper not running or
- * a lock taken return NULL at once, counting nothing. Inline into each
- * caller; what is not the usual case (shipper running, lock free, room in
- * the datagram) is in tail calls, so the usual case saves no registers. */
+ * held). With `busy` (for a signal handler, which must not wait for a lock
+ * its own thread may hold) a shipper not running or a lock taken return
+ * NULL at once, counting nothing, *busy set for the lock; without (NULL, a
+ * constant) it waits. Inline into each caller; what is not the usual case
+ * (shipper running, lock free, room in the datagram) is in tail calls, so
+ * the usual case saves no registers. */
 static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, size_t slack,
-                                                                   int may_wait)
+                                                                   int *busy)
 {
 	if (PL_LIKELY(__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) == SHIP_ON &&
 	              pl_spin_trylock(&ship.lock))) {
@@ -396,7 +397,10 @@ static inline __attribute__((always_inline)) uint8_t *ship_reserve(size_t need, 
 			return ship.half[ship.active_idx] + ship.active_len;
 		return ship_reserve_slow(need, slack);
 	}
-	return may_wait ? ship_reserve_wait(need, slack) : NULL;
+	if (!busy)
+		return ship_reserve_wait(need, slack);
+	*busy = __atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) == SHIP_ON;
+	return NULL;
 }
 
 /* Publishes the `n` bytes written at what ship_reserve() returned and
@@ -410,12 +414,13 @@ static inline __attribute__((always_inline)) void ship_commit(size_t n)
 
 uint8_t *pl_ship_reserve(size_t need)
 {
-	return ship_reserve(need, AP_WIRE_PAD, 1);
+	return ship_reserve(need, AP_WIRE_PAD, NULL);
 }
 
-uint8_t *pl_ship_try_reserve(size_t need)
+uint8_t *pl_ship_try_reserve(size_t need, int *busy)
 {
-	return ship_reserve(need, 0, 0);
+	*busy = 0;
+	return ship_reserve(need, 0, busy);
 }
 
 void pl_ship_commit(size_t n)
@@ -429,7 +434,7 @@ typedef size_t (*put_fn)(uint8_t *out, size_t cap, const void *rec);
  * pl_ship_* so that `put` is a direct call. */
 static inline __attribute__((always_inline)) void ship_append(size_t need, put_fn put, const void *rec)
 {
-	uint8_t *out = ship_reserve(need, 0, 1);
+	uint8_t *out = ship_reserve(need, 0, NULL);
 	if (out)
 		ship_commit(put(out, need, rec));
 }
