@@ -17,6 +17,9 @@
  *
  * Prepared statements: mysql_stmt_prepare is a round trip and a statement of
  * its own; each mysql_stmt_execute is another, carrying the prepared text.
+ * An execution with a result set stays open, as a query does, until its
+ * mysql_stmt_store_result (its rows: mysql_stmt_num_rows) or its first
+ * mysql_stmt_fetch (unbuffered: rows unknown).
  *
  * The library's symbols are versioned (libmysqlclient_21, libmariadb_3);
  * our unversioned definitions bind to callers' versioned references, and
@@ -44,7 +47,8 @@ typedef unsigned long long my_ulonglong;
 enum { MY_query, MY_real_query, MY_send_query, MY_read_query_result, MY_store_result,
        MY_use_result, MY_stmt_prepare, MY_stmt_execute, MY_stmt_close, MY_close, MY_err_no,
        MY_error, MY_affected_rows, MY_num_rows, MY_field_count, MY_stmt_errno,
-       MY_stmt_error, MY_stmt_affected_rows, MY_more_results, MY_next_result, MY_N };
+       MY_stmt_error, MY_stmt_affected_rows, MY_more_results, MY_next_result,
+       MY_stmt_field_count, MY_stmt_num_rows, MY_stmt_store_result, MY_stmt_fetch, MY_N };
 typedef int (*my_query_fn)(MYSQL *, const char *);
 typedef int (*my_real_query_fn)(MYSQL *, const char *, unsigned long);
 typedef int (*my_send_query_fn)(MYSQL *, const char *, unsigned long);
@@ -65,6 +69,10 @@ typedef const char *(*my_stmt_error_fn)(MYSQL_STMT *);
 typedef my_ulonglong (*my_stmt_affected_rows_fn)(MYSQL_STMT *);
 typedef unsigned char (*my_more_results_fn)(MYSQL *);
 typedef int (*my_next_result_fn)(MYSQL *);
+typedef unsigned int (*my_stmt_field_count_fn)(MYSQL_STMT *);
+typedef my_ulonglong (*my_stmt_num_rows_fn)(MYSQL_STMT *);
+typedef int (*my_stmt_store_result_fn)(MYSQL_STMT *);
+typedef int (*my_stmt_fetch_fn)(MYSQL_STMT *);
 
 /* f's function `name`. */
 #define MYF(f, name) ((my_##name##_fn)(f)[MY_##name])
@@ -75,6 +83,8 @@ static const char *const my_names[MY_N] = {
 	"mysql_stmt_close", "mysql_close", "mysql_errno", "mysql_error", "mysql_affected_rows",
 	"mysql_num_rows", "mysql_field_count", "mysql_stmt_errno", "mysql_stmt_error",
 	"mysql_stmt_affected_rows", "mysql_more_results", "mysql_next_result",
+	"mysql_stmt_field_count", "mysql_stmt_num_rows", "mysql_stmt_store_result",
+	"mysql_stmt_fetch",
 };
 EXPORT int mysql_query(MYSQL *, const char *);
 EXPORT int mysql_real_query(MYSQL *, const char *, unsigned long);
@@ -87,6 +97,8 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *);
 EXPORT unsigned char mysql_stmt_close(MYSQL_STMT *);
 EXPORT void mysql_close(MYSQL *);
 EXPORT int mysql_next_result(MYSQL *);
+EXPORT int mysql_stmt_store_result(MYSQL_STMT *);
+EXPORT int mysql_stmt_fetch(MYSQL_STMT *);
 _Static_assert(MY_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const my_self[MY_N] = {
 	[MY_query] = (const void *)mysql_query, [MY_real_query] = (const void *)mysql_real_query,
@@ -98,6 +110,8 @@ static const void *const my_self[MY_N] = {
 	[MY_stmt_execute] = (const void *)mysql_stmt_execute,
 	[MY_stmt_close] = (const void *)mysql_stmt_close, [MY_close] = (const void *)mysql_close,
 	[MY_next_result] = (const void *)mysql_next_result,
+	[MY_stmt_store_result] = (const void *)mysql_stmt_store_result,
+	[MY_stmt_fetch] = (const void *)mysql_stmt_fetch,
 };
 /* mysql_query is the first name: the one a copy is recognised by (the
  * versioned libraries define it at their default version). */
@@ -139,6 +153,10 @@ struct my_acc {
 	my_num_rows_fn num_rows;
 	my_field_count_fn field_count;
 	my_more_results_fn more_results;
+	/* An execution's (open_q.stmt): */
+	my_stmt_num_rows_fn stmt_num_rows;
+	my_stmt_errno_fn stmt_errno;
+	my_stmt_error_fn stmt_error;
 };
 
 /* The statement open on this thread (initial-exec TLS): its handle is
@@ -154,6 +172,9 @@ static __thread struct {
 	uint64_t rows;      /* their rows */
 	uint8_t rows_known; /* every one's rows counted */
 	uint8_t between;    /* the last was read: waiting for mysql_next_result */
+	/* A mysql_stmt_execute with a result set: the handle is a MYSQL_STMT,
+	 * and its rows are counted by mysql_stmt_store_result. */
+	uint8_t stmt;
 	char text[PL_PREPARED_TEXT];
 } open_q;
 
@@ -184,10 +205,35 @@ static void emit_open(struct pl_stmt_result *res, int own)
 /* Ends the open statement; rows from `result` when one was fetched. A
  * multi-statement query with more results to come stays open, this
  * result counted, unless `flush` (it ends now, with what was read). */
+/* Ends an open execution (open_q.stmt): `stored` by mysql_stmt_store_result
+ * returning `rc`, its rows counted (its error, when it failed); otherwise
+ * its rows are unknown (read by mysql_stmt_fetch unbuffered, or never). */
+static void end_stmt_open(int stored, int rc)
+{
+	MYSQL_STMT *s = pl_mysql_open;
+	pl_mysql_open = NULL;
+	struct pl_stmt_result res = { 0 };
+	char code[16];
+	if (stored && rc == 0) {
+		res.rows = open_q.acc.stmt_num_rows(s);
+		res.rows_known = 1;
+	} else if (stored) {
+		res.failed = 1;
+		snprintf(code, sizeof code, "%u", open_q.acc.stmt_errno(s));
+		res.code = code;
+		res.message = open_q.acc.stmt_error(s);
+	}
+	pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
+}
+
 static void end_open(MYSQL_RES *result, int fetched, int flush)
 {
 	if (!pl_mysql_open)
 		return;
+	if (open_q.stmt) {
+		end_stmt_open(0, 0);
+		return;
+	}
 	MYSQL *h = pl_mysql_open;
 	pl_mysql_open = NULL;
 	struct pl_stmt_result res = { 0 };
@@ -255,11 +301,12 @@ static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
 	pl_mysql_open = h;
 	open_q.acc = (struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
 	                              MYF(f, num_rows), MYF(f, field_count),
-	                              MYF(f, more_results) };
+	                              MYF(f, more_results), NULL, NULL, NULL };
 	open_q.nres = 0;
 	open_q.rows = 0;
 	open_q.rows_known = 1;
 	open_q.between = 0;
+	open_q.stmt = 0;
 	open_q.st = *st;
 	open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
 	open_q.st.truncated = len >= sizeof open_q.text; /* marked, not silently cut */
@@ -436,6 +483,8 @@ EXPORT void mysql_close(MYSQL *h)
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return;
+	/* (An open execution's statement handle is not h: it ends with its
+	 * rows unknown at the thread's next statement, needing nothing of h.) */
 	if (pl_mysql_open == h)
 		pl_mysql_flush_thread();
 	MYF(f, close)(h);
@@ -497,6 +546,28 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 		snprintf(code, sizeof code, "%u", MYF(f, stmt_errno)(s));
 		res.code = code;
 		res.message = MYF(f, stmt_error)(s);
+	} else if (MYF(f, stmt_field_count)(s) > 0) {
+		/* A result set (a SELECT): mysql_stmt_affected_rows does not
+		 * count its rows until they are read (Ruby's mysql2, Perl's
+		 * DBD::mysql with mysql_server_prepare call
+		 * mysql_stmt_store_result next), so it stays open until then, as
+		 * a query does until mysql_store_result; or until its first
+		 * mysql_stmt_fetch (rows unbuffered: unknown), the handle's
+		 * close, the thread's next statement or its request's end. */
+		pl_mysql_open = s;
+		open_q.acc = (struct my_acc){ .stmt_num_rows = MYF(f, stmt_num_rows),
+		                              .stmt_errno = MYF(f, stmt_errno),
+		                              .stmt_error = MYF(f, stmt_error) };
+		open_q.nres = 0;
+		open_q.rows = 0;
+		open_q.rows_known = 1;
+		open_q.between = 0;
+		open_q.stmt = 1;
+		open_q.st = st;
+		open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
+		memcpy(open_q.text, text, open_q.len);
+		errno = saved;
+		return rc;
 	} else {
 		res.rows = MYF(f, stmt_affected_rows)(s);
 		res.rows_known = res.rows != (my_ulonglong)-1;
@@ -506,11 +577,45 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 	return rc;
 }
 
+EXPORT int mysql_stmt_store_result(MYSQL_STMT *s)
+{
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
+		return 1;
+	if (my_in == s || pl_mysql_open != s)
+		return MYF(f, stmt_store_result)(s);
+	MY_ENTER(f, s);
+	int rc = MYF(f, stmt_store_result)(s);
+	MY_LEAVE(s);
+	if (pl_mysql_open == s) {
+		int saved = errno;
+		end_stmt_open(1, rc);
+		errno = saved;
+	}
+	return rc;
+}
+
+/* Called once per row: one comparison unless an execution is open. */
+EXPORT int mysql_stmt_fetch(MYSQL_STMT *s)
+{
+	void *const *f = MY_FNS();
+	if (PL_UNLIKELY(!f))
+		return 1;
+	if (PL_UNLIKELY(pl_mysql_open == s) && my_in != s) {
+		int saved = errno;
+		end_stmt_open(0, 0);
+		errno = saved;
+	}
+	return MYF(f, stmt_fetch)(s);
+}
+
 EXPORT unsigned char mysql_stmt_close(MYSQL_STMT *s)
 {
 	void *const *f = MY_FNS();
 	if (PL_UNLIKELY(!f))
 		return 1;
+	if (pl_mysql_open == s)
+		pl_mysql_flush_thread();
 	pl_prepared_forget(s);
 	return MYF(f, stmt_close)(s);
 }

@@ -38,6 +38,12 @@
 #    rows are all its results' (1 inserted + 2 selected, 1 updated + 2
 #    selected), and the one whose third statement fails (duplicate key)
 #    is failed. It was a success with the first result's rows.
+#    Prepared SELECTs read by mysql_stmt_store_result after
+#    mysql_stmt_execute (Ruby's mysql2, Perl's DBD::mysql with
+#    mysql_server_prepare): each execution has its 3 rows (they were
+#    unknown: mysql_stmt_affected_rows, read at the execute's return).
+#    One read by mysql_stmt_fetch ends at its first fetch (rows unknown),
+#    not at its close 300 ms later.
 # 4. SQLite: the statements that an sqlite3_exec callback runs (an UPDATE
 #    for each of 3 rows) are the application's: 3 statements (they were
 #    lost, run while the exec's own inner calls pass through). An exec's
@@ -100,7 +106,7 @@ for mode in pq my sq; do
 	ap_log "ok: sqlclients $mode returns the same under the preload"
 done
 
-# shape calls rows errors, for every shape of the service (47 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
+# shape calls rows errors, for every shape of the service (52 statements: 2 INSERTs into bt, and CREATE TABLE bt, BEGIN EXCLUSIVE and COMMIT twice).
 want='INSERT INTO pl (id, v) VALUES (?) 3 3 0
 SELECT count(*) FROM pl 1 1 0
 UPDATE pl SET v = v + ? WHERE id = $1 2 1 0
@@ -118,6 +124,8 @@ UPDATE ml SET v = v + ? WHERE id = ? 1 1 0
 SELECT v FROM ml WHERE id = ? 1 1 0
 INSERT INTO ml (id, v) VALUES (?); SELECT v FROM ml WHERE id <= ?; INSERT INTO ml (id, v) VALUES (?) 1 3 1
 UPDATE ml SET v = ? WHERE id = ?; SELECT v FROM ml WHERE id >= ? 1 3 0
+SELECT ? AS stored UNION ALL SELECT ? UNION ALL SELECT ? 3 6 0
+SELECT ? AS fetched UNION ALL SELECT ? 2 0 0
 SELECT SLEEP(?) AS nb_one 1 - 0
 SELECT SLEEP(?) AS nb_two 1 - 0
 SELECT ? AS nb_between 1 0 0
@@ -143,7 +151,7 @@ INSERT INTO bt VALUES (?) 2 1 1'
 filter='[.queries[] | "\(.sql) \(.calls) \(if (.sql | test("nb_(one|two)")) then "-" else .rows end) \(.errors)"] | sort | join("\n")'
 for i in $(seq 50); do
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 47 ] && break
+	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 52 ] && break
 	sleep 0.2
 done
 sleep 1.5
@@ -155,4 +163,6 @@ ap_assert_jq "the prepare of the pipeline is marked as one (rows unknown), its e
 	'[.queries[] | select(.sql | startswith("UPDATE pl"))][0] | .calls == 2 and .rows == 1' "$json"
 ap_assert_jq "MySQL statements without a result set: timed to their answer, not through the 300 ms after" \
 	'[.queries[] | select(.sql | test("^(INSERT INTO|UPDATE) ml[^;]*$"))] | length == 2 and all(.[]; .max_ms < 200)' "$json"
+ap_assert_jq "a prepared SELECT read by mysql_stmt_fetch: timed to its first fetch, not through the 300 ms after" \
+	'[.queries[] | select(.sql | test("AS fetched"))] | length == 1 and .[0].max_ms < 200' "$json"
 ap_log "PASS"

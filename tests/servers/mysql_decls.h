@@ -31,6 +31,10 @@ int mysql_stmt_prepare(MYSQL_STMT *, const char *, unsigned long);
 int mysql_stmt_execute(MYSQL_STMT *);
 char mysql_stmt_close(MYSQL_STMT *);
 const char *mysql_stmt_error(MYSQL_STMT *);
+int mysql_stmt_store_result(MYSQL_STMT *);
+unsigned long long mysql_stmt_num_rows(MYSQL_STMT *);
+int mysql_stmt_fetch(MYSQL_STMT *);
+char mysql_stmt_free_result(MYSQL_STMT *);
 void mysql_server_end(void);
 
 #endif

@@ -30,6 +30,9 @@
  *     by mysql_store_result and mysql_next_result: an INSERT, a SELECT
  *     and an INSERT of a duplicate key (the third fails), then an UPDATE
  *     and a SELECT (both succeed).
+ *     Prepared SELECTs (mysql2, DBD::mysql): one executed twice, each
+ *     read by mysql_stmt_store_result (3 rows); one read by
+ *     mysql_stmt_fetch, then 300 ms of other work before its close.
  *     Then libmariadb's non-blocking API on two more connections,
  *     interleaved: mysql_real_query_start of a 200 ms SELECT on one, of a
  *     100 ms SELECT on the other, an SQLite statement meanwhile, then
@@ -349,6 +352,37 @@ static void my_multi(char **a)
 	mysql_close(m);
 }
 
+/* Prepared SELECTs read the way Ruby's mysql2 and Perl's DBD::mysql
+ * (mysql_server_prepare=1) read them: mysql_stmt_execute, then
+ * mysql_stmt_store_result, twice; and one read unbuffered by
+ * mysql_stmt_fetch, then 300 ms of other work before its close. */
+static void my_stmt(MYSQL *m)
+{
+	const char *q = "SELECT 1 AS stored UNION ALL SELECT 2 UNION ALL SELECT 3";
+	MYSQL_STMT *s = mysql_stmt_init(m);
+	expect(s && mysql_stmt_prepare(s, q, strlen(q)) == 0, "mysql_stmt_prepare");
+	for (int i = 0; s && i < 2; i++) {
+		expect(mysql_stmt_execute(s) == 0, "mysql_stmt_execute");
+		expect(mysql_stmt_store_result(s) == 0, "mysql_stmt_store_result");
+		expect(mysql_stmt_num_rows(s) == 3, "the execution's 3 rows");
+		mysql_stmt_free_result(s);
+	}
+	if (s)
+		mysql_stmt_close(s);
+	q = "SELECT 1 AS fetched UNION ALL SELECT 2";
+	s = mysql_stmt_init(m);
+	expect(s && mysql_stmt_prepare(s, q, strlen(q)) == 0, "mysql_stmt_prepare (fetched)");
+	if (!s)
+		return;
+	expect(mysql_stmt_execute(s) == 0, "mysql_stmt_execute (fetched)");
+	int n = 0;
+	while (n < 5 && mysql_stmt_fetch(s) == 0)
+		n++;
+	expect(n == 2, "2 rows fetched unbuffered");
+	usleep(300000);
+	mysql_stmt_close(s);
+}
+
 static int run_my(char **a)
 {
 	MYSQL *m = mysql_init(NULL);
@@ -370,6 +404,7 @@ static int run_my(char **a)
 	expect(row && row[0] && strcmp(row[0], "1") == 0, "SELECT's row");
 	if (res)
 		mysql_free_result(res);
+	my_stmt(m);
 	mysql_close(m);
 	my_multi(a);
 	my_nonblocking(a);
