@@ -191,6 +191,7 @@ enum {
 	ST_EXPIRE_REQ,
 	ST_EXPIRE_MIN,
 	ST_EXPIRE_QMIN,
+	ST_EXPIRE_TEXTS,
 	ST_EXPIRE_ERR,
 	ST_EXPIRE_PAT,
 	ST_INSERT_QUERY,
@@ -247,6 +248,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EXPIRE_QMIN] =
 		"DELETE FROM query_minutes WHERE minute ="
 		" (SELECT min(minute) FROM query_minutes WHERE minute < ?1)",
+	/* The texts of shapes left with no minute: one scan of query_minutes
+	 * (about 1 s a million rows), so only after a pass deleted some. */
+	[ST_EXPIRE_TEXTS] =
+		"DELETE FROM query_shapes WHERE (service, db, fingerprint) NOT IN"
+		" (SELECT service, db, fingerprint FROM query_minutes)",
 	[ST_EXPIRE_ERR] =
 		"DELETE FROM error_groups WHERE host = ?2 AND last_seen_ns < ?1",
 	[ST_EXPIRE_PAT] =
@@ -1528,11 +1534,25 @@ static int sq_expire_step(struct col_store *s)
 				col_store_error(s, "deleting expired rows");
 				return 0;
 			}
-			if (sqlite3_changes(s->db) < last_batch_below[i])
+			int n = sqlite3_changes(s->db);
+			if (minutes[i] == ST_EXPIRE_QMIN && n > 0)
+				s->texts_orphaned = 1;
+			if (n < last_batch_below[i])
 				break;
 			if (col_clock_mono_ns() - t0 > RETENTION_BUDGET_NS)
 				return 1;
 		}
+	}
+	/* A shape's text is written with its first minute and kept while
+	 * any minute of it is: without this, query_shapes kept every text
+	 * ever seen (read whole at each start and each ?since= query), and
+	 * a shape that comes back writes its text again with its minute. */
+	if (s->texts_orphaned) {
+		if (exec1(s, ST_EXPIRE_TEXTS) != SQLITE_OK) {
+			col_store_error(s, "deleting expired rows");
+			return 0;
+		}
+		s->texts_orphaned = 0;
 	}
 	/* Groups nobody saw within the retention: memory first, so that a
 	 * flush in between cannot write them back. */

@@ -81,6 +81,8 @@ struct col_store {
 	char *path, *host;
 	int retention_days;
 	int max_rows_per_s;
+	int texts_orphaned;           /* SQLite: query minutes expired since the
+	                               * last deletion of unused shape texts */
 	struct col_agg *agg;
 	/* PostgreSQL publishes its complete buckets (col_store_set_tseries);
 	 * NULL: none. ts_published: the last published bucket's start

@@ -913,11 +913,18 @@ int col_windows_aggregate(struct col_windows *w, size_t *summaries, size_t *regr
 static void *closer_main(void *arg)
 {
 	struct col_windows *w = arg;
+	/* Nothing is closed during the first grace: a window that ended
+	 * while the collector was down waits for what the preloaded
+	 * processes buffered meanwhile, delivered within a second of the
+	 * start. Closed at once, every request of the downtime was late. */
+	int64_t first_mono = col_clock_mono_ns() + w->grace_ns;
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
 		pthread_mutex_unlock(&w->mu);
 		int64_t now = col_clock_real_ns();
-		col_windows_close(w, now - w->grace_ns, NULL, NULL);
+		int64_t to_first = first_mono - col_clock_mono_ns();
+		if (to_first <= 0)
+			col_windows_close(w, now - w->grace_ns, NULL, NULL);
 		/* The next deadline: the end of the window now open plus the
 		 * grace, on the wall clock; waited for in steps of at most a
 		 * second on CLOCK_MONOTONIC, so a clock step is noticed. */
@@ -925,6 +932,8 @@ static void *closer_main(void *arg)
 		int64_t next = col_windows_start_of(now - w->grace_ns, w->window_ns) + w->window_ns +
 		               w->grace_ns;
 		int64_t wait = next - now;
+		if (to_first > 0 && to_first < wait)
+			wait = to_first;
 		if (wait > TICK_NS)
 			wait = TICK_NS;
 		if (wait < 1000000)

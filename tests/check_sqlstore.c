@@ -611,6 +611,42 @@ START_TEST(test_shapes_persist)
 }
 END_TEST
 
+/* Retention deletes a shape's text with its last minute: query_shapes
+ * kept every text ever seen before (read whole at each start and each
+ * ?since= query of /api/v1/queries), growing with every new shape. A
+ * shape that comes back writes its text again with its new minute. */
+START_TEST(test_shape_texts_expire)
+{
+	int64_t now = col_clock_real_ns();
+	char err[256];
+	struct col_agg *a = col_agg_new(100);
+	stmt(a, "SELECT * FROM old", 0xa, now - 8 * 86400 * SEC, 1);
+	stmt(a, "SELECT * FROM new", 0xb, now, 1);
+	struct col_store *s = open_store(36500);
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
+	col_store_stop(s);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM query_minutes"), 2);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM query_shapes"), 2);
+
+	struct col_agg *b = col_agg_new(100);
+	s = open_store(7);
+	ck_assert_int_eq(col_store_load(s, b, err, sizeof err), 0);
+	ck_assert_int_eq(col_store_start(s, b, err, sizeof err), 0);
+	for (int t = 0; t < 100 && scalar("SELECT count(*) FROM query_shapes") != 1; t++)
+		nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM query_minutes"), 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM query_shapes"), 1);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM query_shapes WHERE sql = 'SELECT * FROM new'"), 1);
+	stmt(b, "SELECT * FROM old", 0xa, now, 2);
+	col_store_stop(s);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM query_shapes WHERE sql = 'SELECT * FROM old'"), 1);
+	col_agg_free(a);
+	col_agg_free(b);
+}
+END_TEST
+
 START_TEST(test_findings_persist)
 {
 	struct col_agg *a = col_agg_new(100);
@@ -674,6 +710,7 @@ Suite *sqlstore_suite(void)
 	tcase_add_test(tc, test_pg_redact);
 	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_shapes_persist);
+	tcase_add_test(tc, test_shape_texts_expire);
 	tcase_add_test(tc, test_findings_persist);
 	suite_add_tcase(s, tc);
 	return s;

@@ -270,6 +270,40 @@ START_TEST(test_restart_mid_window)
 }
 END_TEST
 
+/* A window that ended while the collector was down is not closed at the
+ * start but a grace later: the events the preloaded processes buffered
+ * meanwhile arrive within a second of the start, and were all late. */
+START_TEST(test_start_waits_grace)
+{
+	char err[256] = "";
+	struct col_windows_opts o = {
+		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = SEC,
+		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 20 },
+	};
+	struct col_windows *w = col_windows_open(&o, err, sizeof err);
+	ck_assert_msg(w != NULL, "open: %s", err);
+	/* a window that ended 3 to 6 s ago, more than the grace */
+	int64_t base = col_windows_start_of(col_clock_real_ns(), W3) - 2 * W3;
+	req(w, "/a", base + SEC, 10, 0);
+	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
+	usleep(100000);
+	req(w, "/a", base + SEC, 30, 0);         /* delivered after the start */
+	struct rows r;
+	for (int i = 0; i < 100; i++) {
+		summaries(w, &r);
+		if (r.n > 0)
+			break;
+		usleep(50000);
+	}
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_msg(strstr(r.text, " GET /a 2 20.0 10.0 30.0 ") != NULL, "%s", r.text);
+	struct col_windows_counters c;
+	col_windows_counters(w, &c);
+	ck_assert_uint_eq(c.late_events, 0);
+	col_windows_free(w);
+}
+END_TEST
+
 /* Regressions through the windows: against the previous window of the
  * same route (also across a restart), only with enough requests. */
 START_TEST(test_regressions)
@@ -631,6 +665,7 @@ Suite *windows_suite(void)
 	tcase_add_test(tc, test_late_events);
 	tcase_add_test(tc, test_idempotent);
 	tcase_add_test(tc, test_restart_mid_window);
+	tcase_add_test(tc, test_start_waits_grace);
 	tcase_add_test(tc, test_regressions);
 	tcase_add_test(tc, test_n_plus_one_regression);
 	tcase_add_test(tc, test_many_regressions);
