@@ -96,7 +96,10 @@ enum ap_sql_dialect {
  *    rest of the statement, values included, so it becomes `?` instead.
  *    Known limit: SQLite takes a "..." that names no column as a string
  *    literal (a legacy misfeature some applications rely on); lexically
- *    it is an identifier, and it is kept.
+ *    it is an identifier, and it is kept. One exception, PostgreSQL and
+ *    MySQL: the name a statement that begins `DEALLOCATE [PREPARE]` names
+ *    (a word other than ALL, or a quoted identifier) becomes `?`: drivers
+ *    generate one per prepared statement, and each would be a shape.
  *  - Lists: a parenthesised list that holds only literals, placeholders
  *    (`IN ($1, $2)` too), NULL, TRUE, FALSE or DEFAULT becomes `(?)` after IN and VALUES (and
  *    MySQL's VALUE), and an ARRAY[...] of them becomes ARRAY[?], so the

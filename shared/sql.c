@@ -117,6 +117,7 @@ struct st {
 	unsigned char vstate;
 	unsigned char comparing;
 	unsigned char exec_cmt; /* inside a MySQL / *! ... * / comment */
+	unsigned char dealloc;  /* D_*: a DEALLOCATE's name may come next */
 };
 
 struct lx {
@@ -466,6 +467,44 @@ static enum tag last_tag(const struct lx *x)
 	return word_tag(x->s + x->st.wpos, x->st.wlen, x->dialect);
 }
 
+/* st.dealloc: the statement began DEALLOCATE, or DEALLOCATE PREPARE. */
+enum { D_NONE, D_VERB, D_PREPARE };
+
+/*
+ * `DEALLOCATE [PREPARE] name`: the name is written as `?`, as a value.
+ * Drivers generate one per prepared statement (DBD::Pg's dbdpg_p<pid>_<n>,
+ * Rails' a<n>, psycopg's _pg3_<n>), so kept as written each would be a
+ * shape of its own, without bound; pg_stat_statements does the same from
+ * PostgreSQL 17. Called for a word s[i..j) that starts the statement or
+ * follows such a start (st.n == 0 or st.dealloc); returns 1 when it wrote
+ * the `?` for it, 0 when the word is to be written as usual. Never with
+ * AP_SQL_KEEP_VALUES, which keeps everything as written.
+ */
+static int dealloc_word(struct lx *x, size_t i, size_t j)
+{
+	struct st *st = &x->st;
+	unsigned char d = st->dealloc;
+	st->dealloc = D_NONE;
+	if (x->keep || x->dialect == AP_SQL_SQLITE)
+		return 0;
+	if (d == D_NONE) {
+		if (st->n == 0 && word_is(x->s + i, j - i, "deallocate"))
+			st->dealloc = D_VERB;
+		return 0;
+	}
+	if (d == D_VERB && word_is(x->s + i, j - i, "prepare")) {
+		st->dealloc = D_PREPARE;
+		return 0;
+	}
+	if (word_is(x->s + i, j - i, "all"))
+		return 0;
+	lead(x);
+	put(x, '?');
+	st->kind = K_VALUE;
+	st->i = j;
+	return 1;
+}
+
 /* Emits (or, inside a collapsing list, swallows) the token s[i..end). */
 static void emit(struct lx *x, enum tk t, size_t end)
 {
@@ -506,6 +545,18 @@ static void emit(struct lx *x, enum tk t, size_t end)
 		return;
 	}
 
+	if (__builtin_expect(st->dealloc != D_NONE, 0) && t != TK_WORD) {
+		/* DEALLOCATE "name": the quoted name too */
+		int named = t == TK_QIDENT && !x->keep;
+		st->dealloc = D_NONE;
+		if (named) {
+			lead(x);
+			put(x, '?');
+			st->kind = K_VALUE;
+			st->i = end;
+			return;
+		}
+	}
 	switch (t) {
 	case TK_VALUE:
 		if (x->keep) {
@@ -525,6 +576,8 @@ static void emit(struct lx *x, enum tk t, size_t end)
 		st->kind = K_VALUE;
 		break;
 	case TK_WORD:
+		if ((st->n == 0 || st->dealloc) && dealloc_word(x, i, end))
+			return;
 		span(x, i, end, 1);
 		st->kind = K_WORD;
 		st->wpos = i;
@@ -810,6 +863,9 @@ size_t ap_sql_normalize(const char *sql, size_t len,
 			 * quote (which could make it a literal's prefix) */
 			size_t j = scan_word(s, len, i), n = x.st.n;
 			if (j >= len || (s[j] != '\'' && s[j] != '&')) {
+				if (__builtin_expect(n == 0 || x.st.dealloc, 0) &&
+				    dealloc_word(&x, i, j))
+					continue;
 				/* not comparing (that is V_ROWK), not full (we
 				 * would have stopped): room is all we check */
 				if (j - i <= 16 && len - i >= 16 && x.lim - n >= 18) {

@@ -256,6 +256,13 @@ static const struct ncase pg_cases[] = {
 	{ PG, 0, "UPDATE t SET a = 1, b = 'x' WHERE id = 3",
 	  "UPDATE t SET a = ?, b = ? WHERE id = ?" },
 	{ PG, 0, "SELECT a$b, $1a FROM t", "SELECT a$b, $1a FROM t" },
+	/* a DEALLOCATE's generated name is a value: one shape for all */
+	{ PG, 0, "DEALLOCATE dbdpg_p4242_17", "DEALLOCATE ?" },
+	{ PG, 0, "deallocate prepare _pg3_3;", "deallocate prepare ?" },
+	{ PG, 0, "/* app */ DEALLOCATE \"S_1\"", "DEALLOCATE ?" },
+	{ PG, 0, "DEALLOCATE ALL", "DEALLOCATE ALL" },
+	{ PG, 0, "DEALLOCATE PREPARE ALL", "DEALLOCATE PREPARE ALL" },
+	{ PG, 0, "SELECT deallocate, a1 FROM t", "SELECT deallocate, a1 FROM t" },
 };
 
 static const struct ncase my_cases[] = {
@@ -304,6 +311,7 @@ static const struct ncase my_cases[] = {
 	{ MY, 0, "SELECT 'héllo', `tàble`, ñame FROM t", "SELECT ?, `tàble`, ñame FROM t" },
 	/* a PostgreSQL dollar quote means nothing here */
 	{ MY, 0, "SELECT $$", "SELECT $$" },
+	{ MY, 0, "DEALLOCATE PREPARE stmt7", "DEALLOCATE PREPARE ?" },
 };
 
 static const struct ncase lite_cases[] = {
@@ -338,6 +346,7 @@ static const struct ncase keep_cases[] = {
 	{ PG, KEEP, "SELECT '日本' /* x */ FROM \"t\"", "SELECT '日本' FROM \"t\"" },
 	{ MY, KEEP, "SELECT \"str\", 0x1F # c\n", "SELECT \"str\", 0x1F" },
 	{ LITE, KEEP, "SELECT X'01',\n\n 2", "SELECT X'01', 2" },
+	{ PG, KEEP, "DEALLOCATE a12", "DEALLOCATE a12" },
 };
 
 /* Unterminated tokens, NUL bytes, invalid UTF-8, lone punctuation. */
