@@ -117,6 +117,7 @@ static const void *const my_self[MY_N] = {
  * versioned libraries define it at their default version). */
 static struct pl_copy_lib my_lib = { .what = "libmysqlclient", .names = my_names,
                                      .self = my_self, .n = MY_N, .nreq = MY_N };
+struct pl_copy_lib *const pl_copy_lib_mysql = &my_lib; /* gotpatch.c */
 
 /* The caller's copy: in each exported hook itself, so the return address is
  * its caller's. NULL: none can be determined, call nothing. */

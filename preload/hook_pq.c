@@ -117,6 +117,7 @@ static const void *const pq_self[PQ_N] = {
 };
 static struct pl_copy_lib pq_lib = { .what = "libpq", .names = pq_names, .self = pq_self,
                                      .n = PQ_N, .nreq = PQ_REQUIRED };
+struct pl_copy_lib *const pl_copy_lib_pq = &pq_lib; /* gotpatch.c */
 
 /* The caller's copy: in each exported hook itself, so the return address is
  * its caller's. NULL: none can be determined, call nothing. */

@@ -82,6 +82,7 @@ static const void *const sq_self[SQ_N] = {
 };
 static struct pl_copy_lib sq_lib = { .what = "libsqlite3", .names = sq_names, .self = sq_self,
                                      .n = SQ_N, .nreq = SQ_REQUIRED };
+struct pl_copy_lib *const pl_copy_lib_sqlite = &sq_lib; /* gotpatch.c */
 
 /* The caller's copy: in each exported hook itself, so the return address is
  * its caller's. NULL: none can be determined, call nothing. */

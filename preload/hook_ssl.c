@@ -73,6 +73,7 @@ static const void *const tl_self[TL_N] = {
 };
 static struct pl_copy_lib tl_lib = { .what = "libssl", .names = tl_names, .self = tl_self,
                                      .n = TL_N, .nreq = TL_REQUIRED };
+struct pl_copy_lib *const pl_copy_lib_ssl = &tl_lib; /* gotpatch.c */
 
 /* The caller's copy: in each exported hook itself, so the return address is
  * its caller's. NULL: none can be determined, call nothing. */

@@ -21,7 +21,7 @@ static int (*real_dlclose)(void *);
 
 /* Our own handles are closed with the real dlclose: through the hook they
  * would age every answer for nothing. */
-static void close_handle(void *h)
+void pl_copy_close_handle(void *h)
 {
 	if (!real_dlclose)
 		*(void **)&real_dlclose = dlsym(RTLD_NEXT, "dlclose");
@@ -77,7 +77,7 @@ static unsigned all_definitions(const char *name, const void *self, void **out, 
 		if (!h)
 			continue;
 		void *g = dlsym(h, name);
-		close_handle(h);
+		pl_copy_close_handle(h);
 		if (!g || g == self)
 			continue;
 		unsigned k = 0;
@@ -174,7 +174,7 @@ static int from_copy(struct pl_copy_lib *l, void *first, void **out)
 		out[i] = f;
 		ok = f || i >= l->nreq;
 	}
-	close_handle(h);
+	pl_copy_close_handle(h);
 	return ok;
 }
 
@@ -212,7 +212,7 @@ static int from_caller(struct pl_copy_lib *l, const struct caller *c, void **out
 	 * namespace). */
 	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_addr == c->bias)
 		first = dlsym(h, l->names[0]);
-	close_handle(h);
+	pl_copy_close_handle(h);
 	if (!first || (l->self && first == l->self[0]))
 		return 0;
 	return from_copy(l, first, out);

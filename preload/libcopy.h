@@ -152,4 +152,13 @@ extern __thread struct pl_copy_outer pl_copy_outer;
 	pl_db_depth--; \
 	pl_copy_outer = pl_outer_saved_
 
+/* The four hooked libraries (hook_pq.c, hook_mysql.c, hook_sqlite.c,
+ * hook_ssl.c), for gotpatch.c: their names and our hooks. */
+extern struct pl_copy_lib *const pl_copy_lib_pq, *const pl_copy_lib_mysql,
+	*const pl_copy_lib_sqlite, *const pl_copy_lib_ssl;
+
+/* Closes a handle of our own with the real dlclose (through the hook it
+ * would age every cached answer for nothing). */
+void pl_copy_close_handle(void *h);
+
 #endif /* AP_LIBCOPY_H */

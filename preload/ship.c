@@ -232,12 +232,17 @@ static void *shipper_main(void *arg)
 	(void)arg;
 	int up = 0;
 	uint64_t next_beat = 0;
+	/* Objects that bound past our hooks (RTLD_DEEPBIND) get their GOT
+	 * patched (gotpatch.c): at once, then at every wake-up, one counter
+	 * read when nothing was loaded. */
+	pl_got_patch_scan();
 	for (;;) {
 		/* A live CPU profile's sample ring fills in PROF_RING ms of the
 		 * sampled thread's CPU time: drain it more often. */
 		struct timespec tick = { 0, (long)(pl_prof_live() ? SHIP_PROF_TICK_NS : SHIP_TICK_NS) };
 		nanosleep(&tick, NULL);
 		pl_prof_work();
+		pl_got_patch_scan();
 		uint64_t now = pl_now_ns();
 		int beat = now >= next_beat;
 		if (!beat && (!up || __atomic_load_n(&ship.active_len, __ATOMIC_RELAXED) == 0))
