@@ -288,7 +288,8 @@ static struct pl_copy_lib *hooked(const char *name, unsigned *idx)
 	return NULL;
 }
 
-/* Patches o's relocations in rel[0..n) (RELA). */
+/* Patches o's relocations in rel[0..n) (RELA); with h NULL, only counts
+ * those of our hooks' names. */
 static unsigned patch_relocs(const struct obj *o, void *h, const ElfW(Rela) *rel, size_t n,
                              const ElfW(Sym) *symtab, const char *strtab, size_t strsz)
 {
@@ -308,7 +309,9 @@ static unsigned patch_relocs(const struct obj *o, void *h, const ElfW(Rela) *rel
 		uintptr_t slot = o->addr + rel[k].r_offset;
 		if (slot - o->lo >= o->hi - o->lo)
 			continue;
-		if (patch_slot(o, h, l, i, (void **)slot, type == R_X86_64_JUMP_SLOT)) {
+		if (!h) {
+			patched++;
+		} else if (patch_slot(o, h, l, i, (void **)slot, type == R_X86_64_JUMP_SLOT)) {
 			patched++;
 			pl_debug("%s: %s now reaches our hook", o->name, l->names[i]);
 		}
@@ -316,17 +319,9 @@ static unsigned patch_relocs(const struct obj *o, void *h, const ElfW(Rela) *rel
 	return patched;
 }
 
-/* One object, held by handle h (checked to be o itself). */
-static void scan_object(const struct obj *o, void *h)
+/* o's relocations (h NULL: counts those of our hooks' names). */
+static unsigned patch_object(const struct obj *o, void *h)
 {
-	const struct pl_copy_lib *libs[] = { pl_copy_lib_pq, pl_copy_lib_mysql, pl_copy_lib_sqlite,
-	                                     pl_copy_lib_ssl };
-	for (unsigned k = 0; k < sizeof libs / sizeof *libs; k++) {
-		const struct pl_copy_lib *l = libs[k];
-		uintptr_t f = (uintptr_t)dlsym(h, l->names[0]);
-		if (f && f - o->lo < o->hi - o->lo)
-			return; /* a hooked library itself */
-	}
 	uintptr_t symtab = 0, strtab = 0, jmprel = 0, rela = 0;
 	size_t strsz = 0, pltrelsz = 0, relasz = 0, relaent = sizeof(ElfW(Rela));
 	long pltrel = DT_RELA;
@@ -345,15 +340,34 @@ static void scan_object(const struct obj *o, void *h)
 		}
 	}
 	if (!symtab || !strtab || relaent != sizeof(ElfW(Rela)))
-		return;
+		return 0;
 	const ElfW(Sym) *sy = (const ElfW(Sym) *)symtab;
 	const char *st = (const char *)strtab;
+	unsigned n = 0;
 	if (jmprel && pltrel == DT_RELA)
-		patch_relocs(o, h, (const ElfW(Rela) *)jmprel, pltrelsz / sizeof(ElfW(Rela)), sy, st,
-		             strsz);
+		n += patch_relocs(o, h, (const ElfW(Rela) *)jmprel, pltrelsz / sizeof(ElfW(Rela)), sy,
+		                  st, strsz);
 	if (rela)
-		patch_relocs(o, h, (const ElfW(Rela) *)rela, relasz / sizeof(ElfW(Rela)), sy, st,
-		             strsz);
+		n += patch_relocs(o, h, (const ElfW(Rela) *)rela, relasz / sizeof(ElfW(Rela)), sy,
+		                  st, strsz);
+	return n;
+}
+
+/* One object, held by handle h (checked to be o itself): the slots
+ * patched. Most objects reference none of our hooks: only those that do
+ * are asked whether they are a hooked library. */
+static unsigned scan_object(const struct obj *o, void *h)
+{
+	if (!patch_object(o, NULL))
+		return 0;
+	const struct pl_copy_lib *libs[] = { pl_copy_lib_pq, pl_copy_lib_mysql, pl_copy_lib_sqlite,
+	                                     pl_copy_lib_ssl };
+	for (unsigned k = 0; k < sizeof libs / sizeof *libs; k++) {
+		uintptr_t f = (uintptr_t)dlsym(h, libs[k]->names[0]);
+		if (f && f - o->lo < o->hi - o->lo)
+			return 0; /* a hooked library itself */
+	}
+	return patch_object(o, h);
 }
 
 void pl_got_patch_scan(void)
@@ -375,7 +389,9 @@ void pl_got_patch_scan(void)
 	seen_subs = c.subs;
 	seen_any = 1;
 	nobjs = 0;
+	uint64_t t0 = pl_now_ns();
 	dl_iterate_phdr(collect, NULL);
+	unsigned patched = 0;
 	for (unsigned k = 0; k < nobjs; k++) {
 		const struct obj *o = &objs[k];
 		mark_done(o->key);
@@ -389,9 +405,11 @@ void pl_got_patch_scan(void)
 		 * the dynamic section read under the loader's lock. */
 		if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_addr == o->addr &&
 		    (uintptr_t)lm->l_ld == o->dyn)
-			scan_object(o, h);
+			patched += scan_object(o, h);
 		pl_copy_close_handle(h);
 	}
+	pl_debug("GOT scan: %u objects, %u slots patched, %llu us", nobjs, patched,
+	         (unsigned long long)((pl_now_ns() - t0) / 1000));
 out:
 	errno = saved;
 }
