@@ -94,6 +94,16 @@ static unsigned long long seen_adds, seen_subs;
 static int seen_any;
 static uintptr_t self_lo, self_hi;
 static uintptr_t page_size;
+static int scanning; /* a fork child of a scan's middle rescans everything */
+
+void pl_got_patch_atfork_child(void)
+{
+	if (scanning) {
+		seen_any = 0;
+		ndone = 0;
+		scanning = 0;
+	}
+}
 
 static uint64_t obj_key(uintptr_t addr, const char *name)
 {
@@ -388,6 +398,7 @@ void pl_got_patch_scan(void)
 	seen_adds = c.adds;
 	seen_subs = c.subs;
 	seen_any = 1;
+	scanning = 1;
 	nobjs = 0;
 	uint64_t t0 = pl_now_ns();
 	dl_iterate_phdr(collect, NULL);
@@ -399,7 +410,7 @@ void pl_got_patch_scan(void)
 			continue; /* ourselves */
 		void *h = dlopen(o->name, RTLD_LAZY | RTLD_NOLOAD);
 		if (!h)
-			continue; /* the vDSO; gone since */
+			continue; /* the vDSO; gone since; another namespace's */
 		struct link_map *lm = NULL;
 		/* The object itself (not a namesake in another namespace), with
 		 * the dynamic section read under the loader's lock. */
@@ -408,6 +419,7 @@ void pl_got_patch_scan(void)
 			patched += scan_object(o, h);
 		pl_copy_close_handle(h);
 	}
+	scanning = 0;
 	pl_debug("GOT scan: %u objects, %u slots patched, %llu us", nobjs, patched,
 	         (unsigned long long)((pl_now_ns() - t0) / 1000));
 out:
@@ -417,6 +429,10 @@ out:
 #else
 
 void pl_got_patch_scan(void)
+{
+}
+
+void pl_got_patch_atfork_child(void)
 {
 }
 

@@ -254,6 +254,7 @@ static void atfork_child(void)
 	pl_pq_atfork_child();
 	pl_sqlite_atfork_child();
 	pl_libcopy_atfork_child();
+	pl_got_patch_atfork_child();
 }
 
 __attribute__((constructor)) static void pl_init(void)

@@ -670,5 +670,6 @@ void pl_libcopy_atfork_child(void); /* libcopy.c: the definitions scan */
  * SQL and TLS hooks (RTLD_DEEPBIND) get those GOT slots pointed at our
  * hooks. Shipper thread only; cheap when nothing was loaded. */
 void pl_got_patch_scan(void);
+void pl_got_patch_atfork_child(void); /* forked in a scan's middle: all again */
 
 #endif /* AP_PL_H */
