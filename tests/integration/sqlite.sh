@@ -185,25 +185,34 @@ fi
 # its slots still lazy-binding stubs), one RTLD_NOW (-z now: slots bound,
 # on read-only RELRO pages); each runs CREATE, INSERT and SELECT count(*)
 # 300 ms after its dlopen: each statement captured exactly once.
-for m in lazy now; do
-	cc -shared -fPIC -O2 -DTABLE="\"${m}_t\"" -Wl,-z,$m -o "$AP_TMP/deepbind_$m.so" \
-		"$AP_SRCDIR/tests/servers/deepbind_mod.c" -lsqlite3 2>"$AP_TMP/cc-$m.log" ||
-		ap_fail "building deepbind_$m.so failed: $(cat "$AP_TMP/cc-$m.log")"
-done
-env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=deepbind \
-	"$AP_BUILDDIR/tests/servers/deepbind" "$AP_TMP/deepbind_lazy.so" "$AP_TMP/deepbind_now.so" \
-	>"$AP_TMP/deepbind.log" 2>&1 || ap_fail "deepbind failed: $(cat "$AP_TMP/deepbind.log")"
-for i in $(seq 50); do
-	json=$(ap_api /api/v1/queries --data-urlencode service=deepbind)
-	[ "$(jq '[.queries[] | .calls] | add // 0' <<<"$json")" -ge 7 ] && break
-	sleep 0.2
-done
-printf '%s\n' "$json" >"$AP_TMP/deepbind-queries.json"
-ap_check_jq "RTLD_DEEPBIND modules, lazy and now: CREATE, INSERT, SELECT of each once; with the program's SELECT 1, 7 calls" "$json" \
-	'.queries as $all | ([$all[].calls] | add) == 7 and
-	 (["lazy_t", "now_t"] | all(.[]; . as $t |
-	   ["^CREATE TABLE \($t) ", "^INSERT INTO \($t) ", "^SELECT count\\(\\*\\) FROM \($t)$"] |
-	   all(.[]; . as $re | [$all[] | select(.sql | test($re; "i")) | .calls] == [1])))'
+# ASan and TSan refuse an RTLD_DEEPBIND dlopen outright (google/sanitizers
+# issue 611): with either runtime in the process (the sanitizer stages'
+# builds of tests/servers/deepbind, or TSan preloaded before us) this part
+# cannot run; scripts/test.sh's main stage runs it.
+runtimes="$(ldd "$AP_BUILDDIR/tests/servers/deepbind" 2>/dev/null) ${AP_PRELOAD_FIRST:-}"
+if grep -Eq 'lib(asan|tsan)' <<<"$runtimes"; then
+	ap_log "a sanitizer runtime refuses RTLD_DEEPBIND: the DEEPBIND modules are not tried in this build"
+else
+	for m in lazy now; do
+		cc -shared -fPIC -O2 -DTABLE="\"${m}_t\"" -Wl,-z,$m -o "$AP_TMP/deepbind_$m.so" \
+			"$AP_SRCDIR/tests/servers/deepbind_mod.c" -lsqlite3 2>"$AP_TMP/cc-$m.log" ||
+			ap_fail "building deepbind_$m.so failed: $(cat "$AP_TMP/cc-$m.log")"
+	done
+	env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=deepbind \
+		"$AP_BUILDDIR/tests/servers/deepbind" "$AP_TMP/deepbind_lazy.so" "$AP_TMP/deepbind_now.so" \
+		>"$AP_TMP/deepbind.log" 2>&1 || ap_fail "deepbind failed: $(cat "$AP_TMP/deepbind.log")"
+	for i in $(seq 50); do
+		json=$(ap_api /api/v1/queries --data-urlencode service=deepbind)
+		[ "$(jq '[.queries[] | .calls] | add // 0' <<<"$json")" -ge 7 ] && break
+		sleep 0.2
+	done
+	printf '%s\n' "$json" >"$AP_TMP/deepbind-queries.json"
+	ap_check_jq "RTLD_DEEPBIND modules, lazy and now: CREATE, INSERT, SELECT of each once; with the program's SELECT 1, 7 calls" "$json" \
+		'.queries as $all | ([$all[].calls] | add) == 7 and
+		 (["lazy_t", "now_t"] | all(.[]; . as $t |
+		   ["^CREATE TABLE \($t) ", "^INSERT INTO \($t) ", "^SELECT count\\(\\*\\) FROM \($t)$"] |
+		   all(.[]; . as $re | [$all[] | select(.sql | test($re; "i")) | .calls] == [1])))'
+fi
 
 # (The author ids, 917253001..917253005, are bound parameters here: never in
 # any statement's text, so not in the collector either.)
