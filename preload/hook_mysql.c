@@ -203,9 +203,6 @@ static void emit_open(struct pl_stmt_result *res, int own)
 	pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, res);
 }
 
-/* Ends the open statement; rows from `result` when one was fetched. A
- * multi-statement query with more results to come stays open, this
- * result counted, unless `flush` (it ends now, with what was read). */
 /* Ends an open execution (open_q.stmt): `stored` by mysql_stmt_store_result
  * returning `rc`, its rows counted (its error, when it failed); otherwise
  * its rows are unknown (read by mysql_stmt_fetch unbuffered, or never). */
@@ -227,6 +224,9 @@ static void end_stmt_open(int stored, int rc)
 	pl_stmt_end(&open_q.st, AP_DB_MYSQL, open_q.text, open_q.len, &res);
 }
 
+/* Ends the open statement; rows from `result` when one was fetched. A
+ * multi-statement query with more results to come stays open, this
+ * result counted, unless `flush` (it ends now, with what was read). */
 static void end_open(MYSQL_RES *result, int fetched, int flush)
 {
 	if (!pl_mysql_open)
@@ -289,6 +289,26 @@ static void answered_ok(MYSQL *h)
 		end_open(NULL, 0, 0);
 }
 
+/* Opens the thread's statement on `handle` (a MYSQL, or a MYSQL_STMT when
+ * `stmt`), read with `acc`: st, with text q[0..len) (cut to what open_q
+ * keeps, and marked so, never silently). */
+static void open_begin(void *handle, const struct my_acc *acc, int stmt,
+                       const struct pl_stmt *st, const char *q, size_t len)
+{
+	pl_mysql_open = handle;
+	open_q.acc = *acc;
+	open_q.nres = 0;
+	open_q.rows = 0;
+	open_q.rows_known = 1;
+	open_q.between = 0;
+	open_q.stmt = (uint8_t)stmt;
+	open_q.st = *st;
+	open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
+	if (len >= sizeof open_q.text)
+		open_q.st.truncated = 1;
+	memcpy(open_q.text, q, open_q.len);
+}
+
 /* After a query call returned `rc` (0 = sent, and answered when
  * `answered`; mysql_send_query's answer is read later): a failure is a
  * finished statement; success without a result set too (answered_ok);
@@ -299,19 +319,10 @@ static void query_returned(void *const *f, MYSQL *h, const struct pl_stmt *st,
 	/* Another call completed in between (non-blocking calls on two
 	 * handles, interleaved): its statement ends first, never overwritten. */
 	pl_mysql_flush_thread();
-	pl_mysql_open = h;
-	open_q.acc = (struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
-	                              MYF(f, num_rows), MYF(f, field_count),
-	                              MYF(f, more_results), NULL, NULL, NULL };
-	open_q.nres = 0;
-	open_q.rows = 0;
-	open_q.rows_known = 1;
-	open_q.between = 0;
-	open_q.stmt = 0;
-	open_q.st = *st;
-	open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
-	open_q.st.truncated = len >= sizeof open_q.text; /* marked, not silently cut */
-	memcpy(open_q.text, q, open_q.len);
+	open_begin(h, &(struct my_acc){ MYF(f, err_no), MYF(f, error), MYF(f, affected_rows),
+	                                 MYF(f, num_rows), MYF(f, field_count),
+	                                 MYF(f, more_results), NULL, NULL, NULL },
+	           0, st, q, len);
 	if (rc != 0) {
 		struct pl_stmt_result res = { 0 };
 		char code[16];
@@ -555,18 +566,10 @@ EXPORT int mysql_stmt_execute(MYSQL_STMT *s)
 		 * a query does until mysql_store_result; or until its first
 		 * mysql_stmt_fetch (rows unbuffered: unknown), the handle's
 		 * close, the thread's next statement or its request's end. */
-		pl_mysql_open = s;
-		open_q.acc = (struct my_acc){ .stmt_num_rows = MYF(f, stmt_num_rows),
-		                              .stmt_errno = MYF(f, stmt_errno),
-		                              .stmt_error = MYF(f, stmt_error) };
-		open_q.nres = 0;
-		open_q.rows = 0;
-		open_q.rows_known = 1;
-		open_q.between = 0;
-		open_q.stmt = 1;
-		open_q.st = st;
-		open_q.len = len < sizeof open_q.text ? len : sizeof open_q.text - 1;
-		memcpy(open_q.text, text, open_q.len);
+		open_begin(s, &(struct my_acc){ .stmt_num_rows = MYF(f, stmt_num_rows),
+		                                .stmt_errno = MYF(f, stmt_errno),
+		                                .stmt_error = MYF(f, stmt_error) },
+		           1, &st, text, len);
 		errno = saved;
 		return rc;
 	} else {
