@@ -662,6 +662,12 @@ static struct pl_pending *q_front(struct pl_conn *c)
 	return &c->q[c->qhead];
 }
 
+/* The k-th request of c's queue, from its front (k < c->qcount). */
+static inline const struct pl_pending *q_at(const struct pl_conn *c, unsigned k)
+{
+	return &c->q[(c->qhead + k) % PL_PIPELINE];
+}
+
 static void q_pop(struct pl_conn *c)
 {
 	if (c->cur == q_front(c))
@@ -1013,7 +1019,7 @@ static void stop_following(struct pl_conn **slot, struct pl_conn *c, conn_via vi
 	if (PL_UNLIKELY(c->req_dead == REQ_H2))
 		h2_drop(c);
 	for (unsigned i = 0; i < c->qcount; i++) {
-		struct pl_pending *r = &c->q[(c->qhead + i) % PL_PIPELINE];
+		const struct pl_pending *r = q_at(c, i);
 		if (r->prof)
 			pl_prof_end(r->prof, r->id);
 	}
@@ -1285,7 +1291,7 @@ static int conn_queues(const struct pl_conn *c, uint64_t id)
 	if (PL_UNLIKELY(c->req_dead == REQ_H2))
 		found = pl_h2_in_flight(c->h2, id);
 	for (unsigned i = 0; i < c->qcount && !found; i++)
-		found = c->q[(c->qhead + i) % PL_PIPELINE].id == id;
+		found = q_at(c, i)->id == id;
 	return found;
 }
 
@@ -1368,7 +1374,7 @@ uint64_t pl_conn_crash_pending(struct pl_pending *out)
 		p = pl_h2_pending(c->h2, id);
 	} else {
 		for (unsigned i = 0; i < c->qcount && i < PL_PIPELINE; i++) {
-			const struct pl_pending *q = &c->q[(c->qhead + i) % PL_PIPELINE];
+			const struct pl_pending *q = q_at(c, i);
 			if (q->id == id) {
 				p = q;
 				break;
@@ -1492,7 +1498,7 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns)
 			    c->fds[0] == t * PL_FD_CHUNK + i && c->fork_gen == gen &&
 			    c->req_dead != REQ_H2) {
 				for (unsigned k = 0; k < c->qcount && k < PL_PIPELINE; k++) {
-					const struct pl_pending *r = &c->q[(c->qhead + k) % PL_PIPELINE];
+					const struct pl_pending *r = q_at(c, k);
 					if (r->id == skip_id || r->id == 0)
 						continue;
 					uint16_t flags = (uint16_t)(r->flags | AP_REQF_ABORTED);
