@@ -234,6 +234,11 @@ static enum MHD_Result h_timeseries(const struct col_api_ctx *x, struct MHD_Conn
 		return win_read_error(c, rc);
 	if (rc == -ENOMEM)
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+	/* An explicit limit keeps the newest points (the list stays oldest
+	 * first); without one, every complete bucket of the period. */
+	size_t first = 0;
+	if (arg(c, "limit") != NULL && n > (size_t)f.limit)
+		first = n - (size_t)f.limit;
 	struct jw w;
 	jw_init(&w);
 	jw_obj(&w);
@@ -241,7 +246,7 @@ static enum MHD_Result h_timeseries(const struct col_api_ctx *x, struct MHD_Conn
 	jw_int(&w, COL_TS_BUCKET_S);
 	jw_key(&w, "points");
 	jw_arr(&w);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = first; i < n; i++) {
 		jw_obj(&w);
 		jw_key(&w, "t");
 		jw_time(&w, p[i].t_ns);

@@ -13,7 +13,8 @@
 #  5. `apiprof aggregate` closes a window that has just ended (before its
 #     grace is over) and writes nothing the second time;
 #  6. 10-second rates: 25 requests in one bucket are not listed before the
-#     bucket completes, then show as 2.5 requests/s; totals since start.
+#     bucket completes, then show as 2.5 requests/s; limit keeps the newest
+#     points; totals since start.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq /usr/bin/python3
@@ -210,6 +211,13 @@ json=$(ap_api /api/v1/timeseries)
 ap_assert_jq "buckets are 10 s apart and complete" \
 	'[.points[].t | sub("\\.000Z$"; "Z") | fromdate] | (length >= 2) and
 	 ([range(1; length) as $i | .[$i] - .[$i - 1]] | all(. == 10)) and (last + 10 <= now)' "$json"
+# limit: the newest points of the period, still oldest first.
+json=$(ap_api /api/v1/timeseries --data-urlencode "until=$((T + 10))" --data-urlencode limit=1)
+ap_assert_jq "limit=1 until the bucket's end: that bucket alone" \
+	"(.points | length == 1) and .points[0].t == \"$(ap_rfc3339 "$T")\"" "$json"
+json=$(ap_api /api/v1/timeseries --data-urlencode "until=$((T + 10))" --data-urlencode limit=2)
+ap_assert_jq "limit=2: two points, the newest last" \
+	"(.points | length == 2) and .points[1].t == \"$(ap_rfc3339 "$T")\"" "$json"
 json=$(ap_api /api/v1/status)
 ap_assert_jq "totals since the restart" \
 	'.totals.requests == 39 and .totals.sql == 0 and .totals.request_ms > 2400' "$json"
