@@ -1229,6 +1229,16 @@ static enum MHD_Result h_profile(struct col_api *api, struct MHD_Connection *c)
 	    p_str(c, "sort", &sort, err, sizeof err) < 0 ||
 	    p_limit(c, &limit, err, sizeof err) < 0)
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
+	/* Case-insensitive, as /requests and /summaries take it: profiles are
+	 * kept under the canonical name (GET). */
+	if (method != NULL) {
+		int m = col_method_lookup(method);
+		if (m < 0)
+			return send_error(c, MHD_HTTP_BAD_REQUEST,
+			                  "method: expected GET, HEAD, POST, PUT, DELETE, CONNECT,"
+			                  " OPTIONS, TRACE, PATCH or OTHER");
+		method = col_method_name(m);
+	}
 	enum { TOP, COLLAPSED, SPEEDSCOPE } fmt = TOP;
 	if (format == NULL || strcmp(format, "json") == 0)
 		fmt = TOP;

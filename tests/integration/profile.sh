@@ -67,6 +67,11 @@ ap_assert_eq "/sin requests profiled" "$(wait_requests it-profile-every1 /sin 3)
 ap_assert_eq "/spin requests profiled" "$(wait_requests it-profile-every1 /spin 3)" 3
 
 SIN_TOP=$(profile it-profile-every1 /sin)
+# method is case-insensitive, as in /requests; an unknown one is a 400.
+ap_assert_eq "method=get finds GET's samples" \
+	"$(ap_api /api/v1/profile --data-urlencode service=it-profile-every1 --data-urlencode method=get \
+		--data-urlencode route=/sin | jq .samples)" "$(jq .samples <<<"$SIN_TOP")"
+ap_assert_eq "method=FETCH" "$(curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/profile?method=FETCH")" 400
 SIN_FOLDED=$(profile it-profile-every1 /sin --data-urlencode format=collapsed)
 SPIN_FOLDED=$(profile it-profile-every1 /spin --data-urlencode format=collapsed)
 printf '%s\n' "$SIN_FOLDED" >"$AP_TMP/sin.folded"
