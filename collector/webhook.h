@@ -44,8 +44,8 @@ int col_webhook_status_lookup(const char *s);
  * failed, in milliseconds, or -1 once COL_WEBHOOK_ATTEMPTS were made. */
 int64_t col_webhook_retry_delay_ms(int attempt);
 
-/* 1 when an HTTP answer (0: none, a transport error or timeout) is worth
- * retrying. */
+/* 1 when an HTTP answer (0: none, a transport error or timeout) is a
+ * failed attempt, to retry while attempts remain: anything but a 2xx. */
 int col_webhook_retryable(long http_status);
 
 typedef void (*col_webhook_cb)(void *arg, int64_t id, int status, int attempts);

@@ -183,8 +183,11 @@ START_TEST(test_webhook_schedule)
 	ck_assert(col_webhook_retryable(500));
 	ck_assert(col_webhook_retryable(503));
 	ck_assert(col_webhook_retryable(429));
-	ck_assert(!col_webhook_retryable(404));
-	ck_assert(!col_webhook_retryable(400));
+	ck_assert(col_webhook_retryable(404));
+	ck_assert(col_webhook_retryable(400));
+	ck_assert(col_webhook_retryable(302));
+	ck_assert(!col_webhook_retryable(200));
+	ck_assert(!col_webhook_retryable(204));
 	ck_assert_str_eq(col_webhook_status_name(COL_WEBHOOK_DELIVERED), "delivered");
 	ck_assert_int_eq(col_webhook_status_lookup("pending"), COL_WEBHOOK_PENDING);
 	ck_assert_int_eq(col_webhook_status_lookup("x"), -1);

@@ -8,7 +8,8 @@
 #  3. window B: /slow answers in 300 ms (10x): a response_time regression
 #     against A is detected and listed;
 #  4. a webhook receiver started here answers the first delivery with a 500
-#     and receives the alert again on retry, with the SPEC's body; the
+#     and the second with a 404, and receives the alert a third time, with
+#     the SPEC's body; the
 #     regression then shows webhook "delivered";
 #  5. `apiprof aggregate` closes a window that has just ended (before its
 #     grace is over) and writes nothing the second time;
@@ -40,7 +41,7 @@ slow_summary() {
 		jq -c --arg t "$(ap_rfc3339 "$1")" '.summaries[] | select(.window_start == $t and .method == "GET")'
 }
 
-# ---- the webhook receiver: 500 the first time, 200 afterwards ----------
+# ---- the webhook receiver: 500, then 404, then 200 ---------------------
 HOOK_PORT=$(ap_free_port)
 cat >"$AP_TMP/hook.py" <<'PY'
 import http.server, json, sys
@@ -51,7 +52,7 @@ class Hook(http.server.BaseHTTPRequestHandler):
         global seen
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         seen += 1
-        code = 500 if seen == 1 else 200
+        code = {1: 500, 2: 404}.get(seen, 200)
         with open(out, "a") as f:
             f.write(json.dumps({"n": seen, "code": code, "path": self.path,
                                 "type": self.headers.get("Content-Type"),
@@ -132,17 +133,19 @@ ap_assert_jq "the response_time regression" \
 grep -q 'warn: regression response_time: .* GET /slow' "$AP_TMP/collector.log" ||
 	ap_fail "the regression was not logged as a warning"
 
-# ---- 4. the alert: a 500, then a delivery -------------------------------
+# ---- 4. the alert: a 500 and a 404 (SPEC 5: a failed delivery is retried,
+# a 4xx too), then a delivery ---------------------------------------------
 for i in $(seq 50); do
-	[ "$(wc -l <"$AP_TMP/hook.jsonl" 2>/dev/null || echo 0)" -ge 2 ] && break
+	[ "$(wc -l <"$AP_TMP/hook.jsonl" 2>/dev/null || echo 0)" -ge 3 ] && break
 	sleep 0.2
 done
-[ "$(wc -l <"$AP_TMP/hook.jsonl" 2>/dev/null || echo 0)" -ge 2 ] ||
-	ap_fail "the webhook did not receive the alert twice (a 500, then a retry)"
-ap_assert_eq "webhook deliveries" "$(wc -l <"$AP_TMP/hook.jsonl")" 2
+[ "$(wc -l <"$AP_TMP/hook.jsonl" 2>/dev/null || echo 0)" -ge 3 ] ||
+	ap_fail "the webhook did not receive the alert three times (a 500, a 404, then a retry)"
+ap_assert_eq "webhook deliveries" "$(wc -l <"$AP_TMP/hook.jsonl")" 3
 first=$(sed -n 1p "$AP_TMP/hook.jsonl")
-second=$(sed -n 2p "$AP_TMP/hook.jsonl")
+second=$(sed -n 3p "$AP_TMP/hook.jsonl")
 ap_assert_jq "first delivery answered 500" '.code == 500 and .path == "/hook"' "$first"
+ap_assert_jq "the first retry answered 404, and was retried" '.code == 404' "$(sed -n 2p "$AP_TMP/hook.jsonl")"
 ap_assert_eq "the retry carries the same body" "$(jq -r .body <<<"$second")" "$(jq -r .body <<<"$first")"
 body=$(jq -r .body <<<"$second")
 ap_assert_jq "alert body" \
@@ -162,7 +165,7 @@ json=$(ap_api /api/v1/status)
 ap_assert_jq "window counters in /status" \
 	'.windows.window_s == 3 and .windows.grace_s == 2 and .windows.regressions == 1
 	 and .windows.late_events == 0 and .windows.storage_errors == 0
-	 and .windows.webhook.delivered == 1 and .windows.webhook.attempts_failed == 1
+	 and .windows.webhook.delivered == 1 and .windows.webhook.attempts_failed == 2
 	 and .windows.webhook.queued == 0' "$json"
 # ... and counted in /metrics (SPEC 6): the regression by service and type,
 # the delivery by result.
