@@ -1345,11 +1345,12 @@ static enum MHD_Result dispatch(struct col_api *api, struct MHD_Connection *c,
 		char *ok = strdup("ok");
 		return ok ? send_text(c, MHD_HTTP_OK, "text/plain", ok) : MHD_NO;
 	}
-	/* The dashboard's files hold no data and a browser cannot send the
-	 * token when it navigates: served without it (dashboard.h). */
+	/* A browser cannot send the token when it navigates: the page comes
+	 * as a 401 without it, its files (no data) as they are (dashboard.h). */
 	const struct col_dash_asset *asset = col_dashboard_find(url);
 	if (asset != NULL)
-		return col_dashboard_serve(c, asset, method);
+		return col_dashboard_serve(c, asset, method,
+		                           asset != col_dashboard_find("/") || authorized(api, c));
 	if (!authorized(api, c))
 		return send_error(c, MHD_HTTP_UNAUTHORIZED,
 		                  "unauthorized: send Authorization: Bearer TOKEN");

@@ -49,7 +49,8 @@ static void add_headers(struct MHD_Response *r, const struct col_dash_asset *a)
 }
 
 enum MHD_Result col_dashboard_serve(struct MHD_Connection *c,
-                                    const struct col_dash_asset *a, const char *method)
+                                    const struct col_dash_asset *a, const char *method,
+                                    int authorized)
 {
 	static const char not_allowed[] = "{\"error\":\"method not allowed\"}";
 	struct MHD_Response *r;
@@ -62,6 +63,16 @@ enum MHD_Result col_dashboard_serve(struct MHD_Connection *c,
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+	} else if (!authorized) {
+		/* The page itself, as a 401: a browser renders it, and its
+		 * script asks for the token (the files it loads are served
+		 * without). No 304: a cached page must not pass for allowed. */
+		r = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+		if (r == NULL)
+			return MHD_NO;
+		add_headers(r, a);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+		status = MHD_HTTP_UNAUTHORIZED;
 	} else if (etag_matches(c, a->etag)) {
 		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		if (r == NULL)

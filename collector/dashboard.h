@@ -6,10 +6,12 @@
  * dashboard_assets.c at build time): the page always matches the API of the
  * binary serving it, and nothing has to be installed or found at run time.
  *
- * The assets hold no data, so they are served without the bearer token:
- * a browser cannot send an Authorization header when it navigates to a
- * URL. The script asks for the token and sends it with every API call;
- * the API itself stays closed without it.
+ * A browser cannot send an Authorization header when it navigates to a
+ * URL. So with an auth_token set, GET / without the token answers 401, as
+ * every endpoint does (SPEC 5), but with the page as the body, which the
+ * browser renders; the script and stylesheet it loads hold no data and
+ * are served without the token. The script asks for the token and sends
+ * it with every API call; the API itself stays closed without it.
  *
  * Every asset is sent with a Content-Security-Policy that allows scripts,
  * styles and connections from the collector itself only (no inline script
@@ -42,8 +44,11 @@ extern const struct col_dash_asset col_dash_assets[];
 const struct col_dash_asset *col_dashboard_find(const char *url);
 
 /* Queues the response for an asset: 200 (or 304) for GET and HEAD, 405
- * otherwise. Thread-safe (the assets are read-only). */
+ * otherwise; with authorized 0, a GET or HEAD gets 401 and the asset
+ * (the page, for a browser to render: it then asks for the token).
+ * Thread-safe (the assets are read-only). */
 enum MHD_Result col_dashboard_serve(struct MHD_Connection *c,
-                                    const struct col_dash_asset *a, const char *method);
+                                    const struct col_dash_asset *a, const char *method,
+                                    int authorized);
 
 #endif /* COL_DASHBOARD_H */

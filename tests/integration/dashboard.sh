@@ -69,15 +69,27 @@ code=$(command curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/endpoints"
 ap_assert_eq "GET /api/v1/endpoints without the token" "$code" 401
 code=$(command curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer not-$TOKEN" "$AP_URL/api/v1/requests")
 ap_assert_eq "GET /api/v1/requests with a wrong token" "$code" 401
-for f in / /dashboard.js /dashboard.css; do
+# The page needs the token as every endpoint but /healthz does (SPEC 5):
+# without it, 401 with the page itself as the body (a browser renders it
+# and the script asks for the token); its two files hold no data: 200.
+for f in / /index.html /dashboard.js /dashboard.css; do
+	want=200
+	case $f in /|/index.html) want=401 ;; esac
 	command curl -s -D "$AP_TMP/h" -o "$AP_TMP/body" "$AP_URL$f" || ap_fail "GET $f failed"
-	head -1 "$AP_TMP/h" | grep -q ' 200' || ap_fail "GET $f without the token: $(head -1 "$AP_TMP/h")"
+	head -1 "$AP_TMP/h" | grep -q " $want" || ap_fail "GET $f without the token: $(head -1 "$AP_TMP/h"), want $want"
 	grep -qi "^content-security-policy: default-src 'none'; script-src 'self'; style-src 'self';" "$AP_TMP/h" ||
 		ap_fail "GET $f: no strict Content-Security-Policy: $(cat "$AP_TMP/h")"
 	grep -qi '^x-content-type-options: nosniff' "$AP_TMP/h" || ap_fail "GET $f: no nosniff"
 	[ -s "$AP_TMP/body" ] || ap_fail "GET $f: empty"
-	ap_log "ok: GET $f: 200 without the token, CSP and nosniff"
+	ap_log "ok: GET $f: $want without the token, CSP and nosniff"
 done
+command curl -s -o "$AP_TMP/page401" "$AP_URL/" || ap_fail "GET / failed"
+grep -q 'token-box' "$AP_TMP/page401" || ap_fail "GET / without the token: the 401's body is not the page"
+grep -qi '^www-authenticate: bearer' <(command curl -sI "$AP_URL/") || ap_fail "GET / without the token: no WWW-Authenticate: Bearer"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$AP_URL/")
+ap_assert_eq "GET / with the token" "$code" 200
+code=$(command curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer not-$TOKEN" "$AP_URL/")
+ap_assert_eq "GET / with a wrong token" "$code" 401
 grep -qi '^content-type: text/html' <(command curl -sI "$AP_URL/") || ap_fail "GET /: not text/html"
 grep -qi '^content-type: text/javascript' <(command curl -sI "$AP_URL/dashboard.js") || ap_fail "GET /dashboard.js: not JavaScript"
 # No inline script, style or event handler in the page; no innerHTML anywhere.
