@@ -25,6 +25,10 @@
 # under another file name, started with LD_PRELOAD=libapiprof.so, captures
 # none of its own HTTP or libpq calls. Last, CPU profiles (with libdw): a
 # preloaded prof_server behind each, alpha's /api/v1/profile sums both.
+#
+# About 85 s on an idle machine (three collectors, PostgreSQL restarted
+# twice): twice lib.sh's default before the watchdog calls it a hang.
+AP_TIMEOUT=${AP_TIMEOUT:-170}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
