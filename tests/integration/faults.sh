@@ -30,6 +30,8 @@
 #
 # Every phase uses its own socket, service and database, so they cannot see
 # each other's events.
+# 50-85 s (83 s under ASan on a loaded machine): its own watchdog of 170 s.
+AP_TIMEOUT=${AP_TIMEOUT:-170}
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 sqlite3 prlimit
