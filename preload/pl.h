@@ -527,8 +527,9 @@ int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed
  * in flight in the process (but the one with id skip_id), answered by no
  * one now, as aborted request events ending at end_ns: the process dies
  * with their connections. Best effort: connections another thread is
- * working on this instant, HTTP/2 ones, and ones not touched since a fork
- * are left out. Their queues are emptied, so that no event follows.
+ * working on this instant, HTTP/2 and FastCGI ones (a php-fpm worker has
+ * one thread: its own request is pl_conn_crash_abort()'s), and ones not
+ * touched since a fork are left out. Their queues are emptied, so that no event follows.
  * Returns how many were appended. Async-signal-safe. */
 unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 

@@ -199,32 +199,44 @@ GET /app/pg 3
 GET /app/gone 1
 EOF
 
+# One read of the stored requests, filtered here (as ap_requests does)
+all_reqs=$(ap_api /api/v1/requests --data-urlencode limit=1000)
+reqs() {
+	jq --arg s "$AP_SERVICE" --arg r "$1" --arg m "${2:-}" \
+		'[.requests[] | select(.service == $s and .route == $r and ($m == "" or .method == $m))]' <<<"$all_reqs"
+}
 ap_assert_jq "GET /app/ok: 200, bytes_out 3 (the body after the CGI head), not aborted" \
 	'length == 3 and all(.[]; .status == 200 and .bytes_out == 3 and .bytes_in == 0 and .aborted == false)' \
-	"$(ap_requests /app/ok)"
+	"$(reqs /app/ok)"
 ap_assert_jq "GET /ka/ok (FCGI_KEEP_CONN): 200" 'length == 3 and all(.[]; .status == 200)' \
-	"$(ap_requests /ka/ok)"
+	"$(reqs /ka/ok)"
 ap_assert_jq "404s (Status: 404 from http_response_code)" \
-	'length == 2 and all(.[]; .status == 404 and .error == false)' "$(ap_requests /app/missing)"
+	'length == 2 and all(.[]; .status == 404 and .error == false)' "$(reqs /app/missing)"
 ap_assert_jq "500: an error" 'length == 1 and all(.[]; .status == 500 and .error == true)' \
-	"$(ap_requests /app/fail)"
+	"$(reqs /app/fail)"
 ap_assert_jq "redirect: Location with no Status is 302" 'length == 1 and .[0].status == 302' \
-	"$(ap_requests /app/redirect)"
+	"$(reqs /app/redirect)"
 ap_assert_jq "POST /app/items: bytes_in 8 (the body)" \
-	'length == 2 and all(.[]; .status == 200 and .bytes_in == 8)' "$(ap_requests /app/items POST)"
+	'length == 2 and all(.[]; .status == 200 and .bytes_in == 8)' "$(reqs /app/items POST)"
 ap_assert_jq "query string dropped from the path" \
 	'length == 2 and ([.[].path] | sort) == ["/app/users/42", "/app/users/43"]' \
-	"$(ap_requests '/app/users/{id}')"
+	"$(reqs '/app/users/{id}')"
 ap_assert_jq "the abandoned request is aborted" 'length == 1 and .[0].aborted == true' \
-	"$(ap_requests /app/gone)"
+	"$(reqs /app/gone)"
 ap_assert_eq "error_count of GET /app/fail" "$(ap_field GET /app/fail error_count)" 1
+ap_assert_jq "the 500's body is its error's message, scrubbed" \
+	'[.. | objects | select(.service? == "'"$AP_SERVICE"'") | .message? // empty |
+	  select(test("^failure number"))] | length >= 1 and all(.[]; test("4711") | not)' \
+	"$(ap_api /api/v1/errors)"
+ap_assert_jq "GET /app/slow: from the first byte read to END_REQUEST (the script sleeps 400 ms)" \
+	'length == 2 and all(.[]; .duration_ms >= 400 and .duration_ms < 5000)' "$(reqs /app/slow)"
 
 # SQL: every request after each worker's first one carries its statements:
 # on SQLite CREATE, INSERT, SELECT; on PostgreSQL the same, pdo_pgsql's
 # query() being a prepare and an execution (two statements, SPEC) and its
 # statement's end a DEALLOCATE.
-ap_assert_eq "sql_count of each GET /app/sqlite request" "$(ap_request_sql GET /app/sqlite)" "3 3 3"
-ap_assert_eq "sql_count of each GET /app/pg request" "$(ap_request_sql GET /app/pg)" "5 5 5"
+ap_assert_eq "sql_count of each GET /app/sqlite request" "$(reqs /app/sqlite GET | jq -r '[.[].sql_count] | sort | map(tostring) | join(" ")')" "3 3 3"
+ap_assert_eq "sql_count of each GET /app/pg request" "$(reqs /app/pg GET | jq -r '[.[].sql_count] | sort | map(tostring) | join(" ")')" "5 5 5"
 json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
 printf '%s\n' "$json" >"$AP_TMP/queries.json"
 ap_check_jq "each statement, on each database, with its calls" "$json" \
@@ -236,8 +248,7 @@ ap_check_jq "each statement, on each database, with its calls" "$json" \
 	  "sqlite 3 INSERT INTO notes (body) VALUES (?)", "sqlite 3 SELECT count(*) FROM notes"]'
 
 # Every request is a worker's, never the master's.
-pids_seen=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
-	jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s) | .pid] | unique | .[]' | tr '\n' ' ')
+pids_seen=$(jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s) | .pid] | unique | .[]' <<<"$all_reqs" | tr '\n' ' ')
 ap_log "pids seen in requests: $pids_seen"
 [ -n "$pids_seen" ] || ap_fail "no pid in /api/v1/requests"
 for p in $pids_seen; do
