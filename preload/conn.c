@@ -84,9 +84,9 @@ _Static_assert(sizeof(struct pl_fcgi) <=
  * kept between streams (its HPACK tables live as long as the connection). */
 #define REQ_H2 2
 /* req_dead's value for a FastCGI connection: the same, the union holding
- * the FastCGI state (one request at a time, never in q[]). Every value
- * from REQ_H2 up is a protocol of its own, so that the HTTP/1 paths ask
- * one question for both. */
+ * the FastCGI state (one request at a time, never in q[], so qcount stays
+ * 0). Every value from REQ_H2 up is a protocol of its own: what ends or
+ * drops a connection asks one question for both. */
 #define REQ_FCGI 3
 
 /* Requests whose head (request line and headers) this thread read and
