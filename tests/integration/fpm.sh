@@ -45,6 +45,12 @@ if (\$path === '/ok') {
 } elseif (\$path === '/slow') {
 	usleep(400000);
 	echo getmypid(), "\n";
+} elseif (\$path === '/burn') {
+	\$x = 0.0;
+	\$end = microtime(true) + 0.15;
+	while (microtime(true) < \$end)
+		\$x += sqrt(\$x + 1.0);
+	echo "burned\n";
 } elseif (\$path === '/gone') {
 	usleep(800000);
 	echo "too late\n";
@@ -90,7 +96,9 @@ pm.max_children = 2
 catch_workers_output = yes
 CONF
 # The scan dir is emptied: php.ini above loads exactly the extensions used.
-PHP_INI_SCAN_DIR="" ap_bg_preloaded fpm "$FPM" -c "$d/php.ini" -y "$d/fpm.conf" -F "${run_as[@]}"
+# CPU profiles only on request (X-Apiprof-Profile: 1), so that exactly one
+# is taken.
+PHP_INI_SCAN_DIR="" APIPROF_PROFILE_EVERY=0 ap_bg_preloaded fpm "$FPM" -c "$d/php.ini" -y "$d/fpm.conf" -F "${run_as[@]}"
 FPM_PID=$AP_BG_PID
 for i in $(seq 100); do
 	[ -S "$d/fpm.sock" ] && [ "$(ap_children "$FPM_PID" | wc -l)" -ge 2 ] && break
@@ -180,6 +188,9 @@ for i in 1 2 3; do
 	ap_assert_eq "GET /app/sqlite $i" "$(code /app/sqlite)" 200
 	ap_assert_eq "GET /app/pg $i" "$(code /app/pg)" 200
 done
+# A CPU profile asked for with the header (HTTP_X_APIPROF_PROFILE in the
+# params).
+ap_assert_eq "GET /app/burn, profiled" "$(code /app/burn -H 'X-Apiprof-Profile: 1')" 200
 # The client gives up before the script answers: nginx closes the FastCGI
 # connection, php-fpm's writes fail, and its close aborts the request.
 curl -s --max-time 0.3 -o /dev/null "$B/app/gone"
@@ -197,6 +208,7 @@ POST /app/items 2
 GET /app/sqlite 3
 GET /app/pg 3
 GET /app/gone 1
+GET /app/burn 1
 EOF
 
 # One read of the stored requests, filtered here (as ap_requests does)
@@ -246,6 +258,15 @@ ap_check_jq "each statement, on each database, with its calls" "$json" \
 	  "postgresql 6 SELECT count(*) FROM notes",
 	  "sqlite 3 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)",
 	  "sqlite 3 INSERT INTO notes (body) VALUES (?)", "sqlite 3 SELECT count(*) FROM notes"]'
+
+# The profiled request's samples: about one per ms of the worker's CPU.
+for i in $(seq 50); do
+	prof=$(ap_api /api/v1/profile --data-urlencode "service=$AP_SERVICE")
+	[ "$(jq .requests <<<"$prof")" -ge 1 ] && break
+	sleep 0.2
+done
+ap_assert_jq "one profiled request, GET /app/burn, with samples" \
+	'.requests == 1 and .samples >= 30 and ([.endpoints[].route] == ["/app/burn"])' "$prof"
 
 # Every request is a worker's, never the master's.
 pids_seen=$(jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s) | .pid] | unique | .[]' <<<"$all_reqs" | tr '\n' ' ')
