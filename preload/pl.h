@@ -9,6 +9,7 @@
  *                 queue of pipelined requests, turns finished ones into events
  *   ship.c        the per-process event buffer and the shipper thread
  *   hook_socket.c the exported hooks of the accept/read/write/close family
+ *   h2conn.c      HTTP/2 connections; fcgiconn.c: FastCGI ones (php-fpm)
  *   profile.c     per-request CPU sampling: timer, signal handler, unwinding
  *
  * Everything here is hidden (-fvisibility=hidden, exports.map): only the
@@ -25,6 +26,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "ap_fcgi.h"
 #include "ap_http.h"
 #include "ap_wire.h"
 
@@ -444,6 +446,40 @@ const struct pl_pending *pl_h2_pending(struct pl_h2 *h, uint64_t id);
 void pl_h2_atfork_child(void);
 size_t pl_h2_size(void);
 
+/* ---- FastCGI connections (fcgiconn.c) ----
+ *
+ * A connection whose first bytes are a FastCGI BEGIN_REQUEST record (a
+ * php-fpm worker's, from nginx) is followed record by record, one request
+ * at a time: each request whose params name its method and target is a
+ * request, which ends when the server's END_REQUEST is written (aborted
+ * after an ABORT_REQUEST, or at the connection's end before it). Its
+ * state lives inside the connection record (conn.c's union): no memory of
+ * its own. All under the connection's lock. */
+struct pl_fcgi {
+	struct ap_fcgi p;
+	uint64_t begin_ns;          /* the current request's start */
+	uint8_t open;               /* r is a request in flight */
+	uint8_t aborted;            /* the client sent ABORT_REQUEST */
+	struct pl_pending r;
+};
+void pl_fcgi_init(struct pl_fcgi *f);
+/* Bytes the server read (pl_fcgi_read, on the connection whose first
+ * number is fd) or wrote (pl_fcgi_write). 0, or -1 when it can no longer
+ * be followed (malformed, multiplexed): the caller then calls
+ * pl_fcgi_drop() and stops following. */
+int pl_fcgi_read(struct pl_fcgi *f, int fd, const uint8_t *p, size_t n);
+int pl_fcgi_write(struct pl_fcgi *f, const uint8_t *p, size_t n);
+/* The connection ended: a request in flight is aborted, unless `shared`
+ * (another process owns it since a fork: nothing recorded). */
+void pl_fcgi_finish(struct pl_fcgi *f, int shared);
+/* Forgets what is in flight without an event (its profile stopped). */
+void pl_fcgi_drop(struct pl_fcgi *f);
+/* 1 when request `id` is f's request in flight. */
+int pl_fcgi_in_flight(const struct pl_fcgi *f, uint64_t id);
+/* f's request in flight when it is `id`, or NULL; for the crash handler:
+ * no lock taken, async-signal-safe. */
+const struct pl_pending *pl_fcgi_pending(const struct pl_fcgi *f, uint64_t id);
+
 /* The connection pool's budget (fdtable.c) is shared: takes `records`
  * record-sized units of it for something else (an HTTP/2 state), at most
  * half of it in all, records lent by pl_pool_borrow() included. 1 when
@@ -491,8 +527,9 @@ int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed
  * in flight in the process (but the one with id skip_id), answered by no
  * one now, as aborted request events ending at end_ns: the process dies
  * with their connections. Best effort: connections another thread is
- * working on this instant, HTTP/2 ones, and ones not touched since a fork
- * are left out. Their queues are emptied, so that no event follows.
+ * working on this instant, HTTP/2 and FastCGI ones (a php-fpm worker has
+ * one thread: its own request is pl_conn_crash_abort()'s), and ones not
+ * touched since a fork are left out. Their queues are emptied, so that no event follows.
  * Returns how many were appended. Async-signal-safe. */
 unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 

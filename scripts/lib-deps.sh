@@ -35,6 +35,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST postgresql-15 mariadb-server mariadb-client-core:mar
 # The HTTP/2 test (tests/integration/h2.sh): h2load and nghttp as HTTP/2
 # clients, and python3-h2 to send the protocol's edges frame by frame.
 AP_PKGS_TEST="$AP_PKGS_TEST nghttp2-client:h2load python3-h2"
+# The FastCGI test (tests/integration/fpm.sh): php-fpm behind nginx, with
+# PHP's SQLite and PostgreSQL drivers (pdo_sqlite, pdo_pgsql).
+AP_PKGS_TEST="$AP_PKGS_TEST php8.2-fpm:php-fpm8.2 php8.2-sqlite3 php8.2-pgsql"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"

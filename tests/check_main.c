@@ -26,7 +26,7 @@ static const struct {
 	{ "regress", regress_suite },     { "windows", windows_suite },
 	{ "metrics", metrics_suite },     { "crash", crash_suite },
 	{ "profile", profile_suite },     { "h2", h2_suite },
-	{ "hpack", hpack_suite },
+	{ "hpack", hpack_suite },         { "fcgi", fcgi_suite },
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

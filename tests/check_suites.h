@@ -25,5 +25,6 @@ Suite *crash_suite(void);
 Suite *profile_suite(void);
 Suite *h2_suite(void);
 Suite *hpack_suite(void);
+Suite *fcgi_suite(void);
 
 #endif

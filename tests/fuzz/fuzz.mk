@@ -34,7 +34,7 @@ SHARED_OBJ = $(addprefix $(OUT)/obj/shared_,$(SHARED_SRC:.c=.o))
 COLLECTOR_OBJ = $(addprefix $(OUT)/obj/collector_,$(COLLECTOR_SRC:.c=.o)) \
 	$(addprefix $(OUT)/obj/collector_gen_,$(COLLECTOR_GEN:.c=.o))
 
-FUZZERS = fuzz_http fuzz_wire fuzz_sql fuzz_config fuzz_api fuzz_json fuzz_hpack fuzz_h2
+FUZZERS = fuzz_http fuzz_wire fuzz_sql fuzz_config fuzz_api fuzz_json fuzz_hpack fuzz_h2 fuzz_fcgi
 all: $(addprefix $(OUT)/,$(FUZZERS))
 print-sources:
 	@echo shared: $(SHARED_SRC)
@@ -51,7 +51,7 @@ $(OUT)/obj/collector_gen_%.o: $(BUILDDIR)/collector/%.c
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(OUT)/fuzz_http $(OUT)/fuzz_sql $(OUT)/fuzz_config $(OUT)/fuzz_hpack $(OUT)/fuzz_h2: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ)
+$(OUT)/fuzz_http $(OUT)/fuzz_sql $(OUT)/fuzz_config $(OUT)/fuzz_hpack $(OUT)/fuzz_h2 $(OUT)/fuzz_fcgi: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(SHARED_OBJ) -o $@ $(FUZZ_LIBS)
 $(OUT)/fuzz_wire $(OUT)/fuzz_api $(OUT)/fuzz_json: $(OUT)/%: $(SRCDIR)/tests/fuzz/%.c $(SHARED_OBJ) $(COLLECTOR_OBJ)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(COLLECTOR_OBJ) $(SHARED_OBJ) -o $@ $(FUZZ_LIBS)

@@ -11,7 +11,7 @@
 # with `tests/fuzz/bin/fuzz_NAME FILE`. New inputs the fuzzers find go to a
 # temporary corpus, never into the source tree.
 FUZZ_SECONDS=${FUZZ_SECONDS:-6}
-FUZZ_TARGETS=${FUZZ_TARGETS:-http wire sql config api json hpack h2}
+FUZZ_TARGETS=${FUZZ_TARGETS:-http wire sql config api json hpack h2 fcgi}
 # Building the harnesses is part of the test's time.
 n_targets=$(wc -w <<<"$FUZZ_TARGETS")
 export AP_TIMEOUT=${AP_TIMEOUT:-$(( 300 + n_targets * (FUZZ_SECONDS + 15) ))}

@@ -1,0 +1,284 @@
+#!/bin/bash
+# The preload in php-fpm (FastCGI), behind a plain nginx: a pool of 2
+# static workers on a Unix socket, fed by nginx without FCGI_KEEP_CONN
+# (/app/: a connection per request, which php-fpm shuts down and closes)
+# and with it (/ka/: an upstream with keepalive). One front controller
+# answers 200, 404 (http_response_code), 500, a redirect (Location: only),
+# a POST with a body, a query string, a request whose client goes away
+# before the script answers (aborted), and SQL on SQLite (pdo_sqlite) and
+# PostgreSQL (pdo_pgsql). Asserts exact counts per route, statuses, bytes,
+# the SQL of each request after each worker's first (README: the shipper
+# thread patches PHP's RTLD_DEEPBIND extensions after the first event),
+# and that no cookie, credential or query string reaches the collector.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+
+FPM=${AP_FPM:-php-fpm8.2}
+ap_require curl jq nginx "$FPM"
+ap_require_pg
+ap_require_build
+
+ap_start_collector
+ap_start_pg pg appdb
+
+d=$AP_TMP/php
+mkdir -p "$d/tmp"
+# nginx workers (www-data when we are root) reach the socket (listen.mode)
+chmod 755 "$d"
+cat >"$d/app.php" <<PHP
+<?php
+\$path = preg_replace('#^/(app|ka)#', '', parse_url(\$_SERVER['REQUEST_URI'], PHP_URL_PATH));
+if (\$path === '/ok') {
+	echo "ok\n";
+} elseif (\$path === '/missing') {
+	http_response_code(404);
+	echo "not here\n";
+} elseif (\$path === '/fail') {
+	http_response_code(500);
+	echo "failure number 4711\n";
+} elseif (\$path === '/redirect') {
+	header('Location: /app/ok');
+} elseif (\$path === '/items' && \$_SERVER['REQUEST_METHOD'] === 'POST') {
+	echo strlen(file_get_contents('php://input')), "\n";
+} elseif (preg_match('#^/users/[0-9]+\$#', \$path)) {
+	echo "user\n";
+} elseif (\$path === '/slow') {
+	usleep(400000);
+	echo getmypid(), "\n";
+} elseif (\$path === '/burn') {
+	\$x = 0.0;
+	\$end = microtime(true) + 0.15;
+	while (microtime(true) < \$end)
+		\$x += sqrt(\$x + 1.0);
+	echo "burned\n";
+} elseif (\$path === '/gone') {
+	usleep(800000);
+	echo "too late\n";
+} elseif (\$path === '/sqlite') {
+	\$db = new PDO('sqlite:$d/app.db');
+	\$db->exec('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)');
+	\$db->prepare('INSERT INTO notes (body) VALUES (?)')->execute(['Secret Note 9183']);
+	echo \$db->query('SELECT count(*) FROM notes')->fetchColumn(), "\n";
+} elseif (\$path === '/pg') {
+	\$db = new PDO('pgsql:host=127.0.0.1;port=$AP_PG_PORT;dbname=appdb', 'postgres', '');
+	\$db->exec('CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)');
+	\$db->exec("INSERT INTO notes (body) VALUES ('Secret Note 5527')");
+	echo \$db->query('SELECT count(*) FROM notes')->fetchColumn(), "\n";
+} else {
+	http_response_code(404);
+	echo "no route\n";
+}
+PHP
+cat >"$d/php.ini" <<INI
+extension=pdo
+extension=pdo_sqlite
+extension=pdo_pgsql
+display_errors = Off
+log_errors = On
+INI
+run_as=()
+pool_user=""
+if [ "$(id -u)" -eq 0 ]; then
+	run_as=(-R)
+	pool_user="user = root"
+fi
+cat >"$d/fpm.conf" <<CONF
+[global]
+pid = $d/fpm.pid
+error_log = $d/fpm-error.log
+daemonize = no
+[app]
+$pool_user
+listen = $d/fpm.sock
+listen.mode = 0666
+pm = static
+pm.max_children = 2
+catch_workers_output = yes
+CONF
+# The scan dir is emptied: php.ini above loads exactly the extensions used.
+# CPU profiles only on request (X-Apiprof-Profile: 1), so that exactly one
+# is taken.
+PHP_INI_SCAN_DIR="" APIPROF_PROFILE_EVERY=0 ap_bg_preloaded fpm "$FPM" -c "$d/php.ini" -y "$d/fpm.conf" -F "${run_as[@]}"
+FPM_PID=$AP_BG_PID
+for i in $(seq 100); do
+	[ -S "$d/fpm.sock" ] && [ "$(ap_children "$FPM_PID" | wc -l)" -ge 2 ] && break
+	kill -0 "$FPM_PID" 2>/dev/null || ap_fail "php-fpm exited at start"
+	sleep 0.1
+done
+workers=$(ap_children "$FPM_PID" | sort -n | tr '\n' ' ')
+[ "$(wc -w <<<"$workers")" = 2 ] || ap_fail "expected 2 php-fpm workers, found: $workers"
+
+# A plain nginx in front (not preloaded: only php-fpm reports).
+n=$AP_TMP/nginx
+mkdir -p "$n/tmp"
+user=""
+if [ "$(id -u)" -eq 0 ]; then
+	user="user www-data;"
+	chown www-data "$n/tmp"
+fi
+AP_PORT=$(ap_free_port)
+cat >"$n/nginx.conf" <<CONF
+worker_processes 1;
+$user
+pid $n/nginx.pid;
+error_log $n/error.log info;
+events { worker_connections 128; }
+http {
+    access_log $n/access.log;
+    client_body_temp_path $n/tmp/body;
+    proxy_temp_path $n/tmp/proxy;
+    fastcgi_temp_path $n/tmp/fastcgi;
+    uwsgi_temp_path $n/tmp/uwsgi;
+    scgi_temp_path $n/tmp/scgi;
+    upstream fpm_ka { server unix:$d/fpm.sock; keepalive 4; }
+    server {
+        listen 127.0.0.1:$AP_PORT;
+        location /app/ {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $d/app.php;
+            fastcgi_pass unix:$d/fpm.sock;
+        }
+        location /ka/ {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $d/app.php;
+            fastcgi_keep_conn on;
+            fastcgi_pass fpm_ka;
+        }
+    }
+}
+CONF
+AP_PIDFILES="$AP_PIDFILES $n/nginx.pid"
+ap_bg nginx nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log"
+wait "$AP_BG_PID" || ap_fail "nginx did not start: $(cat "$AP_TMP/nginx.log" "$n/error.log" 2>/dev/null)"
+ap_wait_port "$AP_PORT"
+B=http://127.0.0.1:$AP_PORT
+ap_log "collector $AP_URL, php-fpm $FPM_PID (workers $workers), nginx on $AP_PORT"
+
+# code URL [CURL ARGS...]: the status of one request
+code() {
+	local u=$1
+	shift
+	curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$@" "$B$u" || ap_fail "curl $u failed"
+}
+
+# 1. Each worker's first request, at once, so that both have served one:
+#    their first events start the shipper threads, which patch PHP's
+#    extensions (README: SQL of a worker's first request is not captured).
+curl -s --max-time 10 "$B/app/slow" >"$AP_TMP/slow1.out" &
+p1=$!
+curl -s --max-time 10 "$B/app/slow" >"$AP_TMP/slow2.out" &
+p2=$!
+wait "$p1" && wait "$p2" || ap_fail "a first request failed"
+[ "$(cat "$AP_TMP/slow1.out")" != "$(cat "$AP_TMP/slow2.out")" ] ||
+	ap_fail "both first requests were served by worker $(cat "$AP_TMP/slow1.out")"
+sleep 0.5
+
+# 2. The traffic, each status checked on the client's side.
+got=""
+for u in /app/ok /app/ok /app/ok /app/missing /app/missing /app/fail /app/redirect \
+	'/app/users/42?token=SecretToken77' '/app/users/43?token=SecretToken77' /ka/ok /ka/ok /ka/ok \
+	/ka/missing; do
+	got="$got$(code "$u" -H 'Cookie: sid=SecretCookie55' -H 'Authorization: Bearer SecretBearer66') "
+done
+ap_assert_eq "statuses" "$got" "200 200 200 404 404 500 302 200 200 200 200 200 404 "
+for i in 1 2; do
+	ap_assert_eq "POST /app/items $i" "$(code /app/items --data-binary 'a=1&b=22')" 200
+done
+for i in 1 2 3; do
+	ap_assert_eq "GET /app/sqlite $i" "$(code /app/sqlite)" 200
+	ap_assert_eq "GET /app/pg $i" "$(code /app/pg)" 200
+done
+# A CPU profile asked for with the header (HTTP_X_APIPROF_PROFILE in the
+# params).
+ap_assert_eq "GET /app/burn, profiled" "$(code /app/burn -H 'X-Apiprof-Profile: 1')" 200
+# The client gives up before the script answers: nginx closes the FastCGI
+# connection, php-fpm's writes fail, and its close aborts the request.
+curl -s --max-time 0.3 -o /dev/null "$B/app/gone"
+
+ap_expect_counts <<EOF
+GET /app/slow 2
+GET /app/ok 3
+GET /app/missing 2
+GET /app/fail 1
+GET /app/redirect 1
+GET /app/users/{id} 2
+GET /ka/ok 3
+GET /ka/missing 1
+POST /app/items 2
+GET /app/sqlite 3
+GET /app/pg 3
+GET /app/gone 1
+GET /app/burn 1
+EOF
+
+# One read of the stored requests, filtered here (as ap_requests does)
+all_reqs=$(ap_api /api/v1/requests --data-urlencode limit=1000)
+reqs() {
+	jq --arg s "$AP_SERVICE" --arg r "$1" --arg m "${2:-}" \
+		'[.requests[] | select(.service == $s and .route == $r and ($m == "" or .method == $m))]' <<<"$all_reqs"
+}
+ap_assert_jq "GET /app/ok: 200, bytes_out 3 (the body after the CGI head), not aborted" \
+	'length == 3 and all(.[]; .status == 200 and .bytes_out == 3 and .bytes_in == 0 and .aborted == false)' \
+	"$(reqs /app/ok)"
+ap_assert_jq "GET /ka/ok (FCGI_KEEP_CONN): 200" 'length == 3 and all(.[]; .status == 200)' \
+	"$(reqs /ka/ok)"
+ap_assert_jq "404s (Status: 404 from http_response_code)" \
+	'length == 2 and all(.[]; .status == 404 and .error == false)' "$(reqs /app/missing)"
+ap_assert_jq "500: an error" 'length == 1 and all(.[]; .status == 500 and .error == true)' \
+	"$(reqs /app/fail)"
+ap_assert_jq "redirect: Location with no Status is 302" 'length == 1 and .[0].status == 302' \
+	"$(reqs /app/redirect)"
+ap_assert_jq "POST /app/items: bytes_in 8 (the body)" \
+	'length == 2 and all(.[]; .status == 200 and .bytes_in == 8)' "$(reqs /app/items POST)"
+ap_assert_jq "query string dropped from the path" \
+	'length == 2 and ([.[].path] | sort) == ["/app/users/42", "/app/users/43"]' \
+	"$(reqs '/app/users/{id}')"
+ap_assert_jq "the abandoned request is aborted" 'length == 1 and .[0].aborted == true' \
+	"$(reqs /app/gone)"
+ap_assert_eq "error_count of GET /app/fail" "$(ap_field GET /app/fail error_count)" 1
+ap_assert_jq "the 500's body is its error's message, scrubbed" \
+	'[.. | objects | select(.service? == "'"$AP_SERVICE"'") | .message? // empty |
+	  select(test("^failure number"))] | length >= 1 and all(.[]; test("4711") | not)' \
+	"$(ap_api /api/v1/errors)"
+ap_assert_jq "GET /app/slow: from the first byte read to END_REQUEST (the script sleeps 400 ms)" \
+	'length == 2 and all(.[]; .duration_ms >= 400 and .duration_ms < 5000)' "$(reqs /app/slow)"
+
+# SQL: every request after each worker's first one carries its statements:
+# on SQLite CREATE, INSERT, SELECT; on PostgreSQL the same, pdo_pgsql's
+# query() being a prepare and an execution (two statements, SPEC) and its
+# statement's end a DEALLOCATE.
+ap_assert_eq "sql_count of each GET /app/sqlite request" "$(reqs /app/sqlite GET | jq -r '[.[].sql_count] | sort | map(tostring) | join(" ")')" "3 3 3"
+ap_assert_eq "sql_count of each GET /app/pg request" "$(reqs /app/pg GET | jq -r '[.[].sql_count] | sort | map(tostring) | join(" ")')" "5 5 5"
+json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
+printf '%s\n' "$json" >"$AP_TMP/queries.json"
+ap_check_jq "each statement, on each database, with its calls" "$json" \
+	'[.queries[] | "\(.db) \(.calls) \(.sql)"] | sort == [
+	  "postgresql 3 CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)",
+	  "postgresql 3 DEALLOCATE ?", "postgresql 3 INSERT INTO notes (body) VALUES (?)",
+	  "postgresql 6 SELECT count(*) FROM notes",
+	  "sqlite 3 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)",
+	  "sqlite 3 INSERT INTO notes (body) VALUES (?)", "sqlite 3 SELECT count(*) FROM notes"]'
+
+# The profiled request's samples: about one per ms of the worker's CPU.
+for i in $(seq 50); do
+	prof=$(ap_api /api/v1/profile --data-urlencode "service=$AP_SERVICE")
+	[ "$(jq .requests <<<"$prof")" -ge 1 ] && break
+	sleep 0.2
+done
+ap_assert_jq "one profiled request, GET /app/burn, with samples" \
+	'.requests == 1 and .samples >= 30 and ([.endpoints[].route] == ["/app/burn"])' "$prof"
+
+# Every request is a worker's, never the master's.
+pids_seen=$(jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s) | .pid] | unique | .[]' <<<"$all_reqs" | tr '\n' ' ')
+ap_log "pids seen in requests: $pids_seen"
+[ -n "$pids_seen" ] || ap_fail "no pid in /api/v1/requests"
+for p in $pids_seen; do
+	case " $workers " in
+	*" $p "*) ;;
+	*) ap_fail "request attributed to pid $p, which is not a php-fpm worker ($workers)" ;;
+	esac
+done
+
+# No header value, query string or SQL literal left the workers.
+ap_assert_no_literals SecretCookie55 SecretBearer66 SecretToken77 "Secret Note 9183" "Secret Note 5527"
+ap_log "PASS"
