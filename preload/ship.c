@@ -314,11 +314,6 @@ static PL_COLD int map_buffer(void)
 		ship.half[1] = (uint8_t *)m + ship.half_cap;
 	}
 	ship.start_mono_ns = pl_now_ns();
-	/* Cached from now on, so that pl_borrowed_memory() knows a vfork()
-	 * child of a process that buffers events (its exec and _exit must
-	 * leave the buffer alone) also before the first accept or send: a
-	 * script running SQL statements. */
-	(void)pl_pid();
 	return 1;
 }
 
