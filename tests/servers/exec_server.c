@@ -14,7 +14,7 @@
  *   fail:FN    an exec through FN (execve, execv, execvp, execvpe, execl,
  *              execlp, execle, fexecve, execveat) that must fail: -1 and
  *              the errno glibc gives (ENOENT; EACCES for fexecve of
- *              /dev/null); then goes on
+ *              /dev/null); prints how long it took, then goes on
  *   spawn      posix_spawn() of /bin/true, a vfork() child that execve()s
  *              /bin/true, and one whose execve() fails and that _exit()s
  *              127; waits for them (statuses 0, 0, 127)
@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -221,15 +222,20 @@ int main(int argc, char **argv)
 			const char *fn = s + 5;
 			int fex = strcmp(fn, "fexecve") == 0;
 			int want = fex ? EACCES : ENOENT;
+			struct timespec t0, t1;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 			errno = 0;
 			int r = exec_by(fex ? "fexecve-fail" : fn, "/nonexistent/exec_server",
 			                "no-such-exec-server", resumed ? resumed : "x");
-			if (r != -1 || errno != want) {
+			int e = errno;
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			if (r != -1 || e != want) {
 				printf("FAIL %s returned %d errno %d (%s), expected -1 errno %d\n", fn, r,
-				       errno, strerror(errno), want);
+				       e, strerror(e), want);
 				return 1;
 			}
-			printf("ok %s failed with errno %d\n", fn, errno);
+			printf("ok %s failed with errno %d in %ld us\n", fn, e,
+			       (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
 			fflush(stdout);
 		} else if (strncmp(s, "exec:", 5) == 0) {
 			/* the new image's state: the socket, its number, the steps left */
