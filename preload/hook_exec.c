@@ -10,10 +10,10 @@
  * glibc 2.36: a hooked execve saw none of them). The variadic execl,
  * execlp and execle build their argument vector as glibc does and call
  * the real execve, or execvp for execlp's search of PATH. posix_spawn()
- * and system() exec in a child that shares nothing of the buffer (or
- * shares its parent's memory, CLONE_VM) through internal symbols too:
- * nothing to do there. A vfork() child that calls one of these runs on its
- * parent's memory: pl_ship_before_exec() leaves the buffer alone there.
+ * and system() exec in their child (a CLONE_VM one, on its parent's
+ * memory) through internal symbols too: they never come here. A vfork()
+ * child that calls one of these runs on its parent's memory:
+ * pl_ship_before_exec() leaves the buffer alone there.
  * syscall(SYS_execve) is not hooked (no known server execs that way).
  *
  * An exec that fails returns: the records sent are gone from the buffer,
