@@ -72,6 +72,12 @@ void pl_resolve(void)
 	RESOLVE(syscall, "syscall");
 	RESOLVE(exit_, "_exit");
 	RESOLVE(Exit, "_Exit");
+	RESOLVE(execve, "execve");
+	RESOLVE(execv, "execv");
+	RESOLVE(execvp, "execvp");
+	RESOLVE(execvpe, "execvpe");
+	RESOLVE(fexecve, "fexecve");
+	RESOLVE(execveat, "execveat");
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");

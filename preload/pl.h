@@ -10,6 +10,7 @@
  *   ship.c        the per-process event buffer and the shipper thread
  *   hook_socket.c the exported hooks of the accept/read/write/close family
  *   h2conn.c      HTTP/2 connections; fcgiconn.c: FastCGI ones (php-fpm)
+ *   hook_exec.c   the exec family: the buffer is handed over first
  *   profile.c     per-request CPU sampling: timer, signal handler, unwinding
  *
  * Everything here is hidden (-fvisibility=hidden, exports.map): only the
@@ -110,6 +111,12 @@ struct pl_real {
 	long (*syscall)(long, ...);
 	void (*exit_)(int);         /* _exit */
 	void (*Exit)(int);          /* _Exit */
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execv)(const char *, char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execveat)(int, const char *, char *const[], char *const[], int); /* glibc 2.34 */
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
@@ -647,6 +654,15 @@ void pl_ship_count_untracked(void);
  * vfork() child, nor when the buffer's lock is held (a crash inside an
  * append). Async-signal-safe; preserves errno. */
 void pl_ship_exit_now(void);
+/* An exec may replace the process image (hook_exec.c): hands over what is
+ * buffered and the counters, from the caller's thread, within a few
+ * milliseconds (SHIP_EXEC_BUDGET), never blocking: non-blocking sends,
+ * bounded waits for the buffer's lock and for a half the shipper is
+ * sending. The buffer stays usable, for an exec that fails. Nothing (one
+ * load) in a process that never buffered an event; nothing in a vfork()
+ * child, nor from a signal handler that interrupted the preload's work.
+ * Async-signal-safe; preserves errno. */
+void pl_ship_before_exec(void);
 void pl_ship_atfork_prepare(void);
 void pl_ship_atfork_parent(void);
 void pl_ship_atfork_child(void);

@@ -38,6 +38,7 @@
 #define SHIP_PROBE_NS (250 * 1000000ull)      /* retry while absent */
 #define SHIP_SEND_WAIT_US 50000               /* shipper thread only */
 #define SHIP_EXIT_BUDGET_NS (100 * 1000000ull) /* the exit flush, at most */
+#define SHIP_EXEC_BUDGET_NS (5 * 1000000ull)  /* the exec flush, at most */
 
 /* Record bytes per datagram, leaving room for the batch header and HELLO. */
 #define SHIP_ROOM (AP_WIRE_MAX_DATAGRAM - 1024)
@@ -82,9 +83,11 @@ static struct {
 	uint64_t untracked;            /* connections beyond the pool */
 	uint64_t start_mono_ns;
 	uint32_t seq;
-	int sending;                   /* the shipper holds a taken half: set under the
-	                                  lock as it takes one, cleared once it is
-	                                  sent or counted dropped (atomic) */
+	int sending;                   /* the shipper, or the exec flush, holds a
+	                                  taken half: set under the lock as it takes
+	                                  one, cleared once it is sent or counted
+	                                  dropped (atomic); no half is taken while
+	                                  it is set */
 	/* The exit flush's deadline (0: none): past it, the shipper sends no
 	 * more of its half and counts the rest dropped, so that the flush's
 	 * last STATS, sent after it, counts everything lost (atomic). */
@@ -169,7 +172,10 @@ static size_t count_records(const uint8_t *p, size_t len)
  * (cuts[0] == 0), giving up once the monotonic clock passes deadline_ns
  * (0: no deadline). Returns 0 when all went, else the -errno of the first
  * failure (-ETIMEDOUT past the deadline); records not sent are counted as
- * dropped. */
+ * dropped. With MSG_DONTWAIT and a deadline (the exec flush, on a host
+ * thread), a full queue is retried every SHIP_RETRY until the deadline:
+ * the host's thread sleeps, never blocks in a send. */
+#define SHIP_RETRY_NS 100000
 static int send_records(int sock, const uint8_t *buf, size_t len,
                         const size_t *cuts, unsigned ncuts, int flags, uint64_t deadline_ns)
 {
@@ -177,8 +183,15 @@ static int send_records(int sock, const uint8_t *buf, size_t len,
 		size_t off = cuts[i];
 		size_t end = i + 1 < ncuts ? cuts[i + 1] : len;
 		uint64_t dl = deadline_ns ? deadline_ns : __atomic_load_n(&ship.stop_ns, __ATOMIC_ACQUIRE);
-		int r = dl && pl_now_ns() > dl ? -ETIMEDOUT
-		                               : send_datagram(sock, buf + off, end - off, flags);
+		int r;
+		for (;;) {
+			r = dl && pl_now_ns() > dl ? -ETIMEDOUT
+			                           : send_datagram(sock, buf + off, end - off, flags);
+			if ((r != -EAGAIN && r != -ENOBUFS) || !(flags & MSG_DONTWAIT) || !deadline_ns)
+				break;
+			struct timespec ts = { 0, SHIP_RETRY_NS };
+			nanosleep(&ts, NULL);
+		}
 		if (r < 0) {
 			__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
 			                   __ATOMIC_RELAXED);
@@ -204,14 +217,17 @@ static void send_heartbeat(int sock, int *up, int flags)
 	*up = r == 0;
 }
 
-/* Swaps the halves and returns the filled one's length (0: nothing) and
- * index. The half taken is the shipper's until its next take; `sending`
- * says so from the moment it is taken (under the lock, so the exit flush
- * never sees a half taken and not yet marked). */
-static size_t take_batch(int *idx)
+/* Lock held: swaps the halves and returns the filled one's length (0:
+ * nothing) and index. The half taken is the taker's until it clears
+ * `sending`, which says so from the moment it is taken (under the lock, so
+ * the exit flush never sees a half taken and not yet marked). Nothing is
+ * taken while another taker holds a half (the shipper while the exec
+ * flush sends one, and the reverse): the halves are two. */
+static size_t take_locked(int *idx)
 {
-	pl_spin_lock(&ship.lock);
-	size_t len = ship.closed ? 0 : ship.active_len;
+	size_t len = ship.closed || __atomic_load_n(&ship.sending, __ATOMIC_RELAXED)
+	                     ? 0
+	                     : ship.active_len;
 	*idx = ship.active_idx;
 	if (len) {
 		__atomic_store_n(&ship.sending, 1, __ATOMIC_RELEASE);
@@ -220,6 +236,14 @@ static size_t take_batch(int *idx)
 		ship.ncuts[ship.active_idx] = 0;
 		ship.fast_end = 0;
 	}
+	return len;
+}
+
+/* The shipper's take (see take_locked()). */
+static size_t take_batch(int *idx)
+{
+	pl_spin_lock(&ship.lock);
+	size_t len = take_locked(idx);
 	pl_spin_unlock(&ship.lock);
 	return len;
 }
@@ -571,6 +595,87 @@ void pl_ship_exit_now(void)
 	errno = saved;
 	if (!borrowed)
 		ship_exit_flush();
+}
+
+/*
+ * Before an exec: the buffer and the shipper thread do not survive a
+ * successful one, so what was buffered since the shipper's last send (up
+ * to SHIP_TICK of events) is handed over now, from the exec'ing thread,
+ * then a STATS record with the counters, which die too (the collector
+ * keeps a replaced image's drops: the new image's HELLO has another
+ * start time). The exec may fail and the process go on serving: nothing
+ * is closed, the active half is taken as the shipper takes it and the
+ * shipper goes on with the other one afterwards.
+ *
+ * Never blocks the host: every send is MSG_DONTWAIT, a full collector
+ * queue is retried only within SHIP_EXEC_BUDGET, and so are the waits for
+ * the buffer's lock (an appending thread holds it for an encode) and for
+ * a half the shipper is sending (its thread dies with the exec, the rest
+ * of its half with it): past the budget the records go as far as they
+ * went and the rest is counted dropped; a lock or a shipper's half still
+ * held then leaves the buffer as it is (the exec, if it fails, changes
+ * nothing). With an absent collector every send fails at once (counted).
+ */
+static void exec_flush(void)
+{
+	uint64_t deadline = pl_now_ns() + SHIP_EXEC_BUDGET_NS;
+	int idx = 0;
+	size_t len = 0;
+	for (;;) {
+		int sending = __atomic_load_n(&ship.sending, __ATOMIC_ACQUIRE);
+		if (!sending && pl_spin_trylock(&ship.lock)) {
+			int taken = !__atomic_load_n(&ship.sending, __ATOMIC_RELAXED);
+			if (taken)
+				len = take_locked(&idx);
+			pl_spin_unlock(&ship.lock);
+			if (taken)
+				break;
+		}
+		if (pl_now_ns() >= deadline) {
+			pl_debug("exec: the buffer stayed busy, not flushed");
+			return;
+		}
+		/* A lock is held for an encode; a half is sent in microseconds
+		 * unless the collector's queue is full. */
+		if (sending) {
+			struct timespec ts = { 0, SHIP_RETRY_NS };
+			nanosleep(&ts, NULL);
+		} else {
+			sched_yield();
+		}
+	}
+	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock >= 0 && len)
+		send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx], MSG_DONTWAIT,
+		             deadline);
+	else if (len)
+		__atomic_add_fetch(&ship.dropped, count_records(ship.half[idx], len),
+		                   __ATOMIC_RELAXED);
+	if (len)
+		__atomic_store_n(&ship.sending, 0, __ATOMIC_RELEASE);
+	if (sock < 0)
+		return;
+	int up = 1;
+	send_heartbeat(sock, &up, MSG_DONTWAIT);
+	pl_real.close(sock);
+	pl_debug("exec: %zu bytes of events handed over", len);
+}
+
+void pl_ship_before_exec(void)
+{
+	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON)
+		return;
+	int saved = errno;
+	/* A vfork() child's exec (posix_spawn's does not come here): the
+	 * buffer is its parent's, still serving. And an exec from a signal
+	 * handler that interrupted the preload's work on this thread, which
+	 * may hold the buffer's lock: the trylock would fail for the whole
+	 * budget. */
+	if (!pl_borrowed_memory() && pl_enter()) {
+		exec_flush();
+		pl_leave();
+	}
+	errno = saved;
 }
 
 void pl_ship_atfork_prepare(void)

@@ -231,13 +231,13 @@ tsan() {
 	APIPROF_TEST_PRELOAD=$build/preload/.libs/libapiprof.so \
 	APIPROF_TEST_PRELOAD_FIRST=$rt \
 		"${setarch[@]}" make -C "$build" check \
-		TESTS="check_unit integration/threaded.sh integration/sqlite.sh integration/hooks.sh" ||
+		TESTS="check_unit integration/threaded.sh integration/sqlite.sh integration/hooks.sh integration/exec.sh" ||
 		{ (cd "$build" && print_failures); return 1; }
 	stage_pass=$(cd "$build" && count PASS)
 	rm -rf "$san"
 }
 [ "${APIPROF_TEST_TSAN:-1}" = 0 ] || run_stage "ThreadSanitizer build" tsan \
-	"ThreadSanitizer build: the threaded unit suites, threaded.sh, sqlite.sh and hooks.sh"
+	"ThreadSanitizer build: the threaded unit suites, threaded.sh, sqlite.sh, hooks.sh and exec.sh"
 
 if [ "${skip:-0}" -ne 0 ]; then
 	echo "==> skipped tests:"
