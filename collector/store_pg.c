@@ -32,7 +32,7 @@
  * first time also sets the shape's last_seen_ns, in the same transaction,
  * when it is older than SHAPE_REFRESH_NS (an UPDATE, which holds the row
  * until the minutes commit); retention deletes only texts unseen for
- * retention_days + SHAPE_REFRESH_NS + a minute, which no minute row can
+ * retention_days + SHAPE_REFRESH_NS + 2 minutes, which no minute row can
  * name any more (prune_shapes() says why), and skips rows another
  * transaction holds.
  */
@@ -252,7 +252,7 @@ static const char *const migrations[] = {
 	 * already there, and rows inserted by collectors of version 7 still
 	 * running in the fleet, take the time of the migration or insertion
 	 * (now() is stable: no table rewrite), so no text is deleted before
-	 * retention_days have passed without it. */
+	 * retention_days and an hour have passed without it. */
 	"ALTER TABLE query_shapes ADD COLUMN IF NOT EXISTS last_seen_ns bigint NOT NULL"
 	" DEFAULT (extract(epoch FROM now()) * 1000000000)::bigint;",
 };
@@ -1237,9 +1237,12 @@ static int pg_write_findings(struct col_store *s, const struct col_error_rows *e
  * and this pass has just deleted those. (Looking for them instead reads
  * all of query_minutes, whose key begins with the minute: 2.7 s for 2
  * million rows on the development machine, or 0.6-0.8 s per text looked
- * up one at a time.) A row held by a transaction (touch_shapes() writing
- * minutes that name it, or another collector's pass) is skipped, never
- * waited for: no deadlock, and the next pass sees it. The totals are read
+ * up one at a time.) The candidates are locked where they are chosen (FOR
+ * UPDATE): a DELETE re-checks only its own table's row, so a plain
+ * subquery would still pass a row that touch_shapes() updated meanwhile.
+ * A row held by a transaction (touch_shapes() writing minutes that name
+ * it, or another collector's pass) is skipped, never waited for: no
+ * deadlock, and the next pass sees it. The totals are read
  * in one hash (not a nested loop: their key begins with the host), and
  * only when some text is old enough. */
 static int prune_shapes(struct col_store *s, int64_t cutoff_ns)
