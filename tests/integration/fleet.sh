@@ -527,32 +527,30 @@ seen() {
 		FROM query_shapes WHERE sql LIKE '$BYID' OR sql LIKE '$FAIL'"
 }
 waiting() { ap_psql fleet -Atc "SELECT count(*) FROM pg_locks WHERE NOT granted"; }
+# poll SECONDS CMD... : until CMD succeeds, for at most SECONDS (whatever a
+# loaded machine makes of each psql call).
+poll() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" || [ "$end" -le $SECONDS ]; do sleep 0.1; done
+}
 # Two statements new to both hosts, first on alpha (their texts written),
 # then made stale; while a session deletes one of them (as a retention pass
 # would, uncommitted), beta runs both: its first minute rows of them wait
 # for that session, and once it commits, beta has written the deleted text
 # again and set the other's last_seen_ns to now (it was 10 days old).
 ap_curl_many "$AP_TMP/texts_a.out" "$BOOKS_alpha/books/1/" "$BOOKS_alpha/fail"
-for i in $(seq 50); do
-	[ "$(seen 0)" = "2 2" ] && break
-	sleep 0.1
-done
+poll 10 eval '[ "$(seen 0)" = "2 2" ]'
 ap_assert_eq "alpha wrote both texts" "$(seen 0)" "2 2"
 t0=$(date +%s%N)
 ap_psql fleet -c "UPDATE query_shapes SET last_seen_ns = $((t0 - 10 * DAY_NS))
 	WHERE sql LIKE '$BYID' OR sql LIKE '$FAIL'"
 pg_hold textdel "BEGIN; DELETE FROM query_shapes WHERE sql LIKE '$BYID';"
 ap_curl_many "$AP_TMP/texts_b.out" "$BOOKS_beta/books/1/" "$BOOKS_beta/fail"
-for i in $(seq 50); do
-	[ "$(waiting)" -ge 1 ] && break
-	sleep 0.1
-done
+poll 10 eval '[ "$(waiting)" -ge 1 ]'
 ap_assert_eq "beta's minutes wait for the session deleting a text" "$(waiting)" 1
 pg_release textdel "COMMIT;"
-for i in $(seq 50); do
-	[ "$(seen "$t0")" = "2 2" ] && break
-	sleep 0.1
-done
+poll 10 eval '[ "$(seen "$t0")" = "2 2" ]'
 ap_assert_eq "beta wrote the deleted text again and set the stale one's last_seen_ns, both now" \
 	"$(seen "$t0")" "2 2"
 
@@ -578,18 +576,12 @@ pg_hold textheld "BEGIN; INSERT INTO query_minutes (minute, host, service, db, f
 	WHERE service = 't' AND fingerprint = 4 AND last_seen_ns < $((now_ns - 3600 * 1000000000));"
 texts() { ap_psql fleet -Atc "SELECT string_agg(sql, ', ' ORDER BY fingerprint) FROM query_shapes WHERE service = 't'"; }
 start_col beta beta "$URI"
-for i in $(seq 100); do
-	[ "$(texts)" = "SELECT recent, SELECT totals, SELECT held" ] && break
-	[ "$(waiting)" -ge 1 ] && break
-	sleep 0.1
-done
+KEPT="SELECT recent, SELECT totals, SELECT held"
+poll 10 eval '[ "$(texts)" = "$KEPT" ] || [ "$(waiting)" -ge 1 ]'
 pg_release textheld "COMMIT;"
-for i in $(seq 50); do
-	[ "$(texts)" = "SELECT recent, SELECT totals, SELECT held" ] && break
-	sleep 0.1
-done
-ap_assert_eq "retention: the unseen, unnamed text deleted, the others kept" \
-	"$(texts)" "SELECT recent, SELECT totals, SELECT held"
+poll 5 eval '[ "$(texts)" = "$KEPT" ]'
+
+ap_assert_eq "retention: the unseen, unnamed text deleted, the others kept" "$(texts)" "$KEPT"
 ap_assert_eq "the held text seen now" \
 	"$(ap_psql fleet -Atc "SELECT last_seen_ns FROM query_shapes WHERE service = 't' AND fingerprint = 4")" "$now_ns"
 ap_assert_eq "the fleet's own texts kept, 10 days old too (its hosts' totals name them)" \
