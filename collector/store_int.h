@@ -63,8 +63,9 @@ struct col_store_be {
  * from 4, each host's all-time totals (endpoint_totals, query_totals),
  * from 5 each host's summary windows and regressions, from 6 each host's
  * complete 10-second buckets (ts_buckets, for /api/v1/timeseries), from 7
- * each host's CPU profiles (profile_endpoints, profile_stacks). */
-#define COL_PG_SCHEMA_VERSION 7
+ * each host's CPU profiles (profile_endpoints, profile_stacks), from 8
+ * query_shapes.last_seen_ns (so that retention can delete texts). */
+#define COL_PG_SCHEMA_VERSION 8
 
 extern const struct col_store_be col_store_sqlite_be;
 extern const struct col_store_be col_store_pg_be;

@@ -19,8 +19,12 @@
 # "slow" while the rows wait, and they are all written after. Then
 # retention: a 10-day-old partition is dropped whole, today's and
 # tomorrow's exist. Then migrations: a database set back to schema version 2 is upgraded in
-# place on start, for PostgreSQL and SQLite; the SQLite collector's answers
-# have the same fields as PostgreSQL's. A password in the URI is never
+# place on start, for PostgreSQL and SQLite (the statement texts kept); the
+# SQLite collector's answers have the same fields as PostgreSQL's. Then the
+# statement texts shared by the fleet (query_shapes): a host's first minute
+# of a shape sets its last_seen_ns, or writes it again after another
+# session deleted it; retention deletes a text nothing needs and keeps the
+# others, one held by a concurrent minute transaction included. A password in the URI is never
 # shown. Then a copy of the collector
 # under another file name, started with LD_PRELOAD=libapiprof.so, captures
 # none of its own HTTP or libpq calls. Last, CPU profiles (with libdw): a
@@ -160,7 +164,7 @@ ap_assert_eq "no table created while another session holds the migration lock" \
 pg_release migrlock "SELECT pg_advisory_unlock($((0x61706970726f6601)));"
 wait_col alpha
 wait_col beta
-ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 7"
+ap_assert_eq "one schema_version row" "$(ap_psql fleet -Atc "SELECT count(*) || ' ' || max(version) FROM schema_version")" "1 8"
 ap_log "collectors alpha $URL_alpha and beta $URL_beta on $URI"
 ap_assert_eq "beta's db in /api/v1/status" "$(api beta /api/v1/status | jq -r .db)" \
 	"postgresql://postgres:***@127.0.0.1:$AP_PG_PORT/fleet"
@@ -469,7 +473,10 @@ ap_stop_pid "$PID_beta"
 ap_stop_pid "$PID_alpha"
 ap_psql fleet -c "DROP INDEX requests_host; DROP TABLE endpoint_totals, query_totals;
 	DROP TABLE window_summaries, regressions, ts_buckets, profile_endpoints,
-	profile_stacks; UPDATE schema_version SET version = 2"
+	profile_stacks; ALTER TABLE query_shapes DROP COLUMN last_seen_ns;
+	UPDATE schema_version SET version = 2"
+ntexts=$(ap_psql fleet -Atc "SELECT count(*) FROM query_shapes")
+migrated_ns=$(date +%s%N)
 launch_col beta beta "$URI"
 launch_col alpha alpha "$URI"
 wait_col beta
@@ -488,12 +495,15 @@ ap_assert_eq "the expired row counted once, by alpha or beta" \
 grep -q "retention dropped partition requests_p$(pname $old)" "$AP_TMP/beta.log" "$AP_TMP/alpha.log" ||
 	ap_fail "neither collector logged the dropped partition"
 ap_assert_eq "PostgreSQL schema upgraded from 2" \
-	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 7
+	"$(ap_psql fleet -Atc "SELECT max(version) FROM schema_version")" 8
 ap_assert_eq "requests_host index and the totals tables recreated" \
 	"$(ap_psql fleet -Atc "SELECT (SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_host')
 	+ (SELECT count(*) FROM pg_tables WHERE tablename IN ('endpoint_totals', 'query_totals'))")" 3
 ap_assert_eq "one of the two migrated, once" \
-	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 7')" 1
+	"$(cat "$AP_TMP/alpha.log" "$AP_TMP/beta.log" | grep -c 'schema migrated from version 2 to 8')" 1
+ap_assert_eq "the statement texts kept by the migration to 8, seen at its time" \
+	"$(ap_psql fleet -Atc "SELECT count(*) || ' ' || count(*) FILTER (WHERE last_seen_ns >= $migrated_ns
+	AND last_seen_ns <= $(date +%s%N)) FROM query_shapes")" "$ntexts $ntexts"
 ap_assert_eq "beta's rows kept" "$(stored beta)" 27
 # The window tables, recreated empty, get each host's windows again from
 # its local file.
@@ -505,6 +515,79 @@ ap_assert_jq "W1 of /slow over both hosts, published again after the tables were
 	'length == 1 and .[0].count == 10' "$(win beta "$W1")"
 ap_assert_eq "host slots: two hosts, none taken by beta's restart" \
 	"$(ap_psql fleet -Atc "SELECT count(*) || ' ' || (SELECT last_value FROM hosts_slot_seq) FROM hosts")" "2 2"
+
+# ---- statement texts (query_shapes) across the fleet ----
+# seen T : how many of the two texts below were seen at or after T (ns),
+# and how many there are ("0 2": both written, neither seen since T).
+DAY_NS=$((86400 * 1000000000))
+BYID='%FROM books WHERE id = ?'
+FAIL='%FROM missing_table%'
+seen() {
+	ap_psql fleet -Atc "SELECT count(*) FILTER (WHERE last_seen_ns >= $1) || ' ' || count(*)
+		FROM query_shapes WHERE sql LIKE '$BYID' OR sql LIKE '$FAIL'"
+}
+waiting() { ap_psql fleet -Atc "SELECT count(*) FROM pg_locks WHERE NOT granted"; }
+# poll SECONDS CMD... : until CMD succeeds, for at most SECONDS (whatever a
+# loaded machine makes of each psql call).
+poll() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" || [ "$end" -le $SECONDS ]; do sleep 0.1; done
+}
+# Two statements new to both hosts, first on alpha (their texts written),
+# then made stale; while a session deletes one of them (as a retention pass
+# would, uncommitted), beta runs both: its first minute rows of them wait
+# for that session, and once it commits, beta has written the deleted text
+# again and set the other's last_seen_ns to now (it was 10 days old).
+ap_curl_many "$AP_TMP/texts_a.out" "$BOOKS_alpha/books/1/" "$BOOKS_alpha/fail"
+poll 10 eval '[ "$(seen 0)" = "2 2" ]'
+ap_assert_eq "alpha wrote both texts" "$(seen 0)" "2 2"
+t0=$(date +%s%N)
+ap_psql fleet -c "UPDATE query_shapes SET last_seen_ns = $((t0 - 10 * DAY_NS))
+	WHERE sql LIKE '$BYID' OR sql LIKE '$FAIL'"
+pg_hold textdel "BEGIN; DELETE FROM query_shapes WHERE sql LIKE '$BYID';"
+ap_curl_many "$AP_TMP/texts_b.out" "$BOOKS_beta/books/1/" "$BOOKS_beta/fail"
+poll 10 eval '[ "$(waiting)" -ge 1 ]'
+ap_assert_eq "beta's minutes wait for the session deleting a text" "$(waiting)" 1
+pg_release textdel "COMMIT;"
+poll 10 eval '[ "$(seen "$t0")" = "2 2" ]'
+ap_assert_eq "beta wrote the deleted text again and set the stale one's last_seen_ns, both now" \
+	"$(seen "$t0")" "2 2"
+
+# Retention (beta restarted; retention_days 7) deletes a text unseen for
+# 10 days that nothing names, and keeps one seen 6 days ago, those that a
+# host's all-time totals name (10 days old too: the fleet's own, made so
+# here, and one of a made-up host), and one that a
+# transaction writing a minute row of it holds, having set its
+# last_seen_ns (as a collector's does): whether the pass skips that row or
+# waits for it, it finds it seen now and keeps it.
+ap_stop_pid "$PID_beta"
+now_ns=$(date +%s%N)
+old=$((now_ns - 10 * DAY_NS))
+ap_psql fleet -c "INSERT INTO query_shapes (service, db, fingerprint, sql, last_seen_ns) VALUES
+	('t', 'sqlite', 1, 'SELECT gone', $old), ('t', 'sqlite', 2, 'SELECT recent', $((now_ns - 6 * DAY_NS))),
+	('t', 'sqlite', 3, 'SELECT totals', $old), ('t', 'sqlite', 4, 'SELECT held', $old);
+	INSERT INTO query_totals (host, service, db, fingerprint, calls, total_ms, max_ms, rows, errors,
+	slow_count, sketch, updated_ns) VALUES ('t-host', 't', 'sqlite', 3, 1, 1, 1, 0, 0, 0, '', $now_ns);
+	UPDATE query_shapes SET last_seen_ns = $old WHERE service = 'books'"
+pg_hold textheld "BEGIN; INSERT INTO query_minutes (minute, host, service, db, fingerprint, calls,
+	total_ms, max_ms, rows, errors, slow_count, sketch) VALUES ($((now_ns / 1000000000 / 60 * 60)),
+	't-host', 't', 'sqlite', 4, 1, 1, 1, 0, 0, 0, ''); UPDATE query_shapes SET last_seen_ns = $now_ns
+	WHERE service = 't' AND fingerprint = 4 AND last_seen_ns < $((now_ns - 3600 * 1000000000));"
+texts() { ap_psql fleet -Atc "SELECT string_agg(sql, ', ' ORDER BY fingerprint) FROM query_shapes WHERE service = 't'"; }
+start_col beta beta "$URI"
+KEPT="SELECT recent, SELECT totals, SELECT held"
+poll 10 eval '[ "$(texts)" = "$KEPT" ] || [ "$(waiting)" -ge 1 ]'
+pg_release textheld "COMMIT;"
+poll 5 eval '[ "$(texts)" = "$KEPT" ]'
+
+ap_assert_eq "retention: the unseen, unnamed text deleted, the others kept" "$(texts)" "$KEPT"
+ap_assert_eq "the held text seen now" \
+	"$(ap_psql fleet -Atc "SELECT last_seen_ns FROM query_shapes WHERE service = 't' AND fingerprint = 4")" "$now_ns"
+ap_assert_eq "the fleet's own texts kept, 10 days old too (its hosts' totals name them)" \
+	"$(ap_psql fleet -Atc "SELECT count(*) FROM query_shapes WHERE service = 'books'")" "$((ntexts + 2))"
+ap_psql fleet -c "DELETE FROM query_minutes WHERE host = 't-host'; DELETE FROM query_totals WHERE host = 't-host';
+	DELETE FROM query_shapes WHERE service = 't'"
 
 start_col lite lite "$AP_TMP/lite.db"
 ap_stop_pid "$PID_lite"
