@@ -112,8 +112,10 @@ static bool uw_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void
 {
 	struct uw *u = arg;
 	const struct ap_rec_crash *r = u->r;
-	if (addr >= r->stack_addr && addr - r->stack_addr + 8 <= r->stack_len) {
-		memcpy(result, r->stack + (addr - r->stack_addr), 8);
+	/* Both are the sender's: addr - stack_addr + 8 could wrap. */
+	uint64_t off = addr - r->stack_addr;
+	if (addr >= r->stack_addr && off < r->stack_len && r->stack_len - off >= 8) {
+		memcpy(result, r->stack + off, 8);
 		return true;
 	}
 	return false;

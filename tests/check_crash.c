@@ -7,9 +7,13 @@
 #include "config.h"
 #include "check_suites.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ap_crash.h"
 #include "crash.h"
@@ -163,6 +167,43 @@ START_TEST(describe_hostile_module)
 }
 END_TEST
 
+#ifdef HAVE_LIBDW
+/* The stack copy's address and the registers are the sender's: a stack
+ * pointer just below 2^64 with the copy at address 0 made the unwinder's
+ * bounds check (addr - stack_addr + 8 <= stack_len) wrap, and it read
+ * the 8 bytes before the copy as the caller's return address. Here
+ * those bytes hold a pc in libc, which must not become a frame. */
+START_TEST(describe_stack_wrap)
+{
+	Dl_info di;
+	ck_assert_int_ne(dladdr((void *)getpid, &di), 0);
+	struct ap_crash_module mods[1] = {
+		{ (uintptr_t)di.dli_fbase, (uintptr_t)di.dli_fbase,
+		  (uintptr_t)di.dli_fbase + 0x10000000, { di.dli_fname, strlen(di.dli_fname) } },
+	};
+	struct ap_rec_crash r, d;
+	fill(&r);
+	r.mods = mods;
+	r.nmods = 1;
+	r.nframes = 0;
+	uint8_t buf[8192];
+	size_t n = ap_wire_put_crash(buf, sizeof buf, &r);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_int_eq(ap_wire_get_crash(buf + 8, (uint32_t)(n - 8), &d), 0);
+	/* At getpid's entry the return address is at the stack pointer. */
+	d.regs[AP_CRASH_DWARF_PC] = (uintptr_t)getpid;
+	d.regs[AP_CRASH_DWARF_SP] = UINT64_MAX - 7;
+	uint64_t mem[3] = { (uintptr_t)abort + 1, 0, 0 };
+	d.stack_addr = 0;
+	d.stack = (const uint8_t *)&mem[1];
+	d.stack_len = 16;
+	char msg[COL_CRASH_MESSAGE_MAX];
+	col_crash_describe(&d, (uint32_t)getpid(), msg, sizeof msg, NULL, 0);
+	ck_assert_msg(strstr(msg, " <- ") == NULL, "read outside the stack copy: %s", msg);
+}
+END_TEST
+#endif
+
 Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -171,6 +212,9 @@ Suite *crash_suite(void)
 	tcase_add_test(tc, names);
 	tcase_add_test(tc, describe_without_files);
 	tcase_add_test(tc, describe_hostile_module);
+#ifdef HAVE_LIBDW
+	tcase_add_test(tc, describe_stack_wrap);
+#endif
 	suite_add_tcase(s, tc);
 	return s;
 }
