@@ -11,11 +11,14 @@
 #include "config.h"
 #include "crash.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ap_crash.h"
 #include "col.h"
@@ -175,8 +178,17 @@ static Dwfl *dw_open(const struct ap_rec_crash *r)
 		path[m.path.len] = '\0';
 		base_name(m.path.p, m.path.len, name, sizeof name);
 		/* A module that cannot be opened (gone, another mount
-		 * namespace) is skipped: its frames stay unnamed. */
-		dwfl_report_elf(d, name, path, -1, m.base, false);
+		 * namespace) is skipped: its frames stay unnamed. The path is
+		 * the sender's: open() of a FIFO would block this thread for
+		 * good, so only a regular file is read (O_NONBLOCK changes
+		 * nothing for those). libdw takes the fd when it succeeds. */
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		struct stat st;
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    dwfl_report_elf(d, name, path, fd, m.base, false) == NULL)
+			close(fd);
 	}
 	dwfl_report_end(d, NULL, NULL);
 	return d;

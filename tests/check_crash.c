@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ap_crash.h"
@@ -167,6 +169,32 @@ START_TEST(describe_hostile_module)
 }
 END_TEST
 
+/* A module path is the sender's: a FIFO there (nobody writing) made the
+ * collector's open() of it block, and the ingest thread with it, for
+ * good. Only regular files are read. */
+START_TEST(describe_fifo_module)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/check_crash_fifo.%d", (int)getpid());
+	unlink(path);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	struct ap_crash_module mods[1] = {
+		{ 0x555500000000, 0x555500001000, 0x555500005000, { path, strlen(path) } },
+	};
+	struct ap_rec_crash r, d;
+	fill(&r);
+	r.mods = mods;
+	r.nmods = 1;
+	uint8_t buf[4096];
+	size_t n = ap_wire_put_crash(buf, sizeof buf, &r);
+	ck_assert_int_eq(ap_wire_get_crash(buf + 8, (uint32_t)(n - 8), &d), 0);
+	char msg[COL_CRASH_MESSAGE_MAX];
+	col_crash_describe(&d, 4242, msg, sizeof msg, NULL, 0);
+	unlink(path);
+	ck_assert_msg(strncmp(msg, "SIGSEGV (SEGV_MAPERR) in ", 25) == 0, "%s", msg);
+}
+END_TEST
+
 #ifdef HAVE_LIBDW
 /* The stack copy's address and the registers are the sender's: a stack
  * pointer just below 2^64 with the copy at address 0 made the unwinder's
@@ -212,6 +240,7 @@ Suite *crash_suite(void)
 	tcase_add_test(tc, names);
 	tcase_add_test(tc, describe_without_files);
 	tcase_add_test(tc, describe_hostile_module);
+	tcase_add_test(tc, describe_fifo_module);
 #ifdef HAVE_LIBDW
 	tcase_add_test(tc, describe_stack_wrap);
 #endif
