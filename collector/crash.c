@@ -150,9 +150,14 @@ static int uw_frame(Dwfl_Frame *state, void *arg)
 	return u->n < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
+/* Separate debug files by build ID only (/usr/lib/debug/.build-id/, where
+ * Debian's -dbgsym packages put them). The standard search also follows
+ * the .gnu_debuglink name that the module, a file the sender chose, carries
+ * into the module's own directory: a FIFO named there blocked the ingest
+ * thread in open(). */
 static const Dwfl_Callbacks dw_callbacks = {
 	.find_elf = dwfl_linux_proc_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_debuginfo = dwfl_build_id_find_debuginfo,
 };
 
 static const Dwfl_Thread_Callbacks uw_callbacks = {
