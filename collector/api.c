@@ -130,7 +130,7 @@ int col_api_listen(const char *addr_port, char *url, size_t urllen,
 		return -e;
 	}
 	if (url != NULL) {
-		struct sockaddr_storage ss;
+		struct sockaddr_storage ss = { .ss_family = AF_UNSPEC }; /* read if getsockname fails */
 		socklen_t sl = sizeof ss;
 		char h[INET6_ADDRSTRLEN] = "?";
 		int p = (int)port;

@@ -287,10 +287,12 @@ int cli_since(const char *in, char *out, size_t outlen, char *err, size_t errlen
 			unit = 7 * 86400;
 		/* "2024-05-01T..." also starts with digits: fall through to it. */
 		if (unit > 0) {
-			time_t t = time(NULL) - (time_t)(v * unit);
+			/* "1e19s" is finite but no time_t: converting it would be
+			 * undefined, so compare as doubles first. */
+			time_t now = time(NULL);
+			double ago = v * unit;
+			time_t t = ago >= (double)now ? 0 : now - (time_t)ago;
 			struct tm tm;
-			if (t < 0)
-				t = 0;
 			gmtime_r(&t, &tm);
 			strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 			return 0;

@@ -11,11 +11,14 @@
 #include "config.h"
 #include "crash.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ap_crash.h"
 #include "col.h"
@@ -112,8 +115,10 @@ static bool uw_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void
 {
 	struct uw *u = arg;
 	const struct ap_rec_crash *r = u->r;
-	if (addr >= r->stack_addr && addr - r->stack_addr + 8 <= r->stack_len) {
-		memcpy(result, r->stack + (addr - r->stack_addr), 8);
+	/* Both are the sender's: addr - stack_addr + 8 could wrap. */
+	uint64_t off = addr - r->stack_addr;
+	if (addr >= r->stack_addr && off < r->stack_len && r->stack_len - off >= 8) {
+		memcpy(result, r->stack + off, 8);
 		return true;
 	}
 	return false;
@@ -145,9 +150,14 @@ static int uw_frame(Dwfl_Frame *state, void *arg)
 	return u->n < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
+/* Separate debug files by build ID only (/usr/lib/debug/.build-id/, where
+ * Debian's -dbgsym packages put them). The standard search also follows
+ * the .gnu_debuglink name that the module, a file the sender chose, carries
+ * into the module's own directory: a FIFO named there blocked the ingest
+ * thread in open(). */
 static const Dwfl_Callbacks dw_callbacks = {
 	.find_elf = dwfl_linux_proc_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_debuginfo = dwfl_build_id_find_debuginfo,
 };
 
 static const Dwfl_Thread_Callbacks uw_callbacks = {
@@ -173,8 +183,17 @@ static Dwfl *dw_open(const struct ap_rec_crash *r)
 		path[m.path.len] = '\0';
 		base_name(m.path.p, m.path.len, name, sizeof name);
 		/* A module that cannot be opened (gone, another mount
-		 * namespace) is skipped: its frames stay unnamed. */
-		dwfl_report_elf(d, name, path, -1, m.base, false);
+		 * namespace) is skipped: its frames stay unnamed. The path is
+		 * the sender's: open() of a FIFO would block this thread for
+		 * good, so only a regular file is read (O_NONBLOCK changes
+		 * nothing for those). libdw takes the fd when it succeeds. */
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		struct stat st;
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    dwfl_report_elf(d, name, path, fd, m.base, false) == NULL)
+			close(fd);
 	}
 	dwfl_report_end(d, NULL, NULL);
 	return d;

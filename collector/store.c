@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "agg.h"
+#include "ap_config.h"
 #include "ap_wire.h"
 #include "col.h"
 #include "findings.h"
@@ -637,7 +638,11 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	s->stmt_cap = o->queue_stmt_cap ? o->queue_stmt_cap : DEFAULT_QUEUE_STMT_CAP;
 	s->byte_cap = o->queue_byte_cap ? o->queue_byte_cap : DEFAULT_QUEUE_BYTE_CAP;
 	s->q = calloc(s->cap, sizeof *s->q);
-	s->retention_days = o->retention_days > 0 ? o->retention_days : 1;
+	/* Capped like the configuration's: days * 86400e9 overflowed past
+	 * 106,751 days, into a cutoff in the future that deleted everything. */
+	s->retention_days = o->retention_days < 1 ? 1
+	                    : o->retention_days > AP_CONFIG_MAX_RETENTION_DAYS
+	                    ? AP_CONFIG_MAX_RETENTION_DAYS : o->retention_days;
 	s->max_rows_per_s = o->max_rows_per_s >= 0 ? o->max_rows_per_s : 0;
 	s->admit_sec = -1;
 	s->id_slot = -1;

@@ -128,7 +128,7 @@ size_t col_row_bytes(const struct col_row *r);
 struct col_store_opts {
 	const char *path;         /* SQLite file, or a postgresql:// URI */
 	const char *host;         /* host label of everything written */
-	int retention_days;       /* >= 1 */
+	int retention_days;       /* >= 1; above AP_CONFIG_MAX_RETENTION_DAYS, that */
 	int max_rows_per_s;       /* >= 0 */
 	size_t queue_cap;         /* rows; 0 for the default (65536) */
 	size_t queue_stmt_cap;    /* statements of queued rows; 0: 262144 */

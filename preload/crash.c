@@ -260,8 +260,10 @@ static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t 
 	 * collector's CFI unwinding does not depend on it. */
 	if (pc != 0)
 		r.frames[r.nframes++] = pc;
+	/* fp is any value rbp held (code without frame pointers uses it as
+	 * a general register): fp + 16 may wrap, so compare offsets. */
 	while (r.stack_len >= 16 && r.nframes < AP_CRASH_MAX_FRAMES &&
-	       fp >= r.stack_addr && fp + 16 <= r.stack_addr + r.stack_len && (fp & 7) == 0) {
+	       fp >= r.stack_addr && fp - r.stack_addr <= r.stack_len - 16 && (fp & 7) == 0) {
 		uint64_t next, ret;
 		memcpy(&next, cs.stack + (fp - r.stack_addr), 8);
 		memcpy(&ret, cs.stack + (fp - r.stack_addr) + 8, 8);

@@ -507,7 +507,10 @@ static pid_t dw_next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
 static bool dw_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg)
 {
 	const struct prof_sample *p = dw.cur;
-	if (p == NULL || addr < p->sp || addr + sizeof *result > p->sp + p->stack_len)
+	/* addr comes from unwinding, i.e. from whatever the stack held: near
+	 * 2^64, addr + 8 would wrap and pass a check written as a sum. */
+	if (p == NULL || addr < p->sp || addr - p->sp >= p->stack_len ||
+	    p->stack_len - (addr - p->sp) < sizeof *result)
 		return false;
 	memcpy(result, p->stack + (addr - p->sp), sizeof *result);
 	return true;

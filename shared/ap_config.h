@@ -21,6 +21,9 @@
 #include "ap_route.h"
 
 #define AP_CONFIG_MAX_BUCKETS 64
+/* retention_days at most (100 years): in nanoseconds it must fit an
+ * int64 with room to subtract it from now. */
+#define AP_CONFIG_MAX_RETENTION_DAYS 36500
 
 struct ap_ignored {               /* one ignored_paths entry */
 	char *prefix;                 /* set for a prefix entry */
@@ -45,7 +48,7 @@ struct ap_config {
 	char *routes;                            /* "" : the raw template list */
 	struct ap_route_set *route_set;          /* compiled routes, never NULL */
 	int max_routes;                          /* 1000, >= 1 */
-	int retention_days;                      /* 7, >= 1 */
+	int retention_days;                      /* 7, 1..AP_CONFIG_MAX_RETENTION_DAYS */
 	int max_stored_requests_per_second;      /* 1000, >= 0 */
 	char *auth_token;                        /* "" */
 	char *host_name;                         /* gethostname() */

@@ -9,8 +9,9 @@
  *
  * Choices the header leaves open:
  *  - numbers: strtod/strtol over the whole value, no leading space, finite;
- *    aggregation_window_minutes is also capped at one year so the collector
- *    can turn it into nanoseconds without overflow;
+ *    aggregation_window_minutes is also capped at one year and
+ *    retention_days at 100 years, so the collector can turn them into
+ *    nanoseconds without overflow;
  *  - list values (ignored_paths, latency_buckets, routes) are comma-
  *    separated with whitespace around entries ignored; an empty entry is an
  *    error, an empty value an empty list (latency_buckets needs one bucket).
@@ -82,7 +83,8 @@ static const struct key keys[] = {
 	{ "metric_namespace", K_STR, F(metric_namespace), 0, 0, 0, NULL, check_namespace },
 	{ "routes", K_ROUTES, 0, 0, 0, 0, NULL, NULL },
 	{ "max_routes", K_INT, F(max_routes), 1, INT_MAX, 0, "a positive integer", NULL },
-	{ "retention_days", K_INT, F(retention_days), 1, INT_MAX, 0, "a positive integer", NULL },
+	{ "retention_days", K_INT, F(retention_days), 1, AP_CONFIG_MAX_RETENTION_DAYS, 0,
+	  "a number of days from 1 to 36500", NULL },
 	{ "max_stored_requests_per_second", K_INT, F(max_stored_requests_per_second),
 	  0, INT_MAX, 0, "a non-negative integer", NULL },
 	{ "auth_token", K_STR, F(auth_token), 0, 0, 0, NULL, NULL },

@@ -523,6 +523,45 @@ START_TEST(test_retention)
 }
 END_TEST
 
+/* A retention past what nanoseconds hold (any int the configuration
+ * accepted) keeps everything: retention_days * 86400e9 overflowed, and
+ * from 106,752 days on the cutoff fell in the future and every request
+ * was deleted. */
+START_TEST(test_retention_huge)
+{
+	int64_t now = col_clock_real_ns();
+	char err[256];
+	struct col_store *s = open_store(36500);
+	struct col_agg *a = col_agg_new(100);
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
+	col_store_push(s, mkrow(s, now - 8 * 86400 * SEC, 1, 0), 1);
+	col_store_push(s, mkrow(s, now, 1, 0), 1);
+	col_store_stop(s);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM requests"), 2);
+
+	struct col_agg *b = col_agg_new(100);
+	s = open_store(200000);
+	ck_assert_int_eq(col_store_load(s, b, err, sizeof err), 0);
+	ck_assert_int_eq(col_store_start(s, b, err, sizeof err), 0);
+	/* Retention runs once the first commit interval (200 ms) is over. */
+	struct col_store_counters c;
+	for (int t = 0; t < 16; t++) {
+		col_store_counters(s, &c);
+		if (c.rows_expired > 0)
+			break;
+		nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
+	}
+	col_store_stop(s);
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.rows_expired, 0);
+	col_store_free(s);
+	ck_assert_int_eq(scalar("SELECT count(*) FROM requests"), 2);
+	col_agg_free(a);
+	col_agg_free(b);
+}
+END_TEST
+
 static void stmt(struct col_agg *a, const char *sql, uint64_t fp, int64_t ts, uint64_t ms)
 {
 	char svc[COL_SERVICE_MAX];
@@ -709,6 +748,7 @@ Suite *sqlstore_suite(void)
 	tcase_add_test(tc, test_pg_copy);
 	tcase_add_test(tc, test_pg_redact);
 	tcase_add_test(tc, test_retention);
+	tcase_add_test(tc, test_retention_huge);
 	tcase_add_test(tc, test_shapes_persist);
 	tcase_add_test(tc, test_shape_texts_expire);
 	tcase_add_test(tc, test_findings_persist);

@@ -66,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    !(c.regression_response_time_factor > 1) ||
 	    !(c.regression_error_rate_delta >= 0 && c.regression_error_rate_delta <= 1) ||
 	    c.regression_min_requests < 1 || c.max_routes < 1 || c.retention_days < 1 ||
+	    c.retention_days > AP_CONFIG_MAX_RETENTION_DAYS ||
 	    c.max_stored_requests_per_second < 0 || c.route_set == NULL ||
 	    c.n_latency_buckets > AP_CONFIG_MAX_BUCKETS || c.webhook_url == NULL ||
 	    c.metric_namespace == NULL || c.http == NULL || c.db == NULL)

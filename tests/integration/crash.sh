@@ -16,6 +16,8 @@
 #    also in a process that crashes before it ever buffered an event;
 #  - a second thread crashing while the first crash is reported waits for
 #    that report instead of killing the process under it;
+#  - a crash with any value in the frame-pointer register (-16) is still
+#    reported: the preload's frame walk stays inside its stack copy;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
 #    one that chains to the previous handler gets the default behaviour and
 #    no report, and an ignored SIGABRT stays ignored (the handler goes only
@@ -195,6 +197,16 @@ ap_assert_eq "exit status after /double" "$EXIT" 139
 wait_error "$svc" SIGSEGV
 ap_assert_eq "the double crash's rows" \
 	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGSEGV GET /double 1"
+
+# 1c. A crash with a frame pointer register of -16: the walk of frame
+# pointers must not follow it out of the stack copy (it wrapped past 2^64
+# and faulted inside the handler: no report).
+svc=$BASE_SERVICE-badfp
+start_crash server-badfp "$svc"
+get /badfp >/dev/null && ap_fail "/badfp answered"
+server_exit
+ap_assert_eq "exit status after /badfp" "$EXIT" 139
+wait_error "$svc" SIGSEGV
 
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler

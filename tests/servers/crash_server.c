@@ -19,6 +19,9 @@
  *                   in a second one (crash_second): a second crash while
  *                   the first is reported, when that takes longer (the
  *                   test stops the collector)
+ *   GET /badfp      SIGSEGV with a frame pointer register of -16 (any
+ *                   value, in code that uses rbp as a general register):
+ *                   the preload's frame-pointer walk must not follow it
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /hang       writes "hanging" on stderr and never answers (its
  *                   thread sleeps): a request other threads' crash ends
@@ -123,6 +126,15 @@ __attribute__((noinline)) void crash_trap(void)
 	__builtin_trap();
 }
 
+__attribute__((noinline)) void crash_bad_fp(void)
+{
+#if defined(__x86_64__)
+	/* The process dies here: rbp need not be restored. */
+	__asm__ volatile("movq $-16, %%rbp\n\tmovl $0, 0" ::: "rbp", "memory");
+#endif
+	*(volatile int *)0 = 0;
+}
+
 __attribute__((noinline)) int crash_bus_read(void)
 {
 	char path[] = "/tmp/crash_server.XXXXXX";
@@ -189,6 +201,8 @@ static void serve(int fd, void *unused)
 		char b[32];
 		snprintf(b, sizeof b, "%d\n", crash_bus_read());
 		serve_reply(fd, 200, b);
+	} else if (strcmp(path, "/badfp") == 0) {
+		crash_bad_fp();
 	} else if (strcmp(path, "/drop") == 0) {
 		/* no answer */
 	} else if (strcmp(path, "/hang") == 0) {
