@@ -776,9 +776,7 @@ static enum MHD_Result h_requests(struct col_api *api, struct MHD_Connection *c)
 	if (method != NULL) {
 		int m = col_method_lookup(method);
 		if (m < 0)
-			return send_error(c, MHD_HTTP_BAD_REQUEST,
-			                  "method: expected GET, HEAD, POST, PUT, DELETE, CONNECT,"
-			                  " OPTIONS, TRACE, PATCH or OTHER");
+			return send_error(c, MHD_HTTP_BAD_REQUEST, COL_METHOD_EXPECTED);
 		f.method = col_method_name(m);
 	}
 	struct jw w;
@@ -1234,9 +1232,7 @@ static enum MHD_Result h_profile(struct col_api *api, struct MHD_Connection *c)
 	if (method != NULL) {
 		int m = col_method_lookup(method);
 		if (m < 0)
-			return send_error(c, MHD_HTTP_BAD_REQUEST,
-			                  "method: expected GET, HEAD, POST, PUT, DELETE, CONNECT,"
-			                  " OPTIONS, TRACE, PATCH or OTHER");
+			return send_error(c, MHD_HTTP_BAD_REQUEST, COL_METHOD_EXPECTED);
 		method = col_method_name(m);
 	}
 	enum { TOP, COLLAPSED, SPEEDSCOPE } fmt = TOP;

@@ -101,8 +101,7 @@ static int p_filter(struct MHD_Connection *c, struct col_win_filter *f, int with
 	if (f->method != NULL) {
 		int m = col_method_lookup(f->method);
 		if (m < 0) {
-			snprintf(err, errlen, "method: expected GET, HEAD, POST, PUT, DELETE, CONNECT,"
-			         " OPTIONS, TRACE, PATCH or OTHER");
+			snprintf(err, errlen, COL_METHOD_EXPECTED);
 			return -1;
 		}
 		f->method = col_method_name(m);

@@ -43,6 +43,10 @@ int col_method_of(const char *s, size_t len);
  * included; -1 when s names none of them. */
 int col_method_lookup(const char *s);
 
+/* What an API filter's error says of a method col_method_lookup() refused. */
+#define COL_METHOD_EXPECTED \
+	"method: expected GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH or OTHER"
+
 /* ---- clocks and time ---- */
 
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
