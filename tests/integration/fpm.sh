@@ -10,12 +10,14 @@
 # the SQL of each request after each worker's first (README: the shipper
 # thread patches PHP's RTLD_DEEPBIND extensions after the first event),
 # and that no cookie, credential or query string reaches the collector.
-# Then a reload (USR2) right after a burst: every request counted.
+# Then a reload (USR2) right after a burst: every request counted; and
+# Apache's mod_proxy_fcgi in front (SetHandler, ProxyPass enablereuse=on):
+# counts, statuses, a 1 MiB POST's and a streamed 1 MiB response's bytes.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
 FPM=${AP_FPM:-php-fpm8.2}
-ap_require curl jq nginx "$FPM"
+ap_require curl jq nginx apache2 setsid "$FPM"
 ap_require_pg
 ap_require_build
 
@@ -28,7 +30,7 @@ mkdir -p "$d/tmp"
 chmod 755 "$d"
 cat >"$d/app.php" <<PHP
 <?php
-\$path = preg_replace('#^/(app|ka)#', '', parse_url(\$_SERVER['REQUEST_URI'], PHP_URL_PATH));
+\$path = preg_replace('#^/[a-z]+#', '', parse_url(\$_SERVER['REQUEST_URI'], PHP_URL_PATH));
 if (\$path === '/ok') {
 	echo "ok\n";
 } elseif (\$path === '/missing') {
@@ -46,6 +48,12 @@ if (\$path === '/ok') {
 } elseif (\$path === '/slow') {
 	usleep(400000);
 	echo getmypid(), "\n";
+} elseif (\$path === '/stream') {
+	\$chunk = str_repeat('x', 65536);
+	for (\$i = 0; \$i < 16; \$i++) {
+		echo \$chunk;
+		flush();
+	}
 } elseif (\$path === '/reload') {
 	echo getmypid(), "\n";
 } elseif (\$path === '/burn') {
@@ -307,6 +315,76 @@ for i in 1 2; do
 done
 ap_assert_eq "GET /app/reload: the 4 requests before a reload and 2 after" \
 	"$(ap_wait_count /app/reload 6)" 6
+
+# Apache's mod_proxy_fcgi in front (not preloaded) of the same workers:
+# /ap/ through SetHandler (a connection per request), /apr/ through
+# ProxyPass with enablereuse=on (FCGI_KEEP_CONN); a 1 MiB POST and a
+# 1 MiB response streamed in 16 flush()es. One Apache process: each
+# keeps its reused connection, and with it one of the 2 workers.
+a=$AP_TMP/apache
+mkdir -p "$a"
+APACHE_PORT=$(ap_free_port)
+M=/usr/lib/apache2/modules
+apache_user=""
+[ "$(id -u)" -eq 0 ] && apache_user="User www-data
+Group www-data"
+cat >"$a/httpd.conf" <<CONF
+ServerRoot /etc/apache2
+LoadModule mpm_event_module $M/mod_mpm_event.so
+LoadModule authz_core_module $M/mod_authz_core.so
+LoadModule proxy_module $M/mod_proxy.so
+LoadModule proxy_fcgi_module $M/mod_proxy_fcgi.so
+Listen 127.0.0.1:$APACHE_PORT
+ServerName localhost
+PidFile $a/httpd.pid
+ErrorLog $a/error.log
+DefaultRuntimeDir $a
+Mutex file:$a default
+$apache_user
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 4
+MaxRequestWorkers 4
+ProxyFCGISetEnvIf "true" SCRIPT_FILENAME "$d/app.php"
+<Location /ap/>
+    SetHandler "proxy:unix:$d/fpm.sock|fcgi://localhost"
+</Location>
+ProxyPass /apr/ "unix:$d/fpm.sock|fcgi://localhost/" enablereuse=on
+CONF
+# Its own session: at shutdown the parent signals its process group.
+ap_bg apache setsid /usr/sbin/apache2 -DFOREGROUND -f "$a/httpd.conf"
+ap_wait_port "$APACHE_PORT" 15
+B=http://127.0.0.1:$APACHE_PORT
+got=""
+for u in /ap/ok /ap/ok /ap/missing /apr/ok /apr/ok /apr/missing; do
+	got="$got$(code "$u") "
+done
+ap_assert_eq "statuses through Apache" "$got" "200 200 404 200 200 404 "
+head -c 1048576 /dev/zero >"$AP_TMP/mib.bin"
+ap_assert_eq "POST /ap/items, 1 MiB, through Apache" "$(curl -s --max-time 10 \
+	--data-binary @"$AP_TMP/mib.bin" -H 'Content-Type: application/octet-stream' "$B/ap/items")" 1048576
+ap_assert_eq "GET /apr/stream through Apache, bytes" \
+	"$(curl -s --max-time 10 "$B/apr/stream" | wc -c)" 1048576
+want="GET /ap/ok 2
+GET /ap/missing 1
+GET /apr/ok 2
+GET /apr/missing 1
+POST /ap/items 1
+GET /apr/stream 1"
+ap_wait_counts 10 <<<"$want"
+ep=$(ap_api /api/v1/endpoints)
+while read -r m r n; do
+	ap_assert_eq "$m $r through Apache" "$(jq --arg s "$AP_SERVICE" --arg m "$m" --arg r "$r" \
+		'[.endpoints[] | select(.service == $s and .method == $m and .route == $r) | .count] | add // 0' \
+		<<<"$ep")" "$n"
+done <<<"$want"
+all_reqs=$(ap_api /api/v1/requests --data-urlencode limit=1000)
+ap_assert_jq "POST /ap/items: 200, bytes_in 1 MiB" \
+	'length == 1 and .[0].status == 200 and .[0].bytes_in == 1048576' "$(reqs /ap/items POST)"
+ap_assert_jq "GET /apr/stream: 200, bytes_out 1 MiB, not aborted" \
+	'length == 1 and .[0].status == 200 and .[0].bytes_out == 1048576 and .[0].aborted == false' \
+	"$(reqs /apr/stream GET)"
+ap_assert_jq "GET /apr/missing: 404" 'length == 1 and .[0].status == 404' "$(reqs /apr/missing)"
 
 # No header value, query string or SQL literal left the workers.
 ap_assert_no_literals SecretCookie55 SecretBearer66 SecretToken77 "Secret Note 9183" "Secret Note 5527"
