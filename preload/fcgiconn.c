@@ -16,9 +16,7 @@
  *              content after the CGI head (the response body)
  *   end        the write that finished its END_REQUEST record; aborted
  *              when the client sent ABORT_REQUEST, or when the connection
- *              ends before END_REQUEST. The event is handed over there
- *              and then (pl_ship_request_flush()): php-fpm SIGTERMs idle
- *              workers on a reload.
+ *              ends before END_REQUEST
  *
  * The request is in flight on the thread that read its params from then
  * to its END_REQUEST: php-fpm runs the script in between, on that thread,
@@ -121,9 +119,6 @@ int pl_fcgi_write(struct pl_fcgi *f, const uint8_t *p, size_t n)
 		} else if (ev == AP_FCGI_END && f->open) {
 			f->r.status = f->p.status;
 			request_ends(f, pl_now_ns(), 0);
-			/* php-fpm may SIGTERM an idle worker (a reload): its
-			 * events go now, not at the shipper's next tick */
-			pl_ship_request_flush();
 		} else if (ev == AP_FCGI_ERROR) {
 			pl_debug("FastCGI response not followed; connection no longer followed");
 			return -1;

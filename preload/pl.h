@@ -663,10 +663,6 @@ void pl_ship_exit_now(void);
  * child, nor from a signal handler that interrupted the preload's work.
  * Async-signal-safe; preserves errno. */
 void pl_ship_before_exec(void);
-/* A FastCGI request ended: hands over what is buffered from the caller's
- * thread in one non-blocking send, or leaves it to the shipper (lock
- * taken, a half being sent, a failed send). Preserves errno. */
-void pl_ship_request_flush(void);
 void pl_ship_atfork_prepare(void);
 void pl_ship_atfork_parent(void);
 void pl_ship_atfork_child(void);

@@ -661,47 +661,6 @@ static void exec_flush(void)
 	pl_debug("exec: %zu bytes of events handed over", len);
 }
 
-/*
- * A FastCGI request ended (fcgiconn.c): what is buffered goes now, from
- * the worker's thread, in one non-blocking send. php-fpm's master stops
- * its workers on a reload (USR2) or a stop with SIGQUIT and, under the
- * default process_control_timeout of 0, SIGTERM right after it, whose
- * default action ends a worker idle in accept() without exit's
- * destructors: the requests it served since the shipper's last send (up
- * to SHIP_TICK) were lost, 2 of 150 in two reloads under traffic. Nothing
- * leaves the buffer unless it was sent: with the lock taken, a half being
- * sent, more than one datagram buffered, or a send that fails (EAGAIN
- * from a busy collector, none listening), the records stay for the
- * shipper, as before. The buffer's lock is held for the one send, so
- * that no append lands in what is being sent.
- */
-void pl_ship_request_flush(void)
-{
-	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON ||
-	    __atomic_load_n(&ship.active_len, __ATOMIC_RELAXED) == 0 ||
-	    __atomic_load_n(&ship.sending, __ATOMIC_ACQUIRE))
-		return;
-	int saved = errno;
-	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (sock < 0) {
-		errno = saved;
-		return;
-	}
-	if (pl_spin_trylock(&ship.lock)) {
-		int i = ship.active_idx;
-		if (!ship.closed && !__atomic_load_n(&ship.sending, __ATOMIC_RELAXED) &&
-		    ship.active_len && ship.ncuts[i] == 1 &&
-		    send_datagram(sock, ship.half[i], ship.active_len, MSG_DONTWAIT) == 0) {
-			__atomic_store_n(&ship.active_len, 0, __ATOMIC_RELAXED);
-			ship.ncuts[i] = 0;
-			ship.fast_end = 0;
-		}
-		pl_spin_unlock(&ship.lock);
-	}
-	pl_real.close(sock);
-	errno = saved;
-}
-
 void pl_ship_before_exec(void)
 {
 	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON)
