@@ -2,7 +2,7 @@
 # tests/fuzz/fuzz.sh - builds the libFuzzer harnesses (clang, fuzz.mk) and
 # runs each for a bounded time from its seed corpus in tests/fuzz/corpus/.
 #
-# In `make check` each runs FUZZ_SECONDS (default 6) seconds; `make fuzz`
+# In `make check` each runs FUZZ_SECONDS (default 4) seconds; `make fuzz`
 # runs them longer (FUZZ_SECONDS=300 unless set). FUZZ_TARGETS narrows the
 # list ("http sql"). A crash, a sanitizer report, a failed contract check
 # (abort) or a timeout (a single input taking more than 10 s) fails the
@@ -10,7 +10,7 @@
 # $FUZZ_ARTIFACTS (default: the build tree's tests/fuzz/artifacts) to replay
 # with `tests/fuzz/bin/fuzz_NAME FILE`. New inputs the fuzzers find go to a
 # temporary corpus, never into the source tree.
-FUZZ_SECONDS=${FUZZ_SECONDS:-6}
+FUZZ_SECONDS=${FUZZ_SECONDS:-4}
 FUZZ_TARGETS=${FUZZ_TARGETS:-http wire sql config api json hpack h2 fcgi}
 # Building the harnesses is part of the test's time.
 n_targets=$(wc -w <<<"$FUZZ_TARGETS")
