@@ -110,63 +110,52 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 
 /*
  * The variadic ones, as glibc's posix/execl.c, execlp.c and execle.c:
- * count the arguments up to the NULL (more than INT_MAX: E2BIG), copy
- * them into an array on the stack, then (execle) the environment after
- * the NULL. COUNT_ARGS returns from its caller on E2BIG.
+ * count the arguments up to the NULL (more than INT_MAX: E2BIG, returned
+ * from the caller), copy them into an array `argv` on the caller's stack,
+ * then take the environment after the NULL (execle, with_env 1) or
+ * environ. Declares argv and envp in the caller's scope.
  */
-#define COUNT_ARGS(last, argc) \
-	do { \
+#define ARGV_FROM_VA(last, argv, envp, with_env) \
+	ptrdiff_t argc_; \
+	{ \
 		va_list ap_; \
 		va_start(ap_, last); \
-		for (argc = 1; va_arg(ap_, const char *) != NULL; argc++) { \
-			if (argc == INT_MAX) { \
+		for (argc_ = 1; va_arg(ap_, const char *) != NULL; argc_++) { \
+			if (argc_ == INT_MAX) { \
 				va_end(ap_); \
 				errno = E2BIG; \
 				return -1; \
 			} \
 		} \
 		va_end(ap_); \
-	} while (0)
+	} \
+	char *argv[argc_ + 1]; \
+	char **envp; \
+	{ \
+		va_list ap_; \
+		va_start(ap_, last); \
+		argv[0] = (char *)(last); \
+		for (ptrdiff_t i_ = 1; i_ <= argc_; i_++) \
+			argv[i_] = va_arg(ap_, char *); \
+		envp = (with_env) ? va_arg(ap_, char **) : environ; \
+		va_end(ap_); \
+	}
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
-	ptrdiff_t argc;
-	COUNT_ARGS(arg, argc);
-	char *argv[argc + 1];
-	va_list ap;
-	va_start(ap, arg);
-	argv[0] = (char *)arg;
-	for (ptrdiff_t i = 1; i <= argc; i++)
-		argv[i] = va_arg(ap, char *);
-	va_end(ap);
-	return exec_ve(path, argv, environ);
+	ARGV_FROM_VA(arg, argv, envp, 0);
+	return exec_ve(path, argv, envp);
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
-	ptrdiff_t argc;
-	COUNT_ARGS(arg, argc);
-	char *argv[argc + 1];
-	va_list ap;
-	va_start(ap, arg);
-	argv[0] = (char *)arg;
-	for (ptrdiff_t i = 1; i <= argc; i++)
-		argv[i] = va_arg(ap, char *);
-	va_end(ap);
+	ARGV_FROM_VA(arg, argv, envp, 0);
+	(void)envp; /* execvp's is environ */
 	return exec_vp(file, argv);
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
-	ptrdiff_t argc;
-	COUNT_ARGS(arg, argc);
-	char *argv[argc + 1];
-	va_list ap;
-	va_start(ap, arg);
-	argv[0] = (char *)arg;
-	for (ptrdiff_t i = 1; i <= argc; i++)
-		argv[i] = va_arg(ap, char *);
-	char **envp = va_arg(ap, char **);
-	va_end(ap);
+	ARGV_FROM_VA(arg, argv, envp, 1);
 	return exec_ve(path, argv, envp);
 }
