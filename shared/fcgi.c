@@ -441,6 +441,20 @@ static size_t content(struct ap_fcgi *p, struct ap_fcgi_dir *d, const uint8_t *b
 	}
 }
 
+/* The record's content is all read: record_ends(), whose event (if any:
+ * a head ending the content has its END_REQUEST later) replaces *ev, then
+ * its padding or the next header. 0, or -1 for the caller to fail(). */
+static int content_done(struct ap_fcgi *p, struct ap_fcgi_dir *d, enum ap_fcgi_ev *ev)
+{
+	enum ap_fcgi_ev ev2 = AP_FCGI_NEED_MORE;
+	if (record_ends(p, d, &ev2) != 0)
+		return -1;
+	if (ev2 != AP_FCGI_NEED_MORE)
+		*ev = ev2;
+	d->state = d->pad ? DIR_PAD : DIR_HDR;
+	return 0;
+}
+
 static size_t feed(struct ap_fcgi *p, struct ap_fcgi_dir *d, int in, const uint8_t *buf,
                    size_t len, enum ap_fcgi_ev *ev)
 {
@@ -462,15 +476,9 @@ static size_t feed(struct ap_fcgi *p, struct ap_fcgi_dir *d, int in, const uint8
 			if (record_begins(p, d, in, ev) != 0)
 				return fail(p, ev);
 			d->state = DIR_CONTENT;
-			if (d->left == 0) {
-				/* an empty record (a stream's end) is whole already */
-				enum ap_fcgi_ev ev2 = AP_FCGI_NEED_MORE;
-				if (record_ends(p, d, &ev2) != 0)
-					return fail(p, ev);
-				if (ev2 != AP_FCGI_NEED_MORE)
-					*ev = ev2;
-				d->state = d->pad ? DIR_PAD : DIR_HDR;
-			}
+			/* an empty record (a stream's end) is whole already */
+			if (d->left == 0 && content_done(p, d, ev) != 0)
+				return fail(p, ev);
 			if (*ev != AP_FCGI_NEED_MORE)
 				return i;
 			continue;
@@ -480,15 +488,8 @@ static size_t feed(struct ap_fcgi *p, struct ap_fcgi_dir *d, int in, const uint8
 			size_t used = content(p, d, buf + i, n, ev);
 			d->left = (uint16_t)(d->left - used);
 			i += used;
-			if (d->left == 0) {
-				enum ap_fcgi_ev ev2 = AP_FCGI_NEED_MORE;
-				if (record_ends(p, d, &ev2) != 0)
-					return fail(p, ev);
-				/* a head ending the content: its END_REQUEST comes later */
-				if (ev2 != AP_FCGI_NEED_MORE)
-					*ev = ev2;
-				d->state = d->pad ? DIR_PAD : DIR_HDR;
-			}
+			if (d->left == 0 && content_done(p, d, ev) != 0)
+				return fail(p, ev);
 			if (*ev != AP_FCGI_NEED_MORE)
 				return i;
 			continue;
