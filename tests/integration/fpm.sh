@@ -286,12 +286,7 @@ ap_assert_jq "one profiled request, GET /app/burn, with samples" \
 pids_seen=$(jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s) | .pid] | unique | .[]' <<<"$all_reqs" | tr '\n' ' ')
 ap_log "pids seen in requests: $pids_seen"
 [ -n "$pids_seen" ] || ap_fail "no pid in /api/v1/requests"
-for p in $pids_seen; do
-	case " $workers " in
-	*" $p "*) ;;
-	*) ap_fail "request attributed to pid $p, which is not a php-fpm worker ($workers)" ;;
-	esac
-done
+ap_assert_pids_among "$pids_seen" "$workers" "a php-fpm worker"
 
 # A reload (kill -USR2: the master re-execs itself) right after a burst of
 # requests: it stops the workers with SIGQUIT, and with the

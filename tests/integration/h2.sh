@@ -155,12 +155,7 @@ ap_assert_jq "paths: :path itself (a served path, never a pseudo-header or a fra
 	'map(.path) | unique | all(.[]; test("^/api/users/[0-9]+$"))' "$(ap_requests '/api/users/{id}')"
 pids_seen=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 	jq -r '[.requests[] | select(.service == "h2-nginx") | .pid] | unique | .[]' | tr '\n' ' ')
-for p in $pids_seen; do
-	case " $workers " in
-	*" $p "*) ;;
-	*) ap_fail "request attributed to pid $p, which is not an nginx worker ($workers)" ;;
-	esac
-done
+ap_assert_pids_among "$pids_seen" "$workers" "an nginx worker"
 ap_log "nginx over HTTP/2 (TLS and h2c, curl and h2load): ok"
 
 # ---- 3a. the edges, against the same nginx's h2c port ----

@@ -411,6 +411,19 @@ ap_requests() {
 		'[.requests[] | select(.service == $s and .route == $r and ($m == "" or .method == $m))]' <<<"$json"
 }
 
+# ap_assert_pids_among PIDS WORKERS WHAT : each pid of the list PIDS (the
+# pids requests were attributed to) is one of the list WORKERS, which WHAT
+# names ("an nginx worker").
+ap_assert_pids_among() {
+	local p
+	for p in $1; do
+		case " $2 " in
+		*" $p "*) ;;
+		*) ap_fail "request attributed to pid $p, which is not $3 ($2)" ;;
+		esac
+	done
+}
+
 # ap_assert_eq WHAT GOT EXPECTED
 ap_assert_eq() {
 	[ "$2" = "$3" ] || ap_fail "$1: got '$2', expected '$3'"

@@ -110,10 +110,5 @@ pids_seen=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 	jq -r --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s) | .pid] | unique | .[]' | tr '\n' ' ')
 ap_log "pids seen in requests: $pids_seen"
 [ -n "$pids_seen" ] || ap_fail "no pid in /api/v1/requests"
-for p in $pids_seen; do
-	case " $workers " in
-	*" $p "*) ;;
-	*) ap_fail "request attributed to pid $p, which is not an nginx worker ($workers)" ;;
-	esac
-done
+ap_assert_pids_among "$pids_seen" "$workers" "an nginx worker"
 ap_log "PASS"
