@@ -259,7 +259,7 @@ static struct pl_conn *conn_new(int fd)
 /* c (locked) stops being HTTP/2 or FastCGI: its state goes back, what
  * was in flight is dropped without events, and no request is parsed any
  * more. */
-static __attribute__((noinline)) void h2_drop(struct pl_conn *c)
+static __attribute__((noinline)) void proto_drop(struct pl_conn *c)
 {
 	uint8_t kind = c->req_dead;
 	/* Marked first: the crash handler reads a record unlocked, and
@@ -277,7 +277,7 @@ static __attribute__((noinline)) void h2_drop(struct pl_conn *c)
 static void conn_release(struct pl_conn *c)
 {
 	if (PL_UNLIKELY(c->req_dead >= REQ_H2))
-		h2_drop(c);
+		proto_drop(c);
 	pl_conn_release(c);
 }
 
@@ -883,10 +883,10 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 	}
 	/* req_dead: conn_put() stops following one that fails */
 	if (PL_UNLIKELY(c->req_dead == REQ_H2) && pl_h2_read(c->h2, c->fds[0], (const uint8_t *)p, n) < 0)
-		h2_drop(c);
+		proto_drop(c);
 	else if (PL_UNLIKELY(c->req_dead == REQ_FCGI) &&
 	         pl_fcgi_read(&c->fcgi, c->fds[0], (const uint8_t *)p, n) < 0)
-		h2_drop(c);
+		proto_drop(c);
 }
 
 /* A 1xx but 101: an interim response (100 Continue, 103 Early Hints), never
@@ -910,12 +910,12 @@ feed_response(struct pl_conn *c, const char *p, size_t n)
 		 * writev) with 2 more instructions per request. */
 		if (PL_UNLIKELY(c->req_dead == REQ_H2) &&
 		    pl_h2_write(c->h2, (const uint8_t *)p, n) < 0) {
-			h2_drop(c);
+			proto_drop(c);
 			return -1;
 		}
 		if (PL_UNLIKELY(c->req_dead == REQ_FCGI) &&
 		    pl_fcgi_write(&c->fcgi, (const uint8_t *)p, n) < 0) {
-			h2_drop(c);
+			proto_drop(c);
 			return -1;
 		}
 		/* Bytes with no request to answer (a greeting, or a reply to a
@@ -979,7 +979,7 @@ static void conn_finish(struct pl_conn *c)
 			pl_h2_finish(c->h2, shared);
 		else
 			pl_fcgi_finish(&c->fcgi, shared);
-		h2_drop(c);
+		proto_drop(c);
 	}
 	c->in_msg = 0;
 }
@@ -1063,7 +1063,7 @@ on_readv(int fd, const struct iovec *iov, int iovcnt, size_t n)
 static void stop_following(struct pl_conn **slot, struct pl_conn *c, conn_via via)
 {
 	if (PL_UNLIKELY(c->req_dead >= REQ_H2))
-		h2_drop(c);
+		proto_drop(c);
 	for (unsigned i = 0; i < c->qcount; i++) {
 		const struct pl_pending *r = q_at(c, i);
 		if (r->prof)

@@ -186,7 +186,7 @@ void pl_h2_free(struct pl_h2 *h)
 	pl_spin_unlock(&pool_lock);
 	if (!keep) {
 		/* nothing else points into h: the record's union no longer
-		 * names it (h2_drop()) */
+		 * names it (proto_drop()) */
 		munmap(h, pl_h2_size());
 		pl_pool_unreserve(state_records());
 	}
