@@ -384,7 +384,7 @@ void pl_got_patch_scan(void)
 {
 	int saved = errno;
 	struct counters c = { 0, 0, 0 };
-	dl_iterate_phdr(read_counters, &c);
+	pl_dl_walk(read_counters, &c);
 	if (!c.ok || (seen_any && c.adds == seen_adds && c.subs == seen_subs))
 		goto out;
 	if (!page_size) {
@@ -401,7 +401,7 @@ void pl_got_patch_scan(void)
 	scanning = 1;
 	nobjs = 0;
 	uint64_t t0 = pl_now_ns();
-	dl_iterate_phdr(collect, NULL);
+	pl_dl_walk(collect, NULL);
 	unsigned patched = 0;
 	for (unsigned k = 0; k < nobjs; k++) {
 		const struct obj *o = &objs[k];

@@ -237,10 +237,14 @@ static void atfork_prepare(void)
 {
 	pl_ship_atfork_prepare();
 	pl_conn_atfork_prepare();
+	/* Last: a walk holding it takes no other lock of ours, so a fork
+	 * holding the others waits here only for that walk to end. */
+	pl_dl_walk_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
+	pl_dl_walk_atfork_parent();
 	pl_ship_atfork_parent();
 }
 

@@ -29,6 +29,31 @@ void pl_copy_close_handle(void *h)
 		real_dlclose(h);
 }
 
+/* ---- walking the loaded objects ---- */
+
+/* Held by a walk of ours (pl_dl_walk) and by a fork from its prepare
+ * handler to its end: see libcopy.h. Global: every thread's walks and
+ * forks share the loader's one lock it stands for. */
+static int dl_walk_lock;
+
+int pl_dl_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{
+	pl_spin_lock(&dl_walk_lock);
+	int r = dl_iterate_phdr(cb, arg);
+	pl_spin_unlock(&dl_walk_lock);
+	return r;
+}
+
+void pl_dl_walk_atfork_prepare(void)
+{
+	pl_spin_lock(&dl_walk_lock);
+}
+
+void pl_dl_walk_atfork_parent(void)
+{
+	pl_spin_unlock(&dl_walk_lock);
+}
+
 /* ---- every loaded object's name ---- */
 
 #define MAX_OBJECTS 256
@@ -63,6 +88,7 @@ static int all_definitions_busy;
 void pl_libcopy_atfork_child(void)
 {
 	all_definitions_busy = 0;
+	dl_walk_lock = 0;
 }
 
 static unsigned all_definitions(const char *name, const void *self, void **out, unsigned cap)
@@ -70,7 +96,7 @@ static unsigned all_definitions(const char *name, const void *self, void **out, 
 	static struct obj_list objs;
 	pl_spin_lock(&all_definitions_busy);
 	objs.n = 0;
-	dl_iterate_phdr(collect_object, &objs);
+	pl_dl_walk(collect_object, &objs);
 	unsigned found = 0;
 	for (unsigned i = 0; i < objs.n; i++) {
 		void *h = dlopen(objs.names[i], RTLD_LAZY | RTLD_NOLOAD);
@@ -143,7 +169,7 @@ PL_COLD int pl_object_range(const void *addr, uintptr_t *lo, uintptr_t *hi)
 {
 	int saved = errno;
 	struct caller c = { .ra = (uintptr_t)addr };
-	dl_iterate_phdr(find_caller, &c);
+	pl_dl_walk(find_caller, &c);
 	if (c.found) {
 		*lo = c.lo;
 		*hi = c.hi;
@@ -159,7 +185,7 @@ PL_COLD int pl_object_range(const void *addr, uintptr_t *lo, uintptr_t *hi)
 static int from_copy(struct pl_copy_lib *l, void *first, void **out)
 {
 	struct caller cp = { .ra = (uintptr_t)first };
-	dl_iterate_phdr(find_caller, &cp);
+	pl_dl_walk(find_caller, &cp);
 	if (!cp.found || !cp.name[0])
 		return 0;
 	void *h = dlopen(cp.name, RTLD_LAZY | RTLD_NOLOAD);
@@ -284,7 +310,7 @@ PL_COLD void *const *pl_copy_slow(struct pl_copy_lib *l, uintptr_t ra)
 	}
 
 	struct caller c = { .ra = ra };
-	dl_iterate_phdr(find_caller, &c);
+	pl_dl_walk(find_caller, &c);
 	if (c.found && (uintptr_t)pl_copy_slow - c.lo < c.hi - c.lo) {
 		/* Called from our own hook, through a tail call in the library:
 		 * the outer hook's copy, never cached (no site for us). */

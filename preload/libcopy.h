@@ -39,6 +39,7 @@
 #ifndef AP_LIBCOPY_H
 #define AP_LIBCOPY_H
 
+#include <link.h>
 #include <stdint.h>
 
 #include "pl.h"
@@ -125,6 +126,18 @@ static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra)
 		return l->first.fns;
 	return pl_copy_slow(l, (uintptr_t)ra);
 }
+
+/* dl_iterate_phdr(cb, arg) for the preload's own walks of the loaded
+ * objects: each of them goes through here. glibc (2.36) resets the
+ * loader's dl_load_lock and dl_load_tls_lock in a fork child, but not
+ * dl_load_write_lock, which dl_iterate_phdr holds while it runs: a fork
+ * while another thread was inside it leaves the child's first
+ * dl_iterate_phdr waiting for good (a child's first SQL call, resolving
+ * its real function: forklocks.sh). So our walks take a lock that the
+ * fork's prepare handler takes too (pl_dl_walk_atfork_*): a fork waits
+ * for a walk of ours to end, and none starts until it is done. cb must
+ * take no lock of the preload's. Not for signal handlers. */
+int pl_dl_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
 
 /* The mapped range [*lo, *hi) of the loaded object holding addr: 1, or 0
  * when none holds it. Slow (the loader's lock): cache what it answers, and

@@ -719,6 +719,8 @@ void pl_sqlcap_atfork_child(void);  /* sqlcap.c: prepared statements' texts */
 void pl_pq_atfork_child(void);      /* hook_pq.c: async statements */
 void pl_sqlite_atfork_child(void);  /* hook_sqlite.c: executions */
 void pl_libcopy_atfork_child(void); /* libcopy.c: the definitions scan */
+void pl_dl_walk_atfork_prepare(void); /* libcopy.c: pl_dl_walk(); the last prepare handler */
+void pl_dl_walk_atfork_parent(void);
 /* gotpatch.c: the objects loaded since the last call that bound past our
  * SQL and TLS hooks (RTLD_DEEPBIND) get those GOT slots pointed at our
  * hooks. Shipper thread only; cheap when nothing was loaded. */

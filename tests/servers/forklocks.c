@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FORKS 200
+#define FORKS 200 /* unless argv[1] says how many */
 
 static void *hammer(void *arg)
 {
@@ -43,15 +43,15 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	int slow = 0;
+	int slow = 0, forks = argc > 1 ? atoi(argv[1]) : FORKS;
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		if (pthread_create(&t[i], NULL, hammer, NULL) != 0)
 			return 2;
 	usleep(10000);
-	for (int i = 0; i < FORKS; i++) {
+	for (int i = 0; i < forks; i++) {
 		double t0 = now();
 		pid_t p = fork();
 		if (p < 0) {
@@ -73,6 +73,6 @@ int main(void)
 			return 1;
 		}
 	}
-	printf("%d forks, 0 children hung, %d slow\n", FORKS, slow);
+	printf("%d forks, 0 children hung, %d slow\n", forks, slow);
 	return 0;
 }
