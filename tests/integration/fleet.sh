@@ -116,7 +116,8 @@ wait_count() {
 }
 
 # pg_hold NAME SQL : a psql session on fleet (log NAME.log) that runs SQL,
-# then keeps what it took (a lock) until pg_release NAME SQL runs SQL in it
+# returning once it has, then keeps what it took (a lock) until
+# pg_release NAME SQL runs SQL in it
 # and ends it. Its commands come from a FIFO held open here as fd 4, so the
 # lock lasts until the test has seen what it waits for, however slow the
 # machine: a lock held for a fixed time (pg_sleep) could run out first.
@@ -127,7 +128,15 @@ pg_hold() {
 		-d fleet <"$AP_TMP/$1.in" >"$AP_TMP/$1.log" 2>&1 &
 	locker=$!
 	AP_PIDS="$locker $AP_PIDS"
-	printf '%s\n' "$2" >&4
+	printf '%s\nSET application_name = %s;\n' "$2" "'held_$1'" >&4
+	# Back once SQL has run (its lock taken): on a loaded machine psql can
+	# start after what the caller does next.
+	local end=$((SECONDS + 30))
+	until [ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'held_$1'")" = 1 ]; do
+		[ "$SECONDS" -lt "$end" ] || ap_fail "the session $1 did not take its lock: $(cat "$AP_TMP/$1.log")"
+		sleep 0.1
+	done
 }
 pg_release() {
 	# \q, not the end of input: the processes started meanwhile (the
@@ -542,17 +551,17 @@ poll() {
 # for that session, and once it commits, beta has written the deleted text
 # again and set the other's last_seen_ns to now (it was 10 days old).
 ap_curl_many "$AP_TMP/texts_a.out" "$BOOKS_alpha/books/1/" "$BOOKS_alpha/fail"
-poll 10 eval '[ "$(seen 0)" = "2 2" ]'
+poll 30 eval '[ "$(seen 0)" = "2 2" ]'
 ap_assert_eq "alpha wrote both texts" "$(seen 0)" "2 2"
 t0=$(date +%s%N)
 ap_psql fleet -c "UPDATE query_shapes SET last_seen_ns = $((t0 - 10 * DAY_NS))
 	WHERE sql LIKE '$BYID' OR sql LIKE '$FAIL'"
 pg_hold textdel "BEGIN; DELETE FROM query_shapes WHERE sql LIKE '$BYID';"
 ap_curl_many "$AP_TMP/texts_b.out" "$BOOKS_beta/books/1/" "$BOOKS_beta/fail"
-poll 10 eval '[ "$(waiting)" -ge 1 ]'
+poll 30 eval '[ "$(waiting)" -ge 1 ]'
 ap_assert_eq "beta's minutes wait for the session deleting a text" "$(waiting)" 1
 pg_release textdel "COMMIT;"
-poll 10 eval '[ "$(seen "$t0")" = "2 2" ]'
+poll 30 eval '[ "$(seen "$t0")" = "2 2" ]'
 ap_assert_eq "beta wrote the deleted text again and set the stale one's last_seen_ns, both now" \
 	"$(seen "$t0")" "2 2"
 
@@ -579,9 +588,9 @@ pg_hold textheld "BEGIN; INSERT INTO query_minutes (minute, host, service, db, f
 texts() { ap_psql fleet -Atc "SELECT string_agg(sql, ', ' ORDER BY fingerprint) FROM query_shapes WHERE service = 't'"; }
 start_col beta beta "$URI"
 KEPT="SELECT recent, SELECT totals, SELECT held"
-poll 10 eval '[ "$(texts)" = "$KEPT" ] || [ "$(waiting)" -ge 1 ]'
+poll 30 eval '[ "$(texts)" = "$KEPT" ] || [ "$(waiting)" -ge 1 ]'
 pg_release textheld "COMMIT;"
-poll 5 eval '[ "$(texts)" = "$KEPT" ]'
+poll 15 eval '[ "$(texts)" = "$KEPT" ]'
 
 ap_assert_eq "retention: the unseen, unnamed text deleted, the others kept" "$(texts)" "$KEPT"
 ap_assert_eq "the held text seen now" \
