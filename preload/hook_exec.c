@@ -14,7 +14,8 @@
  * memory) through internal symbols too: they never come here. A vfork()
  * child that calls one of these runs on its parent's memory:
  * pl_ship_before_exec() leaves the buffer alone there.
- * syscall(SYS_execve) is not hooked (no known server execs that way).
+ * syscall(SYS_execve) and syscall(SYS_execveat) come to hook_socket.c's
+ * syscall() hook, which calls pl_ship_before_exec() too.
  *
  * An exec that fails returns: the records sent are gone from the buffer,
  * the rest stays, the shipper goes on.

@@ -538,9 +538,19 @@ EXPORT int socket(int domain, int type, int protocol)
 	return fd;
 }
 
-/* libuv (Node) closes descriptors with syscall(SYS_close, fd). Every other
- * number passes straight through with all six argument registers: it sits
- * on futex paths, and we cannot know how many arguments the caller passed. */
+/* syscall(SYS_execve, ...) and syscall(SYS_execveat, ...) replace the
+ * image as the exec functions do: what is buffered is handed over first,
+ * with hook_exec.c's guards (pl_ship_before_exec()). Out of line and cold,
+ * so that syscall()'s other numbers pay two compares for it, no spill. */
+static PL_COLD void exec_syscall(void)
+{
+	pl_ship_before_exec();
+}
+
+/* libuv (Node) closes descriptors with syscall(SYS_close, fd); an exec may
+ * be made with syscall(SYS_execve). Every other number passes straight
+ * through with all six argument registers: it sits on futex paths, and we
+ * cannot know how many arguments the caller passed. */
 EXPORT long syscall(long number, ...)
 {
 	va_list ap;
@@ -555,6 +565,8 @@ EXPORT long syscall(long number, ...)
 	} else if (PL_UNLIKELY(number == SYS_close_range)) {
 		if (!((unsigned)a3 & CLOSE_RANGE_CLOEXEC) && (unsigned long)a1 < PL_FD_CAP)
 			closing_range((unsigned)a1, (unsigned)a2);
+	} else if (PL_UNLIKELY(number == SYS_execve || number == SYS_execveat)) {
+		exec_syscall();
 	}
 	return pl_real.syscall(number, a1, a2, a3, a4, a5, a6);
 }

@@ -2,7 +2,8 @@
  * exec_server.c - a server that execs, for integration/exec.sh: what the
  * preload buffered must reach the collector before an exec replaces the
  * process image, through every exec function, and neither a failed exec
- * nor a vfork() child's exec may disturb the buffer.
+ * nor a vfork() child's exec may disturb the buffer; nor may an exec
+ * made with syscall(SYS_execve) or syscall(SYS_execveat) lose it.
  *
  *   exec_server --port PORT STEP...
  *
@@ -12,9 +13,10 @@
  *   serve:N    accepts N connections, one at a time, and answers each
  *              request with 200 "ok" (Connection: close)
  *   fail:FN    an exec through FN (execve, execv, execvp, execvpe, execl,
- *              execlp, execle, fexecve, execveat) that must fail: -1 and
- *              the errno glibc gives (ENOENT; EACCES for fexecve of
- *              /dev/null); prints how long it took, then goes on
+ *              execlp, execle, fexecve, execveat, or sys_execve and
+ *              sys_execveat: syscall() with SYS_execve, SYS_execveat) that
+ *              must fail: -1 and the errno glibc gives (ENOENT; EACCES for
+ *              fexecve of /dev/null); prints how long it took, then goes on
  *   spawn      posix_spawn() of /bin/true, a vfork() child that execve()s
  *              /bin/true, and one whose execve() fails and that _exit()s
  *              127; waits for them (statuses 0, 0, 127)
@@ -42,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,6 +128,10 @@ static int exec_by(const char *fn, const char *path, const char *name, const cha
 	}
 	if (strcmp(fn, "execveat") == 0)
 		return execveat(AT_FDCWD, path, argv, envp, 0);
+	if (strcmp(fn, "sys_execve") == 0)
+		return (int)syscall(SYS_execve, path, argv, envp);
+	if (strcmp(fn, "sys_execveat") == 0)
+		return (int)syscall(SYS_execveat, AT_FDCWD, path, argv, envp, 0);
 	errno = EINVAL;
 	fail(fn);
 	return -1;
