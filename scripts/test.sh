@@ -22,6 +22,8 @@ cd "$TOP"
 
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
+# stage TEXT : a stage's header, with the time since the start.
+stage() { echo "==> $* (at $(elapsed))"; }
 
 echo "==> checking Debian packages"
 # shellcheck disable=SC2086 # lists of words
@@ -31,61 +33,8 @@ ap_build "$TOP" || exit 1
 
 # Test programs are built in parallel first; the tests themselves run one at
 # a time, since the integration tests measure latencies and load the machine.
-echo "==> building the tests"
+stage "building the tests"
 make -s -j"$(nproc)" check TESTS= >/dev/null || { echo "apiprof: building the tests failed" >&2; exit 1; }
-
-# print_failures : the summary of tests/test-suite.log, then the whole log of
-# every test that failed (the harness's .trs files say which).
-print_failures() {
-	local trs log
-	if [ -f tests/test-suite.log ]; then
-		echo "==> tests/test-suite.log"
-		sed '/^\.\. contents::/,$d' tests/test-suite.log
-	fi
-	while IFS= read -r trs; do
-		if grep -Eq '^:test-result: (FAIL|ERROR|XPASS)' "$trs"; then
-			log=${trs%.trs}.log
-			echo "==> failed: ${log#"$TOP"/} ====================================="
-			cat "$log" 2>/dev/null || echo "(no log)"
-		fi
-	done < <(find tests -name '*.trs' | sort)
-}
-
-# count NAME : a total from test-suite.log's summary ("# PASS:  5").
-count() {
-	sed -n "s/^# $1: *\\([0-9]*\\).*/\\1/p" tests/test-suite.log 2>/dev/null | head -n 1
-}
-
-echo "==> running tests"
-rc=0
-make check || rc=$?
-pass=$(count PASS); fail=$(count FAIL); err=$(count ERROR); skip=$(count SKIP); xpass=$(count XPASS)
-failed=$(( ${fail:-0} + ${err:-0} + ${xpass:-0} ))
-if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ -z "$pass" ]; then
-	print_failures
-	echo "==> FAILED after $(elapsed)"
-	echo "tests: ${pass:-0} passed, $(( failed > 0 ? failed : 1 )) failed, ${skip:-0} skipped"
-	exit 1
-fi
-# `make install DESTDIR=...` (SPEC section 2): the three installed files are
-# where the SPEC puts them, the programs run from there, and the libtool
-# archive of the preload is not left behind.
-echo "==> make install DESTDIR=..."
-dest=$(mktemp -d "${TMPDIR:-/tmp}/apiprof-install.XXXXXX")
-prefix=$(sed -n 's/^prefix = //p' Makefile)
-libdir=$(make -s -f Makefile -f - ap-print-libdir <<<$'ap-print-libdir:\n\t@echo $(libdir)' 2>/dev/null || true)
-libdir=${libdir:-$prefix/lib}
-if ! make -s install DESTDIR="$dest" >"$dest.log" 2>&1; then
-	cat "$dest.log"; echo "==> FAILED (make install) after $(elapsed)"; exit 1
-fi
-for f in "$prefix/bin/apiprof-collector" "$prefix/bin/apiprof" "$libdir/apiprof/libapiprof.so"; do
-	[ -e "$dest$f" ] || { echo "apiprof: make install did not install $f" >&2; exit 1; }
-done
-[ ! -e "$dest$libdir/apiprof/libapiprof.la" ] || { echo "apiprof: make install left libapiprof.la" >&2; exit 1; }
-"$dest$prefix/bin/apiprof-collector" --version >/dev/null &&
-	"$dest$prefix/bin/apiprof" --version >/dev/null ||
-	{ echo "apiprof: the installed programs do not run" >&2; exit 1; }
-rm -rf "$dest" "$dest.log"
 
 # san_build DIR CONFIGURE-ARG... : a second build of the project, with the
 # test programs, in DIR/build from a copy of the sources in DIR/src.
@@ -109,16 +58,112 @@ san_build() {
 		{ cat "$san/build-tests.log"; return 1; }
 }
 
+# The two extra builds (ASan+UBSan, then ThreadSanitizer) run in one
+# background job at nice 19 while the main tests run: those mostly wait on
+# servers, and at nice 19 the compilers take only the CPU time the tests
+# leave (about 200 s of building taken off the run). Each build leaves
+# DIR.rc (its exit status) and DIR.out (its output); san_build_wait waits
+# for one.
+SAN_DIR=${TMPDIR:-/tmp}/apiprof-sanitizers-$(id -u)
+TSAN_DIR=${TMPDIR:-/tmp}/apiprof-tsan-$(id -u)
+san_builds_pid=
+san_builds_start() {
+	local asan=${APIPROF_TEST_SANITIZERS:-1} tsan=${APIPROF_TEST_TSAN:-1}
+	rm -f "$SAN_DIR.rc" "$SAN_DIR.out" "$TSAN_DIR.rc" "$TSAN_DIR.out"
+	[ "$asan" != 0 ] || [ "$tsan" != 0 ] || return 0
+	(
+		renice -n 19 -p "$BASHPID" >/dev/null || true
+		if [ "$asan" != 0 ]; then
+			san_build "$SAN_DIR" --enable-sanitizers >"$SAN_DIR.out" 2>&1
+			echo $? >"$SAN_DIR.rc"
+		fi
+		if [ "$tsan" != 0 ]; then
+			san_build "$TSAN_DIR" --enable-tsan >"$TSAN_DIR.out" 2>&1
+			echo $? >"$TSAN_DIR.rc"
+		fi
+	) &
+	san_builds_pid=$!
+}
+san_builds_stop() {
+	[ -z "$san_builds_pid" ] || kill "$san_builds_pid" 2>/dev/null || true
+}
+trap san_builds_stop EXIT
+# san_build_wait DIR : until DIR's background build is done; 0 when it
+# succeeded, else its output is shown.
+san_build_wait() {
+	while [ ! -f "$1.rc" ] && kill -0 "$san_builds_pid" 2>/dev/null; do
+		sleep 1
+	done
+	if [ "$(cat "$1.rc" 2>/dev/null)" != 0 ]; then
+		cat "$1.out" 2>/dev/null || echo "apiprof: the build in $1 did not finish" >&2
+		return 1
+	fi
+	rm -f "$1.rc" "$1.out"
+}
+san_builds_start
+
+# print_failures : the summary of tests/test-suite.log, then the whole log of
+# every test that failed (the harness's .trs files say which).
+print_failures() {
+	local trs log
+	if [ -f tests/test-suite.log ]; then
+		echo "==> tests/test-suite.log"
+		sed '/^\.\. contents::/,$d' tests/test-suite.log
+	fi
+	while IFS= read -r trs; do
+		if grep -Eq '^:test-result: (FAIL|ERROR|XPASS)' "$trs"; then
+			log=${trs%.trs}.log
+			echo "==> failed: ${log#"$TOP"/} ====================================="
+			cat "$log" 2>/dev/null || echo "(no log)"
+		fi
+	done < <(find tests -name '*.trs' | sort)
+}
+
+# count NAME : a total from test-suite.log's summary ("# PASS:  5").
+count() {
+	sed -n "s/^# $1: *\\([0-9]*\\).*/\\1/p" tests/test-suite.log 2>/dev/null | head -n 1
+}
+
+stage "running tests"
+rc=0
+make check || rc=$?
+pass=$(count PASS); fail=$(count FAIL); err=$(count ERROR); skip=$(count SKIP); xpass=$(count XPASS)
+failed=$(( ${fail:-0} + ${err:-0} + ${xpass:-0} ))
+if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ -z "$pass" ]; then
+	print_failures
+	echo "==> FAILED after $(elapsed)"
+	echo "tests: ${pass:-0} passed, $(( failed > 0 ? failed : 1 )) failed, ${skip:-0} skipped"
+	exit 1
+fi
+# `make install DESTDIR=...` (SPEC section 2): the three installed files are
+# where the SPEC puts them, the programs run from there, and the libtool
+# archive of the preload is not left behind.
+stage "make install DESTDIR=..."
+dest=$(mktemp -d "${TMPDIR:-/tmp}/apiprof-install.XXXXXX")
+prefix=$(sed -n 's/^prefix = //p' Makefile)
+libdir=$(make -s -f Makefile -f - ap-print-libdir <<<$'ap-print-libdir:\n\t@echo $(libdir)' 2>/dev/null || true)
+libdir=${libdir:-$prefix/lib}
+if ! make -s install DESTDIR="$dest" >"$dest.log" 2>&1; then
+	cat "$dest.log"; echo "==> FAILED (make install) after $(elapsed)"; exit 1
+fi
+for f in "$prefix/bin/apiprof-collector" "$prefix/bin/apiprof" "$libdir/apiprof/libapiprof.so"; do
+	[ -e "$dest$f" ] || { echo "apiprof: make install did not install $f" >&2; exit 1; }
+done
+[ ! -e "$dest$libdir/apiprof/libapiprof.la" ] || { echo "apiprof: make install left libapiprof.la" >&2; exit 1; }
+"$dest$prefix/bin/apiprof-collector" --version >/dev/null &&
+	"$dest$prefix/bin/apiprof" --version >/dev/null ||
+	{ echo "apiprof: the installed programs do not run" >&2; exit 1; }
+rm -rf "$dest" "$dest.log"
+
 # The sanitizer configuration (STYLE.md item 17): ASan+UBSan builds of the
 # unit tests, and of the collector and client driven by the integration
 # tests (which still preload the plain library: an ASan-built one cannot be
 # loaded into nginx or Node). APIPROF_TEST_SANITIZERS=0 skips this stage.
 sanitizers() {
 	local san build
-	san=${TMPDIR:-/tmp}/apiprof-sanitizers-$(id -u)
+	san=$SAN_DIR
 	build=$san/build
-	san_build "$san" --enable-sanitizers || return 1
-	tsan_build_start
+	san_build_wait "$san" || return 1
 	# The unit tests and the integration tests that drive the collector's
 	# own code paths (ingest, SQL analysis, windows, metrics, crashes,
 	# profiles, hostile frames and parameters). Left out, to keep the whole
@@ -152,28 +197,12 @@ sanitizers() {
 	stage_pass=$(cd "$build" && count PASS)
 	rm -rf "$san"
 }
-# The ThreadSanitizer stage's build, started in the background (niced) once
-# the ASan build is done: the ASan stage's integration tests mostly wait on
-# servers, so the two overlap, about a minute less in all. tsan() waits for
-# it (or builds itself when the ASan stage is skipped).
-TSAN_DIR=${TMPDIR:-/tmp}/apiprof-tsan-$(id -u)
-tsan_build_pid=
-tsan_build_start() {
-	[ "${APIPROF_TEST_TSAN:-1}" != 0 ] || return 0
-	(renice -n 19 -p "$BASHPID" >/dev/null || true; san_build "$TSAN_DIR" --enable-tsan) >"$TSAN_DIR.out" 2>&1 &
-	tsan_build_pid=$!
-}
-tsan_build_stop() {
-	[ -z "$tsan_build_pid" ] || kill "$tsan_build_pid" 2>/dev/null || true
-}
-
 # run_stage NAME FUNCTION HEADER : one extra build's stage. A failure ends
 # the run with the total so far; FUNCTION's passes (stage_pass) join it.
 run_stage() {
-	echo "==> $3"
+	stage "$3"
 	stage_pass=0
 	if ! "$2"; then
-		tsan_build_stop
 		echo "==> FAILED ($1) after $(elapsed)"
 		echo "tests: ${pass:-0} passed, 1 failed, ${skip:-0} skipped"
 		exit 1
@@ -201,13 +230,7 @@ tsan() {
 	local san build rt setarch=()
 	san=$TSAN_DIR
 	build=$san/build
-	if [ -n "$tsan_build_pid" ]; then
-		wait "$tsan_build_pid" || { cat "$san.out"; return 1; }
-		tsan_build_pid=
-	else
-		san_build "$san" --enable-tsan || return 1
-	fi
-	rm -f "$san.out"
+	san_build_wait "$san" || return 1
 	# The TSan runtime our library links (libtsan.so.N), to preload first
 	# into the uninstrumented test servers (tests/integration/lib.sh).
 	# (awk reads all of ldd's output: an early exit could fail the pipeline.)
