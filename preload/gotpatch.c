@@ -148,12 +148,12 @@ void pl_got_patch_atfork_child(void)
 	/* Forked while another thread (the shipper) was in a scan's middle:
 	 * its lock stays taken here and its bookkeeping is half done. The
 	 * slots it patched are inherited; a rescan leaves them alone. */
-	if (scan_lock) {
+	if (__atomic_load_n(&scan_lock, __ATOMIC_RELAXED)) {
 		seen_any = 0;
 		ndone = 0;
-		scan_lock = 0;
+		__atomic_store_n(&scan_lock, 0, __ATOMIC_RELAXED);
 	}
-	pl_got_accept_seen = 0;
+	__atomic_store_n(&pl_got_accept_seen, 0, __ATOMIC_RELAXED);
 }
 
 static uint64_t obj_key(uintptr_t addr, const char *name)
@@ -561,7 +561,7 @@ PL_COLD void pl_got_patch_first_accept(void)
 
 void pl_got_patch_atfork_child(void)
 {
-	pl_got_accept_seen = 0;
+	__atomic_store_n(&pl_got_accept_seen, 0, __ATOMIC_RELAXED);
 }
 
 #endif
