@@ -11,7 +11,8 @@
 # master's fork handler patches PHP's RTLD_DEEPBIND extensions before it
 # forks the workers), and that no cookie, credential or query string
 # reaches the collector. Then a reload (USR2) right after a burst: every
-# request counted, the new workers' first requests' SQL too; Apache's
+# request counted, the new workers' first requests' SQL too, and that of
+# workers forked later (pm = ondemand, pm.max_requests = 1); Apache's
 # mod_proxy_fcgi in front (SetHandler, ProxyPass enablereuse=on): counts,
 # statuses, a 1 MiB POST's and a streamed 1 MiB response's bytes; and
 # php -S (no fork: its first accept patches), its first request's SQL.
@@ -124,6 +125,14 @@ listen.mode = 0666
 pm = static
 pm.max_children = 2
 catch_workers_output = yes
+[od]
+$pool_user
+listen = $d/od.sock
+listen.mode = 0666
+pm = ondemand
+pm.max_children = 1
+pm.max_requests = 1
+catch_workers_output = yes
 CONF
 # The scan dir is emptied: php.ini above loads exactly the extensions used.
 # CPU profiles only on request (X-Apiprof-Profile: 1), so that exactly one
@@ -131,7 +140,7 @@ CONF
 PHP_INI_SCAN_DIR="" APIPROF_PROFILE_EVERY=0 ap_bg_preloaded fpm "$FPM" -c "$d/php.ini" -y "$d/fpm.conf" -F "${run_as[@]}"
 FPM_PID=$AP_BG_PID
 for i in $(seq 100); do
-	[ -S "$d/fpm.sock" ] && [ "$(ap_children "$FPM_PID" | wc -l)" -ge 2 ] && break
+	[ -S "$d/fpm.sock" ] && [ -S "$d/od.sock" ] && [ "$(ap_children "$FPM_PID" | wc -l)" -ge 2 ] && break
 	kill -0 "$FPM_PID" 2>/dev/null || ap_fail "php-fpm exited at start"
 	sleep 0.1
 done
@@ -167,6 +176,11 @@ http {
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $d/app.php;
             fastcgi_pass unix:$d/fpm.sock;
+        }
+        location /od/ {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $d/app.php;
+            fastcgi_pass unix:$d/od.sock;
         }
         location /ka/ {
             include /etc/nginx/fastcgi_params;
@@ -306,6 +320,15 @@ ap_log "pids seen in requests: $pids_seen"
 [ -n "$pids_seen" ] || ap_fail "no pid in /api/v1/requests"
 ap_assert_pids_among "$pids_seen" "$workers" "a php-fpm worker"
 
+# The [od] pool's workers are forked later, one per request (pm =
+# ondemand, pm.max_requests = 1): each request is a worker's first, forked
+# by a master that scanned long before (its fork handler's look at the load
+# counters finds nothing new: the patched extensions are inherited).
+# Their SQL is checked after the reload's wait below.
+for i in 1 2; do
+	ap_assert_eq "GET /od/sqlite $i (a new ondemand worker)" "$(code /od/sqlite)" 200
+done
+
 # A reload (kill -USR2: the master re-execs itself) right after a burst of
 # requests: it stops the workers with SIGQUIT, and with the
 # process_control_timeout above they exit through exit's flush, so none of
@@ -336,6 +359,9 @@ ap_assert_eq "GET /app/reload: the 4 requests before a reload and 2 after" \
 all_reqs=$(ap_api /api/v1/requests --data-urlencode limit=1000)
 ap_assert_eq "sql_count of each GET /app/reload, the new workers' first included" \
 	"$(reqs /app/reload GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "3 3 3 3 3 3"
+ap_assert_jq "GET /od/sqlite: two ondemand workers' first requests, 3 statements each" \
+	'length == 2 and ([.[].pid] | unique | length) == 2 and all(.[]; .sql_count == 3)' \
+	"$(reqs /od/sqlite GET)"
 
 # Apache's mod_proxy_fcgi in front (not preloaded) of the same workers:
 # /ap/ through SetHandler (a connection per request), /apr/ through
