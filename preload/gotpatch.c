@@ -10,11 +10,48 @@
  * of exactly our hooked functions are rewritten to our hooks: what the
  * object would have bound to without RTLD_DEEPBIND.
  *
- * pl_got_patch_scan() runs on the shipper thread only (ship.c: when it
- * starts, then at every wake-up, about every 100 ms), never on a host
- * thread. A wake-up with nothing loaded or unloaded since the last scan
- * costs one dl_iterate_phdr() call stopped at the first object (its
- * dlpi_adds and dlpi_subs counters). A scan looks at the objects it has
+ * When: before anything else, a process's scan must come before the
+ * first statement of its first request, or that request's statements are
+ * lost. PHP loads its extensions at start, then serves: php-fpm's master
+ * (Apache's prefork mod_php too) forks the workers, php -S accepts itself.
+ * So a scan runs
+ *   - in the fork prepare handler (pl_got_patch_before_fork, init.c): the
+ *     child inherits the patched GOTs, and this module's bookkeeping with
+ *     them, so a php-fpm worker, forked at start or later (pm = dynamic,
+ *     ondemand, respawns after pm.max_requests), has nothing left to do;
+ *   - at a process's first accept() call, before the real accept (the
+ *     hooks test one flag, reset in each fork child): php -S's first
+ *     connection, and any child whose prepare scan was skipped (below);
+ *   - on the shipper thread (ship.c): when it starts, then at every
+ *     wake-up, about every 100 ms, for the objects dlopen()ed later.
+ * A call with nothing loaded or unloaded since the last scan costs one
+ * dl_iterate_phdr() call stopped at the first object (its dlpi_adds and
+ * dlpi_subs counters). The callers are on different threads, so a scan
+ * (and that check) holds scan_lock, taken with trylock: a caller that
+ * finds it taken returns at once (the fork handler: waiting there could
+ * deadlock with a holder that waits for a loader lock the forking thread
+ * holds, a fork from a constructor) or, at the first accept, waits at
+ * most FIRST_ACCEPT_WAIT_NS for the other scan, which patches the same
+ * objects. A scan is never nested in the preload's own work on its thread
+ * (pl_enter(): a fork or accept from a signal handler that interrupted
+ * it), where a lock that work holds could never be released.
+ *
+ * In the fork handler it runs first, holding no lock: glibc takes the
+ * malloc and stdio locks after the prepare handlers (the dlsym errors'
+ * malloc is fine), and our own prepare handlers take theirs after it
+ * (pl_dl_walk's last: the scan's walks take and release it before);
+ * the scan's own lock and handles are released before it returns, and a
+ * child forked while the shipper thread was in a scan's middle starts
+ * this module afresh (pl_got_patch_atfork_child). mprotect of RELRO
+ * pages is a plain system call. One hazard: glibc 2.28 to 2.35 run the
+ * prepare handlers of a multi-threaded process holding the lock that
+ * unregistering an unloaded object's handlers takes (glibc bug 24595,
+ * fixed in 2.36), while that other thread's dlclose holds the loader's
+ * lock, which the scan's dlopen() waits for: a deadlock. There the scan
+ * runs only when the process is single-threaded (__libc_single_threaded;
+ * php-fpm's master is), else the child's first accept does it.
+ *
+ * A scan looks at the objects it has
  * not seen (by load address and name; after an unload, all of them again:
  * patched slots hold our hooks and are left alone, so a rescan is
  * harmless), each held by a handle of its own (dlopen RTLD_NOLOAD) while
@@ -51,20 +88,26 @@
  * writable for the write and read-only again after it; a failed mprotect
  * leaves the slot alone.
  *
- * What it leaves: the statements an object runs before the next wake-up
- * after its dlopen (about 100 ms) bypass us; mysqlnd (PHP's mysqli and
- * pdo_mysql) never calls libmysqlclient at all.
+ * What it leaves: the statements an object dlopen()ed after the process
+ * began serving (after its first accept, or in a fork child after the
+ * fork) runs before the shipper's next wake-up (about 100 ms) bypass us;
+ * mysqlnd (PHP's mysqli and pdo_mysql) never calls libmysqlclient at all.
  */
 #include "config.h"
 #include "libcopy.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <gnu/libc-version.h>
 #include <link.h>
+#include <sched.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+int pl_got_accept_seen;
 
 #if defined(__x86_64__) && defined(__linux__) && defined(R_X86_64_JUMP_SLOT)
 
@@ -85,7 +128,7 @@ struct obj {
 	char name[OBJ_NAME];
 };
 
-/* Shipper thread only: no lock. Static: too big for its stack. */
+/* Under scan_lock. Static: too big for a thread's stack. */
 static struct obj objs[MAX_OBJ];
 static unsigned nobjs;
 static uint64_t done[MAX_OBJ]; /* keys of the objects scanned */
@@ -94,15 +137,23 @@ static unsigned long long seen_adds, seen_subs;
 static int seen_any;
 static uintptr_t self_lo, self_hi;
 static uintptr_t page_size;
-static int scanning; /* a fork child of a scan's middle rescans everything */
+static int scan_lock; /* taken with trylock only: see the top */
+
+/* A first accept that finds another scan running waits this long at most:
+ * two threads' first connections at once, or a shipper started early. */
+#define FIRST_ACCEPT_WAIT_NS (50 * 1000000ull)
 
 void pl_got_patch_atfork_child(void)
 {
-	if (scanning) {
+	/* Forked while another thread (the shipper) was in a scan's middle:
+	 * its lock stays taken here and its bookkeeping is half done. The
+	 * slots it patched are inherited; a rescan leaves them alone. */
+	if (__atomic_load_n(&scan_lock, __ATOMIC_RELAXED)) {
 		seen_any = 0;
 		ndone = 0;
-		scanning = 0;
+		__atomic_store_n(&scan_lock, 0, __ATOMIC_RELAXED);
 	}
+	__atomic_store_n(&pl_got_accept_seen, 0, __ATOMIC_RELAXED);
 }
 
 static uint64_t obj_key(uintptr_t addr, const char *name)
@@ -380,17 +431,17 @@ static unsigned scan_object(const struct obj *o, void *h)
 	return patch_object(o, h);
 }
 
-void pl_got_patch_scan(void)
+/* The scan itself (see the top), scan_lock held. */
+static void scan_locked(const char *why)
 {
-	int saved = errno;
 	struct counters c = { 0, 0, 0 };
 	pl_dl_walk(read_counters, &c);
 	if (!c.ok || (seen_any && c.adds == seen_adds && c.subs == seen_subs))
-		goto out;
+		return;
 	if (!page_size) {
 		long p = sysconf(_SC_PAGESIZE);
-		if (p <= 0 || !pl_object_range((const void *)pl_got_patch_scan, &self_lo, &self_hi))
-			goto out;
+		if (p <= 0 || !pl_object_range((const void *)scan_locked, &self_lo, &self_hi))
+			return;
 		page_size = (uintptr_t)p;
 	}
 	if (seen_any && c.subs != seen_subs)
@@ -398,7 +449,6 @@ void pl_got_patch_scan(void)
 	seen_adds = c.adds;
 	seen_subs = c.subs;
 	seen_any = 1;
-	scanning = 1;
 	nobjs = 0;
 	uint64_t t0 = pl_now_ns();
 	pl_dl_walk(collect, NULL);
@@ -406,7 +456,7 @@ void pl_got_patch_scan(void)
 	for (unsigned k = 0; k < nobjs; k++) {
 		const struct obj *o = &objs[k];
 		mark_done(o->key);
-		if ((uintptr_t)pl_got_patch_scan - o->lo < o->hi - o->lo)
+		if ((uintptr_t)scan_locked - o->lo < o->hi - o->lo)
 			continue; /* ourselves */
 		void *h = dlopen(o->name, RTLD_LAZY | RTLD_NOLOAD);
 		if (!h)
@@ -419,10 +469,78 @@ void pl_got_patch_scan(void)
 			patched += scan_object(o, h);
 		pl_copy_close_handle(h);
 	}
-	scanning = 0;
-	pl_debug("GOT scan: %u objects, %u slots patched, %llu us", nobjs, patched,
+	pl_debug("GOT scan (%s): %u objects, %u slots patched, %llu us", why, nobjs, patched,
 	         (unsigned long long)((pl_now_ns() - t0) / 1000));
+}
+
+/* A scan unless another is running: then at once (wait_ns 0) or when it
+ * ended, or wait_ns passed. Preserves errno. */
+static void scan(const char *why, uint64_t wait_ns)
+{
+	int saved = errno;
+	if (!pl_spin_trylock(&scan_lock)) {
+		if (!wait_ns)
+			goto out;
+		uint64_t until = pl_now_ns() + wait_ns;
+		do {
+			if (pl_now_ns() >= until)
+				goto out;
+			sched_yield();
+		} while (!pl_spin_trylock(&scan_lock));
+	}
+	scan_locked(why);
+	pl_spin_unlock(&scan_lock);
 out:
+	errno = saved;
+}
+
+void pl_got_patch_scan(void)
+{
+	scan("shipper", 0);
+}
+
+/* glibc bug 24595 (see the top): whether a prepare handler runs with no
+ * glibc lock held. 2.36 and later: always; before, only in a process that
+ * never had a second thread (__libc_single_threaded, glibc 2.32 on; weak:
+ * an older glibc has none, and then never). */
+extern char __libc_single_threaded __attribute__((weak));
+
+static int fork_scan_safe(void)
+{
+	static int fixed = -1; /* glibc 2.36 or later; -1: not asked yet */
+	int f = __atomic_load_n(&fixed, __ATOMIC_RELAXED);
+	if (f < 0) {
+		unsigned major = 0, minor = 0;
+		const char *v = gnu_get_libc_version();
+		f = v && sscanf(v, "%u.%u", &major, &minor) == 2 &&
+		    (major > 2 || (major == 2 && minor >= 36));
+		__atomic_store_n(&fixed, f, __ATOMIC_RELAXED);
+	}
+	return f || (&__libc_single_threaded && __libc_single_threaded);
+}
+
+void pl_got_patch_before_fork(void)
+{
+	if (!fork_scan_safe())
+		return;
+	int saved = errno;
+	if (pl_enter()) {
+		scan("before fork", 0);
+		pl_leave();
+	}
+	errno = saved;
+}
+
+PL_COLD void pl_got_patch_first_accept(void)
+{
+	__atomic_store_n(&pl_got_accept_seen, 1, __ATOMIC_RELAXED);
+	if (pl_cfg.disabled)
+		return;
+	int saved = errno;
+	if (pl_enter()) {
+		scan("first accept", FIRST_ACCEPT_WAIT_NS);
+		pl_leave();
+	}
 	errno = saved;
 }
 
@@ -432,8 +550,18 @@ void pl_got_patch_scan(void)
 {
 }
 
+void pl_got_patch_before_fork(void)
+{
+}
+
+PL_COLD void pl_got_patch_first_accept(void)
+{
+	__atomic_store_n(&pl_got_accept_seen, 1, __ATOMIC_RELAXED);
+}
+
 void pl_got_patch_atfork_child(void)
 {
+	__atomic_store_n(&pl_got_accept_seen, 0, __ATOMIC_RELAXED);
 }
 
 #endif

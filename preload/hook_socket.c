@@ -103,6 +103,8 @@ static PL_COLD void accepted(int fd)
 EXPORT int accept(int s, struct sockaddr *addr, socklen_t *len)
 {
 	ENSURE(accept);
+	if (PL_UNLIKELY(!__atomic_load_n(&pl_got_accept_seen, __ATOMIC_RELAXED)))
+		pl_got_patch_first_accept();
 	int fd = pl_real.accept(s, addr, len);
 	if (fd >= 0)
 		accepted(fd);
@@ -112,6 +114,8 @@ EXPORT int accept(int s, struct sockaddr *addr, socklen_t *len)
 EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	ENSURE(accept4);
+	if (PL_UNLIKELY(!__atomic_load_n(&pl_got_accept_seen, __ATOMIC_RELAXED)))
+		pl_got_patch_first_accept();
 	int fd = pl_real.accept4(s, addr, len, flags);
 	if (fd >= 0)
 		accepted(fd);

@@ -235,6 +235,11 @@ static void read_config(void)
 
 static void atfork_prepare(void)
 {
+	/* First, with none of our locks held: the child inherits the patched
+	 * GOTs (php-fpm's master forks its workers after loading PHP's
+	 * extensions, which would bypass our hooks until each worker's own
+	 * shipper scanned them, after its first request). */
+	pl_got_patch_before_fork();
 	pl_ship_atfork_prepare();
 	pl_conn_atfork_prepare();
 	/* Last: a walk holding it takes no other lock of ours, so a fork

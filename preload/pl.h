@@ -721,10 +721,18 @@ void pl_sqlite_atfork_child(void);  /* hook_sqlite.c: executions */
 void pl_libcopy_atfork_child(void); /* libcopy.c: the definitions scan */
 void pl_dl_walk_atfork_prepare(void); /* libcopy.c: pl_dl_walk(); the last prepare handler */
 void pl_dl_walk_atfork_parent(void);
-/* gotpatch.c: the objects loaded since the last call that bound past our
+/* gotpatch.c: the objects loaded since the last scan that bound past our
  * SQL and TLS hooks (RTLD_DEEPBIND) get those GOT slots pointed at our
- * hooks. Shipper thread only; cheap when nothing was loaded. */
-void pl_got_patch_scan(void);
+ * hooks; one load-counter read when nothing was loaded. Any thread (one
+ * scan at a time: a caller finding another running does not wait, but
+ * for the first accept, briefly). Preserve errno; not async-signal-safe. */
+void pl_got_patch_scan(void);        /* the shipper thread */
+void pl_got_patch_before_fork(void); /* init.c's prepare handler */
+/* accept and accept4 call pl_got_patch_first_accept() while
+ * pl_got_accept_seen is 0 (this process has not called them yet; reset in
+ * each fork child), before the real call: PHP's first request. */
+extern int pl_got_accept_seen;
+void pl_got_patch_first_accept(void);
 void pl_got_patch_atfork_child(void); /* forked in a scan's middle: all again */
 
 #endif /* AP_PL_H */

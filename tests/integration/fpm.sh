@@ -7,12 +7,15 @@
 # a POST with a body, a query string, a request whose client goes away
 # before the script answers (aborted), and SQL on SQLite (pdo_sqlite) and
 # PostgreSQL (pdo_pgsql). Asserts exact counts per route, statuses, bytes,
-# the SQL of each request after each worker's first (README: the shipper
-# thread patches PHP's RTLD_DEEPBIND extensions after the first event),
-# and that no cookie, credential or query string reaches the collector.
-# Then a reload (USR2) right after a burst: every request counted; and
-# Apache's mod_proxy_fcgi in front (SetHandler, ProxyPass enablereuse=on):
-# counts, statuses, a 1 MiB POST's and a streamed 1 MiB response's bytes.
+# the SQL of every request, each worker's first included (README: the
+# master's fork handler patches PHP's RTLD_DEEPBIND extensions before it
+# forks the workers), and that no cookie, credential or query string
+# reaches the collector. Then a reload (USR2) right after a burst: every
+# request counted, the new workers' first requests' SQL too, and that of
+# workers forked later (pm = ondemand, pm.max_requests = 1); Apache's
+# mod_proxy_fcgi in front (SetHandler, ProxyPass enablereuse=on): counts,
+# statuses, a 1 MiB POST's and a streamed 1 MiB response's bytes; and
+# php -S (no fork: its first accept patches), its first request's SQL.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -23,6 +26,9 @@ ap_require_build
 
 ap_start_collector
 ap_start_pg pg appdb
+# Made here: the two concurrent first requests' CREATE TABLE IF NOT EXISTS
+# would race in PostgreSQL's catalog (a unique violation, a 500).
+ap_psql appdb -c 'CREATE TABLE notes (id serial PRIMARY KEY, body text)'
 
 d=$AP_TMP/php
 mkdir -p "$d/tmp"
@@ -30,6 +36,18 @@ mkdir -p "$d/tmp"
 chmod 755 "$d"
 cat >"$d/app.php" <<PHP
 <?php
+function notes_sqlite() {
+	\$db = new PDO('sqlite:$d/app.db');
+	\$db->exec('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)');
+	\$db->prepare('INSERT INTO notes (body) VALUES (?)')->execute(['Secret Note 9183']);
+	return \$db->query('SELECT count(*) FROM notes')->fetchColumn();
+}
+function notes_pg() {
+	\$db = new PDO('pgsql:host=127.0.0.1;port=$AP_PG_PORT;dbname=appdb', 'postgres', '');
+	\$db->exec('CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)');
+	\$db->exec("INSERT INTO notes (body) VALUES ('Secret Note 5527')");
+	return \$db->query('SELECT count(*) FROM notes')->fetchColumn();
+}
 \$path = preg_replace('#^/[a-z]+#', '', parse_url(\$_SERVER['REQUEST_URI'], PHP_URL_PATH));
 if (\$path === '/ok') {
 	echo "ok\n";
@@ -46,6 +64,8 @@ if (\$path === '/ok') {
 } elseif (preg_match('#^/users/[0-9]+\$#', \$path)) {
 	echo "user\n";
 } elseif (\$path === '/slow') {
+	notes_sqlite();
+	notes_pg();
 	usleep(400000);
 	echo getmypid(), "\n";
 } elseif (\$path === '/stream') {
@@ -55,6 +75,7 @@ if (\$path === '/ok') {
 		flush();
 	}
 } elseif (\$path === '/reload') {
+	notes_sqlite();
 	echo getmypid(), "\n";
 } elseif (\$path === '/burn') {
 	\$x = 0.0;
@@ -66,15 +87,11 @@ if (\$path === '/ok') {
 	usleep(800000);
 	echo "too late\n";
 } elseif (\$path === '/sqlite') {
-	\$db = new PDO('sqlite:$d/app.db');
-	\$db->exec('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)');
-	\$db->prepare('INSERT INTO notes (body) VALUES (?)')->execute(['Secret Note 9183']);
-	echo \$db->query('SELECT count(*) FROM notes')->fetchColumn(), "\n";
+	echo notes_sqlite(), "\n";
 } elseif (\$path === '/pg') {
-	\$db = new PDO('pgsql:host=127.0.0.1;port=$AP_PG_PORT;dbname=appdb', 'postgres', '');
-	\$db->exec('CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)');
-	\$db->exec("INSERT INTO notes (body) VALUES ('Secret Note 5527')");
-	echo \$db->query('SELECT count(*) FROM notes')->fetchColumn(), "\n";
+	echo notes_pg(), "\n";
+} elseif (\$path === '/both') {
+	echo notes_sqlite(), " ", notes_pg(), "\n";
 } else {
 	http_response_code(404);
 	echo "no route\n";
@@ -108,6 +125,14 @@ listen.mode = 0666
 pm = static
 pm.max_children = 2
 catch_workers_output = yes
+[od]
+$pool_user
+listen = $d/od.sock
+listen.mode = 0666
+pm = ondemand
+pm.max_children = 1
+pm.max_requests = 1
+catch_workers_output = yes
 CONF
 # The scan dir is emptied: php.ini above loads exactly the extensions used.
 # CPU profiles only on request (X-Apiprof-Profile: 1), so that exactly one
@@ -115,7 +140,7 @@ CONF
 PHP_INI_SCAN_DIR="" APIPROF_PROFILE_EVERY=0 ap_bg_preloaded fpm "$FPM" -c "$d/php.ini" -y "$d/fpm.conf" -F "${run_as[@]}"
 FPM_PID=$AP_BG_PID
 for i in $(seq 100); do
-	[ -S "$d/fpm.sock" ] && [ "$(ap_children "$FPM_PID" | wc -l)" -ge 2 ] && break
+	[ -S "$d/fpm.sock" ] && [ -S "$d/od.sock" ] && [ "$(ap_children "$FPM_PID" | wc -l)" -ge 2 ] && break
 	kill -0 "$FPM_PID" 2>/dev/null || ap_fail "php-fpm exited at start"
 	sleep 0.1
 done
@@ -152,6 +177,11 @@ http {
             fastcgi_param SCRIPT_FILENAME $d/app.php;
             fastcgi_pass unix:$d/fpm.sock;
         }
+        location /od/ {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $d/app.php;
+            fastcgi_pass unix:$d/od.sock;
+        }
         location /ka/ {
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $d/app.php;
@@ -175,9 +205,10 @@ code() {
 	curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$@" "$B$u" || ap_fail "curl $u failed"
 }
 
-# 1. Each worker's first request, at once, so that both have served one:
-#    their first events start the shipper threads, which patch PHP's
-#    extensions (README: SQL of a worker's first request is not captured).
+# 1. Each worker's first request, at once (each runs SQL on both
+#    databases, then sleeps), so that both workers serve one: their
+#    statements are captured, the fork handler having patched PHP's
+#    extensions in the master before it forked them (README: SQL).
 curl -s --max-time 10 "$B/app/slow" >"$AP_TMP/slow1.out" &
 p1=$!
 curl -s --max-time 10 "$B/app/slow" >"$AP_TMP/slow2.out" &
@@ -185,7 +216,6 @@ p2=$!
 wait "$p1" && wait "$p2" || ap_fail "a first request failed"
 [ "$(cat "$AP_TMP/slow1.out")" != "$(cat "$AP_TMP/slow2.out")" ] ||
 	ap_fail "both first requests were served by worker $(cat "$AP_TMP/slow1.out")"
-sleep 0.5
 
 # 2. The traffic, each status checked on the client's side.
 got=""
@@ -257,21 +287,23 @@ ap_assert_jq "the 500's body is its error's message, scrubbed" \
 ap_assert_jq "GET /app/slow: from the first byte read to END_REQUEST (the script sleeps 400 ms)" \
 	'length == 2 and all(.[]; .duration_ms >= 400 and .duration_ms < 5000)' "$(reqs /app/slow)"
 
-# SQL: every request after each worker's first one carries its statements:
-# on SQLite CREATE, INSERT, SELECT; on PostgreSQL the same, pdo_pgsql's
-# query() being a prepare and an execution (two statements, SPEC) and its
-# statement's end a DEALLOCATE.
+# SQL: every request carries its statements, each worker's first too
+# (/app/slow: both databases): on SQLite CREATE, INSERT, SELECT; on
+# PostgreSQL the same, pdo_pgsql's query() being a prepare and an
+# execution (two statements, SPEC) and its statement's end a DEALLOCATE.
+# (Before the fork handler's scan: the two /app/slow had 0 each.)
+ap_assert_eq "sql_count of each worker's first request, GET /app/slow (3 + 5)" "$(reqs /app/slow GET | jq -r '[.[].sql_count] | sort | map(tostring) | join(" ")')" "8 8"
 ap_assert_eq "sql_count of each GET /app/sqlite request" "$(reqs /app/sqlite GET | jq -r '[.[].sql_count] | sort | map(tostring) | join(" ")')" "3 3 3"
 ap_assert_eq "sql_count of each GET /app/pg request" "$(reqs /app/pg GET | jq -r '[.[].sql_count] | sort | map(tostring) | join(" ")')" "5 5 5"
 json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
 printf '%s\n' "$json" >"$AP_TMP/queries.json"
 ap_check_jq "each statement, on each database, with its calls" "$json" \
 	'[.queries[] | "\(.db) \(.calls) \(.sql)"] | sort == [
-	  "postgresql 3 CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)",
-	  "postgresql 3 DEALLOCATE ?", "postgresql 3 INSERT INTO notes (body) VALUES (?)",
-	  "postgresql 6 SELECT count(*) FROM notes",
-	  "sqlite 3 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)",
-	  "sqlite 3 INSERT INTO notes (body) VALUES (?)", "sqlite 3 SELECT count(*) FROM notes"]'
+	  "postgresql 10 SELECT count(*) FROM notes",
+	  "postgresql 5 CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)",
+	  "postgresql 5 DEALLOCATE ?", "postgresql 5 INSERT INTO notes (body) VALUES (?)",
+	  "sqlite 5 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)",
+	  "sqlite 5 INSERT INTO notes (body) VALUES (?)", "sqlite 5 SELECT count(*) FROM notes"]'
 
 # The profiled request's samples: about one per ms of the worker's CPU.
 for i in $(seq 50); do
@@ -288,13 +320,23 @@ ap_log "pids seen in requests: $pids_seen"
 [ -n "$pids_seen" ] || ap_fail "no pid in /api/v1/requests"
 ap_assert_pids_among "$pids_seen" "$workers" "a php-fpm worker"
 
+# The [od] pool's workers are forked later, one per request (pm =
+# ondemand, pm.max_requests = 1): each request is a worker's first, forked
+# by a master that scanned long before (its fork handler's look at the load
+# counters finds nothing new: the patched extensions are inherited).
+# Their SQL is checked after the reload's wait below.
+for i in 1 2; do
+	ap_assert_eq "GET /od/sqlite $i (a new ondemand worker)" "$(code /od/sqlite)" 200
+done
+
 # A reload (kill -USR2: the master re-execs itself) right after a burst of
 # requests: it stops the workers with SIGQUIT, and with the
 # process_control_timeout above they exit through exit's flush, so none of
 # the burst is lost (under the default of 0, SIGTERM follows at once and
 # ends a worker idle in accept() without that flush: 1 to 4 of these 4
-# were lost; README, Reloads). The new workers, re-exec'd with the
-# preload, report too.
+# were lost; README, Reloads). The new workers, forked by the re-exec'd
+# master, preload included, report too, with the SQL of their first
+# request (/app/reload: 3 statements on SQLite).
 for i in 1 2 3 4; do
 	ap_assert_eq "GET /app/reload $i, before" "$(code /app/reload)" 200
 done
@@ -314,6 +356,12 @@ for i in 1 2; do
 done
 ap_assert_eq "GET /app/reload: the 4 requests before a reload and 2 after" \
 	"$(ap_wait_count /app/reload 6)" 6
+all_reqs=$(ap_api /api/v1/requests --data-urlencode limit=1000)
+ap_assert_eq "sql_count of each GET /app/reload, the new workers' first included" \
+	"$(reqs /app/reload GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "3 3 3 3 3 3"
+ap_assert_jq "GET /od/sqlite: two ondemand workers' first requests, 3 statements each" \
+	'length == 2 and ([.[].pid] | unique | length) == 2 and all(.[]; .sql_count == 3)' \
+	"$(reqs /od/sqlite GET)"
 
 # Apache's mod_proxy_fcgi in front (not preloaded) of the same workers:
 # /ap/ through SetHandler (a connection per request), /apr/ through
@@ -384,6 +432,23 @@ ap_assert_jq "GET /apr/stream: 200, bytes_out 1 MiB, not aborted" \
 	'length == 1 and .[0].status == 200 and .[0].bytes_out == 1048576 and .[0].aborted == false' \
 	"$(reqs /apr/stream GET)"
 ap_assert_jq "GET /apr/missing: 404" 'length == 1 and .[0].status == 404' "$(reqs /apr/missing)"
+
+# php -S, preloaded, the same script as its router: one process that
+# loaded the extensions and never forks, so its first accept() patches
+# them (README: SQL). Its first request runs SQL on both databases.
+CLI_PORT=$(ap_free_port)
+PHP_INI_SCAN_DIR="" ap_bg_preloaded phpcli php -c "$d/php.ini" -S "127.0.0.1:$CLI_PORT" "$d/app.php"
+# (Its start logged, not a probe connection: the first accept is the
+# first request's.)
+ap_wait_log phpcli "Development Server .* started"
+B=http://127.0.0.1:$CLI_PORT
+for i in 1 2; do
+	ap_assert_eq "GET /cli/both $i (php -S)" "$(code /cli/both)" 200
+done
+ap_wait_count /cli/both 2 >/dev/null
+all_reqs=$(ap_api /api/v1/requests --data-urlencode limit=1000)
+ap_assert_eq "sql_count of php -S's first and second request (3 + 5 each)" \
+	"$(reqs /cli/both GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "8 8"
 
 # No header value, query string or SQL literal left the workers.
 ap_assert_no_literals SecretCookie55 SecretBearer66 SecretToken77 "Secret Note 9183" "Secret Note 5527"

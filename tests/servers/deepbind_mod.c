@@ -6,7 +6,9 @@
  * deepbind_run(db) runs three statements on db through the hooked
  * functions: CREATE TABLE (sqlite3_exec), INSERT and SELECT count(*)
  * (sqlite3_prepare_v2, sqlite3_step, sqlite3_finalize). 0, or -1 when one
- * failed.
+ * failed. deepbind_prepare_fn() is what this module's reference to
+ * sqlite3_prepare_v2 is bound to (its GLOB_DAT slot): libsqlite3's
+ * function, or our hook once the slot is patched.
  */
 #include <stddef.h>
 
@@ -33,4 +35,9 @@ __attribute__((visibility("default"))) int deepbind_run(sqlite3 *db)
 	if (one(db, "INSERT INTO " TABLE " VALUES (1)", SQLITE_DONE) < 0)
 		return -1;
 	return one(db, "SELECT count(*) FROM " TABLE, SQLITE_ROW);
+}
+
+__attribute__((visibility("default"))) void *deepbind_prepare_fn(void)
+{
+	return (void *)&sqlite3_prepare_v2;
 }
