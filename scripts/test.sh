@@ -62,30 +62,34 @@ san_build() {
 # background job at nice 19 while the main tests run: those mostly wait on
 # servers, and at nice 19 the compilers take only the CPU time the tests
 # leave (about 200 s of building taken off the run). Each build leaves
-# DIR.rc (its exit status) and DIR.out (its output); san_build_wait waits
-# for one.
+# DIR.out (its output), then DIR.rc (its exit status, written whole by a
+# rename); san_build_wait waits for one. The job is a process group of
+# its own (set -m), so that a run ending early (a failed test, ^C) ends
+# its make and compilers too, not only the subshell driving them.
 SAN_DIR=${TMPDIR:-/tmp}/apiprof-sanitizers-$(id -u)
 TSAN_DIR=${TMPDIR:-/tmp}/apiprof-tsan-$(id -u)
 san_builds_pid=
+# san_build_bg DIR CONFIGURE-ARG... : san_build, its status to DIR.rc.
+san_build_bg() {
+	local rc=0
+	san_build "$@" >"$1.out" 2>&1 || rc=$?
+	echo "$rc" >"$1.rc.tmp" && mv -f "$1.rc.tmp" "$1.rc"
+}
 san_builds_start() {
 	local asan=${APIPROF_TEST_SANITIZERS:-1} tsan=${APIPROF_TEST_TSAN:-1}
 	rm -f "$SAN_DIR.rc" "$SAN_DIR.out" "$TSAN_DIR.rc" "$TSAN_DIR.out"
 	[ "$asan" != 0 ] || [ "$tsan" != 0 ] || return 0
+	set -m
 	(
 		renice -n 19 -p "$BASHPID" >/dev/null || true
-		if [ "$asan" != 0 ]; then
-			san_build "$SAN_DIR" --enable-sanitizers >"$SAN_DIR.out" 2>&1
-			echo $? >"$SAN_DIR.rc"
-		fi
-		if [ "$tsan" != 0 ]; then
-			san_build "$TSAN_DIR" --enable-tsan >"$TSAN_DIR.out" 2>&1
-			echo $? >"$TSAN_DIR.rc"
-		fi
+		[ "$asan" = 0 ] || san_build_bg "$SAN_DIR" --enable-sanitizers
+		[ "$tsan" = 0 ] || san_build_bg "$TSAN_DIR" --enable-tsan
 	) &
 	san_builds_pid=$!
+	set +m
 }
 san_builds_stop() {
-	[ -z "$san_builds_pid" ] || kill "$san_builds_pid" 2>/dev/null || true
+	[ -z "$san_builds_pid" ] || kill -- "-$san_builds_pid" 2>/dev/null || true
 }
 trap san_builds_stop EXIT
 # san_build_wait DIR : until DIR's background build is done; 0 when it
