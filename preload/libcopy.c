@@ -36,22 +36,49 @@ void pl_copy_close_handle(void *h)
  * forks share the loader's one lock it stands for. */
 static int dl_walk_lock;
 
+/* This thread's walks and fork in progress, the outermost holding
+ * dl_walk_lock: a signal handler that interrupted one and forks (or walks)
+ * must not wait for the lock its own thread holds, which would never be
+ * released. It goes on without it, as before the lock: the loader's lock
+ * is recursive, and that child, forked mid-walk, is the one this lock
+ * cannot save. Counted before the lock is taken and after it is released,
+ * so that a handler never waits for it while this thread holds it. */
+static __thread unsigned dl_walk_depth;
+
+static void dl_walk_hold(void)
+{
+	if (dl_walk_depth++ == 0) {
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		pl_spin_lock(&dl_walk_lock);
+	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static void dl_walk_release(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (dl_walk_depth == 1)
+		pl_spin_unlock(&dl_walk_lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	dl_walk_depth--;
+}
+
 int pl_dl_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
 {
-	pl_spin_lock(&dl_walk_lock);
+	dl_walk_hold();
 	int r = dl_iterate_phdr(cb, arg);
-	pl_spin_unlock(&dl_walk_lock);
+	dl_walk_release();
 	return r;
 }
 
 void pl_dl_walk_atfork_prepare(void)
 {
-	pl_spin_lock(&dl_walk_lock);
+	dl_walk_hold();
 }
 
 void pl_dl_walk_atfork_parent(void)
 {
-	pl_spin_unlock(&dl_walk_lock);
+	dl_walk_release();
 }
 
 /* ---- every loaded object's name ---- */
@@ -89,6 +116,7 @@ void pl_libcopy_atfork_child(void)
 {
 	all_definitions_busy = 0;
 	dl_walk_lock = 0;
+	dl_walk_depth--; /* the prepare handler's hold */
 }
 
 static unsigned all_definitions(const char *name, const void *self, void **out, unsigned cap)

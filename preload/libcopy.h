@@ -136,7 +136,9 @@ static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra)
  * its real function: forklocks.sh). So our walks take a lock that the
  * fork's prepare handler takes too (pl_dl_walk_atfork_*): a fork waits
  * for a walk of ours to end, and none starts until it is done. cb must
- * take no lock of the preload's. Not for signal handlers. */
+ * take no lock of the preload's. Not for signal handlers; but a fork (or
+ * a walk) in a handler that interrupted a walk of its own thread, or that
+ * thread's fork, goes on without the lock rather than wait for it. */
 int pl_dl_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
 
 /* The mapped range [*lo, *hi) of the loaded object holding addr: 1, or 0

@@ -12,7 +12,8 @@
 #    of the time, without the buffer's lock), the children's _exit does not
 #    wait the exit flush's 100 ms for a shipper that is not theirs: fewer
 #    than 5 of the 200 children take 90 ms (about 20 did);
-#  - forks while another thread walks the loaded objects (below).
+#  - forks while another thread walks the loaded objects, and a fork from
+#    a signal handler that interrupted its own thread's walk (below).
 . "$(dirname "$0")/lib.sh"
 
 FL=$AP_BUILDDIR/tests/servers/forklocks
@@ -38,6 +39,15 @@ out=$(timeout 60 env LD_PRELOAD="$SW $(ap_preload_env)" SLOWWALK_MS=300 \
 	APIPROF_SOCKET="$AP_TMP/absent.sock" APIPROF_SERVICE="$AP_SERVICE" "$FL" 5) || rc=$?
 [ "$rc" = 0 ] || ap_fail "forklocks with slow walks of the loaded objects exited with $rc: $out"
 ap_log "ok: forks during a walk of the loaded objects: $out"
+# A fork from a signal handler that interrupted its own thread's walk (the
+# main thread's first call, slowed by slowwalk.so): the walk's lock is that
+# thread's, so the fork goes on without it. When the fork waited for it,
+# the parent spun in its prepare handler for good (timeout: 124).
+rc=0
+out=$(timeout 20 env LD_PRELOAD="$SW $(ap_preload_env)" SLOWWALK_MS=300 \
+	APIPROF_SOCKET="$AP_TMP/absent.sock" APIPROF_SERVICE="$AP_SERVICE" "$FL" -s) || rc=$?
+[ "$rc" = 0 ] || ap_fail "a fork from a signal handler during a walk exited with $rc: $out"
+ap_log "ok: a fork from a signal handler during its thread's walk: $out"
 ap_start_collector
 rc=0
 out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \

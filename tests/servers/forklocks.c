@@ -17,12 +17,21 @@
  * from fork to exit: a child that inherited the parent's shipper thread
  * sending (it sends without the buffer's lock) waited for it at _exit for
  * the exit flush's whole 100 ms budget, and then sent nothing.
+ *
+ * With -s, no threads: a SIGALRM handler forks (its child exits at once)
+ * while the main thread's first call is under way, 100 ms in: under
+ * tests/servers/slowwalk.so, inside the preload's walk of the loaded
+ * objects. Prints "signal fork: child status S" and exits 0 when the
+ * child exited 0; a fork that waits for its own thread's walk hangs.
  */
 #define _GNU_SOURCE
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,8 +52,39 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static volatile sig_atomic_t child_status = -1;
+
+static void fork_in_handler(int sig)
+{
+	(void)sig;
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	int status;
+	if (p > 0 && waitpid(p, &status, 0) == p)
+		child_status = status;
+}
+
+static int signal_fork(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fork_in_handler;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { { 0, 0 }, { 0, 100000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+	PQexecPrepared(NULL, "s", 0, NULL, NULL, NULL, 0);
+	while (child_status == -1)
+		pause(); /* the call ended first: no walk was slowed */
+	printf("signal fork: child status 0x%x\n", (unsigned)child_status);
+	return child_status == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "-s") == 0)
+		return signal_fork();
 	int slow = 0, forks = argc > 1 ? atoi(argv[1]) : FORKS;
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
