@@ -84,7 +84,7 @@ san_builds_start() {
 		renice -n 19 -p "$BASHPID" >/dev/null || true
 		[ "$asan" = 0 ] || san_build_bg "$SAN_DIR" --enable-sanitizers
 		[ "$tsan" = 0 ] || san_build_bg "$TSAN_DIR" --enable-tsan
-	) &
+	) </dev/null &
 	san_builds_pid=$!
 	set +m
 }
