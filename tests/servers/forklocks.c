@@ -18,6 +18,12 @@
  * sending (it sends without the buffer's lock) waited for it at _exit for
  * the exit flush's whole 100 ms budget, and then sent nothing.
  *
+ * "forklocks N accept": N forks, and one of the two threads first calls
+ * accept() once on a listening socket with nothing to accept, under the
+ * preload a scan of the loaded objects that holds the scan's lock, so
+ * that the fork handler's own scan is skipped (integration/forklocks.sh,
+ * with tests/servers/slowwalk.so).
+ *
  * With -s, no threads: a SIGALRM handler forks (its child exits at once)
  * while the main thread's first call is under way, 100 ms in: under
  * tests/servers/slowwalk.so, inside the preload's walk of the loaded
@@ -25,21 +31,34 @@
  * child exited 0; a fork that waits for its own thread's walk hangs.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define FORKS 200 /* unless argv[1] says how many */
+#define FORKS 200 /* unless argv[1] says how many; argv[2] "accept": below */
 
+/* arg non-NULL: first one accept() on a listening socket with nothing
+ * to accept (the preload's first-accept scan of the loaded objects runs
+ * on this thread then, its lock held all along). */
 static void *hammer(void *arg)
 {
+	if (arg) {
+		int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 && listen(s, 1) == 0)
+			accept(s, NULL, NULL);
+	}
 	for (;;)
 		PQexecPrepared(NULL, "s", 0, NULL, NULL, NULL, 0);
 	return arg;
@@ -86,9 +105,14 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "-s") == 0)
 		return signal_fork();
 	int slow = 0, forks = argc > 1 ? atoi(argv[1]) : FORKS;
+	/* libpq binds its message catalogue under a mutex of its own at its
+	 * first message (the hook reads PQerrorMessage): done here first, so
+	 * that no fork catches a thread holding that lock, which is libpq's. */
+	(void)PQerrorMessage(NULL);
+	int acceptor = argc > 2 && strcmp(argv[2], "accept") == 0;
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
-		if (pthread_create(&t[i], NULL, hammer, NULL) != 0)
+		if (pthread_create(&t[i], NULL, hammer, i == 0 && acceptor ? &t[i] : NULL) != 0)
 			return 2;
 	usleep(10000);
 	for (int i = 0; i < forks; i++) {
