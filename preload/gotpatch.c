@@ -43,13 +43,14 @@
  * the scan's own lock and handles are released before it returns, and a
  * child forked while the shipper thread was in a scan's middle starts
  * this module afresh (pl_got_patch_atfork_child). mprotect of RELRO
- * pages is a plain system call. One hazard: glibc 2.28 to 2.35 run the
- * prepare handlers of a multi-threaded process holding the lock that
- * unregistering an unloaded object's handlers takes (glibc bug 24595,
- * fixed in 2.36), while that other thread's dlclose holds the loader's
- * lock, which the scan's dlopen() waits for: a deadlock. There the scan
- * runs only when the process is single-threaded (__libc_single_threaded;
- * php-fpm's master is), else the child's first accept does it.
+ * pages is a plain system call. It runs only while the process has never
+ * had a second thread (__libc_single_threaded; php-fpm's and Apache
+ * prefork's masters have none), else the child's first accept does it:
+ * the scan's dlopen() waits for the loader's lock, and in a threaded
+ * process another thread may hold that lock while it waits for something
+ * the forking thread holds (a host mutex a constructor takes; on glibc
+ * 2.28 to 2.35, the lock prepare handlers run under, which dlclose takes:
+ * glibc bug 24595). fork() itself never waits for the loader's lock.
  *
  * A scan looks at the objects it has
  * not seen (by load address and name; after an unload, all of them again:
@@ -98,11 +99,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <gnu/libc-version.h>
 #include <link.h>
 #include <sched.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -499,24 +498,14 @@ void pl_got_patch_scan(void)
 	scan("shipper", 0);
 }
 
-/* glibc bug 24595 (see the top): whether a prepare handler runs with no
- * glibc lock held. 2.36 and later: always; before, only in a process that
- * never had a second thread (__libc_single_threaded, glibc 2.32 on; weak:
- * an older glibc has none, and then never). */
+/* Whether the process never had a second thread (see the top):
+ * __libc_single_threaded, glibc 2.32 on; weak: an older glibc has none,
+ * and then the fork handler never scans. */
 extern char __libc_single_threaded __attribute__((weak));
 
 static int fork_scan_safe(void)
 {
-	static int fixed = -1; /* glibc 2.36 or later; -1: not asked yet */
-	int f = __atomic_load_n(&fixed, __ATOMIC_RELAXED);
-	if (f < 0) {
-		unsigned major = 0, minor = 0;
-		const char *v = gnu_get_libc_version();
-		f = v && sscanf(v, "%u.%u", &major, &minor) == 2 &&
-		    (major > 2 || (major == 2 && minor >= 36));
-		__atomic_store_n(&fixed, f, __ATOMIC_RELAXED);
-	}
-	return f || (&__libc_single_threaded && __libc_single_threaded);
+	return &__libc_single_threaded && __libc_single_threaded;
 }
 
 void pl_got_patch_before_fork(void)
