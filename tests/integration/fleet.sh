@@ -115,6 +115,16 @@ wait_count() {
 	done
 }
 
+# poll SECONDS CMD... : until CMD succeeds, for at most SECONDS (whatever a
+# loaded machine makes of each psql call); 1 when it never did.
+poll() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$end" -gt $SECONDS ] || return 1
+		sleep 0.1
+	done
+}
 # pg_hold NAME SQL : a psql session on fleet (log NAME.log) that runs SQL,
 # returning once it has, then keeps what it took (a lock) until
 # pg_release NAME SQL runs SQL in it
@@ -131,12 +141,12 @@ pg_hold() {
 	printf '%s\nSET application_name = %s;\n' "$2" "'held_$1'" >&4
 	# Back once SQL has run (its lock taken): on a loaded machine psql can
 	# start after what the caller does next.
-	local end=$((SECONDS + 30))
-	until [ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = 'held_$1'")" = 1 ]; do
-		[ "$SECONDS" -lt "$end" ] || ap_fail "the session $1 did not take its lock: $(cat "$AP_TMP/$1.log")"
-		sleep 0.1
-	done
+	poll 30 pg_held "$1" || ap_fail "the session $1 did not take its lock: $(cat "$AP_TMP/$1.log")"
+}
+# pg_held NAME : whether pg_hold NAME's session has run its SQL.
+pg_held() {
+	[ "$(ap_psql fleet -Atc "SELECT count(*) FROM pg_stat_activity
+		WHERE application_name = 'held_$1'")" = 1 ]
 }
 pg_release() {
 	# \q, not the end of input: the processes started meanwhile (the
@@ -538,13 +548,6 @@ seen() {
 		FROM query_shapes WHERE sql LIKE '$BYID' OR sql LIKE '$FAIL'"
 }
 waiting() { ap_psql fleet -Atc "SELECT count(*) FROM pg_locks WHERE NOT granted"; }
-# poll SECONDS CMD... : until CMD succeeds, for at most SECONDS (whatever a
-# loaded machine makes of each psql call).
-poll() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" || [ "$end" -le $SECONDS ]; do sleep 0.1; done
-}
 # Two statements new to both hosts, first on alpha (their texts written),
 # then made stale; while a session deletes one of them (as a retention pass
 # would, uncommitted), beta runs both: its first minute rows of them wait
