@@ -89,8 +89,12 @@ struct col_windows_opts {
 	struct col_reg_rules rules;
 	const char *webhook_url;   /* NULL or "": no alerts */
 	int64_t webhook_delay_scale_pct; /* 0: the SPEC schedule (tests shorten it) */
+	size_t webhook_queue;      /* 0: COL_WEBHOOK_QUEUE alerts (tests lower it) */
 	struct col_metrics *metrics; /* NULL: none; regressions and alerts are
-	                                counted there (apiprof_regressions_total...) */
+	                                counted there (apiprof_regressions_total,
+	                                and each alert once by its outcome in
+	                                apiprof_collector_webhook_deliveries_total,
+	                                a dropped one as failed) */
 };
 
 /* Opens two connections to the database (a writer, a reader), creates the
