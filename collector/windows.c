@@ -784,15 +784,13 @@ static void log_regression(const struct col_regression_view *v)
 }
 
 /* Alert `id` (`attempts` made) that col_webhook_send() refused with `err`
- * (close_mu held). Dropped (queue full, out of memory), it never reaches
+ * (close_mu held): dropped (queue full, out of memory), it never reaches
  * on_webhook, so its outcome is settled here, as on_webhook settles the
  * others, once: `failed` in the table (so no later start resends it) and in
- * apiprof_collector_webhook_deliveries_total. Refused because the worker is
- * stopping, it stays pending for the next start, counted by neither. */
+ * apiprof_collector_webhook_deliveries_total. (-ESHUTDOWN cannot happen:
+ * the worker stops after the closing thread and the API.) */
 static void alert_unsent(struct col_windows *w, int64_t id, int attempts, int err)
 {
-	if (err == -ESHUTDOWN)
-		return;
 	col_metrics_webhook(w->metrics, "failed");
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(w->wdb, "UPDATE regressions SET webhook = 'failed',"
@@ -806,7 +804,7 @@ static void alert_unsent(struct col_windows *w, int64_t id, int attempts, int er
 	}
 	sqlite3_finalize(st);
 	col_log(COL_LOG_WARN, "webhook: alert %lld dropped (%s)", (long long)id,
-	        err == -ENOSPC ? "queue full" : "out of memory");
+	        err == -ENOSPC ? "queue full" : strerror(-err));
 }
 
 int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summaries,

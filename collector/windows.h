@@ -33,7 +33,10 @@
  * (window_partials) and the next col_windows_open() takes them back, so a
  * restart in the middle of a window loses nothing received; the previous
  * summary of every endpoint is reloaded for the regression rules, and
- * alerts still pending are sent again.
+ * alerts still pending (detected less than a day before) are sent again,
+ * with the attempts they have left (webhook.h). Each alert's outcome is
+ * counted once in apiprof_collector_webhook_deliveries_total: by the
+ * webhook worker, or as failed when the queue drops it.
  *
  * Tables (created when missing, in the collector's database; the store's
  * schema_version does not cover them, they only ever gain tables):
