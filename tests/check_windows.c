@@ -2,7 +2,9 @@
  * check_windows.c - summary windows (collector/windows.h) on a temporary
  * database: alignment and boundaries, late events, closing (idempotent),
  * summaries, regressions through the windows with their guard, open
- * windows surviving a stop and start, alert bodies; 10-second buckets
+ * windows surviving a stop and start, alerts resent by a start with the
+ * attempts they have left, dropped alerts counted once as failed, alert
+ * bodies; 10-second buckets
  * (collector/timeseries.h): complete buckets only, rates, ranges.
  */
 #include "config.h"
