@@ -116,7 +116,7 @@ static const struct family FAM[F_COUNT] = {
 		"Database transactions that failed.",
 		K_COUNTER, B_NONE, 0, { NULL } },
 	[F_COL_WEBHOOKS] = { "apiprof_collector_webhook_deliveries_total",
-		"Regression alerts by the outcome of their delivery: delivered, or failed after the last attempt.",
+		"Regression alerts by the outcome of their delivery, each counted once: delivered, or failed after the last attempt or dropped.",
 		K_COUNTER, B_NONE, 1, { "result" } },
 };
 

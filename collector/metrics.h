@@ -74,8 +74,8 @@ void col_metrics_error(struct col_metrics *m, const char *service, const char *r
                        const char *type);
 
 /* A regression found (type "response_time", "error_rate", "p95",
- * "n_plus_one"), and a webhook delivery attempt's result ("delivered",
- * "failed"). m NULL: no-op. */
+ * "n_plus_one"), and the outcome of an alert, once per alert ("delivered",
+ * or "failed": after its last attempt, or dropped). m NULL: no-op. */
 void col_metrics_regression(struct col_metrics *m, const char *service, const char *type);
 void col_metrics_webhook(struct col_metrics *m, const char *result);
 

@@ -266,8 +266,12 @@ oom:
 	return NULL;
 }
 
-int col_webhook_send(struct col_webhook *w, int64_t id, const char *body)
+int col_webhook_send(struct col_webhook *w, int64_t id, const char *body, int attempts)
 {
+	if (attempts < 0)
+		attempts = 0;
+	if (attempts > COL_WEBHOOK_ATTEMPTS - 1)
+		attempts = COL_WEBHOOK_ATTEMPTS - 1;
 	char *copy = strdup(body);
 	if (copy == NULL)
 		return -ENOMEM;
@@ -279,7 +283,7 @@ int col_webhook_send(struct col_webhook *w, int64_t id, const char *body)
 		w->dropped++;
 		rc = -ENOSPC;
 	} else {
-		w->q[w->n++] = (struct alert){ id, copy, 0, col_clock_mono_ns() };
+		w->q[w->n++] = (struct alert){ id, copy, attempts, col_clock_mono_ns() };
 		copy = NULL;
 		pthread_cond_signal(&w->wake);
 	}

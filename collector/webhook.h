@@ -4,19 +4,20 @@
  * never wait for the network.
  *
  * An alert is queued with col_webhook_send() (bounded queue; a full queue
- * drops the alert and counts it). The worker POSTs it as
- * application/json; a 2xx answer is a delivery. A transport error, a
- * timeout (COL_WEBHOOK_TIMEOUT_MS), a 5xx, 408 or 429 is retried after 1 s,
- * then after doubling delays capped at 60 s (1, 2, 4, 8, 16, 32, 60 s:
- * COL_WEBHOOK_ATTEMPTS attempts in all); any other answer (a 404: a wrong
- * URL) fails at once. While one alert waits for its retry, others are
- * delivered. Each retried attempt (status PENDING, the attempts so far) and
- * the outcome of each alert are reported through the status callback, from
- * the worker thread.
+ * drops the alert and counts it, and the caller settles its outcome: it
+ * never reaches the callback). The worker POSTs it as application/json; a
+ * 2xx answer is a delivery. Anything else (a transport error, a timeout of
+ * COL_WEBHOOK_TIMEOUT_MS, any other status, a 4xx included) is a failed
+ * attempt, retried after 1 s, then after doubling delays capped at 60 s
+ * (1, 2, 4, 8, 16, 32, 60 s: COL_WEBHOOK_ATTEMPTS attempts in all, counting
+ * those an earlier run made). While one alert waits for its retry, others
+ * are delivered. Each retried attempt (status PENDING, the attempts so far)
+ * and the outcome of each queued alert (once) are reported through the
+ * status callback, from the worker thread.
  *
  * Stopping interrupts a transfer in progress; alerts not yet delivered
  * keep the status they had (pending), so the owner can resend them after a
- * restart. Thread-safe unless noted.
+ * restart with the attempts they had. Thread-safe unless noted.
  */
 #ifndef COL_WEBHOOK_H
 #define COL_WEBHOOK_H
@@ -67,9 +68,12 @@ struct col_webhook;
 struct col_webhook *col_webhook_start(const struct col_webhook_opts *o,
                                       char *err, size_t errlen);
 
-/* Queues alert `id` with a copy of body (JSON). 0, -ENOSPC (queue full:
- * dropped and counted), -ENOMEM, or -ESHUTDOWN once stopping. */
-int col_webhook_send(struct col_webhook *w, int64_t id, const char *body);
+/* Queues alert `id` with a copy of body (JSON), due now; `attempts` were
+ * made already (by an earlier run: 0 for a new alert), so it gets the rest
+ * of COL_WEBHOOK_ATTEMPTS (at least one). 0, -ENOSPC (queue full: dropped
+ * and counted in `dropped`), -ENOMEM, or -ESHUTDOWN once stopping. On an
+ * error the callback is never called for this alert. */
+int col_webhook_send(struct col_webhook *w, int64_t id, const char *body, int attempts);
 
 /* Stops the worker (interrupting a transfer), frees everything. Undelivered
  * alerts are dropped without a callback. NULL is a no-op. */

@@ -70,6 +70,7 @@ struct col_windows {
 	struct col_reg_rules rules;
 	char *webhook_url;
 	int64_t webhook_scale;
+	size_t webhook_queue;
 	struct col_webhook *wh;
 	struct col_winpub *pub;    /* PostgreSQL: the fleet's copy; read_mu */
 
@@ -415,6 +416,7 @@ struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err
 	w->rules = o->rules;
 	w->webhook_url = o->webhook_url && o->webhook_url[0] ? strdup(o->webhook_url) : NULL;
 	w->webhook_scale = o->webhook_delay_scale_pct;
+	w->webhook_queue = o->webhook_queue;
 	w->metrics = o->metrics;
 	w->last = col_hmap_new();
 	if (w->host == NULL || w->last == NULL || (o->webhook_url && o->webhook_url[0] && !w->webhook_url)) {
@@ -781,6 +783,30 @@ static void log_regression(const struct col_regression_view *v)
 	}
 }
 
+/* Alert `id` (`attempts` made) that col_webhook_send() refused with `err`
+ * (close_mu held): dropped (queue full, out of memory), it never reaches
+ * on_webhook, so its outcome is settled here, as on_webhook settles the
+ * others, once: `failed` in the table (so no later start resends it) and in
+ * apiprof_collector_webhook_deliveries_total. (-ESHUTDOWN cannot happen:
+ * the worker stops after the closing thread and the API.) */
+static void alert_unsent(struct col_windows *w, int64_t id, int attempts, int err)
+{
+	col_metrics_webhook(w->metrics, "failed");
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(w->wdb, "UPDATE regressions SET webhook = 'failed',"
+	                       " webhook_attempts = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, attempts);
+		sqlite3_bind_int64(st, 2, id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			col_log(COL_LOG_WARN, "windows: alert %lld status: %s", (long long)id,
+			        sqlite3_errmsg(w->wdb));
+		col_winpub_webhook_changed(w->pub);
+	}
+	sqlite3_finalize(st);
+	col_log(COL_LOG_WARN, "webhook: alert %lld dropped (%s)", (long long)id,
+	        err == -ENOSPC ? "queue full" : strerror(-err));
+}
+
 int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summaries,
                       size_t *regressions)
 {
@@ -856,17 +882,9 @@ int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summarie
 			pthread_mutex_unlock(&w->mu);
 			if (w->wh != NULL) {
 				char *body = col_windows_alert_body(v);
-				if (body == NULL || col_webhook_send(w->wh, v->id, body) < 0) {
-					sqlite3_stmt *st = NULL;
-					if (sqlite3_prepare_v2(w->wdb, "UPDATE regressions SET webhook = 'failed'"
-					                       " WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-						sqlite3_bind_int64(st, 1, v->id);
-						sqlite3_step(st);
-					}
-					sqlite3_finalize(st);
-					col_log(COL_LOG_WARN, "webhook: alert %lld dropped (queue full)",
-					        (long long)v->id);
-				}
+				int sent = body ? col_webhook_send(w->wh, v->id, body, 0) : -ENOMEM;
+				if (sent < 0)
+					alert_unsent(w, v->id, 0, sent);
 				free(body);
 			}
 		}
@@ -969,22 +987,46 @@ static void on_webhook(void *arg, int64_t id, int status, int attempts)
 	pthread_mutex_unlock(&w->close_mu);
 }
 
-/* Alerts left pending by the last run (stopped before delivery). */
+/* Alerts left pending by the last run (stopped before delivery), with the
+ * attempts it made: SPEC 5's 8 attempts are per alert, not per run. One
+ * the queue cannot take is dropped as a new one would be. */
 static void resend_pending(struct col_windows *w)
 {
 	sqlite3_stmt *st = NULL;
+	struct { int64_t id; int attempts, err; } *drop = NULL;
+	size_t ndrop = 0, cap = 0;
 	pthread_mutex_lock(&w->close_mu);
-	if (sqlite3_prepare_v2(w->wdb, "SELECT id, alert FROM regressions WHERE host = ? AND"
-	                       " webhook = 'pending' AND alert IS NOT NULL AND detected_at_ns >= ?"
-	                       " ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(w->wdb, "SELECT id, alert, webhook_attempts FROM regressions"
+	                       " WHERE host = ? AND webhook = 'pending' AND alert IS NOT NULL"
+	                       " AND detected_at_ns >= ? ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, w->host, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, col_clock_real_ns() - ALERT_RESEND_NS);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			col_webhook_send(w->wh, sqlite3_column_int64(st, 0),
-			                 (const char *)sqlite3_column_text(st, 1));
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(st, 0);
+			int attempts = sqlite3_column_int(st, 2);
+			int rc = col_webhook_send(w->wh, id, (const char *)sqlite3_column_text(st, 1),
+			                          attempts);
+			if (rc == 0)
+				continue;
+			/* Settled after the SELECT: its rows are not changed under it. */
+			if (ndrop == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				void *p = realloc(drop, nc * sizeof *drop);
+				if (p == NULL)
+					continue; /* left pending: resent by the next start */
+				drop = p;
+				cap = nc;
+			}
+			drop[ndrop].id = id;
+			drop[ndrop].attempts = attempts;
+			drop[ndrop++].err = rc;
+		}
 	}
 	sqlite3_finalize(st);
+	for (size_t i = 0; i < ndrop; i++)
+		alert_unsent(w, drop[i].id, drop[i].attempts, drop[i].err);
 	pthread_mutex_unlock(&w->close_mu);
+	free(drop);
 }
 
 int col_windows_start(struct col_windows *w, char *err, size_t errlen)
@@ -993,6 +1035,7 @@ int col_windows_start(struct col_windows *w, char *err, size_t errlen)
 		struct col_webhook_opts wo = {
 			.url = w->webhook_url,
 			.delay_scale_pct = w->webhook_scale,
+			.queue_cap = w->webhook_queue,
 			.cb = on_webhook,
 			.arg = w,
 		};

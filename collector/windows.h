@@ -33,7 +33,10 @@
  * (window_partials) and the next col_windows_open() takes them back, so a
  * restart in the middle of a window loses nothing received; the previous
  * summary of every endpoint is reloaded for the regression rules, and
- * alerts still pending are sent again.
+ * alerts still pending (detected less than a day before) are sent again,
+ * with the attempts they have left (webhook.h). Each alert's outcome is
+ * counted once in apiprof_collector_webhook_deliveries_total: by the
+ * webhook worker, or as failed when the queue drops it.
  *
  * Tables (created when missing, in the collector's database; the store's
  * schema_version does not cover them, they only ever gain tables):
@@ -89,8 +92,12 @@ struct col_windows_opts {
 	struct col_reg_rules rules;
 	const char *webhook_url;   /* NULL or "": no alerts */
 	int64_t webhook_delay_scale_pct; /* 0: the SPEC schedule (tests shorten it) */
+	size_t webhook_queue;      /* 0: COL_WEBHOOK_QUEUE alerts (tests lower it) */
 	struct col_metrics *metrics; /* NULL: none; regressions and alerts are
-	                                counted there (apiprof_regressions_total...) */
+	                                counted there (apiprof_regressions_total,
+	                                and each alert once by its outcome in
+	                                apiprof_collector_webhook_deliveries_total,
+	                                a dropped one as failed) */
 };
 
 /* Opens two connections to the database (a writer, a reader), creates the

@@ -253,7 +253,8 @@ START_TEST(errors_statuses_and_n_plus_one)
 	/* One count per alert once its delivery is settled (windows.c), not
 	 * per attempt: a retried alert that gets through is one "delivered". */
 	has_line(t, "# HELP apiprof_collector_webhook_deliveries_total Regression alerts by the"
-	            " outcome of their delivery: delivered, or failed after the last attempt.");
+	            " outcome of their delivery, each counted once: delivered, or failed after"
+	            " the last attempt or dropped.");
 	free(t);
 	col_metrics_free(m);
 }

@@ -241,9 +241,9 @@ START_TEST(test_webhook_gives_up)
 	                               .arg = &o, .queue_cap = 2 };
 	struct col_webhook *w = col_webhook_start(&wo, err, sizeof err);
 	ck_assert_ptr_nonnull(w);
-	ck_assert_int_eq(col_webhook_send(w, 7, "{\"text\":\"x\"}"), 0);
-	ck_assert_int_eq(col_webhook_send(w, 8, "{}"), 0);
-	ck_assert_int_eq(col_webhook_send(w, 9, "{}"), -ENOSPC);   /* bounded */
+	ck_assert_int_eq(col_webhook_send(w, 7, "{\"text\":\"x\"}", 0), 0);
+	ck_assert_int_eq(col_webhook_send(w, 8, "{}", 0), 0);
+	ck_assert_int_eq(col_webhook_send(w, 9, "{}", 0), -ENOSPC);   /* bounded */
 	int64_t until = col_clock_mono_ns() + 10 * COL_NS_PER_S;
 	for (;;) {
 		pthread_mutex_lock(&o.mu);

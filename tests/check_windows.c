@@ -2,7 +2,9 @@
  * check_windows.c - summary windows (collector/windows.h) on a temporary
  * database: alignment and boundaries, late events, closing (idempotent),
  * summaries, regressions through the windows with their guard, open
- * windows surviving a stop and start, alert bodies; 10-second buckets
+ * windows surviving a stop and start, alerts resent by a start with the
+ * attempts they have left, dropped alerts counted once as failed, alert
+ * bodies; 10-second buckets
  * (collector/timeseries.h): complete buckets only, rates, ranges.
  */
 #include "config.h"
@@ -21,8 +23,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "ap_config.h"
 #include "col.h"
 #include "epset.h"
+#include "metrics.h"
 #include "timeseries.h"
 #include "windows.h"
 
@@ -430,17 +434,69 @@ START_TEST(test_many_regressions)
 }
 END_TEST
 
-/* An alert still pending at a stop is queued again by the next start. */
-START_TEST(test_alert_resent_after_restart)
+/* A webhook URL where nobody listens: every attempt fails at once. */
+static void dead_url(char *url, size_t len)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof sa;
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	close(fd);                       /* nobody listens: every attempt fails */
+	close(fd);
+	snprintf(url, len, "http://127.0.0.1:%d/hook", ntohs(sa.sin_port));
+}
+
+/* The first column of the first row of sql on the test database. */
+static int64_t db_int(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 2000);   /* the worker writes meanwhile */
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* apiprof_collector_webhook_deliveries_total{result} in m's exposition. */
+static long whcount(struct col_metrics *m, const char *result)
+{
+	struct col_metrics_sources src = { .now_mono_ns = 1 };
+	char *t = NULL, line[128];
+	ck_assert_int_eq(col_metrics_render(m, &src, &t), 0);
+	snprintf(line, sizeof line, "\napiprof_collector_webhook_deliveries_total{result=\"%s\"} ",
+	         result);
+	const char *p = strstr(t, line);
+	ck_assert_msg(p != NULL, "no %s series", result);
+	long v = strtol(p + strlen(line), NULL, 10);
+	free(t);
+	return v;
+}
+
+/* A regression on each of n routes, in windows in the future (the closing
+ * thread leaves them alone); their alerts are queued. */
+static void regress_routes(struct col_windows *w, int n)
+{
+	int64_t base = col_windows_start_of(col_clock_real_ns(), W3) + 10 * W3;
+	char route[16];
+	for (int i = 0; i < n; i++) {
+		snprintf(route, sizeof route, "/r%d", i);
+		req(w, route, base, 10, 0);
+		req(w, route, base + W3, 100, 0);
+	}
+	size_t nr;
+	ck_assert_int_eq(col_windows_close(w, base + 2 * W3, NULL, &nr), 0);
+	ck_assert_uint_eq(nr, (size_t)n);
+}
+
+/* An alert still pending at a stop is queued again by the next start. */
+START_TEST(test_alert_resent_after_restart)
+{
 	char url[64], err[256];
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", ntohs(sa.sin_port));
+	dead_url(url, sizeof url);
 	struct col_windows_opts o = {
 		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
 		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
@@ -478,6 +534,118 @@ START_TEST(test_alert_resent_after_restart)
 	col_windows_counters(w, &c);
 	ck_assert_uint_eq(c.webhook.queued, 1);
 	col_windows_free(w);
+}
+END_TEST
+
+/* Every alert's outcome counts once in
+ * apiprof_collector_webhook_deliveries_total, one the full queue drops
+ * too: `failed` there and in the table at once, and never sent again (nor
+ * counted again) by a later start. At a start, pending alerts the queue
+ * cannot take are dropped the same way. */
+START_TEST(test_alert_dropped_counted_once)
+{
+	struct ap_config cfg;
+	ck_assert_int_eq(ap_config_init(&cfg), 0);
+	struct col_metrics *m = col_metrics_new(&cfg);
+	ck_assert_ptr_nonnull(m);
+	char url[64], err[256];
+	dead_url(url, sizeof url);
+	struct col_windows_opts o = {
+		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
+		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
+		.webhook_url = url,
+		.webhook_delay_scale_pct = 100000,   /* the first retry in 1000 s */
+		.webhook_queue = 2,
+		.metrics = m,
+	};
+	struct col_windows *w = col_windows_open(&o, err, sizeof err);
+	ck_assert_msg(w != NULL, "%s", err);
+	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
+	regress_routes(w, 3);
+	struct col_windows_counters c;
+	col_windows_counters(w, &c);
+	ck_assert_uint_eq(c.webhook.dropped, 1);
+	ck_assert_int_eq(whcount(m, "failed"), 1);
+	ck_assert_int_eq(whcount(m, "delivered"), 0);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM regressions WHERE webhook = 'failed'"), 1);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM regressions WHERE webhook = 'pending'"), 2);
+	col_windows_free(w);
+	ck_assert_int_eq(whcount(m, "failed"), 1);   /* a stop settles nothing */
+
+	/* The two pending ones come back to a queue of one: one is dropped;
+	 * the one dropped before is not among them. */
+	o.webhook_queue = 1;
+	w = col_windows_open(&o, err, sizeof err);
+	ck_assert_msg(w != NULL, "%s", err);
+	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
+	col_windows_counters(w, &c);
+	ck_assert_uint_eq(c.webhook.queued, 1);
+	ck_assert_uint_eq(c.webhook.dropped, 1);
+	ck_assert_int_eq(whcount(m, "failed"), 2);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM regressions WHERE webhook = 'failed'"), 2);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM regressions WHERE webhook = 'pending'"), 1);
+	col_windows_free(w);
+	ck_assert_int_eq(whcount(m, "failed"), 2);
+	ck_assert_int_eq(whcount(m, "delivered"), 0);
+	col_metrics_free(m);
+	ap_config_free(&cfg);
+}
+END_TEST
+
+/* SPEC 5's 8 attempts are the alert's, across restarts: one pending after
+ * 7 failed attempts gets one more at the next start, then is `failed`
+ * (counted once) with webhook_attempts 8. */
+START_TEST(test_alert_attempts_survive_restart)
+{
+	struct ap_config cfg;
+	ck_assert_int_eq(ap_config_init(&cfg), 0);
+	struct col_metrics *m = col_metrics_new(&cfg);
+	ck_assert_ptr_nonnull(m);
+	char url[64], err[256];
+	dead_url(url, sizeof url);
+	struct col_windows_opts o = {
+		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
+		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
+		.webhook_url = url,
+		.webhook_delay_scale_pct = 100000,   /* the first retry in 1000 s */
+	};
+	struct col_windows *w = col_windows_open(&o, err, sizeof err);
+	ck_assert_msg(w != NULL, "%s", err);
+	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
+	regress_routes(w, 1);
+	const char *attempts_sql = "SELECT webhook_attempts FROM regressions";
+	for (int i = 0; i < 100 && db_int(attempts_sql) < 1; i++)
+		usleep(20000);
+	ck_assert_int_eq(db_int(attempts_sql), 1);
+	col_windows_free(w);
+
+	/* As if six more had failed before the stop. */
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 2000);
+	ck_assert_int_eq(sqlite3_exec(db, "UPDATE regressions SET webhook_attempts = 7", NULL,
+	                              NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	o.metrics = m;
+	w = col_windows_open(&o, err, sizeof err);
+	ck_assert_msg(w != NULL, "%s", err);
+	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
+	struct col_windows_counters c;
+	for (int i = 0; i < 150; i++) {
+		col_windows_counters(w, &c);
+		if (c.webhook.failed > 0)
+			break;
+		usleep(20000);
+	}
+	ck_assert_uint_eq(c.webhook.failed, 1);
+	ck_assert_uint_eq(c.webhook.attempts_failed, 1);
+	ck_assert_uint_eq(c.webhook.queued, 0);
+	col_windows_free(w);
+	ck_assert_int_eq(db_int(attempts_sql), 8);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM regressions WHERE webhook = 'failed'"), 1);
+	ck_assert_int_eq(whcount(m, "failed"), 1);
+	col_metrics_free(m);
+	ap_config_free(&cfg);
 }
 END_TEST
 
@@ -670,6 +838,8 @@ Suite *windows_suite(void)
 	tcase_add_test(tc, test_n_plus_one_regression);
 	tcase_add_test(tc, test_many_regressions);
 	tcase_add_test(tc, test_alert_resent_after_restart);
+	tcase_add_test(tc, test_alert_dropped_counted_once);
+	tcase_add_test(tc, test_alert_attempts_survive_restart);
 	tcase_add_test(tc, test_alert_body);
 	suite_add_tcase(s, tc);
 	TCase *ts = tcase_create("timeseries");
