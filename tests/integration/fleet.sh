@@ -247,13 +247,16 @@ ap_assert_eq "alpha's API, ?host=alpha /slow" "$(count alpha /slow alpha)" 10
 # p95 of /slow over the fleet: half the requests at 20 ms, half at 200 ms,
 # so p95 is about 200 ms; an average of the hosts' p95s would be ~110 ms.
 # p50 is the slowest of the ten 20 ms requests: one delayed by a loaded
-# machine (108 ms was seen) is still below the 200 ms half.
+# machine (108 ms was seen) is still below the 200 ms half. p95 is one of
+# the 200 ms half, so it is bounded by the slowest request (within the
+# sketch's 1%), not by a fixed figure: on a loaded machine (two tests at a
+# time beside compilers) those took up to 309 ms.
 ep=$(api beta /api/v1/endpoints | jq -c '.endpoints[] | select(.service == "web" and .route == "/slow")')
 ap_assert_jq "fleet p95 of /slow merged from both hosts' sketches" \
-	'.p95_ms >= 195 and .p95_ms < 300 and .p50_ms >= 19 and .p50_ms < 190 and .max_ms >= 200' "$ep"
+	'.p95_ms >= 195 and .p95_ms <= .max_ms * 1.01 and .p50_ms >= 19 and .p50_ms < 190 and .max_ms >= 200' "$ep"
 epa=$(api beta /api/v1/endpoints --data-urlencode host=alpha |
 	jq -c '.endpoints[] | select(.service == "web" and .route == "/slow")')
-ap_assert_jq "alpha's own p95 of /slow" '.p95_ms >= 19 and .p95_ms < 100' "$epa"
+ap_assert_jq "alpha's own p95 of /slow" '.p95_ms >= 19 and .p95_ms < 190' "$epa"
 # One host's answer is the same JSON from its own memory and from the
 # database (same sketches, same fields), apart from in-flight rounding.
 own=$(api alpha /api/v1/endpoints --data-urlencode host=alpha |
