@@ -61,4 +61,37 @@ out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
 slow=$(sed -n 's/.* \([0-9]*\) slow$/\1/p' <<<"$out")
 [ -n "$slow" ] && [ "$slow" -lt 5 ] || ap_fail "children slow to exit with a collector: $out"
 ap_log "ok: with a collector: $out"
+# A fork from a signal handler that interrupted its own thread's append to
+# the event buffer, which holds the buffer's lock: tests/servers/sigfork.c
+# serves 20 requests to itself, and bufsig.so raises SIGUSR1 inside each
+# one's copy into the buffer; the handler forks. Half the children _exit
+# in the handler, half return from it and serve 3 requests of their own.
+# When the prepare handler took that lock, the first fork spun on it for
+# good (killed by the host's 5 s alarm: 142). The parent's 20 events and
+# the 10 children's 30 arrive, each counted once; each process's STATS
+# counts exactly its own, none dropped (a child's append, resumed after
+# the handler, also counted the record in the child, which is the
+# parent's to send: 4 events to 3 requests, until the child's start
+# reset it); the children that never served ship nothing.
+SIGFORK_SERVICE=$AP_SERVICE-sig
+rc=0
+out=$(timeout 20 env LD_PRELOAD="$AP_BUILDDIR/tests/servers/.libs/bufsig.so $(ap_preload_env)" \
+	APIPROF_BUFFER_KB=1100 APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$SIGFORK_SERVICE" \
+	"$AP_BUILDDIR/tests/servers/sigfork" 20 3) || rc=$?
+[ "$rc" = 0 ] || ap_fail "a fork from a signal handler during an append exited with $rc: $out"
+grep -q ': 20 requests, 20 forks, 20 children exited 0; serving:' <<<"$out" ||
+	ap_fail "sigfork: $out"
+ap_log "ok: forks from a signal handler during appends: $out"
+parent=$(sed -n 's/^pid \([0-9]*\):.*/\1/p' <<<"$out")
+serving=$(sed -n 's/.*serving: //p' <<<"$out")
+AP_SERVICE=$SIGFORK_SERVICE ap_expect_counts <<EOF
+GET /sigfork/parent/interrupted-by-its-signal-handler 20
+GET /sigfork/child/served-after-the-forking-handler 30
+EOF
+want=$(echo "$parent 20 20 0"; for p in $serving; do echo "$p 3 3 0"; done)
+got=$(ap_api /api/v1/status | jq -r --arg s "$SIGFORK_SERVICE" \
+	'.processes[] | select(.service == $s) | "\(.pid) \(.events) \(.requests) \(.dropped)"')
+[ "$(sort <<<"$got")" = "$(sort <<<"$want")" ] ||
+	ap_fail "processes (pid events requests dropped): $(echo $got), expected $(echo $want)"
+ap_log "ok: each process's events, requests and drops: $(wc -l <<<"$got") processes"
 ap_log "PASS"
