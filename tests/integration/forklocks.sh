@@ -94,4 +94,23 @@ got=$(ap_api /api/v1/status | jq -r --arg s "$SIGFORK_SERVICE" \
 [ "$(sort <<<"$got")" = "$(sort <<<"$want")" ] ||
 	ap_fail "processes (pid events requests dropped): $(echo $got), expected $(echo $want)"
 ap_log "ok: each process's events, requests and drops: $(wc -l <<<"$got") processes"
+# The same in the preload's crash handler, whose thread was not inside the
+# preload's work: sigfork dies (SIGSEGV) with a request in flight, whose
+# aborted event the crash handler appends, and bufsig.so's SIGUSR1 forks
+# there. When that append did not mark its thread busy, the fork spun on
+# the buffer's lock (SIGALRM after 5 s: 142). The child exits, and the
+# request arrives, one error.
+SIGFORK_SERVICE=$AP_SERVICE-crash
+rc=0
+out=$(timeout 20 env LD_PRELOAD="$AP_BUILDDIR/tests/servers/.libs/bufsig.so $(ap_preload_env)" \
+	APIPROF_BUFFER_KB=1100 APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$SIGFORK_SERVICE" \
+	"$AP_BUILDDIR/tests/servers/sigfork" crash 2>&1) || rc=$?
+[ "$rc" = 139 ] || ap_fail "sigfork crash exited with $rc, not SIGSEGV's 139: $out"
+grep -q '^crash: child status 0x0$' <<<"$out" || ap_fail "sigfork crash: $out"
+ap_log "ok: a fork from a signal handler during the crash handler's append"
+AP_SERVICE=$SIGFORK_SERVICE ap_expect_counts <<EOF
+GET /sigfork/crash/interrupted-in-the-crash-handler 1
+EOF
+ap_assert_eq "the crashed request's error_count" "$(ap_api /api/v1/endpoints |
+	jq --arg s "$SIGFORK_SERVICE" '[.endpoints[] | select(.service == $s) | .error_count] | add')" 1
 ap_log "PASS"

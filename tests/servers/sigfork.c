@@ -19,6 +19,14 @@
  * exited 0, 1 when one did not, 2 on a setup error. alarm(): the parent
  * dies of SIGALRM after 5 s (a fork that hangs in its prepare handler),
  * a child after 3 s (the parent then reports it).
+ *
+ * "sigfork crash": reads the head of one request, GET CRASH_PATH, and
+ * dies of a NULL store before it answers, a request in flight: the
+ * preload's crash handler appends it to the buffer, aborted, and under
+ * bufsig.so that append raises SIGUSR1, whose handler forks (the child
+ * calls _exit(0)), waits for the child and writes "crash: child status
+ * S" on stderr. The process then dies of SIGSEGV; of SIGALRM after 5 s
+ * when the fork hangs.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,6 +42,7 @@
 
 #define PARENT_PATH "/sigfork/parent/interrupted-by-its-signal-handler"
 #define CHILD_PATH "/sigfork/child/served-after-the-forking-handler"
+#define CRASH_PATH "/sigfork/crash/interrupted-in-the-crash-handler"
 #define MAX_FORKS 64
 
 static volatile sig_atomic_t forks, in_child;
@@ -58,6 +67,21 @@ static void on_usr1(int sig)
 	errno = saved;
 }
 
+static void on_usr1_crash(int sig)
+{
+	(void)sig;
+	int saved = errno, status = -1;
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	if (p > 0)
+		waitpid(p, &status, 0);
+	char m[64];
+	int n = snprintf(m, sizeof m, "crash: child status 0x%x\n", (unsigned)status);
+	(void)!write(2, m, (size_t)n);
+	errno = saved;
+}
+
 static int io_all(int fd, char *buf, size_t n, int out)
 {
 	while (n) {
@@ -71,6 +95,7 @@ static int io_all(int fd, char *buf, size_t n, int out)
 }
 
 static int serve(const char *path, int n, int m);
+static volatile int *volatile nowhere; /* NULL */
 
 /* The child of an even-numbered fork, back from the handler: the parent's
  * sockets are the parent's. */
@@ -81,7 +106,8 @@ static void child_main(int m)
 	exit(serve(CHILD_PATH, m, 0) == 0 ? 0 : 3);
 }
 
-/* n requests of path to ourselves; m: what a serving child serves. */
+/* n requests of path to ourselves; m: what a serving child serves, or
+ * -1: crash instead of answering the first. */
 static int serve(const char *path, int n, int m)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
@@ -101,8 +127,11 @@ static int serve(const char *path, int n, int m)
 	int rlen = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: sigfork\r\n\r\n", path);
 	static char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 	for (int i = 0; i < n; i++) {
-		if (io_all(c, req, (size_t)rlen, 1) != 0 || io_all(s, buf, (size_t)rlen, 0) != 0 ||
-		    io_all(s, resp, sizeof resp - 1, 1) != 0)
+		if (io_all(c, req, (size_t)rlen, 1) != 0 || io_all(s, buf, (size_t)rlen, 0) != 0)
+			return -1;
+		if (m < 0)
+			*nowhere = 1; /* "crash": its request in flight */
+		if (io_all(s, resp, sizeof resp - 1, 1) != 0)
 			return -1;
 		/* The response's last write ended the request: its event, the
 		 * signal, the fork. */
@@ -119,13 +148,18 @@ static int serve(const char *path, int n, int m)
 
 int main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 20, m = argc > 2 ? atoi(argv[2]) : 3;
+	int crash = argc > 1 && strcmp(argv[1], "crash") == 0;
+	int n = argc > 1 && !crash ? atoi(argv[1]) : 20, m = argc > 2 ? atoi(argv[2]) : 3;
 	alarm(5);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = crash ? on_usr1_crash : on_usr1;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGUSR1, &sa, NULL);
+	if (crash) {
+		serve(CRASH_PATH, 1, -1);
+		return 2;
+	}
 	if (serve(PARENT_PATH, n, m) != 0) {
 		perror("serve");
 		return 2;
