@@ -9,9 +9,16 @@
  * KiB (environment; the test sets an unusual size), made through mmap()
  * (the preload's, through its PLT). Only in the process that made it: a
  * fork child keeps the mapping, and raises nothing.
+ *
+ * With BUFSIG_FORK=1 (environment), a fork prepare handler of its own
+ * raises SIGUSR2. Preloaded after libapiprof.so, whose constructor then
+ * runs later and registers its handlers after this one, it runs after
+ * the preload's prepare handler, inside the fork: the preload holds the
+ * buffer's lock then.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,4 +55,16 @@ void *memcpy(void *dst, const void *src, size_t n)
 	if (len && (uintptr_t)dst - buf_start < len && getpid() == buf_pid)
 		raise(SIGUSR1);
 	return dst;
+}
+
+static void raise_usr2(void)
+{
+	raise(SIGUSR2);
+}
+
+__attribute__((constructor)) static void bufsig_init(void)
+{
+	const char *f = getenv("BUFSIG_FORK");
+	if (f && strcmp(f, "1") == 0)
+		pthread_atfork(raise_usr2, NULL, NULL);
 }
