@@ -13,7 +13,9 @@
 #    wait the exit flush's 100 ms for a shipper that is not theirs: fewer
 #    than 5 of the 200 children take 90 ms (about 20 did);
 #  - forks while another thread walks the loaded objects, and a fork from
-#    a signal handler that interrupted its own thread's walk (below).
+#    a signal handler that interrupted its own thread's walk (below);
+#  - signal handlers that fork, or write, while their own thread holds
+#    the event buffer's lock (tests/servers/sigfork.c, last).
 . "$(dirname "$0")/lib.sh"
 
 FL=$AP_BUILDDIR/tests/servers/forklocks
