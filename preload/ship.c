@@ -712,14 +712,18 @@ void pl_ship_before_exec(void)
 
 /*
  * The fork handlers. On a host thread, the buffer's lock is held only
- * inside the preload's work (pl_busy: the hooks' pl_enter(), the SQL
- * capture's and the exit flush's pl_hold(); the shipper thread blocks
- * every signal). A fork from a signal handler that interrupted that work
- * may come while its own thread holds the lock, which it would wait for
- * forever: such a fork (pl_busy set) takes no lock. The child starts
- * afresh without it, and the parent's interrupted append goes on when the
- * handler returns, the lock still its own. Otherwise the lock is taken,
- * so that no thread is inside an append at the fork.
+ * inside the preload's work (pl_busy: pl_enter() in the hooks and the
+ * exec flush, pl_hold() in the SQL capture, the crash handler's append
+ * and the exit flush; the shipper thread blocks every signal). A fork
+ * from a signal handler that interrupted that work may come while its own
+ * thread holds the lock, which it would wait for forever: such a fork
+ * (pl_busy set) takes no lock. The child starts afresh without it (and
+ * again when it starts shipping: map_buffer), and the parent's
+ * interrupted append goes on when the handler returns, the lock still its
+ * own. Otherwise the lock is taken, so that no thread is inside an append
+ * at the fork. As libcopy.c's dl_walk_depth does for its lock, but with
+ * no mark of the holder's own: pl_busy is set anyway, and the appends
+ * stay as they were.
  *
  * The thread is busy from here to the parent's or the child's handler: a
  * signal handler that runs during the fork (glibc blocks no signal there
