@@ -726,11 +726,11 @@ void pl_ship_before_exec(void)
  * stay as they were.
  *
  * The thread is busy from here to the parent's or the child's handler: a
- * signal handler that runs during the fork (glibc blocks no signal there
- * before 2.41) and writes to a followed socket leaves it unobserved
- * instead of waiting for the lock taken here, and a fork from it takes
- * none. So the lock was taken here when the parent finds the thread busy
- * only by this fork.
+ * signal handler that runs during the fork (glibc blocks no signal while
+ * the fork handlers run) and writes to a followed socket leaves it
+ * unobserved instead of waiting for the lock taken here, and a fork from
+ * it takes none. So the lock was taken here when the parent finds the
+ * thread busy only by this fork.
  */
 void pl_ship_atfork_prepare(void)
 {
