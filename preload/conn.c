@@ -1497,15 +1497,24 @@ static int crash_record(const struct pl_pending *p, uint64_t end_ns, uint16_t fl
 	                                          pl_tid(), flags, NULL, 0);
 	size_t need = ap_wire_request_size_of(p->method_len, p->path_len, 0);
 	uint8_t *out;
-	int busy;
+	int busy, done = 1;
+	/* Busy while the buffer's lock may be held (pl_ship_atfork_prepare):
+	 * a host's signal handler may fork meanwhile. Not pl_leave(), which
+	 * may take a connection's lock the crashed thread holds. */
+	pl_hold();
 	while (!(out = pl_ship_try_reserve(need, &busy))) {
-		if (!busy || *tries == 0)
-			return 0;
+		if (!busy || *tries == 0) {
+			done = 0;
+			break;
+		}
 		--*tries;
 		sched_yield();
 	}
-	pl_ship_commit(ap_wire_put_request(out, need, &ev));
-	return 1;
+	if (out)
+		pl_ship_commit(ap_wire_put_request(out, need, &ev));
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pl_busy--;
+	return done;
 }
 
 int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed)

@@ -240,6 +240,9 @@ static void atfork_prepare(void)
 	 * extensions, which would bypass our hooks until each worker's own
 	 * shipper scanned them, after its first request). */
 	pl_got_patch_before_fork();
+	/* The buffer's lock, unless a signal handler forks inside this
+	 * thread's own work; the thread is busy from here to the parent's or
+	 * child's handler (ship.c). */
 	pl_ship_atfork_prepare();
 	pl_conn_atfork_prepare();
 	/* Last: a walk holding it takes no other lock of ours, so a fork

@@ -663,6 +663,12 @@ void pl_ship_exit_now(void);
  * child, nor from a signal handler that interrupted the preload's work.
  * Async-signal-safe; preserves errno. */
 void pl_ship_before_exec(void);
+/* Fork (init.c): the prepare handler takes the buffer's lock unless this
+ * thread is busy (pl_busy: a signal handler that interrupted the
+ * preload's work forks, and this thread may hold the lock itself), and
+ * keeps the thread busy until the parent's or child's handler; the
+ * parent's releases the lock only when the prepare took it. Every holder
+ * of the lock on a thread that runs signal handlers is busy meanwhile. */
 void pl_ship_atfork_prepare(void);
 void pl_ship_atfork_parent(void);
 void pl_ship_atfork_child(void);

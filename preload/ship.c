@@ -298,10 +298,35 @@ static void *shipper_main(void *arg)
 	return NULL;
 }
 
+/* The buffer empty, no half taken, not closed, no event counted: a fork
+ * child's start (pl_ship_atfork_child, which zeroes the other counters). */
+static void reset_buffer(void)
+{
+	ship.active_idx = 0;
+	ship.active_len = 0;
+	ship.ncuts[0] = ship.ncuts[1] = 0;
+	ship.fast_end = 0;
+	ship.closed = 0;
+	/* The parent's shipper may have been sending (it does so without the
+	 * lock): the exit flush would wait out its budget for a thread that is
+	 * not here, then send nothing. */
+	ship.sending = 0;
+	ship.stop_ns = 0;
+	ship.events = 0;
+}
+
 /* ship_start()'s first half, state SHIP_STARTING (ours): maps the buffer
- * unless a fork kept it. 0, with state SHIP_FAILED, when it cannot. */
+ * unless a fork kept it. 0, with state SHIP_FAILED, when it cannot.
+ * Resets the buffer again first (nothing else touches it before
+ * SHIP_ON): in the child of a fork from a signal handler, the append,
+ * take or flush the handler interrupted (pl_ship_atfork_prepare) resumes
+ * after the child handler's reset, on the parent's values it had read: an
+ * append's commit counted the record and moved active_len in the child
+ * too, though the record is the parent's to send. (Not `dropped`, which
+ * a thread that gave up waiting for this start counts meanwhile.) */
 static PL_COLD int map_buffer(void)
 {
+	reset_buffer();
 	if (!ship.half[0]) {
 		void *m = mmap(NULL, pl_cfg.buffer_bytes, PROT_READ | PROT_WRITE,
 		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -526,13 +551,18 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	__atomic_store_n(&ship.stop_ns, deadline, __ATOMIC_RELEASE);
 	wait_while_sending(settle);
 	/* Bounded: the holder may be this very thread, interrupted inside an
-	 * append by a signal handler that exits. */
+	 * append by a signal handler that exits. Busy while the lock is ours
+	 * (pl_ship_atfork_prepare); not pl_leave(), which may take a
+	 * connection's lock, and a crash (crash.c) may have left one taken. */
+	pl_hold();
 	int locked;
 	while (!(locked = pl_spin_trylock(&ship.lock)) && pl_now_ns() < settle) {
 		struct timespec us = { 0, 100000 };
 		nanosleep(&us, NULL);
 	}
 	if (!locked) {
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		pl_busy--;
 		errno = saved;
 		return;
 	}
@@ -546,6 +576,8 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	 * it: they drop their records instead. */
 	ship.closed = 1;
 	pl_spin_unlock(&ship.lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pl_busy--;
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0) {
 		errno = saved;
@@ -678,14 +710,40 @@ void pl_ship_before_exec(void)
 	errno = saved;
 }
 
+/*
+ * The fork handlers. On a host thread, the buffer's lock is held only
+ * inside the preload's work (pl_busy: pl_enter() in the hooks and the
+ * exec flush, pl_hold() in the SQL capture, the crash handler's append
+ * and the exit flush; the shipper thread blocks every signal). A fork
+ * from a signal handler that interrupted that work may come while its own
+ * thread holds the lock, which it would wait for forever: such a fork
+ * (pl_busy set) takes no lock. The child starts afresh without it (and
+ * again when it starts shipping: map_buffer), and the parent's
+ * interrupted append goes on when the handler returns, the lock still its
+ * own. Otherwise the lock is taken, so that no thread is inside an append
+ * at the fork. As libcopy.c's dl_walk_depth does for its lock, but with
+ * no mark of the holder's own: pl_busy is set anyway, and the appends
+ * stay as they were.
+ *
+ * The thread is busy from here to the parent's or the child's handler: a
+ * signal handler that runs during the fork (glibc blocks no signal while
+ * the fork handlers run) and writes to a followed socket leaves it
+ * unobserved instead of waiting for the lock taken here, and a fork from
+ * it takes none. So the lock was taken here when the parent finds the
+ * thread busy only by this fork.
+ */
 void pl_ship_atfork_prepare(void)
 {
-	pl_spin_lock(&ship.lock);
+	if (pl_busy == 0)
+		pl_spin_lock(&ship.lock);
+	pl_hold();
 }
 
 void pl_ship_atfork_parent(void)
 {
-	pl_spin_unlock(&ship.lock);
+	if (pl_busy == 1)
+		pl_spin_unlock(&ship.lock);
+	pl_leave();
 }
 
 void pl_ship_atfork_child(void)
@@ -694,16 +752,12 @@ void pl_ship_atfork_child(void)
 	 * it buffered. Keep the mapping (copy-on-write), start afresh. */
 	ship.lock = 0;
 	ship.state = SHIP_OFF;
-	ship.active_idx = 0;
-	ship.active_len = 0;
-	ship.ncuts[0] = ship.ncuts[1] = 0;
-	ship.fast_end = 0;
-	ship.closed = 0;
-	/* The parent's shipper may have been sending (it does so without the
-	 * lock): the exit flush would wait out its budget for a thread that is
-	 * not here, then send nothing. */
-	ship.sending = 0;
-	ship.stop_ns = 0;
-	ship.events = ship.dropped = ship.untracked = 0;
+	reset_buffer();
+	ship.dropped = ship.untracked = 0;
 	ship.seq = 0;
+	/* The prepare handler's pl_hold(); an fd noted meanwhile is settled
+	 * by the thread's next pl_leave() (not here: the other modules' locks
+	 * are not all reset yet). */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pl_busy--;
 }

@@ -13,7 +13,9 @@
 #    wait the exit flush's 100 ms for a shipper that is not theirs: fewer
 #    than 5 of the 200 children take 90 ms (about 20 did);
 #  - forks while another thread walks the loaded objects, and a fork from
-#    a signal handler that interrupted its own thread's walk (below).
+#    a signal handler that interrupted its own thread's walk (below);
+#  - signal handlers that fork, or write, while their own thread holds
+#    the event buffer's lock (tests/servers/sigfork.c, last).
 . "$(dirname "$0")/lib.sh"
 
 FL=$AP_BUILDDIR/tests/servers/forklocks
@@ -61,4 +63,72 @@ out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
 slow=$(sed -n 's/.* \([0-9]*\) slow$/\1/p' <<<"$out")
 [ -n "$slow" ] && [ "$slow" -lt 5 ] || ap_fail "children slow to exit with a collector: $out"
 ap_log "ok: with a collector: $out"
+# Signal handlers that fork, or write, while the preload holds its event
+# buffer's lock on their own thread (tests/servers/sigfork.c, one service;
+# tests/servers/bufsig.so raises the signals there). Each run's host dies
+# of its 5 s alarm (142) when the preload waits for that lock.
+#  - sigfork 20 3: bufsig.so raises SIGUSR1 inside each of 20 requests'
+#    appends to the buffer; the handler forks. Half the children _exit in
+#    the handler, half return from it and serve 3 requests of their own.
+#    Before the prepare handler left that lock alone when its thread was
+#    busy, the first fork spun on it for good. The parent's 20 events and
+#    the 10 children's 30 arrive, each counted once; each process's STATS
+#    counts exactly its own, none dropped (a child's resumed append also
+#    counted the record, the parent's to send, in the child: 4 events to 3
+#    requests, until the child's start reset it).
+#  - sigfork crash: the same in the preload's crash handler (the thread
+#    was not in the preload's work): the host dies of its SIGSEGV, the
+#    child exits, the aborted request arrives, an error. Spun when that
+#    append did not mark its thread busy.
+#  - sigfork window: bufsig.so, preloaded after libapiprof.so, registered
+#    a prepare handler first, which runs after the preload's (last
+#    registered first) and raises SIGUSR2, whose handler writes the
+#    response of a request in flight. The thread is busy through the
+#    fork, so that write is made but not observed: the connection stops
+#    being followed (untracked), its 4th and 5th requests uncounted.
+#    Observed, its event waited for the lock its own fork held.
+SF=$AP_BUILDDIR/tests/servers/sigfork
+BUFSIG=$AP_BUILDDIR/tests/servers/.libs/bufsig.so
+ap_require_build "$SF"
+ap_require_build "$BUFSIG"
+SIGFORK_SERVICE=$AP_SERVICE-sig
+rc=0
+out=$(timeout 20 env LD_PRELOAD="$BUFSIG $(ap_preload_env)" APIPROF_BUFFER_KB=1100 \
+	APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$SIGFORK_SERVICE" "$SF" 20 3) || rc=$?
+[ "$rc" = 0 ] || ap_fail "sigfork 20 3 exited with $rc: $out"
+grep -q ': 20 requests, 20 forks, 20 children exited 0; serving:' <<<"$out" ||
+	ap_fail "sigfork: $out"
+ap_log "ok: forks from a signal handler during appends: $out"
+parent=$(sed -n 's/^pid \([0-9]*\):.*/\1/p' <<<"$out")
+serving=$(sed -n 's/.*serving: //p' <<<"$out")
+rc=0
+out=$(timeout 20 env LD_PRELOAD="$BUFSIG $(ap_preload_env)" APIPROF_BUFFER_KB=1100 \
+	APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$SIGFORK_SERVICE" "$SF" crash 2>&1) || rc=$?
+[ "$rc" = 139 ] || ap_fail "sigfork crash exited with $rc, not SIGSEGV's 139: $out"
+grep -q '^crash: child status 0x0$' <<<"$out" || ap_fail "sigfork crash: $out"
+ap_log "ok: a fork from a signal handler during the crash handler's append"
+rc=0
+out=$(timeout 20 env LD_PRELOAD="$(ap_preload_env) $BUFSIG" BUFSIG_FORK=1 \
+	APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE="$SIGFORK_SERVICE" "$SF" window) || rc=$?
+[ "$rc" = 0 ] || ap_fail "sigfork window exited with $rc: $out"
+window=$(sed -n 's/^window: pid \([0-9]*\),.*/\1/p' <<<"$out")
+ap_log "ok: a write from a signal handler inside a fork: $out"
+AP_SERVICE=$SIGFORK_SERVICE ap_expect_counts <<EOF
+GET /sigfork/parent/interrupted-by-its-signal-handler 20
+GET /sigfork/child/served-after-the-forking-handler 30
+GET /sigfork/crash/interrupted-in-the-crash-handler 1
+GET /sigfork/window/answered-by-a-handler-in-a-fork 3
+EOF
+ap_assert_eq "the crashed request's error_count" "$(ap_api /api/v1/endpoints |
+	jq --arg s "$SIGFORK_SERVICE" '[.endpoints[] | select(.service == $s) | .error_count] | add')" 1
+status=$(ap_api /api/v1/status)
+want=$(echo "$parent 20 20 0"; for p in $serving; do echo "$p 3 3 0"; done)
+got=$(jq -r --arg s "$SIGFORK_SERVICE" --arg pids " $parent $serving " '.processes[] |
+	select(.service == $s and (.pid as $p | $pids | contains(" \($p) "))) |
+	"\(.pid) \(.events) \(.requests) \(.dropped)"' <<<"$status")
+[ "$(sort <<<"$got")" = "$(sort <<<"$want")" ] ||
+	ap_fail "processes (pid events requests dropped): $(echo $got), expected $(echo $want)"
+ap_log "ok: each process's events, requests and drops: $(wc -l <<<"$got") processes"
+ap_assert_eq "sigfork window's untracked connections" "$(jq --argjson p "${window:-0}" \
+	'[.processes[] | select(.pid == $p) | .untracked_connections] | add' <<<"$status")" 1
 ap_log "PASS"
