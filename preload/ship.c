@@ -334,10 +334,13 @@ static PL_COLD int map_buffer(void)
 			__atomic_store_n(&ship.state, SHIP_FAILED, __ATOMIC_RELEASE);
 			return 0;
 		}
-		ship.half_cap = pl_cfg.buffer_bytes / 2;
 		ship.half[0] = m;
-		ship.half[1] = (uint8_t *)m + ship.half_cap;
 	}
+	/* Derived from half[0] on every start, not only when it is mapped: a
+	 * fork by another thread between the stores above and these would
+	 * leave a child that keeps the mapping with no second half. */
+	ship.half_cap = pl_cfg.buffer_bytes / 2;
+	ship.half[1] = ship.half[0] + ship.half_cap;
 	ship.start_mono_ns = pl_now_ns();
 	return 1;
 }
