@@ -39,11 +39,16 @@ typedef struct sqlite3_stmt sqlite3_stmt;
  * libsqlite3 the caller reaches (libcopy.h; a process may hold two). */
 enum { SQ_prepare_v2, SQ_step, SQ_reset, SQ_finalize, SQ_exec, SQ_sql, SQ_db_handle,
        SQ_errmsg, SQ_changes, SQ_total_changes, SQ_REQUIRED, /* in every libsqlite3 since 3.3.9 (2007) */
-       SQ_stmt_readonly = SQ_REQUIRED, SQ_prepare, SQ_prepare_v3, SQ_N };
+       SQ_stmt_readonly = SQ_REQUIRED, SQ_prepare, SQ_prepare_v3, SQ_prepare16,
+       SQ_prepare16_v2, SQ_prepare16_v3, SQ_N };
 typedef int (*sq_prepare_v2_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 typedef int (*sq_prepare_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 typedef int (*sq_prepare_v3_fn)(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **,
                                 const char **);
+typedef int (*sq_prepare16_fn)(sqlite3 *, const void *, int, sqlite3_stmt **, const void **);
+typedef int (*sq_prepare16_v2_fn)(sqlite3 *, const void *, int, sqlite3_stmt **, const void **);
+typedef int (*sq_prepare16_v3_fn)(sqlite3 *, const void *, int, unsigned, sqlite3_stmt **,
+                                  const void **);
 typedef int (*sq_step_fn)(sqlite3_stmt *);
 typedef int (*sq_reset_fn)(sqlite3_stmt *);
 typedef int (*sq_finalize_fn)(sqlite3_stmt *);
@@ -63,11 +68,16 @@ static const char *const sq_names[SQ_N] = {
 	"sqlite3_prepare_v2", "sqlite3_step", "sqlite3_reset", "sqlite3_finalize",
 	"sqlite3_exec", "sqlite3_sql", "sqlite3_db_handle", "sqlite3_errmsg",
 	"sqlite3_changes", "sqlite3_total_changes", "sqlite3_stmt_readonly", "sqlite3_prepare", "sqlite3_prepare_v3",
+	"sqlite3_prepare16", "sqlite3_prepare16_v2", "sqlite3_prepare16_v3",
 };
 EXPORT int sqlite3_prepare_v2(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 EXPORT int sqlite3_prepare(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
 EXPORT int sqlite3_prepare_v3(sqlite3 *, const char *, int, unsigned, sqlite3_stmt **,
                               const char **);
+EXPORT int sqlite3_prepare16(sqlite3 *, const void *, int, sqlite3_stmt **, const void **);
+EXPORT int sqlite3_prepare16_v2(sqlite3 *, const void *, int, sqlite3_stmt **, const void **);
+EXPORT int sqlite3_prepare16_v3(sqlite3 *, const void *, int, unsigned, sqlite3_stmt **,
+                                const void **);
 EXPORT int sqlite3_step(sqlite3_stmt *);
 EXPORT int sqlite3_reset(sqlite3_stmt *);
 EXPORT int sqlite3_finalize(sqlite3_stmt *);
@@ -79,6 +89,9 @@ static const void *const sq_self[SQ_N] = {
 	[SQ_reset] = (const void *)sqlite3_reset, [SQ_finalize] = (const void *)sqlite3_finalize,
 	[SQ_exec] = (const void *)sqlite3_exec, [SQ_prepare] = (const void *)sqlite3_prepare,
 	[SQ_prepare_v3] = (const void *)sqlite3_prepare_v3,
+	[SQ_prepare16] = (const void *)sqlite3_prepare16,
+	[SQ_prepare16_v2] = (const void *)sqlite3_prepare16_v2,
+	[SQ_prepare16_v3] = (const void *)sqlite3_prepare16_v3,
 };
 static struct pl_copy_lib sq_lib = { .what = "libsqlite3", .names = sq_names, .self = sq_self,
                                      .n = SQ_N, .nreq = SQ_REQUIRED };
@@ -331,8 +344,75 @@ static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nby
 	pl_stmt_end(st, AP_DB_SQLITE, sql, len, &res);
 }
 
+/* The UTF-16 text (native byte order, as sqlite3_prepare16* take it) of a
+ * failed prepare as UTF-8 in out[0..cap): nbyte < 0 reads to the first
+ * U+0000, else at most nbyte bytes (SQLite stops at a U+0000 too). Cut
+ * between characters when out is full; an unpaired surrogate becomes
+ * U+FFFD. Returns the length. Units are read with memcpy: the caller's
+ * pointer need not be aligned. */
+static size_t utf16_to_utf8(const void *sql, int nbyte, char *out, size_t cap)
+{
+	const unsigned char *p = sql;
+	size_t units = nbyte < 0 ? SIZE_MAX : (size_t)nbyte / 2, o = 0;
+	for (size_t i = 0; p && i < units; i++) {
+		uint16_t u;
+		memcpy(&u, p + 2 * i, 2);
+		if (u == 0)
+			break;
+		uint32_t c = u;
+		if (u >= 0xd800 && u <= 0xdbff && i + 1 < units) {
+			uint16_t lo;
+			memcpy(&lo, p + 2 * (i + 1), 2);
+			if (lo >= 0xdc00 && lo <= 0xdfff) {
+				c = 0x10000 + (((uint32_t)u - 0xd800) << 10) + (lo - 0xdc00);
+				i++;
+			}
+		}
+		if (c >= 0xd800 && c <= 0xdfff)
+			c = 0xfffd;
+		unsigned char b[4];
+		size_t n;
+		if (c < 0x80) {
+			b[0] = (unsigned char)c;
+			n = 1;
+		} else if (c < 0x800) {
+			b[0] = (unsigned char)(0xc0 | c >> 6);
+			b[1] = (unsigned char)(0x80 | (c & 0x3f));
+			n = 2;
+		} else if (c < 0x10000) {
+			b[0] = (unsigned char)(0xe0 | c >> 12);
+			b[1] = (unsigned char)(0x80 | (c >> 6 & 0x3f));
+			b[2] = (unsigned char)(0x80 | (c & 0x3f));
+			n = 3;
+		} else {
+			b[0] = (unsigned char)(0xf0 | c >> 18);
+			b[1] = (unsigned char)(0x80 | (c >> 12 & 0x3f));
+			b[2] = (unsigned char)(0x80 | (c >> 6 & 0x3f));
+			b[3] = (unsigned char)(0x80 | (c & 0x3f));
+			n = 4;
+		}
+		if (o + n > cap)
+			break;
+		memcpy(out + o, b, n);
+		o += n;
+	}
+	return o;
+}
+
+/* A failed sqlite3_prepare16* (Qt's SQLite driver prepares with them): the
+ * same, its text made UTF-8. On the host thread's stack, a little more than
+ * APIPROF_MAX_SQL_BYTES, so a longer text still comes out marked truncated. */
+static void prepare16_failed(void *const *f, sqlite3 *db, const void *sql, int nbyte, int rc,
+                             const struct pl_stmt *st)
+{
+	char text[pl_cfg.max_sql_bytes + 64];
+	size_t len = utf16_to_utf8(sql, nbyte, text, sizeof text);
+	prepare_failed(f, db, text, (int)len, rc, st);
+}
+
 /* f is the caller's copy (from the hook itself, for its return address). */
-#define PREPARE_BODY(f, which, call) \
+#define PREPARE_BODY(f, which, call) PREPARE_BODY_AS(f, which, call, prepare_failed)
+#define PREPARE_BODY_AS(f, which, call, failed) \
 	do { \
 		if (PL_UNLIKELY(!(f) || !(f)[SQ_##which])) \
 			return SQLITE_MISUSE; \
@@ -345,7 +425,7 @@ static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nby
 		sq_depth--; \
 		if (rc != SQLITE_OK) { \
 			int saved = errno; \
-			prepare_failed(f, db, sql, nbyte, rc, &st); \
+			failed(f, db, sql, nbyte, rc, &st); \
 			errno = saved; \
 		} \
 		return rc; \
@@ -370,6 +450,30 @@ EXPORT int sqlite3_prepare_v3(sqlite3 *db, const char *sql, int nbyte, unsigned 
 {
 	void *const *f = SQ_FNS();
 	PREPARE_BODY(f, prepare_v3, SQF(f, prepare_v3)(db, sql, nbyte, flags, out, tail));
+}
+
+EXPORT int sqlite3_prepare16(sqlite3 *db, const void *sql, int nbyte, sqlite3_stmt **out,
+                             const void **tail)
+{
+	void *const *f = SQ_FNS();
+	PREPARE_BODY_AS(f, prepare16, SQF(f, prepare16)(db, sql, nbyte, out, tail),
+	                prepare16_failed);
+}
+
+EXPORT int sqlite3_prepare16_v2(sqlite3 *db, const void *sql, int nbyte, sqlite3_stmt **out,
+                                const void **tail)
+{
+	void *const *f = SQ_FNS();
+	PREPARE_BODY_AS(f, prepare16_v2, SQF(f, prepare16_v2)(db, sql, nbyte, out, tail),
+	                prepare16_failed);
+}
+
+EXPORT int sqlite3_prepare16_v3(sqlite3 *db, const void *sql, int nbyte, unsigned flags,
+                                sqlite3_stmt **out, const void **tail)
+{
+	void *const *f = SQ_FNS();
+	PREPARE_BODY_AS(f, prepare16_v3, SQF(f, prepare16_v3)(db, sql, nbyte, flags, out, tail),
+	                prepare16_failed);
 }
 
 /* The caller's callback of one sqlite3_exec, called through exec_cb: the

@@ -44,7 +44,7 @@ struct ap_config {
 	char *webhook_url;                       /* "" */
 	double latency_buckets[AP_CONFIG_MAX_BUCKETS]; /* seconds, increasing */
 	size_t n_latency_buckets;
-	char *metric_namespace;                  /* "" or [a-zA-Z_:][a-zA-Z0-9_:]* */
+	char *metric_namespace;                  /* "" or [a-zA-Z_][a-zA-Z0-9_]* */
 	char *routes;                            /* "" : the raw template list */
 	struct ap_route_set *route_set;          /* compiled routes, never NULL */
 	int max_routes;                          /* 1000, >= 1 */

@@ -134,13 +134,15 @@ static const char *check_http(const char *v)
 
 static const char *check_namespace(const char *v)
 {
-	/* Empty, or a Prometheus metric name: [a-zA-Z_:][a-zA-Z0-9_:]*. */
+	/* Empty, or a Prometheus metric name without colons, which are
+	 * reserved for recording rules (promtool check metrics refuses them
+	 * in an exporter's output): [a-zA-Z_][a-zA-Z0-9_]*. */
 	for (const char *p = v; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-		         c == ':' || (p > v && c >= '0' && c <= '9');
+		         (p > v && c >= '0' && c <= '9');
 		if (!ok)
-			return "expected a Prometheus name: [a-zA-Z_:][a-zA-Z0-9_:]*";
+			return "expected a Prometheus name without colons: [a-zA-Z_][a-zA-Z0-9_]*";
 	}
 	return NULL;
 }

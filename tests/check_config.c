@@ -133,7 +133,7 @@ static const struct kv good[] = {
 	{ "latency_buckets", " 0.001 , 0.01,1e-1,1,100 " },
 	{ "metric_namespace", "" },
 	{ "metric_namespace", "myapp" },
-	{ "metric_namespace", "_my:app_2" },
+	{ "metric_namespace", "_my_app_2" },
 	{ "routes", "" },
 	{ "routes", "/api/users/{id}/posts, /v1/{x}" },
 	{ "max_routes", "1" },
@@ -209,6 +209,10 @@ static const struct kv bad[] = {
 	{ "metric_namespace", "1app" },
 	{ "metric_namespace", "my-app" },
 	{ "metric_namespace", "my app" },
+	/* Colons are for recording rules: promtool check metrics refuses them
+	 * in an exporter's names (SPEC 6). */
+	{ "metric_namespace", "my:app" },
+	{ "metric_namespace", ":app" },
 	{ "routes", "api/users" },
 	{ "routes", "/a/x{id}" },
 	{ "routes", "/a,,/b" },

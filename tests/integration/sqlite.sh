@@ -7,7 +7,8 @@
 # BEGIN and COMMIT around a write are statements. Asserts exact statement
 # counts per route and per request, the N+1 of /books/, the failed prepare
 # as "SQLite 1" in /api/v1/errors, the timing of a 150 ms statement, and that
-# no literal reaches the collector's output or database.
+# no literal reaches the collector's output or database; failed UTF-16
+# prepares (sqlite3_prepare16*) are failed statements too.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -228,6 +229,53 @@ else
 	# them (without it: 0 of the 6).
 	deepbind_check deepbind_fork 6 "RTLD_DEEPBIND modules run by a fork child at once: CREATE, INSERT, SELECT of each once" -f
 fi
+
+# The UTF-16 prepares (sqlite3_prepare16, _v2, _v3: Qt's SQLite driver uses
+# them), called through the global scope as by a program linked with
+# -lsqlite3, by a program serving no HTTP: each failed one is a failed
+# statement, its text made UTF-8 (v2 given a byte count short of the
+# buffer), and the schema load inside the first prepare (an sqlite3_exec
+# the library makes itself) is no statement of the program's. Without the
+# hooks: no failed statement, and one "SELECT*FROM "main".sqlite_master".
+cat >"$AP_TMP/prepare16.py" <<'PY'
+import ctypes, ctypes.util, sys
+ctypes.CDLL(ctypes.util.find_library("sqlite3"), mode=ctypes.RTLD_GLOBAL)
+lib = ctypes.CDLL(None)  # the global scope: the preload's hooks first
+P = ctypes.POINTER(ctypes.c_void_p)
+lib.sqlite3_prepare16.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, P, ctypes.c_void_p]
+lib.sqlite3_prepare16_v2.argtypes = lib.sqlite3_prepare16.argtypes
+lib.sqlite3_prepare16_v3.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
+                                     P, ctypes.c_void_p]
+lib.sqlite3_step.argtypes = lib.sqlite3_finalize.argtypes = [ctypes.c_void_p]
+db, st = ctypes.c_void_p(), ctypes.c_void_p()
+assert lib.sqlite3_open(b":memory:", ctypes.byref(db)) == 0
+u16 = lambda s: s.encode("utf-16-le" if sys.byteorder == "little" else "utf-16-be")
+bad = u16("SELECT body FROM missing_16 WHERE tag = 'Tag Secret 16' AND note = '\u00e9t\u00e9 \U0001F600'")
+assert lib.sqlite3_prepare16(db, bad + b"\0\0", -1, ctypes.byref(st), None) == 1
+assert lib.sqlite3_prepare16_v2(db, bad + u16(" OR x"), len(bad), ctypes.byref(st), None) == 1
+assert lib.sqlite3_prepare16_v3(db, bad + b"\0\0", -1, 0, ctypes.byref(st), None) == 1
+assert lib.sqlite3_prepare16_v2(db, u16("SELECT 16") + b"\0\0", -1, ctypes.byref(st), None) == 0
+assert lib.sqlite3_step(st) == 100 and lib.sqlite3_step(st) == 101 and lib.sqlite3_finalize(st) == 0
+PY
+env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=prepare16 \
+	/usr/bin/python3 "$AP_TMP/prepare16.py" >"$AP_TMP/prepare16.log" 2>&1 ||
+	ap_fail "prepare16.py failed: $(cat "$AP_TMP/prepare16.log")"
+for i in $(seq 50); do
+	json=$(ap_api /api/v1/queries --data-urlencode service=prepare16)
+	[ "$(jq '[.queries[] | .calls] | add // 0' <<<"$json")" -ge 4 ] && break
+	sleep 0.2
+done
+sleep 1
+json=$(ap_api /api/v1/queries --data-urlencode service=prepare16)
+printf '%s\n' "$json" >"$AP_TMP/prepare16-queries.json"
+ap_check_jq "sqlite3_prepare16*: 3 failed prepares of one shape, the SELECT run once, nothing else" "$json" \
+	'[.queries[] | {sql, calls, errors}] | sort_by(.sql) ==
+	 [{"sql": "SELECT ?", "calls": 1, "errors": 0},
+	  {"sql": "SELECT body FROM missing_16 WHERE tag = ? AND note = ?", "calls": 3, "errors": 3}]'
+json=$(ap_api /api/v1/errors --data-urlencode service=prepare16)
+ap_check_jq "sqlite3_prepare16*: one SQLite 1 group of 3, 'no such table', no request" "$json" \
+	'[.errors[] | {type, count, message, route}] ==
+	 [{"type": "SQLite 1", "count": 3, "message": "no such table: missing_16", "route": null}]'
 
 # (The author ids, 917253001..917253005, are bound parameters here: never in
 # any statement's text, so not in the collector either.)
