@@ -8,7 +8,8 @@
 # counts per route and per request, the N+1 of /books/, the failed prepare
 # as "SQLite 1" in /api/v1/errors, the timing of a 150 ms statement, and that
 # no literal reaches the collector's output or database; failed UTF-16
-# prepares (sqlite3_prepare16*) are failed statements too.
+# prepares (sqlite3_prepare16*) are failed statements too, marked truncated
+# when cut in their UTF-8 buffer.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
