@@ -56,12 +56,20 @@ out=$(timeout 20 env LD_PRELOAD="$SW $(ap_preload_env)" SLOWWALK_MS=300 \
 [ "$rc" = 0 ] || ap_fail "a fork from a signal handler during a walk exited with $rc: $out"
 ap_log "ok: a fork from a signal handler during its thread's walk: $out"
 ap_start_collector
-rc=0
-out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
-	APIPROF_SERVICE="$AP_SERVICE" "$FL") || rc=$?
-[ "$rc" = 0 ] || ap_fail "forklocks with a collector exited with $rc: $out"
-slow=$(sed -n 's/.* \([0-9]*\) slow$/\1/p' <<<"$out")
-[ -n "$slow" ] && [ "$slow" -lt 5 ] || ap_fail "children slow to exit with a collector: $out"
+# The slow count is wall-clock: on a loaded machine (two tests at a time
+# beside other work) 9 of 200 children took 90 ms with no fork bug. A
+# second run of 200 decides then; the bug made about 20 slow in every run.
+for run in 1 2; do
+	rc=0
+	out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
+		APIPROF_SERVICE="$AP_SERVICE" "$FL") || rc=$?
+	[ "$rc" = 0 ] || ap_fail "forklocks with a collector exited with $rc: $out"
+	slow=$(sed -n 's/.* \([0-9]*\) slow$/\1/p' <<<"$out")
+	[ -n "$slow" ] || ap_fail "forklocks with a collector: $out"
+	[ "$slow" -lt 5 ] && break
+	[ "$run" = 1 ] || ap_fail "children slow to exit with a collector, twice: $out"
+	ap_log "note: $out (a loaded machine?): once more"
+done
 ap_log "ok: with a collector: $out"
 # Signal handlers that fork, or write, while the preload holds its event
 # buffer's lock on their own thread (tests/servers/sigfork.c, one service;
