@@ -31,7 +31,7 @@
 #include "store.h"
 
 #define KEY_MAX 2048          /* family byte + label values; longer are cut */
-#define NS_MAX 128
+#define NS_MAX (AP_CONFIG_MAX_NAMESPACE + 2) /* the namespace, '_', NUL */
 
 enum fam {
 	F_HTTP_REQUESTS,

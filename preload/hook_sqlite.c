@@ -348,9 +348,10 @@ static void prepare_failed(void *const *f, sqlite3 *db, const char *sql, int nby
  * failed prepare as UTF-8 in out[0..cap): nbyte < 0 reads to the first
  * U+0000, else at most nbyte bytes (SQLite stops at a U+0000 too). Cut
  * between characters when out is full; an unpaired surrogate becomes
- * U+FFFD. Returns the length. Units are read with memcpy: the caller's
- * pointer need not be aligned. */
-static size_t utf16_to_utf8(const void *sql, int nbyte, char *out, size_t cap)
+ * U+FFFD. Returns the length; *cut set when text was left out for want of
+ * room. Units are read with memcpy: the caller's pointer need not be
+ * aligned. */
+static size_t utf16_to_utf8(const void *sql, int nbyte, char *out, size_t cap, int *cut)
 {
 	const unsigned char *p = sql;
 	size_t units = nbyte < 0 ? SIZE_MAX : (size_t)nbyte / 2, o = 0;
@@ -391,8 +392,10 @@ static size_t utf16_to_utf8(const void *sql, int nbyte, char *out, size_t cap)
 			b[3] = (unsigned char)(0x80 | (c & 0x3f));
 			n = 4;
 		}
-		if (o + n > cap)
+		if (o + n > cap) {
+			*cut = 1;
 			break;
+		}
 		memcpy(out + o, b, n);
 		o += n;
 	}
@@ -401,13 +404,18 @@ static size_t utf16_to_utf8(const void *sql, int nbyte, char *out, size_t cap)
 
 /* A failed sqlite3_prepare16* (Qt's SQLite driver prepares with them): the
  * same, its text made UTF-8. On the host thread's stack, a little more than
- * APIPROF_MAX_SQL_BYTES, so a longer text still comes out marked truncated. */
+ * APIPROF_MAX_SQL_BYTES; a text cut there is marked truncated, as the
+ * other raw texts held in a buffer are (normalising may shrink the cut
+ * text below the limit: a long literal, and what followed it, lost). */
 static void prepare16_failed(void *const *f, sqlite3 *db, const void *sql, int nbyte, int rc,
                              const struct pl_stmt *st)
 {
 	char text[pl_cfg.max_sql_bytes + 64];
-	size_t len = utf16_to_utf8(sql, nbyte, text, sizeof text);
-	prepare_failed(f, db, text, (int)len, rc, st);
+	int cut = 0;
+	size_t len = utf16_to_utf8(sql, nbyte, text, sizeof text, &cut);
+	struct pl_stmt marked = *st;
+	marked.truncated |= (uint8_t)cut;
+	prepare_failed(f, db, text, (int)len, rc, &marked);
 }
 
 /* f is the caller's copy (from the hook itself, for its return address). */

@@ -63,11 +63,20 @@ static void dl_walk_release(void)
 	dl_walk_depth--;
 }
 
+/* The thread is busy through the walk (pl_hold()): a fork by another
+ * thread takes the buffer's lock, then waits in pl_dl_walk_atfork_prepare
+ * for this walk to end, so a signal handler that interrupted the walk
+ * must not wait for the buffer's lock in turn (a write ending a request
+ * on a followed socket): its call is made, not observed. */
 int pl_dl_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
 {
+	pl_hold();
 	dl_walk_hold();
 	int r = dl_iterate_phdr(cb, arg);
 	dl_walk_release();
+	int saved = errno;
+	pl_leave();
+	errno = saved;
 	return r;
 }
 

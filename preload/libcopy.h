@@ -138,7 +138,9 @@ static inline void *const *pl_copy_fns(struct pl_copy_lib *l, const void *ra)
  * for a walk of ours to end, and none starts until it is done. cb must
  * take no lock of the preload's. Not for signal handlers; but a fork (or
  * a walk) in a handler that interrupted a walk of its own thread, or that
- * thread's fork, goes on without the lock rather than wait for it. */
+ * thread's fork, goes on without the lock rather than wait for it. The
+ * thread is busy meanwhile (pl_hold()): a fork waiting here holds the
+ * event buffer's lock, which a handler's observed call could wait for. */
 int pl_dl_walk(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
 
 /* The mapped range [*lo, *hi) of the loaded object holding addr: 1, or 0

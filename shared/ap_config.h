@@ -21,6 +21,8 @@
 #include "ap_route.h"
 
 #define AP_CONFIG_MAX_BUCKETS 64
+/* metric_namespace's longest value (the collector's prefix buffer). */
+#define AP_CONFIG_MAX_NAMESPACE 126
 /* retention_days at most (100 years): in nanoseconds it must fit an
  * int64 with room to subtract it from now. */
 #define AP_CONFIG_MAX_RETENTION_DAYS 36500
@@ -44,7 +46,8 @@ struct ap_config {
 	char *webhook_url;                       /* "" */
 	double latency_buckets[AP_CONFIG_MAX_BUCKETS]; /* seconds, increasing */
 	size_t n_latency_buckets;
-	char *metric_namespace;                  /* "" or [a-zA-Z_][a-zA-Z0-9_]* */
+	char *metric_namespace;                  /* "" or [a-zA-Z_][a-zA-Z0-9_]*, at most
+	                                            AP_CONFIG_MAX_NAMESPACE bytes */
 	char *routes;                            /* "" : the raw template list */
 	struct ap_route_set *route_set;          /* compiled routes, never NULL */
 	int max_routes;                          /* 1000, >= 1 */

@@ -136,7 +136,10 @@ static const char *check_namespace(const char *v)
 {
 	/* Empty, or a Prometheus metric name without colons, which are
 	 * reserved for recording rules (promtool check metrics refuses them
-	 * in an exporter's output): [a-zA-Z_][a-zA-Z0-9_]*. */
+	 * in an exporter's output): [a-zA-Z_][a-zA-Z0-9_]*. Bounded: the
+	 * collector's prefix buffer cut a longer one, underscore first. */
+	if (strlen(v) > AP_CONFIG_MAX_NAMESPACE)
+		return "at most 126 characters";
 	for (const char *p = v; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||

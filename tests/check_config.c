@@ -109,6 +109,12 @@ struct kv {
 	const char *key, *value;
 };
 
+/* A metric_namespace of the longest length allowed (126). */
+#define NS126 \
+	"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn" \
+	"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn" \
+	"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+
 static const struct kv good[] = {
 	{ "slow_request_threshold_ms", "250" },
 	{ "slow_request_threshold_ms", "0" },
@@ -134,6 +140,7 @@ static const struct kv good[] = {
 	{ "metric_namespace", "" },
 	{ "metric_namespace", "myapp" },
 	{ "metric_namespace", "_my_app_2" },
+	{ "metric_namespace", NS126 },
 	{ "routes", "" },
 	{ "routes", "/api/users/{id}/posts, /v1/{x}" },
 	{ "max_routes", "1" },
@@ -213,6 +220,9 @@ static const struct kv bad[] = {
 	 * in an exporter's names (SPEC 6). */
 	{ "metric_namespace", "my:app" },
 	{ "metric_namespace", ":app" },
+	/* The collector's /metrics gave nnn...napiprof_http_requests_total,
+	 * its prefix cut at 127 bytes, without the underscore. */
+	{ "metric_namespace", NS126 "n" },
 	{ "routes", "api/users" },
 	{ "routes", "/a/x{id}" },
 	{ "routes", "/a,,/b" },

@@ -12,8 +12,9 @@
 #    of the time, without the buffer's lock), the children's _exit does not
 #    wait the exit flush's 100 ms for a shipper that is not theirs: fewer
 #    than 5 of the 200 children take 90 ms (about 20 did);
-#  - forks while another thread walks the loaded objects, and a fork from
-#    a signal handler that interrupted its own thread's walk (below);
+#  - forks while another thread walks the loaded objects, a fork from a
+#    signal handler that interrupted its own thread's walk, and a write
+#    from one while another thread's fork waits for that walk (below);
 #  - signal handlers that fork, or write, while their own thread holds
 #    the event buffer's lock (tests/servers/sigfork.c, last).
 . "$(dirname "$0")/lib.sh"
@@ -55,13 +56,32 @@ out=$(timeout 20 env LD_PRELOAD="$SW $(ap_preload_env)" SLOWWALK_MS=300 \
 	APIPROF_SOCKET="$AP_TMP/absent.sock" APIPROF_SERVICE="$AP_SERVICE" "$FL" -s) || rc=$?
 [ "$rc" = 0 ] || ap_fail "a fork from a signal handler during a walk exited with $rc: $out"
 ap_log "ok: a fork from a signal handler during its thread's walk: $out"
-ap_start_collector
+# Another thread's fork while a signal handler that interrupted the main
+# thread's walk (slowwalk.so, that thread's walks only) writes the response
+# of a request in flight: the fork's prepare handler takes the event
+# buffer's lock, then waits for the walk. The walking thread is busy, so
+# the write is made but not observed. When it was observed, its event
+# waited for the buffer's lock, the fork for the walk: both for good (124).
 rc=0
-out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
-	APIPROF_SERVICE="$AP_SERVICE" "$FL") || rc=$?
-[ "$rc" = 0 ] || ap_fail "forklocks with a collector exited with $rc: $out"
-slow=$(sed -n 's/.* \([0-9]*\) slow$/\1/p' <<<"$out")
-[ -n "$slow" ] && [ "$slow" -lt 5 ] || ap_fail "children slow to exit with a collector: $out"
+out=$(timeout 20 env LD_PRELOAD="$SW $(ap_preload_env)" SLOWWALK_MS=300 SLOWWALK_MAIN=1 \
+	APIPROF_SOCKET="$AP_TMP/absent.sock" APIPROF_SERVICE="$AP_SERVICE" "$FL" -w) || rc=$?
+[ "$rc" = 0 ] || ap_fail "a handler's write during a walk another thread's fork waits for exited with $rc: $out"
+ap_log "ok: a handler's write during a walk that a fork waits for: $out"
+ap_start_collector
+# The slow count is wall-clock: on a loaded machine (two tests at a time
+# beside other work) 9 of 200 children took 90 ms with no fork bug. A
+# second run of 200 decides then; the bug made about 20 slow in every run.
+for run in 1 2; do
+	rc=0
+	out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
+		APIPROF_SERVICE="$AP_SERVICE" "$FL") || rc=$?
+	[ "$rc" = 0 ] || ap_fail "forklocks with a collector exited with $rc: $out"
+	slow=$(sed -n 's/.* \([0-9]*\) slow$/\1/p' <<<"$out")
+	[ -n "$slow" ] || ap_fail "forklocks with a collector: $out"
+	[ "$slow" -lt 5 ] && break
+	[ "$run" = 1 ] || ap_fail "children slow to exit with a collector, twice: $out"
+	ap_log "note: $out (a loaded machine?): once more"
+done
 ap_log "ok: with a collector: $out"
 # Signal handlers that fork, or write, while the preload holds its event
 # buffer's lock on their own thread (tests/servers/sigfork.c, one service;

@@ -8,7 +8,8 @@
 # counts per route and per request, the N+1 of /books/, the failed prepare
 # as "SQLite 1" in /api/v1/errors, the timing of a 150 ms statement, and that
 # no literal reaches the collector's output or database; failed UTF-16
-# prepares (sqlite3_prepare16*) are failed statements too.
+# prepares (sqlite3_prepare16*) are failed statements too, marked truncated
+# when cut in their UTF-8 buffer.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -276,6 +277,59 @@ json=$(ap_api /api/v1/errors --data-urlencode service=prepare16)
 ap_check_jq "sqlite3_prepare16*: one SQLite 1 group of 3, 'no such table', no request" "$json" \
 	'[.errors[] | {type, count, message, route}] ==
 	 [{"type": "SQLite 1", "count": 3, "message": "no such table: missing_16", "route": null}]'
+
+# A failed UTF-16 prepare longer than its UTF-8 buffer (a little more
+# than APIPROF_MAX_SQL_BYTES, here 64) inside a request: the text is cut
+# in the middle of a long literal, which normalising shrinks below the
+# limit, and is marked truncated rather than passed off as whole. Without
+# the mark: "SELECT body FROM missing_16 WHERE tag = ?", truncated false.
+cat >"$AP_TMP/prepare16long.py" <<'PY'
+import ctypes, ctypes.util, socket, sys, threading
+ctypes.CDLL(ctypes.util.find_library("sqlite3"), mode=ctypes.RTLD_GLOBAL)
+lib = ctypes.CDLL(None)
+lib.sqlite3_prepare16_v2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                                     ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p]
+db, st = ctypes.c_void_p(), ctypes.c_void_p()
+assert lib.sqlite3_open(b":memory:", ctypes.byref(db)) == 0
+u16 = lambda s: s.encode("utf-16-le" if sys.byteorder == "little" else "utf-16-be")
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+got = []
+def client():
+    c = socket.create_connection(ls.getsockname())
+    c.sendall(b"GET /p16long HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    while True:
+        b = c.recv(4096)
+        if not b:
+            break
+        got.append(b)
+t = threading.Thread(target=client)
+t.start()
+s, _ = ls.accept()
+s.recv(4096)
+bad = u16("SELECT body FROM missing_16 WHERE tag = '" + "x" * 300 + "' AND kind = 3")
+assert lib.sqlite3_prepare16_v2(db, bad + b"\0\0", -1, ctypes.byref(st), None) == 1
+s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+s.close()
+t.join()
+assert b"".join(got).endswith(b"ok")
+PY
+env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_SERVICE=prepare16long \
+	APIPROF_MAX_SQL_BYTES=64 /usr/bin/python3 "$AP_TMP/prepare16long.py" \
+	>"$AP_TMP/prepare16long.log" 2>&1 ||
+	ap_fail "prepare16long.py failed: $(cat "$AP_TMP/prepare16long.log")"
+for i in $(seq 50); do
+	json=$(ap_api /api/v1/requests --data-urlencode service=prepare16long)
+	[ "$(jq '.requests | length' <<<"$json")" -ge 1 ] && break
+	sleep 0.2
+done
+id=$(jq -r '.requests[0].id // empty' <<<"$json")
+[ -n "$id" ] || ap_fail "prepare16long: no request: $json"
+ap_check_jq "a failed sqlite3_prepare16_v2 cut in its UTF-8 buffer is marked truncated" \
+	"$(ap_request_detail "$id")" \
+	'[.queries[] | {sql, truncated, failed: (.error != null)}] ==
+	 [{"sql": "SELECT body FROM missing_16 WHERE tag = ?", "truncated": true, "failed": true}]'
 
 # (The author ids, 917253001..917253005, are bound parameters here: never in
 # any statement's text, so not in the collector either.)

@@ -29,9 +29,20 @@
  * tests/servers/slowwalk.so, inside the preload's walk of the loaded
  * objects. Prints "signal fork: child status S" and exits 0 when the
  * child exited 0; a fork that waits for its own thread's walk hangs.
+ *
+ * With -w, a request to itself in flight on one loopback connection (one
+ * served before it, so the preload's shipper runs), a second thread that
+ * forks 100 ms in, and a SIGALRM handler, 200 ms in, that writes the
+ * request's response, while the main thread's first call walks the loaded
+ * objects (under tests/servers/slowwalk.so with SLOWWALK_MAIN=1, 300 ms):
+ * the fork's prepare handler waits for that walk, and the handler's write
+ * must not wait for a lock the fork holds meanwhile (the event buffer's).
+ * Prints "walk fork: child status S, response R" and exits 0 when the
+ * child exited 0 and the response arrived.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -100,8 +111,93 @@ static int signal_fork(void)
 	return child_status == 0 ? 0 : 1;
 }
 
+/* -w: the connection's server end, the fork's child status. */
+static int walk_fd = -1;
+static volatile int walk_status = -1;
+static const char walk_resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+static const char walk_req[] = "GET /forklocks/walk/answered-by-a-signal-handler HTTP/1.1\r\n"
+                               "Host: forklocks\r\n\r\n";
+
+static int io_all(int fd, char *buf, size_t n, int out)
+{
+	while (n) {
+		ssize_t r = out ? write(fd, buf, n) : read(fd, buf, n);
+		if (r <= 0)
+			return -1;
+		buf += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void respond_in_handler(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	if (io_all(walk_fd, (char *)walk_resp, sizeof walk_resp - 1, 1) != 0)
+		_exit(3);
+	errno = saved;
+}
+
+static void *fork_later(void *arg)
+{
+	(void)arg;
+	usleep(100000);
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	int status = -1;
+	if (p > 0)
+		waitpid(p, &status, 0);
+	walk_status = status;
+	return NULL;
+}
+
+static int walk_fork(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t alen = sizeof a;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &alen) != 0)
+		return 2;
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) != 0)
+		return 2;
+	walk_fd = accept(l, NULL, NULL);
+	char buf[256];
+	size_t qlen = sizeof walk_req - 1, rlen = sizeof walk_resp - 1;
+	/* The first request: its event starts the shipper. */
+	if (walk_fd < 0 || io_all(c, (char *)walk_req, qlen, 1) != 0 ||
+	    io_all(walk_fd, buf, qlen, 0) != 0 ||
+	    io_all(walk_fd, (char *)walk_resp, rlen, 1) != 0 || io_all(c, buf, rlen, 0) != 0)
+		return 2;
+	/* The second, in flight: answered by the handler. */
+	if (io_all(c, (char *)walk_req, qlen, 1) != 0 || io_all(walk_fd, buf, qlen, 0) != 0)
+		return 2;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = respond_in_handler;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	pthread_t t;
+	if (pthread_create(&t, NULL, fork_later, NULL) != 0)
+		return 2;
+	struct itimerval it = { { 0, 0 }, { 0, 200000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+	PQexecPrepared(NULL, "s", 0, NULL, NULL, NULL, 0);
+	pthread_join(t, NULL);
+	int got = io_all(c, buf, rlen, 0) == 0 && memcmp(buf, walk_resp, rlen) == 0;
+	printf("walk fork: child status 0x%x, response %s\n", (unsigned)walk_status,
+	       got ? "ok" : "missing");
+	return walk_status == 0 && got ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "-w") == 0)
+		return walk_fork();
 	if (argc > 1 && strcmp(argv[1], "-s") == 0)
 		return signal_fork();
 	int slow = 0, forks = argc > 1 ? atoi(argv[1]) : FORKS;

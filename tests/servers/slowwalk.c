@@ -4,13 +4,16 @@
  * objects waits SLOWWALK_MS milliseconds (environment, default 0) at its
  * first object, still inside the real dl_iterate_phdr and so holding the
  * loader's lock. That turns the few microseconds in which a fork can catch
- * another thread mid-walk into a window a test can hit every time.
+ * another thread mid-walk into a window a test can hit every time. With
+ * SLOWWALK_MAIN=1 only the main thread's walks wait (not the shipper's).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 struct walk {
 	int (*cb)(struct dl_phdr_info *, size_t, void *);
@@ -20,7 +23,9 @@ struct walk {
 
 static long delay_ms(void)
 {
-	const char *s = getenv("SLOWWALK_MS");
+	const char *s = getenv("SLOWWALK_MS"), *m = getenv("SLOWWALK_MAIN");
+	if (m && m[0] == '1' && syscall(SYS_gettid) != getpid())
+		return 0;
 	return s ? atol(s) : 0;
 }
 
