@@ -20,7 +20,7 @@
 # and whose top-functions table lists it; an endpoint without samples says
 # so. Screenshots go to tests/integration/dashboard.out/ in the build tree
 # (dashboard.png, request.png, profile.png; failure.png when it fails).
-AP_TIMEOUT=${AP_TIMEOUT:-170}
+AP_TIMEOUT=${AP_TIMEOUT:-400}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 

@@ -31,8 +31,9 @@
 # preloaded prof_server behind each, alpha's /api/v1/profile sums both.
 #
 # About 85 s on an idle machine (three collectors, PostgreSQL restarted
-# twice): twice lib.sh's default before the watchdog calls it a hang.
-AP_TIMEOUT=${AP_TIMEOUT:-170}
+# twice): a watchdog of 480 s, room for a machine three times slower and
+# more (it took 102 s at a load average of 9 on 2 cores).
+AP_TIMEOUT=${AP_TIMEOUT:-480}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 

@@ -27,7 +27,7 @@
 #  (h) a sender naming 1,500 services gets at most 1,000, the rest under
 #      {other}.
 # About 45 s here; more on a loaded machine.
-export AP_TIMEOUT=${AP_TIMEOUT:-180}
+export AP_TIMEOUT=${AP_TIMEOUT:-400}
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 nginx
