@@ -5,7 +5,8 @@
  * thread forks 200 times, and each child makes the same call once and
  * exits. Only the forking thread survives a fork, so a lock another
  * thread held at that moment stays taken in the child: a child whose call
- * does not return within a second (SIGALRM kills it) is a hang.
+ * does not return within 5 s (SIGALRM kills it; an overloaded machine took
+ * 500 ms) is a hang.
  *
  * The calls pass a NULL connection: libpq answers NULL at once, takes no
  * lock of its own and needs no server, while the preload's hook still
@@ -123,7 +124,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (p == 0) {
-			alarm(1);
+			alarm(5);
 			PQexecPrepared(NULL, "s", 0, NULL, NULL, NULL, 0);
 			_exit(0);
 		}
