@@ -76,7 +76,7 @@ ap_log "ok: with a collector: $out"
 # Signal handlers that fork, or write, while the preload holds its event
 # buffer's lock on their own thread (tests/servers/sigfork.c, one service;
 # tests/servers/bufsig.so raises the signals there). Each run's host dies
-# of its 5 s alarm (142) when the preload waits for that lock.
+# of its 15 s alarm (142) when the preload waits for that lock.
 #  - sigfork 20 3: bufsig.so raises SIGUSR1 inside each of 20 requests'
 #    appends to the buffer; the handler forks. Half the children _exit in
 #    the handler, half return from it and serve 3 requests of their own.
