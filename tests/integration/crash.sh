@@ -46,7 +46,7 @@ get() { curl -s --max-time 10 "http://127.0.0.1:$AP_PORT$1"; }
 # subshell: only this shell can wait for its children).
 server_exit() {
 	local i
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		kill -0 "$AP_SERVER_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -62,7 +62,7 @@ routes_of() { # SERVICE: "METHOD ROUTE COUNT" of its endpoints, sorted, comma-se
 }
 wait_error() { # SERVICE TYPE: until a row of that type shows
 	local i
-	for i in $(seq 50); do
+	for i in $(seq 150); do
 		# -s and any(): jq -e alone exits 0 on an empty answer (no rows yet)
 		errors_of "$1" | jq -s -e --arg t "$2" 'any(.[]; .type == $t)' >/dev/null && return 0
 		sleep 0.2
@@ -116,7 +116,7 @@ for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler
 	[ "$ex" != null ] || ap_fail "the $sig row has no example request"
 	# The error row is counted as the event is read; the request itself
 	# is a stored row, committed within the store's next 200 ms.
-	for i in $(seq 50); do
+	for i in $(seq 150); do
 		curl -sf --max-time 10 -o /dev/null "$AP_URL/api/v1/requests/$ex" && break
 		sleep 0.1
 	done
@@ -178,7 +178,10 @@ wait $hangs
 svc=$BASE_SERVICE-double
 start_crash server-double "$svc"
 ap_assert_eq "GET /ok before the double crash" "$(get /ok)" "ok"
-sleep 0.3 # shipped
+for i in $(seq 150); do # shipped (100 ms; longer on a loaded machine)
+	[ "$(routes_of "$svc")" = "GET /ok 1" ] && break
+	sleep 0.1
+done
 kill -STOP "$AP_COLLECTOR_PID"
 python3 -c '
 import socket, sys
