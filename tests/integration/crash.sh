@@ -150,7 +150,7 @@ for i in 1 2; do
 	get /hang >/dev/null &
 	hangs="$hangs $!"
 done
-for i in $(seq 100); do
+for i in $(seq 300); do
 	[ "$(grep -c '^hanging' "$AP_TMP/server-others.log")" -ge 2 ] && break
 	sleep 0.05
 done
@@ -158,7 +158,7 @@ get /crash >/dev/null && ap_fail "/crash answered"
 server_exit
 ap_assert_eq "exit status after /crash with two requests in flight" "$EXIT" 139
 wait_error "$svc" SIGSEGV
-for i in $(seq 50); do
+for i in $(seq 150); do
 	[ "$(routes_of "$svc")" = "GET /crash 1,GET /hang 2" ] && break
 	sleep 0.1
 done
@@ -230,7 +230,7 @@ grep -q '^chained handler' "$AP_TMP/server-chain.log" || ap_fail "the chaining h
 # No report, but the process dies: what it finished is handed over.
 # /ok may have been shipped (every 100 ms) before the crash handed over
 # the aborted /crash: wait for both, not for the first to show.
-for i in $(seq 50); do
+for i in $(seq 150); do
 	[ "$(routes_of "$BASE_SERVICE-chain")" = "GET /crash 1,GET /ok 1" ] && break
 	sleep 0.1
 done

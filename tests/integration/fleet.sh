@@ -379,7 +379,7 @@ ap_assert_jq "regression fields as with SQLite" \
 	 "previous_error_rate","previous_p95_ms","previous_window_start","route","service","sql",
 	 "type","webhook","webhook_attempts","window_end","window_start"]' "$regs"
 # Its alert's outcome, once beta delivered it, reaches the database too.
-for i in $(seq 30); do
+for i in $(seq 90); do
 	wh=$(api alpha /api/v1/regressions --data-urlencode host=beta --data-urlencode route=/slow |
 		jq -r --arg t "$(ap_rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t and .type == "response_time")][0].webhook')
 	[ "$wh" = delivered ] && break
@@ -400,7 +400,7 @@ tsb() {
 }
 d=$(awk -v t="$TS" -v n="$(date +%s.%N)" 'BEGIN { d = t + 11.2 - n; printf "%.3f", (d > 0 ? d : 0) }')
 sleep "$d"
-for i in $(seq 15); do
+for i in $(seq 75); do
 	[ "$(tsb alpha | jq '.[0].requests')" = 3 ] && break
 	sleep 0.2
 done
@@ -477,7 +477,7 @@ done
 ap_assert_jq "status while the table is locked: slow, 10 rows held" \
 	'.store.database == "slow" and .store.write_busy_ms >= 5000 and .store.rows_held == 10' "$st"
 pg_release slowlock "COMMIT;"
-for i in $(seq 50); do
+for i in $(seq 150); do
 	st=$(api alpha /api/v1/status)
 	[ "$(jq -r .store.database <<<"$st")" = up ] && [ "$(jq .store.rows_held <<<"$st")" = 0 ] && break
 	sleep 0.1
@@ -544,7 +544,7 @@ ap_assert_eq "the statement texts kept by the migration to 8, seen at its time" 
 ap_assert_eq "beta's rows kept" "$(stored beta)" 27
 # The window tables, recreated empty, get each host's windows again from
 # its local file.
-for i in $(seq 30); do
+for i in $(seq 90); do
 	[ "$(win beta "$W1" | jq '.[0].count')" = 10 ] && break
 	sleep 0.2
 done

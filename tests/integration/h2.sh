@@ -350,7 +350,7 @@ CRASH_PID=$AP_BG_PID
 ap_wait_log h2crash '^listening'
 nghttp -n "http://127.0.0.1:$CRASH_PORT/plain" || ap_fail "nghttp /plain failed"
 nghttp -n "http://127.0.0.1:$CRASH_PORT/crash" >/dev/null 2>&1
-for i in $(seq 50); do
+for i in $(seq 150); do
 	kill -0 "$CRASH_PID" 2>/dev/null || break
 	sleep 0.1
 done

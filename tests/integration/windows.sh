@@ -158,7 +158,7 @@ ap_assert_jq "alert body" \
 ap_assert_jq "alert content type" '.type == "application/json"' "$second"
 ap_log "alert text: $(jq -r .text <<<"$body")"
 st=""
-for i in $(seq 25); do
+for i in $(seq 75); do
 	st=$(ap_api /api/v1/regressions | jq -r '.regressions[] | select(.route == "/slow") | .webhook')
 	[ "$st" = delivered ] && break
 	sleep 0.2
