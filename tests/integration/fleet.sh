@@ -80,12 +80,12 @@ launch_col() {
 }
 wait_col() {
 	local u="URL_$1" p="PID_$1" i
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		curl -sf --max-time 2 "${!u}/healthz" >/dev/null 2>&1 && return 0
 		kill -0 "${!p}" 2>/dev/null || ap_fail "collector $1 exited at start"
 		sleep 0.1
 	done
-	ap_fail "collector $1 did not answer within 10s"
+	ap_fail "collector $1 did not answer within 30s"
 }
 start_col() {
 	launch_col "$@"
@@ -661,7 +661,7 @@ ap_bg gamma env -C "$AP_TMP/gamma" STATE_DIRECTORY="$AP_TMP/gstate" \
 	APIPROF_SERVICE=selfcheck "$AP_TMP/mycollector" --config "$AP_TMP/gamma/apiprof.conf" \
 	--socket "$AP_TMP/gamma.sock" --http "127.0.0.1:$port" --db "$URI"
 URL_gamma=http://127.0.0.1:$port
-for i in $(seq 100); do
+for i in $(seq 300); do
 	curl -sf --max-time 2 "$URL_gamma/healthz" >/dev/null 2>&1 && break
 	sleep 0.1
 done
