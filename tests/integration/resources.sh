@@ -9,8 +9,10 @@
 #      are all counted.
 #  (b) 600 slow HTTP clients (slowloris: a request head sent a line every
 #      second and never finished) while /healthz and /api/v1/endpoints are
-#      asked three times: each answers 200 within 2 s; then the slow
-#      clients are dropped, which the log reports in a few lines, not 600.
+#      asked three times: each answers 200 within 4 s (curl's start
+#      included; 0.05 s idle, 0.3 s beside other tests and CPU hogs); then
+#      the slow clients are dropped, which the log reports in a few lines,
+#      not 600.
 #  (c) 800 short-lived senders (CGI-style: fork, one datagram, exit):
 #      all 800 requests are counted, and within 30 s the exited processes
 #      are gone from /api/v1/status (they stayed 10 minutes, so a flood of
@@ -127,8 +129,8 @@ ap_log "ok: socket re-created: $(grep -m1 'was removed while in use' "$AP_TMP/co
 $AP_PY "$AP_TMP/res.py" slowloris "$AP_HTTP_PORT" 600 "$AP_URL" >"$AP_TMP/slow.out" ||
 	ap_fail "the slow clients failed: $(cat "$AP_TMP/slow.out")"
 cat "$AP_TMP/slow.out"
-ap_assert_eq "answers under 600 slow clients that were not 200 within 2 s" \
-	"$(awk '$1 ~ /^\// && ($2 != 200 || $3 > 2.0)' "$AP_TMP/slow.out" | wc -l)" 0
+ap_assert_eq "answers under 600 slow clients that were not 200 within 4 s" \
+	"$(awk '$1 ~ /^\// && ($2 != 200 || $3 > 4.0)' "$AP_TMP/slow.out" | wc -l)" 0
 ap_assert_eq "answers under 600 slow clients" "$(grep -c ' 200 ' "$AP_TMP/slow.out")" 6
 ap_assert_eq "slow clients held open" "$(grep -c '^open 600$' "$AP_TMP/slow.out")" 1
 # libmicrohttpd reports each dropped client; the log must not take a line
