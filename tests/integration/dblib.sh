@@ -129,7 +129,8 @@ ap_start_mariadb() {
 	mariadb-install-db --no-defaults "${as[@]}" --datadir="$d/data" \
 		--auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
 		>"$AP_TMP/$name-install.log" 2>&1 ||
-		ap_fail "mariadb-install-db failed: $(tail -n 20 "$AP_TMP/$name-install.log")"
+		ap_fail "mariadb-install-db failed: $(grep -iE 'error|fatal|abort' "$AP_TMP/$name-install.log" | head -n 10)
+$(tail -n 20 "$AP_TMP/$name-install.log")"
 	AP_MY_PORT=$(ap_free_port)
 	AP_MY_HOST=127.0.0.1
 	AP_MY_SOCK=$d/mysqld.sock
