@@ -494,7 +494,7 @@ START_TEST(test_api_end_to_end)
 	/* Within a second the request is listed (the store commits every
 	 * 200 ms). */
 	json_t *list = NULL;
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 500; i++) { /* 10 s: a loaded sanitizer build */
 		list = get_ok("/api/v1/requests");
 		if (json_array_size(json_object_get(list, "requests")) == 2)
 			break;
@@ -767,7 +767,7 @@ START_TEST(test_api_crashes_interleaved)
 	crasher_end(&b);
 
 	json_t *j = NULL, *rows = NULL;
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 500; i++) { /* 10 s: a loaded sanitizer build */
 		j = get_ok("/api/v1/errors?service=pool");
 		rows = json_object_get(j, "errors");
 		if (json_array_size(rows) == 2)
@@ -785,7 +785,7 @@ START_TEST(test_api_crashes_interleaved)
 		char q[128];
 		snprintf(q, sizeof q, "/api/v1/requests/%lld", (long long)json_integer_value(ex));
 		json_t *det = NULL;
-		for (int k = 0; k < 100; k++) { /* stored within the store's 200 ms */
+		for (int k = 0; k < 500; k++) { /* stored within the store's 200 ms; 10 s */
 			long status;
 			det = get(q, &status);
 			if (status == 200)

@@ -498,7 +498,7 @@ START_TEST(test_retention)
 	ck_assert_int_eq(col_store_load(s, b, err, sizeof err), 0);
 	ck_assert_int_eq(col_store_start(s, b, err, sizeof err), 0);
 	struct col_store_counters c;
-	for (int t = 0; t < 100; t++) {
+	for (int t = 0; t < 300; t++) { /* 15 s: a loaded sanitizer build */
 		col_store_counters(s, &c);
 		if (c.rows_expired >= 3)
 			break;
@@ -672,7 +672,7 @@ START_TEST(test_shape_texts_expire)
 	s = open_store(7);
 	ck_assert_int_eq(col_store_load(s, b, err, sizeof err), 0);
 	ck_assert_int_eq(col_store_start(s, b, err, sizeof err), 0);
-	for (int t = 0; t < 100 && scalar("SELECT count(*) FROM query_shapes") != 1; t++)
+	for (int t = 0; t < 300 && scalar("SELECT count(*) FROM query_shapes") != 1; t++) /* 15 s */
 		nanosleep(&(struct timespec){ 0, 50 * 1000000L }, NULL);
 	ck_assert_int_eq(scalar("SELECT count(*) FROM query_minutes"), 1);
 	ck_assert_int_eq(scalar("SELECT count(*) FROM query_shapes"), 1);

@@ -293,7 +293,7 @@ START_TEST(test_start_waits_grace)
 	usleep(100000);
 	req(w, "/a", base + SEC, 30, 0);         /* delivered after the start */
 	struct rows r;
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 300; i++) { /* 15 s: a loaded sanitizer build */
 		summaries(w, &r);
 		if (r.n > 0)
 			break;
@@ -514,7 +514,7 @@ START_TEST(test_alert_resent_after_restart)
 	ck_assert_int_eq(col_windows_close(w, base + 2 * W3, NULL, &nr), 0);
 	ck_assert_uint_eq(nr, 1);
 	struct col_windows_counters c;
-	for (int i = 0; i < 250; i++) {
+	for (int i = 0; i < 750; i++) { /* 15 s: a loaded sanitizer build */
 		col_windows_counters(w, &c);
 		if (c.webhook.attempts_failed > 0)
 			break;
@@ -614,7 +614,7 @@ START_TEST(test_alert_attempts_survive_restart)
 	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
 	regress_routes(w, 1);
 	const char *attempts_sql = "SELECT webhook_attempts FROM regressions";
-	for (int i = 0; i < 100 && db_int(attempts_sql) < 1; i++)
+	for (int i = 0; i < 750 && db_int(attempts_sql) < 1; i++) /* 15 s */
 		usleep(20000);
 	ck_assert_int_eq(db_int(attempts_sql), 1);
 	col_windows_free(w);
@@ -631,7 +631,7 @@ START_TEST(test_alert_attempts_survive_restart)
 	ck_assert_msg(w != NULL, "%s", err);
 	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
 	struct col_windows_counters c;
-	for (int i = 0; i < 150; i++) {
+	for (int i = 0; i < 750; i++) { /* 15 s: a loaded sanitizer build */
 		col_windows_counters(w, &c);
 		if (c.webhook.failed > 0)
 			break;

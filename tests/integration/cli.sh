@@ -13,8 +13,9 @@
 # the real one, every API answer stays strict UTF-8 JSON, /metrics passes
 # promtool, and the folded profile, /metrics and report hold no control
 # character.
-# 50-85 s (83 s under ASan on a loaded machine): its own watchdog of 170 s.
-AP_TIMEOUT=${AP_TIMEOUT:-170}
+# 50-85 s (83 s under ASan on a loaded machine): its own watchdog of 400 s,
+# room for a machine two to three times slower still.
+AP_TIMEOUT=${AP_TIMEOUT:-400}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -66,18 +67,22 @@ expect() { # expect RC PATTERN (grep -E on the line)
 	printf '%s\n' "$OUT" | grep -Eq -- "$2" || ap_fail "'$OUT' does not match /$2/"
 }
 
+# P95: the p95 of GET /slow/ as check prints it, 150 to 999 ms: at least
+# the 150 ms sleep, below the 1000 ms critical threshold used with 100 (a
+# loaded machine adds tens of ms to the sleep, so no tighter upper bound).
+P95='(1[5-9][0-9]|[2-9][0-9]{2})'
 check
 expect 0 '^APIPROF OK - 16 requests since 5m, error rate 6\.25% \| requests=16;;;0 errors=1;;;0 error_rate=6\.25%;;;0;100 n_plus_one=2;;;0$'
 check --max-p95 '/slow/=100:1000'
-expect 1 '^APIPROF WARNING - p95 of GET /slow/ \(it-cli\) 1[5-9][0-9]ms > 100ms \| .* '"'"'p95 /slow/'"'"'=1[5-9][0-9](\.[0-9]+)?ms;100;1000;0 '
+expect 1 '^APIPROF WARNING - p95 of GET /slow/ \(it-cli\) '"$P95"'ms > 100ms \| .* '"'"'p95 /slow/'"'"'='"$P95"'(\.[0-9]+)?ms;100;1000;0 '
 check --max-p95 'GET /slow/=50:0.12s'
-expect 2 '^APIPROF CRITICAL - p95 of GET /slow/ \(it-cli\) 1[5-9][0-9]ms > 120ms'
+expect 2 '^APIPROF CRITICAL - p95 of GET /slow/ \(it-cli\) '"$P95"'ms > 120ms'
 check --max-p95 'POST /slow/=50:100'
 expect 0 "^APIPROF OK - .*'p95 POST /slow/'=U;50;100;0"
 check --max-p95 '/books/{id}/=1000' --max-p95 '/no/such/route=1'
 expect 0 "^APIPROF OK - 16 requests.*, p95 of GET /books/\{id\}/ \(it-cli\) [0-9.]+ms \|.*'p95 /no/such/route'=U;;1;0"
 check --max-p95 '*=100:1000' --service "$AP_SERVICE"
-expect 1 '^APIPROF WARNING - p95 of GET /slow/ 1[5-9][0-9]ms > 100ms'
+expect 1 '^APIPROF WARNING - p95 of GET /slow/ '"$P95"'ms > 100ms'
 check --max-error-rate 5%:10%
 expect 1 '^APIPROF WARNING - error rate 6\.25% > 5\.00% \|.* error_rate=6\.25%;5;10;0;100 '
 check --max-error-rate 0.01:0.05
@@ -256,7 +261,7 @@ s.connect(sys.argv[1])
 s.send(batch(recs))
 PY
 A=(-H "Authorization: Bearer $TOKEN")
-for i in $(seq 50); do
+for i in $(seq 150); do
 	curl -sf --max-time 10 "${A[@]}" "$AP_URL/api/v1/errors" | grep -q 'evil<img' && break
 	sleep 0.1
 done

@@ -46,7 +46,7 @@ get() { curl -s --max-time 10 "http://127.0.0.1:$AP_PORT$1"; }
 # subshell: only this shell can wait for its children).
 server_exit() {
 	local i
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		kill -0 "$AP_SERVER_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -62,7 +62,7 @@ routes_of() { # SERVICE: "METHOD ROUTE COUNT" of its endpoints, sorted, comma-se
 }
 wait_error() { # SERVICE TYPE: until a row of that type shows
 	local i
-	for i in $(seq 50); do
+	for i in $(seq 150); do
 		# -s and any(): jq -e alone exits 0 on an empty answer (no rows yet)
 		errors_of "$1" | jq -s -e --arg t "$2" 'any(.[]; .type == $t)' >/dev/null && return 0
 		sleep 0.2
@@ -116,7 +116,7 @@ for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler
 	[ "$ex" != null ] || ap_fail "the $sig row has no example request"
 	# The error row is counted as the event is read; the request itself
 	# is a stored row, committed within the store's next 200 ms.
-	for i in $(seq 50); do
+	for i in $(seq 150); do
 		curl -sf --max-time 10 -o /dev/null "$AP_URL/api/v1/requests/$ex" && break
 		sleep 0.1
 	done
@@ -150,7 +150,7 @@ for i in 1 2; do
 	get /hang >/dev/null &
 	hangs="$hangs $!"
 done
-for i in $(seq 100); do
+for i in $(seq 300); do
 	[ "$(grep -c '^hanging' "$AP_TMP/server-others.log")" -ge 2 ] && break
 	sleep 0.05
 done
@@ -158,7 +158,7 @@ get /crash >/dev/null && ap_fail "/crash answered"
 server_exit
 ap_assert_eq "exit status after /crash with two requests in flight" "$EXIT" 139
 wait_error "$svc" SIGSEGV
-for i in $(seq 50); do
+for i in $(seq 150); do
 	[ "$(routes_of "$svc")" = "GET /crash 1,GET /hang 2" ] && break
 	sleep 0.1
 done
@@ -178,7 +178,10 @@ wait $hangs
 svc=$BASE_SERVICE-double
 start_crash server-double "$svc"
 ap_assert_eq "GET /ok before the double crash" "$(get /ok)" "ok"
-sleep 0.3 # shipped
+for i in $(seq 150); do # shipped (100 ms; longer on a loaded machine)
+	[ "$(routes_of "$svc")" = "GET /ok 1" ] && break
+	sleep 0.1
+done
 kill -STOP "$AP_COLLECTOR_PID"
 python3 -c '
 import socket, sys
@@ -227,7 +230,7 @@ grep -q '^chained handler' "$AP_TMP/server-chain.log" || ap_fail "the chaining h
 # No report, but the process dies: what it finished is handed over.
 # /ok may have been shipped (every 100 ms) before the crash handed over
 # the aborted /crash: wait for both, not for the first to show.
-for i in $(seq 50); do
+for i in $(seq 150); do
 	[ "$(routes_of "$BASE_SERVICE-chain")" = "GET /crash 1,GET /ok 1" ] && break
 	sleep 0.1
 done

@@ -3,7 +3,7 @@
 # /usr/bin/chromium, driven by playwright-core from tests/dashboard/, which
 # this test installs with `npm ci` when missing).
 #
-# A collector with an auth_token and slow_request_threshold_ms = 100 is fed
+# A collector with an auth_token and slow_request_threshold_ms = 500 is fed
 # by two preloaded servers: the sqlite3 http.server (SQL, an N+1, a failed
 # statement, a slow request; service it-dashboard) and the C threaded server
 # (service it-dashboard-c). One request's path is HTML markup. Checked here:
@@ -20,7 +20,7 @@
 # and whose top-functions table lists it; an endpoint without samples says
 # so. Screenshots go to tests/integration/dashboard.out/ in the build tree
 # (dashboard.png, request.png, profile.png; failure.png when it fails).
-AP_TIMEOUT=${AP_TIMEOUT:-170}
+AP_TIMEOUT=${AP_TIMEOUT:-400}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -60,7 +60,7 @@ TOKEN=dash-$RANDOM$RANDOM
 # Every curl of this test (lib.sh's helpers included) sends the token.
 curl() { command curl -H "Authorization: Bearer $TOKEN" "$@"; }
 
-printf 'auth_token = %s\nslow_request_threshold_ms = 100\nn_plus_one_threshold = 3\n' "$TOKEN" \
+printf 'auth_token = %s\nslow_request_threshold_ms = 500\nn_plus_one_threshold = 3\n' "$TOKEN" \
 	>"$AP_TMP/apiprof.conf"
 ap_start_collector --config "$AP_TMP/apiprof.conf"
 
@@ -108,7 +108,7 @@ code=$(command curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" 
 ap_assert_eq "GET /dashboard.js with its ETag" "$code" 304
 code=$(command curl -s -o /dev/null -w '%{http_code}' -X POST "$AP_URL/")
 ap_assert_eq "POST /" "$code" 405
-ap_assert_jq "/api/v1/status: config.slow_request_threshold_ms" '.config.slow_request_threshold_ms == 100' \
+ap_assert_jq "/api/v1/status: config.slow_request_threshold_ms" '.config.slow_request_threshold_ms == 500' \
 	"$(ap_api /api/v1/status)"
 
 # ---- traffic ----
@@ -136,7 +136,7 @@ NOPE=50
 urls=()
 for i in $(seq "$NOPE"); do urls+=("$B/nope"); done
 ap_curl_many "$AP_TMP/a.out" "$B/books/" "$B/books/" "$B/books/1/" "$B/books/" "$B/books/2/" \
-	"$B/books/" "$B/books/3/" "$B/books/" "$B/books/" "$B/fail" "$B/slow/" "$B/fail"
+	"$B/books/" "$B/books/3/" "$B/books/" "$B/books/" "$B/fail" "$B/slow/?ms=600" "$B/fail"
 curl -s --max-time 10 -o /dev/null --data-urlencode "note=a" "$B/notes" \
 	--next -s --max-time 10 -o /dev/null --data-urlencode "note=b" "$B/notes" || ap_fail "POST /notes failed"
 ap_raw "$SPORT" "GET $XSS" >"$AP_TMP/xss.out"

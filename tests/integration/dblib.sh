@@ -83,13 +83,13 @@ ap_run_pg() {
 		-c timezone=UTC -c log_timezone=UTC -c max_connections=50 \
 		-c shared_buffers=16MB -c logging_collector=off "${AP_PG_ARGS[@]}"
 	AP_PG_PID=$AP_BG_PID
-	for i in $(seq 150); do
+	for i in $(seq 600); do
 		"$AP_PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d postgres && break
 		kill -0 "$AP_PG_PID" 2>/dev/null || ap_fail "PostgreSQL exited at start"
 		sleep 0.1
 	done
 	"$AP_PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d postgres ||
-		ap_fail "PostgreSQL did not accept connections within 15s"
+		ap_fail "PostgreSQL did not accept connections within 60s"
 }
 
 # ap_stop_pg : a fast shutdown (SIGINT: clients are disconnected) of the
@@ -97,11 +97,11 @@ ap_run_pg() {
 ap_stop_pg() {
 	local i
 	kill -INT "$AP_PG_PID" 2>/dev/null || true
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		kill -0 "$AP_PG_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -0 "$AP_PG_PID" 2>/dev/null && ap_fail "PostgreSQL did not stop within 10s"
+	kill -0 "$AP_PG_PID" 2>/dev/null && ap_fail "PostgreSQL did not stop within 30s"
 	wait "$AP_PG_PID" 2>/dev/null || true
 }
 
@@ -129,7 +129,8 @@ ap_start_mariadb() {
 	mariadb-install-db --no-defaults "${as[@]}" --datadir="$d/data" \
 		--auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
 		>"$AP_TMP/$name-install.log" 2>&1 ||
-		ap_fail "mariadb-install-db failed: $(tail -n 20 "$AP_TMP/$name-install.log")"
+		ap_fail "mariadb-install-db failed: $(grep -iE 'error|fatal|abort' "$AP_TMP/$name-install.log" | head -n 10)
+$(tail -n 20 "$AP_TMP/$name-install.log")"
 	AP_MY_PORT=$(ap_free_port)
 	AP_MY_HOST=127.0.0.1
 	AP_MY_SOCK=$d/mysqld.sock
@@ -140,7 +141,7 @@ ap_start_mariadb() {
 		--skip-innodb-adaptive-hash-index --performance-schema=OFF --max-connections=50 \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci --default-time-zone=+00:00
 	AP_MY_PID=$AP_BG_PID
-	for i in $(seq 200); do
+	for i in $(seq 600); do
 		[ -S "$AP_MY_SOCK" ] && mariadb --no-defaults -S "$AP_MY_SOCK" -u root -e 'SELECT 1' \
 			>/dev/null 2>&1 && break
 		kill -0 "$AP_MY_PID" 2>/dev/null || ap_fail "mariadbd exited at start"
@@ -200,13 +201,13 @@ ap_start_django() {
 		--workers 2 --worker-class sync --bind "127.0.0.1:$AP_PORT" --graceful-timeout 5 \
 		wsgi:application
 	AP_SERVER_PID=$AP_BG_PID
-	for i in $(seq 200); do
+	for i in $(seq 600); do
 		[ "$(grep -c '^djangoapp: worker [0-9]* ready' "$AP_TMP/$name.log")" -ge 2 ] && break
 		kill -0 "$AP_SERVER_PID" 2>/dev/null || ap_fail "gunicorn exited at start"
 		sleep 0.1
 	done
 	[ "$(grep -c '^djangoapp: worker [0-9]* ready' "$AP_TMP/$name.log")" = 2 ] ||
-		ap_fail "gunicorn's two workers did not load the app within 20s"
+		ap_fail "gunicorn's two workers did not load the app within 60s"
 	ap_wait_port "$AP_PORT"
 	ap_log "gunicorn (arbiter $AP_SERVER_PID, workers $(ap_children "$AP_SERVER_PID" | tr '\n' ' ')) on port $AP_PORT"
 }

@@ -8,7 +8,7 @@
 #
 # The demo starts PostgreSQL and gunicorn and drives a few hundred requests:
 # more time than the default watchdog allows a test that shares the machine.
-AP_TIMEOUT=${AP_TIMEOUT:-150}
+AP_TIMEOUT=${AP_TIMEOUT:-400}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 

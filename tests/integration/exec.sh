@@ -113,12 +113,12 @@ PY
 # (it probes): the 3 records are all the flush's, none in a send of the
 # shipper's that the SIGCONT below could complete.
 unreach=$(grep -c 'unreachable' "$AP_TMP/server.log")
-for i in $(seq 30); do
+for i in $(seq 100); do
 	[ "$(grep -c 'unreachable' "$AP_TMP/server.log")" -gt "$unreach" ] && break
 	sleep 0.1
 done
 get /stalled
-for i in $(seq 50); do # part 1's failed too
+for i in $(seq 150); do # part 1's failed too
 	[ "$(grep -c '^ok sys_execveat failed' "$AP_TMP/server.log")" = 2 ] && break
 	sleep 0.1
 done

@@ -31,8 +31,9 @@
 # preloaded prof_server behind each, alpha's /api/v1/profile sums both.
 #
 # About 85 s on an idle machine (three collectors, PostgreSQL restarted
-# twice): twice lib.sh's default before the watchdog calls it a hang.
-AP_TIMEOUT=${AP_TIMEOUT:-170}
+# twice): a watchdog of 480 s, room for a machine three times slower and
+# more (it took 102 s at a load average of 9 on 2 cores).
+AP_TIMEOUT=${AP_TIMEOUT:-480}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -79,12 +80,12 @@ launch_col() {
 }
 wait_col() {
 	local u="URL_$1" p="PID_$1" i
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		curl -sf --max-time 2 "${!u}/healthz" >/dev/null 2>&1 && return 0
 		kill -0 "${!p}" 2>/dev/null || ap_fail "collector $1 exited at start"
 		sleep 0.1
 	done
-	ap_fail "collector $1 did not answer within 10s"
+	ap_fail "collector $1 did not answer within 30s"
 }
 start_col() {
 	launch_col "$@"
@@ -247,16 +248,23 @@ ap_assert_eq "alpha's API, ?host=alpha /slow" "$(count alpha /slow alpha)" 10
 # p95 of /slow over the fleet: half the requests at 20 ms, half at 200 ms,
 # so p95 is about 200 ms; an average of the hosts' p95s would be ~110 ms.
 # p50 is the slowest of the ten 20 ms requests: one delayed by a loaded
-# machine (108 ms was seen) is still below the 200 ms half. p95 is one of
-# the 200 ms half, so it is bounded by the slowest request (within the
-# sketch's 1%), not by a fixed figure: on a loaded machine (two tests at a
-# time beside compilers) those took up to 309 ms.
+# machine (108 ms was seen) is still below the 200 ms half, that is below
+# beta's fastest (within the sketch's 1%). p95 is one of the 200 ms half,
+# so it is bounded by the slowest request (within the sketch's 1%), not by
+# a fixed figure: on a loaded machine (two tests at a time beside
+# compilers) those took up to 309 ms.
+epb=$(api alpha /api/v1/endpoints --data-urlencode host=beta |
+	jq -c '.endpoints[] | select(.service == "web" and .route == "/slow")')
+ap_assert_jq "beta's own /slow: the 200 ms half" '.count == 10 and .min_ms >= 199' "$epb"
+bmin=$(jq .min_ms <<<"$epb")
 ep=$(api beta /api/v1/endpoints | jq -c '.endpoints[] | select(.service == "web" and .route == "/slow")')
 ap_assert_jq "fleet p95 of /slow merged from both hosts' sketches" \
-	'.p95_ms >= 195 and .p95_ms <= .max_ms * 1.01 and .p50_ms >= 19 and .p50_ms < 190 and .max_ms >= 200' "$ep"
+	'.p95_ms >= 195 and .p95_ms <= .max_ms * 1.01 and .p50_ms >= 19 and .p50_ms < '"$bmin"' * 0.99
+	 and .max_ms >= 200' "$ep"
 epa=$(api beta /api/v1/endpoints --data-urlencode host=alpha |
 	jq -c '.endpoints[] | select(.service == "web" and .route == "/slow")')
-ap_assert_jq "alpha's own p95 of /slow" '.p95_ms >= 19 and .p95_ms < 190' "$epa"
+ap_assert_jq "alpha's own p95 of /slow: below beta's fastest" \
+	'.p95_ms >= 19 and .p95_ms < '"$bmin"' * 0.99' "$epa"
 # One host's answer is the same JSON from its own memory and from the
 # database (same sketches, same fields), apart from in-flight rounding.
 own=$(api alpha /api/v1/endpoints --data-urlencode host=alpha |
@@ -342,16 +350,21 @@ win() {
 	api "$1" /api/v1/summaries --data-urlencode service=web --data-urlencode route=/slow "${h[@]}" |
 		jq -c --arg t "$(ap_rfc3339 "$2")" '[.summaries[] | select(.window_start == $t and .method == "GET")]'
 }
+# Each host's part, then the merge checked against them: no fixed upper
+# bounds, since a loaded machine stretches the 10 and 100 ms requests.
+w1b=$(win alpha "$W1" beta)
+w1a=$(win beta "$W1" alpha)
+ap_assert_jq "alpha's /summaries?host=beta: beta's part of W1" \
+	'length == 1 and .[0].count == 5 and .[0].host == "beta" and .[0].min_ms >= 99' "$w1b"
+ap_assert_jq "beta's /summaries?host=alpha: alpha's part of W1, faster than all of beta's" \
+	'length == 1 and .[0].count == 5 and .[0].host == "alpha" and .[0].min_ms >= 9
+	 and .[0].p95_ms < '"$(jq '.[0].min_ms' <<<"$w1b")" "$w1a"
 ap_assert_jq "alpha's /summaries: W1 of /slow over both hosts, p95 from the merged sketches" \
 	'length == 1 and .[0].count == 10 and .[0].host == null and .[0].p95_ms >= 99
-	 and .[0].p95_ms < 200 and .[0].min_ms >= 9 and .[0].min_ms < 50 and .[0].max_ms >= 100
-	 and .[0].avg_ms >= 54 and .[0].avg_ms < 120 and .[0].error_count == 0' "$(win alpha "$W1")"
-ap_assert_jq "alpha's /summaries?host=beta: beta's part of W1" \
-	'length == 1 and .[0].count == 5 and .[0].host == "beta" and .[0].min_ms >= 99' \
-	"$(win alpha "$W1" beta)"
-ap_assert_jq "beta's /summaries?host=alpha: alpha's part of W1" \
-	'length == 1 and .[0].count == 5 and .[0].host == "alpha" and .[0].p95_ms < 50' \
-	"$(win beta "$W1" alpha)"
+	 and .[0].p95_ms <= .[0].max_ms * 1.01 and (.[0].min_ms - '"$(jq '.[0].min_ms' <<<"$w1a")"' | fabs) < 0.01
+	 and (.[0].max_ms - '"$(jq '.[0].max_ms' <<<"$w1b")"' | fabs) < 0.01
+	 and (.[0].avg_ms - '"$(jq '.[0].avg_ms' <<<"$w1a")"' / 2 - '"$(jq '.[0].avg_ms' <<<"$w1b")"' / 2 | fabs) < 0.5
+	 and .[0].error_count == 0' "$(win alpha "$W1")"
 ap_assert_jq "alpha's /summaries: W2, beta's only" \
 	'length == 1 and .[0].count == 5 and .[0].host == "beta"' "$(win alpha "$W2")"
 regs=$(api alpha /api/v1/regressions --data-urlencode service=web --data-urlencode route=/slow |
@@ -366,7 +379,7 @@ ap_assert_jq "regression fields as with SQLite" \
 	 "previous_error_rate","previous_p95_ms","previous_window_start","route","service","sql",
 	 "type","webhook","webhook_attempts","window_end","window_start"]' "$regs"
 # Its alert's outcome, once beta delivered it, reaches the database too.
-for i in $(seq 30); do
+for i in $(seq 90); do
 	wh=$(api alpha /api/v1/regressions --data-urlencode host=beta --data-urlencode route=/slow |
 		jq -r --arg t "$(ap_rfc3339 "$W2")" '[.regressions[] | select(.window_start == $t and .type == "response_time")][0].webhook')
 	[ "$wh" = delivered ] && break
@@ -387,7 +400,7 @@ tsb() {
 }
 d=$(awk -v t="$TS" -v n="$(date +%s.%N)" 'BEGIN { d = t + 11.2 - n; printf "%.3f", (d > 0 ? d : 0) }')
 sleep "$d"
-for i in $(seq 15); do
+for i in $(seq 75); do
 	[ "$(tsb alpha | jq '.[0].requests')" = 3 ] && break
 	sleep 0.2
 done
@@ -464,7 +477,7 @@ done
 ap_assert_jq "status while the table is locked: slow, 10 rows held" \
 	'.store.database == "slow" and .store.write_busy_ms >= 5000 and .store.rows_held == 10' "$st"
 pg_release slowlock "COMMIT;"
-for i in $(seq 50); do
+for i in $(seq 150); do
 	st=$(api alpha /api/v1/status)
 	[ "$(jq -r .store.database <<<"$st")" = up ] && [ "$(jq .store.rows_held <<<"$st")" = 0 ] && break
 	sleep 0.1
@@ -531,7 +544,7 @@ ap_assert_eq "the statement texts kept by the migration to 8, seen at its time" 
 ap_assert_eq "beta's rows kept" "$(stored beta)" 27
 # The window tables, recreated empty, get each host's windows again from
 # its local file.
-for i in $(seq 30); do
+for i in $(seq 90); do
 	[ "$(win beta "$W1" | jq '.[0].count')" = 10 ] && break
 	sleep 0.2
 done
@@ -648,7 +661,7 @@ ap_bg gamma env -C "$AP_TMP/gamma" STATE_DIRECTORY="$AP_TMP/gstate" \
 	APIPROF_SERVICE=selfcheck "$AP_TMP/mycollector" --config "$AP_TMP/gamma/apiprof.conf" \
 	--socket "$AP_TMP/gamma.sock" --http "127.0.0.1:$port" --db "$URI"
 URL_gamma=http://127.0.0.1:$port
-for i in $(seq 100); do
+for i in $(seq 300); do
 	curl -sf --max-time 2 "$URL_gamma/healthz" >/dev/null 2>&1 && break
 	sleep 0.1
 done

@@ -5,13 +5,14 @@
 # stayed taken in the child, whose first statement then spun forever on it
 # (the texts of prepared statements, libpq's async statements, SQLite's
 # executions, the definitions scan: init.c's atfork child handler clears
-# them). 200 forks, each child making one libpq call under a 1 s alarm:
+# them). 200 forks, each child making one libpq call under a 5 s alarm:
 #  - without the preload every child exits at once (the check is right);
 #  - with it too, and the whole run takes seconds;
 #  - with a collector to send to (the parent's shipper thread sending much
 #    of the time, without the buffer's lock), the children's _exit does not
 #    wait the exit flush's 100 ms for a shipper that is not theirs: fewer
-#    than 5 of the 200 children take 90 ms (about 20 did);
+#    than 5 of the 200 children take 90 ms sleeping (about 20 did); those
+#    a loaded machine preempted as long do not count;
 #  - forks while another thread walks the loaded objects, a fork from a
 #    signal handler that interrupted its own thread's walk, and a write
 #    from one while another thread's fork waits for that walk (below);
@@ -68,25 +69,19 @@ out=$(timeout 20 env LD_PRELOAD="$SW $(ap_preload_env)" SLOWWALK_MS=300 SLOWWALK
 [ "$rc" = 0 ] || ap_fail "a handler's write during a walk another thread's fork waits for exited with $rc: $out"
 ap_log "ok: a handler's write during a walk that a fork waits for: $out"
 ap_start_collector
-# The slow count is wall-clock: on a loaded machine (two tests at a time
-# beside other work) 9 of 200 children took 90 ms with no fork bug. A
-# second run of 200 decides then; the bug made about 20 slow in every run.
-for run in 1 2; do
-	rc=0
-	out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
-		APIPROF_SERVICE="$AP_SERVICE" "$FL") || rc=$?
-	[ "$rc" = 0 ] || ap_fail "forklocks with a collector exited with $rc: $out"
-	slow=$(sed -n 's/.* \([0-9]*\) slow$/\1/p' <<<"$out")
-	[ -n "$slow" ] || ap_fail "forklocks with a collector: $out"
-	[ "$slow" -lt 5 ] && break
-	[ "$run" = 1 ] || ap_fail "children slow to exit with a collector, twice: $out"
-	ap_log "note: $out (a loaded machine?): once more"
-done
+rc=0
+out=$(timeout 60 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
+	APIPROF_SERVICE="$AP_SERVICE" "$FL") || rc=$?
+[ "$rc" = 0 ] || ap_fail "forklocks with a collector exited with $rc: $out"
+# Slow: 90 ms or more while sleeping (waiting for a shipper); the children
+# a loaded machine merely preempted for as long are not.
+slow=$(sed -n 's/.* \([0-9][0-9]*\) slow, [0-9][0-9]* preempted$/\1/p' <<<"$out")
+[ -n "$slow" ] && [ "$slow" -lt 5 ] || ap_fail "children slow to exit with a collector: $out"
 ap_log "ok: with a collector: $out"
 # Signal handlers that fork, or write, while the preload holds its event
 # buffer's lock on their own thread (tests/servers/sigfork.c, one service;
 # tests/servers/bufsig.so raises the signals there). Each run's host dies
-# of its 5 s alarm (142) when the preload waits for that lock.
+# of its 15 s alarm (142) when the preload waits for that lock.
 #  - sigfork 20 3: bufsig.so raises SIGUSR1 inside each of 20 requests'
 #    appends to the buffer; the handler forks. Half the children _exit in
 #    the handler, half return from it and serve 3 requests of their own.

@@ -155,7 +155,7 @@ timeout 20 env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
 	APIPROF_SERVICE="$AP_SERVICE-sig" "$HC" --signal-writes >"$AP_TMP/sig.log" 2>&1 || rc=$?
 cat "$AP_TMP/sig.log"
 [ "$rc" = 0 ] || ap_fail "hookcalls --signal-writes exited with $rc (124: it hung)"
-for _ in $(seq 50); do
+for _ in $(seq 150); do
 	untracked=$(ap_api /api/v1/status |
 		jq --arg s "$AP_SERVICE-sig" '[.processes[] | select(.service == $s) | .untracked_connections] | add // 0')
 	[ "$untracked" -ge 1 ] && break

@@ -126,13 +126,13 @@ done
 
 # ---- the collector counted each run's statements, exactly -------------------
 # Each run's events are sent by its exit: wait until every service has its
-# statements (15 s at most), settle 1.5 s, then compare exactly.
+# statements (30 s at most), settle 1.5 s, then compare exactly.
 ip_totals() {
 	ap_api /api/v1/queries | jq -r '[.queries[] | select(.service | startswith("it-interpose-"))] |
 		group_by(.service)[] | "\(.[0].service) \(map(.calls) | add) \(map(.errors) | add)"' | sort
 }
 want=$(for s in "${IP_SERVICES[@]}"; do echo "$s $IP_N 0"; done | sort)
-for _ in $(seq 75); do
+for _ in $(seq 150); do
 	[ "$(ip_totals | awk -v n="$IP_N" '$2 >= n' | wc -l)" -ge "${#IP_SERVICES[@]}" ] && break
 	sleep 0.2
 done

@@ -14,8 +14,13 @@
 # Environment: APIPROF_TOP_BUILDDIR and APIPROF_TOP_SRCDIR (exported by
 # tests/Makefile.am; default: the repository holding this file, built in
 # tree); AP_KEEP_TMP=1 keeps the temp dir; AP_DEBUG=1 sets APIPROF_DEBUG=1
-# in the preloaded servers; AP_TIMEOUT (default 85) seconds before a test is
+# in the preloaded servers; AP_TIMEOUT (default 240) seconds before a test is
 # stopped as hung.
+#
+# Waits are generous and end as soon as their condition holds: two tests
+# at a time beside compilers, or a sanitizer build, make everything two to
+# three times slower than on an idle machine, and a wait that runs out
+# fails the test. The watchdog, too, is only there for hung tests.
 
 set -u
 set -o pipefail
@@ -119,11 +124,12 @@ ap_preload() { printf '%s\n' "${APIPROF_TEST_PRELOAD:-$AP_BUILDDIR/preload/.libs
 AP_PRELOAD_FIRST=${APIPROF_TEST_PRELOAD_FIRST:-}
 ap_preload_env() { printf '%s\n' "${AP_PRELOAD_FIRST:+$AP_PRELOAD_FIRST:}$(ap_preload)"; }
 
-# Stops a process by pid: TERM, then KILL after 5 s.
+# Stops a process by pid: TERM, then KILL after 15 s (a loaded sanitizer
+# build's collector takes seconds to flush and exit).
 ap_stop_pid() {
 	local pid=$1 i
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 50); do
+	for i in $(seq 150); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -167,10 +173,10 @@ trap 'exit 1' USR1
 # A watchdog: a hung test fails instead of blocking `make check`.
 (
 	trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-	sleep "${AP_TIMEOUT:-85}" &
+	sleep "${AP_TIMEOUT:-240}" &
 	sp=$!
 	wait "$sp"
-	printf '%s: FAIL: timed out after %ss\n' "$AP_NAME" "${AP_TIMEOUT:-85}" >&2
+	printf '%s: FAIL: timed out after %ss\n' "$AP_NAME" "${AP_TIMEOUT:-240}" >&2
 	kill -TERM $$ 2>/dev/null
 ) &
 AP_PIDS="$!"
@@ -213,28 +219,29 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# ap_wait_port PORT [SECONDS] : until something accepts on 127.0.0.1:PORT. The
-# probe connects and closes without sending a byte, so a preloaded server does
-# not count it as a request.
+# ap_wait_port PORT [SECONDS] : until something accepts on 127.0.0.1:PORT
+# (default 30 s). The probe connects and closes without sending a byte, so a
+# preloaded server does not count it as a request.
 ap_wait_port() {
-	local port=$1 tries=$(( ${2:-10} * 10 )) i
+	local port=$1 tries=$(( ${2:-30} * 10 )) i
 	for i in $(seq "$tries"); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1
 	done
-	ap_fail "nothing listens on 127.0.0.1:$port after ${2:-10}s"
+	ap_fail "nothing listens on 127.0.0.1:$port after ${2:-30}s"
 }
 
-# ap_wait_log NAME REGEX [SECONDS] : until $AP_TMP/NAME.log has a matching line.
+# ap_wait_log NAME REGEX [SECONDS] : until $AP_TMP/NAME.log has a matching
+# line (default 30 s).
 ap_wait_log() {
-	local f=$AP_TMP/$1.log tries=$(( ${3:-10} * 10 )) i
+	local f=$AP_TMP/$1.log tries=$(( ${3:-30} * 10 )) i
 	for i in $(seq "$tries"); do
 		grep -Eq "$2" "$f" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	ap_fail "no line matching '$2' in $1.log after ${3:-10}s"
+	ap_fail "no line matching '$2' in $1.log after ${3:-30}s"
 }
 
 # ap_start_threaded NAME [ARGS...] : the C test server under the preload;
@@ -250,7 +257,7 @@ ap_start_threaded() {
 
 # ap_start_collector [ARGS...] : a collector on $AP_SOCK with its database in
 # the temp dir and the HTTP API on a free port; sets AP_URL, AP_HTTP_PORT and
-# AP_COLLECTOR_PID, and waits until /healthz answers.
+# AP_COLLECTOR_PID, and waits (up to 30 s) until /healthz answers.
 # Starts Debian's Prometheus with the configuration file $1 (data under
 # $AP_TMP/prom/data) on a free port, and waits until it is ready; sets
 # AP_PROM_URL.
@@ -274,14 +281,14 @@ ap_start_collector() {
 		--db "$AP_TMP/apiprof.db" "$@"
 	AP_COLLECTOR_PID=$AP_BG_PID
 	local i
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		if curl -sf --max-time 2 "$AP_URL/healthz" >/dev/null 2>&1; then
 			return 0
 		fi
 		kill -0 "$AP_COLLECTOR_PID" 2>/dev/null || ap_fail "the collector exited at start"
 		sleep 0.1
 	done
-	ap_fail "the collector's /healthz did not answer within 10s"
+	ap_fail "the collector's /healthz did not answer within 30s"
 }
 
 # ap_sleep_into W MARGIN : sleeps until MARGIN seconds into the next
@@ -315,11 +322,11 @@ ap_count() {
 }
 
 # ap_wait_count ROUTE N [METHOD] [SECONDS] : polls /api/v1/endpoints until the
-# route's count reaches N (or SECONDS, default 15, pass), then settles 1.5 s
+# route's count reaches N (or SECONDS, default 30, pass), then settles 1.5 s
 # (events arrive within 1 s) and prints the count then, so the caller can
 # assert exact equality, overshoot included.
 ap_wait_count() {
-	local route=$1 n=$2 method=${3:-GET} tries=$(( ${4:-15} * 5 )) i c
+	local route=$1 n=$2 method=${3:-GET} tries=$(( ${4:-30} * 5 )) i c
 	for i in $(seq "$tries"); do
 		c=$(ap_count "$method" "$route")
 		[ "$c" -ge "$n" ] && break
@@ -331,11 +338,11 @@ ap_wait_count() {
 
 # ap_wait_counts [SECONDS] : reads lines "METHOD ROUTE N" on stdin and polls
 # /api/v1/endpoints until every one of this service's routes has reached
-# its N (or SECONDS, default 15, pass), then settles 1.5 s, so the caller
+# its N (or SECONDS, default 30, pass), then settles 1.5 s, so the caller
 # can read and compare them exactly (ap_count, ap_field) while none of
 # them is still in flight.
 ap_wait_counts() {
-	local want method route n i ok json tries=$(( ${1:-15} * 5 ))
+	local want method route n i ok json tries=$(( ${1:-30} * 5 ))
 	want=$(grep -v '^[[:space:]]*$')
 	for i in $(seq "$tries"); do
 		json=$(ap_api /api/v1/endpoints)
@@ -353,12 +360,12 @@ ap_wait_counts() {
 
 # ap_expect_counts : reads lines "METHOD ROUTE N" on stdin and asserts that
 # this service's endpoints are exactly those, with exactly those counts:
-# waits (up to 15 s) until every count is reached, settles 1.5 s, then
+# waits (up to 30 s) until every count is reached, settles 1.5 s, then
 # compares, so a missing, extra or double-counted request fails.
 ap_expect_counts() {
 	local want method route n i got ok json total=0
 	want=$(grep -v '^[[:space:]]*$')
-	for i in $(seq 75); do
+	for i in $(seq 150); do
 		json=$(ap_api /api/v1/endpoints)
 		ok=1
 		while read -r method route n; do
@@ -642,13 +649,13 @@ CONF
 	wait "$AP_BG_PID" || ap_fail "nginx did not start: $(cat "$AP_TMP/$name.log" "$d/error.log" 2>/dev/null)"
 	ap_wait_port "$AP_PORT"
 	local i
-	for i in $(seq 50); do
+	for i in $(seq 300); do
 		[ -s "$d/nginx.pid" ] && break
 		sleep 0.1
 	done
 	AP_NGINX_PID=$(cat "$d/nginx.pid")
 	# every worker up
-	for i in $(seq 50); do
+	for i in $(seq 300); do
 		[ "$(ap_children "$AP_NGINX_PID" | wc -l)" -ge "${AP_NGINX_WORKERS:-2}" ] && break
 		sleep 0.1
 	done

@@ -46,7 +46,7 @@ start_host() {
 	ap_bg "collector$n" "$AP_COLLECTOR" --config "$AP_TMP/apiprof.conf" \
 		--socket "$AP_TMP/host$n.sock" --http "127.0.0.1:$port" --db "$AP_TMP/host$n.db"
 	local i
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		curl -sf --max-time 2 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
 		sleep 0.1
 	done

@@ -9,15 +9,17 @@
 #      are all counted.
 #  (b) 600 slow HTTP clients (slowloris: a request head sent a line every
 #      second and never finished) while /healthz and /api/v1/endpoints are
-#      asked three times: each answers 200 within 2 s; then the slow
-#      clients are dropped, which the log reports in a few lines, not 600.
+#      asked three times: each answers 200 within 4 s (curl's start
+#      included; 0.05 s idle, 0.3 s beside other tests and CPU hogs); then
+#      the slow clients are dropped, which the log reports in a few lines,
+#      not 600.
 #  (c) 800 short-lived senders (CGI-style: fork, one datagram, exit):
-#      all 800 requests are counted, and within 20 s the exited processes
+#      all 800 requests are counted, and within 30 s the exited processes
 #      are gone from /api/v1/status (they stayed 10 minutes, so a flood of
 #      them grew the table and the status without bound meanwhile).
 #  (d) The database file is removed while the collector runs: SQLite would
 #      go on writing to the unlinked file without a word, all of it lost at
-#      exit. Within 3 s the log has one error saying so and what to do,
+#      exit. Within 10 s the log has one error saying so and what to do,
 #      /api/v1/status shows store.writing false with a last_error naming
 #      the file, and every request before and after is still counted.
 # Each part uses its own service. About 30 s.
@@ -105,11 +107,13 @@ status() { ap_api /api/v1/status; }
 AP_SERVICE=res-sock
 $AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-sock /gone 10 || ap_fail "first send failed"
 rm -f "$AP_SOCK"
-for i in $(seq 50); do
+# Bound again within about a second; 15 s for a loaded machine (never,
+# without the fix).
+for i in $(seq 150); do
 	[ -S "$AP_SOCK" ] && break
 	sleep 0.1
 done
-[ -S "$AP_SOCK" ] || ap_fail "the socket was not created again within 5 s of its removal"
+[ -S "$AP_SOCK" ] || ap_fail "the socket was not created again within 15 s of its removal"
 ap_assert_eq "socket mode after re-creation" "$(stat -c %a "$AP_SOCK")" 666
 $AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-sock /gone 10 || ap_fail "send after re-creation failed"
 ap_assert_eq "requests counted across the removal" "$(ap_wait_count /gone 20)" 20
@@ -125,8 +129,8 @@ ap_log "ok: socket re-created: $(grep -m1 'was removed while in use' "$AP_TMP/co
 $AP_PY "$AP_TMP/res.py" slowloris "$AP_HTTP_PORT" 600 "$AP_URL" >"$AP_TMP/slow.out" ||
 	ap_fail "the slow clients failed: $(cat "$AP_TMP/slow.out")"
 cat "$AP_TMP/slow.out"
-ap_assert_eq "answers under 600 slow clients that were not 200 within 2 s" \
-	"$(awk '$1 ~ /^\// && ($2 != 200 || $3 > 2.0)' "$AP_TMP/slow.out" | wc -l)" 0
+ap_assert_eq "answers under 600 slow clients that were not 200 within 4 s" \
+	"$(awk '$1 ~ /^\// && ($2 != 200 || $3 > 4.0)' "$AP_TMP/slow.out" | wc -l)" 0
 ap_assert_eq "answers under 600 slow clients" "$(grep -c ' 200 ' "$AP_TMP/slow.out")" 6
 ap_assert_eq "slow clients held open" "$(grep -c '^open 600$' "$AP_TMP/slow.out")" 1
 # libmicrohttpd reports each dropped client; the log must not take a line
@@ -143,11 +147,13 @@ AP_SERVICE=res-cgi
 ap_assert_eq "requests of 800 short-lived processes" "$(ap_wait_count /short 800)" 800
 listed() { status | jq '[.processes[] | select(.service == "res-cgi")] | length'; }
 ap_log "listed right after: $(listed)"
-for i in $(seq 40); do
+# Gone 10 to 15 s after (10 s of silence, then the next 5-second prune);
+# 30 s for a loaded machine (10 minutes without the fix).
+for i in $(seq 60); do
 	[ "$(listed)" -eq 0 ] && break
 	sleep 0.5
 done
-ap_assert_eq "exited short-lived processes still listed after 20 s" "$(listed)" 0
+ap_assert_eq "exited short-lived processes still listed after 30 s" "$(listed)" 0
 ap_assert_eq "requests after they were forgotten" "$(ap_count GET /short)" 800
 
 # ---- (d) the database file removed -------------------------------------------
@@ -157,7 +163,7 @@ $AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-db /kept 40 || ap_fail "send failed"
 ap_assert_eq "requests before the removal" "$(ap_wait_count /kept 40)" 40
 rm -f "$AP_TMP/apiprof.db"
 $AP_PY "$AP_TMP/res.py" send "$AP_SOCK" res-db /kept 40 || ap_fail "send failed"
-ap_wait_log collector "error: storage: the database file .*apiprof.db was removed or replaced while in use" 3
+ap_wait_log collector "error: storage: the database file .*apiprof.db was removed or replaced while in use" 10
 ap_assert_eq "requests across the removal" "$(ap_wait_count /kept 80)" 80
 ap_assert_eq "status store.writing" "$(status | jq .store.writing)" false
 ap_assert_jq "status store.last_error names the removed file" \

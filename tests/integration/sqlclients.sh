@@ -26,8 +26,9 @@
 #    after a result whose NULL was not read ends that statement.
 # 3. MySQL statements without a result set (an INSERT by mysql_query, an
 #    UPDATE by mysql_send_query + mysql_read_query_result) never followed
-#    by mysql_store_result, then 300 ms of other work: each is timed to
-#    its answer, not to the thread's next statement (it took 300 ms).
+#    by mysql_store_result, then 500 ms of other work: each is timed to
+#    its answer (under 500 ms: a statement timed to the thread's next one
+#    takes longer, however loaded the machine), not to the next statement.
 #    libmariadb's non-blocking API on two connections, interleaved, with an
 #    SQLite statement meanwhile: three statements. The preload's MySQL
 #    hook, suspended inside mysql_real_query_start's coroutine, held the
@@ -43,7 +44,7 @@
 #    mysql_server_prepare): each execution has its 3 rows (they were
 #    unknown: mysql_stmt_affected_rows, read at the execute's return).
 #    One read by mysql_stmt_fetch ends at its first fetch (rows unknown),
-#    not at its close 300 ms later.
+#    not at its close 500 ms later.
 # 4. SQLite: the statements that an sqlite3_exec callback runs (an UPDATE
 #    for each of 3 rows) are the application's: 3 statements (they were
 #    lost, run while the exec's own inner calls pass through). An exec's
@@ -161,8 +162,8 @@ ap_assert_eq "every statement, once, with its rows and errors" "$(jq -r "$filter
 	"$(sort <<<"$want")"
 ap_assert_jq "the prepare of the pipeline is marked as one (rows unknown), its execution updated 1 row" \
 	'[.queries[] | select(.sql | startswith("UPDATE pl"))][0] | .calls == 2 and .rows == 1' "$json"
-ap_assert_jq "MySQL statements without a result set: timed to their answer, not through the 300 ms after" \
-	'[.queries[] | select(.sql | test("^(INSERT INTO|UPDATE) ml[^;]*$"))] | length == 2 and all(.[]; .max_ms < 200)' "$json"
-ap_assert_jq "a prepared SELECT read by mysql_stmt_fetch: timed to its first fetch, not through the 300 ms after" \
-	'[.queries[] | select(.sql | test("AS fetched"))] | length == 1 and .[0].max_ms < 200' "$json"
+ap_assert_jq "MySQL statements without a result set: timed to their answer, not through the 500 ms after" \
+	'[.queries[] | select(.sql | test("^(INSERT INTO|UPDATE) ml[^;]*$"))] | length == 2 and all(.[]; .max_ms < 500)' "$json"
+ap_assert_jq "a prepared SELECT read by mysql_stmt_fetch: timed to its first fetch, not through the 500 ms after" \
+	'[.queries[] | select(.sql | test("AS fetched"))] | length == 1 and .[0].max_ms < 500' "$json"
 ap_log "PASS"

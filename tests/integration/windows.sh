@@ -82,7 +82,7 @@ ap_log "collector $AP_URL, server on port $AP_PORT, webhook on port $HOOK_PORT"
 # produce them at once, can be dropped by the preload: seen as "dropped" in
 # /api/v1/status; not what this test is about).
 curl -sf --max-time 10 -o /dev/null "http://127.0.0.1:$AP_PORT/hello" || ap_fail "warm-up request failed"
-ap_assert_eq "warm-up request counted" "$(ap_wait_count /hello 1 GET 5)" 1
+ap_assert_eq "warm-up request counted" "$(ap_wait_count /hello 1 GET)" 1
 
 # ---- 1. window A: 30 ms -------------------------------------------------
 A=$(ap_sleep_into $W 0.2)
@@ -97,9 +97,12 @@ for i in $(seq 50); do
 done
 [ -n "$row" ] || ap_fail "no summary of window A ($(ap_rfc3339 "$A")) 10 s after it ended"
 ap_assert_jq "summary of window A" \
-	'.count == 8 and .avg_ms >= 29 and .avg_ms < 80 and .p95_ms >= 29 and .min_ms >= 29
+	'.count == 8 and .min_ms >= 29 and .avg_ms >= .min_ms and .avg_ms <= .max_ms and .p95_ms >= 29
 	 and .max_ms >= .p95_ms and .error_count == 0 and .error_rate == 0 and .slow_count == 0
 	 and .n_plus_one_count == 0' "$row"
+# Window A's average, which the regression below must name as its previous
+# one (a loaded machine stretches the 30 ms, so no fixed bound).
+A_AVG=$(jq .avg_ms <<<"$row")
 ap_log "$(grep -o "window $(ap_rfc3339 "$A") closed [0-9.]* s after its end" "$AP_TMP/collector.log") (grace 2 s)"
 
 # ---- 2. restart between windows ----------------------------------------
@@ -127,7 +130,7 @@ ap_assert_eq "regressions of /slow" "$(jq -s length <<<"$reg")" 1
 ap_assert_jq "the response_time regression" \
 	"(.type == \"response_time\" and .method == \"GET\" and .service == \"$AP_SERVICE\"
 	  and .window_start == \"$(ap_rfc3339 "$B")\" and .previous_window_start == \"$(ap_rfc3339 "$A")\"
-	  and .previous_avg_ms < 80 and .current_avg_ms >= 299 and .current_count == 8
+	  and (.previous_avg_ms - $A_AVG | fabs) < 0.5 and .current_avg_ms >= 299 and .current_count == 8
 	  and .previous_count == 8 and .fingerprint == null
 	  and (.webhook == \"pending\" or .webhook == \"delivered\"))" "$reg"
 grep -q 'warn: regression response_time: .* GET /slow' "$AP_TMP/collector.log" ||
@@ -150,12 +153,12 @@ ap_assert_eq "the retry carries the same body" "$(jq -r .body <<<"$second")" "$(
 body=$(jq -r .body <<<"$second")
 ap_assert_jq "alert body" \
 	"(.type == \"response_time\" and .service == \"$AP_SERVICE\" and .route == \"/slow\"
-	  and .method == \"GET\" and .previous_avg_ms < 80 and .current_avg_ms >= 299
+	  and .method == \"GET\" and (.previous_avg_ms - $A_AVG | fabs) < 0.5 and .current_avg_ms >= 299
 	  and (.text | type == \"string\" and contains(\"GET /slow\") and contains(\"slower\")))" "$body"
 ap_assert_jq "alert content type" '.type == "application/json"' "$second"
 ap_log "alert text: $(jq -r .text <<<"$body")"
 st=""
-for i in $(seq 25); do
+for i in $(seq 75); do
 	st=$(ap_api /api/v1/regressions | jq -r '.regressions[] | select(.route == "/slow") | .webhook')
 	[ "$st" = delivered ] && break
 	sleep 0.2
@@ -201,7 +204,13 @@ json=$(ap_api /api/v1/timeseries)
 ap_assert_jq "the current bucket is not listed" \
 	"(.bucket_seconds == 10) and ([.points[] | select(.t == \"$(ap_rfc3339 "$T")\")] | length == 0)" "$json"
 sleep "$(awk -v t="$T" -v n="$(date +%s.%N)" 'BEGIN {d = t + 11.3 - n; printf "%.3f", (d > 0 ? d : 0)}')"
-json=$(ap_api /api/v1/timeseries)
+# Published about 1 s after its end; a loaded machine's collector may be
+# later: polled (the first answer is the usual one).
+for i in $(seq 50); do
+	json=$(ap_api /api/v1/timeseries)
+	[ "$(jq --arg t "$(ap_rfc3339 "$T")" '[.points[] | select(.t == $t)] | length' <<<"$json")" = 1 ] && break
+	sleep 0.2
+done
 ap_assert_jq "the completed bucket" \
 	"[.points[] | select(.t == \"$(ap_rfc3339 "$T")\")] | length == 1 and .[0].requests_per_s == 2.5
 	 and .[0].sql_per_s == 0 and .[0].avg_request_ms > 0" "$json"

@@ -5,18 +5,25 @@
  * thread forks 200 times, and each child makes the same call once and
  * exits. Only the forking thread survives a fork, so a lock another
  * thread held at that moment stays taken in the child: a child whose call
- * does not return within a second (SIGALRM kills it) is a hang.
+ * does not return within 5 s (SIGALRM kills it; an overloaded machine took
+ * 500 ms) is a hang.
  *
  * The calls pass a NULL connection: libpq answers NULL at once, takes no
  * lock of its own and needs no server, while the preload's hook still
  * does all its work (the prepared statement's text looked up under its
  * lock, the statement normalised and appended to the event buffer).
  *
- * Prints "N forks, H children hung, S slow" and exits 0 when H is 0, else
- * 1 at the first hung child. S counts the children that took 90 ms or more
- * from fork to exit: a child that inherited the parent's shipper thread
- * sending (it sends without the buffer's lock) waited for it at _exit for
- * the exit flush's whole 100 ms budget, and then sent nothing.
+ * Prints "N forks, H children hung, S slow, P preempted" and exits 0 when
+ * H is 0, else 1 at the first hung child. S counts the children that took
+ * 90 ms or more from fork to exit while sleeping: a child that inherited
+ * the parent's shipper thread sending (it sends without the buffer's
+ * lock) waited for it at _exit for the exit flush's whole 100 ms budget,
+ * in 1 ms sleeps, and then sent nothing. Sleeping is told by the child's
+ * voluntary context switches (wait4's rusage): 10 or more; a child's call
+ * and exit otherwise make a few at most (a blocked send each). P counts
+ * the children that took as long without sleeping: slowed by a loaded
+ * machine, preempted (under two tests, CPU hogs and builds on 2 cores,
+ * 20 to 40 of the 200).
  *
  * "forklocks N accept": N forks, and one of the two threads first calls
  * accept() once on a listening socket with nothing to accept, under the
@@ -50,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -200,7 +208,7 @@ int main(int argc, char **argv)
 		return walk_fork();
 	if (argc > 1 && strcmp(argv[1], "-s") == 0)
 		return signal_fork();
-	int slow = 0, forks = argc > 1 ? atoi(argv[1]) : FORKS;
+	int slow = 0, preempted = 0, forks = argc > 1 ? atoi(argv[1]) : FORKS;
 	/* libpq binds its message catalogue under a mutex of its own at its
 	 * first message (the hook reads PQerrorMessage): done here first, so
 	 * that no fork catches a thread holding that lock, which is libpq's. */
@@ -219,20 +227,25 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (p == 0) {
-			alarm(1);
+			alarm(5);
 			PQexecPrepared(NULL, "s", 0, NULL, NULL, NULL, 0);
 			_exit(0);
 		}
 		int status;
-		if (waitpid(p, &status, 0) != p)
+		struct rusage ru;
+		if (wait4(p, &status, 0, &ru) != p)
 			return 2;
-		if (now() - t0 >= 0.09)
-			slow++;
+		if (now() - t0 >= 0.09) {
+			if (ru.ru_nvcsw >= 10)
+				slow++;
+			else
+				preempted++;
+		}
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			printf("%d forks, 1 children hung (status 0x%x)\n", i + 1, (unsigned)status);
 			return 1;
 		}
 	}
-	printf("%d forks, 0 children hung, %d slow\n", forks, slow);
+	printf("%d forks, 0 children hung, %d slow, %d preempted\n", forks, slow, preempted);
 	return 0;
 }

@@ -281,7 +281,9 @@ def close(port):
     c.report(1, "/echo")
     c.conn.send_headers(3, req_headers("GET", "/slow?ms=1500"), end_stream=True)
     c.flush()
-    time.sleep(0.3)
+    # Long enough for a loaded machine's server to read the request, short
+    # of its 1.5 s answer (which starts after the send).
+    time.sleep(0.6)
     c.sock.close()
     c.report(3, "/slow", closed_by_client=True)
 
@@ -308,7 +310,7 @@ def garbage(port, rounds=1):
         s.shutdown(socket.SHUT_WR)  # no more: the server answers or closes now
         got = b""
         try:
-            s.settimeout(3)
+            s.settimeout(10)  # the server answers or closes at once; 10 s: a loaded machine
             while True:
                 d = s.recv(65536)
                 if not d:

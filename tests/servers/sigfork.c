@@ -31,8 +31,10 @@
  * "window: pid P, child status S" and exits 0 when the child exited 0.
  *
  * Exit 1 when a child did not exit 0, 2 on a setup error. alarm(): the
- * parent dies of SIGALRM after 5 s (a fork that hangs in its prepare
- * handler: 142 in a shell), a serving child after 3 s.
+ * parent dies of SIGALRM after 15 s (a fork that hangs in its prepare
+ * handler: 142 in a shell), a serving child after 10 s: a run takes well
+ * under a second, and a hang is for good, so the alarms leave a loaded
+ * machine plenty of room.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -123,7 +125,7 @@ static int serve(enum mode mode, const char *path, int n, int m);
 static void child_main(int m)
 {
 	in_child = 0;
-	alarm(3);
+	alarm(10);
 	exit(serve(PLAIN, CHILD_PATH, m, 0) == 0 ? 0 : 3);
 }
 
@@ -183,7 +185,7 @@ int main(int argc, char **argv)
 	const char *arg = argc > 1 ? argv[1] : "20";
 	enum mode mode = strcmp(arg, "crash") == 0 ? CRASH : strcmp(arg, "window") == 0 ? WINDOW
 	                                                                                : PLAIN;
-	alarm(5);
+	alarm(15);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = mode == CRASH ? on_usr1_crash : on_usr1;

@@ -23,7 +23,8 @@ around a write are statements too):
   GET  /fail         1: a SELECT on a missing table, which fails to prepare
                      (SQLITE_ERROR, "SQLite 1"); answers 500
   GET  /slow/        1: SELECT sleep_ms(150), an application function that
-                     sleeps 150 ms inside sqlite3_step
+                     sleeps 150 ms inside sqlite3_step (?ms=N: N ms, inlined
+                     as the 150 is)
   anything else      404, no statement
 """
 import argparse
@@ -106,8 +107,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self.reply(200, {"unexpected": "success"})
         elif path == "/slow/":
-            con.execute("SELECT sleep_ms(150)").fetchall()
-            self.reply(200, {"slept_ms": 150})
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            ms = int(q.get("ms", ["150"])[0])
+            con.execute("SELECT sleep_ms(%d)" % ms).fetchall()
+            self.reply(200, {"slept_ms": ms})
         else:
             self.reply(404, {"error": "not found"})
 
