@@ -789,20 +789,30 @@ static void log_regression(const struct col_regression_view *v)
  * others, once: `failed` in the table (so no later start resends it) and in
  * apiprof_collector_webhook_deliveries_total. (-ESHUTDOWN cannot happen:
  * the worker stops after the closing thread and the API.) */
-static void alert_unsent(struct col_windows *w, int64_t id, int attempts, int err)
+/* Alert `id`'s webhook status (a name: "pending", "delivered", "failed")
+ * and attempts in the table, close_mu held; the fleet's copy is told. A
+ * failed write is logged. */
+static void set_alert_status(struct col_windows *w, int64_t id, const char *status,
+                             int attempts)
 {
-	col_metrics_webhook(w->metrics, "failed");
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(w->wdb, "UPDATE regressions SET webhook = 'failed',"
-	                       " webhook_attempts = ? WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int(st, 1, attempts);
-		sqlite3_bind_int64(st, 2, id);
+	if (sqlite3_prepare_v2(w->wdb, "UPDATE regressions SET webhook = ?, webhook_attempts = ?"
+	                       " WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, attempts);
+		sqlite3_bind_int64(st, 3, id);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			col_log(COL_LOG_WARN, "windows: alert %lld status: %s", (long long)id,
 			        sqlite3_errmsg(w->wdb));
 		col_winpub_webhook_changed(w->pub);
 	}
 	sqlite3_finalize(st);
+}
+
+static void alert_unsent(struct col_windows *w, int64_t id, int attempts, int err)
+{
+	col_metrics_webhook(w->metrics, "failed");
+	set_alert_status(w, id, "failed", attempts);
 	col_log(COL_LOG_WARN, "webhook: alert %lld dropped (%s)", (long long)id,
 	        err == -ENOSPC ? "queue full" : strerror(-err));
 }
@@ -972,18 +982,7 @@ static void on_webhook(void *arg, int64_t id, int status, int attempts)
 	if (status == COL_WEBHOOK_DELIVERED || status == COL_WEBHOOK_FAILED)
 		col_metrics_webhook(w->metrics, status == COL_WEBHOOK_DELIVERED ? "delivered" : "failed");
 	pthread_mutex_lock(&w->close_mu);
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(w->wdb, "UPDATE regressions SET webhook = ?, webhook_attempts = ?"
-	                       " WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, col_webhook_status_name(status), -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 2, attempts);
-		sqlite3_bind_int64(st, 3, id);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			col_log(COL_LOG_WARN, "windows: alert %lld status: %s", (long long)id,
-			        sqlite3_errmsg(w->wdb));
-		col_winpub_webhook_changed(w->pub);
-	}
-	sqlite3_finalize(st);
+	set_alert_status(w, id, col_webhook_status_name(status), attempts);
 	pthread_mutex_unlock(&w->close_mu);
 }
 
