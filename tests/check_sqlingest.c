@@ -10,7 +10,9 @@
  * "api": the whole collector in this process (socket, ingest thread,
  * store, read pool, HTTP API on an ephemeral port): datagrams sent over
  * the real socket come back from /api/v1/requests/{id}, /queries,
- * /n-plus-one, /errors, /endpoints and /status exactly as sent.
+ * /n-plus-one, /errors, /endpoints and /status exactly as sent; every
+ * /api/v1/endpoints field (all time and over a period) and every
+ * /api/v1/requests filter and its cursor against traffic of known answer.
  */
 #include "config.h"
 #include "check_suites.h"
@@ -802,6 +804,159 @@ START_TEST(test_api_crashes_interleaved)
 }
 END_TEST
 
+/* Ids of /api/v1/requests?QUERY, in order (at most 64); returns how many,
+ * and the "next" cursor in next (empty when null). */
+static size_t list_ids(const char *qs, int64_t *ids, char *next, size_t nextlen)
+{
+	char path[300];
+	snprintf(path, sizeof path, "/api/v1/requests%s%s", *qs ? "?" : "", qs);
+	json_t *j = get_ok(path);
+	json_t *reqs = json_object_get(j, "requests");
+	size_t n = json_array_size(reqs);
+	for (size_t i = 0; i < n && i < 64; i++)
+		ids[i] = JINT(json_array_get(reqs, i), "id");
+	const char *nx = JSTR(j, "next");
+	if (next)
+		snprintf(next, nextlen, "%s", nx ? nx : "");
+	json_decref(j);
+	return n;
+}
+
+static json_t *endpoint_row(json_t *list, const char *method, const char *route)
+{
+	json_t *rows = json_object_get(list, "endpoints");
+	for (size_t i = 0; i < json_array_size(rows); i++) {
+		json_t *r = json_array_get(rows, i);
+		if (!strcmp(JSTR(r, "method"), method) && !strcmp(JSTR(r, "route"), route))
+			return r;
+	}
+	ck_abort_msg("no endpoint %s %s", method, route);
+	return NULL;
+}
+
+/* Each endpoint field (SPEC 5) and each /api/v1/requests filter against
+ * traffic whose answer is known: 26 GETs of 1..26 ms (percentiles apart),
+ * POSTs on the error and slow boundaries (500 at exactly the 1000 ms
+ * threshold, 503, 499, an aborted one) and one request with an N+1. The
+ * endpoints are read twice: all time (memory) and over a period (per-minute
+ * rows merged). */
+START_TEST(test_api_fields_and_filters)
+{
+	uint64_t t = (uint64_t)mono0;
+	struct dg d;
+	dg_start(&d, "shop", 11, wall_off);
+	char path[64];
+	for (int i = 1; i <= 26; i++) {
+		snprintf(path, sizeof path, "/items/%d", i);
+		dg_req(&d, (uint64_t)i, "GET", path, 200, t + (uint64_t)i * MS, (uint64_t)i * MS, 0,
+		       NULL);
+	}
+	dg_req(&d, 27, "POST", "/orders", 503, t + 30 * MS, 1200 * MS, 0, "busy");
+	dg_req(&d, 28, "POST", "/orders", 500, t + 31 * MS, 1000 * MS, 0, "boom");
+	dg_req(&d, 29, "POST", "/orders", 499, t + 32 * MS, 5 * MS, 0, NULL);
+	dg_req(&d, 30, "POST", "/orders", 0, t + 33 * MS, 3 * MS, AP_REQF_ABORTED, NULL);
+	for (int i = 0; i < 3; i++)
+		dg_sql(&d, 31, "SELECT \"name\" FROM \"author\" WHERE \"id\" = ?", 0xb1b1, AP_DB_POSTGRES,
+		       0, t + (40 + (uint64_t)i) * MS, MS, 1, NULL, NULL);
+	dg_req(&d, 31, "GET", "/search", 200, t + 40 * MS, 10 * MS, 0, NULL);
+	send_dg(&d);
+
+	int64_t ids[64];
+	size_t n = 0;
+	for (int i = 0; i < 500 && n != 31; i++) { /* stored within 10 s */
+		n = list_ids("", ids, NULL, 0);
+		if (n != 31)
+			nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+	}
+	ck_assert_uint_eq(n, 31);
+	json_t *j = get_ok("/api/v1/requests?route=/search");
+	json_t *r = json_array_get(json_object_get(j, "requests"), 0);
+	ck_assert_int_eq(JINT(r, "bytes_in"), 10);
+	ck_assert_int_eq(JINT(r, "bytes_out"), 20);
+	ck_assert_int_eq(JINT(r, "status"), 200);
+	ck_assert(fabs(JNUM(r, "duration_ms") - 10) < 1e-9);
+	ck_assert(json_is_true(json_object_get(r, "n_plus_one")));
+	ck_assert(json_is_false(json_object_get(r, "error")));
+	ck_assert(json_is_false(json_object_get(r, "slow")));
+	json_decref(j);
+
+	/* Filters: each alone, counted. */
+	static const struct {
+		const char *q;
+		size_t n;
+	} f[] = {
+		{ "error=true", 3 },      /* 503, 500 and the aborted one; not 499 */
+		{ "error=false", 28 },
+		{ "slow=1", 2 },          /* 1200 ms and exactly 1000 ms */
+		{ "slow=0", 29 },
+		{ "n_plus_one=true", 1 },
+		{ "n_plus_one=false", 30 },
+		{ "status=5xx", 2 },
+		{ "status=4xx", 1 },
+		{ "status=503", 1 },
+		{ "method=POST", 4 },
+		{ "method=GET", 27 },
+		{ "route=/orders", 4 },
+		{ "route=/items/%7Bid%7D", 26 },
+		{ "q=/items/2", 8 },      /* 2, 20..26 */
+		{ "limit=7", 7 },
+		{ "service=shop&host=elsewhere", 0 },
+	};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		n = list_ids(f[i].q, ids, NULL, 0);
+		ck_assert_msg(n == f[i].n, "requests?%s: %zu rows, expected %zu", f[i].q, n, f[i].n);
+	}
+	/* Pages: newest first, the cursor continues where the page ended. */
+	int64_t first[64], rest[64];
+	char next[32], q[64];
+	ck_assert_uint_eq(list_ids("limit=5", first, next, sizeof next), 5);
+	ck_assert_str_ne(next, "");
+	snprintf(q, sizeof q, "before=%s", next);
+	ck_assert_uint_eq(list_ids(q, rest, next, sizeof next), 26);
+	ck_assert_str_eq(next, "");
+	for (int i = 1; i < 5; i++)
+		ck_assert_int_lt(first[i], first[i - 1]);
+	ck_assert_int_lt(rest[0], first[4]);
+
+	/* The endpoints, all time and over a period. */
+	char ts[COL_TIME_BUF];
+	col_time_format((int64_t)t + wall_off - 120 * SEC, ts, sizeof ts);
+	char period[128];
+	snprintf(period, sizeof period, "/api/v1/endpoints?service=shop&since=%s", ts);
+	const char *views[] = { "/api/v1/endpoints?service=shop", period };
+	for (int v = 0; v < 2; v++) {
+		j = get_ok(views[v]);
+		ck_assert_uint_eq(json_array_size(json_object_get(j, "endpoints")), 3);
+		json_t *e = endpoint_row(j, "GET", "/items/{id}");
+		ck_assert_int_eq(JINT(e, "count"), 26);
+		ck_assert_int_eq(JINT(e, "error_count"), 0);
+		ck_assert_int_eq(JINT(e, "slow_count"), 0);
+		ck_assert(fabs(JNUM(e, "min_ms") - 1) < 1e-9);
+		ck_assert(fabs(JNUM(e, "max_ms") - 26) < 1e-9);
+		ck_assert(fabs(JNUM(e, "avg_ms") - 13.5) < 1e-9);
+		/* ranks 12, 23 and 24 of 26 (1 % relative accuracy) */
+		ck_assert_msg(fabs(JNUM(e, "p50_ms") - 13) < 0.2, "p50 %g", JNUM(e, "p50_ms"));
+		ck_assert_msg(fabs(JNUM(e, "p95_ms") - 24) < 0.3, "p95 %g", JNUM(e, "p95_ms"));
+		ck_assert_msg(fabs(JNUM(e, "p99_ms") - 25) < 0.3, "p99 %g", JNUM(e, "p99_ms"));
+		e = endpoint_row(j, "POST", "/orders");
+		ck_assert_int_eq(JINT(e, "count"), 4);
+		ck_assert_int_eq(JINT(e, "error_count"), 3);
+		ck_assert(fabs(JNUM(e, "error_rate") - 0.75) < 1e-9);
+		ck_assert_int_eq(JINT(e, "slow_count"), 2);
+		ck_assert(fabs(JNUM(e, "avg_ms") - 552) < 1e-9);
+		ck_assert(fabs(JNUM(e, "min_ms") - 3) < 1e-9);
+		ck_assert(fabs(JNUM(e, "max_ms") - 1200) < 1e-9);
+		ck_assert_int_eq(JINT(e, "n_plus_one_count"), 0);
+		e = endpoint_row(j, "GET", "/search");
+		ck_assert_int_eq(JINT(e, "n_plus_one_count"), 1);
+		ck_assert_int_eq(JINT(e, "sql_count"), 3);
+		ck_assert(fabs(JNUM(e, "sql_per_request") - 3) < 1e-9);
+		ck_assert(fabs(JNUM(e, "sql_time_ms") - 3) < 1e-9);
+		json_decref(j);
+	}
+}
+END_TEST
+
 Suite *sqlingest_suite(void)
 {
 	Suite *s = suite_create("sqlingest");
@@ -817,6 +972,7 @@ Suite *sqlingest_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_api_end_to_end);
 	tcase_add_test(tc, test_api_crashes_interleaved);
+	tcase_add_test(tc, test_api_fields_and_filters);
 	suite_add_tcase(s, tc);
 	return s;
 }
