@@ -12,7 +12,8 @@
  * the real socket come back from /api/v1/requests/{id}, /queries,
  * /n-plus-one, /errors, /endpoints and /status exactly as sent; every
  * /api/v1/endpoints field (all time and over a period) and every
- * /api/v1/requests filter and its cursor against traffic of known answer.
+ * /api/v1/requests filter and its cursor against traffic of known answer;
+ * a closed window's /api/v1/summaries row after POST /api/v1/aggregate.
  */
 #include "config.h"
 #include "check_suites.h"
@@ -43,6 +44,7 @@
 #include "query.h"
 #include "shapeset.h"
 #include "store.h"
+#include "windows.h"
 
 #define WALL_OFF (1795335300LL * 1000000000LL) /* mono 0 = 2026-11-22T08:15:00Z */
 #define MS 1000000ULL
@@ -351,7 +353,9 @@ static char dir[64], dbpath[128], sockpath[128], url[300];
 static struct col_store *store;
 static struct col_query *query;
 static struct col_api *api;
+static struct col_windows *windows;
 static int64_t wall_off, mono0;
+#define WIN (3 * SEC) /* 3-second summary windows */
 
 static void api_setup(void)
 {
@@ -372,6 +376,13 @@ static void api_setup(void)
 	ck_assert_int_eq(col_store_load(store, agg, err, sizeof err), 0);
 	query = col_query_open(dbpath, "h1", 2, err, sizeof err);
 	ck_assert_ptr_nonnull(query);
+	/* Windows without their closing thread: POST /api/v1/aggregate closes. */
+	struct col_windows_opts wo = { .db_path = dbpath, .host = "h1", .window_ns = WIN,
+	                               .grace_ns = -1,
+	                               .rules = { .factor = 2.0, .delta = 0.1, .min_requests = 20 } };
+	windows = col_windows_open(&wo, err, sizeof err);
+	ck_assert_msg(windows != NULL, "%s", err);
+	col_ingest_attach(in, windows, NULL);
 	ck_assert_int_eq(col_store_start(store, agg, err, sizeof err), 0);
 	ck_assert_int_eq(col_ingest_start(in, store, err, sizeof err), 0);
 	int fd = col_api_listen("127.0.0.1:0", url, sizeof url, err, sizeof err);
@@ -379,7 +390,7 @@ static void api_setup(void)
 	struct col_api_ctx ctx = { .cfg = &cfg, .agg = agg, .query = query, .ingest = in,
 	                           .store = store, .socket_path = sockpath, .db_path = dbpath,
 	                           .start_mono_ns = col_clock_mono_ns(),
-	                           .start_real_ns = col_clock_real_ns() };
+	                           .start_real_ns = col_clock_real_ns(), .windows = windows };
 	api = col_api_start(fd, &ctx, err, sizeof err);
 	ck_assert_ptr_nonnull(api);
 	mono0 = col_clock_mono_ns();
@@ -390,8 +401,10 @@ static void api_teardown(void)
 {
 	col_api_stop(api);
 	col_ingest_stop(in);
+	col_windows_stop(windows);
 	col_store_stop(store);
 	col_ingest_free(in);
+	col_windows_free(windows);
 	col_query_free(query);
 	col_store_free(store);
 	col_agg_free(agg);
@@ -459,6 +472,28 @@ static json_t *get_ok(const char *path)
 	long status;
 	json_t *j = get(path, &status);
 	ck_assert_msg(status == 200, "%s: %ld", path, status);
+	return j;
+}
+
+/* POSTs to path (no body); the parsed JSON answer, which must be a 200. */
+static json_t *post_ok(const char *path)
+{
+	char u[600];
+	snprintf(u, sizeof u, "%s%s", url, path);
+	struct buf b = { NULL, 0 };
+	CURL *c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, u);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+	long status;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	ck_assert_msg(status == 200, "POST %s: %ld %s", path, status, b.p ? b.p : "");
+	json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
+	ck_assert_msg(j != NULL, "POST %s: not JSON", path);
+	free(b.p);
 	return j;
 }
 
@@ -957,6 +992,61 @@ START_TEST(test_api_fields_and_filters)
 }
 END_TEST
 
+/* A closed window's summary (SPEC 5 /api/v1/summaries) carries every
+ * field of its requests: 22 requests 10 s in the past, in one 3-second
+ * window, with a 500 that is also slow (exactly 1000 ms), an aborted one
+ * and one with an N+1; POST /api/v1/aggregate closes the window. */
+START_TEST(test_api_summaries)
+{
+	uint64_t t = (uint64_t)mono0;
+	int64_t ws = col_windows_start_of(col_clock_real_ns() - 10 * SEC, WIN);
+	struct dg d;
+	dg_start(&d, "win", 11, ws + 100 * (int64_t)MS - (int64_t)t); /* t is ws + 100 ms */
+	for (int i = 1; i <= 19; i++)
+		dg_req(&d, (uint64_t)i, "GET", "/w", 200, t + (uint64_t)i * MS, 10 * MS, 0, NULL);
+	dg_req(&d, 20, "GET", "/w", 500, t + 20 * MS, 1000 * MS, 0, "boom");
+	for (int i = 0; i < 3; i++)
+		dg_sql(&d, 21, "SELECT \"name\" FROM \"author\" WHERE \"id\" = ?", 0xc1c1, AP_DB_POSTGRES,
+		       0, t + (21 + (uint64_t)i) * MS, MS, 1, NULL, NULL);
+	dg_req(&d, 21, "GET", "/w", 200, t + 21 * MS, 5 * MS, 0, NULL);
+	dg_req(&d, 22, "GET", "/w", 0, t + 22 * MS, 2 * MS, AP_REQF_ABORTED, NULL);
+	send_dg(&d);
+	for (int i = 0; i < 500; i++) { /* counted within 10 s */
+		json_t *j = get_ok("/api/v1/endpoints?service=win");
+		json_int_t n = JINT(json_array_get(json_object_get(j, "endpoints"), 0), "count");
+		json_decref(j);
+		if (n == 22)
+			break;
+		nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+	}
+	json_t *j = post_ok("/api/v1/aggregate");
+	ck_assert_int_ge(JINT(j, "summaries"), 1);
+	json_decref(j);
+	j = get_ok("/api/v1/summaries?service=win");
+	json_t *rows = json_object_get(j, "summaries");
+	ck_assert_uint_eq(json_array_size(rows), 1);
+	json_t *s = json_array_get(rows, 0);
+	char ts[COL_TIME_BUF];
+	col_time_format(ws, ts, sizeof ts);
+	ck_assert_str_eq(JSTR(s, "window_start"), ts);
+	col_time_format(ws + WIN, ts, sizeof ts);
+	ck_assert_str_eq(JSTR(s, "window_end"), ts);
+	ck_assert_str_eq(JSTR(s, "method"), "GET");
+	ck_assert_str_eq(JSTR(s, "route"), "/w");
+	ck_assert_int_eq(JINT(s, "count"), 22);
+	ck_assert_int_eq(JINT(s, "error_count"), 2);
+	ck_assert(fabs(JNUM(s, "error_rate") - 2.0 / 22) < 1e-6);
+	ck_assert_int_eq(JINT(s, "slow_count"), 1);
+	ck_assert_int_eq(JINT(s, "n_plus_one_count"), 1);
+	ck_assert_int_eq(JINT(s, "sql_count"), 3);
+	ck_assert(fabs(JNUM(s, "min_ms") - 2) < 1e-9);
+	ck_assert(fabs(JNUM(s, "max_ms") - 1000) < 1e-9);
+	ck_assert(fabs(JNUM(s, "avg_ms") - 1197.0 / 22) < 1e-3);
+	ck_assert_msg(fabs(JNUM(s, "p95_ms") - 10) < 0.2, "p95 %g", JNUM(s, "p95_ms"));
+	json_decref(j);
+}
+END_TEST
+
 Suite *sqlingest_suite(void)
 {
 	Suite *s = suite_create("sqlingest");
@@ -973,6 +1063,7 @@ Suite *sqlingest_suite(void)
 	tcase_add_test(tc, test_api_end_to_end);
 	tcase_add_test(tc, test_api_crashes_interleaved);
 	tcase_add_test(tc, test_api_fields_and_filters);
+	tcase_add_test(tc, test_api_summaries);
 	suite_add_tcase(s, tc);
 	return s;
 }
