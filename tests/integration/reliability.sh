@@ -6,7 +6,8 @@
 #  (b) responses are byte-identical with and without the preload (whole raw
 #      responses, headers included, only the Date value masked), for the
 #      threaded server, nginx and Node;
-#  (c) APIPROF_DISABLE=1 sends nothing.
+#  (c) APIPROF_DISABLE=1 sends nothing;
+#  (d) APIPROF_PORTS: only connections accepted on a listed port are followed.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 nginx node wrk
@@ -118,4 +119,25 @@ ap_assert_jq "APIPROF_DISABLE=1: no endpoint of the disabled service" \
 	'[.endpoints[] | select(.service == "rel-disabled")] | length == 0' "$(ap_api /api/v1/endpoints)"
 ap_assert_jq "APIPROF_DISABLE=1: the disabled process is not known to the collector" \
 	"[.processes[]? | select(.pid == $D_PID or .service == \"rel-disabled\")] | length == 0" "$(ap_api /api/v1/status)"
+
+# ---- (d) APIPROF_PORTS ---------------------------------------------------
+# The same server twice: listening on a port its list names (after a port it
+# does not use and a bad entry, which is skipped), and on a port its list
+# does not name, whose requests are not followed at all. The first also has
+# APIPROF_DISABLE=11: a flag is on only when it is exactly 1 (README).
+IN_PORT=$(ap_free_port)
+OUT_PORT=$(ap_free_port)
+ap_bg ports-in env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" APIPROF_DISABLE=11 \
+	APIPROF_SERVICE=rel-ports-in APIPROF_PORTS="1,x, $IN_PORT" "$AP_THREADED" --port "$IN_PORT"
+ap_bg ports-out env LD_PRELOAD="$(ap_preload_env)" APIPROF_SOCKET="$AP_SOCK" \
+	APIPROF_SERVICE=rel-ports-out APIPROF_PORTS="$IN_PORT" "$AP_THREADED" --port "$OUT_PORT"
+ap_wait_log ports-in '^listening on'
+ap_wait_log ports-out '^listening on'
+ap_curl_many "$AP_TMP/ports-out.out" $(for i in $(seq 5); do echo "http://127.0.0.1:$OUT_PORT/hello"; done)
+ap_curl_many "$AP_TMP/ports-in.out" $(for i in $(seq 5); do echo "http://127.0.0.1:$IN_PORT/hello"; done)
+AP_SERVICE=rel-ports-in
+c=$(ap_wait_count /hello 5 GET)
+ap_assert_eq "APIPROF_PORTS naming the server's port (and APIPROF_DISABLE=11): requests counted" "$c" 5
+ap_assert_jq "APIPROF_PORTS not naming the server's port: no endpoint of that service" \
+	'[.endpoints[] | select(.service == "rel-ports-out")] | length == 0' "$(ap_api /api/v1/endpoints)"
 ap_log "PASS"
