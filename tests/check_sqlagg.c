@@ -409,6 +409,17 @@ START_TEST(test_patterns)
 	ck_assert_int_eq(col_findings_patterns(f, &flt, &r), 0);
 	ck_assert_uint_eq(r.n, 1);
 	col_n1_rows_free(&r);
+	/* A late occurrence older than the first moves first_seen back, which
+	 * `until` reads: 0xb is then the only pattern first seen before T0. */
+	col_findings_n1(f, "api", "GET", "/books", 0xb, "SELECT b", 3, T0 - SEC, 0);
+	flt = (struct col_find_filter){ NULL, INT64_MIN, T0 };
+	ck_assert_int_eq(col_findings_patterns(f, &flt, &r), 0);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert(r.v[0].fp == 0xb);
+	ck_assert_int_eq(r.v[0].first_ns, T0 - SEC);
+	ck_assert_int_eq(r.v[0].last_ns, T0 + 4 * SEC);
+	ck_assert_uint_eq(r.v[0].occurrences, 2);
+	col_n1_rows_free(&r);
 	col_findings_free(f);
 }
 END_TEST
