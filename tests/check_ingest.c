@@ -181,6 +181,30 @@ START_TEST(test_classification)
 }
 END_TEST
 
+/* The configured route templates (SPEC 4, `routes`) are what ingest
+ * groups by; paths no template matches get the automatic rules. */
+START_TEST(test_configured_routes)
+{
+	char err[256];
+	ck_assert_int_eq(ap_config_set(&cfg, "routes", "/u/{user}/posts, /static/{file}", err,
+	                               sizeof err), 0);
+	struct dg d;
+	dg_start(&d, 1, "svc");
+	dg_req(&d, "GET", "/u/bob/posts", 200, 0, 1, 0);
+	dg_req(&d, "GET", "/u/42/posts?x=1", 200, 0, 1, AP_REQF_QUERY_KEPT);
+	dg_req(&d, "GET", "/static/app.css", 200, 0, 1, 0);
+	dg_req(&d, "GET", "/u/42/likes", 200, 0, 1, 0);
+	feed(&d, 100);
+	uint64_t c;
+	find_row("svc", "GET", "/u/{user}/posts", &c);
+	ck_assert_uint_eq(c, 2);
+	find_row("svc", "GET", "/static/{file}", &c);
+	ck_assert_uint_eq(c, 1);
+	find_row("svc", "GET", "/u/{id}/likes", &c);
+	ck_assert_uint_eq(c, 1);
+}
+END_TEST
+
 START_TEST(test_bad_input)
 {
 	struct dg d;
@@ -273,6 +297,7 @@ Suite *ingest_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_attribution);
 	tcase_add_test(tc, test_classification);
+	tcase_add_test(tc, test_configured_routes);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_profile_stack_cleaned);
 	suite_add_tcase(s, tc);
