@@ -23,7 +23,7 @@
 #  3. A preloaded shell forking 1,000 children and an exec chain behave as
 #     without the preload (output, exit status, time within a factor), and a
 #     server started by a script that execs it is tracked exactly.
-#  4. Authorization and Cookie values and query strings sent to a preloaded
+#  4. Authorization and Cookie values, query strings and a #fragment sent to a preloaded
 #     server appear neither in the database files nor in any API response,
 #     not even when a 500 body echoes them (/echo-error): that message is
 #     stored scrubbed, its other words intact.
@@ -390,6 +390,8 @@ B=http://127.0.0.1:$AP_PORT
 curl -sf --max-time 10 -o /dev/null -H 'Authorization: Bearer SECRET123' "$B/hello" || ap_fail "request failed"
 curl -sf --max-time 10 -o /dev/null -H 'Cookie: session=SECRET456' "$B/users/1" || ap_fail "request failed"
 curl -sf --max-time 10 -o /dev/null "$B/hello?token=SECRET789" || ap_fail "request failed"
+# A fragment, which curl never sends, goes too (README, Privacy).
+ap_raw "$AP_PORT" "GET /users/2#SECRET222" >/dev/null
 curl -s --max-time 10 -o /dev/null -H 'Authorization: Bearer SECRET123' "$B/error?token=SECRET789" ||
 	ap_fail "request failed"
 # 500 bodies that echo the query string and the Authorization header: the
@@ -401,12 +403,12 @@ curl -s --max-time 10 -o /dev/null -H 'Authorization: Basic SECRET987' \
 	"$B/echo-error?session=SECRET111" || ap_fail "request failed"
 ap_expect_counts <<EOF
 GET /hello 2
-GET /users/{id} 1
+GET /users/{id} 2
 GET /error 1
 GET /echo-error 2
 EOF
-rows6() { [ "$(store_field rows_written)" -ge 6 ]; }
-wait_until 10 "6 rows written" rows6
+rows7() { [ "$(store_field rows_written)" -ge 7 ]; }
+wait_until 10 "7 rows written" rows7
 ap_assert_eq "the scrubbed 500 body of /echo-error" \
 	"$(ap_api /api/v1/errors | jq -r '[.errors[] | select(.route == "/echo-error") | .message] | unique | join("|")')" \
 	"internal error: GET /echo-error? failed with Authorization: ?"
@@ -422,7 +424,7 @@ ap_assert_eq "the scrubbed 500 body of /echo-error" \
 		ap_api "/api/v1/requests/$id"; echo
 	done
 } >"$AP_TMP/api-dump.txt"
-ap_assert_eq "request details fetched" "$(grep -c '^== /api/v1/requests/' "$AP_TMP/api-dump.txt")" 6
+ap_assert_eq "request details fetched" "$(grep -c '^== /api/v1/requests/' "$AP_TMP/api-dump.txt")" 7
 grep -q '/hello' "$AP_TMP/api-dump.txt" || ap_fail "the API dump holds no request paths"
 grep -o 'SECRET[0-9]*' "$AP_TMP/api-dump.txt" && ap_fail "a secret appears in an API response"
 ap_log "ok: no secret in the API responses ($(wc -c <"$AP_TMP/api-dump.txt") bytes)"
@@ -432,7 +434,7 @@ for f in "$DB" "$DB-wal"; do
 done
 kill -TERM "$AP_COLLECTOR_PID"
 wait "$AP_COLLECTOR_PID"
-ap_assert_eq "request rows stored" "$(db_rows "$DB" "$AP_SERVICE")" 6
+ap_assert_eq "request rows stored" "$(db_rows "$DB" "$AP_SERVICE")" 7
 grep -ao 'SECRET[0-9]*' "$DB" "$DB-wal" 2>/dev/null && ap_fail "a secret appears in the database after shutdown"
 ap_log "ok: no secret in the database files"
 grep -o 'SECRET[0-9]*' "$AP_TMP/collector-secret.log" && ap_fail "a secret appears in the collector's log"
