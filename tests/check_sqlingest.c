@@ -12,7 +12,8 @@
  * the real socket come back from /api/v1/requests/{id}, /queries,
  * /n-plus-one, /errors, /endpoints and /status exactly as sent; every
  * /api/v1/endpoints field (all time and over a period) and every
- * /api/v1/requests filter and its cursor against traffic of known answer;
+ * /api/v1/requests filter, its cursor and its default page of 100 against
+ * traffic of known answer;
  * a closed window's /api/v1/summaries row after POST /api/v1/aggregate.
  */
 #include "config.h"
@@ -1047,6 +1048,30 @@ START_TEST(test_api_summaries)
 }
 END_TEST
 
+/* /api/v1/requests lists 100 rows unless limited (SPEC 5), with a cursor
+ * to the rest; limit goes up to 1000. */
+START_TEST(test_api_requests_default_limit)
+{
+	uint64_t t = (uint64_t)mono0;
+	struct dg d;
+	dg_start(&d, "bulk", 11, wall_off);
+	for (int i = 1; i <= 101; i++)
+		dg_req(&d, (uint64_t)i, "GET", "/bulk", 200, t + (uint64_t)i * MS, MS, 0, NULL);
+	send_dg(&d);
+	int64_t ids[64];
+	size_t n = 0;
+	for (int i = 0; i < 500 && n != 101; i++) { /* stored within 10 s */
+		n = list_ids("limit=1000", ids, NULL, 0);
+		if (n != 101)
+			nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+	}
+	ck_assert_uint_eq(n, 101);
+	char next[32];
+	ck_assert_uint_eq(list_ids("", ids, next, sizeof next), 100);
+	ck_assert_str_ne(next, "");
+}
+END_TEST
+
 Suite *sqlingest_suite(void)
 {
 	Suite *s = suite_create("sqlingest");
@@ -1064,6 +1089,7 @@ Suite *sqlingest_suite(void)
 	tcase_add_test(tc, test_api_crashes_interleaved);
 	tcase_add_test(tc, test_api_fields_and_filters);
 	tcase_add_test(tc, test_api_summaries);
+	tcase_add_test(tc, test_api_requests_default_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }
