@@ -14,7 +14,8 @@
  * /api/v1/endpoints field (all time and over a period) and every
  * /api/v1/requests filter, its cursor and its default page of 100 against
  * traffic of known answer;
- * a closed window's /api/v1/summaries row after POST /api/v1/aggregate.
+ * a closed window's /api/v1/summaries row and an error-rate regression
+ * between two windows in /api/v1/regressions after POST /api/v1/aggregate.
  */
 #include "config.h"
 #include "check_suites.h"
@@ -1072,6 +1073,59 @@ START_TEST(test_api_requests_default_limit)
 }
 END_TEST
 
+/* /api/v1/regressions (SPEC 5): two windows of 20 requests, the second
+ * half failing and 1.5 times slower (an error-rate regression alone: not
+ * 2 times slower), closed by POST /api/v1/aggregate; each figure of the
+ * row is the window it names. */
+START_TEST(test_api_regression)
+{
+	uint64_t t = (uint64_t)mono0;
+	int64_t ws = col_windows_start_of(col_clock_real_ns() - 12 * SEC, WIN);
+	struct dg d;
+	dg_start(&d, "reg", 11, ws + 100 * (int64_t)MS - (int64_t)t);
+	for (int i = 0; i < 20; i++)
+		dg_req(&d, (uint64_t)i + 1, "GET", "/r", 200, t + (uint64_t)i * MS, 10 * MS, 0, NULL);
+	for (int i = 0; i < 20; i++)
+		dg_req(&d, (uint64_t)i + 21, "GET", "/r", i % 2 ? 500 : 200,
+		       t + (uint64_t)WIN + (uint64_t)i * MS, 15 * MS, 0, NULL);
+	send_dg(&d);
+	for (int i = 0; i < 500; i++) { /* counted within 10 s */
+		json_t *j = get_ok("/api/v1/endpoints?service=reg");
+		json_int_t n = JINT(json_array_get(json_object_get(j, "endpoints"), 0), "count");
+		json_decref(j);
+		if (n == 40)
+			break;
+		nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+	}
+	json_t *j = post_ok("/api/v1/aggregate");
+	ck_assert_int_eq(JINT(j, "regressions"), 1);
+	json_decref(j);
+	j = get_ok("/api/v1/regressions?service=reg");
+	json_t *rows = json_object_get(j, "regressions");
+	ck_assert_uint_eq(json_array_size(rows), 1);
+	json_t *r = json_array_get(rows, 0);
+	char ts[COL_TIME_BUF];
+	ck_assert_str_eq(JSTR(r, "type"), "error_rate");
+	ck_assert_str_eq(JSTR(r, "method"), "GET");
+	ck_assert_str_eq(JSTR(r, "route"), "/r");
+	col_time_format(ws + WIN, ts, sizeof ts);
+	ck_assert_str_eq(JSTR(r, "window_start"), ts);
+	col_time_format(ws, ts, sizeof ts);
+	ck_assert_str_eq(JSTR(r, "previous_window_start"), ts);
+	ck_assert(fabs(JNUM(r, "previous_avg_ms") - 10) < 1e-9);
+	ck_assert(fabs(JNUM(r, "current_avg_ms") - 15) < 1e-9);
+	ck_assert_msg(fabs(JNUM(r, "previous_p95_ms") - 10) < 0.2, "%g", JNUM(r, "previous_p95_ms"));
+	ck_assert_msg(fabs(JNUM(r, "current_p95_ms") - 15) < 0.3, "%g", JNUM(r, "current_p95_ms"));
+	ck_assert(fabs(JNUM(r, "previous_error_rate")) < 1e-9);
+	ck_assert(fabs(JNUM(r, "current_error_rate") - 0.5) < 1e-9);
+	ck_assert_int_eq(JINT(r, "previous_count"), 20);
+	ck_assert_int_eq(JINT(r, "current_count"), 20);
+	ck_assert(json_is_null(json_object_get(r, "fingerprint")));
+	ck_assert_str_eq(JSTR(r, "webhook"), "none");
+	json_decref(j);
+}
+END_TEST
+
 Suite *sqlingest_suite(void)
 {
 	Suite *s = suite_create("sqlingest");
@@ -1090,6 +1144,7 @@ Suite *sqlingest_suite(void)
 	tcase_add_test(tc, test_api_fields_and_filters);
 	tcase_add_test(tc, test_api_summaries);
 	tcase_add_test(tc, test_api_requests_default_limit);
+	tcase_add_test(tc, test_api_regression);
 	suite_add_tcase(s, tc);
 	return s;
 }
