@@ -476,7 +476,8 @@ START_TEST(processes_and_dropped_events)
 }
 END_TEST
 
-/* A datagram through ingest reaches the metrics. */
+/* A datagram through ingest reaches the metrics: durations in seconds, the
+ * request and response sizes each in its own histogram, N+1s. */
 START_TEST(ingest_feeds_metrics)
 {
 	struct col_agg *agg = col_agg_new(100);
@@ -496,6 +497,17 @@ START_TEST(ingest_feeds_metrics)
 		.bytes_in = 300, .bytes_out = 70000, .status = 502,
 		.method = { "PUT", 3 }, .path = { "/carts/12345", 12 } };
 	n += ap_wire_put_request(b + n, sizeof b - n, &r);
+	/* a request with an N+1: the same statement shape 3 times */
+	for (int i = 0; i < 3; i++) {
+		struct ap_rec_sql q = { .req_id = 10, .start_ns = 40000000, .end_ns = 41000000,
+			.fingerprint = 0x77, .db = AP_DB_POSTGRES,
+			.sql = { "SELECT * FROM items WHERE cart = ?", 34 } };
+		n += ap_wire_put_sql(b + n, sizeof b - n, &q);
+	}
+	struct ap_rec_request r2 = { .req_id = 10, .start_ns = 40000000, .end_ns = 50000000,
+		.bytes_in = 80, .bytes_out = 900, .status = 200,
+		.method = { "GET", 3 }, .path = { "/carts/1", 8 } };
+	n += ap_wire_put_request(b + n, sizeof b - n, &r2);
 	col_ingest_process(in, b, n, 4242, 0, 1, 1);
 	char *t = render(m, agg);
 	has_line(t, "apiprof_http_requests_total{service=\"shop\",method=\"PUT\","
@@ -504,6 +516,13 @@ START_TEST(ingest_feeds_metrics)
 	            "type=\"HTTP 502\"} 1");
 	has_line(t, "apiprof_http_request_duration_seconds_sum{service=\"shop\",method=\"PUT\","
 	            "route=\"/carts/{id}\"} 0.03");
+	has_line(t, "apiprof_http_request_size_bytes_sum{service=\"shop\",method=\"PUT\","
+	            "route=\"/carts/{id}\"} 300");
+	has_line(t, "apiprof_http_response_size_bytes_sum{service=\"shop\",method=\"PUT\","
+	            "route=\"/carts/{id}\"} 70000");
+	has_line(t, "apiprof_n_plus_one_total{service=\"shop\",method=\"GET\","
+	            "route=\"/carts/{id}\"} 1");
+	ck_assert_ptr_null(strstr(t, "apiprof_n_plus_one_total{service=\"shop\",method=\"PUT\""));
 	has_line(t, "apiprof_db_table_operations_total{service=\"shop\",db=\"postgresql\","
 	            "table=\"carts\",operation=\"insert\"} 1");
 	has_line(t, "apiprof_db_queries_total{service=\"shop\",db=\"postgresql\","
