@@ -9,7 +9,8 @@
 # from a real driver: operations, the per-table insert count, the error code
 # and the N+1 counter. Hostile text (ESC, BEL, C1 CSI, '|', markup, bad
 # UTF-8): from a fake collector, report and check print no control
-# character and check no injected perfdata; fed through the socket into
+# character and check no injected perfdata (and report --sort errors puts
+# the most errors first, not the highest rate); fed through the socket into
 # the real one, every API answer stays strict UTF-8 JSON, /metrics passes
 # promtool, and the folded profile, /metrics and report hold no control
 # character.
@@ -195,6 +196,9 @@ EP = [{"service": "s\u001b]0;pwn\u0007\u009b31m", "method": "GET\u001b[2J", "rou
        "p99_ms": 9, "max_ms": 9} for r in ("/a|x=1;;;0 /\u001b[31mred\u009b", LONG)]
 # Wide and combining characters: the columns stay aligned on a terminal.
 EP += [dict(EP[0], service=s, route="/w") for s in ("\u65e5\u672c\u8a9e-api", "cafe\u0301")]
+# --sort errors orders by error count, then rate: 3 of 50 before 2 of 5.
+EP[2].update(error_count=2, error_rate=0.4)
+EP[3].update(count=50, error_count=3, error_rate=0.06)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         b = json.dumps({"endpoints": EP}).encode()
@@ -214,6 +218,8 @@ ap_wait_log evil '^listening'
 "$AP_CLI" report --url "http://127.0.0.1:$EVIL_PORT" >"$AP_TMP/evil.report" 2>&1 ||
 	ap_fail "report from the hostile list failed: $(cat "$AP_TMP/evil.report")"
 "$AP_CLI" check --url "http://127.0.0.1:$EVIL_PORT" --max-p95 '*=1' >"$AP_TMP/evil.check" 2>&1
+"$AP_CLI" report --url "http://127.0.0.1:$EVIL_PORT" --sort errors | awk 'NR == 2' | grep -q '^caf' ||
+	ap_fail "report --sort errors: the endpoint with the most errors (not the highest rate) is not first"
 python3 - "$AP_TMP/evil.report" "$AP_TMP/evil.check" <<'PY' || ap_fail "hostile text reached the terminal"
 import re, sys
 for f in sys.argv[1:]:
