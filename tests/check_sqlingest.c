@@ -323,6 +323,51 @@ START_TEST(test_expiry_and_reuse)
 }
 END_TEST
 
+/* The configured thresholds (SPEC 4), not the defaults, decide what is an
+ * N+1, a slow statement and a slow request. */
+START_TEST(test_configured_thresholds)
+{
+	char err[256];
+	ck_assert_int_eq(ap_config_set(&cfg, "n_plus_one_threshold", "5", err, sizeof err), 0);
+	ck_assert_int_eq(ap_config_set(&cfg, "slow_query_threshold_ms", "10", err, sizeof err), 0);
+	ck_assert_int_eq(ap_config_set(&cfg, "slow_request_threshold_ms", "50", err, sizeof err), 0);
+	struct dg d;
+	dg_start(&d, "api", 5, WALL_OFF);
+	for (int i = 0; i < 4; i++) /* 4 < 5: not an N+1 (the default 3 would say so) */
+		dg_sql(&d, 1, "SELECT * FROM a WHERE id = ?", 0xa, AP_DB_POSTGRES, 0,
+		       (uint64_t)i * MS, MS, 1, NULL, NULL);
+	dg_req(&d, 1, "GET", "/four", 200, 0, 49 * MS, 0, NULL);
+	for (int i = 0; i < 5; i++)
+		dg_sql(&d, 2, "SELECT * FROM b WHERE id = ?", 0xb, AP_DB_POSTGRES, 0,
+		       (uint64_t)i * MS, MS, 1, NULL, NULL);
+	dg_sql(&d, 2, "SELECT pg_sleep(?)", 0xc, AP_DB_POSTGRES, 0, 6 * MS, 10 * MS, 1, NULL, NULL);
+	dg_sql(&d, 2, "SELECT pg_sleep(?) + ?", 0xd, AP_DB_POSTGRES, 0, 17 * MS, 9 * MS, 1, NULL,
+	       NULL);
+	dg_req(&d, 2, "GET", "/five", 200, 0, 50 * MS, 0, NULL);
+	feed(&d, 100, SEC);
+	struct col_ep_row e = endpoint("api", "GET", "/four");
+	ck_assert_uint_eq(e.count, 1);
+	ck_assert_uint_eq(e.n_plus_one_count, 0);
+	ck_assert_uint_eq(e.slow_count, 0);
+	e = endpoint("api", "GET", "/five");
+	ck_assert_uint_eq(e.n_plus_one_count, 1);
+	ck_assert_uint_eq(e.slow_count, 1); /* at the threshold */
+	struct col_shape_rows sr;
+	ck_assert_int_eq(col_agg_shapes(agg, "api", &sr), 0);
+	int seen = 0;
+	for (size_t i = 0; i < sr.n; i++) {
+		if (sr.v[i].fp == 0xc) {
+			ck_assert_uint_eq(sr.v[i].slow_count, 1); /* 10 ms: at the threshold */
+			seen++;
+		} else {
+			ck_assert_uint_eq(sr.v[i].slow_count, 0);
+		}
+	}
+	ck_assert_int_eq(seen, 1);
+	col_shape_rows_free(&sr);
+}
+END_TEST
+
 START_TEST(test_bad_sql_records)
 {
 	struct dg d;
@@ -1135,6 +1180,7 @@ Suite *sqlingest_suite(void)
 	tcase_add_test(tc, test_errors_and_unattributed);
 	tcase_add_test(tc, test_expiry_and_reuse);
 	tcase_add_test(tc, test_bad_sql_records);
+	tcase_add_test(tc, test_configured_thresholds);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("api");
 	tcase_add_checked_fixture(tc, api_setup, api_teardown);
