@@ -4,7 +4,8 @@
 # shows the exact counts; then a real Prometheus server (Debian's), started
 # on 127.0.0.1 in the temp dir and scraping with the collector's bearer
 # token, answers a PromQL query through its HTTP API with the request count
-# this test sent, and a histogram_quantile over our buckets. nginx with two
+# this test sent, and a histogram_quantile over our buckets. max_routes = 3:
+# a fourth and fifth route count as {other}. nginx with two
 # worker processes under the preload shows that a service's series are
 # exact sums over its processes.
 . "$(dirname "$0")/lib.sh"
@@ -17,6 +18,7 @@ cat >"$AP_TMP/apiprof.conf" <<EOF
 auth_token = $TOKEN
 metric_namespace = acme
 latency_buckets = 0.001,0.01,0.1,1
+max_routes = 3
 EOF
 ap_start_collector --config "$AP_TMP/apiprof.conf"
 ap_start_threaded server
@@ -32,6 +34,8 @@ N_ERROR=3
 ap_curl_many "$AP_TMP/hello.out" $(for i in $(seq $N_HELLO); do printf '%s ' "$B/hello"; done)
 ap_curl_many "$AP_TMP/error.out" $(for i in $(seq $N_ERROR); do printf '%s ' "$B/error"; done)
 ap_curl_many "$AP_TMP/users.out" "$B/users/1" "$B/users/2"
+# Past max_routes (3: /hello, /error, /users/{id}), new routes are {other}.
+ap_curl_many "$AP_TMP/other.out" "$B/extra" "$B/more"
 
 # Freshness: /metrics reflects an event at once, so poll only for delivery.
 # The three routes' events may arrive in any order: wait for all of them.
@@ -41,7 +45,8 @@ want_error="acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",method=\"GE
 for i in $(seq 50); do
 	M >"$AP_TMP/metrics.txt" || ap_fail "GET /metrics failed"
 	grep -qxF "$want" "$AP_TMP/metrics.txt" && grep -qxF "$want_users" "$AP_TMP/metrics.txt" &&
-		grep -qxF "$want_error" "$AP_TMP/metrics.txt" && break
+		grep -qxF "$want_error" "$AP_TMP/metrics.txt" &&
+		grep -q 'route="{other}"' "$AP_TMP/metrics.txt" && break
 	sleep 0.2
 done
 grep -qxF "$want" "$AP_TMP/metrics.txt" || ap_fail "no line: $want"
@@ -51,6 +56,10 @@ grep -qxF "acme_apiprof_http_errors_total{service=\"$AP_SERVICE\",route=\"/error
 	"$AP_TMP/metrics.txt" || ap_fail "wrong error count"
 grep -qxF "acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",method=\"GET\",route=\"/users/{id}\",status=\"200\"} 2" \
 	"$AP_TMP/metrics.txt" || ap_fail "wrong /users/{id} count"
+[ "$(grep "^acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",method=\"GET\",route=" "$AP_TMP/metrics.txt" |
+	grep -v 'route="/hello"\|route="/error"\|route="/users/{id}"' | sed 's/,status="[0-9]*"//')" = \
+	"acme_apiprof_http_requests_total{service=\"$AP_SERVICE\",method=\"GET\",route=\"{other}\"} 2" ] ||
+	ap_fail "max_routes = 3: the two requests past it are not counted as {other}"
 grep -qxF "acme_apiprof_http_request_duration_seconds_count{service=\"$AP_SERVICE\",method=\"GET\",route=\"/hello\"} $N_HELLO" \
 	"$AP_TMP/metrics.txt" || ap_fail "wrong histogram count"
 grep -qxF "acme_apiprof_http_request_duration_seconds_bucket{service=\"$AP_SERVICE\",method=\"GET\",route=\"/hello\",le=\"+Inf\"} $N_HELLO" \
