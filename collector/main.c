@@ -317,11 +317,7 @@ int main(int argc, char **argv)
 		.pg_uri = col_store_is_pg(cfg.db) ? cfg.db : NULL,
 		.window_ns = col_windows_size_ns(cfg.aggregation_window_minutes),
 		.grace_ns = -1,
-		.rules = {
-			.factor = cfg.regression_response_time_factor,
-			.delta = cfg.regression_error_rate_delta,
-			.min_requests = (uint64_t)cfg.regression_min_requests,
-		},
+		.rules = col_reg_rules_of(&cfg),
 		.webhook_url = cfg.webhook_url,
 		.metrics = metrics,
 	};

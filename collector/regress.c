@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "regress.h"
+#include "ap_config.h"
 
 #include <math.h>
 #include <string.h>
@@ -66,4 +67,14 @@ size_t col_regress_detect(const struct col_reg_rules *r, const struct col_win_su
 			hit(out, cap, &n, COL_REG_N_PLUS_ONE, cur->n1[i]);
 	}
 	return n;
+}
+
+struct col_reg_rules col_reg_rules_of(const struct ap_config *cfg)
+{
+	struct col_reg_rules r = {
+		.factor = cfg->regression_response_time_factor,
+		.delta = cfg->regression_error_rate_delta,
+		.min_requests = (uint64_t)cfg->regression_min_requests,
+	};
+	return r;
 }

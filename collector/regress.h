@@ -69,4 +69,8 @@ double col_win_error_rate(const struct col_win_sum *s);
 size_t col_regress_detect(const struct col_reg_rules *r, const struct col_win_sum *prev,
                           const struct col_win_sum *cur, struct col_reg_hit *out, size_t cap);
 
+/* The rules a loaded configuration sets (its regression_* keys). */
+struct ap_config;
+struct col_reg_rules col_reg_rules_of(const struct ap_config *cfg);
+
 #endif /* COL_REGRESS_H */

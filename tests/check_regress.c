@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "ap_config.h"
 #include "col.h"
 #include "regress.h"
 #include "webhook.h"
@@ -89,6 +90,28 @@ START_TEST(test_error_rate_threshold)
 		if (n)
 			ck_assert_int_eq(h[0].type, COL_REG_ERROR_RATE);
 	}
+}
+END_TEST
+
+/* The daemon's rules are the configuration's regression_* keys (SPEC 4),
+ * defaults 2.0, 0.1 and 20. */
+START_TEST(test_rules_of_config)
+{
+	struct ap_config cfg;
+	char err[256];
+	ck_assert_int_eq(ap_config_init(&cfg), 0);
+	struct col_reg_rules r = col_reg_rules_of(&cfg);
+	ck_assert(r.factor == 2.0 && r.delta == 0.1);
+	ck_assert_uint_eq(r.min_requests, 20);
+	ck_assert_int_eq(ap_config_set(&cfg, "regression_response_time_factor", "3.5", err,
+	                               sizeof err), 0);
+	ck_assert_int_eq(ap_config_set(&cfg, "regression_error_rate_delta", "0.25", err,
+	                               sizeof err), 0);
+	ck_assert_int_eq(ap_config_set(&cfg, "regression_min_requests", "7", err, sizeof err), 0);
+	r = col_reg_rules_of(&cfg);
+	ck_assert(r.factor == 3.5 && r.delta == 0.25);
+	ck_assert_uint_eq(r.min_requests, 7);
+	ap_config_free(&cfg);
 }
 END_TEST
 
@@ -278,6 +301,7 @@ Suite *regress_suite(void)
 	tcase_add_test(tc, test_response_time_threshold);
 	tcase_add_test(tc, test_error_rate_threshold);
 	tcase_add_test(tc, test_min_requests);
+	tcase_add_test(tc, test_rules_of_config);
 	tcase_add_test(tc, test_p95);
 	tcase_add_test(tc, test_n_plus_one);
 	tcase_add_test(tc, test_webhook_schedule);
