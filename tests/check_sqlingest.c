@@ -979,6 +979,8 @@ START_TEST(test_api_fields_and_filters)
 		{ "method=POST", 4 },
 		{ "method=GET", 27 },
 		{ "route=/orders", 4 },
+		{ "route=/ORDERS", 0 },   /* exact: not LIKE (no case folding, no wildcards) */
+		{ "route=/order_", 0 },
 		{ "route=/items/%7Bid%7D", 26 },
 		{ "q=/items/2", 8 },      /* 2, 20..26 */
 		{ "limit=7", 7 },
