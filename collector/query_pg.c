@@ -156,7 +156,7 @@ static void release(struct col_qpg *q, struct qconn *c)
 static void db_error(struct qconn *c, const char *what)
 {
 	char buf[512];
-	col_log(COL_LOG_ERROR, "query: %s: %s", what, col_pg_error(c->c, buf, sizeof buf));
+	col_log(COL_LOG_ERROR, "query: %s: %s", what, col_pg_failure(c->c, buf, sizeof buf));
 }
 
 static void read_view(const PGresult *r, int i, struct col_req_view *v)
@@ -403,7 +403,7 @@ static PGresult *minutes_snapshot(struct col_qpg *q, struct qconn *c, const char
 	col_pg_p_text(&hp, our_host);
 	PGresult *r = col_pg_run(c->c, "SELECT last_batch FROM minute_flush WHERE host = $1", &hp);
 	if (r == NULL) {
-		col_pg_exec(c->c, "ROLLBACK");
+		col_pg_rollback(c->c);
 		return NULL;
 	}
 	if (PQntuples(r) == 1)
@@ -428,7 +428,10 @@ static PGresult *minutes_snapshot(struct col_qpg *q, struct qconn *c, const char
 		qb_text(&b, cl, host);
 	}
 	r = col_pg_run(c->c, b.sql, &b.p);
-	col_pg_exec(c->c, r ? "COMMIT" : "ROLLBACK");
+	if (r != NULL)
+		col_pg_exec(c->c, "COMMIT");
+	else
+		col_pg_rollback(c->c);
 	return r;
 }
 
