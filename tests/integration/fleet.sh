@@ -781,4 +781,10 @@ ap_assert_jq "space again: every row written, none refused" \
 	'.rows_written == 21 and .rows_held == 0 and .rows_rejected == 0' "$(dstore .)"
 ap_assert_eq "rows of the sender in the database" \
 	"$(ap_psql pgfaults -Atc "SELECT count(*) FROM requests WHERE service = 'faults'")" 21
+# A text parameter that is not UTF-8, which PostgreSQL refuses: a 400 (it
+# was a 503, "the database is unavailable").
+for u in '/api/v1/requests?service=%FF' '/api/v1/summaries?route=%C3'; do
+	ap_assert_eq "GET $u on PostgreSQL" \
+		"$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL_delta$u")" 400
+done
 ap_stop_pid "$PID_delta"
