@@ -382,6 +382,7 @@ void col_store_error(struct col_store *s, const char *what)
 {
 	CNT_ADD(s, c_errors, 1);
 	s->fault_errors++;
+	s->fault_kinds |= s->cur_kind;
 	pthread_mutex_lock(&s->mu);
 	s->faulty = 1;
 	snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, s->be->errmsg(s));
@@ -433,6 +434,9 @@ void col_store_set_down(struct col_store *s, int down, const char *reason)
 void col_store_ok(struct col_store *s)
 {
 	if (s->fault_errors == 0)
+		return;
+	s->fault_kinds &= ~s->cur_kind;
+	if (s->fault_kinds != 0)
 		return;
 	col_log(COL_LOG_INFO, "storage: writing again after %llu failed transactions",
 	        (unsigned long long)s->fault_errors);
@@ -1453,7 +1457,10 @@ static int flush_findings(struct col_store *s)
 		}
 		s->find_held = 1;
 	}
-	if (s->be->write_findings(s, &s->find_err, &s->find_pat) < 0)
+	s->cur_kind = COL_SK_FINDINGS;
+	int rc = s->be->write_findings(s, &s->find_err, &s->find_pat);
+	s->cur_kind = 0;
+	if (rc < 0)
 		return -EIO;
 	col_error_rows_free(&s->find_err);
 	col_n1_rows_free(&s->find_pat);
@@ -1475,7 +1482,10 @@ static int flush_minutes(struct col_store *s, int all)
 				return 0;
 			s->next_batch_id++;
 		}
-		if (s->be->write_minutes(s, s->batch) < 0)
+		s->cur_kind = COL_SK_MINUTES;
+		int rc = s->be->write_minutes(s, s->batch);
+		s->cur_kind = 0;
+		if (rc < 0)
 			return -EIO;
 		col_agg_minutes_done(s->agg, s->batch);
 		s->batch = NULL;
@@ -1604,6 +1614,15 @@ static size_t take_rows(struct col_store *s, struct col_row **batch)
 	return k;
 }
 
+/* The backend's write_rows, as a write of kind rows (col_store_ok()). */
+static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
+{
+	s->cur_kind = COL_SK_ROWS;
+	int rc = s->be->write_rows(s, rows, n);
+	s->cur_kind = 0;
+	return rc;
+}
+
 static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_mono)
 {
 	struct timespec ts = {
@@ -1626,7 +1645,7 @@ static void final_flush(struct col_store *s, struct col_row **batch, size_t nb)
 				break;
 		}
 		int tries = 0;
-		while (s->be->write_rows(s, batch, nb) < 0 && ++tries < SHUTDOWN_TRIES)
+		while (write_rows(s, batch, nb) < 0 && ++tries < SHUTDOWN_TRIES)
 			nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
 		if (tries >= SHUTDOWN_TRIES) {
 			CNT_ADD(s, c_dropped, nb);
@@ -1687,7 +1706,7 @@ static void *store_main(void *arg)
 		 * thread in a call; the status tells from how long it has been in. */
 		__atomic_store_n(&s->busy_since, now, __ATOMIC_RELAXED);
 		if (nb > 0 && now >= next_retry) {
-			if (s->be->write_rows(s, batch, nb) == 0) {
+			if (write_rows(s, batch, nb) == 0) {
 				free_rows(batch, nb);
 				__atomic_store_n(&s->held, 0, __ATOMIC_RELAXED);
 				nb = 0;

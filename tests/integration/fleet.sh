@@ -737,8 +737,9 @@ fi
 # overflowed, PostgreSQL refused the partition, and the batch was retried
 # forever). (2) The database server's disk full (a trigger raising
 # SQLSTATE 53100, disk_full): the rows are held and retried until it
-# passes, none refused (they were, after 3 tries), and the status gives
-# PostgreSQL's reason (it said "unknown error").
+# passes, none refused (they were, after 3 tries), the status gives
+# PostgreSQL's reason (it said "unknown error"), and the log says it once
+# each way even though the minute statistics are written meanwhile.
 ap_psql postgres -c "CREATE DATABASE pgfaults" >/dev/null
 start_col delta delta "postgresql://postgres@127.0.0.1:$AP_PG_PORT/pgfaults"
 cat >"$AP_TMP/send.py" <<'PY'
@@ -769,14 +770,25 @@ ap_assert_eq "its partition" "$(ap_psql pgfaults -Atc "SELECT count(*) FROM pg_c
 ap_psql pgfaults -c "CREATE FUNCTION ap_full() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
 	RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
 	END \$\$; CREATE TRIGGER ap_full BEFORE INSERT ON requests FOR EACH ROW EXECUTE FUNCTION ap_full()" >/dev/null
-send now 10
+# Two bursts: the minutes of the first commit while its rows fail, which
+# must not end the fault (it flipped off and on, logged each way, every
+# second).
+send now 5
+sleep 1.5
+send now 5
 errors5() { [ "$(dstore .storage_errors)" -ge 5 ]; }
 poll 30 errors5 || ap_fail "not 5 failed writes on a full disk: $(dstore .)"
 ap_assert_jq "disk full: 10 rows held, none refused, the reason shown" \
-	'.rows_written == 11 and .rows_held == 10 and .rows_rejected == 0 and
+	'.rows_written == 11 and .rows_held == 10 and .rows_rejected == 0 and .writing == false and
 	 (.last_error | test("writing requests: could not extend file: No space left on device \\(SQLSTATE 53100\\)"))' "$(dstore .)"
+ap_assert_eq "log lines about the full disk while it lasts" \
+	"$(grep -c 'storage: writing requests' "$AP_TMP/delta.log")" 1
+ap_assert_eq "no end of the fault logged while rows still fail" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" 0
 ap_psql pgfaults -c "DROP TRIGGER ap_full ON requests" >/dev/null
 poll 20 written 21 || ap_fail "the held rows not written once the disk had room: $(dstore .)"
+ap_assert_eq "the end of the fault logged once" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" 1
 ap_assert_jq "space again: every row written, none refused" \
 	'.rows_written == 21 and .rows_held == 0 and .rows_rejected == 0' "$(dstore .)"
 ap_assert_eq "rows of the sender in the database" \
