@@ -480,6 +480,13 @@ for i in $(seq 150); do
 done
 ap_assert_jq "status while the table is locked: slow, 10 rows held" \
 	'.store.database == "slow" and .store.write_busy_ms >= 5000 and .store.rows_held == 10' "$st"
+# A read of the locked table waits 2 s for it (lock_timeout), then is a
+# 503; it waited as long as the lock did, and a few such reads held every
+# HTTP thread, /healthz included.
+code=$(curl -s -o "$AP_TMP/locked.json" -w '%{http_code}' --max-time 10 "$URL_alpha/api/v1/requests")
+ap_assert_eq "fleet /api/v1/requests while requests is locked" "$code" 503
+ap_assert_jq "its error says the database is unavailable" \
+	'.error | test("database is unavailable")' "$(cat "$AP_TMP/locked.json")"
 pg_release slowlock "COMMIT;"
 for i in $(seq 150); do
 	st=$(api alpha /api/v1/status)
