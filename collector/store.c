@@ -1176,6 +1176,7 @@ static int sq_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 		return -EIO;
 	}
 	uint64_t rejected = 0, queries = 0;
+	char why[256] = ""; /* the first refusal's reason (the COMMIT clears it) */
 	for (size_t i = 0; i < n; i++) {
 		rc = write_row(s, rows[i], &queries);
 		if (rc == SQLITE_OK)
@@ -1185,7 +1186,8 @@ static int sq_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 			rollback(s);
 			return -EIO;
 		}
-		rejected++;
+		if (rejected++ == 0)
+			snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
 	}
 	sqlite3_clear_bindings(s->st[ST_INSERT_REQ]);
 	sqlite3_clear_bindings(s->st[ST_INSERT_QUERY]);
@@ -1199,7 +1201,7 @@ static int sq_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 	if (rejected) {
 		CNT_ADD(s, c_rejected, rejected);
 		col_log(COL_LOG_WARN, "storage: %llu request rows refused: %s",
-		        (unsigned long long)rejected, sqlite3_errmsg(s->db));
+		        (unsigned long long)rejected, why);
 	}
 	CNT_ADD(s, c_written, n - rejected);
 	CNT_ADD(s, c_queries, queries);
