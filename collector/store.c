@@ -1499,26 +1499,28 @@ static int flush_minutes(struct col_store *s, int all)
 /* ---- retention ---- */
 
 /* Deletes one batch of expired requests with their statements and N+1
- * findings, in one transaction. Returns the requests deleted, or -1. */
+ * findings, in one transaction. Returns the requests deleted, or -1 (the
+ * failure counted and logged by col_store_error()). */
 static int expire_requests(struct col_store *s, int64_t cutoff_ns)
 {
 	static const int order[3] = { ST_EXPIRE_QUERIES, ST_EXPIRE_REQ_N1, ST_EXPIRE_REQ };
 	int changed = 0;
 	if (exec1(s, ST_BEGIN) != SQLITE_OK)
-		return -1;
+		goto fail;
 	for (int i = 0; i < 3; i++) {
 		sqlite3_bind_int64(s->st[order[i]], 1, cutoff_ns);
-		if (exec1(s, order[i]) != SQLITE_OK) {
-			rollback(s);
-			return -1;
-		}
+		if (exec1(s, order[i]) != SQLITE_OK)
+			goto fail;
 		changed = sqlite3_changes(s->db); /* the last one: requests */
 	}
-	if (exec1(s, ST_COMMIT) != SQLITE_OK) {
-		rollback(s);
-		return -1;
-	}
+	if (exec1(s, ST_COMMIT) != SQLITE_OK)
+		goto fail;
 	return changed;
+fail:
+	/* Before the ROLLBACK, whose success would leave "not an error". */
+	col_store_error(s, "deleting expired rows");
+	rollback(s);
+	return -1;
 }
 
 /* Deletes up to a time budget of expired rows. 1 when more remain. */
@@ -1530,10 +1532,8 @@ static int sq_expire_step(struct col_store *s)
 	int64_t t0 = col_clock_mono_ns();
 	for (;;) {
 		int changed = expire_requests(s, cutoff_ns);
-		if (changed < 0) {
-			col_store_error(s, "deleting expired rows");
-			return 0; /* next hour */
-		}
+		if (changed < 0)
+			return 0; /* next hour (the error is counted) */
 		CNT_ADD(s, c_expired, (uint64_t)changed);
 		if (changed < RETENTION_BATCH)
 			break;
