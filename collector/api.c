@@ -352,6 +352,13 @@ static int p_str(struct MHD_Connection *c, const char *name, const char **out,
 		snprintf(err, errlen, "%s: expected a non-empty value", name);
 		return -1;
 	}
+	/* Every stored name is UTF-8, so such a value matches nothing; and
+	 * PostgreSQL refuses it as a parameter, which read as the database
+	 * being unavailable (503). */
+	if (!col_utf8_valid(s)) {
+		snprintf(err, errlen, "%s: expected UTF-8 text", name);
+		return -1;
+	}
 	*out = s;
 	return 1;
 }

@@ -679,6 +679,36 @@ START_TEST(test_api_end_to_end)
 }
 END_TEST
 
+/* A text parameter that is not UTF-8 (a stray %FF) is a bad parameter:
+ * every stored name is UTF-8, and PostgreSQL refused such a parameter,
+ * which the fleet's API answered 503, "the database is unavailable". Valid
+ * UTF-8 that matches nothing is still a 200 with an empty list. */
+START_TEST(test_api_invalid_utf8_params)
+{
+	static const char *const bad[] = {
+		"/api/v1/requests?service=%FF", "/api/v1/requests?q=%C3",
+		"/api/v1/requests?route=/a%ED%A0%80", "/api/v1/requests?host=%C0%AF",
+		"/api/v1/endpoints?service=%FF", "/api/v1/queries?host=%FE",
+		"/api/v1/errors?service=%80", "/api/v1/n-plus-one?host=%F5%80%80%80",
+		"/api/v1/profile?route=%FF", "/api/v1/summaries?route=%FF",
+		"/api/v1/regressions?service=%FF", "/api/v1/timeseries?host=%FF",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		long status;
+		json_t *j = get(bad[i], &status);
+		ck_assert_msg(status == 400, "%s: %ld", bad[i], status);
+		ck_assert_msg(JSTR(j, "error") && strstr(JSTR(j, "error"), "UTF-8"), "%s", bad[i]);
+		json_decref(j);
+	}
+	static const char *const good[] = {
+		"/api/v1/requests?service=caf%C3%A9", "/api/v1/requests?q=%F0%9F%98%80",
+		"/api/v1/summaries?route=/caf%C3%A9",
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		json_decref(get_ok(good[i]));
+}
+END_TEST
+
 /* A process that sends what it is told to (after fork(): async-signal-safe
  * calls only): on 'r' its crashed request, on 'c' its CRASH record,
  * answering each with a byte; exits on 'q' (not on EOF: a crasher forked
@@ -817,6 +847,7 @@ Suite *sqlingest_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_api_end_to_end);
 	tcase_add_test(tc, test_api_crashes_interleaved);
+	tcase_add_test(tc, test_api_invalid_utf8_params);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -672,6 +672,22 @@ START_TEST(test_alert_body)
 	ck_assert_ptr_null(json_object_get(o, "fingerprint"));
 	json_decref(o);
 	free(s);
+	/* A route a client chose, with Slack's markup in it: escaped in the
+	 * text (no @channel notification, no disguised link), as is in
+	 * "route". */
+	v.route = "/<!channel>/<http://evil.example|docs>&x";
+	s = col_windows_alert_body(&v);
+	o = json_loads(s, 0, NULL);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "route")),
+	                 "/<!channel>/<http://evil.example|docs>&x");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "text")),
+	                 ":warning: apiprof: GET /&lt;!channel&gt;/&lt;http://evil.example|docs&gt;&amp;x"
+	                 " on api got slower: average 890.3 ms, up from 120.5 ms (7.4x) in"
+	                 " 08:15:00-09:15:00 UTC on web1");
+	json_decref(o);
+	free(s);
+	v.route = "/api/users/{id}";
 	v.type = COL_REG_N_PLUS_ONE;
 	v.fingerprint = "00000000deadbeef";
 	v.sql = "SELECT * FROM t WHERE id = ?";
