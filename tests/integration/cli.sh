@@ -103,7 +103,9 @@ expect 3 '^APIPROF UNKNOWN - --max-error-rate'
 check --since yesterday
 expect 3 '^APIPROF UNKNOWN - --since'
 check --frobnicate
-expect 3 '^APIPROF UNKNOWN - unexpected argument'
+expect 3 "^APIPROF UNKNOWN - unknown option '--frobnicate'"
+check extra
+expect 3 "^APIPROF UNKNOWN - unexpected argument 'extra'"
 OUT=$(APIPROF_TOKEN= "$AP_CLI" check 2>/dev/null); RC=$?
 expect 3 '^APIPROF UNKNOWN - the collector at .* refused the request \(HTTP 401\): set APIPROF_TOKEN'
 OUT=$(APIPROF_TOKEN=wrong "$AP_CLI" check 2>/dev/null); RC=$?
@@ -130,8 +132,14 @@ fi
 APIPROF_TOKEN= "$AP_CLI" aggregate >/dev/null 2>"$AP_TMP/agg401.err"
 ap_assert_eq "aggregate without the token" "$?" 3
 grep -q 'HTTP 401' "$AP_TMP/agg401.err" || ap_fail "aggregate 401: $(cat "$AP_TMP/agg401.err")"
-"$AP_CLI" aggregate --bogus >/dev/null 2>&1
+"$AP_CLI" aggregate --bogus >/dev/null 2>"$AP_TMP/agg-bogus.err"
 ap_assert_eq "aggregate --bogus" "$?" 2
+grep -q "^apiprof aggregate: unknown option '--bogus'" "$AP_TMP/agg-bogus.err" ||
+	ap_fail "aggregate --bogus: $(head -1 "$AP_TMP/agg-bogus.err")"
+"$AP_CLI" report --bogus >/dev/null 2>"$AP_TMP/report-bogus.err"
+ap_assert_eq "report --bogus" "$?" 2
+grep -q "^apiprof report: unknown option '--bogus'" "$AP_TMP/report-bogus.err" ||
+	ap_fail "report --bogus: $(head -1 "$AP_TMP/report-bogus.err")"
 
 # report: colours on a terminal (script(1) gives it one), plain in a pipe.
 script -qec "env TERM=xterm APIPROF_URL=$AP_URL APIPROF_TOKEN=$TOKEN $AP_CLI report --sort p95" \
