@@ -173,6 +173,18 @@ for e in /healthz /api/v1/status /api/v1/endpoints /api/v1/requests /api/v1/requ
 	/api/v1/errors /api/v1/timeseries /api/v1/profile /metrics; do
 	grep -qF -- "$e" "$AP_TMP/collector-help.txt" || ap_fail "apiprof-collector --help does not list $e"
 done
+# A PostgreSQL db it cannot reach: exit 2, the password never printed
+# (README: shown as ***), in the URI's user part or as a parameter.
+for db in 'postgresql://u:it-SECRET@127.0.0.1:1/x' \
+	'postgres://u@127.0.0.1:1/x?sslmode=disable&password=it-SECRET'; do
+	"$AP_COLLECTOR" --db "$db" --socket "$AP_TMP/pg.sock" --http "127.0.0.1:$(ap_free_port)" \
+		>/dev/null 2>"$AP_TMP/pg-start.err"
+	ap_assert_eq "collector with $db unreachable" "$?" 2
+	grep -q '^apiprof-collector: db postgres.*\*\*\*.*Connection refused' "$AP_TMP/pg-start.err" ||
+		ap_fail "unreachable db: $(tail -1 "$AP_TMP/pg-start.err")"
+	! grep -q 'it-SECRET' "$AP_TMP/pg-start.err" ||
+		ap_fail "the db password is printed: $(grep it-SECRET "$AP_TMP/pg-start.err")"
+done
 
 # The SQL metrics of the same traffic.
 ap_api_auth /metrics >"$AP_TMP/metrics.txt" || ap_fail "GET /metrics failed"
