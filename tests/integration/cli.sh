@@ -5,7 +5,9 @@
 # N+1 gate, the exit codes 0-3, Nagios perfdata, APIPROF_URL/--url and
 # APIPROF_TOKEN), `aggregate`, `report` in colour on a terminal and plain
 # through a pipe, `run` (and its --url, exported as APIPROF_URL), --help on
-# each and the collector's --help naming every SPEC 5 endpoint. Also the SQL side of /metrics
+# each (an option a subcommand lacks is an "unknown option") and the
+# collector's --help naming every SPEC 5 endpoint; the collector refusing an
+# unreachable PostgreSQL db without printing its password. Also the SQL side of /metrics
 # from a real driver: operations, the per-table insert count, the error code
 # and the N+1 counter. Hostile text (ESC, BEL, C1 CSI, '|', markup, bad
 # UTF-8): from a fake collector, report and check print no control
