@@ -355,9 +355,28 @@ void col_pg_copy_sep(struct col_pg_buf *b, char c)
 	buf_put(b, &c, 1);
 }
 
+/* Masks the value of every password=VALUE parameter after the '?' of a
+ * URI in out (a buffer of len bytes), in place. */
+static void pg_redact_param(char *out, size_t len)
+{
+	char *p = strchr(out, '?');
+	while (p != NULL) {
+		p++;
+		if (strncmp(p, "password=", 9) == 0) {
+			char *v = p + 9, *end = v + strcspn(v, "&");
+			char rest[1024];
+			snprintf(rest, sizeof rest, "%s", end);
+			snprintf(v, len - (size_t)(v - out), "***%s", rest);
+		}
+		p = strchr(p, '&');
+	}
+}
+
 void col_pg_redact(const char *db, char *out, size_t len)
 {
 	snprintf(out, len, "%s", db);
+	if (strstr(out, "://") != NULL)
+		pg_redact_param(out, len);
 	char *scheme = strstr(out, "://");
 	if (scheme == NULL)
 		return;

@@ -113,8 +113,8 @@ void col_pg_copy_f64(struct col_pg_buf *b, double v);   /* NaN, Infinity too */
 void col_pg_copy_sep(struct col_pg_buf *b, char c);
 
 /* Copies a --db value for display into out: the password of a URI
- * (scheme://user:PASSWORD@host...) becomes "***"; anything else is copied
- * as is (truncated to len). */
+ * (scheme://user:PASSWORD@host..., and a password=PASSWORD parameter after
+ * '?') becomes "***"; anything else is copied as is (truncated to len). */
 void col_pg_redact(const char *db, char *out, size_t len);
 
 #endif /* COL_PG_H */

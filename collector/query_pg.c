@@ -92,7 +92,9 @@ struct col_qpg *col_qpg_open(const char *uri, unsigned nconn, char *err, size_t 
 	char why[512];
 	q->c[0].c = qconnect(uri, why, sizeof why);
 	if (q->c[0].c == NULL) {
-		snprintf(err, errlen, "db %s: read connection: %s", uri, why);
+		char shown[1024];
+		col_pg_redact(uri, shown, sizeof shown);
+		snprintf(err, errlen, "db %s: read connection: %s", shown, why);
 		col_qpg_free(q);
 		return NULL;
 	}

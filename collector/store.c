@@ -30,6 +30,7 @@
 #include "findings.h"
 #include "hmap.h"
 #include "log.h"
+#include "pg.h"
 #include "shapeset.h"
 #include "stmt.h"
 
@@ -638,6 +639,9 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	pthread_condattr_destroy(&ca);
 	s->path = strdup(o->path);
 	s->host = strdup(o->host);
+	char shown[1024];
+	col_pg_redact(o->path, shown, sizeof shown);
+	s->shown = strdup(shown);
 	s->cap = o->queue_cap ? o->queue_cap : DEFAULT_QUEUE_CAP;
 	s->stmt_cap = o->queue_stmt_cap ? o->queue_stmt_cap : DEFAULT_QUEUE_STMT_CAP;
 	s->byte_cap = o->queue_byte_cap ? o->queue_byte_cap : DEFAULT_QUEUE_BYTE_CAP;
@@ -651,7 +655,7 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	s->admit_sec = -1;
 	s->id_slot = -1;
 	s->be = col_store_is_pg(o->path) ? &col_store_pg_be : &col_store_sqlite_be;
-	if (s->path == NULL || s->host == NULL || s->q == NULL) {
+	if (s->path == NULL || s->host == NULL || s->shown == NULL || s->q == NULL) {
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1862,6 +1866,7 @@ void col_store_free(struct col_store *s)
 	pthread_mutex_destroy(&s->mu);
 	free(s->q);
 	free(s->path);
+	free(s->shown);
 	free(s->host);
 	free(s);
 }

@@ -80,6 +80,7 @@ struct col_store {
 	struct sqlite3 *db;           /* the SQLite backend's */
 	struct sqlite3_stmt *st[COL_STORE_SQLITE_STMTS];
 	char *path, *host;
+	char *shown;                  /* path for messages: a URI's password as *** */
 	int retention_days;
 	int max_rows_per_s;
 	int texts_orphaned;           /* SQLite: query minutes expired since the

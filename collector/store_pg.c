@@ -280,18 +280,18 @@ static int migrate(struct col_store *s, char *err, size_t errlen)
 	char buf[512], sql[96];
 	snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", LOCK_MIGRATE);
 	if (col_pg_exec(c, sql) < 0) {
-		snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(c, buf, sizeof buf));
+		snprintf(err, errlen, "db %s: %s", s->shown, col_pg_error(c, buf, sizeof buf));
 		return -EIO;
 	}
 	int rc = 0, version = stored_version(c), v = version;
 	if (version < 0) {
 		rc = -EIO;
-		snprintf(err, errlen, "db %s: reading the schema version: %s", s->path,
+		snprintf(err, errlen, "db %s: reading the schema version: %s", s->shown,
 		         col_pg_error(c, buf, sizeof buf));
 	} else if (version > COL_PG_SCHEMA_VERSION) {
 		rc = -EPROTONOSUPPORT;
 		snprintf(err, errlen, "db %s: schema version %d is newer than this collector"
-		         " supports (%d)", s->path, version, COL_PG_SCHEMA_VERSION);
+		         " supports (%d)", s->shown, version, COL_PG_SCHEMA_VERSION);
 	}
 	/* PostgreSQL starts at version 2 (the layout of SQLite's version 2). */
 	for (v = version < 2 ? 2 : version + 1; rc == 0 && v <= COL_PG_SCHEMA_VERSION; v++) {
@@ -302,12 +302,12 @@ static int migrate(struct col_store *s, char *err, size_t errlen)
 			col_pg_error(c, buf, sizeof buf);
 			col_pg_rollback(c);
 			snprintf(err, errlen, "db %s: migrating the schema to version %d: %s",
-			         s->path, v, buf);
+			         s->shown, v, buf);
 			rc = -EIO;
 		}
 	}
 	if (rc == 0 && version >= 2 && version < COL_PG_SCHEMA_VERSION)
-		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->path,
+		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->shown,
 		        version, COL_PG_SCHEMA_VERSION);
 	snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", LOCK_MIGRATE);
 	col_pg_exec(c, sql);
@@ -437,7 +437,7 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	char why[512];
 	p->conn = col_pg_connect(s->path, why, sizeof why);
 	if (p->conn == NULL) {
-		snprintf(err, errlen, "db %s: %s", s->path, why);
+		snprintf(err, errlen, "db %s: %s", s->shown, why);
 		return -EIO;
 	}
 	col_pg_exec(p->conn, "SET statement_timeout = '30s'");
@@ -459,7 +459,7 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	               " (SELECT coalesce(max(last_batch), 0) FROM minute_flush WHERE host = $1)",
 	               &pp);
 	if (r == NULL || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
-		snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(p->conn, why, sizeof why));
+		snprintf(err, errlen, "db %s: %s", s->shown, col_pg_error(p->conn, why, sizeof why));
 		PQclear(r);
 		return -EIO;
 	}
@@ -467,13 +467,13 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	s->id_slot = (slot - 1) % ID_SLOTS;
 	if (slot > ID_SLOTS)
 		col_log(COL_LOG_WARN, "db %s: more than %d hosts: request ids of host %s may"
-		        " collide with another's", s->path, ID_SLOTS, s->host);
+		        " collide with another's", s->shown, ID_SLOTS, s->host);
 	s->next_id = col_pg_i64(r, 0, 1) / ID_SLOTS + 1;
 	s->next_batch_id = (uint64_t)col_pg_i64(r, 0, 2) + 1;
 	PQclear(r);
 	int64_t today = day_of(col_clock_real_ns());
 	if (ensure_day(s, today) < 0 || ensure_day(s, today + 1) < 0) {
-		snprintf(err, errlen, "db %s: creating partitions: %s", s->path,
+		snprintf(err, errlen, "db %s: creating partitions: %s", s->shown,
 		         col_pg_error(p->conn, why, sizeof why));
 		return -EIO;
 	}
@@ -1480,7 +1480,7 @@ static int pg_load(struct col_store *s, struct col_agg *agg, char *err, size_t e
 	for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
 		PGresult *r = col_pg_run(c, parts[k].sql, &pp);
 		if (r == NULL) {
-			snprintf(err, errlen, "db %s: loading stored statistics: %s", s->path,
+			snprintf(err, errlen, "db %s: loading stored statistics: %s", s->shown,
 			         col_pg_error(c, why, sizeof why));
 			return -EIO;
 		}
