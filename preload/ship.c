@@ -175,9 +175,10 @@ static size_t count_records(const uint8_t *p, size_t len)
  * (0: no deadline). Returns 0 when all went, else the -errno of the first
  * failure (-ETIMEDOUT past the deadline); records not sent are counted as
  * dropped, unless `failed` is given: then the index of the cut whose
- * datagram failed is stored there, and the caller counts. With MSG_DONTWAIT and a deadline (the exec flush, on a host
- * thread), a full queue is retried every SHIP_RETRY until the deadline:
- * the host's thread sleeps, never blocks in a send. */
+ * datagram failed is stored there, and the caller counts. With
+ * MSG_DONTWAIT and a deadline (the exec flush, on a host thread), a full
+ * queue is retried every SHIP_RETRY until the deadline: the host's thread
+ * sleeps, never blocks in a send. */
 #define SHIP_RETRY_NS 100000
 static int send_records(int sock, const uint8_t *buf, size_t len,
                         const size_t *cuts, unsigned ncuts, int flags, uint64_t deadline_ns,
