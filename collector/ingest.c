@@ -43,6 +43,8 @@
 #include "windows.h"
 
 #define INGEST_VLEN 16
+/* How far ahead of our clock a record may be dated (misdated()). */
+#define INGEST_MAX_AHEAD_NS (86400 * COL_NS_PER_S)
 #define PATH_BUF 4096                 /* longest path kept (after %-escaping) */
 #define PRUNE_EVERY_NS (5 * COL_NS_PER_S)
 #define POLL_MS 1000
@@ -89,7 +91,8 @@ struct col_ingest {
 
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
-	         c_sql, c_sql_unattr, c_sql_lost, c_rebound;
+	         c_sql, c_sql_unattr, c_sql_lost, c_rebound, c_misdated;
+	int misdated_logged;      /* ingest thread only */
 	/* copies of the pending counters, for other threads */
 	uint64_t g_expired, g_pend_stmts, g_pend_groups, g_pend_lost;
 };
@@ -410,6 +413,35 @@ out:
 
 /* ---- decoding ---- */
 
+/* 1 (counted, and logged the first time) when a record dated ts_ns, by
+ * the sender's clocks, began more than retention_days before now_real or
+ * more than INGEST_MAX_AHEAD_NS after it, by ours. Any local process may
+ * send, and such dates would make minutes, windows and (PostgreSQL) daily
+ * partitions that retention never deletes. A preloaded process sends what
+ * it buffered during a collector outage when the collector returns, so
+ * its records can be as old as the outage: the bound is retention's,
+ * beyond which they would be deleted anyway. */
+static int misdated(struct col_ingest *in, uint32_t pid, const char *what, int64_t ts_ns,
+                    int64_t now_real)
+{
+	int64_t past = (int64_t)in->cfg->retention_days * 86400 * COL_NS_PER_S;
+	if (ts_ns >= now_real - past && ts_ns <= now_real + INGEST_MAX_AHEAD_NS)
+		return 0;
+	CNT_ADD(in, c_rec_bad, 1);
+	CNT_ADD(in, c_misdated, 1);
+	if (!in->misdated_logged) {
+		in->misdated_logged = 1;
+		char at[COL_TIME_BUF], now[COL_TIME_BUF];
+		col_time_format(ts_ns, at, sizeof at);
+		col_time_format(now_real, now, sizeof now);
+		col_log(COL_LOG_WARN, "refused a %s record of pid %u dated %s (now %s): more than"
+		        " retention_days (%d) old or a day ahead; such records are counted in"
+		        " /api/v1/status ingest.records_misdated, and not logged again",
+		        what, (unsigned)pid, at, now, in->cfg->retention_days);
+	}
+	return 1;
+}
+
 static void on_hello(struct col_ingest *in, uint32_t pid, const struct ap_rec_hello *h)
 {
 	char service[COL_SERVICE_MAX], exe[COL_EXE_MAX];
@@ -423,8 +455,12 @@ static void on_hello(struct col_ingest *in, uint32_t pid, const struct ap_rec_he
 }
 
 static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
-                   const struct ap_rec_sql *r, uint64_t hello_start, int64_t now_mono)
+                   const struct ap_rec_sql *r, uint64_t hello_start, int64_t now_mono,
+                   int64_t now_real)
 {
+	if (misdated(in, pid, "SQL", (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns),
+	             now_real))
+		return;
 	CNT_ADD(in, c_sql, 1);
 	struct col_stmt *s = col_stmt_new(r, h->wall_minus_mono_ns,
 	                                  in->cfg->slow_query_threshold_ms);
@@ -558,6 +594,13 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	struct col_reqsql *rs = col_pending_take(in->pend, pid, r->req_id);
 	if (rs != NULL)
 		sync_pending(in);
+	/* Times are the sender's CLOCK_MONOTONIC; its batch header carries
+	 * the offset to wall time read when the batch was sent. */
+	int64_t ts_ns = (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns);
+	if (misdated(in, pid, "request", ts_ns, now_real)) {
+		col_reqsql_free(rs);
+		return;
+	}
 	char path[PATH_BUF];
 	size_t plen = col_clean_path(r->path.p, r->path.len, path, sizeof path);
 	if (ap_config_path_ignored(in->cfg, path, plen)) {
@@ -574,9 +617,6 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	struct col_obs o = { 0 };
 	int aborted = (r->flags & AP_REQF_ABORTED) != 0;
 	int crashed = aborted && (r->flags & AP_REQF_CRASHED);
-	/* Times are the sender's CLOCK_MONOTONIC; its batch header carries
-	 * the offset to wall time read when the batch was sent. */
-	int64_t ts_ns = (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns);
 	o.duration_ms = r->end_ns > r->start_ns ? (double)(r->end_ns - r->start_ns) / 1e6 : 0;
 	o.error = r->status >= 500 || aborted;
 	o.slow = o.duration_ms >= in->cfg->slow_request_threshold_ms;
@@ -675,8 +715,13 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
  * message; the full backtrace goes to the log. Symbolising reads ELF files
  * (milliseconds), acceptable for an event this rare. */
 static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
-                     const struct ap_rec_crash *c)
+                     const struct ap_rec_crash *c, int64_t now_real)
 {
+	if (misdated(in, pid, "crash", (int64_t)(c->time_ns + (uint64_t)h->wall_minus_mono_ns),
+	             now_real)) {
+		crashed_take(in, pid, c->req_id);
+		return;
+	}
 	char service[COL_SERVICE_MAX];
 	col_clean_text(c->service.p, c->service.len, service, sizeof service);
 	if (service[0] == '\0')
@@ -770,7 +815,7 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 			if (ap_wire_get_sql(p, plen, &sql) < 0)
 				CNT_ADD(in, c_rec_bad, 1);
 			else
-				on_sql(in, pid, &h, &sql, hello_start, now_mono);
+				on_sql(in, pid, &h, &sql, hello_start, now_mono, now_real);
 			break;
 		}
 		case AP_REC_REQUEST: {
@@ -802,7 +847,7 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 			if (ap_wire_get_crash(p, plen, &cr) < 0)
 				CNT_ADD(in, c_rec_bad, 1);
 			else
-				on_crash(in, pid, &h, &cr);
+				on_crash(in, pid, &h, &cr, now_real);
 			break;
 		}
 		default:
@@ -1039,4 +1084,5 @@ void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters
 	c->statements_pending = CNT_GET(in, g_pend_stmts);
 	c->groups_pending = CNT_GET(in, g_pend_groups);
 	c->socket_recreated = CNT_GET(in, c_rebound);
+	c->records_misdated = CNT_GET(in, c_misdated);
 }

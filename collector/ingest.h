@@ -111,7 +111,8 @@ struct col_ingest_counters {
 	uint64_t truncated;       /* header cut short, or larger than 64 KiB */
 	uint64_t no_credentials;  /* the kernel gave no sender pid (impossible with SO_PASSCRED) */
 	uint64_t records;         /* records decoded */
-	uint64_t records_bad;     /* records cut short or malformed */
+	uint64_t records_bad;     /* records cut short or malformed, or misdated */
+	uint64_t records_misdated;/* of those: dated more than retention_days ago or a day ahead */
 	uint64_t records_unknown; /* unknown types, skipped */
 	uint64_t requests;        /* request records counted */
 	uint64_t requests_ignored;/* ignored_paths */
