@@ -173,6 +173,11 @@ void col_ingest_set_metrics(struct col_ingest *in, struct col_metrics *m)
 	in->metrics = m;
 }
 
+void col_ingest_set_store(struct col_ingest *in, struct col_store *store)
+{
+	in->store = store;
+}
+
 const char *col_ingest_path(const struct col_ingest *in)
 {
 	return in->path;
@@ -483,12 +488,13 @@ static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hd
 	sync_pending(in);
 }
 
-/* The error groups and N+1 patterns of one request; example is the id its
- * stored row will have (0: not stored). */
+/* The error groups and N+1 patterns of one request, with its statements;
+ * example is the id its stored row will have (0: not stored). */
 static void request_findings(struct col_ingest *in, const char *service, const char *method,
                              const char *route, int64_t ts_ns, const struct ap_rec_request *r,
-                             const char *message, const struct col_reqsql *rs,
-                             const struct col_n1 *n1, size_t nn1, int64_t example)
+                             const char *message, struct col_stmt *const *stmts,
+                             uint32_t nstmts, const struct col_n1 *n1, size_t nn1,
+                             int64_t example)
 {
 	struct col_findings *f = col_agg_findings(in->agg);
 	for (size_t i = 0; i < nn1; i++)
@@ -504,8 +510,8 @@ static void request_findings(struct col_ingest *in, const char *service, const c
 		snprintf(type, sizeof type, "HTTP %u", (unsigned)r->status);
 		col_findings_error(f, service, method, route, type, message, ts_ns, example);
 	}
-	for (uint32_t i = 0; rs && i < rs->n; i++) {
-		const struct col_stmt *s = rs->v[i];
+	for (uint32_t i = 0; i < nstmts; i++) {
+		const struct col_stmt *s = stmts[i];
 		if (!s->failed)
 			continue;
 		char type[COL_ERR_TYPE_MAX];
@@ -671,21 +677,12 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	if (in->store != NULL &&
 	    col_store_admit(in->store, o.slow || o.error || o.n_plus_one || sql_failed, now_real))
 		row = col_row_new(service, path, route);
+	struct col_stmt *const *stmts = rs ? rs->v : NULL;
+	uint32_t nstmts = rs ? rs->n : 0;
 	if (row != NULL) {
 		/* Every pushed row gets an id of ours, so that SQLite never picks
-		 * one we hand out later; it is an example only if it will be
-		 * queued (the ingest thread is the only producer). */
+		 * one we hand out later. */
 		row->id = col_store_next_id(in->store);
-		if (in->draining || col_store_has_room(in->store, rs ? rs->n : 0))
-			example = row->id;
-	}
-	request_findings(in, service, method, route, ts_ns, r, message, rs, n1, nn1, example);
-	if (crashed) {
-		/* Its CRASH record comes next from that process: the example
-		 * of the signal's error group. */
-		crashed_note(in, pid, r->req_id, example);
-	}
-	if (row != NULL) {
 		row->ts_ns = ts_ns;
 		row->pid = pid;
 		row->tid = r->tid;
@@ -703,10 +700,28 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 		if (message[0])
 			row->message = strdup(message);
 		row_n1(row, n1, nn1);
-		if (rs != NULL)
+		if (rs != NULL) {
+			/* The statements (and the N+1 texts in n1) stay alive
+			 * until the push below hands the row over. */
 			row->stmts = col_reqsql_steal(rs, &row->nstmts);
-		col_store_push(in->store, row, in->draining);
+			stmts = row->stmts;
+			nstmts = row->nstmts;
+		}
+		/* An example only if it will be queued, whole: its statements
+		 * and bytes fit (the ingest thread is the only producer). */
+		if (in->draining ||
+		    col_store_has_room(in->store, row->nstmts, col_row_bytes(row)))
+			example = row->id;
 	}
+	request_findings(in, service, method, route, ts_ns, r, message, stmts, nstmts, n1, nn1,
+	                 example);
+	if (crashed) {
+		/* Its CRASH record comes next from that process: the example
+		 * of the signal's error group. */
+		crashed_note(in, pid, r->req_id, example);
+	}
+	if (row != NULL)
+		col_store_push(in->store, row, in->draining);
 	col_reqsql_free(rs);
 }
 

@@ -72,6 +72,11 @@ int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_
 struct col_metrics;
 void col_ingest_set_metrics(struct col_ingest *in, struct col_metrics *m);
 
+/* Hands request rows to store (NULL: none) from now on, as
+ * col_ingest_start() does; for callers of col_ingest_process() without the
+ * thread (tests). store must outlive its use. */
+void col_ingest_set_store(struct col_ingest *in, struct col_store *store);
+
 /* The bound socket's path ("" before col_ingest_listen). */
 const char *col_ingest_path(const struct col_ingest *in);
 
