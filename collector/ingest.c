@@ -93,6 +93,7 @@ struct col_ingest {
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
 	         c_sql, c_sql_unattr, c_sql_lost, c_rebound, c_misdated;
 	int misdated_logged;      /* ingest thread only */
+	int pid0_logged;          /* ingest thread only */
 	/* copies of the pending counters, for other threads */
 	uint64_t g_expired, g_pend_stmts, g_pend_groups, g_pend_lost;
 };
@@ -941,6 +942,16 @@ static void read_all(struct col_ingest *in, struct rx *rx, int sock, int until_e
 				CNT_ADD(in, c_bad, 1);
 				CNT_ADD(in, c_nocred, 1);
 				continue;
+			}
+			if (cred->pid == 0 && !in->pid0_logged) {
+				/* The kernel translates a sender's pid into our pid
+				 * namespace, 0 when it is outside it. */
+				in->pid0_logged = 1;
+				col_log(COL_LOG_WARN, "a sender (uid %u) runs in a pid namespace this"
+				        " collector cannot see (another container): its pid reads"
+				        " as 0, and every such process shows as one process, pid 0;"
+				        " run the collector in the servers' pid namespace (the same"
+				        " container, or docker run --pid=host)", (unsigned)cred->uid);
 			}
 			col_ingest_process(in, rx->data[i], rx->msgs[i].msg_len, (uint32_t)cred->pid,
 			                   (uint32_t)cred->uid, now_mono, now_real);
