@@ -460,7 +460,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		col_ingest_counters(x->ingest, &ic);
 		json_decref(ji);
 		ji = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			"datagrams", jint(ic.datagrams),
 			"bytes", jint(ic.bytes),
 			"datagrams_bad", jint(ic.datagrams_bad),
@@ -470,6 +470,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"no_credentials", jint(ic.no_credentials),
 			"records", jint(ic.records),
 			"records_bad", jint(ic.records_bad),
+			"records_misdated", jint(ic.records_misdated),
 			"records_unknown", jint(ic.records_unknown),
 			"requests", jint(ic.requests),
 			"requests_ignored", jint(ic.requests_ignored),

@@ -1788,10 +1788,10 @@ static int room_for(const struct col_store *s, uint32_t nstmts, size_t bytes)
 	                                       s->q_bytes + bytes <= s->byte_cap));
 }
 
-int col_store_has_room(struct col_store *s, uint32_t nstmts)
+int col_store_has_room(struct col_store *s, uint32_t nstmts, size_t bytes)
 {
 	pthread_mutex_lock(&s->mu);
-	int ok = room_for(s, nstmts, 0) || s->db_down || s->drop_oldest;
+	int ok = room_for(s, nstmts, bytes) || s->db_down || s->drop_oldest;
 	pthread_mutex_unlock(&s->mu);
 	return ok;
 }
