@@ -352,6 +352,13 @@ static int p_str(struct MHD_Connection *c, const char *name, const char **out,
 		snprintf(err, errlen, "%s: expected a non-empty value", name);
 		return -1;
 	}
+	/* Every stored name is UTF-8, so such a value matches nothing; and
+	 * PostgreSQL refuses it as a parameter, which read as the database
+	 * being unavailable (503). */
+	if (!col_utf8_valid(s)) {
+		snprintf(err, errlen, "%s: expected UTF-8 text", name);
+		return -1;
+	}
 	*out = s;
 	return 1;
 }
@@ -453,7 +460,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		col_ingest_counters(x->ingest, &ic);
 		json_decref(ji);
 		ji = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			"datagrams", jint(ic.datagrams),
 			"bytes", jint(ic.bytes),
 			"datagrams_bad", jint(ic.datagrams_bad),
@@ -463,6 +470,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"no_credentials", jint(ic.no_credentials),
 			"records", jint(ic.records),
 			"records_bad", jint(ic.records_bad),
+			"records_misdated", jint(ic.records_misdated),
 			"records_unknown", jint(ic.records_unknown),
 			"requests", jint(ic.requests),
 			"requests_ignored", jint(ic.requests_ignored),

@@ -96,6 +96,10 @@ static int p_filter(struct MHD_Connection *c, struct col_win_filter *f, int with
 			snprintf(err, errlen, "%s: expected a non-empty value", strs[i]);
 			return -1;
 		}
+		if (v != NULL && !col_utf8_valid(v)) { /* as api.c's p_str() */
+			snprintf(err, errlen, "%s: expected UTF-8 text", strs[i]);
+			return -1;
+		}
 		*dst[i] = v;
 	}
 	if (f->method != NULL) {

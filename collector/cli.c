@@ -128,6 +128,11 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **val)
 	return 1;
 }
 
+const char *cli_bad_arg_kind(const char *arg)
+{
+	return arg[0] == '-' && arg[1] != '\0' ? "unknown option" : "unexpected argument";
+}
+
 /* ---- run ------------------------------------------------------------------ */
 
 /* 1 when the LD_PRELOAD list (separated by ':' or spaces) holds `lib`. */
@@ -583,7 +588,7 @@ static int cli_report(int argc, char **argv)
 				return CLI_USAGE;
 			continue;
 		}
-		fprintf(stderr, "apiprof report: unexpected argument '%s'\n", a);
+		fprintf(stderr, "apiprof report: %s '%s'\n", cli_bad_arg_kind(a), a);
 		cli_usage_report(stderr);
 		return CLI_USAGE;
 	}

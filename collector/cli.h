@@ -26,6 +26,11 @@ struct cli_buf {
  * option, -1 when the value is missing (message printed). */
 int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
 
+/* How to name an argument a subcommand does not take, for its message:
+ * "unknown option" when it looks like one ("-x", "--frobnicate"), else
+ * "unexpected argument". Never NULL. */
+const char *cli_bad_arg_kind(const char *arg);
+
 /* Turns --since into the API's `since`: a duration ("90s", "15m", "2h",
  * "1.5d", "1w", "500ms") becomes the RFC 3339 UTC time that long ago; an
  * RFC 3339 time passes through. Returns 0, or -1 with err filled. */

@@ -76,7 +76,7 @@ int cli_aggregate(int argc, char **argv)
 			continue;
 		}
 		fprintf(stderr, "apiprof aggregate: %s '%s'\n",
-		        strcmp(a, "--url") == 0 ? "missing value for" : "unexpected argument", a);
+		        strcmp(a, "--url") == 0 ? "missing value for" : cli_bad_arg_kind(a), a);
 		usage(stderr);
 		return 2;
 	}

@@ -316,9 +316,9 @@ int cli_check(int argc, char **argv)
 				return unknown("%s needs a value", a);
 			continue;
 		}
-		fprintf(stderr, "apiprof check: unexpected argument '%s'\n", a);
+		fprintf(stderr, "apiprof check: %s '%s'\n", cli_bad_arg_kind(a), a);
 		cli_usage_check(stderr);
-		return unknown("unexpected argument '%s'", a);
+		return unknown("%s '%s'", cli_bad_arg_kind(a), a);
 	}
 	if (err_rate != NULL && parse_threshold(err_rate, 'r', &er) < 0)
 		return unknown("--max-error-rate '%s': expected [WARN:]CRIT as fractions (0.01:0.05) "

@@ -89,6 +89,9 @@ size_t col_clean_text(const char *in, size_t len, char *out, size_t outlen);
  * points past U+10FFFF are invalid). */
 size_t col_utf8_len(const char *s, size_t n);
 
+/* 1 when the NUL-terminated s is valid UTF-8 (col_utf8_len()'s rules). */
+int col_utf8_valid(const char *s);
+
 /* Terminal columns that the NUL-terminated text s (col_clean_text()'s
  * output) takes: what wcwidth() says of each character under C.UTF-8,
  * whatever the caller's locale (East Asian wide characters take two,

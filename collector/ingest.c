@@ -43,6 +43,8 @@
 #include "windows.h"
 
 #define INGEST_VLEN 16
+/* How far ahead of our clock a record may be dated (misdated()). */
+#define INGEST_MAX_AHEAD_NS (86400 * COL_NS_PER_S)
 #define PATH_BUF 4096                 /* longest path kept (after %-escaping) */
 #define PRUNE_EVERY_NS (5 * COL_NS_PER_S)
 #define POLL_MS 1000
@@ -89,7 +91,9 @@ struct col_ingest {
 
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
-	         c_sql, c_sql_unattr, c_sql_lost, c_rebound;
+	         c_sql, c_sql_unattr, c_sql_lost, c_rebound, c_misdated;
+	int misdated_logged;      /* ingest thread only */
+	int pid0_logged;          /* ingest thread only */
 	/* copies of the pending counters, for other threads */
 	uint64_t g_expired, g_pend_stmts, g_pend_groups, g_pend_lost;
 };
@@ -168,6 +172,11 @@ void col_ingest_attach(struct col_ingest *in, struct col_windows *windows,
 void col_ingest_set_metrics(struct col_ingest *in, struct col_metrics *m)
 {
 	in->metrics = m;
+}
+
+void col_ingest_set_store(struct col_ingest *in, struct col_store *store)
+{
+	in->store = store;
 }
 
 const char *col_ingest_path(const struct col_ingest *in)
@@ -410,6 +419,35 @@ out:
 
 /* ---- decoding ---- */
 
+/* 1 (counted, and logged the first time) when a record dated ts_ns, by
+ * the sender's clocks, began more than retention_days before now_real or
+ * more than INGEST_MAX_AHEAD_NS after it, by ours. Any local process may
+ * send, and such dates would make minutes, windows and (PostgreSQL) daily
+ * partitions that retention never deletes. A preloaded process sends what
+ * it buffered during a collector outage when the collector returns, so
+ * its records can be as old as the outage: the bound is retention's,
+ * beyond which they would be deleted anyway. */
+static int misdated(struct col_ingest *in, uint32_t pid, const char *what, int64_t ts_ns,
+                    int64_t now_real)
+{
+	int64_t past = (int64_t)in->cfg->retention_days * 86400 * COL_NS_PER_S;
+	if (ts_ns >= now_real - past && ts_ns <= now_real + INGEST_MAX_AHEAD_NS)
+		return 0;
+	CNT_ADD(in, c_rec_bad, 1);
+	CNT_ADD(in, c_misdated, 1);
+	if (!in->misdated_logged) {
+		in->misdated_logged = 1;
+		char at[COL_TIME_BUF], now[COL_TIME_BUF];
+		col_time_format(ts_ns, at, sizeof at);
+		col_time_format(now_real, now, sizeof now);
+		col_log(COL_LOG_WARN, "refused a %s record of pid %u dated %s (now %s): more than"
+		        " retention_days (%d) old or a day ahead; such records are counted in"
+		        " /api/v1/status ingest.records_misdated, and not logged again",
+		        what, (unsigned)pid, at, now, in->cfg->retention_days);
+	}
+	return 1;
+}
+
 static void on_hello(struct col_ingest *in, uint32_t pid, const struct ap_rec_hello *h)
 {
 	char service[COL_SERVICE_MAX], exe[COL_EXE_MAX];
@@ -423,8 +461,12 @@ static void on_hello(struct col_ingest *in, uint32_t pid, const struct ap_rec_he
 }
 
 static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
-                   const struct ap_rec_sql *r, uint64_t hello_start, int64_t now_mono)
+                   const struct ap_rec_sql *r, uint64_t hello_start, int64_t now_mono,
+                   int64_t now_real)
 {
+	if (misdated(in, pid, "SQL", (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns),
+	             now_real))
+		return;
 	CNT_ADD(in, c_sql, 1);
 	struct col_stmt *s = col_stmt_new(r, h->wall_minus_mono_ns,
 	                                  in->cfg->slow_query_threshold_ms);
@@ -447,12 +489,13 @@ static void on_sql(struct col_ingest *in, uint32_t pid, const struct ap_batch_hd
 	sync_pending(in);
 }
 
-/* The error groups and N+1 patterns of one request; example is the id its
- * stored row will have (0: not stored). */
+/* The error groups and N+1 patterns of one request, with its statements;
+ * example is the id its stored row will have (0: not stored). */
 static void request_findings(struct col_ingest *in, const char *service, const char *method,
                              const char *route, int64_t ts_ns, const struct ap_rec_request *r,
-                             const char *message, const struct col_reqsql *rs,
-                             const struct col_n1 *n1, size_t nn1, int64_t example)
+                             const char *message, struct col_stmt *const *stmts,
+                             uint32_t nstmts, const struct col_n1 *n1, size_t nn1,
+                             int64_t example)
 {
 	struct col_findings *f = col_agg_findings(in->agg);
 	for (size_t i = 0; i < nn1; i++)
@@ -468,8 +511,8 @@ static void request_findings(struct col_ingest *in, const char *service, const c
 		snprintf(type, sizeof type, "HTTP %u", (unsigned)r->status);
 		col_findings_error(f, service, method, route, type, message, ts_ns, example);
 	}
-	for (uint32_t i = 0; rs && i < rs->n; i++) {
-		const struct col_stmt *s = rs->v[i];
+	for (uint32_t i = 0; i < nstmts; i++) {
+		const struct col_stmt *s = stmts[i];
 		if (!s->failed)
 			continue;
 		char type[COL_ERR_TYPE_MAX];
@@ -558,6 +601,13 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	struct col_reqsql *rs = col_pending_take(in->pend, pid, r->req_id);
 	if (rs != NULL)
 		sync_pending(in);
+	/* Times are the sender's CLOCK_MONOTONIC; its batch header carries
+	 * the offset to wall time read when the batch was sent. */
+	int64_t ts_ns = (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns);
+	if (misdated(in, pid, "request", ts_ns, now_real)) {
+		col_reqsql_free(rs);
+		return;
+	}
 	char path[PATH_BUF];
 	size_t plen = col_clean_path(r->path.p, r->path.len, path, sizeof path);
 	if (ap_config_path_ignored(in->cfg, path, plen)) {
@@ -574,9 +624,6 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	struct col_obs o = { 0 };
 	int aborted = (r->flags & AP_REQF_ABORTED) != 0;
 	int crashed = aborted && (r->flags & AP_REQF_CRASHED);
-	/* Times are the sender's CLOCK_MONOTONIC; its batch header carries
-	 * the offset to wall time read when the batch was sent. */
-	int64_t ts_ns = (int64_t)(r->start_ns + (uint64_t)h->wall_minus_mono_ns);
 	o.duration_ms = r->end_ns > r->start_ns ? (double)(r->end_ns - r->start_ns) / 1e6 : 0;
 	o.error = r->status >= 500 || aborted;
 	o.slow = o.duration_ms >= in->cfg->slow_request_threshold_ms;
@@ -631,21 +678,12 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 	if (in->store != NULL &&
 	    col_store_admit(in->store, o.slow || o.error || o.n_plus_one || sql_failed, now_real))
 		row = col_row_new(service, path, route);
+	struct col_stmt *const *stmts = rs ? rs->v : NULL;
+	uint32_t nstmts = rs ? rs->n : 0;
 	if (row != NULL) {
 		/* Every pushed row gets an id of ours, so that SQLite never picks
-		 * one we hand out later; it is an example only if it will be
-		 * queued (the ingest thread is the only producer). */
+		 * one we hand out later. */
 		row->id = col_store_next_id(in->store);
-		if (in->draining || col_store_has_room(in->store, rs ? rs->n : 0))
-			example = row->id;
-	}
-	request_findings(in, service, method, route, ts_ns, r, message, rs, n1, nn1, example);
-	if (crashed) {
-		/* Its CRASH record comes next from that process: the example
-		 * of the signal's error group. */
-		crashed_note(in, pid, r->req_id, example);
-	}
-	if (row != NULL) {
 		row->ts_ns = ts_ns;
 		row->pid = pid;
 		row->tid = r->tid;
@@ -663,10 +701,28 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 		if (message[0])
 			row->message = strdup(message);
 		row_n1(row, n1, nn1);
-		if (rs != NULL)
+		if (rs != NULL) {
+			/* The statements (and the N+1 texts in n1) stay alive
+			 * until the push below hands the row over. */
 			row->stmts = col_reqsql_steal(rs, &row->nstmts);
-		col_store_push(in->store, row, in->draining);
+			stmts = row->stmts;
+			nstmts = row->nstmts;
+		}
+		/* An example only if it will be queued, whole: its statements
+		 * and bytes fit (the ingest thread is the only producer). */
+		if (in->draining ||
+		    col_store_has_room(in->store, row->nstmts, col_row_bytes(row)))
+			example = row->id;
 	}
+	request_findings(in, service, method, route, ts_ns, r, message, stmts, nstmts, n1, nn1,
+	                 example);
+	if (crashed) {
+		/* Its CRASH record comes next from that process: the example
+		 * of the signal's error group. */
+		crashed_note(in, pid, r->req_id, example);
+	}
+	if (row != NULL)
+		col_store_push(in->store, row, in->draining);
 	col_reqsql_free(rs);
 }
 
@@ -675,8 +731,13 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
  * message; the full backtrace goes to the log. Symbolising reads ELF files
  * (milliseconds), acceptable for an event this rare. */
 static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
-                     const struct ap_rec_crash *c)
+                     const struct ap_rec_crash *c, int64_t now_real)
 {
+	if (misdated(in, pid, "crash", (int64_t)(c->time_ns + (uint64_t)h->wall_minus_mono_ns),
+	             now_real)) {
+		crashed_take(in, pid, c->req_id);
+		return;
+	}
 	char service[COL_SERVICE_MAX];
 	col_clean_text(c->service.p, c->service.len, service, sizeof service);
 	if (service[0] == '\0')
@@ -770,7 +831,7 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 			if (ap_wire_get_sql(p, plen, &sql) < 0)
 				CNT_ADD(in, c_rec_bad, 1);
 			else
-				on_sql(in, pid, &h, &sql, hello_start, now_mono);
+				on_sql(in, pid, &h, &sql, hello_start, now_mono, now_real);
 			break;
 		}
 		case AP_REC_REQUEST: {
@@ -802,7 +863,7 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 			if (ap_wire_get_crash(p, plen, &cr) < 0)
 				CNT_ADD(in, c_rec_bad, 1);
 			else
-				on_crash(in, pid, &h, &cr);
+				on_crash(in, pid, &h, &cr, now_real);
 			break;
 		}
 		default:
@@ -881,6 +942,16 @@ static void read_all(struct col_ingest *in, struct rx *rx, int sock, int until_e
 				CNT_ADD(in, c_bad, 1);
 				CNT_ADD(in, c_nocred, 1);
 				continue;
+			}
+			if (cred->pid == 0 && !in->pid0_logged) {
+				/* The kernel translates a sender's pid into our pid
+				 * namespace, 0 when it is outside it. */
+				in->pid0_logged = 1;
+				col_log(COL_LOG_WARN, "a sender (uid %u) runs in a pid namespace this"
+				        " collector cannot see (another container): its pid reads"
+				        " as 0, and every such process shows as one process, pid 0;"
+				        " run the collector in the servers' pid namespace (the same"
+				        " container, or docker run --pid=host)", (unsigned)cred->uid);
 			}
 			col_ingest_process(in, rx->data[i], rx->msgs[i].msg_len, (uint32_t)cred->pid,
 			                   (uint32_t)cred->uid, now_mono, now_real);
@@ -1039,4 +1110,5 @@ void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters
 	c->statements_pending = CNT_GET(in, g_pend_stmts);
 	c->groups_pending = CNT_GET(in, g_pend_groups);
 	c->socket_recreated = CNT_GET(in, c_rebound);
+	c->records_misdated = CNT_GET(in, c_misdated);
 }

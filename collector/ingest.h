@@ -72,6 +72,11 @@ int col_ingest_listen(struct col_ingest *in, const char *path, mode_t mode, gid_
 struct col_metrics;
 void col_ingest_set_metrics(struct col_ingest *in, struct col_metrics *m);
 
+/* Hands request rows to store (NULL: none) from now on, as
+ * col_ingest_start() does; for callers of col_ingest_process() without the
+ * thread (tests). store must outlive its use. */
+void col_ingest_set_store(struct col_ingest *in, struct col_store *store);
+
 /* The bound socket's path ("" before col_ingest_listen). */
 const char *col_ingest_path(const struct col_ingest *in);
 
@@ -111,7 +116,8 @@ struct col_ingest_counters {
 	uint64_t truncated;       /* header cut short, or larger than 64 KiB */
 	uint64_t no_credentials;  /* the kernel gave no sender pid (impossible with SO_PASSCRED) */
 	uint64_t records;         /* records decoded */
-	uint64_t records_bad;     /* records cut short or malformed */
+	uint64_t records_bad;     /* records cut short or malformed, or misdated */
+	uint64_t records_misdated;/* of those: dated more than retention_days ago or a day ahead */
 	uint64_t records_unknown; /* unknown types, skipped */
 	uint64_t requests;        /* request records counted */
 	uint64_t requests_ignored;/* ignored_paths */

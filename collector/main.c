@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #include "windows.h"
 
 #define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 1 /* a second SIGTERM/SIGINT cut the shutdown short */
 #define READ_CONNECTIONS 4
 #define PG_LOCAL_DB_NAME "apiprof.db"
 
@@ -55,7 +57,8 @@ static void usage(FILE *f)
 "(LD_PRELOAD=libapiprof.so), aggregate them per endpoint, store them in SQLite\n"
 "(or in a PostgreSQL database shared by a fleet of collectors) and serve them\n"
 "as JSON over HTTP. Runs in the foreground and logs to stderr;\n"
-"SIGTERM or SIGINT stops it after writing every event received.\n"
+"SIGTERM or SIGINT stops it after writing every event received (a second\n"
+"one exits at once, logging what it did not write).\n"
 "\n"
 "Options (each overrides the same key of the configuration file):\n"
 "  --config FILE         read settings from FILE (`key = value` lines, `#`\n"
@@ -90,8 +93,9 @@ static void usage(FILE *f)
 "/api/v1/timeseries, /api/v1/summaries, /api/v1/regressions,\n"
 "/api/v1/profile, /metrics (Prometheus), / (the dashboard); POST\n"
 "/api/v1/aggregate.\n"
-"Exit status: 0 after a clean stop, 2 when it cannot start (bad flag or\n"
-"setting, socket or port in use, database unusable).\n");
+"Exit status: 0 after a clean stop, 1 when a second SIGTERM or SIGINT\n"
+"cut the final write short, 2 when it cannot start (bad flag or setting,\n"
+"socket or port in use, database unusable).\n");
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -202,6 +206,38 @@ static void set_key(struct ap_config *cfg, const char *key, const char *value)
 	while (*why == ' ')
 		why++;
 	die("--%s: %s", key, why);
+}
+
+/* The store of a shutdown in progress, until it has written everything
+ * (under stop_mu; NULL from then on). */
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct col_store *stop_store;
+
+/* Started on the first SIGTERM or SIGINT, with both still blocked: a
+ * second one while the shutdown writes (a final flush waiting on a locked
+ * SQLite file or an unreachable PostgreSQL, retried for many seconds)
+ * ends the process at once, saying what it leaves unwritten. After the
+ * last write it is only consumed: the rest is freeing memory. */
+static void *second_signal(void *arg)
+{
+	const sigset_t *sigs = arg;
+	for (;;) {
+		int sig = 0;
+		if (sigwait(sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+			continue;
+		pthread_mutex_lock(&stop_mu);
+		if (stop_store != NULL) {
+			struct col_store_counters sc;
+			col_store_counters(stop_store, &sc);
+			col_log(COL_LOG_ERROR, "%s received again: exiting at once; not written:"
+			        " %zu request rows, and the minute statistics, summary windows,"
+			        " error groups and N+1 patterns not yet stored", strsignal(sig),
+			        sc.rows_held);
+			_exit(EXIT_INTERRUPTED);
+		}
+		pthread_mutex_unlock(&stop_mu);
+	}
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -370,10 +406,16 @@ int main(int argc, char **argv)
 			        " its configuration");
 			continue;
 		}
-		col_log(COL_LOG_INFO, "%s received: stopping", strsignal(sig));
+		col_log(COL_LOG_INFO, "%s received: stopping (send it again to exit at once,"
+		        " without writing what is still held)", strsignal(sig));
 		break;
 	}
 	status = 0;
+	stop_store = store;
+	pthread_t watcher;
+	sigdelset(&sigs, SIGHUP);
+	if (pthread_create(&watcher, NULL, second_signal, &sigs) == 0)
+		pthread_detach(watcher);
 	goto stop;
 
 fail:
@@ -383,6 +425,9 @@ stop:
 	col_ingest_stop(ingest);
 	col_windows_stop(windows);
 	col_store_stop(store);
+	pthread_mutex_lock(&stop_mu);
+	stop_store = NULL;
+	pthread_mutex_unlock(&stop_mu);
 	if (status == 0 && store != NULL) {
 		struct col_store_counters sc;
 		struct col_totals t;

@@ -57,12 +57,66 @@ PGconn *col_pg_connect(const char *uri, char *err, size_t errlen)
 	return c;
 }
 
+/* The outcome of this thread's last statement (col_pg_note()): its
+ * SQLSTATE and message when it failed, empty when it succeeded. */
+static __thread char fail_state[6];
+static __thread char fail_msg[512];
+
+void col_pg_note(const PGresult *r)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
+	                  st == PGRES_COPY_IN)) {
+		fail_state[0] = fail_msg[0] = '\0';
+		return;
+	}
+	const char *c = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	snprintf(fail_state, sizeof fail_state, "%s", c ? c : "");
+	/* The primary message only: the CONTEXT of a failed COPY quotes a
+	 * whole row. */
+	if (m != NULL)
+		snprintf(fail_msg, sizeof fail_msg, "%s (SQLSTATE %s)", m, fail_state);
+	else
+		fail_msg[0] = '\0';
+	for (char *p = fail_msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+const char *col_pg_failure(PGconn *conn, char *buf, size_t len)
+{
+	if (fail_msg[0] == '\0')
+		return col_pg_error(conn, buf, len);
+	snprintf(buf, len, "%s", fail_msg);
+	return buf;
+}
+
+int col_pg_failure_transient(void)
+{
+	/* 08 connection, 40 rollback (deadlock, serialization), 53 resources
+	 * (disk full, out of memory, too many connections), 55 a lock not
+	 * available, 57 operator intervention (statement timeout, shutdown),
+	 * 58 system (I/O), XX internal (damage) */
+	static const char *const classes[] = { "08", "40", "53", "55", "57", "58", "XX" };
+	for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+		if (strncmp(fail_state, classes[i], 2) == 0)
+			return 1;
+	return 0;
+}
+
 int col_pg_exec(PGconn *conn, const char *sql)
 {
 	PGresult *r = PQexec(conn, sql);
 	ExecStatusType st = PQresultStatus(r);
+	col_pg_note(r);
 	PQclear(r);
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -EIO;
+}
+
+void col_pg_rollback(PGconn *conn)
+{
+	PQclear(PQexec(conn, "ROLLBACK"));
 }
 
 void col_pg_p_text(struct col_pg_params *p, const char *s)
@@ -107,6 +161,7 @@ PGresult *col_pg_run(PGconn *conn, const char *sql, const struct col_pg_params *
 	PGresult *r = PQexecParams(conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
 	                           p ? p->len : NULL, p ? p->fmt : NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
+	col_pg_note(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		PQclear(r);
 		return NULL;
@@ -300,9 +355,28 @@ void col_pg_copy_sep(struct col_pg_buf *b, char c)
 	buf_put(b, &c, 1);
 }
 
+/* Masks the value of every password=VALUE parameter after the '?' of a
+ * URI in out (a buffer of len bytes), in place. */
+static void pg_redact_param(char *out, size_t len)
+{
+	char *p = strchr(out, '?');
+	while (p != NULL) {
+		p++;
+		if (strncmp(p, "password=", 9) == 0) {
+			char *v = p + 9, *end = v + strcspn(v, "&");
+			char rest[1024];
+			snprintf(rest, sizeof rest, "%s", end);
+			snprintf(v, len - (size_t)(v - out), "***%s", rest);
+		}
+		p = strchr(p, '&');
+	}
+}
+
 void col_pg_redact(const char *db, char *out, size_t len)
 {
 	snprintf(out, len, "%s", db);
+	if (strstr(out, "://") != NULL)
+		pg_redact_param(out, len);
 	char *scheme = strstr(out, "://");
 	if (scheme == NULL)
 		return;

@@ -27,6 +27,20 @@ const char *col_pg_error(PGconn *conn, char *buf, size_t len);
  * PQerrorMessage says why). */
 int col_pg_exec(PGconn *conn, const char *sql);
 
+/* Ends a failed transaction without forgetting why it failed: a ROLLBACK
+ * through col_pg_exec() clears PQerrorMessage, so the reason logged after
+ * it read "unknown error". */
+void col_pg_rollback(PGconn *conn);
+
+/* This thread's last statement through col_pg_exec() / col_pg_run() (or
+ * a result given to col_pg_note()): when it failed, its message as one
+ * line (else col_pg_error()'s), and whether its SQLSTATE is of a class
+ * that passes by itself (disk full, a timeout, a deadlock, I/O: 1) rather
+ * than one that says the data is refused (a constraint, a bad value: 0). */
+void col_pg_note(const PGresult *r);
+const char *col_pg_failure(PGconn *conn, char *buf, size_t len);
+int col_pg_failure_transient(void);
+
 /* Parameters of PQexecParams: text values (binary for bytea), built in
  * order ($1, $2, ...). Strings are not copied: they must outlive the call. */
 #define COL_PG_MAXP 24
@@ -99,8 +113,8 @@ void col_pg_copy_f64(struct col_pg_buf *b, double v);   /* NaN, Infinity too */
 void col_pg_copy_sep(struct col_pg_buf *b, char c);
 
 /* Copies a --db value for display into out: the password of a URI
- * (scheme://user:PASSWORD@host...) becomes "***"; anything else is copied
- * as is (truncated to len). */
+ * (scheme://user:PASSWORD@host..., and a password=PASSWORD parameter after
+ * '?') becomes "***"; anything else is copied as is (truncated to len). */
 void col_pg_redact(const char *db, char *out, size_t len);
 
 #endif /* COL_PG_H */

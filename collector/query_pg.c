@@ -40,6 +40,24 @@ static const char req_columns[] =
 	" bytes_in, bytes_out, sql_count, sql_time_ms, slow, error, aborted, n_plus_one,"
 	" coalesce(message, '')";
 
+/* A reader's connection. A read waits at most 2 s for a lock (as the
+ * SQLite readers' busy timeout) and runs at most 30 s (as the writer's
+ * statements): without them a read of a table someone locked (VACUUM
+ * FULL, an ALTER, a LOCK TABLE) waited as long as the lock, a handful of
+ * them held every HTTP thread, and /healthz went unanswered with the
+ * rest. It fails instead, a 503 (-EIO). */
+static PGconn *qconnect(const char *uri, char *why, size_t whylen)
+{
+	PGconn *c = col_pg_connect(uri, why, whylen);
+	if (c != NULL &&
+	    col_pg_exec(c, "SET lock_timeout = '2s'; SET statement_timeout = '30s'") < 0) {
+		col_pg_error(c, why, whylen);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
 void col_qpg_free(struct col_qpg *q)
 {
 	if (q == NULL)
@@ -72,9 +90,11 @@ struct col_qpg *col_qpg_open(const char *uri, unsigned nconn, char *err, size_t 
 	}
 	/* The first now (a bad URI fails at start); the others when needed. */
 	char why[512];
-	q->c[0].c = col_pg_connect(uri, why, sizeof why);
+	q->c[0].c = qconnect(uri, why, sizeof why);
 	if (q->c[0].c == NULL) {
-		snprintf(err, errlen, "db %s: read connection: %s", uri, why);
+		char shown[1024];
+		col_pg_redact(uri, shown, sizeof shown);
+		snprintf(err, errlen, "db %s: read connection: %s", shown, why);
 		col_qpg_free(q);
 		return NULL;
 	}
@@ -102,7 +122,7 @@ static struct qconn *acquire(struct col_qpg *q)
 	}
 	if (c->c == NULL) {
 		char why[512];
-		c->c = col_pg_connect(q->uri, why, sizeof why);
+		c->c = qconnect(q->uri, why, sizeof why);
 		if (c->c == NULL) {
 			col_log(COL_LOG_WARN, "query: database unreachable: %s", why);
 			pthread_mutex_lock(&q->mu);
@@ -124,7 +144,7 @@ static int revive(struct col_qpg *q, struct qconn *c)
 		return 0;
 	char why[512];
 	PQfinish(c->c);
-	c->c = col_pg_connect(q->uri, why, sizeof why);
+	c->c = qconnect(q->uri, why, sizeof why);
 	return c->c != NULL ? 1 : 0;
 }
 
@@ -156,7 +176,7 @@ static void release(struct col_qpg *q, struct qconn *c)
 static void db_error(struct qconn *c, const char *what)
 {
 	char buf[512];
-	col_log(COL_LOG_ERROR, "query: %s: %s", what, col_pg_error(c->c, buf, sizeof buf));
+	col_log(COL_LOG_ERROR, "query: %s: %s", what, col_pg_failure(c->c, buf, sizeof buf));
 }
 
 static void read_view(const PGresult *r, int i, struct col_req_view *v)
@@ -403,7 +423,7 @@ static PGresult *minutes_snapshot(struct col_qpg *q, struct qconn *c, const char
 	col_pg_p_text(&hp, our_host);
 	PGresult *r = col_pg_run(c->c, "SELECT last_batch FROM minute_flush WHERE host = $1", &hp);
 	if (r == NULL) {
-		col_pg_exec(c->c, "ROLLBACK");
+		col_pg_rollback(c->c);
 		return NULL;
 	}
 	if (PQntuples(r) == 1)
@@ -428,7 +448,10 @@ static PGresult *minutes_snapshot(struct col_qpg *q, struct qconn *c, const char
 		qb_text(&b, cl, host);
 	}
 	r = col_pg_run(c->c, b.sql, &b.p);
-	col_pg_exec(c->c, r ? "COMMIT" : "ROLLBACK");
+	if (r != NULL)
+		col_pg_exec(c->c, "COMMIT");
+	else
+		col_pg_rollback(c->c);
 	return r;
 }
 

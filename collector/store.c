@@ -30,6 +30,7 @@
 #include "findings.h"
 #include "hmap.h"
 #include "log.h"
+#include "pg.h"
 #include "shapeset.h"
 #include "stmt.h"
 
@@ -382,6 +383,7 @@ void col_store_error(struct col_store *s, const char *what)
 {
 	CNT_ADD(s, c_errors, 1);
 	s->fault_errors++;
+	s->fault_kinds |= s->cur_kind;
 	pthread_mutex_lock(&s->mu);
 	s->faulty = 1;
 	snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, s->be->errmsg(s));
@@ -433,6 +435,9 @@ void col_store_set_down(struct col_store *s, int down, const char *reason)
 void col_store_ok(struct col_store *s)
 {
 	if (s->fault_errors == 0)
+		return;
+	s->fault_kinds &= ~s->cur_kind;
+	if (s->fault_kinds != 0)
 		return;
 	col_log(COL_LOG_INFO, "storage: writing again after %llu failed transactions",
 	        (unsigned long long)s->fault_errors);
@@ -634,6 +639,9 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	pthread_condattr_destroy(&ca);
 	s->path = strdup(o->path);
 	s->host = strdup(o->host);
+	char shown[1024];
+	col_pg_redact(o->path, shown, sizeof shown);
+	s->shown = strdup(shown);
 	s->cap = o->queue_cap ? o->queue_cap : DEFAULT_QUEUE_CAP;
 	s->stmt_cap = o->queue_stmt_cap ? o->queue_stmt_cap : DEFAULT_QUEUE_STMT_CAP;
 	s->byte_cap = o->queue_byte_cap ? o->queue_byte_cap : DEFAULT_QUEUE_BYTE_CAP;
@@ -647,7 +655,7 @@ struct col_store *col_store_open(const struct col_store_opts *o, char *err, size
 	s->admit_sec = -1;
 	s->id_slot = -1;
 	s->be = col_store_is_pg(o->path) ? &col_store_pg_be : &col_store_sqlite_be;
-	if (s->path == NULL || s->host == NULL || s->q == NULL) {
+	if (s->path == NULL || s->host == NULL || s->shown == NULL || s->q == NULL) {
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1172,6 +1180,7 @@ static int sq_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 		return -EIO;
 	}
 	uint64_t rejected = 0, queries = 0;
+	char why[256] = ""; /* the first refusal's reason (the COMMIT clears it) */
 	for (size_t i = 0; i < n; i++) {
 		rc = write_row(s, rows[i], &queries);
 		if (rc == SQLITE_OK)
@@ -1181,7 +1190,8 @@ static int sq_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 			rollback(s);
 			return -EIO;
 		}
-		rejected++;
+		if (rejected++ == 0)
+			snprintf(why, sizeof why, "%s", sqlite3_errmsg(s->db));
 	}
 	sqlite3_clear_bindings(s->st[ST_INSERT_REQ]);
 	sqlite3_clear_bindings(s->st[ST_INSERT_QUERY]);
@@ -1195,7 +1205,7 @@ static int sq_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 	if (rejected) {
 		CNT_ADD(s, c_rejected, rejected);
 		col_log(COL_LOG_WARN, "storage: %llu request rows refused: %s",
-		        (unsigned long long)rejected, sqlite3_errmsg(s->db));
+		        (unsigned long long)rejected, why);
 	}
 	CNT_ADD(s, c_written, n - rejected);
 	CNT_ADD(s, c_queries, queries);
@@ -1453,7 +1463,10 @@ static int flush_findings(struct col_store *s)
 		}
 		s->find_held = 1;
 	}
-	if (s->be->write_findings(s, &s->find_err, &s->find_pat) < 0)
+	s->cur_kind = COL_SK_FINDINGS;
+	int rc = s->be->write_findings(s, &s->find_err, &s->find_pat);
+	s->cur_kind = 0;
+	if (rc < 0)
 		return -EIO;
 	col_error_rows_free(&s->find_err);
 	col_n1_rows_free(&s->find_pat);
@@ -1475,7 +1488,10 @@ static int flush_minutes(struct col_store *s, int all)
 				return 0;
 			s->next_batch_id++;
 		}
-		if (s->be->write_minutes(s, s->batch) < 0)
+		s->cur_kind = COL_SK_MINUTES;
+		int rc = s->be->write_minutes(s, s->batch);
+		s->cur_kind = 0;
+		if (rc < 0)
 			return -EIO;
 		col_agg_minutes_done(s->agg, s->batch);
 		s->batch = NULL;
@@ -1487,26 +1503,28 @@ static int flush_minutes(struct col_store *s, int all)
 /* ---- retention ---- */
 
 /* Deletes one batch of expired requests with their statements and N+1
- * findings, in one transaction. Returns the requests deleted, or -1. */
+ * findings, in one transaction. Returns the requests deleted, or -1 (the
+ * failure counted and logged by col_store_error()). */
 static int expire_requests(struct col_store *s, int64_t cutoff_ns)
 {
 	static const int order[3] = { ST_EXPIRE_QUERIES, ST_EXPIRE_REQ_N1, ST_EXPIRE_REQ };
 	int changed = 0;
 	if (exec1(s, ST_BEGIN) != SQLITE_OK)
-		return -1;
+		goto fail;
 	for (int i = 0; i < 3; i++) {
 		sqlite3_bind_int64(s->st[order[i]], 1, cutoff_ns);
-		if (exec1(s, order[i]) != SQLITE_OK) {
-			rollback(s);
-			return -1;
-		}
+		if (exec1(s, order[i]) != SQLITE_OK)
+			goto fail;
 		changed = sqlite3_changes(s->db); /* the last one: requests */
 	}
-	if (exec1(s, ST_COMMIT) != SQLITE_OK) {
-		rollback(s);
-		return -1;
-	}
+	if (exec1(s, ST_COMMIT) != SQLITE_OK)
+		goto fail;
 	return changed;
+fail:
+	/* Before the ROLLBACK, whose success would leave "not an error". */
+	col_store_error(s, "deleting expired rows");
+	rollback(s);
+	return -1;
 }
 
 /* Deletes up to a time budget of expired rows. 1 when more remain. */
@@ -1518,10 +1536,8 @@ static int sq_expire_step(struct col_store *s)
 	int64_t t0 = col_clock_mono_ns();
 	for (;;) {
 		int changed = expire_requests(s, cutoff_ns);
-		if (changed < 0) {
-			col_store_error(s, "deleting expired rows");
-			return 0; /* next hour */
-		}
+		if (changed < 0)
+			return 0; /* next hour (the error is counted) */
 		CNT_ADD(s, c_expired, (uint64_t)changed);
 		if (changed < RETENTION_BATCH)
 			break;
@@ -1604,6 +1620,15 @@ static size_t take_rows(struct col_store *s, struct col_row **batch)
 	return k;
 }
 
+/* The backend's write_rows, as a write of kind rows (col_store_ok()). */
+static int write_rows(struct col_store *s, struct col_row **rows, size_t n)
+{
+	s->cur_kind = COL_SK_ROWS;
+	int rc = s->be->write_rows(s, rows, n);
+	s->cur_kind = 0;
+	return rc;
+}
+
 static void timed_wait(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_mono)
 {
 	struct timespec ts = {
@@ -1626,7 +1651,7 @@ static void final_flush(struct col_store *s, struct col_row **batch, size_t nb)
 				break;
 		}
 		int tries = 0;
-		while (s->be->write_rows(s, batch, nb) < 0 && ++tries < SHUTDOWN_TRIES)
+		while (write_rows(s, batch, nb) < 0 && ++tries < SHUTDOWN_TRIES)
 			nanosleep(&(struct timespec){ 0, 200 * 1000000L }, NULL);
 		if (tries >= SHUTDOWN_TRIES) {
 			CNT_ADD(s, c_dropped, nb);
@@ -1687,7 +1712,7 @@ static void *store_main(void *arg)
 		 * thread in a call; the status tells from how long it has been in. */
 		__atomic_store_n(&s->busy_since, now, __ATOMIC_RELAXED);
 		if (nb > 0 && now >= next_retry) {
-			if (s->be->write_rows(s, batch, nb) == 0) {
+			if (write_rows(s, batch, nb) == 0) {
 				free_rows(batch, nb);
 				__atomic_store_n(&s->held, 0, __ATOMIC_RELAXED);
 				nb = 0;
@@ -1763,10 +1788,10 @@ static int room_for(const struct col_store *s, uint32_t nstmts, size_t bytes)
 	                                       s->q_bytes + bytes <= s->byte_cap));
 }
 
-int col_store_has_room(struct col_store *s, uint32_t nstmts)
+int col_store_has_room(struct col_store *s, uint32_t nstmts, size_t bytes)
 {
 	pthread_mutex_lock(&s->mu);
-	int ok = room_for(s, nstmts, 0) || s->db_down || s->drop_oldest;
+	int ok = room_for(s, nstmts, bytes) || s->db_down || s->drop_oldest;
 	pthread_mutex_unlock(&s->mu);
 	return ok;
 }
@@ -1841,6 +1866,7 @@ void col_store_free(struct col_store *s)
 	pthread_mutex_destroy(&s->mu);
 	free(s->q);
 	free(s->path);
+	free(s->shown);
 	free(s->host);
 	free(s);
 }

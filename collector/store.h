@@ -168,10 +168,11 @@ int col_store_admit(struct col_store *s, int always, int64_t now_real_ns);
  * the database at open. Ingest thread only. */
 int64_t col_store_next_id(struct col_store *s);
 
-/* 1 when col_store_push() of a row with nstmts statements would not be
- * refused for lack of room now (always, when it would drop older rows). The ingest thread is the only producer,
- * so room seen here stays there until it pushes. */
-int col_store_has_room(struct col_store *s, uint32_t nstmts);
+/* 1 when col_store_push() of a row with nstmts statements and
+ * col_row_bytes() bytes would not be refused for lack of room now
+ * (always, when it would drop older rows). The ingest thread is the only
+ * producer, so room seen here stays there until it pushes. */
+int col_store_has_room(struct col_store *s, uint32_t nstmts, size_t bytes);
 
 /* Queues a row; the store owns it from here. When the queue (rows, or
  * statements of queued rows) is full the row is freed and counted as

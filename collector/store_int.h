@@ -80,6 +80,7 @@ struct col_store {
 	struct sqlite3 *db;           /* the SQLite backend's */
 	struct sqlite3_stmt *st[COL_STORE_SQLITE_STMTS];
 	char *path, *host;
+	char *shown;                  /* path for messages: a URI's password as *** */
 	int retention_days;
 	int max_rows_per_s;
 	int texts_orphaned;           /* SQLite: query minutes expired since the
@@ -128,6 +129,10 @@ struct col_store {
 	int64_t last_error_log;
 	uint64_t errors_unlogged;
 	uint64_t fault_errors;        /* failed transactions since the last commit */
+	/* What the writer is writing (COL_SK_*, 0: other work: retention, a
+	 * backend's tick), and the kinds whose last write failed: a fault
+	 * stands until each of them has committed again. */
+	unsigned cur_kind, fault_kinds;
 
 	/* the standing fault, for /api/v1/status: written by the writer
 	 * thread under mu */
@@ -146,12 +151,20 @@ struct col_store {
 #define CNT_ADD(s, f, v) __atomic_fetch_add(&(s)->f, (v), __ATOMIC_RELAXED)
 #define CNT_GET(s, f) __atomic_load_n(&(s)->f, __ATOMIC_RELAXED)
 
+/* The kinds of writes the generic store makes (s->cur_kind). */
+#define COL_SK_ROWS 1u
+#define COL_SK_MINUTES 2u
+#define COL_SK_FINDINGS 4u
+
 /* Counts a failed transaction, records it for the status (with
  * be->errmsg) and logs it, at most once a minute. Store thread. */
 void col_store_error(struct col_store *s, const char *what);
 
-/* A transaction committed: ends a standing fault (logged once). Store
- * thread; backends call it after each successful commit. */
+/* A transaction committed: ends a standing fault (logged once), unless a
+ * write of another kind still fails: rows refused by a full table while
+ * the small minute writes still fit must not flip the fault off and on
+ * (a log line each way, every second). Store thread; backends call it
+ * after each successful commit. */
 void col_store_ok(struct col_store *s);
 
 /* Marks the database unreachable (reason: why) or reachable again; logs

@@ -280,18 +280,18 @@ static int migrate(struct col_store *s, char *err, size_t errlen)
 	char buf[512], sql[96];
 	snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", LOCK_MIGRATE);
 	if (col_pg_exec(c, sql) < 0) {
-		snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(c, buf, sizeof buf));
+		snprintf(err, errlen, "db %s: %s", s->shown, col_pg_error(c, buf, sizeof buf));
 		return -EIO;
 	}
 	int rc = 0, version = stored_version(c), v = version;
 	if (version < 0) {
 		rc = -EIO;
-		snprintf(err, errlen, "db %s: reading the schema version: %s", s->path,
+		snprintf(err, errlen, "db %s: reading the schema version: %s", s->shown,
 		         col_pg_error(c, buf, sizeof buf));
 	} else if (version > COL_PG_SCHEMA_VERSION) {
 		rc = -EPROTONOSUPPORT;
 		snprintf(err, errlen, "db %s: schema version %d is newer than this collector"
-		         " supports (%d)", s->path, version, COL_PG_SCHEMA_VERSION);
+		         " supports (%d)", s->shown, version, COL_PG_SCHEMA_VERSION);
 	}
 	/* PostgreSQL starts at version 2 (the layout of SQLite's version 2). */
 	for (v = version < 2 ? 2 : version + 1; rc == 0 && v <= COL_PG_SCHEMA_VERSION; v++) {
@@ -300,14 +300,14 @@ static int migrate(struct col_store *s, char *err, size_t errlen)
 		if (col_pg_exec(c, "BEGIN") < 0 || col_pg_exec(c, migrations[v]) < 0 ||
 		    col_pg_exec(c, sql) < 0 || col_pg_exec(c, "COMMIT") < 0) {
 			col_pg_error(c, buf, sizeof buf);
-			col_pg_exec(c, "ROLLBACK");
+			col_pg_rollback(c);
 			snprintf(err, errlen, "db %s: migrating the schema to version %d: %s",
-			         s->path, v, buf);
+			         s->shown, v, buf);
 			rc = -EIO;
 		}
 	}
 	if (rc == 0 && version >= 2 && version < COL_PG_SCHEMA_VERSION)
-		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->path,
+		col_log(COL_LOG_INFO, "db %s: schema migrated from version %d to %d", s->shown,
 		        version, COL_PG_SCHEMA_VERSION);
 	snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", LOCK_MIGRATE);
 	col_pg_exec(c, sql);
@@ -328,18 +328,27 @@ static int ensure_day(struct col_store *s, int64_t day)
 	time_t t = (time_t)(day * 86400);
 	struct tm tm;
 	gmtime_r(&t, &tm);
+	/* The first and last days of int64 nanoseconds (1677, 2262: a sender's
+	 * clock offset is whatever its datagram says) end past the range:
+	 * (day + 1) * DAY_NS overflowed into a bound PostgreSQL refused, and
+	 * the batch with that row was retried forever. */
+	char lo[24] = "MINVALUE", hi[24] = "MAXVALUE";
+	if (day >= INT64_MIN / DAY_NS)
+		snprintf(lo, sizeof lo, "%" PRId64, (int64_t)(day * DAY_NS));
+	if (day < INT64_MAX / DAY_NS)
+		snprintf(hi, sizeof hi, "%" PRId64, (int64_t)((day + 1) * DAY_NS));
 	char sql[1024];
 	size_t n = (size_t)snprintf(sql, sizeof sql,
 	                            "BEGIN; SELECT pg_advisory_xact_lock(%lld);", LOCK_PARTITIONS);
 	for (size_t i = 0; i < 3; i++)
 		n += (size_t)snprintf(sql + n, sizeof sql - n,
 		                      "CREATE TABLE IF NOT EXISTS %s_p%04d%02d%02d PARTITION OF %s"
-		                      " FOR VALUES FROM (%" PRId64 ") TO (%" PRId64 ");",
+		                      " FOR VALUES FROM (%s) TO (%s);",
 		                      partitioned[i], tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		                      partitioned[i], (int64_t)(day * DAY_NS), (int64_t)((day + 1) * DAY_NS));
+		                      partitioned[i], lo, hi);
 	snprintf(sql + n, sizeof sql - n, "COMMIT");
 	if (col_pg_exec(p->conn, sql) < 0) {
-		col_pg_exec(p->conn, "ROLLBACK");
+		col_pg_rollback(p->conn);
 		return -EIO;
 	}
 	if (p->nknown == KNOWN_DAYS)
@@ -350,7 +359,9 @@ static int ensure_day(struct col_store *s, int64_t day)
 
 static int64_t day_of(int64_t ts_ns)
 {
-	return ts_ns >= 0 ? ts_ns / DAY_NS : (ts_ns - DAY_NS + 1) / DAY_NS;
+	/* floor division; ts_ns - DAY_NS + 1 overflowed near INT64_MIN */
+	int64_t d = ts_ns / DAY_NS;
+	return ts_ns % DAY_NS < 0 ? d - 1 : d;
 }
 
 /* ---- connection ---- */
@@ -360,11 +371,19 @@ static int64_t day_of(int64_t ts_ns)
 static void after_failure(struct col_store *s)
 {
 	struct pg *p = PG(s);
-	col_pg_error(p->conn, p->err, sizeof p->err);
 	if (p->conn != NULL && PQstatus(p->conn) == CONNECTION_OK) {
-		p->data_errors++;
+		/* The failed statement's own message (the ROLLBACK after it
+		 * cleared the connection's). A full disk, a timeout or a
+		 * deadlock pass: what waits is held and retried, as in an
+		 * outage; only data refused again and again is given up. */
+		col_pg_failure(p->conn, p->err, sizeof p->err);
+		if (col_pg_failure_transient())
+			p->data_errors = 0;
+		else
+			p->data_errors++;
 		return;
 	}
+	col_pg_error(p->conn, p->err, sizeof p->err);
 	PQfinish(p->conn);
 	p->conn = NULL;
 	p->nknown = 0;
@@ -418,7 +437,7 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	char why[512];
 	p->conn = col_pg_connect(s->path, why, sizeof why);
 	if (p->conn == NULL) {
-		snprintf(err, errlen, "db %s: %s", s->path, why);
+		snprintf(err, errlen, "db %s: %s", s->shown, why);
 		return -EIO;
 	}
 	col_pg_exec(p->conn, "SET statement_timeout = '30s'");
@@ -440,7 +459,7 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	               " (SELECT coalesce(max(last_batch), 0) FROM minute_flush WHERE host = $1)",
 	               &pp);
 	if (r == NULL || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
-		snprintf(err, errlen, "db %s: %s", s->path, col_pg_error(p->conn, why, sizeof why));
+		snprintf(err, errlen, "db %s: %s", s->shown, col_pg_error(p->conn, why, sizeof why));
 		PQclear(r);
 		return -EIO;
 	}
@@ -448,13 +467,13 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	s->id_slot = (slot - 1) % ID_SLOTS;
 	if (slot > ID_SLOTS)
 		col_log(COL_LOG_WARN, "db %s: more than %d hosts: request ids of host %s may"
-		        " collide with another's", s->path, ID_SLOTS, s->host);
+		        " collide with another's", s->shown, ID_SLOTS, s->host);
 	s->next_id = col_pg_i64(r, 0, 1) / ID_SLOTS + 1;
 	s->next_batch_id = (uint64_t)col_pg_i64(r, 0, 2) + 1;
 	PQclear(r);
 	int64_t today = day_of(col_clock_real_ns());
 	if (ensure_day(s, today) < 0 || ensure_day(s, today + 1) < 0) {
-		snprintf(err, errlen, "db %s: creating partitions: %s", s->path,
+		snprintf(err, errlen, "db %s: creating partitions: %s", s->shown,
 		         col_pg_error(p->conn, why, sizeof why));
 		return -EIO;
 	}
@@ -494,6 +513,7 @@ static int copy_in(PGconn *c, const char *sql, const struct col_pg_buf *b)
 	if (b->len == 0)
 		return 0;
 	PGresult *r = PQexec(c, sql);
+	col_pg_note(r);
 	if (PQresultStatus(r) != PGRES_COPY_IN) {
 		PQclear(r);
 		return -EIO;
@@ -503,11 +523,29 @@ static int copy_in(PGconn *c, const char *sql, const struct col_pg_buf *b)
 	if (PQputCopyEnd(c, ok ? NULL : "aborted") != 1)
 		ok = 0;
 	while ((r = PQgetResult(c)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			if (ok)
+				col_pg_note(r);
 			ok = 0;
+		}
 		PQclear(r);
 	}
 	return ok ? 0 : -EIO;
+}
+
+/* After a failed batch of n rows (after_failure() counted it): a batch a
+ * live database refuses again and again as data (a duplicate id after a
+ * clock jump, say) would block every later row, so its rows are counted
+ * as rejected and 0 returned; otherwise -EIO (held, retried). */
+static int refuse_after_tries(struct col_store *s, size_t n)
+{
+	struct pg *p = PG(s);
+	if (p->conn == NULL || p->data_errors < DATA_ERROR_TRIES)
+		return -EIO;
+	col_log(COL_LOG_ERROR, "storage: %zu request rows refused: %s", n, p->err);
+	CNT_ADD(s, c_rejected, n);
+	p->data_errors = 0;
+	return 0;
 }
 
 static int pg_write_rows(struct col_store *s, struct col_row **rows, size_t n)
@@ -515,9 +553,13 @@ static int pg_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 	struct pg *p = PG(s);
 	if (ensure_conn(s) < 0)
 		return -EIO;
-	for (size_t i = 0; i < n; i++)
-		if (ensure_day(s, day_of(rows[i]->ts_ns)) < 0)
-			goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (ensure_day(s, day_of(rows[i]->ts_ns)) < 0) {
+			after_failure(s);
+			col_store_error(s, "creating partitions");
+			return refuse_after_tries(s, n);
+		}
+	}
 	struct col_pg_buf rq = { 0 }, qs = { 0 }, n1 = { 0 };
 	uint64_t queries = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -592,17 +634,10 @@ static int pg_write_rows(struct col_store *s, struct col_row **rows, size_t n)
 	    copy_in(p->conn, "COPY request_n_plus_one (request_id, fingerprint, req_ts_ns, count,"
 	            " sql) FROM STDIN", &n1) < 0 ||
 	    col_pg_exec(p->conn, "COMMIT") < 0) {
-		col_pg_exec(p->conn, "ROLLBACK");
+		col_pg_rollback(p->conn);
 		after_failure(s);
 		col_store_error(s, "writing requests");
-		/* A batch a live database refuses again and again (a duplicate
-		 * id after a clock jump, say) would block every later row. */
-		if (p->conn != NULL && p->data_errors >= DATA_ERROR_TRIES) {
-			col_log(COL_LOG_ERROR, "storage: %zu request rows refused: %s", n, p->err);
-			CNT_ADD(s, c_rejected, n);
-			p->data_errors = 0;
-			rc = 0;
-		}
+		rc = refuse_after_tries(s, n);
 		goto out;
 	}
 	p->data_errors = 0;
@@ -615,10 +650,6 @@ out:
 	free(qs.p);
 	free(n1.p);
 	return rc;
-fail:
-	after_failure(s);
-	col_store_error(s, "creating partitions");
-	return -EIO;
 }
 
 /* ---- minutes ---- */
@@ -926,7 +957,7 @@ static int write_totals(struct col_store *s)
 	if (rc == 0 && begun)
 		rc = col_pg_exec(p->conn, "COMMIT");
 	if (rc < 0) {
-		col_pg_exec(p->conn, "ROLLBACK");
+		col_pg_rollback(p->conn);
 		forget_totals(p);
 		if (rc == -EIO) {
 			after_failure(s);
@@ -980,7 +1011,7 @@ static int write_buckets(struct col_store *s)
 		rc = col_pg_exec(p->conn, "COMMIT");
 	free(v);
 	if (rc < 0) {
-		col_pg_exec(p->conn, "ROLLBACK");
+		col_pg_rollback(p->conn);
 		after_failure(s);
 		col_store_error(s, "writing timeseries buckets");
 		return rc;
@@ -1063,7 +1094,7 @@ static int write_profiles(struct col_store *s)
 		rc = col_pg_exec(p->conn, "COMMIT");
 	col_prof_rows_free(&rows);
 	if (rc < 0) {
-		col_pg_exec(p->conn, "ROLLBACK");
+		col_pg_rollback(p->conn);
 		forget_totals(p);
 		if (rc == -EIO) {
 			after_failure(s);
@@ -1140,7 +1171,7 @@ static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *
 	if (rc == 0)
 		rc = col_pg_exec(p->conn, "COMMIT");
 	if (rc < 0) {
-		col_pg_exec(p->conn, "ROLLBACK");
+		col_pg_rollback(p->conn);
 		after_failure(s);
 		col_store_error(s, "writing endpoint minutes");
 		return -EIO;
@@ -1214,7 +1245,7 @@ static int pg_write_findings(struct col_store *s, const struct col_error_rows *e
 	if (rc == 0)
 		rc = col_pg_exec(p->conn, "COMMIT");
 	if (rc < 0) {
-		col_pg_exec(p->conn, "ROLLBACK");
+		col_pg_rollback(p->conn);
 		after_failure(s);
 		col_store_error(s, "writing error groups and N+1 patterns");
 		return -EIO;
@@ -1273,7 +1304,7 @@ static int prune_shapes(struct col_store *s, int64_t cutoff_ns)
 	}
 	return 0;
 fail:
-	col_pg_exec(c, "ROLLBACK");
+	col_pg_rollback(c);
 	return -EIO;
 }
 
@@ -1308,7 +1339,7 @@ static int pg_expire_step(struct col_store *s)
 			continue;
 		struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d };
 		int64_t day = (int64_t)timegm(&tm) / 86400;
-		if ((day + 1) * DAY_NS > cutoff_ns)
+		if (day >= day_of(cutoff_ns)) /* not over at the cutoff */
 			continue;
 		/* Counted and dropped under one lock: the fleet's other
 		 * collectors expire the same partitions, and the one whose lock
@@ -1334,7 +1365,7 @@ static int pg_expire_step(struct col_store *s)
 		}
 		snprintf(sql, sizeof sql, "DROP TABLE \"%s\"", name);
 		if (col_pg_exec(p->conn, sql) < 0 || col_pg_exec(p->conn, "COMMIT") < 0) {
-			col_pg_exec(p->conn, "ROLLBACK");
+			col_pg_rollback(p->conn);
 			PQclear(r);
 			goto fail;
 		}
@@ -1449,7 +1480,7 @@ static int pg_load(struct col_store *s, struct col_agg *agg, char *err, size_t e
 	for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
 		PGresult *r = col_pg_run(c, parts[k].sql, &pp);
 		if (r == NULL) {
-			snprintf(err, errlen, "db %s: loading stored statistics: %s", s->path,
+			snprintf(err, errlen, "db %s: loading stored statistics: %s", s->shown,
 			         col_pg_error(c, why, sizeof why));
 			return -EIO;
 		}

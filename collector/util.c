@@ -299,6 +299,18 @@ size_t col_utf8_len(const char *str, size_t n)
 	return len;
 }
 
+int col_utf8_valid(const char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		size_t k = col_utf8_len(s + i, n - i);
+		if (k == 0)
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
 size_t col_text_width(const char *s)
 {
 	/* Made once and kept: the CLI asks for every cell of a table. NULL

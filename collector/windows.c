@@ -1422,9 +1422,28 @@ static void hhmmss(int64_t ns, char *out, size_t len)
 	strftime(out, len, "%H:%M:%S", &tm);
 }
 
+/* Slack reads <...> in a message's text as a mention or a link (<!channel>
+ * notifies everyone, <http://x|label> disguises a link) and & as the
+ * start of an entity; the route, service and SQL in the text are chosen by
+ * the profiled server's clients, so &, < and > are escaped, as Slack asks
+ * of any text that is not markup. out holds 5 * strlen(in) + 1 bytes. */
+static void slack_escape(const char *in, char *out)
+{
+	for (; *in; in++) {
+		const char *e = *in == '&' ? "&amp;" : *in == '<' ? "&lt;" : *in == '>' ? "&gt;" : NULL;
+		if (e == NULL) {
+			*out++ = *in;
+		} else {
+			memcpy(out, e, strlen(e));
+			out += strlen(e);
+		}
+	}
+	*out = '\0';
+}
+
 char *col_windows_alert_body(const struct col_regression_view *r)
 {
-	char raw[1024], text[1024], from[16], to[16];
+	char raw[1024], clean[1024], text[5 * sizeof clean], from[16], to[16];
 	char ws[COL_TIME_BUF], we[COL_TIME_BUF], det[COL_TIME_BUF];
 	hhmmss(r->window_start_ns, from, sizeof from);
 	hhmmss(r->window_end_ns, to, sizeof to);
@@ -1461,7 +1480,8 @@ char *col_windows_alert_body(const struct col_regression_view *r)
 	/* The SQL's %.300s and the buffer's end may cut a character of the
 	 * route, service or SQL in two; jansson refuses invalid UTF-8 (no
 	 * alert at all), so a cut character becomes '?'. */
-	col_clean_text(raw, strlen(raw), text, sizeof text);
+	col_clean_text(raw, strlen(raw), clean, sizeof clean);
+	slack_escape(clean, text);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I,"
 	                      " s:s, s:s, s:s, s:s}",
 		"text", text,

@@ -8,11 +8,13 @@
  * to the collector in datagrams of at most AP_WIRE_MAX_DATAGRAM bytes, each
  * beginning with the batch header and this process's HELLO record. Sends go
  * through an unconnected AF_UNIX datagram socket with MSG_NOSIGNAL: a
- * missing or restarted collector costs one failed sendto(), a slow one a
- * short wait of the shipper thread (never of a host thread) and then
- * EAGAIN; either way the records are dropped and counted. While the collector is absent, records stay in the buffer (until it
- * is full) and the thread probes with a heartbeat every SHIP_PROBE, so
- * delivery resumes within a second of the collector's return.
+ * missing or restarted collector costs one failed sendto(), whose records
+ * go back into the buffer (give_back), a slow one a short wait of the
+ * shipper thread (never of a host thread) and then EAGAIN, whose records
+ * are dropped and counted. While the collector is absent, records stay in
+ * the buffer (until it is full) and the thread probes with a heartbeat
+ * every SHIP_PROBE, so delivery resumes within a second of the
+ * collector's return.
  *
  * Memory: the two halves together are pl_cfg.buffer_bytes, mapped on the
  * first event; nothing else here grows.
@@ -172,12 +174,15 @@ static size_t count_records(const uint8_t *p, size_t len)
  * (cuts[0] == 0), giving up once the monotonic clock passes deadline_ns
  * (0: no deadline). Returns 0 when all went, else the -errno of the first
  * failure (-ETIMEDOUT past the deadline); records not sent are counted as
- * dropped. With MSG_DONTWAIT and a deadline (the exec flush, on a host
- * thread), a full queue is retried every SHIP_RETRY until the deadline:
- * the host's thread sleeps, never blocks in a send. */
+ * dropped, unless `failed` is given: then the index of the cut whose
+ * datagram failed is stored there, and the caller counts. With
+ * MSG_DONTWAIT and a deadline (the exec flush, on a host thread), a full
+ * queue is retried every SHIP_RETRY until the deadline: the host's thread
+ * sleeps, never blocks in a send. */
 #define SHIP_RETRY_NS 100000
 static int send_records(int sock, const uint8_t *buf, size_t len,
-                        const size_t *cuts, unsigned ncuts, int flags, uint64_t deadline_ns)
+                        const size_t *cuts, unsigned ncuts, int flags, uint64_t deadline_ns,
+                        unsigned *failed)
 {
 	for (unsigned i = 0; i < ncuts; i++) {
 		size_t off = cuts[i];
@@ -193,8 +198,11 @@ static int send_records(int sock, const uint8_t *buf, size_t len,
 			nanosleep(&ts, NULL);
 		}
 		if (r < 0) {
-			__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
-			                   __ATOMIC_RELAXED);
+			if (failed)
+				*failed = i;
+			else
+				__atomic_add_fetch(&ship.dropped, count_records(buf + off, len - off),
+				                   __ATOMIC_RELAXED);
 			return r;
 		}
 	}
@@ -248,6 +256,53 @@ static size_t take_batch(int *idx)
 	return len;
 }
 
+/*
+ * The shipper found the collector gone (its socket removed, or nobody
+ * bound to it: a restart) while sending its half idx (len bytes), whose
+ * datagrams from cut `from` on did not go. Rather than lose them (about
+ * one tick of events per busy process at every collector restart), they
+ * go back into the buffer, ahead of the records appended since the half
+ * was taken, and are sent first once a probe finds a collector again.
+ * The half is the shipper's (`sending` is set): the unsent records move
+ * to its start without the lock; under it, the records appended meanwhile
+ * (a few: a send to a missing socket fails at once) are copied behind
+ * them, and this half becomes the one the hooks fill. They are counted
+ * dropped instead when the two do not fit in one half, when more than a
+ * datagram's worth was appended meanwhile (the copy would hold the lock
+ * too long), or when the exit flush has closed the buffer.
+ */
+static void give_back(int idx, unsigned from, size_t len)
+{
+	size_t base = ship.cuts[idx][from];
+	size_t n = len - base;
+	unsigned nc = ship.ncuts[idx] - from;
+	if (base) {
+		memmove(ship.half[idx], ship.half[idx] + base, n);
+		for (unsigned j = 0; j < nc; j++)
+			ship.cuts[idx][j] = ship.cuts[idx][from + j] - base;
+		ship.ncuts[idx] = nc;
+	}
+	pl_spin_lock(&ship.lock);
+	int a = ship.active_idx;
+	size_t alen = ship.active_len;
+	unsigned anc = ship.ncuts[a];
+	int ok = !ship.closed && alen <= SHIP_ROOM && n + alen <= ship.half_cap &&
+	         nc + anc <= SHIP_MAX_CUTS;
+	if (ok) {
+		memcpy(ship.half[idx] + n, ship.half[a], alen);
+		for (unsigned j = 0; j < anc; j++)
+			ship.cuts[idx][nc + j] = ship.cuts[a][j] + n;
+		ship.ncuts[idx] = nc + anc;
+		ship.ncuts[a] = 0;
+		ship.active_idx = idx;
+		__atomic_store_n(&ship.active_len, n + alen, __ATOMIC_RELAXED);
+		ship.fast_end = 0;
+	}
+	pl_spin_unlock(&ship.lock);
+	if (!ok)
+		__atomic_add_fetch(&ship.dropped, count_records(ship.half[idx], n), __ATOMIC_RELAXED);
+}
+
 /* The socket is opened per wake-up rather than kept: a host that closes
  * every descriptor it does not know (daemons do, after our thread started)
  * must never make us send events into one of its own files. */
@@ -283,8 +338,16 @@ static void *shipper_main(void *arg)
 		int idx;
 		size_t len = up ? take_batch(&idx) : 0;
 		if (len) {
+			unsigned failed = 0;
 			int r = send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx],
-			                     0, 0);
+			                     0, 0, &failed);
+			if (r == -ENOENT || r == -ECONNREFUSED) {
+				give_back(idx, failed, len);
+			} else if (r < 0) {
+				size_t off = ship.cuts[idx][failed];
+				__atomic_add_fetch(&ship.dropped, count_records(ship.half[idx] + off, len - off),
+				                   __ATOMIC_RELAXED);
+			}
 			__atomic_store_n(&ship.sending, 0, __ATOMIC_RELEASE);
 			/* EAGAIN: the collector is busy (records counted lost); anything
 			 * else means it is gone: buffer until a probe finds it again. */
@@ -589,7 +652,7 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	struct timeval wait = { 0, SHIP_SEND_WAIT_US / 2 };
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	if (len)
-		send_records(sock, ship.half[i], len, ship.cuts[i], nc, 0, deadline);
+		send_records(sock, ship.half[i], len, ship.cuts[i], nc, 0, deadline, NULL);
 	/* A half the shipper took between the wait above and the lock. */
 	wait_while_sending(settle);
 	/* The last STATS carries the counts of what was lost, so that nothing
@@ -682,7 +745,7 @@ static void exec_flush(void)
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock >= 0 && len)
 		send_records(sock, ship.half[idx], len, ship.cuts[idx], ship.ncuts[idx], MSG_DONTWAIT,
-		             deadline);
+		             deadline, NULL);
 	else if (len)
 		__atomic_add_fetch(&ship.dropped, count_records(ship.half[idx], len),
 		                   __ATOMIC_RELAXED);

@@ -263,6 +263,59 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+/* Records dated more than retention_days before the collector's clock, or
+ * more than a day after it, are refused and counted: any local sender
+ * could otherwise make minutes and partitions that retention never
+ * deletes. Dates inside the bounds, a backlog of days among them, count. */
+START_TEST(test_misdated)
+{
+	const int64_t day = 86400 * 1000000000LL;
+	const int64_t now = WALL_OFF + 1000000000LL; /* feed()'s clock */
+	static const struct {
+		int64_t off;  /* added to the batch's wall-minus-mono offset */
+		int counted;
+	} cases[] = {
+		{ 0, 1 },
+		{ -6 * day, 1 },               /* a buffered backlog, within retention_days (7) */
+		{ -7 * day + 1000000000LL, 1 },
+		{ -8 * day, 0 },
+		{ day - 1000000000LL, 1 },
+		{ day + 1000000000LL, 0 },
+		{ INT64_MAX / 2, 0 },          /* 2172 */
+		{ -WALL_OFF - 1000000000LL, 0 },/* before 1970 */
+	};
+	uint64_t want_req = 0, want_bad = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct dg d;
+		dg_start(&d, 1, "svc");
+		struct ap_batch_hdr h = { .seq = 1, .pid = 1,
+		                          .wall_minus_mono_ns = WALL_OFF + cases[i].off };
+		ap_wire_put_batch_hdr(d.b, sizeof d.b, &h);
+		struct ap_rec_sql q = { .req_id = 1, .start_ns = 6 * MS, .end_ns = 7 * MS,
+		                        .fingerprint = 0xab, .db = AP_DB_POSTGRES,
+		                        .sql = { "SELECT ?", 8 } };
+		size_t k = ap_wire_put_sql(d.b + d.n, sizeof d.b - d.n, &q);
+		ck_assert_uint_gt(k, 0);
+		d.n += k;
+		dg_req(&d, "GET", "/t", 200, 5, 12, 0);
+		col_ingest_process(in, d.b, d.n, 9, 0, 1000000000LL, now);
+		want_req += (uint64_t)cases[i].counted;
+		want_bad += cases[i].counted ? 0 : 2;
+		struct col_ingest_counters ic;
+		col_ingest_counters(in, &ic);
+		ck_assert_msg(ic.requests == want_req && ic.statements == want_req,
+		              "case %zu: %llu requests, %llu statements", i,
+		              (unsigned long long)ic.requests, (unsigned long long)ic.statements);
+		ck_assert_uint_eq(ic.records_misdated, want_bad);
+		ck_assert_uint_eq(ic.records_bad, want_bad);
+	}
+	uint64_t c;
+	struct col_ep_row r = find_row("svc", "GET", "/t", &c);
+	ck_assert_uint_eq(c, want_req);
+	ck_assert_uint_eq(r.sql_count, want_req);
+}
+END_TEST
+
 /* A profiled stack is text the sender chose: it reaches the folded
  * (text/plain) output cleaned, without ESC, C1 CSI, newlines or bad UTF-8. */
 START_TEST(test_profile_stack_cleaned)
@@ -299,6 +352,7 @@ Suite *ingest_suite(void)
 	tcase_add_test(tc, test_classification);
 	tcase_add_test(tc, test_configured_routes);
 	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_misdated);
 	tcase_add_test(tc, test_profile_stack_cleaned);
 	suite_add_tcase(s, tc);
 	return s;

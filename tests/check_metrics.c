@@ -508,7 +508,7 @@ START_TEST(ingest_feeds_metrics)
 		.bytes_in = 80, .bytes_out = 900, .status = 200,
 		.method = { "GET", 3 }, .path = { "/carts/1", 8 } };
 	n += ap_wire_put_request(b + n, sizeof b - n, &r2);
-	col_ingest_process(in, b, n, 4242, 0, 1, 1);
+	col_ingest_process(in, b, n, 4242, 0, 1, h.wall_minus_mono_ns + 1);
 	char *t = render(m, agg);
 	has_line(t, "apiprof_http_requests_total{service=\"shop\",method=\"PUT\","
 	            "route=\"/carts/{id}\",status=\"502\"} 1");

@@ -394,6 +394,61 @@ START_TEST(test_bad_sql_records)
 }
 END_TEST
 
+/* An error group's example is a request row that will be stored: not one
+ * the write queue's byte bound drops (a row with a 3,900-byte statement
+ * behind a queued one, with 4 KiB of room). */
+START_TEST(test_example_only_if_queued)
+{
+	char d[] = "/tmp/check_example.XXXXXX", path[64], err[256] = "";
+	ck_assert_ptr_nonnull(mkdtemp(d));
+	snprintf(path, sizeof path, "%s/t.db", d);
+	struct col_store_opts so = { .path = path, .host = "h1", .retention_days = 7,
+	                             .max_rows_per_s = 1000, .queue_byte_cap = 4096 };
+	struct col_store *s = col_store_open(&so, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	col_ingest_set_store(in, s); /* not started: the queue only fills */
+	char sql[3901];
+	memset(sql, 'x', sizeof sql - 1);
+	memcpy(sql, "SELECT ", 7);
+	sql[sizeof sql - 1] = '\0';
+	struct dg g;
+	dg_start(&g, "api", 5, WALL_OFF);
+	dg_req(&g, 1, "GET", "/a", 500, 0, MS, 0, "boom");
+	dg_sql(&g, 2, sql, 0xb2, AP_DB_POSTGRES, AP_SQLF_ERROR, 0, MS, 0, "42P01",
+	       "no such table");
+	dg_req(&g, 2, "GET", "/b", 500, 0, 2 * MS, 0, "bang");
+	feed(&g, 100, SEC);
+
+	struct col_store_counters c;
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.queue_depth, 1);
+	ck_assert_uint_eq(c.rows_dropped, 1);
+	struct col_error_rows e;
+	ck_assert_int_eq(col_findings_errors(col_agg_findings(agg), NULL, &e), 0);
+	ck_assert_uint_eq(e.n, 3);
+	int64_t first = 0;
+	for (size_t i = 0; i < e.n; i++) {
+		if (!strcmp(e.v[i].route, "/a")) {
+			first = e.v[i].example_id;
+			ck_assert_int_gt(first, 0);
+		} else {
+			ck_assert_msg(e.v[i].example_id == 0, "%s %s: example %lld, dropped",
+			              e.v[i].route, e.v[i].type, (long long)e.v[i].example_id);
+		}
+	}
+	ck_assert_int_gt(first, 0);
+	col_error_rows_free(&e);
+	col_ingest_set_store(in, NULL);
+	col_store_free(s);
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(err, sizeof err, "%s%s", path, sfx[i]);
+		unlink(err);
+	}
+	rmdir(d);
+}
+END_TEST
+
 /* ---- api ---- */
 
 static char dir[64], dbpath[128], sockpath[128], url[300];
@@ -760,6 +815,36 @@ START_TEST(test_api_end_to_end)
 		ck_assert_ptr_nonnull(JSTR(j, "error"));
 		json_decref(j);
 	}
+}
+END_TEST
+
+/* A text parameter that is not UTF-8 (a stray %FF) is a bad parameter:
+ * every stored name is UTF-8, and PostgreSQL refused such a parameter,
+ * which the fleet's API answered 503, "the database is unavailable". Valid
+ * UTF-8 that matches nothing is still a 200 with an empty list. */
+START_TEST(test_api_invalid_utf8_params)
+{
+	static const char *const bad[] = {
+		"/api/v1/requests?service=%FF", "/api/v1/requests?q=%C3",
+		"/api/v1/requests?route=/a%ED%A0%80", "/api/v1/requests?host=%C0%AF",
+		"/api/v1/endpoints?service=%FF", "/api/v1/queries?host=%FE",
+		"/api/v1/errors?service=%80", "/api/v1/n-plus-one?host=%F5%80%80%80",
+		"/api/v1/profile?route=%FF", "/api/v1/summaries?route=%FF",
+		"/api/v1/regressions?service=%FF", "/api/v1/timeseries?host=%FF",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		long status;
+		json_t *j = get(bad[i], &status);
+		ck_assert_msg(status == 400, "%s: %ld", bad[i], status);
+		ck_assert_msg(JSTR(j, "error") && strstr(JSTR(j, "error"), "UTF-8"), "%s", bad[i]);
+		json_decref(j);
+	}
+	static const char *const good[] = {
+		"/api/v1/requests?service=caf%C3%A9", "/api/v1/requests?q=%F0%9F%98%80",
+		"/api/v1/summaries?route=/caf%C3%A9",
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		json_decref(get_ok(good[i]));
 }
 END_TEST
 
@@ -1182,6 +1267,7 @@ Suite *sqlingest_suite(void)
 	tcase_add_test(tc, test_errors_and_unattributed);
 	tcase_add_test(tc, test_expiry_and_reuse);
 	tcase_add_test(tc, test_bad_sql_records);
+	tcase_add_test(tc, test_example_only_if_queued);
 	tcase_add_test(tc, test_configured_thresholds);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("api");
@@ -1189,6 +1275,7 @@ Suite *sqlingest_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_api_end_to_end);
 	tcase_add_test(tc, test_api_crashes_interleaved);
+	tcase_add_test(tc, test_api_invalid_utf8_params);
 	tcase_add_test(tc, test_api_fields_and_filters);
 	tcase_add_test(tc, test_api_summaries);
 	tcase_add_test(tc, test_api_requests_default_limit);

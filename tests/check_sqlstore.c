@@ -391,7 +391,7 @@ START_TEST(test_store_down)
 	col_store_set_down(s, 1, "test outage");
 	int64_t first = 0;
 	for (int i = 0; i < 6; i++) {
-		ck_assert_int_eq(col_store_has_room(s, 1), 1);
+		ck_assert_int_eq(col_store_has_room(s, 1, 0), 1);
 		struct col_row *r = mkrow(s, now + i, 1, 0);
 		if (i == 0)
 			first = r->id;
@@ -411,7 +411,7 @@ START_TEST(test_store_down)
 	col_store_counters(s, &c);
 	ck_assert_int_eq(c.database_down, 0);
 	ck_assert_int_eq(c.down_since_ns, 0);
-	ck_assert_int_eq(col_store_has_room(s, 1), 0);
+	ck_assert_int_eq(col_store_has_room(s, 1, 0), 0);
 	ck_assert_int_eq(col_store_push(s, mkrow(s, now, 1, 0), 0), -ENOSPC);
 	col_store_counters(s, &c);
 	ck_assert_uint_eq(c.rows_dropped, 1);

@@ -3,11 +3,13 @@
  * (collector/store.h) and the read pool (collector/query.h), on a
  * temporary database: every queued row written at stop, sampling per
  * second, minutes persisted and reloaded with identical statistics, period
- * queries, request listing filters and the cursor.
+ * queries, request listing filters and the cursor; a refused row and a
+ * failed retention reported with SQLite's reason.
  */
 #include "config.h"
 #include "check_suites.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -103,6 +105,95 @@ START_TEST(test_rows_written_at_stop)
 	ck_assert_int_eq(count_rows("SELECT count(*) FROM requests"), 3000);
 	ck_assert_int_eq(count_rows("SELECT version FROM schema_version"), COL_SCHEMA_VERSION);
 	col_agg_free(a);
+}
+END_TEST
+
+/* A row SQLite refuses (here a trigger's RAISE) is counted and skipped,
+ * the others written, and the log gives SQLite's reason: it gave the
+ * COMMIT's, "not an error". */
+START_TEST(test_refused_row_reason)
+{
+	struct col_agg *a = col_agg_new(100);
+	struct col_store *s = open_store(1000);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON requests"
+	                              " WHEN NEW.path = '/items/3' BEGIN"
+	                              " SELECT RAISE(ABORT, 'refused by a trigger'); END",
+	                              NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	/* The log goes to stderr: into a file for this test (a child process
+	 * of its own, as Check forks). */
+	char logpath[160];
+	snprintf(logpath, sizeof logpath, "%s/log", dir);
+	fflush(stderr);
+	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	int saved = dup(2);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	char err[256];
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
+	for (int i = 1; i <= 5; i++)
+		ck_assert_int_eq(col_store_push(s, mkrow(i, T0 + i), 1), 0);
+	col_store_stop(s);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	struct col_store_counters c;
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.rows_written, 4);
+	ck_assert_uint_eq(c.rows_rejected, 1);
+	col_store_free(s);
+	col_agg_free(a);
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM requests"), 4);
+	char log[4096] = "";
+	FILE *f = fopen(logpath, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(log, 1, sizeof log - 1, f);
+	log[n] = '\0';
+	fclose(f);
+	unlink(logpath);
+	ck_assert_msg(strstr(log, "storage: 1 request rows refused: refused by a trigger") != NULL,
+	              "log: %s", log);
+}
+END_TEST
+
+/* Retention that fails (a trigger keeps the rows) is a storage error with
+ * SQLite's reason: it was read after the ROLLBACK, "not an error". */
+START_TEST(test_expiry_error_reason)
+{
+	struct col_agg *a = col_agg_new(100);
+	char err[256] = "";
+	struct col_store_opts o = { .path = dbpath, .host = "h1", .retention_days = 1,
+	                            .max_rows_per_s = 1000 };
+	struct col_store *s = col_store_open(&o, err, sizeof err);
+	ck_assert_msg(s != NULL, "open: %s", err);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO requests (id, ts_ns, host, service, pid,"
+	                              " tid, method, path, route, status, duration_ms, bytes_in,"
+	                              " bytes_out) VALUES (1, 1, 'h1', 'api', 1, 1, 'GET', '/', '/',"
+	                              " 200, 1, 0, 0);"
+	                              "CREATE TRIGGER keep BEFORE DELETE ON requests BEGIN"
+	                              " SELECT RAISE(ABORT, 'kept by a trigger'); END",
+	                              NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0); /* retention at start */
+	struct col_store_counters c;
+	for (int i = 0; i < 100; i++) {
+		col_store_counters(s, &c);
+		if (c.storage_errors > 0)
+			break;
+		usleep(20000);
+	}
+	col_store_stop(s);
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.storage_errors, 1);
+	ck_assert_str_eq(c.last_error, "deleting expired rows: kept by a trigger");
+	col_store_free(s);
+	col_agg_free(a);
+	ck_assert_int_eq(count_rows("SELECT count(*) FROM requests"), 1);
 }
 END_TEST
 
@@ -380,6 +471,8 @@ Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_rows_written_at_stop);
+	tcase_add_test(tc, test_refused_row_reason);
+	tcase_add_test(tc, test_expiry_error_reason);
 	tcase_add_test(tc, test_admit);
 	tcase_add_test(tc, test_minutes_persist_and_reload);
 	tcase_add_test(tc, test_request_queries);

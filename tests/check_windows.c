@@ -492,17 +492,24 @@ static void regress_routes(struct col_windows *w, int n)
 	ck_assert_uint_eq(nr, (size_t)n);
 }
 
+/* Options for a collector whose every regression alerts a webhook that
+ * refuses connections (url from dead_url()), retried only after 1000 s. */
+static struct col_windows_opts dead_hook_opts(const char *url)
+{
+	return (struct col_windows_opts){
+		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
+		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
+		.webhook_url = url,
+		.webhook_delay_scale_pct = 100000,
+	};
+}
+
 /* An alert still pending at a stop is queued again by the next start. */
 START_TEST(test_alert_resent_after_restart)
 {
 	char url[64], err[256];
 	dead_url(url, sizeof url);
-	struct col_windows_opts o = {
-		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
-		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
-		.webhook_url = url,
-		.webhook_delay_scale_pct = 100000,   /* the first retry in 1000 s */
-	};
+	struct col_windows_opts o = dead_hook_opts(url);
 	struct col_windows *w = col_windows_open(&o, err, sizeof err);
 	ck_assert_msg(w != NULL, "%s", err);
 	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
@@ -550,14 +557,9 @@ START_TEST(test_alert_dropped_counted_once)
 	ck_assert_ptr_nonnull(m);
 	char url[64], err[256];
 	dead_url(url, sizeof url);
-	struct col_windows_opts o = {
-		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
-		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
-		.webhook_url = url,
-		.webhook_delay_scale_pct = 100000,   /* the first retry in 1000 s */
-		.webhook_queue = 2,
-		.metrics = m,
-	};
+	struct col_windows_opts o = dead_hook_opts(url);
+	o.webhook_queue = 2;
+	o.metrics = m;
 	struct col_windows *w = col_windows_open(&o, err, sizeof err);
 	ck_assert_msg(w != NULL, "%s", err);
 	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
@@ -603,12 +605,7 @@ START_TEST(test_alert_attempts_survive_restart)
 	ck_assert_ptr_nonnull(m);
 	char url[64], err[256];
 	dead_url(url, sizeof url);
-	struct col_windows_opts o = {
-		.db_path = dbpath, .host = "h1", .window_ns = W3, .grace_ns = -1,
-		.rules = { .factor = 2.0, .delta = 0.1, .min_requests = 1 },
-		.webhook_url = url,
-		.webhook_delay_scale_pct = 100000,   /* the first retry in 1000 s */
-	};
+	struct col_windows_opts o = dead_hook_opts(url);
 	struct col_windows *w = col_windows_open(&o, err, sizeof err);
 	ck_assert_msg(w != NULL, "%s", err);
 	ck_assert_int_eq(col_windows_start(w, err, sizeof err), 0);
@@ -675,6 +672,22 @@ START_TEST(test_alert_body)
 	ck_assert_ptr_null(json_object_get(o, "fingerprint"));
 	json_decref(o);
 	free(s);
+	/* A route a client chose, with Slack's markup in it: escaped in the
+	 * text (no @channel notification, no disguised link), as is in
+	 * "route". */
+	v.route = "/<!channel>/<http://evil.example|docs>&x";
+	s = col_windows_alert_body(&v);
+	o = json_loads(s, 0, NULL);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "route")),
+	                 "/<!channel>/<http://evil.example|docs>&x");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "text")),
+	                 ":warning: apiprof: GET /&lt;!channel&gt;/&lt;http://evil.example|docs&gt;&amp;x"
+	                 " on api got slower: average 890.3 ms, up from 120.5 ms (7.4x) in"
+	                 " 08:15:00-09:15:00 UTC on web1");
+	json_decref(o);
+	free(s);
+	v.route = "/api/users/{id}";
 	v.type = COL_REG_N_PLUS_ONE;
 	v.fingerprint = "00000000deadbeef";
 	v.sql = "SELECT * FROM t WHERE id = ?";

@@ -5,7 +5,9 @@
 # N+1 gate, the exit codes 0-3, Nagios perfdata, APIPROF_URL/--url and
 # APIPROF_TOKEN), `aggregate`, `report` in colour on a terminal and plain
 # through a pipe, `run` (and its --url, exported as APIPROF_URL), --help on
-# each and the collector's --help naming every SPEC 5 endpoint. Also the SQL side of /metrics
+# each (an option a subcommand lacks is an "unknown option") and the
+# collector's --help naming every SPEC 5 endpoint; the collector refusing an
+# unreachable PostgreSQL db without printing its password. Also the SQL side of /metrics
 # from a real driver: operations, the per-table insert count, the error code
 # and the N+1 counter. Hostile text (ESC, BEL, C1 CSI, '|', markup, bad
 # UTF-8): from a fake collector, report and check print no control
@@ -104,7 +106,9 @@ expect 3 '^APIPROF UNKNOWN - --max-error-rate'
 check --since yesterday
 expect 3 '^APIPROF UNKNOWN - --since'
 check --frobnicate
-expect 3 '^APIPROF UNKNOWN - unexpected argument'
+expect 3 "^APIPROF UNKNOWN - unknown option '--frobnicate'"
+check extra
+expect 3 "^APIPROF UNKNOWN - unexpected argument 'extra'"
 OUT=$(APIPROF_TOKEN= "$AP_CLI" check 2>/dev/null); RC=$?
 expect 3 '^APIPROF UNKNOWN - the collector at .* refused the request \(HTTP 401\): set APIPROF_TOKEN'
 OUT=$(APIPROF_TOKEN=wrong "$AP_CLI" check 2>/dev/null); RC=$?
@@ -131,8 +135,14 @@ fi
 APIPROF_TOKEN= "$AP_CLI" aggregate >/dev/null 2>"$AP_TMP/agg401.err"
 ap_assert_eq "aggregate without the token" "$?" 3
 grep -q 'HTTP 401' "$AP_TMP/agg401.err" || ap_fail "aggregate 401: $(cat "$AP_TMP/agg401.err")"
-"$AP_CLI" aggregate --bogus >/dev/null 2>&1
+"$AP_CLI" aggregate --bogus >/dev/null 2>"$AP_TMP/agg-bogus.err"
 ap_assert_eq "aggregate --bogus" "$?" 2
+grep -q "^apiprof aggregate: unknown option '--bogus'" "$AP_TMP/agg-bogus.err" ||
+	ap_fail "aggregate --bogus: $(head -1 "$AP_TMP/agg-bogus.err")"
+"$AP_CLI" report --bogus >/dev/null 2>"$AP_TMP/report-bogus.err"
+ap_assert_eq "report --bogus" "$?" 2
+grep -q "^apiprof report: unknown option '--bogus'" "$AP_TMP/report-bogus.err" ||
+	ap_fail "report --bogus: $(head -1 "$AP_TMP/report-bogus.err")"
 
 # report: colours on a terminal (script(1) gives it one), plain in a pipe.
 script -qec "env TERM=xterm APIPROF_URL=$AP_URL APIPROF_TOKEN=$TOKEN $AP_CLI report --sort p95" \
@@ -165,6 +175,18 @@ for e in /healthz /api/v1/status /api/v1/endpoints /api/v1/requests /api/v1/requ
 	/api/v1/queries /api/v1/n-plus-one /api/v1/summaries /api/v1/aggregate /api/v1/regressions \
 	/api/v1/errors /api/v1/timeseries /api/v1/profile /metrics; do
 	grep -qF -- "$e" "$AP_TMP/collector-help.txt" || ap_fail "apiprof-collector --help does not list $e"
+done
+# A PostgreSQL db it cannot reach: exit 2, the password never printed
+# (README: shown as ***), in the URI's user part or as a parameter.
+for db in 'postgresql://u:it-SECRET@127.0.0.1:1/x' \
+	'postgres://u@127.0.0.1:1/x?sslmode=disable&password=it-SECRET'; do
+	"$AP_COLLECTOR" --db "$db" --socket "$AP_TMP/pg.sock" --http "127.0.0.1:$(ap_free_port)" \
+		>/dev/null 2>"$AP_TMP/pg-start.err"
+	ap_assert_eq "collector with $db unreachable" "$?" 2
+	grep -q '^apiprof-collector: db postgres.*\*\*\*.*Connection refused' "$AP_TMP/pg-start.err" ||
+		ap_fail "unreachable db: $(tail -1 "$AP_TMP/pg-start.err")"
+	! grep -q 'it-SECRET' "$AP_TMP/pg-start.err" ||
+		ap_fail "the db password is printed: $(grep it-SECRET "$AP_TMP/pg-start.err")"
 done
 
 # The SQL metrics of the same traffic.

@@ -27,8 +27,13 @@
 # others, one held by a concurrent minute transaction included. A password in the URI is never
 # shown. Then a copy of the collector
 # under another file name, started with LD_PRELOAD=libapiprof.so, captures
-# none of its own HTTP or libpq calls. Last, CPU profiles (with libdw): a
+# none of its own HTTP or libpq calls. Then CPU profiles (with libdw): a
 # preloaded prof_server behind each, alpha's /api/v1/profile sums both.
+# Last, storage faults: a request dated 2262 (the last day of int64
+# nanoseconds) is refused at ingest, counted and logged, without holding
+# others back or making a partition, and a full disk on
+# the database server holds the rows (none refused) until it passes, the
+# status giving PostgreSQL's reason.
 #
 # About 85 s on an idle machine (three collectors, PostgreSQL restarted
 # twice): a watchdog of 480 s, room for a machine three times slower and
@@ -476,6 +481,13 @@ for i in $(seq 150); do
 done
 ap_assert_jq "status while the table is locked: slow, 10 rows held" \
 	'.store.database == "slow" and .store.write_busy_ms >= 5000 and .store.rows_held == 10' "$st"
+# A read of the locked table waits 2 s for it (lock_timeout), then is a
+# 503; it waited as long as the lock did, and a few such reads held every
+# HTTP thread, /healthz included.
+code=$(curl -s -o "$AP_TMP/locked.json" -w '%{http_code}' --max-time 10 "$URL_alpha/api/v1/requests")
+ap_assert_eq "fleet /api/v1/requests while requests is locked" "$code" 503
+ap_assert_jq "its error says the database is unavailable" \
+	'.error | test("database is unavailable")' "$(cat "$AP_TMP/locked.json")"
 pg_release slowlock "COMMIT;"
 for i in $(seq 150); do
 	st=$(api alpha /api/v1/status)
@@ -724,3 +736,79 @@ else
 	[ "$(id -u)" -eq 0 ] && ap_fail "built without libdw: CPU profiles are compiled out"
 	ap_log "built without libdw: fleet profiles not checked"
 fi
+
+# ---- storage faults of PostgreSQL: a far timestamp, a full disk ----
+# A collector of its own (delta, database pgfaults), fed by a sender of
+# datagrams. (1) A sender whose clock offset dates a request in the last
+# day of int64 nanoseconds (2262): the collector refuses it at ingest
+# (ingest.records_misdated, one log line) and makes no partition for it;
+# the rows after it are not held back. (Before the bound at ingest, its
+# partition was made up to MAXVALUE; before that, the bound overflowed,
+# PostgreSQL refused the partition, and the batch was retried forever.) (2) The database server's disk full (a trigger raising
+# SQLSTATE 53100, disk_full): the rows are held and retried until it
+# passes, none refused (they were, after 3 tries), the status gives
+# PostgreSQL's reason (it said "unknown error"), and the log says it once
+# each way even though the minute statistics are written meanwhile.
+ap_psql postgres -c "CREATE DATABASE pgfaults" >/dev/null
+start_col delta delta "postgresql://postgres@127.0.0.1:$AP_PG_PORT/pgfaults"
+cat >"$AP_TMP/send.py" <<'PY'
+import socket, struct, sys, time
+def s16(b): return struct.pack("<H", len(b)) + b
+def rec(t, p): return struct.pack("<HHI", t, 0, len(p)) + p
+sock, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+off = time.time_ns() - now if mode == "now" else (2**63 - 1) - now - 10**9
+hello = rec(1, struct.pack("<IIQ", 0, 1, 0) + s16(b"faults") + s16(b"/bin/send"))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for i in range(n):
+    req = rec(2, struct.pack("<QQQQQIHH", i + 1, now - 1000000, now, 10, 20, 1, 200, 0)
+              + s16(b"GET") + s16(b"/" + mode.encode()) + s16(b""))
+    s.sendto(struct.pack("<IBBHIIq", 0x46525041, 1, 0, 24, i, 0, off) + hello + req, sock)
+PY
+send() { /usr/bin/python3 "$AP_TMP/send.py" "$AP_TMP/delta.sock" "$@" || ap_fail "send.py $* failed"; }
+dstore() { api delta /api/v1/status | jq -c ".store | $1"; }
+send now 5
+send far 1
+send now 5
+written() { [ "$(dstore .rows_written)" -ge "$1" ]; }
+poll 20 written 10 || ap_fail "not 10 rows written around one dated 2262: $(dstore .)"
+ap_assert_jq "a request dated 2262: refused at ingest; the others written, no error" \
+	'.ingest.records_misdated == 1 and .store.rows_written == 10 and .store.rows_rejected == 0 and
+	 .store.storage_errors == 0' "$(api delta /api/v1/status)"
+ap_assert_eq "log lines about it" \
+	"$(grep -c 'refused a request record of pid [0-9]* dated 2262-04-11T' "$AP_TMP/delta.log")" 1
+ap_assert_eq "no partition for it" "$(ap_psql pgfaults -Atc "SELECT count(*) FROM pg_class
+	WHERE relname IN ('requests_p22620411', 'queries_p22620411', 'request_n_plus_one_p22620411')")" 0
+ap_psql pgfaults -c "CREATE FUNCTION ap_full() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
+	RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+	END \$\$; CREATE TRIGGER ap_full BEFORE INSERT ON requests FOR EACH ROW EXECUTE FUNCTION ap_full()" >/dev/null
+# Two bursts: the minutes of the first commit while its rows fail, which
+# must not end the fault (it flipped off and on, logged each way, every
+# second).
+send now 5
+sleep 1.5
+send now 5
+errors5() { [ "$(dstore .storage_errors)" -ge 5 ]; }
+poll 30 errors5 || ap_fail "not 5 failed writes on a full disk: $(dstore .)"
+ap_assert_jq "disk full: 10 rows held, none refused, the reason shown" \
+	'.rows_written == 10 and .rows_held == 10 and .rows_rejected == 0 and .writing == false and
+	 (.last_error | test("writing requests: could not extend file: No space left on device \\(SQLSTATE 53100\\)"))' "$(dstore .)"
+ap_assert_eq "log lines about the full disk while it lasts" \
+	"$(grep -c 'storage: writing requests' "$AP_TMP/delta.log")" 1
+ap_assert_eq "no end of the fault logged while rows still fail" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" 0
+ap_psql pgfaults -c "DROP TRIGGER ap_full ON requests" >/dev/null
+poll 20 written 20 || ap_fail "the held rows not written once the disk had room: $(dstore .)"
+ap_assert_eq "the end of the fault logged once" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" 1
+ap_assert_jq "space again: every row written, none refused" \
+	'.rows_written == 20 and .rows_held == 0 and .rows_rejected == 0' "$(dstore .)"
+ap_assert_eq "rows of the sender in the database" \
+	"$(ap_psql pgfaults -Atc "SELECT count(*) FROM requests WHERE service = 'faults'")" 20
+# A text parameter that is not UTF-8, which PostgreSQL refuses: a 400 (it
+# was a 503, "the database is unavailable").
+for u in '/api/v1/requests?service=%FF' '/api/v1/summaries?route=%C3'; do
+	ap_assert_eq "GET $u on PostgreSQL" \
+		"$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL_delta$u")" 400
+done
+ap_stop_pid "$PID_delta"

@@ -26,6 +26,8 @@
 #      counted once, and the collector's memory stays flat;
 #  (h) a sender naming 1,500 services gets at most 1,000, the rest under
 #      {other}.
+#  (i) senders outside the collector's pid namespace: one warning, and one
+#      process, pid 0.
 # About 45 s here; more on a loaded machine.
 export AP_TIMEOUT=${AP_TIMEOUT:-400}
 . "$(dirname "$0")/lib.sh"
@@ -523,6 +525,40 @@ ap_assert_jq "1,500 services named: every request counted" \
 ap_assert_jq "at most 1,000 services, {other} among them" \
 	'[.endpoints[].service] | unique | length <= 1000 and index("{other}") != null' "$eps"
 ap_assert_jq "processes_other_service in /status" '.processes_other_service >= 500' "$(ap_api /api/v1/status)"
+
+# ---- (i) senders outside the collector's pid namespace --------------------
+# The kernel gives a sender in a pid namespace the collector cannot see
+# pid 0. A collector in a namespace of its own (as in a container) hears
+# from two such senders: it warns once in its log, and /api/v1/status shows
+# them as one process, pid 0 (README, What it cannot see). Needs root.
+if unshare --pid --fork --kill-child true 2>/dev/null; then
+	ns_port=$(ap_free_port)
+	ap_bg collector-pidns unshare --pid --fork --kill-child "$AP_COLLECTOR" \
+		--socket "$AP_TMP/pidns.sock" --http "127.0.0.1:$ns_port" --db "$AP_TMP/pidns.db"
+	UNSHARE_PID=$AP_BG_PID
+	for i in $(seq 100); do
+		curl -sf --max-time 2 "http://127.0.0.1:$ns_port/healthz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	hostile services "$AP_TMP/pidns.sock" 2 >/dev/null
+	hostile services "$AP_TMP/pidns.sock" 2 >/dev/null
+	for i in $(seq 50); do
+		st=$(curl -sf --max-time 5 "http://127.0.0.1:$ns_port/api/v1/status")
+		[ "$(jq .totals.requests <<<"$st")" = 4 ] && break
+		sleep 0.1
+	done
+	ap_assert_jq "two senders outside its pid namespace: one process, pid 0" \
+		'.totals.requests == 4 and ([.processes[].pid] == [0])' "$st"
+	ap_assert_eq "warnings about the pid namespace" \
+		"$(grep -c 'runs in a pid namespace this collector cannot see' "$AP_TMP/collector-pidns.log")" 1
+	ap_log "ok: $(grep -o 'warn: a sender.*' "$AP_TMP/collector-pidns.log")"
+	# unshare waits for its child; the child, pid 1 of its namespace,
+	# gets SIGTERM from outside because it blocks it (for sigwait).
+	ap_stop_pid "$(pgrep -P "$UNSHARE_PID")"
+	wait "$UNSHARE_PID" 2>/dev/null
+else
+	ap_log "skipped (i): unshare --pid is not permitted here (needs root)"
+fi
 
 kill -0 "$COLLECTOR_PID" 2>/dev/null || ap_fail "the collector died"
 if grep -E 'exited on signal|worker process [0-9]+ exited' "$AP_TMP"/nginx*/error.log >&2; then

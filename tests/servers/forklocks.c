@@ -64,6 +64,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 #define FORKS 200 /* unless argv[1] says how many; argv[2] "accept": below */
 
 /* arg non-NULL: first one accept() on a listening socket with nothing
@@ -126,23 +128,11 @@ static const char walk_resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 static const char walk_req[] = "GET /forklocks/walk/answered-by-a-signal-handler HTTP/1.1\r\n"
                                "Host: forklocks\r\n\r\n";
 
-static int io_all(int fd, char *buf, size_t n, int out)
-{
-	while (n) {
-		ssize_t r = out ? write(fd, buf, n) : read(fd, buf, n);
-		if (r <= 0)
-			return -1;
-		buf += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 static void respond_in_handler(int sig)
 {
 	(void)sig;
 	int saved = errno;
-	if (io_all(walk_fd, (char *)walk_resp, sizeof walk_resp - 1, 1) != 0)
+	if (serve_write_all(walk_fd, walk_resp, sizeof walk_resp - 1) != 0)
 		_exit(3);
 	errno = saved;
 }
@@ -177,12 +167,12 @@ static int walk_fork(void)
 	char buf[256];
 	size_t qlen = sizeof walk_req - 1, rlen = sizeof walk_resp - 1;
 	/* The first request: its event starts the shipper. */
-	if (walk_fd < 0 || io_all(c, (char *)walk_req, qlen, 1) != 0 ||
-	    io_all(walk_fd, buf, qlen, 0) != 0 ||
-	    io_all(walk_fd, (char *)walk_resp, rlen, 1) != 0 || io_all(c, buf, rlen, 0) != 0)
+	if (walk_fd < 0 || serve_write_all(c, walk_req, qlen) != 0 ||
+	    serve_read_all(walk_fd, buf, qlen) != 0 ||
+	    serve_write_all(walk_fd, walk_resp, rlen) != 0 || serve_read_all(c, buf, rlen) != 0)
 		return 2;
 	/* The second, in flight: answered by the handler. */
-	if (io_all(c, (char *)walk_req, qlen, 1) != 0 || io_all(walk_fd, buf, qlen, 0) != 0)
+	if (serve_write_all(c, walk_req, qlen) != 0 || serve_read_all(walk_fd, buf, qlen) != 0)
 		return 2;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -196,7 +186,7 @@ static int walk_fork(void)
 	setitimer(ITIMER_REAL, &it, NULL);
 	PQexecPrepared(NULL, "s", 0, NULL, NULL, NULL, 0);
 	pthread_join(t, NULL);
-	int got = io_all(c, buf, rlen, 0) == 0 && memcmp(buf, walk_resp, rlen) == 0;
+	int got = serve_read_all(c, buf, rlen) == 0 && memcmp(buf, walk_resp, rlen) == 0;
 	printf("walk fork: child status 0x%x, response %s\n", (unsigned)walk_status,
 	       got ? "ok" : "missing");
 	return walk_status == 0 && got ? 0 : 1;

@@ -156,6 +156,20 @@ int serve_write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+int serve_read_all(int fd, char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
 int serve_reply(int fd, int status, const char *body)
 {
 	char buf[1024];

@@ -60,4 +60,9 @@ int serve_reply(int fd, int status, const char *body);
  * when a write failed. */
 int serve_write_all(int fd, const char *p, size_t n);
 
+/* Reads exactly n bytes from fd into p with read(), retrying on EINTR. 0,
+ * or -1 when the peer stopped first or a read failed. Both are
+ * async-signal-safe (the fork tests call them from signal handlers). */
+int serve_read_all(int fd, char *p, size_t n);
+
 #endif /* AP_TEST_SERVE_H */

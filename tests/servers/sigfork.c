@@ -48,6 +48,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "serve.h"
+
 #define PARENT_PATH "/sigfork/parent/interrupted-by-its-signal-handler"
 #define CHILD_PATH "/sigfork/child/served-after-the-forking-handler"
 #define CRASH_PATH "/sigfork/crash/interrupted-in-the-crash-handler"
@@ -61,18 +63,6 @@ static pid_t kids[MAX_FORKS];
 static char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 static int window_fd = -1;
 static volatile int *volatile nowhere; /* NULL */
-
-static int io_all(int fd, char *buf, size_t n, int out)
-{
-	while (n) {
-		ssize_t r = out ? write(fd, buf, n) : read(fd, buf, n);
-		if (r <= 0)
-			return -1;
-		buf += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
 
 static void on_usr1(int sig)
 {
@@ -113,7 +103,7 @@ static void on_usr2(int sig)
 {
 	(void)sig;
 	int saved = errno;
-	if (window_fd >= 0 && io_all(window_fd, resp, sizeof resp - 1, 1) != 0)
+	if (window_fd >= 0 && serve_write_all(window_fd, resp, sizeof resp - 1) != 0)
 		_exit(2);
 	errno = saved;
 }
@@ -148,7 +138,7 @@ static int serve(enum mode mode, const char *path, int n, int m)
 	char req[256], buf[256];
 	int rlen = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: sigfork\r\n\r\n", path);
 	for (int i = 0; i < n; i++) {
-		if (io_all(c, req, (size_t)rlen, 1) != 0 || io_all(s, buf, (size_t)rlen, 0) != 0)
+		if (serve_write_all(c, req, (size_t)rlen) != 0 || serve_read_all(s, buf, (size_t)rlen) != 0)
 			return -1;
 		if (mode == CRASH)
 			*nowhere = 1; /* its request in flight */
@@ -164,14 +154,14 @@ static int serve(enum mode mode, const char *path, int n, int m)
 			printf("window: pid %d, child status 0x%x\n", (int)getpid(), (unsigned)status);
 			if (status != 0)
 				return 1;
-		} else if (io_all(s, resp, sizeof resp - 1, 1) != 0) {
+		} else if (serve_write_all(s, resp, sizeof resp - 1) != 0) {
 			return -1;
 		}
 		/* The response's last write ended the request: its event, the
 		 * signal, the fork. */
 		if (in_child)
 			child_main(m);
-		if (io_all(c, buf, sizeof resp - 1, 0) != 0)
+		if (serve_read_all(c, buf, sizeof resp - 1) != 0)
 			return -1;
 	}
 	close(c);
