@@ -536,7 +536,11 @@ static int copy_in(PGconn *c, const char *sql, const struct col_pg_buf *b)
 /* After a failed batch of n rows (after_failure() counted it): a batch a
  * live database refuses again and again as data (a duplicate id after a
  * clock jump, say) would block every later row, so its rows are counted
- * as rejected and 0 returned; otherwise -EIO (held, retried). */
+ * as rejected and 0 returned; otherwise -EIO (held, retried). Refused,
+ * the rows are settled as SQLite's refused rows are by their commit: the
+ * fault of the rows' kind is over (col_store_ok()), else it stood, with
+ * store.writing false, until another batch of rows committed, whatever
+ * else the store wrote meanwhile. */
 static int refuse_after_tries(struct col_store *s, size_t n)
 {
 	struct pg *p = PG(s);
@@ -545,6 +549,7 @@ static int refuse_after_tries(struct col_store *s, size_t n)
 	col_log(COL_LOG_ERROR, "storage: %zu request rows refused: %s", n, p->err);
 	CNT_ADD(s, c_rejected, n);
 	p->data_errors = 0;
+	col_store_ok(s);
 	return 0;
 }
 

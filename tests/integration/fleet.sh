@@ -33,7 +33,7 @@
 # nanoseconds) is refused at ingest, counted and logged, without holding
 # others back or making a partition, and a full disk on
 # the database server holds the rows (none refused) until it passes, the
-# status giving PostgreSQL's reason.
+# status giving PostgreSQL's reason, and rows refused as data end the fault.
 #
 # About 85 s on an idle machine (three collectors, PostgreSQL restarted
 # twice): a watchdog of 480 s, room for a machine three times slower and
@@ -757,7 +757,7 @@ def s16(b): return struct.pack("<H", len(b)) + b
 def rec(t, p): return struct.pack("<HHI", t, 0, len(p)) + p
 sock, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-off = time.time_ns() - now if mode == "now" else (2**63 - 1) - now - 10**9
+off = time.time_ns() - now if mode != "far" else (2**63 - 1) - now - 10**9
 hello = rec(1, struct.pack("<IIQ", 0, 1, 0) + s16(b"faults") + s16(b"/bin/send"))
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 for i in range(n):
@@ -805,6 +805,24 @@ ap_assert_jq "space again: every row written, none refused" \
 	'.rows_written == 20 and .rows_held == 0 and .rows_rejected == 0' "$(dstore .)"
 ap_assert_eq "rows of the sender in the database" \
 	"$(ap_psql pgfaults -Atc "SELECT count(*) FROM requests WHERE service = 'faults'")" 20
+# (3) Rows the database refuses as data (a trigger raising SQLSTATE 23514,
+# check_violation, on one path), three times: refused and counted, and
+# that ends the fault, as a refusal by SQLite does; it stood (writing
+# false) until another batch of rows committed, however many minute
+# writes committed meanwhile.
+ap_psql pgfaults -c "CREATE FUNCTION ap_bad() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
+	IF NEW.path = '/bad' THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF;
+	RETURN NEW; END \$\$; CREATE TRIGGER ap_bad BEFORE INSERT ON requests FOR EACH ROW
+	EXECUTE FUNCTION ap_bad()" >/dev/null
+send bad 1
+rejected1() { [ "$(dstore .rows_rejected)" = 1 ]; }
+poll 20 rejected1 || ap_fail "the refused row not counted: $(dstore .)"
+writing() { [ "$(dstore .writing)" = true ]; }
+poll 3 writing || ap_fail "the fault stands after the rows were refused: $(dstore .)"
+ap_assert_jq "refused as data: counted, nothing held, writing" \
+	'.rows_written == 20 and .rows_held == 0 and .rows_rejected == 1 and .writing == true and
+	 (.last_error | test("refused \\(SQLSTATE 23514\\)"))' "$(dstore .)"
+ap_psql pgfaults -c "DROP TRIGGER ap_bad ON requests" >/dev/null
 # A text parameter that is not UTF-8, which PostgreSQL refuses: a 400 (it
 # was a 503, "the database is unavailable").
 for u in '/api/v1/requests?service=%FF' '/api/v1/summaries?route=%C3'; do
