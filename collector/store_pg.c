@@ -473,8 +473,10 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	PQclear(r);
 	int64_t today = day_of(col_clock_real_ns());
 	if (ensure_day(s, today) < 0 || ensure_day(s, today + 1) < 0) {
+		/* ensure_day() rolled back: PostgreSQL's reason is the failed
+		 * statement's (PQerrorMessage is empty again). */
 		snprintf(err, errlen, "db %s: creating partitions: %s", s->shown,
-		         col_pg_error(p->conn, why, sizeof why));
+		         col_pg_failure(p->conn, why, sizeof why));
 		return -EIO;
 	}
 	return 0;

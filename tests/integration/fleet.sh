@@ -33,7 +33,8 @@
 # nanoseconds) is refused at ingest, counted and logged, without holding
 # others back or making a partition, and a full disk on
 # the database server holds the rows (none refused) until it passes, the
-# status giving PostgreSQL's reason, and rows refused as data end the fault.
+# status giving PostgreSQL's reason, and rows refused as data end the fault;
+# a partition it cannot make stops its start with PostgreSQL's reason.
 #
 # About 85 s on an idle machine (three collectors, PostgreSQL restarted
 # twice): a watchdog of 480 s, room for a machine three times slower and
@@ -830,3 +831,18 @@ for u in '/api/v1/requests?service=%FF' '/api/v1/summaries?route=%C3'; do
 		"$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL_delta$u")" 400
 done
 ap_stop_pid "$PID_delta"
+# (4) Today's partition cannot be made (another partition of requests
+# covers the day): the collector does not start, exit status 2, and says
+# PostgreSQL's reason (it said "unknown error": the ROLLBACK cleared it).
+ap_psql pgfaults -c "DO \$\$ DECLARE d bigint := floor(extract(epoch FROM now()) / 86400); BEGIN
+	EXECUTE format('DROP TABLE requests_p%s', to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'));
+	EXECUTE format('CREATE TABLE requests_clash PARTITION OF requests FOR VALUES FROM (%s) TO (%s)',
+	               d * 86400000000000, (d + 1) * 86400000000000); END \$\$" >/dev/null
+launch_col epsilon epsilon "postgresql://postgres@127.0.0.1:$AP_PG_PORT/pgfaults"
+gone_eps() { ! kill -0 "$PID_epsilon" 2>/dev/null; }
+poll 20 gone_eps || ap_fail "a collector started though today's partition cannot be made"
+wait "$PID_epsilon"
+ap_assert_eq "exit status when today's partition cannot be made" "$?" 2
+grep -q 'creating partitions: partition "requests_p[0-9]*" would overlap partition "requests_clash"' \
+	"$AP_TMP/epsilon.log" || ap_fail "PostgreSQL's reason not given: $(cat "$AP_TMP/epsilon.log")"
+ap_log "ok: $(grep -o 'creating partitions.*' "$AP_TMP/epsilon.log")"
