@@ -1113,14 +1113,18 @@ static int write_profiles(struct col_store *s)
 	return 0;
 }
 
+/* The writes of every second (kind COL_SK_TICK): a fault of theirs ends
+ * once all three went through, not at the next commit of rows or
+ * minutes (all-time totals failing every second while rows committed
+ * flipped the fault off and on, two log lines a second). */
 static void pg_tick(struct col_store *s)
 {
-	if (ensure_conn(s) == 0)
-		write_totals(s);
-	if (ensure_conn(s) == 0)
-		write_profiles(s);
-	if (s->tseries != NULL && ensure_conn(s) == 0)
-		write_buckets(s);
+	int ok = ensure_conn(s) == 0 && write_totals(s) == 0;
+	ok = ensure_conn(s) == 0 && write_profiles(s) == 0 && ok;
+	if (s->tseries != NULL)
+		ok = ensure_conn(s) == 0 && write_buckets(s) == 0 && ok;
+	if (ok)
+		col_store_ok(s);
 }
 
 static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *b)

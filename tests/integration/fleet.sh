@@ -34,6 +34,7 @@
 # others back or making a partition, and a full disk on
 # the database server holds the rows (none refused) until it passes, the
 # status giving PostgreSQL's reason, and rows refused as data end the fault;
+# all-time totals failing while rows commit make one fault, not one a second;
 # a partition it cannot make stops its start with PostgreSQL's reason.
 #
 # About 85 s on an idle machine (three collectors, PostgreSQL restarted
@@ -824,6 +825,30 @@ ap_assert_jq "refused as data: counted, nothing held, writing" \
 	'.rows_written == 20 and .rows_held == 0 and .rows_rejected == 1 and .writing == true and
 	 (.last_error | test("refused \\(SQLSTATE 23514\\)"))' "$(dstore .)"
 ap_psql pgfaults -c "DROP TRIGGER ap_bad ON requests" >/dev/null
+# (3b) The all-time totals refused (a trigger on endpoint_totals) while
+# the rows of two bursts commit: the fault stands, logged once, until the
+# totals are written again (it ended at each commit of rows, and began
+# again at the next second's totals: two log lines a second).
+again0=$(grep -c 'storage: writing again' "$AP_TMP/delta.log")
+ap_psql pgfaults -c "CREATE TRIGGER ap_full BEFORE INSERT ON endpoint_totals FOR EACH ROW
+	EXECUTE FUNCTION ap_full()" >/dev/null
+send now 5
+sleep 1.5
+send now 5
+written30() { [ "$(dstore .rows_written)" -ge 30 ]; }
+poll 20 written30 || ap_fail "the rows not written while the totals fail: $(dstore .)"
+sleep 2
+ap_assert_jq "totals refused, rows written: the fault stands" \
+	'.rows_written == 30 and .writing == false and (.last_error | test("writing all-time totals"))' \
+	"$(dstore .)"
+ap_assert_eq "log lines about the totals while they fail" \
+	"$(grep -c 'storage: writing all-time totals' "$AP_TMP/delta.log")" 1
+ap_assert_eq "no end of the fault logged while the totals fail" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" "$again0"
+ap_psql pgfaults -c "DROP TRIGGER ap_full ON endpoint_totals" >/dev/null
+poll 5 writing || ap_fail "the fault stands after the totals were written: $(dstore .)"
+ap_assert_eq "the end of the totals' fault logged once" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" "$((again0 + 1))"
 # A text parameter that is not UTF-8, which PostgreSQL refuses: a 400 (it
 # was a 503, "the database is unavailable").
 for u in '/api/v1/requests?service=%FF' '/api/v1/summaries?route=%C3'; do
