@@ -412,9 +412,14 @@ int main(int argc, char **argv)
 	}
 	status = 0;
 	stop_store = store;
+	/* Static: the detached watcher waits on it again after each signal it
+	 * only consumes, until the process ends, after main's frame is gone
+	 * (exit() runs on the stack main used). */
+	static sigset_t stop_sigs;
+	stop_sigs = sigs;
+	sigdelset(&stop_sigs, SIGHUP);
 	pthread_t watcher;
-	sigdelset(&sigs, SIGHUP);
-	if (pthread_create(&watcher, NULL, second_signal, &sigs) == 0)
+	if (pthread_create(&watcher, NULL, second_signal, &stop_sigs) == 0)
 		pthread_detach(watcher);
 	goto stop;
 

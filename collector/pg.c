@@ -4,6 +4,7 @@
 #include "config.h"
 #include "pg.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -355,20 +356,45 @@ void col_pg_copy_sep(struct col_pg_buf *b, char c)
 	buf_put(b, &c, 1);
 }
 
-/* Masks the value of every password=VALUE parameter after the '?' of a
- * URI in out (a buffer of len bytes), in place. */
+/* 1 when the query parameter name k[0..n) is one whose value is a secret:
+ * password, or sslpassword (the client key's passphrase), compared as
+ * libpq compares it, after percent-decoding (pass%77ord is a password). */
+static int pg_secret_key(const char *k, size_t n)
+{
+	char name[16];
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = k[i];
+		if (c == '%' && i + 2 < n && isxdigit((unsigned char)k[i + 1]) &&
+		    isxdigit((unsigned char)k[i + 2])) {
+			char hex[3] = { k[i + 1], k[i + 2], '\0' };
+			c = (char)strtol(hex, NULL, 16);
+			i += 2;
+		}
+		if (m + 1 >= sizeof name)
+			return 0;
+		name[m++] = c;
+	}
+	name[m] = '\0';
+	return strcmp(name, "password") == 0 || strcmp(name, "sslpassword") == 0;
+}
+
+/* Masks the value of every secret parameter (pg_secret_key()) of a URI in
+ * out (a buffer of len bytes), in place. Every '?' and '&' is taken as a
+ * parameter's start, whichever part of the URI it is in: a '?' in the
+ * user's password must not hide the query's first parameter. */
 static void pg_redact_param(char *out, size_t len)
 {
-	char *p = strchr(out, '?');
-	while (p != NULL) {
+	for (char *p = strpbrk(out, "?&"); p != NULL; p = strpbrk(p, "?&")) {
 		p++;
-		if (strncmp(p, "password=", 9) == 0) {
-			char *v = p + 9, *end = v + strcspn(v, "&");
-			char rest[1024];
-			snprintf(rest, sizeof rest, "%s", end);
-			snprintf(v, len - (size_t)(v - out), "***%s", rest);
-		}
-		p = strchr(p, '&');
+		size_t kn = strcspn(p, "=&?");
+		if (p[kn] != '=' || !pg_secret_key(p, kn))
+			continue;
+		char *v = p + kn + 1, *end = v + strcspn(v, "&");
+		char rest[1024];
+		snprintf(rest, sizeof rest, "%s", end);
+		snprintf(v, len - (size_t)(v - out), "***%s", rest);
+		p = v;
 	}
 }
 

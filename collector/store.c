@@ -1723,8 +1723,11 @@ static void *store_main(void *arg)
 		if (now >= next_minutes) {
 			flush_minutes(s, 0);
 			flush_findings(s);
-			if (s->be->tick)
+			if (s->be->tick) {
+				s->cur_kind = COL_SK_TICK;
 				s->be->tick(s);
+				s->cur_kind = 0;
+			}
 			next_minutes = now + MINUTE_CHECK_NS;
 		}
 		if (now >= next_expire)

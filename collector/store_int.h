@@ -155,6 +155,7 @@ struct col_store {
 #define COL_SK_ROWS 1u
 #define COL_SK_MINUTES 2u
 #define COL_SK_FINDINGS 4u
+#define COL_SK_TICK 8u      /* be->tick (PostgreSQL: totals, profiles, buckets) */
 
 /* Counts a failed transaction, records it for the status (with
  * be->errmsg) and logs it, at most once a minute. Store thread. */

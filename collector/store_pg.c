@@ -473,8 +473,10 @@ static int pg_open(struct col_store *s, char *err, size_t errlen)
 	PQclear(r);
 	int64_t today = day_of(col_clock_real_ns());
 	if (ensure_day(s, today) < 0 || ensure_day(s, today + 1) < 0) {
+		/* ensure_day() rolled back: PostgreSQL's reason is the failed
+		 * statement's (PQerrorMessage is empty again). */
 		snprintf(err, errlen, "db %s: creating partitions: %s", s->shown,
-		         col_pg_error(p->conn, why, sizeof why));
+		         col_pg_failure(p->conn, why, sizeof why));
 		return -EIO;
 	}
 	return 0;
@@ -536,7 +538,11 @@ static int copy_in(PGconn *c, const char *sql, const struct col_pg_buf *b)
 /* After a failed batch of n rows (after_failure() counted it): a batch a
  * live database refuses again and again as data (a duplicate id after a
  * clock jump, say) would block every later row, so its rows are counted
- * as rejected and 0 returned; otherwise -EIO (held, retried). */
+ * as rejected and 0 returned; otherwise -EIO (held, retried). Refused,
+ * the rows are settled as SQLite's refused rows are by their commit: the
+ * fault of the rows' kind is over (col_store_ok()), else it stood, with
+ * store.writing false, until another batch of rows committed, whatever
+ * else the store wrote meanwhile. */
 static int refuse_after_tries(struct col_store *s, size_t n)
 {
 	struct pg *p = PG(s);
@@ -545,6 +551,7 @@ static int refuse_after_tries(struct col_store *s, size_t n)
 	col_log(COL_LOG_ERROR, "storage: %zu request rows refused: %s", n, p->err);
 	CNT_ADD(s, c_rejected, n);
 	p->data_errors = 0;
+	col_store_ok(s);
 	return 0;
 }
 
@@ -1106,14 +1113,18 @@ static int write_profiles(struct col_store *s)
 	return 0;
 }
 
+/* The writes of every second (kind COL_SK_TICK): a fault of theirs ends
+ * once all three went through, not at the next commit of rows or
+ * minutes (all-time totals failing every second while rows committed
+ * flipped the fault off and on, two log lines a second). */
 static void pg_tick(struct col_store *s)
 {
-	if (ensure_conn(s) == 0)
-		write_totals(s);
-	if (ensure_conn(s) == 0)
-		write_profiles(s);
-	if (s->tseries != NULL && ensure_conn(s) == 0)
-		write_buckets(s);
+	int ok = ensure_conn(s) == 0 && write_totals(s) == 0;
+	ok = ensure_conn(s) == 0 && write_profiles(s) == 0 && ok;
+	if (s->tseries != NULL)
+		ok = ensure_conn(s) == 0 && write_buckets(s) == 0 && ok;
+	if (ok)
+		col_store_ok(s);
 }
 
 static int pg_write_minutes(struct col_store *s, const struct col_minute_batch *b)

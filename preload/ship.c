@@ -44,9 +44,15 @@
 
 /* Record bytes per datagram, leaving room for the batch header and HELLO. */
 #define SHIP_ROOM (AP_WIRE_MAX_DATAGRAM - 1024)
-/* Every datagram but the last of a half holds more than SHIP_ROOM / 2
- * bytes (records are far smaller), so this bounds a half at 32 MiB:
- * init.c caps APIPROF_BUFFER_KB at 65536. */
+/* Every datagram but the last of a half the appends filled holds more
+ * than SHIP_ROOM / 2 bytes (records are far smaller), so this bounds a
+ * half at 32 MiB: init.c caps APIPROF_BUFFER_KB at 65536. Not quite an
+ * invariant: a half give_back() joined has the last datagram given back,
+ * which may be short, before the first appended meanwhile, one such per
+ * give_back() without a delivery in between (a collector restarting in a
+ * loop). Both ship_reserve_slow() and give_back() test the bound, so the
+ * cost is records dropped (counted) before the half is full, never a cut
+ * past the array. */
 #define SHIP_MAX_CUTS 1024
 
 enum ship_state { SHIP_OFF = 0, SHIP_STARTING, SHIP_ON, SHIP_FAILED };

@@ -460,6 +460,18 @@ START_TEST(test_pg_redact)
 	/* An @ past the host is not a password's end. */
 	col_pg_redact("postgresql://db:5432/x?user=a@b", out, sizeof out);
 	ck_assert_str_eq(out, "postgresql://db:5432/x?user=a@b");
+	/* The query's secrets: password and sslpassword, also spelt with
+	 * percent-escapes (libpq decodes a parameter's name), also behind a
+	 * '?' in the user's password. */
+	col_pg_redact("postgresql://u@db/x?sslmode=require&password=s3cret&sslpassword=k3y",
+	              out, sizeof out);
+	ck_assert_str_eq(out, "postgresql://u@db/x?sslmode=require&password=***&sslpassword=***");
+	col_pg_redact("postgresql://u@db/x?pass%77ord=s3cret&%73slpassword=k3y", out, sizeof out);
+	ck_assert_str_eq(out, "postgresql://u@db/x?pass%77ord=***&%73slpassword=***");
+	col_pg_redact("postgresql://u:p?w@db/x?password=s3cret", out, sizeof out);
+	ck_assert_str_eq(out, "postgresql://u:***@db/x?password=***");
+	col_pg_redact("postgresql://u@db/x?passwords=a&xpassword=b", out, sizeof out);
+	ck_assert_str_eq(out, "postgresql://u@db/x?passwords=a&xpassword=b");
 	col_pg_redact("/var/lib/apiprof/apiprof.db", out, sizeof out);
 	ck_assert_str_eq(out, "/var/lib/apiprof/apiprof.db");
 	ck_assert_int_eq(col_store_is_pg("postgresql://db/x"), 1);

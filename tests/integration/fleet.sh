@@ -33,7 +33,9 @@
 # nanoseconds) is refused at ingest, counted and logged, without holding
 # others back or making a partition, and a full disk on
 # the database server holds the rows (none refused) until it passes, the
-# status giving PostgreSQL's reason.
+# status giving PostgreSQL's reason, and rows refused as data end the fault;
+# all-time totals failing while rows commit make one fault, not one a second;
+# a partition it cannot make stops its start with PostgreSQL's reason.
 #
 # About 85 s on an idle machine (three collectors, PostgreSQL restarted
 # twice): a watchdog of 480 s, room for a machine three times slower and
@@ -757,7 +759,7 @@ def s16(b): return struct.pack("<H", len(b)) + b
 def rec(t, p): return struct.pack("<HHI", t, 0, len(p)) + p
 sock, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-off = time.time_ns() - now if mode == "now" else (2**63 - 1) - now - 10**9
+off = time.time_ns() - now if mode != "far" else (2**63 - 1) - now - 10**9
 hello = rec(1, struct.pack("<IIQ", 0, 1, 0) + s16(b"faults") + s16(b"/bin/send"))
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 for i in range(n):
@@ -805,6 +807,48 @@ ap_assert_jq "space again: every row written, none refused" \
 	'.rows_written == 20 and .rows_held == 0 and .rows_rejected == 0' "$(dstore .)"
 ap_assert_eq "rows of the sender in the database" \
 	"$(ap_psql pgfaults -Atc "SELECT count(*) FROM requests WHERE service = 'faults'")" 20
+# (3) Rows the database refuses as data (a trigger raising SQLSTATE 23514,
+# check_violation, on one path), three times: refused and counted, and
+# that ends the fault, as a refusal by SQLite does; it stood (writing
+# false) until another batch of rows committed, however many minute
+# writes committed meanwhile.
+ap_psql pgfaults -c "CREATE FUNCTION ap_bad() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
+	IF NEW.path = '/bad' THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF;
+	RETURN NEW; END \$\$; CREATE TRIGGER ap_bad BEFORE INSERT ON requests FOR EACH ROW
+	EXECUTE FUNCTION ap_bad()" >/dev/null
+send bad 1
+rejected1() { [ "$(dstore .rows_rejected)" = 1 ]; }
+poll 20 rejected1 || ap_fail "the refused row not counted: $(dstore .)"
+writing() { [ "$(dstore .writing)" = true ]; }
+poll 3 writing || ap_fail "the fault stands after the rows were refused: $(dstore .)"
+ap_assert_jq "refused as data: counted, nothing held, writing" \
+	'.rows_written == 20 and .rows_held == 0 and .rows_rejected == 1 and .writing == true and
+	 (.last_error | test("refused \\(SQLSTATE 23514\\)"))' "$(dstore .)"
+ap_psql pgfaults -c "DROP TRIGGER ap_bad ON requests" >/dev/null
+# (3b) The all-time totals refused (a trigger on endpoint_totals) while
+# the rows of two bursts commit: the fault stands, logged once, until the
+# totals are written again (it ended at each commit of rows, and began
+# again at the next second's totals: two log lines a second).
+again0=$(grep -c 'storage: writing again' "$AP_TMP/delta.log")
+ap_psql pgfaults -c "CREATE TRIGGER ap_full BEFORE INSERT ON endpoint_totals FOR EACH ROW
+	EXECUTE FUNCTION ap_full()" >/dev/null
+send now 5
+sleep 1.5
+send now 5
+written30() { [ "$(dstore .rows_written)" -ge 30 ]; }
+poll 20 written30 || ap_fail "the rows not written while the totals fail: $(dstore .)"
+sleep 2
+ap_assert_jq "totals refused, rows written: the fault stands" \
+	'.rows_written == 30 and .writing == false and (.last_error | test("writing all-time totals"))' \
+	"$(dstore .)"
+ap_assert_eq "log lines about the totals while they fail" \
+	"$(grep -c 'storage: writing all-time totals' "$AP_TMP/delta.log")" 1
+ap_assert_eq "no end of the fault logged while the totals fail" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" "$again0"
+ap_psql pgfaults -c "DROP TRIGGER ap_full ON endpoint_totals" >/dev/null
+poll 5 writing || ap_fail "the fault stands after the totals were written: $(dstore .)"
+ap_assert_eq "the end of the totals' fault logged once" \
+	"$(grep -c 'storage: writing again' "$AP_TMP/delta.log")" "$((again0 + 1))"
 # A text parameter that is not UTF-8, which PostgreSQL refuses: a 400 (it
 # was a 503, "the database is unavailable").
 for u in '/api/v1/requests?service=%FF' '/api/v1/summaries?route=%C3'; do
@@ -812,3 +856,18 @@ for u in '/api/v1/requests?service=%FF' '/api/v1/summaries?route=%C3'; do
 		"$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL_delta$u")" 400
 done
 ap_stop_pid "$PID_delta"
+# (4) Today's partition cannot be made (another partition of requests
+# covers the day): the collector does not start, exit status 2, and says
+# PostgreSQL's reason (it said "unknown error": the ROLLBACK cleared it).
+ap_psql pgfaults -c "DO \$\$ DECLARE d bigint := floor(extract(epoch FROM now()) / 86400); BEGIN
+	EXECUTE format('DROP TABLE requests_p%s', to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'));
+	EXECUTE format('CREATE TABLE requests_clash PARTITION OF requests FOR VALUES FROM (%s) TO (%s)',
+	               d * 86400000000000, (d + 1) * 86400000000000); END \$\$" >/dev/null
+launch_col epsilon epsilon "postgresql://postgres@127.0.0.1:$AP_PG_PORT/pgfaults"
+gone_eps() { ! kill -0 "$PID_epsilon" 2>/dev/null; }
+poll 20 gone_eps || ap_fail "a collector started though today's partition cannot be made"
+wait "$PID_epsilon"
+ap_assert_eq "exit status when today's partition cannot be made" "$?" 2
+grep -q 'creating partitions: partition "requests_p[0-9]*" would overlap partition "requests_clash"' \
+	"$AP_TMP/epsilon.log" || ap_fail "PostgreSQL's reason not given: $(cat "$AP_TMP/epsilon.log")"
+ap_log "ok: $(grep -o 'creating partitions.*' "$AP_TMP/epsilon.log")"
