@@ -378,17 +378,29 @@ static int is_transient(int rc)
 }
 
 /* Counts a failed transaction, records it for the status and logs it, at
- * most once a minute. */
+ * most once a minute. A failed retention pass raises no fault (see
+ * COL_SK_RETENTION): logged each time (once an hour at most), it neither
+ * sets writing false nor takes the once-a-minute turn of a fault's
+ * first line, and no "writing again" follows it. */
 void col_store_error(struct col_store *s, const char *what)
 {
+	int retention = s->cur_kind == COL_SK_RETENTION;
 	CNT_ADD(s, c_errors, 1);
-	s->fault_errors++;
-	s->fault_kinds |= s->cur_kind;
+	if (!retention) {
+		s->fault_errors++;
+		s->fault_kinds |= s->cur_kind;
+	}
 	pthread_mutex_lock(&s->mu);
-	s->faulty = 1;
+	if (!retention)
+		s->faulty = 1;
 	snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, s->be->errmsg(s));
 	s->last_error_at_ns = col_clock_real_ns();
 	pthread_mutex_unlock(&s->mu);
+	if (retention) {
+		col_log(COL_LOG_ERROR, "storage: %s: %s (retention retries in an hour)",
+		        what, s->be->errmsg(s));
+		return;
+	}
 	int64_t now = col_clock_mono_ns();
 	if (s->last_error_log != 0 && now - s->last_error_log < ERROR_LOG_EVERY_NS) {
 		s->errors_unlogged++;
@@ -1730,8 +1742,11 @@ static void *store_main(void *arg)
 			}
 			next_minutes = now + MINUTE_CHECK_NS;
 		}
-		if (now >= next_expire)
+		if (now >= next_expire) {
+			s->cur_kind = COL_SK_RETENTION;
 			next_expire = s->be->expire_step(s) ? now : now + RETENTION_EVERY_NS;
+			s->cur_kind = 0;
+		}
 		__atomic_store_n(&s->busy_since, 0, __ATOMIC_RELAXED);
 		now = col_clock_mono_ns();
 	}

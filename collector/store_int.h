@@ -129,9 +129,9 @@ struct col_store {
 	int64_t last_error_log;
 	uint64_t errors_unlogged;
 	uint64_t fault_errors;        /* failed transactions since the last commit */
-	/* What the writer is writing (COL_SK_*, 0: other work: retention, a
-	 * backend's tick), and the kinds whose last write failed: a fault
-	 * stands until each of them has committed again. */
+	/* What the writer is writing (COL_SK_*), and the kinds whose last
+	 * write failed: a fault stands until each of them has committed
+	 * again. A failed retention pass (COL_SK_RETENTION) is no fault. */
 	unsigned cur_kind, fault_kinds;
 
 	/* the standing fault, for /api/v1/status: written by the writer
@@ -156,9 +156,16 @@ struct col_store {
 #define COL_SK_MINUTES 2u
 #define COL_SK_FINDINGS 4u
 #define COL_SK_TICK 8u      /* be->tick (PostgreSQL: totals, profiles, buckets) */
+/* be->expire_step. Its failures count as storage errors and set
+ * last_error, but raise no fault: store.writing means that what comes in
+ * is being stored, which a failed deletion of old rows does not stop (it
+ * is retried at the next pass, an hour later). Its commits end no fault. */
+#define COL_SK_RETENTION 16u
 
 /* Counts a failed transaction, records it for the status (with
- * be->errmsg) and logs it, at most once a minute. Store thread. */
+ * be->errmsg) and logs it, at most once a minute; a failed retention pass
+ * (COL_SK_RETENTION) is logged each time and leaves the fault state
+ * alone. Store thread. */
 void col_store_error(struct col_store *s, const char *what);
 
 /* A transaction committed: ends a standing fault (logged once), unless a
