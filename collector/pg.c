@@ -93,6 +93,11 @@ const char *col_pg_failure(PGconn *conn, char *buf, size_t len)
 	return buf;
 }
 
+void col_pg_forget(void)
+{
+	fail_state[0] = fail_msg[0] = '\0';
+}
+
 int col_pg_failure_transient(void)
 {
 	/* 08 connection, 40 rollback (deadlock, serialization), 53 resources

@@ -41,6 +41,11 @@ void col_pg_note(const PGresult *r);
 const char *col_pg_failure(PGconn *conn, char *buf, size_t len);
 int col_pg_failure_transient(void);
 
+/* Forgets this thread's last failure (col_pg_note()), once a decision has
+ * read it: a later failure that no statement reports (a lost connection,
+ * out of memory) then reads as itself, not as the one before it. */
+void col_pg_forget(void);
+
 /* Parameters of PQexecParams: text values (binary for bytea), built in
  * order ($1, $2, ...). Strings are not copied: they must outlive the call. */
 #define COL_PG_MAXP 24

@@ -367,7 +367,10 @@ static int64_t day_of(int64_t ts_ns)
 /* ---- connection ---- */
 
 /* A failure on the connection: when it is gone, the database is down
- * (logged once) and the next attempt waits for the backoff. */
+ * (logged once) and the next attempt waits for the backoff. Either way
+ * the noted failure is forgotten once read (col_pg_forget()): a later
+ * failure that no failed statement reports must not be judged by this
+ * one's SQLSTATE. */
 static void after_failure(struct col_store *s)
 {
 	struct pg *p = PG(s);
@@ -381,8 +384,10 @@ static void after_failure(struct col_store *s)
 			p->data_errors = 0;
 		else
 			p->data_errors++;
+		col_pg_forget();
 		return;
 	}
+	col_pg_forget();
 	col_pg_error(p->conn, p->err, sizeof p->err);
 	PQfinish(p->conn);
 	p->conn = NULL;
