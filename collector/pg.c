@@ -98,17 +98,20 @@ void col_pg_forget(void)
 	fail_state[0] = fail_msg[0] = '\0';
 }
 
-int col_pg_failure_transient(void)
+int col_pg_take_failure(PGconn *conn, char *buf, size_t len)
 {
 	/* 08 connection, 40 rollback (deadlock, serialization), 53 resources
 	 * (disk full, out of memory, too many connections), 55 a lock not
 	 * available, 57 operator intervention (statement timeout, shutdown),
 	 * 58 system (I/O), XX internal (damage) */
 	static const char *const classes[] = { "08", "40", "53", "55", "57", "58", "XX" };
+	int transient = 0;
+	col_pg_failure(conn, buf, len);
 	for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
 		if (strncmp(fail_state, classes[i], 2) == 0)
-			return 1;
-	return 0;
+			transient = 1;
+	col_pg_forget();
+	return transient;
 }
 
 int col_pg_exec(PGconn *conn, const char *sql)

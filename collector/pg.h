@@ -34,16 +34,20 @@ void col_pg_rollback(PGconn *conn);
 
 /* This thread's last statement through col_pg_exec() / col_pg_run() (or
  * a result given to col_pg_note()): when it failed, its message as one
- * line (else col_pg_error()'s), and whether its SQLSTATE is of a class
- * that passes by itself (disk full, a timeout, a deadlock, I/O: 1) rather
- * than one that says the data is refused (a constraint, a bad value: 0). */
+ * line (else col_pg_error()'s). */
 void col_pg_note(const PGresult *r);
 const char *col_pg_failure(PGconn *conn, char *buf, size_t len);
-int col_pg_failure_transient(void);
 
-/* Forgets this thread's last failure (col_pg_note()), once a decision has
- * read it: a later failure that no statement reports (a lost connection,
- * out of memory) then reads as itself, not as the one before it. */
+/* Decides about a failure and forgets what was noted: its message into
+ * buf (col_pg_failure()), and 1 when the noted SQLSTATE is of a class
+ * that passes by itself (disk full, a timeout, a deadlock, I/O) rather
+ * than one that says the data is refused (a constraint, a bad value: 0).
+ * Forgotten, a later failure that no statement reports (found without a
+ * result: a lost connection, out of memory) reads as itself (0, the
+ * connection's message), not as the failure before it. */
+int col_pg_take_failure(PGconn *conn, char *buf, size_t len);
+
+/* Forgets the noted failure without reading it. */
 void col_pg_forget(void);
 
 /* Parameters of PQexecParams: text values (binary for bytea), built in

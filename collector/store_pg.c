@@ -368,7 +368,7 @@ static int64_t day_of(int64_t ts_ns)
 
 /* A failure on the connection: when it is gone, the database is down
  * (logged once) and the next attempt waits for the backoff. Either way
- * the noted failure is forgotten once read (col_pg_forget()): a later
+ * the noted failure is forgotten (col_pg_take_failure()): a later
  * failure that no failed statement reports must not be judged by this
  * one's SQLSTATE. */
 static void after_failure(struct col_store *s)
@@ -379,12 +379,10 @@ static void after_failure(struct col_store *s)
 		 * cleared the connection's). A full disk, a timeout or a
 		 * deadlock pass: what waits is held and retried, as in an
 		 * outage; only data refused again and again is given up. */
-		col_pg_failure(p->conn, p->err, sizeof p->err);
-		if (col_pg_failure_transient())
+		if (col_pg_take_failure(p->conn, p->err, sizeof p->err))
 			p->data_errors = 0;
 		else
 			p->data_errors++;
-		col_pg_forget();
 		return;
 	}
 	col_pg_forget();

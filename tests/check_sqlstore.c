@@ -5,19 +5,23 @@
  * findings written with it and read back in order, retention taking them
  * with their request, statement-shape minutes persisted, reloaded and
  * queried by period, and error groups and N+1 patterns surviving a
- * restart.
+ * restart; PostgreSQL helpers (COPY text, URI redaction, the decision
+ * about a failure, against a fake server on a Unix socket).
  */
 #include "config.h"
 #include "check_suites.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "agg.h"
@@ -747,6 +751,109 @@ START_TEST(test_findings_persist)
 }
 END_TEST
 
+/* A fake PostgreSQL server on a Unix socket in dir, for one connection:
+ * it trusts the startup, then answers every query with a "disk full"
+ * ErrorResponse (SQLSTATE 53100), as a server with a full disk does. */
+static int fake_pg_fd = -1;
+
+static int fake_read(int fd, void *b, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = read(fd, (char *)b + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static void fake_msg(int fd, char type, const void *body, size_t n)
+{
+	unsigned char h[5] = { (unsigned char)type, (unsigned char)((n + 4) >> 24),
+	                       (unsigned char)((n + 4) >> 16), (unsigned char)((n + 4) >> 8),
+	                       (unsigned char)(n + 4) };
+	ck_assert_int_eq(write(fd, h, 5), 5);
+	ck_assert_int_eq(write(fd, body, n), (ssize_t)n);
+}
+
+static void *fake_pg_main(void *arg)
+{
+	(void)arg;
+	int fd = accept(fake_pg_fd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	unsigned char b[4096];
+	uint32_t len;
+	for (;;) { /* startup packet, after any SSL / GSS request ("no") */
+		if (fake_read(fd, b, 4) < 0)
+			goto out;
+		len = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+		if (len < 8 || len > sizeof b || fake_read(fd, b, len - 4) < 0)
+			goto out;
+		uint32_t code = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+		                (uint32_t)b[2] << 8 | b[3];
+		if (code != 80877103 && code != 80877104)
+			break;
+		ck_assert_int_eq(write(fd, "N", 1), 1);
+	}
+	static const unsigned char auth_ok[4] = { 0, 0, 0, 0 };
+	static const char version[] = "server_version\0" "16.0";
+	static const char encoding[] = "client_encoding\0" "UTF8";
+	static const char error[] = "SERROR\0VERROR\0C53100\0"
+	                            "Mcould not extend file: No space left on device\0";
+	fake_msg(fd, 'R', auth_ok, 4);
+	fake_msg(fd, 'S', version, sizeof version);
+	fake_msg(fd, 'S', encoding, sizeof encoding);
+	fake_msg(fd, 'Z', "I", 1);
+	for (;;) {
+		if (fake_read(fd, b, 5) < 0)
+			break;
+		len = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
+		if (b[0] == 'X' || len < 4 || len - 4 > sizeof b || fake_read(fd, b + 5, len - 4) < 0)
+			break;
+		if (b[0] == 'Q') {
+			fake_msg(fd, 'E', error, sizeof error); /* ends with the list's 0 */
+			fake_msg(fd, 'Z', "I", 1);
+		}
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+/* The retry-or-refuse decision reads the failure it is about: a full disk
+ * passes by itself (1); a failure no statement reports, found after it
+ * (a connection lost without a result), must not read its SQLSTATE. */
+START_TEST(test_pg_take_failure)
+{
+	char sock[128], uri[256], buf[512];
+	snprintf(sock, sizeof sock, "%s/.s.PGSQL.5432", dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	ck_assert_uint_lt(strlen(sock), sizeof sa.sun_path);
+	strcpy(sa.sun_path, sock);
+	fake_pg_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fake_pg_fd, 0);
+	ck_assert_int_eq(bind(fake_pg_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(fake_pg_fd, 1), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, fake_pg_main, NULL), 0);
+	snprintf(uri, sizeof uri, "host=%s port=5432 user=t dbname=t sslmode=disable"
+	         " gssencmode=disable", dir);
+	PGconn *c = col_pg_connect(uri, buf, sizeof buf);
+	ck_assert_msg(c != NULL, "connect: %s", buf);
+	ck_assert_int_eq(col_pg_exec(c, "INSERT INTO t VALUES (1)"), -EIO);
+	ck_assert_int_eq(col_pg_take_failure(c, buf, sizeof buf), 1);
+	ck_assert_str_eq(buf, "could not extend file: No space left on device (SQLSTATE 53100)");
+	/* The next failure, with no statement: its own (the connection's). */
+	ck_assert_int_eq(col_pg_take_failure(c, buf, sizeof buf), 0);
+	ck_assert_ptr_null(strstr(buf, "SQLSTATE"));
+	PQfinish(c);
+	pthread_join(th, NULL);
+	close(fake_pg_fd);
+	unlink(sock);
+}
+END_TEST
+
 Suite *sqlstore_suite(void)
 {
 	Suite *s = suite_create("sqlstore");
@@ -759,6 +866,7 @@ Suite *sqlstore_suite(void)
 	tcase_add_test(tc, test_store_queue_bytes);
 	tcase_add_test(tc, test_pg_copy);
 	tcase_add_test(tc, test_pg_redact);
+	tcase_add_test(tc, test_pg_take_failure);
 	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_retention_huge);
 	tcase_add_test(tc, test_shapes_persist);
