@@ -603,6 +603,22 @@ static json_t *post_ok(const char *path)
 #define JINT(o, k) json_integer_value(json_object_get((o), (k)))
 #define JNUM(o, k) json_number_value(json_object_get((o), (k)))
 
+/* Polls /api/v1/endpoints?service=SERVICE until its first endpoint counts
+ * n requests, for up to 10 s (the test's own assertions follow). */
+static void wait_first_count(const char *service, json_int_t n)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/api/v1/endpoints?service=%s", service);
+	for (int i = 0; i < 500; i++) {
+		json_t *j = get_ok(path);
+		json_int_t got = JINT(json_array_get(json_object_get(j, "endpoints"), 0), "count");
+		json_decref(j);
+		if (got == n)
+			return;
+		nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+	}
+}
+
 START_TEST(test_api_end_to_end)
 {
 	/* One request with the classic N+1 (a list, then each author), a
@@ -1145,14 +1161,7 @@ START_TEST(test_api_summaries)
 	dg_req(&d, 21, "GET", "/w", 200, t + 21 * MS, 5 * MS, 0, NULL);
 	dg_req(&d, 22, "GET", "/w", 0, t + 22 * MS, 2 * MS, AP_REQF_ABORTED, NULL);
 	send_dg(&d);
-	for (int i = 0; i < 500; i++) { /* counted within 10 s */
-		json_t *j = get_ok("/api/v1/endpoints?service=win");
-		json_int_t n = JINT(json_array_get(json_object_get(j, "endpoints"), 0), "count");
-		json_decref(j);
-		if (n == 22)
-			break;
-		nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
-	}
+	wait_first_count("win", 22);
 	json_t *j = post_ok("/api/v1/aggregate");
 	ck_assert_int_ge(JINT(j, "summaries"), 1);
 	json_decref(j);
@@ -1221,14 +1230,7 @@ START_TEST(test_api_regression)
 		dg_req(&d, (uint64_t)i + 21, "GET", "/r", i % 2 ? 500 : 200,
 		       t + (uint64_t)WIN + (uint64_t)i * MS, 15 * MS, 0, NULL);
 	send_dg(&d);
-	for (int i = 0; i < 500; i++) { /* counted within 10 s */
-		json_t *j = get_ok("/api/v1/endpoints?service=reg");
-		json_int_t n = JINT(json_array_get(json_object_get(j, "endpoints"), 0), "count");
-		json_decref(j);
-		if (n == 40)
-			break;
-		nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
-	}
+	wait_first_count("reg", 40);
 	json_t *j = post_ok("/api/v1/aggregate");
 	ck_assert_int_eq(JINT(j, "regressions"), 1);
 	json_decref(j);
