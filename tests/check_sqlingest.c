@@ -1005,6 +1005,19 @@ static size_t list_ids(const char *qs, int64_t *ids, char *next, size_t nextlen)
 	return n;
 }
 
+/* Polls list_ids(qs) until it lists `want` requests, for up to 10 s (rows
+ * are stored by the writer thread); the last count. */
+static size_t wait_stored(const char *qs, int64_t *ids, size_t want)
+{
+	size_t n = 0;
+	for (int i = 0; i < 500 && n != want; i++) {
+		n = list_ids(qs, ids, NULL, 0);
+		if (n != want)
+			nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+	}
+	return n;
+}
+
 static json_t *endpoint_row(json_t *list, const char *method, const char *route)
 {
 	json_t *rows = json_object_get(list, "endpoints");
@@ -1045,13 +1058,7 @@ START_TEST(test_api_fields_and_filters)
 	send_dg(&d);
 
 	int64_t ids[64];
-	size_t n = 0;
-	for (int i = 0; i < 500 && n != 31; i++) { /* stored within 10 s */
-		n = list_ids("", ids, NULL, 0);
-		if (n != 31)
-			nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
-	}
-	ck_assert_uint_eq(n, 31);
+	ck_assert_uint_eq(wait_stored("", ids, 31), 31);
 	json_t *j = get_ok("/api/v1/requests?route=/search");
 	json_t *r = json_array_get(json_object_get(j, "requests"), 0);
 	ck_assert_int_eq(JINT(r, "bytes_in"), 10);
@@ -1088,7 +1095,7 @@ START_TEST(test_api_fields_and_filters)
 		{ "service=shop&host=elsewhere", 0 },
 	};
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-		n = list_ids(f[i].q, ids, NULL, 0);
+		size_t n = list_ids(f[i].q, ids, NULL, 0);
 		ck_assert_msg(n == f[i].n, "requests?%s: %zu rows, expected %zu", f[i].q, n, f[i].n);
 	}
 	/* Pages: newest first, the cursor continues where the page ended. */
@@ -1201,13 +1208,7 @@ START_TEST(test_api_requests_default_limit)
 		dg_req(&d, (uint64_t)i, "GET", "/bulk", 200, t + (uint64_t)i * MS, MS, 0, NULL);
 	send_dg(&d);
 	int64_t ids[64];
-	size_t n = 0;
-	for (int i = 0; i < 500 && n != 101; i++) { /* stored within 10 s */
-		n = list_ids("limit=1000", ids, NULL, 0);
-		if (n != 101)
-			nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
-	}
-	ck_assert_uint_eq(n, 101);
+	ck_assert_uint_eq(wait_stored("limit=1000", ids, 101), 101);
 	char next[32];
 	ck_assert_uint_eq(list_ids("", ids, next, sizeof next), 100);
 	ck_assert_str_ne(next, "");
