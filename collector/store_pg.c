@@ -84,7 +84,8 @@ struct pg {
 	int64_t backoff;
 	int64_t known_days[KNOWN_DAYS];
 	int nknown;
-	int data_errors;          /* consecutive failures on a live connection */
+	int data_errors;          /* consecutive failures on a live connection, but of
+	                           * retention (after_failure()) */
 	struct col_hmap *totals;  /* key -> struct written: what the totals tables hold */
 	int64_t totals_reset;     /* monotonic: forget the map then (rewrite all) */
 	int prof_cleared;         /* this host's earlier profiles deleted */
@@ -370,7 +371,9 @@ static int64_t day_of(int64_t ts_ns)
  * (logged once) and the next attempt waits for the backoff. Either way
  * the noted failure is forgotten (col_pg_take_failure()): a later
  * failure that no failed statement reports must not be judged by this
- * one's SQLSTATE. */
+ * one's SQLSTATE. A failed retention pass (COL_SK_RETENTION) leaves
+ * data_errors alone: it refuses no data, and counted it made a batch of
+ * rows failing meanwhile refused one try sooner. */
 static void after_failure(struct col_store *s)
 {
 	struct pg *p = PG(s);
@@ -379,7 +382,10 @@ static void after_failure(struct col_store *s)
 		 * cleared the connection's). A full disk, a timeout or a
 		 * deadlock pass: what waits is held and retried, as in an
 		 * outage; only data refused again and again is given up. */
-		if (col_pg_take_failure(p->conn, p->err, sizeof p->err))
+		int passes = col_pg_take_failure(p->conn, p->err, sizeof p->err);
+		if (s->cur_kind == COL_SK_RETENTION)
+			return;
+		if (passes)
 			p->data_errors = 0;
 		else
 			p->data_errors++;

@@ -6,7 +6,9 @@
  * with their request, statement-shape minutes persisted, reloaded and
  * queried by period, and error groups and N+1 patterns surviving a
  * restart; PostgreSQL helpers (COPY text, URI redaction, the decision
- * about a failure, against a fake server on a Unix socket).
+ * about a failure, against a fake server on a Unix socket) and, against
+ * the same fake server, a failed retention pass not counted towards
+ * refusing a batch of rows.
  */
 #include "config.h"
 #include "check_suites.h"
@@ -752,9 +754,27 @@ START_TEST(test_findings_persist)
 END_TEST
 
 /* A fake PostgreSQL server on a Unix socket in dir, for one connection:
- * it trusts the startup, then answers every query with a "disk full"
- * ErrorResponse (SQLSTATE 53100), as a server with a full disk does. */
+ * it trusts the startup, then answers each statement, in the simple or
+ * the extended protocol, by the first rule whose `match` its text
+ * contains: an ErrorResponse (SQLSTATE `state`, message `msg`), a row of
+ * text values (`row`, comma-separated), or the connection closed (`close`,
+ * as a crashed server's); a statement no rule names succeeds with no
+ * rows. Rules end with a NULL match. */
+struct fake_rule {
+	const char *match;
+	const char *state, *msg;
+	const char *row;
+	int close;
+};
+
 static int fake_pg_fd = -1;
+static const struct fake_rule *fake_rules;
+
+/* A full disk, for every statement. */
+static const struct fake_rule disk_full[] = {
+	{ "", "53100", "could not extend file: No space left on device", NULL, 0 },
+	{ NULL, NULL, NULL, NULL, 0 },
+};
 
 static int fake_read(int fd, void *b, size_t n)
 {
@@ -776,13 +796,75 @@ static void fake_msg(int fd, char type, const void *body, size_t n)
 	ck_assert_int_eq(write(fd, body, n), (ssize_t)n);
 }
 
+static const struct fake_rule *fake_find(const char *sql)
+{
+	for (const struct fake_rule *r = fake_rules; r != NULL && r->match != NULL; r++)
+		if (strstr(sql, r->match) != NULL)
+			return r;
+	return NULL;
+}
+
+static void fake_error(int fd, const struct fake_rule *r)
+{
+	char b[512];
+	int n = snprintf(b, sizeof b, "SERROR%cVERROR%cC%s%cM%s%c", 0, 0, r->state, 0, r->msg, 0);
+	fake_msg(fd, 'E', b, (size_t)n + 1); /* snprintf's 0 ends the list */
+}
+
+static size_t put16(unsigned char *p, unsigned v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+	return 2;
+}
+
+static size_t put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+	return 4;
+}
+
+/* RowDescription (text columns c0, c1, ...) or, data set, DataRow of
+ * the rule's row. */
+static void fake_row(int fd, const char *row, int data)
+{
+	unsigned char b[512];
+	char vals[256];
+	snprintf(vals, sizeof vals, "%s", row);
+	unsigned ncol = 1;
+	for (const char *c = vals; *c; c++)
+		ncol += *c == ',';
+	size_t n = put16(b, ncol);
+	char *save = NULL;
+	unsigned i = 0;
+	for (char *v = strtok_r(vals, ",", &save); v != NULL; v = strtok_r(NULL, ",", &save), i++) {
+		if (data) {
+			n += put32(b + n, (uint32_t)strlen(v));
+			memcpy(b + n, v, strlen(v));
+			n += strlen(v);
+			continue;
+		}
+		n += (size_t)snprintf((char *)b + n, sizeof b - n, "c%u", i) + 1;
+		n += put32(b + n, 0);        /* table */
+		n += put16(b + n, 0);        /* column */
+		n += put32(b + n, 25);       /* text */
+		n += put16(b + n, 0xffff);   /* variable length */
+		n += put32(b + n, 0xffffffffu);
+		n += put16(b + n, 0);        /* text format */
+	}
+	fake_msg(fd, data ? 'D' : 'T', b, n);
+}
+
 static void *fake_pg_main(void *arg)
 {
 	(void)arg;
 	int fd = accept(fake_pg_fd, NULL, NULL);
 	if (fd < 0)
 		return NULL;
-	unsigned char b[4096];
+	unsigned char b[8192];
 	uint32_t len;
 	for (;;) { /* startup packet, after any SSL / GSS request ("no") */
 		if (fake_read(fd, b, 4) < 0)
@@ -799,21 +881,74 @@ static void *fake_pg_main(void *arg)
 	static const unsigned char auth_ok[4] = { 0, 0, 0, 0 };
 	static const char version[] = "server_version\0" "16.0";
 	static const char encoding[] = "client_encoding\0" "UTF8";
-	static const char error[] = "SERROR\0VERROR\0C53100\0"
-	                            "Mcould not extend file: No space left on device\0";
 	fake_msg(fd, 'R', auth_ok, 4);
 	fake_msg(fd, 'S', version, sizeof version);
 	fake_msg(fd, 'S', encoding, sizeof encoding);
 	fake_msg(fd, 'Z', "I", 1);
+	const struct fake_rule *cur = NULL; /* the extended protocol's statement */
+	int failed = 0;                     /* it failed: skip to Sync */
 	for (;;) {
 		if (fake_read(fd, b, 5) < 0)
 			break;
 		len = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
-		if (b[0] == 'X' || len < 4 || len - 4 > sizeof b || fake_read(fd, b + 5, len - 4) < 0)
+		if (b[0] == 'X' || len < 4 || len - 4 >= sizeof b - 5 ||
+		    fake_read(fd, b + 5, len - 4) < 0)
 			break;
-		if (b[0] == 'Q') {
-			fake_msg(fd, 'E', error, sizeof error); /* ends with the list's 0 */
+		b[5 + len - 4] = '\0';
+		const char *body = (const char *)b + 5;
+		switch (b[0]) {
+		case 'Q': /* simple query: its results, then ReadyForQuery */
+			cur = fake_find(body);
+			if (cur != NULL && cur->close)
+				goto out;
+			if (cur != NULL && cur->state != NULL) {
+				fake_error(fd, cur);
+			} else {
+				if (cur != NULL && cur->row != NULL) {
+					fake_row(fd, cur->row, 0);
+					fake_row(fd, cur->row, 1);
+				}
+				fake_msg(fd, 'C', "OK", 3);
+			}
 			fake_msg(fd, 'Z', "I", 1);
+			break;
+		case 'P': /* Parse: the statement name, then its text */
+			cur = fake_find(body + strlen(body) + 1);
+			failed = 0;
+			if (cur != NULL && cur->close)
+				goto out;
+			if (cur != NULL && cur->state != NULL) {
+				fake_error(fd, cur);
+				failed = 1;
+			} else {
+				fake_msg(fd, '1', "", 0);
+			}
+			break;
+		case 'B':
+			if (!failed)
+				fake_msg(fd, '2', "", 0);
+			break;
+		case 'D':
+			if (failed)
+				break;
+			if (cur != NULL && cur->row != NULL)
+				fake_row(fd, cur->row, 0);
+			else
+				fake_msg(fd, 'n', "", 0);
+			break;
+		case 'E':
+			if (failed)
+				break;
+			if (cur != NULL && cur->row != NULL)
+				fake_row(fd, cur->row, 1);
+			fake_msg(fd, 'C', "OK", 3);
+			break;
+		case 'S':
+			fake_msg(fd, 'Z', "I", 1);
+			failed = 0;
+			break;
+		default:
+			break;
 		}
 	}
 out:
@@ -821,24 +956,41 @@ out:
 	return NULL;
 }
 
+/* Starts the fake server with rules; its connection string into uri. */
+static void fake_pg_start(const struct fake_rule *rules, pthread_t *th, char *uri, size_t len)
+{
+	char sock[128];
+	snprintf(sock, sizeof sock, "%s/.s.PGSQL.5432", dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	ck_assert_uint_lt(strlen(sock), sizeof sa.sun_path);
+	strcpy(sa.sun_path, sock);
+	fake_rules = rules;
+	fake_pg_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(fake_pg_fd, 0);
+	ck_assert_int_eq(bind(fake_pg_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(listen(fake_pg_fd, 1), 0);
+	ck_assert_int_eq(pthread_create(th, NULL, fake_pg_main, NULL), 0);
+	snprintf(uri, len, "postgresql:///t?host=%s&port=5432&user=t&sslmode=disable"
+	         "&gssencmode=disable", dir);
+}
+
+static void fake_pg_end(pthread_t th)
+{
+	char sock[128];
+	pthread_join(th, NULL);
+	close(fake_pg_fd);
+	snprintf(sock, sizeof sock, "%s/.s.PGSQL.5432", dir);
+	unlink(sock);
+}
+
 /* The retry-or-refuse decision reads the failure it is about: a full disk
  * passes by itself (1); a failure no statement reports, found after it
  * (a connection lost without a result), must not read its SQLSTATE. */
 START_TEST(test_pg_take_failure)
 {
-	char sock[128], uri[256], buf[512];
-	snprintf(sock, sizeof sock, "%s/.s.PGSQL.5432", dir);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	ck_assert_uint_lt(strlen(sock), sizeof sa.sun_path);
-	strcpy(sa.sun_path, sock);
-	fake_pg_fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_ge(fake_pg_fd, 0);
-	ck_assert_int_eq(bind(fake_pg_fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(listen(fake_pg_fd, 1), 0);
+	char uri[256], buf[512];
 	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, fake_pg_main, NULL), 0);
-	snprintf(uri, sizeof uri, "host=%s port=5432 user=t dbname=t sslmode=disable"
-	         " gssencmode=disable", dir);
+	fake_pg_start(disk_full, &th, uri, sizeof uri);
 	PGconn *c = col_pg_connect(uri, buf, sizeof buf);
 	ck_assert_msg(c != NULL, "connect: %s", buf);
 	ck_assert_int_eq(col_pg_exec(c, "INSERT INTO t VALUES (1)"), -EIO);
@@ -848,9 +1000,55 @@ START_TEST(test_pg_take_failure)
 	ck_assert_int_eq(col_pg_take_failure(c, buf, sizeof buf), 0);
 	ck_assert_ptr_null(strstr(buf, "SQLSTATE"));
 	PQfinish(c);
-	pthread_join(th, NULL);
-	close(fake_pg_fd);
-	unlink(sock);
+	fake_pg_end(th);
+}
+END_TEST
+
+/* PostgreSQL refuses a batch of rows for its data on every try (here its
+ * COPY, SQLSTATE 23514) and a retention pass fails between two tries:
+ * the rows are refused after their third failed try, as without it. The
+ * retention failure counted towards the three, and they were refused at
+ * their second. The fake server answers what opening the store asks
+ * (schema version current, the host's slot). */
+START_TEST(test_pg_retention_not_data_error)
+{
+	static const struct fake_rule rules[] = {
+		{ "FROM schema_version", NULL, NULL, "8", 0 },
+		{ "SELECT (SELECT slot", NULL, NULL, "1,0,0", 0 },
+		{ "COPY requests", "23514", "refused", NULL, 0 },
+		{ "pg_inherits", "42501", "permission denied for table pg_inherits", NULL, 0 },
+		{ NULL, NULL, NULL, NULL, 0 },
+	};
+	char uri[256], err[256] = "";
+	pthread_t th;
+	fake_pg_start(rules, &th, uri, sizeof uri);
+	struct col_store_opts o = { .path = uri, .host = "h1", .retention_days = 7,
+	                            .max_rows_per_s = 1000 };
+	struct col_store *s = col_store_open(&o, err, sizeof err);
+	ck_assert_msg(s != NULL, "open: %s", err);
+	ck_assert_str_eq(s->be->name, "postgresql");
+	struct col_row *row = mkrow(s, col_clock_real_ns(), 1, 0);
+	struct col_store_counters c;
+	/* What the store thread does (store.c), one step at a time. */
+	s->cur_kind = COL_SK_ROWS;
+	ck_assert_int_eq(s->be->write_rows(s, &row, 1), -EIO);
+	s->cur_kind = COL_SK_RETENTION;
+	ck_assert_int_eq(s->be->expire_step(s), 0);
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.storage_errors, 2);
+	ck_assert_ptr_nonnull(strstr(c.last_error, "deleting expired rows: permission denied"));
+	s->cur_kind = COL_SK_ROWS;
+	ck_assert_int_eq(s->be->write_rows(s, &row, 1), -EIO);
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.rows_rejected, 0);
+	ck_assert_int_eq(s->be->write_rows(s, &row, 1), 0);
+	col_store_counters(s, &c);
+	ck_assert_uint_eq(c.rows_rejected, 1);
+	ck_assert_uint_eq(c.storage_errors, 4);
+	s->cur_kind = 0;
+	col_row_free(row);
+	col_store_free(s);
+	fake_pg_end(th);
 }
 END_TEST
 
@@ -867,6 +1065,7 @@ Suite *sqlstore_suite(void)
 	tcase_add_test(tc, test_pg_copy);
 	tcase_add_test(tc, test_pg_redact);
 	tcase_add_test(tc, test_pg_take_failure);
+	tcase_add_test(tc, test_pg_retention_not_data_error);
 	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_retention_huge);
 	tcase_add_test(tc, test_shapes_persist);
