@@ -17,14 +17,19 @@
 #include "shapeset.h"
 #include "sketch.h"
 
+/* libpq's messages span lines; the log wants one. */
+static void one_line(char *buf)
+{
+	for (char *p = buf; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = p[1] ? ' ' : '\0';
+}
+
 const char *col_pg_error(PGconn *conn, char *buf, size_t len)
 {
 	const char *m = conn ? PQerrorMessage(conn) : "out of memory";
 	snprintf(buf, len, "%s", m && m[0] ? m : "unknown error");
-	/* libpq's messages span lines; the log wants one. */
-	for (char *p = buf; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = p[1] ? ' ' : '\0';
+	one_line(buf);
 	return buf;
 }
 
@@ -63,7 +68,9 @@ PGconn *col_pg_connect(const char *uri, char *err, size_t errlen)
 static __thread char fail_state[6];
 static __thread char fail_msg[512];
 
-void col_pg_note(const PGresult *r)
+/* conn: the statement's connection, whose message is the failure's when
+ * no result came (NULL: none known). */
+static void note(PGconn *conn, const PGresult *r)
 {
 	ExecStatusType st = PQresultStatus(r);
 	if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
@@ -75,14 +82,21 @@ void col_pg_note(const PGresult *r)
 	const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	snprintf(fail_state, sizeof fail_state, "%s", c ? c : "");
 	/* The primary message only: the CONTEXT of a failed COPY quotes a
-	 * whole row. */
+	 * whole row. A failure libpq found itself (a connection lost
+	 * mid-statement) has no fields: its text is kept now, as the
+	 * connection's is replaced by the next statement's (a ROLLBACK's "no
+	 * connection to the server"). */
 	if (m != NULL)
 		snprintf(fail_msg, sizeof fail_msg, "%s (SQLSTATE %s)", m, fail_state);
 	else
-		fail_msg[0] = '\0';
-	for (char *p = fail_msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+		snprintf(fail_msg, sizeof fail_msg, "%s",
+		         r ? PQresultErrorMessage(r) : conn ? PQerrorMessage(conn) : "");
+	one_line(fail_msg);
+}
+
+void col_pg_note(const PGresult *r)
+{
+	note(NULL, r);
 }
 
 const char *col_pg_failure(PGconn *conn, char *buf, size_t len)
@@ -118,7 +132,7 @@ int col_pg_exec(PGconn *conn, const char *sql)
 {
 	PGresult *r = PQexec(conn, sql);
 	ExecStatusType st = PQresultStatus(r);
-	col_pg_note(r);
+	note(conn, r);
 	PQclear(r);
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -EIO;
 }
@@ -170,7 +184,7 @@ PGresult *col_pg_run(PGconn *conn, const char *sql, const struct col_pg_params *
 	PGresult *r = PQexecParams(conn, sql, p ? p->n : 0, NULL, p ? p->v : NULL,
 	                           p ? p->len : NULL, p ? p->fmt : NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
-	col_pg_note(r);
+	note(conn, r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		PQclear(r);
 		return NULL;

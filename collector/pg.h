@@ -34,7 +34,11 @@ void col_pg_rollback(PGconn *conn);
 
 /* This thread's last statement through col_pg_exec() / col_pg_run() (or
  * a result given to col_pg_note()): when it failed, its message as one
- * line (else col_pg_error()'s). */
+ * line, kept from the moment it failed (a ROLLBACK after it, or any
+ * other statement but a noted one, does not change it): the server's
+ * primary message and SQLSTATE, else libpq's (a connection lost
+ * mid-statement), else, when none was known, col_pg_error()'s at the
+ * time of reading. */
 void col_pg_note(const PGresult *r);
 const char *col_pg_failure(PGconn *conn, char *buf, size_t len);
 

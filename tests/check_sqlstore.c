@@ -8,7 +8,8 @@
  * restart; PostgreSQL helpers (COPY text, URI redaction, the decision
  * about a failure, against a fake server on a Unix socket) and, against
  * the same fake server, a failed retention pass not counted towards
- * refusing a batch of rows.
+ * refusing a batch of rows, and the API's reads logging the failed
+ * statement's own message.
  */
 #include "config.h"
 #include "check_suites.h"
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -32,6 +34,8 @@
 #include "findings.h"
 #include "pg.h"
 #include "query.h"
+#include "query_pg.h"
+#include "epset.h"
 #include "shapeset.h"
 #include "stmt.h"
 #include "store.h"
@@ -862,6 +866,9 @@ static void *fake_pg_main(void *arg)
 {
 	(void)arg;
 	int fd = accept(fake_pg_fd, NULL, NULL);
+	/* One connection: a second is refused at once. */
+	close(fake_pg_fd);
+	fake_pg_fd = -1;
 	if (fd < 0)
 		return NULL;
 	unsigned char b[8192];
@@ -978,7 +985,6 @@ static void fake_pg_end(pthread_t th)
 {
 	char sock[128];
 	pthread_join(th, NULL);
-	close(fake_pg_fd);
 	snprintf(sock, sizeof sock, "%s/.s.PGSQL.5432", dir);
 	unlink(sock);
 }
@@ -1052,6 +1058,75 @@ START_TEST(test_pg_retention_not_data_error)
 }
 END_TEST
 
+/* Runs one read of the API on PostgreSQL against the fake server with
+ * rules: its log (stderr, into a file for this test: a child process of
+ * its own, as Check forks) into log. */
+static void qpg_read_log(const struct fake_rule *rules, int minutes, char *log, size_t len)
+{
+	char uri[256], err[256] = "", logpath[160];
+	pthread_t th;
+	fake_pg_start(rules, &th, uri, sizeof uri);
+	struct col_qpg *q = col_qpg_open(uri, 1, err, sizeof err);
+	ck_assert_msg(q != NULL, "open: %s", err);
+	snprintf(logpath, sizeof logpath, "%s/log", dir);
+	fflush(stderr);
+	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	int saved = dup(2);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	int rc;
+	if (minutes) {
+		struct col_epset *e = col_epset_new();
+		ck_assert_ptr_nonnull(e);
+		uint64_t last = 0;
+		rc = col_qpg_minutes(q, "h1", 0, 60, NULL, NULL, e, &last);
+		col_epset_free(e);
+	} else {
+		struct col_req_filter f;
+		col_req_filter_init(&f);
+		int more = 0;
+		rc = col_qpg_requests(q, &f, NULL, NULL, &more);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ck_assert_int_eq(rc, -EIO);
+	col_qpg_free(q);
+	fake_pg_end(th);
+	FILE *f = fopen(logpath, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(log, 1, len - 1, f);
+	log[n] = '\0';
+	fclose(f);
+	unlink(logpath);
+}
+
+/* The API's PostgreSQL reads log the failed statement's own message when
+ * the server goes away mid-statement (libpq's "server closed the
+ * connection unexpectedly"): a read of the minutes said the ROLLBACK's
+ * run after it ("no connection to the server"), and a read of requests,
+ * whose reconnection failed too, "out of memory". */
+START_TEST(test_qpg_error_message)
+{
+	static const struct fake_rule minutes_gone[] = {
+		{ "FROM endpoint_minutes", NULL, NULL, NULL, 1 },
+		{ NULL, NULL, NULL, NULL, 0 },
+	};
+	static const struct fake_rule requests_gone[] = {
+		{ "FROM requests", NULL, NULL, NULL, 1 },
+		{ NULL, NULL, NULL, NULL, 0 },
+	};
+	char log[4096];
+	qpg_read_log(minutes_gone, 1, log, sizeof log);
+	ck_assert_msg(strstr(log, "query: endpoint minutes: server closed the connection"
+	                     " unexpectedly") != NULL, "log: %s", log);
+	qpg_read_log(requests_gone, 0, log, sizeof log);
+	ck_assert_msg(strstr(log, "query: listing requests: server closed the connection"
+	                     " unexpectedly") != NULL, "log: %s", log);
+}
+END_TEST
+
 Suite *sqlstore_suite(void)
 {
 	Suite *s = suite_create("sqlstore");
@@ -1066,6 +1141,7 @@ Suite *sqlstore_suite(void)
 	tcase_add_test(tc, test_pg_redact);
 	tcase_add_test(tc, test_pg_take_failure);
 	tcase_add_test(tc, test_pg_retention_not_data_error);
+	tcase_add_test(tc, test_qpg_error_message);
 	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_retention_huge);
 	tcase_add_test(tc, test_shapes_persist);
