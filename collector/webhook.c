@@ -165,8 +165,11 @@ static void *worker(void *arg)
 		int64_t delay = ok || !col_webhook_retryable(st) ? -1
 		                : col_webhook_retry_delay_ms(a.attempts);
 		pthread_mutex_lock(&w->mu);
-		if (w->stopping)
-			break; /* an interrupted transfer is not a failure */
+		/* An interrupted transfer is not a failure; but a 2xx that came
+		 * before the stop is a delivery, settled as one (left pending,
+		 * the next start sent it again). The loop ends after it. */
+		if (w->stopping && !ok)
+			break;
 		/* The queue may have grown meanwhile, but only at its end. */
 		size_t i;
 		for (i = 0; i < w->n && w->q[i].id != a.id; i++)

@@ -17,7 +17,9 @@
  *
  * Stopping interrupts a transfer in progress; alerts not yet delivered
  * keep the status they had (pending), so the owner can resend them after a
- * restart with the attempts they had. Thread-safe unless noted.
+ * restart with the attempts they had. A transfer that got its 2xx before
+ * the stop is reported DELIVERED, from the stopping call's wait for the
+ * worker. Thread-safe unless noted.
  */
 #ifndef COL_WEBHOOK_H
 #define COL_WEBHOOK_H
@@ -76,7 +78,8 @@ struct col_webhook *col_webhook_start(const struct col_webhook_opts *o,
 int col_webhook_send(struct col_webhook *w, int64_t id, const char *body, int attempts);
 
 /* Stops the worker (interrupting a transfer), frees everything. Undelivered
- * alerts are dropped without a callback. NULL is a no-op. */
+ * alerts are dropped without a callback; one whose 2xx came just before
+ * is reported DELIVERED before this returns. NULL is a no-op. */
 void col_webhook_stop(struct col_webhook *w);
 
 struct col_webhook_counters {

@@ -1,15 +1,22 @@
 /*
  * check_regress.c - the regression rules (collector/regress.h) at and
  * around each threshold, the min-requests guard, the p95-only rule and new
- * N+1 patterns; the webhook retry schedule (collector/webhook.h).
+ * N+1 patterns; the webhook retry schedule (collector/webhook.h), its
+ * giving up, and a delivery answered just before a stop.
  */
 #include "config.h"
 #include "check_suites.h"
 
+#include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -293,6 +300,101 @@ START_TEST(test_webhook_gives_up)
 }
 END_TEST
 
+/* A test seam at link level: this program's curl_easy_perform() replaces
+ * libcurl's for the webhook worker (the executable's definition wins; the
+ * real one is found with RTLD_NEXT). Unarmed it only calls the real one.
+ * Armed (hold_after_post), once a transfer has returned it posts
+ * `posted` and holds the worker, its answer in hand, until the stop the
+ * test then starts is visible (col_webhook_send() refuses with
+ * -ESHUTDOWN; until then the full queue of one refuses with -ENOSPC), so
+ * the worker goes on exactly as when a stop lands right after an answer.
+ * The webhook cannot be freed meanwhile: col_webhook_stop() waits for
+ * this thread. */
+static struct col_webhook *hold_after_post;
+static sem_t posted;
+
+CURLcode curl_easy_perform(CURL *h)
+{
+	CURLcode (*real)(CURL *) = (CURLcode (*)(CURL *))dlsym(RTLD_NEXT, "curl_easy_perform");
+	if (real == NULL)
+		return CURLE_FAILED_INIT;
+	CURLcode rc = real(h);
+	struct col_webhook *w = __atomic_exchange_n(&hold_after_post, NULL, __ATOMIC_ACQ_REL);
+	if (w != NULL) {
+		sem_post(&posted);
+		while (col_webhook_send(w, 99, "{}", 0) != -ESHUTDOWN)
+			usleep(1000);
+	}
+	return rc;
+}
+
+/* A webhook receiver for one request: reads it, answers 200. */
+static void *hook_200(void *arg)
+{
+	int lfd = *(int *)arg;
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	char b[8192];
+	size_t n = 0;
+	for (;;) { /* the headers, then Content-Length bytes */
+		ssize_t r = read(fd, b + n, sizeof b - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		b[n] = '\0';
+		const char *end = strstr(b, "\r\n\r\n"), *cl = strstr(b, "Content-Length: ");
+		if (end != NULL && cl != NULL && n >= (size_t)(end + 4 - b) + strtoul(cl + 16, NULL, 10))
+			break;
+	}
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	ck_assert_int_eq(write(fd, ok, sizeof ok - 1), (ssize_t)(sizeof ok - 1));
+	close(fd);
+	return NULL;
+}
+
+/* A stop that lands right after the receiver's 200 (the worker holds the
+ * answer, not yet settled): the alert is DELIVERED, counted, and gone
+ * from the queue. It was left pending without a callback (the worker
+ * broke out at the stop), so the next start sent it again: a duplicate. */
+START_TEST(test_webhook_delivered_at_stop)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, hook_200, &lfd), 0);
+	char url[64], err[128];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", ntohs(sa.sin_port));
+	struct outcome o = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct col_webhook_opts wo = { .url = url, .cb = on_outcome, .arg = &o, .queue_cap = 1 };
+	ck_assert_int_eq(sem_init(&posted, 0, 0), 0);
+	struct col_webhook *w = col_webhook_start(&wo, err, sizeof err);
+	ck_assert_ptr_nonnull(w);
+	__atomic_store_n(&hold_after_post, w, __ATOMIC_RELEASE);
+	ck_assert_int_eq(col_webhook_send(w, 7, "{\"text\":\"x\"}", 0), 0);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 15;
+	ck_assert_int_eq(sem_timedwait(&posted, &dl), 0);
+	struct col_webhook_counters c;
+	col_webhook_counters(w, &c);
+	ck_assert_uint_eq(c.queued, 1);       /* answered, not yet settled */
+	col_webhook_stop(w);
+	pthread_join(th, NULL);
+	close(lfd);
+	sem_destroy(&posted);
+	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(o.id, 7);
+	ck_assert_int_eq(o.status, COL_WEBHOOK_DELIVERED);
+	ck_assert_int_eq(o.attempts, 1);
+	ck_assert_int_eq(o.pending_calls, 0);
+}
+END_TEST
+
 Suite *regress_suite(void)
 {
 	Suite *s = suite_create("regress");
@@ -309,6 +411,7 @@ Suite *regress_suite(void)
 	TCase *tw = tcase_create("webhook");
 	tcase_set_timeout(tw, 30);
 	tcase_add_test(tw, test_webhook_gives_up);
+	tcase_add_test(tw, test_webhook_delivered_at_stop);
 	suite_add_tcase(s, tw);
 	return s;
 }
