@@ -14,9 +14,11 @@
 #include "config.h"
 #include "check_suites.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
 	const char *name;
@@ -58,6 +60,31 @@ static int pick(const char *list, int *want)
 		p += strspn(p, ", ");
 	}
 	return 0;
+}
+
+int log_capture_start(const char *path)
+{
+	fflush(stderr);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	int saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	return saved;
+}
+
+void log_capture_end(int saved, const char *path, char *buf, size_t len)
+{
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	unlink(path);
 }
 
 int main(void)

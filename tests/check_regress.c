@@ -252,18 +252,27 @@ static void on_outcome(void *arg, int64_t id, int status, int attempts)
 	pthread_mutex_unlock(&o->mu);
 }
 
+/* A TCP socket bound to a free port of 127.0.0.1, into sa. */
+static int loopback_socket(struct sockaddr_in *sa)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	*sa = (struct sockaddr_in){ .sin_family = AF_INET,
+	                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof *sa;
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)sa, sizeof *sa), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)sa, &sl), 0);
+	return fd;
+}
+
 /* A port nobody listens on refuses every attempt: all 8 are made (on a
  * schedule shortened to 1 %), then the alert fails, once. Each of the 7
  * retried attempts is reported as PENDING with the attempts so far, so
  * the regression's webhook_attempts is right while it waits. */
 START_TEST(test_webhook_gives_up)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sa;
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	close(fd);                       /* the port is now (very likely) free */
+	struct sockaddr_in sa;
+	close(loopback_socket(&sa));     /* the port is now (very likely) free */
 	char url[64], err[128];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", ntohs(sa.sin_port));
 	struct outcome o = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -359,11 +368,8 @@ static void *hook_200(void *arg)
  * broke out at the stop), so the next start sent it again: a duplicate. */
 START_TEST(test_webhook_delivered_at_stop)
 {
-	int lfd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sa;
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	struct sockaddr_in sa;
+	int lfd = loopback_socket(&sa);
 	ck_assert_int_eq(listen(lfd, 1), 0);
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, hook_200, &lfd), 0);

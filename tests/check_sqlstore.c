@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1059,8 +1058,7 @@ START_TEST(test_pg_retention_not_data_error)
 END_TEST
 
 /* Runs one read of the API on PostgreSQL against the fake server with
- * rules: its log (stderr, into a file for this test: a child process of
- * its own, as Check forks) into log. */
+ * rules: its log into log. */
 static void qpg_read_log(const struct fake_rule *rules, int minutes, char *log, size_t len)
 {
 	char uri[256], err[256] = "", logpath[160];
@@ -1069,12 +1067,7 @@ static void qpg_read_log(const struct fake_rule *rules, int minutes, char *log, 
 	struct col_qpg *q = col_qpg_open(uri, 1, err, sizeof err);
 	ck_assert_msg(q != NULL, "open: %s", err);
 	snprintf(logpath, sizeof logpath, "%s/log", dir);
-	fflush(stderr);
-	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_ge(fd, 0);
-	int saved = dup(2);
-	ck_assert_int_ge(dup2(fd, 2), 0);
-	close(fd);
+	int saved = log_capture_start(logpath);
 	int rc;
 	if (minutes) {
 		struct col_epset *e = col_epset_new();
@@ -1088,18 +1081,10 @@ static void qpg_read_log(const struct fake_rule *rules, int minutes, char *log, 
 		int more = 0;
 		rc = col_qpg_requests(q, &f, NULL, NULL, &more);
 	}
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	log_capture_end(saved, logpath, log, len);
 	ck_assert_int_eq(rc, -EIO);
 	col_qpg_free(q);
 	fake_pg_end(th);
-	FILE *f = fopen(logpath, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t n = fread(log, 1, len - 1, f);
-	log[n] = '\0';
-	fclose(f);
-	unlink(logpath);
 }
 
 /* The API's PostgreSQL reads log the failed statement's own message when

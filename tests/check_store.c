@@ -9,7 +9,6 @@
 #include "config.h"
 #include "check_suites.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -122,24 +121,15 @@ START_TEST(test_refused_row_reason)
 	                              " SELECT RAISE(ABORT, 'refused by a trigger'); END",
 	                              NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	/* The log goes to stderr: into a file for this test (a child process
-	 * of its own, as Check forks). */
-	char logpath[160];
+	char logpath[160], log[4096];
 	snprintf(logpath, sizeof logpath, "%s/log", dir);
-	fflush(stderr);
-	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_int_ge(fd, 0);
-	int saved = dup(2);
-	ck_assert_int_ge(dup2(fd, 2), 0);
-	close(fd);
+	int saved = log_capture_start(logpath);
 	char err[256];
 	ck_assert_int_eq(col_store_start(s, a, err, sizeof err), 0);
 	for (int i = 1; i <= 5; i++)
 		ck_assert_int_eq(col_store_push(s, mkrow(i, T0 + i), 1), 0);
 	col_store_stop(s);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	log_capture_end(saved, logpath, log, sizeof log);
 	struct col_store_counters c;
 	col_store_counters(s, &c);
 	ck_assert_uint_eq(c.rows_written, 4);
@@ -147,13 +137,6 @@ START_TEST(test_refused_row_reason)
 	col_store_free(s);
 	col_agg_free(a);
 	ck_assert_int_eq(count_rows("SELECT count(*) FROM requests"), 4);
-	char log[4096] = "";
-	FILE *f = fopen(logpath, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t n = fread(log, 1, sizeof log - 1, f);
-	log[n] = '\0';
-	fclose(f);
-	unlink(logpath);
 	ck_assert_msg(strstr(log, "storage: 1 request rows refused: refused by a trigger") != NULL,
 	              "log: %s", log);
 }

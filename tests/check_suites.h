@@ -3,6 +3,7 @@
 #define AP_CHECK_SUITES_H
 
 #include <check.h>
+#include <stddef.h>
 
 Suite *wire_suite(void);
 Suite *http_suite(void);
@@ -26,5 +27,15 @@ Suite *profile_suite(void);
 Suite *h2_suite(void);
 Suite *hpack_suite(void);
 Suite *fcgi_suite(void);
+
+/* For a test that reads the collector's log (stderr): log_capture_start()
+ * sends stderr into a new file at path and returns what
+ * log_capture_end() needs to restore it; log_capture_end() restores
+ * stderr, reads the file into buf (NUL-terminated, cut at len - 1 bytes)
+ * and removes it. Check runs each test in a child process of its own
+ * (or, with CK_FORK=no, one after another), so nothing else writes to
+ * stderr meanwhile. */
+int log_capture_start(const char *path);
+void log_capture_end(int saved, const char *path, char *buf, size_t len);
 
 #endif
