@@ -166,8 +166,9 @@ static void *worker(void *arg)
 		                : col_webhook_retry_delay_ms(a.attempts);
 		pthread_mutex_lock(&w->mu);
 		/* An interrupted transfer is not a failure; but a 2xx that came
-		 * before the stop is a delivery, settled as one (left pending,
-		 * the next start sent it again). The loop ends after it. */
+		 * before the stop is a delivery and is settled as one (left
+		 * unsettled, it stayed pending and the next start sent it
+		 * again). The loop ends after it. */
 		if (w->stopping && !ok)
 			break;
 		/* The queue may have grown meanwhile, but only at its end. */
