@@ -20,7 +20,9 @@
 #     with and without -XX:-OmitStackTraceInFastThrow) and safepoint polls
 #     while serving: no crash, no crash record, exact counts; -Xcheck:jni
 #     (which checks the JVM's signal handlers) says nothing, and the JVM's
-#     stderr is the same with and without the preload.
+#     stderr is the same with and without the preload. A JVM that really
+#     crashes while serving writes its fatal error report and exits as it
+#     would without the preload.
 #  4. responses byte-identical with and without the preload.
 . "$(dirname "$0")/lib.sh"
 
@@ -45,7 +47,7 @@ java_bg() {
 	local run=ap_bg
 	[ "$pre" = 1 ] && run=ap_bg_preloaded
 	"$run" "$name" bash -c 'exec "$@" 2>"$0"' "$AP_TMP/$name.err" java \
-		-cp "$CLS" "$@"
+		-XX:ErrorFile="$AP_TMP/hs_err_$name.log" -XX:-CreateCoredumpOnCrash -cp "$CLS" "$@"
 }
 
 ap_start_collector
@@ -266,4 +268,28 @@ if jvm_said jsock | cat - "$AP_TMP/jhttp.said" | grep -Eiq 'warning|handler'; th
 fi
 ap_log "ok: the JVMs said nothing of signal handlers; $(wc -c <"$AP_TMP/jhttp.said") bytes of JVM output, the same without the preload"
 
+# 3c. A JVM crash while serving (a store to address 8 in the JVM's own
+#     code): with and without the preload, the JVM writes its fatal error
+#     report and exits with 1 (-XX:-CreateCoredumpOnCrash). A handler of
+#     ours installed before the JVM's would be called as the JVM's
+#     "previous" one, which the JVM then takes for a handler that dealt with
+#     the fault: it would die of the SIGSEGV (139), its report unwritten.
+curl -s --max-time 20 -o /dev/null "$B/crash"
+curl -s --max-time 20 -o /dev/null "http://127.0.0.1:$PLAIN_PORT/crash"
+for pid in $JHTTP_PID $PLAIN_PID; do
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+done
+wait "$PLAIN_PID"
+plain_exit=$?
+wait "$JHTTP_PID"
+pre_exit=$?
+ap_assert_eq "exit status of the crashing JVM (without the preload: $plain_exit)" "$pre_exit" 1
+ap_assert_eq "exit status of the crashing JVM without the preload" "$plain_exit" 1
+for f in hs_err_plain hs_err_jhttp; do
+	grep -q 'SIGSEGV' "$AP_TMP/$f.log" 2>/dev/null || ap_fail "no fatal error report in $f.log"
+done
+ap_log "ok: both JVMs wrote their fatal error report ($(grep -m1 'SIGSEGV' "$AP_TMP/hs_err_jhttp.log"))"
 ap_log "PASS"

@@ -22,6 +22,9 @@
 //   GET  /npe?n=N         throws and catches N NullPointerExceptions in
 //                         JIT-compiled code (implicit null checks: SIGSEGV)
 //   GET  /missing         404 from the handler
+//   GET  /crash           a store to address 8 through sun.misc.Unsafe: the
+//                         JVM crashes (SIGSEGV in its own code), writes its
+//                         fatal error report (-XX:ErrorFile) and exits
 //   anything else         404 from the JDK itself (no context), which then
 //                         closes the connection
 //
@@ -159,6 +162,17 @@ public class JavaHttpServer {
             reply(ex, 200, "text/plain", "caught " + Npe.storm(n) + "\n");
         });
         route("/missing", s, ex -> reply(ex, 404, "text/plain", "not found\n"));
+        route("/crash", s, ex -> {
+            try {
+                // reflection: javac warns about sun.misc.Unsafe otherwise
+                Class<?> c = Class.forName("sun.misc.Unsafe");
+                java.lang.reflect.Field f = c.getDeclaredField("theUnsafe");
+                f.setAccessible(true);
+                c.getMethod("putAddress", long.class, long.class).invoke(f.get(null), 8L, 1L);
+            } catch (ReflectiveOperationException e) {
+                reply(ex, 500, "text/plain", "no Unsafe: " + e + "\n");
+            }
+        });
         s.setExecutor(new RoundRobin(8));
         s.start();
         System.out.println("listening on " + port);
