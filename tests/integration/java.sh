@@ -116,23 +116,33 @@ ap_raw "$PORT" "HEAD /fast" >"$AP_TMP/head.out"
 ap_raw "$PORT" "GET /nowhere" >"$AP_TMP/nowhere.out"
 ap_assert_eq "HEAD and the JDK's 404" "$(cut -d' ' -f1 "$AP_TMP/head.out" "$AP_TMP/nowhere.out" | paste -sd' ')" "200 404"
 
+# at_once N URL NAME : N GETs of URL at the same time, each answered 200.
+at_once() {
+	local i p pids=""
+	for i in $(seq "$1"); do
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$2" >"$AP_TMP/$3-$i.out" &
+		pids="$pids $!"
+	done
+	for p in $pids; do
+		wait "$p" || ap_fail "a request of $3 failed"
+	done
+	ap_assert_eq "$3 statuses" "$(cat "$AP_TMP/$3"-*.out | sort | uniq -c | awk '{print $1, $2}')" "$1 200"
+}
+# post3m URL NAME : POSTs the 3 MiB file (fixed length); NAME.out says
+# "status size_request size_upload size_header size_download".
+post3m() {
+	curl -s --max-time 30 -H 'Expect:' --data-binary @"$AP_TMP/post-3m.bin" -o "$AP_TMP/$2.body" \
+		-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
+		"$1" >"$AP_TMP/$2.out" || ap_fail "3 MiB POST to $1 failed"
+	ap_assert_eq "3 MiB POST answer ($2)" "$(cat "$AP_TMP/$2.body")" "received 3145728"
+}
+
 # 1d. Eight slow requests at once (eight workers).
 SLOW_MS=400
-pids=""
-for i in $(seq 8); do
-	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$B/slow?ms=$SLOW_MS" >"$AP_TMP/slow$i.out" &
-	pids="$pids $!"
-done
-for p in $pids; do
-	wait "$p" || ap_fail "a slow request failed"
-done
-ap_assert_eq "slow statuses" "$(cat "$AP_TMP"/slow*.out | sort | uniq -c | awk '{print $1, $2}')" "8 200"
+at_once 8 "$B/slow?ms=$SLOW_MS" slow
 
 # 1e. 3 MiB POSTs: fixed-length (exact bytes checked below) and chunked.
-curl -s --max-time 30 -H 'Expect:' --data-binary @"$AP_TMP/post-3m.bin" -o "$AP_TMP/post.body" \
-	-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
-	"$B/post" >"$AP_TMP/post.out" || ap_fail "3 MiB POST failed"
-ap_assert_eq "3 MiB POST answer" "$(cat "$AP_TMP/post.body")" "received 3145728"
+post3m "$B/post" post
 curl -s --max-time 30 -H 'Expect:' -H 'Transfer-Encoding: chunked' --data-binary @"$AP_TMP/post-3m.bin" \
 	-o "$AP_TMP/postc.body" "$B/post" || ap_fail "chunked 3 MiB POST failed"
 ap_assert_eq "chunked 3 MiB POST answer" "$(cat "$AP_TMP/postc.body")" "received 3145728"
@@ -148,19 +158,8 @@ done
 ap_curl_many "$AP_TMP/ska.out" "$S/fast" "$S/fast" "$S/error" "$S/nope" "$S/fast"
 ap_assert_eq "ServerSocket keep-alive statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/ska.out")" \
 	"200 200 500 404 200 "
-pids=""
-for i in $(seq 4); do
-	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$S/slow?ms=$SLOW_MS" >"$AP_TMP/sslow$i.out" &
-	pids="$pids $!"
-done
-for p in $pids; do
-	wait "$p" || ap_fail "a slow request failed"
-done
-ap_assert_eq "ServerSocket slow statuses" "$(cat "$AP_TMP"/sslow*.out | sort | uniq -c | awk '{print $1, $2}')" "4 200"
-curl -s --max-time 30 -H 'Expect:' --data-binary @"$AP_TMP/post-3m.bin" -o "$AP_TMP/spost.body" \
-	-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
-	"$S/post" >"$AP_TMP/spost.out" || ap_fail "3 MiB POST to the ServerSocket server failed"
-ap_assert_eq "ServerSocket 3 MiB POST answer" "$(cat "$AP_TMP/spost.body")" "received 3145728"
+at_once 4 "$S/slow?ms=$SLOW_MS" sslow
+post3m "$S/post" spost
 
 # 4. Byte-identical responses, Date masked.
 RAW=("GET /fast" "HEAD /fast" "GET /items/7" "GET /chunked" "GET /nocontent" "GET /notmod"
