@@ -30,7 +30,7 @@
 //
 // Usage: java JavaHttpServer PORT [--npe-thread]
 //   --npe-thread   a background thread throws and catches NPEs throughout
-//                  (1000 every 10 ms or so)
+//                  (500 every 20 ms or so)
 // Prints "listening on PORT" once it accepts connections, and "req N
 // thread=NAME conn=REMOTE" per request on stdout.
 import com.sun.net.httpserver.HttpExchange;
@@ -206,9 +206,9 @@ final class Npe {
     static void background() {
         Thread t = new Thread(() -> {
             for (;;) {
-                storm(2000);
+                storm(1000);
                 try {
-                    Thread.sleep(10);
+                    Thread.sleep(20);
                 } catch (InterruptedException e) {
                     return;
                 }
