@@ -3,12 +3,17 @@
  * SIGILL become a CRASH record (ap_crash.h) for the collector, and then
  * the host dies exactly as it would have without us.
  *
- * Installed only where the disposition is the default one: runtimes such
- * as V8 and the JVM use SIGSEGV for normal operation and install their own
- * handlers (replacing ours, which we never fight: sigaction is not hooked).
- * A host that saved ours as its "previous handler" and calls it gets what
- * the default disposition would have done, and no report: we stand down
- * whenever we are no longer the installed handler.
+ * Installed when the process first follows a connection (fdtable.c), and
+ * only where the disposition is then the default one: runtimes such as V8
+ * and the JVM use SIGSEGV for normal operation and install their own
+ * handlers at startup. Not at load: the JVM takes any handler it finds
+ * for its "previous" one, calls it for a fault it cannot handle (a real
+ * crash) and then believes it handled, so that its fatal error report
+ * (hs_err_pid<N>.log) and its exit status (134) were lost. A host that
+ * replaces ours later (sigaction is not hooked: we never fight) and calls
+ * it as its previous handler gets what the default disposition would have
+ * done, and no report: we stand down whenever we are no longer the
+ * installed handler.
  *
  * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
  * close, socket, setsockopt, sendto, sendmsg, tgkill, nanosleep and memory
@@ -423,6 +428,9 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 
 void pl_crash_install(void)
 {
+	static int installed;
+	if (__atomic_exchange_n(&installed, 1, __ATOMIC_ACQ_REL))
+		return;
 	for (unsigned i = 0; i < NSIGS; i++) {
 		struct sigaction old;
 		if (sigaction(crash_sigs[i], NULL, &old) != 0)

@@ -543,7 +543,8 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 /* ---- fatal signals (crash.c) ---- */
 
 /* Installs the crash handler for SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
- * SIGILL where their disposition is the default one (constructor only). */
+ * SIGILL where their disposition is the default one; only the first call
+ * of a process does anything (the fd table's first chunk: fdtable.c). */
 void pl_crash_install(void);
 
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */

@@ -44,6 +44,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"
 # The dashboard test: headless Chromium, driven by playwright-core from npm
 # (tests/integration/dashboard.sh installs it with npm ci).
 AP_PKGS_TEST="$AP_PKGS_TEST chromium:chromium npm:npm"
+# The JVM test (tests/integration/java.sh): javac compiles its two servers,
+# java runs them. OpenJDK 17 comes with the machine: the command is enough.
+AP_PKGS_TEST="$AP_PKGS_TEST openjdk-17-jdk-headless:javac"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"

@@ -32,10 +32,12 @@
  * Usage: crash_server --port N [--own-handler | --chain]
  *   --own-handler  installs its own SIGSEGV handler in main(), which writes
  *                  "own handler: SIGSEGV" on stderr and exits 42
- *   --chain        installs a SIGSEGV handler that writes "chained
- *                  handler" and then calls the handler that was there
- *                  before it (the way V8 and the JVM chain), or, when that
- *                  was the default, restores it and returns
+ *   --chain        installs, as it serves its first request (after the
+ *                  preload's handler went in, at the first accept), a
+ *                  SIGSEGV handler that writes "chained handler" and then
+ *                  calls the handler that was there before it (the way V8
+ *                  and the JVM chain), or, when that was the default,
+ *                  restores it and returns
  * Prints "listening on PORT" once it accepts.
  */
 #include "config.h"
@@ -53,6 +55,8 @@
 #include "serve.h"
 
 static struct sigaction chained_prev;
+static int chain; /* --chain */
+static pthread_once_t chain_once = PTHREAD_ONCE_INIT;
 
 static void own_handler(int sig)
 {
@@ -71,6 +75,15 @@ static void chain_handler(int sig, siginfo_t *si, void *uc)
 		chained_prev.sa_handler(sig);
 	else
 		sigaction(sig, &chained_prev, NULL); /* the fault repeats, by default */
+}
+
+static void chain_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = chain_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, &chained_prev);
 }
 
 __attribute__((noinline)) void crash_store_null(volatile int *p)
@@ -167,6 +180,8 @@ static void serve(int fd, void *unused)
 	(void)unused;
 	char req[4096];
 	char method[16] = "", path[1024] = "";
+	if (chain)
+		pthread_once(&chain_once, chain_install);
 	if (serve_read_head(fd, req, sizeof req) < 0 ||
 	    sscanf(req, "%15s %1023s", method, path) != 2)
 		return;
@@ -229,11 +244,7 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--own-handler") == 0) {
 			signal(SIGSEGV, own_handler);
 		} else if (strcmp(argv[i], "--chain") == 0) {
-			struct sigaction sa;
-			memset(&sa, 0, sizeof sa);
-			sa.sa_sigaction = chain_handler;
-			sa.sa_flags = SA_SIGINFO;
-			sigaction(SIGSEGV, &sa, &chained_prev);
+			chain = 1;
 		} else {
 			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain]\n");
 			return 2;
