@@ -3,12 +3,19 @@
  * SIGILL become a CRASH record (ap_crash.h) for the collector, and then
  * the host dies exactly as it would have without us.
  *
- * Installed only where the disposition is the default one: runtimes such
- * as V8 and the JVM use SIGSEGV for normal operation and install their own
- * handlers (replacing ours, which we never fight: sigaction is not hooked).
- * A host that saved ours as its "previous handler" and calls it gets what
- * the default disposition would have done, and no report: we stand down
- * whenever we are no longer the installed handler.
+ * Installed when the process first accepts a connection (pl_fd_slot()
+ * making the fd table's first chunk), not by the constructor, and only
+ * where the disposition is then the default one: runtimes such as V8 and
+ * the JVM use SIGSEGV for normal operation and install their own handlers
+ * at startup, before they serve. Had ours been there, they would keep it
+ * as their "previous handler" and call it for a fault that is not theirs:
+ * HotSpot then takes the fault as handled by it, and the fatal-error
+ * report (hs_err_pid*.log) and abort() it makes when the previous
+ * disposition was the default were lost (the process died of the SIGSEGV
+ * instead). A handler the host installs later replaces ours (we never
+ * fight: sigaction is not hooked); one that calls ours as its previous
+ * handler gets what the default disposition would have done, and no
+ * report: we stand down whenever we are no longer the installed handler.
  *
  * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
  * close, socket, setsockopt, sendto, sendmsg, tgkill, nanosleep and memory
@@ -423,6 +430,13 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 
 void pl_crash_install(void)
 {
+	static int installed; /* atomic: two threads may accept at once */
+	int expect = 0;
+	if (__atomic_load_n(&installed, __ATOMIC_RELAXED) ||
+	    !__atomic_compare_exchange_n(&installed, &expect, 1, 0, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_RELAXED))
+		return;
+	int saved = errno;
 	for (unsigned i = 0; i < NSIGS; i++) {
 		struct sigaction old;
 		if (sigaction(crash_sigs[i], NULL, &old) != 0)
@@ -438,4 +452,5 @@ void pl_crash_install(void)
 		sigaction(crash_sigs[i], &sa, NULL);
 	}
 	pl_debug("crash handler installed where the disposition was the default");
+	errno = saved;
 }

@@ -282,7 +282,6 @@ __attribute__((constructor)) static void pl_init(void)
 	read_config();
 	if (!pl_cfg.disabled) {
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-		pl_crash_install();
 		pl_inherit_connections();
 	}
 	pl_debug("loaded into %s (service %s)%s", pl_cfg.exe, pl_cfg.service,

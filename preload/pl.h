@@ -543,7 +543,9 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 /* ---- fatal signals (crash.c) ---- */
 
 /* Installs the crash handler for SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
- * SIGILL where their disposition is the default one (constructor only). */
+ * SIGILL where their disposition is the default one. Once per process
+ * image (later calls return at once; errno kept), when the fd table gets
+ * its first chunk: the process's first accepted connection. */
 void pl_crash_install(void);
 
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */

@@ -22,6 +22,10 @@
 #    one that chains to the previous handler gets the default behaviour and
 #    no report, and an ignored SIGABRT stays ignored (the handler goes only
 #    where the disposition is the default);
+#  - a server that installs a SIGSEGV handler before it serves, the way the
+#    JVM does, never finds ours as its previous handler: its own fatal
+#    error path (HotSpot's hs_err report, then abort()) runs as without us,
+#    and the abort() is reported;
 #  - a connection the server closes without answering is an `aborted` row.
 . "$(dirname "$0")/lib.sh"
 
@@ -219,8 +223,8 @@ server_exit
 ap_assert_eq "exit status with the server's own handler" "$EXIT" 42
 grep -q '^own handler: SIGSEGV' "$AP_TMP/server-own.log" || ap_fail "the server's handler did not run"
 
-# 3. A host that chains to the handler it replaced (ours): the default
-#    action, and no report.
+# 3. A host that chains to the handler it replaced (ours, installed once
+#    the server accepted): the default action, and no report.
 start_crash server-chain "$BASE_SERVICE-chain" --chain
 get /ok >/dev/null
 get /crash >/dev/null
@@ -238,6 +242,26 @@ done
 ap_assert_eq "requests of the chaining server" "$(routes_of "$BASE_SERVICE-chain")" "GET /crash 1,GET /ok 1"
 ap_assert_eq "error rows of the chaining server" \
 	"$(errors_of "$BASE_SERVICE-chain" | jq -r '"\(.type) \(.route)"' | paste -sd,)" "aborted /crash"
+
+# 3a. A handler installed before the server serves, that chains to the
+#     handler it found unless that was the default and otherwise makes its
+#     own fatal-error report and aborts (HotSpot's JVM_handle_linux_signal):
+#     ours is installed only at the first accepted connection, so the
+#     server finds the default and its report and abort() happen as without
+#     us (exit 134), the abort() reported as a SIGABRT of the request. (With
+#     ours installed by the constructor, the server chained to it, took the
+#     fault as handled and died of the SIGSEGV again: exit 139, no report of
+#     its own; a JVM lost its hs_err_pid*.log.)
+svc=$BASE_SERVICE-hotspot
+start_crash server-hotspot "$svc" --hotspot
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a HotSpot-style handler (abort after its own report)" "$EXIT" 134
+grep -q '^hotspot: fatal error SIGSEGV' "$AP_TMP/server-hotspot.log" ||
+	ap_fail "the HotSpot-style handler did not make its own fatal-error report"
+wait_error "$svc" SIGABRT
+ap_assert_eq "the HotSpot-style server's rows" \
+	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGABRT GET /crash 1"
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)

@@ -29,13 +29,21 @@
  *                   ignored or handler: the dispositions as the server sees
  *                   them
  *
- * Usage: crash_server --port N [--own-handler | --chain]
+ * Usage: crash_server --port N [--own-handler | --chain | --hotspot]
  *   --own-handler  installs its own SIGSEGV handler in main(), which writes
  *                  "own handler: SIGSEGV" on stderr and exits 42
- *   --chain        installs a SIGSEGV handler that writes "chained
- *                  handler" and then calls the handler that was there
- *                  before it (the way V8 and the JVM chain), or, when that
- *                  was the default, restores it and returns
+ *   --chain        installs, as it starts serving its first request (when
+ *                  the preload's handler is in place), a SIGSEGV handler
+ *                  that writes "chained handler" and then calls the
+ *                  handler that was there before it (the way Node chains),
+ *                  or, when that was the default, restores it and returns
+ *   --hotspot      installs a SIGSEGV handler in main(), before it serves,
+ *                  the way the JVM's (HotSpot's) does: it keeps the
+ *                  handler that was there (not the default or ignored) as
+ *                  the one to chain to, and for a fault not its own calls
+ *                  it and takes the fault as handled; with none, it writes
+ *                  "hotspot: fatal error SIGSEGV" on stderr (HotSpot's
+ *                  hs_err report) and calls abort()
  * Prints "listening on PORT" once it accepts.
  */
 #include "config.h"
@@ -53,6 +61,10 @@
 #include "serve.h"
 
 static struct sigaction chained_prev;
+static int chain_late;
+static pthread_once_t chain_once = PTHREAD_ONCE_INIT;
+static struct sigaction hotspot_prev;
+static int hotspot_chains;
 
 static void own_handler(int sig)
 {
@@ -71,6 +83,45 @@ static void chain_handler(int sig, siginfo_t *si, void *uc)
 		chained_prev.sa_handler(sig);
 	else
 		sigaction(sig, &chained_prev, NULL); /* the fault repeats, by default */
+}
+
+static void chain_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = chain_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, &chained_prev);
+}
+
+/* HotSpot's JVM_handle_linux_signal for a fault that is not the JVM's:
+ * PosixSignals::chained_handler(), then VMError::report_and_die(). */
+static void hotspot_handler(int sig, siginfo_t *si, void *uc)
+{
+	if (hotspot_chains) {
+		if (hotspot_prev.sa_flags & SA_SIGINFO)
+			hotspot_prev.sa_sigaction(sig, si, uc);
+		else
+			hotspot_prev.sa_handler(sig);
+		return; /* handled by the chained handler */
+	}
+	static const char m[] = "hotspot: fatal error SIGSEGV\n";
+	(void)!write(2, m, sizeof m - 1);
+	abort();
+}
+
+static void hotspot_install(void)
+{
+	struct sigaction old, sa;
+	sigaction(SIGSEGV, NULL, &old);
+	if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+		hotspot_prev = old;
+		hotspot_chains = 1;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = hotspot_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigaction(SIGSEGV, &sa, NULL);
 }
 
 __attribute__((noinline)) void crash_store_null(volatile int *p)
@@ -170,6 +221,8 @@ static void serve(int fd, void *unused)
 	if (serve_read_head(fd, req, sizeof req) < 0 ||
 	    sscanf(req, "%15s %1023s", method, path) != 2)
 		return;
+	if (chain_late)
+		pthread_once(&chain_once, chain_install);
 	if (strcmp(path, "/ok") == 0) {
 		serve_reply(fd, 200, "ok\n");
 	} else if (strcmp(path, "/crash") == 0) {
@@ -229,13 +282,11 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--own-handler") == 0) {
 			signal(SIGSEGV, own_handler);
 		} else if (strcmp(argv[i], "--chain") == 0) {
-			struct sigaction sa;
-			memset(&sa, 0, sizeof sa);
-			sa.sa_sigaction = chain_handler;
-			sa.sa_flags = SA_SIGINFO;
-			sigaction(SIGSEGV, &sa, &chained_prev);
+			chain_late = 1;
+		} else if (strcmp(argv[i], "--hotspot") == 0) {
+			hotspot_install();
 		} else {
-			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain]\n");
+			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot]\n");
 			return 2;
 		}
 	}
