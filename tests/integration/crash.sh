@@ -18,6 +18,7 @@
 #    that report instead of killing the process under it;
 #  - a crash with any value in the frame-pointer register (-16) is still
 #    reported: the preload's frame walk stays inside its stack copy;
+#  - an asynchronous SIGBUS (a memory error, BUS_MCEERR_AO) still kills;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
 #    one that chains to the previous handler gets the default behaviour and
 #    no report, and an ignored SIGABRT stays ignored (the handler goes only
@@ -214,6 +215,18 @@ get /badfp >/dev/null && ap_fail "/badfp answered"
 server_exit
 ap_assert_eq "exit status after /badfp" "$EXIT" 139
 wait_error "$svc" SIGSEGV
+
+# 1d. A SIGBUS the kernel sends for a memory error found asynchronously
+#     (BUS_MCEERR_AO, "action optional": no instruction repeats it) kills
+#     the process by default: it still does, after the report. (The handler
+#     re-raised only signals with a code <= 0, and the server went on
+#     running: exit 3.)
+svc=$BASE_SERVICE-mceao
+start_crash server-mceao "$svc"
+get /mceao >/dev/null
+server_exit
+ap_assert_eq "exit status after an asynchronous SIGBUS" "$EXIT" 135
+wait_error "$svc" SIGBUS
 
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler

@@ -22,6 +22,11 @@
  *   GET /badfp      SIGSEGV with a frame pointer register of -16 (any
  *                   value, in code that uses rbp as a general register):
  *                   the preload's frame-pointer walk must not follow it
+ *   GET /mceao      SIGBUS as the kernel sends it for a memory error in a
+ *                   mapped page found asynchronously (BUS_MCEERR_AO, sent
+ *                   to itself with rt_tgsigqueueinfo): not a fault that
+ *                   repeats; the default action kills the process. Should
+ *                   it survive, it answers "survived" and exits 3.
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /hang       writes "hanging" on stderr and never answers (its
  *                   thread sleeps): a request other threads' crash ends
@@ -55,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -254,6 +260,15 @@ static void serve(int fd, void *unused)
 		char b[32];
 		snprintf(b, sizeof b, "%d\n", crash_bus_read());
 		serve_reply(fd, 200, b);
+	} else if (strcmp(path, "/mceao") == 0) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		si.si_signo = SIGBUS;
+		si.si_code = BUS_MCEERR_AO;
+		si.si_addr = (void *)4096;
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), SIGBUS, &si);
+		serve_reply(fd, 200, "survived\n");
+		_exit(3);
 	} else if (strcmp(path, "/badfp") == 0) {
 		crash_bad_fp();
 	} else if (strcmp(path, "/drop") == 0) {
