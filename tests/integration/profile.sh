@@ -12,6 +12,9 @@
 #     collapsed, speedscope and top-functions formats agree.
 #  2. APIPROF_PROFILE_EVERY=3: one request in three is profiled, also in a
 #     server that starts a thread per connection (counted per process).
+#  1b. A profiled request whose thread blocks in poll, epoll_wait and
+#     nanosleep between bursts of CPU (calls SA_RESTART does not restart)
+#     is sampled, and none of those calls fails with EINTR.
 #  3. APIPROF_PROFILE_EVERY=0: nothing is profiled, except a request carrying
 #     X-Apiprof-Profile: 1.
 . "$(dirname "$0")/lib.sh"
@@ -126,6 +129,17 @@ ap_assert_jq "sort=total puts the outermost frames first" \
 	'.functions[0].total_fraction == 1' "$(profile it-profile-every1 /sin --data-urlencode sort=total)"
 curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/profile?format=svg" | grep -qx 400 ||
 	ap_fail "format=svg is not a 400"
+
+# 1b. The sampling signal makes no blocking call fail. (With the timer on
+#     the wall clock, CLOCK_MONOTONIC, 655 of /wait's 1,038 calls did.)
+WAIT_BODY=$(curl -sf --max-time 20 "http://127.0.0.1:$PORT/wait?ms=200") || ap_fail "GET /wait failed"
+ap_log "/wait: $WAIT_BODY"
+case "$WAIT_BODY" in
+"eintr=0 calls="[1-9]*) ;;
+*) ap_fail "/wait under the profiler: $WAIT_BODY (a blocking call failed with EINTR)" ;;
+esac
+ap_assert_eq "/wait requests profiled" "$(wait_requests it-profile-every1 /wait 1)" 1
+ap_assert_jq "/wait was sampled" '.samples >= 60' "$(profile it-profile-every1 /wait)"
 
 # 2. One request in three.
 start_prof every3 3
