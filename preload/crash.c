@@ -431,6 +431,14 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
+void pl_crash_atfork_child(void)
+{
+	/* A fork while another thread was reporting a crash: that thread is
+	 * not in the child, whose crashes are its own to report. */
+	crash_tid = 0;
+	crash_done = 0;
+}
+
 void pl_crash_install(void)
 {
 	static int installed; /* atomic: two threads may accept at once */

@@ -548,6 +548,9 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
  * its first chunk: the process's first accepted connection. */
 void pl_crash_install(void);
 
+/* Forgets, in a fork child, a crash of the parent being reported. */
+void pl_crash_atfork_child(void);
+
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */
 
 /* The hooks find the real functions of the copy their caller reaches in

@@ -15,7 +15,8 @@
 #    other threads were serving are aborted requests of their endpoints,
 #    also in a process that crashes before it ever buffered an event;
 #  - a second thread crashing while the first crash is reported waits for
-#    that report instead of killing the process under it;
+#    that report instead of killing the process under it, and the child of
+#    a fork made meanwhile reports a crash of its own;
 #  - a crash with any value in the frame-pointer register (-16) is still
 #    reported: the preload's frame walk stays inside its stack copy;
 #  - an asynchronous SIGBUS (a memory error, BUS_MCEERR_AO) still kills;
@@ -187,8 +188,11 @@ for i in $(seq 150); do # shipped (100 ms; longer on a loaded machine)
 	[ "$(routes_of "$svc")" = "GET /ok 1" ] && break
 	sleep 0.1
 done
-kill -STOP "$AP_COLLECTOR_PID"
-python3 -c '
+# stall_collector: stops the collector with its queue full, so that a
+# crash report waits to be sent (kill -CONT "$AP_COLLECTOR_PID" resumes).
+stall_collector() {
+	kill -STOP "$AP_COLLECTOR_PID"
+	python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setblocking(False)
@@ -197,6 +201,8 @@ try:
         s.sendto(b"fill", sys.argv[1])
 except BlockingIOError:
     pass' "$AP_SOCK" || { kill -CONT "$AP_COLLECTOR_PID"; ap_fail "cannot fill the collector's queue"; }
+}
+stall_collector
 get /double >/dev/null &
 sleep 0.15
 kill -CONT "$AP_COLLECTOR_PID"
@@ -205,6 +211,33 @@ ap_assert_eq "exit status after /double" "$EXIT" 139
 wait_error "$svc" SIGSEGV
 ap_assert_eq "the double crash's rows" \
 	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGSEGV GET /double 1"
+
+# 1b'. A thread forking while another thread's crash is being reported
+#      (20 ms after it, the collector stalled as in 1b): the child is a
+#      process of its own, whose own crash 1 s later is reported too. (Its
+#      copy of the parent's state said a report was under way: the child
+#      waited 600 ms for it, then died unreported.)
+svc=$BASE_SERVICE-forkcrash
+start_crash server-forkcrash "$svc"
+ap_assert_eq "GET /ok before the crash and fork" "$(get /ok)" "ok"
+for i in $(seq 150); do
+	[ "$(routes_of "$svc")" = "GET /ok 1" ] && break
+	sleep 0.1
+done
+stall_collector
+get /forkcrash >/dev/null &
+sleep 0.15
+kill -CONT "$AP_COLLECTOR_PID"
+server_exit
+ap_assert_eq "exit status after /forkcrash" "$EXIT" 139
+# The child's thread served no request: a row of no route.
+for i in $(seq 150); do
+	[ "$(errors_of "$svc" | jq -s 'map(select(.type == "SIGSEGV")) | length')" = 2 ] && break
+	sleep 0.2
+done
+ap_assert_eq "the crash rows of the parent and of its child" \
+	"$(errors_of "$svc" | jq -r 'select(.type == "SIGSEGV") | "\(.method) \(.route) \(.count)"' | sort | paste -sd,)" \
+	"GET /forkcrash 1,null null 1"
 
 # 1c. A crash with a frame pointer register of -16: the walk of frame
 # pointers must not follow it out of the stack copy (it wrapped past 2^64

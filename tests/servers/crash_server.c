@@ -19,6 +19,11 @@
  *                   in a second one (crash_second): a second crash while
  *                   the first is reported, when that takes longer (the
  *                   test stops the collector)
+ *   GET /forkcrash  SIGSEGV in this thread (crash_handler), and 20 ms later
+ *                   a second thread forks (the test stops the collector,
+ *                   so the first crash is still being reported); the child
+ *                   crashes on its own 1 s later (crash_in_child), after
+ *                   its parent died: a crash of its own, to be reported
  *   GET /badfp      SIGSEGV with a frame pointer register of -16 (any
  *                   value, in code that uses rbp as a general register):
  *                   the preload's frame-pointer walk must not follow it
@@ -168,6 +173,28 @@ __attribute__((noinline)) void *crash_second(void *unused)
 	return NULL;
 }
 
+__attribute__((noinline)) void crash_in_child(void)
+{
+	struct timespec s1 = { 1, 0 };
+	nanosleep(&s1, NULL);
+	crash_deeper(1);
+	_exit(0);
+}
+
+/* /forkcrash's second thread: forks 20 ms after the first one started to
+ * crash. */
+static void *fork_second(void *unused)
+{
+	(void)unused;
+	while (!first_crashing)
+		sched_yield();
+	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
+	nanosleep(&ms20, NULL);
+	if (fork() == 0)
+		crash_in_child();
+	return NULL;
+}
+
 __attribute__((noinline)) void crash_abort_route(void)
 {
 	abort();
@@ -244,6 +271,13 @@ static void serve(int fd, void *unused)
 	} else if (strcmp(path, "/double") == 0) {
 		pthread_t t;
 		if (pthread_create(&t, NULL, crash_second, NULL) == 0) {
+			first_crashing = 1;
+			crash_handler();
+		}
+		serve_reply(fd, 500, "no thread\n");
+	} else if (strcmp(path, "/forkcrash") == 0) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, fork_second, NULL) == 0) {
 			first_crashing = 1;
 			crash_handler();
 		}
