@@ -766,6 +766,16 @@ void pl_prof_work(void)
 	struct prof_slot *sl = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
 	if (sl == NULL)
 		return;
+	/* The host took the signal over, or put its default back (a host
+	 * resetting every signal): stop sampling now, on this thread, rather
+	 * than at the next profile's start (at most once a second there),
+	 * since a timer still armed then would kill the process (a real-time
+	 * signal's default action). */
+	int stolen = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) > 0 && !handler_still_ours();
+	if (stolen) {
+		pl_debug("profiler: signal %d taken over by the host, profiling off", prof_signo);
+		__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
+	}
 	for (int i = 0; i < PROF_SLOTS; i++) {
 		struct prof_slot *s = &sl[i];
 		int st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -777,9 +787,10 @@ void pl_prof_work(void)
 		 * make the age wrap around, and the slot counts as ours to stop only
 		 * if the state changes from the ACTIVE seen here. */
 		uint64_t begun = __atomic_load_n(&s->begin_ns, __ATOMIC_RELAXED);
-		if (st == SLOT_ACTIVE && pl_now_ns() - begun > PROF_MAX_AGE_NS) {
+		if (st == SLOT_ACTIVE && (stolen || pl_now_ns() - begun > PROF_MAX_AGE_NS)) {
 			/* Its end was never seen (the connection stopped being
-			 * followed): stop sampling. */
+			 * followed), or the signal is no longer ours: stop
+			 * sampling. */
 			int expect = SLOT_ACTIVE;
 			if (!__atomic_compare_exchange_n(&s->state, &expect, SLOT_ARMING, 0,
 			                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))

@@ -15,6 +15,8 @@
 #  1b. A profiled request whose thread blocks in poll, epoll_wait and
 #     nanosleep between bursts of CPU (calls SA_RESTART does not restart)
 #     is sampled, and none of those calls fails with EINTR.
+#  2c. A host resetting every real-time signal to its default while it runs
+#     is not killed by a profile started afterwards.
 #  3. APIPROF_PROFILE_EVERY=0: nothing is profiled, except a request carrying
 #     X-Apiprof-Profile: 1.
 . "$(dirname "$0")/lib.sh"
@@ -178,6 +180,52 @@ done
 printf 'GET /burn 6\n' | ap_expect_counts
 ap_assert_eq "APIPROF_PROFILE_EVERY=3, a thread per connection: requests profiled" \
 	"$(wait_requests it-profile-threads /burn 2)" 2
+
+# 2c. A host that puts every real-time signal back to its default while
+#     it runs (the sampling signal's default action terminates the
+#     process): the shipper thread notices within its next pass (100 ms)
+#     and profiling stops, and the next profiled request does not kill the
+#     host. (The check ran only as a profile started, at most once a
+#     second: the request after the reset armed the timer and the server
+#     died of signal 63.)
+AP_SERVICE=it-profile-reset
+PORT=$(ap_free_port)
+ap_bg_preloaded reset env APIPROF_PROFILE_EVERY=1 "$AP_PY" -c '
+import signal, sys, time
+from http.server import HTTPServer, BaseHTTPRequestHandler
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/reset":
+            for s in range(signal.SIGRTMIN, signal.SIGRTMAX + 1):
+                try:
+                    signal.signal(s, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        else:
+            end = time.process_time() + 0.05
+            while time.process_time() < end:
+                pass
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+    def log_message(self, *a):
+        pass
+s = HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening on", sys.argv[1], flush=True)
+s.serve_forever()' "$PORT"
+RESET_PID=$AP_BG_PID
+ap_wait_log reset '^listening on'
+for path in /burn /reset; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT$path" || ap_fail "GET $path failed"
+done
+sleep 0.4
+for path in /burn /burn; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT$path" ||
+		ap_fail "GET $path after the reset failed (server alive: $(kill -0 "$RESET_PID" 2>/dev/null && echo yes || echo no))"
+done
+kill -0 "$RESET_PID" 2>/dev/null || ap_fail "the server died after resetting its signals"
+printf 'GET /burn 3\nGET /reset 1\n' | ap_expect_counts
 
 # 3. Sampling off; the header still profiles one request.
 start_prof off 0
