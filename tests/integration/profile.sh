@@ -151,28 +151,43 @@ done
 printf 'GET /spin 6\n' | ap_expect_counts
 ap_assert_eq "APIPROF_PROFILE_EVERY=3: requests profiled" "$(wait_requests it-profile-every3 /spin 2)" 2
 
-# 2b. The count is the process's, not a thread's: Python's
-#     ThreadingHTTPServer starts a thread per connection (HTTP/1.0, one
-#     request each), so no thread ever reads a 3rd request.
-AP_SERVICE=it-profile-threads
-PORT=$(ap_free_port)
-ap_bg_preloaded threads env APIPROF_PROFILE_EVERY=3 "$AP_PY" -c '
-import sys, time
-from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-class H(BaseHTTPRequestHandler):
+# burn_server NAME EVERY CLASS : a Python server under the preload, of
+# http.server's CLASS (HTTPServer or ThreadingHTTPServer), burning 60 ms of
+# CPU per request, except /reset, which puts every real-time signal's
+# default disposition back; sets PORT.
+burn_server() {
+	PORT=$(ap_free_port)
+	ap_bg_preloaded "$1" env APIPROF_PROFILE_EVERY="$2" "$AP_PY" -c '
+import signal, sys, time
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        end = time.process_time() + 0.06
-        while time.process_time() < end:
-            pass
+        if self.path == "/reset":
+            for s in range(signal.SIGRTMIN, signal.SIGRTMAX + 1):
+                try:
+                    signal.signal(s, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        else:
+            end = time.process_time() + 0.06
+            while time.process_time() < end:
+                pass
         self.send_response(200)
         self.send_header("Content-Length", "3")
         self.end_headers()
         self.wfile.write(b"ok\n")
     def log_message(self, *a):
         pass
-s = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+s = getattr(http.server, sys.argv[2])(("127.0.0.1", int(sys.argv[1])), H)
 print("listening on", sys.argv[1], flush=True)
-s.serve_forever()' "$PORT"
+s.serve_forever()' "$PORT" "$3"
+}
+
+# 2b. The count is the process's, not a thread's: Python's
+#     ThreadingHTTPServer starts a thread per connection (HTTP/1.0, one
+#     request each), so no thread ever reads a 3rd request.
+AP_SERVICE=it-profile-threads
+burn_server threads 3 ThreadingHTTPServer
 ap_wait_log threads '^listening on'
 for i in 1 2 3 4 5 6; do
 	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/burn" || ap_fail "GET /burn failed"
@@ -189,31 +204,7 @@ ap_assert_eq "APIPROF_PROFILE_EVERY=3, a thread per connection: requests profile
 #     second: the request after the reset armed the timer and the server
 #     died of signal 63.)
 AP_SERVICE=it-profile-reset
-PORT=$(ap_free_port)
-ap_bg_preloaded reset env APIPROF_PROFILE_EVERY=1 "$AP_PY" -c '
-import signal, sys, time
-from http.server import HTTPServer, BaseHTTPRequestHandler
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/reset":
-            for s in range(signal.SIGRTMIN, signal.SIGRTMAX + 1):
-                try:
-                    signal.signal(s, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
-        else:
-            end = time.process_time() + 0.05
-            while time.process_time() < end:
-                pass
-        self.send_response(200)
-        self.send_header("Content-Length", "3")
-        self.end_headers()
-        self.wfile.write(b"ok\n")
-    def log_message(self, *a):
-        pass
-s = HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
-print("listening on", sys.argv[1], flush=True)
-s.serve_forever()' "$PORT"
+burn_server reset 1 HTTPServer
 RESET_PID=$AP_BG_PID
 ap_wait_log reset '^listening on'
 for path in /burn /reset; do

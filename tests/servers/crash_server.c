@@ -161,14 +161,20 @@ __attribute__((noinline)) int crash_recurse(int depth)
 
 static volatile int first_crashing;
 
-/* /double's second thread: crashes 20 ms after the first one started to. */
-__attribute__((noinline)) void *crash_second(void *unused)
+/* 20 ms after the first thread started to crash. */
+static void after_first_crash(void)
 {
-	(void)unused;
 	while (!first_crashing)
 		sched_yield();
 	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
 	nanosleep(&ms20, NULL);
+}
+
+/* /double's second thread: crashes 20 ms after the first one started to. */
+__attribute__((noinline)) void *crash_second(void *unused)
+{
+	(void)unused;
+	after_first_crash();
 	crash_deeper(1);
 	return NULL;
 }
@@ -186,10 +192,7 @@ __attribute__((noinline)) void crash_in_child(void)
 static void *fork_second(void *unused)
 {
 	(void)unused;
-	while (!first_crashing)
-		sched_yield();
-	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
-	nanosleep(&ms20, NULL);
+	after_first_crash();
 	if (fork() == 0)
 		crash_in_child();
 	return NULL;
@@ -268,16 +271,9 @@ static void serve(int fd, void *unused)
 		if (sigaltstack(&ss, NULL) == 0)
 			snprintf(b, sizeof b, "%d\n", crash_recurse(0));
 		serve_reply(fd, 500, "no alternate stack\n");
-	} else if (strcmp(path, "/double") == 0) {
+	} else if (strcmp(path, "/double") == 0 || strcmp(path, "/forkcrash") == 0) {
 		pthread_t t;
-		if (pthread_create(&t, NULL, crash_second, NULL) == 0) {
-			first_crashing = 1;
-			crash_handler();
-		}
-		serve_reply(fd, 500, "no thread\n");
-	} else if (strcmp(path, "/forkcrash") == 0) {
-		pthread_t t;
-		if (pthread_create(&t, NULL, fork_second, NULL) == 0) {
+		if (pthread_create(&t, NULL, path[1] == 'd' ? crash_second : fork_second, NULL) == 0) {
 			first_crashing = 1;
 			crash_handler();
 		}
