@@ -3,17 +3,19 @@
  * SIGILL become a CRASH record (ap_crash.h) for the collector, and then
  * the host dies exactly as it would have without us.
  *
- * Installed when the process first follows a connection (fdtable.c), and
- * only where the disposition is then the default one: runtimes such as V8
- * and the JVM use SIGSEGV for normal operation and install their own
- * handlers at startup. Not at load: the JVM takes any handler it finds
- * for its "previous" one, calls it for a fault it cannot handle (a real
- * crash) and then believes it handled, so that its fatal error report
- * (hs_err_pid<N>.log) and its exit status (134) were lost. A host that
- * replaces ours later (sigaction is not hooked: we never fight) and calls
- * it as its previous handler gets what the default disposition would have
- * done, and no report: we stand down whenever we are no longer the
- * installed handler.
+ * Installed when the process first accepts a connection (pl_fd_slot()
+ * making the fd table's first chunk), not by the constructor, and only
+ * where the disposition is then the default one: runtimes such as V8 and
+ * the JVM use SIGSEGV for normal operation and install their own handlers
+ * at startup, before they serve. Had ours been there, they would keep it
+ * as their "previous handler" and call it for a fault that is not theirs:
+ * HotSpot then takes the fault as handled by it, and the fatal-error
+ * report (hs_err_pid*.log) and abort() it makes when the previous
+ * disposition was the default were lost (the process died of the SIGSEGV
+ * instead). A handler the host installs later replaces ours (we never
+ * fight: sigaction is not hooked); one that calls ours as its previous
+ * handler gets what the default disposition would have done, and no
+ * report: we stand down whenever we are no longer the installed handler.
  *
  * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
  * close, socket, setsockopt, sendto, sendmsg, tgkill, nanosleep and memory
@@ -31,8 +33,8 @@
  * the report waits for it (at most CRASH_WAIT), since our handler stays in
  * place until the report is sent, and then dies. Then the previous
  * (default) disposition is restored: a hardware fault re-executes and
- * dumps core as before; a signal that was sent (kill, raise, abort) is
- * sent again.
+ * dumps core as before; a signal that was sent (kill, raise, abort), or
+ * an asynchronous SIGBUS (BUS_MCEERR_AO), is sent again.
  *
  * Reported only by processes that accepted a connection: processes that
  * serve no HTTP are left alone (SPEC 3).
@@ -420,17 +422,32 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	if (reporting || (ours && first != 0))
 		restore(sig);
 	/* A fault re-executes its instruction; a sent signal must be sent
-	 * again (it is blocked until we return). */
-	if (si == NULL || si->si_code <= 0)
+	 * again (it is blocked until we return), and so must the kernel's
+	 * one asynchronous code among these signals: a memory error found in
+	 * a page the process maps ("action optional", with early kill), after
+	 * which the process, killed by default, went on running. */
+	if (si == NULL || si->si_code <= 0 || (sig == SIGBUS && si->si_code == BUS_MCEERR_AO))
 		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)syscall(SYS_gettid), sig);
 	errno = saved;
 }
 
+void pl_crash_atfork_child(void)
+{
+	/* A fork while another thread was reporting a crash: that thread is
+	 * not in the child, whose crashes are its own to report. */
+	crash_tid = 0;
+	crash_done = 0;
+}
+
 void pl_crash_install(void)
 {
-	static int installed;
-	if (__atomic_exchange_n(&installed, 1, __ATOMIC_ACQ_REL))
+	static int installed; /* atomic: two threads may accept at once */
+	int expect = 0;
+	if (__atomic_load_n(&installed, __ATOMIC_RELAXED) ||
+	    !__atomic_compare_exchange_n(&installed, &expect, 1, 0, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_RELAXED))
 		return;
+	int saved = errno;
 	for (unsigned i = 0; i < NSIGS; i++) {
 		struct sigaction old;
 		if (sigaction(crash_sigs[i], NULL, &old) != 0)
@@ -446,4 +463,5 @@ void pl_crash_install(void)
 		sigaction(crash_sigs[i], &sa, NULL);
 	}
 	pl_debug("crash handler installed where the disposition was the default");
+	errno = saved;
 }

@@ -46,11 +46,9 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 			}
 		}
 		pl_spin_unlock(&table_lock);
-		/* The process now serves HTTP, so a crash would be reported
-		 * (crash.c): the crash handler goes in now, after any runtime
-		 * (the JVM) installed its own at startup. */
-		if (chunk)
-			pl_crash_install();
+		/* The process serves: now, after the runtimes it hosts installed
+		 * their handlers (crash.c says why not sooner). */
+		pl_crash_install();
 	}
 	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
 }

@@ -273,6 +273,7 @@ static void atfork_child(void)
 	pl_sqlite_atfork_child();
 	pl_libcopy_atfork_child();
 	pl_got_patch_atfork_child();
+	pl_crash_atfork_child();
 }
 
 __attribute__((constructor)) static void pl_init(void)

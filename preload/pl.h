@@ -543,9 +543,13 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 /* ---- fatal signals (crash.c) ---- */
 
 /* Installs the crash handler for SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
- * SIGILL where their disposition is the default one; only the first call
- * of a process does anything (the fd table's first chunk: fdtable.c). */
+ * SIGILL where their disposition is the default one. Once per process
+ * image (later calls return at once; errno kept), when the fd table gets
+ * its first chunk: the process's first accepted connection. */
 void pl_crash_install(void);
+
+/* Forgets, in a fork child, a crash of the parent being reported. */
+void pl_crash_atfork_child(void);
 
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */
 

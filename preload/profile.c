@@ -228,10 +228,10 @@ static PL_COLD int install_handler(void)
 
 /* 1 while our handler still owns the signal: a host that installs its own
  * handler on it later wins, and profiling stands down. */
-static int handler_still_ours(void)
+static int handler_still_ours(int sig)
 {
 	struct sigaction cur;
-	if (sigaction(prof_signo, NULL, &cur) != 0)
+	if (sigaction(sig, NULL, &cur) != 0)
 		return 0;
 	return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == prof_handler;
 }
@@ -245,11 +245,12 @@ static PL_COLD int setup(void)
 		if (m != MAP_FAILED)
 			__atomic_store_n(&slots, (struct prof_slot *)m, __ATOMIC_RELEASE);
 		else
-			prof_signo = -1;
+			__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
 	}
-	if (prof_signo == 0)
-		prof_signo = install_handler();
-	int ok = prof_signo > 0;
+	/* atomic: the shipper reads it (pl_prof_work) without this lock */
+	if (__atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) == 0)
+		__atomic_store_n(&prof_signo, install_handler(), __ATOMIC_RELEASE);
+	int ok = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) > 0;
 	pthread_mutex_unlock(&setup_lock);
 	return ok;
 }
@@ -325,17 +326,22 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	    __atomic_load_n(&th_slot->state, __ATOMIC_ACQUIRE) == SLOT_ACTIVE &&
 	    th_slot->tid == pl_tid() && th_slot->gen == th_gen)
 		goto out; /* one session per thread: an event loop's other requests wait */
-	if (__atomic_load_n(&slots, __ATOMIC_ACQUIRE) == NULL || prof_signo == 0) {
+	if (__atomic_load_n(&slots, __ATOMIC_ACQUIRE) == NULL ||
+	    __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) == 0) {
 		if (!setup())
 			goto out;
 	}
+	int sig = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE);
+	if (sig <= 0)
+		goto out; /* the shipper found it lost meanwhile */
 	/* At most once a second: a sigaction() per profiled request would be
-	 * a quarter of a profile's fixed cost. */
+	 * a quarter of a profile's fixed cost. (The shipper checks too, at
+	 * each pass: pl_prof_work.) */
 	static uint64_t checked_ns;
 	uint64_t now = pl_now_ns();
 	if (now - __atomic_load_n(&checked_ns, __ATOMIC_RELAXED) > 1000000000ull &&
-	    (__atomic_store_n(&checked_ns, now, __ATOMIC_RELAXED), !handler_still_ours())) {
-		pl_debug("profiler: signal %d taken over by the host, profiling off", prof_signo);
+	    (__atomic_store_n(&checked_ns, now, __ATOMIC_RELAXED), !handler_still_ours(sig))) {
+		pl_debug("profiler: signal %d taken over by the host, profiling off", sig);
 		__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
 		goto out;
 	}
@@ -766,6 +772,21 @@ void pl_prof_work(void)
 	struct prof_slot *sl = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
 	if (sl == NULL)
 		return;
+	/* The host took the signal over, or put its default back (a host
+	 * resetting every signal): stop sampling now, on this thread, rather
+	 * than at the next profile's start (at most once a second there),
+	 * since a timer still armed then would kill the process (a real-time
+	 * signal's default action). */
+	int sig = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE);
+	if (sig > 0 && !handler_still_ours(sig)) {
+		pl_debug("profiler: signal %d taken over by the host, profiling off", sig);
+		__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
+		sig = -1;
+	}
+	/* Also on later passes: a profile that was starting as the signal
+	 * was found lost may have armed its timer after this loop. (With no
+	 * signal from the start, no session is ever live.) */
+	int stolen = sig < 0;
 	for (int i = 0; i < PROF_SLOTS; i++) {
 		struct prof_slot *s = &sl[i];
 		int st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -777,9 +798,10 @@ void pl_prof_work(void)
 		 * make the age wrap around, and the slot counts as ours to stop only
 		 * if the state changes from the ACTIVE seen here. */
 		uint64_t begun = __atomic_load_n(&s->begin_ns, __ATOMIC_RELAXED);
-		if (st == SLOT_ACTIVE && pl_now_ns() - begun > PROF_MAX_AGE_NS) {
+		if (st == SLOT_ACTIVE && (stolen || pl_now_ns() - begun > PROF_MAX_AGE_NS)) {
 			/* Its end was never seen (the connection stopped being
-			 * followed): stop sampling. */
+			 * followed), or the signal is no longer ours: stop
+			 * sampling. */
 			int expect = SLOT_ACTIVE;
 			if (!__atomic_compare_exchange_n(&s->state, &expect, SLOT_ARMING, 0,
 			                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))

@@ -15,13 +15,19 @@
 #    other threads were serving are aborted requests of their endpoints,
 #    also in a process that crashes before it ever buffered an event;
 #  - a second thread crashing while the first crash is reported waits for
-#    that report instead of killing the process under it;
+#    that report instead of killing the process under it, and the child of
+#    a fork made meanwhile reports a crash of its own;
 #  - a crash with any value in the frame-pointer register (-16) is still
 #    reported: the preload's frame walk stays inside its stack copy;
+#  - an asynchronous SIGBUS (a memory error, BUS_MCEERR_AO) still kills;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
 #    one that chains to the previous handler gets the default behaviour and
 #    no report, and an ignored SIGABRT stays ignored (the handler goes only
 #    where the disposition is the default);
+#  - a server that installs a SIGSEGV handler before it serves, the way the
+#    JVM does, never finds ours as its previous handler: its own fatal
+#    error path (HotSpot's hs_err report, then abort()) runs as without us,
+#    and the abort() is reported;
 #  - a connection the server closes without answering is an `aborted` row.
 . "$(dirname "$0")/lib.sh"
 
@@ -182,8 +188,11 @@ for i in $(seq 150); do # shipped (100 ms; longer on a loaded machine)
 	[ "$(routes_of "$svc")" = "GET /ok 1" ] && break
 	sleep 0.1
 done
-kill -STOP "$AP_COLLECTOR_PID"
-python3 -c '
+# stall_collector: stops the collector with its queue full, so that a
+# crash report waits to be sent (kill -CONT "$AP_COLLECTOR_PID" resumes).
+stall_collector() {
+	kill -STOP "$AP_COLLECTOR_PID"
+	python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setblocking(False)
@@ -192,6 +201,8 @@ try:
         s.sendto(b"fill", sys.argv[1])
 except BlockingIOError:
     pass' "$AP_SOCK" || { kill -CONT "$AP_COLLECTOR_PID"; ap_fail "cannot fill the collector's queue"; }
+}
+stall_collector
 get /double >/dev/null &
 sleep 0.15
 kill -CONT "$AP_COLLECTOR_PID"
@@ -200,6 +211,33 @@ ap_assert_eq "exit status after /double" "$EXIT" 139
 wait_error "$svc" SIGSEGV
 ap_assert_eq "the double crash's rows" \
 	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGSEGV GET /double 1"
+
+# 1b'. A thread forking while another thread's crash is being reported
+#      (20 ms after it, the collector stalled as in 1b): the child is a
+#      process of its own, whose own crash 1 s later is reported too. (Its
+#      copy of the parent's state said a report was under way: the child
+#      waited 600 ms for it, then died unreported.)
+svc=$BASE_SERVICE-forkcrash
+start_crash server-forkcrash "$svc"
+ap_assert_eq "GET /ok before the crash and fork" "$(get /ok)" "ok"
+for i in $(seq 150); do
+	[ "$(routes_of "$svc")" = "GET /ok 1" ] && break
+	sleep 0.1
+done
+stall_collector
+get /forkcrash >/dev/null &
+sleep 0.15
+kill -CONT "$AP_COLLECTOR_PID"
+server_exit
+ap_assert_eq "exit status after /forkcrash" "$EXIT" 139
+# The child's thread served no request: a row of no route.
+for i in $(seq 150); do
+	[ "$(errors_of "$svc" | jq -s 'map(select(.type == "SIGSEGV")) | length')" = 2 ] && break
+	sleep 0.2
+done
+ap_assert_eq "the crash rows of the parent and of its child" \
+	"$(errors_of "$svc" | jq -r 'select(.type == "SIGSEGV") | "\(.method) \(.route) \(.count)"' | sort | paste -sd,)" \
+	"GET /forkcrash 1,null null 1"
 
 # 1c. A crash with a frame pointer register of -16: the walk of frame
 # pointers must not follow it out of the stack copy (it wrapped past 2^64
@@ -211,6 +249,18 @@ server_exit
 ap_assert_eq "exit status after /badfp" "$EXIT" 139
 wait_error "$svc" SIGSEGV
 
+# 1d. A SIGBUS the kernel sends for a memory error found asynchronously
+#     (BUS_MCEERR_AO, "action optional": no instruction repeats it) kills
+#     the process by default: it still does, after the report. (The handler
+#     re-raised only signals with a code <= 0, and the server went on
+#     running: exit 3.)
+svc=$BASE_SERVICE-mceao
+start_crash server-mceao "$svc"
+get /mceao >/dev/null
+server_exit
+ap_assert_eq "exit status after an asynchronous SIGBUS" "$EXIT" 135
+wait_error "$svc" SIGBUS
+
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler
 ap_assert_eq "own handler in place" "$(get /sigstate)" "SIGSEGV=handler SIGABRT=handler SIGFPE=handler"
@@ -219,8 +269,8 @@ server_exit
 ap_assert_eq "exit status with the server's own handler" "$EXIT" 42
 grep -q '^own handler: SIGSEGV' "$AP_TMP/server-own.log" || ap_fail "the server's handler did not run"
 
-# 3. A host that chains to the handler it replaced (ours): the default
-#    action, and no report.
+# 3. A host that chains to the handler it replaced (ours, installed once
+#    the server accepted): the default action, and no report.
 start_crash server-chain "$BASE_SERVICE-chain" --chain
 get /ok >/dev/null
 get /crash >/dev/null
@@ -238,6 +288,26 @@ done
 ap_assert_eq "requests of the chaining server" "$(routes_of "$BASE_SERVICE-chain")" "GET /crash 1,GET /ok 1"
 ap_assert_eq "error rows of the chaining server" \
 	"$(errors_of "$BASE_SERVICE-chain" | jq -r '"\(.type) \(.route)"' | paste -sd,)" "aborted /crash"
+
+# 3a. A handler installed before the server serves, that chains to the
+#     handler it found unless that was the default and otherwise makes its
+#     own fatal-error report and aborts (HotSpot's JVM_handle_linux_signal):
+#     ours is installed only at the first accepted connection, so the
+#     server finds the default and its report and abort() happen as without
+#     us (exit 134), the abort() reported as a SIGABRT of the request. (With
+#     ours installed by the constructor, the server chained to it, took the
+#     fault as handled and died of the SIGSEGV again: exit 139, no report of
+#     its own; a JVM lost its hs_err_pid*.log.)
+svc=$BASE_SERVICE-hotspot
+start_crash server-hotspot "$svc" --hotspot
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a HotSpot-style handler (abort after its own report)" "$EXIT" 134
+grep -q '^hotspot: fatal error SIGSEGV' "$AP_TMP/server-hotspot.log" ||
+	ap_fail "the HotSpot-style handler did not make its own fatal-error report"
+wait_error "$svc" SIGABRT
+ap_assert_eq "the HotSpot-style server's rows" \
+	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGABRT GET /crash 1"
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)

@@ -12,6 +12,11 @@
 #     collapsed, speedscope and top-functions formats agree.
 #  2. APIPROF_PROFILE_EVERY=3: one request in three is profiled, also in a
 #     server that starts a thread per connection (counted per process).
+#  1b. A profiled request whose thread blocks in poll, epoll_wait and
+#     nanosleep between bursts of CPU (calls SA_RESTART does not restart)
+#     is sampled, and none of those calls fails with EINTR.
+#  2c. A host resetting every real-time signal to its default while it runs
+#     is not killed by a profile started afterwards.
 #  3. APIPROF_PROFILE_EVERY=0: nothing is profiled, except a request carrying
 #     X-Apiprof-Profile: 1.
 . "$(dirname "$0")/lib.sh"
@@ -127,6 +132,17 @@ ap_assert_jq "sort=total puts the outermost frames first" \
 curl -s -o /dev/null -w '%{http_code}' "$AP_URL/api/v1/profile?format=svg" | grep -qx 400 ||
 	ap_fail "format=svg is not a 400"
 
+# 1b. The sampling signal makes no blocking call fail. (With the timer on
+#     the wall clock, CLOCK_MONOTONIC, 655 of /wait's 1,038 calls did.)
+WAIT_BODY=$(curl -sf --max-time 20 "http://127.0.0.1:$PORT/wait?ms=200") || ap_fail "GET /wait failed"
+ap_log "/wait: $WAIT_BODY"
+case "$WAIT_BODY" in
+"eintr=0 calls="[1-9]*) ;;
+*) ap_fail "/wait under the profiler: $WAIT_BODY (a blocking call failed with EINTR)" ;;
+esac
+ap_assert_eq "/wait requests profiled" "$(wait_requests it-profile-every1 /wait 1)" 1
+ap_assert_jq "/wait was sampled" '.samples >= 60' "$(profile it-profile-every1 /wait)"
+
 # 2. One request in three.
 start_prof every3 3
 for i in 1 2 3 4 5 6; do
@@ -135,28 +151,43 @@ done
 printf 'GET /spin 6\n' | ap_expect_counts
 ap_assert_eq "APIPROF_PROFILE_EVERY=3: requests profiled" "$(wait_requests it-profile-every3 /spin 2)" 2
 
-# 2b. The count is the process's, not a thread's: Python's
-#     ThreadingHTTPServer starts a thread per connection (HTTP/1.0, one
-#     request each), so no thread ever reads a 3rd request.
-AP_SERVICE=it-profile-threads
-PORT=$(ap_free_port)
-ap_bg_preloaded threads env APIPROF_PROFILE_EVERY=3 "$AP_PY" -c '
-import sys, time
-from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-class H(BaseHTTPRequestHandler):
+# burn_server NAME EVERY CLASS : a Python server under the preload, of
+# http.server's CLASS (HTTPServer or ThreadingHTTPServer), burning 60 ms of
+# CPU per request, except /reset, which puts every real-time signal's
+# default disposition back; sets PORT.
+burn_server() {
+	PORT=$(ap_free_port)
+	ap_bg_preloaded "$1" env APIPROF_PROFILE_EVERY="$2" "$AP_PY" -c '
+import signal, sys, time
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        end = time.process_time() + 0.06
-        while time.process_time() < end:
-            pass
+        if self.path == "/reset":
+            for s in range(signal.SIGRTMIN, signal.SIGRTMAX + 1):
+                try:
+                    signal.signal(s, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        else:
+            end = time.process_time() + 0.06
+            while time.process_time() < end:
+                pass
         self.send_response(200)
         self.send_header("Content-Length", "3")
         self.end_headers()
         self.wfile.write(b"ok\n")
     def log_message(self, *a):
         pass
-s = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+s = getattr(http.server, sys.argv[2])(("127.0.0.1", int(sys.argv[1])), H)
 print("listening on", sys.argv[1], flush=True)
-s.serve_forever()' "$PORT"
+s.serve_forever()' "$PORT" "$3"
+}
+
+# 2b. The count is the process's, not a thread's: Python's
+#     ThreadingHTTPServer starts a thread per connection (HTTP/1.0, one
+#     request each), so no thread ever reads a 3rd request.
+AP_SERVICE=it-profile-threads
+burn_server threads 3 ThreadingHTTPServer
 ap_wait_log threads '^listening on'
 for i in 1 2 3 4 5 6; do
 	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/burn" || ap_fail "GET /burn failed"
@@ -164,6 +195,28 @@ done
 printf 'GET /burn 6\n' | ap_expect_counts
 ap_assert_eq "APIPROF_PROFILE_EVERY=3, a thread per connection: requests profiled" \
 	"$(wait_requests it-profile-threads /burn 2)" 2
+
+# 2c. A host that puts every real-time signal back to its default while
+#     it runs (the sampling signal's default action terminates the
+#     process): the shipper thread notices within its next pass (100 ms)
+#     and profiling stops, and the next profiled request does not kill the
+#     host. (The check ran only as a profile started, at most once a
+#     second: the request after the reset armed the timer and the server
+#     died of signal 63.)
+AP_SERVICE=it-profile-reset
+burn_server reset 1 HTTPServer
+RESET_PID=$AP_BG_PID
+ap_wait_log reset '^listening on'
+for path in /burn /reset; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT$path" || ap_fail "GET $path failed"
+done
+sleep 0.4
+for path in /burn /burn; do
+	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT$path" ||
+		ap_fail "GET $path after the reset failed (server alive: $(kill -0 "$RESET_PID" 2>/dev/null && echo yes || echo no))"
+done
+kill -0 "$RESET_PID" 2>/dev/null || ap_fail "the server died after resetting its signals"
+printf 'GET /burn 3\nGET /reset 1\n' | ap_expect_counts
 
 # 3. Sampling off; the header still profiles one request.
 start_prof off 0

@@ -19,9 +19,19 @@
  *                   in a second one (crash_second): a second crash while
  *                   the first is reported, when that takes longer (the
  *                   test stops the collector)
+ *   GET /forkcrash  SIGSEGV in this thread (crash_handler), and 20 ms later
+ *                   a second thread forks (the test stops the collector,
+ *                   so the first crash is still being reported); the child
+ *                   crashes on its own 1 s later (crash_in_child), after
+ *                   its parent died: a crash of its own, to be reported
  *   GET /badfp      SIGSEGV with a frame pointer register of -16 (any
  *                   value, in code that uses rbp as a general register):
  *                   the preload's frame-pointer walk must not follow it
+ *   GET /mceao      SIGBUS as the kernel sends it for a memory error in a
+ *                   mapped page found asynchronously (BUS_MCEERR_AO, sent
+ *                   to itself with rt_tgsigqueueinfo): not a fault that
+ *                   repeats; the default action kills the process. Should
+ *                   it survive, it answers "survived" and exits 3.
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /hang       writes "hanging" on stderr and never answers (its
  *                   thread sleeps): a request other threads' crash ends
@@ -29,15 +39,21 @@
  *                   ignored or handler: the dispositions as the server sees
  *                   them
  *
- * Usage: crash_server --port N [--own-handler | --chain]
+ * Usage: crash_server --port N [--own-handler | --chain | --hotspot]
  *   --own-handler  installs its own SIGSEGV handler in main(), which writes
  *                  "own handler: SIGSEGV" on stderr and exits 42
- *   --chain        installs, as it serves its first request (after the
- *                  preload's handler went in, at the first accept), a
- *                  SIGSEGV handler that writes "chained handler" and then
- *                  calls the handler that was there before it (the way V8
- *                  and the JVM chain), or, when that was the default,
- *                  restores it and returns
+ *   --chain        installs, as it starts serving its first request (when
+ *                  the preload's handler is in place), a SIGSEGV handler
+ *                  that writes "chained handler" and then calls the
+ *                  handler that was there before it (the way Node chains),
+ *                  or, when that was the default, restores it and returns
+ *   --hotspot      installs a SIGSEGV handler in main(), before it serves,
+ *                  the way the JVM's (HotSpot's) does: it keeps the
+ *                  handler that was there (not the default or ignored) as
+ *                  the one to chain to, and for a fault not its own calls
+ *                  it and takes the fault as handled; with none, it writes
+ *                  "hotspot: fatal error SIGSEGV" on stderr (HotSpot's
+ *                  hs_err report) and calls abort()
  * Prints "listening on PORT" once it accepts.
  */
 #include "config.h"
@@ -49,14 +65,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "serve.h"
 
 static struct sigaction chained_prev;
-static int chain; /* --chain */
+static int chain_late;
 static pthread_once_t chain_once = PTHREAD_ONCE_INIT;
+static struct sigaction hotspot_prev;
+static int hotspot_chains;
 
 static void own_handler(int sig)
 {
@@ -86,6 +105,36 @@ static void chain_install(void)
 	sigaction(SIGSEGV, &sa, &chained_prev);
 }
 
+/* HotSpot's JVM_handle_linux_signal for a fault that is not the JVM's:
+ * PosixSignals::chained_handler(), then VMError::report_and_die(). */
+static void hotspot_handler(int sig, siginfo_t *si, void *uc)
+{
+	if (hotspot_chains) {
+		if (hotspot_prev.sa_flags & SA_SIGINFO)
+			hotspot_prev.sa_sigaction(sig, si, uc);
+		else
+			hotspot_prev.sa_handler(sig);
+		return; /* handled by the chained handler */
+	}
+	static const char m[] = "hotspot: fatal error SIGSEGV\n";
+	(void)!write(2, m, sizeof m - 1);
+	abort();
+}
+
+static void hotspot_install(void)
+{
+	struct sigaction old, sa;
+	sigaction(SIGSEGV, NULL, &old);
+	if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+		hotspot_prev = old;
+		hotspot_chains = 1;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = hotspot_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
 __attribute__((noinline)) void crash_store_null(volatile int *p)
 {
 	*p = 42;
@@ -112,15 +161,40 @@ __attribute__((noinline)) int crash_recurse(int depth)
 
 static volatile int first_crashing;
 
-/* /double's second thread: crashes 20 ms after the first one started to. */
-__attribute__((noinline)) void *crash_second(void *unused)
+/* 20 ms after the first thread started to crash. */
+static void after_first_crash(void)
 {
-	(void)unused;
 	while (!first_crashing)
 		sched_yield();
 	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
 	nanosleep(&ms20, NULL);
+}
+
+/* /double's second thread: crashes 20 ms after the first one started to. */
+__attribute__((noinline)) void *crash_second(void *unused)
+{
+	(void)unused;
+	after_first_crash();
 	crash_deeper(1);
+	return NULL;
+}
+
+__attribute__((noinline)) void crash_in_child(void)
+{
+	struct timespec s1 = { 1, 0 };
+	nanosleep(&s1, NULL);
+	crash_deeper(1);
+	_exit(0);
+}
+
+/* /forkcrash's second thread: forks 20 ms after the first one started to
+ * crash. */
+static void *fork_second(void *unused)
+{
+	(void)unused;
+	after_first_crash();
+	if (fork() == 0)
+		crash_in_child();
 	return NULL;
 }
 
@@ -180,11 +254,11 @@ static void serve(int fd, void *unused)
 	(void)unused;
 	char req[4096];
 	char method[16] = "", path[1024] = "";
-	if (chain)
-		pthread_once(&chain_once, chain_install);
 	if (serve_read_head(fd, req, sizeof req) < 0 ||
 	    sscanf(req, "%15s %1023s", method, path) != 2)
 		return;
+	if (chain_late)
+		pthread_once(&chain_once, chain_install);
 	if (strcmp(path, "/ok") == 0) {
 		serve_reply(fd, 200, "ok\n");
 	} else if (strcmp(path, "/crash") == 0) {
@@ -197,9 +271,9 @@ static void serve(int fd, void *unused)
 		if (sigaltstack(&ss, NULL) == 0)
 			snprintf(b, sizeof b, "%d\n", crash_recurse(0));
 		serve_reply(fd, 500, "no alternate stack\n");
-	} else if (strcmp(path, "/double") == 0) {
+	} else if (strcmp(path, "/double") == 0 || strcmp(path, "/forkcrash") == 0) {
 		pthread_t t;
-		if (pthread_create(&t, NULL, crash_second, NULL) == 0) {
+		if (pthread_create(&t, NULL, path[1] == 'd' ? crash_second : fork_second, NULL) == 0) {
 			first_crashing = 1;
 			crash_handler();
 		}
@@ -216,6 +290,15 @@ static void serve(int fd, void *unused)
 		char b[32];
 		snprintf(b, sizeof b, "%d\n", crash_bus_read());
 		serve_reply(fd, 200, b);
+	} else if (strcmp(path, "/mceao") == 0) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		si.si_signo = SIGBUS;
+		si.si_code = BUS_MCEERR_AO;
+		si.si_addr = (void *)4096;
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), SIGBUS, &si);
+		serve_reply(fd, 200, "survived\n");
+		_exit(3);
 	} else if (strcmp(path, "/badfp") == 0) {
 		crash_bad_fp();
 	} else if (strcmp(path, "/drop") == 0) {
@@ -244,9 +327,11 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--own-handler") == 0) {
 			signal(SIGSEGV, own_handler);
 		} else if (strcmp(argv[i], "--chain") == 0) {
-			chain = 1;
+			chain_late = 1;
+		} else if (strcmp(argv[i], "--hotspot") == 0) {
+			hotspot_install();
 		} else {
-			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain]\n");
+			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot]\n");
 			return 2;
 		}
 	}

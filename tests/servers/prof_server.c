@@ -9,16 +9,24 @@
  *   GET /sin?ms=N    burns about N ms of CPU (default 150) in burn_sin(), a
  *                    static (non-exported) function that calls libm's sin()
  *   GET /spin?ms=N   burns about N ms in spin_plain(), which calls nothing
+ *   GET /wait?ms=N   burns about N ms in wait_burn(), in 0.5 ms slices
+ *                    each followed by calls that block and that SA_RESTART
+ *                    does not restart (poll and epoll_wait for 1 ms,
+ *                    nanosleep for 20 us); answers "eintr=K calls=C", K
+ *                    the calls that failed with EINTR
  *   anything else    404
  *
  * Usage: prof_server --port N ; prints "listening on PORT" once listening.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +65,33 @@ static __attribute__((noinline)) double spin_plain(double ms)
 	return (double)x;
 }
 
+/* A profiled request's thread that blocks between bursts of CPU: the
+ * sampling signal must not make those calls fail (its timer runs on the
+ * thread's CPU time, and the kernel sends it on the way back to user
+ * space, not in the middle of a call that is about to sleep). */
+static __attribute__((noinline)) void wait_burn(double ms, long *eintr, long *calls)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	double end = cpu_ms() + ms;
+	*eintr = *calls = 0;
+	while (cpu_ms() < end) {
+		double slice = cpu_ms() + 0.5;
+		unsigned long x = 88172645463325252ul;
+		while (cpu_ms() < slice)
+			for (int i = 0; i < 2000; i++)
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		sink = (double)x;
+		struct epoll_event ev;
+		struct timespec ts = { 0, 20000 };
+		*eintr += poll(NULL, 0, 1) < 0 && errno == EINTR;
+		*eintr += ep >= 0 && epoll_wait(ep, &ev, 1, 1) < 0 && errno == EINTR;
+		*eintr += nanosleep(&ts, NULL) < 0 && errno == EINTR;
+		*calls += 3;
+	}
+	if (ep >= 0)
+		close(ep);
+}
+
 static void serve(int fd, void *unused)
 {
 	(void)unused;
@@ -75,6 +110,12 @@ static void serve(int fd, void *unused)
 	} else if (strncmp(target, "/spin", 5) == 0 && (target[5] == '\0' || target[5] == '?')) {
 		sink = spin_plain(ms);
 		serve_reply(fd, 200, "spin\n");
+	} else if (strncmp(target, "/wait", 5) == 0 && (target[5] == '\0' || target[5] == '?')) {
+		long eintr, calls;
+		char b[64];
+		wait_burn(ms, &eintr, &calls);
+		snprintf(b, sizeof b, "eintr=%ld calls=%ld\n", eintr, calls);
+		serve_reply(fd, 200, b);
 	} else {
 		serve_reply(fd, 404, "not found\n");
 	}
