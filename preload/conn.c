@@ -832,6 +832,9 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 			/* read here, once per request: a cache for pipelined
 			 * requests would keep a register busy in the usual case */
 			c->cur_start_ns = pl_now_ns();
+			/* an inherited connection's first request (crash.c) */
+			if (PL_UNLIKELY(__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED)))
+				pl_crash_install();
 		}
 		enum ap_http_ev ev;
 		/* a whole head in one call (HEAD_DONE), when it is in p */

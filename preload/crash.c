@@ -4,7 +4,9 @@
  * the host dies exactly as it would have without us.
  *
  * Installed when the process first accepts a connection (pl_fd_slot()
- * making the fd table's first chunk), not by the constructor, and only
+ * making the fd table's first chunk), not by the constructor (for a
+ * connection inherited across exec, which the constructor follows: at its
+ * first request, conn.c), and only
  * where the disposition is then the default one: runtimes such as V8 and
  * the JVM use SIGSEGV for normal operation and install their own handlers
  * at startup, before they serve. Had ours been there, they would keep it
@@ -439,8 +441,24 @@ void pl_crash_atfork_child(void)
 	crash_done = 0;
 }
 
+/* 1 while the constructor follows inherited connections (single-threaded:
+ * no thread of the host's exists yet). */
+static int held;
+int pl_crash_pending;
+
+void pl_crash_hold(int on)
+{
+	held = on;
+}
+
 void pl_crash_install(void)
 {
+	if (held) {
+		__atomic_store_n(&pl_crash_pending, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED))
+		__atomic_store_n(&pl_crash_pending, 0, __ATOMIC_RELAXED);
 	static int installed; /* atomic: two threads may accept at once */
 	int expect = 0;
 	if (__atomic_load_n(&installed, __ATOMIC_RELAXED) ||

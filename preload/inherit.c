@@ -70,6 +70,10 @@ void pl_inherit_connections(void)
 	(void)pl_pid(); /* cached before anything is followed, as accept does */
 	int first = -1, found = 0;
 	struct stat st, first_st;
+	/* The crash handler not now, at load: a runtime (the JVM) installs
+	 * its handlers after us and would chain to ours (crash.c). It goes in
+	 * at an inherited connection's first request (conn.c). */
+	pl_crash_hold(1);
 	for (int fd = 0; fd <= 2; fd++) {
 		if (!connected_stream(fd, 0, &st))
 			continue;
@@ -91,6 +95,7 @@ void pl_inherit_connections(void)
 			pl_conn_on_accept(fd);
 			found++;
 		}
+	pl_crash_hold(0);
 	if (found)
 		pl_debug("%d inherited connected socket(s) followed as accepted", found);
 	errno = saved;

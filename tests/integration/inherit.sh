@@ -10,6 +10,11 @@
 #    keep-alive; and the same with LISTEN_PID naming another process,
 #    which must not be followed (the variables were inherited, not meant
 #    for it).
+# 3. inetd protocol again, a Python server that reports which of SIGSEGV
+#    and SIGABRT its process catches, from /proc/self/status, before and
+#    after it reads its request: the crash handler is not installed at
+#    load, before a runtime's own handlers (the JVM's), but at the
+#    inherited connection's first request.
 # Exact counts per route, statuses, nothing aborted.
 . "$(dirname "$0")/lib.sh"
 
@@ -123,4 +128,27 @@ ap_curl_many "$AP_TMP/sd3.out" "http://127.0.0.1:$PORT3/items/1" "http://127.0.0
 sleep 2
 ap_assert_eq "requests recorded for a LISTEN_PID of another process" \
 	"$(ap_api /api/v1/endpoints | jq '[.endpoints[] | select(.service == "it-sdother") | .count] | add // 0')" 0
+# ---- 3. the crash handler: at the first request, not at load ----
+cat >"$AP_TMP/sigserver.py" <<'PY'
+import os
+def caught():
+    for l in open("/proc/self/status"):
+        if l.startswith("SigCgt:"):
+            m = int(l.split()[1], 16)
+            return "SEGV=%d ABRT=%d" % (m >> 10 & 1, m >> 5 & 1)
+before = caught()
+os.read(0, 65536)
+body = ("%s, %s\n" % (before, caught())).encode()
+os.write(1, b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+PY
+AP_SERVICE=it-inetdsig
+PORT4=$(ap_free_port)
+ap_bg inetdsig env PRELOAD_ENV="$(preload_env $AP_SERVICE)" \
+	python3 "$AP_TMP/superserver.py" inetd "$PORT4" python3 "$AP_TMP/sigserver.py"
+ap_wait_log inetdsig '^listening'
+ap_assert_eq "signals caught at load, then after the first request" \
+	"$(curl -s --max-time 10 "http://127.0.0.1:$PORT4/sig")" "SEGV=0 ABRT=0, SEGV=1 ABRT=1"
+ap_expect_counts <<E
+GET /sig 1
+E
 ap_log "inherited connections: inetd and systemd Accept=yes: ok"
