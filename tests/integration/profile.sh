@@ -203,14 +203,17 @@ ap_assert_eq "APIPROF_PROFILE_EVERY=3, a thread per connection: requests profile
 #     host. (The check ran only as a profile started, at most once a
 #     second: the request after the reset armed the timer and the server
 #     died of signal 63.)
+#     The preload's debug line says when it noticed: waited for, rather
+#     than a fixed pause that a shipper thread starved on a loaded machine
+#     could outlast.
 AP_SERVICE=it-profile-reset
-burn_server reset 1 HTTPServer
+AP_DEBUG=1 burn_server reset 1 HTTPServer
 RESET_PID=$AP_BG_PID
 ap_wait_log reset '^listening on'
 for path in /burn /reset; do
 	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT$path" || ap_fail "GET $path failed"
 done
-sleep 0.4
+ap_wait_log reset 'profiler: signal [0-9]+ taken over by the host' 10
 for path in /burn /burn; do
 	curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT$path" ||
 		ap_fail "GET $path after the reset failed (server alive: $(kill -0 "$RESET_PID" 2>/dev/null && echo yes || echo no))"
