@@ -138,7 +138,12 @@ post3m() {
 	ap_assert_eq "3 MiB POST answer ($2)" "$(cat "$AP_TMP/$2.body")" "received 3145728"
 }
 
-# 1d. Eight slow requests at once (eight workers).
+# 1d. Eight slow requests at once (eight workers). Once the stalled POST's
+#     connection is closed: until then it holds one of the eight
+#     round-robin workers, and the slow request given to that worker would
+#     start only then, after the others ended.
+wait "$STALLED_PID"
+grep -q '^closed after' "$AP_TMP/stalled.log" || ap_fail "the stalled POST's connection: $(cat "$AP_TMP/stalled.log")"
 SLOW_MS=400
 at_once 8 "$B/slow?ms=$SLOW_MS" slow
 
@@ -172,9 +177,7 @@ cmp -s "$AP_TMP/pre.raw" "$AP_TMP/plain.raw" ||
 	ap_fail "responses differ with the preload: $(diff <(cat -v "$AP_TMP/plain.raw") <(cat -v "$AP_TMP/pre.raw") | head -20)"
 ap_log "ok: ${#RAW[@]} responses ($(wc -c <"$AP_TMP/pre.raw") bytes) byte-identical with and without the preload"
 
-# The connections the servers close.
-wait "$STALLED_PID"
-grep -q '^closed after' "$AP_TMP/stalled.log" || ap_fail "the stalled POST's connection: $(cat "$AP_TMP/stalled.log")"
+# The connections the servers close (the stalled POST's: above).
 wait "$SHORTHEAD_PID"
 grep -q '^closed after' "$AP_TMP/shorthead.log" || ap_fail "the cut-short head's connection: $(cat "$AP_TMP/shorthead.log")"
 wait "$IDLE_PID"
