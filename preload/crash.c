@@ -35,8 +35,9 @@
  * the report waits for it (at most CRASH_WAIT), since our handler stays in
  * place until the report is sent, and then dies. Then the previous
  * (default) disposition is restored: a hardware fault re-executes and
- * dumps core as before; a signal that was sent (kill, raise, abort), or
- * an asynchronous SIGBUS (BUS_MCEERR_AO), is sent again.
+ * dumps core as before; a signal that was sent (kill, raise, abort), an
+ * asynchronous SIGBUS (BUS_MCEERR_AO) or the kernel's SI_KERNEL one, is
+ * sent again.
  *
  * Reported only by processes that accepted a connection: processes that
  * serve no HTTP are left alone (SPEC 3).
@@ -424,11 +425,16 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	if (reporting || (ours && first != 0))
 		restore(sig);
 	/* A fault re-executes its instruction; a sent signal must be sent
-	 * again (it is blocked until we return), and so must the kernel's
-	 * one asynchronous code among these signals: a memory error found in
-	 * a page the process maps ("action optional", with early kill), after
-	 * which the process, killed by default, went on running. */
-	if (si == NULL || si->si_code <= 0 || (sig == SIGBUS && si->si_code == BUS_MCEERR_AO))
+	 * again (it is blocked until we return), and so must what the kernel
+	 * sends with no instruction to repeat, after which the process,
+	 * killed by default, went on running: a memory error found in a page
+	 * the process maps ("action optional", with early kill), and
+	 * SI_KERNEL, which force_sigsegv() gives when a signal's frame cannot
+	 * be written (that signal is lost). SI_KERNEL also comes with a
+	 * general protection fault, which would repeat: the signal sent
+	 * instead kills the same way. */
+	if (si == NULL || si->si_code <= 0 || si->si_code == SI_KERNEL ||
+	    (sig == SIGBUS && si->si_code == BUS_MCEERR_AO))
 		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)syscall(SYS_gettid), sig);
 	errno = saved;
 }

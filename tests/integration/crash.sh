@@ -19,7 +19,8 @@
 #    a fork made meanwhile reports a crash of its own;
 #  - a crash with any value in the frame-pointer register (-16) is still
 #    reported: the preload's frame walk stays inside its stack copy;
-#  - an asynchronous SIGBUS (a memory error, BUS_MCEERR_AO) still kills;
+#  - an asynchronous SIGBUS (a memory error, BUS_MCEERR_AO), or a SIGSEGV
+#    the kernel sends with no fault to repeat (SI_KERNEL), still kills;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
 #    one that chains to the previous handler gets the default behaviour and
 #    no report, and an ignored SIGABRT stays ignored (the handler goes only
@@ -260,6 +261,17 @@ get /mceao >/dev/null
 server_exit
 ap_assert_eq "exit status after an asynchronous SIGBUS" "$EXIT" 135
 wait_error "$svc" SIGBUS
+
+# 1d'. The same for the SIGSEGV the kernel sends when it cannot write a
+#      signal's frame (force_sigsegv(), code SI_KERNEL: nothing repeats
+#      it either). (Re-raised only for codes <= 0, the server survived it:
+#      exit 3.)
+svc=$BASE_SERVICE-sikernel
+start_crash server-sikernel "$svc"
+get /sikernel >/dev/null
+server_exit
+ap_assert_eq "exit status after the kernel's SIGSEGV of code SI_KERNEL" "$EXIT" 139
+wait_error "$svc" SIGSEGV
 
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler

@@ -32,6 +32,9 @@
  *                   to itself with rt_tgsigqueueinfo): not a fault that
  *                   repeats; the default action kills the process. Should
  *                   it survive, it answers "survived" and exits 3.
+ *   GET /sikernel   the same with the SIGSEGV the kernel sends when it
+ *                   cannot write a signal's frame (force_sigsegv(): code
+ *                   SI_KERNEL, no instruction to repeat)
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /hang       writes "hanging" on stderr and never answers (its
  *                   thread sleeps): a request other threads' crash ends
@@ -290,13 +293,14 @@ static void serve(int fd, void *unused)
 		char b[32];
 		snprintf(b, sizeof b, "%d\n", crash_bus_read());
 		serve_reply(fd, 200, b);
-	} else if (strcmp(path, "/mceao") == 0) {
+	} else if (strcmp(path, "/mceao") == 0 || strcmp(path, "/sikernel") == 0) {
+		int bus = path[1] == 'm';
 		siginfo_t si;
 		memset(&si, 0, sizeof si);
-		si.si_signo = SIGBUS;
-		si.si_code = BUS_MCEERR_AO;
-		si.si_addr = (void *)4096;
-		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), SIGBUS, &si);
+		si.si_signo = bus ? SIGBUS : SIGSEGV;
+		si.si_code = bus ? BUS_MCEERR_AO : SI_KERNEL;
+		si.si_addr = bus ? (void *)4096 : NULL;
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), si.si_signo, &si);
 		serve_reply(fd, 200, "survived\n");
 		_exit(3);
 	} else if (strcmp(path, "/badfp") == 0) {
