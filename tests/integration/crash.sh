@@ -255,23 +255,20 @@ wait_error "$svc" SIGSEGV
 #     the process by default: it still does, after the report. (The handler
 #     re-raised only signals with a code <= 0, and the server went on
 #     running: exit 3.)
-svc=$BASE_SERVICE-mceao
-start_crash server-mceao "$svc"
-get /mceao >/dev/null
-server_exit
-ap_assert_eq "exit status after an asynchronous SIGBUS" "$EXIT" 135
-wait_error "$svc" SIGBUS
-
 # 1d'. The same for the SIGSEGV the kernel sends when it cannot write a
 #      signal's frame (force_sigsegv(), code SI_KERNEL: nothing repeats
-#      it either). (Re-raised only for codes <= 0, the server survived it:
-#      exit 3.)
-svc=$BASE_SERVICE-sikernel
-start_crash server-sikernel "$svc"
-get /sikernel >/dev/null
-server_exit
-ap_assert_eq "exit status after the kernel's SIGSEGV of code SI_KERNEL" "$EXIT" 139
-wait_error "$svc" SIGSEGV
+#      it either; the server survived it too).
+# killed_by PATH EXIT SIGNAL: the server sends itself that signal at PATH.
+killed_by() {
+	svc=$BASE_SERVICE-${1#/}
+	start_crash "server-${1#/}" "$svc"
+	get "$1" >/dev/null
+	server_exit
+	ap_assert_eq "exit status after $1 ($3 of a code with nothing to repeat)" "$EXIT" "$2"
+	wait_error "$svc" "$3"
+}
+killed_by /mceao 135 SIGBUS
+killed_by /sikernel 139 SIGSEGV
 
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler
