@@ -389,15 +389,26 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	}
 	s->timer = th_timer;
 	s->have_timer = 1;
-	__atomic_store_n(&s->state, SLOT_ACTIVE, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->state, SLOT_ACTIVE, __ATOMIC_SEQ_CST);
 	static const struct itimerspec its = {
 		.it_interval = { 0, PROF_PERIOD_NS },
 		.it_value = { 0, PROF_PERIOD_NS },
 	};
-	if (timer_settime(s->timer, 0, &its, NULL) != 0) {
+	if (timer_settime(th_timer, 0, &its, NULL) != 0) {
 		s->have_timer = 0;
 		__atomic_store_n(&s->state, SLOT_DONE, __ATOMIC_RELEASE);
 		goto out;
+	}
+	/* The shipper may have found the signal lost and stopped this session
+	 * between its ACTIVE above and the arming, with no timer yet to stop
+	 * (pl_prof_work): a timer left running would send a signal that is no
+	 * longer ours (by default, death). It stores -1 before it looks at the
+	 * slots, so either it saw ACTIVE only after our arming and stopped the
+	 * timer, or we see -1 here. (th_timer, this thread's own: the slot may
+	 * be another session's by now.) */
+	if (__atomic_load_n(&prof_signo, __ATOMIC_SEQ_CST) < 0) {
+		static const struct itimerspec off;
+		timer_settime(th_timer, 0, &off, NULL);
 	}
 	slot_no = i + 1;
 out:
@@ -780,7 +791,8 @@ void pl_prof_work(void)
 	int sig = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE);
 	if (sig > 0 && !handler_still_ours(sig)) {
 		pl_debug("profiler: signal %d taken over by the host, profiling off", sig);
-		__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
+		/* before the slots are read: pl_prof_begin() relies on it */
+		__atomic_store_n(&prof_signo, -1, __ATOMIC_SEQ_CST);
 		sig = -1;
 	}
 	/* Also on later passes: a profile that was starting as the signal

@@ -17,6 +17,7 @@
 #     is sampled, and none of those calls fails with EINTR.
 #  2c. A host resetting every real-time signal to its default while it runs
 #     is not killed by a profile started afterwards.
+#  2d. The same while a profile starts, its timer not yet armed.
 #  3. APIPROF_PROFILE_EVERY=0: nothing is profiled, except a request carrying
 #     X-Apiprof-Profile: 1.
 . "$(dirname "$0")/lib.sh"
@@ -155,19 +156,21 @@ ap_assert_eq "APIPROF_PROFILE_EVERY=3: requests profiled" "$(wait_requests it-pr
 # http.server's CLASS (HTTPServer or ThreadingHTTPServer), burning 60 ms of
 # CPU per request, except /reset, which puts every real-time signal's
 # default disposition back; sets PORT.
+BURN_ENV=()
 burn_server() {
 	PORT=$(ap_free_port)
-	ap_bg_preloaded "$1" env APIPROF_PROFILE_EVERY="$2" "$AP_PY" -c '
-import signal, sys, time
+	ap_bg_preloaded "$1" env APIPROF_PROFILE_EVERY="$2" "${BURN_ENV[@]}" "$AP_PY" -c '
+import ctypes, signal, sys, time
 import http.server
+libc = ctypes.CDLL(None)
+libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/reset":
+            # libc'"'"'s signal(): Python'"'"'s signal.signal() works only on
+            # the main thread, and ThreadingHTTPServer answers on others.
             for s in range(signal.SIGRTMIN, signal.SIGRTMAX + 1):
-                try:
-                    signal.signal(s, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
+                libc.signal(s, None)  # SIG_DFL
         else:
             end = time.process_time() + 0.06
             while time.process_time() < end:
@@ -220,6 +223,38 @@ for path in /burn /burn; do
 done
 kill -0 "$RESET_PID" 2>/dev/null || ap_fail "the server died after resetting its signals"
 printf 'GET /burn 3\nGET /reset 1\n' | ap_expect_counts
+
+# 2d. The same reset while a profile is starting: between the session
+#     marked live and its timer armed (tests/servers/slowarm.so, preloaded
+#     first, holds that arming 1.5 s), the shipper finds the signal lost
+#     and stops the session, which had no timer yet to stop. The request
+#     must then disarm the timer it arms, or its 60 ms of CPU meet the
+#     default action of signal 63 and the server dies. (A shipper starved
+#     for the whole 1.5 s stops the armed timer itself: the test then
+#     passes without looking at the race, never fails.)
+SLOWARM=$AP_BUILDDIR/tests/servers/.libs/slowarm.so
+ap_require_build "$SLOWARM"
+AP_SERVICE=it-profile-race
+BURN_ENV=(LD_PRELOAD="$SLOWARM $(ap_preload_env)" SLOWARM_FLAG="$AP_TMP/slowarm")
+AP_DEBUG=1 burn_server race 1 ThreadingHTTPServer
+BURN_ENV=()
+RACE_PID=$AP_BG_PID
+ap_wait_log race '^listening on'
+: >"$AP_TMP/slowarm"
+curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/burn" &
+SLOW_CURL=$!
+for i in $(seq 100); do
+	[ -e "$AP_TMP/slowarm" ] || break
+	sleep 0.05
+done
+[ -e "$AP_TMP/slowarm" ] && ap_fail "the profiled /burn never armed its timer"
+curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/reset" || ap_fail "GET /reset failed"
+ap_wait_log race 'profiler: signal [0-9]+ taken over by the host' 10
+wait "$SLOW_CURL" ||
+	ap_fail "GET /burn whose timer was armed after the reset failed (server alive: $(kill -0 "$RACE_PID" 2>/dev/null && echo yes || echo no))"
+curl -sf --max-time 20 -o /dev/null "http://127.0.0.1:$PORT/burn" || ap_fail "GET /burn after the race failed"
+kill -0 "$RACE_PID" 2>/dev/null || ap_fail "the server died of a timer armed after the reset"
+printf 'GET /burn 2\nGET /reset 1\n' | ap_expect_counts
 
 # 3. Sampling off; the header still profiles one request.
 start_prof off 0
