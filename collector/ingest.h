@@ -46,6 +46,10 @@ struct col_windows;
  * the table and /api/v1/status for COL_PROC_IDLE_NS. Its dropped events
  * stay counted for its service (col_agg_dropped). */
 #define COL_PROC_GONE_NS (10 * 1000000000LL)
+/* Crash reports written to the log a minute: any local process may send
+ * CRASH records, thousands a datagram, and each would be a log line (the
+ * rest are still counted and shown in /api/v1/errors). */
+#define COL_INGEST_CRASH_LOG_PER_MIN 10
 
 /* The default socket path: COL_SOCKET_RUN when COL_SOCKET_DIR exists or
  * can be created (mode 0755) and is writable by us (root), else

@@ -7,13 +7,16 @@
 #include "config.h"
 #include "check_suites.h"
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agg.h"
 #include "ap_config.h"
+#include "ap_crash.h"
 #include "ap_route.h"
 #include "ap_wire.h"
 #include "ingest.h"
@@ -343,6 +346,63 @@ START_TEST(test_profile_stack_cleaned)
 }
 END_TEST
 
+/* Counts the lines of the log file at path holding needle. */
+static int log_lines(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Any local process may send CRASH records, hundreds a datagram (found
+ * by fuzz_wire, whose log grew by 20 MB a minute): each is counted, but at
+ * most COL_INGEST_CRASH_LOG_PER_MIN a minute are logged; the first held
+ * back says so, and the next minute's first line counts them. */
+START_TEST(test_crash_log_limited)
+{
+	char logpath[] = "/tmp/check_ingest_log.XXXXXX";
+	int fd = mkstemp(logpath);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	int saved = dup(2); /* Check forks each test: restoring is tidiness */
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	struct dg d;
+	struct ap_rec_crash cr;
+	memset(&cr, 0, sizeof cr);
+	cr.signo = 11;
+	cr.tid = 3;
+	cr.time_ns = 5 * MS;
+	cr.service = (struct ap_str){ "svc", 3 };
+	const int sent = COL_INGEST_CRASH_LOG_PER_MIN + 15;
+	for (int minute = 0; minute < 2; minute++) {
+		dg_start(&d, 42, "svc");
+		for (int i = 0; i < (minute ? 1 : sent); i++) {
+			size_t k = ap_wire_put_crash(d.b + d.n, sizeof d.b - d.n, &cr);
+			ck_assert_uint_gt(k, 0);
+			d.n += k;
+		}
+		col_ingest_process(in, d.b, d.n, 42, 1000, 1000000000LL + minute * 61000000000LL,
+		                   WALL_OFF + 1000000000LL);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	int logged = log_lines(logpath, "crash of pid 42");
+	int held = log_lines(logpath, "crash reports in a minute: the rest are not logged");
+	int counted = log_lines(logpath, "15 more crash reports were not logged");
+	unlink(logpath);
+	ck_assert_int_eq(logged, COL_INGEST_CRASH_LOG_PER_MIN + 1);
+	ck_assert_int_eq(held, 1);
+	ck_assert_int_eq(counted, 1);
+}
+END_TEST
+
 Suite *ingest_suite(void)
 {
 	Suite *s = suite_create("ingest");
@@ -354,6 +414,7 @@ Suite *ingest_suite(void)
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_misdated);
 	tcase_add_test(tc, test_profile_stack_cleaned);
+	tcase_add_test(tc, test_crash_log_limited);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -34,7 +34,11 @@
 #include "col.h"
 #include "ingest.h"
 #include "query.h"
+#include "metrics.h"
+#include "regress.h"
 #include "store.h"
+#include "timeseries.h"
+#include "windows.h"
 
 static struct ap_config cfg;
 static struct col_agg *agg;
@@ -42,6 +46,9 @@ static struct col_ingest *in;
 static struct col_store *store;
 static struct col_query *query;
 static struct col_api *api;
+static struct col_metrics *metrics;
+static struct col_windows *windows;
+static struct col_tseries *tseries;
 static char dir[80], dbpath[128], sockpath[128];
 static struct sockaddr_in addr;
 static int conn = -1;
@@ -85,9 +92,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	    ap_config_set(&cfg, "host_name", "h1", err, sizeof err) != 0)
 		fail("config", NULL);
 	agg = col_agg_new(cfg.max_routes);
+	metrics = col_metrics_new(&cfg);
 	in = col_ingest_new(&cfg, agg);
-	if (in == NULL || col_ingest_listen(in, sockpath, 0600, (gid_t)-1, err, sizeof err) != 0)
+	if (metrics == NULL || in == NULL ||
+	    col_ingest_listen(in, sockpath, 0600, (gid_t)-1, err, sizeof err) != 0)
 		fail("ingest", err);
+	col_ingest_set_metrics(in, metrics);
 	struct col_store_opts so = { .path = dbpath, .host = "h1", .retention_days = 7,
 	                             .max_rows_per_s = 1000 };
 	store = col_store_open(&so, err, sizeof err);
@@ -96,7 +106,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	query = col_query_open(dbpath, "h1", 2, err, sizeof err);
 	if (query == NULL)
 		fail("query", err);
-	if (col_store_start(store, agg, err, sizeof err) != 0 ||
+	struct col_windows_opts wo = { .db_path = dbpath, .host = "h1",
+	                               .window_ns = col_windows_size_ns(cfg.aggregation_window_minutes),
+	                               .grace_ns = -1, .rules = col_reg_rules_of(&cfg),
+	                               .metrics = metrics };
+	windows = col_windows_open(&wo, err, sizeof err);
+	tseries = col_tseries_new(col_clock_real_ns());
+	if (windows == NULL || tseries == NULL)
+		fail("windows", err);
+	col_ingest_attach(in, windows, tseries);
+	col_store_set_tseries(store, tseries);
+	if (col_windows_start(windows, err, sizeof err) != 0 ||
+	    col_store_start(store, agg, err, sizeof err) != 0 ||
 	    col_ingest_start(in, store, err, sizeof err) != 0)
 		fail("start", err);
 	int fd = col_api_listen("127.0.0.1:0", url, sizeof url, err, sizeof err);
@@ -108,7 +129,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct col_api_ctx ctx = { .cfg = &cfg, .agg = agg, .query = query, .ingest = in,
 	                           .store = store, .socket_path = sockpath, .db_path = dbpath,
 	                           .start_mono_ns = col_clock_mono_ns(),
-	                           .start_real_ns = col_clock_real_ns() };
+	                           .start_real_ns = col_clock_real_ns(), .metrics = metrics,
+	                           .timeseries = tseries, .windows = windows };
 	api = col_api_start(fd, &ctx, err, sizeof err);
 	if (api == NULL)
 		fail("api", err);
@@ -170,8 +192,13 @@ static void populate(void)
 		struct col_store_counters sc;
 		col_ingest_counters(in, &ic);
 		col_store_counters(store, &sc);
-		if (ic.requests >= 200 && sc.rows_written >= 200)
+		if (ic.requests >= 200 && sc.rows_written >= 200) {
+			/* close their windows, for /summaries and /regressions */
+			int64_t win = col_windows_size_ns(cfg.aggregation_window_minutes);
+			if (col_windows_close(windows, col_clock_real_ns() + 2 * win, NULL, NULL) != 0)
+				fail("col_windows_close", NULL);
 			return;
+		}
 		usleep(50000);
 	}
 	fail("the populated requests were not stored", NULL);
@@ -246,7 +273,8 @@ static int roundtrip(const char *req, size_t len, const char **body, size_t *ble
 static const char *const endpoints[] = {
 	"/api/v1/requests?", "/api/v1/endpoints?", "/api/v1/queries?",
 	"/api/v1/n-plus-one?", "/api/v1/errors?", "/api/v1/status?",
-	"/api/v1/requests/", "/healthz?",
+	"/api/v1/requests/", "/healthz?", "/api/v1/profile?", "/api/v1/timeseries?",
+	"/api/v1/summaries?", "/api/v1/regressions?", "/metrics?",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -284,7 +312,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *ct = strcasestr(resp, "\r\nContent-Type:");
 	if (ct == NULL || ct > hend)
 		fail("a response without Content-Type", req);
-	if (strncmp(ep, "/healthz", 8) != 0) {
+	if (strncmp(ep, "/healthz", 8) != 0 && strncmp(ep, "/metrics", 8) != 0) {
 		if (strncasecmp(ct + 15, " application/json", 17) != 0)
 			fail("an API response that is not application/json", req);
 		json_error_t jerr;

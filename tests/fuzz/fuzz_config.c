@@ -3,7 +3,9 @@
  * (shared/config.c): the input is a config file, loaded on top of the
  * defaults through ap_config_load() (it reads files, so the input is
  * written to one), then every value is checked against what the parser
- * promises, and a few paths are matched against ignored_paths.
+ * promises, and a few paths (and the input itself) are matched against
+ * ignored_paths and templated with the routes it set (shared/route.c),
+ * into output buffers of exact sizes, so ASan sees any overrun.
  */
 #include "config.h"
 
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "ap_config.h"
+#include "ap_route.h"
 
 static char path[4096];
 
@@ -78,6 +81,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
 		(void)ap_config_path_ignored(&c, paths[i], strlen(paths[i]));
 	(void)ap_config_path_ignored(&c, (const char *)data, size);
+	static const size_t caps[] = { 1, 2, 9, 64, AP_ROUTE_MAX };
+	for (size_t i = 0; i <= sizeof paths / sizeof paths[0]; i++) {
+		const char *p = i < sizeof paths / sizeof paths[0] ? paths[i] : (const char *)data;
+		size_t len = i < sizeof paths / sizeof paths[0] ? strlen(p) : size;
+		for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+			char *out = malloc(caps[k]);
+			if (out == NULL)
+				continue;
+			size_t n = ap_route_of(c.route_set, p, len, out, caps[k]);
+			if (n >= caps[k] || out[n] != '\0')
+				fail("ap_route_of: a route past its buffer or not terminated");
+			free(out);
+		}
+	}
 	ap_config_free(&c);
 	return 0;
 }

@@ -7,7 +7,8 @@
  *   - progress: AP_FCGI_NEED_MORE means every byte was consumed, and every
  *     other event but AP_FCGI_ERROR consumed at least one byte;
  *   - split invariance: a conversation gives the same events and results
- *     whether each of its chunks is fed whole or in pieces of 1..16 bytes;
+ *     (a target cut at AP_FCGI_TARGET_MAX or not included) whether each of
+ *     its chunks is fed whole or in pieces of 1..16 bytes;
  *   - once AP_FCGI_ERROR, always AP_FCGI_ERROR, consuming nothing;
  *   - the results stay within their arrays.
  * Input: a seed byte for the cut points, then chunks: a byte whose top bit
@@ -34,7 +35,7 @@ static void fail(const char *what)
 struct evrec {
 	uint8_t ev;
 	uint16_t req_id, status, target_len;
-	uint8_t method_len, profile, keep_conn;
+	uint8_t method_len, target_truncated, profile, keep_conn;
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -57,6 +58,7 @@ static void record(struct log *l, const struct ap_fcgi *p, enum ap_fcgi_ev ev)
 	if (ev == AP_FCGI_PARAMS_DONE) {
 		r->method_len = p->method_len;
 		r->target_len = p->target_len;
+		r->target_truncated = p->target_truncated;
 		r->profile = p->profile;
 	}
 	if (ev == AP_FCGI_HEAD_DONE || ev == AP_FCGI_END) {

@@ -8,7 +8,9 @@
  * table size whether each block is fed whole or in pieces of 1..16
  * bytes. The input's first byte chooses the decoder's
  * SETTINGS_HEADER_TABLE_SIZE and the seed of the cut points; then each
- * block is a length byte and that many bytes.
+ * block is a length byte and that many bytes, or 0xff, a 16-bit length
+ * (big-endian) and that many bytes: a :path past AP_HPACK_PATH_MAX, or
+ * more insertions than AP_HPACK_SLOTS, need a block of more than 254.
  */
 #include "config.h"
 
@@ -71,6 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 1;
 	while (off < size) {
 		size_t n = data[off++];
+		if (n == 0xff && size - off >= 2) {
+			n = (size_t)data[off] << 8 | data[off + 1];
+			off += 2;
+		}
 		if (n > size - off)
 			n = size - off;
 		const uint8_t *p = data + off;

@@ -6,9 +6,11 @@
  * the property checked besides memory safety is split invariance: the
  * events and results of a message stream must not depend on where the
  * reads cut it. The input's first byte chooses the direction and a seed
- * for the cut points; the rest is the byte stream, parsed once whole and
- * once in pieces of 1..16 bytes, and the two event logs must match. A third
- * run, in the same pieces and then whole, takes the preload's shortcuts
+ * for the cut points; the rest is the byte stream, parsed once whole, once
+ * in pieces of 1..16 bytes and once in pieces of 1..200 bytes (which reach
+ * the SIMD paths for 16-, 32- and 64-byte windows with a line begun in an
+ * earlier piece), and the event logs must match. Another run, in the
+ * small pieces and then whole, takes the preload's shortcuts
  * (ap_http_req_feed_head(), whose HEAD_DONE is logged as the START_LINE
  * and HEADERS_DONE it stands for, ap_http_req_end_bodyless(),
  * ap_http_resp_feed_to_end()): requests must give the same log, responses
@@ -101,9 +103,10 @@ enum run_mode {
 	RUN_SHORTCUT  /* the preload's shortcuts, every event they report logged */
 };
 
-/* Parses data[0..n) in pieces; piece sizes come from the seed (0: whole). */
-static void run(int response, int head, uint32_t seed, const char *data, size_t n,
-                enum run_mode mode, struct evlog *l)
+/* Parses data[0..n) in pieces of 1..maxp bytes, their sizes drawn from
+ * the seed (0: whole). */
+static void run(int response, int head, uint32_t seed, size_t maxp, const char *data,
+                size_t n, enum run_mode mode, struct evlog *l)
 {
 	struct ap_http_req rq;
 	struct ap_http_resp rs;
@@ -118,7 +121,7 @@ static void run(int response, int head, uint32_t seed, const char *data, size_t 
 		size_t piece = n - pos;
 		if (seed) {
 			seed = seed * 1103515245u + 12345u;
-			size_t k = 1 + (seed >> 16) % 16;
+			size_t k = 1 + (seed >> 16) % maxp;
 			if (k < piece)
 				piece = k;
 		}
@@ -194,25 +197,28 @@ static void run(int response, int head, uint32_t seed, const char *data, size_t 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct evlog whole, cut, ends, shortcut;
+	static const size_t maxp[2] = { 16, 200 };
 	if (size < 1)
 		return 0;
 	int response = data[0] & 1, head = (data[0] >> 1) & 1;
 	uint32_t seed = (uint32_t)data[0] * 2654435761u | 1;
 	const char *s = (const char *)data + 1;
 	size--;
-	run(response, head, 0, s, size, RUN_ALL, &whole);
-	run(response, head, seed, s, size, RUN_ALL, &cut);
-	if (whole.n != cut.n || memcmp(whole.v, cut.v, whole.n * sizeof whole.v[0]) != 0)
-		fail("events differ when the same bytes arrive in other pieces");
+	run(response, head, 0, 0, s, size, RUN_ALL, &whole);
+	for (int i = 0; i < 2; i++) {
+		run(response, head, seed, maxp[i], s, size, RUN_ALL, &cut);
+		if (whole.n != cut.n || memcmp(whole.v, cut.v, whole.n * sizeof whole.v[0]) != 0)
+			fail("events differ when the same bytes arrive in other pieces");
+	}
 	struct evlog *want = &whole;
 	if (response) {
-		run(response, head, 0, s, size, RUN_ENDS, &ends);
+		run(response, head, 0, 0, s, size, RUN_ENDS, &ends);
 		want = &ends;
 	}
 	/* in pieces, and whole (where a request's head comes whole to
 	 * ap_http_req_feed_head(), and a response's to resp_head()) */
 	for (int pass = 0; pass < 2; pass++) {
-		run(response, head, pass ? 0 : seed, s, size, RUN_SHORTCUT, &shortcut);
+		run(response, head, pass ? 0 : seed, 16, s, size, RUN_SHORTCUT, &shortcut);
 		if (want->n != shortcut.n ||
 		    memcmp(want->v, shortcut.v, want->n * sizeof want->v[0]) != 0)
 			fail("the preload's shortcuts give other events than the plain feeds");

@@ -4,8 +4,8 @@
  *
  * Any local process may send any datagram to the collector's socket, so
  * every input is a datagram: decoded record by record through the public
- * decoder (whose contract is checked: offsets advance, strings stay
- * inside the buffer), then handed whole to col_ingest_process(), which
+ * decoders, shared/crash_wire.c's too (whose contract is checked: offsets
+ * advance, strings, modules and stack copies stay inside the buffer), then handed whole to col_ingest_process(), which
  * routes, aggregates and attributes it as the daemon does. The first byte
  * of the input picks the sender's pid among a few, so records of several
  * "processes" interleave; a prefix of valid batch header is written over
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ap_config.h"
+#include "ap_crash.h"
 #include "ap_wire.h"
 #include "agg.h"
 #include "ingest.h"
@@ -50,10 +51,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void in_buf(const uint8_t *buf, size_t len, struct ap_str s)
+static void in_buf_n(const uint8_t *buf, size_t len, const void *p, size_t n)
 {
-	if (s.len && (s.p < (const char *)buf || s.p + s.len > (const char *)buf + len))
+	if (n && ((const uint8_t *)p < buf || (const uint8_t *)p + n > buf + len))
 		fail("decoded string outside the datagram");
+}
+
+/* Checks a record's three strings (a hello's two: an empty third). */
+static void in_buf3(const uint8_t *buf, size_t len, struct ap_str a, struct ap_str b,
+                    struct ap_str c)
+{
+	in_buf_n(buf, len, a.p, a.len);
+	in_buf_n(buf, len, b.p, b.len);
+	in_buf_n(buf, len, c.p, c.len);
 }
 
 static void decode(const uint8_t *buf, size_t len)
@@ -80,29 +90,45 @@ static void decode(const uint8_t *buf, size_t len)
 			struct ap_rec_request r;
 			struct ap_rec_stats s;
 			struct ap_rec_sql q;
+			struct ap_rec_profile pr;
+			struct ap_rec_crash c;
 		} u;
 		switch (type) {
 		case AP_REC_HELLO:
-			if (ap_wire_get_hello(p, plen, &u.h) == 0) {
-				in_buf(p, plen, u.h.service);
-				in_buf(p, plen, u.h.exe);
-			}
+			if (ap_wire_get_hello(p, plen, &u.h) == 0)
+				in_buf3(p, plen, u.h.service, u.h.exe, (struct ap_str){ NULL, 0 });
 			break;
 		case AP_REC_REQUEST:
-			if (ap_wire_get_request(p, plen, &u.r) == 0) {
-				in_buf(p, plen, u.r.method);
-				in_buf(p, plen, u.r.path);
-				in_buf(p, plen, u.r.message);
-			}
+			if (ap_wire_get_request(p, plen, &u.r) == 0)
+				in_buf3(p, plen, u.r.method, u.r.path, u.r.message);
 			break;
 		case AP_REC_STATS:
 			ap_wire_get_stats(p, plen, &u.s);
 			break;
 		case AP_REC_SQL:
-			if (ap_wire_get_sql(p, plen, &u.q) == 0) {
-				in_buf(p, plen, u.q.error_code);
-				in_buf(p, plen, u.q.error_message);
-				in_buf(p, plen, u.q.sql);
+			if (ap_wire_get_sql(p, plen, &u.q) == 0)
+				in_buf3(p, plen, u.q.error_code, u.q.error_message, u.q.sql);
+			break;
+		case AP_REC_PROFILE:
+			if (ap_wire_get_profile(p, plen, &u.pr) == 0)
+				in_buf3(p, plen, u.pr.method, u.pr.path, u.pr.stack);
+			break;
+		case AP_REC_CRASH:
+			if (ap_wire_get_crash(p, plen, &u.c) == 0) {
+				in_buf3(p, plen, u.c.service, u.c.method, u.c.path);
+				in_buf_n(p, plen, u.c.stack, u.c.stack_len);
+				in_buf_n(p, plen, u.c.mods_p, u.c.mods_len);
+				if (u.c.nregs > AP_CRASH_MAX_REGS || u.c.nframes > AP_CRASH_MAX_FRAMES)
+					fail("crash: a count past its array");
+				struct ap_crash_module m;
+				uint32_t moff = 0;
+				int mods = 0, mrc;
+				while ((mrc = ap_crash_next_module(&u.c, &moff, &m)) == 1) {
+					in_buf_n(p, plen, m.path.p, m.path.len);
+					if (moff > u.c.mods_len || ++mods > AP_CRASH_MAX_MODULES)
+						fail("crash: modules past their bytes or count");
+				}
+				(void)ap_crash_signame(u.c.signo);
 			}
 			break;
 		}
