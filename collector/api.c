@@ -1444,27 +1444,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	static int64_t window_start;
-	static unsigned logged;
-	static unsigned long long held;
+	static struct col_log_budget budget = {
+		.per_min = COL_API_LOG_PER_MIN, .level = COL_LOG_WARN,
+		.held_fmt = "http: %llu more libmicrohttpd messages were not logged",
+		.full_fmt = "http: further libmicrohttpd messages are not logged"
+		            " this minute (at most %d a minute)" };
 	(void)cls;
 	int64_t now = col_clock_mono_ns();
 	pthread_mutex_lock(&mu);
-	if (window_start == 0 || now - window_start >= 60 * COL_NS_PER_S) {
-		if (held > 0)
-			col_log(COL_LOG_WARN, "http: %llu more libmicrohttpd messages were not logged",
-			        held);
-		window_start = now;
-		logged = 0;
-		held = 0;
-	}
-	if (logged < COL_API_LOG_PER_MIN) {
-		logged++;
+	if (col_log_budget_take(&budget, now))
 		col_logv(COL_LOG_WARN, fmt, ap);
-	} else if (held++ == 0) {
-		col_log(COL_LOG_WARN, "http: further libmicrohttpd messages are not logged"
-		        " this minute (at most %d a minute)", COL_API_LOG_PER_MIN);
-	}
 	pthread_mutex_unlock(&mu);
 }
 

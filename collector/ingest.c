@@ -94,10 +94,8 @@ struct col_ingest {
 	         c_sql, c_sql_unattr, c_sql_lost, c_rebound, c_misdated;
 	int misdated_logged;      /* ingest thread only */
 	int pid0_logged;          /* ingest thread only */
-	/* crash reports logged this minute, and held back (ingest thread only) */
-	int64_t crash_log_start;
-	unsigned crash_logged;
-	unsigned long long crash_held;
+	/* crash reports logged this minute (ingest thread only) */
+	struct col_log_budget crash_log;
 	/* copies of the pending counters, for other threads */
 	uint64_t g_expired, g_pend_stmts, g_pend_groups, g_pend_lost;
 };
@@ -152,6 +150,11 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 	in->cfg = cfg;
 	in->agg = agg;
 	in->fd = -1;
+	in->crash_log = (struct col_log_budget){
+		.per_min = COL_INGEST_CRASH_LOG_PER_MIN, .level = COL_LOG_WARN,
+		.held_fmt = "%llu more crash reports were not logged",
+		.full_fmt = "more than %d crash reports in a minute: the rest are not logged"
+		            " until the minute ends (all are in /api/v1/errors)" };
 	pthread_mutex_init(&in->path_mu, NULL);
 	struct col_pending_opts po = { .expired = on_expired, .arg = in };
 	in->pend = col_pending_new(&po);
@@ -732,32 +735,10 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 
 /* A fatal signal: an error group of the request it interrupted (or of the
  * service), named after the signal, with the symbolised stack as its
- * message; the full backtrace goes to the log. Symbolising reads ELF files
- * (milliseconds), acceptable for an event this rare. */
-/* 1 when a crash report may be logged now: at most
- * COL_INGEST_CRASH_LOG_PER_MIN a minute; the first one held back says so,
- * the next one logged counts what was held back. */
-static int crash_log_ok(struct col_ingest *in, int64_t now_mono)
-{
-	if (in->crash_logged == 0 || now_mono - in->crash_log_start >= 60 * COL_NS_PER_S) {
-		if (in->crash_held > 0)
-			col_log(COL_LOG_WARN, "%llu more crash reports were not logged",
-			        in->crash_held);
-		in->crash_log_start = now_mono;
-		in->crash_logged = 0;
-		in->crash_held = 0;
-	}
-	if (in->crash_logged < COL_INGEST_CRASH_LOG_PER_MIN) {
-		in->crash_logged++;
-		return 1;
-	}
-	if (in->crash_held++ == 0)
-		col_log(COL_LOG_WARN, "more than %d crash reports in a minute: the rest are not"
-		        " logged until the minute ends (all are in /api/v1/errors)",
-		        COL_INGEST_CRASH_LOG_PER_MIN);
-	return 0;
-}
-
+ * message; the full backtrace goes to the log, at most
+ * COL_INGEST_CRASH_LOG_PER_MIN a minute (any local process may send them).
+ * Symbolising reads ELF files (milliseconds), acceptable for an event this
+ * rare. */
 static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
                      const struct ap_rec_crash *c, int64_t now_mono, int64_t now_real)
 {
@@ -788,7 +769,7 @@ static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_
 	example = crashed_take(in, pid, c->req_id); /* the aborted request it ended */
 	col_findings_error(col_agg_findings(in->agg), service, method, rp, type, msg, ts, example);
 	col_metrics_error(in->metrics, service, rp, type);
-	if (crash_log_ok(in, now_mono))
+	if (col_log_budget_take(&in->crash_log, now_mono))
 		col_log(COL_LOG_WARN, "crash of pid %u (service %s)%s%s%s%s: %s", (unsigned)pid,
 		        service, rp ? " during " : "", rp ? method : "", rp ? " " : "",
 		        rp ? rp : "", detail ? detail : msg);

@@ -91,3 +91,21 @@ void col_log(int level, const char *fmt, ...)
 	col_logv(level, fmt, ap);
 	va_end(ap);
 }
+
+int col_log_budget_take(struct col_log_budget *b, int64_t now_mono)
+{
+	if (b->logged == 0 || now_mono - b->start >= 60 * COL_NS_PER_S) {
+		if (b->held > 0)
+			col_log(b->level, b->held_fmt, b->held);
+		b->start = now_mono;
+		b->logged = 0;
+		b->held = 0;
+	}
+	if (b->logged < b->per_min) {
+		b->logged++;
+		return 1;
+	}
+	if (b->held++ == 0)
+		col_log(b->level, b->full_fmt, (int)b->per_min);
+	return 0;
+}
