@@ -81,6 +81,10 @@ void pl_resolve(void)
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");
+	RESOLVE(sigaction, "sigaction");
+	RESOLVE(signal, "signal");
+	RESOLVE(sysv_signal, "sysv_signal");
+	RESOLVE(sigset, "sigset");
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	RESOLVE(accept, "accept");
 	RESOLVE(accept4, "accept4");

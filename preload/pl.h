@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -120,6 +121,10 @@ struct pl_real {
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	sighandler_t (*signal)(int, sighandler_t);       /* also bsd_signal, ssignal */
+	sighandler_t (*sysv_signal)(int, sighandler_t);
+	sighandler_t (*sigset)(int, sighandler_t);
 };
 extern struct pl_real pl_real;
 
@@ -726,6 +731,15 @@ void pl_prof_end(int session, uint64_t req_id);
 void pl_prof_work(void);
 int pl_prof_live(void);
 void pl_prof_atfork_child(void);
+/* The host is setting sig's disposition (hook_signal.c, before the real
+ * call): action is the new SA_SIGINFO handler, or NULL for any other
+ * disposition. If sig is the sampling signal and action not our handler,
+ * profiling stands down for the process and every live session's timer
+ * is disarmed, here, before the host's handler can be in place: a sample
+ * would otherwise reach it (or, at SIG_DFL, kill the host) until the
+ * shipper's next check. Async-signal-safe (but for its APIPROF_DEBUG
+ * line, formatted with vsnprintf); preserves errno. */
+void pl_prof_signal_set(int sig, void (*action)(int, siginfo_t *, void *));
 
 /* ---- fork children of threaded hosts ----
  * Only the forking thread survives a fork: a spin lock another thread held

@@ -315,6 +315,8 @@ static PL_COLD int thread_timer(void)
 	return 1;
 }
 
+static void signal_lost(int sig);
+
 int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
                   const char *path, size_t plen)
 {
@@ -341,8 +343,7 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	uint64_t now = pl_now_ns();
 	if (now - __atomic_load_n(&checked_ns, __ATOMIC_RELAXED) > 1000000000ull &&
 	    (__atomic_store_n(&checked_ns, now, __ATOMIC_RELAXED), !handler_still_ours(sig))) {
-		pl_debug("profiler: signal %d taken over by the host, profiling off", sig);
-		__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
+		signal_lost(sig);
 		goto out;
 	}
 	struct prof_slot *s = NULL;
@@ -778,21 +779,57 @@ static void ship_folds(struct prof_slot *s, struct fold_set *fs)
 	fs->other = 0;
 }
 
+/* Stops a live session on behalf of the shipper or of a host's sigaction()
+ * (any thread): 1 if this call stopped it, 0 if it was not live or its
+ * request ended meanwhile. The slot then waits, DONE, for the shipper to
+ * drain and ship it. */
+static int slot_stop_live(struct prof_slot *s)
+{
+	int expect = SLOT_ACTIVE;
+	if (!__atomic_compare_exchange_n(&s->state, &expect, SLOT_ARMING, 0,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;
+	slot_stop(s);
+	return 1;
+}
+
+/* The sampling signal is no longer ours: profiling stands down for the
+ * process. Stored before any slot is looked at (SEQ_CST): pl_prof_begin()
+ * relies on it to stop a timer it arms after the caller's look. */
+static void signal_lost(int sig)
+{
+	pl_debug("profiler: signal %d taken over by the host, profiling off", sig);
+	__atomic_store_n(&prof_signo, -1, __ATOMIC_SEQ_CST);
+}
+
+void pl_prof_signal_set(int sig, void (*action)(int, siginfo_t *, void *))
+{
+	if (sig <= 0 || sig != __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) ||
+	    action == prof_handler)
+		return;
+	int saved = errno;
+	signal_lost(sig);
+	struct prof_slot *sl = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
+	if (sl != NULL)
+		for (int i = 0; i < PROF_SLOTS; i++)
+			slot_stop_live(&sl[i]);
+	errno = saved;
+}
+
 void pl_prof_work(void)
 {
 	struct prof_slot *sl = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
 	if (sl == NULL)
 		return;
-	/* The host took the signal over, or put its default back (a host
-	 * resetting every signal): stop sampling now, on this thread, rather
+	/* The host took the signal over, or put its default back, in a way
+	 * the sigaction() hooks did not see (a raw rt_sigaction system call,
+	 * a host linked before us): stop sampling now, on this thread, rather
 	 * than at the next profile's start (at most once a second there),
 	 * since a timer still armed then would kill the process (a real-time
 	 * signal's default action). */
 	int sig = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE);
 	if (sig > 0 && !handler_still_ours(sig)) {
-		pl_debug("profiler: signal %d taken over by the host, profiling off", sig);
-		/* before the slots are read: pl_prof_begin() relies on it */
-		__atomic_store_n(&prof_signo, -1, __ATOMIC_SEQ_CST);
+		signal_lost(sig);
 		sig = -1;
 	}
 	/* Also on later passes: a profile that was starting as the signal
@@ -814,11 +851,8 @@ void pl_prof_work(void)
 			/* Its end was never seen (the connection stopped being
 			 * followed), or the signal is no longer ours: stop
 			 * sampling. */
-			int expect = SLOT_ACTIVE;
-			if (!__atomic_compare_exchange_n(&s->state, &expect, SLOT_ARMING, 0,
-			                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			if (!slot_stop_live(s))
 				continue; /* ended meanwhile: seen again next pass */
-			slot_stop(s);
 			st = SLOT_DONE;
 		}
 		if (folds[i] == NULL) {
@@ -893,6 +927,10 @@ void pl_prof_work(void)
 void pl_prof_atfork_child(void)
 {
 	pl_prof_arm();
+}
+
+void pl_prof_signal_set(int sig, void (*action)(int, siginfo_t *, void *))
+{
 }
 
 #endif

@@ -14,6 +14,16 @@
  *                    does not restart (poll and epoll_wait for 1 ms,
  *                    nanosleep for 20 us); answers "eintr=K calls=C", K
  *                    the calls that failed with EINTR
+ *   GET /take?how=H&ms=N
+ *                    burns N/2 ms in spin_plain(), then claims the
+ *                    preload's sampling signal (the real-time signal with
+ *                    an SA_SIGINFO handler this program did not install) as
+ *                    a host would: H=sigaction, its own SA_SIGINFO handler;
+ *                    H=signal, its own handler through signal(); H=default,
+ *                    signal(SIG_DFL), whose action is death; then burns N/2
+ *                    ms more and answers "sig=S hits=K", K the signals its
+ *                    own handler received (any is a sample of the preload's
+ *                    that reached the host)
  *   anything else    404
  *
  * Usage: prof_server --port N ; prints "listening on PORT" once listening.
@@ -23,6 +33,7 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +103,53 @@ static __attribute__((noinline)) void wait_burn(double ms, long *eintr, long *ca
 		close(ep);
 }
 
+static volatile sig_atomic_t take_hits;
+
+static void take_action(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)si, (void)uc;
+	take_hits++;
+}
+
+static void take_plain(int sig)
+{
+	(void)sig;
+	take_hits++;
+}
+
+/* The preload's sampling signal, or -1. */
+static int sampling_signal(void)
+{
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++) {
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) == 0 && (sa.sa_flags & SA_SIGINFO) &&
+		    sa.sa_sigaction != take_action)
+			return sig;
+	}
+	return -1;
+}
+
+static void take(double ms, const char *how, char *out, size_t size)
+{
+	sink = spin_plain(ms / 2);
+	int sig = sampling_signal();
+	if (sig > 0) {
+		if (strncmp(how, "sigaction", 9) == 0) {
+			struct sigaction sa;
+			memset(&sa, 0, sizeof sa);
+			sa.sa_sigaction = take_action;
+			sa.sa_flags = SA_SIGINFO | SA_RESTART;
+			sigaction(sig, &sa, NULL);
+		} else if (strncmp(how, "signal", 6) == 0) {
+			signal(sig, take_plain);
+		} else {
+			signal(sig, SIG_DFL);
+		}
+	}
+	sink = spin_plain(ms / 2);
+	snprintf(out, size, "sig=%d hits=%d\n", sig, (int)take_hits);
+}
+
 static void serve(int fd, void *unused)
 {
 	(void)unused;
@@ -115,6 +173,11 @@ static void serve(int fd, void *unused)
 		char b[64];
 		wait_burn(ms, &eintr, &calls);
 		snprintf(b, sizeof b, "eintr=%ld calls=%ld\n", eintr, calls);
+		serve_reply(fd, 200, b);
+	} else if (strncmp(target, "/take?", 6) == 0) {
+		const char *how = strstr(target, "how=");
+		char b[64];
+		take(ms, how ? how + 4 : "", b, sizeof b);
 		serve_reply(fd, 200, b);
 	} else {
 		serve_reply(fd, 404, "not found\n");
