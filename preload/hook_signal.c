@@ -26,105 +26,118 @@
 #include "config.h"
 #include "pl.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
-#define ENSURE(fn) \
-	do { \
-		if (PL_UNLIKELY(!pl_real.fn)) \
-			pl_resolve(); \
-	} while (0)
+/* ThreadSanitizer's runtime (scripts/test.sh's TSan stage preloads it
+ * before us) installs its own fatal-signal handlers while it initialises,
+ * through the next sigaction() after its own: ours. Instrumented code run
+ * then crashes (its thread state does not exist yet), so nothing on the way
+ * from these hooks to the real call may be instrumented: the hooks are
+ * built without TSan, resolve the real functions themselves (pl_resolve()
+ * is instrumented), and call into profile.c only for the sampling signal,
+ * which exists only once profiling ran, long after. */
+#if defined(__SANITIZE_THREAD__)
+#define UNINSTRUMENTED __attribute__((no_sanitize("thread")))
+#else
+#define UNINSTRUMENTED
+#endif
 
-/* Fail as a libc without the call would (never with glibc). */
-#define NO_REAL(fn, fail) \
-	do { \
-		if (PL_UNLIKELY(!pl_real.fn)) { \
-			errno = ENOSYS; \
-			return fail; \
-		} \
-	} while (0)
+/* The real function for slot, looked up once (racing threads store the
+ * same value); NULL only if the C library lacks it. */
+static UNINSTRUMENTED void *real(void **slot, const char *name)
+{
+	void *fn = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	if (PL_UNLIKELY(fn == NULL)) {
+		fn = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(slot, fn, __ATOMIC_RELAXED);
+	}
+	return fn;
+}
+#define REAL(fn) real((void **)&pl_real.fn, #fn)
+
+/* 1 when sig is the profiler's sampling signal. */
+static UNINSTRUMENTED int sampling(int sig)
+{
+	int prof = __atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE);
+	return PL_UNLIKELY(prof > 0 && sig == prof);
+}
 
 /* The hooks' bodies, called directly by the aliases too, not through the
  * exported names, which another interposer may hold. */
-static int set_action(int sig, const struct sigaction *act, struct sigaction *old)
+static UNINSTRUMENTED int set_action(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	ENSURE(sigaction);
-	NO_REAL(sigaction, -1);
-	if (act != NULL)
+	int (*fn)(int, const struct sigaction *, struct sigaction *) = REAL(sigaction);
+	if (PL_UNLIKELY(fn == NULL)) { /* never with glibc */
+		errno = ENOSYS;
+		return -1;
+	}
+	if (act != NULL && sampling(sig))
 		pl_prof_signal_set(sig, (act->sa_flags & SA_SIGINFO) ? act->sa_sigaction : NULL);
-	return pl_real.sigaction(sig, act, old);
+	return fn(sig, act, old);
 }
 
 /* A disposition given as a plain handler (SIG_DFL, SIG_IGN, or a
  * one-argument function) is never the profiler's SA_SIGINFO handler.
- * SIG_ERR is refused by the real call: nothing changes. */
-static sighandler_t set_handler(sighandler_t (*real)(int, sighandler_t), int sig,
-                                sighandler_t handler)
+ * SIG_ERR is refused by the real call: nothing changes. fn NULL: a C
+ * library without the call (never glibc). */
+static UNINSTRUMENTED sighandler_t set_handler(sighandler_t (*fn)(int, sighandler_t), int sig,
+                                               sighandler_t handler)
 {
-	if (handler != SIG_ERR)
+	if (PL_UNLIKELY(fn == NULL)) {
+		errno = ENOSYS;
+		return SIG_ERR;
+	}
+	if (handler != SIG_ERR && sampling(sig))
 		pl_prof_signal_set(sig, NULL);
-	return real(sig, handler);
+	return fn(sig, handler);
 }
 
-EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+EXPORT UNINSTRUMENTED int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return set_action(sig, act, old);
 }
 
 int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+EXPORT UNINSTRUMENTED int __sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return set_action(sig, act, old);
 }
 
 /* signal() and glibc's two aliases of it (the same code, BSD semantics). */
-static sighandler_t set_bsd(int sig, sighandler_t handler)
+EXPORT UNINSTRUMENTED sighandler_t signal(int sig, sighandler_t handler)
 {
-	ENSURE(signal);
-	NO_REAL(signal, SIG_ERR);
-	return set_handler(pl_real.signal, sig, handler);
+	return set_handler(REAL(signal), sig, handler);
 }
 
-EXPORT sighandler_t signal(int sig, sighandler_t handler)
+EXPORT UNINSTRUMENTED sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
-	return set_bsd(sig, handler);
+	return set_handler(REAL(signal), sig, handler);
 }
 
-EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+EXPORT UNINSTRUMENTED sighandler_t ssignal(int sig, sighandler_t handler)
 {
-	return set_bsd(sig, handler);
+	return set_handler(REAL(signal), sig, handler);
 }
 
-EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+EXPORT UNINSTRUMENTED sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
-	return set_bsd(sig, handler);
-}
-
-static sighandler_t set_sysv(int sig, sighandler_t handler)
-{
-	ENSURE(sysv_signal);
-	NO_REAL(sysv_signal, SIG_ERR);
-	return set_handler(pl_real.sysv_signal, sig, handler);
-}
-
-EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
-{
-	return set_sysv(sig, handler);
+	return set_handler(REAL(sysv_signal), sig, handler);
 }
 
 sighandler_t __sysv_signal(int sig, sighandler_t handler);
-EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+EXPORT UNINSTRUMENTED sighandler_t __sysv_signal(int sig, sighandler_t handler)
 {
-	return set_sysv(sig, handler);
+	return set_handler(REAL(sysv_signal), sig, handler);
 }
 
-EXPORT sighandler_t sigset(int sig, sighandler_t handler)
+EXPORT UNINSTRUMENTED sighandler_t sigset(int sig, sighandler_t handler)
 {
-	ENSURE(sigset);
-	NO_REAL(sigset, SIG_ERR);
-	if (handler == SIG_HOLD) /* only blocks the signal */
-		return pl_real.sigset(sig, handler);
-	return set_handler(pl_real.sigset, sig, handler);
+	sighandler_t (*fn)(int, sighandler_t) = REAL(sigset);
+	if (handler == SIG_HOLD && fn != NULL) /* only blocks the signal */
+		return fn(sig, handler);
+	return set_handler(fn, sig, handler);
 }

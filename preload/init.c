@@ -81,6 +81,9 @@ void pl_resolve(void)
 	RESOLVE(read_chk, "__read_chk");
 	RESOLVE(recv_chk, "__recv_chk");
 	RESOLVE(recvfrom_chk, "__recvfrom_chk");
+	/* hook_signal.c looks these up itself when called before us (by a
+	 * sanitizer's runtime); here for a first call from a signal handler,
+	 * where dlsym() would not be safe. */
 	RESOLVE(sigaction, "sigaction");
 	RESOLVE(signal, "signal");
 	RESOLVE(sysv_signal, "sysv_signal");

@@ -121,6 +121,7 @@ struct pl_real {
 	ssize_t (*read_chk)(int, void *, size_t, size_t);
 	ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+	/* Also resolved by hook_signal.c itself, for calls before pl_resolve(). */
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 	sighandler_t (*signal)(int, sighandler_t);       /* also bsd_signal, ssignal */
 	sighandler_t (*sysv_signal)(int, sighandler_t);
@@ -731,6 +732,10 @@ void pl_prof_end(int session, uint64_t req_id);
 void pl_prof_work(void);
 int pl_prof_live(void);
 void pl_prof_atfork_child(void);
+/* The profiler's sampling signal: 0 before the first profile, -1 when
+ * profiling stood down (or never could), else the signal. hook_signal.c
+ * reads it (atomic) before it calls pl_prof_signal_set(). */
+extern int pl_prof_signo;
 /* The host is setting sig's disposition (hook_signal.c, before the real
  * call): action is the new SA_SIGINFO handler, or NULL for any other
  * disposition. If sig is the sampling signal and action not our handler,

@@ -123,7 +123,9 @@ struct prof_slot {
 };
 
 static struct prof_slot *slots;  /* PROF_SLOTS of them, mapped once */
-static int prof_signo;           /* 0: not installed yet; -1: unavailable */
+/* 0: not installed yet; -1: unavailable. Global for hook_signal.c's
+ * check, which must not call into instrumented code (pl.h). */
+int pl_prof_signo;
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The session sampling this thread (initial-exec TLS, read by the handler),
@@ -245,12 +247,12 @@ static PL_COLD int setup(void)
 		if (m != MAP_FAILED)
 			__atomic_store_n(&slots, (struct prof_slot *)m, __ATOMIC_RELEASE);
 		else
-			__atomic_store_n(&prof_signo, -1, __ATOMIC_RELEASE);
+			__atomic_store_n(&pl_prof_signo, -1, __ATOMIC_RELEASE);
 	}
 	/* atomic: the shipper reads it (pl_prof_work) without this lock */
-	if (__atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) == 0)
-		__atomic_store_n(&prof_signo, install_handler(), __ATOMIC_RELEASE);
-	int ok = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) > 0;
+	if (__atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE) == 0)
+		__atomic_store_n(&pl_prof_signo, install_handler(), __ATOMIC_RELEASE);
+	int ok = __atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE) > 0;
 	pthread_mutex_unlock(&setup_lock);
 	return ok;
 }
@@ -292,7 +294,7 @@ static PL_COLD int thread_timer(void)
 	 * a signalfd: our samples would reach the host. Never profile there
 	 * (asked once per thread). */
 	sigset_t cur;
-	if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || sigismember(&cur, prof_signo)) {
+	if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || sigismember(&cur, pl_prof_signo)) {
 		th_timer_ok = -1;
 		return 0;
 	}
@@ -302,7 +304,7 @@ static PL_COLD int thread_timer(void)
 	struct sigevent sev;
 	memset(&sev, 0, sizeof sev);
 	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = prof_signo;
+	sev.sigev_signo = pl_prof_signo;
 	sev._sigev_un._tid = (pid_t)pl_tid();
 	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &th_timer) != 0)
 		return 0;
@@ -320,7 +322,7 @@ static void signal_lost(int sig);
 int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
                   const char *path, size_t plen)
 {
-	if (__atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) < 0)
+	if (__atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE) < 0)
 		return 0;
 	int saved = errno;
 	int slot_no = 0;
@@ -329,11 +331,11 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	    th_slot->tid == pl_tid() && th_slot->gen == th_gen)
 		goto out; /* one session per thread: an event loop's other requests wait */
 	if (__atomic_load_n(&slots, __ATOMIC_ACQUIRE) == NULL ||
-	    __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) == 0) {
+	    __atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE) == 0) {
 		if (!setup())
 			goto out;
 	}
-	int sig = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE);
+	int sig = __atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE);
 	if (sig <= 0)
 		goto out; /* the shipper found it lost meanwhile */
 	/* At most once a second: a sigaction() per profiled request would be
@@ -407,7 +409,7 @@ int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
 	 * slots, so either it saw ACTIVE only after our arming and stopped the
 	 * timer, or we see -1 here. (th_timer, this thread's own: the slot may
 	 * be another session's by now.) */
-	if (__atomic_load_n(&prof_signo, __ATOMIC_SEQ_CST) < 0) {
+	if (__atomic_load_n(&pl_prof_signo, __ATOMIC_SEQ_CST) < 0) {
 		static const struct itimerspec off;
 		timer_settime(th_timer, 0, &off, NULL);
 	}
@@ -799,14 +801,14 @@ static int slot_stop_live(struct prof_slot *s)
 static void signal_lost(int sig)
 {
 	pl_debug("profiler: signal %d taken over by the host, profiling off", sig);
-	__atomic_store_n(&prof_signo, -1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&pl_prof_signo, -1, __ATOMIC_SEQ_CST);
 }
 
 void pl_prof_signal_set(int sig, void (*action)(int, siginfo_t *, void *))
 {
-	if (sig <= 0 || sig != __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE) ||
+	if (sig <= 0 || sig != __atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE) ||
 	    action == prof_handler)
-		return;
+		return; /* not the sampling signal (any more), or our own handler */
 	int saved = errno;
 	signal_lost(sig);
 	struct prof_slot *sl = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
@@ -827,7 +829,7 @@ void pl_prof_work(void)
 	 * than at the next profile's start (at most once a second there),
 	 * since a timer still armed then would kill the process (a real-time
 	 * signal's default action). */
-	int sig = __atomic_load_n(&prof_signo, __ATOMIC_ACQUIRE);
+	int sig = __atomic_load_n(&pl_prof_signo, __ATOMIC_ACQUIRE);
 	if (sig > 0 && !handler_still_ours(sig)) {
 		signal_lost(sig);
 		sig = -1;
@@ -904,6 +906,8 @@ void pl_prof_atfork_child(void)
 }
 
 #else /* !PROF_ENABLED: configure found no libdw headers */
+
+int pl_prof_signo; /* never set: no sampling signal */
 
 int pl_prof_begin(uint64_t req_id, int header, const char *method, size_t mlen,
                   const char *path, size_t plen)
