@@ -248,6 +248,8 @@ static char resp[1 << 22];
 /* Sends req on the kept-alive connection and returns the response's status
  * (0 when the server closed the connection without an answer); the
  * response is in resp, its body at *body (*blen bytes). */
+static int resent; /* requests sent again by roundtrip() (no answer the first time) */
+
 static int roundtrip(const char *req, size_t len, const char **body, size_t *blen)
 {
 	/* A HEAD's answer has a Content-Length but no body. */
@@ -267,6 +269,11 @@ static int roundtrip(const char *req, size_t len, const char **body, size_t *ble
 			if (got == sizeof resp - 1)
 				fail("response too large", NULL);
 			ssize_t n = recv(conn, resp + got, sizeof resp - 1 - got, 0);
+			/* libFuzzer's SIGALRM (each second, for -timeout) ends a
+			 * recv() on a socket with SO_RCVTIMEO with EINTR, which
+			 * read as the server closing: a POST was sent twice. */
+			if (n < 0 && errno == EINTR)
+				continue;
 			if (n <= 0)
 				break;
 			got += (size_t)n;
@@ -282,8 +289,10 @@ static int roundtrip(const char *req, size_t len, const char **body, size_t *ble
 		if (hend == NULL) { /* closed before answering: retry once */
 			close(conn);
 			conn = -1;
-			if (got == 0)
+			if (got == 0) {
+				resent++;
 				continue;
+			}
 			fail("malformed response", resp);
 		}
 		int status = 0;
@@ -291,6 +300,12 @@ static int roundtrip(const char *req, size_t len, const char **body, size_t *ble
 			fail("no status line", resp);
 		*body = hend + 4;
 		*blen = got - (size_t)(hend + 4 - resp);
+		/* One answer per request: anything more would be read as the
+		 * next request's. */
+		char extra;
+		if (clen >= 0 && !head && (got > (size_t)(hend + 4 - resp) + (size_t)clen ||
+		                          recv(conn, &extra, 1, MSG_PEEK | MSG_DONTWAIT) > 0))
+			fail("bytes after the response", resp);
 		if (clen < 0 || head || strcasestr(resp, "\r\nConnection: close") != NULL) {
 			close(conn);
 			conn = -1;
@@ -496,6 +511,7 @@ static void agg_one(const uint8_t *data, size_t size)
 	col_windows_counters(windows, &before);
 	const char *rbody = NULL;
 	size_t rlen = 0;
+	int resent0 = resent;
 	int status = roundtrip(req, o, &rbody, &rlen);
 	if (getenv("FUZZ_API_TRACE"))
 		fprintf(stderr, "fuzz_api: %d %.*s (%zu requests)\n", status,
@@ -532,8 +548,14 @@ static void agg_one(const uint8_t *data, size_t size)
 	agg_check_ok(status, rbody, rlen, req, &ns, &nr);
 	col_windows_counters(windows, &after);
 	if ((uint64_t)ns != after.summaries_written - before.summaries_written ||
-	    (uint64_t)nr != after.regressions - before.regressions)
+	    (uint64_t)nr != after.regressions - before.regressions) {
+		fprintf(stderr, "fuzz_api: summaries %lld, written %llu; regressions %lld, counted %llu;"
+		        " sent again: %d\n", (long long)ns,
+		        (unsigned long long)(after.summaries_written - before.summaries_written),
+		        (long long)nr, (unsigned long long)(after.regressions - before.regressions),
+		        resent - resent0);
 		fail("the aggregate answer's counts are not what the windows wrote", rbody);
+	}
 	if ((size_t)ns > pending_requests)
 		fail("more summaries than requests sent since the last close", rbody);
 	pending_requests = 0;
