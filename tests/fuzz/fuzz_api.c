@@ -323,6 +323,26 @@ static const char *const endpoints[] = {
 };
 
 
+/* Writes d[0..n) into a request target at out (3 * n bytes at most): the
+ * bytes a request line cannot carry percent-encoded, everything else ('%',
+ * '&', '=', broken escapes) as is. Returns the bytes written. */
+static size_t put_target(char *out, const uint8_t *d, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = d[i];
+		if (c <= 0x20 || c >= 0x7f || c == '#') {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	return o;
+}
+
 /* ---- POST /api/v1/aggregate ---- */
 
 static const char *const agg_methods[] = { "POST", "POST", "POST", "POST",
@@ -445,44 +465,37 @@ static void agg_check_ok(int status, const char *body, size_t blen, const char *
 	json_decref(j);
 }
 
+/* A field of the input at *i: a length byte, then as many bytes as there
+ * are, up to it. Returns its length, *p its bytes, and moves *i past it. */
+static size_t take_field(const uint8_t *data, size_t size, size_t *i, const uint8_t **p)
+{
+	size_t n = *i < size ? data[(*i)++] : 0;
+	if (n > size - *i)
+		n = size - *i;
+	*p = data + *i;
+	*i += n;
+	return n;
+}
+
 static void agg_one(const uint8_t *data, size_t size)
 {
 	static char req[16384];
-	static const char hex[] = "0123456789ABCDEF";
 	if (size < 2)
 		return;
 	uint8_t shape = data[1];
 	const char *method = agg_methods[shape & 7], *path = agg_paths[(shape >> 3) & 3];
 	int chunked = (shape & 0x20) != 0;
-	size_t i = 2, qlen = 0, blen = 0;
-	if (i < size)
-		qlen = data[i++];
-	if (qlen > size - i)
-		qlen = size - i;
-	const uint8_t *q = data + i;
-	i += qlen;
-	if (i < size)
-		blen = data[i++];
-	if (blen > size - i)
-		blen = size - i;
-	const uint8_t *body = data + i;
-	i += blen;
+	size_t i = 2;
+	const uint8_t *q, *body;
+	size_t qlen = take_field(data, size, &i, &q);
+	size_t blen = take_field(data, size, &i, &body);
 	size_t sent = agg_send(data + i, size - i);
 	pending_requests += sent;
 
 	size_t o = (size_t)snprintf(req, sizeof req, "%s %s", method, path);
 	if (qlen > 0)
 		req[o++] = '?';
-	for (size_t k = 0; k < qlen; k++) {
-		unsigned char c = q[k];
-		if (c <= 0x20 || c >= 0x7f || c == '#') {
-			req[o++] = '%';
-			req[o++] = hex[c >> 4];
-			req[o++] = hex[c & 15];
-		} else {
-			req[o++] = (char)c;
-		}
-	}
+	o += put_target(req + o, q, qlen);
 	o += (size_t)snprintf(req + o, sizeof req - o, " HTTP/1.1\r\nHost: 127.0.0.1\r\n%s",
 	                      (shape & 0x40) ? "Content-Type: application/json\r\n" : "");
 	if (chunked) {
@@ -580,17 +593,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t ne = sizeof endpoints / sizeof endpoints[0];
 	const char *ep = endpoints[data[0] % ne];
 	size_t o = (size_t)snprintf(req, sizeof req, "GET %s", ep);
-	static const char hex[] = "0123456789ABCDEF";
-	for (size_t i = 1; i < size; i++) {
-		unsigned char c = data[i];
-		if (c <= 0x20 || c >= 0x7f || c == '#') {
-			req[o++] = '%';
-			req[o++] = hex[c >> 4];
-			req[o++] = hex[c & 15];
-		} else {
-			req[o++] = (char)c;
-		}
-	}
+	o += put_target(req + o, data + 1, size - 1);
 	o += (size_t)snprintf(req + o, sizeof req - o,
 	                      " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
 	const char *body = NULL;
