@@ -460,7 +460,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		col_ingest_counters(x->ingest, &ic);
 		json_decref(ji);
 		ji = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			"datagrams", jint(ic.datagrams),
 			"bytes", jint(ic.bytes),
 			"datagrams_bad", jint(ic.datagrams_bad),
@@ -480,7 +480,9 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"requests_pending", jint(ic.groups_pending),
 			"statements_expired", jint(ic.statements_expired),
 			"statements_lost", jint(ic.statements_lost),
-			"socket_recreated", jint(ic.socket_recreated));
+			"socket_recreated", jint(ic.socket_recreated),
+			"crashes_symbolised", jint(ic.crashes_symbolised),
+			"crashes_unsymbolised", jint(ic.crashes_unsymbolised));
 	}
 	json_t *js = json_object();
 	if (x->store) {

@@ -254,18 +254,22 @@ static void text_add(struct text *t, const char *fmt, ...)
 		t->n = (size_t)k < t->cap - t->n ? t->n + (size_t)k : t->cap - 1;
 }
 
-void col_crash_describe(const struct ap_rec_crash *r, uint32_t pid, char *msg, size_t msglen,
-                        char *detail, size_t detlen)
+/* files: read the modules' ELF files (unwind with their CFI, name with
+ * their symbols); 0: the preload's frames, named by module only. */
+static void describe(const struct ap_rec_crash *r, uint32_t pid, int files, char *msg,
+                     size_t msglen, char *detail, size_t detlen)
 {
 	struct frame *fr = calloc(MAX_FRAMES, sizeof *fr);
 	size_t n = 0;
 	const char *how = "raw frames";
 #ifdef HAVE_LIBDW
-	Dwfl *d = fr ? dw_open(r) : NULL;
+	Dwfl *d = fr && files ? dw_open(r) : NULL;
 	if (d != NULL) {
 		n = dw_unwind(d, r, pid, fr);
 		how = "DWARF CFI";
 	}
+#else
+	(void)files;
 #endif
 	/* Unwinding found less than the frame pointers did: use those. */
 	if (fr != NULL && n < 2 && r->nframes > n) {
@@ -333,4 +337,16 @@ void col_crash_describe(const struct ap_rec_crash *r, uint32_t pid, char *msg, s
 		dwfl_end(d);
 #endif
 	free(fr);
+}
+
+void col_crash_describe(const struct ap_rec_crash *r, uint32_t pid, char *msg, size_t msglen,
+                        char *detail, size_t detlen)
+{
+	describe(r, pid, 1, msg, msglen, detail, detlen);
+}
+
+void col_crash_describe_modules(const struct ap_rec_crash *r, uint32_t pid, char *msg,
+                                size_t msglen, char *detail, size_t detlen)
+{
+	describe(r, pid, 0, msg, msglen, detail, detlen);
 }

@@ -10,7 +10,9 @@
  * had: right when the collector runs beside the crashed process (the
  * usual case), wrong when the binary was replaced since.
  *
- * Thread-safe (no shared state); may take some milliseconds per call.
+ * Thread-safe (no shared state); col_crash_describe() may take some
+ * milliseconds per call (about 1.1 ms for a crash_server report of 4
+ * modules and 7 frames).
  */
 #ifndef COL_CRASH_H
 #define COL_CRASH_H
@@ -30,6 +32,12 @@ struct ap_rec_crash;
  * modules, offsets and addresses. Both NUL-terminated and cut to fit. */
 void col_crash_describe(const struct ap_rec_crash *r, uint32_t pid, char *msg, size_t msglen,
                         char *detail, size_t detlen);
+
+/* The same from the record alone, reading no file: the preload's
+ * frame-pointer frames named by module and offset ("? (libc.so.6)"), in
+ * microseconds where col_crash_describe() takes about a millisecond. */
+void col_crash_describe_modules(const struct ap_rec_crash *r, uint32_t pid, char *msg,
+                                size_t msglen, char *detail, size_t detlen);
 
 /* The name of a si_code for the signal ("SEGV_MAPERR", "SI_USER"...), or
  * NULL when unknown. Static string. */

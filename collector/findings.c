@@ -147,22 +147,31 @@ static char *copy_message(const char *msg)
 	return strdup(buf);
 }
 
+/* An error group's key into key[KEY_MAX]: its length, 0 when too long. */
+static size_t err_key(char *key, const char *service, const char *method, const char *route,
+                      const char *type)
+{
+	if (route == NULL)
+		method = NULL;
+	if (method == NULL)
+		route = NULL;
+	size_t k = key_names(key, service, method, route), lt = strlen(type);
+	if (k == 0 || k + lt > KEY_MAX)
+		return 0;
+	memcpy(key + k, type, lt);
+	return k + lt;
+}
+
 /* Finds or creates an error group (lock held). */
 static struct err_entry *err_get(struct col_findings *f, const char *service,
                                  const char *method, const char *route, const char *type,
                                  int *created)
 {
 	char key[KEY_MAX];
-	if (route == NULL)
-		method = NULL;
-	if (method == NULL)
-		route = NULL;
-	size_t k = key_names(key, service, method, route), lt = strlen(type);
+	size_t k = err_key(key, service, method, route, type);
 	*created = 0;
-	if (k == 0 || k + lt > KEY_MAX)
+	if (k == 0)
 		return NULL;
-	memcpy(key + k, type, lt);
-	k += lt;
 	struct err_entry *e = col_hmap_get(f->errors, key, k);
 	if (e != NULL)
 		return e;
@@ -186,9 +195,11 @@ static struct err_entry *err_get(struct col_findings *f, const char *service,
 	return e;
 }
 
-void col_findings_error(struct col_findings *f, const char *service, const char *method,
-                        const char *route, const char *type, const char *message,
-                        int64_t ts_ns, int64_t request_id)
+/* replace: message becomes the group's latest; 0: it only fills a group
+ * that has none. */
+static void err_add(struct col_findings *f, const char *service, const char *method,
+                    const char *route, const char *type, const char *message, int replace,
+                    int64_t ts_ns, int64_t request_id)
 {
 	char *msg = copy_message(message); /* outside the lock */
 	pthread_mutex_lock(&f->mu);
@@ -200,7 +211,7 @@ void col_findings_error(struct col_findings *f, const char *service, const char 
 		/* Late events do not replace the latest message and example. */
 		if (created || ts_ns >= e->last_ns) {
 			e->last_ns = ts_ns;
-			if (msg != NULL) {
+			if (msg != NULL && (replace || e->message[0] == '\0')) {
 				free(e->message);
 				e->message = msg;
 				msg = NULL;
@@ -215,6 +226,34 @@ void col_findings_error(struct col_findings *f, const char *service, const char 
 	}
 	pthread_mutex_unlock(&f->mu);
 	free(msg);
+}
+
+void col_findings_error(struct col_findings *f, const char *service, const char *method,
+                        const char *route, const char *type, const char *message,
+                        int64_t ts_ns, int64_t request_id)
+{
+	err_add(f, service, method, route, type, message, 1, ts_ns, request_id);
+}
+
+void col_findings_error_keep(struct col_findings *f, const char *service, const char *method,
+                             const char *route, const char *type, const char *message,
+                             int64_t ts_ns, int64_t request_id)
+{
+	err_add(f, service, method, route, type, message, 0, ts_ns, request_id);
+}
+
+int col_findings_error_known(struct col_findings *f, const char *service, const char *method,
+                             const char *route, const char *type)
+{
+	char key[KEY_MAX];
+	size_t k = err_key(key, service, method, route, type);
+	if (k == 0)
+		return 1; /* no such group can be made */
+	pthread_mutex_lock(&f->mu);
+	struct err_entry *e = col_hmap_get(f->errors, key, k);
+	int known = e != NULL ? e->message[0] != '\0' : col_hmap_count(f->errors) >= f->max_errors;
+	pthread_mutex_unlock(&f->mu);
+	return known;
 }
 
 static struct n1_entry *n1_get(struct col_findings *f, const char *service, const char *method,

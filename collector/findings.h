@@ -47,6 +47,19 @@ void col_findings_error(struct col_findings *f, const char *service, const char 
                         const char *route, const char *type, const char *message,
                         int64_t ts_ns, int64_t request_id);
 
+/* The same, but message only fills a group that has none (a new one): an
+ * existing group keeps its latest message. For an occurrence whose
+ * message says less than the ones before (a crash not symbolised). */
+void col_findings_error_keep(struct col_findings *f, const char *service, const char *method,
+                             const char *route, const char *type, const char *message,
+                             int64_t ts_ns, int64_t request_id);
+
+/* 1 when the group (as col_findings_error() would make it) has a message
+ * already, or cannot be made (the set is full, or the names too long): a
+ * message for it now would show nowhere new. */
+int col_findings_error_known(struct col_findings *f, const char *service, const char *method,
+                             const char *route, const char *type);
+
 /* One request in which fingerprint fp (text sql) ran `repeats` times: an
  * N+1 occurrence. */
 void col_findings_n1(struct col_findings *f, const char *service, const char *method,

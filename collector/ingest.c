@@ -91,11 +91,13 @@ struct col_ingest {
 
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
-	         c_sql, c_sql_unattr, c_sql_lost, c_rebound, c_misdated;
+	         c_sql, c_sql_unattr, c_sql_lost, c_rebound, c_misdated, c_crash_sym,
+	         c_crash_plain;
 	int misdated_logged;      /* ingest thread only */
 	int pid0_logged;          /* ingest thread only */
 	/* crash reports logged this minute (ingest thread only) */
 	struct col_log_budget crash_log;
+	struct col_log_budget crash_new; /* symbolised reports of new error groups */
 	/* copies of the pending counters, for other threads */
 	uint64_t g_expired, g_pend_stmts, g_pend_groups, g_pend_lost;
 };
@@ -155,6 +157,12 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 		.held_fmt = "%llu more crash reports were not logged",
 		.full_fmt = "more than %d crash reports in a minute: the rest are not logged"
 		            " until the minute ends (all are in /api/v1/errors)" };
+	in->crash_new = (struct col_log_budget){
+		.per_min = COL_INGEST_CRASH_NEW_PER_MIN, .level = COL_LOG_WARN,
+		.held_fmt = "%llu more crash reports of new error groups were not symbolised",
+		.full_fmt = "more than %d crash reports of new error groups in a minute: the"
+		            " rest are named by module only until the minute ends (their"
+		            " messages say so; /api/v1/status ingest.crashes_unsymbolised)" };
 	pthread_mutex_init(&in->path_mu, NULL);
 	struct col_pending_opts po = { .expired = on_expired, .arg = in };
 	in->pend = col_pending_new(&po);
@@ -736,9 +744,10 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 /* A fatal signal: an error group of the request it interrupted (or of the
  * service), named after the signal, with the symbolised stack as its
  * message; the full backtrace goes to the log, at most
- * COL_INGEST_CRASH_LOG_PER_MIN a minute (any local process may send them).
- * Symbolising reads ELF files (milliseconds), acceptable for an event this
- * rare. */
+ * COL_INGEST_CRASH_LOG_PER_MIN a minute (any local process may send them,
+ * hundreds a datagram). Symbolising reads ELF files (about a millisecond a
+ * report, a thousand times a request record's cost), so it is bounded too:
+ * COL_INGEST_CRASH_NEW_PER_MIN. */
 static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_hdr *h,
                      const struct ap_rec_crash *c, int64_t now_mono, int64_t now_real)
 {
@@ -760,16 +769,35 @@ static void on_crash(struct col_ingest *in, uint32_t pid, const struct ap_batch_
 		method = col_method_name(col_method_of(c->method.p, c->method.len));
 		rp = route;
 	}
-	char msg[COL_CRASH_MESSAGE_MAX];
-	char *detail = malloc(COL_CRASH_DETAIL_MAX);
-	col_crash_describe(c, pid, msg, sizeof msg, detail, detail ? COL_CRASH_DETAIL_MAX : 0);
 	const char *type = ap_crash_signame(c->signo);
+	struct col_findings *f = col_agg_findings(in->agg);
+	/* Symbolising reads the modules' files (about a millisecond): done
+	 * for the reports that are logged, and for the first of an error
+	 * group (its message), a bounded number a minute each. The rest are
+	 * named by module only, and their group keeps its message. */
+	int logged = col_log_budget_take(&in->crash_log, now_mono);
+	int files = logged || (!col_findings_error_known(f, service, method, rp, type) &&
+	                       col_log_budget_take(&in->crash_new, now_mono));
+	char msg[COL_CRASH_MESSAGE_MAX];
+	char *detail = logged ? malloc(COL_CRASH_DETAIL_MAX) : NULL;
+	size_t detlen = detail ? COL_CRASH_DETAIL_MAX : 0;
+	if (files) {
+		col_crash_describe(c, pid, msg, sizeof msg, detail, detlen);
+		CNT_ADD(in, c_crash_sym, 1);
+	} else {
+		col_crash_describe_modules(c, pid, msg, sizeof msg, NULL, 0);
+		size_t k = strlen(msg);
+		snprintf(msg + k, sizeof msg - k, " %s", COL_INGEST_CRASH_UNSYMBOLISED);
+		CNT_ADD(in, c_crash_plain, 1);
+	}
 	int64_t ts = (int64_t)(c->time_ns + (uint64_t)h->wall_minus_mono_ns);
-	int64_t example = 0;
-	example = crashed_take(in, pid, c->req_id); /* the aborted request it ended */
-	col_findings_error(col_agg_findings(in->agg), service, method, rp, type, msg, ts, example);
+	int64_t example = crashed_take(in, pid, c->req_id); /* the aborted request it ended */
+	if (files)
+		col_findings_error(f, service, method, rp, type, msg, ts, example);
+	else
+		col_findings_error_keep(f, service, method, rp, type, msg, ts, example);
 	col_metrics_error(in->metrics, service, rp, type);
-	if (col_log_budget_take(&in->crash_log, now_mono))
+	if (logged)
 		col_log(COL_LOG_WARN, "crash of pid %u (service %s)%s%s%s%s: %s", (unsigned)pid,
 		        service, rp ? " during " : "", rp ? method : "", rp ? " " : "",
 		        rp ? rp : "", detail ? detail : msg);
@@ -1121,4 +1149,6 @@ void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters
 	c->groups_pending = CNT_GET(in, g_pend_groups);
 	c->socket_recreated = CNT_GET(in, c_rebound);
 	c->records_misdated = CNT_GET(in, c_misdated);
+	c->crashes_symbolised = CNT_GET(in, c_crash_sym);
+	c->crashes_unsymbolised = CNT_GET(in, c_crash_plain);
 }

@@ -50,6 +50,15 @@ struct col_windows;
  * CRASH records, thousands a datagram, and each would be a log line (the
  * rest are still counted and shown in /api/v1/errors). */
 #define COL_INGEST_CRASH_LOG_PER_MIN 10
+/* Symbolising a crash report reads the ELF files of its modules (about a
+ * millisecond): done for the reports logged, and for the first report of
+ * an error group, at most this many a minute beyond those. The rest are
+ * named by module and offset only (microseconds), and their group keeps
+ * its message; a new group's first such message ends with
+ * COL_INGEST_CRASH_UNSYMBOLISED, until a report that is logged replaces
+ * it. */
+#define COL_INGEST_CRASH_NEW_PER_MIN 60
+#define COL_INGEST_CRASH_UNSYMBOLISED "(not symbolised: too many crash reports that minute)"
 
 /* The default socket path: COL_SOCKET_RUN when COL_SOCKET_DIR exists or
  * can be created (mode 0755) and is writable by us (root), else
@@ -132,6 +141,8 @@ struct col_ingest_counters {
 	uint64_t statements_pending;      /* waiting now (kept ones) */
 	uint64_t groups_pending;  /* requests with statements waiting now */
 	uint64_t socket_recreated;/* times the socket file was removed and bound again */
+	uint64_t crashes_symbolised;   /* crash reports named with their modules' files */
+	uint64_t crashes_unsymbolised; /* named by module only (COL_INGEST_CRASH_NEW_PER_MIN) */
 };
 
 /* Reads the counters (each atomically). Thread-safe. */

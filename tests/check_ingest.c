@@ -7,6 +7,7 @@
 #include "config.h"
 #include "check_suites.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "ap_crash.h"
 #include "ap_route.h"
 #include "ap_wire.h"
+#include "findings.h"
 #include "ingest.h"
 #include "profile.h"
 
@@ -403,6 +405,133 @@ START_TEST(test_crash_log_limited)
 }
 END_TEST
 
+
+/* The error group of service svc in the findings (NULL: none); *rows is
+ * freed by the caller. */
+static const struct col_error_row *group_of(struct col_error_rows *rows, const char *svc)
+{
+	for (size_t i = 0; i < rows->n; i++)
+		if (strcmp(rows->v[i].service, svc) == 0)
+			return &rows->v[i];
+	return NULL;
+}
+
+/* Sends n CRASH records of services svc0, svc1... (or all svc0 when
+ * same), in datagrams, at minute `minute` of the monotonic clock. */
+static void send_crashes(const struct ap_rec_crash *base, int n, int same, int minute)
+{
+	struct dg d;
+	int i = 0;
+	while (i < n) {
+		dg_start(&d, 42, NULL);
+		for (; i < n; i++) {
+			struct ap_rec_crash cr = *base;
+			char svc[16];
+			snprintf(svc, sizeof svc, "svc%d", same ? 0 : i);
+			cr.service = (struct ap_str){ svc, (uint16_t)strlen(svc) };
+			size_t k = ap_wire_put_crash(d.b + d.n, sizeof d.b - d.n, &cr);
+			if (k == 0)
+				break;
+			d.n += k;
+		}
+		col_ingest_process(in, d.b, d.n, 42, 1000, 1000000000LL + minute * 61000000000LL,
+		                   WALL_OFF + 1000000000LL);
+	}
+}
+
+/* Symbolising a crash report reads its modules' ELF files, about a
+ * millisecond each (a thousand request records' worth), and any local
+ * process may send hundreds a datagram: only the reports logged and the
+ * first reports of new error groups (COL_INGEST_CRASH_NEW_PER_MIN a
+ * minute) are symbolised. The others are named by module only, and the
+ * group they join keeps its symbolised message; a new group past the
+ * budget gets a message that says so, replaced by the next logged report.
+ * The module here is this program, the frame in ingest_suite(). */
+START_TEST(test_crash_symbolise_bounded)
+{
+	char logpath[] = "/tmp/check_ingest_log.XXXXXX";
+	int fd = mkstemp(logpath);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	int saved = dup(2);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	close(fd);
+	Dl_info di;
+	ck_assert_int_ne(dladdr((void *)ingest_suite, &di), 0);
+	struct ap_crash_module mod = { (uintptr_t)di.dli_fbase, (uintptr_t)di.dli_fbase,
+	                               (uintptr_t)di.dli_fbase + 0x10000000,
+	                               { di.dli_fname, (uint16_t)strlen(di.dli_fname) } };
+	struct ap_rec_crash cr;
+	memset(&cr, 0, sizeof cr);
+	cr.signo = 11;
+	cr.tid = 3;
+	cr.time_ns = 5 * MS;
+	cr.nframes = 1;
+	cr.frames[0] = (uintptr_t)ingest_suite + 4;
+	cr.mods = &mod;
+	cr.nmods = 1;
+
+	/* One group, 25 reports: the 10 logged are symbolised. */
+	const int one = COL_INGEST_CRASH_LOG_PER_MIN + 15;
+	send_crashes(&cr, one, 1, 0);
+	struct col_ingest_counters c;
+	col_ingest_counters(in, &c);
+	ck_assert_uint_eq(c.crashes_symbolised, COL_INGEST_CRASH_LOG_PER_MIN);
+	ck_assert_uint_eq(c.crashes_unsymbolised, 15);
+	/* Then svc0 again and 69 new groups in the same minute: 60 of these
+	 * symbolised, 9 say they are not. */
+	const int many = COL_INGEST_CRASH_NEW_PER_MIN + 10;
+	send_crashes(&cr, many, 0, 0);
+	col_ingest_counters(in, &c);
+	ck_assert_uint_eq(c.crashes_symbolised,
+	                  COL_INGEST_CRASH_LOG_PER_MIN + COL_INGEST_CRASH_NEW_PER_MIN);
+	ck_assert_uint_eq(c.crashes_unsymbolised, 15 + 10);
+
+	struct col_find_filter flt = { .since_ns = INT64_MIN, .until_ns = INT64_MAX };
+	struct col_error_rows rows = { 0 };
+	ck_assert_int_eq(col_findings_errors(col_agg_findings(agg), &flt, &rows), 0);
+	const struct col_error_row *g = group_of(&rows, "svc0");
+	ck_assert_ptr_nonnull(g);
+	ck_assert_uint_eq(g->count, one + 1); /* every report counted */
+	ck_assert_ptr_null(strstr(g->message, "not symbolised"));
+#ifdef HAVE_LIBDW
+	ck_assert_msg(strstr(g->message, "in ingest_suite") != NULL, "%s", g->message);
+#endif
+	int marked = 0;
+	for (int i = 1; i < many; i++) {
+		char svc[16];
+		snprintf(svc, sizeof svc, "svc%d", i);
+		g = group_of(&rows, svc);
+		ck_assert_ptr_nonnull(g);
+		marked += strstr(g->message, COL_INGEST_CRASH_UNSYMBOLISED) != NULL;
+	}
+	ck_assert_int_eq(marked, 9);
+	col_error_rows_free(&rows);
+
+	/* The next minute, a report of a marked group is logged, symbolised,
+	 * and replaces its message. */
+	struct ap_rec_crash late = cr;
+	late.service = (struct ap_str){ "svc69", 5 };
+	struct dg d;
+	dg_start(&d, 42, NULL);
+	d.n += ap_wire_put_crash(d.b + d.n, sizeof d.b - d.n, &late);
+	col_ingest_process(in, d.b, d.n, 42, 1000, 1000000000LL + 61000000000LL,
+	                   WALL_OFF + 1000000000LL);
+	ck_assert_int_eq(col_findings_errors(col_agg_findings(agg), &flt, &rows), 0);
+	g = group_of(&rows, "svc69");
+	ck_assert_ptr_nonnull(g);
+	ck_assert_ptr_null(strstr(g->message, "not symbolised"));
+	col_error_rows_free(&rows);
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	int full = log_lines(logpath, "crash reports of new error groups in a minute");
+	unlink(logpath);
+	ck_assert_int_eq(full, 1);
+}
+END_TEST
+
 Suite *ingest_suite(void)
 {
 	Suite *s = suite_create("ingest");
@@ -415,6 +544,7 @@ Suite *ingest_suite(void)
 	tcase_add_test(tc, test_misdated);
 	tcase_add_test(tc, test_profile_stack_cleaned);
 	tcase_add_test(tc, test_crash_log_limited);
+	tcase_add_test(tc, test_crash_symbolise_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -66,12 +66,14 @@ static void in_buf3(const uint8_t *buf, size_t len, struct ap_str a, struct ap_s
 	in_buf_n(buf, len, c.p, c.len);
 }
 
-static void decode(const uint8_t *buf, size_t len)
+/* Returns 1 when the datagram holds a CRASH record that decodes. */
+static int decode(const uint8_t *buf, size_t len)
 {
+	int crash = 0;
 	struct ap_batch_hdr h;
 	int off0 = ap_wire_get_batch_hdr(buf, len, &h);
 	if (off0 < 0)
-		return;
+		return 0;
 	if ((size_t)off0 > len)
 		fail("batch header offset past the end");
 	size_t off = (size_t)off0;
@@ -115,6 +117,7 @@ static void decode(const uint8_t *buf, size_t len)
 			break;
 		case AP_REC_CRASH:
 			if (ap_wire_get_crash(p, plen, &u.c) == 0) {
+				crash = 1;
 				in_buf3(p, plen, u.c.service, u.c.method, u.c.path);
 				in_buf_n(p, plen, u.c.stack, u.c.stack_len);
 				in_buf_n(p, plen, u.c.mods_p, u.c.mods_len);
@@ -133,6 +136,7 @@ static void decode(const uint8_t *buf, size_t len)
 			break;
 		}
 	}
+	return crash;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -151,8 +155,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct ap_batch_hdr h = { .seq = 1, .pid = pid, .wall_minus_mono_ns = WALL_OFF };
 		ap_wire_put_batch_hdr(buf, size, &h);
 	}
-	decode(buf, size);
-	mono += 1000000;
+	/* A minute passes before a datagram with crash reports: the
+	 * collector symbolises a bounded number a minute (ingest.h,
+	 * COL_INGEST_CRASH_NEW_PER_MIN), and every such input should reach
+	 * the unwinder with its registers and stack, not only the first
+	 * few of each minute. */
+	mono += decode(buf, size) ? 61 * 1000000000LL : 1000000;
 	col_ingest_process(in, buf, size, pid, 1000, mono, mono + WALL_OFF);
 	free(buf);
 	return 0;
