@@ -79,6 +79,7 @@ struct col_windows {
 	size_t nopen;
 	int64_t closed_until;      /* guarded by mu */
 	struct col_hmap *last;     /* close_mu */
+	struct col_log_budget reg_log; /* close_mu */
 	struct col_reg_count *counts;  /* mu */
 	size_t ncounts;
 
@@ -411,6 +412,11 @@ struct col_windows *col_windows_open(const struct col_windows_opts *o, char *err
 	pthread_cond_init(&w->wake, &ca);
 	pthread_condattr_destroy(&ca);
 	w->host = strdup(o->host);
+	w->reg_log = (struct col_log_budget){
+		.per_min = COL_WIN_REG_LOG_PER_MIN, .level = COL_LOG_WARN,
+		.held_fmt = "%llu more regressions were not logged",
+		.full_fmt = "more than %d regressions in a minute: the rest are not logged until"
+		            " the minute ends (all are in /api/v1/regressions)" };
 	w->window_ns = o->window_ns > 0 ? o->window_ns : 3600 * COL_NS_PER_S;
 	w->grace_ns = o->grace_ns >= 0 ? o->grace_ns : col_windows_grace_ns(w->window_ns);
 	w->rules = o->rules;
@@ -756,8 +762,12 @@ static void write_state(struct col_windows *w, int64_t closed_until)
 	sqlite3_finalize(st);
 }
 
-static void log_regression(const struct col_regression_view *v)
+/* One warning line per regression, at most COL_WIN_REG_LOG_PER_MIN a
+ * minute (close_mu held). */
+static void log_regression(struct col_windows *w, const struct col_regression_view *v)
 {
+	if (!col_log_budget_take(&w->reg_log, col_clock_mono_ns()))
+		return;
 	char when[COL_TIME_BUF];
 	col_time_format(v->window_start_ns, when, sizeof when);
 	switch (v->type) {
@@ -884,7 +894,7 @@ int col_windows_close(struct col_windows *w, int64_t cutoff_ns, size_t *summarie
 			if (v->id == 0)
 				continue; /* already stored */
 			nreg++;
-			log_regression(v);
+			log_regression(w, v);
 			col_metrics_regression(w->metrics, v->service, col_reg_type_name(v->type));
 			pthread_mutex_lock(&w->mu);
 			count_reg(w, v->service, v->type);

@@ -71,6 +71,10 @@ struct col_obs;
 struct col_windows;
 
 #define COL_WIN_MAX_OPEN 64       /* open windows; events beyond are dropped here */
+/* Regression warnings logged a minute: any local process can make them
+ * (slow requests alternating with fast ones, on many routes), and each is
+ * also stored and served (/api/v1/regressions) and alerted. */
+#define COL_WIN_REG_LOG_PER_MIN 60
 #define COL_WIN_GRACE_MIN_NS (2 * 1000000000LL)
 #define COL_WIN_GRACE_MAX_NS (30 * 1000000000LL)
 

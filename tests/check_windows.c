@@ -505,6 +505,36 @@ static struct col_windows_opts dead_hook_opts(const char *url)
 }
 
 /* An alert still pending at a stop is queued again by the next start. */
+/* Occurrences of needle in text. */
+static int count_in(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Any local process can make regressions (fast requests, then slow ones,
+ * on many routes): at most COL_WIN_REG_LOG_PER_MIN are logged a minute,
+ * the first held back says so; all are stored. */
+START_TEST(test_regression_log_limited)
+{
+	char logpath[160];
+	snprintf(logpath, sizeof logpath, "%s/log", dir);
+	static char text[64 * 1024];
+	int saved = log_capture_start(logpath);
+	struct col_windows *w = open_w(1);
+	const int n = COL_WIN_REG_LOG_PER_MIN + 15;
+	regress_routes(w, n);
+	col_windows_free(w);
+	log_capture_end(saved, logpath, text, sizeof text);
+	ck_assert_int_eq(count_in(text, "regression response_time: svc GET /r"),
+	                 COL_WIN_REG_LOG_PER_MIN);
+	ck_assert_int_eq(count_in(text, "regressions in a minute: the rest are not logged"), 1);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM regressions"), n);
+}
+END_TEST
+
 START_TEST(test_alert_resent_after_restart)
 {
 	char url[64], err[256];
@@ -850,6 +880,7 @@ Suite *windows_suite(void)
 	tcase_add_test(tc, test_regressions);
 	tcase_add_test(tc, test_n_plus_one_regression);
 	tcase_add_test(tc, test_many_regressions);
+	tcase_add_test(tc, test_regression_log_limited);
 	tcase_add_test(tc, test_alert_resent_after_restart);
 	tcase_add_test(tc, test_alert_dropped_counted_once);
 	tcase_add_test(tc, test_alert_attempts_survive_restart);
