@@ -472,8 +472,10 @@ static int string_end(struct ap_hpack *h)
 		h->state = S_STRHDR;
 		return 0;
 	}
-	uint32_t cap = keep_cap(h->name_kind);
-	report(h, h->name_kind, h->value, h->str_len < cap ? h->str_len : cap, h->str_len > cap, 0);
+	if (h->name_kind != AP_HPACK_OTHER) { /* most fields: nothing to report */
+		uint32_t cap = keep_cap(h->name_kind);
+		report(h, h->name_kind, h->value, h->str_len < cap ? h->str_len : cap, h->str_len > cap, 0);
+	}
 	if (h->rep == R_INCREMENTAL)
 		insert(h);
 	h->state = S_FIELD;
