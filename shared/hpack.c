@@ -635,21 +635,43 @@ static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *ke
  * so a hit, found by comparing every byte, gives exactly what decoding
  * would. Replacement: the least recently used entry. */
 
+/* a[0..n) == b[0..n), 1 <= n: eight bytes at a time, the last eight
+ * (overlapping) for the rest; inline, where memcmp() cost a call per
+ * look-up. */
+static int same_bytes(const uint8_t *a, const uint8_t *b, uint32_t n)
+{
+	uint64_t x, y, d = 0;
+	if (n < 8) {
+		for (uint32_t i = 0; i < n; i++)
+			d |= (uint64_t)(a[i] ^ b[i]);
+		return d == 0;
+	}
+	for (uint32_t i = 0; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d |= x ^ y;
+	}
+	memcpy(&x, a + n - 8, 8);
+	memcpy(&y, b + n - 8, 8);
+	return (d | (x ^ y)) == 0;
+}
+
 /* The whole string p[0..n), Huffman-coded, n <= AP_HPACK_LEN_CACHE_BYTES:
  * counted from the cache, or decoded and remembered. */
 static int string_counted(struct ap_hpack *h, const uint8_t *p, uint32_t n)
 {
-	struct ap_hpack_len_cache *victim = &h->len_cache[0];
 	for (unsigned i = 0; i < AP_HPACK_LEN_CACHE; i++) {
 		struct ap_hpack_len_cache *c = &h->len_cache[i];
-		if (c->enc_len == n && memcmp(c->bytes, p, n) == 0) {
+		if (c->enc_len == n && same_bytes(c->bytes, p, n)) {
 			c->used = ++h->lc_tick;
 			h->str_len = c->dec_len; /* huff_code stays the root: no padding */
 			return 0;
 		}
-		if (c->used < victim->used)
-			victim = c;
 	}
+	struct ap_hpack_len_cache *victim = &h->len_cache[0];
+	for (unsigned i = 1; i < AP_HPACK_LEN_CACHE; i++)
+		if (h->len_cache[i].used < victim->used)
+			victim = &h->len_cache[i];
 	if (string_bytes(h, p, n, NULL, 0) < 0)
 		return -1;
 	if (!hp_fsm_accept[h->huff_code]) /* string_end() fails it */

@@ -1344,6 +1344,24 @@ START_TEST(test_len_cache)
 	}
 	seq_run("same length, other bytes", 0, &s);
 
+	/* the same, 10 to 24 bytes long (compared eight at a time): the
+	 * last byte differs, or bytes 5-9, 0-4 or 10-14 only ("zzzzz" and
+	 * "aaaaaaa" are both 35 bits) */
+#define A15 "aaaaaaaaaaaaaaa"
+	static const char *const longer[] = { "a" A15, A15, "a" A15,
+	                                      "aaaaaaaazzzzzaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaaa",
+	                                      "aaaaaaaazzzzzaaaaaaaa",
+	                                      "zzzzz" A15 "aaaaaaaaaa", "aaaaaaa" A15 "aaaaaaaaaa",
+	                                      "a" A15 "zzzzz" A15, "a" A15 "aaaaaaa" A15 };
+#undef A15
+	size = 0;
+	for (size_t i = 0; i < sizeof longer / sizeof longer[0]; i++) {
+		size += 13 + (long)strlen(longer[i]) + 32;
+		put_lit(seq_block(&s, WANT(NULL, NULL, 0, size)), INC, ST_CACHE_CONTROL, longer[i],
+		        strlen(longer[i]), 1);
+	}
+	seq_run("same length, other bytes, longer", 0, &s);
+
 	/* more distinct values than the cache holds, each used again after
 	 * being pushed out, in one block and across blocks */
 	static const char *const many[] = { "alpha", "bravo", "charlie", "delta", "echo", "foxtrot" };
