@@ -34,7 +34,10 @@
  * instructions a byte where decoding a symbol at a time from a window cost
  * 50 (nginx's responses carry about 40 Huffman bytes that must be decoded
  * to count their length, most of what HTTP/2 cost per request). Values
- * nobody needs are skipped undecoded (value_unneeded()).
+ * nobody needs are skipped undecoded (value_unneeded()), and the lengths
+ * of the last few that are only counted are remembered with their bytes
+ * (string_counted()): nginx sends the same server, content-type and date
+ * literals with every response.
  *
  * No allocation, no recursion, no syscalls; nothing keeps a pointer to the
  * caller's bytes, and no loop reads past the n it was given.
