@@ -38,12 +38,12 @@
 
 /* Open streams: PL_H2_INLINE in the state, then blocks of
  * PL_H2_PER_BLOCK, each a connection record taken from the pool while the
- * connection needs it. 7 + 21 * 6 = 133: nginx allows 128 at once
+ * connection needs it. 6 + 22 * 6 = 138: nginx allows 128 at once
  * (http2_max_concurrent_streams), browsers open 6 to 100. A stream
  * beyond them is not recorded. */
-#define PL_H2_INLINE 7
+#define PL_H2_INLINE 6
 #define PL_H2_PER_BLOCK 6
-#define PL_H2_BLOCKS 21
+#define PL_H2_BLOCKS 22
 
 struct pl_h2_stream {
 	uint32_t sid;      /* 0: free */
@@ -73,6 +73,7 @@ struct pl_h2 {
 	struct pl_h2_block *blk[PL_H2_BLOCKS];
 	struct pl_h2_stream s[PL_H2_INLINE];
 };
+_Static_assert(sizeof(struct pl_h2) <= 3 * 4096, "a state is 12 KiB (README, pool budget)");
 
 /* Slot i of h, 0 <= i < slots(h). */
 static unsigned slots(const struct pl_h2 *h)

@@ -23,7 +23,12 @@
  * split, down to one byte at a time, with the same results. Strings that
  * are not of interest are skipped (Huffman-coded ones decoded only far
  * enough to count their decoded length, which the table's size
- * accounting needs) and never stored.
+ * accounting needs) and never stored. The decoded lengths of the last
+ * AP_HPACK_LEN_CACHE such strings (each of at most
+ * AP_HPACK_LEN_CACHE_BYTES, fed whole) are remembered with their encoded
+ * bytes, so a server that sends the same literal with every response
+ * (nginx's server, content-type and, within a second, date) has it
+ * counted by a comparison instead of a decoding.
  *
  * The struct is plain data (no pointers): it can be zeroed by
  * ap_hpack_init(), copied and embedded. Not thread-safe: one decoder per
@@ -44,6 +49,10 @@
 #define AP_HPACK_ARENA 2048       /* bytes of kept values (:method, :path,
                                      :status entries) in the mirror */
 #define AP_HPACK_NAME_SCRATCH 24  /* longest literal name compared */
+#define AP_HPACK_LEN_CACHE 4      /* Huffman strings whose decoded length
+                                     is remembered */
+#define AP_HPACK_LEN_CACHE_BYTES 42 /* the longest of them, encoded (a
+                                     date is 22 bytes) */
 
 /* What a field's name is, as far as this decoder cares. */
 enum ap_hpack_kind {
@@ -65,6 +74,14 @@ struct ap_hpack_entry {
 	uint16_t kept_len;    /* bytes of it kept (<= the value's length) */
 	uint8_t kind;         /* enum ap_hpack_kind */
 	uint8_t flags;        /* HP_KEPT, HP_TRUNC (hpack.c) */
+};
+
+/* One remembered Huffman string. Private. */
+struct ap_hpack_len_cache {
+	uint32_t used;        /* h->lc_tick when last used; 0: never */
+	uint8_t enc_len;      /* bytes[0..enc_len) are the string; 0: empty */
+	uint8_t dec_len;      /* its decoded length */
+	uint8_t bytes[AP_HPACK_LEN_CACHE_BYTES];
 };
 
 struct ap_hpack {
@@ -106,8 +123,12 @@ struct ap_hpack {
 	uint32_t str_len;        /* decoded bytes of it so far (saturates) */
 	uint32_t name_len;       /* decoded length of the field's name,
 	                            HP_NAME_UNKNOWN: not known */
-	char name[AP_HPACK_NAME_SCRATCH]; /* first bytes of a literal name */
-	char value[AP_HPACK_PATH_MAX];   /* first bytes of a value of interest */
+	uint32_t str_total;      /* encoded bytes of the string */
+	uint32_t lc_tick;        /* uses of len_cache[] (wraps harmlessly) */
+	char value[AP_HPACK_PATH_MAX];   /* first bytes of a value of interest,
+	                            or of a literal name (the first
+	                            AP_HPACK_NAME_SCRATCH) */
+	struct ap_hpack_len_cache len_cache[AP_HPACK_LEN_CACHE];
 	struct ap_hpack_entry slot[AP_HPACK_SLOTS]; /* by insertion % SLOTS */
 	char arena[AP_HPACK_ARENA];
 };

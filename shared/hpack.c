@@ -34,7 +34,10 @@
  * instructions a byte where decoding a symbol at a time from a window cost
  * 50 (nginx's responses carry about 40 Huffman bytes that must be decoded
  * to count their length, most of what HTTP/2 cost per request). Values
- * nobody needs are skipped undecoded (value_unneeded()).
+ * nobody needs are skipped undecoded (value_unneeded()), and the lengths
+ * of the last few that are only counted are remembered with their bytes
+ * (string_counted()): nginx sends the same server, content-type and date
+ * literals with every response.
  *
  * No allocation, no recursion, no syscalls; nothing keeps a pointer to the
  * caller's bytes, and no loop reads past the n it was given.
@@ -127,6 +130,9 @@ _Static_assert(sizeof(struct ap_hpack) <= 5 * 1024, "embedded twice per HTTP/2 c
 _Static_assert(AP_HPACK_ARENA <= 65535 && AP_HPACK_PATH_MAX <= 65535,
                "arena offsets and kept lengths are 16 bits");
 _Static_assert(AP_HPACK_NAME_SCRATCH >= 17, "room for \"x-apiprof-profile\"");
+_Static_assert(AP_HPACK_NAME_SCRATCH <= AP_HPACK_PATH_MAX, "a literal name is read into value[]");
+_Static_assert(AP_HPACK_LEN_CACHE_BYTES * 8 / 5 <= 255 && AP_HPACK_LEN_CACHE_BYTES <= 255,
+               "len_cache's lengths are 8 bits (the shortest code is 5 bits)");
 
 /* How many bytes of a value of this kind are kept: a :method longer than
  * the HTTP/1 parser keeps is reported lost, a longer :path truncated, a
@@ -441,6 +447,7 @@ static void string_begin(struct ap_hpack *h, uint32_t len)
 	if (h->huff == HUFF_YES && value_unneeded(h))
 		h->huff = HUFF_SKIP;
 	h->str_left = len;
+	h->str_total = len;
 	h->str_len = 0;
 	h->huff_code = 0; /* hp_fsm's root */
 	h->state = S_STR;
@@ -456,28 +463,32 @@ static int string_end(struct ap_hpack *h)
 	if (h->sub == SUB_NAME) {
 		h->name_len = h->str_len;
 		h->name_kind = AP_HPACK_OTHER;
-		if (h->str_len == 7 && memcmp(h->name, ":method", 7) == 0)
+		if (h->str_len == 7 && memcmp(h->value, ":method", 7) == 0)
 			h->name_kind = AP_HPACK_METHOD;
-		else if (h->str_len == 5 && memcmp(h->name, ":path", 5) == 0)
+		else if (h->str_len == 5 && memcmp(h->value, ":path", 5) == 0)
 			h->name_kind = AP_HPACK_PATH;
-		else if (h->str_len == 7 && memcmp(h->name, ":status", 7) == 0)
+		else if (h->str_len == 7 && memcmp(h->value, ":status", 7) == 0)
 			h->name_kind = AP_HPACK_STATUS;
-		else if (h->str_len == 17 && memcmp(h->name, "x-apiprof-profile", 17) == 0)
+		else if (h->str_len == 17 && memcmp(h->value, "x-apiprof-profile", 17) == 0)
 			h->name_kind = AP_HPACK_PROFILE;
 		h->sub = SUB_VALUE;
 		h->state = S_STRHDR;
 		return 0;
 	}
-	uint32_t cap = keep_cap(h->name_kind);
-	report(h, h->name_kind, h->value, h->str_len < cap ? h->str_len : cap, h->str_len > cap, 0);
+	if (h->name_kind != AP_HPACK_OTHER) { /* most fields: nothing to report */
+		uint32_t cap = keep_cap(h->name_kind);
+		report(h, h->name_kind, h->value, h->str_len < cap ? h->str_len : cap, h->str_len > cap, 0);
+	}
 	if (h->rep == R_INCREMENTAL)
 		insert(h);
 	h->state = S_FIELD;
 	return 0;
 }
 
-/* The integer being read is v. */
-static int int_done(struct ap_hpack *h, uint32_t v)
+/* The integer being read is v. Inlined into its two callers: a call per
+ * integer (two per literal field) cost about 90 instructions per nginx
+ * HTTP/2 response (bench.sh part 9). */
+static inline __attribute__((always_inline)) int int_done(struct ap_hpack *h, uint32_t v)
 {
 	switch (h->target) {
 	case T_SIZE:
@@ -621,6 +632,62 @@ static int string_bytes(struct ap_hpack *h, const uint8_t *p, size_t n, char *ke
 }
 #undef HP_OUT
 
+/* --- the cache of decoded lengths ---------------------------------------------
+ * Only for a Huffman value that nobody reads but whose length the table
+ * needs (keep_cap() 0, not skipped), fed whole (take == str_total: a
+ * string split across feeds is decoded), and only strings that decoded
+ * without error, padding included: identical bytes decode identically,
+ * so a hit, found by comparing every byte, gives exactly what decoding
+ * would. Replacement: the least recently used entry. */
+
+/* a[0..n) == b[0..n), 1 <= n: eight bytes at a time, the last eight
+ * (overlapping) for the rest; inline, where memcmp() cost a call per
+ * look-up. */
+static int same_bytes(const uint8_t *a, const uint8_t *b, uint32_t n)
+{
+	uint64_t x, y, d = 0;
+	if (n < 8) {
+		for (uint32_t i = 0; i < n; i++)
+			d |= (uint64_t)(a[i] ^ b[i]);
+		return d == 0;
+	}
+	for (uint32_t i = 0; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d |= x ^ y;
+	}
+	memcpy(&x, a + n - 8, 8);
+	memcpy(&y, b + n - 8, 8);
+	return (d | (x ^ y)) == 0;
+}
+
+/* The whole string p[0..n), Huffman-coded, n <= AP_HPACK_LEN_CACHE_BYTES:
+ * counted from the cache, or decoded and remembered. */
+static int string_counted(struct ap_hpack *h, const uint8_t *p, uint32_t n)
+{
+	for (unsigned i = 0; i < AP_HPACK_LEN_CACHE; i++) {
+		struct ap_hpack_len_cache *c = &h->len_cache[i];
+		if (c->enc_len == n && same_bytes(c->bytes, p, n)) {
+			c->used = ++h->lc_tick;
+			h->str_len = c->dec_len; /* huff_code stays the root: no padding */
+			return 0;
+		}
+	}
+	struct ap_hpack_len_cache *victim = &h->len_cache[0];
+	for (unsigned i = 1; i < AP_HPACK_LEN_CACHE; i++)
+		if (h->len_cache[i].used < victim->used)
+			victim = &h->len_cache[i];
+	if (string_bytes(h, p, n, NULL, 0) < 0)
+		return -1;
+	if (!hp_fsm_accept[h->huff_code]) /* string_end() fails it */
+		return 0;
+	memcpy(victim->bytes, p, n);
+	victim->enc_len = (uint8_t)n;
+	victim->dec_len = (uint8_t)h->str_len;
+	victim->used = ++h->lc_tick;
+	return 0;
+}
+
 /* --- the interface ------------------------------------------------------------ */
 
 void ap_hpack_init(struct ap_hpack *h)
@@ -685,7 +752,10 @@ int ap_hpack_feed(struct ap_hpack *h, const uint8_t *p, size_t n)
 			if (h->huff == HUFF_SKIP)
 				;
 			else if (h->sub == SUB_NAME)
-				rc = string_bytes(h, p + i, take, h->name, AP_HPACK_NAME_SCRATCH);
+				rc = string_bytes(h, p + i, take, h->value, AP_HPACK_NAME_SCRATCH);
+			else if (h->huff == HUFF_YES && take == h->str_total &&
+			         take <= AP_HPACK_LEN_CACHE_BYTES && keep_cap(h->name_kind) == 0)
+				rc = string_counted(h, p + i, (uint32_t)take);
 			else
 				rc = string_bytes(h, p + i, take, h->value, keep_cap(h->name_kind));
 			i += take;

@@ -1312,6 +1312,156 @@ START_TEST(test_profile_header)
 }
 END_TEST
 
+/* --- the cache of decoded lengths (hpack.c: string_counted) ------------------------------ */
+
+/* Is the Huffman code of v remembered in h's len_cache? */
+static int len_cached(const struct ap_hpack *h, const char *v)
+{
+	uint8_t code[64];
+	size_t m = huff_encode((const uint8_t *)v, strlen(v), code, sizeof code);
+	for (unsigned i = 0; i < AP_HPACK_LEN_CACHE; i++)
+		if (h->len_cache[i].enc_len == m && memcmp(h->len_cache[i].bytes, code, m) == 0)
+			return 1;
+	return 0;
+}
+
+START_TEST(test_len_cache)
+{
+	/* every pair below is the same number of Huffman bytes with a
+	 * different decoded length: a look-up by length, or by fewer than
+	 * all of the bytes, counts the second wrong and the table's size
+	 * shows it. 'a' is 5 bits, 'z' 7: "aaaaaaaa" is 40 bits, "zzzzz"
+	 * 35 and "aaaaaaa" 35, padded to the same 5 bytes, the last of which
+	 * alone tells "aaaaaaa" from "aaaaaaaa". cache-control is 13 bytes. */
+	struct seq s = { .n = 0 };
+	long size = 0;
+	struct enc *e;
+	static const char *const vals[] = { "aaaaaaaa", "zzzzz", "aaaaaaaa", "aaaaaaa", "aaaaaaaa",
+	                                    "aaaaaaa" };
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		size += 13 + (long)strlen(vals[i]) + 32;
+		put_lit(seq_block(&s, WANT(NULL, NULL, 0, size)), INC, ST_CACHE_CONTROL, vals[i], strlen(vals[i]), 1);
+	}
+	seq_run("same length, other bytes", 0, &s);
+
+	/* the same, 10 to 24 bytes long (compared eight at a time): the
+	 * last byte differs, or bytes 5-9, 0-4 or 10-14 only ("zzzzz" and
+	 * "aaaaaaa" are both 35 bits) */
+#define A15 "aaaaaaaaaaaaaaa"
+	static const char *const longer[] = { "a" A15, A15, "a" A15,
+	                                      "aaaaaaaazzzzzaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaaa",
+	                                      "aaaaaaaazzzzzaaaaaaaa",
+	                                      "zzzzz" A15 "aaaaaaaaaa", "aaaaaaa" A15 "aaaaaaaaaa",
+	                                      "a" A15 "zzzzz" A15, "a" A15 "aaaaaaa" A15 };
+#undef A15
+	size = 0;
+	for (size_t i = 0; i < sizeof longer / sizeof longer[0]; i++) {
+		size += 13 + (long)strlen(longer[i]) + 32;
+		put_lit(seq_block(&s, WANT(NULL, NULL, 0, size)), INC, ST_CACHE_CONTROL, longer[i],
+		        strlen(longer[i]), 1);
+	}
+	seq_run("same length, other bytes, longer", 0, &s);
+
+	/* more distinct values than the cache holds, each used again after
+	 * being pushed out, in one block and across blocks */
+	static const char *const many[] = { "alpha", "bravo", "charlie", "delta", "echo", "foxtrot" };
+	size = 0;
+	e = seq_block(&s, WANT(NULL, NULL, 0, 0));
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < 6; i++) {
+			size += 13 + (long)strlen(many[i]) + 32;
+			put_lit(e, INC, ST_CACHE_CONTROL, many[i], strlen(many[i]), 1);
+		}
+	s.w[0].size = size;
+	for (size_t i = 6; i-- > 0;) {
+		size += 13 + (long)strlen(many[i]) + 32;
+		put_lit(seq_block(&s, WANT(NULL, NULL, 0, size)), INC, ST_CACHE_CONTROL, many[i], strlen(many[i]), 1);
+	}
+	seq_run("more than the cache", 0, &s);
+
+	/* a value of interest is decoded (kept), even when its bytes are
+	 * remembered for another name: "204" as cache-control, then as
+	 * :status */
+	e = seq_block(&s, WANT(NULL, NULL, 0, 13 + 3 + 32));
+	put_lit(e, INC, ST_CACHE_CONTROL, "204", 3, 1);
+	e = seq_block(&s, WANT(NULL, NULL, 204, 2 * 48 - 6));
+	put_lit(e, INC, ST_STATUS, "204", 3, 1);
+	e = seq_block(&s, WANT(NULL, NULL, 204, 2 * 48 - 6));
+	put_indexed(e, DYN(0));
+	seq_run("value of interest", 0, &s);
+
+	/* a string longer than AP_HPACK_LEN_CACHE_BYTES encoded is decoded
+	 * every time, and counted right */
+	static char longv[80];
+	memset(longv, 'a', sizeof longv - 1);
+	e = seq_block(&s, WANT(NULL, NULL, 0, 13 + 79 + 32));
+	put_lit(e, INC, ST_CACHE_CONTROL, longv, 79, 1);
+	e = seq_block(&s, WANT(NULL, NULL, 0, 2 * (13 + 79 + 32)));
+	put_lit(e, INC, ST_CACHE_CONTROL, longv, 79, 1);
+	seq_run("long value", 0, &s);
+}
+END_TEST
+
+START_TEST(test_len_cache_policy)
+{
+	struct ap_hpack *h = malloc(sizeof *h);
+	ck_assert_ptr_nonnull(h);
+	struct enc *e = enc_new();
+	ap_hpack_init(h);
+
+	/* a whole value is remembered; four fill the cache; a hit makes its
+	 * entry the most recently used, so a fifth replaces the least
+	 * recently used (bravo), not the oldest (alpha) */
+	static const char *const v[] = { "alpha", "bravo", "charlie", "delta", "alpha", "echo" };
+	for (size_t i = 0; i < 6; i++)
+		put_lit(e, INC, ST_CACHE_CONTROL, v[i], strlen(v[i]), 1);
+	ap_hpack_block_begin(h);
+	ck_assert_int_eq(ap_hpack_feed(h, e->b, e->n), 0);
+	ck_assert_int_eq(ap_hpack_block_end(h), 0);
+	ck_assert(len_cached(h, "alpha"));
+	ck_assert(!len_cached(h, "bravo"));
+	ck_assert(len_cached(h, "charlie"));
+	ck_assert(len_cached(h, "delta"));
+	ck_assert(len_cached(h, "echo"));
+
+	/* not remembered: a value fed in pieces, a value the table skips
+	 * (without indexing), a value of interest, a value whose padding
+	 * is wrong (and fails) */
+	ap_hpack_init(h);
+	e->n = 0;
+	put_lit(e, INC, ST_CACHE_CONTROL, "split", 5, 1);
+	ap_hpack_block_begin(h);
+	ck_assert_int_eq(ap_hpack_feed(h, e->b, e->n - 1), 0);
+	ck_assert_int_eq(ap_hpack_feed(h, e->b + e->n - 1, 1), 0);
+	ck_assert_int_eq(ap_hpack_block_end(h), 0);
+	ck_assert_uint_eq(ap_hpack_table_size(h), 13 + 5 + 32);
+	e->n = 0;
+	put_lit(e, NOIDX, ST_CACHE_CONTROL, "skipped", 7, 1);
+	put_lit(e, INC, ST_STATUS, "404", 3, 1);
+	ap_hpack_block_begin(h);
+	ck_assert_int_eq(ap_hpack_feed(h, e->b, e->n), 0);
+	ck_assert_int_eq(ap_hpack_block_end(h), 0);
+	ck_assert_uint_eq(h->status, 404);
+	ck_assert(!len_cached(h, "split"));
+	ck_assert(!len_cached(h, "skipped"));
+	ck_assert(!len_cached(h, "404"));
+	/* "aaaaaaa" with a 0 in its padding: 35 bits, then 10111 */
+	uint8_t good[8];
+	ck_assert_uint_eq(huff_encode((const uint8_t *)"aaaaaaa", 7, good, sizeof good), 5);
+	e->n = 0;
+	put_int(e, INC, 6, ST_CACHE_CONTROL);
+	put_int(e, 0x80, 7, 5);
+	for (int i = 0; i < 5; i++)
+		put_byte(e, good[i] ^ (i == 4 ? 0x08 : 0));
+	ap_hpack_block_begin(h);
+	ck_assert_int_eq(ap_hpack_feed(h, e->b, e->n), -1);
+	for (unsigned i = 0; i < AP_HPACK_LEN_CACHE; i++)
+		ck_assert_uint_eq(h->len_cache[i].enc_len, 0);
+	free(e);
+	free(h);
+}
+END_TEST
+
 Suite *hpack_suite(void)
 {
 	Suite *s = suite_create("hpack");
@@ -1340,6 +1490,8 @@ Suite *hpack_suite(void)
 	tcase_add_test(tc, test_odd_values);
 	tcase_add_test(tc, test_garbage_split_invariance);
 	tcase_add_test(tc, test_profile_header);
+	tcase_add_test(tc, test_len_cache);
+	tcase_add_test(tc, test_len_cache_policy);
 	suite_add_tcase(s, tc);
 	return s;
 }

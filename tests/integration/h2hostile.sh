@@ -3,7 +3,7 @@
 # under the preload (tests/servers/h2_hostile.py):
 #  1. Streams held open: 20 connections with 128 streams each, every one
 #     answered with HEADERS but held by a flow-control window of 0. Their
-#     stream slots beyond 7 borrow connection records from the pool, within
+#     stream slots beyond 6 borrow connection records from the pool, within
 #     HTTP/2's half of it: HTTP/1 connections to the same worker meanwhile
 #     are every one tracked and counted. When the holders close, what
 #     they borrowed goes back: HTTP/1 again, and a fresh HTTP/2 connection
