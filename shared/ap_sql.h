@@ -122,6 +122,17 @@ size_t ap_sql_normalize(const char *sql, size_t len,
                         char *out, size_t outcap, int *truncated);
 
 /*
+ * ap_sql_normalize() that also sets *fp (may be NULL) to
+ * ap_sql_fingerprint(out, returned length), computed as the shape is
+ * written rather than in a second pass over it: what the preload calls on
+ * every statement. With AP_SQL_KEEP_VALUES that is the fingerprint of the
+ * text with its values, which is not the statement's (see below).
+ */
+size_t ap_sql_normalize_fp(const char *sql, size_t len,
+                           enum ap_sql_dialect dialect, unsigned flags,
+                           char *out, size_t outcap, int *truncated, uint64_t *fp);
+
+/*
  * 64-bit FNV-1a of a normalised statement, identifying its shape. Stable
  * across runs, machines and versions (tests pin golden values). Computed
  * over the text with ASCII letters lowercased outside quotes ("...", `...`,

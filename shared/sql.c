@@ -32,6 +32,8 @@
 #define C_HEX 0x08
 #define C_SP 0x10    /* whitespace, and NUL (treated as whitespace) */
 #define C_CMT 0x20   /* may start or end a comment: - / # * */
+#define C_FPW 0x40   /* a word character to the fingerprint: C_ID, ? and the
+                        three quotes (ap_sql.h) */
 
 #define CL_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define CL_DIGIT(c) ((c) >= '0' && (c) <= '9')
@@ -41,7 +43,9 @@
 	 ((c) == '$' ? C_ID : 0) | \
 	 (((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F') ? C_HEX : 0) | \
 	 ((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || (c) == 0 ? C_SP : 0) | \
-	 ((c) == '-' || (c) == '/' || (c) == '#' || (c) == '*' ? C_CMT : 0))
+	 ((c) == '-' || (c) == '/' || (c) == '#' || (c) == '*' ? C_CMT : 0) | \
+	 (CL_ALPHA(c) || (c) == '_' || (c) >= 0x80 || CL_DIGIT(c) || (c) == '$' || \
+	  (c) == '?' || (c) == '"' || (c) == '`' || (c) == '\'' ? C_FPW : 0))
 #define CL4(c) CL(c), CL((c) + 1), CL((c) + 2), CL((c) + 3)
 #define CL16(c) CL4(c), CL4((c) + 4), CL4((c) + 8), CL4((c) + 12)
 #define CL64(c) CL16(c), CL16((c) + 16), CL16((c) + 32), CL16((c) + 48)
@@ -66,6 +70,42 @@ static int word_is(const unsigned char *w, size_t n, const char *kw)
 			return 0;
 	return kw[n] == 0;
 }
+
+/* --- fingerprint tables ---------------------------------------------------- */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static inline int wordish(unsigned char c)
+{
+	return IS(c, C_FPW);
+}
+
+/* For the fingerprint: an ordinary byte outside quotes, lowercased; 0 for
+ * the bytes that need a decision (whitespace, NUL, the three quotes). */
+#define FPC(c) \
+	((c) == '"' || (c) == '`' || (c) == '\'' || (c) == ' ' || \
+	 ((c) >= '\t' && (c) <= '\r') || (c) == 0 ? 0 : \
+	 (c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+#define FPC4(c) FPC(c), FPC((c) + 1), FPC((c) + 2), FPC((c) + 3)
+#define FPC16(c) FPC4(c), FPC4((c) + 4), FPC4((c) + 8), FPC4((c) + 12)
+#define FPC64(c) FPC16(c), FPC16((c) + 16), FPC16((c) + 32), FPC16((c) + 48)
+
+static const unsigned char fp_plain[256] = {
+	FPC64(0), FPC64(64), FPC64(128), FPC64(192)
+};
+
+/* A word byte (C_ID) lowercased, as the fingerprint hashes it; 0 for any
+ * other byte. One look-up both ends a word and gives its hash input, so
+ * the normaliser's word loop scans and fingerprints in one. */
+#define FPW(c) (CL(c) & C_ID ? FPC(c) : 0)
+#define FPW4(c) FPW(c), FPW((c) + 1), FPW((c) + 2), FPW((c) + 3)
+#define FPW16(c) FPW4(c), FPW4((c) + 4), FPW4((c) + 8), FPW4((c) + 12)
+#define FPW64(c) FPW16(c), FPW16((c) + 16), FPW16((c) + 32), FPW16((c) + 48)
+
+static const unsigned char fp_word[256] = {
+	FPW64(0), FPW64(64), FPW64(128), FPW64(192)
+};
 
 /* --- normaliser state ---------------------------------------------------- */
 
@@ -118,6 +158,13 @@ struct st {
 	unsigned char comparing;
 	unsigned char exec_cmt; /* inside a MySQL / *! ... * / comment */
 	unsigned char dealloc;  /* D_*: a DEALLOCATE's name may come next */
+	/* ap_sql_fingerprint() of out[0..n), kept as bytes are written so
+	 * that the shape is not read a second time; part of the state so
+	 * that a replay restores it with n. */
+	unsigned char fq;    /* the quote out[] leaves open, or 0 */
+	unsigned char fword; /* the last byte outside quotes was wordish() */
+	unsigned char fsp;   /* whitespace was written after it */
+	uint64_t fh;
 };
 
 struct lx {
@@ -153,6 +200,44 @@ static void cut_utf8(const char *out, size_t *n, unsigned char next)
 	}
 }
 
+/* Feeds one written byte to the fingerprint: ap_sql_fingerprint()'s loop
+ * turned inside out (a space waits for the byte after it to decide). */
+static inline void fp_byte(struct st *st, unsigned char c)
+{
+	unsigned char m;
+	if (st->fq) {
+		st->fh = (st->fh ^ c) * FNV_PRIME;
+		if (c == st->fq)
+			st->fq = 0;
+		return;
+	}
+	m = fp_plain[c];
+	if (!m && IS(c, C_SP)) {
+		st->fsp = 1;
+		return;
+	}
+	if (st->fsp) {
+		st->fsp = 0;
+		if (st->fword && wordish(c))
+			st->fh = (st->fh ^ ' ') * FNV_PRIME;
+	}
+	if (m) {
+		st->fh = (st->fh ^ m) * FNV_PRIME;
+		st->fword = wordish(c) != 0;
+	} else { /* a quote opens */
+		st->fh = (st->fh ^ c) * FNV_PRIME;
+		st->fq = c;
+		st->fword = 1;
+	}
+}
+
+static void fp_bytes(struct st *st, const unsigned char *p, size_t n)
+{
+	size_t k;
+	for (k = 0; k < n; k++)
+		fp_byte(st, p[k]);
+}
+
 static inline void put(struct lx *x, unsigned char c)
 {
 	if (c == 0)
@@ -169,6 +254,7 @@ static inline void put(struct lx *x, unsigned char c)
 		return;
 	if (x->st.n < x->lim) {
 		x->out[x->st.n++] = (char)c;
+		fp_byte(&x->st, c);
 		return;
 	}
 	x->full = 1;
@@ -192,12 +278,13 @@ static inline void lead(struct lx *x)
 }
 
 /*
- * Copies s[a..b) verbatim. nul_free: the span is known to hold no NUL.
+ * Copies s[a..b) verbatim and fingerprints it unless fp is 0. nul_free:
+ * the span is known to hold no NUL.
  * Most tokens are short words: with room on both sides they are copied as
  * one 16-byte block (bytes past the token are scratch, overwritten later
  * or left after the NUL), which is most of the normaliser's speed.
  */
-static void span(struct lx *x, size_t a, size_t b, int nul_free)
+static void span_to(struct lx *x, size_t a, size_t b, int nul_free, int fp)
 {
 	size_t l = b - a, n;
 	lead(x);
@@ -208,10 +295,19 @@ static void span(struct lx *x, size_t a, size_t b, int nul_free)
 		else
 			memcpy(x->out + n, x->s + a, l);
 		x->st.n = n + l;
+		if (fp)
+			fp_bytes(&x->st, x->s + a, l);
 		return;
 	}
+	/* put() fingerprints what it writes: a caller that passed fp 0 sets
+	 * the hash itself afterwards */
 	for (; a < b && !x->full && !x->mismatch; a++)
 		put(x, x->s[a]);
+}
+
+static inline void span(struct lx *x, size_t a, size_t b, int nul_free)
+{
+	span_to(x, a, b, nul_free, 1);
 }
 
 /* --- scanners: each returns the end of its token ------------------------- */
@@ -808,14 +904,15 @@ static void row_fail(struct lx *x)
 	x->mismatch = 0;
 }
 
-size_t ap_sql_normalize(const char *sql, size_t len,
-                        enum ap_sql_dialect dialect, unsigned flags,
-                        char *out, size_t outcap, int *truncated)
+size_t ap_sql_normalize_fp(const char *sql, size_t len,
+                           enum ap_sql_dialect dialect, unsigned flags,
+                           char *out, size_t outcap, int *truncated, uint64_t *fp)
 {
 	struct lx x;
 	const unsigned char *s = (const unsigned char *)sql;
 
 	memset(&x.st, 0, sizeof x.st);
+	x.st.fh = FNV_OFFSET;
 	x.s = s;
 	x.len = sql ? len : 0;
 	len = x.len;
@@ -860,24 +957,50 @@ size_t ap_sql_normalize(const char *sql, size_t len,
 		}
 		if (IS(c, C_IDS) && !x.st.list && x.st.vstate == V_NONE) {
 			/* the common token, inline: a word not followed by a
-			 * quote (which could make it a literal's prefix) */
-			size_t j = scan_word(s, len, i), n = x.st.n;
+			 * quote (which could make it a literal's prefix), scanned
+			 * and fingerprinted in one loop (fp_word); the hash is
+			 * kept only when the word is written here as it is */
+			size_t j = i, n = x.st.n;
+			uint64_t h = x.st.fh;
+			unsigned char m;
+			/* what fp_byte() would make of the `;` and space that
+			 * lead() writes: a word's first byte is wordish(), so a
+			 * space before it counts when the byte before that did */
+			if (x.st.pend & P_SEMI)
+				h = (h ^ ';') * FNV_PRIME;
+			else if (x.st.fword && (x.st.fsp || ((x.st.pend & P_SPACE) && n > 0)))
+				h = (h ^ ' ') * FNV_PRIME;
+			while (j < len && (m = fp_word[s[j]]) != 0) {
+				h = (h ^ m) * FNV_PRIME;
+				j++;
+			}
 			if (j >= len || (s[j] != '\'' && s[j] != '&')) {
 				if (__builtin_expect(n == 0 || x.st.dealloc, 0) &&
 				    dealloc_word(&x, i, j))
 					continue;
 				/* not comparing (that is V_ROWK), not full (we
 				 * would have stopped): room is all we check */
-				if (j - i <= 16 && len - i >= 16 && x.lim - n >= 18) {
-					if (x.st.pend & P_SEMI)
-						out[n++] = ';';
-					if ((x.st.pend & P_SPACE) && n > 0)
-						out[n++] = ' ';
-					x.st.pend = 0;
-					memcpy(out + n, s + i, 16);
-					x.st.n = n + (j - i);
-				} else {
+				if (x.st.fq) {
+					/* inside a quote the fingerprint does
+					 * not lowercase: bytes as they are */
 					span(&x, i, j, 1);
+				} else {
+					if (j - i <= 16 && len - i >= 16 && x.lim - n >= 18) {
+						if (x.st.pend & P_SEMI)
+							out[n++] = ';';
+						if ((x.st.pend & P_SPACE) && n > 0)
+							out[n++] = ' ';
+						x.st.pend = 0;
+						memcpy(out + n, s + i, 16);
+						x.st.n = n + (j - i);
+					} else {
+						span_to(&x, i, j, 1, 0);
+					}
+					/* (when out[] filled up, the hash is
+					 * redone at the end) */
+					x.st.fh = h;
+					x.st.fword = 1;
+					x.st.fsp = 0;
 				}
 				x.st.kind = K_WORD;
 				x.st.wpos = i;
@@ -949,32 +1072,22 @@ size_t ap_sql_normalize(const char *sql, size_t len,
 		out[x.st.n] = 0;
 	if (truncated)
 		*truncated = x.full;
+	if (fp) {
+		/* a cut shape may have lost the end of a character (cut_utf8)
+		 * after it was hashed: rare enough to hash it again */
+		*fp = x.full ? ap_sql_fingerprint(out, x.st.n) : x.st.fh;
+	}
 	return x.st.n;
 }
 
-/* --- fingerprint ---------------------------------------------------------- */
-
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-static int wordish(unsigned char c)
+size_t ap_sql_normalize(const char *sql, size_t len,
+                        enum ap_sql_dialect dialect, unsigned flags,
+                        char *out, size_t outcap, int *truncated)
 {
-	return IS(c, C_ID) || c == '?' || c == '"' || c == '`' || c == '\'';
+	return ap_sql_normalize_fp(sql, len, dialect, flags, out, outcap, truncated, NULL);
 }
 
-/* For the fingerprint: an ordinary byte outside quotes, lowercased; 0 for
- * the bytes that need a decision (whitespace, NUL, the three quotes). */
-#define FPC(c) \
-	((c) == '"' || (c) == '`' || (c) == '\'' || (c) == ' ' || \
-	 ((c) >= '\t' && (c) <= '\r') || (c) == 0 ? 0 : \
-	 (c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
-#define FPC4(c) FPC(c), FPC((c) + 1), FPC((c) + 2), FPC((c) + 3)
-#define FPC16(c) FPC4(c), FPC4((c) + 4), FPC4((c) + 8), FPC4((c) + 12)
-#define FPC64(c) FPC16(c), FPC16((c) + 16), FPC16((c) + 32), FPC16((c) + 48)
-
-static const unsigned char fp_plain[256] = {
-	FPC64(0), FPC64(64), FPC64(128), FPC64(192)
-};
+/* --- fingerprint ---------------------------------------------------------- */
 
 /* One table look-up per ordinary byte, which is nearly every byte: this
  * runs on every statement in the host (about 8 instructions per byte). */

@@ -210,8 +210,9 @@ static double median(double *v, long n)
 static uint64_t shape(const struct stmt *s, size_t len, char *out, size_t cap)
 {
 	int truncated;
-	size_t n = ap_sql_normalize(s->sql, len, AP_SQL_PG, 0, out, cap, &truncated);
-	return ap_sql_fingerprint(out, n) + (uint64_t)truncated;
+	uint64_t fp;
+	(void)ap_sql_normalize_fp(s->sql, len, AP_SQL_PG, 0, out, cap, &truncated, &fp);
+	return fp + (uint64_t)truncated;
 }
 
 /* ns per statement of n shape() calls. */
