@@ -119,6 +119,18 @@ enum kind {        /* the last significant token */
 	K_VALUE,   /* literal, placeholder, quoted identifier, ) or ] */
 };
 
+/* The one-byte tokens the normaliser's loop writes itself, and the kind
+ * each leaves: those token() would pass to emit() as TK_COMMA, TK_DOT,
+ * TK_OPEN, TK_CLOSE or TK_OP with no rule attached (no comment, sign,
+ * placeholder, cast or quote can start with them). `[` is not here: SQLite
+ * quotes names with it. */
+static const unsigned char punct[256] = {
+	[','] = K_COMMA, ['.'] = K_DOT, ['('] = K_OPEN, [')'] = K_VALUE,
+	[']'] = K_VALUE, ['='] = K_OP, ['<'] = K_OP, ['>'] = K_OP, ['!'] = K_OP,
+	['|'] = K_OP, ['%'] = K_OP, ['^'] = K_OP, ['~'] = K_OP, ['&'] = K_OP,
+	['{'] = K_OP, ['}'] = K_OP,
+};
+
 enum tag {         /* what a word was, when it matters */
 	T_NONE,
 	T_IN,      /* IN: a ( after it may start a collapsible list */
@@ -707,7 +719,8 @@ static void emit(struct lx *x, enum tk t, size_t end)
 		return;
 	}
 	case TK_CLOSE:
-		span(x, i, end, 1);
+		lead(x);
+		put(x, c);
 		st->i = end;
 		if (c == ')')
 			closed(x);
@@ -715,7 +728,8 @@ static void emit(struct lx *x, enum tk t, size_t end)
 			st->kind = K_VALUE;
 		return;
 	case TK_COMMA:
-		span(x, i, end, 1);
+		lead(x);
+		put(x, c);
 		st->kind = K_COMMA;
 		break;
 	case TK_SEMI:
@@ -729,11 +743,17 @@ static void emit(struct lx *x, enum tk t, size_t end)
 		st->depth = 0;
 		break;
 	case TK_DOT:
-		span(x, i, end, 1);
+		lead(x);
+		put(x, c);
 		st->kind = K_DOT;
 		break;
 	case TK_OP:
-		span(x, i, end, 0);
+		if (end - i == 1) { /* all but `::` */
+			lead(x);
+			put(x, c);
+		} else {
+			span(x, i, end, 0);
+		}
 		st->kind = K_OP;
 		break;
 	}
@@ -1008,6 +1028,92 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 				x.st.i = j;
 				continue;
 			}
+		}
+		if ((c == '"' || c == '`') && !x.st.list && x.st.vstate == V_NONE &&
+		    !x.st.dealloc && !x.st.fq &&
+		    !(c == '"' && x.dialect == AP_SQL_MYSQL)) {
+			/* a quoted identifier (ORMs quote every name), inline
+			 * like a word: scanned and fingerprinted in one loop,
+			 * every byte as it is (a doubled quote closes and
+			 * reopens, to the fingerprint too). One holding a NUL
+			 * (written as a space) or left open (a value) goes the
+			 * long way, through token(). */
+			size_t j = i + 1, n = x.st.n;
+			uint64_t h = x.st.fh;
+			if (x.st.pend & P_SEMI)
+				h = (h ^ ';') * FNV_PRIME;
+			else if (x.st.fword && (x.st.fsp || ((x.st.pend & P_SPACE) && n > 0)))
+				h = (h ^ ' ') * FNV_PRIME;
+			h = (h ^ c) * FNV_PRIME;
+			for (; j < len; j++) {
+				unsigned char b = s[j];
+				if (b == c) {
+					if (j + 1 < len && s[j + 1] == c) {
+						h = (h ^ c) * FNV_PRIME;
+						h = (h ^ c) * FNV_PRIME;
+						j++;
+						continue;
+					}
+					break;
+				}
+				if (b == 0)
+					break;
+				h = (h ^ b) * FNV_PRIME;
+			}
+			if (j < len && s[j] == c) {
+				h = (h ^ c) * FNV_PRIME;
+				j++;
+				if (j - i <= 16 && len - i >= 16 && x.lim - n >= 18) {
+					if (x.st.pend & P_SEMI)
+						out[n++] = ';';
+					if ((x.st.pend & P_SPACE) && n > 0)
+						out[n++] = ' ';
+					x.st.pend = 0;
+					memcpy(out + n, s + i, 16);
+					x.st.n = n + (j - i);
+				} else {
+					span_to(&x, i, j, 1, 0);
+				}
+				/* (when out[] filled up, the hash is redone at
+				 * the end) */
+				x.st.fh = h;
+				x.st.fword = 1;
+				x.st.fsp = 0;
+				x.st.kind = K_VALUE;
+				x.st.i = j;
+				continue;
+			}
+		}
+		if (punct[c] && !x.st.list && x.st.vstate == V_NONE && !x.st.dealloc &&
+		    !x.st.fq && x.lim - x.st.n >= 3 &&
+		    !(c == '.' && i + 1 < len && IS(s[i + 1], C_DIG)) &&
+		    !(c == '(' && x.st.kind == K_WORD)) {
+			/* a one-byte token that needs no rule (punct[]), inline.
+			 * Not wordish(), so a space before it never counts to
+			 * the fingerprint. Excluded: a `.` that may start a
+			 * number, and a `(` after a word, which may open a list
+			 * (IN, VALUES). */
+			size_t n = x.st.n;
+			uint64_t h = x.st.fh;
+			if (x.st.pend & P_SEMI) {
+				out[n++] = ';';
+				h = (h ^ ';') * FNV_PRIME;
+			}
+			if ((x.st.pend & P_SPACE) && n > 0)
+				out[n++] = ' ';
+			out[n++] = (char)c;
+			x.st.n = n;
+			x.st.fh = (h ^ c) * FNV_PRIME;
+			x.st.fword = 0;
+			x.st.fsp = 0;
+			x.st.pend = 0;
+			x.st.kind = punct[c];
+			if (c == '(')
+				x.st.depth++;
+			else if (c == ')' && x.st.depth > 0)
+				x.st.depth--;
+			x.st.i = i + 1;
+			continue;
 		}
 		if (IS(c, C_CMT)) {
 			if (c == '-' && i + 1 < len && s[i + 1] == '-' &&
