@@ -86,7 +86,7 @@ static inline int wordish(unsigned char c)
 #define FPC(c) \
 	((c) == '"' || (c) == '`' || (c) == '\'' || (c) == ' ' || \
 	 ((c) >= '\t' && (c) <= '\r') || (c) == 0 ? 0 : \
-	 (c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+	 (c) >= 'A' && (c) <= 'Z' ? (c) | 0x20 : (c))
 #define FPC4(c) FPC(c), FPC((c) + 1), FPC((c) + 2), FPC((c) + 3)
 #define FPC16(c) FPC4(c), FPC4((c) + 4), FPC4((c) + 8), FPC4((c) + 12)
 #define FPC64(c) FPC16(c), FPC16((c) + 16), FPC16((c) + 32), FPC16((c) + 48)
@@ -98,7 +98,7 @@ static const unsigned char fp_plain[256] = {
 /* A word byte (C_ID) lowercased, as the fingerprint hashes it; 0 for any
  * other byte. One look-up both ends a word and gives its hash input, so
  * the normaliser's word loop scans and fingerprints in one. */
-#define FPW(c) (CL(c) & C_ID ? FPC(c) : 0)
+#define FPW(c) (CL(c) & C_ID ? (CL_ALPHA(c) ? (c) | 0x20 : (c)) : 0)
 #define FPW4(c) FPW(c), FPW((c) + 1), FPW((c) + 2), FPW((c) + 3)
 #define FPW16(c) FPW4(c), FPW4((c) + 4), FPW4((c) + 8), FPW4((c) + 12)
 #define FPW64(c) FPW16(c), FPW16((c) + 16), FPW16((c) + 32), FPW16((c) + 48)
@@ -336,8 +336,15 @@ static size_t scan_quoted(const unsigned char *s, size_t len, size_t i,
 			while (j < len && s[j] != q && s[j] != '\\')
 				j++;
 		} else {
-			const unsigned char *p = j < len ? memchr(s + j, q, len - j) : NULL;
-			j = p ? (size_t)(p - s) : len;
+			/* most literals are short: a few bytes by hand before
+			 * paying for memchr()'s call and set-up */
+			size_t k = len - j < 16 ? len : j + 16;
+			while (j < k && s[j] != q)
+				j++;
+			if (j == k && j < len) {
+				const unsigned char *p = memchr(s + j, q, len - j);
+				j = p ? (size_t)(p - s) : len;
+			}
 		}
 		if (j >= len)
 			break;
@@ -995,7 +1002,9 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 				j++;
 			}
 			if (j >= len || (s[j] != '\'' && s[j] != '&')) {
-				if (__builtin_expect(n == 0 || x.st.dealloc, 0) &&
+				/* dealloc_word() acts only on `deallocate` (10
+				 * letters) first, or on what follows it */
+				if (__builtin_expect((n == 0 && j - i == 10) || x.st.dealloc, 0) &&
 				    dealloc_word(&x, i, j))
 					continue;
 				/* not comparing (that is V_ROWK), not full (we
@@ -1005,13 +1014,21 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 					 * not lowercase: bytes as they are */
 					span(&x, i, j, 1);
 				} else {
-					if (j - i <= 16 && len - i >= 16 && x.lim - n >= 18) {
+					if (j - i <= 16 && x.lim - n >= 18) {
 						if (x.st.pend & P_SEMI)
 							out[n++] = ';';
 						if ((x.st.pend & P_SPACE) && n > 0)
 							out[n++] = ' ';
 						x.st.pend = 0;
-						memcpy(out + n, s + i, 16);
+						if (len - i >= 16) {
+							memcpy(out + n, s + i, 16);
+						} else {
+							/* near the end: no block to
+							 * copy, and memcpy() is a call */
+							size_t k;
+							for (k = 0; k < j - i; k++)
+								out[n + k] = (char)s[i + k];
+						}
 						x.st.n = n + (j - i);
 					} else {
 						span_to(&x, i, j, 1, 0);

@@ -7,7 +7,10 @@
  * The first input byte picks a small output capacity, so truncation paths
  * run as often as full ones; checked beyond memory safety: the contracts in
  * ap_sql.h (NUL-terminated output with no NUL inside, lengths within cap,
- * a cut shape is a prefix of the full one, the truncated flag agrees).
+ * a cut shape is a prefix of the full one, the truncated flag agrees), and
+ * the fingerprint ap_sql_normalize_fp() computes as it writes equals the
+ * one of two passes: ap_sql_fingerprint() of the shape, and ref_fp()
+ * below, the two-pass loop as it was before the one-pass one came.
  */
 #include "config.h"
 
@@ -22,6 +25,45 @@ static void fail(const char *what, int dialect, unsigned flags)
 {
 	fprintf(stderr, "fuzz_sql: %s (dialect %d, flags %u)\n", what, dialect, flags);
 	abort();
+}
+
+/* The reference: ap_sql_fingerprint() as a second pass over the shape. */
+static uint64_t ref_fp(const char *norm, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)norm;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	unsigned char prev = 0;
+	size_t i = 0;
+#define REF_SP(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || (c) == 0)
+#define REF_Q(c) ((c) == '"' || (c) == '`' || (c) == '\'')
+#define REF_WORD(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
+                     ((c) >= '0' && (c) <= '9') || (c) == '_' || (c) == '$' || \
+                     (c) >= 0x80 || (c) == '?' || REF_Q(c))
+	while (i < len) {
+		unsigned char c = s[i];
+		if (REF_SP(c)) {
+			size_t j = i;
+			while (j < len && REF_SP(s[j]))
+				j++;
+			if (j < len && REF_WORD(prev) && REF_WORD(s[j]))
+				h = (h ^ ' ') * 0x100000001b3ULL;
+			i = j;
+		} else if (REF_Q(c)) {
+			size_t j = i + 1;
+			h = (h ^ c) * 0x100000001b3ULL;
+			while (j < len && s[j] != c)
+				h = (h ^ s[j++]) * 0x100000001b3ULL;
+			if (j < len)
+				h = (h ^ c) * 0x100000001b3ULL;
+			prev = c;
+			i = j + 1;
+		} else {
+			prev = c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+			h = (h ^ prev) * 0x100000001b3ULL;
+			i++;
+		}
+	}
+	return h;
 }
 
 /* Output buffers on the heap, sized exactly, so ASan sees any overrun. */
@@ -58,15 +100,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int d = AP_SQL_PG; d <= AP_SQL_SQLITE + 1; d++) { /* +1: unknown dialect */
 		for (unsigned f = 0; f <= AP_SQL_KEEP_VALUES; f++) {
 			int tr = -1;
-			size_t n = ap_sql_normalize(copy, len, (enum ap_sql_dialect)d, f,
-			                            full, bigcap, &tr);
+			uint64_t fp = 0;
+			size_t n = ap_sql_normalize_fp(copy, len, (enum ap_sql_dialect)d, f,
+			                               full, bigcap, &tr, &fp);
 			checked(full, n, bigcap, "normalize: bad output", d, f);
+			if (fp != ap_sql_fingerprint(full, n) || fp != ref_fp(full, n))
+				fail("normalize_fp: one-pass fingerprint differs", d, f);
 			if (tr != 0)
 				fail("normalize: truncated with room to spare", d, f);
 			int tr2 = -1;
-			size_t m = ap_sql_normalize(copy, len, (enum ap_sql_dialect)d, f,
-			                            small ? cut : NULL, small, &tr2);
+			uint64_t fp2 = 0;
+			size_t m = ap_sql_normalize_fp(copy, len, (enum ap_sql_dialect)d, f,
+			                               small ? cut : NULL, small, &tr2, &fp2);
 			checked(cut, m, small, "normalize (small): bad output", d, f);
+			if (fp2 != ref_fp(small ? cut : "", m))
+				fail("normalize_fp (small): one-pass fingerprint differs", d, f);
+			if (ap_sql_normalize(copy, len, (enum ap_sql_dialect)d, f, full, bigcap,
+			                     NULL) != n)
+				fail("normalize and normalize_fp differ", d, f);
 			if (small && (m > n || memcmp(cut, full, m) != 0))
 				fail("normalize: a cut shape is not a prefix of the full one", d, f);
 			if (small && tr2 != (n > small - 1))
