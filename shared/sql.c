@@ -1132,6 +1132,34 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 			x.st.i = i + 1;
 			continue;
 		}
+		if ((IS(c, C_DIG) || c == '\'') && !x.keep && x.dialect != AP_SQL_MYSQL &&
+		    !x.st.list && x.st.vstate == V_NONE && !x.st.dealloc && !x.st.fq &&
+		    x.lim - x.st.n >= 3) {
+			/* a number or a string literal, inline: written as `?`
+			 * (token() would do the same through emit(); MySQL,
+			 * where digits may start a name and backslashes escape,
+			 * goes that way). `?` is wordish(): a space before it
+			 * counts when the byte before that was too. */
+			size_t n = x.st.n;
+			uint64_t h = x.st.fh;
+			if (x.st.pend & P_SEMI) {
+				out[n++] = ';';
+				h = (h ^ ';') * FNV_PRIME;
+			} else if (x.st.fword && (x.st.fsp || ((x.st.pend & P_SPACE) && n > 0))) {
+				h = (h ^ ' ') * FNV_PRIME;
+			}
+			if ((x.st.pend & P_SPACE) && n > 0)
+				out[n++] = ' ';
+			out[n++] = '?';
+			x.st.n = n;
+			x.st.fh = (h ^ '?') * FNV_PRIME;
+			x.st.fword = 1;
+			x.st.fsp = 0;
+			x.st.pend = 0;
+			x.st.kind = K_VALUE;
+			x.st.i = c == '\'' ? scan_quoted(s, len, i, c, 0, NULL) : scan_number(s, len, i);
+			continue;
+		}
 		if (IS(c, C_CMT)) {
 			if (c == '-' && i + 1 < len && s[i + 1] == '-' &&
 			    (x.dialect != AP_SQL_MYSQL || i + 2 >= len || s[i + 2] <= ' ')) {
