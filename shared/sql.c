@@ -18,6 +18,13 @@
  * Neither writes output it later takes back, so a truncated shape is
  * always a prefix of the full one and lexing can stop at the first byte
  * that does not fit. Saved states are plain struct copies.
+ *
+ * The fingerprint is computed as bytes are written (st.fh and the few
+ * bytes of ap_sql_fingerprint()'s own state), so a replay restores it
+ * with the output. The loop writes the common tokens itself (words,
+ * quoted names, values, one-byte punctuation), hashing each in the loop
+ * that scans it; the rest go through token() and emit(), whose put() and
+ * span() hash byte by byte.
  */
 #include "config.h"
 #include "ap_sql.h"
@@ -1240,8 +1247,9 @@ size_t ap_sql_normalize(const char *sql, size_t len,
 
 /* --- fingerprint ---------------------------------------------------------- */
 
-/* One table look-up per ordinary byte, which is nearly every byte: this
- * runs on every statement in the host (about 8 instructions per byte). */
+/* The definition, and the second pass ap_sql_normalize_fp() does only for
+ * a cut shape; the collector's callers hash whole texts. One table look-up
+ * per ordinary byte, which is nearly every byte. */
 uint64_t ap_sql_fingerprint(const char *norm, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)norm;
