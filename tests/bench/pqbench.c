@@ -43,8 +43,8 @@
  *
  * --normalize times, in this process and without libpq, what the preload's
  * pl_stmt_end() does to a statement's text with the default settings:
- * ap_sql_normalize() (PostgreSQL dialect, literals stripped, into a
- * 4097-byte buffer) then ap_sql_fingerprint() of the shape. Prints the
+ * ap_sql_normalize_fp() (PostgreSQL dialect, literals stripped, into a
+ * 4097-byte buffer, the shape fingerprinted as it is written). Prints the
  * median ns per statement over R rounds of N (default 15 of 200000):
  *   pqbench normalize=NAME bytes=B ns=... shape="..."
  *
