@@ -938,6 +938,52 @@ static void row_fail(struct lx *x)
 	x->mismatch = 0;
 }
 
+/*
+ * For the tokens the loop writes itself. fp_lead(): the fingerprint h
+ * after what lead() is about to write (a pending `;`, a space) and a first
+ * byte that is wordish() (w) or not, as fp_byte() would make it.
+ */
+static inline uint64_t fp_lead(const struct st *st, uint64_t h, int w)
+{
+	if (st->pend & P_SEMI)
+		return (h ^ ';') * FNV_PRIME; /* nothing wordish before it now */
+	if (w && st->fword && (st->fsp || ((st->pend & P_SPACE) && st->n > 0)))
+		return (h ^ ' ') * FNV_PRIME;
+	return h;
+}
+
+/*
+ * Writes what lead() would and s[a..b), a token holding no NUL, and makes
+ * h (fp_lead() and the token's bytes, hashed by the caller as it scanned
+ * them) the fingerprint; word: the token ends wordish(). A token of up to
+ * 16 bytes is copied as one block (bytes past it are scratch), or by hand
+ * near the end of the input, where memcpy() would be a call.
+ */
+static inline void put_token(struct lx *x, size_t a, size_t b, uint64_t h, int word)
+{
+	size_t n = x->st.n, k;
+	if (b - a <= 16 && x->lim - n >= 18) {
+		if (x->st.pend & P_SEMI)
+			x->out[n++] = ';';
+		if ((x->st.pend & P_SPACE) && n > 0)
+			x->out[n++] = ' ';
+		x->st.pend = 0;
+		if (x->len - a >= 16) {
+			memcpy(x->out + n, x->s + a, 16);
+		} else {
+			for (k = 0; k < b - a; k++)
+				x->out[n + k] = (char)x->s[a + k];
+		}
+		x->st.n = n + (b - a);
+	} else {
+		span_to(x, a, b, 1, 0);
+	}
+	/* (when out[] filled up, the hash is redone at the end) */
+	x->st.fh = h;
+	x->st.fword = (unsigned char)word;
+	x->st.fsp = 0;
+}
+
 size_t ap_sql_normalize_fp(const char *sql, size_t len,
                            enum ap_sql_dialect dialect, unsigned flags,
                            char *out, size_t outcap, int *truncated, uint64_t *fp)
@@ -995,15 +1041,8 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 			 * and fingerprinted in one loop (fp_word); the hash is
 			 * kept only when the word is written here as it is */
 			size_t j = i, n = x.st.n;
-			uint64_t h = x.st.fh;
+			uint64_t h = fp_lead(&x.st, x.st.fh, 1);
 			unsigned char m;
-			/* what fp_byte() would make of the `;` and space that
-			 * lead() writes: a word's first byte is wordish(), so a
-			 * space before it counts when the byte before that did */
-			if (x.st.pend & P_SEMI)
-				h = (h ^ ';') * FNV_PRIME;
-			else if (x.st.fword && (x.st.fsp || ((x.st.pend & P_SPACE) && n > 0)))
-				h = (h ^ ' ') * FNV_PRIME;
 			while (j < len && (m = fp_word[s[j]]) != 0) {
 				h = (h ^ m) * FNV_PRIME;
 				j++;
@@ -1015,36 +1054,13 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 				    dealloc_word(&x, i, j))
 					continue;
 				/* not comparing (that is V_ROWK), not full (we
-				 * would have stopped): room is all we check */
+				 * would have stopped): put_token() checks room */
 				if (x.st.fq) {
 					/* inside a quote the fingerprint does
 					 * not lowercase: bytes as they are */
 					span(&x, i, j, 1);
 				} else {
-					if (j - i <= 16 && x.lim - n >= 18) {
-						if (x.st.pend & P_SEMI)
-							out[n++] = ';';
-						if ((x.st.pend & P_SPACE) && n > 0)
-							out[n++] = ' ';
-						x.st.pend = 0;
-						if (len - i >= 16) {
-							memcpy(out + n, s + i, 16);
-						} else {
-							/* near the end: no block to
-							 * copy, and memcpy() is a call */
-							size_t k;
-							for (k = 0; k < j - i; k++)
-								out[n + k] = (char)s[i + k];
-						}
-						x.st.n = n + (j - i);
-					} else {
-						span_to(&x, i, j, 1, 0);
-					}
-					/* (when out[] filled up, the hash is
-					 * redone at the end) */
-					x.st.fh = h;
-					x.st.fword = 1;
-					x.st.fsp = 0;
+					put_token(&x, i, j, h, 1);
 				}
 				x.st.kind = K_WORD;
 				x.st.wpos = i;
@@ -1062,12 +1078,8 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 			 * reopens, to the fingerprint too). One holding a NUL
 			 * (written as a space) or left open (a value) goes the
 			 * long way, through token(). */
-			size_t j = i + 1, n = x.st.n;
-			uint64_t h = x.st.fh;
-			if (x.st.pend & P_SEMI)
-				h = (h ^ ';') * FNV_PRIME;
-			else if (x.st.fword && (x.st.fsp || ((x.st.pend & P_SPACE) && n > 0)))
-				h = (h ^ ' ') * FNV_PRIME;
+			size_t j = i + 1;
+			uint64_t h = fp_lead(&x.st, x.st.fh, 1);
 			h = (h ^ c) * FNV_PRIME;
 			for (; j < len; j++) {
 				unsigned char b = s[j];
@@ -1087,29 +1099,14 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 			if (j < len && s[j] == c) {
 				h = (h ^ c) * FNV_PRIME;
 				j++;
-				if (j - i <= 16 && len - i >= 16 && x.lim - n >= 18) {
-					if (x.st.pend & P_SEMI)
-						out[n++] = ';';
-					if ((x.st.pend & P_SPACE) && n > 0)
-						out[n++] = ' ';
-					x.st.pend = 0;
-					memcpy(out + n, s + i, 16);
-					x.st.n = n + (j - i);
-				} else {
-					span_to(&x, i, j, 1, 0);
-				}
-				/* (when out[] filled up, the hash is redone at
-				 * the end) */
-				x.st.fh = h;
-				x.st.fword = 1;
-				x.st.fsp = 0;
+				put_token(&x, i, j, h, 1);
 				x.st.kind = K_VALUE;
 				x.st.i = j;
 				continue;
 			}
 		}
 		if (punct[c] && !x.st.list && x.st.vstate == V_NONE && !x.st.dealloc &&
-		    !x.st.fq && x.lim - x.st.n >= 3 &&
+		    !x.st.fq &&
 		    !(c == '.' && i + 1 < len && IS(s[i + 1], C_DIG)) &&
 		    !(c == '(' && x.st.kind == K_WORD)) {
 			/* a one-byte token that needs no rule (punct[]), inline.
@@ -1117,20 +1114,7 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 			 * the fingerprint. Excluded: a `.` that may start a
 			 * number, and a `(` after a word, which may open a list
 			 * (IN, VALUES). */
-			size_t n = x.st.n;
-			uint64_t h = x.st.fh;
-			if (x.st.pend & P_SEMI) {
-				out[n++] = ';';
-				h = (h ^ ';') * FNV_PRIME;
-			}
-			if ((x.st.pend & P_SPACE) && n > 0)
-				out[n++] = ' ';
-			out[n++] = (char)c;
-			x.st.n = n;
-			x.st.fh = (h ^ c) * FNV_PRIME;
-			x.st.fword = 0;
-			x.st.fsp = 0;
-			x.st.pend = 0;
+			put_token(&x, i, i + 1, (fp_lead(&x.st, x.st.fh, 0) ^ c) * FNV_PRIME, 0);
 			x.st.kind = punct[c];
 			if (c == '(')
 				x.st.depth++;
@@ -1148,18 +1132,13 @@ size_t ap_sql_normalize_fp(const char *sql, size_t len,
 			 * goes that way). `?` is wordish(): a space before it
 			 * counts when the byte before that was too. */
 			size_t n = x.st.n;
-			uint64_t h = x.st.fh;
-			if (x.st.pend & P_SEMI) {
+			x.st.fh = (fp_lead(&x.st, x.st.fh, 1) ^ '?') * FNV_PRIME;
+			if (x.st.pend & P_SEMI)
 				out[n++] = ';';
-				h = (h ^ ';') * FNV_PRIME;
-			} else if (x.st.fword && (x.st.fsp || ((x.st.pend & P_SPACE) && n > 0))) {
-				h = (h ^ ' ') * FNV_PRIME;
-			}
 			if ((x.st.pend & P_SPACE) && n > 0)
 				out[n++] = ' ';
 			out[n++] = '?';
 			x.st.n = n;
-			x.st.fh = (h ^ '?') * FNV_PRIME;
 			x.st.fword = 1;
 			x.st.fsp = 0;
 			x.st.pend = 0;
