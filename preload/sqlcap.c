@@ -52,18 +52,17 @@ void pl_stmt_end(const struct pl_stmt *st, int db, const char *sql, size_t len,
 	char text[pl_cfg.max_sql_bytes + 1];
 	int truncated = 0;
 	unsigned flags = pl_cfg.capture_sql_values ? AP_SQL_KEEP_VALUES : 0;
-	uint64_t fp = ap_sql_fingerprint(NULL, 0);
-	size_t tlen = sql ? ap_sql_normalize_fp(sql, len, dialect_of(db), flags, text,
-	                                        sizeof text, &truncated, &fp)
-	                  : 0;
+	uint64_t fp;
+	/* (a NULL sql is an empty statement to the normaliser) */
+	size_t tlen = ap_sql_normalize_fp(sql, len, dialect_of(db), flags, text, sizeof text,
+	                                  &truncated, &fp);
 	if (flags & AP_SQL_KEEP_VALUES) {
 		/* The fingerprint names the shape, never the values: with values
 		 * kept, every statement would be its own shape and no N+1 would
 		 * ever be found (ap_sql.h). */
 		char shape[pl_cfg.max_sql_bytes + 1];
-		if (sql)
-			(void)ap_sql_normalize_fp(sql, len, dialect_of(db), 0, shape,
-			                          sizeof shape, NULL, &fp);
+		(void)ap_sql_normalize_fp(sql, len, dialect_of(db), 0, shape, sizeof shape,
+		                          NULL, &fp);
 	}
 
 	char code[16] = "";
