@@ -19,6 +19,7 @@
 #include "config.h"
 #include "check_suites.h"
 #include "ap_sql.h"
+#include "sql_ref.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -75,55 +76,11 @@ static int utf8_valid(const unsigned char *s, size_t n)
 }
 
 /*
- * The fingerprint as ap_sql_fingerprint() computed it before the
- * normaliser learnt to compute it as it writes (ap_sql_normalize_fp): a
- * second pass over the shape, byte by byte, kept here as the reference
- * the one-pass value must equal.
- */
-static uint64_t ref_fingerprint(const char *norm, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)norm;
-	uint64_t h = 0xcbf29ce484222325ULL;
-	unsigned char prev = 0;
-	size_t i = 0;
-#define REF_SP(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || (c) == 0)
-#define REF_Q(c) ((c) == '"' || (c) == '`' || (c) == '\'')
-#define REF_WORD(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
-                     ((c) >= '0' && (c) <= '9') || (c) == '_' || (c) == '$' || \
-                     (c) >= 0x80 || (c) == '?' || REF_Q(c))
-	while (i < len) {
-		unsigned char c = s[i];
-		if (REF_SP(c)) {
-			size_t j = i;
-			while (j < len && REF_SP(s[j]))
-				j++;
-			if (j < len && REF_WORD(prev) && REF_WORD(s[j]))
-				h = (h ^ ' ') * 0x100000001b3ULL;
-			i = j;
-		} else if (REF_Q(c)) {
-			size_t j = i + 1;
-			h = (h ^ c) * 0x100000001b3ULL;
-			while (j < len && s[j] != c)
-				h = (h ^ s[j++]) * 0x100000001b3ULL;
-			if (j < len)
-				h = (h ^ c) * 0x100000001b3ULL;
-			prev = c;
-			i = j + 1;
-		} else {
-			prev = c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-			h = (h ^ prev) * 0x100000001b3ULL;
-			i++;
-		}
-	}
-	return h;
-}
-
-/*
  * Normalises in[0..len) into out (BIG bytes) with capacity cap, checking
  * the buffer contract: nothing read past len (ASan), nothing written past
  * cap (guard), NUL-terminated, no NUL inside, return value = strlen; and
  * that the fingerprint computed on the way is that of the shape written,
- * by ap_sql_fingerprint() and by the reference above.
+ * by ap_sql_fingerprint() and by the reference (sql_ref.h).
  */
 static size_t norm_cap(int d, unsigned fl, const char *in, size_t len,
                        size_t cap, char *out, int *tr)

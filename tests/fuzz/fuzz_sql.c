@@ -9,8 +9,8 @@
  * ap_sql.h (NUL-terminated output with no NUL inside, lengths within cap,
  * a cut shape is a prefix of the full one, the truncated flag agrees), and
  * the fingerprint ap_sql_normalize_fp() computes as it writes equals the
- * one of two passes: ap_sql_fingerprint() of the shape, and ref_fp()
- * below, the two-pass loop as it was before the one-pass one came.
+ * one of two passes: ap_sql_fingerprint() of the shape, and
+ * ref_fingerprint() (../sql_ref.h), the two-pass loop as it was before.
  */
 #include "config.h"
 
@@ -20,50 +20,12 @@
 #include <string.h>
 
 #include "ap_sql.h"
+#include "../sql_ref.h"
 
 static void fail(const char *what, int dialect, unsigned flags)
 {
 	fprintf(stderr, "fuzz_sql: %s (dialect %d, flags %u)\n", what, dialect, flags);
 	abort();
-}
-
-/* The reference: ap_sql_fingerprint() as a second pass over the shape. */
-static uint64_t ref_fp(const char *norm, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)norm;
-	uint64_t h = 0xcbf29ce484222325ULL;
-	unsigned char prev = 0;
-	size_t i = 0;
-#define REF_SP(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r') || (c) == 0)
-#define REF_Q(c) ((c) == '"' || (c) == '`' || (c) == '\'')
-#define REF_WORD(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
-                     ((c) >= '0' && (c) <= '9') || (c) == '_' || (c) == '$' || \
-                     (c) >= 0x80 || (c) == '?' || REF_Q(c))
-	while (i < len) {
-		unsigned char c = s[i];
-		if (REF_SP(c)) {
-			size_t j = i;
-			while (j < len && REF_SP(s[j]))
-				j++;
-			if (j < len && REF_WORD(prev) && REF_WORD(s[j]))
-				h = (h ^ ' ') * 0x100000001b3ULL;
-			i = j;
-		} else if (REF_Q(c)) {
-			size_t j = i + 1;
-			h = (h ^ c) * 0x100000001b3ULL;
-			while (j < len && s[j] != c)
-				h = (h ^ s[j++]) * 0x100000001b3ULL;
-			if (j < len)
-				h = (h ^ c) * 0x100000001b3ULL;
-			prev = c;
-			i = j + 1;
-		} else {
-			prev = c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-			h = (h ^ prev) * 0x100000001b3ULL;
-			i++;
-		}
-	}
-	return h;
 }
 
 /* Output buffers on the heap, sized exactly, so ASan sees any overrun. */
@@ -104,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t n = ap_sql_normalize_fp(copy, len, (enum ap_sql_dialect)d, f,
 			                               full, bigcap, &tr, &fp);
 			checked(full, n, bigcap, "normalize: bad output", d, f);
-			if (fp != ap_sql_fingerprint(full, n) || fp != ref_fp(full, n))
+			if (fp != ap_sql_fingerprint(full, n) || fp != ref_fingerprint(full, n))
 				fail("normalize_fp: one-pass fingerprint differs", d, f);
 			if (tr != 0)
 				fail("normalize: truncated with room to spare", d, f);
@@ -113,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t m = ap_sql_normalize_fp(copy, len, (enum ap_sql_dialect)d, f,
 			                               small ? cut : NULL, small, &tr2, &fp2);
 			checked(cut, m, small, "normalize (small): bad output", d, f);
-			if (fp2 != ref_fp(small ? cut : "", m))
+			if (fp2 != ref_fingerprint(small ? cut : "", m))
 				fail("normalize_fp (small): one-pass fingerprint differs", d, f);
 			if (ap_sql_normalize(copy, len, (enum ap_sql_dialect)d, f, full, bigcap,
 			                     NULL) != n)
