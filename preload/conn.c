@@ -793,6 +793,9 @@ void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t ml
 {
 	request_fill(r, method, mlen, target, tlen, truncated);
 	thread_adopt(fd, r->id, NULL);
+	/* an inherited HTTP/2 or FastCGI connection's first request (crash.c) */
+	if (PL_UNLIKELY(__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED)))
+		pl_crash_install();
 }
 
 /* The request line is complete: queue the request. */

@@ -6,7 +6,7 @@
  * Installed when the process first accepts a connection (pl_fd_slot()
  * making the fd table's first chunk), not by the constructor (for a
  * connection inherited across exec, which the constructor follows: at its
- * first request, conn.c), and only
+ * first request, HTTP/1, HTTP/2 or FastCGI, conn.c), and only
  * where the disposition is then the default one: runtimes such as V8 and
  * the JVM use SIGSEGV for normal operation and install their own handlers
  * at startup, before they serve. Had ours been there, they would keep it

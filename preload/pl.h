@@ -413,7 +413,8 @@ struct pl_pending {
  * bytes: whole blocks are read) with its query string dropped unless
  * APIPROF_CAPTURE_QUERY_STRING=1, status 0; it is in flight on this
  * thread for SQL attribution. start_ns, bytes_in and bytes_out are the
- * caller's. */
+ * caller's. The HTTP/2 and FastCGI request start: it installs a pending
+ * crash handler (pl_crash_pending), as an HTTP/1 request's start does. */
 void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t mlen,
                      const char *target, size_t tlen, int truncated);
 /* r ended at end_ns: its event goes to the buffer (flags: r->flags and
@@ -555,7 +556,8 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
  * pl_crash_hold(1) and pl_crash_hold(0) (the constructor, following
  * inherited connections before the runtime the process hosts installed
  * its own handlers) a call only sets pl_crash_pending (atomic), and a
- * request's start (conn.c) calls it again while that is set. */
+ * request's start (conn.c: HTTP/1, HTTP/2 or FastCGI) calls it again
+ * while that is set. */
 void pl_crash_install(void);
 void pl_crash_hold(int on);
 extern int pl_crash_pending;
