@@ -552,7 +552,8 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 /* Installs the crash handler for SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
  * SIGILL where their disposition is the default one. Once per process
  * image (later calls return at once; errno kept), when the fd table gets
- * its first chunk: the process's first accepted connection. Between
+ * its first chunk (just before it is published): the process's first
+ * accepted connection. Between
  * pl_crash_hold(1) and pl_crash_hold(0) (the constructor, following
  * inherited connections before the runtime the process hosts installed
  * its own handlers) a call only sets pl_crash_pending (atomic), and a
@@ -562,7 +563,10 @@ void pl_crash_install(void);
 void pl_crash_hold(int on);
 extern int pl_crash_pending;
 
-/* Forgets, in a fork child, a crash of the parent being reported. */
+/* Forgets, in a fork child, a crash of the parent being reported, and
+ * finishes an install another thread of the parent was making.
+ * Async-signal-safe (sigaction only), as in the child of a threaded
+ * process. */
 void pl_crash_atfork_child(void);
 
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */
