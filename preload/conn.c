@@ -1135,7 +1135,7 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 			int saved_ = errno; \
 			if (PL_LIKELY(pl_enter())) { \
 				work; \
-				pl_leave(); \
+				pl_leave_entered(); \
 			} else { \
 				pl_missed(fd); \
 			} \
@@ -1516,7 +1516,7 @@ static int crash_record(const struct pl_pending *p, uint64_t end_ns, uint16_t fl
 	if (out)
 		pl_ship_commit(ap_wire_put_request(out, need, &ev));
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
+	pl_guard.busy--;
 	return done;
 }
 

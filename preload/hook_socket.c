@@ -53,16 +53,15 @@
 
 /* ---- hooks called inside the preload's work (signal handlers) ---- */
 
-__thread unsigned pl_busy;
-__thread unsigned pl_missed_n;
+__thread struct pl_guard pl_guard;
 static __thread int missed_fd[PL_MISSED_MAX];
 
 void pl_missed(int fd)
 {
-	unsigned n = pl_missed_n;
+	unsigned n = pl_guard.missed_n;
 	if (n < PL_MISSED_MAX) {
 		missed_fd[n] = fd;
-		pl_missed_n = n + 1;
+		pl_guard.missed_n = n + 1;
 	}
 }
 
@@ -72,16 +71,16 @@ PL_COLD void pl_settle_missed(void)
 	 * One arriving between the loop's end and the reset is lost (the
 	 * connection may then be misread; the host is unaffected). */
 	pl_hold();
-	for (unsigned i = 0; i < pl_missed_n; i++) {
+	for (unsigned i = 0; i < pl_guard.missed_n; i++) {
 		int fd = missed_fd[i];
 		if (pl_fd_get(fd)) {
 			pl_conn_stop(fd);
 			pl_ship_count_untracked();
 		}
 	}
-	pl_missed_n = 0;
+	pl_guard.missed_n = 0;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
+	pl_guard.busy--;
 }
 
 /* ---- accept ---- */

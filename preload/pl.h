@@ -164,10 +164,10 @@ int pl_borrowed_memory(void);
  * may call them on an accepted socket while the thread it interrupted is
  * inside the preload's own work, holding that connection's lock or the
  * event buffer's: taking it again would spin forever, and the host would
- * hang. pl_busy (initial-exec TLS) counts the preload's work in progress
- * on this thread. A socket hook on a followed fd enters with pl_enter(),
- * which refuses when the thread is already busy: that call is then only
- * made, not observed, and its fd is noted with pl_missed(). When the
+ * hang. pl_guard.busy (initial-exec TLS) counts the preload's work in
+ * progress on this thread. A socket hook on a followed fd enters with
+ * pl_enter(), which refuses when the thread is already busy: that call is
+ * then only made, not observed, and its fd is noted with pl_missed(). When the
  * outermost work ends (pl_leave()), every noted fd stops being followed
  * (its bytes went unseen; counted as an untracked connection). Best
  * effort: at most PL_MISSED_MAX fds are noted per interruption. The
@@ -175,8 +175,13 @@ int pl_borrowed_memory(void);
  * the busy window; they cost no instruction.
  */
 #define PL_MISSED_MAX 4
-extern __thread unsigned pl_busy;
-extern __thread unsigned pl_missed_n;
+/* busy: the work in progress; missed_n: the fds noted. One variable, so
+ * that pl_leave() finds both from one TLS offset. */
+struct pl_guard {
+	unsigned busy;
+	unsigned missed_n;
+};
+extern __thread struct pl_guard pl_guard;
 /* Notes fd (async-signal-safe). */
 void pl_missed(int fd);
 /* Stops following the noted fds (pl_leave() only). */
@@ -187,9 +192,9 @@ void pl_settle_missed(void);
  * pl_missed(). Inline: every observed call on a followed fd asks. */
 static inline int pl_enter(void)
 {
-	if (PL_UNLIKELY(pl_busy != 0))
+	if (PL_UNLIKELY(pl_guard.busy != 0))
 		return 0;
-	pl_busy = 1;
+	pl_guard.busy = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return 1;
 }
@@ -199,7 +204,7 @@ static inline int pl_enter(void)
  * the thread busy without asking. Pair with pl_leave(). */
 static inline void pl_hold(void)
 {
-	pl_busy++;
+	pl_guard.busy++;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -208,8 +213,20 @@ static inline void pl_hold(void)
 static inline void pl_leave(void)
 {
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
-	if (PL_UNLIKELY(pl_missed_n != 0) && pl_busy == 0)
+	pl_guard.busy--;
+	if (PL_UNLIKELY(pl_guard.missed_n != 0) && pl_guard.busy == 0)
+		pl_settle_missed();
+}
+
+/* pl_leave() for what pl_enter() began: busy is back to the 1 it set
+ * (every pl_hold() since, a signal handler's too, was paired), so it
+ * goes to 0 with a store instead of a decrement and a test of the result.
+ * Every hooked call on a followed fd ends with it. */
+static inline void pl_leave_entered(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pl_guard.busy = 0;
+	if (PL_UNLIKELY(pl_guard.missed_n != 0))
 		pl_settle_missed();
 }
 
@@ -675,7 +692,7 @@ void pl_ship_exit_now(void);
  * Async-signal-safe; preserves errno. */
 void pl_ship_before_exec(void);
 /* Fork (init.c): the prepare handler takes the buffer's lock unless this
- * thread is busy (pl_busy: a signal handler that interrupted the
+ * thread is busy (pl_guard.busy: a signal handler that interrupted the
  * preload's work forks, and this thread may hold the lock itself), and
  * keeps the thread busy until the parent's or child's handler; the
  * parent's releases the lock only when the prepare took it. Every holder
