@@ -1623,7 +1623,9 @@ ALWAYS_INLINE static inline void req_headers_done(struct ap_http_req *p, enum ap
 	}
 }
 
-/* A request ended: the next bytes are the next pipelined request's. */
+/* A request ended: the next bytes are the next pipelined request's.
+ * ap_http_req_end_bodyless() (ap_http.h) does the same inline. */
+_Static_assert(ST_PENDING == AP_HTTP_CORE_PENDING, "ap_http.h knows ST_PENDING");
 static void req_done(struct ap_http_req *p)
 {
 	memset(&p->core, 0, sizeof p->core);
@@ -1694,14 +1696,6 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
 	if (!buf || len == 0)
 		return 0;
 	return req_step_body(p, s, len, ev);
-}
-
-int ap_http_req_end_bodyless(struct ap_http_req *p)
-{
-	if (p->core.state != ST_PENDING)
-		return 0;
-	req_done(p);
-	return 1;
 }
 
 int ap_http_req_in_head(const struct ap_http_req *p)
