@@ -1869,7 +1869,8 @@ ALWAYS_INLINE static inline int status_fast(struct ap_http_resp *p,
 	if ((y & 0xf0f0f0ffu) || ((y + 0x06060600u) & 0xf0f0f000u) || !(y & 0x0f00u))
 		return 0;
 	p->version_minor = (uint8_t)(w >> 56 & 1);
-	p->status = (uint16_t)((y >> 8 & 0xf) * 100 + (y >> 16 & 0xf) * 10 + (y >> 24));
+	/* in Horner's form: 2 instructions fewer than the sum of products */
+	p->status = (uint16_t)(((y >> 8 & 0xf) * 10 + (y >> 16 & 0xf)) * 10 + (y >> 24));
 	p->core.sub = SL_AFTER;
 	return 1;
 }
@@ -2091,13 +2092,16 @@ NOINLINE static size_t resp_head(struct ap_http_resp *p, const unsigned char *s,
 	if (!lfs || s[12] != ' ' || !status_fast(p, s))
 		return feed_to_end_slow(p, (const char *)s, n, ev);
 	size_t i = ctz64(lfs) + 1; /* past the status line: its LF is the first */
-	*ev = AP_HTTP_NEED_MORE;
 	headers_begin(c);
-	i = block_end(s, lines_sse(c, s, i, n, 0, n < 64 ? n : 64, lfs & (lfs - 1)), n, ev);
-	if (*ev == AP_HTTP_NEED_MORE && i < n)
-		i += headers_slow(c, s + i, n - i, ev);
-	if (*ev != AP_HTTP_HEADERS_DONE)
+	/* the event in a local until the head is done: *ev is written once */
+	enum ap_http_ev e = AP_HTTP_NEED_MORE;
+	i = block_end(s, lines_sse(c, s, i, n, 0, n < 64 ? n : 64, lfs & (lfs - 1)), n, &e);
+	if (e == AP_HTTP_NEED_MORE && i < n)
+		i += headers_slow(c, s + i, n - i, &e);
+	if (e != AP_HTTP_HEADERS_DONE) {
+		*ev = e;
 		return i;
+	}
 	/* as resp_feed() would go on after HEADERS_DONE */
 	resp_headers_done(p);
 	*ev = AP_HTTP_NEED_MORE;
