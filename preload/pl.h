@@ -298,6 +298,22 @@ static inline int pl_fd_plain(int fd)
 	return (intptr_t)pl_fd_get(fd) > 0;
 }
 
+/* pl_fd_plain() that gives the address of fd's entry, NULL when it is not
+ * plain: the commonest hooks hand it to conn.c (pl_conn_recv() ...), which
+ * then need not look fd up again after the real call (a chunk once mapped
+ * stays: about 10 instructions a hooked call). */
+static inline struct pl_conn **pl_fd_plain_entry(int fd)
+{
+	if (PL_UNLIKELY((unsigned)fd >= PL_FD_CAP))
+		return NULL;
+	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[(unsigned)fd >> PL_FD_CHUNK_BITS],
+	                                         __ATOMIC_ACQUIRE);
+	if (PL_LIKELY(chunk == NULL))
+		return NULL;
+	struct pl_conn **slot = &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)];
+	return (intptr_t)__atomic_load_n(slot, __ATOMIC_ACQUIRE) > 0 ? slot : NULL;
+}
+
 /* Address of fd's entry, mapping its chunk when `create`; NULL when fd is
  * beyond the cap or the chunk cannot be mapped. */
 struct pl_conn **pl_fd_slot(int fd, int create);
@@ -353,14 +369,14 @@ ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r);
 /* The same for the commonest calls, making the real call too, so that
- * their hooks end in a tail call: for an fd pl_fd_get() found, each calls
- * the real function with the same arguments, feeds what it moved, and
- * returns its result with its errno. */
-ssize_t pl_conn_read(int fd, void *buf, size_t n);
-ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags);
-ssize_t pl_conn_write(int fd, const void *buf, size_t n);
-ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags);
-ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt);
+ * their hooks end in a tail call: for an fd whose entry pl_fd_plain_entry()
+ * found at `slot`, each calls the real function with the same arguments,
+ * feeds what it moved, and returns its result with its errno. */
+ssize_t pl_conn_read(int fd, void *buf, size_t n, struct pl_conn **slot);
+ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags, struct pl_conn **slot);
+ssize_t pl_conn_write(int fd, const void *buf, size_t n, struct pl_conn **slot);
+ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags, struct pl_conn **slot);
+ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt, struct pl_conn **slot);
 void pl_conn_on_sendfile(int fd, size_t n);
 /* The TLS library's calls on fd (any fd: one that is not an accepted
  * socket is left alone at the cost of one table look). `r` is what the
