@@ -176,7 +176,26 @@ enum ap_http_answers {
 	AP_HTTP_ANSWERS_HEAD = 1,
 	AP_HTTP_ANSWERS_CONNECT = 2,
 };
-void ap_http_resp_begin(struct ap_http_resp *p, int answers);
+/* Inline: once per response. AP_HTTP_CORE_ERROR is http.c's error state,
+ * which only init leaves: after an error we cannot know where the next
+ * response starts. */
+#define AP_HTTP_CORE_ERROR 10
+static inline void ap_http_resp_begin(struct ap_http_resp *p, int answers)
+{
+	if (p->core.state == AP_HTTP_CORE_ERROR)
+		return;
+	/* errbody past errbody_len is no result: left as it was */
+	p->status = 0;
+	p->version_minor = 0;
+	p->keep_alive = 0;
+	p->chunked = 0;
+	p->until_close = 0;
+	p->content_length = 0;
+	p->errbody_len = 0;
+	/* as given: every value but HEAD and CONNECT acts as OTHER */
+	p->head = (uint8_t)answers;
+	memset(&p->core, 0, sizeof p->core);
+}
 size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
                          enum ap_http_ev *ev);
 /* After AP_HTTP_MSG_DONE: 1 when the connection stops carrying HTTP after

@@ -1778,24 +1778,8 @@ void ap_http_resp_init(struct ap_http_resp *p)
 	memset(p, 0, sizeof *p);
 }
 
-/* Clears the previous response's results, but not an error: after one we
- * cannot know where the next response starts, so only init resets it. */
-void ap_http_resp_begin(struct ap_http_resp *p, int answers)
-{
-	if (p->core.state == ST_ERROR)
-		return;
-	/* errbody past errbody_len is no result: left as it was */
-	p->status = 0;
-	p->version_minor = 0;
-	p->keep_alive = 0;
-	p->chunked = 0;
-	p->until_close = 0;
-	p->content_length = 0;
-	p->errbody_len = 0;
-	/* as given: every value but HEAD and CONNECT acts as OTHER */
-	p->head = (uint8_t)answers;
-	memset(&p->core, 0, sizeof p->core);
-}
+/* ap_http_resp_begin() is inline in ap_http.h. */
+_Static_assert(ST_ERROR == AP_HTTP_CORE_ERROR, "ap_http.h knows ST_ERROR");
 
 /* One byte of `HTTP/1.d SP 3DIGIT [SP reason] CRLF`. The reason phrase goes
  * through find_lf() in resp_line(). Returns 0 if the byte cannot be there, 2
