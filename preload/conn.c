@@ -803,8 +803,9 @@ void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t ml
 	thread_adopt(fd, r->id, NULL);
 }
 
-/* The request line is complete: queue the request. */
-static void q_push(struct pl_conn *c)
+/* The request line is complete: queue the request. Inline in
+ * feed_request(): the call cost 6 instructions a request more. */
+static inline __attribute__((always_inline)) void q_push(struct pl_conn *c)
 {
 	if (PL_UNLIKELY(c->qcount == PL_PIPELINE)) {
 		/* Deeper pipelining than we follow: responses could no longer be
