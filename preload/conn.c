@@ -685,8 +685,11 @@ void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const
 	}
 }
 
-static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
-                 uint16_t extra_flags)
+/* r, of c (locked), ended at end_ns: its event. Inline in the response
+ * loop (and in conn_finish()): as a call it cost that loop 9 instructions
+ * a request more, its six register saves among them. */
+static inline __attribute__((always_inline)) void
+emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns, uint16_t extra_flags)
 {
 	request_ending(r, c);
 	uint16_t flags = (uint16_t)(r->flags | extra_flags);
