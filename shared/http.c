@@ -1436,18 +1436,20 @@ static int req_version(struct ap_http_req *p, const unsigned char *s)
 /*
  * The end of a request line from the SP at s[e] on, e < n: `SP HTTP/1.d
  * CRLF`, 11 bytes, whole in s[0..n)? Returns the version's minor digit
- * (0 or 1), or -1. 1.0 and 1.1 differ only in the low bit of byte 7 (see
- * status_fast()), so the version is one word.
+ * (0 or 1), or -1. Two words that overlap at the '.': ` HTTP/1.` and
+ * `.d CRLF`, where 1.0 and 1.1 differ only in the low bit of the digit
+ * (see status_fast()): 5 instructions fewer than the SP, the version
+ * word and CR and LF tested apart.
  */
 ALWAYS_INLINE static inline int req_line_end(const unsigned char *s, size_t e, size_t n)
 {
-	if (n - e < 11 || s[e] != ' ')
+	if (n - e < 11)
 		return -1;
-	const unsigned char *v = s + e + 1;
-	uint64_t w = load_le(v, 8);
-	if ((w | (uint64_t)1 << 56) != LITW("HTTP/1.1", 0) || v[8] != '\r' || v[9] != '\n')
+	uint64_t w = load_le(s + e, 8);
+	uint32_t v = (uint32_t)load_le(s + e + 7, 4);
+	if (w != LITW(" HTTP/1.", 0) || (v | 1u << 8) != (uint32_t)LITW(".1\r\n", 0))
 		return -1;
-	return (int)(w >> 56 & 1);
+	return (int)(v >> 8 & 1);
 }
 
 /* req_line_fast() below stores the method and a short target with two
