@@ -272,9 +272,10 @@ static inline int pl_conn_no_record(const struct pl_conn *e)
 
 extern struct pl_conn **pl_fdtab[PL_FD_TOP];
 
-/* The fast path: one bounds check and two loads. NULL when fd is not an
- * accepted socket we follow. */
-static inline struct pl_conn *pl_fd_get(int fd)
+/* Address of fd's entry when its chunk exists (no mapping), else NULL:
+ * one bounds check and one load. The chunk's absence is the likely case:
+ * every hooked call on any fd asks (pl_fd_get(), pl_fd_plain_entry()). */
+static inline struct pl_conn **pl_fd_entry(int fd)
 {
 	if (PL_UNLIKELY((unsigned)fd >= PL_FD_CAP))
 		return NULL;
@@ -282,7 +283,15 @@ static inline struct pl_conn *pl_fd_get(int fd)
 	                                         __ATOMIC_ACQUIRE);
 	if (PL_LIKELY(chunk == NULL))
 		return NULL;
-	return __atomic_load_n(&chunk[(unsigned)fd & (PL_FD_CHUNK - 1)], __ATOMIC_ACQUIRE);
+	return &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)];
+}
+
+/* The fast path: one bounds check and two loads. NULL when fd is not an
+ * accepted socket we follow. */
+static inline struct pl_conn *pl_fd_get(int fd)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	return slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
 }
 
 /* The read and write hooks' look-up: non-zero when fd's socket carries
@@ -304,29 +313,13 @@ static inline int pl_fd_plain(int fd)
  * stays: about 10 instructions a hooked call). */
 static inline struct pl_conn **pl_fd_plain_entry(int fd)
 {
-	if (PL_UNLIKELY((unsigned)fd >= PL_FD_CAP))
-		return NULL;
-	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[(unsigned)fd >> PL_FD_CHUNK_BITS],
-	                                         __ATOMIC_ACQUIRE);
-	if (PL_LIKELY(chunk == NULL))
-		return NULL;
-	struct pl_conn **slot = &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)];
-	return (intptr_t)__atomic_load_n(slot, __ATOMIC_ACQUIRE) > 0 ? slot : NULL;
+	struct pl_conn **slot = pl_fd_entry(fd);
+	return slot && (intptr_t)__atomic_load_n(slot, __ATOMIC_ACQUIRE) > 0 ? slot : NULL;
 }
 
 /* Address of fd's entry, mapping its chunk when `create`; NULL when fd is
  * beyond the cap or the chunk cannot be mapped. */
 struct pl_conn **pl_fd_slot(int fd, int create);
-
-/* Address of fd's entry when its chunk exists (no mapping). */
-static inline struct pl_conn **pl_fd_entry(int fd)
-{
-	if ((unsigned)fd >= PL_FD_CAP)
-		return NULL;
-	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[(unsigned)fd >> PL_FD_CHUNK_BITS],
-	                                         __ATOMIC_ACQUIRE);
-	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
-}
 
 /* Takes a connection from the pool (bounded: NULL when the preload's
  * connection budget is spent). It is returned locked; everything after the
