@@ -443,18 +443,14 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 
 /* Returns fd's connection followed `via`, locked; when the entry is idle
  * and `create`, attaches a new one. NULL when fd is not followed this way
- * (or the pool is spent, in which case fd stops being followed). `first`
- * and firstn: see conn_acquire_slow(). Inline for the usual case, a keep-alive
- * connection that already has its record: for VIA_SOCKET, one compare
- * as if there were no tags. */
+ * (or the pool is spent, in which case fd stops being followed). `slot`:
+ * fd's entry. `first` and firstn: see conn_acquire_slow(). Inline for the
+ * usual case, a keep-alive connection that already has its record: for
+ * VIA_SOCKET, one compare as if there were no tags. */
 static inline __attribute__((always_inline)) struct pl_conn *
-conn_acquire(int fd, int create, struct pl_conn ***slotp, conn_via via,
-             const unsigned char *first, size_t firstn)
+conn_acquire_at(struct pl_conn **slot, int fd, int create, conn_via via,
+                const unsigned char *first, size_t firstn)
 {
-	struct pl_conn **slot = pl_fd_entry(fd);
-	if (!slot)
-		return NULL;
-	*slotp = slot;
 	struct pl_conn *e = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	int followed = via == VIA_SOCKET ? (intptr_t)e > 1 : (uintptr_t)e > (uintptr_t)PL_CONN_TLS_IDLE;
 	if (PL_LIKELY(followed)) {
@@ -468,6 +464,18 @@ conn_acquire(int fd, int create, struct pl_conn ***slotp, conn_via via,
 		pl_conn_unlock(c);
 	}
 	return conn_acquire_slow(fd, create, slot, via, first, firstn);
+}
+
+/* conn_acquire_at() for fd's entry, looked up here; *slotp becomes it. */
+static inline __attribute__((always_inline)) struct pl_conn *
+conn_acquire(int fd, int create, struct pl_conn ***slotp, conn_via via,
+             const unsigned char *first, size_t firstn)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	if (!slot)
+		return NULL;
+	*slotp = slot;
+	return conn_acquire_at(slot, fd, create, via, first, firstn);
 }
 
 /* fd's connection, locked, as conn_acquire() finds it whichever way it
@@ -677,8 +685,11 @@ void pl_request_end(struct pl_pending *r, uint64_t end_ns, uint16_t extra, const
 	}
 }
 
-static void emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns,
-                 uint16_t extra_flags)
+/* r, of c (locked), ended at end_ns: its event. Inline in the response
+ * loop (and in conn_finish()): as a call it cost that loop 9 instructions
+ * a request more, its six register saves among them. */
+static inline __attribute__((always_inline)) void
+emit(struct pl_conn *c, struct pl_pending *r, uint64_t end_ns, uint16_t extra_flags)
 {
 	request_ending(r, c);
 	uint16_t flags = (uint16_t)(r->flags | extra_flags);
@@ -793,10 +804,14 @@ void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t ml
 {
 	request_fill(r, method, mlen, target, tlen, truncated);
 	thread_adopt(fd, r->id, NULL);
+	/* an inherited HTTP/2 or FastCGI connection's first request (crash.c) */
+	if (PL_UNLIKELY(__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED)))
+		pl_crash_install();
 }
 
-/* The request line is complete: queue the request. */
-static void q_push(struct pl_conn *c)
+/* The request line is complete: queue the request. Inline in
+ * feed_request(): the call cost 6 instructions a request more. */
+static inline __attribute__((always_inline)) void q_push(struct pl_conn *c)
 {
 	if (PL_UNLIKELY(c->qcount == PL_PIPELINE)) {
 		/* Deeper pipelining than we follow: responses could no longer be
@@ -1028,15 +1043,23 @@ void pl_conn_forget(int fd)
 		conn_drop_ref(c, fd);
 }
 
+/* The bytes of a read on fd, whose entry is at `slot`. */
 static inline __attribute__((always_inline)) void
-on_read(int fd, const void *buf, size_t n, conn_via via)
+on_read_at(struct pl_conn **slot, int fd, const void *buf, size_t n, conn_via via)
 {
-	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 1, &slot, via, buf, n);
+	struct pl_conn *c = conn_acquire_at(slot, fd, 1, via, buf, n);
 	if (!c)
 		return;
 	feed_request(c, buf, n);
 	conn_put(slot, c, via);
+}
+
+static inline __attribute__((always_inline)) void
+on_read(int fd, const void *buf, size_t n, conn_via via)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	if (slot)
+		on_read_at(slot, fd, buf, n, via);
 }
 
 /* The rest of a socket read after its PROXY protocol header
@@ -1088,11 +1111,11 @@ static void stop_following(struct pl_conn **slot, struct pl_conn *c, conn_via vi
 		pl_conn_unlock(c);
 }
 
+/* The bytes of a write on fd, whose entry is at `slot`. */
 static inline __attribute__((always_inline)) void
-on_write(int fd, const void *buf, size_t n, conn_via via)
+on_write_at(struct pl_conn **slot, int fd, const void *buf, size_t n, conn_via via)
 {
-	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot, via, NULL, 0);
+	struct pl_conn *c = conn_acquire_at(slot, fd, 0, via, NULL, 0);
 	if (!c)
 		return;
 	if (feed_response(c, buf, n) < 0)
@@ -1102,10 +1125,17 @@ on_write(int fd, const void *buf, size_t n, conn_via via)
 }
 
 static inline __attribute__((always_inline)) void
-on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
+on_write(int fd, const void *buf, size_t n, conn_via via)
 {
-	struct pl_conn **slot;
-	struct pl_conn *c = conn_acquire(fd, 0, &slot, VIA_SOCKET, NULL, 0);
+	struct pl_conn **slot = pl_fd_entry(fd);
+	if (slot)
+		on_write_at(slot, fd, buf, n, via);
+}
+
+static inline __attribute__((always_inline)) void
+on_writev_at(struct pl_conn **slot, int fd, const struct iovec *iov, int iovcnt, size_t n)
+{
+	struct pl_conn *c = conn_acquire_at(slot, fd, 0, VIA_SOCKET, NULL, 0);
 	if (!c)
 		return;
 	/* n > 0 bytes moved, so iovcnt > 0; the loop ends by n unless the host
@@ -1135,7 +1165,7 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 			int saved_ = errno; \
 			if (PL_LIKELY(pl_enter())) { \
 				work; \
-				pl_leave(); \
+				pl_leave_entered(); \
 			} else { \
 				pl_missed(fd); \
 			} \
@@ -1144,26 +1174,9 @@ on_writev(int fd, const struct iovec *iov, int iovcnt, size_t n)
 		return (r); \
 	} while (0)
 
-static inline __attribute__((always_inline)) ssize_t fed_read(int fd, const void *buf, ssize_t r)
-{
-	FEED_MOVED(r, fd, on_read(fd, buf, (size_t)r, VIA_SOCKET));
-}
-
-static inline __attribute__((always_inline)) ssize_t
-fed_write(int fd, const void *buf, ssize_t r)
-{
-	FEED_MOVED(r, fd, on_write(fd, buf, (size_t)r, VIA_SOCKET));
-}
-
-static inline __attribute__((always_inline)) ssize_t
-fed_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
-{
-	FEED_MOVED(r, fd, on_writev(fd, iov, iovcnt, (size_t)r));
-}
-
 ssize_t pl_conn_on_read(int fd, const void *buf, ssize_t r)
 {
-	return fed_read(fd, buf, r);
+	FEED_MOVED(r, fd, on_read(fd, buf, (size_t)r, VIA_SOCKET));
 }
 
 ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
@@ -1173,12 +1186,15 @@ ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 
 ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r)
 {
-	return fed_write(fd, buf, r);
+	FEED_MOVED(r, fd, on_write(fd, buf, (size_t)r, VIA_SOCKET));
 }
 
 ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 {
-	return fed_writev(fd, iov, iovcnt, r);
+	struct pl_conn **slot = pl_fd_entry(fd);
+	if (!slot)
+		return r;
+	FEED_MOVED(r, fd, on_writev_at(slot, fd, iov, iovcnt, (size_t)r));
 }
 
 /* The calls servers make most, made here rather than in the hook: the
@@ -1186,29 +1202,42 @@ ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r
  * this frame's registers instead of the hook's stack. pl_real is resolved:
  * fd was accepted through our accept hook, which resolved every pointer
  * first. */
-ssize_t pl_conn_read(int fd, void *buf, size_t n)
+static inline __attribute__((always_inline)) ssize_t
+fed_read(struct pl_conn **slot, int fd, const void *buf, ssize_t r)
 {
-	return fed_read(fd, buf, pl_real.read(fd, buf, n));
+	FEED_MOVED(r, fd, on_read_at(slot, fd, buf, (size_t)r, VIA_SOCKET));
 }
 
-ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags)
+static inline __attribute__((always_inline)) ssize_t
+fed_write(struct pl_conn **slot, int fd, const void *buf, ssize_t r)
 {
-	return fed_read(fd, buf, pl_real.recv(fd, buf, n, flags));
+	FEED_MOVED(r, fd, on_write_at(slot, fd, buf, (size_t)r, VIA_SOCKET));
 }
 
-ssize_t pl_conn_write(int fd, const void *buf, size_t n)
+ssize_t pl_conn_read(int fd, void *buf, size_t n, struct pl_conn **slot)
 {
-	return fed_write(fd, buf, pl_real.write(fd, buf, n));
+	return fed_read(slot, fd, buf, pl_real.read(fd, buf, n));
 }
 
-ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags)
+ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags, struct pl_conn **slot)
 {
-	return fed_write(fd, buf, pl_real.send(fd, buf, n, flags));
+	return fed_read(slot, fd, buf, pl_real.recv(fd, buf, n, flags));
 }
 
-ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt)
+ssize_t pl_conn_write(int fd, const void *buf, size_t n, struct pl_conn **slot)
 {
-	return fed_writev(fd, iov, iovcnt, pl_real.writev(fd, iov, iovcnt));
+	return fed_write(slot, fd, buf, pl_real.write(fd, buf, n));
+}
+
+ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags, struct pl_conn **slot)
+{
+	return fed_write(slot, fd, buf, pl_real.send(fd, buf, n, flags));
+}
+
+ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt, struct pl_conn **slot)
+{
+	ssize_t r = pl_real.writev(fd, iov, iovcnt);
+	FEED_MOVED(r, fd, on_writev_at(slot, fd, iov, iovcnt, (size_t)r));
 }
 
 /* sendfile() bytes are body bytes we never see: the parser only counts
@@ -1516,7 +1545,7 @@ static int crash_record(const struct pl_pending *p, uint64_t end_ns, uint16_t fl
 	if (out)
 		pl_ship_commit(ap_wire_put_request(out, need, &ev));
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
+	pl_guard.busy--;
 	return done;
 }
 

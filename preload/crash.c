@@ -6,7 +6,7 @@
  * Installed when the process first accepts a connection (pl_fd_slot()
  * making the fd table's first chunk), not by the constructor (for a
  * connection inherited across exec, which the constructor follows: at its
- * first request, conn.c), and only
+ * first request, HTTP/1, HTTP/2 or FastCGI, conn.c), and only
  * where the disposition is then the default one: runtimes such as V8 and
  * the JVM use SIGSEGV for normal operation and install their own handlers
  * at startup, before they serve. Had ours been there, they would keep it
@@ -439,18 +439,58 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
+/* 1 while the constructor follows inherited connections (single-threaded:
+ * no thread of the host's exists yet). */
+static int held;
+int pl_crash_pending;
+
+/* The install: not yet, under way (from the first sigaction to the last,
+ * a few microseconds on the installing thread), done. Atomic: two threads
+ * may accept at once. */
+enum { INSTALL_NONE, INSTALL_BUSY, INSTALL_DONE };
+static int install_state;
+
+/* Our handler where the disposition is the default. Only sigaction:
+ * async-signal-safe, for a fork child of a threaded process. Ours, where
+ * a previous call put it, is left as it is (SA_SIGINFO), so that calling
+ * this again finishes an install cut short. */
+static void install_handlers(void)
+{
+	for (unsigned i = 0; i < NSIGS; i++) {
+		struct sigaction old;
+		if (sigaction(crash_sigs[i], NULL, &old) != 0)
+			continue;
+		if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+			continue; /* the host's (or ignored, or ours): leave it */
+		crash_prev[i] = old;
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = on_crash;
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		sigaction(crash_sigs[i], &sa, NULL);
+	}
+}
+
 void pl_crash_atfork_child(void)
 {
 	/* A fork while another thread was reporting a crash: that thread is
 	 * not in the child, whose crashes are its own to report. */
 	crash_tid = 0;
 	crash_done = 0;
+	/* A fork while another thread was installing the handlers: that
+	 * thread is not in the child either, which would keep only those it
+	 * had put in so far. Its parent ends up with all of them, and so
+	 * does the child. (pl_fd_slot() installs before the fd table's first
+	 * chunk is seen: a child with a chunk never has an install still to
+	 * come, but one pending for a first request.) */
+	if (__atomic_load_n(&install_state, __ATOMIC_RELAXED) == INSTALL_BUSY) {
+		int saved = errno;
+		install_handlers();
+		__atomic_store_n(&install_state, INSTALL_DONE, __ATOMIC_RELAXED);
+		errno = saved;
+	}
 }
-
-/* 1 while the constructor follows inherited connections (single-threaded:
- * no thread of the host's exists yet). */
-static int held;
-int pl_crash_pending;
 
 void pl_crash_hold(int on)
 {
@@ -465,27 +505,14 @@ void pl_crash_install(void)
 	}
 	if (__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED))
 		__atomic_store_n(&pl_crash_pending, 0, __ATOMIC_RELAXED);
-	static int installed; /* atomic: two threads may accept at once */
-	int expect = 0;
-	if (__atomic_load_n(&installed, __ATOMIC_RELAXED) ||
-	    !__atomic_compare_exchange_n(&installed, &expect, 1, 0, __ATOMIC_ACQ_REL,
-	                                 __ATOMIC_RELAXED))
+	int expect = INSTALL_NONE;
+	if (__atomic_load_n(&install_state, __ATOMIC_RELAXED) != INSTALL_NONE ||
+	    !__atomic_compare_exchange_n(&install_state, &expect, INSTALL_BUSY, 0,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		return;
 	int saved = errno;
-	for (unsigned i = 0; i < NSIGS; i++) {
-		struct sigaction old;
-		if (sigaction(crash_sigs[i], NULL, &old) != 0)
-			continue;
-		if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
-			continue; /* the host's (or ignored): leave it */
-		crash_prev[i] = old;
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_sigaction = on_crash;
-		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-		sigemptyset(&sa.sa_mask);
-		sigaction(crash_sigs[i], &sa, NULL);
-	}
+	install_handlers();
+	__atomic_store_n(&install_state, INSTALL_DONE, __ATOMIC_RELEASE);
 	pl_debug("crash handler installed where the disposition was the default");
 	errno = saved;
 }

@@ -35,6 +35,11 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 	unsigned top = (unsigned)fd >> PL_FD_CHUNK_BITS;
 	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[top], __ATOMIC_ACQUIRE);
 	if (!chunk && create) {
+		/* The process serves: now, after the runtimes it hosts installed
+		 * their handlers (crash.c says why not sooner), and before the
+		 * chunk is seen: a fork child of another thread then finds the
+		 * install under way (or done), never still to come. */
+		pl_crash_install();
 		pl_spin_lock(&table_lock);
 		chunk = pl_fdtab[top];
 		if (!chunk) {
@@ -46,9 +51,6 @@ struct pl_conn **pl_fd_slot(int fd, int create)
 			}
 		}
 		pl_spin_unlock(&table_lock);
-		/* The process serves: now, after the runtimes it hosts installed
-		 * their handlers (crash.c says why not sooner). */
-		pl_crash_install();
 	}
 	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
 }

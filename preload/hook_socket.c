@@ -11,8 +11,9 @@
  * moved (its return value, never the buffer size) to the connection, restore
  * errno, return the real result. The commonest calls (read, recv, write,
  * send, writev) look the fd up first and, for an accepted socket, hand the
- * whole call to conn.c (pl_conn_recv ...) in a tail call; the real pointer
- * is resolved then, since the fd came through our accept hook.
+ * whole call to conn.c (pl_conn_recv ...) in a tail call, with the address
+ * of the fd's entry, which conn.c then does not look up again; the real
+ * pointer is resolved then, since the fd came through our accept hook.
  *
  * Descriptors stop being followed before the real call that frees their
  * number (close, dup2/dup3 onto them, close_range, syscall(SYS_close)):
@@ -53,16 +54,15 @@
 
 /* ---- hooks called inside the preload's work (signal handlers) ---- */
 
-__thread unsigned pl_busy;
-__thread unsigned pl_missed_n;
+__thread struct pl_guard pl_guard;
 static __thread int missed_fd[PL_MISSED_MAX];
 
 void pl_missed(int fd)
 {
-	unsigned n = pl_missed_n;
+	unsigned n = pl_guard.missed_n;
 	if (n < PL_MISSED_MAX) {
 		missed_fd[n] = fd;
-		pl_missed_n = n + 1;
+		pl_guard.missed_n = n + 1;
 	}
 }
 
@@ -72,16 +72,16 @@ PL_COLD void pl_settle_missed(void)
 	 * One arriving between the loop's end and the reset is lost (the
 	 * connection may then be misread; the host is unaffected). */
 	pl_hold();
-	for (unsigned i = 0; i < pl_missed_n; i++) {
+	for (unsigned i = 0; i < pl_guard.missed_n; i++) {
 		int fd = missed_fd[i];
 		if (pl_fd_get(fd)) {
 			pl_conn_stop(fd);
 			pl_ship_count_untracked();
 		}
 	}
-	pl_missed_n = 0;
+	pl_guard.missed_n = 0;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
+	pl_guard.busy--;
 }
 
 /* ---- accept ---- */
@@ -126,8 +126,9 @@ EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	if (PL_UNLIKELY(pl_fd_plain(fd)))
-		return pl_conn_read(fd, buf, n);
+	struct pl_conn **slot = pl_fd_plain_entry(fd);
+	if (PL_UNLIKELY(slot != NULL))
+		return pl_conn_read(fd, buf, n, slot);
 	ENSURE(read);
 	return pl_real.read(fd, buf, n);
 }
@@ -159,8 +160,9 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 #define NOT_FED (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE | MSG_OOB)
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	if (PL_UNLIKELY(pl_fd_plain(fd)) && !(flags & NOT_FED))
-		return pl_conn_recv(fd, buf, n, flags);
+	struct pl_conn **slot = pl_fd_plain_entry(fd);
+	if (PL_UNLIKELY(slot != NULL) && !(flags & NOT_FED))
+		return pl_conn_recv(fd, buf, n, flags, slot);
 	ENSURE(recv);
 	return pl_real.recv(fd, buf, n, flags);
 }
@@ -256,24 +258,27 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (PL_UNLIKELY(pl_fd_plain(fd)))
-		return pl_conn_write(fd, buf, n);
+	struct pl_conn **slot = pl_fd_plain_entry(fd);
+	if (PL_UNLIKELY(slot != NULL))
+		return pl_conn_write(fd, buf, n, slot);
 	ENSURE(write);
 	return pl_real.write(fd, buf, n);
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-	if (PL_UNLIKELY(pl_fd_plain(fd)))
-		return pl_conn_writev(fd, iov, cnt);
+	struct pl_conn **slot = pl_fd_plain_entry(fd);
+	if (PL_UNLIKELY(slot != NULL))
+		return pl_conn_writev(fd, iov, cnt, slot);
 	ENSURE(writev);
 	return pl_real.writev(fd, iov, cnt);
 }
 
 EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	if (PL_UNLIKELY(pl_fd_plain(fd)))
-		return pl_conn_send(fd, buf, n, flags);
+	struct pl_conn **slot = pl_fd_plain_entry(fd);
+	if (PL_UNLIKELY(slot != NULL))
+		return pl_conn_send(fd, buf, n, flags, slot);
 	ENSURE(send);
 	return pl_real.send(fd, buf, n, flags);
 }

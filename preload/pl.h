@@ -170,10 +170,10 @@ int pl_borrowed_memory(void);
  * may call them on an accepted socket while the thread it interrupted is
  * inside the preload's own work, holding that connection's lock or the
  * event buffer's: taking it again would spin forever, and the host would
- * hang. pl_busy (initial-exec TLS) counts the preload's work in progress
- * on this thread. A socket hook on a followed fd enters with pl_enter(),
- * which refuses when the thread is already busy: that call is then only
- * made, not observed, and its fd is noted with pl_missed(). When the
+ * hang. pl_guard.busy (initial-exec TLS) counts the preload's work in
+ * progress on this thread. A socket hook on a followed fd enters with
+ * pl_enter(), which refuses when the thread is already busy: that call is
+ * then only made, not observed, and its fd is noted with pl_missed(). When the
  * outermost work ends (pl_leave()), every noted fd stops being followed
  * (its bytes went unseen; counted as an untracked connection). Best
  * effort: at most PL_MISSED_MAX fds are noted per interruption. The
@@ -181,8 +181,13 @@ int pl_borrowed_memory(void);
  * the busy window; they cost no instruction.
  */
 #define PL_MISSED_MAX 4
-extern __thread unsigned pl_busy;
-extern __thread unsigned pl_missed_n;
+/* busy: the work in progress; missed_n: the fds noted. One variable, so
+ * that pl_leave() finds both from one TLS offset. */
+struct pl_guard {
+	unsigned busy;
+	unsigned missed_n;
+};
+extern __thread struct pl_guard pl_guard;
 /* Notes fd (async-signal-safe). */
 void pl_missed(int fd);
 /* Stops following the noted fds (pl_leave() only). */
@@ -193,9 +198,9 @@ void pl_settle_missed(void);
  * pl_missed(). Inline: every observed call on a followed fd asks. */
 static inline int pl_enter(void)
 {
-	if (PL_UNLIKELY(pl_busy != 0))
+	if (PL_UNLIKELY(pl_guard.busy != 0))
 		return 0;
-	pl_busy = 1;
+	pl_guard.busy = 1;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return 1;
 }
@@ -205,7 +210,7 @@ static inline int pl_enter(void)
  * the thread busy without asking. Pair with pl_leave(). */
 static inline void pl_hold(void)
 {
-	pl_busy++;
+	pl_guard.busy++;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -214,8 +219,20 @@ static inline void pl_hold(void)
 static inline void pl_leave(void)
 {
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
-	if (PL_UNLIKELY(pl_missed_n != 0) && pl_busy == 0)
+	pl_guard.busy--;
+	if (PL_UNLIKELY(pl_guard.missed_n != 0) && pl_guard.busy == 0)
+		pl_settle_missed();
+}
+
+/* pl_leave() for what pl_enter() began: busy is back to the 1 it set
+ * (every pl_hold() since, a signal handler's too, was paired), so it
+ * goes to 0 with a store instead of a decrement and a test of the result.
+ * Every hooked call on a followed fd ends with it. */
+static inline void pl_leave_entered(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pl_guard.busy = 0;
+	if (PL_UNLIKELY(pl_guard.missed_n != 0))
 		pl_settle_missed();
 }
 
@@ -261,9 +278,10 @@ static inline int pl_conn_no_record(const struct pl_conn *e)
 
 extern struct pl_conn **pl_fdtab[PL_FD_TOP];
 
-/* The fast path: one bounds check and two loads. NULL when fd is not an
- * accepted socket we follow. */
-static inline struct pl_conn *pl_fd_get(int fd)
+/* Address of fd's entry when its chunk exists (no mapping), else NULL:
+ * one bounds check and one load. The chunk's absence is the likely case:
+ * every hooked call on any fd asks (pl_fd_get(), pl_fd_plain_entry()). */
+static inline struct pl_conn **pl_fd_entry(int fd)
 {
 	if (PL_UNLIKELY((unsigned)fd >= PL_FD_CAP))
 		return NULL;
@@ -271,7 +289,15 @@ static inline struct pl_conn *pl_fd_get(int fd)
 	                                         __ATOMIC_ACQUIRE);
 	if (PL_LIKELY(chunk == NULL))
 		return NULL;
-	return __atomic_load_n(&chunk[(unsigned)fd & (PL_FD_CHUNK - 1)], __ATOMIC_ACQUIRE);
+	return &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)];
+}
+
+/* The fast path: one bounds check and two loads. NULL when fd is not an
+ * accepted socket we follow. */
+static inline struct pl_conn *pl_fd_get(int fd)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	return slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
 }
 
 /* The read and write hooks' look-up: non-zero when fd's socket carries
@@ -287,19 +313,19 @@ static inline int pl_fd_plain(int fd)
 	return (intptr_t)pl_fd_get(fd) > 0;
 }
 
+/* pl_fd_plain() that gives the address of fd's entry, NULL when it is not
+ * plain: the commonest hooks hand it to conn.c (pl_conn_recv() ...), which
+ * then need not look fd up again after the real call (a chunk once mapped
+ * stays: about 10 instructions a hooked call). */
+static inline struct pl_conn **pl_fd_plain_entry(int fd)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	return slot && (intptr_t)__atomic_load_n(slot, __ATOMIC_ACQUIRE) > 0 ? slot : NULL;
+}
+
 /* Address of fd's entry, mapping its chunk when `create`; NULL when fd is
  * beyond the cap or the chunk cannot be mapped. */
 struct pl_conn **pl_fd_slot(int fd, int create);
-
-/* Address of fd's entry when its chunk exists (no mapping). */
-static inline struct pl_conn **pl_fd_entry(int fd)
-{
-	if ((unsigned)fd >= PL_FD_CAP)
-		return NULL;
-	struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[(unsigned)fd >> PL_FD_CHUNK_BITS],
-	                                         __ATOMIC_ACQUIRE);
-	return chunk ? &chunk[(unsigned)fd & (PL_FD_CHUNK - 1)] : NULL;
-}
 
 /* Takes a connection from the pool (bounded: NULL when the preload's
  * connection budget is spent). It is returned locked; everything after the
@@ -342,14 +368,14 @@ ssize_t pl_conn_on_readv(int fd, const struct iovec *iov, int iovcnt, ssize_t r)
 ssize_t pl_conn_on_write(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_writev(int fd, const struct iovec *iov, int iovcnt, ssize_t r);
 /* The same for the commonest calls, making the real call too, so that
- * their hooks end in a tail call: for an fd pl_fd_get() found, each calls
- * the real function with the same arguments, feeds what it moved, and
- * returns its result with its errno. */
-ssize_t pl_conn_read(int fd, void *buf, size_t n);
-ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags);
-ssize_t pl_conn_write(int fd, const void *buf, size_t n);
-ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags);
-ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt);
+ * their hooks end in a tail call: for an fd whose entry pl_fd_plain_entry()
+ * found at `slot`, each calls the real function with the same arguments,
+ * feeds what it moved, and returns its result with its errno. */
+ssize_t pl_conn_read(int fd, void *buf, size_t n, struct pl_conn **slot);
+ssize_t pl_conn_recv(int fd, void *buf, size_t n, int flags, struct pl_conn **slot);
+ssize_t pl_conn_write(int fd, const void *buf, size_t n, struct pl_conn **slot);
+ssize_t pl_conn_send(int fd, const void *buf, size_t n, int flags, struct pl_conn **slot);
+ssize_t pl_conn_writev(int fd, const struct iovec *iov, int iovcnt, struct pl_conn **slot);
 void pl_conn_on_sendfile(int fd, size_t n);
 /* The TLS library's calls on fd (any fd: one that is not an accepted
  * socket is left alone at the cost of one table look). `r` is what the
@@ -413,7 +439,8 @@ struct pl_pending {
  * bytes: whole blocks are read) with its query string dropped unless
  * APIPROF_CAPTURE_QUERY_STRING=1, status 0; it is in flight on this
  * thread for SQL attribution. start_ns, bytes_in and bytes_out are the
- * caller's. */
+ * caller's. The HTTP/2 and FastCGI request start: it installs a pending
+ * crash handler (pl_crash_pending), as an HTTP/1 request's start does. */
 void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t mlen,
                      const char *target, size_t tlen, int truncated);
 /* r ended at end_ns: its event goes to the buffer (flags: r->flags and
@@ -551,16 +578,21 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 /* Installs the crash handler for SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
  * SIGILL where their disposition is the default one. Once per process
  * image (later calls return at once; errno kept), when the fd table gets
- * its first chunk: the process's first accepted connection. Between
+ * its first chunk (just before it is published): the process's first
+ * accepted connection. Between
  * pl_crash_hold(1) and pl_crash_hold(0) (the constructor, following
  * inherited connections before the runtime the process hosts installed
  * its own handlers) a call only sets pl_crash_pending (atomic), and a
- * request's start (conn.c) calls it again while that is set. */
+ * request's start (conn.c: HTTP/1, HTTP/2 or FastCGI) calls it again
+ * while that is set. */
 void pl_crash_install(void);
 void pl_crash_hold(int on);
 extern int pl_crash_pending;
 
-/* Forgets, in a fork child, a crash of the parent being reported. */
+/* Forgets, in a fork child, a crash of the parent being reported, and
+ * finishes an install another thread of the parent was making.
+ * Async-signal-safe (sigaction only), as in the child of a threaded
+ * process. */
 void pl_crash_atfork_child(void);
 
 /* ---- SQL capture common to the client-library hooks (sqlcap.c) ---- */
@@ -681,7 +713,7 @@ void pl_ship_exit_now(void);
  * Async-signal-safe; preserves errno. */
 void pl_ship_before_exec(void);
 /* Fork (init.c): the prepare handler takes the buffer's lock unless this
- * thread is busy (pl_busy: a signal handler that interrupted the
+ * thread is busy (pl_guard.busy: a signal handler that interrupted the
  * preload's work forks, and this thread may hold the lock itself), and
  * keeps the thread busy until the parent's or child's handler; the
  * parent's releases the lock only when the prepare took it. Every holder

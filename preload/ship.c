@@ -634,7 +634,7 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	}
 	if (!locked) {
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		pl_busy--;
+		pl_guard.busy--;
 		errno = saved;
 		return;
 	}
@@ -649,7 +649,7 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	ship.closed = 1;
 	pl_spin_unlock(&ship.lock);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
+	pl_guard.busy--;
 	int sock = pl_real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0) {
 		errno = saved;
@@ -784,17 +784,17 @@ void pl_ship_before_exec(void)
 
 /*
  * The fork handlers. On a host thread, the buffer's lock is held only
- * inside the preload's work (pl_busy: pl_enter() in the hooks and the
+ * inside the preload's work (pl_guard.busy: pl_enter() in the hooks and the
  * exec flush, pl_hold() in the SQL capture, the crash handler's append
  * and the exit flush; the shipper thread blocks every signal). A fork
  * from a signal handler that interrupted that work may come while its own
  * thread holds the lock, which it would wait for forever: such a fork
- * (pl_busy set) takes no lock. The child starts afresh without it (and
+ * (pl_guard.busy set) takes no lock. The child starts afresh without it (and
  * again when it starts shipping: map_buffer), and the parent's
  * interrupted append goes on when the handler returns, the lock still its
  * own. Otherwise the lock is taken, so that no thread is inside an append
  * at the fork. As libcopy.c's dl_walk_depth does for its lock, but with
- * no mark of the holder's own: pl_busy is set anyway, and the appends
+ * no mark of the holder's own: pl_guard.busy is set anyway, and the appends
  * stay as they were.
  *
  * The thread is busy from here to the parent's or the child's handler: a
@@ -806,14 +806,14 @@ void pl_ship_before_exec(void)
  */
 void pl_ship_atfork_prepare(void)
 {
-	if (pl_busy == 0)
+	if (pl_guard.busy == 0)
 		pl_spin_lock(&ship.lock);
 	pl_hold();
 }
 
 void pl_ship_atfork_parent(void)
 {
-	if (pl_busy == 1)
+	if (pl_guard.busy == 1)
 		pl_spin_unlock(&ship.lock);
 	pl_leave();
 }
@@ -831,5 +831,5 @@ void pl_ship_atfork_child(void)
 	 * by the thread's next pl_leave() (not here: the other modules' locks
 	 * are not all reset yet). */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pl_busy--;
+	pl_guard.busy--;
 }

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define AP_HTTP_METHOD_MAX 16   /* longest method kept, including the NUL */
 #define AP_HTTP_TARGET_MAX 512  /* longest request target kept, incl. NUL */
@@ -99,8 +100,18 @@ size_t ap_http_req_feed(struct ap_http_req *p, const char *buf, size_t len,
 /* Right after AP_HTTP_HEADERS_DONE: when the request has no body, ends it
  * as the next feed's MSG_DONE would and returns 1 (the parser is ready for
  * the next request, and that MSG_DONE does not come); else 0, changing
- * nothing. Saves a feed call for each bodyless request. */
-int ap_http_req_end_bodyless(struct ap_http_req *p);
+ * nothing. Saves a feed call for each bodyless request. Inline (nearly
+ * every request asks): AP_HTTP_CORE_PENDING is http.c's state of a
+ * bodyless request whose MSG_DONE is due, and zeroing the core is what
+ * the next feed would do. */
+#define AP_HTTP_CORE_PENDING 2
+static inline int ap_http_req_end_bodyless(struct ap_http_req *p)
+{
+	if (p->core.state != AP_HTTP_CORE_PENDING)
+		return 0;
+	memset(&p->core, 0, sizeof p->core);
+	return 1;
+}
 /* 1 between a request's START_LINE and its HEADERS_DONE: its head is not
  * complete yet; also after an ERROR in it (a header refused, a framing
  * header that cannot be followed), the head then never completing. */
@@ -165,7 +176,26 @@ enum ap_http_answers {
 	AP_HTTP_ANSWERS_HEAD = 1,
 	AP_HTTP_ANSWERS_CONNECT = 2,
 };
-void ap_http_resp_begin(struct ap_http_resp *p, int answers);
+/* Inline: once per response. AP_HTTP_CORE_ERROR is http.c's error state,
+ * which only init leaves: after an error we cannot know where the next
+ * response starts. */
+#define AP_HTTP_CORE_ERROR 10
+static inline void ap_http_resp_begin(struct ap_http_resp *p, int answers)
+{
+	if (p->core.state == AP_HTTP_CORE_ERROR)
+		return;
+	/* errbody past errbody_len is no result: left as it was */
+	p->status = 0;
+	p->version_minor = 0;
+	p->keep_alive = 0;
+	p->chunked = 0;
+	p->until_close = 0;
+	p->content_length = 0;
+	p->errbody_len = 0;
+	/* as given: every value but HEAD and CONNECT acts as OTHER */
+	p->head = (uint8_t)answers;
+	memset(&p->core, 0, sizeof p->core);
+}
 size_t ap_http_resp_feed(struct ap_http_resp *p, const char *buf, size_t len,
                          enum ap_http_ev *ev);
 /* After AP_HTTP_MSG_DONE: 1 when the connection stops carrying HTTP after

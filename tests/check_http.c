@@ -981,6 +981,12 @@ static const struct hcase fast_req[] = {
 		SEG("\r\n", "H:ka cl=0;D"),
 		SEG("GE_T / HTTP/1.1\r\n", "S:GE_T / 1.1"),
 		SEG("\r\n", "H:ka cl=0;D") } },
+	{ "blank line astride the header loop's 64-byte window", NULL, {
+		/* its CR the window's last byte (the window starts after the
+		 * request line), its LF the next window's first */
+		SEG(GET_HDR, GET_S),
+		SEG("Host: x\r\nX-Pad: 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI\r\n\r\n",
+		    "H:ka cl=0;D") } },
 	{ "CR inside a name", NULL, {
 		SEG(GET_HDR, GET_S),
 		SEG("Host: x\r\nContent\rLength: 5\r\n\r\n", "E") } },
@@ -1028,6 +1034,17 @@ static const struct hcase fast_resp[] = {
 		SEG("HTTP/1.1 200 Fine, Thanks For Asking\r\n", "S:200 1.1"),
 		SEG("Transfer-Encoding: CHUNKED\r\n\r\n", "H:ka ch"),
 		SEG("2\r\nok\r\n0\r\n\r\n", "D") } },
+	{ "blank line astride the first and the second 64-byte windows", "00", {
+		/* from each response's first byte (a read starting there, as
+		 * every_split() makes one): CR at 63, LF at 64; then CR at
+		 * 127, LF at 128 */
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 2\r\nX-Pad: 0123456789abcdefgh\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D"),
+		SEG("HTTP/1.1 200 OK\r\n", "S:200 1.1"),
+		SEG("Content-Length: 2\r\nX-Pad-One: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+		    "X-Pad-Two: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n", "H:ka cl=2"),
+		SEG("ok", "D") } },
 	{ "short replies back to back", "000", {
 		SEG("HTTP/1.1 204 No Content\r\n", "S:204 1.1"),
 		SEG("\r\n", "H:ka cl=0;D"),

@@ -29,7 +29,9 @@
 #    JVM does, never finds ours as its previous handler: its own fatal
 #    error path (HotSpot's hs_err report, then abort()) runs as without us,
 #    and the abort() is reported;
-#  - a connection the server closes without answering is an `aborted` row.
+#  - a connection the server closes without answering is an `aborted` row;
+#  - the child of a fork made by another thread while the handlers are
+#    being installed catches the same signals as its parent.
 . "$(dirname "$0")/lib.sh"
 
 AP_CRASH_SERVER=$AP_BUILDDIR/tests/servers/crash_server
@@ -346,6 +348,26 @@ wait_error "$BASE_SERVICE-drop" aborted
 ap_assert_eq "aborted row" \
 	"$(errors_of "$BASE_SERVICE-drop" | jq -r 'select(.type == "aborted") | "\(.method) \(.route) \(.count)"')" \
 	"GET /drop 1"
+ap_stop_pid "$AP_SERVER_PID"
+
+# 6. A fork in another thread while the handlers go in (the few
+#    microseconds from the first sigaction to the last):
+#    tests/servers/forkinstall.so forks from a thread of its own just
+#    before SIGABRT's, SIGSEGV's being in. The child, which has no
+#    installing thread, must catch what its parent catches once the
+#    install is done: all five, not SIGSEGV alone.
+FORKINST=$AP_BUILDDIR/tests/servers/.libs/forkinstall.so
+ap_require_build "$FORKINST"
+AP_PRELOAD_FIRST=${AP_PRELOAD_FIRST:+$AP_PRELOAD_FIRST:}$FORKINST \
+FORKINSTALL_OUT=$AP_TMP/forkinstall.sigcgt \
+	start_crash server-forkinstall "$BASE_SERVICE-forkinstall"
+ap_assert_eq "GET /ok, a fork inside the install behind it" "$(get /ok)" ok
+[ -s "$AP_TMP/forkinstall.sigcgt" ] || ap_fail "the child forked inside the install wrote nothing"
+parent=$(grep '^SigCgt:' "/proc/$AP_SERVER_PID/status")
+ap_assert_eq "the parent catches SIGSEGV, SIGABRT, SIGBUS, SIGFPE and SIGILL" \
+	"$(( 0x${parent##*[[:space:]]} & 0x4e8 ))" "$(( 0x4e8 ))"
+ap_assert_eq "the signals the child of a fork inside the install catches" \
+	"$(cat "$AP_TMP/forkinstall.sigcgt")" "$parent"
 ap_stop_pid "$AP_SERVER_PID"
 
 # Nothing reported for the servers that handled or chained their SIGSEGV.

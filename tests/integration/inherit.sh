@@ -15,7 +15,11 @@
 #    after it reads its request: the crash handler is not installed at
 #    load, before a runtime's own handlers (the JVM's), but at the
 #    inherited connection's first request.
-# Exact counts per route, statuses, nothing aborted.
+# 4. systemd protocol, an HTTP/2 (h2c) and a FastCGI connection whose
+#    server dies of abort() while serving the first request: a SIGABRT
+#    row of that request's route (the crash handler went in at the first
+#    HTTP/2 or FastCGI request, not only at an HTTP/1 one).
+# Parts 1-3: exact counts per route, statuses, nothing aborted.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq busybox python3
@@ -151,4 +155,63 @@ ap_assert_eq "signals caught at load, then after the first request" \
 ap_expect_counts <<E
 GET /sig 1
 E
+
+# ---- 4. a crash serving an inherited HTTP/2 or FastCGI connection ----
+# Neither passes through the HTTP/1 request start: their first request
+# installs the crash handler all the same. The server, started as for
+# systemd's Accept=yes, reads fd 3 to its end and dies of abort(); the
+# client sends one request, h2c with prior knowledge or a FastCGI
+# responder's (nginx's records to php-fpm), shuts its side down and waits
+# for the connection to close.
+cat >"$AP_TMP/abortserver.py" <<'PY'
+import os
+while os.read(3, 65536):
+    pass
+os.abort()
+PY
+cat >"$AP_TMP/abortclient.py" <<'PY'
+import socket, struct, sys
+proto, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+if proto == "h2":
+    def frame(kind, flags, sid, body):
+        return struct.pack(">I", len(body))[1:] + bytes([kind, flags]) + struct.pack(">I", sid) + body
+    # HPACK: :method GET, :scheme http (static table), then :path and
+    # :authority, literals without indexing of static names 4 and 1
+    block = b"\x82\x86\x04" + bytes([len(path)]) + path + b"\x01\x01x"
+    msg = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
+           frame(1, 0x05, 1, block))  # HEADERS, END_STREAM | END_HEADERS
+else:
+    def record(kind, body):
+        return struct.pack(">BBHHBB", 1, kind, 1, len(body), 0, 0) + body
+    def pair(k, v):
+        return bytes([len(k), len(v)]) + k + v
+    params = pair(b"REQUEST_METHOD", b"GET") + pair(b"REQUEST_URI", path)
+    msg = (record(1, struct.pack(">HB5x", 1, 0)) +  # BEGIN_REQUEST, responder
+           record(4, params) + record(4, b"") + record(5, b""))
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(msg)
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536):
+    pass
+PY
+AP_SERVICE=it-inherit-crash
+PORT5=$(ap_free_port)
+ap_bg abortserver env PRELOAD_ENV="$(preload_env $AP_SERVICE)" \
+	python3 "$AP_TMP/superserver.py" systemd "$PORT5" python3 "$AP_TMP/abortserver.py"
+ap_wait_log abortserver '^listening'
+for proto in h2 fcgi; do
+	python3 "$AP_TMP/abortclient.py" "$proto" "$PORT5" "/$proto/crash" ||
+		ap_fail "the $proto client failed"
+done
+crash_rows() {
+	ap_api /api/v1/errors -G --data-urlencode "service=$AP_SERVICE" |
+		jq -r '.errors[] | select(.type == "SIGABRT") | "\(.method) \(.route) \(.count)"' |
+		sort | paste -sd,
+}
+for i in $(seq 100); do
+	[ "$(crash_rows)" = "GET /fcgi/crash 1,GET /h2/crash 1" ] && break
+	sleep 0.1
+done
+ap_assert_eq "the SIGABRT rows of the servers of an inherited h2c and FastCGI connection" \
+	"$(crash_rows)" "GET /fcgi/crash 1,GET /h2/crash 1"
 ap_log "inherited connections: inetd and systemd Accept=yes: ok"

@@ -170,14 +170,18 @@ ap_assert_eq "statements the five burst processes made" "$made" 100000
 ap_assert_eq "burst statements received + reported dropped" "$(( calls + dropped ))" 100000
 # The loss bound is a property of the delivery's speed: an ASan or TSan
 # collector (scripts/test.sh's sanitizer stages) drains its socket 2-10
-# times slower, so there only the exact accounting above is checked.
+# times slower, so there only the exact accounting above is checked. A
+# plain collector loses well under 1% on idle cores, but 2.8% was seen
+# with the two cores shared by a load average of 8 (the exit flush's wait
+# is bounded in time): the bound is 10%, which still tells a flush that
+# waits from one that drops at once (about 65% lost).
 # (ldd's output read whole first: piped to grep -q, ldd could die of
 # SIGPIPE after the match, and with pipefail a sanitizer build passed
 # for a plain one.)
 if grep -Eq 'lib(asan|tsan)' <<<"$(ldd "$AP_COLLECTOR" 2>/dev/null)"; then
-	ap_log "the collector is a sanitizer build: the 1% loss bound is not checked ($dropped dropped)"
-elif [ "$dropped" -gt 1000 ]; then
-	ap_fail "burst: $dropped of 100000 statements dropped (more than 1%)"
+	ap_log "the collector is a sanitizer build: the 10% loss bound is not checked ($dropped dropped)"
+elif [ "$dropped" -gt 10000 ]; then
+	ap_fail "burst: $dropped of 100000 statements dropped (more than 10%)"
 fi
 
 # Modules dlopen()ed RTLD_DEEPBIND, as PHP loads its extensions
