@@ -24,6 +24,8 @@ struct err_entry {
 	int64_t first_ns, last_ns, example_id;
 	int dirty;
 	char *message;           /* malloc'ed, never NULL once created */
+	int provisional;         /* message from col_findings_error_keep(): a
+	                          * better one is wanted (col_findings_error_known) */
 	const char *service, *method, *route, *type; /* method/route NULL: service-level */
 	char key[];
 };
@@ -215,6 +217,7 @@ static void err_add(struct col_findings *f, const char *service, const char *met
 				free(e->message);
 				e->message = msg;
 				msg = NULL;
+				e->provisional = !replace;
 			}
 			if (request_id > 0)
 				e->example_id = request_id;
@@ -251,7 +254,8 @@ int col_findings_error_known(struct col_findings *f, const char *service, const 
 		return 1; /* no such group can be made */
 	pthread_mutex_lock(&f->mu);
 	struct err_entry *e = col_hmap_get(f->errors, key, k);
-	int known = e != NULL ? e->message[0] != '\0' : col_hmap_count(f->errors) >= f->max_errors;
+	int known = e != NULL ? e->message[0] != '\0' && !e->provisional
+	                      : col_hmap_count(f->errors) >= f->max_errors;
 	pthread_mutex_unlock(&f->mu);
 	return known;
 }

@@ -56,7 +56,10 @@ void col_findings_error_keep(struct col_findings *f, const char *service, const 
 
 /* 1 when the group (as col_findings_error() would make it) has a message
  * already, or cannot be made (the set is full, or the names too long): a
- * message for it now would show nowhere new. */
+ * message for it now would show nowhere new. 0 for a group whose message
+ * came from col_findings_error_keep() (a new group's first, unsymbolised
+ * crash message): a better one is wanted. (Kept in memory only: after a
+ * restart such a group counts as known until a report replaces it.) */
 int col_findings_error_known(struct col_findings *f, const char *service, const char *method,
                              const char *route, const char *type);
 

@@ -55,8 +55,9 @@ struct col_windows;
  * an error group, at most this many a minute beyond those. The rest are
  * named by module and offset only (microseconds), and their group keeps
  * its message; a new group's first such message ends with
- * COL_INGEST_CRASH_UNSYMBOLISED, until a report that is logged replaces
- * it. */
+ * COL_INGEST_CRASH_UNSYMBOLISED, until a report that is logged, or a
+ * later report symbolised from a later minute's budget (such a group
+ * counts as new, col_findings_error_known), replaces it. */
 #define COL_INGEST_CRASH_NEW_PER_MIN 60
 #define COL_INGEST_CRASH_UNSYMBOLISED "(not symbolised: too many crash reports that minute)"
 
