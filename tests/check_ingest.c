@@ -348,17 +348,13 @@ START_TEST(test_profile_stack_cleaned)
 }
 END_TEST
 
-/* Counts the lines of the log file at path holding needle. */
-static int log_lines(const char *path, const char *needle)
+/* The captured log of a test (log_capture_end). */
+static char log_text[256 * 1024];
+
+/* Where a test's log is captured. */
+static void log_path(char *path, size_t len)
 {
-	FILE *f = fopen(path, "r");
-	ck_assert_ptr_nonnull(f);
-	char line[4096];
-	int n = 0;
-	while (fgets(line, sizeof line, f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
+	snprintf(path, len, "/tmp/check_ingest_log.%d", (int)getpid());
 }
 
 /* Any local process may send CRASH records, hundreds a datagram (found
@@ -367,13 +363,9 @@ static int log_lines(const char *path, const char *needle)
  * back says so, and the next minute's first line counts them. */
 START_TEST(test_crash_log_limited)
 {
-	char logpath[] = "/tmp/check_ingest_log.XXXXXX";
-	int fd = mkstemp(logpath);
-	ck_assert_int_ge(fd, 0);
-	fflush(stderr);
-	int saved = dup(2); /* Check forks each test: restoring is tidiness */
-	ck_assert_int_ge(dup2(fd, 2), 0);
-	close(fd);
+	char logpath[64];
+	log_path(logpath, sizeof logpath);
+	int saved = log_capture_start(logpath);
 	struct dg d;
 	struct ap_rec_crash cr;
 	memset(&cr, 0, sizeof cr);
@@ -392,13 +384,10 @@ START_TEST(test_crash_log_limited)
 		col_ingest_process(in, d.b, d.n, 42, 1000, 1000000000LL + minute * 61000000000LL,
 		                   WALL_OFF + 1000000000LL);
 	}
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	int logged = log_lines(logpath, "crash of pid 42");
-	int held = log_lines(logpath, "crash reports in a minute: the rest are not logged");
-	int counted = log_lines(logpath, "15 more crash reports were not logged");
-	unlink(logpath);
+	log_capture_end(saved, logpath, log_text, sizeof log_text);
+	int logged = count_in(log_text, "crash of pid 42");
+	int held = count_in(log_text, "crash reports in a minute: the rest are not logged");
+	int counted = count_in(log_text, "15 more crash reports were not logged");
 	ck_assert_int_eq(logged, COL_INGEST_CRASH_LOG_PER_MIN + 1);
 	ck_assert_int_eq(held, 1);
 	ck_assert_int_eq(counted, 1);
@@ -470,13 +459,9 @@ static int marked_after(const struct ap_rec_crash *base, const char *svc)
  * The module here is this program, the frame in ingest_suite(). */
 START_TEST(test_crash_symbolise_bounded)
 {
-	char logpath[] = "/tmp/check_ingest_log.XXXXXX";
-	int fd = mkstemp(logpath);
-	ck_assert_int_ge(fd, 0);
-	fflush(stderr);
-	int saved = dup(2);
-	ck_assert_int_ge(dup2(fd, 2), 0);
-	close(fd);
+	char logpath[64];
+	log_path(logpath, sizeof logpath);
+	int saved = log_capture_start(logpath);
 	Dl_info di;
 	ck_assert_int_ne(dladdr((void *)ingest_suite, &di), 0);
 	struct ap_crash_module mod = { (uintptr_t)di.dli_fbase, (uintptr_t)di.dli_fbase,
@@ -539,11 +524,8 @@ START_TEST(test_crash_symbolise_bounded)
 	send_crashes(&cr, COL_INGEST_CRASH_LOG_PER_MIN - 1, 1, 1);
 	ck_assert_msg(!marked_after(&cr, "svc68"), "svc68 still marked");
 
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	int full = log_lines(logpath, "crash reports of new error groups in a minute");
-	unlink(logpath);
+	log_capture_end(saved, logpath, log_text, sizeof log_text);
+	int full = count_in(log_text, "crash reports of new error groups in a minute");
 	ck_assert_int_eq(full, 1);
 }
 END_TEST

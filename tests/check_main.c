@@ -87,6 +87,14 @@ void log_capture_end(int saved, const char *path, char *buf, size_t len)
 	unlink(path);
 }
 
+int count_in(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
 int main(void)
 {
 	int want[NSUITES];

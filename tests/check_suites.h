@@ -37,5 +37,8 @@ Suite *fcgi_suite(void);
  * stderr meanwhile. */
 int log_capture_start(const char *path);
 void log_capture_end(int saved, const char *path, char *buf, size_t len);
+/* Occurrences of needle in text (a captured log: its lines that say so,
+ * when needle occurs at most once a line). */
+int count_in(const char *text, const char *needle);
 
 #endif

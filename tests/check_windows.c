@@ -505,15 +505,6 @@ static struct col_windows_opts dead_hook_opts(const char *url)
 }
 
 /* An alert still pending at a stop is queued again by the next start. */
-/* Occurrences of needle in text. */
-static int count_in(const char *text, const char *needle)
-{
-	int n = 0;
-	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	return n;
-}
-
 /* Any local process can make regressions (fast requests, then slow ones,
  * on many routes): at most COL_WIN_REG_LOG_PER_MIN are logged a minute,
  * the first held back says so; all are stored. */
