@@ -14,10 +14,18 @@
  * HotSpot then takes the fault as handled by it, and the fatal-error
  * report (hs_err_pid*.log) and abort() it makes when the previous
  * disposition was the default were lost (the process died of the SIGSEGV
- * instead). A handler the host installs later replaces ours (we never
- * fight: sigaction is not hooked); one that calls ours as its previous
- * handler gets what the default disposition would have done, and no
- * report: we stand down whenever we are no longer the installed handler.
+ * instead).
+ *
+ * Once installed, ours is the default as the host sees it: sigaction() and
+ * the signal() family are hooked (hook_signal.c -> pl_crash_sigaction()).
+ * A handler the host installs later replaces ours, and finds the default
+ * as the one it replaced (never ours, to call for a fault that is not
+ * its own); the host putting the default back (Node's SIGSEGV handler and
+ * Python's faulthandler do, before raising the signal again to die of it)
+ * puts ours back in its place, and a query shows the default. A handler
+ * that still calls ours (found by a raw system call) gets what the
+ * default disposition would have done, and no report: we stand down
+ * whenever we are no longer the installed handler.
  *
  * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
  * close, socket, setsockopt, sendto, sendmsg, tgkill, nanosleep and memory
@@ -66,6 +74,12 @@
 
 static const int crash_sigs[] = { SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL };
 #define NSIGS (sizeof crash_sigs / sizeof crash_sigs[0])
+/* The default disposition ours stands for, as the host last set or saw it
+ * (its flags and mask; the handler is always SIG_DFL): what restore() puts
+ * back, and what a query shows where ours is installed. Written by
+ * install_handlers() and by a host's call that puts the default back; a
+ * torn copy of two racing calls mixes only the flags and masks of two
+ * default dispositions. */
 static struct sigaction crash_prev[NSIGS];
 /* The thread reporting the process's crash (0: none yet), and 1 once it
  * is done (atomic). */
@@ -97,13 +111,24 @@ static struct {
 	} req;
 } cs;
 
-static int sig_index(int sig)
+static PL_UNINSTRUMENTED int sig_index(int sig)
 {
 	for (unsigned i = 0; i < NSIGS; i++)
 		if (crash_sigs[i] == sig)
 			return (int)i;
 	return -1;
 }
+
+/* The C library's sigaction(), never our hook: ours must not be shown as
+ * the default to ourselves. Resolved by the constructor, long before any
+ * install (the fd table's first chunk comes from an accept). */
+static PL_UNINSTRUMENTED int real_sigaction(int sig, const struct sigaction *act,
+                                            struct sigaction *old)
+{
+	return pl_real.sigaction(sig, act, old);
+}
+
+static PL_UNINSTRUMENTED int is_ours(const struct sigaction *sa);
 
 static uint64_t hex(const char **p)
 {
@@ -342,10 +367,15 @@ static int served_http(void)
 static void restore(int sig)
 {
 	int i = sig_index(sig);
-	if (i >= 0)
-		sigaction(sig, &crash_prev[i], NULL);
-	else
-		signal(sig, SIG_DFL);
+	struct sigaction dfl;
+	if (i >= 0) {
+		dfl = crash_prev[i];
+	} else {
+		memset(&dfl, 0, sizeof dfl);
+		sigemptyset(&dfl.sa_mask);
+	}
+	dfl.sa_handler = SIG_DFL;
+	real_sigaction(sig, &dfl, NULL);
 }
 
 /* Until the reporting thread is done, or CRASH_WAIT. */
@@ -390,8 +420,7 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
 	struct sigaction cur;
-	int ours = sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-	           cur.sa_sigaction == on_crash;
+	int ours = real_sigaction(sig, NULL, &cur) == 0 && is_ours(&cur);
 	/* A vfork() child before its exec runs in its parent's memory: all
 	 * the handler would record or mark there (requests, the event buffer,
 	 * which thread reports) is its parent's, still serving. It dies
@@ -449,11 +478,28 @@ int pl_crash_pending;
  * may accept at once. */
 enum { INSTALL_NONE, INSTALL_BUSY, INSTALL_DONE };
 static int install_state;
+int pl_crash_live;
+
+static PL_UNINSTRUMENTED int is_ours(const struct sigaction *sa)
+{
+	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_crash;
+}
+
+static PL_UNINSTRUMENTED void our_action(struct sigaction *sa)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sa_sigaction = on_crash;
+	sa->sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigemptyset(&sa->sa_mask);
+}
 
 /* Our handler where the disposition is the default. Only sigaction:
  * async-signal-safe, for a fork child of a threaded process. Ours, where
  * a previous call put it, is left as it is (SA_SIGINFO), so that calling
- * this again finishes an install cut short. */
+ * this again finishes an install cut short. Through the global name, as
+ * another interposer of the host's would see it (crash.sh's
+ * forkinstall.so does): pl_crash_live is not yet set, so our own hook
+ * passes these calls straight through. */
 static void install_handlers(void)
 {
 	for (unsigned i = 0; i < NSIGS; i++) {
@@ -464,10 +510,7 @@ static void install_handlers(void)
 			continue; /* the host's (or ignored, or ours): leave it */
 		crash_prev[i] = old;
 		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_sigaction = on_crash;
-		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-		sigemptyset(&sa.sa_mask);
+		our_action(&sa);
 		sigaction(crash_sigs[i], &sa, NULL);
 	}
 }
@@ -488,6 +531,7 @@ void pl_crash_atfork_child(void)
 		int saved = errno;
 		install_handlers();
 		__atomic_store_n(&install_state, INSTALL_DONE, __ATOMIC_RELAXED);
+		__atomic_store_n(&pl_crash_live, 1, __ATOMIC_RELEASE);
 		errno = saved;
 	}
 }
@@ -513,6 +557,61 @@ void pl_crash_install(void)
 	int saved = errno;
 	install_handlers();
 	__atomic_store_n(&install_state, INSTALL_DONE, __ATOMIC_RELEASE);
+	__atomic_store_n(&pl_crash_live, 1, __ATOMIC_RELEASE);
 	pl_debug("crash handler installed where the disposition was the default");
 	errno = saved;
+}
+
+/* Where the host's call leaves the default, ours goes in its place: not
+ * in a vfork() child (its parent's memory: crash_prev would be the
+ * parent's), nor once a crash is being reported (then the default is
+ * meant: restore() has put it back, or is about to, for the process to
+ * die of the signal). */
+static PL_UNINSTRUMENTED int keep_ours(void)
+{
+	return __atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) == 0 && !pl_borrowed_memory();
+}
+
+PL_UNINSTRUMENTED int pl_crash_sigaction(int sig, const struct sigaction *act,
+                                         struct sigaction *old)
+{
+	int i = sig_index(sig);
+	if (i < 0)
+		return real_sigaction(sig, act, old);
+	struct sigaction mine, prev;
+	const struct sigaction *put = act;
+	int dfl = act != NULL && act->sa_handler == SIG_DFL && keep_ours();
+	if (dfl) {
+		our_action(&mine);
+		put = &mine;
+	}
+	if (real_sigaction(sig, put, &prev) != 0)
+		return -1; /* errno from the real call; nothing changed */
+	if (old != NULL)
+		*old = is_ours(&prev) ? crash_prev[i] : prev;
+	if (dfl)
+		crash_prev[i] = *act;
+	return 0;
+}
+
+PL_UNINSTRUMENTED sighandler_t pl_crash_signal_done(int sig, sighandler_t handler,
+                                                   sighandler_t prev)
+{
+	int i = sig_index(sig);
+	if (i < 0 || prev == SIG_ERR)
+		return prev;
+	if (prev == (sighandler_t)(void (*)(void))on_crash)
+		prev = SIG_DFL;
+	if (handler == SIG_DFL && keep_ours()) {
+		int saved = errno;
+		struct sigaction mine, dfl;
+		if (real_sigaction(sig, NULL, &dfl) == 0 && dfl.sa_handler == SIG_DFL &&
+		    !(dfl.sa_flags & SA_SIGINFO)) {
+			our_action(&mine);
+			if (real_sigaction(sig, &mine, NULL) == 0)
+				crash_prev[i] = dfl;
+		}
+		errno = saved;
+	}
+	return prev;
 }
