@@ -416,6 +416,54 @@ static __attribute__((noinline)) uint64_t crash_requests(int reporting)
 	return req_id;
 }
 
+/* The thread that last put a crash signal's default back (ours went in
+ * its place), and when (pl_now_ns()): pl_crash_sigaction() and
+ * pl_crash_signal_done() write them, on_crash() reads them. Atomic. */
+static uint32_t restorer_tid;
+static uint64_t restorer_ns;
+/* How recent that must be for a signal the process sent itself to be
+ * taken as that thread's (a handler's few system calls take microseconds). */
+#define RESTORER_NS (1000 * 1000000ull)
+/* How long the thread that got it waits for that thread to take it. */
+#define RESTORER_WAIT_NS (200 * 1000000ull)
+
+static PL_UNINSTRUMENTED void note_restorer(void)
+{
+	__atomic_store_n(&restorer_ns, pl_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&restorer_tid, (uint32_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+}
+
+/* A handler of the host's that ends a fault by putting the default back
+ * and calling kill(getpid(), sig) (Apache httpd's sig_coredump) sends a
+ * process-directed signal: the kernel hands it to a thread that does not
+ * block it, never the faulting one (inside that handler, it blocks it).
+ * Reported from there, the crash would be that thread's request and
+ * stack. So a signal of the process's own, on a thread other than the one
+ * that just put the default back, is passed on to that thread, where it
+ * is delivered when the host's handler returns, in the faulting context.
+ * 1 when passed on (the caller returns at once). */
+static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
+{
+	if (si == NULL || si->si_code != SI_USER || si->si_pid != (pid_t)syscall(SYS_getpid))
+		return 0;
+	uint32_t r = __atomic_load_n(&restorer_tid, __ATOMIC_ACQUIRE);
+	if (r == 0 || r == tid ||
+	    pl_now_ns() - __atomic_load_n(&restorer_ns, __ATOMIC_RELAXED) > RESTORER_NS)
+		return 0;
+	__atomic_store_n(&restorer_tid, 0, __ATOMIC_RELAXED); /* once */
+	if (syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)r, sig) != 0)
+		return 0; /* that thread is gone */
+	/* It takes it when its handler returns: microseconds. One that never
+	 * returns (it waits to be killed) would leave the process running,
+	 * as the signal would not have: then it is reported here, as before. */
+	uint64_t until = pl_now_ns() + RESTORER_WAIT_NS;
+	while (__atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) == 0 && pl_now_ns() < until) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	return __atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) != 0;
+}
+
 static void on_crash(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
@@ -427,6 +475,10 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	 * unreported. */
 	int http = served_http() && !pl_borrowed_memory();
 	uint32_t tid = (uint32_t)syscall(SYS_gettid), first = 0;
+	if (ours && http && pass_to_restorer(sig, si, tid)) {
+		errno = saved;
+		return;
+	}
 	/* The first thread to crash reports; it leaves our handler in place
 	 * until it is done, so that another thread crashing meanwhile (a
 	 * fault restored to the default would kill the process at once, the
@@ -521,6 +573,7 @@ void pl_crash_atfork_child(void)
 	 * not in the child, whose crashes are its own to report. */
 	crash_tid = 0;
 	crash_done = 0;
+	restorer_tid = 0; /* a thread of the parent's */
 	/* A fork while another thread was installing the handlers: that
 	 * thread is not in the child either, which would keep only those it
 	 * had put in so far. Its parent ends up with all of them, and so
@@ -589,8 +642,10 @@ PL_UNINSTRUMENTED int pl_crash_sigaction(int sig, const struct sigaction *act,
 		return -1; /* errno from the real call; nothing changed */
 	if (old != NULL)
 		*old = is_ours(&prev) ? crash_prev[i] : prev;
-	if (dfl)
+	if (dfl) {
 		crash_prev[i] = *act;
+		note_restorer();
+	}
 	return 0;
 }
 
@@ -608,8 +663,10 @@ PL_UNINSTRUMENTED sighandler_t pl_crash_signal_done(int sig, sighandler_t handle
 		if (real_sigaction(sig, NULL, &dfl) == 0 && dfl.sa_handler == SIG_DFL &&
 		    !(dfl.sa_flags & SA_SIGINFO)) {
 			our_action(&mine);
-			if (real_sigaction(sig, &mine, NULL) == 0)
+			if (real_sigaction(sig, &mine, NULL) == 0) {
 				crash_prev[i] = dfl;
+				note_restorer();
+			}
 		}
 		errno = saved;
 	}

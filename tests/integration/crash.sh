@@ -320,22 +320,6 @@ ap_assert_eq "requests of the chaining server" "$(routes_of "$svc")" "GET /crash
 ap_assert_eq "error rows of the chaining server" \
 	"$(errors_of "$svc" | jq -r '"\(.type) \(.route) \(.count)"' | paste -sd,)" "SIGSEGV /crash 1"
 
-# 3b. A handler installed before the server serves (so ours never went in
-#     for SIGSEGV) that ends by putting the default back with signal() and
-#     raising the signal again: ours takes the default's place, and the
-#     crash is reported; the process dies of it as before.
-svc=$BASE_SERVICE-reraise
-start_crash server-reraise "$svc" --reraise
-ap_assert_eq "the reraising server's own handler, as it sees it" "$(get /sigstate)" \
-	"SIGSEGV=handler SIGABRT=default SIGFPE=default"
-get /crash >/dev/null && ap_fail "/crash answered"
-server_exit
-ap_assert_eq "exit status with a handler that raises again" "$EXIT" 139
-grep -q '^reraise handler' "$AP_TMP/server-reraise.log" || ap_fail "the reraising handler did not run"
-wait_error "$svc" SIGSEGV
-ap_assert_eq "error rows of the reraising server" \
-	"$(rows_of "$svc")" "SIGSEGV GET /crash 1"
-
 # 3a. A handler installed before the server serves, that chains to the
 #     handler it found unless that was the default and otherwise makes its
 #     own fatal-error report and aborts (HotSpot's JVM_handle_linux_signal):
@@ -355,6 +339,43 @@ grep -q '^hotspot: fatal error SIGSEGV' "$AP_TMP/server-hotspot.log" ||
 wait_error "$svc" SIGABRT
 ap_assert_eq "the HotSpot-style server's rows" \
 	"$(rows_of "$svc")" "SIGABRT GET /crash 1"
+
+# 3b. A handler installed before the server serves (so ours never went in
+#     for SIGSEGV) that ends by putting the default back with signal() and
+#     raising the signal again: ours takes the default's place, and the
+#     crash is reported; the process dies of it as before.
+svc=$BASE_SERVICE-reraise
+start_crash server-reraise "$svc" --reraise
+ap_assert_eq "the reraising server's own handler, as it sees it" "$(get /sigstate)" \
+	"SIGSEGV=handler SIGABRT=default SIGFPE=default"
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a handler that raises again" "$EXIT" 139
+grep -q '^reraise handler' "$AP_TMP/server-reraise.log" || ap_fail "the reraising handler did not run"
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the reraising server" \
+	"$(rows_of "$svc")" "SIGSEGV GET /crash 1"
+
+# 3c. The same, the signal sent again Apache's way, kill(getpid(), sig):
+#     the kernel hands it to another thread (the faulting one blocks it in
+#     the handler), the main thread waiting in accept(). Ours passes it
+#     back to the thread that put the default back, where it arrives when
+#     that thread's handler returns, in the faulting context: the row is
+#     the crashed request's, its stack the fault's. (Reported by the
+#     thread that got it: a row of no request, the stack of accept().)
+svc=$BASE_SERVICE-coredump
+start_crash server-coredump "$svc" --coredump
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a handler that kill()s its process" "$EXIT" 139
+grep -q '^coredump handler' "$AP_TMP/server-coredump.log" || ap_fail "the kill()ing handler did not run"
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the kill()ing server" "$(rows_of "$svc")" "SIGSEGV GET /crash 1"
+msg=$(errors_of "$svc" | jq -r 'select(.type == "SIGSEGV") | .message')
+grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
+*"crash_store_null <- crash_deeper <- crash_handler"*) ;;
+*) ap_fail "the kill()ing server's stack is not the fault's: $msg" ;;
+esac
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)

@@ -42,7 +42,7 @@
  *                   ignored or handler: the dispositions as the server sees
  *                   them
  *
- * Usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise]
+ * Usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]
  *   --own-handler  installs its own SIGSEGV handler in main(), which writes
  *                  "own handler: SIGSEGV" on stderr and exits 42
  *   --chain        installs, as it starts serving its first request (when
@@ -61,6 +61,10 @@
  *                  that writes "reraise handler", puts the default back
  *                  with signal() and raises the signal again (the way
  *                  Node's and Python's faulthandler end)
+ *   --coredump     the same, as Apache httpd's sig_coredump does it: the
+ *                  default back, then kill(getpid(), sig), a signal the
+ *                  kernel hands to another thread (the faulting one blocks
+ *                  it in the handler)
  * Prints "listening on PORT" once it accepts.
  */
 #include "config.h"
@@ -118,6 +122,14 @@ static void reraise_handler(int sig)
 	(void)!write(2, m, sizeof m - 1);
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+static void coredump_handler(int sig)
+{
+	static const char m[] = "coredump handler\n";
+	(void)!write(2, m, sizeof m - 1);
+	signal(sig, SIG_DFL);
+	kill(getpid(), sig);
 }
 
 /* HotSpot's JVM_handle_linux_signal for a fault that is not the JVM's:
@@ -348,8 +360,10 @@ int main(int argc, char **argv)
 			hotspot_install();
 		} else if (strcmp(argv[i], "--reraise") == 0) {
 			signal(SIGSEGV, reraise_handler);
+		} else if (strcmp(argv[i], "--coredump") == 0) {
+			signal(SIGSEGV, coredump_handler);
 		} else {
-			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise]\n");
+			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]\n");
 			return 2;
 		}
 	}
