@@ -232,6 +232,21 @@ static void read_maps(uint64_t sp)
 	pl_real.close(fd);
 }
 
+/* Reads the module table and copies the stack from sp up, within its
+ * mapping, at most CRASH_STACK bytes, to cs.stack. Returns the bytes
+ * copied: 0 for no sp, or one in no readable mapping. */
+static uint32_t copy_stack(uint64_t sp)
+{
+	read_maps(sp);
+	if (sp == 0 || cs.stack_hi <= sp)
+		return 0;
+	uint64_t n = cs.stack_hi - sp;
+	if (n > CRASH_STACK)
+		n = CRASH_STACK;
+	memcpy(cs.stack, (const void *)(uintptr_t)sp, n);
+	return (uint32_t)n;
+}
+
 static size_t str_len(const char *s, size_t max)
 {
 	size_t n = 0;
@@ -239,6 +254,87 @@ static size_t str_len(const char *s, size_t max)
 		n++;
 	return n;
 }
+
+#if defined(__x86_64__)
+/* The kernel's signal frame on x86-64 (arch/x86/include/asm/sigframe.h):
+ * the return address (the restorer), the kernel's struct ucontext (flags,
+ * link, stack_t, sigcontext, a 64-bit mask: 304 bytes, laid out as glibc's
+ * ucontext_t up to its mask), then the siginfo. */
+#define KERNEL_UC_SIZE 304
+
+/* 1 when the kernel's frame holding outer, whose siginfo says signo, is
+ * for signal sig. The kernel writes the siginfo only for an SA_SIGINFO
+ * handler (else signo is whatever the stack held); then the trap the
+ * context records tells the fault: a page fault or a general protection
+ * fault for SIGSEGV and SIGBUS, a divide error or an x87/SIMD exception
+ * for SIGFPE, an invalid opcode for SIGILL. A sent signal (SIGABRT)
+ * caught by such a handler is not told apart: not taken. */
+static int frame_of(int sig, int signo, const ucontext_t *outer)
+{
+	if (signo >= 1 && signo <= 64)
+		return signo == sig;
+	long trap = (long)outer->uc_mcontext.gregs[REG_TRAPNO];
+	switch (sig) {
+	case SIGSEGV:
+	case SIGBUS:
+		return trap == 14 || trap == 13; /* #PF, #GP */
+	case SIGFPE:
+		return trap == 0 || trap == 16 || trap == 19; /* #DE, #MF, #XM */
+	case SIGILL:
+		return trap == 6; /* #UD */
+	default:
+		return 0;
+	}
+}
+
+/* A fatal signal raised again from inside a handler of the host's for the
+ * same signal (Python's faulthandler: SA_NODEFER, so raise() delivers it
+ * at once, on its alternate stack) interrupts that handler, not the
+ * fault: the context worth reporting is the one the host's handler got,
+ * in the kernel's frame for it, above the interrupted stack pointer. Found
+ * by the restorer's address (as in the frame the kernel made for us at
+ * uc) in the copy of the stack from there (stack_addr, stack_len), and
+ * taken only if the frame is for the same signal (frame_of()) and its pc
+ * lies in an executable module. NULL when there is none: a signal
+ * sent from ordinary code, or one the host's handler raised while it
+ * blocked it (Node: delivered when the handler returns, in the faulting
+ * context already). */
+static const ucontext_t *host_frame(int sig, const siginfo_t *si, const ucontext_t *uc,
+                                    uint64_t stack_addr, uint32_t stack_len)
+{
+	uintptr_t u = (uintptr_t)uc;
+	if (si->si_code > 0 || (uintptr_t)si != u + KERNEL_UC_SIZE)
+		return NULL; /* not the layout assumed: look no further */
+	uint64_t restorer; /* our frame's return address, just below uc */
+	memcpy(&restorer, (const void *)(u - 8), 8);
+	uint64_t need = 8 + KERNEL_UC_SIZE + sizeof(int);
+	for (uint64_t off = 0; off + need <= stack_len; off += 8) {
+		uint64_t w, a = stack_addr + off;
+		memcpy(&w, cs.stack + off, 8);
+		if (w != restorer)
+			continue;
+		/* Or a stale copy of it (a struct sigaction some call left in
+		 * what is now a frame's padding): a real frame has the kernel's
+		 * flags (UC_FP_XSTATE and two others), no link, and points to its
+		 * saved FPU state, which the kernel puts just above the frame. */
+		const ucontext_t *outer = (const ucontext_t *)(uintptr_t)(a + 8);
+		int signo;
+		memcpy(&signo, cs.stack + off + 8 + KERNEL_UC_SIZE, sizeof signo);
+		uintptr_t fpu = (uintptr_t)outer->uc_mcontext.fpregs;
+		if (outer->uc_flags > 7 || outer->uc_link != NULL ||
+		    fpu <= a + 8 + KERNEL_UC_SIZE || fpu > a + 4096)
+			continue;
+		if (!frame_of(sig, signo, outer))
+			return NULL; /* a handler of another signal: its interruption is no crash */
+		uint64_t pc = (uint64_t)outer->uc_mcontext.gregs[REG_RIP];
+		for (unsigned i = 0; i < cs.nmods; i++)
+			if (cs.exec[i] && pc >= cs.mods[i].text_start && pc < cs.mods[i].text_end)
+				return outer;
+		return NULL;
+	}
+	return NULL;
+}
+#endif
 
 /* The report of signal sig on this thread, serving request req_id (see
  * pl_conn_crash_pending()), whose method and path crash_requests() left
@@ -264,7 +360,18 @@ static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t 
 	r.path.len = cs.req.path_len;
 
 	uint64_t sp = 0, pc = 0, fp = 0;
+	uint64_t copied = 0; /* the stack pointer cs.stack was copied from */
+	uint32_t copied_len = 0;
 #if defined(__x86_64__)
+	/* Raised again inside a handler of the host's: the context that
+	 * handler got, if it is in the copy of this one's stack. */
+	if (uc != NULL) {
+		copied = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+		copied_len = copy_stack(copied);
+		const ucontext_t *outer = host_frame(sig, si, uc, copied, copied_len);
+		if (outer != NULL)
+			uc = outer;
+	}
 	if (uc != NULL) {
 		static const int dwarf_to_greg[AP_CRASH_MAX_REGS] = {
 			REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
@@ -279,16 +386,12 @@ static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t 
 		fp = r.regs[6];
 	}
 #endif
-	read_maps(sp);
-	/* The stack from the stack pointer up, within its mapping. */
-	if (sp != 0 && cs.stack_hi > sp) {
-		uint64_t n = cs.stack_hi - sp;
-		if (n > CRASH_STACK)
-			n = CRASH_STACK;
-		memcpy(cs.stack, (const void *)(uintptr_t)sp, n);
+	if (sp == 0 || sp != copied) /* also reads the module table */
+		copied_len = copy_stack(sp);
+	if (copied_len > 0) {
 		r.stack_addr = sp;
 		r.stack = cs.stack;
-		r.stack_len = (uint32_t)n;
+		r.stack_len = copied_len;
 	}
 	/* Raw frames: the pc, then frame pointers while they stay inside the
 	 * copy and go up. Code without frame pointers ends this early; the

@@ -446,8 +446,9 @@ http.createServer((req, res) => {
 	res.end("ok\n");
 }).listen(+process.argv[1], "127.0.0.1", () => console.log("listening on " + process.argv[1]));
 ' "$AP_PORT" "$SEGVLOAD"
-# runtime_segv NAME WHO: the server just started as NAME answers /ok,
-# dies of SIGSEGV on /segv (139, as without us), reported as its row.
+# runtime_segv NAME WHO FRAMES: the server just started as NAME answers
+# /ok, dies of SIGSEGV on /segv (139, as without us), reported as its row,
+# whose stack has FRAMES (the fault's, with libdw).
 runtime_segv() {
 	AP_SERVER_PID=$AP_BG_PID
 	ap_wait_log "$1" '^listening on'
@@ -457,8 +458,18 @@ runtime_segv() {
 	ap_assert_eq "$2's exit status (SIGSEGV, as without us)" "$EXIT" 139
 	wait_error "$svc" SIGSEGV
 	ap_assert_eq "$2's error rows" "$(rows_of "$svc")" "SIGSEGV GET /segv 1"
+	local msg
+	msg=$(errors_of "$svc" | jq -r 'select(.type == "SIGSEGV") | .message')
+	ap_log "$2: $msg"
+	grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
+	*"$3"*) ;;
+	*) ap_fail "$2's stack is not the fault's (no '$3'): $msg" ;;
+	esac
+	return 0
 }
-runtime_segv server-node Node
+# Node raises the signal again while it blocks it: it arrives when Node's
+# handler returns, in the faulting context.
+runtime_segv server-node Node "in segvload <- call_init"
 
 svc=$BASE_SERVICE-faulthandler
 AP_PORT=$(ap_free_port)
@@ -478,7 +489,11 @@ s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
 print("listening on", sys.argv[1], flush=True)
 s.serve_forever()
 ' "$AP_PORT"
-runtime_segv server-faulthandler Python
+# faulthandler raises it at once (SA_NODEFER) on its alternate stack: ours
+# reports the context faulthandler's handler got (the frame the kernel
+# made for it), not faulthandler's own frames (raise <- __restore_rt <-
+# strlen, cut short at the alternate stack's end, before that).
+runtime_segv server-faulthandler Python "ffi_call <- "
 grep -q '^Fatal Python error: Segmentation fault' "$AP_TMP/server-faulthandler.log" ||
 	ap_fail "faulthandler wrote no traceback"
 
