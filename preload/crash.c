@@ -264,16 +264,22 @@ static size_t str_len(const char *s, size_t max)
 
 /* 1 when the kernel's frame holding outer, whose siginfo says signo, is
  * for signal sig. The kernel writes the siginfo only for an SA_SIGINFO
- * handler (else signo is whatever the stack held); then the trap the
- * context records tells the fault: a page fault or a general protection
- * fault for SIGSEGV and SIGBUS, a divide error or an x87/SIMD exception
- * for SIGFPE, an invalid opcode for SIGILL. A sent signal (SIGABRT)
- * caught by such a handler is not told apart: not taken. */
-static int frame_of(int sig, int signo, const ucontext_t *outer)
+ * handler (else signo is whatever the stack held); then the context tells:
+ * a system call that sent sig (kill(), tgkill(): the signal is their
+ * second or third argument, which the kernel leaves in its register, and
+ * the instruction before pc is `syscall`), or the trap it records: a page
+ * fault or a general protection fault for SIGSEGV and SIGBUS, a divide
+ * error or an x87/SIMD exception for SIGFPE, an invalid opcode for SIGILL.
+ * pc lies in a module's text, text_start at least 2 bytes before it. */
+static int frame_of(int sig, int signo, const ucontext_t *outer, uint64_t pc, uint64_t text_start)
 {
 	if (signo >= 1 && signo <= 64)
 		return signo == sig;
-	long trap = (long)outer->uc_mcontext.gregs[REG_TRAPNO];
+	const greg_t *g = outer->uc_mcontext.gregs;
+	const uint8_t *ins = (const uint8_t *)(uintptr_t)pc;
+	if (pc >= text_start + 2 && ins[-2] == 0x0f && ins[-1] == 0x05)
+		return g[REG_RSI] == sig || g[REG_RDX] == sig;
+	long trap = (long)g[REG_TRAPNO];
 	switch (sig) {
 	case SIGSEGV:
 	case SIGBUS:
@@ -324,12 +330,13 @@ static const ucontext_t *host_frame(int sig, const siginfo_t *si, const ucontext
 		if (outer->uc_flags > 7 || outer->uc_link != NULL ||
 		    fpu <= a + 8 + KERNEL_UC_SIZE || fpu > a + 4096)
 			continue;
-		if (!frame_of(sig, signo, outer))
-			return NULL; /* a handler of another signal: its interruption is no crash */
 		uint64_t pc = (uint64_t)outer->uc_mcontext.gregs[REG_RIP];
 		for (unsigned i = 0; i < cs.nmods; i++)
 			if (cs.exec[i] && pc >= cs.mods[i].text_start && pc < cs.mods[i].text_end)
-				return outer;
+				/* else a handler of another signal: its
+				 * interruption is no crash */
+				return frame_of(sig, signo, outer, pc, cs.mods[i].text_start) ? outer
+				                                                                : NULL;
 		return NULL;
 	}
 	return NULL;

@@ -446,39 +446,40 @@ http.createServer((req, res) => {
 	res.end("ok\n");
 }).listen(+process.argv[1], "127.0.0.1", () => console.log("listening on " + process.argv[1]));
 ' "$AP_PORT" "$SEGVLOAD"
-# runtime_segv NAME WHO FRAMES: the server just started as NAME answers
-# /ok, dies of SIGSEGV on /segv (139, as without us), reported as its row,
-# whose stack has FRAMES (the fault's, with libdw).
-runtime_segv() {
+# runtime_crash NAME WHO ROUTE SIG STATUS FRAMES: the server just started
+# as NAME answers /ok, dies of SIG on ROUTE (exit STATUS, as without us),
+# reported as its row, whose stack has FRAMES (the crash's, with libdw).
+runtime_crash() {
 	AP_SERVER_PID=$AP_BG_PID
 	ap_wait_log "$1" '^listening on'
 	ap_assert_eq "$2: GET /ok" "$(get /ok)" ok
-	get /segv >/dev/null && ap_fail "$2's /segv answered"
+	get "$3" >/dev/null && ap_fail "$2's $3 answered"
 	server_exit
-	ap_assert_eq "$2's exit status (SIGSEGV, as without us)" "$EXIT" 139
-	wait_error "$svc" SIGSEGV
-	ap_assert_eq "$2's error rows" "$(rows_of "$svc")" "SIGSEGV GET /segv 1"
+	ap_assert_eq "$2's exit status ($4, as without us)" "$EXIT" "$5"
+	wait_error "$svc" "$4"
+	ap_assert_eq "$2's error rows" "$(rows_of "$svc")" "$4 GET $3 1"
 	local msg
-	msg=$(errors_of "$svc" | jq -r 'select(.type == "SIGSEGV") | .message')
+	msg=$(errors_of "$svc" | jq -r --arg t "$4" 'select(.type == $t) | .message')
 	ap_log "$2: $msg"
 	grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
-	*"$3"*) ;;
-	*) ap_fail "$2's stack is not the fault's (no '$3'): $msg" ;;
+	*"$6"*) ;;
+	*) ap_fail "$2's stack is not the crash's (no '$6'): $msg" ;;
 	esac
 	return 0
 }
 # Node raises the signal again while it blocks it: it arrives when Node's
 # handler returns, in the faulting context.
-runtime_segv server-node Node "in segvload <- call_init"
+runtime_crash server-node Node /segv SIGSEGV 139 "in segvload <- call_init"
 
-svc=$BASE_SERVICE-faulthandler
-AP_PORT=$(ap_free_port)
-AP_SERVICE=$svc ap_bg_preloaded server-faulthandler /usr/bin/python3 -X faulthandler -c '
-import ctypes, http.server, sys
+# Python with faulthandler, twice: a fault, and os.abort().
+PYSRV='
+import ctypes, http.server, os, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/segv":
             ctypes.string_at(0)
+        if self.path == "/abort":
+            os.abort()
         self.send_response(200)
         self.send_header("Content-Length", "3")
         self.end_headers()
@@ -488,14 +489,26 @@ class H(http.server.BaseHTTPRequestHandler):
 s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
 print("listening on", sys.argv[1], flush=True)
 s.serve_forever()
-' "$AP_PORT"
+'
 # faulthandler raises it at once (SA_NODEFER) on its alternate stack: ours
-# reports the context faulthandler's handler got (the frame the kernel
-# made for it), not faulthandler's own frames (raise <- __restore_rt <-
-# strlen, cut short at the alternate stack's end, before that).
-runtime_segv server-faulthandler Python "ffi_call <- "
-grep -q '^Fatal Python error: Segmentation fault' "$AP_TMP/server-faulthandler.log" ||
-	ap_fail "faulthandler wrote no traceback"
+# reports the context faulthandler's handler was given (in the frame the
+# kernel made for it), not faulthandler's own frames: `raise <-
+# __restore_rt <- __strlen_evex`, cut short at the alternate stack's end,
+# before the preload looked for that frame. Its handler is not SA_SIGINFO,
+# so the frame's signal is told by its trap (#PF) for the fault, and for
+# abort() by the system call it interrupted (tgkill of SIGABRT).
+for c in "segv SIGSEGV 139 ffi_call <- " "abort SIGABRT 134 raise <- abort <- "; do
+	set -- $c
+	route=$1 sig=$2 code=$3
+	shift 3
+	svc=$BASE_SERVICE-faulthandler-$route
+	AP_PORT=$(ap_free_port)
+	AP_SERVICE=$svc ap_bg_preloaded "server-faulthandler-$route" \
+		/usr/bin/python3 -X faulthandler -c "$PYSRV" "$AP_PORT"
+	runtime_crash "server-faulthandler-$route" "Python ($route)" "/$route" "$sig" "$code" "$*"
+	grep -q '^Fatal Python error: ' "$AP_TMP/server-faulthandler-$route.log" ||
+		ap_fail "faulthandler wrote no traceback for /$route"
+done
 
 # Nothing reported for the server that handled its SIGSEGV.
 sleep 1
