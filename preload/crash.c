@@ -270,14 +270,16 @@ static size_t str_len(const char *s, size_t max)
  * the instruction before pc is `syscall`), or the trap it records: a page
  * fault or a general protection fault for SIGSEGV and SIGBUS, a divide
  * error or an x87/SIMD exception for SIGFPE, an invalid opcode for SIGILL.
- * pc lies in a module's text, text_start at least 2 bytes before it. */
+ * pc lies in a module's text, which starts at text_start. */
 static int frame_of(int sig, int signo, const ucontext_t *outer, uint64_t pc, uint64_t text_start)
 {
 	if (signo >= 1 && signo <= 64)
 		return signo == sig;
 	const greg_t *g = outer->uc_mcontext.gregs;
 	const uint8_t *ins = (const uint8_t *)(uintptr_t)pc;
-	if (pc >= text_start + 2 && ins[-2] == 0x0f && ins[-1] == 0x05)
+	/* pc's page is mapped (code ran there): read the two bytes before
+	 * it only within that page. */
+	if (pc >= text_start + 2 && (pc & 4095) >= 2 && ins[-2] == 0x0f && ins[-1] == 0x05)
 		return g[REG_RSI] == sig || g[REG_RDX] == sig;
 	long trap = (long)g[REG_TRAPNO];
 	switch (sig) {
