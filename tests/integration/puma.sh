@@ -38,6 +38,10 @@
 . "$(dirname "$0")/dblib.sh"
 
 ap_require curl jq python3 puma ruby sqlite3
+if ! ruby -e 'require "sqlite3"' >/dev/null 2>&1; then
+	[ "$(id -u)" -eq 0 ] && ap_fail "ruby cannot load the sqlite3 gem (scripts/test.sh installs ruby-sqlite3)"
+	ap_skip "ruby cannot load the sqlite3 gem (run scripts/test.sh as root to install ruby-sqlite3)"
+fi
 ap_require_build
 
 ap_start_collector
