@@ -117,6 +117,7 @@ struct pl_real {
 	int (*fcntl)(int, int, ...);
 	int (*fcntl64)(int, int, ...);
 	int (*socket)(int, int, int);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	long (*syscall)(long, ...);
 	void (*exit_)(int);         /* _exit */
 	void (*Exit)(int);          /* _Exit */
@@ -403,6 +404,12 @@ void pl_conn_on_shutdown(int fd, int how);
 /* A new descriptor that is not an accepted socket took this number; the
  * connection goes on under its other numbers, if any, but does not end. */
 void pl_conn_forget(int fd);
+/* getsockopt(fd, IPPROTO_TCP, TCP_INFO) succeeded on a followed fd: the
+ * calling thread is about to serve the connection's oldest unanswered
+ * request, read by another thread (Puma's reactor); once its head is
+ * complete it is noted in flight on this thread too, so that the
+ * statements its handler runs here are attributed to it. */
+void pl_conn_on_tcp_info(int fd);
 /* fd's connection can no longer be followed (bytes went unseen): every
  * number it has stops being followed, nothing is recorded. */
 void pl_conn_stop(int fd);

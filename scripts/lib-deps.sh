@@ -38,6 +38,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST nghttp2-client:h2load python3-h2"
 # The FastCGI test (tests/integration/fpm.sh): php-fpm behind nginx, with
 # PHP's SQLite and PostgreSQL drivers (pdo_sqlite, pdo_pgsql).
 AP_PKGS_TEST="$AP_PKGS_TEST php8.2-fpm:php-fpm8.2 php8.2-sqlite3 php8.2-pgsql"
+# The Puma test (tests/integration/puma.sh): Ruby's Puma, the Rails
+# default server, with the sqlite3 gem for its SQL part.
+AP_PKGS_TEST="$AP_PKGS_TEST puma:puma ruby-sqlite3"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"
