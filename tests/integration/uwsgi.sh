@@ -25,7 +25,8 @@
 #    --max-requests 5: the master forks a new worker every 5 requests
 #    (each one's state reset by the fork handler; the old one exits and
 #    hands its events over at exit): every request counted once, by a
-#    worker pid that served at most 5. Then --harakiri 2 kills a worker
+#    worker pid that served at most 5; the statement the application
+#    runs at import, in the master before it forks, is counted once. Then --harakiri 2 kills a worker
 #    stuck in a 20 s request with SIGKILL: the client sees the connection
 #    close unanswered, which SPEC section 3 calls an aborted request, but
 #    nothing in the killed process can say so, and the request is not
@@ -217,6 +218,9 @@ for id in $(jq -r '.[].id' <<<"$reqs"); do
 		'[.queries[].sql] == ["SELECT count(*) FROM books"] + [range($n) | "SELECT name FROM authors WHERE id = ?"] + ["SELECT ? AS n"]' \
 		--argjson n "$n"
 done
+json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
+ap_check_jq "the master's statement at import: once (never again from a worker it forked)" "$json" \
+	'[.queries[] | select(.sql == "SELECT count(*) FROM authors") | .calls] == [1]'
 ap_stop_pid "$UW_PID"
 
 # ---- 2. --max-requests and --harakiri ---------------------------------------
@@ -256,6 +260,9 @@ all=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urle
 ap_assert_jq "recycled workers: 30 requests, by 6 or more pids (not the master's), at most 5 each" \
 	"(.requests | length) == 30 and ([.requests[].pid] | group_by(.) | length >= 6 and
 	 all(.[]; length <= 5) and all(.[]; .[0] != $UW_PID))" "$all"
+json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
+ap_check_jq "the master's statement at import: once, through 7 or more forks" "$json" \
+	'[.queries[] | {sql, calls}] == [{"sql": "SELECT count(*) FROM authors", "calls": 1}]'
 ap_assert_eq "/api/v1/errors of $AP_SERVICE" \
 	"$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE" | jq '[.errors[] | select(.service == "'"$AP_SERVICE"'")] | length')" 0
 ap_stop_pid "$UW_PID"
@@ -289,11 +296,12 @@ ap_assert_jq "--http: GET /books/4/sql carries no statement" \
 	'length == 1 and .[0].sql_count == 0' "$(ap_requests '/books/{id}/sql')"
 for i in $(seq 50); do
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 6 ] && break
+	[ "$(jq '[.queries[].calls] | add // 0' <<<"$json")" -ge 7 ] && break
 	sleep 0.2
 done
-ap_check_jq "--http: the service's statements: count 1, author lookup 4, SELECT ? AS n 1" "$json" \
+ap_check_jq "--http: the service's statements: the master's 1, then count 1, author lookup 4, SELECT ? AS n 1" "$json" \
 	'[.queries[] | {sql, calls}] | sort_by(.sql) ==
-	 [{"sql": "SELECT ? AS n", "calls": 1}, {"sql": "SELECT count(*) FROM books", "calls": 1},
+	 [{"sql": "SELECT ? AS n", "calls": 1}, {"sql": "SELECT count(*) FROM authors", "calls": 1},
+	  {"sql": "SELECT count(*) FROM books", "calls": 1},
 	  {"sql": "SELECT name FROM authors WHERE id = ?", "calls": 4}]'
 ap_log "PASS"

@@ -29,6 +29,7 @@ Routes (every response but the two streams carries Content-Length):
 HEAD runs the GET route and returns its body too, as a bare WSGI
 application does: uWSGI sends it (gunicorn and the frameworks drop it).
 
+At import, one statement: SELECT count(*) FROM authors.
 One sqlite3 connection per thread (check_same_thread: the module's rule),
 opened by the thread's first /books request and kept.
 """
@@ -39,6 +40,14 @@ import threading
 import time
 
 _local = threading.local()
+
+# At import: uWSGI's master loads the application before it forks the
+# workers (no --lazy-apps), so this statement runs in the master, whose
+# preload then starts its shipper; each worker forked afterwards starts
+# afresh (the preload's fork handler), and never ships this one again.
+_con = sqlite3.connect(os.environ["UWSGI_APP_DB"])
+_con.execute("SELECT count(*) FROM authors").fetchone()
+_con.close()
 
 
 def db():
