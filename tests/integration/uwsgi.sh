@@ -1,5 +1,5 @@
 #!/bin/bash
-# uWSGI (Debian's uwsgi-core with its python3 plugin) under the preload,
+# uWSGI 2.0 (Debian's uwsgi-core, and uwsgi-plugin-python3) under the preload,
 # serving the WSGI application tests/servers/uwsgi_app.py. Three instances:
 #
 # 1. it-uwsgi: a master and 2 workers x 2 threads in uWSGI's native HTTP
@@ -47,7 +47,10 @@
 . "$(dirname "$0")/dblib.sh"
 
 AP_UWSGI_APP=$AP_SRCDIR/tests/servers/uwsgi_app.py
-ap_require curl jq uwsgi
+# Debian's uWSGI, never another (pip's) first in PATH: its plugins are
+# Debian's, built for it.
+AP_UWSGI=/usr/bin/uwsgi-core
+ap_require curl jq "$AP_UWSGI"
 ap_require_pymods sqlite3
 ap_require_build
 for p in python3 http transformation_chunked; do
@@ -76,7 +79,7 @@ head -c 1000000 /dev/urandom >"$AP_TMP/up.bin"
 start_uwsgi() {
 	local name=$1 ready=$2
 	shift 2
-	ap_bg_preloaded "$name" uwsgi --plugin python3,http,transformation_chunked --master \
+	ap_bg_preloaded "$name" "$AP_UWSGI" --plugin python3,http,transformation_chunked --master \
 		--wsgi-file "$AP_UWSGI_APP" --env "UWSGI_APP_DB=$AP_TMP/app.db" \
 		--env "UWSGI_APP_FILE=$AP_TMP/big.bin" --route '^/stream$ chunked:' \
 		--need-app --die-on-term --disable-logging "$@"
