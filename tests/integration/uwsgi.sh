@@ -118,12 +118,23 @@ ap_assert_eq "POST then GET on one connection: statuses, connections" \
 	"$(col 1 "$AP_TMP/post-ka.out")/$(col 2 "$AP_TMP/post-ka.out")" "200 200 /1 0 "
 ap_assert_eq "the application read the whole body" "$(cat "$AP_TMP/post.json")" '{"received": 1000000}'
 
-# One-request connections: uWSGI closes each after its response.
-for i in 1 2 3; do
-	curl -s --max-time 10 -o /dev/null -w "$W" "$A1/api/items"
-	curl -s --max-time 10 -o /dev/null -w "$W" "$A1/api/users/$(( i * 4207 ))"
-	curl -s --max-time 10 -o /dev/null -w "$W" "$A1/nope"
-done >"$AP_TMP/close.out"
+# closed OUT URL... : one curl fetching each URL on a connection of its
+# own ("Connection: close"; uWSGI's --http-socket closes after each
+# response anyway); writes $W's fields per URL to OUT.
+closed() {
+	local out=$1 args=() u
+	shift
+	for u in "$@"; do
+		args+=(-o /dev/null "$u")
+	done
+	curl -s --max-time 30 -H 'Connection: close' -w "$W" "${args[@]}" >"$out" ||
+		ap_fail "curl failed on $*"
+	[ "$(awk '{s += $2} END {print s}' "$out")" = $# ] || ap_fail "curl did not open $# connections for $*"
+}
+
+# One-request connections.
+closed "$AP_TMP/close.out" "$A1/api/items" "$A1/api/users/4207" "$A1/nope" "$A1/api/items" \
+	"$A1/api/users/8414" "$A1/nope" "$A1/api/items" "$A1/api/users/12621" "$A1/nope"
 ap_assert_eq "one-request statuses" "$(col 1 "$AP_TMP/close.out")" "200 200 404 200 200 404 200 200 404 "
 curl -s --max-time 10 -o /dev/null -w "$W" "$A1/stream/raw" >"$AP_TMP/raw.out"
 curl -s --max-time 10 -I -o /dev/null -w "$W" "$A1/api/items" >"$AP_TMP/head.out"
@@ -233,27 +244,26 @@ start_uwsgi recycle '^spawned uWSGI worker 2 ' --processes 2 --max-requests 5 \
 	--min-worker-lifetime 0 --harakiri 2 --http-socket "127.0.0.1:$P3"
 ap_wait_port "$P3"
 B=http://127.0.0.1:$P3
+urls=()
 for i in $(seq 20); do
-	curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$B/api/users/$i"
-done >"$AP_TMP/recycle.out"
-ap_assert_eq "20 requests across recycled workers" "$(sort "$AP_TMP/recycle.out" | uniq -c | awk '{printf "%s:%s", $2, $1}')" "200:20"
+	urls+=("$B/api/users/$i")
+done
+closed "$AP_TMP/recycle.out" "${urls[@]}"
+ap_assert_eq "20 requests across recycled workers" "$(col 1 "$AP_TMP/recycle.out" | tr ' ' '\n' | sort | uniq -c | awk '{printf "%s:%s", $2, $1}')" "200:20"
 # A request harakiri kills (after 2 to 3 s); meanwhile the other worker
 # serves.
 rc=0
 curl -s --max-time 30 -o /dev/null "$B/slow?ms=20000" >/dev/null 2>&1 &
 slow=$!
-for i in 1 2 3 4; do
-	curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$B/api/items"
-done >"$AP_TMP/beside.out"
+closed "$AP_TMP/beside.out" "$B/api/items" "$B/api/items" "$B/api/items" "$B/api/items"
 wait "$slow" || rc=$?
 ap_assert_eq "GET /slow?ms=20000 under --harakiri 2: curl's exit (52: closed unanswered)" "$rc" 52
 ap_wait_log recycle 'HARAKIRI ON WORKER' 5
 ap_wait_log recycle 'killed by signal 9' 5
-for i in $(seq 21 26); do
-	curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$B/api/users/$i"
-done >>"$AP_TMP/beside.out"
+closed "$AP_TMP/after.out" "$B/api/users/21" "$B/api/users/22" "$B/api/users/23" "$B/api/users/24" \
+	"$B/api/users/25" "$B/api/users/26"
 ap_assert_eq "the 10 requests beside and after harakiri" \
-	"$(sort "$AP_TMP/beside.out" | uniq -c | awk '{printf "%s:%s", $2, $1}')" "200:10"
+	"$(cat "$AP_TMP/beside.out" "$AP_TMP/after.out" | col 1 /dev/stdin)" "200 200 200 200 200 200 200 200 200 200 "
 # The killed request is not there at all (ap_expect_counts: nothing else).
 ap_expect_counts <<EOF
 GET /api/users/{id} 26
