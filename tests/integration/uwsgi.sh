@@ -26,7 +26,10 @@
 #    (each one's state reset by the fork handler; the old one exits and
 #    hands its events over at exit): every request counted once, by a
 #    worker pid that served at most 5; the statement the application
-#    runs at import, in the master before it forks, is counted once. Then --harakiri 2 kills a worker
+#    runs at import, in the master before it forks, is counted once. Two
+#    files sent by an offload thread (--offload-threads 1: sendfile and
+#    close on that thread, after the worker moved on): exact bytes_out,
+#    the request ended on the offload thread. Then --harakiri 2 kills a worker
 #    stuck in a 20 s request with SIGKILL: the client sees the connection
 #    close unanswered, which SPEC section 3 calls an aborted request, but
 #    nothing in the killed process can say so, and the request is not
@@ -241,7 +244,7 @@ ap_stop_pid "$UW_PID"
 AP_SERVICE=it-uwsgi-recycle
 P3=$(ap_free_port)
 start_uwsgi recycle '^spawned uWSGI worker 2 ' --processes 2 --max-requests 5 \
-	--min-worker-lifetime 0 --harakiri 2 --http-socket "127.0.0.1:$P3"
+	--min-worker-lifetime 0 --harakiri 2 --offload-threads 1 --http-socket "127.0.0.1:$P3"
 ap_wait_port "$P3"
 B=http://127.0.0.1:$P3
 urls=()
@@ -250,6 +253,11 @@ for i in $(seq 20); do
 done
 closed "$AP_TMP/recycle.out" "${urls[@]}"
 ap_assert_eq "20 requests across recycled workers" "$(col 1 "$AP_TMP/recycle.out" | tr ' ' '\n' | sort | uniq -c | awk '{printf "%s:%s", $2, $1}')" "200:20"
+# The file through an offload thread (--offload-threads), which sends it
+# and closes the connection after the worker has moved on.
+closed "$AP_TMP/offload.out" "$B/file" "$B/file"
+ap_assert_eq "offloaded files: statuses and bodies" "$(col 1 "$AP_TMP/offload.out")/$(col 6 "$AP_TMP/offload.out")" \
+	"200 200 /300000 300000 "
 # A request harakiri kills (after 2 to 3 s); meanwhile the other worker
 # serves.
 rc=0
@@ -268,10 +276,14 @@ ap_assert_eq "the 10 requests beside and after harakiri" \
 ap_expect_counts <<EOF
 GET /api/users/{id} 26
 GET /api/items 4
+GET /file 2
 EOF
+ap_assert_jq "offloaded GET /file: 200, bytes_out = head + 300000, ended on the offload thread (tid != pid)" \
+	"length == 2 and all(.[]; .status == 200 and .error == false and .tid != .pid and
+	 .bytes_out == $(( $(hdr "$AP_TMP/offload.out" 1) + 300000 )))" "$(ap_requests /file)"
 all=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
-ap_assert_jq "recycled workers: 30 requests, by 6 or more pids (not the master's), at most 5 each" \
-	"(.requests | length) == 30 and ([.requests[].pid] | group_by(.) | length >= 6 and
+ap_assert_jq "recycled workers: 32 requests, by 6 or more pids (not the master's), at most 5 each" \
+	"(.requests | length) == 32 and ([.requests[].pid] | group_by(.) | length >= 6 and
 	 all(.[]; length <= 5) and all(.[]; .[0] != $UW_PID))" "$all"
 json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
 ap_check_jq "the master's statement at import: once, through 7 or more forks" "$json" \
