@@ -13,7 +13,8 @@
 #    the connection, 1 MB POSTs read to the end, a HEAD (uWSGI sends the
 #    body a bare WSGI application returns for it: those bytes after the
 #    head are not the response's, bytes_out is the head), a 300 ms request,
-#    and wsgi.file_wrapper, which uWSGI sends with sendfile(2) (seen once
+#    two requests pipelined in one write (uWSGI 2.0 answers the first and
+#    closes: the second is aborted), and wsgi.file_wrapper, which uWSGI sends with sendfile(2) (seen once
 #    with strace -f on a worker: write of the 83-byte head, then
 #    sendfile(sock, file, [0], 300000); not traced here). Exact counts per
 #    route, statuses, bytes in and out, durations, and the errors. Then 8
@@ -151,6 +152,19 @@ for i in 1 2; do
 	curl -s --max-time 10 -o /dev/null "$A1/boom" || rc=$?
 	ap_assert_eq "GET /boom $i: curl's exit (52: the connection closed with no reply)" "$rc" 52
 done
+# Two requests pipelined in one write: uWSGI 2.0's keep-alive socket
+# answers the first and closes, leaving the second unanswered (aborted).
+n=$("$AP_PY" -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /api/items HTTP/1.1\r\nHost: x\r\n\r\nGET /pipelined HTTP/1.1\r\nHost: x\r\n\r\n")
+d = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    d += b
+print(d.count(b"HTTP/1.1 200 OK"), len(d))' "$P2") || ap_fail "the pipelined exchange failed"
+ap_assert_eq "pipelined: responses before the close, and their bytes" "$n" "1 92"
 
 # Statements from threaded workers: 8 requests at once.
 pids=""
@@ -167,7 +181,8 @@ ap_assert_eq "the 8 /books/{n}/sql statuses" "$(cat "$AP_TMP"/books-*.out | tr '
 	"200 200 200 200 200 200 200 200 "
 
 ap_expect_counts <<EOF
-GET /api/items 6
+GET /api/items 7
+GET /pipelined 1
 GET /api/users/{id} 6
 GET /nope 4
 GET /stream 1
@@ -183,21 +198,23 @@ EOF
 # n = 1..8: 1+2 + ... + 8+2 = 52 statements; an N+1 where n >= 3 (6).
 ap_expect_sql <<EOF
 GET /books/{id}/sql 8 52 6
-GET /api/items 6 0 0
+GET /api/items 7 0 0
 EOF
 ap_assert_eq "error_count of GET /boom (aborted)" "$(ap_field GET /boom error_count)" 2
 ap_assert_eq "error_count of GET /error" "$(ap_field GET /error error_count)" 1
 ap_assert_eq "error_count of GET /nope (a 404 is not an error)" "$(ap_field GET /nope error_count)" 0
 json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
-ap_check_jq "/api/v1/errors: aborted on GET /boom (2), HTTP 500 on GET /error (1), nothing else" "$json" \
+ap_check_jq "/api/v1/errors: aborted on GET /boom (2) and GET /pipelined (1), HTTP 500 on GET /error (1), nothing else" "$json" \
 	'[.errors[] | select(.service == $s) | {route, type, count}] | sort_by(.route) ==
-	 [{"route": "/boom", "type": "aborted", "count": 2}, {"route": "/error", "type": "HTTP 500", "count": 1}]' \
+	 [{"route": "/boom", "type": "aborted", "count": 2}, {"route": "/error", "type": "HTTP 500", "count": 1},
+	  {"route": "/pipelined", "type": "aborted", "count": 1}]' \
 	--arg s "$AP_SERVICE"
 
 all=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
 ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' <<<"$all")" "$workers" "a uWSGI worker"
 ap_assert_jq "the keep-alive 200s and 404s and the 500 are not aborted, nor errors but the 500" \
-	'[.requests[] | select(.route != "/boom")] | all(.[]; .status > 0 and (.error == (.status >= 500)))' "$all"
+	'[.requests[] | select(.route != "/boom" and .route != "/pipelined")] |
+	 all(.[]; .status > 0 and (.error == (.status >= 500)))' "$all"
 hdr() { sed -n "${2}p" "$1" | awk '{print $5}'; }
 ap_assert_jq "GET /file (sendfile): bytes_out = head + 300000" \
 	"length == 1 and .[0].status == 200 and .[0].bytes_out == $(( $(hdr "$AP_TMP/ka.out" 7) + 300000 ))" \
@@ -221,6 +238,8 @@ ap_assert_jq "GET /slow?ms=300: 300 ms <= duration < 5 s" \
 	'length == 1 and .[0].duration_ms >= 300 and .[0].duration_ms < 5000' "$(ap_requests /slow)"
 ap_assert_jq "GET /boom: status 0 and an error, both times" \
 	'length == 2 and all(.[]; .status == 0 and .error == true and .bytes_out == 0)' "$(ap_requests /boom)"
+ap_assert_jq "GET /pipelined: status 0 and an error" \
+	'length == 1 and .[0].status == 0 and .[0].error == true and .[0].bytes_out == 0' "$(ap_requests /pipelined)"
 
 # Each /books/{n}/sql request carries exactly its own n+2 statements, in
 # order, whatever ran on the other threads meanwhile.
