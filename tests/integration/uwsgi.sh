@@ -14,7 +14,9 @@
 #    body a bare WSGI application returns for it: those bytes after the
 #    head are not the response's, bytes_out is the head), a 300 ms request,
 #    two requests pipelined in one write (uWSGI 2.0 answers the first and
-#    closes: the second is aborted), and wsgi.file_wrapper, which uWSGI sends with sendfile(2) (seen once
+#    closes: the second is aborted), a HEAD and two GETs on one keep-alive
+#    connection (the HEAD's body, sent anyway, belongs to no request), and
+#    wsgi.file_wrapper, which uWSGI sends with sendfile(2) (seen once
 #    with strace -f on a worker: write of the 83-byte head, then
 #    sendfile(sock, file, [0], 300000); not traced here). Exact counts per
 #    route, statuses, bytes in and out, durations, and the errors. Then 8
@@ -165,6 +167,28 @@ while True:
     d += b
 print(d.count(b"HTTP/1.1 200 OK"), len(d))' "$P2") || ap_fail "the pipelined exchange failed"
 ap_assert_eq "pipelined: responses before the close, and their bytes" "$n" "1 92"
+# A HEAD on the keep-alive socket, then two GETs: uWSGI sends the HEAD's
+# body after its head, bytes no request asked for, before it reads the
+# next request. Prints each response's size (the HEAD's: its head alone).
+"$AP_PY" -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+buf = b""
+def response(req, head_only):
+    global buf
+    s.sendall(req)
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head = buf.index(b"\r\n\r\n") + 4
+    n = int([l.split(b":")[1] for l in buf[:head].split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(buf) < head + n:
+        buf += s.recv(65536)
+    buf = buf[head + n:]
+    return head if head_only else head + n
+print(response(b"HEAD /api/items HTTP/1.1\r\nHost: x\r\n\r\n", True),
+      response(b"GET /api/users/5005 HTTP/1.1\r\nHost: x\r\n\r\n", False),
+      response(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", False))' "$P2" >"$AP_TMP/headka.out" ||
+	ap_fail "HEAD then GETs on one connection failed"
+read -r head_ka users_ka nope_ka <"$AP_TMP/headka.out"
 
 # Statements from threaded workers: 8 requests at once.
 pids=""
@@ -183,15 +207,15 @@ ap_assert_eq "the 8 /books/{n}/sql statuses" "$(cat "$AP_TMP"/books-*.out | tr '
 ap_expect_counts <<EOF
 GET /api/items 7
 GET /pipelined 1
-GET /api/users/{id} 6
-GET /nope 4
+GET /api/users/{id} 7
+GET /nope 5
 GET /stream 1
 GET /stream/raw 1
 GET /error 1
 GET /file 1
 GET /slow 1
 POST /upload 2
-HEAD /api/items 1
+HEAD /api/items 2
 GET /boom 2
 GET /books/{id}/sql 8
 EOF
@@ -226,9 +250,14 @@ ap_assert_jq "GET /stream (chunked): bytes_out = head + 5 x 1007 + 5" \
 ap_assert_jq "GET /stream/raw (ends with the connection): complete, bytes_out = head + 5000" \
 	"length == 1 and .[0].status == 200 and .[0].error == false and .[0].bytes_out == $(( $(hdr "$AP_TMP/raw.out" 1) + 5000 ))" \
 	"$(ap_requests /stream/raw)"
-ap_assert_jq "HEAD /api/items: bytes_out = the head alone (uWSGI's body after it is not the response's)" \
-	"length == 1 and .[0].status == 200 and .[0].error == false and .[0].bytes_out == $(hdr "$AP_TMP/head.out" 1)" \
+ap_assert_jq "HEAD /api/items, twice: bytes_out = the head alone (uWSGI's body after it is not the response's)" \
+	"length == 2 and all(.[]; .status == 200 and .error == false) and
+	 ([.[].bytes_out] | sort) == ([$(hdr "$AP_TMP/head.out" 1), $head_ka] | sort)" \
 	"$(ap_requests /api/items HEAD)"
+ap_assert_jq "the GETs after the HEAD's stray body: their own statuses and bytes_out (every /nope alike)" \
+	"([.requests[] | select(.path == \"/api/users/5005\") | [.status, .bytes_out]] == [[200, $users_ka]]) and
+	 ([.requests[] | select(.path == \"/nope\")] | length == 5 and all(.[]; .status == 404 and .bytes_out == $nope_ka))" \
+	"$all"
 ap_assert_jq "POST /upload: bytes_in = request head + 1000000, twice" \
 	"length == 2 and all(.[]; .status == 200) and
 	 ([.[].bytes_in] | sort) == ([$(( $(sed -n 1p "$AP_TMP/post-ka.out" | awk '{print $4}') + 1000000 )),
