@@ -45,10 +45,11 @@
 #    are not followed, so their statements count for the service but for
 #    no request (README, uWSGI).
 #
-# (Threaded workers recycled by --max-requests are not used: uWSGI 2.0's
-# other thread stays blocked in accept() until worker-reload-mercy ends
-# and the master SIGKILLs the worker, which the preload survives only if
-# its events left in the 100 ms before.)
+# (Threaded workers are not recycled here: a recycled uWSGI 2.0 worker's
+# other thread stays in accept() until it serves one more request or
+# --worker-reload-mercy ends and the master SIGKILLs the worker, which
+# can catch that request in flight: a rare failure of the client's, not
+# of the counts.)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
