@@ -174,15 +174,20 @@ ap_assert_eq "pipelined: responses before the close, and their bytes" "$n" "1 92
 "$AP_PY" -c 'import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 buf = b""
+def more():
+    d = s.recv(65536)
+    if not d:
+        raise EOFError("closed by the server")
+    return d
 def response(req, head_only):
     global buf
     s.sendall(req)
     while b"\r\n\r\n" not in buf:
-        buf += s.recv(65536)
+        buf += more()
     head = buf.index(b"\r\n\r\n") + 4
     n = int([l.split(b":")[1] for l in buf[:head].split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
     while len(buf) < head + n:
-        buf += s.recv(65536)
+        buf += more()
     buf = buf[head + n:]
     return head if head_only else head + n
 print(response(b"HEAD /api/items HTTP/1.1\r\nHost: x\r\n\r\n", True),
