@@ -86,11 +86,11 @@ cat >"$AP_TMP/client.py" <<'PY'
 #       response "STATUS HEAD_BYTES REQUEST_BYTES RESPONSE_BYTES
 #       CONNECTION BODY" (CONNECTION: the Connection header, or -), then
 #       "sent" or "send failed" (the last send).
-#   slowget PORT PATH RCVBUF CHUNK PAUSE_MS
+#   slowget PORT PATH RCVBUF CHUNK PAUSE_MS [STOP]
 #       GETs PATH with SO_RCVBUF RCVBUF, reading CHUNK bytes every
-#       PAUSE_MS; prints "STATUS REQUEST_BYTES RESPONSE_BYTES T_END_MS",
-#       then per 64 KiB read "READ_BYTES T_MS" (times since the request was
-#       sent).
+#       PAUSE_MS (until STOP bytes came, then closes, if given); prints
+#       "STATUS REQUEST_BYTES RESPONSE_BYTES T_END_MS", then per 64 KiB
+#       read "READ_BYTES T_MS" (times since the request was sent).
 #   idle PORT BYTES
 #       sends BYTES (\r\n escapes) and reads until the server closes (up to
 #       15 s); prints "closed after S s" or "open".
@@ -186,7 +186,7 @@ def post(port, path, fname, mode, then=None):
         print(st, nh, n, len(raw), (conn or ["-"])[0], b.decode("latin-1").strip())
     print(sent[-1])
 
-def slowget(port, path, rcvbuf, chunk, pause):
+def slowget(port, path, rcvbuf, chunk, pause, stop=0):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(20)
@@ -197,7 +197,7 @@ def slowget(port, path, rcvbuf, chunk, pause):
     got = 0; marks = []; next_mark = 0
     while True:
         d = s.recv(chunk)
-        if not d: break
+        if not d or (stop and got >= stop): break
         got += len(d)
         now = (time.monotonic() - t0) * 1000
         while got >= next_mark:
@@ -220,7 +220,7 @@ def idle(port, data):
 mode, port = sys.argv[1], int(sys.argv[2])
 if mode == "seq": seq(port, int(sys.argv[3]), sys.argv[4:])
 elif mode == "post": post(port, *sys.argv[3:])
-elif mode == "slowget": slowget(port, sys.argv[3], *map(int, sys.argv[4:7]))
+elif mode == "slowget": slowget(port, sys.argv[3], *map(int, sys.argv[4:]))
 elif mode == "idle": idle(port, sys.argv[3])
 PY
 client() { "$AP_PY" "$AP_TMP/client.py" "$@" || ap_fail "client.py $* failed"; }
@@ -321,6 +321,9 @@ ap_raw "$PORT" "GET /static/big.bin" "GET /static/small.txt" \
 	>"$AP_TMP/static.out"
 ap_assert_eq "static statuses" "$(cut -d' ' -f1 "$AP_TMP/static.out" | paste -sd' ')" "200 200 206 206"
 client slowget "$PORT" /static/huge.bin 65536 65536 5 >"$AP_TMP/slowget.out"
+# The same, but the client closes after 1 MB: the poller's next
+# sendfile64() fails, Tomcat closes, the request is aborted.
+client slowget "$PORT" /static/huge.bin?cut 65536 65536 5 1000000 >"$AP_TMP/slowcut.out"
 
 # 6. Byte-identical responses, Date masked (the 500 last: Tomcat closes
 #    after it).
@@ -352,7 +355,7 @@ GET /notmod 3
 GET /nowhere 3
 GET /static/small.txt 4
 GET /static/big.bin 4
-GET /static/huge.bin 1
+GET /static/huge.bin 2
 POST /post 5
 POST /ignore 3
 GET /error 2
@@ -360,17 +363,18 @@ GET /slow 6
 GET /async 7
 EOF
 ap_assert_eq "error_count of GET /error" "$(ap_field GET /error error_count)" 2
-ap_assert_eq "error_count of the service but GET /error (no abort)" \
-	"$(ap_api /api/v1/endpoints | jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s and .route != "/error") | .error_count] | add')" 0
+ap_assert_eq "error_count of GET /static/huge.bin" "$(ap_field GET /static/huge.bin error_count)" 1
+ap_assert_eq "error_count of the service but those (no other abort)" \
+	"$(ap_api /api/v1/endpoints | jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s and .route != "/error" and .route != "/static/huge.bin") | .error_count] | add')" 0
 ap_assert_eq "errors of the service" \
-	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]]')" \
-	'[["GET","/error","HTTP 500",2]]'
+	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
+	'[["GET","/error","HTTP 500",2],["GET","/static/huge.bin","aborted",1]]'
 
 # Statuses, bytes and durations of single requests.
 statuses() { ap_requests "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
-ap_assert_eq "statuses of /nocontent, /notmod, /nowhere, /error, /static/huge.bin" \
-	"$(statuses /nocontent) $(statuses /notmod) $(statuses /nowhere) $(statuses /error) $(statuses /static/huge.bin)" \
-	"[204] [304] [404] [500] [200]"
+ap_assert_eq "statuses of /nocontent, /notmod, /nowhere, /error" \
+	"$(statuses /nocontent) $(statuses /notmod) $(statuses /nowhere) $(statuses /error)" \
+	"[204] [304] [404] [500]"
 # all_out ROUTE METHOD BYTES N : the N requests of ROUTE each sent BYTES
 # (the same response every time).
 all_out() {
@@ -406,8 +410,13 @@ wmem_max=$(awk '{print $3}' /proc/sys/net/ipv4/tcp_wmem)
 must_read=$((sresp - wmem_max - 131072))
 low_ms=$(awk -v m="$must_read" 'NR > 1 && $1 >= m { print $2; exit }' "$AP_TMP/slowget.out")
 ap_assert_jq "GET /static/huge.bin (sendfile, then the poller): bytes_in $sreq, bytes_out $sresp, duration between ${low_ms:-?} and $send_ms ms" \
-	"length == 1 and .[0].bytes_in == $sreq and .[0].bytes_out == $sresp
-	 and .[0].duration_ms >= ${low_ms:-1e9} - 2 and .[0].duration_ms <= $send_ms + 2" "$(ap_requests /static/huge.bin GET)"
+	"[.[] | select(.error | not)] | length == 1 and .[0].status == 200 and .[0].bytes_in == $sreq
+	 and .[0].bytes_out == $sresp and .[0].duration_ms >= ${low_ms:-1e9} - 2 and .[0].duration_ms <= $send_ms + 2" \
+	"$(ap_requests /static/huge.bin GET)"
+read -r _ creq cgot _ <"$AP_TMP/slowcut.out"
+ap_assert_jq "GET /static/huge.bin cut short by the client after $cgot bytes: aborted, status 200, bytes_in $creq, bytes_out from $cgot to less than $sresp" \
+	"[.[] | select(.error)] | length == 1 and .[0].status == 200 and .[0].bytes_in == $creq
+	 and .[0].bytes_out >= $cgot and .[0].bytes_out < $sresp" "$(ap_requests /static/huge.bin GET)"
 # POSTs: the pipelined and the raw one (11 bytes of body) exactly their
 # own bytes; the 3 MiB ones exactly what was sent and answered.
 post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)
