@@ -4,30 +4,39 @@
 # (tests/servers/TomcatServer.java): the HTTP/1.1 NIO connector
 # (Http11NioProtocol) on 127.0.0.1, Tomcat's own worker pool, an acceptor
 # thread and a poller thread, non-blocking read() and write().
-#  1. keep-alive: successive requests of one connection run on different
-#     worker threads (the server's log proves it); pipelined requests;
-#     routes with ids, 204, 304, HEAD, Tomcat's own 404 (DefaultServlet)
-#     and 500 (a servlet that throws; Tomcat then closes the connection),
-#     a chunked response (flushBuffer(), no Content-Length).
-#  2. several slow requests in flight at once, and async requests
+#  1. keep-alive: ten requests back to back (curl: one worker thread
+#     usually serves them all) and ten 30 ms apart, whose consecutive
+#     requests run on different worker threads (the server's log proves
+#     it); four pipelined requests; routes with ids, 204, 304, HEAD,
+#     Tomcat's own 404 (the DefaultServlet's) and 500 (a servlet that
+#     throws; Tomcat then closes the connection), a chunked response
+#     (flushBuffer(), no Content-Length), and the same route over
+#     HTTP/1.0, which Tomcat ends by closing.
+#  2. six slow requests in flight at once, and six async ones
 #     (startAsync(), answered and completed from another thread).
-#  3. 3 MiB POSTs read whole, fixed-length and chunked (exact bytes_in);
-#     POSTs answered without reading their body: Tomcat swallows a body of
-#     up to 2 MiB (maxSwallowSize) after the response, and the connection
-#     goes on; past that it closes it.
-#  4. static files by the DefaultServlet: a 200 KiB file (over its 48 KiB
-#     sendfileSize) goes out with FileChannel.transferTo(), which is
-#     sendfile64() in libnio (checked once by hand: strace -f -e
-#     trace=sendfile,write on the JVM shows the 178-byte head by write(),
-#     then sendfile(fd, file, [0] => [204800], 204800) = 204800, on the
-#     worker thread); an 8 MiB one to a client that reads slowly leaves
-#     the rest of the file to the poller thread, in many sendfile64()
-#     calls; a small file goes out with write(). Exact bytes_out, and the
-#     slow transfer's duration between bounds the client measures.
+#  3. 3 MiB POSTs read whole: fixed-length, chunked, and curl's with
+#     Expect: 100-continue (Tomcat's interim "HTTP/1.1 100 ", no reason
+#     phrase); POSTs answered without reading their body: Tomcat swallows
+#     a body of up to 2 MiB (maxSwallowSize) after the response and the
+#     connection goes on; past that it answers "Connection: close".
+#  4. static files by the DefaultServlet, which sends a file of 48 KiB or
+#     more (its sendfileSize) with FileChannel.transferTo(), that is
+#     sendfile64() in libnio. Checked once by hand (strace -f -e
+#     trace=sendfile,write on the JVM, thread names from jcmd
+#     Thread.print): a 200 KiB file is a write() of the 178-byte head,
+#     then sendfile(fd, file, [0] => [204800], 204800) = 204800, both on
+#     the worker thread (exec-N); an 8 MiB file to a slow reader is one
+#     sendfile() of about 4 MB on the worker, then 4 more from the
+#     "Poller" thread as the client reads. Both are here, with a small
+#     file (write()) and ranges (one by sendfile from an offset, two as
+#     multipart/byteranges): exact bytes_out, the slow transfer's duration
+#     between bounds the client measures, and the same transfer cut short
+#     by the client: one aborted request.
 #  5. Tomcat's keep-alive timeout (1 s) closing an idle connection after a
-#     request adds no request and no abort; its connection timeout closing
-#     a connection that sent nothing adds nothing.
+#     request adds no request and no abort; its connection timeout (2 s)
+#     closing a connection that sent nothing adds nothing.
 #  6. responses byte-identical with and without the preload (Date masked).
+# Exact counts per method and route, statuses, error counts and types.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 java javac

@@ -3,12 +3,15 @@
 //
 // One HTTP/1.1 NIO connector (Http11NioProtocol) on 127.0.0.1 with Tomcat's
 // own worker pool (10 threads started at once): an acceptor thread accepts,
-// a poller thread selects, and each request a poller hands over runs on a
-// pool thread, so successive requests of one keep-alive connection run on
-// different threads. Tomcat reads and writes the sockets with read() and
-// write() (non-blocking), and the DefaultServlet sends static files of
-// 48 KiB or more with FileChannel.transferTo(), which is sendfile64() in
-// libnio, from the poller thread.
+// a poller thread selects, and each request the poller hands over runs on
+// a pool thread, so successive requests of one keep-alive connection can
+// run on different threads (a request that arrives while the previous
+// one's thread is still in its processor loop stays on that thread).
+// Tomcat reads and writes the sockets with read() and write()
+// (non-blocking), and the DefaultServlet sends static files of 48 KiB or
+// more with FileChannel.transferTo(), which is sendfile64() in libnio: on
+// the worker thread first, then from the poller thread for what did not
+// fit in the socket's send buffer.
 //
 // Routes (context path ""):
 //   GET  /fast            "fast\n" (fixed length; HEAD: headers only)
@@ -129,7 +132,7 @@ public class TomcatServer {
     static void route(Context ctx, String name, String pattern, Handler get, Handler post) {
         Wrapper w = Tomcat.addServlet(ctx, name, new Route(get, post));
         w.setAsyncSupported(true);
-        ctx.addServletMappingDecoded(pattern, name);
+        ctx.addServletMapping(pattern, name);
     }
 
     public static void main(String[] args) throws Exception {
@@ -225,7 +228,7 @@ public class TomcatServer {
 
         Wrapper def = Tomcat.addServlet(ctx, "default", new DefaultServlet());
         def.addInitParameter("listings", "false");
-        ctx.addServletMappingDecoded("/", "default");
+        ctx.addServletMapping("/", "default");
 
         tomcat.start();
         System.out.println("listening on " + port);
