@@ -103,6 +103,8 @@ cat >"$AP_TMP/client.py" <<'PY'
 #   idle PORT BYTES
 #       sends BYTES (\r\n escapes) and reads until the server closes (up to
 #       15 s); prints "closed after S s" or "open".
+#   hangup PORT BYTES MS
+#       sends BYTES (\r\n escapes) and closes MS ms later.
 import socket, sys, threading, time
 
 def reader(s):
@@ -226,11 +228,18 @@ def idle(port, data):
     except OSError as e:
         print("open: %r" % e)
 
+def hangup(port, data, ms):
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    s.sendall(data.encode().decode("unicode_escape").encode("latin-1"))
+    time.sleep(ms / 1000)
+    s.close()
+
 mode, port = sys.argv[1], int(sys.argv[2])
 if mode == "seq": seq(port, int(sys.argv[3]), sys.argv[4:])
 elif mode == "post": post(port, *sys.argv[3:])
 elif mode == "slowget": slowget(port, sys.argv[3], *map(int, sys.argv[4:]))
 elif mode == "idle": idle(port, sys.argv[3])
+elif mode == "hangup": hangup(port, sys.argv[3], int(sys.argv[4]))
 PY
 client() { "$AP_PY" "$AP_TMP/client.py" "$@" || ap_fail "client.py $* failed"; }
 
@@ -293,6 +302,11 @@ at_once() {
 SLOW_MS=400
 at_once 6 "$B/slow?ms=$SLOW_MS" slow
 at_once 6 "$B/async?ms=$SLOW_MS" async
+# A client that leaves 50 ms into a 300 ms request: Tomcat's write of the
+# whole response still succeeds (the kernel takes it; the client's end
+# answers with a reset), so the request is answered, not aborted: the
+# preload sees what the server did.
+client hangup "$PORT" 'GET /slow?ms=300 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' 50
 
 # 3. 3 MiB POSTs read whole (fixed-length, chunked), and POSTs answered
 #    unread, each followed by a GET on its connection: 100 KiB whose body
@@ -368,7 +382,7 @@ GET /static/huge.bin 2
 POST /post 5
 POST /ignore 3
 GET /error 2
-GET /slow 6
+GET /slow 7
 GET /async 7
 EOF
 ap_assert_eq "error_count of GET /error" "$(ap_field GET /error error_count)" 2
@@ -462,10 +476,14 @@ for f in ignore ignorec; do
 		"[.[] | select(.bytes_in == $gin and .bytes_out == $gout and .status == 200)] | length == 1" "$reqs"
 done
 # Slow and async requests: each at least its sleep, all in flight at once
-# (of the async ones, all but the newest: the byte comparison's).
+# (all but the newest: the one whose client left, and the byte
+# comparison's async one).
 in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
 	  | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)) as $t | {t: $t, e: ($t + .duration_ms)}]
 	 | (map(.t) | max) < (map(.e) | min)'
+reqs=$(ap_requests /slow GET)
+ap_assert_jq "the slow request whose client left: status 200, not an error, duration >= 300 ms" \
+	".[0].status == 200 and (.[0].error | not) and .[0].duration_ms >= 300" "$reqs"
 for r in slow async; do
 	reqs=$(ap_requests "/$r" GET | jq '.[-6:]')
 	ap_assert_jq "6 $r requests: duration >= $SLOW_MS ms" \
