@@ -31,9 +31,11 @@
 //   GET  /static/...      files under DOCBASE/static, by the DefaultServlet
 //   anything else         the DefaultServlet's 404 (Tomcat's error page)
 //
-// Usage: java TomcatServer PORT BASEDIR DOCBASE
+// Usage: java [-Dtomcat.protocol=CLASS] TomcatServer PORT BASEDIR DOCBASE
 //   BASEDIR   Tomcat's work directory (created)
 //   DOCBASE   the context's document root
+//   CLASS     the connector's protocol (default
+//             org.apache.coyote.http11.Http11NioProtocol)
 // Keep-alive timeout 1 s, connection timeout 2 s. Prints "listening on
 // PORT" once it accepts connections, and "req N thread=NAME conn=REMOTE
 // METHOD PATH" per request on stdout.
@@ -139,7 +141,7 @@ public class TomcatServer {
         int port = Integer.parseInt(args[0]);
         Tomcat tomcat = new Tomcat();
         tomcat.setBaseDir(args[1]);
-        Connector c = new Connector("org.apache.coyote.http11.Http11NioProtocol");
+        Connector c = new Connector(System.getProperty("tomcat.protocol", "org.apache.coyote.http11.Http11NioProtocol"));
         c.setPort(port);
         c.setProperty("address", "127.0.0.1");
         c.setProperty("connectionTimeout", "2000");
