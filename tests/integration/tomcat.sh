@@ -13,7 +13,9 @@
 #     (flushBuffer(), no Content-Length), and the same route over
 #     HTTP/1.0, which Tomcat ends by closing.
 #  2. six slow requests in flight at once, and six async ones
-#     (startAsync(), answered and completed from another thread).
+#     (startAsync(), answered and completed from another thread); an
+#     async request past its async timeout, answered 500 by Tomcat itself;
+#     a client that leaves while its request runs.
 #  3. 3 MiB POSTs read whole: fixed-length, chunked, and curl's with
 #     Expect: 100-continue (Tomcat's interim "HTTP/1.1 100 ", no reason
 #     phrase); POSTs answered without reading their body: Tomcat swallows
@@ -253,6 +255,11 @@ ap_bg idle "$AP_PY" "$AP_TMP/client.py" idle "$PORT" 'GET /fast HTTP/1.1\r\nHost
 IDLE_PID=$AP_BG_PID
 ap_bg silent "$AP_PY" "$AP_TMP/client.py" idle "$PORT" ''
 SILENT_PID=$AP_BG_PID
+# 2a. An async request that outlives its async timeout (200 ms): Tomcat's
+#     timeout thread (it checks about once a second) has it answered 500.
+ap_bg asynctimeout curl -s --max-time 20 -o /dev/null -w '%{http_code} %{size_header} %{size_download}\n' \
+	"$B/async?ms=2000&timeout=200"
+ASYNCTIMEOUT_PID=$AP_BG_PID
 
 # 1a. Keep-alive: ten requests on one connection, back to back (curl),
 #     then ten more 50 ms apart. Back to back, one thread usually serves
@@ -310,7 +317,7 @@ at_once() {
 	ap_assert_eq "$3 statuses" "$(cat "$AP_TMP/$3"-*.out | sort | uniq -c | awk '{print $1, $2}')" "$1 200"
 }
 
-# 2. Six slow requests at once, and six async ones.
+# 2b. Six slow requests at once, and six async ones.
 SLOW_MS=400
 at_once 6 "$B/slow?ms=$SLOW_MS" slow
 at_once 6 "$B/async?ms=$SLOW_MS" async
@@ -371,7 +378,10 @@ cmp -s "$AP_TMP/pre.raw" "$AP_TMP/plain.raw" ||
 	ap_fail "responses differ with the preload: $(diff <(cat -v "$AP_TMP/plain.raw") <(cat -v "$AP_TMP/pre.raw") | head -20)"
 ap_log "ok: ${#RAW[@]} responses ($(wc -c <"$AP_TMP/pre.raw") bytes) byte-identical with and without the preload"
 
-# 5b. The connections Tomcat's timeouts closed.
+# 5b. The connections Tomcat's timeouts closed, and the async timeout.
+wait "$ASYNCTIMEOUT_PID"
+read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
+ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 wait "$IDLE_PID"
 grep -q '^closed after' "$AP_TMP/idle.log" || ap_fail "the idle keep-alive connection: $(cat "$AP_TMP/idle.log")"
 wait "$SILENT_PID"
@@ -395,15 +405,16 @@ POST /post 5
 POST /ignore 3
 GET /error 2
 GET /slow 7
-GET /async 7
+GET /async 8
 EOF
 ap_assert_eq "error_count of GET /error" "$(ap_field GET /error error_count)" 2
+ap_assert_eq "error_count of GET /async" "$(ap_field GET /async error_count)" 1
 ap_assert_eq "error_count of GET /static/huge.bin" "$(ap_field GET /static/huge.bin error_count)" 1
 ap_assert_eq "error_count of the service but those (no other abort)" \
-	"$(ap_api /api/v1/endpoints | jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s and .route != "/error" and .route != "/static/huge.bin") | .error_count] | add')" 0
+	"$(ap_api /api/v1/endpoints | jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s and .route != "/error" and .route != "/async" and .route != "/static/huge.bin") | .error_count] | add')" 0
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
-	'[["GET","/error","HTTP 500",2],["GET","/static/huge.bin","aborted",1]]'
+	'[["GET","/async","HTTP 500",1],["GET","/error","HTTP 500",2],["GET","/static/huge.bin","aborted",1]]'
 
 # Statuses, bytes and durations of single requests.
 statuses() { ap_requests "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
@@ -500,8 +511,12 @@ in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
 reqs=$(ap_requests /slow GET)
 ap_assert_jq "the slow request whose client left: status 200, not an error, duration >= 300 ms" \
 	".[0].status == 200 and (.[0].error | not) and .[0].duration_ms >= 300" "$reqs"
+reqs=$(ap_requests /async GET)
+ap_assert_jq "the async request past its timeout: status 500, bytes_out $((at_hdr + at_body)), duration >= 200 ms" \
+	"[.[] | select(.status == 500)] | length == 1 and .[0].error and .[0].bytes_out == $((at_hdr + at_body))
+	 and .[0].duration_ms >= 200 and .[0].duration_ms < 10000" "$reqs"
 for r in slow async; do
-	reqs=$(ap_requests "/$r" GET | jq '.[-6:]')
+	reqs=$(ap_requests "/$r" GET | jq '[.[] | select(.status == 200)] | .[-6:]')
 	ap_assert_jq "6 $r requests: duration >= $SLOW_MS ms" \
 		"length == 6 and all(.[]; .status == 200 and .duration_ms >= $SLOW_MS and .duration_ms < 10000)" "$reqs"
 	ap_assert_jq "the 6 $r requests in flight at once: each started before any ended" "$in_flight" "$reqs"

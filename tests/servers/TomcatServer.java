@@ -17,8 +17,11 @@
 //   GET  /fast            "fast\n" (fixed length; HEAD: headers only)
 //   GET  /items/<id>      a small JSON document
 //   GET  /slow?ms=N       answers after sleeping N ms (at most 10 s)
-//   GET  /async?ms=N      startAsync(); another thread answers after N ms
-//                         and completes
+//   GET  /async?ms=N[&timeout=T]
+//                         startAsync(); another thread answers after N ms
+//                         and completes. Past the async timeout T ms
+//                         (default 20 s) Tomcat answers 500 itself, from
+//                         its own threads, and the late answer is dropped
 //   POST /post            reads the body (fixed-length or chunked), answers
 //                         "received N\n"
 //   POST /ignore          answers "ignored\n" without reading the body
@@ -190,15 +193,20 @@ public class TomcatServer {
         route(ctx, "async", "/async", (req, resp) -> {
             long ms = ms(req, 100);
             AsyncContext ac = req.startAsync();
-            ac.setTimeout(20000);
+            String timeout = req.getParameter("timeout");
+            ac.setTimeout(timeout == null ? 20000 : Long.parseLong(timeout));
             timer.schedule(() -> {
                 try {
                     text((HttpServletResponse) ac.getResponse(), 200,
                             "async " + ms + " ms on " + Thread.currentThread().getName() + "\n");
+                    ac.complete();
+                } catch (IllegalStateException e) {
+                    // timed out: Tomcat has answered 500 and completed it
+                    System.out.println("async timed out: " + e.getMessage());
                 } catch (IOException e) {
                     System.out.println("async io error: " + e);
+                    ac.complete();
                 }
-                ac.complete();
             }, ms, TimeUnit.MILLISECONDS);
         }, null);
         route(ctx, "post", "/post", null, (req, resp) -> {
