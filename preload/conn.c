@@ -1330,6 +1330,28 @@ void pl_conn_on_shutdown(int fd, int how)
 	conn_unalias_all(c);
 }
 
+void pl_conn_on_tcp_info(int fd)
+{
+	struct pl_conn *e;
+	struct pl_conn *c = conn_lock_fd(fd, 0, &e);
+	if (!c)
+		return;
+	/* HTTP/1 only (an HTTP/2 or FastCGI connection's requests are not
+	 * served one after the other), the oldest unanswered request, once
+	 * its head is complete: what the pool thread is about to serve. */
+	if (c->req_dead < REQ_H2 && c->qcount > 0) {
+		const struct pl_pending *r = q_at(c, 0);
+		if (r != c->cur || !ap_http_req_in_head(&c->rq)) {
+			unsigned i = 0;
+			while (i < th_reqs.n && th_reqs.id[i] != r->id)
+				i++;
+			if (i == th_reqs.n)
+				thread_adopt(fd, r->id, c);
+		}
+	}
+	pl_conn_unlock(c);
+}
+
 void pl_conn_stop(int fd)
 {
 	struct pl_conn *e;

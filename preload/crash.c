@@ -14,10 +14,18 @@
  * HotSpot then takes the fault as handled by it, and the fatal-error
  * report (hs_err_pid*.log) and abort() it makes when the previous
  * disposition was the default were lost (the process died of the SIGSEGV
- * instead). A handler the host installs later replaces ours (we never
- * fight: sigaction is not hooked); one that calls ours as its previous
- * handler gets what the default disposition would have done, and no
- * report: we stand down whenever we are no longer the installed handler.
+ * instead).
+ *
+ * Once installed, ours is the default as the host sees it: sigaction() and
+ * the signal() family are hooked (hook_signal.c -> pl_crash_sigaction()).
+ * A handler the host installs later replaces ours, and finds the default
+ * as the one it replaced (never ours, to call for a fault that is not
+ * its own); the host putting the default back (Node's SIGSEGV handler and
+ * Python's faulthandler do, before raising the signal again to die of it)
+ * puts ours back in its place, and a query shows the default. A handler
+ * that still calls ours (found by a raw system call) gets what the
+ * default disposition would have done, and no report: we stand down
+ * whenever we are no longer the installed handler.
  *
  * The handler is async-signal-safe: sigaction, clock_gettime, open, read,
  * close, socket, setsockopt, sendto, sendmsg, tgkill, nanosleep and memory
@@ -66,6 +74,12 @@
 
 static const int crash_sigs[] = { SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL };
 #define NSIGS (sizeof crash_sigs / sizeof crash_sigs[0])
+/* The default disposition ours stands for, as the host last set or saw it
+ * (its flags and mask; the handler is always SIG_DFL): what restore() puts
+ * back, and what a query shows where ours is installed. Written by
+ * install_handlers() and by a host's call that puts the default back; a
+ * torn copy of two racing calls mixes only the flags and masks of two
+ * default dispositions. */
 static struct sigaction crash_prev[NSIGS];
 /* The thread reporting the process's crash (0: none yet), and 1 once it
  * is done (atomic). */
@@ -97,13 +111,24 @@ static struct {
 	} req;
 } cs;
 
-static int sig_index(int sig)
+static PL_UNINSTRUMENTED int sig_index(int sig)
 {
 	for (unsigned i = 0; i < NSIGS; i++)
 		if (crash_sigs[i] == sig)
 			return (int)i;
 	return -1;
 }
+
+/* The C library's sigaction(), never our hook: ours must not be shown as
+ * the default to ourselves. Resolved by the constructor, long before any
+ * install (the fd table's first chunk comes from an accept). */
+static PL_UNINSTRUMENTED int real_sigaction(int sig, const struct sigaction *act,
+                                            struct sigaction *old)
+{
+	return pl_real.sigaction(sig, act, old);
+}
+
+static PL_UNINSTRUMENTED int is_ours(const struct sigaction *sa);
 
 static uint64_t hex(const char **p)
 {
@@ -207,6 +232,21 @@ static void read_maps(uint64_t sp)
 	pl_real.close(fd);
 }
 
+/* Reads the module table and copies the stack from sp up, within its
+ * mapping, at most CRASH_STACK bytes, to cs.stack. Returns the bytes
+ * copied: 0 for no sp, or one in no readable mapping. */
+static uint32_t copy_stack(uint64_t sp)
+{
+	read_maps(sp);
+	if (sp == 0 || cs.stack_hi <= sp)
+		return 0;
+	uint64_t n = cs.stack_hi - sp;
+	if (n > CRASH_STACK)
+		n = CRASH_STACK;
+	memcpy(cs.stack, (const void *)(uintptr_t)sp, n);
+	return (uint32_t)n;
+}
+
 static size_t str_len(const char *s, size_t max)
 {
 	size_t n = 0;
@@ -214,6 +254,96 @@ static size_t str_len(const char *s, size_t max)
 		n++;
 	return n;
 }
+
+#if defined(__x86_64__)
+/* The kernel's signal frame on x86-64 (arch/x86/include/asm/sigframe.h):
+ * the return address (the restorer), the kernel's struct ucontext (flags,
+ * link, stack_t, sigcontext, a 64-bit mask: 304 bytes, laid out as glibc's
+ * ucontext_t up to its mask), then the siginfo. */
+#define KERNEL_UC_SIZE 304
+
+/* 1 when the kernel's frame holding outer, whose siginfo says signo, is
+ * for signal sig. The kernel writes the siginfo only for an SA_SIGINFO
+ * handler (else signo is whatever the stack held); then the context tells:
+ * a system call that sent sig (kill(), tgkill(): the signal is their
+ * second or third argument, which the kernel leaves in its register, and
+ * the instruction before pc is `syscall`), or the trap it records: a page
+ * fault or a general protection fault for SIGSEGV and SIGBUS, a divide
+ * error or an x87/SIMD exception for SIGFPE, an invalid opcode for SIGILL.
+ * pc lies in a module's text, which starts at text_start. */
+static int frame_of(int sig, int signo, const ucontext_t *outer, uint64_t pc, uint64_t text_start)
+{
+	if (signo >= 1 && signo <= 64)
+		return signo == sig;
+	const greg_t *g = outer->uc_mcontext.gregs;
+	const uint8_t *ins = (const uint8_t *)(uintptr_t)pc;
+	/* pc's page is mapped (code ran there): read the two bytes before
+	 * it only within that page. */
+	if (pc >= text_start + 2 && (pc & 4095) >= 2 && ins[-2] == 0x0f && ins[-1] == 0x05)
+		return g[REG_RSI] == sig || g[REG_RDX] == sig;
+	long trap = (long)g[REG_TRAPNO];
+	switch (sig) {
+	case SIGSEGV:
+	case SIGBUS:
+		return trap == 14 || trap == 13; /* #PF, #GP */
+	case SIGFPE:
+		return trap == 0 || trap == 16 || trap == 19; /* #DE, #MF, #XM */
+	case SIGILL:
+		return trap == 6; /* #UD */
+	default:
+		return 0;
+	}
+}
+
+/* A fatal signal raised again from inside a handler of the host's for the
+ * same signal (Python's faulthandler: SA_NODEFER, so raise() delivers it
+ * at once, on its alternate stack) interrupts that handler, not the
+ * fault: the context worth reporting is the one the host's handler got,
+ * in the kernel's frame for it, above the interrupted stack pointer. Found
+ * by the restorer's address (as in the frame the kernel made for us at
+ * uc) in the copy of the stack from there (stack_addr, stack_len), and
+ * taken only if the frame is for the same signal (frame_of()) and its pc
+ * lies in an executable module. NULL when there is none: a signal
+ * sent from ordinary code, or one the host's handler raised while it
+ * blocked it (Node: delivered when the handler returns, in the faulting
+ * context already). */
+static const ucontext_t *host_frame(int sig, const siginfo_t *si, const ucontext_t *uc,
+                                    uint64_t stack_addr, uint32_t stack_len)
+{
+	uintptr_t u = (uintptr_t)uc;
+	if (si->si_code > 0 || (uintptr_t)si != u + KERNEL_UC_SIZE)
+		return NULL; /* not the layout assumed: look no further */
+	uint64_t restorer; /* our frame's return address, just below uc */
+	memcpy(&restorer, (const void *)(u - 8), 8);
+	uint64_t need = 8 + KERNEL_UC_SIZE + sizeof(int);
+	for (uint64_t off = 0; off + need <= stack_len; off += 8) {
+		uint64_t w, a = stack_addr + off;
+		memcpy(&w, cs.stack + off, 8);
+		if (w != restorer)
+			continue;
+		/* Or a stale copy of it (a struct sigaction some call left in
+		 * what is now a frame's padding): a real frame has the kernel's
+		 * flags (UC_FP_XSTATE and two others), no link, and points to its
+		 * saved FPU state, which the kernel puts just above the frame. */
+		const ucontext_t *outer = (const ucontext_t *)(uintptr_t)(a + 8);
+		int signo;
+		memcpy(&signo, cs.stack + off + 8 + KERNEL_UC_SIZE, sizeof signo);
+		uintptr_t fpu = (uintptr_t)outer->uc_mcontext.fpregs;
+		if (outer->uc_flags > 7 || outer->uc_link != NULL ||
+		    fpu <= a + 8 + KERNEL_UC_SIZE || fpu > a + 4096)
+			continue;
+		uint64_t pc = (uint64_t)outer->uc_mcontext.gregs[REG_RIP];
+		for (unsigned i = 0; i < cs.nmods; i++)
+			if (cs.exec[i] && pc >= cs.mods[i].text_start && pc < cs.mods[i].text_end)
+				/* else a handler of another signal: its
+				 * interruption is no crash */
+				return frame_of(sig, signo, outer, pc, cs.mods[i].text_start) ? outer
+				                                                                : NULL;
+		return NULL;
+	}
+	return NULL;
+}
+#endif
 
 /* The report of signal sig on this thread, serving request req_id (see
  * pl_conn_crash_pending()), whose method and path crash_requests() left
@@ -239,7 +369,18 @@ static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t 
 	r.path.len = cs.req.path_len;
 
 	uint64_t sp = 0, pc = 0, fp = 0;
+	uint64_t copied = 0; /* the stack pointer cs.stack was copied from */
+	uint32_t copied_len = 0;
 #if defined(__x86_64__)
+	/* Raised again inside a handler of the host's: the context that
+	 * handler got, if it is in the copy of this one's stack. */
+	if (uc != NULL) {
+		copied = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+		copied_len = copy_stack(copied);
+		const ucontext_t *outer = host_frame(sig, si, uc, copied, copied_len);
+		if (outer != NULL)
+			uc = outer;
+	}
 	if (uc != NULL) {
 		static const int dwarf_to_greg[AP_CRASH_MAX_REGS] = {
 			REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
@@ -254,16 +395,12 @@ static void report(int sig, const siginfo_t *si, const ucontext_t *uc, uint64_t 
 		fp = r.regs[6];
 	}
 #endif
-	read_maps(sp);
-	/* The stack from the stack pointer up, within its mapping. */
-	if (sp != 0 && cs.stack_hi > sp) {
-		uint64_t n = cs.stack_hi - sp;
-		if (n > CRASH_STACK)
-			n = CRASH_STACK;
-		memcpy(cs.stack, (const void *)(uintptr_t)sp, n);
+	if (sp == 0 || sp != copied) /* also reads the module table */
+		copied_len = copy_stack(sp);
+	if (copied_len > 0) {
 		r.stack_addr = sp;
 		r.stack = cs.stack;
-		r.stack_len = (uint32_t)n;
+		r.stack_len = copied_len;
 	}
 	/* Raw frames: the pc, then frame pointers while they stay inside the
 	 * copy and go up. Code without frame pointers ends this early; the
@@ -342,10 +479,15 @@ static int served_http(void)
 static void restore(int sig)
 {
 	int i = sig_index(sig);
-	if (i >= 0)
-		sigaction(sig, &crash_prev[i], NULL);
-	else
-		signal(sig, SIG_DFL);
+	struct sigaction dfl;
+	if (i >= 0) {
+		dfl = crash_prev[i];
+	} else {
+		memset(&dfl, 0, sizeof dfl);
+		sigemptyset(&dfl.sa_mask);
+	}
+	dfl.sa_handler = SIG_DFL;
+	real_sigaction(sig, &dfl, NULL);
 }
 
 /* Until the reporting thread is done, or CRASH_WAIT. */
@@ -386,18 +528,69 @@ static __attribute__((noinline)) uint64_t crash_requests(int reporting)
 	return req_id;
 }
 
+/* The thread that last put a crash signal's default back (ours went in
+ * its place), and when (pl_now_ns()): pl_crash_sigaction() and
+ * pl_crash_signal_done() write them, on_crash() reads them. Atomic. */
+static uint32_t restorer_tid;
+static uint64_t restorer_ns;
+/* How recent that must be for a signal the process sent itself to be
+ * taken as that thread's (a handler's few system calls take microseconds). */
+#define RESTORER_NS (1000 * 1000000ull)
+/* How long the thread that got it waits for that thread to take it. */
+#define RESTORER_WAIT_NS (200 * 1000000ull)
+
+static PL_UNINSTRUMENTED void note_restorer(void)
+{
+	__atomic_store_n(&restorer_ns, pl_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&restorer_tid, (uint32_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+}
+
+/* A handler of the host's that ends a fault by putting the default back
+ * and calling kill(getpid(), sig) (Apache httpd's sig_coredump) sends a
+ * process-directed signal: the kernel hands it to a thread that does not
+ * block it, never the faulting one (inside that handler, it blocks it).
+ * Reported from there, the crash would be that thread's request and
+ * stack. So a signal of the process's own, on a thread other than the one
+ * that just put the default back, is passed on to that thread, where it
+ * is delivered when the host's handler returns, in the faulting context.
+ * 1 when passed on (the caller returns at once). */
+static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
+{
+	if (si == NULL || si->si_code != SI_USER || si->si_pid != (pid_t)syscall(SYS_getpid))
+		return 0;
+	uint32_t r = __atomic_load_n(&restorer_tid, __ATOMIC_ACQUIRE);
+	if (r == 0 || r == tid ||
+	    pl_now_ns() - __atomic_load_n(&restorer_ns, __ATOMIC_RELAXED) > RESTORER_NS)
+		return 0;
+	__atomic_store_n(&restorer_tid, 0, __ATOMIC_RELAXED); /* once */
+	if (syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)r, sig) != 0)
+		return 0; /* that thread is gone */
+	/* It takes it when its handler returns: microseconds. One that never
+	 * returns (it waits to be killed) would leave the process running,
+	 * as the signal would not have: then it is reported here, as before. */
+	uint64_t until = pl_now_ns() + RESTORER_WAIT_NS;
+	while (__atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) == 0 && pl_now_ns() < until) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	return __atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) != 0;
+}
+
 static void on_crash(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
 	struct sigaction cur;
-	int ours = sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-	           cur.sa_sigaction == on_crash;
+	int ours = real_sigaction(sig, NULL, &cur) == 0 && is_ours(&cur);
 	/* A vfork() child before its exec runs in its parent's memory: all
 	 * the handler would record or mark there (requests, the event buffer,
 	 * which thread reports) is its parent's, still serving. It dies
 	 * unreported. */
 	int http = served_http() && !pl_borrowed_memory();
 	uint32_t tid = (uint32_t)syscall(SYS_gettid), first = 0;
+	if (ours && http && pass_to_restorer(sig, si, tid)) {
+		errno = saved;
+		return;
+	}
 	/* The first thread to crash reports; it leaves our handler in place
 	 * until it is done, so that another thread crashing meanwhile (a
 	 * fault restored to the default would kill the process at once, the
@@ -449,11 +642,28 @@ int pl_crash_pending;
  * may accept at once. */
 enum { INSTALL_NONE, INSTALL_BUSY, INSTALL_DONE };
 static int install_state;
+int pl_crash_live;
+
+static PL_UNINSTRUMENTED int is_ours(const struct sigaction *sa)
+{
+	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_crash;
+}
+
+static PL_UNINSTRUMENTED void our_action(struct sigaction *sa)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sa_sigaction = on_crash;
+	sa->sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigemptyset(&sa->sa_mask);
+}
 
 /* Our handler where the disposition is the default. Only sigaction:
  * async-signal-safe, for a fork child of a threaded process. Ours, where
  * a previous call put it, is left as it is (SA_SIGINFO), so that calling
- * this again finishes an install cut short. */
+ * this again finishes an install cut short. Through the global name, as
+ * another interposer of the host's would see it (crash.sh's
+ * forkinstall.so does): pl_crash_live is not yet set, so our own hook
+ * passes these calls straight through. */
 static void install_handlers(void)
 {
 	for (unsigned i = 0; i < NSIGS; i++) {
@@ -464,10 +674,7 @@ static void install_handlers(void)
 			continue; /* the host's (or ignored, or ours): leave it */
 		crash_prev[i] = old;
 		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_sigaction = on_crash;
-		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-		sigemptyset(&sa.sa_mask);
+		our_action(&sa);
 		sigaction(crash_sigs[i], &sa, NULL);
 	}
 }
@@ -478,6 +685,7 @@ void pl_crash_atfork_child(void)
 	 * not in the child, whose crashes are its own to report. */
 	crash_tid = 0;
 	crash_done = 0;
+	restorer_tid = 0; /* a thread of the parent's */
 	/* A fork while another thread was installing the handlers: that
 	 * thread is not in the child either, which would keep only those it
 	 * had put in so far. Its parent ends up with all of them, and so
@@ -488,6 +696,7 @@ void pl_crash_atfork_child(void)
 		int saved = errno;
 		install_handlers();
 		__atomic_store_n(&install_state, INSTALL_DONE, __ATOMIC_RELAXED);
+		__atomic_store_n(&pl_crash_live, 1, __ATOMIC_RELEASE);
 		errno = saved;
 	}
 }
@@ -513,6 +722,65 @@ void pl_crash_install(void)
 	int saved = errno;
 	install_handlers();
 	__atomic_store_n(&install_state, INSTALL_DONE, __ATOMIC_RELEASE);
+	__atomic_store_n(&pl_crash_live, 1, __ATOMIC_RELEASE);
 	pl_debug("crash handler installed where the disposition was the default");
 	errno = saved;
+}
+
+/* Where the host's call leaves the default, ours goes in its place: not
+ * in a vfork() child (its parent's memory: crash_prev would be the
+ * parent's), nor once a crash is being reported (then the default is
+ * meant: restore() has put it back, or is about to, for the process to
+ * die of the signal). */
+static PL_UNINSTRUMENTED int keep_ours(void)
+{
+	return __atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) == 0 && !pl_borrowed_memory();
+}
+
+PL_UNINSTRUMENTED int pl_crash_sigaction(int sig, const struct sigaction *act,
+                                         struct sigaction *old)
+{
+	int i = sig_index(sig);
+	if (i < 0)
+		return real_sigaction(sig, act, old);
+	struct sigaction mine, prev;
+	const struct sigaction *put = act;
+	int dfl = act != NULL && act->sa_handler == SIG_DFL && keep_ours();
+	if (dfl) {
+		our_action(&mine);
+		put = &mine;
+	}
+	if (real_sigaction(sig, put, &prev) != 0)
+		return -1; /* errno from the real call; nothing changed */
+	if (old != NULL)
+		*old = is_ours(&prev) ? crash_prev[i] : prev;
+	if (dfl) {
+		crash_prev[i] = *act;
+		note_restorer();
+	}
+	return 0;
+}
+
+PL_UNINSTRUMENTED sighandler_t pl_crash_signal_done(int sig, sighandler_t handler,
+                                                   sighandler_t prev)
+{
+	int i = sig_index(sig);
+	if (i < 0 || prev == SIG_ERR)
+		return prev;
+	if (prev == (sighandler_t)(void (*)(void))on_crash)
+		prev = SIG_DFL;
+	if (handler == SIG_DFL && keep_ours()) {
+		int saved = errno;
+		struct sigaction mine, dfl;
+		if (real_sigaction(sig, NULL, &dfl) == 0 && dfl.sa_handler == SIG_DFL &&
+		    !(dfl.sa_flags & SA_SIGINFO)) {
+			our_action(&mine);
+			if (real_sigaction(sig, &mine, NULL) == 0) {
+				crash_prev[i] = dfl;
+				note_restorer();
+			}
+		}
+		errno = saved;
+	}
+	return prev;
 }

@@ -1,6 +1,7 @@
 /*
  * hook_signal.c - the calls that set a signal's disposition, watched for
- * the one signal the CPU profiler samples with (profile.c).
+ * the one signal the CPU profiler samples with (profile.c) and for the
+ * five the crash handler catches (crash.c).
  *
  * The profiler takes the highest real-time signal nobody handles when it
  * first profiles. A host may claim that signal later, with its own handler
@@ -12,16 +13,26 @@
  * live timer, then the real call is made with the caller's arguments,
  * untouched, and its result and errno returned.
  *
+ * SIGSEGV, SIGABRT, SIGBUS, SIGFPE and SIGILL, once the crash handler is
+ * installed (pl_crash_live), go to crash.c, which shows the host the
+ * default disposition where our handler is, and keeps ours where the host
+ * puts the default back: a runtime's handler that ends by restoring the
+ * default and raising the signal again (Node's, Python's faulthandler)
+ * then dies through ours, reported, and a handler installed later never
+ * finds ours as the one to chain to.
+ *
  * Every entry point glibc exports is hooked: signal(), bsd_signal(),
  * ssignal(), sysv_signal() and sigset() reach the kernel through glibc's
  * internal __sigaction, never through an interposable name (as the exec
  * family does, hook_exec.c). A raw rt_sigaction system call (syscall(), or
  * a statically linked runtime) is not seen here: the shipper's check is
- * the backstop for those.
+ * the backstop for the profiler's signal; for the crash signals such a
+ * call replaces ours as it would without us.
  *
- * Cost: a load and a compare per call, and these are rare calls (start-up,
- * or a handler's own re-installation). All are async-signal-safe as the
- * real calls are: a host may call them from a signal handler.
+ * Cost: a load and a compare or two per call, and these are rare calls
+ * (start-up, or a handler's own re-installation). All are
+ * async-signal-safe as the real calls are: a host may call them from a
+ * signal handler.
  */
 #include "config.h"
 #include "pl.h"
@@ -40,11 +51,7 @@
  * built without TSan, resolve the real functions themselves (pl_resolve()
  * is instrumented), and call into profile.c only for the sampling signal,
  * which exists only once profiling ran, long after. */
-#if defined(__SANITIZE_THREAD__)
-#define UNINSTRUMENTED __attribute__((no_sanitize("thread")))
-#else
-#define UNINSTRUMENTED
-#endif
+#define UNINSTRUMENTED PL_UNINSTRUMENTED
 
 /* The real function for slot, looked up once (racing threads store the
  * same value); NULL only if the C library lacks it. */
@@ -66,6 +73,13 @@ static UNINSTRUMENTED int sampling(int sig)
 	return PL_UNLIKELY(prof > 0 && sig == prof);
 }
 
+/* 1 when sig is one of the crash handler's and its install is done. */
+static UNINSTRUMENTED int crash_watched(int sig)
+{
+	return (unsigned)sig < 32 && (PL_CRASH_SIGMASK >> sig & 1) &&
+	       __atomic_load_n(&pl_crash_live, __ATOMIC_ACQUIRE);
+}
+
 /* The hooks' bodies, called directly by the aliases too, not through the
  * exported names, which another interposer may hold. */
 static UNINSTRUMENTED int set_action(int sig, const struct sigaction *act, struct sigaction *old)
@@ -77,6 +91,8 @@ static UNINSTRUMENTED int set_action(int sig, const struct sigaction *act, struc
 	}
 	if (act != NULL && sampling(sig))
 		pl_prof_signal_set(sig, (act->sa_flags & SA_SIGINFO) ? act->sa_sigaction : NULL);
+	if (crash_watched(sig))
+		return pl_crash_sigaction(sig, act, old);
 	return fn(sig, act, old);
 }
 
@@ -93,7 +109,10 @@ static UNINSTRUMENTED sighandler_t set_handler(sighandler_t (*fn)(int, sighandle
 	}
 	if (handler != SIG_ERR && sampling(sig))
 		pl_prof_signal_set(sig, NULL);
-	return fn(sig, handler);
+	sighandler_t prev = fn(sig, handler);
+	if (crash_watched(sig))
+		return pl_crash_signal_done(sig, handler, prev);
+	return prev;
 }
 
 EXPORT UNINSTRUMENTED int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -137,7 +156,9 @@ EXPORT UNINSTRUMENTED sighandler_t __sysv_signal(int sig, sighandler_t handler)
 EXPORT UNINSTRUMENTED sighandler_t sigset(int sig, sighandler_t handler)
 {
 	sighandler_t (*fn)(int, sighandler_t) = REAL(sigset);
-	if (handler == SIG_HOLD && fn != NULL) /* only blocks the signal */
-		return fn(sig, handler);
+	if (handler == SIG_HOLD && fn != NULL) { /* only blocks the signal */
+		sighandler_t prev = fn(sig, handler);
+		return crash_watched(sig) ? pl_crash_signal_done(sig, handler, prev) : prev;
+	}
 	return set_handler(fn, sig, handler);
 }

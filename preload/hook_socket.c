@@ -33,6 +33,8 @@
 #include <stdarg.h>
 #include <string.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -400,6 +402,32 @@ EXPORT int shutdown(int fd, int how)
 	int r = pl_real.shutdown(fd, how);
 	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && r == 0)
 		on_followed(pl_conn_on_shutdown, fd, how);
+	return r;
+}
+
+static void tcp_info_one(int fd, int unused)
+{
+	(void)unused;
+	pl_conn_on_tcp_info(fd);
+}
+
+/* Puma reads a request on its reactor thread when its bytes were not
+ * there as a pool thread looked (often a new connection's first request,
+ * and a keep-alive one's after 200 ms idle), then hands it to a pool
+ * thread that runs the app without reading the socket again. That thread
+ * first asks for TCP_INFO (Puma's closed_socket? check, before each
+ * request): then it takes the request as in flight there (conn.c). Any
+ * other getsockopt passes straight through. */
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	ENSURE(getsockopt);
+	if (PL_UNLIKELY(!pl_real.getsockopt)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int r = pl_real.getsockopt(fd, level, name, val, len);
+	if (PL_UNLIKELY(pl_fd_get(fd) != NULL) && r == 0 && level == IPPROTO_TCP && name == TCP_INFO)
+		on_followed(tcp_info_one, fd, 0);
 	return r;
 }
 

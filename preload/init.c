@@ -69,6 +69,7 @@ void pl_resolve(void)
 	RESOLVE(fcntl, "fcntl");
 	RESOLVE(fcntl64, "fcntl64");
 	RESOLVE(socket, "socket");
+	RESOLVE(getsockopt, "getsockopt");
 	RESOLVE(syscall, "syscall");
 	RESOLVE(exit_, "_exit");
 	RESOLVE(Exit, "_Exit");

@@ -34,6 +34,14 @@
 
 #define PL_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Code a host may reach before ThreadSanitizer's runtime is initialised
+ * (its runtime calls sigaction() through ours while it starts: see
+ * hook_signal.c), or from a signal handler: built without TSan. */
+#if defined(__SANITIZE_THREAD__)
+#define PL_UNINSTRUMENTED __attribute__((no_sanitize("thread")))
+#else
+#define PL_UNINSTRUMENTED
+#endif
 #define PL_COLD __attribute__((cold, noinline))
 
 /*
@@ -109,6 +117,7 @@ struct pl_real {
 	int (*fcntl)(int, int, ...);
 	int (*fcntl64)(int, int, ...);
 	int (*socket)(int, int, int);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	long (*syscall)(long, ...);
 	void (*exit_)(int);         /* _exit */
 	void (*Exit)(int);          /* _Exit */
@@ -395,6 +404,12 @@ void pl_conn_on_shutdown(int fd, int how);
 /* A new descriptor that is not an accepted socket took this number; the
  * connection goes on under its other numbers, if any, but does not end. */
 void pl_conn_forget(int fd);
+/* getsockopt(fd, IPPROTO_TCP, TCP_INFO) succeeded on a followed fd: the
+ * calling thread is about to serve the connection's oldest unanswered
+ * request, read by another thread (Puma's reactor); once its head is
+ * complete it is noted in flight on this thread too, so that the
+ * statements its handler runs here are attributed to it. */
+void pl_conn_on_tcp_info(int fd);
 /* fd's connection can no longer be followed (bytes went unseen): every
  * number it has stops being followed, nothing is recorded. */
 void pl_conn_stop(int fd);
@@ -588,6 +603,24 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 void pl_crash_install(void);
 void pl_crash_hold(int on);
 extern int pl_crash_pending;
+
+/* 1 (atomic) once the crash handler's install is done: from then on the
+ * hooks of sigaction() and the signal() family (hook_signal.c) hand the
+ * five signals to the two calls below, so that the host sees the default
+ * disposition where our handler is. */
+extern int pl_crash_live;
+#define PL_CRASH_SIGMASK ((1u << SIGSEGV) | (1u << SIGABRT) | (1u << SIGBUS) | \
+                          (1u << SIGFPE) | (1u << SIGILL))
+/* sigaction() for sig, with the C library's real call: where act is the
+ * default, our handler is installed instead (unless a crash is being
+ * reported, or in a vfork child), and *old shows the default where ours
+ * was. Returns the real call's result (errno set by it). Async-signal-safe. */
+int pl_crash_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+/* After a signal()-family call set sig to handler and returned prev:
+ * returns prev as the host must see it (the default where it was ours),
+ * and when handler is the default, puts ours in its place (a few
+ * microseconds after the real call). Async-signal-safe; preserves errno. */
+sighandler_t pl_crash_signal_done(int sig, sighandler_t handler, sighandler_t prev);
 
 /* Forgets, in a fork child, a crash of the parent being reported, and
  * finishes an install another thread of the parent was making.

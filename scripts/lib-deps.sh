@@ -38,6 +38,13 @@ AP_PKGS_TEST="$AP_PKGS_TEST nghttp2-client:h2load python3-h2"
 # The FastCGI test (tests/integration/fpm.sh): php-fpm behind nginx, with
 # PHP's SQLite and PostgreSQL drivers (pdo_sqlite, pdo_pgsql).
 AP_PKGS_TEST="$AP_PKGS_TEST php8.2-fpm:php-fpm8.2 php8.2-sqlite3 php8.2-pgsql"
+# The Puma test (tests/integration/puma.sh): Ruby's Puma, the Rails
+# default server, with the sqlite3 gem for its SQL part.
+AP_PKGS_TEST="$AP_PKGS_TEST puma:puma ruby-sqlite3"
+# The uWSGI test (tests/integration/uwsgi.sh): Debian's uWSGI 2.0 and its
+# Python 3 plugin (the packages themselves, never a `uwsgi` command, which
+# pip's uWSGI also provides, without Debian's plugins).
+AP_PKGS_TEST="$AP_PKGS_TEST uwsgi-core uwsgi-plugin-python3"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"

@@ -21,10 +21,17 @@
 #    reported: the preload's frame walk stays inside its stack copy;
 #  - an asynchronous SIGBUS (a memory error, BUS_MCEERR_AO), or a SIGSEGV
 #    the kernel sends with no fault to repeat (SI_KERNEL), still kills;
+#  - the server sees the default disposition where ours is (sigaction()
+#    queries), the kernel our handler;
 #  - a server with its own SIGSEGV handler keeps it (exit 42, no report),
-#    one that chains to the previous handler gets the default behaviour and
-#    no report, and an ignored SIGABRT stays ignored (the handler goes only
-#    where the disposition is the default);
+#    one that installs it later and chains to the previous one finds the
+#    default there and puts it back, which puts ours back (reported), and
+#    an ignored SIGABRT stays ignored (the handler goes only where the
+#    disposition is the default);
+#  - a handler installed before serving that puts the default back and
+#    raises the signal again (signal(), then raise()) dies through ours,
+#    reported; so do Node (a real fault in a native module) and Python
+#    with faulthandler (whose traceback is still written);
 #  - a server that installs a SIGSEGV handler before it serves, the way the
 #    JVM does, never finds ours as its previous handler: its own fatal
 #    error path (HotSpot's hs_err report, then abort()) runs as without us,
@@ -69,6 +76,20 @@ routes_of() { # SERVICE: "METHOD ROUTE COUNT" of its endpoints, sorted, comma-se
 	ap_api /api/v1/endpoints -G --data-urlencode "service=$1" |
 		jq -r '[.endpoints[] | "\(.method) \(.route) \(.count)"] | sort | join(",")'
 }
+# caught SIGNAL...: 1 if the server's kernel disposition of each is a
+# handler (SigCgt), else 0. The server itself sees the default where ours
+# is (/sigstate); the kernel shows what is really there.
+caught() {
+	local cgt s
+	cgt=$(awk '/^SigCgt:/ {print $2}' "/proc/$AP_SERVER_PID/status")
+	for s in "$@"; do
+		printf '%s' "$(( (0x$cgt >> ($(kill -l "$s") - 1)) & 1 ))"
+	done
+	echo
+}
+rows_of() { # SERVICE: "TYPE METHOD ROUTE COUNT" of its error rows, comma-separated
+	errors_of "$1" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,
+}
 wait_error() { # SERVICE TYPE: until a row of that type shows
 	local i
 	for i in $(seq 150); do
@@ -93,7 +114,9 @@ for case in "crash SIGSEGV 139 crash_store_null <- crash_deeper <- crash_handler
 	svc=$BASE_SERVICE-$route
 	start_crash "server-$route" "$svc"
 	ap_assert_eq "GET /ok before the $sig" "$(get /ok)" "ok"
-	ap_assert_eq "$sig handler installed" "$(get /sigstate)" "SIGSEGV=handler SIGABRT=handler SIGFPE=handler"
+	ap_assert_eq "dispositions as the server sees them (as without us)" "$(get /sigstate)" \
+		"SIGSEGV=default SIGABRT=default SIGFPE=default"
+	ap_assert_eq "SIGSEGV SIGABRT SIGBUS SIGFPE SIGILL caught" "$(caught SEGV ABRT BUS FPE ILL)" 11111
 	get "/$route" >/dev/null && ap_fail "/$route answered"
 	server_exit
 	ap_assert_eq "exit status after /$route (the same signal as without us)" "$EXIT" "$code"
@@ -213,7 +236,7 @@ server_exit
 ap_assert_eq "exit status after /double" "$EXIT" 139
 wait_error "$svc" SIGSEGV
 ap_assert_eq "the double crash's rows" \
-	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGSEGV GET /double 1"
+	"$(rows_of "$svc")" "SIGSEGV GET /double 1"
 
 # 1b'. A thread forking while another thread's crash is being reported
 #      (20 ms after it, the collector stalled as in 1b): the child is a
@@ -274,31 +297,28 @@ killed_by /sikernel 139 SIGSEGV
 
 # 2. The host's own handler wins: installed after ours, it replaces it.
 start_crash server-own "$BASE_SERVICE-own" --own-handler
-ap_assert_eq "own handler in place" "$(get /sigstate)" "SIGSEGV=handler SIGABRT=handler SIGFPE=handler"
+ap_assert_eq "own handler in place" "$(get /sigstate)" "SIGSEGV=handler SIGABRT=default SIGFPE=default"
 get /crash >/dev/null
 server_exit
 ap_assert_eq "exit status with the server's own handler" "$EXIT" 42
 grep -q '^own handler: SIGSEGV' "$AP_TMP/server-own.log" || ap_fail "the server's handler did not run"
 
-# 3. A host that chains to the handler it replaced (ours, installed once
-#    the server accepted): the default action, and no report.
-start_crash server-chain "$BASE_SERVICE-chain" --chain
+# 3. A host that installs its handler once it serves (ours in place) and
+#    chains to the one it replaced: it finds the default there, not ours,
+#    and puts it back for the fault to repeat; ours goes back in its place
+#    and reports. (Before the sigaction() hooks, it found ours, called it,
+#    and the process died unreported: an `aborted /crash` row only.)
+svc=$BASE_SERVICE-chain
+start_crash server-chain "$svc" --chain
 get /ok >/dev/null
 get /crash >/dev/null
 server_exit
 ap_assert_eq "exit status with a chaining handler" "$EXIT" 139
 grep -q '^chained handler' "$AP_TMP/server-chain.log" || ap_fail "the chaining handler did not run"
-# No report, but the process dies: what it finished is handed over.
-# /ok may have been shipped (every 100 ms) before the crash handed over
-# the aborted /crash: wait for both, not for the first to show.
-for i in $(seq 150); do
-	[ "$(routes_of "$BASE_SERVICE-chain")" = "GET /crash 1,GET /ok 1" ] && break
-	sleep 0.1
-done
-# Its /crash is an ordinary aborted request: no crash row will name it.
-ap_assert_eq "requests of the chaining server" "$(routes_of "$BASE_SERVICE-chain")" "GET /crash 1,GET /ok 1"
+wait_error "$svc" SIGSEGV
+ap_assert_eq "requests of the chaining server" "$(routes_of "$svc")" "GET /crash 1,GET /ok 1"
 ap_assert_eq "error rows of the chaining server" \
-	"$(errors_of "$BASE_SERVICE-chain" | jq -r '"\(.type) \(.route)"' | paste -sd,)" "aborted /crash"
+	"$(errors_of "$svc" | jq -r '"\(.type) \(.route) \(.count)"' | paste -sd,)" "SIGSEGV /crash 1"
 
 # 3a. A handler installed before the server serves, that chains to the
 #     handler it found unless that was the default and otherwise makes its
@@ -318,7 +338,44 @@ grep -q '^hotspot: fatal error SIGSEGV' "$AP_TMP/server-hotspot.log" ||
 	ap_fail "the HotSpot-style handler did not make its own fatal-error report"
 wait_error "$svc" SIGABRT
 ap_assert_eq "the HotSpot-style server's rows" \
-	"$(errors_of "$svc" | jq -r '"\(.type) \(.method) \(.route) \(.count)"' | paste -sd,)" "SIGABRT GET /crash 1"
+	"$(rows_of "$svc")" "SIGABRT GET /crash 1"
+
+# 3b. A handler installed before the server serves (so ours never went in
+#     for SIGSEGV) that ends by putting the default back with signal() and
+#     raising the signal again: ours takes the default's place, and the
+#     crash is reported; the process dies of it as before.
+svc=$BASE_SERVICE-reraise
+start_crash server-reraise "$svc" --reraise
+ap_assert_eq "the reraising server's own handler, as it sees it" "$(get /sigstate)" \
+	"SIGSEGV=handler SIGABRT=default SIGFPE=default"
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a handler that raises again" "$EXIT" 139
+grep -q '^reraise handler' "$AP_TMP/server-reraise.log" || ap_fail "the reraising handler did not run"
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the reraising server" \
+	"$(rows_of "$svc")" "SIGSEGV GET /crash 1"
+
+# 3c. The same, the signal sent again Apache's way, kill(getpid(), sig):
+#     the kernel hands it to another thread (the faulting one blocks it in
+#     the handler), the main thread waiting in accept(). Ours passes it
+#     back to the thread that put the default back, where it arrives when
+#     that thread's handler returns, in the faulting context: the row is
+#     the crashed request's, its stack the fault's. (Reported by the
+#     thread that got it: a row of no request, the stack of accept().)
+svc=$BASE_SERVICE-coredump
+start_crash server-coredump "$svc" --coredump
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a handler that kill()s its process" "$EXIT" 139
+grep -q '^coredump handler' "$AP_TMP/server-coredump.log" || ap_fail "the kill()ing handler did not run"
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the kill()ing server" "$(rows_of "$svc")" "SIGSEGV GET /crash 1"
+msg=$(errors_of "$svc" | jq -r 'select(.type == "SIGSEGV") | .message')
+grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
+*"crash_store_null <- crash_deeper <- crash_handler"*) ;;
+*) ap_fail "the kill()ing server's stack is not the fault's: $msg" ;;
+esac
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)
@@ -330,7 +387,8 @@ os.execv(sys.argv[1], sys.argv[1:])' "$AP_CRASH_SERVER" --port "$AP_PORT"
 AP_SERVER_PID=$AP_BG_PID
 ap_wait_log server-ign '^listening on'
 ap_assert_eq "dispositions with SIGABRT ignored" "$(get /sigstate)" \
-	"SIGSEGV=handler SIGABRT=ignored SIGFPE=handler"
+	"SIGSEGV=default SIGABRT=ignored SIGFPE=default"
+ap_assert_eq "SIGSEGV and SIGFPE caught, SIGABRT not" "$(caught SEGV ABRT FPE)" 101
 ap_stop_pid "$AP_SERVER_PID"
 AP_PORT=$(ap_free_port)
 ap_bg server-plain "$AP_CRASH_SERVER" --port "$AP_PORT"
@@ -370,10 +428,90 @@ ap_assert_eq "the signals the child of a fork inside the install catches" \
 	"$(cat "$AP_TMP/forkinstall.sigcgt")" "$parent"
 ap_stop_pid "$AP_SERVER_PID"
 
-# Nothing reported for the servers that handled or chained their SIGSEGV.
-sleep 1
-for s in own chain; do
-	n=$(errors_of "$BASE_SERVICE-$s" | jq -s 'map(select(.type | startswith("SIG"))) | length')
-	ap_assert_eq "signal rows of the $s server" "$n" 0
+# 7. Runtimes whose SIGSEGV handler, installed at startup, ends a fault
+#    not their own by putting the default back and raising the signal
+#    again: Node (a real fault, in a native module's constructor loaded
+#    while serving) and Python with faulthandler (which still prints its
+#    traceback). Both now die through ours, reported; before, unreported.
+SEGVLOAD=$AP_BUILDDIR/tests/servers/.libs/segvload.so
+ap_require_build "$SEGVLOAD"
+ap_require node
+svc=$BASE_SERVICE-node
+AP_PORT=$(ap_free_port)
+AP_SERVICE=$svc ap_bg_preloaded server-node node -e '
+const http = require("http");
+http.createServer((req, res) => {
+	if (req.url === "/segv")
+		process.dlopen({ exports: {} }, process.argv[2]);
+	res.end("ok\n");
+}).listen(+process.argv[1], "127.0.0.1", () => console.log("listening on " + process.argv[1]));
+' "$AP_PORT" "$SEGVLOAD"
+# runtime_crash NAME WHO ROUTE SIG STATUS FRAMES: the server just started
+# as NAME answers /ok, dies of SIG on ROUTE (exit STATUS, as without us),
+# reported as its row, whose stack has FRAMES (the crash's, with libdw).
+runtime_crash() {
+	AP_SERVER_PID=$AP_BG_PID
+	ap_wait_log "$1" '^listening on'
+	ap_assert_eq "$2: GET /ok" "$(get /ok)" ok
+	get "$3" >/dev/null && ap_fail "$2's $3 answered"
+	server_exit
+	ap_assert_eq "$2's exit status ($4, as without us)" "$EXIT" "$5"
+	wait_error "$svc" "$4"
+	ap_assert_eq "$2's error rows" "$(rows_of "$svc")" "$4 GET $3 1"
+	local msg
+	msg=$(errors_of "$svc" | jq -r --arg t "$4" 'select(.type == $t) | .message')
+	ap_log "$2: $msg"
+	grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
+	*"$6"*) ;;
+	*) ap_fail "$2's stack is not the crash's (no '$6'): $msg" ;;
+	esac
+	return 0
+}
+# Node raises the signal again while it blocks it: it arrives when Node's
+# handler returns, in the faulting context.
+runtime_crash server-node Node /segv SIGSEGV 139 "in segvload <- call_init"
+
+# Python with faulthandler, twice: a fault, and os.abort().
+PYSRV='
+import ctypes, http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/segv":
+            ctypes.string_at(0)
+        if self.path == "/abort":
+            os.abort()
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening on", sys.argv[1], flush=True)
+s.serve_forever()
+'
+# faulthandler raises it at once (SA_NODEFER) on its alternate stack: ours
+# reports the context faulthandler's handler was given (in the frame the
+# kernel made for it), not faulthandler's own frames: `raise <-
+# __restore_rt <- __strlen_evex`, cut short at the alternate stack's end,
+# before the preload looked for that frame. Its handler is not SA_SIGINFO,
+# so the frame's signal is told by its trap (#PF) for the fault, and for
+# abort() by the system call it interrupted (tgkill of SIGABRT).
+for c in "segv SIGSEGV 139 ffi_call <- " "abort SIGABRT 134 raise <- abort <- "; do
+	set -- $c
+	route=$1 sig=$2 code=$3
+	shift 3
+	svc=$BASE_SERVICE-faulthandler-$route
+	AP_PORT=$(ap_free_port)
+	AP_SERVICE=$svc ap_bg_preloaded "server-faulthandler-$route" \
+		/usr/bin/python3 -X faulthandler -c "$PYSRV" "$AP_PORT"
+	runtime_crash "server-faulthandler-$route" "Python ($route)" "/$route" "$sig" "$code" "$*"
+	grep -q '^Fatal Python error: ' "$AP_TMP/server-faulthandler-$route.log" ||
+		ap_fail "faulthandler wrote no traceback for /$route"
 done
-ap_log "SIGSEGV, SIGABRT, SIGFPE, SIGILL and SIGBUS reported and symbolised; own and chained handlers respected"
+
+# Nothing reported for the server that handled its SIGSEGV.
+sleep 1
+n=$(errors_of "$BASE_SERVICE-own" | jq -s 'map(select(.type | startswith("SIG"))) | length')
+ap_assert_eq "signal rows of the own-handler server" "$n" 0
+ap_log "SIGSEGV, SIGABRT, SIGFPE, SIGILL and SIGBUS reported and symbolised, also through handlers that chain or raise again (Node, faulthandler); a handler of the server's own respected"

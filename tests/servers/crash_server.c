@@ -42,7 +42,7 @@
  *                   ignored or handler: the dispositions as the server sees
  *                   them
  *
- * Usage: crash_server --port N [--own-handler | --chain | --hotspot]
+ * Usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]
  *   --own-handler  installs its own SIGSEGV handler in main(), which writes
  *                  "own handler: SIGSEGV" on stderr and exits 42
  *   --chain        installs, as it starts serving its first request (when
@@ -57,6 +57,14 @@
  *                  it and takes the fault as handled; with none, it writes
  *                  "hotspot: fatal error SIGSEGV" on stderr (HotSpot's
  *                  hs_err report) and calls abort()
+ *   --reraise      installs a SIGSEGV handler in main(), before it serves,
+ *                  that writes "reraise handler", puts the default back
+ *                  with signal() and raises the signal again (the way
+ *                  Node's and Python's faulthandler end)
+ *   --coredump     the same, as Apache httpd's sig_coredump does it: the
+ *                  default back, then kill(getpid(), sig), a signal the
+ *                  kernel hands to another thread (the faulting one blocks
+ *                  it in the handler)
  * Prints "listening on PORT" once it accepts.
  */
 #include "config.h"
@@ -106,6 +114,22 @@ static void chain_install(void)
 	sa.sa_sigaction = chain_handler;
 	sa.sa_flags = SA_SIGINFO;
 	sigaction(SIGSEGV, &sa, &chained_prev);
+}
+
+static void reraise_handler(int sig)
+{
+	static const char m[] = "reraise handler\n";
+	(void)!write(2, m, sizeof m - 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void coredump_handler(int sig)
+{
+	static const char m[] = "coredump handler\n";
+	(void)!write(2, m, sizeof m - 1);
+	signal(sig, SIG_DFL);
+	kill(getpid(), sig);
 }
 
 /* HotSpot's JVM_handle_linux_signal for a fault that is not the JVM's:
@@ -334,8 +358,12 @@ int main(int argc, char **argv)
 			chain_late = 1;
 		} else if (strcmp(argv[i], "--hotspot") == 0) {
 			hotspot_install();
+		} else if (strcmp(argv[i], "--reraise") == 0) {
+			signal(SIGSEGV, reraise_handler);
+		} else if (strcmp(argv[i], "--coredump") == 0) {
+			signal(SIGSEGV, coredump_handler);
 		} else {
-			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot]\n");
+			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]\n");
 			return 2;
 		}
 	}

@@ -10,7 +10,10 @@
  *     Duplicates of a followed socket (dup, dup2, dup3, fcntl and fcntl64
  *     F_DUPFD, F_DUPFD_CLOEXEC) return the real number with errno kept;
  *     failing ones return -1 EBADF; fcntl passes a pointer argument
- *     through (F_SETOWN_EX, then F_GETOWN_EX fills the caller's struct). A request read on
+ *     through (F_SETOWN_EX, then F_GETOWN_EX fills the caller's struct).
+ *     getsockopt TCP_INFO on a followed socket with a request in flight
+ *     (as Puma asks before serving one) fills the caller's struct and
+ *     length, errno kept; on a bad fd it returns -1 EBADF. A request read on
  *     one duplicate is answered on another after the accepted fd and two
  *     more duplicates were closed (more than the preload's three numbers
  *     per connection): integration/hooks.sh checks its record (GET /dup,
@@ -66,6 +69,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -152,6 +156,20 @@ static void errno_kept(void)
 		ssize_t r = round == 1 ? recv(s, buf, sizeof buf, 0) : read(s, buf, sizeof buf);
 		check(r == (ssize_t)sizeof req - 1 && errno == MAGIC_ERRNO,
 		      round == 1 ? "recv of a request keeps errno" : "read of a request keeps errno");
+		if (round == 0) {
+			struct tcp_info ti;
+			socklen_t len = sizeof ti;
+			memset(&ti, 0xff, sizeof ti);
+			errno = MAGIC_ERRNO;
+			int g = getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len);
+			check(g == 0 && errno == MAGIC_ERRNO && len > 0 && len <= sizeof ti &&
+			      ti.tcpi_state == TCP_ESTABLISHED,
+			      "getsockopt TCP_INFO of a followed socket: its struct filled, errno kept");
+			errno = 0;
+			len = sizeof ti;
+			g = getsockopt(-1, IPPROTO_TCP, TCP_INFO, &ti, &len);
+			check(g == -1 && errno == EBADF, "getsockopt of a bad fd: -1 EBADF");
+		}
 		const char *out = round == 2 ? resp5 : resp;
 		size_t n = strlen(out);
 		errno = MAGIC_ERRNO;
