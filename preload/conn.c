@@ -896,8 +896,17 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 			 * more is parsed. */
 			c->req_dead = 1;
 			c->in_msg = 0;
-			return;
+			break;
 		}
+	}
+	/* Bytes read after a head or body we could not follow belong to the
+	 * request it is, while unanswered: bytes_in is what the server read
+	 * until its response ended (Tomcat reads a head with a malformed
+	 * header line whole, then answers 400). */
+	if (c->req_dead == 1) {
+		if (c->cur)
+			c->cur->bytes_in += n;
+		return;
 	}
 	/* req_dead: conn_put() stops following one that fails */
 	if (PL_UNLIKELY(c->req_dead == REQ_H2) && pl_h2_read(c->h2, c->fds[0], (const uint8_t *)p, n) < 0)

@@ -54,6 +54,10 @@ AP_PKGS_TEST="$AP_PKGS_TEST chromium:chromium npm:npm"
 # The JVM test (tests/integration/java.sh): javac compiles its two servers,
 # java runs them. OpenJDK 17 comes with the machine: the command is enough.
 AP_PKGS_TEST="$AP_PKGS_TEST openjdk-17-jdk-headless:javac"
+# The Tomcat test (tests/integration/tomcat.sh): embedded Apache Tomcat 10,
+# whose tomcat10-embed-core.jar (with the jakarta.servlet API) its server
+# is compiled and run against. No command: the package itself.
+AP_PKGS_TEST="$AP_PKGS_TEST libtomcat10-embed-java"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"
