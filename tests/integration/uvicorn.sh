@@ -40,8 +40,9 @@
 #   request carries the pid of the worker that logged it.
 # The single-process instances only (a rendezvous needs its requests in
 # one process):
-#   six 400 ms requests at once on the one loop (each 400 ms or more, all
-#   six in flight at one instant, one pid and one thread), with a
+#   six 400 ms requests at once on the one loop (the app sleeps once all
+#   six have arrived: each 400 ms or more, all six in flight at one
+#   instant, one pid and one thread), with a
 #   /sql/beside whose statements run while they sleep: 7 requests in
 #   flight, none attributed (more than the 4 a thread notes); two /sql/pair
 #   running their statements while both are in flight: none attributed;
@@ -67,7 +68,8 @@ INSERT INTO authors VALUES (1, "Ann"), (2, "Bo"), (3, "Cy");
 head -c 1048576 /dev/urandom >"$AP_TMP/upload.bin"
 
 # start NAME HTTP LOOP [UVICORN ARGS...] : uvicorn under the preload, service
-# it-uvicorn-NAME, on a free port; sets PORT_<NAME> (NAME with - as _).
+# it-uvicorn-NAME, on a free port, which it puts in PORT[NAME].
+declare -A PORT
 start() {
 	local name=$1 http=$2 loop=$3 port
 	shift 3
@@ -75,7 +77,7 @@ start() {
 	AP_SERVICE=it-uvicorn-$name ap_bg_preloaded "$name" env PYTHONDONTWRITEBYTECODE=1 \
 		UVICORN_APP_DB="$AP_TMP/app.db" /usr/bin/python3 -m uvicorn --app-dir "$AP_UVICORN_APP_DIR" \
 		uvicorn_app:app --host 127.0.0.1 --port "$port" --http "$http" --loop "$loop" "$@"
-	printf -v "PORT_${name//-/_}" '%s' "$port"
+	PORT[$name]=$port
 }
 start h11-asyncio h11 asyncio
 start httptools-uvloop httptools uvloop
@@ -96,9 +98,9 @@ ready w2-h11-uvloop 2
 ready w2-httptools-asyncio 2
 # pids NAME : the pids of NAME's serving processes (from their log lines).
 pids() { sed -n 's/.*Started server process \[\([0-9]*\)\].*/\1/p' "$AP_TMP/$1.log" | sort -n | tr '\n' ' '; }
-ap_log "collector $AP_URL; uvicorn ports: h11-asyncio $PORT_h11_asyncio, httptools-uvloop $PORT_httptools_uvloop," \
-	"w2-h11-uvloop $PORT_w2_h11_uvloop (workers $(pids w2-h11-uvloop)), w2-httptools-asyncio" \
-	"$PORT_w2_httptools_asyncio (workers $(pids w2-httptools-asyncio))"
+ap_log "collector $AP_URL; uvicorn ports: h11-asyncio ${PORT[h11-asyncio]}, httptools-uvloop ${PORT[httptools-uvloop]}," \
+	"w2-h11-uvloop ${PORT[w2-h11-uvloop]} (workers $(pids w2-h11-uvloop)), w2-httptools-asyncio" \
+	"${PORT[w2-httptools-asyncio]} (workers $(pids w2-httptools-asyncio))"
 
 # reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
 reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
@@ -145,7 +147,7 @@ PY
 loop_traffic() {
 	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 i p pids=""
 	for i in 1 2 3 4 5 6; do
-		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/slow?ms=400" >"$o-slow$i.out" &
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/slow?ms=400&n=6" >"$o-slow$i.out" &
 		pids="$pids $!"
 	done
 	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/beside?n=6" >"$o-beside.out" &
@@ -165,12 +167,10 @@ loop_traffic() {
 }
 
 for n in h11-asyncio httptools-uvloop w2-h11-uvloop w2-httptools-asyncio; do
-	v=PORT_${n//-/_}
-	traffic "$n" "${!v}"
+	traffic "$n" "${PORT[$n]}"
 done
 for n in h11-asyncio httptools-uvloop; do
-	v=PORT_${n//-/_}
-	loop_traffic "$n" "${!v}"
+	loop_traffic "$n" "${PORT[$n]}"
 done
 
 # ---- what the collector reports ----------------------------------------------
@@ -196,7 +196,7 @@ expect_reqs() {
 check() {
 	local name=$1 single=$2 o=$AP_TMP/$1 n p code sreq shdr sdl c json
 	AP_SERVICE=it-uvicorn-$name
-	local loop_n=2 slow_n=0 extra=""
+	local loop_n=2 extra=""
 	if [ "$single" = 1 ]; then
 		loop_n=5
 		extra="GET /slow 6

@@ -17,7 +17,12 @@ Routes (every response but the streams carries Content-Length):
                           and answers "got <bytes>"
   GET  /boom              an exception before the response starts: uvicorn
                           answers with its own 500 ("Internal Server Error")
-  GET  /slow?ms=N         sleeps N ms on the loop (asyncio.sleep), then 200
+  GET  /slow?ms=N&n=K     waits until K /slow requests of this process have
+                          arrived (default 1; 504 when they do not within
+                          10 s), then sleeps N ms on the loop
+                          (asyncio.sleep), then 200: the K are in flight
+                          together for N ms, however late their clients
+                          started
   GET  /sql/loop          4 sqlite3 statements run on the loop's thread, as
                           blocking calls: the author ids, then each of the 3
                           authors by id (one cached statement re-run: an N+1)
@@ -93,6 +98,15 @@ ARRIVED = Rendezvous(2)
 RAN = Rendezvous(2)
 
 
+async def until(cond, timeout=10.0):
+    """Polls cond on the loop every 10 ms; False when timeout passes first."""
+    for _ in range(int(timeout * 100)):
+        if cond():
+            return True
+        await asyncio.sleep(0.01)
+    return cond()
+
+
 async def reply(send, status, body, ctype=b"application/json"):
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", ctype), (b"content-length", b"%d" % len(body))]})
@@ -152,9 +166,13 @@ async def app(scope, receive, send):
     elif path == "/boom":
         raise RuntimeError("boom: the application failed on purpose")
     elif path == "/slow":
+        q = query(scope)
         SLEEPING += 1
         try:
-            await asyncio.sleep(int(query(scope).get("ms", "100")) / 1000.0)
+            if not await until(lambda: SLEEPING >= int(q.get("n", "1"))):
+                await reply(send, 504, jbody({"error": "the other slow requests did not come"}))
+                return
+            await asyncio.sleep(int(q.get("ms", "100")) / 1000.0)
         finally:
             SLEEPING -= 1
         await reply(send, 200, b"slept\n", b"text/plain")
@@ -173,11 +191,7 @@ async def app(scope, receive, send):
         await reply(send, 200, jbody(out))
     elif path == "/sql/beside":
         want = int(query(scope).get("n", "1"))
-        for _ in range(1000):
-            if SLEEPING >= want:
-                break
-            await asyncio.sleep(0.01)
-        else:
+        if not await until(lambda: SLEEPING >= want):
             await reply(send, 504, jbody({"error": "the slow requests did not come"}))
             return
         await reply(send, 200, jbody(statements(CON)))
