@@ -41,10 +41,10 @@
 # The single-process instances only (a rendezvous needs its requests in
 # one process):
 #   six 400 ms requests at once on the one loop (the app sleeps once all
-#   six have arrived: each 400 ms or more, all six in flight at one
+#   six have arrived: each 380 ms or more (see below), all six in flight at one
 #   instant, one pid and one thread), with a
-#   /sql/beside whose statements run while they sleep: 7 requests in
-#   flight, none attributed (more than the 4 a thread notes); two /sql/pair
+#   /sql/beside whose statements run while they sleep: 7 requests or more
+#   in flight, none attributed (more than the 4 a thread notes); two /sql/pair
 #   running their statements while both are in flight: none attributed;
 #   two /sql/loop pipelined in one write: both heads read at once, so both
 #   in flight while the first runs (uvicorn serves them one after the
