@@ -45,6 +45,11 @@ AP_PKGS_TEST="$AP_PKGS_TEST puma:puma ruby-sqlite3"
 # Python 3 plugin (the packages themselves, never a `uwsgi` command, which
 # pip's uWSGI also provides, without Debian's plugins).
 AP_PKGS_TEST="$AP_PKGS_TEST uwsgi-core uwsgi-plugin-python3"
+# The uvicorn test (tests/integration/uvicorn.sh): Debian's uvicorn (with
+# h11), and both its faster halves, the httptools parser and the uvloop
+# event loop (libuv), which `uvicorn[standard]` brings and then uses by
+# default. Debian ships no uvicorn command: the test runs python3 -m uvicorn.
+AP_PKGS_TEST="$AP_PKGS_TEST python3-uvicorn python3-httptools python3-uvloop"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"

@@ -1,0 +1,291 @@
+#!/bin/bash
+# uvicorn (Debian's python3-uvicorn 0.17.6), the ASGI server FastAPI and
+# Starlette apps run on, preloaded on 127.0.0.1 and serving the plain ASGI
+# app tests/servers/uvicorn_app.py (no framework; SQL through Python's
+# sqlite3 module). Four instances at once, one service each, covering both
+# HTTP implementations and both event loops, single-process and under
+# uvicorn's multiprocess supervisor (--workers 2: the parent binds the
+# socket and spawns two fresh Python processes, which inherit LD_PRELOAD
+# and accept on the shared socket, each on its own loop):
+#
+#   it-uvicorn-h11-asyncio          --http h11 --loop asyncio, one process
+#   it-uvicorn-httptools-uvloop     --http httptools --loop uvloop, one process
+#                                   (what `auto` picks when both are installed)
+#   it-uvicorn-w2-h11-uvloop        --workers 2 --http h11 --loop uvloop
+#   it-uvicorn-w2-httptools-asyncio --workers 2 --http httptools --loop asyncio
+#
+# The calls each loop makes (strace -f, once, by hand, a keep-alive GET and
+# a chunked GET): asyncio's loop accept4(2)s, reads with recv (recvfrom(2)),
+# writes every ASGI message with its own send (sendto(2): the head, each
+# chunk) and closes with close(2); uvloop (libuv 1.44) accept4(2)s, reads
+# with read(2), writes what a loop iteration queued in one writev(2) (the
+# head and the body, or the head and the five chunks) and closes with
+# syscall(SYS_close) (libuv imports no close). h11 or httptools only parse:
+# they change no call.
+#
+# Every instance (exact counts per route; per request the status, and
+# bytes_in / bytes_out as the clients sent and read them):
+#   keep-alive (6 on one curl connection, ids templated /items/{id}, a
+#   404); a pipeline of 4 in one write (GET, HEAD: uvicorn drops the body
+#   and bytes_out is the head; a streamed body uvicorn sends chunked; an
+#   app exception uvicorn answers with its own chunked 500, "Internal
+#   Server Error", the error's message, and a close); a stream whose app
+#   raises after its first chunk (uvicorn closes mid-body: aborted, with
+#   the 200 it had sent); three 1 MiB POSTs read whole (plain, after a 100
+#   Continue, chunked); SQL: /sql/loop's 4 statements run on the loop's
+#   thread while its request is alone there, attributed (an N+1 of 3), and
+#   /sql/pool's 4 run by asyncio.to_thread in the loop's executor, whose
+#   thread has no request of its own: the service's, no request's
+#   (README, Attribution and What it cannot see). Under --workers 2 each
+#   request carries the pid of the worker that logged it.
+# The single-process instances only (a rendezvous needs its requests in
+# one process):
+#   six 400 ms requests at once on the one loop (the app sleeps once all
+#   six have arrived: each 380 ms or more (see below), all six in flight at one
+#   instant, one pid and one thread), with a
+#   /sql/beside whose statements run while they sleep: 7 requests or more
+#   in flight, none attributed (more than the 4 a thread notes); two /sql/pair
+#   running their statements while both are in flight: none attributed;
+#   two /sql/loop pipelined in one write: both heads read at once, so both
+#   in flight while the first runs (uvicorn serves them one after the
+#   other): the first none, the second its 4; then a /sql/loop alone: its
+#   4 again (the thread's list of requests emptied).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+
+AP_UVICORN_APP_DIR=$AP_SRCDIR/tests/servers
+ap_require curl jq
+ap_require_pymods sqlite3 uvicorn h11 httptools uvloop
+ap_require_build
+
+ap_start_collector
+/usr/bin/python3 -c 'import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.executescript("""
+CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO authors VALUES (1, "Ann"), (2, "Bo"), (3, "Cy");
+""")' "$AP_TMP/app.db" || ap_fail "creating the database failed"
+head -c 1048576 /dev/urandom >"$AP_TMP/upload.bin"
+
+# start NAME HTTP LOOP [UVICORN ARGS...] : uvicorn under the preload, service
+# it-uvicorn-NAME, on a free port, which it puts in PORT[NAME].
+declare -A PORT
+start() {
+	local name=$1 http=$2 loop=$3 port
+	shift 3
+	port=$(ap_free_port)
+	AP_SERVICE=it-uvicorn-$name ap_bg_preloaded "$name" env PYTHONDONTWRITEBYTECODE=1 \
+		UVICORN_APP_DB="$AP_TMP/app.db" /usr/bin/python3 -m uvicorn --app-dir "$AP_UVICORN_APP_DIR" \
+		uvicorn_app:app --host 127.0.0.1 --port "$port" --http "$http" --loop "$loop" "$@"
+	PORT[$name]=$port
+}
+start h11-asyncio h11 asyncio
+start httptools-uvloop httptools uvloop
+start w2-h11-uvloop h11 uvloop --workers 2
+start w2-httptools-asyncio httptools asyncio --workers 2
+# ready NAME N : until N processes of NAME have completed their startup.
+ready() {
+	local i
+	for i in $(seq 300); do
+		[ "$(grep -c 'Application startup complete' "$AP_TMP/$1.log")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	ap_fail "uvicorn $1: not $2 processes started after 30s"
+}
+ready h11-asyncio 1
+ready httptools-uvloop 1
+ready w2-h11-uvloop 2
+ready w2-httptools-asyncio 2
+# pids NAME : the pids of NAME's serving processes (from their log lines).
+pids() { sed -n 's/.*Started server process \[\([0-9]*\)\].*/\1/p' "$AP_TMP/$1.log" | sort -n | tr '\n' ' '; }
+ap_log "collector $AP_URL; uvicorn ports: h11-asyncio ${PORT[h11-asyncio]}, httptools-uvloop ${PORT[httptools-uvloop]}," \
+	"w2-h11-uvloop ${PORT[w2-h11-uvloop]} (workers $(pids w2-h11-uvloop)), w2-httptools-asyncio" \
+	"${PORT[w2-httptools-asyncio]} (workers $(pids w2-httptools-asyncio))"
+
+# reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
+reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
+
+# traffic NAME PORT : what every instance is sent; its clients' outputs in
+# $AP_TMP/NAME-*.out.
+traffic() {
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 h
+	ap_curl_many "$o-ka.out" "$b/hello" "$b/items/1" "$b/items/22" "$b/nope" "$b/items/333" "$b/hello"
+	ap_assert_eq "$name: keep-alive statuses" "$(awk '{printf "%s ", $1}' "$o-ka.out")" "200 200 200 404 200 200 "
+	ap_raw "$port" --pipeline --dump "$o-pipe.raw" "GET /items/7" "HEAD /hello" "GET /stream" "GET /boom" \
+		>"$o-pipe.out"
+	ap_assert_eq "$name: pipelined statuses" "$(awk '{printf "%s ", $1}' "$o-pipe.out")" "200 200 200 500 "
+	[ "$(grep -ci 'transfer-encoding: chunked' "$o-pipe.raw")" = 2 ] ||
+		ap_fail "$name: GET /stream and uvicorn's 500 were not both sent chunked"
+	# The app raises after the first chunk: uvicorn closes the connection.
+	"$AP_PY" - "$port" >"$o-sboom.out" <<'PY' || ap_fail "$name: GET /stream/boom failed"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /stream/boom HTTP/1.1\r\nHost: x\r\n\r\n")
+d = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    d += b
+print(d.split(b" ", 2)[1].decode(), len(d), d.endswith(b"0\r\n\r\n"))
+PY
+	ap_assert_eq "$name: GET /stream/boom: the 200, then the connection closed mid-body" \
+		"$(cut -d' ' -f1,3 "$o-sboom.out")" "200 False"
+	for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
+		curl -s --max-time 20 -o "$o-up.body" \
+			-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
+			-H "$h" --data-binary @"$AP_TMP/upload.bin" "$b/upload" >>"$o-up.out" ||
+			ap_fail "$name: POST /upload ($h) failed"
+		ap_assert_eq "$name: POST /upload ($h): the app read the whole body" "$(cat "$o-up.body")" "got 1048576"
+	done
+	ap_assert_eq "$name: GET /sql/loop, /sql/pool, twice each, one connection each" \
+		"$(for p in loop pool loop pool; do curl -s --max-time 10 -o /dev/null -w '%{http_code} ' "$b/sql/$p"; done)" \
+		"200 200 200 200 "
+}
+
+# loop_traffic NAME PORT : what only the single-process instances are sent.
+loop_traffic() {
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 i p pids=""
+	for i in 1 2 3 4 5 6; do
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/slow?ms=400&n=6" >"$o-slow$i.out" &
+		pids="$pids $!"
+	done
+	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/beside?n=6" >"$o-beside.out" &
+	pids="$pids $!"
+	for p in 1 2; do
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/pair" >"$o-pair$p.out" &
+		pids="$pids $!"
+	done
+	for p in $pids; do
+		wait "$p" || ap_fail "$name: a concurrent request failed"
+	done
+	ap_assert_eq "$name: six /slow, /sql/beside, two /sql/pair at once: statuses" \
+		"$(cat "$o"-slow?.out "$o-beside.out" "$o"-pair?.out | tr '\n' ' ')" "200 200 200 200 200 200 200 200 200 "
+	ap_raw "$port" --pipeline "GET /sql/loop" "GET /sql/loop" >"$o-sqlpipe.out"
+	ap_assert_eq "$name: two /sql/loop pipelined: statuses" "$(awk '{printf "%s ", $1}' "$o-sqlpipe.out")" "200 200 "
+	ap_assert_eq "$name: /sql/loop alone after them" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$b/sql/loop")" 200
+}
+
+for n in h11-asyncio httptools-uvloop w2-h11-uvloop w2-httptools-asyncio; do
+	traffic "$n" "${PORT[$n]}"
+done
+for n in h11-asyncio httptools-uvloop; do
+	loop_traffic "$n" "${PORT[$n]}"
+done
+
+# ---- what the collector reports ----------------------------------------------
+# rq PATH [METHOD] : this service's stored requests of PATH (exact), as a
+# JSON array, oldest first: by start, then by id (the order their events
+# came in, so by end within one process; under --workers the two workers'
+# events interleave).
+rq() {
+	ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode "q=$1" \
+		--data-urlencode limit=1000 |
+		jq --arg s "$AP_SERVICE" --arg p "$1" --arg m "${2:-}" \
+			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | sort_by([.ts, .id])'
+}
+# expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : N stored requests of
+# PATH and METHOD, each with that status and those bytes, none aborted.
+expect_reqs() {
+	ap_assert_jq "$AP_SERVICE: $2 $1: $3 requests, status $4, bytes in $5, out $6" \
+		"length == $3 and all(.[]; .status == $4 and .bytes_in == $5 and .bytes_out == $6 and (.aborted | not))" \
+		"$(rq "$1" "$2")"
+}
+
+# check NAME SINGLE(1|0) : every assertion on instance NAME's service.
+check() {
+	local name=$1 single=$2 o=$AP_TMP/$1 n p code sreq shdr sdl c json
+	AP_SERVICE=it-uvicorn-$name
+	local loop_n=2 extra=""
+	if [ "$single" = 1 ]; then
+		loop_n=5
+		extra="GET /slow 6
+GET /sql/beside 1
+GET /sql/pair 2"
+	fi
+	ap_expect_counts <<E
+GET /hello 2
+GET /items/{id} 4
+GET /nope 1
+HEAD /hello 1
+GET /stream 1
+GET /boom 1
+GET /stream/boom 1
+POST /upload 3
+GET /sql/loop $loop_n
+GET /sql/pool 2
+$extra
+E
+	# the keep-alive connection: curl's sizes, line by line
+	n=0
+	for p in /hello /items/1 /items/22 /nope /items/333; do
+		n=$(( n + 1 ))
+		read -r code _ _ sreq shdr sdl <<<"$(sed -n "${n}p" "$o-ka.out")"
+		c=1
+		[ "$p" = /hello ] && c=2
+		expect_reqs "$p" GET "$c" "$code" "$sreq" $(( shdr + sdl ))
+	done
+	# the pipeline: ap_raw's requests and the raw responses it read
+	expect_reqs /items/7 GET 1 200 "$(reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
+	expect_reqs /hello HEAD 1 200 "$(reqlen "HEAD /hello")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
+	expect_reqs /stream GET 1 200 "$(reqlen "GET /stream")" "$(sed -n 3p "$o-pipe.out" | cut -d' ' -f2)"
+	expect_reqs /boom GET 1 500 "$(reqlen "GET /boom")" "$(sed -n 4p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_assert_jq "$AP_SERVICE: GET /stream/boom: aborted, with the 200 sent and the bytes the client read" \
+		"length == 1 and .[0].status == 200 and .[0].aborted and .[0].error and
+		 .[0].bytes_out == $(cut -d' ' -f2 "$o-sboom.out")" "$(rq /stream/boom GET)"
+	ap_assert_jq "$AP_SERVICE: POST /upload: bytes in and out as curl sent and received them, oldest first" \
+		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$o-up.out")" \
+		"$(rq /upload POST)"
+	json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
+	ap_check_jq "$AP_SERVICE: /api/v1/errors: uvicorn's HTTP 500 on GET /boom, aborted on GET /stream/boom, nothing else" "$json" \
+		'[.errors[] | select(.service == $s) | {method, route, type, count, message}] | sort_by(.route) ==
+		 [{"method": "GET", "route": "/boom", "type": "HTTP 500", "count": 1, "message": "Internal Server Error"},
+		  {"method": "GET", "route": "/stream/boom", "type": "aborted", "count": 1,
+		   "message": "connection closed before a complete response"}]' --arg s "$AP_SERVICE"
+	# Every request by a worker (or the one process) that logged its start.
+	json=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
+	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' <<<"$json")" "$(pids "$name")" \
+		"a uvicorn server process of $name"
+	# SQL: /sql/loop alone 4 each (an N+1 of 3), /sql/pool none.
+	if [ "$single" = 1 ]; then
+		ap_expect_sql <<E
+GET /sql/loop 5 16 4
+GET /sql/pool 2 0 0
+GET /sql/beside 1 0 0
+GET /sql/pair 2 0 0
+E
+		ap_assert_eq "$AP_SERVICE: sql_count of each GET /sql/loop (the first pipelined one: none)" \
+			"$(rq /sql/loop GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "4 4 0 4 4"
+		local slow
+		slow=$(rq /slow GET)
+		# 380: uvloop's timers count from libuv's loop time, taken in whole
+		# milliseconds as the loop iteration began, before the reads of
+		# that iteration: a 400 ms sleep ended 399.7 ms after its request's
+		# first byte was read.
+		ap_assert_jq "$AP_SERVICE: GET /slow: 380 ms to 5 s each, one pid and one thread (the loop's)" \
+			'length == 6 and all(.[]; .status == 200 and .duration_ms >= 380 and .duration_ms < 5000) and
+			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$slow"
+		ap_assert_jq "$AP_SERVICE: GET /slow: all six in flight at once (the last start before the first end)" \
+			'[.[] | .ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)] as $start |
+			 [range(length) as $i | $start[$i] + .[$i].duration_ms] as $stop | ($start | max) < ($stop | min)' "$slow"
+		c=40
+	else
+		ap_expect_sql <<E
+GET /sql/loop 2 8 2
+GET /sql/pool 2 0 0
+E
+		c=16
+	fi
+	# The service counts every statement, attributed or not.
+	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
+	ap_check_jq "$AP_SERVICE: /api/v1/queries: every statement ($c), attributed or not" "$json" \
+		'[.queries[] | select(.service == $s) | {sql, calls}] | sort_by(.sql) ==
+		 [{"sql": "SELECT id FROM authors ORDER BY id", "calls": ($c / 4)},
+		  {"sql": "SELECT name FROM authors WHERE id = ?", "calls": ($c / 4 * 3)}]' \
+		--arg s "$AP_SERVICE" --argjson c "$c"
+}
+check h11-asyncio 1
+check httptools-uvloop 1
+check w2-h11-uvloop 0
+check w2-httptools-asyncio 0
+ap_log "PASS"
