@@ -29,7 +29,8 @@
 #    an ignored SIGABRT stays ignored (the handler goes only where the
 #    disposition is the default);
 #  - a handler installed before serving that puts the default back and
-#    raises the signal again (signal(), then raise()) dies through ours,
+#    raises the signal again (signal(), then raise(), or kill(getpid()) as
+#    Apache does, also when it then calls _exit()) dies through ours,
 #    reported; so do Node (a real fault in a native module) and Python
 #    with faulthandler (whose traceback is still written);
 #  - a server that installs a SIGSEGV handler before it serves, the way the
@@ -376,6 +377,19 @@ grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
 *"crash_store_null <- crash_deeper <- crash_handler"*) ;;
 *) ap_fail "the kill()ing server's stack is not the fault's: $msg" ;;
 esac
+
+# 3d. The same handler, which then waits 50 ms and calls _exit(3): the
+#     thread the kernel handed the signal to kills the process at once by
+#     default (status 139). Ours, which passed it back, does not wait for
+#     that handler to return: its _exit() takes the signal first, and the
+#     process still dies of it, reported. (It exited 3, unreported.)
+svc=$BASE_SERVICE-coredump-exit
+start_crash server-coredump-exit "$svc" --coredump-exit
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a handler that kill()s its process, then _exit()s" "$EXIT" 139
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the kill()ing, _exit()ing server" "$(rows_of "$svc")" "SIGSEGV GET /crash 1"
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)

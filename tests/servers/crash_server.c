@@ -42,7 +42,7 @@
  *                   ignored or handler: the dispositions as the server sees
  *                   them
  *
- * Usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]
+ * Usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump | --coredump-exit]
  *   --own-handler  installs its own SIGSEGV handler in main(), which writes
  *                  "own handler: SIGSEGV" on stderr and exits 42
  *   --chain        installs, as it starts serving its first request (when
@@ -65,6 +65,9 @@
  *                  default back, then kill(getpid(), sig), a signal the
  *                  kernel hands to another thread (the faulting one blocks
  *                  it in the handler)
+ *   --coredump-exit  the same, and then the handler waits 50 ms and
+ *                  calls _exit(3) (the kill()ed process dies of the
+ *                  signal first, on the thread the kernel handed it to)
  * Prints "listening on PORT" once it accepts.
  */
 #include "config.h"
@@ -124,12 +127,19 @@ static void reraise_handler(int sig)
 	raise(sig);
 }
 
+static int coredump_exit;
+
 static void coredump_handler(int sig)
 {
 	static const char m[] = "coredump handler\n";
 	(void)!write(2, m, sizeof m - 1);
 	signal(sig, SIG_DFL);
 	kill(getpid(), sig);
+	if (coredump_exit) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		_exit(3);
+	}
 }
 
 /* HotSpot's JVM_handle_linux_signal for a fault that is not the JVM's:
@@ -362,8 +372,11 @@ int main(int argc, char **argv)
 			signal(SIGSEGV, reraise_handler);
 		} else if (strcmp(argv[i], "--coredump") == 0) {
 			signal(SIGSEGV, coredump_handler);
+		} else if (strcmp(argv[i], "--coredump-exit") == 0) {
+			coredump_exit = 1;
+			signal(SIGSEGV, coredump_handler);
 		} else {
-			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]\n");
+			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump | --coredump-exit]\n");
 			return 2;
 		}
 	}
