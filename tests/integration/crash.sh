@@ -378,11 +378,12 @@ grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
 *) ap_fail "the kill()ing server's stack is not the fault's: $msg" ;;
 esac
 
-# 3d. The same handler, which then waits 50 ms and calls _exit(3): the
+# 3d. The same handler, which then waits 100 ms and calls _exit(3): the
 #     thread the kernel handed the signal to kills the process at once by
-#     default (status 139). Ours, which passed it back, does not wait for
-#     that handler to return: its _exit() takes the signal first, and the
-#     process still dies of it, reported. (It exited 3, unreported.)
+#     default (status 139). Ours passed it back to the handler's thread,
+#     which takes it in its _exit(): the process still dies of it,
+#     reported. (It exited 3, unreported, while ours waited for the
+#     handler to return.)
 svc=$BASE_SERVICE-coredump-exit
 start_crash server-coredump-exit "$svc" --coredump-exit
 get /crash >/dev/null && ap_fail "/crash answered"

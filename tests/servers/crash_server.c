@@ -65,7 +65,7 @@
  *                  default back, then kill(getpid(), sig), a signal the
  *                  kernel hands to another thread (the faulting one blocks
  *                  it in the handler)
- *   --coredump-exit  the same, and then the handler waits 50 ms and
+ *   --coredump-exit  the same, and then the handler waits 100 ms and
  *                  calls _exit(3) (the kill()ed process dies of the
  *                  signal first, on the thread the kernel handed it to)
  * Prints "listening on PORT" once it accepts.
@@ -136,7 +136,7 @@ static void coredump_handler(int sig)
 	signal(sig, SIG_DFL);
 	kill(getpid(), sig);
 	if (coredump_exit) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 		_exit(3);
 	}
