@@ -558,7 +558,8 @@ static PL_UNINSTRUMENTED void note_restorer(void)
  * stack. So a signal of the process's own, on a thread other than the one
  * that just put the default back, is passed on to that thread, where it
  * is delivered when the host's handler returns, in the faulting context.
- * 1 when passed on (the caller returns at once). */
+ * 1 when passed on and taken there (the caller returns, once that
+ * report is done). */
 static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
 {
 	if (si == NULL || si->si_code != SI_USER || si->si_pid != (pid_t)syscall(SYS_getpid))
@@ -582,7 +583,16 @@ static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
 		struct timespec ms = { 0, 1000000 };
 		nanosleep(&ms, NULL);
 	}
-	return __atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) != 0;
+	if (__atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	/* Taken: the process dies once that report is sent. Not back into
+	 * the host's code meanwhile, where the call this thread was in fails
+	 * with EINTR (poll(), epoll_wait(): not restarted), which a host
+	 * killed by the signal never saw, and may exit on. */
+	wait_report();
+	struct timespec ms = { 0, 10 * 1000000 }; /* for the reporter to die */
+	nanosleep(&ms, NULL);
+	return 1;
 }
 
 /* A host's handler that sent the signal may end the process itself

@@ -30,7 +30,8 @@
 #    disposition is the default);
 #  - a handler installed before serving that puts the default back and
 #    raises the signal again (signal(), then raise(), or kill(getpid()) as
-#    Apache does, also when it then calls _exit()) dies through ours,
+#    Apache does, also when it then calls _exit(), or when the kernel
+#    hands that signal to a thread in poll()) dies through ours,
 #    reported; so do Node (a real fault in a native module) and Python
 #    with faulthandler (whose traceback is still written);
 #  - a server that installs a SIGSEGV handler before it serves, the way the
@@ -391,6 +392,24 @@ server_exit
 ap_assert_eq "exit status with a handler that kill()s its process, then _exit()s" "$EXIT" 139
 wait_error "$svc" SIGSEGV
 ap_assert_eq "error rows of the kill()ing, _exit()ing server" "$(rows_of "$svc")" "SIGSEGV GET /crash 1"
+
+# 3e. The same handler's kill(), handed to a thread waiting in poll() (not
+#     restarted after a handler: it fails with EINTR, on which this server
+#     exits 1), the report slow (the collector stalled as in 1b). Ours
+#     passes it back and stays in the handler until the report is done:
+#     the process dies of it (139), reported. (That thread went back to
+#     poll() at once, which failed: exit 1, the report cut short.)
+svc=$BASE_SERVICE-coredump-poll
+start_crash server-coredump-poll "$svc" --coredump-poll
+stall_collector
+get /crash >/dev/null &
+sleep 0.15
+kill -CONT "$AP_COLLECTOR_PID"
+server_exit
+grep '^poll:' "$AP_TMP/server-coredump-poll.log" && ap_fail "poll() failed in the dying server"
+ap_assert_eq "exit status with a kill()ed signal on a thread in poll()" "$EXIT" 139
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the kill()ing server, poll()ing" "$(rows_of "$svc")" "SIGSEGV GET /crash 1"
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)
