@@ -588,7 +588,11 @@ static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
 	/* Taken: the process dies once that report is sent. Not back into
 	 * the host's code meanwhile, where the call this thread was in fails
 	 * with EINTR (poll(), epoll_wait(): not restarted), which a host
-	 * killed by the signal never saw, and may exit on. */
+	 * killed by the signal never saw, and may exit on. Unless it was
+	 * interrupted in our own work, perhaps holding the event buffer's
+	 * lock, which that report's flush waits for. */
+	if (pl_guard.busy != 0)
+		return 1;
 	wait_report();
 	struct timespec ms = { 0, 10 * 1000000 }; /* for the reporter to die */
 	nanosleep(&ms, NULL);
