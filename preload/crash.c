@@ -539,6 +539,11 @@ static uint64_t restorer_ns;
 /* How long the thread that got it waits for that thread to take it. */
 #define RESTORER_WAIT_NS (200 * 1000000ull)
 
+/* The thread pass_to_restorer() passed a signal to, until it takes it
+ * (0: none), and that signal. Atomic. */
+static uint32_t passed_tid;
+static int passed_sig;
+
 static PL_UNINSTRUMENTED void note_restorer(void)
 {
 	__atomic_store_n(&restorer_ns, pl_now_ns(), __ATOMIC_RELAXED);
@@ -553,7 +558,8 @@ static PL_UNINSTRUMENTED void note_restorer(void)
  * stack. So a signal of the process's own, on a thread other than the one
  * that just put the default back, is passed on to that thread, where it
  * is delivered when the host's handler returns, in the faulting context.
- * 1 when passed on (the caller returns at once). */
+ * 1 when passed on and taken there (the caller returns, once that
+ * report is done). */
 static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
 {
 	if (si == NULL || si->si_code != SI_USER || si->si_pid != (pid_t)syscall(SYS_getpid))
@@ -563,8 +569,12 @@ static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
 	    pl_now_ns() - __atomic_load_n(&restorer_ns, __ATOMIC_RELAXED) > RESTORER_NS)
 		return 0;
 	__atomic_store_n(&restorer_tid, 0, __ATOMIC_RELAXED); /* once */
-	if (syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)r, sig) != 0)
+	__atomic_store_n(&passed_sig, sig, __ATOMIC_RELAXED);
+	__atomic_store_n(&passed_tid, r, __ATOMIC_RELEASE);
+	if (syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)r, sig) != 0) {
+		__atomic_store_n(&passed_tid, 0, __ATOMIC_RELAXED);
 		return 0; /* that thread is gone */
+	}
 	/* It takes it when its handler returns: microseconds. One that never
 	 * returns (it waits to be killed) would leave the process running,
 	 * as the signal would not have: then it is reported here, as before. */
@@ -573,7 +583,43 @@ static int pass_to_restorer(int sig, const siginfo_t *si, uint32_t tid)
 		struct timespec ms = { 0, 1000000 };
 		nanosleep(&ms, NULL);
 	}
-	return __atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) != 0;
+	if (__atomic_load_n(&crash_tid, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	/* Taken: the process dies once that report is sent. Not back into
+	 * the host's code meanwhile, where the call this thread was in fails
+	 * with EINTR (poll(), epoll_wait(): not restarted), which a host
+	 * killed by the signal never saw, and may exit on. Unless it was
+	 * interrupted in our own work, perhaps holding the event buffer's
+	 * lock, which that report's flush waits for. */
+	if (pl_guard.busy != 0)
+		return 1;
+	wait_report();
+	struct timespec ms = { 0, 10 * 1000000 }; /* for the reporter to die */
+	nanosleep(&ms, NULL);
+	return 1;
+}
+
+/* A host's handler that sent the signal may end the process itself
+ * before it returns (kill(getpid(), sig), then _exit() after a pause):
+ * the thread the kernel handed the signal to would have died of it at
+ * once, but ours passed it back to this thread and waits for it to take
+ * it, so the process exited with the handler's status instead, not
+ * killed by the signal. It takes it now, where it is still ours to
+ * report. */
+void pl_crash_exiting(void)
+{
+	uint32_t t = __atomic_load_n(&passed_tid, __ATOMIC_ACQUIRE);
+	if (PL_LIKELY(t == 0) || t != (uint32_t)syscall(SYS_gettid))
+		return;
+	int saved = errno, sig = __atomic_load_n(&passed_sig, __ATOMIC_RELAXED);
+	struct sigaction cur;
+	if (real_sigaction(sig, NULL, &cur) == 0 && is_ours(&cur)) {
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* delivered here */
+	}
+	errno = saved;
 }
 
 static void on_crash(int sig, siginfo_t *si, void *uc)
@@ -587,6 +633,8 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 	 * unreported. */
 	int http = served_http() && !pl_borrowed_memory();
 	uint32_t tid = (uint32_t)syscall(SYS_gettid), first = 0;
+	if (__atomic_load_n(&passed_tid, __ATOMIC_ACQUIRE) == tid)
+		__atomic_store_n(&passed_tid, 0, __ATOMIC_RELAXED); /* taken */
 	if (ours && http && pass_to_restorer(sig, si, tid)) {
 		errno = saved;
 		return;
@@ -686,6 +734,7 @@ void pl_crash_atfork_child(void)
 	crash_tid = 0;
 	crash_done = 0;
 	restorer_tid = 0; /* a thread of the parent's */
+	passed_tid = 0;
 	/* A fork while another thread was installing the handlers: that
 	 * thread is not in the child either, which would keep only those it
 	 * had put in so far. Its parent ends up with all of them, and so

@@ -617,6 +617,7 @@ EXPORT long syscall(long number, ...)
  * flush costs nothing in a process that never buffered an event. */
 static __attribute__((noreturn)) void exit_now(void (*real)(int), int status)
 {
+	pl_crash_exiting();
 	pl_ship_exit_now();
 	if (real)
 		real(status);

@@ -622,6 +622,13 @@ int pl_crash_sigaction(int sig, const struct sigaction *act, struct sigaction *o
  * microseconds after the real call). Async-signal-safe; preserves errno. */
 sighandler_t pl_crash_signal_done(int sig, sighandler_t handler, sighandler_t prev);
 
+/* For _exit(), _Exit() and exit(): a signal the process sent itself
+ * that the crash handler passed to this thread, and that it has not taken
+ * yet (its handler sent it and ends the process before returning), is
+ * taken now: the process dies of it, reported, as it would have without
+ * us. Async-signal-safe; preserves errno. */
+void pl_crash_exiting(void);
+
 /* Forgets, in a fork child, a crash of the parent being reported, and
  * finishes an install another thread of the parent was making.
  * Async-signal-safe (sigaction only), as in the child of a threaded

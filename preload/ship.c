@@ -615,6 +615,7 @@ static void wait_while_sending(uint64_t until)
  */
 __attribute__((destructor)) static void ship_exit_flush(void)
 {
+	pl_crash_exiting();
 	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) != SHIP_ON)
 		return;
 	int saved = errno;

@@ -29,7 +29,9 @@
 #    an ignored SIGABRT stays ignored (the handler goes only where the
 #    disposition is the default);
 #  - a handler installed before serving that puts the default back and
-#    raises the signal again (signal(), then raise()) dies through ours,
+#    raises the signal again (signal(), then raise(), or kill(getpid()) as
+#    Apache does, also when it then calls _exit(), or when the kernel
+#    hands that signal to a thread in poll()) dies through ours,
 #    reported; so do Node (a real fault in a native module) and Python
 #    with faulthandler (whose traceback is still written);
 #  - a server that installs a SIGSEGV handler before it serves, the way the
@@ -376,6 +378,38 @@ grep -q '^#define HAVE_LIBDW 1' "$AP_BUILDDIR/config.h" && case "$msg" in
 *"crash_store_null <- crash_deeper <- crash_handler"*) ;;
 *) ap_fail "the kill()ing server's stack is not the fault's: $msg" ;;
 esac
+
+# 3d. The same handler, which then waits 100 ms and calls _exit(3): the
+#     thread the kernel handed the signal to kills the process at once by
+#     default (status 139). Ours passed it back to the handler's thread,
+#     which takes it in its _exit(): the process still dies of it,
+#     reported. (It exited 3, unreported, while ours waited for the
+#     handler to return.)
+svc=$BASE_SERVICE-coredump-exit
+start_crash server-coredump-exit "$svc" --coredump-exit
+get /crash >/dev/null && ap_fail "/crash answered"
+server_exit
+ap_assert_eq "exit status with a handler that kill()s its process, then _exit()s" "$EXIT" 139
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the kill()ing, _exit()ing server" "$(rows_of "$svc")" "SIGSEGV GET /crash 1"
+
+# 3e. The same handler's kill(), handed to a thread waiting in poll() (not
+#     restarted after a handler: it fails with EINTR, on which this server
+#     exits 1), the report slow (the collector stalled as in 1b). Ours
+#     passes it back and stays in the handler until the report is done:
+#     the process dies of it (139), reported. (That thread went back to
+#     poll() at once, which failed: exit 1, the report cut short.)
+svc=$BASE_SERVICE-coredump-poll
+start_crash server-coredump-poll "$svc" --coredump-poll
+stall_collector
+get /crash >/dev/null &
+sleep 0.15
+kill -CONT "$AP_COLLECTOR_PID"
+server_exit
+grep '^poll:' "$AP_TMP/server-coredump-poll.log" && ap_fail "poll() failed in the dying server"
+ap_assert_eq "exit status with a kill()ed signal on a thread in poll()" "$EXIT" 139
+wait_error "$svc" SIGSEGV
+ap_assert_eq "error rows of the kill()ing server, poll()ing" "$(rows_of "$svc")" "SIGSEGV GET /crash 1"
 
 # 4. An ignored signal stays ignored; without the preload nothing changes.
 AP_PORT=$(ap_free_port)

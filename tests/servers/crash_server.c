@@ -42,7 +42,7 @@
  *                   ignored or handler: the dispositions as the server sees
  *                   them
  *
- * Usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]
+ * Usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump | --coredump-exit | --coredump-poll]
  *   --own-handler  installs its own SIGSEGV handler in main(), which writes
  *                  "own handler: SIGSEGV" on stderr and exits 42
  *   --chain        installs, as it starts serving its first request (when
@@ -65,10 +65,20 @@
  *                  default back, then kill(getpid(), sig), a signal the
  *                  kernel hands to another thread (the faulting one blocks
  *                  it in the handler)
+ *   --coredump-exit  the same, and then the handler waits 100 ms and
+ *                  calls _exit(3) (the kill()ed process dies of the
+ *                  signal first, on the thread the kernel handed it to)
+ *   --coredump-poll  the same as --coredump, with a thread waiting in
+ *                  poll() that writes "poll: <error>" and exits 1 should
+ *                  poll() fail (EINTR), and the main thread blocking
+ *                  SIGSEGV: that thread is the one the kernel hands the
+ *                  kill()ed signal to
  * Prints "listening on PORT" once it accepts.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -124,12 +134,19 @@ static void reraise_handler(int sig)
 	raise(sig);
 }
 
+static int coredump_exit;
+
 static void coredump_handler(int sig)
 {
 	static const char m[] = "coredump handler\n";
 	(void)!write(2, m, sizeof m - 1);
 	signal(sig, SIG_DFL);
 	kill(getpid(), sig);
+	if (coredump_exit) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		_exit(3);
+	}
 }
 
 /* HotSpot's JVM_handle_linux_signal for a fault that is not the JVM's:
@@ -274,11 +291,30 @@ static const char *disposition(int sig)
 	return "handler";
 }
 
+static int coredump_poll;
+
+/* --coredump-poll: the thread a signal sent to the process goes to. */
+static void *poll_thread(void *unused)
+{
+	(void)unused;
+	if (poll(NULL, 0, -1) < 0) {
+		fprintf(stderr, "poll: %s\n", strerror(errno));
+		exit(1);
+	}
+	return NULL;
+}
+
 /* One request on a thread of its own (SERVE_THREADS); named in the crash
  * tests' expected frames. */
 static void serve(int fd, void *unused)
 {
 	(void)unused;
+	if (coredump_poll) { /* blocked by the main thread it came from */
+		sigset_t segv;
+		sigemptyset(&segv);
+		sigaddset(&segv, SIGSEGV);
+		pthread_sigmask(SIG_UNBLOCK, &segv, NULL);
+	}
 	char req[4096];
 	char method[16] = "", path[1024] = "";
 	if (serve_read_head(fd, req, sizeof req) < 0 ||
@@ -362,10 +398,25 @@ int main(int argc, char **argv)
 			signal(SIGSEGV, reraise_handler);
 		} else if (strcmp(argv[i], "--coredump") == 0) {
 			signal(SIGSEGV, coredump_handler);
+		} else if (strcmp(argv[i], "--coredump-exit") == 0) {
+			coredump_exit = 1;
+			signal(SIGSEGV, coredump_handler);
+		} else if (strcmp(argv[i], "--coredump-poll") == 0) {
+			coredump_poll = 1;
+			signal(SIGSEGV, coredump_handler);
 		} else {
-			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump]\n");
+			fprintf(stderr, "usage: crash_server --port N [--own-handler | --chain | --hotspot | --reraise | --coredump | --coredump-exit | --coredump-poll]\n");
 			return 2;
 		}
+	}
+	if (coredump_poll) {
+		pthread_t t;
+		sigset_t segv;
+		if (pthread_create(&t, NULL, poll_thread, NULL) != 0)
+			return 1;
+		sigemptyset(&segv);
+		sigaddset(&segv, SIGSEGV);
+		pthread_sigmask(SIG_BLOCK, &segv, NULL);
 	}
 	serve_run("crash_server", port, 64, SERVE_THREADS, serve, NULL);
 	return 1;
