@@ -747,6 +747,9 @@ void pl_crash_atfork_child(void)
 		__atomic_store_n(&install_state, INSTALL_DONE, __ATOMIC_RELAXED);
 		__atomic_store_n(&pl_crash_live, 1, __ATOMIC_RELEASE);
 		errno = saved;
+	} else if (__atomic_load_n(&install_state, __ATOMIC_RELAXED) == INSTALL_DONE) {
+		/* forked between the install's end and its hooks' start */
+		__atomic_store_n(&pl_crash_live, 1, __ATOMIC_RELEASE);
 	}
 }
 
