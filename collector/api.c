@@ -919,7 +919,9 @@ static void detail_error(struct detail_ctx *d)
 	const char *msg;
 	if (d->aborted) {
 		snprintf(type, sizeof type, "%s", COL_ABORTED_TYPE);
-		msg = COL_ABORTED_MESSAGE;
+		/* the collector's own for a request its killed process never
+		 * reported (COL_KILLED_MESSAGE, stored on the row) */
+		msg = d->message[0] ? d->message : COL_ABORTED_MESSAGE;
 	} else if (d->status >= 500) {
 		snprintf(type, sizeof type, "HTTP %d", d->status);
 		msg = d->message;

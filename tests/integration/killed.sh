@@ -1,0 +1,93 @@
+#!/bin/bash
+# Requests in flight in a process killed without a word (SIGKILL: the OOM
+# killer, uWSGI's --harakiri, kill -9), tests/servers/crash_server.c:
+#  - a GET /hang that is the process's very first request (so nothing was
+#    buffered yet: the shipper thread starts with the request) and another
+#    on a second connection, in flight for 2.5 s when the server is
+#    SIGKILLed: each is recorded once, as an aborted request of its route
+#    (status 0, an error, a duration of at least a second, the killed
+#    message on its row and in /api/v1/errors), and not again later; a
+#    request answered meanwhile is recorded once, as usual;
+#  - a server that exits cleanly (exit(), from GET /exit) while a /hang
+#    announced in flight is still unanswered records nothing more: the
+#    exit flush says so (the FINAL announcement);
+#  - a server that exits cleanly with nothing in flight records nothing
+#    more either.
+. "$(dirname "$0")/lib.sh"
+
+AP_CRASH_SERVER=$AP_BUILDDIR/tests/servers/crash_server
+ap_require curl jq
+ap_require_build "$AP_CRASH_SERVER"
+
+ap_start_collector
+
+start_crash() {
+	local name=$1 svc=$2
+	AP_PORT=$(ap_free_port)
+	AP_SERVICE=$svc ap_bg_preloaded "$name" "$AP_CRASH_SERVER" --port "$AP_PORT"
+	AP_SERVER_PID=$AP_BG_PID
+	ap_wait_log "$name" '^listening on'
+}
+
+# ---- 1. SIGKILL with two requests in flight -------------------------------
+AP_SERVICE=it-killed
+start_crash killed "$AP_SERVICE"
+curl -s --max-time 30 -o /dev/null "http://127.0.0.1:$AP_PORT/hang" &
+c1=$!
+ap_wait_log killed '^hanging' 5
+curl -s --max-time 30 -o /dev/null "http://127.0.0.1:$AP_PORT/hang" &
+c2=$!
+sleep 2.5
+# The server's earlier requests' records are sent within 100 ms of their
+# end; /ok is answered while both /hang are announced.
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$AP_PORT/ok"
+sleep 0.5
+kill -KILL "$AP_SERVER_PID"
+wait "$c1" "$c2" 2>/dev/null || true
+n=$(ap_wait_count /hang 2 GET 15)
+ap_assert_eq "GET /hang in flight at SIGKILL: recorded" "$n" 2
+sleep 2.5
+ap_expect_counts <<EOT
+GET /hang 2
+GET /ok 1
+EOT
+ap_assert_eq "GET /hang: errors" "$(ap_field GET /hang error_count)" 2
+rows=$(ap_requests /hang)
+ap_assert_jq "both /hang rows: aborted, status 0, at least 1 s, the server's pid" \
+	"length == 2 and all(.[]; .status == 0 and .aborted == true and .error == true and
+	 .duration_ms >= 1000 and .pid == $AP_SERVER_PID)" "$rows"
+ap_assert_jq "a /hang row's error: aborted, the killed message" \
+	'.error.type == "aborted" and (.error.message | test("killed"))' \
+	"$(ap_api "/api/v1/requests/$(jq '.[0].id' <<<"$rows")")"
+ap_assert_jq "/api/v1/errors: GET /hang aborted twice, the killed message" \
+	'[.errors[] | select(.route == "/hang")] | length == 1 and .[0].type == "aborted" and
+	 .[0].count == 2 and (.[0].message | test("killed"))' \
+	"$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")"
+
+# ---- 2. a clean exit with a request announced in flight -------------------
+AP_SERVICE=it-killed-exit
+start_crash exit1 "$AP_SERVICE"
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$AP_PORT/ok"
+curl -s --max-time 30 -o /dev/null "http://127.0.0.1:$AP_PORT/hang" &
+c1=$!
+ap_wait_log exit1 '^hanging' 5
+sleep 2.5
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$AP_PORT/exit" || true
+wait "$c1" 2>/dev/null || true
+ap_wait_log exit1 '^exiting' 5
+sleep 3.5
+ap_expect_counts <<EOT
+GET /ok 1
+EOT
+
+# ---- 3. a clean exit with nothing in flight --------------------------------
+AP_SERVICE=it-killed-idle
+start_crash exit2 "$AP_SERVICE"
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$AP_PORT/ok"
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$AP_PORT/exit" || true
+ap_wait_log exit2 '^exiting' 5
+sleep 3.5
+ap_expect_counts <<EOT
+GET /ok 1
+EOT
+ap_log "passed"
