@@ -125,8 +125,8 @@ static struct proc **proc_link(struct col_inflight *f, uint32_t pid)
 	return l;
 }
 
-void col_inflight_note(struct col_inflight *f, uint32_t pid, const struct ap_rec_inflight *r,
-                       int64_t wall_minus_mono, int64_t now_mono)
+void col_inflight_note(struct col_inflight *f, uint32_t pid, uint64_t hello_start,
+                       const struct ap_rec_inflight *r, int64_t wall_minus_mono, int64_t now_mono)
 {
 	struct proc **l = proc_link(f, pid);
 	struct proc *p = *l;
@@ -143,6 +143,7 @@ void col_inflight_note(struct col_inflight *f, uint32_t pid, const struct ap_rec
 			return;
 		}
 		p->pid = pid;
+		p->hello_start = hello_start;
 		uint64_t start = 0;
 		if (f->probe(pid, &start) > 0)
 			p->proc_start = start;
@@ -182,21 +183,22 @@ void col_inflight_note(struct col_inflight *f, uint32_t pid, const struct ap_rec
 	f->nreqs++;
 }
 
-void col_inflight_done(struct col_inflight *f, uint32_t pid, uint64_t req_id)
+int col_inflight_done(struct col_inflight *f, uint32_t pid, uint64_t req_id)
 {
 	if (f->nprocs == 0)
-		return;
+		return 0;
 	struct proc *p = *proc_link(f, pid);
 	if (p == NULL)
-		return;
+		return 0;
 	for (unsigned i = 0; i < p->n; i++) {
 		if (p->v[i]->req_id != req_id)
 			continue;
 		free(p->v[i]);
 		p->v[i] = p->v[--p->n];
 		f->nreqs--;
-		return;
+		return 1;
 	}
+	return 0;
 }
 
 void col_inflight_hello(struct col_inflight *f, uint32_t pid, uint64_t start_mono)

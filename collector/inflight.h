@@ -68,13 +68,15 @@ struct col_inflight *col_inflight_new(col_inflight_probe_fn probe);
 /* NULL is a no-op. */
 void col_inflight_free(struct col_inflight *f);
 
-/* An announcement r from pid (the kernel's), whose batch header had
- * wall_minus_mono, received at now_mono (ours). The process's start time
- * is probed when it gets its first entry. */
-void col_inflight_note(struct col_inflight *f, uint32_t pid, const struct ap_rec_inflight *r,
-                       int64_t wall_minus_mono, int64_t now_mono);
-/* pid's request req_id ended (its REQUEST record came). */
-void col_inflight_done(struct col_inflight *f, uint32_t pid, uint64_t req_id);
+/* An announcement r from pid (the kernel's), whose datagram's HELLO said
+ * hello_start (0: none) and batch header wall_minus_mono, received at
+ * now_mono (ours). The process's start time is probed when it gets its
+ * first entry. */
+void col_inflight_note(struct col_inflight *f, uint32_t pid, uint64_t hello_start,
+                       const struct ap_rec_inflight *r, int64_t wall_minus_mono, int64_t now_mono);
+/* pid's request req_id ended (its REQUEST record came). 1 when it was
+ * held. */
+int col_inflight_done(struct col_inflight *f, uint32_t pid, uint64_t req_id);
 /* A HELLO of pid with start_mono (its image's): another image than the
  * one that announced forgets the set. */
 void col_inflight_hello(struct col_inflight *f, uint32_t pid, uint64_t start_mono);

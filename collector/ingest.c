@@ -897,7 +897,8 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 				/* Only the collector makes these (col_ingest_reap). */
 				req.flags &= (uint16_t)~AP_REQF_KILLED;
 				on_request(in, pid, &h, &req, now_real);
-				col_inflight_done(in->infl, pid, req.req_id);
+				if (col_inflight_done(in->infl, pid, req.req_id))
+					sync_inflight(in);
 			}
 			break;
 		}
@@ -906,7 +907,8 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 			if (ap_wire_get_inflight(p, plen, &a) < 0) {
 				CNT_ADD(in, c_rec_bad, 1);
 			} else {
-				col_inflight_note(in->infl, pid, &a, h.wall_minus_mono_ns, now_mono);
+				col_inflight_note(in->infl, pid, hello_start, &a, h.wall_minus_mono_ns,
+				                  now_mono);
 				sync_inflight(in);
 			}
 			break;
