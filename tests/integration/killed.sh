@@ -87,4 +87,6 @@ sleep 3.5
 ap_expect_counts <<EOT
 GET /ok 1
 EOT
+ap_assert_jq "/api/v1/status: 2 requests recorded killed in all, none held now" \
+	'.ingest.requests_killed == 2 and .ingest.requests_announced == 0' "$(ap_api /api/v1/status)"
 ap_log "passed"
