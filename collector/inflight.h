@@ -19,7 +19,7 @@
  *
  * Bounds: COL_INFLIGHT_MAX_PROCS processes, COL_INFLIGHT_PER_PROC
  * entries each, paths cut at COL_INFLIGHT_PATH_MAX bytes: at most about
- * 1.5 MiB in all; announcements beyond are dropped (counted).
+ * 2 MiB in all; announcements beyond are dropped (counted).
  *
  * One thread (the ingest thread) at a time; no locks.
  */

@@ -1645,7 +1645,7 @@ static int announce_one(const struct pl_pending *p, uint64_t round_ns)
 	uint8_t *out = pl_ship_reserve(need);
 	if (!out)
 		return 0; /* dropped, counted */
-	pl_ship_commit(ap_wire_put_inflight(out, need, &a));
+	pl_ship_commit_aside(ap_wire_put_inflight(out, need, &a));
 	return 1;
 }
 

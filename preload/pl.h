@@ -753,6 +753,10 @@ uint8_t *pl_ship_try_reserve(size_t need, int *busy);
  * Async-signal-safe (mmap is one system call). */
 int pl_ship_crash_ready(void);
 void pl_ship_commit(size_t need);
+/* pl_ship_commit() for a record that is no event of the host's traffic
+ * (an in-flight announcement): not counted in the STATS record's events,
+ * which stay the requests, statements and profiles recorded. */
+void pl_ship_commit_aside(size_t need);
 void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_profile(const struct ap_rec_profile *r);
 void pl_ship_count_untracked(void);

@@ -346,7 +346,7 @@ static void announce(uint64_t now)
 		size_t need = ap_wire_inflight_size(&none);
 		uint8_t *out = pl_ship_reserve(need);
 		if (out)
-			pl_ship_commit(ap_wire_put_inflight(out, need, &none));
+			pl_ship_commit_aside(ap_wire_put_inflight(out, need, &none));
 	}
 	if (n > 0)
 		__atomic_store_n(&ship.ann_ever, 1, __ATOMIC_RELEASE);
@@ -617,6 +617,12 @@ uint8_t *pl_ship_try_reserve(size_t need, int *busy)
 void pl_ship_commit(size_t n)
 {
 	ship_commit(n);
+}
+
+void pl_ship_commit_aside(size_t n)
+{
+	__atomic_store_n(&ship.active_len, ship.active_len + n, __ATOMIC_RELAXED);
+	pl_spin_unlock(&ship.lock);
 }
 
 typedef size_t (*put_fn)(uint8_t *out, size_t cap, const void *rec);

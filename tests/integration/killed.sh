@@ -9,7 +9,8 @@
 #    message on its row and in /api/v1/errors), and not again later;
 #  - a server that exits cleanly (exit(), from GET /exit) while a /hang
 #    announced in flight is still unanswered records nothing more: the
-#    exit flush says so (the FINAL announcement);
+#    exit flush says so (the FINAL announcement); its announcements are
+#    not counted among its events;
 #  - a server that exits cleanly with nothing in flight records nothing
 #    more either.
 . "$(dirname "$0")/lib.sh"
@@ -76,6 +77,10 @@ sleep 3.5
 ap_expect_counts <<EOT
 GET /ok 1
 EOT
+# Its announcements (one a second for /hang) are no events of its traffic.
+ap_assert_jq "the exited server's events: its one /ok" \
+	'[.processes[] | select(.service == "it-killed-exit") | .events] == [1]' \
+	"$(ap_api /api/v1/status)"
 
 # ---- 3. a clean exit with nothing in flight --------------------------------
 AP_SERVICE=it-killed-idle
