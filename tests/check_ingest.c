@@ -580,8 +580,8 @@ static void reap_twice(int64_t at_s)
  * the announcement). Alive, nothing is recorded; killed (a zombie: its
  * parent has not reaped it, and kill(pid, 0) still succeeds), the other
  * is recorded once as an aborted request of its route, ending at the last
- * round, and the error group of its route says it was killed; the one that
- * ended is not recorded twice. */
+ * round, with the statement it ran, and the error group of its route says
+ * it was killed; the one that ended is not recorded twice. */
 START_TEST(test_killed_recorded)
 {
 	pid_t child = sleeper();
@@ -589,6 +589,12 @@ START_TEST(test_killed_recorded)
 	dg_start(&d, (uint32_t)child, "k");
 	dg_infl(&d, 2000, 7, 500, "/hang/42", 0);
 	dg_infl(&d, 2000, 8, 900, "/done", 0);
+	/* a statement of request 7: it waits for its request's record */
+	struct ap_rec_sql q = {
+		.req_id = 7, .start_ns = 600 * MS, .end_ns = 610 * MS, .fingerprint = 1,
+		.tid = 3, .db = AP_DB_POSTGRES, .sql = { "SELECT ?", 8 },
+	};
+	d.n += ap_wire_put_sql(d.b + d.n, sizeof d.b - d.n, &q);
 	feed(&d, (uint32_t)child);
 	dg_start(&d, (uint32_t)child, "k");
 	dg_infl(&d, 3000, 7, 500, "/hang/42", 0);
@@ -635,6 +641,8 @@ START_TEST(test_killed_recorded)
 	ck_assert_uint_eq(n, 1);
 	ck_assert_uint_eq(row.error_count, 1);
 	ck_assert_uint_eq(row.slow_count, 1); /* 500 ms to the round at 3000 ms */
+	ck_assert_uint_eq(row.sql_count, 1);  /* its statement, attached */
+	ck_assert(row.sum_ms > 2499 && row.sum_ms < 2501);
 	find_row("k", "GET", "/done", &n);
 	ck_assert_uint_eq(n, 2); /* the two completions, not the announcement */
 	col_ingest_counters(in, &c);
