@@ -128,6 +128,10 @@ static struct proc **proc_link(struct col_inflight *f, uint32_t pid)
 void col_inflight_note(struct col_inflight *f, uint32_t pid, uint64_t hello_start,
                        const struct ap_rec_inflight *r, int64_t wall_minus_mono, int64_t now_mono)
 {
+	/* pid 0: a sender in a pid namespace we cannot see (ingest.c), every
+	 * such process under one number that no probe can tell alive. */
+	if (pid == 0)
+		return;
 	struct proc **l = proc_link(f, pid);
 	struct proc *p = *l;
 	if (r->flags & AP_INFLF_FINAL) {

@@ -68,7 +68,8 @@ struct col_inflight *col_inflight_new(col_inflight_probe_fn probe);
 /* NULL is a no-op. */
 void col_inflight_free(struct col_inflight *f);
 
-/* An announcement r from pid (the kernel's), whose datagram's HELLO said
+/* An announcement r from pid (the kernel's; 0, a sender outside our pid
+ * namespace, is ignored), whose datagram's HELLO said
  * hello_start (0: none) and batch header wall_minus_mono, received at
  * now_mono (ours). The process's start time is probed when it gets its
  * first entry. */

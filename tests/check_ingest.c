@@ -663,8 +663,8 @@ END_TEST
 
 /* What makes a set go without a record: a FINAL announcement (a clean
  * exit or an exec), an empty newer round, a newer round without it, a
- * HELLO of another process image under the pid, and (the process alive)
- * a round older than COL_INFLIGHT_STALE_NS. Then, the control: a plain
+ * HELLO of another process image under the pid, (the process alive) a
+ * round older than COL_INFLIGHT_STALE_NS, and a sender seen as pid 0. Then, the control: a plain
  * announcement from the same gone process is recorded. */
 START_TEST(test_killed_forgotten)
 {
@@ -725,6 +725,13 @@ START_TEST(test_killed_forgotten)
 	col_ingest_reap(in, 1000000000LL + COL_INFLIGHT_STALE_NS + 1, WALL_OFF);
 	col_ingest_counters(in, &c);
 	ck_assert_uint_eq(c.inflight_pending, 0);
+	/* pid 0, a sender in another pid namespace: never probed, never
+	 * recorded */
+	dg_start(&d, 0, "f");
+	dg_infl(&d, 9500, 7, 500, "/z", 0);
+	col_ingest_process(in, d.b, d.n, 0, 1000, 1000000000LL, WALL_OFF + 1000000000LL);
+	reap_twice(12);
+	ck_assert_uint_eq(killed_count(), 1);
 	/* the control */
 	dg_start(&d, (uint32_t)gone, "f");
 	dg_infl(&d, 10000, 7, 500, "/a", 0);
