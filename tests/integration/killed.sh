@@ -12,7 +12,10 @@
 #    exit flush says so (the FINAL announcement); its announcements are
 #    not counted among its events;
 #  - a server that exits cleanly with nothing in flight records nothing
-#    more either.
+#    more either;
+#  - a fork child (of a parent that served a request itself, then forks
+#    a child per connection) killed during its first request: that
+#    request is recorded, by the child.
 . "$(dirname "$0")/lib.sh"
 
 AP_CRASH_SERVER=$AP_BUILDDIR/tests/servers/crash_server
@@ -92,6 +95,60 @@ sleep 3.5
 ap_expect_counts <<EOT
 GET /ok 1
 EOT
-ap_assert_jq "/api/v1/status: 2 requests recorded killed in all, none held now" \
-	'.ingest.requests_killed == 2 and .ingest.requests_announced == 0' "$(ap_api /api/v1/status)"
+# ---- 4. a fork child killed, its parent having served first ---------------
+# The parent serves a request itself (its shipper starts), then forks a
+# child per connection (as Python's ForkingMixIn does) and never reads
+# again. A child's /hang, SIGKILLed after 3 s (left a zombie: the parent
+# never waits), is recorded: the fork handler makes the child's first
+# request start its own shipper, as the parent's did.
+AP_SERVICE=it-killed-fork
+cat >"$AP_TMP/forker.py" <<'PY'
+import os, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+print("listening", flush=True)
+def serve(c):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = c.recv(4096)
+        if not d:
+            return
+        data += d
+    if data.split(b" ")[1] == b"/hang":
+        print("hanging", os.getpid(), flush=True)
+        time.sleep(60)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+    c.close()
+c, _ = s.accept()
+serve(c)
+while True:
+    c, _ = s.accept()
+    if os.fork() == 0:
+        s.close()
+        serve(c)
+        os._exit(0)
+    c.close()
+PY
+AP_PORT=$(ap_free_port)
+ap_bg_preloaded forker "$AP_PY" "$AP_TMP/forker.py" "$AP_PORT"
+ap_wait_log forker '^listening'
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$AP_PORT/ok"
+curl -s --max-time 30 -o /dev/null "http://127.0.0.1:$AP_PORT/hang" &
+c1=$!
+ap_wait_log forker '^hanging' 5
+child=$(sed -n 's/^hanging //p' "$AP_TMP/forker.log")
+sleep 3
+kill -KILL "$child"
+wait "$c1" 2>/dev/null || true
+ap_expect_counts <<EOT
+GET /ok 1
+GET /hang 1
+EOT
+ap_assert_jq "the fork child's /hang: aborted, by the child" \
+	".[0].aborted == true and .[0].pid == $child" "$(ap_requests /hang)"
+
+ap_assert_jq "/api/v1/status: 3 requests recorded killed in all, none held now" \
+	'.ingest.requests_killed == 3 and .ingest.requests_announced == 0' "$(ap_api /api/v1/status)"
 ap_log "passed"
