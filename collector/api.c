@@ -460,7 +460,7 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 		col_ingest_counters(x->ingest, &ic);
 		json_decref(ji);
 		ji = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		               " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			"datagrams", jint(ic.datagrams),
 			"bytes", jint(ic.bytes),
 			"datagrams_bad", jint(ic.datagrams_bad),
@@ -482,7 +482,9 @@ static enum MHD_Result h_status(struct col_api *api, struct MHD_Connection *c)
 			"statements_lost", jint(ic.statements_lost),
 			"socket_recreated", jint(ic.socket_recreated),
 			"crashes_symbolised", jint(ic.crashes_symbolised),
-			"crashes_unsymbolised", jint(ic.crashes_unsymbolised));
+			"crashes_unsymbolised", jint(ic.crashes_unsymbolised),
+			"requests_killed", jint(ic.requests_killed),
+			"requests_announced", jint(ic.inflight_pending));
 	}
 	json_t *js = json_object();
 	if (x->store) {
@@ -919,7 +921,9 @@ static void detail_error(struct detail_ctx *d)
 	const char *msg;
 	if (d->aborted) {
 		snprintf(type, sizeof type, "%s", COL_ABORTED_TYPE);
-		msg = COL_ABORTED_MESSAGE;
+		/* the collector's own for a request its killed process never
+		 * reported (COL_KILLED_MESSAGE, stored on the row) */
+		msg = d->message[0] ? d->message : COL_ABORTED_MESSAGE;
 	} else if (d->status >= 500) {
 		snprintf(type, sizeof type, "HTTP %d", d->status);
 		msg = d->message;

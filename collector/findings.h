@@ -32,6 +32,9 @@
 #define COL_FINDINGS_MESSAGE_MAX 512   /* bytes of a message kept, incl. NUL */
 #define COL_ABORTED_TYPE "aborted"
 #define COL_ABORTED_MESSAGE "connection closed before a complete response"
+/* An aborted request's message when its process died without a word
+ * while serving it (AP_REQF_KILLED). */
+#define COL_KILLED_MESSAGE "the process was killed while serving it (SIGKILL, OOM killer)"
 
 struct col_findings;
 

@@ -33,6 +33,7 @@
 #include "col.h"
 #include "crash.h"
 #include "findings.h"
+#include "inflight.h"
 #include "log.h"
 #include "metrics.h"
 #include "profile.h"
@@ -47,6 +48,7 @@
 #define INGEST_MAX_AHEAD_NS (86400 * COL_NS_PER_S)
 #define PATH_BUF 4096                 /* longest path kept (after %-escaping) */
 #define PRUNE_EVERY_NS (5 * COL_NS_PER_S)
+#define REAP_EVERY_NS (1 * COL_NS_PER_S)  /* processes gone with requests in flight */
 #define POLL_MS 1000
 #define PATH_CHECK_NS (1 * COL_NS_PER_S)  /* is the socket file still there? */
 #define COL_MIN_DGRAM_QLEN 128
@@ -81,6 +83,7 @@ struct col_ingest {
 	int draining;             /* read by the ingest thread only */
 
 	struct col_pending *pend;     /* the ingest thread's */
+	struct col_inflight *infl;    /* the ingest thread's */
 	/* Requests flagged AP_REQF_CRASHED whose CRASH record has not come
 	 * yet (ingest thread only): pid, id and stored row, one per process,
 	 * for the CRASH record that follows each. Several processes may crash
@@ -92,7 +95,7 @@ struct col_ingest {
 	uint64_t c_datagrams, c_bytes, c_bad, c_magic, c_version, c_trunc, c_nocred,
 	         c_records, c_rec_bad, c_rec_unknown, c_requests, c_ignored,
 	         c_sql, c_sql_unattr, c_sql_lost, c_rebound, c_misdated, c_crash_sym,
-	         c_crash_plain;
+	         c_crash_plain, c_killed, c_infl_pending;
 	int misdated_logged;      /* ingest thread only */
 	int pid0_logged;          /* ingest thread only */
 	/* crash reports logged this minute (ingest thread only) */
@@ -121,6 +124,13 @@ static void service_error(struct col_ingest *in, const char *service, const stru
 static void on_expired(void *arg, const char *service, const struct col_stmt *s)
 {
 	service_error(arg, service, s);
+}
+
+static void sync_inflight(struct col_ingest *in)
+{
+	struct col_inflight_counters c;
+	col_inflight_counters(in->infl, &c);
+	CNT_SET(in, c_infl_pending, c.pending);
 }
 
 static void sync_pending(struct col_ingest *in)
@@ -166,11 +176,13 @@ struct col_ingest *col_ingest_new(const struct ap_config *cfg, struct col_agg *a
 	pthread_mutex_init(&in->path_mu, NULL);
 	struct col_pending_opts po = { .expired = on_expired, .arg = in };
 	in->pend = col_pending_new(&po);
+	in->infl = col_inflight_new(NULL);
 	in->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (in->evfd < 0 || in->pend == NULL) {
+	if (in->evfd < 0 || in->pend == NULL || in->infl == NULL) {
 		if (in->evfd >= 0)
 			close(in->evfd);
 		col_pending_free(in->pend);
+		col_inflight_free(in->infl);
 		free(in);
 		return NULL;
 	}
@@ -472,6 +484,7 @@ static void on_hello(struct col_ingest *in, uint32_t pid, const struct ap_rec_he
 	 * under the service it had. */
 	col_pending_hello(in->pend, pid, h->start_mono_ns);
 	sync_pending(in);
+	col_inflight_hello(in->infl, pid, h->start_mono_ns);
 	col_agg_hello(in->agg, pid, h->ppid, h->start_mono_ns, service, exe);
 }
 
@@ -519,7 +532,9 @@ static void request_findings(struct col_ingest *in, const char *service, const c
 	if (r->flags & AP_REQF_CRASHED) {
 		/* its error group is the signal's (on_crash) */
 	} else if (r->flags & AP_REQF_ABORTED) {
-		col_findings_error(f, service, method, route, COL_ABORTED_TYPE, COL_ABORTED_MESSAGE,
+		col_findings_error(f, service, method, route, COL_ABORTED_TYPE,
+		                   (r->flags & AP_REQF_KILLED) ? COL_KILLED_MESSAGE
+		                                               : COL_ABORTED_MESSAGE,
 		                   ts_ns, example);
 	} else if (r->status >= 500) {
 		char type[16];
@@ -715,6 +730,8 @@ static void on_request(struct col_ingest *in, uint32_t pid, const struct ap_batc
 		row->method = method;
 		if (message[0])
 			row->message = strdup(message);
+		else if (r->flags & AP_REQF_KILLED)
+			row->message = strdup(COL_KILLED_MESSAGE);
 		row_n1(row, n1, nn1);
 		if (rs != NULL) {
 			/* The statements (and the N+1 texts in n1) stay alive
@@ -874,10 +891,26 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 		}
 		case AP_REC_REQUEST: {
 			struct ap_rec_request req;
-			if (ap_wire_get_request(p, plen, &req) < 0)
+			if (ap_wire_get_request(p, plen, &req) < 0) {
 				CNT_ADD(in, c_rec_bad, 1);
-			else
+			} else {
+				/* Only the collector makes these (col_ingest_reap). */
+				req.flags &= (uint16_t)~AP_REQF_KILLED;
 				on_request(in, pid, &h, &req, now_real);
+				if (col_inflight_done(in->infl, pid, req.req_id))
+					sync_inflight(in);
+			}
+			break;
+		}
+		case AP_REC_INFLIGHT: {
+			struct ap_rec_inflight a;
+			if (ap_wire_get_inflight(p, plen, &a) < 0) {
+				CNT_ADD(in, c_rec_bad, 1);
+			} else {
+				col_inflight_note(in->infl, pid, hello_start, &a, h.wall_minus_mono_ns,
+				                  now_mono);
+				sync_inflight(in);
+			}
 			break;
 		}
 		case AP_REC_PROFILE: {
@@ -911,6 +944,40 @@ void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
 	}
 	if (rc < 0) /* the rest of the datagram is unreadable */
 		CNT_ADD(in, c_rec_bad, 1);
+}
+
+/* A request of a process found gone (col_inflight_reap()): aborted, and
+ * flagged as the collector's. */
+struct reap_ctx {
+	struct col_ingest *in;
+	int64_t now_real;
+};
+
+static void on_killed(void *arg, uint32_t pid, const struct col_inflight_req *q, uint64_t end_ns,
+                      int64_t wall_minus_mono)
+{
+	struct reap_ctx *ctx = arg;
+	struct ap_batch_hdr h = { .pid = pid, .wall_minus_mono_ns = wall_minus_mono };
+	struct ap_rec_request r = {
+		.req_id = q->req_id, .start_ns = q->start_ns, .end_ns = end_ns,
+		.bytes_in = q->bytes_in, .status = 0,
+		.flags = (uint16_t)((q->req_flags & ~AP_REQF_CRASHED) | AP_REQF_ABORTED |
+		                    AP_REQF_KILLED),
+		.method = { q->method, q->mlen }, .path = { q->path, q->plen },
+		.message = { "", 0 },
+	};
+	CNT_ADD(ctx->in, c_killed, 1);
+	on_request(ctx->in, pid, &h, &r, ctx->now_real);
+}
+
+void col_ingest_reap(struct col_ingest *in, int64_t now_mono, int64_t now_real)
+{
+	struct reap_ctx ctx = { in, now_real };
+	size_t n = col_inflight_reap(in->infl, now_mono, on_killed, &ctx);
+	if (n)
+		col_log(COL_LOG_INFO, "%zu request(s) in flight in processes that died without"
+		        " reporting them (SIGKILL?) recorded as aborted", n);
+	sync_inflight(in);
 }
 
 /* ---- the thread ---- */
@@ -1025,6 +1092,7 @@ static void *ingest_main(void *arg)
 		return NULL;
 	}
 	int64_t next_prune = col_clock_mono_ns() + PRUNE_EVERY_NS;
+	int64_t next_reap = col_clock_mono_ns() + REAP_EVERY_NS;
 	int64_t next_path_check = col_clock_mono_ns() + PATH_CHECK_NS;
 	for (;;) {
 		struct pollfd p[2] = { { in->fd, POLLIN, 0 }, { in->evfd, POLLIN, 0 } };
@@ -1044,6 +1112,10 @@ static void *ingest_main(void *arg)
 		}
 		if (col_pending_expire(in->pend, now) > 0)
 			sync_pending(in);
+		if (now >= next_reap) {
+			col_ingest_reap(in, now, col_clock_real_ns());
+			next_reap = now + REAP_EVERY_NS;
+		}
 		if (now >= next_prune) {
 			size_t gone = col_agg_prune(in->agg, now, COL_PROC_IDLE_NS, COL_PROC_GONE_NS,
 			                            pid_alive);
@@ -1123,6 +1195,7 @@ void col_ingest_free(struct col_ingest *in)
 		close(in->fd);
 	close(in->evfd);
 	col_pending_free(in->pend);
+	col_inflight_free(in->infl);
 	pthread_mutex_destroy(&in->path_mu);
 	free(in);
 }
@@ -1151,4 +1224,6 @@ void col_ingest_counters(const struct col_ingest *in, struct col_ingest_counters
 	c->records_misdated = CNT_GET(in, c_misdated);
 	c->crashes_symbolised = CNT_GET(in, c_crash_sym);
 	c->crashes_unsymbolised = CNT_GET(in, c_crash_plain);
+	c->requests_killed = CNT_GET(in, c_killed);
+	c->inflight_pending = CNT_GET(in, c_infl_pending);
 }

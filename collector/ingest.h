@@ -121,6 +121,13 @@ void col_ingest_free(struct col_ingest *in);
 void col_ingest_process(struct col_ingest *in, const uint8_t *buf, size_t len,
                         uint32_t pid, uint32_t uid, int64_t now_mono, int64_t now_real);
 
+/* Records, as aborted requests flagged AP_REQF_KILLED, the requests that
+ * processes found gone had announced in flight and not ended
+ * (inflight.h): they were killed without a word. The reading thread calls
+ * it every second; tests call it directly (one thread at a time, as
+ * col_ingest_process()). */
+void col_ingest_reap(struct col_ingest *in, int64_t now_mono, int64_t now_real);
+
 struct col_ingest_counters {
 	uint64_t datagrams;       /* received, good or bad */
 	uint64_t bytes;
@@ -144,6 +151,8 @@ struct col_ingest_counters {
 	uint64_t socket_recreated;/* times the socket file was removed and bound again */
 	uint64_t crashes_symbolised;   /* crash reports named with their modules' files */
 	uint64_t crashes_unsymbolised; /* named by module only (COL_INGEST_CRASH_NEW_PER_MIN) */
+	uint64_t requests_killed; /* aborted requests made of announcements (col_ingest_reap) */
+	uint64_t inflight_pending;/* requests announced in flight, held now */
 };
 
 /* Reads the counters (each atomically). Thread-safe. */

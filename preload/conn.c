@@ -804,9 +804,10 @@ void pl_request_open(struct pl_pending *r, int fd, const char *method, size_t ml
 {
 	request_fill(r, method, mlen, target, tlen, truncated);
 	thread_adopt(fd, r->id, NULL);
-	/* an inherited HTTP/2 or FastCGI connection's first request (crash.c) */
+	/* an inherited HTTP/2 or FastCGI connection's first request (crash.c),
+	 * or the process's first (ship.c) */
 	if (PL_UNLIKELY(__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED)))
-		pl_crash_install();
+		pl_request_first(NULL, 0);
 }
 
 /* The request line is complete: queue the request. Inline in
@@ -847,9 +848,10 @@ feed_request(struct pl_conn *c, const char *p, size_t n)
 			/* read here, once per request: a cache for pipelined
 			 * requests would keep a register busy in the usual case */
 			c->cur_start_ns = pl_now_ns();
-			/* an inherited connection's first request (crash.c) */
+			/* an inherited connection's first request (crash.c), or
+			 * the process's first (ship.c) */
 			if (PL_UNLIKELY(__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED)))
-				pl_crash_install();
+				pl_request_first(p, n);
 		}
 		enum ap_http_ev ev;
 		/* a whole head in one call (HEAD_DONE), when it is in p */
@@ -1632,6 +1634,66 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns)
 				c->qcount = 0;
 				c->cur = NULL;
 				c->resp_started = 0;
+			}
+			pl_conn_unlock(c);
+		}
+	}
+	return n;
+}
+
+/* p's announcement of round round_ns, appended (c's lock held). */
+static int announce_one(const struct pl_pending *p, uint64_t round_ns)
+{
+	struct ap_rec_inflight a = {
+		.round_ns = round_ns, .req_id = p->id, .start_ns = p->start_ns,
+		.bytes_in = p->bytes_in, .req_flags = p->flags,
+		.method = { p->method, p->method_len },
+		.path = { p->path, p->path_len },
+	};
+	size_t need = ap_wire_inflight_size(&a);
+	uint8_t *out = pl_ship_reserve(need);
+	if (!out)
+		return 0; /* dropped, counted */
+	pl_ship_commit_aside(ap_wire_put_inflight(out, need, &a));
+	return 1;
+}
+
+static int announce_due(const struct pl_pending *p, uint64_t round_ns, uint64_t min_age_ns)
+{
+	return p->id != 0 && p->method_len != 0 && p->start_ns != 0 &&
+	       round_ns > p->start_ns && round_ns - p->start_ns >= min_age_ns;
+}
+
+unsigned pl_conn_announce(uint64_t round_ns, uint64_t min_age_ns, unsigned max)
+{
+	unsigned n = 0;
+	uint32_t gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
+	for (unsigned t = 0; t < PL_FD_TOP && n < max; t++) {
+		struct pl_conn **chunk = __atomic_load_n(&pl_fdtab[t], __ATOMIC_ACQUIRE);
+		if (!chunk)
+			continue;
+		for (unsigned i = 0; i < PL_FD_CHUNK && n < max; i++) {
+			struct pl_conn *e = __atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE);
+			if (pl_conn_no_record(e))
+				continue;
+			struct pl_conn *c = record_of(e);
+			/* Never wait for a host thread: it has the connection for a
+			 * moment, and the next round comes in a second. */
+			if (!pl_spin_trylock(&((struct pl_pool_hdr *)c)->lock))
+				continue;
+			/* The crash walk's rules (pl_conn_crash_abort_others()). */
+			if (__atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE) == e &&
+			    c->fds[0] == t * PL_FD_CHUNK + i && c->fork_gen == gen) {
+				if (c->req_dead < REQ_H2) {
+					for (unsigned k = 0; k < c->qcount && k < PL_PIPELINE && n < max; k++) {
+						const struct pl_pending *r = q_at(c, k);
+						if (announce_due(r, round_ns, min_age_ns))
+							n += (unsigned)announce_one(r, round_ns);
+					}
+				} else if (c->req_dead == REQ_FCGI && c->fcgi.open &&
+				           announce_due(&c->fcgi.r, round_ns, min_age_ns)) {
+					n += (unsigned)announce_one(&c->fcgi.r, round_ns);
+				}
 			}
 			pl_conn_unlock(c);
 		}

@@ -683,7 +683,7 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 /* 1 while the constructor follows inherited connections (single-threaded:
  * no thread of the host's exists yet). */
 static int held;
-int pl_crash_pending;
+int pl_crash_pending = PL_PENDING_SHIP;
 
 /* The install: not yet, under way (from the first sigaction to the last,
  * a few microseconds on the installing thread), done. Atomic: two threads
@@ -761,11 +761,11 @@ void pl_crash_hold(int on)
 void pl_crash_install(void)
 {
 	if (held) {
-		__atomic_store_n(&pl_crash_pending, 1, __ATOMIC_RELAXED);
+		__atomic_or_fetch(&pl_crash_pending, PL_PENDING_CRASH, __ATOMIC_RELAXED);
 		return;
 	}
-	if (__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED))
-		__atomic_store_n(&pl_crash_pending, 0, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED) & PL_PENDING_CRASH)
+		__atomic_and_fetch(&pl_crash_pending, ~PL_PENDING_CRASH, __ATOMIC_RELAXED);
 	int expect = INSTALL_NONE;
 	if (__atomic_load_n(&install_state, __ATOMIC_RELAXED) != INSTALL_NONE ||
 	    !__atomic_compare_exchange_n(&install_state, &expect, INSTALL_BUSY, 0,

@@ -588,6 +588,18 @@ int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed
  * Returns how many were appended. Async-signal-safe. */
 unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
 
+/* For the shipper thread (never a host thread), once a second: each
+ * HTTP/1 or FastCGI request in flight that started at least min_age_ns
+ * before round_ns, at most `max` of them, as an AP_REC_INFLIGHT record of
+ * round round_ns appended to the event buffer (ap_wire.h), so that the
+ * collector can record them aborted if the process dies without a word
+ * (SIGKILL). Each is appended under its connection's lock, so that its
+ * REQUEST record, if it ends now, always follows it. Connections another
+ * thread is working on this instant are skipped (the next round sees
+ * them), as are HTTP/2 ones and ones not touched since a fork (as in
+ * pl_conn_crash_abort_others()). Returns how many were appended. */
+unsigned pl_conn_announce(uint64_t round_ns, uint64_t min_age_ns, unsigned max);
+
 /* ---- fatal signals (crash.c) ---- */
 
 /* Installs the crash handler for SIGSEGV, SIGABRT, SIGBUS, SIGFPE and
@@ -602,7 +614,21 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
  * while that is set. */
 void pl_crash_install(void);
 void pl_crash_hold(int on);
+/* Work a request's start does once per process, at no cost to the
+ * others: a request's start tests this one word (atomic) and calls
+ * pl_request_first() while it is not 0. PL_PENDING_CRASH: the crash
+ * handler's install is held (above). PL_PENDING_SHIP: the shipper thread
+ * is not started yet in this process (set at load and in the fork
+ * child): a request that hangs from the start must be announced in
+ * flight (pl_conn_announce()) although no record was appended yet. */
+#define PL_PENDING_CRASH 1
+#define PL_PENDING_SHIP 2
 extern int pl_crash_pending;
+/* The slow path of that test. p[0..n): the first bytes of an HTTP/1
+ * message, which start the shipper only when they begin like a request
+ * line (a process accepting another protocol starts nothing); NULL for an
+ * HTTP/2 or FastCGI request. */
+void pl_request_first(const char *p, size_t n);
 
 /* 1 (atomic) once the crash handler's install is done: from then on the
  * hooks of sigaction() and the signal() family (hook_signal.c) hand the
@@ -734,6 +760,10 @@ uint8_t *pl_ship_try_reserve(size_t need, int *busy);
  * Async-signal-safe (mmap is one system call). */
 int pl_ship_crash_ready(void);
 void pl_ship_commit(size_t need);
+/* pl_ship_commit() for a record that is no event of the host's traffic
+ * (an in-flight announcement): not counted in the STATS record's events,
+ * which stay the requests, statements and profiles recorded. */
+void pl_ship_commit_aside(size_t need);
 void pl_ship_sql(const struct ap_rec_sql *r);
 void pl_ship_profile(const struct ap_rec_profile *r);
 void pl_ship_count_untracked(void);

@@ -41,6 +41,12 @@
 #define SHIP_SEND_WAIT_US 50000               /* shipper thread only */
 #define SHIP_EXIT_BUDGET_NS (100 * 1000000ull) /* the exit flush, at most */
 #define SHIP_EXEC_BUDGET_NS (5 * 1000000ull)  /* the exec flush, at most */
+/* Requests in flight this long are announced (AP_REC_INFLIGHT), once a
+ * round, at most SHIP_ANNOUNCE_MAX a round: the collector records them
+ * aborted if the process is then killed without a word (SIGKILL). */
+#define SHIP_ANNOUNCE_NS (1000 * 1000000ull)  /* a round */
+#define SHIP_ANNOUNCE_AGE_NS (1000 * 1000000ull)
+#define SHIP_ANNOUNCE_MAX 64
 
 /* Record bytes per datagram, leaving room for the batch header and HELLO. */
 #define SHIP_ROOM (AP_WIRE_MAX_DATAGRAM - 1024)
@@ -100,6 +106,12 @@ static struct {
 	 * more of its half and counts the rest dropped, so that the flush's
 	 * last STATS, sent after it, counts everything lost (atomic). */
 	uint64_t stop_ns;
+	/* In-flight announcements (the shipper's; reset in the fork child):
+	 * how many the last round appended, and whether any round of this
+	 * process did (then its exit or exec says FINAL: atomic, read by the
+	 * exit flush). */
+	unsigned ann_last;
+	int ann_ever;
 } ship;
 
 void pl_ship_count_untracked(void)
@@ -215,15 +227,25 @@ static int send_records(int sock, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-static void send_heartbeat(int sock, int *up, int flags)
+/* A STATS record; with `final`, from the exit and exec flushes, followed
+ * by an AP_INFLF_FINAL announcement when this process ever announced a
+ * request in flight: it goes on knowingly (exit, exec), so the requests
+ * the collector holds as announced must not become aborted ones when it
+ * finds the pid gone. In the same datagram as the last STATS, the send
+ * that waits longest. */
+static void send_heartbeat(int sock, int *up, int flags, int final)
 {
-	uint8_t rec[64];
+	uint8_t rec[128];
 	struct ap_rec_stats st = {
 		.events = __atomic_load_n(&ship.events, __ATOMIC_RELAXED),
 		.dropped = __atomic_load_n(&ship.dropped, __ATOMIC_RELAXED),
 		.untracked_conns = __atomic_load_n(&ship.untracked, __ATOMIC_RELAXED),
 	};
 	size_t n = ap_wire_put_stats(rec, sizeof rec, &st);
+	if (final && __atomic_load_n(&ship.ann_ever, __ATOMIC_ACQUIRE)) {
+		struct ap_rec_inflight fin = { .round_ns = pl_now_ns(), .flags = AP_INFLF_FINAL };
+		n += ap_wire_put_inflight(rec + n, sizeof rec - n, &fin);
+	}
 	int r = send_datagram(sock, rec, n, flags);
 	if ((r == 0) != *up)
 		pl_debug("collector at %s %s", collector_path(),
@@ -309,6 +331,28 @@ static void give_back(int idx, unsigned from, size_t len)
 		__atomic_add_fetch(&ship.dropped, count_records(ship.half[idx], n), __ATOMIC_RELAXED);
 }
 
+/*
+ * One round of in-flight announcements (pl_conn_announce()), into the
+ * buffer this wake-up sends. A round with none after one with some says
+ * so (req_id 0), so that the collector's set empties. Costs a walk of
+ * the fd table's chunks (a load per entry) once a second, nothing on the
+ * request path.
+ */
+static void announce(uint64_t now)
+{
+	unsigned n = pl_conn_announce(now, SHIP_ANNOUNCE_AGE_NS, SHIP_ANNOUNCE_MAX);
+	if (n == 0 && ship.ann_last > 0) {
+		struct ap_rec_inflight none = { .round_ns = now };
+		size_t need = ap_wire_inflight_size(&none);
+		uint8_t *out = pl_ship_reserve(need);
+		if (out)
+			pl_ship_commit_aside(ap_wire_put_inflight(out, need, &none));
+	}
+	if (n > 0)
+		__atomic_store_n(&ship.ann_ever, 1, __ATOMIC_RELEASE);
+	ship.ann_last = n;
+}
+
 /* The socket is opened per wake-up rather than kept: a host that closes
  * every descriptor it does not know (daemons do, after our thread started)
  * must never make us send events into one of its own files. */
@@ -316,7 +360,7 @@ static void *shipper_main(void *arg)
 {
 	(void)arg;
 	int up = 0;
-	uint64_t next_beat = 0;
+	uint64_t next_beat = 0, next_announce = 0;
 	/* Objects that bound past our hooks (RTLD_DEEPBIND) get their GOT
 	 * patched (gotpatch.c): at once, then at every wake-up, one counter
 	 * read when nothing was loaded. */
@@ -329,6 +373,12 @@ static void *shipper_main(void *arg)
 		pl_prof_work();
 		pl_got_patch_scan();
 		uint64_t now = pl_now_ns();
+		/* Only while the collector is there: a round buffered through an
+		 * outage would be stale when it arrives. */
+		if (up && now >= next_announce) {
+			announce(now);
+			next_announce = now + SHIP_ANNOUNCE_NS;
+		}
 		int beat = now >= next_beat;
 		if (!beat && (!up || __atomic_load_n(&ship.active_len, __ATOMIC_RELAXED) == 0))
 			continue;
@@ -338,7 +388,7 @@ static void *shipper_main(void *arg)
 		struct timeval wait = { 0, SHIP_SEND_WAIT_US };
 		setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 		if (beat) {
-			send_heartbeat(sock, &up, 0);
+			send_heartbeat(sock, &up, 0, 0);
 			next_beat = now + (up ? SHIP_HEARTBEAT_NS : SHIP_PROBE_NS);
 		}
 		int idx;
@@ -469,6 +519,21 @@ static PL_COLD int ship_start(void)
 	return rc == 0;
 }
 
+void pl_request_first(const char *p, size_t n)
+{
+	int pending = __atomic_load_n(&pl_crash_pending, __ATOMIC_RELAXED);
+	if (pending & PL_PENDING_CRASH)
+		pl_crash_install();
+	/* A request line starts with a method token: "GET ", "PRI " (the
+	 * HTTP/2 preface). A TLS record, PostgreSQL's startup packet or a
+	 * FastCGI record (whose requests come here with p NULL) does not. */
+	if (!(pending & PL_PENDING_SHIP) || (p && (n == 0 || p[0] < 'A' || p[0] > 'Z')))
+		return;
+	__atomic_and_fetch(&pl_crash_pending, ~PL_PENDING_SHIP, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&ship.state, __ATOMIC_ACQUIRE) == SHIP_OFF)
+		ship_start();
+}
+
 /* ship_reserve() past its one test, lock held: the record starts a new
  * datagram, or the half is full (drop it), or fast_end is stale. */
 static __attribute__((noinline)) uint8_t *ship_reserve_slow(size_t need, size_t slack)
@@ -552,6 +617,12 @@ uint8_t *pl_ship_try_reserve(size_t need, int *busy)
 void pl_ship_commit(size_t n)
 {
 	ship_commit(n);
+}
+
+void pl_ship_commit_aside(size_t n)
+{
+	__atomic_store_n(&ship.active_len, ship.active_len + n, __ATOMIC_RELAXED);
+	pl_spin_unlock(&ship.lock);
 }
 
 typedef size_t (*put_fn)(uint8_t *out, size_t cap, const void *rec);
@@ -670,7 +741,7 @@ __attribute__((destructor)) static void ship_exit_flush(void)
 	wait.tv_usec = SHIP_SEND_WAIT_US * 2;
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
 	int up = 1;
-	send_heartbeat(sock, &up, 0);
+	send_heartbeat(sock, &up, 0, 1);
 	pl_real.close(sock);
 	errno = saved;
 }
@@ -761,7 +832,7 @@ static void exec_flush(void)
 	if (sock < 0)
 		return;
 	int up = 1;
-	send_heartbeat(sock, &up, MSG_DONTWAIT);
+	send_heartbeat(sock, &up, MSG_DONTWAIT, 1);
 	pl_real.close(sock);
 	pl_debug("exec: %zu bytes of events handed over", len);
 }
@@ -828,6 +899,11 @@ void pl_ship_atfork_child(void)
 	reset_buffer();
 	ship.dropped = ship.untracked = 0;
 	ship.seq = 0;
+	/* The parent's announcements are the parent's pid's; the child's
+	 * shipper starts at its first request (pl_request_first()). */
+	ship.ann_last = 0;
+	ship.ann_ever = 0;
+	__atomic_or_fetch(&pl_crash_pending, PL_PENDING_SHIP, __ATOMIC_RELAXED);
 	/* The prepare handler's pl_hold(); an fd noted meanwhile is settled
 	 * by the thread's next pl_leave() (not here: the other modules' locks
 	 * are not all reset yet). */

@@ -51,6 +51,8 @@ enum ap_rec_type {
 	AP_REC_SQL = 4,     /* one SQL statement (or prepare) that finished */
 	AP_REC_CRASH = 5,   /* a fatal signal of the process (ap_crash.h) */
 	AP_REC_PROFILE = 7, /* one folded call stack of a profiled request */
+	AP_REC_INFLIGHT = 8,/* a request still in flight, announced ~1/s
+	                       (struct ap_rec_inflight) */
 };
 
 enum ap_sql_db {
@@ -78,6 +80,10 @@ enum ap_req_flags {
 	                                    fatal signal while serving it; its
 	                                    CRASH record (same pid, req_id)
 	                                    follows and is its error group */
+	AP_REQF_KILLED = 1 << 5,         /* with ABORTED: made by the collector,
+	                                    never sent: the process died without
+	                                    a word (SIGKILL) while this request,
+	                                    announced in flight, was unanswered */
 };
 
 /* Strings in decoded records point into the decoded buffer: not NUL-
@@ -152,6 +158,34 @@ struct ap_rec_profile {
 	                             names, as flamegraph.pl reads them */
 };
 
+/*
+ * A request in flight for a while (the preload's shipper announces those
+ * older than about a second, once a second, and never on a host thread).
+ * The records a process sends with one round_ns are its whole set of
+ * such requests at that moment (as many as fit a bound): a newer round
+ * replaces the set, a REQUEST record with the same req_id takes its entry
+ * out, and when the process is found gone with entries left (SIGKILL:
+ * nothing in it could report), the collector records each as an aborted
+ * request (AP_REQF_KILLED). A round with none, after one with some, is
+ * one record with req_id 0; AP_INFLF_FINAL (req_id 0) says the process
+ * exits or execs knowingly: forget its set. Collectors that predate the
+ * type skip it (unknown record types are skipped by length).
+ */
+struct ap_rec_inflight {
+	uint64_t round_ns;        /* CLOCK_MONOTONIC: when this set was taken */
+	uint64_t req_id;          /* 0: none (an empty round, or FINAL) */
+	uint64_t start_ns;        /* as in the request record */
+	uint64_t bytes_in;        /* so far */
+	uint16_t flags;           /* enum ap_inflight_flags */
+	uint16_t req_flags;       /* the request's enum ap_req_flags so far */
+	struct ap_str method;
+	struct ap_str path;       /* as in the request record */
+};
+
+enum ap_inflight_flags {
+	AP_INFLF_FINAL = 1 << 0,  /* the process exits or execs: forget its set */
+};
+
 enum ap_prof_flags {
 	AP_PROFF_HEADER = 1 << 0,    /* chosen by X-Apiprof-Profile: 1 */
 	AP_PROFF_TRUNCATED = 1 << 1, /* the stack was cut (depth or stack copy) */
@@ -169,6 +203,8 @@ size_t ap_wire_put_sql(uint8_t *out, size_t cap, const struct ap_rec_sql *r);
 size_t ap_wire_sql_size(const struct ap_rec_sql *r);
 size_t ap_wire_put_profile(uint8_t *out, size_t cap, const struct ap_rec_profile *r);
 size_t ap_wire_profile_size(const struct ap_rec_profile *r);
+size_t ap_wire_put_inflight(uint8_t *out, size_t cap, const struct ap_rec_inflight *r);
+size_t ap_wire_inflight_size(const struct ap_rec_inflight *r);
 /* Bytes ap_wire_put_request() will need for r (header included), or for
  * a request with strings of these lengths. Inline: the preload asks once
  * per request before it takes its buffer's lock. */
@@ -268,5 +304,6 @@ int ap_wire_get_request(const uint8_t *p, uint32_t len, struct ap_rec_request *r
 int ap_wire_get_stats(const uint8_t *p, uint32_t len, struct ap_rec_stats *r);
 int ap_wire_get_sql(const uint8_t *p, uint32_t len, struct ap_rec_sql *r);
 int ap_wire_get_profile(const uint8_t *p, uint32_t len, struct ap_rec_profile *r);
+int ap_wire_get_inflight(const uint8_t *p, uint32_t len, struct ap_rec_inflight *r);
 
 #endif /* AP_WIRE_H */

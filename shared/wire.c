@@ -165,6 +165,26 @@ size_t ap_wire_put_profile(uint8_t *out, size_t cap, const struct ap_rec_profile
 	return rec_end(&w, at);
 }
 
+size_t ap_wire_inflight_size(const struct ap_rec_inflight *r)
+{
+	return AP_WIRE_REC_HDR + 4 * 8 + 2 + 2 + 2 + r->method.len + 2 + r->path.len;
+}
+
+size_t ap_wire_put_inflight(uint8_t *out, size_t cap, const struct ap_rec_inflight *r)
+{
+	struct wout w = { out, cap, 0, 0 };
+	size_t at = rec_begin(&w, AP_REC_INFLIGHT);
+	put_u64(&w, r->round_ns);
+	put_u64(&w, r->req_id);
+	put_u64(&w, r->start_ns);
+	put_u64(&w, r->bytes_in);
+	put_u16(&w, r->flags);
+	put_u16(&w, r->req_flags);
+	put_str(&w, r->method);
+	put_str(&w, r->path);
+	return rec_end(&w, at);
+}
+
 size_t ap_wire_put_stats(uint8_t *out, size_t cap, const struct ap_rec_stats *r)
 {
 	struct wout w = { out, cap, 0, 0 };
@@ -322,5 +342,19 @@ int ap_wire_get_profile(const uint8_t *p, uint32_t len, struct ap_rec_profile *q
 	q->method = get_str(&r);
 	q->path = get_str(&r);
 	q->stack = get_str(&r);
+	return r.bad ? -EBADMSG : 0;
+}
+
+int ap_wire_get_inflight(const uint8_t *p, uint32_t len, struct ap_rec_inflight *q)
+{
+	struct win r = { p, len, 0, 0 };
+	q->round_ns = get_u64(&r);
+	q->req_id = get_u64(&r);
+	q->start_ns = get_u64(&r);
+	q->bytes_in = get_u64(&r);
+	q->flags = get_u16(&r);
+	q->req_flags = get_u16(&r);
+	q->method = get_str(&r);
+	q->path = get_str(&r);
 	return r.bad ? -EBADMSG : 0;
 }

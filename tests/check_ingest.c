@@ -8,6 +8,8 @@
 #include "check_suites.h"
 
 #include <dlfcn.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "ap_route.h"
 #include "ap_wire.h"
 #include "findings.h"
+#include "inflight.h"
 #include "ingest.h"
 #include "profile.h"
 
@@ -530,6 +533,285 @@ START_TEST(test_crash_symbolise_bounded)
 }
 END_TEST
 
+/* ---- requests in flight in a process killed without a word ---- */
+
+static void dg_infl(struct dg *d, uint64_t round_ms, uint64_t req_id, uint64_t start_ms,
+                    const char *path, uint16_t flags)
+{
+	struct ap_rec_inflight a = {
+		.round_ns = round_ms * MS, .req_id = req_id, .start_ns = start_ms * MS,
+		.bytes_in = 50, .flags = flags,
+		.method = { "GET", req_id ? 3 : 0 },
+		.path = { path, (uint16_t)(path ? strlen(path) : 0) },
+	};
+	size_t k = ap_wire_put_inflight(d->b + d->n, sizeof d->b - d->n, &a);
+	ck_assert_uint_gt(k, 0);
+	d->n += k;
+}
+
+/* A child that waits to be killed. */
+static pid_t sleeper(void)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static uint64_t killed_count(void)
+{
+	struct col_ingest_counters c;
+	col_ingest_counters(in, &c);
+	return c.requests_killed;
+}
+
+/* Two reaps a second apart: a process found gone is recorded at the
+ * second (COL_INFLIGHT_GRACE_NS). */
+static void reap_twice(int64_t at_s)
+{
+	col_ingest_reap(in, at_s * 1000000000LL, WALL_OFF + at_s * 1000000000LL);
+	col_ingest_reap(in, (at_s + 1) * 1000000000LL, WALL_OFF + (at_s + 1) * 1000000000LL);
+}
+
+/* A process announces two requests; one ends (its REQUEST record, after
+ * the announcement). Alive, nothing is recorded; killed (a zombie: its
+ * parent has not reaped it, and kill(pid, 0) still succeeds), the other
+ * is recorded once as an aborted request of its route, ending at the last
+ * round, with the statement it ran, and the error group of its route says
+ * it was killed; the one that ended is not recorded twice. */
+START_TEST(test_killed_recorded)
+{
+	pid_t child = sleeper();
+	struct dg d;
+	dg_start(&d, (uint32_t)child, "k");
+	dg_infl(&d, 2000, 7, 500, "/hang/42", 0);
+	dg_infl(&d, 2000, 8, 900, "/done", 0);
+	/* a statement of request 7: it waits for its request's record */
+	struct ap_rec_sql q = {
+		.req_id = 7, .start_ns = 600 * MS, .end_ns = 610 * MS, .fingerprint = 1,
+		.tid = 3, .db = AP_DB_POSTGRES, .sql = { "SELECT ?", 8 },
+	};
+	d.n += ap_wire_put_sql(d.b + d.n, sizeof d.b - d.n, &q);
+	feed(&d, (uint32_t)child);
+	dg_start(&d, (uint32_t)child, "k");
+	dg_infl(&d, 3000, 7, 500, "/hang/42", 0);
+	dg_infl(&d, 3000, 8, 900, "/done", 0);
+	dg_req(&d, "GET", "/done", 200, 900, 2200, 0); /* req_id 1: another */
+	feed(&d, (uint32_t)child);
+	/* The completion of request 8. */
+	dg_start(&d, (uint32_t)child, "k");
+	struct ap_rec_request r = {
+		.req_id = 8, .start_ns = 900 * MS, .end_ns = 3100 * MS, .status = 200,
+		.method = { "GET", 3 }, .path = { "/done", 5 },
+	};
+	d.n += ap_wire_put_request(d.b + d.n, sizeof d.b - d.n, &r);
+	feed(&d, (uint32_t)child);
+	struct col_ingest_counters c;
+	col_ingest_counters(in, &c);
+	ck_assert_uint_eq(c.inflight_pending, 1);
+
+	reap_twice(2);
+	ck_assert_uint_eq(killed_count(), 0); /* alive */
+	kill(child, SIGKILL);
+	for (int i = 0; i < 200; i++) { /* until it is a zombie */
+		char path[64], st[256];
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)child);
+		FILE *f = fopen(path, "r");
+		ck_assert_ptr_nonnull(f);
+		size_t n = fread(st, 1, sizeof st - 1, f);
+		fclose(f);
+		st[n] = '\0';
+		if (strstr(st, ") Z "))
+			break;
+		usleep(5000);
+	}
+	col_ingest_reap(in, 4 * 1000000000LL, WALL_OFF + 4 * 1000000000LL);
+	ck_assert_uint_eq(killed_count(), 0); /* the grace: queued records first */
+	col_ingest_reap(in, 5 * 1000000000LL, WALL_OFF + 5 * 1000000000LL);
+	ck_assert_uint_eq(killed_count(), 1);
+	reap_twice(6);
+	ck_assert_uint_eq(killed_count(), 1); /* once */
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+
+	uint64_t n;
+	struct col_ep_row row = find_row("k", "GET", "/hang/{id}", &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(row.error_count, 1);
+	ck_assert_uint_eq(row.slow_count, 1); /* 500 ms to the round at 3000 ms */
+	ck_assert_uint_eq(row.sql_count, 1);  /* its statement, attached */
+	ck_assert(row.sum_ms > 2499 && row.sum_ms < 2501);
+	find_row("k", "GET", "/done", &n);
+	ck_assert_uint_eq(n, 2); /* the two completions, not the announcement */
+	col_ingest_counters(in, &c);
+	ck_assert_uint_eq(c.inflight_pending, 0);
+	struct col_error_rows er;
+	ck_assert_int_eq(col_findings_errors(col_agg_findings(agg), NULL, &er), 0);
+	int found = 0;
+	for (size_t i = 0; i < er.n; i++)
+		if (er.v[i].route && !strcmp(er.v[i].route, "/hang/{id}")) {
+			found++;
+			ck_assert_str_eq(er.v[i].type, COL_ABORTED_TYPE);
+			ck_assert_str_eq(er.v[i].message, COL_KILLED_MESSAGE);
+		}
+	ck_assert_int_eq(found, 1);
+	col_error_rows_free(&er);
+}
+END_TEST
+
+/* What makes a set go without a record: a FINAL announcement (a clean
+ * exit or an exec), an empty newer round, a newer round without it, a
+ * HELLO of another process image under the pid, (the process alive) a
+ * round older than COL_INFLIGHT_STALE_NS, and a sender seen as pid 0. Then, the control: a plain
+ * announcement from the same gone process is recorded. */
+START_TEST(test_killed_forgotten)
+{
+	pid_t gone = fork();
+	ck_assert_int_ge(gone, 0);
+	if (gone == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(gone, NULL, 0), gone);
+	struct dg d;
+	/* FINAL */
+	dg_start(&d, (uint32_t)gone, "f");
+	dg_infl(&d, 2000, 7, 500, "/a", 0);
+	dg_infl(&d, 2100, 0, 0, NULL, AP_INFLF_FINAL);
+	feed(&d, (uint32_t)gone);
+	reap_twice(2);
+	ck_assert_uint_eq(killed_count(), 0);
+	/* an empty round */
+	dg_start(&d, (uint32_t)gone, "f");
+	dg_infl(&d, 3000, 7, 500, "/a", 0);
+	dg_infl(&d, 4000, 0, 0, NULL, 0);
+	feed(&d, (uint32_t)gone);
+	reap_twice(4);
+	ck_assert_uint_eq(killed_count(), 0);
+	/* a newer round without it: only the other is recorded */
+	dg_start(&d, (uint32_t)gone, "f");
+	dg_infl(&d, 5000, 7, 500, "/a", 0);
+	dg_infl(&d, 6000, 9, 5500, "/b", 0);
+	feed(&d, (uint32_t)gone);
+	reap_twice(6);
+	ck_assert_uint_eq(killed_count(), 1);
+	uint64_t n;
+	find_row("f", "GET", "/b", &n);
+	ck_assert_uint_eq(n, 1);
+	find_row("f", "GET", "/a", &n);
+	ck_assert_uint_eq(n, 0);
+	/* another image (exec) under the pid */
+	dg_start(&d, (uint32_t)gone, "f");
+	dg_infl(&d, 7000, 7, 500, "/a", 0);
+	feed(&d, (uint32_t)gone);
+	dg_start(&d, (uint32_t)gone, "f"); /* start_mono_ns 77 */
+	feed(&d, (uint32_t)gone);
+	struct ap_batch_hdr h = { .seq = 2, .pid = 1, .wall_minus_mono_ns = WALL_OFF };
+	d.n = ap_wire_put_batch_hdr(d.b, sizeof d.b, &h);
+	struct ap_rec_hello hello = { .pid = 1, .start_mono_ns = 99, .service = { "f", 1 } };
+	d.n += ap_wire_put_hello(d.b + d.n, sizeof d.b - d.n, &hello);
+	feed(&d, (uint32_t)gone);
+	reap_twice(8);
+	ck_assert_uint_eq(killed_count(), 1);
+	/* stale while alive: this very process */
+	uint32_t me = (uint32_t)getpid();
+	dg_start(&d, me, "f");
+	dg_infl(&d, 9000, 7, 500, "/a", 0);
+	feed(&d, me); /* received at our 1 s */
+	col_ingest_reap(in, 1000000000LL + COL_INFLIGHT_STALE_NS - 1, WALL_OFF);
+	struct col_ingest_counters c;
+	col_ingest_counters(in, &c);
+	ck_assert_uint_eq(c.inflight_pending, 1);
+	col_ingest_reap(in, 1000000000LL + COL_INFLIGHT_STALE_NS + 1, WALL_OFF);
+	col_ingest_counters(in, &c);
+	ck_assert_uint_eq(c.inflight_pending, 0);
+	/* pid 0, a sender in another pid namespace: never probed, never
+	 * recorded */
+	dg_start(&d, 0, "f");
+	dg_infl(&d, 9500, 7, 500, "/z", 0);
+	col_ingest_process(in, d.b, d.n, 0, 1000, 1000000000LL, WALL_OFF + 1000000000LL);
+	reap_twice(12);
+	ck_assert_uint_eq(killed_count(), 1);
+	/* the control */
+	dg_start(&d, (uint32_t)gone, "f");
+	dg_infl(&d, 10000, 7, 500, "/a", 0);
+	feed(&d, (uint32_t)gone);
+	reap_twice(20);
+	ck_assert_uint_eq(killed_count(), 2);
+	find_row("f", "GET", "/a", &n);
+	ck_assert_uint_eq(n, 1);
+	/* A REQUEST record claiming to be the collector's is not taken as
+	 * such (the flag is cleared): an ordinary completed request. */
+	dg_start(&d, (uint32_t)gone, "f");
+	dg_req(&d, "GET", "/c", 200, 0, 1, AP_REQF_KILLED);
+	feed(&d, (uint32_t)gone);
+	struct col_ep_row row = find_row("f", "GET", "/c", &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(row.error_count, 0);
+}
+END_TEST
+
+/* inflight.h alone, with a probe of ours: another start time under the
+ * pid (reused by another process) is gone; the bounds refuse and count. */
+static uint64_t fake_start;
+static int fake_probe(uint32_t pid, uint64_t *start)
+{
+	(void)pid;
+	*start = fake_start;
+	return 1;
+}
+
+static unsigned emitted;
+static void count_emit(void *arg, uint32_t pid, const struct col_inflight_req *q, uint64_t end_ns,
+                       int64_t wall_minus_mono)
+{
+	(void)arg;
+	(void)pid;
+	(void)wall_minus_mono;
+	ck_assert_uint_ge(end_ns, q->start_ns);
+	emitted++;
+}
+
+START_TEST(test_inflight_pid_reuse_and_bounds)
+{
+	struct col_inflight *f = col_inflight_new(fake_probe);
+	ck_assert_ptr_nonnull(f);
+	fake_start = 5;
+	struct ap_rec_inflight a = { .round_ns = 10, .start_ns = 1, .method = { "GET", 3 },
+	                             .path = { "/p", 2 } };
+	for (uint64_t id = 1; id <= COL_INFLIGHT_PER_PROC + 3; id++) {
+		a.req_id = id;
+		col_inflight_note(f, 100, 0, &a, 0, 0);
+	}
+	a.req_id = 1; /* again in the same round: once */
+	col_inflight_note(f, 100, 0, &a, 0, 0);
+	struct col_inflight_counters c;
+	col_inflight_counters(f, &c);
+	ck_assert_uint_eq(c.pending, COL_INFLIGHT_PER_PROC);
+	ck_assert_uint_eq(c.refused, 3);
+	emitted = 0;
+	ck_assert_uint_eq(col_inflight_reap(f, 1000000000LL, count_emit, NULL), 0);
+	ck_assert_uint_eq(col_inflight_reap(f, 2000000000LL, count_emit, NULL), 0);
+	fake_start = 6; /* another process under pid 100 */
+	ck_assert_uint_eq(col_inflight_reap(f, 3000000000LL, count_emit, NULL), 0);
+	ck_assert_uint_eq(col_inflight_reap(f, 4000000000LL, count_emit, NULL), COL_INFLIGHT_PER_PROC);
+	ck_assert_uint_eq(emitted, COL_INFLIGHT_PER_PROC);
+	/* Processes beyond the bound. */
+	for (uint32_t pid = 1; pid <= COL_INFLIGHT_MAX_PROCS + 2; pid++)
+		col_inflight_note(f, pid, 0, &a, 0, 0);
+	col_inflight_counters(f, &c);
+	ck_assert_uint_eq(c.processes, COL_INFLIGHT_MAX_PROCS);
+	ck_assert_uint_eq(c.refused, 5);
+	/* FINAL forgets a process whatever its round (a sender's clock). */
+	struct ap_rec_inflight fin = { .round_ns = 0, .flags = AP_INFLF_FINAL };
+	col_inflight_note(f, 1, 0, &fin, 0, 0);
+	col_inflight_counters(f, &c);
+	ck_assert_uint_eq(c.processes, COL_INFLIGHT_MAX_PROCS - 1);
+	ck_assert_uint_eq(c.pending, COL_INFLIGHT_MAX_PROCS - 1);
+	col_inflight_free(f);
+}
+END_TEST
+
 Suite *ingest_suite(void)
 {
 	Suite *s = suite_create("ingest");
@@ -543,6 +825,9 @@ Suite *ingest_suite(void)
 	tcase_add_test(tc, test_profile_stack_cleaned);
 	tcase_add_test(tc, test_crash_log_limited);
 	tcase_add_test(tc, test_crash_symbolise_bounded);
+	tcase_add_test(tc, test_killed_recorded);
+	tcase_add_test(tc, test_killed_forgotten);
+	tcase_add_test(tc, test_inflight_pid_reuse_and_bounds);
 	suite_add_tcase(s, tc);
 	return s;
 }

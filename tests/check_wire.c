@@ -182,6 +182,75 @@ START_TEST(test_golden_sql)
 }
 END_TEST
 
+static const struct ap_rec_inflight g_infl = {
+	.round_ns = 0x0A0B,
+	.req_id = 0x1122334455667788ull,
+	.start_ns = 0x0900,
+	.bytes_in = 77,
+	.flags = 0,
+	.req_flags = AP_REQF_QUERY_KEPT,
+	.method = STR("GET"),
+	.path = STR("/hang"),
+};
+static const uint8_t g_infl_bytes[] = {
+	0x08, 0x00, 0x00, 0x00,                         /* type INFLIGHT, reserved */
+	0x30, 0x00, 0x00, 0x00,                         /* payload length 48 */
+	0x0B, 0x0A, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* round_ns */
+	0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, /* req_id */
+	0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* start_ns */
+	0x4D, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* bytes_in */
+	0x00, 0x00,                                     /* flags */
+	0x08, 0x00,                                     /* req_flags: QUERY_KEPT */
+	0x03, 0x00, 'G', 'E', 'T',                      /* method */
+	0x05, 0x00, '/', 'h', 'a', 'n', 'g',            /* path */
+};
+
+static uint8_t *exact(const uint8_t *p, size_t n);
+
+/* The in-flight announcement (AP_REC_INFLIGHT): its bytes, its size, its
+ * round trip, and every truncation rejected; the FINAL marker's flag. */
+START_TEST(test_golden_inflight)
+{
+	uint8_t b[128];
+	size_t n = ap_wire_put_inflight(b, sizeof b, &g_infl);
+	assert_bytes(b, n, g_infl_bytes, sizeof g_infl_bytes);
+	ck_assert_uint_eq(ap_wire_inflight_size(&g_infl), sizeof g_infl_bytes);
+	struct ap_rec_inflight q;
+	ck_assert_int_eq(ap_wire_get_inflight(b + AP_WIRE_REC_HDR, (uint32_t)(n - AP_WIRE_REC_HDR),
+	                                      &q), 0);
+	ck_assert_uint_eq(q.round_ns, g_infl.round_ns);
+	ck_assert_uint_eq(q.req_id, g_infl.req_id);
+	ck_assert_uint_eq(q.start_ns, g_infl.start_ns);
+	ck_assert_uint_eq(q.bytes_in, g_infl.bytes_in);
+	ck_assert_uint_eq(q.flags, g_infl.flags);
+	ck_assert_uint_eq(q.req_flags, g_infl.req_flags);
+	assert_str(q.method, g_infl.method);
+	assert_str(q.path, g_infl.path);
+	for (uint32_t len = 0; len < n - AP_WIRE_REC_HDR; len++) {
+		uint8_t *c = exact(b + AP_WIRE_REC_HDR, len);
+		ck_assert_msg(ap_wire_get_inflight(c, len, &q) == -EBADMSG, "inflight prefix %u", len);
+		free(c);
+	}
+	for (size_t cap = 0; cap < n; cap++)
+		ck_assert_uint_eq(ap_wire_put_inflight(b, cap, &g_infl), 0);
+	/* A string running past the payload. */
+	memcpy(b, g_infl_bytes, sizeof g_infl_bytes);
+	b[sizeof g_infl_bytes - 6] = 6; /* path length 6, 5 bytes there */
+	ck_assert_int_eq(ap_wire_get_inflight(b + AP_WIRE_REC_HDR,
+	                                      (uint32_t)(sizeof g_infl_bytes - AP_WIRE_REC_HDR), &q),
+	                 -EBADMSG);
+	/* The FINAL marker: no request, no strings. */
+	struct ap_rec_inflight fin = { .round_ns = 5, .flags = AP_INFLF_FINAL };
+	n = ap_wire_put_inflight(b, sizeof b, &fin);
+	ck_assert_uint_eq(n, AP_WIRE_REC_HDR + 40);
+	ck_assert_uint_eq(b[AP_WIRE_REC_HDR + 32], 1);
+	ck_assert_int_eq(ap_wire_get_inflight(b + AP_WIRE_REC_HDR, (uint32_t)(n - AP_WIRE_REC_HDR),
+	                                      &q), 0);
+	ck_assert_uint_eq(q.req_id, 0);
+	ck_assert_uint_eq(q.flags, AP_INFLF_FINAL);
+}
+END_TEST
+
 static void assert_stats_eq(const struct ap_rec_stats *a, const struct ap_rec_stats *b)
 {
 	ck_assert_uint_eq(a->events, b->events);
@@ -802,6 +871,7 @@ Suite *wire_suite(void)
 	tcase_add_test(tc, test_golden_request);
 	tcase_add_test(tc, test_golden_sql);
 	tcase_add_test(tc, test_golden_stats);
+	tcase_add_test(tc, test_golden_inflight);
 	tcase_add_test(tc, test_decode_golden);
 	suite_add_tcase(s, tc);
 

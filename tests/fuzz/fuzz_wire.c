@@ -93,6 +93,7 @@ static int decode(const uint8_t *buf, size_t len)
 			struct ap_rec_stats s;
 			struct ap_rec_sql q;
 			struct ap_rec_profile pr;
+			struct ap_rec_inflight a;
 			struct ap_rec_crash c;
 		} u;
 		switch (type) {
@@ -114,6 +115,10 @@ static int decode(const uint8_t *buf, size_t len)
 		case AP_REC_PROFILE:
 			if (ap_wire_get_profile(p, plen, &u.pr) == 0)
 				in_buf3(p, plen, u.pr.method, u.pr.path, u.pr.stack);
+			break;
+		case AP_REC_INFLIGHT:
+			if (ap_wire_get_inflight(p, plen, &u.a) == 0)
+				in_buf3(p, plen, u.a.method, u.a.path, (struct ap_str){ NULL, 0 });
 			break;
 		case AP_REC_CRASH:
 			if (ap_wire_get_crash(p, plen, &u.c) == 0) {
@@ -162,6 +167,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * few of each minute. */
 	mono += decode(buf, size) ? 61 * 1000000000LL : 1000000;
 	col_ingest_process(in, buf, size, pid, 1000, mono, mono + WALL_OFF);
+	/* Requests announced in flight by senders 100..107, probed as the
+	 * collector does (kill(pid, 0), /proc): those of a pid that is gone
+	 * are recorded as aborted, through the request path. */
+	col_ingest_reap(in, mono, mono + WALL_OFF);
 	free(buf);
 	return 0;
 }

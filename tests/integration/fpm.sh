@@ -14,8 +14,10 @@
 # request counted, the new workers' first requests' SQL too, and that of
 # workers forked later (pm = ondemand, pm.max_requests = 1); Apache's
 # mod_proxy_fcgi in front (SetHandler, ProxyPass enablereuse=on): counts,
-# statuses, a 1 MiB POST's and a streamed 1 MiB response's bytes; and
-# php -S (no fork: its first accept patches), its first request's SQL.
+# statuses, a 1 MiB POST's and a streamed 1 MiB response's bytes; the
+# workers SIGKILLed while one serves a 20 s request (README, Requests in a
+# killed process): that request recorded once, aborted; and php -S (no
+# fork: its first accept patches), its first request's SQL.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
@@ -91,6 +93,8 @@ if (\$path === '/ok') {
 		for (\$i = 0; \$i < 1000; \$i++)
 			\$x += sqrt(\$x + 1.0);
 	echo "burned\n";
+} elseif (\$path === '/hang') {
+	sleep(20);
 } elseif (\$path === '/gone') {
 	usleep(800000);
 	echo "too late\n";
@@ -442,6 +446,22 @@ ap_assert_jq "GET /apr/stream: 200, bytes_out 1 MiB, not aborted" \
 	'length == 1 and .[0].status == 200 and .[0].bytes_out == 1048576 and .[0].aborted == false' \
 	"$(reqs /apr/stream GET)"
 ap_assert_jq "GET /apr/missing: 404" 'length == 1 and .[0].status == 404' "$(reqs /apr/missing)"
+
+# The workers SIGKILLed while one serves a FastCGI request that has run
+# for 2.5 s: announced in flight, that request is recorded once, aborted,
+# by that worker (README, Requests in a killed process); the master forks
+# new workers.
+killed=$(ap_children "$FPM_PID" | sort -n | tr '\n' ' ')
+curl -s --max-time 20 -o /dev/null "http://127.0.0.1:$AP_PORT/app/hang" &
+hang=$!
+sleep 2.5
+kill -KILL $killed
+wait "$hang" || true
+ap_assert_eq "GET /app/hang, its worker SIGKILLed: recorded once" "$(ap_wait_count /app/hang 1 GET 15)" 1
+all_reqs=$(ap_api /api/v1/requests --data-urlencode limit=1000)
+ap_assert_jq "GET /app/hang: aborted, status 0, at least 1 s, by a killed worker" \
+	"length == 1 and .[0].status == 0 and .[0].aborted == true and .[0].duration_ms >= 1000 and
+	 ([.[0].pid] | inside([$(tr ' ' '\n' <<<"$killed" | grep . | paste -sd,)]))" "$(reqs /app/hang GET)"
 
 # php -S, preloaded, the same script as its router: one process that
 # loaded the extensions and never forks, so its first accept() patches

@@ -38,6 +38,9 @@
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /hang       writes "hanging" on stderr and never answers (its
  *                   thread sleeps): a request other threads' crash ends
+ *   GET /exit       writes "exiting" on stderr and calls exit(0) without
+ *                   answering: a clean exit, other threads' requests (a
+ *                   /hang) still in flight
  *   GET /sigstate   "SIGSEGV=X SIGABRT=X SIGFPE=X" where X is default,
  *                   ignored or handler: the dispositions as the server sees
  *                   them
@@ -372,6 +375,10 @@ static void serve(int fd, void *unused)
 		(void)!write(2, m, sizeof m - 1);
 		for (;;)
 			pause();
+	} else if (strcmp(path, "/exit") == 0) {
+		static const char m[] = "exiting\n";
+		(void)!write(2, m, sizeof m - 1);
+		exit(0);
 	} else if (strcmp(path, "/sigstate") == 0) {
 		char b[128];
 		snprintf(b, sizeof b, "SIGSEGV=%s SIGABRT=%s SIGFPE=%s\n", disposition(SIGSEGV),
