@@ -63,14 +63,20 @@ int col_inflight_proc_probe(uint32_t pid, uint64_t *start)
 	if (p == NULL || p[1] != ' ')
 		goto out;
 	p += 2;
-	if (*p == 'Z' || *p == 'X') {
-		rc = -1; /* killed, not yet reaped by its parent */
-		goto out;
-	}
+	int zombie = *p == 'Z' || *p == 'X';
 	for (int field = 3; field < 22 && p; field++) {
 		p = strchr(p, ' ');
 		if (p)
 			p++;
+		/* num_threads: a leader whose main thread returned through
+		 * pthread_exit() while others serve shows Z too, with more
+		 * than the one (ps shows it "Zl"): alive. */
+		if (field == 19 && p && zombie && strtoul(p, NULL, 10) > 1)
+			zombie = 0;
+	}
+	if (zombie) {
+		rc = -1; /* killed, not yet reaped by its parent */
+		goto out;
 	}
 	if (p == NULL)
 		goto out;

@@ -56,7 +56,8 @@ struct col_inflight_req {
 typedef int (*col_inflight_probe_fn)(uint32_t pid, uint64_t *start);
 
 /* The real probe: kill(pid, 0) says ESRCH, or /proc/PID/stat (when
- * readable: hidepid may hide it) says zombie: gone; else alive, with
+ * readable: hidepid may hide it) says zombie (of one thread: a leader
+ * whose main thread alone ended lives on): gone; else alive, with
  * starttime when readable. */
 int col_inflight_proc_probe(uint32_t pid, uint64_t *start);
 

@@ -8,6 +8,7 @@
 #include "check_suites.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -772,6 +773,58 @@ static void count_emit(void *arg, uint32_t pid, const struct col_inflight_req *q
 	emitted++;
 }
 
+static void *pause_forever(void *unused)
+{
+	(void)unused;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* The stat line's state of pid (0 when unreadable). */
+static char proc_state(pid_t pid)
+{
+	char path[64], st[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(st, 1, sizeof st - 1, f);
+	fclose(f);
+	st[n] = '\0';
+	char *p = strrchr(st, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* A process whose main thread returned through pthread_exit() while
+ * another thread serves: its /proc/PID/stat says Z, yet it lives (ps
+ * shows "Zl"), and its requests must not be recorded as killed. Once
+ * killed it is gone. */
+START_TEST(test_inflight_probe_zombie_leader)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, pause_forever, NULL) != 0)
+			_exit(1);
+		pthread_exit(NULL);
+	}
+	for (int i = 0; i < 400 && proc_state(pid) != 'Z'; i++)
+		usleep(5000);
+	ck_assert_int_eq(proc_state(pid), 'Z');
+	uint64_t start = 0;
+	ck_assert_int_eq(col_inflight_proc_probe((uint32_t)pid, &start), 1);
+	ck_assert_uint_ne(start, 0);
+	kill(pid, SIGKILL);
+	int r = 0;
+	for (int i = 0; i < 400 && (r = col_inflight_proc_probe((uint32_t)pid, &start)) >= 0; i++)
+		usleep(5000);
+	ck_assert_int_eq(r, -1);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
 START_TEST(test_inflight_pid_reuse_and_bounds)
 {
 	struct col_inflight *f = col_inflight_new(fake_probe);
@@ -828,6 +881,7 @@ Suite *ingest_suite(void)
 	tcase_add_test(tc, test_killed_recorded);
 	tcase_add_test(tc, test_killed_forgotten);
 	tcase_add_test(tc, test_inflight_pid_reuse_and_bounds);
+	tcase_add_test(tc, test_inflight_probe_zombie_leader);
 	suite_add_tcase(s, tc);
 	return s;
 }
