@@ -212,6 +212,12 @@ static inline void thread_release(uint64_t id, const struct pl_conn *c)
  * daemon, a subprocess before its exec) closing what it inherited while
  * the parent goes on serving. */
 static uint32_t pl_fork_gen;
+/* pl_fork_gen when this process was born of a fork (0: not a child). A
+ * connection last touched at an older generation is its parent's (the
+ * child never read or wrote it); one touched since by this process, or
+ * by it before it forked (a request whose handler runs a subprocess), is
+ * this process's to announce (pl_conn_announce()). */
+static uint32_t born_gen;
 /* Request ids, unique within a process. */
 static uint64_t next_req_id;
 
@@ -1466,6 +1472,7 @@ void pl_conn_atfork_child(void)
 	 * writes them (conn_own()). */
 	th_reqs.n = 0;
 	th_reqs.lost = 0;
+	born_gen = __atomic_load_n(&pl_fork_gen, __ATOMIC_RELAXED);
 	crash_claims_reset();
 }
 
@@ -1681,9 +1688,13 @@ unsigned pl_conn_announce(uint64_t round_ns, uint64_t min_age_ns, unsigned max)
 			 * moment, and the next round comes in a second. */
 			if (!pl_spin_trylock(&((struct pl_pool_hdr *)c)->lock))
 				continue;
-			/* The crash walk's rules (pl_conn_crash_abort_others()). */
+			/* The crash walk's rules (pl_conn_crash_abort_others()),
+			 * but for a fork: a request whose handler forked (a
+			 * subprocess it waits for, the kind that hangs) is not
+			 * touched again until it answers, yet is still ours;
+			 * only what a child inherited and never touched is not. */
 			if (__atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE) == e &&
-			    c->fds[0] == t * PL_FD_CHUNK + i && c->fork_gen == gen) {
+			    c->fds[0] == t * PL_FD_CHUNK + i && c->fork_gen - born_gen <= gen - born_gen) {
 				if (c->req_dead < REQ_H2) {
 					for (unsigned k = 0; k < c->qcount && k < PL_PIPELINE && n < max; k++) {
 						const struct pl_pending *r = q_at(c, k);

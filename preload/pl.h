@@ -596,8 +596,9 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns);
  * (SIGKILL). Each is appended under its connection's lock, so that its
  * REQUEST record, if it ends now, always follows it. Connections another
  * thread is working on this instant are skipped (the next round sees
- * them), as are HTTP/2 ones and ones not touched since a fork (as in
- * pl_conn_crash_abort_others()). Returns how many were appended. */
+ * them), as are HTTP/2 ones and, in a fork child, the ones it inherited
+ * and never touched (the parent's; the parent announces its own, touched
+ * since the fork or not). Returns how many were appended. */
 unsigned pl_conn_announce(uint64_t round_ns, uint64_t min_age_ns, unsigned max);
 
 /* ---- fatal signals (crash.c) ---- */

@@ -16,7 +16,10 @@
 #    more either;
 #  - a fork child (of a parent that served a request itself, then forks
 #    a child per connection) killed during its first request: that
-#    request is recorded, by the child.
+#    request is recorded, by the child;
+#  - a request whose handler forked a subprocess and waits for it (the
+#    process has not touched the connection since the fork) is still
+#    announced, and recorded when the server is SIGKILLed.
 . "$(dirname "$0")/lib.sh"
 
 AP_CRASH_SERVER=$AP_BUILDDIR/tests/servers/crash_server
@@ -148,6 +151,21 @@ EOT
 ap_assert_jq "the fork child's /hang: aborted, by the child" \
 	".[0].aborted == true and .[0].pid == $child" "$(ap_requests /hang)"
 
-ap_assert_jq "/api/v1/status: 3 requests recorded killed in all, none held now" \
-	'.ingest.requests_killed == 3 and .ingest.requests_announced == 0' "$(ap_api /api/v1/status)"
+# ---- 5. a request waiting for a subprocess it forked ----------------------
+AP_SERVICE=it-killed-sub
+start_crash forkhang "$AP_SERVICE"
+curl -s --max-time 30 -o /dev/null "http://127.0.0.1:$AP_PORT/forkhang" &
+c1=$!
+ap_wait_log forkhang '^forkhanging' 5
+sleep 2.5
+kill -KILL "$AP_SERVER_PID"
+wait "$c1" 2>/dev/null || true
+ap_expect_counts <<EOT
+GET /forkhang 1
+EOT
+ap_assert_jq "/forkhang: aborted, by the server" \
+	".[0].aborted == true and .[0].pid == $AP_SERVER_PID" "$(ap_requests /forkhang)"
+
+ap_assert_jq "/api/v1/status: 4 requests recorded killed in all, none held now" \
+	'.ingest.requests_killed == 4 and .ingest.requests_announced == 0' "$(ap_api /api/v1/status)"
 ap_log "passed"

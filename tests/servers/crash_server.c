@@ -38,6 +38,10 @@
  *   GET /drop       closes the connection without answering (aborted)
  *   GET /hang       writes "hanging" on stderr and never answers (its
  *                   thread sleeps): a request other threads' crash ends
+ *   GET /forkhang   writes "forkhanging" on stderr and waits for a child
+ *                   it forks (a subprocess, as a handler runs one) that
+ *                   closes its copy of the connection and exits 5 s later;
+ *                   never answers
  *   GET /exit       writes "exiting" on stderr and calls exit(0) without
  *                   answering: a clean exit, other threads' requests (a
  *                   /hang) still in flight
@@ -90,6 +94,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -373,6 +378,20 @@ static void serve(int fd, void *unused)
 	} else if (strcmp(path, "/hang") == 0) {
 		static const char m[] = "hanging\n";
 		(void)!write(2, m, sizeof m - 1);
+		for (;;)
+			pause();
+	} else if (strcmp(path, "/forkhang") == 0) {
+		static const char m[] = "forkhanging\n";
+		(void)!write(2, m, sizeof m - 1);
+		pid_t child = fork();
+		if (child == 0) {
+			close(fd);
+			sleep(5);
+			_exit(0);
+		}
+		if (child > 0)
+			while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+				;
 		for (;;)
 			pause();
 	} else if (strcmp(path, "/exit") == 0) {
