@@ -1605,6 +1605,25 @@ int pl_conn_crash_abort(const struct pl_pending *p, uint64_t end_ns, int crashed
  * yield each: a few ms at most. */
 #define CRASH_WALK_TRIES 64
 
+/* The fd table walks' step (the crash walk, the shipper's announcements):
+ * entry i of chunk t's record, locked, if it has one, its lock is free
+ * this instant, and the entry is still that record under its first
+ * number (aliases name it too: each record is visited once). Else NULL,
+ * nothing held. Async-signal-safe. */
+static struct pl_conn *walk_trylock(struct pl_conn **chunk, unsigned t, unsigned i)
+{
+	struct pl_conn *e = __atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE);
+	if (pl_conn_no_record(e))
+		return NULL;
+	struct pl_conn *c = record_of(e);
+	if (!pl_spin_trylock(&((struct pl_pool_hdr *)c)->lock))
+		return NULL;
+	if (__atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE) == e && c->fds[0] == t * PL_FD_CHUNK + i)
+		return c;
+	pl_conn_unlock(c);
+	return NULL;
+}
+
 unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns)
 {
 	unsigned n = 0, tries = CRASH_WALK_TRIES;
@@ -1614,21 +1633,15 @@ unsigned pl_conn_crash_abort_others(uint64_t skip_id, uint64_t end_ns)
 		if (!chunk)
 			continue;
 		for (unsigned i = 0; i < PL_FD_CHUNK; i++) {
-			struct pl_conn *e = __atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE);
-			if (pl_conn_no_record(e))
-				continue;
-			struct pl_conn *c = record_of(e);
 			/* A connection some thread is working on is left alone: its
 			 * state is that thread's until it lets go, which it may never
 			 * do (this thread, crashed inside a hook). */
-			if (!pl_spin_trylock(&((struct pl_pool_hdr *)c)->lock))
+			struct pl_conn *c = walk_trylock(chunk, t, i);
+			if (!c)
 				continue;
-			/* Still this fd's record, visited under its first number only
-			 * (aliases name it too), owned by this process since the last
-			 * fork (conn_finish()'s rule), and HTTP/1. */
-			if (__atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE) == e &&
-			    c->fds[0] == t * PL_FD_CHUNK + i && c->fork_gen == gen &&
-			    c->req_dead < REQ_H2) {
+			/* Owned by this process since the last fork (conn_finish()'s
+			 * rule), and HTTP/1. */
+			if (c->fork_gen == gen && c->req_dead < REQ_H2) {
 				for (unsigned k = 0; k < c->qcount && k < PL_PIPELINE; k++) {
 					const struct pl_pending *r = q_at(c, k);
 					if (r->id == skip_id || r->id == 0)
@@ -1680,21 +1693,17 @@ unsigned pl_conn_announce(uint64_t round_ns, uint64_t min_age_ns, unsigned max)
 		if (!chunk)
 			continue;
 		for (unsigned i = 0; i < PL_FD_CHUNK && n < max; i++) {
-			struct pl_conn *e = __atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE);
-			if (pl_conn_no_record(e))
-				continue;
-			struct pl_conn *c = record_of(e);
 			/* Never wait for a host thread: it has the connection for a
 			 * moment, and the next round comes in a second. */
-			if (!pl_spin_trylock(&((struct pl_pool_hdr *)c)->lock))
+			struct pl_conn *c = walk_trylock(chunk, t, i);
+			if (!c)
 				continue;
 			/* The crash walk's rules (pl_conn_crash_abort_others()),
 			 * but for a fork: a request whose handler forked (a
 			 * subprocess it waits for, the kind that hangs) is not
 			 * touched again until it answers, yet is still ours;
 			 * only what a child inherited and never touched is not. */
-			if (__atomic_load_n(&chunk[i], __ATOMIC_ACQUIRE) == e &&
-			    c->fds[0] == t * PL_FD_CHUNK + i && c->fork_gen - born_gen <= gen - born_gen) {
+			if (c->fork_gen - born_gen <= gen - born_gen) {
 				if (c->req_dead < REQ_H2) {
 					for (unsigned k = 0; k < c->qcount && k < PL_PIPELINE && n < max; k++) {
 						const struct pl_pending *r = q_at(c, k);
