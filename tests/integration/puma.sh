@@ -77,11 +77,12 @@ WORKERS0=$(booted 2)
 ap_log "collector $AP_URL, puma master $PUMA_PID on port $PORT, workers $WORKERS0"
 
 # rq PATH [METHOD] : this service's stored requests of PATH (exact), as a
-# JSON array, oldest first.
+# JSON array, oldest first: by start time (the two workers' records reach
+# the collector interleaved, so ids need not follow it; ties by id).
 rq() {
 	ap_api /api/v1/requests --data-urlencode "q=$1" --data-urlencode limit=1000 |
 		jq --arg s "$AP_SERVICE" --arg p "$1" --arg m "${2:-}" \
-			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | reverse'
+			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | reverse | sort_by(.ts)'
 }
 # reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
 reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
