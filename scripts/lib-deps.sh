@@ -50,6 +50,10 @@ AP_PKGS_TEST="$AP_PKGS_TEST uwsgi-core uwsgi-plugin-python3"
 # event loop (libuv), which `uvicorn[standard]` brings and then uses by
 # default. Debian ships no uvicorn command: the test runs python3 -m uvicorn.
 AP_PKGS_TEST="$AP_PKGS_TEST python3-uvicorn python3-httptools python3-uvloop"
+# The gevent test (tests/integration/gevent.sh): gunicorn's gevent worker
+# (-k gevent) and gevent's own pywsgi server (gunicorn comes with the SQL
+# tests' set above).
+AP_PKGS_TEST="$AP_PKGS_TEST python3-gevent"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"
