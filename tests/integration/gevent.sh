@@ -323,14 +323,16 @@ E
 		"[.[] | [.status, .bytes_in, .bytes_out, .aborted]] ==
 		 [[200, $(reqlen "HEAD /hello"), $(sed -n 3p "$o-pipe.out" | cut -d' ' -f2), false],
 		  [200, $(sed -n 1p "$o-head.out" | cut -d' ' -f2,3 | tr ' ' ,), false]]" "$(rq /hello HEAD)"
-	expect_reqs /items/8 GET 1 200 $(sed -n 2p "$o-head.out" | cut -d' ' -f2,3)
+	read -r code sreq sdl <<<"$(sed -n 2p "$o-head.out")"
+	expect_reqs /items/8 GET 1 "$code" "$sreq" "$sdl"
 	# GET /hello: curl's twice, then the one after the HEAD
 	read -r code _ _ sreq shdr sdl <<<"$(sed -n 1p "$o-ka.out")"
 	ap_assert_jq "$AP_SERVICE: GET /hello: bytes in and out as the clients sent and read them" \
 		"[.[] | [.status, .bytes_in, .bytes_out, .aborted]] | sort ==
 		 ([[200, $sreq, $(( shdr + sdl )), false], [200, $sreq, $(( shdr + sdl )), false],
 		   [200, $(sed -n 3p "$o-head.out" | cut -d' ' -f2,3 | tr ' ' ,), false]] | sort)" "$(rq /hello GET)"
-	expect_reqs /file GET 1 $(cat "$o-file.out")
+	read -r code sreq sdl <"$o-file.out"
+	expect_reqs /file GET 1 "$code" "$sreq" "$sdl"
 	read -r code sreq shdr sdl <"$o-boom.out"
 	expect_reqs /boom GET 1 500 "$sreq" $(( shdr + sdl ))
 	ap_assert_jq "$AP_SERVICE: POST /upload: bytes in and out as curl sent and received them, oldest first" \
