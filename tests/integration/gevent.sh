@@ -56,6 +56,7 @@
 # its body names.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
+. "$(dirname "$0")/applib.sh"
 
 AP_GEVENT_APP_DIR=$AP_SRCDIR/tests/servers
 ap_require curl jq /usr/bin/gunicorn
@@ -111,9 +112,6 @@ done
 ap_log "collector $AP_URL; ports: w2 ${PORT[w2]} (workers $(pids w2)), w1 ${PORT[w1]}, pywsgi ${PORT[pywsgi]}," \
 	"maxreq ${PORT[maxreq]}, plain ${PORT[plain]}"
 
-# reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
-reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
-
 # traffic NAME PORT : what every instance but maxreq is sent; its clients'
 # outputs in $AP_TMP/NAME-*.
 traffic() {
@@ -166,35 +164,15 @@ PY
 	ap_assert_eq "$name: GET /boom: the server's 500" \
 		"$(curl -s --max-time 10 -o "$o-boom.body" -w '%{http_code} %{size_request} %{size_header} %{size_download}' "$b/boom" |
 			tee "$o-boom.out" | cut -d' ' -f1)" 500
-	for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
-		curl -s --max-time 20 -o "$o-up.body" \
-			-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
-			-H "$h" --data-binary @"$AP_TMP/upload.bin" "$b/upload" >>"$o-up.out" ||
-			ap_fail "$name: POST /upload ($h) failed"
-		ap_assert_eq "$name: POST /upload ($h): the app read the whole body" "$(cat "$o-up.body")" "got 1048576"
-	done
+	ap_post_uploads "$name" "$b" "$o-up.out"
 	ap_assert_eq "$name: GET /sql/n1 twice, one connection each" \
 		"$(for p in 1 2; do curl -s --max-time 10 -o /dev/null -w '%{http_code} ' "$b/sql/n1"; done)" "200 200 "
 }
 
 # loop_traffic NAME PORT : what only the single-process instances are sent.
 loop_traffic() {
-	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 i p pids=""
-	for i in 1 2 3 4 5 6; do
-		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/slow?ms=400&n=6" >"$o-slow$i.out" &
-		pids="$pids $!"
-	done
-	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/beside?n=6" >"$o-beside.out" &
-	pids="$pids $!"
-	for p in 1 2; do
-		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/pair" >"$o-pair$p.out" &
-		pids="$pids $!"
-	done
-	for p in $pids; do
-		wait "$p" || ap_fail "$name: a concurrent request failed"
-	done
-	ap_assert_eq "$name: six /slow, /sql/beside, two /sql/pair at once: statuses" \
-		"$(cat "$o"-slow?.out "$o-beside.out" "$o"-pair?.out | tr '\n' ' ')" "200 200 200 200 200 200 200 200 200 "
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1
+	ap_meet_traffic "$name" "$b" "$o"
 	ap_raw "$port" --pipeline "GET /sql/n1" "GET /sql/n1" >"$o-sqlpipe.out"
 	ap_assert_eq "$name: two /sql/n1 pipelined: statuses" "$(awk '{printf "%s ", $1}' "$o-sqlpipe.out")" "200 200 "
 	ap_assert_eq "$name: /sql/n1 alone after them" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$b/sql/n1")" 200
@@ -266,21 +244,6 @@ for p in $jobs; do
 done
 
 # ---- what the collector reports ----------------------------------------------
-# rq PATH [METHOD] : this service's stored requests of PATH (exact), as a
-# JSON array, oldest first (by start, then by id), from the copy check()
-# fetched once all had arrived.
-rq() {
-	jq --arg p "$1" --arg m "${2:-}" \
-		'[.requests[] | select(.path == $p and ($m == "" or .method == $m))] | sort_by([.ts, .id])' "$REQS"
-}
-# expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : N stored requests of
-# PATH and METHOD, each with that status and those bytes, none aborted.
-expect_reqs() {
-	ap_assert_jq "$AP_SERVICE: $2 $1: $3 requests, status $4, bytes in $5, out $6" \
-		"length == $3 and all(.[]; .status == $4 and .bytes_in == $5 and .bytes_out == $6 and (.aborted | not))" \
-		"$(rq "$1" "$2")"
-}
-
 # check NAME SINGLE(1|0) : every assertion on instance NAME's service.
 check() {
 	local name=$1 single=$2 o=$AP_TMP/$1 n p code sreq shdr sdl c json
@@ -304,45 +267,41 @@ GET /file 1
 GET /sql/n1 $n1
 $extra
 E
-	REQS=$AP_TMP/$name-requests.json
-	ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000 |
-		jq --arg s "$AP_SERVICE" '{requests: [.requests[] | select(.service == $s)]}' >"$REQS"
+	ap_fetch_reqs "$AP_TMP/$name-requests.json"
 	# the keep-alive connection: curl's sizes, line by line
 	n=0
 	for p in /items/1 /items/22 /nope /items/333; do
 		n=$(( n + 1 ))
 		read -r code _ _ sreq shdr sdl <<<"$(sed -n "$(( n + 1 ))p" "$o-ka.out")"
-		expect_reqs "$p" GET 1 "$code" "$sreq" $(( shdr + sdl ))
+		ap_expect_reqs "$p" GET 1 "$code" "$sreq" $(( shdr + sdl ))
 	done
 	# the pipeline: ap_raw's requests and the raw responses it read
-	expect_reqs /items/7 GET 1 200 "$(reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
-	expect_reqs /stream GET 1 200 "$(reqlen "GET /stream")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /items/7 GET 1 200 "$(ap_reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /stream GET 1 200 "$(ap_reqlen "GET /stream")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
 	# the HEADs: the head alone, as the pipeline's client read it, and as
 	# the other client cut it from what it read
 	ap_assert_jq "$AP_SERVICE: HEAD /hello: the head alone, twice" \
 		"[.[] | [.status, .bytes_in, .bytes_out, .aborted]] ==
-		 [[200, $(reqlen "HEAD /hello"), $(sed -n 3p "$o-pipe.out" | cut -d' ' -f2), false],
-		  [200, $(sed -n 1p "$o-head.out" | cut -d' ' -f2,3 | tr ' ' ,), false]]" "$(rq /hello HEAD)"
+		 [[200, $(ap_reqlen "HEAD /hello"), $(sed -n 3p "$o-pipe.out" | cut -d' ' -f2), false],
+		  [200, $(sed -n 1p "$o-head.out" | cut -d' ' -f2,3 | tr ' ' ,), false]]" "$(ap_rq /hello HEAD)"
 	read -r code sreq sdl <<<"$(sed -n 2p "$o-head.out")"
-	expect_reqs /items/8 GET 1 "$code" "$sreq" "$sdl"
+	ap_expect_reqs /items/8 GET 1 "$code" "$sreq" "$sdl"
 	# GET /hello: curl's twice, then the one after the HEAD
 	read -r code _ _ sreq shdr sdl <<<"$(sed -n 1p "$o-ka.out")"
 	ap_assert_jq "$AP_SERVICE: GET /hello: bytes in and out as the clients sent and read them" \
 		"[.[] | [.status, .bytes_in, .bytes_out, .aborted]] | sort ==
 		 ([[200, $sreq, $(( shdr + sdl )), false], [200, $sreq, $(( shdr + sdl )), false],
-		   [200, $(sed -n 3p "$o-head.out" | cut -d' ' -f2,3 | tr ' ' ,), false]] | sort)" "$(rq /hello GET)"
+		   [200, $(sed -n 3p "$o-head.out" | cut -d' ' -f2,3 | tr ' ' ,), false]] | sort)" "$(ap_rq /hello GET)"
 	read -r code sreq sdl <"$o-file.out"
-	expect_reqs /file GET 1 "$code" "$sreq" "$sdl"
+	ap_expect_reqs /file GET 1 "$code" "$sreq" "$sdl"
 	read -r code sreq shdr sdl <"$o-boom.out"
-	expect_reqs /boom GET 1 500 "$sreq" $(( shdr + sdl ))
-	ap_assert_jq "$AP_SERVICE: POST /upload: bytes in and out as curl sent and received them, oldest first" \
-		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$o-up.out")" \
-		"$(rq /upload POST)"
+	ap_expect_reqs /boom GET 1 500 "$sreq" $(( shdr + sdl ))
+	ap_check_uploads "$o-up.out"
 	json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
 	ap_check_jq "$AP_SERVICE: /api/v1/errors: the server's HTTP 500 on GET /boom, nothing else" "$json" \
 		'[.errors[] | select(.service == $s) | {method, route, type, count}] ==
 		 [{"method": "GET", "route": "/boom", "type": "HTTP 500", "count": 1}]' --arg s "$AP_SERVICE"
-	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' "$REQS")" "$(pids "$name")" \
+	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' "$AP_REQS")" "$(pids "$name")" \
 		"a serving process of $name"
 	# SQL: /sql/n1 alone 4 each (an N+1 of 3).
 	if [ "$single" = 1 ]; then
@@ -352,18 +311,11 @@ GET /sql/beside 1 0 0
 GET /sql/pair 2 0 0
 E
 		ap_assert_eq "$AP_SERVICE: sql_count of the first five GET /sql/n1 (the first pipelined one: none)" \
-			"$(rq /sql/n1 GET | jq -r '[.[:5][].sql_count] | map(tostring) | join(" ")')" "4 4 0 4 4"
+			"$(ap_rq /sql/n1 GET | jq -r '[.[:5][].sql_count] | map(tostring) | join(" ")')" "4 4 0 4 4"
 		ap_assert_jq "$AP_SERVICE: the 40 GET /sql/n1 of 8 connections at once: 4 each, on one thread" \
 			'.[5:] | length == 40 and all(.[]; .sql_count == 4 and .n_plus_one) and
-			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$(rq /sql/n1 GET)"
-		local slow
-		slow=$(rq /slow GET)
-		ap_assert_jq "$AP_SERVICE: GET /slow: 400 ms to 5 s each, one pid and one thread" \
-			'length == 6 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000) and
-			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$slow"
-		ap_assert_jq "$AP_SERVICE: GET /slow: all six in flight at once (the last start before the first end)" \
-			'[.[] | .ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)] as $start |
-			 [range(length) as $i | $start[$i] + .[$i].duration_ms] as $stop | ($start | max) < ($stop | min)' "$slow"
+			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$(ap_rq /sql/n1 GET)"
+		ap_check_slow 400
 		c=192
 	else
 		ap_expect_sql <<E
@@ -377,13 +329,9 @@ E
 		 [{"method": "GET", "route": "/sql/n1", "sql": "SELECT name FROM authors WHERE id = ?", "max_repeats": 3}]' \
 		--arg s "$AP_SERVICE"
 	# The service counts every statement, attributed or not.
-	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	ap_check_jq "$AP_SERVICE: /api/v1/queries: every statement ($c), attributed or not" "$json" \
-		'[.queries[] | select(.service == $s) | {sql, calls}] | sort_by(.sql) ==
-		 [{"sql": "SELECT id FROM authors ORDER BY id", "calls": ($c / 4)},
-		  {"sql": "SELECT name FROM authors WHERE id = ?", "calls": ($c / 4 * 3)}]' \
-		--arg s "$AP_SERVICE" --argjson c "$c"
+	ap_check_author_queries "$c"
 }
+
 # maxreq: every request counted once, by the worker its body named (the
 # first worker's, then the second's).
 check_maxreq() {
@@ -391,10 +339,9 @@ check_maxreq() {
 	ap_expect_counts <<E
 GET /pid $(wc -l <"$AP_TMP/maxreq-pid.out")
 E
-	REQS=$AP_TMP/maxreq-requests.json
-	ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000 >"$REQS"
+	ap_fetch_reqs "$AP_TMP/maxreq-requests.json"
 	ap_assert_jq "$AP_SERVICE: GET /pid: each request's pid the one its body named, oldest first" \
-		"[.[] | .pid] == [$(paste -sd, "$AP_TMP/maxreq-pid.out")]" "$(rq /pid GET)"
+		"[.[] | .pid] == [$(paste -sd, "$AP_TMP/maxreq-pid.out")]" "$(ap_rq /pid GET)"
 	ap_assert_pids_among "$(sort -u "$AP_TMP/maxreq-pid.out")" "$(pids maxreq)" "a worker gunicorn booted"
 }
 
