@@ -52,6 +52,7 @@
 #   4 again (the thread's list of requests emptied).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
+. "$(dirname "$0")/applib.sh"
 
 AP_UVICORN_APP_DIR=$AP_SRCDIR/tests/servers
 ap_require curl jq
@@ -102,13 +103,10 @@ ap_log "collector $AP_URL; uvicorn ports: h11-asyncio ${PORT[h11-asyncio]}, http
 	"w2-h11-uvloop ${PORT[w2-h11-uvloop]} (workers $(pids w2-h11-uvloop)), w2-httptools-asyncio" \
 	"${PORT[w2-httptools-asyncio]} (workers $(pids w2-httptools-asyncio))"
 
-# reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
-reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
-
 # traffic NAME PORT : what every instance is sent; its clients' outputs in
 # $AP_TMP/NAME-*.out.
 traffic() {
-	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 h
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1
 	ap_curl_many "$o-ka.out" "$b/hello" "$b/items/1" "$b/items/22" "$b/nope" "$b/items/333" "$b/hello"
 	ap_assert_eq "$name: keep-alive statuses" "$(awk '{printf "%s ", $1}' "$o-ka.out")" "200 200 200 404 200 200 "
 	ap_raw "$port" --pipeline --dump "$o-pipe.raw" "GET /items/7" "HEAD /hello" "GET /stream" "GET /boom" \
@@ -131,13 +129,7 @@ print(d.split(b" ", 2)[1].decode(), len(d), d.endswith(b"0\r\n\r\n"))
 PY
 	ap_assert_eq "$name: GET /stream/boom: the 200, then the connection closed mid-body" \
 		"$(cut -d' ' -f1,3 "$o-sboom.out")" "200 False"
-	for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
-		curl -s --max-time 20 -o "$o-up.body" \
-			-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
-			-H "$h" --data-binary @"$AP_TMP/upload.bin" "$b/upload" >>"$o-up.out" ||
-			ap_fail "$name: POST /upload ($h) failed"
-		ap_assert_eq "$name: POST /upload ($h): the app read the whole body" "$(cat "$o-up.body")" "got 1048576"
-	done
+	ap_post_uploads "$name" "$b" "$o-up.out"
 	ap_assert_eq "$name: GET /sql/loop, /sql/pool, twice each, one connection each" \
 		"$(for p in loop pool loop pool; do curl -s --max-time 10 -o /dev/null -w '%{http_code} ' "$b/sql/$p"; done)" \
 		"200 200 200 200 "
@@ -145,22 +137,8 @@ PY
 
 # loop_traffic NAME PORT : what only the single-process instances are sent.
 loop_traffic() {
-	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 i p pids=""
-	for i in 1 2 3 4 5 6; do
-		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/slow?ms=400&n=6" >"$o-slow$i.out" &
-		pids="$pids $!"
-	done
-	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/beside?n=6" >"$o-beside.out" &
-	pids="$pids $!"
-	for p in 1 2; do
-		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/pair" >"$o-pair$p.out" &
-		pids="$pids $!"
-	done
-	for p in $pids; do
-		wait "$p" || ap_fail "$name: a concurrent request failed"
-	done
-	ap_assert_eq "$name: six /slow, /sql/beside, two /sql/pair at once: statuses" \
-		"$(cat "$o"-slow?.out "$o-beside.out" "$o"-pair?.out | tr '\n' ' ')" "200 200 200 200 200 200 200 200 200 "
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1
+	ap_meet_traffic "$name" "$b" "$o"
 	ap_raw "$port" --pipeline "GET /sql/loop" "GET /sql/loop" >"$o-sqlpipe.out"
 	ap_assert_eq "$name: two /sql/loop pipelined: statuses" "$(awk '{printf "%s ", $1}' "$o-sqlpipe.out")" "200 200 "
 	ap_assert_eq "$name: /sql/loop alone after them" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$b/sql/loop")" 200
@@ -174,24 +152,6 @@ for n in h11-asyncio httptools-uvloop; do
 done
 
 # ---- what the collector reports ----------------------------------------------
-# rq PATH [METHOD] : this service's stored requests of PATH (exact), as a
-# JSON array, oldest first: by start, then by id (the order their events
-# came in, so by end within one process; under --workers the two workers'
-# events interleave).
-rq() {
-	ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode "q=$1" \
-		--data-urlencode limit=1000 |
-		jq --arg s "$AP_SERVICE" --arg p "$1" --arg m "${2:-}" \
-			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | sort_by([.ts, .id])'
-}
-# expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : N stored requests of
-# PATH and METHOD, each with that status and those bytes, none aborted.
-expect_reqs() {
-	ap_assert_jq "$AP_SERVICE: $2 $1: $3 requests, status $4, bytes in $5, out $6" \
-		"length == $3 and all(.[]; .status == $4 and .bytes_in == $5 and .bytes_out == $6 and (.aborted | not))" \
-		"$(rq "$1" "$2")"
-}
-
 # check NAME SINGLE(1|0) : every assertion on instance NAME's service.
 check() {
 	local name=$1 single=$2 o=$AP_TMP/$1 n p code sreq shdr sdl c json
@@ -216,6 +176,7 @@ GET /sql/loop $loop_n
 GET /sql/pool 2
 $extra
 E
+	ap_fetch_reqs "$AP_TMP/$name-requests.json"
 	# the keep-alive connection: curl's sizes, line by line
 	n=0
 	for p in /hello /items/1 /items/22 /nope /items/333; do
@@ -223,19 +184,17 @@ E
 		read -r code _ _ sreq shdr sdl <<<"$(sed -n "${n}p" "$o-ka.out")"
 		c=1
 		[ "$p" = /hello ] && c=2
-		expect_reqs "$p" GET "$c" "$code" "$sreq" $(( shdr + sdl ))
+		ap_expect_reqs "$p" GET "$c" "$code" "$sreq" $(( shdr + sdl ))
 	done
 	# the pipeline: ap_raw's requests and the raw responses it read
-	expect_reqs /items/7 GET 1 200 "$(reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
-	expect_reqs /hello HEAD 1 200 "$(reqlen "HEAD /hello")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
-	expect_reqs /stream GET 1 200 "$(reqlen "GET /stream")" "$(sed -n 3p "$o-pipe.out" | cut -d' ' -f2)"
-	expect_reqs /boom GET 1 500 "$(reqlen "GET /boom")" "$(sed -n 4p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /items/7 GET 1 200 "$(ap_reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /hello HEAD 1 200 "$(ap_reqlen "HEAD /hello")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /stream GET 1 200 "$(ap_reqlen "GET /stream")" "$(sed -n 3p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /boom GET 1 500 "$(ap_reqlen "GET /boom")" "$(sed -n 4p "$o-pipe.out" | cut -d' ' -f2)"
 	ap_assert_jq "$AP_SERVICE: GET /stream/boom: aborted, with the 200 sent and the bytes the client read" \
 		"length == 1 and .[0].status == 200 and .[0].aborted and .[0].error and
-		 .[0].bytes_out == $(cut -d' ' -f2 "$o-sboom.out")" "$(rq /stream/boom GET)"
-	ap_assert_jq "$AP_SERVICE: POST /upload: bytes in and out as curl sent and received them, oldest first" \
-		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$o-up.out")" \
-		"$(rq /upload POST)"
+		 .[0].bytes_out == $(cut -d' ' -f2 "$o-sboom.out")" "$(ap_rq /stream/boom GET)"
+	ap_check_uploads "$o-up.out"
 	json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
 	ap_check_jq "$AP_SERVICE: /api/v1/errors: uvicorn's HTTP 500 on GET /boom, aborted on GET /stream/boom, nothing else" "$json" \
 		'[.errors[] | select(.service == $s) | {method, route, type, count, message}] | sort_by(.route) ==
@@ -243,8 +202,7 @@ E
 		  {"method": "GET", "route": "/stream/boom", "type": "aborted", "count": 1,
 		   "message": "connection closed before a complete response"}]' --arg s "$AP_SERVICE"
 	# Every request by a worker (or the one process) that logged its start.
-	json=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
-	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' <<<"$json")" "$(pids "$name")" \
+	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' "$AP_REQS")" "$(pids "$name")" \
 		"a uvicorn server process of $name"
 	# SQL: /sql/loop alone 4 each (an N+1 of 3), /sql/pool none.
 	if [ "$single" = 1 ]; then
@@ -255,19 +213,12 @@ GET /sql/beside 1 0 0
 GET /sql/pair 2 0 0
 E
 		ap_assert_eq "$AP_SERVICE: sql_count of each GET /sql/loop (the first pipelined one: none)" \
-			"$(rq /sql/loop GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "4 4 0 4 4"
-		local slow
-		slow=$(rq /slow GET)
+			"$(ap_rq /sql/loop GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "4 4 0 4 4"
 		# 380: uvloop's timers count from libuv's loop time, taken in whole
 		# milliseconds as the loop iteration began, before the reads of
 		# that iteration: a 400 ms sleep ended 399.7 ms after its request's
 		# first byte was read.
-		ap_assert_jq "$AP_SERVICE: GET /slow: 380 ms to 5 s each, one pid and one thread (the loop's)" \
-			'length == 6 and all(.[]; .status == 200 and .duration_ms >= 380 and .duration_ms < 5000) and
-			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$slow"
-		ap_assert_jq "$AP_SERVICE: GET /slow: all six in flight at once (the last start before the first end)" \
-			'[.[] | .ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)] as $start |
-			 [range(length) as $i | $start[$i] + .[$i].duration_ms] as $stop | ($start | max) < ($stop | min)' "$slow"
+		ap_check_slow 380
 		c=40
 	else
 		ap_expect_sql <<E
@@ -277,12 +228,7 @@ E
 		c=16
 	fi
 	# The service counts every statement, attributed or not.
-	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	ap_check_jq "$AP_SERVICE: /api/v1/queries: every statement ($c), attributed or not" "$json" \
-		'[.queries[] | select(.service == $s) | {sql, calls}] | sort_by(.sql) ==
-		 [{"sql": "SELECT id FROM authors ORDER BY id", "calls": ($c / 4)},
-		  {"sql": "SELECT name FROM authors WHERE id = ?", "calls": ($c / 4 * 3)}]' \
-		--arg s "$AP_SERVICE" --argjson c "$c"
+	ap_check_author_queries "$c"
 }
 check h11-asyncio 1
 check httptools-uvloop 1
