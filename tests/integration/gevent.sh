@@ -17,13 +17,17 @@
 #
 # The calls (strace -f, once, by hand, on a worker and on pywsgi, each
 # route once): accept4(2) on the non-blocking listening socket until
-# EAGAIN, recv (recvfrom(2), 8,192 bytes at a time: a 1 MiB body in 129
-# reads with EAGAIN between bursts), and one send (sendto(2)) per piece,
+# EAGAIN, recv (recvfrom(2), 8,192 bytes at a time: a 1 MiB body in 133
+# reads), and one send (sendto(2)) per piece,
 # each after a getsockopt(SO_SNDBUF) (gevent's sendall): the head, then
 # the body; a generator's pieces one chunk per send (with their chunk
 # lines), then the 5-byte last chunk; close(2) after recv returns 0.
 # gunicorn's 500 for an app exception is one send of head and HTML body,
 # then close(2) at once; pywsgi's 500 is two sends and "Connection: close".
+# gunicorn's wsgi.file_wrapper goes through socket.sendfile, which gevent
+# does as 8,192-byte sends, never sendfile(2); to a client that waits
+# 300 ms before reading 8 MiB, one send was short (6,144 of 8,192, the
+# rest next) and one failed with EAGAIN until the client read.
 # Both send the body a bare WSGI application returns for a HEAD (no
 # framework drops it here): those bytes follow the head (README: the
 # response ends with its head, as with uWSGI).
@@ -36,7 +40,9 @@
 #   sends chunked, HEAD last: its body, sent anyway, is not the response's,
 #   bytes_out is the head); a HEAD then 2 GETs on one connection, the
 #   HEAD's body read and dropped by the client (the GETs recorded as
-#   usual); an app exception (the server's own 500, in /api/v1/errors);
+#   usual); an 8 MiB file to a client that reads only after 300 ms (the
+#   sends wait mid-body: the whole file counted); an app exception (the
+#   server's own 500, in /api/v1/errors);
 #   three 1 MiB POSTs read whole (plain, after a 100 Continue, chunked);
 #   two /sql/n1 on their own connections, each alone in its process: its
 #   4 statements attributed, an N+1 of 3 (/api/v1/n-plus-one). Under -w 2,
@@ -48,8 +54,12 @@
 #   none attributed), two /sql/pair running theirs while both are in
 #   flight (none attributed), two /sql/n1 pipelined in one write (both
 #   heads read at once: the first none, the second its 4), then a /sql/n1
-#   alone (4 again). README, Attribution: a statement run while several
-#   requests are in flight on the thread is the service's only.
+#   alone (4 again); then 40 /sql/n1 on 8 keep-alive connections at once:
+#   each its 4, as no greenlet yields between reading a head and writing
+#   its response (sqlite3 blocks the thread). README, Attribution: a
+#   statement run while several requests are in flight on the thread is
+#   the service's only; What it cannot see: what that means for a busy
+#   gevent worker, measured by hand.
 # maxreq: GET /pid, each on its own connection, until gunicorn has re-forked
 # its worker (the old one serves on for up to a second after its 2nd
 # request: 2 to 30 of them): every one counted, each request's pid the one
