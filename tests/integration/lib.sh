@@ -139,7 +139,12 @@ ap_stop_pid() {
 
 ap_cleanup() {
 	local rc=$? pid f
-	trap - EXIT INT TERM USR1
+	# USR1 ignored, not reset: when several subshells fail at once (checks
+	# run in parallel), the second one's ap_fail signal would otherwise
+	# kill this shell by the default action in the middle of the cleanup,
+	# leaving the servers running and the temp dir behind.
+	trap - EXIT INT TERM
+	trap '' USR1
 	for f in $AP_PIDFILES; do
 		[ -s "$f" ] && AP_PIDS="$(cat "$f") $AP_PIDS"
 	done
