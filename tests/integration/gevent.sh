@@ -125,7 +125,7 @@ ap_log "collector $AP_URL; ports: w2 ${PORT[w2]} (workers $(pids w2)), w1 ${PORT
 # traffic NAME PORT : what every instance but maxreq is sent; its clients'
 # outputs in $AP_TMP/NAME-*.
 traffic() {
-	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 h
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1
 	ap_curl_many "$o-ka.out" "$b/hello" "$b/items/1" "$b/items/22" "$b/nope" "$b/items/333" "$b/hello"
 	ap_assert_eq "$name: keep-alive statuses" "$(awk '{printf "%s ", $1}' "$o-ka.out")" "200 200 200 404 200 200 "
 	ap_raw "$port" --pipeline --dump "$o-pipe.raw" "GET /items/7" "GET /stream" "HEAD /hello" >"$o-pipe.out"
@@ -133,7 +133,7 @@ traffic() {
 	[ "$(grep -ci 'transfer-encoding: chunked' "$o-pipe.raw")" = 1 ] || ap_fail "$name: GET /stream was not sent chunked"
 	# A HEAD, its body (sent anyway) read and dropped, then two GETs.
 	"$AP_PY" - "$port" >"$o-head.out" <<'PY' || ap_fail "$name: HEAD then GETs failed"
-import socket, sys, time
+import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 out = []
 for req, want in ((b"HEAD /hello", b"hello\n"), (b"GET /items/8", b'{"id": 8}\n'), (b"GET /hello", b"hello\n")):
@@ -159,7 +159,10 @@ s.sendall(msg)
 time.sleep(0.3)
 d = b""
 while b"\r\n\r\n" not in d:
-    d += s.recv(65536)
+    b = s.recv(65536)
+    if not b:
+        sys.exit("closed before the head")
+    d += b
 head, body = d.split(b"\r\n\r\n", 1)
 want = open(sys.argv[2], "rb").read()
 while len(body) < len(want):
@@ -226,7 +229,7 @@ done
 # (gunicorn's gevent worker serves on for up to a second after its
 # --max-requests: how many the first serves varies).
 (
-	for i in $(seq 200); do
+	for _ in $(seq 200); do
 		curl -s --max-time 20 "http://127.0.0.1:${PORT[maxreq]}/pid" >>"$AP_TMP/maxreq-pid.out" ||
 			ap_fail "maxreq: GET /pid failed"
 		[ "$(sort -u "$AP_TMP/maxreq-pid.out" | wc -l)" -ge 2 ] && exit 0
