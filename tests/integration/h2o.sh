@@ -1,0 +1,410 @@
+#!/bin/bash
+# H2O (Debian's h2o 2.2.5), an event-driven HTTP/1.1 and HTTP/2 server:
+# one process, `num-threads: 2` event loops each accepting on its own dup
+# of the listening sockets, workers as nobody when we are root. Serves
+# static files (file.dir), an mruby handler (templated /m/orders/{id}) and
+# proxy.reverse.url to a small Python backend that is NOT preloaded.
+#
+# What strace shows (by hand, once): accept4(SOCK_NONBLOCK|SOCK_CLOEXEC),
+# requests read with read(fd, 8192), responses written with writev; files
+# are read with pread64 (64 KiB at a time over HTTP/1.1, 16 KiB over
+# HTTP/2) and each chunk written with a writev, never sendfile. The proxy
+# connect()s to the backend and reads its response with read. TLS is
+# h2o's own: an OpenSSL BIO of its own (BIO_meth_new over the buffers it
+# reads and writes with read/writev itself), so SSL_read/SSL_write do run
+# but on an SSL object with no socket (SSL_get_rfd() -1): README's "TLS
+# over BIOs of the program's own", not followed. Private-key operations go
+# to a neverbleed helper process over a Unix socket it accept()s.
+#
+#  1. h2o without the preload: the responses (HTTP/1.1, HTTP/1.1 and h2
+#     over TLS, h2c), Date masked, for the byte comparison.
+#  2. HTTP/1.1 preloaded: keep-alive over files (small and 1.5 MB), the
+#     index, a 404, a Range (206), a 304 (If-None-Match), HEAD, mruby,
+#     proxied routes (templated ids, the backend's 500 counted an error, a
+#     400 ms route's duration); 4 pipelined; 1.5 MB POSTs proxied (plain,
+#     100-continue, chunked). Exact counts, statuses, bytes_in/bytes_out
+#     as curl and the raw client saw them.
+#  3. h2c with prior knowledge (curl --http2-prior-knowledge, nghttp,
+#     h2load): each stream a request, exact counts, per-stream bytes from
+#     nghttp's frame log, a pushed stream (Link: rel=preload from the
+#     backend) not a request; `Upgrade: h2c` (h2o implements it): only
+#     the upgrading request, with its 101.
+#  4. TLS (HTTP/1.1 and h2, curl and h2load): nothing recorded, nothing
+#     disturbed, responses byte-identical to the unpreloaded h2o's.
+#  5. Everything attributed to h2o's pid, nothing untracked; the backend
+#     served every proxied request (its own count) while the proxy's
+#     connect()ed sockets were never requests; with the backend down,
+#     h2o's 502 is recorded and counted an error.
+. "$(dirname "$0")/lib.sh"
+
+ap_require curl jq python3 h2o openssl nghttp h2load
+ap_require_build
+
+ap_start_collector
+W=$AP_TMP/www
+mkdir -p "$W/static" "$AP_TMP/run"
+printf '<h1>h2o</h1>\n' >"$W/index.html"
+printf 'small\n' >"$W/static/small.txt"
+printf 'tls only\n' >"$W/static/tls.txt"
+head -c 1500000 /dev/urandom >"$W/static/big.bin"
+ap_make_cert "$AP_TMP/tls"
+user=""
+if [ "$(id -u)" -eq 0 ]; then
+	user="user: nobody"
+	chown nobody "$AP_TMP/run" # the pid file is written after setuid
+fi
+
+# The backend (never preloaded): one line per request in backend.log.
+cat >"$AP_TMP/backend.py" <<'PY'
+import http.server, json, sys, threading, time
+
+log_lock = threading.Lock()
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, code, body, extra=()):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        with log_lock: # one line per request, whole, from many threads
+            print(self.command, self.path, code, flush=True)
+
+    def do_GET(self):
+        p = self.path.split("?")[0]
+        if p.startswith("/api/users/"):
+            self.reply(200, json.dumps({"id": int(p[11:])}).encode())
+        elif p == "/api/boom":
+            self.reply(500, b'{"error": "boom"}')
+        elif p == "/api/slow":
+            time.sleep(0.4)
+            self.reply(200, b'{"slow": true}')
+        elif p == "/api/push":
+            self.reply(200, b'{"push": true}', [("Link", "</static/small.txt>; rel=preload")])
+        elif p == "/api/tls":
+            self.reply(200, b'{"tls": true}')
+        else:
+            self.reply(404, b'{"error": "not found"}')
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(n)
+        self.reply(200, json.dumps({"got": n}).encode())
+
+    def log_message(self, *a):
+        pass
+
+class S(http.server.ThreadingHTTPServer):
+    request_queue_size = 128 # h2o opens many upstream connections at once
+
+print("listening", flush=True)
+S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+BP=$(ap_free_port)
+ap_bg backend "$AP_PY" "$AP_TMP/backend.py" "$BP"
+BACKEND_PID=$AP_BG_PID
+ap_wait_log backend '^listening'
+
+P=$(ap_free_port)
+S=$(ap_free_port)
+cat >"$AP_TMP/h2o.conf" <<CONF
+listen:
+  host: 127.0.0.1
+  port: $P
+listen:
+  host: 127.0.0.1
+  port: $S
+  ssl:
+    certificate-file: $AP_TMP/tls.crt
+    key-file: $AP_TMP/tls.key
+    ocsp-update-interval: 0
+num-threads: 2
+$user
+pid-file: $AP_TMP/run/h2o.pid
+error-log: $AP_TMP/h2o-error.log
+hosts:
+  default:
+    paths:
+      /api:
+        proxy.reverse.url: http://127.0.0.1:$BP/api
+      /m:
+        mruby.handler: |
+          Proc.new do |env|
+            if env["PATH_INFO"] =~ %r{^/orders/(\d+)\$}
+              [200, {"content-type" => "application/json"}, ["{\"order\": #{\$1}}\n"]]
+            else
+              [404, {"content-type" => "text/plain"}, ["no such order\n"]]
+            end
+          end
+      /:
+        file.dir: $W
+CONF
+B=http://127.0.0.1:$P
+T=https://127.0.0.1:$S
+
+# start_h2o NAME PRELOAD(1|0) : h2o in the foreground (no daemon mode);
+# sets H2O_PID and waits for both ports.
+start_h2o() {
+	rm -f "$AP_TMP/run/h2o.pid"
+	if [ "$2" = 1 ]; then
+		ap_bg_preloaded "$1" h2o -c "$AP_TMP/h2o.conf"
+	else
+		ap_bg "$1" h2o -c "$AP_TMP/h2o.conf"
+	fi
+	H2O_PID=$AP_BG_PID
+	ap_wait_port "$P"
+	ap_wait_port "$S"
+}
+stop_h2o() { ap_stop_pid "$H2O_PID"; }
+
+# dumps OUT : the same responses from whichever h2o runs, Date masked:
+# HTTP/1.1 raw, then curl's headers and bodies over TLS (HTTP/1.1 and h2)
+# and h2c.
+dumps() {
+	local u
+	ap_raw "$P" --dump "$1.raw" "GET /static/small.txt" "GET /static/big.bin" "GET /api/users/7" \
+		"GET /nope" "GET /m/orders/5" >/dev/null
+	for u in /static/small.txt /static/big.bin /api/users/7 /nope /m/orders/5; do
+		curl -sk --http1.1 --max-time 20 -D - "$T$u"
+		curl -sk --http2 --max-time 20 -D - "$T$u"
+		curl -s --http2-prior-knowledge --max-time 20 -D - "$B$u"
+	done | sed 's/^\([Dd]ate:\).*/\1 -/' >"$1.curl" || ap_fail "fetching the responses failed"
+}
+
+# ---- 1. without the preload ----
+start_h2o h2o-plain 0
+dumps "$AP_TMP/plain"
+stop_h2o
+BACKEND_BEFORE=$(grep -c '^[A-Z]' "$AP_TMP/backend.log")
+
+# ---- 2. HTTP/1.1, preloaded ----
+start_h2o h2o 1
+ap_log "collector $AP_URL, h2o $H2O_PID on $P (TLS $S), backend $BP"
+dumps "$AP_TMP/pre"
+cmp -s "$AP_TMP/plain.raw" "$AP_TMP/pre.raw" ||
+	ap_fail "HTTP/1.1 responses differ with the preload: $(cmp "$AP_TMP/plain.raw" "$AP_TMP/pre.raw")"
+cmp -s "$AP_TMP/plain.curl" "$AP_TMP/pre.curl" ||
+	ap_fail "TLS/h2c responses differ with the preload: $(diff <(grep -a -v '^.\{200\}' "$AP_TMP/plain.curl") <(grep -a -v '^.\{200\}' "$AP_TMP/pre.curl") | head -20)"
+ap_log "ok: responses byte-identical with and without the preload (HTTP/1.1, TLS HTTP/1.1 and h2, h2c)"
+
+ap_curl_many "$AP_TMP/ka.out" "$B/static/small.txt" "$B/static/big.bin" "$B/" "$B/nope" \
+	"$B/api/users/1" "$B/api/users/2" "$B/api/boom" "$B/api/slow" "$B/m/orders/17" "$B/m/orders/18" \
+	"$B/api/missing"
+ap_assert_eq "keep-alive statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/ka.out")" \
+	"200 200 200 404 200 200 500 200 200 200 404 "
+etag=$(curl -s --max-time 10 -D - -o /dev/null "$B/static/small.txt" | tr -d '\r' | sed -n 's/^etag: //Ip')
+[ -n "$etag" ] || ap_fail "no ETag for /static/small.txt"
+fmt='%{http_code} %{num_connects} %{size_upload} %{size_request} %{size_header} %{size_download}\n'
+curl -s --max-time 10 -w "$fmt" -o /dev/null -H "If-None-Match: $etag" "$B/static/small.txt" \
+	--next -s --max-time 10 -w "$fmt" -o /dev/null -r 1000-1999 "$B/static/big.bin" \
+	--next -s --max-time 10 -w "$fmt" -o /dev/null -I "$B/static/big.bin" >"$AP_TMP/cond.out" ||
+	ap_fail "304, Range or HEAD failed"
+ap_assert_eq "304, Range, HEAD statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/cond.out")" "304 206 200 "
+ap_raw "$P" --pipeline --dump "$AP_TMP/pipe.raw" "GET /static/small.txt" "HEAD /static/small.txt" \
+	"GET /api/users/77" "GET /m/orders/3" >"$AP_TMP/pipe.out"
+ap_assert_eq "pipelined statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/pipe.out")" "200 200 200 200 "
+for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
+	curl -s --max-time 20 -o "$AP_TMP/up.body" \
+		-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
+		-H "$h" --data-binary @"$W/static/big.bin" "$B/api/upload" >>"$AP_TMP/up.out" ||
+		ap_fail "POST /api/upload ($h) failed"
+	ap_assert_eq "POST /api/upload ($h): the backend read it all" "$(cat "$AP_TMP/up.body")" '{"got": 1500000}'
+done
+
+# ---- 3. HTTP/2 in the clear ----
+# curl with prior knowledge: one stream per connection.
+for u in /static/small.txt /api/users/21 /m/orders/22; do
+	curl -s --http2-prior-knowledge --max-time 10 -o /dev/null -w '%{http_code} %{http_version}\n' "$B$u"
+done >"$AP_TMP/pk.out" || ap_fail "curl --http2-prior-knowledge failed"
+ap_assert_eq "prior-knowledge statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/pk.out")" "200/2 200/2 200/2 "
+# nghttp: six streams at once on one connection, its frames logged;
+# windows of 2^24 so that it sends no WINDOW_UPDATE on a stream (which
+# h2o might read after the stream ended). The backend's Link header makes
+# h2o push /static/small.txt on /api/push: a pushed stream is no request.
+nghttp -n -v -w 24 -W 24 "$B/static/big.bin" "$B/api/push" "$B/api/slow" "$B/nope" "$B/api/users/31" \
+	"$B/m/orders/32" >"$AP_TMP/nghttp.out" 2>&1 || ap_fail "nghttp failed: $(tail -5 "$AP_TMP/nghttp.out")"
+grep -q 'recv PUSH_PROMISE frame' "$AP_TMP/nghttp.out" || ap_fail "h2o pushed nothing on /api/push"
+# h2load: 2 connections, 10 streams in flight on each.
+h2load -n 60 -c 2 -m 10 "$B/api/users/41" "$B/static/small.txt" "$B/m/orders/42" \
+	>"$AP_TMP/h2load.log" 2>&1 || ap_fail "h2load failed: $(cat "$AP_TMP/h2load.log")"
+grep -q '^requests: 60 total, 60 started, 60 done, 60 succeeded' "$AP_TMP/h2load.log" ||
+	ap_fail "h2load: $(grep -E '^(requests|status)' "$AP_TMP/h2load.log")"
+# Upgrade: h2c (curl --http2 on http://): h2o upgrades; the first request
+# is the HTTP/1.1 one answered 101, the others are streams of a connection
+# no longer followed.
+curl -s --http2 --max-time 10 -w '%{http_code} %{http_version} %{num_connects}\n' \
+	-o /dev/null "$B/up/1" -o /dev/null "$B/up/2" -o /dev/null "$B/up/3" >"$AP_TMP/upgrade.out" ||
+	ap_fail "curl --http2 (Upgrade: h2c) failed"
+ap_assert_eq "Upgrade: h2c, the client's view" "$(awk '{printf "%s/%s/%s ", $1, $2, $3}' "$AP_TMP/upgrade.out")" \
+	"404/2/1 404/2/0 404/2/0 "
+# The same by hand, to know the 101's length: "STATUS HEAD_BYTES REQUEST_BYTES".
+read -r up_status up_head up_req < <("$AP_PY" - "$P" <<'PY' || echo "failed"
+import socket, sys
+req = (b"GET /up/9 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+       b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(req)
+buf = b""
+while b"\r\n\r\n" not in buf:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+head = buf[:buf.index(b"\r\n\r\n") + 4]
+print(head.split(b" ")[1].decode(), len(head), len(req))
+PY
+)
+ap_assert_eq "raw Upgrade: h2c: status" "$up_status" 101
+
+# ---- 4. TLS: h2o's own BIO, not followed ----
+curl -sk --http1.1 --max-time 20 -w '%{http_code} %{http_version}\n' -o /dev/null "$T/static/tls.txt" \
+	-o /dev/null "$T/api/tls" -o /dev/null "$T/static/big.bin" >"$AP_TMP/tls.out" &&
+	curl -sk --http2 --max-time 20 -w '%{http_code} %{http_version}\n' -o /dev/null "$T/static/tls.txt" \
+		-o /dev/null "$T/api/tls" >>"$AP_TMP/tls.out" || ap_fail "curl over TLS failed"
+ap_assert_eq "TLS statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/tls.out")" "200/1.1 200/1.1 200/1.1 200/2 200/2 "
+h2load -n 40 -c 2 -m 10 "$T/api/tls" "$T/static/tls.txt" >"$AP_TMP/h2load-tls.log" 2>&1 ||
+	ap_fail "h2load over TLS failed: $(cat "$AP_TMP/h2load-tls.log")"
+grep -q '^requests: 40 total, 40 started, 40 done, 40 succeeded' "$AP_TMP/h2load-tls.log" ||
+	ap_fail "h2load over TLS: $(grep -E '^(requests|status)' "$AP_TMP/h2load-tls.log")"
+
+# ---- 5. the backend down: h2o's 502 ----
+ap_stop_pid "$BACKEND_PID"
+ap_raw "$P" "GET /api/users/99" >"$AP_TMP/502.out"
+ap_assert_eq "GET /api/users/99 with the backend down" "$(cut -d' ' -f1 "$AP_TMP/502.out")" 502
+
+# dumps (twice, one per run: h1 raw 1, TLS none, h2c 1 per URL): 2 each;
+# h2load: 60 streams over 3 URLs, 20 each.
+ap_expect_counts <<E
+GET /static/small.txt 27
+GET /static/big.bin 5
+GET /api/users/{id} 28
+GET /nope 4
+GET /m/orders/{id} 27
+GET / 1
+GET /api/boom 1
+GET /api/slow 2
+GET /api/missing 1
+HEAD /static/small.txt 1
+HEAD /static/big.bin 1
+POST /api/upload 3
+GET /api/push 1
+GET /up/{id} 2
+E
+
+# Every request of this service, once (the counts are settled), oldest
+# first (by start time: two event loops' records interleave).
+ap_api /api/v1/requests --data-urlencode limit=1000 |
+	jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)] | sort_by(.ts)' >"$AP_TMP/requests.json"
+# rq PATH [METHOD] : the requests of PATH (exact), oldest first.
+rq() {
+	jq --arg p "$1" --arg m "${2:-GET}" '[.[] | select(.path == $p and .method == $m)]' "$AP_TMP/requests.json"
+}
+# field METHOD ROUTE FIELD : from the endpoints ap_expect_counts read.
+field() {
+	jq --arg m "$1" --arg r "$2" --arg f "$3" --arg s "$AP_SERVICE" \
+		'[.endpoints[] | select(.service == $s and .method == $m and .route == $r)][0][$f] // 0' "$AP_TMP/endpoints.json"
+}
+# expect_one PATH METHOD STATUS BYTES_IN BYTES_OUT : one request of PATH
+# (of several maybe: dumps, h2load) has them, and was not aborted.
+expect_one() {
+	ap_assert_jq "$2 $1: one with status $3, bytes in $4, out $5" \
+		"[.[] | select(.status == $3 and .bytes_in == $4 and .bytes_out == $5 and (.aborted | not))] | length >= 1" \
+		"$(rq "$1" "$2")"
+}
+reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
+
+# HTTP/1.1 keep-alive, line by line: curl's sizes.
+n=0
+for p in /static/small.txt /static/big.bin / /nope /api/users/1 /api/users/2 /api/boom /api/slow \
+	/m/orders/17 /m/orders/18 /api/missing; do
+	n=$(( n + 1 ))
+	read -r code _ _ sreq shdr sdl <<<"$(sed -n "${n}p" "$AP_TMP/ka.out")"
+	case $p in
+	/static/small.txt) ;; # checked below, with the 304
+	*) expect_one "$p" GET "$code" "$sreq" $(( shdr + sdl )) ;;
+	esac
+done
+read -r code _ _ sreq shdr sdl <"$AP_TMP/cond.out"
+ap_assert_jq "GET /static/small.txt 304: bytes as curl saw them" \
+	"[.[] | select(.status == 304)] | length == 1 and .[0].bytes_in == $sreq and .[0].bytes_out == $(( shdr + sdl ))" \
+	"$(rq /static/small.txt)"
+read -r code _ _ sreq shdr sdl <<<"$(sed -n 2p "$AP_TMP/cond.out")"
+ap_assert_jq "GET /static/big.bin 206: bytes as curl saw them (1000 of the body)" \
+	"[.[] | select(.status == 206)] | length == 1 and .[0].bytes_in == $sreq and .[0].bytes_out == $(( shdr + sdl )) and $sdl == 1000" \
+	"$(rq /static/big.bin)"
+read -r code _ _ sreq shdr sdl <<<"$(sed -n 3p "$AP_TMP/cond.out")"
+expect_one /static/big.bin HEAD 200 "$sreq" "$shdr"
+# the pipeline: ap_raw's requests and the responses it read
+n=0
+for r in "GET /static/small.txt" "HEAD /static/small.txt" "GET /api/users/77" "GET /m/orders/3"; do
+	n=$(( n + 1 ))
+	read -r code bytes <<<"$(sed -n "${n}p" "$AP_TMP/pipe.out")"
+	[ "$r" = "GET /static/small.txt" ] && continue # h2load's come later
+	expect_one "${r#* }" "${r%% *}" "$code" "$(reqlen "$r")" "$bytes"
+done
+# the uploads, each body read whole (1,500,000 bytes); the 100 Continue
+# counted out.
+ap_assert_jq "POST /api/upload: bytes in and out as curl sent and received them" \
+	"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$AP_TMP/up.out")" \
+	"$(rq /api/upload POST)"
+# The slow route, over HTTP/1.1 and HTTP/2: 400 ms or more each.
+ap_assert_jq "GET /api/slow: 2, 400 ms to 5 s each" \
+	'length == 2 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000)' "$(rq /api/slow)"
+# The backend's 500 is an error; h2o's 502 too, and a 404 is none.
+ap_assert_eq "error_count of GET /api/boom" "$(field GET /api/boom error_count)" 1
+ap_assert_eq "error_count of GET /api/users/{id} (the 502)" "$(field GET /api/users/{id} error_count)" 1
+ap_assert_eq "error_count of GET /nope" "$(field GET /nope error_count)" 0
+read -r code bytes <"$AP_TMP/502.out"
+expect_one /api/users/99 GET 502 "$(reqlen "GET /api/users/99")" "$bytes"
+
+# HTTP/2: per stream of nghttp's connection, the frames it sent (bytes
+# in) and received (bytes out) on that stream, 9-byte headers included;
+# the PUSH_PROMISE is a frame of /api/push's stream, the pushed stream's
+# own frames are nobody's.
+awk '
+function num(k,   m) { match($0, k "=[0-9]+"); return substr($0, RSTART + length(k) + 1, RLENGTH - length(k) - 1) + 0 }
+/\] (send|recv) [A-Z_]+ frame </ {
+	sid = num("stream_id"); len = num("length"); last = 0
+	if (sid == 0) next
+	if ($0 ~ /\] send /) { fin[sid] += len + 9; if ($0 ~ /send HEADERS/) last = sid }
+	else fout[sid] += len + 9
+	next
+}
+/^ +:path: / && last { path[last] = $2; last = 0 }
+END { for (s in path) print path[s], fin[s] + 0, fout[s] + 0 }' "$AP_TMP/nghttp.out" | sort >"$AP_TMP/nghttp.streams"
+ap_assert_eq "nghttp's streams" "$(cut -d' ' -f1 "$AP_TMP/nghttp.streams" | tr '\n' ' ')" \
+	"/api/push /api/slow /api/users/31 /m/orders/32 /nope /static/big.bin "
+while read -r p bin bout; do
+	code=200
+	[ "$p" = /nope ] && code=404
+	expect_one "$p" GET "$code" "$bin" "$bout"
+done <"$AP_TMP/nghttp.streams"
+for p in /api/users/41 /m/orders/42; do
+	ap_assert_jq "GET $p (h2load): 20 streams, 200 each, none aborted" \
+		'length == 20 and all(.[]; .status == 200 and (.aborted | not))' "$(rq "$p")"
+done
+# Upgrade: h2c: the upgrading request, answered 101, and nothing after it.
+ap_assert_jq "GET /up/1 (curl --http2): 101" 'length == 1 and .[0].status == 101 and (.[0].aborted | not)' "$(rq /up/1)"
+expect_one /up/9 GET 101 "$up_req" "$up_head"
+
+# TLS: nothing of it recorded.
+ap_assert_eq "requests recorded for TLS-only routes" \
+	"$(jq '[.[] | select(.path == "/api/tls" or .path == "/static/tls.txt")] | length' "$AP_TMP/requests.json")" 0
+
+# Everything was h2o's, one process, nothing untracked; the backend served
+# every proxied request (35 plain, 24 over TLS; the 502 never reached it)
+# through connect()ed sockets that were never requests.
+pids=$(jq -r '[.[].pid] | unique | .[]' "$AP_TMP/requests.json" | tr '\n' ' ')
+ap_assert_eq "pids of the requests" "$pids" "$H2O_PID "
+tids=$(jq '[.[].tid] | unique | length' "$AP_TMP/requests.json")
+ap_log "requests served by $tids of h2o's threads"
+ap_assert_jq "/api/v1/status: h2o, no untracked connection" \
+	"[.processes[] | select(.pid == $H2O_PID)] | length == 1 and .[0].untracked_connections == 0 and .[0].dropped == 0" \
+	"$(ap_api /api/v1/status)"
+served=$(( $(grep -c '^[A-Z]' "$AP_TMP/backend.log") - BACKEND_BEFORE ))
+ap_assert_eq "requests the backend served while h2o was preloaded" "$served" 59
+ap_log "PASS"
