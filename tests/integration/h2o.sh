@@ -47,6 +47,7 @@ printf '<h1>h2o</h1>\n' >"$W/index.html"
 printf 'small\n' >"$W/static/small.txt"
 printf 'tls only\n' >"$W/static/tls.txt"
 head -c 1500000 /dev/urandom >"$W/static/big.bin"
+truncate -s 16M "$W/static/huge.bin" # more than the socket buffers hold
 ap_make_cert "$AP_TMP/tls"
 user=""
 if [ "$(id -u)" -eq 0 ]; then
@@ -85,6 +86,17 @@ class H(http.server.BaseHTTPRequestHandler):
             self.reply(200, b'{"slow": true}')
         elif p == "/api/push":
             self.reply(200, b'{"push": true}', [("Link", "</static/small.txt>; rel=preload")])
+        elif p == "/api/stream": # HTTP/1.0, no length: h2o chunks it
+            self.protocol_version = "HTTP/1.0"
+            self.send_response(200)
+            self.end_headers()
+            for i in range(3):
+                self.wfile.write(b"part %d\n" % i)
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.close_connection = True
+            with log_lock:
+                print(self.command, self.path, 200, flush=True)
         elif p == "/api/tls":
             self.reply(200, b'{"tls": true}')
         else:
@@ -215,18 +227,36 @@ for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
 	ap_assert_eq "POST /api/upload ($h): the backend read it all" "$(cat "$AP_TMP/up.body")" '{"got": 1500000}'
 done
 
+# A body the backend streams until it closes, which h2o sends chunked.
+ap_raw "$P" --dump "$AP_TMP/stream.raw" "GET /api/stream" >"$AP_TMP/stream.out"
+grep -q 'transfer-encoding: chunked' "$AP_TMP/stream.raw" || ap_fail "GET /api/stream was not sent chunked"
+# A client that reads 100,000 bytes of a 16 MiB file and closes (its
+# receive buffer small: h2o cannot have written it all by then).
+"$AP_PY" - "$P" <<'PY' || ap_fail "the aborting client failed"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.settimeout(10)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /static/huge.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-abort\r\n\r\n")
+n = 0
+while n < 100000:
+    n += len(s.recv(65536))
+s.close()
+PY
+
 # ---- 3. HTTP/2 in the clear ----
 # curl with prior knowledge: one stream per connection.
 for u in /static/small.txt /api/users/21 /m/orders/22; do
 	curl -s --http2-prior-knowledge --max-time 10 -o /dev/null -w '%{http_code} %{http_version}\n' "$B$u"
 done >"$AP_TMP/pk.out" || ap_fail "curl --http2-prior-knowledge failed"
 ap_assert_eq "prior-knowledge statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/pk.out")" "200/2 200/2 200/2 "
-# nghttp: six streams at once on one connection, its frames logged;
+# nghttp: seven streams at once on one connection, its frames logged;
 # windows of 2^24 so that it sends no WINDOW_UPDATE on a stream (which
 # h2o might read after the stream ended). The backend's Link header makes
 # h2o push /static/small.txt on /api/push: a pushed stream is no request.
 nghttp -n -v -w 24 -W 24 "$B/static/big.bin" "$B/api/push" "$B/api/slow" "$B/nope" "$B/api/users/31" \
-	"$B/m/orders/32" >"$AP_TMP/nghttp.out" 2>&1 || ap_fail "nghttp failed: $(tail -5 "$AP_TMP/nghttp.out")"
+	"$B/m/orders/32" "$B/api/stream" >"$AP_TMP/nghttp.out" 2>&1 || ap_fail "nghttp failed: $(tail -5 "$AP_TMP/nghttp.out")"
 grep -q 'recv PUSH_PROMISE frame' "$AP_TMP/nghttp.out" || ap_fail "h2o pushed nothing on /api/push"
 # h2load: 2 connections, 10 streams in flight on each.
 h2load -n 60 -c 2 -m 10 "$B/api/users/41" "$B/static/small.txt" "$B/m/orders/42" \
@@ -281,6 +311,7 @@ ap_assert_eq "GET /api/users/99 with the backend down" "$(cut -d' ' -f1 "$AP_TMP
 ap_expect_counts <<E
 GET /static/small.txt 27
 GET /static/big.bin 5
+GET /static/huge.bin 1
 GET /api/users/{id} 28
 GET /nope 4
 GET /m/orders/{id} 27
@@ -291,6 +322,7 @@ GET /api/missing 1
 HEAD /static/small.txt 1
 HEAD /static/big.bin 1
 POST /api/upload 3
+GET /api/stream 2
 GET /api/push 1
 GET /up/{id} 2
 E
@@ -351,6 +383,11 @@ done
 ap_assert_jq "POST /api/upload: bytes in and out as curl sent and received them" \
 	"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$AP_TMP/up.out")" \
 	"$(rq /api/upload POST)"
+read -r code bytes <"$AP_TMP/stream.out"
+expect_one /api/stream GET "$code" "$(reqlen "GET /api/stream")" "$bytes"
+ap_assert_jq "GET /static/huge.bin, the client gone after 100,000 bytes: aborted, status 200, less than all out" \
+	'length == 1 and .[0].aborted and .[0].status == 200 and .[0].bytes_out >= 100000 and .[0].bytes_out < 16777216' \
+	"$(rq /static/huge.bin)"
 # The slow route, over HTTP/1.1 and HTTP/2: 400 ms or more each.
 ap_assert_jq "GET /api/slow: 2, 400 ms to 5 s each" \
 	'length == 2 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000)' "$(rq /api/slow)"
@@ -377,7 +414,7 @@ function num(k,   m) { match($0, k "=[0-9]+"); return substr($0, RSTART + length
 /^ +:path: / && last { path[last] = $2; last = 0 }
 END { for (s in path) print path[s], fin[s] + 0, fout[s] + 0 }' "$AP_TMP/nghttp.out" | sort >"$AP_TMP/nghttp.streams"
 ap_assert_eq "nghttp's streams" "$(cut -d' ' -f1 "$AP_TMP/nghttp.streams" | tr '\n' ' ')" \
-	"/api/push /api/slow /api/users/31 /m/orders/32 /nope /static/big.bin "
+	"/api/push /api/slow /api/stream /api/users/31 /m/orders/32 /nope /static/big.bin "
 while read -r p bin bout; do
 	code=200
 	[ "$p" = /nope ] && code=404
@@ -396,7 +433,7 @@ ap_assert_eq "requests recorded for TLS-only routes" \
 	"$(jq '[.[] | select(.path == "/api/tls" or .path == "/static/tls.txt")] | length' "$AP_TMP/requests.json")" 0
 
 # Everything was h2o's, one process, nothing untracked; the backend served
-# every proxied request (35 plain, 24 over TLS; the 502 never reached it)
+# every proxied request (37 plain, 24 over TLS; the 502 never reached it)
 # through connect()ed sockets that were never requests.
 pids=$(jq -r '[.[].pid] | unique | .[]' "$AP_TMP/requests.json" | tr '\n' ' ')
 ap_assert_eq "pids of the requests" "$pids" "$H2O_PID "
@@ -406,5 +443,5 @@ ap_assert_jq "/api/v1/status: h2o, no untracked connection" \
 	"[.processes[] | select(.pid == $H2O_PID)] | length == 1 and .[0].untracked_connections == 0 and .[0].dropped == 0" \
 	"$(ap_api /api/v1/status)"
 served=$(( $(grep -c '^[A-Z]' "$AP_TMP/backend.log") - BACKEND_BEFORE ))
-ap_assert_eq "requests the backend served while h2o was preloaded" "$served" 59
+ap_assert_eq "requests the backend served while h2o was preloaded" "$served" 61
 ap_log "PASS"
