@@ -41,6 +41,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST php8.2-fpm:php-fpm8.2 php8.2-sqlite3 php8.2-pgsql"
 # The Puma test (tests/integration/puma.sh): Ruby's Puma, the Rails
 # default server, with the sqlite3 gem for its SQL part.
 AP_PKGS_TEST="$AP_PKGS_TEST puma:puma ruby-sqlite3"
+# The H2O test (tests/integration/h2o.sh): Debian's h2o, HTTP/1.1 and
+# HTTP/2 (nghttp2-client, above, is its HTTP/2 client).
+AP_PKGS_TEST="$AP_PKGS_TEST h2o:h2o"
 # The uWSGI test (tests/integration/uwsgi.sh): Debian's uWSGI 2.0 and its
 # Python 3 plugin (the packages themselves, never a `uwsgi` command, which
 # pip's uWSGI also provides, without Debian's plugins).
