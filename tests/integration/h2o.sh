@@ -13,8 +13,9 @@
 # h2o's own: an OpenSSL BIO of its own (BIO_meth_new over the buffers it
 # reads and writes with read/writev itself), so SSL_read/SSL_write do run
 # but on an SSL object with no socket (SSL_get_rfd() -1): README's "TLS
-# over BIOs of the program's own", not followed. Private-key operations go
-# to a neverbleed helper process over a Unix socket it accept()s.
+# over BIOs of the program's own", not followed (an SSL_read hook of our
+# own printed rfd -1 for each call). Private-key operations go to a
+# neverbleed helper process over a Unix socket it accept()s: no request.
 #
 #  1. h2o without the preload: the responses (HTTP/1.1, HTTP/1.1 and h2
 #     over TLS, h2c), Date masked, for the byte comparison.
@@ -22,7 +23,9 @@
 #     index, a 404, a Range (206), a 304 (If-None-Match), HEAD, mruby,
 #     proxied routes (templated ids, the backend's 500 counted an error, a
 #     400 ms route's duration); 4 pipelined; 1.5 MB POSTs proxied (plain,
-#     100-continue, chunked). Exact counts, statuses, bytes_in/bytes_out
+#     100-continue, chunked); a body the backend streams without a length
+#     (h2o chunks it); a client gone after 100,000 bytes of 16 MiB
+#     (aborted, its 200 kept). Exact counts, statuses, bytes_in/bytes_out
 #     as curl and the raw client saw them.
 #  3. h2c with prior knowledge (curl --http2-prior-knowledge, nghttp,
 #     h2load): each stream a request, exact counts, per-stream bytes from
