@@ -119,6 +119,61 @@ class S(http.server.ThreadingHTTPServer):
 print("listening", flush=True)
 S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
+# A FastCGI responder for fastcgi.spawn: h2o starts it with its listening
+# Unix socket on fd 0, one connection at a time is enough. It answers
+# "fcgi METHOD URI", 404 when the URI has "missing".
+cat >"$AP_TMP/fcgi_app.py" <<'PY'
+import socket, struct
+
+def record(c, buf):
+    """(type, id, content), rest; None at EOF."""
+    while len(buf) < 8 or len(buf) < 8 + struct.unpack(">H", buf[4:6])[0] + buf[6]:
+        d = c.recv(65536)
+        if not d:
+            return None, buf
+        buf += d
+    n, pad = struct.unpack(">H", buf[4:6])[0], buf[6]
+    return (buf[1], struct.unpack(">H", buf[2:4])[0], buf[8:8 + n]), buf[8 + n + pad:]
+
+def out(typ, rid, data):
+    return struct.pack(">BBHHBB", 1, typ, rid, len(data), 0, 0) + data
+
+def params(b):
+    i, d = 0, {}
+    while i < len(b):
+        lens = []
+        for _ in range(2):
+            if b[i] >> 7:
+                lens.append(struct.unpack(">I", b[i:i + 4])[0] & 0x7FFFFFFF)
+                i += 4
+            else:
+                lens.append(b[i])
+                i += 1
+        d[b[i:i + lens[0]].decode()] = b[i + lens[0]:i + lens[0] + lens[1]].decode()
+        i += lens[0] + lens[1]
+    return d
+
+ls = socket.socket(fileno=0)
+while True:
+    c, _ = ls.accept()
+    buf, p = b"", b""
+    while True:
+        r, buf = record(c, buf)
+        if r is None:
+            break
+        typ, rid, data = r
+        if typ == 4: # PARAMS
+            p += data
+        elif typ == 5 and not data: # the end of STDIN: answer
+            env = params(p)
+            uri = env.get("REQUEST_URI", "")
+            status = "404 Not Found" if "missing" in uri else "200 OK"
+            body = ("fcgi %s %s\n" % (env.get("REQUEST_METHOD"), uri)).encode()
+            head = ("Status: %s\r\nContent-Type: text/plain\r\n\r\n" % status).encode()
+            c.sendall(out(6, rid, head + body) + out(6, rid, b"") + out(3, rid, bytes(8)))
+            p = b""
+    c.close()
+PY
 BP=$(ap_free_port)
 ap_bg backend "$AP_PY" "$AP_TMP/backend.py" "$BP"
 BACKEND_PID=$AP_BG_PID
@@ -146,6 +201,10 @@ hosts:
     paths:
       /api:
         proxy.reverse.url: http://127.0.0.1:$BP/api
+      /f:
+        fastcgi.spawn: "exec $AP_PY $AP_TMP/fcgi_app.py"
+      /g:
+        fastcgi.spawn: "APIPROF_SERVICE=it-h2o-fcgi exec $AP_PY $AP_TMP/fcgi_app.py"
       /m:
         mruby.handler: |
           Proc.new do |env|
@@ -248,12 +307,20 @@ while n < 100000:
 s.close()
 PY
 
+# FastCGI apps h2o spawns (fastcgi.spawn): they inherit LD_PRELOAD, and
+# APIPROF_SERVICE unless the command sets it (/g does).
+FCGI_POST='POST /f/missing HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello'
+# (h2o closes after a FastCGI 404, sent with no length: one per connection)
+ap_raw "$P" "GET /f/items/3" "GET /g/items/4" "GET /g/missing" >"$AP_TMP/fcgi.out"
+ap_raw "$P" "$FCGI_POST" >>"$AP_TMP/fcgi.out"
+ap_assert_eq "FastCGI statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/fcgi.out")" "200 200 404 404 "
+
 # ---- 3. HTTP/2 in the clear ----
 # curl with prior knowledge: one stream per connection.
-for u in /static/small.txt /api/users/21 /m/orders/22; do
+for u in /static/small.txt /api/users/21 /m/orders/22 /g/items/23; do
 	curl -s --http2-prior-knowledge --max-time 10 -o /dev/null -w '%{http_code} %{http_version}\n' "$B$u"
 done >"$AP_TMP/pk.out" || ap_fail "curl --http2-prior-knowledge failed"
-ap_assert_eq "prior-knowledge statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/pk.out")" "200/2 200/2 200/2 "
+ap_assert_eq "prior-knowledge statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/pk.out")" "200/2 200/2 200/2 200/2 "
 # nghttp: seven streams at once on one connection, its frames logged;
 # windows of 2^24 so that it sends no WINDOW_UPDATE on a stream (which
 # h2o might read after the stream ended). The backend's Link header makes
@@ -315,6 +382,14 @@ POST /api/upload 3
 GET /api/stream 2
 GET /api/push 1
 GET /up/{id} 2
+GET /f/items/{id} 2
+POST /f/missing 2
+GET /g/items/{id} 2
+GET /g/missing 1
+E
+AP_SERVICE=it-h2o-fcgi ap_expect_counts <<E
+GET /g/items/{id} 2
+GET /g/missing 1
 E
 
 # Every request of this service, once (the counts are settled), oldest
@@ -426,6 +501,29 @@ done
 ap_assert_jq "GET /up/1 (curl --http2): 101" 'length == 1 and .[0].status == 101 and (.[0].aborted | not)' "$(rq /up/1)"
 expect_one /up/9 GET 101 "$up_req" "$up_head"
 
+# FastCGI: h2o's side (HTTP, as curl saw it) and, under /f, the spawned
+# app's in the same service (FastCGI: the body in, the body after the CGI
+# head out), from another pid; under /g the app's in its own service.
+n=0
+for r in "GET /f/items/3" "GET /g/items/4" "GET /g/missing" "$FCGI_POST"; do
+	n=$(( n + 1 ))
+	read -r code bytes <<<"$(sed -n "${n}p" "$AP_TMP/fcgi.out")"
+	req=${r%% HTTP/1.1*}
+	case $r in
+	*'\r\n'*) len=$(printf %b "$r" | wc -c) ;;
+	*) len=$(reqlen "$r") ;;
+	esac
+	expect_one "${req#* }" "${req%% *}" "$code" "$len" "$bytes"
+done
+expect_one /f/items/3 GET 200 0 20
+expect_one /f/missing POST 404 5 21
+ap_assert_jq "the FastCGI app's records under /f: another pid than h2o's" \
+	"[.[] | select(.path | startswith(\"/f/\")) | select(.pid != $H2O_PID)] | length == 2 and (map(.pid) | unique | length) == 1" \
+	"$(cat "$AP_TMP/requests.json")"
+ap_assert_jq "the FastCGI app's records under /g, service it-h2o-fcgi: its bodies" \
+	'[.requests[] | select(.service == "it-h2o-fcgi") | [.method, .path, .status, .bytes_in, .bytes_out]] | sort ==
+	 [["GET", "/g/items/23", 200, 0, 21], ["GET", "/g/items/4", 200, 0, 20], ["GET", "/g/missing", 404, 0, 20]]' \
+	"$(ap_api /api/v1/requests --data-urlencode limit=1000)"
 check_ones
 
 # TLS: nothing of it recorded.
@@ -435,8 +533,8 @@ ap_assert_eq "requests recorded for TLS-only routes" \
 # Everything was h2o's, one process, nothing untracked; the backend served
 # every proxied request (37 plain, 24 over TLS; the 502 never reached it)
 # through connect()ed sockets that were never requests.
-pids=$(jq -r '[.[].pid] | unique | .[]' "$AP_TMP/requests.json" | tr '\n' ' ')
-ap_assert_eq "pids of the requests" "$pids" "$H2O_PID "
+pids=$(jq -r '[.[] | select(.path | startswith("/f/") | not) | .pid] | unique | .[]' "$AP_TMP/requests.json" | tr '\n' ' ')
+ap_assert_eq "pids of the requests (but the FastCGI app's)" "$pids" "$H2O_PID "
 tids=$(jq '[.[].tid] | unique | length' "$AP_TMP/requests.json")
 ap_log "requests served by $tids of h2o's threads"
 ap_assert_jq "/api/v1/status: h2o, no untracked connection" \
