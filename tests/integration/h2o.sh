@@ -27,6 +27,12 @@
 #     (h2o chunks it); a client gone after 100,000 bytes of 16 MiB
 #     (aborted, its 200 kept). Exact counts, statuses, bytes_in/bytes_out
 #     as curl and the raw client saw them.
+#     FastCGI apps h2o spawns (fastcgi.spawn, a Python responder on the
+#     Unix socket h2o hands it as fd 0): they inherit LD_PRELOAD and are
+#     followed as FastCGI; /f's inherits APIPROF_SERVICE too, so both
+#     sides count each request in h2o's service (README's note for H2O),
+#     /g's command sets its own service. (h2o closes after a FastCGI 404,
+#     sent without a length: it ends at the close.)
 #  3. h2c with prior knowledge (curl --http2-prior-knowledge, nghttp,
 #     h2load): each stream a request, exact counts, per-stream bytes from
 #     nghttp's frame log, a pushed stream (Link: rel=preload from the
