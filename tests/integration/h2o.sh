@@ -91,6 +91,8 @@ class H(http.server.BaseHTTPRequestHandler):
         elif p == "/api/boom":
             self.reply(500, b'{"error": "boom"}')
         elif p == "/api/slow":
+            with log_lock:
+                print("start", p, flush=True)
             time.sleep(0.4)
             self.reply(200, b'{"slow": true}')
         elif p == "/api/push":
@@ -187,6 +189,7 @@ ap_wait_log backend '^listening'
 
 P=$(ap_free_port)
 S=$(ap_free_port)
+DOWN=$(ap_free_port) # nothing listens there: a backend that is down
 cat >"$AP_TMP/h2o.conf" <<CONF
 listen:
   host: 127.0.0.1
@@ -207,6 +210,8 @@ hosts:
     paths:
       /api:
         proxy.reverse.url: http://127.0.0.1:$BP/api
+      /down:
+        proxy.reverse.url: http://127.0.0.1:$DOWN/api
       /f:
         fastcgi.spawn: "exec $AP_PY $AP_TMP/fcgi_app.py"
       /g:
@@ -364,10 +369,9 @@ h2load -n 40 -c 2 -m 10 "$T/api/tls" "$T/static/tls.txt" >"$AP_TMP/h2load-tls.lo
 grep -q '^requests: 40 total, 40 started, 40 done, 40 succeeded' "$AP_TMP/h2load-tls.log" ||
 	ap_fail "h2load over TLS: $(grep -E '^(requests|status)' "$AP_TMP/h2load-tls.log")"
 
-# ---- 5. the backend down: h2o's 502 ----
-ap_stop_pid "$BACKEND_PID"
-ap_raw "$P" "GET /api/users/99" >"$AP_TMP/502.out"
-ap_assert_eq "GET /api/users/99 with the backend down" "$(cut -d' ' -f1 "$AP_TMP/502.out")" 502
+# ---- 5. a backend that is down: h2o's 502 ----
+ap_raw "$P" "GET /down/users/99" >"$AP_TMP/502.out"
+ap_assert_eq "GET /down/users/99 (nothing listens)" "$(cut -d' ' -f1 "$AP_TMP/502.out")" 502
 
 # dumps (twice, one per run: h1 raw 1, TLS none, h2c 1 per URL): 2 each;
 # h2load: 60 streams over 3 URLs, 20 each.
@@ -375,7 +379,8 @@ ap_expect_counts <<E
 GET /static/small.txt 27
 GET /static/big.bin 5
 GET /static/huge.bin 1
-GET /api/users/{id} 28
+GET /api/users/{id} 27
+GET /down/users/{id} 1
 GET /nope 4
 GET /m/orders/{id} 27
 GET / 1
@@ -398,10 +403,13 @@ GET /g/items/{id} 2
 GET /g/missing 1
 E
 
-# Every request of this service, once (the counts are settled), oldest
+# Every request of this service, once the counts are settled, oldest
 # first (by start time: two event loops' records interleave).
-ap_api /api/v1/requests --data-urlencode limit=1000 |
-	jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)] | sort_by(.ts)' >"$AP_TMP/requests.json"
+fetch_requests() {
+	ap_api /api/v1/requests --data-urlencode limit=1000 |
+		jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)] | sort_by(.ts)' >"$AP_TMP/requests.json"
+}
+fetch_requests
 # rq PATH [METHOD] : the requests of PATH (exact), oldest first.
 rq() {
 	jq --arg p "$1" --arg m "${2:-GET}" '[.[] | select(.path == $p and .method == $m)]' "$AP_TMP/requests.json"
@@ -468,14 +476,12 @@ ap_assert_jq "GET /static/huge.bin, the client gone after 100,000 bytes: aborted
 	'length == 1 and .[0].aborted and .[0].status == 200 and .[0].bytes_out >= 100000 and .[0].bytes_out < 16777216' \
 	"$(rq /static/huge.bin)"
 # The slow route, over HTTP/1.1 and HTTP/2: 400 ms or more each.
-ap_assert_jq "GET /api/slow: 2, 400 ms to 5 s each" \
-	'length == 2 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000)' "$(rq /api/slow)"
 # The backend's 500 is an error; h2o's 502 too, and a 404 is none.
 ap_assert_eq "error_count of GET /api/boom" "$(field GET /api/boom error_count)" 1
-ap_assert_eq "error_count of GET /api/users/{id} (the 502)" "$(field GET '/api/users/{id}' error_count)" 1
+ap_assert_eq "error_count of GET /down/users/{id} (the 502)" "$(field GET '/down/users/{id}' error_count)" 1
 ap_assert_eq "error_count of GET /nope" "$(field GET /nope error_count)" 0
 read -r code bytes <"$AP_TMP/502.out"
-expect_one /api/users/99 GET 502 "$(reqlen "GET /api/users/99")" "$bytes"
+expect_one /down/users/99 GET 502 "$(reqlen "GET /down/users/99")" "$bytes"
 
 # HTTP/2: per stream of nghttp's connection, the frames it sent (bytes
 # in) and received (bytes out) on that stream, 9-byte headers included;
@@ -548,4 +554,30 @@ ap_assert_jq "/api/v1/status: h2o, no untracked connection" \
 	"$(ap_api /api/v1/status)"
 served=$(( $(grep -c '^[A-Z]' "$AP_TMP/backend.log") - BACKEND_BEFORE ))
 ap_assert_eq "requests the backend served while h2o was preloaded" "$served" 61
+
+# ---- 6. a graceful stop with requests in flight ----
+# SIGTERM while a request over HTTP/1.1 and a stream over h2c wait on the
+# backend's 400 ms: h2o finishes both, then exits; both are recorded.
+starts=$(grep -c '^start /api/slow' "$AP_TMP/backend.log")
+curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$B/api/slow" >"$AP_TMP/grace1.out" &
+g1=$!
+nghttp -n "$B/api/slow" >"$AP_TMP/grace2.out" 2>&1 &
+g2=$!
+for i in $(seq 200); do
+	[ "$(grep -c '^start /api/slow' "$AP_TMP/backend.log")" -ge $(( starts + 2 )) ] && break
+	sleep 0.05
+done
+[ "$(grep -c '^start /api/slow' "$AP_TMP/backend.log")" -ge $(( starts + 2 )) ] ||
+	ap_fail "the two slow requests did not reach the backend"
+kill -TERM "$H2O_PID"
+wait "$g1" || ap_fail "curl during the graceful stop failed"
+wait "$g2" || ap_fail "nghttp during the graceful stop failed: $(cat "$AP_TMP/grace2.out")"
+wait "$H2O_PID"
+ap_assert_eq "h2o's exit status after SIGTERM" "$?" 0
+ap_assert_eq "GET /api/slow during the graceful stop (HTTP/1.1)" "$(cat "$AP_TMP/grace1.out")" 200
+ap_assert_eq "GET /api/slow count, the two in flight at the stop included" "$(ap_wait_count /api/slow 4)" 4
+fetch_requests
+ap_assert_jq "GET /api/slow: 4, 400 ms to 5 s each, none aborted" \
+	'length == 4 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000 and (.aborted | not))' \
+	"$(rq /api/slow)"
 ap_log "PASS"
