@@ -40,10 +40,14 @@
 #     the upgrading request, with its 101.
 #  4. TLS (HTTP/1.1 and h2, curl and h2load): nothing recorded, nothing
 #     disturbed, responses byte-identical to the unpreloaded h2o's.
-#  5. Everything attributed to h2o's pid, nothing untracked; the backend
-#     served every proxied request (its own count) while the proxy's
-#     connect()ed sockets were never requests; with the backend down,
-#     h2o's 502 is recorded and counted an error.
+#  5. A proxy path to a port nothing listens on: h2o's 502, recorded and
+#     counted an error. Everything attributed to h2o's pid (but the /f
+#     FastCGI app's), nothing untracked; the backend served every proxied
+#     request (its own count) while the proxy's connect()ed sockets were
+#     never requests.
+#  6. A graceful stop (SIGTERM) while an HTTP/1.1 request and an h2c
+#     stream wait on the backend: h2o finishes both and exits 0; both are
+#     recorded, 400 ms or more, not aborted.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 h2o openssl nghttp h2load
