@@ -41,6 +41,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def handle(self):
+        # Varnish closes a connection whose client left (a killed cache
+        # child's, a piped one): nothing to report.
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
     def reply(self, status, body, ctype="application/json", cache=None, etag=None):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
