@@ -70,6 +70,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST openjdk-17-jdk-headless:javac"
 # whose tomcat10-embed-core.jar (with the jakarta.servlet API) its server
 # is compiled and run against. No command: the package itself.
 AP_PKGS_TEST="$AP_PKGS_TEST libtomcat10-embed-java"
+# The Varnish test (tests/integration/varnish.sh): Debian's Varnish Cache
+# 7.1, which compiles its VCL with cc (build-essential, as for the build).
+AP_PKGS_TEST="$AP_PKGS_TEST varnish:varnishd"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"

@@ -14,8 +14,8 @@ Routes (everything else: 404):
                                     passes it: a hit-for-miss)
   GET /big                          the file BIGFILE, Content-Length,
                                     cacheable
-  GET /chunked                      a body sent chunked (5 x 1000 bytes),
-                                    cacheable
+  GET /chunked                      a body sent chunked (5 x 1000 bytes,
+                                    100 ms apart), cacheable
   GET /slow?ms=N                    200 after N ms, not cacheable
   GET /slowcache?ms=N               200 after N ms, cacheable (Varnish's
                                     waiting list: one fetch for many)
@@ -84,6 +84,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "max-age=300")
             self.end_headers()
             for i in range(5):
+                # 100 ms apart: Varnish has begun delivering the miss
+                # (streamed, chunked) before the fetch ends.
+                if i:
+                    time.sleep(0.1)
                 self.wfile.write(b"3e8\r\n" + bytes([97 + i]) * 1000 + b"\r\n")
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
