@@ -33,7 +33,8 @@
 #    1.5 MiB object (streamed miss, one-writev hit, bodies compared), HEAD
 #    (a hit, and a miss Varnish fetches with a GET), a 304 Varnish makes
 #    from the cache for If-None-Match,
-#    4 pipelined requests, 4 requests at once for one slow uncached object
+#    an ESI page (assembled from two objects, sent chunked), 4 pipelined
+#    requests, 4 requests at once for one slow uncached object
 #    (Varnish's waiting list: one fetch, the others parked and resumed on
 #    another thread), each lasting the backend's time.
 # 2. synthetic responses made in VCL (403 from vcl_recv, 404 with a body
@@ -116,6 +117,9 @@ sub vcl_pipe {
 		set bereq.http.Upgrade = req.http.Upgrade;
 		set bereq.http.Connection = req.http.Connection;
 	}
+}
+sub vcl_backend_response {
+	if (bereq.url == "/esi") { set beresp.do_esi = true; }
 }
 sub vcl_synth {
 	if (resp.status == 404) {
@@ -219,6 +223,12 @@ curl -s --max-time 10 -I -o /dev/null -w "$W" "$U/api/items" --next -s --max-tim
 	"$U/api/items" >"$AP_TMP/cond.out" || ap_fail "HEAD and If-None-Match failed"
 ap_assert_eq "HEAD, HEAD, If-None-Match: statuses" "$(col 1 "$AP_TMP/cond.out")" "200 200 304 "
 # Four pipelined in one write (hits, a HEAD, a synthetic 404).
+# ESI: a page including /api/users/8, assembled by Varnish (a miss of
+# both, then a hit of both), sent chunked: one request each.
+ap_raw "$PORT" --dump "$AP_TMP/esi.raw" "GET /esi" "GET /esi" >"$AP_TMP/esi.out"
+ap_assert_eq "GET /esi twice: statuses, the include in both, both chunked" \
+	"$(col 1 "$AP_TMP/esi.out")$(grep -c '{"id": 8}' "$AP_TMP/esi.raw") $(grep -c 'Transfer-Encoding: chunked' "$AP_TMP/esi.raw")" \
+	"200 200 2 2"
 ap_raw "$PORT" --pipeline "GET /api/items" "GET /api/users/22" "HEAD /api/users/1" "GET /gone/x" \
 	>"$AP_TMP/pipe.out"
 ap_assert_eq "pipelined statuses" "$(col 1 "$AP_TMP/pipe.out")" "200 200 200 404 "
@@ -234,15 +244,9 @@ done
 ap_assert_eq "waiting list statuses" "$(cat "$AP_TMP"/wait?.out | col 1 /dev/stdin)" "200 200 200 200 "
 
 # ---- 2. synthetic responses, errors, a slow request, uploads -----------------
-closed() {
-	local out=$1 args=() u
-	shift
-	for u in "$@"; do
-		args+=(-o /dev/null "$u")
-	done
-	curl -s --max-time 30 -w "$W" "${args[@]}" >"$out" || ap_fail "curl failed on $*"
-}
-closed "$AP_TMP/err.out" "$U/admin/users" "$U/gone/page" "$U/down/x" "$U/error" "$U/slow?ms=300"
+# On one keep-alive connection: Varnish keeps it open after its own 403,
+# 404 and 503 too.
+ap_curl_many "$AP_TMP/err.out" "$U/admin/users" "$U/gone/page" "$U/down/x" "$U/error" "$U/slow?ms=300"
 ap_assert_eq "403, 404, 503, 500, slow" "$(col 1 "$AP_TMP/err.out")" "403 404 503 500 200 "
 curl -s --max-time 10 "$U/down/y" | grep -q 'Guru Meditation' || ap_fail "no guru meditation for the down backend"
 for h in 'Expect:' 'Expect: 100-continue'; do
@@ -365,6 +369,7 @@ GET /pipe/a 1
 GET /pipe/b 1
 GET /tunnel/{id} 1
 GET /ws 1
+GET /esi 2
 GET /admin/unix 1
 GET /gone/h2 1
 GET /pass/slow 1
@@ -378,11 +383,12 @@ ap_assert_eq "backend: GET /api/users/1, /api/users/22, /api/users/7 (a HEAD's f
 ap_assert_eq "backend: no-store twice, chunked once, big once a child (the new one's cache is empty), slowcache once" \
 	"$(seen "GET /nocache") $(seen "GET /chunked") $(seen "GET /big") $(seen "GET /slowcache?ms=400")" "2 1 2 1"
 ap_assert_eq "backend: no HEAD (Varnish fetches with GET)" "$(grep -c '^HEAD ' "$AP_TMP/backend.log")" 0
+ap_assert_eq "backend: the ESI page and its include, once each" "$(seen "GET /esi") $(seen "GET /api/users/8")" "1 1"
 
 all=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
 printf '%s\n' "$all" >"$AP_TMP/requests.json"
-ap_assert_jq "48 requests: by the first cache child ($CHILD) before the kill, by the new one ($CHILD2) after, none aborted but /pass/slow" \
-	"(.requests | length) == 48 and
+ap_assert_jq "50 requests: by the first cache child ($CHILD) before the kill, by the new one ($CHILD2) after, none aborted but /pass/slow" \
+	"(.requests | length) == 50 and
 	 ([.requests[] | select(.path != \"/pass/slow\") | .aborted] | all(. == false)) and
 	 ([.requests[] | select(.pid == $CHILD2) | .path] | sort ==
 	  [\"/admin/unix\", \"/api/users/55\", \"/api/users/56\", \"/api/users/57\", \"/api/users/90\", \"/big\",
@@ -420,6 +426,9 @@ expect_curl /api/users/1 GET "$AP_TMP/ka.out" '3,4p'
 expect_curl /api/users/22 GET "$AP_TMP/ka.out" '5p'
 expect_curl /pass/api/items GET "$AP_TMP/ka.out" '6p'
 expect_curl /nocache GET "$AP_TMP/ka.out" '7,8p'
+ap_assert_jq "GET /esi: the assembled page, miss and hit, bytes as read" \
+	"[.[] | [.status, .bytes_in, .bytes_out]] == [$(awk -v n="$(reqlen "GET /esi")" \
+	'{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : ""), $1, n, $2}' "$AP_TMP/esi.out")]" "$(rq /esi GET)"
 ap_assert_jq "GET /chunked: the chunked miss and the hit, bytes as read" \
 	"[.[] | [.status, .bytes_in, .bytes_out]] == [$(awk -v n="$(reqlen "GET /chunked")" \
 	'{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : ""), $1, n, $2}' "$AP_TMP/chunked.out")]" "$(rq /chunked GET)"

@@ -10,6 +10,8 @@ Usage: varnish_backend.py PORT BIGFILE
 Routes (everything else: 404):
   GET /api/items, /api/users/<id>   200 JSON, Cache-Control: max-age=300,
                                     an ETag (cacheable)
+  GET /esi                          an HTML page including /api/users/8 by
+                                    ESI, cacheable
   GET /nocache                      200, Cache-Control: no-store (Varnish
                                     passes it: a hit-for-miss)
   GET /big                          the file BIGFILE, Content-Length,
@@ -72,6 +74,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif p.startswith("/api/users/") and p[11:].isdigit():
             self.reply(200, b'{"id": %s}\n' % p[11:].encode(), cache="max-age=300",
                        etag='"user-%s"' % p[11:])
+        elif p == "/esi":
+            self.reply(200, b'<p>before <esi:include src="/api/users/8"/> after</p>\n', ctype="text/html",
+                       cache="max-age=300")
         elif p == "/nocache":
             self.reply(200, b"fresh every time\n", ctype="text/plain", cache="no-store")
         elif p == "/big":
