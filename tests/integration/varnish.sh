@@ -44,9 +44,11 @@
 #    after Varnish's own 100 Continue).
 # 3. return(pipe): the request is recorded with the backend's response
 #    that Varnish relays (status and bytes); with Connection: close kept
-#    (the builtin vcl_pipe) the connection ends after it; with it unset, two
-#    more requests pipelined through the tunnel are recorded as requests
-#    (the client made them on an accepted socket), answered by the backend;
+#    (the builtin vcl_pipe) the connection ends after it; with it unset,
+#    the client's further requests through the tunnel (two pipelined
+#    behind the piped one; on another connection, one sent after its
+#    answer) are recorded as requests (the client made them on an
+#    accepted socket), answered by the backend;
 #    a WebSocket upgrade piped: its 101 is recorded and the tunnel's bytes,
 #    an HTTP request among them, are not (README, Framing).
 # 4. the cache child killed (SIGKILL) during a 8 s passed request: the
@@ -262,8 +264,10 @@ ap_raw "$PORT" "GET /pipe/b" >"$AP_TMP/pipe-b.out"
 # Through a kept-alive pipe: the piped request and two pipelined behind
 # it, relayed to the backend as Varnish read them.
 ap_raw "$PORT" --pipeline "GET /tunnel/1" "GET /api/items" "GET /api/users/5" >"$AP_TMP/tunnel.out"
-ap_assert_eq "pipes: statuses" "$(cat "$AP_TMP/pipe-a.out" "$AP_TMP/pipe-b.out" "$AP_TMP/tunnel.out" |
-	col 1 /dev/stdin)" "200 200 200 200 200 "
+# The same, the second request sent once the first was answered.
+ap_raw "$PORT" "GET /tunnel/2" "GET /api/users/6" >"$AP_TMP/tunnel2.out"
+ap_assert_eq "pipes: statuses" "$(cat "$AP_TMP/pipe-a.out" "$AP_TMP/pipe-b.out" "$AP_TMP/tunnel.out" \
+	"$AP_TMP/tunnel2.out" | col 1 /dev/stdin)" "200 200 200 200 200 200 200 "
 # A WebSocket upgrade, piped: 101, then a request-like message echoed.
 "$AP_PY" - "$PORT" >"$AP_TMP/ws.out" <<'PY' || ap_fail "the WebSocket tunnel failed"
 import socket, sys
@@ -350,7 +354,7 @@ done
 expect_all <<EOF
 GET /api/items 6
 HEAD /api/items 1
-GET /api/users/{id} 9
+GET /api/users/{id} 10
 HEAD /api/users/{id} 2
 GET /pass/api/items 1
 GET /nocache 2
@@ -367,7 +371,7 @@ GET /slow 2
 POST /upload 2
 GET /pipe/a 1
 GET /pipe/b 1
-GET /tunnel/{id} 1
+GET /tunnel/{id} 2
 GET /ws 1
 GET /esi 2
 GET /admin/unix 1
@@ -377,9 +381,9 @@ EOF
 
 # What reached the backend: misses, passes, pipes; never a hit.
 ap_assert_eq "backend: GET /api/items (a miss, the pass, one piped behind /tunnel/1)" "$(seen "GET /api/items")" 3
-ap_assert_eq "backend: GET /api/users/1, /api/users/22, /api/users/7 (a HEAD's fetch), /api/users/5 (piped)" \
-	"$(seen "GET /api/users/1") $(seen "GET /api/users/22") $(seen "GET /api/users/7") $(seen "GET /api/users/5")" \
-	"1 1 1 1"
+ap_assert_eq "backend: GET /api/users/1, /api/users/22, /api/users/7 (a HEAD's fetch), /api/users/5 and 6 (piped)" \
+	"$(seen "GET /api/users/1") $(seen "GET /api/users/22") $(seen "GET /api/users/7") $(seen "GET /api/users/5") $(seen "GET /api/users/6")" \
+	"1 1 1 1 1"
 ap_assert_eq "backend: no-store twice, chunked once, big once a child (the new one's cache is empty), slowcache once" \
 	"$(seen "GET /nocache") $(seen "GET /chunked") $(seen "GET /big") $(seen "GET /slowcache?ms=400")" "2 1 2 1"
 ap_assert_eq "backend: no HEAD (Varnish fetches with GET)" "$(grep -c '^HEAD ' "$AP_TMP/backend.log")" 0
@@ -387,8 +391,8 @@ ap_assert_eq "backend: the ESI page and its include, once each" "$(seen "GET /es
 
 all=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
 printf '%s\n' "$all" >"$AP_TMP/requests.json"
-ap_assert_jq "50 requests: by the first cache child ($CHILD) before the kill, by the new one ($CHILD2) after, none aborted but /pass/slow" \
-	"(.requests | length) == 50 and
+ap_assert_jq "52 requests: by the first cache child ($CHILD) before the kill, by the new one ($CHILD2) after, none aborted but /pass/slow" \
+	"(.requests | length) == 52 and
 	 ([.requests[] | select(.path != \"/pass/slow\") | .aborted] | all(. == false)) and
 	 ([.requests[] | select(.pid == $CHILD2) | .path] | sort ==
 	  [\"/admin/unix\", \"/api/users/55\", \"/api/users/56\", \"/api/users/57\", \"/api/users/90\", \"/big\",
@@ -472,9 +476,12 @@ ap_assert_jq "/api/v1/errors: HTTP 503 on /down/x and /down/y, HTTP 500 on /erro
 	  {"route": "/error", "type": "HTTP 500", "count": 2}, {"route": "/pass/slow", "type": "aborted", "count": 1}]' \
 	"$(ap_api /api/v1/errors)"
 # The pipes: the backend's response, relayed, as the client read it.
-ap_assert_jq "return(pipe): GET /pipe/a, /pipe/b, /tunnel/1 and the two behind it, as read" \
+ap_assert_jq "return(pipe): GET /pipe/a, /pipe/b, /tunnel/1 and the two behind it, /tunnel/2 and the one after it, as read" \
 	"([.requests[] | select(.path == \"/pipe/a\" or .path == \"/pipe/b\" or .path == \"/tunnel/1\" or
-	   .path == \"/api/users/5\") | [.path, .status, .bytes_in, .bytes_out]] | sort) == ([
+	   .path == \"/api/users/5\" or .path == \"/tunnel/2\" or .path == \"/api/users/6\") |
+	   [.path, .status, .bytes_in, .bytes_out]] | sort) == ([
+	 [\"/tunnel/2\", 200, $(reqlen "GET /tunnel/2"), $(sed -n 1p "$AP_TMP/tunnel2.out" | cut -d' ' -f2)],
+	 [\"/api/users/6\", 200, $(reqlen "GET /api/users/6"), $(sed -n 2p "$AP_TMP/tunnel2.out" | cut -d' ' -f2)],
 	 [\"/pipe/a\", 200, $(reqlen "GET /pipe/a"), $(cut -d' ' -f2 "$AP_TMP/pipe-a.out")],
 	 [\"/pipe/b\", 200, $(reqlen "GET /pipe/b"), $(cut -d' ' -f2 "$AP_TMP/pipe-b.out")],
 	 [\"/tunnel/1\", 200, $(reqlen "GET /tunnel/1"), $(sed -n 1p "$AP_TMP/tunnel.out" | cut -d' ' -f2)],
