@@ -1,0 +1,262 @@
+#!/bin/bash
+# lighttpd 1.4.69 (Debian's lighttpd package) under the preload, in the
+# foreground (-D), one process, its files, logs and upload dir in the temp
+# dir, never dropping privileges (no server.username). It serves static
+# files, CGIs (mod_cgi) and a reverse proxy (mod_proxy) to an unpreloaded
+# python3 backend, over HTTP/1.1 and, since 1.4.69 turns it on by default,
+# prior-knowledge HTTP/2 (h2c) on the same port.
+#
+# What strace showed lighttpd doing (and so what the preload must follow):
+# - It reads a request with read(2) of 8 KiB; a body beyond it with
+#   read(2)s of up to 256 KiB, written into a temp file in
+#   server.upload-dirs (pwritev) before a CGI starts.
+# - A small file: pread64 into memory, then one writev(2) of head and body.
+#   A file of more than 16 KiB (the 1 MiB one here): TCP_CORK, writev of
+#   the head, then sendfile64 of up to 256 KiB per call. A Range request
+#   (206) is pread64 + one writev; a HEAD, a 304, a 301 one writev of the
+#   head. Over HTTP/2 files are never sendfile'd: pread64 of 16 KiB, then
+#   writev of DATA frames.
+# - mod_cgi forks (fork, then execve in the child) with the request body
+#   either written into a pipe (small) or handed over as the temp file
+#   (large), reads the CGI's output from a pipe, and writes the response
+#   itself: writev of head and body, or, for a CGI output buffered into a
+#   temp file, sendfile64 again. It passes LD_PRELOAD on to the CGI (for
+#   valgrind), without the APIPROF_* variables; the CGI never accepts a
+#   connection, so it records nothing.
+# - mod_proxy: socket + non-blocking connect(2), writev of the request,
+#   read(2) of the answer, on the same event loop as the client's socket.
+# - The end of a connection: read 0, shutdown(SHUT_WR), then a
+#   recvfrom(MSG_TRUNC) to drain, then close.
+#
+# Checked: exact counts per route (templated: /files/{id}, /api/users/{id})
+# and for the whole service, per request statuses and bytes in and out as
+# the clients sent and read them, for
+# 1. keep-alive (8 on one curl connection: small and 1 MiB files, ids, a
+#    404, a 301 directory redirect and its index), a pipeline of 6 in one
+#    write (GET, HEAD, a 1 MiB file, a 404, a Range 206), 304s by
+#    If-None-Match and If-Modified-Since;
+# 2. CGIs: 1 MiB POSTs (plain, after a 100 Continue, chunked) that the CGI
+#    reads whole, a CGI answering 500 (an error, its body the message), a
+#    CGI sleeping 500 ms (duration >= 500 ms), a 1 MiB CGI output, a 413
+#    for a body over server.max-request-size; each recorded once, by the
+#    lighttpd process, none by its CGI children;
+# 3. mod_proxy to the backend: 200s, its 404 and 503 passed through; the
+#    upstream connection lighttpd opens is never a request;
+# 4. HTTP/2 (curl --http2-prior-knowledge, h2load 40 streams on 2
+#    connections, 10 at once each): every stream one request, exactly;
+# 5. byte-identical responses with and without the preload (a pipeline of
+#    files, CGIs and proxied requests, Date masked).
+# About 10 s.
+. "$(dirname "$0")/lib.sh"
+
+LIGHTTPD=/usr/sbin/lighttpd
+ap_require curl jq "$LIGHTTPD" h2load
+ap_require_build
+[ -e /usr/lib/lighttpd/mod_cgi.so ] && [ -e /usr/lib/lighttpd/mod_proxy.so ] ||
+	ap_fail "lighttpd's mod_cgi or mod_proxy is missing in /usr/lib/lighttpd"
+
+ap_start_collector
+
+# ---- the site: files, CGIs, the backend ----
+W=$AP_TMP/www
+mkdir -p "$W/dir" "$W/files" "$AP_TMP/cgi"
+head -c 1048576 /dev/urandom >"$W/big.bin"
+head -c 1048576 /dev/urandom >"$AP_TMP/upload.bin"
+head -c 2097152 /dev/urandom >"$AP_TMP/toobig.bin"
+printf 'hello from lighttpd\n' >"$W/small.txt"
+printf '<p>index</p>\n' >"$W/dir/index.html"
+printf 'h2 file\n' >"$W/h2.txt"
+for i in 7 9 17 42; do
+	printf 'file %s\n' "$i" >"$W/files/$i"
+done
+cat >"$AP_TMP/cgi/echo.py" <<'PY'
+import sys
+n = 0
+while True:
+    d = sys.stdin.buffer.read(65536)
+    if not d:
+        break
+    n += len(d)
+sys.stdout.write("Content-Type: text/plain\r\n\r\nreceived %d\n" % n)
+PY
+cat >"$AP_TMP/cgi/fail.py" <<'PY'
+import sys
+sys.stdout.write("Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\nboom: database down\n")
+PY
+cat >"$AP_TMP/cgi/slow.sh" <<'SH'
+sleep 0.5
+printf 'Content-Type: text/plain\r\n\r\nslow\n'
+SH
+cat >"$AP_TMP/cgi/bigout.sh" <<'SH'
+printf 'Content-Type: application/octet-stream\r\n\r\n'
+head -c 1048576 /dev/zero
+SH
+cat >"$AP_TMP/backend.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        p = self.path
+        if p == "/api/items":
+            self.answer(200, b'{"items": [1, 2, 3]}\n')
+        elif p.startswith("/api/users/"):
+            self.answer(200, b'{"id": %s}\n' % p.rsplit("/", 1)[1].encode())
+        elif p == "/api/fail":
+            self.answer(503, b'{"error": "backend down"}\n')
+        else:
+            self.answer(404, b'{"error": "no such thing"}\n')
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+BPORT=$(ap_free_port)
+ap_bg backend "$AP_PY" "$AP_TMP/backend.py" "$BPORT"
+ap_wait_port "$BPORT"
+
+# start_lighttpd NAME PRELOAD(1|0) : lighttpd with its config, error log
+# and upload dir in $AP_TMP/NAME/; sets PORT and LT_PID.
+start_lighttpd() {
+	local d=$AP_TMP/$1
+	mkdir -p "$d/up"
+	PORT=$(ap_free_port)
+	cat >"$d/lighttpd.conf" <<CONF
+server.modules = ("mod_alias", "mod_cgi", "mod_proxy")
+server.document-root = "$W"
+server.bind = "127.0.0.1"
+server.port = $PORT
+server.errorlog = "$d/error.log"
+server.upload-dirs = ("$d/up")
+server.max-request-size = 1536
+index-file.names = ("index.html")
+mimetype.assign = (".txt" => "text/plain", ".html" => "text/html", "" => "application/octet-stream")
+\$HTTP["url"] =~ "^/cgi/" {
+    alias.url = ("/cgi/" => "$AP_TMP/cgi/")
+    cgi.assign = (".py" => "$AP_PY", ".sh" => "/bin/sh")
+}
+\$HTTP["url"] =~ "^/api/" {
+    proxy.server = ("" => (("host" => "127.0.0.1", "port" => $BPORT)))
+}
+CONF
+	"$LIGHTTPD" -tt -f "$d/lighttpd.conf" >"$AP_TMP/$1-check.log" 2>&1 ||
+		ap_fail "lighttpd rejects its configuration: $(cat "$AP_TMP/$1-check.log")"
+	if [ "$2" = 1 ]; then
+		ap_bg_preloaded "$1" "$LIGHTTPD" -D -f "$d/lighttpd.conf"
+	else
+		ap_bg "$1" "$LIGHTTPD" -D -f "$d/lighttpd.conf"
+	fi
+	LT_PID=$AP_BG_PID
+	ap_wait_port "$PORT"
+}
+
+start_lighttpd plain 0
+PLAIN=$PORT
+start_lighttpd lighttpd 1
+B=http://127.0.0.1:$PORT
+ap_log "collector $AP_URL, lighttpd $LT_PID on port $PORT (unpreloaded on $PLAIN), backend on $BPORT"
+
+# rq PATH [METHOD] : this service's stored requests of PATH (exact), oldest
+# first.
+rq() {
+	ap_api /api/v1/requests --data-urlencode "q=$1" --data-urlencode limit=1000 |
+		jq --arg s "$AP_SERVICE" --arg p "$1" --arg m "${2:-}" \
+			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | sort_by(.ts, .id)'
+}
+# reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
+reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
+W_FMT='%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n'
+
+# ---- 1. files: keep-alive, a pipeline, 304s, a Range ----
+ap_curl_many "$AP_TMP/ka.out" "$B/small.txt" "$B/files/17" "$B/big.bin" "$B/nope.txt" "$B/files/42" \
+	"$B/dir" "$B/dir/" "$B/small.txt"
+ap_assert_eq "keep-alive statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/ka.out")" "200 200 200 404 200 301 200 200 "
+ap_assert_eq "keep-alive: the 1 MiB file's body" "$(sed -n 3p "$AP_TMP/ka.out" | cut -d' ' -f6)" 1048576
+RANGE='GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=100-1099\r\n\r\n'
+ap_raw "$PORT" --pipeline --dump "$AP_TMP/pipe.raw" "GET /files/7" "HEAD /small.txt" "GET /big.bin" "$RANGE" \
+	>"$AP_TMP/pipe.out"
+ap_assert_eq "pipelined statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/pipe.out")" "200 200 200 206 "
+# Six pipelined in one write: lighttpd reads them in one read(2) and
+# answers all six; the preload follows 4 unanswered requests per
+# connection, so the fifth and sixth are not recorded (README, What it
+# cannot see: pipelining deeper than 4).
+ap_raw "$PORT" --pipeline "GET /files/9" "GET /missing" "GET /small.txt" "GET /dir/" "GET /deep5" "GET /deep6" \
+	>"$AP_TMP/deep.out"
+ap_assert_eq "six pipelined: statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/deep.out")" "200 404 200 200 404 404 "
+etag=$(curl -s --max-time 10 -o /dev/null -D - "$B/small.txt" | tr -d '\r' | sed -n 's/^ETag: //p')
+lastmod=$(curl -s --max-time 10 -o /dev/null -D - "$B/small.txt" | tr -d '\r' | sed -n 's/^Last-Modified: //p')
+[ -n "$etag" ] && [ -n "$lastmod" ] || ap_fail "no ETag or Last-Modified on GET /small.txt"
+curl -s --max-time 10 -o /dev/null -w "$W_FMT" -H "If-None-Match: $etag" "$B/small.txt" >"$AP_TMP/304.out"
+curl -s --max-time 10 -o /dev/null -w "$W_FMT" -H "If-Modified-Since: $lastmod" "$B/small.txt" >>"$AP_TMP/304.out"
+ap_assert_eq "conditional GETs" "$(awk '{printf "%s ", $1}' "$AP_TMP/304.out")" "304 304 "
+
+# ---- 2. CGIs ----
+for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
+	curl -s --max-time 20 -o "$AP_TMP/up.body" -w "$W_FMT" -H "$h" --data-binary @"$AP_TMP/upload.bin" \
+		"$B/cgi/echo.py" >>"$AP_TMP/up.out" || ap_fail "POST /cgi/echo.py ($h) failed"
+	ap_assert_eq "POST /cgi/echo.py ($h): the CGI read the whole body" "$(cat "$AP_TMP/up.body")" "received 1048576"
+done
+grep -q '^HTTP/1.1 100 Continue' <(curl -s --max-time 20 -o /dev/null -D - -H 'Expect: 100-continue' \
+	--data-binary @"$AP_TMP/upload.bin" "$B/cgi/echo.py") || ap_fail "no 100 Continue from lighttpd"
+curl -s --max-time 10 -o /dev/null -w "$W_FMT" "$B/cgi/fail.py" >"$AP_TMP/fail.out"
+curl -s --max-time 10 -o /dev/null -w "$W_FMT" "$B/cgi/slow.sh" >"$AP_TMP/slow.out"
+curl -s --max-time 10 -o /dev/null -w "$W_FMT" "$B/cgi/bigout.sh" >"$AP_TMP/bigout.out"
+# over server.max-request-size (1536 KiB): refused from the head (curl
+# waits for a 100 Continue with a body this size, and never sends it)
+curl -s --max-time 10 -o /dev/null -w "$W_FMT" --data-binary @"$AP_TMP/toobig.bin" "$B/cgi/echo.py" \
+	>"$AP_TMP/413.out"
+ap_assert_eq "CGI statuses (500, slow, 1 MiB out, 413)" \
+	"$(cat "$AP_TMP/fail.out" "$AP_TMP/slow.out" "$AP_TMP/bigout.out" "$AP_TMP/413.out" | awk '{printf "%s ", $1}')" \
+	"500 200 200 413 "
+
+# ---- 3. mod_proxy ----
+ap_curl_many "$AP_TMP/proxy.out" "$B/api/items" "$B/api/users/5" "$B/api/users/6" "$B/api/missing" "$B/api/fail"
+ap_assert_eq "proxied statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/proxy.out")" "200 200 200 404 503 "
+
+# ---- 4. HTTP/2, prior knowledge ----
+for p in /h2.txt /files/9 /api/users/8; do
+	curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}\n' "$B$p"
+done >"$AP_TMP/h2.out" || ap_fail "curl --http2-prior-knowledge failed"
+curl -s --max-time 20 --http2-prior-knowledge -o "$AP_TMP/h2post.body" -w '%{http_code} %{http_version}\n' \
+	--data-binary @"$AP_TMP/upload.bin" "$B/cgi/echo.py" >>"$AP_TMP/h2.out" || ap_fail "an HTTP/2 POST failed"
+ap_assert_eq "HTTP/2 statuses and versions" "$(tr '\n' ' ' <"$AP_TMP/h2.out")" "200 2 200 2 200 2 200 2 "
+ap_assert_eq "the HTTP/2 POST's body, read whole by the CGI" "$(cat "$AP_TMP/h2post.body")" "received 1048576"
+h2load -n 40 -c 2 -m 10 "$B/h2.txt" >"$AP_TMP/h2load.log" 2>&1 || ap_fail "h2load failed: $(cat "$AP_TMP/h2load.log")"
+grep -q '^requests: 40 total, 40 started, 40 done, 40 succeeded' "$AP_TMP/h2load.log" &&
+	grep -q '^status codes: 40 2xx' "$AP_TMP/h2load.log" || ap_fail "h2load: $(cat "$AP_TMP/h2load.log")"
+
+# ---- 5. byte-identical with and without the preload ----
+CMP=("GET /small.txt" "GET /files/17" "GET /big.bin" "HEAD /big.bin" "GET /nope" "GET /dir" "$RANGE"
+	"GET /cgi/echo.py" "GET /cgi/fail.py" "GET /api/users/3" "GET /api/fail")
+ap_raw "$PLAIN" --dump "$AP_TMP/cmp-plain.raw" "${CMP[@]}" >/dev/null
+ap_raw "$PORT" --dump "$AP_TMP/cmp-pre.raw" "${CMP[@]}" >"$AP_TMP/cmp.out"
+cmp -s "$AP_TMP/cmp-plain.raw" "$AP_TMP/cmp-pre.raw" ||
+	ap_fail "responses differ with the preload ($AP_TMP/cmp-plain.raw, $AP_TMP/cmp-pre.raw)"
+ap_log "ok: ${#CMP[@]} responses on one connection byte-identical with and without the preload"
+
+ap_expect_counts <<E
+GET /small.txt 8
+HEAD /small.txt 1
+GET /files/{id} 6
+GET /big.bin 5
+HEAD /big.bin 1
+GET /nope.txt 1
+GET /nope 1
+GET /missing 1
+GET /dir 2
+GET /dir/ 2
+POST /cgi/echo.py 6
+GET /cgi/echo.py 1
+GET /cgi/fail.py 2
+GET /cgi/slow.sh 1
+GET /cgi/bigout.sh 1
+GET /api/items 1
+GET /api/users/{id} 4
+GET /api/missing 1
+GET /api/fail 2
+GET /h2.txt 41
+E
