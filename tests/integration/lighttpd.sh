@@ -48,6 +48,7 @@
 #    files, CGIs and proxied requests, Date masked).
 # About 10 s.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
 
 LIGHTTPD=/usr/sbin/lighttpd
 ap_require curl jq "$LIGHTTPD" h2load
@@ -260,3 +261,87 @@ GET /api/missing 1
 GET /api/fail 2
 GET /h2.txt 41
 E
+
+# ---- what the collector reports of each request ----
+# expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : PATH has N stored
+# requests of METHOD, each with that status and those bytes, none aborted.
+expect_reqs() {
+	ap_assert_jq "$2 $1: $3 requests, status $4, bytes in $5, out $6" \
+		"length == $3 and all(.[]; .status == $4 and .bytes_in == $5 and .bytes_out == $6 and (.aborted | not))" \
+		"$(rq "$1" "$2")"
+}
+# curl_reqs FILE LINE PATH [METHOD] [N] : PATH's stored requests (N, 1 by
+# default) have the status and bytes of curl's -w line LINE of FILE
+# ($W_FMT, or ap_curl_many's fields).
+curl_reqs() {
+	local code sreq sup shdr sdl
+	if [ "$(awk 'NR == 1 {print NF}' "$1")" = 6 ]; then
+		read -r code _ sup sreq shdr sdl <<<"$(sed -n "${2}p" "$1")"
+	else
+		read -r code sreq sup shdr sdl <<<"$(sed -n "${2}p" "$1")"
+	fi
+	expect_reqs "$3" "${4:-GET}" "${5:-1}" "$code" $(( sreq + sup )) $(( shdr + sdl ))
+}
+# the keep-alive connections: curl's sizes, line by line (/small.txt
+# later too, /files/17 on part 5's connection, /dir/ in the deep pipeline)
+curl_reqs "$AP_TMP/ka.out" 2 /files/42
+curl_reqs "$AP_TMP/ka.out" 4 /nope.txt
+i=0
+for p in /api/items /api/users/5 /api/users/6 /api/missing; do
+	i=$(( i + 1 ))
+	curl_reqs "$AP_TMP/proxy.out" "$i" "$p"
+done
+curl_reqs "$AP_TMP/slow.out" 1 /cgi/slow.sh
+curl_reqs "$AP_TMP/bigout.out" 1 /cgi/bigout.sh
+# the pipelines and part 5's connection: ap_raw's requests and the raw
+# responses it read
+col2() { sed -n "${2}p" "$1" | cut -d' ' -f2; }
+expect_reqs /files/7 GET 1 200 "$(reqlen "GET /files/7")" "$(col2 "$AP_TMP/pipe.out" 1)"
+expect_reqs /small.txt HEAD 1 200 "$(reqlen "HEAD /small.txt")" "$(col2 "$AP_TMP/pipe.out" 2)"
+expect_reqs /big.bin HEAD 1 200 "$(reqlen "HEAD /big.bin")" "$(col2 "$AP_TMP/cmp.out" 4)"
+expect_reqs /missing GET 1 404 "$(reqlen "GET /missing")" "$(col2 "$AP_TMP/deep.out" 2)"
+expect_reqs /nope GET 1 404 "$(reqlen "GET /nope")" "$(col2 "$AP_TMP/cmp.out" 5)"
+expect_reqs /cgi/echo.py GET 1 200 "$(reqlen "GET /cgi/echo.py")" "$(col2 "$AP_TMP/cmp.out" 8)"
+expect_reqs /api/users/3 GET 1 200 "$(reqlen "GET /api/users/3")" "$(col2 "$AP_TMP/cmp.out" 10)"
+# GET /big.bin: the keep-alive one (sendfile64), then the pipelined one and
+# the Range (206) one, then part 5's two
+ap_assert_jq "GET /dir: the two 301s, bytes in and out" \
+	"[.[] | [.status, .bytes_in, .bytes_out]] == [
+	 [301, $(sed -n 6p "$AP_TMP/ka.out" | awk '{print $4 ", " $5 + $6}')],
+	 [301, $(reqlen "GET /dir"), $(col2 "$AP_TMP/cmp.out" 6)]]" "$(rq /dir GET)"
+rlen=$(printf '%b' "${RANGE//\\r\\n/\\r\\n}" | wc -c)
+ap_assert_jq "GET /big.bin: statuses and bytes in and out, oldest first" \
+	"[.[] | [.status, .bytes_in, .bytes_out]] == [
+	 [200, $(sed -n 3p "$AP_TMP/ka.out" | awk '{print $4 ", " $5 + $6}')],
+	 [200, $(reqlen "GET /big.bin"), $(col2 "$AP_TMP/pipe.out" 3)],
+	 [206, $rlen, $(col2 "$AP_TMP/pipe.out" 4)],
+	 [200, $(reqlen "GET /big.bin"), $(col2 "$AP_TMP/cmp.out" 3)],
+	 [206, $rlen, $(col2 "$AP_TMP/cmp.out" 7)]]" "$(rq /big.bin GET)"
+ap_assert_jq "GET /small.txt: the two 304s, with curl's bytes" \
+	"[.[] | select(.status == 304) | [.bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s]", (NR > 1 ? ", " : "["), $2, $4 + $5} END {print "]"}' "$AP_TMP/304.out")" \
+	"$(rq /small.txt GET)"
+# the POSTs: every byte of each body read (the 100 Continue counted out),
+# then the 100 Continue check, the 413 (its head only: curl waited for a
+# 100 Continue that never came), and the HTTP/2 one
+ap_assert_jq "POST /cgi/echo.py over HTTP/1.1: statuses and bytes in and out as curl sent and received them, oldest first" \
+	"[.[] | [.status, .bytes_in, .bytes_out]] | (.[0:3] + [.[4]]) == $(cat "$AP_TMP/up.out" "$AP_TMP/413.out" |
+		awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}')" \
+	"$(rq /cgi/echo.py POST)"
+ap_assert_jq "POST /cgi/echo.py over HTTP/2: the 1 MiB body's DATA frames in" \
+	'.[5].status == 200 and .[5].bytes_in > 1048576 + 9 * 64' "$(rq /cgi/echo.py POST)"
+# every request by the lighttpd process, none by a CGI child, none aborted
+all=$(ap_api /api/v1/requests --data-urlencode limit=1000 | jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)]')
+ap_assert_jq "all $(jq length <<<"$all") requests by lighttpd (pid $LT_PID), none aborted" \
+	"length == 88 and all(.[]; .pid == $LT_PID and .tid == $LT_PID and (.aborted | not))" "$all"
+ap_assert_jq "GET /cgi/slow.sh: 500 ms or more (the CGI sleeps 0.5 s)" \
+	'length == 1 and .[0].duration_ms >= 500 and .[0].duration_ms < 5000' "$(rq /cgi/slow.sh GET)"
+ap_assert_jq "the HTTP/2 streams of GET /h2.txt: 41, each 200" \
+	'length == 41 and all(.[]; .status == 200 and .bytes_in > 0 and .bytes_out > 0)' "$(rq /h2.txt GET)"
+# errors: the CGI's 500 with its body as the message, the backend's 503
+ap_check_jq "/api/v1/errors: the CGI's 500 and the backend's 503, twice each" \
+	"$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")" \
+	'[.errors[] | {method, route, type, count, message}] | sort_by(.route) ==
+	 [{"method": "GET", "route": "/api/fail", "type": "HTTP 503", "count": 2, "message": "{?: ?}"},
+	  {"method": "GET", "route": "/cgi/fail.py", "type": "HTTP 500", "count": 2, "message": "boom: database down"}]'
+ap_assert_jq "GET /cgi/fail.py: error_count 2" '. == 2' "$(ap_field GET /cgi/fail.py error_count)"
+ap_log "PASS"
