@@ -80,6 +80,15 @@ while True:
     n += len(d)
 sys.stdout.write("Content-Type: text/plain\r\n\r\nreceived %d\n" % n)
 PY
+# a CGI running SQL through Python's sqlite3 module (libsqlite3)
+cat >"$AP_TMP/cgi/sql.py" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(":memory:")
+con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+con.execute("INSERT INTO t (name) VALUES ('a')")
+n = con.execute("SELECT count(*) FROM t WHERE id > 0").fetchone()[0]
+sys.stdout.write("Content-Type: text/plain\r\n\r\nrows %d\n" % n)
+PY
 cat >"$AP_TMP/cgi/fail.py" <<'PY'
 import sys
 sys.stdout.write("Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\nboom: database down\n")
@@ -127,7 +136,7 @@ start_lighttpd() {
 	mkdir -p "$d/up"
 	PORT=$(ap_free_port)
 	cat >"$d/lighttpd.conf" <<CONF
-server.modules = ("mod_alias", "mod_cgi", "mod_proxy")
+server.modules = ("mod_alias", "mod_setenv", "mod_cgi", "mod_proxy")
 server.document-root = "$W"
 server.bind = "127.0.0.1"
 server.port = $PORT
@@ -139,6 +148,9 @@ mimetype.assign = (".txt" => "text/plain", ".html" => "text/html", "" => "applic
 \$HTTP["url"] =~ "^/cgi/" {
     alias.url = ("/cgi/" => "$AP_TMP/cgi/")
     cgi.assign = (".py" => "$AP_PY", ".sh" => "/bin/sh")
+}
+\$HTTP["url"] == "/cgi/sql.py" {
+    setenv.add-environment = ("APIPROF_SOCKET" => "$AP_SOCK", "APIPROF_SERVICE" => "$AP_SERVICE-cgi")
 }
 \$HTTP["url"] =~ "^/api/" {
     proxy.server = ("" => (("host" => "127.0.0.1", "port" => $BPORT)))
@@ -206,6 +218,10 @@ grep -q '^HTTP/1.1 100 Continue' <(curl -s --max-time 20 -o /dev/null -D - -H 'E
 curl -s --max-time 10 -o /dev/null -w "$W_FMT" "$B/cgi/fail.py" >"$AP_TMP/fail.out"
 curl -s --max-time 10 -o /dev/null -w "$W_FMT" "$B/cgi/slow.sh" >"$AP_TMP/slow.out"
 curl -s --max-time 10 -o /dev/null -w "$W_FMT" "$B/cgi/bigout.sh" >"$AP_TMP/bigout.out"
+for i in 1 2; do
+	curl -s --max-time 10 "$B/cgi/sql.py"
+done >"$AP_TMP/sql.out"
+ap_assert_eq "GET /cgi/sql.py twice" "$(tr '\n' ' ' <"$AP_TMP/sql.out")" "rows 1 rows 1 "
 # over server.max-request-size (1536 KiB): refused from the head (curl
 # waits for a 100 Continue with a body this size, and never sends it)
 curl -s --max-time 10 -o /dev/null -w "$W_FMT" --data-binary @"$AP_TMP/toobig.bin" "$B/cgi/echo.py" \
@@ -255,6 +271,7 @@ GET /cgi/echo.py 1
 GET /cgi/fail.py 2
 GET /cgi/slow.sh 1
 GET /cgi/bigout.sh 1
+GET /cgi/sql.py 2
 GET /api/items 1
 GET /api/users/{id} 4
 GET /api/missing 1
@@ -332,7 +349,7 @@ ap_assert_jq "POST /cgi/echo.py over HTTP/2: the 1 MiB body's DATA frames in" \
 # every request by the lighttpd process, none by a CGI child, none aborted
 all=$(ap_api /api/v1/requests --data-urlencode limit=1000 | jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)]')
 ap_assert_jq "all $(jq length <<<"$all") requests by lighttpd (pid $LT_PID), none aborted" \
-	"length == 88 and all(.[]; .pid == $LT_PID and .tid == $LT_PID and (.aborted | not))" "$all"
+	"length == 90 and all(.[]; .pid == $LT_PID and .tid == $LT_PID and (.aborted | not))" "$all"
 ap_assert_jq "GET /cgi/slow.sh: 500 ms or more (the CGI sleeps 0.5 s)" \
 	'length == 1 and .[0].duration_ms >= 500 and .[0].duration_ms < 5000' "$(rq /cgi/slow.sh GET)"
 ap_assert_jq "the HTTP/2 streams of GET /h2.txt: 41, each 200" \
@@ -344,4 +361,20 @@ ap_check_jq "/api/v1/errors: the CGI's 500 and the backend's 503, twice each" \
 	 [{"method": "GET", "route": "/api/fail", "type": "HTTP 503", "count": 2, "message": "{?: ?}"},
 	  {"method": "GET", "route": "/cgi/fail.py", "type": "HTTP 500", "count": 2, "message": "boom: database down"}]'
 ap_assert_jq "GET /cgi/fail.py: error_count 2" '. == 2' "$(ap_field GET /cgi/fail.py error_count)"
+# one sender for the service: lighttpd; its forked CGI children (before
+# their exec) and the CGIs themselves sent nothing
+ap_assert_jq "/api/v1/status: lighttpd alone sent this service's events, 90 requests, none untracked" \
+	"[.processes[] | select(.service == \"$AP_SERVICE\") | [.pid, .exe, .requests, .untracked_connections]] ==
+	 [[$LT_PID, \"$LIGHTTPD\", 90, 0]]" "$(ap_api /api/v1/status)"
+# mod_cgi hands a CGI lighttpd's LD_PRELOAD (and no other variable of
+# its environment): a CGI running SQL sends it to APIPROF_SOCKET and
+# APIPROF_SERVICE when setenv.add-environment gives them (README, lighttpd),
+# as its service's statements outside any request (the CGI serves no
+# connection; lighttpd's record of the request has none).
+ap_check_jq "/api/v1/queries: the CGI's 4 statements (sqlite3's implicit BEGIN too), twice, for $AP_SERVICE-cgi" \
+	"$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE-cgi")" \
+	'[.queries[] | [.db, .sql, .calls]] | sort == [["sqlite", "BEGIN", 2], ["sqlite", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", 2],
+	  ["sqlite", "INSERT INTO t (name) VALUES (?)", 2], ["sqlite", "SELECT count(*) FROM t WHERE id > ?", 2]]'
+ap_assert_jq "GET /cgi/sql.py: lighttpd's records, no statement of their own" \
+	'length == 2 and all(.[]; .status == 200 and .sql_count == 0)' "$(rq /cgi/sql.py GET)"
 ap_log "PASS"
