@@ -129,8 +129,9 @@ BPORT=$(ap_free_port)
 ap_bg backend "$AP_PY" "$AP_TMP/backend.py" "$BPORT"
 ap_wait_port "$BPORT"
 
-# start_lighttpd NAME PRELOAD(1|0) : lighttpd with its config, error log
-# and upload dir in $AP_TMP/NAME/; sets PORT and LT_PID.
+# start_lighttpd NAME PRELOAD(1|0) [DIRECTIVE] : lighttpd with its config,
+# error log and upload dir in $AP_TMP/NAME/, DIRECTIVE added to the config;
+# sets PORT and LT_PID.
 start_lighttpd() {
 	local d=$AP_TMP/$1
 	mkdir -p "$d/up"
@@ -155,13 +156,17 @@ mimetype.assign = (".txt" => "text/plain", ".html" => "text/html", "" => "applic
 \$HTTP["url"] =~ "^/api/" {
     proxy.server = ("" => (("host" => "127.0.0.1", "port" => $BPORT)))
 }
+${3:-}
 CONF
 	"$LIGHTTPD" -tt -f "$d/lighttpd.conf" >"$AP_TMP/$1-check.log" 2>&1 ||
 		ap_fail "lighttpd rejects its configuration: $(cat "$AP_TMP/$1-check.log")"
+	# In a session of its own: with server.max-worker, the master ends
+	# by signalling its whole process group (kill(0, SIGTERM)), which
+	# would be this script's, and make's. (setsid execs: the pid stays.)
 	if [ "$2" = 1 ]; then
-		ap_bg_preloaded "$1" "$LIGHTTPD" -D -f "$d/lighttpd.conf"
+		ap_bg_preloaded "$1" setsid "$LIGHTTPD" -D -f "$d/lighttpd.conf"
 	else
-		ap_bg "$1" "$LIGHTTPD" -D -f "$d/lighttpd.conf"
+		ap_bg "$1" setsid "$LIGHTTPD" -D -f "$d/lighttpd.conf"
 	fi
 	LT_PID=$AP_BG_PID
 	ap_wait_port "$PORT"
@@ -301,7 +306,7 @@ curl_reqs() {
 }
 # the keep-alive connections: curl's sizes, line by line (/small.txt
 # later too, /files/17 on part 5's connection, /dir/ in the deep pipeline)
-curl_reqs "$AP_TMP/ka.out" 2 /files/42
+curl_reqs "$AP_TMP/ka.out" 5 /files/42
 curl_reqs "$AP_TMP/ka.out" 4 /nope.txt
 i=0
 for p in /api/items /api/users/5 /api/users/6 /api/missing; do
@@ -377,4 +382,32 @@ ap_check_jq "/api/v1/queries: the CGI's 4 statements (sqlite3's implicit BEGIN t
 	  ["sqlite", "INSERT INTO t (name) VALUES (?)", 2], ["sqlite", "SELECT count(*) FROM t WHERE id > ?", 2]]'
 ap_assert_jq "GET /cgi/sql.py: lighttpd's records, no statement of their own" \
 	'length == 2 and all(.[]; .status == 200 and .sql_count == 0)' "$(rq /cgi/sql.py GET)"
+
+# ---- 6. server.max-worker = 2: the master forks two workers ----
+AP_SERVICE=it-lighttpd-workers
+start_lighttpd workers 1 "server.max-worker = 2"
+for i in $(seq 50); do
+	[ "$(ap_children "$LT_PID" | wc -l)" -ge 2 ] && break
+	sleep 0.1
+done
+WORKERS=$(ap_children "$LT_PID" | sort -n | tr '\n' ' ')
+ap_log "lighttpd master $LT_PID, workers $WORKERS, port $PORT"
+[ "$(wc -w <<<"$WORKERS")" = 2 ] || ap_fail "lighttpd has not 2 workers: $WORKERS"
+for i in $(seq 12); do
+	curl -s --max-time 10 -o /dev/null -w '%{http_code} ' "http://127.0.0.1:$PORT/files/$i"
+done >"$AP_TMP/w.out"
+for i in 1 2; do
+	curl -s --max-time 10 -o /dev/null -w '%{http_code} ' --data-binary @"$AP_TMP/upload.bin" -H 'Expect:' \
+		"http://127.0.0.1:$PORT/cgi/echo.py"
+done >>"$AP_TMP/w.out"
+ap_assert_eq "workers: statuses" "$(cat "$AP_TMP/w.out")" "404 404 404 404 404 404 200 404 200 404 404 404 200 200 "
+h2load -n 10 -c 2 -m 5 "http://127.0.0.1:$PORT/h2.txt" >"$AP_TMP/h2load-w.log" 2>&1 &&
+	grep -q '^status codes: 10 2xx' "$AP_TMP/h2load-w.log" || ap_fail "h2load: $(cat "$AP_TMP/h2load-w.log")"
+ap_expect_counts <<E
+GET /files/{id} 12
+POST /cgi/echo.py 2
+GET /h2.txt 10
+E
+ap_assert_pids_among "$(ap_api /api/v1/requests --data-urlencode limit=1000 |
+	jq -r --arg s "$AP_SERVICE" '.requests[] | select(.service == $s) | .pid')" "$WORKERS" "a lighttpd worker"
 ap_log "PASS"
