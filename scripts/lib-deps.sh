@@ -44,6 +44,10 @@ AP_PKGS_TEST="$AP_PKGS_TEST puma:puma ruby-sqlite3"
 # The H2O test (tests/integration/h2o.sh): Debian's h2o, HTTP/1.1 and
 # HTTP/2 (nghttp2-client, above, is its HTTP/2 client).
 AP_PKGS_TEST="$AP_PKGS_TEST h2o:h2o"
+# The lighttpd test (tests/integration/lighttpd.sh): Debian's lighttpd
+# 1.4, the package itself (/usr/sbin/lighttpd and its modules in
+# /usr/lib/lighttpd, whose mod_cgi and mod_proxy the test drives).
+AP_PKGS_TEST="$AP_PKGS_TEST lighttpd"
 # The uWSGI test (tests/integration/uwsgi.sh): Debian's uWSGI 2.0 and its
 # Python 3 plugin (the packages themselves, never a `uwsgi` command, which
 # pip's uWSGI also provides, without Debian's plugins).
