@@ -60,13 +60,15 @@ ap_start_collector
 
 # ---- the site: files, CGIs, the backend ----
 W=$AP_TMP/www
-mkdir -p "$W/dir" "$W/files" "$AP_TMP/cgi"
+mkdir -p "$W/dir" "$W/files" "$W/upgrade" "$AP_TMP/cgi"
 head -c 1048576 /dev/urandom >"$W/big.bin"
 head -c 1048576 /dev/urandom >"$AP_TMP/upload.bin"
 head -c 2097152 /dev/urandom >"$AP_TMP/toobig.bin"
 printf 'hello from lighttpd\n' >"$W/small.txt"
 printf '<p>index</p>\n' >"$W/dir/index.html"
 printf 'h2 file\n' >"$W/h2.txt"
+printf 'one\n' >"$W/upgrade/1"
+printf 'two\n' >"$W/upgrade/2"
 for i in 7 9 17 42; do
 	printf 'file %s\n' "$i" >"$W/files/$i"
 done
@@ -247,6 +249,14 @@ curl -s --max-time 20 --http2-prior-knowledge -o "$AP_TMP/h2post.body" -w '%{htt
 	--data-binary @"$AP_TMP/upload.bin" "$B/cgi/echo.py" >>"$AP_TMP/h2.out" || ap_fail "an HTTP/2 POST failed"
 ap_assert_eq "HTTP/2 statuses and versions" "$(tr '\n' ' ' <"$AP_TMP/h2.out")" "200 2 200 2 200 2 200 2 "
 ap_assert_eq "the HTTP/2 POST's body, read whole by the CGI" "$(cat "$AP_TMP/h2post.body")" "received 1048576"
+# h2c by Upgrade, which lighttpd implements (curl --http2 on an http://
+# URL asks for it): the upgrading request is recorded with its 101, and
+# the connection is no longer followed, so the second request, stream 3
+# on it, is not recorded (README, HTTP/2: h2c by Upgrade).
+curl -s --max-time 10 --http2 -o /dev/null -o /dev/null -w '%{http_code} %{http_version} %{num_connects}\n' \
+	"$B/upgrade/1" "$B/upgrade/2" >"$AP_TMP/upgrade.out" || ap_fail "curl --http2 (Upgrade: h2c) failed"
+ap_assert_eq "h2c by Upgrade: statuses, versions, one connection" "$(tr '\n' ' ' <"$AP_TMP/upgrade.out")" \
+	"200 2 1 200 2 0 "
 h2load -n 40 -c 2 -m 10 "$B/h2.txt" >"$AP_TMP/h2load.log" 2>&1 || ap_fail "h2load failed: $(cat "$AP_TMP/h2load.log")"
 grep -q '^requests: 40 total, 40 started, 40 done, 40 succeeded' "$AP_TMP/h2load.log" &&
 	grep -q '^status codes: 40 2xx' "$AP_TMP/h2load.log" || ap_fail "h2load: $(cat "$AP_TMP/h2load.log")"
@@ -282,6 +292,7 @@ GET /api/users/{id} 4
 GET /api/missing 1
 GET /api/fail 2
 GET /h2.txt 41
+GET /upgrade/{id} 1
 E
 
 # ---- what the collector reports of each request ----
@@ -354,9 +365,11 @@ ap_assert_jq "POST /cgi/echo.py over HTTP/2: the 1 MiB body's DATA frames in" \
 # every request by the lighttpd process, none by a CGI child, none aborted
 all=$(ap_api /api/v1/requests --data-urlencode limit=1000 | jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)]')
 ap_assert_jq "all $(jq length <<<"$all") requests by lighttpd (pid $LT_PID), none aborted" \
-	"length == 90 and all(.[]; .pid == $LT_PID and .tid == $LT_PID and (.aborted | not))" "$all"
+	"length == 91 and all(.[]; .pid == $LT_PID and .tid == $LT_PID and (.aborted | not))" "$all"
 ap_assert_jq "GET /cgi/slow.sh: 500 ms or more (the CGI sleeps 0.5 s)" \
 	'length == 1 and .[0].duration_ms >= 500 and .[0].duration_ms < 5000' "$(rq /cgi/slow.sh GET)"
+ap_assert_jq "h2c by Upgrade: the upgrading request recorded with its 101, the next one not at all" \
+	'length == 1 and .[0].status == 101 and .[0].path == "/upgrade/1"' "$(rq /upgrade/1 GET | jq --argjson b "$(rq /upgrade/2 GET)" '. + $b')"
 ap_assert_jq "the HTTP/2 streams of GET /h2.txt: 41, each 200" \
 	'length == 41 and all(.[]; .status == 200 and .bytes_in > 0 and .bytes_out > 0)' "$(rq /h2.txt GET)"
 # errors: the CGI's 500 with its body as the message, the backend's 503
@@ -368,9 +381,9 @@ ap_check_jq "/api/v1/errors: the CGI's 500 and the backend's 503, twice each" \
 ap_assert_jq "GET /cgi/fail.py: error_count 2" '. == 2' "$(ap_field GET /cgi/fail.py error_count)"
 # one sender for the service: lighttpd; its forked CGI children (before
 # their exec) and the CGIs themselves sent nothing
-ap_assert_jq "/api/v1/status: lighttpd alone sent this service's events, 90 requests, none untracked" \
+ap_assert_jq "/api/v1/status: lighttpd alone sent this service's events, 91 requests, none untracked" \
 	"[.processes[] | select(.service == \"$AP_SERVICE\") | [.pid, .exe, .requests, .untracked_connections]] ==
-	 [[$LT_PID, \"$LIGHTTPD\", 90, 0]]" "$(ap_api /api/v1/status)"
+	 [[$LT_PID, \"$LIGHTTPD\", 91, 0]]" "$(ap_api /api/v1/status)"
 # mod_cgi hands a CGI lighttpd's LD_PRELOAD (and no other variable of
 # its environment): a CGI running SQL sends it to APIPROF_SOCKET and
 # APIPROF_SERVICE when setenv.add-environment gives them (README, lighttpd),
@@ -384,8 +397,11 @@ ap_assert_jq "GET /cgi/sql.py: lighttpd's records, no statement of their own" \
 	'length == 2 and all(.[]; .status == 200 and .sql_count == 0)' "$(rq /cgi/sql.py GET)"
 
 # ---- 6. server.max-worker = 2: the master forks two workers ----
+# streaming responses as they come (server.stream-response-body = 2):
+# a CGI's output without a length is sent chunked, writev by writev
 AP_SERVICE=it-lighttpd-workers
-start_lighttpd workers 1 "server.max-worker = 2"
+start_lighttpd workers 1 "server.max-worker = 2
+server.stream-response-body = 2"
 for i in $(seq 50); do
 	[ "$(ap_children "$LT_PID" | wc -l)" -ge 2 ] && break
 	sleep 0.1
@@ -401,13 +417,20 @@ for i in 1 2; do
 		"http://127.0.0.1:$PORT/cgi/echo.py"
 done >>"$AP_TMP/w.out"
 ap_assert_eq "workers: statuses" "$(cat "$AP_TMP/w.out")" "404 404 404 404 404 404 200 404 200 404 404 404 200 200 "
+ap_raw "$PORT" --dump "$AP_TMP/stream.raw" "GET /cgi/bigout.sh" "GET /cgi/slow.sh" >"$AP_TMP/stream.out"
+ap_assert_eq "workers: streamed CGI responses" "$(awk '{printf "%s ", $1}' "$AP_TMP/stream.out")" "200 200 "
+grep -q '^Transfer-Encoding: chunked' "$AP_TMP/stream.raw" || ap_fail "GET /cgi/bigout.sh was not sent chunked"
 h2load -n 10 -c 2 -m 5 "http://127.0.0.1:$PORT/h2.txt" >"$AP_TMP/h2load-w.log" 2>&1 &&
 	grep -q '^status codes: 10 2xx' "$AP_TMP/h2load-w.log" || ap_fail "h2load: $(cat "$AP_TMP/h2load-w.log")"
 ap_expect_counts <<E
 GET /files/{id} 12
 POST /cgi/echo.py 2
+GET /cgi/bigout.sh 1
+GET /cgi/slow.sh 1
 GET /h2.txt 10
 E
+expect_reqs /cgi/bigout.sh GET 1 200 "$(reqlen "GET /cgi/bigout.sh")" "$(col2 "$AP_TMP/stream.out" 1)"
+expect_reqs /cgi/slow.sh GET 1 200 "$(reqlen "GET /cgi/slow.sh")" "$(col2 "$AP_TMP/stream.out" 2)"
 ap_assert_pids_among "$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 	jq -r --arg s "$AP_SERVICE" '.requests[] | select(.service == $s) | .pid')" "$WORKERS" "a lighttpd worker"
 ap_log "PASS"
