@@ -4,6 +4,8 @@
 # helpers use: POST /upload (answers "got <bytes>"), GET /slow?ms=N&n=K,
 # /sql/beside?n=K and /sql/pair (rendezvous of requests in one process, see
 # the apps), and the same 4 sqlite3 statements on the authors table.
+# lighttpd.sh uses its stored-request helpers (ap_reqlen, ap_fetch_reqs,
+# ap_rq, ap_expect_reqs), which serve any server's test.
 
 # ap_reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
 ap_reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }

@@ -59,7 +59,9 @@
 #    upstream connection lighttpd opens is never a request;
 # 4. HTTP/2 (curl --http2-prior-knowledge, a 1 MiB POST to the CGI,
 #    h2load 40 streams on 2 connections, 10 at once each): every stream
-#    one request, exactly. h2c by Upgrade (curl --http2): the upgrading
+#    one request, exactly; nghttp's streams (3 at once, a 1 MiB file, a
+#    404, a 1 MiB POST) with bytes in and out exactly the frames nghttp
+#    sent and received on each. h2c by Upgrade (curl --http2): the upgrading
 #    request recorded with its 101, the next stream not (README, HTTP/2);
 # 5. byte-identical responses with and without the preload (11 requests
 #    on one connection: files, a Range, CGIs, proxied; Date masked);
@@ -69,9 +71,10 @@
 # About 12 s on an idle machine (30 s beside five other tests).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
+. "$(dirname "$0")/applib.sh"
 
 LIGHTTPD=/usr/sbin/lighttpd
-ap_require curl jq "$LIGHTTPD" h2load
+ap_require curl jq "$LIGHTTPD" h2load nghttp
 ap_require_build
 [ -e /usr/lib/lighttpd/mod_cgi.so ] && [ -e /usr/lib/lighttpd/mod_proxy.so ] ||
 	ap_fail "lighttpd's mod_cgi or mod_proxy is missing in /usr/lib/lighttpd"
@@ -80,13 +83,14 @@ ap_start_collector
 
 # ---- the site: files, CGIs, the backend ----
 W=$AP_TMP/www
-mkdir -p "$W/dir" "$W/files" "$W/upgrade" "$AP_TMP/cgi"
+mkdir -p "$W/dir" "$W/files" "$W/upgrade" "$W/h2x" "$AP_TMP/cgi"
 head -c 1048576 /dev/urandom >"$W/big.bin"
 head -c 1048576 /dev/urandom >"$AP_TMP/upload.bin"
 head -c 2097152 /dev/urandom >"$AP_TMP/toobig.bin"
 printf 'hello from lighttpd\n' >"$W/small.txt"
 printf '<p>index</p>\n' >"$W/dir/index.html"
 printf 'h2 file\n' >"$W/h2.txt"
+cp "$W/big.bin" "$W/small.txt" "$W/h2x/"
 printf 'one\n' >"$W/upgrade/1"
 printf 'two\n' >"$W/upgrade/2"
 for i in 7 9 17 42; do
@@ -200,15 +204,6 @@ start_lighttpd lighttpd 1
 B=http://127.0.0.1:$PORT
 ap_log "collector $AP_URL, lighttpd $LT_PID on port $PORT (unpreloaded on $PLAIN), backend on $BPORT"
 
-# rq PATH [METHOD] : this service's stored requests of PATH (exact), oldest
-# first.
-rq() {
-	ap_api /api/v1/requests --data-urlencode "q=$1" --data-urlencode limit=1000 |
-		jq --arg s "$AP_SERVICE" --arg p "$1" --arg m "${2:-}" \
-			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | sort_by(.ts, .id)'
-}
-# reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
-reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
 W_FMT='%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n'
 
 # ---- 1. files: keep-alive, a pipeline, 304s, a Range ----
@@ -269,6 +264,26 @@ curl -s --max-time 20 --http2-prior-knowledge -o "$AP_TMP/h2post.body" -w '%{htt
 	--data-binary @"$AP_TMP/upload.bin" "$B/cgi/echo.py" >>"$AP_TMP/h2.out" || ap_fail "an HTTP/2 POST failed"
 ap_assert_eq "HTTP/2 statuses and versions" "$(tr '\n' ' ' <"$AP_TMP/h2.out")" "200 2 200 2 200 2 200 2 "
 ap_assert_eq "the HTTP/2 POST's body, read whole by the CGI" "$(cat "$AP_TMP/h2post.body")" "received 1048576"
+# nghttp -v prints every frame: each stream's bytes, 9-byte headers
+# included, the way the preload counts them (README, HTTP/2). Three
+# streams at once on one connection (the 1 MiB file, in 16 KiB DATA
+# frames, with the client's WINDOW_UPDATEs), then a 1 MiB POST.
+nghttp -nv "$B/h2x/big.bin" "$B/h2x/small.txt" "$B/h2x/none" >"$AP_TMP/nghttp.log" 2>&1 &&
+	nghttp -nv -d "$AP_TMP/upload.bin" "$B/cgi/echo.py?nghttp" >>"$AP_TMP/nghttp.log" 2>&1 ||
+	ap_fail "nghttp failed: $(tail -n 20 "$AP_TMP/nghttp.log")"
+# "PATH BYTES_IN BYTES_OUT" per client stream, from nghttp's log
+awk '/ (send|recv) [A-Z_]+ frame <length=/ {
+		match($0, /length=[0-9]+/); len = substr($0, RSTART + 7, RLENGTH - 7)
+		match($0, /stream_id=[0-9]+/); sid = substr($0, RSTART + 10, RLENGTH - 10)
+		if (sid % 2 == 0) next
+		if ($0 ~ / send /) inb[run, sid] += 9 + len; else outb[run, sid] += 9 + len
+		if ($0 ~ / send HEADERS /) cur = sid
+		next }
+	/\] Connected$/ { run++ }
+	$1 == ":path:" && cur != "" { p = $2; sub(/\?.*/, "", p); path[run, cur] = p; order[++n] = run SUBSEP cur; cur = "" }
+	END { for (i = 1; i <= n; i++) print path[order[i]], inb[order[i]], outb[order[i]] }' \
+	"$AP_TMP/nghttp.log" >"$AP_TMP/nghttp.out"
+[ "$(wc -l <"$AP_TMP/nghttp.out")" = 4 ] || ap_fail "nghttp: not 4 streams: $(cat "$AP_TMP/nghttp.out")"
 # h2c by Upgrade, which lighttpd implements (curl --http2 on an http://
 # URL asks for it): the upgrading request is recorded with its 101, and
 # the connection is no longer followed, so the second request, stream 3
@@ -301,7 +316,7 @@ GET /nope 1
 GET /missing 1
 GET /dir 2
 GET /dir/ 2
-POST /cgi/echo.py 6
+POST /cgi/echo.py 7
 GET /cgi/echo.py 1
 GET /cgi/fail.py 2
 GET /cgi/slow.sh 1
@@ -313,16 +328,14 @@ GET /api/missing 1
 GET /api/fail 2
 GET /h2.txt 41
 GET /upgrade/{id} 1
+GET /h2x/big.bin 1
+GET /h2x/small.txt 1
+GET /h2x/none 1
 E
 
 # ---- what the collector reports of each request ----
-# expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : PATH has N stored
-# requests of METHOD, each with that status and those bytes, none aborted.
-expect_reqs() {
-	ap_assert_jq "$2 $1: $3 requests, status $4, bytes in $5, out $6" \
-		"length == $3 and all(.[]; .status == $4 and .bytes_in == $5 and .bytes_out == $6 and (.aborted | not))" \
-		"$(rq "$1" "$2")"
-}
+# every request of the service, read once (applib.sh's ap_rq reads them)
+ap_fetch_reqs "$AP_TMP/requests.json"
 # curl_reqs FILE LINE PATH [METHOD] [N] : PATH's stored requests (N, 1 by
 # default) have the status and bytes of curl's -w line LINE of FILE
 # ($W_FMT, or ap_curl_many's fields).
@@ -333,7 +346,7 @@ curl_reqs() {
 	else
 		read -r code sreq sup shdr sdl <<<"$(sed -n "${2}p" "$1")"
 	fi
-	expect_reqs "$3" "${4:-GET}" "${5:-1}" "$code" $(( sreq + sup )) $(( shdr + sdl ))
+	ap_expect_reqs "$3" "${4:-GET}" "${5:-1}" "$code" $(( sreq + sup )) $(( shdr + sdl ))
 }
 # the keep-alive connections: curl's sizes, line by line (/small.txt
 # later too, /files/17 on part 5's connection, /dir/ in the deep pipeline)
@@ -349,49 +362,59 @@ curl_reqs "$AP_TMP/bigout.out" 1 /cgi/bigout.sh
 # the pipelines and part 5's connection: ap_raw's requests and the raw
 # responses it read
 col2() { sed -n "${2}p" "$1" | cut -d' ' -f2; }
-expect_reqs /files/7 GET 1 200 "$(reqlen "GET /files/7")" "$(col2 "$AP_TMP/pipe.out" 1)"
-expect_reqs /small.txt HEAD 1 200 "$(reqlen "HEAD /small.txt")" "$(col2 "$AP_TMP/pipe.out" 2)"
-expect_reqs /big.bin HEAD 1 200 "$(reqlen "HEAD /big.bin")" "$(col2 "$AP_TMP/cmp.out" 4)"
-expect_reqs /missing GET 1 404 "$(reqlen "GET /missing")" "$(col2 "$AP_TMP/deep.out" 2)"
-expect_reqs /nope GET 1 404 "$(reqlen "GET /nope")" "$(col2 "$AP_TMP/cmp.out" 5)"
-expect_reqs /cgi/echo.py GET 1 200 "$(reqlen "GET /cgi/echo.py")" "$(col2 "$AP_TMP/cmp.out" 8)"
-expect_reqs /api/users/3 GET 1 200 "$(reqlen "GET /api/users/3")" "$(col2 "$AP_TMP/cmp.out" 10)"
+ap_expect_reqs /files/7 GET 1 200 "$(ap_reqlen "GET /files/7")" "$(col2 "$AP_TMP/pipe.out" 1)"
+ap_expect_reqs /small.txt HEAD 1 200 "$(ap_reqlen "HEAD /small.txt")" "$(col2 "$AP_TMP/pipe.out" 2)"
+ap_expect_reqs /big.bin HEAD 1 200 "$(ap_reqlen "HEAD /big.bin")" "$(col2 "$AP_TMP/cmp.out" 4)"
+ap_expect_reqs /missing GET 1 404 "$(ap_reqlen "GET /missing")" "$(col2 "$AP_TMP/deep.out" 2)"
+ap_expect_reqs /nope GET 1 404 "$(ap_reqlen "GET /nope")" "$(col2 "$AP_TMP/cmp.out" 5)"
+ap_expect_reqs /cgi/echo.py GET 1 200 "$(ap_reqlen "GET /cgi/echo.py")" "$(col2 "$AP_TMP/cmp.out" 8)"
+ap_expect_reqs /api/users/3 GET 1 200 "$(ap_reqlen "GET /api/users/3")" "$(col2 "$AP_TMP/cmp.out" 10)"
 # GET /big.bin: the keep-alive one (sendfile64), then the pipelined one and
 # the Range (206) one, then part 5's two
 ap_assert_jq "GET /dir: the two 301s, bytes in and out" \
 	"[.[] | [.status, .bytes_in, .bytes_out]] == [
 	 [301, $(sed -n 6p "$AP_TMP/ka.out" | awk '{print $4 ", " $5 + $6}')],
-	 [301, $(reqlen "GET /dir"), $(col2 "$AP_TMP/cmp.out" 6)]]" "$(rq /dir GET)"
+	 [301, $(ap_reqlen "GET /dir"), $(col2 "$AP_TMP/cmp.out" 6)]]" "$(ap_rq /dir GET)"
 rlen=$(printf '%b' "${RANGE//\\r\\n/\\r\\n}" | wc -c)
 ap_assert_jq "GET /big.bin: statuses and bytes in and out, oldest first" \
 	"[.[] | [.status, .bytes_in, .bytes_out]] == [
 	 [200, $(sed -n 3p "$AP_TMP/ka.out" | awk '{print $4 ", " $5 + $6}')],
-	 [200, $(reqlen "GET /big.bin"), $(col2 "$AP_TMP/pipe.out" 3)],
+	 [200, $(ap_reqlen "GET /big.bin"), $(col2 "$AP_TMP/pipe.out" 3)],
 	 [206, $rlen, $(col2 "$AP_TMP/pipe.out" 4)],
-	 [200, $(reqlen "GET /big.bin"), $(col2 "$AP_TMP/cmp.out" 3)],
-	 [206, $rlen, $(col2 "$AP_TMP/cmp.out" 7)]]" "$(rq /big.bin GET)"
+	 [200, $(ap_reqlen "GET /big.bin"), $(col2 "$AP_TMP/cmp.out" 3)],
+	 [206, $rlen, $(col2 "$AP_TMP/cmp.out" 7)]]" "$(ap_rq /big.bin GET)"
 ap_assert_jq "GET /small.txt: the two 304s, with curl's bytes" \
 	"[.[] | select(.status == 304) | [.bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s]", (NR > 1 ? ", " : "["), $2, $4 + $5} END {print "]"}' "$AP_TMP/304.out")" \
-	"$(rq /small.txt GET)"
+	"$(ap_rq /small.txt GET)"
 # the POSTs: every byte of each body read (the 100 Continue counted out),
 # then the 100 Continue check, the 413 (its head only: curl waited for a
 # 100 Continue that never came), and the HTTP/2 one
 ap_assert_jq "POST /cgi/echo.py over HTTP/1.1: statuses and bytes in and out as curl sent and received them, oldest first" \
 	"[.[] | [.status, .bytes_in, .bytes_out]] | (.[0:3] + [.[4]]) == $(cat "$AP_TMP/up.out" "$AP_TMP/413.out" |
 		awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}')" \
-	"$(rq /cgi/echo.py POST)"
+	"$(ap_rq /cgi/echo.py POST)"
 ap_assert_jq "POST /cgi/echo.py over HTTP/2: the 1 MiB body's DATA frames in" \
-	'.[5].status == 200 and .[5].bytes_in > 1048576 + 9 * 64' "$(rq /cgi/echo.py POST)"
+	'.[5].status == 200 and .[5].bytes_in > 1048576 + 9 * 64' "$(ap_rq /cgi/echo.py POST)"
 # every request by the lighttpd process, none by a CGI child, none aborted
-all=$(ap_api /api/v1/requests --data-urlencode limit=1000 | jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)]')
+all=$(jq '.requests' "$AP_REQS")
 ap_assert_jq "all $(jq length <<<"$all") requests by lighttpd (pid $LT_PID), none aborted" \
-	"length == 91 and all(.[]; .pid == $LT_PID and .tid == $LT_PID and (.aborted | not))" "$all"
+	"length == 95 and all(.[]; .pid == $LT_PID and .tid == $LT_PID and (.aborted | not))" "$all"
 ap_assert_jq "GET /cgi/slow.sh: 500 ms or more (the CGI sleeps 0.5 s)" \
-	'length == 1 and .[0].duration_ms >= 500 and .[0].duration_ms < 5000' "$(rq /cgi/slow.sh GET)"
+	'length == 1 and .[0].duration_ms >= 500 and .[0].duration_ms < 5000' "$(ap_rq /cgi/slow.sh GET)"
 ap_assert_jq "h2c by Upgrade: the upgrading request recorded with its 101, the next one not at all" \
-	'length == 1 and .[0].status == 101 and .[0].path == "/upgrade/1"' "$(rq /upgrade/1 GET | jq --argjson b "$(rq /upgrade/2 GET)" '. + $b')"
+	'length == 1 and .[0].status == 101 and .[0].path == "/upgrade/1"' "$(ap_rq /upgrade/1 GET | jq --argjson b "$(ap_rq /upgrade/2 GET)" '. + $b')"
+# the streams nghttp saw: bytes in and out exactly its frames
+n=0
+for st in "GET /h2x/big.bin 200" "GET /h2x/small.txt 200" "GET /h2x/none 404" "POST /cgi/echo.py 200"; do
+	n=$(( n + 1 ))
+	read -r m p code <<<"$st"
+	read -r _ bin bout <<<"$(sed -n "${n}p" "$AP_TMP/nghttp.out")"
+	ap_assert_jq "HTTP/2 $m $p (nghttp): status $code, bytes in $bin, out $bout as nghttp's frames" \
+		".[-1] | .status == $code and .bytes_in == $bin and .bytes_out == $bout and (.aborted | not)" \
+		"$(ap_rq "$p" "$m")"
+done
 ap_assert_jq "the HTTP/2 streams of GET /h2.txt: 41, each 200" \
-	'length == 41 and all(.[]; .status == 200 and .bytes_in > 0 and .bytes_out > 0)' "$(rq /h2.txt GET)"
+	'length == 41 and all(.[]; .status == 200 and .bytes_in > 0 and .bytes_out > 0)' "$(ap_rq /h2.txt GET)"
 # errors: the CGI's 500 with its body as the message, the backend's 503
 ap_check_jq "/api/v1/errors: the CGI's 500 and the backend's 503, twice each" \
 	"$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")" \
@@ -401,9 +424,9 @@ ap_check_jq "/api/v1/errors: the CGI's 500 and the backend's 503, twice each" \
 ap_assert_jq "GET /cgi/fail.py: error_count 2" '. == 2' "$(ap_field GET /cgi/fail.py error_count)"
 # one sender for the service: lighttpd; its forked CGI children (before
 # their exec) and the CGIs themselves sent nothing
-ap_assert_jq "/api/v1/status: lighttpd alone sent this service's events, 91 requests, none untracked" \
+ap_assert_jq "/api/v1/status: lighttpd alone sent this service's events, 95 requests, none untracked" \
 	"[.processes[] | select(.service == \"$AP_SERVICE\") | [.pid, .exe, .requests, .untracked_connections]] ==
-	 [[$LT_PID, \"$LIGHTTPD\", 91, 0]]" "$(ap_api /api/v1/status)"
+	 [[$LT_PID, \"$LIGHTTPD\", 95, 0]]" "$(ap_api /api/v1/status)"
 # mod_cgi hands a CGI lighttpd's LD_PRELOAD (and no other variable of
 # its environment): a CGI running SQL sends it to APIPROF_SOCKET and
 # APIPROF_SERVICE when setenv.add-environment gives them (README, lighttpd),
@@ -414,7 +437,7 @@ ap_check_jq "/api/v1/queries: the CGI's 4 statements (sqlite3's implicit BEGIN t
 	'[.queries[] | [.db, .sql, .calls]] | sort == [["sqlite", "BEGIN", 2], ["sqlite", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", 2],
 	  ["sqlite", "INSERT INTO t (name) VALUES (?)", 2], ["sqlite", "SELECT count(*) FROM t WHERE id > ?", 2]]'
 ap_assert_jq "GET /cgi/sql.py: lighttpd's records, no statement of their own" \
-	'length == 2 and all(.[]; .status == 200 and .sql_count == 0)' "$(rq /cgi/sql.py GET)"
+	'length == 2 and all(.[]; .status == 200 and .sql_count == 0)' "$(ap_rq /cgi/sql.py GET)"
 
 # ---- 6. server.max-worker = 2: the master forks two workers ----
 # streaming responses as they come (server.stream-response-body = 2):
@@ -449,8 +472,9 @@ GET /cgi/bigout.sh 1
 GET /cgi/slow.sh 1
 GET /h2.txt 10
 E
-expect_reqs /cgi/bigout.sh GET 1 200 "$(reqlen "GET /cgi/bigout.sh")" "$(col2 "$AP_TMP/stream.out" 1)"
-expect_reqs /cgi/slow.sh GET 1 200 "$(reqlen "GET /cgi/slow.sh")" "$(col2 "$AP_TMP/stream.out" 2)"
+ap_fetch_reqs "$AP_TMP/requests-workers.json"
+ap_expect_reqs /cgi/bigout.sh GET 1 200 "$(ap_reqlen "GET /cgi/bigout.sh")" "$(col2 "$AP_TMP/stream.out" 1)"
+ap_expect_reqs /cgi/slow.sh GET 1 200 "$(ap_reqlen "GET /cgi/slow.sh")" "$(col2 "$AP_TMP/stream.out" 2)"
 ap_assert_pids_among "$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 	jq -r --arg s "$AP_SERVICE" '.requests[] | select(.service == $s) | .pid')" "$WORKERS" "a lighttpd worker"
 ap_log "PASS"
