@@ -394,6 +394,7 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 				struct pl_conn *expect = e;
 				__atomic_compare_exchange_n(slot, &expect, PL_CONN_TLS_HELLO, 0,
 				                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+				pl_tls_read_fd = fd + 1; /* the ClientHello: hook_ssl.c */
 				return NULL;
 			}
 			if (via == VIA_SOCKET && first && (*first == 'P' || *first == '\r')) {
@@ -1309,6 +1310,7 @@ ssize_t pl_conn_on_tls_sendfile(int fd, ssize_t r)
 
 void pl_conn_on_close(int fd)
 {
+	pl_tls_bio_forget(fd);
 	struct pl_conn *c = conn_detach(fd);
 	if (!c)
 		return;

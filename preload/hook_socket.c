@@ -128,7 +128,7 @@ EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	struct pl_conn **slot = pl_fd_plain_entry(fd);
+	struct pl_conn **slot = pl_fd_read_entry(fd);
 	if (PL_UNLIKELY(slot != NULL))
 		return pl_conn_read(fd, buf, n, slot);
 	ENSURE(read);
@@ -138,7 +138,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	ENSURE(read_chk);
-	if (PL_LIKELY(!pl_fd_plain(fd)))
+	if (PL_LIKELY(!pl_fd_read_plain(fd)))
 		return pl_real.read_chk(fd, buf, n, buflen);
 	return pl_conn_on_read(fd, buf, pl_real.read_chk(fd, buf, n, buflen));
 }
@@ -146,7 +146,7 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	ENSURE(readv);
-	if (PL_LIKELY(!pl_fd_plain(fd)))
+	if (PL_LIKELY(!pl_fd_read_plain(fd)))
 		return pl_real.readv(fd, iov, cnt);
 	return pl_conn_on_readv(fd, iov, cnt, pl_real.readv(fd, iov, cnt));
 }
@@ -162,7 +162,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 #define NOT_FED (MSG_PEEK | MSG_TRUNC | MSG_ERRQUEUE | MSG_OOB)
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	struct pl_conn **slot = pl_fd_plain_entry(fd);
+	struct pl_conn **slot = pl_fd_read_entry(fd);
 	if (PL_UNLIKELY(slot != NULL) && !(flags & NOT_FED))
 		return pl_conn_recv(fd, buf, n, flags, slot);
 	ENSURE(recv);
@@ -172,7 +172,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
 	ENSURE(recv_chk);
-	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED))
+	if (PL_LIKELY(!pl_fd_read_plain(fd)) || (flags & NOT_FED))
 		return pl_real.recv_chk(fd, buf, n, buflen, flags);
 	return pl_conn_on_read(fd, buf, pl_real.recv_chk(fd, buf, n, buflen, flags));
 }
@@ -181,7 +181,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                         struct sockaddr *addr, socklen_t *alen)
 {
 	ENSURE(recvfrom);
-	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED))
+	if (PL_LIKELY(!pl_fd_read_plain(fd)) || (flags & NOT_FED))
 		return pl_real.recvfrom(fd, buf, n, flags, addr, alen);
 	return pl_conn_on_read(fd, buf, pl_real.recvfrom(fd, buf, n, flags, addr, alen));
 }
@@ -190,7 +190,7 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
                               struct sockaddr *addr, socklen_t *alen)
 {
 	ENSURE(recvfrom_chk);
-	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED))
+	if (PL_LIKELY(!pl_fd_read_plain(fd)) || (flags & NOT_FED))
 		return pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen);
 	return pl_conn_on_read(fd, buf, pl_real.recvfrom_chk(fd, buf, n, buflen, flags, addr, alen));
 }
@@ -239,7 +239,7 @@ static PL_COLD void fds_passed(const struct msghdr *msg)
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ENSURE(recvmsg);
-	if (PL_LIKELY(!pl_fd_plain(fd)) || (flags & NOT_FED)) {
+	if (PL_LIKELY(!pl_fd_read_plain(fd)) || (flags & NOT_FED)) {
 		ssize_t r = pl_real.recvmsg(fd, msg, flags);
 		/* msg is valid when the call succeeded */
 		if (PL_UNLIKELY(r >= 0 && msg->msg_controllen >= CMSG_LEN(sizeof(int))))

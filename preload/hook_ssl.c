@@ -7,9 +7,19 @@
  * handshake and leave it to the calls here (conn.c: PL_CONN_TLS), which
  * feed the plaintext to the same parsers, keyed by the socket the SSL
  * object reads (SSL_get_rfd) and writes (SSL_get_wfd). A TLS object over
- * anything else (a memory BIO, as asyncio's, returns -1) or over a socket
- * that was not accepted (a client's: libpq with sslmode, an HTTPS call the
- * server makes) is left alone.
+ * a socket that was not accepted (a client's: libpq with sslmode, an
+ * HTTPS call the server makes) is left alone.
+ *
+ * An SSL object over a BIO of the program's own has no socket to ask
+ * (SSL_get_rfd() is -1): a memory BIO the program fills from the socket
+ * before it calls SSL_read (Python's asyncio, H2O), or a BIO whose read
+ * callback reads the socket inside SSL_read (Apache's mod_ssl, HAProxy).
+ * Either way the socket read last on the thread before the SSL read
+ * returns is that object's: the read hooks note the TLS socket they read
+ * (pl_tls_read_fd), and an SSL read over such a BIO binds its object to
+ * it, once, and takes the note. The binding holds one object per socket
+ * and one socket per object, until the socket is closed or the object
+ * reads another socket first; writes use it.
  *
  * Only libssl's public calls are hooked: SSL_read, SSL_read_ex, SSL_write,
  * SSL_write_ex, SSL_sendfile (kTLS), and for TLS 1.3 0-RTT the
@@ -27,6 +37,9 @@
 #include "config.h"
 #include "libcopy.h"
 
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -100,6 +113,156 @@ static __thread int tl_depth;
 	tl_depth--; \
 	pl_copy_outer = tl_outer_saved_
 
+__thread int pl_tls_read_fd;
+
+/*
+ * The bindings of SSL objects over BIOs of the program's own to their
+ * sockets, both ways, lock-free (any thread may read or write an object;
+ * a binding is made once a connection):
+ * - bio_ssl[fd]: the object bound to socket fd, NULL: none. PL_FD_CAP
+ *   pointers (512 KiB of address space), mapped at the first binding, so
+ *   that a process that never needs one pays nothing; pages are touched
+ *   as sockets of those numbers are bound.
+ * - bio_slot[]: object -> socket, open addressing over BIO_PROBE slots
+ *   from the address's hash; a slot is one word, address << 16 | fd
+ *   (user addresses are below 2^48, fds below PL_FD_CAP = 2^16). A slot
+ *   counts only while bio_ssl[] says the same: one whose socket was
+ *   closed or rebound is free, so neither table is ever cleaned.
+ * Atomic.
+ */
+static SSL **bio_ssl;
+#define BIO_SLOTS 4096u
+#define BIO_PROBE 16u
+static uint64_t bio_slot[BIO_SLOTS];
+_Static_assert(PL_FD_CAP <= 1u << 16, "a slot holds an fd in 16 bits");
+
+static inline unsigned bio_hash(uintptr_t a)
+{
+	return (unsigned)(((uint64_t)a * 0x9e3779b97f4a7c15ull) >> 52) & (BIO_SLOTS - 1);
+}
+
+/* Whether slot value v is a live binding: its socket still bound to it. */
+static inline int bio_live(SSL **t, uint64_t v)
+{
+	return v != 0 &&
+	       __atomic_load_n(&t[v & 0xffff], __ATOMIC_ACQUIRE) == (SSL *)(uintptr_t)(v >> 16);
+}
+
+/* The socket object s is bound to, or -1. */
+static int bio_lookup(const SSL *s)
+{
+	SSL **t = __atomic_load_n(&bio_ssl, __ATOMIC_ACQUIRE);
+	if (!t)
+		return -1;
+	uintptr_t a = (uintptr_t)s;
+	for (unsigned i = 0, h = bio_hash(a); i < BIO_PROBE; i++) {
+		uint64_t v = __atomic_load_n(&bio_slot[(h + i) & (BIO_SLOTS - 1)], __ATOMIC_ACQUIRE);
+		if ((v >> 16) == a && bio_live(t, v))
+			return (int)(v & 0xffff);
+	}
+	return -1;
+}
+
+/* bio_ssl, mapped at the first call; NULL if it cannot be. errno kept. */
+static PL_COLD SSL **bio_table(void)
+{
+	SSL **t = __atomic_load_n(&bio_ssl, __ATOMIC_ACQUIRE);
+	if (t)
+		return t;
+	int saved = errno;
+	size_t len = PL_FD_CAP * sizeof *t;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	errno = saved;
+	if (m == MAP_FAILED)
+		return NULL;
+	SSL **expect = NULL;
+	if (!__atomic_compare_exchange_n(&bio_ssl, &expect, (SSL **)m, 0, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
+		munmap(m, len);
+		errno = saved;
+		return expect;
+	}
+	return (SSL **)m;
+}
+
+/* Binds object s to socket fd, the TLS socket this thread read last, and
+ * returns the socket s is bound to: fd, or the one it was bound to before
+ * when fd is another object's or not a TLS connection's socket; -1: none. */
+static PL_COLD int bio_bind(SSL *s, int fd)
+{
+	uintptr_t a = (uintptr_t)s;
+	if ((unsigned)fd >= PL_FD_CAP || (intptr_t)pl_fd_get(fd) >= 0 || (a >> 48) != 0)
+		return bio_lookup(s);
+	SSL **t = bio_table();
+	if (!t)
+		return -1;
+	SSL *cur = __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE);
+	if (cur != s) {
+		SSL *expect = NULL;
+		if (cur != NULL || !__atomic_compare_exchange_n(&t[fd], &expect, s, 0,
+		                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return bio_lookup(s); /* another object's socket */
+	}
+	uint64_t want = (uint64_t)a << 16 | (unsigned)fd;
+	unsigned h = bio_hash(a);
+	/* s's own slot first (rebound: its old socket is let go), else a
+	 * free one */
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < BIO_PROBE; i++) {
+			uint64_t *sl = &bio_slot[(h + i) & (BIO_SLOTS - 1)];
+			uint64_t v = __atomic_load_n(sl, __ATOMIC_ACQUIRE);
+			if (v == want)
+				return fd;
+			int mine = (v >> 16) == a;
+			if (pass == 0 ? !mine : (mine || bio_live(t, v)))
+				continue;
+			if (!__atomic_compare_exchange_n(sl, &v, want, 0, __ATOMIC_ACQ_REL,
+			                                 __ATOMIC_ACQUIRE))
+				continue;
+			if (mine && (int)(v & 0xffff) != fd) {
+				SSL *old = s;
+				__atomic_compare_exchange_n(&t[v & 0xffff], &old, NULL, 0,
+				                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+			}
+			return fd;
+		}
+	}
+	SSL *expect = s; /* no room: not followed */
+	__atomic_compare_exchange_n(&t[fd], &expect, NULL, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	return -1;
+}
+
+void pl_tls_bio_forget(int fd)
+{
+	SSL **t = __atomic_load_n(&bio_ssl, __ATOMIC_ACQUIRE);
+	if (PL_UNLIKELY(t != NULL) && (unsigned)fd < PL_FD_CAP)
+		__atomic_store_n(&t[fd], NULL, __ATOMIC_RELEASE);
+}
+
+/* The socket whose connection an SSL read on s carried (`moved`: it
+ * returned bytes): the one its BIO reads, or for a BIO of the program's
+ * own the one it is bound to, bound first to the TLS socket the thread
+ * read since the last such call, if any (that read was this object's:
+ * made for it before the call, or inside it). -1: none. */
+static int read_fd(void *const *f, SSL *s, int moved)
+{
+	int noted = pl_tls_read_fd;
+	if (!moved && !noted)
+		return -1;
+	pl_tls_read_fd = 0;
+	int fd = TLF(f, get_rfd)(s);
+	if (fd >= 0)
+		return fd;
+	return noted ? bio_bind(s, noted - 1) : bio_lookup(s);
+}
+
+/* The socket an SSL write on s carried. */
+static int write_fd(void *const *f, SSL *s)
+{
+	int fd = TLF(f, get_wfd)(s);
+	return fd >= 0 ? fd : bio_lookup(s);
+}
+
 /* Whether a call's plaintext is followed: not when the preload is off, nor
  * inside a client library's call (libpq reading its own TLS connection)
  * or inside another of these hooks (a libssl that calls its own exported
@@ -120,8 +283,9 @@ EXPORT int SSL_read(SSL *s, void *buf, int num)
 	TL_ENTER(f);
 	int r = TLF(f, read)(s, buf, num);
 	TL_LEAVE();
+	int fd = read_fd(f, s, r > 0);
 	if (r > 0)
-		pl_conn_on_tls_read(TLF(f, get_rfd)(s), buf, r);
+		pl_conn_on_tls_read(fd, buf, r);
 	return r;
 }
 
@@ -136,7 +300,7 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 	int r = TLF(f, write)(s, buf, num);
 	TL_LEAVE();
 	if (r > 0)
-		pl_conn_on_tls_write(TLF(f, get_wfd)(s), buf, r);
+		pl_conn_on_tls_write(write_fd(f, s), buf, r);
 	return r;
 }
 
@@ -144,12 +308,12 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
  * The calls that report what moved through a size_t pointer, all one
  * shape: `int SSL_<name>(SSL *, buf, size_t num, size_t *moved)`, whose
  * result 1 means *moved bytes of buf moved (fed to `feed`, on the socket
- * `getfd` names); 0 when the copy lacks the function. SSL_read_ex and
+ * read_fd() or write_fd() finds, as `reading`); 0 when the copy lacks the function. SSL_read_ex and
  * SSL_write_ex; SSL_read_early_data (1 is SSL_READ_EARLY_DATA_SUCCESS; 2,
  * FINISH, moved nothing: the rest comes by SSL_read) and
  * SSL_write_early_data.
  */
-#define TL_EX_HOOK(name, buf_t, feed, getfd) \
+#define TL_EX_HOOK(name, buf_t, feed, reading) \
 	EXPORT int SSL_##name(SSL *s, buf_t buf, size_t num, size_t *moved) \
 	{ \
 		void *const *f = TL_FNS(); \
@@ -160,15 +324,20 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 		TL_ENTER(f); \
 		int r = TLF(f, name)(s, buf, num, moved); \
 		TL_LEAVE(); \
-		if (r == 1 && moved) \
-			feed(TLF(f, getfd)(s), buf, (ssize_t)*moved); \
+		if (reading) { \
+			int fd_ = read_fd(f, s, r == 1 && moved); \
+			if (r == 1 && moved) \
+				feed(fd_, buf, (ssize_t)*moved); \
+		} else if (r == 1 && moved) { \
+			feed(write_fd(f, s), buf, (ssize_t)*moved); \
+		} \
 		return r; \
 	}
 
-TL_EX_HOOK(read_ex, void *, pl_conn_on_tls_read, get_rfd)
-TL_EX_HOOK(write_ex, const void *, pl_conn_on_tls_write, get_wfd)
-TL_EX_HOOK(read_early_data, void *, pl_conn_on_tls_read, get_rfd)
-TL_EX_HOOK(write_early_data, const void *, pl_conn_on_tls_write, get_wfd)
+TL_EX_HOOK(read_ex, void *, pl_conn_on_tls_read, 1)
+TL_EX_HOOK(write_ex, const void *, pl_conn_on_tls_write, 0)
+TL_EX_HOOK(read_early_data, void *, pl_conn_on_tls_read, 1)
+TL_EX_HOOK(write_early_data, const void *, pl_conn_on_tls_write, 0)
 
 EXPORT ssize_t SSL_sendfile(SSL *s, int fd, off_t offset, size_t size, int flags)
 {

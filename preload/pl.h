@@ -332,6 +332,35 @@ static inline struct pl_conn **pl_fd_plain_entry(int fd)
 	return slot && (intptr_t)__atomic_load_n(slot, __ATOMIC_ACQUIRE) > 0 ? slot : NULL;
 }
 
+/* The socket of a connection followed through libssl that this thread
+ * last read (fd + 1; 0: none since an SSL read over a BIO of the
+ * program's own took it as that SSL object's socket: hook_ssl.c).
+ * Initial-exec TLS, written by the read hooks only on their branch for a
+ * descriptor that is not plain. */
+extern __thread int pl_tls_read_fd;
+
+/* pl_fd_plain_entry() for the read hooks: a read of a TLS connection's
+ * socket is noted in pl_tls_read_fd on the way (for an untracked fd, one
+ * more compare). */
+static inline struct pl_conn **pl_fd_read_entry(int fd)
+{
+	struct pl_conn **slot = pl_fd_entry(fd);
+	if (!slot)
+		return NULL;
+	intptr_t e = (intptr_t)__atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (PL_LIKELY(e <= 0)) {
+		if (PL_UNLIKELY(e < 0))
+			pl_tls_read_fd = fd + 1;
+		return NULL;
+	}
+	return slot;
+}
+
+static inline int pl_fd_read_plain(int fd)
+{
+	return pl_fd_read_entry(fd) != NULL;
+}
+
 /* Address of fd's entry, mapping its chunk when `create`; NULL when fd is
  * beyond the cap or the chunk cannot be mapped. */
 struct pl_conn **pl_fd_slot(int fd, int create);
@@ -394,6 +423,9 @@ void pl_conn_on_sendfile(int fd, size_t n);
 ssize_t pl_conn_on_tls_read(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_tls_write(int fd, const void *buf, ssize_t r);
 ssize_t pl_conn_on_tls_sendfile(int fd, ssize_t r);
+/* fd's socket is closed: an SSL object over a BIO of the program's own
+ * that hook_ssl.c bound to it is bound no more. Async-signal-safe. */
+void pl_tls_bio_forget(int fd);
 /* The fd stops being this connection: close, dup2 onto it, close_range.
  * The connection ends (its unanswered requests aborted) when this was its
  * last number (see pl_conn_on_dup). */
