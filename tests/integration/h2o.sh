@@ -11,10 +11,11 @@
 # HTTP/2) and each chunk written with a writev, never sendfile. The proxy
 # connect()s to the backend and reads its response with read. TLS is
 # h2o's own: an OpenSSL BIO of its own (BIO_meth_new over the buffers it
-# reads and writes with read/writev itself), so SSL_read/SSL_write do run
-# but on an SSL object with no socket (SSL_get_rfd() -1): README's "TLS
-# over BIOs of the program's own", not followed (an SSL_read hook of our
-# own printed rfd -1 for each call). Private-key operations go to a
+# reads and writes with read/writev itself), so SSL_read/SSL_write run on
+# an SSL object with no socket (SSL_get_rfd() -1, printed by an SSL_read
+# hook of our own for each call): the preload binds each such object to
+# the TLS socket its thread read last before the SSL_read (hook_ssl.c;
+# nothing of TLS was recorded before that). Private-key operations go to a
 # neverbleed helper process over a Unix socket it accept()s: no request.
 #
 #  1. h2o without the preload: the responses (HTTP/1.1, HTTP/1.1 and h2
@@ -38,8 +39,9 @@
 #     nghttp's frame log, a pushed stream (Link: rel=preload from the
 #     backend) not a request; `Upgrade: h2c` (h2o implements it): only
 #     the upgrading request, with its 101.
-#  4. TLS (HTTP/1.1 and h2, curl and h2load): nothing recorded, nothing
-#     disturbed, responses byte-identical to the unpreloaded h2o's.
+#  4. TLS (HTTP/1.1 and h2, curl and h2load): every request recorded,
+#     exact counts, statuses, HTTP/1.1 bytes as curl saw them; responses
+#     byte-identical to the unpreloaded h2o's.
 #  5. A proxy path to a port nothing listens on: h2o's 502, recorded and
 #     counted an error. Everything attributed to h2o's pid (but the /f
 #     FastCGI app's), nothing untracked; the backend served every proxied
@@ -362,12 +364,14 @@ read -r up_status up_head < <(ap_raw "$P" "$up")
 up_req=$(printf %b "$up" | wc -c)
 ap_assert_eq "raw Upgrade: h2c: status" "$up_status" 101
 
-# ---- 4. TLS: h2o's own BIO, not followed ----
-curl -sk --http1.1 --max-time 20 -w '%{http_code} %{http_version}\n' -o /dev/null "$T/static/tls.txt" \
+# ---- 4. TLS: h2o's own BIO, followed by binding ----
+curl -sk --http1.1 --max-time 20 -w '%{http_code} %{http_version} %{size_request} %{size_header} %{size_download}\n' \
+	-o /dev/null "$T/static/tls.txt" \
 	-o /dev/null "$T/api/tls" -o /dev/null "$T/static/big.bin" >"$AP_TMP/tls.out" || ap_fail "curl over TLS failed"
 curl -sk --http2 --max-time 20 -w '%{http_code} %{http_version}\n' -o /dev/null "$T/static/tls.txt" \
 	-o /dev/null "$T/api/tls" >>"$AP_TMP/tls.out" || ap_fail "curl --http2 over TLS failed"
 ap_assert_eq "TLS statuses" "$(awk '{printf "%s/%s ", $1, $2}' "$AP_TMP/tls.out")" "200/1.1 200/1.1 200/1.1 200/2 200/2 "
+awk 'NR == 1 { print $3 ", " $4 + $5 }' "$AP_TMP/tls.out" >"$AP_TMP/tls.bytes"
 h2load -n 40 -c 2 -m 10 "$T/api/tls" "$T/static/tls.txt" >"$AP_TMP/h2load-tls.log" 2>&1 ||
 	ap_fail "h2load over TLS failed: $(cat "$AP_TMP/h2load-tls.log")"
 grep -q '^requests: 40 total, 40 started, 40 done, 40 succeeded' "$AP_TMP/h2load-tls.log" ||
@@ -377,16 +381,19 @@ grep -q '^requests: 40 total, 40 started, 40 done, 40 succeeded' "$AP_TMP/h2load
 ap_raw "$P" "GET /down/users/99" >"$AP_TMP/502.out"
 ap_assert_eq "GET /down/users/99 (nothing listens)" "$(cut -d' ' -f1 "$AP_TMP/502.out")" 502
 
-# dumps (twice, one per run: h1 raw 1, TLS none, h2c 1 per URL): 2 each;
-# h2load: 60 streams over 3 URLs, 20 each.
+# dumps (preloaded once: h1 raw, TLS h1 and h2, h2c; and the raw and h2c
+# ones of the plain run): 4 each; h2load: 60 streams over 3 URLs, 20 each;
+# TLS: 3 by curl, 40 by h2load over 2 URLs.
 ap_expect_counts <<E
-GET /static/small.txt 27
-GET /static/big.bin 5
+GET /static/small.txt 29
+GET /static/big.bin 8
 GET /static/huge.bin 1
-GET /api/users/{id} 27
+GET /api/users/{id} 29
 GET /down/users/{id} 1
-GET /nope 4
-GET /m/orders/{id} 27
+GET /nope 6
+GET /m/orders/{id} 29
+GET /api/tls 22
+GET /static/tls.txt 22
 GET / 1
 GET /api/boom 1
 GET /api/slow 2
@@ -542,9 +549,15 @@ ap_assert_jq "the FastCGI app's records under /g, service it-h2o-fcgi: its bodie
 	"$(ap_api /api/v1/requests --data-urlencode limit=1000)"
 check_ones
 
-# TLS: nothing of it recorded.
-ap_assert_eq "requests recorded for TLS-only routes" \
-	"$(jq '[.[] | select(.path == "/api/tls" or .path == "/static/tls.txt")] | length' "$AP_TMP/requests.json")" 0
+# TLS: every request recorded, 200, none aborted; over HTTP/1.1 (the
+# first of each route) with the bytes curl sent and read.
+ap_assert_jq "TLS-only routes: 44 requests, all 200, none aborted" \
+	'[.[] | select(.path == "/api/tls" or .path == "/static/tls.txt")] |
+	 length == 44 and all(.[]; .status == 200 and (.aborted | not) and .bytes_in > 0 and .bytes_out > 0)' \
+	"$(cat "$AP_TMP/requests.json")"
+ap_assert_jq "GET /static/tls.txt over TLS HTTP/1.1: bytes in and out as curl counted them" \
+	"(map(select(.path == \"/static/tls.txt\")) | .[0] | [.bytes_in, .bytes_out]) == [$(sed -n 1p "$AP_TMP/tls.bytes")]" \
+	"$(cat "$AP_TMP/requests.json")"
 
 # Everything was h2o's, one process, nothing untracked; the backend served
 # every proxied request (37 plain, 24 over TLS; the 502 never reached it)

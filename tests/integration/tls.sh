@@ -317,3 +317,58 @@ EOF
 else
 	ap_log "part 4 not run: no OpenSSL or libpq headers (libssl-dev, libpq-dev)"
 fi
+
+# ---- 5. asyncio over TLS: memory BIOs (tests/servers/asyncio_tls.py) ----
+# asyncio runs OpenSSL over memory BIOs: SSL_read and SSL_write on objects
+# with no socket (SSL_get_rfd() -1), the loop reading and writing the
+# ciphertext itself. The preload binds each object to the TLS socket the
+# thread read last before its SSL_read (nothing was recorded before). One
+# thread: 12 connections at once, their handshakes interleaved on the
+# loop, each keeping 3 requests alive; then 6 slow requests in flight at
+# once, and a 1 MiB upload. Every request's bytes in and out are exactly
+# what curl sent and read: plaintext fed to another connection's parser
+# would break them.
+AP_SERVICE=tls-asyncio
+AS_PORT=$(ap_free_port)
+ap_bg_preloaded tlsasyncio python3 "$AP_SRCDIR/tests/servers/asyncio_tls.py" "$AS_PORT" \
+	"$AP_TMP/tls.crt" "$AP_TMP/tls.key"
+ap_wait_log tlsasyncio '^listening'
+A=https://127.0.0.1:$AS_PORT
+W='%{url_effective} %{http_code} %{size_request} %{size_header} %{size_download} %{size_upload}\n'
+clients=()
+for c in $(seq 12); do
+	curl -sk --max-time 30 -w "$W" -o /dev/null "$A/items/$c" -o /dev/null "$A/nope/$c" \
+		-o /dev/null "$A/items/$((c + 1000))" >"$AP_TMP/as.$c" &
+	clients+=($!)
+done
+for c in $(seq 6); do
+	curl -sk --max-time 30 -w "$W" -o /dev/null "$A/slow/400" >"$AP_TMP/as.slow.$c" &
+	clients+=($!)
+done
+for c in "${clients[@]}"; do
+	wait "$c" || ap_fail "a client of the asyncio server over TLS failed"
+done
+head -c 1048576 /dev/urandom >"$AP_TMP/mib.bin"
+curl -sk --max-time 30 -H 'Expect:' --data-binary @"$AP_TMP/mib.bin" -w "$W" -o /dev/null "$A/upload" \
+	>"$AP_TMP/as.upload" || ap_fail "the upload to the asyncio server failed"
+cat "$AP_TMP"/as.* >"$AP_TMP/as.out"
+ap_assert_eq "asyncio over TLS: statuses" \
+	"$(awk '{print $2}' "$AP_TMP/as.out" | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" "200:31 404:12 "
+ap_expect_counts <<COUNTS
+GET /items/{id} 24
+GET /nope/{id} 12
+GET /slow/{id} 6
+POST /upload 1
+COUNTS
+# [path, status, bytes_in, bytes_out] of each request, as curl counted them
+want=$(awk '{ sub("^https://[^/]*", "", $1); printf "[\"%s\",%s,%s,%s]\n", $1, $2, $3 + $6, $4 + $5 }' \
+	"$AP_TMP/as.out" | jq -s -c 'map(tojson) | sort | map(fromjson)')
+got=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
+	jq -c '[.requests[] | select(.service == "tls-asyncio") | [.path, .status, .bytes_in, .bytes_out] | tojson] |
+	       sort | map(fromjson)')
+ap_assert_eq "asyncio over TLS: each request's path, status, bytes in and out" "$got" "$want"
+ap_assert_jq "asyncio over TLS: the 6 slow requests 400 ms or more, in flight together, none aborted" \
+	'def start: .ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber);
+	 length == 6 and all(.[]; .duration_ms >= 400 and (.aborted | not)) and
+	 (map(start) | max) < (map(start + .duration_ms) | min)' "$(ap_requests /slow/{id})"
+ap_log "TLS: asyncio over memory BIOs: ok"
