@@ -394,7 +394,12 @@ conn_acquire_slow(int fd, int create, struct pl_conn **slot, conn_via via,
 				struct pl_conn *expect = e;
 				__atomic_compare_exchange_n(slot, &expect, PL_CONN_TLS_HELLO, 0,
 				                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-				pl_tls_read_fd = fd + 1; /* the ClientHello: hook_ssl.c */
+				/* a new TLS connection on fd: no SSL object of an
+				 * earlier one's is bound to it now (its end may have
+				 * gone unseen: a shutdown first), and its ClientHello
+				 * is the thread's last TLS read (hook_ssl.c) */
+				pl_tls_bio_forget(fd);
+				pl_tls_read_fd = fd + 1;
 				return NULL;
 			}
 			if (via == VIA_SOCKET && first && (*first == 'P' || *first == '\r')) {
