@@ -37,9 +37,7 @@
 #include "config.h"
 #include "libcopy.h"
 
-#include <errno.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <sys/types.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -116,73 +114,51 @@ static __thread int tl_depth;
 __thread int pl_tls_read_fd;
 
 /*
- * The bindings of SSL objects over BIOs of the program's own to their
- * sockets, both ways, lock-free (any thread may read or write an object;
- * a binding is made once a connection):
- * - bio_ssl[fd]: the object bound to socket fd, NULL: none. PL_FD_CAP
- *   pointers (512 KiB of address space), mapped at the first binding, so
- *   that a process that never needs one pays nothing; pages are touched
- *   as sockets of those numbers are bound.
- * - bio_slot[]: object -> socket, open addressing over BIO_PROBE slots
- *   from the address's hash; a slot is one word, address << 16 | fd
- *   (user addresses are below 2^48, fds below PL_FD_CAP = 2^16). A slot
- *   counts only while bio_ssl[] says the same: one whose socket was
- *   closed or rebound is free, so neither table is ever cleaned.
- * Atomic.
+ * SSL objects over BIOs of the program's own, bound to their sockets:
+ * open addressing over BIO_PROBE slots from the object's address's hash,
+ * each slot one word, address << 16 | fd (user addresses are below 2^48,
+ * fds below PL_FD_CAP = 2^16), 0: free. Lock-free (any thread may read or
+ * write an object): a binding is made once a connection, looked up at each
+ * SSL call on such an object, and cleared when a new TLS connection
+ * begins on its socket or the socket is closed, by a scan of the table
+ * (8 KiB, once a connection, and only in a process that bound one: a TLS
+ * handshake costs a thousand times more). A binding per followed
+ * connection at most: beyond BIO_SLOTS (more than the connection pool
+ * holds records) or a full probe run, an object stays unbound and its
+ * connection is not followed. Atomic.
  */
-static SSL **bio_ssl;
-#define BIO_SLOTS 4096u
+#define BIO_SLOTS 1024u
 #define BIO_PROBE 16u
 static uint64_t bio_slot[BIO_SLOTS];
+static int bio_used; /* a binding was ever made here (a fork child's too) */
 _Static_assert(PL_FD_CAP <= 1u << 16, "a slot holds an fd in 16 bits");
 
 static inline unsigned bio_hash(uintptr_t a)
 {
-	return (unsigned)(((uint64_t)a * 0x9e3779b97f4a7c15ull) >> 52) & (BIO_SLOTS - 1);
-}
-
-/* Whether slot value v is a live binding: its socket still bound to it. */
-static inline int bio_live(SSL **t, uint64_t v)
-{
-	return v != 0 &&
-	       __atomic_load_n(&t[v & 0xffff], __ATOMIC_ACQUIRE) == (SSL *)(uintptr_t)(v >> 16);
+	return (unsigned)(((uint64_t)a * 0x9e3779b97f4a7c15ull) >> 54) & (BIO_SLOTS - 1);
 }
 
 /* The socket object s is bound to, or -1. */
 static int bio_lookup(const SSL *s)
 {
-	SSL **t = __atomic_load_n(&bio_ssl, __ATOMIC_ACQUIRE);
-	if (!t)
-		return -1;
 	uintptr_t a = (uintptr_t)s;
 	for (unsigned i = 0, h = bio_hash(a); i < BIO_PROBE; i++) {
 		uint64_t v = __atomic_load_n(&bio_slot[(h + i) & (BIO_SLOTS - 1)], __ATOMIC_ACQUIRE);
-		if ((v >> 16) == a && bio_live(t, v))
+		if (v != 0 && (v >> 16) == a)
 			return (int)(v & 0xffff);
 	}
 	return -1;
 }
 
-/* bio_ssl, mapped at the first call; NULL if it cannot be. errno kept. */
-static PL_COLD SSL **bio_table(void)
+/* Whether another object than s is bound to socket fd. */
+static int bio_taken(uintptr_t a, int fd)
 {
-	SSL **t = __atomic_load_n(&bio_ssl, __ATOMIC_ACQUIRE);
-	if (t)
-		return t;
-	int saved = errno;
-	size_t len = PL_FD_CAP * sizeof *t;
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	errno = saved;
-	if (m == MAP_FAILED)
-		return NULL;
-	SSL **expect = NULL;
-	if (!__atomic_compare_exchange_n(&bio_ssl, &expect, (SSL **)m, 0, __ATOMIC_ACQ_REL,
-	                                 __ATOMIC_ACQUIRE)) {
-		munmap(m, len);
-		errno = saved;
-		return expect;
+	for (unsigned i = 0; i < BIO_SLOTS; i++) {
+		uint64_t v = __atomic_load_n(&bio_slot[i], __ATOMIC_ACQUIRE);
+		if (v != 0 && (int)(v & 0xffff) == fd && (v >> 16) != a)
+			return 1;
 	}
-	return (SSL **)m;
+	return 0;
 }
 
 /* Binds object s to socket fd, the TLS socket this thread read last, and
@@ -191,52 +167,40 @@ static PL_COLD SSL **bio_table(void)
 static PL_COLD int bio_bind(SSL *s, int fd)
 {
 	uintptr_t a = (uintptr_t)s;
-	if ((unsigned)fd >= PL_FD_CAP || (intptr_t)pl_fd_get(fd) >= 0 || (a >> 48) != 0)
-		return bio_lookup(s);
-	SSL **t = bio_table();
-	if (!t)
-		return -1;
-	SSL *cur = __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE);
-	if (cur != s) {
-		SSL *expect = NULL;
-		if (cur != NULL || !__atomic_compare_exchange_n(&t[fd], &expect, s, 0,
-		                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			return bio_lookup(s); /* another object's socket */
-	}
+	int was = bio_lookup(s);
+	if (was == fd)
+		return fd;
+	if ((unsigned)fd >= PL_FD_CAP || (intptr_t)pl_fd_get(fd) >= 0 || (a >> 48) != 0 ||
+	    bio_taken(a, fd))
+		return was;
+	__atomic_store_n(&bio_used, 1, __ATOMIC_RELAXED);
 	uint64_t want = (uint64_t)a << 16 | (unsigned)fd;
 	unsigned h = bio_hash(a);
-	/* s's own slot first (rebound: its old socket is let go), else a
-	 * free one */
+	/* s's own slot (rebound: it read another socket first), else a free one */
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned i = 0; i < BIO_PROBE; i++) {
 			uint64_t *sl = &bio_slot[(h + i) & (BIO_SLOTS - 1)];
 			uint64_t v = __atomic_load_n(sl, __ATOMIC_ACQUIRE);
-			if (v == want)
+			if (pass == 0 ? v == 0 || (v >> 16) != a : v != 0)
+				continue;
+			if (__atomic_compare_exchange_n(sl, &v, want, 0, __ATOMIC_ACQ_REL,
+			                                __ATOMIC_ACQUIRE))
 				return fd;
-			int mine = (v >> 16) == a;
-			if (pass == 0 ? !mine : (mine || bio_live(t, v)))
-				continue;
-			if (!__atomic_compare_exchange_n(sl, &v, want, 0, __ATOMIC_ACQ_REL,
-			                                 __ATOMIC_ACQUIRE))
-				continue;
-			if (mine && (int)(v & 0xffff) != fd) {
-				SSL *old = s;
-				__atomic_compare_exchange_n(&t[v & 0xffff], &old, NULL, 0,
-				                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-			}
-			return fd;
 		}
 	}
-	SSL *expect = s; /* no room: not followed */
-	__atomic_compare_exchange_n(&t[fd], &expect, NULL, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-	return -1;
+	return -1; /* no room: not followed */
 }
 
 void pl_tls_bio_forget(int fd)
 {
-	SSL **t = __atomic_load_n(&bio_ssl, __ATOMIC_ACQUIRE);
-	if (PL_UNLIKELY(t != NULL) && (unsigned)fd < PL_FD_CAP)
-		__atomic_store_n(&t[fd], NULL, __ATOMIC_RELEASE);
+	if (PL_LIKELY(!__atomic_load_n(&bio_used, __ATOMIC_RELAXED)))
+		return;
+	for (unsigned i = 0; i < BIO_SLOTS; i++) {
+		uint64_t v = __atomic_load_n(&bio_slot[i], __ATOMIC_ACQUIRE);
+		if (v != 0 && (int)(v & 0xffff) == fd)
+			__atomic_compare_exchange_n(&bio_slot[i], &v, 0, 0, __ATOMIC_ACQ_REL,
+			                            __ATOMIC_RELAXED);
+	}
 }
 
 /* The socket whose connection an SSL read on s carried (`moved`: it
