@@ -50,6 +50,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST uwsgi-core uwsgi-plugin-python3"
 # event loop (libuv), which `uvicorn[standard]` brings and then uses by
 # default. Debian ships no uvicorn command: the test runs python3 -m uvicorn.
 AP_PKGS_TEST="$AP_PKGS_TEST python3-uvicorn python3-httptools python3-uvloop"
+# The HAProxy test (tests/integration/haproxy.sh): Debian's HAProxy 2.6,
+# the package itself (the test runs /usr/sbin/haproxy).
+AP_PKGS_TEST="$AP_PKGS_TEST haproxy"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"

@@ -50,7 +50,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/slow":
             m = re.search(r"(?:^|&)ms=([0-9]+)", query)
             ms = int(m.group(1)) if m else 300
-            print("slow", ms, flush=True)
+            sys.stdout.write("slow %d\n" % ms)  # one line, whole, per request
+            sys.stdout.flush()
             time.sleep(ms / 1000)
             return self.reply(200, b'{"slept": %d}\n' % ms)
         if path == "/boom":
