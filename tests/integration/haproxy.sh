@@ -33,7 +33,8 @@
 #    after a 100 Continue, chunked).
 # 2. what HAProxy answers itself: 200 (return), 403 (deny), 503 (a backend
 #    with no server), 504 (timeout server 300 ms, the backend's 1 s route:
-#    300 ms to 1 s), 502 (the backend answers bytes that are not HTTP);
+#    300 ms to 1 s), 502 (the backend answers bytes that are not HTTP),
+#    408 (a head that never ends: timeout http-request 500 ms);
 #    /api/v1/errors: the two 500s, the 502, 503 and 504 with HAProxy's
 #    messages, nothing for 403 and 404.
 # 3. four 400 ms requests at once (all in flight at one instant), and 12
@@ -81,6 +82,8 @@ defaults
     timeout connect 2s
     timeout client 10s
     timeout server 10s
+    timeout http-request 500ms
+    timeout http-keep-alive 10s
     http-reuse always
 frontend fe
     bind 127.0.0.1:$1
@@ -163,6 +166,22 @@ for p in /hap/ok /hap/deny /down /slow/timeout /garbage; do
 done
 ap_assert_eq "HAProxy's own answers" "$(awk '{printf "%s %s, ", $1, $2}' "$AP_TMP/own.out")" \
 	"/hap/ok 200, /hap/deny 403, /down 503, /slow/timeout 504, /garbage 502, "
+# A head that never ends: HAProxy's 408 after timeout http-request (500
+# ms), then a close. Its request line is complete: a request (README).
+"$AP_PY" - "$PORT" >"$AP_TMP/partial.out" <<'PY' || ap_fail "the partial head's exchange failed"
+import socket, sys
+req = b"GET /hap/partial HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(req)
+d = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    d += b
+print(d.split(b" ", 2)[1].decode(), len(req), len(d))
+PY
+ap_assert_eq "a head that never ends: HAProxy's status" "$(cut -d' ' -f1 "$AP_TMP/partial.out")" 408
 
 # ---- 3. slow requests at once; connections on both threads ----
 pids=""
@@ -296,6 +315,7 @@ POST /upload 3
 GET /down 1
 GET /slow/timeout 1
 GET /garbage 1
+GET /hap/partial 1
 GET /slow 4
 GET /sp/big 1
 GET /sp/api/items 2
@@ -363,6 +383,10 @@ for p in /down /slow/timeout /garbage; do
 	read -r _ code sreq shdr sdl <<<"$(grep "^$p " "$AP_TMP/own.out")"
 	expect_reqs "$p" GET 1 "$code" "$sreq" $(( shdr + sdl ))
 done
+read -r code sreq sresp <"$AP_TMP/partial.out"
+expect_reqs /hap/partial GET 1 "$code" "$sreq" "$sresp"
+ap_assert_jq "GET /hap/partial: the 408 after timeout http-request (500 ms)" \
+	'.[0].duration_ms >= 450 and .[0].duration_ms < 5000' "$(rq /hap/partial GET)"
 ap_assert_jq "GET /slow/timeout: the 504 after timeout server (300 ms), not the backend's 1 s" \
 	'.[0].duration_ms >= 300 and .[0].duration_ms < 1000' "$(rq /slow/timeout GET)"
 read -r code sreq shdr sdl <"$AP_TMP/big.out"
