@@ -61,6 +61,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST python3-uvicorn python3-httptools python3-uvloop"
 # (-k gevent) and gevent's own pywsgi server (gunicorn comes with the SQL
 # tests' set above).
 AP_PKGS_TEST="$AP_PKGS_TEST python3-gevent"
+# The HAProxy test (tests/integration/haproxy.sh): Debian's HAProxy 2.6,
+# the package itself (the test runs /usr/sbin/haproxy).
+AP_PKGS_TEST="$AP_PKGS_TEST haproxy"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"
