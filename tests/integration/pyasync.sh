@@ -1,0 +1,343 @@
+#!/bin/bash
+# Tornado and aiohttp, the two asyncio web frameworks that serve HTTP
+# themselves: Debian's Tornado 6.2 (python3-tornado) and aiohttp 3.8
+# (python3-aiohttp, its C HTTP parser), run by /usr/bin/python3 under the
+# preload on 127.0.0.1, each an asyncio loop serving many connections on
+# one thread (apps: tests/servers/tornado_app.py and aiohttp_app.py, the
+# same routes; SQL through Python's sqlite3 module). Four instances, one
+# service each:
+#
+#   it-pyasync-tornado        one process
+#   it-pyasync-tornado-fork2  tornado.process.fork_processes(2): the parent
+#                             binds the socket and forks two children that
+#                             accept on it, each on its own loop
+#   it-pyasync-aiohttp        one process
+#   it-pyasync-aiohttp-rp2    two processes, each binding the port with
+#                             reuse_port (SO_REUSEPORT: the kernel spreads
+#                             the connections over them)
+# and the two apps once more without the preload, to compare responses.
+#
+# The calls (strace -f, once, by hand): both loops accept4(2), read with
+# recv (recvfrom(2); Tornado 64 KiB at a time, aiohttp 256 KiB), write
+# with send (sendto(2)) and close(2). Tornado writes a response's head and
+# body in one send, each flush()ed piece of a chunked body in its own;
+# aiohttp writes the head, then the body, in two sends, and each
+# StreamResponse.write() in its own.
+#
+# Every instance (exact counts per route; per request the status, and
+# bytes_in / bytes_out as the clients sent and read them):
+#   keep-alive (6 on one curl connection, ids templated /items/{id}, a
+#   404: the framework's own page); a pipeline of 4 in one write (GET,
+#   HEAD: the framework drops the body and bytes_out is the head; a body
+#   flushed in 5 pieces, sent chunked; an exception answered by the
+#   framework's own 500: Tornado keeps the connection, aiohttp closes it),
+#   byte-identical to the unpreloaded app's (Date masked); a stream whose
+#   handler raises after its first flushed piece: aiohttp closes the
+#   connection (aborted, with the 200 and the bytes sent), Tornado logs
+#   "Cannot send error response after headers written" and ENDS the
+#   chunked body (its last chunk): a complete 200 on the wire, recorded as
+#   one, no error; the same stream with a Content-Length of 5000 (cut after
+#   1000): both close mid-body, aborted; three 1 MiB POSTs read whole
+#   (plain, after a 100 Continue, chunked; aiohttp's client_max_size raised
+#   from its 1 MiB default, which answers a 1 MiB body 413); SQL: /sql/loop's
+#   4 statements run on the loop's thread while its request is alone
+#   there, attributed (an N+1 of 3), and /sql/pool's 4 run by
+#   run_in_executor in the loop's default executor, whose threads read no
+#   request: the service's, no request's (README, Attribution and What it
+#   cannot see). In the two-process instances each request carries the pid
+#   of a serving process.
+# The single-process instances only (a rendezvous needs its requests in
+# one process):
+#   six 400 ms requests at once on the loop (asyncio.sleep once all six
+#   have arrived: each 400 ms or more, all six in flight at one instant,
+#   one pid and one thread) with a /sql/beside whose statements run while
+#   they sleep (7 in flight: none attributed); two /sql/pair running their
+#   statements while both are in flight: none attributed; two /sql/loop
+#   pipelined in one write (both heads read in one recv, so both in flight
+#   while the first runs): the first none, the second its 4; then a
+#   /sql/loop alone: its 4 again.
+# The service counts every statement, attributed or not (/api/v1/queries).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+
+AP_PYASYNC_APPS=$AP_SRCDIR/tests/servers
+ap_require curl jq
+ap_require_pymods sqlite3 tornado aiohttp
+ap_require_build
+
+ap_start_collector
+/usr/bin/python3 -c 'import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.executescript("""
+CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO authors VALUES (1, "Ann"), (2, "Bo"), (3, "Cy");
+""")' "$AP_TMP/app.db" || ap_fail "creating the database failed"
+head -c 1048576 /dev/urandom >"$AP_TMP/upload.bin"
+
+# start NAME LOG APP [ARGS...] : APP (tornado or aiohttp) on port PORT[NAME]
+# (chosen once per NAME) under the preload, service it-pyasync-NAME, its
+# output in LOG.log; NAME plain-* runs without the preload.
+declare -A PORT
+start() {
+	local name=$1 log=$2 app=$3
+	shift 3
+	[ -n "${PORT[$name]:-}" ] || PORT[$name]=$(ap_free_port)
+	local cmd=(env PYTHONDONTWRITEBYTECODE=1 PYASYNC_APP_DB="$AP_TMP/app.db"
+		/usr/bin/python3 "$AP_PYASYNC_APPS/${app}_app.py" "${PORT[$name]}" "$@")
+	case $name in
+	plain-*) ap_bg "$log" "${cmd[@]}" ;;
+	*) AP_SERVICE=it-pyasync-$name ap_bg_preloaded "$log" "${cmd[@]}" ;;
+	esac
+}
+start tornado tornado tornado
+start tornado-fork2 tornado-fork2 tornado 2
+start aiohttp aiohttp aiohttp
+start aiohttp-rp2 aiohttp-rp2 aiohttp reuse_port
+start aiohttp-rp2 aiohttp-rp2.2 aiohttp reuse_port
+start plain-tornado plain-tornado tornado
+start plain-aiohttp plain-aiohttp aiohttp
+# pids NAME : the pids of NAME's serving processes (from their ready lines).
+pids() {
+	cat "$AP_TMP/$1.log" "$AP_TMP/$1.2.log" 2>/dev/null |
+		sed -n 's/^[a-z]*_app: worker \([0-9]*\) ready$/\1/p' | sort -n | tr '\n' ' '
+}
+# ready NAME N : until N processes of NAME serve.
+ready() {
+	local i
+	for i in $(seq 300); do
+		[ "$(pids "$1" | wc -w)" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	ap_fail "$1: not $2 processes serving after 30s"
+}
+for n in tornado aiohttp plain-tornado plain-aiohttp; do
+	ready "$n" 1
+done
+ready tornado-fork2 2
+ready aiohttp-rp2 2
+# Tornado's children die with their parent (PR_SET_PDEATHSIG); stop them
+# by pid too.
+AP_PIDS="$(pids tornado-fork2) $AP_PIDS"
+ap_log "collector $AP_URL; ports: tornado ${PORT[tornado]}, tornado-fork2 ${PORT[tornado-fork2]}" \
+	"(children $(pids tornado-fork2)), aiohttp ${PORT[aiohttp]}, aiohttp-rp2 ${PORT[aiohttp-rp2]}" \
+	"(processes $(pids aiohttp-rp2))"
+
+# reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
+reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
+
+# upto_close PORT TARGET : GETs TARGET on a new connection and reads until
+# the server closes it or ends a chunked body; prints "STATUS BYTES
+# CLOSED" (CLOSED: True when the server closed the connection).
+upto_close() {
+	"$AP_PY" - "$@" <<'PY' || ap_fail "GET $2 failed"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % sys.argv[2].encode())
+d, closed = b"", False
+while not d.endswith(b"\r\n0\r\n\r\n"):
+    b = s.recv(65536)
+    if not b:
+        closed = True
+        break
+    d += b
+print(d.split(b" ", 2)[1].decode(), len(d), closed)
+PY
+}
+
+# traffic NAME PORT : what every instance is sent; its clients' outputs in
+# $AP_TMP/NAME-*.out.
+traffic() {
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 h
+	ap_curl_many "$o-ka.out" "$b/hello" "$b/items/1" "$b/items/22" "$b/nope" "$b/items/333" "$b/hello"
+	ap_assert_eq "$name: keep-alive statuses" "$(awk '{printf "%s ", $1}' "$o-ka.out")" "200 200 200 404 200 200 "
+	ap_raw "$port" --pipeline --dump "$o-pipe.raw" "GET /items/7" "HEAD /hello" "GET /stream" "GET /boom" \
+		>"$o-pipe.out"
+	ap_assert_eq "$name: pipelined statuses" "$(awk '{printf "%s ", $1}' "$o-pipe.out")" "200 200 200 500 "
+	[ "$(grep -ci 'transfer-encoding: chunked' "$o-pipe.raw")" = 1 ] ||
+		ap_fail "$name: GET /stream was not the one response sent chunked"
+	upto_close "$port" /stream/boom >"$o-sboom.out"
+	upto_close "$port" /stream/cut >"$o-scut.out"
+	ap_assert_eq "$name: GET /stream/cut: the 200, 1000 bytes of the body, the connection closed" \
+		"$(cut -d' ' -f1,3 "$o-scut.out")" "200 True"
+	for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
+		curl -s --max-time 20 -o "$o-up.body" \
+			-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
+			-H "$h" --data-binary @"$AP_TMP/upload.bin" "$b/upload" >>"$o-up.out" ||
+			ap_fail "$name: POST /upload ($h) failed"
+		ap_assert_eq "$name: POST /upload ($h): the app read the whole body" "$(cat "$o-up.body")" "got 1048576"
+	done
+	ap_assert_eq "$name: GET /sql/loop, /sql/pool, twice each, one connection each" \
+		"$(for p in loop pool loop pool; do curl -s --max-time 10 -o /dev/null -w '%{http_code} ' "$b/sql/$p"; done)" \
+		"200 200 200 200 "
+}
+
+# loop_traffic NAME PORT : what only the single-process instances are sent.
+loop_traffic() {
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 i p pids=""
+	for i in 1 2 3 4 5 6; do
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/slow?ms=400&n=6" >"$o-slow$i.out" &
+		pids="$pids $!"
+	done
+	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/beside?n=6" >"$o-beside.out" &
+	pids="$pids $!"
+	for p in 1 2; do
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/pair" >"$o-pair$p.out" &
+		pids="$pids $!"
+	done
+	for p in $pids; do
+		wait "$p" || ap_fail "$name: a concurrent request failed"
+	done
+	ap_assert_eq "$name: six /slow, /sql/beside, two /sql/pair at once: statuses" \
+		"$(cat "$o"-slow?.out "$o-beside.out" "$o"-pair?.out | tr '\n' ' ')" "200 200 200 200 200 200 200 200 200 "
+	ap_raw "$port" --pipeline "GET /sql/loop" "GET /sql/loop" >"$o-sqlpipe.out"
+	ap_assert_eq "$name: two /sql/loop pipelined: statuses" "$(awk '{printf "%s ", $1}' "$o-sqlpipe.out")" "200 200 "
+	ap_assert_eq "$name: /sql/loop alone after them" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$b/sql/loop")" 200
+}
+
+for n in tornado tornado-fork2 aiohttp aiohttp-rp2; do
+	traffic "$n" "${PORT[$n]}"
+done
+for n in tornado aiohttp; do
+	loop_traffic "$n" "${PORT[$n]}"
+done
+# The same pipeline to the apps without the preload: the same bytes.
+for n in tornado aiohttp; do
+	ap_raw "${PORT[plain-$n]}" --pipeline --dump "$AP_TMP/plain-$n-pipe.raw" \
+		"GET /items/7" "HEAD /hello" "GET /stream" "GET /boom" >/dev/null
+	cmp -s "$AP_TMP/plain-$n-pipe.raw" "$AP_TMP/$n-pipe.raw" ||
+		ap_fail "$n: the pipeline's responses differ with the preload"
+	ap_log "ok: $n: the pipeline's responses byte-identical with and without the preload"
+done
+
+# ---- what the collector reports ----------------------------------------------
+# rq PATH [METHOD] : this service's stored requests of PATH (exact), as a
+# JSON array, oldest first: by start, then by id (two processes' events
+# interleave).
+rq() {
+	ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode "q=$1" \
+		--data-urlencode limit=1000 |
+		jq --arg s "$AP_SERVICE" --arg p "$1" --arg m "${2:-}" \
+			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | sort_by([.ts, .id])'
+}
+# expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : N stored requests of
+# PATH and METHOD, each with that status and those bytes, none aborted.
+expect_reqs() {
+	ap_assert_jq "$AP_SERVICE: $2 $1: $3 requests, status $4, bytes in $5, out $6" \
+		"length == $3 and all(.[]; .status == $4 and .bytes_in == $5 and .bytes_out == $6 and (.aborted | not))" \
+		"$(rq "$1" "$2")"
+}
+# aborted PATH OUT : the one GET of PATH aborted, with its 200 and the bytes
+# the client read (OUT: upto_close's output).
+aborted() {
+	ap_assert_jq "$AP_SERVICE: GET $1: aborted, with the 200 sent and the bytes the client read" \
+		"length == 1 and .[0].status == 200 and .[0].aborted and .[0].error and
+		 .[0].bytes_out == $(cut -d' ' -f2 "$2")" "$(rq "$1" GET)"
+}
+
+# check NAME APP SINGLE(1|0) : every assertion on instance NAME's service.
+check() {
+	local name=$1 app=$2 single=$3 o=$AP_TMP/$1 n p code sreq shdr sdl c json errs
+	AP_SERVICE=it-pyasync-$name
+	local loop_n=2 extra=""
+	if [ "$single" = 1 ]; then
+		loop_n=5
+		extra="GET /slow 6
+GET /sql/beside 1
+GET /sql/pair 2"
+	fi
+	ap_expect_counts <<E
+GET /hello 2
+GET /items/{id} 4
+GET /nope 1
+HEAD /hello 1
+GET /stream 1
+GET /boom 1
+GET /stream/boom 1
+GET /stream/cut 1
+POST /upload 3
+GET /sql/loop $loop_n
+GET /sql/pool 2
+$extra
+E
+	# the keep-alive connection: curl's sizes, line by line
+	n=0
+	for p in /hello /items/1 /items/22 /nope /items/333; do
+		n=$(( n + 1 ))
+		read -r code _ _ sreq shdr sdl <<<"$(sed -n "${n}p" "$o-ka.out")"
+		c=1
+		[ "$p" = /hello ] && c=2
+		expect_reqs "$p" GET "$c" "$code" "$sreq" $(( shdr + sdl ))
+	done
+	# the pipeline: ap_raw's requests and the raw responses it read
+	expect_reqs /items/7 GET 1 200 "$(reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
+	expect_reqs /hello HEAD 1 200 "$(reqlen "HEAD /hello")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
+	expect_reqs /stream GET 1 200 "$(reqlen "GET /stream")" "$(sed -n 3p "$o-pipe.out" | cut -d' ' -f2)"
+	expect_reqs /boom GET 1 500 "$(reqlen "GET /boom")" "$(sed -n 4p "$o-pipe.out" | cut -d' ' -f2)"
+	aborted /stream/cut "$o-scut.out"
+	errs='{"method": "GET", "route": "/stream/cut", "type": "aborted", "count": 1,
+	       "message": "connection closed before a complete response"}'
+	if [ "$app" = tornado ]; then
+		# Tornado ended the chunked body after the exception: complete.
+		ap_assert_eq "$name: GET /stream/boom: the 200 and the last chunk, the connection kept" \
+			"$(cut -d' ' -f1,3 "$o-sboom.out")" "200 False"
+		expect_reqs /stream/boom GET 1 200 "$(printf 'GET /stream/boom HTTP/1.1\r\nHost: x\r\n\r\n' | wc -c)" \
+			"$(cut -d' ' -f2 "$o-sboom.out")"
+		errs="{\"method\": \"GET\", \"route\": \"/boom\", \"type\": \"HTTP 500\", \"count\": 1,
+		       \"message\": \"<html><title>?: Internal Server Error</title><body>?: Internal Server Error</body></html>\"}, $errs"
+	else
+		ap_assert_eq "$name: GET /stream/boom: the 200, then the connection closed mid-body" \
+			"$(cut -d' ' -f1,3 "$o-sboom.out")" "200 True"
+		aborted /stream/boom "$o-sboom.out"
+		errs="{\"method\": \"GET\", \"route\": \"/boom\", \"type\": \"HTTP 500\", \"count\": 1,
+		       \"message\": \"? Internal Server Error Server got itself in trouble\"},
+		      {\"method\": \"GET\", \"route\": \"/stream/boom\", \"type\": \"aborted\", \"count\": 1,
+		       \"message\": \"connection closed before a complete response\"}, $errs"
+	fi
+	ap_assert_jq "$AP_SERVICE: POST /upload: bytes in and out as curl sent and received them, oldest first" \
+		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$o-up.out")" \
+		"$(rq /upload POST)"
+	json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
+	ap_check_jq "$AP_SERVICE: /api/v1/errors: the framework's HTTP 500 on GET /boom, the aborted streams, nothing else" "$json" \
+		"[.errors[] | select(.service == \$s) | {method, route, type, count, message}] | sort_by(.route) == [$errs]" \
+		--arg s "$AP_SERVICE"
+	json=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
+	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' <<<"$json")" "$(pids "$name")" \
+		"a serving process of $name"
+	if [ "$single" = 1 ]; then
+		ap_expect_sql <<E
+GET /sql/loop 5 16 4
+GET /sql/pool 2 0 0
+GET /sql/beside 1 0 0
+GET /sql/pair 2 0 0
+E
+		ap_assert_eq "$AP_SERVICE: sql_count of each GET /sql/loop (the first pipelined one: none)" \
+			"$(rq /sql/loop GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "4 4 0 4 4"
+		local slow
+		slow=$(rq /slow GET)
+		ap_assert_jq "$AP_SERVICE: GET /slow: 400 ms to 5 s each, one pid and one thread (the loop's)" \
+			'length == 6 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000) and
+			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$slow"
+		ap_assert_jq "$AP_SERVICE: GET /slow: all six in flight at once (the last start before the first end)" \
+			'[.[] | .ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)] as $start |
+			 [range(length) as $i | $start[$i] + .[$i].duration_ms] as $stop | ($start | max) < ($stop | min)' "$slow"
+		c=40
+	else
+		ap_expect_sql <<E
+GET /sql/loop 2 8 2
+GET /sql/pool 2 0 0
+E
+		c=16
+	fi
+	# The service counts every statement, attributed or not.
+	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
+	ap_check_jq "$AP_SERVICE: /api/v1/queries: every statement ($c), attributed or not" "$json" \
+		'[.queries[] | select(.service == $s) | {sql, calls}] | sort_by(.sql) ==
+		 [{"sql": "SELECT id FROM authors ORDER BY id", "calls": ($c / 4)},
+		  {"sql": "SELECT name FROM authors WHERE id = ?", "calls": ($c / 4 * 3)}]' \
+		--arg s "$AP_SERVICE" --argjson c "$c"
+}
+check tornado tornado 1
+check tornado-fork2 tornado 0
+check aiohttp aiohttp 1
+check aiohttp-rp2 aiohttp 0
+ap_log "PASS"
