@@ -73,6 +73,7 @@ CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 INSERT INTO authors VALUES (1, "Ann"), (2, "Bo"), (3, "Cy");
 """)' "$AP_TMP/app.db" || ap_fail "creating the database failed"
 head -c 1048576 /dev/urandom >"$AP_TMP/upload.bin"
+mkdir "$AP_TMP/files" && head -c 4194304 /dev/urandom >"$AP_TMP/files/big.bin"
 
 # start NAME LOG APP [ARGS...] : APP (tornado or aiohttp) on port PORT[NAME]
 # (chosen once per NAME) under the preload, service it-pyasync-NAME, its
@@ -82,7 +83,7 @@ start() {
 	local name=$1 log=$2 app=$3
 	shift 3
 	[ -n "${PORT[$name]:-}" ] || PORT[$name]=$(ap_free_port)
-	local cmd=(env PYTHONDONTWRITEBYTECODE=1 PYASYNC_APP_DB="$AP_TMP/app.db"
+	local cmd=(env PYTHONDONTWRITEBYTECODE=1 PYASYNC_APP_DB="$AP_TMP/app.db" PYASYNC_APP_FILES="$AP_TMP/files"
 		/usr/bin/python3 "$AP_PYASYNC_APPS/${app}_app.py" "${PORT[$name]}" "$@")
 	case $name in
 	plain-*) ap_bg "$log" "${cmd[@]}" ;;
@@ -144,6 +145,47 @@ print(d.split(b" ", 2)[1].decode(), len(d), closed)
 PY
 }
 
+# ws PORT MESSAGE... : opens a WebSocket on /ws, sends each text message
+# and reads its answer, then closes (status 1000) and reads the server's
+# close. Prints "STATUS REQUEST_BYTES HEAD_BYTES" (the handshake), then
+# each answer, then "close".
+ws() {
+	"$AP_PY" - "$@" <<'PY' || ap_fail "WebSocket on port $1 failed"
+import base64, os, socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+req = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % base64.b64encode(os.urandom(16)).decode()).encode()
+s.sendall(req)
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(65536)
+head, buf = buf.split(b"\r\n\r\n", 1)
+print(head.split(b" ")[1].decode(), len(req), len(head) + 4)
+
+def send(op, data):
+    mask = os.urandom(4)
+    s.sendall(bytes([0x80 | op, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+def frame():
+    global buf
+    while len(buf) < 2 or len(buf) < 2 + (2 if buf[1] & 0x7f == 126 else 0):
+        buf += s.recv(65536)
+    n, off = buf[1] & 0x7f, 2
+    if n == 126:
+        n, off = struct.unpack(">H", buf[2:4])[0], 4
+    while len(buf) < off + n:
+        buf += s.recv(65536)
+    op, data, buf = buf[0] & 0x0f, buf[off:off + n], buf[off + n:]
+    return op, data
+
+for m in sys.argv[2:]:
+    send(1, m.encode())
+    print(frame()[1].decode())
+send(8, struct.pack(">H", 1000))
+print("close" if frame()[0] == 8 else "no close")
+PY
+}
+
 # traffic NAME PORT : what every instance is sent; its clients' outputs in
 # $AP_TMP/NAME-*.out.
 traffic() {
@@ -155,6 +197,9 @@ traffic() {
 	ap_assert_eq "$name: pipelined statuses" "$(awk '{printf "%s ", $1}' "$o-pipe.out")" "200 200 200 500 "
 	[ "$(grep -ci 'transfer-encoding: chunked' "$o-pipe.raw")" = 1 ] ||
 		ap_fail "$name: GET /stream was not the one response sent chunked"
+	ap_raw "$port" 'GET /stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >"$o-http10.out"
+	ap_assert_eq "$name: GET /stream over HTTP/1.0: 200 and 5000 bytes without a length, then a close" \
+		"$(cut -d' ' -f1 "$o-http10.out")" 200
 	upto_close "$port" /stream/boom >"$o-sboom.out"
 	upto_close "$port" /stream/cut >"$o-scut.out"
 	ap_assert_eq "$name: GET /stream/cut: the 200, 1000 bytes of the body, the connection closed" \
@@ -166,6 +211,16 @@ traffic() {
 			ap_fail "$name: POST /upload ($h) failed"
 		ap_assert_eq "$name: POST /upload ($h): the app read the whole body" "$(cat "$o-up.body")" "got 1048576"
 	done
+	for h in '' '-r 1000-2999999' '-I'; do
+		# shellcheck disable=SC2086 # h: none or one option and its value
+		curl -s --max-time 20 -o "$o-file.body" $h -w '%{http_code} %{size_request} %{size_header} %{size_download}\n' \
+			"$b/files/big.bin" >>"$o-files.out" || ap_fail "$name: GET /files/big.bin ($h) failed"
+	done
+	ap_assert_eq "$name: GET /files/big.bin, a range of it, HEAD: statuses and bodies" \
+		"$(awk '{printf "%s %s ", $1, $4}' "$o-files.out")" "200 4194304 206 2999000 200 0 "
+	ws "$port" hello sql >"$o-ws.out"
+	ap_assert_eq "$name: a WebSocket on /ws: 101, an echo, the rows, a close" \
+		"$(cut -d' ' -f1 "$o-ws.out" | tr '\n' ' ')" '101 hello {"authors": close '
 	ap_assert_eq "$name: GET /sql/loop, /sql/pool, twice each, one connection each" \
 		"$(for p in loop pool loop pool; do curl -s --max-time 10 -o /dev/null -w '%{http_code} ' "$b/sql/$p"; done)" \
 		"200 200 200 200 "
@@ -192,6 +247,14 @@ loop_traffic() {
 	ap_raw "$port" --pipeline "GET /sql/loop" "GET /sql/loop" >"$o-sqlpipe.out"
 	ap_assert_eq "$name: two /sql/loop pipelined: statuses" "$(awk '{printf "%s ", $1}' "$o-sqlpipe.out")" "200 200 "
 	ap_assert_eq "$name: /sql/loop alone after them" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$b/sql/loop")" 200
+	# A client that gives up on a /slow after 100 ms.
+	"$AP_PY" - "$port" <<'PY' || ap_fail "$name: the /slow given up failed"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(0.1)
+s.close()
+PY
 }
 
 for n in tornado tornado-fork2 aiohttp aiohttp-rp2; do
@@ -210,14 +273,12 @@ for n in tornado aiohttp; do
 done
 
 # ---- what the collector reports ----------------------------------------------
-# rq PATH [METHOD] : this service's stored requests of PATH (exact), as a
-# JSON array, oldest first: by start, then by id (two processes' events
-# interleave).
+# rq PATH [METHOD] : this service's stored requests of PATH (exact), from
+# $REQS (check reads them once), as a JSON array, oldest first: by start,
+# then by id (two processes' events interleave).
 rq() {
-	ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode "q=$1" \
-		--data-urlencode limit=1000 |
-		jq --arg s "$AP_SERVICE" --arg p "$1" --arg m "${2:-}" \
-			'[.requests[] | select(.service == $s and .path == $p and ($m == "" or .method == $m))] | sort_by([.ts, .id])'
+	jq --arg p "$1" --arg m "${2:-}" \
+		'[.[] | select(.path == $p and ($m == "" or .method == $m))] | sort_by([.ts, .id])' <<<"$REQS"
 }
 # expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : N stored requests of
 # PATH and METHOD, each with that status and those bytes, none aborted.
@@ -233,32 +294,40 @@ aborted() {
 		"length == 1 and .[0].status == 200 and .[0].aborted and .[0].error and
 		 .[0].bytes_out == $(cut -d' ' -f2 "$2")" "$(rq "$1" GET)"
 }
+# err ROUTE TYPE MESSAGE : one error group of a GET, as /api/v1/errors has it.
+err() { printf '{"method": "GET", "route": "%s", "type": "%s", "count": 1, "message": "%s"}' "$@"; }
+ABORTED="connection closed before a complete response"
 
 # check NAME APP SINGLE(1|0) : every assertion on instance NAME's service.
 check() {
-	local name=$1 app=$2 single=$3 o=$AP_TMP/$1 n p code sreq shdr sdl c json errs
+	local name=$1 app=$2 single=$3 o=$AP_TMP/$1 n p code sreq shdr sdl c json errs msg
 	AP_SERVICE=it-pyasync-$name
 	local loop_n=2 extra=""
 	if [ "$single" = 1 ]; then
 		loop_n=5
-		extra="GET /slow 6
+		extra="GET /slow 7
 GET /sql/beside 1
 GET /sql/pair 2"
 	fi
-	ap_expect_counts <<E
+	ap_expect_counts <<EOF
 GET /hello 2
 GET /items/{id} 4
 GET /nope 1
 HEAD /hello 1
-GET /stream 1
+GET /stream 2
 GET /boom 1
 GET /stream/boom 1
 GET /stream/cut 1
 POST /upload 3
+GET /files/big.bin 2
+HEAD /files/big.bin 1
+GET /ws 1
 GET /sql/loop $loop_n
 GET /sql/pool 2
 $extra
-E
+EOF
+	REQS=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000 |
+		jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)]')
 	# the keep-alive connection: curl's sizes, line by line
 	n=0
 	for p in /hello /items/1 /items/22 /nope /items/333; do
@@ -271,62 +340,79 @@ E
 	# the pipeline: ap_raw's requests and the raw responses it read
 	expect_reqs /items/7 GET 1 200 "$(reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
 	expect_reqs /hello HEAD 1 200 "$(reqlen "HEAD /hello")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
-	expect_reqs /stream GET 1 200 "$(reqlen "GET /stream")" "$(sed -n 3p "$o-pipe.out" | cut -d' ' -f2)"
 	expect_reqs /boom GET 1 500 "$(reqlen "GET /boom")" "$(sed -n 4p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_assert_jq "$AP_SERVICE: GET /stream: pipelined (chunked), and over HTTP/1.0 (ended by the close)" \
+		"[.[] | [.status, .bytes_in, .bytes_out, .aborted]] | sort ==
+		 ([[200, $(reqlen "GET /stream"), $(sed -n 3p "$o-pipe.out" | cut -d' ' -f2), false],
+		   [200, $(printf 'GET /stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' | wc -c), $(cut -d' ' -f2 "$o-http10.out"), false]] | sort)" \
+		"$(rq /stream GET)"
 	aborted /stream/cut "$o-scut.out"
-	errs='{"method": "GET", "route": "/stream/cut", "type": "aborted", "count": 1,
-	       "message": "connection closed before a complete response"}'
+	msg='? Internal Server Error Server got itself in trouble'
+	[ "$app" = tornado ] &&
+		msg='<html><title>?: Internal Server Error</title><body>?: Internal Server Error</body></html>'
+	errs="$(err /boom "HTTP 500" "$msg"), $(err /stream/cut aborted "$ABORTED")"
 	if [ "$app" = tornado ]; then
 		# Tornado ended the chunked body after the exception: complete.
 		ap_assert_eq "$name: GET /stream/boom: the 200 and the last chunk, the connection kept" \
 			"$(cut -d' ' -f1,3 "$o-sboom.out")" "200 False"
 		expect_reqs /stream/boom GET 1 200 "$(printf 'GET /stream/boom HTTP/1.1\r\nHost: x\r\n\r\n' | wc -c)" \
 			"$(cut -d' ' -f2 "$o-sboom.out")"
-		errs="{\"method\": \"GET\", \"route\": \"/boom\", \"type\": \"HTTP 500\", \"count\": 1,
-		       \"message\": \"<html><title>?: Internal Server Error</title><body>?: Internal Server Error</body></html>\"}, $errs"
 	else
 		ap_assert_eq "$name: GET /stream/boom: the 200, then the connection closed mid-body" \
 			"$(cut -d' ' -f1,3 "$o-sboom.out")" "200 True"
 		aborted /stream/boom "$o-sboom.out"
-		errs="{\"method\": \"GET\", \"route\": \"/boom\", \"type\": \"HTTP 500\", \"count\": 1,
-		       \"message\": \"? Internal Server Error Server got itself in trouble\"},
-		      {\"method\": \"GET\", \"route\": \"/stream/boom\", \"type\": \"aborted\", \"count\": 1,
-		       \"message\": \"connection closed before a complete response\"}, $errs"
+		errs="$errs, $(err /stream/boom aborted "$ABORTED")"
 	fi
 	ap_assert_jq "$AP_SERVICE: POST /upload: bytes in and out as curl sent and received them, oldest first" \
 		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$o-up.out")" \
 		"$(rq /upload POST)"
-	json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
-	ap_check_jq "$AP_SERVICE: /api/v1/errors: the framework's HTTP 500 on GET /boom, the aborted streams, nothing else" "$json" \
-		"[.errors[] | select(.service == \$s) | {method, route, type, count, message}] | sort_by(.route) == [$errs]" \
-		--arg s "$AP_SERVICE"
-	json=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000)
-	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' <<<"$json")" "$(pids "$name")" \
-		"a serving process of $name"
+	ap_assert_jq "$AP_SERVICE: GET /files/big.bin, whole and a range: bytes as curl sent and received them" \
+		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk 'NR < 3 {printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2, $3 + $4} END {print "]"}' "$o-files.out")" \
+		"$(rq /files/big.bin GET)"
+	read -r code sreq shdr _ <<<"$(sed -n 3p "$o-files.out")"
+	expect_reqs /files/big.bin HEAD 1 "$code" "$sreq" "$shdr"
+	read -r code sreq shdr <<<"$(sed -n 1p "$o-ws.out")"
+	expect_reqs /ws GET 1 "$code" "$sreq" "$shdr"
 	if [ "$single" = 1 ]; then
-		ap_expect_sql <<E
+		errs="$errs, $(err /slow aborted "$ABORTED")"
+		ap_assert_jq "$AP_SERVICE: GET /slow given up after 100 ms: aborted, no status, nothing sent" \
+			'[.[] | select(.aborted)] | length == 1 and .[0].status == 0 and .[0].bytes_out == 0 and .[0].error' \
+			"$(rq /slow GET)"
+	fi
+	json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
+	ap_check_jq "$AP_SERVICE: /api/v1/errors: the framework's HTTP 500 on GET /boom, the aborted requests, nothing else" "$json" \
+		"[.errors[] | select(.service == \$s) | {method, route, type, count, message}] | sort_by(.route) == ([$errs] | sort_by(.route))" \
+		--arg s "$AP_SERVICE"
+	ap_assert_pids_among "$(jq -r '[.[].pid] | unique | .[]' <<<"$REQS")" "$(pids "$name")" \
+		"a serving process of $name"
+	# SQL: /sql/loop alone 4 each (an N+1 of 3); /sql/pool's and the
+	# WebSocket's (run after its request, the 101, had ended) none.
+	if [ "$single" = 1 ]; then
+		ap_expect_sql <<EOF
 GET /sql/loop 5 16 4
 GET /sql/pool 2 0 0
 GET /sql/beside 1 0 0
 GET /sql/pair 2 0 0
-E
+GET /ws 1 0 0
+EOF
 		ap_assert_eq "$AP_SERVICE: sql_count of each GET /sql/loop (the first pipelined one: none)" \
 			"$(rq /sql/loop GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "4 4 0 4 4"
 		local slow
-		slow=$(rq /slow GET)
+		slow=$(rq /slow GET | jq '[.[] | select(.aborted | not)]')
 		ap_assert_jq "$AP_SERVICE: GET /slow: 400 ms to 5 s each, one pid and one thread (the loop's)" \
 			'length == 6 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000) and
 			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$slow"
 		ap_assert_jq "$AP_SERVICE: GET /slow: all six in flight at once (the last start before the first end)" \
 			'[.[] | .ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)] as $start |
 			 [range(length) as $i | $start[$i] + .[$i].duration_ms] as $stop | ($start | max) < ($stop | min)' "$slow"
-		c=40
+		c=44
 	else
-		ap_expect_sql <<E
+		ap_expect_sql <<EOF
 GET /sql/loop 2 8 2
 GET /sql/pool 2 0 0
-E
-		c=16
+GET /ws 1 0 0
+EOF
+		c=20
 	fi
 	# The service counts every statement, attributed or not.
 	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
@@ -340,4 +426,10 @@ check tornado tornado 1
 check tornado-fork2 tornado 0
 check aiohttp aiohttp 1
 check aiohttp-rp2 aiohttp 0
+# The collector's totals: every request and statement of the four services
+# (44 or 20 statements each, 16 or 8 of them attributed), nothing dropped.
+n=$(jq '[.endpoints[] | select(.service | startswith("it-pyasync-")) | .count] | add' "$AP_TMP/endpoints.json")
+ap_check_jq "/api/v1/status: $n requests, 128 statements, 80 unattributed, no event dropped" \
+	"$(ap_api /api/v1/status)" '.totals.requests == $n and .totals.sql == 128 and
+	 .ingest.statements_unattributed == 80 and ([.processes[].dropped] | add) == 0' --argjson n "$n"
 ap_log "PASS"

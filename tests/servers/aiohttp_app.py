@@ -27,6 +27,13 @@ Routes (the same as tornado_app.py's):
   GET  /sql/pool          the same 4 by run_in_executor (default executor)
   GET  /sql/pair          see pyasync_common.pair
   GET  /sql/beside?n=K    see pyasync_common.beside
+  GET|HEAD /files/<name>  the file of that name in $PYASYNC_APP_FILES
+                          (add_static: a FileResponse, sent with
+                          sendfile(2) by asyncio's loop.sendfile; Range
+                          requests answered 206)
+  GET  /ws                a WebSocket (web.WebSocketResponse): each text
+                          message is echoed, but "sql", which runs the 4
+                          statements on the loop and answers their rows
   anything else           aiohttp's 404, "404: Not Found"
 """
 import asyncio
@@ -91,6 +98,17 @@ async def sql(request):
     return web.json_response(out)
 
 
+async def ws(request):
+    sock = web.WebSocketResponse()
+    await sock.prepare(request)
+    async for msg in sock:
+        if msg.data == "sql":
+            await sock.send_json(common.loop_statements())
+        else:
+            await sock.send_str(msg.data)
+    return sock
+
+
 async def serve(port, reuse_port):
     app = web.Application(client_max_size=4 << 20)  # the default, 1 MiB, refuses a 1 MiB body (>=)
     app.router.add_get("/hello", hello)
@@ -101,6 +119,9 @@ async def serve(port, reuse_port):
     app.router.add_get("/boom", boom)
     app.router.add_get("/slow", slow)
     app.router.add_get("/sql/{kind:loop|pool|pair|beside}", sql)
+    app.router.add_get("/ws", ws)
+    if os.environ.get("PYASYNC_APP_FILES"):
+        app.router.add_static("/files", os.environ["PYASYNC_APP_FILES"])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port).start()

@@ -30,6 +30,13 @@ Routes (the same as aiohttp_app.py's):
   GET  /sql/pool          the same 4 by run_in_executor (default executor)
   GET  /sql/pair          see pyasync_common.pair
   GET  /sql/beside?n=K    see pyasync_common.beside
+  GET|HEAD /files/<name>  the file of that name in $PYASYNC_APP_FILES
+                          (StaticFileHandler: read and written 64 KiB at a
+                          time, each piece flushed; Range requests
+                          answered 206)
+  GET  /ws                a WebSocket (tornado.websocket): each text
+                          message is echoed, but "sql", which runs the 4
+                          statements on the loop and answers their rows
   anything else           Tornado's 404 page
 """
 import asyncio
@@ -42,6 +49,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.process
 import tornado.web
+import tornado.websocket
 
 import pyasync_common as common
 
@@ -112,6 +120,14 @@ class Sql(tornado.web.RequestHandler):
         self.write(out)
 
 
+class Ws(tornado.websocket.WebSocketHandler):
+    def on_message(self, message):
+        if message == "sql":
+            self.write_message(common.loop_statements())
+        else:
+            self.write_message(message)
+
+
 def make_app():
     return tornado.web.Application([
         (r"/hello", Hello),
@@ -122,6 +138,8 @@ def make_app():
         (r"/boom", Boom),
         (r"/slow", Slow),
         (r"/sql/(loop|pool|pair|beside)", Sql),
+        (r"/ws", Ws),
+        (r"/files/(.*)", tornado.web.StaticFileHandler, {"path": os.environ.get("PYASYNC_APP_FILES", "/nonexistent")}),
     ])
 
 
