@@ -61,6 +61,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST python3-uvicorn python3-httptools python3-uvloop"
 # (-k gevent) and gevent's own pywsgi server (gunicorn comes with the SQL
 # tests' set above).
 AP_PKGS_TEST="$AP_PKGS_TEST python3-gevent"
+# The Tornado and aiohttp test (tests/integration/pyasync.sh): the two
+# asyncio frameworks that serve HTTP themselves (aiohttp with its C parser).
+AP_PKGS_TEST="$AP_PKGS_TEST python3-tornado python3-aiohttp"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"
