@@ -7,7 +7,10 @@ Serves 127.0.0.1:PORT on one asyncio loop (web.AppRunner and TCPSite,
 aiohttp's C HTTP parser), printing "aiohttp_app: worker PID ready" once
 it listens. With reuse_port, its socket is bound with SO_REUSEPORT, so
 several such processes share the port (the kernel spreads connections
-over them), as aiohttp's docs suggest for more than one process.
+over them), as aiohttp's docs suggest for more than one process. With
+PYASYNC_APP_TLS_PORT set, it also serves HTTPS there (asyncio's TLS:
+ssl.MemoryBIO, not the socket), with the certificate and key in the PEM
+file $PYASYNC_APP_CERT.
 
 Routes (the same as tornado_app.py's):
   GET|HEAD /hello         200, "hello\\n" (aiohttp adds HEAD to every GET
@@ -38,6 +41,7 @@ Routes (the same as tornado_app.py's):
 """
 import asyncio
 import os
+import ssl
 import sys
 
 from aiohttp import web
@@ -125,6 +129,10 @@ async def serve(port, reuse_port):
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port).start()
+    if os.environ.get("PYASYNC_APP_TLS_PORT"):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(os.environ["PYASYNC_APP_CERT"])
+        await web.TCPSite(runner, "127.0.0.1", int(os.environ["PYASYNC_APP_TLS_PORT"]), ssl_context=ctx).start()
     print("aiohttp_app: worker %d ready" % os.getpid(), flush=True)
     await asyncio.Event().wait()
 

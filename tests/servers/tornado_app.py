@@ -7,7 +7,10 @@ Binds 127.0.0.1:PORT (tornado.netutil.bind_sockets), then with PROCESSES
 above 1 forks that many children (tornado.process.fork_processes: the
 parent only waits for them; each child dies with it, PR_SET_PDEATHSIG),
 and serves on one asyncio loop per process (tornado.httpserver), printing
-"tornado_app: worker PID ready" once it does.
+"tornado_app: worker PID ready" once it does. With PYASYNC_APP_TLS_PORT
+set, it also serves HTTPS there (Tornado's SSLIOStream: Python's ssl
+module on the socket), with the certificate and key in the PEM file
+$PYASYNC_APP_CERT.
 
 Routes (the same as aiohttp_app.py's):
   GET|HEAD /hello         200, "hello\\n" (Tornado drops a HEAD's body)
@@ -43,6 +46,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import ssl
 import sys
 
 import tornado.httpserver
@@ -143,9 +147,14 @@ def make_app():
     ])
 
 
-async def serve(sockets):
+async def serve(sockets, tls_sockets):
     server = tornado.httpserver.HTTPServer(make_app())
     server.add_sockets(sockets)
+    if tls_sockets:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(os.environ["PYASYNC_APP_CERT"])
+        tls = tornado.httpserver.HTTPServer(make_app(), ssl_options=ctx)
+        tls.add_sockets(tls_sockets)
     print("tornado_app: worker %d ready" % os.getpid(), flush=True)
     await asyncio.Event().wait()
 
@@ -154,12 +163,14 @@ def main():
     port = int(sys.argv[1])
     procs = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     sockets = tornado.netutil.bind_sockets(port, "127.0.0.1")
+    tls_port = os.environ.get("PYASYNC_APP_TLS_PORT")
+    tls_sockets = tornado.netutil.bind_sockets(int(tls_port), "127.0.0.1") if tls_port else []
     if procs > 1:
         tornado.process.fork_processes(procs, max_restarts=0)
         # A child: Tornado's parent forwards no signal; die with it.
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     common.open_loop_connection()
-    asyncio.run(serve(sockets))
+    asyncio.run(serve(sockets, tls_sockets))
 
 
 if __name__ == "__main__":
