@@ -22,7 +22,9 @@
 # with send (sendto(2)) and close(2). Tornado writes a response's head and
 # body in one send, each flush()ed piece of a chunked body in its own;
 # aiohttp writes the head, then the body, in two sends, and each
-# StreamResponse.write() in its own.
+# StreamResponse.write() in its own. Static files: aiohttp sendfile(2)s
+# them (asyncio's loop.sendfile: 4 MiB as 3.75 MiB, then the rest once
+# the socket is writable again), Tornado sends them 64 KiB at a time.
 #
 # Every instance (exact counts per route; per request the status, and
 # bytes_in / bytes_out as the clients sent and read them):
@@ -39,7 +41,11 @@
 #   one, no error; the same stream with a Content-Length of 5000 (cut after
 #   1000): both close mid-body, aborted; three 1 MiB POSTs read whole
 #   (plain, after a 100 Continue, chunked; aiohttp's client_max_size raised
-#   from its 1 MiB default, which answers a 1 MiB body 413); SQL: /sql/loop's
+#   from its 1 MiB default, which answers a 1 MiB body 413); the stream
+#   over HTTP/1.0 (no length: ended by the close); a 4 MiB static file
+#   whole, a range of it (206) and its HEAD; a WebSocket (101, then
+#   frames the preload no longer follows) whose handler runs the 4
+#   statements after the 101 ended: the service's; SQL: /sql/loop's
 #   4 statements run on the loop's thread while its request is alone
 #   there, attributed (an N+1 of 3), and /sql/pool's 4 run by
 #   run_in_executor in the loop's default executor, whose threads read no
@@ -55,8 +61,15 @@
 #   statements while both are in flight: none attributed; two /sql/loop
 #   pipelined in one write (both heads read in one recv, so both in flight
 #   while the first runs): the first none, the second its 4; then a
-#   /sql/loop alone: its 4 again.
-# The service counts every statement, attributed or not (/api/v1/queries).
+#   /sql/loop alone: its 4 again; a client giving up on a /slow after
+#   100 ms (aborted, status 0). And HTTPS on a second port, one
+#   keep-alive connection (two GETs, a /sql/loop): Tornado's (Python's ssl
+#   module on the socket, so libssl's SSL_read/SSL_write) followed, the
+#   plaintext bytes exact and the 4 statements attributed; aiohttp's
+#   (asyncio's TLS over memory BIOs) not followed at all, its statements
+#   the service's (README, HTTPS).
+# The service counts every statement, attributed or not (/api/v1/queries),
+# and /api/v1/status has them all: 136, 84 of them unattributed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 
