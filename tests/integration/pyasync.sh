@@ -61,8 +61,8 @@
 #   statements while both are in flight: none attributed; two /sql/loop
 #   pipelined in one write (both heads read in one recv, so both in flight
 #   while the first runs): the first none, the second its 4; then a
-#   /sql/loop alone: its 4 again; a client giving up on a /slow after
-#   100 ms (aborted, status 0). And HTTPS on a second port, one
+#   /sql/loop alone: its 4 again; a client giving up on a /wait (300 ms)
+#   after 100 ms (aborted, status 0). And HTTPS on a second port, one
 #   keep-alive connection (two GETs, a /sql/loop): Tornado's (Python's ssl
 #   module on the socket, so libssl's SSL_read/SSL_write) followed, the
 #   plaintext bytes exact and the 4 statements attributed; aiohttp's
@@ -72,6 +72,7 @@
 # and /api/v1/status has them all: 136, 84 of them unattributed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
+. "$(dirname "$0")/applib.sh"
 
 AP_PYASYNC_APPS=$AP_SRCDIR/tests/servers
 ap_require curl jq openssl
@@ -144,8 +145,6 @@ ap_log "collector $AP_URL; ports: tornado ${PORT[tornado]}, tornado-fork2 ${PORT
 	"(children $(pids tornado-fork2)), aiohttp ${PORT[aiohttp]}, aiohttp-rp2 ${PORT[aiohttp-rp2]}" \
 	"(processes $(pids aiohttp-rp2))"
 
-# reqlen "METHOD TARGET" : the bytes of ap_raw's request for it.
-reqlen() { printf '%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: apiprof-test\r\n\r\n' "$1" | wc -c; }
 
 # upto_close PORT TARGET : GETs TARGET on a new connection and reads until
 # the server closes it or ends a chunked body; prints "STATUS BYTES
@@ -225,13 +224,7 @@ traffic() {
 	upto_close "$port" /stream/cut >"$o-scut.out"
 	ap_assert_eq "$name: GET /stream/cut: the 200, 1000 bytes of the body, the connection closed" \
 		"$(cut -d' ' -f1,3 "$o-scut.out")" "200 True"
-	for h in 'Expect:' 'Expect: 100-continue' 'Transfer-Encoding: chunked'; do
-		curl -s --max-time 20 -o "$o-up.body" \
-			-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' \
-			-H "$h" --data-binary @"$AP_TMP/upload.bin" "$b/upload" >>"$o-up.out" ||
-			ap_fail "$name: POST /upload ($h) failed"
-		ap_assert_eq "$name: POST /upload ($h): the app read the whole body" "$(cat "$o-up.body")" "got 1048576"
-	done
+	ap_post_uploads "$name" "$b" "$o-up.out"
 	for h in '' '-r 1000-2999999' '-I'; do
 		# shellcheck disable=SC2086 # h: none or one option and its value
 		curl -s --max-time 20 -o "$o-file.body" $h -w '%{http_code} %{size_request} %{size_header} %{size_download}\n' \
@@ -249,30 +242,16 @@ traffic() {
 
 # loop_traffic NAME PORT : what only the single-process instances are sent.
 loop_traffic() {
-	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1 i p pids=""
-	for i in 1 2 3 4 5 6; do
-		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/slow?ms=400&n=6" >"$o-slow$i.out" &
-		pids="$pids $!"
-	done
-	curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/beside?n=6" >"$o-beside.out" &
-	pids="$pids $!"
-	for p in 1 2; do
-		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$b/sql/pair" >"$o-pair$p.out" &
-		pids="$pids $!"
-	done
-	for p in $pids; do
-		wait "$p" || ap_fail "$name: a concurrent request failed"
-	done
-	ap_assert_eq "$name: six /slow, /sql/beside, two /sql/pair at once: statuses" \
-		"$(cat "$o"-slow?.out "$o-beside.out" "$o"-pair?.out | tr '\n' ' ')" "200 200 200 200 200 200 200 200 200 "
+	local name=$1 port=$2 b=http://127.0.0.1:$2 o=$AP_TMP/$1
+	ap_meet_traffic "$name" "$b" "$o"
 	ap_raw "$port" --pipeline "GET /sql/loop" "GET /sql/loop" >"$o-sqlpipe.out"
 	ap_assert_eq "$name: two /sql/loop pipelined: statuses" "$(awk '{printf "%s ", $1}' "$o-sqlpipe.out")" "200 200 "
 	ap_assert_eq "$name: /sql/loop alone after them" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$b/sql/loop")" 200
-	# A client that gives up on a /slow after 100 ms.
-	"$AP_PY" - "$port" <<'PY' || ap_fail "$name: the /slow given up failed"
+	# A client that gives up on a /wait after 100 ms.
+	"$AP_PY" - "$port" <<'PY' || ap_fail "$name: the /wait given up failed"
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-s.sendall(b"GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+s.sendall(b"GET /wait?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
 time.sleep(0.1)
 s.close()
 PY
@@ -302,26 +281,12 @@ for n in tornado aiohttp; do
 done
 
 # ---- what the collector reports ----------------------------------------------
-# rq PATH [METHOD] : this service's stored requests of PATH (exact), from
-# $REQS (check reads them once), as a JSON array, oldest first: by start,
-# then by id (two processes' events interleave).
-rq() {
-	jq --arg p "$1" --arg m "${2:-}" \
-		'[.[] | select(.path == $p and ($m == "" or .method == $m))] | sort_by([.ts, .id])' <<<"$REQS"
-}
-# expect_reqs PATH METHOD N STATUS BYTES_IN BYTES_OUT : N stored requests of
-# PATH and METHOD, each with that status and those bytes, none aborted.
-expect_reqs() {
-	ap_assert_jq "$AP_SERVICE: $2 $1: $3 requests, status $4, bytes in $5, out $6" \
-		"length == $3 and all(.[]; .status == $4 and .bytes_in == $5 and .bytes_out == $6 and (.aborted | not))" \
-		"$(rq "$1" "$2")"
-}
 # aborted PATH OUT : the one GET of PATH aborted, with its 200 and the bytes
 # the client read (OUT: upto_close's output).
 aborted() {
 	ap_assert_jq "$AP_SERVICE: GET $1: aborted, with the 200 sent and the bytes the client read" \
 		"length == 1 and .[0].status == 200 and .[0].aborted and .[0].error and
-		 .[0].bytes_out == $(cut -d' ' -f2 "$2")" "$(rq "$1" GET)"
+		 .[0].bytes_out == $(cut -d' ' -f2 "$2")" "$(ap_rq "$1" GET)"
 }
 # err ROUTE TYPE MESSAGE : one error group of a GET, as /api/v1/errors has it.
 err() { printf '{"method": "GET", "route": "%s", "type": "%s", "count": 1, "message": "%s"}' "$@"; }
@@ -348,7 +313,8 @@ check() {
 		# socket, through libssl); aiohttp's are not (asyncio's TLS runs
 		# over memory BIOs: README, What it cannot see).
 		[ "$app" = tornado ] && items=6 loop_n=6
-		extra="GET /slow 7
+		extra="GET /slow 6
+GET /wait 1
 GET /sql/beside 1
 GET /sql/pair 2"
 	fi
@@ -369,8 +335,7 @@ GET /sql/loop $loop_n
 GET /sql/pool 2
 $extra
 EOF
-	REQS=$(ap_api /api/v1/requests --data-urlencode "service=$AP_SERVICE" --data-urlencode limit=1000 |
-		jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)]')
+	ap_fetch_reqs "$AP_TMP/$name-requests.json"
 	# the keep-alive connection: curl's sizes, line by line
 	n=0
 	for p in /hello /items/1 /items/22 /nope /items/333; do
@@ -378,17 +343,17 @@ EOF
 		read -r code _ _ sreq shdr sdl <<<"$(sed -n "${n}p" "$o-ka.out")"
 		c=1
 		[ "$p" = /hello ] && c=2
-		expect_reqs "$p" GET "$c" "$code" "$sreq" $(( shdr + sdl ))
+		ap_expect_reqs "$p" GET "$c" "$code" "$sreq" $(( shdr + sdl ))
 	done
 	# the pipeline: ap_raw's requests and the raw responses it read
-	expect_reqs /items/7 GET 1 200 "$(reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
-	expect_reqs /hello HEAD 1 200 "$(reqlen "HEAD /hello")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
-	expect_reqs /boom GET 1 500 "$(reqlen "GET /boom")" "$(sed -n 4p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /items/7 GET 1 200 "$(ap_reqlen "GET /items/7")" "$(sed -n 1p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /hello HEAD 1 200 "$(ap_reqlen "HEAD /hello")" "$(sed -n 2p "$o-pipe.out" | cut -d' ' -f2)"
+	ap_expect_reqs /boom GET 1 500 "$(ap_reqlen "GET /boom")" "$(sed -n 4p "$o-pipe.out" | cut -d' ' -f2)"
 	ap_assert_jq "$AP_SERVICE: GET /stream: pipelined (chunked), and over HTTP/1.0 (ended by the close)" \
 		"[.[] | [.status, .bytes_in, .bytes_out, .aborted]] | sort ==
-		 ([[200, $(reqlen "GET /stream"), $(sed -n 3p "$o-pipe.out" | cut -d' ' -f2), false],
+		 ([[200, $(ap_reqlen "GET /stream"), $(sed -n 3p "$o-pipe.out" | cut -d' ' -f2), false],
 		   [200, $(printf 'GET /stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' | wc -c), $(cut -d' ' -f2 "$o-http10.out"), false]] | sort)" \
-		"$(rq /stream GET)"
+		"$(ap_rq /stream GET)"
 	aborted /stream/cut "$o-scut.out"
 	msg='? Internal Server Error Server got itself in trouble'
 	[ "$app" = tornado ] &&
@@ -398,7 +363,7 @@ EOF
 		# Tornado ended the chunked body after the exception: complete.
 		ap_assert_eq "$name: GET /stream/boom: the 200 and the last chunk, the connection kept" \
 			"$(cut -d' ' -f1,3 "$o-sboom.out")" "200 False"
-		expect_reqs /stream/boom GET 1 200 "$(printf 'GET /stream/boom HTTP/1.1\r\nHost: x\r\n\r\n' | wc -c)" \
+		ap_expect_reqs /stream/boom GET 1 200 "$(printf 'GET /stream/boom HTTP/1.1\r\nHost: x\r\n\r\n' | wc -c)" \
 			"$(cut -d' ' -f2 "$o-sboom.out")"
 	else
 		ap_assert_eq "$name: GET /stream/boom: the 200, then the connection closed mid-body" \
@@ -406,35 +371,33 @@ EOF
 		aborted /stream/boom "$o-sboom.out"
 		errs="$errs, $(err /stream/boom aborted "$ABORTED")"
 	fi
-	ap_assert_jq "$AP_SERVICE: POST /upload: bytes in and out as curl sent and received them, oldest first" \
-		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk '{printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2 + $3, $4 + $5} END {print "]"}' "$o-up.out")" \
-		"$(rq /upload POST)"
+	ap_check_uploads "$o-up.out"
 	ap_assert_jq "$AP_SERVICE: GET /files/big.bin, whole and a range: bytes as curl sent and received them" \
 		"[.[] | [.status, .bytes_in, .bytes_out]] == $(awk 'NR < 3 {printf "%s[%s, %s, %s]", (NR > 1 ? ", " : "["), $1, $2, $3 + $4} END {print "]"}' "$o-files.out")" \
-		"$(rq /files/big.bin GET)"
+		"$(ap_rq /files/big.bin GET)"
 	read -r code sreq shdr _ <<<"$(sed -n 3p "$o-files.out")"
-	expect_reqs /files/big.bin HEAD 1 "$code" "$sreq" "$shdr"
+	ap_expect_reqs /files/big.bin HEAD 1 "$code" "$sreq" "$shdr"
 	read -r code sreq shdr <<<"$(sed -n 1p "$o-ws.out")"
-	expect_reqs /ws GET 1 "$code" "$sreq" "$shdr"
+	ap_expect_reqs /ws GET 1 "$code" "$sreq" "$shdr"
 	if [ "$single" = 1 ] && [ "$app" = tornado ]; then
 		for n in 1 2; do
 			read -r code _ _ sreq shdr sdl <<<"$(sed -n "${n}p" "$o-tls.out")"
-			expect_reqs "/items/100$n" GET 1 "$code" "$sreq" $(( shdr + sdl ))
+			ap_expect_reqs "/items/100$n" GET 1 "$code" "$sreq" $(( shdr + sdl ))
 		done
 	elif [ "$single" = 1 ]; then
-		ap_assert_jq "$AP_SERVICE: aiohttp's HTTPS requests: not followed" 'length == 0' "$(rq /items/1001)"
+		ap_assert_jq "$AP_SERVICE: aiohttp's HTTPS requests: not followed" 'length == 0' "$(ap_rq /items/1001)"
 	fi
 	if [ "$single" = 1 ]; then
-		errs="$errs, $(err /slow aborted "$ABORTED")"
-		ap_assert_jq "$AP_SERVICE: GET /slow given up after 100 ms: aborted, no status, nothing sent" \
-			'[.[] | select(.aborted)] | length == 1 and .[0].status == 0 and .[0].bytes_out == 0 and .[0].error' \
-			"$(rq /slow GET)"
+		errs="$errs, $(err /wait aborted "$ABORTED")"
+		ap_assert_jq "$AP_SERVICE: GET /wait given up after 100 ms: aborted, no status, nothing sent" \
+			'length == 1 and .[0].status == 0 and .[0].bytes_out == 0 and .[0].aborted and .[0].error' \
+			"$(ap_rq /wait GET)"
 	fi
 	json=$(ap_api /api/v1/errors --data-urlencode "service=$AP_SERVICE")
 	ap_check_jq "$AP_SERVICE: /api/v1/errors: the framework's HTTP 500 on GET /boom, the aborted requests, nothing else" "$json" \
 		"[.errors[] | select(.service == \$s) | {method, route, type, count, message}] | sort_by(.route) == ([$errs] | sort_by(.route))" \
 		--arg s "$AP_SERVICE"
-	ap_assert_pids_among "$(jq -r '[.[].pid] | unique | .[]' <<<"$REQS")" "$(pids "$name")" \
+	ap_assert_pids_among "$(jq -r '[.requests[].pid] | unique | .[]' "$AP_REQS")" "$(pids "$name")" \
 		"a serving process of $name"
 	# SQL: /sql/loop alone 4 each (an N+1 of 3); /sql/pool's and the
 	# WebSocket's (run after its request, the 101, had ended) none.
@@ -449,15 +412,8 @@ GET /sql/pair 2 0 0
 GET /ws 1 0 0
 EOF
 		ap_assert_eq "$AP_SERVICE: sql_count of each GET /sql/loop (the first pipelined one: none)" \
-			"$(rq /sql/loop GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "$sqls"
-		local slow
-		slow=$(rq /slow GET | jq '[.[] | select(.aborted | not)]')
-		ap_assert_jq "$AP_SERVICE: GET /slow: 400 ms to 5 s each, one pid and one thread (the loop's)" \
-			'length == 6 and all(.[]; .status == 200 and .duration_ms >= 400 and .duration_ms < 5000) and
-			 ([.[] | "\(.pid)/\(.tid)"] | unique | length) == 1' "$slow"
-		ap_assert_jq "$AP_SERVICE: GET /slow: all six in flight at once (the last start before the first end)" \
-			'[.[] | .ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)] as $start |
-			 [range(length) as $i | $start[$i] + .[$i].duration_ms] as $stop | ($start | max) < ($stop | min)' "$slow"
+			"$(ap_rq /sql/loop GET | jq -r '[.[].sql_count] | map(tostring) | join(" ")')" "$sqls"
+		ap_check_slow 400
 		c=48
 	else
 		ap_expect_sql <<EOF
@@ -468,12 +424,7 @@ EOF
 		c=20
 	fi
 	# The service counts every statement, attributed or not.
-	json=$(ap_api /api/v1/queries --data-urlencode "service=$AP_SERVICE")
-	ap_check_jq "$AP_SERVICE: /api/v1/queries: every statement ($c), attributed or not" "$json" \
-		'[.queries[] | select(.service == $s) | {sql, calls}] | sort_by(.sql) ==
-		 [{"sql": "SELECT id FROM authors ORDER BY id", "calls": ($c / 4)},
-		  {"sql": "SELECT name FROM authors WHERE id = ?", "calls": ($c / 4 * 3)}]' \
-		--arg s "$AP_SERVICE" --argjson c "$c"
+	ap_check_author_queries "$c"
 }
 # Until the four services' 125 requests (37 in each single process and 3
 # over HTTPS to Tornado's, 24 in each pair) have arrived, then 1.5 s more (events arrive within 1 s),

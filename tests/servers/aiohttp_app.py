@@ -26,6 +26,7 @@ Routes (the same as tornado_app.py's):
                           Server Error", text/plain) and a close
   GET  /slow?ms=N&n=K     waits until K /slow of this process have arrived,
                           then asyncio.sleep(N ms), then 200 "slept\\n"
+  GET  /wait?ms=N          asyncio.sleep(N ms), then 200 "waited\n"
   GET  /sql/loop          4 sqlite3 statements on the loop's thread
   GET  /sql/pool          the same 4 by run_in_executor (default executor)
   GET  /sql/pair          see pyasync_common.pair
@@ -87,6 +88,11 @@ async def slow(request):
     return web.Response(text="slept\n")
 
 
+async def wait(request):
+    await asyncio.sleep(int(request.query.get("ms", "100")) / 1000.0)
+    return web.Response(text="waited\n")
+
+
 async def sql(request):
     kind = request.match_info["kind"]
     if kind == "loop":
@@ -122,6 +128,7 @@ async def serve(port, reuse_port):
     app.router.add_post("/upload", upload)
     app.router.add_get("/boom", boom)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/wait", wait)
     app.router.add_get("/sql/{kind:loop|pool|pair|beside}", sql)
     app.router.add_get("/ws", ws)
     if os.environ.get("PYASYNC_APP_FILES"):

@@ -29,6 +29,7 @@ Routes (the same as aiohttp_app.py's):
                           "500: Internal Server Error"), connection kept
   GET  /slow?ms=N&n=K     waits until K /slow of this process have arrived,
                           then asyncio.sleep(N ms), then 200 "slept\\n"
+  GET  /wait?ms=N          asyncio.sleep(N ms), then 200 "waited\n"
   GET  /sql/loop          4 sqlite3 statements on the loop's thread
   GET  /sql/pool          the same 4 by run_in_executor (default executor)
   GET  /sql/pair          see pyasync_common.pair
@@ -108,6 +109,12 @@ class Slow(tornado.web.RequestHandler):
         self.write(b"slept\n" if ok else b"the other slow requests did not come\n")
 
 
+class Wait(tornado.web.RequestHandler):
+    async def get(self):
+        await asyncio.sleep(int(self.get_argument("ms", "100")) / 1000.0)
+        self.write(b"waited\n")
+
+
 class Sql(tornado.web.RequestHandler):
     async def get(self, kind):
         if kind == "loop":
@@ -141,6 +148,7 @@ def make_app():
         (r"/upload", Upload),
         (r"/boom", Boom),
         (r"/slow", Slow),
+        (r"/wait", Wait),
         (r"/sql/(loop|pool|pair|beside)", Sql),
         (r"/ws", Ws),
         (r"/files/(.*)", tornado.web.StaticFileHandler, {"path": os.environ.get("PYASYNC_APP_FILES", "/nonexistent")}),
