@@ -1,7 +1,8 @@
 """pyasync_common - what tests/servers/tornado_app.py and aiohttp_app.py
-share (tests/integration/pyasync.sh): the sqlite3 statements, the
-executor's connections, and the waits that put requests in flight together
-on one event loop whatever the machine's load.
+share (tests/integration/pyasync.sh), and uvicorn_app.py uses too
+(statements, Rendezvous, until): the sqlite3 statements, the executor's
+connections, and the waits that put requests in flight together on one
+event loop whatever the machine's load.
 
 The loop's connection is opened once per process, before serving (opening
 one runs no statement); each executor thread opens its own
