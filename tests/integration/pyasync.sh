@@ -126,8 +126,7 @@ pids() {
 }
 # ready NAME N : until N processes of NAME serve.
 ready() {
-	local i
-	for i in $(seq 300); do
+	for _ in $(seq 300); do
 		[ "$(pids "$1" | wc -w)" -ge "$2" ] && return 0
 		sleep 0.1
 	done
@@ -144,7 +143,6 @@ AP_PIDS="$(pids tornado-fork2) $AP_PIDS"
 ap_log "collector $AP_URL; ports: tornado ${PORT[tornado]}, tornado-fork2 ${PORT[tornado-fork2]}" \
 	"(children $(pids tornado-fork2)), aiohttp ${PORT[aiohttp]}, aiohttp-rp2 ${PORT[aiohttp-rp2]}" \
 	"(processes $(pids aiohttp-rp2))"
-
 
 # upto_close PORT TARGET : GETs TARGET on a new connection and reads until
 # the server closes it or ends a chunked body; prints "STATUS BYTES
@@ -257,11 +255,23 @@ s.close()
 PY
 }
 
+# The instances at once (their servers are apart), then the single
+# processes' rendezvous, at once too.
+jobs=""
 for n in tornado tornado-fork2 aiohttp aiohttp-rp2; do
-	traffic "$n" "${PORT[$n]}"
+	traffic "$n" "${PORT[$n]}" &
+	jobs="$jobs $!"
 done
+for p in $jobs; do
+	wait "$p" || ap_fail "the traffic of an instance failed"
+done
+jobs=""
 for n in tornado aiohttp; do
-	loop_traffic "$n" "${PORT[$n]}"
+	loop_traffic "$n" "${PORT[$n]}" &
+	jobs="$jobs $!"
+done
+for p in $jobs; do
+	wait "$p" || ap_fail "the concurrent traffic of an instance failed"
 done
 # HTTPS, on one keep-alive connection, to each single process's TLS port.
 for n in tornado aiohttp; do
@@ -429,17 +439,23 @@ EOF
 # Until the four services' 125 requests (37 in each single process and 3
 # over HTTPS to Tornado's, 24 in each pair) have arrived, then 1.5 s more (events arrive within 1 s),
 # so that a request counted twice shows.
-for i in $(seq 150); do
+for _ in $(seq 150); do
 	[ "$(ap_api /api/v1/endpoints | tee "$AP_TMP/endpoints.json" |
 		jq '[.endpoints[] | select(.service | startswith("it-pyasync-")) | .count] | add // 0')" -ge 125 ] && break
 	sleep 0.2
 done
 sleep 1.5
 ap_api /api/v1/endpoints >"$AP_TMP/endpoints.json"
-check tornado tornado 1
-check tornado-fork2 tornado 0
-check aiohttp aiohttp 1
-check aiohttp-rp2 aiohttp 0
+# The four services' checks at once.
+jobs=""
+for c in "check tornado tornado 1" "check tornado-fork2 tornado 0" "check aiohttp aiohttp 1" \
+	"check aiohttp-rp2 aiohttp 0"; do
+	$c &
+	jobs="$jobs $!"
+done
+for p in $jobs; do
+	wait "$p" || ap_fail "a service's checks failed"
+done
 # The collector's totals: every request and statement of the four services
 # (48 or 20 statements each; 20 (Tornado's), 16 or 8 of them attributed),
 # nothing dropped.
