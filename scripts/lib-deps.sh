@@ -64,6 +64,9 @@ AP_PKGS_TEST="$AP_PKGS_TEST python3-gevent"
 # The HAProxy test (tests/integration/haproxy.sh): Debian's HAProxy 2.6,
 # the package itself (the test runs /usr/sbin/haproxy).
 AP_PKGS_TEST="$AP_PKGS_TEST haproxy"
+# The Tornado and aiohttp test (tests/integration/pyasync.sh): the two
+# asyncio frameworks that serve HTTP themselves (aiohttp with its C parser).
+AP_PKGS_TEST="$AP_PKGS_TEST python3-tornado python3-aiohttp"
 # The libFuzzer harnesses (tests/fuzz/fuzz.sh): clang, whose Debian package
 # brings libFuzzer and the sanitizer runtimes (libclang-rt-dev).
 AP_PKGS_TEST="$AP_PKGS_TEST clang:clang"

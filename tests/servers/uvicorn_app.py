@@ -51,16 +51,11 @@ import os
 import sqlite3
 import threading
 
+from pyasync_common import Rendezvous, statements, until
+
 CON = None
 _local = threading.local()
 SLEEPING = 0
-
-
-def statements(con):
-    """The author ids, then each author by id: 4 statements."""
-    ids = [r[0] for r in con.execute("SELECT id FROM authors ORDER BY id").fetchall()]
-    names = [con.execute("SELECT name FROM authors WHERE id = ?", (i,)).fetchone()[0] for i in ids]
-    return {"authors": names}
 
 
 def pool_statements():
@@ -71,40 +66,8 @@ def pool_statements():
     return statements(con)
 
 
-class Rendezvous:
-    """Releases its waiters n at a time, once n are waiting."""
-
-    def __init__(self, n):
-        self.n = n
-        self.waiting = []
-
-    async def wait(self, timeout):
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting.append(fut)
-        if len(self.waiting) >= self.n:
-            group, self.waiting = self.waiting[:self.n], self.waiting[self.n:]
-            for f in group:
-                if not f.done():
-                    f.set_result(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            if fut in self.waiting:
-                self.waiting.remove(fut)
-            raise
-
-
 ARRIVED = Rendezvous(2)
 RAN = Rendezvous(2)
-
-
-async def until(cond, timeout=10.0):
-    """Polls cond on the loop every 10 ms; False when timeout passes first."""
-    for _ in range(int(timeout * 100)):
-        if cond():
-            return True
-        await asyncio.sleep(0.01)
-    return cond()
 
 
 async def reply(send, status, body, ctype=b"application/json"):
