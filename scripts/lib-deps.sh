@@ -67,6 +67,10 @@ AP_PKGS_TEST="$AP_PKGS_TEST openjdk-17-jdk-headless:javac"
 # whose tomcat10-embed-core.jar (with the jakarta.servlet API) its server
 # is compiled and run against. No command: the package itself.
 AP_PKGS_TEST="$AP_PKGS_TEST libtomcat10-embed-java"
+# The Jetty test (tests/integration/jetty.sh): embedded Eclipse Jetty 9.4,
+# whose jetty9-*.jar (and the javax.servlet API it depends on) its server
+# is compiled and run against. No command: the package itself.
+AP_PKGS_TEST="$AP_PKGS_TEST libjetty9-java"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"

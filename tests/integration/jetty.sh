@@ -1,0 +1,250 @@
+#!/bin/bash
+# The preload in embedded Eclipse Jetty 9.4 (Debian's libjetty9-java, on
+# OpenJDK 17), with a small server compiled here
+# (tests/servers/JettyServer.java): one ServerConnector on 127.0.0.1 for
+# HTTP/1.1 and, on the same port, h2c with prior knowledge
+# (HTTP2CServerConnectionFactory). Jetty's selector threads and its
+# QueuedThreadPool run connections with the "eat what you kill" strategy,
+# so a request runs on whichever pool thread was producing at the time,
+# and consecutive requests of one connection on different threads (the
+# server's log shows it). Checked once by hand (strace -f -e
+# trace=read,write,writev,sendfile,mmap on the JVM): Jetty reads sockets
+# with read(fd, buf, 8192) and writes with writev() only: a small
+# response is one writev() of head and body; a static file by the
+# DefaultServlet is read() from the file in 32 KiB pieces and written one
+# writev() per piece (the first with the head): no sendfile, no mmap.
+# Over HTTP/2 every write is a writev() of several frames (the HEADERS
+# and DATA frames of a stream, 16 KiB of DATA each).
+#  1. HTTP/1.1: ten requests on one keep-alive connection (curl) and ten
+#     50 ms apart; four pipelined; HEAD; Jetty's own 404 (the
+#     DefaultServlet's) and 500 (a servlet that throws); a chunked
+#     response (flushBuffer(), no Content-Length); 1 MiB POSTs, one with
+#     Expect: 100-continue (Jetty's interim "HTTP/1.1 100 Continue");
+#     six slow requests at once; templated routes (/items/{id}); static
+#     files, 6 bytes and 1,200,000 bytes; responses byte-identical with
+#     and without the preload (Date masked).
+#  2. six async requests at once (startAsync(), answered and completed
+#     from another thread), and one past its async timeout, answered 500
+#     by Jetty itself.
+#  3. HTTP/2 cleartext with prior knowledge: curl with several requests on
+#     one connection (a 404, the 1.2 MB file), h2load with 4 streams at
+#     once on each of 2 connections.
+# Exact counts per method and route, statuses, error counts, bytes.
+. "$(dirname "$0")/lib.sh"
+
+ap_require curl jq python3 java javac h2load
+ap_require_build
+
+J=/usr/share/java
+JETTY_CP=$J/servlet-api.jar:$J/jetty9-server.jar:$J/jetty9-servlet.jar:$J/jetty9-security.jar:$J/jetty9-http.jar
+JETTY_CP=$JETTY_CP:$J/jetty9-io.jar:$J/jetty9-util.jar:$J/jetty9-http2-server.jar:$J/jetty9-http2-common.jar
+JETTY_CP=$JETTY_CP:$J/jetty9-http2-hpack.jar
+if [ ! -r "$J/jetty9-server.jar" ] || [ ! -r "$J/jetty9-http2-server.jar" ]; then
+	[ "$(id -u)" -eq 0 ] && ap_fail "$J/jetty9-*.jar are missing (scripts/test.sh installs libjetty9-java)"
+	ap_skip "$J/jetty9-*.jar are missing (install libjetty9-java, or run scripts/test.sh as root)"
+fi
+
+CLS=$AP_TMP/classes
+javac -J-XX:TieredStopAtLevel=1 -cp "$JETTY_CP" -d "$CLS" "$AP_SRCDIR/tests/servers/JettyServer.java" \
+	>"$AP_TMP/javac.log" 2>&1 || ap_fail "javac failed: $(cat "$AP_TMP/javac.log")"
+
+DOC=$AP_TMP/doc
+mkdir -p "$DOC/static"
+BIG_SIZE=1200000
+head -c "$BIG_SIZE" /dev/urandom >"$DOC/static/big.bin"
+printf 'small\n' >"$DOC/static/small.txt"
+head -c 1048576 /dev/urandom >"$AP_TMP/post-1m.bin"
+
+# jetty_bg NAME PRELOAD(1|0) PORT : the server in the background, stdout in
+# NAME.log and stderr (Jetty's own log) in NAME.err; sets AP_BG_PID.
+jetty_bg() {
+	local run=ap_bg
+	[ "$2" = 1 ] && run=ap_bg_preloaded
+	"$run" "$1" bash -c 'exec "$@" 2>"$0"' "$AP_TMP/$1.err" java -XX:TieredStopAtLevel=1 \
+		-XX:-CreateCoredumpOnCrash -cp "$CLS:$JETTY_CP" JettyServer "$3" "$DOC"
+}
+
+ap_start_collector
+PORT=$(ap_free_port)
+jetty_bg jetty 1 "$PORT"
+JETTY_PID=$AP_BG_PID
+PLAIN_PORT=$(ap_free_port)
+jetty_bg plain 0 "$PLAIN_PORT"
+ap_wait_log jetty '^listening on'
+ap_wait_log plain '^listening on'
+B=http://127.0.0.1:$PORT
+ap_log "collector $AP_URL, Jetty on $PORT (pid $JETTY_PID), without the preload on $PLAIN_PORT"
+
+# 2a. An async request that outlives its async timeout (200 ms): Jetty
+#     answers 500 itself; the late answer is dropped.
+ap_bg asynctimeout curl -s --max-time 20 -o /dev/null -w '%{http_code} %{size_header} %{size_download}\n' \
+	"$B/async?ms=1500&timeout=200"
+ASYNCTIMEOUT_PID=$AP_BG_PID
+
+# 1a. Keep-alive: ten requests on one connection back to back (curl), then
+#     ten 50 ms apart (a request per gap, each picked up anew by the
+#     selector's producer).
+ap_curl_many "$AP_TMP/ka.out" "$B/fast" "$B/fast" "$B/items/1" "$B/chunked" "$B/nowhere" \
+	"$B/items/2" "$B/static/small.txt" "$B/static/big.bin" "$B/fast" "$B/items/3"
+ap_assert_eq "keep-alive statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/ka.out")" \
+	"200 200 200 200 404 200 200 200 200 200 "
+cat >"$AP_TMP/seq.py" <<'PY'
+# seq.py PORT GAP_MS PATH... : GETs on one connection, each sent GAP_MS
+# after the previous answer (Content-Length or chunked); prints "STATUS
+# REQUEST_BYTES RESPONSE_BYTES" per request.
+import socket, sys, time
+port, gap, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+buf = b""
+def fill():
+    global buf
+    d = s.recv(65536)
+    if not d: raise EOFError("connection closed")
+    buf += d
+def take(n):
+    global buf
+    while len(buf) < n: fill()
+    out, buf = buf[:n], buf[n:]
+    return out
+def line(sep=b"\r\n"):
+    while sep not in buf: fill()
+    return take(buf.index(sep) + len(sep))
+for p in paths:
+    time.sleep(gap / 1000)
+    w = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % p).encode()
+    s.sendall(w)
+    raw = line(b"\r\n\r\n")
+    st = int(raw.split(b" ")[1])
+    hdrs = dict((k.strip().lower(), v.strip()) for k, v in
+                (h.split(b":", 1) for h in raw.split(b"\r\n")[1:] if b":" in h))
+    if hdrs.get(b"transfer-encoding") == b"chunked":
+        while True:
+            l = line(); raw += l
+            n = int(l.split(b";")[0], 16)
+            raw += take(n + 2)
+            if n == 0: break
+    else:
+        raw += take(int(hdrs.get(b"content-length", b"0")))
+    print(st, len(w), len(raw))
+PY
+"$AP_PY" "$AP_TMP/seq.py" "$PORT" 50 /fast /items/4 /chunked /nowhere /static/small.txt /items/5 \
+	/fast /chunked /static/small.txt /fast >"$AP_TMP/ka2.out" || ap_fail "seq.py failed"
+ap_assert_eq "keep-alive statuses (50 ms apart)" "$(awk '{printf "%s ", $1}' "$AP_TMP/ka2.out")" \
+	"200 200 200 404 200 200 200 200 200 200 "
+# (Lines "req N thread=NAME conn=PORT PROTOCOL METHOD PATH".)
+ka_conn=$(awk '$1 == "req" && $7 == "/items/4" { print $4; exit }' "$AP_TMP/jetty.log")
+ap_log "the 10 keep-alive requests 50 ms apart ran on $(awk -v c="$ka_conn" '$4 == c {print $3}' "$AP_TMP/jetty.log" | sort -u | wc -l) threads"
+
+# 1b. Pipelined: four requests in one write.
+ap_raw "$PORT" --pipeline "GET /fast" "GET /items/6" "HEAD /fast" \
+	'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' >"$AP_TMP/pipe.out"
+ap_assert_eq "pipelined statuses" "$(cut -d' ' -f1 "$AP_TMP/pipe.out" | paste -sd' ')" "200 200 200 200"
+
+# 1c. HEAD, Jetty's 404 and the 500 of a servlet that throws.
+ap_raw "$PORT" "HEAD /fast" "GET /nowhere" "GET /error" >"$AP_TMP/misc.out"
+ap_assert_eq "HEAD, 404, 500" "$(cut -d' ' -f1 "$AP_TMP/misc.out" | paste -sd' ')" "200 404 500"
+
+# at_once N URL NAME : N GETs of URL at the same time, each answered 200.
+at_once() {
+	local i p pids=""
+	for i in $(seq "$1"); do
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$2" >"$AP_TMP/$3-$i.out" &
+		pids="$pids $!"
+	done
+	for p in $pids; do
+		wait "$p" || ap_fail "a request of $3 failed"
+	done
+	ap_assert_eq "$3 statuses" "$(cat "$AP_TMP/$3"-*.out | sort | uniq -c | awk '{print $1, $2}')" "$1 200"
+}
+
+# 1d, 2b. Six slow requests at once, and six async ones.
+SLOW_MS=400
+at_once 6 "$B/slow?ms=$SLOW_MS" slow
+at_once 6 "$B/async?ms=$SLOW_MS" async
+
+# 1e. 1 MiB POSTs by curl: without Expect, and with Expect: 100-continue
+#     (Jetty's interim response, counted in curl's size_header).
+for e in none 100; do
+	hdr='Expect:'
+	[ "$e" = 100 ] && hdr='Expect: 100-continue'
+	curl -s --max-time 30 -H "$hdr" --data-binary @"$AP_TMP/post-1m.bin" -o "$AP_TMP/post-$e.body" \
+		-w '%{http_code} %{size_request} %{size_upload} %{size_header} %{size_download}\n' "$B/post" \
+		>"$AP_TMP/post-$e.out" || ap_fail "the 1 MiB POST ($e) failed"
+	ap_assert_eq "the 1 MiB POST (Expect: $e): status, answer" \
+		"$(cut -d' ' -f1 "$AP_TMP/post-$e.out") $(cat "$AP_TMP/post-$e.body")" "200 received 1048576"
+done
+
+# 1f. Byte-identical responses, Date masked.
+RAW=("GET /fast" "HEAD /fast" "GET /items/7" "GET /chunked" "GET /nowhere" "GET /static/small.txt"
+	"GET /static/big.bin" "GET /async?ms=1"
+	'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' "GET /error")
+ap_raw "$PORT" --dump "$AP_TMP/pre.raw" "${RAW[@]}" >"$AP_TMP/pre.out"
+ap_raw "$PLAIN_PORT" --dump "$AP_TMP/plain.raw" "${RAW[@]}" >/dev/null
+cmp -s "$AP_TMP/pre.raw" "$AP_TMP/plain.raw" ||
+	ap_fail "responses differ with the preload: $(diff <(cat -v "$AP_TMP/plain.raw") <(cat -v "$AP_TMP/pre.raw") | head -20)"
+ap_log "ok: ${#RAW[@]} responses ($(wc -c <"$AP_TMP/pre.raw") bytes) byte-identical with and without the preload"
+
+wait "$ASYNCTIMEOUT_PID"
+read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
+ap_assert_eq "the async request past its timeout: status" "$at_code" 500
+
+ap_expect_counts <<EOF
+GET /fast 8
+HEAD /fast 3
+GET /items/{id} 7
+GET /chunked 4
+GET /nowhere 4
+GET /static/small.txt 4
+GET /static/big.bin 2
+POST /post 4
+GET /error 2
+GET /slow 6
+GET /async 8
+EOF
+ap_assert_eq "errors of the service" \
+	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
+	'[["GET","/async","HTTP 500",1],["GET","/error","HTTP 500",2]]'
+
+statuses() { ap_requests "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
+ap_assert_eq "statuses of /nowhere, /error" "$(statuses /nowhere) $(statuses /error)" "[404] [500]"
+# all_out ROUTE METHOD BYTES N : the N requests of ROUTE each sent BYTES.
+all_out() {
+	ap_assert_jq "$2 $1: bytes_out $3 (all $4)" \
+		"length == $4 and all(.[]; .bytes_out == $3)" "$(ap_requests "$1" "$2")"
+}
+all_out /fast HEAD "$(awk 'NR == 1 {print $2}' "$AP_TMP/misc.out")" 3
+all_out /chunked GET "$(awk 'NR == 3 {print $3}' "$AP_TMP/ka2.out")" 4
+all_out /nowhere GET "$(awk 'NR == 2 {print $2}' "$AP_TMP/misc.out")" 4
+all_out /error GET "$(awk 'NR == 3 {print $2}' "$AP_TMP/misc.out")" 2
+all_out /static/small.txt GET "$(awk 'NR == 5 {print $3}' "$AP_TMP/ka2.out")" 4
+read -r _ _ _ _ bhdr bbody < <(sed -n 8p "$AP_TMP/ka.out")
+[ "$bbody" = "$BIG_SIZE" ] || ap_fail "curl got $bbody bytes of big.bin"
+all_out /static/big.bin GET "$((bhdr + bbody))" 2
+ap_assert_jq "GET /items/{id}: bytes_in and bytes_out exact for the 50 ms apart ones" \
+	"[.[] | select(.bytes_in == $(awk 'NR == 2 {print $2}' "$AP_TMP/ka2.out") and .bytes_out == $(awk 'NR == 2 {print $3}' "$AP_TMP/ka2.out"))] | length == 2" \
+	"$(ap_requests '/items/{id}' GET)"
+# POSTs: the pipelined and raw ones exactly their own bytes; curl's 1 MiB
+# ones what curl sent and got (with 100-continue: the interim 100 too).
+post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)
+pout=$(awk 'NR == 4 {print $2}' "$AP_TMP/pipe.out")
+read -r _ nreq nup nhdr ndown <"$AP_TMP/post-none.out"
+read -r _ ereq eup ehdr edown <"$AP_TMP/post-100.out"
+ap_assert_eq "POST /post: [bytes_in, bytes_out]" \
+	"$(ap_requests /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
+	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$((nreq + nup)), $((nhdr + ndown))],
+		[$((ereq + eup)), $((ehdr + edown))]] | sort")"
+# Slow and async requests: each at least its sleep, all in flight at once.
+in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
+	  | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)) as $t | {t: $t, e: ($t + .duration_ms)}]
+	 | (map(.t) | max) < (map(.e) | min)'
+reqs=$(ap_requests /async GET)
+ap_assert_jq "the async request past its timeout: status 500, bytes_out $((at_hdr + at_body)), duration >= 200 ms" \
+	"[.[] | select(.status == 500)] | length == 1 and .[0].error and .[0].bytes_out == $((at_hdr + at_body))
+	 and .[0].duration_ms >= 200 and .[0].duration_ms < 1500" "$reqs"
+for r in slow async; do
+	reqs=$(ap_requests "/$r" GET | jq '[.[] | select(.status == 200 and .duration_ms >= 100)]')
+	ap_assert_jq "6 $r requests: duration >= $SLOW_MS ms" \
+		"length == 6 and all(.[]; .status == 200 and .duration_ms >= $SLOW_MS and .duration_ms < 10000)" "$reqs"
+	ap_assert_jq "the 6 $r requests in flight at once: each started before any ended" "$in_flight" "$reqs"
+done
+ap_log "PASS"
