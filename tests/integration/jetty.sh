@@ -184,34 +184,85 @@ cmp -s "$AP_TMP/pre.raw" "$AP_TMP/plain.raw" ||
 	ap_fail "responses differ with the preload: $(diff <(cat -v "$AP_TMP/plain.raw") <(cat -v "$AP_TMP/pre.raw") | head -20)"
 ap_log "ok: ${#RAW[@]} responses ($(wc -c <"$AP_TMP/pre.raw") bytes) byte-identical with and without the preload"
 
+# 3. HTTP/2 with prior knowledge, on the same port. nghttp: seven streams
+#    at once on one connection (after its PRIORITY frames for the idle
+#    streams 3 to 11, which are no requests), the 1.2 MB file among them
+#    (DATA frames of 16 KiB), Jetty's 404 and 500; then a 1 MiB POST
+#    (flow control: WINDOW_UPDATEs from Jetty on its stream). From
+#    nghttp's -v trace, per stream: path, status and the frames either
+#    side sent on it, 9-byte headers included (README, HTTP/2: bytes_in
+#    and bytes_out). Then h2load: eight async requests at once on one
+#    connection, and 16 slow ones 4 at a time on each of 2 connections.
+H=http://127.0.0.1:$PORT
+nghttp -nv "$H/fast" "$H/nowhere" "$H/static/big.bin" "$H/chunked" "$H/error" "$H/items/8" "$H/fast?h2" \
+	>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp failed: $(tail -5 "$AP_TMP/h2.trace")"
+nghttp -nv -d "$AP_TMP/post-1m.bin" "$H/post" >>"$AP_TMP/h2.trace" 2>&1 ||
+	ap_fail "nghttp's POST failed: $(tail -5 "$AP_TMP/h2.trace")"
+# "PATH STATUS BYTES_IN BYTES_OUT" per stream of the trace (streams are
+# numbered anew per connection: the POST's connection starts over at 13).
+awk '/ Connected$/ { c++ }
+	match($0, /(send|recv) [A-Z_]+ frame <length=[0-9]+, flags=0x[0-9a-f]+, stream_id=[0-9]+>/) {
+		f = substr($0, RSTART, RLENGTH); split(f, w, /[ =,>]+/)
+		# w: 1 dir, 2 type, 3 "frame", 4 "<length", 5 N, 6 flags, 7 F, 8 stream_id, 9 S
+		s = c "/" w[9]; last = s; dir = w[1]
+		if (w[9] != 0) { if (dir == "send") bin[s] += w[5] + 9; else bout[s] += w[5] + 9 }
+		next }
+	dir == "send" && $1 == ":path:" { p = $2; sub(/\?.*/, "", p); path[last] = p; order[++n] = last }
+	/recv \(stream_id=[0-9]+\) :status: / { match($0, /stream_id=[0-9]+/)
+		st[c "/" substr($0, RSTART + 10, RLENGTH - 10)] = $NF }
+	END { for (i = 1; i <= n; i++) { s = order[i]; print path[s], st[s], bin[s], bout[s] } }' \
+	"$AP_TMP/h2.trace" | sort >"$AP_TMP/h2.streams"
+ap_assert_eq "nghttp's streams: statuses" "$(awk '{print $1, $2}' "$AP_TMP/h2.streams" | paste -sd,)" \
+	"/chunked 200,/error 500,/fast 200,/fast 200,/items/8 200,/nowhere 404,/post 200,/static/big.bin 200"
+H2_START_MS=$(date +%s%3N)
+h2load -n 8 -c 1 -m 8 "$H/async?ms=$SLOW_MS" >"$AP_TMP/h2load-async.out" 2>&1 || ap_fail "h2load failed"
+h2load -n 16 -c 2 -m 4 "$H/slow?ms=100" >"$AP_TMP/h2load-slow.out" 2>&1 || ap_fail "h2load failed"
+for f in async slow; do
+	grep -q '^status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx' "$AP_TMP/h2load-$f.out" &&
+		grep -q '^requests: .* 0 failed, 0 errored' "$AP_TMP/h2load-$f.out" ||
+		ap_fail "h2load ($f): $(grep -E '^(requests|status codes):' "$AP_TMP/h2load-$f.out")"
+done
+
 wait "$ASYNCTIMEOUT_PID"
 read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
 ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 
 ap_expect_counts <<EOF
-GET /fast 8
+GET /fast 10
 HEAD /fast 3
-GET /items/{id} 7
-GET /chunked 4
-GET /nowhere 4
+GET /items/{id} 8
+GET /chunked 5
+GET /nowhere 5
 GET /static/small.txt 4
-GET /static/big.bin 2
-POST /post 4
-GET /error 2
-GET /slow 6
-GET /async 8
+GET /static/big.bin 3
+POST /post 5
+GET /error 3
+GET /slow 22
+GET /async 16
 EOF
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
-	'[["GET","/async","HTTP 500",1],["GET","/error","HTTP 500",2]]'
+	'[["GET","/async","HTTP 500",1],["GET","/error","HTTP 500",3]]'
 
 statuses() { ap_requests "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
 ap_assert_eq "statuses of /nowhere, /error" "$(statuses /nowhere) $(statuses /error)" "[404] [500]"
-# all_out ROUTE METHOD BYTES N : the N requests of ROUTE each sent BYTES.
+# all_out ROUTE METHOD BYTES N : N requests of ROUTE (its HTTP/1.1 ones)
+# sent BYTES each.
 all_out() {
-	ap_assert_jq "$2 $1: bytes_out $3 (all $4)" \
-		"length == $4 and all(.[]; .bytes_out == $3)" "$(ap_requests "$1" "$2")"
+	ap_assert_jq "$2 $1: bytes_out $3 ($4 of them)" \
+		"[.[] | select(.bytes_out == $3)] | length == $4" "$(ap_requests "$1" "$2")"
 }
+# The HTTP/2 streams: each exactly one request of its route with its
+# status, bytes_in and bytes_out.
+sort "$AP_TMP/h2.streams" | uniq -c | while read -r k path st bin bout; do
+	route=$path
+	[ "${path#/items/}" != "$path" ] && route='/items/{id}'
+	m=GET
+	[ "$path" = /post ] && m=POST
+	ap_assert_jq "HTTP/2 $m $path: $k stream(s), status $st, bytes_in $bin, bytes_out $bout" \
+		"[.[] | select(.status == $st and .bytes_in == $bin and .bytes_out == $bout)] | length == $k" \
+		"$(ap_requests "$route" "$m")"
+done
 all_out /fast HEAD "$(awk 'NR == 1 {print $2}' "$AP_TMP/misc.out")" 3
 all_out /chunked GET "$(awk 'NR == 3 {print $3}' "$AP_TMP/ka2.out")" 4
 all_out /nowhere GET "$(awk 'NR == 2 {print $2}' "$AP_TMP/misc.out")" 4
@@ -232,7 +283,7 @@ read -r _ ereq eup ehdr edown <"$AP_TMP/post-100.out"
 ap_assert_eq "POST /post: [bytes_in, bytes_out]" \
 	"$(ap_requests /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
 	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$((nreq + nup)), $((nhdr + ndown))],
-		[$((ereq + eup)), $((ehdr + edown))]] | sort")"
+		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$1 == "/post" {print $3 ", " $4}' "$AP_TMP/h2.streams")]] | sort")"
 # Slow and async requests: each at least its sleep, all in flight at once.
 in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
 	  | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)) as $t | {t: $t, e: ($t + .duration_ms)}]
@@ -241,10 +292,19 @@ reqs=$(ap_requests /async GET)
 ap_assert_jq "the async request past its timeout: status 500, bytes_out $((at_hdr + at_body)), duration >= 200 ms" \
 	"[.[] | select(.status == 500)] | length == 1 and .[0].error and .[0].bytes_out == $((at_hdr + at_body))
 	 and .[0].duration_ms >= 200 and .[0].duration_ms < 1500" "$reqs"
+# (HTTP/1.1 ones started before $H2_START_MS, HTTP/2 ones after.)
+ts_ms='(.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber))'
 for r in slow async; do
-	reqs=$(ap_requests "/$r" GET | jq '[.[] | select(.status == 200 and .duration_ms >= 100)]')
+	reqs=$(ap_requests "/$r" GET | jq "[.[] | select($ts_ms < $H2_START_MS and .status == 200 and .duration_ms >= 100)]")
 	ap_assert_jq "6 $r requests: duration >= $SLOW_MS ms" \
 		"length == 6 and all(.[]; .status == 200 and .duration_ms >= $SLOW_MS and .duration_ms < 10000)" "$reqs"
 	ap_assert_jq "the 6 $r requests in flight at once: each started before any ended" "$in_flight" "$reqs"
 done
+reqs=$(ap_requests /async GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")
+ap_assert_jq "8 HTTP/2 async streams on one connection: status 200, duration >= $SLOW_MS ms" \
+	"length == 8 and all(.[]; .status == 200 and .duration_ms >= $SLOW_MS and .duration_ms < 10000)" "$reqs"
+ap_assert_jq "the 8 HTTP/2 async streams in flight at once" "$in_flight" "$reqs"
+ap_assert_jq "16 HTTP/2 slow streams: status 200, duration >= 100 ms" \
+	"length == 16 and all(.[]; .status == 200 and .duration_ms >= 100 and .duration_ms < 10000)" \
+	"$(ap_requests /slow GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")"
 ap_log "PASS"
