@@ -32,7 +32,7 @@
 # Exact counts per method and route, statuses, error counts, bytes.
 . "$(dirname "$0")/lib.sh"
 
-ap_require curl jq python3 java javac h2load
+ap_require curl jq python3 java javac h2load nghttp
 ap_require_build
 
 J=/usr/share/java
@@ -54,6 +54,8 @@ BIG_SIZE=1200000
 head -c "$BIG_SIZE" /dev/urandom >"$DOC/static/big.bin"
 printf 'small\n' >"$DOC/static/small.txt"
 head -c 1048576 /dev/urandom >"$AP_TMP/post-1m.bin"
+HUGE_SIZE=8388608
+head -c "$HUGE_SIZE" /dev/urandom >"$DOC/static/huge.bin"
 
 # jetty_bg NAME PRELOAD(1|0) PORT : the server in the background, stdout in
 # NAME.log and stderr (Jetty's own log) in NAME.err; sets AP_BG_PID.
@@ -184,6 +186,49 @@ cmp -s "$AP_TMP/pre.raw" "$AP_TMP/plain.raw" ||
 	ap_fail "responses differ with the preload: $(diff <(cat -v "$AP_TMP/plain.raw") <(cat -v "$AP_TMP/pre.raw") | head -20)"
 ap_log "ok: ${#RAW[@]} responses ($(wc -c <"$AP_TMP/pre.raw") bytes) byte-identical with and without the preload"
 
+# 1g. An 8 MiB file to a client that reads 64 KiB every 5 ms with a 64 KiB
+#     receive buffer: Jetty's writev() fills the send buffer and returns
+#     short; the rest is written as the client reads, when the selector
+#     finds the socket writable again (the callback on a pool thread).
+#     Then the same, cut short by the client after 1 MB.
+cat >"$AP_TMP/slowget.py" <<'PY'
+# slowget.py PORT PATH [STOP] : GETs PATH with SO_RCVBUF 64 KiB, reading
+# 64 KiB every 5 ms (until STOP bytes came, then closes, if given); prints
+# "REQUEST_BYTES RESPONSE_BYTES T_END_MS", then per 64 KiB read "READ_BYTES
+# T_MS" (times since the request was sent).
+import socket, sys, time
+port, path, stop = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 0
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.settimeout(20)
+s.connect(("127.0.0.1", port))
+w = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode()
+t0 = time.monotonic()
+s.sendall(w)
+got = 0; marks = []; next_mark = 0
+while True:
+    d = s.recv(65536)
+    if not d or (stop and got >= stop): break
+    got += len(d)
+    now = (time.monotonic() - t0) * 1000
+    while got >= next_mark:
+        marks.append((next_mark, now)); next_mark += 65536
+    time.sleep(0.005)
+print(len(w), got, "%.1f" % ((time.monotonic() - t0) * 1000))
+for b, t in marks: print(b, "%.1f" % t)
+PY
+"$AP_PY" "$AP_TMP/slowget.py" "$PORT" /static/huge.bin >"$AP_TMP/slowget.out" || ap_fail "slowget.py failed"
+"$AP_PY" "$AP_TMP/slowget.py" "$PORT" /static/huge.bin 1000000 >"$AP_TMP/slowcut.out" || ap_fail "slowget.py failed"
+
+# 1h. HTTP/1.1 "Upgrade: h2c" (curl --http2), which Jetty accepts: its 101,
+#     then the answer on stream 1, then a second request on the connection,
+#     now HTTP/2. README (HTTP/2, h2c by Upgrade): only the upgrading
+#     request is recorded, with its 101.
+curl -s --http2 --max-time 10 -o /dev/null -w '%{http_code} %{http_version} %{num_connects}\n' "$B/fast?upgrade" \
+	-o /dev/null "$B/items/99" >"$AP_TMP/upgrade.out" || ap_fail "curl --http2 failed"
+ap_assert_eq "curl --http2 (Upgrade: h2c): statuses, versions, connections" "$(paste -sd' ' "$AP_TMP/upgrade.out")" \
+	"200 2 1 200 2 0"
+
 # 3. HTTP/2 with prior knowledge, on the same port. nghttp: seven streams
 #    at once on one connection (after its PRIORITY frames for the idle
 #    streams 3 to 11, which are no requests), the 1.2 MB file among them
@@ -198,19 +243,25 @@ nghttp -nv "$H/fast" "$H/nowhere" "$H/static/big.bin" "$H/chunked" "$H/error" "$
 	>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp failed: $(tail -5 "$AP_TMP/h2.trace")"
 nghttp -nv -d "$AP_TMP/post-1m.bin" "$H/post" >>"$AP_TMP/h2.trace" 2>&1 ||
 	ap_fail "nghttp's POST failed: $(tail -5 "$AP_TMP/h2.trace")"
-# "PATH STATUS BYTES_IN BYTES_OUT" per stream of the trace (streams are
-# numbered anew per connection: the POST's connection starts over at 13).
+# "PATH STATUS IN IN_WU OUT OUT_WU" per stream of the trace (streams are
+# numbered anew per connection: the POST's connection starts over at 13):
+# the bytes of the frames each side sent on it, WINDOW_UPDATEs apart
+# (_WU). A WINDOW_UPDATE the client sends while the last DATA frames
+# arrive may reach Jetty after it wrote the END_STREAM that ended the
+# request, and then counts for none (README, HTTP/2: a stream ends at that
+# write).
 awk '/ Connected$/ { c++ }
 	match($0, /(send|recv) [A-Z_]+ frame <length=[0-9]+, flags=0x[0-9a-f]+, stream_id=[0-9]+>/) {
 		f = substr($0, RSTART, RLENGTH); split(f, w, /[ =,>]+/)
 		# w: 1 dir, 2 type, 3 "frame", 4 "<length", 5 N, 6 flags, 7 F, 8 stream_id, 9 S
 		s = c "/" w[9]; last = s; dir = w[1]
-		if (w[9] != 0) { if (dir == "send") bin[s] += w[5] + 9; else bout[s] += w[5] + 9 }
+		wu = w[2] == "WINDOW_UPDATE" ? "wu" : ""
+		if (w[9] != 0) { if (dir == "send") bin[s wu] += w[5] + 9; else bout[s wu] += w[5] + 9 }
 		next }
 	dir == "send" && $1 == ":path:" { p = $2; sub(/\?.*/, "", p); path[last] = p; order[++n] = last }
 	/recv \(stream_id=[0-9]+\) :status: / { match($0, /stream_id=[0-9]+/)
 		st[c "/" substr($0, RSTART + 10, RLENGTH - 10)] = $NF }
-	END { for (i = 1; i <= n; i++) { s = order[i]; print path[s], st[s], bin[s], bout[s] } }' \
+	END { for (i = 1; i <= n; i++) { s = order[i]; print path[s], st[s], bin[s] + 0, bin[s "wu"] + 0, bout[s] + 0, bout[s "wu"] + 0 } }' \
 	"$AP_TMP/h2.trace" | sort >"$AP_TMP/h2.streams"
 ap_assert_eq "nghttp's streams: statuses" "$(awk '{print $1, $2}' "$AP_TMP/h2.streams" | paste -sd,)" \
 	"/chunked 200,/error 500,/fast 200,/fast 200,/items/8 200,/nowhere 404,/post 200,/static/big.bin 200"
@@ -228,13 +279,14 @@ read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
 ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 
 ap_expect_counts <<EOF
-GET /fast 10
+GET /fast 11
 HEAD /fast 3
 GET /items/{id} 8
 GET /chunked 5
 GET /nowhere 5
 GET /static/small.txt 4
 GET /static/big.bin 3
+GET /static/huge.bin 2
 POST /post 5
 GET /error 3
 GET /slow 22
@@ -242,7 +294,9 @@ GET /async 16
 EOF
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
-	'[["GET","/async","HTTP 500",1],["GET","/error","HTTP 500",3]]'
+	'[["GET","/async","HTTP 500",1],["GET","/error","HTTP 500",3],["GET","/static/huge.bin","aborted",1]]'
+ap_assert_jq "the h2c upgrade: GET /fast recorded once with its 101, not aborted, and nothing after it" \
+	'[.[] | select(.status == 101)] | length == 1 and (.[0].error | not)' "$(ap_requests /fast GET)"
 
 statuses() { ap_requests "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
 ap_assert_eq "statuses of /nowhere, /error" "$(statuses /nowhere) $(statuses /error)" "[404] [500]"
@@ -253,14 +307,16 @@ all_out() {
 		"[.[] | select(.bytes_out == $3)] | length == $4" "$(ap_requests "$1" "$2")"
 }
 # The HTTP/2 streams: each exactly one request of its route with its
-# status, bytes_in and bytes_out.
-sort "$AP_TMP/h2.streams" | uniq -c | while read -r k path st bin bout; do
+# status, bytes_in and bytes_out (plus none, some or all of the
+# WINDOW_UPDATEs on the stream, 13 bytes each).
+sort "$AP_TMP/h2.streams" | uniq -c | while read -r k path st bin binwu bout boutwu; do
 	route=$path
 	[ "${path#/items/}" != "$path" ] && route='/items/{id}'
 	m=GET
 	[ "$path" = /post ] && m=POST
-	ap_assert_jq "HTTP/2 $m $path: $k stream(s), status $st, bytes_in $bin, bytes_out $bout" \
-		"[.[] | select(.status == $st and .bytes_in == $bin and .bytes_out == $bout)] | length == $k" \
+	ap_assert_jq "HTTP/2 $m $path: $k stream(s), status $st, bytes_in $bin (+ $binwu), bytes_out $bout (+ $boutwu)" \
+		"[.[] | select(.status == $st and .bytes_in >= $bin and .bytes_in <= $bin + $binwu and (.bytes_in - $bin) % 13 == 0
+		  and .bytes_out >= $bout and .bytes_out <= $bout + $boutwu and (.bytes_out - $bout) % 13 == 0)] | length == $k" \
 		"$(ap_requests "$route" "$m")"
 done
 all_out /fast HEAD "$(awk 'NR == 1 {print $2}' "$AP_TMP/misc.out")" 3
@@ -274,6 +330,26 @@ all_out /static/big.bin GET "$((bhdr + bbody))" 2
 ap_assert_jq "GET /items/{id}: bytes_in and bytes_out exact for the 50 ms apart ones" \
 	"[.[] | select(.bytes_in == $(awk 'NR == 2 {print $2}' "$AP_TMP/ka2.out") and .bytes_out == $(awk 'NR == 2 {print $3}' "$AP_TMP/ka2.out"))] | length == 2" \
 	"$(ap_requests '/items/{id}' GET)"
+# The slow transfer: the whole file in bytes_out; the request ended with
+# Jetty's last writev(), after the client had read all but what the send
+# buffer (at most tcp_wmem's maximum) and its receive buffer (64 KiB,
+# doubled by the kernel) hold, and before the client had the last byte.
+# (The lower bound: the time of the last 64 KiB mark the client passed
+# before that, less 50 ms for a loaded machine.)
+read -r sreq sresp send_ms <"$AP_TMP/slowget.out"
+[ "$sresp" -gt "$HUGE_SIZE" ] || ap_fail "the slow reader got $sresp bytes, less than the file"
+wmem_max=$(awk '{print $3}' /proc/sys/net/ipv4/tcp_wmem)
+must_read=$((sresp - wmem_max - 131072))
+low_ms=$(awk -v m="$must_read" 'NR > 1 && $1 <= m { t = $2 } END { print t - 50 }' "$AP_TMP/slowget.out")
+reqs=$(ap_requests /static/huge.bin GET)
+ap_assert_jq "GET /static/huge.bin to a slow reader: bytes_in $sreq, bytes_out $sresp, duration $(jq '.[] | select(.error | not) | .duration_ms' <<<"$reqs") ms, between $low_ms and $send_ms" \
+	"[.[] | select(.error | not)] | length == 1 and .[0].status == 200 and .[0].bytes_in == $sreq
+	 and .[0].bytes_out == $sresp and .[0].duration_ms >= $low_ms and .[0].duration_ms <= $send_ms + 2
+	 and $low_ms > 100" "$reqs"
+read -r creq cgot _ <"$AP_TMP/slowcut.out"
+ap_assert_jq "GET /static/huge.bin cut short by the client after $cgot bytes: aborted, status 200, bytes_in $creq, bytes_out from $cgot to less than $sresp" \
+	"[.[] | select(.error)] | length == 1 and .[0].status == 200 and .[0].bytes_in == $creq
+	 and .[0].bytes_out >= $cgot and .[0].bytes_out < $sresp" "$reqs"
 # POSTs: the pipelined and raw ones exactly their own bytes; curl's 1 MiB
 # ones what curl sent and got (with 100-continue: the interim 100 too).
 post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)
@@ -283,7 +359,7 @@ read -r _ ereq eup ehdr edown <"$AP_TMP/post-100.out"
 ap_assert_eq "POST /post: [bytes_in, bytes_out]" \
 	"$(ap_requests /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
 	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$((nreq + nup)), $((nhdr + ndown))],
-		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$1 == "/post" {print $3 ", " $4}' "$AP_TMP/h2.streams")]] | sort")"
+		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$1 == "/post" {print $3 + $4 ", " $5 + $6}' "$AP_TMP/h2.streams")]] | sort")"
 # Slow and async requests: each at least its sleep, all in flight at once.
 in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
 	  | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)) as $t | {t: $t, e: ($t + .duration_ms)}]
