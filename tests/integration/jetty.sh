@@ -145,6 +145,21 @@ ap_assert_eq "pipelined statuses" "$(cut -d' ' -f1 "$AP_TMP/pipe.out" | paste -s
 # 1c. HEAD, Jetty's 404 and the 500 of a servlet that throws.
 ap_raw "$PORT" "HEAD /fast" "GET /nowhere" "GET /error" >"$AP_TMP/misc.out"
 ap_assert_eq "HEAD, 404, 500" "$(cut -d' ' -f1 "$AP_TMP/misc.out" | paste -sd' ')" "200 404 500"
+# After the 500 of an exception Jetty closes the connection: a GET
+# pipelined behind it is never answered, and is recorded as aborted with
+# status 0 (README, Aborts).
+"$AP_PY" - "$PORT" >"$AP_TMP/errpipe.out" <<'PY' || ap_fail "the GET pipelined behind /error failed"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /error HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /fast?unanswered HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    got += d
+print(got.count(b"HTTP/1.1 "), got.split(b" ")[1].decode())
+PY
+ap_assert_eq "GET /error and a GET pipelined behind it: responses, status" "$(cat "$AP_TMP/errpipe.out")" "1 500"
 
 # at_once N URL NAME : N GETs of URL at the same time, each answered 200.
 at_once() {
@@ -243,6 +258,8 @@ nghttp -nv "$H/fast" "$H/nowhere" "$H/static/big.bin" "$H/chunked" "$H/error" "$
 	>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp failed: $(tail -5 "$AP_TMP/h2.trace")"
 nghttp -nv -d "$AP_TMP/post-1m.bin" "$H/post" >>"$AP_TMP/h2.trace" 2>&1 ||
 	ap_fail "nghttp's POST failed: $(tail -5 "$AP_TMP/h2.trace")"
+nghttp -nv -H ':method: HEAD' "$H/fast" >>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp's HEAD failed"
+nghttp -nv "$H/async?ms=1500&timeout=200" >>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp's async GET failed"
 # "PATH STATUS IN IN_WU OUT OUT_WU" per stream of the trace (streams are
 # numbered anew per connection: the POST's connection starts over at 13):
 # the bytes of the frames each side sent on it, WINDOW_UPDATEs apart
@@ -258,13 +275,14 @@ awk '/ Connected$/ { c++ }
 		wu = w[2] == "WINDOW_UPDATE" ? "wu" : ""
 		if (w[9] != 0) { if (dir == "send") bin[s wu] += w[5] + 9; else bout[s wu] += w[5] + 9 }
 		next }
+	dir == "send" && $1 == ":method:" { method[last] = $2 }
 	dir == "send" && $1 == ":path:" { p = $2; sub(/\?.*/, "", p); path[last] = p; order[++n] = last }
 	/recv \(stream_id=[0-9]+\) :status: / { match($0, /stream_id=[0-9]+/)
 		st[c "/" substr($0, RSTART + 10, RLENGTH - 10)] = $NF }
-	END { for (i = 1; i <= n; i++) { s = order[i]; print path[s], st[s], bin[s] + 0, bin[s "wu"] + 0, bout[s] + 0, bout[s "wu"] + 0 } }' \
+	END { for (i = 1; i <= n; i++) { s = order[i]; print method[s], path[s], st[s], bin[s] + 0, bin[s "wu"] + 0, bout[s] + 0, bout[s "wu"] + 0 } }' \
 	"$AP_TMP/h2.trace" | sort >"$AP_TMP/h2.streams"
-ap_assert_eq "nghttp's streams: statuses" "$(awk '{print $1, $2}' "$AP_TMP/h2.streams" | paste -sd,)" \
-	"/chunked 200,/error 500,/fast 200,/fast 200,/items/8 200,/nowhere 404,/post 200,/static/big.bin 200"
+ap_assert_eq "nghttp's streams: statuses" "$(awk '{print $1, $2, $3}' "$AP_TMP/h2.streams" | paste -sd,)" \
+	"GET /async 500,GET /chunked 200,GET /error 500,GET /fast 200,GET /fast 200,GET /items/8 200,GET /nowhere 404,GET /static/big.bin 200,HEAD /fast 200,POST /post 200"
 H2_START_MS=$(date +%s%3N)
 h2load -n 8 -c 1 -m 8 "$H/async?ms=$SLOW_MS" >"$AP_TMP/h2load-async.out" 2>&1 || ap_fail "h2load failed"
 h2load -n 16 -c 2 -m 4 "$H/slow?ms=100" >"$AP_TMP/h2load-slow.out" 2>&1 || ap_fail "h2load failed"
@@ -279,8 +297,8 @@ read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
 ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 
 ap_expect_counts <<EOF
-GET /fast 11
-HEAD /fast 3
+GET /fast 12
+HEAD /fast 4
 GET /items/{id} 8
 GET /chunked 5
 GET /nowhere 5
@@ -288,15 +306,17 @@ GET /static/small.txt 4
 GET /static/big.bin 3
 GET /static/huge.bin 2
 POST /post 5
-GET /error 3
+GET /error 4
 GET /slow 22
-GET /async 16
+GET /async 17
 EOF
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
-	'[["GET","/async","HTTP 500",1],["GET","/error","HTTP 500",3],["GET","/static/huge.bin","aborted",1]]'
+	'[["GET","/async","HTTP 500",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/static/huge.bin","aborted",1]]'
 ap_assert_jq "the h2c upgrade: GET /fast recorded once with its 101, not aborted, and nothing after it" \
 	'[.[] | select(.status == 101)] | length == 1 and (.[0].error | not)' "$(ap_requests /fast GET)"
+ap_assert_jq "the GET pipelined behind the 500: aborted, status 0, bytes_out 0" \
+	'[.[] | select(.error)] | length == 1 and .[0].status == 0 and .[0].bytes_out == 0' "$(ap_requests /fast GET)"
 
 statuses() { ap_requests "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
 ap_assert_eq "statuses of /nowhere, /error" "$(statuses /nowhere) $(statuses /error)" "[404] [500]"
@@ -309,11 +329,9 @@ all_out() {
 # The HTTP/2 streams: each exactly one request of its route with its
 # status, bytes_in and bytes_out (plus none, some or all of the
 # WINDOW_UPDATEs on the stream, 13 bytes each).
-sort "$AP_TMP/h2.streams" | uniq -c | while read -r k path st bin binwu bout boutwu; do
+sort "$AP_TMP/h2.streams" | uniq -c | while read -r k m path st bin binwu bout boutwu; do
 	route=$path
 	[ "${path#/items/}" != "$path" ] && route='/items/{id}'
-	m=GET
-	[ "$path" = /post ] && m=POST
 	ap_assert_jq "HTTP/2 $m $path: $k stream(s), status $st, bytes_in $bin (+ $binwu), bytes_out $bout (+ $boutwu)" \
 		"[.[] | select(.status == $st and .bytes_in >= $bin and .bytes_in <= $bin + $binwu and (.bytes_in - $bin) % 13 == 0
 		  and .bytes_out >= $bout and .bytes_out <= $bout + $boutwu and (.bytes_out - $bout) % 13 == 0)] | length == $k" \
@@ -322,7 +340,7 @@ done
 all_out /fast HEAD "$(awk 'NR == 1 {print $2}' "$AP_TMP/misc.out")" 3
 all_out /chunked GET "$(awk 'NR == 3 {print $3}' "$AP_TMP/ka2.out")" 4
 all_out /nowhere GET "$(awk 'NR == 2 {print $2}' "$AP_TMP/misc.out")" 4
-all_out /error GET "$(awk 'NR == 3 {print $2}' "$AP_TMP/misc.out")" 2
+all_out /error GET "$(awk 'NR == 3 {print $2}' "$AP_TMP/misc.out")" 3
 all_out /static/small.txt GET "$(awk 'NR == 5 {print $3}' "$AP_TMP/ka2.out")" 4
 read -r _ _ _ _ bhdr bbody < <(sed -n 8p "$AP_TMP/ka.out")
 [ "$bbody" = "$BIG_SIZE" ] || ap_fail "curl got $bbody bytes of big.bin"
@@ -359,14 +377,14 @@ read -r _ ereq eup ehdr edown <"$AP_TMP/post-100.out"
 ap_assert_eq "POST /post: [bytes_in, bytes_out]" \
 	"$(ap_requests /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
 	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$((nreq + nup)), $((nhdr + ndown))],
-		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$1 == "/post" {print $3 + $4 ", " $5 + $6}' "$AP_TMP/h2.streams")]] | sort")"
+		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$2 == "/post" {print $4 + $5 ", " $6 + $7}' "$AP_TMP/h2.streams")]] | sort")"
 # Slow and async requests: each at least its sleep, all in flight at once.
 in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
 	  | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)) as $t | {t: $t, e: ($t + .duration_ms)}]
 	 | (map(.t) | max) < (map(.e) | min)'
 reqs=$(ap_requests /async GET)
-ap_assert_jq "the async request past its timeout: status 500, bytes_out $((at_hdr + at_body)), duration >= 200 ms" \
-	"[.[] | select(.status == 500)] | length == 1 and .[0].error and .[0].bytes_out == $((at_hdr + at_body))
+ap_assert_jq "the async request past its timeout (HTTP/1.1): status 500, bytes_out $((at_hdr + at_body)), duration >= 200 ms" \
+	"[.[] | select(.status == 500 and .bytes_out == $((at_hdr + at_body)))] | length == 1 and .[0].error
 	 and .[0].duration_ms >= 200 and .[0].duration_ms < 1500" "$reqs"
 # (HTTP/1.1 ones started before $H2_START_MS, HTTP/2 ones after.)
 ts_ms='(.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber))'
