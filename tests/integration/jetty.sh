@@ -2,34 +2,48 @@
 # The preload in embedded Eclipse Jetty 9.4 (Debian's libjetty9-java, on
 # OpenJDK 17), with a small server compiled here
 # (tests/servers/JettyServer.java): one ServerConnector on 127.0.0.1 for
-# HTTP/1.1 and, on the same port, h2c with prior knowledge
-# (HTTP2CServerConnectionFactory). Jetty's selector threads and its
-# QueuedThreadPool run connections with the "eat what you kill" strategy,
-# so a request runs on whichever pool thread was producing at the time,
-# and consecutive requests of one connection on different threads (the
-# server's log shows it). Checked once by hand (strace -f -e
-# trace=read,write,writev,sendfile,mmap on the JVM): Jetty reads sockets
-# with read(fd, buf, 8192) and writes with writev() only: a small
-# response is one writev() of head and body; a static file by the
-# DefaultServlet is read() from the file in 32 KiB pieces and written one
-# writev() per piece (the first with the head): no sendfile, no mmap.
-# Over HTTP/2 every write is a writev() of several frames (the HEADERS
-# and DATA frames of a stream, 16 KiB of DATA each).
+# HTTP/1.1 and, on the same port, h2c (HTTP2CServerConnectionFactory:
+# prior knowledge, and Upgrade: h2c). Jetty's selector threads and its
+# QueuedThreadPool run connections with the "eat what you kill" strategy:
+# a request runs on whichever pool thread was producing at the time, and
+# consecutive requests of one connection may run on different threads
+# (the server's log shows it). Checked once by hand (strace -f -e
+# trace=read,write,writev,sendfile,mmap on the JVM, thread names from
+# /proc/PID/task/TID/comm): Jetty reads sockets with read(fd, buf, 8192)
+# and writes with writev() only. A small response is one writev() of head
+# and body; a static file by the DefaultServlet is read() from the file
+# in 32 KiB pieces and written one writev() per piece (the first with the
+# head): no sendfile, no mmap. An 8 MiB file to a slow reader: 136
+# writev()s on the pool thread serving the request until one returned
+# short, the other 126 from another pool thread once the selector found
+# the socket writable. An async answer is written by the thread that
+# completes it (the server's timer). Over HTTP/2 every write is a writev()
+# of frames (a stream's HEADERS and DATA frames of up to 16 KiB).
 #  1. HTTP/1.1: ten requests on one keep-alive connection (curl) and ten
 #     50 ms apart; four pipelined; HEAD; Jetty's own 404 (the
-#     DefaultServlet's) and 500 (a servlet that throws); a chunked
-#     response (flushBuffer(), no Content-Length); 1 MiB POSTs, one with
-#     Expect: 100-continue (Jetty's interim "HTTP/1.1 100 Continue");
-#     six slow requests at once; templated routes (/items/{id}); static
-#     files, 6 bytes and 1,200,000 bytes; responses byte-identical with
-#     and without the preload (Date masked).
+#     DefaultServlet's) and 500 (a servlet that throws; Jetty then
+#     closes, and a GET pipelined behind it is recorded aborted, status
+#     0); a chunked response (flushBuffer(), no Content-Length); 1 MiB
+#     POSTs by curl, one with Expect: 100-continue (Jetty's interim
+#     "HTTP/1.1 100 Continue" counts in bytes_out); six slow requests at
+#     once; templated routes (/items/{id}); static files of 6 and
+#     1,200,000 bytes; 8 MiB to a slow reader (exact bytes_out, duration
+#     between bounds the client measures) and the same cut short by the
+#     client (aborted); responses byte-identical with and without the
+#     preload (Date masked).
 #  2. six async requests at once (startAsync(), answered and completed
 #     from another thread), and one past its async timeout, answered 500
 #     by Jetty itself.
-#  3. HTTP/2 cleartext with prior knowledge: curl with several requests on
-#     one connection (a 404, the 1.2 MB file), h2load with 4 streams at
-#     once on each of 2 connections.
-# Exact counts per method and route, statuses, error counts, bytes.
+#  3. HTTP/2 with prior knowledge: nghttp, seven streams at once on one
+#     connection (the 1.2 MB file, a 404, a 500), a 1 MiB POST, a HEAD, an
+#     async timeout: per stream exact status, bytes_in and bytes_out from
+#     nghttp's frame trace (client WINDOW_UPDATEs may arrive after the end
+#     of their stream: a range of those); h2load with 8 async streams at
+#     once on one connection (each >= its sleep, all in flight together)
+#     and 16 slow ones 4 at a time on each of 2 connections. curl --http2
+#     (Upgrade: h2c, which Jetty accepts): only the upgrading request is
+#     recorded, with its 101 (README, HTTP/2).
+# Exact counts per method and route, statuses, error counts and types.
 . "$(dirname "$0")/lib.sh"
 
 ap_require curl jq python3 java javac h2load nghttp
@@ -84,8 +98,8 @@ ap_bg asynctimeout curl -s --max-time 20 -o /dev/null -w '%{http_code} %{size_he
 ASYNCTIMEOUT_PID=$AP_BG_PID
 
 # 1a. Keep-alive: ten requests on one connection back to back (curl), then
-#     ten 50 ms apart (a request per gap, each picked up anew by the
-#     selector's producer).
+#     ten 50 ms apart (each then found anew by the selector, and run by
+#     whichever pool thread is producing).
 ap_curl_many "$AP_TMP/ka.out" "$B/fast" "$B/fast" "$B/items/1" "$B/chunked" "$B/nowhere" \
 	"$B/items/2" "$B/static/small.txt" "$B/static/big.bin" "$B/fast" "$B/items/3"
 ap_assert_eq "keep-alive statuses" "$(awk '{printf "%s ", $1}' "$AP_TMP/ka.out")" \

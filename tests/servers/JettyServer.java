@@ -6,7 +6,9 @@
 // a connection whose first bytes are the HTTP/2 preface is handed to it).
 // Jetty's selector threads and its QueuedThreadPool run the connections
 // with the "eat what you kill" strategy: a request may run on the thread
-// that selected its connection or on another pool thread.
+// that selected its connection or on another pool thread. Sockets are
+// read with read() and written with writev(); the DefaultServlet reads
+// files with read() and writes them in 32 KiB pieces (no sendfile).
 //
 // Routes (context path ""):
 //   GET  /fast            "fast\n" (fixed length; HEAD: headers only)
@@ -20,9 +22,11 @@
 //   POST /post            reads the body, answers "received N\n"
 //   GET  /chunked         40 writes, each followed by flushBuffer(): a
 //                         chunked response
-//   GET  /error           the servlet throws: Jetty's 500 error page
+//   GET  /error           the servlet throws: Jetty's 500 error page (then
+//                         it closes the connection)
 //   GET  /static/...      files under DOCBASE/static, by the DefaultServlet
 //   anything else         the DefaultServlet's 404 (Jetty's error page)
+// Jetty's error pages leave out the stack trace; no Server header.
 //
 // Usage: java JettyServer PORT DOCBASE
 // Prints "listening on PORT" once it accepts connections, and "req N
