@@ -324,21 +324,30 @@ GET /error 4
 GET /slow 22
 GET /async 17
 EOF
+# All of the service's requests at once (one query, then jq per check):
+# reqs_of ROUTE [METHOD] is ap_requests ROUTE [METHOD] on that copy.
+ap_api /api/v1/requests --data-urlencode "limit=1000" >"$AP_TMP/requests.json"
+reqs_of() {
+	jq --arg s "$AP_SERVICE" --arg r "$1" --arg m "${2:-}" \
+		'[.requests[] | select(.service == $s and .route == $r and ($m == "" or .method == $m))]' "$AP_TMP/requests.json"
+}
+ap_assert_eq "requests listed" "$(jq --arg s "$AP_SERVICE" '[.requests[] | select(.service == $s)] | length' "$AP_TMP/requests.json")" \
+	"$(jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s) | .count] | add' "$AP_TMP/endpoints.json")"
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
 	'[["GET","/async","HTTP 500",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/static/huge.bin","aborted",1]]'
 ap_assert_jq "the h2c upgrade: GET /fast recorded once with its 101, not aborted, and nothing after it" \
-	'[.[] | select(.status == 101)] | length == 1 and (.[0].error | not)' "$(ap_requests /fast GET)"
+	'[.[] | select(.status == 101)] | length == 1 and (.[0].error | not)' "$(reqs_of /fast GET)"
 ap_assert_jq "the GET pipelined behind the 500: aborted, status 0, bytes_out 0" \
-	'[.[] | select(.error)] | length == 1 and .[0].status == 0 and .[0].bytes_out == 0' "$(ap_requests /fast GET)"
+	'[.[] | select(.error)] | length == 1 and .[0].status == 0 and .[0].bytes_out == 0' "$(reqs_of /fast GET)"
 
-statuses() { ap_requests "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
+statuses() { reqs_of "$1" "${2:-GET}" | jq -c '[.[].status] | sort | unique'; }
 ap_assert_eq "statuses of /nowhere, /error" "$(statuses /nowhere) $(statuses /error)" "[404] [500]"
 # all_out ROUTE METHOD BYTES N : N requests of ROUTE (its HTTP/1.1 ones)
 # sent BYTES each.
 all_out() {
 	ap_assert_jq "$2 $1: bytes_out $3 ($4 of them)" \
-		"[.[] | select(.bytes_out == $3)] | length == $4" "$(ap_requests "$1" "$2")"
+		"[.[] | select(.bytes_out == $3)] | length == $4" "$(reqs_of "$1" "$2")"
 }
 # The HTTP/2 streams: each exactly one request of its route with its
 # status, bytes_in and bytes_out (plus none, some or all of the
@@ -349,7 +358,7 @@ sort "$AP_TMP/h2.streams" | uniq -c | while read -r k m path st bin binwu bout b
 	ap_assert_jq "HTTP/2 $m $path: $k stream(s), status $st, bytes_in $bin (+ $binwu), bytes_out $bout (+ $boutwu)" \
 		"[.[] | select(.status == $st and .bytes_in >= $bin and .bytes_in <= $bin + $binwu and (.bytes_in - $bin) % 13 == 0
 		  and .bytes_out >= $bout and .bytes_out <= $bout + $boutwu and (.bytes_out - $bout) % 13 == 0)] | length == $k" \
-		"$(ap_requests "$route" "$m")"
+		"$(reqs_of "$route" "$m")"
 done
 all_out /fast HEAD "$(awk 'NR == 1 {print $2}' "$AP_TMP/misc.out")" 3
 all_out /chunked GET "$(awk 'NR == 3 {print $3}' "$AP_TMP/ka2.out")" 4
@@ -361,7 +370,7 @@ read -r _ _ _ _ bhdr bbody < <(sed -n 8p "$AP_TMP/ka.out")
 all_out /static/big.bin GET "$((bhdr + bbody))" 2
 ap_assert_jq "GET /items/{id}: bytes_in and bytes_out exact for the 50 ms apart ones" \
 	"[.[] | select(.bytes_in == $(awk 'NR == 2 {print $2}' "$AP_TMP/ka2.out") and .bytes_out == $(awk 'NR == 2 {print $3}' "$AP_TMP/ka2.out"))] | length == 2" \
-	"$(ap_requests '/items/{id}' GET)"
+	"$(reqs_of '/items/{id}' GET)"
 # The slow transfer: the whole file in bytes_out; the request ended with
 # Jetty's last writev(), after the client had read all but what the send
 # buffer (at most tcp_wmem's maximum) and its receive buffer (64 KiB,
@@ -373,7 +382,7 @@ read -r sreq sresp send_ms <"$AP_TMP/slowget.out"
 wmem_max=$(awk '{print $3}' /proc/sys/net/ipv4/tcp_wmem)
 must_read=$((sresp - wmem_max - 131072))
 low_ms=$(awk -v m="$must_read" 'NR > 1 && $1 <= m { t = $2 } END { print t - 50 }' "$AP_TMP/slowget.out")
-reqs=$(ap_requests /static/huge.bin GET)
+reqs=$(reqs_of /static/huge.bin GET)
 ap_assert_jq "GET /static/huge.bin to a slow reader: bytes_in $sreq, bytes_out $sresp, duration $(jq '.[] | select(.error | not) | .duration_ms' <<<"$reqs") ms, between $low_ms and $send_ms" \
 	"[.[] | select(.error | not)] | length == 1 and .[0].status == 200 and .[0].bytes_in == $sreq
 	 and .[0].bytes_out == $sresp and .[0].duration_ms >= $low_ms and .[0].duration_ms <= $send_ms + 2
@@ -389,30 +398,30 @@ pout=$(awk 'NR == 4 {print $2}' "$AP_TMP/pipe.out")
 read -r _ nreq nup nhdr ndown <"$AP_TMP/post-none.out"
 read -r _ ereq eup ehdr edown <"$AP_TMP/post-100.out"
 ap_assert_eq "POST /post: [bytes_in, bytes_out]" \
-	"$(ap_requests /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
+	"$(reqs_of /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
 	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$((nreq + nup)), $((nhdr + ndown))],
 		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$2 == "/post" {print $4 + $5 ", " $6 + $7}' "$AP_TMP/h2.streams")]] | sort")"
 # Slow and async requests: each at least its sleep, all in flight at once.
 in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
 	  | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)) as $t | {t: $t, e: ($t + .duration_ms)}]
 	 | (map(.t) | max) < (map(.e) | min)'
-reqs=$(ap_requests /async GET)
+reqs=$(reqs_of /async GET)
 ap_assert_jq "the async request past its timeout (HTTP/1.1): status 500, bytes_out $((at_hdr + at_body)), duration >= 200 ms" \
 	"[.[] | select(.status == 500 and .bytes_out == $((at_hdr + at_body)))] | length == 1 and .[0].error
 	 and .[0].duration_ms >= 200 and .[0].duration_ms < 1500" "$reqs"
 # (HTTP/1.1 ones started before $H2_START_MS, HTTP/2 ones after.)
 ts_ms='(.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$") | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber))'
 for r in slow async; do
-	reqs=$(ap_requests "/$r" GET | jq "[.[] | select($ts_ms < $H2_START_MS and .status == 200 and .duration_ms >= 100)]")
+	reqs=$(reqs_of "/$r" GET | jq "[.[] | select($ts_ms < $H2_START_MS and .status == 200 and .duration_ms >= 100)]")
 	ap_assert_jq "6 $r requests: duration >= $SLOW_MS ms" \
 		"length == 6 and all(.[]; .status == 200 and .duration_ms >= $SLOW_MS and .duration_ms < 10000)" "$reqs"
 	ap_assert_jq "the 6 $r requests in flight at once: each started before any ended" "$in_flight" "$reqs"
 done
-reqs=$(ap_requests /async GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")
+reqs=$(reqs_of /async GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")
 ap_assert_jq "8 HTTP/2 async streams on one connection: status 200, duration >= $SLOW_MS ms" \
 	"length == 8 and all(.[]; .status == 200 and .duration_ms >= $SLOW_MS and .duration_ms < 10000)" "$reqs"
 ap_assert_jq "the 8 HTTP/2 async streams in flight at once" "$in_flight" "$reqs"
 ap_assert_jq "16 HTTP/2 slow streams: status 200, duration >= 100 ms" \
 	"length == 16 and all(.[]; .status == 200 and .duration_ms >= 100 and .duration_ms < 10000)" \
-	"$(ap_requests /slow GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")"
+	"$(reqs_of /slow GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")"
 ap_log "PASS"
