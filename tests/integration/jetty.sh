@@ -158,7 +158,11 @@ ap_assert_eq "pipelined statuses" "$(cut -d' ' -f1 "$AP_TMP/pipe.out" | paste -s
 
 # 1c. HEAD, Jetty's 404 and the 500 of a servlet that throws.
 ap_raw "$PORT" "HEAD /fast" "GET /nowhere" "GET /error" >"$AP_TMP/misc.out"
-ap_assert_eq "HEAD, 404, 500" "$(cut -d' ' -f1 "$AP_TMP/misc.out" | paste -sd' ')" "200 404 500"
+# A head with a header line without a colon: Jetty answers 400 itself
+# ("Illegal character SPACE") and closes.
+BAD_REQ='GET /fast HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n'
+ap_raw "$PORT" "$BAD_REQ" >"$AP_TMP/bad.out"
+ap_assert_eq "HEAD, 404, 500, 400" "$(cut -d' ' -f1 "$AP_TMP/misc.out" "$AP_TMP/bad.out" | paste -sd' ')" "200 404 500 400"
 # After the 500 of an exception Jetty closes the connection: a GET
 # pipelined behind it is never answered, and is recorded as aborted with
 # status 0 (README, Aborts).
@@ -297,10 +301,68 @@ awk '/ Connected$/ { c++ }
 	"$AP_TMP/h2.trace" | sort >"$AP_TMP/h2.streams"
 ap_assert_eq "nghttp's streams: statuses" "$(awk '{print $1, $2, $3}' "$AP_TMP/h2.streams" | paste -sd,)" \
 	"GET /async 500,GET /chunked 200,GET /error 500,GET /fast 200,GET /fast 200,GET /items/8 200,GET /nowhere 404,GET /static/big.bin 200,HEAD /fast 200,POST /post 200"
+# A stream the client resets (RST_STREAM CANCEL) once Jetty has filled its
+# flow-control window (65,535 bytes of the 8 MiB file; nothing more can
+# be sent), then a GET on the same connection: the first is aborted with
+# exactly the frames sent on it, the second is whole.
+cat >"$AP_TMP/h2rst.py" <<'PY'
+# h2rst.py PORT : HTTP/2 by hand (no library): GET /static/huge.bin on
+# stream 1, read until the server has filled the stream's initial window
+# (65,535 bytes of DATA), then RST_STREAM(CANCEL) it; then GET /fast on
+# stream 3, read its answer, close. Prints per stream "STREAM STATUS_BYTE
+# IN OUT" where IN and OUT are the bytes of the frames either side sent on
+# that stream, 9-byte headers included.
+import socket, struct, sys
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+def frame(t, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+def hpack_get(path):
+    # :method GET, :scheme http (static indexed); :path, :authority literal
+    # without indexing, name from the static table.
+    p = path.encode(); a = b"127.0.0.1"
+    return b"\x82\x86" + b"\x04" + bytes([len(p)]) + p + b"\x01" + bytes([len(a)]) + a
+sent = {}; got = {}; status = {}
+def send(t, flags, sid, payload):
+    f = frame(t, flags, sid, payload)
+    if sid: sent[sid] = sent.get(sid, 0) + len(f)
+    s.sendall(f)
+buf = b""
+def read_frame():
+    global buf
+    while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+        d = s.recv(65536)
+        if not d: raise EOFError
+        buf += d
+    n = int.from_bytes(buf[:3], "big")
+    t, fl = buf[3], buf[4]; sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+    payload = buf[9:9 + n]; buf = buf[9 + n:]
+    if sid: got[sid] = got.get(sid, 0) + 9 + n
+    if t == 4 and not fl & 1: s.sendall(frame(4, 1, 0, b""))  # SETTINGS ack
+    return t, fl, sid, payload
+# The connection's window opened wide: only the stream's own (65,535) binds.
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(8, 0, 0, struct.pack(">I", 1 << 24)))
+send(1, 5, 1, hpack_get("/static/huge.bin"))
+data = 0
+while data < 65535:
+    t, fl, sid, p = read_frame()
+    if sid == 1 and t == 1: status[1] = p[:1].hex()
+    if sid == 1 and t == 0: data += len(p)
+send(3, 0, 1, struct.pack(">I", 8))  # RST_STREAM CANCEL
+send(1, 5, 3, hpack_get("/fast"))
+while True:
+    t, fl, sid, p = read_frame()
+    if sid == 3 and t == 1: status[3] = p[:1].hex()
+    if sid == 3 and fl & 1: break
+s.close()
+for sid in (1, 3): print(sid, status.get(sid), sent.get(sid, 0), got.get(sid, 0))
+PY
+"$AP_PY" "$AP_TMP/h2rst.py" "$PORT" >"$AP_TMP/h2rst.out" || ap_fail "h2rst.py failed"
 H2_START_MS=$(date +%s%3N)
 h2load -n 8 -c 1 -m 8 "$H/async?ms=$SLOW_MS" >"$AP_TMP/h2load-async.out" 2>&1 || ap_fail "h2load failed"
 h2load -n 16 -c 2 -m 4 "$H/slow?ms=100" >"$AP_TMP/h2load-slow.out" 2>&1 || ap_fail "h2load failed"
-for f in async slow; do
+h2load -n 100 -c 1 -m 100 "$H/slow?ms=300" >"$AP_TMP/h2load-slow100.out" 2>&1 || ap_fail "h2load failed"
+for f in async slow slow100; do
 	grep -q '^status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx' "$AP_TMP/h2load-$f.out" &&
 		grep -q '^requests: .* 0 failed, 0 errored' "$AP_TMP/h2load-$f.out" ||
 		ap_fail "h2load ($f): $(grep -E '^(requests|status codes):' "$AP_TMP/h2load-$f.out")"
@@ -311,17 +373,17 @@ read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
 ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 
 ap_expect_counts <<EOF
-GET /fast 12
+GET /fast 14
 HEAD /fast 4
 GET /items/{id} 8
 GET /chunked 5
 GET /nowhere 5
 GET /static/small.txt 4
 GET /static/big.bin 3
-GET /static/huge.bin 2
+GET /static/huge.bin 3
 POST /post 5
 GET /error 4
-GET /slow 22
+GET /slow 122
 GET /async 17
 EOF
 # All of the service's requests at once (one query, then jq per check):
@@ -335,7 +397,7 @@ ap_assert_eq "requests listed" "$(jq --arg s "$AP_SERVICE" '[.requests[] | selec
 	"$(jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s) | .count] | add' "$AP_TMP/endpoints.json")"
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
-	'[["GET","/async","HTTP 500",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/static/huge.bin","aborted",1]]'
+	'[["GET","/async","HTTP 500",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/static/huge.bin","aborted",2]]'
 ap_assert_jq "the h2c upgrade: GET /fast recorded once with its 101, not aborted, and nothing after it" \
 	'[.[] | select(.status == 101)] | length == 1 and (.[0].error | not)' "$(reqs_of /fast GET)"
 ap_assert_jq "the GET pipelined behind the 500: aborted, status 0, bytes_out 0" \
@@ -389,8 +451,20 @@ ap_assert_jq "GET /static/huge.bin to a slow reader: bytes_in $sreq, bytes_out $
 	 and $low_ms > 100" "$reqs"
 read -r creq cgot _ <"$AP_TMP/slowcut.out"
 ap_assert_jq "GET /static/huge.bin cut short by the client after $cgot bytes: aborted, status 200, bytes_in $creq, bytes_out from $cgot to less than $sresp" \
-	"[.[] | select(.error)] | length == 1 and .[0].status == 200 and .[0].bytes_in == $creq
+	"[.[] | select(.error and .bytes_in == $creq)] | length == 1 and .[0].status == 200
 	 and .[0].bytes_out >= $cgot and .[0].bytes_out < $sresp" "$reqs"
+read -r _ _ rin rout < <(sed -n 1p "$AP_TMP/h2rst.out")
+ap_assert_jq "the HTTP/2 stream reset by the client: aborted, status 200, bytes_in $rin, bytes_out $rout" \
+	"[.[] | select(.error and .bytes_in == $rin)] | length == 1 and .[0].status == 200 and .[0].bytes_out == $rout" \
+	"$(reqs_of /static/huge.bin GET)"
+read -r _ _ fin fout < <(sed -n 2p "$AP_TMP/h2rst.out")
+bad_len=$(printf '%b' "$BAD_REQ" | wc -c)
+reqs=$(reqs_of /fast GET)
+ap_assert_jq "the GET after it on the connection: 200, bytes_in $fin, bytes_out $fout" \
+	"[.[] | select(.bytes_in == $fin and .bytes_out == $fout)] | length == 1 and (.[0].error | not) and .[0].status == 200" "$reqs"
+ap_assert_jq "GET /fast with a malformed head: Jetty's 400, bytes_in $bad_len (all of it), bytes_out $(awk '{print $2}' "$AP_TMP/bad.out")" \
+	"[.[] | select(.status == 400)] | length == 1 and .[0].bytes_in == $bad_len
+	 and .[0].bytes_out == $(awk '{print $2}' "$AP_TMP/bad.out") and (.[0].error | not)" "$reqs"
 # POSTs: the pipelined and raw ones exactly their own bytes; curl's 1 MiB
 # ones what curl sent and got (with 100-continue: the interim 100 too).
 post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)
@@ -421,7 +495,7 @@ reqs=$(reqs_of /async GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")
 ap_assert_jq "8 HTTP/2 async streams on one connection: status 200, duration >= $SLOW_MS ms" \
 	"length == 8 and all(.[]; .status == 200 and .duration_ms >= $SLOW_MS and .duration_ms < 10000)" "$reqs"
 ap_assert_jq "the 8 HTTP/2 async streams in flight at once" "$in_flight" "$reqs"
-ap_assert_jq "16 HTTP/2 slow streams: status 200, duration >= 100 ms" \
-	"length == 16 and all(.[]; .status == 200 and .duration_ms >= 100 and .duration_ms < 10000)" \
+ap_assert_jq "116 HTTP/2 slow streams (100 at once on one connection): status 200, duration >= 100 ms" \
+	"length == 116 and all(.[]; .status == 200 and .duration_ms >= 100 and .duration_ms < 10000)" \
 	"$(reqs_of /slow GET | jq "[.[] | select($ts_ms >= $H2_START_MS)]")"
 ap_log "PASS"
