@@ -178,6 +178,24 @@ while True:
 print(got.count(b"HTTP/1.1 "), got.split(b" ")[1].decode())
 PY
 ap_assert_eq "GET /error and a GET pipelined behind it: responses, status" "$(cat "$AP_TMP/errpipe.out")" "1 500"
+# A servlet that throws once its chunked response began: Jetty cannot end
+# it and closes the connection (without even the last chunk's CRLF, which
+# it writes in front of the next chunk's size): aborted, status 200,
+# bytes_out all the client got.
+"$AP_PY" - "$PORT" >"$AP_TMP/broken.out" <<'PY' || ap_fail "GET /broken failed"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+w = b"GET /broken HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+s.sendall(w)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    got += d
+print(got.split(b" ")[1].decode(), len(w), len(got), got.endswith(b"0\r\n\r\n"))
+PY
+read -r bst bin bout bend <"$AP_TMP/broken.out"
+ap_assert_eq "GET /broken: status, response ended" "$bst $bend" "200 False"
 
 # at_once N URL NAME : N GETs of URL at the same time, each answered 200.
 at_once() {
@@ -278,6 +296,9 @@ nghttp -nv -d "$AP_TMP/post-1m.bin" "$H/post" >>"$AP_TMP/h2.trace" 2>&1 ||
 	ap_fail "nghttp's POST failed: $(tail -5 "$AP_TMP/h2.trace")"
 nghttp -nv -H ':method: HEAD' "$H/fast" >>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp's HEAD failed"
 nghttp -nv "$H/async?ms=1500&timeout=200" >>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp's async GET failed"
+# (Over HTTP/2 the broken response ends with Jetty's RST_STREAM.)
+nghttp -nv "$H/broken" >>"$AP_TMP/h2.trace" 2>&1
+grep -q 'recv RST_STREAM frame.*stream_id=13>' "$AP_TMP/h2.trace" || ap_fail "no RST_STREAM from Jetty for /broken over HTTP/2"
 # "PATH STATUS IN IN_WU OUT OUT_WU" per stream of the trace (streams are
 # numbered anew per connection: the POST's connection starts over at 13):
 # the bytes of the frames each side sent on it, WINDOW_UPDATEs apart
@@ -300,7 +321,7 @@ awk '/ Connected$/ { c++ }
 	END { for (i = 1; i <= n; i++) { s = order[i]; print method[s], path[s], st[s], bin[s] + 0, bin[s "wu"] + 0, bout[s] + 0, bout[s "wu"] + 0 } }' \
 	"$AP_TMP/h2.trace" | sort >"$AP_TMP/h2.streams"
 ap_assert_eq "nghttp's streams: statuses" "$(awk '{print $1, $2, $3}' "$AP_TMP/h2.streams" | paste -sd,)" \
-	"GET /async 500,GET /chunked 200,GET /error 500,GET /fast 200,GET /fast 200,GET /items/8 200,GET /nowhere 404,GET /static/big.bin 200,HEAD /fast 200,POST /post 200"
+	"GET /async 500,GET /broken 200,GET /chunked 200,GET /error 500,GET /fast 200,GET /fast 200,GET /items/8 200,GET /nowhere 404,GET /static/big.bin 200,HEAD /fast 200,POST /post 200"
 # A stream the client resets (RST_STREAM CANCEL) once Jetty has filled its
 # flow-control window (65,535 bytes of the 8 MiB file; nothing more can
 # be sent), then a GET on the same connection: the first is aborted with
@@ -383,6 +404,7 @@ GET /static/big.bin 3
 GET /static/huge.bin 3
 POST /post 5
 GET /error 4
+GET /broken 2
 GET /slow 122
 GET /async 17
 EOF
@@ -397,7 +419,7 @@ ap_assert_eq "requests listed" "$(jq --arg s "$AP_SERVICE" '[.requests[] | selec
 	"$(jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s) | .count] | add' "$AP_TMP/endpoints.json")"
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
-	'[["GET","/async","HTTP 500",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/static/huge.bin","aborted",2]]'
+	'[["GET","/async","HTTP 500",2],["GET","/broken","aborted",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/static/huge.bin","aborted",2]]'
 ap_assert_jq "the h2c upgrade: GET /fast recorded once with its 101, not aborted, and nothing after it" \
 	'[.[] | select(.status == 101)] | length == 1 and (.[0].error | not)' "$(reqs_of /fast GET)"
 ap_assert_jq "the GET pipelined behind the 500: aborted, status 0, bytes_out 0" \
@@ -465,6 +487,11 @@ ap_assert_jq "the GET after it on the connection: 200, bytes_in $fin, bytes_out 
 ap_assert_jq "GET /fast with a malformed head: Jetty's 400, bytes_in $bad_len (all of it), bytes_out $(awk '{print $2}' "$AP_TMP/bad.out")" \
 	"[.[] | select(.status == 400)] | length == 1 and .[0].bytes_in == $bad_len
 	 and .[0].bytes_out == $(awk '{print $2}' "$AP_TMP/bad.out") and (.[0].error | not)" "$reqs"
+ap_assert_jq "GET /broken over HTTP/1.1: aborted, status 200, bytes_in $bin, bytes_out $bout" \
+	"[.[] | select(.bytes_in == $bin)] | length == 1 and .[0].error and .[0].status == 200 and .[0].bytes_out == $bout" \
+	"$(reqs_of /broken GET)"
+ap_assert_jq "GET /broken over HTTP/2: aborted (Jetty's RST_STREAM)" \
+	'[.[] | select(.error)] | length == 2' "$(reqs_of /broken GET)"
 # POSTs: the pipelined and raw ones exactly their own bytes; curl's 1 MiB
 # ones what curl sent and got (with 100-continue: the interim 100 too).
 post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)

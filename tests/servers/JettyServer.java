@@ -22,6 +22,8 @@
 //   POST /post            reads the body, answers "received N\n"
 //   GET  /chunked         40 writes, each followed by flushBuffer(): a
 //                         chunked response
+//   GET  /broken          10 parts of a chunked response, each flushed, then
+//                         the servlet throws: the response cannot end
 //   GET  /error           the servlet throws: Jetty's 500 error page (then
 //                         it closes the connection)
 //   GET  /static/...      files under DOCBASE/static, by the DefaultServlet
@@ -207,6 +209,15 @@ public class JettyServer {
                 o.write(("chunk " + i + " " + "x".repeat(i * 40) + "\n").getBytes(StandardCharsets.UTF_8));
                 resp.flushBuffer();
             }
+        }, null);
+        route(ctx, "/broken", (req, resp) -> {
+            resp.setContentType("text/plain");
+            OutputStream o = resp.getOutputStream();
+            for (int i = 0; i < 10; i++) {
+                o.write(("part " + i + " " + "y".repeat(1000) + "\n").getBytes(StandardCharsets.UTF_8));
+                resp.flushBuffer();
+            }
+            throw new ServletException("failure after the response began");
         }, null);
         route(ctx, "/error", (req, resp) -> {
             throw new ServletException("deliberate failure");
