@@ -195,6 +195,24 @@ while True:
 print(got.split(b" ")[1].decode(), len(w), len(got), got.endswith(b"0\r\n\r\n"))
 PY
 read -r bst bin bout bend <"$AP_TMP/broken.out"
+# A chunked response with trailer fields (Jetty's Response.setTrailers()),
+# and a GET pipelined behind it: the trailers end the first response.
+"$AP_PY" - "$PORT" >"$AP_TMP/trailers.out" <<'PY' || ap_fail "GET /trailers failed"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+w1 = b"GET /trailers HTTP/1.1\r\nHost: 127.0.0.1\r\nTE: trailers\r\n\r\n"
+w2 = b"GET /fast?after-trailers HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+s.sendall(w1 + w2)
+got = b""
+while not got.endswith(b"\r\n\r\nfast\n"):
+    d = s.recv(65536)
+    if not d: break
+    got += d
+i = got.index(b"HTTP/1.1", 1)
+print(len(w1), i, len(w2), len(got) - i, b"\r\nx-checksum: c0ffee\r\n" in got[:i])
+PY
+read -r tin tout fin2 fout2 thas <"$AP_TMP/trailers.out"
+ap_assert_eq "GET /trailers: the trailer fields came" "$thas" True
 ap_assert_eq "GET /broken: status, response ended" "$bst $bend" "200 False"
 
 # at_once N URL NAME : N GETs of URL at the same time, each answered 200.
@@ -298,6 +316,8 @@ nghttp -nv -H ':method: HEAD' "$H/fast" >>"$AP_TMP/h2.trace" 2>&1 || ap_fail "ng
 nghttp -nv "$H/async?ms=1500&timeout=200" >>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp's async GET failed"
 # (Over HTTP/2 the broken response ends with Jetty's RST_STREAM.)
 nghttp -nv "$H/broken" >>"$AP_TMP/h2.trace" 2>&1
+# (And the trailers are a HEADERS frame with END_STREAM.)
+nghttp -nv "$H/trailers" >>"$AP_TMP/h2.trace" 2>&1 || ap_fail "nghttp's GET /trailers failed"
 grep -q 'recv RST_STREAM frame.*stream_id=13>' "$AP_TMP/h2.trace" || ap_fail "no RST_STREAM from Jetty for /broken over HTTP/2"
 # "PATH STATUS IN IN_WU OUT OUT_WU" per stream of the trace (streams are
 # numbered anew per connection: the POST's connection starts over at 13):
@@ -321,7 +341,7 @@ awk '/ Connected$/ { c++ }
 	END { for (i = 1; i <= n; i++) { s = order[i]; print method[s], path[s], st[s], bin[s] + 0, bin[s "wu"] + 0, bout[s] + 0, bout[s "wu"] + 0 } }' \
 	"$AP_TMP/h2.trace" | sort >"$AP_TMP/h2.streams"
 ap_assert_eq "nghttp's streams: statuses" "$(awk '{print $1, $2, $3}' "$AP_TMP/h2.streams" | paste -sd,)" \
-	"GET /async 500,GET /broken 200,GET /chunked 200,GET /error 500,GET /fast 200,GET /fast 200,GET /items/8 200,GET /nowhere 404,GET /static/big.bin 200,HEAD /fast 200,POST /post 200"
+	"GET /async 500,GET /broken 200,GET /chunked 200,GET /error 500,GET /fast 200,GET /fast 200,GET /items/8 200,GET /nowhere 404,GET /static/big.bin 200,GET /trailers 200,HEAD /fast 200,POST /post 200"
 # A stream the client resets (RST_STREAM CANCEL) once Jetty has filled its
 # flow-control window (65,535 bytes of the 8 MiB file; nothing more can
 # be sent), then a GET on the same connection: the first is aborted with
@@ -394,7 +414,7 @@ read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
 ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 
 ap_expect_counts <<EOF
-GET /fast 14
+GET /fast 15
 HEAD /fast 4
 GET /items/{id} 8
 GET /chunked 5
@@ -405,6 +425,7 @@ GET /static/huge.bin 3
 POST /post 5
 GET /error 4
 GET /broken 2
+GET /trailers 2
 GET /slow 122
 GET /async 17
 EOF
@@ -492,6 +513,11 @@ ap_assert_jq "GET /broken over HTTP/1.1: aborted, status 200, bytes_in $bin, byt
 	"$(reqs_of /broken GET)"
 ap_assert_jq "GET /broken over HTTP/2: aborted (Jetty's RST_STREAM)" \
 	'[.[] | select(.error)] | length == 2' "$(reqs_of /broken GET)"
+ap_assert_jq "GET /trailers over HTTP/1.1: bytes_in $tin, bytes_out $tout (the trailers included)" \
+	"[.[] | select(.bytes_in == $tin and .bytes_out == $tout and .status == 200 and (.error | not))] | length == 1" \
+	"$(reqs_of /trailers GET)"
+ap_assert_jq "the GET pipelined behind it: bytes_in $fin2, bytes_out $fout2" \
+	"[.[] | select(.bytes_in == $fin2 and .bytes_out == $fout2 and .status == 200)] | length == 1" "$(reqs_of /fast GET)"
 # POSTs: the pipelined and raw ones exactly their own bytes; curl's 1 MiB
 # ones what curl sent and got (with 100-continue: the interim 100 too).
 post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)

@@ -210,6 +210,22 @@ public class JettyServer {
                 resp.flushBuffer();
             }
         }, null);
+        route(ctx, "/trailers", (req, resp) -> {
+            resp.setContentType("text/plain");
+            // Jetty 9.4 sends trailers set on its own Response (not the
+            // servlet API's setTrailerFields()).
+            org.eclipse.jetty.server.Request.getBaseRequest(req).getResponse().setTrailers(() -> {
+                org.eclipse.jetty.http.HttpFields f = new org.eclipse.jetty.http.HttpFields();
+                f.put("x-checksum", "c0ffee");
+                f.put("x-parts", "5");
+                return f;
+            });
+            OutputStream o = resp.getOutputStream();
+            for (int i = 0; i < 5; i++) {
+                o.write(("part " + i + "\n").getBytes(StandardCharsets.UTF_8));
+                resp.flushBuffer();
+            }
+        }, null);
         route(ctx, "/broken", (req, resp) -> {
             resp.setContentType("text/plain");
             OutputStream o = resp.getOutputStream();
