@@ -77,7 +77,7 @@ jetty_bg() {
 	local run=ap_bg
 	[ "$2" = 1 ] && run=ap_bg_preloaded
 	"$run" "$1" bash -c 'exec "$@" 2>"$0"' "$AP_TMP/$1.err" java -XX:TieredStopAtLevel=1 \
-		-XX:-CreateCoredumpOnCrash -cp "$CLS:$JETTY_CP" JettyServer "$3" "$DOC"
+		-XX:-CreateCoredumpOnCrash -Djetty.idleTimeout=1000 -cp "$CLS:$JETTY_CP" JettyServer "$3" "$DOC"
 }
 
 ap_start_collector
@@ -90,6 +90,37 @@ ap_wait_log jetty '^listening on'
 ap_wait_log plain '^listening on'
 B=http://127.0.0.1:$PORT
 ap_log "collector $AP_URL, Jetty on $PORT (pid $JETTY_PID), without the preload on $PLAIN_PORT"
+
+# 1i. Connections Jetty's idle timeout (1 s here) closes, in the
+#     background: one idle after a request (nothing more recorded), one
+#     that never sends a byte (nothing), one stopped inside a request head
+#     (the request began at its first byte and is never answered: aborted,
+#     status 0, README: Aborts), and a POST stopped halfway through its
+#     body (the servlet's read fails: Jetty's 500, "Connection: close").
+cat >"$AP_TMP/idle.py" <<'PY'
+# idle.py PORT BYTES : sends BYTES (\r\n escapes, "a*N" for N a's) and
+# reads until the server closes; prints "SENT GOT SECONDS FIRST_LINE".
+import socket, sys, time
+data = sys.argv[2]
+if data.startswith("a*"): data = "a" * int(data[2:])
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+w = data.encode().decode("unicode_escape").encode("latin-1")
+if w: s.sendall(w)
+t = time.monotonic(); got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    got += d
+print(len(w), len(got), "%.1f" % (time.monotonic() - t), (got.split(b"\r\n")[0].decode() or "-").replace(" ", "_"))
+PY
+IDLE_REQS=('GET /fast?idle HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' ''
+	'GET /items/77 HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+	"POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n$(head -c 50000 /dev/zero | tr '\0' a)")
+IDLE_PIDS=""
+for i in 0 1 2 3; do
+	ap_bg "idle$i" "$AP_PY" "$AP_TMP/idle.py" "$PORT" "${IDLE_REQS[$i]}"
+	IDLE_PIDS="$IDLE_PIDS $AP_BG_PID"
+done
 
 # 2a. An async request that outlives its async timeout (200 ms): Jetty
 #     answers 500 itself; the late answer is dropped.
@@ -410,19 +441,26 @@ for f in async slow slow100; do
 done
 
 wait "$ASYNCTIMEOUT_PID"
+for p in $IDLE_PIDS; do
+	wait "$p" || ap_fail "idle.py failed: $(cat "$AP_TMP"/idle?.log)"
+done
+ap_assert_eq "connections closed by Jetty's idle timeout: first lines" \
+	"$(awk '{printf "%s ", $4}' "$AP_TMP/idle0.log" "$AP_TMP/idle1.log" "$AP_TMP/idle2.log" "$AP_TMP/idle3.log")" \
+	"HTTP/1.1_200_OK - - HTTP/1.1_500_Server_Error "
+ap_log "ok: closed after $(awk '{printf "%s ", $3}' "$AP_TMP"/idle?.log)s"
 read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
 ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 
 ap_expect_counts <<EOF
-GET /fast 15
+GET /fast 16
 HEAD /fast 4
-GET /items/{id} 8
+GET /items/{id} 9
 GET /chunked 5
 GET /nowhere 5
 GET /static/small.txt 4
 GET /static/big.bin 3
 GET /static/huge.bin 3
-POST /post 5
+POST /post 6
 GET /error 4
 GET /broken 2
 GET /trailers 2
@@ -440,7 +478,7 @@ ap_assert_eq "requests listed" "$(jq --arg s "$AP_SERVICE" '[.requests[] | selec
 	"$(jq --arg s "$AP_SERVICE" '[.endpoints[] | select(.service == $s) | .count] | add' "$AP_TMP/endpoints.json")"
 ap_assert_eq "errors of the service" \
 	"$(ap_api /api/v1/errors | jq -c --arg s "$AP_SERVICE" '[.errors[] | select(.service == $s) | [.method, .route, .type, .count]] | sort')" \
-	'[["GET","/async","HTTP 500",2],["GET","/broken","aborted",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/static/huge.bin","aborted",2]]'
+	'[["GET","/async","HTTP 500",2],["GET","/broken","aborted",2],["GET","/error","HTTP 500",4],["GET","/fast","aborted",1],["GET","/items/{id}","aborted",1],["GET","/static/huge.bin","aborted",2],["POST","/post","HTTP 500",1]]'
 ap_assert_jq "the h2c upgrade: GET /fast recorded once with its 101, not aborted, and nothing after it" \
 	'[.[] | select(.status == 101)] | length == 1 and (.[0].error | not)' "$(reqs_of /fast GET)"
 ap_assert_jq "the GET pipelined behind the 500: aborted, status 0, bytes_out 0" \
@@ -518,6 +556,11 @@ ap_assert_jq "GET /trailers over HTTP/1.1: bytes_in $tin, bytes_out $tout (the t
 	"$(reqs_of /trailers GET)"
 ap_assert_jq "the GET pipelined behind it: bytes_in $fin2, bytes_out $fout2" \
 	"[.[] | select(.bytes_in == $fin2 and .bytes_out == $fout2 and .status == 200)] | length == 1" "$(reqs_of /fast GET)"
+ap_assert_jq "the request head cut short, closed by Jetty's idle timeout: aborted, status 0, bytes_in $(awk '{print $1}' "$AP_TMP/idle2.log")" \
+	"[.[] | select(.error)] | length == 1 and .[0].status == 0 and .[0].bytes_out == 0
+	 and .[0].bytes_in == $(awk '{print $1}' "$AP_TMP/idle2.log")" "$(reqs_of '/items/{id}' GET)"
+ap_assert_jq "the POST body cut short: Jetty's 500, an error" \
+	"[.[] | select(.status == 500)] | length == 1 and .[0].error" "$(reqs_of /post POST)"
 # POSTs: the pipelined and raw ones exactly their own bytes; curl's 1 MiB
 # ones what curl sent and got (with 100-continue: the interim 100 too).
 post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)
@@ -526,7 +569,7 @@ read -r _ nreq nup nhdr ndown <"$AP_TMP/post-none.out"
 read -r _ ereq eup ehdr edown <"$AP_TMP/post-100.out"
 ap_assert_eq "POST /post: [bytes_in, bytes_out]" \
 	"$(reqs_of /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
-	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$((nreq + nup)), $((nhdr + ndown))],
+	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$(awk '{print $1 ", " $2}' "$AP_TMP/idle3.log")], [$((nreq + nup)), $((nhdr + ndown))],
 		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$2 == "/post" {print $4 + $5 ", " $6 + $7}' "$AP_TMP/h2.streams")]] | sort")"
 # Slow and async requests: each at least its sleep, all in flight at once.
 in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")

@@ -152,6 +152,7 @@ public class JettyServer {
                 new HTTP2CServerConnectionFactory(conf));
         c.setHost("127.0.0.1");
         c.setPort(port);
+        c.setIdleTimeout(Long.getLong("jetty.idleTimeout", 30000));
         server.addConnector(c);
 
         ServletContextHandler ctx = new ServletContextHandler(ServletContextHandler.NO_SESSIONS);
