@@ -21,28 +21,38 @@
 # of frames (a stream's HEADERS and DATA frames of up to 16 KiB).
 #  1. HTTP/1.1: ten requests on one keep-alive connection (curl) and ten
 #     50 ms apart; four pipelined; HEAD; Jetty's own 404 (the
-#     DefaultServlet's) and 500 (a servlet that throws; Jetty then
-#     closes, and a GET pipelined behind it is recorded aborted, status
-#     0); a chunked response (flushBuffer(), no Content-Length); 1 MiB
-#     POSTs by curl, one with Expect: 100-continue (Jetty's interim
-#     "HTTP/1.1 100 Continue" counts in bytes_out); six slow requests at
-#     once; templated routes (/items/{id}); static files of 6 and
-#     1,200,000 bytes; 8 MiB to a slow reader (exact bytes_out, duration
-#     between bounds the client measures) and the same cut short by the
-#     client (aborted); responses byte-identical with and without the
-#     preload (Date masked).
+#     DefaultServlet's), 400 (a head line without a colon: bytes_in all
+#     of it) and 500 (a servlet that throws; Jetty then closes, and a GET
+#     pipelined behind it is recorded aborted, status 0); a chunked
+#     response (flushBuffer(), no Content-Length), one with trailer fields
+#     (then a GET pipelined behind it), and one broken by an exception
+#     after it began (Jetty closes without ending it: aborted, exact
+#     bytes_out); 1 MiB POSTs by curl, one with Expect: 100-continue
+#     (Jetty's interim "HTTP/1.1 100 Continue" counts in bytes_out); six
+#     slow requests at once; templated routes (/items/{id}); static files
+#     of 6 and 1,200,000 bytes; 8 MiB to a slow reader (exact bytes_out,
+#     duration between bounds the client measures) and the same cut short
+#     by the client (aborted); Jetty's idle timeout (1 s here) closing a
+#     connection idle after a request (nothing more), a silent one
+#     (nothing), one inside a request head (aborted, status 0) and one
+#     inside a POST body (Jetty's 500); responses byte-identical with and
+#     without the preload (Date masked).
 #  2. six async requests at once (startAsync(), answered and completed
 #     from another thread), and one past its async timeout, answered 500
 #     by Jetty itself.
 #  3. HTTP/2 with prior knowledge: nghttp, seven streams at once on one
 #     connection (the 1.2 MB file, a 404, a 500), a 1 MiB POST, a HEAD, an
-#     async timeout: per stream exact status, bytes_in and bytes_out from
+#     async timeout, trailers, a response broken after it began (Jetty's
+#     RST_STREAM): per stream exact status, bytes_in and bytes_out from
 #     nghttp's frame trace (client WINDOW_UPDATEs may arrive after the end
-#     of their stream: a range of those); h2load with 8 async streams at
-#     once on one connection (each >= its sleep, all in flight together)
-#     and 16 slow ones 4 at a time on each of 2 connections. curl --http2
-#     (Upgrade: h2c, which Jetty accepts): only the upgrading request is
-#     recorded, with its 101 (README, HTTP/2).
+#     of their stream: a range of those); a stream the client resets once
+#     Jetty filled its flow-control window (aborted, exact bytes), then a
+#     GET on that connection (h2rst.py, frames by hand); h2load with 8
+#     async streams at once on one connection (each >= its sleep, all in
+#     flight together), 16 slow ones 4 at a time on each of 2 connections
+#     and 100 at once on one. curl --http2 (Upgrade: h2c, which Jetty
+#     accepts): only the upgrading request is recorded, with its 101
+#     (README, HTTP/2).
 # Exact counts per method and route, statuses, error counts and types.
 . "$(dirname "$0")/lib.sh"
 

@@ -22,6 +22,8 @@
 //   POST /post            reads the body, answers "received N\n"
 //   GET  /chunked         40 writes, each followed by flushBuffer(): a
 //                         chunked response
+//   GET  /trailers        5 flushed parts of a chunked response, then
+//                         trailer fields (Jetty's Response.setTrailers())
 //   GET  /broken          10 parts of a chunked response, each flushed, then
 //                         the servlet throws: the response cannot end
 //   GET  /error           the servlet throws: Jetty's 500 error page (then
@@ -30,7 +32,8 @@
 //   anything else         the DefaultServlet's 404 (Jetty's error page)
 // Jetty's error pages leave out the stack trace; no Server header.
 //
-// Usage: java JettyServer PORT DOCBASE
+// Usage: java [-Djetty.idleTimeout=MS] JettyServer PORT DOCBASE
+// (the connector's idle timeout, default 30000 ms).
 // Prints "listening on PORT" once it accepts connections, and "req N
 // thread=NAME conn=REMOTE PROTOCOL METHOD PATH" per request on stdout.
 import java.io.IOException;
