@@ -253,6 +253,25 @@ i = got.index(b"HTTP/1.1", 1)
 print(len(w1), i, len(w2), len(got) - i, b"\r\nx-checksum: c0ffee\r\n" in got[:i])
 PY
 read -r tin tout fin2 fout2 thas <"$AP_TMP/trailers.out"
+# A chunked POST with trailer fields of its own, and a GET pipelined
+# behind it: the request's trailers end its body.
+"$AP_PY" - "$PORT" >"$AP_TMP/reqtrailers.out" <<'PY' || ap_fail "the chunked POST with trailers failed"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+w1 = (b"POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n"
+      b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: abc\r\n\r\n")
+w2 = b"GET /fast?after-request-trailers HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+s.sendall(w1 + w2)
+got = b""
+while not got.endswith(b"\r\n\r\nfast\n"):
+    d = s.recv(65536)
+    if not d: break
+    got += d
+i = got.index(b"HTTP/1.1", 1)
+print(len(w1), i, len(w2), len(got) - i, got[:i].split(b"\r\n\r\n")[1].decode().strip().replace(" ", "_"))
+PY
+read -r rtin rtout rfin rfout rtbody <"$AP_TMP/reqtrailers.out"
+ap_assert_eq "the chunked POST with trailers: Jetty's answer" "$rtbody" "received_11"
 ap_assert_eq "GET /trailers: the trailer fields came" "$thas" True
 ap_assert_eq "GET /broken: status, response ended" "$bst $bend" "200 False"
 
@@ -462,7 +481,7 @@ read -r at_code at_hdr at_body <"$AP_TMP/asynctimeout.log"
 ap_assert_eq "the async request past its timeout: status" "$at_code" 500
 
 ap_expect_counts <<EOF
-GET /fast 16
+GET /fast 17
 HEAD /fast 4
 GET /items/{id} 9
 GET /chunked 5
@@ -470,7 +489,7 @@ GET /nowhere 5
 GET /static/small.txt 4
 GET /static/big.bin 3
 GET /static/huge.bin 3
-POST /post 6
+POST /post 7
 GET /error 4
 GET /broken 2
 GET /trailers 2
@@ -545,9 +564,15 @@ ap_assert_jq "GET /static/huge.bin cut short by the client after $cgot bytes: ab
 	"[.[] | select(.error and .bytes_in == $creq)] | length == 1 and .[0].status == 200
 	 and .[0].bytes_out >= $cgot and .[0].bytes_out < $sresp" "$reqs"
 read -r _ _ rin rout < <(sed -n 1p "$AP_TMP/h2rst.out")
-ap_assert_jq "the HTTP/2 stream reset by the client: aborted, status 200, bytes_in $rin, bytes_out $rout" \
-	"[.[] | select(.error and .bytes_in == $rin)] | length == 1 and .[0].status == 200 and .[0].bytes_out == $rout" \
-	"$(reqs_of /static/huge.bin GET)"
+# Its bytes_out is at most what the client got: Jetty's selector thread
+# reads the RST_STREAM while a pool thread writes, and a write whose call
+# returned but whose bytes the preload has not yet counted when the reset
+# is read counts for none (README, What it cannot see: seen now and then
+# on a loaded machine, 32,881 of 65,666 bytes).
+ap_assert_jq "the HTTP/2 stream reset by the client: aborted, status 200, bytes_in $rin, bytes_out at most $rout" \
+	"[.[] | select(.error and .bytes_in == $rin)] | length == 1 and .[0].status == 200
+	 and .[0].bytes_out > 0 and .[0].bytes_out <= $rout" "$(reqs_of /static/huge.bin GET)"
+ap_log "the reset stream's bytes_out: $(reqs_of /static/huge.bin GET | jq "[.[] | select(.error and .bytes_in == $rin)][0].bytes_out") of $rout"
 read -r _ _ fin fout < <(sed -n 2p "$AP_TMP/h2rst.out")
 bad_len=$(printf '%b' "$BAD_REQ" | wc -c)
 reqs=$(reqs_of /fast GET)
@@ -566,6 +591,8 @@ ap_assert_jq "GET /trailers over HTTP/1.1: bytes_in $tin, bytes_out $tout (the t
 	"$(reqs_of /trailers GET)"
 ap_assert_jq "the GET pipelined behind it: bytes_in $fin2, bytes_out $fout2" \
 	"[.[] | select(.bytes_in == $fin2 and .bytes_out == $fout2 and .status == 200)] | length == 1" "$(reqs_of /fast GET)"
+ap_assert_jq "the GET pipelined behind the POST with trailers: bytes_in $rfin, bytes_out $rfout" \
+	"[.[] | select(.bytes_in == $rfin and .bytes_out == $rfout and .status == 200)] | length == 1" "$(reqs_of /fast GET)"
 ap_assert_jq "the request head cut short, closed by Jetty's idle timeout: aborted, status 0, bytes_in $(awk '{print $1}' "$AP_TMP/idle2.log")" \
 	"[.[] | select(.error)] | length == 1 and .[0].status == 0 and .[0].bytes_out == 0
 	 and .[0].bytes_in == $(awk '{print $1}' "$AP_TMP/idle2.log")" "$(reqs_of '/items/{id}' GET)"
@@ -573,14 +600,16 @@ ap_assert_jq "the POST body cut short: Jetty's 500, an error" \
 	"[.[] | select(.status == 500)] | length == 1 and .[0].error" "$(reqs_of /post POST)"
 # POSTs: the pipelined and raw ones exactly their own bytes; curl's 1 MiB
 # ones what curl sent and got (with 100-continue: the interim 100 too).
+# (The HTTP/1.1 ones: the HTTP/2 one was checked with the streams.)
 post_len=$(printf 'POST /post HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\nhello world' | wc -c)
 pout=$(awk 'NR == 4 {print $2}' "$AP_TMP/pipe.out")
 read -r _ nreq nup nhdr ndown <"$AP_TMP/post-none.out"
 read -r _ ereq eup ehdr edown <"$AP_TMP/post-100.out"
-ap_assert_eq "POST /post: [bytes_in, bytes_out]" \
-	"$(reqs_of /post POST | jq -c '[.[] | [.bytes_in, .bytes_out]] | sort')" \
-	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$(awk '{print $1 ", " $2}' "$AP_TMP/idle3.log")], [$((nreq + nup)), $((nhdr + ndown))],
-		[$((ereq + eup)), $((ehdr + edown))], [$(awk '$2 == "/post" {print $4 + $5 ", " $6 + $7}' "$AP_TMP/h2.streams")]] | sort")"
+ap_assert_eq "POST /post over HTTP/1.1: [bytes_in, bytes_out]" \
+	"$(reqs_of /post POST | jq -c --argjson h2 "$(awk '$2 == "/post" {print $4}' "$AP_TMP/h2.streams")" \
+		'[.[] | select(.bytes_in != $h2) | [.bytes_in, .bytes_out]] | sort')" \
+	"$(jq -c -n "[[$post_len, $pout], [$post_len, $pout], [$rtin, $rtout], [$(awk '{print $1 ", " $2}' "$AP_TMP/idle3.log")], [$((nreq + nup)), $((nhdr + ndown))],
+		[$((ereq + eup)), $((ehdr + edown))]] | sort")"
 # Slow and async requests: each at least its sleep, all in flight at once.
 in_flight='[.[] | (.ts | capture("^(?<s>[^.]+)\\.(?<ms>[0-9]+)Z$")
 	  | ((.s + "Z") | fromdate) * 1000 + (.ms | tonumber)) as $t | {t: $t, e: ($t + .duration_ms)}]
