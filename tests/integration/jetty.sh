@@ -25,7 +25,8 @@
 #     of it) and 500 (a servlet that throws; Jetty then closes, and a GET
 #     pipelined behind it is recorded aborted, status 0); a chunked
 #     response (flushBuffer(), no Content-Length), one with trailer fields
-#     (then a GET pipelined behind it), and one broken by an exception
+#     (then a GET pipelined behind it), a chunked POST with trailers of
+#     its own (then a GET behind it), and one broken by an exception
 #     after it began (Jetty closes without ending it: aborted, exact
 #     bytes_out); 1 MiB POSTs by curl, one with Expect: 100-continue
 #     (Jetty's interim "HTTP/1.1 100 Continue" counts in bytes_out); six
