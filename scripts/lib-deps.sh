@@ -83,6 +83,10 @@ AP_PKGS_TEST="$AP_PKGS_TEST libtomcat10-embed-java"
 # The Varnish test (tests/integration/varnish.sh): Debian's Varnish Cache
 # 7.1, which compiles its VCL with cc (build-essential, as for the build).
 AP_PKGS_TEST="$AP_PKGS_TEST varnish:varnishd"
+# The Jetty test (tests/integration/jetty.sh): embedded Eclipse Jetty 9.4,
+# whose jetty9-*.jar (and the javax.servlet API it depends on) its server
+# is compiled and run against. No command: the package itself.
+AP_PKGS_TEST="$AP_PKGS_TEST libjetty9-java"
 # What scripts/demo.sh runs: nginx, and the Django app on a throwaway
 # PostgreSQL 15 (Debian's Python stack, as for the SQL tests).
 AP_PKGS_DEMO="nginx-light:nginx curl:curl jq:jq postgresql-15 python3-django python3-psycopg2 gunicorn"

@@ -189,7 +189,7 @@ sanitizers() {
 	# profiles, hostile frames and parameters). Left out, to keep the whole
 	# run under 20 minutes: those that mostly exercise the (unsanitized)
 	# preload in real servers and add no collector path the others lack
-	# (node, java, tomcat, varnish, apache, uwsgi, uvicorn, gevent, haproxy, pyasync, busybox, tls, h2, h2hostile, fpm, exec (the ThreadSanitizer
+	# (node, java, tomcat, jetty, varnish, apache, uwsgi, uvicorn, gevent, haproxy, pyasync, busybox, tls, h2, h2hostile, fpm, exec (the ThreadSanitizer
 	# stage runs it), inherit, puma, h2o, lighttpd, reliability, the two Django ones, the two-copies and interposer tests,
 	# threaded.sh, hooks.sh, dup.sh and forklocks.sh (the preload's threads,
 	# hooks, duplicated descriptors and forks; the ThreadSanitizer stage
@@ -202,7 +202,7 @@ sanitizers() {
 	local tests
 	tests=$(printf 'ap-print-tests:\n\t@echo $(TESTS)\n' |
 		make -s -C "$build/tests" -f Makefile -f - ap-print-tests | tr ' ' '\n' |
-		grep -Ev '/(demo|node|java|tomcat|varnish|apache|uwsgi|uvicorn|gevent|haproxy|pyasync|busybox|tls|inherit|puma|h2o|lighttpd|h2|h2hostile|fpm|exec|reliability|django_pg|django_mysql|dashboard|fuzz|twosqlite|twopq|twomysql|sqlclients|interpose|socketperm|prometheus_fleet|threaded|hooks|dup|forklocks)\.sh$' |
+		grep -Ev '/(demo|node|java|tomcat|jetty|varnish|apache|uwsgi|uvicorn|gevent|haproxy|pyasync|busybox|tls|inherit|puma|h2o|lighttpd|h2|h2hostile|fpm|exec|reliability|django_pg|django_mysql|dashboard|fuzz|twosqlite|twopq|twomysql|sqlclients|interpose|socketperm|prometheus_fleet|threaded|hooks|dup|forklocks)\.sh$' |
 		tr '\n' ' ')
 	[ -n "$tests" ] || return 1
 	# CK_FORK=no: check_unit runs its 900 checks in one process. Forked,
