@@ -30,7 +30,8 @@
  * its own object's (bio_taken): the late read keeps the binding.
  *
  * Only libssl's public calls are hooked: SSL_read, SSL_read_ex, SSL_write,
- * SSL_write_ex, SSL_sendfile (kTLS), and for TLS 1.3 0-RTT the
+ * SSL_write_ex, SSL_sendfile (kTLS), SSL_do_handshake (to bind, above),
+ * and for TLS 1.3 0-RTT the
  * SSL_read_early_data that reads a request sent with the handshake and
  * the SSL_write_early_data that answers it before the handshake ends
  * (nginx's `ssl_early_data on`). Those two call SSL_read_ex/SSL_write_ex

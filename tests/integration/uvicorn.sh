@@ -14,6 +14,13 @@
 #   it-uvicorn-w2-h11-uvloop        --workers 2 --http h11 --loop uvloop
 #   it-uvicorn-w2-httptools-asyncio --workers 2 --http httptools --loop asyncio
 #
+# and two over HTTPS (--ssl-keyfile/--ssl-certfile: uvicorn's TLS runs
+# OpenSSL over memory BIOs, asyncio's sslproto or uvloop's own Cython one;
+# the preload binds each SSL object to its socket, hook_ssl.c):
+#
+#   it-uvicorn-tls-asyncio          --http httptools --loop asyncio, one process
+#   it-uvicorn-tls-uvloop           --http httptools --loop uvloop, one process
+#
 # The calls each loop makes (strace -f, once, by hand, a keep-alive GET and
 # a chunked GET): asyncio's loop accept4(2)s, reads with recv (recvfrom(2)),
 # writes every ASGI message with its own send (sendto(2): the head, each
@@ -50,6 +57,14 @@
 #   in flight while the first runs (uvicorn serves them one after the
 #   other): the first none, the second its 4; then a /sql/loop alone: its
 #   4 again (the thread's list of requests emptied).
+# The HTTPS instances (see tls_traffic): keep-alive (6 on one connection:
+# ids templated, a chunked stream, a 404, the app's 500), 8 connections
+# at once (2 requests each), six 400 ms /slow in flight together, two 1
+# MiB POSTs (plain, chunked); exact counts, and every request's path,
+# status, bytes_in and bytes_out as curl sent and read them. uvloop
+# decrypts the request that came with a handshake's last flight in a
+# later callback, after other sockets' reads: the binding made at the
+# handshake keeps it right (hook_ssl.c).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 . "$(dirname "$0")/applib.sh"
