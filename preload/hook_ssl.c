@@ -19,10 +19,19 @@
  * (pl_tls_read_fd), and an SSL read over such a BIO binds its object to
  * it, once, and takes the note. The binding holds one object per socket
  * and one socket per object, until the socket is closed or the object
- * reads another socket first; writes use it.
+ * reads another socket first; writes use it. SSL_do_handshake binds the
+ * same way, without moving anything: uvloop's TLS (its sslproto, over
+ * ssl.MemoryBIO) feeds the ClientHello and calls it at once, as asyncio
+ * does, but defers the first SSL read after the handshake completes to a
+ * later callback of the loop iteration, after the reads of other
+ * sockets, so that read's note named another connection's socket (whose
+ * requests were then lost or given this one's bytes). Bound at the
+ * handshake, the object is its socket's already, and the other socket
+ * its own object's (bio_taken): the late read keeps the binding.
  *
  * Only libssl's public calls are hooked: SSL_read, SSL_read_ex, SSL_write,
- * SSL_write_ex, SSL_sendfile (kTLS), and for TLS 1.3 0-RTT the
+ * SSL_write_ex, SSL_sendfile (kTLS), SSL_do_handshake (to bind, above),
+ * and for TLS 1.3 0-RTT the
  * SSL_read_early_data that reads a request sent with the handshake and
  * the SSL_write_early_data that answers it before the handshake ends
  * (nginx's `ssl_early_data on`). Those two call SSL_read_ex/SSL_write_ex
@@ -48,6 +57,7 @@ enum { TL_read, TL_write, TL_get_rfd, TL_get_wfd, TL_REQUIRED, /* in every libss
        TL_read_ex = TL_REQUIRED, TL_write_ex, /* OpenSSL >= 1.1.1 */
        TL_read_early_data, TL_write_early_data,
        TL_sendfile,                           /* OpenSSL >= 3.0 */
+       TL_do_handshake,                       /* in every libssl */
        TL_N };
 typedef int (*tl_read_fn)(SSL *, void *, int);
 typedef int (*tl_write_fn)(SSL *, const void *, int);
@@ -58,6 +68,7 @@ typedef int (*tl_write_ex_fn)(SSL *, const void *, size_t, size_t *);
 typedef int (*tl_read_early_data_fn)(SSL *, void *, size_t, size_t *);
 typedef int (*tl_write_early_data_fn)(SSL *, const void *, size_t, size_t *);
 typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
+typedef int (*tl_do_handshake_fn)(SSL *);
 
 /* f's function `name` (NULL when that copy lacks it). */
 #define TLF(f, name) ((tl_##name##_fn)(f)[TL_##name])
@@ -65,7 +76,7 @@ typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
 static const char *const tl_names[TL_N] = {
 	"SSL_read", "SSL_write", "SSL_get_rfd", "SSL_get_wfd",
 	"SSL_read_ex", "SSL_write_ex", "SSL_read_early_data", "SSL_write_early_data",
-	"SSL_sendfile",
+	"SSL_sendfile", "SSL_do_handshake",
 };
 EXPORT int SSL_read(SSL *, void *, int);
 EXPORT int SSL_write(SSL *, const void *, int);
@@ -74,6 +85,7 @@ EXPORT int SSL_write_ex(SSL *, const void *, size_t, size_t *);
 EXPORT int SSL_read_early_data(SSL *, void *, size_t, size_t *);
 EXPORT int SSL_write_early_data(SSL *, const void *, size_t, size_t *);
 EXPORT ssize_t SSL_sendfile(SSL *, int, off_t, size_t, int);
+EXPORT int SSL_do_handshake(SSL *);
 _Static_assert(TL_N <= PL_COPY_MAXFN, "PL_COPY_MAXFN too small");
 static const void *const tl_self[TL_N] = {
 	[TL_read] = (const void *)SSL_read, [TL_write] = (const void *)SSL_write,
@@ -81,6 +93,7 @@ static const void *const tl_self[TL_N] = {
 	[TL_read_early_data] = (const void *)SSL_read_early_data,
 	[TL_write_early_data] = (const void *)SSL_write_early_data,
 	[TL_sendfile] = (const void *)SSL_sendfile,
+	[TL_do_handshake] = (const void *)SSL_do_handshake,
 };
 static struct pl_copy_lib tl_lib = { .what = "libssl", .names = tl_names, .self = tl_self,
                                      .n = TL_N, .nreq = TL_REQUIRED };
@@ -319,5 +332,22 @@ EXPORT ssize_t SSL_sendfile(SSL *s, int fd, off_t offset, size_t size, int flags
 	 * then reads as its own. */
 	if (r > 0)
 		pl_conn_on_tls_sendfile(TLF(f, get_wfd)(s), r);
+	return r;
+}
+
+/* A handshake step moves no plaintext; over a BIO of the program's own it
+ * binds the object to the TLS socket the thread read since the last SSL
+ * read (its ClientHello: see the top of this file), as read_fd() does. */
+EXPORT int SSL_do_handshake(SSL *s)
+{
+	void *const *f = TL_FNS();
+	if (PL_UNLIKELY(!f || !TLF(f, do_handshake)))
+		return -1;
+	if (!followed())
+		return TLF(f, do_handshake)(s);
+	TL_ENTER(f);
+	int r = TLF(f, do_handshake)(s);
+	TL_LEAVE();
+	read_fd(f, s, 0);
 	return r;
 }

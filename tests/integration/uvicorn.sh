@@ -14,6 +14,13 @@
 #   it-uvicorn-w2-h11-uvloop        --workers 2 --http h11 --loop uvloop
 #   it-uvicorn-w2-httptools-asyncio --workers 2 --http httptools --loop asyncio
 #
+# and two over HTTPS (--ssl-keyfile/--ssl-certfile: uvicorn's TLS runs
+# OpenSSL over memory BIOs, asyncio's sslproto or uvloop's own Cython one;
+# the preload binds each SSL object to its socket, hook_ssl.c):
+#
+#   it-uvicorn-tls-asyncio          --http httptools --loop asyncio, one process
+#   it-uvicorn-tls-uvloop           --http httptools --loop uvloop, one process
+#
 # The calls each loop makes (strace -f, once, by hand, a keep-alive GET and
 # a chunked GET): asyncio's loop accept4(2)s, reads with recv (recvfrom(2)),
 # writes every ASGI message with its own send (sendto(2): the head, each
@@ -50,6 +57,14 @@
 #   in flight while the first runs (uvicorn serves them one after the
 #   other): the first none, the second its 4; then a /sql/loop alone: its
 #   4 again (the thread's list of requests emptied).
+# The HTTPS instances (see tls_traffic): keep-alive (6 on one connection:
+# ids templated, a chunked stream, a 404, the app's 500), 8 connections
+# at once (2 requests each), six 400 ms /slow in flight together, two 1
+# MiB POSTs (plain, chunked); exact counts, and every request's path,
+# status, bytes_in and bytes_out as curl sent and read them. uvloop
+# decrypts the request that came with a handshake's last flight in a
+# later callback, after other sockets' reads: the binding made at the
+# handshake keeps it right (hook_ssl.c).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 . "$(dirname "$0")/applib.sh"
@@ -84,6 +99,10 @@ start h11-asyncio h11 asyncio
 start httptools-uvloop httptools uvloop
 start w2-h11-uvloop h11 uvloop --workers 2
 start w2-httptools-asyncio httptools asyncio --workers 2
+ap_make_cert "$AP_TMP/tls"
+for l in asyncio uvloop; do
+	start "tls-$l" httptools "$l" --ssl-keyfile "$AP_TMP/tls.key" --ssl-certfile "$AP_TMP/tls.crt"
+done
 # ready NAME N : until N processes of NAME have completed their startup.
 ready() {
 	local i
@@ -97,11 +116,14 @@ ready h11-asyncio 1
 ready httptools-uvloop 1
 ready w2-h11-uvloop 2
 ready w2-httptools-asyncio 2
+ready tls-asyncio 1
+ready tls-uvloop 1
 # pids NAME : the pids of NAME's serving processes (from their log lines).
 pids() { sed -n 's/.*Started server process \[\([0-9]*\)\].*/\1/p' "$AP_TMP/$1.log" | sort -n | tr '\n' ' '; }
 ap_log "collector $AP_URL; uvicorn ports: h11-asyncio ${PORT[h11-asyncio]}, httptools-uvloop ${PORT[httptools-uvloop]}," \
 	"w2-h11-uvloop ${PORT[w2-h11-uvloop]} (workers $(pids w2-h11-uvloop)), w2-httptools-asyncio" \
-	"${PORT[w2-httptools-asyncio]} (workers $(pids w2-httptools-asyncio))"
+	"${PORT[w2-httptools-asyncio]} (workers $(pids w2-httptools-asyncio)), tls-asyncio ${PORT[tls-asyncio]}," \
+	"tls-uvloop ${PORT[tls-uvloop]}"
 
 # traffic NAME PORT : what every instance is sent; its clients' outputs in
 # $AP_TMP/NAME-*.out.
@@ -149,6 +171,47 @@ for n in h11-asyncio httptools-uvloop w2-h11-uvloop w2-httptools-asyncio; do
 done
 for n in h11-asyncio httptools-uvloop; do
 	loop_traffic "$n" "${PORT[$n]}"
+done
+
+# tls_traffic NAME PORT : what the HTTPS instances are sent; each client
+# writes "URL status connects size_request size_upload size_header
+# body-file" per request to $AP_TMP/NAME-tls.*. --raw: the bodies as they
+# came, chunk framing and all, in files whose sizes are what was read
+# (curl's size_download leaves the framing out).
+TLS_W='%{url_effective} %{http_code} %{num_connects} %{size_request} %{size_upload} %{size_header} %{filename_effective}\n'
+tls_traffic() {
+	local name=$1 b=https://127.0.0.1:$2 o=$AP_TMP/$1-tls c h i=0 pids=""
+	# keep-alive, the 500 last (uvicorn closes after it)
+	curl -sk --raw --max-time 20 -w "$TLS_W" -o "$o.b1" "$b/hello" -o "$o.b2" "$b/items/1" -o "$o.b3" "$b/stream" \
+		-o "$o.b4" "$b/nope" -o "$o.b5" "$b/items/22" -o "$o.b6" "$b/boom" >"$o.ka" ||
+		ap_fail "$name: the keep-alive client failed"
+	ap_assert_eq "$name: keep-alive statuses and connections" "$(awk '{printf "%s/%s ", $2, $3}' "$o.ka")" \
+		"200/1 200/0 200/0 404/0 200/0 500/0 "
+	[ "$(grep -c '^3e8' "$o.b3")" = 5 ] || ap_fail "$name: GET /stream was not sent in 5 chunks"
+	for c in 1 2 3 4 5 6 7 8; do
+		curl -sk --raw --max-time 20 -w "$TLS_W" -o "$o.b$c.1" "$b/items/$((c + 100))" -o "$o.b$c.2" "$b/hello" \
+			>"$o.c$c" &
+		pids="$pids $!"
+	done
+	for c in 1 2 3 4 5 6; do
+		curl -sk --raw --max-time 20 -w "$TLS_W" -o "$o.bslow$c" "$b/slow?ms=400&n=6" >"$o.slow$c" &
+		pids="$pids $!"
+	done
+	for c in $pids; do
+		wait "$c" || ap_fail "$name: a concurrent client failed"
+	done
+	for h in 'Expect:' 'Transfer-Encoding: chunked'; do
+		i=$(( i + 1 ))
+		curl -sk --raw --max-time 20 -w "$TLS_W" -o "$o.bup$i" -H "$h" --data-binary @"$AP_TMP/upload.bin" \
+			"$b/upload" >>"$o.up" || ap_fail "$name: POST /upload ($h) failed"
+		ap_assert_eq "$name: POST /upload ($h): the app read the whole body" "$(cat "$o.bup$i")" "got 1048576"
+	done
+	ap_assert_eq "$name: statuses and connections of the rest" \
+		"$(cat "$o".c? "$o".slow? "$o.up" | awk '{printf "%s/%s ", $2, $3}')" \
+		"$(printf '200/1 200/0 %.0s' 1 2 3 4 5 6 7 8; printf '200/1 %.0s' 1 2 3 4 5 6 7 8)"
+}
+for n in tls-asyncio tls-uvloop; do
+	tls_traffic "$n" "${PORT[$n]}"
 done
 
 # ---- what the collector reports ----------------------------------------------
@@ -234,4 +297,32 @@ check h11-asyncio 1
 check httptools-uvloop 1
 check w2-h11-uvloop 0
 check w2-httptools-asyncio 0
+
+# tls_check NAME : the assertions on an HTTPS instance's service.
+tls_check() {
+	local name=$1 want got url code sreq sup shdr file
+	AP_SERVICE=it-uvicorn-$name
+	ap_expect_counts <<E
+GET /hello 9
+GET /items/{id} 10
+GET /stream 1
+GET /nope 1
+GET /boom 1
+GET /slow 6
+POST /upload 2
+E
+	ap_fetch_reqs "$AP_TMP/$name-requests.json"
+	# [path, status, bytes_in, bytes_out] of each request, as curl counted them
+	want=$(cat "$AP_TMP/$name"-tls.ka "$AP_TMP/$name"-tls.c? "$AP_TMP/$name"-tls.slow? "$AP_TMP/$name"-tls.up |
+		while read -r url code _ sreq sup shdr file; do
+			url=${url#https://*/}
+			printf '["/%s",%s,%s,%s]\n' "${url%%\?*}" "$code" $(( sreq + sup )) $(( shdr + $(wc -c <"$file") ))
+		done | jq -s -c 'map(tojson) | sort | map(fromjson)')
+	got=$(jq -c '[.requests[] | [.path, .status, .bytes_in, .bytes_out] | tojson] | sort | map(fromjson)' "$AP_REQS")
+	ap_assert_eq "$AP_SERVICE: each request's path, status, bytes in and out" "$got" "$want"
+	ap_assert_jq "$AP_SERVICE: none aborted" 'all(.requests[]; .aborted | not)' "$(cat "$AP_REQS")"
+	ap_check_slow 380
+}
+tls_check tls-asyncio
+tls_check tls-uvloop
 ap_log "PASS"
