@@ -19,7 +19,11 @@
  * (pl_tls_read_fd), and an SSL read over such a BIO binds its object to
  * it, once, and takes the note. The binding holds one object per socket
  * and one socket per object, until the socket is closed or the object
- * reads another socket first; writes use it.
+ * reads another socket first; writes use it. An object bound to a socket
+ * that is still a TLS connection's moves only to a socket read inside its
+ * own SSL read: a note from before the call may be another connection's
+ * (its handshake, in SSL_do_handshake, takes no note) when the call
+ * returns what libssl already held.
  *
  * Only libssl's public calls are hooked: SSL_read, SSL_read_ex, SSL_write,
  * SSL_write_ex, SSL_sendfile (kTLS), and for TLS 1.3 0-RTT the
@@ -161,16 +165,19 @@ static int bio_taken(uintptr_t a, int fd)
 	return 0;
 }
 
-/* Binds object s to socket fd, the TLS socket this thread read last, and
- * returns the socket s is bound to: fd, or the one it was bound to before
- * when fd is another object's or not a TLS connection's socket; -1: none. */
-static PL_COLD int bio_bind(SSL *s, int fd)
+/* Binds object s to socket fd, the TLS socket this thread read last
+ * (`inside` s's SSL read), and returns the socket s is bound to: fd, or
+ * the one it was bound to before when fd is another object's or not a TLS
+ * connection's socket, or was read before the call while s's socket is
+ * still a TLS connection's; -1: none. */
+static PL_COLD int bio_bind(SSL *s, int fd, int inside)
 {
 	uintptr_t a = (uintptr_t)s;
 	int was = bio_lookup(s);
 	if (was == fd)
 		return fd;
-	if ((unsigned)fd >= PL_FD_CAP || (intptr_t)pl_fd_get(fd) >= 0 || (a >> 48) != 0 ||
+	if ((was >= 0 && !inside && (intptr_t)pl_fd_get(was) < 0) ||
+	    (unsigned)fd >= PL_FD_CAP || (intptr_t)pl_fd_get(fd) >= 0 || (a >> 48) != 0 ||
 	    bio_taken(a, fd))
 		return was;
 	__atomic_store_n(&bio_used, 1, __ATOMIC_RELAXED);
@@ -207,17 +214,19 @@ void pl_tls_bio_forget(int fd)
  * returned bytes): the one its BIO reads, or for a BIO of the program's
  * own the one it is bound to, bound first to the TLS socket the thread
  * read since the last such call, if any (that read was this object's:
- * made for it before the call, or inside it). -1: none. */
-static int read_fd(void *const *f, SSL *s, int moved)
+ * made for it before the call, `before` (pl_tls_read_fd then, taken by
+ * the hook), or inside it). -1: none. */
+static int read_fd(void *const *f, SSL *s, int moved, int before)
 {
-	int noted = pl_tls_read_fd;
+	int inside = pl_tls_read_fd;
+	int noted = inside ? inside : before;
 	if (!moved && !noted)
 		return -1;
 	pl_tls_read_fd = 0;
 	int fd = TLF(f, get_rfd)(s);
 	if (fd >= 0)
 		return fd;
-	return noted ? bio_bind(s, noted - 1) : bio_lookup(s);
+	return noted ? bio_bind(s, noted - 1, inside != 0) : bio_lookup(s);
 }
 
 /* The socket an SSL write on s carried. */
@@ -245,9 +254,11 @@ EXPORT int SSL_read(SSL *s, void *buf, int num)
 	if (!followed())
 		return TLF(f, read)(s, buf, num);
 	TL_ENTER(f);
+	int before = pl_tls_read_fd;
+	pl_tls_read_fd = 0;
 	int r = TLF(f, read)(s, buf, num);
 	TL_LEAVE();
-	int fd = read_fd(f, s, r > 0);
+	int fd = read_fd(f, s, r > 0, before);
 	if (r > 0)
 		pl_conn_on_tls_read(fd, buf, r);
 	return r;
@@ -286,10 +297,13 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 		if (!followed()) \
 			return TLF(f, name)(s, buf, num, moved); \
 		TL_ENTER(f); \
+		int before_ = pl_tls_read_fd; \
+		if (reading) \
+			pl_tls_read_fd = 0; \
 		int r = TLF(f, name)(s, buf, num, moved); \
 		TL_LEAVE(); \
 		if (reading) { \
-			int fd_ = read_fd(f, s, r == 1 && moved); \
+			int fd_ = read_fd(f, s, r == 1 && moved, before_); \
 			if (r == 1 && moved) \
 				feed(fd_, buf, (ssize_t)*moved); \
 		} else if (r == 1 && moved) { \

@@ -255,8 +255,13 @@ ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 by ALPN: ok"
 # child ending in _exit() before /after (it must not take the parent's
 # event buffer: /after would be lost); last, /sni, whose handshake the
 # first SSL_read completes, running the servername callback's SQL (libpq),
-# which must be recorded. First, a failed SSL_sendfile must leave only
-# libssl's errors in OpenSSL's error queue.
+# which must be recorded; then an SSL object over memory BIOs whose
+# request is read in two SSL_reads, the second from what libssl holds,
+# after another connection's handshake (SSL_do_handshake) read its socket
+# in between: each object must stay bound to its own socket (found: it was
+# moved to the other one, and neither request was recorded). First, a
+# failed SSL_sendfile must leave only libssl's errors in OpenSSL's error
+# queue.
 if [ -e /usr/include/openssl/ssl.h ] && [ -e /usr/include/postgresql/libpq-fe.h ]; then
 	TE=$AP_TMP/tlsedge
 	cc -O2 -Wall -pthread -I/usr/include/postgresql -o "$TE" "$AP_SRCDIR/tests/servers/tlsedge.c" \
@@ -283,6 +288,8 @@ GET /reneg 2
 GET /ex 1
 GET /after 1
 GET /sni 1
+GET /membio 1
+GET /membio2 1
 EOF
 	edge=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 		jq -c '[.requests[] | select(.service == "tls-edge")]')
