@@ -17,7 +17,9 @@
  * Either way the socket read last on the thread before the SSL read
  * returns is that object's: the read hooks note the TLS socket they read
  * (pl_tls_read_fd), and an SSL read over such a BIO binds its object to
- * it, once, and takes the note. The binding holds one object per socket
+ * it, once, and takes the note; an object of the program's own TLS
+ * client (an HTTPS call it makes, as aiohttp's over asyncio's memory
+ * BIOs) neither binds nor takes it. The binding holds one object per socket
  * and one socket per object, until the socket is closed or the object
  * reads another socket first; writes use it. An object bound to a socket
  * that is still a TLS connection's moves only to a socket read inside its
@@ -52,6 +54,7 @@ enum { TL_read, TL_write, TL_get_rfd, TL_get_wfd, TL_REQUIRED, /* in every libss
        TL_read_ex = TL_REQUIRED, TL_write_ex, /* OpenSSL >= 1.1.1 */
        TL_read_early_data, TL_write_early_data,
        TL_sendfile,                           /* OpenSSL >= 3.0 */
+       TL_is_server,                          /* OpenSSL >= 1.0.2 */
        TL_N };
 typedef int (*tl_read_fn)(SSL *, void *, int);
 typedef int (*tl_write_fn)(SSL *, const void *, int);
@@ -62,6 +65,7 @@ typedef int (*tl_write_ex_fn)(SSL *, const void *, size_t, size_t *);
 typedef int (*tl_read_early_data_fn)(SSL *, void *, size_t, size_t *);
 typedef int (*tl_write_early_data_fn)(SSL *, const void *, size_t, size_t *);
 typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
+typedef int (*tl_is_server_fn)(const SSL *);
 
 /* f's function `name` (NULL when that copy lacks it). */
 #define TLF(f, name) ((tl_##name##_fn)(f)[TL_##name])
@@ -69,7 +73,7 @@ typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
 static const char *const tl_names[TL_N] = {
 	"SSL_read", "SSL_write", "SSL_get_rfd", "SSL_get_wfd",
 	"SSL_read_ex", "SSL_write_ex", "SSL_read_early_data", "SSL_write_early_data",
-	"SSL_sendfile",
+	"SSL_sendfile", "SSL_is_server",
 };
 EXPORT int SSL_read(SSL *, void *, int);
 EXPORT int SSL_write(SSL *, const void *, int);
@@ -226,6 +230,10 @@ static int read_fd(void *const *f, SSL *s, int moved, int before)
 	int fd = TLF(f, get_rfd)(s);
 	if (fd >= 0)
 		return fd;
+	if (noted && TLF(f, is_server) && !TLF(f, is_server)(s)) {
+		pl_tls_read_fd = noted; /* a client's: the note is a server object's */
+		return -1;
+	}
 	return noted ? bio_bind(s, noted - 1, inside != 0) : bio_lookup(s);
 }
 

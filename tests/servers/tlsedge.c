@@ -11,7 +11,8 @@
  * ones, SSL_read_ex/SSL_write_ex, a vfork() child ending in _exit(), the
  * error queue a failed SSL_sendfile leaves, SQL run by a servername
  * callback inside the SSL_read that completes the handshake, and SSL
- * objects over memory BIOs while another's handshake reads its socket.
+ * objects over memory BIOs while another's handshake reads its socket or
+ * an HTTPS call of the server's own (memory BIOs too) reads its answer.
  *
  * usage: tlsedge CERT KEY
  * Forks its client, serves its connections one after another, and exits 0
@@ -318,6 +319,50 @@ static void mem_respond_close(struct mem_tls *m, char *buf, int cap)
 	close(m->fd);
 }
 
+/* Bytes waiting in from's outgoing BIO, into to's incoming one. */
+static void mem_shuttle(struct mem_tls *from, struct mem_tls *to)
+{
+	char b[16384];
+	int n;
+	while ((n = BIO_read(from->out, b, sizeof b)) > 0)
+		BIO_write(to->in, b, n);
+}
+
+/* An HTTPS call of the server's own over memory BIOs, to a peer in this
+ * process (no socket at all): a TLS client's SSL_read, with no socket
+ * read before it, whose object must not be taken for an accepted
+ * connection's. */
+static void mem_outbound(SSL_CTX *ctx)
+{
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	if (!cctx)
+		die("outbound: context");
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+	struct mem_tls cl, up;
+	mem_on(&cl, cctx, -1);
+	SSL_set_connect_state(cl.s);
+	mem_on(&up, ctx, -1);
+	int done = 0;
+	for (int i = 0; i < 20 && done != 3; i++) {
+		if (SSL_do_handshake(cl.s) == 1)
+			done |= 1;
+		mem_shuttle(&cl, &up);
+		if (SSL_do_handshake(up.s) == 1)
+			done |= 2;
+		mem_shuttle(&up, &cl);
+	}
+	static const char answer[] = "upstream";
+	char got[64];
+	if (done != 3 || SSL_write(up.s, answer, sizeof answer - 1) != (int)sizeof answer - 1)
+		die("outbound: handshake");
+	mem_shuttle(&up, &cl);
+	if (SSL_read(cl.s, got, sizeof got) != (int)sizeof answer - 1)
+		die("outbound: SSL_read");
+	SSL_free(cl.s);
+	SSL_free(up.s);
+	SSL_CTX_free(cctx);
+}
+
 static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12, SSL_CTX *ctxsni)
 {
 	char buf[4096];
@@ -495,7 +540,9 @@ static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12, SSL_CTX *ctxsni)
 	 * connection's handshake, begun in between, was the thread's last
 	 * TLS read (SSL_do_handshake, not an SSL read, leaves that note);
 	 * then that connection's /membio2. Each object stays its own
-	 * socket's. */
+	 * socket's. Before /membio2's SSL_read, with its handshake's read
+	 * the thread's last, an HTTPS call of the server's own over memory
+	 * BIOs reads its answer. */
 	struct mem_tls ma, mc;
 	mem_on(&ma, ctx, accept_one(ls));
 	mem_handshake(&ma);
@@ -511,6 +558,7 @@ static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12, SSL_CTX *ctxsni)
 	mem_head(&ma, buf, n, sizeof buf, "membio: no request head");
 	mem_respond_close(&ma, buf, sizeof buf);
 	mem_handshake(&mc);
+	mem_outbound(ctx);
 	mem_head(&mc, buf, 0, sizeof buf, "membio2: no request");
 	mem_respond_close(&mc, buf, sizeof buf);
 }
