@@ -55,6 +55,7 @@ enum { TL_read, TL_write, TL_get_rfd, TL_get_wfd, TL_REQUIRED, /* in every libss
        TL_read_early_data, TL_write_early_data,
        TL_sendfile,                           /* OpenSSL >= 3.0 */
        TL_is_server,                          /* OpenSSL >= 1.0.2 */
+       TL_get_rbio,
        TL_N };
 typedef int (*tl_read_fn)(SSL *, void *, int);
 typedef int (*tl_write_fn)(SSL *, const void *, int);
@@ -66,6 +67,7 @@ typedef int (*tl_read_early_data_fn)(SSL *, void *, size_t, size_t *);
 typedef int (*tl_write_early_data_fn)(SSL *, const void *, size_t, size_t *);
 typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
 typedef int (*tl_is_server_fn)(const SSL *);
+typedef void *(*tl_get_rbio_fn)(const SSL *);
 
 /* f's function `name` (NULL when that copy lacks it). */
 #define TLF(f, name) ((tl_##name##_fn)(f)[TL_##name])
@@ -73,7 +75,7 @@ typedef int (*tl_is_server_fn)(const SSL *);
 static const char *const tl_names[TL_N] = {
 	"SSL_read", "SSL_write", "SSL_get_rfd", "SSL_get_wfd",
 	"SSL_read_ex", "SSL_write_ex", "SSL_read_early_data", "SSL_write_early_data",
-	"SSL_sendfile", "SSL_is_server",
+	"SSL_sendfile", "SSL_is_server", "SSL_get_rbio",
 };
 EXPORT int SSL_read(SSL *, void *, int);
 EXPORT int SSL_write(SSL *, const void *, int);
@@ -227,6 +229,12 @@ static int read_fd(void *const *f, SSL *s, int moved, int before)
 	if (!moved && !noted)
 		return -1;
 	pl_tls_read_fd = 0;
+	/* no BIO (a failed read): SSL_get_rfd() would push "passed a null
+	 * parameter" onto the host's OpenSSL error queue */
+	if (TLF(f, get_rbio) && !TLF(f, get_rbio)(s)) {
+		pl_tls_read_fd = noted; /* not this object's */
+		return -1;
+	}
 	int fd = TLF(f, get_rfd)(s);
 	if (fd >= 0)
 		return fd;

@@ -261,7 +261,9 @@ ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 by ALPN: ok"
 # in between: each object must stay bound to its own socket (found: it was
 # moved to the other one, and neither request was recorded), nor may an
 # HTTPS call of the server's own over memory BIOs, read after the second
-# one's handshake, take that connection (found: it did). First, a
+# one's handshake, take that connection (found: it did), nor an SSL_read
+# on an SSL with no BIO put a BIO error in the host's OpenSSL error queue
+# (found: SSL_get_rfd was asked after a failed read). First, a
 # failed SSL_sendfile must leave only libssl's errors in OpenSSL's error
 # queue.
 if [ -e /usr/include/openssl/ssl.h ] && [ -e /usr/include/postgresql/libpq-fe.h ]; then

@@ -12,7 +12,8 @@
  * error queue a failed SSL_sendfile leaves, SQL run by a servername
  * callback inside the SSL_read that completes the handshake, and SSL
  * objects over memory BIOs while another's handshake reads its socket or
- * an HTTPS call of the server's own (memory BIOs too) reads its answer.
+ * an HTTPS call of the server's own (memory BIOs too) reads its answer,
+ * and the error queue an SSL_read without a BIO leaves.
  *
  * usage: tlsedge CERT KEY
  * Forks its client, serves its connections one after another, and exits 0
@@ -558,6 +559,19 @@ static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12, SSL_CTX *ctxsni)
 	mem_head(&ma, buf, n, sizeof buf, "membio: no request head");
 	mem_respond_close(&ma, buf, sizeof buf);
 	mem_handshake(&mc);
+	/* an SSL_read on an SSL with no BIO: libssl's errors only in the
+	 * queue, and no binding for it */
+	SSL *none = SSL_new(ctx);
+	ERR_clear_error();
+	if (!none || SSL_read(none, buf, 10) > 0)
+		die("membio: SSL_read without a BIO");
+	unsigned long err;
+	while ((err = ERR_get_error()) != 0)
+		if (ERR_GET_LIB(err) != ERR_LIB_SSL) {
+			fprintf(stderr, "tlsedge: SSL_read left %s\n", ERR_error_string(err, NULL));
+			die("an error queue libssl did not fill");
+		}
+	SSL_free(none);
 	mem_outbound(ctx);
 	mem_head(&mc, buf, 0, sizeof buf, "membio2: no request");
 	mem_respond_close(&mc, buf, sizeof buf);
