@@ -17,7 +17,9 @@
  * Either way the socket read last on the thread before the SSL read
  * returns is that object's: the read hooks note the TLS socket they read
  * (pl_tls_read_fd), and an SSL read over such a BIO binds its object to
- * it, once, and takes the note. The binding holds one object per socket
+ * it, once, and takes the note; an object of the program's own TLS
+ * client (an HTTPS call it makes, as aiohttp's over asyncio's memory
+ * BIOs) neither binds nor takes it. The binding holds one object per socket
  * and one socket per object, until the socket is closed or the object
  * reads another socket first; writes use it. SSL_do_handshake binds the
  * same way, without moving anything: uvloop's TLS (its sslproto, over
@@ -28,6 +30,10 @@
  * requests were then lost or given this one's bytes). Bound at the
  * handshake, the object is its socket's already, and the other socket
  * its own object's (bio_taken): the late read keeps the binding.
+ * An object bound to a socket that is still a TLS connection's moves only
+ * to a socket read inside its own SSL call: a note from before the call
+ * may be another connection's when the call returns what libssl already
+ * held.
  *
  * Only libssl's public calls are hooked: SSL_read, SSL_read_ex, SSL_write,
  * SSL_write_ex, SSL_sendfile (kTLS), SSL_do_handshake (to bind, above),
@@ -58,6 +64,8 @@ enum { TL_read, TL_write, TL_get_rfd, TL_get_wfd, TL_REQUIRED, /* in every libss
        TL_read_early_data, TL_write_early_data,
        TL_sendfile,                           /* OpenSSL >= 3.0 */
        TL_do_handshake,                       /* in every libssl */
+       TL_is_server,                          /* OpenSSL >= 1.0.2 */
+       TL_get_rbio,
        TL_N };
 typedef int (*tl_read_fn)(SSL *, void *, int);
 typedef int (*tl_write_fn)(SSL *, const void *, int);
@@ -69,6 +77,8 @@ typedef int (*tl_read_early_data_fn)(SSL *, void *, size_t, size_t *);
 typedef int (*tl_write_early_data_fn)(SSL *, const void *, size_t, size_t *);
 typedef ssize_t (*tl_sendfile_fn)(SSL *, int, off_t, size_t, int);
 typedef int (*tl_do_handshake_fn)(SSL *);
+typedef int (*tl_is_server_fn)(const SSL *);
+typedef void *(*tl_get_rbio_fn)(const SSL *);
 
 /* f's function `name` (NULL when that copy lacks it). */
 #define TLF(f, name) ((tl_##name##_fn)(f)[TL_##name])
@@ -76,7 +86,7 @@ typedef int (*tl_do_handshake_fn)(SSL *);
 static const char *const tl_names[TL_N] = {
 	"SSL_read", "SSL_write", "SSL_get_rfd", "SSL_get_wfd",
 	"SSL_read_ex", "SSL_write_ex", "SSL_read_early_data", "SSL_write_early_data",
-	"SSL_sendfile", "SSL_do_handshake",
+	"SSL_sendfile", "SSL_do_handshake", "SSL_is_server", "SSL_get_rbio",
 };
 EXPORT int SSL_read(SSL *, void *, int);
 EXPORT int SSL_write(SSL *, const void *, int);
@@ -174,16 +184,19 @@ static int bio_taken(uintptr_t a, int fd)
 	return 0;
 }
 
-/* Binds object s to socket fd, the TLS socket this thread read last, and
- * returns the socket s is bound to: fd, or the one it was bound to before
- * when fd is another object's or not a TLS connection's socket; -1: none. */
-static PL_COLD int bio_bind(SSL *s, int fd)
+/* Binds object s to socket fd, the TLS socket this thread read last
+ * (`inside` s's SSL read), and returns the socket s is bound to: fd, or
+ * the one it was bound to before when fd is another object's or not a TLS
+ * connection's socket, or was read before the call while s's socket is
+ * still a TLS connection's; -1: none. */
+static PL_COLD int bio_bind(SSL *s, int fd, int inside)
 {
 	uintptr_t a = (uintptr_t)s;
 	int was = bio_lookup(s);
 	if (was == fd)
 		return fd;
-	if ((unsigned)fd >= PL_FD_CAP || (intptr_t)pl_fd_get(fd) >= 0 || (a >> 48) != 0 ||
+	if ((was >= 0 && !inside && (intptr_t)pl_fd_get(was) < 0) ||
+	    (unsigned)fd >= PL_FD_CAP || (intptr_t)pl_fd_get(fd) >= 0 || (a >> 48) != 0 ||
 	    bio_taken(a, fd))
 		return was;
 	__atomic_store_n(&bio_used, 1, __ATOMIC_RELAXED);
@@ -220,17 +233,29 @@ void pl_tls_bio_forget(int fd)
  * returned bytes): the one its BIO reads, or for a BIO of the program's
  * own the one it is bound to, bound first to the TLS socket the thread
  * read since the last such call, if any (that read was this object's:
- * made for it before the call, or inside it). -1: none. */
-static int read_fd(void *const *f, SSL *s, int moved)
+ * made for it before the call, `before` (pl_tls_read_fd then, taken by
+ * the hook), or inside it). -1: none. */
+static int read_fd(void *const *f, SSL *s, int moved, int before)
 {
-	int noted = pl_tls_read_fd;
+	int inside = pl_tls_read_fd;
+	int noted = inside ? inside : before;
 	if (!moved && !noted)
 		return -1;
 	pl_tls_read_fd = 0;
+	/* no BIO (a failed read): SSL_get_rfd() would push "passed a null
+	 * parameter" onto the host's OpenSSL error queue */
+	if (TLF(f, get_rbio) && !TLF(f, get_rbio)(s)) {
+		pl_tls_read_fd = noted; /* not this object's */
+		return -1;
+	}
 	int fd = TLF(f, get_rfd)(s);
 	if (fd >= 0)
 		return fd;
-	return noted ? bio_bind(s, noted - 1) : bio_lookup(s);
+	if (noted && TLF(f, is_server) && !TLF(f, is_server)(s)) {
+		pl_tls_read_fd = noted; /* a client's: the note is a server object's */
+		return -1;
+	}
+	return noted ? bio_bind(s, noted - 1, inside != 0) : bio_lookup(s);
 }
 
 /* The socket an SSL write on s carried. */
@@ -258,9 +283,11 @@ EXPORT int SSL_read(SSL *s, void *buf, int num)
 	if (!followed())
 		return TLF(f, read)(s, buf, num);
 	TL_ENTER(f);
+	int before = pl_tls_read_fd;
+	pl_tls_read_fd = 0;
 	int r = TLF(f, read)(s, buf, num);
 	TL_LEAVE();
-	int fd = read_fd(f, s, r > 0);
+	int fd = read_fd(f, s, r > 0, before);
 	if (r > 0)
 		pl_conn_on_tls_read(fd, buf, r);
 	return r;
@@ -299,10 +326,13 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 		if (!followed()) \
 			return TLF(f, name)(s, buf, num, moved); \
 		TL_ENTER(f); \
+		int before_ = pl_tls_read_fd; \
+		if (reading) \
+			pl_tls_read_fd = 0; \
 		int r = TLF(f, name)(s, buf, num, moved); \
 		TL_LEAVE(); \
 		if (reading) { \
-			int fd_ = read_fd(f, s, r == 1 && moved); \
+			int fd_ = read_fd(f, s, r == 1 && moved, before_); \
 			if (r == 1 && moved) \
 				feed(fd_, buf, (ssize_t)*moved); \
 		} else if (r == 1 && moved) { \
@@ -346,8 +376,10 @@ EXPORT int SSL_do_handshake(SSL *s)
 	if (!followed())
 		return TLF(f, do_handshake)(s);
 	TL_ENTER(f);
+	int before = pl_tls_read_fd;
+	pl_tls_read_fd = 0;
 	int r = TLF(f, do_handshake)(s);
 	TL_LEAVE();
-	read_fd(f, s, 0);
+	read_fd(f, s, 0, before);
 	return r;
 }

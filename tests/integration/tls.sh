@@ -255,8 +255,17 @@ ap_log "TLS: PROXY protocol v1/v2 before TLS and plain HTTP, HTTP/2 by ALPN: ok"
 # child ending in _exit() before /after (it must not take the parent's
 # event buffer: /after would be lost); last, /sni, whose handshake the
 # first SSL_read completes, running the servername callback's SQL (libpq),
-# which must be recorded. First, a failed SSL_sendfile must leave only
-# libssl's errors in OpenSSL's error queue.
+# which must be recorded; then an SSL object over memory BIOs whose
+# request is read in two SSL_reads, the second from what libssl holds,
+# after another connection's handshake (SSL_do_handshake) read its socket
+# in between: each object must stay bound to its own socket (found: it was
+# moved to the other one, and neither request was recorded), nor may an
+# HTTPS call of the server's own over memory BIOs, read after the second
+# one's handshake, take that connection (found: it did), nor an SSL_read
+# on an SSL with no BIO put a BIO error in the host's OpenSSL error queue
+# (found: SSL_get_rfd was asked after a failed read). First, a
+# failed SSL_sendfile must leave only libssl's errors in OpenSSL's error
+# queue.
 if [ -e /usr/include/openssl/ssl.h ] && [ -e /usr/include/postgresql/libpq-fe.h ]; then
 	TE=$AP_TMP/tlsedge
 	cc -O2 -Wall -pthread -I/usr/include/postgresql -o "$TE" "$AP_SRCDIR/tests/servers/tlsedge.c" \
@@ -283,6 +292,8 @@ GET /reneg 2
 GET /ex 1
 GET /after 1
 GET /sni 1
+GET /membio 1
+GET /membio2 1
 EOF
 	edge=$(ap_api /api/v1/requests --data-urlencode limit=1000 |
 		jq -c '[.requests[] | select(.service == "tls-edge")]')
@@ -372,3 +383,24 @@ ap_assert_jq "asyncio over TLS: the 6 slow requests 400 ms or more, in flight to
 	 length == 6 and all(.[]; .duration_ms >= 400 and (.aborted | not)) and
 	 (map(start) | max) < (map(start + .duration_ms) | min)' "$(ap_requests /slow/{id})"
 ap_log "TLS: asyncio over memory BIOs: ok"
+
+# ---- 6. a client's handshake step between a ClientHello and its own ----
+# tests/servers/tls_membio.py serves one connection over memory BIOs by
+# hand: it reads the ClientHello, then takes a step of a TLS client's
+# handshake (SSL_do_handshake on an object whose BIOs go nowhere, as an
+# asyncio program's outgoing HTTPS call may on the loop), then its own
+# handshake and two keep-alive requests. The client's object must not take
+# the accepted socket (SSL_is_server): both requests recorded.
+AP_SERVICE=tls-membio
+MB_PORT=$(ap_free_port)
+ap_bg_preloaded tlsmembio "$AP_PY" "$AP_SRCDIR/tests/servers/tls_membio.py" "$MB_PORT" \
+	"$AP_TMP/tls.crt" "$AP_TMP/tls.key"
+ap_wait_log tlsmembio '^listening'
+curl -sk --max-time 20 -w '%{http_code} ' -o /dev/null "https://127.0.0.1:$MB_PORT/mb/1" \
+	-o /dev/null "https://127.0.0.1:$MB_PORT/mb/2" >"$AP_TMP/mb.out" || ap_fail "curl to tls_membio.py failed"
+wait "$AP_BG_PID" || ap_fail "tls_membio.py failed: $(cat "$AP_TMP/tlsmembio.log")"
+ap_assert_eq "tls_membio.py statuses" "$(cat "$AP_TMP/mb.out")" "200 200 "
+ap_expect_counts <<COUNTS
+GET /mb/{id} 2
+COUNTS
+ap_log "TLS: a client's handshake step beside a server's memory BIO: ok"

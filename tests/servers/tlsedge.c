@@ -9,8 +9,11 @@
  * thread, a TLS 1.3 key update and a TLS 1.2 renegotiation between
  * requests, a plain connection on the same descriptor number after TLS
  * ones, SSL_read_ex/SSL_write_ex, a vfork() child ending in _exit(), the
- * error queue a failed SSL_sendfile leaves, and SQL run by a servername
- * callback inside the SSL_read that completes the handshake.
+ * error queue a failed SSL_sendfile leaves, SQL run by a servername
+ * callback inside the SSL_read that completes the handshake, and SSL
+ * objects over memory BIOs while another's handshake reads its socket or
+ * an HTTPS call of the server's own (memory BIOs too) reads its answer,
+ * and the error queue an SSL_read without a BIO leaves.
  *
  * usage: tlsedge CERT KEY
  * Forks its client, serves its connections one after another, and exits 0
@@ -224,6 +227,143 @@ static void *reply_thread(void *arg)
 	return NULL;
 }
 
+/* ---- an SSL object over memory BIOs (asyncio's, H2O's way) ---- */
+
+struct mem_tls {
+	SSL *s;
+	BIO *in, *out;
+	int fd;
+};
+
+static void mem_on(struct mem_tls *m, SSL_CTX *ctx, int fd)
+{
+	m->s = SSL_new(ctx);
+	m->in = BIO_new(BIO_s_mem());
+	m->out = BIO_new(BIO_s_mem());
+	m->fd = fd;
+	if (!m->s || !m->in || !m->out)
+		die("membio: SSL_new");
+	SSL_set_bio(m->s, m->in, m->out);
+	SSL_set_accept_state(m->s);
+}
+
+/* What libssl wrote, to the socket. */
+static void mem_flush(struct mem_tls *m)
+{
+	char b[16384];
+	int n;
+	while ((n = BIO_read(m->out, b, sizeof b)) > 0)
+		if (write(m->fd, b, (size_t)n) != n)
+			die("membio: write");
+}
+
+/* One read of the socket into the incoming BIO; 0 at its end. */
+static int mem_fill(struct mem_tls *m)
+{
+	char b[16384];
+	ssize_t r = recv(m->fd, b, sizeof b, 0);
+	if (r <= 0)
+		return 0;
+	BIO_write(m->in, b, (int)r);
+	return 1;
+}
+
+static void mem_handshake(struct mem_tls *m)
+{
+	for (;;) {
+		int r = SSL_do_handshake(m->s);
+		mem_flush(m);
+		if (r == 1)
+			return;
+		if (SSL_get_error(m->s, r) != SSL_ERROR_WANT_READ || !mem_fill(m))
+			die("membio: handshake");
+	}
+}
+
+/* SSL_read of at most n bytes, the socket read only when libssl wants
+ * more; 0 at close_notify or the socket's end. */
+static int mem_read(struct mem_tls *m, char *buf, int n)
+{
+	for (;;) {
+		int r = SSL_read(m->s, buf, n);
+		mem_flush(m);
+		if (r > 0)
+			return r;
+		if (SSL_get_error(m->s, r) != SSL_ERROR_WANT_READ || !mem_fill(m))
+			return 0;
+	}
+}
+
+/* The rest of a request head whose first n bytes are in buf. */
+static void mem_head(struct mem_tls *m, char *buf, int n, int cap, const char *what)
+{
+	buf[n] = '\0';
+	while (!strstr(buf, "\r\n\r\n")) {
+		int r = mem_read(m, buf + n, cap - 1 - n);
+		if (r <= 0)
+			die(what);
+		n += r;
+		buf[n] = '\0';
+	}
+}
+
+/* A 10-byte response, then the client's close_notify awaited. */
+static void mem_respond_close(struct mem_tls *m, char *buf, int cap)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\naaaaaaaaaa";
+	if (SSL_write(m->s, ok, sizeof ok - 1) != (int)sizeof ok - 1)
+		die("membio: SSL_write");
+	mem_flush(m);
+	while (mem_read(m, buf, cap) > 0)
+		;
+	SSL_free(m->s);
+	close(m->fd);
+}
+
+/* Bytes waiting in from's outgoing BIO, into to's incoming one. */
+static void mem_shuttle(struct mem_tls *from, struct mem_tls *to)
+{
+	char b[16384];
+	int n;
+	while ((n = BIO_read(from->out, b, sizeof b)) > 0)
+		BIO_write(to->in, b, n);
+}
+
+/* An HTTPS call of the server's own over memory BIOs, to a peer in this
+ * process (no socket at all): a TLS client's SSL_read, with no socket
+ * read before it, whose object must not be taken for an accepted
+ * connection's. */
+static void mem_outbound(SSL_CTX *ctx)
+{
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	if (!cctx)
+		die("outbound: context");
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+	struct mem_tls cl, up;
+	mem_on(&cl, cctx, -1);
+	SSL_set_connect_state(cl.s);
+	mem_on(&up, ctx, -1);
+	int done = 0;
+	for (int i = 0; i < 20 && done != 3; i++) {
+		if (SSL_do_handshake(cl.s) == 1)
+			done |= 1;
+		mem_shuttle(&cl, &up);
+		if (SSL_do_handshake(up.s) == 1)
+			done |= 2;
+		mem_shuttle(&up, &cl);
+	}
+	static const char answer[] = "upstream";
+	char got[64];
+	if (done != 3 || SSL_write(up.s, answer, sizeof answer - 1) != (int)sizeof answer - 1)
+		die("outbound: handshake");
+	mem_shuttle(&up, &cl);
+	if (SSL_read(cl.s, got, sizeof got) != (int)sizeof answer - 1)
+		die("outbound: SSL_read");
+	SSL_free(cl.s);
+	SSL_free(up.s);
+	SSL_CTX_free(cctx);
+}
+
 static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12, SSL_CTX *ctxsni)
 {
 	char buf[4096];
@@ -395,6 +535,46 @@ static void serve(int ls, SSL_CTX *ctx, SSL_CTX *ctx12, SSL_CTX *ctxsni)
 		die("sni: no request");
 	respond(s, 10, NULL, NULL);
 	finish(s, fd, buf, sizeof buf);
+
+	/* 14. memory BIOs: /membio read in two SSL_reads, the second served
+	 * from what libssl holds (no socket read), while another
+	 * connection's handshake, begun in between, was the thread's last
+	 * TLS read (SSL_do_handshake, not an SSL read, leaves that note);
+	 * then that connection's /membio2. Each object stays its own
+	 * socket's. Before /membio2's SSL_read, with its handshake's read
+	 * the thread's last, an HTTPS call of the server's own over memory
+	 * BIOs reads its answer. */
+	struct mem_tls ma, mc;
+	mem_on(&ma, ctx, accept_one(ls));
+	mem_handshake(&ma);
+	mem_on(&mc, ctx, accept_one(ls));
+	n = mem_read(&ma, buf, 8);
+	if (n <= 0)
+		die("membio: no request");
+	if (!mem_fill(&mc)) /* mc's ClientHello */
+		die("membio2: no ClientHello");
+	if (SSL_do_handshake(mc.s) == 1)
+		die("membio2: a handshake in one flight");
+	mem_flush(&mc);
+	mem_head(&ma, buf, n, sizeof buf, "membio: no request head");
+	mem_respond_close(&ma, buf, sizeof buf);
+	mem_handshake(&mc);
+	/* an SSL_read on an SSL with no BIO: libssl's errors only in the
+	 * queue, and no binding for it */
+	SSL *none = SSL_new(ctx);
+	ERR_clear_error();
+	if (!none || SSL_read(none, buf, 10) > 0)
+		die("membio: SSL_read without a BIO");
+	unsigned long err;
+	while ((err = ERR_get_error()) != 0)
+		if (ERR_GET_LIB(err) != ERR_LIB_SSL) {
+			fprintf(stderr, "tlsedge: SSL_read left %s\n", ERR_error_string(err, NULL));
+			die("an error queue libssl did not fill");
+		}
+	SSL_free(none);
+	mem_outbound(ctx);
+	mem_head(&mc, buf, 0, sizeof buf, "membio2: no request");
+	mem_respond_close(&mc, buf, sizeof buf);
 }
 
 /* ---- the client (a child process) ---- */
@@ -505,6 +685,23 @@ static void client(int port)
 	visit(ctx, port, "/ex", 1, 3, 0);
 	visit(ctx, port, "/after", 1, 10, 0);
 	visit(ctx, port, "/sni", 1, 10, 0);
+
+	/* 14: /membio, with a second connection's handshake begun */
+	fd = dial(port, 0);
+	s = tls_on(ctx, fd, 0);
+	int fd2 = dial(port, 0);
+	SSL *s2 = SSL_new(ctx);
+	fcntl(fd2, F_SETFL, fcntl(fd2, F_GETFL) | O_NONBLOCK);
+	SSL_set_fd(s2, fd2);
+	if (SSL_connect(s2) == 1) /* sends the ClientHello, wants the answer */
+		die("client: a handshake in one flight");
+	usleep(50000); /* the ClientHello there before the request */
+	exchange(s, "/membio", 10, 0, 0);
+	tls_close(s, fd);
+	fcntl(fd2, F_SETFL, fcntl(fd2, F_GETFL) & ~O_NONBLOCK);
+	handshake(s2, 0);
+	exchange(s2, "/membio2", 10, 0, 0);
+	tls_close(s2, fd2);
 }
 
 int main(int argc, char **argv)
