@@ -235,6 +235,15 @@ void pl_tls_bio_forget(int fd)
  * read since the last such call, if any (that read was this object's:
  * made for it before the call, `before` (pl_tls_read_fd then, taken by
  * the hook), or inside it). -1: none. */
+/* The note of the TLS socket this thread read last, taken (cleared) as an
+ * SSL read or handshake step begins: what read_fd() then gets as `before`. */
+static inline int take_note(void)
+{
+	int noted = pl_tls_read_fd;
+	pl_tls_read_fd = 0;
+	return noted;
+}
+
 static int read_fd(void *const *f, SSL *s, int moved, int before)
 {
 	int inside = pl_tls_read_fd;
@@ -283,8 +292,7 @@ EXPORT int SSL_read(SSL *s, void *buf, int num)
 	if (!followed())
 		return TLF(f, read)(s, buf, num);
 	TL_ENTER(f);
-	int before = pl_tls_read_fd;
-	pl_tls_read_fd = 0;
+	int before = take_note();
 	int r = TLF(f, read)(s, buf, num);
 	TL_LEAVE();
 	int fd = read_fd(f, s, r > 0, before);
@@ -326,9 +334,7 @@ EXPORT int SSL_write(SSL *s, const void *buf, int num)
 		if (!followed()) \
 			return TLF(f, name)(s, buf, num, moved); \
 		TL_ENTER(f); \
-		int before_ = pl_tls_read_fd; \
-		if (reading) \
-			pl_tls_read_fd = 0; \
+		int before_ = reading ? take_note() : 0; \
 		int r = TLF(f, name)(s, buf, num, moved); \
 		TL_LEAVE(); \
 		if (reading) { \
@@ -376,8 +382,7 @@ EXPORT int SSL_do_handshake(SSL *s)
 	if (!followed())
 		return TLF(f, do_handshake)(s);
 	TL_ENTER(f);
-	int before = pl_tls_read_fd;
-	pl_tls_read_fd = 0;
+	int before = take_note();
 	int r = TLF(f, do_handshake)(s);
 	TL_LEAVE();
 	read_fd(f, s, 0, before);
